@@ -1,0 +1,80 @@
+/*
+ * audit.h - the tamper-evident audit log: an append-only RFC 6962 Merkle
+ * tree whose leaves are canonical JSON records, kept in the store.
+ *
+ * Hashing is exactly RFC 6962 §2.1: leaf hash = SHA-256(0x00 || data),
+ * node hash = SHA-256(0x01 || left || right), MTH({}) = SHA-256("").  The
+ * log keeps only the compact range (one subtree root per set bit of the
+ * size) in memory, so an append costs O(log n) hashes and no reads.
+ *
+ * Every leaf is stored with the tree head after it, so verification can say
+ * which leaf is the first one whose data, hash or head no longer agrees.
+ *
+ * Threading: a tg_audit is used from one thread.  It borrows the store,
+ * which must outlive it.
+ */
+#ifndef TG_AUDIT_H
+#define TG_AUDIT_H
+
+#include "core/core.h"
+
+struct tg_store;
+struct tg_audit;
+
+#define TG_HASH_LEN TG_SHA256_LEN
+
+/* RFC 6962 primitives. */
+void tg_audit_leaf_hash(const void *data, size_t len, uint8_t out[TG_HASH_LEN]);
+void tg_audit_node_hash(const uint8_t left[TG_HASH_LEN], const uint8_t right[TG_HASH_LEN],
+                        uint8_t out[TG_HASH_LEN]);
+/* MTH of n leaves given their leaf hashes (n may be 0). */
+void tg_audit_tree_root(const uint8_t (*leaf_hashes)[TG_HASH_LEN], size_t n,
+                        uint8_t out[TG_HASH_LEN]);
+
+/*
+ * Inclusion proof PATH(m, D[n]) of RFC 6962 §2.1.1 from the n leaf hashes.
+ * Writes at most max hashes to path and their count to *len.
+ * TG_E_INVAL when m >= n or max is too small.
+ */
+int tg_audit_inclusion_proof(const uint8_t (*leaf_hashes)[TG_HASH_LEN], size_t n, size_t m,
+                             uint8_t (*path)[TG_HASH_LEN], size_t max, size_t *len);
+/* Check an inclusion proof against a root (RFC 9162 §2.1.3.2). */
+bool tg_audit_inclusion_verify(const uint8_t leaf_hash[TG_HASH_LEN], size_t m, size_t n,
+                               const uint8_t (*path)[TG_HASH_LEN], size_t len,
+                               const uint8_t root[TG_HASH_LEN]);
+
+/*
+ * Open the log kept in st: reads every stored leaf hash once to rebuild the
+ * compact range (and checks that the last stored head matches).  Returns
+ * TG_E_CONFLICT if the stored leaves do not reproduce the stored head.
+ */
+int tg_audit_open(struct tg_store *st, struct tg_audit **out);
+void tg_audit_close(struct tg_audit *a);
+
+/*
+ * Append a leaf: hashes data, updates the tree head and queues the leaf and
+ * head for the store.  The data is copied.  *index receives the leaf's index
+ * (may be NULL).  Fails with TG_E_NOMEM or the store's sticky write error;
+ * on failure the log is unchanged.
+ */
+int tg_audit_append(struct tg_audit *a, const void *data, size_t len, uint64_t *index);
+/* Append the canonical JSON form (tg_json_canonical) of record. */
+int tg_audit_append_json(struct tg_audit *a, const json_t *record, uint64_t *index);
+
+uint64_t tg_audit_size(const struct tg_audit *a);
+void tg_audit_root(const struct tg_audit *a, uint8_t out[TG_HASH_LEN]);
+
+/*
+ * Recompute the whole tree from the store and compare every leaf's hash and
+ * every stored head.  TG_OK when all agree; TG_E_CONFLICT when not, with
+ * rep->first_bad the first leaf that fails and rep->reason saying how.
+ */
+struct tg_audit_report {
+    uint64_t size;
+    int64_t first_bad; /* -1 when the log is intact */
+    char reason[160];
+    uint8_t root[TG_HASH_LEN];
+};
+int tg_audit_verify(struct tg_store *st, struct tg_audit_report *rep);
+
+#endif

@@ -1,0 +1,125 @@
+/*
+ * store.h - durable state behind one interface: conversations and their
+ * messages, turn records, review tasks and audit leaves.
+ *
+ * Callers never see which database is underneath.  A backend is a
+ * `const struct tg_store_ops` table (store_int.h); SQLite (sqlite.c) is the
+ * embedded default and PostgreSQL joins later behind the same calls, so both
+ * must pass tests/unit/test_store.c, the conformance suite.
+ *
+ * Threading: a store is used from one thread (the event loop, or the CLI).
+ * Writes are copied into a queue and committed in groups by the backend's
+ * writer thread, so the caller never waits on disk.  Reads are synchronous
+ * and see committed data; call tg_store_flush() first to read your own
+ * writes.  A write error is sticky: it is reported by the next
+ * tg_store_flush() and by every later write call.
+ *
+ * Ownership: strings and JSON passed in are copied (JSON by serialising);
+ * JSON returned through an out-parameter is a new reference the caller
+ * json_decref()s; struct fields returned are owned by the caller's struct.
+ */
+#ifndef TG_STORE_H
+#define TG_STORE_H
+
+#include "core/core.h"
+
+struct tg_store;
+
+#define TG_STORE_KEY_MAX 128
+
+struct tg_conversation {
+    char id[TG_ID_MAX];
+    char customer_id[TG_STORE_KEY_MAX];
+    int64_t created_ms;
+    int64_t updated_ms;
+    int64_t turns;          /* turns taken in this conversation */
+    int64_t degraded_streak; /* consecutive degraded turns, reset by a clean one */
+};
+
+struct tg_message {
+    char conversation_id[TG_ID_MAX];
+    char turn_id[TG_ID_MAX];
+    const char *role;    /* "user", "assistant", "system", "tool" */
+    const char *content; /* UTF-8 text */
+    int64_t ts_ms;
+};
+
+struct tg_review_row {
+    char id[TG_ID_MAX];
+    char turn_id[TG_ID_MAX];
+    char state[24];   /* pending, claimed, decided, expired, handed_off */
+    char queue[64];
+    int64_t priority; /* larger first */
+    int64_t deadline_ms;
+    int64_t updated_ms;
+};
+
+struct tg_audit_row {
+    uint64_t index;
+    char *data;       /* the leaf's bytes (canonical JSON), tg_malloc'd, owned by the row */
+    size_t len;
+    uint8_t leaf_hash[TG_SHA256_LEN];
+    uint8_t root[TG_SHA256_LEN]; /* tree head after this leaf: MTH(D[0:index+1]) */
+    int64_t ts_ms;
+};
+
+/*
+ * Open the store named by uri: "sqlite:PATH", or a bare PATH meaning SQLite.
+ * Creates the file and schema when missing.  On failure returns an error and
+ * writes a message naming the problem to err (errlen bytes).
+ */
+int tg_store_open(const char *uri, struct tg_store **out, char *err, size_t errlen);
+/* Commit everything queued, stop the writer and free the store.  NULL is a no-op. */
+void tg_store_close(struct tg_store *st);
+/* "sqlite" or "postgres". */
+const char *tg_store_kind(const struct tg_store *st);
+/* Block until every write queued before the call is committed.  Returns the
+ * first write error since the store opened, or TG_OK. */
+int tg_store_flush(struct tg_store *st);
+
+/* ------------------------------------------------------------ writes */
+
+/* Insert or replace a conversation by id. */
+int tg_store_conversation_put(struct tg_store *st, const struct tg_conversation *c);
+/* Append a message; messages keep their insertion order. */
+int tg_store_message_add(struct tg_store *st, const struct tg_message *m);
+/* Insert or replace a turn record (any JSON object) with its key columns. */
+int tg_store_turn_put(struct tg_store *st, const char *turn_id, const char *conversation_id,
+                      const char *decision, int64_t created_ms, const json_t *record);
+/* Insert or replace a review task: key columns plus the whole task as JSON. */
+int tg_store_review_put(struct tg_store *st, const struct tg_review_row *r, const json_t *task);
+/* Append one audit leaf.  Indexes must arrive in order 0, 1, 2, ...; a
+ * duplicate or gap is a write error (TG_E_CONFLICT). */
+int tg_store_audit_put(struct tg_store *st, const struct tg_audit_row *row);
+
+/* ------------------------------------------------------------ reads */
+
+/* The most recently updated conversation of a customer; TG_E_NOTFOUND if none. */
+int tg_store_conversation_latest(struct tg_store *st, const char *customer_id,
+                                 struct tg_conversation *out);
+int tg_store_conversation_get(struct tg_store *st, const char *id, struct tg_conversation *out);
+/* The last `limit` messages of a conversation, oldest first, as a JSON array
+ * of {"role", "content", "turn_id", "ts_ms"}.  Unknown id gives []. */
+int tg_store_messages(struct tg_store *st, const char *conversation_id, size_t limit,
+                      json_t **out);
+/* A turn record as stored; TG_E_NOTFOUND if none. */
+int tg_store_turn_get(struct tg_store *st, const char *turn_id, json_t **record);
+/* A review task's row and JSON; either out-parameter may be NULL. */
+int tg_store_review_get(struct tg_store *st, const char *id, struct tg_review_row *row,
+                        json_t **task);
+/* Review tasks in a state (NULL: all), highest priority then earliest
+ * deadline first, at most limit, as a JSON array of task objects. */
+int tg_store_review_list(struct tg_store *st, const char *state, size_t limit, json_t **out);
+/* Number of audit leaves committed. */
+int tg_store_audit_size(struct tg_store *st, uint64_t *n);
+/* One leaf; free row->data with tg_free().  TG_E_NOTFOUND past the end. */
+int tg_store_audit_get(struct tg_store *st, uint64_t index, struct tg_audit_row *row);
+/*
+ * Call cb for every leaf from index `from` in order.  The row (and its data)
+ * is valid only during the call.  A non-zero return from cb stops the scan
+ * and is returned.
+ */
+int tg_store_audit_scan(struct tg_store *st, uint64_t from,
+                        int (*cb)(void *ctx, const struct tg_audit_row *row), void *ctx);
+
+#endif
