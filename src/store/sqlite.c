@@ -1,0 +1,1215 @@
+/*
+ * sqlite.c - the embedded store: one SQLite file in WAL mode, written by a
+ * thread of its own and read on the caller's thread.
+ *
+ * A public write copies its arguments into one allocation (a job) and
+ * appends it to a queue under a mutex; it never touches the database.  The
+ * writer thread, which owns the write connection, takes every job queued so
+ * far and commits them all in one BEGIN IMMEDIATE ... COMMIT (group commit),
+ * so a burst of writes costs one commit.  The first failed write is kept as
+ * the store's sticky error.  Reads run on a second connection that belongs
+ * to the caller's thread; WAL lets them proceed while the writer commits.
+ *
+ * The queue holds at most QUEUE_MAX_BYTES of jobs.  Past that a write waits
+ * for the writer to catch up: memory stays bounded when the disk cannot keep
+ * up, at the price of the caller waiting in that (overload) case only.
+ *
+ * The writer thread never allocates, so tg_mem_fail_after() counts only the
+ * caller's allocations and failure-injection tests stay deterministic.
+ */
+#include "store/store_int.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#define BUSY_TIMEOUT_MS 5000
+#define QUEUE_MAX_BYTES ((size_t)64 << 20)
+#define JOB_MAX_BYTES ((size_t)32 << 20) /* one write larger than this is refused */
+
+/* ------------------------------------------------------------ schema */
+
+/*
+ * migrations[v] takes a database from schema version v (PRAGMA user_version)
+ * to v + 1.  Append new steps; never edit a released one.
+ */
+static const char *const migrations[] = {
+    "CREATE TABLE IF NOT EXISTS conversations ("
+    " id TEXT PRIMARY KEY NOT NULL, customer_id TEXT NOT NULL,"
+    " created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,"
+    " turns INTEGER NOT NULL, degraded_streak INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS conversations_customer"
+    " ON conversations (customer_id, updated_ms);"
+    "CREATE TABLE IF NOT EXISTS messages ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT, conversation_id TEXT NOT NULL,"
+    " turn_id TEXT NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL,"
+    " ts_ms INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS messages_conversation ON messages (conversation_id, seq);"
+    "CREATE TABLE IF NOT EXISTS turns ("
+    " id TEXT PRIMARY KEY NOT NULL, conversation_id TEXT NOT NULL,"
+    " decision TEXT NOT NULL, created_ms INTEGER NOT NULL, record TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS reviews ("
+    " id TEXT PRIMARY KEY NOT NULL, turn_id TEXT NOT NULL, state TEXT NOT NULL,"
+    " queue TEXT NOT NULL, priority INTEGER NOT NULL, deadline_ms INTEGER NOT NULL,"
+    " updated_ms INTEGER NOT NULL, task TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS reviews_queue ON reviews (state, priority DESC, deadline_ms);"
+    "CREATE TABLE IF NOT EXISTS audit ("
+    " idx INTEGER PRIMARY KEY, data BLOB NOT NULL, leaf_hash BLOB NOT NULL,"
+    " root BLOB NOT NULL, ts_ms INTEGER NOT NULL);",
+};
+#define SCHEMA_VERSION ((int)TG_ARRAY_LEN(migrations))
+
+/* ------------------------------------------------------------ statements */
+
+enum wstmt {
+    W_BEGIN,
+    W_COMMIT,
+    W_ROLLBACK,
+    W_CONVERSATION,
+    W_MESSAGE,
+    W_TURN,
+    W_REVIEW,
+    W_AUDIT,
+    W_AUDIT_NEXT,
+    W__COUNT
+};
+
+static const char *const write_sql[W__COUNT] = {
+    [W_BEGIN] = "BEGIN IMMEDIATE",
+    [W_COMMIT] = "COMMIT",
+    [W_ROLLBACK] = "ROLLBACK",
+    [W_CONVERSATION] =
+        "INSERT INTO conversations (id, customer_id, created_ms, updated_ms, turns,"
+        " degraded_streak) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO UPDATE SET"
+        " customer_id = excluded.customer_id, created_ms = excluded.created_ms,"
+        " updated_ms = excluded.updated_ms, turns = excluded.turns,"
+        " degraded_streak = excluded.degraded_streak",
+    [W_MESSAGE] = "INSERT INTO messages (conversation_id, turn_id, role, content, ts_ms)"
+                  " VALUES (?1, ?2, ?3, ?4, ?5)",
+    [W_TURN] = "INSERT INTO turns (id, conversation_id, decision, created_ms, record)"
+               " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO UPDATE SET"
+               " conversation_id = excluded.conversation_id, decision = excluded.decision,"
+               " created_ms = excluded.created_ms, record = excluded.record",
+    [W_REVIEW] = "INSERT INTO reviews (id, turn_id, state, queue, priority, deadline_ms,"
+                 " updated_ms, task) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                 " ON CONFLICT (id) DO UPDATE SET turn_id = excluded.turn_id,"
+                 " state = excluded.state, queue = excluded.queue,"
+                 " priority = excluded.priority, deadline_ms = excluded.deadline_ms,"
+                 " updated_ms = excluded.updated_ms, task = excluded.task",
+    [W_AUDIT] = "INSERT INTO audit (idx, data, leaf_hash, root, ts_ms)"
+                " VALUES (?1, ?2, ?3, ?4, ?5)",
+    [W_AUDIT_NEXT] = "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit",
+};
+
+enum rstmt {
+    R_CONV_GET,
+    R_CONV_LATEST,
+    R_MESSAGES,
+    R_TURN_GET,
+    R_REVIEW_GET,
+    R_REVIEW_LIST,
+    R_REVIEW_LIST_STATE,
+    R_AUDIT_SIZE,
+    R_AUDIT_GET,
+    R_AUDIT_SCAN,
+    R__COUNT
+};
+
+#define CONV_COLS "id, customer_id, created_ms, updated_ms, turns, degraded_streak"
+#define AUDIT_COLS "idx, data, leaf_hash, root, ts_ms"
+
+static const char *const read_sql[R__COUNT] = {
+    [R_CONV_GET] = "SELECT " CONV_COLS " FROM conversations WHERE id = ?1",
+    [R_CONV_LATEST] = "SELECT " CONV_COLS " FROM conversations WHERE customer_id = ?1"
+                      " ORDER BY updated_ms DESC, id DESC LIMIT 1",
+    [R_MESSAGES] = "SELECT role, content, turn_id, ts_ms FROM"
+                   " (SELECT seq, role, content, turn_id, ts_ms FROM messages"
+                   "  WHERE conversation_id = ?1 ORDER BY seq DESC LIMIT ?2)"
+                   " ORDER BY seq",
+    [R_TURN_GET] = "SELECT record FROM turns WHERE id = ?1",
+    [R_REVIEW_GET] = "SELECT id, turn_id, state, queue, priority, deadline_ms, updated_ms,"
+                     " task FROM reviews WHERE id = ?1",
+    [R_REVIEW_LIST] = "SELECT task FROM reviews ORDER BY priority DESC, deadline_ms, id LIMIT ?1",
+    [R_REVIEW_LIST_STATE] = "SELECT task FROM reviews WHERE state = ?1"
+                            " ORDER BY priority DESC, deadline_ms, id LIMIT ?2",
+    [R_AUDIT_SIZE] = "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit",
+    [R_AUDIT_GET] = "SELECT " AUDIT_COLS " FROM audit WHERE idx = ?1",
+    [R_AUDIT_SCAN] = "SELECT " AUDIT_COLS " FROM audit WHERE idx >= ?1 ORDER BY idx",
+};
+
+/* ------------------------------------------------------------ jobs */
+
+enum job_kind { JOB_CONVERSATION, JOB_MESSAGE, JOB_TURN, JOB_REVIEW, JOB_AUDIT };
+
+struct job_turn {
+    const char *id;
+    const char *conversation_id;
+    const char *decision;
+    const char *record;
+    size_t record_len;
+    int64_t created_ms;
+};
+
+struct job_review {
+    struct tg_review_row row;
+    const char *task;
+    size_t task_len;
+};
+
+/* One queued write.  Every pointer inside u points into extra[]. */
+struct job {
+    struct job *next;
+    enum job_kind kind;
+    size_t size; /* counted against QUEUE_MAX_BYTES */
+    union {
+        struct tg_conversation conv;
+        struct tg_message msg;
+        struct job_turn turn;
+        struct job_review review;
+        struct tg_audit_row audit;
+    } u;
+    char extra[];
+};
+
+/* ------------------------------------------------------------ the handle */
+
+struct sq_store {
+    struct tg_store base; /* first: store.c sees only this */
+    char *path;
+    sqlite3 *wdb; /* used only by the writer thread once it runs */
+    sqlite3 *rdb; /* used only by the caller's thread */
+    sqlite3_stmt *w[W__COUNT];
+    sqlite3_stmt *r[R__COUNT];
+    int64_t audit_next; /* writer's view of the next audit index */
+
+    bool sync_ready;
+    pthread_t writer;
+    pthread_mutex_t mu;     /* guards everything below */
+    pthread_cond_t work_cv; /* jobs queued or stop requested */
+    pthread_cond_t done_cv; /* a batch finished */
+    struct job *head, *tail;
+    size_t queued_bytes;
+    uint64_t enqueued;  /* jobs ever queued */
+    uint64_t committed; /* jobs ever finished by the writer */
+    int err;            /* first write error, sticky */
+    bool stop;
+};
+
+static struct sq_store *sq(struct tg_store *st)
+{
+    return (struct sq_store *)st;
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    if (!err || !errlen)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static int map_sqlite(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_ROW:
+    case SQLITE_DONE:
+        return TG_OK;
+    case SQLITE_NOMEM:
+        return TG_E_NOMEM;
+    case SQLITE_CONSTRAINT:
+        return TG_E_CONFLICT;
+    case SQLITE_TOOBIG:
+        return TG_E_TOOBIG;
+    default:
+        return TG_E_DB;
+    }
+}
+
+/* Log a failed database call with SQLite's message and return its tg_err. */
+static int db_fail(struct sq_store *s, sqlite3 *db, int rc, const char *what)
+{
+    tg_error("store %s: %s: %s", s->path, what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    return map_sqlite(rc) == TG_OK ? TG_E_DB : map_sqlite(rc);
+}
+
+/*
+ * Sequential parameter binding that remembers the first failure, so a
+ * statement's binds read as a list and are checked once.
+ */
+struct binder {
+    sqlite3_stmt *st;
+    int i;
+    int rc;
+};
+
+static void bind_text(struct binder *b, const char *s, size_t n)
+{
+    if (b->rc == SQLITE_OK)
+        b->rc = sqlite3_bind_text64(b->st, ++b->i, s, n, SQLITE_STATIC, SQLITE_UTF8);
+}
+
+static void bind_str(struct binder *b, const char *s)
+{
+    bind_text(b, s, strlen(s));
+}
+
+static void bind_blob(struct binder *b, const void *p, size_t n)
+{
+    if (b->rc != SQLITE_OK)
+        return;
+    b->i++;
+    if (n == 0)
+        b->rc = sqlite3_bind_zeroblob(b->st, b->i, 0);
+    else
+        b->rc = sqlite3_bind_blob64(b->st, b->i, p, n, SQLITE_STATIC);
+}
+
+static void bind_i64(struct binder *b, int64_t v)
+{
+    if (b->rc == SQLITE_OK)
+        b->rc = sqlite3_bind_int64(b->st, ++b->i, v);
+}
+
+/* size_t limits larger than SQLite's integers mean "no limit" anyway. */
+static int64_t clamp_limit(size_t limit)
+{
+    return limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)limit;
+}
+
+/* ------------------------------------------------------------ writer thread */
+
+/* Run one statement that returns no rows (BEGIN, COMMIT, ...). */
+static int exec_stmt(struct sq_store *s, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? TG_OK : db_fail(s, s->wdb, rc, what);
+}
+
+/* Bind one job's values to its statement; returns the statement or NULL. */
+static sqlite3_stmt *bind_job(struct sq_store *s, const struct job *j, int *bind_rc)
+{
+    struct binder b = {.rc = SQLITE_OK};
+
+    switch (j->kind) {
+    case JOB_CONVERSATION:
+        b.st = s->w[W_CONVERSATION];
+        bind_str(&b, j->u.conv.id);
+        bind_str(&b, j->u.conv.customer_id);
+        bind_i64(&b, j->u.conv.created_ms);
+        bind_i64(&b, j->u.conv.updated_ms);
+        bind_i64(&b, j->u.conv.turns);
+        bind_i64(&b, j->u.conv.degraded_streak);
+        break;
+    case JOB_MESSAGE:
+        b.st = s->w[W_MESSAGE];
+        bind_str(&b, j->u.msg.conversation_id);
+        bind_str(&b, j->u.msg.turn_id);
+        bind_str(&b, j->u.msg.role);
+        bind_str(&b, j->u.msg.content);
+        bind_i64(&b, j->u.msg.ts_ms);
+        break;
+    case JOB_TURN:
+        b.st = s->w[W_TURN];
+        bind_str(&b, j->u.turn.id);
+        bind_str(&b, j->u.turn.conversation_id);
+        bind_str(&b, j->u.turn.decision);
+        bind_i64(&b, j->u.turn.created_ms);
+        bind_text(&b, j->u.turn.record, j->u.turn.record_len);
+        break;
+    case JOB_REVIEW:
+        b.st = s->w[W_REVIEW];
+        bind_str(&b, j->u.review.row.id);
+        bind_str(&b, j->u.review.row.turn_id);
+        bind_str(&b, j->u.review.row.state);
+        bind_str(&b, j->u.review.row.queue);
+        bind_i64(&b, j->u.review.row.priority);
+        bind_i64(&b, j->u.review.row.deadline_ms);
+        bind_i64(&b, j->u.review.row.updated_ms);
+        bind_text(&b, j->u.review.task, j->u.review.task_len);
+        break;
+    case JOB_AUDIT:
+        b.st = s->w[W_AUDIT];
+        bind_i64(&b, (int64_t)j->u.audit.index);
+        bind_blob(&b, j->u.audit.data, j->u.audit.len);
+        bind_blob(&b, j->u.audit.leaf_hash, TG_SHA256_LEN);
+        bind_blob(&b, j->u.audit.root, TG_SHA256_LEN);
+        bind_i64(&b, j->u.audit.ts_ms);
+        break;
+    }
+    *bind_rc = b.rc;
+    return b.st;
+}
+
+static int run_job(struct sq_store *s, const struct job *j)
+{
+    int rc = TG_OK;
+    int src;
+    sqlite3_stmt *st;
+
+    if (j->kind == JOB_AUDIT && (int64_t)j->u.audit.index != s->audit_next) {
+        tg_error("store %s: audit leaf %llu out of order, expected %lld", s->path,
+                 (unsigned long long)j->u.audit.index, (long long)s->audit_next);
+        rc = TG_E_CONFLICT;
+        goto out;
+    }
+    st = bind_job(s, j, &src);
+    if (src == SQLITE_OK)
+        src = sqlite3_step(st);
+    if (src != SQLITE_DONE)
+        rc = db_fail(s, s->wdb, src, "write");
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st); /* the bound text lives in the job, about to be freed */
+    if (rc == TG_OK && j->kind == JOB_AUDIT)
+        s->audit_next++;
+out:
+    return rc;
+}
+
+/*
+ * Commit a batch in one transaction.  A failing job does not stop the
+ * others: SQLite undoes just that statement and the rest still commit,
+ * unless SQLite had to roll the whole transaction back, which loses the
+ * batch.  Returns the first error.
+ */
+static int run_batch(struct sq_store *s, const struct job *batch)
+{
+    int64_t audit_next = s->audit_next;
+    int rc = exec_stmt(s, s->w[W_BEGIN], "begin");
+    if (rc != TG_OK)
+        goto out;
+    for (const struct job *j = batch; j; j = j->next) {
+        int jr = run_job(s, j);
+        if (jr != TG_OK && rc == TG_OK)
+            rc = jr;
+        if (sqlite3_get_autocommit(s->wdb))
+            break;
+    }
+    if (sqlite3_get_autocommit(s->wdb)) {
+        tg_error("store %s: transaction rolled back, a batch of writes is lost", s->path);
+        s->audit_next = audit_next;
+        if (rc == TG_OK)
+            rc = TG_E_DB;
+        goto out;
+    }
+    int cr = exec_stmt(s, s->w[W_COMMIT], "commit");
+    if (cr != TG_OK) {
+        exec_stmt(s, s->w[W_ROLLBACK], "rollback");
+        s->audit_next = audit_next;
+        if (rc == TG_OK)
+            rc = cr;
+    }
+out:
+    return rc;
+}
+
+static void free_jobs(struct job *j)
+{
+    while (j) {
+        struct job *next = j->next;
+        tg_free(j);
+        j = next;
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    struct sq_store *s = arg;
+
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->head && !s->stop)
+            pthread_cond_wait(&s->work_cv, &s->mu);
+        if (!s->head)
+            break; /* stop requested and nothing left to commit */
+        struct job *batch = s->head;
+        uint64_t upto = s->enqueued;
+        size_t bytes = s->queued_bytes;
+        s->head = s->tail = NULL;
+        pthread_mutex_unlock(&s->mu);
+
+        int rc = run_batch(s, batch);
+        free_jobs(batch);
+
+        pthread_mutex_lock(&s->mu);
+        if (rc != TG_OK && s->err == TG_OK)
+            s->err = rc;
+        s->committed = upto;
+        s->queued_bytes -= bytes;
+        pthread_cond_broadcast(&s->done_cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ queueing */
+
+/* A job with room for extra bytes behind it; NULL when too big or out of memory. */
+static struct job *job_new(enum job_kind kind, size_t extra, int *rc)
+{
+    struct job *j = NULL;
+    if (extra > JOB_MAX_BYTES) {
+        *rc = TG_E_TOOBIG;
+        goto out;
+    }
+    j = tg_malloc(sizeof(*j) + extra);
+    if (!j) {
+        *rc = TG_E_NOMEM;
+        goto out;
+    }
+    memset(j, 0, sizeof(*j));
+    j->kind = kind;
+    j->size = sizeof(*j) + extra;
+    *rc = TG_OK;
+out:
+    return j;
+}
+
+/* Copy n bytes plus a terminating NUL to *cur and advance it. */
+static char *pack(char **cur, const void *p, size_t n)
+{
+    char *d = *cur;
+    if (n)
+        memcpy(d, p, n);
+    d[n] = '\0';
+    *cur = d + n + 1;
+    return d;
+}
+
+/* Serialise json compactly to *cur (NUL-terminated) and advance it. */
+static char *pack_json(char **cur, const json_t *v, size_t n)
+{
+    char *d = *cur;
+    json_dumpb(v, d, n, JSON_COMPACT);
+    d[n] = '\0';
+    *cur = d + n + 1;
+    return d;
+}
+
+static size_t json_size(const json_t *v, int *rc)
+{
+    size_t n = json_dumpb(v, NULL, 0, JSON_COMPACT);
+    *rc = n ? TG_OK : TG_E_INVAL;
+    return n;
+}
+
+/* Queue a job for the writer, taking ownership of it either way. */
+static int enqueue(struct sq_store *s, struct job *j)
+{
+    int rc;
+
+    pthread_mutex_lock(&s->mu);
+    while (s->queued_bytes > QUEUE_MAX_BYTES && s->err == TG_OK)
+        pthread_cond_wait(&s->done_cv, &s->mu);
+    rc = s->err;
+    if (rc == TG_OK) {
+        if (s->tail)
+            s->tail->next = j;
+        else
+            s->head = j;
+        s->tail = j;
+        s->queued_bytes += j->size;
+        s->enqueued++;
+        j = NULL;
+        pthread_cond_signal(&s->work_cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+    tg_free(j);
+    return rc;
+}
+
+static int sq_conversation_put(struct tg_store *st, const struct tg_conversation *c)
+{
+    int rc;
+    struct job *j = job_new(JOB_CONVERSATION, 0, &rc);
+    if (!j)
+        return rc;
+    j->u.conv = *c;
+    return enqueue(sq(st), j);
+}
+
+static int sq_message_add(struct tg_store *st, const struct tg_message *m)
+{
+    int rc;
+    size_t rl = strlen(m->role), cl = strlen(m->content);
+    struct job *j = job_new(JOB_MESSAGE, rl + cl + 2, &rc);
+    if (!j)
+        return rc;
+    char *cur = j->extra;
+    j->u.msg = *m;
+    j->u.msg.role = pack(&cur, m->role, rl);
+    j->u.msg.content = pack(&cur, m->content, cl);
+    return enqueue(sq(st), j);
+}
+
+static int sq_turn_put(struct tg_store *st, const char *turn_id, const char *conversation_id,
+                       const char *decision, int64_t created_ms, const json_t *record)
+{
+    int rc;
+    struct job *j = NULL;
+    size_t il = strlen(turn_id), cl = strlen(conversation_id), dl = strlen(decision);
+    size_t rl = json_size(record, &rc);
+    if (rc != TG_OK)
+        goto out;
+    j = job_new(JOB_TURN, il + cl + dl + rl + 4, &rc);
+    if (!j)
+        goto out;
+    char *cur = j->extra;
+    j->u.turn.id = pack(&cur, turn_id, il);
+    j->u.turn.conversation_id = pack(&cur, conversation_id, cl);
+    j->u.turn.decision = pack(&cur, decision, dl);
+    j->u.turn.record = pack_json(&cur, record, rl);
+    j->u.turn.record_len = rl;
+    j->u.turn.created_ms = created_ms;
+    rc = enqueue(sq(st), j);
+out:
+    return rc;
+}
+
+static int sq_review_put(struct tg_store *st, const struct tg_review_row *r, const json_t *task)
+{
+    int rc;
+    struct job *j = NULL;
+    size_t tl = json_size(task, &rc);
+    if (rc != TG_OK)
+        goto out;
+    j = job_new(JOB_REVIEW, tl + 1, &rc);
+    if (!j)
+        goto out;
+    char *cur = j->extra;
+    j->u.review.row = *r;
+    j->u.review.task = pack_json(&cur, task, tl);
+    j->u.review.task_len = tl;
+    rc = enqueue(sq(st), j);
+out:
+    return rc;
+}
+
+static int sq_audit_put(struct tg_store *st, const struct tg_audit_row *row)
+{
+    int rc;
+    struct job *j = NULL;
+    if (row->len > JOB_MAX_BYTES)
+        return TG_E_TOOBIG;
+    j = job_new(JOB_AUDIT, row->len + 1, &rc);
+    if (!j)
+        return rc;
+    char *cur = j->extra;
+    j->u.audit = *row;
+    j->u.audit.data = pack(&cur, row->data, row->len);
+    return enqueue(sq(st), j);
+}
+
+static int sq_flush(struct tg_store *st)
+{
+    struct sq_store *s = sq(st);
+    int rc;
+
+    pthread_mutex_lock(&s->mu);
+    uint64_t target = s->enqueued;
+    while (s->committed < target)
+        pthread_cond_wait(&s->done_cv, &s->mu);
+    rc = s->err;
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* ------------------------------------------------------------ reads */
+
+/* TG_OK on a row, TG_E_NOTFOUND when the statement is done, else the error. */
+static int read_step(struct sq_store *s, sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        return TG_OK;
+    if (rc == SQLITE_DONE)
+        return TG_E_NOTFOUND;
+    return db_fail(s, s->rdb, rc, "read");
+}
+
+static void read_done(sqlite3_stmt *st)
+{
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
+static int bind_fail(struct sq_store *s, const struct binder *b)
+{
+    return b->rc == SQLITE_OK ? TG_OK : db_fail(s, s->rdb, b->rc, "bind");
+}
+
+static void col_copy(char *dst, size_t size, sqlite3_stmt *st, int col)
+{
+    const char *t = (const char *)sqlite3_column_text(st, col);
+    tg_strlcpy(dst, t ? t : "", size);
+}
+
+static int col_json_string(json_t *obj, const char *key, sqlite3_stmt *st, int col)
+{
+    const char *t = (const char *)sqlite3_column_text(st, col);
+    size_t n = (size_t)sqlite3_column_bytes(st, col);
+    json_t *v = json_stringn(t ? t : "", n);
+    if (!v || json_object_set_new(obj, key, v) != 0)
+        return TG_E_DB; /* not UTF-8, or out of memory */
+    return TG_OK;
+}
+
+/* Parse a stored JSON text column into a new reference. */
+static int col_json(struct sq_store *s, sqlite3_stmt *st, int col, json_t **out)
+{
+    const char *t = (const char *)sqlite3_column_text(st, col);
+    size_t n = (size_t)sqlite3_column_bytes(st, col);
+    json_error_t jerr;
+    json_t *v = json_loadb(t ? t : "", n, 0, &jerr);
+    if (!v) {
+        tg_error("store %s: stored JSON does not parse: %s", s->path, jerr.text);
+        return TG_E_DB;
+    }
+    *out = v;
+    return TG_OK;
+}
+
+static int read_conversation(struct sq_store *s, sqlite3_stmt *st, const char *key,
+                             struct tg_conversation *out)
+{
+    struct binder b = {.st = st, .rc = SQLITE_OK};
+    struct tg_conversation c;
+    int rc;
+
+    bind_str(&b, key);
+    rc = bind_fail(s, &b);
+    if (rc == TG_OK)
+        rc = read_step(s, st);
+    if (rc != TG_OK)
+        goto out;
+    memset(&c, 0, sizeof(c));
+    col_copy(c.id, sizeof(c.id), st, 0);
+    col_copy(c.customer_id, sizeof(c.customer_id), st, 1);
+    c.created_ms = sqlite3_column_int64(st, 2);
+    c.updated_ms = sqlite3_column_int64(st, 3);
+    c.turns = sqlite3_column_int64(st, 4);
+    c.degraded_streak = sqlite3_column_int64(st, 5);
+    *out = c;
+out:
+    read_done(st);
+    return rc;
+}
+
+static int sq_conversation_latest(struct tg_store *st, const char *customer_id,
+                                  struct tg_conversation *out)
+{
+    struct sq_store *s = sq(st);
+    return read_conversation(s, s->r[R_CONV_LATEST], customer_id, out);
+}
+
+static int sq_conversation_get(struct tg_store *st, const char *id, struct tg_conversation *out)
+{
+    struct sq_store *s = sq(st);
+    return read_conversation(s, s->r[R_CONV_GET], id, out);
+}
+
+static int message_json(sqlite3_stmt *st, json_t **out)
+{
+    json_t *m = json_object();
+    int rc = m ? TG_OK : TG_E_NOMEM;
+    if (rc == TG_OK)
+        rc = col_json_string(m, "role", st, 0);
+    if (rc == TG_OK)
+        rc = col_json_string(m, "content", st, 1);
+    if (rc == TG_OK)
+        rc = col_json_string(m, "turn_id", st, 2);
+    if (rc == TG_OK &&
+        json_object_set_new(m, "ts_ms", json_integer(sqlite3_column_int64(st, 3))) != 0)
+        rc = TG_E_NOMEM;
+    if (rc == TG_OK)
+        *out = m;
+    else
+        json_decref(m);
+    return rc;
+}
+
+static int sq_messages(struct tg_store *st, const char *conversation_id, size_t limit, json_t **out)
+{
+    struct sq_store *s = sq(st);
+    sqlite3_stmt *q = s->r[R_MESSAGES];
+    struct binder b = {.st = q, .rc = SQLITE_OK};
+    json_t *arr = json_array();
+    int rc = arr ? TG_OK : TG_E_NOMEM;
+
+    bind_str(&b, conversation_id);
+    bind_i64(&b, clamp_limit(limit));
+    if (rc == TG_OK)
+        rc = bind_fail(s, &b);
+    while (rc == TG_OK) {
+        json_t *m = NULL;
+        rc = read_step(s, q);
+        if (rc == TG_E_NOTFOUND) {
+            rc = TG_OK;
+            break;
+        }
+        if (rc == TG_OK)
+            rc = message_json(q, &m);
+        if (rc == TG_OK && json_array_append_new(arr, m) != 0)
+            rc = TG_E_NOMEM;
+    }
+    read_done(q);
+    if (rc == TG_OK)
+        *out = arr;
+    else
+        json_decref(arr);
+    return rc;
+}
+
+static int sq_turn_get(struct tg_store *st, const char *turn_id, json_t **record)
+{
+    struct sq_store *s = sq(st);
+    sqlite3_stmt *q = s->r[R_TURN_GET];
+    struct binder b = {.st = q, .rc = SQLITE_OK};
+    int rc;
+
+    bind_str(&b, turn_id);
+    rc = bind_fail(s, &b);
+    if (rc == TG_OK)
+        rc = read_step(s, q);
+    if (rc == TG_OK)
+        rc = col_json(s, q, 0, record);
+    read_done(q);
+    return rc;
+}
+
+static int sq_review_get(struct tg_store *st, const char *id, struct tg_review_row *row,
+                         json_t **task)
+{
+    struct sq_store *s = sq(st);
+    sqlite3_stmt *q = s->r[R_REVIEW_GET];
+    struct binder b = {.st = q, .rc = SQLITE_OK};
+    json_t *t = NULL;
+    int rc;
+
+    bind_str(&b, id);
+    rc = bind_fail(s, &b);
+    if (rc == TG_OK)
+        rc = read_step(s, q);
+    if (rc == TG_OK && task)
+        rc = col_json(s, q, 7, &t);
+    if (rc != TG_OK)
+        goto out;
+    if (row) {
+        memset(row, 0, sizeof(*row));
+        col_copy(row->id, sizeof(row->id), q, 0);
+        col_copy(row->turn_id, sizeof(row->turn_id), q, 1);
+        col_copy(row->state, sizeof(row->state), q, 2);
+        col_copy(row->queue, sizeof(row->queue), q, 3);
+        row->priority = sqlite3_column_int64(q, 4);
+        row->deadline_ms = sqlite3_column_int64(q, 5);
+        row->updated_ms = sqlite3_column_int64(q, 6);
+    }
+    if (task)
+        *task = t;
+out:
+    read_done(q);
+    return rc;
+}
+
+static int sq_review_list(struct tg_store *st, const char *state, size_t limit, json_t **out)
+{
+    struct sq_store *s = sq(st);
+    sqlite3_stmt *q = s->r[state ? R_REVIEW_LIST_STATE : R_REVIEW_LIST];
+    struct binder b = {.st = q, .rc = SQLITE_OK};
+    json_t *arr = json_array();
+    int rc = arr ? TG_OK : TG_E_NOMEM;
+
+    if (state)
+        bind_str(&b, state);
+    bind_i64(&b, clamp_limit(limit));
+    if (rc == TG_OK)
+        rc = bind_fail(s, &b);
+    while (rc == TG_OK) {
+        json_t *t = NULL;
+        rc = read_step(s, q);
+        if (rc == TG_E_NOTFOUND) {
+            rc = TG_OK;
+            break;
+        }
+        if (rc == TG_OK)
+            rc = col_json(s, q, 0, &t);
+        if (rc == TG_OK && json_array_append_new(arr, t) != 0)
+            rc = TG_E_NOMEM;
+    }
+    read_done(q);
+    if (rc == TG_OK)
+        *out = arr;
+    else
+        json_decref(arr);
+    return rc;
+}
+
+static int sq_audit_size(struct tg_store *st, uint64_t *n)
+{
+    struct sq_store *s = sq(st);
+    sqlite3_stmt *q = s->r[R_AUDIT_SIZE];
+    int rc = read_step(s, q);
+    if (rc == TG_OK)
+        *n = (uint64_t)sqlite3_column_int64(q, 0);
+    else if (rc == TG_E_NOTFOUND)
+        rc = TG_E_DB; /* an aggregate always yields a row */
+    read_done(q);
+    return rc;
+}
+
+/*
+ * Fill row from the current audit result row.  With copy the data is a new
+ * NUL-terminated tg_malloc'd string; without, it points into SQLite's
+ * memory, valid until the statement moves on.
+ */
+static int audit_row(struct sq_store *s, sqlite3_stmt *q, bool copy, struct tg_audit_row *row)
+{
+    struct tg_audit_row r;
+    const void *data = sqlite3_column_blob(q, 1);
+    size_t len = (size_t)sqlite3_column_bytes(q, 1);
+    const void *leaf = sqlite3_column_blob(q, 2);
+    int leaf_len = sqlite3_column_bytes(q, 2);
+    const void *root = sqlite3_column_blob(q, 3);
+    int root_len = sqlite3_column_bytes(q, 3);
+    int rc = TG_OK;
+
+    if (leaf_len != TG_SHA256_LEN || root_len != TG_SHA256_LEN) {
+        tg_error("store %s: audit leaf %lld has a malformed hash", s->path,
+                 (long long)sqlite3_column_int64(q, 0));
+        rc = TG_E_DB;
+        goto out;
+    }
+    memset(&r, 0, sizeof(r));
+    r.index = (uint64_t)sqlite3_column_int64(q, 0);
+    r.len = len;
+    memcpy(r.leaf_hash, leaf, TG_SHA256_LEN);
+    memcpy(r.root, root, TG_SHA256_LEN);
+    r.ts_ms = sqlite3_column_int64(q, 4);
+    if (copy) {
+        r.data = tg_malloc(len + 1);
+        if (!r.data) {
+            rc = TG_E_NOMEM;
+            goto out;
+        }
+        char *cur = r.data;
+        pack(&cur, data, len);
+    } else {
+        r.data = len ? (char *)data : (char *)"";
+    }
+    *row = r;
+out:
+    return rc;
+}
+
+static int sq_audit_get(struct tg_store *st, uint64_t index, struct tg_audit_row *row)
+{
+    struct sq_store *s = sq(st);
+    sqlite3_stmt *q = s->r[R_AUDIT_GET];
+    struct binder b = {.st = q, .rc = SQLITE_OK};
+    int rc;
+
+    if (index > (uint64_t)INT64_MAX)
+        return TG_E_NOTFOUND;
+    bind_i64(&b, (int64_t)index);
+    rc = bind_fail(s, &b);
+    if (rc == TG_OK)
+        rc = read_step(s, q);
+    if (rc == TG_OK)
+        rc = audit_row(s, q, true, row);
+    read_done(q);
+    return rc;
+}
+
+static int sq_audit_scan(struct tg_store *st, uint64_t from,
+                         int (*cb)(void *ctx, const struct tg_audit_row *row), void *ctx)
+{
+    struct sq_store *s = sq(st);
+    sqlite3_stmt *q = s->r[R_AUDIT_SCAN];
+    struct binder b = {.st = q, .rc = SQLITE_OK};
+    int rc;
+
+    if (from > (uint64_t)INT64_MAX)
+        return TG_OK;
+    if (sqlite3_stmt_busy(q))
+        return TG_E_INVAL; /* a scan started from inside a scan's callback */
+    bind_i64(&b, (int64_t)from);
+    rc = bind_fail(s, &b);
+    while (rc == TG_OK) {
+        struct tg_audit_row row;
+        rc = read_step(s, q);
+        if (rc == TG_E_NOTFOUND) {
+            rc = TG_OK;
+            break;
+        }
+        if (rc == TG_OK)
+            rc = audit_row(s, q, false, &row);
+        if (rc == TG_OK)
+            rc = cb(ctx, &row); /* non-zero stops the scan and is returned as is */
+    }
+    read_done(q);
+    return rc;
+}
+
+/* ------------------------------------------------------------ open / close */
+
+static void sq_free(struct sq_store *s)
+{
+    for (size_t i = 0; i < TG_ARRAY_LEN(s->w); i++)
+        sqlite3_finalize(s->w[i]);
+    for (size_t i = 0; i < TG_ARRAY_LEN(s->r); i++)
+        sqlite3_finalize(s->r[i]);
+    if (s->wdb && sqlite3_close(s->wdb) != SQLITE_OK)
+        tg_error("store %s: close: %s", s->path, sqlite3_errmsg(s->wdb));
+    if (s->rdb && sqlite3_close(s->rdb) != SQLITE_OK)
+        tg_error("store %s: close: %s", s->path, sqlite3_errmsg(s->rdb));
+    if (s->sync_ready) {
+        pthread_cond_destroy(&s->done_cv);
+        pthread_cond_destroy(&s->work_cv);
+        pthread_mutex_destroy(&s->mu);
+    }
+    free_jobs(s->head);
+    tg_free(s->path);
+    tg_free(s);
+}
+
+static int open_fail(struct sq_store *s, sqlite3 *db, int rc, const char *what, char *err,
+                     size_t errlen)
+{
+    set_err(err, errlen, "sqlite store %s: %s: %s", s->path, what,
+            db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    return map_sqlite(rc) == TG_OK ? TG_E_DB : map_sqlite(rc);
+}
+
+/* Run a statement expecting at most one row; its first column text goes to val. */
+static int query_text(sqlite3 *db, const char *sql, char *val, size_t size)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        goto out;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        if (val)
+            col_copy(val, size, st, 0);
+        rc = SQLITE_OK;
+    } else if (rc == SQLITE_DONE) {
+        if (val && size)
+            val[0] = '\0';
+        rc = SQLITE_OK;
+    }
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int open_conn(struct sq_store *s, sqlite3 **out, bool writer, char *err, size_t errlen)
+{
+    sqlite3 *db = NULL;
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_CREATE : 0);
+    char mode[16];
+    int rc = sqlite3_open_v2(s->path, &db, flags, NULL);
+
+    if (rc != SQLITE_OK) {
+        rc = open_fail(s, db, rc, "cannot open", err, errlen);
+        goto out;
+    }
+    sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+    if (writer) {
+        rc = query_text(db, "PRAGMA journal_mode = WAL", mode, sizeof(mode));
+        if (rc != SQLITE_OK) {
+            rc = open_fail(s, db, rc, "cannot set WAL mode", err, errlen);
+            goto out;
+        }
+        if (!tg_str_eq_nocase(mode, "wal")) {
+            set_err(err, errlen, "sqlite store %s: journal mode is \"%s\", WAL is needed", s->path,
+                    mode);
+            rc = TG_E_CONFIG;
+            goto out;
+        }
+        rc = query_text(db, "PRAGMA synchronous = NORMAL", NULL, 0);
+    } else {
+        rc = query_text(db, "PRAGMA query_only = 1", NULL, 0);
+    }
+    if (rc != SQLITE_OK) {
+        rc = open_fail(s, db, rc, "pragma", err, errlen);
+        goto out;
+    }
+    *out = db;
+    db = NULL;
+out:
+    sqlite3_close(db);
+    return rc;
+}
+
+/* Bring the schema to SCHEMA_VERSION inside one write transaction. */
+static int migrate(struct sq_store *s, char *err, size_t errlen)
+{
+    char buf[32];
+    int64_t version = 0;
+    int rc = sqlite3_exec(s->wdb, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+
+    if (rc != SQLITE_OK) {
+        rc = open_fail(s, s->wdb, rc, "cannot begin", err, errlen);
+        goto out;
+    }
+    rc = query_text(s->wdb, "PRAGMA user_version", buf, sizeof(buf));
+    if (rc != SQLITE_OK || tg_parse_i64(buf, &version) != TG_OK) {
+        rc = open_fail(s, s->wdb, rc ? rc : SQLITE_CORRUPT, "schema version", err, errlen);
+        goto rollback;
+    }
+    if (version > SCHEMA_VERSION) {
+        set_err(err, errlen, "sqlite store %s: schema version %lld is newer than this build's %d",
+                s->path, (long long)version, SCHEMA_VERSION);
+        rc = TG_E_CONFIG;
+        goto rollback;
+    }
+    for (int64_t v = version; v < SCHEMA_VERSION; v++) {
+        char pragma[48];
+        snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %lld", (long long)v + 1);
+        rc = sqlite3_exec(s->wdb, migrations[v], NULL, NULL, NULL);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_exec(s->wdb, pragma, NULL, NULL, NULL);
+        if (rc != SQLITE_OK) {
+            rc = open_fail(s, s->wdb, rc, "schema migration", err, errlen);
+            goto rollback;
+        }
+    }
+    rc = sqlite3_exec(s->wdb, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        rc = open_fail(s, s->wdb, rc, "schema commit", err, errlen);
+        goto rollback;
+    }
+    goto out;
+rollback:
+    sqlite3_exec(s->wdb, "ROLLBACK", NULL, NULL, NULL);
+out:
+    return rc;
+}
+
+static int prepare_all(struct sq_store *s, sqlite3 *db, const char *const *sql, sqlite3_stmt **st,
+                       size_t n, char *err, size_t errlen)
+{
+    int rc = SQLITE_OK;
+    for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
+        rc = sqlite3_prepare_v3(db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st[i], NULL);
+        if (rc != SQLITE_OK)
+            rc = open_fail(s, db, rc, "prepare", err, errlen);
+    }
+    return rc;
+}
+
+static int load_audit_next(struct sq_store *s, char *err, size_t errlen)
+{
+    sqlite3_stmt *q = s->w[W_AUDIT_NEXT];
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        s->audit_next = sqlite3_column_int64(q, 0);
+        rc = SQLITE_OK;
+    } else {
+        rc = open_fail(s, s->wdb, rc, "audit size", err, errlen);
+    }
+    sqlite3_reset(q);
+    return rc;
+}
+
+static int start_writer(struct sq_store *s, char *err, size_t errlen)
+{
+    int rc = pthread_mutex_init(&s->mu, NULL);
+    if (rc == 0) {
+        rc = pthread_cond_init(&s->work_cv, NULL);
+        if (rc == 0) {
+            rc = pthread_cond_init(&s->done_cv, NULL);
+            if (rc != 0)
+                pthread_cond_destroy(&s->work_cv);
+        }
+        if (rc != 0)
+            pthread_mutex_destroy(&s->mu);
+    }
+    if (rc == 0) {
+        s->sync_ready = true;
+        rc = pthread_create(&s->writer, NULL, writer_main, s);
+    }
+    if (rc != 0) {
+        set_err(err, errlen, "sqlite store %s: cannot start the writer thread: %s", s->path,
+                strerror(rc));
+        return TG_E_INTERNAL;
+    }
+    return TG_OK;
+}
+
+static int sq_open(const char *path, struct tg_store **out, char *err, size_t errlen)
+{
+    struct sq_store *s = tg_calloc(1, sizeof(*s));
+    int rc = TG_OK;
+
+    if (s)
+        s->path = tg_strdup(path);
+    if (!s || !s->path) {
+        set_err(err, errlen, "sqlite store %s: out of memory", path);
+        rc = TG_E_NOMEM;
+        goto out;
+    }
+    s->base.ops = &tg_store_sqlite_ops;
+    rc = open_conn(s, &s->wdb, true, err, errlen);
+    if (rc == TG_OK)
+        rc = migrate(s, err, errlen);
+    if (rc == TG_OK)
+        rc = prepare_all(s, s->wdb, write_sql, s->w, W__COUNT, err, errlen);
+    if (rc == TG_OK)
+        rc = load_audit_next(s, err, errlen);
+    if (rc == TG_OK)
+        rc = open_conn(s, &s->rdb, false, err, errlen);
+    if (rc == TG_OK)
+        rc = prepare_all(s, s->rdb, read_sql, s->r, R__COUNT, err, errlen);
+    if (rc == TG_OK)
+        rc = start_writer(s, err, errlen);
+out:
+    if (rc == TG_OK)
+        *out = &s->base;
+    else if (s)
+        sq_free(s);
+    return rc;
+}
+
+static void sq_close(struct tg_store *st)
+{
+    struct sq_store *s = sq(st);
+
+    pthread_mutex_lock(&s->mu);
+    s->stop = true;
+    pthread_cond_signal(&s->work_cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->writer, NULL);
+    if (s->err != TG_OK)
+        tg_warn("store %s: closed after a write error (%s)", s->path, tg_err_name(s->err));
+    sq_free(s);
+}
+
+const struct tg_store_ops tg_store_sqlite_ops = {
+    .kind = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .flush = sq_flush,
+    .conversation_put = sq_conversation_put,
+    .message_add = sq_message_add,
+    .turn_put = sq_turn_put,
+    .review_put = sq_review_put,
+    .audit_put = sq_audit_put,
+    .conversation_latest = sq_conversation_latest,
+    .conversation_get = sq_conversation_get,
+    .messages = sq_messages,
+    .turn_get = sq_turn_get,
+    .review_get = sq_review_get,
+    .review_list = sq_review_list,
+    .audit_size = sq_audit_size,
+    .audit_get = sq_audit_get,
+    .audit_scan = sq_audit_scan,
+};

@@ -1,0 +1,54 @@
+/*
+ * store_int.h - what a store backend implements: one function pointer per
+ * public call of store.h, gathered in a `const struct tg_store_ops` table.
+ *
+ * store.c parses the uri, picks the backend and checks every argument before
+ * dispatching, so a backend may assume non-NULL pointers and the string
+ * arguments store.h requires.  A backend allocates its own handle with
+ * `struct tg_store` as its first member and sets `ops`; store.c never looks
+ * further inside it.  Adding PostgreSQL means one new ops table and one new
+ * line in store.c's backend list; callers do not change.
+ */
+#ifndef TG_STORE_INT_H
+#define TG_STORE_INT_H
+
+#include "store/store.h"
+
+struct tg_store_ops {
+    const char *kind; /* returned by tg_store_kind() */
+
+    /* target is the backend's part of the uri (for SQLite the path).  On
+     * failure writes a message to err (errlen may be 0) and sets nothing. */
+    int (*open)(const char *target, struct tg_store **out, char *err, size_t errlen);
+    void (*close)(struct tg_store *st);
+    int (*flush)(struct tg_store *st);
+
+    int (*conversation_put)(struct tg_store *st, const struct tg_conversation *c);
+    int (*message_add)(struct tg_store *st, const struct tg_message *m);
+    int (*turn_put)(struct tg_store *st, const char *turn_id, const char *conversation_id,
+                    const char *decision, int64_t created_ms, const json_t *record);
+    int (*review_put)(struct tg_store *st, const struct tg_review_row *r, const json_t *task);
+    int (*audit_put)(struct tg_store *st, const struct tg_audit_row *row);
+
+    int (*conversation_latest)(struct tg_store *st, const char *customer_id,
+                               struct tg_conversation *out);
+    int (*conversation_get)(struct tg_store *st, const char *id, struct tg_conversation *out);
+    int (*messages)(struct tg_store *st, const char *conversation_id, size_t limit, json_t **out);
+    int (*turn_get)(struct tg_store *st, const char *turn_id, json_t **record);
+    int (*review_get)(struct tg_store *st, const char *id, struct tg_review_row *row,
+                      json_t **task);
+    int (*review_list)(struct tg_store *st, const char *state, size_t limit, json_t **out);
+    int (*audit_size)(struct tg_store *st, uint64_t *n);
+    int (*audit_get)(struct tg_store *st, uint64_t index, struct tg_audit_row *row);
+    int (*audit_scan)(struct tg_store *st, uint64_t from,
+                      int (*cb)(void *ctx, const struct tg_audit_row *row), void *ctx);
+};
+
+/* The part of every backend's handle that store.c knows about. */
+struct tg_store {
+    const struct tg_store_ops *ops;
+};
+
+extern const struct tg_store_ops tg_store_sqlite_ops;
+
+#endif

@@ -1,0 +1,958 @@
+/*
+ * test_store.c - the store conformance suite, plus uri dispatch checks and
+ * a few SQLite-specific ones.
+ *
+ * The conformance cases use store.h only.  Each runs against every fixture
+ * in `openers`: a fixture makes a fresh, empty store location, says which
+ * uri opens it and which uri must fail, and removes it afterwards.  Adding
+ * a backend to the suite means adding one opener (e.g. PostgreSQL creating
+ * a scratch database from an environment variable, unavailable otherwise).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "store/store.h"
+
+/* ------------------------------------------------------------ fixtures */
+
+struct env;
+
+struct opener {
+    const char *name; /* also the expected tg_store_kind() */
+    /* false when the backend cannot be tested here; its cases are skipped */
+    bool (*available)(void);
+    /* Make a fresh, empty location and write its uri to e->uri; 0 on success. */
+    int (*init)(struct env *e);
+    /* A uri that must fail to open, and a fragment its error message must contain. */
+    void (*bad_uri)(struct env *e, char *uri, size_t n, char *hint, size_t hn);
+    void (*fini)(struct env *e);
+};
+
+struct env {
+    const struct opener *op;
+    char dir[256];
+    char uri[512];
+    struct tg_store *st;
+};
+
+static bool sqlite_available(void)
+{
+    return true;
+}
+
+static int sqlite_init(struct env *e)
+{
+    tg_strlcpy(e->dir, "/tmp/tg-store-XXXXXX", sizeof(e->dir));
+    if (!mkdtemp(e->dir))
+        return -1;
+    snprintf(e->uri, sizeof(e->uri), "sqlite:%s/store.db", e->dir);
+    return 0;
+}
+
+static void sqlite_bad_uri(struct env *e, char *uri, size_t n, char *hint, size_t hn)
+{
+    snprintf(hint, hn, "%s/no-such-dir/store.db", e->dir);
+    snprintf(uri, n, "sqlite:%s", hint);
+}
+
+static void remove_tree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char path[768];
+
+    if (!d)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+static void sqlite_fini(struct env *e)
+{
+    remove_tree(e->dir);
+}
+
+static const struct opener openers[] = {
+    {
+        .name = "sqlite",
+        .available = sqlite_available,
+        .init = sqlite_init,
+        .bad_uri = sqlite_bad_uri,
+        .fini = sqlite_fini,
+    },
+};
+
+static void open_store(struct env *e)
+{
+    char err[256] = "";
+    int rc = tg_store_open(e->uri, &e->st, err, sizeof(err));
+    if (rc != TG_OK)
+        print_error("open %s: %s\n", e->uri, err);
+    assert_int_equal(rc, TG_OK);
+    assert_non_null(e->st);
+}
+
+static void reopen(struct env *e)
+{
+    tg_store_close(e->st);
+    e->st = NULL;
+    open_store(e);
+}
+
+/* ------------------------------------------------------------ helpers */
+
+static struct tg_conversation conv(const char *id, const char *customer, int64_t created,
+                                   int64_t updated, int64_t turns, int64_t streak)
+{
+    struct tg_conversation c;
+    memset(&c, 0, sizeof(c));
+    tg_strlcpy(c.id, id, sizeof(c.id));
+    tg_strlcpy(c.customer_id, customer, sizeof(c.customer_id));
+    c.created_ms = created;
+    c.updated_ms = updated;
+    c.turns = turns;
+    c.degraded_streak = streak;
+    return c;
+}
+
+static void put_conv(struct env *e, const struct tg_conversation *c)
+{
+    assert_int_equal(tg_store_conversation_put(e->st, c), TG_OK);
+}
+
+static void add_msg(struct env *e, const char *conv_id, const char *turn_id, const char *role,
+                    const char *content, int64_t ts)
+{
+    struct tg_message m;
+    memset(&m, 0, sizeof(m));
+    tg_strlcpy(m.conversation_id, conv_id, sizeof(m.conversation_id));
+    tg_strlcpy(m.turn_id, turn_id, sizeof(m.turn_id));
+    m.role = role;
+    m.content = content;
+    m.ts_ms = ts;
+    assert_int_equal(tg_store_message_add(e->st, &m), TG_OK);
+}
+
+static size_t message_count(struct env *e, const char *conv_id)
+{
+    json_t *arr = NULL;
+    assert_int_equal(tg_store_messages(e->st, conv_id, 1000000, &arr), TG_OK);
+    size_t n = json_array_size(arr);
+    json_decref(arr);
+    return n;
+}
+
+/* A leaf whose bytes, hash and head are all derived from its index. */
+struct leaf {
+    char data[64];
+    struct tg_audit_row row;
+};
+
+static void make_leaf(uint64_t i, struct leaf *l)
+{
+    memset(l, 0, sizeof(*l));
+    int n = snprintf(l->data, sizeof(l->data), "{\"event\":\"turn\",\"n\":%llu}",
+                     (unsigned long long)i);
+    l->row.index = i;
+    l->row.data = l->data;
+    l->row.len = (size_t)n;
+    tg_sha256(l->data, l->row.len, l->row.leaf_hash);
+    for (size_t k = 0; k < TG_SHA256_LEN; k++)
+        l->row.root[k] = (uint8_t)(i * 31 + k);
+    l->row.ts_ms = 1700000000000 + (int64_t)i;
+}
+
+static void put_leaf(struct env *e, uint64_t i)
+{
+    struct leaf l;
+    make_leaf(i, &l);
+    assert_int_equal(tg_store_audit_put(e->st, &l.row), TG_OK);
+}
+
+static void assert_leaf(const struct tg_audit_row *row, uint64_t i)
+{
+    struct leaf l;
+    make_leaf(i, &l);
+    assert_int_equal(row->index, i);
+    assert_int_equal(row->len, l.row.len);
+    assert_memory_equal(row->data, l.data, l.row.len);
+    assert_memory_equal(row->leaf_hash, l.row.leaf_hash, TG_SHA256_LEN);
+    assert_memory_equal(row->root, l.row.root, TG_SHA256_LEN);
+    assert_int_equal(row->ts_ms, l.row.ts_ms);
+}
+
+static uint64_t audit_size(struct env *e)
+{
+    uint64_t n = 0;
+    assert_int_equal(tg_store_audit_size(e->st, &n), TG_OK);
+    return n;
+}
+
+static json_t *parse(const char *text)
+{
+    json_error_t jerr;
+    json_t *v = json_loads(text, 0, &jerr);
+    if (!v)
+        print_error("bad test JSON: %s\n", jerr.text);
+    assert_non_null(v);
+    return v;
+}
+
+static struct tg_review_row review(const char *id, const char *state, int64_t prio,
+                                   int64_t deadline)
+{
+    struct tg_review_row r;
+    memset(&r, 0, sizeof(r));
+    tg_strlcpy(r.id, id, sizeof(r.id));
+    snprintf(r.turn_id, sizeof(r.turn_id), "turn_of_%s", id);
+    tg_strlcpy(r.state, state, sizeof(r.state));
+    tg_strlcpy(r.queue, "refunds", sizeof(r.queue));
+    r.priority = prio;
+    r.deadline_ms = deadline;
+    r.updated_ms = deadline - 10;
+    return r;
+}
+
+static void put_review(struct env *e, const char *id, const char *state, int64_t prio,
+                       int64_t deadline)
+{
+    struct tg_review_row r = review(id, state, prio, deadline);
+    json_t *task = json_pack("{s:s, s:s, s:I, s:s}", "id", id, "state", state, "priority",
+                             (json_int_t)prio, "note", "需要人工审核");
+    assert_non_null(task);
+    assert_int_equal(tg_store_review_put(e->st, &r, task), TG_OK);
+    json_decref(task);
+}
+
+/* The "id" of every task in a review list, joined by commas. */
+static void review_ids(struct env *e, const char *state, size_t limit, char *out, size_t n)
+{
+    json_t *arr = NULL;
+    size_t i;
+    json_t *t;
+
+    assert_int_equal(tg_store_review_list(e->st, state, limit, &arr), TG_OK);
+    assert_true(json_is_array(arr));
+    out[0] = '\0';
+    json_array_foreach(arr, i, t)
+    {
+        size_t len = strlen(out);
+        snprintf(out + len, n - len, "%s%s", i ? "," : "", tg_json_str(t, "id", "?"));
+    }
+    json_decref(arr);
+}
+
+/* ------------------------------------------------------------ conformance cases */
+
+static void t_reopen_keeps_data(struct env *e)
+{
+    struct tg_conversation c = conv("conv_a", "cust_1", 100, 200, 3, 1);
+    struct tg_conversation got;
+    json_t *rec = parse("{\"decision\":\"deliver\"}");
+    json_t *back = NULL;
+    struct tg_audit_row row;
+
+    put_conv(e, &c);
+    add_msg(e, "conv_a", "turn_1", "user", "hello", 150);
+    assert_int_equal(tg_store_turn_put(e->st, "turn_1", "conv_a", "deliver", 150, rec), TG_OK);
+    put_review(e, "rev_1", "pending", 2, 1000);
+    put_leaf(e, 0);
+    put_leaf(e, 1);
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+    reopen(e);
+
+    assert_int_equal(tg_store_conversation_get(e->st, "conv_a", &got), TG_OK);
+    assert_memory_equal(&got, &c, sizeof(c));
+    assert_int_equal(message_count(e, "conv_a"), 1);
+    assert_int_equal(tg_store_turn_get(e->st, "turn_1", &back), TG_OK);
+    assert_true(json_equal(back, rec));
+    assert_int_equal(tg_store_review_get(e->st, "rev_1", NULL, NULL), TG_OK);
+    assert_int_equal(audit_size(e), 2);
+    assert_int_equal(tg_store_audit_get(e->st, 1, &row), TG_OK);
+    assert_leaf(&row, 1);
+    tg_free(row.data);
+
+    /* The audit sequence continues where the previous session stopped. */
+    put_leaf(e, 2);
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+    assert_int_equal(audit_size(e), 3);
+    json_decref(rec);
+    json_decref(back);
+}
+
+static void t_conversation_put_get_latest(struct env *e)
+{
+    struct tg_conversation a = conv("conv_a", "cust_1", 100, 200, 1, 0);
+    struct tg_conversation b = conv("conv_b", "cust_1", 150, 400, 7, 2);
+    struct tg_conversation c = conv("conv_c", "cust_2", 300, 900, 1, 0);
+    struct tg_conversation got;
+
+    put_conv(e, &a);
+    put_conv(e, &b);
+    put_conv(e, &c);
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+
+    assert_int_equal(tg_store_conversation_get(e->st, "conv_a", &got), TG_OK);
+    assert_memory_equal(&got, &a, sizeof(a));
+    assert_int_equal(tg_store_conversation_latest(e->st, "cust_1", &got), TG_OK);
+    assert_string_equal(got.id, "conv_b");
+    assert_int_equal(got.turns, 7);
+    assert_int_equal(got.degraded_streak, 2);
+    assert_int_equal(tg_store_conversation_latest(e->st, "cust_2", &got), TG_OK);
+    assert_string_equal(got.id, "conv_c");
+
+    assert_int_equal(tg_store_conversation_latest(e->st, "cust_unknown", &got), TG_E_NOTFOUND);
+    assert_int_equal(tg_store_conversation_get(e->st, "conv_unknown", &got), TG_E_NOTFOUND);
+
+    /* Replacing a by id makes it the most recently updated of cust_1. */
+    a.updated_ms = 500;
+    a.turns = 2;
+    a.degraded_streak = 1;
+    put_conv(e, &a);
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+    assert_int_equal(tg_store_conversation_latest(e->st, "cust_1", &got), TG_OK);
+    assert_memory_equal(&got, &a, sizeof(a));
+}
+
+static void t_message_order_and_limit(struct env *e)
+{
+    char text[32];
+    json_t *arr = NULL;
+
+    for (int i = 0; i < 10; i++) {
+        snprintf(text, sizeof(text), "x%d", i);
+        add_msg(e, "conv_x", "turn_x", i % 2 ? "assistant" : "user", text, 1000 + i);
+        snprintf(text, sizeof(text), "y%d", i);
+        add_msg(e, "conv_y", "turn_y", "user", text, 2000 + i);
+    }
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+
+    assert_int_equal(tg_store_messages(e->st, "conv_x", 3, &arr), TG_OK);
+    assert_int_equal(json_array_size(arr), 3);
+    for (size_t i = 0; i < 3; i++) {
+        json_t *m = json_array_get(arr, i);
+        snprintf(text, sizeof(text), "x%zu", 7 + i);
+        assert_string_equal(tg_json_str(m, "content", ""), text);
+        assert_string_equal(tg_json_str(m, "role", ""), (7 + i) % 2 ? "assistant" : "user");
+        assert_string_equal(tg_json_str(m, "turn_id", ""), "turn_x");
+        assert_int_equal(tg_json_int(m, "ts_ms", 0), 1007 + (int64_t)i);
+    }
+    json_decref(arr);
+
+    assert_int_equal(tg_store_messages(e->st, "conv_y", 100, &arr), TG_OK);
+    assert_int_equal(json_array_size(arr), 10);
+    assert_string_equal(tg_json_str(json_array_get(arr, 0), "content", ""), "y0");
+    assert_string_equal(tg_json_str(json_array_get(arr, 9), "content", ""), "y9");
+    json_decref(arr);
+
+    assert_int_equal(tg_store_messages(e->st, "conv_y", 0, &arr), TG_OK);
+    assert_int_equal(json_array_size(arr), 0);
+    json_decref(arr);
+    assert_int_equal(tg_store_messages(e->st, "conv_y", SIZE_MAX, &arr), TG_OK);
+    assert_int_equal(json_array_size(arr), 10);
+    json_decref(arr);
+
+    assert_int_equal(tg_store_messages(e->st, "conv_unknown", 10, &arr), TG_OK);
+    assert_true(json_is_array(arr));
+    assert_int_equal(json_array_size(arr), 0);
+    json_decref(arr);
+}
+
+static void t_turn_roundtrip(struct env *e)
+{
+    static const char reply[] = "您好，您的退款已于3月5日处理，金额为¥1,280.00。";
+    json_t *rec = json_pack(
+        "{s:s, s:s, s:{s:s, s:[{s:s, s:f}, {s:s, s:f}]}, s:{s:[], s:{s:{s:b, s:n}}}, s:I}",
+        "turn_id", "turn_1", "decision", "deliver", "reply", "text", reply, "citations", "id",
+        "kb_1", "score", 0.875, "id", "kb_2", "score", 0.5, "policy", "hits", "nested", "deeper",
+        "ok", 1, "none", "amount", (json_int_t)128000);
+    json_t *back = NULL;
+
+    assert_non_null(rec);
+    assert_int_equal(tg_store_turn_put(e->st, "turn_1", "conv_a", "deliver", 123, rec), TG_OK);
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+    assert_int_equal(tg_store_turn_get(e->st, "turn_1", &back), TG_OK);
+    assert_true(json_equal(back, rec));
+    assert_string_equal(json_string_value(json_object_get(json_object_get(back, "reply"), "text")),
+                        reply);
+    json_decref(back);
+    json_decref(rec);
+
+    rec = parse("{\"turn_id\":\"turn_1\",\"decision\":\"review\",\"why\":{\"rule\":\"金额\"}}");
+    assert_int_equal(tg_store_turn_put(e->st, "turn_1", "conv_a", "review", 124, rec), TG_OK);
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+    assert_int_equal(tg_store_turn_get(e->st, "turn_1", &back), TG_OK);
+    assert_true(json_equal(back, rec));
+    json_decref(back);
+    json_decref(rec);
+
+    back = NULL;
+    assert_int_equal(tg_store_turn_get(e->st, "turn_unknown", &back), TG_E_NOTFOUND);
+    assert_null(back);
+}
+
+static void t_review_put_get_list(struct env *e)
+{
+    char ids[256];
+    struct tg_review_row row;
+    struct tg_review_row want = review("rev_2", "pending", 5, 900);
+    json_t *task = NULL;
+
+    put_review(e, "rev_1", "pending", 1, 500);
+    put_review(e, "rev_2", "pending", 5, 900);
+    put_review(e, "rev_3", "pending", 5, 300);
+    put_review(e, "rev_4", "claimed", 9, 100);
+    put_review(e, "rev_5", "decided", 0, 50);
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+
+    review_ids(e, "pending", 100, ids, sizeof(ids));
+    assert_string_equal(ids, "rev_3,rev_2,rev_1");
+    review_ids(e, "pending", 2, ids, sizeof(ids));
+    assert_string_equal(ids, "rev_3,rev_2");
+    review_ids(e, NULL, 100, ids, sizeof(ids));
+    assert_string_equal(ids, "rev_4,rev_3,rev_2,rev_1,rev_5");
+    review_ids(e, "expired", 100, ids, sizeof(ids));
+    assert_string_equal(ids, "");
+
+    assert_int_equal(tg_store_review_get(e->st, "rev_2", &row, &task), TG_OK);
+    assert_memory_equal(&row, &want, sizeof(row));
+    assert_string_equal(tg_json_str(task, "note", ""), "需要人工审核");
+    assert_int_equal(tg_json_int(task, "priority", 0), 5);
+    json_decref(task);
+    assert_int_equal(tg_store_review_get(e->st, "rev_2", NULL, NULL), TG_OK);
+    assert_int_equal(tg_store_review_get(e->st, "rev_unknown", &row, NULL), TG_E_NOTFOUND);
+
+    /* Replacing by id moves a task between states. */
+    put_review(e, "rev_1", "claimed", 1, 500);
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+    review_ids(e, "pending", 100, ids, sizeof(ids));
+    assert_string_equal(ids, "rev_3,rev_2");
+    review_ids(e, "claimed", 100, ids, sizeof(ids));
+    assert_string_equal(ids, "rev_4,rev_1");
+}
+
+struct scan_log {
+    uint64_t seen[32];
+    size_t n;
+    uint64_t stop_at; /* return 42 after this index */
+};
+
+static int scan_cb(void *ctx, const struct tg_audit_row *row)
+{
+    struct scan_log *log = ctx;
+    assert_true(log->n < TG_ARRAY_LEN(log->seen));
+    assert_leaf(row, row->index);
+    log->seen[log->n++] = row->index;
+    return row->index == log->stop_at ? 42 : 0;
+}
+
+static void t_audit_sequence(struct env *e)
+{
+    struct tg_audit_row row;
+    struct scan_log log = {.stop_at = UINT64_MAX};
+
+    assert_int_equal(audit_size(e), 0);
+    for (uint64_t i = 0; i < 10; i++)
+        put_leaf(e, i);
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+    assert_int_equal(audit_size(e), 10);
+
+    assert_int_equal(tg_store_audit_get(e->st, 3, &row), TG_OK);
+    assert_leaf(&row, 3);
+    assert_int_equal(row.data[row.len], '\0');
+    tg_free(row.data);
+    assert_int_equal(tg_store_audit_get(e->st, 10, &row), TG_E_NOTFOUND);
+    assert_int_equal(tg_store_audit_get(e->st, UINT64_MAX, &row), TG_E_NOTFOUND);
+
+    assert_int_equal(tg_store_audit_scan(e->st, 4, scan_cb, &log), TG_OK);
+    assert_int_equal(log.n, 6);
+    for (size_t k = 0; k < log.n; k++)
+        assert_int_equal(log.seen[k], 4 + k);
+
+    log = (struct scan_log){.stop_at = 6};
+    assert_int_equal(tg_store_audit_scan(e->st, 4, scan_cb, &log), 42);
+    assert_int_equal(log.n, 3);
+    assert_int_equal(log.seen[2], 6);
+
+    log = (struct scan_log){.stop_at = UINT64_MAX};
+    assert_int_equal(tg_store_audit_scan(e->st, 10, scan_cb, &log), TG_OK);
+    assert_int_equal(log.n, 0);
+    assert_int_equal(tg_store_audit_scan(e->st, 0, scan_cb, &log), TG_OK);
+    assert_int_equal(log.n, 10);
+
+    /* An empty leaf is stored and read back as zero bytes. */
+    struct leaf l;
+    make_leaf(10, &l);
+    l.row.data = NULL;
+    l.row.len = 0;
+    assert_int_equal(tg_store_audit_put(e->st, &l.row), TG_OK);
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+    assert_int_equal(tg_store_audit_get(e->st, 10, &row), TG_OK);
+    assert_int_equal(row.len, 0);
+    assert_non_null(row.data);
+    tg_free(row.data);
+}
+
+static void t_audit_gap_is_conflict(struct env *e)
+{
+    struct tg_conversation c = conv("conv_a", "cust_1", 1, 2, 0, 0);
+
+    put_leaf(e, 0);
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+    put_leaf(e, 2);
+    assert_int_equal(tg_store_flush(e->st), TG_E_CONFLICT);
+    /* Sticky: every later write and flush reports it. */
+    assert_int_equal(tg_store_conversation_put(e->st, &c), TG_E_CONFLICT);
+    assert_int_equal(tg_store_flush(e->st), TG_E_CONFLICT);
+    assert_int_equal(audit_size(e), 1);
+}
+
+static void t_audit_duplicate_is_conflict(struct env *e)
+{
+    struct leaf l;
+    struct tg_audit_row row;
+
+    put_leaf(e, 0);
+    put_leaf(e, 1);
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+    make_leaf(1, &l);
+    l.row.ts_ms = 5; /* a different leaf claiming index 1 */
+    assert_int_equal(tg_store_audit_put(e->st, &l.row), TG_OK);
+    assert_int_equal(tg_store_flush(e->st), TG_E_CONFLICT);
+    assert_int_equal(audit_size(e), 2);
+    assert_int_equal(tg_store_audit_get(e->st, 1, &row), TG_OK);
+    assert_leaf(&row, 1);
+    tg_free(row.data);
+}
+
+static void t_reads_after_flush(struct env *e)
+{
+    struct tg_conversation c = conv("conv_a", "cust_1", 10, 20, 1, 0);
+    struct tg_conversation got;
+
+    put_conv(e, &c);
+    add_msg(e, "conv_a", "turn_1", "user", "first", 20);
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+    assert_int_equal(tg_store_conversation_get(e->st, "conv_a", &got), TG_OK);
+    assert_int_equal(got.updated_ms, 20);
+    assert_int_equal(message_count(e, "conv_a"), 1);
+
+    c.updated_ms = 30;
+    c.turns = 2;
+    put_conv(e, &c);
+    add_msg(e, "conv_a", "turn_2", "user", "second", 30);
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+    assert_int_equal(tg_store_conversation_get(e->st, "conv_a", &got), TG_OK);
+    assert_int_equal(got.updated_ms, 30);
+    assert_int_equal(got.turns, 2);
+    assert_int_equal(message_count(e, "conv_a"), 2);
+}
+
+static void t_writes_copy_arguments(struct env *e)
+{
+    char content[32] = "original text";
+    char role[16] = "user";
+    char data[16] = "leaf-bytes";
+    struct tg_message m;
+    struct tg_audit_row row;
+    json_t *rec = parse("{\"k\":\"v\"}");
+    json_t *arr = NULL;
+
+    memset(&m, 0, sizeof(m));
+    tg_strlcpy(m.conversation_id, "conv_a", sizeof(m.conversation_id));
+    m.role = role;
+    m.content = content;
+    assert_int_equal(tg_store_message_add(e->st, &m), TG_OK);
+    assert_int_equal(tg_store_turn_put(e->st, "turn_1", "conv_a", "deliver", 1, rec), TG_OK);
+    memset(&row, 0, sizeof(row));
+    row.data = data;
+    row.len = strlen(data);
+    assert_int_equal(tg_store_audit_put(e->st, &row), TG_OK);
+
+    /* Scribble over everything the caller passed before the writer runs. */
+    memset(content, 'z', sizeof(content) - 1);
+    memset(role, 'q', sizeof(role) - 1);
+    memset(data, '#', sizeof(data) - 1);
+    memset(&m, 0xff, sizeof(m));
+    json_object_set_new(rec, "k", json_string("changed"));
+    json_decref(rec);
+
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+    assert_int_equal(tg_store_messages(e->st, "conv_a", 10, &arr), TG_OK);
+    assert_int_equal(json_array_size(arr), 1);
+    assert_string_equal(tg_json_str(json_array_get(arr, 0), "content", ""), "original text");
+    assert_string_equal(tg_json_str(json_array_get(arr, 0), "role", ""), "user");
+    assert_string_equal(tg_json_str(json_array_get(arr, 0), "turn_id", "?"), "");
+    json_decref(arr);
+    assert_int_equal(tg_store_turn_get(e->st, "turn_1", &rec), TG_OK);
+    assert_string_equal(tg_json_str(rec, "k", ""), "v");
+    json_decref(rec);
+    assert_int_equal(tg_store_audit_get(e->st, 0, &row), TG_OK);
+    assert_int_equal(row.len, strlen("leaf-bytes"));
+    assert_memory_equal(row.data, "leaf-bytes", row.len);
+    tg_free(row.data);
+}
+
+static void t_many_writes(struct env *e)
+{
+    enum { N = 5000 };
+    char text[32];
+    json_t *arr = NULL;
+
+    for (int i = 0; i < N; i++) {
+        snprintf(text, sizeof(text), "m%04d", i);
+        add_msg(e, "conv_bulk", "turn_bulk", "user", text, i);
+        if (i % 10 == 0)
+            put_leaf(e, (uint64_t)i / 10);
+    }
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+    assert_int_equal(audit_size(e), N / 10);
+
+    assert_int_equal(tg_store_messages(e->st, "conv_bulk", 2 * N, &arr), TG_OK);
+    assert_int_equal(json_array_size(arr), N);
+    for (size_t i = 0; i < N; i++) {
+        json_t *m = json_array_get(arr, i);
+        snprintf(text, sizeof(text), "m%04zu", i);
+        assert_string_equal(tg_json_str(m, "content", ""), text);
+        assert_int_equal(tg_json_int(m, "ts_ms", -1), (int64_t)i);
+    }
+    json_decref(arr);
+
+    assert_int_equal(tg_store_messages(e->st, "conv_bulk", 10, &arr), TG_OK);
+    assert_int_equal(json_array_size(arr), 10);
+    assert_string_equal(tg_json_str(json_array_get(arr, 0), "content", ""), "m4990");
+    assert_string_equal(tg_json_str(json_array_get(arr, 9), "content", ""), "m4999");
+    json_decref(arr);
+}
+
+static void t_close_without_flush(struct env *e)
+{
+    enum { N = 3000, LEAVES = 200 };
+    char text[32];
+    struct tg_conversation c = conv("conv_last", "cust_9", 1, 99, 5, 0);
+    struct tg_conversation got;
+
+    for (int i = 0; i < N; i++) {
+        snprintf(text, sizeof(text), "n%d", i);
+        add_msg(e, "conv_last", "turn_last", "assistant", text, i);
+    }
+    for (uint64_t i = 0; i < LEAVES; i++)
+        put_leaf(e, i);
+    put_conv(e, &c);
+    reopen(e); /* close straight away: close itself must commit the queue */
+
+    assert_int_equal(message_count(e, "conv_last"), N);
+    assert_int_equal(audit_size(e), LEAVES);
+    assert_int_equal(tg_store_conversation_get(e->st, "conv_last", &got), TG_OK);
+    assert_int_equal(got.updated_ms, 99);
+}
+
+static void t_flush_idle_and_kind(struct env *e)
+{
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+    assert_string_equal(tg_store_kind(e->st), e->op->name);
+}
+
+static void t_invalid_arguments(struct env *e)
+{
+    struct tg_conversation c = conv("", "cust", 1, 1, 0, 0);
+    struct tg_message m;
+    struct tg_review_row r = review("rev_1", "pending", 1, 1);
+    struct tg_audit_row row;
+    json_t *arr = json_array();
+    json_t *obj = json_object();
+
+    assert_int_equal(tg_store_conversation_put(e->st, &c), TG_E_INVAL);
+    memset(&m, 0, sizeof(m));
+    tg_strlcpy(m.conversation_id, "conv_a", sizeof(m.conversation_id));
+    m.role = "user";
+    assert_int_equal(tg_store_message_add(e->st, &m), TG_E_INVAL);
+    assert_int_equal(tg_store_turn_put(e->st, "turn_1", "conv_a", "deliver", 1, arr), TG_E_INVAL);
+    assert_int_equal(tg_store_turn_put(e->st, NULL, "conv_a", "deliver", 1, obj), TG_E_INVAL);
+    assert_int_equal(tg_store_review_put(e->st, &r, NULL), TG_E_INVAL);
+    memset(&row, 0, sizeof(row));
+    row.len = 3;
+    assert_int_equal(tg_store_audit_put(e->st, &row), TG_E_INVAL);
+    assert_int_equal(tg_store_review_list(e->st, NULL, 10, NULL), TG_E_INVAL);
+    assert_int_equal(tg_store_audit_scan(e->st, 0, NULL, NULL), TG_E_INVAL);
+    /* Rejected arguments are not write errors: the store still works. */
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+    assert_int_equal(audit_size(e), 0);
+    json_decref(arr);
+    json_decref(obj);
+}
+
+static void t_bad_uri_reports(struct env *e)
+{
+    char uri[600], hint[600], err[512] = "";
+    struct tg_store *st = NULL;
+
+    e->op->bad_uri(e, uri, sizeof(uri), hint, sizeof(hint));
+    assert_int_not_equal(tg_store_open(uri, &st, err, sizeof(err)), TG_OK);
+    assert_null(st);
+    assert_true(strlen(err) > 0);
+    if (!strstr(err, hint))
+        print_error("error \"%s\" does not mention \"%s\"\n", err, hint);
+    assert_non_null(strstr(err, hint));
+}
+
+struct conformance_case {
+    const char *name;
+    void (*run)(struct env *e);
+};
+
+static const struct conformance_case cases[] = {
+    {"reopen_keeps_data", t_reopen_keeps_data},
+    {"conversation_put_get_latest", t_conversation_put_get_latest},
+    {"message_order_and_limit", t_message_order_and_limit},
+    {"turn_roundtrip", t_turn_roundtrip},
+    {"review_put_get_list", t_review_put_get_list},
+    {"audit_sequence", t_audit_sequence},
+    {"audit_gap_is_conflict", t_audit_gap_is_conflict},
+    {"audit_duplicate_is_conflict", t_audit_duplicate_is_conflict},
+    {"reads_after_flush", t_reads_after_flush},
+    {"writes_copy_arguments", t_writes_copy_arguments},
+    {"many_writes", t_many_writes},
+    {"close_without_flush", t_close_without_flush},
+    {"flush_idle_and_kind", t_flush_idle_and_kind},
+    {"invalid_arguments", t_invalid_arguments},
+    {"bad_uri_reports", t_bad_uri_reports},
+};
+
+/* One (fixture, case) pair: the cmocka state of a conformance test. */
+struct slot {
+    const struct opener *op;
+    const struct conformance_case *tc;
+    struct env env;
+};
+
+static int slot_setup(void **state)
+{
+    struct slot *sl = *state;
+    memset(&sl->env, 0, sizeof(sl->env));
+    sl->env.op = sl->op;
+    if (sl->op->init(&sl->env) != 0)
+        return -1;
+    open_store(&sl->env);
+    return 0;
+}
+
+static int slot_teardown(void **state)
+{
+    struct slot *sl = *state;
+    tg_store_close(sl->env.st);
+    sl->env.st = NULL;
+    sl->op->fini(&sl->env);
+    return 0;
+}
+
+static void slot_run(void **state)
+{
+    struct slot *sl = *state;
+    sl->tc->run(&sl->env);
+}
+
+static int run_conformance(const struct opener *op)
+{
+    static struct slot slots[TG_ARRAY_LEN(cases)];
+    struct CMUnitTest tests[TG_ARRAY_LEN(cases)];
+    char group[64];
+
+    snprintf(group, sizeof(group), "store conformance: %s", op->name);
+    if (!op->available()) {
+        print_message("[  SKIPPED ] %s: backend not available here\n", group);
+        return 0;
+    }
+    for (size_t i = 0; i < TG_ARRAY_LEN(cases); i++) {
+        slots[i] = (struct slot){.op = op, .tc = &cases[i]};
+        tests[i] = (struct CMUnitTest){
+            .name = cases[i].name,
+            .test_func = slot_run,
+            .setup_func = slot_setup,
+            .teardown_func = slot_teardown,
+            .initial_state = &slots[i],
+        };
+    }
+    return _cmocka_run_group_tests(group, tests, TG_ARRAY_LEN(tests), NULL, NULL);
+}
+
+/* ------------------------------------------------------------ uri dispatch (store.c) */
+
+static void test_postgres_not_built(void **state)
+{
+    static const char *uris[] = {"postgres://tg@localhost/trustgate",
+                                 "postgresql://localhost:5432/trustgate"};
+    (void)state;
+    for (size_t i = 0; i < TG_ARRAY_LEN(uris); i++) {
+        char err[256] = "";
+        struct tg_store *st = NULL;
+        assert_int_equal(tg_store_open(uris[i], &st, err, sizeof(err)), TG_E_CONFIG);
+        assert_null(st);
+        assert_non_null(strstr(err, "PostgreSQL"));
+    }
+}
+
+static void test_bad_uris(void **state)
+{
+    static const char *uris[] = {"sqlite:", "", "mysql://localhost/db"};
+    char err[256];
+    struct tg_store *st = NULL;
+    (void)state;
+
+    for (size_t i = 0; i < TG_ARRAY_LEN(uris); i++) {
+        err[0] = '\0';
+        assert_int_equal(tg_store_open(uris[i], &st, err, sizeof(err)), TG_E_CONFIG);
+        assert_null(st);
+        assert_true(strlen(err) > 0);
+    }
+    assert_int_equal(tg_store_open(NULL, &st, err, sizeof(err)), TG_E_INVAL);
+    assert_int_equal(tg_store_open("sqlite:/tmp/x.db", NULL, NULL, 0), TG_E_INVAL);
+    tg_store_close(NULL);
+    assert_int_equal(tg_store_flush(NULL), TG_E_INVAL);
+}
+
+/* A fresh SQLite temp dir for tests outside the conformance table. */
+static int sqlite_env_setup(void **state)
+{
+    struct env *e = tg_calloc(1, sizeof(*e));
+    if (!e || sqlite_init(e) != 0) {
+        tg_free(e);
+        return -1;
+    }
+    e->op = &openers[0];
+    *state = e;
+    return 0;
+}
+
+static int sqlite_env_teardown(void **state)
+{
+    struct env *e = *state;
+    tg_store_close(e->st);
+    sqlite_fini(e);
+    tg_free(e);
+    return 0;
+}
+
+static void test_bare_path_is_sqlite(void **state)
+{
+    struct env *e = *state;
+    struct tg_store *other = NULL;
+    struct tg_conversation got;
+    char path[400], err[256] = "";
+
+    snprintf(path, sizeof(path), "%s/bare.db", e->dir);
+    assert_int_equal(tg_store_open(path, &other, err, sizeof(err)), TG_OK);
+    assert_string_equal(tg_store_kind(other), "sqlite");
+    struct tg_conversation c = conv("conv_a", "cust_1", 1, 2, 0, 0);
+    assert_int_equal(tg_store_conversation_put(other, &c), TG_OK);
+    tg_store_close(other);
+
+    snprintf(e->uri, sizeof(e->uri), "sqlite:%s", path);
+    open_store(e);
+    assert_int_equal(tg_store_conversation_get(e->st, "conv_a", &got), TG_OK);
+}
+
+/* ------------------------------------------------------------ SQLite specifics */
+
+static int64_t pragma_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static void test_sqlite_file_settings(void **state)
+{
+    struct env *e = *state;
+    char path[400];
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+
+    open_store(e);
+    snprintf(path, sizeof(path), "%s/store.db", e->dir);
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    assert_int_equal(pragma_int(db, "PRAGMA user_version"), 1);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    assert_int_equal(pragma_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+                                    " AND name IN ('conversations', 'messages', 'turns',"
+                                    " 'reviews', 'audit')"),
+                     5);
+
+    /* A file from a newer trustgate is refused rather than misread. */
+    tg_store_close(e->st);
+    e->st = NULL;
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    char err[512] = "";
+    struct tg_store *st2 = NULL;
+    assert_int_equal(tg_store_open(e->uri, &st2, err, sizeof(err)), TG_E_CONFIG);
+    assert_null(st2);
+    assert_non_null(strstr(err, "99"));
+    assert_non_null(strstr(err, path));
+}
+
+static void test_sqlite_not_a_database(void **state)
+{
+    struct env *e = *state;
+    char path[400], err[512] = "";
+    struct tg_store *st = NULL;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/junk.db", e->dir);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    for (int i = 0; i < 200; i++)
+        fputs("this is not an SQLite database file. ", f);
+    fclose(f);
+    assert_int_not_equal(tg_store_open(path, &st, err, sizeof(err)), TG_OK);
+    assert_null(st);
+    assert_non_null(strstr(err, path));
+    assert_non_null(strstr(err, "not a database"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest dispatch[] = {
+        cmocka_unit_test(test_postgres_not_built),
+        cmocka_unit_test(test_bad_uris),
+        cmocka_unit_test_setup_teardown(test_bare_path_is_sqlite, sqlite_env_setup,
+                                        sqlite_env_teardown),
+        cmocka_unit_test_setup_teardown(test_sqlite_file_settings, sqlite_env_setup,
+                                        sqlite_env_teardown),
+        cmocka_unit_test_setup_teardown(test_sqlite_not_a_database, sqlite_env_setup,
+                                        sqlite_env_teardown),
+    };
+    int failed = 0;
+
+    tg_log_set_level(TG_LOG_OFF); /* the error cases log on purpose */
+    for (size_t i = 0; i < TG_ARRAY_LEN(openers); i++)
+        failed += run_conformance(&openers[i]);
+    failed += cmocka_run_group_tests_name("store uri and sqlite", dispatch, NULL, NULL);
+    return failed ? 1 : 0;
+}
