@@ -1,12 +1,129 @@
-/* cli.c - subcommand dispatch (placeholder until the subcommands land). */
+/*
+ * cli.c - subcommand dispatch, help and version, and helpers the
+ * subcommands share.
+ */
 #include "cli/cli.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
 
-int tg_cli_main(int argc, char **argv)
+struct command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+};
+
+static int cmd_version(int argc, char **argv);
+static int cmd_help(int argc, char **argv);
+
+static const struct command commands[] = {
+    {"serve", tg_cli_serve, "run the gateway (HTTP API) until SIGTERM"},
+    {"ask", tg_cli_ask, "run one turn in-process and print the answer"},
+    {"config", tg_cli_config, "check a config file: trustgate config check FILE"},
+    {"audit", tg_cli_audit, "verify the audit log: trustgate audit verify"},
+    {"version", cmd_version, "print the version"},
+    {"help", cmd_help, "this overview"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "trustgate %s - a trust gateway for AI customer service\n\n"
+            "usage: trustgate COMMAND [options]\n\ncommands:\n",
+            TG_VERSION);
+    for (size_t i = 0; i < TG_ARRAY_LEN(commands); i++)
+        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n`trustgate COMMAND --help` describes each command.\n");
+}
+
+static int cmd_version(int argc, char **argv)
+{
+    if (tg_cli_wants_help(argc, argv)) {
+        printf("usage: trustgate version\n\nPrint the version.\n");
+        return 0;
+    }
+    printf("trustgate %s\n", TG_VERSION);
+    return 0;
+}
+
+static int cmd_help(int argc, char **argv)
 {
     (void)argc;
     (void)argv;
-    fprintf(stderr, "trustgate: no subcommands yet\n");
+    usage(stdout);
+    return 0;
+}
+
+int tg_cli_main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+        return cmd_help(argc - 1, argv + 1);
+    if (strcmp(argv[1], "--version") == 0)
+        return cmd_version(argc - 1, argv + 1);
+    for (size_t i = 0; i < TG_ARRAY_LEN(commands); i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "trustgate: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
     return 2;
+}
+
+int tg_cli_wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+            return 1;
+    return 0;
+}
+
+struct tg_config *tg_cli_load_config(const char *path)
+{
+    struct tg_config *cfg = NULL;
+    json_t *errs = NULL;
+    int rc = tg_config_load(path, &cfg, &errs);
+    if (rc) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(errs, i, e) fprintf(stderr, "%s\n", json_string_value(e));
+        if (json_array_size(errs) == 0)
+            fprintf(stderr, "%s: %s\n", path, tg_err_str(rc));
+        json_decref(errs);
+        return NULL;
+    }
+    json_decref(errs);
+    return cfg;
+}
+
+int tg_cli_mkdirs(const char *path)
+{
+    char buf[4096];
+    if (tg_strlcpy(buf, path, sizeof(buf)) >= sizeof(buf))
+        return TG_E_INVAL;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0750) && errno != EEXIST)
+            return TG_E_IO;
+        *p = '/';
+    }
+    if (mkdir(buf, 0750) && errno != EEXIST)
+        return TG_E_IO;
+    return TG_OK;
+}
+
+void tg_cli_store_dir(const char *uri, char *out, size_t outlen)
+{
+    const char *path = tg_str_has_prefix(uri, "sqlite:") ? uri + 7 : uri;
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(out, outlen, ".");
+    else
+        snprintf(out, outlen, "%.*s", (int)(slash - path), path);
 }

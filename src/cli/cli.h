@@ -1,10 +1,28 @@
 /*
  * cli.h - the trustgate command line.  One file per subcommand; each takes
- * argc/argv after the subcommand name and returns the process exit status.
+ * argc/argv starting at the subcommand's name and returns the process exit
+ * status (0 success, 1 failure found, 2 usage error).
  */
 #ifndef TG_CLI_H
 #define TG_CLI_H
 
+#include "config/config.h"
+
 int tg_cli_main(int argc, char **argv);
+
+int tg_cli_serve(int argc, char **argv);
+int tg_cli_ask(int argc, char **argv);
+int tg_cli_config(int argc, char **argv);
+int tg_cli_audit(int argc, char **argv);
+
+/* Load a config, printing every problem as FILE:LINE: message on stderr.
+ * Returns NULL on failure. */
+struct tg_config *tg_cli_load_config(const char *path);
+/* Create a directory and its parents (mode 0750); TG_OK if it exists. */
+int tg_cli_mkdirs(const char *path);
+/* The directory a store URI of the form sqlite:PATH lives in, into out. */
+void tg_cli_store_dir(const char *uri, char *out, size_t outlen);
+/* True when argv[i] is -h or --help for any i >= 1. */
+int tg_cli_wants_help(int argc, char **argv);
 
 #endif

@@ -109,6 +109,8 @@ struct tg_buf {
 #define TG_BUF_UNLIMITED ((size_t)-1)
 void tg_buf_init(struct tg_buf *b, size_t max);
 int tg_buf_append(struct tg_buf *b, const void *p, size_t n);
+/* Make room for n more bytes (plus the terminator) without changing len. */
+int tg_buf_reserve(struct tg_buf *b, size_t n);
 int tg_buf_puts(struct tg_buf *b, const char *s);
 int tg_buf_printf(struct tg_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int tg_buf_vprintf(struct tg_buf *b, const char *fmt, va_list ap);

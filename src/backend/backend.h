@@ -1,0 +1,76 @@
+/*
+ * backend.h - the things that write answers: upstream models (openai.c),
+ * canned replies (script.c), later the builtin knowledge-base answerer.
+ *
+ * A backend is created from its config section and answers one request at
+ * a time per call, asynchronously, on the server's event loop.  Every
+ * backend kind is a `const struct tg_backend_ops` table; callers use only
+ * the functions below.
+ *
+ * Callback rule: tg_backend_generate() either returns an error and never
+ * calls cb, or returns TG_OK and calls cb exactly once — possibly before it
+ * returns (script answers at once) — unless the call is cancelled first.
+ */
+#ifndef TG_BACKEND_H
+#define TG_BACKEND_H
+
+#include "config/config.h"
+#include "core/core.h"
+
+struct event_base;
+struct tg_backend;
+struct tg_backend_call;
+struct tg_metrics;
+
+struct tg_backend_request {
+    const char *model;      /* requested model; a backend with a fixed model ignores it */
+    const json_t *messages; /* OpenAI messages array (role, content) */
+    const json_t *params;   /* object of sampling fields to forward (temperature, ...), or NULL */
+};
+
+struct tg_backend_result {
+    int err;                 /* TG_OK, TG_E_UPSTREAM, TG_E_TIMEOUT, TG_E_NOMEM */
+    int status;              /* upstream HTTP status, 0 when none was received */
+    char *content;           /* the answer (tg_malloc'd); the callback may take it and set NULL */
+    size_t len;
+    char finish_reason[24];
+    char model[96];          /* the model that answered */
+    int64_t prompt_tokens;
+    int64_t completion_tokens;
+    int64_t retry_after_ms;  /* from a Retry-After header, -1 when absent */
+    int malformed_events;    /* stream events skipped as unparseable */
+    char kind[32];           /* short failure class for metrics: "header_timeout", "status_503" */
+    char message[256];       /* human-readable failure description */
+};
+
+/* Called once with the result, valid only during the call. */
+typedef void (*tg_backend_cb)(struct tg_backend_result *res, void *arg);
+
+struct tg_backend_env {
+    struct event_base *base;
+    struct tg_metrics *metrics; /* may be NULL */
+};
+
+/*
+ * Create a backend from conf, which must outlive it.  Returns TG_OK, or an
+ * error with a message in err.
+ */
+int tg_backend_create(const struct tg_backend_conf *conf, const struct tg_backend_env *env,
+                      struct tg_backend **out, char *err, size_t errlen);
+void tg_backend_free(struct tg_backend *b);
+const char *tg_backend_name(const struct tg_backend *b);
+const char *tg_backend_type(const struct tg_backend *b);
+
+/* Start answering rq (copied as needed).  *call (may be NULL) receives a
+ * handle for tg_backend_cancel() that is valid until cb runs. */
+int tg_backend_generate(struct tg_backend *b, const struct tg_backend_request *rq,
+                        tg_backend_cb cb, void *arg, struct tg_backend_call **call);
+/* Abandon a call: cb will not be called, the upstream request is dropped. */
+void tg_backend_cancel(struct tg_backend_call *call);
+
+/* Result helpers for backend implementations. */
+void tg_backend_result_init(struct tg_backend_result *res);
+void tg_backend_result_fail(struct tg_backend_result *res, int err, const char *kind,
+                            const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+#endif

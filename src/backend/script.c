@@ -1,0 +1,56 @@
+/*
+ * script.c - the canned-reply backend: answers every request with the
+ * configured text, at once.  It is the holding answer of the ladder and
+ * the demo's answerer until the knowledge-base answerer exists.
+ */
+#include "backend/backend_int.h"
+
+#include <string.h>
+
+static int script_create(struct tg_backend *b, const struct tg_backend_env *env, char *err,
+                         size_t errlen)
+{
+    (void)env;
+    (void)err;
+    (void)errlen;
+    b->impl = NULL;
+    return TG_OK;
+}
+
+static void script_destroy(struct tg_backend *b)
+{
+    (void)b;
+}
+
+static int script_generate(struct tg_backend *b, const struct tg_backend_request *rq,
+                           tg_backend_cb cb, void *arg, struct tg_backend_call **call)
+{
+    (void)rq;
+    (void)call;
+    struct tg_backend_result res;
+    const char *reply = b->conf->reply ? b->conf->reply : "";
+    tg_backend_result_init(&res);
+    res.len = strlen(reply);
+    res.content = tg_strndup(reply, res.len);
+    if (!res.content)
+        return TG_E_NOMEM;
+    res.status = 200;
+    tg_strlcpy(res.finish_reason, "stop", sizeof(res.finish_reason));
+    tg_strlcpy(res.model, b->conf->name, sizeof(res.model));
+    cb(&res, arg);
+    tg_free(res.content);
+    return TG_OK;
+}
+
+static void script_cancel(struct tg_backend_call *call)
+{
+    (void)call; /* a script call is over before anyone could cancel it */
+}
+
+const struct tg_backend_ops tg_backend_script_ops = {
+    .type = "script",
+    .create = script_create,
+    .destroy = script_destroy,
+    .generate = script_generate,
+    .cancel = script_cancel,
+};

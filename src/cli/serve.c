@@ -1,0 +1,197 @@
+/*
+ * serve.c - `trustgate serve`: the gateway daemon.
+ *
+ * SIGTERM or SIGINT starts a drain: the listener closes, /readyz turns
+ * 503, turns in flight finish and are recorded (up to the configured drain
+ * timeout), then the store is flushed and the process exits 0.
+ */
+#include "cli/cli.h"
+
+#include "http/http.h"
+#include "pipeline/pipeline.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+
+struct daemon {
+    struct event_base *base;
+    struct tg_api api;
+    struct event *sigterm, *sigint, *drain_timer;
+    int64_t drain_deadline_ns;
+};
+
+static void serve_usage(FILE *f)
+{
+    fprintf(f, "usage: trustgate serve -c FILE [--listen HOST:PORT] [--data DIR]\n\n"
+               "Run the gateway until SIGTERM or SIGINT.\n\n"
+               "  -c, --config FILE    the config file (YAML)\n"
+               "  -l, --listen H:P     listen address, overrides server.listen\n"
+               "  -d, --data DIR       data directory, overrides server.data_dir and store.uri\n"
+               "  -h, --help           this text\n");
+}
+
+static void drain_check_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct daemon *d = arg;
+    size_t inflight = d->api.p->inflight + tg_http_inflight(d->api.srv);
+    if (inflight == 0 || tg_clock_mono_ns() >= d->drain_deadline_ns) {
+        if (inflight)
+            tg_warn("drain timeout: %zu requests still in flight", inflight);
+        event_base_loopexit(d->base, NULL);
+        return;
+    }
+    struct timeval tv = {0, 20000};
+    evtimer_add(d->drain_timer, &tv);
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct daemon *d = arg;
+    if (d->api.draining)
+        return;
+    tg_info("signal %d: draining %zu turns in flight", (int)sig, d->api.p->inflight);
+    d->api.draining = true;
+    tg_http_server_stop_accepting(d->api.srv);
+    d->drain_deadline_ns = tg_clock_mono_ns() + d->api.p->cfg->drain_timeout_ms * 1000000;
+    drain_check_cb(-1, 0, d);
+}
+
+static int split_listen(const char *s, char *host, size_t hostlen, int *port)
+{
+    const char *colon = strrchr(s, ':');
+    int64_t p;
+    if (!colon || colon == s || tg_parse_i64(colon + 1, &p) || p < 0 || p > 65535)
+        return TG_E_PARSE;
+    const char *h = s;
+    size_t hl = (size_t)(colon - s);
+    if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    if (hl >= hostlen)
+        return TG_E_PARSE;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port = (int)p;
+    return TG_OK;
+}
+
+int tg_cli_serve(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"listen", required_argument, NULL, 'l'},
+                                         {"data", required_argument, NULL, 'd'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *cfg_path = NULL, *listen = NULL, *data = NULL;
+    int c, status = 1;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:l:d:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            cfg_path = optarg;
+            break;
+        case 'l':
+            listen = optarg;
+            break;
+        case 'd':
+            data = optarg;
+            break;
+        case 'h':
+            serve_usage(stdout);
+            return 0;
+        default:
+            serve_usage(stderr);
+            return 2;
+        }
+    }
+    if (!cfg_path || optind != argc) {
+        serve_usage(stderr);
+        return 2;
+    }
+    struct tg_config *cfg = tg_cli_load_config(cfg_path);
+    if (!cfg)
+        return 1;
+    tg_log_set_level(cfg->log_level);
+    char host[256], err[512], dir[4096];
+    int port = cfg->listen_port;
+    tg_strlcpy(host, cfg->listen_host, sizeof(host));
+    if (listen && split_listen(listen, host, sizeof(host), &port)) {
+        fprintf(stderr, "trustgate serve: --listen '%s' is not HOST:PORT\n", listen);
+        tg_config_free(cfg);
+        return 2;
+    }
+    if (data)
+        tg_strlcpy(dir, data, sizeof(dir));
+    else
+        tg_cli_store_dir(cfg->store_uri, dir, sizeof(dir));
+    if (tg_cli_mkdirs(dir)) {
+        fprintf(stderr, "trustgate serve: cannot create data directory %s\n", dir);
+        tg_config_free(cfg);
+        return 1;
+    }
+
+    signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    struct daemon d;
+    memset(&d, 0, sizeof(d));
+    d.base = event_base_new();
+    d.api.started_ms = tg_clock_wall_ms();
+    if (!d.base || tg_pipeline_open(cfg, d.base, data, &d.api.p, err, sizeof(err))) {
+        fprintf(stderr, "trustgate serve: %s\n", d.base ? err : "cannot create event loop");
+        goto out;
+    }
+    struct tg_http_limits lim = {.max_body = cfg->max_body};
+    if (tg_http_server_start(d.base, host, port, &lim, tg_api_handle, &d.api, &d.api.srv, err,
+                             sizeof(err))) {
+        fprintf(stderr, "trustgate serve: %s\n", err);
+        goto out;
+    }
+    d.sigterm = evsignal_new(d.base, SIGTERM, signal_cb, &d);
+    d.sigint = evsignal_new(d.base, SIGINT, signal_cb, &d);
+    d.drain_timer = evtimer_new(d.base, drain_check_cb, &d);
+    evsignal_add(d.sigterm, NULL);
+    evsignal_add(d.sigint, NULL);
+
+    char base_url[300];
+    snprintf(base_url, sizeof(base_url), strchr(host, ':') ? "http://[%s]:%d" : "http://%s:%d",
+             host, tg_http_port(d.api.srv));
+    printf(
+        "trustgate %s serving on %s\n"
+        "  chat API     %s/v1/chat/completions   (OpenAI-compatible; Authorization: Bearer <key>)\n"
+        "  models       %s/v1/models\n"
+        "  health       %s/healthz   %s/readyz\n"
+        "  metrics      %s/metrics\n"
+        "  backend      %s   store %s\n",
+        TG_VERSION, base_url, base_url, base_url, base_url, base_url, base_url, cfg->route_backend,
+        data ? data : cfg->store_uri);
+    fflush(stdout);
+
+    event_base_dispatch(d.base);
+    status = 0;
+    tg_info("stopped; store flushed");
+out:
+    if (d.api.srv)
+        tg_http_server_free(d.api.srv);
+    if (d.api.p)
+        tg_pipeline_close(d.api.p);
+    if (d.sigterm)
+        event_free(d.sigterm);
+    if (d.sigint)
+        event_free(d.sigint);
+    if (d.drain_timer)
+        event_free(d.drain_timer);
+    if (d.base)
+        event_base_free(d.base);
+    curl_global_cleanup();
+    tg_config_free(cfg);
+    return status;
+}

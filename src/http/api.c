@@ -1,0 +1,223 @@
+/*
+ * api.c - the gateway's HTTP routes.
+ *
+ * The route table below is the single list of what the server answers;
+ * a path that exists with another method gets 405 with an Allow header,
+ * anything else 404, both as OpenAI-style JSON errors.
+ */
+#include "http/http.h"
+
+#include "metrics/metrics.h"
+#include "pipeline/pipeline.h"
+#include "store/store.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+typedef void (*route_fn)(struct tg_api *api, struct tg_http_req *req);
+
+struct route {
+    const char *method;
+    const char *path;
+    route_fn fn;
+};
+
+static void chat_completions(struct tg_api *api, struct tg_http_req *req);
+static void list_models(struct tg_api *api, struct tg_http_req *req);
+static void healthz(struct tg_api *api, struct tg_http_req *req);
+static void readyz(struct tg_api *api, struct tg_http_req *req);
+static void metrics(struct tg_api *api, struct tg_http_req *req);
+
+static const struct route routes[] = {
+    {"POST", "/v1/chat/completions", chat_completions},
+    {"GET", "/v1/models", list_models},
+    {"GET", "/healthz", healthz},
+    {"GET", "/readyz", readyz},
+    {"GET", "/metrics", metrics},
+};
+
+/* ------------------------------------------------------------ helpers */
+
+static void send_json(struct tg_api *api, struct tg_http_req *req, const char *route, int status,
+                      json_t *body)
+{
+    char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    tg_metrics_request(api->p->metrics, route, s ? status : 500);
+    if (s)
+        tg_http_respond(req, status, "application/json", NULL, s, strlen(s));
+    else
+        tg_http_error(req, 500, "server_error", "internal_error", "out of memory");
+    free(s);
+    json_decref(body);
+}
+
+static void send_error(struct tg_api *api, struct tg_http_req *req, const char *route, int status,
+                       const char *type, const char *code, const char *message)
+{
+    tg_metrics_request(api->p->metrics, route, status);
+    tg_http_error(req, status, type, code, message);
+}
+
+/* "Authorization: Bearer KEY" → KEY, or NULL. */
+static const char *bearer(const struct tg_http_req *req)
+{
+    const char *h = tg_http_header(req, "Authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+        return NULL;
+    h += 7;
+    while (*h == ' ')
+        h++;
+    return *h ? h : NULL;
+}
+
+/* ------------------------------------------------------------ chat */
+
+struct chat_ctx {
+    struct tg_api *api;
+    struct tg_http_req *req; /* NULL once the client left */
+    struct tg_turn *turn;
+};
+
+static void client_gone_cb(struct tg_http_req *req, void *arg)
+{
+    (void)req;
+    struct chat_ctx *cc = arg;
+    /* The turn goes on to be recorded; only its answer has nowhere to go. */
+    cc->req = NULL;
+}
+
+static void chat_done_cb(struct tg_turn *t, void *arg)
+{
+    struct chat_ctx *cc = arg;
+    struct tg_http_req *req = cc->req;
+    struct tg_api *api = cc->api;
+    if (!req) {
+        tg_metrics_request(api->p->metrics, "/v1/chat/completions", 499);
+    } else if (t->stream && t->http_status == 200) {
+        struct tg_buf out;
+        tg_buf_init(&out, TG_BUF_UNLIMITED);
+        if (tg_sse_frame_completion(t->response, 48, &out)) {
+            send_error(api, req, "/v1/chat/completions", 500, "server_error", "internal_error",
+                       "out of memory");
+        } else {
+            tg_metrics_request(api->p->metrics, "/v1/chat/completions", 200);
+            tg_http_stream_begin(req, 200, "text/event-stream",
+                                 "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");
+            tg_http_stream_write(req, out.data, out.len);
+            tg_http_stream_end(req);
+        }
+        tg_buf_free(&out);
+    } else {
+        send_json(api, req, "/v1/chat/completions", t->http_status, json_incref(t->response));
+    }
+    tg_turn_free(t);
+    tg_free(cc);
+}
+
+static void chat_completions(struct tg_api *api, struct tg_http_req *req)
+{
+    struct chat_ctx *cc = tg_calloc(1, sizeof(*cc));
+    struct tg_turn *t = cc ? tg_turn_new(api->p) : NULL;
+    if (!t) {
+        tg_free(cc);
+        send_error(api, req, "/v1/chat/completions", 503, "server_error", "overloaded",
+                   "out of memory");
+        return;
+    }
+    cc->api = api;
+    cc->req = req;
+    cc->turn = t;
+    t->channel = "api";
+    t->api_key = bearer(req);
+    t->body = tg_http_body(req, &t->body_len);
+    t->customer_hint = tg_http_header(req, api->p->cfg->customer_header);
+    t->done_cb = chat_done_cb;
+    t->done_arg = cc;
+    tg_http_on_gone(req, client_gone_cb, cc);
+    tg_pipeline_start(t);
+}
+
+/* ------------------------------------------------------------ status */
+
+static void list_models(struct tg_api *api, struct tg_http_req *req)
+{
+    const struct tg_config *cfg = api->p->cfg;
+    json_t *data = json_array();
+    for (size_t i = 0; i < cfg->n_models; i++)
+        json_array_append_new(data,
+                              json_pack("{s:s, s:s, s:I, s:s}", "id", cfg->models[i], "object",
+                                        "model", "created", (json_int_t)(api->started_ms / 1000),
+                                        "owned_by", "trustgate"));
+    send_json(api, req, "/v1/models", 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
+}
+
+static void healthz(struct tg_api *api, struct tg_http_req *req)
+{
+    send_json(api, req, "/healthz", 200,
+              json_pack("{s:s, s:s}", "status", "ok", "version", TG_VERSION));
+}
+
+static void readyz(struct tg_api *api, struct tg_http_req *req)
+{
+    /* Ready means: not draining, and the store accepts writes. */
+    int rc = tg_store_flush(api->p->store);
+    bool ready = !api->draining && rc == TG_OK;
+    send_json(api, req, "/readyz", ready ? 200 : 503,
+              json_pack("{s:s, s:s, s:s, s:I}", "status", ready ? "ready" : "not_ready", "store",
+                        rc == TG_OK ? "ok" : tg_err_str(rc), "state",
+                        api->draining ? "draining" : "serving", "inflight",
+                        (json_int_t)api->p->inflight));
+}
+
+static void metrics(struct tg_api *api, struct tg_http_req *req)
+{
+    struct tg_buf out;
+    tg_buf_init(&out, TG_BUF_UNLIMITED);
+    tg_metrics_request(api->p->metrics, "/metrics", 200);
+    if (tg_metrics_render(api->p->metrics, &out) == TG_OK)
+        tg_http_respond(req, 200, "text/plain; version=0.0.4", NULL, out.data, out.len);
+    else
+        tg_http_error(req, 500, "server_error", "internal_error", "out of memory");
+    tg_buf_free(&out);
+}
+
+/* ------------------------------------------------------------ dispatch */
+
+void tg_api_handle(struct tg_http_req *req, void *arg)
+{
+    struct tg_api *api = arg;
+    const char *method = tg_http_method(req);
+    const char *path = tg_http_path(req);
+    char allow[64] = "";
+    for (size_t i = 0; i < TG_ARRAY_LEN(routes); i++) {
+        if (strcmp(routes[i].path, path) != 0)
+            continue;
+        bool head_get = strcmp(method, "HEAD") == 0 && strcmp(routes[i].method, "GET") == 0;
+        if (strcmp(routes[i].method, method) == 0 || head_get) {
+            routes[i].fn(api, req);
+            return;
+        }
+        size_t used = strlen(allow);
+        snprintf(allow + used, sizeof(allow) - used, "%s%s", used ? ", " : "", routes[i].method);
+    }
+    char msg[300];
+    if (allow[0]) {
+        char extra[96];
+        snprintf(msg, sizeof(msg), "method %s is not allowed on %s; use %s", method, path, allow);
+        snprintf(extra, sizeof(extra), "Allow: %s\r\n", allow);
+        json_t *e = json_pack("{s:{s:s, s:s, s:n, s:s}}", "error", "message", msg, "type",
+                              "invalid_request_error", "param", "code", "method_not_allowed");
+        char *s = e ? json_dumps(e, JSON_COMPACT) : NULL;
+        tg_metrics_request(api->p->metrics, "other", 405);
+        if (s)
+            tg_http_respond(req, 405, "application/json", extra, s, strlen(s));
+        else
+            tg_http_error(req, 500, "server_error", "internal_error", "out of memory");
+        free(s);
+        json_decref(e);
+        return;
+    }
+    snprintf(msg, sizeof(msg), "no route for %s %s", method, path);
+    send_error(api, req, "other", 404, "invalid_request_error", "unknown_route", msg);
+}

@@ -1,0 +1,115 @@
+/*
+ * http.h - trustgate's HTTP/1.1 server on libevent bufferevents.
+ *
+ * A small server of our own rather than evhttp, so that every refusal
+ * (oversized body, bad framing, unknown route) gets our JSON error body and
+ * so the request path allocates little: one request object with an arena,
+ * headers parsed in place, the body read into one buffer.
+ *
+ * Requests are handed to a single handler callback once complete.  The
+ * handler answers at once or later (from any callback on the same event
+ * loop) with tg_http_respond() or the stream calls.  If the client goes
+ * away first, the request stays valid, tg_http_gone() turns true, and the
+ * answer is dropped when it comes; the request is freed after its answer.
+ *
+ * Keep-alive and pipelining follow HTTP/1.1: the next request on a
+ * connection is parsed only after the current one is answered.
+ */
+#ifndef TG_HTTP_H
+#define TG_HTTP_H
+
+#include "core/core.h"
+
+struct event_base;
+struct tg_http_server;
+struct tg_http_req;
+
+struct tg_http_header {
+    const char *name; /* as sent */
+    const char *value;
+};
+
+struct tg_http_limits {
+    size_t max_header; /* request line + headers; default 16 KiB */
+    size_t max_body;   /* default 1 MiB */
+    int idle_timeout_s; /* keep-alive connection idle; default 60 */
+    int max_headers;   /* count; default 64 */
+};
+
+/* Called once per complete request, on the event loop thread. */
+typedef void (*tg_http_handler_cb)(struct tg_http_req *req, void *arg);
+
+/*
+ * Bind host:port and start accepting on base.  port 0 picks a free port
+ * (tg_http_port tells which).  On failure returns TG_E_IO and writes the
+ * reason to err.
+ */
+int tg_http_server_start(struct event_base *base, const char *host, int port,
+                         const struct tg_http_limits *limits, tg_http_handler_cb cb, void *arg,
+                         struct tg_http_server **out, char *err, size_t errlen);
+int tg_http_port(const struct tg_http_server *srv);
+/* Stop accepting new connections; idle keep-alive connections are closed. */
+void tg_http_server_stop_accepting(struct tg_http_server *srv);
+/* Number of requests received and not yet answered. */
+size_t tg_http_inflight(const struct tg_http_server *srv);
+/* Close every connection and free the server. */
+void tg_http_server_free(struct tg_http_server *srv);
+
+/* Request accessors; strings are valid until the request is answered. */
+const char *tg_http_method(const struct tg_http_req *req);
+const char *tg_http_path(const struct tg_http_req *req);  /* without the query */
+const char *tg_http_query(const struct tg_http_req *req); /* after '?', or "" */
+const char *tg_http_header(const struct tg_http_req *req, const char *name); /* case-insensitive */
+const char *tg_http_body(const struct tg_http_req *req, size_t *len); /* NUL-terminated */
+struct tg_arena *tg_http_arena(struct tg_http_req *req); /* freed with the request */
+bool tg_http_gone(const struct tg_http_req *req);
+/* Called once if the client disconnects before the answer is complete. */
+void tg_http_on_gone(struct tg_http_req *req, void (*cb)(struct tg_http_req *, void *), void *arg);
+
+/*
+ * Answer with a complete body.  extra_headers is NULL or "Name: value\r\n"
+ * lines.  After this call the request must not be used.
+ */
+void tg_http_respond(struct tg_http_req *req, int status, const char *content_type,
+                     const char *extra_headers, const char *body, size_t len);
+/* Answer with an OpenAI-style error {"error":{"message","type","param","code"}}. */
+void tg_http_error(struct tg_http_req *req, int status, const char *type, const char *code,
+                   const char *message);
+
+/* Streamed answer: begin, any number of writes, end.  Chunked on HTTP/1.1. */
+void tg_http_stream_begin(struct tg_http_req *req, int status, const char *content_type,
+                          const char *extra_headers);
+void tg_http_stream_write(struct tg_http_req *req, const char *data, size_t len);
+void tg_http_stream_end(struct tg_http_req *req);
+
+/* Reason phrase for a status code. */
+const char *tg_http_reason(int status);
+
+/* ------------------------------------------------------------ SSE */
+
+/*
+ * Frame a chat.completion object as the chat.completion.chunk events an
+ * OpenAI client expects when it asked to stream: a role chunk, content
+ * chunks of at most piece_bytes (never splitting a UTF-8 character), a
+ * final chunk with finish_reason, usage and any extra top-level objects of
+ * the completion (such as `trustgate`), then `data: [DONE]`.  Appends the
+ * whole event stream to out.
+ */
+int tg_sse_frame_completion(const json_t *completion, size_t piece_bytes, struct tg_buf *out);
+
+/* ------------------------------------------------------------ the API */
+
+struct tg_pipeline;
+
+/* The gateway's HTTP API: routes requests to turns and status endpoints. */
+struct tg_api {
+    struct tg_pipeline *p;
+    struct tg_http_server *srv;
+    bool draining;      /* /readyz answers 503 once shutdown began */
+    int64_t started_ms;
+};
+
+/* The tg_http_handler_cb for the API; arg is a struct tg_api. */
+void tg_api_handle(struct tg_http_req *req, void *arg);
+
+#endif

@@ -1,0 +1,243 @@
+/*
+ * pipeline.c - the stage order, the runner, and the shared state.
+ *
+ * This file is the only place that knows the order of the stages.  A stage
+ * returns TG_NEXT (go on), TG_WAIT (it started async work and will call
+ * tg_pipeline_resume) or TG_DONE (the outcome is settled early: skip to
+ * record).  Each stage's time is measured on the monotonic clock and fed
+ * to the metrics.
+ */
+#include "pipeline/pipeline.h"
+
+#include "audit/audit.h"
+#include "backend/backend.h"
+#include "store/store.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef enum tg_stage_rc (*stage_fn)(struct tg_turn *t);
+
+static const stage_fn stages[TG_STAGE__COUNT] = {
+    [TG_STAGE_ADMIT] = tg_stage_admit,       [TG_STAGE_UNDERSTAND] = tg_stage_understand,
+    [TG_STAGE_RETRIEVE] = tg_stage_retrieve, [TG_STAGE_PRECHECK] = tg_stage_precheck,
+    [TG_STAGE_GENERATE] = tg_stage_generate, [TG_STAGE_POSTCHECK] = tg_stage_postcheck,
+    [TG_STAGE_GATE] = tg_stage_gate,         [TG_STAGE_RECORD] = tg_stage_record,
+    [TG_STAGE_REPLY] = tg_stage_reply,
+};
+
+/* ------------------------------------------------------------ runner */
+
+static void run(struct tg_turn *t)
+{
+    struct tg_pipeline *p = t->p;
+    while (t->stage < TG_STAGE__COUNT) {
+        enum tg_stage_id s = t->stage;
+        int64_t t0 = tg_clock_mono_ns();
+        enum tg_stage_rc rc = stages[s](t);
+        int64_t dt = tg_clock_mono_ns() - t0;
+        t->stage_ns[s] += dt;
+        if (rc == TG_WAIT) {
+            t->waiting = true;
+            return;
+        }
+        tg_metrics_stage(p->metrics, s, t->stage_ns[s]);
+        if (rc == TG_DONE && s < TG_STAGE_RECORD) {
+            /* A turn refused at admission was never a turn: nothing to record. */
+            t->stage = t->id[0] ? TG_STAGE_RECORD : TG_STAGE_REPLY;
+        } else {
+            t->stage = (enum tg_stage_id)(s + 1);
+        }
+    }
+    tg_metrics_turn(p->metrics, tg_clock_mono_ns() - t->t0_ns);
+    p->inflight--;
+    t->done_cb(t, t->done_arg);
+}
+
+void tg_pipeline_start(struct tg_turn *t)
+{
+    t->p->inflight++;
+    t->t0_ns = tg_clock_mono_ns();
+    t->created_ms = tg_clock_wall_ms();
+    t->stage = TG_STAGE_ADMIT;
+    run(t);
+}
+
+void tg_pipeline_resume(struct tg_turn *t)
+{
+    enum tg_stage_id s = t->stage;
+    t->waiting = false;
+    /* The waiting stage is finished when it resumes us: account and move on. */
+    tg_metrics_stage(t->p->metrics, s, t->stage_ns[s]);
+    t->stage = (enum tg_stage_id)(s + 1);
+    run(t);
+}
+
+/* ------------------------------------------------------------ turns */
+
+struct tg_turn *tg_turn_new(struct tg_pipeline *p)
+{
+    struct tg_turn *t = tg_calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    t->p = p;
+    tg_arena_init(&t->arena, 8192);
+    t->audit_index = -1;
+    t->confidence = -1;
+    t->channel = "api";
+    return t;
+}
+
+void tg_turn_free(struct tg_turn *t)
+{
+    if (!t)
+        return;
+    if (t->call)
+        tg_backend_cancel(t->call);
+    json_decref(t->request);
+    json_decref(t->history);
+    json_decref(t->entities);
+    json_decref(t->citations);
+    json_decref(t->policy_hits);
+    json_decref(t->tags);
+    json_decref(t->attestations);
+    json_decref(t->response);
+    tg_arena_free(&t->arena);
+    tg_free(t);
+}
+
+void tg_turn_fail(struct tg_turn *t, int err, int status, const char *code, const char *param,
+                  const char *fmt, ...)
+{
+    va_list ap;
+    t->err = err;
+    t->http_status = status;
+    t->err_code = code;
+    t->err_param = param;
+    va_start(ap, fmt);
+    vsnprintf(t->errmsg, sizeof(t->errmsg), fmt, ap);
+    va_end(ap);
+}
+
+static json_t *or_empty_array(json_t *v)
+{
+    return v ? json_incref(v) : json_array();
+}
+
+json_t *tg_turn_summary(const struct tg_turn *t, bool with_answer)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    json_object_set_new(o, "turn_id", json_string(t->id));
+    json_object_set_new(o, "conversation_id", json_string(t->conv.id));
+    json_object_set_new(o, "decision", json_string(tg_decision_name(t->decision)));
+    json_object_set_new(o, "intent",
+                        json_pack("{s:s, s:f}", "name", t->intent ? t->intent : "unclassified",
+                                  "confidence", t->intent_confidence));
+    json_object_set_new(o, "confidence",
+                        t->confidence >= 0 ? json_real(t->confidence) : json_null());
+    json_object_set_new(o, "citations", or_empty_array(t->citations));
+    json_object_set_new(o, "policy_hits", or_empty_array(t->policy_hits));
+    json_object_set_new(o, "tags", or_empty_array(t->tags));
+    json_object_set_new(o, "attestations", or_empty_array(t->attestations));
+    json_object_set_new(o, "backend",
+                        t->backend ? json_string(tg_backend_name(t->backend)) : json_null());
+    json_object_set_new(o, "degradations", json_integer(t->degradations));
+    json_object_set_new(o, "audit_index",
+                        t->audit_index >= 0 ? json_integer(t->audit_index) : json_null());
+    if (with_answer) {
+        json_object_set_new(o, "answer",
+                            t->draft && t->err == TG_OK ? json_stringn(t->draft, t->draft_len)
+                                                        : json_null());
+        json_object_set_new(o, "entities",
+                            t->entities ? json_incref(t->entities)
+                                        : json_pack("{s:[], s:[]}", "money", "pii"));
+        if (t->err)
+            json_object_set_new(o, "error", json_string(t->errmsg));
+    }
+    return o;
+}
+
+/* ------------------------------------------------------------ shared state */
+
+int tg_pipeline_open(const struct tg_config *cfg, struct event_base *base, const char *data_dir,
+                     struct tg_pipeline **out, char *err, size_t errlen)
+{
+    struct tg_pipeline *p = tg_calloc(1, sizeof(*p));
+    char uri[4200];
+    int rc = TG_E_NOMEM;
+    if (!p) {
+        snprintf(err, errlen, "out of memory");
+        return rc;
+    }
+    p->cfg = cfg;
+    p->base = base;
+    p->log_turns = true;
+    if (data_dir)
+        snprintf(uri, sizeof(uri), "sqlite:%s/trustgate.db", data_dir);
+    else
+        snprintf(uri, sizeof(uri), "%s", cfg->store_uri);
+    p->metrics = tg_metrics_new();
+    if (!p->metrics) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    rc = tg_store_open(uri, &p->store, err, errlen);
+    if (rc)
+        goto out;
+    rc = tg_audit_open(p->store, &p->audit);
+    if (rc) {
+        snprintf(err, errlen, "audit log in %s does not verify (%s); run `trustgate audit verify`",
+                 uri, tg_err_str(rc));
+        goto out;
+    }
+    p->backends = tg_calloc(cfg->n_backends ? cfg->n_backends : 1, sizeof(*p->backends));
+    if (!p->backends) {
+        rc = TG_E_NOMEM;
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    struct tg_backend_env env = {.base = base, .metrics = p->metrics};
+    for (size_t i = 0; i < cfg->n_backends; i++) {
+        rc = tg_backend_create(&cfg->backends[i], &env, &p->backends[i], err, errlen);
+        if (rc)
+            goto out;
+        p->n_backends++;
+    }
+    p->route = tg_pipeline_backend(p, cfg->route_backend);
+    if (!p->route) {
+        rc = TG_E_CONFIG;
+        snprintf(err, errlen, "route.backend '%s' is not a configured backend",
+                 cfg->route_backend ? cfg->route_backend : "");
+        goto out;
+    }
+    *out = p;
+    p = NULL;
+    rc = TG_OK;
+out:
+    if (p)
+        tg_pipeline_close(p);
+    return rc;
+}
+
+void tg_pipeline_close(struct tg_pipeline *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->n_backends; i++)
+        tg_backend_free(p->backends[i]);
+    tg_free(p->backends);
+    tg_audit_close(p->audit);
+    tg_store_close(p->store);
+    tg_metrics_free(p->metrics);
+    tg_free(p);
+}
+
+struct tg_backend *tg_pipeline_backend(struct tg_pipeline *p, const char *name)
+{
+    for (size_t i = 0; name && i < p->n_backends; i++)
+        if (strcmp(tg_backend_name(p->backends[i]), name) == 0)
+            return p->backends[i];
+    return NULL;
+}

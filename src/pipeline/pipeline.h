@@ -1,0 +1,56 @@
+/*
+ * pipeline.h - what every turn shares (config, store, audit log, backends,
+ * metrics) and the runner that walks a turn through its stages.
+ *
+ * Ownership: tg_pipeline_open() creates and owns the store, the audit log,
+ * the metrics and the backends; the config and the event base are borrowed
+ * and must outlive the pipeline.  Everything runs on the event-loop thread.
+ */
+#ifndef TG_PIPELINE_H
+#define TG_PIPELINE_H
+
+#include "config/config.h"
+#include "pipeline/turn.h"
+
+struct event_base;
+struct tg_audit;
+struct tg_backend;
+struct tg_metrics;
+struct tg_store;
+
+struct tg_pipeline {
+    const struct tg_config *cfg;
+    struct event_base *base;
+    struct tg_store *store;
+    struct tg_audit *audit;
+    struct tg_metrics *metrics;
+    struct tg_backend **backends;
+    size_t n_backends;
+    struct tg_backend *route;   /* the backend that answers */
+    size_t inflight;            /* turns started and not finished */
+    bool log_turns;             /* one JSON line per turn on stderr */
+};
+
+/*
+ * Open the store (cfg->store_uri, or "sqlite:<data_dir>/trustgate.db" when
+ * data_dir is given to override the config), the audit log, the metrics and
+ * the backends.  On failure returns an error with a message in err.
+ */
+int tg_pipeline_open(const struct tg_config *cfg, struct event_base *base, const char *data_dir,
+                     struct tg_pipeline **out, char *err, size_t errlen);
+/* Flush the store and free everything.  No turn may be in flight. */
+void tg_pipeline_close(struct tg_pipeline *p);
+
+/*
+ * Run turn t from the first stage.  t->done_cb is called exactly once when
+ * the reply stage has run (possibly before this returns); the creator frees
+ * the turn afterwards.
+ */
+void tg_pipeline_start(struct tg_turn *t);
+/* Continue a turn whose stage returned TG_WAIT. */
+void tg_pipeline_resume(struct tg_turn *t);
+
+/* Find a backend by name; NULL when unknown. */
+struct tg_backend *tg_pipeline_backend(struct tg_pipeline *p, const char *name);
+
+#endif

@@ -1,0 +1,189 @@
+/*
+ * stage_admit.c - the door: who is asking (API key), is the request well
+ * formed (the OpenAI chat shape), and which conversation it continues.
+ *
+ * Keys are compared as SHA-256 hashes in constant time against every
+ * configured key, so neither the key nor its position leaks through
+ * timing.  Conversations are keyed by the customer (the request's `user`,
+ * else the configured customer header), so a conversation follows the
+ * customer across devices and channels; after the idle timeout a new one
+ * starts.
+ */
+#include "pipeline/pipeline.h"
+
+#include <string.h>
+
+static const char *const roles[] = {"system", "developer", "user", "assistant", "tool", "function"};
+
+static bool auth_ok(struct tg_turn *t)
+{
+    const struct tg_config *cfg = t->p->cfg;
+    uint8_t h[TG_SHA256_LEN];
+    bool ok = false;
+    if (t->trusted) {
+        t->key_name = "local";
+        return true;
+    }
+    if (!t->api_key)
+        return false;
+    tg_sha256(t->api_key, strlen(t->api_key), h);
+    for (size_t i = 0; i < cfg->n_api_keys; i++) {
+        bool eq = tg_ct_equal(h, cfg->api_keys[i].sha256, TG_SHA256_LEN);
+        if (eq && !ok)
+            t->key_name = cfg->api_keys[i].name;
+        ok |= eq;
+    }
+    return ok;
+}
+
+/* The text of a message's content: a string, or the text parts of an array. */
+static const char *content_text(struct tg_turn *t, const json_t *content)
+{
+    if (json_is_string(content))
+        return json_string_value(content);
+    if (!json_is_array(content))
+        return NULL;
+    struct tg_buf b;
+    size_t i;
+    json_t *part;
+    tg_buf_init(&b, 1u << 24);
+    json_array_foreach(content, i, part)
+    {
+        const char *txt = tg_json_str(part, "text", NULL);
+        if (txt && strcmp(tg_json_str(part, "type", "text"), "text") == 0) {
+            if (b.len)
+                tg_buf_puts(&b, "\n");
+            tg_buf_puts(&b, txt);
+        }
+    }
+    const char *s = tg_arena_strndup(&t->arena, b.data ? b.data : "", b.len);
+    tg_buf_free(&b);
+    return s;
+}
+
+#define BAD(code, param, ...)                                                                      \
+    do {                                                                                           \
+        tg_turn_fail(t, TG_E_INVAL, 400, code, param, __VA_ARGS__);                                \
+        return false;                                                                              \
+    } while (0)
+
+static bool validate(struct tg_turn *t)
+{
+    const struct tg_config *cfg = t->p->cfg;
+    json_error_t jerr;
+    t->request = json_loadb(t->body ? t->body : "", t->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!t->request)
+        BAD("invalid_json", NULL, "request body is not valid JSON: %s (line %d, column %d)",
+            jerr.text, jerr.line, jerr.column);
+    if (!json_is_object(t->request))
+        BAD("invalid_json", NULL, "request body must be a JSON object");
+    json_t *model = json_object_get(t->request, "model");
+    if (model && !json_is_string(model))
+        BAD("invalid_type", "model", "'model' must be a string");
+    t->model = model ? json_string_value(model) : (cfg->n_models ? cfg->models[0] : "trustgate");
+    json_t *stream = json_object_get(t->request, "stream");
+    if (stream && !json_is_boolean(stream) && !json_is_null(stream))
+        BAD("invalid_type", "stream", "'stream' must be a boolean");
+    t->stream = json_is_true(stream);
+    const char *numeric[] = {"temperature", "top_p", "presence_penalty", "frequency_penalty"};
+    for (size_t i = 0; i < TG_ARRAY_LEN(numeric); i++) {
+        json_t *v = json_object_get(t->request, numeric[i]);
+        if (v && !json_is_number(v) && !json_is_null(v))
+            BAD("invalid_type", numeric[i], "'%s' must be a number", numeric[i]);
+    }
+    json_t *mt = json_object_get(t->request, "max_tokens");
+    if (mt && !json_is_null(mt) && (!json_is_integer(mt) || json_integer_value(mt) < 1))
+        BAD("invalid_type", "max_tokens", "'max_tokens' must be a positive integer");
+    json_t *user = json_object_get(t->request, "user");
+    if (user && !json_is_string(user) && !json_is_null(user))
+        BAD("invalid_type", "user", "'user' must be a string");
+    json_t *meta = json_object_get(t->request, "metadata");
+    if (meta && !json_is_object(meta) && !json_is_null(meta))
+        BAD("invalid_type", "metadata", "'metadata' must be an object");
+
+    json_t *msgs = json_object_get(t->request, "messages");
+    if (!msgs)
+        BAD("missing_field", "messages", "'messages' is required");
+    if (!json_is_array(msgs))
+        BAD("invalid_type", "messages", "'messages' must be an array");
+    size_t n = json_array_size(msgs);
+    if (n == 0)
+        BAD("empty_messages", "messages", "'messages' must not be empty");
+    if (n > cfg->max_messages)
+        BAD("too_many_messages", "messages", "'messages' has %zu entries; the limit is %zu", n,
+            cfg->max_messages);
+    size_t i;
+    json_t *m;
+    json_array_foreach(msgs, i, m)
+    {
+        if (!json_is_object(m))
+            BAD("invalid_type", "messages", "messages[%zu] must be an object", i);
+        const char *role = tg_json_str(m, "role", NULL);
+        if (!role)
+            BAD("invalid_type", "messages", "messages[%zu].role is required and must be a string",
+                i);
+        bool known = false;
+        for (size_t r = 0; r < TG_ARRAY_LEN(roles); r++)
+            known |= strcmp(role, roles[r]) == 0;
+        if (!known)
+            BAD("invalid_value", "messages",
+                "messages[%zu].role '%s' is not one of system, developer, user, "
+                "assistant, tool",
+                i, role);
+        json_t *content = json_object_get(m, "content");
+        if (content && !json_is_string(content) && !json_is_array(content) &&
+            !json_is_null(content))
+            BAD("invalid_type", "messages",
+                "messages[%zu].content must be a string or an array of parts", i);
+        if (strcmp(role, "user") == 0) {
+            const char *txt = content_text(t, content);
+            if (!txt)
+                BAD("invalid_type", "messages",
+                    "messages[%zu].content must be a string or an array of parts", i);
+            t->user_text = txt;
+        }
+    }
+    if (!t->user_text)
+        BAD("missing_user_message", "messages", "'messages' must contain a user message");
+    return true;
+}
+
+/* Continue the customer's recent conversation, or start a new one. */
+static int conversation(struct tg_turn *t)
+{
+    struct tg_pipeline *p = t->p;
+    const char *customer = tg_json_str(t->request, "user", NULL);
+    if (!customer || !customer[0])
+        customer = t->customer_hint;
+    memset(&t->conv, 0, sizeof(t->conv));
+    if (customer && customer[0]) {
+        tg_strlcpy(t->conv.customer_id, customer, sizeof(t->conv.customer_id));
+        struct tg_conversation c;
+        if (tg_store_conversation_latest(p->store, t->conv.customer_id, &c) == TG_OK &&
+            t->created_ms - c.updated_ms <= p->cfg->idle_timeout_ms) {
+            t->conv = c;
+            return TG_OK;
+        }
+    }
+    t->new_conversation = true;
+    t->conv.created_ms = t->created_ms;
+    return tg_id_new("conv", t->conv.id);
+}
+
+enum tg_stage_rc tg_stage_admit(struct tg_turn *t)
+{
+    if (!auth_ok(t)) {
+        tg_turn_fail(t, TG_E_AUTH, 401, "invalid_api_key", NULL,
+                     t->api_key ? "Incorrect API key provided."
+                                : "Missing API key: send it as 'Authorization: Bearer <key>'.");
+        return TG_DONE;
+    }
+    if (!validate(t))
+        return TG_DONE;
+    if (tg_id_new("turn", t->id) || conversation(t)) {
+        t->id[0] = '\0';
+        tg_turn_fail(t, TG_E_INTERNAL, 500, "internal_error", NULL, "cannot create identifiers");
+        return TG_DONE;
+    }
+    return TG_NEXT;
+}

@@ -1,0 +1,107 @@
+/*
+ * stage_generate.c - the answer: the routed backend writes a draft.
+ *
+ * The messages sent are the client's own.  When the client sends a single
+ * user message (plus system prompts) and the customer has an ongoing
+ * conversation, the stored earlier messages go in front of it, so a
+ * conversation started on one device continues on another.
+ */
+#include "pipeline/pipeline.h"
+
+#include "backend/backend.h"
+
+#include <string.h>
+
+/* Build the message list for the model; a new reference, NULL on failure. */
+static json_t *build_messages(struct tg_turn *t)
+{
+    json_t *client = json_object_get(t->request, "messages");
+    size_t n_user_side = 0, i;
+    json_t *m;
+    json_array_foreach(client, i, m)
+    {
+        const char *role = tg_json_str(m, "role", "");
+        if (strcmp(role, "system") != 0 && strcmp(role, "developer") != 0)
+            n_user_side++;
+    }
+    if (n_user_side != 1 || t->new_conversation || t->p->cfg->history == 0)
+        return json_incref(client);
+    json_t *hist = NULL;
+    if (tg_store_messages(t->p->store, t->conv.id, t->p->cfg->history, &hist) != TG_OK ||
+        json_array_size(hist) == 0) {
+        json_decref(hist);
+        return json_incref(client);
+    }
+    json_t *out = json_array();
+    /* system prompts first, then the stored conversation, then the new message */
+    json_array_foreach(client, i, m)
+    {
+        const char *role = tg_json_str(m, "role", "");
+        if (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0)
+            json_array_append(out, m);
+    }
+    json_array_foreach(hist, i, m)
+    {
+        json_array_append_new(out, json_pack("{s:s, s:s}", "role", tg_json_str(m, "role", "user"),
+                                             "content", tg_json_str(m, "content", "")));
+    }
+    json_array_foreach(client, i, m)
+    {
+        const char *role = tg_json_str(m, "role", "");
+        if (strcmp(role, "system") != 0 && strcmp(role, "developer") != 0)
+            json_array_append(out, m);
+    }
+    t->history = hist;
+    return out;
+}
+
+static void generated_cb(struct tg_backend_result *res, void *arg)
+{
+    struct tg_turn *t = arg;
+    t->call = NULL;
+    if (res->err) {
+        int status = res->err == TG_E_TIMEOUT ? 504 : 502;
+        tg_turn_fail(t, res->err, status,
+                     res->err == TG_E_TIMEOUT ? "upstream_timeout" : "upstream_error", NULL,
+                     "backend '%s' failed: %s", tg_backend_name(t->backend), res->message);
+    } else {
+        t->draft = tg_arena_strndup(&t->arena, res->content, res->len);
+        t->draft_len = res->len;
+        if (!t->draft)
+            tg_turn_fail(t, TG_E_NOMEM, 500, "internal_error", NULL, "out of memory");
+        tg_strlcpy(t->finish_reason, res->finish_reason, sizeof(t->finish_reason));
+        tg_strlcpy(t->upstream_model, res->model, sizeof(t->upstream_model));
+        t->prompt_tokens = res->prompt_tokens;
+        t->completion_tokens = res->completion_tokens;
+    }
+    if (t->waiting)
+        tg_pipeline_resume(t);
+}
+
+enum tg_stage_rc tg_stage_generate(struct tg_turn *t)
+{
+    t->backend = t->p->route;
+    json_t *messages = build_messages(t);
+    if (!messages) {
+        tg_turn_fail(t, TG_E_NOMEM, 500, "internal_error", NULL, "out of memory");
+        return TG_NEXT;
+    }
+    struct tg_backend_request rq = {
+        .model = t->model,
+        .messages = messages,
+        .params = t->request,
+    };
+    bool sync_done = false;
+    int rc = tg_backend_generate(t->backend, &rq, generated_cb, t, &t->call);
+    json_decref(messages);
+    if (rc) {
+        tg_turn_fail(t, rc, 500, "internal_error", NULL, "backend '%s' could not start: %s",
+                     tg_backend_name(t->backend), tg_err_str(rc));
+        return TG_NEXT;
+    }
+    /* A backend that answered at once has already filled the turn. */
+    sync_done = t->draft != NULL || t->err != TG_OK;
+    if (sync_done)
+        t->call = NULL;
+    return sync_done ? TG_NEXT : TG_WAIT;
+}

@@ -1,0 +1,132 @@
+/*
+ * turn.h - one customer message on its way through the nine stages.
+ *
+ * A turn is created by the HTTP layer or the CLI, filled by the stages in
+ * order (pipeline.c is the only place that knows the order) and freed by
+ * its creator after done_cb.  Everything a stage allocates for the turn
+ * comes from t->arena or is a jansson reference the turn owns (released in
+ * tg_turn_free).  Fields are grouped by the stage that writes them; a stage
+ * reads only fields of the stages before it.
+ */
+#ifndef TG_TURN_H
+#define TG_TURN_H
+
+#include "core/core.h"
+#include "metrics/metrics.h"
+#include "store/store.h"
+
+struct tg_pipeline;
+struct tg_backend;
+struct tg_backend_call;
+
+/* What a stage tells the pipeline. */
+enum tg_stage_rc {
+    TG_NEXT, /* go on to the next stage */
+    TG_WAIT, /* async work started; tg_pipeline_resume() will continue */
+    TG_DONE, /* the outcome is settled: skip to record (or reply if nothing to record) */
+};
+
+struct tg_turn {
+    struct tg_pipeline *p;
+    struct tg_arena arena;
+
+    /* Set by the creator. */
+    const char *channel;       /* "api", "cli" */
+    const char *api_key;       /* the presented key, NULL when none */
+    bool trusted;              /* in-process caller: no key needed */
+    const char *body;          /* the raw request JSON */
+    size_t body_len;
+    const char *customer_hint; /* the customer header, NULL when absent */
+    void (*done_cb)(struct tg_turn *t, void *arg);
+    void *done_arg;
+
+    /* admit */
+    char id[TG_ID_MAX];
+    const char *key_name;       /* which configured key matched */
+    json_t *request;            /* parsed body (owned) */
+    const char *model;          /* requested model, or the first configured one */
+    bool stream;
+    const char *user_text;      /* the last user message */
+    struct tg_conversation conv;
+    bool new_conversation;
+    json_t *history;            /* earlier stored messages sent along (owned) */
+
+    /* understand */
+    const char *language;       /* "zh", "en", "ja" */
+    json_t *entities;           /* {"money": [...], "pii": [...]} (owned) */
+    const char *intent;         /* intent name */
+    double intent_confidence;
+
+    /* retrieve */
+    json_t *citations;          /* [{source, chunk, score}] (owned) */
+
+    /* precheck, postcheck */
+    json_t *policy_hits;        /* [{rule, action, span, tags}] (owned) */
+    json_t *tags;               /* risk tags (owned) */
+    json_t *attestations;       /* attestations a person must tick (owned) */
+
+    /* generate */
+    struct tg_backend *backend;
+    struct tg_backend_call *call;
+    char *draft;                /* the answer (arena) */
+    size_t draft_len;
+    char finish_reason[24];
+    char upstream_model[96];
+    int64_t prompt_tokens, completion_tokens;
+    int degradations;
+
+    /* gate */
+    enum tg_decision decision;
+    double confidence;          /* < 0: not estimated */
+
+    /* Failure of the turn: set by any stage, rendered by reply. */
+    int err;                    /* TG_OK or an error */
+    int http_status;            /* status to answer with when err is set */
+    const char *err_code;       /* OpenAI error code, e.g. "invalid_api_key" */
+    const char *err_param;      /* the offending request field, or NULL */
+    char errmsg[256];
+
+    /* record */
+    int64_t audit_index;        /* -1 until recorded */
+    bool recorded;
+
+    /* reply */
+    json_t *response;           /* chat.completion or error object (owned) */
+
+    /* pipeline bookkeeping */
+    enum tg_stage_id stage;
+    bool waiting;
+    int64_t t0_ns;
+    int64_t created_ms;
+    int64_t stage_ns[TG_STAGE__COUNT];
+};
+
+/* Allocate a turn for pipeline p; NULL on allocation failure. */
+struct tg_turn *tg_turn_new(struct tg_pipeline *p);
+/* Cancel outstanding work and free everything the turn owns. */
+void tg_turn_free(struct tg_turn *t);
+
+/* Mark the turn failed: status is the HTTP status, code the OpenAI error code. */
+void tg_turn_fail(struct tg_turn *t, int err, int status, const char *code, const char *param,
+                  const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+/*
+ * The turn's public summary: turn_id, conversation_id, decision, intent,
+ * confidence, citations, policy_hits, tags, attestations, backend,
+ * degradations, audit_index.  with_answer adds answer and entities (for the
+ * in-process CLI; never for logs).  New reference; NULL on failure.
+ */
+json_t *tg_turn_summary(const struct tg_turn *t, bool with_answer);
+
+/* The stages, in order.  Each reads and writes only its part of the turn. */
+enum tg_stage_rc tg_stage_admit(struct tg_turn *t);
+enum tg_stage_rc tg_stage_understand(struct tg_turn *t);
+enum tg_stage_rc tg_stage_retrieve(struct tg_turn *t);
+enum tg_stage_rc tg_stage_precheck(struct tg_turn *t);
+enum tg_stage_rc tg_stage_generate(struct tg_turn *t);
+enum tg_stage_rc tg_stage_postcheck(struct tg_turn *t);
+enum tg_stage_rc tg_stage_gate(struct tg_turn *t);
+enum tg_stage_rc tg_stage_record(struct tg_turn *t);
+enum tg_stage_rc tg_stage_reply(struct tg_turn *t);
+
+#endif

@@ -1,0 +1,65 @@
+/*
+ * harness.h - what integration tests need: start the real trustgate daemon
+ * and the fake upstream as child processes, and talk HTTP to them with
+ * libcurl.  Every process started is stopped by tg_h_stop (SIGTERM, then
+ * SIGKILL after a grace period).
+ */
+#ifndef TG_HARNESS_H
+#define TG_HARNESS_H
+
+#include "core/core.h"
+
+#include <sys/types.h>
+
+struct tg_h_proc {
+    pid_t pid;
+    int port;
+    int out_fd;        /* the child's stdout, read for its banner */
+    char log_path[256]; /* the child's stderr goes here */
+};
+
+struct tg_h_resp {
+    long status;
+    char *body;        /* NUL-terminated, tg_free'd by tg_h_resp_free */
+    size_t len;
+    char *headers;     /* raw response head */
+    double seconds;    /* wall time of the request */
+    int curl_code;
+};
+
+/* Path of a built program: $TG_BINARY_DIR/<name>. */
+const char *tg_h_bin(const char *name, char *buf, size_t len);
+/* A fresh temporary directory (mkdtemp) in buf. */
+const char *tg_h_tmpdir(char *buf, size_t len);
+/* Write text to dir/name and return the path in buf. */
+const char *tg_h_write_file(const char *dir, const char *name, const char *text, char *buf,
+                            size_t len);
+
+/* Start the fake upstream on a free port; returns 0 on success. */
+int tg_h_start_upstream(struct tg_h_proc *p, const char *logdir);
+/* Start `trustgate serve -c config --listen 127.0.0.1:0 --data datadir`;
+ * waits for the banner and reads the port. */
+int tg_h_start_gateway(struct tg_h_proc *p, const char *config, const char *datadir);
+/* SIGTERM and wait up to grace_ms; SIGKILL after.  Returns the exit status
+ * (0..255), or -1 when it had to be killed or died by a signal. */
+int tg_h_stop(struct tg_h_proc *p, int grace_ms);
+/* The child's stderr so far (tg_free it). */
+char *tg_h_log(const struct tg_h_proc *p);
+
+/* One HTTP request.  headers: NULL-terminated "Name: value" strings.
+ * body may be NULL.  timeout_ms 0 means 30 s. */
+int tg_h_http(const char *method, const char *url, const char *const *headers, const char *body,
+              size_t body_len, long timeout_ms, struct tg_h_resp *out);
+void tg_h_resp_free(struct tg_h_resp *r);
+
+/* Convenience: POST JSON to the gateway's chat endpoint with the demo key. */
+int tg_h_chat(int port, const char *key, const char *body, struct tg_h_resp *out);
+/* Tell the fake upstream what to do next: POST json to /_control/<what>. */
+int tg_h_upstream_control(int port, const char *what, const char *json);
+/* GET /_control/stats from the fake upstream, parsed. */
+json_t *tg_h_upstream_stats(int port);
+
+/* Run a command line (via /bin/sh -c), capture stdout into out (tg_free). Returns exit status. */
+int tg_h_run(const char *cmd, char **out);
+
+#endif
