@@ -10,6 +10,8 @@
  *
  * Ownership: tg_config_load() returns a config the caller frees with
  * tg_config_free(); every pointer inside it is owned by the config.
+ * Plain API keys (auth.api_keys[].key) are kept only as SHA-256 hashes: their
+ * text in cfg->root is replaced by "<redacted>" at load.
  */
 #ifndef TG_CONFIG_H
 #define TG_CONFIG_H
@@ -94,5 +96,74 @@ const struct tg_backend_conf *tg_config_backend(const struct tg_config *cfg, con
  * sections (policies, review) use it for their own file:line errors.
  */
 int tg_config_line(const struct tg_config *cfg, const json_t *node);
+
+/*
+ * ------------------------------------------------------------ YAML with lines
+ *
+ * The loader underneath tg_config_load(), for modules that read YAML files
+ * of their own (policies, intents, eval suites) and want the same
+ * "FILE:LINE: message" errors.
+ *
+ * Scalars: quoted scalars are always strings; plain ones become null ("",
+ * "~", "null"), booleans (true/false/yes/no/on/off, any case), integers,
+ * reals, or else strings.  Anchors, aliases and tags other than !!str are
+ * rejected; a key given twice in one mapping is an error.
+ *
+ * A node's line is 1-based.  Booleans and null are shared jansson
+ * singletons, so they have no line of their own: ask for the line of the
+ * mapping key or list element that holds them instead.
+ */
+struct tg_config_lines;
+
+/*
+ * Parse the file at path (YAML or JSON) into a new tree.  On success returns
+ * TG_OK, *root (a new reference; an empty file gives JSON null) and *lines
+ * (freed with tg_config_lines_free()).  On failure returns TG_E_IO when the
+ * file cannot be read, TG_E_CONFIG when it is not acceptable YAML,
+ * TG_E_NOMEM, and appends one string "FILE:LINE: message" per problem (or
+ * "FILE: message" when there is no line) to errs if errs is not NULL;
+ * *root and *lines are then left untouched.  ${ENV} is not expanded here.
+ */
+int tg_config_parse_yaml(const char *path, json_t **root, struct tg_config_lines **lines,
+                         json_t *errs);
+/* Free a line table; NULL is a no-op.  The tree it describes is not touched. */
+void tg_config_lines_free(struct tg_config_lines *lines);
+/* The line of a node of the tree, 0 if unknown (null, booleans, foreign nodes). */
+int tg_config_lines_node(const struct tg_config_lines *lines, const json_t *node);
+/* The line of the key `key` of mapping obj, or of element index of list arr; 0 if unknown. */
+int tg_config_lines_key(const struct tg_config_lines *lines, const json_t *obj, const char *key);
+int tg_config_lines_elem(const struct tg_config_lines *lines, const json_t *arr, size_t index);
+
+/*
+ * Replace ${NAME} in every string value of root (not in mapping keys) by
+ * getenv(NAME); "$$" stands for one "$", any other "$" is kept.  A plain
+ * (unquoted) scalar is re-read after substitution, so `port: ${PORT}` gives
+ * an integer.  Every problem (unset variable, bad name, unterminated ${) is
+ * appended to errs as "FILE:LINE: message", the offending value is left as
+ * it was, and the function returns TG_E_CONFIG; TG_E_NOMEM on allocation
+ * failure.  Nodes replaced are kept alive by lines, so line lookups stay
+ * valid.
+ */
+int tg_config_expand_env(json_t *root, struct tg_config_lines *lines, const char *path,
+                         json_t *errs);
+
+/* The line table of cfg->root, owned by cfg. */
+const struct tg_config_lines *tg_config_line_table(const struct tg_config *cfg);
+
+/*
+ * Append "PATH:LINE: message" (or "PATH: message" when line <= 0) to the
+ * JSON array errs.  Returns TG_OK or TG_E_NOMEM.
+ */
+int tg_config_errorf(json_t *errs, const char *path, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/*
+ * Report every key of mapping obj that is not in known[0..n_known) as
+ * "PATH:LINE: unknown key 'k' in WHERE" plus "(did you mean 'x'?)" when a
+ * known key is at edit distance 2 or less.  Returns the number reported.
+ */
+size_t tg_config_check_keys(json_t *errs, const char *path, const struct tg_config_lines *lines,
+                            const json_t *obj, const char *where, const char *const *known,
+                            size_t n_known);
 
 #endif

@@ -1,0 +1,1487 @@
+/*
+ * config.c - from a parsed tree to a struct tg_config: ${ENV} expansion,
+ * then validation of every known section against tables of fields, with
+ * defaults for everything absent.
+ *
+ * Validation never stops at the first problem: each one is appended to an
+ * error list as "FILE:LINE: message" and checking goes on, so a user fixes
+ * a whole file in one round.  Sections owned by later modules (policies, kb,
+ * review, ...) are accepted as they are and left in cfg->root for them.
+ */
+#include "config/config_int.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------ error lists */
+
+/* Replace bytes that are not printable ASCII or UTF-8 by '?' (file names may be anything). */
+static void sanitize(char *s)
+{
+    for (; *s; s++) {
+        if ((unsigned char)*s >= 0x80 || (unsigned char)*s < 0x20)
+            *s = '?';
+    }
+}
+
+int tg_config_verrorf(json_t *errs, const char *path, int line, int col, const char *fmt,
+                      va_list ap)
+{
+    int rc;
+    struct tg_buf b;
+    if (!errs)
+        return TG_OK;
+    tg_buf_init(&b, TG_CONFIG_MAX_FILE);
+    if (line > 0 && col > 0)
+        rc = tg_buf_printf(&b, "%s:%d:%d: ", path, line, col);
+    else if (line > 0)
+        rc = tg_buf_printf(&b, "%s:%d: ", path, line);
+    else
+        rc = tg_buf_printf(&b, "%s: ", path);
+    if (!rc)
+        rc = tg_buf_vprintf(&b, fmt, ap);
+    if (rc)
+        goto out;
+    json_t *msg = json_string(b.data);
+    if (!msg) {
+        sanitize(b.data);
+        msg = json_string(b.data);
+    }
+    if (json_array_append_new(errs, msg))
+        rc = TG_E_NOMEM;
+out:
+    tg_buf_free(&b);
+    return rc;
+}
+
+int tg_config_errorf_at(json_t *errs, const char *path, int line, int col, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = tg_config_verrorf(errs, path, line, col, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int tg_config_errorf(json_t *errs, const char *path, int line, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = tg_config_verrorf(errs, path, line, 0, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* Levenshtein distance; SIZE_MAX for strings too long to be worth comparing. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    enum { MAXLEN = 64 };
+    size_t la = strlen(a), lb = strlen(b);
+    size_t prev[MAXLEN + 1], cur[MAXLEN + 1];
+    if (la > MAXLEN || lb > MAXLEN)
+        return SIZE_MAX;
+    for (size_t j = 0; j <= lb; j++)
+        prev[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            size_t del = prev[j] + 1;
+            size_t ins = cur[j - 1] + 1;
+            cur[j] = TG_MIN(sub, TG_MIN(del, ins));
+        }
+        memcpy(prev, cur, (lb + 1) * sizeof(prev[0]));
+    }
+    return prev[lb];
+}
+
+/* The known word closest to word, if it is at edit distance 2 or less. */
+static const char *closest(const char *word, const char *const *known, size_t n)
+{
+    const char *best = NULL;
+    size_t best_d = 3;
+    for (size_t i = 0; i < n; i++) {
+        size_t d = edit_distance(word, known[i]);
+        if (d < best_d) {
+            best_d = d;
+            best = known[i];
+        }
+    }
+    return best;
+}
+
+size_t tg_config_check_keys(json_t *errs, const char *path, const struct tg_config_lines *lines,
+                            const json_t *obj, const char *where, const char *const *known,
+                            size_t n_known)
+{
+    size_t n = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        bool found = false;
+        for (size_t i = 0; i < n_known && !found; i++)
+            found = strcmp(key, known[i]) == 0;
+        if (found)
+            continue;
+        const char *hint = closest(key, known, n_known);
+        int line = tg_config_lines_key(lines, obj, key);
+        char in[160];
+        if (where)
+            snprintf(in, sizeof(in), " in %s", where);
+        else
+            tg_strlcpy(in, " at the top level", sizeof(in));
+        if (hint)
+            tg_config_errorf(errs, path, line, "unknown key '%s'%s (did you mean '%s'?)", key, in,
+                             hint);
+        else
+            tg_config_errorf(errs, path, line, "unknown key '%s'%s", key, in);
+        n++;
+    }
+    return n;
+}
+
+/* ------------------------------------------------------------ ${ENV} */
+
+struct ectx {
+    const char *path;
+    json_t *errs;
+    struct tg_config_lines *lines;
+    bool failed;
+};
+
+/* RFC 3629 UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
+static bool utf8_valid(const char *str, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    while (i < len) {
+        unsigned char ch = s[i];
+        unsigned char lo = 0x80, hi = 0xbf;
+        size_t n;
+        if (ch < 0x80)
+            n = 0;
+        else if (ch >= 0xc2 && ch <= 0xdf)
+            n = 1;
+        else if (ch >= 0xe0 && ch <= 0xef)
+            n = 2;
+        else if (ch >= 0xf0 && ch <= 0xf4)
+            n = 3;
+        else
+            return false;
+        if (ch == 0xe0)
+            lo = 0xa0;
+        else if (ch == 0xed)
+            hi = 0x9f;
+        else if (ch == 0xf0)
+            lo = 0x90;
+        else if (ch == 0xf4)
+            hi = 0x8f;
+        if (len - i - 1 < n)
+            return false;
+        for (size_t k = 1; k <= n; k++) {
+            unsigned char cc = s[i + k];
+            if (cc < (k == 1 ? lo : 0x80) || cc > (k == 1 ? hi : 0xbf))
+                return false;
+        }
+        i += n + 1;
+    }
+    return true;
+}
+
+static bool env_name_ok(const char *s, size_t len)
+{
+    if (len == 0 || len > 255 || (s[0] >= '0' && s[0] <= '9'))
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!(c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+              (c >= '0' && c <= '9')))
+            return false;
+    }
+    return true;
+}
+
+/*
+ * Expand one ${NAME} at s (which starts with "${") into b.  *used is how many
+ * bytes of s it consumed.  TG_E_CONFIG after reporting a problem.
+ */
+static int expand_one(struct ectx *c, const char *s, size_t len, int line, struct tg_buf *b,
+                      size_t *used)
+{
+    const char *close = memchr(s + 2, '}', len - 2);
+    if (!close) {
+        tg_config_errorf(c->errs, c->path, line, "unterminated ${ (write $$ for a literal $)");
+        *used = len;
+        return TG_E_CONFIG;
+    }
+    const char *name = s + 2;
+    size_t nlen = (size_t)(close - name);
+    *used = nlen + 3;
+    if (!env_name_ok(name, nlen)) {
+        tg_config_errorf(c->errs, c->path, line, "bad environment variable name '%.*s'",
+                         (int)TG_MIN(nlen, 255), name);
+        return TG_E_CONFIG;
+    }
+    char nbuf[256];
+    memcpy(nbuf, name, nlen);
+    nbuf[nlen] = '\0';
+    const char *val = getenv(nbuf);
+    if (!val) {
+        tg_config_errorf(c->errs, c->path, line, "environment variable %s is not set", nbuf);
+        return TG_E_CONFIG;
+    }
+    if (!utf8_valid(val, strlen(val))) {
+        tg_config_errorf(c->errs, c->path, line, "environment variable %s is not valid UTF-8",
+                         nbuf);
+        return TG_E_CONFIG;
+    }
+    return tg_buf_puts(b, val);
+}
+
+/*
+ * The expansion of string s: TG_OK with *out NULL when s has no '$', TG_OK
+ * with *out (caller tg_free()s) otherwise, TG_E_CONFIG after reporting,
+ * TG_E_NOMEM.
+ */
+static int expand_str(struct ectx *c, const char *s, size_t len, int line, char **out,
+                      size_t *outlen)
+{
+    int rc = TG_OK, bad = TG_OK;
+    struct tg_buf b;
+    tg_buf_init(&b, TG_CONFIG_MAX_FILE);
+    *out = NULL;
+    if (!memchr(s, '$', len))
+        goto out;
+    size_t i = 0;
+    while (i < len && rc == TG_OK) {
+        const char *d = memchr(s + i, '$', len - i);
+        size_t upto = d ? (size_t)(d - s) : len;
+        rc = tg_buf_append(&b, s + i, upto - i);
+        i = upto;
+        if (rc || i == len)
+            break;
+        if (i + 1 < len && s[i + 1] == '$') {
+            rc = tg_buf_append(&b, "$", 1);
+            i += 2;
+        } else if (i + 1 < len && s[i + 1] == '{') {
+            size_t used;
+            int r = expand_one(c, s + i, len - i, line, &b, &used);
+            if (r == TG_E_CONFIG)
+                bad = r;
+            else
+                rc = r;
+            i += used;
+        } else {
+            rc = tg_buf_append(&b, "$", 1);
+            i++;
+        }
+    }
+    if (rc == TG_E_TOOBIG) {
+        tg_config_errorf(c->errs, c->path, line, "value is too long after ${} expansion");
+        rc = TG_E_CONFIG;
+    }
+    if (!rc)
+        rc = bad;
+    if (!rc) {
+        if (!b.data && tg_buf_append(&b, "", 0))
+            rc = TG_E_NOMEM;
+        else
+            *out = tg_buf_steal(&b, outlen);
+    }
+out:
+    tg_buf_free(&b);
+    return rc;
+}
+
+/*
+ * Expand string node v.  *repl is set to a new node to put in v's place
+ * (a plain scalar re-read), or left NULL when v was changed in place or not
+ * at all.
+ */
+static int expand_value(struct ectx *c, json_t *v, json_t **repl)
+{
+    int rc;
+    char *s = NULL;
+    size_t len = 0;
+    int line = tg_config_lines_node(c->lines, v);
+    unsigned flags = tg_config_lines_flags(c->lines, v);
+
+    *repl = NULL;
+    rc = expand_str(c, json_string_value(v), json_string_length(v), line, &s, &len);
+    if (rc == TG_E_CONFIG) {
+        c->failed = true;
+        rc = tg_config_lines_set_node(c->lines, v, line, flags | TG_LINE_BADENV);
+        goto out;
+    }
+    if (rc || !s)
+        goto out;
+    if (flags & TG_LINE_PLAIN) {
+        json_t *n = tg_config_plain_scalar(s, len);
+        if (!n) {
+            rc = TG_E_NOMEM;
+            goto out;
+        }
+        rc = tg_config_lines_set_node(c->lines, n, line, json_is_string(n) ? TG_LINE_PLAIN : 0);
+        if (rc) {
+            json_decref(n);
+            goto out;
+        }
+        *repl = n;
+    } else if (json_string_setn(v, s, len)) {
+        rc = TG_E_NOMEM;
+    }
+out:
+    tg_free(s);
+    return rc;
+}
+
+static int expand_node(struct ectx *c, json_t *node);
+
+/* Put repl in the place of old (object member at iter, or list element i), retiring old. */
+static int expand_child(struct ectx *c, json_t *parent, void *iter, size_t i, json_t *child)
+{
+    int rc;
+    json_t *repl = NULL;
+    if (!json_is_string(child))
+        return expand_node(c, child);
+    rc = expand_value(c, child, &repl);
+    if (rc || !repl)
+        return rc;
+    json_incref(child);
+    if (iter)
+        rc = json_object_iter_set_new(parent, iter, repl) ? TG_E_NOMEM : TG_OK;
+    else
+        rc = json_array_set_new(parent, i, repl) ? TG_E_NOMEM : TG_OK;
+    if (rc) {
+        json_decref(child);
+        return rc;
+    }
+    return tg_config_lines_retire(c->lines, child);
+}
+
+static int expand_node(struct ectx *c, json_t *node)
+{
+    int rc = TG_OK;
+    if (json_is_object(node)) {
+        void *it = json_object_iter(node);
+        while (it && !rc) {
+            rc = expand_child(c, node, it, 0, json_object_iter_value(it));
+            it = json_object_iter_next(node, it);
+        }
+    } else if (json_is_array(node)) {
+        for (size_t i = 0; i < json_array_size(node) && !rc; i++)
+            rc = expand_child(c, node, NULL, i, json_array_get(node, i));
+    }
+    return rc;
+}
+
+int tg_config_expand_env(json_t *root, struct tg_config_lines *lines, const char *path,
+                         json_t *errs)
+{
+    int rc;
+    struct ectx c = {.path = path, .errs = errs, .lines = lines};
+    if (json_is_string(root)) {
+        json_t *repl = NULL;
+        rc = expand_value(&c, root, &repl);
+        if (repl) {
+            /* The root cannot be swapped: keep it a string. */
+            json_decref(repl);
+            c.failed = true;
+            tg_config_errorf(errs, path, tg_config_lines_node(lines, root),
+                             "a top-level ${} value is not supported");
+        }
+    } else {
+        rc = expand_node(&c, root);
+    }
+    if (!rc && c.failed)
+        rc = TG_E_CONFIG;
+    return rc;
+}
+
+/* ------------------------------------------------------------ validation */
+
+struct vctx {
+    const char *path;
+    const struct tg_config_lines *lines;
+    json_t *errs;
+    int rc; /* TG_E_NOMEM once an error message could not be stored */
+};
+
+static void verr(struct vctx *c, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void verr(struct vctx *c, int line, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (tg_config_verrorf(c->errs, c->path, line, 0, fmt, ap))
+        c->rc = TG_E_NOMEM;
+    va_end(ap);
+}
+
+static const char *type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "a mapping";
+    case JSON_ARRAY:
+        return "a list";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    default:
+        return "null";
+    }
+}
+
+/* "WHERE must be WANT, not a list" or "WHERE has no value (WANT expected)". */
+static void type_err(struct vctx *c, int line, const char *where, const char *want, const json_t *v)
+{
+    if (json_is_null(v))
+        verr(c, line, "%s has no value (expected %s)", where, want);
+    else
+        verr(c, line, "%s must be %s, not %s", where, want, type_name(v));
+}
+
+/* A value whose ${ENV} expansion already failed and was reported. */
+static bool env_failed(const struct vctx *c, const json_t *v)
+{
+    return (tg_config_lines_flags(c->lines, v) & TG_LINE_BADENV) != 0;
+}
+
+/* Line of member key of obj, falling back to the line of obj itself. */
+static int key_line(const struct vctx *c, const json_t *obj, const char *key)
+{
+    int line = tg_config_lines_key(c->lines, obj, key);
+    return line ? line : tg_config_lines_node(c->lines, obj);
+}
+
+/*
+ * Member key of parent as a mapping, NULL when absent or null; a type error
+ * is reported (and NULL returned) for anything else.
+ */
+static const json_t *get_mapping(struct vctx *c, const json_t *parent, const char *key,
+                                 const char *where)
+{
+    const json_t *v = json_object_get(parent, key);
+    if (!v || json_is_null(v))
+        return NULL;
+    if (!json_is_object(v)) {
+        if (!env_failed(c, v))
+            type_err(c, key_line(c, parent, key), where, "a mapping", v);
+        return NULL;
+    }
+    return v;
+}
+
+/* Same for a list. */
+static const json_t *get_list(struct vctx *c, const json_t *parent, const char *key,
+                              const char *where)
+{
+    const json_t *v = json_object_get(parent, key);
+    if (!v || json_is_null(v))
+        return NULL;
+    if (!json_is_array(v)) {
+        if (!env_failed(c, v))
+            type_err(c, key_line(c, parent, key), where, "a list", v);
+        return NULL;
+    }
+    return v;
+}
+
+static int set_str(char **dst, const char *s, size_t len)
+{
+    char *d = tg_strndup(s, len);
+    if (!d)
+        return TG_E_NOMEM;
+    tg_free(*dst);
+    *dst = d;
+    return TG_OK;
+}
+
+/* Names of API keys and backends: 1..63 bytes of [A-Za-z0-9._-]. */
+static bool name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n >= TG_CONFIG_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_' || ch == '.'))
+            return false;
+    }
+    return true;
+}
+
+/* Check obj.name and copy it into dst; false when absent or bad (reported). */
+static bool get_name(struct vctx *c, const json_t *obj, const char *where, int line,
+                     char dst[TG_CONFIG_NAME_MAX])
+{
+    const json_t *v = json_object_get(obj, "name");
+    char w[192];
+    snprintf(w, sizeof(w), "%s.name", where);
+    if (!v) {
+        verr(c, line, "%s needs a name", where);
+        return false;
+    }
+    if (env_failed(c, v))
+        return false;
+    if (!json_is_string(v)) {
+        type_err(c, key_line(c, obj, "name"), w, "a string", v);
+        return false;
+    }
+    if (!name_ok(json_string_value(v))) {
+        verr(c, key_line(c, obj, "name"),
+             "%s must be 1 to %d letters, digits, '-', '_' or '.', not '%s'", w,
+             TG_CONFIG_NAME_MAX - 1, json_string_value(v));
+        return false;
+    }
+    tg_strlcpy(dst, json_string_value(v), TG_CONFIG_NAME_MAX);
+    return true;
+}
+
+/* ---- fields: one table row per scalar option */
+
+enum fkind {
+    F_STRING,      /* char *, at least min bytes */
+    F_OPT_STRING,  /* char *, "" means NULL */
+    F_DURATION,    /* int64_t milliseconds in [min, max] */
+    F_SIZE,        /* uint64_t bytes in [min, max] */
+    F_SIZE_T,      /* size_t in [min, max] */
+    F_LONG,        /* long in [min, max] */
+    F_BOOL,        /* bool */
+    F_LOG_LEVEL,   /* enum tg_log_level */
+    F_LISTEN,      /* char * host at off, int port at off2 */
+    F_URL,         /* char *, http:// or https://, trailing '/' removed */
+    F_HEADER_NAME, /* char *, an HTTP field name */
+};
+
+#define BT_OPENAI (1u << TG_BACKEND_OPENAI)
+#define BT_SCRIPT (1u << TG_BACKEND_SCRIPT)
+
+struct field {
+    const char *key;
+    enum fkind kind;
+    size_t off;
+    size_t off2;
+    int64_t min;
+    int64_t max;
+    unsigned types; /* backends only: the backend types that take this option */
+};
+
+#define CFG(m) offsetof(struct tg_config, m)
+#define BE(m) offsetof(struct tg_backend_conf, m)
+
+static const struct field server_fields[] = {
+    {.key = "listen", .kind = F_LISTEN, .off = CFG(listen_host), .off2 = CFG(listen_port)},
+    {.key = "data_dir", .kind = F_STRING, .off = CFG(data_dir), .min = 1},
+    {.key = "max_body", .kind = F_SIZE, .off = CFG(max_body), .min = 1024, .max = INT64_MAX},
+    {.key = "max_messages", .kind = F_SIZE_T, .off = CFG(max_messages), .min = 1, .max = 1000000},
+    {.key = "customer_header", .kind = F_HEADER_NAME, .off = CFG(customer_header)},
+    {.key = "log_level", .kind = F_LOG_LEVEL, .off = CFG(log_level)},
+    {.key = "drain_timeout",
+     .kind = F_DURATION,
+     .off = CFG(drain_timeout_ms),
+     .min = 1,
+     .max = INT64_MAX},
+};
+
+static const struct field store_fields[] = {
+    {.key = "uri", .kind = F_STRING, .off = CFG(store_uri), .min = 1},
+    {.key = "group_commit",
+     .kind = F_DURATION,
+     .off = CFG(group_commit_ms),
+     .min = 0,
+     .max = 60000},
+};
+
+static const struct field conversation_fields[] = {
+    {.key = "idle_timeout",
+     .kind = F_DURATION,
+     .off = CFG(idle_timeout_ms),
+     .min = 1,
+     .max = INT64_MAX},
+    {.key = "history", .kind = F_SIZE_T, .off = CFG(history), .min = 0, .max = 1000},
+};
+
+/* Backend options besides name and type. */
+static const struct field backend_fields[] = {
+    {.key = "base_url", .kind = F_URL, .off = BE(base_url), .types = BT_OPENAI},
+    {.key = "api_key", .kind = F_OPT_STRING, .off = BE(api_key), .types = BT_OPENAI},
+    {.key = "model", .kind = F_STRING, .off = BE(model), .min = 1, .types = BT_OPENAI},
+    {.key = "connect_timeout",
+     .kind = F_DURATION,
+     .off = BE(connect_timeout_ms),
+     .min = 1,
+     .max = INT64_MAX,
+     .types = BT_OPENAI},
+    {.key = "header_timeout",
+     .kind = F_DURATION,
+     .off = BE(header_timeout_ms),
+     .min = 1,
+     .max = INT64_MAX,
+     .types = BT_OPENAI},
+    {.key = "total_timeout",
+     .kind = F_DURATION,
+     .off = BE(total_timeout_ms),
+     .min = 1,
+     .max = INT64_MAX,
+     .types = BT_OPENAI},
+    {.key = "idle_timeout",
+     .kind = F_DURATION,
+     .off = BE(idle_timeout_ms),
+     .min = 1,
+     .max = INT64_MAX,
+     .types = BT_OPENAI},
+    {.key = "stream", .kind = F_BOOL, .off = BE(stream), .types = BT_OPENAI},
+    {.key = "max_connections",
+     .kind = F_LONG,
+     .off = BE(max_connections),
+     .min = 1,
+     .max = 100000,
+     .types = BT_OPENAI},
+    {.key = "reply", .kind = F_STRING, .off = BE(reply), .min = 1, .types = BT_SCRIPT},
+};
+
+/* Sections that later modules read from cfg->root themselves. */
+static const char *const passthrough_sections[] = {
+    "policies", "kb",          "intents",  "review",   "ladder",
+    "eval",     "experiments", "fairness", "webhooks", "users",
+};
+
+static const char *const own_sections[] = {
+    "server", "auth", "store", "conversation", "backends", "route", "models",
+};
+
+static bool get_duration(const json_t *v, int64_t *out)
+{
+    if (json_is_integer(v)) {
+        *out = (int64_t)json_integer_value(v);
+        return true;
+    }
+    if (json_is_real(v)) {
+        double d = json_real_value(v);
+        if (!isfinite(d) || fabs(d) > 9.0e15)
+            return false;
+        *out = (int64_t)llround(d);
+        return true;
+    }
+    return json_is_string(v) && tg_parse_duration_ms(json_string_value(v), out) == TG_OK;
+}
+
+static bool get_size(const json_t *v, uint64_t *out)
+{
+    if (json_is_integer(v)) {
+        if (json_integer_value(v) < 0)
+            return false;
+        *out = (uint64_t)json_integer_value(v);
+        return true;
+    }
+    return json_is_string(v) && tg_parse_size(json_string_value(v), out) == TG_OK;
+}
+
+/* "HOST:PORT" or "[V6]:PORT", port 0..65535. */
+static bool parse_listen(const char *s, const char **host, size_t *hlen, int *port)
+{
+    const char *colon;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':')
+            return false;
+        *host = s + 1;
+        *hlen = (size_t)(close - s - 1);
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon || memchr(s, ':', (size_t)(colon - s)))
+            return false;
+        *host = s;
+        *hlen = (size_t)(colon - s);
+    }
+    const char *p = colon + 1;
+    size_t n = strlen(p);
+    if (*hlen == 0 || n == 0 || n > 5 || strspn(p, "0123456789") != n)
+        return false;
+    int64_t v;
+    if (tg_parse_i64(p, &v) || v > 65535)
+        return false;
+    *port = (int)v;
+    return true;
+}
+
+static bool header_name_ok(const char *s)
+{
+    static const char tchar[] = "!#$%&'*+-.^_`|~";
+    if (!*s)
+        return false;
+    for (; *s; s++) {
+        char ch = *s;
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              strchr(tchar, ch)))
+            return false;
+    }
+    return true;
+}
+
+/* http(s)://HOST... with no spaces; returns the length without trailing slashes, 0 if bad. */
+static size_t url_ok(const char *s)
+{
+    const char *rest;
+    if (tg_str_has_prefix(s, "http://"))
+        rest = s + 7;
+    else if (tg_str_has_prefix(s, "https://"))
+        rest = s + 8;
+    else
+        return 0;
+    if (*rest == '\0' || *rest == '/' || strpbrk(s, " \t\r\n"))
+        return 0;
+    size_t n = strlen(s);
+    while (n > (size_t)(rest - s) && s[n - 1] == '/')
+        n--;
+    return n;
+}
+
+static void range_err(struct vctx *c, int line, const char *where, const struct field *f)
+{
+    if (f->max == INT64_MAX && f->min == 1 && f->kind == F_DURATION)
+        verr(c, line, "%s must be greater than 0", where);
+    else if (f->max == INT64_MAX)
+        verr(c, line, "%s must be at least %lld%s", where, (long long)f->min,
+             f->kind == F_SIZE ? " bytes" : "");
+    else
+        verr(c, line, "%s must be between %lld and %lld%s", where, (long long)f->min,
+             (long long)f->max, f->kind == F_DURATION ? " ms" : "");
+}
+
+static void apply_string(struct vctx *c, const struct field *f, char *base, const json_t *v,
+                         const char *where, int line)
+{
+    const char *s = json_string_value(v);
+    size_t len = json_string_length(v);
+    char **dst = (char **)(void *)(base + f->off);
+    int rc = TG_OK;
+
+    if (strlen(s) != len) {
+        verr(c, line, "%s must not contain a NUL character", where);
+        return;
+    }
+    switch (f->kind) {
+    case F_OPT_STRING:
+        if (len == 0) {
+            tg_free(*dst);
+            *dst = NULL;
+        } else {
+            rc = set_str(dst, s, len);
+        }
+        break;
+    case F_URL:
+        len = url_ok(s);
+        if (!len)
+            verr(c, line, "%s must be an http:// or https:// URL, not '%s'", where, s);
+        else
+            rc = set_str(dst, s, len);
+        break;
+    case F_HEADER_NAME:
+        if (!header_name_ok(s))
+            verr(c, line, "%s must be an HTTP header name, not '%s'", where, s);
+        else
+            rc = set_str(dst, s, len);
+        break;
+    case F_LISTEN: {
+        const char *host;
+        size_t hlen;
+        int port;
+        if (!parse_listen(s, &host, &hlen, &port)) {
+            verr(c, line, "%s must be HOST:PORT with a port from 0 to 65535, not '%s'", where, s);
+        } else {
+            rc = set_str(dst, host, hlen);
+            *(int *)(void *)(base + f->off2) = port;
+        }
+        break;
+    }
+    default:
+        if (len < (size_t)f->min)
+            verr(c, line, "%s must not be empty", where);
+        else
+            rc = set_str(dst, s, len);
+        break;
+    }
+    if (rc)
+        c->rc = rc;
+}
+
+static void apply_duration(struct vctx *c, const struct field *f, char *base, const json_t *v,
+                           const char *where, int line)
+{
+    int64_t ms = 0;
+    if (!get_duration(v, &ms)) {
+        if (json_is_string(v))
+            verr(c, line, "%s must be a duration such as 500ms, 10s or 30m, not '%s'", where,
+                 json_string_value(v));
+        else
+            type_err(c, line, where, "a duration (e.g. 10s)", v);
+    } else if (ms < f->min || ms > f->max) {
+        range_err(c, line, where, f);
+    } else {
+        *(int64_t *)(void *)(base + f->off) = ms;
+    }
+}
+
+static void apply_size(struct vctx *c, const struct field *f, char *base, const json_t *v,
+                       const char *where, int line)
+{
+    uint64_t n = 0;
+    if (!get_size(v, &n)) {
+        if (json_is_string(v))
+            verr(c, line, "%s must be a size such as 65536, 64KiB or 1MiB, not '%s'", where,
+                 json_string_value(v));
+        else
+            type_err(c, line, where, "a size (e.g. 1MiB)", v);
+    } else if (n < (uint64_t)f->min || n > (uint64_t)f->max) {
+        range_err(c, line, where, f);
+    } else {
+        *(uint64_t *)(void *)(base + f->off) = n;
+    }
+}
+
+/* Check value v of option f and store it at base + f->off. */
+static void apply_field(struct vctx *c, const struct field *f, char *base, const json_t *v,
+                        const char *where, int line)
+{
+    int64_t i64 = 0;
+    enum tg_log_level lv;
+
+    if (env_failed(c, v))
+        return;
+    switch (f->kind) {
+    case F_DURATION:
+        apply_duration(c, f, base, v, where, line);
+        break;
+    case F_SIZE:
+        apply_size(c, f, base, v, where, line);
+        break;
+    case F_SIZE_T:
+    case F_LONG:
+        if (!json_is_integer(v)) {
+            type_err(c, line, where, "an integer", v);
+            break;
+        }
+        i64 = (int64_t)json_integer_value(v);
+        if (i64 < f->min || i64 > f->max)
+            range_err(c, line, where, f);
+        else if (f->kind == F_SIZE_T)
+            *(size_t *)(void *)(base + f->off) = (size_t)i64;
+        else
+            *(long *)(void *)(base + f->off) = (long)i64;
+        break;
+    case F_BOOL:
+        if (!json_is_boolean(v))
+            type_err(c, line, where, "a boolean (true or false)", v);
+        else
+            *(bool *)(void *)(base + f->off) = json_is_true(v);
+        break;
+    case F_LOG_LEVEL:
+        if (!json_is_string(v))
+            type_err(c, line, where, "a string", v);
+        else if (tg_log_parse_level(json_string_value(v), &lv))
+            verr(c, line, "%s must be one of debug, info, warn, error, off, not '%s'", where,
+                 json_string_value(v));
+        else
+            *(enum tg_log_level *)(void *)(base + f->off) = lv;
+        break;
+    default:
+        if (!json_is_string(v))
+            type_err(c, line, where, "a string", v);
+        else
+            apply_string(c, f, base, v, where, line);
+        break;
+    }
+}
+
+/* Validate a mapping of options described by fields[] (plus extra known keys). */
+static void apply_fields(struct vctx *c, const json_t *obj, const char *where,
+                         const struct field *fields, size_t n, const char *const *extra,
+                         size_t n_extra, void *base)
+{
+    const char *known[32];
+    size_t nk = 0;
+    for (size_t i = 0; i < n_extra && nk < TG_ARRAY_LEN(known); i++)
+        known[nk++] = extra[i];
+    for (size_t i = 0; i < n && nk < TG_ARRAY_LEN(known); i++)
+        known[nk++] = fields[i].key;
+    tg_config_check_keys(c->errs, c->path, c->lines, obj, where, known, nk);
+    for (size_t i = 0; i < n; i++) {
+        const json_t *v = json_object_get(obj, fields[i].key);
+        char w[192];
+        if (!v)
+            continue;
+        snprintf(w, sizeof(w), "%s.%s", where, fields[i].key);
+        apply_field(c, &fields[i], base, v, w, key_line(c, obj, fields[i].key));
+    }
+}
+
+/* ---- sections */
+
+/* Check one element of auth.api_keys into *k; false when it is unusable (reported). */
+static bool check_api_key(struct vctx *c, const json_t *e, const char *where, int line,
+                          struct tg_api_key *k)
+{
+    static const char *const key_keys[] = {"name", "key", "sha256"};
+    char w[96];
+    if (!json_is_object(e)) {
+        if (!env_failed(c, e))
+            type_err(c, line, where, "a mapping with name and key", e);
+        return false;
+    }
+    tg_config_check_keys(c->errs, c->path, c->lines, e, where, key_keys, 3);
+    bool ok = get_name(c, e, where, line, k->name);
+    const json_t *plain = json_object_get(e, "key");
+    const json_t *hash = json_object_get(e, "sha256");
+    if (plain && hash) {
+        verr(c, key_line(c, e, "sha256"), "%s has both key and sha256: give only one", where);
+        return false;
+    }
+    if (!plain && !hash) {
+        verr(c, line, "%s needs a key (or its sha256)", where);
+        return false;
+    }
+    if (env_failed(c, plain ? plain : hash))
+        return false;
+    snprintf(w, sizeof(w), "%s.%s", where, plain ? "key" : "sha256");
+    if (!json_is_string(plain ? plain : hash)) {
+        type_err(c, key_line(c, e, plain ? "key" : "sha256"), w, "a string", plain ? plain : hash);
+        return false;
+    }
+    if (plain && json_string_length(plain) == 0) {
+        verr(c, key_line(c, e, "key"), "%s must not be empty", w);
+        return false;
+    }
+    if (plain) {
+        tg_sha256(json_string_value(plain), json_string_length(plain), k->sha256);
+    } else if (json_string_length(hash) != 2 * TG_SHA256_LEN ||
+               tg_hex_decode(json_string_value(hash), k->sha256, TG_SHA256_LEN)) {
+        verr(c, key_line(c, e, "sha256"), "%s must be 64 hex digits", w);
+        return false;
+    }
+    return ok;
+}
+
+static void check_auth(struct vctx *c, struct tg_config *cfg, const json_t *root)
+{
+    static const char *const auth_keys[] = {"api_keys"};
+    const json_t *auth = get_mapping(c, root, "auth", "auth");
+    if (!auth)
+        return;
+    tg_config_check_keys(c->errs, c->path, c->lines, auth, "auth", auth_keys, 1);
+    const json_t *list = get_list(c, auth, "api_keys", "auth.api_keys");
+    size_t n = json_array_size(list);
+    if (n == 0)
+        return;
+    cfg->api_keys = tg_calloc(n, sizeof(*cfg->api_keys));
+    if (!cfg->api_keys) {
+        c->rc = TG_E_NOMEM;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const json_t *e = json_array_get(list, i);
+        int line = tg_config_lines_node(c->lines, e);
+        char where[64];
+        struct tg_api_key k = {0};
+        snprintf(where, sizeof(where), "auth.api_keys[%zu]", i);
+        if (!line)
+            line = tg_config_lines_elem(c->lines, list, i);
+        bool ok = check_api_key(c, e, where, line, &k);
+        for (size_t j = 0; ok && j < cfg->n_api_keys; j++) {
+            if (strcmp(cfg->api_keys[j].name, k.name) == 0) {
+                verr(c, key_line(c, e, "name"), "duplicate API key name '%s'", k.name);
+                ok = false;
+            } else if (tg_ct_equal(cfg->api_keys[j].sha256, k.sha256, TG_SHA256_LEN)) {
+                verr(c, line, "API key '%s' is the same key as '%s'", k.name,
+                     cfg->api_keys[j].name);
+                ok = false;
+            }
+        }
+        if (ok)
+            cfg->api_keys[cfg->n_api_keys++] = k;
+    }
+}
+
+static void backend_defaults(struct tg_backend_conf *b)
+{
+    b->connect_timeout_ms = 2000;
+    b->header_timeout_ms = 10000;
+    b->total_timeout_ms = 60000;
+    b->idle_timeout_ms = 10000;
+    b->stream = true;
+    b->max_connections = 64;
+}
+
+/* The type of backend e: BT_OPENAI, BT_SCRIPT, or 0 when missing or bad (reported). */
+static unsigned backend_type(struct vctx *c, const json_t *e, const char *where, int line)
+{
+    const json_t *t = json_object_get(e, "type");
+    if (!t) {
+        verr(c, line, "%s needs a type (openai or script)", where);
+        return 0;
+    }
+    if (env_failed(c, t))
+        return 0;
+    if (json_is_string(t) && strcmp(json_string_value(t), "openai") == 0)
+        return BT_OPENAI;
+    if (json_is_string(t) && strcmp(json_string_value(t), "script") == 0)
+        return BT_SCRIPT;
+    char w[96];
+    snprintf(w, sizeof(w), "%s.type", where);
+    if (json_is_string(t))
+        verr(c, key_line(c, e, "type"), "%s must be openai or script, not '%s'", w,
+             json_string_value(t));
+    else
+        type_err(c, key_line(c, e, "type"), w, "openai or script", t);
+    return 0;
+}
+
+static void check_backend(struct vctx *c, struct tg_config *cfg, const json_t *list, size_t i)
+{
+    const json_t *e = json_array_get(list, i);
+    struct tg_backend_conf *b = &cfg->backends[cfg->n_backends++];
+    int line = tg_config_lines_node(c->lines, e);
+    char where[64];
+
+    backend_defaults(b);
+    snprintf(where, sizeof(where), "backends[%zu]", i);
+    if (!line)
+        line = tg_config_lines_elem(c->lines, list, i);
+    if (!json_is_object(e)) {
+        if (!env_failed(c, e))
+            type_err(c, line, where, "a mapping with name and type", e);
+        return;
+    }
+    if (get_name(c, e, where, line, b->name)) {
+        for (size_t j = 0; j + 1 < cfg->n_backends; j++) {
+            if (strcmp(cfg->backends[j].name, b->name) == 0)
+                verr(c, key_line(c, e, "name"), "duplicate backend name '%s'", b->name);
+        }
+    }
+    unsigned type = backend_type(c, e, where, line);
+    b->type = type == BT_SCRIPT ? TG_BACKEND_SCRIPT : TG_BACKEND_OPENAI;
+    for (size_t k = 0; k < TG_ARRAY_LEN(backend_fields); k++) {
+        const struct field *f = &backend_fields[k];
+        const json_t *v = json_object_get(e, f->key);
+        char w[192];
+        if (!v)
+            continue;
+        snprintf(w, sizeof(w), "%s.%s", where, f->key);
+        if (type && !(f->types & type))
+            verr(c, key_line(c, e, f->key), "%s is not an option of %s backends (only of %s)", w,
+                 type == BT_SCRIPT ? "script" : "openai",
+                 f->types & BT_SCRIPT ? "script" : "openai");
+        else
+            apply_field(c, f, (char *)b, v, w, key_line(c, e, f->key));
+    }
+    if (type == BT_OPENAI && !json_object_get(e, "base_url"))
+        verr(c, line, "%s is an openai backend and needs a base_url", where);
+    if (type == BT_SCRIPT && !json_object_get(e, "reply"))
+        verr(c, line, "%s is a script backend and needs a reply", where);
+}
+
+/* The known keys of a backend mapping, for unknown-key checks. */
+static void backend_known(const char **known, size_t *n)
+{
+    *n = 0;
+    known[(*n)++] = "name";
+    known[(*n)++] = "type";
+    for (size_t k = 0; k < TG_ARRAY_LEN(backend_fields); k++)
+        known[(*n)++] = backend_fields[k].key;
+}
+
+static void check_backends(struct vctx *c, struct tg_config *cfg, const json_t *root)
+{
+    const json_t *list = get_list(c, root, "backends", "backends");
+    const char *known[2 + TG_ARRAY_LEN(backend_fields)];
+    size_t nk;
+    size_t n = json_array_size(list);
+    if (n == 0)
+        return;
+    cfg->backends = tg_calloc(n, sizeof(*cfg->backends));
+    if (!cfg->backends) {
+        c->rc = TG_E_NOMEM;
+        return;
+    }
+    backend_known(known, &nk);
+    for (size_t i = 0; i < n; i++) {
+        const json_t *e = json_array_get(list, i);
+        if (json_is_object(e)) {
+            char where[64];
+            snprintf(where, sizeof(where), "backends[%zu]", i);
+            tg_config_check_keys(c->errs, c->path, c->lines, e, where, known, nk);
+        }
+        check_backend(c, cfg, list, i);
+    }
+}
+
+static void check_route(struct vctx *c, struct tg_config *cfg, const json_t *root)
+{
+    static const char *const route_keys[] = {"backend"};
+    const json_t *route = get_mapping(c, root, "route", "route");
+    const json_t *name = NULL;
+    if (route) {
+        tg_config_check_keys(c->errs, c->path, c->lines, route, "route", route_keys, 1);
+        name = json_object_get(route, "backend");
+    }
+    if (cfg->n_backends == 0) {
+        /* An empty list has a line; a missing section does not. */
+        const json_t *list = json_object_get(root, "backends");
+        verr(c, list ? key_line(c, root, "backends") : 0,
+             "no backends configured (add a backends: list)");
+        return;
+    }
+    if (!name) {
+        verr(c, route ? key_line(c, root, "route") : key_line(c, root, "backends"),
+             "route.backend is required: name the backend that answers");
+        return;
+    }
+    if (env_failed(c, name))
+        return;
+    if (!json_is_string(name)) {
+        type_err(c, key_line(c, route, "backend"), "route.backend", "a backend name", name);
+        return;
+    }
+    const char *s = json_string_value(name);
+    if (!tg_config_backend(cfg, s)) {
+        const char *names[64];
+        size_t n = TG_MIN(cfg->n_backends, TG_ARRAY_LEN(names));
+        for (size_t i = 0; i < n; i++)
+            names[i] = cfg->backends[i].name;
+        const char *hint = closest(s, names, n);
+        if (hint)
+            verr(c, key_line(c, route, "backend"),
+                 "route.backend names unknown backend '%s' (did you mean '%s'?)", s, hint);
+        else
+            verr(c, key_line(c, route, "backend"), "route.backend names unknown backend '%s'", s);
+        return;
+    }
+    if (set_str(&cfg->route_backend, s, strlen(s)))
+        c->rc = TG_E_NOMEM;
+}
+
+static void check_models(struct vctx *c, struct tg_config *cfg, const json_t *root)
+{
+    const json_t *list = get_list(c, root, "models", "models");
+    size_t n = json_array_size(list);
+    if (!list)
+        return;
+    if (n == 0) {
+        verr(c, key_line(c, root, "models"), "models must list at least one model id");
+        return;
+    }
+    char **models = tg_calloc(n, sizeof(*models));
+    if (!models) {
+        c->rc = TG_E_NOMEM;
+        return;
+    }
+    for (size_t i = 0; i < cfg->n_models; i++)
+        tg_free(cfg->models[i]);
+    tg_free(cfg->models);
+    cfg->models = models;
+    cfg->n_models = 0;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *v = json_array_get(list, i);
+        int line = tg_config_lines_elem(c->lines, list, i);
+        char where[48];
+        snprintf(where, sizeof(where), "models[%zu]", i);
+        if (env_failed(c, v))
+            continue;
+        if (!json_is_string(v)) {
+            type_err(c, line, where, "a string", v);
+            continue;
+        }
+        if (json_string_length(v) == 0 || strlen(json_string_value(v)) != json_string_length(v)) {
+            verr(c, line, "%s must be a non-empty model id", where);
+            continue;
+        }
+        bool dup = false;
+        for (size_t j = 0; j < cfg->n_models && !dup; j++)
+            dup = strcmp(cfg->models[j], json_string_value(v)) == 0;
+        if (dup) {
+            verr(c, line, "duplicate model id '%s'", json_string_value(v));
+            continue;
+        }
+        cfg->models[cfg->n_models] = tg_strdup(json_string_value(v));
+        if (!cfg->models[cfg->n_models]) {
+            c->rc = TG_E_NOMEM;
+            return;
+        }
+        cfg->n_models++;
+    }
+}
+
+static void check_root(struct vctx *c, struct tg_config *cfg, const json_t *root)
+{
+    const char *known[TG_ARRAY_LEN(own_sections) + TG_ARRAY_LEN(passthrough_sections)];
+    size_t nk = 0;
+    for (size_t i = 0; i < TG_ARRAY_LEN(own_sections); i++)
+        known[nk++] = own_sections[i];
+    for (size_t i = 0; i < TG_ARRAY_LEN(passthrough_sections); i++)
+        known[nk++] = passthrough_sections[i];
+    tg_config_check_keys(c->errs, c->path, c->lines, root, NULL, known, nk);
+
+    const json_t *sec = get_mapping(c, root, "server", "server");
+    if (sec)
+        apply_fields(c, sec, "server", server_fields, TG_ARRAY_LEN(server_fields), NULL, 0, cfg);
+    check_auth(c, cfg, root);
+    sec = get_mapping(c, root, "store", "store");
+    if (sec)
+        apply_fields(c, sec, "store", store_fields, TG_ARRAY_LEN(store_fields), NULL, 0, cfg);
+    sec = get_mapping(c, root, "conversation", "conversation");
+    if (sec)
+        apply_fields(c, sec, "conversation", conversation_fields, TG_ARRAY_LEN(conversation_fields),
+                     NULL, 0, cfg);
+    check_backends(c, cfg, root);
+    check_route(c, cfg, root);
+    check_models(c, cfg, root);
+}
+
+static int set_defaults(struct tg_config *cfg)
+{
+    cfg->listen_host = tg_strdup("127.0.0.1");
+    cfg->listen_port = 8080;
+    cfg->data_dir = tg_strdup("./data");
+    cfg->max_body = 1024 * 1024;
+    cfg->max_messages = 256;
+    cfg->customer_header = tg_strdup("X-Customer-Id");
+    cfg->log_level = TG_LOG_INFO;
+    cfg->drain_timeout_ms = 10000;
+    cfg->group_commit_ms = 5;
+    cfg->idle_timeout_ms = 30 * 60 * 1000;
+    cfg->history = 20;
+    cfg->models = tg_calloc(1, sizeof(*cfg->models));
+    if (cfg->models) {
+        cfg->models[0] = tg_strdup("trustgate");
+        cfg->n_models = cfg->models[0] ? 1 : 0;
+    }
+    if (!cfg->listen_host || !cfg->data_dir || !cfg->customer_header || !cfg->n_models)
+        return TG_E_NOMEM;
+    return TG_OK;
+}
+
+/* store.uri defaults to sqlite:<data_dir>/trustgate.db, after data_dir is known. */
+static int default_store_uri(struct tg_config *cfg)
+{
+    struct tg_buf b;
+    size_t n = strlen(cfg->data_dir);
+    if (cfg->store_uri)
+        return TG_OK;
+    while (n > 1 && cfg->data_dir[n - 1] == '/')
+        n--;
+    tg_buf_init(&b, TG_BUF_UNLIMITED);
+    int rc = tg_buf_printf(&b, "sqlite:%.*s%strustgate.db", (int)n, cfg->data_dir,
+                           cfg->data_dir[n - 1] == '/' ? "" : "/");
+    if (!rc)
+        cfg->store_uri = tg_buf_steal(&b, NULL);
+    tg_buf_free(&b);
+    return rc;
+}
+
+/*
+ * Plain API keys are kept only as hashes: wipe their text from the tree.
+ * The bytes are overwritten before jansson frees them.
+ */
+static int redact_api_keys(json_t *root)
+{
+    json_t *list = json_object_get(json_object_get(root, "auth"), "api_keys");
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        json_t *k = json_object_get(json_array_get(list, i), "key");
+        if (!json_is_string(k))
+            continue;
+        explicit_bzero((char *)(uintptr_t)json_string_value(k), json_string_length(k));
+        if (json_string_set(k, "<redacted>"))
+            return TG_E_NOMEM;
+    }
+    return TG_OK;
+}
+
+static int validate(struct tg_config_priv *p, json_t *errs)
+{
+    struct tg_config *cfg = &p->pub;
+    struct vctx c = {.path = cfg->path, .lines = p->lines, .errs = errs};
+    int rc = set_defaults(cfg);
+    if (rc)
+        goto out;
+    if (json_is_object(cfg->root))
+        check_root(&c, cfg, cfg->root);
+    else if (!json_is_null(cfg->root))
+        verr(&c, tg_config_lines_node(p->lines, cfg->root),
+             "the top level must be a mapping of sections, not %s", type_name(cfg->root));
+    rc = c.rc;
+    if (!rc)
+        rc = default_store_uri(cfg);
+out:
+    return rc;
+}
+
+struct sorted_err {
+    long line; /* 0 for messages without a line: they come first */
+    size_t pos;
+    json_t *msg;
+};
+
+static int cmp_err(const void *a, const void *b)
+{
+    const struct sorted_err *x = a, *y = b;
+    if (x->line != y->line)
+        return x->line < y->line ? -1 : 1;
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/* Put "PATH:LINE: ..." messages in line order, keeping the order of equal lines. */
+static int sort_errors(json_t *errs, const char *path)
+{
+    size_t n = json_array_size(errs), plen = strlen(path);
+    if (n < 2)
+        return TG_OK;
+    struct sorted_err *v = tg_calloc(n, sizeof(*v));
+    if (!v)
+        return TG_E_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const char *s = json_string_value(json_array_get(errs, i));
+        v[i].pos = i;
+        v[i].msg = json_incref(json_array_get(errs, i));
+        if (s && strncmp(s, path, plen) == 0 && s[plen] == ':') {
+            char *end = NULL;
+            long line = strtol(s + plen + 1, &end, 10);
+            if (end != s + plen + 1 && *end == ':')
+                v[i].line = line;
+        }
+    }
+    qsort(v, n, sizeof(*v), cmp_err);
+    for (size_t i = 0; i < n; i++)
+        json_array_set_new(errs, i, v[i].msg);
+    tg_free(v);
+    return TG_OK;
+}
+
+int tg_config_load(const char *path, struct tg_config **out, json_t **errs)
+{
+    int rc;
+    json_t *list = json_array();
+    json_t *root = NULL;
+    struct tg_config_lines *lines = NULL;
+    struct tg_config_priv *p = NULL;
+
+    if (!list) {
+        rc = TG_E_NOMEM;
+        goto out;
+    }
+    rc = tg_config_parse_yaml(path, &root, &lines, list);
+    if (rc)
+        goto out_reported;
+    rc = tg_config_expand_env(root, lines, path, list);
+    if (rc == TG_E_NOMEM)
+        goto out;
+    p = tg_calloc(1, sizeof(*p));
+    if (!p) {
+        rc = TG_E_NOMEM;
+        goto out;
+    }
+    p->lines = lines;
+    p->pub.root = root;
+    p->pub.path = tg_strdup(path);
+    lines = NULL;
+    root = NULL;
+    if (!p->pub.path) {
+        rc = TG_E_NOMEM;
+        goto out;
+    }
+    if (json_is_null(p->pub.root)) {
+        /* An empty file is an empty mapping: every section takes its defaults. */
+        json_decref(p->pub.root);
+        p->pub.root = json_object();
+        if (!p->pub.root) {
+            rc = TG_E_NOMEM;
+            goto out;
+        }
+    }
+    rc = validate(p, list);
+    if (!rc && json_array_size(list) > 0)
+        rc = sort_errors(list, path) ? TG_E_NOMEM : TG_E_CONFIG;
+    if (!rc)
+        rc = redact_api_keys(p->pub.root);
+out:
+    if (rc == TG_E_NOMEM)
+        tg_config_errorf(list, path, 0, "out of memory");
+out_reported:
+    json_decref(root);
+    tg_config_lines_free(lines);
+    if (rc) {
+        tg_config_free(p ? &p->pub : NULL);
+    } else {
+        *out = &p->pub;
+    }
+    if (errs && rc) {
+        *errs = list;
+    } else {
+        if (errs)
+            *errs = NULL;
+        json_decref(list);
+    }
+    return rc;
+}
+
+void tg_config_free(struct tg_config *cfg)
+{
+    if (!cfg)
+        return;
+    struct tg_config_priv *p = (struct tg_config_priv *)(void *)cfg;
+    tg_free(cfg->path);
+    json_decref(cfg->root);
+    tg_free(cfg->listen_host);
+    tg_free(cfg->data_dir);
+    tg_free(cfg->customer_header);
+    tg_free(cfg->api_keys);
+    tg_free(cfg->store_uri);
+    for (size_t i = 0; i < cfg->n_backends; i++) {
+        tg_free(cfg->backends[i].base_url);
+        tg_free(cfg->backends[i].api_key);
+        tg_free(cfg->backends[i].model);
+        tg_free(cfg->backends[i].reply);
+    }
+    tg_free(cfg->backends);
+    tg_free(cfg->route_backend);
+    for (size_t i = 0; i < cfg->n_models; i++)
+        tg_free(cfg->models[i]);
+    tg_free(cfg->models);
+    tg_config_lines_free(p->lines);
+    tg_free(p);
+}
+
+const struct tg_backend_conf *tg_config_backend(const struct tg_config *cfg, const char *name)
+{
+    for (size_t i = 0; cfg && name && i < cfg->n_backends; i++) {
+        if (strcmp(cfg->backends[i].name, name) == 0)
+            return &cfg->backends[i];
+    }
+    return NULL;
+}
+
+int tg_config_line(const struct tg_config *cfg, const json_t *node)
+{
+    return cfg ? tg_config_lines_node(tg_config_line_table(cfg), node) : 0;
+}
+
+const struct tg_config_lines *tg_config_line_table(const struct tg_config *cfg)
+{
+    const struct tg_config_priv *p = (const struct tg_config_priv *)(const void *)cfg;
+    return cfg ? p->lines : NULL;
+}
