@@ -893,7 +893,10 @@ static void apply_field(struct vctx *c, const struct field *f, char *base, const
             *(bool *)(void *)(base + f->off) = json_is_true(v);
         break;
     case F_LOG_LEVEL:
-        if (!json_is_string(v))
+        /* YAML 1.1 reads a plain `off` as false; it means the level "off". */
+        if (json_is_false(v))
+            *(enum tg_log_level *)(void *)(base + f->off) = TG_LOG_OFF;
+        else if (!json_is_string(v))
             type_err(c, line, where, "a string", v);
         else if (tg_log_parse_level(json_string_value(v), &lv))
             verr(c, line, "%s must be one of debug, info, warn, error, off, not '%s'", where,

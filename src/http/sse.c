@@ -50,7 +50,13 @@ static size_t utf8_cut(const char *s, size_t len, size_t max)
     size_t n = max;
     while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
         n--;
-    return n ? n : max;
+    if (n == 0) {
+        /* a piece smaller than one character: take the whole character */
+        n = max;
+        while (n < len && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n++;
+    }
+    return n;
 }
 
 int tg_sse_frame_completion(const json_t *c, size_t piece_bytes, struct tg_buf *out)

@@ -34,6 +34,8 @@ static void run(struct tg_turn *t)
     while (t->stage < TG_STAGE__COUNT) {
         enum tg_stage_id s = t->stage;
         int64_t t0 = tg_clock_mono_ns();
+        if (t->ntrace < TG_STAGE__COUNT)
+            t->trace[t->ntrace++] = s;
         enum tg_stage_rc rc = stages[s](t);
         int64_t dt = tg_clock_mono_ns() - t0;
         t->stage_ns[s] += dt;

@@ -99,6 +99,8 @@ struct tg_turn {
     int64_t t0_ns;
     int64_t created_ms;
     int64_t stage_ns[TG_STAGE__COUNT];
+    enum tg_stage_id trace[TG_STAGE__COUNT]; /* the stages run, in the order they ran */
+    int ntrace;
 };
 
 /* Allocate a turn for pipeline p; NULL on allocation failure. */

@@ -1,0 +1,164 @@
+/*
+ * test_core.c - errors, buffers, arena, parsing, hashing, ids, canonical
+ * JSON and allocation-failure injection.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "core/core.h"
+
+#include <string.h>
+
+static void test_error_table(void **state)
+{
+    (void)state;
+    assert_int_equal(TG_OK, 0);
+    assert_string_equal(tg_err_name(TG_E_TOOBIG), "TOOBIG");
+    assert_int_equal(tg_err_status(TG_E_TOOBIG), 413);
+    assert_int_equal(tg_err_status(TG_E_AUTH), 401);
+    assert_int_equal(tg_err_status(TG_E_TIMEOUT), 504);
+    assert_string_equal(tg_err_type(TG_E_AUTH), "authentication_error");
+    assert_string_equal(tg_err_name(-5), "INTERNAL");
+}
+
+static void test_buffer_limits(void **state)
+{
+    (void)state;
+    struct tg_buf b;
+    tg_buf_init(&b, 10);
+    assert_int_equal(tg_buf_puts(&b, "12345"), TG_OK);
+    assert_int_equal(tg_buf_printf(&b, "%d", 678), TG_OK);
+    assert_string_equal(b.data, "12345678");
+    assert_int_equal(tg_buf_puts(&b, "abc"), TG_E_TOOBIG);
+    assert_string_equal(b.data, "12345678"); /* unchanged on failure */
+    assert_int_equal(tg_buf_puts(&b, "ab"), TG_OK);
+    size_t n;
+    char *s = tg_buf_steal(&b, &n);
+    assert_int_equal(n, 10);
+    assert_null(b.data);
+    tg_free(s);
+}
+
+static void test_arena(void **state)
+{
+    (void)state;
+    struct tg_arena a;
+    tg_arena_init(&a, 64);
+    char *p = tg_arena_strdup(&a, "hello");
+    void *big = tg_arena_alloc(&a, 1000);
+    char *q = tg_arena_printf(&a, "%s-%d", p, 7);
+    assert_non_null(big);
+    assert_string_equal(q, "hello-7");
+    assert_int_equal((uintptr_t)big % 16, 0);
+    memset(big, 1, 1000);
+    assert_string_equal(p, "hello");
+    tg_arena_free(&a);
+    assert_null(a.head);
+}
+
+static void test_parsers(void **state)
+{
+    (void)state;
+    int64_t ms;
+    uint64_t sz;
+    assert_int_equal(tg_parse_duration_ms("150ms", &ms), TG_OK);
+    assert_int_equal(ms, 150);
+    assert_int_equal(tg_parse_duration_ms("10s", &ms), TG_OK);
+    assert_int_equal(ms, 10000);
+    assert_int_equal(tg_parse_duration_ms("1.5m", &ms), TG_OK);
+    assert_int_equal(ms, 90000);
+    assert_int_equal(tg_parse_duration_ms("250", &ms), TG_OK);
+    assert_int_equal(ms, 250);
+    assert_int_equal(tg_parse_duration_ms("10 parsecs", &ms), TG_E_PARSE);
+    assert_int_equal(tg_parse_duration_ms("-1s", &ms), TG_E_PARSE);
+    assert_int_equal(tg_parse_size("1MiB", &sz), TG_OK);
+    assert_int_equal(sz, 1048576);
+    assert_int_equal(tg_parse_size("64k", &sz), TG_OK);
+    assert_int_equal(sz, 65536);
+    assert_int_equal(tg_parse_size("2MB", &sz), TG_OK);
+    assert_int_equal(sz, 2000000);
+    assert_int_equal(tg_parse_size("lots", &sz), TG_E_PARSE);
+    int64_t v;
+    assert_int_equal(tg_parse_i64("-42", &v), TG_OK);
+    assert_int_equal(v, -42);
+    assert_int_equal(tg_parse_i64("42x", &v), TG_E_PARSE);
+    assert_int_equal(tg_parse_i64("", &v), TG_E_PARSE);
+    assert_int_equal(tg_parse_i64("99999999999999999999", &v), TG_E_PARSE);
+}
+
+static void test_sha256_and_hmac(void **state)
+{
+    (void)state;
+    uint8_t h[32];
+    char hex[65];
+    /* FIPS 180-2 test vector "abc" */
+    tg_sha256("abc", 3, h);
+    tg_hex_encode(h, 32, hex);
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    /* RFC 4231 test case 2 */
+    tg_hmac_sha256("Jefe", 4, "what do ya want for nothing?", 28, h);
+    tg_hex_encode(h, 32, hex);
+    assert_string_equal(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    uint8_t back[32];
+    assert_int_equal(tg_hex_decode(hex, back, 32), TG_OK);
+    assert_memory_equal(back, h, 32);
+    assert_int_equal(tg_hex_decode("zz", back, 1), TG_E_PARSE);
+    assert_true(tg_ct_equal("abc", "abc", 3));
+    assert_false(tg_ct_equal("abc", "abd", 3));
+}
+
+static void test_ids_are_unique_and_sortable(void **state)
+{
+    (void)state;
+    char a[TG_ID_MAX], b[TG_ID_MAX];
+    assert_int_equal(tg_id_new("turn", a), TG_OK);
+    assert_int_equal(tg_id_new("turn", b), TG_OK);
+    assert_true(tg_str_has_prefix(a, "turn_"));
+    assert_int_equal(strlen(a), 5 + 28);
+    assert_string_not_equal(a, b);
+    /* the time prefix orders ids by creation */
+    assert_true(memcmp(a, b, 5 + 12) <= 0);
+}
+
+static void test_canonical_json(void **state)
+{
+    (void)state;
+    json_t *j = json_loads("{ \"b\" : [1, {\"z\":1, \"a\":\"中\"}], \"a\": null }", 0, NULL);
+    char *s = tg_json_canonical(j, NULL);
+    assert_string_equal(s, "{\"a\":null,\"b\":[1,{\"a\":\"中\",\"z\":1}]}");
+    tg_free(s);
+    json_decref(j);
+}
+
+static void test_allocation_failure_injection(void **state)
+{
+    (void)state;
+    tg_mem_fail_after(2);
+    void *a = tg_malloc(8), *b = tg_malloc(8), *c = tg_malloc(8);
+    tg_mem_fail_after(-1);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_null(c);
+    tg_free(a);
+    tg_free(b);
+    struct tg_buf buf;
+    tg_buf_init(&buf, TG_BUF_UNLIMITED);
+    tg_mem_fail_after(0);
+    assert_int_equal(tg_buf_puts(&buf, "x"), TG_E_NOMEM);
+    tg_mem_fail_after(-1);
+    tg_buf_free(&buf);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_error_table),     cmocka_unit_test(test_buffer_limits),
+        cmocka_unit_test(test_arena),           cmocka_unit_test(test_parsers),
+        cmocka_unit_test(test_sha256_and_hmac), cmocka_unit_test(test_ids_are_unique_and_sortable),
+        cmocka_unit_test(test_canonical_json),  cmocka_unit_test(test_allocation_failure_injection),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,421 @@
+/*
+ * test_pipeline.c - the turn pipeline: stage order, and each stage on its
+ * own (admit, understand, retrieve, precheck, generate, postcheck, gate,
+ * record, reply) with a real SQLite store and the script backend.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "audit/audit.h"
+#include "pipeline/pipeline.h"
+#include "store/store.h"
+
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct fixture {
+    char dir[64];
+    struct tg_config *cfg;
+    struct event_base *base;
+    struct tg_pipeline *p;
+};
+
+static const char *config_yaml =
+    "auth:\n"
+    "  api_keys:\n"
+    "    - name: demo\n"
+    "      key: tg-test-key\n"
+    "backends:\n"
+    "  - name: canned\n"
+    "    type: script\n"
+    "    reply: \"您好，这是固定回复。\"\n"
+    "route:\n"
+    "  backend: canned\n"
+    "server:\n"
+    "  max_messages: 4\n"
+    "  log_level: off\n";
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    char path[128], err[256];
+    snprintf(f->dir, sizeof(f->dir), "/tmp/tg-pipe-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(path, sizeof(path), "%s/c.yaml", f->dir);
+    FILE *fp = fopen(path, "w");
+    fputs(config_yaml, fp);
+    fclose(fp);
+    json_t *errs = NULL;
+    assert_int_equal(tg_config_load(path, &f->cfg, &errs), TG_OK);
+    json_decref(errs);
+    tg_log_set_level(TG_LOG_OFF);
+    f->base = event_base_new();
+    assert_int_equal(tg_pipeline_open(f->cfg, f->base, f->dir, &f->p, err, sizeof(err)), TG_OK);
+    f->p->log_turns = false;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    char cmd[128];
+    tg_pipeline_close(f->p);
+    event_base_free(f->base);
+    tg_config_free(f->cfg);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static struct tg_turn *turn_with(struct fixture *f, const char *key, const char *body)
+{
+    struct tg_turn *t = tg_turn_new(f->p);
+    assert_non_null(t);
+    t->api_key = key;
+    t->body = body;
+    t->body_len = strlen(body);
+    t->created_ms = tg_clock_wall_ms();
+    return t;
+}
+
+static void done_cb(struct tg_turn *t, void *arg)
+{
+    (void)t;
+    *(int *)arg += 1;
+}
+
+/* Run the whole pipeline synchronously (the script backend answers at once). */
+static struct tg_turn *run_turn(struct fixture *f, const char *body)
+{
+    static int calls;
+    struct tg_turn *t = turn_with(f, "tg-test-key", body);
+    int before = calls;
+    t->done_cb = done_cb;
+    t->done_arg = &calls;
+    tg_pipeline_start(t);
+    assert_int_equal(calls, before + 1);
+    return t;
+}
+
+static const char *simple = "{\"messages\":[{\"role\":\"user\",\"content\":\"我想了解重疾险\"}],"
+                            "\"user\":\"cust-42\"}";
+
+static void test_stages_run_in_order(void **state)
+{
+    struct fixture *f = *state;
+    struct tg_turn *t = run_turn(f, simple);
+    assert_int_equal(t->ntrace, TG_STAGE__COUNT);
+    for (int i = 0; i < TG_STAGE__COUNT; i++)
+        assert_int_equal(t->trace[i], i);
+    assert_int_equal(t->decision, TG_DECISION_DELIVER);
+    assert_int_equal(t->http_status, 200);
+    tg_turn_free(t);
+}
+
+static void test_refused_at_admit_skips_to_reply(void **state)
+{
+    struct fixture *f = *state;
+    struct tg_turn *t = turn_with(f, "wrong-key", simple);
+    int calls = 0;
+    t->done_cb = done_cb;
+    t->done_arg = &calls;
+    tg_pipeline_start(t);
+    assert_int_equal(calls, 1);
+    assert_int_equal(t->ntrace, 2);
+    assert_int_equal(t->trace[0], TG_STAGE_ADMIT);
+    assert_int_equal(t->trace[1], TG_STAGE_REPLY);
+    assert_int_equal(t->http_status, 401);
+    assert_int_equal(t->audit_index, -1);
+    tg_turn_free(t);
+}
+
+static void test_admit_auth(void **state)
+{
+    struct fixture *f = *state;
+    struct tg_turn *t = turn_with(f, NULL, simple);
+    assert_int_equal(tg_stage_admit(t), TG_DONE);
+    assert_int_equal(t->err, TG_E_AUTH);
+    assert_int_equal(t->http_status, 401);
+    assert_non_null(strstr(t->errmsg, "Missing API key"));
+    tg_turn_free(t);
+
+    t = turn_with(f, "tg-test-keyX", simple);
+    assert_int_equal(tg_stage_admit(t), TG_DONE);
+    assert_int_equal(t->err, TG_E_AUTH);
+    tg_turn_free(t);
+
+    t = turn_with(f, "tg-test-key", simple);
+    assert_int_equal(tg_stage_admit(t), TG_NEXT);
+    assert_string_equal(t->key_name, "demo");
+    assert_string_equal(t->user_text, "我想了解重疾险");
+    assert_string_equal(t->conv.customer_id, "cust-42");
+    assert_true(tg_str_has_prefix(t->id, "turn_"));
+    tg_turn_free(t);
+}
+
+static void test_admit_bad_input_table(void **state)
+{
+    struct fixture *f = *state;
+    static const struct {
+        const char *body;
+        const char *code;
+        const char *needle;
+    } cases[] = {
+        {"{bad", "invalid_json", "not valid JSON"},
+        {"[]", "invalid_json", "must be a JSON object"},
+        {"{}", "missing_field", "'messages' is required"},
+        {"{\"messages\":\"hi\"}", "invalid_type", "must be an array"},
+        {"{\"messages\":[]}", "empty_messages", "must not be empty"},
+        {"{\"messages\":[1]}", "invalid_type", "messages[0] must be an object"},
+        {"{\"messages\":[{\"content\":\"x\"}]}", "invalid_type", "role is required"},
+        {"{\"messages\":[{\"role\":\"robot\",\"content\":\"x\"}]}", "invalid_value", "robot"},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":5}]}", "invalid_type", "content must be"},
+        {"{\"messages\":[{\"role\":\"system\",\"content\":\"x\"}]}", "missing_user_message",
+         "user message"},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"model\":7}", "invalid_type",
+         "'model'"},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":\"yes\"}",
+         "invalid_type", "'stream'"},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"temperature\":\"hot\"}",
+         "invalid_type", "'temperature'"},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":0}",
+         "invalid_type", "'max_tokens'"},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"user\":5}", "invalid_type",
+         "'user'"},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"metadata\":[]}", "invalid_type",
+         "'metadata'"},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"user\",\"content\":"
+         "\"b\"},{\"role\":\"user\",\"content\":\"c\"},{\"role\":\"user\",\"content\":\"d\"},"
+         "{\"role\":\"user\",\"content\":\"e\"}]}",
+         "too_many_messages", "limit is 4"},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"a\":1,\"a\":2}", "invalid_json",
+         "duplicate"},
+    };
+    for (size_t i = 0; i < TG_ARRAY_LEN(cases); i++) {
+        struct tg_turn *t = turn_with(f, "tg-test-key", cases[i].body);
+        assert_int_equal(tg_stage_admit(t), TG_DONE);
+        assert_int_equal(t->http_status, 400);
+        if (strcmp(t->err_code, cases[i].code) != 0 || !strstr(t->errmsg, cases[i].needle))
+            fail_msg("case %zu (%s): got code %s, message %s", i, cases[i].body, t->err_code,
+                     t->errmsg);
+        tg_turn_free(t);
+    }
+}
+
+static void test_admit_accepts_openai_shapes(void **state)
+{
+    struct fixture *f = *state;
+    const char *body =
+        "{\"model\":\"gpt-4o\",\"stream\":true,\"temperature\":0.2,\"unknown_field\":{\"x\":1},"
+        "\"messages\":[{\"role\":\"system\",\"content\":\"be brief\"},"
+        "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"第一\"},"
+        "{\"type\":\"image_url\",\"image_url\":{\"url\":\"x\"}},{\"type\":\"text\",\"text\":"
+        "\"第二\"}]}]}";
+    struct tg_turn *t = turn_with(f, "tg-test-key", body);
+    assert_int_equal(tg_stage_admit(t), TG_NEXT);
+    assert_string_equal(t->model, "gpt-4o");
+    assert_true(t->stream);
+    assert_string_equal(t->user_text, "第一\n第二");
+    assert_true(t->new_conversation);
+    tg_turn_free(t);
+}
+
+static void test_conversation_follows_customer(void **state)
+{
+    struct fixture *f = *state;
+    struct tg_turn *a = run_turn(f, simple);
+    assert_int_equal(tg_store_flush(f->p->store), TG_OK);
+    struct tg_turn *b = turn_with(f, "tg-test-key",
+                                  "{\"messages\":[{\"role\":\"user\",\"content\":\"第二个问题\"}],"
+                                  "\"user\":\"cust-42\"}");
+    assert_int_equal(tg_stage_admit(b), TG_NEXT);
+    assert_false(b->new_conversation);
+    assert_string_equal(a->conv.id, b->conv.id);
+    /* Another customer gets another conversation. */
+    struct tg_turn *c = turn_with(f, "tg-test-key",
+                                  "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                                  "\"user\":\"cust-43\"}");
+    assert_int_equal(tg_stage_admit(c), TG_NEXT);
+    assert_true(c->new_conversation);
+    assert_string_not_equal(a->conv.id, c->conv.id);
+    /* The header names the customer when the body does not. */
+    struct tg_turn *d = turn_with(f, "tg-test-key",
+                                  "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}");
+    d->customer_hint = "cust-42";
+    assert_int_equal(tg_stage_admit(d), TG_NEXT);
+    assert_string_equal(a->conv.id, d->conv.id);
+    tg_turn_free(a);
+    tg_turn_free(b);
+    tg_turn_free(c);
+    tg_turn_free(d);
+}
+
+static void test_understand_language(void **state)
+{
+    struct fixture *f = *state;
+    static const struct {
+        const char *text, *lang;
+    } cases[] = {
+        {"我想了解重疾险", "zh"}, {"What does my policy cover?", "en"},
+        {"保険の補償内容を教えてください", "ja"}, {"12345", "en"},
+        {"我的保單號碼", "zh"},
+    };
+    for (size_t i = 0; i < TG_ARRAY_LEN(cases); i++) {
+        struct tg_turn *t = turn_with(f, "tg-test-key", "{}");
+        t->user_text = cases[i].text;
+        assert_int_equal(tg_stage_understand(t), TG_NEXT);
+        assert_string_equal(t->language, cases[i].lang);
+        assert_true(json_is_array(json_object_get(t->entities, "money")));
+        assert_true(json_is_array(json_object_get(t->entities, "pii")));
+        assert_non_null(t->intent);
+        tg_turn_free(t);
+    }
+}
+
+static void test_retrieve_and_precheck_lists(void **state)
+{
+    struct fixture *f = *state;
+    struct tg_turn *t = turn_with(f, "tg-test-key", "{}");
+    assert_int_equal(tg_stage_retrieve(t), TG_NEXT);
+    assert_true(json_is_array(t->citations));
+    assert_int_equal(tg_stage_precheck(t), TG_NEXT);
+    assert_true(json_is_array(t->policy_hits));
+    assert_true(json_is_array(t->tags));
+    assert_true(json_is_array(t->attestations));
+    tg_turn_free(t);
+}
+
+static void test_generate_and_postcheck(void **state)
+{
+    struct fixture *f = *state;
+    struct tg_turn *t = turn_with(f, "tg-test-key", simple);
+    assert_int_equal(tg_stage_admit(t), TG_NEXT);
+    assert_int_equal(tg_stage_generate(t), TG_NEXT);
+    assert_string_equal(t->draft, "您好，这是固定回复。");
+    assert_int_equal(t->draft_len, strlen("您好，这是固定回复。"));
+    assert_null(t->call);
+    assert_int_equal(tg_stage_postcheck(t), TG_NEXT);
+    assert_string_equal(t->draft, "您好，这是固定回复。");
+    tg_turn_free(t);
+}
+
+static void test_gate_decisions(void **state)
+{
+    struct fixture *f = *state;
+    static const struct {
+        const char *hits;
+        int err;
+        enum tg_decision want;
+    } cases[] = {
+        {"[]", TG_OK, TG_DECISION_DELIVER},
+        {"[{\"action\":\"prefix\"}]", TG_OK, TG_DECISION_DELIVER},
+        {"[{\"action\":\"review\"}]", TG_OK, TG_DECISION_REVIEW},
+        {"[{\"action\":\"review\"},{\"action\":\"human_decision\"}]", TG_OK,
+         TG_DECISION_HUMAN_DECISION},
+        {"[{\"action\":\"human_decision\"},{\"action\":\"review\"}]", TG_OK,
+         TG_DECISION_HUMAN_DECISION},
+        {"[{\"action\":\"review\"},{\"action\":\"refuse\"}]", TG_OK, TG_DECISION_REFUSE},
+        {"[]", TG_E_UPSTREAM, TG_DECISION_ERROR},
+    };
+    for (size_t i = 0; i < TG_ARRAY_LEN(cases); i++) {
+        struct tg_turn *t = turn_with(f, "tg-test-key", "{}");
+        t->policy_hits = json_loads(cases[i].hits, 0, NULL);
+        t->err = cases[i].err;
+        assert_int_equal(tg_stage_gate(t), TG_NEXT);
+        assert_int_equal(t->decision, cases[i].want);
+        tg_turn_free(t);
+    }
+}
+
+static void test_record_writes_audit_without_text(void **state)
+{
+    struct fixture *f = *state;
+    struct tg_turn *t = run_turn(f, simple);
+    assert_true(t->recorded);
+    assert_true(t->audit_index >= 0);
+    assert_int_equal(tg_store_flush(f->p->store), TG_OK);
+    struct tg_audit_row row;
+    assert_int_equal(tg_store_audit_get(f->p->store, (uint64_t)t->audit_index, &row), TG_OK);
+    char *leaf = tg_strndup(row.data, row.len);
+    assert_non_null(strstr(leaf, t->id));
+    assert_non_null(strstr(leaf, "\"decision\":\"deliver\""));
+    assert_non_null(strstr(leaf, "input_sha256"));
+    assert_null(strstr(leaf, "我想了解重疾险")); /* no message text in the audit log */
+    assert_null(strstr(leaf, "cust-42"));     /* nor the customer id */
+    /* canonical: sorted keys, no spaces after separators */
+    json_t *j = json_loads(leaf, 0, NULL);
+    char *canon = tg_json_canonical(j, NULL);
+    assert_string_equal(canon, leaf);
+    tg_free(canon);
+    json_decref(j);
+    tg_free(leaf);
+    tg_free(row.data);
+    json_t *rec = NULL;
+    assert_int_equal(tg_store_turn_get(f->p->store, t->id, &rec), TG_OK);
+    assert_int_equal(tg_json_int(rec, "audit_index", -1), t->audit_index);
+    json_decref(rec);
+    json_t *msgs = NULL;
+    assert_int_equal(tg_store_messages(f->p->store, t->conv.id, 10, &msgs), TG_OK);
+    assert_true(json_array_size(msgs) >= 2);
+    json_decref(msgs);
+    struct tg_audit_report rep;
+    assert_int_equal(tg_audit_verify(f->p->store, &rep), TG_OK);
+    tg_turn_free(t);
+}
+
+static void test_reply_shapes(void **state)
+{
+    struct fixture *f = *state;
+    struct tg_turn *t = run_turn(f, simple);
+    json_t *r = t->response;
+    assert_string_equal(tg_json_str(r, "object", ""), "chat.completion");
+    assert_true(tg_str_has_prefix(tg_json_str(r, "id", ""), "chatcmpl-"));
+    json_t *choice = json_array_get(json_object_get(r, "choices"), 0);
+    assert_string_equal(tg_json_str(json_object_get(choice, "message"), "content", ""),
+                        "您好，这是固定回复。");
+    assert_string_equal(tg_json_str(choice, "finish_reason", ""), "stop");
+    json_t *tg = json_object_get(r, "trustgate");
+    assert_string_equal(tg_json_str(tg, "turn_id", ""), t->id);
+    assert_string_equal(tg_json_str(tg, "decision", ""), "deliver");
+    assert_string_equal(tg_json_str(tg, "backend", ""), "canned");
+    assert_int_equal(tg_json_int(tg, "audit_index", -1), t->audit_index);
+    const char *keys[] = {"conversation_id", "citations", "policy_hits", "confidence", "intent"};
+    for (size_t i = 0; i < TG_ARRAY_LEN(keys); i++)
+        assert_non_null(json_object_get(tg, keys[i]));
+    tg_turn_free(t);
+
+    t = turn_with(f, "tg-test-key", "{}");
+    tg_turn_fail(t, TG_E_INVAL, 400, "missing_field", "messages", "'messages' is required");
+    assert_int_equal(tg_stage_reply(t), TG_NEXT);
+    json_t *e = json_object_get(t->response, "error");
+    assert_string_equal(tg_json_str(e, "code", ""), "missing_field");
+    assert_string_equal(tg_json_str(e, "param", ""), "messages");
+    assert_string_equal(tg_json_str(e, "type", ""), "invalid_request_error");
+    tg_turn_free(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_stages_run_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_at_admit_skips_to_reply, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_admit_auth, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_admit_bad_input_table, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_admit_accepts_openai_shapes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_conversation_follows_customer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_understand_language, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retrieve_and_precheck_lists, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_generate_and_postcheck, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gate_decisions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_record_writes_audit_without_text, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reply_shapes, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
