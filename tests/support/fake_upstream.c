@@ -1,1 +1,1560 @@
-int main(void){return 0;}
+/*
+ * fake_upstream.c - a scriptable OpenAI-compatible model server that stands
+ * in for a real one behind trustgate in tests and benchmarks.
+ *
+ * It speaks just enough HTTP/1.1 on libevent bufferevents: keep-alive and
+ * pipelining, Content-Length and chunked request bodies, "Expect:
+ * 100-continue", and chunked (or, for HTTP/1.0 clients, close-delimited)
+ * streaming replies.  Chat requests are answered with "fake answer to: <last
+ * user message>", either as one chat.completion object or as
+ * chat.completion.chunk server-sent events ending in "data: [DONE]".
+ *
+ * Tests steer it over the /_control/ endpoints: a FIFO of steps, each
+ * consumed by one chat request, can delay, hang, reset the connection, fail
+ * with a status, or break a stream in several ways; /_control/stats reports
+ * what arrived.  All waiting is done with evtimers on the one event loop, so
+ * slow or hung exchanges never hold up the others.  Usage: tests/support/fake_upstream.md.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "core/core.h"
+
+#define HEAD_MAX (64 * 1024)
+#define BODY_MAX (32 * 1024 * 1024)
+#define CHUNK_LINE_MAX 1024
+#define HDR_MAX 100
+#define PIECE_CHARS 8
+#define LISTEN_BACKLOG 1024
+#define MODEL_ID "fake-model"
+
+/* Reader results; an HTTP status (>= 400) means the request cannot be read. */
+enum { R_MORE = 0, R_AGAIN = 1, R_DONE = 2 };
+
+/* One scripted behaviour.  Integer fields are -1 when unset. */
+struct step {
+    int64_t status;
+    int64_t retry_after;
+    int64_t delay_ms;
+    int64_t ttft_ms;
+    int64_t chunk_delay_ms;
+    int64_t cut_after;
+    int64_t stall_after;
+    int64_t malformed_at;
+    int64_t reset_after;
+    bool hang;
+    bool reset;
+    char *content; /* owned; NULL: the default answer */
+    struct step *next;
+};
+
+enum field_kind { F_INT, F_BOOL, F_STR };
+
+static const struct step_field {
+    const char *name;
+    enum field_kind kind;
+    size_t off;
+    int64_t min;
+    int64_t max;
+} step_fields[] = {
+    {"status", F_INT, offsetof(struct step, status), 400, 599},
+    {"retry_after", F_INT, offsetof(struct step, retry_after), 0, INT32_MAX},
+    {"delay_ms", F_INT, offsetof(struct step, delay_ms), 0, INT32_MAX},
+    {"ttft_ms", F_INT, offsetof(struct step, ttft_ms), 0, INT32_MAX},
+    {"chunk_delay_ms", F_INT, offsetof(struct step, chunk_delay_ms), 0, INT32_MAX},
+    {"cut_after", F_INT, offsetof(struct step, cut_after), 0, INT32_MAX},
+    {"stall_after", F_INT, offsetof(struct step, stall_after), 0, INT32_MAX},
+    {"malformed_at", F_INT, offsetof(struct step, malformed_at), 0, INT32_MAX},
+    {"reset_after", F_INT, offsetof(struct step, reset_after), 0, INT32_MAX},
+    {"hang", F_BOOL, offsetof(struct step, hang), 0, 0},
+    {"reset", F_BOOL, offsetof(struct step, reset), 0, 0},
+    {"content", F_STR, offsetof(struct step, content), 0, 0},
+};
+
+struct conn;
+
+struct server {
+    struct event_base *base;
+    struct evconnlistener *listener;
+    struct event *sig_term;
+    struct event *sig_int;
+    const char *require_key;
+    struct step *queue_head;
+    struct step *queue_tail;
+    size_t queue_len;
+    struct step fallback; /* used when the queue is empty */
+    struct conn *conns;
+    uint64_t requests;
+    uint64_t completions;
+    uint64_t open_connections;
+    uint64_t total_connections;
+    uint64_t next_id;
+    json_t *last_request;
+    struct tg_buf last_headers; /* "name\0value\0" pairs of the last chat request */
+    struct tg_buf scratch;      /* the response body or SSE event being built */
+};
+
+enum conn_state { C_HEAD, C_BODY, C_CHUNKED, C_BUSY, C_DEAD };
+enum chunk_phase { CH_SIZE, CH_DATA, CH_DATA_END, CH_TRAILER };
+enum conn_job { J_NONE, J_DELAY, J_TTFT, J_NEXT_CHUNK, J_CLOSE, J_RESET };
+enum drain_action { D_NONE, D_CLOSE, D_RESET };
+
+struct hdr {
+    const char *name; /* lower-cased */
+    const char *value;
+};
+
+/* One client connection; owned by the server's list, freed by conn_free(). */
+struct conn {
+    struct server *srv;
+    struct conn *prev;
+    struct conn *next;
+    struct bufferevent *bev;
+    struct event *timer;
+    enum conn_state state;
+    enum chunk_phase chunk_phase;
+    enum conn_job job;
+    enum drain_action drain;
+    bool in_input;
+    bool counted;
+    bool keep_alive;
+    bool http10;
+    struct tg_buf head; /* the request head, split in place into strings */
+    struct tg_buf body;
+    uint64_t body_left;
+    const char *method;
+    const char *path;
+    struct hdr hdrs[HDR_MAX];
+    size_t nhdrs;
+    /* the chat exchange in progress */
+    struct step step;
+    struct tg_buf model;
+    struct tg_buf reply;
+    bool stream;
+    bool include_usage;
+    bool chunked_out;
+    uint64_t id;
+    int64_t created;
+    int64_t prompt_tokens;
+    int64_t completion_tokens;
+    size_t reply_off;
+    int64_t piece;
+    int64_t npieces;
+};
+
+static void process_input(struct conn *c);
+static void stream_run(struct conn *c);
+
+/* ------------------------------------------------------------------ text */
+
+/* Appends that remember the first failure, so a builder checks once at the end. */
+struct out {
+    struct tg_buf *b;
+    int rc;
+};
+
+static void o_append(struct out *o, const char *s, size_t n)
+{
+    if (!o->rc && n)
+        o->rc = tg_buf_append(o->b, s, n);
+}
+
+static void o_puts(struct out *o, const char *s)
+{
+    o_append(o, s, strlen(s));
+}
+
+static void o_printf(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void o_printf(struct out *o, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    if (!o->rc)
+        o->rc = tg_buf_vprintf(o->b, fmt, ap);
+    va_end(ap);
+}
+
+/* A JSON string literal (RFC 8259 section 7); s is valid UTF-8. */
+static void o_str(struct out *o, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i, run = 0;
+
+    o_append(o, "\"", 1);
+    for (i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        char esc[6] = {'\\', (char)ch, 0, 0, 0, 0};
+        size_t elen = 2;
+
+        if (ch == '\n')
+            esc[1] = 'n';
+        else if (ch == '\r')
+            esc[1] = 'r';
+        else if (ch == '\t')
+            esc[1] = 't';
+        else if (ch < 0x20) {
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hex[ch >> 4];
+            esc[5] = hex[ch & 15];
+            elen = 6;
+        } else if (ch != '"' && ch != '\\')
+            continue;
+        o_append(o, s + run, i - run);
+        o_append(o, esc, elen);
+        run = i + 1;
+    }
+    o_append(o, s + run, n - run);
+    o_append(o, "\"", 1);
+}
+
+static size_t utf8_chars(const char *s, size_t n)
+{
+    size_t i, count = 0;
+
+    for (i = 0; i < n; i++)
+        count += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return count;
+}
+
+/* End of the piece of at most PIECE_CHARS characters starting at off. */
+static size_t piece_end(const char *s, size_t n, size_t off)
+{
+    size_t chars = 0;
+
+    while (off < n) {
+        if (((unsigned char)s[off] & 0xC0) != 0x80 && chars++ == PIECE_CHARS)
+            break;
+        off++;
+    }
+    return off;
+}
+
+static int64_t tokens_of(size_t chars)
+{
+    return (int64_t)((chars + 3) / 4);
+}
+
+/* Append the text of a message content (a string or an array of text parts)
+ * to o when o is non-NULL; return its length in characters. */
+static size_t content_text(const json_t *content, struct out *o)
+{
+    size_t i, chars = 0;
+    const json_t *part;
+
+    if (json_is_string(content)) {
+        chars = utf8_chars(json_string_value(content), json_string_length(content));
+        if (o)
+            o_append(o, json_string_value(content), json_string_length(content));
+        return chars;
+    }
+    if (!json_is_array(content))
+        return 0;
+    for (i = 0; i < json_array_size(content); i++) {
+        part = json_object_get(json_array_get(content, i), "text");
+        if (json_is_string(part))
+            chars += content_text(part, o);
+    }
+    return chars;
+}
+
+/* ------------------------------------------------------------------ steps */
+
+static int64_t *step_int(struct step *s, const struct step_field *f)
+{
+    return (int64_t *)(void *)((char *)s + f->off);
+}
+
+static void step_init(struct step *s)
+{
+    size_t i;
+
+    memset(s, 0, sizeof(*s));
+    for (i = 0; i < TG_ARRAY_LEN(step_fields); i++)
+        if (step_fields[i].kind == F_INT)
+            *step_int(s, &step_fields[i]) = -1;
+}
+
+static void step_clear(struct step *s)
+{
+    tg_free(s->content);
+    step_init(s);
+}
+
+static int step_copy(struct step *dst, const struct step *src)
+{
+    struct step s = *src;
+
+    s.next = NULL;
+    s.content = NULL;
+    if (src->content) {
+        s.content = tg_strdup(src->content);
+        if (!s.content)
+            return TG_E_NOMEM;
+    }
+    *dst = s;
+    return TG_OK;
+}
+
+static const struct step_field *step_field_find(const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < TG_ARRAY_LEN(step_fields); i++)
+        if (strcmp(step_fields[i].name, name) == 0)
+            return &step_fields[i];
+    return NULL;
+}
+
+static int step_set(struct step *s, const struct step_field *f, const json_t *v)
+{
+    if (json_is_null(v))
+        return TG_OK;
+    if (f->kind == F_BOOL) {
+        if (!json_is_boolean(v))
+            return TG_E_INVAL;
+        *(bool *)(void *)((char *)s + f->off) = json_is_true(v);
+        return TG_OK;
+    }
+    if (f->kind == F_STR) {
+        if (!json_is_string(v))
+            return TG_E_INVAL;
+        tg_free(s->content);
+        s->content = tg_strndup(json_string_value(v), json_string_length(v));
+        return s->content ? TG_OK : TG_E_NOMEM;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < f->min || json_integer_value(v) > f->max)
+        return TG_E_INVAL;
+    *step_int(s, f) = json_integer_value(v);
+    return TG_OK;
+}
+
+/* Parse one STEP object into *out (written only on success).  On failure
+ * err holds a message for the client. */
+static int step_parse(const json_t *obj, struct step *out, char *err, size_t errlen)
+{
+    struct step s;
+    void *it;
+    int rc = TG_OK;
+
+    step_init(&s);
+    if (!json_is_object(obj)) {
+        snprintf(err, errlen, "a step must be a JSON object");
+        rc = TG_E_INVAL;
+        goto out;
+    }
+    for (it = json_object_iter((json_t *)obj); it; it = json_object_iter_next((json_t *)obj, it)) {
+        const char *key = json_object_iter_key(it);
+        const struct step_field *f = step_field_find(key);
+
+        if (!f) {
+            snprintf(err, errlen, "unknown step field '%s'", key);
+            rc = TG_E_INVAL;
+            goto out;
+        }
+        rc = step_set(&s, f, json_object_iter_value(it));
+        if (rc) {
+            snprintf(err, errlen, "bad value for step field '%s'", key);
+            goto out;
+        }
+    }
+out:
+    if (rc)
+        step_clear(&s);
+    else
+        *out = s;
+    return rc;
+}
+
+/* Move the next queued step (or a copy of the fallback) into *dst. */
+static int step_take(struct server *srv, struct step *dst)
+{
+    struct step *s = srv->queue_head;
+
+    if (!s)
+        return step_copy(dst, &srv->fallback);
+    srv->queue_head = s->next;
+    if (!srv->queue_head)
+        srv->queue_tail = NULL;
+    srv->queue_len--;
+    *dst = *s;
+    dst->next = NULL;
+    tg_free(s);
+    return TG_OK;
+}
+
+/* ------------------------------------------------------------------ connections */
+
+static void conn_free(struct conn *c, bool rst)
+{
+    struct server *srv = c->srv;
+
+    if (rst) {
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+
+        /* Linger 0 makes close() send RST instead of FIN. */
+        setsockopt(bufferevent_getfd(c->bev), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    }
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    if (c->counted)
+        srv->open_connections--;
+    event_free(c->timer);
+    bufferevent_free(c->bev);
+    tg_buf_free(&c->head);
+    tg_buf_free(&c->body);
+    tg_buf_free(&c->model);
+    tg_buf_free(&c->reply);
+    step_clear(&c->step);
+    tg_free(c);
+}
+
+static void arm(struct conn *c, enum conn_job job, int64_t ms)
+{
+    struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+
+    c->job = job;
+    evtimer_add(c->timer, &tv);
+}
+
+/* Close (or reset) from a callback of the loop, so callers deep in request
+ * handling never see the connection disappear under them. */
+static void conn_kill(struct conn *c, bool rst)
+{
+    c->state = C_DEAD;
+    c->job = rst ? J_RESET : J_CLOSE;
+    evtimer_del(c->timer);
+    event_active(c->timer, EV_TIMEOUT, 1);
+}
+
+/* Stop reading requests; close or reset once the output has reached the socket. */
+static void finish_with(struct conn *c, enum drain_action action)
+{
+    c->state = C_BUSY;
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        conn_kill(c, action == D_RESET);
+    else
+        c->drain = action;
+}
+
+static void reply_done(struct conn *c)
+{
+    step_clear(&c->step);
+    if (!c->keep_alive) {
+        finish_with(c, D_CLOSE);
+        return;
+    }
+    c->state = C_HEAD;
+    if (!c->in_input)
+        process_input(c);
+}
+
+static const char *find_header(const struct conn *c, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < c->nhdrs; i++)
+        if (strcmp(c->hdrs[i].name, name) == 0)
+            return c->hdrs[i].value;
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ responses */
+
+static const struct {
+    int status;
+    const char *reason;
+    const char *type;
+    const char *code;
+} statuses[] = {
+    {200, "OK", NULL, NULL},
+    {400, "Bad Request", "invalid_request_error", NULL},
+    {401, "Unauthorized", "authentication_error", "invalid_api_key"},
+    {403, "Forbidden", "permission_error", NULL},
+    {404, "Not Found", "not_found_error", NULL},
+    {405, "Method Not Allowed", "invalid_request_error", NULL},
+    {408, "Request Timeout", "timeout_error", NULL},
+    {413, "Content Too Large", "invalid_request_error", NULL},
+    {429, "Too Many Requests", "rate_limit_error", "rate_limit_exceeded"},
+    {431, "Request Header Fields Too Large", "invalid_request_error", NULL},
+    {500, "Internal Server Error", "server_error", NULL},
+    {501, "Not Implemented", "server_error", NULL},
+    {502, "Bad Gateway", "server_error", NULL},
+    {503, "Service Unavailable", "server_error", NULL},
+    {504, "Gateway Timeout", "server_error", NULL},
+};
+
+static size_t status_index(int status)
+{
+    size_t i;
+
+    for (i = 0; i < TG_ARRAY_LEN(statuses); i++)
+        if (statuses[i].status == status)
+            return i;
+    return TG_ARRAY_LEN(statuses);
+}
+
+static const char *reason_of(int status)
+{
+    size_t i = status_index(status);
+
+    if (i < TG_ARRAY_LEN(statuses))
+        return statuses[i].reason;
+    return status >= 500 ? "Server Error" : "Client Error";
+}
+
+static void write_head(struct conn *c, int status, const char *ctype, int64_t clen,
+                       int64_t retry_after)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+
+    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n", status, reason_of(status),
+                        ctype);
+    if (clen >= 0)
+        evbuffer_add_printf(out, "Content-Length: %" PRId64 "\r\n", clen);
+    else
+        evbuffer_add_printf(out, "Cache-Control: no-cache\r\n%s",
+                            c->chunked_out ? "Transfer-Encoding: chunked\r\n" : "");
+    if (retry_after >= 0)
+        evbuffer_add_printf(out, "Retry-After: %" PRId64 "\r\n", retry_after);
+    if (!c->keep_alive)
+        evbuffer_add_printf(out, "Connection: close\r\n");
+    else if (c->http10)
+        evbuffer_add_printf(out, "Connection: keep-alive\r\n");
+    evbuffer_add(out, "\r\n", 2);
+}
+
+static void send_body(struct conn *c, int status, const char *body, size_t len, int64_t retry_after)
+{
+    write_head(c, status, "application/json", (int64_t)len, retry_after);
+    evbuffer_add(bufferevent_get_output(c->bev), body, len);
+    reply_done(c);
+}
+
+/* An OpenAI-style error body {"error": {"message", "type", "param", "code"}}. */
+static void send_error(struct conn *c, int status, const char *message, int64_t retry_after)
+{
+    struct out o = {&c->srv->scratch, TG_OK};
+    size_t i = status_index(status);
+    const char *type = status >= 500 ? "server_error" : "invalid_request_error";
+    const char *code = NULL;
+
+    if (i < TG_ARRAY_LEN(statuses) && statuses[i].type) {
+        type = statuses[i].type;
+        code = statuses[i].code;
+    }
+    tg_buf_reset(o.b);
+    o_puts(&o, "{\"error\":{\"message\":");
+    o_str(&o, message, strlen(message));
+    o_puts(&o, ",\"type\":");
+    o_str(&o, type, strlen(type));
+    o_puts(&o, ",\"param\":null,\"code\":");
+    if (code)
+        o_str(&o, code, strlen(code));
+    else
+        o_puts(&o, "null");
+    o_puts(&o, "}}");
+    if (o.rc) {
+        conn_kill(c, false);
+        return;
+    }
+    send_body(c, status, o.b->data, o.b->len, retry_after);
+}
+
+/* Serialize v (reference stolen) and send it with status. */
+static void send_json(struct conn *c, int status, json_t *v)
+{
+    char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
+
+    json_decref(v);
+    if (!text) {
+        send_error(c, 500, "out of memory", -1);
+        return;
+    }
+    send_body(c, status, text, strlen(text), -1);
+    tg_free(text);
+}
+
+/* ------------------------------------------------------------------ chat */
+
+static void completion_body(struct conn *c, struct out *o)
+{
+    o_printf(o,
+             "{\"id\":\"chatcmpl-fake-%" PRIu64 "\",\"object\":\"chat.completion\","
+             "\"created\":%" PRId64 ",\"model\":",
+             c->id, c->created);
+    o_str(o, c->model.data, c->model.len);
+    o_puts(o, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
+    o_str(o, c->reply.data, c->reply.len);
+    o_printf(o,
+             "},\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":"
+             "%" PRId64 ",\"completion_tokens\":%" PRId64 ",\"total_tokens\":%" PRId64 "}}",
+             c->prompt_tokens, c->completion_tokens, c->prompt_tokens + c->completion_tokens);
+}
+
+static void send_completion(struct conn *c)
+{
+    struct out o = {&c->srv->scratch, TG_OK};
+
+    tg_buf_reset(o.b);
+    completion_body(c, &o);
+    if (o.rc) {
+        send_error(c, 500, "out of memory", -1);
+        return;
+    }
+    c->srv->completions++;
+    send_body(c, 200, o.b->data, o.b->len, -1);
+}
+
+/* Queue one SSE event, framed as an HTTP chunk when the reply is chunked. */
+static void put_event(struct conn *c, const char *data, size_t len)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+
+    if (c->chunked_out)
+        evbuffer_add_printf(out, "%zx\r\n", len);
+    evbuffer_add(out, data, len);
+    if (c->chunked_out)
+        evbuffer_add(out, "\r\n", 2);
+}
+
+/* Start "data: {chat.completion.chunk ... "choices":[" in the scratch buffer. */
+static struct out chunk_begin(struct conn *c)
+{
+    struct out o = {&c->srv->scratch, TG_OK};
+
+    tg_buf_reset(o.b);
+    o_printf(&o,
+             "data: {\"id\":\"chatcmpl-fake-%" PRIu64 "\",\"object\":\"chat.completion.chunk\","
+             "\"created\":%" PRId64 ",\"model\":",
+             c->id, c->created);
+    o_str(&o, c->model.data, c->model.len);
+    o_puts(&o, ",\"choices\":[");
+    return o;
+}
+
+static int chunk_end(struct conn *c, struct out *o, const char *tail)
+{
+    o_puts(o, tail);
+    if (!o->rc)
+        put_event(c, o->b->data, o->b->len);
+    return o->rc;
+}
+
+static int stream_role(struct conn *c)
+{
+    struct out o = chunk_begin(c);
+
+    return chunk_end(
+        c, &o, "{\"index\":0,\"delta\":{\"role\":\"assistant\"},\"finish_reason\":null}]}\n\n");
+}
+
+static int stream_piece(struct conn *c)
+{
+    static const char bad[] = "data: {not json\n\n";
+    size_t end = piece_end(c->reply.data, c->reply.len, c->reply_off);
+    struct out o;
+    int rc = TG_OK;
+
+    if (c->piece == c->step.malformed_at) {
+        put_event(c, bad, sizeof(bad) - 1);
+    } else {
+        o = chunk_begin(c);
+        o_puts(&o, "{\"index\":0,\"delta\":{\"content\":");
+        o_str(&o, c->reply.data + c->reply_off, end - c->reply_off);
+        rc = chunk_end(c, &o, "},\"finish_reason\":null}]}\n\n");
+    }
+    c->reply_off = end;
+    c->piece++;
+    return rc;
+}
+
+static int stream_end(struct conn *c)
+{
+    static const char done[] = "data: [DONE]\n\n";
+    struct out o = chunk_begin(c);
+    int rc = chunk_end(c, &o, "{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n");
+
+    if (!rc && c->include_usage) {
+        o = chunk_begin(c);
+        o_printf(&o,
+                 "],\"usage\":{\"prompt_tokens\":%" PRId64 ",\"completion_tokens\":%" PRId64
+                 ",\"total_tokens\":%" PRId64 "}}\n\n",
+                 c->prompt_tokens, c->completion_tokens, c->prompt_tokens + c->completion_tokens);
+        rc = chunk_end(c, &o, "");
+    }
+    if (rc)
+        return rc;
+    put_event(c, done, sizeof(done) - 1);
+    if (c->chunked_out)
+        evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+    c->srv->completions++;
+    reply_done(c);
+    return TG_OK;
+}
+
+/* Does an "after N content chunks" trigger fire before chunk i of n?  When N
+ * is past the end it fires after the last chunk, so it is never lost. */
+static bool hits(int64_t n_after, int64_t i, int64_t n)
+{
+    return n_after >= 0 && (i >= n_after || i == n);
+}
+
+static void stream_run(struct conn *c)
+{
+    const struct step *s = &c->step;
+
+    while (c->state == C_BUSY) {
+        int64_t i = c->piece;
+        bool last = i == c->npieces;
+        int rc;
+
+        if (hits(s->cut_after, i, c->npieces)) {
+            finish_with(c, D_CLOSE);
+            return;
+        }
+        if (hits(s->reset_after, i, c->npieces)) {
+            finish_with(c, D_RESET);
+            return;
+        }
+        if (hits(s->stall_after, i, c->npieces))
+            return;
+        /* stream_end() may start the next pipelined request on c. */
+        rc = last ? stream_end(c) : stream_piece(c);
+        if (rc)
+            conn_kill(c, false);
+        if (rc || last)
+            return;
+        if (s->chunk_delay_ms > 0) {
+            arm(c, J_NEXT_CHUNK, s->chunk_delay_ms);
+            return;
+        }
+    }
+}
+
+static void stream_begin(struct conn *c)
+{
+    size_t off = 0;
+
+    c->chunked_out = !c->http10;
+    if (c->http10)
+        c->keep_alive = false;
+    c->piece = 0;
+    c->reply_off = 0;
+    c->npieces = 0;
+    while (off < c->reply.len) {
+        off = piece_end(c->reply.data, c->reply.len, off);
+        c->npieces++;
+    }
+    write_head(c, 200, "text/event-stream", -1, -1);
+    if (c->step.ttft_ms > 0) {
+        arm(c, J_TTFT, c->step.ttft_ms);
+        return;
+    }
+    if (stream_role(c)) {
+        conn_kill(c, false);
+        return;
+    }
+    stream_run(c);
+}
+
+static void respond_chat(struct conn *c)
+{
+    const struct step *s = &c->step;
+    char msg[64];
+
+    if (s->reset) {
+        conn_kill(c, true);
+        return;
+    }
+    if (s->hang)
+        return; /* stays busy until the client gives up */
+    if (s->status > 0) {
+        snprintf(msg, sizeof(msg), "scripted failure (HTTP %d)", (int)s->status);
+        send_error(c, (int)s->status, msg, s->retry_after);
+        return;
+    }
+    if (c->stream)
+        stream_begin(c);
+    else
+        send_completion(c);
+}
+
+/* Fill the reply text, model and token counts of the exchange from the request. */
+static int chat_prepare(struct conn *c, const json_t *root, const json_t *messages)
+{
+    struct out reply = {&c->reply, TG_OK};
+    struct out model = {&c->model, TG_OK};
+    const json_t *msg, *last_user = NULL, *opts;
+    const char *name = tg_json_str(root, "model", MODEL_ID);
+    size_t i, prompt_chars = 0;
+
+    for (i = 0; i < json_array_size(messages); i++) {
+        msg = json_array_get(messages, i);
+        prompt_chars += content_text(json_object_get(msg, "content"), NULL);
+        if (strcmp(tg_json_str(msg, "role", ""), "user") == 0)
+            last_user = json_object_get(msg, "content");
+    }
+    tg_buf_reset(&c->reply);
+    tg_buf_reset(&c->model);
+    if (c->step.content) {
+        o_puts(&reply, c->step.content);
+    } else {
+        o_puts(&reply, "fake answer to: ");
+        content_text(last_user, &reply);
+    }
+    o_puts(&model, name);
+    c->stream = json_is_true(json_object_get(root, "stream"));
+    opts = json_object_get(root, "stream_options");
+    c->include_usage = json_is_true(json_object_get(opts, "include_usage"));
+    c->prompt_tokens = tokens_of(prompt_chars);
+    c->completion_tokens = tokens_of(utf8_chars(c->reply.data, c->reply.len));
+    c->id = ++c->srv->next_id;
+    c->created = (int64_t)time(NULL);
+    return reply.rc ? reply.rc : model.rc;
+}
+
+/* Keep the header pairs of the last chat request; turned into JSON only on demand. */
+static void record_headers(struct conn *c)
+{
+    struct tg_buf *b = &c->srv->last_headers;
+    size_t i;
+    int rc = TG_OK;
+
+    tg_buf_reset(b);
+    for (i = 0; i < c->nhdrs && !rc; i++) {
+        rc = tg_buf_append(b, c->hdrs[i].name, strlen(c->hdrs[i].name) + 1);
+        if (!rc)
+            rc = tg_buf_append(b, c->hdrs[i].value, strlen(c->hdrs[i].value) + 1);
+    }
+    if (rc)
+        tg_buf_reset(b);
+}
+
+static bool auth_ok(const struct conn *c)
+{
+    const char *key = c->srv->require_key;
+    const char *v = find_header(c, "authorization");
+
+    if (!key)
+        return true;
+    if (!v || strncasecmp(v, "Bearer ", 7) != 0)
+        return false;
+    v += 7;
+    while (*v == ' ')
+        v++;
+    return strlen(v) == strlen(key) && tg_ct_equal(v, key, strlen(key));
+}
+
+static void chat(struct conn *c)
+{
+    struct server *srv = c->srv;
+    json_t *root;
+    const json_t *messages;
+    json_error_t jerr;
+
+    srv->requests++;
+    record_headers(c);
+    if (!auth_ok(c)) {
+        send_error(c, 401, "Incorrect API key provided.", -1);
+        return;
+    }
+    root = json_loadb(c->body.data ? c->body.data : "", c->body.len, 0, &jerr);
+    json_decref(srv->last_request);
+    srv->last_request = root ? json_incref(root) : json_stringn(c->body.data, c->body.len);
+    messages = json_object_get(root, "messages");
+    if (!json_is_object(root))
+        send_error(c, 400, "We could not parse the JSON body of your request.", -1);
+    else if (!json_is_array(messages))
+        send_error(c, 400, "'messages' is a required property", -1);
+    else if (step_take(srv, &c->step) || chat_prepare(c, root, messages))
+        send_error(c, 500, "out of memory", -1);
+    else if (c->step.delay_ms > 0)
+        arm(c, J_DELAY, c->step.delay_ms);
+    else
+        respond_chat(c);
+    json_decref(root);
+}
+
+/* ------------------------------------------------------------------ control */
+
+static json_t *headers_json(const struct server *srv)
+{
+    json_t *obj = json_object();
+    const char *p = srv->last_headers.data;
+    const char *end = p + srv->last_headers.len;
+
+    while (obj && p && p < end) {
+        const char *name = p;
+        const char *value = name + strlen(name) + 1;
+        const char *prev = json_string_value(json_object_get(obj, name));
+        json_t *v = prev ? json_sprintf("%s, %s", prev, value) : json_string(value);
+
+        if (v)
+            json_object_set_new(obj, name, v);
+        p = value + strlen(value) + 1;
+    }
+    return obj;
+}
+
+static void control_stats(struct conn *c)
+{
+    const struct server *srv = c->srv;
+
+    send_json(c, 200,
+              json_pack("{s:I,s:I,s:I,s:I,s:I,s:O?,s:o*}", "requests", (json_int_t)srv->requests,
+                        "completions", (json_int_t)srv->completions, "open_connections",
+                        (json_int_t)srv->open_connections, "total_connections",
+                        (json_int_t)srv->total_connections, "queued", (json_int_t)srv->queue_len,
+                        "last_request", srv->last_request, "last_headers", headers_json(srv)));
+}
+
+static void steps_free(struct step *s)
+{
+    while (s) {
+        struct step *next = s->next;
+
+        step_clear(s);
+        tg_free(s);
+        s = next;
+    }
+}
+
+static void control_script(struct conn *c, const json_t *root)
+{
+    struct server *srv = c->srv;
+    const json_t *steps = json_object_get(root, "steps");
+    struct step *head = NULL, *last = NULL, *s;
+    char err[128] = "'steps' must be an array of steps";
+    size_t i, n = json_array_size(steps);
+    int rc = json_is_array(steps) ? TG_OK : TG_E_INVAL;
+
+    for (i = 0; !rc && i < n; i++) {
+        s = tg_malloc(sizeof(*s));
+        rc = s ? step_parse(json_array_get(steps, i), s, err, sizeof(err)) : TG_E_NOMEM;
+        if (rc) {
+            tg_free(s);
+            break;
+        }
+        if (last)
+            last->next = s;
+        else
+            head = s;
+        last = s;
+    }
+    if (rc) {
+        steps_free(head);
+        send_error(c, rc == TG_E_NOMEM ? 500 : 400, err, -1);
+        return;
+    }
+    if (head) {
+        if (srv->queue_tail)
+            srv->queue_tail->next = head;
+        else
+            srv->queue_head = head;
+        srv->queue_tail = last;
+        srv->queue_len += n;
+    }
+    send_json(c, 200, json_pack("{s:b,s:I}", "ok", 1, "queued", (json_int_t)srv->queue_len));
+}
+
+static void queue_clear(struct server *srv)
+{
+    steps_free(srv->queue_head);
+    srv->queue_head = NULL;
+    srv->queue_tail = NULL;
+    srv->queue_len = 0;
+}
+
+static void control_default(struct conn *c, const json_t *root)
+{
+    struct step s;
+    char err[128];
+
+    if (step_parse(root, &s, err, sizeof(err))) {
+        send_error(c, 400, err, -1);
+        return;
+    }
+    step_clear(&c->srv->fallback);
+    c->srv->fallback = s;
+    send_json(c, 200, json_pack("{s:b}", "ok", 1));
+}
+
+static void control_reset(struct conn *c)
+{
+    struct server *srv = c->srv;
+
+    queue_clear(srv);
+    step_clear(&srv->fallback);
+    srv->requests = 0;
+    srv->completions = 0;
+    srv->total_connections = 0;
+    srv->next_id = 0;
+    json_decref(srv->last_request);
+    srv->last_request = NULL;
+    tg_buf_reset(&srv->last_headers);
+    send_json(c, 200, json_pack("{s:b}", "ok", 1));
+}
+
+static void control(struct conn *c)
+{
+    const char *what = c->path + strlen("/_control/");
+    bool post = strcmp(c->method, "POST") == 0;
+    json_t *root = NULL;
+
+    if (strcmp(what, "stats") == 0) {
+        control_stats(c);
+        return;
+    }
+    if (strcmp(what, "script") && strcmp(what, "default") && strcmp(what, "reset")) {
+        send_error(c, 404, "unknown control endpoint", -1);
+        return;
+    }
+    if (!post) {
+        send_error(c, 405, "control endpoints other than stats take POST", -1);
+        return;
+    }
+    if (strcmp(what, "reset") == 0) {
+        control_reset(c);
+        return;
+    }
+    root = json_loadb(c->body.data ? c->body.data : "", c->body.len, 0, NULL);
+    if (!root)
+        send_error(c, 400, "the control body is not JSON", -1);
+    else if (strcmp(what, "script") == 0)
+        control_script(c, root);
+    else
+        control_default(c, root);
+    json_decref(root);
+}
+
+/* ------------------------------------------------------------------ routing */
+
+static const char models_body[] = "{\"object\":\"list\",\"data\":[{\"id\":\"" MODEL_ID "\","
+                                  "\"object\":\"model\",\"created\":1700000000,"
+                                  "\"owned_by\":\"trustgate\"}]}";
+
+static void dispatch(struct conn *c)
+{
+    const char *p = c->path;
+    bool chat_path, models_path;
+
+    c->chunked_out = false;
+    if (tg_str_has_prefix(p, "/_control/")) {
+        control(c);
+        return;
+    }
+    if (!c->counted) {
+        c->counted = true;
+        c->srv->open_connections++;
+        c->srv->total_connections++;
+    }
+    if (tg_str_has_prefix(p, "/v1/"))
+        p += 3;
+    chat_path = strcmp(p, "/chat/completions") == 0;
+    models_path = strcmp(p, "/models") == 0;
+    if (chat_path && strcmp(c->method, "POST") == 0)
+        chat(c);
+    else if (!chat_path && !models_path)
+        send_error(c, 404, "Unknown request URL.", -1);
+    else if (!auth_ok(c))
+        send_error(c, 401, "Incorrect API key provided.", -1);
+    else if (models_path && strcmp(c->method, "GET") == 0)
+        send_body(c, 200, models_body, sizeof(models_body) - 1, -1);
+    else
+        send_error(c, 405, "Method not allowed.", -1);
+}
+
+/* ------------------------------------------------------------------ request reading */
+
+/* Move n buffered bytes from in to the end of b. */
+static int take(struct tg_buf *b, struct evbuffer *in, size_t n)
+{
+    const unsigned char *p = n ? evbuffer_pullup(in, (ev_ssize_t)n) : NULL;
+    int rc = n && !p ? TG_E_NOMEM : TG_OK;
+
+    if (p)
+        rc = tg_buf_append(b, p, n);
+
+    evbuffer_drain(in, n);
+    return rc;
+}
+
+/* Split the request line "METHOD SP target SP version" in place; return the
+ * start of the header lines, or NULL when it is malformed. */
+static char *parse_request_line(struct conn *c)
+{
+    char *p = c->head.data, *eol, *sp1, *sp2, *query;
+
+    eol = strstr(p, "\r\n");
+    sp1 = eol ? memchr(p, ' ', (size_t)(eol - p)) : NULL;
+    sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(eol - sp1 - 1)) : NULL;
+    if (!sp2)
+        return NULL;
+    *sp1 = *sp2 = *eol = '\0';
+    c->method = p;
+    c->path = sp1 + 1;
+    c->http10 = strcmp(sp2 + 1, "HTTP/1.0") == 0;
+    if (!c->http10 && strcmp(sp2 + 1, "HTTP/1.1") != 0)
+        return NULL;
+    query = strchr(sp1 + 1, '?');
+    if (query)
+        *query = '\0';
+    return eol + 2;
+}
+
+/* Split one "name: value" line ending at eol in place (name lower-cased). */
+static int parse_header_line(struct conn *c, char *p, char *eol)
+{
+    char *colon = memchr(p, ':', (size_t)(eol - p));
+    char *v, *k;
+
+    if (!colon)
+        return 400;
+    if (c->nhdrs == HDR_MAX)
+        return 431;
+    *colon = *eol = '\0';
+    for (k = p; *k; k++)
+        *k = (char)(*k >= 'A' && *k <= 'Z' ? *k + 32 : *k);
+    for (v = colon + 1; *v == ' ' || *v == '\t'; v++)
+        ;
+    while (eol > v && (eol[-1] == ' ' || eol[-1] == '\t'))
+        *--eol = '\0';
+    c->hdrs[c->nhdrs].name = p;
+    c->hdrs[c->nhdrs++].value = v;
+    return R_AGAIN;
+}
+
+/* Split the request head in place: request line, then header lines. */
+static int parse_lines(struct conn *c)
+{
+    char *p = parse_request_line(c), *eol = NULL;
+    int rc = p ? R_AGAIN : 400;
+
+    c->nhdrs = 0;
+    while (rc == R_AGAIN && (eol = strstr(p, "\r\n")) && eol != p) {
+        rc = parse_header_line(c, p, eol);
+        p = eol + 2;
+    }
+    return rc == R_AGAIN && !eol ? 400 : rc;
+}
+
+/* Decide keep-alive and how the body is framed (RFC 9112 sections 6 and 9.3). */
+static int parse_framing(struct conn *c)
+{
+    const char *conn = find_header(c, "connection");
+    const char *te = find_header(c, "transfer-encoding");
+    const char *cl = find_header(c, "content-length");
+    const char *expect = find_header(c, "expect");
+    uint64_t len = 0;
+
+    if (c->http10)
+        c->keep_alive = conn && strcasestr(conn, "keep-alive");
+    else
+        c->keep_alive = !(conn && strcasestr(conn, "close"));
+    tg_buf_reset(&c->body);
+    c->body_left = 0;
+    c->state = C_BODY;
+    if (te) {
+        if (!strcasestr(te, "chunked"))
+            return 501;
+        c->state = C_CHUNKED;
+        c->chunk_phase = CH_SIZE;
+    } else if (cl) {
+        if (tg_parse_u64(cl, &len))
+            return 400;
+        if (len > BODY_MAX)
+            return 413;
+        c->body_left = len;
+    }
+    if ((c->state == C_CHUNKED || len) && expect && strcasestr(expect, "100-continue"))
+        evbuffer_add_printf(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n");
+    return R_AGAIN;
+}
+
+static int read_head(struct conn *c, struct evbuffer *in)
+{
+    struct evbuffer_ptr end;
+    char crlf[2];
+    int rc;
+
+    /* RFC 9112 section 2.2: ignore empty lines before a request line. */
+    while (evbuffer_copyout(in, crlf, 2) == 2 && crlf[0] == '\r' && crlf[1] == '\n')
+        evbuffer_drain(in, 2);
+    end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+    if (end.pos < 0)
+        return evbuffer_get_length(in) > HEAD_MAX ? 431 : R_MORE;
+    if (end.pos + 4 > HEAD_MAX)
+        return 431;
+    tg_buf_reset(&c->head);
+    if (take(&c->head, in, (size_t)end.pos + 4))
+        return 500;
+    rc = parse_lines(c);
+    if (rc == R_AGAIN)
+        rc = parse_framing(c);
+    return rc;
+}
+
+static int read_body(struct conn *c, struct evbuffer *in)
+{
+    if (evbuffer_get_length(in) < c->body_left)
+        return R_MORE;
+    if (take(&c->body, in, c->body_left))
+        return 500;
+    c->body_left = 0;
+    return R_DONE;
+}
+
+/* One line of a chunked body (size line or trailer) into line, or R_MORE. */
+static int chunk_line(struct evbuffer *in, char *line, size_t size)
+{
+    size_t eol_len = 0;
+    struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
+
+    if (eol.pos < 0)
+        return evbuffer_get_length(in) > size ? 400 : R_MORE;
+    if ((size_t)eol.pos >= size)
+        return 400;
+    evbuffer_remove(in, line, (size_t)eol.pos);
+    line[eol.pos] = '\0';
+    evbuffer_drain(in, eol_len);
+    return R_AGAIN;
+}
+
+/* "hex-size[;extensions]": start the next chunk, or the trailer after size 0. */
+static int chunk_size(struct conn *c, const char *line)
+{
+    char *end;
+
+    errno = 0;
+    c->body_left = strtoull(line, &end, 16);
+    if (end == line || errno || (*end && *end != ';' && *end != ' '))
+        return 400;
+    if (c->body_left > BODY_MAX - c->body.len)
+        return 413;
+    c->chunk_phase = c->body_left ? CH_DATA : CH_TRAILER;
+    return R_AGAIN;
+}
+
+/* Decode a chunked request body (RFC 9112 section 7.1) as it arrives. */
+static int read_chunked(struct conn *c, struct evbuffer *in)
+{
+    char line[CHUNK_LINE_MAX];
+    size_t n;
+    int rc = R_AGAIN;
+
+    while (rc == R_AGAIN) {
+        if (c->chunk_phase == CH_DATA) {
+            n = TG_MIN(evbuffer_get_length(in), c->body_left);
+            if (take(&c->body, in, n))
+                return 413;
+            c->body_left -= n;
+            if (c->body_left)
+                return R_MORE;
+            c->chunk_phase = CH_DATA_END;
+            continue;
+        }
+        rc = chunk_line(in, line, sizeof(line));
+        if (rc != R_AGAIN)
+            break;
+        if (c->chunk_phase == CH_DATA_END) {
+            rc = line[0] ? 400 : R_AGAIN;
+            c->chunk_phase = CH_SIZE;
+        } else if (c->chunk_phase == CH_TRAILER) {
+            rc = line[0] ? R_AGAIN : R_DONE;
+        } else {
+            rc = chunk_size(c, line);
+        }
+    }
+    return rc;
+}
+
+static void process_input(struct conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    int rc;
+
+    c->in_input = true;
+    while (c->state == C_HEAD || c->state == C_BODY || c->state == C_CHUNKED) {
+        if (c->state == C_HEAD)
+            rc = read_head(c, in);
+        else if (c->state == C_BODY)
+            rc = read_body(c, in);
+        else
+            rc = read_chunked(c, in);
+        if (rc == R_MORE)
+            break;
+        if (rc == R_AGAIN)
+            continue;
+        c->state = C_BUSY;
+        if (rc == R_DONE) {
+            dispatch(c);
+        } else {
+            c->keep_alive = false;
+            send_error(c, rc, "malformed HTTP request", -1);
+        }
+    }
+    c->in_input = false;
+}
+
+/* ------------------------------------------------------------------ callbacks */
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+
+    (void)bev;
+    if (c->state == C_HEAD || c->state == C_BODY || c->state == C_CHUNKED)
+        process_input(c);
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+
+    if (c->drain != D_NONE && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        conn_free(c, c->drain == D_RESET);
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+        conn_free(arg, false);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    enum conn_job job = c->job;
+
+    (void)fd;
+    (void)what;
+    c->job = J_NONE;
+    if (job == J_DELAY) {
+        respond_chat(c);
+    } else if (job == J_TTFT) {
+        if (stream_role(c))
+            conn_kill(c, false);
+        else
+            stream_run(c);
+    } else if (job == J_NEXT_CHUNK) {
+        stream_run(c);
+    } else if (job == J_CLOSE || job == J_RESET) {
+        conn_free(c, job == J_RESET);
+    }
+}
+
+static void accept_cb(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    struct server *srv = arg;
+    struct conn *c = tg_calloc(1, sizeof(*c));
+    int one = 1;
+
+    (void)lst;
+    (void)sa;
+    (void)salen;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (c) {
+        c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+        c->timer = evtimer_new(srv->base, timer_cb, c);
+    }
+    if (!c || !c->bev || !c->timer) {
+        if (c && c->timer)
+            event_free(c->timer);
+        if (c && c->bev)
+            bufferevent_free(c->bev);
+        else
+            evutil_closesocket(fd);
+        tg_free(c);
+        return;
+    }
+    c->srv = srv;
+    c->state = C_HEAD;
+    tg_buf_init(&c->head, HEAD_MAX + 1);
+    tg_buf_init(&c->body, BODY_MAX);
+    tg_buf_init(&c->model, BODY_MAX);
+    tg_buf_init(&c->reply, BODY_MAX);
+    step_init(&c->step);
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+static void accept_error_cb(struct evconnlistener *lst, void *arg)
+{
+    (void)lst;
+    (void)arg;
+    tg_warn("fake-upstream: accept failed: %s", strerror(errno));
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    struct server *srv = arg;
+
+    (void)sig;
+    (void)what;
+    event_base_loopexit(srv->base, NULL);
+}
+
+/* ------------------------------------------------------------------ main */
+
+/* "HOST:PORT" or "[V6]:PORT" into host and port strings. */
+static int parse_listen(const char *spec, char *host, size_t hostlen, char *port, size_t portlen)
+{
+    const char *colon = strrchr(spec, ':');
+    size_t n;
+    uint64_t num;
+
+    if (!colon || tg_parse_u64(colon + 1, &num) || num > 65535)
+        return TG_E_INVAL;
+    n = (size_t)(colon - spec);
+    if (n >= 2 && spec[0] == '[' && spec[n - 1] == ']') {
+        spec++;
+        n -= 2;
+    }
+    if (n == 0) {
+        spec = "127.0.0.1";
+        n = strlen(spec);
+    }
+    if (n >= hostlen)
+        return TG_E_INVAL;
+    memcpy(host, spec, n);
+    host[n] = '\0';
+    snprintf(port, portlen, "%u", (unsigned)num);
+    return TG_OK;
+}
+
+static int bound_port(evutil_socket_t fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+
+    if (getsockname(fd, (struct sockaddr *)&ss, &len))
+        return -1;
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static int server_listen(struct server *srv, const char *spec)
+{
+    char host[256], port[8];
+    struct addrinfo hints, *res = NULL;
+    int rc = TG_E_CONFIG;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    if (parse_listen(spec, host, sizeof(host), port, sizeof(port))) {
+        fprintf(stderr, "fake-upstream: bad --listen '%s' (want HOST:PORT)\n", spec);
+        goto out;
+    }
+    if (getaddrinfo(host, port, &hints, &res)) {
+        fprintf(stderr, "fake-upstream: cannot resolve '%s'\n", host);
+        goto out;
+    }
+    srv->listener =
+        evconnlistener_new_bind(srv->base, accept_cb, srv,
+                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+                                LISTEN_BACKLOG, res->ai_addr, (int)res->ai_addrlen);
+    if (!srv->listener) {
+        fprintf(stderr, "fake-upstream: cannot listen on %s: %s\n", spec, strerror(errno));
+        goto out;
+    }
+    evconnlistener_set_error_cb(srv->listener, accept_error_cb);
+    rc = TG_OK;
+out:
+    if (res)
+        freeaddrinfo(res);
+    return rc;
+}
+
+static void server_free(struct server *srv)
+{
+    while (srv->conns)
+        conn_free(srv->conns, false);
+    if (srv->listener)
+        evconnlistener_free(srv->listener);
+    if (srv->sig_term)
+        event_free(srv->sig_term);
+    if (srv->sig_int)
+        event_free(srv->sig_int);
+    queue_clear(srv);
+    step_clear(&srv->fallback);
+    json_decref(srv->last_request);
+    tg_buf_free(&srv->last_headers);
+    tg_buf_free(&srv->scratch);
+    if (srv->base)
+        event_base_free(srv->base);
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: fake-upstream [--listen HOST:PORT] [--require-key KEY]\n");
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    struct server srv;
+    const char *listen_on = "127.0.0.1:0";
+    int i, port, rc = 1;
+
+    memset(&srv, 0, sizeof(srv));
+    step_init(&srv.fallback);
+    tg_buf_init(&srv.last_headers, HEAD_MAX);
+    tg_buf_init(&srv.scratch, 2 * (size_t)BODY_MAX);
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc)
+            listen_on = argv[++i];
+        else if (strcmp(argv[i], "--require-key") == 0 && i + 1 < argc)
+            srv.require_key = argv[++i];
+        else
+            return usage();
+    }
+    signal(SIGPIPE, SIG_IGN);
+    json_set_alloc_funcs(tg_malloc, tg_free);
+    srv.base = event_base_new();
+    if (!srv.base || server_listen(&srv, listen_on))
+        goto out;
+    srv.sig_term = evsignal_new(srv.base, SIGTERM, signal_cb, &srv);
+    srv.sig_int = evsignal_new(srv.base, SIGINT, signal_cb, &srv);
+    if (!srv.sig_term || !srv.sig_int || event_add(srv.sig_term, NULL) ||
+        event_add(srv.sig_int, NULL))
+        goto out;
+    port = bound_port(evconnlistener_get_fd(srv.listener));
+    if (port < 0)
+        goto out;
+    printf("%d\n", port);
+    fflush(stdout);
+    rc = event_base_dispatch(srv.base) < 0;
+out:
+    server_free(&srv);
+    return rc;
+}
