@@ -11,7 +11,7 @@ pkgs=(build-essential cmake pkg-config libevent-dev libcurl4-openssl-dev libjans
       libyaml-dev libsqlite3-dev libssl-dev)
 case "$mode" in
   build) ;;
-  check) pkgs+=(libcmocka-dev curl) ;;
+  check) pkgs+=(libcmocka-dev curl sqlite3) ;;
   bench) pkgs+=(wrk nginx-light curl) ;;
   *) echo "usage: $0 [build|check|bench]" >&2; exit 2 ;;
 esac

@@ -150,6 +150,11 @@ static void on_transfer_done(struct tg_backend_call *c, CURLcode code)
         fail_status(c);
     } else if (!c->stream) {
         parse_completion(c);
+    } else if (c->res.malformed_events) {
+        /* A lost event may have carried part of the answer: never deliver a gap. */
+        tg_backend_result_fail(&c->res, TG_E_UPSTREAM, "malformed_stream",
+                               "upstream stream had %d unparseable event(s)",
+                               c->res.malformed_events);
     } else if (!c->done_seen && !c->res.finish_reason[0]) {
         tg_backend_result_fail(&c->res, TG_E_UPSTREAM, "stream_cut",
                                "upstream stream ended before its final event (%zu bytes received)",

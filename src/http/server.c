@@ -782,14 +782,16 @@ int tg_http_server_start(struct event_base *base, const char *host, int port,
     int sslen = sizeof(ss);
     char addr[300];
     memset(&ss, 0, sizeof(ss));
-    if (strchr(host, ':'))
-        snprintf(addr, sizeof(addr), "[%s]:%d", host, port);
-    else
-        snprintf(addr, sizeof(addr), "%s:%d", host, port);
-    if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) != 0) {
+    /* Parse the host alone: libevent refuses an explicit port 0. */
+    snprintf(addr, sizeof(addr), strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+    if (evutil_parse_sockaddr_port(host, (struct sockaddr *)&ss, &sslen) != 0) {
         snprintf(err, errlen, "cannot parse listen address %s", addr);
         return TG_E_INVAL;
     }
+    if (ss.ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
     struct tg_http_server *srv = tg_calloc(1, sizeof(*srv));
     if (!srv) {
         snprintf(err, errlen, "out of memory");
