@@ -81,13 +81,21 @@ static int group_teardown(void **state)
 {
     (void)state;
     char cmd[128];
-    if (E.a.pid)
-        tg_h_stop(&E.a, 5000);
-    if (E.b.pid)
-        tg_h_stop(&E.b, 5000);
-    tg_h_stop(&E.up, 2000);
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", E.dir);
-    return system(cmd) == 0 ? 0 : -1;
+    int rc = 0;
+    /* A clean exit (0) also means no sanitizer report in the children. */
+    if (E.a.pid && tg_h_stop(&E.a, 5000) != 0)
+        rc = -1;
+    if (E.b.pid && tg_h_stop(&E.b, 5000) != 0)
+        rc = -1;
+    if (tg_h_stop(&E.up, 2000) != 0)
+        rc = -1;
+    if (rc)
+        fprintf(stderr, "a child did not exit cleanly; logs are in %s\n", E.dir);
+    else {
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", E.dir);
+        rc = system(cmd) == 0 ? 0 : -1;
+    }
+    return rc;
 }
 
 static int reset_upstream(void **state)
