@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# checksrc.sh - house rules that a compiler does not check (see STYLE.md):
+# banned unbounded or unchecked libc calls, and a purpose paragraph at the
+# top of every C file.  Exit 1 listing every violation.
+set -u
+cd "$(dirname "$0")/.."
+status=0
+files=$(git ls-files 'src/*.c' 'src/*.h' 'tests/*.c' 'tests/*.h' 2>/dev/null || find src tests -name '*.[ch]')
+banned='\b(strcpy|strcat|sprintf|vsprintf|gets|atoi|atol|atoll|strtok|strncpy)[[:space:]]*\('
+hits=$(grep -nE "$banned" $files | grep -v 'checksrc:allow')
+if [ -n "$hits" ]; then
+  echo "banned calls (use snprintf, tg_strlcpy, tg_parse_*, tg_buf_*):"
+  echo "$hits"
+  status=1
+fi
+for f in $files; do
+  if ! head -3 "$f" | grep -q '^/\*'; then
+    echo "$f: must open with a comment saying what the file is"
+    status=1
+  fi
+done
+[ $status -eq 0 ] && echo "checksrc: $(echo $files | wc -w) files clean"
+exit $status
