@@ -495,7 +495,7 @@ void tg_log(enum tg_log_level lv, const char *fmt, ...)
 
 void tg_log_json(const json_t *obj)
 {
-    if (log_level >= TG_LOG_OFF)
+    if (log_level > TG_LOG_INFO)
         return;
     char *s = json_dumps(obj, JSON_COMPACT);
     if (s) {

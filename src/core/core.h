@@ -147,7 +147,7 @@ void tg_log_set_level(enum tg_log_level lv);
 int tg_log_parse_level(const char *s, enum tg_log_level *out);
 /* One human-readable line to stderr: "<iso time> <level> <message>". */
 void tg_log(enum tg_log_level lv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* One JSON object as one line to stderr (structured per-turn log). */
+/* One JSON object as one line to stderr (structured per-turn log), at level info. */
 void tg_log_json(const json_t *obj);
 #define tg_debug(...) tg_log(TG_LOG_DEBUG, __VA_ARGS__)
 #define tg_info(...) tg_log(TG_LOG_INFO, __VA_ARGS__)
