@@ -14,7 +14,6 @@
 
 #include <string.h>
 
-#include <openssl/evp.h>
 
 static const uint8_t leaf_prefix = 0x00;
 static const uint8_t node_prefix = 0x01;
@@ -24,24 +23,9 @@ static const uint8_t node_prefix = 0x01;
 static bool digest(const void *a, size_t alen, const void *b, size_t blen, const void *c,
                    size_t clen, uint8_t out[TG_HASH_LEN])
 {
-    const void *part[3] = {a, b, c};
+    const void *const part[3] = {a, b, c};
     const size_t plen[3] = {alen, blen, clen};
-    bool ok = false;
-    unsigned int n = 0;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-
-    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
-        goto out;
-    for (size_t i = 0; i < 3; i++) {
-        if (plen[i] && EVP_DigestUpdate(ctx, part[i], plen[i]) != 1)
-            goto out;
-    }
-    ok = EVP_DigestFinal_ex(ctx, out, &n) == 1 && n == TG_HASH_LEN;
-out:
-    EVP_MD_CTX_free(ctx);
-    if (!ok)
-        memset(out, 0, TG_HASH_LEN);
-    return ok;
+    return tg_sha256_parts(part, plen, 3, out);
 }
 
 /* Node hash without the aliasing copy; out may not alias left or right. */

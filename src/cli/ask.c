@@ -143,8 +143,7 @@ int tg_cli_ask(int argc, char **argv)
     } else if (t->err) {
         fprintf(stderr, "trustgate ask: %s\n", t->errmsg);
     } else {
-        json_t *choice = json_array_get(json_object_get(t->response, "choices"), 0);
-        printf("%s\n", tg_json_str(json_object_get(choice, "message"), "content", ""));
+        printf("%.*s\n", (int)t->answer_len, t->answer ? t->answer : "");
     }
     status = t->err ? 1 : 0;
 out:

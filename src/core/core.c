@@ -14,6 +14,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <pthread.h>
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -493,6 +495,19 @@ void tg_log(enum tg_log_level lv, const char *fmt, ...)
     fprintf(stderr, "%s\n", line);
 }
 
+bool tg_log_enabled(enum tg_log_level lv)
+{
+    return lv >= log_level && lv < TG_LOG_OFF;
+}
+
+void tg_log_line(const char *text, size_t len)
+{
+    if (log_level > TG_LOG_INFO)
+        return;
+    /* One write, so lines from concurrent processes sharing the file do not interleave. */
+    fprintf(stderr, "%.*s\n", (int)len, text);
+}
+
 void tg_log_json(const json_t *obj)
 {
     if (log_level > TG_LOG_INFO)
@@ -506,10 +521,47 @@ void tg_log_json(const json_t *obj)
 
 /* ------------------------------------------------------------------ crypto */
 
+/* OpenSSL 3 looks the algorithm up on every call unless it is fetched
+ * once; the fetched method is immutable and shared by all threads. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+static void sha256_release(void) __attribute__((destructor));
+static void sha256_release(void)
+{
+    EVP_MD_free(sha256_md);
+}
+
 void tg_sha256(const void *data, size_t len, uint8_t out[TG_SHA256_LEN])
 {
     unsigned int n = 0;
-    EVP_Digest(data, len, out, &n, EVP_sha256(), NULL);
+    pthread_once(&sha256_once, sha256_fetch);
+    EVP_Digest(data, len, out, &n, sha256_md ? sha256_md : EVP_sha256(), NULL);
+}
+
+bool tg_sha256_parts(const void *const parts[], const size_t lens[], size_t n,
+                     uint8_t out[TG_SHA256_LEN])
+{
+    unsigned int outlen = 0;
+    bool ok = false;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    pthread_once(&sha256_once, sha256_fetch);
+    if (!ctx || EVP_DigestInit_ex(ctx, sha256_md ? sha256_md : EVP_sha256(), NULL) != 1)
+        goto out;
+    for (size_t i = 0; i < n; i++)
+        if (lens[i] && EVP_DigestUpdate(ctx, parts[i], lens[i]) != 1)
+            goto out;
+    ok = EVP_DigestFinal_ex(ctx, out, &outlen) == 1 && outlen == TG_SHA256_LEN;
+out:
+    EVP_MD_CTX_free(ctx);
+    if (!ok)
+        memset(out, 0, TG_SHA256_LEN);
+    return ok;
 }
 
 void tg_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
@@ -616,4 +668,10 @@ bool tg_json_bool(const json_t *obj, const char *key, bool def)
 {
     const json_t *v = json_object_get(obj, key);
     return json_is_boolean(v) ? json_is_true(v) : def;
+}
+
+void tg_assert_fail(const char *cond, const char *file, int line)
+{
+    fprintf(stderr, "trustgate: invariant failed at %s:%d: %s\n", file, line, cond);
+    abort();
 }

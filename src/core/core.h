@@ -145,6 +145,10 @@ int64_t tg_clock_wall_ms(void);  /* Unix time in milliseconds */
 enum tg_log_level { TG_LOG_DEBUG, TG_LOG_INFO, TG_LOG_WARN, TG_LOG_ERROR, TG_LOG_OFF };
 void tg_log_set_level(enum tg_log_level lv);
 int tg_log_parse_level(const char *s, enum tg_log_level *out);
+/* Whether messages at lv are written. */
+bool tg_log_enabled(enum tg_log_level lv);
+/* One line of text as it is (already formatted, e.g. JSON) to stderr, at level info. */
+void tg_log_line(const char *text, size_t len);
 /* One human-readable line to stderr: "<iso time> <level> <message>". */
 void tg_log(enum tg_log_level lv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* One JSON object as one line to stderr (structured per-turn log), at level info. */
@@ -158,6 +162,10 @@ void tg_log_json(const json_t *obj);
 
 #define TG_SHA256_LEN 32
 void tg_sha256(const void *data, size_t len, uint8_t out[TG_SHA256_LEN]);
+/* SHA-256 over the concatenation of n parts.  False, with out zeroed, when
+ * libcrypto fails (allocation). */
+bool tg_sha256_parts(const void *const parts[], const size_t lens[], size_t n,
+                     uint8_t out[TG_SHA256_LEN]);
 void tg_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
                     uint8_t out[TG_SHA256_LEN]);
 /* Fill buf with cryptographically strong random bytes; TG_E_INTERNAL on failure. */
@@ -188,6 +196,14 @@ const char *tg_json_str(const json_t *obj, const char *key, const char *def);
 int64_t tg_json_int(const json_t *obj, const char *key, int64_t def);
 double tg_json_num(const json_t *obj, const char *key, double def);
 bool tg_json_bool(const json_t *obj, const char *key, bool def);
+
+/* Invariants: checked in every build; a broken invariant aborts with its place. */
+#define TG_ASSERT(cond)                                                                            \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            tg_assert_fail(#cond, __FILE__, __LINE__);                                             \
+    } while (0)
+void tg_assert_fail(const char *cond, const char *file, int line) __attribute__((noreturn));
 
 #define TG_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define TG_MIN(a, b) ((a) < (b) ? (a) : (b))

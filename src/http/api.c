@@ -90,27 +90,15 @@ static void client_gone_cb(struct tg_http_req *req, void *arg)
 static void chat_done_cb(struct tg_turn *t, void *arg)
 {
     struct chat_ctx *cc = arg;
-    struct tg_http_req *req = cc->req;
     struct tg_api *api = cc->api;
-    if (!req) {
-        tg_metrics_request(api->p->metrics, "/v1/chat/completions", 499);
-    } else if (t->stream && t->http_status == 200) {
-        struct tg_buf out;
-        tg_buf_init(&out, TG_BUF_UNLIMITED);
-        if (tg_sse_frame_completion(t->response, 48, &out)) {
-            send_error(api, req, "/v1/chat/completions", 500, "server_error", "internal_error",
-                       "out of memory");
-        } else {
-            tg_metrics_request(api->p->metrics, "/v1/chat/completions", 200);
-            tg_http_stream_begin(req, 200, "text/event-stream",
-                                 "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");
-            tg_http_stream_write(req, out.data, out.len);
-            tg_http_stream_end(req);
-        }
-        tg_buf_free(&out);
-    } else {
-        send_json(api, req, "/v1/chat/completions", t->http_status, json_incref(t->response));
-    }
+    /* 499: the client closed the connection before the answer (nginx's convention). */
+    tg_metrics_request(api->p->metrics, "/v1/chat/completions", cc->req ? t->http_status : 499);
+    if (cc->req)
+        tg_http_respond(cc->req, t->http_status, t->reply_type,
+                        strcmp(t->reply_type, "text/event-stream") == 0
+                            ? "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n"
+                            : NULL,
+                        t->reply.data, t->reply.len);
     tg_turn_free(t);
     tg_free(cc);
 }

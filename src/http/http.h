@@ -85,18 +85,6 @@ void tg_http_stream_end(struct tg_http_req *req);
 /* Reason phrase for a status code. */
 const char *tg_http_reason(int status);
 
-/* ------------------------------------------------------------ SSE */
-
-/*
- * Frame a chat.completion object as the chat.completion.chunk events an
- * OpenAI client expects when it asked to stream: a role chunk, content
- * chunks of at most piece_bytes (never splitting a UTF-8 character), a
- * final chunk with finish_reason, usage and any extra top-level objects of
- * the completion (such as `trustgate`), then `data: [DONE]`.  Appends the
- * whole event stream to out.
- */
-int tg_sse_frame_completion(const json_t *completion, size_t piece_bytes, struct tg_buf *out);
-
 /* ------------------------------------------------------------ the API */
 
 struct tg_pipeline;

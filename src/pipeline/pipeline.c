@@ -11,6 +11,7 @@
 
 #include "audit/audit.h"
 #include "backend/backend.h"
+#include "core/jw.h"
 #include "store/store.h"
 
 #include <stdio.h>
@@ -87,6 +88,7 @@ struct tg_turn *tg_turn_new(struct tg_pipeline *p)
     t->audit_index = -1;
     t->confidence = -1;
     t->channel = "api";
+    tg_buf_init(&t->reply, TG_BUF_UNLIMITED);
     return t;
 }
 
@@ -103,7 +105,7 @@ void tg_turn_free(struct tg_turn *t)
     json_decref(t->policy_hits);
     json_decref(t->tags);
     json_decref(t->attestations);
-    json_decref(t->response);
+    tg_buf_free(&t->reply);
     tg_arena_free(&t->arena);
     tg_free(t);
 }
@@ -121,37 +123,63 @@ void tg_turn_fail(struct tg_turn *t, int err, int status, const char *code, cons
     va_end(ap);
 }
 
-static json_t *or_empty_array(json_t *v)
+static void list(struct tg_jw *w, const char *key, const json_t *v)
 {
-    return v ? json_incref(v) : json_array();
+    tg_jw_key(w, key);
+    if (v)
+        tg_jw_json(w, v);
+    else {
+        tg_jw_arr(w);
+        tg_jw_end(w);
+    }
+}
+
+void tg_turn_write_summary(const struct tg_turn *t, struct tg_jw *w)
+{
+    tg_jw_obj(w);
+    tg_jw_kstr(w, "turn_id", t->id);
+    tg_jw_kstr(w, "conversation_id", t->conv.id);
+    tg_jw_kstr(w, "decision", tg_decision_name(t->decision));
+    tg_jw_key(w, "intent");
+    tg_jw_obj(w);
+    tg_jw_kstr(w, "name", t->intent ? t->intent : "unclassified");
+    tg_jw_key(w, "confidence");
+    tg_jw_real(w, t->intent_confidence);
+    tg_jw_end(w);
+    tg_jw_key(w, "confidence");
+    if (t->confidence >= 0)
+        tg_jw_real(w, t->confidence);
+    else
+        tg_jw_null(w);
+    list(w, "citations", t->citations);
+    list(w, "policy_hits", t->policy_hits);
+    list(w, "tags", t->tags);
+    list(w, "attestations", t->attestations);
+    tg_jw_kstr(w, "backend", t->backend ? tg_backend_name(t->backend) : NULL);
+    tg_jw_kint(w, "degradations", t->degradations);
+    tg_jw_key(w, "audit_index");
+    if (t->audit_index >= 0)
+        tg_jw_int(w, t->audit_index);
+    else
+        tg_jw_null(w);
+    tg_jw_end(w);
 }
 
 json_t *tg_turn_summary(const struct tg_turn *t, bool with_answer)
 {
-    json_t *o = json_object();
-    if (!o)
-        return NULL;
-    json_object_set_new(o, "turn_id", json_string(t->id));
-    json_object_set_new(o, "conversation_id", json_string(t->conv.id));
-    json_object_set_new(o, "decision", json_string(tg_decision_name(t->decision)));
-    json_object_set_new(o, "intent",
-                        json_pack("{s:s, s:f}", "name", t->intent ? t->intent : "unclassified",
-                                  "confidence", t->intent_confidence));
-    json_object_set_new(o, "confidence",
-                        t->confidence >= 0 ? json_real(t->confidence) : json_null());
-    json_object_set_new(o, "citations", or_empty_array(t->citations));
-    json_object_set_new(o, "policy_hits", or_empty_array(t->policy_hits));
-    json_object_set_new(o, "tags", or_empty_array(t->tags));
-    json_object_set_new(o, "attestations", or_empty_array(t->attestations));
-    json_object_set_new(o, "backend",
-                        t->backend ? json_string(tg_backend_name(t->backend)) : json_null());
-    json_object_set_new(o, "degradations", json_integer(t->degradations));
-    json_object_set_new(o, "audit_index",
-                        t->audit_index >= 0 ? json_integer(t->audit_index) : json_null());
-    if (with_answer) {
+    struct tg_buf b;
+    struct tg_jw w;
+    json_t *o = NULL;
+    tg_buf_init(&b, TG_BUF_UNLIMITED);
+    tg_jw_init(&w, &b);
+    tg_turn_write_summary(t, &w);
+    if (tg_jw_finish(&w) == TG_OK)
+        o = json_loadb(b.data, b.len, 0, NULL);
+    tg_buf_free(&b);
+    if (o && with_answer) {
         json_object_set_new(o, "answer",
-                            t->draft && t->err == TG_OK ? json_stringn(t->draft, t->draft_len)
-                                                        : json_null());
+                            t->answer && !t->err ? json_stringn(t->answer, t->answer_len)
+                                                 : json_null());
         json_object_set_new(o, "entities",
                             t->entities ? json_incref(t->entities)
                                         : json_pack("{s:[], s:[]}", "money", "pii"));

@@ -50,6 +50,32 @@ void tg_pipeline_start(struct tg_turn *t);
 /* Continue a turn whose stage returned TG_WAIT. */
 void tg_pipeline_resume(struct tg_turn *t);
 
+/* ------------------------------------------------------------ wire format */
+
+/* An answer in the OpenAI chat-completions shape; strings are borrowed. */
+struct tg_completion {
+    const char *id;            /* "chatcmpl-..." */
+    int64_t created;           /* Unix seconds */
+    const char *model;
+    const char *content;
+    size_t content_len;
+    const char *finish_reason;
+    int64_t prompt_tokens, completion_tokens;
+    const char *extra_key;     /* one extra top-level member ("trustgate"), or NULL */
+    const char *extra;         /* its value, serialised JSON */
+    size_t extra_len;
+};
+
+/* Append the chat.completion JSON object to out. */
+int tg_wire_completion(const struct tg_completion *c, struct tg_buf *out);
+/*
+ * Append the answer as chat.completion.chunk server-sent events: a role
+ * chunk, content chunks of at most piece_bytes (never splitting a UTF-8
+ * character), a final chunk with finish_reason, usage and the extra member,
+ * then `data: [DONE]`.
+ */
+int tg_wire_sse(const struct tg_completion *c, size_t piece_bytes, struct tg_buf *out);
+
 /* Find a backend by name; NULL when unknown. */
 struct tg_backend *tg_pipeline_backend(struct tg_pipeline *p, const char *name);
 

@@ -1,91 +1,151 @@
 /*
- * stage_record.c - make the turn durable and provable: the conversation
- * and its messages, the turn record, one audit leaf, the metrics, and one
+ * stage_record.c - make the turn durable and provable: one audit leaf, the
+ * turn record, the conversation and its messages, the metrics, and one
  * JSON log line.
  *
- * The audit leaf is the canonical JSON of the turn record.  It carries
- * SHA-256 digests of the customer's text and of the answer instead of the
- * text itself, so the log proves what was said without holding personal
- * data; the text lives in the message store.  The log line carries ids,
- * the decision and timings only — never message text.
+ * The turn record is written once, as canonical JSON (keys sorted, no
+ * insignificant whitespace), and that same text is both the audit leaf
+ * and the stored record.  It carries its own audit index and SHA-256
+ * digests of the customer's text, of the customer id and of the answer
+ * instead of the text itself, so the log proves what was said without
+ * holding personal data; the text lives in the message store.  The log
+ * line carries ids, the decision and timings only — never message text.
+ *
+ * Keys below are written in sorted order by hand; test_pipeline checks
+ * that the result is canonical.
  */
 #include "pipeline/pipeline.h"
 
 #include "audit/audit.h"
 #include "backend/backend.h"
+#include "core/jw.h"
 
 #include <string.h>
 
-static json_t *digest(const char *s, size_t n)
+/* Stages in alphabetical order of their names, for canonical stage_us. */
+static const enum tg_stage_id stages_sorted[] = {
+    TG_STAGE_ADMIT,    TG_STAGE_GATE,     TG_STAGE_GENERATE,   TG_STAGE_POSTCHECK,
+    TG_STAGE_PRECHECK, TG_STAGE_RETRIEVE, TG_STAGE_UNDERSTAND,
+};
+
+static void digest(struct tg_jw *w, const char *key, const char *s, size_t n)
 {
     uint8_t h[TG_SHA256_LEN];
     char hex[2 * TG_SHA256_LEN + 1];
     tg_sha256(s, n, h);
     tg_hex_encode(h, sizeof(h), hex);
-    return json_string(hex);
+    tg_jw_kstr(w, key, hex);
 }
 
-/* Stage timings in microseconds, keyed by stage name. */
-static json_t *timings(const struct tg_turn *t)
+static void stage_us(struct tg_jw *w, const struct tg_turn *t)
 {
-    json_t *o = json_object();
-    for (int s = 0; s < TG_STAGE_RECORD && o; s++)
-        json_object_set_new(o, tg_stage_name((enum tg_stage_id)s),
-                            json_integer(t->stage_ns[s] / 1000));
-    return o;
+    tg_jw_key(w, "stage_us");
+    tg_jw_obj(w);
+    for (size_t i = 0; i < TG_ARRAY_LEN(stages_sorted); i++)
+        tg_jw_kint(w, tg_stage_name(stages_sorted[i]), t->stage_ns[stages_sorted[i]] / 1000);
+    tg_jw_end(w);
 }
 
-/* The record kept in the store and hashed into the audit log. */
-static json_t *turn_record(const struct tg_turn *t)
+static void sorted_json(struct tg_jw *w, const char *key, const json_t *v)
 {
-    json_t *r = tg_turn_summary(t, false);
-    if (!r)
-        return NULL;
-    json_object_del(r, "audit_index");
-    json_object_set_new(r, "kind", json_string("turn"));
-    json_object_set_new(r, "created_ms", json_integer(t->created_ms));
-    json_object_set_new(r, "channel", json_string(t->channel));
-    json_object_set_new(r, "api_key", json_string(t->key_name ? t->key_name : ""));
-    json_object_set_new(r, "customer_sha256",
-                        digest(t->conv.customer_id, strlen(t->conv.customer_id)));
-    json_object_set_new(r, "model_requested", json_string(t->model ? t->model : ""));
-    json_object_set_new(r, "language", json_string(t->language ? t->language : ""));
-    json_object_set_new(r, "input_sha256", digest(t->user_text, strlen(t->user_text)));
+    tg_jw_key(w, key);
+    if (v) {
+        tg_jw_json(w, v);
+    } else {
+        tg_jw_arr(w);
+        tg_jw_end(w);
+    }
+}
+
+/* The canonical turn record, whose index in the audit log will be index. */
+static int write_record(const struct tg_turn *t, uint64_t index, struct tg_buf *out)
+{
+    struct tg_jw w;
+    tg_jw_init(&w, out);
+    w.sorted = true;
+    tg_jw_obj(&w);
     if (t->draft && !t->err)
-        json_object_set_new(r, "answer_sha256", digest(t->draft, t->draft_len));
+        digest(&w, "answer_sha256", t->draft, t->draft_len);
+    tg_jw_kstr(&w, "api_key", t->key_name ? t->key_name : "");
+    sorted_json(&w, "attestations", t->attestations);
+    tg_jw_kint(&w, "audit_index", (int64_t)index);
+    tg_jw_kstr(&w, "backend", t->backend ? tg_backend_name(t->backend) : NULL);
+    tg_jw_kstr(&w, "channel", t->channel);
+    sorted_json(&w, "citations", t->citations);
+    tg_jw_key(&w, "confidence");
+    if (t->confidence >= 0)
+        tg_jw_real(&w, t->confidence);
+    else
+        tg_jw_null(&w);
+    tg_jw_kstr(&w, "conversation_id", t->conv.id);
+    tg_jw_kint(&w, "created_ms", t->created_ms);
+    if (t->conv.customer_id[0])
+        digest(&w, "customer_sha256", t->conv.customer_id, strlen(t->conv.customer_id));
+    else
+        tg_jw_kstr(&w, "customer_sha256", NULL);
+    tg_jw_kstr(&w, "decision", tg_decision_name(t->decision));
+    tg_jw_kint(&w, "degradations", t->degradations);
+    if (t->err) {
+        tg_jw_key(&w, "error");
+        tg_jw_obj(&w);
+        tg_jw_kstr(&w, "code", t->err_code ? t->err_code : "error");
+        tg_jw_kstr(&w, "message", t->errmsg);
+        tg_jw_kint(&w, "status", t->http_status);
+        tg_jw_end(&w);
+    }
+    digest(&w, "input_sha256", t->user_text, strlen(t->user_text));
+    tg_jw_key(&w, "intent");
+    tg_jw_obj(&w);
+    tg_jw_key(&w, "confidence");
+    tg_jw_real(&w, t->intent_confidence);
+    tg_jw_kstr(&w, "name", t->intent ? t->intent : "unclassified");
+    tg_jw_end(&w);
+    tg_jw_kstr(&w, "kind", "turn");
+    tg_jw_kstr(&w, "language", t->language ? t->language : "");
+    tg_jw_kstr(&w, "model_requested", t->model ? t->model : "");
+    sorted_json(&w, "policy_hits", t->policy_hits);
+    stage_us(&w, t);
+    sorted_json(&w, "tags", t->tags);
+    tg_jw_kstr(&w, "turn_id", t->id);
     if (t->upstream_model[0])
-        json_object_set_new(r, "upstream_model", json_string(t->upstream_model));
-    json_object_set_new(r, "usage",
-                        json_pack("{s:I, s:I}", "prompt_tokens", (json_int_t)t->prompt_tokens,
-                                  "completion_tokens", (json_int_t)t->completion_tokens));
-    if (t->err)
-        json_object_set_new(r, "error",
-                            json_pack("{s:s, s:i, s:s}", "code",
-                                      t->err_code ? t->err_code : "error", "status", t->http_status,
-                                      "message", t->errmsg));
-    json_object_set_new(r, "stage_us", timings(t));
-    return r;
+        tg_jw_kstr(&w, "upstream_model", t->upstream_model);
+    tg_jw_key(&w, "usage");
+    tg_jw_obj(&w);
+    tg_jw_kint(&w, "completion_tokens", t->completion_tokens);
+    tg_jw_kint(&w, "prompt_tokens", t->prompt_tokens);
+    tg_jw_end(&w);
+    tg_jw_end(&w);
+    return tg_jw_finish(&w);
 }
 
 static void log_line(const struct tg_turn *t)
 {
     /* A short digest identifies the customer across lines without naming them. */
     uint8_t h[TG_SHA256_LEN];
-    char hex[2 * TG_SHA256_LEN + 1];
+    char hex[17];
+    struct tg_buf b;
+    struct tg_jw w;
     tg_sha256(t->conv.customer_id, strlen(t->conv.customer_id), h);
     tg_hex_encode(h, 8, hex);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?, s:I, s:o, s:I}", "event", "turn",
-                          "turn_id", t->id, "conversation_id", t->conv.id, "customer", hex,
-                          "decision", tg_decision_name(t->decision), "backend",
-                          t->backend ? tg_backend_name(t->backend) : NULL, "audit_index",
-                          (json_int_t)t->audit_index, "stage_us", timings(t), "total_us",
-                          (json_int_t)((tg_clock_mono_ns() - t->t0_ns) / 1000));
-    if (o)
-        tg_log_json(o);
-    json_decref(o);
+    tg_buf_init(&b, TG_BUF_UNLIMITED);
+    tg_jw_init(&w, &b);
+    tg_jw_obj(&w);
+    tg_jw_kstr(&w, "event", "turn");
+    tg_jw_kstr(&w, "turn_id", t->id);
+    tg_jw_kstr(&w, "conversation_id", t->conv.id);
+    tg_jw_kstr(&w, "customer", t->conv.customer_id[0] ? hex : NULL);
+    tg_jw_kstr(&w, "decision", tg_decision_name(t->decision));
+    tg_jw_kstr(&w, "backend", t->backend ? tg_backend_name(t->backend) : NULL);
+    tg_jw_kint(&w, "audit_index", t->audit_index);
+    stage_us(&w, t);
+    tg_jw_kint(&w, "total_us", (tg_clock_mono_ns() - t->t0_ns) / 1000);
+    tg_jw_end(&w);
+    if (tg_jw_finish(&w) == TG_OK)
+        tg_log_line(b.data, b.len);
+    tg_buf_free(&b);
 }
 
-static int persist(struct tg_turn *t, const json_t *record)
+static int persist(struct tg_turn *t, const struct tg_buf *record)
 {
     struct tg_pipeline *p = t->p;
     int rc;
@@ -104,23 +164,27 @@ static int persist(struct tg_turn *t, const json_t *record)
         rc = tg_store_message_add(p->store, &m);
     }
     if (!rc)
-        rc = tg_store_turn_put(p->store, t->id, t->conv.id, tg_decision_name(t->decision),
-                               t->created_ms, record);
+        rc = tg_store_turn_put_text(p->store, t->id, t->conv.id, tg_decision_name(t->decision),
+                                    t->created_ms, record->data, record->len);
     return rc;
 }
 
 enum tg_stage_rc tg_stage_record(struct tg_turn *t)
 {
     struct tg_pipeline *p = t->p;
-    uint64_t index = 0;
-    json_t *record = turn_record(t);
-    int rc = record ? tg_audit_append_json(p->audit, record, &index) : TG_E_NOMEM;
-    if (rc == TG_OK) {
+    struct tg_buf record;
+    uint64_t next = tg_audit_size(p->audit), index = 0;
+    tg_buf_init(&record, TG_BUF_UNLIMITED);
+    int rc = write_record(t, next, &record);
+    if (!rc)
+        rc = tg_audit_append(p->audit, record.data, record.len, &index);
+    if (!rc) {
+        /* One thread appends, so the index announced in the leaf is the one it got. */
+        TG_ASSERT(index == next);
         t->audit_index = (int64_t)index;
-        json_object_set_new(record, "audit_index", json_integer(t->audit_index));
-        rc = persist(t, record);
+        rc = persist(t, &record);
     }
-    json_decref(record);
+    tg_buf_free(&record);
     if (rc) {
         /* Nothing may be delivered that is not on the record. */
         tg_error("turn %s: cannot record: %s", t->id, tg_err_str(rc));
@@ -130,7 +194,7 @@ enum tg_stage_rc tg_stage_record(struct tg_turn *t)
     }
     t->recorded = rc == TG_OK;
     tg_metrics_decision(p->metrics, t->decision);
-    if (p->log_turns)
+    if (p->log_turns && tg_log_enabled(TG_LOG_INFO))
         log_line(t);
     return TG_NEXT;
 }

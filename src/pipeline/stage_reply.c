@@ -2,13 +2,16 @@
  * stage_reply.c - the answer in the OpenAI wire format, with the turn's
  * own `trustgate` object beside the standard fields.
  *
- * The reply stage builds one JSON object: a chat.completion on success, an
- * OpenAI error object otherwise.  The HTTP layer sends it as is, or frames
- * it as chat.completion.chunk events when the client asked to stream; the
- * CLI prints it.
+ * The reply stage writes the whole HTTP body into t->reply: a
+ * chat.completion object, the same answer as chat.completion.chunk events
+ * when the client asked to stream, or an OpenAI error object.  The HTTP
+ * layer sends it as it is; the CLI reads the turn.
  */
 #include "pipeline/pipeline.h"
 
+#include "core/jw.h"
+
+#include <stdio.h>
 #include <string.h>
 
 /* What the customer is told for a decision other than deliver. */
@@ -27,47 +30,80 @@ static const char *holding_text(enum tg_decision d)
     }
 }
 
-static json_t *completion(const struct tg_turn *t, json_t *tg)
+static int write_error(struct tg_turn *t, const struct tg_buf *summary)
 {
-    const char *text = t->decision == TG_DECISION_DELIVER ? t->draft : holding_text(t->decision);
-    size_t len = t->decision == TG_DECISION_DELIVER ? t->draft_len : strlen(text);
-    char id[TG_ID_MAX + 16];
-    snprintf(id, sizeof(id), "chatcmpl-%s", t->id + 5); /* the turn id without "turn_" */
-    return json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{s:s, s:s%}, s:s}], s:{s:I, s:I, s:I}, "
-                     "s:o}",
-                     "id", id, "object", "chat.completion", "created",
-                     (json_int_t)(t->created_ms / 1000), "model", t->model, "choices", "index", 0,
-                     "message", "role", "assistant", "content", text, len, "finish_reason",
-                     t->finish_reason[0] && t->decision == TG_DECISION_DELIVER ? t->finish_reason
-                                                                               : "stop",
-                     "usage", "prompt_tokens", (json_int_t)t->prompt_tokens, "completion_tokens",
-                     (json_int_t)t->completion_tokens, "total_tokens",
-                     (json_int_t)(t->prompt_tokens + t->completion_tokens), "trustgate", tg);
-}
-
-static json_t *error_object(const struct tg_turn *t, json_t *tg)
-{
-    json_t *e = json_pack("{s:{s:s, s:s, s:s?, s:s?}}", "error", "message", t->errmsg, "type",
-                          tg_err_type(t->err), "param", t->err_param, "code", t->err_code);
-    if (e && tg)
-        json_object_set_new(e, "trustgate", tg);
-    else
-        json_decref(tg);
-    return e;
+    struct tg_jw w;
+    tg_jw_init(&w, &t->reply);
+    tg_jw_obj(&w);
+    tg_jw_key(&w, "error");
+    tg_jw_obj(&w);
+    tg_jw_kstr(&w, "message", t->errmsg);
+    tg_jw_kstr(&w, "type", tg_err_type(t->err));
+    tg_jw_kstr(&w, "param", t->err_param);
+    tg_jw_kstr(&w, "code", t->err_code);
+    tg_jw_end(&w);
+    if (summary->len) {
+        tg_jw_key(&w, "trustgate");
+        tg_jw_raw(&w, summary->data, summary->len);
+    }
+    tg_jw_end(&w);
+    return tg_jw_finish(&w);
 }
 
 enum tg_stage_rc tg_stage_reply(struct tg_turn *t)
 {
+    struct tg_buf summary;
+    struct tg_jw w;
+    int rc = TG_OK;
+    tg_buf_init(&summary, TG_BUF_UNLIMITED);
     /* A request refused at the door has no turn to describe. */
-    json_t *tg = t->id[0] ? tg_turn_summary(t, false) : NULL;
-    if (t->err) {
+    if (t->id[0]) {
+        tg_jw_init(&w, &summary);
+        tg_turn_write_summary(t, &w);
+        rc = tg_jw_finish(&w);
+    }
+    tg_buf_reset(&t->reply);
+    t->reply_type = "application/json";
+    if (!rc && t->err) {
         if (!t->http_status)
             t->http_status = tg_err_status(t->err);
-        json_object_set_new(tg, "decision", json_string("error"));
-        t->response = error_object(t, tg);
-    } else {
+        rc = write_error(t, &summary);
+    } else if (!rc) {
+        bool deliver = t->decision == TG_DECISION_DELIVER;
+        char id[TG_ID_MAX + 16];
+        snprintf(id, sizeof(id), "chatcmpl-%s", t->id + 5); /* the turn id without "turn_" */
+        t->answer = deliver ? t->draft : holding_text(t->decision);
+        t->answer_len = deliver ? t->draft_len : strlen(t->answer);
+        struct tg_completion c = {
+            .id = id,
+            .created = t->created_ms / 1000,
+            .model = t->model,
+            .content = t->answer,
+            .content_len = t->answer_len,
+            .finish_reason = deliver && t->finish_reason[0] ? t->finish_reason : "stop",
+            .prompt_tokens = t->prompt_tokens,
+            .completion_tokens = t->completion_tokens,
+            .extra_key = "trustgate",
+            .extra = summary.data,
+            .extra_len = summary.len,
+        };
         t->http_status = 200;
-        t->response = completion(t, tg);
+        if (t->stream) {
+            t->reply_type = "text/event-stream";
+            rc = tg_wire_sse(&c, 48, &t->reply);
+        } else {
+            rc = tg_wire_completion(&c, &t->reply);
+        }
     }
+    if (rc) {
+        /* Only allocation can fail here; say so in the plainest form. */
+        tg_buf_reset(&t->reply);
+        tg_buf_puts(&t->reply,
+                    "{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\","
+                    "\"param\":null,\"code\":\"internal_error\"}}");
+        t->reply_type = "application/json";
+        t->http_status = 500;
+    }
+    tg_buf_free(&summary);
     return TG_NEXT;
 }

@@ -91,7 +91,10 @@ struct tg_turn {
     bool recorded;
 
     /* reply */
-    json_t *response;           /* chat.completion or error object (owned) */
+    struct tg_buf reply;        /* the HTTP body: chat.completion, SSE events or an error */
+    const char *reply_type;     /* its Content-Type */
+    const char *answer;         /* what the customer is told (draft or holding text) */
+    size_t answer_len;
 
     /* pipeline bookkeeping */
     enum tg_stage_id stage;
@@ -112,11 +115,18 @@ void tg_turn_free(struct tg_turn *t);
 void tg_turn_fail(struct tg_turn *t, int err, int status, const char *code, const char *param,
                   const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
+struct tg_jw;
 /*
- * The turn's public summary: turn_id, conversation_id, decision, intent,
- * confidence, citations, policy_hits, tags, attestations, backend,
- * degradations, audit_index.  with_answer adds answer and entities (for the
- * in-process CLI; never for logs).  New reference; NULL on failure.
+ * Write the turn's public summary as one JSON object: turn_id,
+ * conversation_id, decision, intent, confidence, citations, policy_hits,
+ * tags, attestations, backend, degradations, audit_index.  This is the
+ * `trustgate` object of every answer.
+ */
+void tg_turn_write_summary(const struct tg_turn *t, struct tg_jw *w);
+/*
+ * The summary as a jansson object; with_answer adds answer, entities and
+ * any error (for the in-process CLI; never for logs).  New reference, NULL
+ * on failure.
  */
 json_t *tg_turn_summary(const struct tg_turn *t, bool with_answer);
 

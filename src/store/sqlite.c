@@ -551,14 +551,11 @@ static int sq_message_add(struct tg_store *st, const struct tg_message *m)
 }
 
 static int sq_turn_put(struct tg_store *st, const char *turn_id, const char *conversation_id,
-                       const char *decision, int64_t created_ms, const json_t *record)
+                       const char *decision, int64_t created_ms, const char *record, size_t rl)
 {
     int rc;
     struct job *j = NULL;
     size_t il = strlen(turn_id), cl = strlen(conversation_id), dl = strlen(decision);
-    size_t rl = json_size(record, &rc);
-    if (rc != TG_OK)
-        goto out;
     j = job_new(JOB_TURN, il + cl + dl + rl + 4, &rc);
     if (!j)
         goto out;
@@ -566,7 +563,7 @@ static int sq_turn_put(struct tg_store *st, const char *turn_id, const char *con
     j->u.turn.id = pack(&cur, turn_id, il);
     j->u.turn.conversation_id = pack(&cur, conversation_id, cl);
     j->u.turn.decision = pack(&cur, decision, dl);
-    j->u.turn.record = pack_json(&cur, record, rl);
+    j->u.turn.record = pack(&cur, record, rl);
     j->u.turn.record_len = rl;
     j->u.turn.created_ms = created_ms;
     rc = enqueue(sq(st), j);

@@ -3,6 +3,7 @@
  * checks arguments once for every backend, and dispatches through the
  * backend's ops table (store_int.h).
  */
+#include "core/jw.h"
 #include "store/store_int.h"
 
 #include <stdarg.h>
@@ -130,12 +131,32 @@ int tg_store_message_add(struct tg_store *st, const struct tg_message *m)
     return st->ops->message_add(st, m);
 }
 
+int tg_store_turn_put_text(struct tg_store *st, const char *turn_id, const char *conversation_id,
+                           const char *decision, int64_t created_ms, const char *record, size_t len)
+{
+    if (!st || !turn_id || !turn_id[0] || !conversation_id || !decision || !record || !len ||
+        record[0] != '{')
+        return TG_E_INVAL;
+    return st->ops->turn_put(st, turn_id, conversation_id, decision, created_ms, record, len);
+}
+
 int tg_store_turn_put(struct tg_store *st, const char *turn_id, const char *conversation_id,
                       const char *decision, int64_t created_ms, const json_t *record)
 {
-    if (!st || !turn_id || !turn_id[0] || !conversation_id || !decision || !json_is_object(record))
+    struct tg_buf b;
+    struct tg_jw w;
+    int rc;
+    if (!json_is_object(record))
         return TG_E_INVAL;
-    return st->ops->turn_put(st, turn_id, conversation_id, decision, created_ms, record);
+    tg_buf_init(&b, TG_BUF_UNLIMITED);
+    tg_jw_init(&w, &b);
+    tg_jw_json(&w, record);
+    rc = tg_jw_finish(&w);
+    if (!rc)
+        rc = tg_store_turn_put_text(st, turn_id, conversation_id, decision, created_ms, b.data,
+                                    b.len);
+    tg_buf_free(&b);
+    return rc;
 }
 
 int tg_store_review_put(struct tg_store *st, const struct tg_review_row *r, const json_t *task)

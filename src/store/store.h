@@ -86,6 +86,11 @@ int tg_store_message_add(struct tg_store *st, const struct tg_message *m);
 /* Insert or replace a turn record (any JSON object) with its key columns. */
 int tg_store_turn_put(struct tg_store *st, const char *turn_id, const char *conversation_id,
                       const char *decision, int64_t created_ms, const json_t *record);
+/* The same with the record already serialised as a JSON object (len bytes),
+ * stored byte for byte — the record stage stores its canonical audit leaf. */
+int tg_store_turn_put_text(struct tg_store *st, const char *turn_id, const char *conversation_id,
+                           const char *decision, int64_t created_ms, const char *record,
+                           size_t len);
 /* Insert or replace a review task: key columns plus the whole task as JSON. */
 int tg_store_review_put(struct tg_store *st, const struct tg_review_row *r, const json_t *task);
 /* Append one audit leaf.  Indexes must arrive in order 0, 1, 2, ...; a

@@ -26,7 +26,7 @@ struct tg_store_ops {
     int (*conversation_put)(struct tg_store *st, const struct tg_conversation *c);
     int (*message_add)(struct tg_store *st, const struct tg_message *m);
     int (*turn_put)(struct tg_store *st, const char *turn_id, const char *conversation_id,
-                    const char *decision, int64_t created_ms, const json_t *record);
+                    const char *decision, int64_t created_ms, const char *record, size_t len);
     int (*review_put)(struct tg_store *st, const struct tg_review_row *r, const json_t *task);
     int (*audit_put)(struct tg_store *st, const struct tg_audit_row *row);
 

@@ -334,6 +334,24 @@ static void test_gate_decisions(void **state)
     }
 }
 
+/* Every object's keys in strictly ascending byte order (needs JSON_PRESERVE_ORDER). */
+static bool keys_sorted(const json_t *v)
+{
+    const char *key, *prev = NULL;
+    json_t *e;
+    size_t i;
+    if (json_is_object(v)) {
+        json_object_foreach((json_t *)v, key, e) {
+            if ((prev && strcmp(prev, key) >= 0) || !keys_sorted(e))
+                return false;
+            prev = key;
+        }
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, e) if (!keys_sorted(e)) return false;
+    }
+    return true;
+}
+
 static void test_record_writes_audit_without_text(void **state)
 {
     struct fixture *f = *state;
@@ -349,18 +367,23 @@ static void test_record_writes_audit_without_text(void **state)
     assert_non_null(strstr(leaf, "input_sha256"));
     assert_null(strstr(leaf, "我想了解重疾险")); /* no message text in the audit log */
     assert_null(strstr(leaf, "cust-42"));     /* nor the customer id */
-    /* canonical: sorted keys, no spaces after separators */
-    json_t *j = json_loads(leaf, 0, NULL);
-    char *canon = tg_json_canonical(j, NULL);
-    assert_string_equal(canon, leaf);
-    tg_free(canon);
+    /* canonical: keys sorted at every level, no insignificant whitespace */
+    json_t *j = json_loads(leaf, JSON_PRESERVE_ORDER, NULL);
+    assert_non_null(j);
+    assert_true(keys_sorted(j));
+    assert_null(strstr(leaf, ": "));
+    assert_null(strstr(leaf, ", "));
+    assert_null(strchr(leaf, '\n'));
+    assert_int_equal(tg_json_int(j, "audit_index", -1), t->audit_index);
     json_decref(j);
     tg_free(leaf);
-    tg_free(row.data);
-    json_t *rec = NULL;
+    /* the stored record is the audit leaf itself */
+    json_t *rec = NULL, *leafj = json_loadb(row.data, row.len, 0, NULL);
     assert_int_equal(tg_store_turn_get(f->p->store, t->id, &rec), TG_OK);
-    assert_int_equal(tg_json_int(rec, "audit_index", -1), t->audit_index);
+    assert_true(json_equal(rec, leafj));
     json_decref(rec);
+    json_decref(leafj);
+    tg_free(row.data);
     json_t *msgs = NULL;
     assert_int_equal(tg_store_messages(f->p->store, t->conv.id, 10, &msgs), TG_OK);
     assert_true(json_array_size(msgs) >= 2);
@@ -374,7 +397,8 @@ static void test_reply_shapes(void **state)
 {
     struct fixture *f = *state;
     struct tg_turn *t = run_turn(f, simple);
-    json_t *r = t->response;
+    assert_string_equal(t->reply_type, "application/json");
+    json_t *r = json_loadb(t->reply.data, t->reply.len, 0, NULL);
     assert_string_equal(tg_json_str(r, "object", ""), "chat.completion");
     assert_true(tg_str_has_prefix(tg_json_str(r, "id", ""), "chatcmpl-"));
     json_t *choice = json_array_get(json_object_get(r, "choices"), 0);
@@ -389,15 +413,20 @@ static void test_reply_shapes(void **state)
     const char *keys[] = {"conversation_id", "citations", "policy_hits", "confidence", "intent"};
     for (size_t i = 0; i < TG_ARRAY_LEN(keys); i++)
         assert_non_null(json_object_get(tg, keys[i]));
+    json_decref(r);
     tg_turn_free(t);
 
     t = turn_with(f, "tg-test-key", "{}");
     tg_turn_fail(t, TG_E_INVAL, 400, "missing_field", "messages", "'messages' is required");
     assert_int_equal(tg_stage_reply(t), TG_NEXT);
-    json_t *e = json_object_get(t->response, "error");
+    assert_int_equal(t->http_status, 400);
+    r = json_loadb(t->reply.data, t->reply.len, 0, NULL);
+    json_t *e = json_object_get(r, "error");
     assert_string_equal(tg_json_str(e, "code", ""), "missing_field");
     assert_string_equal(tg_json_str(e, "param", ""), "messages");
     assert_string_equal(tg_json_str(e, "type", ""), "invalid_request_error");
+    assert_null(json_object_get(r, "trustgate")); /* refused before it was a turn */
+    json_decref(r);
     tg_turn_free(t);
 }
 
