@@ -75,30 +75,24 @@ static const char *bearer(const struct tg_http_req *req)
 
 struct chat_ctx {
     struct tg_api *api;
-    struct tg_http_req *req; /* NULL once the client left */
+    struct tg_http_req *req; /* valid until answered, even after the client left */
     struct tg_turn *turn;
 };
-
-static void client_gone_cb(struct tg_http_req *req, void *arg)
-{
-    (void)req;
-    struct chat_ctx *cc = arg;
-    /* The turn goes on to be recorded; only its answer has nowhere to go. */
-    cc->req = NULL;
-}
 
 static void chat_done_cb(struct tg_turn *t, void *arg)
 {
     struct chat_ctx *cc = arg;
     struct tg_api *api = cc->api;
-    /* 499: the client closed the connection before the answer (nginx's convention). */
-    tg_metrics_request(api->p->metrics, "/v1/chat/completions", cc->req ? t->http_status : 499);
-    if (cc->req)
-        tg_http_respond(cc->req, t->http_status, t->reply_type,
-                        strcmp(t->reply_type, "text/event-stream") == 0
-                            ? "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n"
-                            : NULL,
-                        t->reply.data, t->reply.len);
+    /* The turn was recorded either way.  A client that left gets nothing,
+     * but its request is still answered so the server can free it; 499 is
+     * nginx's convention for "client closed the connection". */
+    bool gone = tg_http_gone(cc->req);
+    tg_metrics_request(api->p->metrics, "/v1/chat/completions", gone ? 499 : t->http_status);
+    tg_http_respond(cc->req, t->http_status, t->reply_type,
+                    strcmp(t->reply_type, "text/event-stream") == 0
+                        ? "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n"
+                        : NULL,
+                    t->reply.data, t->reply.len);
     tg_turn_free(t);
     tg_free(cc);
 }
@@ -122,7 +116,6 @@ static void chat_completions(struct tg_api *api, struct tg_http_req *req)
     t->customer_hint = tg_http_header(req, api->p->cfg->customer_header);
     t->done_cb = chat_done_cb;
     t->done_arg = cc;
-    tg_http_on_gone(req, client_gone_cb, cc);
     tg_pipeline_start(t);
 }
 

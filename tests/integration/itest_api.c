@@ -544,6 +544,34 @@ static void test_turn_log_lines(void **state)
     tg_free(log);
 }
 
+/* ------------------------------------------------------------ client leaves */
+
+static void test_client_gone_turn_still_recorded(void **state)
+{
+    (void)state;
+    struct tg_h_resp r;
+    char url[128];
+    uint64_t before = audit_size_of(E.a.port);
+    assert_int_equal(tg_h_upstream_control(E.up.port, "script", "{\"steps\":[{\"delay_ms\":600}]}"),
+                     0);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/chat/completions", E.a.port);
+    const char *hdrs[] = {"Authorization: Bearer tg-it-key", NULL};
+    const char *body = "{\"messages\":[{\"role\":\"user\",\"content\":\"不等了\"}]}";
+    assert_int_equal(tg_h_http("POST", url, hdrs, body, strlen(body), 150, &r), -1);
+    tg_h_resp_free(&r);
+    usleep(900000);
+    /* the abandoned turn took its leaf: the next one is two further on */
+    assert_int_equal(audit_size_of(E.a.port), before + 2);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", E.a.port);
+    assert_int_equal(tg_h_http("GET", url, NULL, NULL, 0, 0, &r), 0);
+    assert_non_null(strstr(r.body, "route=\"/v1/chat/completions\",status=\"499\"} 1"));
+    tg_h_resp_free(&r);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/readyz", E.a.port);
+    assert_int_equal(tg_h_http("GET", url, NULL, NULL, 0, 0, &r), 0);
+    assert_non_null(strstr(r.body, "\"inflight\":0"));
+    tg_h_resp_free(&r);
+}
+
 /* ------------------------------------------------------------ drain and audit */
 
 struct slow_req {
@@ -572,7 +600,9 @@ static void test_sigterm_drains_then_audit_verifies(void **state)
     int status = tg_h_stop(&E.a, 5000);
     pthread_join(th, NULL);
     assert_int_equal(status, 0);
-    assert_true(tg_clock_mono_ns() - t0 > 200 * 1000000LL); /* it waited for the turn */
+    int64_t waited = tg_clock_mono_ns() - t0;
+    assert_true(waited > 200 * 1000000LL);  /* it waited for the turn */
+    assert_true(waited < 3000 * 1000000LL); /* and for nothing else (drain timeout is 5 s) */
     assert_int_equal(s.r.status, 200);
     assert_non_null(strstr(s.r.body, "fake answer to: 慢"));
     json_t *j = parse(&s.r);
@@ -619,6 +649,7 @@ int main(void)
         cmocka_unit_test_setup(test_status_endpoints, reset_upstream),
         cmocka_unit_test_setup(test_conversation_across_devices, reset_upstream),
         cmocka_unit_test_setup(test_turn_log_lines, reset_upstream),
+        cmocka_unit_test_setup(test_client_gone_turn_still_recorded, reset_upstream),
         cmocka_unit_test_setup(test_sigterm_drains_then_audit_verifies, reset_upstream),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
