@@ -11,6 +11,7 @@
  * finish reason or [DONE] is a failure, never a short success.
  */
 #include "backend/backend_int.h"
+#include "core/jw.h"
 #include "metrics/metrics.h"
 
 #include <stdio.h>
@@ -453,26 +454,29 @@ static const char *const forwarded_params[] = {
 
 static char *build_body(const struct tg_backend_conf *conf, const struct tg_backend_request *rq)
 {
-    json_t *body = json_object();
-    char *s = NULL;
-    if (!body)
-        return NULL;
-    const char *model = conf->model ? conf->model : (rq->model ? rq->model : "default");
-    json_object_set_new(body, "model", json_string(model));
-    json_object_set(body, "messages", (json_t *)rq->messages);
-    json_object_set_new(body, "stream", json_boolean(conf->stream));
+    struct tg_buf b;
+    struct tg_jw w;
+    tg_buf_init(&b, 64u << 20);
+    tg_jw_init(&w, &b);
+    tg_jw_obj(&w);
+    tg_jw_kstr(&w, "model", conf->model ? conf->model : (rq->model ? rq->model : "default"));
+    tg_jw_key(&w, "messages");
+    tg_jw_json(&w, rq->messages);
+    tg_jw_key(&w, "stream");
+    tg_jw_bool(&w, conf->stream);
     for (size_t i = 0; rq->params && i < TG_ARRAY_LEN(forwarded_params); i++) {
         json_t *v = json_object_get(rq->params, forwarded_params[i]);
-        if (v && !json_is_null(v))
-            json_object_set(body, forwarded_params[i], v);
+        if (v && !json_is_null(v)) {
+            tg_jw_key(&w, forwarded_params[i]);
+            tg_jw_json(&w, v);
+        }
     }
-    char *d = json_dumps(body, JSON_COMPACT);
-    if (d) {
-        s = tg_strdup(d);
-        free(d);
+    tg_jw_end(&w);
+    if (tg_jw_finish(&w)) {
+        tg_buf_free(&b);
+        return NULL;
     }
-    json_decref(body);
-    return s;
+    return tg_buf_steal(&b, NULL);
 }
 
 static int openai_generate(struct tg_backend *b, const struct tg_backend_request *rq,

@@ -408,10 +408,9 @@ int tg_parse_duration_ms(const char *s, int64_t *out)
 int tg_parse_size(const char *s, uint64_t *out)
 {
     static const struct unit units[] = {
-        {"", 1},           {"b", 1},
-        {"k", 1024},       {"kb", 1000},        {"kib", 1024},
-        {"m", 1048576},    {"mb", 1000000},     {"mib", 1048576},
-        {"g", 1073741824}, {"gb", 1000000000},  {"gib", 1073741824},
+        {"", 1},           {"b", 1},           {"k", 1024},         {"kb", 1000},
+        {"kib", 1024},     {"m", 1048576},     {"mb", 1000000},     {"mib", 1048576},
+        {"g", 1073741824}, {"gb", 1000000000}, {"gib", 1073741824},
     };
     double v;
     int rc = parse_with_units(s, units, TG_ARRAY_LEN(units), &v);
@@ -486,8 +485,8 @@ void tg_log(enum tg_log_level lv, const char *fmt, ...)
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     int off = (int)strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-    off += snprintf(line + off, sizeof(line) - (size_t)off, ".%03ldZ %s ",
-                    ts.tv_nsec / 1000000, tags[lv]);
+    off += snprintf(line + off, sizeof(line) - (size_t)off, ".%03ldZ %s ", ts.tv_nsec / 1000000,
+                    tags[lv]);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(line + off, sizeof(line) - (size_t)off, fmt, ap);
@@ -539,9 +538,49 @@ static void sha256_release(void)
 
 void tg_sha256(const void *data, size_t len, uint8_t out[TG_SHA256_LEN])
 {
-    unsigned int n = 0;
-    pthread_once(&sha256_once, sha256_fetch);
-    EVP_Digest(data, len, out, &n, sha256_md ? sha256_md : EVP_sha256(), NULL);
+    const void *parts[1] = {data};
+    const size_t lens[1] = {len};
+    tg_sha256_parts(parts, lens, 1, out);
+}
+
+/* One digest context per thread, reused: creating one costs more than
+ * hashing the 65 bytes of a Merkle node. */
+static pthread_key_t ctx_key;
+static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
+
+static void ctx_free(void *ctx)
+{
+    EVP_MD_CTX_free(ctx);
+}
+
+static bool ctx_key_made;
+
+static void ctx_key_create(void)
+{
+    ctx_key_made = pthread_key_create(&ctx_key, ctx_free) == 0;
+}
+
+static EVP_MD_CTX *thread_ctx(void)
+{
+    pthread_once(&ctx_once, ctx_key_create);
+    EVP_MD_CTX *ctx = pthread_getspecific(ctx_key);
+    if (!ctx) {
+        ctx = EVP_MD_CTX_new();
+        if (ctx)
+            pthread_setspecific(ctx_key, ctx);
+    }
+    return ctx;
+}
+
+static void thread_ctx_release(void) __attribute__((destructor));
+static void thread_ctx_release(void)
+{
+    /* The main thread's context is not freed by a thread exit. */
+    if (ctx_key_made) {
+        EVP_MD_CTX *ctx = pthread_getspecific(ctx_key);
+        pthread_setspecific(ctx_key, NULL);
+        EVP_MD_CTX_free(ctx);
+    }
 }
 
 bool tg_sha256_parts(const void *const parts[], const size_t lens[], size_t n,
@@ -549,16 +588,15 @@ bool tg_sha256_parts(const void *const parts[], const size_t lens[], size_t n,
 {
     unsigned int outlen = 0;
     bool ok = false;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    EVP_MD_CTX *ctx = thread_ctx();
     pthread_once(&sha256_once, sha256_fetch);
-    if (!ctx || EVP_DigestInit_ex(ctx, sha256_md ? sha256_md : EVP_sha256(), NULL) != 1)
+    if (!ctx || EVP_DigestInit_ex2(ctx, sha256_md ? sha256_md : EVP_sha256(), NULL) != 1)
         goto out;
     for (size_t i = 0; i < n; i++)
         if (lens[i] && EVP_DigestUpdate(ctx, parts[i], lens[i]) != 1)
             goto out;
     ok = EVP_DigestFinal_ex(ctx, out, &outlen) == 1 && outlen == TG_SHA256_LEN;
 out:
-    EVP_MD_CTX_free(ctx);
     if (!ok)
         memset(out, 0, TG_SHA256_LEN);
     return ok;
@@ -573,7 +611,21 @@ void tg_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len
 
 int tg_random_bytes(void *buf, size_t n)
 {
-    return RAND_bytes(buf, (int)n) == 1 ? TG_OK : TG_E_INTERNAL;
+    /* Small requests (identifiers) come from a per-thread pool refilled
+     * 512 bytes at a time: one DRBG call instead of one per identifier. */
+    static _Thread_local uint8_t pool[512];
+    static _Thread_local size_t left;
+    if (n > sizeof(pool) / 4)
+        return RAND_bytes(buf, (int)n) == 1 ? TG_OK : TG_E_INTERNAL;
+    if (left < n) {
+        if (RAND_bytes(pool, (int)sizeof(pool)) != 1)
+            return TG_E_INTERNAL;
+        left = sizeof(pool);
+    }
+    memcpy(buf, pool + sizeof(pool) - left, n);
+    memset(pool + sizeof(pool) - left, 0, n);
+    left -= n;
+    return TG_OK;
 }
 
 bool tg_ct_equal(const void *a, const void *b, size_t n)

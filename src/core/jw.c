@@ -17,8 +17,16 @@ void tg_jw_init(struct tg_jw *w, struct tg_buf *b)
 
 static void put(struct tg_jw *w, const char *s, size_t n)
 {
+    struct tg_buf *b = w->b;
+    /* Fast path: room already there (the usual case after the first turns). */
+    if (!w->err && b->cap - b->len > n && b->max - b->len >= n) {
+        memcpy(b->data + b->len, s, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+        return;
+    }
     if (!w->err)
-        w->err = tg_buf_append(w->b, s, n);
+        w->err = tg_buf_append(b, s, n);
 }
 
 /* Separator before a value or a key. */
@@ -144,9 +152,16 @@ void tg_jw_str(struct tg_jw *w, const char *s)
 void tg_jw_int(struct tg_jw *w, int64_t v)
 {
     char num[24];
-    int n = snprintf(num, sizeof(num), "%lld", (long long)v);
+    char *p = num + sizeof(num);
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
     sep(w);
-    put(w, num, (size_t)n);
+    put(w, p, (size_t)(num + sizeof(num) - p));
 }
 
 void tg_jw_real(struct tg_jw *w, double v)
