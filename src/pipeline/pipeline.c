@@ -216,6 +216,7 @@ int tg_pipeline_open(const struct tg_config *cfg, struct event_base *base, const
     rc = tg_store_open(uri, &p->store, err, errlen);
     if (rc)
         goto out;
+    tg_store_set_group_commit(p->store, cfg->group_commit_ms);
     rc = tg_audit_open(p->store, &p->audit);
     if (rc) {
         snprintf(err, errlen, "audit log in %s does not verify (%s); run `trustgate audit verify`",

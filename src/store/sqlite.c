@@ -19,9 +19,11 @@
  */
 #include "store/store_int.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
@@ -195,6 +197,8 @@ struct sq_store {
     uint64_t committed; /* jobs ever finished by the writer */
     int err;            /* first write error, sticky */
     bool stop;
+    int64_t group_ns; /* wait this long for more jobs before a commit */
+    int flushers;     /* callers blocked in flush: commit at once */
 };
 
 static struct sq_store *sq(struct tg_store *st)
@@ -420,6 +424,25 @@ static void free_jobs(struct job *j)
     }
 }
 
+/*
+ * Let more jobs join the batch: one commit (one WAL sync point, one
+ * transaction) then serves every turn of the window.  Replies never wait
+ * for it; only durability is later, by at most the window.  Called with
+ * the mutex held; a flush or a stop ends the window early.
+ */
+static void group_window(struct sq_store *s)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    int64_t ns = dl.tv_nsec + s->group_ns;
+    dl.tv_sec += (time_t)(ns / 1000000000);
+    dl.tv_nsec = (long)(ns % 1000000000);
+    while (!s->stop && !s->flushers && s->queued_bytes < QUEUE_MAX_BYTES / 4) {
+        if (pthread_cond_timedwait(&s->work_cv, &s->mu, &dl) == ETIMEDOUT)
+            break;
+    }
+}
+
 static void *writer_main(void *arg)
 {
     struct sq_store *s = arg;
@@ -430,6 +453,8 @@ static void *writer_main(void *arg)
             pthread_cond_wait(&s->work_cv, &s->mu);
         if (!s->head)
             break; /* stop requested and nothing left to commit */
+        if (s->group_ns > 0 && !s->stop && !s->flushers)
+            group_window(s);
         struct job *batch = s->head;
         uint64_t upto = s->enqueued;
         size_t bytes = s->queued_bytes;
@@ -518,8 +543,10 @@ static int enqueue(struct sq_store *s, struct job *j)
         s->tail = j;
         s->queued_bytes += j->size;
         s->enqueued++;
+        /* The writer waits for work only on an empty queue. */
+        if (s->head == j)
+            pthread_cond_signal(&s->work_cv);
         j = NULL;
-        pthread_cond_signal(&s->work_cv);
     }
     pthread_mutex_unlock(&s->mu);
     tg_free(j);
@@ -605,6 +632,14 @@ static int sq_audit_put(struct tg_store *st, const struct tg_audit_row *row)
     return enqueue(sq(st), j);
 }
 
+static void sq_set_group_commit(struct tg_store *st, int64_t ms)
+{
+    struct sq_store *s = sq(st);
+    pthread_mutex_lock(&s->mu);
+    s->group_ns = ms > 0 ? ms * 1000000 : 0;
+    pthread_mutex_unlock(&s->mu);
+}
+
 static int sq_flush(struct tg_store *st)
 {
     struct sq_store *s = sq(st);
@@ -612,8 +647,11 @@ static int sq_flush(struct tg_store *st)
 
     pthread_mutex_lock(&s->mu);
     uint64_t target = s->enqueued;
+    s->flushers++;
+    pthread_cond_signal(&s->work_cv); /* end a group window now */
     while (s->committed < target)
         pthread_cond_wait(&s->done_cv, &s->mu);
+    s->flushers--;
     rc = s->err;
     pthread_mutex_unlock(&s->mu);
     return rc;
@@ -1198,6 +1236,7 @@ const struct tg_store_ops tg_store_sqlite_ops = {
     .conversation_put = sq_conversation_put,
     .message_add = sq_message_add,
     .turn_put = sq_turn_put,
+    .set_group_commit = sq_set_group_commit,
     .review_put = sq_review_put,
     .audit_put = sq_audit_put,
     .conversation_latest = sq_conversation_latest,

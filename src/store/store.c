@@ -131,6 +131,12 @@ int tg_store_message_add(struct tg_store *st, const struct tg_message *m)
     return st->ops->message_add(st, m);
 }
 
+void tg_store_set_group_commit(struct tg_store *st, int64_t ms)
+{
+    if (st && st->ops->set_group_commit)
+        st->ops->set_group_commit(st, ms);
+}
+
 int tg_store_turn_put_text(struct tg_store *st, const char *turn_id, const char *conversation_id,
                            const char *decision, int64_t created_ms, const char *record, size_t len)
 {

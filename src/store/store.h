@@ -77,6 +77,14 @@ const char *tg_store_kind(const struct tg_store *st);
  * first write error since the store opened, or TG_OK. */
 int tg_store_flush(struct tg_store *st);
 
+/*
+ * Group commit: the writer may wait up to ms milliseconds for more writes
+ * before it commits, so one transaction serves many turns.  Callers never
+ * wait for it (tg_store_flush ends the wait at once); 0 commits whatever
+ * is queued as soon as the writer is free.  Default 0.
+ */
+void tg_store_set_group_commit(struct tg_store *st, int64_t ms);
+
 /* ------------------------------------------------------------ writes */
 
 /* Insert or replace a conversation by id. */

@@ -566,6 +566,30 @@ static void t_reads_after_flush(struct env *e)
     assert_int_equal(message_count(e, "conv_a"), 2);
 }
 
+/* A group-commit window delays only durability: a flush ends it at once,
+ * and without a flush the writes land when the window closes. */
+static void t_group_commit_window(struct env *e)
+{
+    struct tg_conversation got;
+    tg_store_set_group_commit(e->st, 300);
+    for (int i = 0; i < 50; i++)
+        add_msg(e, "conv_g", "turn_g", "user", "grouped", 10 + i);
+    int64_t t0 = tg_clock_mono_ns();
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+    assert_true(tg_clock_mono_ns() - t0 < 250 * 1000000LL);
+    assert_int_equal(message_count(e, "conv_g"), 50);
+
+    struct tg_conversation c = conv("conv_h", "cust_h", 1, 2, 1, 0);
+    put_conv(e, &c);
+    assert_int_equal(tg_store_conversation_get(e->st, "conv_h", &got), TG_E_NOTFOUND);
+    int64_t deadline = tg_clock_mono_ns() + 3000 * 1000000LL;
+    while (tg_store_conversation_get(e->st, "conv_h", &got) != TG_OK &&
+           tg_clock_mono_ns() < deadline)
+        usleep(20000);
+    assert_int_equal(tg_store_conversation_get(e->st, "conv_h", &got), TG_OK);
+    tg_store_set_group_commit(e->st, 0);
+}
+
 static void t_writes_copy_arguments(struct env *e)
 {
     char content[32] = "original text";
@@ -730,6 +754,7 @@ static const struct conformance_case cases[] = {
     {"audit_gap_is_conflict", t_audit_gap_is_conflict},
     {"audit_duplicate_is_conflict", t_audit_duplicate_is_conflict},
     {"reads_after_flush", t_reads_after_flush},
+    {"group_commit_window", t_group_commit_window},
     {"writes_copy_arguments", t_writes_copy_arguments},
     {"many_writes", t_many_writes},
     {"close_without_flush", t_close_without_flush},
