@@ -4,11 +4,11 @@
  * conversation carried by --user, and a failing upstream), `audit verify`,
  * and `serve` refusing a bad config.
  */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <cmocka.h>
 
 #include "harness.h"
 
