@@ -12,7 +12,7 @@ pkgs=(build-essential cmake pkg-config libevent-dev libcurl4-openssl-dev libjans
 case "$mode" in
   build) ;;
   check) pkgs+=(libcmocka-dev curl sqlite3) ;;
-  bench) pkgs+=(wrk nginx-light curl) ;;
+  bench) pkgs+=(wrk nginx curl) ;;
   *) echo "usage: $0 [build|check|bench]" >&2; exit 2 ;;
 esac
 
