@@ -60,6 +60,8 @@ static const char *const migrations[] = {
     "CREATE TABLE IF NOT EXISTS audit ("
     " idx INTEGER PRIMARY KEY, data BLOB NOT NULL, leaf_hash BLOB NOT NULL,"
     " root BLOB NOT NULL, ts_ms INTEGER NOT NULL);",
+    "CREATE TABLE IF NOT EXISTS blobs ("
+    " key TEXT PRIMARY KEY NOT NULL, data BLOB NOT NULL, updated_ms INTEGER NOT NULL);",
 };
 #define SCHEMA_VERSION ((int)TG_ARRAY_LEN(migrations))
 
@@ -75,6 +77,8 @@ enum wstmt {
     W_REVIEW,
     W_AUDIT,
     W_AUDIT_NEXT,
+    W_BLOB,
+    W_BLOB_DELETE,
     W__COUNT
 };
 
@@ -103,6 +107,10 @@ static const char *const write_sql[W__COUNT] = {
     [W_AUDIT] = "INSERT INTO audit (idx, data, leaf_hash, root, ts_ms)"
                 " VALUES (?1, ?2, ?3, ?4, ?5)",
     [W_AUDIT_NEXT] = "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit",
+    [W_BLOB] = "INSERT INTO blobs (key, data, updated_ms) VALUES (?1, ?2, ?3)"
+               " ON CONFLICT (key) DO UPDATE SET data = excluded.data,"
+               " updated_ms = excluded.updated_ms",
+    [W_BLOB_DELETE] = "DELETE FROM blobs WHERE key = ?1",
 };
 
 enum rstmt {
@@ -116,6 +124,7 @@ enum rstmt {
     R_AUDIT_SIZE,
     R_AUDIT_GET,
     R_AUDIT_SCAN,
+    R_BLOB_GET,
     R__COUNT
 };
 
@@ -139,11 +148,19 @@ static const char *const read_sql[R__COUNT] = {
     [R_AUDIT_SIZE] = "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit",
     [R_AUDIT_GET] = "SELECT " AUDIT_COLS " FROM audit WHERE idx = ?1",
     [R_AUDIT_SCAN] = "SELECT " AUDIT_COLS " FROM audit WHERE idx >= ?1 ORDER BY idx",
+    [R_BLOB_GET] = "SELECT data FROM blobs WHERE key = ?1",
 };
 
 /* ------------------------------------------------------------ jobs */
 
-enum job_kind { JOB_CONVERSATION, JOB_MESSAGE, JOB_TURN, JOB_REVIEW, JOB_AUDIT };
+enum job_kind { JOB_CONVERSATION, JOB_MESSAGE, JOB_TURN, JOB_REVIEW, JOB_AUDIT, JOB_BLOB };
+
+struct job_blob {
+    const char *key;
+    const char *data; /* NULL: delete the key */
+    size_t len;
+    int64_t ts_ms;
+};
 
 struct job_turn {
     const char *id;
@@ -171,6 +188,7 @@ struct job {
         struct job_turn turn;
         struct job_review review;
         struct tg_audit_row audit;
+        struct job_blob blob;
     } u;
     char extra[];
 };
@@ -347,6 +365,17 @@ static sqlite3_stmt *bind_job(struct sq_store *s, const struct job *j, int *bind
         bind_blob(&b, j->u.audit.leaf_hash, TG_SHA256_LEN);
         bind_blob(&b, j->u.audit.root, TG_SHA256_LEN);
         bind_i64(&b, j->u.audit.ts_ms);
+        break;
+    case JOB_BLOB:
+        if (j->u.blob.data) {
+            b.st = s->w[W_BLOB];
+            bind_str(&b, j->u.blob.key);
+            bind_blob(&b, j->u.blob.data, j->u.blob.len);
+            bind_i64(&b, j->u.blob.ts_ms);
+        } else {
+            b.st = s->w[W_BLOB_DELETE];
+            bind_str(&b, j->u.blob.key);
+        }
         break;
     }
     *bind_rc = b.rc;
@@ -640,6 +669,21 @@ static void sq_set_group_commit(struct tg_store *st, int64_t ms)
     pthread_mutex_unlock(&s->mu);
 }
 
+static int sq_blob_put(struct tg_store *st, const char *key, const void *data, size_t len)
+{
+    int rc;
+    size_t kl = strlen(key);
+    struct job *j = job_new(JOB_BLOB, kl + (data ? len : 0) + 2, &rc);
+    if (!j)
+        return rc;
+    char *cur = j->extra;
+    j->u.blob.key = pack(&cur, key, kl);
+    j->u.blob.data = data ? pack(&cur, data, len) : NULL;
+    j->u.blob.len = data ? len : 0;
+    j->u.blob.ts_ms = tg_clock_wall_ms();
+    return enqueue(sq(st), j);
+}
+
 static int sq_flush(struct tg_store *st)
 {
     struct sq_store *s = sq(st);
@@ -800,6 +844,35 @@ static int sq_messages(struct tg_store *st, const char *conversation_id, size_t 
         *out = arr;
     else
         json_decref(arr);
+    return rc;
+}
+
+static int sq_blob_get(struct tg_store *st, const char *key, char **data, size_t *len)
+{
+    struct sq_store *s = sq(st);
+    sqlite3_stmt *q = s->r[R_BLOB_GET];
+    struct binder b = {.st = q, .rc = SQLITE_OK};
+    int rc;
+
+    bind_str(&b, key);
+    rc = bind_fail(s, &b);
+    if (rc == TG_OK)
+        rc = read_step(s, q);
+    if (rc == TG_OK) {
+        const void *p = sqlite3_column_blob(q, 0);
+        size_t n = (size_t)sqlite3_column_bytes(q, 0);
+        char *d = tg_malloc(n + 1);
+        if (!d) {
+            rc = TG_E_NOMEM;
+        } else {
+            if (n)
+                memcpy(d, p, n);
+            d[n] = '\0';
+            *data = d;
+            *len = n;
+        }
+    }
+    read_done(q);
     return rc;
 }
 
@@ -1237,6 +1310,8 @@ const struct tg_store_ops tg_store_sqlite_ops = {
     .message_add = sq_message_add,
     .turn_put = sq_turn_put,
     .set_group_commit = sq_set_group_commit,
+    .blob_put = sq_blob_put,
+    .blob_get = sq_blob_get,
     .review_put = sq_review_put,
     .audit_put = sq_audit_put,
     .conversation_latest = sq_conversation_latest,

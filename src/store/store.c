@@ -131,6 +131,27 @@ int tg_store_message_add(struct tg_store *st, const struct tg_message *m)
     return st->ops->message_add(st, m);
 }
 
+int tg_store_blob_put(struct tg_store *st, const char *key, const void *data, size_t len)
+{
+    if (!st || !key || !key[0] || (!data && len))
+        return TG_E_INVAL;
+    return st->ops->blob_put(st, key, data ? data : "", len);
+}
+
+int tg_store_blob_delete(struct tg_store *st, const char *key)
+{
+    if (!st || !key || !key[0])
+        return TG_E_INVAL;
+    return st->ops->blob_put(st, key, NULL, 0);
+}
+
+int tg_store_blob_get(struct tg_store *st, const char *key, char **data, size_t *len)
+{
+    if (!st || !key || !data || !len)
+        return TG_E_INVAL;
+    return st->ops->blob_get(st, key, data, len);
+}
+
 void tg_store_set_group_commit(struct tg_store *st, int64_t ms)
 {
     if (st && st->ops->set_group_commit)

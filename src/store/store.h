@@ -105,7 +105,19 @@ int tg_store_review_put(struct tg_store *st, const struct tg_review_row *r, cons
  * duplicate or gap is a write error (TG_E_CONFLICT). */
 int tg_store_audit_put(struct tg_store *st, const struct tg_audit_row *row);
 
+/*
+ * Keyed bytes for state that belongs to no turn: the knowledge-base index,
+ * trained models, snapshots.  Put inserts or replaces (data copied);
+ * delete removes the key.  Get returns a tg_malloc'd copy (NUL-terminated
+ * for convenience, len excludes it) or TG_E_NOTFOUND.
+ */
+int tg_store_blob_put(struct tg_store *st, const char *key, const void *data, size_t len);
+int tg_store_blob_delete(struct tg_store *st, const char *key);
+
 /* ------------------------------------------------------------ reads */
+
+int tg_store_blob_get(struct tg_store *st, const char *key, char **data, size_t *len);
+
 
 /* The most recently updated conversation of a customer; TG_E_NOTFOUND if none. */
 int tg_store_conversation_latest(struct tg_store *st, const char *customer_id,

@@ -27,6 +27,8 @@ struct tg_store_ops {
     int (*message_add)(struct tg_store *st, const struct tg_message *m);
     /* Optional: how long the writer may wait for more jobs before it commits. */
     void (*set_group_commit)(struct tg_store *st, int64_t ms);
+    int (*blob_put)(struct tg_store *st, const char *key, const void *data, size_t len);
+    int (*blob_get)(struct tg_store *st, const char *key, char **data, size_t *len);
     int (*turn_put)(struct tg_store *st, const char *turn_id, const char *conversation_id,
                     const char *decision, int64_t created_ms, const char *record, size_t len);
     int (*review_put)(struct tg_store *st, const struct tg_review_row *r, const json_t *task);

@@ -590,6 +590,35 @@ static void t_group_commit_window(struct env *e)
     tg_store_set_group_commit(e->st, 0);
 }
 
+static void t_blobs(struct env *e)
+{
+    char *d = NULL;
+    size_t n = 0;
+    uint8_t bin[300];
+    for (size_t i = 0; i < sizeof(bin); i++)
+        bin[i] = (uint8_t)(i * 7);
+    assert_int_equal(tg_store_blob_get(e->st, "kb:index", &d, &n), TG_E_NOTFOUND);
+    assert_int_equal(tg_store_blob_put(e->st, "kb:index", bin, sizeof(bin)), TG_OK);
+    assert_int_equal(tg_store_blob_put(e->st, "empty", NULL, 0), TG_OK);
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+    assert_int_equal(tg_store_blob_get(e->st, "kb:index", &d, &n), TG_OK);
+    assert_int_equal(n, sizeof(bin));
+    assert_memory_equal(d, bin, sizeof(bin));
+    tg_free(d);
+    assert_int_equal(tg_store_blob_get(e->st, "empty", &d, &n), TG_OK);
+    assert_int_equal(n, 0);
+    tg_free(d);
+    assert_int_equal(tg_store_blob_put(e->st, "kb:index", "v2", 2), TG_OK);
+    assert_int_equal(tg_store_blob_delete(e->st, "empty"), TG_OK);
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+    assert_int_equal(tg_store_blob_get(e->st, "kb:index", &d, &n), TG_OK);
+    assert_int_equal(n, 2);
+    assert_memory_equal(d, "v2", 2);
+    tg_free(d);
+    assert_int_equal(tg_store_blob_get(e->st, "empty", &d, &n), TG_E_NOTFOUND);
+    assert_int_equal(tg_store_blob_put(e->st, "", "x", 1), TG_E_INVAL);
+}
+
 static void t_writes_copy_arguments(struct env *e)
 {
     char content[32] = "original text";
@@ -755,6 +784,7 @@ static const struct conformance_case cases[] = {
     {"audit_duplicate_is_conflict", t_audit_duplicate_is_conflict},
     {"reads_after_flush", t_reads_after_flush},
     {"group_commit_window", t_group_commit_window},
+    {"blobs", t_blobs},
     {"writes_copy_arguments", t_writes_copy_arguments},
     {"many_writes", t_many_writes},
     {"close_without_flush", t_close_without_flush},
@@ -919,7 +949,7 @@ static void test_sqlite_file_settings(void **state)
     open_store(e);
     snprintf(path, sizeof(path), "%s/store.db", e->dir);
     assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    assert_int_equal(pragma_int(db, "PRAGMA user_version"), 1);
+    assert_int_equal(pragma_int(db, "PRAGMA user_version"), 2); /* one step per migration */
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
