@@ -8,7 +8,7 @@ set -euo pipefail
 
 mode=${1:-build}
 pkgs=(build-essential cmake pkg-config libevent-dev libcurl4-openssl-dev libjansson-dev
-      libyaml-dev libsqlite3-dev libssl-dev)
+      libyaml-dev libsqlite3-dev libssl-dev libicu-dev libpcre2-dev liblinear-dev)
 case "$mode" in
   build) ;;
   check) pkgs+=(libcmocka-dev curl sqlite3) ;;

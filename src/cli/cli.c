@@ -23,6 +23,9 @@ static const struct command commands[] = {
     {"ask", tg_cli_ask, "run one turn in-process and print the answer"},
     {"config", tg_cli_config, "check a config file: trustgate config check FILE"},
     {"audit", tg_cli_audit, "verify the audit log: trustgate audit verify"},
+    {"kb", tg_cli_kb, "knowledge base: ingest, search, stats"},
+    {"train", tg_cli_train, "train the intent classifier from a TSV file"},
+    {"eval", tg_cli_eval, "evaluate: intent, retrieval"},
     {"version", cmd_version, "print the version"},
     {"help", cmd_help, "this overview"},
 };

@@ -14,6 +14,11 @@ int tg_cli_serve(int argc, char **argv);
 int tg_cli_ask(int argc, char **argv);
 int tg_cli_config(int argc, char **argv);
 int tg_cli_audit(int argc, char **argv);
+int tg_cli_kb(int argc, char **argv);
+int tg_cli_train(int argc, char **argv);
+int tg_cli_eval(int argc, char **argv);
+int tg_cli_eval_intent(int argc, char **argv);
+int tg_cli_eval_retrieval(int argc, char **argv);
 
 /* Load a config, printing every problem as FILE:LINE: message on stderr.
  * Returns NULL on failure. */

@@ -1,0 +1,98 @@
+/*
+ * model.h - the intent classifier: multinomial logistic regression
+ * (liblinear) over features from the shared tokenizer (word and
+ * character n-grams), with probabilities, exact per-token contributions,
+ * and a cache keyed by the training file's hash.
+ *
+ * Training data is TSV: one example per line, `text<TAB>intent`.  A first
+ * line `text<TAB>label` (or any line whose second field is "label" or
+ * "intent") is a header and is skipped.  Lines without a tab are errors
+ * reported with file:line.
+ *
+ * Threading: prediction uses the struct tg_text it is given and scratch
+ * space inside the model, so a model is used from one thread at a time.
+ */
+#ifndef TG_MODEL_H
+#define TG_MODEL_H
+
+#include "core/core.h"
+
+struct tg_text;
+struct tg_intent_model;
+
+struct tg_intent_opts {
+    double c;          /* liblinear's C (inverse regularization); 0 = default chosen by tuning */
+    int max_ngram;     /* word n-grams up to this length; 0 = default (2) */
+    int char_ngram_min; /* character n-grams over the normalized text; 0 = default */
+    int char_ngram_max;
+};
+
+/* One labelled example. */
+struct tg_labelled {
+    char *text;
+    char *label;
+};
+
+struct tg_dataset {
+    struct tg_labelled *v;
+    size_t n, cap;
+};
+
+/*
+ * Read a TSV file into ds (appending).  Errors (unreadable file, a line
+ * without a tab, an empty field) return TG_E_PARSE / TG_E_IO with
+ * "FILE:LINE: message" in err.
+ */
+int tg_dataset_load_tsv(const char *path, struct tg_dataset *ds, char *err, size_t errlen);
+void tg_dataset_free(struct tg_dataset *ds);
+
+/* Train a model on ds.  Returns TG_OK or an error with a message in err. */
+int tg_intent_train(struct tg_text *tx, const struct tg_dataset *ds,
+                    const struct tg_intent_opts *opts, struct tg_intent_model **out, char *err,
+                    size_t errlen);
+
+/*
+ * Train from a TSV file, or load the model cached in cache_dir under a
+ * name derived from the SHA-256 of the file's bytes and the options; a
+ * freshly trained model is saved there.  cache_dir NULL disables the cache.
+ */
+int tg_intent_load_or_train(struct tg_text *tx, const char *tsv_path, const char *cache_dir,
+                            const struct tg_intent_opts *opts, struct tg_intent_model **out,
+                            char *err, size_t errlen);
+
+int tg_intent_save(const struct tg_intent_model *m, const char *path);
+int tg_intent_load(const char *path, struct tg_intent_model **out, char *err, size_t errlen);
+void tg_intent_free(struct tg_intent_model *m);
+
+size_t tg_intent_n_labels(const struct tg_intent_model *m);
+const char *tg_intent_label(const struct tg_intent_model *m, size_t i);
+
+/* A token's share of the decision for the predicted intent. */
+struct tg_contribution {
+    char feature[64]; /* the feature as text, e.g. "w:理赔" or "c:意外险" */
+    double weight;    /* its contribution (weight x value) to the predicted class's score */
+};
+
+struct tg_intent_result {
+    const char *label;     /* the most probable intent (owned by the model) */
+    double probability;    /* its probability */
+    const char *second;    /* the runner-up, and its probability */
+    double second_probability;
+    struct tg_contribution top[8]; /* the strongest contributions, largest first */
+    size_t n_top;
+};
+
+/* Classify text (raw customer words; normalized inside).  TG_OK or TG_E_NOMEM. */
+int tg_intent_predict(struct tg_intent_model *m, struct tg_text *tx, const char *text,
+                      size_t len, struct tg_intent_result *res);
+
+/* Accuracy and macro-F1 of a model on a labelled set; labels unknown to the model count as errors. */
+struct tg_intent_eval {
+    size_t n;
+    double accuracy;
+    double macro_f1;
+};
+int tg_intent_evaluate(struct tg_intent_model *m, struct tg_text *tx,
+                       const struct tg_dataset *test, struct tg_intent_eval *out, json_t **confusion);
+
+#endif
