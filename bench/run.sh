@@ -66,10 +66,19 @@ revision=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)
 # ------------------------------------------------------------------ build
 tg_bin=$build/trustgate
 up_bin=$build/fake-upstream
-if [ ! -x "$tg_bin" ] || [ ! -x "$up_bin" ] || ! "$tg_bin" serve --help >/dev/null 2>&1; then
-    note "building release binaries in $build"
+# Configure a release build when there is none; then always let the build
+# tool bring the two binaries up to date (quick when they are), so that the
+# figures belong to the sources named in the report.
+if [ ! -f "$build/CMakeCache.txt" ]; then
+    note "configuring a release build in $build"
     cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-    cmake --build "$build" -j2 --target trustgate fake-upstream
+fi
+if ! build_log=$(cmake --build "$build" -j2 --target trustgate fake-upstream 2>&1); then
+    tail -n 30 <<<"$build_log" >&2
+    die "building trustgate and fake-upstream in $build failed"
+fi
+if [ ! -x "$tg_bin" ] || [ ! -x "$up_bin" ]; then
+    die "no $tg_bin or $up_bin after the build"
 fi
 build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$build/CMakeCache.txt" 2>/dev/null || true)
 sanitize=$(sed -n 's/^TG_SANITIZE:[A-Z]*=//p' "$build/CMakeCache.txt" 2>/dev/null || true)
@@ -332,7 +341,7 @@ done
 # rounds; the added latency is the median of the per-round differences.
 round_secs=$(((duration + rounds / 2) / rounds))
 [ "$round_secs" -ge 1 ] || round_secs=1
-note "1 connection: $rounds rounds of ${round_secs}s, the targets taking turns"
+note "1 connection: ${rounds} round(s) of ${round_secs}s, the targets taking turns"
 for ((r = 1; r <= rounds; r++)); do
     for n in "${targets[@]}"; do
         # shellcheck disable=SC2086
@@ -397,7 +406,7 @@ echo "machine: $ncpu cores ($cpu_model); $shared"
 echo "load average before the run: $load_before (anything else running skews the figures)"
 echo "$tg_version at $revision (${build_type:-?} build, log_level $log_level), $ngx_version, fake-upstream"
 echo "32 connections: wrk -t2 -c32, ${duration}s after a ${warmup}s warm-up, one target after the other"
-echo "1 connection: wrk -t1 -c1, $rounds rounds of ${round_secs}s, targets taking turns; median of the rounds"
+echo "1 connection: wrk -t1 -c1, ${rounds} round(s) of ${round_secs}s, targets taking turns; median of the rounds"
 echo
 row "" direct nginx trustgate "tg/nginx" "target (trustgate)"
 row "requests/s @32 conns" "${R[direct.32.rps]}" "${R[nginx.32.rps]}" "${R[trustgate.32.rps]}" "${rps_ratio}x" \
