@@ -22,6 +22,9 @@ int tg_backend_create(const struct tg_backend_conf *conf, const struct tg_backen
     case TG_BACKEND_SCRIPT:
         b->ops = &tg_backend_script_ops;
         break;
+    case TG_BACKEND_BUILTIN:
+        b->ops = &tg_backend_builtin_ops;
+        break;
     }
     int rc = b->ops->create(b, env, err, errlen);
     if (rc) {
@@ -70,6 +73,8 @@ void tg_backend_result_init(struct tg_backend_result *res)
 {
     memset(res, 0, sizeof(*res));
     res->retry_after_ms = -1;
+    res->confidence = -1;
+    res->cited = -1;
 }
 
 void tg_backend_result_fail(struct tg_backend_result *res, int err, const char *kind,

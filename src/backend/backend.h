@@ -22,10 +22,27 @@ struct tg_backend;
 struct tg_backend_call;
 struct tg_metrics;
 
+/* One retrieved passage, as the retrieve stage found it (strings borrowed). */
+struct tg_evidence {
+    const char *source;       /* file or document id, for the citation */
+    const char *title;
+    const char *text;         /* the chunk's text */
+    const char *faq_question; /* for an FAQ chunk: its question and answer, else NULL */
+    const char *faq_answer;
+    double score;             /* retrieval score (BM25) */
+    uint32_t chunk;           /* chunk number in the knowledge base */
+};
+
 struct tg_backend_request {
     const char *model;      /* requested model; a backend with a fixed model ignores it */
     const json_t *messages; /* OpenAI messages array (role, content) */
     const json_t *params;   /* object of sampling fields to forward (temperature, ...), or NULL */
+    /* What the understand and retrieve stages found (used by the builtin answerer). */
+    const char *question;   /* the customer's last message */
+    const struct tg_evidence *evidence; /* best first */
+    size_t n_evidence;
+    double query_coverage;  /* share of the question's tokens found in the best passage, 0..1 */
+    double intent_probability; /* the classifier's probability, or -1 when none */
 };
 
 struct tg_backend_result {
@@ -39,6 +56,9 @@ struct tg_backend_result {
     int64_t completion_tokens;
     int64_t retry_after_ms;  /* from a Retry-After header, -1 when absent */
     int malformed_events;    /* stream events skipped as unparseable */
+    double confidence;       /* the backend's own confidence in the answer, or -1 when none */
+    bool low_confidence;     /* the answer is the holding reply given below min_confidence */
+    int cited;               /* index of the evidence the answer came from, or -1 */
     char kind[32];           /* short failure class for metrics: "header_timeout", "status_503" */
     char message[256];       /* human-readable failure description */
 };

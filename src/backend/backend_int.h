@@ -28,5 +28,6 @@ struct tg_backend_call_head {
 
 extern const struct tg_backend_ops tg_backend_openai_ops;
 extern const struct tg_backend_ops tg_backend_script_ops;
+extern const struct tg_backend_ops tg_backend_builtin_ops;
 
 #endif

@@ -566,10 +566,13 @@ enum fkind {
     F_LISTEN,      /* char * host at off, int port at off2 */
     F_URL,         /* char *, http:// or https://, trailing '/' removed */
     F_HEADER_NAME, /* char *, an HTTP field name */
+    F_REAL,        /* double in [min, max] */
+    F_PATH,        /* char *, resolved against the config file's directory */
 };
 
 #define BT_OPENAI (1u << TG_BACKEND_OPENAI)
 #define BT_SCRIPT (1u << TG_BACKEND_SCRIPT)
+#define BT_BUILTIN (1u << TG_BACKEND_BUILTIN)
 
 struct field {
     const char *key;
@@ -653,16 +656,48 @@ static const struct field backend_fields[] = {
      .max = 100000,
      .types = BT_OPENAI},
     {.key = "reply", .kind = F_STRING, .off = BE(reply), .min = 1, .types = BT_SCRIPT},
+    {.key = "min_confidence",
+     .kind = F_REAL,
+     .off = BE(min_confidence),
+     .min = 0,
+     .max = 1,
+     .types = BT_BUILTIN},
+    {.key = "low_confidence_reply",
+     .kind = F_STRING,
+     .off = BE(low_confidence_reply),
+     .min = 1,
+     .types = BT_BUILTIN},
+    {.key = "max_sentences",
+     .kind = F_LONG,
+     .off = BE(max_sentences),
+     .min = 1,
+     .max = 20,
+     .types = BT_BUILTIN},
+};
+
+static const struct field kb_fields[] = {
+    {.key = "glossary", .kind = F_PATH, .off = CFG(kb_glossary), .min = 1},
+    {.key = "k1", .kind = F_REAL, .off = CFG(kb_k1), .min = 0, .max = 10},
+    {.key = "b", .kind = F_REAL, .off = CFG(kb_b), .min = 0, .max = 1},
+    {.key = "top_k", .kind = F_SIZE_T, .off = CFG(kb_top_k), .min = 1, .max = 100},
+};
+
+static const struct field intents_fields[] = {
+    {.key = "train", .kind = F_PATH, .off = CFG(intents_train), .min = 1},
+};
+
+static const struct field understand_fields[] = {
+    {.key = "policy_number", .kind = F_STRING, .off = CFG(policy_pattern), .min = 1},
 };
 
 /* Sections that later modules read from cfg->root themselves. */
 static const char *const passthrough_sections[] = {
-    "policies", "kb",          "intents",  "review",   "ladder",
-    "eval",     "experiments", "fairness", "webhooks", "users",
+    "policies", "review", "ladder", "eval", "experiments", "fairness", "webhooks", "users",
 };
 
 static const char *const own_sections[] = {
-    "server", "auth", "store", "conversation", "backends", "route", "models",
+    "server", "auth",   "store", "conversation", "backends",
+    "route",  "models", "kb",    "intents",      "understand",
 };
 
 static bool get_duration(const json_t *v, int64_t *out)
@@ -856,6 +891,24 @@ static void apply_size(struct vctx *c, const struct field *f, char *base, const 
     }
 }
 
+/* A path from the config: absolute as is, else relative to the config
+ * file's directory, so a deployment folder can be run from anywhere. */
+static int resolve_path(struct vctx *c, const char *p, char **dst)
+{
+    struct tg_buf b;
+    const char *slash = strrchr(c->path, '/');
+    tg_buf_init(&b, TG_BUF_UNLIMITED);
+    int rc = p[0] == '/' || !slash
+                 ? tg_buf_puts(&b, p)
+                 : tg_buf_printf(&b, "%.*s/%s", (int)(slash - c->path), c->path, p);
+    if (!rc) {
+        tg_free(*dst);
+        *dst = tg_buf_steal(&b, NULL);
+    }
+    tg_buf_free(&b);
+    return rc;
+}
+
 /* Check value v of option f and store it at base + f->off. */
 static void apply_field(struct vctx *c, const struct field *f, char *base, const json_t *v,
                         const char *where, int line)
@@ -891,6 +944,21 @@ static void apply_field(struct vctx *c, const struct field *f, char *base, const
             type_err(c, line, where, "a boolean (true or false)", v);
         else
             *(bool *)(void *)(base + f->off) = json_is_true(v);
+        break;
+    case F_REAL:
+        if (!json_is_number(v))
+            type_err(c, line, where, "a number", v);
+        else if (json_number_value(v) < (double)f->min || json_number_value(v) > (double)f->max)
+            verr(c, line, "%s must be between %lld and %lld", where, (long long)f->min,
+                 (long long)f->max);
+        else
+            *(double *)(void *)(base + f->off) = json_number_value(v);
+        break;
+    case F_PATH:
+        if (!json_is_string(v) || json_string_length(v) == 0)
+            type_err(c, line, where, "a file path", v);
+        else if (resolve_path(c, json_string_value(v), (char **)(void *)(base + f->off)))
+            c->rc = TG_E_NOMEM;
         break;
     case F_LOG_LEVEL:
         /* YAML 1.1 reads a plain `off` as false; it means the level "off". */
@@ -1029,6 +1097,13 @@ static void backend_defaults(struct tg_backend_conf *b)
     b->idle_timeout_ms = 10000;
     b->stream = true;
     b->max_connections = 64;
+    b->min_confidence = 0.7;
+    b->max_sentences = 3;
+}
+
+static const char *type_word(unsigned types)
+{
+    return types & BT_SCRIPT ? "script" : types & BT_BUILTIN ? "builtin" : "openai";
 }
 
 /* The type of backend e: BT_OPENAI, BT_SCRIPT, or 0 when missing or bad (reported). */
@@ -1036,7 +1111,7 @@ static unsigned backend_type(struct vctx *c, const json_t *e, const char *where,
 {
     const json_t *t = json_object_get(e, "type");
     if (!t) {
-        verr(c, line, "%s needs a type (openai or script)", where);
+        verr(c, line, "%s needs a type (openai, script or builtin)", where);
         return 0;
     }
     if (env_failed(c, t))
@@ -1045,13 +1120,15 @@ static unsigned backend_type(struct vctx *c, const json_t *e, const char *where,
         return BT_OPENAI;
     if (json_is_string(t) && strcmp(json_string_value(t), "script") == 0)
         return BT_SCRIPT;
+    if (json_is_string(t) && strcmp(json_string_value(t), "builtin") == 0)
+        return BT_BUILTIN;
     char w[96];
     snprintf(w, sizeof(w), "%s.type", where);
     if (json_is_string(t))
-        verr(c, key_line(c, e, "type"), "%s must be openai or script, not '%s'", w,
+        verr(c, key_line(c, e, "type"), "%s must be openai, script or builtin, not '%s'", w,
              json_string_value(t));
     else
-        type_err(c, key_line(c, e, "type"), w, "openai or script", t);
+        type_err(c, key_line(c, e, "type"), w, "openai, script or builtin", t);
     return 0;
 }
 
@@ -1078,7 +1155,9 @@ static void check_backend(struct vctx *c, struct tg_config *cfg, const json_t *l
         }
     }
     unsigned type = backend_type(c, e, where, line);
-    b->type = type == BT_SCRIPT ? TG_BACKEND_SCRIPT : TG_BACKEND_OPENAI;
+    b->type = type == BT_SCRIPT    ? TG_BACKEND_SCRIPT
+              : type == BT_BUILTIN ? TG_BACKEND_BUILTIN
+                                   : TG_BACKEND_OPENAI;
     for (size_t k = 0; k < TG_ARRAY_LEN(backend_fields); k++) {
         const struct field *f = &backend_fields[k];
         const json_t *v = json_object_get(e, f->key);
@@ -1088,8 +1167,7 @@ static void check_backend(struct vctx *c, struct tg_config *cfg, const json_t *l
         snprintf(w, sizeof(w), "%s.%s", where, f->key);
         if (type && !(f->types & type))
             verr(c, key_line(c, e, f->key), "%s is not an option of %s backends (only of %s)", w,
-                 type == BT_SCRIPT ? "script" : "openai",
-                 f->types & BT_SCRIPT ? "script" : "openai");
+                 type_word(type), type_word(f->types));
         else
             apply_field(c, f, (char *)b, v, w, key_line(c, e, f->key));
     }
@@ -1230,6 +1308,41 @@ static void check_models(struct vctx *c, struct tg_config *cfg, const json_t *ro
     }
 }
 
+/* kb.paths: a list of folders or JSONL files (a single string is accepted too). */
+static void check_kb_paths(struct vctx *c, struct tg_config *cfg, const json_t *sec)
+{
+    const json_t *v = json_object_get(sec, "paths");
+    size_t n = json_is_array(v) ? json_array_size(v) : 1;
+    if (!v)
+        return;
+    if (!json_is_array(v) && !json_is_string(v)) {
+        type_err(c, key_line(c, sec, "paths"), "kb.paths", "a list of paths", v);
+        return;
+    }
+    cfg->kb_paths = tg_calloc(n ? n : 1, sizeof(*cfg->kb_paths));
+    if (!cfg->kb_paths) {
+        c->rc = TG_E_NOMEM;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const json_t *e = json_is_array(v) ? json_array_get(v, i) : v;
+        int line =
+            json_is_array(v) ? tg_config_lines_elem(c->lines, v, i) : key_line(c, sec, "paths");
+        char where[48];
+        snprintf(where, sizeof(where), "kb.paths[%zu]", i);
+        if (env_failed(c, e))
+            continue;
+        if (!json_is_string(e) || json_string_length(e) == 0) {
+            type_err(c, line, where, "a path", e);
+            continue;
+        }
+        if (resolve_path(c, json_string_value(e), &cfg->kb_paths[cfg->n_kb_paths]))
+            c->rc = TG_E_NOMEM;
+        else
+            cfg->n_kb_paths++;
+    }
+}
+
 static void check_root(struct vctx *c, struct tg_config *cfg, const json_t *root)
 {
     const char *known[TG_ARRAY_LEN(own_sections) + TG_ARRAY_LEN(passthrough_sections)];
@@ -1254,6 +1367,19 @@ static void check_root(struct vctx *c, struct tg_config *cfg, const json_t *root
     check_backends(c, cfg, root);
     check_route(c, cfg, root);
     check_models(c, cfg, root);
+    sec = get_mapping(c, root, "kb", "kb");
+    if (sec) {
+        static const char *const kb_extra[] = {"paths"};
+        apply_fields(c, sec, "kb", kb_fields, TG_ARRAY_LEN(kb_fields), kb_extra, 1, cfg);
+        check_kb_paths(c, cfg, sec);
+    }
+    sec = get_mapping(c, root, "intents", "intents");
+    if (sec)
+        apply_fields(c, sec, "intents", intents_fields, TG_ARRAY_LEN(intents_fields), NULL, 0, cfg);
+    sec = get_mapping(c, root, "understand", "understand");
+    if (sec)
+        apply_fields(c, sec, "understand", understand_fields, TG_ARRAY_LEN(understand_fields), NULL,
+                     0, cfg);
 }
 
 static int set_defaults(struct tg_config *cfg)
@@ -1269,6 +1395,9 @@ static int set_defaults(struct tg_config *cfg)
     cfg->group_commit_ms = 5;
     cfg->idle_timeout_ms = 30 * 60 * 1000;
     cfg->history = 20;
+    cfg->kb_k1 = 1.2;
+    cfg->kb_b = 0.75;
+    cfg->kb_top_k = 5;
     cfg->models = tg_calloc(1, sizeof(*cfg->models));
     if (cfg->models) {
         cfg->models[0] = tg_strdup("trustgate");
@@ -1459,7 +1588,14 @@ void tg_config_free(struct tg_config *cfg)
         tg_free(cfg->backends[i].api_key);
         tg_free(cfg->backends[i].model);
         tg_free(cfg->backends[i].reply);
+        tg_free(cfg->backends[i].low_confidence_reply);
     }
+    for (size_t i = 0; i < cfg->n_kb_paths; i++)
+        tg_free(cfg->kb_paths[i]);
+    tg_free(cfg->kb_paths);
+    tg_free(cfg->kb_glossary);
+    tg_free(cfg->intents_train);
+    tg_free(cfg->policy_pattern);
     tg_free(cfg->backends);
     tg_free(cfg->route_backend);
     for (size_t i = 0; i < cfg->n_models; i++)

@@ -25,7 +25,7 @@ struct tg_api_key {
     uint8_t sha256[TG_SHA256_LEN]; /* keys are kept only as hashes */
 };
 
-enum tg_backend_type { TG_BACKEND_OPENAI, TG_BACKEND_SCRIPT };
+enum tg_backend_type { TG_BACKEND_OPENAI, TG_BACKEND_SCRIPT, TG_BACKEND_BUILTIN };
 
 struct tg_backend_conf {
     char name[TG_CONFIG_NAME_MAX];
@@ -40,6 +40,10 @@ struct tg_backend_conf {
     int64_t idle_timeout_ms;    /* default 10000: stream silence */
     bool stream;                /* ask the upstream to stream; default true */
     long max_connections;       /* keep-alive pool size per host; default 64 */
+    /* builtin: */
+    double min_confidence;      /* below it the answer is low_confidence_reply; default 0.7 */
+    char *low_confidence_reply; /* default "我需要更多时间分析，请稍候" */
+    long max_sentences;         /* sentences quoted from an article; default 3 */
 };
 
 struct tg_config {
@@ -72,6 +76,20 @@ struct tg_config {
     struct tg_backend_conf *backends;
     size_t n_backends;
     char *route_backend;        /* name of the backend that answers; must exist */
+
+    /* kb: (file paths are resolved against the config file's directory) */
+    char **kb_paths;            /* folders or JSONL files to ingest at start-up */
+    size_t n_kb_paths;
+    char *kb_glossary;          /* glossary YAML/JSON, or NULL */
+    double kb_k1;               /* BM25 k1; default 1.2 */
+    double kb_b;                /* BM25 b; default 0.75 */
+    size_t kb_top_k;            /* evidence passages kept per turn; default 5 */
+
+    /* intents: */
+    char *intents_train;        /* TSV text<TAB>intent, or NULL for no classifier */
+
+    /* understand: */
+    char *policy_pattern;       /* PCRE2 pattern of policy numbers, or NULL */
 
     /* models: ids listed by GET /v1/models; default ["trustgate"] */
     char **models;

@@ -270,8 +270,7 @@ static void test_other_sections_pass_through(void **state)
     assert_int_equal(rc, TG_OK);
     json_t *want =
         json_loads("{\"policies\":[{\"id\":\"no-guarantees\",\"match\":\"保证收益\","
-                   "\"action\":\"refuse\"}],\"kb\":{\"dir\":\"./kb\"},"
-                   "\"intents\":{\"file\":\"intents.yaml\"},\"review\":{\"sla\":\"10m\"},"
+                   "\"action\":\"refuse\"}],\"review\":{\"sla\":\"10m\"},"
                    "\"ladder\":[\"s\"],\"eval\":{},\"experiments\":[],"
                    "\"fairness\":{\"groups\":[\"a\",\"b\"]},"
                    "\"webhooks\":[{\"url\":\"http://x/y\"}],"
@@ -478,7 +477,7 @@ static const struct broken_case broken[] = {
       {7, "conversation.history must be between 0 and 1000"},
       {12, "duplicate API key name 'a'"},
       {15, "auth.api_keys[2].sha256 must be 64 hex digits"},
-      {18, "backends[0].type must be openai or script, not 'carrier-pigeon'"},
+      {18, "backends[0].type must be openai, script or builtin, not 'carrier-pigeon'"},
       {21, "backends[1].base_url must be an http:// or https:// URL"},
       {22, "backends[1].max_connections must be between 1 and 100000"},
       {24, "route.backend names unknown backend 'nowhere'"},
@@ -763,9 +762,61 @@ static void test_allocation_failures(void **state)
     assert_true(n > 10);
 }
 
+static void test_kb_intents_builtin(void **state)
+{
+    (void)state;
+    struct tg_config *cfg = NULL;
+    json_t *errs = NULL;
+    assert_int_equal(tg_config_load("tests/unit/data/config/kb.yaml", &cfg, &errs), TG_OK);
+    assert_int_equal(cfg->backends[0].type, TG_BACKEND_BUILTIN);
+    assert_true(cfg->backends[0].min_confidence > 0.64 && cfg->backends[0].min_confidence < 0.66);
+    assert_string_equal(cfg->backends[0].low_confidence_reply, "请稍候");
+    assert_int_equal(cfg->backends[0].max_sentences, 2);
+    /* relative paths are resolved against the config file's directory */
+    assert_int_equal(cfg->n_kb_paths, 2);
+    assert_string_equal(cfg->kb_paths[0], "tests/unit/data/config/kb");
+    assert_string_equal(cfg->kb_paths[1], "/abs/faq.jsonl");
+    assert_string_equal(cfg->kb_glossary, "tests/unit/data/config/glossary.yaml");
+    assert_string_equal(cfg->intents_train, "tests/unit/data/config/intents.tsv");
+    assert_string_equal(cfg->policy_pattern, "P[0-9]{10}");
+    assert_true(cfg->kb_k1 > 1.49 && cfg->kb_k1 < 1.51);
+    assert_true(cfg->kb_b > 0.59 && cfg->kb_b < 0.61);
+    assert_int_equal(cfg->kb_top_k, 3);
+    tg_config_free(cfg);
+    json_decref(errs);
+
+    /* defaults */
+    assert_int_equal(tg_config_load("tests/unit/data/config/minimal.yaml", &cfg, &errs), TG_OK);
+    assert_int_equal(cfg->n_kb_paths, 0);
+    assert_null(cfg->intents_train);
+    assert_true(cfg->kb_k1 > 1.19 && cfg->kb_k1 < 1.21);
+    assert_int_equal(cfg->kb_top_k, 5);
+    tg_config_free(cfg);
+    json_decref(errs);
+
+    errs = NULL;
+    assert_int_equal(tg_config_load("tests/unit/data/config/kb_bad.yaml", &cfg, &errs),
+                     TG_E_CONFIG);
+    const char *want[] = {
+        "kb_bad.yaml:4: backends[0].reply is not an option of builtin backends (only of script)",
+        "kb_bad.yaml:5: backends[0].min_confidence must be between 0 and 1",
+        "kb_bad.yaml:9: kb.paths must be a list of paths",
+        "kb_bad.yaml:10: kb.k1 must be between 0 and 10",
+        "kb_bad.yaml:11: kb.top_k must be between 1 and 100",
+        "kb_bad.yaml:12: unknown key 'glosary' in kb (did you mean 'glossary'?)",
+    };
+    char *all = json_dumps(errs, 0);
+    for (size_t i = 0; i < TG_ARRAY_LEN(want); i++)
+        if (!strstr(all, want[i]))
+            fail_msg("missing: %s\nin: %s", want[i], all);
+    free(all);
+    json_decref(errs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_kb_intents_builtin),
         cmocka_unit_test(test_defaults_from_minimal_file),
         cmocka_unit_test(test_empty_file_has_no_backends),
         cmocka_unit_test(test_schema_example),
