@@ -258,6 +258,72 @@ static void test_script_backend_answers_at_once(void **state)
     tg_backend_free(b);
 }
 
+static struct outcome builtin_answer(struct tg_backend_conf *c, const char *question,
+                                     const struct tg_evidence *ev, size_t n, double coverage,
+                                     double intent)
+{
+    struct tg_backend *b = make(c);
+    struct outcome o;
+    memset(&o, 0, sizeof(o));
+    struct tg_backend_request rq = {.question = question,
+                                    .evidence = ev,
+                                    .n_evidence = n,
+                                    .query_coverage = coverage,
+                                    .intent_probability = intent};
+    assert_int_equal(tg_backend_generate(b, &rq, result_cb, &o, NULL), TG_OK);
+    assert_int_equal(o.calls, 1); /* answers at once */
+    tg_backend_free(b);
+    return o;
+}
+
+static void test_builtin_answers_from_evidence(void **state)
+{
+    (void)state;
+    struct tg_backend_conf c;
+    memset(&c, 0, sizeof(c));
+    tg_strlcpy(c.name, "offline", sizeof(c.name));
+    c.type = TG_BACKEND_BUILTIN;
+    c.min_confidence = 0.7;
+    c.max_sentences = 2;
+    const struct tg_evidence faq[] = {
+        {.source = "faq.jsonl#3", .title = "意外险理赔材料", .text = "问：意外险理赔需要哪些材料？",
+         .faq_question = "意外险理赔需要哪些材料？",
+         .faq_answer = "需要身份证、病历、发票和银行卡。", .score = 12.0},
+        {.source = "other.md", .title = "其他", .text = "无关内容。", .score = 2.0},
+    };
+    struct outcome o = builtin_answer(&c, "意外险理赔要什么材料", faq, 2, 0.9, 0.95);
+    assert_int_equal(o.res.err, TG_OK);
+    assert_false(o.res.low_confidence);
+    assert_int_equal(o.res.cited, 0);
+    assert_true(o.res.confidence >= 0.7 && o.res.confidence <= 1.0);
+    assert_string_equal(o.content, "需要身份证、病历、发票和银行卡。\n\n（来源：意外险理赔材料）");
+
+    const struct tg_evidence article[] = {
+        {.source = "kb/ski.md", .title = "安心意外伤害保险 责任免除",
+         .text = "## 责任免除\n本保险不承担潜水、跳伞造成的损失。滑雪等高风险运动不在保障范围内。"
+                 "保单自生效之日起有效。如需保障滑雪，可附加高风险运动附加险。",
+         .score = 9.0},
+    };
+    o = builtin_answer(&c, "滑雪受伤能赔吗", article, 1, 0.8, 0.9);
+    assert_false(o.res.low_confidence);
+    /* the two sentences about skiing, in their original order, then the source */
+    assert_string_equal(o.content, "滑雪等高风险运动不在保障范围内。如需保障滑雪，可附加高风险运动附加险。"
+                                   "\n\n（来源：安心意外伤害保险 责任免除）");
+
+    /* weak evidence: the holding reply, never a guess */
+    o = builtin_answer(&c, "火星移民保险怎么买", article, 1, 0.1, 0.2);
+    assert_true(o.res.low_confidence);
+    assert_true(o.res.confidence < 0.7);
+    assert_string_equal(o.content, "我需要更多时间分析，请稍候");
+    assert_int_equal(o.res.cited, -1);
+
+    /* no evidence at all */
+    c.low_confidence_reply = "请稍候，正在为您转接。";
+    o = builtin_answer(&c, "你好", NULL, 0, 0, -1);
+    assert_true(o.res.low_confidence);
+    assert_string_equal(o.content, "请稍候，正在为您转接。");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -266,6 +332,7 @@ int main(void)
         cmocka_unit_test_setup(test_failures, reset),
         cmocka_unit_test_setup(test_cancel_never_calls_back, reset),
         cmocka_unit_test_setup(test_script_backend_answers_at_once, reset),
+        cmocka_unit_test_setup(test_builtin_answers_from_evidence, reset),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

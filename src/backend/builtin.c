@@ -1,0 +1,283 @@
+/*
+ * builtin.c - the offline answerer: answers from the knowledge base's best
+ * evidence with no model server at all, in microseconds.
+ *
+ * For an FAQ passage the answer is its stored answer; for an article, the
+ * sentences of the best passage that share the most with the question (at
+ * most max_sentences, in their original order).  Every answer names its
+ * source.  The confidence combines the retrieval evidence (how much of the
+ * question the best passage covers, how far it leads the runner-up) and
+ * the intent classifier's probability through a logistic function whose
+ * coefficients were fitted on labelled questions (see calibrate() and
+ * bench/CALIBRATION.md); below min_confidence the answer is the holding
+ * reply instead, so no weak guess reaches a customer.
+ */
+#include "backend/backend_int.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define DEFAULT_LOW_CONFIDENCE_REPLY "我需要更多时间分析，请稍候"
+
+/* Decode one UTF-8 code point at s (n bytes left); returns its length, at least 1. */
+static size_t cp_at(const unsigned char *s, size_t n, uint32_t *cp)
+{
+    if (s[0] < 0x80 || n < 2) {
+        *cp = s[0];
+        return 1;
+    }
+    if ((s[0] & 0xE0) == 0xC0) {
+        *cp = (uint32_t)(s[0] & 0x1F) << 6 | (s[1] & 0x3F);
+        return 2;
+    }
+    if ((s[0] & 0xF0) == 0xE0 && n >= 3) {
+        *cp = (uint32_t)(s[0] & 0x0F) << 12 | (uint32_t)(s[1] & 0x3F) << 6 | (s[2] & 0x3F);
+        return 3;
+    }
+    if ((s[0] & 0xF8) == 0xF0 && n >= 4) {
+        *cp = (uint32_t)(s[0] & 0x07) << 18 | (uint32_t)(s[1] & 0x3F) << 12 |
+              (uint32_t)(s[2] & 0x3F) << 6 | (s[3] & 0x3F);
+        return 4;
+    }
+    *cp = 0xFFFD;
+    return 1;
+}
+
+static bool is_word_cp(uint32_t c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= 0x3040 && c <= 0x30FF) || (c >= 0x3400 && c <= 0x9FFF);
+}
+
+static uint32_t fold(uint32_t c)
+{
+    return c >= 'A' && c <= 'Z' ? c + 32 : c;
+}
+
+#define MAX_GRAMS 256
+
+/* The question's character bigrams (folded), as packed pairs. */
+static size_t bigrams(const char *s, uint64_t *out, size_t max)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s), k = 0;
+    uint32_t prev = 0;
+    while (n && k < max) {
+        uint32_t c;
+        size_t l = cp_at(p, n, &c);
+        c = fold(c);
+        if (is_word_cp(c)) {
+            if (prev)
+                out[k++] = (uint64_t)prev << 32 | c;
+            prev = c;
+        } else {
+            prev = 0;
+        }
+        p += l;
+        n -= l;
+    }
+    return k;
+}
+
+/* How many of the question's bigrams occur in s[0..len). */
+static size_t overlap(const char *s, size_t len, const uint64_t *q, size_t nq)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    uint32_t prev = 0;
+    uint8_t seen[MAX_GRAMS] = {0};
+    size_t hits = 0;
+    while (len) {
+        uint32_t c;
+        size_t l = cp_at(p, len, &c);
+        c = fold(c);
+        if (is_word_cp(c)) {
+            if (prev) {
+                uint64_t g = (uint64_t)prev << 32 | c;
+                for (size_t i = 0; i < nq; i++)
+                    if (!seen[i] && q[i] == g) {
+                        seen[i] = 1;
+                        hits++;
+                    }
+            }
+            prev = c;
+        } else {
+            prev = 0;
+        }
+        p += l;
+        len -= l;
+    }
+    return hits;
+}
+
+struct sentence {
+    const char *s;
+    size_t len;
+    size_t score;
+    size_t order;
+};
+
+/* Split text into sentences ending in 。！？；!? or a newline, or ". " (not in 1.5). */
+static size_t split_sentences(const char *text, struct sentence *out, size_t max)
+{
+    const char *p = text, *start = text;
+    size_t n = 0;
+    while (*p && n < max) {
+        size_t cut = 0;
+        if (*p == '\n' || *p == '!' || *p == '?' || *p == ';')
+            cut = 1;
+        else if (*p == '.' && (p[1] == ' ' || p[1] == '\n' || p[1] == '\0'))
+            cut = 1;
+        else if (!strncmp(p, "。", 3) || !strncmp(p, "！", 3) || !strncmp(p, "？", 3) ||
+                 !strncmp(p, "；", 3))
+            cut = 3;
+        if (cut) {
+            const char *end = p + (*p == '\n' ? 0 : cut);
+            while (start < end && (*start == ' ' || *start == '#' || *start == '-' ||
+                                   *start == '*' || *start == '>'))
+                start++;
+            if (end > start)
+                out[n++] = (struct sentence){start, (size_t)(end - start), 0, n};
+            p += cut;
+            start = p;
+            continue;
+        }
+        p++;
+    }
+    while (*start == ' ' || *start == '#' || *start == '-' || *start == '*')
+        start++;
+    if (*start && n < max)
+        out[n++] = (struct sentence){start, strlen(start), 0, n};
+    return n;
+}
+
+static int by_score(const void *a, const void *b)
+{
+    const struct sentence *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score < y->score ? 1 : -1;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static int by_order(const void *a, const void *b)
+{
+    const struct sentence *x = a, *y = b;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* The most relevant sentences of an article passage, in their order. */
+static int pick_sentences(const char *question, const char *text, long max_sentences,
+                          struct tg_buf *out)
+{
+    struct sentence sent[128];
+    uint64_t q[MAX_GRAMS];
+    size_t nq = bigrams(question, q, MAX_GRAMS);
+    size_t n = split_sentences(text, sent, TG_ARRAY_LEN(sent));
+    int rc = TG_OK;
+    for (size_t i = 0; i < n; i++)
+        sent[i].score = overlap(sent[i].s, sent[i].len, q, nq);
+    qsort(sent, n, sizeof(sent[0]), by_score);
+    size_t keep = TG_MIN(n, (size_t)max_sentences);
+    /* Sentences that share nothing with the question add nothing, unless all do. */
+    while (keep > 1 && sent[keep - 1].score == 0)
+        keep--;
+    qsort(sent, keep, sizeof(sent[0]), by_order);
+    for (size_t i = 0; i < keep && !rc; i++) {
+        rc = tg_buf_append(out, sent[i].s, sent[i].len);
+        /* sentences keep their own end marks; Latin ones need a space between */
+        if (!rc && i + 1 < keep && (unsigned char)sent[i].s[sent[i].len - 1] < 0x80)
+            rc = tg_buf_puts(out, " ");
+    }
+    return rc;
+}
+
+/*
+ * Confidence in [0, 1] that the best passage answers the question.
+ * A logistic function of three signals: coverage (share of the question's
+ * tokens found in the passage), lead (how far the best score is ahead of
+ * the second, relative to the best), and the intent probability (0.5 when
+ * there is no classifier).  Coefficients fitted by logistic regression on
+ * the demo's labelled questions (bench/CALIBRATION.md), label = "the best
+ * passage is the expected source".
+ */
+static double calibrate(const struct tg_backend_request *rq)
+{
+    if (!rq->n_evidence)
+        return 0.0;
+    double s1 = rq->evidence[0].score;
+    double s2 = rq->n_evidence > 1 ? rq->evidence[1].score : 0.0;
+    double lead = s1 > 0 ? (s1 - s2) / s1 : 0.0;
+    double intent = rq->intent_probability >= 0 ? rq->intent_probability : 0.5;
+    double z = -4.0 + 5.0 * rq->query_coverage + 2.5 * lead + 1.5 * intent;
+    return 1.0 / (1.0 + exp(-z));
+}
+
+static int builtin_create(struct tg_backend *b, const struct tg_backend_env *env, char *err,
+                          size_t errlen)
+{
+    (void)env;
+    (void)err;
+    (void)errlen;
+    b->impl = NULL;
+    return TG_OK;
+}
+
+static void builtin_destroy(struct tg_backend *b)
+{
+    (void)b;
+}
+
+static int builtin_generate(struct tg_backend *b, const struct tg_backend_request *rq,
+                            tg_backend_cb cb, void *arg, struct tg_backend_call **call)
+{
+    (void)call;
+    const struct tg_backend_conf *conf = b->conf;
+    struct tg_backend_result res;
+    struct tg_buf out;
+    int rc = TG_OK;
+    tg_backend_result_init(&res);
+    tg_buf_init(&out, 1u << 20);
+    res.confidence = calibrate(rq);
+    if (res.confidence < conf->min_confidence || !rq->n_evidence) {
+        res.low_confidence = true;
+        rc = tg_buf_puts(&out, conf->low_confidence_reply ? conf->low_confidence_reply
+                                                          : DEFAULT_LOW_CONFIDENCE_REPLY);
+    } else {
+        const struct tg_evidence *e = &rq->evidence[0];
+        res.cited = 0;
+        if (e->faq_answer)
+            rc = tg_buf_puts(&out, e->faq_answer);
+        else
+            rc = pick_sentences(rq->question ? rq->question : "", e->text, conf->max_sentences,
+                                &out);
+        while (!rc && out.len && (out.data[out.len - 1] == ' ' || out.data[out.len - 1] == '\n'))
+            out.data[--out.len] = '\0';
+        if (!rc)
+            rc = tg_buf_printf(&out, "\n\n（来源：%s）",
+                               e->title && e->title[0] ? e->title : e->source);
+    }
+    if (rc) {
+        tg_buf_free(&out);
+        return rc;
+    }
+    res.status = 200;
+    res.content = tg_buf_steal(&out, &res.len);
+    tg_strlcpy(res.finish_reason, "stop", sizeof(res.finish_reason));
+    tg_strlcpy(res.model, conf->name, sizeof(res.model));
+    cb(&res, arg);
+    tg_free(res.content);
+    return TG_OK;
+}
+
+static void builtin_cancel(struct tg_backend_call *call)
+{
+    (void)call; /* answers at once: nothing to cancel */
+}
+
+const struct tg_backend_ops tg_backend_builtin_ops = {
+    .type = "builtin",
+    .create = builtin_create,
+    .destroy = builtin_destroy,
+    .generate = builtin_generate,
+    .cancel = builtin_cancel,
+};
