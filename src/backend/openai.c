@@ -11,6 +11,7 @@
  * finish reason or [DONE] is a failure, never a short success.
  */
 #include "backend/backend_int.h"
+#include "core/jscan.h"
 #include "core/jw.h"
 #include "metrics/metrics.h"
 
@@ -94,33 +95,73 @@ static void call_finish(struct tg_backend_call *c)
     call_release(c);
 }
 
+/* Copy the string at path into dst (dstlen bytes); false when absent or not a string. */
+static bool scan_str(const char *j, size_t n, const char *const *path, size_t np, char *dst,
+                     size_t dstlen)
+{
+    const char *v;
+    size_t vl;
+    struct tg_buf b;
+    bool ok = false;
+    if (tg_jscan_find(j, n, path, np, &v, &vl) || v[0] != '"')
+        return false;
+    tg_buf_init(&b, dstlen - 1);
+    if (tg_jscan_string(v, vl, &b) == TG_OK) {
+        tg_strlcpy(dst, b.data ? b.data : "", dstlen);
+        ok = true;
+    }
+    tg_buf_free(&b);
+    return ok;
+}
+
+static int64_t scan_int(const char *j, size_t n, const char *const *path, size_t np)
+{
+    const char *v;
+    size_t vl;
+    int64_t x = 0;
+    if (tg_jscan_find(j, n, path, np, &v, &vl) || tg_jscan_int(v, vl, &x))
+        return 0;
+    return x;
+}
+
+/* usage, model and finish_reason of a completion or chunk (whichever are present). */
+static void scan_meta(struct tg_backend_call *c, const char *j, size_t n)
+{
+    static const char *const model[] = {"model"};
+    static const char *const fr[] = {"choices", "#0", "finish_reason"};
+    static const char *const pt[] = {"usage", "prompt_tokens"};
+    static const char *const ct[] = {"usage", "completion_tokens"};
+    if (!c->res.model[0])
+        scan_str(j, n, model, 1, c->res.model, sizeof(c->res.model));
+    scan_str(j, n, fr, 3, c->res.finish_reason, sizeof(c->res.finish_reason));
+    int64_t p = scan_int(j, n, pt, 2), q = scan_int(j, n, ct, 2);
+    if (p || q) {
+        c->res.prompt_tokens = p;
+        c->res.completion_tokens = q;
+    }
+}
+
 /* Fill the result from a complete non-stream body. */
 static void parse_completion(struct tg_backend_call *c)
 {
-    json_error_t jerr;
-    json_t *root = json_loadb(c->raw.data ? c->raw.data : "", c->raw.len, 0, &jerr);
-    json_t *choice = json_array_get(json_object_get(root, "choices"), 0);
-    json_t *msg = json_object_get(choice, "message");
-    const char *content = tg_json_str(msg, "content", NULL);
-    if (!root || !content) {
+    static const char *const content[] = {"choices", "#0", "message", "content"};
+    const char *j = c->raw.data ? c->raw.data : "";
+    const char *v;
+    size_t n = c->raw.len, vl;
+    struct tg_buf text;
+    tg_buf_init(&text, 16u << 20);
+    if (tg_jscan_validate(j, n) || tg_jscan_find(j, n, content, 4, &v, &vl) || v[0] != '"' ||
+        tg_jscan_string(v, vl, &text)) {
         tg_backend_result_fail(&c->res, TG_E_UPSTREAM, "bad_response",
                                "upstream answered 200 without a chat.completion message");
         goto out;
     }
-    c->res.len = strlen(content);
-    c->res.content = tg_strndup(content, c->res.len);
-    if (!c->res.content) {
-        tg_backend_result_fail(&c->res, TG_E_NOMEM, "nomem", "out of memory");
-        goto out;
-    }
-    tg_strlcpy(c->res.finish_reason, tg_json_str(choice, "finish_reason", "stop"),
-               sizeof(c->res.finish_reason));
-    tg_strlcpy(c->res.model, tg_json_str(root, "model", ""), sizeof(c->res.model));
-    json_t *usage = json_object_get(root, "usage");
-    c->res.prompt_tokens = tg_json_int(usage, "prompt_tokens", 0);
-    c->res.completion_tokens = tg_json_int(usage, "completion_tokens", 0);
+    c->res.content = tg_buf_steal(&text, &c->res.len);
+    scan_meta(c, j, n);
+    if (!c->res.finish_reason[0])
+        tg_strlcpy(c->res.finish_reason, "stop", sizeof(c->res.finish_reason));
 out:
-    json_decref(root);
+    tg_buf_free(&text);
 }
 
 /* Describe a non-2xx answer using the upstream's own error message if any. */
@@ -253,27 +294,17 @@ static void stream_line(struct tg_backend_call *c, const char *line, size_t len)
         c->done_seen = true;
         return;
     }
-    json_t *ev = json_loadb(line, len, 0, NULL);
-    if (!ev) {
+    static const char *const delta[] = {"choices", "#0", "delta", "content"};
+    const char *v;
+    size_t vl;
+    if (tg_jscan_validate(line, len)) {
         c->res.malformed_events++;
         return;
     }
-    const char *model = tg_json_str(ev, "model", NULL);
-    if (model && !c->res.model[0])
-        tg_strlcpy(c->res.model, model, sizeof(c->res.model));
-    json_t *choice = json_array_get(json_object_get(ev, "choices"), 0);
-    const char *piece = tg_json_str(json_object_get(choice, "delta"), "content", NULL);
-    if (piece && tg_buf_puts(&c->content, piece))
-        c->res.malformed_events++;
-    const char *fr = tg_json_str(choice, "finish_reason", NULL);
-    if (fr)
-        tg_strlcpy(c->res.finish_reason, fr, sizeof(c->res.finish_reason));
-    json_t *usage = json_object_get(ev, "usage");
-    if (json_is_object(usage)) {
-        c->res.prompt_tokens = tg_json_int(usage, "prompt_tokens", 0);
-        c->res.completion_tokens = tg_json_int(usage, "completion_tokens", 0);
-    }
-    json_decref(ev);
+    if (tg_jscan_find(line, len, delta, 4, &v, &vl) == TG_OK && v[0] == '"' &&
+        tg_jscan_string(v, vl, &c->content))
+        c->res.malformed_events++; /* over the size cap: the answer is not whole */
+    scan_meta(c, line, len);
 }
 
 static size_t write_cb(char *buf, size_t size, size_t n, void *arg)

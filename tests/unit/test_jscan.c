@@ -1,0 +1,93 @@
+/*
+ * test_jscan.c - the validating JSON scanner: grammar (checked against
+ * jansson's verdict on the same inputs), paths, string decoding.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "core/jscan.h"
+
+#include <string.h>
+
+static void test_validate_agrees_with_jansson(void **state)
+{
+    (void)state;
+    static const char *docs[] = {
+        "{}", "[]", "0", "-0.5e+3", "\"x\"", "true", "null", " {\"a\" : [1, 2, {\"b\": null}]} ",
+        "{\"s\":\"\\u4e2d\\n\\\"\"}", "\"\\ud83d\\ude00\"", "\"中文\"", "[1,]", "{,}", "{\"a\"}",
+        "{\"a\":1,}", "01", "1.", ".5", "-", "1e", "tru", "nul", "\"\\x\"", "\"abc", "[1 2]",
+        "{\"a\":1}{}", "\"\x01\"", "\"\xff\"", "\"\xc3\x28\"", "\"\xed\xa0\x80\"", "",
+        "   ", "[[[[]]]]", "{\"a\":{\"b\":{\"c\":[true,false,null]}}}", "1 2",
+    };
+    for (size_t i = 0; i < TG_ARRAY_LEN(docs); i++) {
+        bool ours = tg_jscan_validate(docs[i], strlen(docs[i])) == TG_OK;
+        json_t *j = json_loads(docs[i], JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+        bool theirs = j != NULL;
+        json_decref(j);
+        if (ours != theirs)
+            fail_msg("doc %zu '%s': scanner %d, jansson %d", i, docs[i], ours, theirs);
+    }
+    char deep[200];
+    memset(deep, '[', 100);
+    memset(deep + 100, ']', 100);
+    assert_int_equal(tg_jscan_validate(deep, 200), TG_E_PARSE); /* deeper than the limit */
+}
+
+static void test_find_and_decode(void **state)
+{
+    (void)state;
+    const char *doc = "{\"id\":\"c-1\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+                      "\"content\":\"您好\\n\\\"引号\\\" \\u00e9 \\ud83d\\ude00\"},"
+                      "\"finish_reason\":\"length\"},{\"index\":1}],"
+                      "\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":-3},"
+                      "\"we\\u0069rd\":7,\"n\":null}";
+    size_t n = strlen(doc);
+    assert_int_equal(tg_jscan_validate(doc, n), TG_OK);
+    const char *v;
+    size_t vl;
+    const char *content[] = {"choices", "#0", "message", "content"};
+    assert_int_equal(tg_jscan_find(doc, n, content, 4, &v, &vl), TG_OK);
+    struct tg_buf b;
+    tg_buf_init(&b, TG_BUF_UNLIMITED);
+    assert_int_equal(tg_jscan_string(v, vl, &b), TG_OK);
+    assert_string_equal(b.data, "您好\n\"引号\" é 😀");
+    tg_buf_free(&b);
+    const char *second[] = {"choices", "#1", "index"};
+    int64_t x;
+    assert_int_equal(tg_jscan_find(doc, n, second, 3, &v, &vl), TG_OK);
+    assert_int_equal(tg_jscan_int(v, vl, &x), TG_OK);
+    assert_int_equal(x, 1);
+    const char *neg[] = {"usage", "completion_tokens"};
+    assert_int_equal(tg_jscan_find(doc, n, neg, 2, &v, &vl), TG_OK);
+    assert_int_equal(tg_jscan_int(v, vl, &x), TG_OK);
+    assert_int_equal(x, -3);
+    const char *escaped_key[] = {"weird"};
+    assert_int_equal(tg_jscan_find(doc, n, escaped_key, 1, &v, &vl), TG_OK);
+    assert_int_equal(vl, 1);
+    const char *null_key[] = {"n"};
+    assert_int_equal(tg_jscan_find(doc, n, null_key, 1, &v, &vl), TG_OK);
+    assert_true(tg_jscan_is_null(v, vl));
+    const char *missing[][3] = {{"choices", "#2", "index"}, {"usage", "total", NULL},
+                                {"id", "x", NULL},          {"choices", "x", NULL}};
+    size_t lens[] = {3, 2, 2, 2};
+    for (size_t i = 0; i < TG_ARRAY_LEN(lens); i++)
+        assert_int_equal(tg_jscan_find(doc, n, missing[i], lens[i], &v, &vl), TG_E_NOTFOUND);
+    const char *whole_obj[] = {"usage"};
+    assert_int_equal(tg_jscan_find(doc, n, whole_obj, 1, &v, &vl), TG_OK);
+    assert_int_equal(vl, strlen("{\"prompt_tokens\":12,\"completion_tokens\":-3}"));
+    tg_buf_init(&b, TG_BUF_UNLIMITED);
+    assert_int_equal(tg_jscan_string("12", 2, &b), TG_E_PARSE);
+    tg_buf_free(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_validate_agrees_with_jansson),
+        cmocka_unit_test(test_find_and_decode),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
