@@ -1,14 +1,472 @@
 /*
- * kb_cmd.c - `trustgate kb` (placeholder until the module behind it lands).
+ * kb_cmd.c - `trustgate kb`: fill the knowledge base from files, search
+ * it and describe it, in the store of a data directory (the same one the
+ * server reads at start-up).
+ *
+ *   kb ingest PATH... [-c CONFIG | -d DIR] [--glossary FILE]
+ *   kb search [-c CONFIG | -d DIR] [-k 10] [--json] QUERY...
+ *   kb stats  [-c CONFIG | -d DIR] [--json]
+ *
+ * With -c the store is the config's store.uri, BM25 k1/b and the glossary
+ * come from its kb section, and `kb ingest` without PATH ingests kb.paths
+ * (paths in the config are relative to the config file).  Without -c the
+ * store is sqlite:DIR/trustgate.db, DIR defaulting to ./data.
  */
 #include "cli/cli.h"
 
+#include "kb/kb.h"
+#include "store/store.h"
+
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct kb_env {
+    const char *cfg_path, *data, *glossary;
+    bool as_json;
+    int64_t k;
+    struct tg_config *cfg;
+    struct tg_text *tx;
+    struct tg_store *st;
+    struct tg_kb *kb;
+    char uri[4200];
+    char gloss_buf[4096];
+};
+
+static void kb_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: trustgate kb COMMAND [options]\n\n"
+            "commands:\n"
+            "  ingest PATH...   add or refresh folders (*.md, *.markdown, *.txt, *.jsonl) and\n"
+            "                   JSONL files; unchanged files are skipped, changed ones\n"
+            "                   re-chunked, deleted ones removed\n"
+            "  search QUERY     the best chunks for a question, with scores and sources\n"
+            "  stats            documents, chunks, terms, postings and sizes\n\n"
+            "common options:\n"
+            "  -c, --config FILE    use the config's store and kb section\n"
+            "  -d, --data DIR       use the store sqlite:DIR/trustgate.db (default ./data)\n"
+            "  -h, --help           help for a command: trustgate kb COMMAND --help\n");
+}
+
+static void ingest_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: trustgate kb ingest PATH... [-c CONFIG | -d DIR] [--glossary FILE] [--json]\n\n"
+            "Ingest folders (recursively: *.md, *.markdown, *.txt, *.jsonl) and files into the\n"
+            "knowledge base kept in the store.  A JSONL line is an article {\"id\", \"title\",\n"
+            "\"text\"} or an FAQ pair {\"id\", \"question\", \"answer\"}.  A file whose SHA-256 is\n"
+            "unchanged is skipped, a changed one replaces its old chunks, and a file gone from\n"
+            "a folder (or a PATH that no longer exists) is removed.  With -c and no PATH, the\n"
+            "config's kb.paths are ingested.\n\n"
+            "  -c, --config FILE    the config (store.uri, kb.paths, kb.glossary)\n"
+            "  -d, --data DIR       data directory: sqlite:DIR/trustgate.db (default ./data)\n"
+            "  -g, --glossary FILE  load a metric glossary (YAML or JSON list of {term,\n"
+            "                       definition, synonyms, includes, excludes})\n"
+            "  -j, --json           print the counts as JSON\n"
+            "  -h, --help           this text\n");
+}
+
+static void search_usage(FILE *f)
+{
+    fprintf(f, "usage: trustgate kb search [-c CONFIG | -d DIR] [-k 10] [--json] QUERY...\n\n"
+               "Print the k best chunks for the query (BM25), best first, with score, source,\n"
+               "heading path and text, and the glossary entries the query used.  --json prints\n"
+               "an array of {rank, score, source, title, chunk, text, heading, doc_id,\n"
+               "glossary}, where chunk is \"DOC_ID#N\" (the chunk's number in its document).\n\n"
+               "  -c, --config FILE    the config (store.uri, kb.k1, kb.b)\n"
+               "  -d, --data DIR       data directory (default ./data)\n"
+               "  -k N                 how many chunks (default 10)\n"
+               "  -j, --json           JSON output\n"
+               "  -h, --help           this text\n");
+}
+
+static void stats_usage(FILE *f)
+{
+    fprintf(f, "usage: trustgate kb stats [-c CONFIG | -d DIR] [--json]\n\n"
+               "Describe the knowledge base: sources, documents, chunks, terms, postings,\n"
+               "text and index bytes, glossary entries, mean chunk length, and whether the\n"
+               "index was loaded from the store or rebuilt.\n\n"
+               "  -c, --config FILE    the config (store.uri)\n"
+               "  -d, --data DIR       data directory (default ./data)\n"
+               "  -j, --json           JSON output\n"
+               "  -h, --help           this text\n");
+}
+
+/* A path from the config, taken relative to the config file's folder. */
+static void config_path(const char *cfg_path, const char *p, char *out, size_t n)
+{
+    const char *slash = strrchr(cfg_path, '/');
+    if (p[0] == '/' || !slash)
+        snprintf(out, n, "%s", p);
+    else
+        snprintf(out, n, "%.*s/%s", (int)(slash - cfg_path), cfg_path, p);
+}
+
+/* Options common to every command; returns -1 to go on, else an exit status. */
+static int parse_common(struct kb_env *e, int argc, char **argv, const char *shortopts,
+                        void (*usage)(FILE *))
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"data", required_argument, NULL, 'd'},
+        {"glossary", required_argument, NULL, 'g'}, {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            e->cfg_path = optarg;
+            break;
+        case 'd':
+            e->data = optarg;
+            break;
+        case 'g':
+            e->glossary = optarg;
+            break;
+        case 'j':
+            e->as_json = true;
+            break;
+        case 'k':
+            if (tg_parse_i64(optarg, &e->k) || e->k < 1 || e->k > 1000) {
+                fprintf(stderr, "trustgate kb: -k wants a number from 1 to 1000\n");
+                return 2;
+            }
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (e->cfg_path && e->data) {
+        fprintf(stderr, "trustgate kb: give -c or -d, not both\n");
+        return 2;
+    }
+    return -1;
+}
+
+static int env_open(struct kb_env *e)
+{
+    char err[512] = "", dir[4096];
+    struct tg_kb_opts o;
+    tg_kb_opts_init(&o);
+    if (e->cfg_path) {
+        e->cfg = tg_cli_load_config(e->cfg_path);
+        if (!e->cfg)
+            return 1;
+        snprintf(e->uri, sizeof(e->uri), "%s", e->cfg->store_uri);
+        tg_cli_store_dir(e->cfg->store_uri, dir, sizeof(dir));
+        const json_t *sec = json_object_get(e->cfg->root, "kb");
+        if (json_is_number(json_object_get(sec, "k1")))
+            o.k1 = json_number_value(json_object_get(sec, "k1"));
+        if (json_is_number(json_object_get(sec, "b")))
+            o.b = json_number_value(json_object_get(sec, "b"));
+        const char *g = tg_json_str(sec, "glossary", NULL);
+        if (g && !e->glossary) {
+            config_path(e->cfg_path, g, e->gloss_buf, sizeof(e->gloss_buf));
+            e->glossary = e->gloss_buf;
+        }
+    } else {
+        snprintf(dir, sizeof(dir), "%s", e->data ? e->data : "./data");
+        snprintf(e->uri, sizeof(e->uri), "sqlite:%s/trustgate.db", dir);
+    }
+    tg_log_set_level(TG_LOG_WARN);
+    if (tg_cli_mkdirs(dir)) {
+        fprintf(stderr, "trustgate kb: cannot create data directory %s\n", dir);
+        return 1;
+    }
+    if (tg_text_open(&e->tx, err, sizeof(err)) ||
+        tg_store_open(e->uri, &e->st, err, sizeof(err)) ||
+        tg_kb_open(&o, e->tx, e->st, &e->kb, err, sizeof(err))) {
+        fprintf(stderr, "trustgate kb: %s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
+static void env_close(struct kb_env *e)
+{
+    tg_kb_close(e->kb);
+    tg_store_close(e->st);
+    tg_text_close(e->tx);
+    tg_config_free(e->cfg);
+}
+
+static int kb_ingest(int argc, char **argv)
+{
+    struct kb_env e = {0};
+    struct tg_kb_report rep = {0};
+    struct tg_kb_stats st;
+    char err[1024], path[4096];
+    int status = parse_common(&e, argc, argv, "c:d:g:jh", ingest_usage);
+    if (status >= 0)
+        return status;
+    const json_t *paths = NULL;
+    if (optind >= argc && !e.cfg_path) {
+        ingest_usage(stderr);
+        return 2;
+    }
+    status = env_open(&e);
+    if (status)
+        goto out;
+    status = 1;
+    if (optind >= argc) {
+        paths = json_object_get(json_object_get(e.cfg->root, "kb"), "paths");
+        if (!json_is_string(paths) && json_array_size(paths) == 0) {
+            fprintf(stderr, "trustgate kb ingest: no PATH given and no kb.paths in %s\n",
+                    e.cfg_path);
+            goto out;
+        }
+    }
+    size_t np = optind < argc ? (size_t)(argc - optind)
+                              : json_is_string(paths) ? 1 : json_array_size(paths);
+    for (size_t i = 0; i < np; i++) {
+        const char *p;
+        if (optind < argc) {
+            p = argv[optind + (int)i];
+        } else {
+            const json_t *v = json_is_string(paths) ? paths : json_array_get(paths, i);
+            if (!json_is_string(v))
+                continue;
+            config_path(e.cfg_path, json_string_value(v), path, sizeof(path));
+            p = path;
+        }
+        if (tg_kb_ingest(e.kb, p, &rep, err, sizeof(err))) {
+            fprintf(stderr, "trustgate kb ingest: %s\n", err);
+            goto out;
+        }
+    }
+    if (e.glossary && tg_kb_glossary_load(e.kb, e.glossary, err, sizeof(err))) {
+        fprintf(stderr, "trustgate kb ingest: %s\n", err);
+        goto out;
+    }
+    int rc = tg_kb_save(e.kb);
+    if (!rc)
+        rc = tg_kb_stats(e.kb, &st);
+    if (rc) {
+        fprintf(stderr, "trustgate kb ingest: saving to %s failed: %s\n", e.uri, tg_err_str(rc));
+        goto out;
+    }
+    if (e.as_json) {
+        json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:s}",
+                              "added", (json_int_t)rep.added, "updated", (json_int_t)rep.updated,
+                              "removed", (json_int_t)rep.removed, "skipped",
+                              (json_int_t)rep.skipped, "documents_made", (json_int_t)rep.docs,
+                              "chunks_made", (json_int_t)rep.chunks, "total", "documents",
+                              (json_int_t)st.documents, "chunks", (json_int_t)st.chunks, "terms",
+                              (json_int_t)st.terms, "glossary", (json_int_t)st.glossary, "store",
+                              e.uri);
+        char *s = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
+        if (s)
+            printf("%s\n", s);
+        free(s);
+        json_decref(o);
+    } else {
+        printf("files: %zu added, %zu updated, %zu removed, %zu skipped (%zu documents, %zu "
+               "chunks made)\n",
+               rep.added, rep.updated, rep.removed, rep.skipped, rep.docs, rep.chunks);
+        printf("knowledge base: %zu documents, %zu chunks, %zu terms, %zu glossary entries "
+               "in %s\n",
+               st.documents, st.chunks, st.terms, st.glossary, e.uri);
+    }
+    status = 0;
+out:
+    env_close(&e);
+    return status;
+}
+
+static char *join_args(int argc, char **argv)
+{
+    struct tg_buf b;
+    tg_buf_init(&b, 1u << 20);
+    for (int i = 0; i < argc; i++) {
+        if (i)
+            tg_buf_puts(&b, " ");
+        tg_buf_puts(&b, argv[i]);
+    }
+    return tg_buf_steal(&b, NULL);
+}
+
+/* The text on one line, cut to at most max code points. */
+static void print_snippet(const char *s, size_t max)
+{
+    size_t n = 0;
+    for (const char *p = s; *p; p++) {
+        if (((unsigned char)*p & 0xC0) != 0x80 && n++ == max) {
+            fputs("...", stdout);
+            break;
+        }
+        putchar(*p == '\n' || *p == '\r' || *p == '\t' ? ' ' : *p);
+    }
+    putchar('\n');
+}
+
+static json_t *glossary_json(struct tg_kb *kb, const struct tg_kb_result *r)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < r->n_glossary; i++) {
+        const struct tg_kb_term *t = tg_kb_glossary_get(kb, r->glossary[i]);
+        json_t *o = json_pack("{s:s, s:s, s:[], s:[], s:[]}", "term", t->term, "definition",
+                              t->definition, "synonyms", "includes", "excludes");
+        for (size_t j = 0; o && j < t->n_synonyms; j++)
+            json_array_append_new(json_object_get(o, "synonyms"), json_string(t->synonyms[j]));
+        for (size_t j = 0; o && j < t->n_includes; j++)
+            json_array_append_new(json_object_get(o, "includes"), json_string(t->includes[j]));
+        for (size_t j = 0; o && j < t->n_excludes; j++)
+            json_array_append_new(json_object_get(o, "excludes"), json_string(t->excludes[j]));
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
+static int kb_search(int argc, char **argv)
+{
+    struct kb_env e = {.k = 10};
+    struct tg_kb_result r;
+    char *q = NULL;
+    int status = parse_common(&e, argc, argv, "c:d:k:jh", search_usage);
+    if (status >= 0)
+        return status;
+    if (optind >= argc || e.glossary) {
+        search_usage(stderr);
+        return 2;
+    }
+    tg_kb_result_init(&r);
+    status = env_open(&e);
+    if (status)
+        goto out;
+    status = 1;
+    q = join_args(argc - optind, argv + optind);
+    int rc = q ? tg_kb_search(e.kb, q, strlen(q), (size_t)e.k, 0, &r) : TG_E_NOMEM;
+    if (rc) {
+        fprintf(stderr, "trustgate kb search: %s\n", tg_err_str(rc));
+        goto out;
+    }
+    if (e.as_json) {
+        json_t *arr = json_array();
+        json_t *gl = glossary_json(e.kb, &r);
+        for (size_t i = 0; arr && i < r.n; i++) {
+            struct tg_kb_chunk c;
+            char cid[4200];
+            if (tg_kb_chunk_get(e.kb, r.hits[i].chunk, &c))
+                continue;
+            snprintf(cid, sizeof(cid), "%s#%u", c.doc_id, c.ordinal);
+            json_array_append_new(
+                arr, json_pack("{s:I, s:f, s:s, s:s, s:s, s:s, s:s, s:s, s:O}", "rank",
+                               (json_int_t)i + 1, "score", r.hits[i].score, "source", c.source,
+                               "title", c.title, "chunk", cid, "text", c.text, "heading",
+                               c.heading, "doc_id", c.doc_id, "glossary", gl));
+        }
+        json_decref(gl);
+        char *s = arr ? json_dumps(arr, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) : NULL;
+        json_decref(arr);
+        if (!s)
+            goto out;
+        printf("%s\n", s);
+        free(s);
+    } else {
+        for (size_t i = 0; i < r.n_glossary; i++) {
+            const struct tg_kb_term *t = tg_kb_glossary_get(e.kb, r.glossary[i]);
+            printf("glossary: %s%s%s\n", t->term, *t->definition ? " - " : "", t->definition);
+        }
+        if (!r.n)
+            printf("no matching chunks\n");
+        for (size_t i = 0; i < r.n; i++) {
+            struct tg_kb_chunk c;
+            if (tg_kb_chunk_get(e.kb, r.hits[i].chunk, &c))
+                continue;
+            /* The heading path usually starts with the title (the "# " heading). */
+            bool dup = *c.title && tg_str_has_prefix(c.heading, c.title);
+            const char *title = dup ? "" : c.title;
+            printf("%2zu. %8.4f  %s%s%s%s%s\n    ", i + 1, r.hits[i].score,
+                   *c.source ? c.source : c.doc_id, *title || *c.heading ? "  " : "", title,
+                   *title && *c.heading ? " > " : "", c.heading);
+            print_snippet(c.text, 160);
+        }
+    }
+    status = 0;
+out:
+    tg_free(q);
+    tg_kb_result_free(&r);
+    env_close(&e);
+    return status;
+}
+
+static const char *origin_name(enum tg_kb_index_origin o)
+{
+    return o == TG_KB_INDEX_LOADED ? "loaded" : o == TG_KB_INDEX_REBUILT ? "rebuilt" : "new";
+}
+
+static int kb_stats(int argc, char **argv)
+{
+    struct kb_env e = {0};
+    struct tg_kb_stats st;
+    int status = parse_common(&e, argc, argv, "c:d:jh", stats_usage);
+    if (status >= 0)
+        return status;
+    if (optind != argc || e.glossary) {
+        stats_usage(stderr);
+        return 2;
+    }
+    status = env_open(&e);
+    if (status)
+        goto out;
+    status = 1;
+    if (tg_kb_stats(e.kb, &st))
+        goto out;
+    if (e.as_json) {
+        json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:s, s:s}",
+                              "sources", (json_int_t)st.sources, "documents",
+                              (json_int_t)st.documents, "chunks", (json_int_t)st.chunks, "terms",
+                              (json_int_t)st.terms, "postings", (json_int_t)st.postings,
+                              "text_bytes", (json_int_t)st.text_bytes, "index_bytes",
+                              (json_int_t)st.index_bytes, "glossary", (json_int_t)st.glossary,
+                              "avg_chunk_tokens", st.avg_tokens, "index", origin_name(st.origin),
+                              "store", e.uri);
+        char *s = o ? json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) : NULL;
+        json_decref(o);
+        if (!s)
+            goto out;
+        printf("%s\n", s);
+        free(s);
+    } else {
+        printf("store           %s\n"
+               "sources         %zu\n"
+               "documents       %zu\n"
+               "chunks          %zu\n"
+               "terms           %zu\n"
+               "postings        %zu\n"
+               "text bytes      %zu\n"
+               "index bytes     %zu\n"
+               "glossary        %zu entries\n"
+               "chunk length    %.1f tokens (mean)\n"
+               "index           %s\n",
+               e.uri, st.sources, st.documents, st.chunks, st.terms, st.postings, st.text_bytes,
+               st.index_bytes, st.glossary, st.avg_tokens, origin_name(st.origin));
+    }
+    status = 0;
+out:
+    env_close(&e);
+    return status;
+}
 
 int tg_cli_kb(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "trustgate kb: not available in this build\n");
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        kb_usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "ingest") == 0)
+        return kb_ingest(argc - 1, argv + 1);
+    if (strcmp(argv[1], "search") == 0)
+        return kb_search(argc - 1, argv + 1);
+    if (strcmp(argv[1], "stats") == 0)
+        return kb_stats(argc - 1, argv + 1);
+    fprintf(stderr, "trustgate kb: unknown command '%s'\n\n", argv[1]);
+    kb_usage(stderr);
     return 2;
 }

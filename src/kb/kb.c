@@ -186,6 +186,7 @@ void tg_kb_close(struct tg_kb *kb)
     tg_buf_free(&kb->kbuf);
     tg_tokens_free(&kb->toks);
     tg_free(kb->ids);
+    tg_free(kb->cnt);
     tg_free(kb);
 }
 
@@ -198,12 +199,6 @@ int kb_normalize(struct tg_kb *kb, const char *s, size_t len)
     if (!rc && len)
         rc = tg_text_normalize(kb->tx, s, len, kb->opts.norm_flags, &kb->nbuf);
     return rc;
-}
-
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
 }
 
 /* Tokenize "title\nheading\ntext" (or question and answer) into c->fwd. */
@@ -229,27 +224,34 @@ int kb_tokenize_chunk(struct tg_kb *kb, struct kb_chunk *c, const char *title)
         rc = kb_token_ids(kb, &kb->toks, true);
     if (rc)
         return rc;
-    qsort(kb->ids, kb->nids, sizeof(uint32_t), cmp_u32);
-    size_t distinct = 0;
-    for (size_t i = 0; i < kb->nids; i++)
-        distinct += i == 0 || kb->ids[i] != kb->ids[i - 1];
+    /* Count with a term-indexed scratch array: no sort, linear in the tokens. */
+    if (kb->capcnt < kb->terms.n) {
+        size_t cap = kb->terms.cap;
+        uint32_t *cnt = tg_realloc(kb->cnt, cap * sizeof(*cnt));
+        if (!cnt)
+            return TG_E_NOMEM;
+        memset(cnt + kb->capcnt, 0, (cap - kb->capcnt) * sizeof(*cnt));
+        kb->cnt = cnt;
+        kb->capcnt = cap;
+    }
+    size_t distinct = 0, ntok = kb->nids;
+    for (size_t i = 0; i < ntok; i++)
+        if (kb->cnt[kb->ids[i]]++ == 0)
+            kb->ids[distinct++] = kb->ids[i];
     uint32_t *fwd = tg_malloc((distinct ? distinct * 2 : 1) * sizeof(uint32_t));
+    for (size_t j = 0; j < distinct; j++) {
+        if (fwd) {
+            fwd[j] = kb->ids[j];
+            fwd[distinct + j] = kb->cnt[kb->ids[j]];
+        }
+        kb->cnt[kb->ids[j]] = 0;
+    }
     if (!fwd)
         return TG_E_NOMEM;
-    size_t j = 0;
-    for (size_t i = 0; i < kb->nids; i++) {
-        if (i && kb->ids[i] == kb->ids[i - 1]) {
-            fwd[distinct + j - 1]++;
-            continue;
-        }
-        fwd[j] = kb->ids[i];
-        fwd[distinct + j] = 1;
-        j++;
-    }
     tg_free(c->fwd);
     c->fwd = fwd;
     c->nterm = (uint32_t)distinct;
-    c->ntok = (uint32_t)(kb->nids > UINT32_MAX ? UINT32_MAX : kb->nids);
+    c->ntok = (uint32_t)(ntok > UINT32_MAX ? UINT32_MAX : ntok);
     kb->tokenized++;
     return TG_OK;
 }

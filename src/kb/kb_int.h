@@ -123,6 +123,8 @@ struct tg_kb {
     struct tg_tokens toks;
     uint32_t *ids;
     size_t nids, capids;
+    uint32_t *cnt; /* per term, zero between uses */
+    size_t capcnt;
 };
 
 /* kb.c */
