@@ -136,8 +136,10 @@ static size_t split_sentences(const char *text, struct sentence *out, size_t max
             while (start < end && (*start == ' ' || *start == '#' || *start == '-' ||
                                    *start == '*' || *start == '>'))
                 start++;
-            if (end > start)
-                out[n++] = (struct sentence){start, (size_t)(end - start), 0, n};
+            if (end > start) {
+                out[n] = (struct sentence){start, (size_t)(end - start), 0, n};
+                n++;
+            }
             p += cut;
             start = p;
             continue;
@@ -146,8 +148,10 @@ static size_t split_sentences(const char *text, struct sentence *out, size_t max
     }
     while (*start == ' ' || *start == '#' || *start == '-' || *start == '*')
         start++;
-    if (*start && n < max)
-        out[n++] = (struct sentence){start, strlen(start), 0, n};
+    if (*start && n < max) {
+        out[n] = (struct sentence){start, strlen(start), 0, n};
+        n++;
+    }
     return n;
 }
 

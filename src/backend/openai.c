@@ -156,6 +156,11 @@ static void parse_completion(struct tg_backend_call *c)
                                "upstream answered 200 without a chat.completion message");
         goto out;
     }
+    if (memchr(text.data ? text.data : "", '\0', text.len)) {
+        tg_backend_result_fail(&c->res, TG_E_UPSTREAM, "bad_response",
+                               "upstream answer contains a NUL character");
+        goto out;
+    }
     c->res.content = tg_buf_steal(&text, &c->res.len);
     scan_meta(c, j, n);
     if (!c->res.finish_reason[0])
@@ -201,6 +206,9 @@ static void on_transfer_done(struct tg_backend_call *c, CURLcode code)
         tg_backend_result_fail(&c->res, TG_E_UPSTREAM, "stream_cut",
                                "upstream stream ended before its final event (%zu bytes received)",
                                c->content.len);
+    } else if (memchr(c->content.data ? c->content.data : "", '\0', c->content.len)) {
+        tg_backend_result_fail(&c->res, TG_E_UPSTREAM, "bad_response",
+                               "upstream answer contains a NUL character");
     } else {
         c->res.content = tg_buf_steal(&c->content, &c->res.len);
         if (!c->res.content)

@@ -113,7 +113,7 @@ int tg_buf_append(struct tg_buf *b, const void *p, size_t n);
 int tg_buf_reserve(struct tg_buf *b, size_t n);
 int tg_buf_puts(struct tg_buf *b, const char *s);
 int tg_buf_printf(struct tg_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int tg_buf_vprintf(struct tg_buf *b, const char *fmt, va_list ap);
+int tg_buf_vprintf(struct tg_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 void tg_buf_reset(struct tg_buf *b);
 void tg_buf_free(struct tg_buf *b);
 /* Take ownership of the data (caller tg_free()s it); the buffer is left empty. */

@@ -67,6 +67,21 @@ static size_t utf8_len(const unsigned char *p, const unsigned char *end)
     return n;
 }
 
+/* A \uXXXX escape at p: its value, or false. */
+static bool hex_escape(const char *p, const char *end, uint32_t *u)
+{
+    if (end - p < 6 || p[0] != '\\' || p[1] != 'u')
+        return false;
+    *u = 0;
+    for (int i = 2; i < 6; i++) {
+        int h = hexval(p[i]);
+        if (h < 0)
+            return false;
+        *u = *u << 4 | (uint32_t)h;
+    }
+    return true;
+}
+
 static bool skip_string(struct cur *c)
 {
     if (c->p >= c->end || *c->p != '"')
@@ -85,12 +100,19 @@ static bool skip_string(struct cur *c)
                 return false;
             char e = c->p[1];
             if (e == 'u') {
-                if (c->end - c->p < 6)
+                uint32_t u;
+                if (!hex_escape(c->p, c->end, &u))
                     return false;
-                for (int i = 2; i < 6; i++)
-                    if (hexval(c->p[i]) < 0)
-                        return false;
                 c->p += 6;
+                /* Surrogates only as a high-low pair, as jansson insists too. */
+                if (u >= 0xDC00 && u <= 0xDFFF)
+                    return false;
+                if (u >= 0xD800 && u <= 0xDBFF) {
+                    uint32_t lo;
+                    if (!hex_escape(c->p, c->end, &lo) || lo < 0xDC00 || lo > 0xDFFF)
+                        return false;
+                    c->p += 6;
+                }
             } else if (strchr("\"\\/bfnrt", e) && e) {
                 c->p += 2;
             } else {

@@ -41,13 +41,17 @@ typedef void (*tg_http_handler_cb)(struct tg_http_req *req, void *arg);
 
 /*
  * Bind host:port and start accepting on base.  port 0 picks a free port
- * (tg_http_port tells which).  On failure returns TG_E_IO and writes the
- * reason to err.
+ * (tg_http_port tells which); host NULL creates a server with no listener,
+ * fed only through tg_http_server_adopt().  On failure returns TG_E_IO and
+ * writes the reason to err.
  */
 int tg_http_server_start(struct event_base *base, const char *host, int port,
                          const struct tg_http_limits *limits, tg_http_handler_cb cb, void *arg,
                          struct tg_http_server **out, char *err, size_t errlen);
 int tg_http_port(const struct tg_http_server *srv);
+/* Serve a connected socket (from accept, a socketpair, socket activation).
+ * The server owns fd from now on, also on failure. */
+int tg_http_server_adopt(struct tg_http_server *srv, int fd);
 /* Stop accepting new connections; idle keep-alive connections are closed. */
 void tg_http_server_stop_accepting(struct tg_http_server *srv);
 /* Number of requests received and not yet answered. */

@@ -627,6 +627,7 @@ static void conn_process(struct conn *c)
     struct evbuffer *in = bufferevent_get_input(c->bev);
     c->in_read = true;
     for (;;) {
+        size_t before = evbuffer_get_length(in);
         bool more;
         if (c->state == ST_HEAD)
             more = read_head(c, in);
@@ -635,12 +636,15 @@ static void conn_process(struct conn *c)
             more = read_body(c, in);
         else
             break;
-        if (!more) {
-            if (c->state == ST_HEAD && c->req == NULL && evbuffer_get_length(in) > 0 &&
-                !c->srv->draining)
-                continue;
-            break;
-        }
+        if (more)
+            continue;
+        /* A request answered at once may have pipelined ones behind it; go on
+         * only when this round consumed input, or an incomplete head would
+         * spin here instead of waiting for the rest. */
+        if (c->state == ST_HEAD && c->req == NULL && evbuffer_get_length(in) > 0 &&
+            evbuffer_get_length(in) < before && !c->srv->draining)
+            continue;
+        break;
     }
     c->in_read = false;
 }
@@ -734,20 +738,16 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         conn_free(c);
 }
 
-static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
-                      void *arg)
+int tg_http_server_adopt(struct tg_http_server *srv, int fd)
 {
-    (void)l;
-    (void)sa;
-    (void)salen;
-    struct tg_http_server *srv = arg;
     struct conn *c = tg_calloc(1, sizeof(*c));
     if (!c) {
         evutil_closesocket(fd);
-        return;
+        return TG_E_NOMEM;
     }
     int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* fails harmlessly off TCP */
+    evutil_make_socket_nonblocking(fd);
     c->srv = srv;
     c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->resume = event_new(srv->base, -1, 0, resume_cb, c);
@@ -759,7 +759,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
         if (c->resume)
             event_free(c->resume);
         tg_free(c);
-        return;
+        return TG_E_NOMEM;
     }
     c->state = ST_HEAD;
     c->next = srv->conns;
@@ -770,28 +770,24 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     bufferevent_set_timeouts(c->bev, &tv, NULL);
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    return TG_OK;
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                      void *arg)
+{
+    (void)l;
+    (void)sa;
+    (void)salen;
+    tg_http_server_adopt(arg, fd);
 }
 
 /* ------------------------------------------------------------ server */
 
-int tg_http_server_start(struct event_base *base, const char *host, int port,
-                         const struct tg_http_limits *limits, tg_http_handler_cb cb, void *arg,
-                         struct tg_http_server **out, char *err, size_t errlen)
+static int server_new(struct event_base *base, const struct tg_http_limits *limits,
+                      tg_http_handler_cb cb, void *arg, struct tg_http_server **out, char *err,
+                      size_t errlen)
 {
-    struct sockaddr_storage ss;
-    int sslen = sizeof(ss);
-    char addr[300];
-    memset(&ss, 0, sizeof(ss));
-    /* Parse the host alone: libevent refuses an explicit port 0. */
-    snprintf(addr, sizeof(addr), strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
-    if (evutil_parse_sockaddr_port(host, (struct sockaddr *)&ss, &sslen) != 0) {
-        snprintf(err, errlen, "cannot parse listen address %s", addr);
-        return TG_E_INVAL;
-    }
-    if (ss.ss_family == AF_INET6)
-        ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
-    else
-        ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
     struct tg_http_server *srv = tg_calloc(1, sizeof(*srv));
     if (!srv) {
         snprintf(err, errlen, "out of memory");
@@ -804,6 +800,34 @@ int tg_http_server_start(struct event_base *base, const char *host, int port,
     srv->lim.max_body = limits && limits->max_body ? limits->max_body : 1048576;
     srv->lim.idle_timeout_s = limits && limits->idle_timeout_s ? limits->idle_timeout_s : 60;
     srv->lim.max_headers = limits && limits->max_headers ? limits->max_headers : 64;
+    *out = srv;
+    return TG_OK;
+}
+
+int tg_http_server_start(struct event_base *base, const char *host, int port,
+                         const struct tg_http_limits *limits, tg_http_handler_cb cb, void *arg,
+                         struct tg_http_server **out, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    int sslen = sizeof(ss);
+    char addr[300];
+    memset(&ss, 0, sizeof(ss));
+    if (!host)
+        return server_new(base, limits, cb, arg, out, err, errlen);
+    /* Parse the host alone: libevent refuses an explicit port 0. */
+    snprintf(addr, sizeof(addr), strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+    if (evutil_parse_sockaddr_port(host, (struct sockaddr *)&ss, &sslen) != 0) {
+        snprintf(err, errlen, "cannot parse listen address %s", addr);
+        return TG_E_INVAL;
+    }
+    if (ss.ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
+    struct tg_http_server *srv = NULL;
+    int rc = server_new(base, limits, cb, arg, &srv, err, errlen);
+    if (rc)
+        return rc;
     srv->listener = evconnlistener_new_bind(
         base, accept_cb, srv, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
         1024, (struct sockaddr *)&ss, sslen);
