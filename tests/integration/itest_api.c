@@ -443,6 +443,26 @@ static void test_http_framing(void **state)
     assert_non_null(strstr(out, "fake answer to: 分块"));
     tg_free(out);
 
+    /* A head that arrives in pieces is waited for (not spun on), then answered. */
+    {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)E.a.port)};
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        const char *p1 = "GET /healthz HTTP/1.1\r\nHo", *p2 = "st: x\r\nConnection: close\r\n\r\n";
+        assert_int_equal(write(fd, p1, strlen(p1)), (ssize_t)strlen(p1));
+        usleep(300000);
+        assert_int_equal(write(fd, p2, strlen(p2)), (ssize_t)strlen(p2));
+        char buf[512];
+        struct timeval tv = {2, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        assert_true(n > 0);
+        buf[n] = '\0';
+        assert_non_null(strstr(buf, "HTTP/1.1 200 OK"));
+        close(fd);
+    }
+
     out = raw_exchange(E.a.port, "GET /healthz HTTP/1.0\r\n\r\n", 2000);
     assert_non_null(strstr(out, "HTTP/1.1 200 OK"));
     assert_non_null(strstr(out, "Connection: close"));
