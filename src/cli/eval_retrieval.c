@@ -32,7 +32,7 @@
 #include <sqlite3.h>
 
 struct pool {
-    char **id;   /* the dataset's document id */
+    char **id; /* the dataset's document id */
     char **text;
     size_t n, cap;
     json_t *by_key; /* id or passage text -> index */
@@ -58,28 +58,27 @@ struct score {
 
 static void eval_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: trustgate eval retrieval --kb FILE --queries FILE [-k 10] [--json]\n\n"
-            "Rank the passages of the --kb file for every query of the --queries file with\n"
-            "the knowledge base (BM25) and with SQLite FTS5 (trigram tokenizer, bm25()) in\n"
-            "the same run, and print P@1, MRR@k, Recall@k, n, search latency and index\n"
-            "build speed of both.  Files (JSONL, shape told by the first line):\n"
-            "  {id, contract, passage, question, answer}  pool = distinct passages; the gold\n"
-            "                                            of a question is its own passage\n"
-            "  {pid, qa: [{question, answers}]}           one document per pid; queries are\n"
-            "                                            {qid, query, gold_pid}\n"
-            "  {id, title?, text} / {id, question, answer}  queries are {query, gold}\n"
-            "--kb and --queries may be the same file.\n\n"
-            "  -k N                 cut-off for MRR and Recall (default 10)\n"
-            "  -j, --json           one JSON object: p_at_1, mrr_at_10, recall_at_10, n,\n"
-            "                       latency_us, build, and baseline with the same keys\n"
-            "  -t, --tokens SET     words, bigrams or words+bigrams (default: the built-in)\n"
-            "      --k1 X, --b X    BM25 parameters (default 1.2, 0.75)\n"
-            "      --chunk N        chunk size in characters (default 600; 0 = no chunking)\n"
-            "      --overlap N      chunk overlap in characters (default 80)\n"
-            "      --repeat N       run the queries N times for the latency figures\n"
-            "      --no-baseline    skip FTS5\n"
-            "  -h, --help           this text\n");
+    fprintf(f, "usage: trustgate eval retrieval --kb FILE --queries FILE [-k 10] [--json]\n\n"
+               "Rank the passages of the --kb file for every query of the --queries file with\n"
+               "the knowledge base (BM25) and with SQLite FTS5 (trigram tokenizer, bm25()) in\n"
+               "the same run, and print P@1, MRR@k, Recall@k, n, search latency and index\n"
+               "build speed of both.  Files (JSONL, shape told by the first line):\n"
+               "  {id, contract, passage, question, answer}  pool = distinct passages; the gold\n"
+               "                                            of a question is its own passage\n"
+               "  {pid, qa: [{question, answers}]}           one document per pid; queries are\n"
+               "                                            {qid, query, gold_pid}\n"
+               "  {id, title?, text} / {id, question, answer}  queries are {query, gold}\n"
+               "--kb and --queries may be the same file.\n\n"
+               "  -k N                 cut-off for MRR and Recall (default 10)\n"
+               "  -j, --json           one JSON object: p_at_1, mrr_at_10, recall_at_10, n,\n"
+               "                       latency_us, build, and baseline with the same keys\n"
+               "  -t, --tokens SET     words, bigrams or words+bigrams (default: the built-in)\n"
+               "      --k1 X, --b X    BM25 parameters (default 1.2, 0.75)\n"
+               "      --chunk N        chunk size in characters (default 600; 0 = no chunking)\n"
+               "      --overlap N      chunk overlap in characters (default 80)\n"
+               "      --repeat N       run the queries N times for the latency figures\n"
+               "      --no-baseline    skip FTS5\n"
+               "  -h, --help           this text\n");
 }
 
 /* ------------------------------------------------------------ reading */
@@ -236,8 +235,10 @@ static int pool_line(void *ctx, json_t *o, size_t line)
         tg_buf_free(&b);
         return rc;
     }
-    fprintf(stderr, "trustgate eval retrieval: line %zu of the pool has no passage, qa, text "
-                    "or question/answer\n", line);
+    fprintf(stderr,
+            "trustgate eval retrieval: line %zu of the pool has no passage, qa, text "
+            "or question/answer\n",
+            line);
     return TG_E_PARSE;
 }
 
@@ -287,8 +288,8 @@ static int query_line(void *ctx, json_t *o, size_t line)
     char *t = tg_strdup(text);
     if (!t)
         return TG_E_NOMEM;
-    c->q->v[c->q->n++] = (struct query){
-        .text = t, .gold = gold ? (size_t)json_integer_value(gold) : SIZE_MAX};
+    c->q->v[c->q->n++] =
+        (struct query){.text = t, .gold = gold ? (size_t)json_integer_value(gold) : SIZE_MAX};
     return TG_OK;
 }
 
@@ -329,10 +330,10 @@ static json_t *score_json(const struct score *s, size_t nlat, double mb)
 {
     double n = s->n ? (double)s->n : 1.0;
     return json_pack("{s:f, s:f, s:f, s:I, s:{s:f, s:f}, s:{s:f, s:f}}", "p_at_1",
-                     (double)s->p1 / n, "mrr_at_10", s->mrr / n, "recall_at_10",
-                     (double)s->hit / n, "n", (json_int_t)s->n, "latency_us", "p50",
-                     pct_us(s->lat_ns, nlat, 50), "p99", pct_us(s->lat_ns, nlat, 99), "build",
-                     "seconds", s->build_s, "mb_per_s", s->build_s > 0 ? mb / s->build_s : 0.0);
+                     (double)s->p1 / n, "mrr_at_10", s->mrr / n, "recall_at_10", (double)s->hit / n,
+                     "n", (json_int_t)s->n, "latency_us", "p50", pct_us(s->lat_ns, nlat, 50), "p99",
+                     pct_us(s->lat_ns, nlat, 99), "build", "seconds", s->build_s, "mb_per_s",
+                     s->build_s > 0 ? mb / s->build_s : 0.0);
 }
 
 /* ------------------------------------------------------------ trustgate */
@@ -346,26 +347,38 @@ static int run_kb(const struct tg_kb_opts *o, const struct pool *p, const struct
     char err[256] = "", id[32];
     int rc = tg_text_open(&tx, err, sizeof(err));
     tg_kb_result_init(&res);
-    if (!rc)
-        rc = tg_kb_open(o, tx, NULL, &kb, err, sizeof(err));
     if (rc) {
         fprintf(stderr, "trustgate eval retrieval: %s\n", err);
         goto out;
     }
-    int64_t t0 = tg_clock_mono_ns();
-    for (size_t i = 0; i < p->n && !rc; i++) {
-        snprintf(id, sizeof(id), "%zu", i);
-        rc = tg_kb_add_doc(kb, id, NULL, p->text[i], strlen(p->text[i]), NULL);
+    /* With --repeat the build is timed three times and the best kept. */
+    for (int b = 0; b < (repeat > 1 ? 3 : 1) && !rc; b++) {
+        tg_kb_close(kb);
+        kb = NULL;
+        rc = tg_kb_open(o, tx, NULL, &kb, err, sizeof(err));
+        if (rc) {
+            fprintf(stderr, "trustgate eval retrieval: %s\n", err);
+            goto out;
+        }
+        /* ICU loads its dictionaries on first use: not part of building. */
+        rc = tg_kb_search(kb, "保险 insurance", strlen("保险 insurance"), 1, 0, &res);
+        int64_t t0 = tg_clock_mono_ns();
+        for (size_t i = 0; i < p->n && !rc; i++) {
+            snprintf(id, sizeof(id), "%zu", i);
+            rc = tg_kb_add_doc(kb, id, NULL, p->text[i], strlen(p->text[i]), NULL);
+        }
+        struct tg_kb_stats st;
+        if (!rc)
+            rc = tg_kb_stats(kb, &st);
+        double secs = (double)(tg_clock_mono_ns() - t0) / 1e9;
+        if (b == 0 || secs < s->build_s)
+            s->build_s = secs;
     }
-    struct tg_kb_stats st;
-    if (!rc)
-        rc = tg_kb_stats(kb, &st);
-    s->build_s = (double)(tg_clock_mono_ns() - t0) / 1e9;
     for (int r = 0; r < repeat && !rc; r++) {
         for (size_t i = 0; i < q->n && !rc; i++) {
             int64_t a = tg_clock_mono_ns();
-            rc = tg_kb_search(kb, q->v[i].text, strlen(q->v[i].text), k, TG_KB_SEARCH_PER_DOC,
-                              &res);
+            rc =
+                tg_kb_search(kb, q->v[i].text, strlen(q->v[i].text), k, TG_KB_SEARCH_PER_DOC, &res);
             s->lat_ns[(size_t)r * q->n + i] = tg_clock_mono_ns() - a;
             if (r)
                 continue;
@@ -469,24 +482,34 @@ static int run_fts(const struct pool *p, const struct queries *q, size_t k, int 
     struct tg_buf m;
     int rc = TG_E_DB;
     tg_buf_init(&m, TG_BUF_UNLIMITED);
-    if (sqlite3_open(":memory:", &db) != SQLITE_OK)
-        goto out;
-    int64_t t0 = tg_clock_mono_ns();
-    if (sqlite3_exec(db, "CREATE VIRTUAL TABLE docs USING fts5(body, tokenize='trigram');"
-                         "BEGIN;", NULL, NULL, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db, "INSERT INTO docs(rowid, body) VALUES (?1, ?2)", -1, &ins,
-                           NULL) != SQLITE_OK)
-        goto out;
-    for (size_t i = 0; i < p->n; i++) {
-        sqlite3_bind_int64(ins, 1, (sqlite3_int64)i + 1);
-        sqlite3_bind_text(ins, 2, p->text[i], -1, SQLITE_STATIC);
-        if (sqlite3_step(ins) != SQLITE_DONE)
+    for (int b = 0; b < (repeat > 1 ? 3 : 1); b++) {
+        sqlite3_finalize(ins);
+        ins = NULL;
+        sqlite3_close(db);
+        db = NULL;
+        if (sqlite3_open(":memory:", &db) != SQLITE_OK)
             goto out;
-        sqlite3_reset(ins);
+        int64_t t0 = tg_clock_mono_ns();
+        if (sqlite3_exec(db,
+                         "CREATE VIRTUAL TABLE docs USING fts5(body, tokenize='trigram');"
+                         "BEGIN;",
+                         NULL, NULL, NULL) != SQLITE_OK ||
+            sqlite3_prepare_v2(db, "INSERT INTO docs(rowid, body) VALUES (?1, ?2)", -1, &ins,
+                               NULL) != SQLITE_OK)
+            goto out;
+        for (size_t i = 0; i < p->n; i++) {
+            sqlite3_bind_int64(ins, 1, (sqlite3_int64)i + 1);
+            sqlite3_bind_text(ins, 2, p->text[i], -1, SQLITE_STATIC);
+            if (sqlite3_step(ins) != SQLITE_DONE)
+                goto out;
+            sqlite3_reset(ins);
+        }
+        if (sqlite3_exec(db, "COMMIT;", NULL, NULL, NULL) != SQLITE_OK)
+            goto out;
+        double secs = (double)(tg_clock_mono_ns() - t0) / 1e9;
+        if (b == 0 || secs < s->build_s)
+            s->build_s = secs;
     }
-    if (sqlite3_exec(db, "COMMIT;", NULL, NULL, NULL) != SQLITE_OK)
-        goto out;
-    s->build_s = (double)(tg_clock_mono_ns() - t0) / 1e9;
     if (sqlite3_prepare_v2(db,
                            "SELECT rowid FROM docs WHERE docs MATCH ?1 ORDER BY bm25(docs) "
                            "LIMIT ?2",
@@ -552,21 +575,21 @@ static const char *tokens_name(unsigned f)
 static void print_row(const char *name, const struct score *s, size_t nlat, size_t k, double mb)
 {
     double n = s->n ? (double)s->n : 1.0;
-    printf("%-22s %6.3f %8.3f %9.3f   %8.1f %8.1f   %7.2f\n", name, (double)s->p1 / n,
-           s->mrr / n, (double)s->hit / n, pct_us(s->lat_ns, nlat, 50),
-           pct_us(s->lat_ns, nlat, 99), s->build_s > 0 ? mb / s->build_s : 0.0);
+    printf("%-22s %6.3f %8.3f %9.3f   %8.1f %8.1f   %7.2f\n", name, (double)s->p1 / n, s->mrr / n,
+           (double)s->hit / n, pct_us(s->lat_ns, nlat, 50), pct_us(s->lat_ns, nlat, 99),
+           s->build_s > 0 ? mb / s->build_s : 0.0);
     (void)k;
 }
 
 int tg_cli_eval_retrieval(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"kb", required_argument, NULL, 'K'},    {"queries", required_argument, NULL, 'Q'},
-        {"json", no_argument, NULL, 'j'},        {"tokens", required_argument, NULL, 't'},
-        {"k1", required_argument, NULL, '1'},    {"b", required_argument, NULL, 'B'},
-        {"chunk", required_argument, NULL, 'C'}, {"overlap", required_argument, NULL, 'O'},
+        {"kb", required_argument, NULL, 'K'},     {"queries", required_argument, NULL, 'Q'},
+        {"json", no_argument, NULL, 'j'},         {"tokens", required_argument, NULL, 't'},
+        {"k1", required_argument, NULL, '1'},     {"b", required_argument, NULL, 'B'},
+        {"chunk", required_argument, NULL, 'C'},  {"overlap", required_argument, NULL, 'O'},
         {"repeat", required_argument, NULL, 'R'}, {"no-baseline", no_argument, NULL, 'N'},
-        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
     const char *kb_path = NULL, *q_path = NULL;
     bool as_json = false, baseline = true;
     struct tg_kb_opts ko;
@@ -647,8 +670,10 @@ int tg_cli_eval_retrieval(int argc, char **argv)
         goto out;
     }
     if (qc.missing)
-        fprintf(stderr, "trustgate eval retrieval: %zu queries have no gold in the pool "
-                        "(counted as misses)\n", qc.missing);
+        fprintf(stderr,
+                "trustgate eval retrieval: %zu queries have no gold in the pool "
+                "(counted as misses)\n",
+                qc.missing);
     size_t nlat = q.n * (size_t)repeat;
     ours.lat_ns = tg_calloc(nlat, sizeof(int64_t));
     fts.lat_ns = tg_calloc(nlat, sizeof(int64_t));

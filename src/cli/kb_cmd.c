@@ -36,36 +36,35 @@ struct kb_env {
 
 static void kb_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: trustgate kb COMMAND [options]\n\n"
-            "commands:\n"
-            "  ingest PATH...   add or refresh folders (*.md, *.markdown, *.txt, *.jsonl) and\n"
-            "                   JSONL files; unchanged files are skipped, changed ones\n"
-            "                   re-chunked, deleted ones removed\n"
-            "  search QUERY     the best chunks for a question, with scores and sources\n"
-            "  stats            documents, chunks, terms, postings and sizes\n\n"
-            "common options:\n"
-            "  -c, --config FILE    use the config's store and kb section\n"
-            "  -d, --data DIR       use the store sqlite:DIR/trustgate.db (default ./data)\n"
-            "  -h, --help           help for a command: trustgate kb COMMAND --help\n");
+    fprintf(f, "usage: trustgate kb COMMAND [options]\n\n"
+               "commands:\n"
+               "  ingest PATH...   add or refresh folders (*.md, *.markdown, *.txt, *.jsonl) and\n"
+               "                   JSONL files; unchanged files are skipped, changed ones\n"
+               "                   re-chunked, deleted ones removed\n"
+               "  search QUERY     the best chunks for a question, with scores and sources\n"
+               "  stats            documents, chunks, terms, postings and sizes\n\n"
+               "common options:\n"
+               "  -c, --config FILE    use the config's store and kb section\n"
+               "  -d, --data DIR       use the store sqlite:DIR/trustgate.db (default ./data)\n"
+               "  -h, --help           help for a command: trustgate kb COMMAND --help\n");
 }
 
 static void ingest_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: trustgate kb ingest PATH... [-c CONFIG | -d DIR] [--glossary FILE] [--json]\n\n"
-            "Ingest folders (recursively: *.md, *.markdown, *.txt, *.jsonl) and files into the\n"
-            "knowledge base kept in the store.  A JSONL line is an article {\"id\", \"title\",\n"
-            "\"text\"} or an FAQ pair {\"id\", \"question\", \"answer\"}.  A file whose SHA-256 is\n"
-            "unchanged is skipped, a changed one replaces its old chunks, and a file gone from\n"
-            "a folder (or a PATH that no longer exists) is removed.  With -c and no PATH, the\n"
-            "config's kb.paths are ingested.\n\n"
-            "  -c, --config FILE    the config (store.uri, kb.paths, kb.glossary)\n"
-            "  -d, --data DIR       data directory: sqlite:DIR/trustgate.db (default ./data)\n"
-            "  -g, --glossary FILE  load a metric glossary (YAML or JSON list of {term,\n"
-            "                       definition, synonyms, includes, excludes})\n"
-            "  -j, --json           print the counts as JSON\n"
-            "  -h, --help           this text\n");
+    fprintf(
+        f, "usage: trustgate kb ingest PATH... [-c CONFIG | -d DIR] [--glossary FILE] [--json]\n\n"
+           "Ingest folders (recursively: *.md, *.markdown, *.txt, *.jsonl) and files into the\n"
+           "knowledge base kept in the store.  A JSONL line is an article {\"id\", \"title\",\n"
+           "\"text\"} or an FAQ pair {\"id\", \"question\", \"answer\"}.  A file whose SHA-256 is\n"
+           "unchanged is skipped, a changed one replaces its old chunks, and a file gone from\n"
+           "a folder (or a PATH that no longer exists) is removed.  With -c and no PATH, the\n"
+           "config's kb.paths are ingested.\n\n"
+           "  -c, --config FILE    the config (store.uri, kb.paths, kb.glossary)\n"
+           "  -d, --data DIR       data directory: sqlite:DIR/trustgate.db (default ./data)\n"
+           "  -g, --glossary FILE  load a metric glossary (YAML or JSON list of {term,\n"
+           "                       definition, synonyms, includes, excludes})\n"
+           "  -j, --json           print the counts as JSON\n"
+           "  -h, --help           this text\n");
 }
 
 static void search_usage(FILE *f)
@@ -109,9 +108,9 @@ static int parse_common(struct kb_env *e, int argc, char **argv, const char *sho
                         void (*usage)(FILE *))
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"data", required_argument, NULL, 'd'},
+        {"config", required_argument, NULL, 'c'},   {"data", required_argument, NULL, 'd'},
         {"glossary", required_argument, NULL, 'g'}, {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
@@ -179,8 +178,7 @@ static int env_open(struct kb_env *e)
         fprintf(stderr, "trustgate kb: cannot create data directory %s\n", dir);
         return 1;
     }
-    if (tg_text_open(&e->tx, err, sizeof(err)) ||
-        tg_store_open(e->uri, &e->st, err, sizeof(err)) ||
+    if (tg_text_open(&e->tx, err, sizeof(err)) || tg_store_open(e->uri, &e->st, err, sizeof(err)) ||
         tg_kb_open(&o, e->tx, e->st, &e->kb, err, sizeof(err))) {
         fprintf(stderr, "trustgate kb: %s\n", err);
         return 1;
@@ -222,8 +220,9 @@ static int kb_ingest(int argc, char **argv)
             goto out;
         }
     }
-    size_t np = optind < argc ? (size_t)(argc - optind)
-                              : json_is_string(paths) ? 1 : json_array_size(paths);
+    size_t np = optind < argc           ? (size_t)(argc - optind)
+                : json_is_string(paths) ? 1
+                                        : json_array_size(paths);
     for (size_t i = 0; i < np; i++) {
         const char *p;
         if (optind < argc) {
@@ -252,14 +251,13 @@ static int kb_ingest(int argc, char **argv)
         goto out;
     }
     if (e.as_json) {
-        json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:s}",
-                              "added", (json_int_t)rep.added, "updated", (json_int_t)rep.updated,
-                              "removed", (json_int_t)rep.removed, "skipped",
-                              (json_int_t)rep.skipped, "documents_made", (json_int_t)rep.docs,
-                              "chunks_made", (json_int_t)rep.chunks, "total", "documents",
-                              (json_int_t)st.documents, "chunks", (json_int_t)st.chunks, "terms",
-                              (json_int_t)st.terms, "glossary", (json_int_t)st.glossary, "store",
-                              e.uri);
+        json_t *o = json_pack(
+            "{s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:s}", "added",
+            (json_int_t)rep.added, "updated", (json_int_t)rep.updated, "removed",
+            (json_int_t)rep.removed, "skipped", (json_int_t)rep.skipped, "documents_made",
+            (json_int_t)rep.docs, "chunks_made", (json_int_t)rep.chunks, "total", "documents",
+            (json_int_t)st.documents, "chunks", (json_int_t)st.chunks, "terms",
+            (json_int_t)st.terms, "glossary", (json_int_t)st.glossary, "store", e.uri);
         char *s = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
         if (s)
             printf("%s\n", s);
@@ -355,11 +353,11 @@ static int kb_search(int argc, char **argv)
             if (tg_kb_chunk_get(e.kb, r.hits[i].chunk, &c))
                 continue;
             snprintf(cid, sizeof(cid), "%s#%u", c.doc_id, c.ordinal);
-            json_array_append_new(
-                arr, json_pack("{s:I, s:f, s:s, s:s, s:s, s:s, s:s, s:s, s:O}", "rank",
-                               (json_int_t)i + 1, "score", r.hits[i].score, "source", c.source,
-                               "title", c.title, "chunk", cid, "text", c.text, "heading",
-                               c.heading, "doc_id", c.doc_id, "glossary", gl));
+            json_array_append_new(arr, json_pack("{s:I, s:f, s:s, s:s, s:s, s:s, s:s, s:s, s:O}",
+                                                 "rank", (json_int_t)i + 1, "score",
+                                                 r.hits[i].score, "source", c.source, "title",
+                                                 c.title, "chunk", cid, "text", c.text, "heading",
+                                                 c.heading, "doc_id", c.doc_id, "glossary", gl));
         }
         json_decref(gl);
         char *s = arr ? json_dumps(arr, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) : NULL;
@@ -419,14 +417,13 @@ static int kb_stats(int argc, char **argv)
     if (tg_kb_stats(e.kb, &st))
         goto out;
     if (e.as_json) {
-        json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:s, s:s}",
-                              "sources", (json_int_t)st.sources, "documents",
-                              (json_int_t)st.documents, "chunks", (json_int_t)st.chunks, "terms",
-                              (json_int_t)st.terms, "postings", (json_int_t)st.postings,
-                              "text_bytes", (json_int_t)st.text_bytes, "index_bytes",
-                              (json_int_t)st.index_bytes, "glossary", (json_int_t)st.glossary,
-                              "avg_chunk_tokens", st.avg_tokens, "index", origin_name(st.origin),
-                              "store", e.uri);
+        json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:s, s:s}", "sources",
+                              (json_int_t)st.sources, "documents", (json_int_t)st.documents,
+                              "chunks", (json_int_t)st.chunks, "terms", (json_int_t)st.terms,
+                              "postings", (json_int_t)st.postings, "text_bytes",
+                              (json_int_t)st.text_bytes, "index_bytes", (json_int_t)st.index_bytes,
+                              "glossary", (json_int_t)st.glossary, "avg_chunk_tokens",
+                              st.avg_tokens, "index", origin_name(st.origin), "store", e.uri);
         char *s = o ? json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) : NULL;
         json_decref(o);
         if (!s)

@@ -185,7 +185,8 @@ static int find_sections(const char *s, size_t len, struct section **out, size_t
         return TG_E_NOMEM;
     }
     cap = 1;
-    v[n++] = (struct section){.body_start = 0, .body_end = (uint32_t)len, .level = 0, .path = path0};
+    v[n++] =
+        (struct section){.body_start = 0, .body_end = (uint32_t)len, .level = 0, .path = path0};
     for (size_t ls = 0; ls < len;) {
         const char *nl = memchr(s + ls, '\n', len - ls);
         size_t le = nl ? (size_t)(nl - s) : len;
@@ -353,7 +354,7 @@ int tg_kb_split(const char *text, size_t len, size_t target, size_t overlap,
         target = 16;
     if (overlap > target / 2)
         overlap = target / 2;
-    size_t tiny = target / 8;
+    size_t tiny = target / 16;
     rc = find_sections(text, len, &sec, &nsec);
     if (rc)
         return rc;

@@ -195,8 +195,10 @@ static int set_list(struct tg_kb *kb, const json_t *root, const struct where *w0
             list = json_object_get(root, "terms");
     }
     if (!json_is_array(list)) {
-        snprintf(err, errlen, "%s: a glossary is a list of {term, definition, synonyms, "
-                              "includes, excludes}", w.path);
+        snprintf(err, errlen,
+                 "%s: a glossary is a list of {term, definition, synonyms, "
+                 "includes, excludes}",
+                 w.path);
         return TG_E_CONFIG;
     }
     w.list = list;
@@ -215,10 +217,10 @@ static int set_list(struct tg_kb *kb, const json_t *root, const struct where *w0
             say(&w, i, err, errlen, why ? why : tg_err_str(rc));
             break;
         }
-        json_t *o = json_pack("{s:s, s:s, s:o, s:o, s:o}", "term", v[i].term, "definition",
-                              v[i].definition, "synonyms", strv_json(v[i].syn, v[i].nsyn),
-                              "includes", strv_json(v[i].inc, v[i].ninc), "excludes",
-                              strv_json(v[i].exc, v[i].nexc));
+        json_t *o =
+            json_pack("{s:s, s:s, s:o, s:o, s:o}", "term", v[i].term, "definition", v[i].definition,
+                      "synonyms", strv_json(v[i].syn, v[i].nsyn), "includes",
+                      strv_json(v[i].inc, v[i].ninc), "excludes", strv_json(v[i].exc, v[i].nexc));
         if (!o || json_array_append_new(copy, o))
             rc = TG_E_NOMEM;
     }
@@ -284,8 +286,8 @@ static bool mentions(const char *q, size_t qlen, const char *f)
         const char *hit = memmem(p, (size_t)(end - p), f, flen);
         if (!hit)
             return false;
-        bool left = hit == q || !word_byte((unsigned char)f[0]) ||
-                    !word_byte((unsigned char)hit[-1]);
+        bool left =
+            hit == q || !word_byte((unsigned char)f[0]) || !word_byte((unsigned char)hit[-1]);
         bool right = hit + flen == end || !word_byte((unsigned char)f[flen - 1]) ||
                      !word_byte((unsigned char)hit[flen]);
         if (left && right)
@@ -323,8 +325,8 @@ int kb_gloss_expand(struct tg_kb *kb, struct tg_kb_result *res, unsigned flags)
         rc = note_used(res, (uint32_t)i);
         for (size_t f = 0; f < g->nforms && !rc; f++) {
             tg_tokens_reset(&kb->toks);
-            rc = tg_text_tokenize(kb->tx, g->forms[f], strlen(g->forms[f]),
-                                  kb->opts.token_flags, &kb->toks);
+            rc = tg_text_tokenize(kb->tx, g->forms[f], strlen(g->forms[f]), kb->opts.token_flags,
+                                  &kb->toks);
             if (!rc)
                 rc = kb_token_ids(kb, &kb->toks, false);
         }

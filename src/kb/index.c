@@ -264,7 +264,6 @@ int kb_index_finish(struct tg_kb *kb)
     return TG_OK;
 }
 
-
 int kb_index_build(struct tg_kb *kb)
 {
     uint32_t *df = NULL;

@@ -209,8 +209,7 @@ static int parse_jsonl(const char *path, const char *data, size_t len, json_t **
             why = jerr.text;
         else if (!json_is_object(o))
             why = "not a JSON object";
-        else if (json_is_string(json_object_get(o, "question")) ||
-                 json_object_get(o, "answer")) {
+        else if (json_is_string(json_object_get(o, "question")) || json_object_get(o, "answer")) {
             if (!json_is_string(json_object_get(o, "question")) ||
                 !json_is_string(json_object_get(o, "answer")))
                 why = "an FAQ pair needs string \"question\" and \"answer\"";
@@ -260,8 +259,8 @@ static int add_jsonl(struct tg_kb *kb, const char *path, uint32_t src, const jso
             rep->chunks++;
         } else {
             const char *text = tg_json_str(o, "text", "");
-            rc = kb_add_doc_src(kb, idbuf, title, text, strlen(text), path, src, true,
-                                &rep->chunks);
+            rc =
+                kb_add_doc_src(kb, idbuf, title, text, strlen(text), path, src, true, &rep->chunks);
         }
         if (rc)
             break;

@@ -101,6 +101,8 @@ int tg_kb_open(const struct tg_kb_opts *opts, struct tg_text *tx, struct tg_stor
 {
     struct tg_kb *kb = NULL;
     int rc = TG_OK;
+    if (errlen)
+        err[0] = '\0';
     if (!tx) {
         snprintf(err, errlen, "knowledge base: no text engine");
         return TG_E_INVAL;
@@ -121,7 +123,8 @@ int tg_kb_open(const struct tg_kb_opts *opts, struct tg_text *tx, struct tg_stor
     }
     if (!kb->opts.token_flags)
         kb->opts.token_flags = TG_KB_TOKENS_DEFAULT;
-    const char *pfx = kb->opts.store_prefix && *kb->opts.store_prefix ? kb->opts.store_prefix : "kb";
+    const char *pfx =
+        kb->opts.store_prefix && *kb->opts.store_prefix ? kb->opts.store_prefix : "kb";
     if (tg_strlcpy(kb->prefix, pfx, sizeof(kb->prefix)) >= sizeof(kb->prefix)) {
         snprintf(err, errlen, "knowledge base: store prefix too long");
         rc = TG_E_INVAL;
@@ -430,8 +433,8 @@ int kb_add_faq_src(struct tg_kb *kb, const char *id, const char *question, const
     return new_chunk(kb, &c, kb->docs[d].title);
 }
 
-int tg_kb_add_doc(struct tg_kb *kb, const char *id, const char *title, const char *text,
-                  size_t len, const char *source)
+int tg_kb_add_doc(struct tg_kb *kb, const char *id, const char *title, const char *text, size_t len,
+                  const char *source)
 {
     return kb_add_doc_src(kb, id, title, text, len, source, KB_NONE, true, NULL);
 }

@@ -39,13 +39,13 @@ struct tg_store;
 #define TG_KB_TOKENS_DEFAULT (TG_TOKEN_WORDS | TG_TOKEN_BIGRAMS | TG_TOKEN_STEM)
 
 struct tg_kb_opts {
-    double k1;            /* BM25 term-frequency saturation, >= 0; default 1.2 */
-    double b;             /* BM25 length normalization, 0..1; default 0.75 */
-    size_t chunk_chars;   /* target chunk size in characters (code points); default 600 */
-    size_t chunk_overlap; /* characters of whole sentences repeated from the end of one
-                             window at the start of the next; default 80 */
-    unsigned token_flags; /* TG_TOKEN_*; default TG_KB_TOKENS_DEFAULT */
-    unsigned norm_flags;  /* TG_NORM_*; default TG_NORM_T2S */
+    double k1;                /* BM25 term-frequency saturation, >= 0; default 1.2 */
+    double b;                 /* BM25 length normalization, 0..1; default 0.75 */
+    size_t chunk_chars;       /* target chunk size in characters (code points); default 600 */
+    size_t chunk_overlap;     /* characters of whole sentences repeated from the end of one
+                                 window at the start of the next; default 80 */
+    unsigned token_flags;     /* TG_TOKEN_*; default TG_KB_TOKENS_DEFAULT */
+    unsigned norm_flags;      /* TG_NORM_*; default TG_NORM_T2S */
     const char *store_prefix; /* blob keys "<prefix>/docs", "/index", "/glossary"; default "kb" */
 };
 
@@ -59,8 +59,9 @@ void tg_kb_opts_init(struct tg_kb_opts *opts);
  * the glossary and, when its blob is intact, of the current version and
  * made with the same normalization and token flags, the index (no
  * tokenization); otherwise the index is rebuilt from the chunks and saved
- * again.  A corrupt chunk blob is an error (TG_E_PARSE), since nothing
- * could be rebuilt from it; re-ingest after deleting it.  On failure
+ * again.  A damaged or foreign-version docs blob cannot be rebuilt from:
+ * the knowledge base then opens empty (with a warning) and the next ingest
+ * adds every file again.  On failure (out of memory, a store read error)
  * returns an error and a message in err; *out is untouched.
  */
 int tg_kb_open(const struct tg_kb_opts *opts, struct tg_text *tx, struct tg_store *st,
@@ -110,8 +111,8 @@ int tg_kb_ingest(struct tg_kb *kb, const char *path, struct tg_kb_report *rep, c
  * what citations show).  The text is chunked and tokenized now.
  * TG_E_INVAL for an empty id; TG_E_NOMEM.
  */
-int tg_kb_add_doc(struct tg_kb *kb, const char *id, const char *title, const char *text,
-                  size_t len, const char *source);
+int tg_kb_add_doc(struct tg_kb *kb, const char *id, const char *title, const char *text, size_t len,
+                  const char *source);
 /*
  * Add one FAQ pair as a document with exactly one chunk that keeps the
  * question and the answer apart (both are indexed), replacing any document
@@ -134,7 +135,7 @@ struct tg_kb_piece {
  * Split Markdown or plain text into chunks of about target characters
  * (code points).  Sections start at heading lines ("#" to "######" and a
  * space, outside ``` fences); a chunk never spans two sections, except
- * that a section smaller than target/8 characters joins the next one and
+ * that a section smaller than target/16 characters joins the next one and
  * subsections (### and deeper) that fit together share one chunk.  A long
  * section is cut into windows at sentence ends (。！？!?, "." before a
  * space, newlines); consecutive windows share whole sentences worth up to
@@ -250,11 +251,11 @@ enum tg_kb_index_origin {
 };
 
 struct tg_kb_stats {
-    size_t sources;   /* source files ingested */
+    size_t sources; /* source files ingested */
     size_t documents;
     size_t chunks;
-    size_t terms;     /* distinct terms in the index */
-    size_t postings;  /* (term, chunk) pairs */
+    size_t terms;       /* distinct terms in the index */
+    size_t postings;    /* (term, chunk) pairs */
     size_t text_bytes;  /* bytes of chunk text */
     size_t index_bytes; /* bytes of the index in memory (postings, dictionary, norms) */
     size_t glossary;    /* glossary entries */

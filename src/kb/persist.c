@@ -433,8 +433,8 @@ static int decode_index(struct tg_kb *kb, struct cur *c)
         if (kb->post_start[t] > kb->post_start[t + 1])
             return TG_E_PARSE;
         for (uint32_t p = kb->post_start[t]; p < kb->post_start[t + 1]; p++)
-            if (kb->post_chunk[p] >= nc || (p > kb->post_start[t] &&
-                                            kb->post_chunk[p] <= kb->post_chunk[p - 1]))
+            if (kb->post_chunk[p] >= nc ||
+                (p > kb->post_start[t] && kb->post_chunk[p] <= kb->post_chunk[p - 1]))
                 return TG_E_PARSE;
     }
     return kb_index_finish(kb);

@@ -115,7 +115,7 @@ static void test_split_headings(void **state)
     struct tg_kb_piece *p = NULL;
     size_t n = 0;
     assert_int_equal(tg_kb_split(md, strlen(md), 200, 40, &p, &n), TG_OK);
-    /* "Intro line." is tiny (< 200/8) and joins the Claims section; Documents
+    /* "Intro line." is tiny (< 200/16) and joins the Claims section; Documents
      * (###) fits with Claims; Premiums (##) starts its own chunk. */
     assert_int_equal(n, 2);
     assert_string_equal(p[0].heading, "Guide");
@@ -372,16 +372,17 @@ static void test_faq_and_jsonl(void **state)
 
 static const char *const corpus[][2] = {
     {"hesitation", "# 犹豫期\n犹豫期为十五天，期间解除合同可全额退还保险费。"},
-    {"claims", "# 理赔\n## 材料\n申请理赔需要提供身份证、病历和发票。\n## 时效\n出险后三十日内报案。"},
+    {"claims",
+     "# 理赔\n## 材料\n申请理赔需要提供身份证、病历和发票。\n## 时效\n出险后三十日内报案。"},
     {"premium", "# 保费\n保险费可以按年交或按月交，宽限期六十天。"},
 };
 
 static void add_corpus(struct tg_kb *kb)
 {
     for (size_t i = 0; i < TG_ARRAY_LEN(corpus); i++)
-        assert_int_equal(tg_kb_add_doc(kb, corpus[i][0], NULL, corpus[i][1], strlen(corpus[i][1]),
-                                       "manual.md"),
-                         TG_OK);
+        assert_int_equal(
+            tg_kb_add_doc(kb, corpus[i][0], NULL, corpus[i][1], strlen(corpus[i][1]), "manual.md"),
+            TG_OK);
 }
 
 static const char *const queries[] = {"犹豫期多少天", "理赔要什么材料", "保费怎么交", "报案时效"};
