@@ -166,17 +166,48 @@ void tg_jw_int(struct tg_jw *w, int64_t v)
 
 void tg_jw_real(struct tg_jw *w, double v)
 {
-    char num[40];
+    char num[48];
     int n;
     if (!isfinite(v)) {
         tg_jw_null(w);
         return;
     }
-    n = snprintf(num, sizeof(num), "%.15g", v);
-    if (strtod(num, NULL) != v)
+    double a = fabs(v);
+    if (a >= 1e-6 && a < 1e12) {
+        /* Integer arithmetic for the common case: printf's float formatting
+         * costs more than the rest of a short JSON document. */
+        uint64_t micro = (uint64_t)llround(a * 1e6);
+        uint64_t ip = micro / 1000000, fp = micro % 1000000;
+        char *p = num;
+        if (v < 0)
+            *p++ = '-';
+        char digits[24];
+        int nd = 0;
+        do {
+            digits[nd++] = (char)('0' + ip % 10);
+            ip /= 10;
+        } while (ip);
+        while (nd)
+            *p++ = digits[--nd];
+        *p++ = '.';
+        int dec = 6;
+        while (dec > 1 && fp % 10 == 0) {
+            fp /= 10;
+            dec--;
+        }
+        for (int i = dec - 1; i >= 0; i--) {
+            p[i] = (char)('0' + fp % 10);
+            fp /= 10;
+        }
+        p += dec;
+        n = (int)(p - num);
+    } else if (a == 0) {
+        n = snprintf(num, sizeof(num), "0.0");
+    } else {
         n = snprintf(num, sizeof(num), "%.17g", v);
-    if (!strpbrk(num, ".eEn"))
-        n += snprintf(num + n, sizeof(num) - (size_t)n, ".0");
+        if (!strpbrk(num, ".eEn"))
+            n += snprintf(num + n, sizeof(num) - (size_t)n, ".0");
+    }
     sep(w);
     put(w, num, (size_t)n);
 }

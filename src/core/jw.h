@@ -36,7 +36,12 @@ void tg_jw_key(struct tg_jw *w, const char *key);
 void tg_jw_str(struct tg_jw *w, const char *s); /* NULL writes null */
 void tg_jw_strn(struct tg_jw *w, const char *s, size_t n);
 void tg_jw_int(struct tg_jw *w, int64_t v);
-/* Shortest of %.15g / %.17g that reads back exactly; integral values get ".0". */
+/*
+ * A real number, always with a decimal point: values from 1e-6 to 1e12 in
+ * magnitude rounded to 6 decimals (scores, probabilities and timings need
+ * no more, and printf's float formatting is slow), others with %.17g;
+ * NaN and infinities as null.
+ */
 void tg_jw_real(struct tg_jw *w, double v);
 void tg_jw_bool(struct tg_jw *w, bool v);
 void tg_jw_null(struct tg_jw *w);
