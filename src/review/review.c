@@ -1,0 +1,208 @@
+/*
+ * review.c - review tasks: creation from a held turn and a person's
+ * decision with its attestations.  See review.h.
+ */
+#include "review/review.h"
+
+#include "audit/audit.h"
+#include "store/store.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *const action_names[] = {"approve", "edit", "reject"};
+
+int tg_review_action_parse(const char *s, enum tg_review_action *out)
+{
+    for (size_t i = 0; i < TG_ARRAY_LEN(action_names); i++) {
+        if (s && strcmp(s, action_names[i]) == 0) {
+            *out = (enum tg_review_action)i;
+            return TG_OK;
+        }
+    }
+    return TG_E_PARSE;
+}
+
+const char *tg_review_action_name(enum tg_review_action a)
+{
+    return (unsigned)a < TG_ARRAY_LEN(action_names) ? action_names[a] : "unknown";
+}
+
+static json_t *copy_or_empty(const json_t *v)
+{
+    return v ? json_deep_copy(v) : json_array();
+}
+
+static int put(struct tg_store *st, json_t *task)
+{
+    struct tg_review_row row;
+    memset(&row, 0, sizeof(row));
+    tg_strlcpy(row.id, tg_json_str(task, "id", ""), sizeof(row.id));
+    tg_strlcpy(row.turn_id, tg_json_str(task, "turn_id", ""), sizeof(row.turn_id));
+    tg_strlcpy(row.state, tg_json_str(task, "state", ""), sizeof(row.state));
+    tg_strlcpy(row.queue, tg_json_str(task, "queue", ""), sizeof(row.queue));
+    row.priority = tg_json_int(task, "priority", 0);
+    row.deadline_ms = tg_json_int(task, "deadline_ms", 0);
+    row.updated_ms = tg_clock_wall_ms();
+    return tg_store_review_put(st, &row, task);
+}
+
+int tg_review_create(struct tg_store *st, const struct tg_review_new *n, char id[TG_ID_MAX])
+{
+    char rid[TG_ID_MAX];
+    int rc = tg_id_new("rev", rid);
+    if (rc)
+        return rc;
+    json_t *task = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:s, s:s?, s:o, s:s?, "
+        "s:[{s:I, s:s, s:s}], s:n}",
+        "id", rid, "turn_id", n->turn_id, "conversation_id", n->conversation_id, "kind", n->kind,
+        "state", "pending", "queue", n->queue ? n->queue : "default", "priority",
+        (json_int_t)n->priority, "created_ms", (json_int_t)n->created_ms, "sla_ms",
+        (json_int_t)n->sla_ms, "deadline_ms", (json_int_t)(n->created_ms + n->sla_ms),
+        "required_attestations", copy_or_empty(n->attestations), "tags", copy_or_empty(n->tags),
+        "policy_hits", copy_or_empty(n->policy_hits), "question", n->question, "draft", n->draft,
+        "citations", copy_or_empty(n->citations), "holding_reply", n->holding_reply, "events", "at",
+        (json_int_t)n->created_ms, "actor", "trustgate", "event", "created", "decision");
+    if (!task)
+        return TG_E_NOMEM;
+    rc = put(st, task);
+    json_decref(task);
+    if (!rc)
+        tg_strlcpy(id, rid, TG_ID_MAX);
+    return rc;
+}
+
+static bool ticked(const json_t *given, const char *item)
+{
+    size_t i;
+    json_t *g;
+    json_array_foreach(given, i, g)
+    {
+        if (json_is_string(g) && strcmp(json_string_value(g), item) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The decision's audit leaf: who decided what, affirming what, on which turn. */
+static int record(struct tg_audit *audit, const json_t *task, const struct tg_review_decision *d,
+                  const char *answer, int64_t at)
+{
+    uint8_t h[TG_SHA256_LEN];
+    char hex[2 * TG_SHA256_LEN + 1] = "";
+    if (answer) {
+        tg_sha256(answer, strlen(answer), h);
+        tg_hex_encode(h, sizeof(h), hex);
+    }
+    json_t *leaf = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:O, s:s?, s:I}", "kind", "review_decision", "review_id",
+        tg_json_str(task, "id", ""), "turn_id", tg_json_str(task, "turn_id", ""), "action",
+        tg_review_action_name(d->action), "actor", d->actor, "attestations", d->attestations,
+        "answer_sha256", answer ? hex : NULL, "at", (json_int_t)at);
+    int rc = leaf ? tg_audit_append_json(audit, leaf, NULL) : TG_E_NOMEM;
+    json_decref(leaf);
+    return rc;
+}
+
+int tg_review_decide(struct tg_store *st, struct tg_audit *audit, const char *id,
+                     const struct tg_review_decision *d, json_t **task_out, char *err,
+                     size_t errlen)
+{
+    json_t *task = NULL, *none = json_array();
+    struct tg_review_row row;
+    int rc = tg_store_review_get(st, id, &row, &task);
+    const char *answer = NULL;
+    struct tg_review_decision dd = *d;
+    if (!dd.attestations)
+        dd.attestations = none;
+    d = &dd;
+    if (rc) {
+        snprintf(err, errlen, rc == TG_E_NOTFOUND ? "no review task %s" : "cannot read task %s",
+                 id);
+        goto out;
+    }
+    if (strcmp(tg_json_str(task, "state", ""), "pending") != 0 &&
+        strcmp(tg_json_str(task, "state", ""), "claimed") != 0) {
+        rc = TG_E_CONFLICT;
+        snprintf(err, errlen, "task %s is %s, not pending", id, tg_json_str(task, "state", "?"));
+        goto out;
+    }
+    if (!d->actor || !d->actor[0]) {
+        rc = TG_E_INVAL;
+        snprintf(err, errlen, "a decision needs the name of the person who decides");
+        goto out;
+    }
+    size_t i;
+    json_t *req;
+    json_array_foreach(json_object_get(task, "required_attestations"), i, req)
+    {
+        if (!ticked(d->attestations, json_string_value(req))) {
+            rc = TG_E_INVAL;
+            snprintf(err, errlen, "missing required attestation: %s", json_string_value(req));
+            goto out;
+        }
+    }
+    const char *draft = tg_json_str(task, "draft", NULL);
+    switch (d->action) {
+    case TG_REVIEW_APPROVE:
+        answer = draft;
+        if (!answer) {
+            rc = TG_E_INVAL;
+            snprintf(err, errlen,
+                     "task %s has no AI draft to approve: edit (write the answer) "
+                     "or reject",
+                     id);
+        }
+        break;
+    case TG_REVIEW_EDIT:
+        answer = d->text;
+        if (!answer || !answer[0]) {
+            rc = TG_E_INVAL;
+            snprintf(err, errlen, "an edit needs the text to send");
+        }
+        break;
+    case TG_REVIEW_REJECT:
+        answer = d->reason;
+        if (!answer || !answer[0]) {
+            rc = TG_E_INVAL;
+            snprintf(err, errlen, "a rejection needs a reason");
+        }
+        break;
+    }
+    if (rc)
+        goto out;
+    int64_t at = tg_clock_wall_ms();
+    json_object_set_new(task, "state", json_string("decided"));
+    json_object_set_new(task, "answer", json_string(answer));
+    json_object_set_new(task, "decision",
+                        json_pack("{s:s, s:s, s:O, s:I, s:s?, s:s?}", "action",
+                                  tg_review_action_name(d->action), "actor", d->actor,
+                                  "attestations", d->attestations, "at", (json_int_t)at, "text",
+                                  d->text, "reason", d->reason));
+    json_array_append_new(json_object_get(task, "events"),
+                          json_pack("{s:I, s:s, s:s}", "at", (json_int_t)at, "actor", d->actor,
+                                    "event", tg_review_action_name(d->action)));
+    if (audit) {
+        rc = record(audit, task, d, answer, at);
+        if (rc) {
+            snprintf(err, errlen, "cannot record the decision: %s", tg_err_str(rc));
+            goto out;
+        }
+    }
+    rc = put(st, task);
+    if (!rc)
+        rc = tg_store_flush(st);
+    if (rc) {
+        snprintf(err, errlen, "cannot store the decision: %s", tg_err_str(rc));
+        goto out;
+    }
+    if (task_out) {
+        *task_out = task;
+        task = NULL;
+    }
+out:
+    json_decref(task);
+    json_decref(none);
+    return rc;
+}

@@ -1,0 +1,73 @@
+/*
+ * review.h - work that outlives a turn: an answer held for a person
+ * (review) or a decision AI may not make (human_decision) becomes a task in
+ * the store, and a person's decision on it is recorded with the
+ * attestations they ticked.
+ *
+ * A task is a JSON object in the store's reviews table: id, turn_id,
+ * conversation_id, kind, state (pending -> decided), queue, priority,
+ * created_ms, deadline_ms, required_attestations, tags, policy_hits, the
+ * question, the AI draft (or null), citations, the reply the customer was
+ * given meanwhile, the events (who did what when) and, once decided, the
+ * decision and the final answer.  Every decision appends an audit leaf
+ * linked to the turn.
+ *
+ * The server refuses a decision that lacks any required attestation,
+ * whatever the client sends.
+ */
+#ifndef TG_REVIEW_H
+#define TG_REVIEW_H
+
+#include "core/core.h"
+
+struct tg_store;
+struct tg_audit;
+
+/* What a new task is made from; strings and JSON borrowed for the call. */
+struct tg_review_new {
+    const char *turn_id;
+    const char *conversation_id;
+    const char *kind;           /* "review" or "human_decision" */
+    const char *queue;
+    int64_t priority;           /* larger first */
+    int64_t created_ms;
+    int64_t sla_ms;             /* deadline = created + sla */
+    const json_t *attestations; /* required: array of strings (may be empty) */
+    const json_t *tags;
+    const json_t *policy_hits;
+    const char *question;
+    const char *draft;          /* NULL when AI wrote none (human_decision) */
+    const json_t *citations;
+    const char *holding_reply;  /* what the customer was told meanwhile */
+};
+
+/* Create a pending task; its id ("rev_...") goes to id.  TG_OK or the store's error. */
+int tg_review_create(struct tg_store *st, const struct tg_review_new *n, char id[TG_ID_MAX]);
+
+enum tg_review_action { TG_REVIEW_APPROVE, TG_REVIEW_EDIT, TG_REVIEW_REJECT };
+
+struct tg_review_decision {
+    enum tg_review_action action;
+    const char *text;           /* edit: the answer to send instead */
+    const char *reason;         /* reject: why (told to the customer) */
+    const json_t *attestations; /* ticked: array of strings */
+    const char *actor;          /* who decides */
+};
+
+/*
+ * Decide a pending task.  Refused with TG_E_INVAL and a message in err
+ * when an attestation is missing, an edit has no text, a reject no reason,
+ * or an approve has no draft to approve; TG_E_CONFLICT when the task is not
+ * pending; TG_E_NOTFOUND for an unknown id.  On success the task is stored
+ * as decided with its final answer, an audit leaf is appended (audit may
+ * be NULL only in tests) and *task_out (may be NULL) receives the task.
+ */
+int tg_review_decide(struct tg_store *st, struct tg_audit *audit, const char *id,
+                     const struct tg_review_decision *d, json_t **task_out, char *err,
+                     size_t errlen);
+
+/* Parse "approve" | "edit" | "reject". */
+int tg_review_action_parse(const char *s, enum tg_review_action *out);
+const char *tg_review_action_name(enum tg_review_action a);
+
+#endif
