@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <event2/event.h>
@@ -107,10 +108,20 @@ int tg_cli_ask(int argc, char **argv)
     struct tg_pipeline *p = NULL;
     struct tg_turn *t = NULL;
     struct ask_state st = {0};
+    int lockfd = -1;
     if (!body)
         goto out;
     if (tg_cli_mkdirs(dir)) {
         fprintf(stderr, "trustgate ask: cannot create data directory %s\n", dir);
+        goto out;
+    }
+    /* The audit log has one writer: not beside a server on the same data. */
+    lockfd = tg_cli_lock_data_dir(dir);
+    if (lockfd < 0) {
+        fprintf(stderr,
+                "trustgate ask: another trustgate process (serve?) is using %s; "
+                "ask it over HTTP or use another --data\n",
+                dir);
         goto out;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -154,5 +165,7 @@ out:
     curl_global_cleanup();
     free(body);
     tg_config_free(cfg);
+    if (lockfd >= 0)
+        close(lockfd);
     return status;
 }

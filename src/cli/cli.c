@@ -7,7 +7,10 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 struct command {
     const char *name;
@@ -24,6 +27,7 @@ static const struct command commands[] = {
     {"config", tg_cli_config, "check a config file: trustgate config check FILE"},
     {"audit", tg_cli_audit, "verify the audit log: trustgate audit verify"},
     {"kb", tg_cli_kb, "knowledge base: ingest, search, stats"},
+    {"review", tg_cli_review, "the review queue: list, show, decide"},
     {"train", tg_cli_train, "train the intent classifier from a TSV file"},
     {"eval", tg_cli_eval, "evaluate: intent, retrieval"},
     {"version", cmd_version, "print the version"},
@@ -129,4 +133,18 @@ void tg_cli_store_dir(const char *uri, char *out, size_t outlen)
         snprintf(out, outlen, ".");
     else
         snprintf(out, outlen, "%.*s", (int)(slash - path), path);
+}
+
+int tg_cli_lock_data_dir(const char *dir)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/trustgate.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return -1;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
 }

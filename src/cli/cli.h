@@ -15,6 +15,7 @@ int tg_cli_ask(int argc, char **argv);
 int tg_cli_config(int argc, char **argv);
 int tg_cli_audit(int argc, char **argv);
 int tg_cli_kb(int argc, char **argv);
+int tg_cli_review(int argc, char **argv);
 int tg_cli_train(int argc, char **argv);
 int tg_cli_eval(int argc, char **argv);
 int tg_cli_eval_intent(int argc, char **argv);
@@ -27,6 +28,10 @@ struct tg_config *tg_cli_load_config(const char *path);
 int tg_cli_mkdirs(const char *path);
 /* The directory a store URI of the form sqlite:PATH lives in, into out. */
 void tg_cli_store_dir(const char *uri, char *out, size_t outlen);
+/* Hold the data directory's lock (DIR/trustgate.lock) for the life of the
+ * process, so commands that must not run beside a server can tell.
+ * Returns the descriptor, or -1 when another process holds it. */
+int tg_cli_lock_data_dir(const char *dir);
 /* True when argv[i] is -h or --help for any i >= 1. */
 int tg_cli_wants_help(int argc, char **argv);
 

@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <event2/event.h>
@@ -139,6 +140,13 @@ int tg_cli_serve(int argc, char **argv)
         return 1;
     }
 
+    /* One server per data directory: the audit log has one writer. */
+    int lockfd = tg_cli_lock_data_dir(dir);
+    if (lockfd < 0) {
+        fprintf(stderr, "trustgate serve: another trustgate process is using %s\n", dir);
+        tg_config_free(cfg);
+        return 1;
+    }
     signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     struct daemon d;
@@ -193,5 +201,6 @@ out:
         event_base_free(d.base);
     curl_global_cleanup();
     tg_config_free(cfg);
+    close(lockfd);
     return status;
 }

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static char bin[256], dir[64];
 
@@ -49,7 +50,7 @@ static void test_help_and_version(void **state)
     assert_true(tg_str_has_prefix(out, "trustgate "));
     tg_free(out);
     assert_int_equal(tg("help", &out), 0);
-    const char *cmds[] = {"serve", "ask", "config", "audit", "version"};
+    const char *cmds[] = {"serve", "ask", "config", "audit", "review", "version"};
     for (size_t i = 0; i < TG_ARRAY_LEN(cmds); i++)
         assert_non_null(strstr(out, cmds[i]));
     tg_free(out);
@@ -127,7 +128,7 @@ static void test_ask(void **state)
     tg_free(out);
 
     /* plain output is the answer alone */
-    snprintf(args, sizeof(args), "ask -c examples/insurance/trustgate.yaml --data %s/demo 你好",
+    snprintf(args, sizeof(args), "ask -c examples/insurance/trustgate.yaml --data %s/demo 我想了解重疾险",
              dir);
     assert_int_equal(tg(args, &out), 0);
     char want[512];
@@ -141,6 +142,87 @@ static void test_ask(void **state)
     tg_free(out);
     json_decref(a);
     json_decref(b);
+}
+
+/* One turn through the demo deployment (builtin answerer, knowledge base,
+ * intents, glossary); returns the parsed --json output. */
+static json_t *demo_ask(const char *question)
+{
+    char args[1024], *out = NULL;
+    snprintf(args, sizeof(args),
+             "ask -c examples/insurance/trustgate.yaml --data %s/kbdemo --json '%s'", dir,
+             question);
+    assert_int_equal(tg(args, &out), 0);
+    json_t *j = json_loads(out, 0, NULL);
+    if (!j)
+        fail_msg("not JSON: %s", out);
+    tg_free(out);
+    return j;
+}
+
+static bool cites(const json_t *turn, const char *needle)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(turn, "citations"), i, c) {
+        if (strstr(tg_json_str(c, "source", ""), needle))
+            return true;
+    }
+    return false;
+}
+
+static void test_demo_answers_from_the_knowledge_base(void **state)
+{
+    (void)state;
+    /* The question the README promises an answer to, with its citation. */
+    json_t *a = demo_ask("意外险理赔需要哪些材料？");
+    assert_string_equal(tg_json_str(a, "decision", ""), "deliver");
+    assert_string_equal(tg_json_str(a, "backend", ""), "builtin");
+    assert_string_equal(tg_json_str(json_object_get(a, "intent"), "name", ""), "claim_materials");
+    assert_true(tg_json_num(a, "confidence", 0) >= 0.7);
+    assert_non_null(strstr(tg_json_str(a, "answer", ""), "身份证"));
+    assert_non_null(strstr(tg_json_str(a, "answer", ""), "（来源："));
+    assert_true(json_array_size(json_object_get(a, "citations")) > 0);
+    json_decref(a);
+
+    /* Traditional Chinese finds the Simplified knowledge base. */
+    a = demo_ask("意外險理賠需要哪些材料？");
+    assert_non_null(strstr(tg_json_str(a, "answer", ""), "身份证"));
+    json_decref(a);
+
+    /* The accident policy's exclusions name skiing. */
+    a = demo_ask("滑雪摔伤了，安心意外险赔吗");
+    assert_non_null(strstr(tg_json_str(a, "answer", ""), "滑雪"));
+    json_decref(a);
+
+    /* A business term is answered from the glossary and cited as such. */
+    a = demo_ask("合同履约率怎么算");
+    assert_true(cites(a, "glossary"));
+    assert_non_null(strstr(tg_json_str(a, "answer", ""), "不计入"));
+    json_decref(a);
+
+    /* Amounts are read from the customer's words. */
+    a = demo_ask("我想投资60万，买什么理财好");
+    json_t *money = json_array_get(json_object_get(json_object_get(a, "entities"), "money"), 0);
+    assert_true(tg_json_num(money, "value_cny", 0) == 600000.0);
+    assert_string_equal(tg_json_str(money, "text", ""), "60万");
+    json_decref(a);
+
+    /* Out of the knowledge base's domain: the holding reply, never a guess. */
+    a = demo_ask("秦始皇统一六国是哪一年？");
+    assert_string_equal(tg_json_str(a, "answer", ""), "我需要更多时间分析，请稍候");
+    assert_true(tg_json_num(a, "confidence", 1) < 0.7);
+    assert_true(json_array_size(json_object_get(a, "tags")) > 0);
+    json_decref(a);
+
+    /* English works; Japanese breaks nothing. */
+    a = demo_ask("What documents do I need for an accident claim?");
+    assert_string_equal(tg_json_str(a, "decision", ""), "deliver");
+    assert_true(json_array_size(json_object_get(a, "citations")) > 0);
+    json_decref(a);
+    a = demo_ask("保険の請求に必要な書類は何ですか");
+    assert_string_equal(tg_json_str(a, "decision", ""), "deliver");
+    json_decref(a);
 }
 
 static void test_ask_with_unreachable_upstream(void **state)
@@ -176,14 +258,53 @@ static void test_serve_refuses_bad_config(void **state)
     tg_free(out);
 }
 
+static void test_one_writer_per_data_dir(void **state)
+{
+    (void)state;
+    char path[256], data[256], args[1024], *out = NULL;
+    struct tg_h_proc gw;
+    snprintf(data, sizeof(data), "%s/locked", dir);
+    assert_int_equal(mkdir(data, 0755), 0);
+    tg_h_write_file(dir, "locked.yaml",
+                    "backends:\n  - name: s\n    type: script\n    reply: hi\nroute:\n  backend: s\n",
+                    path, sizeof(path));
+    assert_int_equal(tg_h_start_gateway(&gw, path, data), 0);
+    /* the audit log has one writer: a second process on the same data refuses */
+    snprintf(args, sizeof(args), "ask -c %s --data %s hello", path, data);
+    assert_int_equal(tg(args, &out), 1);
+    assert_non_null(strstr(out, "another trustgate process"));
+    tg_free(out);
+    snprintf(args, sizeof(args), "serve -c %s --listen 127.0.0.1:0 --data %s", path, data);
+    assert_int_equal(tg(args, &out), 1);
+    assert_non_null(strstr(out, "another trustgate process"));
+    tg_free(out);
+    snprintf(args, sizeof(args), "review decide --data %s rev_x --actor a --approve", data);
+    assert_int_equal(tg(args, &out), 1);
+    assert_non_null(strstr(out, "owns"));
+    tg_free(out);
+    /* reading the queue is fine */
+    snprintf(args, sizeof(args), "review list --data %s", data);
+    assert_int_equal(tg(args, &out), 0);
+    assert_non_null(strstr(out, "no review tasks"));
+    tg_free(out);
+    assert_int_equal(tg_h_stop(&gw, 5000), 0);
+    /* and once the server is gone, ask works on that data */
+    snprintf(args, sizeof(args), "ask -c %s --data %s hello", path, data);
+    assert_int_equal(tg(args, &out), 0);
+    assert_string_equal(out, "hi\n");
+    tg_free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help_and_version),
         cmocka_unit_test(test_config_check),
         cmocka_unit_test(test_ask),
+        cmocka_unit_test(test_demo_answers_from_the_knowledge_base),
         cmocka_unit_test(test_ask_with_unreachable_upstream),
         cmocka_unit_test(test_serve_refuses_bad_config),
+        cmocka_unit_test(test_one_writer_per_data_dir),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,227 @@
+/*
+ * review_cmd.c - `trustgate review list|show|decide`: the review queue
+ * from the command line, on the store of a data directory.
+ *
+ * A decision appends to the audit log, which one process writes at a time:
+ * while `trustgate serve` holds the data directory's lock, decide refuses
+ * and says so, rather than racing the server for the next leaf.
+ */
+#include "cli/cli.h"
+
+#include "audit/audit.h"
+#include "review/review.h"
+#include "store/store.h"
+
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+static void review_usage(FILE *f)
+{
+    fprintf(f, "usage: trustgate review list   (-c FILE | --data DIR) [--state STATE] [--json]\n"
+               "       trustgate review show   (-c FILE | --data DIR) ID\n"
+               "       trustgate review decide (-c FILE | --data DIR) ID --actor NAME\n"
+               "                               (--approve | --edit TEXT | --reject REASON)\n"
+               "                               [--attest ITEM]...\n\n"
+               "The review queue: answers held for a person and decisions AI may not make.\n"
+               "A decision must tick every attestation the task requires (--attest, once per\n"
+               "item, exactly as the task lists them); it is refused otherwise.\n");
+}
+
+/* Open the store named by -c or --data; the data directory is returned in dir. */
+static struct tg_store *open_store(const char *cfg_path, const char *data, char *dir, size_t dirlen)
+{
+    char uri[4200], err[512];
+    struct tg_store *st = NULL;
+    if (data) {
+        snprintf(uri, sizeof(uri), "sqlite:%s/trustgate.db", data);
+        tg_strlcpy(dir, data, dirlen);
+    } else {
+        struct tg_config *cfg = tg_cli_load_config(cfg_path);
+        if (!cfg)
+            return NULL;
+        tg_strlcpy(uri, cfg->store_uri, sizeof(uri));
+        tg_cli_store_dir(cfg->store_uri, dir, dirlen);
+        tg_config_free(cfg);
+    }
+    if (tg_store_open(uri, &st, err, sizeof(err))) {
+        fprintf(stderr, "trustgate review: %s\n", err);
+        return NULL;
+    }
+    return st;
+}
+
+static void print_task(const json_t *t)
+{
+    printf("%s  %-14s %-8s queue=%s  turn=%s\n", tg_json_str(t, "id", ""),
+           tg_json_str(t, "kind", ""), tg_json_str(t, "state", ""), tg_json_str(t, "queue", ""),
+           tg_json_str(t, "turn_id", ""));
+    printf("  question: %s\n", tg_json_str(t, "question", ""));
+    const char *draft = tg_json_str(t, "draft", NULL);
+    if (draft)
+        printf("  AI draft: %s\n", draft);
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(t, "required_attestations"), i, a)
+        printf("  requires: %s\n", json_string_value(a));
+}
+
+static int do_list(struct tg_store *st, const char *state, bool as_json)
+{
+    json_t *list = NULL;
+    if (tg_store_review_list(st, state, 1000, &list)) {
+        fprintf(stderr, "trustgate review: cannot read the queue\n");
+        return 1;
+    }
+    if (as_json) {
+        char *s = json_dumps(list, JSON_COMPACT);
+        printf("%s\n", s ? s : "[]");
+        free(s);
+    } else {
+        size_t i;
+        json_t *t;
+        json_array_foreach(list, i, t) print_task(t);
+        if (!json_array_size(list))
+            printf("no review tasks%s%s\n", state ? " in state " : "", state ? state : "");
+    }
+    json_decref(list);
+    return 0;
+}
+
+int tg_cli_review(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"data", required_argument, NULL, 'd'},
+                                         {"state", required_argument, NULL, 's'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"actor", required_argument, NULL, 'a'},
+                                         {"approve", no_argument, NULL, 'A'},
+                                         {"edit", required_argument, NULL, 'E'},
+                                         {"reject", required_argument, NULL, 'R'},
+                                         {"attest", required_argument, NULL, 't'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *cfg_path = NULL, *data = NULL, *state = NULL, *actor = NULL;
+    bool as_json = false;
+    int c, status = 1, nact = 0;
+    struct tg_review_decision d = {0};
+    json_t *att = json_array();
+    if (tg_cli_wants_help(argc, argv)) {
+        review_usage(stdout);
+        json_decref(att);
+        return 0;
+    }
+    if (argc < 2) {
+        review_usage(stderr);
+        json_decref(att);
+        return 2;
+    }
+    const char *sub = argv[1];
+    optind = 1;
+    while ((c = getopt_long(argc - 1, argv + 1, "c:d:s:ja:AE:R:t:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            cfg_path = optarg;
+            break;
+        case 'd':
+            data = optarg;
+            break;
+        case 's':
+            state = optarg;
+            break;
+        case 'j':
+            as_json = true;
+            break;
+        case 'a':
+            actor = optarg;
+            break;
+        case 'A':
+            d.action = TG_REVIEW_APPROVE;
+            nact++;
+            break;
+        case 'E':
+            d.action = TG_REVIEW_EDIT;
+            d.text = optarg;
+            nact++;
+            break;
+        case 'R':
+            d.action = TG_REVIEW_REJECT;
+            d.reason = optarg;
+            nact++;
+            break;
+        case 't':
+            json_array_append_new(att, json_string(optarg));
+            break;
+        default:
+            review_usage(stderr);
+            json_decref(att);
+            return 2;
+        }
+    }
+    const char *id = optind + 1 < argc ? argv[optind + 1] : NULL;
+    bool is_list = strcmp(sub, "list") == 0, is_show = strcmp(sub, "show") == 0,
+         is_decide = strcmp(sub, "decide") == 0;
+    if ((!cfg_path && !data) || !(is_list || is_show || is_decide) || (!is_list && !id) ||
+        (is_decide && (nact != 1 || !actor))) {
+        review_usage(stderr);
+        json_decref(att);
+        return 2;
+    }
+    char dir[4096];
+    struct tg_store *st = open_store(cfg_path, data, dir, sizeof(dir));
+    struct tg_audit *audit = NULL;
+    int lockfd = -1;
+    if (!st)
+        goto out;
+    if (is_list) {
+        status = do_list(st, state, as_json);
+    } else if (is_show) {
+        json_t *t = NULL;
+        if (tg_store_review_get(st, id, NULL, &t)) {
+            fprintf(stderr, "trustgate review: no task %s\n", id);
+        } else {
+            char *s = json_dumps(t, JSON_INDENT(2));
+            printf("%s\n", s ? s : "");
+            free(s);
+            status = 0;
+        }
+        json_decref(t);
+    } else {
+        char lockpath[4200], err[512];
+        snprintf(lockpath, sizeof(lockpath), "%s/trustgate.lock", dir);
+        lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+        if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) != 0) {
+            fprintf(stderr,
+                    "trustgate review: a running `trustgate serve` owns %s; "
+                    "stop it first (deciding through the server comes with its "
+                    "review API)\n",
+                    dir);
+            goto out;
+        }
+        if (tg_audit_open(st, &audit)) {
+            fprintf(stderr, "trustgate review: the audit log in %s does not verify\n", dir);
+            goto out;
+        }
+        d.attestations = att;
+        d.actor = actor;
+        json_t *task = NULL;
+        if (tg_review_decide(st, audit, id, &d, &task, err, sizeof(err))) {
+            fprintf(stderr, "trustgate review: refused: %s\n", err);
+            goto out;
+        }
+        printf("%s decided (%s) by %s\n  answer: %s\n", id, tg_review_action_name(d.action), actor,
+               tg_json_str(task, "answer", ""));
+        json_decref(task);
+        status = 0;
+    }
+out:
+    tg_audit_close(audit);
+    tg_store_close(st);
+    if (lockfd >= 0)
+        close(lockfd);
+    json_decref(att);
+    return status;
+}
