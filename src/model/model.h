@@ -95,4 +95,45 @@ struct tg_intent_eval {
 int tg_intent_evaluate(struct tg_intent_model *m, struct tg_text *tx,
                        const struct tg_dataset *test, struct tg_intent_eval *out, json_t **confusion);
 
+/* ------------------------------------------------------------------------
+ * Additions to the contract above (model module, for the CLI and tests).
+ * ---------------------------------------------------------------------- */
+
+/* Utterances the model was trained on, and the features it kept. */
+size_t tg_intent_n_examples(const struct tg_intent_model *m);
+size_t tg_intent_n_features(const struct tg_intent_model *m);
+
+/*
+ * For a model from tg_intent_load_or_train with a cache directory: the
+ * cache file's path (owned by the model), and whether the model was read
+ * from it (true) or trained now (false).  NULL / false otherwise.
+ */
+const char *tg_intent_cache_path(const struct tg_intent_model *m);
+bool tg_intent_from_cache(const struct tg_intent_model *m);
+
+/*
+ * The probability of every label (index i as in tg_intent_label) from the
+ * last tg_intent_predict on m; they sum to 1.  Owned by the model and
+ * overwritten by the next prediction.
+ */
+const double *tg_intent_probabilities(const struct tg_intent_model *m);
+
+/*
+ * Out-of-scope detection on a test set whose out-of-scope utterances carry
+ * the label oos_label: a prediction counts as out of scope when its
+ * probability is below threshold or its label is oos_label.  In-scope
+ * accuracy: in-scope utterances predicted in scope with the right label,
+ * over all in-scope ones; out-of-scope recall: out-of-scope utterances
+ * predicted out of scope, over all of them (0 when there are none).
+ */
+struct tg_intent_oos_eval {
+    size_t n_in, n_oos;
+    double in_scope_accuracy;
+    double oos_recall;
+    double oos_precision; /* of the out-of-scope predictions, how many were right */
+};
+int tg_intent_evaluate_oos(struct tg_intent_model *m, struct tg_text *tx,
+                           const struct tg_dataset *test, const char *oos_label, double threshold,
+                           struct tg_intent_oos_eval *out);
+
 #endif
