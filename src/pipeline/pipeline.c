@@ -12,10 +12,17 @@
 #include "audit/audit.h"
 #include "backend/backend.h"
 #include "core/jw.h"
+#include "kb/kb.h"
+#include "model/model.h"
+#include "policy/policy.h"
 #include "store/store.h"
+#include "text/text.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef enum tg_stage_rc (*stage_fn)(struct tg_turn *t);
 
@@ -101,6 +108,13 @@ void tg_turn_free(struct tg_turn *t)
     json_decref(t->request);
     json_decref(t->history);
     json_decref(t->entities);
+    json_decref(t->intent_explain);
+    json_decref(t->rules.prefixes);
+    json_decref(t->rules.suffixes);
+    if (t->ents) {
+        tg_entities_free(t->ents);
+        tg_free(t->ents);
+    }
     json_decref(t->citations);
     json_decref(t->policy_hits);
     json_decref(t->tags);
@@ -151,12 +165,40 @@ void tg_turn_write_summary(const struct tg_turn *t, struct tg_jw *w)
         tg_jw_real(w, t->confidence);
     else
         tg_jw_null(w);
+    /* What the confidence was computed from, so it can be checked. */
+    tg_jw_key(w, "signals");
+    tg_jw_obj(w);
+    tg_jw_key(w, "top_score");
+    tg_jw_real(w, t->n_evidence ? t->evidence[0].score : 0.0);
+    tg_jw_key(w, "lead");
+    tg_jw_real(w, t->retrieval_lead);
+    tg_jw_key(w, "coverage");
+    tg_jw_real(w, t->query_coverage);
+    tg_jw_key(w, "intent_probability");
+    if (t->p->intents)
+        tg_jw_real(w, t->intent_confidence);
+    else
+        tg_jw_null(w);
+    tg_jw_end(w);
     list(w, "citations", t->citations);
     list(w, "policy_hits", t->policy_hits);
     list(w, "tags", t->tags);
     list(w, "attestations", t->attestations);
     tg_jw_kstr(w, "backend", t->backend ? tg_backend_name(t->backend) : NULL);
     tg_jw_kint(w, "degradations", t->degradations);
+    tg_jw_kstr(w, "review_id", t->review_id[0] ? t->review_id : NULL);
+    /* Why: the tokens that drove the intent (exact linear contributions). */
+    tg_jw_key(w, "explanation");
+    tg_jw_obj(w);
+    tg_jw_key(w, "intent_tokens");
+    if (t->intent_explain)
+        tg_jw_json(w, t->intent_explain);
+    else {
+        tg_jw_arr(w);
+        tg_jw_end(w);
+    }
+    tg_jw_kint(w, "ungrounded_claims", (int64_t)t->ungrounded);
+    tg_jw_end(w);
     tg_jw_key(w, "audit_index");
     if (t->audit_index >= 0)
         tg_jw_int(w, t->audit_index);
@@ -190,6 +232,172 @@ json_t *tg_turn_summary(const struct tg_turn *t, bool with_answer)
 }
 
 /* ------------------------------------------------------------ shared state */
+
+/*
+ * Make every glossary entry answerable: one FAQ document per term whose
+ * question is the term and whose answer is the
+ * definition with what the metric counts and leaves out.  A question such
+ * as "合同履约率怎么算" then retrieves the business's own definition.
+ */
+static int index_glossary(struct tg_kb *kb)
+{
+    int rc = TG_OK;
+    for (size_t i = 0; !rc && i < tg_kb_glossary_count(kb); i++) {
+        const struct tg_kb_term *g = tg_kb_glossary_get(kb, i);
+        struct tg_buf q, a, id;
+        tg_buf_init(&q, 1u << 16);
+        tg_buf_init(&a, 1u << 16);
+        tg_buf_init(&id, 1024);
+        /* The term alone: synonyms already lead to it through query expansion,
+         * and repeating them here would let the entry outrank real answers. */
+        rc = tg_buf_puts(&q, g->term);
+        if (!rc)
+            rc = tg_buf_printf(&a, "%s：%s", g->term, g->definition);
+        for (size_t k = 0; !rc && k < g->n_includes; k++)
+            rc = tg_buf_printf(&a, "%s%s", k ? "、" : "计入：", g->includes[k]);
+        if (!rc && g->n_includes)
+            rc = tg_buf_puts(&a, "。");
+        for (size_t k = 0; !rc && k < g->n_excludes; k++)
+            rc = tg_buf_printf(&a, "%s%s", k ? "、" : "不计入：", g->excludes[k]);
+        if (!rc && g->n_excludes)
+            rc = tg_buf_puts(&a, "。");
+        if (!rc)
+            rc = tg_buf_printf(&id, "glossary:%s", g->term);
+        if (!rc)
+            rc = tg_kb_add_faq(kb, id.data, q.data, a.data, "glossary");
+        tg_buf_free(&q);
+        tg_buf_free(&a);
+        tg_buf_free(&id);
+    }
+    return rc;
+}
+
+int tg_pipeline_load_policies(const struct tg_config *cfg, struct tg_policy **out, json_t *errs)
+{
+    const json_t *list = json_object_get(cfg->root, "policies");
+    struct tg_policy *all = NULL, *one = NULL;
+    json_t *inline_rules = json_array();
+    char base[4096];
+    const char *slash = strrchr(cfg->path, '/');
+    int rc = TG_OK;
+    *out = NULL;
+    snprintf(base, sizeof(base), "%.*s", slash ? (int)(slash - cfg->path) : 1,
+             slash ? cfg->path : ".");
+    if (!inline_rules)
+        return TG_E_NOMEM;
+    if (list && !json_is_array(list)) {
+        tg_config_errorf(errs, cfg->path, tg_config_line(cfg, list),
+                         "policies must be a list of rules or {include: FILE}");
+        rc = TG_E_CONFIG;
+    }
+    size_t i;
+    json_t *item;
+    json_array_foreach(list, i, item)
+    {
+        const char *inc = tg_json_str(item, "include", NULL);
+        if (!inc) {
+            json_array_append(inline_rules, item);
+            continue;
+        }
+        char path[8300];
+        snprintf(path, sizeof(path), inc[0] == '/' ? "%s%s" : "%s/%s", inc[0] == '/' ? "" : base,
+                 inc);
+        int r = tg_policy_load(path, &one, errs);
+        if (r) {
+            rc = rc ? rc : r;
+        } else if (!all) {
+            all = one;
+        } else if ((r = tg_policy_merge(all, one)) != TG_OK) {
+            rc = r;
+        }
+        one = NULL;
+    }
+    if (json_array_size(inline_rules)) {
+        int r =
+            tg_policy_compile(inline_rules, tg_config_line_table(cfg), cfg->path, base, &one, errs);
+        if (r)
+            rc = rc ? rc : r;
+        else if (!all)
+            all = one;
+        else if ((r = tg_policy_merge(all, one)) != TG_OK)
+            rc = r;
+    }
+    json_decref(inline_rules);
+    if (rc) {
+        tg_policy_free(all);
+        return rc;
+    }
+    *out = all;
+    return TG_OK;
+}
+
+/* The key of the audit log's PII pseudonyms: random, made once, kept in the data directory. */
+static int load_pseudonym_key(struct tg_pipeline *p, const char *dir, char *err, size_t errlen)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/pseudonym.key", dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, p->pseudonym_key, sizeof(p->pseudonym_key));
+        close(fd);
+        if (n == (ssize_t)sizeof(p->pseudonym_key))
+            return TG_OK;
+        snprintf(err, errlen, "%s is damaged (expected %zu bytes)", path, sizeof(p->pseudonym_key));
+        return TG_E_IO;
+    }
+    if (tg_random_bytes(p->pseudonym_key, sizeof(p->pseudonym_key)))
+        return TG_E_INTERNAL;
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, p->pseudonym_key, sizeof(p->pseudonym_key)) !=
+                      (ssize_t)sizeof(p->pseudonym_key)) {
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return TG_E_IO;
+    }
+    close(fd);
+    return TG_OK;
+}
+
+/* Text resources, knowledge base and intent classifier, as configured. */
+static int open_knowledge(struct tg_pipeline *p, const struct tg_config *cfg, const char *data_dir,
+                          char *err, size_t errlen)
+{
+    int rc = tg_text_open(&p->text, err, errlen);
+    if (rc)
+        return rc;
+    if (cfg->n_kb_paths || cfg->kb_glossary) {
+        struct tg_kb_opts opts;
+        tg_kb_opts_init(&opts);
+        opts.k1 = cfg->kb_k1;
+        opts.b = cfg->kb_b;
+        rc = tg_kb_open(&opts, p->text, p->store, &p->kb, err, errlen);
+        for (size_t i = 0; !rc && i < cfg->n_kb_paths; i++) {
+            struct tg_kb_report rep = {0};
+            rc = tg_kb_ingest(p->kb, cfg->kb_paths[i], &rep, err, errlen);
+            if (!rc && (rep.added || rep.updated || rep.removed))
+                tg_info("kb %s: %zu added, %zu updated, %zu removed, %zu unchanged",
+                        cfg->kb_paths[i], rep.added, rep.updated, rep.removed, rep.skipped);
+        }
+        if (!rc && cfg->kb_glossary)
+            rc = tg_kb_glossary_load(p->kb, cfg->kb_glossary, err, errlen);
+        if (!rc)
+            rc = index_glossary(p->kb);
+        if (!rc)
+            rc = tg_kb_save(p->kb);
+        if (rc && !err[0])
+            snprintf(err, errlen, "knowledge base: %s", tg_err_str(rc));
+        if (rc)
+            return rc;
+    }
+    if (cfg->intents_train) {
+        char dir[4096];
+        snprintf(dir, sizeof(dir), "%s", data_dir ? data_dir : cfg->data_dir);
+        rc = tg_intent_load_or_train(p->text, cfg->intents_train, dir, NULL, &p->intents, err,
+                                     errlen);
+    }
+    return rc;
+}
 
 int tg_pipeline_open(const struct tg_config *cfg, struct event_base *base, const char *data_dir,
                      struct tg_pipeline **out, char *err, size_t errlen)
@@ -236,6 +444,28 @@ int tg_pipeline_open(const struct tg_config *cfg, struct event_base *base, const
             goto out;
         p->n_backends++;
     }
+    rc = open_knowledge(p, cfg, data_dir, err, errlen);
+    if (rc)
+        goto out;
+    {
+        char dir[4096];
+        const char *path = tg_str_has_prefix(uri, "sqlite:") ? uri + 7 : uri;
+        const char *slash = strrchr(path, '/');
+        snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+        rc = load_pseudonym_key(p, dir, err, errlen);
+        if (rc)
+            goto out;
+    }
+    json_t *perrs = json_array();
+    rc = perrs ? tg_pipeline_load_policies(cfg, &p->policy, perrs) : TG_E_NOMEM;
+    if (rc) {
+        snprintf(err, errlen, "%s",
+                 json_array_size(perrs) ? json_string_value(json_array_get(perrs, 0))
+                                        : "policies: out of memory");
+        json_decref(perrs);
+        goto out;
+    }
+    json_decref(perrs);
     p->route = tg_pipeline_backend(p, cfg->route_backend);
     if (!p->route) {
         rc = TG_E_CONFIG;
@@ -259,6 +489,10 @@ void tg_pipeline_close(struct tg_pipeline *p)
     for (size_t i = 0; i < p->n_backends; i++)
         tg_backend_free(p->backends[i]);
     tg_free(p->backends);
+    tg_kb_close(p->kb);
+    tg_intent_free(p->intents);
+    tg_policy_free(p->policy);
+    tg_text_close(p->text);
     tg_audit_close(p->audit);
     tg_store_close(p->store);
     tg_metrics_free(p->metrics);

@@ -14,6 +14,10 @@
 
 struct event_base;
 struct tg_audit;
+struct tg_intent_model;
+struct tg_kb;
+struct tg_policy;
+struct tg_text;
 struct tg_backend;
 struct tg_metrics;
 struct tg_store;
@@ -26,18 +30,34 @@ struct tg_pipeline {
     struct tg_metrics *metrics;
     struct tg_backend **backends;
     size_t n_backends;
-    struct tg_backend *route;   /* the backend that answers */
-    size_t inflight;            /* turns started and not finished */
-    bool log_turns;             /* one JSON line per turn on stderr */
+    struct tg_backend *route;        /* the backend that answers */
+    struct tg_text *text;            /* normalizer and tokenizer for the event-loop thread */
+    struct tg_kb *kb;                /* the knowledge base, or NULL when none is configured */
+    struct tg_intent_model *intents; /* the intent classifier, or NULL */
+    struct tg_policy *policy;        /* the compiled rules, or NULL when none are configured */
+    uint8_t pseudonym_key[32];       /* keys PII pseudonyms in the audit log (DATA/pseudonym.key) */
+    size_t inflight;                 /* turns started and not finished */
+    bool log_turns;                  /* one JSON line per turn on stderr */
 };
 
 /*
  * Open the store (cfg->store_uri, or "sqlite:<data_dir>/trustgate.db" when
- * data_dir is given to override the config), the audit log, the metrics and
- * the backends.  On failure returns an error with a message in err.
+ * data_dir is given to override the config), the audit log, the metrics,
+ * the text resources, the knowledge base (ingesting cfg->kb_paths: files
+ * unchanged since the last start are skipped), the intent classifier
+ * (trained from cfg->intents_train or taken from its cache in the data
+ * directory) and the backends.  On failure returns an error with a message
+ * in err.
  */
 int tg_pipeline_open(const struct tg_config *cfg, struct event_base *base, const char *data_dir,
                      struct tg_pipeline **out, char *err, size_t errlen);
+/*
+ * Compile the config's `policies:` section: a list whose items are rules or
+ * {include: FILE} (relative to the config file).  Every problem goes to
+ * errs as "FILE:LINE: message".  *out is NULL when there are no rules.
+ */
+int tg_pipeline_load_policies(const struct tg_config *cfg, struct tg_policy **out, json_t *errs);
+
 /* Flush the store and free everything.  No turn may be in flight. */
 void tg_pipeline_close(struct tg_pipeline *p);
 
@@ -54,15 +74,15 @@ void tg_pipeline_resume(struct tg_turn *t);
 
 /* An answer in the OpenAI chat-completions shape; strings are borrowed. */
 struct tg_completion {
-    const char *id;            /* "chatcmpl-..." */
-    int64_t created;           /* Unix seconds */
+    const char *id;  /* "chatcmpl-..." */
+    int64_t created; /* Unix seconds */
     const char *model;
     const char *content;
     size_t content_len;
     const char *finish_reason;
     int64_t prompt_tokens, completion_tokens;
-    const char *extra_key;     /* one extra top-level member ("trustgate"), or NULL */
-    const char *extra;         /* its value, serialised JSON */
+    const char *extra_key; /* one extra top-level member ("trustgate"), or NULL */
+    const char *extra;     /* its value, serialised JSON */
     size_t extra_len;
 };
 

@@ -70,6 +70,10 @@ static void generated_cb(struct tg_backend_result *res, void *arg)
         if (!t->draft)
             tg_turn_fail(t, TG_E_NOMEM, 500, "internal_error", NULL, "out of memory");
         tg_strlcpy(t->finish_reason, res->finish_reason, sizeof(t->finish_reason));
+        if (res->confidence >= 0)
+            t->confidence = res->confidence;
+        if (res->low_confidence)
+            json_array_append_new(t->tags, json_string("low_confidence"));
         tg_strlcpy(t->upstream_model, res->model, sizeof(t->upstream_model));
         t->prompt_tokens = res->prompt_tokens;
         t->completion_tokens = res->completion_tokens;
@@ -80,6 +84,9 @@ static void generated_cb(struct tg_backend_result *res, void *arg)
 
 enum tg_stage_rc tg_stage_generate(struct tg_turn *t)
 {
+    /* A decision AI may not make, or a refusal: no model is asked. */
+    if (t->rules.skip_generate)
+        return TG_NEXT;
     t->backend = t->p->route;
     json_t *messages = build_messages(t);
     if (!messages) {
@@ -90,6 +97,11 @@ enum tg_stage_rc tg_stage_generate(struct tg_turn *t)
         .model = t->model,
         .messages = messages,
         .params = t->request,
+        .question = t->user_text,
+        .evidence = t->evidence,
+        .n_evidence = t->n_evidence,
+        .query_coverage = t->query_coverage,
+        .intent_probability = t->p->intents ? t->intent_confidence : -1,
     };
     bool sync_done = false;
     int rc = tg_backend_generate(t->backend, &rq, generated_cb, t, &t->call);

@@ -1,15 +1,105 @@
 /*
- * stage_postcheck.c - rules on the draft answer: disclaimers, grounding of
- * numbers in the evidence, PII in the reply.
+ * stage_postcheck.c - rules on the draft answer: numbers the evidence does
+ * not support, disclaimers in front, canned replies for weak answers, and
+ * personal data masked in what is said and stored.
  *
- * With no output rules configured the draft passes unchanged.  The stage
- * keeps its place in the order so that output rules slot in here and are
- * measured like every other stage.
+ * Grounding: every amount, rate, date and percentage the draft states is
+ * looked up in the cited evidence (tg_grounding_check); the count of those
+ * found nowhere is what `draft.ungrounded` rules test.  Masking is the
+ * default: personal data in the answer is masked unless a rule that fired
+ * says `redact: false`.
  */
-#include "pipeline/pipeline.h"
+#include "pipeline/rules.h"
+
+#include "backend/backend.h"
+#include "policy/policy.h"
+
+#include <string.h>
+
+static int grounding(struct tg_turn *t)
+{
+    const char *ev[33];
+    size_t n = 0;
+    /* What the customer said counts as evidence too: an answer may repeat
+     * the customer's own numbers (a policy number, an amount) without
+     * inventing anything. */
+    ev[n++] = t->user_text;
+    for (size_t i = 0; i < t->n_evidence && n < TG_ARRAY_LEN(ev); i++)
+        ev[n++] = t->evidence[i].text;
+    struct tg_claim claims[16];
+    size_t bad = 0;
+    int rc = tg_grounding_check(t->draft, t->draft_len, ev, n, claims, TG_ARRAY_LEN(claims), &bad);
+    t->ungrounded = rc ? 0 : bad;
+    return rc;
+}
+
+/* Put the prefixes and suffixes the rules asked for around the draft. */
+static int frame(struct tg_turn *t)
+{
+    struct tg_buf b;
+    size_t i;
+    json_t *v;
+    int rc = TG_OK;
+    if (!t->rules.prefixes && !t->rules.suffixes)
+        return TG_OK;
+    tg_buf_init(&b, TG_BUF_UNLIMITED);
+    json_array_foreach(t->rules.prefixes, i, v) if (!rc) rc = tg_buf_puts(&b, json_string_value(v));
+    if (!rc)
+        rc = tg_buf_append(&b, t->draft, t->draft_len);
+    json_array_foreach(t->rules.suffixes, i, v) if (!rc) rc = tg_buf_puts(&b, json_string_value(v));
+    if (!rc) {
+        t->draft = tg_arena_strndup(&t->arena, b.data, b.len);
+        t->draft_len = b.len;
+        rc = t->draft ? TG_OK : TG_E_NOMEM;
+    }
+    tg_buf_free(&b);
+    return rc;
+}
+
+static int mask(struct tg_turn *t)
+{
+    struct tg_buf b;
+    tg_buf_init(&b, TG_BUF_UNLIMITED);
+    int rc = tg_pii_mask(t->draft, t->draft_len, t->p->cfg->policy_pattern, &b);
+    if (!rc && (b.len != t->draft_len || memcmp(b.data, t->draft, b.len) != 0)) {
+        t->draft = tg_arena_strndup(&t->arena, b.data, b.len);
+        t->draft_len = b.len;
+        rc = t->draft ? TG_OK : TG_E_NOMEM;
+    }
+    tg_buf_free(&b);
+    return rc;
+}
 
 enum tg_stage_rc tg_stage_postcheck(struct tg_turn *t)
 {
-    (void)t;
+    int rc = TG_OK;
+    if (t->err || !t->draft)
+        return TG_NEXT; /* nothing was written: nothing to check */
+    if (t->n_evidence)
+        rc = grounding(t);
+    if (!rc && t->p->policy) {
+        struct tg_policy_facts f;
+        struct tg_policy_hits hits;
+        tg_policy_hits_init(&hits);
+        tg_rules_facts(t, &f);
+        rc = tg_policy_eval(t->p->policy, TG_POLICY_POST, &f, &hits);
+        if (!rc)
+            rc = tg_rules_apply(t, &hits);
+        tg_policy_hits_free(&hits);
+    }
+    if (!rc && t->rules.script) {
+        /* A canned reply replaces the draft (a weak answer is not given). */
+        t->draft = tg_arena_strdup(&t->arena, t->rules.script_text);
+        t->draft_len = t->draft ? strlen(t->draft) : 0;
+        rc = t->draft ? TG_OK : TG_E_NOMEM;
+    }
+    if (!rc && !t->rules.script)
+        rc = frame(t); /* a holding reply is not an answer: no disclaimer around it */
+    if (!rc && !t->rules.redact_off)
+        rc = mask(t);
+    if (rc) {
+        tg_turn_fail(t, rc, 500, "internal_error", NULL, "output check failed: %s", tg_err_str(rc));
+        return TG_DONE;
+    }
     return TG_NEXT;
 }

@@ -1,19 +1,33 @@
 /*
- * stage_precheck.c - policy rules on the input, before any model sees it.
- *
- * Creates the lists every rule writes into (policy hits, risk tags,
- * required attestations).  The rule evaluator fills them when policies are
- * configured.
+ * stage_precheck.c - policy rules on the customer's message, before any
+ * model sees it: red lines (decisions AI may not make), amount thresholds,
+ * blocked topics.  A human decision or a refusal settles that no model is
+ * asked at all.
  */
-#include "pipeline/pipeline.h"
+#include "pipeline/rules.h"
+
+#include "policy/policy.h"
 
 enum tg_stage_rc tg_stage_precheck(struct tg_turn *t)
 {
+    int rc = TG_OK;
     t->policy_hits = json_array();
     t->tags = json_array();
     t->attestations = json_array();
-    if (!t->policy_hits || !t->tags || !t->attestations) {
-        tg_turn_fail(t, TG_E_NOMEM, 500, "internal_error", NULL, "out of memory");
+    if (!t->policy_hits || !t->tags || !t->attestations)
+        rc = TG_E_NOMEM;
+    if (!rc && t->p->policy) {
+        struct tg_policy_facts f;
+        struct tg_policy_hits hits;
+        tg_policy_hits_init(&hits);
+        tg_rules_facts(t, &f);
+        rc = tg_policy_eval(t->p->policy, TG_POLICY_PRE, &f, &hits);
+        if (!rc)
+            rc = tg_rules_apply(t, &hits);
+        tg_policy_hits_free(&hits);
+    }
+    if (rc) {
+        tg_turn_fail(t, rc, 500, "internal_error", NULL, "policy check failed: %s", tg_err_str(rc));
         return TG_DONE;
     }
     return TG_NEXT;

@@ -19,6 +19,7 @@
 #include "audit/audit.h"
 #include "backend/backend.h"
 #include "core/jw.h"
+#include "policy/policy.h"
 
 #include <string.h>
 
@@ -93,6 +94,11 @@ static int write_record(const struct tg_turn *t, uint64_t index, struct tg_buf *
         tg_jw_kint(&w, "status", t->http_status);
         tg_jw_end(&w);
     }
+    tg_jw_key(&w, "explanation");
+    tg_jw_obj(&w);
+    sorted_json(&w, "intent_tokens", t->intent_explain);
+    tg_jw_kint(&w, "ungrounded_claims", (int64_t)t->ungrounded);
+    tg_jw_end(&w);
     digest(&w, "input_sha256", t->user_text, strlen(t->user_text));
     tg_jw_key(&w, "intent");
     tg_jw_obj(&w);
@@ -104,6 +110,8 @@ static int write_record(const struct tg_turn *t, uint64_t index, struct tg_buf *
     tg_jw_kstr(&w, "language", t->language ? t->language : "");
     tg_jw_kstr(&w, "model_requested", t->model ? t->model : "");
     sorted_json(&w, "policy_hits", t->policy_hits);
+    if (t->review_id[0])
+        tg_jw_kstr(&w, "review_id", t->review_id);
     stage_us(&w, t);
     sorted_json(&w, "tags", t->tags);
     tg_jw_kstr(&w, "turn_id", t->id);
@@ -153,7 +161,16 @@ static int persist(struct tg_turn *t, const struct tg_buf *record)
     t->conv.turns++;
     t->conv.degraded_streak = t->degradations ? t->conv.degraded_streak + 1 : 0;
     rc = tg_store_conversation_put(p->store, &t->conv);
-    struct tg_message m = {.role = "user", .content = t->user_text, .ts_ms = t->created_ms};
+    /* Personal data is stored masked unless a rule said otherwise. */
+    struct tg_buf masked;
+    tg_buf_init(&masked, TG_BUF_UNLIMITED);
+    const char *said = t->user_text;
+    if (!rc && !t->rules.redact_off) {
+        rc = tg_pii_mask(t->user_text, strlen(t->user_text), p->cfg->policy_pattern, &masked);
+        if (!rc && masked.data)
+            said = masked.data;
+    }
+    struct tg_message m = {.role = "user", .content = said, .ts_ms = t->created_ms};
     tg_strlcpy(m.conversation_id, t->conv.id, sizeof(m.conversation_id));
     tg_strlcpy(m.turn_id, t->id, sizeof(m.turn_id));
     if (!rc)
@@ -166,6 +183,7 @@ static int persist(struct tg_turn *t, const struct tg_buf *record)
     if (!rc)
         rc = tg_store_turn_put_text(p->store, t->id, t->conv.id, tg_decision_name(t->decision),
                                     t->created_ms, record->data, record->len);
+    tg_buf_free(&masked);
     return rc;
 }
 

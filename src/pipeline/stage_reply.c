@@ -14,22 +14,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* What the customer is told for a decision other than deliver. */
-static const char *holding_text(enum tg_decision d)
-{
-    switch (d) {
-    case TG_DECISION_REVIEW:
-        return "您的问题需要人工复核，我们会尽快回复您。";
-    case TG_DECISION_HUMAN_DECISION:
-    case TG_DECISION_HANDOFF:
-        return "您的问题将由人工客服为您处理，请稍候。";
-    case TG_DECISION_REFUSE:
-        return "抱歉，这个问题我无法回答。";
-    default:
-        return "";
-    }
-}
-
 static int write_error(struct tg_turn *t, const struct tg_buf *summary)
 {
     struct tg_jw w;
@@ -72,7 +56,10 @@ enum tg_stage_rc tg_stage_reply(struct tg_turn *t)
         bool deliver = t->decision == TG_DECISION_DELIVER;
         char id[TG_ID_MAX + 16];
         snprintf(id, sizeof(id), "chatcmpl-%s", t->id + 5); /* the turn id without "turn_" */
-        t->answer = deliver ? t->draft : holding_text(t->decision);
+        t->answer = deliver ? t->draft
+                    : t->decision == TG_DECISION_REFUSE && t->rules.refuse_text
+                        ? t->rules.refuse_text
+                        : tg_gate_holding_text(t->decision);
         t->answer_len = deliver ? t->draft_len : strlen(t->answer);
         struct tg_completion c = {
             .id = id,

@@ -1,66 +1,102 @@
 /*
- * stage_understand.c - what the customer said: language, entities
- * (amounts, identifiers) and intent with its confidence.
+ * stage_understand.c - what the customer said: normalized text, language,
+ * entities (amounts of money, personal identifiers) and intent with its
+ * probability and the tokens that drove it.
  *
- * For now this stage detects the language from the script of the text and
- * leaves entities empty and the intent unclassified; the normalizer, the
- * entity extractors and the classifier fill it in as they land.
+ * Entities are read from the customer's own words (offsets point into
+ * them); matching and classification use the normalized text.
  */
 #include "pipeline/pipeline.h"
 
-#include <string.h>
+#include "model/model.h"
+#include "text/text.h"
 
-/* Decode one UTF-8 code point; returns its length (1 for invalid bytes). */
-static size_t utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
-{
-    if (s[0] < 0x80 || n < 2) {
-        *cp = s[0];
-        return 1;
-    }
-    if ((s[0] & 0xE0) == 0xC0) {
-        *cp = (uint32_t)(s[0] & 0x1F) << 6 | (s[1] & 0x3F);
-        return 2;
-    }
-    if ((s[0] & 0xF0) == 0xE0 && n >= 3) {
-        *cp = (uint32_t)(s[0] & 0x0F) << 12 | (uint32_t)(s[1] & 0x3F) << 6 | (s[2] & 0x3F);
-        return 3;
-    }
-    if ((s[0] & 0xF8) == 0xF0 && n >= 4) {
-        *cp = (uint32_t)(s[0] & 0x07) << 18 | (uint32_t)(s[1] & 0x3F) << 12 |
-              (uint32_t)(s[2] & 0x3F) << 6 | (s[3] & 0x3F);
-        return 4;
-    }
-    *cp = 0xFFFD;
-    return 1;
-}
+#include <string.h>
 
 /* "ja" if any kana, else "zh" if any Han, else "en". */
 static const char *detect_language(const char *text)
 {
     const unsigned char *s = (const unsigned char *)text;
-    size_t n = strlen(text);
     bool han = false;
-    while (n) {
-        uint32_t cp;
-        size_t l = utf8_next(s, n, &cp);
+    while (*s) {
+        uint32_t cp = *s;
+        size_t l = 1;
+        if ((s[0] & 0xF0) == 0xE0 && s[1] && s[2]) {
+            cp = (uint32_t)(s[0] & 0x0F) << 12 | (uint32_t)(s[1] & 0x3F) << 6 | (s[2] & 0x3F);
+            l = 3;
+        } else if ((s[0] & 0xE0) == 0xC0 && s[1]) {
+            l = 2;
+        } else if ((s[0] & 0xF8) == 0xF0 && s[1] && s[2] && s[3]) {
+            l = 4;
+        }
         if ((cp >= 0x3040 && cp <= 0x30FF) || (cp >= 0x31F0 && cp <= 0x31FF))
             return "ja";
         if ((cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF))
             han = true;
         s += l;
-        n -= l;
     }
     return han ? "zh" : "en";
 }
 
+static int extract_entities(struct tg_turn *t)
+{
+    struct tg_entity_opts opts = {.policy_pattern = t->p->cfg->policy_pattern};
+    t->ents = tg_calloc(1, sizeof(*t->ents));
+    if (!t->ents)
+        return TG_E_NOMEM;
+    tg_entities_init(t->ents);
+    int rc = tg_entities_extract(t->user_text, strlen(t->user_text), &opts, t->ents);
+    if (!rc) {
+        t->entities = tg_entities_to_json(t->ents, t->user_text);
+        t->money_max = tg_entities_money_max(t->ents);
+        if (!t->entities)
+            rc = TG_E_NOMEM;
+    }
+    return rc;
+}
+
+static int classify(struct tg_turn *t)
+{
+    struct tg_intent_result r;
+    int rc = tg_intent_predict(t->p->intents, t->p->text, t->user_text, strlen(t->user_text), &r);
+    if (rc)
+        return rc;
+    t->intent = r.label;
+    t->intent_confidence = r.probability;
+    t->intent_explain = json_array();
+    for (size_t i = 0; t->intent_explain && i < r.n_top; i++)
+        json_array_append_new(
+            t->intent_explain,
+            json_pack("{s:s, s:f}", "feature", r.top[i].feature, "weight", r.top[i].weight));
+    return t->intent_explain ? TG_OK : TG_E_NOMEM;
+}
+
 enum tg_stage_rc tg_stage_understand(struct tg_turn *t)
 {
+    struct tg_buf norm;
+    int rc;
+    tg_buf_init(&norm, 1u << 22);
     t->language = detect_language(t->user_text);
-    t->entities = json_pack("{s:[], s:[]}", "money", "pii");
+    /* Japanese kanji must not be turned into Simplified Chinese. */
+    rc = tg_text_normalize(t->p->text, t->user_text, strlen(t->user_text),
+                           strcmp(t->language, "ja") == 0 ? 0 : TG_NORM_T2S, &norm);
+    if (!rc) {
+        t->norm_len = norm.len;
+        t->norm_text = tg_arena_strndup(&t->arena, norm.data ? norm.data : "", norm.len);
+        if (!t->norm_text)
+            rc = TG_E_NOMEM;
+    }
+    tg_buf_free(&norm);
+    t->money_max = -1;
+    if (!rc)
+        rc = extract_entities(t);
     t->intent = "unclassified";
     t->intent_confidence = 0.0;
-    if (!t->entities) {
-        tg_turn_fail(t, TG_E_NOMEM, 500, "internal_error", NULL, "out of memory");
+    if (!rc && t->p->intents)
+        rc = classify(t);
+    if (rc) {
+        tg_turn_fail(t, rc, 500, "internal_error", NULL, "understanding failed: %s",
+                     tg_err_str(rc));
         return TG_DONE;
     }
     return TG_NEXT;

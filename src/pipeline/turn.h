@@ -18,6 +18,8 @@
 struct tg_pipeline;
 struct tg_backend;
 struct tg_backend_call;
+struct tg_evidence;
+struct tg_entities;
 
 /* What a stage tells the pipeline. */
 enum tg_stage_rc {
@@ -31,10 +33,10 @@ struct tg_turn {
     struct tg_arena arena;
 
     /* Set by the creator. */
-    const char *channel;       /* "api", "cli" */
-    const char *api_key;       /* the presented key, NULL when none */
-    bool trusted;              /* in-process caller: no key needed */
-    const char *body;          /* the raw request JSON */
+    const char *channel; /* "api", "cli" */
+    const char *api_key; /* the presented key, NULL when none */
+    bool trusted;        /* in-process caller: no key needed */
+    const char *body;    /* the raw request JSON */
     size_t body_len;
     const char *customer_hint; /* the customer header, NULL when absent */
     void (*done_cb)(struct tg_turn *t, void *arg);
@@ -42,33 +44,52 @@ struct tg_turn {
 
     /* admit */
     char id[TG_ID_MAX];
-    const char *key_name;       /* which configured key matched */
-    json_t *request;            /* parsed body (owned) */
-    const char *model;          /* requested model, or the first configured one */
+    const char *key_name; /* which configured key matched */
+    json_t *request;      /* parsed body (owned) */
+    const char *model;    /* requested model, or the first configured one */
     bool stream;
-    const char *user_text;      /* the last user message */
+    const char *user_text; /* the last user message */
     struct tg_conversation conv;
     bool new_conversation;
-    json_t *history;            /* earlier stored messages sent along (owned) */
+    json_t *history; /* earlier stored messages sent along (owned) */
 
     /* understand */
-    const char *language;       /* "zh", "en", "ja" */
-    json_t *entities;           /* {"money": [...], "pii": [...]} (owned) */
-    const char *intent;         /* intent name */
-    double intent_confidence;
+    struct tg_entities *ents; /* entities found in user_text (owned) */
+    const char *norm_text;    /* user_text normalized (NFKC, folded, Simplified) */
+    size_t norm_len;
+    const char *language;     /* "zh", "en", "ja" */
+    json_t *entities;         /* {"money": [...], "pii": [...]} (owned) */
+    const char *intent;       /* intent name */
+    double intent_confidence; /* its probability; 0 without a classifier */
+    json_t *intent_explain;   /* [{feature, weight}] that drove the intent (owned) */
+    double money_max;         /* the largest amount of money mentioned, -1 when none */
 
     /* retrieve */
-    json_t *citations;          /* [{source, chunk, score}] (owned) */
+    json_t *citations;            /* [{source, chunk, score}] (owned) */
+    struct tg_evidence *evidence; /* best first (arena; strings owned by the knowledge base) */
+    size_t n_evidence;
+    double query_coverage; /* share of the question's tokens in the best passage */
+    double retrieval_lead; /* (best - second best score) / best, 0 when no evidence */
 
     /* precheck, postcheck */
-    json_t *policy_hits;        /* [{rule, action, span, tags}] (owned) */
-    json_t *tags;               /* risk tags (owned) */
-    json_t *attestations;       /* attestations a person must tick (owned) */
+    json_t *policy_hits;  /* [{rule, description, actions, trigger}] (owned) */
+    json_t *tags;         /* risk tags (owned) */
+    json_t *attestations; /* attestations a person must tick (owned) */
+    struct tg_turn_rules {
+        bool refuse, human_decision, review, script, skip_generate;
+        bool redact_off;                       /* a rule said redact: false */
+        const char *refuse_text, *script_text; /* owned by the compiled policy */
+        const char *queue;
+        int64_t sla_ms;
+        json_t *prefixes, *suffixes; /* texts to put around the answer (owned) */
+    } rules;
+    size_t ungrounded;         /* claims in the draft that no evidence contains */
+    char review_id[TG_ID_MAX]; /* the review task, when the gate made one */
 
     /* generate */
     struct tg_backend *backend;
     struct tg_backend_call *call;
-    char *draft;                /* the answer (arena) */
+    char *draft; /* the answer (arena) */
     size_t draft_len;
     char finish_reason[24];
     char upstream_model[96];
@@ -77,23 +98,23 @@ struct tg_turn {
 
     /* gate */
     enum tg_decision decision;
-    double confidence;          /* < 0: not estimated */
+    double confidence; /* < 0: not estimated */
 
     /* Failure of the turn: set by any stage, rendered by reply. */
-    int err;                    /* TG_OK or an error */
-    int http_status;            /* status to answer with when err is set */
-    const char *err_code;       /* OpenAI error code, e.g. "invalid_api_key" */
-    const char *err_param;      /* the offending request field, or NULL */
+    int err;               /* TG_OK or an error */
+    int http_status;       /* status to answer with when err is set */
+    const char *err_code;  /* OpenAI error code, e.g. "invalid_api_key" */
+    const char *err_param; /* the offending request field, or NULL */
     char errmsg[256];
 
     /* record */
-    int64_t audit_index;        /* -1 until recorded */
+    int64_t audit_index; /* -1 until recorded */
     bool recorded;
 
     /* reply */
-    struct tg_buf reply;        /* the HTTP body: chat.completion, SSE events or an error */
-    const char *reply_type;     /* its Content-Type */
-    const char *answer;         /* what the customer is told (draft or holding text) */
+    struct tg_buf reply;    /* the HTTP body: chat.completion, SSE events or an error */
+    const char *reply_type; /* its Content-Type */
+    const char *answer;     /* what the customer is told (draft or holding text) */
     size_t answer_len;
 
     /* pipeline bookkeeping */
@@ -129,6 +150,9 @@ void tg_turn_write_summary(const struct tg_turn *t, struct tg_jw *w);
  * on failure.
  */
 json_t *tg_turn_summary(const struct tg_turn *t, bool with_answer);
+
+/* What a customer is told at once when the decision is not deliver. */
+const char *tg_gate_holding_text(enum tg_decision d);
 
 /* The stages, in order.  Each reads and writes only its part of the turn. */
 enum tg_stage_rc tg_stage_admit(struct tg_turn *t);

@@ -37,7 +37,7 @@ static int teardown(void **state)
 /* Run "trustgate ARGS" with stderr folded into the output. */
 static int tg(const char *args, char **out)
 {
-    char cmd[1024];
+    char cmd[2400];
     snprintf(cmd, sizeof(cmd), "%s %s 2>&1", bin, args);
     return tg_h_run(cmd, out);
 }

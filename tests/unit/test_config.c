@@ -251,12 +251,21 @@ static void test_demo_config_loads(void **state)
     assert_string_equal(cfg->api_keys[0].name, "demo");
     assert_hex(cfg->api_keys[0].sha256,
                "e7aab4b439baa8c615eb31e352f5b4259085813fbcd95a65a5a346a6bdfb1bb3");
-    assert_int_equal(cfg->n_backends, 1);
-    const struct tg_backend_conf *b = tg_config_backend(cfg, "builtin-script");
+    assert_int_equal(cfg->n_backends, 2);
+    const struct tg_backend_conf *b = tg_config_backend(cfg, "builtin");
+    assert_non_null(b);
+    assert_int_equal(b->type, TG_BACKEND_BUILTIN);
+    assert_string_equal(b->low_confidence_reply, "我需要更多时间分析，请稍候");
+    b = tg_config_backend(cfg, "holding");
     assert_non_null(b);
     assert_int_equal(b->type, TG_BACKEND_SCRIPT);
     assert_non_null(strstr(b->reply, "保险"));
-    assert_string_equal(cfg->route_backend, "builtin-script");
+    assert_string_equal(cfg->route_backend, "builtin");
+    /* the deployment's files, next to the config */
+    assert_int_equal(cfg->n_kb_paths, 1);
+    assert_non_null(strstr(cfg->kb_paths[0], "examples/insurance/kb"));
+    assert_non_null(strstr(cfg->intents_train, "examples/insurance/intents.tsv"));
+    assert_non_null(strstr(cfg->kb_glossary, "examples/insurance/glossary.yaml"));
     tg_config_free(cfg);
 }
 

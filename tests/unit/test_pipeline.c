@@ -309,27 +309,47 @@ static void test_generate_and_postcheck(void **state)
 static void test_gate_decisions(void **state)
 {
     struct fixture *f = *state;
+    /* refuse > human_decision > review > script > deliver; an error beats all */
     static const struct {
-        const char *hits;
+        bool refuse, human, review, script;
         int err;
         enum tg_decision want;
     } cases[] = {
-        {"[]", TG_OK, TG_DECISION_DELIVER},
-        {"[{\"action\":\"prefix\"}]", TG_OK, TG_DECISION_DELIVER},
-        {"[{\"action\":\"review\"}]", TG_OK, TG_DECISION_REVIEW},
-        {"[{\"action\":\"review\"},{\"action\":\"human_decision\"}]", TG_OK,
-         TG_DECISION_HUMAN_DECISION},
-        {"[{\"action\":\"human_decision\"},{\"action\":\"review\"}]", TG_OK,
-         TG_DECISION_HUMAN_DECISION},
-        {"[{\"action\":\"review\"},{\"action\":\"refuse\"}]", TG_OK, TG_DECISION_REFUSE},
-        {"[]", TG_E_UPSTREAM, TG_DECISION_ERROR},
+        {false, false, false, false, TG_OK, TG_DECISION_DELIVER},
+        {false, false, false, true, TG_OK, TG_DECISION_DELIVER},
+        {false, false, true, true, TG_OK, TG_DECISION_REVIEW},
+        {false, true, true, false, TG_OK, TG_DECISION_HUMAN_DECISION},
+        {true, true, true, true, TG_OK, TG_DECISION_REFUSE},
+        {true, false, false, false, TG_E_UPSTREAM, TG_DECISION_ERROR},
     };
     for (size_t i = 0; i < TG_ARRAY_LEN(cases); i++) {
-        struct tg_turn *t = turn_with(f, "tg-test-key", "{}");
-        t->policy_hits = json_loads(cases[i].hits, 0, NULL);
+        struct tg_turn *t = turn_with(f, "tg-test-key", simple);
+        assert_int_equal(tg_stage_admit(t), TG_NEXT);
+        assert_int_equal(tg_stage_precheck(t), TG_NEXT);
+        t->rules.refuse = cases[i].refuse;
+        t->rules.human_decision = cases[i].human;
+        t->rules.review = cases[i].review;
+        t->rules.script = cases[i].script;
         t->err = cases[i].err;
+        t->draft = "draft";
+        t->draft_len = 5;
         assert_int_equal(tg_stage_gate(t), TG_NEXT);
         assert_int_equal(t->decision, cases[i].want);
+        /* a held turn has a review task in the store, with its context */
+        bool held = cases[i].want == TG_DECISION_REVIEW ||
+                    cases[i].want == TG_DECISION_HUMAN_DECISION;
+        assert_int_equal(t->review_id[0] != '\0', held);
+        if (held) {
+            json_t *task = NULL;
+            assert_int_equal(tg_store_flush(f->p->store), TG_OK);
+            assert_int_equal(tg_store_review_get(f->p->store, t->review_id, NULL, &task), TG_OK);
+            assert_string_equal(tg_json_str(task, "turn_id", ""), t->id);
+            assert_string_equal(tg_json_str(task, "question", ""), "我想了解重疾险");
+            /* AI may not decide: a human decision carries no AI draft */
+            assert_int_equal(json_is_null(json_object_get(task, "draft")),
+                             cases[i].want == TG_DECISION_HUMAN_DECISION);
+            json_decref(task);
+        }
         tg_turn_free(t);
     }
 }

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# bench/turn.sh - a full embedded turn through `trustgate serve`: the demo
+# deployment (examples/insurance) answers from its knowledge base with the
+# builtin backend, no model server: admit, understand (normalization,
+# entities, intent classifier), retrieve (BM25), generate (builtin),
+# record (SQLite + Merkle audit leaf), reply.  wrk at 32 connections and at
+# 1 connection; prints turns/s, p50/p99 latency, CPU per turn and peak RSS.
+# Target for now: p99 under 2 ms.
+#
+#   bench/turn.sh            (BENCH_DURATION seconds per run, default 10)
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=${BENCH_BUILD_DIR:-$root/build}
+duration=${BENCH_DURATION:-10}
+cd "$root"
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$build" -j "$(nproc)" --target trustgate >/dev/null
+work=$(mktemp -d)
+pid=
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+sed -e 's/^  log_level: .*/  log_level: warn/' examples/insurance/trustgate.yaml > "$work/trustgate.yaml"
+# the deployment's files are resolved against the config's folder
+ln -s "$root/examples/insurance/kb" "$work/kb"
+ln -s "$root/examples/insurance/intents.tsv" "$work/intents.tsv"
+ln -s "$root/examples/insurance/glossary.yaml" "$work/glossary.yaml"
+"$build/trustgate" serve -c "$work/trustgate.yaml" --listen 127.0.0.1:0 --data "$work/data" \
+    > "$work/out" 2> "$work/err" &
+pid=$!
+for _ in $(seq 100); do grep -q "serving on" "$work/out" 2>/dev/null && break; sleep 0.1; done
+port=$(sed -n 's/.*serving on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$work/out")
+[ -n "$port" ] || { cat "$work/err"; echo "turn bench: trustgate did not start" >&2; exit 1; }
+url=http://127.0.0.1:$port/v1/chat/completions
+export TG_BENCH_KEY=tg-demo-key
+export TG_BENCH_BODY='{"model":"trustgate","messages":[{"role":"user","content":"意外险理赔需要哪些材料？"}]}'
+answer=$(curl -s "$url" -H "Authorization: Bearer $TG_BENCH_KEY" -d "$TG_BENCH_BODY")
+grep -q '身份证' <<<"$answer" || { echo "turn bench: unexpected answer: $answer" >&2; exit 1; }
+ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+hz=$(getconf CLK_TCK)
+run() { # conns threads
+    local t0 t1 line
+    t0=$(ticks)
+    line=$(wrk -t"$2" -c"$1" -d"${duration}s" -s bench/chat.lua "$url" | grep '^TG_BENCH')
+    t1=$(ticks)
+    grep -q 'status_err=0 ' <<<"$line " || { echo "turn bench: errors: $line" >&2; exit 1; }
+    local req rps p50 p99
+    req=$(sed 's/.*requests=\([0-9]*\).*/\1/' <<<"$line")
+    rps=$(sed 's/.* rps=\([0-9.]*\).*/\1/' <<<"$line")
+    p50=$(sed 's/.*p50_us=\([0-9]*\).*/\1/' <<<"$line")
+    p99=$(sed 's/.*p99_us=\([0-9]*\).*/\1/' <<<"$line")
+    local cpu
+    cpu=$(awk "BEGIN { printf \"%.1f\", ($t1 - $t0) * 1e6 / $hz / $req }")
+    printf '%-14s %10s %10s %10s %12s\n' "$1 conn(s)" "$rps" "$p50" "$p99" "$cpu"
+    echo "$p99" > "$work/p99.$1"
+}
+wrk -t2 -c32 -d2s -s bench/chat.lua "$url" >/dev/null
+echo "full embedded turn (demo knowledge base, builtin answerer), $(nproc) cores shared by wrk and trustgate"
+printf '%-14s %10s %10s %10s %12s\n' "" "turns/s" "p50 (us)" "p99 (us)" "CPU/turn (us)"
+run 32 2
+run 1 1
+rss=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$pid/status")
+echo "peak RSS: $rss MiB"
+p99_1=$(cat "$work/p99.1")
+if [ "$p99_1" -lt 2000 ]; then verdict=met; else verdict="NOT MET"; fi
+echo "target p99 < 2000 us at 1 connection: $verdict ($p99_1 us)"

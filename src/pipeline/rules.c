@@ -1,0 +1,164 @@
+/*
+ * rules.c - what precheck and postcheck share: the facts the policy rules
+ * test, and how a rule that fired is written into the turn (its hit with
+ * the trigger, its tags and attestations, and the actions the gate and
+ * postcheck carry out).
+ *
+ * A trigger's text is copied into the hit for explanation, except where it
+ * overlaps personal data: then the hit carries a keyed pseudonym instead,
+ * so the audit log never holds the value.
+ */
+#include "pipeline/rules.h"
+
+#include "backend/backend.h"
+#include "policy/policy.h"
+#include "text/text.h"
+
+#include <string.h>
+
+void tg_rules_facts(const struct tg_turn *t, struct tg_policy_facts *f)
+{
+    const json_t *meta = json_object_get(t->request, "metadata");
+    memset(f, 0, sizeof(*f));
+    f->text = t->user_text;
+    f->text_len = strlen(t->user_text);
+    f->norm = t->norm_text ? t->norm_text : "";
+    f->norm_len = t->norm_len;
+    f->entities = t->ents;
+    f->intent = t->intent && strcmp(t->intent, "unclassified") != 0 ? t->intent : NULL;
+    f->intent_confidence = t->intent_confidence;
+    f->best_score = t->n_evidence ? t->evidence[0].score : 0.0;
+    f->n_evidence = t->n_evidence;
+    f->degradations = (int)t->conv.degraded_streak;
+    f->channel = t->channel;
+    f->tier = tg_json_str(meta, "tier", tg_json_str(meta, "customer_tier", NULL));
+    f->confidence = t->confidence;
+    f->draft = t->draft;
+    f->draft_len = t->draft_len;
+    f->draft_language = t->language;
+    f->ungrounded = t->ungrounded;
+}
+
+/* The bytes the trigger points at, or NULL when it has no span. */
+static const char *span_text(const struct tg_turn *t, const struct tg_policy_hit *h, size_t *len)
+{
+    const char *base = NULL;
+    size_t blen = 0;
+    if (!strcmp(h->field, "norm")) {
+        base = t->norm_text;
+        blen = t->norm_len;
+    } else if (!strcmp(h->field, "draft")) {
+        base = t->draft;
+        blen = t->draft_len;
+    } else {
+        base = t->user_text;
+        blen = strlen(t->user_text);
+    }
+    if (!base || h->start >= h->end || h->end > blen)
+        return NULL;
+    *len = h->end - h->start;
+    return base + h->start;
+}
+
+/* Does [start,end) of the customer's text overlap personal data? */
+static bool overlaps_pii(const struct tg_turn *t, const struct tg_policy_hit *h)
+{
+    if (!t->ents || strcmp(h->field, "text") != 0)
+        return strcmp(h->field, "pii") == 0;
+    for (size_t i = 0; i < t->ents->n_pii; i++)
+        if (h->start < t->ents->pii[i].end && t->ents->pii[i].start < h->end)
+            return true;
+    return false;
+}
+
+static json_t *trigger(const struct tg_turn *t, const struct tg_policy_hit *h)
+{
+    json_t *o = json_pack("{s:s}", "field", h->field ? h->field : "");
+    size_t n = 0;
+    const char *s = span_text(t, h, &n);
+    if (o && s) {
+        json_object_set_new(o, "start", json_integer(h->start));
+        json_object_set_new(o, "end", json_integer(h->end));
+        if (overlaps_pii(t, h)) {
+            char ps[33];
+            tg_pii_pseudonym(t->p->pseudonym_key, sizeof(t->p->pseudonym_key), "span", s, n, ps);
+            json_object_set_new(o, "pseudonym", json_string(ps));
+        } else {
+            json_object_set_new(o, "text", json_stringn(s, n));
+        }
+    }
+    if (o && h->has_value)
+        json_object_set_new(o, "value", json_real(h->value));
+    return o;
+}
+
+static void add_unique(json_t *arr, const char *s)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v) if (!strcmp(json_string_value(v), s)) return;
+    json_array_append_new(arr, json_string(s));
+}
+
+int tg_rules_apply(struct tg_turn *t, const struct tg_policy_hits *hits)
+{
+    struct tg_turn_rules *r = &t->rules;
+    for (size_t i = 0; i < hits->n; i++) {
+        const struct tg_policy_hit *h = &hits->v[i];
+        json_t *actions = json_array();
+        for (size_t a = 0; a < h->n_actions; a++) {
+            const struct tg_policy_action *act = &h->actions[a];
+            json_array_append_new(actions, json_string(tg_policy_action_name(act->kind)));
+            switch (act->kind) {
+            case TG_ACT_REVIEW:
+                r->review = true;
+                if (!r->queue || !r->human_decision)
+                    r->queue = act->queue;
+                if (!r->sla_ms || (act->sla_ms && act->sla_ms < r->sla_ms))
+                    r->sla_ms = act->sla_ms;
+                for (size_t k = 0; k < act->n_attestations; k++)
+                    add_unique(t->attestations, act->attestations[k]);
+                break;
+            case TG_ACT_HUMAN_DECISION:
+                r->human_decision = true;
+                r->skip_generate = true;
+                r->queue = act->queue;
+                for (size_t k = 0; k < act->n_attestations; k++)
+                    add_unique(t->attestations, act->attestations[k]);
+                break;
+            case TG_ACT_PREFIX:
+                if (!r->prefixes)
+                    r->prefixes = json_array();
+                add_unique(r->prefixes, act->text);
+                break;
+            case TG_ACT_SUFFIX:
+                if (!r->suffixes)
+                    r->suffixes = json_array();
+                add_unique(r->suffixes, act->text);
+                break;
+            case TG_ACT_REDACT:
+                r->redact_off |= !act->on;
+                break;
+            case TG_ACT_REFUSE:
+                r->refuse = true;
+                r->skip_generate = true;
+                r->refuse_text = act->text;
+                break;
+            case TG_ACT_TAG:
+                for (size_t k = 0; k < act->n_tags; k++)
+                    add_unique(t->tags, act->tags[k]);
+                break;
+            case TG_ACT_SCRIPT:
+                r->script = true;
+                r->script_text = act->text;
+                break;
+            }
+        }
+        json_t *hit = json_pack("{s:s, s:s, s:o, s:o}", "rule", h->rule, "description",
+                                h->description ? h->description : "", "actions", actions, "trigger",
+                                trigger(t, h));
+        if (!hit || json_array_append_new(t->policy_hits, hit))
+            return TG_E_NOMEM;
+    }
+    return TG_OK;
+}

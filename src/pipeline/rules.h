@@ -1,0 +1,18 @@
+/*
+ * rules.h - private to the pipeline: the bridge between the turn and the
+ * policy module, shared by precheck and postcheck.
+ */
+#ifndef TG_PIPELINE_RULES_H
+#define TG_PIPELINE_RULES_H
+
+#include "pipeline/pipeline.h"
+
+struct tg_policy_facts;
+struct tg_policy_hits;
+
+/* Fill the facts the rules test from the turn (borrowing its strings). */
+void tg_rules_facts(const struct tg_turn *t, struct tg_policy_facts *f);
+/* Write the rules that fired into the turn: hits, tags, attestations, actions. */
+int tg_rules_apply(struct tg_turn *t, const struct tg_policy_hits *hits);
+
+#endif
