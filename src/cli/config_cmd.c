@@ -4,6 +4,9 @@
  */
 #include "cli/cli.h"
 
+#include "pipeline/pipeline.h"
+#include "policy/policy.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -27,9 +30,23 @@ int tg_cli_config(int argc, char **argv)
     struct tg_config *cfg = tg_cli_load_config(argv[2]);
     if (!cfg)
         return 1;
-    printf("%s: ok (%zu backend%s, %zu API key%s, route -> %s)\n", argv[2], cfg->n_backends,
-           cfg->n_backends == 1 ? "" : "s", cfg->n_api_keys, cfg->n_api_keys == 1 ? "" : "s",
-           cfg->route_backend);
+    /* The policies are part of the configuration: every bad rule, with its line. */
+    struct tg_policy *pol = NULL;
+    json_t *errs = json_array();
+    if (tg_pipeline_load_policies(cfg, &pol, errs)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(errs, i, e) fprintf(stderr, "%s\n", json_string_value(e));
+        json_decref(errs);
+        tg_config_free(cfg);
+        return 1;
+    }
+    json_decref(errs);
+    size_t nrules = pol ? tg_policy_count(pol) : 0;
+    tg_policy_free(pol);
+    printf("%s: ok (%zu backend%s, %zu API key%s, %zu polic%s, route -> %s)\n", argv[2],
+           cfg->n_backends, cfg->n_backends == 1 ? "" : "s", cfg->n_api_keys,
+           cfg->n_api_keys == 1 ? "" : "s", nrules, nrules == 1 ? "y" : "ies", cfg->route_backend);
     tg_config_free(cfg);
     return 0;
 }

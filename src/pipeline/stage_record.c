@@ -5,10 +5,11 @@
  *
  * The turn record is written once, as canonical JSON (keys sorted, no
  * insignificant whitespace), and that same text is both the audit leaf
- * and the stored record.  It carries its own audit index and SHA-256
- * digests of the customer's text, of the customer id and of the answer
- * instead of the text itself, so the log proves what was said without
- * holding personal data; the text lives in the message store.  The log
+ * and the stored record.  It carries its own audit index, keyed digests
+ * (HMAC-SHA256) of the customer's text and of the answer, and a keyed
+ * pseudonym of the customer id, instead of the text itself: the log proves
+ * what was said without holding personal data; the text (PII masked)
+ * lives in the message store.  The log
  * line carries ids, the decision and timings only — never message text.
  *
  * Keys below are written in sorted order by hand; test_pipeline checks
@@ -29,11 +30,17 @@ static const enum tg_stage_id stages_sorted[] = {
     TG_STAGE_PRECHECK, TG_STAGE_RETRIEVE, TG_STAGE_UNDERSTAND,
 };
 
-static void digest(struct tg_jw *w, const char *key, const char *s, size_t n)
+/*
+ * A keyed digest (HMAC-SHA256 with the deployment's pseudonym key): the
+ * log proves what was said to whoever holds the key, and a guess at a
+ * short text (a phone number) cannot be confirmed by hashing it.
+ */
+static void digest(const struct tg_turn *t, struct tg_jw *w, const char *key, const char *s,
+                   size_t n)
 {
     uint8_t h[TG_SHA256_LEN];
     char hex[2 * TG_SHA256_LEN + 1];
-    tg_sha256(s, n, h);
+    tg_hmac_sha256(t->p->pseudonym_key, sizeof(t->p->pseudonym_key), s, n, h);
     tg_hex_encode(h, sizeof(h), hex);
     tg_jw_kstr(w, key, hex);
 }
@@ -66,7 +73,7 @@ static int write_record(const struct tg_turn *t, uint64_t index, struct tg_buf *
     w.sorted = true;
     tg_jw_obj(&w);
     if (t->draft && !t->err)
-        digest(&w, "answer_sha256", t->draft, t->draft_len);
+        digest(t, &w, "answer_hmac", t->draft, t->draft_len);
     tg_jw_kstr(&w, "api_key", t->key_name ? t->key_name : "");
     sorted_json(&w, "attestations", t->attestations);
     tg_jw_kint(&w, "audit_index", (int64_t)index);
@@ -80,10 +87,14 @@ static int write_record(const struct tg_turn *t, uint64_t index, struct tg_buf *
         tg_jw_null(&w);
     tg_jw_kstr(&w, "conversation_id", t->conv.id);
     tg_jw_kint(&w, "created_ms", t->created_ms);
-    if (t->conv.customer_id[0])
-        digest(&w, "customer_sha256", t->conv.customer_id, strlen(t->conv.customer_id));
-    else
-        tg_jw_kstr(&w, "customer_sha256", NULL);
+    if (t->conv.customer_id[0]) {
+        char ps[33];
+        tg_pii_pseudonym(t->p->pseudonym_key, sizeof(t->p->pseudonym_key), "customer",
+                         t->conv.customer_id, strlen(t->conv.customer_id), ps);
+        tg_jw_kstr(&w, "customer_pseudonym", ps);
+    } else {
+        tg_jw_kstr(&w, "customer_pseudonym", NULL);
+    }
     tg_jw_kstr(&w, "decision", tg_decision_name(t->decision));
     tg_jw_kint(&w, "degradations", t->degradations);
     if (t->err) {
@@ -99,7 +110,7 @@ static int write_record(const struct tg_turn *t, uint64_t index, struct tg_buf *
     sorted_json(&w, "intent_tokens", t->intent_explain);
     tg_jw_kint(&w, "ungrounded_claims", (int64_t)t->ungrounded);
     tg_jw_end(&w);
-    digest(&w, "input_sha256", t->user_text, strlen(t->user_text));
+    digest(t, &w, "input_hmac", t->user_text, strlen(t->user_text));
     tg_jw_key(&w, "intent");
     tg_jw_obj(&w);
     tg_jw_key(&w, "confidence");
@@ -128,13 +139,12 @@ static int write_record(const struct tg_turn *t, uint64_t index, struct tg_buf *
 
 static void log_line(const struct tg_turn *t)
 {
-    /* A short digest identifies the customer across lines without naming them. */
-    uint8_t h[TG_SHA256_LEN];
-    char hex[17];
+    /* A keyed pseudonym identifies the customer across lines without naming them. */
+    char hex[33];
     struct tg_buf b;
     struct tg_jw w;
-    tg_sha256(t->conv.customer_id, strlen(t->conv.customer_id), h);
-    tg_hex_encode(h, 8, hex);
+    tg_pii_pseudonym(t->p->pseudonym_key, sizeof(t->p->pseudonym_key), "customer",
+                     t->conv.customer_id, strlen(t->conv.customer_id), hex);
     tg_buf_init(&b, TG_BUF_UNLIMITED);
     tg_jw_init(&w, &b);
     tg_jw_obj(&w);

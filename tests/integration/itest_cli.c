@@ -86,6 +86,11 @@ static void test_config_check(void **state)
     assert_true(lines >= 10); /* every problem, not just the first */
     assert_non_null(strstr(out, "many.yaml:5: unknown key 'histroy' in server"));
     tg_free(out);
+    /* the policies are checked too, every bad rule with its line */
+    assert_int_equal(tg("config check tests/unit/data/config/bad_policy.yaml", &out), 1);
+    assert_non_null(strstr(out, "bad_policy.yaml:11: unknown key 'money.maxx'"));
+    assert_non_null(strstr(out, "bad_policy.yaml:17: rule 'shout': regex: bad pattern"));
+    tg_free(out);
     assert_int_equal(tg("config check /nonexistent/trustgate.yaml", &out), 1);
     assert_non_null(strstr(out, "/nonexistent/trustgate.yaml"));
     tg_free(out);

@@ -384,7 +384,7 @@ static void test_record_writes_audit_without_text(void **state)
     char *leaf = tg_strndup(row.data, row.len);
     assert_non_null(strstr(leaf, t->id));
     assert_non_null(strstr(leaf, "\"decision\":\"deliver\""));
-    assert_non_null(strstr(leaf, "input_sha256"));
+    assert_non_null(strstr(leaf, "input_hmac"));
     assert_null(strstr(leaf, "我想了解重疾险")); /* no message text in the audit log */
     assert_null(strstr(leaf, "cust-42"));     /* nor the customer id */
     /* canonical: keys sorted at every level, no insignificant whitespace */
