@@ -7,11 +7,19 @@
 # 1 connection; prints turns/s, p50/p99 latency, CPU per turn and peak RSS.
 # Target for now: p99 under 2 ms.
 #
+# With 2 cores, trustgate runs on core 1 and wrk on core 0 (taskset), so the
+# load generator does not preempt the server it measures; BENCH_PIN=0 lets
+# the scheduler place them instead.
+#
 #   bench/turn.sh            (BENCH_DURATION seconds per run, default 10)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${BENCH_BUILD_DIR:-$root/build}
 duration=${BENCH_DURATION:-10}
+pin_server=() pin_wrk=()
+if [ "${BENCH_PIN:-1}" = 1 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+    pin_server=(taskset -c 1) pin_wrk=(taskset -c 0)
+fi
 cd "$root"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" -j "$(nproc)" --target trustgate >/dev/null
@@ -24,7 +32,8 @@ sed -e 's/^  log_level: .*/  log_level: warn/' examples/insurance/trustgate.yaml
 ln -s "$root/examples/insurance/kb" "$work/kb"
 ln -s "$root/examples/insurance/intents.tsv" "$work/intents.tsv"
 ln -s "$root/examples/insurance/glossary.yaml" "$work/glossary.yaml"
-"$build/trustgate" serve -c "$work/trustgate.yaml" --listen 127.0.0.1:0 --data "$work/data" \
+ln -s "$root/examples/insurance/policies.yaml" "$work/policies.yaml"
+"${pin_server[@]}" "$build/trustgate" serve -c "$work/trustgate.yaml" --listen 127.0.0.1:0 --data "$work/data" \
     > "$work/out" 2> "$work/err" &
 pid=$!
 for _ in $(seq 100); do grep -q "serving on" "$work/out" 2>/dev/null && break; sleep 0.1; done
@@ -40,7 +49,7 @@ hz=$(getconf CLK_TCK)
 run() { # conns threads
     local t0 t1 line
     t0=$(ticks)
-    line=$(wrk -t"$2" -c"$1" -d"${duration}s" -s bench/chat.lua "$url" | grep '^TG_BENCH')
+    line=$("${pin_wrk[@]}" wrk -t"$2" -c"$1" -d"${duration}s" -s bench/chat.lua "$url" | grep '^TG_BENCH')
     t1=$(ticks)
     grep -q 'status_err=0 ' <<<"$line " || { echo "turn bench: errors: $line" >&2; exit 1; }
     local req rps p50 p99
@@ -54,7 +63,8 @@ run() { # conns threads
     echo "$p99" > "$work/p99.$1"
 }
 wrk -t2 -c32 -d2s -s bench/chat.lua "$url" >/dev/null
-echo "full embedded turn (demo knowledge base, builtin answerer), $(nproc) cores shared by wrk and trustgate"
+echo "full embedded turn (demo knowledge base, policies, builtin answerer); $(nproc) cores;" \
+     "${pin_server[*]:-unpinned} trustgate, ${pin_wrk[*]:-unpinned} wrk; load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-14s %10s %10s %10s %12s\n' "" "turns/s" "p50 (us)" "p99 (us)" "CPU/turn (us)"
 run 32 2
 run 1 1

@@ -121,7 +121,7 @@ int tg_cli_review(int argc, char **argv)
     }
     const char *sub = argv[1];
     optind = 1;
-    while ((c = getopt_long(argc - 1, argv + 1, "c:d:s:ja:AE:R:t:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc - 1, argv + 1, "c:d:s:ja:AE:Rr:t:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             cfg_path = optarg;
@@ -207,6 +207,8 @@ int tg_cli_review(int argc, char **argv)
         }
         d.attestations = att;
         d.actor = actor;
+        if (d.action == TG_REVIEW_REJECT && !d.reason)
+            d.reason = "经人工审核，暂时无法按您的要求办理，客服人员会与您联系说明原因。";
         json_t *task = NULL;
         if (tg_review_decide(st, audit, id, &d, &task, err, sizeof(err))) {
             fprintf(stderr, "trustgate review: refused: %s\n", err);

@@ -300,6 +300,67 @@ static void test_one_writer_per_data_dir(void **state)
     tg_free(out);
 }
 
+static void test_review_from_the_command_line(void **state)
+{
+    (void)state;
+    char args[1024], *out = NULL;
+    /* a credit decision is not AI's to make: held for a person */
+    json_t *a = NULL;
+    snprintf(args, sizeof(args),
+             "ask -c examples/insurance/trustgate.yaml --data %s/rev --json 我的贷款申请你直接批了吧",
+             dir);
+    assert_int_equal(tg(args, &out), 0);
+    a = json_loads(out, 0, NULL);
+    tg_free(out);
+    assert_non_null(a);
+    assert_string_equal(tg_json_str(a, "decision", ""), "human_decision");
+    const char *rid = tg_json_str(a, "review_id", NULL);
+    assert_non_null(rid);
+    char id[64];
+    tg_strlcpy(id, rid, sizeof(id));
+    assert_int_equal(json_array_size(json_object_get(a, "attestations")), 2);
+    json_t *hit = json_array_get(json_object_get(a, "policy_hits"), 0);
+    assert_string_equal(tg_json_str(hit, "rule", ""), "credit-decision");
+    json_decref(a);
+
+    snprintf(args, sizeof(args), "review list --data %s/rev", dir);
+    assert_int_equal(tg(args, &out), 0);
+    assert_non_null(strstr(out, id));
+    assert_non_null(strstr(out, "requires: 已评估突发失业风险"));
+    tg_free(out);
+    /* one attestation short: refused */
+    snprintf(args, sizeof(args),
+             "review decide --data %s/rev %s --actor reviewer1 --edit 您的申请已提交授信审批。"
+             " --attest 已核实收入流水真实性",
+             dir, id);
+    assert_int_equal(tg(args, &out), 1);
+    assert_non_null(strstr(out, "missing required attestation: 已评估突发失业风险"));
+    tg_free(out);
+    /* approve has nothing to approve: AI wrote no draft */
+    snprintf(args, sizeof(args),
+             "review decide --data %s/rev %s --actor reviewer1 --approve"
+             " --attest 已核实收入流水真实性 --attest 已评估突发失业风险",
+             dir, id);
+    assert_int_equal(tg(args, &out), 1);
+    tg_free(out);
+    snprintf(args, sizeof(args),
+             "review decide --data %s/rev %s --actor reviewer1 --edit 您的申请已提交授信审批。"
+             " --attest 已核实收入流水真实性 --attest 已评估突发失业风险",
+             dir, id);
+    assert_int_equal(tg(args, &out), 0);
+    assert_non_null(strstr(out, "decided (edit) by reviewer1"));
+    tg_free(out);
+    snprintf(args, sizeof(args), "review list --data %s/rev --state decided --json", dir);
+    assert_int_equal(tg(args, &out), 0);
+    assert_non_null(strstr(out, "\"actor\":\"reviewer1\""));
+    tg_free(out);
+    /* the decision is on the record, and the record verifies */
+    snprintf(args, sizeof(args), "audit verify --data %s/rev", dir);
+    assert_int_equal(tg(args, &out), 0);
+    assert_non_null(strstr(out, "intact: 2 leaves"));
+    tg_free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -310,6 +371,7 @@ int main(void)
         cmocka_unit_test(test_ask_with_unreachable_upstream),
         cmocka_unit_test(test_serve_refuses_bad_config),
         cmocka_unit_test(test_one_writer_per_data_dir),
+        cmocka_unit_test(test_review_from_the_command_line),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
