@@ -207,6 +207,17 @@ int tg_cli_review(int argc, char **argv)
         }
         d.attestations = att;
         d.actor = actor;
+        /* the deployment's key for keyed digests, made by the first serve or ask */
+        uint8_t key[32];
+        char keypath[4200];
+        snprintf(keypath, sizeof(keypath), "%s/pseudonym.key", dir);
+        FILE *kf = fopen(keypath, "rb");
+        if (kf && fread(key, 1, sizeof(key), kf) == sizeof(key)) {
+            d.key = key;
+            d.keylen = sizeof(key);
+        }
+        if (kf)
+            fclose(kf);
         if (d.action == TG_REVIEW_REJECT && !d.reason)
             d.reason = "经人工审核，暂时无法按您的要求办理，客服人员会与您联系说明原因。";
         json_t *task = NULL;

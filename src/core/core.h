@@ -135,6 +135,11 @@ int tg_parse_size(const char *s, uint64_t *out);
 bool tg_str_has_prefix(const char *s, const char *prefix);
 bool tg_str_eq_nocase(const char *a, const char *b);
 
+/* Decode one UTF-8 character of s (len bytes available) into *cp; returns
+ * its length, or 0 when the bytes are not valid UTF-8 (overlong forms,
+ * surrogates and values past U+10FFFF included) or len is 0. */
+size_t tg_utf8_decode(const void *s, size_t len, uint32_t *cp);
+
 /* ------------------------------------------------------------------ clocks */
 
 int64_t tg_clock_mono_ns(void);  /* monotonic, for durations */

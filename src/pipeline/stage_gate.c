@@ -10,6 +10,7 @@
  */
 #include "pipeline/pipeline.h"
 
+#include "policy/policy.h"
 #include "review/review.h"
 
 #include <string.h>
@@ -32,6 +33,12 @@ const char *tg_gate_holding_text(enum tg_decision d)
 
 static int create_task(struct tg_turn *t)
 {
+    /* The task keeps the question with personal data masked, as the message store does. */
+    struct tg_buf q;
+    tg_buf_init(&q, TG_BUF_UNLIMITED);
+    if (!t->rules.redact_off &&
+        tg_pii_mask(t->user_text, strlen(t->user_text), t->p->cfg->policy_pattern, &q) != TG_OK)
+        tg_buf_reset(&q);
     bool human = t->decision == TG_DECISION_HUMAN_DECISION;
     const char *meta_tier = tg_json_str(json_object_get(t->request, "metadata"), "tier", "");
     struct tg_review_new n = {
@@ -45,12 +52,14 @@ static int create_task(struct tg_turn *t)
         .attestations = t->attestations,
         .tags = t->tags,
         .policy_hits = t->policy_hits,
-        .question = t->user_text,
+        .question = q.data ? q.data : t->user_text,
         .draft = human ? NULL : t->draft,
         .citations = t->citations,
         .holding_reply = tg_gate_holding_text(t->decision),
     };
-    return tg_review_create(t->p->store, &n, t->review_id);
+    int rc = tg_review_create(t->p->store, &n, t->review_id);
+    tg_buf_free(&q);
+    return rc;
 }
 
 enum tg_stage_rc tg_stage_gate(struct tg_turn *t)

@@ -103,41 +103,6 @@ struct scan {
 
 /* ------------------------------------------------------------ characters */
 
-/* Decode one UTF-8 character; 0 when the bytes are not valid UTF-8. */
-static size_t utf8_char(const unsigned char *s, size_t len, uint32_t *cp)
-{
-    size_t n;
-    uint32_t c;
-    if (s[0] < 0x80) {
-        *cp = s[0];
-        return 1;
-    }
-    if (s[0] >= 0xC2 && s[0] <= 0xDF) {
-        n = 2;
-        c = s[0] & 0x1F;
-    } else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
-        n = 3;
-        c = s[0] & 0x0F;
-    } else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
-        n = 4;
-        c = s[0] & 0x07;
-    } else {
-        return 0;
-    }
-    if (len < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        c = (c << 6) | (s[i] & 0x3F);
-    }
-    if ((n == 3 && c < 0x800) || (n == 4 && (c < 0x10000 || c > 0x10FFFF)) ||
-        (c >= 0xD800 && c <= 0xDFFF))
-        return 0;
-    *cp = c;
-    return n;
-}
-
 /* The character at pos and its length; an invalid byte is one U+FFFD; 0 at the end. */
 static inline size_t char_at(const struct scan *sc, size_t pos, uint32_t *cp)
 {
@@ -156,7 +121,7 @@ static inline size_t char_at(const struct scan *sc, size_t pos, uint32_t *cp)
         *cp = (uint32_t)(s[0] & 0x0F) << 12 | (uint32_t)(s[1] & 0x3F) << 6 | (s[2] & 0x3F);
         return 3;
     }
-    n = utf8_char((const unsigned char *)sc->t + pos, sc->len - pos, cp);
+    n = tg_utf8_decode((const unsigned char *)sc->t + pos, sc->len - pos, cp);
     if (n == 0) {
         *cp = 0xFFFD;
         n = 1;
@@ -180,7 +145,7 @@ static size_t char_before(const struct scan *sc, size_t pos, uint32_t *cp)
         return pos - 3;
     while (s > 0 && pos - s < 4 && ((unsigned char)sc->t[s] & 0xC0) == 0x80)
         s--;
-    if (utf8_char((const unsigned char *)sc->t + s, pos - s, cp) != pos - s) {
+    if (tg_utf8_decode((const unsigned char *)sc->t + s, pos - s, cp) != pos - s) {
         *cp = 0xFFFD;
         s = pos - 1;
     }
@@ -485,7 +450,7 @@ static void cjk_mark(const struct word *list, uint8_t bit)
 {
     uint32_t cp;
     for (; list->s; list++)
-        if (utf8_char((const unsigned char *)list->s, list->n, &cp) && cp >= CJK_FIRST &&
+        if (tg_utf8_decode((const unsigned char *)list->s, list->n, &cp) && cp >= CJK_FIRST &&
             cp <= CJK_LAST)
             cjk_bits[cp - CJK_FIRST] |= bit;
 }
@@ -501,7 +466,7 @@ static void cjk_init(void)
     }
     cjk_mark(pct_before, B_PCT_WORD);
     for (size_t i = 0; tails_cn[i].s; i++) {
-        utf8_char((const unsigned char *)tails_cn[i].s, tails_cn[i].n, &cp);
+        tg_utf8_decode((const unsigned char *)tails_cn[i].s, tails_cn[i].n, &cp);
         TG_ASSERT(cp >= CJK_FIRST && cp <= CJK_LAST && i < UINT8_MAX);
         /* words with one first character stand together */
         TG_ASSERT(!cjk_tail[cp - CJK_FIRST] || memcmp(tails_cn[i - 1].s, tails_cn[i].s, 3) == 0);

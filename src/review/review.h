@@ -52,6 +52,8 @@ struct tg_review_decision {
     const char *reason;         /* reject: why (told to the customer) */
     const json_t *attestations; /* ticked: array of strings */
     const char *actor;          /* who decides */
+    const uint8_t *key;         /* keys the answer's digest in the audit leaf (may be NULL: no digest) */
+    size_t keylen;
 };
 
 /*

@@ -40,44 +40,6 @@ struct scan {
 
 /* ------------------------------------------------------------ characters */
 
-/* Decode one UTF-8 character; 0 when the bytes are not valid UTF-8. */
-static size_t utf8_char(const char *str, size_t len, uint32_t *cp)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    size_t n;
-    uint32_t c;
-    if (len == 0)
-        return 0;
-    if (s[0] < 0x80) {
-        *cp = s[0];
-        return 1;
-    }
-    if (s[0] >= 0xC2 && s[0] <= 0xDF) {
-        n = 2;
-        c = s[0] & 0x1F;
-    } else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
-        n = 3;
-        c = s[0] & 0x0F;
-    } else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
-        n = 4;
-        c = s[0] & 0x07;
-    } else {
-        return 0;
-    }
-    if (len < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        c = (c << 6) | (s[i] & 0x3F);
-    }
-    if ((n == 3 && c < 0x800) || (n == 4 && (c < 0x10000 || c > 0x10FFFF)) ||
-        (c >= 0xD800 && c <= 0xDFFF))
-        return 0;
-    *cp = c;
-    return n;
-}
-
 /* The character at pos and its length (an invalid byte counts as one
  * character U+FFFD); 0 at the end of the text. */
 static size_t char_at(const struct scan *sc, size_t pos, uint32_t *cp)
@@ -87,7 +49,7 @@ static size_t char_at(const struct scan *sc, size_t pos, uint32_t *cp)
         *cp = 0;
         return 0;
     }
-    n = utf8_char(sc->t + pos, sc->len - pos, cp);
+    n = tg_utf8_decode(sc->t + pos, sc->len - pos, cp);
     if (n == 0) {
         *cp = 0xFFFD;
         n = 1;
@@ -105,7 +67,7 @@ static size_t char_before(const struct scan *sc, size_t pos, uint32_t *cp)
     s = pos - 1;
     while (s > 0 && pos - s < 4 && ((unsigned char)sc->t[s] & 0xC0) == 0x80)
         s--;
-    if (utf8_char(sc->t + s, pos - s, cp) != pos - s) {
+    if (tg_utf8_decode(sc->t + s, pos - s, cp) != pos - s) {
         *cp = 0xFFFD;
         s = pos - 1;
     }
@@ -310,7 +272,7 @@ static void measure_init(void)
 {
     size_t len = sizeof(measure_words) - 1, pos = 0, n;
     uint32_t cp;
-    while ((n = utf8_char(measure_words + pos, len - pos, &cp))) {
+    while ((n = tg_utf8_decode(measure_words + pos, len - pos, &cp))) {
         TG_ASSERT(cp >= CJK_FIRST && cp <= CJK_LAST);
         measure_bits[(cp - CJK_FIRST) / 8] |= (uint8_t)(1u << ((cp - CJK_FIRST) % 8));
         pos += n;

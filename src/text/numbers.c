@@ -37,43 +37,6 @@ enum ch_kind {
     CH_POINT, /* 点: a decimal point between digits */
 };
 
-/* Decode one UTF-8 character; 0 when the bytes are not valid UTF-8. */
-static size_t utf8_char(const unsigned char *s, size_t len, uint32_t *cp)
-{
-    size_t n;
-    uint32_t c;
-    if (len == 0)
-        return 0;
-    if (s[0] < 0x80) {
-        *cp = s[0];
-        return 1;
-    }
-    if (s[0] >= 0xC2 && s[0] <= 0xDF) {
-        n = 2;
-        c = s[0] & 0x1F;
-    } else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
-        n = 3;
-        c = s[0] & 0x0F;
-    } else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
-        n = 4;
-        c = s[0] & 0x07;
-    } else {
-        return 0;
-    }
-    if (len < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        c = (c << 6) | (s[i] & 0x3F);
-    }
-    if ((n == 3 && c < 0x800) || (n == 4 && (c < 0x10000 || c > 0x10FFFF)) ||
-        (c >= 0xD800 && c <= 0xDFFF))
-        return 0;
-    *cp = c;
-    return n;
-}
-
 /* The value of an ASCII or full-width digit, or -1. */
 static int arabic_digit(uint32_t cp)
 {
@@ -199,7 +162,8 @@ static size_t read_digits(const char *s, size_t len, int max, double *mant, int 
     uint32_t cp;
     int d;
     *k = 0;
-    while (*k < max && (n = utf8_char(u + pos, len - pos, &cp)) && (d = arabic_digit(cp)) >= 0) {
+    while (*k < max && (n = tg_utf8_decode(u + pos, len - pos, &cp)) &&
+           (d = arabic_digit(cp)) >= 0) {
         *mant = *mant * 10 + d;
         pos += n;
         (*k)++;
@@ -211,7 +175,7 @@ static size_t read_digits(const char *s, size_t len, int max, double *mant, int 
 static size_t separator(const char *s, size_t len, bool decimal)
 {
     uint32_t cp;
-    size_t n = utf8_char((const unsigned char *)s, len, &cp);
+    size_t n = tg_utf8_decode((const unsigned char *)s, len, &cp);
     if (decimal)
         return n && (cp == '.' || cp == 0xFF0E) ? n : 0;
     return n && (cp == ',' || cp == 0xFF0C) ? n : 0;
@@ -263,7 +227,7 @@ static size_t read_point_fraction(const char *s, size_t len, struct pending *p)
     size_t pos = 0, n;
     uint32_t cp;
     double v;
-    while ((n = utf8_char(u + pos, len - pos, &cp))) {
+    while ((n = tg_utf8_decode(u + pos, len - pos, &cp))) {
         if (p->arabic) {
             int d = arabic_digit(cp);
             if (d < 0)
@@ -409,7 +373,7 @@ size_t tg_text_numeral_prefix(const char *s, size_t len, double *value)
     double best_val = 0, v;
     uint32_t cp;
 
-    while ((n = utf8_char(u + pos, len - pos, &cp))) {
+    while ((n = tg_utf8_decode(u + pos, len - pos, &cp))) {
         bool ok, complete = true;
         if (arabic_digit(cp) >= 0) {
             /* Arabic numbers open the numeral or follow a unit: 3万5. */
