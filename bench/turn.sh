@@ -69,6 +69,13 @@ printf '%-14s %10s %10s %10s %12s\n' "" "turns/s" "p50 (us)" "p99 (us)" "CPU/tur
 run 32 2
 run 1 1
 rss=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$pid/status")
+# The server's own view: the turn-duration histogram (admit to reply, no
+# network, no waiting to be scheduled before the request is read).
+curl -s "http://127.0.0.1:$port/metrics" | awk '
+    /^trustgate_turn_duration_seconds_bucket/ {
+        match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5); n[++k] = $2; b[k] = le }
+    END { total = n[k]; for (i = 1; i <= k; i++) if (n[i] >= 0.99 * total) {
+              printf "server-side turn time, all %d turns: p99 <= %s s (histogram bucket)\n", total, b[i]; break } }'
 echo "peak RSS: $rss MiB"
 p99_1=$(cat "$work/p99.1")
 if [ "$p99_1" -lt 2000 ]; then verdict=met; else verdict="NOT MET"; fi
