@@ -103,5 +103,7 @@ struct tg_api {
 
 /* The tg_http_handler_cb for the API; arg is a struct tg_api. */
 void tg_api_handle(struct tg_http_req *req, void *arg);
+/* The review and turn routes (reviews.c); false when the request is not one of them. */
+bool tg_api_reviews(struct tg_api *api, struct tg_http_req *req);
 
 #endif

@@ -1,0 +1,176 @@
+/*
+ * itest_review.c - the review flow over HTTP against the demo deployment:
+ * a held turn, the reviewer's queue, a decision refused for a missing
+ * attestation, accepted with all of them, and the channel polling the turn
+ * for the final answer.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char dir[64];
+static struct tg_h_proc gw;
+
+static int setup(void **state)
+{
+    (void)state;
+    if (!tg_h_tmpdir(dir, sizeof(dir)))
+        return -1;
+    return tg_h_start_gateway(&gw, "examples/insurance/trustgate.yaml", dir);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    int rc = tg_h_stop(&gw, 5000);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        rc = -1;
+    return rc == 0 ? 0 : -1;
+}
+
+static json_t *call(const char *method, const char *path, const char *token, const char *body,
+                    long *status)
+{
+    char url[256], auth[128];
+    struct tg_h_resp r;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", gw.port, path);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token ? token : "");
+    const char *hdrs[] = {"Content-Type: application/json", token ? auth : NULL, NULL};
+    assert_int_equal(tg_h_http(method, url, hdrs, body, body ? strlen(body) : 0, 0, &r), 0);
+    *status = r.status;
+    json_t *j = json_loads(r.body, 0, NULL);
+    if (!j)
+        fail_msg("%s %s: not JSON: %s", method, path, r.body);
+    tg_h_resp_free(&r);
+    return j;
+}
+
+static void test_held_turn_decided_by_a_reviewer(void **state)
+{
+    (void)state;
+    long st;
+    char path[256], id[64], turn[64];
+    json_t *c = call("POST", "/v1/chat/completions", "tg-demo-key",
+                     "{\"user\":\"c-9\",\"messages\":[{\"role\":\"user\",\"content\":"
+                     "\"我的贷款申请你直接批了吧\"}]}",
+                     &st);
+    assert_int_equal(st, 200);
+    json_t *tg = json_object_get(c, "trustgate");
+    assert_string_equal(tg_json_str(tg, "decision", ""), "human_decision");
+    tg_strlcpy(id, tg_json_str(tg, "review_id", ""), sizeof(id));
+    tg_strlcpy(turn, tg_json_str(tg, "turn_id", ""), sizeof(turn));
+    assert_true(tg_str_has_prefix(id, "rev_"));
+    json_decref(c);
+
+    /* the channel polls the turn: held, no answer yet */
+    snprintf(path, sizeof(path), "/v1/turns/%s", turn);
+    c = call("GET", path, "tg-demo-key", NULL, &st);
+    assert_int_equal(st, 200);
+    assert_string_equal(tg_json_str(json_object_get(c, "review"), "state", ""), "pending");
+    json_decref(c);
+    c = call("GET", path, NULL, NULL, &st);
+    assert_int_equal(st, 401);
+    json_decref(c);
+
+    /* the reviewer's queue needs a reviewer token, not an API key */
+    c = call("GET", "/v1/reviews?state=pending", "tg-demo-key", NULL, &st);
+    assert_int_equal(st, 401);
+    json_decref(c);
+    c = call("GET", "/v1/reviews?state=pending", "tg-demo-reviewer", NULL, &st);
+    assert_int_equal(st, 200);
+    json_t *first = json_array_get(json_object_get(c, "data"), 0);
+    assert_string_equal(tg_json_str(first, "id", ""), id);
+    assert_int_equal(json_array_size(json_object_get(first, "required_attestations")), 2);
+    json_decref(c);
+
+    /* one attestation short: refused, whatever the client claims */
+    snprintf(path, sizeof(path), "/v1/reviews/%s/decision", id);
+    c = call("POST", path, "tg-demo-reviewer",
+             "{\"action\":\"edit\",\"text\":\"您的申请已进入授信审批。\","
+             "\"attestations\":[\"已核实收入流水真实性\"]}",
+             &st);
+    assert_int_equal(st, 422);
+    assert_non_null(
+        strstr(tg_json_str(json_object_get(c, "error"), "message", ""), "已评估突发失业风险"));
+    json_decref(c);
+    c = call("POST", path, "tg-demo-reviewer", "{\"action\":\"maybe\"}", &st);
+    assert_int_equal(st, 400);
+    json_decref(c);
+    c = call("POST", path, "tg-demo-reviewer",
+             "{\"action\":\"edit\",\"text\":\"您的申请已进入授信审批。\","
+             "\"attestations\":[\"已核实收入流水真实性\",\"已评估突发失业风险\"]}",
+             &st);
+    assert_int_equal(st, 200);
+    assert_string_equal(tg_json_str(c, "state", ""), "decided");
+    assert_string_equal(tg_json_str(json_object_get(c, "decision"), "actor", ""), "reviewer1");
+    json_decref(c);
+    /* decided once */
+    c = call("POST", path, "tg-demo-reviewer",
+             "{\"action\":\"reject\",\"reason\":\"x\","
+             "\"attestations\":[\"已核实收入流水真实性\",\"已评估突发失业风险\"]}",
+             &st);
+    assert_int_equal(st, 409);
+    json_decref(c);
+
+    /* and the channel finds the final answer */
+    snprintf(path, sizeof(path), "/v1/turns/%s", turn);
+    c = call("GET", path, "tg-demo-key", NULL, &st);
+    json_t *rv = json_object_get(c, "review");
+    assert_string_equal(tg_json_str(rv, "state", ""), "decided");
+    assert_string_equal(tg_json_str(rv, "answer", ""), "您的申请已进入授信审批。");
+    json_decref(c);
+}
+
+static void test_large_amount_review_approves_the_draft(void **state)
+{
+    (void)state;
+    long st;
+    char path[256], id[64];
+    json_t *c = call(
+        "POST", "/v1/chat/completions", "tg-demo-key",
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"我想投资60万，买什么理财好\"}]}", &st);
+    json_t *tg = json_object_get(c, "trustgate");
+    assert_string_equal(tg_json_str(tg, "decision", ""), "review");
+    /* the customer is told at once that a person will answer */
+    const char *told =
+        tg_json_str(json_object_get(json_array_get(json_object_get(c, "choices"), 0), "message"),
+                    "content", "");
+    assert_non_null(strstr(told, "人工复核"));
+    tg_strlcpy(id, tg_json_str(tg, "review_id", ""), sizeof(id));
+    json_decref(c);
+    snprintf(path, sizeof(path), "/v1/reviews/%s", id);
+    c = call("GET", path, "tg-demo-reviewer", NULL, &st);
+    assert_int_equal(st, 200);
+    const char *draft = tg_json_str(c, "draft", NULL);
+    assert_non_null(draft); /* a review holds the AI's draft for approval */
+    char want[2048];
+    tg_strlcpy(want, draft, sizeof(want));
+    json_decref(c);
+    snprintf(path, sizeof(path), "/v1/reviews/%s/decision", id);
+    c = call("POST", path, "tg-demo-reviewer", "{\"action\":\"approve\",\"attestations\":[]}", &st);
+    assert_int_equal(st, 200);
+    assert_string_equal(tg_json_str(c, "answer", ""), want);
+    json_decref(c);
+    c = call("GET", "/v1/reviews/rev_nothing", "tg-demo-reviewer", NULL, &st);
+    assert_int_equal(st, 404);
+    json_decref(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_held_turn_decided_by_a_reviewer),
+        cmocka_unit_test(test_large_amount_review_approves_the_draft),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
