@@ -5,6 +5,7 @@
  *   GET  /v1/reviews?state=S         the queue (reviewer token)
  *   GET  /v1/reviews/{id}            one task with its whole context
  *   POST /v1/reviews/{id}/decision   {action, text?, reason?, attestations: [...]}
+ *   GET  /v1/handoffs                tasks handed to human agents (SLA breached)
  *   GET  /v1/turns/{id}              a turn's record and, when it was held, its
  *                                    task's state and final answer (API key)
  *
@@ -219,6 +220,21 @@ static void get_turn(struct tg_api *api, struct tg_http_req *req, const char *id
     send(api, req, route, 200, out);
 }
 
+static void handoffs(struct tg_api *api, struct tg_http_req *req)
+{
+    json_t *tasks = NULL;
+    if (!reviewer(api, req)) {
+        fail(api, req, "/v1/handoffs", 401, "invalid_token",
+             "a reviewer or agent token is required");
+        return;
+    }
+    if (tg_store_review_list(api->p->store, "handed_off", 500, &tasks)) {
+        fail(api, req, "/v1/handoffs", 503, "storage_unavailable", "cannot read the queue");
+        return;
+    }
+    send(api, req, "/v1/handoffs", 200, json_pack("{s:s, s:o}", "object", "list", "data", tasks));
+}
+
 bool tg_api_reviews(struct tg_api *api, struct tg_http_req *req)
 {
     const char *m = tg_http_method(req), *path = tg_http_path(req);
@@ -226,8 +242,14 @@ bool tg_api_reviews(struct tg_api *api, struct tg_http_req *req)
     /* Reads see committed rows; a task made by a turn just answered may
      * still be queued for the writer (flush ends its group window). */
     if (strcmp(path, "/v1/reviews") == 0 || tg_str_has_prefix(path, "/v1/reviews/") ||
-        tg_str_has_prefix(path, "/v1/turns/"))
+        tg_str_has_prefix(path, "/v1/turns/") || strcmp(path, "/v1/handoffs") == 0)
         tg_store_flush(api->p->store);
+    if (strcmp(path, "/v1/handoffs") == 0) {
+        if (strcmp(m, "GET") != 0)
+            return false;
+        handoffs(api, req);
+        return true;
+    }
     if (strcmp(path, "/v1/reviews") == 0) {
         if (strcmp(m, "GET") != 0)
             return false;

@@ -15,6 +15,7 @@
 #include "kb/kb.h"
 #include "model/model.h"
 #include "policy/policy.h"
+#include "review/review.h"
 #include "store/store.h"
 #include "text/text.h"
 
@@ -466,6 +467,11 @@ int tg_pipeline_open(const struct tg_config *cfg, struct event_base *base, const
         goto out;
     }
     json_decref(perrs);
+    rc = tg_review_sla_start(base, p->store, p->audit, &p->sla);
+    if (rc) {
+        snprintf(err, errlen, "review deadlines: %s", tg_err_str(rc));
+        goto out;
+    }
     p->route = tg_pipeline_backend(p, cfg->route_backend);
     if (!p->route) {
         rc = TG_E_CONFIG;
@@ -492,6 +498,7 @@ void tg_pipeline_close(struct tg_pipeline *p)
     tg_kb_close(p->kb);
     tg_intent_free(p->intents);
     tg_policy_free(p->policy);
+    tg_review_sla_free(p->sla);
     tg_text_close(p->text);
     tg_audit_close(p->audit);
     tg_store_close(p->store);

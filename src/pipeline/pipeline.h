@@ -17,6 +17,7 @@ struct tg_audit;
 struct tg_intent_model;
 struct tg_kb;
 struct tg_policy;
+struct tg_review_sla;
 struct tg_text;
 struct tg_backend;
 struct tg_metrics;
@@ -35,6 +36,7 @@ struct tg_pipeline {
     struct tg_kb *kb;                /* the knowledge base, or NULL when none is configured */
     struct tg_intent_model *intents; /* the intent classifier, or NULL */
     struct tg_policy *policy;        /* the compiled rules, or NULL when none are configured */
+    struct tg_review_sla *sla;       /* review deadlines on the event loop */
     uint8_t pseudonym_key[32];       /* keys PII pseudonyms in the audit log (DATA/pseudonym.key) */
     size_t inflight;                 /* turns started and not finished */
     bool log_turns;                  /* one JSON line per turn on stderr */

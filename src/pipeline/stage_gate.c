@@ -59,6 +59,8 @@ static int create_task(struct tg_turn *t)
     };
     int rc = tg_review_create(t->p->store, &n, t->review_id);
     tg_buf_free(&q);
+    if (!rc)
+        rc = tg_review_sla_track(t->p->sla, t->review_id, n.created_ms + n.sla_ms);
     return rc;
 }
 

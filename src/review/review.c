@@ -206,3 +206,44 @@ out:
     json_decref(none);
     return rc;
 }
+
+int tg_review_handoff(struct tg_store *st, struct tg_audit *audit, const char *id,
+                      const char *reason, json_t **task_out)
+{
+    json_t *task = NULL;
+    int rc = tg_store_review_get(st, id, NULL, &task);
+    if (rc)
+        return rc;
+    const char *state = tg_json_str(task, "state", "");
+    if (strcmp(state, "pending") != 0 && strcmp(state, "claimed") != 0) {
+        json_decref(task);
+        return TG_E_CONFLICT;
+    }
+    int64_t at = tg_clock_wall_ms();
+    json_object_set_new(task, "state", json_string("handed_off"));
+    json_object_set_new(task, "queue", json_string("human_agent"));
+    json_t *tags = json_object_get(task, "tags");
+    if (!json_is_array(tags)) {
+        tags = json_array();
+        json_object_set_new(task, "tags", tags);
+    }
+    json_array_append_new(tags, json_string("review_sla_breached"));
+    json_object_set_new(task, "answer",
+                        json_string("您的问题已转由人工客服处理，客服将尽快与您联系。"));
+    json_array_append_new(json_object_get(task, "events"),
+                          json_pack("{s:I, s:s, s:s, s:s}", "at", (json_int_t)at, "actor",
+                                    "trustgate", "event", "handed_off", "reason", reason));
+    json_t *leaf = json_pack("{s:s, s:s, s:s, s:s, s:[s], s:I}", "kind", "handoff", "review_id", id,
+                             "turn_id", tg_json_str(task, "turn_id", ""), "reason", reason, "tags",
+                             "review_sla_breached", "at", (json_int_t)at);
+    rc = leaf ? (audit ? tg_audit_append_json(audit, leaf, NULL) : TG_OK) : TG_E_NOMEM;
+    json_decref(leaf);
+    if (!rc)
+        rc = put(st, task);
+    if (!rc && task_out) {
+        *task_out = task;
+        task = NULL;
+    }
+    json_decref(task);
+    return rc;
+}

@@ -68,6 +68,30 @@ int tg_review_decide(struct tg_store *st, struct tg_audit *audit, const char *id
                      const struct tg_review_decision *d, json_t **task_out, char *err,
                      size_t errlen);
 
+/*
+ * Hand a task that nobody decided in time to the human agent queue: state
+ * handed_off, tag review_sla_breached, an event and an audit leaf.  A task
+ * that is no longer pending or claimed is left alone (TG_E_CONFLICT).
+ */
+int tg_review_handoff(struct tg_store *st, struct tg_audit *audit, const char *id,
+                      const char *reason, json_t **task_out);
+
+struct event_base;
+struct tg_review_sla;
+
+/*
+ * SLA timers on an event loop: every pending task is armed for its
+ * deadline; one already past it is handed off at once (so timers survive a
+ * restart).  The store and audit log are borrowed.
+ */
+int tg_review_sla_start(struct event_base *base, struct tg_store *st, struct tg_audit *audit,
+                        struct tg_review_sla **out);
+/* Arm the timer of a task just created. */
+int tg_review_sla_track(struct tg_review_sla *sla, const char *id, int64_t deadline_ms);
+/* Tasks handed off by this tracker since it started. */
+uint64_t tg_review_sla_handoffs(const struct tg_review_sla *sla);
+void tg_review_sla_free(struct tg_review_sla *sla);
+
 /* Parse "approve" | "edit" | "reject". */
 int tg_review_action_parse(const char *s, enum tg_review_action *out);
 const char *tg_review_action_name(enum tg_review_action a);

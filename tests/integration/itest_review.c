@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static char dir[64];
 static struct tg_h_proc gw;
@@ -166,11 +167,110 @@ static void test_large_amount_review_approves_the_draft(void **state)
     json_decref(c);
 }
 
+static const char *sla_config =
+    "auth:\n  api_keys:\n    - name: t\n      key: tg-t\n"
+    "users:\n  - name: r1\n    role: reviewer\n    token: tg-r1\n"
+    "backends:\n  - name: s\n    type: script\n    reply: 建议配置稳健理财\n"
+    "route:\n  backend: s\n"
+    "policies:\n  - id: hold\n    description: hold for review\n    when:\n"
+    "      keywords: [复核]\n    then:\n      - review: {sla: 1s}\n      - tag: test_hold\n";
+
+/* POST a chat to a gateway; returns the review id of the held turn in id. */
+static void held(int port, const char *text, char id[64], char turn[64])
+{
+    struct tg_h_resp r;
+    char body[256];
+    snprintf(body, sizeof(body), "{\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]}", text);
+    assert_int_equal(tg_h_chat(port, "tg-t", body, &r), 0);
+    json_t *j = json_loads(r.body, 0, NULL);
+    json_t *tg = json_object_get(j, "trustgate");
+    assert_string_equal(tg_json_str(tg, "decision", ""), "review");
+    tg_strlcpy(id, tg_json_str(tg, "review_id", ""), 64);
+    tg_strlcpy(turn, tg_json_str(tg, "turn_id", ""), 64);
+    json_decref(j);
+    tg_h_resp_free(&r);
+}
+
+static json_t *get_json(int port, const char *path, const char *token)
+{
+    char url[256], auth[96];
+    struct tg_h_resp r;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+    const char *hdrs[] = {auth, NULL};
+    assert_int_equal(tg_h_http("GET", url, hdrs, NULL, 0, 0, &r), 0);
+    json_t *j = json_loads(r.body, 0, NULL);
+    tg_h_resp_free(&r);
+    return j;
+}
+
+static bool handed_off(int port, const char *id)
+{
+    json_t *l = get_json(port, "/v1/handoffs", "tg-r1");
+    size_t i;
+    json_t *t;
+    bool found = false;
+    json_array_foreach(json_object_get(l, "data"), i, t) {
+        if (strcmp(tg_json_str(t, "id", ""), id) == 0) {
+            json_t *tags = json_object_get(t, "tags");
+            size_t k;
+            json_t *tag;
+            json_array_foreach(tags, k, tag) found |= !strcmp(json_string_value(tag),
+                                                              "review_sla_breached");
+        }
+    }
+    json_decref(l);
+    return found;
+}
+
+static void test_sla_breach_hands_off_also_across_a_restart(void **state)
+{
+    (void)state;
+    char sdir[64], cfg[256], id[64], turn[64], id2[64], turn2[64], path[128];
+    struct tg_h_proc g;
+    assert_non_null(tg_h_tmpdir(sdir, sizeof(sdir)));
+    tg_h_write_file(sdir, "sla.yaml", sla_config, cfg, sizeof(cfg));
+    assert_int_equal(tg_h_start_gateway(&g, cfg, sdir), 0);
+    held(g.port, "请帮我复核这笔理财", id, turn);
+    assert_false(handed_off(g.port, id));
+    usleep(1600000);
+    /* the deadline passed with nobody deciding: a human agent takes over */
+    assert_true(handed_off(g.port, id));
+    snprintf(path, sizeof(path), "/v1/turns/%s", turn);
+    json_t *t = get_json(g.port, path, "tg-t");
+    json_t *rv = json_object_get(t, "review");
+    assert_string_equal(tg_json_str(rv, "state", ""), "handed_off");
+    assert_non_null(strstr(tg_json_str(rv, "answer", ""), "人工客服"));
+    json_decref(t);
+
+    /* a second held turn, then the server stops before its deadline ... */
+    held(g.port, "再复核一次", id2, turn2);
+    assert_int_equal(tg_h_stop(&g, 5000), 0);
+    usleep(1300000);
+    /* ... and the restarted server hands it off at once */
+    assert_int_equal(tg_h_start_gateway(&g, cfg, sdir), 0);
+    assert_true(handed_off(g.port, id2));
+    assert_int_equal(tg_h_stop(&g, 5000), 0);
+    /* every hand-off is on the record */
+    char cmd[512], bin[256], *out = NULL;
+    snprintf(cmd, sizeof(cmd), "%s audit verify --data %s --json",
+             tg_h_bin("trustgate", bin, sizeof(bin)), sdir);
+    assert_int_equal(tg_h_run(cmd, &out), 0);
+    json_t *rep = json_loads(out, 0, NULL);
+    assert_true(tg_json_bool(rep, "intact", false));
+    assert_int_equal(tg_json_int(rep, "size", 0), 4); /* two turns, two hand-offs */
+    json_decref(rep);
+    tg_free(out);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", sdir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_held_turn_decided_by_a_reviewer),
         cmocka_unit_test(test_large_amount_review_approves_the_draft),
+        cmocka_unit_test(test_sla_breach_hands_off_also_across_a_restart),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

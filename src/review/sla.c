@@ -1,0 +1,137 @@
+/*
+ * sla.c - review deadlines on the event loop.  Each pending task has a
+ * timer at its deadline; when it fires and the task is still undecided,
+ * the task is handed off to the human agent queue with the risk tag
+ * review_sla_breached (tg_review_handoff).  At start-up every pending task
+ * is re-armed and every overdue one handed off at once, so deadlines
+ * survive a restart.
+ */
+#include "review/review.h"
+
+#include "store/store.h"
+
+#include <event2/event.h>
+#include <string.h>
+
+struct timer {
+    struct tg_review_sla *sla;
+    struct event *ev;
+    char id[TG_ID_MAX];
+    struct timer *prev, *next;
+};
+
+struct tg_review_sla {
+    struct event_base *base;
+    struct tg_store *st;
+    struct tg_audit *audit;
+    struct timer *timers;
+    uint64_t handoffs;
+};
+
+static void drop(struct timer *t)
+{
+    struct tg_review_sla *s = t->sla;
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        s->timers = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    event_free(t->ev);
+    tg_free(t);
+}
+
+static void expire(struct tg_review_sla *s, const char *id)
+{
+    int rc = tg_review_handoff(s->st, s->audit, id, "review SLA deadline passed", NULL);
+    if (rc == TG_OK) {
+        s->handoffs++;
+        tg_warn("review %s: SLA breached, handed off to a human agent", id);
+    } else if (rc != TG_E_CONFLICT) {
+        tg_error("review %s: hand-off failed: %s", id, tg_err_str(rc));
+    }
+}
+
+static void fire_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct timer *t = arg;
+    /* decisions may still be queued for the writer: read what is committed */
+    tg_store_flush(t->sla->st);
+    expire(t->sla, t->id);
+    drop(t);
+}
+
+int tg_review_sla_track(struct tg_review_sla *s, const char *id, int64_t deadline_ms)
+{
+    struct timer *t = tg_calloc(1, sizeof(*t));
+    if (!t)
+        return TG_E_NOMEM;
+    t->sla = s;
+    tg_strlcpy(t->id, id, sizeof(t->id));
+    t->ev = evtimer_new(s->base, fire_cb, t);
+    if (!t->ev) {
+        tg_free(t);
+        return TG_E_NOMEM;
+    }
+    int64_t left = deadline_ms - tg_clock_wall_ms();
+    if (left < 0)
+        left = 0;
+    struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
+    evtimer_add(t->ev, &tv);
+    t->next = s->timers;
+    if (s->timers)
+        s->timers->prev = t;
+    s->timers = t;
+    return TG_OK;
+}
+
+int tg_review_sla_start(struct event_base *base, struct tg_store *st, struct tg_audit *audit,
+                        struct tg_review_sla **out)
+{
+    struct tg_review_sla *s = tg_calloc(1, sizeof(*s));
+    json_t *lists[2] = {NULL, NULL};
+    const char *states[2] = {"pending", "claimed"};
+    int rc = TG_OK;
+    if (!s)
+        return TG_E_NOMEM;
+    s->base = base;
+    s->st = st;
+    s->audit = audit;
+    for (int k = 0; k < 2 && !rc; k++) {
+        rc = tg_store_review_list(st, states[k], 100000, &lists[k]);
+        size_t i;
+        json_t *task;
+        json_array_foreach(lists[k], i, task)
+        {
+            const char *id = tg_json_str(task, "id", "");
+            int64_t deadline = tg_json_int(task, "deadline_ms", 0);
+            if (deadline <= tg_clock_wall_ms())
+                expire(s, id);
+            else if (!rc)
+                rc = tg_review_sla_track(s, id, deadline);
+        }
+        json_decref(lists[k]);
+    }
+    if (rc) {
+        tg_review_sla_free(s);
+        return rc;
+    }
+    *out = s;
+    return TG_OK;
+}
+
+uint64_t tg_review_sla_handoffs(const struct tg_review_sla *s)
+{
+    return s->handoffs;
+}
+
+void tg_review_sla_free(struct tg_review_sla *s)
+{
+    if (!s)
+        return;
+    while (s->timers)
+        drop(s->timers);
+    tg_free(s);
+}
