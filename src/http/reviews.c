@@ -4,6 +4,7 @@
  *
  *   GET  /v1/reviews?state=S         the queue (reviewer token)
  *   GET  /v1/reviews/{id}            one task with its whole context
+ *   POST /v1/reviews/{id}/claim      one reviewer at a time; the claim lapses
  *   POST /v1/reviews/{id}/decision   {action, text?, reason?, attestations: [...]}
  *   GET  /v1/handoffs                tasks handed to human agents (SLA breached)
  *   GET  /v1/turns/{id}              a turn's record and, when it was held, its
@@ -27,6 +28,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+
+static bool four_eyes(const struct tg_api *api);
 
 static void send(struct tg_api *api, struct tg_http_req *req, const char *route, int status,
                  json_t *body)
@@ -179,16 +182,58 @@ static void decide(struct tg_api *api, struct tg_http_req *req, const char *id)
         .actor = who,
         .key = api->p->pseudonym_key,
         .keylen = sizeof(api->p->pseudonym_key),
+        .four_eyes = four_eyes(api),
     };
     json_t *task = NULL;
     int rc = tg_review_decide(api->p->store, api->p->audit, id, &d, &task, err, sizeof(err));
     json_decref(j);
     if (rc) {
-        int status = rc == TG_E_NOTFOUND   ? 404
-                     : rc == TG_E_CONFLICT ? 409
-                     : rc == TG_E_INVAL    ? 422
-                                           : 503;
+        int status = rc == TG_E_NOTFOUND    ? 404
+                     : rc == TG_E_CONFLICT  ? 409
+                     : rc == TG_E_FORBIDDEN ? 403
+                     : rc == TG_E_INVAL     ? 422
+                                            : 503;
         fail(api, req, route, status, rc == TG_E_INVAL ? "decision_refused" : "review_error", err);
+        return;
+    }
+    send(api, req, route, 200, task);
+}
+
+/* review.claim_lapse (default 5 min) and review.four_eyes (default true) from the config. */
+static int64_t claim_lapse_ms(const struct tg_api *api)
+{
+    int64_t ms = 300000;
+    const json_t *v = json_object_get(json_object_get(api->p->cfg->root, "review"), "claim_lapse");
+    if (json_is_string(v))
+        tg_parse_duration_ms(json_string_value(v), &ms);
+    else if (json_is_integer(v))
+        ms = json_integer_value(v);
+    return ms;
+}
+
+static bool four_eyes(const struct tg_api *api)
+{
+    return tg_json_bool(json_object_get(api->p->cfg->root, "review"), "four_eyes", true);
+}
+
+static void claim(struct tg_api *api, struct tg_http_req *req, const char *id)
+{
+    const char *route = "/v1/reviews/{id}/claim";
+    const char *who = reviewer(api, req);
+    char err[256] = "";
+    json_t *task = NULL;
+    if (!who) {
+        fail(api, req, route, 401, "invalid_token", "a reviewer token is required");
+        return;
+    }
+    int rc = tg_review_claim(api->p->store, api->p->audit, id, who, claim_lapse_ms(api), &task, err,
+                             sizeof(err));
+    if (rc) {
+        fail(api, req, route,
+             rc == TG_E_NOTFOUND   ? 404
+             : rc == TG_E_CONFLICT ? 409
+                                   : 503,
+             "claim_refused", err);
         return;
     }
     send(api, req, route, 200, task);
@@ -277,6 +322,10 @@ bool tg_api_reviews(struct tg_api *api, struct tg_http_req *req)
     }
     if (slash && strcmp(slash, "/decision") == 0 && strcmp(m, "POST") == 0) {
         decide(api, req, id);
+        return true;
+    }
+    if (slash && strcmp(slash, "/claim") == 0 && strcmp(m, "POST") == 0) {
+        claim(api, req, id);
         return true;
     }
     return false;

@@ -56,6 +56,7 @@ static int create_task(struct tg_turn *t)
         .draft = human ? NULL : t->draft,
         .citations = t->citations,
         .holding_reply = tg_gate_holding_text(t->decision),
+        .started_by = t->conv.customer_id,
     };
     int rc = tg_review_create(t->p->store, &n, t->review_id);
     tg_buf_free(&q);

@@ -64,6 +64,8 @@ int tg_review_create(struct tg_store *st, const struct tg_review_new *n, char id
         "policy_hits", copy_or_empty(n->policy_hits), "question", n->question, "draft", n->draft,
         "citations", copy_or_empty(n->citations), "holding_reply", n->holding_reply, "events", "at",
         (json_int_t)n->created_ms, "actor", "trustgate", "event", "created", "decision");
+    if (task && n->started_by && n->started_by[0])
+        json_object_set_new(task, "started_by", json_string(n->started_by));
     if (!task)
         return TG_E_NOMEM;
     rc = put(st, task);
@@ -131,6 +133,20 @@ int tg_review_decide(struct tg_store *st, struct tg_audit *audit, const char *id
     if (!d->actor || !d->actor[0]) {
         rc = TG_E_INVAL;
         snprintf(err, errlen, "a decision needs the name of the person who decides");
+        goto out;
+    }
+    const char *holder = tg_json_str(task, "claimed_by", NULL);
+    if (!strcmp(tg_json_str(task, "state", ""), "claimed") && holder &&
+        strcmp(holder, d->actor) != 0 &&
+        tg_json_int(task, "claim_expires_ms", 0) > tg_clock_wall_ms()) {
+        rc = TG_E_CONFLICT;
+        snprintf(err, errlen, "task %s is claimed by %s", id, holder);
+        goto out;
+    }
+    if (d->four_eyes && !strcmp(tg_json_str(task, "started_by", ""), d->actor)) {
+        rc = TG_E_FORBIDDEN;
+        snprintf(err, errlen, "four-eyes rule: %s started this turn and may not decide it",
+                 d->actor);
         goto out;
     }
     size_t i;
@@ -240,6 +256,52 @@ int tg_review_handoff(struct tg_store *st, struct tg_audit *audit, const char *i
     json_decref(leaf);
     if (!rc)
         rc = put(st, task);
+    if (!rc && task_out) {
+        *task_out = task;
+        task = NULL;
+    }
+    json_decref(task);
+    return rc;
+}
+
+int tg_review_claim(struct tg_store *st, struct tg_audit *audit, const char *id, const char *actor,
+                    int64_t lapse_ms, json_t **task_out, char *err, size_t errlen)
+{
+    json_t *task = NULL;
+    int rc = tg_store_review_get(st, id, NULL, &task);
+    int64_t now = tg_clock_wall_ms();
+    if (rc) {
+        snprintf(err, errlen, "no review task %s", id);
+        return rc;
+    }
+    const char *state = tg_json_str(task, "state", "");
+    const char *holder = tg_json_str(task, "claimed_by", NULL);
+    bool lapsed = tg_json_int(task, "claim_expires_ms", 0) <= now;
+    if (strcmp(state, "pending") != 0 &&
+        !(strcmp(state, "claimed") == 0 && (lapsed || (holder && !strcmp(holder, actor))))) {
+        snprintf(err, errlen,
+                 !strcmp(state, "claimed") ? "task %s is claimed by %s" : "task %s is %s", id,
+                 !strcmp(state, "claimed") ? (holder ? holder : "?") : state);
+        json_decref(task);
+        return TG_E_CONFLICT;
+    }
+    json_object_set_new(task, "state", json_string("claimed"));
+    json_object_set_new(task, "claimed_by", json_string(actor));
+    json_object_set_new(task, "claim_expires_ms", json_integer(now + lapse_ms));
+    json_array_append_new(
+        json_object_get(task, "events"),
+        json_pack("{s:I, s:s, s:s}", "at", (json_int_t)now, "actor", actor, "event", "claimed"));
+    json_t *leaf =
+        json_pack("{s:s, s:s, s:s, s:s, s:I}", "kind", "review_claim", "review_id", id, "turn_id",
+                  tg_json_str(task, "turn_id", ""), "actor", actor, "at", (json_int_t)now);
+    rc = leaf ? (audit ? tg_audit_append_json(audit, leaf, NULL) : TG_OK) : TG_E_NOMEM;
+    json_decref(leaf);
+    if (!rc)
+        rc = put(st, task);
+    if (!rc)
+        rc = tg_store_flush(st);
+    if (rc)
+        snprintf(err, errlen, "cannot store the claim: %s", tg_err_str(rc));
     if (!rc && task_out) {
         *task_out = task;
         task = NULL;

@@ -39,6 +39,7 @@ struct tg_review_new {
     const char *draft;          /* NULL when AI wrote none (human_decision) */
     const json_t *citations;
     const char *holding_reply;  /* what the customer was told meanwhile */
+    const char *started_by;     /* the customer id of the turn, for the four-eyes rule (may be NULL) */
 };
 
 /* Create a pending task; its id ("rev_...") goes to id.  TG_OK or the store's error. */
@@ -54,7 +55,18 @@ struct tg_review_decision {
     const char *actor;          /* who decides */
     const uint8_t *key;         /* keys the answer's digest in the audit leaf (may be NULL: no digest) */
     size_t keylen;
+    bool four_eyes;             /* refuse a decision by the person who started the turn */
 };
+
+/*
+ * Claim a pending task (or one whose claim lapsed) for actor until
+ * now + lapse_ms: only the claimer may decide it meanwhile.  TG_E_CONFLICT
+ * with a message when someone else holds it or it is decided; an audit
+ * leaf records the claim.
+ */
+int tg_review_claim(struct tg_store *st, struct tg_audit *audit, const char *id,
+                    const char *actor, int64_t lapse_ms, json_t **task_out, char *err,
+                    size_t errlen);
 
 /*
  * Decide a pending task.  Refused with TG_E_INVAL and a message in err

@@ -170,10 +170,13 @@ static void test_large_amount_review_approves_the_draft(void **state)
 static const char *sla_config =
     "auth:\n  api_keys:\n    - name: t\n      key: tg-t\n"
     "users:\n  - name: r1\n    role: reviewer\n    token: tg-r1\n"
+    "  - name: r2\n    role: reviewer\n    token: tg-r2\n"
     "backends:\n  - name: s\n    type: script\n    reply: 建议配置稳健理财\n"
     "route:\n  backend: s\n"
     "policies:\n  - id: hold\n    description: hold for review\n    when:\n"
-    "      keywords: [复核]\n    then:\n      - review: {sla: 1s}\n      - tag: test_hold\n";
+    "      keywords: [复核]\n    then:\n      - review: {sla: 1s}\n      - tag: test_hold\n"
+    "  - id: slow\n    description: a long review\n    when:\n"
+    "      keywords: [慢审]\n    then:\n      - review: {sla: 60s}\n";
 
 /* POST a chat to a gateway; returns the review id of the held turn in id. */
 static void held(int port, const char *text, char id[64], char turn[64])
@@ -265,12 +268,76 @@ static void test_sla_breach_hands_off_also_across_a_restart(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+static long post_json(int port, const char *path, const char *token, const char *body)
+{
+    char url[256], auth[96];
+    struct tg_h_resp r;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+    const char *hdrs[] = {auth, "Content-Type: application/json", NULL};
+    assert_int_equal(tg_h_http("POST", url, hdrs, body, strlen(body), 0, &r), 0);
+    long st = r.status;
+    tg_h_resp_free(&r);
+    return st;
+}
+
+static void test_claims_and_four_eyes(void **state)
+{
+    (void)state;
+    char sdir[64], cfg[256], path[128];
+    struct tg_h_proc g;
+    struct tg_h_resp r;
+    assert_non_null(tg_h_tmpdir(sdir, sizeof(sdir)));
+    tg_h_write_file(sdir, "sla.yaml", sla_config, cfg, sizeof(cfg));
+    assert_int_equal(tg_h_start_gateway(&g, cfg, sdir), 0);
+    /* r2 is also a customer here and starts the turn */
+    assert_int_equal(tg_h_chat(g.port, "tg-t",
+                               "{\"user\":\"r2\",\"messages\":[{\"role\":\"user\",\"content\":"
+                               "\"请慢审这笔\"}]}",
+                               &r),
+                     0);
+    json_t *j = json_loads(r.body, 0, NULL);
+    char id[64];
+    tg_strlcpy(id, tg_json_str(json_object_get(j, "trustgate"), "review_id", ""), sizeof(id));
+    json_decref(j);
+    tg_h_resp_free(&r);
+    snprintf(path, sizeof(path), "/v1/reviews/%s/claim", id);
+    assert_int_equal(post_json(g.port, path, "tg-r1", "{}"), 200);
+    assert_int_equal(post_json(g.port, path, "tg-r2", "{}"), 409); /* one reviewer at a time */
+    snprintf(path, sizeof(path), "/v1/reviews/%s/decision", id);
+    const char *approve = "{\"action\":\"approve\",\"attestations\":[]}";
+    assert_int_equal(post_json(g.port, path, "tg-r2", approve), 409); /* r1 holds the claim */
+    snprintf(path, sizeof(path), "/v1/reviews/%s/claim", id);
+    assert_int_equal(post_json(g.port, path, "tg-r1", "{}"), 200); /* renewing one's own claim */
+    snprintf(path, sizeof(path), "/v1/reviews/%s/decision", id);
+    assert_int_equal(post_json(g.port, path, "tg-r1", approve), 200);
+
+    /* four eyes: the person who started a turn may not decide it */
+    assert_int_equal(tg_h_chat(g.port, "tg-t",
+                               "{\"user\":\"r2\",\"messages\":[{\"role\":\"user\",\"content\":"
+                               "\"请慢审第二笔\"}]}",
+                               &r),
+                     0);
+    j = json_loads(r.body, 0, NULL);
+    tg_strlcpy(id, tg_json_str(json_object_get(j, "trustgate"), "review_id", ""), sizeof(id));
+    json_decref(j);
+    tg_h_resp_free(&r);
+    snprintf(path, sizeof(path), "/v1/reviews/%s/decision", id);
+    assert_int_equal(post_json(g.port, path, "tg-r2", approve), 403);
+    assert_int_equal(post_json(g.port, path, "tg-r1", approve), 200);
+    assert_int_equal(tg_h_stop(&g, 5000), 0);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", sdir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_held_turn_decided_by_a_reviewer),
         cmocka_unit_test(test_large_amount_review_approves_the_draft),
         cmocka_unit_test(test_sla_breach_hands_off_also_across_a_restart),
+        cmocka_unit_test(test_claims_and_four_eyes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
