@@ -472,6 +472,16 @@ int tg_pipeline_open(const struct tg_config *cfg, struct event_base *base, const
         snprintf(err, errlen, "review deadlines: %s", tg_err_str(rc));
         goto out;
     }
+    {
+        /* review.warn_before: when the console warns that a deadline is near (default 30 s) */
+        int64_t warn = 30000;
+        const json_t *v = json_object_get(json_object_get(cfg->root, "review"), "warn_before");
+        if (json_is_string(v))
+            tg_parse_duration_ms(json_string_value(v), &warn);
+        else if (json_is_integer(v))
+            warn = json_integer_value(v);
+        tg_review_sla_warn_before(p->sla, warn);
+    }
     p->route = tg_pipeline_backend(p, cfg->route_backend);
     if (!p->route) {
         rc = TG_E_CONFIG;

@@ -98,6 +98,8 @@ struct tg_review_sla;
  */
 int tg_review_sla_start(struct event_base *base, struct tg_store *st, struct tg_audit *audit,
                         struct tg_review_sla **out);
+/* Also mark tasks (sla_warning: true, an event) this long before their deadline; 0: never. */
+void tg_review_sla_warn_before(struct tg_review_sla *sla, int64_t ms);
 /* Arm the timer of a task just created. */
 int tg_review_sla_track(struct tg_review_sla *sla, const char *id, int64_t deadline_ms);
 /* Tasks handed off by this tracker since it started. */

@@ -17,6 +17,7 @@ struct timer {
     struct tg_review_sla *sla;
     struct event *ev;
     char id[TG_ID_MAX];
+    bool warning; /* the early warning, not the deadline */
     struct timer *prev, *next;
 };
 
@@ -26,6 +27,7 @@ struct tg_review_sla {
     struct tg_audit *audit;
     struct timer *timers;
     uint64_t handoffs;
+    int64_t warn_before_ms; /* a warning event this long before the deadline; 0: none */
 };
 
 static void drop(struct timer *t)
@@ -52,6 +54,25 @@ static void expire(struct tg_review_sla *s, const char *id)
     }
 }
 
+/* Mark a still-undecided task as close to its deadline (the console shows it). */
+static void warn(struct tg_review_sla *s, const char *id)
+{
+    json_t *task = NULL;
+    struct tg_review_row row;
+    if (tg_store_review_get(s->st, id, &row, &task) != TG_OK)
+        return;
+    const char *state = tg_json_str(task, "state", "");
+    if (!strcmp(state, "pending") || !strcmp(state, "claimed")) {
+        json_object_set_new(task, "sla_warning", json_true());
+        json_array_append_new(json_object_get(task, "events"),
+                              json_pack("{s:I, s:s, s:s}", "at", (json_int_t)tg_clock_wall_ms(),
+                                        "actor", "trustgate", "event", "sla_warning"));
+        row.updated_ms = tg_clock_wall_ms();
+        tg_store_review_put(s->st, &row, task);
+    }
+    json_decref(task);
+}
+
 static void fire_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -59,23 +80,27 @@ static void fire_cb(evutil_socket_t fd, short what, void *arg)
     struct timer *t = arg;
     /* decisions may still be queued for the writer: read what is committed */
     tg_store_flush(t->sla->st);
-    expire(t->sla, t->id);
+    if (t->warning)
+        warn(t->sla, t->id);
+    else
+        expire(t->sla, t->id);
     drop(t);
 }
 
-int tg_review_sla_track(struct tg_review_sla *s, const char *id, int64_t deadline_ms)
+static int arm(struct tg_review_sla *s, const char *id, int64_t at_ms, bool warning)
 {
     struct timer *t = tg_calloc(1, sizeof(*t));
     if (!t)
         return TG_E_NOMEM;
     t->sla = s;
+    t->warning = warning;
     tg_strlcpy(t->id, id, sizeof(t->id));
     t->ev = evtimer_new(s->base, fire_cb, t);
     if (!t->ev) {
         tg_free(t);
         return TG_E_NOMEM;
     }
-    int64_t left = deadline_ms - tg_clock_wall_ms();
+    int64_t left = at_ms - tg_clock_wall_ms();
     if (left < 0)
         left = 0;
     struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
@@ -85,6 +110,19 @@ int tg_review_sla_track(struct tg_review_sla *s, const char *id, int64_t deadlin
         s->timers->prev = t;
     s->timers = t;
     return TG_OK;
+}
+
+int tg_review_sla_track(struct tg_review_sla *s, const char *id, int64_t deadline_ms)
+{
+    int rc = arm(s, id, deadline_ms, false);
+    if (!rc && s->warn_before_ms > 0 && deadline_ms - s->warn_before_ms > tg_clock_wall_ms())
+        rc = arm(s, id, deadline_ms - s->warn_before_ms, true);
+    return rc;
+}
+
+void tg_review_sla_warn_before(struct tg_review_sla *s, int64_t ms)
+{
+    s->warn_before_ms = ms;
 }
 
 int tg_review_sla_start(struct event_base *base, struct tg_store *st, struct tg_audit *audit,

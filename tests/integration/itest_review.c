@@ -169,6 +169,7 @@ static void test_large_amount_review_approves_the_draft(void **state)
 
 static const char *sla_config =
     "auth:\n  api_keys:\n    - name: t\n      key: tg-t\n"
+    "review:\n  warn_before: 500ms\n"
     "users:\n  - name: r1\n    role: reviewer\n    token: tg-r1\n"
     "  - name: r2\n    role: reviewer\n    token: tg-r2\n"
     "backends:\n  - name: s\n    type: script\n    reply: 建议配置稳健理财\n"
@@ -236,7 +237,13 @@ static void test_sla_breach_hands_off_also_across_a_restart(void **state)
     assert_int_equal(tg_h_start_gateway(&g, cfg, sdir), 0);
     held(g.port, "请帮我复核这笔理财", id, turn);
     assert_false(handed_off(g.port, id));
-    usleep(1600000);
+    usleep(700000);
+    /* half a second before the deadline the task carries a warning */
+    snprintf(path, sizeof(path), "/v1/reviews/%s", id);
+    json_t *w = get_json(g.port, path, "tg-r1");
+    assert_true(tg_json_bool(w, "sla_warning", false));
+    json_decref(w);
+    usleep(900000);
     /* the deadline passed with nobody deciding: a human agent takes over */
     assert_true(handed_off(g.port, id));
     snprintf(path, sizeof(path), "/v1/turns/%s", turn);
