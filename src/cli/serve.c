@@ -9,6 +9,7 @@
 
 #include "http/http.h"
 #include "pipeline/pipeline.h"
+#include "review/review.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -52,6 +53,11 @@ static void drain_check_cb(evutil_socket_t fd, short what, void *arg)
     evtimer_add(d->drain_timer, &tv);
 }
 
+static void settled_cb(void *arg, const json_t *task)
+{
+    tg_api_settled(arg, task);
+}
+
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
@@ -61,6 +67,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     tg_info("signal %d: draining %zu turns in flight", (int)sig, d->api.p->inflight);
     d->api.draining = true;
     tg_http_server_stop_accepting(d->api.srv);
+    tg_api_release_waiters(&d->api);
     d->drain_deadline_ns = tg_clock_mono_ns() + d->api.p->cfg->drain_timeout_ms * 1000000;
     drain_check_cb(-1, 0, d);
 }
@@ -163,6 +170,7 @@ int tg_cli_serve(int argc, char **argv)
         fprintf(stderr, "trustgate serve: %s\n", err);
         goto out;
     }
+    tg_review_sla_on_settle(d.api.p->sla, settled_cb, &d.api);
     d.sigterm = evsignal_new(d.base, SIGTERM, signal_cb, &d);
     d.sigint = evsignal_new(d.base, SIGINT, signal_cb, &d);
     d.drain_timer = evtimer_new(d.base, drain_check_cb, &d);
@@ -187,6 +195,7 @@ int tg_cli_serve(int argc, char **argv)
     status = 0;
     tg_info("stopped; store flushed");
 out:
+    tg_api_release_waiters(&d.api);
     if (d.api.srv)
         tg_http_server_free(d.api.srv);
     if (d.api.p)

@@ -87,6 +87,16 @@ static void chat_done_cb(struct tg_turn *t, void *arg)
      * but its request is still answered so the server can free it; 499 is
      * nginx's convention for "client closed the connection". */
     bool gone = tg_http_gone(cc->req);
+    /* A held turn whose client asked to wait gets the final answer later. */
+    const char *wait = tg_http_header(cc->req, "X-Trustgate-Wait");
+    int64_t secs = 0;
+    if (!gone && t->review_id[0] && t->http_status == 200 && wait &&
+        tg_parse_i64(wait, &secs) == TG_OK && secs > 0 &&
+        tg_api_wait(api, cc->req, t, TG_MIN(secs, 600)) == TG_OK) {
+        tg_turn_free(t);
+        tg_free(cc);
+        return;
+    }
     tg_metrics_request(api->p->metrics, "/v1/chat/completions", gone ? 499 : t->http_status);
     tg_http_respond(cc->req, t->http_status, t->reply_type,
                     strcmp(t->reply_type, "text/event-stream") == 0

@@ -92,6 +92,8 @@ const char *tg_http_reason(int status);
 /* ------------------------------------------------------------ the API */
 
 struct tg_pipeline;
+struct tg_turn;
+struct tg_wait;
 
 /* The gateway's HTTP API: routes requests to turns and status endpoints. */
 struct tg_api {
@@ -99,7 +101,20 @@ struct tg_api {
     struct tg_http_server *srv;
     bool draining;      /* /readyz answers 503 once shutdown began */
     int64_t started_ms;
+    struct tg_wait *waiters; /* requests long-polling for a held answer (wait.c) */
 };
+
+/*
+ * Keep req open until the review of held turn t settles (tg_api_settled)
+ * or seconds pass (then the holding reply t built is sent).  The turn may
+ * be freed after the call.  TG_OK, or an error and req is not taken.
+ */
+int tg_api_wait(struct tg_api *api, struct tg_http_req *req, const struct tg_turn *t,
+                int64_t seconds);
+/* A review task was decided or handed off: answer the requests waiting for it. */
+void tg_api_settled(struct tg_api *api, const json_t *task);
+/* Answer every waiting request with its holding reply (shutdown). */
+void tg_api_release_waiters(struct tg_api *api);
 
 /* The tg_http_handler_cb for the API; arg is a struct tg_api. */
 void tg_api_handle(struct tg_http_req *req, void *arg);

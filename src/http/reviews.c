@@ -187,6 +187,8 @@ static void decide(struct tg_api *api, struct tg_http_req *req, const char *id)
     json_t *task = NULL;
     int rc = tg_review_decide(api->p->store, api->p->audit, id, &d, &task, err, sizeof(err));
     json_decref(j);
+    if (!rc)
+        tg_api_settled(api, task);
     if (rc) {
         int status = rc == TG_E_NOTFOUND    ? 404
                      : rc == TG_E_CONFLICT  ? 409

@@ -25,6 +25,9 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Slots of the latest-conversation cache (a collision just means a store read). */
+#define RECENT_SLOTS 4096
+
 typedef enum tg_stage_rc (*stage_fn)(struct tg_turn *t);
 
 static const stage_fn stages[TG_STAGE__COUNT] = {
@@ -418,7 +421,8 @@ int tg_pipeline_open(const struct tg_config *cfg, struct event_base *base, const
     else
         snprintf(uri, sizeof(uri), "%s", cfg->store_uri);
     p->metrics = tg_metrics_new();
-    if (!p->metrics) {
+    p->recent = tg_calloc(RECENT_SLOTS, sizeof(*p->recent));
+    if (!p->metrics || !p->recent) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
@@ -513,7 +517,31 @@ void tg_pipeline_close(struct tg_pipeline *p)
     tg_audit_close(p->audit);
     tg_store_close(p->store);
     tg_metrics_free(p->metrics);
+    tg_free(p->recent);
     tg_free(p);
+}
+
+static size_t recent_slot(const char *customer_id)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (const unsigned char *c = (const unsigned char *)customer_id; *c; c++)
+        h = (h ^ *c) * 1099511628211ULL;
+    return (size_t)(h % RECENT_SLOTS);
+}
+
+const struct tg_conversation *tg_pipeline_recent(const struct tg_pipeline *p,
+                                                 const char *customer_id)
+{
+    if (!p->recent || !customer_id[0])
+        return NULL;
+    const struct tg_conversation *c = &p->recent[recent_slot(customer_id)];
+    return strcmp(c->customer_id, customer_id) == 0 ? c : NULL;
+}
+
+void tg_pipeline_remember(struct tg_pipeline *p, const struct tg_conversation *c)
+{
+    if (p->recent && c->customer_id[0])
+        p->recent[recent_slot(c->customer_id)] = *c;
 }
 
 struct tg_backend *tg_pipeline_backend(struct tg_pipeline *p, const char *name)

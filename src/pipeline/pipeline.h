@@ -37,6 +37,7 @@ struct tg_pipeline {
     struct tg_intent_model *intents; /* the intent classifier, or NULL */
     struct tg_policy *policy;        /* the compiled rules, or NULL when none are configured */
     struct tg_review_sla *sla;       /* review deadlines on the event loop */
+    struct tg_conversation *recent; /* latest conversation per customer, by hash (4096 slots) */
     uint8_t pseudonym_key[32];       /* keys PII pseudonyms in the audit log (DATA/pseudonym.key) */
     size_t inflight;                 /* turns started and not finished */
     bool log_turns;                  /* one JSON line per turn on stderr */
@@ -97,6 +98,15 @@ int tg_wire_completion(const struct tg_completion *c, struct tg_buf *out);
  * then `data: [DONE]`.
  */
 int tg_wire_sse(const struct tg_completion *c, size_t piece_bytes, struct tg_buf *out);
+
+/*
+ * The customer's latest conversation as this process last recorded it (the
+ * store may not have committed it yet), or NULL.  tg_pipeline_remember()
+ * updates it from the record stage.
+ */
+const struct tg_conversation *tg_pipeline_recent(const struct tg_pipeline *p,
+                                                 const char *customer_id);
+void tg_pipeline_remember(struct tg_pipeline *p, const struct tg_conversation *c);
 
 /* Find a backend by name; NULL when unknown. */
 struct tg_backend *tg_pipeline_backend(struct tg_pipeline *p, const char *name);

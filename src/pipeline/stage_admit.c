@@ -159,7 +159,12 @@ static int conversation(struct tg_turn *t)
     if (customer && customer[0]) {
         tg_strlcpy(t->conv.customer_id, customer, sizeof(t->conv.customer_id));
         struct tg_conversation c;
-        if (tg_store_conversation_latest(p->store, t->conv.customer_id, &c) == TG_OK &&
+        /* What this process recorded last wins over the store, which may not
+         * have committed it yet (and costs no read). */
+        const struct tg_conversation *mem = tg_pipeline_recent(p, t->conv.customer_id);
+        if (mem)
+            c = *mem;
+        if ((mem || tg_store_conversation_latest(p->store, t->conv.customer_id, &c) == TG_OK) &&
             t->created_ms - c.updated_ms <= p->cfg->idle_timeout_ms) {
             t->conv = c;
             return TG_OK;

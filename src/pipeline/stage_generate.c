@@ -27,6 +27,10 @@ static json_t *build_messages(struct tg_turn *t)
     if (n_user_side != 1 || t->new_conversation || t->p->cfg->history == 0)
         return json_incref(client);
     json_t *hist = NULL;
+    /* The previous turn of a quick exchange may still be queued for the
+     * writer; a flush ends its group window (one commit, about a millisecond). */
+    if (t->created_ms - t->conv.updated_ms < 2000)
+        tg_store_flush(t->p->store);
     if (tg_store_messages(t->p->store, t->conv.id, t->p->cfg->history, &hist) != TG_OK ||
         json_array_size(hist) == 0) {
         json_decref(hist);

@@ -171,6 +171,7 @@ static int persist(struct tg_turn *t, const struct tg_buf *record)
     t->conv.turns++;
     t->conv.degraded_streak = t->degradations ? t->conv.degraded_streak + 1 : 0;
     rc = tg_store_conversation_put(p->store, &t->conv);
+    tg_pipeline_remember(p, &t->conv);
     /* Personal data is stored masked unless a rule said otherwise. */
     struct tg_buf masked;
     tg_buf_init(&masked, TG_BUF_UNLIMITED);

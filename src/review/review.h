@@ -102,6 +102,10 @@ int tg_review_sla_start(struct event_base *base, struct tg_store *st, struct tg_
 void tg_review_sla_warn_before(struct tg_review_sla *sla, int64_t ms);
 /* Arm the timer of a task just created. */
 int tg_review_sla_track(struct tg_review_sla *sla, const char *id, int64_t deadline_ms);
+/* Call cb with the task whenever the tracker hands one off (the HTTP layer
+ * answers requests waiting for it). */
+void tg_review_sla_on_settle(struct tg_review_sla *sla, void (*cb)(void *arg, const json_t *task),
+                             void *arg);
 /* Tasks handed off by this tracker since it started. */
 uint64_t tg_review_sla_handoffs(const struct tg_review_sla *sla);
 void tg_review_sla_free(struct tg_review_sla *sla);

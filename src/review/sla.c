@@ -28,6 +28,8 @@ struct tg_review_sla {
     struct timer *timers;
     uint64_t handoffs;
     int64_t warn_before_ms; /* a warning event this long before the deadline; 0: none */
+    void (*on_settle)(void *arg, const json_t *task);
+    void *settle_arg;
 };
 
 static void drop(struct timer *t)
@@ -45,10 +47,14 @@ static void drop(struct timer *t)
 
 static void expire(struct tg_review_sla *s, const char *id)
 {
-    int rc = tg_review_handoff(s->st, s->audit, id, "review SLA deadline passed", NULL);
+    json_t *task = NULL;
+    int rc = tg_review_handoff(s->st, s->audit, id, "review SLA deadline passed", &task);
     if (rc == TG_OK) {
         s->handoffs++;
         tg_warn("review %s: SLA breached, handed off to a human agent", id);
+        if (s->on_settle)
+            s->on_settle(s->settle_arg, task);
+        json_decref(task);
     } else if (rc != TG_E_CONFLICT) {
         tg_error("review %s: hand-off failed: %s", id, tg_err_str(rc));
     }
@@ -158,6 +164,13 @@ int tg_review_sla_start(struct event_base *base, struct tg_store *st, struct tg_
     }
     *out = s;
     return TG_OK;
+}
+
+void tg_review_sla_on_settle(struct tg_review_sla *s, void (*cb)(void *arg, const json_t *task),
+                             void *arg)
+{
+    s->on_settle = cb;
+    s->settle_arg = arg;
 }
 
 uint64_t tg_review_sla_handoffs(const struct tg_review_sla *s)

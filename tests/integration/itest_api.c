@@ -528,7 +528,6 @@ static void test_conversation_across_devices(void **state)
                                "\"第一个问题\"}]}",
                                &r1),
                      0);
-    usleep(50000); /* let the group commit land */
     assert_int_equal(tg_h_chat(E.a.port, "tg-it-key",
                                "{\"user\":\"cust-7\",\"messages\":[{\"role\":\"user\",\"content\":"
                                "\"第二个问题\"}]}",

@@ -12,6 +12,7 @@
 
 #include "harness.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -338,6 +339,98 @@ static void test_claims_and_four_eyes(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+struct waiting {
+    int port;
+    const char *text;
+    const char *wait;
+    struct tg_h_resp r;
+};
+
+static void *wait_for_answer(void *arg)
+{
+    struct waiting *w = arg;
+    char url[128], body[256], hdr[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/chat/completions", w->port);
+    snprintf(body, sizeof(body), "{\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]}",
+             w->text);
+    snprintf(hdr, sizeof(hdr), "X-Trustgate-Wait: %s", w->wait);
+    const char *hdrs[] = {"Authorization: Bearer tg-t", "Content-Type: application/json", hdr,
+                          NULL};
+    tg_h_http("POST", url, hdrs, body, strlen(body), 30000, &w->r);
+    return NULL;
+}
+
+static const char *content_of(const char *body)
+{
+    static char buf[1024];
+    json_t *j = json_loads(body, 0, NULL);
+    tg_strlcpy(buf,
+               tg_json_str(json_object_get(json_array_get(json_object_get(j, "choices"), 0),
+                                           "message"),
+                           "content", ""),
+               sizeof(buf));
+    json_decref(j);
+    return buf;
+}
+
+static void test_long_poll_gets_the_final_answer(void **state)
+{
+    (void)state;
+    char sdir[64], cfg[256], path[128];
+    struct tg_h_proc g;
+    pthread_t th;
+    assert_non_null(tg_h_tmpdir(sdir, sizeof(sdir)));
+    tg_h_write_file(sdir, "sla.yaml", sla_config, cfg, sizeof(cfg));
+    assert_int_equal(tg_h_start_gateway(&g, cfg, sdir), 0);
+
+    /* 1. the reviewer decides while the customer's request waits */
+    struct waiting w = {.port = g.port, .text = "请慢审这一笔", .wait = "20"};
+    assert_int_equal(pthread_create(&th, NULL, wait_for_answer, &w), 0);
+    char id[64] = "";
+    for (int i = 0; i < 100 && !id[0]; i++) {
+        usleep(50000);
+        json_t *l = get_json(g.port, "/v1/reviews?state=pending", "tg-r1");
+        json_t *t = json_array_get(json_object_get(l, "data"), 0);
+        if (t)
+            tg_strlcpy(id, tg_json_str(t, "id", ""), sizeof(id));
+        json_decref(l);
+    }
+    assert_true(id[0] != '\0');
+    snprintf(path, sizeof(path), "/v1/reviews/%s/decision", id);
+    assert_int_equal(post_json(g.port, path, "tg-r1",
+                               "{\"action\":\"edit\",\"text\":\"人工答复：建议分散配置。\","
+                               "\"attestations\":[]}"),
+                     200);
+    pthread_join(th, NULL);
+    assert_int_equal(w.r.status, 200);
+    assert_string_equal(content_of(w.r.body), "人工答复：建议分散配置。");
+    assert_non_null(strstr(w.r.body, "\"state\":\"decided\""));
+    assert_true(w.r.seconds < 10);
+    tg_h_resp_free(&w.r);
+
+    /* 2. nobody decides within the wait: the holding reply */
+    struct waiting w2 = {.port = g.port, .text = "请慢审另一笔", .wait = "1"};
+    wait_for_answer(&w2);
+    assert_int_equal(w2.r.status, 200);
+    assert_non_null(strstr(content_of(w2.r.body), "人工复核"));
+    assert_true(w2.r.seconds >= 0.9 && w2.r.seconds < 5);
+    tg_h_resp_free(&w2.r);
+
+    /* 3. the SLA runs out while waiting: a human agent takes over */
+    struct waiting w3 = {.port = g.port, .text = "请复核这个", .wait = "10"};
+    wait_for_answer(&w3);
+    assert_int_equal(w3.r.status, 200);
+    assert_non_null(strstr(content_of(w3.r.body), "人工客服"));
+    assert_non_null(strstr(w3.r.body, "\"state\":\"handed_off\""));
+    assert_true(w3.r.seconds < 5);
+    tg_h_resp_free(&w3.r);
+
+    assert_int_equal(tg_h_stop(&g, 5000), 0);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", sdir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -345,6 +438,7 @@ int main(void)
         cmocka_unit_test(test_large_amount_review_approves_the_draft),
         cmocka_unit_test(test_sla_breach_hands_off_also_across_a_restart),
         cmocka_unit_test(test_claims_and_four_eyes),
+        cmocka_unit_test(test_long_poll_gets_the_final_answer),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
