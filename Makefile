@@ -21,6 +21,7 @@ demo: deps trustgate
 	@echo "trustgate demo: API key 'tg-demo-key'  (try: curl -s http://127.0.0.1:8080/v1/chat/completions \\"
 	@echo "  -H 'Authorization: Bearer tg-demo-key' -H 'Content-Type: application/json' \\"
 	@echo "  -d '{\"messages\":[{\"role\":\"user\",\"content\":\"意外险理赔需要哪些材料？\"}]}')"
+	@echo "reviewer token 'tg-demo-reviewer' (GET /v1/reviews, POST /v1/reviews/ID/decision)"
 	@$(BUILD)/trustgate serve -c $(CONFIG)
 
 node-deps:
