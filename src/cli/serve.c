@@ -171,6 +171,7 @@ int tg_cli_serve(int argc, char **argv)
         goto out;
     }
     tg_review_sla_on_settle(d.api.p->sla, settled_cb, &d.api);
+    d.api.webhooks = tg_webhooks_start(json_object_get(cfg->root, "webhooks"));
     d.sigterm = evsignal_new(d.base, SIGTERM, signal_cb, &d);
     d.sigint = evsignal_new(d.base, SIGINT, signal_cb, &d);
     d.drain_timer = evtimer_new(d.base, drain_check_cb, &d);
@@ -196,6 +197,7 @@ int tg_cli_serve(int argc, char **argv)
     tg_info("stopped; store flushed");
 out:
     tg_api_release_waiters(&d.api);
+    tg_webhooks_stop(d.api.webhooks);
     if (d.api.srv)
         tg_http_server_free(d.api.srv);
     if (d.api.p)

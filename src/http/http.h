@@ -94,6 +94,17 @@ const char *tg_http_reason(int status);
 struct tg_pipeline;
 struct tg_turn;
 struct tg_wait;
+struct tg_webhooks;
+
+/*
+ * Signed webhooks (webhook.c): start a sender thread for the config's
+ * `webhooks:` list ([{url, secret}]); NULL when there are none.  notify
+ * queues one event (copied) for every target; stop delivers what is queued
+ * (one attempt each) and joins the thread.
+ */
+struct tg_webhooks *tg_webhooks_start(const json_t *targets);
+void tg_webhooks_notify(struct tg_webhooks *w, const json_t *event);
+void tg_webhooks_stop(struct tg_webhooks *w);
 
 /* The gateway's HTTP API: routes requests to turns and status endpoints. */
 struct tg_api {
@@ -102,6 +113,7 @@ struct tg_api {
     bool draining;      /* /readyz answers 503 once shutdown began */
     int64_t started_ms;
     struct tg_wait *waiters; /* requests long-polling for a held answer (wait.c) */
+    struct tg_webhooks *webhooks; /* signed notifications of settled reviews, or NULL */
 };
 
 /*

@@ -113,6 +113,17 @@ int tg_api_wait(struct tg_api *api, struct tg_http_req *req, const struct tg_tur
 void tg_api_settled(struct tg_api *api, const json_t *task)
 {
     const char *rid = tg_json_str(task, "id", "");
+    if (api->webhooks) {
+        const char *state = tg_json_str(task, "state", "");
+        json_t *ev = json_pack(
+            "{s:s, s:s, s:s, s:s, s:s, s:s?, s:I}", "event",
+            !strcmp(state, "handed_off") ? "review.handed_off" : "review.decided", "review_id", rid,
+            "turn_id", tg_json_str(task, "turn_id", ""), "conversation_id",
+            tg_json_str(task, "conversation_id", ""), "state", state, "answer",
+            tg_json_str(task, "answer", NULL), "at", (json_int_t)tg_clock_wall_ms());
+        tg_webhooks_notify(api->webhooks, ev);
+        json_decref(ev);
+    }
     struct tg_wait *w = api->waiters;
     while (w) {
         struct tg_wait *next = w->next;
