@@ -424,7 +424,7 @@ static void verr(struct vctx *c, int line, const char *fmt, ...)
     va_end(ap);
 }
 
-static const char *type_name(const json_t *v)
+const char *tg_config_type_name(const json_t *v)
 {
     switch (json_typeof(v)) {
     case JSON_OBJECT:
@@ -451,7 +451,7 @@ static void type_err(struct vctx *c, int line, const char *where, const char *wa
     if (json_is_null(v))
         verr(c, line, "%s has no value (expected %s)", where, want);
     else
-        verr(c, line, "%s must be %s, not %s", where, want, type_name(v));
+        verr(c, line, "%s must be %s, not %s", where, want, tg_config_type_name(v));
 }
 
 /* A value whose ${ENV} expansion already failed and was reported. */
@@ -1455,7 +1455,7 @@ static int validate(struct tg_config_priv *p, json_t *errs)
         check_root(&c, cfg, cfg->root);
     else if (!json_is_null(cfg->root))
         verr(&c, tg_config_lines_node(p->lines, cfg->root),
-             "the top level must be a mapping of sections, not %s", type_name(cfg->root));
+             "the top level must be a mapping of sections, not %s", tg_config_type_name(cfg->root));
     rc = c.rc;
     if (!rc)
         rc = default_store_uri(cfg);

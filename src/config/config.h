@@ -175,6 +175,10 @@ const struct tg_config_lines *tg_config_line_table(const struct tg_config *cfg);
 int tg_config_errorf(json_t *errs, const char *path, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* "a mapping", "a list", "a string", "an integer", "a number", "a boolean" or "null":
+ * how error messages name the type of a value found in a config tree. */
+const char *tg_config_type_name(const json_t *v);
+
 /*
  * Report every key of mapping obj that is not in known[0..n_known) as
  * "PATH:LINE: unknown key 'k' in WHERE" plus "(did you mean 'x'?)" when a

@@ -5,7 +5,7 @@
  * a path that exists with another method gets 405 with an Allow header,
  * anything else 404, both as OpenAI-style JSON errors.
  */
-#include "http/http.h"
+#include "http/api_int.h"
 
 #include "metrics/metrics.h"
 #include "pipeline/pipeline.h"
@@ -39,7 +39,7 @@ static const struct route routes[] = {
 
 /* ------------------------------------------------------------ helpers */
 
-static void send_json(struct tg_api *api, struct tg_http_req *req, const char *route, int status,
+void tg_api_send_json(struct tg_api *api, struct tg_http_req *req, const char *route, int status,
                       json_t *body)
 {
     char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
@@ -52,15 +52,14 @@ static void send_json(struct tg_api *api, struct tg_http_req *req, const char *r
     json_decref(body);
 }
 
-static void send_error(struct tg_api *api, struct tg_http_req *req, const char *route, int status,
+void tg_api_send_error(struct tg_api *api, struct tg_http_req *req, const char *route, int status,
                        const char *type, const char *code, const char *message)
 {
     tg_metrics_request(api->p->metrics, route, status);
     tg_http_error(req, status, type, code, message);
 }
 
-/* "Authorization: Bearer KEY" → KEY, or NULL. */
-static const char *bearer(const struct tg_http_req *req)
+const char *tg_api_bearer(const struct tg_http_req *req)
 {
     const char *h = tg_http_header(req, "Authorization");
     if (!h || strncasecmp(h, "Bearer ", 7) != 0)
@@ -113,15 +112,15 @@ static void chat_completions(struct tg_api *api, struct tg_http_req *req)
     struct tg_turn *t = cc ? tg_turn_new(api->p) : NULL;
     if (!t) {
         tg_free(cc);
-        send_error(api, req, "/v1/chat/completions", 503, "server_error", "overloaded",
-                   "out of memory");
+        tg_api_send_error(api, req, "/v1/chat/completions", 503, "server_error", "overloaded",
+                          "out of memory");
         return;
     }
     cc->api = api;
     cc->req = req;
     cc->turn = t;
     t->channel = "api";
-    t->api_key = bearer(req);
+    t->api_key = tg_api_bearer(req);
     t->body = tg_http_body(req, &t->body_len);
     t->customer_hint = tg_http_header(req, api->p->cfg->customer_header);
     t->done_cb = chat_done_cb;
@@ -140,13 +139,14 @@ static void list_models(struct tg_api *api, struct tg_http_req *req)
                               json_pack("{s:s, s:s, s:I, s:s}", "id", cfg->models[i], "object",
                                         "model", "created", (json_int_t)(api->started_ms / 1000),
                                         "owned_by", "trustgate"));
-    send_json(api, req, "/v1/models", 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
+    tg_api_send_json(api, req, "/v1/models", 200,
+                     json_pack("{s:s, s:o}", "object", "list", "data", data));
 }
 
 static void healthz(struct tg_api *api, struct tg_http_req *req)
 {
-    send_json(api, req, "/healthz", 200,
-              json_pack("{s:s, s:s}", "status", "ok", "version", TG_VERSION));
+    tg_api_send_json(api, req, "/healthz", 200,
+                     json_pack("{s:s, s:s}", "status", "ok", "version", TG_VERSION));
 }
 
 static void readyz(struct tg_api *api, struct tg_http_req *req)
@@ -154,11 +154,11 @@ static void readyz(struct tg_api *api, struct tg_http_req *req)
     /* Ready means: not draining, and the store accepts writes. */
     int rc = tg_store_flush(api->p->store);
     bool ready = !api->draining && rc == TG_OK;
-    send_json(api, req, "/readyz", ready ? 200 : 503,
-              json_pack("{s:s, s:s, s:s, s:I}", "status", ready ? "ready" : "not_ready", "store",
-                        rc == TG_OK ? "ok" : tg_err_str(rc), "state",
-                        api->draining ? "draining" : "serving", "inflight",
-                        (json_int_t)api->p->inflight));
+    tg_api_send_json(api, req, "/readyz", ready ? 200 : 503,
+                     json_pack("{s:s, s:s, s:s, s:I}", "status", ready ? "ready" : "not_ready",
+                               "store", rc == TG_OK ? "ok" : tg_err_str(rc), "state",
+                               api->draining ? "draining" : "serving", "inflight",
+                               (json_int_t)api->p->inflight));
 }
 
 static void metrics(struct tg_api *api, struct tg_http_req *req)
@@ -212,5 +212,5 @@ void tg_api_handle(struct tg_http_req *req, void *arg)
         return;
     }
     snprintf(msg, sizeof(msg), "no route for %s %s", method, path);
-    send_error(api, req, "other", 404, "invalid_request_error", "unknown_route", msg);
+    tg_api_send_error(api, req, "other", 404, "invalid_request_error", "unknown_route", msg);
 }

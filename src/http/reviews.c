@@ -17,7 +17,7 @@
  * the client sends, and every decision is an audit leaf written by this
  * process, the data directory's one writer.
  */
-#include "http/http.h"
+#include "http/api_int.h"
 
 #include "audit/audit.h"
 #include "metrics/metrics.h"
@@ -34,39 +34,20 @@ static bool four_eyes(const struct tg_api *api);
 static void send(struct tg_api *api, struct tg_http_req *req, const char *route, int status,
                  json_t *body)
 {
-    char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    tg_metrics_request(api->p->metrics, route, s ? status : 500);
-    if (s)
-        tg_http_respond(req, status, "application/json", NULL, s, strlen(s));
-    else
-        tg_http_error(req, 500, "server_error", "internal_error", "out of memory");
-    free(s);
-    json_decref(body);
+    tg_api_send_json(api, req, route, status, body);
 }
 
 static void fail(struct tg_api *api, struct tg_http_req *req, const char *route, int status,
                  const char *code, const char *msg)
 {
-    tg_metrics_request(api->p->metrics, route, status);
-    tg_http_error(req, status, status == 401 ? "authentication_error" : "invalid_request_error",
-                  code, msg);
-}
-
-static const char *bearer(const struct tg_http_req *req)
-{
-    const char *h = tg_http_header(req, "Authorization");
-    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
-        return NULL;
-    h += 7;
-    while (*h == ' ')
-        h++;
-    return *h ? h : NULL;
+    tg_api_send_error(api, req, route, status,
+                      status == 401 ? "authentication_error" : "invalid_request_error", code, msg);
 }
 
 /* The user whose token the request carries (a name from `users:`), or NULL. */
 static const char *reviewer(struct tg_api *api, const struct tg_http_req *req)
 {
-    const char *tok = bearer(req);
+    const char *tok = tg_api_bearer(req);
     const char *who = NULL;
     uint8_t h[TG_SHA256_LEN], want[TG_SHA256_LEN];
     size_t i;
@@ -89,7 +70,7 @@ static const char *reviewer(struct tg_api *api, const struct tg_http_req *req)
 /* Does the request carry one of the API keys (for channels polling turns)? */
 static bool api_key_ok(struct tg_api *api, const struct tg_http_req *req)
 {
-    const char *k = bearer(req);
+    const char *k = tg_api_bearer(req);
     uint8_t h[TG_SHA256_LEN];
     bool ok = false;
     if (!k)

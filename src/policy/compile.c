@@ -129,33 +129,12 @@ static void err(struct cctx *c, int line, const char *fmt, ...)
         nomem(c);
 }
 
-static const char *kind_of(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "a mapping";
-    case JSON_ARRAY:
-        return "a list";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-        return "an integer";
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    default:
-        return "null";
-    }
-}
-
 static void type_err(struct cctx *c, int line, const char *what, const char *want, const json_t *v)
 {
     if (json_is_null(v))
         err(c, line, "%s has no value (expected %s)", what, want);
     else
-        err(c, line, "%s must be %s, not %s", what, want, kind_of(v));
+        err(c, line, "%s must be %s, not %s", what, want, tg_config_type_name(v));
 }
 
 /* Line of member key of obj, else of obj itself. */
@@ -1237,7 +1216,7 @@ int tg_policy_compile(const json_t *rules, const struct tg_config_lines *lines, 
     if (!json_is_array(rules)) {
         int line = tg_config_lines_node(lines, rules);
         if (rules && !json_is_null(rules))
-            err(&c, line, "must be a list of rules, not %s", kind_of(rules));
+            err(&c, line, "must be a list of rules, not %s", tg_config_type_name(rules));
         else
             err(&c, line, "no rules (expected a list of rules)");
     } else if (json_array_size(rules) == 0) {
