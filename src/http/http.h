@@ -54,7 +54,7 @@ int tg_http_port(const struct tg_http_server *srv);
 int tg_http_server_adopt(struct tg_http_server *srv, int fd);
 /* Stop accepting new connections; idle keep-alive connections are closed. */
 void tg_http_server_stop_accepting(struct tg_http_server *srv);
-/* Number of requests received and not yet answered. */
+/* Requests received and not yet answered, plus answers not yet written to their sockets. */
 size_t tg_http_inflight(const struct tg_http_server *srv);
 /* Close every connection and free the server. */
 void tg_http_server_free(struct tg_http_server *srv);

@@ -854,7 +854,12 @@ int tg_http_port(const struct tg_http_server *srv)
 
 size_t tg_http_inflight(const struct tg_http_server *srv)
 {
-    return srv->inflight;
+    /* An answered request still counts while its bytes wait in an output
+     * buffer: a drain that stopped here would cut the answer off. */
+    size_t n = srv->inflight;
+    for (const struct conn *c = srv->conns; c; c = c->next)
+        n += evbuffer_get_length(bufferevent_get_output(c->bev)) > 0;
+    return n;
 }
 
 void tg_http_server_stop_accepting(struct tg_http_server *srv)
