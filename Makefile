@@ -21,7 +21,8 @@ demo: deps trustgate
 	@echo "trustgate demo: API key 'tg-demo-key'  (try: curl -s http://127.0.0.1:8080/v1/chat/completions \\"
 	@echo "  -H 'Authorization: Bearer tg-demo-key' -H 'Content-Type: application/json' \\"
 	@echo "  -d '{\"messages\":[{\"role\":\"user\",\"content\":\"意外险理赔需要哪些材料？\"}]}')"
-	@echo "reviewer token 'tg-demo-reviewer' (GET /v1/reviews, POST /v1/reviews/ID/decision)"
+	@echo "review tokens: reviewer1 'tg-demo-reviewer', agent1 'tg-demo-agent', super1 'tg-demo-super'"
+	@echo "  (GET /v1/reviews, POST /v1/reviews/ID/claim, POST /v1/reviews/ID/decision, GET /v1/handoffs)"
 	@$(BUILD)/trustgate serve -c $(CONFIG)
 
 node-deps:

@@ -44,11 +44,11 @@ static void fail(struct tg_api *api, struct tg_http_req *req, const char *route,
                       status == 401 ? "authentication_error" : "invalid_request_error", code, msg);
 }
 
-/* The user whose token the request carries (a name from `users:`), or NULL. */
-static const char *reviewer(struct tg_api *api, const struct tg_http_req *req)
+/* The user whose token the request carries (their `users:` entry), or NULL. */
+static const json_t *user_of(struct tg_api *api, const struct tg_http_req *req)
 {
     const char *tok = tg_api_bearer(req);
-    const char *who = NULL;
+    const json_t *who = NULL;
     uint8_t h[TG_SHA256_LEN], want[TG_SHA256_LEN];
     size_t i;
     json_t *u;
@@ -58,13 +58,30 @@ static const char *reviewer(struct tg_api *api, const struct tg_http_req *req)
     json_array_foreach(json_object_get(api->p->cfg->root, "users"), i, u)
     {
         const char *t = tg_json_str(u, "token", NULL);
-        if (!t)
+        if (!t || !tg_json_str(u, "name", NULL))
             continue;
         tg_sha256(t, strlen(t), want);
         if (tg_ct_equal(h, want, sizeof(h)) && !who)
-            who = tg_json_str(u, "name", NULL);
+            who = u;
     }
     return who;
+}
+
+/* Anyone in `users:` may read the queues; only reviewers and supervisors
+ * may claim and decide (agents take the hand-offs). */
+static const char *reviewer(struct tg_api *api, const struct tg_http_req *req)
+{
+    const json_t *u = user_of(api, req);
+    return u ? tg_json_str(u, "name", NULL) : NULL;
+}
+
+static const char *decider(struct tg_api *api, const struct tg_http_req *req)
+{
+    const json_t *u = user_of(api, req);
+    const char *role = tg_json_str(u, "role", "reviewer");
+    return u && (!strcmp(role, "reviewer") || !strcmp(role, "supervisor"))
+               ? tg_json_str(u, "name", NULL)
+               : NULL;
 }
 
 /* Does the request carry one of the API keys (for channels polling turns)? */
@@ -135,7 +152,7 @@ static void get_task(struct tg_api *api, struct tg_http_req *req, const char *id
 static void decide(struct tg_api *api, struct tg_http_req *req, const char *id)
 {
     const char *route = "/v1/reviews/{id}/decision";
-    const char *who = reviewer(api, req);
+    const char *who = decider(api, req);
     char err[256] = "";
     size_t len;
     const char *body = tg_http_body(req, &len);
@@ -143,7 +160,7 @@ static void decide(struct tg_api *api, struct tg_http_req *req, const char *id)
     json_t *j = NULL;
     enum tg_review_action action;
     if (!who) {
-        fail(api, req, route, 401, "invalid_token", "a reviewer token is required");
+        fail(api, req, route, 403, "not_a_reviewer", "a reviewer or supervisor token is required");
         return;
     }
     j = json_loadb(body, len, 0, &jerr);
@@ -202,7 +219,7 @@ static bool four_eyes(const struct tg_api *api)
 static void claim(struct tg_api *api, struct tg_http_req *req, const char *id)
 {
     const char *route = "/v1/reviews/{id}/claim";
-    const char *who = reviewer(api, req);
+    const char *who = decider(api, req);
     char err[256] = "";
     json_t *task = NULL;
     if (!who) {

@@ -111,6 +111,16 @@ static void test_held_turn_decided_by_a_reviewer(void **state)
     c = call("POST", path, "tg-demo-reviewer", "{\"action\":\"maybe\"}", &st);
     assert_int_equal(st, 400);
     json_decref(c);
+    /* an agent sees the queues but does not decide */
+    c = call("GET", "/v1/reviews", "tg-demo-agent", NULL, &st);
+    assert_int_equal(st, 200);
+    json_decref(c);
+    c = call("POST", path, "tg-demo-agent",
+             "{\"action\":\"edit\",\"text\":\"x\","
+             "\"attestations\":[\"已核实收入流水真实性\",\"已评估突发失业风险\"]}",
+             &st);
+    assert_int_equal(st, 403);
+    json_decref(c);
     c = call("POST", path, "tg-demo-reviewer",
              "{\"action\":\"edit\",\"text\":\"您的申请已进入授信审批。\","
              "\"attestations\":[\"已核实收入流水真实性\",\"已评估突发失业风险\"]}",
