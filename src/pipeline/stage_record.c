@@ -163,7 +163,7 @@ static void log_line(const struct tg_turn *t)
     tg_buf_free(&b);
 }
 
-static int persist(struct tg_turn *t, const struct tg_buf *record)
+static int persist(struct tg_turn *t)
 {
     struct tg_pipeline *p = t->p;
     int rc;
@@ -192,8 +192,8 @@ static int persist(struct tg_turn *t, const struct tg_buf *record)
         rc = tg_store_message_add(p->store, &m);
     }
     if (!rc)
-        rc = tg_store_turn_put_text(p->store, t->id, t->conv.id, tg_decision_name(t->decision),
-                                    t->created_ms, record->data, record->len);
+        rc = tg_store_turn_put_leaf(p->store, t->id, t->conv.id, tg_decision_name(t->decision),
+                                    t->created_ms, (uint64_t)t->audit_index);
     tg_buf_free(&masked);
     return rc;
 }
@@ -211,7 +211,7 @@ enum tg_stage_rc tg_stage_record(struct tg_turn *t)
         /* One thread appends, so the index announced in the leaf is the one it got. */
         TG_ASSERT(index == next);
         t->audit_index = (int64_t)index;
-        rc = persist(t, &record);
+        rc = persist(t);
     }
     tg_buf_free(&record);
     if (rc) {

@@ -62,6 +62,7 @@ static const char *const migrations[] = {
     " root BLOB NOT NULL, ts_ms INTEGER NOT NULL);",
     "CREATE TABLE IF NOT EXISTS blobs ("
     " key TEXT PRIMARY KEY NOT NULL, data BLOB NOT NULL, updated_ms INTEGER NOT NULL);",
+    "ALTER TABLE turns ADD COLUMN audit_idx INTEGER;",
 };
 #define SCHEMA_VERSION ((int)TG_ARRAY_LEN(migrations))
 
@@ -94,10 +95,11 @@ static const char *const write_sql[W__COUNT] = {
         " degraded_streak = excluded.degraded_streak",
     [W_MESSAGE] = "INSERT INTO messages (conversation_id, turn_id, role, content, ts_ms)"
                   " VALUES (?1, ?2, ?3, ?4, ?5)",
-    [W_TURN] = "INSERT INTO turns (id, conversation_id, decision, created_ms, record)"
-               " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO UPDATE SET"
+    [W_TURN] = "INSERT INTO turns (id, conversation_id, decision, created_ms, record, audit_idx)"
+               " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO UPDATE SET"
                " conversation_id = excluded.conversation_id, decision = excluded.decision,"
-               " created_ms = excluded.created_ms, record = excluded.record",
+               " created_ms = excluded.created_ms, record = excluded.record,"
+               " audit_idx = excluded.audit_idx",
     [W_REVIEW] = "INSERT INTO reviews (id, turn_id, state, queue, priority, deadline_ms,"
                  " updated_ms, task) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
                  " ON CONFLICT (id) DO UPDATE SET turn_id = excluded.turn_id,"
@@ -139,7 +141,9 @@ static const char *const read_sql[R__COUNT] = {
                    " (SELECT seq, role, content, turn_id, ts_ms FROM messages"
                    "  WHERE conversation_id = ?1 ORDER BY seq DESC LIMIT ?2)"
                    " ORDER BY seq",
-    [R_TURN_GET] = "SELECT record FROM turns WHERE id = ?1",
+    /* A record kept as an audit leaf is read from the leaf: written once. */
+    [R_TURN_GET] = "SELECT CASE WHEN t.audit_idx IS NULL THEN t.record ELSE a.data END"
+                   " FROM turns t LEFT JOIN audit a ON a.idx = t.audit_idx WHERE t.id = ?1",
     [R_REVIEW_GET] = "SELECT id, turn_id, state, queue, priority, deadline_ms, updated_ms,"
                      " task FROM reviews WHERE id = ?1",
     [R_REVIEW_LIST] = "SELECT task FROM reviews ORDER BY priority DESC, deadline_ms, id LIMIT ?1",
@@ -169,6 +173,7 @@ struct job_turn {
     const char *record;
     size_t record_len;
     int64_t created_ms;
+    int64_t audit_idx; /* -1: the record is in record */
 };
 
 struct job_review {
@@ -300,6 +305,12 @@ static void bind_i64(struct binder *b, int64_t v)
         b->rc = sqlite3_bind_int64(b->st, ++b->i, v);
 }
 
+static void bind_null(struct binder *b)
+{
+    if (b->rc == SQLITE_OK)
+        b->rc = sqlite3_bind_null(b->st, ++b->i);
+}
+
 /* size_t limits larger than SQLite's integers mean "no limit" anyway. */
 static int64_t clamp_limit(size_t limit)
 {
@@ -346,6 +357,10 @@ static sqlite3_stmt *bind_job(struct sq_store *s, const struct job *j, int *bind
         bind_str(&b, j->u.turn.decision);
         bind_i64(&b, j->u.turn.created_ms);
         bind_text(&b, j->u.turn.record, j->u.turn.record_len);
+        if (j->u.turn.audit_idx >= 0)
+            bind_i64(&b, j->u.turn.audit_idx);
+        else
+            bind_null(&b);
         break;
     case JOB_REVIEW:
         b.st = s->w[W_REVIEW];
@@ -607,7 +622,8 @@ static int sq_message_add(struct tg_store *st, const struct tg_message *m)
 }
 
 static int sq_turn_put(struct tg_store *st, const char *turn_id, const char *conversation_id,
-                       const char *decision, int64_t created_ms, const char *record, size_t rl)
+                       const char *decision, int64_t created_ms, const char *record, size_t rl,
+                       int64_t audit_idx)
 {
     int rc;
     struct job *j = NULL;
@@ -622,6 +638,7 @@ static int sq_turn_put(struct tg_store *st, const char *turn_id, const char *con
     j->u.turn.record = pack(&cur, record, rl);
     j->u.turn.record_len = rl;
     j->u.turn.created_ms = created_ms;
+    j->u.turn.audit_idx = audit_idx;
     rc = enqueue(sq(st), j);
 out:
     return rc;

@@ -164,7 +164,17 @@ int tg_store_turn_put_text(struct tg_store *st, const char *turn_id, const char 
     if (!st || !turn_id || !turn_id[0] || !conversation_id || !decision || !record || !len ||
         record[0] != '{')
         return TG_E_INVAL;
-    return st->ops->turn_put(st, turn_id, conversation_id, decision, created_ms, record, len);
+    return st->ops->turn_put(st, turn_id, conversation_id, decision, created_ms, record, len, -1);
+}
+
+int tg_store_turn_put_leaf(struct tg_store *st, const char *turn_id, const char *conversation_id,
+                           const char *decision, int64_t created_ms, uint64_t audit_index)
+{
+    if (!st || !turn_id || !turn_id[0] || !conversation_id || !decision ||
+        audit_index > (uint64_t)INT64_MAX)
+        return TG_E_INVAL;
+    return st->ops->turn_put(st, turn_id, conversation_id, decision, created_ms, "", 0,
+                             (int64_t)audit_index);
 }
 
 int tg_store_turn_put(struct tg_store *st, const char *turn_id, const char *conversation_id,

@@ -99,6 +99,10 @@ int tg_store_turn_put(struct tg_store *st, const char *turn_id, const char *conv
 int tg_store_turn_put_text(struct tg_store *st, const char *turn_id, const char *conversation_id,
                            const char *decision, int64_t created_ms, const char *record,
                            size_t len);
+/* The same when the record is the audit leaf at audit_index (queued before
+ * this call): the record is kept once, in the audit log, and read from there. */
+int tg_store_turn_put_leaf(struct tg_store *st, const char *turn_id, const char *conversation_id,
+                           const char *decision, int64_t created_ms, uint64_t audit_index);
 /* Insert or replace a review task: key columns plus the whole task as JSON. */
 int tg_store_review_put(struct tg_store *st, const struct tg_review_row *r, const json_t *task);
 /* Append one audit leaf.  Indexes must arrive in order 0, 1, 2, ...; a

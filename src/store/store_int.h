@@ -30,7 +30,8 @@ struct tg_store_ops {
     int (*blob_put)(struct tg_store *st, const char *key, const void *data, size_t len);
     int (*blob_get)(struct tg_store *st, const char *key, char **data, size_t *len);
     int (*turn_put)(struct tg_store *st, const char *turn_id, const char *conversation_id,
-                    const char *decision, int64_t created_ms, const char *record, size_t len);
+                    const char *decision, int64_t created_ms, const char *record, size_t len,
+                    int64_t audit_idx);
     int (*review_put)(struct tg_store *st, const struct tg_review_row *r, const json_t *task);
     int (*audit_put)(struct tg_store *st, const struct tg_audit_row *row);
 

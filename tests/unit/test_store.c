@@ -619,6 +619,25 @@ static void t_blobs(struct env *e)
     assert_int_equal(tg_store_blob_put(e->st, "", "x", 1), TG_E_INVAL);
 }
 
+/* A turn whose record is an audit leaf reads back as that leaf. */
+static void t_turn_record_in_the_audit_log(struct env *e)
+{
+    const char *leaf = "{\"decision\":\"deliver\",\"turn_id\":\"turn_L\"}";
+    struct tg_audit_row row;
+    memset(&row, 0, sizeof(row));
+    row.index = 0;
+    row.data = (char *)leaf;
+    row.len = strlen(leaf);
+    assert_int_equal(tg_store_audit_put(e->st, &row), TG_OK);
+    assert_int_equal(tg_store_turn_put_leaf(e->st, "turn_L", "conv_L", "deliver", 5, 0), TG_OK);
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+    json_t *rec = NULL;
+    assert_int_equal(tg_store_turn_get(e->st, "turn_L", &rec), TG_OK);
+    assert_string_equal(tg_json_str(rec, "turn_id", ""), "turn_L");
+    assert_string_equal(tg_json_str(rec, "decision", ""), "deliver");
+    json_decref(rec);
+}
+
 static void t_writes_copy_arguments(struct env *e)
 {
     char content[32] = "original text";
@@ -785,6 +804,7 @@ static const struct conformance_case cases[] = {
     {"reads_after_flush", t_reads_after_flush},
     {"group_commit_window", t_group_commit_window},
     {"blobs", t_blobs},
+    {"turn_record_in_the_audit_log", t_turn_record_in_the_audit_log},
     {"writes_copy_arguments", t_writes_copy_arguments},
     {"many_writes", t_many_writes},
     {"close_without_flush", t_close_without_flush},
@@ -949,7 +969,7 @@ static void test_sqlite_file_settings(void **state)
     open_store(e);
     snprintf(path, sizeof(path), "%s/store.db", e->dir);
     assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    assert_int_equal(pragma_int(db, "PRAGMA user_version"), 2); /* one step per migration */
+    assert_int_equal(pragma_int(db, "PRAGMA user_version"), 3); /* one step per migration */
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
