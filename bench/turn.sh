@@ -7,9 +7,9 @@
 # 1 connection; prints turns/s, p50/p99 latency, CPU per turn and peak RSS.
 # Target for now: p99 under 2 ms.
 #
-# With 2 cores, trustgate runs on core 1 and wrk on core 0 (taskset), so the
-# load generator does not preempt the server it measures; BENCH_PIN=0 lets
-# the scheduler place them instead.
+# The scheduler places wrk and trustgate (its event loop and its store
+# writer); BENCH_PIN=1 pins trustgate to core 1 and wrk to core 0 instead
+# (the event loop then shares its core with the writer).
 #
 #   bench/turn.sh            (BENCH_DURATION seconds per run, default 10)
 set -euo pipefail
@@ -17,7 +17,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${BENCH_BUILD_DIR:-$root/build}
 duration=${BENCH_DURATION:-10}
 pin_server=() pin_wrk=()
-if [ "${BENCH_PIN:-1}" = 1 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+if [ "${BENCH_PIN:-0}" = 1 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
     pin_server=(taskset -c 1) pin_wrk=(taskset -c 0)
 fi
 cd "$root"
