@@ -692,12 +692,12 @@ static const struct field understand_fields[] = {
 
 /* Sections that later modules read from cfg->root themselves. */
 static const char *const passthrough_sections[] = {
-    "policies", "review", "ladder", "eval", "experiments", "fairness", "webhooks", "users",
+    "policies", "ladder", "eval", "experiments", "fairness",
 };
 
 static const char *const own_sections[] = {
-    "server", "auth",   "store", "conversation", "backends",
-    "route",  "models", "kb",    "intents",      "understand",
+    "server", "auth",    "store",      "conversation", "backends", "route",    "models",
+    "kb",     "intents", "understand", "review",       "users",    "webhooks",
 };
 
 static bool get_duration(const json_t *v, int64_t *out)
@@ -1308,6 +1308,73 @@ static void check_models(struct vctx *c, struct tg_config *cfg, const json_t *ro
     }
 }
 
+/* review: {warn_before, claim_lapse, four_eyes} — read by the review API; checked here. */
+static void check_review(struct vctx *c, const json_t *root)
+{
+    static const char *const known[] = {"warn_before", "claim_lapse", "four_eyes"};
+    const json_t *sec = get_mapping(c, root, "review", "review");
+    int64_t ms;
+    if (!sec)
+        return;
+    tg_config_check_keys(c->errs, c->path, c->lines, sec, "review", known, TG_ARRAY_LEN(known));
+    for (size_t i = 0; i < 2; i++) {
+        const json_t *v = json_object_get(sec, known[i]);
+        char w[48];
+        snprintf(w, sizeof(w), "review.%s", known[i]);
+        if (v && !env_failed(c, v) && !get_duration(v, &ms))
+            type_err(c, key_line(c, sec, known[i]), w, "a duration such as \"30s\"", v);
+    }
+    const json_t *fe = json_object_get(sec, "four_eyes");
+    if (fe && !json_is_boolean(fe))
+        type_err(c, key_line(c, sec, "four_eyes"), "review.four_eyes", "true or false", fe);
+}
+
+/* users: [{name, role: reviewer|supervisor|agent, token}] and
+ * webhooks: [{url, secret}] — each element checked with its line. */
+static void check_people_and_hooks(struct vctx *c, const json_t *root)
+{
+    static const char *const user_keys[] = {"name", "role", "token"};
+    static const char *const hook_keys[] = {"url", "secret"};
+    const json_t *users = get_list(c, root, "users", "users");
+    size_t i;
+    json_t *u;
+    json_array_foreach(users, i, u)
+    {
+        char w[48];
+        int line = tg_config_lines_elem(c->lines, users, i);
+        snprintf(w, sizeof(w), "users[%zu]", i);
+        if (!json_is_object(u)) {
+            type_err(c, line, w, "a mapping with name, role and token", u);
+            continue;
+        }
+        tg_config_check_keys(c->errs, c->path, c->lines, u, w, user_keys, TG_ARRAY_LEN(user_keys));
+        if (!tg_json_str(u, "name", NULL) || !tg_json_str(u, "token", NULL))
+            verr(c, line, "%s needs a name and a token", w);
+        const char *role = tg_json_str(u, "role", "reviewer");
+        if (strcmp(role, "reviewer") && strcmp(role, "supervisor") && strcmp(role, "agent"))
+            verr(c, key_line(c, u, "role"),
+                 "%s.role must be reviewer, supervisor or agent, not '%s'", w, role);
+    }
+    const json_t *hooks = get_list(c, root, "webhooks", "webhooks");
+    json_array_foreach(hooks, i, u)
+    {
+        char w[48];
+        int line = tg_config_lines_elem(c->lines, hooks, i);
+        snprintf(w, sizeof(w), "webhooks[%zu]", i);
+        if (!json_is_object(u)) {
+            type_err(c, line, w, "a mapping with url and secret", u);
+            continue;
+        }
+        tg_config_check_keys(c->errs, c->path, c->lines, u, w, hook_keys, TG_ARRAY_LEN(hook_keys));
+        const char *url = tg_json_str(u, "url", "");
+        if (!url_ok(url))
+            verr(c, key_line(c, u, "url"), "%s.url must be an http:// or https:// URL, not '%s'", w,
+                 url);
+        if (!tg_json_str(u, "secret", NULL) || !tg_json_str(u, "secret", "")[0])
+            verr(c, line, "%s needs a secret (it signs every delivery)", w);
+    }
+}
+
 /* kb.paths: a list of folders or JSONL files (a single string is accepted too). */
 static void check_kb_paths(struct vctx *c, struct tg_config *cfg, const json_t *sec)
 {
@@ -1380,6 +1447,8 @@ static void check_root(struct vctx *c, struct tg_config *cfg, const json_t *root
     if (sec)
         apply_fields(c, sec, "understand", understand_fields, TG_ARRAY_LEN(understand_fields), NULL,
                      0, cfg);
+    check_review(c, root);
+    check_people_and_hooks(c, root);
 }
 
 static int set_defaults(struct tg_config *cfg)

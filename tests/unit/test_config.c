@@ -279,11 +279,11 @@ static void test_other_sections_pass_through(void **state)
     assert_int_equal(rc, TG_OK);
     json_t *want =
         json_loads("{\"policies\":[{\"id\":\"no-guarantees\",\"match\":\"保证收益\","
-                   "\"action\":\"refuse\"}],\"review\":{\"sla\":\"10m\"},"
+                   "\"action\":\"refuse\"}],\"review\":{\"warn_before\":\"10s\"},"
                    "\"ladder\":[\"s\"],\"eval\":{},\"experiments\":[],"
                    "\"fairness\":{\"groups\":[\"a\",\"b\"]},"
-                   "\"webhooks\":[{\"url\":\"http://x/y\"}],"
-                   "\"users\":[{\"name\":\"alice\"}]}",
+                   "\"webhooks\":[{\"url\":\"http://x/y\",\"secret\":\"s3\"}],"
+                   "\"users\":[{\"name\":\"alice\",\"token\":\"t\"}]}",
                    0, NULL);
     assert_non_null(want);
     const char *key;
@@ -822,10 +822,34 @@ static void test_kb_intents_builtin(void **state)
     json_decref(errs);
 }
 
+static void test_review_users_webhooks(void **state)
+{
+    (void)state;
+    struct tg_config *cfg = NULL;
+    json_t *errs = NULL;
+    assert_int_equal(tg_config_load("tests/unit/data/config/people_bad.yaml", &cfg, &errs),
+                     TG_E_CONFIG);
+    const char *want[] = {
+        "people_bad.yaml:8: review.warn_before must be a duration",
+        "people_bad.yaml:9: review.four_eyes must be true or false",
+        "people_bad.yaml:12: users[0].role must be reviewer, supervisor or agent, not 'boss'",
+        "people_bad.yaml:14: users[1] needs a name and a token",
+        "people_bad.yaml:16: webhooks[0].url must be an http:// or https:// URL, not 'ftp://x'",
+        "people_bad.yaml:18: webhooks[1] needs a secret",
+    };
+    char *all = json_dumps(errs, 0);
+    for (size_t i = 0; i < TG_ARRAY_LEN(want); i++)
+        if (!strstr(all, want[i]))
+            fail_msg("missing: %s\nin: %s", want[i], all);
+    free(all);
+    json_decref(errs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kb_intents_builtin),
+        cmocka_unit_test(test_review_users_webhooks),
         cmocka_unit_test(test_defaults_from_minimal_file),
         cmocka_unit_test(test_empty_file_has_no_backends),
         cmocka_unit_test(test_schema_example),
