@@ -37,8 +37,9 @@
  * migrations[v] takes a database from schema version v (PRAGMA user_version)
  * to v + 1.  Append new steps; never edit a released one.
  */
+/* Each step is parenthesized: several literals make one statement list. */
 static const char *const migrations[] = {
-    "CREATE TABLE IF NOT EXISTS conversations ("
+    ("CREATE TABLE IF NOT EXISTS conversations ("
     " id TEXT PRIMARY KEY NOT NULL, customer_id TEXT NOT NULL,"
     " created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,"
     " turns INTEGER NOT NULL, degraded_streak INTEGER NOT NULL);"
@@ -59,9 +60,9 @@ static const char *const migrations[] = {
     "CREATE INDEX IF NOT EXISTS reviews_queue ON reviews (state, priority DESC, deadline_ms);"
     "CREATE TABLE IF NOT EXISTS audit ("
     " idx INTEGER PRIMARY KEY, data BLOB NOT NULL, leaf_hash BLOB NOT NULL,"
-    " root BLOB NOT NULL, ts_ms INTEGER NOT NULL);",
-    "CREATE TABLE IF NOT EXISTS blobs ("
-    " key TEXT PRIMARY KEY NOT NULL, data BLOB NOT NULL, updated_ms INTEGER NOT NULL);",
+    " root BLOB NOT NULL, ts_ms INTEGER NOT NULL);"),
+    ("CREATE TABLE IF NOT EXISTS blobs ("
+     " key TEXT PRIMARY KEY NOT NULL, data BLOB NOT NULL, updated_ms INTEGER NOT NULL);"),
     "ALTER TABLE turns ADD COLUMN audit_idx INTEGER;",
 };
 #define SCHEMA_VERSION ((int)TG_ARRAY_LEN(migrations))
