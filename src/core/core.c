@@ -473,6 +473,27 @@ size_t tg_utf8_decode(const void *str, size_t len, uint32_t *cp)
     return n;
 }
 
+size_t tg_utf8_prev(const void *str, size_t pos, uint32_t *cp)
+{
+    const unsigned char *s = str;
+    size_t b;
+    *cp = 0;
+    if (pos == 0)
+        return 0;
+    b = pos - 1;
+    if (s[b] < 0x80) {
+        *cp = s[b];
+        return b;
+    }
+    while (b > 0 && pos - b < 4 && (s[b] & 0xC0) == 0x80)
+        b--;
+    if (tg_utf8_decode(s + b, pos - b, cp) != pos - b) {
+        *cp = 0xFFFD;
+        b = pos - 1;
+    }
+    return b;
+}
+
 /* ------------------------------------------------------------------ clocks */
 
 int64_t tg_clock_mono_ns(void)

@@ -139,6 +139,9 @@ bool tg_str_eq_nocase(const char *a, const char *b);
  * its length, or 0 when the bytes are not valid UTF-8 (overlong forms,
  * surrogates and values past U+10FFFF included) or len is 0. */
 size_t tg_utf8_decode(const void *s, size_t len, uint32_t *cp);
+/* The character ending at byte pos of s: its start (pos when pos is 0, with
+ * *cp = 0); bytes that are not valid UTF-8 give U+FFFD one byte back. */
+size_t tg_utf8_prev(const void *s, size_t pos, uint32_t *cp);
 
 /* ------------------------------------------------------------------ clocks */
 

@@ -132,24 +132,7 @@ static inline size_t char_at(const struct scan *sc, size_t pos, uint32_t *cp)
 /* The character ending at pos (0 when pos is 0); returns where it starts. */
 static size_t char_before(const struct scan *sc, size_t pos, uint32_t *cp)
 {
-    size_t s;
-    *cp = 0;
-    if (pos == 0)
-        return 0;
-    s = pos - 1;
-    if ((unsigned char)sc->t[s] < 0x80) {
-        *cp = (unsigned char)sc->t[s];
-        return s;
-    }
-    if (pos >= 3 && char_at(sc, pos - 3, cp) == 3)
-        return pos - 3;
-    while (s > 0 && pos - s < 4 && ((unsigned char)sc->t[s] & 0xC0) == 0x80)
-        s--;
-    if (tg_utf8_decode((const unsigned char *)sc->t + s, pos - s, cp) != pos - s) {
-        *cp = 0xFFFD;
-        s = pos - 1;
-    }
-    return s;
+    return tg_utf8_prev(sc->t, pos, cp);
 }
 
 static bool is_alpha(uint32_t c)

@@ -57,21 +57,10 @@ static size_t char_at(const struct scan *sc, size_t pos, uint32_t *cp)
     return n;
 }
 
-/* The character ending at pos; returns its start, or pos when pos == 0. */
+/* The character ending at pos (0 when pos is 0); returns where it starts. */
 static size_t char_before(const struct scan *sc, size_t pos, uint32_t *cp)
 {
-    size_t s = pos;
-    *cp = 0;
-    if (pos == 0)
-        return pos;
-    s = pos - 1;
-    while (s > 0 && pos - s < 4 && ((unsigned char)sc->t[s] & 0xC0) == 0x80)
-        s--;
-    if (tg_utf8_decode(sc->t + s, pos - s, cp) != pos - s) {
-        *cp = 0xFFFD;
-        s = pos - 1;
-    }
-    return s;
+    return tg_utf8_prev(sc->t, pos, cp);
 }
 
 static bool is_alpha(uint32_t c)

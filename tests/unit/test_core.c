@@ -131,10 +131,11 @@ static void test_utf8_decode(void **state)
         size_t len, want;
         uint32_t cp;
     } cases[] = {
-        {"a", 1, 1, 'a'},           {"\xc3\xa9", 2, 2, 0xE9},      {"中", 3, 3, 0x4E2D},
-        {"😀", 4, 4, 0x1F600},      {"\xc3", 1, 0, 0},             {"\xc0\xaf", 2, 0, 0},
-        {"\xed\xa0\x80", 3, 0, 0}, {"\xf4\x90\x80\x80", 4, 0, 0}, {"\x80", 1, 0, 0},
-        {"", 0, 0, 0},
+        {"a", 1, 1, 'a'},          {"\xc3\xa9", 2, 2, 0xE9},
+        {"中", 3, 3, 0x4E2D},      {"😀", 4, 4, 0x1F600},
+        {"\xc3", 1, 0, 0},         {"\xc0\xaf", 2, 0, 0},
+        {"\xed\xa0\x80", 3, 0, 0}, {"\xf4\x90\x80\x80", 4, 0, 0},
+        {"\x80", 1, 0, 0},         {"", 0, 0, 0},
     };
     for (size_t i = 0; i < TG_ARRAY_LEN(cases); i++) {
         uint32_t cp = 0;
@@ -142,6 +143,24 @@ static void test_utf8_decode(void **state)
         if (cases[i].want)
             assert_int_equal(cp, cases[i].cp);
     }
+}
+
+static void test_utf8_prev(void **state)
+{
+    (void)state;
+    const char *s = "a中😀\x80";
+    uint32_t cp;
+    size_t n = strlen(s);
+    assert_int_equal(tg_utf8_prev(s, n, &cp), n - 1); /* a stray continuation byte */
+    assert_int_equal(cp, 0xFFFD);
+    assert_int_equal(tg_utf8_prev(s, n - 1, &cp), 4);
+    assert_int_equal(cp, 0x1F600);
+    assert_int_equal(tg_utf8_prev(s, 4, &cp), 1);
+    assert_int_equal(cp, 0x4E2D);
+    assert_int_equal(tg_utf8_prev(s, 1, &cp), 0);
+    assert_int_equal(cp, 'a');
+    assert_int_equal(tg_utf8_prev(s, 0, &cp), 0);
+    assert_int_equal(cp, 0);
 }
 
 static void test_canonical_json(void **state)
@@ -179,7 +198,8 @@ int main(void)
         cmocka_unit_test(test_error_table),     cmocka_unit_test(test_buffer_limits),
         cmocka_unit_test(test_arena),           cmocka_unit_test(test_parsers),
         cmocka_unit_test(test_sha256_and_hmac), cmocka_unit_test(test_ids_are_unique_and_sortable),
-        cmocka_unit_test(test_canonical_json),  cmocka_unit_test(test_utf8_decode),  cmocka_unit_test(test_allocation_failure_injection),
+        cmocka_unit_test(test_canonical_json),  cmocka_unit_test(test_utf8_decode),
+        cmocka_unit_test(test_utf8_prev),       cmocka_unit_test(test_allocation_failure_injection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
