@@ -61,6 +61,7 @@ run() { # conns threads
     cpu=$(awk "BEGIN { printf \"%.1f\", ($t1 - $t0) * 1e6 / $hz / $req }")
     printf '%-14s %10s %10s %10s %12s\n' "$1 conn(s)" "$rps" "$p50" "$p99" "$cpu"
     echo "$p99" > "$work/p99.$1"
+    echo "$p50" > "$work/p50.$1"
 }
 wrk -t2 -c32 -d2s -s bench/chat.lua "$url" >/dev/null
 echo "full embedded turn (demo knowledge base, policies, builtin answerer); $(nproc) cores;" \
@@ -68,6 +69,18 @@ echo "full embedded turn (demo knowledge base, policies, builtin answerer); $(np
 printf '%-14s %10s %10s %10s %12s\n' "" "turns/s" "p50 (us)" "p99 (us)" "CPU/turn (us)"
 run 32 2
 run 1 1
+# Baseline in the same run: the same server answering GET /healthz over one
+# connection (HTTP, wrk and scheduling, no turn), so the turn's own share of
+# the latency is the difference.
+to_us() { awk '{ v = $1; if (v ~ /ms$/) v = v * 1000; else if (v ~ /us$/) v = v + 0;
+                 else if (v ~ /s$/) v = v * 1000000; printf "%d", v }'; }
+hz_out=$("${pin_wrk[@]}" wrk -t1 -c1 -d"${duration}s" --latency "http://127.0.0.1:$port/healthz")
+hz_rps=$(awk '/Requests\/sec/ {print $2}' <<<"$hz_out")
+hz_p50=$(awk '$1 == "50%" {print $2}' <<<"$hz_out" | to_us)
+hz_p99=$(awk '$1 == "99%" {print $2}' <<<"$hz_out" | to_us)
+printf '%-14s %10s %10s %10s\n' "baseline /healthz, 1 conn" "$hz_rps" "$hz_p50" "$hz_p99"
+echo "turn minus baseline at 1 connection: p50 +$(( $(cat "$work/p50.1") - hz_p50 )) us," \
+     "p99 +$(( $(cat "$work/p99.1") - hz_p99 )) us"
 rss=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$pid/status")
 # The server's own view: the turn-duration histogram (admit to reply, no
 # network, no waiting to be scheduled before the request is read).
