@@ -26,7 +26,7 @@ int tg_backend_create(const struct tg_backend_conf *conf, const struct tg_backen
         b->ops = &tg_backend_builtin_ops;
         break;
     }
-    int rc = b->ops->create(b, env, err, errlen);
+    int rc = b->ops->create ? b->ops->create(b, env, err, errlen) : TG_OK;
     if (rc) {
         tg_free(b);
         return rc;
@@ -39,7 +39,8 @@ void tg_backend_free(struct tg_backend *b)
 {
     if (!b)
         return;
-    b->ops->destroy(b);
+    if (b->ops->destroy)
+        b->ops->destroy(b);
     tg_free(b);
 }
 

@@ -8,6 +8,7 @@
 
 struct tg_backend_ops {
     const char *type;
+    /* create and destroy may be NULL for a backend that keeps no state. */
     int (*create)(struct tg_backend *b, const struct tg_backend_env *env, char *err, size_t errlen);
     void (*destroy)(struct tg_backend *b);
     int (*generate)(struct tg_backend *b, const struct tg_backend_request *rq, tg_backend_cb cb,

@@ -220,21 +220,6 @@ static double calibrate(const struct tg_backend_request *rq)
     return 1.0 / (1.0 + exp(-z));
 }
 
-static int builtin_create(struct tg_backend *b, const struct tg_backend_env *env, char *err,
-                          size_t errlen)
-{
-    (void)env;
-    (void)err;
-    (void)errlen;
-    b->impl = NULL;
-    return TG_OK;
-}
-
-static void builtin_destroy(struct tg_backend *b)
-{
-    (void)b;
-}
-
 static int builtin_generate(struct tg_backend *b, const struct tg_backend_request *rq,
                             tg_backend_cb cb, void *arg, struct tg_backend_call **call)
 {
@@ -284,8 +269,6 @@ static void builtin_cancel(struct tg_backend_call *call)
 
 const struct tg_backend_ops tg_backend_builtin_ops = {
     .type = "builtin",
-    .create = builtin_create,
-    .destroy = builtin_destroy,
     .generate = builtin_generate,
     .cancel = builtin_cancel,
 };

@@ -7,21 +7,6 @@
 
 #include <string.h>
 
-static int script_create(struct tg_backend *b, const struct tg_backend_env *env, char *err,
-                         size_t errlen)
-{
-    (void)env;
-    (void)err;
-    (void)errlen;
-    b->impl = NULL;
-    return TG_OK;
-}
-
-static void script_destroy(struct tg_backend *b)
-{
-    (void)b;
-}
-
 static int script_generate(struct tg_backend *b, const struct tg_backend_request *rq,
                            tg_backend_cb cb, void *arg, struct tg_backend_call **call)
 {
@@ -49,8 +34,6 @@ static void script_cancel(struct tg_backend_call *call)
 
 const struct tg_backend_ops tg_backend_script_ops = {
     .type = "script",
-    .create = script_create,
-    .destroy = script_destroy,
     .generate = script_generate,
     .cancel = script_cancel,
 };

@@ -20,6 +20,7 @@
  * most of the time a check may cost.
  */
 #include "policy/policy.h"
+#include "text/chars.h"
 #include "text/text.h"
 
 #include <math.h>
@@ -135,35 +136,10 @@ static size_t char_before(const struct scan *sc, size_t pos, uint32_t *cp)
     return tg_utf8_prev(sc->t, pos, cp);
 }
 
-static bool is_alpha(uint32_t c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static bool is_alnum(uint32_t c)
-{
-    return is_alpha(c) || (c >= '0' && c <= '9');
-}
-
-/* An ASCII or full-width digit's value, else -1. */
-static int digit_value(uint32_t c)
-{
-    if (c >= '0' && c <= '9')
-        return (int)(c - '0');
-    if (c >= 0xFF10 && c <= 0xFF19)
-        return (int)(c - 0xFF10);
-    return -1;
-}
-
 static bool digit_at(const struct scan *sc, size_t pos)
 {
     uint32_t cp;
-    return char_at(sc, pos, &cp) && digit_value(cp) >= 0;
-}
-
-static bool is_space(uint32_t c)
-{
-    return c == ' ' || c == '\t' || c == 0x3000 || c == 0xA0;
+    return char_at(sc, pos, &cp) && tg_digit_value(cp) >= 0;
 }
 
 /* Past at most one space character. */
@@ -171,7 +147,7 @@ static size_t skip_space(const struct scan *sc, size_t pos)
 {
     uint32_t cp;
     size_t n = char_at(sc, pos, &cp);
-    return n && is_space(cp) ? pos + n : pos;
+    return n && tg_space_char(cp) ? pos + n : pos;
 }
 
 /* Back over at most one space character. */
@@ -179,7 +155,7 @@ static size_t skip_space_back(const struct scan *sc, size_t pos)
 {
     uint32_t cp;
     size_t s = char_before(sc, pos, &cp);
-    return s < pos && is_space(cp) ? s : pos;
+    return s < pos && tg_space_char(cp) ? s : pos;
 }
 
 enum cn { CN_NONE, CN_DIGIT, CN_TEN, CN_UNIT, CN_BIG, CN_POINT };
@@ -322,7 +298,7 @@ static const struct word *ascii_at(const struct scan *sc, size_t pos, const stru
     for (; left && list->s; list++)
         if (list->n <= left && c0 == lower((unsigned char)list->s[0]) &&
             eq_nocase(sc->t + pos, list->s, list->n) &&
-            (list->n == left || !is_alpha((unsigned char)sc->t[pos + list->n])))
+            (list->n == left || !tg_ascii_alpha((unsigned char)sc->t[pos + list->n])))
             return list;
     return NULL;
 }
@@ -332,7 +308,7 @@ static const struct word *ascii_before(const struct scan *sc, size_t pos, const 
 {
     for (; pos && list->s; list++)
         if (list->n <= pos && eq_nocase(sc->t + pos - list->n, list->s, list->n) &&
-            (pos == list->n || !is_alpha((unsigned char)sc->t[pos - list->n - 1])))
+            (pos == list->n || !tg_ascii_alpha((unsigned char)sc->t[pos - list->n - 1])))
             return list;
     return NULL;
 }
@@ -477,7 +453,7 @@ static inline enum cn cn_class(uint32_t cp)
 /* Whether a numeral may start with this character. */
 static bool numeral_start(uint32_t cp)
 {
-    return digit_value(cp) >= 0 || cp == 0x3007 /* 〇 */ || (cjk_flags(cp) & B_NUMERAL);
+    return tg_digit_value(cp) >= 0 || cp == 0x3007 /* 〇 */ || (cjk_flags(cp) & B_NUMERAL);
 }
 
 /* Whether a currency sign or code may end with this character. */
@@ -494,7 +470,7 @@ static bool currency_char(uint32_t cp)
     case 0x5143: /* 元 */
         return true;
     default:
-        return is_alpha(cp);
+        return tg_ascii_alpha(cp);
     }
 }
 
@@ -509,19 +485,19 @@ static size_t numeral_extent(const struct scan *sc, size_t pos, bool stop_at_poi
     bool last_arabic = false;
     while ((n = char_at(sc, p, &cp))) {
         enum cn k = cn_class(cp);
-        bool arabic = digit_value(cp) >= 0;
+        bool arabic = tg_digit_value(cp) >= 0;
         if (arabic || (k != CN_NONE && k != CN_POINT)) {
             last_arabic = arabic;
             p += n;
             continue;
         }
         if (last_arabic && (cp == ',' || cp == 0xFF0C || cp == '.' || cp == 0xFF0E) &&
-            char_at(sc, p + n, &nx) && digit_value(nx) >= 0) {
+            char_at(sc, p + n, &nx) && tg_digit_value(nx) >= 0) {
             p += n;
             continue;
         }
         if (k == CN_POINT && !stop_at_point && p > pos && char_at(sc, p + n, &nx) &&
-            (digit_value(nx) >= 0 || cn_class(nx) == CN_DIGIT)) {
+            (tg_digit_value(nx) >= 0 || cn_class(nx) == CN_DIGIT)) {
             p += n;
             continue;
         }
@@ -538,7 +514,7 @@ static void describe(const struct scan *sc, struct num *nm)
     bool point = false;
     nm->tail = 1;
     while (p < nm->end && (n = char_at(sc, p, &cp))) {
-        int d = digit_value(cp);
+        int d = tg_digit_value(cp);
         double mag = magnitude_of(cp);
         nm->tail = mag > 0 ? mag : 1;
         nm->magnitude |= mag > 0;
@@ -671,7 +647,7 @@ static uint64_t digits_hash(const struct scan *sc, size_t start, size_t end, int
     uint32_t cp;
     *count = 0;
     while (p < end && (n = char_at(sc, p, &cp))) {
-        int d = digit_value(cp);
+        int d = tg_digit_value(cp);
         if (d >= 0) {
             h = (h ^ (uint64_t)('0' + d)) * 0x100000001b3ULL;
             (*count)++;
@@ -715,9 +691,9 @@ static size_t skip_token(const struct scan *sc, size_t pos)
     uint32_t cp, nx;
     size_t n, start = pos;
     while ((n = char_at(sc, pos, &cp))) {
-        bool word = is_alnum(cp) || cp == '_' || digit_value(cp) >= 0;
+        bool word = tg_ascii_alnum(cp) || cp == '_' || tg_digit_value(cp) >= 0;
         bool inner = (cp == '-' || cp == '.' || cp == '/' || cp == ':' || cp == '@') &&
-                     char_at(sc, pos + n, &nx) && (is_alnum(nx) || digit_value(nx) >= 0);
+                     char_at(sc, pos + n, &nx) && (tg_ascii_alnum(nx) || tg_digit_value(nx) >= 0);
         if (!word && !inner)
             break;
         pos += n;
@@ -748,7 +724,7 @@ static size_t read_chain(const struct scan *sc, size_t pos, struct chain *c)
     for (;;) {
         int i = c->n++;
         c->start[i] = pos;
-        while ((n = char_at(sc, pos, &cp)) && digit_value(cp) >= 0) {
+        while ((n = char_at(sc, pos, &cp)) && tg_digit_value(cp) >= 0) {
             c->ndig[i]++;
             pos += n;
         }
@@ -768,7 +744,7 @@ static int group_value(const struct scan *sc, const struct chain *c, int i)
     size_t p = c->start[i], n;
     uint32_t cp;
     while (p < c->end[i] && k++ < 9 && (n = char_at(sc, p, &cp))) {
-        v = v * 10 + digit_value(cp);
+        v = v * 10 + tg_digit_value(cp);
         p += n;
     }
     return v;
@@ -924,7 +900,7 @@ static bool date_en_month_first(const struct scan *sc, const struct num *nm, str
     const struct word *w;
     struct num yr;
     if (b == nm->start || b == 0 ||
-        !is_alpha((unsigned char)sc->t[b - 1 - (b > 1 && sc->t[b - 1] == '.')]))
+        !tg_ascii_alpha((unsigned char)sc->t[b - 1 - (b > 1 && sc->t[b - 1] == '.')]))
         return false; /* no month name before */
     if (b > 0 && sc->t[b - 1] == '.')
         b--;
@@ -952,7 +928,7 @@ static bool date_en_day_first(const struct scan *sc, const struct num *nm, struc
     size_t e, p;
     const struct word *w;
     struct num yr;
-    if (!is_space(nm->after) && !is_alpha(nm->after))
+    if (!tg_space_char(nm->after) && !tg_ascii_alpha(nm->after))
         return false;
     e = past_ordinal(sc, nm->end);
     p = skip_space(sc, e);
@@ -997,7 +973,7 @@ static int clock_minutes(const struct scan *sc, size_t *p, bool *sure)
         *sure = true;
         return (int)mm.v;
     }
-    if (char_at(sc, *p, &cp) && (digit_value(cp) >= 0 || cn_class(cp) == CN_DIGIT))
+    if (char_at(sc, *p, &cp) && (tg_digit_value(cp) >= 0 || cn_class(cp) == CN_DIGIT))
         return -1;
     return 0;
 }
@@ -1047,12 +1023,12 @@ static double ascii_scale(const struct scan *sc, size_t p, size_t *end)
     const struct word *w;
     size_t s;
     if ((c == 'w' || c == 'W' || c == 'k' || c == 'K') &&
-        !(p + 1 < sc->len && is_alnum((unsigned char)sc->t[p + 1]))) {
+        !(p + 1 < sc->len && tg_ascii_alnum((unsigned char)sc->t[p + 1]))) {
         *end = p + 1;
         return c == 'w' || c == 'W' ? 1e4 : 1e3;
     }
     s = skip_space(sc, p);
-    if ((c == ' ' || is_alpha(c)) && (w = ascii_at(sc, s, scale_ascii))) {
+    if ((c == ' ' || tg_ascii_alpha(c)) && (w = ascii_at(sc, s, scale_ascii))) {
         *end = s + w->n;
         return w->val;
     }
@@ -1111,7 +1087,7 @@ static const struct word *tail_at(const struct scan *sc, size_t p, size_t *at)
         return NULL;
     if (cjk_flags(cp) & B_TAIL)
         w = tail_cn_at(sc, s, cp);
-    else if (is_alpha(cp))
+    else if (tg_ascii_alpha(cp))
         w = ascii_at(sc, s, tails_ascii);
     else if (cp == '%' || cp == 0xFF05 || cp == 0x2030)
         w = word_at(sc, s, pct_signs);
@@ -1153,7 +1129,7 @@ static void currency_before(const struct scan *sc, const struct num *nm, struct 
     size_t b;
     const struct word *w;
     uint32_t cp = nm->before;
-    if (!currency_char(cp) && !is_space(cp))
+    if (!currency_char(cp) && !tg_space_char(cp))
         return;
     b = skip_space_back(sc, q->start);
     if (b < q->start)
@@ -1180,7 +1156,7 @@ static bool compound_after(const struct scan *sc, size_t p)
     if (c != '.' && c != ':' && c != '/')
         return false;
     d = p + 1 < sc->len ? (unsigned char)sc->t[p + 1] : 0;
-    return digit_at(sc, p + 1) || is_alpha(d);
+    return digit_at(sc, p + 1) || tg_ascii_alpha(d);
 }
 
 /*
@@ -1208,7 +1184,7 @@ static enum step quantity_at(const struct scan *sc, size_t pos, size_t e, struct
     currency_before(sc, nm, q);
     *bare = *bare && q->kind == K_NUMBER;
     *next = q->end;
-    if (*bare && q->end < sc->len && is_alpha((unsigned char)sc->t[q->end])) {
+    if (*bare && q->end < sc->len && tg_ascii_alpha((unsigned char)sc->t[q->end])) {
         *next = skip_token(sc, pos);
         return ST_SKIP; /* "5G", "3a", "100ml" */
     }
@@ -1279,11 +1255,11 @@ static bool list_marker(const struct scan *sc, size_t pos)
         s = char_before(sc, b, &cp);
         if (cp == '\n')
             break;
-        if (!is_space(cp) && cp != '(' && cp != 0xFF08)
+        if (!tg_space_char(cp) && cp != '(' && cp != 0xFF08)
             return false;
         b = s;
     }
-    while ((n = char_at(sc, e, &cp)) && digit_value(cp) >= 0)
+    while ((n = char_at(sc, e, &cp)) && tg_digit_value(cp) >= 0)
         e += n;
     n = char_at(sc, e, &cp);
     return n && (cp == '.' || cp == ')' || cp == 0x3001 || cp == 0xFF09) && !digit_at(sc, e + n);
@@ -1302,7 +1278,7 @@ static bool vetoed_before(const struct scan *sc, size_t pos)
         return true;
     if (cp == '.' || cp == '-') { /* "v.2", "COVID-19" */
         char_before(sc, s, &cp2);
-        return is_alpha(cp2);
+        return tg_ascii_alpha(cp2);
     }
     return false;
 }
@@ -1318,14 +1294,14 @@ static size_t quiet_chinese(const struct scan *sc, size_t pos, size_t e)
     uint32_t cp;
     for (p = pos; p < e; p += char_at(sc, p, &cp)) {
         char_at(sc, p, &cp);
-        if (digit_value(cp) >= 0 || cn_class(cp) == CN_BIG || cn_class(cp) == CN_UNIT)
+        if (tg_digit_value(cp) >= 0 || cn_class(cp) == CN_BIG || cn_class(cp) == CN_UNIT)
             return 0;
     }
     p = skip_space(sc, e);
     if (!char_at(sc, p, &cp))
         return e;
     if (cp >= 0x80 ? (cp < CJK_FIRST || cp > CJK_LAST || (cjk_flags(cp) & B_TAIL))
-                   : (is_alnum(cp) || !strchr(",.;:!?()[]\"' \n\r\t", (int)cp)))
+                   : (tg_ascii_alnum(cp) || !strchr(",.;:!?()[]\"' \n\r\t", (int)cp)))
         return 0;
     char_before(sc, pos, &cp);
     return currency_char(cp) ? 0 : e;
@@ -1399,7 +1375,7 @@ static bool is_currency_code(const char *s, size_t n)
 static size_t skip_word(const struct scan *sc, size_t pos)
 {
     size_t e = pos;
-    while (e < sc->len && is_alpha((unsigned char)sc->t[e]))
+    while (e < sc->len && tg_ascii_alpha((unsigned char)sc->t[e]))
         e++;
     if ((digit_at(sc, e) || (e < sc->len && sc->t[e] == '_')) &&
         !is_currency_code(sc->t + pos, e - pos))
@@ -1434,7 +1410,7 @@ static int scan_text(const struct scan *sc)
         next = pos + 1;
         if (c >= '0' && c <= '9') {
             rc = at_numeral(sc, pos, &next);
-        } else if (is_alpha(c)) {
+        } else if (tg_ascii_alpha(c)) {
             next = skip_word(sc, pos);
         } else if (c >= 0xE4 && c <= 0xE9 && (next = skip_plain_cjk(sc, pos)) > pos) {
             /* passed over */

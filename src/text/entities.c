@@ -17,6 +17,7 @@
  * growing entity arrays, one PCRE2 match block per call and, when the
  * policy pattern changes, its compilation.
  */
+#include "text/chars.h"
 #include "text/text.h"
 
 #include <math.h>
@@ -63,25 +64,6 @@ static size_t char_before(const struct scan *sc, size_t pos, uint32_t *cp)
     return tg_utf8_prev(sc->t, pos, cp);
 }
 
-static bool is_alpha(uint32_t c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static bool is_alnum(uint32_t c)
-{
-    return is_alpha(c) || (c >= '0' && c <= '9');
-}
-
-static int digit_value(uint32_t c)
-{
-    if (c >= '0' && c <= '9')
-        return (int)(c - '0');
-    if (c >= 0xFF10 && c <= 0xFF19) /* full-width ０-９ */
-        return (int)(c - 0xFF10);
-    return -1;
-}
-
 static bool digit_at(const struct scan *sc, size_t pos)
 {
     uint32_t cp;
@@ -89,12 +71,7 @@ static bool digit_at(const struct scan *sc, size_t pos)
     if (c >= '0' && c <= '9')
         return true;
     /* Full-width digits are EF BC 90..99; nothing else needs decoding. */
-    return c == 0xEF && char_at(sc, pos, &cp) && digit_value(cp) >= 0;
-}
-
-static bool is_space(uint32_t c)
-{
-    return c == ' ' || c == '\t' || c == 0x3000;
+    return c == 0xEF && char_at(sc, pos, &cp) && tg_digit_value(cp) >= 0;
 }
 
 /* Past at most one space character. */
@@ -102,7 +79,7 @@ static size_t skip_space(const struct scan *sc, size_t pos)
 {
     uint32_t cp;
     size_t n = char_at(sc, pos, &cp);
-    return n && is_space(cp) ? pos + n : pos;
+    return n && tg_space_char(cp) ? pos + n : pos;
 }
 
 /* Back over at most one space character. */
@@ -110,7 +87,7 @@ static size_t skip_space_back(const struct scan *sc, size_t pos)
 {
     uint32_t cp;
     size_t s = char_before(sc, pos, &cp);
-    return s < pos && is_space(cp) ? s : pos;
+    return s < pos && tg_space_char(cp) ? s : pos;
 }
 
 /* ------------------------------------------------------------ word lists */
@@ -179,7 +156,7 @@ static size_t ascii_word_at(const struct scan *sc, size_t pos, const struct word
     for (; list->s; list++)
         if (list->n <= left && lower((unsigned char)t[0]) == lower((unsigned char)list->s[0]) &&
             ascii_eq_nocase(t, list->s, list->n) &&
-            (prefix_ok || list->n == left || !is_alpha((unsigned char)t[list->n])))
+            (prefix_ok || list->n == left || !tg_ascii_alpha((unsigned char)t[list->n])))
             return list->n;
     return 0;
 }
@@ -193,7 +170,7 @@ static size_t ascii_word_before(const struct scan *sc, size_t pos, const struct 
         if (list->n <= pos &&
             lower((unsigned char)sc->t[pos - 1]) == lower((unsigned char)list->s[list->n - 1]) &&
             ascii_eq_nocase(sc->t + pos - list->n, list->s, list->n) &&
-            (pos == list->n || !is_alpha((unsigned char)sc->t[pos - list->n - 1])))
+            (pos == list->n || !tg_ascii_alpha((unsigned char)sc->t[pos - list->n - 1])))
             return list->n;
     return 0;
 }
@@ -372,12 +349,12 @@ static bool overlaps_pii(const struct tg_pii *v, size_t n, size_t start, size_t 
 
 static bool email_local_char(unsigned char c)
 {
-    return is_alnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-';
+    return tg_ascii_alnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-';
 }
 
 static bool email_domain_char(unsigned char c)
 {
-    return is_alnum(c) || c == '.' || c == '-';
+    return tg_ascii_alnum(c) || c == '.' || c == '-';
 }
 
 /* A domain of at least two dot-separated labels, none empty or starting or
@@ -394,7 +371,7 @@ static bool email_domain_ok(const char *d, size_t n)
         labels++;
         tld = i - s >= 2;
         for (size_t j = s; j < i; j++)
-            tld = tld && is_alpha((unsigned char)d[j]);
+            tld = tld && tg_ascii_alpha((unsigned char)d[j]);
         s = i + 1;
     }
     return labels >= 2 && tld;
@@ -458,7 +435,7 @@ static int chain_digits(const struct scan *sc, const struct chain *c, int i, int
         while (pos < c->g[j].end && k < cap) {
             uint32_t cp;
             size_t n = char_at(sc, pos, &cp);
-            int d = digit_value(cp);
+            int d = tg_digit_value(cp);
             buf[k++] = d >= 0 ? (char)('0' + d) : 'X';
             pos += n;
         }
@@ -629,14 +606,14 @@ static size_t read_group(const struct scan *sc, size_t pos, size_t limit, struct
     uint32_t cp;
     size_t n;
     g->start = pos;
-    while (pos < limit && (n = char_at(sc, pos, &cp)) && digit_value(cp) >= 0) {
+    while (pos < limit && (n = char_at(sc, pos, &cp)) && tg_digit_value(cp) >= 0) {
         g->ndig++;
         pos += n;
     }
     /* The check character X ends an ID number: 17 digits, or 6-8-4 / 6-4-4-4. */
     if ((g->ndig == 17 || g->ndig == 3) && pos < limit &&
         (sc->t[pos] == 'X' || sc->t[pos] == 'x') &&
-        !(pos + 1 < sc->len && is_alnum((unsigned char)sc->t[pos + 1]))) {
+        !(pos + 1 < sc->len && tg_ascii_alnum((unsigned char)sc->t[pos + 1]))) {
         g->ndig++;
         pos++;
     }
@@ -652,7 +629,7 @@ static size_t read_chain(const struct scan *sc, size_t pos, size_t limit, struct
     memset(c, 0, sizeof(*c));
     char_before(sc, pos, &cp);
     c->plus = cp == '+';
-    c->open_left = is_alpha(cp) || cp == '.' || cp == '_';
+    c->open_left = tg_ascii_alpha(cp) || cp == '.' || cp == '_';
     for (;;) {
         struct group *g = &c->g[c->n++];
         pos = read_group(sc, pos, limit, g);
@@ -662,7 +639,7 @@ static size_t read_chain(const struct scan *sc, size_t pos, size_t limit, struct
         pos++;
     }
     char_at(sc, pos, &cp);
-    c->open_right = is_alpha(cp) || cp == '_' || (cp == '.' && digit_at(sc, pos + 1)) ||
+    c->open_right = tg_ascii_alpha(cp) || cp == '_' || (cp == '.' && digit_at(sc, pos + 1)) ||
                     (c->n == MAX_GROUPS && joined_at(sc, pos, sc->len));
     return pos;
 }
@@ -910,7 +887,7 @@ static void describe_numeral(const struct scan *sc, struct amount *a)
     uint32_t cp;
     bool frac = false;
     while (pos < a->num_end && (n = char_at(sc, pos, &cp))) {
-        int d = digit_value(cp);
+        int d = tg_digit_value(cp);
         double u = unit_value(cp);
         a->tail = u > 0 ? u : 1;
         a->magnitude = a->magnitude || u >= 1e3;
@@ -957,7 +934,7 @@ static size_t read_scale(const struct scan *sc, size_t p, struct amount *a)
     unsigned char c = p < sc->len ? (unsigned char)sc->t[p] : 0;
     size_t q, n;
     if ((c == 'w' || c == 'W' || c == 'k' || c == 'K') &&
-        !(p + 1 < sc->len && is_alnum((unsigned char)sc->t[p + 1]))) {
+        !(p + 1 < sc->len && tg_ascii_alnum((unsigned char)sc->t[p + 1]))) {
         a->tail = c == 'w' || c == 'W' ? 1e4 : 1e3;
         p++;
     } else {
@@ -981,7 +958,7 @@ static bool lone_digit_end(const struct scan *sc, size_t q)
     double v;
     if (!char_at(sc, q, &cp))
         return true;
-    return !is_alnum(cp) && !measure_at(sc, q) && !big_unit_at(sc, q) &&
+    return !tg_ascii_alnum(cp) && !measure_at(sc, q) && !big_unit_at(sc, q) &&
            tg_text_numeral_prefix(sc->t + q, sc->len - q, &v) == 0;
 }
 
@@ -1110,9 +1087,10 @@ static size_t skip_compound(const struct scan *sc, size_t p)
     uint32_t cp;
     size_t n;
     while ((n = char_at(sc, p, &cp))) {
-        if (digit_value(cp) < 0 && !((cp == '.' || cp == ':' || cp == '/' || cp == '-' ||
-                                      cp == ',' || cp == 0xFF1A || cp == 0xFF0E || cp == 0xFF0C) &&
-                                     digit_at(sc, p + n)))
+        if (tg_digit_value(cp) < 0 &&
+            !((cp == '.' || cp == ':' || cp == '/' || cp == '-' || cp == ',' || cp == 0xFF1A ||
+               cp == 0xFF0E || cp == 0xFF0C) &&
+              digit_at(sc, p + n)))
             break;
         p += n;
     }
@@ -1137,12 +1115,12 @@ static bool vetoed_before(const struct scan *sc, size_t pos)
     size_t s = char_before(sc, pos, &cp);
     if (pos == 0)
         return word_at(sc, pos, idioms) != 0;
-    if (is_alpha(cp))
+    if (tg_ascii_alpha(cp))
         return !ascii_word_before(sc, pos, cny_before_ascii) &&
                !ascii_word_before(sc, pos, foreign_before_ascii);
     if (cp == '.' || cp == ':' || cp == '/' || cp == '-' || cp == 0xFF1A || cp == 0xFF0E) {
         char_before(sc, s, &cp2);
-        if (digit_value(cp2) >= 0)
+        if (tg_digit_value(cp2) >= 0)
             return true;
     }
     return word_before(sc, pos, ordinal) || word_at(sc, pos, idioms);
@@ -1153,7 +1131,7 @@ static bool vetoed_before(const struct scan *sc, size_t pos)
 static bool measured_after(const struct scan *sc, size_t p)
 {
     uint32_t cp;
-    if (char_at(sc, p, &cp) && (is_alpha(cp) || measure_at(sc, p)))
+    if (char_at(sc, p, &cp) && (tg_ascii_alpha(cp) || measure_at(sc, p)))
         return true;
     return ascii_word_at(sc, skip_space(sc, p), english_units, false) != 0;
 }
@@ -1182,7 +1160,7 @@ static bool money_context(const struct scan *sc, size_t start, size_t end)
             break;
         if (word_at(sc, p, money_words))
             return true;
-        if ((p == 0 || !is_alpha((unsigned char)sc->t[p - 1])) &&
+        if ((p == 0 || !tg_ascii_alpha((unsigned char)sc->t[p - 1])) &&
             ascii_word_at(sc, p, money_words_ascii, true))
             return true;
     }
