@@ -25,8 +25,9 @@ summary() { # the JSON of one run -> one line
   python3 -c '
 import json, sys
 o = json.load(sys.stdin)
-s = "n=%d accuracy=%.4f macro_f1=%.4f features=%d train_s=%.1f predict_us=%.1f" % (
-    o["n"], o["accuracy"], o["macro_f1"], o["features"], o["train_seconds"], o["predict_us"])
+s = "n=%d accuracy=%.4f macro_f1=%.4f features=%d train_s=%.1f predict_us=%.1f baseline_text_us=%.1f" % (
+    o["n"], o["accuracy"], o["macro_f1"], o["features"], o["train_seconds"], o["predict_us"],
+    o["baseline_text_us"])
 if "threshold" in o:
     s += " T=%.2f in_scope_acc=%.4f oos_recall=%s oos_precision=%s" % (o["threshold"],
         o["in_scope_accuracy"], o["oos_recall"], o["oos_precision"])

@@ -23,7 +23,8 @@ static void eval_intent_usage(FILE *f)
                "line text<TAB>label is skipped).  Prints accuracy, macro-F1, the most confused\n"
                "pairs and the prediction time per utterance; --json prints one JSON object with\n"
                "the keys n, accuracy, macro_f1, labels, train_examples, features, train_seconds,\n"
-               "predict_us and confused, plus the out-of-scope keys below.\n\n"
+               "predict_us, baseline_text_us (normalizing and tokenizing alone, the same-run\n"
+               "baseline for predict_us) and confused, plus the out-of-scope keys below.\n\n"
                "With --threshold T, a prediction whose probability is below T counts as out of\n"
                "scope, and the report adds in-scope accuracy and out-of-scope recall over the\n"
                "test utterances labelled NAME (default oos).  Files with a split column\n"
@@ -152,7 +153,9 @@ static void print_text(const struct eval_args *a, json_t *o)
     printf("  test utterances  %lld\n", (long long)tg_json_int(o, "n", 0));
     printf("  accuracy         %.4f\n", tg_json_num(o, "accuracy", 0));
     printf("  macro-F1         %.4f\n", tg_json_num(o, "macro_f1", 0));
-    printf("  prediction       %.1f us per utterance\n", tg_json_num(o, "predict_us", 0));
+    printf("  prediction       %.1f us per utterance (baseline, same run: normalize and tokenize "
+           "alone %.1f us)\n",
+           tg_json_num(o, "predict_us", 0), tg_json_num(o, "baseline_text_us", 0));
     if (a->has_threshold) {
         printf("  threshold        %.3f (%s below it)\n", a->threshold, a->oos_label);
         printf("  in-scope acc.    %.4f (%lld utterances)\n",
@@ -176,17 +179,46 @@ static void print_text(const struct eval_args *a, json_t *o)
     }
 }
 
+/*
+ * The same-run baseline for the prediction latency: microseconds per test
+ * utterance spent only normalizing and tokenizing it as the classifier does
+ * (what any text model on this tokenizer pays), so that the classifier's
+ * own share can be read off.  Negative on error.
+ */
+static double text_baseline_us(struct tg_text *tx, const struct tg_dataset *ds)
+{
+    struct tg_buf norm;
+    struct tg_tokens toks;
+    int rc = TG_OK;
+    tg_buf_init(&norm, TG_BUF_UNLIMITED);
+    tg_tokens_init(&toks);
+    int64_t t0 = tg_clock_mono_ns();
+    for (size_t i = 0; !rc && i < ds->n; i++) {
+        const char *t = ds->v[i].text;
+        tg_buf_reset(&norm);
+        tg_tokens_reset(&toks);
+        rc = tg_text_normalize(tx, t, strlen(t), TG_NORM_T2S, &norm);
+        if (!rc)
+            rc = tg_text_tokenize(tx, norm.data, norm.len, TG_TOKEN_WORDS | TG_TOKEN_STEM, &toks);
+    }
+    int64_t t1 = tg_clock_mono_ns();
+    tg_buf_free(&norm);
+    tg_tokens_free(&toks);
+    return rc || !ds->n ? -1.0 : (double)(t1 - t0) / 1e3 / (double)ds->n;
+}
+
 /* The figures as one JSON object (new reference), NULL when out of memory. */
 static json_t *report(const struct eval_args *a, const struct tg_intent_model *m,
                       const struct tg_intent_eval *ev, const struct tg_intent_oos_eval *oe,
-                      json_t *confused, double train_s, double predict_us)
+                      json_t *confused, double train_s, double predict_us, double text_us)
 {
-    json_t *o = json_pack("{s:I, s:f, s:f, s:I, s:I, s:I, s:f, s:b, s:f, s:O}", "n",
+    json_t *o = json_pack("{s:I, s:f, s:f, s:I, s:I, s:I, s:f, s:b, s:f, s:f, s:O}", "n",
                           (json_int_t)ev->n, "accuracy", ev->accuracy, "macro_f1", ev->macro_f1,
                           "labels", (json_int_t)tg_intent_n_labels(m), "train_examples",
                           (json_int_t)tg_intent_n_examples(m), "features",
                           (json_int_t)tg_intent_n_features(m), "train_seconds", train_s, "cached",
-                          tg_intent_from_cache(m), "predict_us", predict_us, "confused", confused);
+                          tg_intent_from_cache(m), "predict_us", predict_us, "baseline_text_us",
+                          text_us, "confused", confused);
     if (o && a->has_threshold) {
         json_t *oos =
             json_pack("{s:f, s:I, s:I, s:f, s:o, s:o}", "threshold", a->threshold, "n_in",
@@ -242,6 +274,7 @@ int tg_cli_eval_intent(int argc, char **argv)
     int64_t t1 = tg_clock_mono_ns();
     rc = tg_intent_evaluate(m, tx, &test, &ev, &confused);
     int64_t t2 = tg_clock_mono_ns();
+    double text_us = rc ? -1.0 : text_baseline_us(tx, &test);
     if (!rc && a.has_threshold)
         rc = tg_intent_evaluate_oos(m, tx, &test, a.oos_label, a.threshold, &oe);
     if (rc) {
@@ -249,7 +282,7 @@ int tg_cli_eval_intent(int argc, char **argv)
         goto out;
     }
     o = report(&a, m, &ev, &oe, confused, (double)(t1 - t0) / 1e9,
-               (double)(t2 - t1) / 1e3 / (double)ev.n);
+               (double)(t2 - t1) / 1e3 / (double)ev.n, text_us);
     if (!o)
         goto out;
     if (a.as_json) {
