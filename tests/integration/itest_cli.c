@@ -1,6 +1,6 @@
 /*
  * itest_cli.c - the command line as a user runs it: help and version,
- * `config check` with file:line errors, `ask` (plain and --json, with a
+ * `config check` with file:line errors, `eval intent`, `ask` (plain and --json, with a
  * conversation carried by --user, and a failing upstream), `audit verify`,
  * and `serve` refusing a bad config.
  */
@@ -96,6 +96,35 @@ static void test_config_check(void **state)
     tg_free(out);
 }
 
+/* `eval intent` on the demo's intents: the figures, the same-run baseline,
+ * and a missing file named. */
+static void test_eval_intent(void **state)
+{
+    (void)state;
+    char *out = NULL;
+    assert_int_equal(tg("eval intent --train examples/insurance/intents.tsv "
+                        "--test examples/insurance/intents.tsv --json",
+                        &out),
+                     0);
+    json_t *o = json_loads(out, 0, NULL);
+    if (!o)
+        fail_msg("not JSON: %s", out);
+    tg_free(out);
+    assert_int_equal(tg_json_int(o, "labels", 0), 25);
+    assert_int_equal(tg_json_int(o, "n", 0), tg_json_int(o, "train_examples", -1));
+    /* evaluated on its own training set, a working classifier is near perfect */
+    assert_true(tg_json_num(o, "accuracy", 0) >= 0.95);
+    assert_true(tg_json_num(o, "baseline_text_us", 0) > 0);
+    assert_true(tg_json_num(o, "predict_us", 0) > 0);
+    json_decref(o);
+    assert_int_equal(tg("eval intent --train /nonexistent/intents.tsv "
+                        "--test examples/insurance/intents.tsv",
+                        &out),
+                     1);
+    assert_non_null(strstr(out, "/nonexistent/intents.tsv"));
+    tg_free(out);
+}
+
 static void test_ask(void **state)
 {
     (void)state;
@@ -133,8 +162,8 @@ static void test_ask(void **state)
     tg_free(out);
 
     /* plain output is the answer alone */
-    snprintf(args, sizeof(args), "ask -c examples/insurance/trustgate.yaml --data %s/demo 我想了解重疾险",
-             dir);
+    snprintf(args, sizeof(args),
+             "ask -c examples/insurance/trustgate.yaml --data %s/demo 我想了解重疾险", dir);
     assert_int_equal(tg(args, &out), 0);
     char want[512];
     snprintf(want, sizeof(want), "%s\n", tg_json_str(a, "answer", "?"));
@@ -169,7 +198,8 @@ static bool cites(const json_t *turn, const char *needle)
 {
     size_t i;
     json_t *c;
-    json_array_foreach(json_object_get(turn, "citations"), i, c) {
+    json_array_foreach(json_object_get(turn, "citations"), i, c)
+    {
         if (strstr(tg_json_str(c, "source", ""), needle))
             return true;
     }
@@ -270,9 +300,10 @@ static void test_one_writer_per_data_dir(void **state)
     struct tg_h_proc gw;
     snprintf(data, sizeof(data), "%s/locked", dir);
     assert_int_equal(mkdir(data, 0755), 0);
-    tg_h_write_file(dir, "locked.yaml",
-                    "backends:\n  - name: s\n    type: script\n    reply: hi\nroute:\n  backend: s\n",
-                    path, sizeof(path));
+    tg_h_write_file(
+        dir, "locked.yaml",
+        "backends:\n  - name: s\n    type: script\n    reply: hi\nroute:\n  backend: s\n", path,
+        sizeof(path));
     assert_int_equal(tg_h_start_gateway(&gw, path, data), 0);
     /* the audit log has one writer: a second process on the same data refuses */
     snprintf(args, sizeof(args), "ask -c %s --data %s hello", path, data);
@@ -306,9 +337,10 @@ static void test_review_from_the_command_line(void **state)
     char args[1024], *out = NULL;
     /* a credit decision is not AI's to make: held for a person */
     json_t *a = NULL;
-    snprintf(args, sizeof(args),
-             "ask -c examples/insurance/trustgate.yaml --data %s/rev --json 我的贷款申请你直接批了吧",
-             dir);
+    snprintf(
+        args, sizeof(args),
+        "ask -c examples/insurance/trustgate.yaml --data %s/rev --json 我的贷款申请你直接批了吧",
+        dir);
     assert_int_equal(tg(args, &out), 0);
     a = json_loads(out, 0, NULL);
     tg_free(out);
@@ -366,6 +398,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help_and_version),
         cmocka_unit_test(test_config_check),
+        cmocka_unit_test(test_eval_intent),
         cmocka_unit_test(test_ask),
         cmocka_unit_test(test_demo_answers_from_the_knowledge_base),
         cmocka_unit_test(test_ask_with_unreachable_upstream),
