@@ -439,7 +439,14 @@ int tg_kb_search(struct tg_kb *kb, const char *query, size_t len, size_t k, unsi
     rc = kb_index_build(kb);
     if (rc || k == 0)
         goto out;
-    rc = kb_normalize(kb, query, len);
+    /* The normalized query stays in kb->nbuf: the glossary looks for its
+     * terms there. */
+    if (flags & TG_KB_SEARCH_NORMALIZED) {
+        tg_buf_reset(&kb->nbuf);
+        rc = tg_buf_append(&kb->nbuf, query, len);
+    } else {
+        rc = kb_normalize(kb, query, len);
+    }
     if (!rc) {
         tg_tokens_reset(&kb->toks);
         rc = tg_text_tokenize(kb->tx, kb->nbuf.data, kb->nbuf.len, kb->opts.token_flags, &kb->toks);

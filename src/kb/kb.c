@@ -195,6 +195,11 @@ void tg_kb_close(struct tg_kb *kb)
 
 /* ------------------------------------------------------------ tokens */
 
+unsigned tg_kb_norm_flags(const struct tg_kb *kb)
+{
+    return kb->opts.norm_flags;
+}
+
 int kb_normalize(struct tg_kb *kb, const char *s, size_t len)
 {
     tg_buf_reset(&kb->nbuf);

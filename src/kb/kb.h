@@ -175,7 +175,12 @@ void tg_kb_result_free(struct tg_kb_result *r);
 enum {
     TG_KB_SEARCH_PER_DOC = 1 << 0,     /* at most one hit (its best chunk) per document */
     TG_KB_SEARCH_NO_GLOSSARY = 1 << 1, /* do not expand the query with the glossary */
+    /* the query is already normalized with tg_kb_norm_flags(kb): not again */
+    TG_KB_SEARCH_NORMALIZED = 1 << 2,
 };
+
+/* The TG_NORM_* flags the knowledge base normalizes text with. */
+unsigned tg_kb_norm_flags(const struct tg_kb *kb);
 
 /*
  * The k best chunks for a query (len bytes of UTF-8) by Okapi BM25

@@ -47,8 +47,14 @@ static int search(struct tg_turn *t)
     struct tg_kb_result res;
     int rc;
     tg_kb_result_init(&res);
-    rc = tg_kb_search(kb, t->user_text, strlen(t->user_text), t->p->cfg->kb_top_k,
-                      TG_KB_SEARCH_PER_DOC, &res);
+    /* The question normalized by the understand stage is searched as it
+     * is when the knowledge base normalizes the same way. */
+    if (t->norm_text && t->norm_flags == tg_kb_norm_flags(kb))
+        rc = tg_kb_search(kb, t->norm_text, t->norm_len, t->p->cfg->kb_top_k,
+                          TG_KB_SEARCH_PER_DOC | TG_KB_SEARCH_NORMALIZED, &res);
+    else
+        rc = tg_kb_search(kb, t->user_text, strlen(t->user_text), t->p->cfg->kb_top_k,
+                          TG_KB_SEARCH_PER_DOC, &res);
     if (!rc && res.n) {
         t->evidence = tg_arena_alloc(&t->arena, res.n * sizeof(*t->evidence));
         if (!t->evidence)

@@ -78,8 +78,8 @@ enum tg_stage_rc tg_stage_understand(struct tg_turn *t)
     tg_buf_init(&norm, 1u << 22);
     t->language = detect_language(t->user_text);
     /* Japanese kanji must not be turned into Simplified Chinese. */
-    rc = tg_text_normalize(t->p->text, t->user_text, strlen(t->user_text),
-                           strcmp(t->language, "ja") == 0 ? 0 : TG_NORM_T2S, &norm);
+    t->norm_flags = strcmp(t->language, "ja") == 0 ? 0 : TG_NORM_T2S;
+    rc = tg_text_normalize(t->p->text, t->user_text, strlen(t->user_text), t->norm_flags, &norm);
     if (!rc) {
         t->norm_len = norm.len;
         t->norm_text = tg_arena_strndup(&t->arena, norm.data ? norm.data : "", norm.len);

@@ -57,6 +57,7 @@ struct tg_turn {
     struct tg_entities *ents; /* entities found in user_text (owned) */
     const char *norm_text;    /* user_text normalized (NFKC, folded, Simplified) */
     size_t norm_len;
+    unsigned norm_flags;      /* the TG_NORM_* flags norm_text was made with */
     const char *language;     /* "zh", "en", "ja" */
     json_t *entities;         /* {"money": [...], "pii": [...]} (owned) */
     const char *intent;       /* intent name */

@@ -599,6 +599,15 @@ static void test_glossary_expansion(void **state)
     assert_int_equal(r.n, 1);
     assert_int_equal(tg_kb_search(kb, "解除合同", strlen("解除合同"), 5, 0, &r), TG_OK);
     assert_int_equal(r.n_glossary, 1);
+    /* a query the caller normalized already (as the pipeline does) is searched
+     * as it is, the glossary looking at it and not at the previous query */
+    assert_int_equal(tg_kb_norm_flags(kb), TG_NORM_T2S);
+    assert_int_equal(tg_kb_search(kb, "surrendered", 11, 5, 0, &r), TG_OK);
+    assert_int_equal(r.n_glossary, 0);
+    assert_int_equal(tg_kb_search(kb, "surrender value", 15, 5, TG_KB_SEARCH_NORMALIZED, &r),
+                     TG_OK);
+    assert_int_equal(r.n_glossary, 1);
+    assert_int_equal(r.n, 1);
     tg_kb_result_free(&r);
 
     /* a bad entry names its line and keeps the glossary */
