@@ -24,13 +24,13 @@ struct tg_metrics;
 
 /* One retrieved passage, as the retrieve stage found it (strings borrowed). */
 struct tg_evidence {
-    const char *source;       /* file or document id, for the citation */
+    const char *source; /* file or document id, for the citation */
     const char *title;
     const char *text;         /* the chunk's text */
     const char *faq_question; /* for an FAQ chunk: its question and answer, else NULL */
     const char *faq_answer;
-    double score;             /* retrieval score (BM25) */
-    uint32_t chunk;           /* chunk number in the knowledge base */
+    double score;   /* retrieval score (BM25) */
+    uint32_t chunk; /* chunk number in the knowledge base */
 };
 
 struct tg_backend_request {
@@ -38,29 +38,31 @@ struct tg_backend_request {
     const json_t *messages; /* OpenAI messages array (role, content) */
     const json_t *params;   /* object of sampling fields to forward (temperature, ...), or NULL */
     /* What the understand and retrieve stages found (used by the builtin answerer). */
-    const char *question;   /* the customer's last message */
+    const char *question;               /* the customer's last message */
     const struct tg_evidence *evidence; /* best first */
     size_t n_evidence;
-    double query_coverage;  /* share of the question's tokens found in the best passage, 0..1 */
+    double query_coverage;     /* share of the question's tokens found in the best passage, 0..1 */
     double intent_probability; /* the classifier's probability, or -1 when none */
+    bool for_review;           /* a person checks the answer before it is sent: a weakly
+                                  supported draft is still worth writing for them */
 };
 
 struct tg_backend_result {
-    int err;                 /* TG_OK, TG_E_UPSTREAM, TG_E_TIMEOUT, TG_E_NOMEM */
-    int status;              /* upstream HTTP status, 0 when none was received */
-    char *content;           /* the answer (tg_malloc'd); the callback may take it and set NULL */
+    int err;       /* TG_OK, TG_E_UPSTREAM, TG_E_TIMEOUT, TG_E_NOMEM */
+    int status;    /* upstream HTTP status, 0 when none was received */
+    char *content; /* the answer (tg_malloc'd); the callback may take it and set NULL */
     size_t len;
     char finish_reason[24];
-    char model[96];          /* the model that answered */
+    char model[96]; /* the model that answered */
     int64_t prompt_tokens;
     int64_t completion_tokens;
-    int64_t retry_after_ms;  /* from a Retry-After header, -1 when absent */
-    int malformed_events;    /* stream events skipped as unparseable */
-    double confidence;       /* the backend's own confidence in the answer, or -1 when none */
-    bool low_confidence;     /* the answer is the holding reply given below min_confidence */
-    int cited;               /* index of the evidence the answer came from, or -1 */
-    char kind[32];           /* short failure class for metrics: "header_timeout", "status_503" */
-    char message[256];       /* human-readable failure description */
+    int64_t retry_after_ms; /* from a Retry-After header, -1 when absent */
+    int malformed_events;   /* stream events skipped as unparseable */
+    double confidence;      /* the backend's own confidence in the answer, or -1 when none */
+    bool low_confidence;    /* the answer is the holding reply given below min_confidence */
+    int cited;              /* index of the evidence the answer came from, or -1 */
+    char kind[32];          /* short failure class for metrics: "header_timeout", "status_503" */
+    char message[256];      /* human-readable failure description */
 };
 
 /* Called once with the result, valid only during the call. */
@@ -83,8 +85,8 @@ const char *tg_backend_type(const struct tg_backend *b);
 
 /* Start answering rq (copied as needed).  *call (may be NULL) receives a
  * handle for tg_backend_cancel() that is valid until cb runs. */
-int tg_backend_generate(struct tg_backend *b, const struct tg_backend_request *rq,
-                        tg_backend_cb cb, void *arg, struct tg_backend_call **call);
+int tg_backend_generate(struct tg_backend *b, const struct tg_backend_request *rq, tg_backend_cb cb,
+                        void *arg, struct tg_backend_call **call);
 /* Abandon a call: cb will not be called, the upstream request is dropped. */
 void tg_backend_cancel(struct tg_backend_call *call);
 

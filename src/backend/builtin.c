@@ -10,7 +10,9 @@
  * the intent classifier's probability through a logistic function whose
  * coefficients were fitted on labelled questions (see calibrate() and
  * bench/CALIBRATION.md); below min_confidence the answer is the holding
- * reply instead, so no weak guess reaches a customer.
+ * reply instead, so no weak guess reaches a customer — except when a
+ * person will review the answer anyway (for_review): then the weak draft is
+ * written for them, flagged low_confidence.
  */
 #include "backend/backend_int.h"
 
@@ -231,8 +233,8 @@ static int builtin_generate(struct tg_backend *b, const struct tg_backend_reques
     tg_backend_result_init(&res);
     tg_buf_init(&out, 1u << 20);
     res.confidence = calibrate(rq);
-    if (res.confidence < conf->min_confidence || !rq->n_evidence) {
-        res.low_confidence = true;
+    res.low_confidence = res.confidence < conf->min_confidence || !rq->n_evidence;
+    if (res.low_confidence && !(rq->for_review && rq->n_evidence)) {
         rc = tg_buf_puts(&out, conf->low_confidence_reply ? conf->low_confidence_reply
                                                           : DEFAULT_LOW_CONFIDENCE_REPLY);
     } else {

@@ -7,6 +7,7 @@
  */
 #include "cli/cli.h"
 
+#include "http/console.h"
 #include "http/http.h"
 #include "pipeline/pipeline.h"
 #include "review/review.h"
@@ -58,6 +59,11 @@ static void settled_cb(void *arg, const json_t *task)
     tg_api_settled(arg, task);
 }
 
+static void review_event_cb(void *arg, const char *id, const char *event, const json_t *task)
+{
+    tg_api_review_event(arg, id, event, task);
+}
+
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
@@ -68,6 +74,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     d->api.draining = true;
     tg_http_server_stop_accepting(d->api.srv);
     tg_api_release_waiters(&d->api);
+    tg_events_stop(&d->api);
     d->drain_deadline_ns = tg_clock_mono_ns() + d->api.p->cfg->drain_timeout_ms * 1000000;
     drain_check_cb(-1, 0, d);
 }
@@ -170,7 +177,12 @@ int tg_cli_serve(int argc, char **argv)
         fprintf(stderr, "trustgate serve: %s\n", err);
         goto out;
     }
+    if (tg_events_start(&d.api) || tg_console_start(&d.api)) {
+        fprintf(stderr, "trustgate serve: cannot start the console: out of memory\n");
+        goto out;
+    }
     tg_review_sla_on_settle(d.api.p->sla, settled_cb, &d.api);
+    tg_review_sla_on_event(d.api.p->sla, review_event_cb, &d.api);
     d.api.webhooks = tg_webhooks_start(json_object_get(cfg->root, "webhooks"));
     d.sigterm = evsignal_new(d.base, SIGTERM, signal_cb, &d);
     d.sigint = evsignal_new(d.base, SIGINT, signal_cb, &d);
@@ -197,6 +209,8 @@ int tg_cli_serve(int argc, char **argv)
     tg_info("stopped; store flushed");
 out:
     tg_api_release_waiters(&d.api);
+    tg_events_stop(&d.api);
+    tg_console_stop(&d.api);
     tg_webhooks_stop(d.api.webhooks);
     if (d.api.srv)
         tg_http_server_free(d.api.srv);

@@ -697,7 +697,7 @@ static const char *const passthrough_sections[] = {
 
 static const char *const own_sections[] = {
     "server", "auth",    "store",      "conversation", "backends", "route",    "models",
-    "kb",     "intents", "understand", "review",       "users",    "webhooks",
+    "kb",     "intents", "understand", "review",       "users",    "webhooks", "web",
 };
 
 static bool get_duration(const json_t *v, int64_t *out)
@@ -1311,7 +1311,8 @@ static void check_models(struct vctx *c, struct tg_config *cfg, const json_t *ro
 /* review: {warn_before, claim_lapse, four_eyes} — read by the review API; checked here. */
 static void check_review(struct vctx *c, const json_t *root)
 {
-    static const char *const known[] = {"warn_before", "claim_lapse", "four_eyes"};
+    static const char *const known[] = {"warn_before", "claim_lapse", "four_eyes",
+                                        "internal_queues"};
     const json_t *sec = get_mapping(c, root, "review", "review");
     int64_t ms;
     if (!sec)
@@ -1324,16 +1325,45 @@ static void check_review(struct vctx *c, const json_t *root)
         if (v && !env_failed(c, v) && !get_duration(v, &ms))
             type_err(c, key_line(c, sec, known[i]), w, "a duration such as \"30s\"", v);
     }
+    const json_t *iq = json_object_get(sec, "internal_queues");
+    size_t i;
+    json_t *q;
+    if (iq && !json_is_array(iq))
+        type_err(c, key_line(c, sec, "internal_queues"), "review.internal_queues",
+                 "a list of queue names", iq);
+    json_array_foreach(iq, i, q)
+    {
+        if (!json_is_string(q))
+            type_err(c, tg_config_lines_elem(c->lines, iq, i), "review.internal_queues",
+                     "a list of queue names", q);
+    }
     const json_t *fe = json_object_get(sec, "four_eyes");
     if (fe && !json_is_boolean(fe))
         type_err(c, key_line(c, sec, "four_eyes"), "review.four_eyes", "true or false", fe);
 }
 
-/* users: [{name, role: reviewer|supervisor|agent, token}] and
+/* web: {chat, console} — the pages the daemon serves; booleans. */
+static void check_web(struct vctx *c, const json_t *root)
+{
+    static const char *const known[] = {"chat", "console"};
+    const json_t *sec = get_mapping(c, root, "web", "web");
+    if (!sec)
+        return;
+    tg_config_check_keys(c->errs, c->path, c->lines, sec, "web", known, TG_ARRAY_LEN(known));
+    for (size_t i = 0; i < TG_ARRAY_LEN(known); i++) {
+        const json_t *v = json_object_get(sec, known[i]);
+        char w[32];
+        snprintf(w, sizeof(w), "web.%s", known[i]);
+        if (v && !json_is_boolean(v))
+            type_err(c, key_line(c, sec, known[i]), w, "true or false", v);
+    }
+}
+
+/* users: [{name, role: reviewer|supervisor|agent, token?, password? | password_hash?}] and
  * webhooks: [{url, secret}] — each element checked with its line. */
 static void check_people_and_hooks(struct vctx *c, const json_t *root)
 {
-    static const char *const user_keys[] = {"name", "role", "token"};
+    static const char *const user_keys[] = {"name", "role", "token", "password", "password_hash"};
     static const char *const hook_keys[] = {"url", "secret"};
     const json_t *users = get_list(c, root, "users", "users");
     size_t i;
@@ -1348,8 +1378,17 @@ static void check_people_and_hooks(struct vctx *c, const json_t *root)
             continue;
         }
         tg_config_check_keys(c->errs, c->path, c->lines, u, w, user_keys, TG_ARRAY_LEN(user_keys));
-        if (!tg_json_str(u, "name", NULL) || !tg_json_str(u, "token", NULL))
-            verr(c, line, "%s needs a name and a token", w);
+        const char *ph = tg_json_str(u, "password_hash", NULL);
+        if (!tg_json_str(u, "name", NULL) ||
+            !(tg_json_str(u, "token", NULL) || tg_json_str(u, "password", NULL) || ph))
+            verr(c, line, "%s needs a name and a token, a password or a password_hash", w);
+        if (ph && !tg_password_hash_valid(ph))
+            verr(c, key_line(c, u, "password_hash"),
+                 "%s.password_hash is not a hash from 'trustgate passwd' "
+                 "(pbkdf2-sha256$ITERATIONS$SALT$HASH)",
+                 w);
+        if (tg_json_str(u, "password", NULL) && ph)
+            verr(c, line, "%s has both a password and a password_hash; keep one", w);
         const char *role = tg_json_str(u, "role", "reviewer");
         if (strcmp(role, "reviewer") && strcmp(role, "supervisor") && strcmp(role, "agent"))
             verr(c, key_line(c, u, "role"),
@@ -1448,6 +1487,7 @@ static void check_root(struct vctx *c, struct tg_config *cfg, const json_t *root
         apply_fields(c, sec, "understand", understand_fields, TG_ARRAY_LEN(understand_fields), NULL,
                      0, cfg);
     check_review(c, root);
+    check_web(c, root);
     check_people_and_hooks(c, root);
 }
 

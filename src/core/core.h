@@ -113,7 +113,8 @@ int tg_buf_append(struct tg_buf *b, const void *p, size_t n);
 int tg_buf_reserve(struct tg_buf *b, size_t n);
 int tg_buf_puts(struct tg_buf *b, const char *s);
 int tg_buf_printf(struct tg_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int tg_buf_vprintf(struct tg_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+int tg_buf_vprintf(struct tg_buf *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 void tg_buf_reset(struct tg_buf *b);
 void tg_buf_free(struct tg_buf *b);
 /* Take ownership of the data (caller tg_free()s it); the buffer is left empty. */
@@ -145,8 +146,8 @@ size_t tg_utf8_prev(const void *s, size_t pos, uint32_t *cp);
 
 /* ------------------------------------------------------------------ clocks */
 
-int64_t tg_clock_mono_ns(void);  /* monotonic, for durations */
-int64_t tg_clock_wall_ms(void);  /* Unix time in milliseconds */
+int64_t tg_clock_mono_ns(void); /* monotonic, for durations */
+int64_t tg_clock_wall_ms(void); /* Unix time in milliseconds */
 
 /* ------------------------------------------------------------------ logging */
 
@@ -184,6 +185,20 @@ bool tg_ct_equal(const void *a, const void *b, size_t n);
 void tg_hex_encode(const uint8_t *in, size_t n, char *out);
 /* Decode exactly 2*n hex digits into n bytes; TG_E_PARSE otherwise. */
 int tg_hex_decode(const char *in, uint8_t *out, size_t n);
+
+/* Passwords: OWASP's 2023 recommendation for PBKDF2-HMAC-SHA256. */
+#define TG_PBKDF2_ITERATIONS 600000
+#define TG_PASSWORD_HASH_MAX 160
+/*
+ * Hash a password as "pbkdf2-sha256$ITERATIONS$SALT$HASH" (salt 16 random
+ * bytes and hash 32 bytes, both in hex).  TG_OK or TG_E_INTERNAL.
+ */
+int tg_password_hash(const char *password, uint32_t iterations, char out[TG_PASSWORD_HASH_MAX]);
+/* TG_OK when password matches encoded, TG_E_AUTH when not, TG_E_PARSE when
+ * encoded is not a hash tg_password_hash writes.  Constant time in the hash. */
+int tg_password_verify(const char *password, const char *encoded);
+/* Is encoded well formed (for the config check)? */
+bool tg_password_hash_valid(const char *encoded);
 
 /* ------------------------------------------------------------------ ids */
 

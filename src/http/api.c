@@ -6,6 +6,7 @@
  * anything else 404, both as OpenAI-style JSON errors.
  */
 #include "http/api_int.h"
+#include "http/console.h"
 
 #include "metrics/metrics.h"
 #include "pipeline/pipeline.h"
@@ -106,26 +107,37 @@ static void chat_done_cb(struct tg_turn *t, void *arg)
     tg_free(cc);
 }
 
-static void chat_completions(struct tg_api *api, struct tg_http_req *req)
+int tg_api_start_turn(struct tg_api *api, struct tg_http_req *req, const struct tg_turn_in *in)
 {
     struct chat_ctx *cc = tg_calloc(1, sizeof(*cc));
     struct tg_turn *t = cc ? tg_turn_new(api->p) : NULL;
     if (!t) {
         tg_free(cc);
-        tg_api_send_error(api, req, "/v1/chat/completions", 503, "server_error", "overloaded",
-                          "out of memory");
-        return;
+        return TG_E_NOMEM;
     }
     cc->api = api;
     cc->req = req;
     cc->turn = t;
-    t->channel = "api";
-    t->api_key = tg_api_bearer(req);
-    t->body = tg_http_body(req, &t->body_len);
-    t->customer_hint = tg_http_header(req, api->p->cfg->customer_header);
+    t->channel = in->channel;
+    t->api_key = in->api_key;
+    t->trusted = in->trusted;
+    t->body = in->body;
+    t->body_len = in->body_len;
+    t->customer_hint = in->customer;
     t->done_cb = chat_done_cb;
     t->done_arg = cc;
     tg_pipeline_start(t);
+    return TG_OK;
+}
+
+static void chat_completions(struct tg_api *api, struct tg_http_req *req)
+{
+    struct tg_turn_in in = {.channel = "api", .api_key = tg_api_bearer(req)};
+    in.body = tg_http_body(req, &in.body_len);
+    in.customer = tg_http_header(req, api->p->cfg->customer_header);
+    if (tg_api_start_turn(api, req, &in))
+        tg_api_send_error(api, req, "/v1/chat/completions", 503, "server_error", "overloaded",
+                          "out of memory");
 }
 
 /* ------------------------------------------------------------ status */
@@ -181,7 +193,7 @@ void tg_api_handle(struct tg_http_req *req, void *arg)
     const char *method = tg_http_method(req);
     const char *path = tg_http_path(req);
     char allow[64] = "";
-    if (tg_api_reviews(api, req))
+    if (tg_api_reviews(api, req) || tg_api_console(api, req) || tg_api_web(api, req))
         return;
     for (size_t i = 0; i < TG_ARRAY_LEN(routes); i++) {
         if (strcmp(routes[i].path, path) != 0)

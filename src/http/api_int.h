@@ -15,4 +15,17 @@ void tg_api_send_error(struct tg_api *api, struct tg_http_req *req, const char *
 /* "Authorization: Bearer TOKEN" -> TOKEN, or NULL. */
 const char *tg_api_bearer(const struct tg_http_req *req);
 
+/* A customer's message to run as a turn (strings borrowed until answered). */
+struct tg_turn_in {
+    const char *channel; /* "api", "web" */
+    const char *api_key; /* the bearer key, checked by the admit stage */
+    bool trusted;        /* no key needed: the channel authenticated the customer */
+    const char *body;    /* an OpenAI chat completions request */
+    size_t body_len;
+    const char *customer; /* the customer id when the body names none, or NULL */
+};
+/* Run a turn and answer req with its reply (or the review's, when the
+ * request asks to wait).  TG_OK, or TG_E_NOMEM and req is not taken. */
+int tg_api_start_turn(struct tg_api *api, struct tg_http_req *req, const struct tg_turn_in *in);
+
 #endif

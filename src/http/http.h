@@ -30,10 +30,10 @@ struct tg_http_header {
 };
 
 struct tg_http_limits {
-    size_t max_header; /* request line + headers; default 16 KiB */
-    size_t max_body;   /* default 1 MiB */
+    size_t max_header;  /* request line + headers; default 16 KiB */
+    size_t max_body;    /* default 1 MiB */
     int idle_timeout_s; /* keep-alive connection idle; default 60 */
-    int max_headers;   /* count; default 64 */
+    int max_headers;    /* count; default 64 */
 };
 
 /* Called once per complete request, on the event loop thread. */
@@ -61,10 +61,10 @@ void tg_http_server_free(struct tg_http_server *srv);
 
 /* Request accessors; strings are valid until the request is answered. */
 const char *tg_http_method(const struct tg_http_req *req);
-const char *tg_http_path(const struct tg_http_req *req);  /* without the query */
-const char *tg_http_query(const struct tg_http_req *req); /* after '?', or "" */
+const char *tg_http_path(const struct tg_http_req *req);                     /* without the query */
+const char *tg_http_query(const struct tg_http_req *req);                    /* after '?', or "" */
 const char *tg_http_header(const struct tg_http_req *req, const char *name); /* case-insensitive */
-const char *tg_http_body(const struct tg_http_req *req, size_t *len); /* NUL-terminated */
+const char *tg_http_body(const struct tg_http_req *req, size_t *len);        /* NUL-terminated */
 struct tg_arena *tg_http_arena(struct tg_http_req *req); /* freed with the request */
 bool tg_http_gone(const struct tg_http_req *req);
 /* Called once if the client disconnects before the answer is complete. */
@@ -110,10 +110,12 @@ void tg_webhooks_stop(struct tg_webhooks *w);
 struct tg_api {
     struct tg_pipeline *p;
     struct tg_http_server *srv;
-    bool draining;      /* /readyz answers 503 once shutdown began */
+    bool draining; /* /readyz answers 503 once shutdown began */
     int64_t started_ms;
-    struct tg_wait *waiters; /* requests long-polling for a held answer (wait.c) */
+    struct tg_wait *waiters;      /* requests long-polling for a held answer (wait.c) */
     struct tg_webhooks *webhooks; /* signed notifications of settled reviews, or NULL */
+    struct tg_console *console;   /* console sessions and logins (console.c), or NULL */
+    struct tg_events *events;     /* live event streams to consoles and chat pages (events.c) */
 };
 
 /*
@@ -127,6 +129,21 @@ int tg_api_wait(struct tg_api *api, struct tg_http_req *req, const struct tg_tur
 void tg_api_settled(struct tg_api *api, const json_t *task);
 /* Answer every waiting request with its holding reply (shutdown). */
 void tg_api_release_waiters(struct tg_api *api);
+
+/*
+ * Live events (events.c): Server-Sent Events streams for consoles (every
+ * review event) and chat pages (the answers to one customer's held turns).
+ * tg_api_review_event publishes one event about task id (task may be NULL
+ * when only the id is known); stop ends every stream (shutdown).
+ */
+int tg_events_start(struct tg_api *api);
+void tg_events_stop(struct tg_api *api);
+/* Keep req open as an event stream; customer NULL: a console, else that customer's chat. */
+void tg_events_subscribe(struct tg_api *api, struct tg_http_req *req, const char *customer);
+void tg_api_review_event(struct tg_api *api, const char *id, const char *event, const json_t *task);
+
+/* The web pages (web.c): static files, the chat page's API; false when not one of them. */
+bool tg_api_web(struct tg_api *api, struct tg_http_req *req);
 
 /* The tg_http_handler_cb for the API; arg is a struct tg_api. */
 void tg_api_handle(struct tg_http_req *req, void *arg);

@@ -6,20 +6,26 @@
  *   GET  /v1/reviews/{id}            one task with its whole context
  *   POST /v1/reviews/{id}/claim      one reviewer at a time; the claim lapses
  *   POST /v1/reviews/{id}/decision   {action, text?, reason?, attestations: [...]}
+ *   GET  /v1/reviews/events          live events (Server-Sent Events)
+ *   GET  /v1/reviews/stats           the last 24 hours, for supervisors
  *   GET  /v1/handoffs                tasks handed to human agents (SLA breached)
+ *   POST /v1/handoffs/{id}/reply     an agent answers the customer {text, close?}
  *   GET  /v1/turns/{id}              a turn's record and, when it was held, its
  *                                    task's state and final answer (API key)
+ *   GET  /console/api/source?source=S  a cited document's text, for reviewers
  *
- * Reviewers authenticate with a bearer token from the config's `users:`
- * list ({name, role, token}); tokens are kept as SHA-256 hashes and
- * compared in constant time.  Decisions go through tg_review_decide, so a
- * decision without every required attestation is refused here whatever
- * the client sends, and every decision is an audit leaf written by this
- * process, the data directory's one writer.
+ * People authenticate with a bearer token from the config's `users:` list
+ * or a console session (console.c).  Anyone listed may read; reviewers and
+ * supervisors claim and decide; agents and supervisors answer hand-offs.  Decisions go through
+ * tg_review_decide, so a decision without every required attestation is refused here whatever the
+ * client sends, and every decision is an audit leaf written by this process, the data directory's
+ * one writer.
  */
 #include "http/api_int.h"
+#include "http/console.h"
 
 #include "audit/audit.h"
+#include "kb/kb.h"
 #include "metrics/metrics.h"
 #include "pipeline/pipeline.h"
 #include "review/review.h"
@@ -44,45 +50,36 @@ static void fail(struct tg_api *api, struct tg_http_req *req, const char *route,
                       status == 401 ? "authentication_error" : "invalid_request_error", code, msg);
 }
 
-/* The user whose token the request carries (their `users:` entry), or NULL. */
-static const json_t *user_of(struct tg_api *api, const struct tg_http_req *req)
+/*
+ * The caller, when their role is one of roles ("a|b"); otherwise answers
+ * the request (401, 403) and returns NULL.
+ */
+static const char *person(struct tg_api *api, struct tg_http_req *req, const char *route,
+                          const char *roles)
 {
-    const char *tok = tg_api_bearer(req);
-    const json_t *who = NULL;
-    uint8_t h[TG_SHA256_LEN], want[TG_SHA256_LEN];
-    size_t i;
-    json_t *u;
-    if (!tok)
+    struct tg_who who;
+    const char *code, *msg;
+    int st = tg_api_who(api, req, &who, &code, &msg);
+    if (st) {
+        fail(api, req, route, st, code, msg);
         return NULL;
-    tg_sha256(tok, strlen(tok), h);
-    json_array_foreach(json_object_get(api->p->cfg->root, "users"), i, u)
-    {
-        const char *t = tg_json_str(u, "token", NULL);
-        if (!t || !tg_json_str(u, "name", NULL))
-            continue;
-        tg_sha256(t, strlen(t), want);
-        if (tg_ct_equal(h, want, sizeof(h)) && !who)
-            who = u;
     }
-    return who;
+    char want[64];
+    snprintf(want, sizeof(want), "|%s|", roles);
+    char mine[40];
+    snprintf(mine, sizeof(mine), "|%s|", who.role);
+    if (!strstr(want, mine)) {
+        char m[160];
+        snprintf(m, sizeof(m), "this needs the role %s; %s is %s", roles, who.name, who.role);
+        fail(api, req, route, 403, "forbidden_role", m);
+        return NULL;
+    }
+    return who.name;
 }
 
-/* Anyone in `users:` may read the queues; only reviewers and supervisors
- * may claim and decide (agents take the hand-offs). */
-static const char *reviewer(struct tg_api *api, const struct tg_http_req *req)
-{
-    const json_t *u = user_of(api, req);
-    return u ? tg_json_str(u, "name", NULL) : NULL;
-}
-
-static const char *decider(struct tg_api *api, const struct tg_http_req *req)
-{
-    const json_t *u = user_of(api, req);
-    const char *role = tg_json_str(u, "role", "reviewer");
-    return u && (!strcmp(role, "reviewer") || !strcmp(role, "supervisor"))
-               ? tg_json_str(u, "name", NULL)
-               : NULL;
-}
+#define ANYONE "reviewer|supervisor|agent"
+#define DECIDERS "reviewer|supervisor"
+#define AGENTS "agent|supervisor"
 
 /* Does the request carry one of the API keys (for channels polling turns)? */
 static bool api_key_ok(struct tg_api *api, const struct tg_http_req *req)
@@ -119,29 +116,91 @@ static bool query_param(const char *q, const char *name, char *out, size_t outle
     return false;
 }
 
+/* Customers' tasks before internal ones, then by priority, then the nearest deadline. */
+static int task_order(const void *pa, const void *pb)
+{
+    const json_t *a = *(json_t *const *)pa, *b = *(json_t *const *)pb;
+    int ia = tg_json_bool(a, "internal", false), ib = tg_json_bool(b, "internal", false);
+    if (ia != ib)
+        return ia - ib;
+    int64_t pa_ = tg_json_int(a, "priority", 0), pb_ = tg_json_int(b, "priority", 0);
+    if (pa_ != pb_)
+        return pa_ > pb_ ? -1 : 1;
+    int64_t da = tg_json_int(a, "deadline_ms", 0), db = tg_json_int(b, "deadline_ms", 0);
+    if (da != db)
+        return da < db ? -1 : 1;
+    return strcmp(tg_json_str(a, "id", ""), tg_json_str(b, "id", ""));
+}
+
+/* Tasks in any of the states ("a|b"; NULL: all), ordered; NULL on a store error. */
+static json_t *tasks_in(struct tg_api *api, const char *states)
+{
+    json_t *all = json_array();
+    char buf[64];
+    tg_strlcpy(buf, states ? states : "", sizeof(buf));
+    char *save = NULL, *st = states ? strtok_r(buf, "|", &save) : NULL;
+    do {
+        json_t *part = NULL;
+        if (tg_store_review_list(api->p->store, st, 500, &part)) {
+            json_decref(all);
+            return NULL;
+        }
+        json_array_extend(all, part);
+        json_decref(part);
+    } while (st && (st = strtok_r(NULL, "|", &save)));
+    size_t n = json_array_size(all);
+    json_t **v = tg_malloc((n ? n : 1) * sizeof(*v));
+    if (!v) {
+        json_decref(all);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        v[i] = json_incref(json_array_get(all, i));
+    qsort(v, n, sizeof(*v), task_order);
+    json_array_clear(all);
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(all, v[i]);
+    tg_free(v);
+    return all;
+}
+
+static void send_list(struct tg_api *api, struct tg_http_req *req, const char *route, json_t *tasks)
+{
+    if (!tasks) {
+        fail(api, req, route, 503, "storage_unavailable", "cannot read the queue");
+        return;
+    }
+    send(api, req, route, 200,
+         json_pack("{s:s, s:I, s:o}", "object", "list", "now_ms", (json_int_t)tg_clock_wall_ms(),
+                   "data", tasks));
+}
+
 static void list(struct tg_api *api, struct tg_http_req *req)
 {
+    static const char *const states[] = {"pending", "claimed", "decided", "handed_off", "closed"};
     char state[32];
-    json_t *tasks = NULL;
-    if (!reviewer(api, req)) {
-        fail(api, req, "/v1/reviews", 401, "invalid_token", "a reviewer token is required");
+    if (!person(api, req, "/v1/reviews", ANYONE))
         return;
-    }
     bool has_state = query_param(tg_http_query(req), "state", state, sizeof(state));
-    if (tg_store_review_list(api->p->store, has_state ? state : NULL, 500, &tasks)) {
-        fail(api, req, "/v1/reviews", 503, "storage_unavailable", "cannot read the queue");
+    bool known = !has_state || !strcmp(state, "open");
+    for (size_t i = 0; i < TG_ARRAY_LEN(states) && !known; i++)
+        known = !strcmp(state, states[i]);
+    if (!known) {
+        fail(api, req, "/v1/reviews", 400, "invalid_state",
+             "state must be open, pending, claimed, decided, handed_off or closed");
         return;
     }
-    send(api, req, "/v1/reviews", 200, json_pack("{s:s, s:o}", "object", "list", "data", tasks));
+    send_list(api, req, "/v1/reviews",
+              tasks_in(api, !has_state               ? NULL
+                            : !strcmp(state, "open") ? "pending|claimed"
+                                                     : state));
 }
 
 static void get_task(struct tg_api *api, struct tg_http_req *req, const char *id)
 {
     json_t *task = NULL;
-    if (!reviewer(api, req)) {
-        fail(api, req, "/v1/reviews/{id}", 401, "invalid_token", "a reviewer token is required");
+    if (!person(api, req, "/v1/reviews/{id}", ANYONE))
         return;
-    }
     if (tg_store_review_get(api->p->store, id, NULL, &task)) {
         fail(api, req, "/v1/reviews/{id}", 404, "unknown_review", "no such review task");
         return;
@@ -152,17 +211,15 @@ static void get_task(struct tg_api *api, struct tg_http_req *req, const char *id
 static void decide(struct tg_api *api, struct tg_http_req *req, const char *id)
 {
     const char *route = "/v1/reviews/{id}/decision";
-    const char *who = decider(api, req);
+    const char *who = person(api, req, route, DECIDERS);
     char err[256] = "";
     size_t len;
     const char *body = tg_http_body(req, &len);
     json_error_t jerr;
     json_t *j = NULL;
     enum tg_review_action action;
-    if (!who) {
-        fail(api, req, route, 403, "not_a_reviewer", "a reviewer or supervisor token is required");
+    if (!who)
         return;
-    }
     j = json_loadb(body, len, 0, &jerr);
     if (!json_is_object(j) || tg_review_action_parse(tg_json_str(j, "action", NULL), &action)) {
         fail(api, req, route, 400, "invalid_decision",
@@ -185,8 +242,10 @@ static void decide(struct tg_api *api, struct tg_http_req *req, const char *id)
     json_t *task = NULL;
     int rc = tg_review_decide(api->p->store, api->p->audit, id, &d, &task, err, sizeof(err));
     json_decref(j);
-    if (!rc)
+    if (!rc) {
         tg_api_settled(api, task);
+        tg_api_review_event(api, id, "decided", task);
+    }
     if (rc) {
         int status = rc == TG_E_NOTFOUND    ? 404
                      : rc == TG_E_CONFLICT  ? 409
@@ -219,13 +278,11 @@ static bool four_eyes(const struct tg_api *api)
 static void claim(struct tg_api *api, struct tg_http_req *req, const char *id)
 {
     const char *route = "/v1/reviews/{id}/claim";
-    const char *who = decider(api, req);
+    const char *who = person(api, req, route, DECIDERS);
     char err[256] = "";
     json_t *task = NULL;
-    if (!who) {
-        fail(api, req, route, 401, "invalid_token", "a reviewer token is required");
+    if (!who)
         return;
-    }
     int rc = tg_review_claim(api->p->store, api->p->audit, id, who, claim_lapse_ms(api), &task, err,
                              sizeof(err));
     if (rc) {
@@ -236,6 +293,7 @@ static void claim(struct tg_api *api, struct tg_http_req *req, const char *id)
              "claim_refused", err);
         return;
     }
+    tg_api_review_event(api, id, "claimed", task);
     send(api, req, route, 200, task);
 }
 
@@ -267,66 +325,276 @@ static void get_turn(struct tg_api *api, struct tg_http_req *req, const char *id
 
 static void handoffs(struct tg_api *api, struct tg_http_req *req)
 {
-    json_t *tasks = NULL;
-    if (!reviewer(api, req)) {
-        fail(api, req, "/v1/handoffs", 401, "invalid_token",
-             "a reviewer or agent token is required");
+    if (!person(api, req, "/v1/handoffs", ANYONE))
+        return;
+    send_list(api, req, "/v1/handoffs", tasks_in(api, "handed_off"));
+}
+
+static void reply(struct tg_api *api, struct tg_http_req *req, const char *id)
+{
+    const char *route = "/v1/handoffs/{id}/reply";
+    const char *who = person(api, req, route, AGENTS);
+    size_t len;
+    const char *body = tg_http_body(req, &len);
+    char err[256] = "";
+    json_t *task = NULL;
+    if (!who)
+        return;
+    json_t *j = json_loadb(body, len, 0, NULL);
+    const json_t *close = json_object_get(j, "close");
+    if (!json_is_object(j) || (json_object_get(j, "text") && !tg_json_str(j, "text", NULL)) ||
+        (close && !json_is_boolean(close))) {
+        json_decref(j);
+        fail(api, req, route, 400, "invalid_reply",
+             "the body must be {\"text\": \"...\", \"close\"?: true|false}");
         return;
     }
-    if (tg_store_review_list(api->p->store, "handed_off", 500, &tasks)) {
-        fail(api, req, "/v1/handoffs", 503, "storage_unavailable", "cannot read the queue");
+    int rc =
+        tg_review_agent_reply(api->p->store, api->p->audit, id, who, tg_json_str(j, "text", NULL),
+                              json_is_true(close), &task, err, sizeof(err));
+    bool has_text = tg_json_str(j, "text", NULL) && tg_json_str(j, "text", "")[0];
+    json_decref(j);
+    if (rc) {
+        fail(api, req, route,
+             rc == TG_E_NOTFOUND   ? 404
+             : rc == TG_E_CONFLICT ? 409
+             : rc == TG_E_INVAL    ? 422
+                                   : 503,
+             "reply_refused", err);
         return;
     }
-    send(api, req, "/v1/handoffs", 200, json_pack("{s:s, s:o}", "object", "list", "data", tasks));
+    if (has_text)
+        tg_api_review_event(api, id, "agent_reply", task);
+    if (json_is_true(close))
+        tg_api_review_event(api, id, "closed", task);
+    send(api, req, route, 200, task);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The q-quantile (nearest rank) of n sorted values. */
+static int64_t quantile(const int64_t *v, size_t n, double q)
+{
+    if (!n)
+        return 0;
+    size_t r = (size_t)(q * (double)n + 0.999999);
+    return v[r ? r - 1 : 0];
+}
+
+/*
+ * The last 24 hours of review work for the supervisor view: volumes by
+ * hour, time to decision (median, p95 by nearest rank), SLA breaches
+ * (hand-offs), decisions per reviewer and per queue.
+ */
+static void stats(struct tg_api *api, struct tg_http_req *req)
+{
+    const char *route = "/v1/reviews/stats";
+    if (!person(api, req, route, "supervisor"))
+        return;
+    json_t *all = NULL;
+    if (tg_store_review_list(api->p->store, NULL, 100000, &all)) {
+        fail(api, req, route, 503, "storage_unavailable", "cannot read the queue");
+        return;
+    }
+    int64_t now = tg_clock_wall_ms(), hour = 3600000;
+    int64_t since = (now / hour - 23) * hour; /* 24 whole hours, this one last */
+    int64_t created = 0, decided = 0, handed = 0, open = 0;
+    int64_t hc[24] = {0}, hd[24] = {0}, hh[24] = {0};
+    size_t n = json_array_size(all), nd = 0;
+    int64_t *times = tg_malloc((n ? n : 1) * sizeof(*times));
+    json_t *reviewers = json_object(), *queues = json_object(), *actions = json_object();
+    size_t i;
+    json_t *t;
+    json_array_foreach(all, i, t)
+    {
+        const char *state = tg_json_str(t, "state", "");
+        if (!strcmp(state, "pending") || !strcmp(state, "claimed"))
+            open++;
+        int64_t c = tg_json_int(t, "created_ms", 0);
+        if (c < since)
+            continue;
+        created++;
+        hc[(c - since) / hour]++;
+        const char *q = tg_json_str(t, "queue", "default");
+        json_t *qe = json_object_get(queues, q);
+        if (!qe)
+            json_object_set_new(
+                queues, q, qe = json_pack("{s:s, s:i, s:i}", "queue", q, "created", 0, "open", 0));
+        json_object_set_new(qe, "created", json_integer(tg_json_int(qe, "created", 0) + 1));
+        if (!strcmp(state, "pending") || !strcmp(state, "claimed"))
+            json_object_set_new(qe, "open", json_integer(tg_json_int(qe, "open", 0) + 1));
+        const json_t *dec = json_object_get(t, "decision");
+        if (json_is_object(dec)) {
+            int64_t at = tg_json_int(dec, "at", c);
+            decided++;
+            hd[TG_MIN((at - since) / hour, 23)]++;
+            if (times)
+                times[nd++] = at - c;
+            const char *who = tg_json_str(dec, "actor", "?"),
+                       *act = tg_json_str(dec, "action", "?");
+            json_t *re = json_object_get(reviewers, who);
+            if (!re)
+                json_object_set_new(reviewers, who, re = json_array());
+            json_array_append_new(re, json_integer(at - c));
+            json_object_set_new(actions, act, json_integer(tg_json_int(actions, act, 0) + 1));
+        }
+        if (!strcmp(state, "handed_off") || !strcmp(state, "closed")) {
+            handed++;
+            hh[TG_MIN((tg_json_int(t, "deadline_ms", c) - since) / hour, 23)]++;
+        }
+    }
+    if (times)
+        qsort(times, nd, sizeof(*times), cmp_i64);
+    json_t *by_hour = json_array(), *by_reviewer = json_array(), *by_queue = json_array();
+    for (int h = 0; h < 24; h++)
+        json_array_append_new(by_hour, json_pack("{s:I, s:I, s:I, s:I}", "hour_ms",
+                                                 (json_int_t)(since + h * hour), "created",
+                                                 (json_int_t)hc[h], "decided", (json_int_t)hd[h],
+                                                 "handed_off", (json_int_t)hh[h]));
+    const char *key;
+    json_t *val;
+    json_object_foreach(reviewers, key, val)
+    {
+        size_t k = json_array_size(val);
+        int64_t *v = tg_malloc(k * sizeof(*v));
+        for (size_t j = 0; v && j < k; j++)
+            v[j] = json_integer_value(json_array_get(val, j));
+        if (v)
+            qsort(v, k, sizeof(*v), cmp_i64);
+        json_array_append_new(by_reviewer,
+                              json_pack("{s:s, s:I, s:I}", "actor", key, "decisions", (json_int_t)k,
+                                        "median_ms", (json_int_t)(v ? quantile(v, k, 0.5) : 0)));
+        tg_free(v);
+    }
+    json_object_foreach(queues, key, val) json_array_append(by_queue, val);
+    json_t *out =
+        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I}, s:o, s:o, s:o, s:O}",
+                  "since_ms", (json_int_t)since, "now_ms", (json_int_t)now, "created",
+                  (json_int_t)created, "decided", (json_int_t)decided, "handed_off",
+                  (json_int_t)handed, "open", (json_int_t)open, "decision_ms", "n", (json_int_t)nd,
+                  "median", (json_int_t)(times ? quantile(times, nd, 0.5) : 0), "p95",
+                  (json_int_t)(times ? quantile(times, nd, 0.95) : 0), "by_hour", by_hour,
+                  "by_reviewer", by_reviewer, "by_queue", by_queue, "by_action", actions);
+    tg_free(times);
+    json_decref(all);
+    json_decref(reviewers);
+    json_decref(queues);
+    json_decref(actions);
+    send(api, req, route, 200, out);
+}
+
+/* Decode %XX and '+' in place. */
+static void url_decode(char *s)
+{
+    char *o = s;
+    uint8_t b;
+    for (; *s; s++) {
+        if (*s == '%' && s[1] && s[2] && tg_hex_decode((char[]){s[1], s[2], 0}, &b, 1) == TG_OK) {
+            *o++ = (char)b;
+            s += 2;
+        } else {
+            *o++ = *s == '+' ? ' ' : *s;
+        }
+    }
+    *o = '\0';
+}
+
+/* A cited document's whole text (its chunks in order, overlaps removed). */
+static void source(struct tg_api *api, struct tg_http_req *req)
+{
+    const char *route = "/console/api/source";
+    char src[2048];
+    if (!person(api, req, route, ANYONE))
+        return;
+    if (!query_param(tg_http_query(req), "source", src, sizeof(src))) {
+        fail(api, req, route, 400, "invalid_source", "give the citation's source as ?source=");
+        return;
+    }
+    url_decode(src);
+    struct tg_buf text;
+    tg_buf_init(&text, TG_BUF_UNLIMITED);
+    const char *title = NULL;
+    size_t n = api->p->kb ? tg_kb_chunk_count(api->p->kb) : 0, end = 0;
+    for (uint32_t id = 0; id < n; id++) {
+        struct tg_kb_chunk ch;
+        if (tg_kb_chunk_get(api->p->kb, id, &ch) || strcmp(ch.source, src) != 0)
+            continue;
+        title = title ? title : ch.title;
+        size_t len = strlen(ch.text), skip = 0;
+        if (ch.offset < end) /* overlapping chunks: only the new part */
+            skip = TG_MIN(len, end - ch.offset);
+        if (text.len && !skip)
+            tg_buf_append(&text, "\n", 1);
+        tg_buf_append(&text, ch.text + skip, len - skip);
+        end = TG_MAX(end, ch.offset + len);
+    }
+    if (!title) {
+        tg_buf_free(&text);
+        fail(api, req, route, 404, "unknown_source", "no document with that source");
+        return;
+    }
+    json_t *out = json_pack("{s:s, s:s, s:s%}", "source", src, "title", title, "text",
+                            text.data ? text.data : "", text.len);
+    tg_buf_free(&text);
+    send(api, req, route, 200, out);
+}
+
+static void events(struct tg_api *api, struct tg_http_req *req)
+{
+    if (person(api, req, "/v1/reviews/events", ANYONE)) {
+        tg_metrics_request(api->p->metrics, "/v1/reviews/events", 200);
+        tg_events_subscribe(api, req, NULL);
+    }
+}
+
+/* "PREFIX{id}SUFFIX" -> id; false when path is not of that shape. */
+static bool path_id(const char *path, const char *prefix, const char *suffix, char id[TG_ID_MAX])
+{
+    size_t pl = strlen(prefix), sl = strlen(suffix), n = strlen(path);
+    if (n <= pl + sl || strncmp(path, prefix, pl) != 0 || strcmp(path + n - sl, suffix) != 0 ||
+        n - pl - sl >= TG_ID_MAX)
+        return false;
+    memcpy(id, path + pl, n - pl - sl);
+    id[n - pl - sl] = '\0';
+    return strchr(id, '/') == NULL;
 }
 
 bool tg_api_reviews(struct tg_api *api, struct tg_http_req *req)
 {
     const char *m = tg_http_method(req), *path = tg_http_path(req);
+    bool get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0, post = strcmp(m, "POST") == 0;
     char id[TG_ID_MAX];
+    if (!tg_str_has_prefix(path, "/v1/reviews") && !tg_str_has_prefix(path, "/v1/turns/") &&
+        !tg_str_has_prefix(path, "/v1/handoffs") && strcmp(path, "/console/api/source") != 0)
+        return false;
     /* Reads see committed rows; a task made by a turn just answered may
      * still be queued for the writer (flush ends its group window). */
-    if (strcmp(path, "/v1/reviews") == 0 || tg_str_has_prefix(path, "/v1/reviews/") ||
-        tg_str_has_prefix(path, "/v1/turns/") || strcmp(path, "/v1/handoffs") == 0)
-        tg_store_flush(api->p->store);
-    if (strcmp(path, "/v1/handoffs") == 0) {
-        if (strcmp(m, "GET") != 0)
-            return false;
-        handoffs(api, req);
-        return true;
-    }
-    if (strcmp(path, "/v1/reviews") == 0) {
-        if (strcmp(m, "GET") != 0)
-            return false;
+    tg_store_flush(api->p->store);
+    if (get && strcmp(path, "/v1/reviews") == 0)
         list(api, req);
-        return true;
-    }
-    if (tg_str_has_prefix(path, "/v1/turns/")) {
-        if (strcmp(m, "GET") != 0 || tg_strlcpy(id, path + 10, sizeof(id)) >= sizeof(id) ||
-            strchr(id, '/'))
-            return false;
+    else if (get && strcmp(path, "/v1/reviews/events") == 0)
+        events(api, req);
+    else if (get && strcmp(path, "/v1/reviews/stats") == 0)
+        stats(api, req);
+    else if (get && strcmp(path, "/v1/handoffs") == 0)
+        handoffs(api, req);
+    else if (get && strcmp(path, "/console/api/source") == 0)
+        source(api, req);
+    else if (post && path_id(path, "/v1/handoffs/", "/reply", id))
+        reply(api, req, id);
+    else if (get && path_id(path, "/v1/turns/", "", id))
         get_turn(api, req, id);
-        return true;
-    }
-    if (!tg_str_has_prefix(path, "/v1/reviews/"))
-        return false;
-    const char *rest = path + 12, *slash = strchr(rest, '/');
-    size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
-    if (!n || n >= sizeof(id))
-        return false;
-    memcpy(id, rest, n);
-    id[n] = '\0';
-    if (!slash && strcmp(m, "GET") == 0) {
+    else if (get && path_id(path, "/v1/reviews/", "", id))
         get_task(api, req, id);
-        return true;
-    }
-    if (slash && strcmp(slash, "/decision") == 0 && strcmp(m, "POST") == 0) {
+    else if (post && path_id(path, "/v1/reviews/", "/decision", id))
         decide(api, req, id);
-        return true;
-    }
-    if (slash && strcmp(slash, "/claim") == 0 && strcmp(m, "POST") == 0) {
+    else if (post && path_id(path, "/v1/reviews/", "/claim", id))
         claim(api, req, id);
-        return true;
-    }
-    return false;
+    else
+        return false;
+    return true;
 }

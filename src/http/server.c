@@ -103,6 +103,10 @@ const char *tg_http_reason(int status)
         return "Accepted";
     case 204:
         return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 304:
+        return "Not Modified";
     case 400:
         return "Bad Request";
     case 401:
@@ -176,7 +180,9 @@ static void write_head(struct tg_http_req *r, int status, const char *ctype, con
                         tg_http_reason(status));
     if (ctype)
         evbuffer_add_printf(out, "Content-Type: %s\r\n", ctype);
-    if (len >= 0)
+    if (status == 304 || status == 204)
+        ; /* no body and no length (RFC 9110, 8.6) */
+    else if (len >= 0)
         evbuffer_add_printf(out, "Content-Length: %lld\r\n", len);
     else if (r->minor >= 1)
         evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);

@@ -106,6 +106,7 @@ enum tg_stage_rc tg_stage_generate(struct tg_turn *t)
         .n_evidence = t->n_evidence,
         .query_coverage = t->query_coverage,
         .intent_probability = t->p->intents ? t->intent_confidence : -1,
+        .for_review = t->rules.review,
     };
     bool sync_done = false;
     int rc = tg_backend_generate(t->backend, &rq, generated_cb, t, &t->call);

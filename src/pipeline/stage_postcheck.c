@@ -87,13 +87,15 @@ enum tg_stage_rc tg_stage_postcheck(struct tg_turn *t)
             rc = tg_rules_apply(t, &hits);
         tg_policy_hits_free(&hits);
     }
-    if (!rc && t->rules.script) {
-        /* A canned reply replaces the draft (a weak answer is not given). */
+    /* A canned reply replaces the draft (a weak answer is not given),
+     * unless a person reviews it: they judge the model's own draft. */
+    bool script = t->rules.script && !t->rules.review && !t->rules.human_decision;
+    if (!rc && script) {
         t->draft = tg_arena_strdup(&t->arena, t->rules.script_text);
         t->draft_len = t->draft ? strlen(t->draft) : 0;
         rc = t->draft ? TG_OK : TG_E_NOMEM;
     }
-    if (!rc && !t->rules.script)
+    if (!rc && !script)
         rc = frame(t); /* a holding reply is not an answer: no disclaimer around it */
     if (!rc && !t->rules.redact_off)
         rc = mask(t);

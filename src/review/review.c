@@ -66,6 +66,8 @@ int tg_review_create(struct tg_store *st, const struct tg_review_new *n, char id
         (json_int_t)n->created_ms, "actor", "trustgate", "event", "created", "decision");
     if (task && n->started_by && n->started_by[0])
         json_object_set_new(task, "started_by", json_string(n->started_by));
+    if (task && json_is_object(n->context))
+        json_object_update_missing(task, (json_t *)n->context);
     if (!task)
         return TG_E_NOMEM;
     rc = put(st, task);
@@ -302,6 +304,71 @@ int tg_review_claim(struct tg_store *st, struct tg_audit *audit, const char *id,
         rc = tg_store_flush(st);
     if (rc)
         snprintf(err, errlen, "cannot store the claim: %s", tg_err_str(rc));
+    if (!rc && task_out) {
+        *task_out = task;
+        task = NULL;
+    }
+    json_decref(task);
+    return rc;
+}
+
+int tg_review_agent_reply(struct tg_store *st, struct tg_audit *audit, const char *id,
+                          const char *actor, const char *text, bool close, json_t **task_out,
+                          char *err, size_t errlen)
+{
+    json_t *task = NULL;
+    int rc = tg_store_review_get(st, id, NULL, &task);
+    if (rc) {
+        snprintf(err, errlen, rc == TG_E_NOTFOUND ? "no review task %s" : "cannot read task %s",
+                 id);
+        return rc;
+    }
+    const char *state = tg_json_str(task, "state", "");
+    if (strcmp(state, "handed_off") != 0) {
+        snprintf(err, errlen, "task %s is %s, not handed off to an agent", id, state);
+        json_decref(task);
+        return TG_E_CONFLICT;
+    }
+    bool has_text = text && text[0];
+    if (!has_text && !close) {
+        snprintf(err, errlen, "a reply needs text");
+        json_decref(task);
+        return TG_E_INVAL;
+    }
+    int64_t at = tg_clock_wall_ms();
+    json_t *events = json_object_get(task, "events");
+    uint8_t h[TG_SHA256_LEN];
+    char hex[2 * TG_SHA256_LEN + 1] = "";
+    if (has_text) {
+        json_t *replies = json_object_get(task, "agent_replies");
+        if (!json_is_array(replies)) {
+            replies = json_array();
+            json_object_set_new(task, "agent_replies", replies);
+        }
+        json_array_append_new(replies, json_pack("{s:I, s:s, s:s}", "at", (json_int_t)at, "actor",
+                                                 actor, "text", text));
+        json_array_append_new(events, json_pack("{s:I, s:s, s:s}", "at", (json_int_t)at, "actor",
+                                                actor, "event", "agent_reply"));
+        tg_sha256(text, strlen(text), h);
+        tg_hex_encode(h, sizeof(h), hex);
+    }
+    if (close) {
+        json_object_set_new(task, "state", json_string("closed"));
+        json_array_append_new(events, json_pack("{s:I, s:s, s:s}", "at", (json_int_t)at, "actor",
+                                                actor, "event", "closed"));
+    }
+    json_t *leaf =
+        json_pack("{s:s, s:s, s:s, s:s, s:s?, s:b, s:I}", "kind", "handoff_reply", "review_id", id,
+                  "turn_id", tg_json_str(task, "turn_id", ""), "actor", actor, "text_sha256",
+                  has_text ? hex : NULL, "closed", close, "at", (json_int_t)at);
+    rc = leaf ? (audit ? tg_audit_append_json(audit, leaf, NULL) : TG_OK) : TG_E_NOMEM;
+    json_decref(leaf);
+    if (!rc)
+        rc = put(st, task);
+    if (!rc)
+        rc = tg_store_flush(st);
+    if (rc)
+        snprintf(err, errlen, "cannot store the reply: %s", tg_err_str(rc));
     if (!rc && task_out) {
         *task_out = task;
         task = NULL;

@@ -5,7 +5,8 @@
  * attestations they ticked.
  *
  * A task is a JSON object in the store's reviews table: id, turn_id,
- * conversation_id, kind, state (pending -> decided), queue, priority,
+ * conversation_id, kind, state (pending -> claimed -> decided, or
+ * handed_off -> closed), queue, priority,
  * created_ms, deadline_ms, required_attestations, tags, policy_hits, the
  * question, the AI draft (or null), citations, the reply the customer was
  * given meanwhile, the events (who did what when) and, once decided, the
@@ -27,19 +28,21 @@ struct tg_audit;
 struct tg_review_new {
     const char *turn_id;
     const char *conversation_id;
-    const char *kind;           /* "review" or "human_decision" */
+    const char *kind; /* "review" or "human_decision" */
     const char *queue;
-    int64_t priority;           /* larger first */
+    int64_t priority; /* larger first */
     int64_t created_ms;
     int64_t sla_ms;             /* deadline = created + sla */
     const json_t *attestations; /* required: array of strings (may be empty) */
     const json_t *tags;
     const json_t *policy_hits;
     const char *question;
-    const char *draft;          /* NULL when AI wrote none (human_decision) */
+    const char *draft; /* NULL when AI wrote none (human_decision) */
     const json_t *citations;
-    const char *holding_reply;  /* what the customer was told meanwhile */
-    const char *started_by;     /* the customer id of the turn, for the four-eyes rule (may be NULL) */
+    const char *holding_reply; /* what the customer was told meanwhile */
+    const char *started_by; /* the customer id of the turn, for the four-eyes rule (may be NULL) */
+    const json_t *context;  /* more of the turn's context, merged into the task (may be NULL):
+                               intent, tier, explanation, conversation, internal */
 };
 
 /* Create a pending task; its id ("rev_...") goes to id.  TG_OK or the store's error. */
@@ -53,9 +56,9 @@ struct tg_review_decision {
     const char *reason;         /* reject: why (told to the customer) */
     const json_t *attestations; /* ticked: array of strings */
     const char *actor;          /* who decides */
-    const uint8_t *key;         /* keys the answer's digest in the audit leaf (may be NULL: no digest) */
+    const uint8_t *key; /* keys the answer's digest in the audit leaf (may be NULL: no digest) */
     size_t keylen;
-    bool four_eyes;             /* refuse a decision by the person who started the turn */
+    bool four_eyes; /* refuse a decision by the person who started the turn */
 };
 
 /*
@@ -64,9 +67,8 @@ struct tg_review_decision {
  * with a message when someone else holds it or it is decided; an audit
  * leaf records the claim.
  */
-int tg_review_claim(struct tg_store *st, struct tg_audit *audit, const char *id,
-                    const char *actor, int64_t lapse_ms, json_t **task_out, char *err,
-                    size_t errlen);
+int tg_review_claim(struct tg_store *st, struct tg_audit *audit, const char *id, const char *actor,
+                    int64_t lapse_ms, json_t **task_out, char *err, size_t errlen);
 
 /*
  * Decide a pending task.  Refused with TG_E_INVAL and a message in err
@@ -88,6 +90,16 @@ int tg_review_decide(struct tg_store *st, struct tg_audit *audit, const char *id
 int tg_review_handoff(struct tg_store *st, struct tg_audit *audit, const char *id,
                       const char *reason, json_t **task_out);
 
+/*
+ * A human agent answers the customer of a handed-off task: the reply is
+ * appended to agent_replies with an event and an audit leaf; close also
+ * ends the hand-off (state closed).  TG_E_CONFLICT unless the task is
+ * handed_off; TG_E_INVAL without text (unless closing).
+ */
+int tg_review_agent_reply(struct tg_store *st, struct tg_audit *audit, const char *id,
+                          const char *actor, const char *text, bool close, json_t **task_out,
+                          char *err, size_t errlen);
+
 struct event_base;
 struct tg_review_sla;
 
@@ -106,6 +118,12 @@ int tg_review_sla_track(struct tg_review_sla *sla, const char *id, int64_t deadl
  * answers requests waiting for it). */
 void tg_review_sla_on_settle(struct tg_review_sla *sla, void (*cb)(void *arg, const json_t *task),
                              void *arg);
+/* Call cb for every task this tracker arms ("created"), warns about
+ * ("sla_warning") or hands off ("handed_off"); task is NULL for "created". */
+void tg_review_sla_on_event(struct tg_review_sla *sla,
+                            void (*cb)(void *arg, const char *id, const char *event,
+                                       const json_t *task),
+                            void *arg);
 /* Tasks handed off by this tracker since it started. */
 uint64_t tg_review_sla_handoffs(const struct tg_review_sla *sla);
 void tg_review_sla_free(struct tg_review_sla *sla);

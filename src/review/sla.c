@@ -30,6 +30,8 @@ struct tg_review_sla {
     int64_t warn_before_ms; /* a warning event this long before the deadline; 0: none */
     void (*on_settle)(void *arg, const json_t *task);
     void *settle_arg;
+    void (*on_event)(void *arg, const char *id, const char *event, const json_t *task);
+    void *event_arg;
 };
 
 static void drop(struct timer *t)
@@ -54,6 +56,8 @@ static void expire(struct tg_review_sla *s, const char *id)
         tg_warn("review %s: SLA breached, handed off to a human agent", id);
         if (s->on_settle)
             s->on_settle(s->settle_arg, task);
+        if (s->on_event)
+            s->on_event(s->event_arg, id, "handed_off", task);
         json_decref(task);
     } else if (rc != TG_E_CONFLICT) {
         tg_error("review %s: hand-off failed: %s", id, tg_err_str(rc));
@@ -74,7 +78,8 @@ static void warn(struct tg_review_sla *s, const char *id)
                               json_pack("{s:I, s:s, s:s}", "at", (json_int_t)tg_clock_wall_ms(),
                                         "actor", "trustgate", "event", "sla_warning"));
         row.updated_ms = tg_clock_wall_ms();
-        tg_store_review_put(s->st, &row, task);
+        if (tg_store_review_put(s->st, &row, task) == TG_OK && s->on_event)
+            s->on_event(s->event_arg, id, "sla_warning", task);
     }
     json_decref(task);
 }
@@ -123,6 +128,8 @@ int tg_review_sla_track(struct tg_review_sla *s, const char *id, int64_t deadlin
     int rc = arm(s, id, deadline_ms, false);
     if (!rc && s->warn_before_ms > 0 && deadline_ms - s->warn_before_ms > tg_clock_wall_ms())
         rc = arm(s, id, deadline_ms - s->warn_before_ms, true);
+    if (!rc && s->on_event)
+        s->on_event(s->event_arg, id, "created", NULL);
     return rc;
 }
 
@@ -171,6 +178,15 @@ void tg_review_sla_on_settle(struct tg_review_sla *s, void (*cb)(void *arg, cons
 {
     s->on_settle = cb;
     s->settle_arg = arg;
+}
+
+void tg_review_sla_on_event(struct tg_review_sla *s,
+                            void (*cb)(void *arg, const char *id, const char *event,
+                                       const json_t *task),
+                            void *arg)
+{
+    s->on_event = cb;
+    s->event_arg = arg;
 }
 
 uint64_t tg_review_sla_handoffs(const struct tg_review_sla *s)

@@ -172,9 +172,19 @@ static void test_large_amount_review_approves_the_draft(void **state)
     tg_strlcpy(want, draft, sizeof(want));
     json_decref(c);
     snprintf(path, sizeof(path), "/v1/reviews/%s/decision", id);
+    /* the demo's wealth queue asks the reviewer to affirm the suitability check */
     c = call("POST", path, "tg-demo-reviewer", "{\"action\":\"approve\",\"attestations\":[]}", &st);
+    assert_int_equal(st, 422);
+    assert_non_null(strstr(tg_json_str(json_object_get(c, "error"), "message", ""),
+                           "已核实客户风险承受能力与产品匹配"));
+    json_decref(c);
+    c = call("POST", path, "tg-demo-reviewer",
+             "{\"action\":\"approve\",\"attestations\":[\"已核实客户风险承受能力与产品匹配\"]}",
+             &st);
     assert_int_equal(st, 200);
     assert_string_equal(tg_json_str(c, "answer", ""), want);
+    /* the draft is the answer the model wrote, not the holding reply */
+    assert_null(strstr(want, "请稍候"));
     json_decref(c);
     c = call("GET", "/v1/reviews/rev_nothing", "tg-demo-reviewer", NULL, &st);
     assert_int_equal(st, 404);
@@ -228,13 +238,14 @@ static bool handed_off(int port, const char *id)
     size_t i;
     json_t *t;
     bool found = false;
-    json_array_foreach(json_object_get(l, "data"), i, t) {
+    json_array_foreach(json_object_get(l, "data"), i, t)
+    {
         if (strcmp(tg_json_str(t, "id", ""), id) == 0) {
             json_t *tags = json_object_get(t, "tags");
             size_t k;
             json_t *tag;
-            json_array_foreach(tags, k, tag) found |= !strcmp(json_string_value(tag),
-                                                              "review_sla_breached");
+            json_array_foreach(tags, k, tag) found |=
+                !strcmp(json_string_value(tag), "review_sla_breached");
         }
     }
     json_decref(l);
@@ -377,11 +388,11 @@ static const char *content_of(const char *body)
 {
     static char buf[1024];
     json_t *j = json_loads(body, 0, NULL);
-    tg_strlcpy(buf,
-               tg_json_str(json_object_get(json_array_get(json_object_get(j, "choices"), 0),
-                                           "message"),
-                           "content", ""),
-               sizeof(buf));
+    tg_strlcpy(
+        buf,
+        tg_json_str(json_object_get(json_array_get(json_object_get(j, "choices"), 0), "message"),
+                    "content", ""),
+        sizeof(buf));
     json_decref(j);
     return buf;
 }
@@ -480,8 +491,9 @@ static void *receive(void *arg)
             size_t l = strcspn(sig, "\r\n");
             snprintf(rc->sig, sizeof(rc->sig), "%.*s", (int)l, sig);
         }
-        const char *resp = n == 0 ? "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                                  : "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        const char *resp =
+            n == 0 ? "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                   : "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
         if (write(c, resp, strlen(resp)) < 0)
             break;
         close(c);
@@ -507,8 +519,9 @@ static void test_webhook_signed_and_retried(void **state)
     assert_int_equal(pthread_create(&th, NULL, receive, &rc), 0);
 
     assert_non_null(tg_h_tmpdir(sdir, sizeof(sdir)));
-    snprintf(text, sizeof(text), "%swebhooks:\n  - url: http://127.0.0.1:%d/hook\n    secret: s3cr3t\n",
-             sla_config, rc.port);
+    snprintf(text, sizeof(text),
+             "%swebhooks:\n  - url: http://127.0.0.1:%d/hook\n    secret: s3cr3t\n", sla_config,
+             rc.port);
     tg_h_write_file(sdir, "hook.yaml", text, cfg, sizeof(cfg));
     assert_int_equal(tg_h_start_gateway(&g, cfg, sdir), 0);
     char id[64], turn[64];

@@ -1,0 +1,556 @@
+/*
+ * console.c - console logins, sessions and CSRF tokens; passwords with
+ * PBKDF2.  See console.h.
+ *
+ *   POST /console/api/login   {"user", "password"} -> {user, role, csrf} + cookie
+ *   POST /console/api/logout  ends the session
+ *   GET  /console/api/me      {user, role, csrf} of the session, or 401
+ *
+ * A password check costs ~0.3 s of CPU by design, so it runs on one
+ * worker thread: the event loop hands it a job and learns of the result
+ * through a pipe.  At most MAX_QUEUED checks wait at a time (429 beyond),
+ * an unknown user costs the same as a known one (no user enumeration by
+ * timing), a password configured in plain text is hashed at its user's
+ * first login and only the hash kept, and five failures for a name within 15 minutes refuse further
+ * attempts for that name until the window ends.
+ */
+#include "http/api_int.h"
+#include "http/console.h"
+
+#include "metrics/metrics.h"
+#include "pipeline/pipeline.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#define MAX_SESSIONS 1024
+#define MAX_QUEUED 8
+#define MAX_FAILS 5
+#define FAIL_WINDOW_MS (15 * 60 * 1000)
+#define SESSION_IDLE_MS (30 * 60 * 1000)
+#define SESSION_MAX_MS (12 * 60 * 60 * 1000)
+
+/* ------------------------------------------------------------ state */
+
+struct person {
+    const char *name, *role; /* borrowed from the config */
+    uint8_t token_sha[TG_SHA256_LEN];
+    bool has_token;
+    char hash[TG_PASSWORD_HASH_MAX]; /* "" until known; written by the worker under mu */
+    char *plain;                     /* a configured plaintext password until first hashed (mu) */
+    int fails;                       /* loop thread only */
+    int64_t fail_window_ms;
+};
+
+struct session {
+    char id[2 * TG_SHA256_LEN + 1];
+    char csrf[2 * TG_SHA256_LEN + 1];
+    int person;
+    int64_t created_ms, last_ms;
+};
+
+struct job {
+    struct job *next;
+    struct tg_http_req *req;
+    int person; /* -1: unknown user (checked against a dummy hash) */
+    char *password;
+    bool ok;
+};
+
+struct tg_console {
+    struct tg_api *api;
+    struct person *people;
+    size_t n_people;
+    struct session *sessions;
+    size_t n_sessions;
+    /* worker */
+    char dummy_hash[TG_PASSWORD_HASH_MAX]; /* what unknown users are checked against */
+    pthread_t thread;
+    bool thread_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct job *queue, *queue_tail;
+    size_t queued; /* login jobs sent and not yet answered */
+    bool stop;
+    int pipe_rd, pipe_wr;
+    struct event *done_ev;
+};
+
+static void wipe_free(char *s)
+{
+    if (s) {
+        volatile char *p = s;
+        while (*p)
+            *p++ = '\0';
+        tg_free(s);
+    }
+}
+
+/* A login check on the worker: a configured plaintext password is hashed
+ * the first time its user logs in (then only the hash is kept), and the
+ * dummy for unknown users the first time one is needed. */
+static void check(struct tg_console *c, struct job *j)
+{
+    char hash[TG_PASSWORD_HASH_MAX] = "", fresh[TG_PASSWORD_HASH_MAX];
+    char *plain = NULL;
+    pthread_mutex_lock(&c->mu);
+    struct person *p = j->person >= 0 ? &c->people[j->person] : NULL;
+    if (p && !p->hash[0]) {
+        plain = p->plain;
+        p->plain = NULL;
+    }
+    tg_strlcpy(hash, p && p->hash[0] ? p->hash : c->dummy_hash, sizeof(hash));
+    pthread_mutex_unlock(&c->mu);
+    bool real = p && (hash[0] || plain);
+    if (plain || !hash[0]) {
+        if (tg_password_hash(plain ? plain : "no such user", TG_PBKDF2_ITERATIONS, fresh)) {
+            j->ok = false;
+            wipe_free(plain);
+            return;
+        }
+        pthread_mutex_lock(&c->mu);
+        memcpy(plain ? p->hash : c->dummy_hash, fresh, sizeof(fresh));
+        pthread_mutex_unlock(&c->mu);
+        wipe_free(plain);
+        memcpy(hash, fresh, sizeof(fresh));
+    }
+    /* an unknown user is checked against the dummy: the same cost either way */
+    j->ok = tg_password_verify(j->password, hash) == TG_OK && real;
+}
+
+static void *worker_main(void *arg)
+{
+    struct tg_console *c = arg;
+    for (;;) {
+        pthread_mutex_lock(&c->mu);
+        while (!c->queue && !c->stop)
+            pthread_cond_wait(&c->cv, &c->mu);
+        struct job *j = c->queue;
+        if (!j) {
+            pthread_mutex_unlock(&c->mu);
+            return NULL;
+        }
+        c->queue = j->next;
+        if (!c->queue)
+            c->queue_tail = NULL;
+        pthread_mutex_unlock(&c->mu);
+        check(c, j);
+        wipe_free(j->password);
+        j->password = NULL;
+        ssize_t w;
+        do
+            w = write(c->pipe_wr, &j, sizeof(j));
+        while (w < 0 && errno == EINTR);
+    }
+}
+
+static void queue_job(struct tg_console *c, struct job *j)
+{
+    pthread_mutex_lock(&c->mu);
+    if (c->queue_tail)
+        c->queue_tail->next = j;
+    else
+        c->queue = j;
+    c->queue_tail = j;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* ------------------------------------------------------------ cookies */
+
+bool tg_http_cookie(const struct tg_http_req *req, const char *name, char *out, size_t outlen)
+{
+    const char *h = tg_http_header(req, "Cookie");
+    size_t n = strlen(name);
+    while (h && *h) {
+        while (*h == ' ' || *h == ';')
+            h++;
+        const char *end = strchr(h, ';');
+        size_t len = end ? (size_t)(end - h) : strlen(h);
+        if (len > n && strncmp(h, name, n) == 0 && h[n] == '=') {
+            size_t vl = len - n - 1;
+            if (vl >= outlen)
+                return false;
+            memcpy(out, h + n + 1, vl);
+            out[vl] = '\0';
+            return true;
+        }
+        h = end;
+    }
+    return false;
+}
+
+static struct session *find_session(struct tg_console *c, const struct tg_http_req *req)
+{
+    char id[2 * TG_SHA256_LEN + 1];
+    int64_t now = tg_clock_wall_ms();
+    if (!c || !tg_http_cookie(req, "tg_session", id, sizeof(id)) || strlen(id) != sizeof(id) - 1)
+        return NULL;
+    for (size_t i = 0; i < c->n_sessions; i++) {
+        struct session *s = &c->sessions[i];
+        if (!tg_ct_equal(s->id, id, sizeof(s->id) - 1))
+            continue;
+        if (now - s->last_ms > SESSION_IDLE_MS || now - s->created_ms > SESSION_MAX_MS) {
+            c->sessions[i] = c->sessions[--c->n_sessions];
+            return NULL;
+        }
+        s->last_ms = now;
+        return s;
+    }
+    return NULL;
+}
+
+static struct session *new_session(struct tg_console *c, int person)
+{
+    uint8_t raw[2 * TG_SHA256_LEN];
+    if (tg_random_bytes(raw, sizeof(raw)))
+        return NULL;
+    if (c->n_sessions == MAX_SESSIONS) {
+        /* full: the least recently used one goes */
+        size_t old = 0;
+        for (size_t i = 1; i < c->n_sessions; i++)
+            if (c->sessions[i].last_ms < c->sessions[old].last_ms)
+                old = i;
+        c->sessions[old] = c->sessions[--c->n_sessions];
+    }
+    struct session *s = &c->sessions[c->n_sessions++];
+    tg_hex_encode(raw, TG_SHA256_LEN, s->id);
+    tg_hex_encode(raw + TG_SHA256_LEN, TG_SHA256_LEN, s->csrf);
+    s->person = person;
+    s->created_ms = s->last_ms = tg_clock_wall_ms();
+    return s;
+}
+
+/* ------------------------------------------------------------ who */
+
+int tg_api_who(struct tg_api *api, const struct tg_http_req *req, struct tg_who *who,
+               const char **code, const char **msg)
+{
+    struct tg_console *c = api->console;
+    const char *tok = tg_api_bearer(req);
+    memset(who, 0, sizeof(*who));
+    if (tok && c) {
+        uint8_t h[TG_SHA256_LEN];
+        int found = -1;
+        tg_sha256(tok, strlen(tok), h);
+        for (size_t i = 0; i < c->n_people; i++)
+            if (c->people[i].has_token && tg_ct_equal(h, c->people[i].token_sha, sizeof(h)) &&
+                found < 0)
+                found = (int)i;
+        if (found >= 0) {
+            who->name = c->people[found].name;
+            who->role = c->people[found].role;
+            return TG_OK;
+        }
+    }
+    struct session *s = tok ? NULL : find_session(c, req);
+    if (!s) {
+        *code = "invalid_token";
+        *msg = "log in to the console or send a user's token as 'Authorization: Bearer <token>'";
+        return 401;
+    }
+    if (strcmp(tg_http_method(req), "GET") != 0 && strcmp(tg_http_method(req), "HEAD") != 0) {
+        const char *t = tg_http_header(req, "X-CSRF-Token");
+        if (!t || strlen(t) != sizeof(s->csrf) - 1 ||
+            !tg_ct_equal(t, s->csrf, sizeof(s->csrf) - 1)) {
+            *code = "csrf_failed";
+            *msg = "this request needs the session's CSRF token in the X-CSRF-Token header";
+            return 403;
+        }
+    }
+    who->name = c->people[s->person].name;
+    who->role = c->people[s->person].role;
+    who->session = true;
+    return TG_OK;
+}
+
+/* ------------------------------------------------------------ routes */
+
+static void send_me(struct tg_api *api, struct tg_http_req *req, const char *route,
+                    const struct session *s, const char *cookie)
+{
+    const struct person *p = &api->console->people[s->person];
+    json_t *body = json_pack("{s:s, s:s, s:s}", "user", p->name, "role", p->role, "csrf", s->csrf);
+    char *str = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    tg_metrics_request(api->p->metrics, route, str ? 200 : 500);
+    if (!str) {
+        tg_http_error(req, 500, "server_error", "internal_error", "out of memory");
+        return;
+    }
+    tg_http_respond(req, 200, "application/json", cookie, str, strlen(str));
+    free(str);
+}
+
+static void session_cookie(const struct tg_http_req *req, const char *id, int max_age, char *out,
+                           size_t outlen)
+{
+    const char *proto = tg_http_header(req, "X-Forwarded-Proto");
+    bool tls = proto && strcasecmp(proto, "https") == 0;
+    snprintf(out, outlen,
+             "Set-Cookie: tg_session=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%d%s\r\n"
+             "Cache-Control: no-store\r\n",
+             id, max_age, tls ? "; Secure" : "");
+}
+
+static void job_done(struct tg_console *c, struct job *j)
+{
+    struct tg_api *api = c->api;
+    const char *route = "/console/api/login";
+    c->queued--;
+    if (!j->ok) {
+        if (j->person >= 0) {
+            struct person *p = &c->people[j->person];
+            int64_t now = tg_clock_wall_ms();
+            if (now - p->fail_window_ms > FAIL_WINDOW_MS) {
+                p->fails = 0;
+                p->fail_window_ms = now;
+            }
+            p->fails++;
+            tg_warn("console: failed login for %s (%d in the window)", p->name, p->fails);
+        }
+        tg_api_send_error(api, j->req, route, 401, "authentication_error", "invalid_credentials",
+                          "unknown user or wrong password");
+    } else {
+        struct session *s = new_session(c, j->person);
+        if (!s) {
+            tg_api_send_error(api, j->req, route, 503, "server_error", "internal_error",
+                              "cannot create a session");
+        } else {
+            char cookie[256];
+            c->people[j->person].fails = 0;
+            tg_info("console: %s logged in", c->people[j->person].name);
+            session_cookie(j->req, s->id, (int)(SESSION_MAX_MS / 1000), cookie, sizeof(cookie));
+            send_me(api, j->req, route, s, cookie);
+        }
+    }
+    tg_free(j);
+}
+
+static void pipe_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct tg_console *c = arg;
+    struct job *j;
+    while (read(fd, &j, sizeof(j)) == (ssize_t)sizeof(j))
+        job_done(c, j);
+}
+
+/* The request's Origin, when sent, must be this server (login CSRF). */
+static bool same_origin(const struct tg_http_req *req)
+{
+    const char *origin = tg_http_header(req, "Origin"), *host = tg_http_header(req, "Host");
+    if (!origin)
+        return true;
+    const char *p = strstr(origin, "://");
+    return p && host && strcmp(p + 3, host) == 0;
+}
+
+static void login(struct tg_api *api, struct tg_http_req *req)
+{
+    struct tg_console *c = api->console;
+    const char *route = "/console/api/login";
+    size_t len;
+    const char *body = tg_http_body(req, &len);
+    json_t *j = json_loadb(body, len, 0, NULL);
+    const char *user = tg_json_str(j, "user", NULL), *pw = tg_json_str(j, "password", NULL);
+    if (!same_origin(req)) {
+        tg_api_send_error(api, req, route, 403, "invalid_request_error", "csrf_failed",
+                          "a login must come from this server's own pages");
+    } else if (!user || !pw) {
+        tg_api_send_error(api, req, route, 400, "invalid_request_error", "invalid_login",
+                          "the body must be {\"user\": \"...\", \"password\": \"...\"}");
+    } else if (c->queued >= MAX_QUEUED) {
+        tg_api_send_error(api, req, route, 429, "rate_limit_error", "too_many_attempts",
+                          "too many logins at once; try again in a moment");
+    } else {
+        int who = -1;
+        for (size_t i = 0; i < c->n_people; i++)
+            if (strcmp(c->people[i].name, user) == 0)
+                who = (int)i;
+        struct person *p = who >= 0 ? &c->people[who] : NULL;
+        if (p && p->fails >= MAX_FAILS &&
+            tg_clock_wall_ms() - p->fail_window_ms <= FAIL_WINDOW_MS) {
+            tg_api_send_error(api, req, route, 429, "rate_limit_error", "too_many_attempts",
+                              "too many failed logins for this user; try again later");
+        } else {
+            struct job *jb = tg_calloc(1, sizeof(*jb));
+            char *copy = jb ? tg_strdup(pw) : NULL;
+            if (!copy) {
+                tg_free(jb);
+                tg_api_send_error(api, req, route, 503, "server_error", "internal_error",
+                                  "out of memory");
+            } else {
+                jb->req = req;
+                jb->person = who;
+                jb->password = copy;
+                c->queued++;
+                queue_job(c, jb);
+            }
+        }
+    }
+    if (j) {
+        json_t *v = json_object_get(j, "password");
+        if (json_is_string(v))
+            memset((char *)json_string_value(v), 0, strlen(json_string_value(v)));
+    }
+    json_decref(j);
+}
+
+static void logout(struct tg_api *api, struct tg_http_req *req)
+{
+    struct tg_console *c = api->console;
+    struct tg_who who;
+    const char *code, *msg;
+    int st = tg_api_who(api, req, &who, &code, &msg);
+    if (st) {
+        tg_api_send_error(api, req, "/console/api/logout", st,
+                          st == 401 ? "authentication_error" : "invalid_request_error", code, msg);
+        return;
+    }
+    struct session *s = find_session(c, req);
+    if (s)
+        *s = c->sessions[--c->n_sessions];
+    char cookie[256];
+    session_cookie(req, "", 0, cookie, sizeof(cookie));
+    tg_metrics_request(api->p->metrics, "/console/api/logout", 200);
+    tg_http_respond(req, 200, "application/json", cookie, "{\"ok\":true}", 11);
+}
+
+static void me(struct tg_api *api, struct tg_http_req *req)
+{
+    struct session *s = find_session(api->console, req);
+    if (!s) {
+        tg_api_send_error(api, req, "/console/api/me", 401, "authentication_error", "not_logged_in",
+                          "not logged in");
+        return;
+    }
+    send_me(api, req, "/console/api/me", s, "Cache-Control: no-store\r\n");
+}
+
+bool tg_api_console(struct tg_api *api, struct tg_http_req *req)
+{
+    const char *m = tg_http_method(req), *path = tg_http_path(req);
+    if (!tg_str_has_prefix(path, "/console/api/"))
+        return false;
+    if (!api->console) {
+        tg_api_send_error(api, req, "other", 404, "invalid_request_error", "console_disabled",
+                          "the console needs users in the config");
+        return true;
+    }
+    if (strcmp(path, "/console/api/login") == 0 && strcmp(m, "POST") == 0)
+        login(api, req);
+    else if (strcmp(path, "/console/api/logout") == 0 && strcmp(m, "POST") == 0)
+        logout(api, req);
+    else if (strcmp(path, "/console/api/me") == 0 && strcmp(m, "GET") == 0)
+        me(api, req);
+    else
+        return false;
+    return true;
+}
+
+/* ------------------------------------------------------------ lifetime */
+
+int tg_console_start(struct tg_api *api)
+{
+    json_t *users = json_object_get(api->p->cfg->root, "users");
+    size_t n = json_array_size(users), i;
+    json_t *u;
+    int fds[2];
+    if (n == 0)
+        return TG_OK;
+    struct tg_console *c = tg_calloc(1, sizeof(*c));
+    if (!c)
+        return TG_E_NOMEM;
+    c->api = api;
+    c->pipe_rd = c->pipe_wr = -1;
+    c->people = tg_calloc(n, sizeof(*c->people));
+    c->sessions = tg_calloc(MAX_SESSIONS, sizeof(*c->sessions));
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    api->console = c;
+    if (!c->people || !c->sessions || pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0)
+        goto fail;
+    c->pipe_rd = fds[0];
+    c->pipe_wr = fds[1];
+    /* the worker blocks on nothing but the pipe being full, which 8 jobs cannot fill */
+    c->done_ev = event_new(api->p->base, c->pipe_rd, EV_READ | EV_PERSIST, pipe_cb, c);
+    if (!c->done_ev || event_add(c->done_ev, NULL))
+        goto fail;
+    if (pthread_create(&c->thread, NULL, worker_main, c) != 0)
+        goto fail;
+    c->thread_started = true;
+    json_array_foreach(users, i, u)
+    {
+        struct person *p = &c->people[c->n_people++];
+        p->name = tg_json_str(u, "name", "");
+        p->role = tg_json_str(u, "role", "reviewer");
+        const char *tok = tg_json_str(u, "token", NULL);
+        if (tok) {
+            tg_sha256(tok, strlen(tok), p->token_sha);
+            p->has_token = true;
+        }
+        const char *hash = tg_json_str(u, "password_hash", NULL);
+        json_t *pw = json_object_get(u, "password");
+        if (hash) {
+            tg_strlcpy(p->hash, hash, sizeof(p->hash));
+        } else if (json_is_string(pw)) {
+            if (!(p->plain = tg_strdup(json_string_value(pw))))
+                goto fail;
+            /* the plaintext leaves the config held in memory */
+            memset((char *)json_string_value(pw), 0, strlen(json_string_value(pw)));
+        }
+    }
+    return TG_OK;
+fail:
+    tg_console_stop(api);
+    return TG_E_NOMEM;
+}
+
+void tg_console_stop(struct tg_api *api)
+{
+    struct tg_console *c = api->console;
+    if (!c)
+        return;
+    if (c->thread_started) {
+        pthread_mutex_lock(&c->mu);
+        c->stop = true;
+        /* logins not started yet are answered below; hashing jobs are dropped */
+        struct job *q = c->queue;
+        c->queue = c->queue_tail = NULL;
+        pthread_cond_signal(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+        pthread_join(c->thread, NULL);
+        while (q) {
+            struct job *next = q->next;
+            tg_api_send_error(api, q->req, "/console/api/login", 503, "server_error",
+                              "shutting_down", "the server is shutting down");
+            wipe_free(q->password);
+            tg_free(q);
+            q = next;
+        }
+        /* checks that finished meanwhile */
+        pipe_cb(c->pipe_rd, 0, c);
+    }
+    if (c->done_ev)
+        event_free(c->done_ev);
+    if (c->pipe_rd >= 0)
+        close(c->pipe_rd);
+    if (c->pipe_wr >= 0)
+        close(c->pipe_wr);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    for (size_t i = 0; c->people && i < c->n_people; i++)
+        wipe_free(c->people[i].plain);
+    tg_free(c->people);
+    tg_free(c->sessions);
+    tg_free(c);
+    api->console = NULL;
+}
