@@ -20,6 +20,7 @@ struct command {
 
 static int cmd_version(int argc, char **argv);
 static int cmd_help(int argc, char **argv);
+static int cmd_passwd(int argc, char **argv);
 
 static const struct command commands[] = {
     {"serve", tg_cli_serve, "run the gateway (HTTP API) until SIGTERM"},
@@ -30,6 +31,7 @@ static const struct command commands[] = {
     {"review", tg_cli_review, "the review queue: list, show, decide"},
     {"train", tg_cli_train, "train the intent classifier from a TSV file"},
     {"eval", tg_cli_eval, "evaluate: intent, retrieval"},
+    {"passwd", cmd_passwd, "hash a console password (read from stdin) for users[].password_hash"},
     {"version", cmd_version, "print the version"},
     {"help", cmd_help, "this overview"},
 };
@@ -43,6 +45,36 @@ static void usage(FILE *f)
     for (size_t i = 0; i < TG_ARRAY_LEN(commands); i++)
         fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\n`trustgate COMMAND --help` describes each command.\n");
+}
+
+/* trustgate passwd: one line from stdin -> "pbkdf2-sha256$..." on stdout. */
+static int cmd_passwd(int argc, char **argv)
+{
+    char line[1024], hash[TG_PASSWORD_HASH_MAX];
+    if (tg_cli_wants_help(argc, argv) || argc != 1) {
+        fprintf(argc != 1 ? stderr : stdout,
+                "usage: trustgate passwd < FILE\n\n"
+                "Read a password (the first line of stdin) and print its PBKDF2-HMAC-SHA256 hash\n"
+                "(%d iterations, random salt) for a user's password_hash in the config.\n",
+                TG_PBKDF2_ITERATIONS);
+        return argc != 1 ? 2 : 0;
+    }
+    if (isatty(STDIN_FILENO))
+        fprintf(stderr, "password: ");
+    if (!fgets(line, sizeof(line), stdin)) {
+        fprintf(stderr, "trustgate passwd: no password on stdin\n");
+        return 1;
+    }
+    line[strcspn(line, "\r\n")] = '\0';
+    int rc = line[0] ? tg_password_hash(line, TG_PBKDF2_ITERATIONS, hash) : TG_E_INVAL;
+    memset(line, 0, sizeof(line));
+    if (rc) {
+        fprintf(stderr, "trustgate passwd: %s\n",
+                rc == TG_E_INVAL ? "the password is empty" : "cannot hash the password");
+        return 1;
+    }
+    printf("%s\n", hash);
+    return 0;
 }
 
 static int cmd_version(int argc, char **argv)

@@ -34,8 +34,10 @@ int tg_password_hash(const char *pw, uint32_t iter, char out[TG_PASSWORD_HASH_MA
     return TG_OK;
 }
 
-/* Split "pbkdf2-sha256$ITER$SALT$HASH". */
-static bool parse_hash(const char *enc, uint32_t *iter, uint8_t salt[SALT_LEN],
+#define SALT_MAX 64
+
+/* Split "pbkdf2-sha256$ITER$SALT$HASH" (a salt of 1 to 64 bytes). */
+static bool parse_hash(const char *enc, uint32_t *iter, uint8_t salt[SALT_MAX], size_t *saltlen,
                        uint8_t h[TG_SHA256_LEN])
 {
     static const char prefix[] = "pbkdf2-sha256$";
@@ -49,29 +51,34 @@ static bool parse_hash(const char *enc, uint32_t *iter, uint8_t salt[SALT_LEN],
         return false;
     *iter = (uint32_t)n;
     enc = end + 1;
-    if (strlen(enc) != 2 * SALT_LEN + 1 + 2 * TG_SHA256_LEN || enc[2 * SALT_LEN] != '$')
+    const char *dollar = strchr(enc, '$');
+    size_t sl = dollar ? (size_t)(dollar - enc) : 0;
+    if (!sl || sl % 2 || sl > 2 * SALT_MAX || strlen(dollar + 1) != 2 * TG_SHA256_LEN)
         return false;
-    char salthex[2 * SALT_LEN + 1];
-    memcpy(salthex, enc, 2 * SALT_LEN);
-    salthex[2 * SALT_LEN] = '\0';
-    return tg_hex_decode(salthex, salt, SALT_LEN) == TG_OK &&
-           tg_hex_decode(enc + 2 * SALT_LEN + 1, h, TG_SHA256_LEN) == TG_OK;
+    char salthex[2 * SALT_MAX + 1];
+    memcpy(salthex, enc, sl);
+    salthex[sl] = '\0';
+    *saltlen = sl / 2;
+    return tg_hex_decode(salthex, salt, *saltlen) == TG_OK &&
+           tg_hex_decode(dollar + 1, h, TG_SHA256_LEN) == TG_OK;
 }
 
 bool tg_password_hash_valid(const char *enc)
 {
     uint32_t iter;
-    uint8_t salt[SALT_LEN], h[TG_SHA256_LEN];
-    return parse_hash(enc, &iter, salt, h);
+    size_t sl;
+    uint8_t salt[SALT_MAX], h[TG_SHA256_LEN];
+    return parse_hash(enc, &iter, salt, &sl, h);
 }
 
 int tg_password_verify(const char *pw, const char *enc)
 {
     uint32_t iter;
-    uint8_t salt[SALT_LEN], want[TG_SHA256_LEN], got[TG_SHA256_LEN];
-    if (!parse_hash(enc, &iter, salt, want))
+    size_t sl;
+    uint8_t salt[SALT_MAX], want[TG_SHA256_LEN], got[TG_SHA256_LEN];
+    if (!parse_hash(enc, &iter, salt, &sl, want))
         return TG_E_PARSE;
-    if (derive(pw, salt, sizeof(salt), iter, got))
+    if (derive(pw, salt, sl, iter, got))
         return TG_E_INTERNAL;
     return tg_ct_equal(got, want, sizeof(got)) ? TG_OK : TG_E_AUTH;
 }

@@ -110,6 +110,40 @@ static void test_sha256_and_hmac(void **state)
     assert_false(tg_ct_equal("abc", "abd", 3));
 }
 
+/* PBKDF2-HMAC-SHA256 against RFC 7914, section 11 (P="Password", S="NaCl",
+ * c=80000; the first 32 of its 64 bytes), then our own hashes round-trip. */
+static void test_password_hashes(void **state)
+{
+    (void)state;
+    const char *rfc = "pbkdf2-sha256$80000$4e61436c$"
+                      "4ddcd8f60b98be21830cee5ef22701f9641a4418d04c0414aeff08876b34ab56";
+    assert_true(tg_password_hash_valid(rfc));
+    assert_int_equal(tg_password_verify("Password", rfc), TG_OK);
+    assert_int_equal(tg_password_verify("password", rfc), TG_E_AUTH);
+    char h[TG_PASSWORD_HASH_MAX], h2[TG_PASSWORD_HASH_MAX];
+    assert_int_equal(tg_password_hash("demo", 1000, h), TG_OK);
+    assert_int_equal(tg_password_hash("demo", 1000, h2), TG_OK);
+    assert_string_not_equal(h, h2); /* a fresh salt each time */
+    assert_true(tg_str_has_prefix(h, "pbkdf2-sha256$1000$"));
+    assert_int_equal(tg_password_verify("demo", h), TG_OK);
+    assert_int_equal(tg_password_verify("demo ", h), TG_E_AUTH);
+    assert_int_equal(tg_password_verify("", h), TG_E_AUTH);
+    /* malformed: wrong scheme, too few iterations, odd salt, short hash */
+    const char *bad[] = {"sha256$80000$4e61436c$00",
+                         "pbkdf2-sha256$10$4e61436c$"
+                         "4ddcd8f60b98be21830cee5ef22701f9641a4418d04c0414aeff08876b34ab56",
+                         "pbkdf2-sha256$80000$4e6143c$"
+                         "4ddcd8f60b98be21830cee5ef22701f9641a4418d04c0414aeff08876b34ab56",
+                         "pbkdf2-sha256$80000$4e61436c$4ddcd8f6",
+                         "pbkdf2-sha256$80000$$00",
+                         "",
+                         NULL};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_false(tg_password_hash_valid(bad[i]));
+        assert_int_equal(tg_password_verify("Password", bad[i]), TG_E_PARSE);
+    }
+}
+
 static void test_ids_are_unique_and_sortable(void **state)
 {
     (void)state;
@@ -195,11 +229,17 @@ static void test_allocation_failure_injection(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_error_table),     cmocka_unit_test(test_buffer_limits),
-        cmocka_unit_test(test_arena),           cmocka_unit_test(test_parsers),
-        cmocka_unit_test(test_sha256_and_hmac), cmocka_unit_test(test_ids_are_unique_and_sortable),
-        cmocka_unit_test(test_canonical_json),  cmocka_unit_test(test_utf8_decode),
-        cmocka_unit_test(test_utf8_prev),       cmocka_unit_test(test_allocation_failure_injection),
+        cmocka_unit_test(test_error_table),
+        cmocka_unit_test(test_buffer_limits),
+        cmocka_unit_test(test_arena),
+        cmocka_unit_test(test_parsers),
+        cmocka_unit_test(test_sha256_and_hmac),
+        cmocka_unit_test(test_password_hashes),
+        cmocka_unit_test(test_ids_are_unique_and_sortable),
+        cmocka_unit_test(test_canonical_json),
+        cmocka_unit_test(test_utf8_decode),
+        cmocka_unit_test(test_utf8_prev),
+        cmocka_unit_test(test_allocation_failure_injection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
