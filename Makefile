@@ -18,15 +18,19 @@ deps:
 	@scripts/install-deps.sh build
 
 demo: deps trustgate
-	@echo "trustgate demo: API key 'tg-demo-key'  (try: curl -s http://127.0.0.1:8080/v1/chat/completions \\"
-	@echo "  -H 'Authorization: Bearer tg-demo-key' -H 'Content-Type: application/json' \\"
-	@echo "  -d '{\"messages\":[{\"role\":\"user\",\"content\":\"意外险理赔需要哪些材料？\"}]}')"
-	@echo "review tokens: reviewer1 'tg-demo-reviewer', agent1 'tg-demo-agent', super1 'tg-demo-super'"
-	@echo "  (GET /v1/reviews, POST /v1/reviews/ID/claim, POST /v1/reviews/ID/decision, GET /v1/handoffs)"
+	@echo "trustgate demo"
+	@echo "  chat page  http://127.0.0.1:8080/          play the customer (try 我想投资60万买理财保险，推荐哪个产品？)"
+	@echo "  console    http://127.0.0.1:8080/console/  log in as reviewer1, agent1 or super1, password 'demo'"
+	@echo "  API key 'tg-demo-key'  (try: curl -s http://127.0.0.1:8080/v1/chat/completions \\"
+	@echo "    -H 'Authorization: Bearer tg-demo-key' -H 'Content-Type: application/json' \\"
+	@echo "    -d '{\"messages\":[{\"role\":\"user\",\"content\":\"意外险理赔需要哪些材料？\"}]}')"
+	@echo "  review API tokens: reviewer1 'tg-demo-reviewer', agent1 'tg-demo-agent', super1 'tg-demo-super'"
+	@echo "    (GET /v1/reviews, POST /v1/reviews/ID/claim, POST /v1/reviews/ID/decision, GET /v1/handoffs)"
 	@$(BUILD)/trustgate serve -c $(CONFIG)
 
 node-deps:
-	@if [ ! -d node_modules/openai ]; then npm ci --no-audit --no-fund --loglevel=error; fi
+	@if [ ! -d node_modules/openai ] || [ ! -d node_modules/playwright-core ]; then \
+	  npm ci --no-audit --no-fund --loglevel=error; fi
 
 check: 
 	@scripts/install-deps.sh check

@@ -2,7 +2,8 @@
 # install-deps.sh - install the Debian packages trustgate needs, skipping
 # what is already installed.  Usage: scripts/install-deps.sh [build|check|bench]
 #   build  compilers and libraries (default)
-#   check  build + what the tests need (cmocka, Node.js for the OpenAI client test)
+#   check  build + what the tests need (cmocka, Node.js for the OpenAI client test,
+#          Debian's chromium and a CJK font for the browser tests)
 #   bench  build + wrk and nginx for the benchmark
 set -euo pipefail
 
@@ -11,7 +12,7 @@ pkgs=(build-essential cmake pkg-config libevent-dev libcurl4-openssl-dev libjans
       libyaml-dev libsqlite3-dev libssl-dev libicu-dev libpcre2-dev liblinear-dev)
 case "$mode" in
   build) ;;
-  check) pkgs+=(libcmocka-dev curl sqlite3) ;;
+  check) pkgs+=(libcmocka-dev curl sqlite3 chromium fonts-wqy-microhei) ;;
   bench) pkgs+=(wrk nginx curl) ;;
   *) echo "usage: $0 [build|check|bench]" >&2; exit 2 ;;
 esac

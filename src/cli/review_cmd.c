@@ -1,10 +1,14 @@
 /*
  * review_cmd.c - `trustgate review list|show|decide`: the review queue
- * from the command line, on the store of a data directory.
+ * from the command line, either through a running server's review API
+ * (--url, with a user's token) or on the store of a stopped deployment's
+ * data directory.  Both end in tg_review_decide, so the same attestations
+ * are required either way.
  *
  * A decision appends to the audit log, which one process writes at a time:
- * while `trustgate serve` holds the data directory's lock, decide refuses
- * and says so, rather than racing the server for the next leaf.
+ * while `trustgate serve` holds the data directory's lock, deciding on the
+ * store refuses and points at --url, rather than racing the server for the
+ * next leaf.
  */
 #include "cli/cli.h"
 
@@ -12,8 +16,10 @@
 #include "review/review.h"
 #include "store/store.h"
 
+#include <curl/curl.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -21,14 +27,19 @@
 
 static void review_usage(FILE *f)
 {
-    fprintf(f, "usage: trustgate review list   (-c FILE | --data DIR) [--state STATE] [--json]\n"
-               "       trustgate review show   (-c FILE | --data DIR) ID\n"
-               "       trustgate review decide (-c FILE | --data DIR) ID --actor NAME\n"
-               "                               (--approve | --edit TEXT | --reject REASON)\n"
-               "                               [--attest ITEM]...\n\n"
-               "The review queue: answers held for a person and decisions AI may not make.\n"
-               "A decision must tick every attestation the task requires (--attest, once per\n"
-               "item, exactly as the task lists them); it is refused otherwise.\n");
+    fprintf(f,
+            "usage: trustgate review list   WHERE [--state STATE] [--json]\n"
+            "       trustgate review show   WHERE ID\n"
+            "       trustgate review decide WHERE ID [--actor NAME]\n"
+            "                               (--approve | --edit TEXT | --reject REASON)\n"
+            "                               [--attest ITEM]...\n"
+            "WHERE: --url URL [--token TOKEN]   a running server (token: a user's, or\n"
+            "                                   $TRUSTGATE_TOKEN); decisions in its name\n"
+            "       -c FILE | --data DIR         a stopped deployment's store (--actor needed)\n\n"
+            "The review queue: answers held for a person and decisions AI may not make.\n"
+            "A decision must tick every attestation the task requires (--attest, once per\n"
+            "item, exactly as the task lists them); it is refused otherwise.\n"
+            "STATE: open, pending, claimed, decided, handed_off, closed.\n");
 }
 
 /* Open the store named by -c or --data; the data directory is returned in dir. */
@@ -91,6 +102,109 @@ static int do_list(struct tg_store *st, const char *state, bool as_json)
     return 0;
 }
 
+/* ------------------------------------------------------------ over HTTP */
+
+static size_t collect(char *p, size_t size, size_t n, void *arg)
+{
+    return tg_buf_append(arg, p, size * n) == TG_OK ? size * n : 0;
+}
+
+/* One call to the review API; the parsed JSON answer, or NULL (message printed). */
+static json_t *api(const char *base, const char *token, const char *method, const char *path,
+                   const json_t *body, long *status)
+{
+    CURL *h = curl_easy_init();
+    struct curl_slist *hdrs = NULL;
+    struct tg_buf out;
+    char url[2048], auth[1024];
+    char *js = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_t *res = NULL;
+    tg_buf_init(&out, 64u << 20);
+    snprintf(url, sizeof(url), "%s%s%s", base, base[strlen(base) - 1] == '/' ? path + 1 : "",
+             base[strlen(base) - 1] == '/' ? "" : path);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+    hdrs = curl_slist_append(hdrs, auth);
+    hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+    if (h) {
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &out);
+        curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        if (js)
+            curl_easy_setopt(h, CURLOPT_POSTFIELDS, js);
+        CURLcode rc = curl_easy_perform(h);
+        if (rc != CURLE_OK) {
+            fprintf(stderr, "trustgate review: %s: %s\n", url, curl_easy_strerror(rc));
+        } else {
+            curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+            res = json_loadb(out.data ? out.data : "", out.len, 0, NULL);
+            if (!res)
+                fprintf(stderr, "trustgate review: %s answered %ld, not JSON\n", url, *status);
+            else if (*status >= 400) {
+                fprintf(stderr, "trustgate review: refused (%ld): %s\n", *status,
+                        tg_json_str(json_object_get(res, "error"), "message", "?"));
+                json_decref(res);
+                res = NULL;
+            }
+        }
+    }
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(h);
+    tg_buf_free(&out);
+    free(js);
+    return res;
+}
+
+static int remote(const char *base, const char *token, const char *sub, const char *id,
+                  const char *state, bool as_json, const struct tg_review_decision *d)
+{
+    char path[512];
+    long status = 0;
+    json_t *res = NULL, *body = NULL;
+    int rc = 1;
+    if (!strcmp(sub, "list")) {
+        snprintf(path, sizeof(path), "/v1/reviews%s%s", state ? "?state=" : "", state ? state : "");
+        res = api(base, token, "GET", path, NULL, &status);
+        const json_t *list = json_object_get(res, "data");
+        if (res && as_json) {
+            char *s = json_dumps(list, JSON_COMPACT);
+            printf("%s\n", s ? s : "[]");
+            free(s);
+        } else if (res) {
+            size_t i;
+            json_t *t;
+            json_array_foreach(list, i, t) print_task(t);
+            if (!json_array_size(list))
+                printf("no review tasks%s%s\n", state ? " in state " : "", state ? state : "");
+        }
+    } else if (!strcmp(sub, "show")) {
+        snprintf(path, sizeof(path), "/v1/reviews/%s", id);
+        res = api(base, token, "GET", path, NULL, &status);
+        char *s = res ? json_dumps(res, JSON_INDENT(2)) : NULL;
+        if (s)
+            printf("%s\n", s);
+        free(s);
+    } else {
+        snprintf(path, sizeof(path), "/v1/reviews/%s/decision", id);
+        body = json_pack("{s:s, s:s?, s:s?, s:O}", "action", tg_review_action_name(d->action),
+                         "text", d->text, "reason", d->reason, "attestations", d->attestations);
+        res = body ? api(base, token, "POST", path, body, &status) : NULL;
+        if (res) {
+            const json_t *dec = json_object_get(res, "decision");
+            printf("%s decided (%s) by %s\n  answer: %s\n", id, tg_json_str(dec, "action", ""),
+                   tg_json_str(dec, "actor", ""), tg_json_str(res, "answer", ""));
+        }
+    }
+    if (res)
+        rc = 0;
+    json_decref(res);
+    json_decref(body);
+    return rc;
+}
+
 int tg_cli_review(int argc, char **argv)
 {
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
@@ -102,9 +216,12 @@ int tg_cli_review(int argc, char **argv)
                                          {"edit", required_argument, NULL, 'E'},
                                          {"reject", required_argument, NULL, 'R'},
                                          {"attest", required_argument, NULL, 't'},
+                                         {"url", required_argument, NULL, 'u'},
+                                         {"token", required_argument, NULL, 'k'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *cfg_path = NULL, *data = NULL, *state = NULL, *actor = NULL;
+    const char *cfg_path = NULL, *data = NULL, *state = NULL, *actor = NULL, *url = NULL,
+               *token = getenv("TRUSTGATE_TOKEN");
     bool as_json = false;
     int c, status = 1, nact = 0;
     struct tg_review_decision d = {0};
@@ -121,7 +238,7 @@ int tg_cli_review(int argc, char **argv)
     }
     const char *sub = argv[1];
     optind = 1;
-    while ((c = getopt_long(argc - 1, argv + 1, "c:d:s:ja:AE:Rr:t:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc - 1, argv + 1, "c:d:s:ja:AE:R:t:u:k:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             cfg_path = optarg;
@@ -155,6 +272,12 @@ int tg_cli_review(int argc, char **argv)
         case 't':
             json_array_append_new(att, json_string(optarg));
             break;
+        case 'u':
+            url = optarg;
+            break;
+        case 'k':
+            token = optarg;
+            break;
         default:
             review_usage(stderr);
             json_decref(att);
@@ -164,11 +287,22 @@ int tg_cli_review(int argc, char **argv)
     const char *id = optind + 1 < argc ? argv[optind + 1] : NULL;
     bool is_list = strcmp(sub, "list") == 0, is_show = strcmp(sub, "show") == 0,
          is_decide = strcmp(sub, "decide") == 0;
-    if ((!cfg_path && !data) || !(is_list || is_show || is_decide) || (!is_list && !id) ||
-        (is_decide && (nact != 1 || !actor))) {
+    if ((!cfg_path && !data && !url) || !(is_list || is_show || is_decide) || (!is_list && !id) ||
+        (is_decide && (nact != 1 || (!actor && !url))) || (url && (!token || !token[0]))) {
+        if (url && (!token || !token[0]))
+            fprintf(stderr, "trustgate review: --url needs a user's token (--token or "
+                            "$TRUSTGATE_TOKEN)\n");
         review_usage(stderr);
         json_decref(att);
         return 2;
+    }
+    if (url) {
+        d.attestations = att;
+        if (is_decide && d.action == TG_REVIEW_REJECT && !d.reason)
+            d.reason = "经人工审核，暂时无法按您的要求办理，客服人员会与您联系说明原因。";
+        status = remote(url, token, sub, id, state, as_json, &d);
+        json_decref(att);
+        return status;
     }
     char dir[4096];
     struct tg_store *st = open_store(cfg_path, data, dir, sizeof(dir));
@@ -196,8 +330,7 @@ int tg_cli_review(int argc, char **argv)
         if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) != 0) {
             fprintf(stderr,
                     "trustgate review: a running `trustgate serve` owns %s; "
-                    "stop it first (deciding through the server comes with its "
-                    "review API)\n",
+                    "decide through it with --url and a reviewer's --token\n",
                     dir);
             goto out;
         }

@@ -488,6 +488,60 @@ static void test_internal_queue_handoff_reply_and_stats(void **state)
     json_decref(j);
 }
 
+/* `trustgate review --url`: the CLI decides through the running server. */
+static void test_cli_reviews_through_the_server(void **state)
+{
+    (void)state;
+    long st;
+    char bin[512], cmd[2048], id[64];
+    char *out = NULL;
+    const char *key[] = {"Authorization: Bearer tg-demo-key", NULL};
+    json_t *j = req_json(gw.port, "POST", "/v1/chat/completions", key,
+                         "{\"user\":\"c-cli\",\"messages\":[{\"role\":\"user\",\"content\":"
+                         "\"我想投资80万，买哪个理财保险好？\"}]}",
+                         &st);
+    tg_strlcpy(id, tg_json_str(json_object_get(j, "trustgate"), "review_id", ""), sizeof(id));
+    json_decref(j);
+    assert_true(tg_str_has_prefix(id, "rev_"));
+    tg_h_bin("trustgate", bin, sizeof(bin));
+
+    snprintf(cmd, sizeof(cmd),
+             "%s review list --url http://127.0.0.1:%d --token tg-demo-reviewer "
+             "--state open",
+             bin, gw.port);
+    assert_int_equal(tg_h_run(cmd, &out), 0);
+    assert_non_null(strstr(out, id));
+    tg_free(out);
+    /* the server refuses a decision without the attestation, whoever sends it */
+    snprintf(cmd, sizeof(cmd),
+             "%s review decide --url http://127.0.0.1:%d --token tg-demo-reviewer "
+             "%s --approve 2>&1",
+             bin, gw.port, id);
+    assert_int_equal(tg_h_run(cmd, &out), 1);
+    assert_non_null(strstr(out, "missing required attestation"));
+    tg_free(out);
+    snprintf(cmd, sizeof(cmd),
+             "%s review decide --url http://127.0.0.1:%d --token tg-demo-agent "
+             "%s --approve --attest 已核实客户风险承受能力与产品匹配 2>&1",
+             bin, gw.port, id);
+    assert_int_equal(tg_h_run(cmd, &out), 1); /* agents do not decide */
+    assert_non_null(strstr(out, "403"));
+    tg_free(out);
+    snprintf(cmd, sizeof(cmd),
+             "%s review decide --url http://127.0.0.1:%d --token tg-demo-reviewer "
+             "%s --approve --attest 已核实客户风险承受能力与产品匹配",
+             bin, gw.port, id);
+    assert_int_equal(tg_h_run(cmd, &out), 0);
+    assert_non_null(strstr(out, "decided (approve) by reviewer1"));
+    tg_free(out);
+    /* deciding on the store while the server owns it points at --url */
+    snprintf(cmd, sizeof(cmd), "%s review decide --data %s %s --actor reviewer1 --approve 2>&1",
+             bin, dir, id);
+    assert_int_equal(tg_h_run(cmd, &out), 1);
+    assert_non_null(strstr(out, "--url"));
+    tg_free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -497,6 +551,7 @@ int main(void)
         cmocka_unit_test(test_password_hash_from_the_config),
         cmocka_unit_test(test_live_events_reach_console_and_chat),
         cmocka_unit_test(test_internal_queue_handoff_reply_and_stats),
+        cmocka_unit_test(test_cli_reviews_through_the_server),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
