@@ -23,6 +23,8 @@ struct timer {
 
 struct tg_review_sla {
     struct event_base *base;
+    struct event *batch;    /* runs the timers that fired in one loop iteration */
+    struct timer *due;      /* fired, waiting for the batch (singly linked by next) */
     struct tg_store *st;
     struct tg_audit *audit;
     struct timer *timers;
@@ -34,18 +36,6 @@ struct tg_review_sla {
     void *event_arg;
 };
 
-static void drop(struct timer *t)
-{
-    struct tg_review_sla *s = t->sla;
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        s->timers = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
-    event_free(t->ev);
-    tg_free(t);
-}
 
 static void expire(struct tg_review_sla *s, const char *id)
 {
@@ -84,18 +74,64 @@ static void warn(struct tg_review_sla *s, const char *id)
     json_decref(task);
 }
 
+/* Unlink a timer from the armed list (it stays allocated). */
+static void unlink_timer(struct timer *t)
+{
+    struct tg_review_sla *s = t->sla;
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        s->timers = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    t->prev = t->next = NULL;
+}
+
+/*
+ * Timers that fire together are handled together: one flush of the store
+ * (anything still queued for the writer becomes readable), then each task
+ * in deadline order.  A flush per timer would wait for one commit per
+ * task, and a burst of deadlines would fall behind.
+ */
+static void batch_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct tg_review_sla *s = arg;
+    struct timer *list = s->due;
+    s->due = NULL;
+    tg_store_flush(s->st);
+    /* due was built newest first: reverse it */
+    struct timer *rev = NULL;
+    while (list) {
+        struct timer *n = list->next;
+        list->next = rev;
+        rev = list;
+        list = n;
+    }
+    while (rev) {
+        struct timer *t = rev;
+        rev = t->next;
+        if (t->warning)
+            warn(s, t->id);
+        else
+            expire(s, t->id);
+        event_free(t->ev);
+        tg_free(t);
+    }
+}
+
 static void fire_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct timer *t = arg;
-    /* decisions may still be queued for the writer: read what is committed */
-    tg_store_flush(t->sla->st);
-    if (t->warning)
-        warn(t->sla, t->id);
-    else
-        expire(t->sla, t->id);
-    drop(t);
+    struct tg_review_sla *s = t->sla;
+    unlink_timer(t);
+    t->next = s->due;
+    s->due = t;
+    /* runs after the timers of this loop iteration (activating twice is once) */
+    event_active(s->batch, EV_TIMEOUT, 0);
 }
 
 static int arm(struct tg_review_sla *s, const char *id, int64_t at_ms, bool warning)
@@ -111,7 +147,8 @@ static int arm(struct tg_review_sla *s, const char *id, int64_t at_ms, bool warn
         tg_free(t);
         return TG_E_NOMEM;
     }
-    int64_t left = at_ms - tg_clock_wall_ms();
+    /* +1: the loop rounds timeouts to the millisecond; never fire before at_ms */
+    int64_t left = at_ms - tg_clock_wall_ms() + 1;
     if (left < 0)
         left = 0;
     struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
@@ -150,6 +187,11 @@ int tg_review_sla_start(struct event_base *base, struct tg_store *st, struct tg_
     s->base = base;
     s->st = st;
     s->audit = audit;
+    s->batch = event_new(base, -1, 0, batch_cb, s);
+    if (!s->batch) {
+        tg_free(s);
+        return TG_E_NOMEM;
+    }
     for (int k = 0; k < 2 && !rc; k++) {
         rc = tg_store_review_list(st, states[k], 100000, &lists[k]);
         size_t i;
@@ -198,7 +240,16 @@ void tg_review_sla_free(struct tg_review_sla *s)
 {
     if (!s)
         return;
-    while (s->timers)
-        drop(s->timers);
+    struct timer *lists[2] = {s->timers, s->due};
+    for (int k = 0; k < 2; k++) {
+        while (lists[k]) {
+            struct timer *t = lists[k];
+            lists[k] = t->next;
+            event_free(t->ev);
+            tg_free(t);
+        }
+    }
+    if (s->batch)
+        event_free(s->batch);
     tg_free(s);
 }
