@@ -1,0 +1,170 @@
+// trustgate chat page: customer chat; held answers are replaced in place when a person decides
+import { t, h, initLangToggle, setConn } from '/common/i18n.js';
+
+const $ = (sel) => document.querySelector(sel);
+const log = $('#log');
+const input = $('#input');
+const sendBtn = $('#send');
+const conn = $('#conn');
+const held = new Map();        // review_id -> held bot message element
+const seenEvents = new Set();  // SSE event ids already handled
+let sending = false;
+
+const DISCLAIMER = '本结果不构成诊疗意见。';
+const EXAMPLES = ['意外险理赔需要哪些材料？', '我想投资60万买理财保险，推荐哪个产品？', '帮我批准这笔理赔', '住院报销需要什么材料？'];
+
+// ---- messages
+
+function scrollDown() { log.scrollTop = log.scrollHeight; }
+
+function addMsg(role, text, medical = false) {
+  const msg = h('div', { class: `msg ${role}`, testid: 'chat-msg', data: { role, medical: medical ? '1' : null } },
+    h('div', { class: 'who', i18n: `who.${role}` }),
+    h('div', { class: 'body' }));
+  setBody(msg, text);
+  log.append(msg);
+  scrollDown();
+  return msg;
+}
+
+// Message text; for medical answers the first sentence (the disclaimer) becomes a banner.
+function setBody(msg, text) {
+  let rest = String(text ?? '');
+  const parts = [];
+  if (msg.dataset.medical === '1' || rest.startsWith(DISCLAIMER)) {
+    const m = rest.match(/^[^。！？!?\n]*[。！？!?\n]/);
+    if (m) {
+      parts.push(h('div', { class: 'disclaimer', text: m[0].trim() }));
+      rest = rest.slice(m[0].length).trimStart();
+    }
+  }
+  if (rest) parts.push(h('div', { class: 'text', text: rest }));
+  msg.querySelector('.body').replaceChildren(...parts);
+}
+
+// Marker below a held message: held | decided | handed_off.
+function setState(msg, state) {
+  msg.dataset.state = state;
+  let mark = msg.querySelector('.marker');
+  if (!mark) {
+    mark = h('div', { class: 'marker' });
+    msg.querySelector('.body').after(mark);
+  }
+  mark.dataset.i18n = `mark.${state}`;
+  mark.textContent = t(`mark.${state}`);
+}
+
+function citations(list) {
+  const seen = new Set();
+  const chips = [];
+  for (const c of list) {
+    const label = c.heading ? `${c.title || c.source} · ${c.heading}` : (c.title || c.source || '');
+    if (!label || seen.has(label)) continue;
+    seen.add(label);
+    chips.push(h('span', { class: 'chip', title: c.source || '', text: label }));
+  }
+  return h('div', { class: 'cites', testid: 'chat-citations' },
+    h('span', { class: 'muted small', i18n: 'chat.sources' }), chips);
+}
+
+// Render a chat.completion with its trustgate annotations.
+function showAnswer(data) {
+  const tg = data.trustgate || {};
+  const content = data.choices?.[0]?.message?.content ?? '';
+  const tags = tg.tags || [];
+  const msg = addMsg('bot', content, tags.includes('medical'));
+  if (tg.decision) msg.dataset.decision = tg.decision;
+  if ((tg.decision === 'review' || tg.decision === 'human_decision') && tg.review_id) {
+    msg.dataset.reviewId = tg.review_id;
+    held.set(tg.review_id, msg);
+    setState(msg, 'held');
+  }
+  if (tg.citations?.length) msg.append(citations(tg.citations));
+  scrollDown();
+}
+
+// ---- sending
+
+function setSending(on) {
+  sending = on;
+  input.disabled = on;
+  sendBtn.disabled = on;
+  for (const b of document.querySelectorAll('#examples button')) b.disabled = on;
+}
+
+async function send(text) {
+  text = text.trim();
+  if (!text || sending) return;
+  setSending(true);
+  addMsg('user', text);
+  input.value = '';
+  const typing = h('div', { class: 'typing', i18n: 'chat.thinking' });
+  log.append(typing);
+  scrollDown();
+  try {
+    const res = await fetch('/chat/api/messages', {
+      method: 'POST', credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ text }),
+    });
+    let data = null;
+    try { data = await res.json(); } catch { /* not JSON */ }
+    if (!res.ok || !data) throw new Error(data?.error?.message || `HTTP ${res.status}`);
+    showAnswer(data);
+  } catch (e) {
+    addMsg('system', e instanceof TypeError ? t('err.network') : e.message);
+  } finally {
+    typing.remove();
+    setSending(false);
+    input.focus();
+  }
+}
+
+$('#composer').addEventListener('submit', (e) => { e.preventDefault(); send(input.value); });
+input.addEventListener('keydown', (e) => {
+  // Enter sends, Shift+Enter inserts a newline; never send while an IME is composing
+  if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); send(input.value); }
+});
+$('#examples').append(...EXAMPLES.map((q) =>
+  h('button', { type: 'button', class: 'chip ex', text: q, on: { click: () => send(q) } })));
+
+// ---- live answers from reviewers and agents
+
+function onAnswer(d) {
+  if (!d || !d.review_id) return;
+  if (d.event === 'agent_reply') {
+    if (d.answer) addMsg('agent', d.answer).dataset.replyTo = d.review_id;
+    return;
+  }
+  const msg = held.get(d.review_id);
+  if (!msg) return;  // not a message shown on this page
+  if (d.answer) setBody(msg, d.answer);
+  setState(msg, d.event === 'handed_off' ? 'handed_off' : 'decided');
+  if (d.from) msg.dataset.from = d.from;
+  scrollDown();
+}
+
+function connect() {
+  const es = new EventSource('/chat/api/events');
+  setConn(conn, 'connecting');
+  es.onopen = () => setConn(conn, 'live');
+  es.onerror = () => {
+    if (es.readyState === EventSource.CLOSED) {  // the browser gave up: retry ourselves
+      setConn(conn, 'off');
+      setTimeout(connect, 5000);
+    } else setConn(conn, 'reconnecting');
+  };
+  es.addEventListener('answer', (ev) => {
+    // drop events replayed after a reconnect (only when the server numbers them)
+    const key = ev.lastEventId ? `${ev.lastEventId}|${ev.data}` : '';
+    if (key) {
+      if (seenEvents.has(key)) return;
+      seenEvents.add(key);
+    }
+    try { onAnswer(JSON.parse(ev.data)); } catch { /* malformed event */ }
+  });
+}
+
+initLangToggle($('#lang'));
+connect();
+input.focus();

@@ -1,0 +1,208 @@
+// trustgate shared front-end helpers: zh/en dictionary, language toggle, safe DOM builder
+const D = {
+  'lang.toggle': ['EN', '中文'],
+  'conn.live': ['实时', 'live'],
+  'conn.connecting': ['连接中…', 'connecting…'],
+  'conn.reconnecting': ['重连中…', 'reconnecting…'],
+  'conn.off': ['已断开', 'offline'],
+  'err.network': ['网络错误，请稍后重试', 'Network error, please retry'],
+  'loading': ['加载中…', 'Loading…'],
+
+  // chat page
+  'chat.title': ['保险智能客服', 'insurance assistant'],
+  'chat.console': ['审核台 →', 'Console →'],
+  'chat.intro': ['您好！我是智能客服，可以解答保险、理赔和理财问题。涉及重大决定时会由人工复核。',
+    'Hello! I answer questions about insurance, claims and savings. Important decisions are checked by a person.'],
+  'chat.examples': ['试试这些问题：', 'Try these:'],
+  'chat.placeholder': ['输入您的问题，Enter 发送，Shift+Enter 换行', 'Type your question — Enter to send, Shift+Enter for a new line'],
+  'chat.send': ['发送', 'Send'],
+  'chat.thinking': ['正在回复…', 'Replying…'],
+  'chat.sources': ['来源', 'Sources'],
+  'who.user': ['您', 'You'],
+  'who.bot': ['智能客服', 'Assistant'],
+  'who.agent': ['人工客服', 'Human agent'],
+  'who.system': ['系统', 'System'],
+  'mark.held': ['等待人工处理', 'Waiting for a person'],
+  'mark.decided': ['人工已复核', 'Reviewed by a person'],
+  'mark.handed_off': ['已转人工', 'Transferred to a human agent'],
+
+  // console: chrome and login
+  'console.title': ['审核台', 'review console'],
+  'nav.queue': ['审核队列', 'Queue'],
+  'nav.handoffs': ['人工接管', 'Hand-offs'],
+  'nav.supervisor': ['主管看板', 'Supervisor'],
+  'logout': ['退出', 'Log out'],
+  'login.title': ['登录审核台', 'Sign in to the console'],
+  'login.user': ['用户名', 'User name'],
+  'login.password': ['密码', 'Password'],
+  'login.submit': ['登录', 'Sign in'],
+  'login.demo': ['演示账号：reviewer1 / agent1 / super1，密码 demo', 'Demo users: reviewer1 / agent1 / super1, password demo'],
+  'role.reviewer': ['审核员', 'reviewer'],
+  'role.agent': ['人工客服', 'agent'],
+  'role.supervisor': ['主管', 'supervisor'],
+  'role.user': ['客户', 'Customer'],
+  'role.assistant': ['智能客服', 'Assistant'],
+
+  // queue
+  'queue.title': ['审核队列', 'Review queue'],
+  'queue.filter': ['状态', 'State'],
+  'queue.count': ['共 {n} 条', '{n} tasks'],
+  'queue.customer': ['客户待办', 'Customer-facing'],
+  'queue.internal': ['内部队列', 'Internal queues'],
+  'queue.empty': ['暂无任务', 'Nothing here'],
+  'col.queue': ['队列', 'Queue'],
+  'col.kind': ['类型', 'Kind'],
+  'col.priority': ['优先级', 'Priority'],
+  'col.tags': ['风险标签', 'Risk tags'],
+  'col.question': ['客户问题', 'Question'],
+  'col.claimed': ['认领人', 'Claimed by'],
+  'col.sla': ['SLA 剩余', 'SLA left'],
+  'sla.expired': ['已超时', 'expired'],
+  'sla.none': ['—', '—'],
+  'state.open': ['待处理', 'open'],
+  'state.pending': ['待认领', 'pending'],
+  'state.claimed': ['已认领', 'claimed'],
+  'state.decided': ['已决定', 'decided'],
+  'state.handed_off': ['已转人工', 'handed off'],
+  'state.closed': ['已结束', 'closed'],
+  'kind.review': ['审核草稿', 'review draft'],
+  'kind.human_decision': ['人工决定', 'human decision'],
+  'queue.wealth': ['理财', 'wealth'],
+  'queue.credit': ['信贷', 'credit'],
+  'queue.medical': ['医疗', 'medical'],
+  'queue.claims': ['理赔', 'claims'],
+  'queue.legal': ['法务', 'legal'],
+  'queue.quality': ['质检', 'quality'],
+  'queue.human_agent': ['人工客服', 'human agent'],
+  'tier.vip': ['VIP', 'VIP'],
+
+  // task view
+  'task.back': ['← 返回队列', '← Back to queue'],
+  'task.question': ['客户问题', 'Customer question'],
+  'task.conversation': ['此前对话', 'Conversation so far'],
+  'task.draft': ['AI 草稿', 'AI draft'],
+  'task.noDraft': ['AI 不得就此作出决定，请人工撰写答复（使用“修改后批准”）。',
+    'AI may not decide this: write the answer yourself (use “Edit & approve”).'],
+  'task.holding': ['已发给客户的等待提示', 'Holding reply sent to the customer'],
+  'task.evidence': ['证据段落', 'Evidence'],
+  'task.noEvidence': ['无引用证据', 'No evidence cited'],
+  'task.source': ['查看来源', 'View source'],
+  'task.hits': ['命中规则', 'Policy hits'],
+  'task.trigger': ['触发', 'trigger'],
+  'task.intent': ['意图与关键词', 'Intent and top tokens'],
+  'task.ungrounded': ['无依据陈述：{n} 处', 'Ungrounded claims: {n}'],
+  'task.tags': ['风险标签', 'Risk tags'],
+  'task.events': ['处理记录', 'Timeline'],
+  'task.decide': ['审核操作', 'Decision'],
+  'task.claimedBy': ['认领人：{u}', 'Claimed by {u}'],
+  'task.claimedMe': ['已由您认领', 'Claimed by you'],
+  'task.unclaimed': ['尚未认领', 'Not claimed yet'],
+  'task.attest': ['请确认以下声明：', 'Confirm every statement:'],
+  'task.tickAll': ['勾选全部声明后才能提交。', 'Tick every statement to enable the decision.'],
+  'task.claim': ['认领', 'Claim'],
+  'task.approve': ['批准', 'Approve'],
+  'task.edit': ['修改后批准', 'Edit & approve'],
+  'task.editSubmit': ['发送修改后的答复', 'Send edited answer'],
+  'task.reject': ['驳回', 'Reject'],
+  'task.rejectReason': ['驳回理由', 'Reason for rejecting'],
+  'task.rejectSubmit': ['确认驳回', 'Confirm reject'],
+  'task.decision': ['决定', 'Decision'],
+  'task.answer': ['最终答复', 'Final answer'],
+  'task.replies': ['人工客服回复', 'Agent replies'],
+  'outcome.decided': ['已决定：{l}（{a}）', 'decided: {a}'],
+  'outcome.state': ['状态：{l}（{s}）', 'state: {s}'],
+  'action.approve': ['批准', 'approve'],
+  'action.edit': ['修改后批准', 'edit'],
+  'action.reject': ['驳回', 'reject'],
+  'err.emptyAnswer': ['请填写答复内容', 'Please write the answer'],
+  'err.emptyReason': ['请填写驳回理由', 'Please give a reason'],
+  'err.emptyReply': ['请填写回复内容', 'Please write a reply'],
+
+  // hand-offs
+  'handoffs.title': ['人工接管', 'Hand-offs'],
+  'handoffs.empty': ['暂无转人工的会话', 'No hand-offs'],
+  'handoffs.placeholder': ['给客户的回复…', 'Reply to the customer…'],
+  'handoffs.send': ['发送回复', 'Send reply'],
+  'handoffs.close': ['结束接管', 'Close'],
+
+  // supervisor
+  'sup.title': ['主管看板', 'Supervisor'],
+  'sup.since': ['统计自 {t}', 'since {t}'],
+  'sup.created': ['新建', 'Created'],
+  'sup.decided': ['已决定', 'Decided'],
+  'sup.handedOff': ['转人工（SLA 超时）', 'Handed off (SLA breaches)'],
+  'sup.open': ['待处理', 'Open'],
+  'sup.median': ['决定用时中位数', 'Median time to decision'],
+  'sup.p95': ['决定用时 P95', 'p95 time to decision'],
+  'sup.byHour': ['近 24 小时每小时量', 'Volume per hour, last 24 h'],
+  'sup.byReviewer': ['各审核员决定数', 'Decisions per reviewer'],
+  'sup.byAction': ['决定类型', 'Decisions by action'],
+  'sup.byQueue': ['各队列', 'Per queue'],
+  'sup.noData': ['暂无数据', 'No data'],
+  'sup.decisions': ['决定数', 'decisions'],
+};
+
+const KEY = 'trustgate.lang';
+let lang = 'zh';
+try { if (localStorage.getItem(KEY) === 'en') lang = 'en'; } catch { /* storage unavailable */ }
+
+export const getLang = () => lang;
+
+// Translate a key, substituting {name} placeholders.
+export function t(key, vars) {
+  let s = D[key] ? D[key][lang === 'en' ? 1 : 0] : key;
+  if (vars) for (const [k, v] of Object.entries(vars)) s = s.replaceAll(`{${k}}`, String(v));
+  return s;
+}
+
+// Label for a code (queue, state, role...): the translation if known, else the code itself.
+export const tl = (prefix, code) => (D[`${prefix}.${code}`] ? t(`${prefix}.${code}`) : String(code ?? ''));
+
+// Re-translate every element marked with data-i18n / data-i18n-ph.
+export function applyI18n(root = document) {
+  document.documentElement.lang = lang === 'en' ? 'en' : 'zh-CN';
+  for (const el of root.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);
+  for (const el of root.querySelectorAll('[data-i18n-ph]')) el.placeholder = t(el.dataset.i18nPh);
+}
+
+// Wire the zh/en toggle button; onChange re-renders dynamic views.
+export function initLangToggle(btn, onChange) {
+  const sync = () => { btn.textContent = t('lang.toggle'); };
+  sync();
+  applyI18n();
+  btn.addEventListener('click', () => {
+    lang = lang === 'en' ? 'zh' : 'en';
+    try { localStorage.setItem(KEY, lang); } catch { /* ignore */ }
+    sync();
+    applyI18n();
+    if (onChange) onChange();
+  });
+}
+
+// Build an element without innerHTML. props: class, text, i18n, testid, data{}, on{}, value,
+// boolean/number properties (disabled, checked, rows...), other string attributes.
+export function h(tag, props, ...kids) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(props || {})) {
+    if (v == null || v === false) continue;
+    if (k === 'class') el.className = v;
+    else if (k === 'text') el.textContent = v;
+    else if (k === 'i18n') { el.dataset.i18n = v; el.textContent = t(v); }
+    else if (k === 'testid') el.dataset.testid = v;
+    else if (k === 'data') { for (const [dk, dv] of Object.entries(v)) if (dv != null) el.dataset[dk] = String(dv); }
+    else if (k === 'on') { for (const [ev, fn] of Object.entries(v)) el.addEventListener(ev, fn); }
+    else if (k === 'value') el.value = v;
+    else if (typeof v !== 'string' && k in el) el[k] = v;
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of kids.flat(Infinity)) if (c != null && c !== false) el.append(c);
+  return el;
+}
+
+// Small connection indicator for an EventSource: state is live | connecting | reconnecting | off.
+export function setConn(el, state) {
+  if (!el) return;
+  el.dataset.state = state;
+  el.dataset.i18n = `conn.${state}`;
+  el.textContent = t(`conn.${state}`);
+}

@@ -1,0 +1,691 @@
+// trustgate reviewer console: login, review queue, task review, hand-offs, supervisor charts
+import { t, tl, h, applyI18n, initLangToggle, setConn } from '/common/i18n.js';
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const view = $('#view');
+const errBox = $('#error');
+const enc = encodeURIComponent;
+
+// ---- state
+let me = null;                      // {user, role, csrf}
+let clockOffset = 0;                // server clock minus local clock, ms
+let clockSet = false;
+let current = { route: '', id: '' };
+let seq = 0;                        // newest refresh wins
+let es = null, esRetry = 0, debounce = 0;
+const store = {};                   // list | task | handoffs | stats
+const seen = {};                    // JSON of each store entry, to skip needless re-renders
+const ui = { checked: new Set(), mode: '', editText: null, rejectText: '', replies: {}, outcome: null, queueState: 'open' };
+
+// ---- API
+
+async function api(method, path, body) {
+  const opt = { method, credentials: 'same-origin', headers: {} };
+  if (body !== undefined) {
+    opt.headers['Content-Type'] = 'application/json';
+    opt.body = JSON.stringify(body);
+  }
+  if (method !== 'GET' && me?.csrf) opt.headers['X-CSRF-Token'] = me.csrf;
+  const res = await fetch(path, opt);
+  if (!clockSet) {  // until a list gives now_ms, estimate the server clock from the Date header
+    const d = Date.parse(res.headers.get('Date') || '');
+    if (d) clockOffset = d - Date.now();
+  }
+  let data = null;
+  try { data = await res.json(); } catch { /* empty or not JSON */ }
+  if (!res.ok) {
+    const err = new Error(data?.error?.message || `HTTP ${res.status}`);
+    err.status = res.status;
+    err.code = data?.error?.code;
+    throw err;
+  }
+  return data;
+}
+
+function setClock(nowMs) {
+  if (typeof nowMs === 'number') { clockOffset = nowMs - Date.now(); clockSet = true; }
+}
+
+// Store a value; true when it differs from what is shown.
+function swap(key, val) {
+  const j = JSON.stringify(val);
+  if (j === seen[key]) return false;
+  store[key] = val;
+  seen[key] = j;
+  return true;
+}
+
+function showError(msg) { errBox.textContent = msg; errBox.hidden = false; }
+function clearError() { errBox.textContent = ''; errBox.hidden = true; }
+errBox.addEventListener('click', clearError);
+
+function handleError(e) {
+  if (e.status === 401 && me) { showLogin(); showError(e.message); return; }
+  showError(e instanceof TypeError ? t('err.network') : e.message);
+}
+
+// ---- formatting
+
+const pad2 = (n) => String(n).padStart(2, '0');
+function fmtDur(ms) {
+  const s = Math.ceil(ms / 1000), hh = Math.floor(s / 3600), mm = Math.floor((s % 3600) / 60);
+  return hh ? `${hh}:${pad2(mm)}:${pad2(s % 60)}` : `${mm}:${pad2(s % 60)}`;
+}
+function fmtTime(at) {
+  const d = new Date(typeof at === 'string' && /^\d+$/.test(at) ? Number(at) : at);
+  if (at == null || isNaN(d)) return String(at ?? '');
+  return `${d.getMonth() + 1}-${pad2(d.getDate())} ${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}`;
+}
+const excerpt = (s, n) => { s = String(s || ''); return s.length > n ? s.slice(0, n) + '…' : s; };
+const secs = (ms) => (typeof ms === 'number' ? (ms / 1000).toFixed(1) : '—');
+
+// ---- small shared pieces
+
+const badge = (cls, text, title) => h('span', { class: `badge ${cls}`, text, title });
+const queueBadge = (q) => badge('queue', tl('queue', q), q);
+const kindBadge = (k) => badge(`kind ${k}`, tl('kind', k), k);
+const stateBadge = (s) => badge(`state ${s}`, tl('state', s), s);
+const prioBadge = (x) => h('span', {}, x.tier === 'vip' ? badge('vip', 'VIP') : null, h('span', { class: 'prio', text: String(x.priority ?? '') }));
+const tagList = (tags) => h('span', { class: 'tags' }, (tags || []).map((g) => h('span', { class: `chip tag ${g === 'review_sla_breached' ? 'bad' : ''}`, text: g })));
+const block = (titleKey, ...kids) => h('section', { class: 'block' }, h('h3', { i18n: titleKey }), ...kids);
+
+// Live SLA countdown; tick() fills it in every second.
+function slaEl(x) {
+  const live = (x.state === 'pending' || x.state === 'claimed') && x.deadline_ms;
+  return h('span', {
+    class: 'sla', testid: 'sla-countdown',
+    data: live ? { deadline: x.deadline_ms, sla: x.sla_ms, warn: x.sla_warning ? '1' : '' } : { level: 'none' },
+    text: live ? '' : '—',
+  });
+}
+function tick() {
+  const now = Date.now() + clockOffset;
+  for (const el of document.querySelectorAll('.sla[data-deadline]')) {
+    const left = Number(el.dataset.deadline) - now;
+    const ratio = left / (Number(el.dataset.sla) || 1);
+    el.dataset.level = left <= 0 ? 'expired' : ratio < 0.2 ? 'red' : (ratio < 0.5 || el.dataset.warn) ? 'amber' : 'green';
+    el.textContent = left <= 0 ? t('sla.expired') : fmtDur(left);
+  }
+}
+setInterval(tick, 1000);
+
+// Question text with every policy trigger substring wrapped in <mark>.
+function highlight(text, needles) {
+  text = String(text || '');
+  const ranges = [];
+  for (const n of new Set(needles.filter(Boolean))) {
+    for (let i = text.indexOf(n); i !== -1; i = text.indexOf(n, i + n.length)) ranges.push([i, i + n.length]);
+  }
+  ranges.sort((a, b) => a[0] - b[0]);
+  const merged = [];  // overlapping triggers become one mark
+  for (const r of ranges) {
+    const last = merged[merged.length - 1];
+    if (last && r[0] < last[1]) last[1] = Math.max(last[1], r[1]);
+    else merged.push([...r]);
+  }
+  const out = [];
+  let pos = 0;
+  for (const [s, e] of merged) {
+    out.push(text.slice(pos, s), h('mark', { text: text.slice(s, e) }));
+    pos = e;
+  }
+  out.push(text.slice(pos));
+  return out;
+}
+
+// ---- task context blocks (shared by the task view and the hand-off list)
+
+function questionBlock(x) {
+  const needles = (x.policy_hits || []).map((p) => p.trigger?.text);
+  return block('task.question', h('div', { class: 'question', testid: 'task-question' }, highlight(x.question, needles)));
+}
+
+function conversationBlock(x) {
+  const c = x.conversation || [];
+  if (!c.length) return null;
+  return block('task.conversation', h('ol', { class: 'conv' },
+    c.map((m) => h('li', { class: `r-${m.role}` }, h('b', { text: tl('role', m.role) }), h('span', { text: m.content })))));
+}
+
+function draftBlock(x) {
+  return block('task.draft',
+    x.draft ? h('div', { class: 'draft', testid: 'task-draft', text: x.draft })
+      : h('div', { class: 'draft none', testid: 'task-draft', i18n: 'task.noDraft' }),
+    x.holding_reply ? h('p', { class: 'muted small', text: `${t('task.holding')}: ${x.holding_reply}` }) : null);
+}
+
+function evidenceBlock(x) {
+  const cs = x.citations || [];
+  return block('task.evidence', h('ol', { class: 'evidence', testid: 'task-evidence' },
+    cs.map((c) => h('li', {},
+      h('div', { class: 'ev-head' },
+        h('a', {
+          href: `/console/api/source?source=${enc(c.source || '')}`, target: '_blank', rel: 'noopener',
+          text: c.title || c.source, on: { click: (e) => { e.preventDefault(); openSource(c.source); } },
+        }),
+        c.heading ? h('span', { class: 'muted', text: ` › ${c.heading}` }) : null,
+        typeof c.score === 'number' ? h('span', { class: 'score', text: c.score.toFixed(2) }) : null),
+      c.text ? h('blockquote', { text: c.text }) : null,
+      h('div', { class: 'muted small', text: `${c.source || ''}${c.chunk != null ? ' #' + c.chunk : ''}` })))),
+  cs.length ? null : h('p', { class: 'muted', i18n: 'task.noEvidence' }));
+}
+
+function hitsBlock(x) {
+  const trig = (g) => `${t('task.trigger')}: ${g.field || ''}${g.text ? ` “${g.text}”` : g.value != null ? ` = ${g.value}` : ''}`;
+  return block('task.hits', h('ul', { class: 'hits', testid: 'task-hits' },
+    (x.policy_hits || []).map((p) => h('li', {},
+      h('code', { text: p.rule }), ' ', h('span', { text: p.description || '' }),
+      (p.actions || []).length ? h('div', {}, p.actions.map((a) => h('span', { class: 'chip', text: typeof a === 'string' ? a : JSON.stringify(a) }))) : null,
+      p.trigger ? h('div', { class: 'muted small', text: trig(p.trigger) }) : null))),
+  (x.policy_hits || []).length ? null : h('p', { class: 'muted', text: '—' }));
+}
+
+function tokensBlock(x) {
+  const toks = [...(x.explanation?.intent_tokens || [])].sort((a, b) => b.weight - a.weight).slice(0, 8);
+  const max = Math.max(1e-9, ...toks.map((k) => Math.abs(k.weight)));
+  const ung = x.explanation?.ungrounded_claims;
+  return block('task.intent', h('div', { testid: 'task-tokens' },
+    x.intent ? h('div', { class: 'intent' }, h('code', { text: x.intent.name }),
+      typeof x.intent.confidence === 'number' ? ` ${(x.intent.confidence * 100).toFixed(0)}%` : '') : null,
+    h('ul', { class: 'tokens' }, toks.map((k) => {
+      const bar = h('span', { class: `bar ${k.weight < 0 ? 'neg' : ''}` });
+      bar.style.width = `${(Math.abs(k.weight) / max) * 100}%`;
+      return h('li', {}, h('span', { class: 'tok', text: String(k.feature).replace(/^[wc]:/, '') }),
+        h('span', { class: 'track' }, bar), h('span', { class: 'w', text: k.weight.toFixed(2) }));
+    })),
+    ung ? h('div', { class: 'warn small', text: t('task.ungrounded', { n: ung }) }) : null));
+}
+
+function eventsBlock(x) {
+  return block('task.events', h('ol', { class: 'timeline' },
+    (x.events || []).map((e) => h('li', {},
+      h('time', { text: fmtTime(e.at) }), ' ', h('b', { text: e.event }), ' ',
+      h('span', { class: 'muted', text: e.actor || '' }),
+      e.reason ? h('div', { class: 'small', text: e.reason }) : null))));
+}
+
+// Decision record, final answer and agent replies once they exist.
+function recordBlocks(x) {
+  const d = x.decision;
+  return [
+    d ? block('task.decision', h('div', { class: 'record' },
+      h('div', {}, h('b', { text: tl('action', d.action) }), ` · ${d.actor || ''} · ${fmtTime(d.at)}`),
+      d.reason ? h('div', { text: d.reason }) : null,
+      d.text ? h('div', { class: 'draft', text: d.text }) : null,
+      (d.attestations || []).length ? h('ul', { class: 'small' }, d.attestations.map((a) => h('li', { text: `✔ ${a}` }))) : null)) : null,
+    x.answer ? block('task.answer', h('div', { class: 'draft', text: x.answer })) : null,
+    (x.agent_replies || []).length ? block('task.replies', h('ol', { class: 'replies' },
+      x.agent_replies.map((r) => h('li', {}, h('time', { text: fmtTime(r.at) }), ` ${r.actor || ''}: `, h('span', { text: r.text }))))) : null,
+  ];
+}
+
+async function openSource(source) {
+  try {
+    const s = await api('GET', `/console/api/source?source=${enc(source || '')}`);
+    $('#source-title').textContent = s.title || s.source || source;
+    $('#source-text').textContent = s.text || '';
+    $('#source').showModal();
+  } catch (e) { handleError(e); }
+}
+$('#source-close').addEventListener('click', () => $('#source').close());
+
+// ---- queue view
+
+async function loadQueue() {
+  const res = await api('GET', `/v1/reviews?state=${enc(ui.queueState)}`);
+  setClock(res.now_ms);
+  return swap('list', res.data || []);
+}
+
+function renderQueue() {
+  const list = store.list;
+  if (!list) return;
+  const ext = list.filter((x) => !x.internal), int = list.filter((x) => x.internal);
+  const filter = h('select', { on: { change: (e) => { ui.queueState = e.target.value; refresh(true); } } },
+    ['open', 'pending', 'claimed', 'decided', 'handed_off'].map((s) =>
+      h('option', { value: s, selected: s === ui.queueState, text: tl('state', s) })));
+  view.replaceChildren(
+    ...[outcomeBanner()].filter(Boolean),
+    h('div', { class: 'toolbar' }, h('h2', { i18n: 'queue.title' }),
+      h('label', {}, `${t('queue.filter')} `, filter),
+      h('span', { class: 'muted', text: t('queue.count', { n: list.length }) })),
+    h('div', { testid: 'queue-table' },
+      queueTable(ext, 'queue.customer', false),
+      int.length ? queueTable(int, 'queue.internal', true) : null));
+  tick();
+}
+
+function queueTable(rows, titleKey, internal) {
+  const cols = ['col.queue', 'col.kind', 'col.priority', 'col.tags', 'col.question', 'col.claimed', 'col.sla'];
+  return h('section', { class: `qsec ${internal ? 'internal' : ''}` }, h('h3', { i18n: titleKey }),
+    rows.length ? h('table', { class: 'queue' },
+      h('thead', {}, h('tr', {}, cols.map((k) => h('th', { i18n: k })))),
+      h('tbody', {}, rows.map(queueRow)))
+      : h('p', { class: 'muted', i18n: 'queue.empty' }));
+}
+
+function queueRow(x) {
+  const open = () => { location.hash = `#/task/${enc(x.id)}`; };
+  return h('tr', {
+    class: `row ${x.tier === 'vip' ? 'vip' : ''}`, testid: 'queue-row', tabindex: '0',
+    data: { reviewId: x.id, state: x.state },
+    on: { click: open, keydown: (e) => { if (e.key === 'Enter') open(); } },
+  },
+  h('td', {}, queueBadge(x.queue)), h('td', {}, kindBadge(x.kind)), h('td', {}, prioBadge(x)),
+  h('td', {}, tagList(x.tags)), h('td', { class: 'qtext', text: excerpt(x.question, 60), title: x.question }),
+  h('td', { text: x.claimed_by || '—' }), h('td', {}, slaEl(x)));
+}
+
+// Result of the last decision, shown once on the queue after returning from a task.
+function outcomeBanner() {
+  const o = ui.outcome;
+  if (!o || o.shown) return null;
+  o.shown = true;
+  return h('div', { class: 'outcome-msg', testid: 'task-outcome', text: `${o.id} — ${t('outcome.decided', { a: o.action, l: tl('action', o.action) })}` });
+}
+
+// ---- task view
+
+async function loadTask() {
+  return swap('task', await api('GET', `/v1/reviews/${enc(current.id)}`));
+}
+
+function resetTaskUi() {
+  ui.checked = new Set();
+  ui.mode = '';
+  ui.editText = null;
+  ui.rejectText = '';
+}
+
+function renderTask() {
+  const x = store.task;
+  if (!x || x.id !== current.id) return;
+  const open = (x.state === 'pending' || x.state === 'claimed') && ui.outcome?.id !== x.id;
+  view.replaceChildren(h('div', { class: 'task', testid: 'task-view', data: { reviewId: x.id, state: x.state } },
+    h('div', { class: 'taskhead' },
+      h('a', { href: '#/queue', class: 'back', i18n: 'task.back' }), h('h2', { text: x.id }),
+      queueBadge(x.queue), kindBadge(x.kind), stateBadge(x.state), prioBadge(x), slaEl(x), tagList(x.tags)),
+    h('div', { class: 'cols' },
+      h('div', { class: 'col main' }, questionBlock(x), conversationBlock(x), draftBlock(x), evidenceBlock(x), recordBlocks(x)),
+      h('div', { class: 'col side' }, open ? decisionPanel(x) : outcomeBlock(x), hitsBlock(x), tokensBlock(x), eventsBlock(x)))));
+  tick();
+}
+
+function outcomeBlock(x) {
+  const action = x.decision?.action || (ui.outcome?.id === x.id ? ui.outcome.action : '');
+  const text = action ? t('outcome.decided', { a: action, l: tl('action', action) })
+    : t('outcome.state', { s: x.state, l: tl('state', x.state) });
+  return h('section', { class: 'block decide' },
+    h('div', { class: 'outcome-msg', testid: 'task-outcome', data: { action }, text }),
+    h('a', { href: '#/queue', i18n: 'task.back' }));
+}
+
+function decisionPanel(x) {
+  const atts = x.required_attestations || [];
+  const allTicked = atts.every((a) => ui.checked.has(a));
+  const hasDraft = Boolean(x.draft);
+  const mine = x.state === 'claimed' && x.claimed_by === me.user;
+  const claimNote = x.state === 'pending' ? t('task.unclaimed') : mine ? t('task.claimedMe')
+    : `${t('task.claimedBy', { u: x.claimed_by || '?' })}${x.claim_expires_ms ? ` (→ ${fmtTime(x.claim_expires_ms)})` : ''}`;
+
+  // enable/disable decision buttons as boxes are ticked and text is typed
+  const btn = {};
+  const sync = () => {
+    const ok = atts.every((a) => ui.checked.has(a));
+    btn.approve.disabled = !ok || !hasDraft;
+    if (btn.editSubmit) btn.editSubmit.disabled = !ok;
+    btn.reject.disabled = !ok;
+    if (btn.rejectSubmit) btn.rejectSubmit.disabled = !ok || !ui.rejectText.trim();
+    hint.hidden = ok;
+  };
+  const toggle = (mode) => { ui.mode = ui.mode === mode ? '' : mode; if (mode === 'edit' && ui.editText == null) ui.editText = x.draft || ''; keepFocus(renderTask); };
+
+  const hint = h('p', { class: 'muted small', i18n: 'task.tickAll', hidden: allTicked });
+  btn.approve = h('button', { class: 'primary', testid: 'approve', i18n: 'task.approve', on: { click: () => decide(x, 'approve') } });
+  btn.edit = h('button', { testid: 'edit', i18n: 'task.edit', on: { click: () => toggle('edit') } });
+  btn.reject = h('button', { class: 'danger', testid: 'reject', i18n: 'task.reject', on: { click: () => toggle('reject') } });
+  let extra = null;
+  if (ui.mode === 'edit') {
+    btn.editSubmit = h('button', { class: 'primary', testid: 'edit-submit', i18n: 'task.editSubmit', on: { click: () => decide(x, 'edit') } });
+    extra = h('div', { class: 'sub' },
+      h('textarea', { testid: 'edit-text', rows: 6, value: ui.editText ?? '', on: { input: (e) => { ui.editText = e.target.value; } } }),
+      btn.editSubmit);
+  } else if (ui.mode === 'reject') {
+    btn.rejectSubmit = h('button', { class: 'danger', testid: 'reject-submit', i18n: 'task.rejectSubmit', on: { click: () => decide(x, 'reject') } });
+    extra = h('div', { class: 'sub' },
+      h('textarea', { testid: 'reject-reason', rows: 3, placeholder: t('task.rejectReason'), value: ui.rejectText,
+        on: { input: (e) => { ui.rejectText = e.target.value; sync(); } } }),
+      btn.rejectSubmit);
+  }
+
+  const panel = h('section', { class: 'block decide' }, h('h3', { i18n: 'task.decide' }),
+    h('div', { class: 'claimrow' }, h('span', { class: 'muted small', text: claimNote }),
+      h('button', { testid: 'claim', i18n: 'task.claim', disabled: mine, on: { click: () => claim(x) } })),
+    atts.length ? h('fieldset', { class: 'atts' }, h('legend', { i18n: 'task.attest' }),
+      atts.map((a) => h('label', {},
+        h('input', { type: 'checkbox', testid: 'attestation', value: a, checked: ui.checked.has(a),
+          on: { change: (e) => { if (e.target.checked) ui.checked.add(a); else ui.checked.delete(a); sync(); } } }),
+        h('span', { text: a })))) : null,
+    hint,
+    h('div', { class: 'btns' }, btn.approve, btn.edit, btn.reject),
+    extra);
+  sync();
+  return panel;
+}
+
+async function claim(x) {
+  try {
+    const task = await api('POST', `/v1/reviews/${enc(x.id)}/claim`);
+    clearError();
+    if (task?.id) swap('task', task);
+    keepFocus(renderTask);
+  } catch (e) { handleError(e); }
+}
+
+async function decide(x, action) {
+  const body = { action, attestations: (x.required_attestations || []).filter((a) => ui.checked.has(a)) };
+  if (action === 'edit') {
+    body.text = (ui.editText || '').trim();
+    if (!body.text) return showError(t('err.emptyAnswer'));
+  }
+  if (action === 'reject') {
+    body.reason = ui.rejectText.trim();
+    if (!body.reason) return showError(t('err.emptyReason'));
+  }
+  for (const b of view.querySelectorAll('.decide button')) b.disabled = true;  // no double submit
+  try {
+    const task = await api('POST', `/v1/reviews/${enc(x.id)}/decision`, body);
+    clearError();
+    ui.outcome = { id: x.id, action };
+    if (task?.id) swap('task', task);
+    renderTask();
+    setTimeout(() => { if (current.route === 'task' && current.id === x.id) location.hash = '#/queue'; }, 2500);
+  } catch (e) {
+    handleError(e);
+    keepFocus(renderTask);
+  }
+}
+
+// ---- hand-offs view
+
+async function loadHandoffs() {
+  const res = await api('GET', '/v1/handoffs');
+  setClock(res.now_ms);
+  return swap('handoffs', res.data || []);
+}
+
+function renderHandoffs() {
+  const list = store.handoffs;
+  if (!list) return;
+  view.replaceChildren(
+    h('div', { class: 'toolbar' }, h('h2', { i18n: 'handoffs.title' }),
+      h('span', { class: 'muted', text: t('queue.count', { n: list.length }) })),
+    h('div', { class: 'handoffs', testid: 'handoff-list' },
+      list.length ? list.map(handoffCard) : h('p', { class: 'muted', i18n: 'handoffs.empty' })));
+}
+
+function handoffCard(x) {
+  return h('article', { class: 'card', testid: 'handoff-row', data: { reviewId: x.id } },
+    h('div', { class: 'taskhead' }, h('b', { text: x.id }), queueBadge(x.queue), kindBadge(x.kind), prioBadge(x),
+      tagList(x.tags), h('span', { class: 'muted small', text: fmtTime(x.created_ms) })),
+    h('div', { class: 'cols' },
+      h('div', { class: 'col main' }, questionBlock(x), conversationBlock(x), draftBlock(x), evidenceBlock(x), recordBlocks(x)),
+      h('div', { class: 'col side' }, hitsBlock(x), eventsBlock(x))),
+    h('div', { class: 'reply' },
+      h('textarea', { testid: 'handoff-reply-text', rows: 3, placeholder: t('handoffs.placeholder'), value: ui.replies[x.id] || '',
+        on: { input: (e) => { ui.replies[x.id] = e.target.value; } } }),
+      h('div', { class: 'btns' },
+        h('button', { class: 'primary', testid: 'handoff-reply-send', i18n: 'handoffs.send', on: { click: (e) => reply(x, false, e.target) } }),
+        h('button', { testid: 'handoff-close', i18n: 'handoffs.close', on: { click: (e) => reply(x, true, e.target) } }))));
+}
+
+async function reply(x, close, button) {
+  const text = (ui.replies[x.id] || '').trim();
+  if (!close && !text) return showError(t('err.emptyReply'));
+  button.disabled = true;
+  try {
+    await api('POST', `/v1/handoffs/${enc(x.id)}/reply`, { text, close });
+    clearError();
+    ui.replies[x.id] = '';
+    seen.handoffs = '';  // force a re-render even if the list looks the same
+    await refresh(true);
+  } catch (e) {
+    button.disabled = false;
+    handleError(e);
+  }
+}
+
+// ---- supervisor view
+
+async function loadStats() {
+  const s = await api('GET', '/v1/reviews/stats');
+  setClock(s.now_ms);
+  return swap('stats', s);
+}
+
+function renderStats() {
+  const s = store.stats;
+  if (!s) return;
+  const stat = (key, testid, val, unit) => h('div', { class: 'stat' },
+    h('div', { class: 'num' }, h('span', { testid, text: String(val ?? '—') }), unit ? h('small', { text: ` ${unit}` }) : null),
+    h('div', { class: 'lbl', i18n: key }));
+  const hour = (ms) => pad2(new Date(ms).getHours());
+  const ba = s.by_action || {};
+  view.replaceChildren(h('div', { class: 'sup', testid: 'supervisor-view' },
+    h('div', { class: 'toolbar' }, h('h2', { i18n: 'sup.title' }),
+      h('span', { class: 'muted', text: t('sup.since', { t: fmtTime(s.since_ms) }) })),
+    h('div', { class: 'stats' },
+      stat('sup.created', 'stat-created', s.created), stat('sup.decided', 'stat-decided', s.decided),
+      stat('sup.handedOff', 'stat-handed-off', s.handed_off), stat('sup.open', 'stat-open', s.open),
+      stat('sup.median', 'stat-median', secs(s.decision_ms?.median), 's'), stat('sup.p95', 'stat-p95', secs(s.decision_ms?.p95), 's')),
+    h('div', { class: 'charts' },
+      chartCard('sup.byHour', (s.by_hour || []).map((b) => ({ label: hour(b.hour_ms), values: [b.created, b.decided, b.handed_off] })),
+        [t('sup.created'), t('sup.decided'), t('state.handed_off')], 3),
+      chartCard('sup.byReviewer', (s.by_reviewer || []).map((r) => ({ label: r.actor, values: [r.decisions], note: `median ${secs(r.median_ms)} s` })),
+        [t('sup.decisions')]),
+      chartCard('sup.byAction', ['approve', 'edit', 'reject'].map((a) => ({ label: tl('action', a), values: [ba[a] || 0] })),
+        [t('sup.decisions')]),
+      chartCard('sup.byQueue', (s.by_queue || []).map((q) => ({ label: tl('queue', q.queue), values: [q.created, q.open] })),
+        [t('sup.created'), t('sup.open')]))));
+}
+
+// ---- SVG bar charts
+
+const NS = 'http://www.w3.org/2000/svg';
+const PALETTE = ['#1f6feb', '#1a7f37', '#c62828', '#b26b00'];
+function svg(tag, attrs, ...kids) {
+  const el = document.createElementNS(NS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
+  for (const c of kids) if (c != null) el.append(c);
+  return el;
+}
+
+function chartCard(titleKey, groups, series, labelEvery = 1) {
+  const legend = series.length > 1 ? h('div', { class: 'legend' }, series.map((name, i) => {
+    const sw = h('span', { class: 'sw' });
+    sw.style.background = PALETTE[i];
+    return h('span', {}, sw, name);
+  })) : null;
+  return h('figure', { class: 'chartcard' }, h('figcaption', { i18n: titleKey }), barChart(groups, series, labelEvery), legend);
+}
+
+// Grouped vertical bars: groups [{label, values[], note?}], one colour per series.
+function barChart(groups, series, labelEvery) {
+  const W = 560, H = 200, L = 34, R = 8, T = 10, B = 28;
+  const iw = W - L - R, ih = H - T - B;
+  const max = Math.max(1, ...groups.flatMap((g) => g.values.map((v) => v || 0)));
+  const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, class: 'chart', 'data-testid': 'chart', role: 'img' });
+  for (const f of [0, 0.5, 1]) {  // grid lines and y labels
+    const y = T + ih - f * ih;
+    root.append(svg('line', { x1: L, x2: W - R, y1: y, y2: y, stroke: '#dde1e7' }),
+      svg('text', { x: L - 4, y: y + 4, 'text-anchor': 'end', 'font-size': 10, fill: '#6b7480' }, String(Math.round(f * max))));
+  }
+  if (!groups.length) {
+    root.append(svg('text', { x: W / 2, y: H / 2, 'text-anchor': 'middle', 'font-size': 13, fill: '#6b7480' }, t('sup.noData')));
+    return root;
+  }
+  const gw = iw / groups.length, bw = Math.max(1, (gw * 0.8) / series.length);
+  groups.forEach((g, i) => {
+    g.values.forEach((v, j) => {
+      const bh = ((v || 0) / max) * ih;
+      root.append(svg('rect', { x: L + i * gw + gw * 0.1 + j * bw, y: T + ih - bh, width: Math.max(0.5, bw - 1), height: bh, fill: PALETTE[j] },
+        svg('title', {}, `${g.label} · ${series[j]}: ${v || 0}${g.note ? ` (${g.note})` : ''}`)));
+    });
+    if (i % labelEvery === 0) {
+      root.append(svg('text', { x: L + i * gw + gw / 2, y: H - B + 14, 'text-anchor': 'middle', 'font-size': 10, fill: '#6b7480' }, excerpt(g.label, 12)));
+    }
+  });
+  return root;
+}
+
+// ---- routing
+
+const routes = {
+  queue: { load: loadQueue, render: renderQueue },
+  task: { load: loadTask, render: renderTask },
+  handoffs: { load: loadHandoffs, render: renderHandoffs },
+  supervisor: { load: loadStats, render: renderStats },
+};
+
+function parseHash() {
+  const m = location.hash.match(/^#\/(queue|handoffs|supervisor|task)(?:\/([^/]+))?$/);
+  if (!m || (m[1] === 'task' && !m[2])) return null;
+  return { route: m[1], id: m[2] ? decodeURIComponent(m[2]) : '' };
+}
+const defaultRoute = () => (me?.role === 'agent' ? 'handoffs' : 'queue');
+
+async function navigate() {
+  if (!me) return;
+  const next = parseHash();
+  if (!next || (next.route === 'supervisor' && me.role !== 'supervisor')) {
+    history.replaceState(null, '', `#/${defaultRoute()}`);
+    return navigate();
+  }
+  if (next.route !== current.route || next.id !== current.id) {
+    if (current.route === 'task' || next.route === 'task') resetTaskUi();
+    current = next;
+    clearError();
+    view.replaceChildren(h('p', { class: 'muted', i18n: 'loading' }));
+  }
+  for (const a of document.querySelectorAll('#nav a')) {
+    a.classList.toggle('active', a.dataset.route === (current.route === 'task' ? 'queue' : current.route));
+  }
+  await refresh(true);
+}
+
+async function refresh(force) {
+  const r = routes[current.route];
+  if (!r || !me) return;
+  const my = ++seq;
+  try {
+    const changed = await r.load();
+    if (my === seq && (changed || force)) keepFocus(r.render);
+  } catch (e) {
+    if (my === seq) handleError(e);
+  }
+}
+
+// Re-render without losing the caret in the textarea being typed into.
+function keepFocus(render) {
+  const a = document.activeElement;
+  const keep = a && a.tagName === 'TEXTAREA' && view.contains(a)
+    ? { tid: a.dataset.testid, rid: a.closest('[data-review-id]')?.dataset.reviewId, s: a.selectionStart, e: a.selectionEnd } : null;
+  render();
+  if (!keep) return;
+  const scope = keep.rid ? view.querySelector(`[data-review-id="${CSS.escape(keep.rid)}"]`) : view;
+  const el = scope?.querySelector(`textarea[data-testid="${keep.tid}"]`);
+  if (el) { el.focus(); el.setSelectionRange(keep.s, keep.e); }
+}
+
+// ---- session, SSE
+
+function connectSSE() {
+  if (es) es.close();
+  clearTimeout(esRetry);
+  const conn = $('#conn');
+  conn.hidden = false;
+  setConn(conn, 'connecting');
+  const src = es = new EventSource('/v1/reviews/events');
+  src.onopen = () => setConn(conn, 'live');
+  src.onerror = () => {
+    if (src.readyState !== EventSource.CLOSED) return setConn(conn, 'reconnecting');
+    setConn(conn, 'off');  // the browser gave up (e.g. session expired): check and retry
+    esRetry = setTimeout(async () => {
+      if (!me || es !== src) return;
+      try { await api('GET', '/console/api/me'); connectSSE(); } catch (e) { handleError(e); }
+    }, 5000);
+  };
+  src.addEventListener('review', () => {
+    clearTimeout(debounce);
+    debounce = setTimeout(() => refresh(false), 200);
+  });
+}
+
+function startSession(who) {
+  me = who;
+  $('#login').hidden = true;
+  $('#nav').hidden = false;
+  $('#logout').hidden = false;
+  $('#who').textContent = `${me.user} · ${tl('role', me.role)}`;
+  const items = [['queue', 'nav-queue', 'nav.queue'], ['handoffs', 'nav-handoffs', 'nav.handoffs']];
+  if (me.role === 'supervisor') items.push(['supervisor', 'nav-supervisor', 'nav.supervisor']);
+  $('#nav').replaceChildren(...items.map(([r, tid, key]) => h('a', { href: `#/${r}`, testid: tid, i18n: key, data: { route: r } })));
+  connectSSE();
+  navigate();
+}
+
+function showLogin() {
+  me = null;
+  if (es) { es.close(); es = null; }
+  clearTimeout(esRetry);
+  current = { route: '', id: '' };
+  for (const k of Object.keys(store)) { delete store[k]; delete seen[k]; }
+  view.replaceChildren();
+  $('#nav').hidden = true;
+  $('#nav').replaceChildren();
+  $('#logout').hidden = true;
+  $('#conn').hidden = true;
+  $('#who').textContent = '';
+  $('#login').hidden = false;
+  $('#login-user').focus();
+}
+
+$('#login').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const btn = $('#login-submit');
+  btn.disabled = true;
+  try {
+    const who = await api('POST', '/console/api/login', { user: $('#login-user').value.trim(), password: $('#login-password').value });
+    clearError();
+    $('#login-password').value = '';
+    startSession(who);
+  } catch (err) {
+    showError(err instanceof TypeError ? t('err.network') : err.message);
+  } finally { btn.disabled = false; }
+});
+
+$('#logout').addEventListener('click', async () => {
+  try { await api('POST', '/console/api/logout', {}); } catch { /* logged out anyway */ }
+  clearError();
+  history.replaceState(null, '', location.pathname);  // the next user starts on their default view
+  showLogin();
+});
+
+window.addEventListener('hashchange', navigate);
+
+// Supervisor numbers every 10 s; other views poll only while the event stream is down.
+setInterval(() => {
+  if (me && (current.route === 'supervisor' || $('#conn').dataset.state !== 'live')) refresh(false);
+}, 10000);
+
+initLangToggle($('#lang'), () => {
+  if (!me) return;
+  $('#who').textContent = `${me.user} · ${tl('role', me.role)}`;
+  keepFocus(routes[current.route]?.render || (() => {}));
+  applyI18n();
+});
+
+api('GET', '/console/api/me').then(startSession, (e) => {
+  showLogin();
+  if (e.status !== 401) showError(e instanceof TypeError ? t('err.network') : e.message);
+});
