@@ -503,11 +503,19 @@ int64_t tg_clock_mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Tests move the wall clock forward instead of waiting (tg_clock_advance_ms). */
+static _Atomic int64_t wall_offset_ms;
+
 int64_t tg_clock_wall_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + wall_offset_ms;
+}
+
+void tg_clock_advance_ms(int64_t ms)
+{
+    wall_offset_ms += ms;
 }
 
 /* ------------------------------------------------------------------ logging */

@@ -148,6 +148,8 @@ size_t tg_utf8_prev(const void *s, size_t pos, uint32_t *cp);
 
 int64_t tg_clock_mono_ns(void); /* monotonic, for durations */
 int64_t tg_clock_wall_ms(void); /* Unix time in milliseconds */
+/* Tests only: move tg_clock_wall_ms forward by ms (deadlines, lapses, restarts). */
+void tg_clock_advance_ms(int64_t ms);
 
 /* ------------------------------------------------------------------ logging */
 

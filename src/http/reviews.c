@@ -214,12 +214,12 @@ static void decide(struct tg_api *api, struct tg_http_req *req, const char *id)
     const char *who = person(api, req, route, DECIDERS);
     char err[256] = "";
     size_t len;
-    const char *body = tg_http_body(req, &len);
     json_error_t jerr;
     json_t *j = NULL;
     enum tg_review_action action;
     if (!who)
-        return;
+        return; /* answered: req is gone */
+    const char *body = tg_http_body(req, &len);
     j = json_loadb(body, len, 0, &jerr);
     if (!json_is_object(j) || tg_review_action_parse(tg_json_str(j, "action", NULL), &action)) {
         fail(api, req, route, 400, "invalid_decision",
@@ -335,11 +335,11 @@ static void reply(struct tg_api *api, struct tg_http_req *req, const char *id)
     const char *route = "/v1/handoffs/{id}/reply";
     const char *who = person(api, req, route, AGENTS);
     size_t len;
-    const char *body = tg_http_body(req, &len);
     char err[256] = "";
     json_t *task = NULL;
     if (!who)
-        return;
+        return; /* answered: req is gone */
+    const char *body = tg_http_body(req, &len);
     json_t *j = json_loadb(body, len, 0, NULL);
     const json_t *close = json_object_get(j, "close");
     if (!json_is_object(j) || (json_object_get(j, "text") && !tg_json_str(j, "text", NULL)) ||

@@ -1,7 +1,8 @@
 /*
  * test_review.c - review tasks on a real SQLite store and audit log:
  * creation, decisions with and without the required attestations, edits,
- * rejections, and the audit leaf each decision leaves.
+ * rejections, and the audit leaf each decision leaves; claims that lapse,
+ * SLA timers and restart recovery with an injected clock, agent replies.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include "review/review.h"
 #include "store/store.h"
 
+#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,12 +166,173 @@ static void test_approve_reject_and_unknown(void **state)
     json_decref(att);
 }
 
+/* A pending task created now with the given SLA. */
+static void create_now(struct fx *f, int64_t sla_ms, char id[TG_ID_MAX])
+{
+    struct tg_review_new n = {
+        .turn_id = "turn_2",
+        .conversation_id = "conv_2",
+        .kind = "review",
+        .queue = "wealth",
+        .created_ms = tg_clock_wall_ms(),
+        .sla_ms = sla_ms,
+        .question = "q",
+        .draft = "d",
+    };
+    assert_int_equal(tg_review_create(f->st, &n, id), TG_OK);
+    assert_int_equal(tg_store_flush(f->st), TG_OK);
+}
+
+static json_t *get(struct fx *f, const char *id)
+{
+    json_t *t = NULL;
+    assert_int_equal(tg_store_flush(f->st), TG_OK);
+    assert_int_equal(tg_store_review_get(f->st, id, NULL, &t), TG_OK);
+    return t;
+}
+
+static int settled;
+static void on_settle(void *arg, const json_t *task)
+{
+    (void)arg;
+    assert_string_equal(tg_json_str(task, "state", ""), "handed_off");
+    settled++;
+}
+
+static void loop_for_ms(struct event_base *base, int ms)
+{
+    struct timeval tv = {0, ms * 1000};
+    event_base_loopexit(base, &tv);
+    event_base_dispatch(base);
+}
+
+/* A 90 s SLA without waiting 90 s: the clock jumps to 40 ms before the
+ * deadline, the tracker (as after a restart) arms the timer, and the
+ * hand-off comes at the deadline, not before. */
+static void test_sla_timer_fires_at_the_deadline(void **state)
+{
+    struct fx *f = *state;
+    char id[TG_ID_MAX], other[TG_ID_MAX];
+    struct event_base *base = event_base_new();
+    struct tg_review_sla *sla = NULL;
+    create_now(f, 90000, id);
+    create_now(f, 600000, other);
+    json_t *t = get(f, id);
+    int64_t deadline = tg_json_int(t, "deadline_ms", 0);
+    json_decref(t);
+    tg_clock_advance_ms(deadline - tg_clock_wall_ms() - 40);
+    settled = 0;
+    assert_int_equal(tg_review_sla_start(base, f->st, f->audit, &sla), TG_OK);
+    tg_review_sla_on_settle(sla, on_settle, NULL);
+    t = get(f, id);
+    assert_string_equal(tg_json_str(t, "state", ""), "pending"); /* not yet */
+    json_decref(t);
+    loop_for_ms(base, 300);
+    assert_int_equal(settled, 1);
+    assert_int_equal(tg_review_sla_handoffs(sla), 1);
+    t = get(f, id);
+    assert_string_equal(tg_json_str(t, "state", ""), "handed_off");
+    assert_string_equal(tg_json_str(t, "queue", ""), "human_agent");
+    json_t *events = json_object_get(t, "events");
+    const json_t *last = json_array_get(events, json_array_size(events) - 1);
+    assert_string_equal(tg_json_str(last, "event", ""), "handed_off");
+    assert_true(tg_json_int(last, "at", 0) >= deadline);
+    json_t *tags = json_object_get(t, "tags");
+    assert_string_equal(json_string_value(json_array_get(tags, json_array_size(tags) - 1)),
+                        "review_sla_breached");
+    json_decref(t);
+    t = get(f, other); /* its deadline is far off */
+    assert_string_equal(tg_json_str(t, "state", ""), "pending");
+    json_decref(t);
+    tg_review_sla_free(sla);
+    event_base_free(base);
+}
+
+/* Overdue at start-up (the process was down at the deadline): handed off at once. */
+static void test_restart_hands_off_what_is_overdue(void **state)
+{
+    struct fx *f = *state;
+    char id[TG_ID_MAX], decided[TG_ID_MAX], err[256];
+    struct event_base *base = event_base_new();
+    struct tg_review_sla *sla = NULL;
+    create_now(f, 90000, id);
+    create_now(f, 90000, decided);
+    struct tg_review_decision d = {.action = TG_REVIEW_APPROVE, .actor = "r1"};
+    assert_int_equal(tg_review_decide(f->st, f->audit, decided, &d, NULL, err, sizeof(err)), TG_OK);
+    tg_clock_advance_ms(91000);
+    assert_int_equal(tg_review_sla_start(base, f->st, f->audit, &sla), TG_OK);
+    json_t *t = get(f, id);
+    assert_string_equal(tg_json_str(t, "state", ""), "handed_off");
+    json_decref(t);
+    t = get(f, decided); /* a decided task is left alone */
+    assert_string_equal(tg_json_str(t, "state", ""), "decided");
+    json_decref(t);
+    assert_int_equal(tg_review_sla_handoffs(sla), 1);
+    /* the audit log has the decision and the hand-off */
+    assert_int_equal(tg_audit_size(f->audit), 2);
+    tg_review_sla_free(sla);
+    event_base_free(base);
+}
+
+static void test_claims_lapse(void **state)
+{
+    struct fx *f = *state;
+    char id[TG_ID_MAX], err[256];
+    create_now(f, 3600000, id);
+    assert_int_equal(tg_review_claim(f->st, f->audit, id, "ann", 300000, NULL, err, sizeof(err)),
+                     TG_OK);
+    assert_int_equal(tg_review_claim(f->st, f->audit, id, "bob", 300000, NULL, err, sizeof(err)),
+                     TG_E_CONFLICT);
+    assert_non_null(strstr(err, "claimed by ann"));
+    struct tg_review_decision d = {.action = TG_REVIEW_APPROVE, .actor = "bob"};
+    assert_int_equal(tg_review_decide(f->st, f->audit, id, &d, NULL, err, sizeof(err)),
+                     TG_E_CONFLICT);
+    tg_clock_advance_ms(300001); /* ann's claim lapses */
+    assert_int_equal(tg_review_claim(f->st, f->audit, id, "bob", 300000, NULL, err, sizeof(err)),
+                     TG_OK);
+    assert_int_equal(tg_review_decide(f->st, f->audit, id, &d, NULL, err, sizeof(err)), TG_OK);
+    json_t *t = get(f, id);
+    assert_string_equal(tg_json_str(json_object_get(t, "decision"), "actor", ""), "bob");
+    json_decref(t);
+}
+
+static void test_agent_replies_after_a_handoff(void **state)
+{
+    struct fx *f = *state;
+    char id[TG_ID_MAX], err[256];
+    json_t *t = NULL;
+    create_now(f, 90000, id);
+    assert_int_equal(
+        tg_review_agent_reply(f->st, f->audit, id, "ann", "hi", false, NULL, err, sizeof(err)),
+        TG_E_CONFLICT); /* not handed off yet */
+    assert_int_equal(tg_review_handoff(f->st, f->audit, id, "test", NULL), TG_OK);
+    assert_int_equal(
+        tg_review_agent_reply(f->st, f->audit, id, "ann", "", false, NULL, err, sizeof(err)),
+        TG_E_INVAL);
+    assert_int_equal(tg_review_agent_reply(f->st, f->audit, id, "ann", "您好，我来处理。", false,
+                                           &t, err, sizeof(err)),
+                     TG_OK);
+    assert_string_equal(tg_json_str(t, "state", ""), "handed_off");
+    assert_int_equal(json_array_size(json_object_get(t, "agent_replies")), 1);
+    json_decref(t);
+    assert_int_equal(
+        tg_review_agent_reply(f->st, f->audit, id, "ann", NULL, true, &t, err, sizeof(err)), TG_OK);
+    assert_string_equal(tg_json_str(t, "state", ""), "closed");
+    json_decref(t);
+    /* hand-off, reply and close are three audit leaves */
+    assert_int_equal(tg_audit_size(f->audit), 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_create_and_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_attestations_are_required, setup, teardown),
         cmocka_unit_test_setup_teardown(test_approve_reject_and_unknown, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sla_timer_fires_at_the_deadline, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_hands_off_what_is_overdue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claims_lapse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_replies_after_a_handoff, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
