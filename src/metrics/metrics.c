@@ -36,6 +36,9 @@ struct counter_set {
 struct tg_metrics {
     struct counter_set requests;       /* route, status */
     struct counter_set backend_errors; /* backend, kind */
+    struct counter_set degradations;   /* from rung, cause */
+    struct counter_set attempts;       /* backend, outcome ("ok" or a failure kind) */
+    struct counter_set tokens;         /* backend, "prompt" | "completion": answers given only */
     uint64_t decisions[TG_DECISION__COUNT];
     struct histo stages[TG_STAGE__COUNT];
     struct histo turn;
@@ -74,14 +77,17 @@ void tg_metrics_free(struct tg_metrics *m)
         return;
     tg_free(m->requests.items);
     tg_free(m->backend_errors.items);
+    tg_free(m->degradations.items);
+    tg_free(m->attempts.items);
+    tg_free(m->tokens.items);
     tg_free(m);
 }
 
-static void counter_inc(struct counter_set *cs, const char *a, const char *b)
+static void counter_add(struct counter_set *cs, const char *a, const char *b, uint64_t n)
 {
     for (size_t i = 0; i < cs->n; i++) {
         if (strcmp(cs->items[i].a, a) == 0 && strcmp(cs->items[i].b, b) == 0) {
-            cs->items[i].n++;
+            cs->items[i].n += n;
             return;
         }
     }
@@ -96,7 +102,12 @@ static void counter_inc(struct counter_set *cs, const char *a, const char *b)
     struct counter2 *c = &cs->items[cs->n++];
     tg_strlcpy(c->a, a, sizeof(c->a));
     tg_strlcpy(c->b, b, sizeof(c->b));
-    c->n = 1;
+    c->n = n;
+}
+
+static void counter_inc(struct counter_set *cs, const char *a, const char *b)
+{
+    counter_add(cs, a, b, 1);
 }
 
 static void histo_add(struct histo *h, int64_t ns)
@@ -138,6 +149,36 @@ void tg_metrics_turn(struct tg_metrics *m, int64_t ns)
 void tg_metrics_backend_error(struct tg_metrics *m, const char *backend, const char *kind)
 {
     counter_inc(&m->backend_errors, backend, kind);
+}
+
+void tg_metrics_degradation(struct tg_metrics *m, const char *from_rung, const char *cause)
+{
+    counter_inc(&m->degradations, from_rung, cause);
+}
+
+void tg_metrics_attempt(struct tg_metrics *m, const char *backend, const char *outcome)
+{
+    counter_inc(&m->attempts, backend, outcome);
+}
+
+void tg_metrics_tokens(struct tg_metrics *m, const char *backend, int64_t prompt,
+                       int64_t completion)
+{
+    if (prompt > 0)
+        counter_add(&m->tokens, backend, "prompt", (uint64_t)prompt);
+    if (completion > 0)
+        counter_add(&m->tokens, backend, "completion", (uint64_t)completion);
+}
+
+/* One labelled counter family. */
+static int render_counters(struct tg_buf *out, const char *name, const char *help,
+                           const char *la, const char *lb, const struct counter_set *cs)
+{
+    int rc = tg_buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+    for (size_t i = 0; i < cs->n && !rc; i++)
+        rc = tg_buf_printf(out, "%s{%s=\"%s\",%s=\"%s\"} %llu\n", name, la, cs->items[i].a, lb,
+                           cs->items[i].b, (unsigned long long)cs->items[i].n);
+    return rc;
 }
 
 static int render_histo(struct tg_buf *out, const char *name, const char *label,
@@ -194,5 +235,16 @@ int tg_metrics_render(const struct tg_metrics *m, struct tg_buf *out)
         rc = tg_buf_printf(out, "trustgate_backend_errors_total{backend=\"%s\",kind=\"%s\"} %llu\n",
                            m->backend_errors.items[i].a, m->backend_errors.items[i].b,
                            (unsigned long long)m->backend_errors.items[i].n);
+    if (!rc)
+        rc = render_counters(out, "trustgate_degradations_total",
+                             "Steps down the backend ladder, by the rung left and why.", "from",
+                             "cause", &m->degradations);
+    if (!rc)
+        rc = render_counters(out, "trustgate_upstream_attempts_total",
+                             "Calls to backends, by outcome.", "backend", "outcome", &m->attempts);
+    if (!rc)
+        rc = render_counters(out, "trustgate_tokens_total",
+                             "Tokens of answers given (failed attempts are not counted).",
+                             "backend", "kind", &m->tokens);
     return rc;
 }

@@ -62,6 +62,13 @@ void tg_metrics_stage(struct tg_metrics *m, enum tg_stage_id s, int64_t ns);
 void tg_metrics_turn(struct tg_metrics *m, int64_t ns);
 /* An upstream failure of a backend; kind is a short word such as "timeout" or "status_503". */
 void tg_metrics_backend_error(struct tg_metrics *m, const char *backend, const char *kind);
+/* The ladder stepped down from a rung, and why ("status_503", "breaker_open", ...). */
+void tg_metrics_degradation(struct tg_metrics *m, const char *from_rung, const char *cause);
+/* One call to a backend ended: "ok" or its failure kind. */
+void tg_metrics_attempt(struct tg_metrics *m, const char *backend, const char *outcome);
+/* Usage of an answer that was given (never of failed attempts). */
+void tg_metrics_tokens(struct tg_metrics *m, const char *backend, int64_t prompt,
+                       int64_t completion);
 
 /* Append the Prometheus text exposition to out. */
 int tg_metrics_render(const struct tg_metrics *m, struct tg_buf *out);

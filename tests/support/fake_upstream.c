@@ -60,7 +60,10 @@ struct step {
     int64_t reset_after;
     bool hang;
     bool reset;
-    char *content; /* owned; NULL: the default answer */
+    bool reject_prefill; /* 400 when the last message is the assistant's (a prefill) */
+    char *content;       /* owned; NULL: the default answer */
+    char *error_code;    /* owned; with status: the error's code instead of the usual one */
+    char *error_message; /* owned; with status: the error's message */
     struct step *next;
 };
 
@@ -85,6 +88,9 @@ static const struct step_field {
     {"hang", F_BOOL, offsetof(struct step, hang), 0, 0},
     {"reset", F_BOOL, offsetof(struct step, reset), 0, 0},
     {"content", F_STR, offsetof(struct step, content), 0, 0},
+    {"error_code", F_STR, offsetof(struct step, error_code), 0, 0},
+    {"error_message", F_STR, offsetof(struct step, error_message), 0, 0},
+    {"reject_prefill", F_BOOL, offsetof(struct step, reject_prefill), 0, 0},
 };
 
 struct conn;
@@ -106,6 +112,7 @@ struct server {
     uint64_t total_connections;
     uint64_t next_id;
     json_t *last_request;
+    json_t *models; /* per-model scripts: name -> {steps, default, requests, completions, at_ms} */
     struct tg_buf last_headers; /* "name\0value\0" pairs of the last chat request */
     struct tg_buf scratch;      /* the response body or SSE event being built */
 };
@@ -148,6 +155,7 @@ struct conn {
     struct tg_buf reply;
     bool stream;
     bool include_usage;
+    bool prefill; /* the request ends with an assistant message */
     bool chunked_out;
     uint64_t id;
     int64_t created;
@@ -291,9 +299,16 @@ static void step_init(struct step *s)
             *step_int(s, &step_fields[i]) = -1;
 }
 
+static char **step_str(struct step *s, const struct step_field *f)
+{
+    return (char **)(void *)((char *)s + f->off);
+}
+
 static void step_clear(struct step *s)
 {
-    tg_free(s->content);
+    for (size_t i = 0; i < TG_ARRAY_LEN(step_fields); i++)
+        if (step_fields[i].kind == F_STR)
+            tg_free(*step_str(s, &step_fields[i]));
     step_init(s);
 }
 
@@ -302,11 +317,17 @@ static int step_copy(struct step *dst, const struct step *src)
     struct step s = *src;
 
     s.next = NULL;
-    s.content = NULL;
-    if (src->content) {
-        s.content = tg_strdup(src->content);
-        if (!s.content)
+    for (size_t i = 0; i < TG_ARRAY_LEN(step_fields); i++)
+        if (step_fields[i].kind == F_STR)
+            *step_str(&s, &step_fields[i]) = NULL;
+    for (size_t i = 0; i < TG_ARRAY_LEN(step_fields); i++) {
+        const char *v = *step_str((struct step *)src, &step_fields[i]);
+        if (step_fields[i].kind != F_STR || !v)
+            continue;
+        if (!(*step_str(&s, &step_fields[i]) = tg_strdup(v))) {
+            step_clear(&s);
             return TG_E_NOMEM;
+        }
     }
     *dst = s;
     return TG_OK;
@@ -335,9 +356,10 @@ static int step_set(struct step *s, const struct step_field *f, const json_t *v)
     if (f->kind == F_STR) {
         if (!json_is_string(v))
             return TG_E_INVAL;
-        tg_free(s->content);
-        s->content = tg_strndup(json_string_value(v), json_string_length(v));
-        return s->content ? TG_OK : TG_E_NOMEM;
+        char **dst = step_str(s, f);
+        tg_free(*dst);
+        *dst = tg_strndup(json_string_value(v), json_string_length(v));
+        return *dst ? TG_OK : TG_E_NOMEM;
     }
     if (!json_is_integer(v) || json_integer_value(v) < f->min || json_integer_value(v) > f->max)
         return TG_E_INVAL;
@@ -396,6 +418,41 @@ static int step_take(struct server *srv, struct step *dst)
     *dst = *s;
     dst->next = NULL;
     tg_free(s);
+    return TG_OK;
+}
+
+/* ------------------------------------------------------------------ per-model scripts */
+
+/* Count one more `what` for the model this exchange named, if it is scripted. */
+static void model_count(struct conn *c, const char *what)
+{
+    json_t *m = json_object_get(c->srv->models, c->model.data ? c->model.data : "");
+    if (m)
+        json_object_set_new(m, what, json_integer(tg_json_int(m, what, 0) + 1));
+}
+
+/* The step for a request naming a scripted model: its next queued step, else
+ * its default, else normal.  TG_E_NOTFOUND when the model is not scripted. */
+static int model_step_take(struct server *srv, const char *name, struct step *dst)
+{
+    json_t *m = json_object_get(srv->models, name);
+    char err[128];
+    if (!m)
+        return TG_E_NOTFOUND;
+    json_object_set_new(m, "requests", json_integer(tg_json_int(m, "requests", 0) + 1));
+    int64_t t0 = tg_json_int(m, "t0_ns", 0);
+    json_array_append_new(json_object_get(m, "at_ms"),
+                          json_integer((tg_clock_mono_ns() - t0) / 1000000));
+    json_t *steps = json_object_get(m, "steps");
+    if (json_array_size(steps)) {
+        int rc = step_parse(json_array_get(steps, 0), dst, err, sizeof(err));
+        json_array_remove(steps, 0);
+        return rc;
+    }
+    const json_t *def = json_object_get(m, "default");
+    if (json_is_object(def))
+        return step_parse(def, dst, err, sizeof(err));
+    step_init(dst);
     return TG_OK;
 }
 
@@ -552,16 +609,16 @@ static void send_body(struct conn *c, int status, const char *body, size_t len, 
 }
 
 /* An OpenAI-style error body {"error": {"message", "type", "param", "code"}}. */
-static void send_error(struct conn *c, int status, const char *message, int64_t retry_after)
+static void send_error_code(struct conn *c, int status, const char *code, const char *message,
+                            int64_t retry_after)
 {
     struct out o = {&c->srv->scratch, TG_OK};
     size_t i = status_index(status);
     const char *type = status >= 500 ? "server_error" : "invalid_request_error";
-    const char *code = NULL;
 
     if (i < TG_ARRAY_LEN(statuses) && statuses[i].type) {
         type = statuses[i].type;
-        code = statuses[i].code;
+        code = code ? code : statuses[i].code;
     }
     tg_buf_reset(o.b);
     o_puts(&o, "{\"error\":{\"message\":");
@@ -579,6 +636,11 @@ static void send_error(struct conn *c, int status, const char *message, int64_t 
         return;
     }
     send_body(c, status, o.b->data, o.b->len, retry_after);
+}
+
+static void send_error(struct conn *c, int status, const char *message, int64_t retry_after)
+{
+    send_error_code(c, status, NULL, message, retry_after);
 }
 
 /* Serialize v (reference stolen) and send it with status. */
@@ -623,6 +685,7 @@ static void send_completion(struct conn *c)
         return;
     }
     c->srv->completions++;
+    model_count(c, "completions");
     send_body(c, 200, o.b->data, o.b->len, -1);
 }
 
@@ -709,6 +772,7 @@ static int stream_end(struct conn *c)
     if (c->chunked_out)
         evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
     c->srv->completions++;
+    model_count(c, "completions");
     reply_done(c);
     return TG_OK;
 }
@@ -789,9 +853,15 @@ static void respond_chat(struct conn *c)
     }
     if (s->hang)
         return; /* stays busy until the client gives up */
+    if (s->reject_prefill && c->prefill) {
+        send_error_code(c, 400, "prefill_not_supported",
+                        "This model does not support an assistant message prefill.", -1);
+        return;
+    }
     if (s->status > 0) {
         snprintf(msg, sizeof(msg), "scripted failure (HTTP %d)", (int)s->status);
-        send_error(c, (int)s->status, msg, s->retry_after);
+        send_error_code(c, (int)s->status, s->error_code, s->error_message ? s->error_message : msg,
+                        s->retry_after);
         return;
     }
     if (c->stream)
@@ -815,6 +885,9 @@ static int chat_prepare(struct conn *c, const json_t *root, const json_t *messag
         if (strcmp(tg_json_str(msg, "role", ""), "user") == 0)
             last_user = json_object_get(msg, "content");
     }
+    c->prefill =
+        strcmp(tg_json_str(json_array_get(messages, json_array_size(messages) - 1), "role", ""),
+               "assistant") == 0;
     tg_buf_reset(&c->reply);
     tg_buf_reset(&c->model);
     if (c->step.content) {
@@ -866,6 +939,15 @@ static bool auth_ok(const struct conn *c)
     return strlen(v) == strlen(key) && tg_ct_equal(v, key, strlen(key));
 }
 
+/* The request's step: its model's script when it has one, else the FIFO. */
+static bool take_any_step(struct server *srv, const char *model, struct step *dst)
+{
+    int rc = model_step_take(srv, model, dst);
+    if (rc == TG_E_NOTFOUND)
+        rc = step_take(srv, dst);
+    return rc == TG_OK;
+}
+
 static void chat(struct conn *c)
 {
     struct server *srv = c->srv;
@@ -887,7 +969,8 @@ static void chat(struct conn *c)
         send_error(c, 400, "We could not parse the JSON body of your request.", -1);
     else if (!json_is_array(messages))
         send_error(c, 400, "'messages' is a required property", -1);
-    else if (step_take(srv, &c->step) || chat_prepare(c, root, messages))
+    else if (!take_any_step(srv, tg_json_str(root, "model", MODEL_ID), &c->step) ||
+             chat_prepare(c, root, messages))
         send_error(c, 500, "out of memory", -1);
     else if (c->step.delay_ms > 0)
         arm(c, J_DELAY, c->step.delay_ms);
@@ -927,6 +1010,25 @@ static void control_stats(struct conn *c)
                         (json_int_t)srv->open_connections, "total_connections",
                         (json_int_t)srv->total_connections, "queued", (json_int_t)srv->queue_len,
                         "last_request", srv->last_request, "last_headers", headers_json(srv)));
+}
+
+/* GET /_control/models: each scripted model's requests, completions, request
+ * times (ms since it was scripted) and steps left. */
+static void control_models(struct conn *c)
+{
+    json_t *out = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach(c->srv->models, k, v)
+    {
+        json_object_set_new(out, k,
+                            json_pack("{s:O, s:O, s:O, s:I}", "requests",
+                                      json_object_get(v, "requests"), "completions",
+                                      json_object_get(v, "completions"), "at_ms",
+                                      json_object_get(v, "at_ms"), "steps_left",
+                                      (json_int_t)json_array_size(json_object_get(v, "steps"))));
+    }
+    send_json(c, 200, out);
 }
 
 static void steps_free(struct step *s)
@@ -1000,10 +1102,41 @@ static void control_default(struct conn *c, const json_t *root)
     send_json(c, 200, json_pack("{s:b}", "ok", 1));
 }
 
+/* POST /_control/model {"model", "steps"?: [STEP...], "default"?: STEP}: script one model. */
+static void control_model(struct conn *c, const json_t *root)
+{
+    const char *name = tg_json_str(root, "model", NULL);
+    const json_t *steps = json_object_get(root, "steps"), *def = json_object_get(root, "default");
+    char err[128] = "the body must be {\"model\", \"steps\"?: [STEP...], \"default\"?: STEP}";
+    struct step tmp;
+    bool ok = name && (!steps || json_is_array(steps)) && (!def || json_is_object(def));
+    for (size_t i = 0; ok && i < json_array_size(steps); i++) {
+        ok = step_parse(json_array_get(steps, i), &tmp, err, sizeof(err)) == TG_OK;
+        if (ok)
+            step_clear(&tmp);
+    }
+    if (ok && def) {
+        ok = step_parse(def, &tmp, err, sizeof(err)) == TG_OK;
+        if (ok)
+            step_clear(&tmp);
+    }
+    if (!ok) {
+        send_error(c, 400, err, -1);
+        return;
+    }
+    json_object_set_new(c->srv->models, name,
+                        json_pack("{s:o, s:O?, s:i, s:i, s:[], s:I}", "steps",
+                                  steps ? json_deep_copy(steps) : json_array(), "default", def,
+                                  "requests", 0, "completions", 0, "at_ms", "t0_ns",
+                                  (json_int_t)tg_clock_mono_ns()));
+    send_json(c, 200, json_pack("{s:b}", "ok", 1));
+}
+
 static void control_reset(struct conn *c)
 {
     struct server *srv = c->srv;
 
+    json_object_clear(srv->models);
     queue_clear(srv);
     step_clear(&srv->fallback);
     srv->requests = 0;
@@ -1026,7 +1159,12 @@ static void control(struct conn *c)
         control_stats(c);
         return;
     }
-    if (strcmp(what, "script") && strcmp(what, "default") && strcmp(what, "reset")) {
+    if (strcmp(what, "models") == 0) {
+        control_models(c);
+        return;
+    }
+    if (strcmp(what, "script") && strcmp(what, "default") && strcmp(what, "reset") &&
+        strcmp(what, "model")) {
         send_error(c, 404, "unknown control endpoint", -1);
         return;
     }
@@ -1043,6 +1181,8 @@ static void control(struct conn *c)
         send_error(c, 400, "the control body is not JSON", -1);
     else if (strcmp(what, "script") == 0)
         control_script(c, root);
+    else if (strcmp(what, "model") == 0)
+        control_model(c, root);
     else
         control_default(c, root);
     json_decref(root);
@@ -1508,6 +1648,7 @@ static void server_free(struct server *srv)
     queue_clear(srv);
     step_clear(&srv->fallback);
     json_decref(srv->last_request);
+    json_decref(srv->models);
     tg_buf_free(&srv->last_headers);
     tg_buf_free(&srv->scratch);
     if (srv->base)
@@ -1529,6 +1670,7 @@ int main(int argc, char **argv)
     memset(&srv, 0, sizeof(srv));
     step_init(&srv.fallback);
     tg_buf_init(&srv.last_headers, HEAD_MAX);
+    srv.models = json_object();
     tg_buf_init(&srv.scratch, 2 * (size_t)BODY_MAX);
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc)
