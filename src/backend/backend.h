@@ -62,6 +62,7 @@ struct tg_backend_result {
     bool low_confidence;    /* the answer is the holding reply given below min_confidence */
     int cited;              /* index of the evidence the answer came from, or -1 */
     char kind[32];          /* short failure class for metrics: "header_timeout", "status_503" */
+    char code[64];          /* the upstream's own error code, e.g. "context_length_exceeded" */
     char message[256];      /* human-readable failure description */
 };
 

@@ -5,9 +5,10 @@
  *
  * One curl multi handle per backend holds the keep-alive pool.  Each call
  * has its own timers beside curl's: a header-wait timer from the moment the
- * request is started until the response head arrives, then (streaming) an
- * idle timer re-armed by every byte, so a silent upstream is detected
- * without waiting for the total timeout.  A stream that ends without a
+ * request is started until the response head arrives, then (streaming) a
+ * time-to-first-token limit until the first answer token, then an idle
+ * timer re-armed by every byte, so a silent upstream is detected without
+ * waiting for the total timeout.  A stream that ends without a
  * finish reason or [DONE] is a failure, never a short success.
  */
 #include "backend/backend_int.h"
@@ -175,6 +176,8 @@ static void fail_status(struct tg_backend_call *c)
     char kind[32];
     json_t *root = json_loadb(c->raw.data ? c->raw.data : "", c->raw.len, 0, NULL);
     const char *msg = tg_json_str(json_object_get(root, "error"), "message", NULL);
+    tg_strlcpy(c->res.code, tg_json_str(json_object_get(root, "error"), "code", ""),
+               sizeof(c->res.code));
     snprintf(kind, sizeof(kind), "status_%ld", c->status);
     tg_backend_result_fail(
         &c->res, c->status == 408 || c->status == 504 ? TG_E_TIMEOUT : TG_E_UPSTREAM, kind,
@@ -234,6 +237,13 @@ static void check_done(struct openai *o)
 
 /* ------------------------------------------------------------ call timers */
 
+/* The limit from the response head to the first answer token. */
+static int64_t first_token_ms(const struct tg_backend_conf *conf)
+{
+    return conf->first_token_timeout_ms > 0 ? conf->first_token_timeout_ms
+                                            : conf->idle_timeout_ms;
+}
+
 static void call_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -244,6 +254,10 @@ static void call_timer_cb(evutil_socket_t fd, short what, void *arg)
         tg_backend_result_fail(&c->res, TG_E_TIMEOUT, "header_timeout",
                                "upstream sent no response head within %lld ms",
                                (long long)o->b->conf->header_timeout_ms);
+    else if (!c->content.len)
+        tg_backend_result_fail(&c->res, TG_E_TIMEOUT, "first_token_timeout",
+                               "upstream sent no answer token within %lld ms of its head",
+                               (long long)first_token_ms(o->b->conf));
     else
         tg_backend_result_fail(&c->res, TG_E_TIMEOUT, "idle_timeout",
                                "upstream stream was silent for %lld ms",
@@ -280,7 +294,7 @@ static size_t header_cb(char *buf, size_t size, size_t n, void *arg)
         /* End of the final head. */
         c->got_head = true;
         if (c->stream && c->status == 200)
-            arm(c, c->o->b->conf->idle_timeout_ms);
+            arm(c, first_token_ms(c->o->b->conf));
         else
             evtimer_del(c->timer);
     }
@@ -323,7 +337,8 @@ static size_t write_cb(char *buf, size_t size, size_t n, void *arg)
         /* Whole body (or an error body) is collected; the cap guards memory. */
         return tg_buf_append(&c->raw, buf, len) ? 0 : len;
     }
-    arm(c, c->o->b->conf->idle_timeout_ms);
+    /* Until the first token the time-to-first-token limit runs from the head. */
+    bool had_token = c->content.len > 0;
     if (tg_buf_append(&c->line, buf, len))
         return 0;
     char *p = c->line.data, *end = c->line.data + c->line.len;
@@ -341,6 +356,8 @@ static size_t write_cb(char *buf, size_t size, size_t n, void *arg)
     memmove(c->line.data, p, rest);
     c->line.len = rest;
     c->line.data[rest] = '\0';
+    if (had_token || c->content.len)
+        arm(c, c->o->b->conf->idle_timeout_ms);
     return len;
 }
 

@@ -38,6 +38,7 @@ struct tg_backend_conf {
     int64_t header_timeout_ms;  /* default 10000: request sent -> response headers */
     int64_t total_timeout_ms;   /* default 60000 */
     int64_t idle_timeout_ms;    /* default 10000: stream silence */
+    int64_t first_token_timeout_ms; /* stream: head -> first answer token; 0 = idle_timeout */
     bool stream;                /* ask the upstream to stream; default true */
     long max_connections;       /* keep-alive pool size per host; default 64 */
     /* builtin: */

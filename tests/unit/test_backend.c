@@ -182,7 +182,7 @@ static void test_failures(void **state)
         {false, "{\"status\":504}", TG_E_TIMEOUT, "status_504", -1},
         {false, "{\"hang\":true}", TG_E_TIMEOUT, "header_timeout", -1},
         {false, "{\"delay_ms\":800}", TG_E_TIMEOUT, "header_timeout", -1},
-        {true, "{\"ttft_ms\":800}", TG_E_TIMEOUT, "idle_timeout", -1},
+        {true, "{\"ttft_ms\":800}", TG_E_TIMEOUT, "first_token_timeout", -1},
         {true, "{\"stall_after\":2}", TG_E_TIMEOUT, "idle_timeout", -1},
         {true, "{\"cut_after\":2}", TG_E_UPSTREAM, "stream_cut", -1},
         {true, "{\"malformed_at\":1}", TG_E_UPSTREAM, "malformed_stream", -1},
