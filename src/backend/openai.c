@@ -240,8 +240,7 @@ static void check_done(struct openai *o)
 /* The limit from the response head to the first answer token. */
 static int64_t first_token_ms(const struct tg_backend_conf *conf)
 {
-    return conf->first_token_timeout_ms > 0 ? conf->first_token_timeout_ms
-                                            : conf->idle_timeout_ms;
+    return conf->first_token_timeout_ms > 0 ? conf->first_token_timeout_ms : conf->idle_timeout_ms;
 }
 
 static void call_timer_cb(evutil_socket_t fd, short what, void *arg)

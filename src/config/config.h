@@ -30,17 +30,17 @@ enum tg_backend_type { TG_BACKEND_OPENAI, TG_BACKEND_SCRIPT, TG_BACKEND_BUILTIN 
 struct tg_backend_conf {
     char name[TG_CONFIG_NAME_MAX];
     enum tg_backend_type type;
-    char *base_url;  /* openai: e.g. "http://127.0.0.1:9000/v1" (no trailing slash) */
-    char *api_key;   /* openai: sent as "Authorization: Bearer"; may be NULL */
-    char *model;     /* openai: upstream model name; NULL = pass the client's through */
-    char *reply;     /* script: the canned reply text */
+    char *base_url;             /* openai: e.g. "http://127.0.0.1:9000/v1" (no trailing slash) */
+    char *api_key;              /* openai: sent as "Authorization: Bearer"; may be NULL */
+    char *model;                /* openai: upstream model name; NULL = pass the client's through */
+    char *reply;                /* script: the canned reply text */
     int64_t connect_timeout_ms; /* default 2000 */
     int64_t header_timeout_ms;  /* default 10000: request sent -> response headers */
     int64_t total_timeout_ms;   /* default 60000 */
     int64_t idle_timeout_ms;    /* default 10000: stream silence */
     int64_t first_token_timeout_ms; /* stream: head -> first answer token; 0 = idle_timeout */
-    bool stream;                /* ask the upstream to stream; default true */
-    long max_connections;       /* keep-alive pool size per host; default 64 */
+    bool stream;                    /* ask the upstream to stream; default true */
+    long max_connections;           /* keep-alive pool size per host; default 64 */
     /* builtin: */
     double min_confidence;      /* below it the answer is low_confidence_reply; default 0.7 */
     char *low_confidence_reply; /* default "我需要更多时间分析，请稍候" */
@@ -48,49 +48,49 @@ struct tg_backend_conf {
 };
 
 struct tg_config {
-    char *path;    /* the file loaded */
-    json_t *root;  /* the whole tree after ${ENV} substitution */
+    char *path;   /* the file loaded */
+    json_t *root; /* the whole tree after ${ENV} substitution */
 
     /* server: */
-    char *listen_host;          /* default "127.0.0.1" */
-    int listen_port;            /* default 8080 */
-    char *data_dir;             /* default "./data" */
-    uint64_t max_body;          /* default 1 MiB */
-    size_t max_messages;        /* default 256 */
-    char *customer_header;      /* default "X-Customer-Id" */
+    char *listen_host;           /* default "127.0.0.1" */
+    int listen_port;             /* default 8080 */
+    char *data_dir;              /* default "./data" */
+    uint64_t max_body;           /* default 1 MiB */
+    size_t max_messages;         /* default 256 */
+    char *customer_header;       /* default "X-Customer-Id" */
     enum tg_log_level log_level; /* default info */
-    int64_t drain_timeout_ms;   /* SIGTERM: wait this long for in-flight turns; default 10000 */
+    int64_t drain_timeout_ms;    /* SIGTERM: wait this long for in-flight turns; default 10000 */
 
     /* auth: */
     struct tg_api_key *api_keys;
     size_t n_api_keys;
 
     /* store: */
-    char *store_uri;            /* default "sqlite:<data_dir>/trustgate.db" */
-    int64_t group_commit_ms;    /* default 5 */
+    char *store_uri;         /* default "sqlite:<data_dir>/trustgate.db" */
+    int64_t group_commit_ms; /* default 5 */
 
     /* conversation: */
-    int64_t idle_timeout_ms;    /* a new conversation starts after this silence; default 30 min */
-    size_t history;             /* earlier messages sent to the model; default 20 */
+    int64_t idle_timeout_ms; /* a new conversation starts after this silence; default 30 min */
+    size_t history;          /* earlier messages sent to the model; default 20 */
 
     /* backends: and route: */
     struct tg_backend_conf *backends;
     size_t n_backends;
-    char *route_backend;        /* name of the backend that answers; must exist */
+    char *route_backend; /* name of the backend that answers; must exist */
 
     /* kb: (file paths are resolved against the config file's directory) */
-    char **kb_paths;            /* folders or JSONL files to ingest at start-up */
+    char **kb_paths; /* folders or JSONL files to ingest at start-up */
     size_t n_kb_paths;
-    char *kb_glossary;          /* glossary YAML/JSON, or NULL */
-    double kb_k1;               /* BM25 k1; default 1.2 */
-    double kb_b;                /* BM25 b; default 0.75 */
-    size_t kb_top_k;            /* evidence passages kept per turn; default 5 */
+    char *kb_glossary; /* glossary YAML/JSON, or NULL */
+    double kb_k1;      /* BM25 k1; default 1.2 */
+    double kb_b;       /* BM25 b; default 0.75 */
+    size_t kb_top_k;   /* evidence passages kept per turn; default 5 */
 
     /* intents: */
-    char *intents_train;        /* TSV text<TAB>intent, or NULL for no classifier */
+    char *intents_train; /* TSV text<TAB>intent, or NULL for no classifier */
 
     /* understand: */
-    char *policy_pattern;       /* PCRE2 pattern of policy numbers, or NULL */
+    char *policy_pattern; /* PCRE2 pattern of policy numbers, or NULL */
 
     /* models: ids listed by GET /v1/models; default ["trustgate"] */
     char **models;

@@ -171,8 +171,8 @@ void tg_metrics_tokens(struct tg_metrics *m, const char *backend, int64_t prompt
 }
 
 /* One labelled counter family. */
-static int render_counters(struct tg_buf *out, const char *name, const char *help,
-                           const char *la, const char *lb, const struct counter_set *cs)
+static int render_counters(struct tg_buf *out, const char *name, const char *help, const char *la,
+                           const char *lb, const struct counter_set *cs)
 {
     int rc = tg_buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
     for (size_t i = 0; i < cs->n && !rc; i++)

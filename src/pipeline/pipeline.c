@@ -12,6 +12,7 @@
 #include "audit/audit.h"
 #include "backend/backend.h"
 #include "core/jw.h"
+#include "dispatch/dispatch.h"
 #include "kb/kb.h"
 #include "model/model.h"
 #include "policy/policy.h"
@@ -107,8 +108,8 @@ void tg_turn_free(struct tg_turn *t)
 {
     if (!t)
         return;
-    if (t->call)
-        tg_backend_cancel(t->call);
+    tg_dispatch_cancel(t->dispatch);
+    json_decref(t->ladder_events);
     json_decref(t->request);
     json_decref(t->history);
     json_decref(t->entities);
@@ -190,6 +191,11 @@ void tg_turn_write_summary(const struct tg_turn *t, struct tg_jw *w)
     list(w, "attestations", t->attestations);
     tg_jw_kstr(w, "backend", t->backend ? tg_backend_name(t->backend) : NULL);
     tg_jw_kint(w, "degradations", t->degradations);
+    tg_jw_kstr(w, "rung", t->rung);
+    if (json_array_size(t->ladder_events)) {
+        tg_jw_key(w, "ladder");
+        tg_jw_json(w, t->ladder_events);
+    }
     tg_jw_kstr(w, "review_id", t->review_id[0] ? t->review_id : NULL);
     /* Why: the tokens that drove the intent (exact linear contributions). */
     tg_jw_key(w, "explanation");
@@ -487,12 +493,17 @@ int tg_pipeline_open(const struct tg_config *cfg, struct event_base *base, const
         tg_review_sla_warn_before(p->sla, warn);
     }
     p->route = tg_pipeline_backend(p, cfg->route_backend);
-    if (!p->route) {
+    if (!p->route && !json_object_get(cfg->root, "ladder")) {
         rc = TG_E_CONFIG;
         snprintf(err, errlen, "route.backend '%s' is not a configured backend",
                  cfg->route_backend ? cfg->route_backend : "");
         goto out;
     }
+    rc = tg_ladder_build(cfg, p->backends, p->n_backends, p->metrics, &p->ladder, err, errlen);
+    if (rc)
+        goto out;
+    if (!p->route)
+        p->route = tg_ladder_first_backend(p->ladder);
     *out = p;
     p = NULL;
     rc = TG_OK;
@@ -506,6 +517,7 @@ void tg_pipeline_close(struct tg_pipeline *p)
 {
     if (!p)
         return;
+    tg_ladder_free(p->ladder);
     for (size_t i = 0; i < p->n_backends; i++)
         tg_backend_free(p->backends[i]);
     tg_free(p->backends);

@@ -23,6 +23,8 @@ struct tg_backend;
 struct tg_metrics;
 struct tg_store;
 
+struct tg_ladder;
+
 struct tg_pipeline {
     const struct tg_config *cfg;
     struct event_base *base;
@@ -31,13 +33,14 @@ struct tg_pipeline {
     struct tg_metrics *metrics;
     struct tg_backend **backends;
     size_t n_backends;
-    struct tg_backend *route;        /* the backend that answers */
-    struct tg_text *text;            /* normalizer and tokenizer for the event-loop thread */
-    struct tg_kb *kb;                /* the knowledge base, or NULL when none is configured */
+    struct tg_backend *route; /* the route's backend (the ladder's first when there is one) */
+    struct tg_ladder *ladder; /* the backends in order of preference (dispatch.h) */
+    struct tg_text *text;     /* normalizer and tokenizer for the event-loop thread */
+    struct tg_kb *kb;         /* the knowledge base, or NULL when none is configured */
     struct tg_intent_model *intents; /* the intent classifier, or NULL */
     struct tg_policy *policy;        /* the compiled rules, or NULL when none are configured */
     struct tg_review_sla *sla;       /* review deadlines on the event loop */
-    struct tg_conversation *recent; /* latest conversation per customer, by hash (4096 slots) */
+    struct tg_conversation *recent;  /* latest conversation per customer, by hash (4096 slots) */
     uint8_t pseudonym_key[32];       /* keys PII pseudonyms in the audit log (DATA/pseudonym.key) */
     size_t inflight;                 /* turns started and not finished */
     bool log_turns;                  /* one JSON line per turn on stderr */
@@ -60,6 +63,10 @@ int tg_pipeline_open(const struct tg_config *cfg, struct event_base *base, const
  * errs as "FILE:LINE: message".  *out is NULL when there are no rules.
  */
 int tg_pipeline_load_policies(const struct tg_config *cfg, struct tg_policy **out, json_t *errs);
+
+/* The client of a turn left: the ladder stops (no further attempts) and
+ * the turn ends as an error once its stage resumes. */
+void tg_turn_client_gone(struct tg_turn *t);
 
 /* Flush the store and free everything.  No turn may be in flight. */
 void tg_pipeline_close(struct tg_pipeline *p);

@@ -2,7 +2,10 @@
  * stage_gate.c - the one place that decides what happens to the answer.
  *
  * Fixed precedence over what the rules asked for:
- *   refuse > human_decision > review > script > deliver.
+ *   refuse > human_decision > handoff > review > script > deliver,
+ * where handoff is the ladder ending with a person (no rung could answer,
+ * or the conversation degraded too often): the task goes straight to the
+ * human agents' queue.
  * A turn whose generation failed is decided "error".  A review or human
  * decision creates a review task in the store: the customer is told at
  * once that a person will answer, and the task carries the turn's whole
@@ -85,6 +88,7 @@ static int create_task(struct tg_turn *t)
         tg_pii_mask(t->user_text, strlen(t->user_text), t->p->cfg->policy_pattern, &q) != TG_OK)
         tg_buf_reset(&q);
     bool human = t->decision == TG_DECISION_HUMAN_DECISION;
+    bool handoff = t->decision == TG_DECISION_HANDOFF;
     const char *meta_tier = tg_json_str(json_object_get(t->request, "metadata"), "tier", "");
     bool internal = internal_queue(t, t->rules.queue);
     bool vip = strcmp(meta_tier, "vip") == 0;
@@ -97,8 +101,11 @@ static int create_task(struct tg_turn *t)
     struct tg_review_new n = {
         .turn_id = t->id,
         .conversation_id = t->conv.id,
-        .kind = human ? "human_decision" : "review",
-        .queue = t->rules.queue,
+        .kind = handoff ? "handoff"
+                : human ? "human_decision"
+                        : "review",
+        .queue = handoff ? "human_agent" : t->rules.queue,
+        .state = handoff ? "handed_off" : NULL,
         /* internal work sorts after every customer's task, VIP customers first */
         .priority = internal ? 0
                     : vip    ? 10
@@ -109,7 +116,7 @@ static int create_task(struct tg_turn *t)
         .tags = t->tags,
         .policy_hits = t->policy_hits,
         .question = q.data ? q.data : t->user_text,
-        .draft = human ? NULL : t->draft,
+        .draft = human || handoff ? NULL : t->draft,
         .citations = cites,
         .holding_reply = tg_gate_holding_text(t->decision),
         .started_by = t->conv.customer_id,
@@ -119,7 +126,9 @@ static int create_task(struct tg_turn *t)
     json_decref(context);
     json_decref(cites);
     tg_buf_free(&q);
-    if (!rc)
+    if (!rc && handoff)
+        tg_review_sla_notify(t->p->sla, t->review_id, "handed_off", NULL);
+    else if (!rc)
         rc = tg_review_sla_track(t->p->sla, t->review_id, n.created_ms + n.sla_ms);
     return rc;
 }
@@ -133,11 +142,14 @@ enum tg_stage_rc tg_stage_gate(struct tg_turn *t)
         t->decision = TG_DECISION_REFUSE;
     else if (r->human_decision)
         t->decision = TG_DECISION_HUMAN_DECISION;
+    else if (t->handoff)
+        t->decision = TG_DECISION_HANDOFF; /* the ladder ended with a person */
     else if (r->review)
         t->decision = TG_DECISION_REVIEW;
     else
         t->decision = TG_DECISION_DELIVER; /* a script, if any, is already the draft */
-    if (t->decision == TG_DECISION_REVIEW || t->decision == TG_DECISION_HUMAN_DECISION) {
+    if (t->decision == TG_DECISION_REVIEW || t->decision == TG_DECISION_HUMAN_DECISION ||
+        t->decision == TG_DECISION_HANDOFF) {
         int rc = create_task(t);
         if (rc) {
             tg_turn_fail(t, rc, 503, "storage_unavailable", NULL,

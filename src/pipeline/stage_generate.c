@@ -1,5 +1,8 @@
 /*
- * stage_generate.c - the answer: the routed backend writes a draft.
+ * stage_generate.c - the answer: the ladder (src/dispatch) finds a backend
+ * that writes a draft, or ends with a person.  A conversation whose last
+ * turns degraded `ladder.degraded_to_human` times in a row (default 3) goes
+ * straight to a person, tagged degraded_3x.
  *
  * The messages sent are the client's own.  When the client sends a single
  * user message (plus system prompts) and the customer has an ongoing
@@ -9,6 +12,7 @@
 #include "pipeline/pipeline.h"
 
 #include "backend/backend.h"
+#include "dispatch/dispatch.h"
 
 #include <string.h>
 
@@ -59,15 +63,22 @@ static json_t *build_messages(struct tg_turn *t)
     return out;
 }
 
-static void generated_cb(struct tg_backend_result *res, void *arg)
+static void dispatched_cb(struct tg_dispatch_result *res, void *arg)
 {
     struct tg_turn *t = arg;
-    t->call = NULL;
-    if (res->err) {
-        int status = res->err == TG_E_TIMEOUT ? 504 : 502;
-        tg_turn_fail(t, res->err, status,
-                     res->err == TG_E_TIMEOUT ? "upstream_timeout" : "upstream_error", NULL,
-                     "backend '%s' failed: %s", tg_backend_name(t->backend), res->message);
+    t->dispatch = NULL;
+    t->degradations = res->degradations;
+    t->rung = res->rung;
+    t->backend = res->backend;
+    json_decref(t->ladder_events);
+    t->ladder_events = res->events;
+    res->events = NULL;
+    if (t->client_gone) {
+        /* nothing was asked after the client left; the turn is recorded as such */
+    } else if (res->human) {
+        t->handoff = true;
+    } else if (res->err) {
+        tg_turn_fail(t, res->err, res->http_status, res->code, NULL, "%s", res->message);
     } else {
         t->draft = tg_arena_strndup(&t->arena, res->content, res->len);
         t->draft_len = res->len;
@@ -82,6 +93,24 @@ static void generated_cb(struct tg_backend_result *res, void *arg)
         t->prompt_tokens = res->prompt_tokens;
         t->completion_tokens = res->completion_tokens;
     }
+    if (t->degradations && !res->human)
+        json_array_append_new(t->tags, json_string("degraded"));
+    if (t->waiting)
+        tg_pipeline_resume(t);
+}
+
+void tg_turn_client_gone(struct tg_turn *t)
+{
+    if (t->client_gone)
+        return;
+    t->client_gone = true;
+    if (!t->dispatch)
+        return;
+    /* no further attempts for a client that is not there to read them */
+    tg_dispatch_cancel(t->dispatch);
+    t->dispatch = NULL;
+    tg_turn_fail(t, TG_E_UNAVAILABLE, 499, "client_closed", NULL,
+                 "the client closed the connection before the answer");
     if (t->waiting)
         tg_pipeline_resume(t);
 }
@@ -108,17 +137,20 @@ enum tg_stage_rc tg_stage_generate(struct tg_turn *t)
         .intent_probability = t->p->intents ? t->intent_confidence : -1,
         .for_review = t->rules.review,
     };
-    bool sync_done = false;
-    int rc = tg_backend_generate(t->backend, &rq, generated_cb, t, &t->call);
+    /* A conversation that degraded too often in a row goes to a person. */
+    bool to_human = t->conv.degraded_streak >= tg_ladder_max_streak(t->p->ladder);
+    if (to_human)
+        json_array_append_new(t->tags, json_string("degraded_3x"));
+    bool done = false;
+    int rc =
+        tg_dispatch_start(t->p->ladder, t->p->base, &rq, to_human, dispatched_cb, t, &t->dispatch);
     json_decref(messages);
     if (rc) {
-        tg_turn_fail(t, rc, 500, "internal_error", NULL, "backend '%s' could not start: %s",
-                     tg_backend_name(t->backend), tg_err_str(rc));
+        tg_turn_fail(t, rc, 500, "internal_error", NULL, "the ladder could not start: %s",
+                     tg_err_str(rc));
         return TG_NEXT;
     }
-    /* A backend that answered at once has already filled the turn. */
-    sync_done = t->draft != NULL || t->err != TG_OK;
-    if (sync_done)
-        t->call = NULL;
-    return sync_done ? TG_NEXT : TG_WAIT;
+    /* A rung that answered at once has already filled the turn. */
+    done = t->dispatch == NULL;
+    return done ? TG_NEXT : TG_WAIT;
 }

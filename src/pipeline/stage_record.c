@@ -118,11 +118,18 @@ static int write_record(const struct tg_turn *t, uint64_t index, struct tg_buf *
     tg_jw_kstr(&w, "name", t->intent ? t->intent : "unclassified");
     tg_jw_end(&w);
     tg_jw_kstr(&w, "kind", "turn");
+    /* every retry and step down the ladder, with its cause (degradation events) */
+    if (json_array_size(t->ladder_events)) {
+        tg_jw_key(&w, "ladder");
+        tg_jw_json(&w, t->ladder_events);
+    }
     tg_jw_kstr(&w, "language", t->language ? t->language : "");
     tg_jw_kstr(&w, "model_requested", t->model ? t->model : "");
     sorted_json(&w, "policy_hits", t->policy_hits);
     if (t->review_id[0])
         tg_jw_kstr(&w, "review_id", t->review_id);
+    if (t->rung)
+        tg_jw_kstr(&w, "rung", t->rung);
     stage_us(&w, t);
     sorted_json(&w, "tags", t->tags);
     tg_jw_kstr(&w, "turn_id", t->id);

@@ -19,6 +19,7 @@ struct tg_pipeline;
 struct tg_backend;
 struct tg_backend_call;
 struct tg_evidence;
+struct tg_dispatch;
 struct tg_entities;
 
 /* What a stage tells the pipeline. */
@@ -88,9 +89,13 @@ struct tg_turn {
     char review_id[TG_ID_MAX]; /* the review task, when the gate made one */
 
     /* generate */
-    struct tg_backend *backend;
-    struct tg_backend_call *call;
-    char *draft; /* the answer (arena) */
+    struct tg_backend *backend;   /* the backend that answered */
+    struct tg_dispatch *dispatch; /* the ladder at work, NULL when idle */
+    const char *rung;             /* the ladder's rung that answered, or "human" */
+    json_t *ladder_events;        /* steps down and retries, with causes (owned) */
+    bool handoff;                 /* the ladder ended with a person */
+    bool client_gone;             /* the client left: no more attempts */
+    char *draft;                  /* the answer (arena) */
     size_t draft_len;
     char finish_reason[24];
     char upstream_model[96];

@@ -57,8 +57,8 @@ int tg_review_create(struct tg_store *st, const struct tg_review_new *n, char id
         "{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:s, s:s?, s:o, s:s?, "
         "s:[{s:I, s:s, s:s}], s:n}",
         "id", rid, "turn_id", n->turn_id, "conversation_id", n->conversation_id, "kind", n->kind,
-        "state", "pending", "queue", n->queue ? n->queue : "default", "priority",
-        (json_int_t)n->priority, "created_ms", (json_int_t)n->created_ms, "sla_ms",
+        "state", n->state ? n->state : "pending", "queue", n->queue ? n->queue : "default",
+        "priority", (json_int_t)n->priority, "created_ms", (json_int_t)n->created_ms, "sla_ms",
         (json_int_t)n->sla_ms, "deadline_ms", (json_int_t)(n->created_ms + n->sla_ms),
         "required_attestations", copy_or_empty(n->attestations), "tags", copy_or_empty(n->tags),
         "policy_hits", copy_or_empty(n->policy_hits), "question", n->question, "draft", n->draft,

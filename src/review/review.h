@@ -41,6 +41,7 @@ struct tg_review_new {
     const json_t *citations;
     const char *holding_reply; /* what the customer was told meanwhile */
     const char *started_by; /* the customer id of the turn, for the four-eyes rule (may be NULL) */
+    const char *state;      /* NULL: "pending"; "handed_off" for a turn the ladder gave a person */
     const json_t *context;  /* more of the turn's context, merged into the task (may be NULL):
                                intent, tier, explanation, conversation, internal */
 };
@@ -124,6 +125,9 @@ void tg_review_sla_on_event(struct tg_review_sla *sla,
                             void (*cb)(void *arg, const char *id, const char *event,
                                        const json_t *task),
                             void *arg);
+/* Tell the tracker's event callback about a task made or changed elsewhere. */
+void tg_review_sla_notify(struct tg_review_sla *sla, const char *id, const char *event,
+                          const json_t *task);
 /* Tasks handed off by this tracker since it started. */
 uint64_t tg_review_sla_handoffs(const struct tg_review_sla *sla);
 void tg_review_sla_free(struct tg_review_sla *sla);

@@ -23,8 +23,8 @@ struct timer {
 
 struct tg_review_sla {
     struct event_base *base;
-    struct event *batch;    /* runs the timers that fired in one loop iteration */
-    struct timer *due;      /* fired, waiting for the batch (singly linked by next) */
+    struct event *batch; /* runs the timers that fired in one loop iteration */
+    struct timer *due;   /* fired, waiting for the batch (singly linked by next) */
     struct tg_store *st;
     struct tg_audit *audit;
     struct timer *timers;
@@ -35,7 +35,6 @@ struct tg_review_sla {
     void (*on_event)(void *arg, const char *id, const char *event, const json_t *task);
     void *event_arg;
 };
-
 
 static void expire(struct tg_review_sla *s, const char *id)
 {
@@ -229,6 +228,13 @@ void tg_review_sla_on_event(struct tg_review_sla *s,
 {
     s->on_event = cb;
     s->event_arg = arg;
+}
+
+void tg_review_sla_notify(struct tg_review_sla *s, const char *id, const char *event,
+                          const json_t *task)
+{
+    if (s && s->on_event)
+        s->on_event(s->event_arg, id, event, task);
 }
 
 uint64_t tg_review_sla_handoffs(const struct tg_review_sla *s)

@@ -286,9 +286,12 @@ static void test_builtin_answers_from_evidence(void **state)
     c.min_confidence = 0.7;
     c.max_sentences = 2;
     const struct tg_evidence faq[] = {
-        {.source = "faq.jsonl#3", .title = "常见问题「意外险理赔需要哪些材料？」", .text = "问：意外险理赔需要哪些材料？",
+        {.source = "faq.jsonl#3",
+         .title = "常见问题「意外险理赔需要哪些材料？」",
+         .text = "问：意外险理赔需要哪些材料？",
          .faq_question = "意外险理赔需要哪些材料？",
-         .faq_answer = "需要身份证、病历、发票和银行卡。", .score = 12.0},
+         .faq_answer = "需要身份证、病历、发票和银行卡。",
+         .score = 12.0},
         {.source = "other.md", .title = "其他", .text = "无关内容。", .score = 2.0},
     };
     struct outcome o = builtin_answer(&c, "意外险理赔要什么材料", faq, 2, 0.9, 0.95);
@@ -296,10 +299,13 @@ static void test_builtin_answers_from_evidence(void **state)
     assert_false(o.res.low_confidence);
     assert_int_equal(o.res.cited, 0);
     assert_true(o.res.confidence >= 0.7 && o.res.confidence <= 1.0);
-    assert_string_equal(o.content, "需要身份证、病历、发票和银行卡。\n\n（来源：常见问题「意外险理赔需要哪些材料？」）");
+    assert_string_equal(
+        o.content,
+        "需要身份证、病历、发票和银行卡。\n\n（来源：常见问题「意外险理赔需要哪些材料？」）");
 
     const struct tg_evidence article[] = {
-        {.source = "kb/ski.md", .title = "《安心意外伤害保险 责任免除》",
+        {.source = "kb/ski.md",
+         .title = "《安心意外伤害保险 责任免除》",
          .text = "## 责任免除\n本保险不承担潜水、跳伞造成的损失。滑雪等高风险运动不在保障范围内。"
                  "保单自生效之日起有效。如需保障滑雪，可附加高风险运动附加险。",
          .score = 9.0},
@@ -307,8 +313,9 @@ static void test_builtin_answers_from_evidence(void **state)
     o = builtin_answer(&c, "滑雪受伤能赔吗", article, 1, 0.8, 0.9);
     assert_false(o.res.low_confidence);
     /* the two sentences about skiing, in their original order, then the source */
-    assert_string_equal(o.content, "滑雪等高风险运动不在保障范围内。如需保障滑雪，可附加高风险运动附加险。"
-                                   "\n\n（来源：《安心意外伤害保险 责任免除》）");
+    assert_string_equal(o.content,
+                        "滑雪等高风险运动不在保障范围内。如需保障滑雪，可附加高风险运动附加险。"
+                        "\n\n（来源：《安心意外伤害保险 责任免除》）");
 
     /* weak evidence: the holding reply, never a guess */
     o = builtin_answer(&c, "火星移民保险怎么买", article, 1, 0.1, 0.2);

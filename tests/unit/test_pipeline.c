@@ -25,20 +25,19 @@ struct fixture {
     struct tg_pipeline *p;
 };
 
-static const char *config_yaml =
-    "auth:\n"
-    "  api_keys:\n"
-    "    - name: demo\n"
-    "      key: tg-test-key\n"
-    "backends:\n"
-    "  - name: canned\n"
-    "    type: script\n"
-    "    reply: \"您好，这是固定回复。\"\n"
-    "route:\n"
-    "  backend: canned\n"
-    "server:\n"
-    "  max_messages: 4\n"
-    "  log_level: off\n";
+static const char *config_yaml = "auth:\n"
+                                 "  api_keys:\n"
+                                 "    - name: demo\n"
+                                 "      key: tg-test-key\n"
+                                 "backends:\n"
+                                 "  - name: canned\n"
+                                 "    type: script\n"
+                                 "    reply: \"您好，这是固定回复。\"\n"
+                                 "route:\n"
+                                 "  backend: canned\n"
+                                 "server:\n"
+                                 "  max_messages: 4\n"
+                                 "  log_level: off\n";
 
 static int setup(void **state)
 {
@@ -185,8 +184,8 @@ static void test_admit_bad_input_table(void **state)
          "invalid_type", "'stream'"},
         {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"temperature\":\"hot\"}",
          "invalid_type", "'temperature'"},
-        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":0}",
-         "invalid_type", "'max_tokens'"},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":0}", "invalid_type",
+         "'max_tokens'"},
         {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"user\":5}", "invalid_type",
          "'user'"},
         {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"metadata\":[]}", "invalid_type",
@@ -246,8 +245,8 @@ static void test_conversation_follows_customer(void **state)
     assert_true(c->new_conversation);
     assert_string_not_equal(a->conv.id, c->conv.id);
     /* The header names the customer when the body does not. */
-    struct tg_turn *d = turn_with(f, "tg-test-key",
-                                  "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}");
+    struct tg_turn *d =
+        turn_with(f, "tg-test-key", "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}");
     d->customer_hint = "cust-42";
     assert_int_equal(tg_stage_admit(d), TG_NEXT);
     assert_string_equal(a->conv.id, d->conv.id);
@@ -263,8 +262,10 @@ static void test_understand_language(void **state)
     static const struct {
         const char *text, *lang;
     } cases[] = {
-        {"我想了解重疾险", "zh"}, {"What does my policy cover?", "en"},
-        {"保険の補償内容を教えてください", "ja"}, {"12345", "en"},
+        {"我想了解重疾险", "zh"},
+        {"What does my policy cover?", "en"},
+        {"保険の補償内容を教えてください", "ja"},
+        {"12345", "en"},
         {"我的保單號碼", "zh"},
     };
     for (size_t i = 0; i < TG_ARRAY_LEN(cases); i++) {
@@ -300,7 +301,8 @@ static void test_generate_and_postcheck(void **state)
     assert_int_equal(tg_stage_generate(t), TG_NEXT);
     assert_string_equal(t->draft, "您好，这是固定回复。");
     assert_int_equal(t->draft_len, strlen("您好，这是固定回复。"));
-    assert_null(t->call);
+    assert_null(t->dispatch);
+    assert_string_equal(t->rung, "canned");
     assert_int_equal(tg_stage_postcheck(t), TG_NEXT);
     assert_string_equal(t->draft, "您好，这是固定回复。");
     tg_turn_free(t);
@@ -336,8 +338,8 @@ static void test_gate_decisions(void **state)
         assert_int_equal(tg_stage_gate(t), TG_NEXT);
         assert_int_equal(t->decision, cases[i].want);
         /* a held turn has a review task in the store, with its context */
-        bool held = cases[i].want == TG_DECISION_REVIEW ||
-                    cases[i].want == TG_DECISION_HUMAN_DECISION;
+        bool held =
+            cases[i].want == TG_DECISION_REVIEW || cases[i].want == TG_DECISION_HUMAN_DECISION;
         assert_int_equal(t->review_id[0] != '\0', held);
         if (held) {
             json_t *task = NULL;
@@ -361,7 +363,8 @@ static bool keys_sorted(const json_t *v)
     json_t *e;
     size_t i;
     if (json_is_object(v)) {
-        json_object_foreach((json_t *)v, key, e) {
+        json_object_foreach((json_t *)v, key, e)
+        {
             if ((prev && strcmp(prev, key) >= 0) || !keys_sorted(e))
                 return false;
             prev = key;
@@ -386,7 +389,7 @@ static void test_record_writes_audit_without_text(void **state)
     assert_non_null(strstr(leaf, "\"decision\":\"deliver\""));
     assert_non_null(strstr(leaf, "input_hmac"));
     assert_null(strstr(leaf, "我想了解重疾险")); /* no message text in the audit log */
-    assert_null(strstr(leaf, "cust-42"));     /* nor the customer id */
+    assert_null(strstr(leaf, "cust-42"));        /* nor the customer id */
     /* canonical: keys sorted at every level, no insignificant whitespace */
     json_t *j = json_loads(leaf, JSON_PRESERVE_ORDER, NULL);
     assert_non_null(j);

@@ -1,0 +1,592 @@
+/*
+ * dispatch.c - the degradation ladder.  See dispatch.h.
+ *
+ * One tg_dispatch per turn walks the rungs.  Each attempt has a timer at
+ * the sooner of its rung's budget and the turn's deadline; a retry waits on
+ * the same timer (backoff or Retry-After).  Failures are classified once
+ * (classify) into: retry on this rung, step down now, look for a
+ * large-context rung, drop an assistant prefill and restart, or end the turn
+ * with an error.  The breaker counts only the upstream's own faults (5xx,
+ * resets, timeouts, broken streams), not rate limits or client errors.
+ */
+#include "dispatch/dispatch.h"
+
+#include "metrics/metrics.h"
+
+#include <event2/event.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#define NAME_MAX_ 64
+
+struct breaker {
+    int fails;             /* consecutive upstream faults */
+    int64_t open_until_ns; /* 0: closed; else open until then, half-open after */
+};
+
+struct rung {
+    char name[NAME_MAX_];
+    struct tg_backend *backend; /* NULL: a person */
+    const char *model;          /* fixed model for this rung, or NULL (borrowed from the config) */
+    int64_t budget_ms;          /* this rung's own time limit per attempt; 0: none */
+    bool large_context;         /* only for context_length_exceeded */
+    bool local;                 /* needs no upstream (script, builtin, human) */
+    struct breaker br;
+};
+
+struct tg_ladder {
+    struct rung *rungs;
+    size_t n;
+    struct tg_metrics *metrics;
+    int max_attempts;  /* calls per rung for retryable failures */
+    int64_t budget_ms; /* the whole turn; 0: no limit beyond the backends' own */
+    int64_t backoff_ms, backoff_max_ms;
+    int max_streak;
+    double
+        min_confidence; /* below it a confident-looking rung gives way to a script rung; <0 off */
+    int breaker_failures;
+    int64_t breaker_open_ms;
+    double probe_share;
+    uint64_t rng;
+};
+
+struct tg_dispatch {
+    struct tg_ladder *l;
+    struct event_base *base;
+    struct tg_backend_request rq;
+    json_t *messages, *params;
+    tg_dispatch_cb cb;
+    void *arg;
+    size_t rung;       /* the rung being tried */
+    size_t first_rung; /* where this turn started */
+    int attempt;       /* calls made on this rung */
+    bool prefill_dropped, want_large, budget_gone;
+    int64_t started_ns, deadline_ns; /* deadline 0: none */
+    struct tg_backend_call *call;
+    struct event *timer;
+    enum { PH_IDLE, PH_CALL, PH_WAIT } phase;
+    bool in_start; /* the callback may not free us while start() still runs */
+    int last_err;  /* the last failure, for the client when no rung is left */
+    char last_msg[300];
+    bool finished;
+    struct tg_dispatch_result res;
+};
+
+/* ------------------------------------------------------------ ladder */
+
+static double uniform(struct tg_ladder *l)
+{
+    /* xorshift64*: jitter and probe choices need no cryptographic quality */
+    l->rng ^= l->rng >> 12;
+    l->rng ^= l->rng << 25;
+    l->rng ^= l->rng >> 27;
+    return (double)((l->rng * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
+}
+
+static int64_t dur(const json_t *v, int64_t def)
+{
+    int64_t ms = def;
+    if (json_is_integer(v))
+        ms = json_integer_value(v);
+    else if (json_is_string(v) && tg_parse_duration_ms(json_string_value(v), &ms))
+        ms = def;
+    return ms;
+}
+
+static struct tg_backend *find_backend(struct tg_backend *const *b, size_t n, const char *name)
+{
+    for (size_t i = 0; name && i < n; i++)
+        if (strcmp(tg_backend_name(b[i]), name) == 0)
+            return b[i];
+    return NULL;
+}
+
+static void set_rung(struct rung *r, const char *name, struct tg_backend *b)
+{
+    tg_strlcpy(r->name, name, sizeof(r->name));
+    r->backend = b;
+    r->local = !b || strcmp(tg_backend_type(b), "openai") != 0;
+}
+
+int tg_ladder_build(const struct tg_config *cfg, struct tg_backend *const *backends, size_t n,
+                    struct tg_metrics *metrics, struct tg_ladder **out, char *err, size_t errlen)
+{
+    const json_t *sec = json_object_get(cfg->root, "ladder");
+    const json_t *rungs = json_object_get(sec, "rungs");
+    struct tg_ladder *l = tg_calloc(1, sizeof(*l));
+    size_t nr = json_array_size(rungs);
+    if (!l)
+        return TG_E_NOMEM;
+    l->metrics = metrics;
+    l->rungs = tg_calloc(nr ? nr : 1, sizeof(*l->rungs));
+    if (!l->rungs || tg_random_bytes(&l->rng, sizeof(l->rng))) {
+        tg_ladder_free(l);
+        return TG_E_NOMEM;
+    }
+    l->rng |= 1;
+    const json_t *br = json_object_get(sec, "breaker");
+    l->max_attempts = (int)tg_json_int(sec, "max_attempts", sec ? 3 : 1);
+    l->budget_ms = dur(json_object_get(sec, "budget"), 0);
+    l->backoff_ms = dur(json_object_get(sec, "backoff"), 200);
+    l->backoff_max_ms = dur(json_object_get(sec, "backoff_max"), 2000);
+    l->max_streak = (int)tg_json_int(sec, "degraded_to_human", 3);
+    const json_t *mc = json_object_get(sec, "min_confidence");
+    l->min_confidence = json_is_number(mc) ? json_number_value(mc) : -1;
+    l->breaker_failures = (int)tg_json_int(br, "failures", 5);
+    l->breaker_open_ms = dur(json_object_get(br, "open"), 30000);
+    const json_t *ps = json_object_get(br, "probe");
+    l->probe_share = json_is_number(ps) ? json_number_value(ps) : 0.1;
+    if (!nr) {
+        /* the route's backend alone, as a plain proxy */
+        struct tg_backend *b = find_backend(backends, n, cfg->route_backend);
+        if (!b && n)
+            b = backends[0];
+        if (!b) {
+            snprintf(err, errlen, "no backend to route turns to");
+            tg_ladder_free(l);
+            return TG_E_CONFIG;
+        }
+        set_rung(&l->rungs[0], tg_backend_name(b), b);
+        l->n = 1;
+        *out = l;
+        return TG_OK;
+    }
+    for (size_t i = 0; i < nr; i++) {
+        const json_t *r = json_array_get(rungs, i);
+        const char *bname = tg_json_str(r, "backend", NULL);
+        struct tg_backend *b = find_backend(backends, n, bname);
+        if (bname && !b) {
+            snprintf(err, errlen, "ladder.rungs[%zu]: no backend named '%s'", i, bname);
+            tg_ladder_free(l);
+            return TG_E_CONFIG;
+        }
+        struct rung *rg = &l->rungs[l->n++];
+        set_rung(rg, tg_json_str(r, "name", bname ? bname : "human"), b);
+        rg->model = tg_json_str(r, "model", NULL);
+        rg->budget_ms = dur(json_object_get(r, "budget"), 0);
+        rg->large_context = tg_json_bool(r, "large_context", false);
+    }
+    *out = l;
+    return TG_OK;
+}
+
+void tg_ladder_free(struct tg_ladder *l)
+{
+    if (!l)
+        return;
+    tg_free(l->rungs);
+    tg_free(l);
+}
+
+int tg_ladder_max_streak(const struct tg_ladder *l)
+{
+    return l->max_streak;
+}
+
+struct tg_backend *tg_ladder_first_backend(const struct tg_ladder *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (l->rungs[i].backend)
+            return l->rungs[i].backend;
+    return NULL;
+}
+
+/* ------------------------------------------------------------ breaker */
+
+static bool breaker_allows(struct tg_ladder *l, struct rung *r, int64_t now)
+{
+    if (!r->br.open_until_ns)
+        return true;
+    if (now < r->br.open_until_ns)
+        return false;
+    return uniform(l) < l->probe_share; /* half-open: a share of turns probe */
+}
+
+static void breaker_result(struct tg_ladder *l, struct rung *r, bool fault, int64_t now)
+{
+    if (!fault) {
+        if (r->br.open_until_ns)
+            tg_info("ladder: rung %s answered again; breaker closed", r->name);
+        r->br.fails = 0;
+        r->br.open_until_ns = 0;
+        return;
+    }
+    r->br.fails++;
+    bool half_open = r->br.open_until_ns && now >= r->br.open_until_ns;
+    if (half_open || (!r->br.open_until_ns && r->br.fails >= l->breaker_failures)) {
+        r->br.open_until_ns = now + l->breaker_open_ms * 1000000;
+        tg_warn("ladder: rung %s failed %d times in a row; breaker open for %lld ms", r->name,
+                r->br.fails, (long long)l->breaker_open_ms);
+    }
+}
+
+/* ------------------------------------------------------------ dispatch */
+
+enum verdict { V_RETRY, V_DOWN, V_CONTEXT, V_PREFILL, V_FATAL };
+
+/* What a failed call means for the ladder; *fault: the upstream's own fault. */
+static enum verdict classify(const struct tg_backend_result *res, bool has_prefill, bool *fault)
+{
+    const char *k = res->kind;
+    *fault = false;
+    if (res->err == TG_E_NOMEM)
+        return V_FATAL;
+    if (res->status == 429)
+        return V_RETRY;
+    if (res->status >= 500 || !strcmp(k, "connect") || !strcmp(k, "transport") ||
+        !strcmp(k, "connect_timeout")) {
+        *fault = true;
+        return V_RETRY;
+    }
+    if (res->status == 400 || res->status == 413 || res->status == 422) {
+        if (strstr(res->code, "context_length") || res->status == 413)
+            return V_CONTEXT;
+        if (has_prefill && (strstr(res->code, "prefill") || strstr(res->message, "prefill")))
+            return V_PREFILL;
+        return V_FATAL; /* content policy, bad request: the provider's reason stands */
+    }
+    if (res->status >= 401 && res->status < 500)
+        return V_DOWN; /* this rung is misconfigured (key, model): another may answer */
+    /* header/first-token/idle/total timeouts, cut or garbled streams */
+    *fault = true;
+    return V_DOWN;
+}
+
+static void event_add_json(struct tg_dispatch *d, const char *cause, int status)
+{
+    struct rung *r = &d->l->rungs[d->rung];
+    json_array_append_new(d->res.events,
+                          json_pack("{s:s, s:s, s:i, s:s, s:i, s:I}", "rung", r->name, "backend",
+                                    r->backend ? tg_backend_name(r->backend) : "human", "attempt",
+                                    d->attempt, "cause", cause, "status", status, "ms",
+                                    (json_int_t)((tg_clock_mono_ns() - d->started_ns) / 1000000)));
+}
+
+static void finish(struct tg_dispatch *d)
+{
+    d->finished = true;
+    d->phase = PH_IDLE;
+    if (d->in_start)
+        return; /* start() calls back once it is done */
+    d->cb(&d->res, d->arg);
+    tg_dispatch_cancel(d);
+}
+
+static void fail(struct tg_dispatch *d, int err, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void fail(struct tg_dispatch *d, int err, int status, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->res.message, sizeof(d->res.message), fmt, ap);
+    va_end(ap);
+    d->res.err = err;
+    d->res.http_status = status;
+    tg_strlcpy(d->res.code, code, sizeof(d->res.code));
+    finish(d);
+}
+
+static void try_rung(struct tg_dispatch *d);
+
+/* Leave the current rung for cause; the next one is tried at once. */
+static void step_down(struct tg_dispatch *d, const char *cause, int status)
+{
+    struct rung *r = &d->l->rungs[d->rung];
+    event_add_json(d, cause, status);
+    if (d->l->metrics)
+        tg_metrics_degradation(d->l->metrics, r->name, cause);
+    d->rung++;
+    d->attempt = 0;
+    d->prefill_dropped = false;
+    try_rung(d);
+}
+
+static void arm(struct tg_dispatch *d, int64_t ms)
+{
+    if (ms < 0)
+        ms = 0;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    evtimer_add(d->timer, &tv);
+}
+
+/* Milliseconds left in the turn, or INT64_MAX without a deadline. */
+static int64_t left_ms(const struct tg_dispatch *d)
+{
+    if (!d->deadline_ns)
+        return INT64_MAX;
+    return (d->deadline_ns - tg_clock_mono_ns()) / 1000000;
+}
+
+static void call_done(struct tg_backend_result *res, void *arg);
+
+static void attempt(struct tg_dispatch *d)
+{
+    struct rung *r = &d->l->rungs[d->rung];
+    struct tg_backend_request rq = d->rq;
+    json_t *trimmed = NULL;
+    if (r->model)
+        rq.model = r->model;
+    if (d->prefill_dropped) {
+        /* the fallback refused an assistant prefill: restart the answer without it */
+        trimmed = json_deep_copy(d->messages);
+        json_array_remove(trimmed, json_array_size(trimmed) - 1);
+        rq.messages = trimmed;
+    }
+    d->attempt++;
+    d->phase = PH_CALL;
+    int64_t limit = left_ms(d);
+    if (r->budget_ms > 0 && r->budget_ms < limit)
+        limit = r->budget_ms;
+    if (limit != INT64_MAX)
+        arm(d, limit);
+    int rc = tg_backend_generate(r->backend, &rq, call_done, d, &d->call);
+    json_decref(trimmed);
+    if (rc) {
+        evtimer_del(d->timer);
+        d->call = NULL;
+        d->phase = PH_IDLE;
+        step_down(d, "start_failed", 0);
+    }
+}
+
+static bool has_prefill(const struct tg_dispatch *d)
+{
+    const json_t *last = json_array_get(d->messages, json_array_size(d->messages) - 1);
+    return strcmp(tg_json_str(last, "role", ""), "assistant") == 0;
+}
+
+static void call_done(struct tg_backend_result *res, void *arg)
+{
+    struct tg_dispatch *d = arg;
+    struct tg_ladder *l = d->l;
+    struct rung *r = &l->rungs[d->rung];
+    int64_t now = tg_clock_mono_ns();
+    d->call = NULL;
+    d->phase = PH_IDLE;
+    evtimer_del(d->timer);
+    if (l->metrics)
+        tg_metrics_attempt(l->metrics, tg_backend_name(r->backend), res->err ? res->kind : "ok");
+    if (!res->err) {
+        breaker_result(l, r, false, now);
+        bool weak =
+            l->min_confidence >= 0 && res->confidence >= 0 && res->confidence < l->min_confidence;
+        if (weak) {
+            /* a weak answer gives way to the next script rung, when there is one */
+            for (size_t i = d->rung + 1; i < l->n; i++) {
+                if (l->rungs[i].backend &&
+                    !strcmp(tg_backend_type(l->rungs[i].backend), "script")) {
+                    event_add_json(d, "low_confidence", 200);
+                    if (l->metrics)
+                        tg_metrics_degradation(l->metrics, r->name, "low_confidence");
+                    d->rung = i;
+                    d->attempt = 0;
+                    attempt(d);
+                    return;
+                }
+            }
+        }
+        d->res.content = res->content;
+        d->res.len = res->len;
+        res->content = NULL;
+        tg_strlcpy(d->res.model, res->model, sizeof(d->res.model));
+        tg_strlcpy(d->res.finish_reason, res->finish_reason, sizeof(d->res.finish_reason));
+        d->res.prompt_tokens = res->prompt_tokens;
+        d->res.completion_tokens = res->completion_tokens;
+        d->res.confidence = res->confidence;
+        d->res.low_confidence = res->low_confidence;
+        d->res.rung = r->name;
+        d->res.backend = r->backend;
+        d->res.degradations = (int)(d->rung - d->first_rung);
+        if (l->metrics)
+            tg_metrics_tokens(l->metrics, tg_backend_name(r->backend), res->prompt_tokens,
+                              res->completion_tokens);
+        finish(d);
+        return;
+    }
+    bool fault;
+    enum verdict v = classify(res, has_prefill(d) && !d->prefill_dropped, &fault);
+    d->last_err = res->err;
+    snprintf(d->last_msg, sizeof(d->last_msg), "backend '%s' failed: %s",
+             tg_backend_name(r->backend), res->message);
+    breaker_result(l, r, fault, now);
+    switch (v) {
+    case V_FATAL:
+        event_add_json(d, res->kind, res->status);
+        fail(d, res->err ? res->err : TG_E_UPSTREAM, res->status >= 400 ? res->status : 502,
+             res->code[0] ? res->code : "upstream_error", "backend '%s' refused: %s",
+             tg_backend_name(r->backend), res->message);
+        return;
+    case V_PREFILL:
+        event_add_json(d, "prefill_rejected", res->status);
+        d->prefill_dropped = true;
+        d->attempt--; /* a restart, not a retry */
+        attempt(d);
+        return;
+    case V_CONTEXT:
+        for (size_t i = d->rung + 1; i < l->n; i++) {
+            if (l->rungs[i].large_context) {
+                event_add_json(d, "context_length_exceeded", res->status);
+                if (l->metrics)
+                    tg_metrics_degradation(l->metrics, r->name, "context_length_exceeded");
+                d->rung = i;
+                d->attempt = 0;
+                d->want_large = true;
+                attempt(d);
+                return;
+            }
+        }
+        event_add_json(d, res->kind, res->status);
+        fail(d, TG_E_INVAL, 400, "context_length_exceeded",
+             "the conversation is too long for backend '%s' and no larger-context rung is "
+             "configured: %s",
+             tg_backend_name(r->backend), res->message);
+        return;
+    case V_RETRY:
+        if (d->attempt < l->max_attempts) {
+            /* exponential backoff with jitter; a Retry-After is obeyed, never undercut */
+            double base = (double)l->backoff_ms * pow(2.0, d->attempt - 1);
+            int64_t wait =
+                (int64_t)(fmin(base, (double)l->backoff_max_ms) * (0.5 + 0.5 * uniform(l)));
+            if (res->retry_after_ms >= 0)
+                wait = res->retry_after_ms;
+            if (wait < left_ms(d)) {
+                event_add_json(d, res->kind, res->status);
+                d->phase = PH_WAIT;
+                arm(d, wait);
+                return;
+            }
+        }
+        step_down(d, res->kind, res->status);
+        return;
+    case V_DOWN:
+        step_down(d, res->kind, res->status);
+        return;
+    }
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct tg_dispatch *d = arg;
+    if (d->phase == PH_WAIT) {
+        attempt(d); /* the backoff is over */
+        return;
+    }
+    /* the attempt ran out of time: its rung's budget, or the turn's */
+    if (d->call)
+        tg_backend_cancel(d->call);
+    d->call = NULL;
+    d->phase = PH_IDLE;
+    struct rung *r = &d->l->rungs[d->rung];
+    if (d->l->metrics)
+        tg_metrics_attempt(d->l->metrics, tg_backend_name(r->backend), "budget");
+    d->last_err = TG_E_TIMEOUT;
+    snprintf(d->last_msg, sizeof(d->last_msg), "backend '%s' failed: no answer within the %s",
+             tg_backend_name(r->backend), left_ms(d) <= 0 ? "turn's budget" : "rung's budget");
+    if (left_ms(d) <= 0) {
+        d->budget_gone = true;
+        step_down(d, "turn_budget", 0);
+    } else {
+        breaker_result(d->l, r, true, tg_clock_mono_ns());
+        step_down(d, "rung_budget", 0);
+    }
+}
+
+static void try_rung(struct tg_dispatch *d)
+{
+    struct tg_ladder *l = d->l;
+    int64_t now = tg_clock_mono_ns();
+    for (; d->rung < l->n; d->rung++) {
+        struct rung *r = &l->rungs[d->rung];
+        if (r->large_context && !d->want_large)
+            continue; /* only for conversations too long for the others */
+        if (d->budget_gone && !r->local)
+            continue; /* no time left for an upstream */
+        if (!r->backend) {
+            d->res.human = true;
+            d->res.rung = r->name;
+            d->res.degradations = (int)(d->rung - d->first_rung);
+            finish(d);
+            return;
+        }
+        if (!r->local && !breaker_allows(l, r, now)) {
+            event_add_json(d, "breaker_open", 0);
+            if (l->metrics)
+                tg_metrics_degradation(l->metrics, r->name, "breaker_open");
+            continue;
+        }
+        d->attempt = 0;
+        attempt(d);
+        return;
+    }
+    /* no rung left: the last failure decides what the client hears */
+    bool timeout = d->last_err == TG_E_TIMEOUT;
+    fail(d, timeout ? TG_E_TIMEOUT : TG_E_UPSTREAM, timeout ? 504 : 502,
+         timeout ? "upstream_timeout" : "upstream_error", "%s",
+         d->last_msg[0] ? d->last_msg : "no backend could answer (every rung's breaker is open)");
+}
+
+int tg_dispatch_start(struct tg_ladder *l, struct event_base *base,
+                      const struct tg_backend_request *rq, bool to_human, tg_dispatch_cb cb,
+                      void *arg, struct tg_dispatch **out)
+{
+    struct tg_dispatch *d = tg_calloc(1, sizeof(*d));
+    if (!d)
+        return TG_E_NOMEM;
+    d->l = l;
+    d->base = base;
+    d->rq = *rq;
+    d->messages = json_incref((json_t *)rq->messages);
+    d->params = json_incref((json_t *)rq->params);
+    d->cb = cb;
+    d->arg = arg;
+    d->res.confidence = -1;
+    d->res.events = json_array();
+    d->timer = evtimer_new(base, timer_cb, d);
+    if (!d->res.events || !d->timer) {
+        json_decref(d->res.events);
+        if (d->timer)
+            event_free(d->timer);
+        json_decref(d->messages);
+        json_decref(d->params);
+        tg_free(d);
+        return TG_E_NOMEM;
+    }
+    d->started_ns = tg_clock_mono_ns();
+    if (l->budget_ms > 0)
+        d->deadline_ns = d->started_ns + l->budget_ms * 1000000;
+    *out = d;
+    d->in_start = true;
+    if (to_human) {
+        d->res.human = true;
+        d->res.rung = "human";
+        d->finished = true;
+    } else {
+        try_rung(d);
+    }
+    d->in_start = false;
+    if (d->finished) {
+        *out = NULL;
+        cb(&d->res, arg);
+        tg_dispatch_cancel(d);
+    }
+    return TG_OK;
+}
+
+void tg_dispatch_cancel(struct tg_dispatch *d)
+{
+    if (!d)
+        return;
+    if (d->call)
+        tg_backend_cancel(d->call);
+    event_free(d->timer);
+    json_decref(d->messages);
+    json_decref(d->params);
+    json_decref(d->res.events);
+    tg_free(d->res.content);
+    tg_free(d);
+}

@@ -1,0 +1,78 @@
+/*
+ * dispatch.h - the degradation ladder: which backend answers a turn, and
+ * what happens when it cannot.
+ *
+ * A ladder is an ordered list of rungs (config `ladder.rungs`), e.g.
+ * primary model -> lighter model -> canned script -> human.  A turn starts
+ * on the first rung; a failure is retried on the same rung when retrying
+ * can help (429 after its Retry-After, 5xx, a reset before the head: with
+ * exponential backoff and jitter, at most max_attempts calls), or steps
+ * down at once when it cannot (a silent upstream, a late first token, a
+ * cut or stalled stream, an exhausted rung budget).  A 400 for context
+ * length goes to a `large_context` rung if there is one; a content-policy
+ * rejection or other client error ends the turn with the provider's reason.
+ * Every step down is an event with its cause.  A circuit breaker per rung
+ * opens after consecutive failures, lets a share of turns probe once its
+ * open time is over, and closes when a probe succeeds.  The whole turn has
+ * a budget no timer can extend: when it runs out, the ladder skips to its
+ * first rung that needs no upstream (script, builtin or human).
+ *
+ * Without a `ladder` section the route's backend is the only rung and
+ * nothing is retried: the gateway behaves as a plain proxy.
+ */
+#ifndef TG_DISPATCH_H
+#define TG_DISPATCH_H
+
+#include "backend/backend.h"
+
+struct tg_ladder;
+struct tg_dispatch;
+struct tg_metrics;
+
+/*
+ * Build the ladder from cfg (`ladder`, else `route.backend` alone) over the
+ * created backends.  TG_OK, or an error with a message in err.
+ */
+int tg_ladder_build(const struct tg_config *cfg, struct tg_backend *const *backends, size_t n,
+                    struct tg_metrics *metrics, struct tg_ladder **out, char *err, size_t errlen);
+void tg_ladder_free(struct tg_ladder *l);
+/* Degraded turns in a row after which a conversation goes to a person (default 3). */
+int tg_ladder_max_streak(const struct tg_ladder *l);
+/* The first rung's backend (for a turn that never reaches the ladder). */
+struct tg_backend *tg_ladder_first_backend(const struct tg_ladder *l);
+
+struct tg_dispatch_result {
+    int err;           /* TG_OK, or why no rung answered */
+    int http_status;   /* for an error: what the client gets (400, 502, 504, 499) */
+    char code[64];     /* for an error: the OpenAI-style error code */
+    char message[320]; /* for an error: the reason, the provider's own when it gave one */
+    char *content;     /* the answer (tg_malloc'd); the callback may take it */
+    size_t len;
+    char model[96]; /* the model that answered */
+    char finish_reason[24];
+    int64_t prompt_tokens, completion_tokens;
+    double confidence; /* the backend's own, or -1 */
+    bool low_confidence;
+    bool human;                 /* the ladder ended with a person: hand the turn off */
+    const char *rung;           /* the rung that answered (or "human") */
+    struct tg_backend *backend; /* the backend that answered, NULL for a person */
+    int degradations;           /* rungs stepped down in this turn */
+    json_t *events; /* [{rung, backend, attempt, cause, status, ms}] (owned; may be taken) */
+};
+
+typedef void (*tg_dispatch_cb)(struct tg_dispatch_result *res, void *arg);
+
+/*
+ * Answer rq (borrowed; its messages and params are referenced, the rest
+ * must live until the callback) on the ladder, starting at the first rung
+ * or, with to_human, straight with a person.  The callback runs exactly once
+ * (possibly before this returns) unless the dispatch is cancelled first.
+ * TG_OK or TG_E_NOMEM (no callback).
+ */
+int tg_dispatch_start(struct tg_ladder *l, struct event_base *base,
+                      const struct tg_backend_request *rq, bool to_human, tg_dispatch_cb cb,
+                      void *arg, struct tg_dispatch **out);
+/* The client left: stop the call in progress, make no more attempts, no callback. */
+void tg_dispatch_cancel(struct tg_dispatch *d);
+
+#endif
