@@ -698,12 +698,15 @@ static const struct field understand_fields[] = {
 
 /* Sections that later modules read from cfg->root themselves. */
 static const char *const passthrough_sections[] = {
-    "policies", "ladder", "eval", "experiments", "fairness",
+    "policies",
+    "eval",
+    "experiments",
+    "fairness",
 };
 
 static const char *const own_sections[] = {
-    "server", "auth",    "store",      "conversation", "backends", "route",    "models",
-    "kb",     "intents", "understand", "review",       "users",    "webhooks", "web",
+    "server",  "auth",       "store",  "conversation", "backends", "route", "models", "kb",
+    "intents", "understand", "review", "users",        "webhooks", "web",   "ladder",
 };
 
 static bool get_duration(const json_t *v, int64_t *out)
@@ -1263,6 +1266,95 @@ static void check_route(struct vctx *c, struct tg_config *cfg, const json_t *roo
         c->rc = TG_E_NOMEM;
 }
 
+/* A number in [lo, hi] (integer or real), else an error at its line. */
+static void check_number(struct vctx *c, const json_t *obj, const char *key, const char *what,
+                         double lo, double hi)
+{
+    const json_t *v = json_object_get(obj, key);
+    char want[80];
+    snprintf(want, sizeof(want), "a number from %g to %g", lo, hi);
+    if (v && !json_is_number(v))
+        type_err(c, key_line(c, obj, key), what, want, v);
+    else if (v && (json_number_value(v) < lo || json_number_value(v) > hi))
+        verr(c, key_line(c, obj, key), "%s must be %s, not %g", what, want, json_number_value(v));
+}
+
+static void check_durations(struct vctx *c, const json_t *obj, const char *prefix,
+                            const char *const *keys, size_t n)
+{
+    int64_t ms;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *v = json_object_get(obj, keys[i]);
+        char w[64];
+        snprintf(w, sizeof(w), "%s.%s", prefix, keys[i]);
+        if (v && !env_failed(c, v) && (!get_duration(v, &ms) || ms < 0))
+            type_err(c, key_line(c, obj, keys[i]), w, "a duration such as \"150ms\"", v);
+    }
+}
+
+/* ladder: {rungs: [{name, backend?, model?, budget?, large_context?}], budget, max_attempts,
+ * backoff, backoff_max, degraded_to_human, min_confidence, breaker: {failures, open, probe}} */
+static void check_ladder(struct vctx *c, struct tg_config *cfg, const json_t *root)
+{
+    static const char *const keys[] = {"rungs",          "budget",      "max_attempts",
+                                       "backoff",        "backoff_max", "degraded_to_human",
+                                       "min_confidence", "breaker"};
+    static const char *const durs[] = {"budget", "backoff", "backoff_max"};
+    static const char *const rung_keys[] = {"name", "backend", "model", "budget", "large_context"};
+    static const char *const rung_durs[] = {"budget"};
+    static const char *const br_keys[] = {"failures", "open", "probe"};
+    static const char *const br_durs[] = {"open"};
+    const json_t *sec = get_mapping(c, root, "ladder", "ladder");
+    if (!sec)
+        return;
+    tg_config_check_keys(c->errs, c->path, c->lines, sec, "ladder", keys, TG_ARRAY_LEN(keys));
+    check_durations(c, sec, "ladder", durs, TG_ARRAY_LEN(durs));
+    check_number(c, sec, "max_attempts", "ladder.max_attempts", 1, 10);
+    check_number(c, sec, "degraded_to_human", "ladder.degraded_to_human", 1, 1000);
+    check_number(c, sec, "min_confidence", "ladder.min_confidence", 0, 1);
+    const json_t *br = get_mapping(c, sec, "breaker", "ladder.breaker");
+    if (br) {
+        tg_config_check_keys(c->errs, c->path, c->lines, br, "ladder.breaker", br_keys,
+                             TG_ARRAY_LEN(br_keys));
+        check_durations(c, br, "ladder.breaker", br_durs, 1);
+        check_number(c, br, "failures", "ladder.breaker.failures", 1, 1000000);
+        check_number(c, br, "probe", "ladder.breaker.probe", 0, 1);
+    }
+    const json_t *rungs = get_list(c, sec, "rungs", "ladder.rungs");
+    if (!rungs || !json_array_size(rungs)) {
+        verr(c, key_line(c, root, "ladder"), "ladder.rungs needs at least one rung");
+        return;
+    }
+    size_t i;
+    json_t *r;
+    bool human_seen = false;
+    json_array_foreach(rungs, i, r)
+    {
+        char w[48];
+        int line = tg_config_lines_elem(c->lines, rungs, i);
+        snprintf(w, sizeof(w), "ladder.rungs[%zu]", i);
+        if (!json_is_object(r)) {
+            type_err(c, line, w, "a mapping with name and backend", r);
+            continue;
+        }
+        tg_config_check_keys(c->errs, c->path, c->lines, r, w, rung_keys, TG_ARRAY_LEN(rung_keys));
+        check_durations(c, r, w, rung_durs, 1);
+        const char *b = tg_json_str(r, "backend", NULL);
+        const json_t *lc = json_object_get(r, "large_context");
+        if (lc && !json_is_boolean(lc))
+            type_err(c, key_line(c, r, "large_context"), "large_context", "true or false", lc);
+        if (json_object_get(r, "backend") && !b)
+            type_err(c, key_line(c, r, "backend"), "backend", "a backend name",
+                     json_object_get(r, "backend"));
+        else if (b && !tg_config_backend(cfg, b))
+            verr(c, key_line(c, r, "backend"), "%s.backend names unknown backend '%s'", w, b);
+        if (human_seen)
+            verr(c, line, "%s comes after the human rung and can never be reached", w);
+        if (!b)
+            human_seen = true; /* a rung without a backend is a person */
+    }
+}
+
 static void check_models(struct vctx *c, struct tg_config *cfg, const json_t *root)
 {
     const json_t *list = get_list(c, root, "models", "models");
@@ -1478,6 +1570,7 @@ static void check_root(struct vctx *c, struct tg_config *cfg, const json_t *root
                      NULL, 0, cfg);
     check_backends(c, cfg, root);
     check_route(c, cfg, root);
+    check_ladder(c, cfg, root);
     check_models(c, cfg, root);
     sec = get_mapping(c, root, "kb", "kb");
     if (sec) {

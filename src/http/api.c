@@ -87,6 +87,7 @@ static void chat_done_cb(struct tg_turn *t, void *arg)
      * but its request is still answered so the server can free it; 499 is
      * nginx's convention for "client closed the connection". */
     bool gone = tg_http_gone(cc->req);
+    tg_http_on_gone(cc->req, NULL, NULL); /* cc goes with the turn */
     /* A held turn whose client asked to wait gets the final answer later. */
     const char *wait = tg_http_header(cc->req, "X-Trustgate-Wait");
     int64_t secs = 0;
@@ -105,6 +106,14 @@ static void chat_done_cb(struct tg_turn *t, void *arg)
                     t->reply.data, t->reply.len);
     tg_turn_free(t);
     tg_free(cc);
+}
+
+/* The client left mid-turn: the ladder makes no further attempts. */
+static void chat_gone_cb(struct tg_http_req *req, void *arg)
+{
+    (void)req;
+    struct chat_ctx *cc = arg;
+    tg_turn_client_gone(cc->turn);
 }
 
 int tg_api_start_turn(struct tg_api *api, struct tg_http_req *req, const struct tg_turn_in *in)
@@ -126,6 +135,7 @@ int tg_api_start_turn(struct tg_api *api, struct tg_http_req *req, const struct 
     t->customer_hint = in->customer;
     t->done_cb = chat_done_cb;
     t->done_arg = cc;
+    tg_http_on_gone(req, chat_gone_cb, cc);
     tg_pipeline_start(t);
     return TG_OK;
 }
