@@ -277,14 +277,14 @@ static void test_other_sections_pass_through(void **state)
     int rc = tg_config_load(fixture("passthrough.yaml"), &cfg, &errs);
     dump_errors(errs);
     assert_int_equal(rc, TG_OK);
-    json_t *want =
-        json_loads("{\"policies\":[{\"id\":\"no-guarantees\",\"match\":\"保证收益\","
-                   "\"action\":\"refuse\"}],\"review\":{\"warn_before\":\"10s\"},"
-                   "\"ladder\":[\"s\"],\"eval\":{},\"experiments\":[],"
-                   "\"fairness\":{\"groups\":[\"a\",\"b\"]},"
-                   "\"webhooks\":[{\"url\":\"http://x/y\",\"secret\":\"s3\"}],"
-                   "\"users\":[{\"name\":\"alice\",\"token\":\"t\"}]}",
-                   0, NULL);
+    json_t *want = json_loads("{\"policies\":[{\"id\":\"no-guarantees\",\"match\":\"保证收益\","
+                              "\"action\":\"refuse\"}],\"review\":{\"warn_before\":\"10s\"},"
+                              "\"ladder\":{\"rungs\":[{\"name\":\"s\",\"backend\":\"s\"}]},"
+                              "\"eval\":{},\"experiments\":[],"
+                              "\"fairness\":{\"groups\":[\"a\",\"b\"]},"
+                              "\"webhooks\":[{\"url\":\"http://x/y\",\"secret\":\"s3\"}],"
+                              "\"users\":[{\"name\":\"alice\",\"token\":\"t\"}]}",
+                              0, NULL);
     assert_non_null(want);
     const char *key;
     json_t *v;
