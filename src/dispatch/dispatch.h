@@ -43,7 +43,7 @@ struct tg_backend *tg_ladder_first_backend(const struct tg_ladder *l);
 
 struct tg_dispatch_result {
     int err;           /* TG_OK, or why no rung answered */
-    int http_status;   /* for an error: what the client gets (400, 502, 504, 499) */
+    int http_status;   /* for an error: the status the client is sent: 400, 502, 504, 499 */
     char code[64];     /* for an error: the OpenAI-style error code */
     char message[320]; /* for an error: the reason, the provider's own when it gave one */
     char *content;     /* the answer (tg_malloc'd); the callback may take it */

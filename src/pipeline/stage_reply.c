@@ -9,6 +9,7 @@
  */
 #include "pipeline/pipeline.h"
 
+#include "backend/backend.h"
 #include "core/jw.h"
 
 #include <stdio.h>
@@ -64,7 +65,11 @@ enum tg_stage_rc tg_stage_reply(struct tg_turn *t)
         struct tg_completion c = {
             .id = id,
             .created = t->created_ms / 1000,
-            .model = t->model,
+            /* the model that actually answered, when an upstream did */
+            .model = t->upstream_model[0] && t->backend &&
+                             strcmp(tg_backend_type(t->backend), "openai") == 0
+                         ? t->upstream_model
+                         : t->model,
             .content = t->answer,
             .content_len = t->answer_len,
             .finish_reason = deliver && t->finish_reason[0] ? t->finish_reason : "stop",

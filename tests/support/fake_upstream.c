@@ -61,6 +61,7 @@ struct step {
     bool hang;
     bool reset;
     bool reject_prefill; /* 400 when the last message is the assistant's (a prefill) */
+    bool no_done;        /* stream: end after the finish (and usage) chunk, without [DONE] */
     char *content;       /* owned; NULL: the default answer */
     char *error_code;    /* owned; with status: the error's code instead of the usual one */
     char *error_message; /* owned; with status: the error's message */
@@ -91,6 +92,7 @@ static const struct step_field {
     {"error_code", F_STR, offsetof(struct step, error_code), 0, 0},
     {"error_message", F_STR, offsetof(struct step, error_message), 0, 0},
     {"reject_prefill", F_BOOL, offsetof(struct step, reject_prefill), 0, 0},
+    {"no_done", F_BOOL, offsetof(struct step, no_done), 0, 0},
 };
 
 struct conn;
@@ -768,7 +770,8 @@ static int stream_end(struct conn *c)
     }
     if (rc)
         return rc;
-    put_event(c, done, sizeof(done) - 1);
+    if (!c->step.no_done)
+        put_event(c, done, sizeof(done) - 1);
     if (c->chunked_out)
         evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
     c->srv->completions++;
