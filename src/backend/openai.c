@@ -519,6 +519,14 @@ static char *build_body(const struct tg_backend_conf *conf, const struct tg_back
     tg_jw_json(&w, rq->messages);
     tg_jw_key(&w, "stream");
     tg_jw_bool(&w, conf->stream);
+    if (conf->stream) {
+        /* the usage of a streamed answer comes in a last chunk, when asked for */
+        tg_jw_key(&w, "stream_options");
+        tg_jw_obj(&w);
+        tg_jw_key(&w, "include_usage");
+        tg_jw_bool(&w, true);
+        tg_jw_end(&w);
+    }
     for (size_t i = 0; rq->params && i < TG_ARRAY_LEN(forwarded_params); i++) {
         json_t *v = json_object_get(rq->params, forwarded_params[i]);
         if (v && !json_is_null(v)) {

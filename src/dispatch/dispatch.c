@@ -60,10 +60,11 @@ struct tg_dispatch {
     json_t *messages, *params;
     tg_dispatch_cb cb;
     void *arg;
-    size_t rung;       /* the rung being tried */
-    size_t first_rung; /* where this turn started */
-    int attempt;       /* calls made on this rung */
+    size_t rung; /* the rung being tried */
+    int attempt; /* calls made on this rung */
+    int steps;   /* rungs left behind: the turn's degradations */
     bool prefill_dropped, want_large, budget_gone;
+    bool turn_limited; /* the attempt's timer is the turn's deadline, not the rung's budget */
     int64_t started_ns, deadline_ns; /* deadline 0: none */
     struct tg_backend_call *call;
     struct event *timer;
@@ -299,6 +300,7 @@ static void step_down(struct tg_dispatch *d, const char *cause, int status)
     if (d->l->metrics)
         tg_metrics_degradation(d->l->metrics, r->name, cause);
     d->rung++;
+    d->steps++;
     d->attempt = 0;
     d->prefill_dropped = false;
     try_rung(d);
@@ -338,8 +340,11 @@ static void attempt(struct tg_dispatch *d)
     d->attempt++;
     d->phase = PH_CALL;
     int64_t limit = left_ms(d);
-    if (r->budget_ms > 0 && r->budget_ms < limit)
+    d->turn_limited = true;
+    if (r->budget_ms > 0 && r->budget_ms < limit) {
         limit = r->budget_ms;
+        d->turn_limited = false;
+    }
     if (limit != INT64_MAX)
         arm(d, limit);
     int rc = tg_backend_generate(r->backend, &rq, call_done, d, &d->call);
@@ -382,6 +387,7 @@ static void call_done(struct tg_backend_result *res, void *arg)
                     if (l->metrics)
                         tg_metrics_degradation(l->metrics, r->name, "low_confidence");
                     d->rung = i;
+                    d->steps++;
                     d->attempt = 0;
                     attempt(d);
                     return;
@@ -399,7 +405,7 @@ static void call_done(struct tg_backend_result *res, void *arg)
         d->res.low_confidence = res->low_confidence;
         d->res.rung = r->name;
         d->res.backend = r->backend;
-        d->res.degradations = (int)(d->rung - d->first_rung);
+        d->res.degradations = d->steps;
         if (l->metrics)
             tg_metrics_tokens(l->metrics, tg_backend_name(r->backend), res->prompt_tokens,
                               res->completion_tokens);
@@ -432,6 +438,7 @@ static void call_done(struct tg_backend_result *res, void *arg)
                 if (l->metrics)
                     tg_metrics_degradation(l->metrics, r->name, "context_length_exceeded");
                 d->rung = i;
+                d->steps++;
                 d->attempt = 0;
                 d->want_large = true;
                 attempt(d);
@@ -486,8 +493,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         tg_metrics_attempt(d->l->metrics, tg_backend_name(r->backend), "budget");
     d->last_err = TG_E_TIMEOUT;
     snprintf(d->last_msg, sizeof(d->last_msg), "backend '%s' failed: no answer within the %s",
-             tg_backend_name(r->backend), left_ms(d) <= 0 ? "turn's budget" : "rung's budget");
-    if (left_ms(d) <= 0) {
+             tg_backend_name(r->backend), d->turn_limited ? "turn's budget" : "rung's budget");
+    if (d->turn_limited) {
         d->budget_gone = true;
         step_down(d, "turn_budget", 0);
     } else {
@@ -509,7 +516,7 @@ static void try_rung(struct tg_dispatch *d)
         if (!r->backend) {
             d->res.human = true;
             d->res.rung = r->name;
-            d->res.degradations = (int)(d->rung - d->first_rung);
+            d->res.degradations = d->steps;
             finish(d);
             return;
         }
@@ -517,6 +524,7 @@ static void try_rung(struct tg_dispatch *d)
             event_add_json(d, "breaker_open", 0);
             if (l->metrics)
                 tg_metrics_degradation(l->metrics, r->name, "breaker_open");
+            d->steps++;
             continue;
         }
         d->attempt = 0;

@@ -1,0 +1,559 @@
+/*
+ * itest_ladder.c - the degradation ladder against the fake upstream, one
+ * case per way an upstream fails.  The fake upstream is scripted per model
+ * name; the primary rung passes the client's model through, so each case
+ * names its own model and reads back how many requests that model saw and
+ * when.  Every case also checks that the daemon is still healthy.
+ *
+ * Gateway A: primary -> big (large context only) -> light -> script -> human,
+ * retries 3, backoff 50 ms, a breaker that never opens (its cases are on B).
+ * Gateway B: primary -> script, a 1.5 s turn budget, a breaker that opens
+ * after 3 faults for 1 s and probes every turn after that; no larger rung.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static char dir[64];
+static struct tg_h_proc up, gwa, gwb;
+
+#define CONFIG_A                                                                                   \
+                                                                                                   \
+    "auth:\n  api_keys:\n    - name: t\n      key: tg-l\n"                                         \
+    "backends:\n"                                                                                  \
+    "  - name: primary\n    type: openai\n    base_url: http://127.0.0.1:%d/v1\n"                  \
+    "    header_timeout: 400ms\n    first_token_timeout: 400ms\n    idle_timeout: 400ms\n"         \
+    "  - name: big\n    type: openai\n    base_url: http://127.0.0.1:%d/v1\n    model: "           \
+    "big-model\n"                                                                                  \
+    "  - name: light\n    type: openai\n    base_url: http://127.0.0.1:%d/v1\n"                    \
+    "    model: light-model\n    header_timeout: 2s\n"                                             \
+    "  - name: holding\n    type: script\n    reply: 您好，系统繁忙，请稍候。\n"       \
+    "route:\n  backend: primary\n"                                                                 \
+    "ladder:\n  budget: 10s\n  max_attempts: 3\n  backoff: 50ms\n  backoff_max: 200ms\n"           \
+    "  breaker: {failures: 1000}\n"                                                                \
+    "  rungs:\n"                                                                                   \
+    "    - {name: primary, backend: primary}\n"                                                    \
+    "    - {name: big, backend: big, large_context: true}\n"                                       \
+    "    - {name: light, backend: light, budget: 3s}\n"                                            \
+    "    - {name: script, backend: holding}\n"                                                     \
+    "    - {name: human}\n"
+
+#define CONFIG_B                                                                                   \
+                                                                                                   \
+    "auth:\n  api_keys:\n    - name: t\n      key: tg-l\n"                                         \
+    "backends:\n"                                                                                  \
+    "  - name: primary\n    type: openai\n    base_url: http://127.0.0.1:%d/v1\n"                  \
+    "    header_timeout: 5s\n"                                                                     \
+    "  - name: holding\n    type: script\n    reply: 您好，系统繁忙，请稍候。\n"       \
+    "route:\n  backend: primary\n"                                                                 \
+    "ladder:\n  budget: 1500ms\n  max_attempts: 1\n"                                               \
+    "  breaker: {failures: 3, open: 1s, probe: 1.0}\n"                                             \
+    "  rungs:\n"                                                                                   \
+    "    - {name: primary, backend: primary}\n"                                                    \
+    "    - {name: script, backend: holding}\n"
+
+static int setup(void **state)
+{
+    (void)state;
+    char cfg[8192], path[256];
+    if (!tg_h_tmpdir(dir, sizeof(dir)) || tg_h_start_upstream(&up, dir))
+        return -1;
+    snprintf(cfg, sizeof(cfg), CONFIG_A, up.port, up.port, up.port);
+    tg_h_write_file(dir, "a.yaml", cfg, path, sizeof(path));
+    char data[128];
+    snprintf(data, sizeof(data), "%s/a", dir);
+    if (tg_h_start_gateway(&gwa, path, data))
+        return -1;
+    snprintf(cfg, sizeof(cfg), CONFIG_B, up.port);
+    tg_h_write_file(dir, "b.yaml", cfg, path, sizeof(path));
+    snprintf(data, sizeof(data), "%s/b", dir);
+    return tg_h_start_gateway(&gwb, path, data);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    int rc = tg_h_stop(&gwa, 5000) | tg_h_stop(&gwb, 5000) | tg_h_stop(&up, 5000);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        rc = -1;
+    return rc == 0 ? 0 : -1;
+}
+
+/* Script model name on the fake upstream: {"steps":[...], "default": {...}}. */
+static void script(const char *model, const char *steps, const char *def)
+{
+    char body[1024];
+    snprintf(body, sizeof(body), "{\"model\":\"%s\",\"steps\":[%s]%s%s}", model, steps ? steps : "",
+             def ? ",\"default\":" : "", def ? def : "");
+    assert_int_equal(tg_h_upstream_control(up.port, "model", body), 0);
+}
+
+/* What the fake upstream saw for model: requests, and the times in ms. */
+static json_t *seen(const char *model)
+{
+    char url[128];
+    struct tg_h_resp r;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/_control/models", up.port);
+    assert_int_equal(tg_h_http("GET", url, NULL, NULL, 0, 0, &r), 0);
+    json_t *all = json_loads(r.body, 0, NULL);
+    tg_h_resp_free(&r);
+    json_t *m = json_incref(json_object_get(all, model));
+    json_decref(all);
+    if (!m)
+        m = json_pack("{s:i, s:i, s:[]}", "requests", 0, "completions", 0, "at_ms");
+    return m;
+}
+
+static int64_t requests(const char *model)
+{
+    json_t *m = seen(model);
+    int64_t n = tg_json_int(m, "requests", -1);
+    json_decref(m);
+    return n;
+}
+
+struct answer {
+    long status;
+    double seconds;
+    json_t *body;
+};
+
+/* One chat turn on gateway g for model; the last message may be a prefill. */
+static struct answer ask(const struct tg_h_proc *g, const char *model, const char *user,
+                         bool stream, bool prefill)
+{
+    char body[1024];
+    struct tg_h_resp r;
+    struct answer a;
+    snprintf(body, sizeof(body),
+             "{\"model\":\"%s\",\"user\":\"%s\",\"stream\":%s,\"messages\":["
+             "{\"role\":\"user\",\"content\":\"hello\"}%s]}",
+             model, user, stream ? "true" : "false",
+             prefill ? ",{\"role\":\"assistant\",\"content\":\"Sure,\"}" : "");
+    assert_int_equal(tg_h_chat(g->port, "tg-l", body, &r), 0);
+    a.status = r.status;
+    a.seconds = r.seconds;
+    a.body = NULL;
+    if (!stream) {
+        a.body = json_loads(r.body, 0, NULL);
+        if (!a.body)
+            fail_msg("not JSON: %s", r.body);
+    } else {
+        /* the streamed reply: the last data event before [DONE] carries the trustgate object */
+        a.body = json_pack("{s:s}", "raw", r.body);
+    }
+    tg_h_resp_free(&r);
+    return a;
+}
+
+static const char *content(const json_t *body)
+{
+    return tg_json_str(
+        json_object_get(json_array_get(json_object_get(body, "choices"), 0), "message"), "content",
+        "");
+}
+
+static const json_t *tg(const json_t *body)
+{
+    return json_object_get(body, "trustgate");
+}
+
+/* Does the turn's ladder record an event with cause? */
+static bool has_event(const json_t *body, const char *cause)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(tg(body), "ladder"), i, e)
+    {
+        if (!strcmp(tg_json_str(e, "cause", ""), cause))
+            return true;
+    }
+    return false;
+}
+
+static void healthy(const struct tg_h_proc *g)
+{
+    char url[128];
+    struct tg_h_resp r;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/healthz", g->port);
+    assert_int_equal(tg_h_http("GET", url, NULL, NULL, 0, 0, &r), 0);
+    assert_int_equal(r.status, 200);
+    tg_h_resp_free(&r);
+}
+
+static void light_ok(void)
+{
+    script("light-model", NULL, "{}");
+}
+
+/* ------------------------------------------------------------ the table */
+
+static void test_429_with_retry_after_waits_as_told(void **state)
+{
+    (void)state;
+    light_ok();
+    script("m-429-ra", "{\"status\":429,\"retry_after\":1}", "{}");
+    struct answer a = ask(&gwa, "m-429-ra", "u1", false, false);
+    assert_int_equal(a.status, 200);
+    assert_string_equal(tg_json_str(tg(a.body), "rung", ""), "primary");
+    assert_true(has_event(a.body, "status_429"));
+    json_t *m = seen("m-429-ra");
+    assert_int_equal(tg_json_int(m, "requests", 0), 2);
+    int64_t gap = json_integer_value(json_array_get(json_object_get(m, "at_ms"), 1)) -
+                  json_integer_value(json_array_get(json_object_get(m, "at_ms"), 0));
+    assert_true(gap >= 990); /* never sooner than Retry-After */
+    json_decref(m);
+    json_decref(a.body);
+    healthy(&gwa);
+}
+
+static void test_429_again_and_again_backs_off_then_fails_over(void **state)
+{
+    (void)state;
+    light_ok();
+    script("m-429", NULL, "{\"status\":429}");
+    struct answer a = ask(&gwa, "m-429", "u2", false, false);
+    assert_int_equal(a.status, 200);
+    assert_string_equal(tg_json_str(tg(a.body), "rung", ""), "light");
+    assert_string_equal(tg_json_str(a.body, "model", ""), "light-model");
+    assert_int_equal(tg_json_int(tg(a.body), "degradations", 0), 1);
+    json_t *m = seen("m-429");
+    json_t *at = json_object_get(m, "at_ms");
+    assert_int_equal(json_array_size(at), 3); /* bounded attempts, no tight loop */
+    for (size_t i = 1; i < 3; i++)
+        assert_true(json_integer_value(json_array_get(at, i)) -
+                        json_integer_value(json_array_get(at, i - 1)) >=
+                    20); /* backoff with jitter: at least half of 50 ms */
+    json_decref(m);
+    json_decref(a.body);
+    healthy(&gwa);
+}
+
+static void test_503_once_is_retried(void **state)
+{
+    (void)state;
+    script("m-503-once", "{\"status\":503}", "{}");
+    struct answer a = ask(&gwa, "m-503-once", "u3", false, false);
+    assert_int_equal(a.status, 200);
+    assert_string_equal(tg_json_str(tg(a.body), "rung", ""), "primary");
+    assert_string_equal(content(a.body), "fake answer to: hello");
+    assert_int_equal(requests("m-503-once"), 2);
+    json_decref(a.body);
+    healthy(&gwa);
+}
+
+static void test_503_persistent_fails_over(void **state)
+{
+    (void)state;
+    light_ok();
+    script("m-503", NULL, "{\"status\":503}");
+    struct answer a = ask(&gwa, "m-503", "u4", false, false);
+    assert_int_equal(a.status, 200);
+    assert_string_equal(tg_json_str(tg(a.body), "rung", ""), "light");
+    assert_int_equal(requests("m-503"), 3);
+    assert_true(has_event(a.body, "status_503"));
+    json_decref(a.body);
+    healthy(&gwa);
+}
+
+static void test_reset_before_headers_is_retried(void **state)
+{
+    (void)state;
+    script("m-reset", "{\"reset\":true}", "{}");
+    struct answer a = ask(&gwa, "m-reset", "u5", false, false);
+    assert_int_equal(a.status, 200);
+    assert_string_equal(tg_json_str(tg(a.body), "rung", ""), "primary");
+    assert_true(requests("m-reset") >= 2);
+    json_decref(a.body);
+    healthy(&gwa);
+}
+
+static void test_silent_upstream_fails_over_at_once(void **state)
+{
+    (void)state;
+    light_ok();
+    script("m-hang", NULL, "{\"hang\":true}");
+    struct answer a = ask(&gwa, "m-hang", "u6", false, false);
+    assert_int_equal(a.status, 200);
+    assert_string_equal(tg_json_str(tg(a.body), "rung", ""), "light");
+    assert_true(has_event(a.body, "header_timeout"));
+    assert_int_equal(requests("m-hang"), 1); /* the silent upstream is not retried */
+    assert_true(a.seconds < 2.0);
+    json_decref(a.body);
+    healthy(&gwa);
+}
+
+static void test_late_first_token_fails_over(void **state)
+{
+    (void)state;
+    light_ok();
+    script("m-ttft", NULL, "{\"ttft_ms\":3000}");
+    struct answer a = ask(&gwa, "m-ttft", "u7", false, false);
+    /* the gateway streams from upstreams by default; the client asked for JSON */
+    assert_int_equal(a.status, 200);
+    assert_string_equal(tg_json_str(tg(a.body), "rung", ""), "light");
+    assert_true(has_event(a.body, "first_token_timeout"));
+    assert_true(a.seconds < 2.0);
+    json_decref(a.body);
+    healthy(&gwa);
+}
+
+static void test_broken_streams_are_never_delivered(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *model, *step, *cause;
+    } cases[] = {
+        {"m-cut", "{\"cut_after\":2}", "stream_cut"},
+        {"m-stall", "{\"stall_after\":2}", "idle_timeout"},
+        {"m-garbled", "{\"malformed_at\":1}", "malformed_stream"},
+    };
+    light_ok();
+    for (size_t i = 0; i < TG_ARRAY_LEN(cases); i++) {
+        script(cases[i].model, NULL, cases[i].step);
+        struct answer a = ask(&gwa, cases[i].model, "u8", false, false);
+        assert_int_equal(a.status, 200);
+        /* the whole answer, from the next rung */
+        assert_string_equal(tg_json_str(tg(a.body), "rung", ""), "light");
+        assert_string_equal(content(a.body), "fake answer to: hello");
+        if (!has_event(a.body, cases[i].cause))
+            fail_msg("%s: no %s event", cases[i].model, cases[i].cause);
+        json_decref(a.body);
+    }
+    healthy(&gwa);
+}
+
+static void test_stream_without_done_finishes(void **state)
+{
+    (void)state;
+    script("m-nodone", NULL, "{\"no_done\":true}");
+    struct answer a = ask(&gwa, "m-nodone", "u9", false, false);
+    assert_int_equal(a.status, 200);
+    assert_string_equal(tg_json_str(tg(a.body), "rung", ""), "primary");
+    assert_string_equal(content(a.body), "fake answer to: hello");
+    assert_true(tg_json_int(json_object_get(a.body, "usage"), "completion_tokens", 0) > 0);
+    assert_true(a.seconds < 1.0);
+    json_decref(a.body);
+    healthy(&gwa);
+}
+
+static void test_context_length_goes_to_the_larger_rung(void **state)
+{
+    (void)state;
+    script("big-model", NULL, "{}");
+    script("m-ctx", NULL,
+           "{\"status\":400,\"error_code\":\"context_length_exceeded\","
+           "\"error_message\":\"This model's maximum context length is 8192 tokens.\"}");
+    struct answer a = ask(&gwa, "m-ctx", "u10", false, false);
+    assert_int_equal(a.status, 200);
+    assert_string_equal(tg_json_str(tg(a.body), "rung", ""), "big");
+    assert_string_equal(tg_json_str(a.body, "model", ""), "big-model");
+    assert_int_equal(requests("m-ctx"), 1); /* no retry on the same model */
+    json_decref(a.body);
+    /* without a larger rung: a clean error */
+    a = ask(&gwb, "m-ctx", "u10", false, false);
+    assert_int_equal(a.status, 400);
+    assert_string_equal(tg_json_str(json_object_get(a.body, "error"), "code", ""),
+                        "context_length_exceeded");
+    json_decref(a.body);
+    healthy(&gwa);
+}
+
+static void test_content_policy_rejection_is_propagated(void **state)
+{
+    (void)state;
+    script("light-model", NULL, "{}");
+    script("m-policy", NULL,
+           "{\"status\":400,\"error_code\":\"content_policy_violation\","
+           "\"error_message\":\"Your request was rejected as a result of our safety system.\"}");
+    int64_t light_before = requests("light-model");
+    struct answer a = ask(&gwa, "m-policy", "u11", false, false);
+    assert_int_equal(a.status, 400);
+    const json_t *err = json_object_get(a.body, "error");
+    assert_string_equal(tg_json_str(err, "code", ""), "content_policy_violation");
+    assert_non_null(strstr(tg_json_str(err, "message", ""), "safety system"));
+    assert_int_equal(requests("m-policy"), 1);
+    assert_int_equal(requests("light-model"), light_before); /* no failover */
+    json_decref(a.body);
+    healthy(&gwa);
+}
+
+static void test_fallback_rejecting_a_prefill_restarts_cleanly(void **state)
+{
+    (void)state;
+    script("m-down", NULL, "{\"status\":503}");
+    script("light-model", NULL, "{\"reject_prefill\":true}");
+    struct answer a = ask(&gwa, "m-down", "u12", false, true);
+    assert_int_equal(a.status, 200);
+    assert_string_equal(tg_json_str(tg(a.body), "rung", ""), "light");
+    assert_true(has_event(a.body, "prefill_rejected"));
+    assert_int_equal(requests("light-model"), 2); /* refused once, then answered */
+    json_decref(a.body);
+    light_ok();
+    healthy(&gwa);
+}
+
+static void test_breaker_opens_probes_and_closes(void **state)
+{
+    (void)state;
+    script("m-brk", NULL, "{\"status\":503}");
+    for (int i = 0; i < 3; i++) {
+        char user[16];
+        snprintf(user, sizeof(user), "u13-%d", i); /* not one conversation: no degraded_3x */
+        struct answer a = ask(&gwb, "m-brk", user, false, false);
+        assert_int_equal(a.status, 200);
+        assert_string_equal(tg_json_str(tg(a.body), "rung", ""), "script");
+        json_decref(a.body);
+    }
+    assert_int_equal(requests("m-brk"), 3);
+    /* open: the primary is not even asked */
+    struct answer a = ask(&gwb, "m-brk", "u13-3", false, false);
+    assert_string_equal(tg_json_str(tg(a.body), "rung", ""), "script");
+    assert_true(has_event(a.body, "breaker_open"));
+    assert_int_equal(requests("m-brk"), 3);
+    json_decref(a.body);
+    /* the primary recovers; after the open time a probe goes through and closes it */
+    script("m-brk", NULL, "{}");
+    usleep(1100 * 1000);
+    a = ask(&gwb, "m-brk", "u13-4", false, false);
+    assert_string_equal(tg_json_str(tg(a.body), "rung", ""), "primary");
+    json_decref(a.body);
+    a = ask(&gwb, "m-brk", "u13-5", false, false);
+    assert_string_equal(tg_json_str(tg(a.body), "rung", ""), "primary");
+    json_decref(a.body);
+    healthy(&gwb);
+}
+
+static void test_turn_budget_is_never_exceeded(void **state)
+{
+    (void)state;
+    script("m-slow", NULL, "{\"delay_ms\":4000}");
+    struct answer a = ask(&gwb, "m-slow", "u14", false, false);
+    /* B's budget is 1.5 s: the holding script answers, well before the upstream would */
+    assert_int_equal(a.status, 200);
+    assert_string_equal(tg_json_str(tg(a.body), "rung", ""), "script");
+    assert_true(has_event(a.body, "turn_budget"));
+    assert_true(a.seconds >= 1.4 && a.seconds < 2.5);
+    json_decref(a.body);
+    healthy(&gwb);
+}
+
+static void test_client_that_leaves_stops_the_ladder(void **state)
+{
+    (void)state;
+    light_ok();
+    script("m-leave", NULL, "{\"delay_ms\":600,\"status\":503}");
+    /* a raw request, closed after 200 ms */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)gwa.port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    const char *body =
+        "{\"model\":\"m-leave\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+    char req[512];
+    int n = snprintf(req, sizeof(req),
+                     "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                     "tg-l\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                     strlen(body), body);
+    assert_int_equal(write(fd, req, (size_t)n), n);
+    usleep(200 * 1000);
+    close(fd);
+    usleep(1500 * 1000); /* longer than a retry would take */
+    assert_int_equal(requests("m-leave"), 1);
+    healthy(&gwa);
+}
+
+static void test_three_degraded_turns_go_to_a_person(void **state)
+{
+    (void)state;
+    light_ok();
+    script("m-weak", NULL, "{\"status\":503}");
+    for (int i = 0; i < 3; i++) {
+        struct answer a = ask(&gwa, "m-weak", "c-3x", false, false);
+        assert_int_equal(a.status, 200);
+        assert_string_equal(tg_json_str(tg(a.body), "rung", ""), "light");
+        json_decref(a.body);
+    }
+    int64_t before = requests("m-weak");
+    struct answer a = ask(&gwa, "m-weak", "c-3x", false, false);
+    assert_int_equal(a.status, 200);
+    assert_string_equal(tg_json_str(tg(a.body), "decision", ""), "handoff");
+    assert_non_null(strstr(content(a.body), "人工"));
+    const json_t *tags = json_object_get(tg(a.body), "tags");
+    bool tagged = false;
+    for (size_t i = 0; i < json_array_size(tags); i++)
+        tagged |= !strcmp(json_string_value(json_array_get(tags, i)), "degraded_3x");
+    assert_true(tagged);
+    assert_true(tg_str_has_prefix(tg_json_str(tg(a.body), "review_id", ""), "rev_"));
+    assert_int_equal(requests("m-weak"), before); /* no model was asked */
+    json_decref(a.body);
+    healthy(&gwa);
+}
+
+static void test_streamed_reply_after_failover(void **state)
+{
+    (void)state;
+    light_ok();
+    script("m-s503", NULL, "{\"status\":503}");
+    struct answer a = ask(&gwa, "m-s503", "u15", true, false);
+    assert_int_equal(a.status, 200);
+    const char *raw = tg_json_str(a.body, "raw", "");
+    assert_non_null(strstr(raw, "data: [DONE]"));
+    assert_non_null(strstr(raw, "\"model\":\"light-model\""));
+    json_decref(a.body);
+}
+
+static void test_failover_is_counted_in_metrics(void **state)
+{
+    (void)state;
+    char url[128];
+    struct tg_h_resp r;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", gwa.port);
+    assert_int_equal(tg_h_http("GET", url, NULL, NULL, 0, 0, &r), 0);
+    assert_non_null(
+        strstr(r.body, "trustgate_degradations_total{from=\"primary\",cause=\"status_503\"}"));
+    assert_non_null(strstr(
+        r.body, "trustgate_upstream_attempts_total{backend=\"primary\",outcome=\"status_503\"}"));
+    assert_non_null(
+        strstr(r.body, "trustgate_tokens_total{backend=\"light\",kind=\"completion\"}"));
+    tg_h_resp_free(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_429_with_retry_after_waits_as_told),
+        cmocka_unit_test(test_429_again_and_again_backs_off_then_fails_over),
+        cmocka_unit_test(test_503_once_is_retried),
+        cmocka_unit_test(test_503_persistent_fails_over),
+        cmocka_unit_test(test_reset_before_headers_is_retried),
+        cmocka_unit_test(test_silent_upstream_fails_over_at_once),
+        cmocka_unit_test(test_late_first_token_fails_over),
+        cmocka_unit_test(test_broken_streams_are_never_delivered),
+        cmocka_unit_test(test_stream_without_done_finishes),
+        cmocka_unit_test(test_context_length_goes_to_the_larger_rung),
+        cmocka_unit_test(test_content_policy_rejection_is_propagated),
+        cmocka_unit_test(test_fallback_rejecting_a_prefill_restarts_cleanly),
+        cmocka_unit_test(test_breaker_opens_probes_and_closes),
+        cmocka_unit_test(test_turn_budget_is_never_exceeded),
+        cmocka_unit_test(test_client_that_leaves_stops_the_ladder),
+        cmocka_unit_test(test_three_degraded_turns_go_to_a_person),
+        cmocka_unit_test(test_streamed_reply_after_failover),
+        cmocka_unit_test(test_failover_is_counted_in_metrics),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
