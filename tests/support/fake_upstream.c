@@ -323,8 +323,10 @@ static int step_copy(struct step *dst, const struct step *src)
         if (step_fields[i].kind == F_STR)
             *step_str(&s, &step_fields[i]) = NULL;
     for (size_t i = 0; i < TG_ARRAY_LEN(step_fields); i++) {
+        if (step_fields[i].kind != F_STR)
+            continue;
         const char *v = *step_str((struct step *)src, &step_fields[i]);
-        if (step_fields[i].kind != F_STR || !v)
+        if (!v)
             continue;
         if (!(*step_str(&s, &step_fields[i]) = tg_strdup(v))) {
             step_clear(&s);
