@@ -1300,8 +1300,10 @@ static void check_ladder(struct vctx *c, struct tg_config *cfg, const json_t *ro
                                        "backoff",        "backoff_max", "degraded_to_human",
                                        "min_confidence", "breaker"};
     static const char *const durs[] = {"budget", "backoff", "backoff_max"};
-    static const char *const rung_keys[] = {"name", "backend", "model", "budget", "large_context"};
-    static const char *const rung_durs[] = {"budget"};
+    static const char *const rung_keys[] = {"name",   "backend",       "model",
+                                            "budget", "large_context", "max_inflight",
+                                            "queue",  "queue_timeout"};
+    static const char *const rung_durs[] = {"budget", "queue_timeout"};
     static const char *const br_keys[] = {"failures", "open", "probe"};
     static const char *const br_durs[] = {"open"};
     const json_t *sec = get_mapping(c, root, "ladder", "ladder");
@@ -1338,7 +1340,9 @@ static void check_ladder(struct vctx *c, struct tg_config *cfg, const json_t *ro
             continue;
         }
         tg_config_check_keys(c->errs, c->path, c->lines, r, w, rung_keys, TG_ARRAY_LEN(rung_keys));
-        check_durations(c, r, w, rung_durs, 1);
+        check_durations(c, r, w, rung_durs, TG_ARRAY_LEN(rung_durs));
+        check_number(c, r, "max_inflight", "max_inflight", 0, 1000000);
+        check_number(c, r, "queue", "queue", 0, 1000000);
         const char *b = tg_json_str(r, "backend", NULL);
         const json_t *lc = json_object_get(r, "large_context");
         if (lc && !json_is_boolean(lc))

@@ -27,8 +27,18 @@ struct breaker {
     int64_t open_until_ns; /* 0: closed; else open until then, half-open after */
 };
 
+struct tg_dispatch;
+
 struct rung {
     char name[NAME_MAX_];
+    /* admission: at most max_inflight calls at once (0: no limit); up to
+     * max_queue turns wait for a slot, highest priority first, at most
+     * queue_timeout_ms each */
+    int max_inflight, max_queue;
+    int64_t queue_timeout_ms;
+    int inflight;
+    struct tg_dispatch *queue; /* waiting turns, best priority first */
+    int queued;
     struct tg_backend *backend; /* NULL: a person */
     const char *model;          /* fixed model for this rung, or NULL (borrowed from the config) */
     int64_t budget_ms;          /* this rung's own time limit per attempt; 0: none */
@@ -60,15 +70,18 @@ struct tg_dispatch {
     json_t *messages, *params;
     tg_dispatch_cb cb;
     void *arg;
-    size_t rung; /* the rung being tried */
-    int attempt; /* calls made on this rung */
-    int steps;   /* rungs left behind: the turn's degradations */
+    size_t rung;               /* the rung being tried */
+    int attempt;               /* calls made on this rung */
+    int steps;                 /* rungs left behind: the turn's degradations */
+    int priority;              /* admission: larger first (VIP 2, customers 1, internal 0) */
+    bool has_slot;             /* holds one of its rung's max_inflight slots */
+    struct tg_dispatch *qnext; /* in its rung's queue */
     bool prefill_dropped, want_large, budget_gone;
     bool turn_limited; /* the attempt's timer is the turn's deadline, not the rung's budget */
     int64_t started_ns, deadline_ns; /* deadline 0: none */
     struct tg_backend_call *call;
     struct event *timer;
-    enum { PH_IDLE, PH_CALL, PH_WAIT } phase;
+    enum { PH_IDLE, PH_CALL, PH_WAIT, PH_QUEUED, PH_ADMITTED, PH_SHED } phase;
     bool in_start; /* the callback may not free us while start() still runs */
     int last_err;  /* the last failure, for the client when no rung is left */
     char last_msg[300];
@@ -169,6 +182,9 @@ int tg_ladder_build(const struct tg_config *cfg, struct tg_backend *const *backe
         rg->model = tg_json_str(r, "model", NULL);
         rg->budget_ms = dur(json_object_get(r, "budget"), 0);
         rg->large_context = tg_json_bool(r, "large_context", false);
+        rg->max_inflight = (int)tg_json_int(r, "max_inflight", 0);
+        rg->max_queue = (int)tg_json_int(r, "queue", 0);
+        rg->queue_timeout_ms = dur(json_object_get(r, "queue_timeout"), 1000);
     }
     *out = l;
     return TG_OK;
@@ -324,9 +340,103 @@ static int64_t left_ms(const struct tg_dispatch *d)
 
 static void call_done(struct tg_backend_result *res, void *arg);
 
+/* ------------------------------------------------------------ admission */
+
+static void queue_remove(struct rung *r, struct tg_dispatch *d)
+{
+    for (struct tg_dispatch **p = &r->queue; *p; p = &(*p)->qnext) {
+        if (*p == d) {
+            *p = d->qnext;
+            d->qnext = NULL;
+            r->queued--;
+            return;
+        }
+    }
+}
+
+/* Best priority first; first come first within a priority. */
+static void queue_insert(struct rung *r, struct tg_dispatch *d)
+{
+    struct tg_dispatch **p = &r->queue;
+    while (*p && (*p)->priority >= d->priority)
+        p = &(*p)->qnext;
+    d->qnext = *p;
+    *p = d;
+    r->queued++;
+}
+
+/* Wake a waiting turn on the next loop iteration (never inside another's call stack). */
+static void wake(struct tg_dispatch *d, int phase)
+{
+    d->phase = phase;
+    evtimer_del(d->timer);
+    event_active(d->timer, EV_TIMEOUT, 0);
+}
+
+/* Give a freed slot to the best waiting turn. */
+static void admit_next(struct rung *r)
+{
+    while (r->queue && r->inflight < r->max_inflight) {
+        struct tg_dispatch *w = r->queue;
+        queue_remove(r, w);
+        w->has_slot = true;
+        r->inflight++;
+        wake(w, PH_ADMITTED);
+    }
+}
+
+static void release_slot(struct tg_dispatch *d)
+{
+    if (!d->has_slot)
+        return;
+    struct rung *r = &d->l->rungs[d->rung];
+    d->has_slot = false;
+    r->inflight--;
+    admit_next(r);
+}
+
+/*
+ * May d call its rung now?  True with a slot taken (or no limit); false
+ * when it was queued (it wakes later) or stepped down (overloaded).  A full
+ * queue sheds its lowest-priority turn for a more important newcomer, so
+ * internal work degrades first and VIP customers last.
+ */
+static bool admit(struct tg_dispatch *d)
+{
+    struct rung *r = &d->l->rungs[d->rung];
+    if (!r->max_inflight || d->has_slot)
+        return true;
+    if (r->inflight < r->max_inflight && !r->queue) {
+        d->has_slot = true;
+        r->inflight++;
+        return true;
+    }
+    if (r->queued >= r->max_queue) {
+        struct tg_dispatch *worst = NULL;
+        for (struct tg_dispatch *w = r->queue; w; w = w->qnext)
+            if (w->priority < d->priority)
+                worst = w; /* the last of the lowest priority */
+        if (!worst) {
+            step_down(d, "overloaded", 0);
+            return false;
+        }
+        queue_remove(r, worst);
+        wake(worst, PH_SHED);
+    }
+    queue_insert(r, d);
+    d->phase = PH_QUEUED;
+    int64_t wait = r->queue_timeout_ms;
+    if (left_ms(d) < wait)
+        wait = left_ms(d);
+    arm(d, wait);
+    return false;
+}
+
 static void attempt(struct tg_dispatch *d)
 {
     struct rung *r = &d->l->rungs[d->rung];
+    if (!admit(d))
+        return;
     struct tg_backend_request rq = d->rq;
     json_t *trimmed = NULL;
     if (r->model)
@@ -353,6 +463,7 @@ static void attempt(struct tg_dispatch *d)
         evtimer_del(d->timer);
         d->call = NULL;
         d->phase = PH_IDLE;
+        release_slot(d);
         step_down(d, "start_failed", 0);
     }
 }
@@ -372,6 +483,7 @@ static void call_done(struct tg_backend_result *res, void *arg)
     d->call = NULL;
     d->phase = PH_IDLE;
     evtimer_del(d->timer);
+    release_slot(d);
     if (l->metrics)
         tg_metrics_attempt(l->metrics, tg_backend_name(r->backend), res->err ? res->kind : "ok");
     if (!res->err) {
@@ -479,15 +591,29 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct tg_dispatch *d = arg;
-    if (d->phase == PH_WAIT) {
-        attempt(d); /* the backoff is over */
+    switch (d->phase) {
+    case PH_WAIT:     /* the backoff is over */
+    case PH_ADMITTED: /* a slot came free */
+        attempt(d);
         return;
+    case PH_SHED: /* a more important turn took the place in the queue */
+        d->phase = PH_IDLE;
+        step_down(d, "shed", 0);
+        return;
+    case PH_QUEUED: /* no slot came free in time */
+        queue_remove(&d->l->rungs[d->rung], d);
+        d->phase = PH_IDLE;
+        step_down(d, "queue_timeout", 0);
+        return;
+    default:
+        break;
     }
     /* the attempt ran out of time: its rung's budget, or the turn's */
     if (d->call)
         tg_backend_cancel(d->call);
     d->call = NULL;
     d->phase = PH_IDLE;
+    release_slot(d);
     struct rung *r = &d->l->rungs[d->rung];
     if (d->l->metrics)
         tg_metrics_attempt(d->l->metrics, tg_backend_name(r->backend), "budget");
@@ -539,8 +665,8 @@ static void try_rung(struct tg_dispatch *d)
 }
 
 int tg_dispatch_start(struct tg_ladder *l, struct event_base *base,
-                      const struct tg_backend_request *rq, bool to_human, tg_dispatch_cb cb,
-                      void *arg, struct tg_dispatch **out)
+                      const struct tg_backend_request *rq, const struct tg_dispatch_opts *opts,
+                      tg_dispatch_cb cb, void *arg, struct tg_dispatch **out)
 {
     struct tg_dispatch *d = tg_calloc(1, sizeof(*d));
     if (!d)
@@ -569,7 +695,8 @@ int tg_dispatch_start(struct tg_ladder *l, struct event_base *base,
         d->deadline_ns = d->started_ns + l->budget_ms * 1000000;
     *out = d;
     d->in_start = true;
-    if (to_human) {
+    d->priority = opts ? opts->priority : TG_PRIORITY_CUSTOMER;
+    if (opts && opts->to_human) {
         d->res.human = true;
         d->res.rung = "human";
         d->finished = true;
@@ -591,6 +718,9 @@ void tg_dispatch_cancel(struct tg_dispatch *d)
         return;
     if (d->call)
         tg_backend_cancel(d->call);
+    if (d->phase == PH_QUEUED)
+        queue_remove(&d->l->rungs[d->rung], d);
+    release_slot(d);
     event_free(d->timer);
     json_decref(d->messages);
     json_decref(d->params);

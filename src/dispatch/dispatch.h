@@ -11,7 +11,10 @@
  * cut or stalled stream, an exhausted rung budget).  A 400 for context
  * length goes to a `large_context` rung if there is one; a content-policy
  * rejection or other client error ends the turn with the provider's reason.
- * Every step down is an event with its cause.  A circuit breaker per rung
+ * Every step down is an event with its cause.  A rung may limit its calls
+ * in flight (max_inflight) and let turns queue for a slot (queue,
+ * queue_timeout); when the queue is full a more important turn takes the
+ * place of a less important one, which steps down ("shed").  A circuit breaker per rung
  * opens after consecutive failures, lets a share of turns probe once its
  * open time is over, and closes when a probe succeeds.  The whole turn has
  * a budget no timer can extend: when it runs out, the ladder skips to its
@@ -62,16 +65,24 @@ struct tg_dispatch_result {
 
 typedef void (*tg_dispatch_cb)(struct tg_dispatch_result *res, void *arg);
 
+/* Admission classes: under overload internal work degrades first, VIP customers last. */
+enum { TG_PRIORITY_INTERNAL = 0, TG_PRIORITY_CUSTOMER = 1, TG_PRIORITY_VIP = 2 };
+
+struct tg_dispatch_opts {
+    bool to_human; /* straight to a person (the conversation degraded too often) */
+    int priority;  /* TG_PRIORITY_* */
+};
+
 /*
  * Answer rq (borrowed; its messages and params are referenced, the rest
  * must live until the callback) on the ladder, starting at the first rung
- * or, with to_human, straight with a person.  The callback runs exactly once
- * (possibly before this returns) unless the dispatch is cancelled first.
- * TG_OK or TG_E_NOMEM (no callback).
+ * or, with opts->to_human, straight with a person.  The callback runs
+ * exactly once (possibly before this returns) unless the dispatch is
+ * cancelled first.  TG_OK or TG_E_NOMEM (no callback).
  */
 int tg_dispatch_start(struct tg_ladder *l, struct event_base *base,
-                      const struct tg_backend_request *rq, bool to_human, tg_dispatch_cb cb,
-                      void *arg, struct tg_dispatch **out);
+                      const struct tg_backend_request *rq, const struct tg_dispatch_opts *opts,
+                      tg_dispatch_cb cb, void *arg, struct tg_dispatch **out);
 /* The client left: stop the call in progress, make no more attempts, no callback. */
 void tg_dispatch_cancel(struct tg_dispatch *d);
 

@@ -115,6 +115,18 @@ void tg_turn_client_gone(struct tg_turn *t)
         tg_pipeline_resume(t);
 }
 
+/* The turn's admission class: metadata.tier "vip", metadata.class "internal"
+ * (reports and other work no customer waits for), else a customer. */
+static int turn_priority(const struct tg_turn *t)
+{
+    const json_t *meta = json_object_get(t->request, "metadata");
+    if (!strcmp(tg_json_str(meta, "tier", ""), "vip"))
+        return TG_PRIORITY_VIP;
+    if (!strcmp(tg_json_str(meta, "class", ""), "internal"))
+        return TG_PRIORITY_INTERNAL;
+    return TG_PRIORITY_CUSTOMER;
+}
+
 enum tg_stage_rc tg_stage_generate(struct tg_turn *t)
 {
     /* A decision AI may not make, or a refusal: no model is asked. */
@@ -138,12 +150,15 @@ enum tg_stage_rc tg_stage_generate(struct tg_turn *t)
         .for_review = t->rules.review,
     };
     /* A conversation that degraded too often in a row goes to a person. */
-    bool to_human = t->conv.degraded_streak >= tg_ladder_max_streak(t->p->ladder);
-    if (to_human)
+    struct tg_dispatch_opts opts = {
+        .to_human = t->conv.degraded_streak >= tg_ladder_max_streak(t->p->ladder),
+        .priority = turn_priority(t),
+    };
+    if (opts.to_human)
         json_array_append_new(t->tags, json_string("degraded_3x"));
     bool done = false;
     int rc =
-        tg_dispatch_start(t->p->ladder, t->p->base, &rq, to_human, dispatched_cb, t, &t->dispatch);
+        tg_dispatch_start(t->p->ladder, t->p->base, &rq, &opts, dispatched_cb, t, &t->dispatch);
     json_decref(messages);
     if (rc) {
         tg_turn_fail(t, rc, 500, "internal_error", NULL, "the ladder could not start: %s",

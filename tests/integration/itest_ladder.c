@@ -20,6 +20,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,7 @@
 #include <unistd.h>
 
 static char dir[64];
-static struct tg_h_proc up, gwa, gwb;
+static struct tg_h_proc up, gwa, gwb, gwc;
 
 #define CONFIG_A                                                                                   \
                                                                                                    \
@@ -64,6 +65,18 @@ static struct tg_h_proc up, gwa, gwb;
     "    - {name: primary, backend: primary}\n"                                                    \
     "    - {name: script, backend: holding}\n"
 
+/* Gateway C: one call at a time on the primary, one turn may wait for it. */
+#define CONFIG_C                                                                                   \
+    "auth:\n  api_keys:\n    - name: t\n      key: tg-l\n"                                         \
+    "backends:\n"                                                                                  \
+    "  - name: primary\n    type: openai\n    base_url: http://127.0.0.1:%d/v1\n"                  \
+    "  - name: holding\n    type: script\n    reply: 您好，系统繁忙，请稍候。\n"       \
+    "route:\n  backend: primary\n"                                                                 \
+    "ladder:\n  budget: 10s\n  max_attempts: 1\n"                                                  \
+    "  rungs:\n"                                                                                   \
+    "    - {name: primary, backend: primary, max_inflight: 1, queue: 1, queue_timeout: 5s}\n"      \
+    "    - {name: script, backend: holding}\n"
+
 static int setup(void **state)
 {
     (void)state;
@@ -79,14 +92,20 @@ static int setup(void **state)
     snprintf(cfg, sizeof(cfg), CONFIG_B, up.port);
     tg_h_write_file(dir, "b.yaml", cfg, path, sizeof(path));
     snprintf(data, sizeof(data), "%s/b", dir);
-    return tg_h_start_gateway(&gwb, path, data);
+    if (tg_h_start_gateway(&gwb, path, data))
+        return -1;
+    snprintf(cfg, sizeof(cfg), CONFIG_C, up.port);
+    tg_h_write_file(dir, "c.yaml", cfg, path, sizeof(path));
+    snprintf(data, sizeof(data), "%s/c", dir);
+    return tg_h_start_gateway(&gwc, path, data);
 }
 
 static int teardown(void **state)
 {
     (void)state;
     char cmd[128];
-    int rc = tg_h_stop(&gwa, 5000) | tg_h_stop(&gwb, 5000) | tg_h_stop(&up, 5000);
+    int rc = tg_h_stop(&gwa, 5000) | tg_h_stop(&gwb, 5000) | tg_h_stop(&gwc, 5000) |
+             tg_h_stop(&up, 5000);
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
         rc = -1;
@@ -533,6 +552,71 @@ static void test_failover_is_counted_in_metrics(void **state)
     tg_h_resp_free(&r);
 }
 
+struct overload_turn {
+    const char *user, *meta;
+    int delay_ms;
+    long status;
+    char rung[32];
+    bool shed, overloaded;
+    double seconds;
+};
+
+static void *overload_thread(void *arg)
+{
+    struct overload_turn *o = arg;
+    char body[512];
+    struct tg_h_resp r;
+    usleep((useconds_t)o->delay_ms * 1000);
+    snprintf(body, sizeof(body),
+             "{\"model\":\"m-busy\",\"user\":\"%s\",\"metadata\":%s,"
+             "\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}]}",
+             o->user, o->meta);
+    if (tg_h_chat(gwc.port, "tg-l", body, &r) == 0) {
+        json_t *j = json_loads(r.body, 0, NULL);
+        o->status = r.status;
+        o->seconds = r.seconds;
+        tg_strlcpy(o->rung, tg_json_str(tg(j), "rung", ""), sizeof(o->rung));
+        o->shed = has_event(j, "shed");
+        o->overloaded = has_event(j, "overloaded");
+        json_decref(j);
+        tg_h_resp_free(&r);
+    }
+    return NULL;
+}
+
+/* One slot and one place in the queue: a customer holds the slot, internal
+ * work waits, a VIP arrives and takes the internal work's place (which goes
+ * to the script at once), and a later customer finds no room at all. */
+static void test_overload_sheds_internal_work_first(void **state)
+{
+    (void)state;
+    script("m-busy", NULL, "{\"delay_ms\":800}");
+    struct overload_turn t[4] = {
+        {"ov-a", "{}", 0, 0, "", false, false, 0},
+        {"ov-bi", "{\"class\":\"internal\"}", 150, 0, "", false, false, 0},
+        {"ov-vip", "{\"tier\":\"vip\"}", 300, 0, "", false, false, 0},
+        {"ov-d", "{}", 450, 0, "", false, false, 0},
+    };
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, overload_thread, &t[i]), 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(t[i].status, 200);
+    assert_string_equal(t[0].rung, "primary");
+    assert_string_equal(t[1].rung, "script"); /* internal work degrades first */
+    assert_true(t[1].shed);
+    assert_true(t[1].seconds < 0.5);
+    assert_string_equal(t[2].rung, "primary"); /* the VIP waited for the slot */
+    assert_true(t[2].seconds > 0.9);
+    assert_string_equal(t[3].rung, "script"); /* no room: degraded at once, not left hanging */
+    assert_true(t[3].overloaded);
+    assert_true(t[3].seconds < 0.5);
+    assert_int_equal(requests("m-busy"), 2);
+    healthy(&gwc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -554,6 +638,7 @@ int main(void)
         cmocka_unit_test(test_three_degraded_turns_go_to_a_person),
         cmocka_unit_test(test_streamed_reply_after_failover),
         cmocka_unit_test(test_failover_is_counted_in_metrics),
+        cmocka_unit_test(test_overload_sheds_internal_work_first),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
