@@ -20,6 +20,7 @@ int tg_cli_train(int argc, char **argv);
 int tg_cli_eval(int argc, char **argv);
 int tg_cli_eval_intent(int argc, char **argv);
 int tg_cli_eval_retrieval(int argc, char **argv);
+int tg_cli_eval_far(int argc, char **argv);
 
 /* Load a config, printing every problem as FILE:LINE: message on stderr.
  * Returns NULL on failure. */

@@ -16,6 +16,7 @@ struct suite {
 static const struct suite suites[] = {
     {"intent", tg_cli_eval_intent, "intent accuracy and macro-F1 on a labelled TSV"},
     {"retrieval", tg_cli_eval_retrieval, "P@1, MRR@10, Recall@10 against an FTS5 baseline"},
+    {"far", tg_cli_eval_far, "first-response accuracy, decomposed, on a labelled set"},
 };
 
 static void eval_usage(FILE *f)

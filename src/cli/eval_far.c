@@ -1,0 +1,490 @@
+/*
+ * eval_far.c - `trustgate eval far`: first-response accuracy of a
+ * deployment on a labelled set, decomposed (see src/eval/eval.h).
+ *
+ * Turns run in-process through the whole pipeline (-c CONFIG, on a fresh
+ * temporary data directory unless --data names one), or over HTTP against
+ * any OpenAI-compatible endpoint (--url, --key): trustgate itself, or a
+ * bare model for comparison.  Over HTTP the evidence for the consistency
+ * test is the text of the documents the answer cites (from the config's
+ * knowledge base folders), or the labelled source when it cites none.
+ */
+#include "cli/cli.h"
+
+#include "backend/backend.h"
+#include "eval/eval.h"
+#include "pipeline/pipeline.h"
+#include "text/text.h"
+
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: trustgate eval far -c FILE [--set FILE] [--data DIR] [--url URL --key KEY]\n"
+            "       [--model NAME] [--k K] [--json FILE] [--html FILE] [--min-far X]\n\n"
+            "Run every labelled turn of a set (JSONL: id, question, intent, source, facts,\n"
+            "decision) and report first-response accuracy (FAR): the share of turns the gate\n"
+            "decided as labelled and, for answers delivered, with the right intent, the\n"
+            "expected source among the top K citations and an answer consistent with its\n"
+            "evidence; each factor, their product, the stage that failed first for every\n"
+            "failing turn, latency and cost.  Exit status 1 when FAR is below the minimum.\n\n"
+            "  -c, --config FILE   the deployment (also its knowledge base for --url)\n"
+            "  -s, --set FILE      the labelled set (default: eval.far.set in the config)\n"
+            "  -d, --data DIR      data directory for in-process turns (default: a fresh one)\n"
+            "  -u, --url URL       send the turns to an OpenAI-compatible server instead\n"
+            "  -k, --key KEY       its API key\n"
+            "  -m, --model NAME    the model to ask for over HTTP (default: the config's first)\n"
+            "      --k K           citations that count (default 3)\n"
+            "  -j, --json FILE     write the report as JSON (- for stdout)\n"
+            "      --html FILE     write a self-contained HTML report with charts\n"
+            "      --min-far X     fail below this FAR, 0..1 (default: eval.far.min or none)\n");
+}
+
+/* ------------------------------------------------------------ in-process */
+
+struct run {
+    struct event_base *base;
+    struct tg_text *tx;
+    const json_t *prices;
+    struct tg_far_item *it;
+    int64_t t0;
+    bool done;
+};
+
+static double price_of(const json_t *prices, const char *model, int64_t prompt, int64_t completion)
+{
+    const json_t *p = json_object_get(prices, model ? model : "");
+    if (!p)
+        return 0;
+    double pp = json_number_value(json_object_get(p, "prompt"));
+    double cp = json_number_value(json_object_get(p, "completion"));
+    return (pp * (double)prompt + cp * (double)completion) / 1000.0; /* prices per 1,000 tokens */
+}
+
+/* Fill the outcome of it and score its answer against evidence. */
+static void judge(struct run *r, struct tg_far_item *it, const char *const *evidence, size_t nev,
+                  const char *const *skip, size_t nskip)
+{
+    if (it->got_decision && !strcmp(it->got_decision, "deliver") && it->answer) {
+        tg_eval_consistency(r->tx, it->answer, evidence, nev, skip, nskip, 0.5, &it->cons);
+        size_t i;
+        json_t *f;
+        json_array_foreach(it->facts, i, f)
+        {
+            it->facts_found +=
+                json_is_string(f) && tg_eval_contains(r->tx, it->answer, json_string_value(f));
+        }
+    }
+}
+
+static void done_cb(struct tg_turn *t, void *arg)
+{
+    struct run *r = arg;
+    struct tg_far_item *it = r->it;
+    it->ran = true;
+    it->ms = (double)(tg_clock_mono_ns() - r->t0) / 1e6;
+    it->got_decision = tg_strdup(t->err ? "error" : tg_decision_name(t->decision));
+    it->got_intent = t->intent ? tg_strdup(t->intent) : NULL;
+    it->answer = t->answer ? tg_strndup(t->answer, t->answer_len) : NULL;
+    it->cited = json_array();
+    size_t i;
+    json_t *c;
+    json_array_foreach(t->citations, i, c)
+        json_array_append_new(it->cited, json_string(tg_json_str(c, "source", "")));
+    const char *ev[64], *skip[16];
+    size_t nev = 0, nskip = 0;
+    for (i = 0; i < t->n_evidence && nev < TG_ARRAY_LEN(ev); i++)
+        ev[nev++] = t->evidence[i].text;
+    json_t *s;
+    json_array_foreach(t->rules.prefixes, i, s)
+    {
+        if (json_is_string(s) && nskip < TG_ARRAY_LEN(skip))
+            skip[nskip++] = json_string_value(s);
+    }
+    json_array_foreach(t->rules.suffixes, i, s)
+    {
+        if (json_is_string(s) && nskip < TG_ARRAY_LEN(skip))
+            skip[nskip++] = json_string_value(s);
+    }
+    it->prompt_tokens = t->prompt_tokens;
+    it->completion_tokens = t->completion_tokens;
+    it->cost = price_of(r->prices, t->upstream_model[0] ? t->upstream_model : t->rung,
+                        t->prompt_tokens, t->completion_tokens);
+    judge(r, it, ev, nev, skip, nskip);
+    r->done = true;
+    event_base_loopbreak(r->base);
+}
+
+static int run_local(struct tg_config *cfg, const char *data, struct tg_far_item *items, size_t n,
+                     struct tg_text *tx, const json_t *prices)
+{
+    char dir[4096], err[512];
+    struct tg_pipeline *p = NULL;
+    struct event_base *base = event_base_new();
+    int rc = TG_E_INTERNAL;
+    if (data) {
+        tg_strlcpy(dir, data, sizeof(dir));
+    } else {
+        snprintf(dir, sizeof(dir), "%s/tg-eval-XXXXXX",
+                 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+        if (!mkdtemp(dir)) {
+            fprintf(stderr, "trustgate eval far: cannot create a temporary data directory\n");
+            event_base_free(base);
+            return TG_E_IO;
+        }
+    }
+    if (!base || tg_cli_mkdirs(dir) || tg_pipeline_open(cfg, base, dir, &p, err, sizeof(err))) {
+        fprintf(stderr, "trustgate eval far: %s\n", base ? err : "cannot create event loop");
+        goto out;
+    }
+    p->log_turns = false;
+    bool tty = isatty(STDERR_FILENO);
+    for (size_t i = 0; i < n; i++) {
+        struct tg_far_item *it = &items[i];
+        char user[96];
+        snprintf(user, sizeof(user), "eval-%s", it->id);
+        json_t *req = json_pack("{s:[{s:s, s:s}], s:s}", "messages", "role", "user", "content",
+                                it->question, "user", user);
+        char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+        json_decref(req);
+        struct tg_turn *t = body ? tg_turn_new(p) : NULL;
+        if (!t) {
+            free(body);
+            rc = TG_E_NOMEM;
+            goto out;
+        }
+        struct run r = {.base = base, .tx = tx, .prices = prices, .it = it};
+        t->channel = "eval";
+        t->trusted = true;
+        t->body = body;
+        t->body_len = strlen(body);
+        t->done_cb = done_cb;
+        t->done_arg = &r;
+        r.t0 = tg_clock_mono_ns();
+        tg_pipeline_start(t);
+        if (!r.done)
+            event_base_dispatch(base);
+        tg_turn_free(t);
+        free(body);
+        if (tty)
+            fprintf(stderr, "\r  [%-40.*s] %zu/%zu", (int)((i + 1) * 40 / n),
+                    "########################################", i + 1, n);
+    }
+    if (tty)
+        fprintf(stderr, "\n");
+    rc = TG_OK;
+out:
+    tg_pipeline_close(p);
+    if (base)
+        event_base_free(base);
+    if (!data) {
+        char cmd[4200];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "trustgate eval far: could not remove %s\n", dir);
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------ over HTTP */
+
+static size_t collect(char *p, size_t size, size_t n, void *arg)
+{
+    return tg_buf_append(arg, p, size * n) == TG_OK ? size * n : 0;
+}
+
+/* The text of a knowledge-base document named by a citation or label
+ * ("dir/file.md" or "faq.jsonl:N"), looked up under the config's kb paths. */
+static char *document(const struct tg_config *cfg, const char *source)
+{
+    char name[1024];
+    const char *base = strrchr(source, '/');
+    tg_strlcpy(name, base ? base + 1 : source, sizeof(name));
+    char *colon = strrchr(name, ':');
+    long line = 0;
+    if (colon && strstr(name, ".jsonl:")) {
+        line = strtol(colon + 1, NULL, 10);
+        *colon = '\0';
+    }
+    for (size_t i = 0; i < cfg->n_kb_paths; i++) {
+        char path[4200];
+        snprintf(path, sizeof(path), "%s/%s", cfg->kb_paths[i], name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        struct tg_buf b;
+        tg_buf_init(&b, 16u << 20);
+        char *ln = NULL;
+        size_t cap = 0;
+        long no = 0;
+        while (getline(&ln, &cap, f) > 0) {
+            no++;
+            if (!line || no == line)
+                tg_buf_puts(&b, ln);
+        }
+        free(ln);
+        fclose(f);
+        return tg_buf_steal(&b, NULL);
+    }
+    return NULL;
+}
+
+static int run_http(const struct tg_config *cfg, const char *url, const char *key,
+                    const char *model, struct tg_far_item *items, size_t n, struct tg_text *tx,
+                    const json_t *prices)
+{
+    CURL *h = curl_easy_init();
+    struct curl_slist *hdrs = NULL;
+    char auth[1024], endpoint[2048];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key ? key : "");
+    snprintf(endpoint, sizeof(endpoint), "%s/v1/chat/completions", url);
+    hdrs = curl_slist_append(hdrs, auth);
+    hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+    bool tty = isatty(STDERR_FILENO);
+    for (size_t i = 0; h && i < n; i++) {
+        struct tg_far_item *it = &items[i];
+        char user[96];
+        snprintf(user, sizeof(user), "eval-%s", it->id);
+        json_t *req = json_pack("{s:s, s:[{s:s, s:s}], s:s}", "model", model, "messages", "role",
+                                "user", "content", it->question, "user", user);
+        char *body = json_dumps(req, JSON_COMPACT);
+        json_decref(req);
+        struct tg_buf out;
+        tg_buf_init(&out, 64u << 20);
+        curl_easy_reset(h);
+        curl_easy_setopt(h, CURLOPT_URL, endpoint);
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &out);
+        curl_easy_setopt(h, CURLOPT_TIMEOUT, 120L);
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        int64_t t0 = tg_clock_mono_ns();
+        CURLcode cc = curl_easy_perform(h);
+        long status = 0;
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        it->ms = (double)(tg_clock_mono_ns() - t0) / 1e6;
+        free(body);
+        json_t *j = cc == CURLE_OK ? json_loadb(out.data ? out.data : "", out.len, 0, NULL) : NULL;
+        tg_buf_free(&out);
+        it->ran = true;
+        it->cited = json_array();
+        if (!j || status != 200) {
+            it->got_decision = tg_strdup("error");
+            json_decref(j);
+            continue;
+        }
+        const json_t *tgo = json_object_get(j, "trustgate");
+        it->got_decision = tg_strdup(tg_json_str(tgo, "decision", "deliver"));
+        const char *gi = tg_json_str(json_object_get(tgo, "intent"), "name", NULL);
+        it->got_intent = gi ? tg_strdup(gi) : NULL;
+        it->answer = tg_strdup(tg_json_str(
+            json_object_get(json_array_get(json_object_get(j, "choices"), 0), "message"), "content",
+            ""));
+        size_t ci;
+        json_t *c;
+        json_array_foreach(json_object_get(tgo, "citations"), ci, c)
+            json_array_append_new(it->cited, json_string(tg_json_str(c, "source", "")));
+        const json_t *usage = json_object_get(j, "usage");
+        it->prompt_tokens = tg_json_int(usage, "prompt_tokens", 0);
+        it->completion_tokens = tg_json_int(usage, "completion_tokens", 0);
+        it->cost = price_of(prices, tg_json_str(j, "model", model), it->prompt_tokens,
+                            it->completion_tokens);
+        /* the evidence: the cited documents, else the labelled source */
+        char *docs[8];
+        size_t nd = 0;
+        for (ci = 0; ci < json_array_size(it->cited) && nd < 3; ci++)
+            if ((docs[nd] = document(cfg, json_string_value(json_array_get(it->cited, ci)))))
+                nd++;
+        if (!nd && it->source && (docs[nd] = document(cfg, it->source)))
+            nd++;
+        struct run r = {.tx = tx};
+        judge(&r, it, (const char *const *)docs, nd, NULL, 0);
+        for (size_t d = 0; d < nd; d++)
+            tg_free(docs[d]);
+        json_decref(j);
+        if (tty)
+            fprintf(stderr, "\r  [%-40.*s] %zu/%zu", (int)((i + 1) * 40 / n),
+                    "########################################", i + 1, n);
+    }
+    if (tty)
+        fprintf(stderr, "\n");
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(h);
+    return h ? TG_OK : TG_E_NOMEM;
+}
+
+/* ------------------------------------------------------------ command */
+
+static int write_file(const char *path, const char *data, size_t len)
+{
+    if (!strcmp(path, "-")) {
+        fwrite(data, 1, len, stdout);
+        return TG_OK;
+    }
+    FILE *f = fopen(path, "w");
+    if (!f || fwrite(data, 1, len, f) != len) {
+        if (f)
+            fclose(f);
+        fprintf(stderr, "trustgate eval far: cannot write %s\n", path);
+        return TG_E_IO;
+    }
+    return fclose(f) ? TG_E_IO : TG_OK;
+}
+
+int tg_cli_eval_far(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"set", required_argument, NULL, 's'},
+        {"data", required_argument, NULL, 'd'},   {"url", required_argument, NULL, 'u'},
+        {"key", required_argument, NULL, 'k'},    {"model", required_argument, NULL, 'm'},
+        {"k", required_argument, NULL, 'K'},      {"json", required_argument, NULL, 'j'},
+        {"html", required_argument, NULL, 'H'},   {"min-far", required_argument, NULL, 'F'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    const char *cfg_path = NULL, *set = NULL, *data = NULL, *url = NULL, *key = NULL, *model = NULL,
+               *json_out = NULL, *html_out = NULL;
+    double min_far = -1;
+    long k = 3;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:s:d:u:k:m:j:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            cfg_path = optarg;
+            break;
+        case 's':
+            set = optarg;
+            break;
+        case 'd':
+            data = optarg;
+            break;
+        case 'u':
+            url = optarg;
+            break;
+        case 'k':
+            key = optarg;
+            break;
+        case 'm':
+            model = optarg;
+            break;
+        case 'K':
+            k = strtol(optarg, NULL, 10);
+            break;
+        case 'j':
+            json_out = optarg;
+            break;
+        case 'H':
+            html_out = optarg;
+            break;
+        case 'F':
+            min_far = strtod(optarg, NULL);
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!cfg_path || optind != argc || k < 1 || k > 100 || min_far > 1) {
+        usage(stderr);
+        return 2;
+    }
+    struct tg_config *cfg = tg_cli_load_config(cfg_path);
+    if (!cfg)
+        return 1;
+    tg_log_set_level(TG_LOG_ERROR);
+    const json_t *far_cfg = json_object_get(json_object_get(cfg->root, "eval"), "far");
+    char setpath[4200], cfgdir[4096];
+    tg_strlcpy(cfgdir, cfg_path, sizeof(cfgdir));
+    if (!set && tg_json_str(far_cfg, "set", NULL)) {
+        const char *rel = tg_json_str(far_cfg, "set", NULL);
+        if (rel[0] == '/')
+            tg_strlcpy(setpath, rel, sizeof(setpath));
+        else
+            snprintf(setpath, sizeof(setpath), "%s/%s", dirname(cfgdir), rel);
+        set = setpath;
+    }
+    if (min_far < 0 && json_is_number(json_object_get(far_cfg, "min")))
+        min_far = json_number_value(json_object_get(far_cfg, "min"));
+    const json_t *prices = json_object_get(json_object_get(cfg->root, "eval"), "prices");
+    int status = 1;
+    struct tg_far_item *items = NULL;
+    size_t n = 0;
+    struct tg_text *tx = NULL;
+    char err[512];
+    if (!set) {
+        fprintf(stderr, "trustgate eval far: name the labelled set with --set (or eval.far.set)\n");
+        goto out;
+    }
+    if (tg_far_load(set, &items, &n, err, sizeof(err))) {
+        fprintf(stderr, "trustgate eval far: %s\n", err);
+        goto out;
+    }
+    if (tg_text_open(&tx, err, sizeof(err))) {
+        fprintf(stderr, "trustgate eval far: %s\n", err);
+        goto out;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int rc =
+        url ? run_http(cfg, url, key, model ? model : (cfg->n_models ? cfg->models[0] : "default"),
+                       items, n, tx, prices)
+            : run_local(cfg, data, items, n, tx, prices);
+    curl_global_cleanup();
+    if (rc)
+        goto out;
+    for (size_t i = 0; i < n; i++)
+        tg_far_score(&items[i], (size_t)k);
+    struct tg_far_summary s;
+    tg_far_summarize(items, n, &s);
+    const char *target = url ? url : cfg_path;
+    printf("first-response accuracy on %zu turns (%s)\n"
+           "  FAR                         %5.1f%%  (%zu correct)\n"
+           "  intent accuracy             %5.1f%%\n"
+           "  source in top 1 / top %ld     %5.1f%% / %5.1f%%\n"
+           "  consistent with evidence    %5.1f%%\n"
+           "  product of the factors      %5.1f%%\n"
+           "  key facts in answers        %5.1f%%\n"
+           "  failing turns by stage      understand %zu, retrieve %zu, generate %zu, gate %zu, "
+           "error %zu\n"
+           "  latency p50 / p95           %.1f ms / %.1f ms\n"
+           "  tokens, cost per turn       %lld + %lld, %.6f\n",
+           n, target, s.far * 100, s.correct, s.intent_acc * 100, k, s.source_top1 * 100,
+           s.source_topk * 100, s.consistency * 100, s.product * 100, s.facts_recall * 100,
+           s.failed[0], s.failed[1], s.failed[2], s.failed[3], s.failed[4], s.p50_ms, s.p95_ms,
+           (long long)s.prompt_tokens, (long long)s.completion_tokens, s.cost_per_turn);
+    status = 0;
+    if (json_out) {
+        json_t *j = tg_far_json(items, n, &s, target);
+        char *str = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+        if (!str || write_file(json_out, str, strlen(str)))
+            status = 1;
+        free(str);
+        json_decref(j);
+    }
+    if (html_out) {
+        struct tg_buf b;
+        tg_buf_init(&b, TG_BUF_UNLIMITED);
+        if (tg_far_html(items, n, &s, target, &b) || write_file(html_out, b.data, b.len))
+            status = 1;
+        tg_buf_free(&b);
+    }
+    if (min_far >= 0 && s.far < min_far) {
+        printf("  FAILED: FAR %.1f%% is below the minimum %.1f%%\n", s.far * 100, min_far * 100);
+        status = 1;
+    }
+out:
+    tg_text_close(tx);
+    tg_far_free(items, n);
+    tg_config_free(cfg);
+    return status;
+}

@@ -1,0 +1,104 @@
+/*
+ * eval.h - trustgate measuring its own answers: first-response accuracy
+ * (FAR) decomposed into its factors, and the metrics behind it.
+ *
+ * A labelled turn (eval/far.jsonl) names the intent, the source document and
+ * the key facts a correct first response has.  A turn counts toward FAR when
+ * the gate decided what the label expects and, for an answer delivered, the
+ * intent was right, the expected source was among the citations (top k) and
+ * the answer is consistent with its evidence (tg_eval_consistency).  The
+ * report also shows each factor, their product, and the first stage that
+ * failed for every failing turn: understand (intent), retrieve (source),
+ * generate (consistency), gate (decision).
+ */
+#ifndef TG_EVAL_H
+#define TG_EVAL_H
+
+#include "core/core.h"
+
+struct tg_text;
+
+/* ------------------------------------------------------------ consistency */
+
+/*
+ * Is an answer consistent with the evidence it was drawn from?  Two tests,
+ * both lexical:
+ *  - every quantity the answer states (amounts, percentages, dates, numbers,
+ *    codes) is found in the evidence, compared by value (tg_grounding_check);
+ *  - the answer is split into sentences (。！？；!?; and line ends); a
+ *    sentence is supported when at least min_overlap of its tokens (CJK
+ *    words and bigrams, Latin words, numbers) occur in the evidence.
+ * Sentences equal to one of the skip texts (disclaimers the policies add)
+ * and citation notes "（来源：…）" are not claims.  A paraphrase with other
+ * words fails the overlap test and a false statement made of the evidence's
+ * own words passes it: the method finds invented content, not every error.
+ */
+struct tg_eval_consistency {
+    size_t claims, supported;    /* sentences that are claims, and those supported */
+    size_t quantities, grounded; /* quantities stated, and those found in the evidence */
+    bool consistent;             /* every claim supported and every quantity grounded */
+};
+
+int tg_eval_consistency(struct tg_text *tx, const char *answer, const char *const *evidence,
+                        size_t n_evidence, const char *const *skip, size_t n_skip,
+                        double min_overlap, struct tg_eval_consistency *out);
+
+/* Does text contain fact, both normalized (NFKC, folded, Simplified)? */
+bool tg_eval_contains(struct tg_text *tx, const char *text, const char *fact);
+
+/* The q-quantile (0..1) of n values by nearest rank; sorts v.  0 when n is 0. */
+double tg_eval_quantile(double *v, size_t n, double q);
+
+/* ------------------------------------------------------------ FAR */
+
+/* One labelled turn and what happened to it. */
+struct tg_far_item {
+    /* the label */
+    char *id, *question, *intent, *source, *decision; /* decision: "deliver" by default */
+    json_t *facts;                                    /* array of strings */
+    /* the outcome */
+    bool ran;
+    char *got_decision, *got_intent, *answer;
+    json_t *cited; /* citation sources, best first */
+    bool intent_ok, top1, topk, consistent, decision_ok, correct;
+    size_t facts_found;
+    struct tg_eval_consistency cons;
+    const char
+        *failed_stage; /* NULL when correct; understand | retrieve | generate | gate | error */
+    double ms;         /* turn latency */
+    int64_t prompt_tokens, completion_tokens;
+    double cost; /* from the config's price table */
+};
+
+struct tg_far_summary {
+    size_t n, correct, delivered_expected;
+    double far;                      /* correct / n */
+    double intent_acc;               /* over all turns */
+    double source_top1, source_topk; /* over turns expected to be delivered */
+    double consistency;              /* over answers delivered */
+    double product;                  /* intent_acc * source_topk * consistency */
+    double facts_recall;             /* key facts found in delivered answers */
+    size_t failed[5];                /* by stage: understand, retrieve, generate, gate, error */
+    double p50_ms, p95_ms;
+    int64_t prompt_tokens, completion_tokens;
+    double cost, cost_per_turn;
+};
+
+extern const char *const tg_far_stages[5];
+
+/* Read a far.jsonl file.  TG_OK, or an error with "FILE:LINE: message" in err. */
+int tg_far_load(const char *path, struct tg_far_item **items, size_t *n, char *err, size_t errlen);
+void tg_far_free(struct tg_far_item *items, size_t n);
+
+/* Score one item whose outcome fields are filled (decision, intent, cited, answer). */
+void tg_far_score(struct tg_far_item *it, size_t k);
+/* Aggregate scored items. */
+void tg_far_summarize(struct tg_far_item *items, size_t n, struct tg_far_summary *s);
+
+/* The report as JSON (new reference) and as a self-contained HTML page. */
+json_t *tg_far_json(const struct tg_far_item *items, size_t n, const struct tg_far_summary *s,
+                    const char *target);
+int tg_far_html(const struct tg_far_item *items, size_t n, const struct tg_far_summary *s,
+                const char *target, struct tg_buf *out);
+
+#endif

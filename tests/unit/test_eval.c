@@ -1,0 +1,205 @@
+/*
+ * test_eval.c - the evaluation metrics on small hand-computed cases:
+ * consistency of an answer with its evidence, quantiles, the score and the
+ * failing stage of a labelled turn, the FAR summary and its factors, and
+ * loading a labelled set with its errors.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "eval/eval.h"
+#include "text/text.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static struct tg_text *tx;
+
+static int setup(void **state)
+{
+    (void)state;
+    char err[256];
+    return tg_text_open(&tx, err, sizeof(err)) == TG_OK ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    tg_text_close(tx);
+    return 0;
+}
+
+static const char *evidence[] = {
+    "意外险理赔需要提交身份证、保单、事故证明和医疗发票。报案须在事故发生后10日内完成。",
+    "客服热线95386，工作时间为每天8:00至20:00。",
+};
+
+static struct tg_eval_consistency check(const char *answer, const char *const *skip, size_t nskip)
+{
+    struct tg_eval_consistency c;
+    assert_int_equal(tg_eval_consistency(tx, answer, evidence, 2, skip, nskip, 0.5, &c), TG_OK);
+    return c;
+}
+
+static void test_consistency(void **state)
+{
+    (void)state;
+    /* quoted from the evidence: two claims, one quantity, all found */
+    struct tg_eval_consistency c =
+        check("理赔需要提交身份证、保单和事故证明。报案须在事故发生后10日内完成。", NULL, 0);
+    assert_int_equal(c.claims, 2);
+    assert_int_equal(c.supported, 2);
+    assert_int_equal(c.quantities, 1);
+    assert_int_equal(c.grounded, 1);
+    assert_true(c.consistent);
+    /* a number the evidence does not state */
+    c = check("报案须在事故发生后30日内完成。", NULL, 0);
+    assert_int_equal(c.quantities, 1);
+    assert_int_equal(c.grounded, 0);
+    assert_false(c.consistent);
+    /* an invented sentence */
+    c = check("理赔需要提交身份证。我们还会赠送您一份免费的旅游保险大礼包。", NULL, 0);
+    assert_int_equal(c.claims, 2);
+    assert_int_equal(c.supported, 1);
+    assert_false(c.consistent);
+    /* a disclaimer the policies add and a citation note are not claims */
+    const char *skip[] = {"本结果不构成诊疗意见。"};
+    c = check("本结果不构成诊疗意见。客服热线95386。\n\n（来源：《客服与联系方式》）", skip, 1);
+    assert_int_equal(c.claims, 1);
+    assert_true(c.consistent);
+    /* a holding reply says nothing the evidence says */
+    c = check("我需要更多时间分析，请稍候", NULL, 0);
+    assert_false(c.consistent);
+    assert_true(tg_eval_contains(tx, "請撥打９５３８６", "95386")); /* folded and simplified */
+    assert_false(tg_eval_contains(tx, "请拨打95386", "95387"));
+}
+
+static void test_quantile(void **state)
+{
+    (void)state;
+    double v[] = {5, 1, 4, 2, 3};
+    assert_true(tg_eval_quantile(v, 5, 0.5) == 3);
+    double w[] = {10, 20, 30, 40, 50, 60, 70, 80, 90, 100};
+    assert_true(tg_eval_quantile(w, 10, 0.95) == 100);
+    assert_true(tg_eval_quantile(w, 10, 0.5) == 50);
+    assert_true(tg_eval_quantile(NULL, 0, 0.5) == 0);
+}
+
+/* An item as a test writes it. */
+static struct tg_far_item item(const char *intent, const char *source, const char *decision,
+                               const char *got_decision, const char *got_intent, const char *cited1,
+                               bool consistent)
+{
+    struct tg_far_item it;
+    memset(&it, 0, sizeof(it));
+    it.id = (char *)"x";
+    it.intent = (char *)intent;
+    it.source = (char *)source;
+    it.decision = (char *)decision;
+    it.got_decision = (char *)got_decision;
+    it.got_intent = (char *)got_intent;
+    it.cited = json_pack("[s, s]", "/srv/kb/other.md", cited1);
+    it.facts = json_array();
+    it.cons.consistent = consistent;
+    it.ran = true;
+    return it;
+}
+
+static void test_score_and_failing_stage(void **state)
+{
+    (void)state;
+    struct tg_far_item v[6] = {
+        /* all right, source cited second: top-k but not top-1 */
+        item("claim_materials", "claims-faq.md", "deliver", "deliver", "claim_materials",
+             "/srv/kb/claims-faq.md", true),
+        /* wrong intent */
+        item("claim_materials", "claims-faq.md", "deliver", "deliver", "claim_status",
+             "/srv/kb/claims-faq.md", true),
+        /* the source not cited (a file whose name merely ends the same way does not count) */
+        item("claim_materials", "faq.md", "deliver", "deliver", "claim_materials",
+             "/srv/kb/claims-faq.md", true),
+        /* held although it should have been answered */
+        item("claim_materials", "claims-faq.md", "deliver", "review", "claim_materials",
+             "/srv/kb/claims-faq.md", false),
+        /* answered but not consistent with its evidence */
+        item("claim_materials", "claims-faq.md", "deliver", "deliver", "claim_materials",
+             "/srv/kb/claims-faq.md", false),
+        /* a decision for a person, as labelled */
+        item("credit_decision", NULL, "human_decision", "human_decision", "credit_decision",
+             "/srv/kb/x.md", false),
+    };
+    const char *want[] = {NULL, "understand", "retrieve", "gate", "generate", NULL};
+    for (int i = 0; i < 6; i++) {
+        tg_far_score(&v[i], 3);
+        if (want[i])
+            assert_string_equal(v[i].failed_stage, want[i]);
+        else
+            assert_null(v[i].failed_stage);
+    }
+    assert_false(v[0].top1);
+    assert_true(v[0].topk);
+    struct tg_far_summary s;
+    tg_far_summarize(v, 6, &s);
+    assert_int_equal(s.correct, 2);
+    assert_true(fabs(s.far - 2.0 / 6) < 1e-9);
+    assert_true(fabs(s.intent_acc - 5.0 / 6) < 1e-9);
+    assert_int_equal(s.delivered_expected, 5);
+    assert_true(fabs(s.source_topk - 4.0 / 5) < 1e-9);
+    assert_true(fabs(s.source_top1 - 0.0) < 1e-9);
+    assert_true(fabs(s.consistency - 3.0 / 4) < 1e-9); /* of the four answers delivered */
+    assert_true(fabs(s.product - (5.0 / 6) * (4.0 / 5) * (3.0 / 4)) < 1e-9);
+    assert_int_equal(s.failed[0], 1);
+    assert_int_equal(s.failed[1], 1);
+    assert_int_equal(s.failed[2], 1);
+    assert_int_equal(s.failed[3], 1);
+    for (int i = 0; i < 6; i++) {
+        json_decref(v[i].cited);
+        json_decref(v[i].facts);
+    }
+}
+
+static void test_load(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/tg-far-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs("{\"id\":\"a\",\"question\":\"q1\",\"intent\":\"i\",\"source\":\"s.md\",\"facts\":[\"x\"]"
+          "}\n"
+          "\n{\"question\":\"q2\",\"decision\":\"review\"}\n",
+          f);
+    fclose(f);
+    struct tg_far_item *items = NULL;
+    size_t n = 0;
+    char err[256];
+    assert_int_equal(tg_far_load(path, &items, &n, err, sizeof(err)), TG_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(items[0].decision, "deliver");
+    assert_string_equal(items[1].decision, "review");
+    assert_string_equal(items[1].id, "line-3");
+    tg_far_free(items, n);
+    f = fopen(path, "w");
+    fputs("{\"question\":\"q1\"}\n{\"facts\":[]}\n", f);
+    fclose(f);
+    assert_int_equal(tg_far_load(path, &items, &n, err, sizeof(err)), TG_E_PARSE);
+    assert_non_null(strstr(err, ":2:"));
+    unlink(path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_consistency),
+        cmocka_unit_test(test_quantile),
+        cmocka_unit_test(test_score_and_failing_stage),
+        cmocka_unit_test(test_load),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
