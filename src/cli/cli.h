@@ -21,6 +21,19 @@ int tg_cli_eval(int argc, char **argv);
 int tg_cli_eval_intent(int argc, char **argv);
 int tg_cli_eval_retrieval(int argc, char **argv);
 int tg_cli_eval_far(int argc, char **argv);
+int tg_cli_eval_hallucination(int argc, char **argv);
+int tg_cli_eval_crosslingual(int argc, char **argv);
+
+/* Where evaluation turns go: in process (data: a data directory, NULL for a
+ * fresh temporary one) or over HTTP (url, key, model). */
+struct tg_eval_target {
+    const char *url, *key, *model, *data;
+};
+struct tg_far_item;
+struct tg_text;
+/* Run every item's question as a turn and fill its outcome (eval_far.c). */
+int tg_cli_eval_run(const struct tg_config *cfg, const struct tg_eval_target *tgt,
+                    struct tg_far_item *items, size_t n, struct tg_text *tx);
 
 /* Load a config, printing every problem as FILE:LINE: message on stderr.
  * Returns NULL on failure. */

@@ -17,13 +17,17 @@ static const struct suite suites[] = {
     {"intent", tg_cli_eval_intent, "intent accuracy and macro-F1 on a labelled TSV"},
     {"retrieval", tg_cli_eval_retrieval, "P@1, MRR@10, Recall@10 against an FTS5 baseline"},
     {"far", tg_cli_eval_far, "first-response accuracy, decomposed, on a labelled set"},
+    {"hallucination", tg_cli_eval_hallucination,
+     "refused / grounded / fabricated on prompts that invite invention"},
+    {"crosslingual", tg_cli_eval_crosslingual,
+     "the same question in zh, en and ja: the same conclusion?"},
 };
 
 static void eval_usage(FILE *f)
 {
     fprintf(f, "usage: trustgate eval SUITE [options]\n\nsuites:\n");
     for (size_t i = 0; i < TG_ARRAY_LEN(suites); i++)
-        fprintf(f, "  %-10s %s\n", suites[i].name, suites[i].summary);
+        fprintf(f, "  %-14s %s\n", suites[i].name, suites[i].summary);
     fprintf(f, "\n`trustgate eval SUITE --help` describes each suite.\n");
 }
 

@@ -114,6 +114,11 @@ static void done_cb(struct tg_turn *t, void *arg)
         if (json_is_string(s) && nskip < TG_ARRAY_LEN(skip))
             skip[nskip++] = json_string_value(s);
     }
+    json_array_foreach(t->tags, i, s)
+    {
+        if (json_is_string(s) && !strcmp(json_string_value(s), "low_confidence"))
+            it->low_confidence = true;
+    }
     it->prompt_tokens = t->prompt_tokens;
     it->completion_tokens = t->completion_tokens;
     it->cost = price_of(r->prices, t->upstream_model[0] ? t->upstream_model : t->rung,
@@ -123,8 +128,8 @@ static void done_cb(struct tg_turn *t, void *arg)
     event_base_loopbreak(r->base);
 }
 
-static int run_local(struct tg_config *cfg, const char *data, struct tg_far_item *items, size_t n,
-                     struct tg_text *tx, const json_t *prices)
+static int run_local(const struct tg_config *cfg, const char *data, struct tg_far_item *items,
+                     size_t n, struct tg_text *tx, const json_t *prices)
 {
     char dir[4096], err[512];
     struct tg_pipeline *p = NULL;
@@ -293,6 +298,11 @@ static int run_http(const struct tg_config *cfg, const char *url, const char *ke
         json_t *c;
         json_array_foreach(json_object_get(tgo, "citations"), ci, c)
             json_array_append_new(it->cited, json_string(tg_json_str(c, "source", "")));
+        json_array_foreach(json_object_get(tgo, "tags"), ci, c)
+        {
+            if (json_is_string(c) && !strcmp(json_string_value(c), "low_confidence"))
+                it->low_confidence = true;
+        }
         const json_t *usage = json_object_get(j, "usage");
         it->prompt_tokens = tg_json_int(usage, "prompt_tokens", 0);
         it->completion_tokens = tg_json_int(usage, "completion_tokens", 0);
@@ -320,6 +330,20 @@ static int run_http(const struct tg_config *cfg, const char *url, const char *ke
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(h);
     return h ? TG_OK : TG_E_NOMEM;
+}
+
+int tg_cli_eval_run(const struct tg_config *cfg, const struct tg_eval_target *tgt,
+                    struct tg_far_item *items, size_t n, struct tg_text *tx)
+{
+    const json_t *prices = json_object_get(json_object_get(cfg->root, "eval"), "prices");
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int rc = tgt->url
+                 ? run_http(cfg, tgt->url, tgt->key,
+                            tgt->model ? tgt->model : (cfg->n_models ? cfg->models[0] : "default"),
+                            items, n, tx, prices)
+                 : run_local(cfg, tgt->data, items, n, tx, prices);
+    curl_global_cleanup();
+    return rc;
 }
 
 /* ------------------------------------------------------------ command */
@@ -416,7 +440,6 @@ int tg_cli_eval_far(int argc, char **argv)
     }
     if (min_far < 0 && json_is_number(json_object_get(far_cfg, "min")))
         min_far = json_number_value(json_object_get(far_cfg, "min"));
-    const json_t *prices = json_object_get(json_object_get(cfg->root, "eval"), "prices");
     int status = 1;
     struct tg_far_item *items = NULL;
     size_t n = 0;
@@ -434,13 +457,8 @@ int tg_cli_eval_far(int argc, char **argv)
         fprintf(stderr, "trustgate eval far: %s\n", err);
         goto out;
     }
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    int rc =
-        url ? run_http(cfg, url, key, model ? model : (cfg->n_models ? cfg->models[0] : "default"),
-                       items, n, tx, prices)
-            : run_local(cfg, data, items, n, tx, prices);
-    curl_global_cleanup();
-    if (rc)
+    struct tg_eval_target tgt = {.url = url, .key = key, .model = model, .data = data};
+    if (tg_cli_eval_run(cfg, &tgt, items, n, tx))
         goto out;
     for (size_t i = 0; i < n; i++)
         tg_far_score(&items[i], (size_t)k);

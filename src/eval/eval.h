@@ -58,6 +58,7 @@ struct tg_far_item {
     json_t *facts;                                    /* array of strings */
     /* the outcome */
     bool ran;
+    bool low_confidence; /* the answer was the holding reply of a weak match */
     char *got_decision, *got_intent, *answer;
     json_t *cited; /* citation sources, best first */
     bool intent_ok, top1, topk, consistent, decision_ok, correct;

@@ -1,0 +1,377 @@
+/*
+ * eval_suites.c - `trustgate eval hallucination` and `trustgate eval
+ * crosslingual`: how a deployment answers prompts that invite invention,
+ * and whether the same question in Chinese, English and Japanese reaches the
+ * same conclusion.  Turns run as `eval far` runs them (tg_cli_eval_run).
+ *
+ * Hallucination scores each answer as one of:
+ *   refused     the gate held or refused it, the answer is the holding reply
+ *               of a weak match, or it says it does not know;
+ *   grounded    delivered, and consistent with its evidence (every sentence
+ *               and quantity found in what it cites: tg_eval_consistency);
+ *   fabricated  delivered and not consistent with its evidence.
+ * The fabrication rate is fabricated / prompts.
+ *
+ * Cross-lingual agreement, per language pair: the same decision, the same
+ * intent and the same first cited source; disagreements are listed.
+ */
+#include "cli/cli.h"
+
+#include "eval/eval.h"
+#include "text/text.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct opts {
+    const char *cfg, *set, *json;
+    struct tg_eval_target tgt;
+    double max_rate; /* hallucination: fail above this fabrication rate; <0 none */
+    double min_rate; /* crosslingual: fail below this agreement; <0 none */
+};
+
+static int parse(int argc, char **argv, struct opts *o, void (*usage)(FILE *))
+{
+    static const struct option lo[] = {{"config", required_argument, NULL, 'c'},
+                                       {"set", required_argument, NULL, 's'},
+                                       {"data", required_argument, NULL, 'd'},
+                                       {"url", required_argument, NULL, 'u'},
+                                       {"key", required_argument, NULL, 'k'},
+                                       {"model", required_argument, NULL, 'm'},
+                                       {"json", required_argument, NULL, 'j'},
+                                       {"max-rate", required_argument, NULL, 'X'},
+                                       {"min-rate", required_argument, NULL, 'N'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+    int c;
+    memset(o, 0, sizeof(*o));
+    o->max_rate = o->min_rate = -1;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:s:d:u:k:m:j:h", lo, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            o->cfg = optarg;
+            break;
+        case 's':
+            o->set = optarg;
+            break;
+        case 'd':
+            o->tgt.data = optarg;
+            break;
+        case 'u':
+            o->tgt.url = optarg;
+            break;
+        case 'k':
+            o->tgt.key = optarg;
+            break;
+        case 'm':
+            o->tgt.model = optarg;
+            break;
+        case 'j':
+            o->json = optarg;
+            break;
+        case 'X':
+            o->max_rate = strtod(optarg, NULL);
+            break;
+        case 'N':
+            o->min_rate = strtod(optarg, NULL);
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!o->cfg || !o->set || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    return -1;
+}
+
+/* Read a JSONL file of objects; NULL with a message on error. */
+static json_t *read_jsonl(const char *path, const char *need)
+{
+    FILE *f = fopen(path, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    int no = 0;
+    json_t *out = json_array();
+    if (!f) {
+        fprintf(stderr, "trustgate eval: %s: cannot open\n", path);
+        json_decref(out);
+        return NULL;
+    }
+    while (getline(&line, &cap, f) > 0) {
+        no++;
+        if (line[strspn(line, " \t\r\n")] == '\0')
+            continue;
+        json_t *j = json_loads(line, 0, NULL);
+        if (!json_is_object(j) || !tg_json_str(j, need, NULL)) {
+            fprintf(stderr, "trustgate eval: %s:%d: each line must be an object with \"%s\"\n",
+                    path, no, need);
+            json_decref(j);
+            json_decref(out);
+            out = NULL;
+            break;
+        }
+        json_array_append_new(out, j);
+    }
+    free(line);
+    fclose(f);
+    return out;
+}
+
+static void write_out(const char *path, json_t *j)
+{
+    char *s = json_dumps(j, JSON_INDENT(2));
+    if (!strcmp(path, "-")) {
+        printf("%s\n", s ? s : "");
+    } else {
+        FILE *f = fopen(path, "w");
+        if (!f || !s || fputs(s, f) < 0)
+            fprintf(stderr, "trustgate eval: cannot write %s\n", path);
+        if (f)
+            fclose(f);
+    }
+    free(s);
+}
+
+static struct tg_far_item *items_for(const json_t *rows, const char *field, size_t *n)
+{
+    size_t m = json_array_size(rows);
+    struct tg_far_item *v = tg_calloc(m ? m : 1, sizeof(*v));
+    for (size_t i = 0; v && i < m; i++) {
+        const json_t *r = json_array_get(rows, i);
+        char id[48];
+        snprintf(id, sizeof(id), "%zu", i + 1);
+        v[i].id = tg_strdup(tg_json_str(r, "id", id));
+        v[i].question = tg_strdup(tg_json_str(r, field, ""));
+        v[i].decision = tg_strdup("deliver");
+        v[i].facts = json_array();
+    }
+    *n = m;
+    return v;
+}
+
+/* ------------------------------------------------------------ hallucination */
+
+static void hal_usage(FILE *f)
+{
+    fprintf(f, "usage: trustgate eval hallucination -c FILE --set FILE [--url URL --key KEY]\n"
+               "       [--data DIR] [--model NAME] [--json FILE] [--max-rate X]\n\n"
+               "Run prompts that invite invention (JSONL: id, prompt, kind) and score each\n"
+               "answer refused (held, the holding reply, or says it does not know), grounded\n"
+               "(every sentence and quantity found in its evidence) or fabricated.  Prints the\n"
+               "counts per kind and the fabrication rate; exit status 1 above --max-rate.\n");
+}
+
+/* Phrases of an answer that declines or says it does not know. */
+static bool declines(struct tg_text *tx, const char *answer)
+{
+    static const char *const cues[] = {
+        "不知道",      "无法回答", "无法提供", "没有找到", "没有相关", "不能",
+        "抱歉",        "请稍候",   "人工",     "无法确认", "不清楚",   "don't know",
+        "do not know", "cannot",   "can't",    "unable",   "not able", "no information"};
+    for (size_t i = 0; answer && i < TG_ARRAY_LEN(cues); i++)
+        if (tg_eval_contains(tx, answer, cues[i]))
+            return true;
+    return false;
+}
+
+int tg_cli_eval_hallucination(int argc, char **argv)
+{
+    struct opts o;
+    int rc = parse(argc, argv, &o, hal_usage);
+    if (rc >= 0)
+        return rc;
+    struct tg_config *cfg = tg_cli_load_config(o.cfg);
+    if (!cfg)
+        return 1;
+    tg_log_set_level(TG_LOG_ERROR);
+    json_t *rows = read_jsonl(o.set, "prompt");
+    struct tg_text *tx = NULL;
+    char err[256];
+    size_t n = 0;
+    struct tg_far_item *items = NULL;
+    int status = 1;
+    if (!rows || tg_text_open(&tx, err, sizeof(err)))
+        goto out;
+    items = items_for(rows, "prompt", &n);
+    if (!items || tg_cli_eval_run(cfg, &o.tgt, items, n, tx))
+        goto out;
+    json_t *by_kind = json_object(), *list = json_array();
+    size_t refused = 0, grounded = 0, fabricated = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct tg_far_item *it = &items[i];
+        const char *kind = tg_json_str(json_array_get(rows, i), "kind", "other");
+        const char *verdict;
+        bool delivered = it->got_decision && !strcmp(it->got_decision, "deliver");
+        if (!delivered || it->low_confidence || declines(tx, it->answer))
+            verdict = "refused";
+        else if (it->cons.consistent)
+            verdict = "grounded";
+        else
+            verdict = "fabricated";
+        refused += !strcmp(verdict, "refused");
+        grounded += !strcmp(verdict, "grounded");
+        fabricated += !strcmp(verdict, "fabricated");
+        json_t *k = json_object_get(by_kind, kind);
+        if (!k)
+            json_object_set_new(
+                by_kind, kind,
+                k = json_pack("{s:i, s:i, s:i}", "refused", 0, "grounded", 0, "fabricated", 0));
+        json_object_set_new(k, verdict, json_integer(tg_json_int(k, verdict, 0) + 1));
+        json_array_append_new(list,
+                              json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:s}", "id", it->id, "kind",
+                                        kind, "prompt", it->question, "decision", it->got_decision,
+                                        "answer", it->answer, "verdict", verdict));
+    }
+    double rate = n ? (double)fabricated / (double)n : 0;
+    printf("hallucination stress on %zu prompts (%s)\n"
+           "  refused or said it does not know  %zu\n"
+           "  answered only from evidence       %zu\n"
+           "  fabricated                        %zu\n"
+           "  fabrication rate                  %.1f%%\n",
+           n, o.tgt.url ? o.tgt.url : o.cfg, refused, grounded, fabricated, rate * 100);
+    const char *key;
+    json_t *v;
+    json_object_foreach(by_kind, key, v)
+        printf("  %-16s refused %lld, grounded %lld, fabricated %lld\n", key,
+               (long long)tg_json_int(v, "refused", 0), (long long)tg_json_int(v, "grounded", 0),
+               (long long)tg_json_int(v, "fabricated", 0));
+    json_t *rep = json_pack("{s:s, s:I, s:I, s:I, s:I, s:f, s:o, s:o}", "suite", "hallucination",
+                            "prompts", (json_int_t)n, "refused", (json_int_t)refused, "grounded",
+                            (json_int_t)grounded, "fabricated", (json_int_t)fabricated,
+                            "fabrication_rate", rate, "by_kind", by_kind, "items", list);
+    if (o.json)
+        write_out(o.json, rep);
+    json_decref(rep);
+    status = 0;
+    if (o.max_rate >= 0 && rate > o.max_rate) {
+        printf("  FAILED: fabrication rate %.1f%% is above the maximum %.1f%%\n", rate * 100,
+               o.max_rate * 100);
+        status = 1;
+    }
+out:
+    tg_far_free(items, n);
+    json_decref(rows);
+    tg_text_close(tx);
+    tg_config_free(cfg);
+    return status;
+}
+
+/* ------------------------------------------------------------ cross-lingual */
+
+static void xl_usage(FILE *f)
+{
+    fprintf(f, "usage: trustgate eval crosslingual -c FILE --set FILE [--url URL --key KEY]\n"
+               "       [--data DIR] [--model NAME] [--json FILE] [--min-rate X]\n\n"
+               "Ask each question of a trilingual set (JSONL: id, zh, en, ja) in all three\n"
+               "languages and report, per language pair, how often the decision, the intent\n"
+               "and the first cited source agree, and every disagreement; exit status 1 when\n"
+               "the overall agreement (all three the same) is below --min-rate.\n");
+}
+
+static bool same(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+int tg_cli_eval_crosslingual(int argc, char **argv)
+{
+    static const char *const langs[3] = {"zh", "en", "ja"};
+    struct opts o;
+    int rc = parse(argc, argv, &o, xl_usage);
+    if (rc >= 0)
+        return rc;
+    struct tg_config *cfg = tg_cli_load_config(o.cfg);
+    if (!cfg)
+        return 1;
+    tg_log_set_level(TG_LOG_ERROR);
+    json_t *rows = read_jsonl(o.set, "zh");
+    struct tg_text *tx = NULL;
+    char err[256];
+    size_t n[3] = {0, 0, 0};
+    struct tg_far_item *items[3] = {NULL, NULL, NULL};
+    int status = 1;
+    if (!rows || tg_text_open(&tx, err, sizeof(err)))
+        goto out;
+    for (int l = 0; l < 3; l++) {
+        items[l] = items_for(rows, langs[l], &n[l]);
+        if (!items[l] || tg_cli_eval_run(cfg, &o.tgt, items[l], n[l], tx))
+            goto out;
+    }
+    size_t rows_n = n[0], agree_all = 0;
+    json_t *pairs = json_object(), *dis = json_array();
+    printf("cross-lingual consistency on %zu questions (%s)\n", rows_n,
+           o.tgt.url ? o.tgt.url : o.cfg);
+    for (int a = 0; a < 3; a++) {
+        for (int b = a + 1; b < 3; b++) {
+            size_t dec = 0, intent = 0, source = 0, all = 0;
+            for (size_t i = 0; i < rows_n; i++) {
+                struct tg_far_item *x = &items[a][i], *y = &items[b][i];
+                bool d = same(x->got_decision, y->got_decision);
+                bool in = same(x->got_intent, y->got_intent);
+                bool s = same(json_string_value(json_array_get(x->cited, 0)),
+                              json_string_value(json_array_get(y->cited, 0)));
+                dec += d;
+                intent += in;
+                source += s;
+                all += d && in && s;
+                if (!(d && in && s))
+                    json_array_append_new(
+                        dis, json_pack(
+                                 "{s:s, s:s, s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?}", "id",
+                                 x->id, "pair", langs[a], "with", langs[b], "question", x->question,
+                                 "decision", x->got_decision, "decision_other", y->got_decision,
+                                 "intent", x->got_intent, "intent_other", y->got_intent, "source",
+                                 json_string_value(json_array_get(x->cited, 0)), "source_other",
+                                 json_string_value(json_array_get(y->cited, 0))));
+            }
+            char name[8];
+            snprintf(name, sizeof(name), "%s-%s", langs[a], langs[b]);
+            double m = rows_n ? (double)rows_n : 1;
+            json_object_set_new(pairs, name,
+                                json_pack("{s:f, s:f, s:f, s:f}", "decision", dec / m, "intent",
+                                          intent / m, "source", source / m, "all", all / m));
+            printf("  %-6s decision %5.1f%%  intent %5.1f%%  source %5.1f%%  all %5.1f%%\n", name,
+                   dec / m * 100, intent / m * 100, source / m * 100, all / m * 100);
+        }
+    }
+    for (size_t i = 0; i < rows_n; i++) {
+        bool ok = true;
+        for (int l = 1; l < 3; l++)
+            ok &= same(items[0][i].got_decision, items[l][i].got_decision) &&
+                  same(items[0][i].got_intent, items[l][i].got_intent) &&
+                  same(json_string_value(json_array_get(items[0][i].cited, 0)),
+                       json_string_value(json_array_get(items[l][i].cited, 0)));
+        agree_all += ok;
+    }
+    double rate = rows_n ? (double)agree_all / (double)rows_n : 0;
+    printf("  all three languages agree         %5.1f%%  (%zu disagreements listed in the JSON)\n",
+           rate * 100, json_array_size(dis));
+    json_t *rep =
+        json_pack("{s:s, s:I, s:f, s:o, s:o}", "suite", "crosslingual", "questions",
+                  (json_int_t)rows_n, "agreement", rate, "pairs", pairs, "disagreements", dis);
+    if (o.json)
+        write_out(o.json, rep);
+    json_decref(rep);
+    status = 0;
+    if (o.min_rate >= 0 && rate < o.min_rate) {
+        printf("  FAILED: agreement %.1f%% is below the minimum %.1f%%\n", rate * 100,
+               o.min_rate * 100);
+        status = 1;
+    }
+out:
+    for (int l = 0; l < 3; l++)
+        tg_far_free(items[l], n[l]);
+    json_decref(rows);
+    tg_text_close(tx);
+    tg_config_free(cfg);
+    return status;
+}
