@@ -310,14 +310,20 @@ static int run_http(const struct tg_config *cfg, const char *url, const char *ke
                             it->completion_tokens);
         /* the evidence: the cited documents, else the labelled source */
         char *docs[8];
-        size_t nd = 0;
-        for (ci = 0; ci < json_array_size(it->cited) && nd < 3; ci++)
+        const char *skip[8];
+        size_t nd = 0, nskip = 0;
+        json_array_foreach(json_object_get(tgo, "disclaimers"), ci, c)
+        {
+            if (json_is_string(c) && nskip < TG_ARRAY_LEN(skip))
+                skip[nskip++] = json_string_value(c);
+        }
+        for (ci = 0; ci < json_array_size(it->cited) && nd < TG_ARRAY_LEN(docs); ci++)
             if ((docs[nd] = document(cfg, json_string_value(json_array_get(it->cited, ci)))))
                 nd++;
         if (!nd && it->source && (docs[nd] = document(cfg, it->source)))
             nd++;
         struct run r = {.tx = tx};
-        judge(&r, it, (const char *const *)docs, nd, NULL, 0);
+        judge(&r, it, (const char *const *)docs, nd, skip, nskip);
         for (size_t d = 0; d < nd; d++)
             tg_free(docs[d]);
         json_decref(j);

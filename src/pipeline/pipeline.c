@@ -189,6 +189,21 @@ void tg_turn_write_summary(const struct tg_turn *t, struct tg_jw *w)
     list(w, "policy_hits", t->policy_hits);
     list(w, "tags", t->tags);
     list(w, "attestations", t->attestations);
+    /* texts the policies put around the answer (disclaimers), so a channel
+     * can show them apart from it */
+    tg_jw_key(w, "disclaimers");
+    tg_jw_arr(w);
+    const json_t *sides[2] = {t->rules.prefixes, t->rules.suffixes};
+    for (int k = 0; k < 2 && t->decision == TG_DECISION_DELIVER; k++) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(sides[k], i, v)
+        {
+            if (json_is_string(v))
+                tg_jw_str(w, json_string_value(v));
+        }
+    }
+    tg_jw_end(w);
     tg_jw_kstr(w, "backend", t->backend ? tg_backend_name(t->backend) : NULL);
     tg_jw_kint(w, "degradations", t->degradations);
     tg_jw_kstr(w, "rung", t->rung);

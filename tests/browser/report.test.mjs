@@ -1,0 +1,46 @@
+// report.test.mjs - the HTML report of `trustgate eval far` opened in Debian's
+// chromium (playwright-core): it loads with no network, its charts render with
+// bars of non-zero size, and its FAR matches the JSON report of the same run.
+// A screenshot goes to $TG_TEST_OUTPUT.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const bin = process.env.TG_BINARY_DIR || 'build';
+const out = process.env.TG_TEST_OUTPUT || join(bin, 'test-output');
+const dir = mkdtempSync(join(tmpdir(), 'tg-report-'));
+mkdirSync(out, { recursive: true });
+
+async function main() {
+  const html = join(dir, 'far.html'), json = join(dir, 'far.json');
+  execFileSync(`${bin}/trustgate`, ['eval', 'far', '-c', 'examples/insurance/trustgate.yaml',
+    '--set', 'examples/insurance/eval/far.jsonl', '--html', html, '--json', json], { stdio: 'pipe' });
+  const report = JSON.parse(readFileSync(json, 'utf8'));
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+    const requests = [];
+    page.on('request', (r) => { if (!r.url().startsWith('file:')) requests.push(r.url()); });
+    await page.goto(`file://${html}`);
+    assert.deepEqual(requests, [], 'the report fetches nothing');
+    const charts = page.locator('svg.chart');
+    assert.ok(await charts.count() >= 2, 'two charts at least');
+    const box = await charts.first().boundingBox();
+    assert.ok(box && box.width > 100 && box.height > 50, 'the chart is drawn');
+    const widths = await page.$$eval('svg.chart rect', (rs) => rs.map((r) => r.getBoundingClientRect().width));
+    assert.ok(widths.filter((w) => w > 2).length >= 3, 'bars of real length');
+    const far = await page.locator('#far').textContent();
+    assert.match(far, /^\d+\.\d%$/);
+    assert.ok(Math.abs(parseFloat(far) - report.far * 100) <= 0.051, `${far} vs ${report.far}`);
+    await page.screenshot({ path: join(out, 'eval-far-report.png'), fullPage: true });
+    console.log(`ok: FAR report renders (${far}); screenshot in ${out}`);
+  } finally {
+    await browser.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });

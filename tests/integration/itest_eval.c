@@ -1,0 +1,158 @@
+/*
+ * itest_eval.c - `trustgate eval far` end to end on the demo deployment:
+ * in process against its labelled set with the threshold make check holds
+ * it to, the JSON and HTML reports, a threshold that fails, a set with an
+ * error, and the same set over HTTP against a running gateway.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char dir[64];
+
+/* The demo's FAR must stay at or above this (bench figure, minus a margin). */
+#define DEMO_MIN_FAR "0.30"
+#define SET "examples/insurance/eval/far.jsonl"
+
+static int setup(void **state)
+{
+    (void)state;
+    return tg_h_tmpdir(dir, sizeof(dir)) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static int tg(const char *args, char **out)
+{
+    char bin[512], cmd[4096];
+    tg_h_bin("trustgate", bin, sizeof(bin));
+    snprintf(cmd, sizeof(cmd), "%s %s 2>&1", bin, args);
+    return tg_h_run(cmd, out);
+}
+
+static json_t *load(const char *path)
+{
+    json_error_t e;
+    json_t *j = json_load_file(path, 0, &e);
+    if (!j)
+        fail_msg("%s: %s", path, e.text);
+    return j;
+}
+
+static void test_far_in_process(void **state)
+{
+    (void)state;
+    char args[1024], json[128], html[128];
+    char *out = NULL;
+    snprintf(json, sizeof(json), "%s/far.json", dir);
+    snprintf(html, sizeof(html), "%s/far.html", dir);
+    snprintf(args, sizeof(args),
+             "eval far -c examples/insurance/trustgate.yaml --set " SET
+             " --json %s --html %s --min-far " DEMO_MIN_FAR,
+             json, html);
+    int rc = tg(args, &out);
+    if (rc != 0)
+        fail_msg("exit %d: %s", rc, out);
+    assert_non_null(strstr(out, "first-response accuracy on"));
+    tg_free(out);
+    json_t *j = load(json);
+    size_t n = (size_t)tg_json_int(j, "turns", 0);
+    assert_true(n >= 100);
+    assert_int_equal(json_array_size(json_object_get(j, "items")), n);
+    double far = tg_json_num(j, "far", -1);
+    assert_true(far >= 0.30 && far <= 1);
+    const json_t *f = json_object_get(j, "factors");
+    /* FAR can be no higher than any of its factors */
+    assert_true(far <= tg_json_num(f, "intent_accuracy", 0) + 1e-9);
+    /* every failing turn names the stage that failed */
+    size_t failing = 0, i;
+    json_t *it;
+    json_array_foreach(json_object_get(j, "items"), i, it)
+    {
+        if (!tg_json_bool(it, "correct", true)) {
+            failing++;
+            assert_non_null(tg_json_str(it, "failed_stage", NULL));
+        }
+    }
+    assert_int_equal(failing, n - (size_t)tg_json_int(j, "correct", 0));
+    json_decref(j);
+    /* the HTML report stands alone: charts inline, nothing fetched */
+    char *page = NULL;
+    snprintf(args, sizeof(args), "cat %s", html);
+    assert_int_equal(tg_h_run(args, &page), 0);
+    assert_non_null(strstr(page, "<svg class=\"chart\""));
+    assert_null(strstr(page, "http://cdn"));
+    assert_null(strstr(page, "<script src"));
+    tg_free(page);
+}
+
+static void test_threshold_and_bad_sets(void **state)
+{
+    (void)state;
+    char *out = NULL;
+    assert_int_equal(
+        tg("eval far -c examples/insurance/trustgate.yaml --set " SET " --min-far 0.999", &out), 1);
+    assert_non_null(strstr(out, "below the minimum"));
+    tg_free(out);
+    char path[256], args[512];
+    tg_h_write_file(dir, "bad.jsonl", "{\"question\":\"a\"}\n{\"id\":\"x\"}\n", path, sizeof(path));
+    snprintf(args, sizeof(args), "eval far -c examples/insurance/trustgate.yaml --set %s", path);
+    assert_int_equal(tg(args, &out), 1);
+    assert_non_null(strstr(out, "bad.jsonl:2:"));
+    tg_free(out);
+}
+
+static void test_far_over_http(void **state)
+{
+    (void)state;
+    struct tg_h_proc gw;
+    char data[128], args[1024], json[128];
+    char *out = NULL;
+    snprintf(data, sizeof(data), "%s/gw", dir);
+    assert_int_equal(tg_h_start_gateway(&gw, "examples/insurance/trustgate.yaml", data), 0);
+    snprintf(json, sizeof(json), "%s/http.json", dir);
+    snprintf(args, sizeof(args),
+             "eval far -c examples/insurance/trustgate.yaml --set " SET
+             " --url http://127.0.0.1:%d --key tg-demo-key --json %s",
+             gw.port, json);
+    int rc = tg(args, &out);
+    assert_int_equal(tg_h_stop(&gw, 5000), 0);
+    if (rc != 0)
+        fail_msg("exit %d: %s", rc, out);
+    tg_free(out);
+    json_t *j = load(json);
+    /* the same deployment over HTTP reaches the same decisions and intents */
+    char local[128];
+    snprintf(local, sizeof(local), "%s/far.json", dir);
+    json_t *l = load(local);
+    assert_int_equal(tg_json_int(j, "turns", 0), tg_json_int(l, "turns", -1));
+    double a = tg_json_num(json_object_get(j, "factors"), "intent_accuracy", -1);
+    double b = tg_json_num(json_object_get(l, "factors"), "intent_accuracy", -2);
+    assert_true(a > b - 1e-9 && a < b + 1e-9);
+    json_decref(j);
+    json_decref(l);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_far_in_process),
+        cmocka_unit_test(test_threshold_and_bad_sets),
+        cmocka_unit_test(test_far_over_http),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
