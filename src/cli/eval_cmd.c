@@ -19,6 +19,8 @@ static const struct suite suites[] = {
     {"far", tg_cli_eval_far, "first-response accuracy, decomposed, on a labelled set"},
     {"hallucination", tg_cli_eval_hallucination,
      "refused / grounded / fabricated on prompts that invite invention"},
+    {"robustness", tg_cli_eval_robustness,
+     "FAR on typos, Traditional, full-width, spaces and mixed-language variants"},
     {"crosslingual", tg_cli_eval_crosslingual,
      "the same question in zh, en and ja: the same conclusion?"},
 };

@@ -14,6 +14,9 @@
  *
  * Cross-lingual agreement, per language pair: the same decision, the same
  * intent and the same first cited source; disagreements are listed.
+ *
+ * Robustness runs a FAR set as written and in the rewritten forms of
+ * src/eval/variants.c, and reports each FAR and its drop.
  */
 #include "cli/cli.h"
 
@@ -371,6 +374,97 @@ out:
     for (int l = 0; l < 3; l++)
         tg_far_free(items[l], n[l]);
     json_decref(rows);
+    tg_text_close(tx);
+    tg_config_free(cfg);
+    return status;
+}
+
+/* ------------------------------------------------------------ robustness */
+
+static void rob_usage(FILE *f)
+{
+    fprintf(f, "usage: trustgate eval robustness -c FILE --set FILE [--url URL --key KEY]\n"
+               "       [--data DIR] [--model NAME] [--json FILE] [--max-rate X]\n\n"
+               "Run a FAR set (see `eval far`) as written and in five rewritten forms: a typo\n"
+               "(two adjacent characters swapped), Traditional characters, full-width\n"
+               "letters and digits, extra spaces, and a common term in English.  Prints FAR\n"
+               "for each and its drop from the original; exit status 1 when any drop is\n"
+               "larger than --max-rate (0..1).\n");
+}
+
+int tg_cli_eval_robustness(int argc, char **argv)
+{
+    struct opts o;
+    int rc = parse(argc, argv, &o, rob_usage);
+    if (rc >= 0)
+        return rc;
+    struct tg_config *cfg = tg_cli_load_config(o.cfg);
+    if (!cfg)
+        return 1;
+    tg_log_set_level(TG_LOG_ERROR);
+    struct tg_text *tx = NULL;
+    char err[512];
+    int status = 1;
+    double far[TG_VARIANT__COUNT] = {0};
+    json_t *variants = json_object();
+    if (tg_text_open(&tx, err, sizeof(err))) {
+        fprintf(stderr, "trustgate eval robustness: %s\n", err);
+        goto out;
+    }
+    printf("robustness of first-response accuracy (%s)\n", o.tgt.url ? o.tgt.url : o.cfg);
+    for (int v = 0; v < TG_VARIANT__COUNT; v++) {
+        struct tg_far_item *items = NULL;
+        size_t n = 0;
+        if (tg_far_load(o.set, &items, &n, err, sizeof(err))) {
+            fprintf(stderr, "trustgate eval robustness: %s\n", err);
+            goto out;
+        }
+        for (size_t i = 0; i < n; i++) {
+            struct tg_buf b;
+            tg_buf_init(&b, TG_BUF_UNLIMITED);
+            if (tg_eval_variant((enum tg_eval_variant)v, items[i].question, &b) == TG_OK &&
+                b.data) {
+                tg_free(items[i].question);
+                items[i].question = tg_buf_steal(&b, NULL);
+            }
+            tg_buf_free(&b);
+        }
+        if (tg_cli_eval_run(cfg, &o.tgt, items, n, tx)) {
+            tg_far_free(items, n);
+            goto out;
+        }
+        for (size_t i = 0; i < n; i++)
+            tg_far_score(&items[i], 3);
+        struct tg_far_summary s;
+        tg_far_summarize(items, n, &s);
+        far[v] = s.far;
+        printf("  %-12s FAR %5.1f%%  intent %5.1f%%  source top-3 %5.1f%%  drop %+5.1f points"
+               "  e.g. %s\n",
+               tg_eval_variant_names[v], s.far * 100, s.intent_acc * 100, s.source_topk * 100,
+               (far[0] - s.far) * 100, n ? items[n / 2].question : "");
+        json_object_set_new(variants, tg_eval_variant_names[v],
+                            json_pack("{s:f, s:f, s:f, s:f}", "far", s.far, "intent_accuracy",
+                                      s.intent_acc, "source_topk", s.source_topk, "drop",
+                                      far[0] - s.far));
+        tg_far_free(items, n);
+    }
+    status = 0;
+    double worst = 0;
+    for (int v = 1; v < TG_VARIANT__COUNT; v++)
+        worst = far[0] - far[v] > worst ? far[0] - far[v] : worst;
+    if (o.json) {
+        json_t *rep = json_pack("{s:s, s:O, s:f}", "suite", "robustness", "variants", variants,
+                                "largest_drop", worst);
+        write_out(o.json, rep);
+        json_decref(rep);
+    }
+    if (o.max_rate >= 0 && worst > o.max_rate) {
+        printf("  FAILED: the largest drop, %.1f points, is above %.1f\n", worst * 100,
+               o.max_rate * 100);
+        status = 1;
+    }
+out:
+    json_decref(variants);
     tg_text_close(tx);
     tg_config_free(cfg);
     return status;

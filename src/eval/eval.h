@@ -49,6 +49,22 @@ bool tg_eval_contains(struct tg_text *tx, const char *text, const char *fact);
 /* The q-quantile (0..1) of n values by nearest rank; sorts v.  0 when n is 0. */
 double tg_eval_quantile(double *v, size_t n, double q);
 
+/* ------------------------------------------------------------ robustness */
+
+/* How a customer may write the same question. */
+enum tg_eval_variant {
+    TG_VARIANT_ORIGINAL,
+    TG_VARIANT_TYPO,        /* two adjacent Chinese characters swapped near the middle */
+    TG_VARIANT_TRADITIONAL, /* Simplified -> Traditional (ICU Hans-Hant) */
+    TG_VARIANT_FULLWIDTH,   /* ASCII letters, digits and punctuation full-width */
+    TG_VARIANT_SPACES,      /* a space after every second character */
+    TG_VARIANT_MIXED,       /* a common term in English (保险 -> insurance ...) */
+    TG_VARIANT__COUNT
+};
+extern const char *const tg_eval_variant_names[TG_VARIANT__COUNT];
+/* Append the variant of question q to out.  TG_OK, TG_E_NOMEM or TG_E_INTERNAL (ICU). */
+int tg_eval_variant(enum tg_eval_variant v, const char *q, struct tg_buf *out);
+
 /* ------------------------------------------------------------ FAR */
 
 /* One labelled turn and what happened to it. */

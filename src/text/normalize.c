@@ -3,6 +3,7 @@
  * text for matching: NFKC with case folding (ICU's NFKC_Casefold, which also
  * drops default-ignorable characters such as zero-width spaces), optional
  * Traditional-to-Simplified Chinese, whitespace runs collapsed to one space
+ * (and removed between Chinese or Japanese characters)
  * and trimmed.  Pure ASCII input takes a shortcut that gives the same result
  * without ICU.  See docs/internals/text.md.
  */
@@ -313,11 +314,36 @@ static int to_simplified(struct tg_text *tx, const UChar *src, int32_t n, UChar 
     return TG_E_INTERNAL;
 }
 
-/* Collapse whitespace in place: each run becomes one space, none at the ends. */
+/* Chinese and Japanese characters and their punctuation: scripts written
+ * without spaces between words. */
+static bool unspaced(UChar32 c)
+{
+    return (c >= 0x3000 && c <= 0x30FF) || (c >= 0x3400 && c <= 0x9FFF) ||
+           (c >= 0xF900 && c <= 0xFAFF) || (c >= 0xFF00 && c <= 0xFF0F) ||
+           (c >= 0xFF1A && c <= 0xFF20) || (c >= 0x20000 && c <= 0x3134F);
+}
+
+static bool ascii_punct(UChar32 c)
+{
+    return c < 0x80 && c > 0x20 &&
+           !((c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z'));
+}
+
+/* Is a space between a and b no word break (Chinese or Japanese on either
+ * side and the other side the same or punctuation)? */
+static bool joins(UChar32 a, UChar32 b)
+{
+    return (unspaced(a) && (unspaced(b) || ascii_punct(b))) || (ascii_punct(a) && unspaced(b));
+}
+
+/* Collapse whitespace in place: each run becomes one space, none at the
+ * ends, and none between two characters of a script written without spaces
+ * ("办 退 保" is 办退保: stray spaces would break its words). */
 static int32_t collapse_space(UChar *u, int32_t n)
 {
     int32_t i = 0, w = 0;
     bool pending = false;
+    UChar32 prev = 0;
     while (i < n) {
         int32_t s = i;
         UChar32 c;
@@ -326,9 +352,10 @@ static int32_t collapse_space(UChar *u, int32_t n)
             pending = w > 0;
             continue;
         }
-        if (pending)
+        if (pending && !joins(prev, c))
             u[w++] = ' ';
         pending = false;
+        prev = c;
         while (s < i)
             u[w++] = u[s++];
     }

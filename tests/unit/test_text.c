@@ -69,7 +69,10 @@ static void test_normalize_table(void **state)
         {"退保！？", 0, "退保!?"},
         {"Hello WORLD", 0, "hello world"},
         {"  Hello\t\n\r World  ", 0, "hello world"},
-        {"\xe3\x80\x80理赔\xe3\x80\x80\xe3\x80\x80材料\xe3\x80\x80", 0, "理赔 材料"}, /* U+3000 */
+        /* U+3000; no space is kept between two Chinese characters */
+        {"\xe3\x80\x80理赔\xe3\x80\x80\xe3\x80\x80材料\xe3\x80\x80", 0, "理赔材料"},
+        {"我自 己去 不了 网点 ，让 别人", 0, "我自己去不了网点,让别人"},
+        {"理赔 claim 材料", 0, "理赔 claim 材料"},
         {"x\xc2\xa0\xe2\x80\x83y\xe2\x80\xa8z", 0, "x y z"}, /* NBSP, EM SPACE, LINE SEP */
         {"ÀÉÎ Ωmega", 0, "àéî ωmega"},
         {"Straße", 0, "strasse"},        /* full case folding */
