@@ -164,6 +164,38 @@ static void test_score_and_failing_stage(void **state)
     }
 }
 
+static void variant_is(enum tg_eval_variant v, const char *in, const char *want)
+{
+    struct tg_buf b;
+    tg_buf_init(&b, TG_BUF_UNLIMITED);
+    assert_int_equal(tg_eval_variant(v, in, &b), TG_OK);
+    if (strcmp(b.data, want) != 0)
+        fail_msg("%s(%s) = %s, want %s", tg_eval_variant_names[v], in, b.data, want);
+    tg_buf_free(&b);
+}
+
+static void test_variants(void **state)
+{
+    (void)state;
+    variant_is(TG_VARIANT_ORIGINAL, "网点办退保", "网点办退保");
+    variant_is(TG_VARIANT_TYPO, "网点办退保", "网点退办保"); /* the pair nearest the middle */
+    variant_is(TG_VARIANT_TYPO, "ok", "ok");
+    variant_is(TG_VARIANT_TRADITIONAL, "网点办退保", "網點辦退保");
+    variant_is(TG_VARIANT_FULLWIDTH, "P1 办?", "Ｐ１ 办？");
+    variant_is(TG_VARIANT_SPACES, "网点办退保", "网点 办退 保");
+    variant_is(TG_VARIANT_MIXED, "我的银行卡丢了", "我的 bank card 丢了");
+    variant_is(TG_VARIANT_MIXED, "你好", "你好 thanks");
+    /* the variants a normalizer should undo come back to the original */
+    struct tg_buf a, b;
+    tg_buf_init(&a, TG_BUF_UNLIMITED);
+    tg_buf_init(&b, TG_BUF_UNLIMITED);
+    tg_eval_variant(TG_VARIANT_SPACES, "我自己去不了网点，让别人帮我办退保", &a);
+    assert_int_equal(tg_text_normalize(tx, a.data, a.len, 0, &b), TG_OK);
+    assert_string_equal(b.data, "我自己去不了网点,让别人帮我办退保");
+    tg_buf_free(&a);
+    tg_buf_free(&b);
+}
+
 static void test_load(void **state)
 {
     (void)state;
@@ -199,6 +231,7 @@ int main(void)
         cmocka_unit_test(test_consistency),
         cmocka_unit_test(test_quantile),
         cmocka_unit_test(test_score_and_failing_stage),
+        cmocka_unit_test(test_variants),
         cmocka_unit_test(test_load),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
