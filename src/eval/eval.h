@@ -118,4 +118,50 @@ json_t *tg_far_json(const struct tg_far_item *items, size_t n, const struct tg_f
 int tg_far_html(const struct tg_far_item *items, size_t n, const struct tg_far_summary *s,
                 const char *target, struct tg_buf *out);
 
+/* ------------------------------------------------------------ monitor */
+
+/*
+ * The Mann–Kendall trend test (Mann 1945, Kendall 1975) on a series in time
+ * order: S = sum over i<j of sign(x_j - x_i); Var(S) = [n(n-1)(2n+5) -
+ * sum over tie groups t(t-1)(2t+5)] / 18; z = (S - sign(S)) / sqrt(Var(S))
+ * (continuity correction); two-sided p = erfc(|z| / sqrt 2).  Sen's slope is
+ * the median of (x_j - x_i) / (j - i).  n >= 3, else TG_E_INVAL.
+ */
+struct tg_mk {
+    size_t n;
+    double s, var, z, p, slope;
+};
+int tg_eval_mann_kendall(const double *x, size_t n, struct tg_mk *out);
+
+/* One day of feedback and review outcomes on AI answers. */
+struct tg_far_day {
+    int64_t day_ms; /* 00:00 UTC */
+    size_t good, bad;
+    double far; /* good / (good + bad); 0 without data */
+};
+
+/*
+ * Daily FAR over the `days` calendar days ending on the day of now_ms (UTC),
+ * from events [{at_ms, good}] (a reviewer's approval or a customer's good
+ * rating is good; an edit, a rejection or a bad rating is not).  out holds
+ * days entries, oldest first.
+ */
+void tg_eval_daily_far(const json_t *events, int64_t now_ms, size_t days, struct tg_far_day *out);
+
+/* A product owner's exit criterion: FAR below min_far on each of the last
+ * days days (every one with data), with no significantly improving trend
+ * (Mann–Kendall S > 0 at p < alpha). */
+struct tg_far_criterion {
+    double min_far, alpha;
+    size_t days;
+};
+struct tg_far_verdict {
+    bool met;           /* the criterion holds: raise the alert */
+    bool all_below;     /* every day below min_far (and every day with data) */
+    bool improving;     /* a significant upward trend */
+    struct tg_mk trend; /* n 0 when fewer than 3 days had data */
+};
+void tg_eval_far_criterion(const struct tg_far_day *days, size_t n,
+                           const struct tg_far_criterion *c, struct tg_far_verdict *v);
+
 #endif

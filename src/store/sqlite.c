@@ -128,6 +128,7 @@ enum rstmt {
     R_AUDIT_GET,
     R_AUDIT_SCAN,
     R_BLOB_GET,
+    R_BLOB_LIST,
     R__COUNT
 };
 
@@ -154,6 +155,9 @@ static const char *const read_sql[R__COUNT] = {
     [R_AUDIT_GET] = "SELECT " AUDIT_COLS " FROM audit WHERE idx = ?1",
     [R_AUDIT_SCAN] = "SELECT " AUDIT_COLS " FROM audit WHERE idx >= ?1 ORDER BY idx",
     [R_BLOB_GET] = "SELECT data FROM blobs WHERE key = ?1",
+    /* keys from the prefix up to the prefix followed by U+FFFF's first byte */
+    [R_BLOB_LIST] = "SELECT data FROM blobs WHERE key >= ?1 AND key < ?1 || x'F4'"
+                    " ORDER BY key LIMIT ?2",
 };
 
 /* ------------------------------------------------------------ jobs */
@@ -894,6 +898,33 @@ static int sq_blob_get(struct tg_store *st, const char *key, char **data, size_t
     return rc;
 }
 
+static int sq_blob_list(struct tg_store *st, const char *prefix, size_t limit, json_t **out)
+{
+    struct sq_store *s = sq(st);
+    sqlite3_stmt *q = s->r[R_BLOB_LIST];
+    struct binder b = {.st = q, .rc = SQLITE_OK};
+    json_t *arr = json_array();
+    int rc;
+
+    bind_str(&b, prefix);
+    bind_i64(&b, clamp_limit(limit));
+    rc = arr ? bind_fail(s, &b) : TG_E_NOMEM;
+    while (rc == TG_OK && (rc = read_step(s, q)) == TG_OK) {
+        json_t *v = json_loadb(sqlite3_column_blob(q, 0), (size_t)sqlite3_column_bytes(q, 0), 0,
+                               NULL);
+        if (v)
+            json_array_append_new(arr, v);
+    }
+    if (rc == TG_E_NOTFOUND)
+        rc = TG_OK;
+    read_done(q);
+    if (rc == TG_OK)
+        *out = arr;
+    else
+        json_decref(arr);
+    return rc;
+}
+
 static int sq_turn_get(struct tg_store *st, const char *turn_id, json_t **record)
 {
     struct sq_store *s = sq(st);
@@ -1333,6 +1364,7 @@ const struct tg_store_ops tg_store_sqlite_ops = {
     .set_group_commit = sq_set_group_commit,
     .blob_put = sq_blob_put,
     .blob_get = sq_blob_get,
+    .blob_list = sq_blob_list,
     .review_put = sq_review_put,
     .audit_put = sq_audit_put,
     .conversation_latest = sq_conversation_latest,

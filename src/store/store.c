@@ -152,6 +152,13 @@ int tg_store_blob_get(struct tg_store *st, const char *key, char **data, size_t 
     return st->ops->blob_get(st, key, data, len);
 }
 
+int tg_store_blob_list(struct tg_store *st, const char *prefix, size_t limit, json_t **out)
+{
+    if (!st || !prefix || !prefix[0] || !out)
+        return TG_E_INVAL;
+    return st->ops->blob_list(st, prefix, limit, out);
+}
+
 void tg_store_set_group_commit(struct tg_store *st, int64_t ms)
 {
     if (st && st->ops->set_group_commit)

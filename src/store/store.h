@@ -121,6 +121,10 @@ int tg_store_blob_delete(struct tg_store *st, const char *key);
 /* ------------------------------------------------------------ reads */
 
 int tg_store_blob_get(struct tg_store *st, const char *key, char **data, size_t *len);
+/* The blobs whose keys start with prefix, in key order, at most limit, as a
+ * JSON array of the blobs parsed as JSON (blobs that are not JSON are left
+ * out).  TG_OK or the store's error. */
+int tg_store_blob_list(struct tg_store *st, const char *prefix, size_t limit, json_t **out);
 
 
 /* The most recently updated conversation of a customer; TG_E_NOTFOUND if none. */

@@ -29,6 +29,7 @@ struct tg_store_ops {
     void (*set_group_commit)(struct tg_store *st, int64_t ms);
     int (*blob_put)(struct tg_store *st, const char *key, const void *data, size_t len);
     int (*blob_get)(struct tg_store *st, const char *key, char **data, size_t *len);
+    int (*blob_list)(struct tg_store *st, const char *prefix, size_t limit, json_t **out);
     int (*turn_put)(struct tg_store *st, const char *turn_id, const char *conversation_id,
                     const char *decision, int64_t created_ms, const char *record, size_t len,
                     int64_t audit_idx);

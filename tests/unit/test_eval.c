@@ -196,6 +196,67 @@ static void test_variants(void **state)
     tg_buf_free(&b);
 }
 
+/* Mann–Kendall by hand: x = 5 3 4 6 8 gives S = 8 - 2 = 6, Var(S) = 5*4*15/18,
+ * z = 5 / sqrt(16.667) = 1.22474, p = erfc(z / sqrt 2) = 0.220671, Sen's slope
+ * the median of the ten pairwise slopes = (1 + 1.5) / 2.  With a tie group of
+ * two (1 1 2 3): S = 5, Var = (156 - 18) / 18, z = 4 / sqrt(7.6667). */
+static void test_mann_kendall(void **state)
+{
+    (void)state;
+    struct tg_mk mk;
+    const double x[] = {5, 3, 4, 6, 8};
+    assert_int_equal(tg_eval_mann_kendall(x, 5, &mk), TG_OK);
+    assert_true(mk.s == 6);
+    assert_true(fabs(mk.var - 50.0 / 3) < 1e-9);
+    assert_true(fabs(mk.z - 1.224745) < 1e-5);
+    assert_true(fabs(mk.p - 0.220671) < 1e-5);
+    assert_true(fabs(mk.slope - 1.25) < 1e-12);
+    const double y[] = {1, 1, 2, 3};
+    assert_int_equal(tg_eval_mann_kendall(y, 4, &mk), TG_OK);
+    assert_true(mk.s == 5);
+    assert_true(fabs(mk.var - 138.0 / 18) < 1e-9);
+    assert_true(fabs(mk.z - 4 / sqrt(138.0 / 18)) < 1e-9);
+    assert_int_equal(tg_eval_mann_kendall(y, 2, &mk), TG_E_INVAL);
+}
+
+static void test_daily_far_and_criterion(void **state)
+{
+    (void)state;
+    const int64_t day = 86400000, now = 20000 * day + 3600000; /* one o'clock, day 20000 */
+    json_t *ev = json_array();
+    /* seven days of 70 % ... 76 %: below 85 %, rising one point a day */
+    for (int d = 0; d < 7; d++)
+        for (int k = 0; k < 100; k++)
+            json_array_append_new(ev, json_pack("{s:I, s:b}", "at_ms",
+                                                (json_int_t)((20000 - 6 + d) * day + k * 1000),
+                                                "good", k < 70 + d));
+    json_array_append_new(ev, json_pack("{s:I, s:b}", "at_ms", (json_int_t)(now - 30 * day), "good",
+                                        false)); /* outside the window */
+    struct tg_far_day days[7];
+    tg_eval_daily_far(ev, now, 7, days);
+    assert_true(days[0].day_ms == (20000 - 6) * day);
+    assert_int_equal(days[0].good, 70);
+    assert_int_equal(days[6].bad, 24);
+    assert_true(fabs(days[6].far - 0.76) < 1e-12);
+    struct tg_far_criterion c = {.min_far = 0.85, .alpha = 0.05, .days = 7};
+    struct tg_far_verdict v;
+    tg_eval_far_criterion(days, 7, &c, &v);
+    assert_true(v.all_below);
+    assert_true(v.improving); /* a steady rise: S = 21 of 21, p < 0.01 */
+    assert_false(v.met);
+    /* flat: below and not improving: the alert fires */
+    for (int d = 0; d < 7; d++) {
+        days[d].far = d % 2 ? 0.70 : 0.71;
+    }
+    tg_eval_far_criterion(days, 7, &c, &v);
+    assert_true(v.met);
+    /* one day without data: nothing can be claimed */
+    days[3].good = days[3].bad = 0;
+    tg_eval_far_criterion(days, 7, &c, &v);
+    assert_false(v.met);
+    json_decref(ev);
+}
+
 static void test_load(void **state)
 {
     (void)state;
@@ -232,6 +293,8 @@ int main(void)
         cmocka_unit_test(test_quantile),
         cmocka_unit_test(test_score_and_failing_stage),
         cmocka_unit_test(test_variants),
+        cmocka_unit_test(test_mann_kendall),
+        cmocka_unit_test(test_daily_far_and_criterion),
         cmocka_unit_test(test_load),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

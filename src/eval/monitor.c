@@ -1,0 +1,110 @@
+/*
+ * monitor.c - FAR over time: daily series from reviews and feedback, the
+ * Mann–Kendall trend test with Sen's slope, and the exit criterion product
+ * owners configure.  See eval.h.
+ */
+#include "eval/eval.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DAY_MS 86400000LL
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int sign(double v)
+{
+    return (v > 0) - (v < 0);
+}
+
+int tg_eval_mann_kendall(const double *x, size_t n, struct tg_mk *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (n < 3)
+        return TG_E_INVAL;
+    double s = 0;
+    size_t np = n * (n - 1) / 2, k = 0;
+    double *slopes = tg_malloc(np * sizeof(double));
+    double *sorted = tg_malloc(n * sizeof(double));
+    if (!slopes || !sorted) {
+        tg_free(slopes);
+        tg_free(sorted);
+        return TG_E_NOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++) {
+            s += sign(x[j] - x[i]);
+            slopes[k++] = (x[j] - x[i]) / (double)(j - i);
+        }
+    /* ties: groups of equal values */
+    memcpy(sorted, x, n * sizeof(double));
+    qsort(sorted, n, sizeof(double), cmp_double);
+    double ties = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && sorted[j] == sorted[i])
+            j++;
+        double t = (double)(j - i);
+        ties += t * (t - 1) * (2 * t + 5);
+        i = j;
+    }
+    double dn = (double)n;
+    out->n = n;
+    out->s = s;
+    out->var = (dn * (dn - 1) * (2 * dn + 5) - ties) / 18.0;
+    out->z = out->var > 0 ? (s - sign(s)) / sqrt(out->var) : 0;
+    out->p = erfc(fabs(out->z) / sqrt(2.0));
+    qsort(slopes, np, sizeof(double), cmp_double);
+    out->slope = np % 2 ? slopes[np / 2] : (slopes[np / 2 - 1] + slopes[np / 2]) / 2;
+    tg_free(slopes);
+    tg_free(sorted);
+    return TG_OK;
+}
+
+void tg_eval_daily_far(const json_t *events, int64_t now_ms, size_t days, struct tg_far_day *out)
+{
+    int64_t today = now_ms - now_ms % DAY_MS, first = today - (int64_t)(days - 1) * DAY_MS;
+    for (size_t d = 0; d < days; d++) {
+        memset(&out[d], 0, sizeof(out[d]));
+        out[d].day_ms = first + (int64_t)d * DAY_MS;
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(events, i, e)
+    {
+        int64_t at = tg_json_int(e, "at_ms", -1);
+        if (at < first || at >= today + DAY_MS)
+            continue;
+        struct tg_far_day *d = &out[(at - first) / DAY_MS];
+        if (tg_json_bool(e, "good", false))
+            d->good++;
+        else
+            d->bad++;
+    }
+    for (size_t d = 0; d < days; d++)
+        out[d].far =
+            out[d].good + out[d].bad ? (double)out[d].good / (double)(out[d].good + out[d].bad) : 0;
+}
+
+void tg_eval_far_criterion(const struct tg_far_day *days, size_t n,
+                           const struct tg_far_criterion *c, struct tg_far_verdict *v)
+{
+    memset(v, 0, sizeof(*v));
+    size_t from = n > c->days ? n - c->days : 0, m = 0;
+    double x[366];
+    v->all_below = n >= c->days && c->days > 0;
+    for (size_t i = from; i < n; i++) {
+        bool data = days[i].good + days[i].bad > 0;
+        v->all_below &= data && days[i].far < c->min_far;
+        if (data && m < TG_ARRAY_LEN(x))
+            x[m++] = days[i].far;
+    }
+    if (m >= 3 && tg_eval_mann_kendall(x, m, &v->trend) == TG_OK)
+        v->improving = v->trend.s > 0 && v->trend.p < c->alpha;
+    v->met = v->all_below && !v->improving;
+}
