@@ -699,14 +699,13 @@ static const struct field understand_fields[] = {
 /* Sections that later modules read from cfg->root themselves. */
 static const char *const passthrough_sections[] = {
     "policies",
-    "eval",
     "experiments",
     "fairness",
 };
 
 static const char *const own_sections[] = {
     "server",  "auth",       "store",  "conversation", "backends", "route", "models", "kb",
-    "intents", "understand", "review", "users",        "webhooks", "web",   "ladder",
+    "intents", "understand", "review", "users",        "webhooks", "web",   "ladder", "eval",
 };
 
 static bool get_duration(const json_t *v, int64_t *out)
@@ -1359,6 +1358,58 @@ static void check_ladder(struct vctx *c, struct tg_config *cfg, const json_t *ro
     }
 }
 
+/* eval: {far: {set, min}, monitor: {min_far, days, alpha, check_every}, prices: {MODEL:
+ * {prompt, completion}}} — read by `trustgate eval` and the FAR monitor. */
+static void check_eval(struct vctx *c, const json_t *root)
+{
+    static const char *const keys[] = {"far", "monitor", "prices"};
+    static const char *const far_keys[] = {"set", "min"};
+    static const char *const mon_keys[] = {"min_far", "days", "alpha", "check_every"};
+    static const char *const mon_durs[] = {"check_every"};
+    static const char *const price_keys[] = {"prompt", "completion"};
+    const json_t *sec = get_mapping(c, root, "eval", "eval");
+    if (!sec)
+        return;
+    tg_config_check_keys(c->errs, c->path, c->lines, sec, "eval", keys, TG_ARRAY_LEN(keys));
+    const json_t *far = get_mapping(c, sec, "far", "eval.far");
+    if (far) {
+        tg_config_check_keys(c->errs, c->path, c->lines, far, "eval.far", far_keys,
+                             TG_ARRAY_LEN(far_keys));
+        const json_t *set = json_object_get(far, "set");
+        if (set && !json_is_string(set))
+            type_err(c, key_line(c, far, "set"), "eval.far.set", "a file name", set);
+        check_number(c, far, "min", "eval.far.min", 0, 1);
+    }
+    const json_t *mon = get_mapping(c, sec, "monitor", "eval.monitor");
+    if (mon) {
+        tg_config_check_keys(c->errs, c->path, c->lines, mon, "eval.monitor", mon_keys,
+                             TG_ARRAY_LEN(mon_keys));
+        check_number(c, mon, "min_far", "eval.monitor.min_far", 0, 1);
+        check_number(c, mon, "days", "eval.monitor.days", 1, 90);
+        check_number(c, mon, "alpha", "eval.monitor.alpha", 0, 1);
+        check_durations(c, mon, "eval.monitor", mon_durs, 1);
+    }
+    const json_t *prices = get_mapping(c, sec, "prices", "eval.prices");
+    const char *model;
+    json_t *p;
+    json_object_foreach((json_t *)prices, model, p)
+    {
+        char w[160];
+        snprintf(w, sizeof(w), "eval.prices.%s", model);
+        if (!json_is_object(p)) {
+            type_err(c, key_line(c, prices, model), w, "a mapping {prompt, completion}", p);
+            continue;
+        }
+        tg_config_check_keys(c->errs, c->path, c->lines, p, w, price_keys,
+                             TG_ARRAY_LEN(price_keys));
+        char wp[200], wc[200];
+        snprintf(wp, sizeof(wp), "%s.prompt", w);
+        snprintf(wc, sizeof(wc), "%s.completion", w);
+        check_number(c, p, "prompt", wp, 0, 1e9);
+        check_number(c, p, "completion", wc, 0, 1e9);
+    }
+}
+
 static void check_models(struct vctx *c, struct tg_config *cfg, const json_t *root)
 {
     const json_t *list = get_list(c, root, "models", "models");
@@ -1575,6 +1626,7 @@ static void check_root(struct vctx *c, struct tg_config *cfg, const json_t *root
     check_backends(c, cfg, root);
     check_route(c, cfg, root);
     check_ladder(c, cfg, root);
+    check_eval(c, root);
     check_models(c, cfg, root);
     sec = get_mapping(c, root, "kb", "kb");
     if (sec) {

@@ -116,6 +116,7 @@ struct tg_api {
     struct tg_webhooks *webhooks; /* signed notifications of settled reviews, or NULL */
     struct tg_console *console;   /* console sessions and logins (console.c), or NULL */
     struct tg_events *events;     /* live event streams to consoles and chat pages (events.c) */
+    struct tg_monitor *monitor;   /* daily FAR and its alarm (feedback.c) */
 };
 
 /*
@@ -141,6 +142,11 @@ void tg_events_stop(struct tg_api *api);
 /* Keep req open as an event stream; customer NULL: a console, else that customer's chat. */
 void tg_events_subscribe(struct tg_api *api, struct tg_http_req *req, const char *customer);
 void tg_api_review_event(struct tg_api *api, const char *id, const char *event, const json_t *task);
+
+/* Feedback and the FAR monitor (feedback.c): start reads eval.monitor. */
+int tg_monitor_start(struct tg_api *api);
+void tg_monitor_stop(struct tg_api *api);
+bool tg_api_feedback(struct tg_api *api, struct tg_http_req *req);
 
 /* The web pages (web.c): static files, the chat page's API; false when not one of them. */
 bool tg_api_web(struct tg_api *api, struct tg_http_req *req);

@@ -32,6 +32,7 @@ static struct tg_h_proc gw, gw2;
 static const char *short_sla_config =
     "auth:\n  api_keys:\n    - name: t\n      key: tg-t\n"
     "review:\n  internal_queues: [bi_reports]\n"
+    "eval:\n  monitor: {min_far: 0.99, days: 1, alpha: 0.05}\n"
     "users:\n"
     "  - name: ann\n    role: agent\n    token: tg-ann\n"
     "    password_hash: \"pbkdf2-sha256$1000$73616c74$"
@@ -488,6 +489,52 @@ static void test_internal_queue_handoff_reply_and_stats(void **state)
     json_decref(j);
 }
 
+/* Customers rate answers; the monitor's daily FAR counts them with the
+ * reviewers' approvals, and the criterion (below 99 % today) holds. */
+static void test_feedback_and_monitor(void **state)
+{
+    (void)state;
+    long st;
+    json_t *j = chat2("请问营业时间", "standard");
+    char turn[64], body[256];
+    tg_strlcpy(turn, tg_json_str(json_object_get(j, "trustgate"), "turn_id", ""), sizeof(turn));
+    json_decref(j);
+    const char *key[] = {"Authorization: Bearer tg-t", NULL};
+    snprintf(body, sizeof(body), "{\"turn_id\":\"%s\",\"rating\":2,\"correct_answer\":\"9点\"}",
+             turn);
+    j = req_json(gw2.port, "POST", "/v1/feedback", key, body, &st);
+    assert_int_equal(st, 201);
+    assert_false(tg_json_bool(j, "good", true));
+    assert_null(json_object_get(j, "correct_answer")); /* stored, not echoed */
+    json_decref(j);
+    j = req_json(gw2.port, "POST", "/v1/feedback", key,
+                 "{\"turn_id\":\"turn_nope\",\"rating\":\"good\"}", &st);
+    assert_int_equal(st, 404);
+    json_decref(j);
+    j = req_json(gw2.port, "POST", "/v1/feedback", key, "{\"turn_id\":\"x\",\"rating\":9}", &st);
+    assert_int_equal(st, 400);
+    json_decref(j);
+    j = req_json(gw2.port, "POST", "/v1/feedback", NULL, body, &st);
+    assert_int_equal(st, 401);
+    json_decref(j);
+
+    const char *sue[] = {"Authorization: Bearer tg-sue", NULL};
+    j = req_json(gw2.port, "GET", "/v1/monitor", sue, NULL, &st);
+    assert_int_equal(st, 200);
+    json_t *days = json_object_get(j, "days");
+    json_t *today = json_array_get(days, json_array_size(days) - 1);
+    /* the approval of the internal-queue test, and this bad rating */
+    assert_int_equal(tg_json_int(today, "good", -1), 1);
+    assert_int_equal(tg_json_int(today, "bad", -1), 1);
+    const json_t *c = json_object_get(j, "criterion");
+    assert_true(tg_json_bool(c, "configured", false));
+    assert_true(tg_json_bool(c, "met", false));
+    json_decref(j);
+    j = req_json(gw2.port, "GET", "/v1/monitor", NULL, NULL, &st);
+    assert_int_equal(st, 401);
+    json_decref(j);
+}
+
 /* `trustgate review --url`: the CLI decides through the running server. */
 static void test_cli_reviews_through_the_server(void **state)
 {
@@ -551,6 +598,7 @@ int main(void)
         cmocka_unit_test(test_password_hash_from_the_config),
         cmocka_unit_test(test_live_events_reach_console_and_chat),
         cmocka_unit_test(test_internal_queue_handoff_reply_and_stats),
+        cmocka_unit_test(test_feedback_and_monitor),
         cmocka_unit_test(test_cli_reviews_through_the_server),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

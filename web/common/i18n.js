@@ -139,6 +139,8 @@ const D = {
   'sup.byAction': ['决定类型', 'Decisions by action'],
   'sup.byQueue': ['各队列', 'Per queue'],
   'sup.noData': ['暂无数据', 'No data'],
+  'sup.far': ['每日首答准确率（复核与客户评价，%）', 'Daily first-response accuracy (reviews and ratings, %)'],
+  'sup.farAlert': ['告警：准确率已连续 {d} 天低于 {m}%，且无改善趋势', 'Alert: accuracy below {m}% for {d} days with no improving trend'],
   'sup.decisions': ['决定数', 'decisions'],
 };
 

@@ -460,7 +460,8 @@ async function reply(x, close, button) {
 async function loadStats() {
   const s = await api('GET', '/v1/reviews/stats');
   setClock(s.now_ms);
-  return swap('stats', s);
+  const m = await api('GET', '/v1/monitor').catch(() => null);
+  return swap('stats', { ...s, monitor: m });
 }
 
 function renderStats() {
@@ -471,9 +472,12 @@ function renderStats() {
     h('div', { class: 'lbl', i18n: key }));
   const hour = (ms) => pad2(new Date(ms).getHours());
   const ba = s.by_action || {};
+  const mon = s.monitor, crit = mon?.criterion;
+  const day = (ms) => `${pad2(new Date(ms).getMonth() + 1)}-${pad2(new Date(ms).getDate())}`;
   view.replaceChildren(h('div', { class: 'sup', testid: 'supervisor-view' },
     h('div', { class: 'toolbar' }, h('h2', { i18n: 'sup.title' }),
       h('span', { class: 'muted', text: t('sup.since', { t: fmtTime(s.since_ms) }) })),
+    crit?.met ? h('div', { class: 'error', testid: 'far-alert', text: t('sup.farAlert', { d: crit.days, m: Math.round(crit.min_far * 100) }) }) : null,
     h('div', { class: 'stats' },
       stat('sup.created', 'stat-created', s.created), stat('sup.decided', 'stat-decided', s.decided),
       stat('sup.handedOff', 'stat-handed-off', s.handed_off), stat('sup.open', 'stat-open', s.open),
@@ -486,7 +490,9 @@ function renderStats() {
       chartCard('sup.byAction', ['approve', 'edit', 'reject'].map((a) => ({ label: tl('action', a), values: [ba[a] || 0] })),
         [t('sup.decisions')]),
       chartCard('sup.byQueue', (s.by_queue || []).map((q) => ({ label: tl('queue', q.queue), values: [q.created, q.open] })),
-        [t('sup.created'), t('sup.open')]))));
+        [t('sup.created'), t('sup.open')]),
+      mon ? chartCard('sup.far', (mon.days || []).map((d) => ({ label: day(d.day_ms), values: [Math.round(d.far * 1000) / 10], note: `${d.good}/${d.good + d.bad}` })),
+        [t('sup.far')], 2) : null)));
 }
 
 // ---- SVG bar charts

@@ -1,0 +1,286 @@
+/*
+ * feedback.c - how good the answers are over time, and the alarm product
+ * owners set on it.
+ *
+ *   POST /v1/feedback   {turn_id, rating: "good"|"bad"|1..5, correct_answer?}  (API key)
+ *   GET  /v1/monitor    daily FAR, its trend and the exit criterion           (users)
+ *
+ * Daily FAR counts, per UTC day, the AI answers people judged: a reviewer's
+ * approval or a customer's good rating (4 or 5 stars) is good; an edit, a
+ * rejection or a bad rating is not.  The criterion (config eval.monitor:
+ * {min_far, days, alpha, check_every}) is "FAR below min_far on each of the
+ * last `days` days, with no significantly improving Mann–Kendall trend";
+ * it is checked every check_every (default 1 h) and on every request to
+ * /v1/monitor.  When it holds, an alert goes out once per day: a signed
+ * webhook `monitor.far_below`, a console event, and an audit leaf.
+ */
+#include "http/api_int.h"
+#include "http/console.h"
+
+#include "audit/audit.h"
+#include "eval/eval.h"
+#include "metrics/metrics.h"
+#include "pipeline/pipeline.h"
+#include "store/store.h"
+
+#include <event2/event.h>
+#include <stdio.h>
+#include <string.h>
+
+#define MAX_DAYS 90
+#define DAY_MS 86400000LL
+
+struct tg_monitor {
+    struct tg_api *api;
+    struct event *timer;
+    struct tg_far_criterion crit;
+    size_t show_days;
+    bool on;                /* eval.monitor configured */
+    int64_t last_alert_day; /* day_ms of the last alert sent */
+};
+
+static const json_t *monitor_cfg(const struct tg_api *api)
+{
+    return json_object_get(json_object_get(api->p->cfg->root, "eval"), "monitor");
+}
+
+/* Every judged AI answer: reviews of drafts and customers' feedback. */
+static json_t *judged(struct tg_api *api)
+{
+    json_t *ev = json_array(), *tasks = NULL, *fb = NULL;
+    size_t i;
+    json_t *t;
+    tg_store_flush(api->p->store);
+    if (tg_store_review_list(api->p->store, "decided", 100000, &tasks) == TG_OK) {
+        json_array_foreach(tasks, i, t)
+        {
+            const json_t *d = json_object_get(t, "decision");
+            if (strcmp(tg_json_str(t, "kind", ""), "review") != 0 || !json_is_object(d))
+                continue; /* only answers AI wrote */
+            json_array_append_new(ev, json_pack("{s:I, s:b}", "at_ms",
+                                                (json_int_t)tg_json_int(d, "at", 0), "good",
+                                                !strcmp(tg_json_str(d, "action", ""), "approve")));
+        }
+    }
+    if (tg_store_blob_list(api->p->store, "feedback/", 100000, &fb) == TG_OK)
+        json_array_extend(ev, fb);
+    json_decref(tasks);
+    json_decref(fb);
+    return ev;
+}
+
+/* The series, the trend and the verdict; sends the day's alert when due. */
+static json_t *check(struct tg_api *api)
+{
+    struct tg_monitor *m = api->monitor;
+    int64_t now = tg_clock_wall_ms();
+    struct tg_far_day days[MAX_DAYS];
+    size_t n = TG_MAX(m->show_days, m->crit.days);
+    json_t *ev = judged(api);
+    tg_eval_daily_far(ev, now, n, days);
+    json_decref(ev);
+    struct tg_far_verdict v;
+    tg_eval_far_criterion(days, n, &m->crit, &v);
+    json_t *series = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(series, json_pack("{s:I, s:I, s:I, s:f}", "day_ms",
+                                                (json_int_t)days[i].day_ms, "good",
+                                                (json_int_t)days[i].good, "bad",
+                                                (json_int_t)days[i].bad, "far", days[i].far));
+    json_t *out = json_pack(
+        "{s:o, s:{s:I, s:f, s:f, s:f, s:f}, s:{s:b, s:f, s:I, s:f, s:b, s:b, s:b}}", "days", series,
+        "trend", "n", (json_int_t)v.trend.n, "s", v.trend.s, "z", v.trend.z, "p", v.trend.p,
+        "sen_slope", v.trend.slope, "criterion", "configured", m->on, "min_far", m->crit.min_far,
+        "days", (json_int_t)m->crit.days, "alpha", m->crit.alpha, "all_below", v.all_below,
+        "improving", v.improving, "met", m->on && v.met);
+    int64_t today = now - now % DAY_MS;
+    if (m->on && v.met && m->last_alert_day != today) {
+        m->last_alert_day = today;
+        json_t *alert =
+            json_pack("{s:s, s:I, s:f, s:I, s:f, s:f}", "event", "monitor.far_below", "at",
+                      (json_int_t)now, "min_far", m->crit.min_far, "days", (json_int_t)m->crit.days,
+                      "trend_z", v.trend.z, "trend_p", v.trend.p);
+        tg_warn("monitor: FAR below %.0f%% for %zu days with no improving trend",
+                m->crit.min_far * 100, m->crit.days);
+        if (api->webhooks)
+            tg_webhooks_notify(api->webhooks, alert);
+        json_t *leaf = json_pack("{s:s, s:O}", "kind", "monitor_alert", "alert", alert);
+        if (leaf)
+            tg_audit_append_json(api->p->audit, leaf, NULL);
+        json_decref(leaf);
+        tg_api_review_event(api, "monitor", "far_alert", NULL);
+        char key[64];
+        snprintf(key, sizeof(key), "alert/%lld", (long long)today);
+        char *s = json_dumps(alert, JSON_COMPACT);
+        if (s)
+            tg_store_blob_put(api->p->store, key, s, strlen(s));
+        free(s);
+        json_decref(alert);
+    }
+    return out;
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    json_decref(check(arg));
+}
+
+int tg_monitor_start(struct tg_api *api)
+{
+    struct tg_monitor *m = tg_calloc(1, sizeof(*m));
+    if (!m)
+        return TG_E_NOMEM;
+    const json_t *c = monitor_cfg(api);
+    m->api = api;
+    m->on = json_is_object(c);
+    m->crit.min_far = json_is_number(json_object_get(c, "min_far"))
+                          ? json_number_value(json_object_get(c, "min_far"))
+                          : 0.85;
+    m->crit.days = (size_t)TG_MIN(tg_json_int(c, "days", 7), MAX_DAYS);
+    m->crit.alpha = json_is_number(json_object_get(c, "alpha"))
+                        ? json_number_value(json_object_get(c, "alpha"))
+                        : 0.05;
+    m->show_days = 14;
+    api->monitor = m;
+    /* no second alert for a day already alerted, across restarts */
+    char key[64], *data = NULL;
+    size_t len;
+    int64_t now = tg_clock_wall_ms(), today = now - now % DAY_MS;
+    snprintf(key, sizeof(key), "alert/%lld", (long long)today);
+    if (tg_store_blob_get(api->p->store, key, &data, &len) == TG_OK)
+        m->last_alert_day = today;
+    tg_free(data);
+    if (m->on) {
+        int64_t every = 3600000;
+        const json_t *v = json_object_get(c, "check_every");
+        if (json_is_string(v))
+            tg_parse_duration_ms(json_string_value(v), &every);
+        m->timer = event_new(api->p->base, -1, EV_PERSIST, timer_cb, api);
+        struct timeval tv = {(time_t)(every / 1000), (suseconds_t)(every % 1000) * 1000};
+        if (!m->timer || event_add(m->timer, &tv))
+            return TG_E_NOMEM;
+    }
+    return TG_OK;
+}
+
+void tg_monitor_stop(struct tg_api *api)
+{
+    struct tg_monitor *m = api->monitor;
+    if (!m)
+        return;
+    if (m->timer)
+        event_free(m->timer);
+    tg_free(m);
+    api->monitor = NULL;
+}
+
+/* ------------------------------------------------------------ routes */
+
+static bool api_key(struct tg_api *api, const struct tg_http_req *req)
+{
+    const char *k = tg_api_bearer(req);
+    uint8_t h[TG_SHA256_LEN];
+    bool ok = false;
+    if (!k)
+        return false;
+    tg_sha256(k, strlen(k), h);
+    for (size_t i = 0; i < api->p->cfg->n_api_keys; i++)
+        ok |= tg_ct_equal(h, api->p->cfg->api_keys[i].sha256, TG_SHA256_LEN);
+    return ok;
+}
+
+static void feedback(struct tg_api *api, struct tg_http_req *req)
+{
+    const char *route = "/v1/feedback";
+    size_t len;
+    if (!api_key(api, req)) {
+        tg_api_send_error(api, req, route, 401, "authentication_error", "invalid_api_key",
+                          "Incorrect or missing API key.");
+        return;
+    }
+    const char *body = tg_http_body(req, &len);
+    json_t *j = json_loadb(body, len, 0, NULL);
+    const char *turn = tg_json_str(j, "turn_id", NULL), *rs = tg_json_str(j, "rating", NULL);
+    const json_t *rv = json_object_get(j, "rating");
+    int good = -1;
+    if (rs && (!strcmp(rs, "good") || !strcmp(rs, "up")))
+        good = 1;
+    else if (rs && (!strcmp(rs, "bad") || !strcmp(rs, "down")))
+        good = 0;
+    else if (json_is_integer(rv) && json_integer_value(rv) >= 1 && json_integer_value(rv) <= 5)
+        good = json_integer_value(rv) >= 4;
+    const json_t *ca = json_object_get(j, "correct_answer");
+    if (!turn || good < 0 || (ca && !json_is_string(ca))) {
+        json_decref(j);
+        tg_api_send_error(api, req, route, 400, "invalid_request_error", "invalid_feedback",
+                          "the body must be {\"turn_id\": \"turn_...\", \"rating\": \"good\"|"
+                          "\"bad\"|1..5, \"correct_answer\"?: \"...\"}");
+        return;
+    }
+    json_t *rec = NULL;
+    tg_store_flush(api->p->store);
+    if (tg_store_turn_get(api->p->store, turn, &rec) != TG_OK) {
+        json_decref(j);
+        tg_api_send_error(api, req, route, 404, "invalid_request_error", "unknown_turn",
+                          "no such turn");
+        return;
+    }
+    json_decref(rec);
+    int64_t now = tg_clock_wall_ms();
+    json_t *fb = json_pack("{s:s, s:I, s:b, s:O?, s:O}", "turn_id", turn, "at_ms", (json_int_t)now,
+                           "good", good, "correct_answer", ca, "rating", rv);
+    char key[128];
+    snprintf(key, sizeof(key), "feedback/%s", turn);
+    char *s = fb ? json_dumps(fb, JSON_COMPACT) : NULL;
+    int rc = s ? tg_store_blob_put(api->p->store, key, s, strlen(s)) : TG_E_NOMEM;
+    /* the audit log keeps the judgement, not the text */
+    json_t *leaf = json_pack("{s:s, s:s, s:b, s:b, s:I}", "kind", "feedback", "turn_id", turn,
+                             "good", good, "has_correct_answer", ca != NULL, "at", (json_int_t)now);
+    if (!rc && leaf)
+        rc = tg_audit_append_json(api->p->audit, leaf, NULL);
+    json_decref(leaf);
+    free(s);
+    json_decref(j);
+    if (rc) {
+        json_decref(fb);
+        tg_api_send_error(api, req, route, 503, "server_error", "storage_unavailable",
+                          "the feedback could not be stored");
+        return;
+    }
+    json_object_del(fb, "correct_answer");
+    json_object_set_new(fb, "object", json_string("feedback"));
+    tg_api_send_json(api, req, route, 201, fb);
+}
+
+static void monitor(struct tg_api *api, struct tg_http_req *req)
+{
+    struct tg_who who;
+    const char *code, *msg;
+    int st = tg_api_who(api, req, &who, &code, &msg);
+    if (st) {
+        tg_api_send_error(api, req, "/v1/monitor", st,
+                          st == 401 ? "authentication_error" : "invalid_request_error", code, msg);
+        return;
+    }
+    json_t *out = api->monitor ? check(api) : NULL;
+    if (!out) {
+        tg_api_send_error(api, req, "/v1/monitor", 503, "server_error", "monitor_unavailable",
+                          "the monitor is not running");
+        return;
+    }
+    tg_api_send_json(api, req, "/v1/monitor", 200, out);
+}
+
+bool tg_api_feedback(struct tg_api *api, struct tg_http_req *req)
+{
+    const char *m = tg_http_method(req), *path = tg_http_path(req);
+    if (!strcmp(path, "/v1/feedback") && !strcmp(m, "POST"))
+        feedback(api, req);
+    else if (!strcmp(path, "/v1/monitor") && !strcmp(m, "GET"))
+        monitor(api, req);
+    else
+        return false;
+    return true;
+}
