@@ -2,7 +2,8 @@
  * itest_eval.c - `trustgate eval far` end to end on the demo deployment:
  * in process against its labelled set with the threshold make check holds
  * it to, the JSON and HTML reports, a threshold that fails, a set with an
- * error, and the same set over HTTP against a running gateway.
+ * error, and the same set over HTTP against a running gateway; and the
+ * hallucination, cross-lingual and robustness suites on the demo's sets.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -147,12 +148,72 @@ static void test_far_over_http(void **state)
     json_decref(l);
 }
 
+/* The other suites on the demo, each end to end with its JSON report. */
+static void test_other_suites(void **state)
+{
+    (void)state;
+    char args[1024], json[128];
+    char *out = NULL;
+    snprintf(json, sizeof(json), "%s/hal.json", dir);
+    snprintf(args, sizeof(args),
+             "eval hallucination -c examples/insurance/trustgate.yaml --set "
+             "examples/insurance/eval/hallucination.jsonl --json %s --max-rate 0.05",
+             json);
+    int rc = tg(args, &out);
+    if (rc)
+        fail_msg("hallucination: exit %d: %s", rc, out);
+    tg_free(out);
+    json_t *j = load(json);
+    int64_t n = tg_json_int(j, "prompts", 0);
+    assert_true(n >= 45);
+    assert_int_equal(tg_json_int(j, "refused", 0) + tg_json_int(j, "grounded", 0) +
+                         tg_json_int(j, "fabricated", 0),
+                     n);
+    assert_non_null(json_object_get(json_object_get(j, "by_kind"), "false_premise"));
+    json_decref(j);
+
+    snprintf(json, sizeof(json), "%s/xl.json", dir);
+    snprintf(args, sizeof(args),
+             "eval crosslingual -c examples/insurance/trustgate.yaml --set "
+             "examples/insurance/eval/trilingual.jsonl --json %s",
+             json);
+    assert_int_equal(tg(args, &out), 0);
+    tg_free(out);
+    j = load(json);
+    assert_true(tg_json_int(j, "questions", 0) >= 36);
+    const json_t *zh_en = json_object_get(json_object_get(j, "pairs"), "zh-en");
+    assert_true(tg_json_num(zh_en, "decision", -1) >= 0 && tg_json_num(zh_en, "decision", 2) <= 1);
+    /* every pair that does not fully agree is listed */
+    assert_true(json_array_size(json_object_get(j, "disagreements")) > 0);
+    json_decref(j);
+    /* an impossible bar fails the run */
+    snprintf(args, sizeof(args),
+             "eval crosslingual -c examples/insurance/trustgate.yaml --set "
+             "examples/insurance/eval/trilingual.jsonl --min-rate 1.0");
+    assert_int_equal(tg(args, &out), 1);
+    tg_free(out);
+
+    snprintf(json, sizeof(json), "%s/rob.json", dir);
+    snprintf(args, sizeof(args),
+             "eval robustness -c examples/insurance/trustgate.yaml --set " SET " --json %s", json);
+    assert_int_equal(tg(args, &out), 0);
+    assert_non_null(strstr(out, "traditional"));
+    tg_free(out);
+    j = load(json);
+    const json_t *v = json_object_get(j, "variants");
+    assert_int_equal(json_object_size(v), 6);
+    /* Traditional characters are normalized away: no drop */
+    assert_true(tg_json_num(json_object_get(v, "traditional"), "drop", 1) < 0.02);
+    json_decref(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_far_in_process),
         cmocka_unit_test(test_threshold_and_bad_sets),
         cmocka_unit_test(test_far_over_http),
+        cmocka_unit_test(test_other_suites),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
