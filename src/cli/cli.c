@@ -180,3 +180,19 @@ int tg_cli_lock_data_dir(const char *dir)
     }
     return fd;
 }
+
+int tg_cli_write_out(const char *path, const char *data, size_t len)
+{
+    if (!strcmp(path, "-")) {
+        fwrite(data, 1, len, stdout);
+        return TG_OK;
+    }
+    FILE *f = fopen(path, "w");
+    if (!f || fwrite(data, 1, len, f) != len) {
+        if (f)
+            fclose(f);
+        fprintf(stderr, "trustgate: cannot write %s\n", path);
+        return TG_E_IO;
+    }
+    return fclose(f) ? TG_E_IO : TG_OK;
+}

@@ -49,5 +49,7 @@ void tg_cli_store_dir(const char *uri, char *out, size_t outlen);
 int tg_cli_lock_data_dir(const char *dir);
 /* True when argv[i] is -h or --help for any i >= 1. */
 int tg_cli_wants_help(int argc, char **argv);
+/* Write data to path ("-": stdout); TG_OK or TG_E_IO with a message on stderr. */
+int tg_cli_write_out(const char *path, const char *data, size_t len);
 
 #endif

@@ -354,22 +354,6 @@ int tg_cli_eval_run(const struct tg_config *cfg, const struct tg_eval_target *tg
 
 /* ------------------------------------------------------------ command */
 
-static int write_file(const char *path, const char *data, size_t len)
-{
-    if (!strcmp(path, "-")) {
-        fwrite(data, 1, len, stdout);
-        return TG_OK;
-    }
-    FILE *f = fopen(path, "w");
-    if (!f || fwrite(data, 1, len, f) != len) {
-        if (f)
-            fclose(f);
-        fprintf(stderr, "trustgate eval far: cannot write %s\n", path);
-        return TG_E_IO;
-    }
-    return fclose(f) ? TG_E_IO : TG_OK;
-}
-
 int tg_cli_eval_far(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -490,7 +474,7 @@ int tg_cli_eval_far(int argc, char **argv)
     if (json_out) {
         json_t *j = tg_far_json(items, n, &s, target);
         char *str = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
-        if (!str || write_file(json_out, str, strlen(str)))
+        if (!str || tg_cli_write_out(json_out, str, strlen(str)))
             status = 1;
         free(str);
         json_decref(j);
@@ -498,7 +482,7 @@ int tg_cli_eval_far(int argc, char **argv)
     if (html_out) {
         struct tg_buf b;
         tg_buf_init(&b, TG_BUF_UNLIMITED);
-        if (tg_far_html(items, n, &s, target, &b) || write_file(html_out, b.data, b.len))
+        if (tg_far_html(items, n, &s, target, &b) || tg_cli_write_out(html_out, b.data, b.len))
             status = 1;
         tg_buf_free(&b);
     }

@@ -132,15 +132,8 @@ static json_t *read_jsonl(const char *path, const char *need)
 static void write_out(const char *path, json_t *j)
 {
     char *s = json_dumps(j, JSON_INDENT(2));
-    if (!strcmp(path, "-")) {
-        printf("%s\n", s ? s : "");
-    } else {
-        FILE *f = fopen(path, "w");
-        if (!f || !s || fputs(s, f) < 0)
-            fprintf(stderr, "trustgate eval: cannot write %s\n", path);
-        if (f)
-            fclose(f);
-    }
+    if (s)
+        tg_cli_write_out(path, s, strlen(s));
     free(s);
 }
 

@@ -14,6 +14,8 @@ void tg_api_send_error(struct tg_api *api, struct tg_http_req *req, const char *
                        const char *type, const char *code, const char *message);
 /* "Authorization: Bearer TOKEN" -> TOKEN, or NULL. */
 const char *tg_api_bearer(const struct tg_http_req *req);
+/* Does the request carry one of the configured API keys (constant-time compare)? */
+bool tg_api_key_ok(const struct tg_api *api, const struct tg_http_req *req);
 
 /* A customer's message to run as a turn (strings borrowed until answered). */
 struct tg_turn_in {

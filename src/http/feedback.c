@@ -178,24 +178,11 @@ void tg_monitor_stop(struct tg_api *api)
 
 /* ------------------------------------------------------------ routes */
 
-static bool api_key(struct tg_api *api, const struct tg_http_req *req)
-{
-    const char *k = tg_api_bearer(req);
-    uint8_t h[TG_SHA256_LEN];
-    bool ok = false;
-    if (!k)
-        return false;
-    tg_sha256(k, strlen(k), h);
-    for (size_t i = 0; i < api->p->cfg->n_api_keys; i++)
-        ok |= tg_ct_equal(h, api->p->cfg->api_keys[i].sha256, TG_SHA256_LEN);
-    return ok;
-}
-
 static void feedback(struct tg_api *api, struct tg_http_req *req)
 {
     const char *route = "/v1/feedback";
     size_t len;
-    if (!api_key(api, req)) {
+    if (!tg_api_key_ok(api, req)) {
         tg_api_send_error(api, req, route, 401, "authentication_error", "invalid_api_key",
                           "Incorrect or missing API key.");
         return;

@@ -81,20 +81,6 @@ static const char *person(struct tg_api *api, struct tg_http_req *req, const cha
 #define DECIDERS "reviewer|supervisor"
 #define AGENTS "agent|supervisor"
 
-/* Does the request carry one of the API keys (for channels polling turns)? */
-static bool api_key_ok(struct tg_api *api, const struct tg_http_req *req)
-{
-    const char *k = tg_api_bearer(req);
-    uint8_t h[TG_SHA256_LEN];
-    bool ok = false;
-    if (!k)
-        return false;
-    tg_sha256(k, strlen(k), h);
-    for (size_t i = 0; i < api->p->cfg->n_api_keys; i++)
-        ok |= tg_ct_equal(h, api->p->cfg->api_keys[i].sha256, TG_SHA256_LEN);
-    return ok;
-}
-
 /* The value of a query parameter (no decoding needed for our names and states). */
 static bool query_param(const char *q, const char *name, char *out, size_t outlen)
 {
@@ -301,7 +287,7 @@ static void get_turn(struct tg_api *api, struct tg_http_req *req, const char *id
 {
     const char *route = "/v1/turns/{id}";
     json_t *rec = NULL;
-    if (!api_key_ok(api, req)) {
+    if (!tg_api_key_ok(api, req)) {
         fail(api, req, route, 401, "invalid_api_key", "Incorrect or missing API key.");
         return;
     }

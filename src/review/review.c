@@ -33,6 +33,14 @@ static json_t *copy_or_empty(const json_t *v)
     return v ? json_deep_copy(v) : json_array();
 }
 
+/* Read a task as the last act left it: acts queued for the writer are
+ * committed first (a flush is cheap when nothing waits). */
+static int load(struct tg_store *st, const char *id, struct tg_review_row *row, json_t **task)
+{
+    int rc = tg_store_flush(st);
+    return rc ? rc : tg_store_review_get(st, id, row, task);
+}
+
 static int put(struct tg_store *st, json_t *task)
 {
     struct tg_review_row row;
@@ -45,6 +53,30 @@ static int put(struct tg_store *st, json_t *task)
     row.deadline_ms = tg_json_int(task, "deadline_ms", 0);
     row.updated_ms = tg_clock_wall_ms();
     return tg_store_review_put(st, &row, task);
+}
+
+/*
+ * A person's act on a task, made durable: append its audit leaf (taken),
+ * store the task and flush, then hand the task (taken) to *task_out.  On
+ * failure err says what could not be stored.
+ */
+static int commit(struct tg_store *st, struct tg_audit *audit, json_t *task, json_t *leaf,
+                  const char *what, json_t **task_out, char *err, size_t errlen)
+{
+    int rc = leaf ? (audit ? tg_audit_append_json(audit, leaf, NULL) : TG_OK) : TG_E_NOMEM;
+    json_decref(leaf);
+    if (!rc)
+        rc = put(st, task);
+    if (!rc)
+        rc = tg_store_flush(st);
+    if (rc)
+        snprintf(err, errlen, "cannot store the %s: %s", what, tg_err_str(rc));
+    if (!rc && task_out) {
+        *task_out = task;
+        task = NULL;
+    }
+    json_decref(task);
+    return rc;
 }
 
 int tg_review_create(struct tg_store *st, const struct tg_review_new *n, char id[TG_ID_MAX])
@@ -115,7 +147,7 @@ int tg_review_decide(struct tg_store *st, struct tg_audit *audit, const char *id
 {
     json_t *task = NULL, *none = json_array();
     struct tg_review_row row;
-    int rc = tg_store_review_get(st, id, &row, &task);
+    int rc = load(st, id, &row, &task);
     const char *answer = NULL;
     struct tg_review_decision dd = *d;
     if (!dd.attestations)
@@ -270,7 +302,7 @@ int tg_review_claim(struct tg_store *st, struct tg_audit *audit, const char *id,
                     int64_t lapse_ms, json_t **task_out, char *err, size_t errlen)
 {
     json_t *task = NULL;
-    int rc = tg_store_review_get(st, id, NULL, &task);
+    int rc = load(st, id, NULL, &task);
     int64_t now = tg_clock_wall_ms();
     if (rc) {
         snprintf(err, errlen, "no review task %s", id);
@@ -296,20 +328,7 @@ int tg_review_claim(struct tg_store *st, struct tg_audit *audit, const char *id,
     json_t *leaf =
         json_pack("{s:s, s:s, s:s, s:s, s:I}", "kind", "review_claim", "review_id", id, "turn_id",
                   tg_json_str(task, "turn_id", ""), "actor", actor, "at", (json_int_t)now);
-    rc = leaf ? (audit ? tg_audit_append_json(audit, leaf, NULL) : TG_OK) : TG_E_NOMEM;
-    json_decref(leaf);
-    if (!rc)
-        rc = put(st, task);
-    if (!rc)
-        rc = tg_store_flush(st);
-    if (rc)
-        snprintf(err, errlen, "cannot store the claim: %s", tg_err_str(rc));
-    if (!rc && task_out) {
-        *task_out = task;
-        task = NULL;
-    }
-    json_decref(task);
-    return rc;
+    return commit(st, audit, task, leaf, "claim", task_out, err, errlen);
 }
 
 int tg_review_agent_reply(struct tg_store *st, struct tg_audit *audit, const char *id,
@@ -317,7 +336,7 @@ int tg_review_agent_reply(struct tg_store *st, struct tg_audit *audit, const cha
                           char *err, size_t errlen)
 {
     json_t *task = NULL;
-    int rc = tg_store_review_get(st, id, NULL, &task);
+    int rc = load(st, id, NULL, &task);
     if (rc) {
         snprintf(err, errlen, rc == TG_E_NOTFOUND ? "no review task %s" : "cannot read task %s",
                  id);
@@ -361,18 +380,5 @@ int tg_review_agent_reply(struct tg_store *st, struct tg_audit *audit, const cha
         json_pack("{s:s, s:s, s:s, s:s, s:s?, s:b, s:I}", "kind", "handoff_reply", "review_id", id,
                   "turn_id", tg_json_str(task, "turn_id", ""), "actor", actor, "text_sha256",
                   has_text ? hex : NULL, "closed", close, "at", (json_int_t)at);
-    rc = leaf ? (audit ? tg_audit_append_json(audit, leaf, NULL) : TG_OK) : TG_E_NOMEM;
-    json_decref(leaf);
-    if (!rc)
-        rc = put(st, task);
-    if (!rc)
-        rc = tg_store_flush(st);
-    if (rc)
-        snprintf(err, errlen, "cannot store the reply: %s", tg_err_str(rc));
-    if (!rc && task_out) {
-        *task_out = task;
-        task = NULL;
-    }
-    json_decref(task);
-    return rc;
+    return commit(st, audit, task, leaf, "reply", task_out, err, errlen);
 }

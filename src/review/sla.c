@@ -17,7 +17,8 @@ struct timer {
     struct tg_review_sla *sla;
     struct event *ev;
     char id[TG_ID_MAX];
-    bool warning; /* the early warning, not the deadline */
+    bool warning;  /* the early warning, not the deadline */
+    int64_t at_ms; /* when it is due (wall clock) */
     struct timer *prev, *next;
 };
 
@@ -92,6 +93,8 @@ static void unlink_timer(struct timer *t)
  * in deadline order.  A flush per timer would wait for one commit per
  * task, and a burst of deadlines would fall behind.
  */
+static int arm(struct tg_review_sla *s, const char *id, int64_t at_ms, bool warning);
+
 static void batch_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -111,6 +114,14 @@ static void batch_cb(evutil_socket_t fd, short what, void *arg)
     while (rev) {
         struct timer *t = rev;
         rev = t->next;
+        if (tg_clock_wall_ms() < t->at_ms) {
+            /* the loop's cached time ran behind: not due yet, never early */
+            if (arm(s, t->id, t->at_ms, t->warning))
+                tg_error("review %s: cannot re-arm its timer", t->id);
+            event_free(t->ev);
+            tg_free(t);
+            continue;
+        }
         if (t->warning)
             warn(s, t->id);
         else
@@ -140,6 +151,7 @@ static int arm(struct tg_review_sla *s, const char *id, int64_t at_ms, bool warn
         return TG_E_NOMEM;
     t->sla = s;
     t->warning = warning;
+    t->at_ms = at_ms;
     tg_strlcpy(t->id, id, sizeof(t->id));
     t->ev = evtimer_new(s->base, fire_cb, t);
     if (!t->ev) {
