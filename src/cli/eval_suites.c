@@ -30,6 +30,8 @@
 
 struct opts {
     const char *cfg, *set, *json;
+    const char *format; /* a public set's layout: halluqa, truthfulqa, halueval2, xsid, xquad */
+    long limit;         /* at most this many items; 0: all */
     struct tg_eval_target tgt;
     double max_rate; /* hallucination: fail above this fabrication rate; <0 none */
     double min_rate; /* crosslingual: fail below this agreement; <0 none */
@@ -46,6 +48,8 @@ static int parse(int argc, char **argv, struct opts *o, void (*usage)(FILE *))
                                        {"json", required_argument, NULL, 'j'},
                                        {"max-rate", required_argument, NULL, 'X'},
                                        {"min-rate", required_argument, NULL, 'N'},
+                                       {"format", required_argument, NULL, 'f'},
+                                       {"limit", required_argument, NULL, 'l'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
     int c;
@@ -81,6 +85,12 @@ static int parse(int argc, char **argv, struct opts *o, void (*usage)(FILE *))
         case 'N':
             o->min_rate = strtod(optarg, NULL);
             break;
+        case 'f':
+            o->format = optarg;
+            break;
+        case 'l':
+            o->limit = strtol(optarg, NULL, 10);
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -96,8 +106,35 @@ static int parse(int argc, char **argv, struct opts *o, void (*usage)(FILE *))
     return -1;
 }
 
+/*
+ * The public sets in ../shared/datasets, mapped to the suites' fields:
+ *   halluqa     HalluQA (Cheng et al. 2023): Question -> prompt
+ *   truthfulqa  TruthfulQA (Lin et al. 2022): question -> prompt, category -> kind
+ *   halueval2   HaluEval 2.0 finance queries (Li et al. 2024): user_query -> prompt
+ *   xsid        xSID (van der Goot et al. 2021): zh, en, ja as they are
+ *   xquad       XQuAD (Artetxe et al. 2020): question_zh -> zh, question_en -> en
+ */
+static const struct {
+    const char *format, *from, *to;
+} mappings[] = {
+    {"halluqa", "Question", "prompt"},  {"truthfulqa", "question", "prompt"},
+    {"truthfulqa", "category", "kind"}, {"halueval2", "user_query", "prompt"},
+    {"xquad", "question_zh", "zh"},     {"xquad", "question_en", "en"},
+};
+
+static void map_row(json_t *row, const char *format)
+{
+    for (size_t i = 0; format && i < TG_ARRAY_LEN(mappings); i++) {
+        json_t *v = json_object_get(row, mappings[i].from);
+        if (!strcmp(format, mappings[i].format) && v)
+            json_object_set(row, mappings[i].to, v);
+    }
+    if (format && !json_object_get(row, "kind"))
+        json_object_set_new(row, "kind", json_string(format));
+}
+
 /* Read a JSONL file of objects; NULL with a message on error. */
-static json_t *read_jsonl(const char *path, const char *need)
+static json_t *read_jsonl(const char *path, const char *need, const char *format, long limit)
 {
     FILE *f = fopen(path, "r");
     char *line = NULL;
@@ -114,6 +151,8 @@ static json_t *read_jsonl(const char *path, const char *need)
         if (line[strspn(line, " \t\r\n")] == '\0')
             continue;
         json_t *j = json_loads(line, 0, NULL);
+        if (json_is_object(j))
+            map_row(j, format);
         if (!json_is_object(j) || !tg_json_str(j, need, NULL)) {
             fprintf(stderr, "trustgate eval: %s:%d: each line must be an object with \"%s\"\n",
                     path, no, need);
@@ -123,6 +162,8 @@ static json_t *read_jsonl(const char *path, const char *need)
             break;
         }
         json_array_append_new(out, j);
+        if (limit > 0 && (long)json_array_size(out) >= limit)
+            break;
     }
     free(line);
     fclose(f);
@@ -159,8 +200,10 @@ static struct tg_far_item *items_for(const json_t *rows, const char *field, size
 static void hal_usage(FILE *f)
 {
     fprintf(f, "usage: trustgate eval hallucination -c FILE --set FILE [--url URL --key KEY]\n"
-               "       [--data DIR] [--model NAME] [--json FILE] [--max-rate X]\n\n"
-               "Run prompts that invite invention (JSONL: id, prompt, kind) and score each\n"
+               "       [--data DIR] [--model NAME] [--json FILE] [--max-rate X]\n"
+               "       [--format halluqa|truthfulqa|halueval2] [--limit N]\n\n"
+               "Run prompts that invite invention (JSONL: id, prompt, kind; or a public set\n"
+               "with --format) and score each\n"
                "answer refused (held, the holding reply, or says it does not know), grounded\n"
                "(every sentence and quantity found in its evidence) or fabricated.  Prints the\n"
                "counts per kind and the fabrication rate; exit status 1 above --max-rate.\n");
@@ -189,7 +232,7 @@ int tg_cli_eval_hallucination(int argc, char **argv)
     if (!cfg)
         return 1;
     tg_log_set_level(TG_LOG_ERROR);
-    json_t *rows = read_jsonl(o.set, "prompt");
+    json_t *rows = read_jsonl(o.set, "prompt", o.format, o.limit);
     struct tg_text *tx = NULL;
     char err[256];
     size_t n = 0;
@@ -266,9 +309,11 @@ out:
 static void xl_usage(FILE *f)
 {
     fprintf(f, "usage: trustgate eval crosslingual -c FILE --set FILE [--url URL --key KEY]\n"
-               "       [--data DIR] [--model NAME] [--json FILE] [--min-rate X]\n\n"
-               "Ask each question of a trilingual set (JSONL: id, zh, en, ja) in all three\n"
-               "languages and report, per language pair, how often the decision, the intent\n"
+               "       [--data DIR] [--model NAME] [--json FILE] [--min-rate X]\n"
+               "       [--format xsid|xquad] [--limit N]\n\n"
+               "Ask each question of a trilingual set (JSONL: id, zh, en, ja; XQuAD has no ja)\n"
+               "in each of its languages and report, per language pair, how often the decision, "
+               "the intent\n"
                "and the first cited source agree, and every disagreement; exit status 1 when\n"
                "the overall agreement (all three the same) is below --min-rate.\n");
 }
@@ -289,7 +334,7 @@ int tg_cli_eval_crosslingual(int argc, char **argv)
     if (!cfg)
         return 1;
     tg_log_set_level(TG_LOG_ERROR);
-    json_t *rows = read_jsonl(o.set, "zh");
+    json_t *rows = read_jsonl(o.set, "zh", o.format, o.limit);
     struct tg_text *tx = NULL;
     char err[256];
     size_t n[3] = {0, 0, 0};
@@ -297,8 +342,14 @@ int tg_cli_eval_crosslingual(int argc, char **argv)
     int status = 1;
     if (!rows || tg_text_open(&tx, err, sizeof(err)))
         goto out;
-    for (int l = 0; l < 3; l++) {
-        items[l] = items_for(rows, langs[l], &n[l]);
+    /* the languages the set has (XQuAD: no Japanese) */
+    int nl = 0;
+    const char *have[3];
+    for (int l = 0; l < 3; l++)
+        if (tg_json_str(json_array_get(rows, 0), langs[l], NULL))
+            have[nl++] = langs[l];
+    for (int l = 0; l < nl; l++) {
+        items[l] = items_for(rows, have[l], &n[l]);
         if (!items[l] || tg_cli_eval_run(cfg, &o.tgt, items[l], n[l], tx))
             goto out;
     }
@@ -306,8 +357,8 @@ int tg_cli_eval_crosslingual(int argc, char **argv)
     json_t *pairs = json_object(), *dis = json_array();
     printf("cross-lingual consistency on %zu questions (%s)\n", rows_n,
            o.tgt.url ? o.tgt.url : o.cfg);
-    for (int a = 0; a < 3; a++) {
-        for (int b = a + 1; b < 3; b++) {
+    for (int a = 0; a < nl; a++) {
+        for (int b = a + 1; b < nl; b++) {
             size_t dec = 0, intent = 0, source = 0, all = 0;
             for (size_t i = 0; i < rows_n; i++) {
                 struct tg_far_item *x = &items[a][i], *y = &items[b][i];
@@ -321,16 +372,16 @@ int tg_cli_eval_crosslingual(int argc, char **argv)
                 all += d && in && s;
                 if (!(d && in && s))
                     json_array_append_new(
-                        dis, json_pack(
-                                 "{s:s, s:s, s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?}", "id",
-                                 x->id, "pair", langs[a], "with", langs[b], "question", x->question,
-                                 "decision", x->got_decision, "decision_other", y->got_decision,
-                                 "intent", x->got_intent, "intent_other", y->got_intent, "source",
-                                 json_string_value(json_array_get(x->cited, 0)), "source_other",
-                                 json_string_value(json_array_get(y->cited, 0))));
+                        dis,
+                        json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?}", "id",
+                                  x->id, "pair", have[a], "with", have[b], "question", x->question,
+                                  "decision", x->got_decision, "decision_other", y->got_decision,
+                                  "intent", x->got_intent, "intent_other", y->got_intent, "source",
+                                  json_string_value(json_array_get(x->cited, 0)), "source_other",
+                                  json_string_value(json_array_get(y->cited, 0))));
             }
             char name[8];
-            snprintf(name, sizeof(name), "%s-%s", langs[a], langs[b]);
+            snprintf(name, sizeof(name), "%s-%s", have[a], have[b]);
             double m = rows_n ? (double)rows_n : 1;
             json_object_set_new(pairs, name,
                                 json_pack("{s:f, s:f, s:f, s:f}", "decision", dec / m, "intent",
@@ -341,7 +392,7 @@ int tg_cli_eval_crosslingual(int argc, char **argv)
     }
     for (size_t i = 0; i < rows_n; i++) {
         bool ok = true;
-        for (int l = 1; l < 3; l++)
+        for (int l = 1; l < nl; l++)
             ok &= same(items[0][i].got_decision, items[l][i].got_decision) &&
                   same(items[0][i].got_intent, items[l][i].got_intent) &&
                   same(json_string_value(json_array_get(items[0][i].cited, 0)),
@@ -349,7 +400,7 @@ int tg_cli_eval_crosslingual(int argc, char **argv)
         agree_all += ok;
     }
     double rate = rows_n ? (double)agree_all / (double)rows_n : 0;
-    printf("  all three languages agree         %5.1f%%  (%zu disagreements listed in the JSON)\n",
+    printf("  all languages agree               %5.1f%%  (%zu disagreements listed in the JSON)\n",
            rate * 100, json_array_size(dis));
     json_t *rep =
         json_pack("{s:s, s:I, s:f, s:o, s:o}", "suite", "crosslingual", "questions",
