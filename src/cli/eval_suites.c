@@ -29,7 +29,7 @@
 #include <string.h>
 
 struct opts {
-    const char *cfg, *set, *json;
+    const char *cfg, *set, *json, *html;
     const char *format; /* a public set's layout: halluqa, truthfulqa, halueval2, xsid, xquad */
     long limit;         /* at most this many items; 0: all */
     struct tg_eval_target tgt;
@@ -39,19 +39,14 @@ struct opts {
 
 static int parse(int argc, char **argv, struct opts *o, void (*usage)(FILE *))
 {
-    static const struct option lo[] = {{"config", required_argument, NULL, 'c'},
-                                       {"set", required_argument, NULL, 's'},
-                                       {"data", required_argument, NULL, 'd'},
-                                       {"url", required_argument, NULL, 'u'},
-                                       {"key", required_argument, NULL, 'k'},
-                                       {"model", required_argument, NULL, 'm'},
-                                       {"json", required_argument, NULL, 'j'},
-                                       {"max-rate", required_argument, NULL, 'X'},
-                                       {"min-rate", required_argument, NULL, 'N'},
-                                       {"format", required_argument, NULL, 'f'},
-                                       {"limit", required_argument, NULL, 'l'},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {NULL, 0, NULL, 0}};
+    static const struct option lo[] = {
+        {"config", required_argument, NULL, 'c'},   {"set", required_argument, NULL, 's'},
+        {"data", required_argument, NULL, 'd'},     {"url", required_argument, NULL, 'u'},
+        {"key", required_argument, NULL, 'k'},      {"model", required_argument, NULL, 'm'},
+        {"json", required_argument, NULL, 'j'},     {"max-rate", required_argument, NULL, 'X'},
+        {"min-rate", required_argument, NULL, 'N'}, {"format", required_argument, NULL, 'f'},
+        {"html", required_argument, NULL, 'H'},     {"limit", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
     int c;
     memset(o, 0, sizeof(*o));
     o->max_rate = o->min_rate = -1;
@@ -87,6 +82,9 @@ static int parse(int argc, char **argv, struct opts *o, void (*usage)(FILE *))
             break;
         case 'f':
             o->format = optarg;
+            break;
+        case 'H':
+            o->html = optarg;
             break;
         case 'l':
             o->limit = strtol(optarg, NULL, 10);
@@ -178,6 +176,55 @@ static void write_out(const char *path, json_t *j)
     free(s);
 }
 
+/* Latency and cost of a suite's turns, printed and kept in the report. */
+static json_t *cost_line(struct tg_far_item *items, size_t n)
+{
+    struct tg_far_summary s;
+    tg_far_summarize(items, n, &s);
+    printf("  latency p50 / p95                 %.1f ms / %.1f ms\n"
+           "  tokens, cost per turn             %lld + %lld, %.6f\n",
+           s.p50_ms, s.p95_ms, (long long)s.prompt_tokens, (long long)s.completion_tokens,
+           s.cost_per_turn);
+    return json_pack("{s:f, s:f, s:I, s:I, s:f}", "p50_ms", s.p50_ms, "p95_ms", s.p95_ms,
+                     "prompt_tokens", (json_int_t)s.prompt_tokens, "completion_tokens",
+                     (json_int_t)s.completion_tokens, "cost_per_turn", s.cost_per_turn);
+}
+
+/* A report page: a heading, rows of figures, one bar chart, then the
+ * caller's extra HTML (may be NULL). */
+static void write_html(const char *path, const char *title, const char *target,
+                       const char *const *keys, const char *const *vals, size_t nrows,
+                       const char *chart, const char *const *labels, const double *values,
+                       size_t nbars, bool percent, const char *extra)
+{
+    struct tg_buf b;
+    tg_buf_init(&b, TG_BUF_UNLIMITED);
+    tg_eval_html_head(&b, title);
+    tg_buf_puts(&b, "<h1>");
+    tg_eval_html_esc(&b, title);
+    tg_buf_puts(&b, "</h1><p>Target: ");
+    tg_eval_html_esc(&b, target);
+    tg_buf_puts(&b, "</p><table>");
+    for (size_t i = 0; i < nrows; i++) {
+        tg_buf_puts(&b, "<tr><th>");
+        tg_eval_html_esc(&b, keys[i]);
+        tg_buf_puts(&b, "</th><td>");
+        tg_eval_html_esc(&b, vals[i]);
+        tg_buf_puts(&b, "</td></tr>");
+    }
+    tg_buf_puts(&b, "</table>\n");
+    double max = 1;
+    for (size_t i = 0; i < nbars; i++)
+        max = values[i] > max ? values[i] : max;
+    tg_eval_html_bars(&b, chart, labels, values, nbars, percent ? 1.0 : max, percent);
+    if (extra)
+        tg_buf_puts(&b, extra);
+    tg_buf_puts(&b, "<p>Method: docs/EVAL.md.</p></body></html>\n");
+    if (b.data)
+        tg_cli_write_out(path, b.data, b.len);
+    tg_buf_free(&b);
+}
+
 static struct tg_far_item *items_for(const json_t *rows, const char *field, size_t *n)
 {
     size_t m = json_array_size(rows);
@@ -200,8 +247,8 @@ static struct tg_far_item *items_for(const json_t *rows, const char *field, size
 static void hal_usage(FILE *f)
 {
     fprintf(f, "usage: trustgate eval hallucination -c FILE --set FILE [--url URL --key KEY]\n"
-               "       [--data DIR] [--model NAME] [--json FILE] [--max-rate X]\n"
-               "       [--format halluqa|truthfulqa|halueval2] [--limit N]\n\n"
+               "       [--data DIR] [--model NAME] [--json FILE] [--html FILE]\n"
+               "       [--max-rate X] [--format halluqa|truthfulqa|halueval2] [--limit N]\n\n"
                "Run prompts that invite invention (JSONL: id, prompt, kind; or a public set\n"
                "with --format) and score each\n"
                "answer refused (held, the holding reply, or says it does not know), grounded\n"
@@ -283,10 +330,27 @@ int tg_cli_eval_hallucination(int argc, char **argv)
         printf("  %-16s refused %lld, grounded %lld, fabricated %lld\n", key,
                (long long)tg_json_int(v, "refused", 0), (long long)tg_json_int(v, "grounded", 0),
                (long long)tg_json_int(v, "fabricated", 0));
-    json_t *rep = json_pack("{s:s, s:I, s:I, s:I, s:I, s:f, s:o, s:o}", "suite", "hallucination",
-                            "prompts", (json_int_t)n, "refused", (json_int_t)refused, "grounded",
-                            (json_int_t)grounded, "fabricated", (json_int_t)fabricated,
-                            "fabrication_rate", rate, "by_kind", by_kind, "items", list);
+    json_t *cost = cost_line(items, n);
+    json_t *rep =
+        json_pack("{s:s, s:I, s:I, s:I, s:I, s:f, s:o, s:o, s:o}", "suite", "hallucination",
+                  "prompts", (json_int_t)n, "refused", (json_int_t)refused, "grounded",
+                  (json_int_t)grounded, "fabricated", (json_int_t)fabricated, "fabrication_rate",
+                  rate, "by_kind", by_kind, "items", list, "latency_cost", cost);
+    if (o.html) {
+        char a[32], b[32], c[32], d[32], e[32];
+        snprintf(a, sizeof(a), "%zu", n);
+        snprintf(b, sizeof(b), "%zu", refused);
+        snprintf(c, sizeof(c), "%zu", grounded);
+        snprintf(d, sizeof(d), "%zu", fabricated);
+        snprintf(e, sizeof(e), "%.1f%%", rate * 100);
+        const char *keys[] = {"prompts", "refused or does not know", "answered only from evidence",
+                              "fabricated", "fabrication rate"};
+        const char *vals[] = {a, b, c, d, e};
+        const char *labels[] = {"refused", "grounded", "fabricated"};
+        double values[] = {(double)refused, (double)grounded, (double)fabricated};
+        write_html(o.html, "Hallucination stress", o.tgt.url ? o.tgt.url : o.cfg, keys, vals, 5,
+                   "Answers by verdict", labels, values, 3, false, NULL);
+    }
     if (o.json)
         write_out(o.json, rep);
     json_decref(rep);
@@ -309,8 +373,8 @@ out:
 static void xl_usage(FILE *f)
 {
     fprintf(f, "usage: trustgate eval crosslingual -c FILE --set FILE [--url URL --key KEY]\n"
-               "       [--data DIR] [--model NAME] [--json FILE] [--min-rate X]\n"
-               "       [--format xsid|xquad] [--limit N]\n\n"
+               "       [--data DIR] [--model NAME] [--json FILE] [--html FILE]\n"
+               "       [--min-rate X] [--format xsid|xquad] [--limit N]\n\n"
                "Ask each question of a trilingual set (JSONL: id, zh, en, ja; XQuAD has no ja)\n"
                "in each of its languages and report, per language pair, how often the decision, "
                "the intent\n"
@@ -402,9 +466,31 @@ int tg_cli_eval_crosslingual(int argc, char **argv)
     double rate = rows_n ? (double)agree_all / (double)rows_n : 0;
     printf("  all languages agree               %5.1f%%  (%zu disagreements listed in the JSON)\n",
            rate * 100, json_array_size(dis));
-    json_t *rep =
-        json_pack("{s:s, s:I, s:f, s:o, s:o}", "suite", "crosslingual", "questions",
-                  (json_int_t)rows_n, "agreement", rate, "pairs", pairs, "disagreements", dis);
+    json_t *cost = cost_line(items[0], n[0]);
+    if (o.html) {
+        const char *labels[3];
+        double values[3];
+        size_t np = 0;
+        const char *k;
+        json_t *pv;
+        json_object_foreach(pairs, k, pv)
+        {
+            if (np < 3) {
+                labels[np] = k;
+                values[np++] = tg_json_num(pv, "all", 0);
+            }
+        }
+        char q[32], r[32];
+        snprintf(q, sizeof(q), "%zu", rows_n);
+        snprintf(r, sizeof(r), "%.1f%%", rate * 100);
+        const char *keys[] = {"questions", "all languages agree"};
+        const char *vals[] = {q, r};
+        write_html(o.html, "Cross-lingual consistency", o.tgt.url ? o.tgt.url : o.cfg, keys, vals,
+                   2, "Same decision, intent and source, per pair", labels, values, np, true, NULL);
+    }
+    json_t *rep = json_pack("{s:s, s:I, s:f, s:o, s:o, s:o}", "suite", "crosslingual", "questions",
+                            (json_int_t)rows_n, "agreement", rate, "pairs", pairs, "disagreements",
+                            dis, "latency_cost", cost);
     if (o.json)
         write_out(o.json, rep);
     json_decref(rep);
@@ -428,7 +514,7 @@ out:
 static void rob_usage(FILE *f)
 {
     fprintf(f, "usage: trustgate eval robustness -c FILE --set FILE [--url URL --key KEY]\n"
-               "       [--data DIR] [--model NAME] [--json FILE] [--max-rate X]\n\n"
+               "       [--data DIR] [--model NAME] [--json FILE] [--html FILE] [--max-rate X]\n\n"
                "Run a FAR set (see `eval far`) as written and in five rewritten forms: a typo\n"
                "(two adjacent characters swapped), Traditional characters, full-width\n"
                "letters and digits, extra spaces, and a common term in English.  Prints FAR\n"
@@ -487,15 +573,25 @@ int tg_cli_eval_robustness(int argc, char **argv)
                tg_eval_variant_names[v], s.far * 100, s.intent_acc * 100, s.source_topk * 100,
                (far[0] - s.far) * 100, n ? items[n / 2].question : "");
         json_object_set_new(variants, tg_eval_variant_names[v],
-                            json_pack("{s:f, s:f, s:f, s:f}", "far", s.far, "intent_accuracy",
-                                      s.intent_acc, "source_topk", s.source_topk, "drop",
-                                      far[0] - s.far));
+                            json_pack("{s:f, s:f, s:f, s:f, s:f, s:f}", "far", s.far,
+                                      "intent_accuracy", s.intent_acc, "source_topk", s.source_topk,
+                                      "drop", far[0] - s.far, "p50_ms", s.p50_ms, "p95_ms",
+                                      s.p95_ms));
         tg_far_free(items, n);
     }
     status = 0;
     double worst = 0;
     for (int v = 1; v < TG_VARIANT__COUNT; v++)
         worst = far[0] - far[v] > worst ? far[0] - far[v] : worst;
+    if (o.html) {
+        char w[32];
+        snprintf(w, sizeof(w), "%.1f points", worst * 100);
+        const char *keys[] = {"largest drop"};
+        const char *vals[] = {w};
+        write_html(o.html, "Robustness of first-response accuracy", o.tgt.url ? o.tgt.url : o.cfg,
+                   keys, vals, 1, "FAR per variant", tg_eval_variant_names, far, TG_VARIANT__COUNT,
+                   true, NULL);
+    }
     if (o.json) {
         json_t *rep = json_pack("{s:s, s:O, s:f}", "suite", "robustness", "variants", variants,
                                 "largest_drop", worst);

@@ -49,6 +49,17 @@ bool tg_eval_contains(struct tg_text *tx, const char *text, const char *fact);
 /* The q-quantile (0..1) of n values by nearest rank; sorts v.  0 when n is 0. */
 double tg_eval_quantile(double *v, size_t n, double q);
 
+/* ------------------------------------------------------------ HTML reports */
+
+/* The page's head and style (the caller ends it with "</body></html>"). */
+void tg_eval_html_head(struct tg_buf *out, const char *title);
+/* Text with <, >, & and " escaped. */
+void tg_eval_html_esc(struct tg_buf *out, const char *s);
+/* A horizontal bar chart as inline SVG (class "chart"): values 0..max,
+ * shown as percentages or as counts. */
+void tg_eval_html_bars(struct tg_buf *out, const char *title, const char *const *labels,
+                       const double *values, size_t n, double max, bool percent);
+
 /* ------------------------------------------------------------ robustness */
 
 /* How a customer may write the same question. */

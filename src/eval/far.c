@@ -244,7 +244,20 @@ json_t *tg_far_json(const struct tg_far_item *items, size_t n, const struct tg_f
 
 /* ------------------------------------------------------------ HTML */
 
-static void esc(struct tg_buf *b, const char *s)
+void tg_eval_html_head(struct tg_buf *out, const char *title)
+{
+    tg_buf_puts(out, "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>");
+    tg_eval_html_esc(out, title);
+    tg_buf_puts(out,
+                "</title><style>"
+                "body{font:14px/1.5 system-ui,sans-serif;margin:2em;color:#1f2937}"
+                "table{border-collapse:collapse;margin:1em 0}"
+                "td,th{border:1px solid #d1d5db;padding:4px 8px;text-align:left;vertical-align:top}"
+                "th{background:#f3f4f6}.bad{color:#b91c1c}figure{margin:1em 0}"
+                "figcaption{font-weight:600}</style></head><body>\n");
+}
+
+void tg_eval_html_esc(struct tg_buf *b, const char *s)
 {
     for (; s && *s; s++) {
         switch (*s) {
@@ -267,12 +280,12 @@ static void esc(struct tg_buf *b, const char *s)
 }
 
 /* A horizontal bar chart: one bar per value (0..max), labelled. */
-static void bars(struct tg_buf *b, const char *title, const char *const *labels,
-                 const double *values, size_t n, double max, bool percent)
+void tg_eval_html_bars(struct tg_buf *b, const char *title, const char *const *labels,
+                       const double *values, size_t n, double max, bool percent)
 {
     const int w = 560, row = 28, left = 170, h = (int)n * row + 36;
     tg_buf_printf(b, "<figure><figcaption>");
-    esc(b, title);
+    tg_eval_html_esc(b, title);
     tg_buf_printf(b,
                   "</figcaption><svg class=\"chart\" role=\"img\" width=\"%d\" height=\"%d\" "
                   "viewBox=\"0 0 %d %d\" xmlns=\"http://www.w3.org/2000/svg\">",
@@ -282,7 +295,7 @@ static void bars(struct tg_buf *b, const char *title, const char *const *labels,
         int y = 10 + (int)i * row, bw = (int)lround(v * (w - left - 70));
         tg_buf_printf(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\" font-size=\"13\">", left - 8,
                       y + 15);
-        esc(b, labels[i]);
+        tg_eval_html_esc(b, labels[i]);
         tg_buf_printf(b,
                       "</text><rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"18\" fill=\"#2563eb\"/>"
                       "<text x=\"%d\" y=\"%d\" font-size=\"13\">",
@@ -299,16 +312,9 @@ static void bars(struct tg_buf *b, const char *title, const char *const *labels,
 int tg_far_html(const struct tg_far_item *items, size_t n, const struct tg_far_summary *s,
                 const char *target, struct tg_buf *out)
 {
-    tg_buf_puts(out,
-                "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">"
-                "<title>trustgate FAR report</title><style>"
-                "body{font:14px/1.5 system-ui,sans-serif;margin:2em;color:#1f2937}"
-                "table{border-collapse:collapse;margin:1em 0}"
-                "td,th{border:1px solid #d1d5db;padding:4px 8px;text-align:left;vertical-align:top}"
-                "th{background:#f3f4f6}.bad{color:#b91c1c}figure{margin:1em 0}"
-                "figcaption{font-weight:600}</style></head><body>\n");
+    tg_eval_html_head(out, "trustgate FAR report");
     tg_buf_puts(out, "<h1>First-response accuracy</h1><p>Target: ");
-    esc(out, target);
+    tg_eval_html_esc(out, target);
     tg_buf_printf(out,
                   " &middot; %zu turns</p>\n<table><tr><th>FAR</th><td id=\"far\">%.1f%%</td></tr>"
                   "<tr><th>intent accuracy</th><td>%.1f%%</td></tr>"
@@ -325,13 +331,14 @@ int tg_far_html(const struct tg_far_item *items, size_t n, const struct tg_far_s
                   s->cost_per_turn);
     const char *fl[] = {"FAR", "intent", "source top-k", "consistency", "product"};
     double fv[] = {s->far, s->intent_acc, s->source_topk, s->consistency, s->product};
-    bars(out, "FAR and its factors", fl, fv, 5, 1.0, true);
+    tg_eval_html_bars(out, "FAR and its factors", fl, fv, 5, 1.0, true);
     double sv[5], smax = 1;
     for (size_t i = 0; i < 5; i++) {
         sv[i] = (double)s->failed[i];
         smax = fmax(smax, sv[i]);
     }
-    bars(out, "Failing turns by the stage that failed first", tg_far_stages, sv, 5, smax, false);
+    tg_eval_html_bars(out, "Failing turns by the stage that failed first", tg_far_stages, sv, 5,
+                      smax, false);
     tg_buf_puts(out, "<h2>Failing turns</h2><table><tr><th>id</th><th>stage</th><th>question</th>"
                      "<th>intent (expected / got)</th><th>source (expected / cited first)</th>"
                      "<th>decision (expected / got)</th><th>answer</th></tr>\n");
@@ -340,25 +347,25 @@ int tg_far_html(const struct tg_far_item *items, size_t n, const struct tg_far_s
         if (it->correct)
             continue;
         tg_buf_puts(out, "<tr><td>");
-        esc(out, it->id);
+        tg_eval_html_esc(out, it->id);
         tg_buf_puts(out, "</td><td class=\"bad\">");
-        esc(out, it->failed_stage);
+        tg_eval_html_esc(out, it->failed_stage);
         tg_buf_puts(out, "</td><td>");
-        esc(out, it->question);
+        tg_eval_html_esc(out, it->question);
         tg_buf_puts(out, "</td><td>");
-        esc(out, it->intent ? it->intent : "-");
+        tg_eval_html_esc(out, it->intent ? it->intent : "-");
         tg_buf_puts(out, " / ");
-        esc(out, it->got_intent ? it->got_intent : "-");
+        tg_eval_html_esc(out, it->got_intent ? it->got_intent : "-");
         tg_buf_puts(out, "</td><td>");
-        esc(out, it->source ? it->source : "-");
+        tg_eval_html_esc(out, it->source ? it->source : "-");
         tg_buf_puts(out, " / ");
-        esc(out, json_string_value(json_array_get(it->cited, 0)));
+        tg_eval_html_esc(out, json_string_value(json_array_get(it->cited, 0)));
         tg_buf_puts(out, "</td><td>");
-        esc(out, it->decision);
+        tg_eval_html_esc(out, it->decision);
         tg_buf_puts(out, " / ");
-        esc(out, it->got_decision ? it->got_decision : "-");
+        tg_eval_html_esc(out, it->got_decision ? it->got_decision : "-");
         tg_buf_puts(out, "</td><td>");
-        esc(out, it->answer ? it->answer : "");
+        tg_eval_html_esc(out, it->answer ? it->answer : "");
         tg_buf_puts(out, "</td></tr>\n");
     }
     tg_buf_puts(out, "</table><p>Method: a turn is correct when the gate decided what its label "

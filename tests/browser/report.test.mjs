@@ -36,6 +36,18 @@ async function main() {
     assert.match(far, /^\d+\.\d%$/);
     assert.ok(Math.abs(parseFloat(far) - report.far * 100) <= 0.051, `${far} vs ${report.far}`);
     await page.screenshot({ path: join(out, 'eval-far-report.png'), fullPage: true });
+    // the other suites' reports draw their charts the same way
+    for (const [suite, set] of [['hallucination', 'hallucination.jsonl'], ['crosslingual', 'trilingual.jsonl'],
+      ['robustness', 'far.jsonl']]) {
+      const file = join(dir, `${suite}.html`);
+      execFileSync(`${bin}/trustgate`, ['eval', suite, '-c', 'examples/insurance/trustgate.yaml',
+        '--set', `examples/insurance/eval/${set}`, '--html', file], { stdio: 'pipe' });
+      await page.goto(`file://${file}`);
+      const bars = await page.$$eval('svg.chart rect', (rs) => rs.map((r) => r.getBoundingClientRect().width));
+      assert.ok(bars.length >= 1 && bars.some((w) => w > 2), `${suite}: the chart has bars`);
+      await page.screenshot({ path: join(out, `eval-${suite}-report.png`), fullPage: true });
+    }
+    assert.deepEqual(requests, [], 'no report fetches anything');
     console.log(`ok: FAR report renders (${far}); screenshot in ${out}`);
   } finally {
     await browser.close();
