@@ -45,6 +45,13 @@ struct tg_backend_request {
     double intent_probability; /* the classifier's probability, or -1 when none */
     bool for_review;           /* a person checks the answer before it is sent: a weakly
                                   supported draft is still worth writing for them */
+    /* Streaming backends call on_delta with each piece of answer text as it
+     * arrives (may be NULL).  committed (may be NULL) turns true once the
+     * caller has passed text on: from then the answer cannot be restarted
+     * on another backend. */
+    void (*on_delta)(void *arg, const char *text, size_t len);
+    void *delta_arg;
+    const bool *committed;
 };
 
 struct tg_backend_result {

@@ -53,6 +53,8 @@ struct tg_backend_call {
     long status;
     struct tg_backend_result res;
     char errbuf[CURL_ERROR_SIZE];
+    void (*on_delta)(void *arg, const char *text, size_t len); /* see backend.h */
+    void *delta_arg;
 };
 
 struct sockctx {
@@ -322,9 +324,12 @@ static void stream_line(struct tg_backend_call *c, const char *line, size_t len)
         c->res.malformed_events++;
         return;
     }
+    size_t before = c->content.len;
     if (tg_jscan_find(line, len, delta, 4, &v, &vl) == TG_OK && v[0] == '"' &&
         tg_jscan_string(v, vl, &c->content))
         c->res.malformed_events++; /* over the size cap: the answer is not whole */
+    else if (c->on_delta && c->content.len > before && !c->res.malformed_events)
+        c->on_delta(c->delta_arg, c->content.data + before, c->content.len - before);
     scan_meta(c, line, len);
 }
 
@@ -555,6 +560,8 @@ static int openai_generate(struct tg_backend *b, const struct tg_backend_request
     c->cb = cb;
     c->arg = arg;
     c->stream = conf->stream;
+    c->on_delta = rq->on_delta;
+    c->delta_arg = rq->delta_arg;
     tg_backend_result_init(&c->res);
     tg_buf_init(&c->raw, 16u << 20);
     tg_buf_init(&c->line, 1u << 20);

@@ -1297,7 +1297,7 @@ static void check_ladder(struct vctx *c, struct tg_config *cfg, const json_t *ro
 {
     static const char *const keys[] = {"rungs",          "budget",      "max_attempts",
                                        "backoff",        "backoff_max", "degraded_to_human",
-                                       "min_confidence", "breaker"};
+                                       "min_confidence", "breaker",     "stream_through"};
     static const char *const durs[] = {"budget", "backoff", "backoff_max"};
     static const char *const rung_keys[] = {"name",   "backend",       "model",
                                             "budget", "large_context", "max_inflight",
@@ -1313,6 +1313,10 @@ static void check_ladder(struct vctx *c, struct tg_config *cfg, const json_t *ro
     check_number(c, sec, "max_attempts", "ladder.max_attempts", 1, 10);
     check_number(c, sec, "degraded_to_human", "ladder.degraded_to_human", 1, 1000);
     check_number(c, sec, "min_confidence", "ladder.min_confidence", 0, 1);
+    const json_t *st = json_object_get(sec, "stream_through");
+    if (st && !json_is_boolean(st))
+        type_err(c, key_line(c, sec, "stream_through"), "ladder.stream_through", "true or false",
+                 st);
     const json_t *br = get_mapping(c, sec, "breaker", "ladder.breaker");
     if (br) {
         tg_config_check_keys(c->errs, c->path, c->lines, br, "ladder.breaker", br_keys,

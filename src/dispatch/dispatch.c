@@ -526,6 +526,15 @@ static void call_done(struct tg_backend_result *res, void *arg)
     }
     bool fault;
     enum verdict v = classify(res, has_prefill(d) && !d->prefill_dropped, &fault);
+    if (d->rq.committed && *d->rq.committed && v != V_FATAL) {
+        /* part of this answer already reached the client: no restart elsewhere */
+        breaker_result(l, r, fault, now);
+        event_add_json(d, res->kind, res->status);
+        fail(d, res->err ? res->err : TG_E_UPSTREAM, 502, "stream_broken",
+             "backend '%s' failed after part of the answer was sent: %s",
+             tg_backend_name(r->backend), res->message);
+        return;
+    }
     d->last_err = res->err;
     snprintf(d->last_msg, sizeof(d->last_msg), "backend '%s' failed: %s",
              tg_backend_name(r->backend), res->message);
@@ -614,6 +623,12 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     d->call = NULL;
     d->phase = PH_IDLE;
     release_slot(d);
+    if (d->rq.committed && *d->rq.committed) {
+        fail(d, TG_E_TIMEOUT, 504, "stream_broken",
+             "backend '%s' ran out of time after part of the answer was sent",
+             tg_backend_name(d->l->rungs[d->rung].backend));
+        return;
+    }
     struct rung *r = &d->l->rungs[d->rung];
     if (d->l->metrics)
         tg_metrics_attempt(d->l->metrics, tg_backend_name(r->backend), "budget");

@@ -90,7 +90,29 @@ struct chat_ctx {
     struct tg_api *api;
     struct tg_http_req *req; /* valid until answered, even after the client left */
     struct tg_turn *turn;
+    bool streaming; /* stream-through: the SSE response has begun */
 };
+
+/* Stream-through: send released text as it passes the rules. */
+static void chat_release_cb(struct tg_turn *t, const char *text, size_t len, void *arg)
+{
+    struct chat_ctx *cc = arg;
+    char id[TG_ID_MAX + 16];
+    snprintf(id, sizeof(id), "chatcmpl-%s", t->id + 5);
+    struct tg_completion c = {.id = id, .created = t->created_ms / 1000, .model = t->model};
+    struct tg_buf out;
+    tg_buf_init(&out, TG_BUF_UNLIMITED);
+    if (!cc->streaming) {
+        cc->streaming = true;
+        tg_http_stream_begin(cc->req, 200, "text/event-stream",
+                             "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");
+        tg_wire_sse_part(&c, TG_SSE_OPEN, NULL, 0, &out);
+    }
+    tg_wire_sse_part(&c, TG_SSE_TEXT, text, len, &out);
+    if (out.data)
+        tg_http_stream_write(cc->req, out.data, out.len);
+    tg_buf_free(&out);
+}
 
 static void chat_done_cb(struct tg_turn *t, void *arg)
 {
@@ -101,6 +123,15 @@ static void chat_done_cb(struct tg_turn *t, void *arg)
      * nginx's convention for "client closed the connection". */
     bool gone = tg_http_gone(cc->req);
     tg_http_on_gone(cc->req, NULL, NULL); /* cc goes with the turn */
+    if (cc->streaming) {
+        /* the rest of a streamed-through answer, and its end */
+        tg_metrics_request(api->p->metrics, "/v1/chat/completions", gone ? 499 : 200);
+        tg_http_stream_write(cc->req, t->reply.data ? t->reply.data : "", t->reply.len);
+        tg_http_stream_end(cc->req);
+        tg_turn_free(t);
+        tg_free(cc);
+        return;
+    }
     /* A held turn whose client asked to wait gets the final answer later. */
     const char *wait = tg_http_header(cc->req, "X-Trustgate-Wait");
     int64_t secs = 0;
@@ -148,6 +179,8 @@ int tg_api_start_turn(struct tg_api *api, struct tg_http_req *req, const struct 
     t->customer_hint = in->customer;
     t->done_cb = chat_done_cb;
     t->done_arg = cc;
+    t->release_cb = chat_release_cb;
+    t->release_arg = cc;
     tg_http_on_gone(req, chat_gone_cb, cc);
     tg_pipeline_start(t);
     return TG_OK;

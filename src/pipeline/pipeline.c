@@ -101,6 +101,8 @@ struct tg_turn *tg_turn_new(struct tg_pipeline *p)
     t->confidence = -1;
     t->channel = "api";
     tg_buf_init(&t->reply, TG_BUF_UNLIMITED);
+    tg_buf_init(&t->partial, TG_BUF_UNLIMITED);
+    tg_buf_init(&t->released, TG_BUF_UNLIMITED);
     return t;
 }
 
@@ -125,6 +127,8 @@ void tg_turn_free(struct tg_turn *t)
     json_decref(t->tags);
     json_decref(t->attestations);
     tg_buf_free(&t->reply);
+    tg_buf_free(&t->partial);
+    tg_buf_free(&t->released);
     tg_arena_free(&t->arena);
     tg_free(t);
 }

@@ -105,6 +105,23 @@ int tg_wire_completion(const struct tg_completion *c, struct tg_buf *out);
  * then `data: [DONE]`.
  */
 int tg_wire_sse(const struct tg_completion *c, size_t piece_bytes, struct tg_buf *out);
+/* One part of such a stream, for answers released as they are written:
+ * the opening chunk, a content chunk, or the final chunk with [DONE]. */
+enum tg_sse_part { TG_SSE_OPEN, TG_SSE_TEXT, TG_SSE_CLOSE };
+int tg_wire_sse_part(const struct tg_completion *c, enum tg_sse_part part, const char *text,
+                     size_t len, struct tg_buf *out);
+
+/*
+ * Stream-through (ladder.stream_through, stream_through.c): on such a route
+ * a client that asked to stream gets the answer sentence by sentence while
+ * the model writes it, each sentence released only once the draft so far
+ * passes the output rules (nothing held, refused or scripted; a disclaimer
+ * only in front), with personal data masked.  If a rule fires after text
+ * went out, the release stops there and the turn is decided on the whole
+ * draft as usual; the client gets the rest (or the holding reply) at the end.
+ */
+bool tg_stream_through_applies(const struct tg_turn *t);
+void tg_stream_through_delta(void *arg, const char *text, size_t len);
 
 /*
  * The customer's latest conversation as this process last recorded it (the

@@ -149,6 +149,11 @@ enum tg_stage_rc tg_stage_generate(struct tg_turn *t)
         .intent_probability = t->p->intents ? t->intent_confidence : -1,
         .for_review = t->rules.review,
     };
+    if (tg_stream_through_applies(t)) {
+        rq.on_delta = tg_stream_through_delta;
+        rq.delta_arg = t;
+        rq.committed = &t->committed;
+    }
     /* A conversation that degraded too often in a row goes to a person. */
     struct tg_dispatch_opts opts = {
         .to_human = t->conv.degraded_streak >= tg_ladder_max_streak(t->p->ladder),

@@ -35,6 +35,62 @@ static int write_error(struct tg_turn *t, const struct tg_buf *summary)
     return tg_jw_finish(&w);
 }
 
+/* After a stream-through release: what the client has not had yet, the
+ * final chunk with the turn's summary, and [DONE] (or an error event). */
+static int write_rest(struct tg_turn *t, const struct tg_buf *summary)
+{
+    char id[TG_ID_MAX + 16];
+    snprintf(id, sizeof(id), "chatcmpl-%s", t->id + 5);
+    bool deliver = !t->err && t->decision == TG_DECISION_DELIVER;
+    const char *answer = deliver ? t->draft : t->err ? NULL : tg_gate_holding_text(t->decision);
+    size_t alen = answer ? strlen(answer) : 0;
+    t->answer = answer ? answer : "";
+    t->answer_len = alen;
+    t->reply_type = "text/event-stream";
+    t->http_status = 200;
+    struct tg_completion c = {
+        .id = id,
+        .created = t->created_ms / 1000,
+        .model = t->upstream_model[0] ? t->upstream_model : t->model,
+        .finish_reason = t->err ? "error" : "stop",
+        .prompt_tokens = t->prompt_tokens,
+        .completion_tokens = t->completion_tokens,
+        .extra_key = "trustgate",
+        .extra = summary->data,
+        .extra_len = summary->len,
+    };
+    const char *sent = t->released.data ? t->released.data : "";
+    int rc = TG_OK;
+    if (deliver && alen >= t->released.len && memcmp(answer, sent, t->released.len) == 0) {
+        rc = tg_wire_sse_part(&c, TG_SSE_TEXT, answer + t->released.len, alen - t->released.len,
+                              &t->reply);
+    } else if (answer) {
+        /* the rest was held: a line break, then what the customer is told instead */
+        rc = tg_wire_sse_part(&c, TG_SSE_TEXT, "\n\n", 2, &t->reply);
+        if (!rc)
+            rc = tg_wire_sse_part(&c, TG_SSE_TEXT, answer, alen, &t->reply);
+    } else {
+        struct tg_jw w;
+        rc = tg_buf_puts(&t->reply, "data: ");
+        tg_jw_init(&w, &t->reply);
+        tg_jw_obj(&w);
+        tg_jw_key(&w, "error");
+        tg_jw_obj(&w);
+        tg_jw_kstr(&w, "message", t->errmsg);
+        tg_jw_kstr(&w, "type", tg_err_type(t->err));
+        tg_jw_kstr(&w, "code", t->err_code);
+        tg_jw_end(&w);
+        tg_jw_end(&w);
+        if (!rc)
+            rc = tg_jw_finish(&w);
+        if (!rc)
+            rc = tg_buf_puts(&t->reply, "\n\n");
+    }
+    if (!rc)
+        rc = tg_wire_sse_part(&c, TG_SSE_CLOSE, NULL, 0, &t->reply);
+    return rc;
+}
+
 enum tg_stage_rc tg_stage_reply(struct tg_turn *t)
 {
     struct tg_buf summary;
@@ -49,6 +105,14 @@ enum tg_stage_rc tg_stage_reply(struct tg_turn *t)
     }
     tg_buf_reset(&t->reply);
     t->reply_type = "application/json";
+    if (!rc && t->committed) {
+        /* part of the answer is out already (stream-through): the rest, then the end */
+        rc = write_rest(t, &summary);
+        tg_buf_free(&summary);
+        if (rc)
+            tg_buf_reset(&t->reply);
+        return TG_NEXT;
+    }
     if (!rc && t->err) {
         if (!t->http_status)
             t->http_status = tg_err_status(t->err);

@@ -94,8 +94,16 @@ struct tg_turn {
     const char *rung;             /* the ladder's rung that answered, or "human" */
     json_t *ladder_events;        /* steps down and retries, with causes (owned) */
     bool handoff;                 /* the ladder ended with a person */
-    bool client_gone;             /* the client left: no more attempts */
-    char *draft;                  /* the answer (arena) */
+    /* stream-through (stream_through.c) */
+    void (*release_cb)(struct tg_turn *t, const char *text, size_t len, void *arg);
+    void *release_arg;      /* the channel's, set before the turn starts (NULL: no release) */
+    bool committed;         /* text has gone to the client: no restart on another backend */
+    bool release_stopped;   /* a rule fired after release began: the rest waits for the end */
+    struct tg_buf partial;  /* the draft as it arrives */
+    size_t partial_done;    /* bytes of partial handled (released or judged) */
+    struct tg_buf released; /* what the client has been sent */
+    bool client_gone;       /* the client left: no more attempts */
+    char *draft;            /* the answer (arena) */
     size_t draft_len;
     char finish_reason[24];
     char upstream_model[96];

@@ -121,6 +121,22 @@ static size_t utf8_cut(const char *s, size_t len, size_t max)
     return n;
 }
 
+int tg_wire_sse_part(const struct tg_completion *c, enum tg_sse_part part, const char *text,
+                     size_t len, struct tg_buf *out)
+{
+    switch (part) {
+    case TG_SSE_OPEN:
+        return chunk(c, out, "assistant", "", 0, false);
+    case TG_SSE_TEXT:
+        return len ? chunk(c, out, NULL, text, len, false) : TG_OK;
+    case TG_SSE_CLOSE: {
+        int rc = chunk(c, out, NULL, NULL, 0, true);
+        return rc ? rc : tg_buf_append(out, "data: [DONE]\n\n", 14);
+    }
+    }
+    return TG_E_INVAL;
+}
+
 int tg_wire_sse(const struct tg_completion *c, size_t piece_bytes, struct tg_buf *out)
 {
     const char *text = c->content;

@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 static char dir[64];
-static struct tg_h_proc up, gwa, gwb, gwc;
+static struct tg_h_proc up, gwa, gwb, gwc, gwd;
 
 #define CONFIG_A                                                                                   \
                                                                                                    \
@@ -77,6 +77,18 @@ static struct tg_h_proc up, gwa, gwb, gwc;
     "    - {name: primary, backend: primary, max_inflight: 1, queue: 1, queue_timeout: 5s}\n"      \
     "    - {name: script, backend: holding}\n"
 
+/* Gateway D: stream-through, with a rule that holds promises of returns. */
+#define CONFIG_D                                                                                   \
+    "auth:\n  api_keys:\n    - name: t\n      key: tg-l\n"                                         \
+    "backends:\n"                                                                                  \
+    "  - name: primary\n    type: openai\n    base_url: http://127.0.0.1:%d/v1\n"                  \
+    "  - name: holding\n    type: script\n    reply: 您好，系统繁忙，请稍候。\n"       \
+    "route:\n  backend: primary\n"                                                                 \
+    "ladder:\n  stream_through: true\n  max_attempts: 1\n"                                         \
+    "  rungs:\n    - {name: primary, backend: primary}\n    - {name: script, backend: holding}\n"  \
+    "policies:\n  - id: no-promises\n    description: 不得承诺收益\n    stage: post\n"       \
+    "    when:\n      draft.regex: \"保证收益\"\n    then:\n      - review: {sla: 60s}\n"
+
 static int setup(void **state)
 {
     (void)state;
@@ -97,7 +109,12 @@ static int setup(void **state)
     snprintf(cfg, sizeof(cfg), CONFIG_C, up.port);
     tg_h_write_file(dir, "c.yaml", cfg, path, sizeof(path));
     snprintf(data, sizeof(data), "%s/c", dir);
-    return tg_h_start_gateway(&gwc, path, data);
+    if (tg_h_start_gateway(&gwc, path, data))
+        return -1;
+    snprintf(cfg, sizeof(cfg), CONFIG_D, up.port);
+    tg_h_write_file(dir, "d.yaml", cfg, path, sizeof(path));
+    snprintf(data, sizeof(data), "%s/d", dir);
+    return tg_h_start_gateway(&gwd, path, data);
 }
 
 static int teardown(void **state)
@@ -105,7 +122,7 @@ static int teardown(void **state)
     (void)state;
     char cmd[128];
     int rc = tg_h_stop(&gwa, 5000) | tg_h_stop(&gwb, 5000) | tg_h_stop(&gwc, 5000) |
-             tg_h_stop(&up, 5000);
+             tg_h_stop(&gwd, 5000) | tg_h_stop(&up, 5000);
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
         rc = -1;
@@ -617,6 +634,121 @@ static void test_overload_sheds_internal_work_first(void **state)
     healthy(&gwc);
 }
 
+/* A streamed turn on gateway D, read as it arrives: the content of its
+ * chunks in order, when the first one came and when [DONE] did. */
+struct streamed {
+    char text[4096];
+    double first_s, done_s;
+    bool error;
+    json_t *final; /* the last chunk's trustgate object */
+};
+
+static struct streamed stream_turn(const char *model)
+{
+    struct streamed st;
+    memset(&st, 0, sizeof(st));
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)gwd.port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    char body[256], req[1024];
+    snprintf(body, sizeof(body),
+             "{\"model\":\"%s\",\"stream\":true,\"messages\":[{\"role\":\"user\","
+             "\"content\":\"介绍一下\"}]}",
+             model);
+    int n = snprintf(req, sizeof(req),
+                     "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                     "tg-l\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                     "Content-Length: %zu\r\n\r\n%s",
+                     strlen(body), body);
+    int64_t t0 = tg_clock_mono_ns();
+    assert_int_equal(write(fd, req, (size_t)n), n);
+    struct tg_buf raw;
+    tg_buf_init(&raw, TG_BUF_UNLIMITED);
+    char buf[4096];
+    ssize_t got;
+    while ((got = read(fd, buf, sizeof(buf))) > 0) {
+        tg_buf_append(&raw, buf, (size_t)got);
+        double now = (double)(tg_clock_mono_ns() - t0) / 1e9;
+        for (const char *q = raw.data; !st.first_s && (q = strstr(q, "\"content\":\"")); q++)
+            if (q[11] != '"')
+                st.first_s = now; /* a content delta that is not empty */
+        if (strstr(raw.data, "[DONE]"))
+            st.done_s = now;
+    }
+    close(fd);
+    /* the content deltas in order (chunked framing does not split our small events) */
+    for (const char *p = raw.data; p && (p = strstr(p, "data: {")); p++) {
+        const char *e = strstr(p, "\n\n");
+        json_t *ev = e ? json_loadb(p + 6, (size_t)(e - p - 6), 0, NULL) : NULL;
+        const char *c =
+            tg_json_str(json_object_get(json_array_get(json_object_get(ev, "choices"), 0), "delta"),
+                        "content", NULL);
+        if (c)
+            strncat(st.text, c, sizeof(st.text) - strlen(st.text) - 1);
+        if (json_object_get(ev, "error"))
+            st.error = true;
+        if (json_object_get(ev, "trustgate")) {
+            json_decref(st.final);
+            st.final = json_incref(json_object_get(ev, "trustgate"));
+        }
+        json_decref(ev);
+    }
+    tg_buf_free(&raw);
+    return st;
+}
+
+static void test_stream_through_releases_sentences_as_they_pass(void **state)
+{
+    (void)state;
+    script("st-ok", NULL,
+           "{\"content\":\"第一句话在这里。第二句话也在这里。第三句话到此为止。\","
+           "\"chunk_delay_ms\":120}");
+    struct streamed st = stream_turn("st-ok");
+    assert_string_equal(st.text, "第一句话在这里。第二句话也在这里。第三句话到此为止。");
+    /* the first sentence arrived long before the model finished */
+    assert_true(st.first_s > 0 && st.done_s - st.first_s > 0.3);
+    assert_string_equal(tg_json_str(st.final, "decision", ""), "deliver");
+    json_decref(st.final);
+    healthy(&gwd);
+}
+
+static void test_stream_through_stops_when_a_rule_fires(void **state)
+{
+    (void)state;
+    script("st-hold", NULL,
+           "{\"content\":\"您好。这款产品保证收益十个点。其余说明。\",\"chunk_delay_ms\":50}");
+    struct streamed st = stream_turn("st-hold");
+    /* the first sentence went out; the promise did not; the customer is told it waits */
+    assert_true(tg_str_has_prefix(st.text, "您好。\n\n"));
+    assert_null(strstr(st.text, "保证收益"));
+    assert_non_null(strstr(st.text, "人工复核"));
+    assert_string_equal(tg_json_str(st.final, "decision", ""), "review");
+    json_decref(st.final);
+    /* personal data is masked before it is released */
+    script("st-pii", NULL, "{\"content\":\"请拨打13812345678联系我们。谢谢。\"}");
+    st = stream_turn("st-pii");
+    assert_null(strstr(st.text, "13812345678"));
+    assert_non_null(strstr(st.text, "138****5678"));
+    json_decref(st.final);
+    healthy(&gwd);
+}
+
+static void test_stream_through_never_restarts_after_release(void **state)
+{
+    (void)state;
+    script("st-cut", NULL,
+           "{\"content\":\"第一句。第二句话很长很长很长。第三句。\",\"cut_after\":2}");
+    struct streamed st = stream_turn("st-cut");
+    /* what went out stays the only answer: an error, not the script's text after it */
+    assert_true(st.error);
+    assert_null(strstr(st.text, "系统繁忙"));
+    assert_true(tg_str_has_prefix(st.text, "第一句。"));
+    assert_int_equal(requests("st-cut"), 1);
+    json_decref(st.final);
+    healthy(&gwd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -639,6 +771,9 @@ int main(void)
         cmocka_unit_test(test_streamed_reply_after_failover),
         cmocka_unit_test(test_failover_is_counted_in_metrics),
         cmocka_unit_test(test_overload_sheds_internal_work_first),
+        cmocka_unit_test(test_stream_through_releases_sentences_as_they_pass),
+        cmocka_unit_test(test_stream_through_stops_when_a_rule_fires),
+        cmocka_unit_test(test_stream_through_never_restarts_after_release),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
