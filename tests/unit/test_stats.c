@@ -1,0 +1,98 @@
+/*
+ * test_stats.c - the experiment statistics against published test vectors
+ * (REFERENCES.md: the two-proportion vector, GrowthBook's gbstats Welch
+ * vector) and hand-computed cases, each to at least five significant
+ * digits.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "eval/stats.h"
+
+#include <math.h>
+
+static void near(double got, double want, double tol)
+{
+    if (fabs(got - want) > tol)
+        fail_msg("got %.9g, want %.9g (tolerance %g)", got, want, tol);
+}
+
+static void test_two_proportions(void **state)
+{
+    (void)state;
+    struct tg_stats_test t;
+    tg_stats_two_proportions(120, 1000, 150, 1000, &t);
+    near(t.diff, 0.03, 1e-12);
+    near(t.stat, 1.963050, 5e-7);
+    near(t.p, 0.049640, 5e-7);
+}
+
+/* GrowthBook gbstats: A sum 1396.87, sum of squares 52377.9767, n 3407;
+ * B 2422.7, 134698.29, 3461 -> difference 0.29, 95 % CI (0.04538, 0.53462),
+ * p = 0.02016. */
+static void test_welch_gbstats_vector(void **state)
+{
+    (void)state;
+    struct tg_stats_moments a = {3407, 1396.87, 52377.9767}, b = {3461, 2422.7, 134698.29};
+    struct tg_stats_test t;
+    tg_stats_welch(&a, &b, 0.05, &t);
+    near(t.diff, 0.29, 1e-9);
+    near(t.ci_low, 0.04538, 5e-6);
+    near(t.ci_high, 0.53462, 5e-6);
+    near(t.p, 0.02016, 5e-6);
+}
+
+static void test_distributions(void **state)
+{
+    (void)state;
+    near(tg_stats_t_quantile(0.975, 10), 2.228139, 5e-7);
+    near(tg_stats_t_two_sided(2.228139, 10), 0.05, 5e-7);
+    near(tg_stats_t_quantile(0.025, 10), -2.228139, 5e-7);
+    near(tg_stats_chi2_upper(3.841459, 1), 0.05, 5e-7);
+    near(tg_stats_chi2_upper(5.991465, 2), 0.05, 5e-7);
+    near(tg_stats_normal_two_sided(1.959964), 0.05, 5e-7);
+    near(tg_stats_betai(2, 3, 0.4), 0.5248, 1e-9); /* 1 - (1-x)^3 (1 + 3x) at x = 0.4 */
+}
+
+static void test_sequential(void **state)
+{
+    (void)state;
+    /* diff 0.1, var 0.01, tau2 0.01: sqrt(1/2) exp(0.25) */
+    near(tg_stats_msprt(0.1, 0.01, 0.01), 0.9079430793557843, 1e-12);
+    /* sigma 1, n 1000, alpha 0.05, N* 5000 (GrowthBook's default) */
+    near(tg_stats_cs_halfwidth(1, 1000, 0.05, 5000), 0.10637547006557503, 1e-12);
+    /* wider than the fixed-horizon 95 % half-width 1.96/sqrt(1000): the price of peeking */
+    assert_true(tg_stats_cs_halfwidth(1, 1000, 0.05, 5000) > 1.96 / sqrt(1000));
+}
+
+static void test_srm_bh_cuped(void **state)
+{
+    (void)state;
+    double obs[] = {5100, 4900}, shares[] = {0.5, 0.5}, chi2;
+    near(tg_stats_srm(obs, shares, 2, &chi2), 0.0455003, 5e-7);
+    near(chi2, 4.0, 1e-12);
+    double even[] = {5000, 5000};
+    near(tg_stats_srm(even, shares, 2, NULL), 1.0, 1e-12);
+    double p1[] = {0.01, 0.04, 0.03, 0.005};
+    bool r[4];
+    assert_int_equal(tg_stats_bh(p1, 4, 0.05, r), 4);
+    double p2[] = {0.01, 0.02, 0.03, 0.5};
+    assert_int_equal(tg_stats_bh(p2, 4, 0.05, r), 3);
+    assert_false(r[3]);
+    assert_true(r[0] && r[1] && r[2]);
+    double x[] = {1, 2, 3, 4}, y[] = {2.1, 3.9, 6.1, 7.9};
+    near(tg_stats_cuped_theta(y, x, 4), 1.96, 1e-12); /* 9.8 / 5 */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_two_proportions), cmocka_unit_test(test_welch_gbstats_vector),
+        cmocka_unit_test(test_distributions),   cmocka_unit_test(test_sequential),
+        cmocka_unit_test(test_srm_bh_cuped),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
