@@ -13,6 +13,7 @@
 
 #include "harness.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,6 +243,64 @@ static void test_other_suites(void **state)
     json_decref(j);
 }
 
+/* `trustgate fairness report` on UCI Adult (REFERENCES.md: male 0.305737,
+ * female 0.109461, difference 0.196276, ratio 0.358023) and German Credit,
+ * from ../shared/datasets beside the project. */
+static void test_fairness_on_public_sets(void **state)
+{
+    (void)state;
+    const char *src = getenv("TG_SOURCE_DIR") ? getenv("TG_SOURCE_DIR") : ".";
+    char adult[1024], german[1024], args[2200];
+    snprintf(adult, sizeof(adult), "%s/../shared/datasets/uci_adult/adult.data", src);
+    snprintf(german, sizeof(german), "%s/../shared/datasets/german_credit/german.data", src);
+    FILE *f = fopen(adult, "r");
+    if (!f) {
+        printf("the public datasets are not beside the project (%s): skipped\n", adult);
+        skip();
+    }
+    fclose(f);
+    char *out = NULL;
+    snprintf(args, sizeof(args),
+             "fairness report --data %s --attribute 9 --pred '14=>50K' --bootstrap 200 --json",
+             adult);
+    assert_int_equal(tg(args, &out), 0);
+    json_t *j = json_loads(out, 0, NULL);
+    if (!j)
+        fail_msg("not JSON: %s", out);
+    tg_free(out);
+    assert_int_equal(tg_json_int(j, "rows", 0), 32561);
+    assert_int_equal(json_array_size(json_object_get(j, "groups")), 2);
+    size_t i;
+    json_t *g;
+    json_array_foreach(json_object_get(j, "groups"), i, g)
+    {
+        double rate = tg_json_num(g, "selection_rate", -1);
+        if (!strcmp(tg_json_str(g, "group", ""), "Male"))
+            assert_true(fabs(rate - 0.305737) < 5e-7);
+        else
+            assert_true(fabs(rate - 0.109461) < 5e-7);
+    }
+    assert_true(fabs(tg_json_num(j, "demographic_parity_difference", 0) - 0.196276) < 5e-7);
+    assert_true(fabs(tg_json_num(j, "demographic_parity_ratio", 0) - 0.358023) < 5e-7);
+    json_decref(j);
+    /* the gate closes on a 5-point limit: the difference is far above it */
+    snprintf(args, sizeof(args),
+             "fairness report --data %s --attribute 9 --pred '14=>50K' --bootstrap 200 "
+             "--limit 0.05",
+             adult);
+    assert_int_equal(tg(args, &out), 1);
+    assert_non_null(strstr(out, "GATE CLOSED"));
+    tg_free(out);
+    snprintf(args, sizeof(args),
+             "fairness report --data %s --sep s --attribute 8 --pred 20=1 --json", german);
+    assert_int_equal(tg(args, &out), 0);
+    j = json_loads(out, 0, NULL);
+    tg_free(out);
+    assert_int_equal(tg_json_int(j, "rows", 0), 1000);
+    assert_int_equal(json_array_size(json_object_get(j, "groups")), 4);
+    json_decref(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -249,6 +308,7 @@ int main(void)
         cmocka_unit_test(test_threshold_and_bad_sets),
         cmocka_unit_test(test_far_over_http),
         cmocka_unit_test(test_other_suites),
+        cmocka_unit_test(test_fairness_on_public_sets),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,235 @@
+/*
+ * fairness_cmd.c - `trustgate fairness report`: group fairness of the
+ * decisions in a delimited file (src/eval/fairness.h).
+ *
+ *   trustgate fairness report --data adult.data --attribute 9 --pred '14=>50K'
+ *
+ * Columns are numbered from 0; fields are trimmed; lines with too few fields
+ * (a trailing blank line) are skipped.  With --limit the command also
+ * applies the release gate and exits 1 when it closes.
+ */
+#include "cli/cli.h"
+
+#include "eval/fairness.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: trustgate fairness report --data FILE --attribute COL --pred COL=VALUE\n"
+               "       [--truth COL=VALUE] [--sep C] [--bootstrap N] [--limit X] [--min-group N]\n"
+               "       [--json]\n\n"
+               "Selection rate per group of the sensitive attribute, demographic parity\n"
+               "difference and ratio, equalized odds difference (with --truth), the smallest\n"
+               "group and a 95%% bootstrap interval of the parity difference.  A row is selected\n"
+               "when its --pred column equals VALUE (and truly positive when its --truth column\n"
+               "does).  Columns count from 0; --sep is the field separator (default ','; 's' for\n"
+               "runs of spaces).  --limit X: exit 1 when the parity difference exceeds X with its\n"
+               "interval clear of X and every group has --min-group rows (default 30).\n");
+}
+
+/* Split line into at most max trimmed fields (in place). */
+static size_t split(char *line, char sep, char **out, size_t max)
+{
+    size_t n = 0;
+    char *p = line;
+    while (n < max) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (!*p || *p == '\n' || *p == '\r')
+            break;
+        char *start = p;
+        if (sep == 's') {
+            while (*p && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
+                p++;
+        } else {
+            while (*p && *p != sep && *p != '\n' && *p != '\r')
+                p++;
+        }
+        char *end = p;
+        while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+            end--;
+        bool last = !*p || *p == '\n' || *p == '\r';
+        *end = '\0';
+        out[n++] = start;
+        if (last)
+            break;
+        p++; /* past the separator (or the space that ended the field) */
+    }
+    return n;
+}
+
+static bool col_value(const char *arg, long *col, const char **value)
+{
+    char *eq = strchr(arg, '=');
+    if (!eq)
+        return false;
+    *col = strtol(arg, NULL, 10);
+    *value = eq + 1;
+    return *col >= 0;
+}
+
+int tg_cli_fairness(int argc, char **argv)
+{
+    static const struct option opts[] = {{"data", required_argument, NULL, 'd'},
+                                         {"attribute", required_argument, NULL, 'a'},
+                                         {"pred", required_argument, NULL, 'p'},
+                                         {"truth", required_argument, NULL, 't'},
+                                         {"sep", required_argument, NULL, 's'},
+                                         {"bootstrap", required_argument, NULL, 'b'},
+                                         {"limit", required_argument, NULL, 'l'},
+                                         {"min-group", required_argument, NULL, 'm'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *data = NULL, *pred_arg = NULL, *truth_arg = NULL, *pv = NULL, *tv = NULL;
+    long attr = -1, pcol = -1, tcol = -1, boot = 1000, min_group = 30;
+    double limit = -1;
+    char sep = ',';
+    bool as_json = false;
+    int c;
+    if (argc < 2 || strcmp(argv[1], "report") != 0) {
+        usage(argc >= 2 && tg_cli_wants_help(argc, argv) ? stdout : stderr);
+        return argc >= 2 && tg_cli_wants_help(argc, argv) ? 0 : 2;
+    }
+    optind = 1;
+    while ((c = getopt_long(argc - 1, argv + 1, "d:a:p:t:s:b:l:m:jh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            data = optarg;
+            break;
+        case 'a':
+            attr = strtol(optarg, NULL, 10);
+            break;
+        case 'p':
+            pred_arg = optarg;
+            break;
+        case 't':
+            truth_arg = optarg;
+            break;
+        case 's':
+            sep = optarg[0] == '\\' && optarg[1] == 't' ? '\t' : optarg[0];
+            break;
+        case 'b':
+            boot = strtol(optarg, NULL, 10);
+            break;
+        case 'l':
+            limit = strtod(optarg, NULL);
+            break;
+        case 'm':
+            min_group = strtol(optarg, NULL, 10);
+            break;
+        case 'j':
+            as_json = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!data || attr < 0 || !pred_arg || !col_value(pred_arg, &pcol, &pv) ||
+        (truth_arg && !col_value(truth_arg, &tcol, &tv)) || boot < 0 || boot > 100000) {
+        usage(stderr);
+        return 2;
+    }
+    FILE *f = fopen(data, "r");
+    if (!f) {
+        fprintf(stderr, "trustgate fairness: %s: cannot open\n", data);
+        return 1;
+    }
+    size_t cap = 1024, n = 0, skipped = 0;
+    char **groups = tg_malloc(cap * sizeof(char *));
+    int *pred = tg_malloc(cap * sizeof(int)), *truth = tg_malloc(cap * sizeof(int));
+    char *line = NULL;
+    size_t lcap = 0;
+    long need = attr > pcol ? attr : pcol;
+    need = tcol > need ? tcol : need;
+    int status = 1;
+    while (groups && pred && truth && getline(&line, &lcap, f) > 0) {
+        char *fields[256];
+        size_t nf = split(line, sep, fields, TG_ARRAY_LEN(fields));
+        if ((long)nf <= need) {
+            skipped += nf > 0;
+            continue;
+        }
+        if (n == cap) {
+            cap *= 2;
+            char **g2 = tg_realloc(groups, cap * sizeof(char *));
+            int *p2 = g2 ? tg_realloc(pred, cap * sizeof(int)) : NULL;
+            int *t2 = p2 ? tg_realloc(truth, cap * sizeof(int)) : NULL;
+            groups = g2 ? g2 : groups;
+            pred = p2 ? p2 : pred;
+            truth = t2 ? t2 : truth;
+            if (!t2)
+                break;
+        }
+        groups[n] = tg_strdup(fields[attr]);
+        pred[n] = strcmp(fields[pcol], pv) == 0;
+        truth[n] = tcol >= 0 && strcmp(fields[tcol], tv) == 0;
+        n++;
+    }
+    free(line);
+    fclose(f);
+    struct tg_fair_report *r = tg_calloc(1, sizeof(*r));
+    int rc = r ? tg_fairness_compute((const char *const *)groups, pred, tcol >= 0 ? truth : NULL, n,
+                                     (size_t)boot, 42, r)
+               : TG_E_NOMEM;
+    if (rc) {
+        fprintf(stderr, "trustgate fairness: %s\n",
+                rc == TG_E_TOOBIG ? "more than 64 groups" : tg_err_str(rc));
+    } else if (as_json) {
+        json_t *gs = json_array();
+        for (size_t g = 0; g < r->n_groups; g++) {
+            const struct tg_fair_group *G = &r->groups[g];
+            json_array_append_new(gs, json_pack("{s:s, s:I, s:I, s:f, s:o?, s:o?}", "group",
+                                                G->name, "n", (json_int_t)G->n, "selected",
+                                                (json_int_t)G->selected, "selection_rate", G->rate,
+                                                "tpr", r->has_truth ? json_real(G->tpr) : NULL,
+                                                "fpr", r->has_truth ? json_real(G->fpr) : NULL));
+        }
+        json_t *o =
+            json_pack("{s:I, s:I, s:o, s:f, s:f, s:o, s:I, s:[f, f]}", "rows", (json_int_t)n,
+                      "skipped", (json_int_t)skipped, "groups", gs, "demographic_parity_difference",
+                      r->dpd, "demographic_parity_ratio", r->dpr, "equalized_odds_difference",
+                      r->has_truth ? json_real(r->eod) : json_null(), "min_group",
+                      (json_int_t)r->min_group, "dpd_ci95", r->ci_low, r->ci_high);
+        char *s = o ? json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) : NULL;
+        printf("%s\n", s ? s : "{}");
+        free(s);
+        json_decref(o);
+    } else {
+        printf("fairness of %zu decisions in %s (attribute column %ld)\n", n, data, attr);
+        for (size_t g = 0; g < r->n_groups; g++) {
+            const struct tg_fair_group *G = &r->groups[g];
+            printf("  %-24s n %7zu  selected %7zu  rate %.6f", G->name, G->n, G->selected, G->rate);
+            if (r->has_truth)
+                printf("  TPR %.4f  FPR %.4f", G->tpr, G->fpr);
+            printf("\n");
+        }
+        printf("  demographic parity difference %.6f (95%% bootstrap %.6f to %.6f), ratio %.6f\n",
+               r->dpd, r->ci_low, r->ci_high, r->dpr);
+        if (r->has_truth)
+            printf("  equalized odds difference     %.6f\n", r->eod);
+        printf("  smallest group                %zu\n", r->min_group);
+    }
+    if (!rc) {
+        status = 0;
+        if (limit >= 0 && tg_fairness_gate(r, limit, (size_t)min_group)) {
+            printf("  GATE CLOSED: parity difference %.4f above the limit %.4f\n", r->dpd, limit);
+            status = 1;
+        }
+    }
+    for (size_t i = 0; groups && i < n; i++)
+        tg_free(groups[i]);
+    tg_free(groups);
+    tg_free(pred);
+    tg_free(truth);
+    tg_free(r);
+    return status;
+}

@@ -1,0 +1,42 @@
+/*
+ * fairness.h - group fairness of decisions, as Fairlearn defines it.
+ */
+#ifndef TG_EVAL_FAIRNESS_H
+#define TG_EVAL_FAIRNESS_H
+
+#include "core/core.h"
+
+#define TG_FAIR_MAX_GROUPS 64
+
+struct tg_fair_group {
+    char name[64];
+    size_t n, selected; /* rows, and rows with a positive decision */
+    size_t pos, tp;     /* with true outcomes: positives, and those selected */
+    size_t neg, fp;     /* negatives, and those selected */
+    double rate, tpr, fpr;
+};
+
+struct tg_fair_report {
+    struct tg_fair_group groups[TG_FAIR_MAX_GROUPS];
+    size_t n_groups;
+    double dpd, dpr; /* demographic parity difference (max − min) and ratio (min / max) */
+    double eod;      /* equalized odds difference (with true outcomes) */
+    bool has_truth;
+    size_t min_group;       /* rows in the smallest group */
+    double ci_low, ci_high; /* 95 % percentile bootstrap interval of dpd */
+};
+
+/*
+ * Rows i < n: group[i] (the sensitive attribute's value), pred[i] (the
+ * decision, nonzero = selected) and truth[i] (the true outcome; truth may be
+ * NULL).  bootstrap resamples (0: none) from a seeded generator, so reports
+ * repeat.  TG_OK, TG_E_NOMEM, or TG_E_TOOBIG beyond TG_FAIR_MAX_GROUPS.
+ */
+int tg_fairness_compute(const char *const *group, const int *pred, const int *truth, size_t n,
+                        size_t bootstrap, uint64_t seed, struct tg_fair_report *r);
+
+/* The release gate: the parity difference exceeds limit, its bootstrap
+ * interval is clear of the limit, and every group has min_group rows. */
+bool tg_fairness_gate(const struct tg_fair_report *r, double limit, size_t min_group);
+
+#endif
