@@ -13,6 +13,7 @@
 #include "eval/stats.h"
 
 #include <math.h>
+#include <stdio.h>
 
 static void near(double got, double want, double tol)
 {
@@ -87,12 +88,76 @@ static void test_srm_bh_cuped(void **state)
     near(tg_stats_cuped_theta(y, x, 4), 1.96, 1e-12); /* 9.8 / 5 */
 }
 
+/* A deterministic stream of uniform numbers (xorshift64*). */
+static double uniform(uint64_t *s)
+{
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return (double)((*s * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
+}
+
+/*
+ * Simulated experiments, looked at every day for 30 days with the mSPRT at
+ * alpha 0.01: 300 per arm a day, conversion 10 % in control and 10 % (null)
+ * or 13 % (a true lift of 3 points) in treatment, 400 seeds each.  Peeking
+ * daily must not inflate false positives: the null's rejection rate stays
+ * near alpha; the true lift is found, and early.
+ */
+static void run_sequential(double p_treat, int seeds, bool naive, double *reject_rate,
+                           double *mean_day)
+{
+    const double alpha = 0.01, tau2 = 0.02 * 0.02;
+    int rejected = 0, days_sum = 0;
+    for (int seed = 1; seed <= seeds; seed++) {
+        uint64_t s = 0x9E3779B97F4A7C15ULL * (uint64_t)seed;
+        double x1 = 0, x2 = 0, n = 0;
+        for (int day = 1; day <= 30; day++) {
+            for (int k = 0; k < 300; k++) {
+                x1 += uniform(&s) < 0.10;
+                x2 += uniform(&s) < p_treat;
+            }
+            n += 300;
+            double p1 = x1 / n, p2 = x2 / n;
+            double var = p1 * (1 - p1) / n + p2 * (1 - p2) / n;
+            struct tg_stats_test z;
+            tg_stats_two_proportions(x1, n, x2, n, &z);
+            bool reject = naive ? z.p < alpha /* a fixed-horizon test, peeked at daily */
+                                : var > 0 && tg_stats_msprt(p2 - p1, var, tau2) >= 1 / alpha;
+            if (reject) {
+                rejected++;
+                days_sum += day;
+                break;
+            }
+        }
+    }
+    *reject_rate = (double)rejected / seeds;
+    *mean_day = rejected ? (double)days_sum / rejected : 0;
+}
+
+static void test_sequential_simulation(void **state)
+{
+    (void)state;
+    double fpr, day, power, stop, naive_fpr, naive_day;
+    run_sequential(0.10, 400, false, &fpr, &day);
+    run_sequential(0.13, 400, false, &power, &stop);
+    run_sequential(0.10, 400, true, &naive_fpr, &naive_day);
+    printf("mSPRT, daily looks for 30 days, alpha 0.01: false positive rate %.4f (null), "
+           "power %.3f, mean stopping day %.1f (lift of 3 points); a z-test peeked at daily: "
+           "false positive rate %.4f\n",
+           fpr, power, stop, naive_fpr);
+    assert_true(naive_fpr > fpr); /* why a sequential test: peeking inflates a fixed one */
+    assert_true(fpr <= 0.02);     /* alpha plus Monte Carlo error on 400 seeds */
+    assert_true(power >= 0.9);
+    assert_true(stop < 20);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_proportions), cmocka_unit_test(test_welch_gbstats_vector),
         cmocka_unit_test(test_distributions),   cmocka_unit_test(test_sequential),
-        cmocka_unit_test(test_srm_bh_cuped),
+        cmocka_unit_test(test_srm_bh_cuped),    cmocka_unit_test(test_sequential_simulation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
