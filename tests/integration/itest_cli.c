@@ -393,6 +393,76 @@ static void test_review_from_the_command_line(void **state)
     tg_free(out);
 }
 
+/* Releases: proposed with a content hash, gated promotion (frozen, FAR
+ * below the minimum, sample-ratio mismatch), supervisor-only unfreeze,
+ * rollback, and every transition an audit leaf. */
+static void test_releases(void **state)
+{
+    (void)state;
+    char args[1024], base[256], far[256], low[256], path[256];
+    char *out = NULL;
+    snprintf(base, sizeof(base), "-c examples/insurance/trustgate.yaml --data %s/rel", dir);
+    /* eval.far.min is 0.30 in the demo: one report above it, one below */
+    tg_h_write_file(dir, "far.json", "{\"suite\":\"far\",\"far\":0.9}", far, sizeof(far));
+    tg_h_write_file(dir, "low.json", "{\"suite\":\"far\",\"far\":0.2}", low, sizeof(low));
+    (void)path;
+    snprintf(args, sizeof(args), "release propose r1 %s --by super1 --why 'new FAQ'", base);
+    assert_int_equal(tg(args, &out), 0);
+    assert_non_null(strstr(out, "r1 v1 proposed: "));
+    tg_free(out);
+    snprintf(args, sizeof(args), "release propose r1 %s --by super1", base);
+    assert_int_equal(tg(args, &out), 2); /* no reason: refused */
+    tg_free(out);
+    snprintf(args, sizeof(args),
+             "release start-experiment r1 %s --share 0.1 --by super1 --why trial", base);
+    assert_int_equal(tg(args, &out), 0);
+    tg_free(out);
+    snprintf(args, sizeof(args), "release freeze %s --by reviewer1 --why 'fairness alert'", base);
+    assert_int_equal(tg(args, &out), 0);
+    tg_free(out);
+    snprintf(args, sizeof(args),
+             "release promote r1 %s --by super1 --why go --far-report %s --srm 5500/0.5,4500/0.5",
+             base, low);
+    assert_int_equal(tg(args, &out), 1);
+    /* every failing gate is named */
+    assert_non_null(strstr(out, "frozen"));
+    assert_non_null(strstr(out, "below the minimum"));
+    assert_non_null(strstr(out, "sample-ratio mismatch"));
+    tg_free(out);
+    snprintf(args, sizeof(args), "release unfreeze %s --by reviewer1 --why ok", base);
+    assert_int_equal(tg(args, &out), 1);
+    assert_non_null(strstr(out, "supervisor"));
+    tg_free(out);
+    snprintf(args, sizeof(args), "release unfreeze %s --by super1 --why 'gap explained'", base);
+    assert_int_equal(tg(args, &out), 0);
+    tg_free(out);
+    snprintf(args, sizeof(args),
+             "release promote r1 %s --by super1 --why go --far-report %s --srm 5020/0.5,4980/0.5",
+             base, far);
+    assert_int_equal(tg(args, &out), 0);
+    assert_non_null(strstr(out, "promoted"));
+    tg_free(out);
+    snprintf(args, sizeof(args), "release show r1 %s", base);
+    assert_int_equal(tg(args, &out), 0);
+    json_t *j = json_loads(out, 0, NULL);
+    tg_free(out);
+    json_t *r = json_array_get(j, 0);
+    assert_string_equal(tg_json_str(r, "state", ""), "promoted");
+    assert_int_equal(strlen(tg_json_str(r, "hash", "")), 64);
+    assert_true(json_object_size(json_object_get(r, "files")) > 50); /* config, policies, kb, ... */
+    assert_int_equal(json_array_size(json_object_get(r, "history")), 3);
+    json_decref(j);
+    snprintf(args, sizeof(args), "release rollback r1 %s --by super1 --why complaints", base);
+    assert_int_equal(tg(args, &out), 0);
+    assert_non_null(strstr(out, "rolled_back"));
+    tg_free(out);
+    /* propose, experiment, freeze, the refusal, unfreeze, promote, rollback: seven leaves */
+    snprintf(args, sizeof(args), "audit verify --data %s/rel", dir);
+    assert_int_equal(tg(args, &out), 0);
+    assert_non_null(strstr(out, "7 leaves"));
+    tg_free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -405,6 +475,7 @@ int main(void)
         cmocka_unit_test(test_serve_refuses_bad_config),
         cmocka_unit_test(test_one_writer_per_data_dir),
         cmocka_unit_test(test_review_from_the_command_line),
+        cmocka_unit_test(test_releases),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

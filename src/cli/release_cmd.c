@@ -1,0 +1,530 @@
+/*
+ * release_cmd.c - `trustgate release …`: every change to what answers
+ * customers is a named, versioned release with a content hash, and every
+ * transition of a release is an audit leaf naming who and why.
+ *
+ *   propose NAME            snapshot the deployment: the SHA-256 of every file it reads (config,
+ *                           policy includes, knowledge base, glossary, intents) and its answering
+ *                           settings (backends, route, ladder), hashed together
+ *   start-experiment NAME   mark it as under experiment on --share of traffic
+ *   promote NAME            make it the release in force; refused while a gate fails: releases
+ *                           frozen (fairness), FAR below eval.far.min in --far-report (the JSON of
+ *                           `eval far`), sample-ratio mismatch in --srm OBSERVED/SHARE,...
+ *   rollback NAME           take a promoted release back; the one before it is in force again
+ *   freeze / unfreeze       stop and resume promotions; unfreezing takes a supervisor and a reason
+ *   list / show NAME        the registry
+ *
+ * Releases live in the store of the data directory (blobs release/NAME/VERSION
+ * and release-state), written while no server holds it, like `review decide`
+ * on a stopped deployment.
+ */
+#include "cli/cli.h"
+
+#include "audit/audit.h"
+#include "eval/stats.h"
+#include "store/store.h"
+
+#include <dirent.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: trustgate release propose NAME -c FILE --by WHO --why TEXT\n"
+            "       trustgate release start-experiment NAME -c FILE --share X --by WHO --why TEXT\n"
+            "       trustgate release promote NAME -c FILE --by WHO --why TEXT\n"
+            "                         [--far-report FILE] [--srm N1/S1,N2/S2,...]\n"
+            "       trustgate release rollback NAME -c FILE --by WHO --why TEXT\n"
+            "       trustgate release freeze|unfreeze -c FILE --by WHO --why TEXT\n"
+            "       trustgate release list|show [NAME] -c FILE [--json]\n\n"
+            "A release is a named, versioned snapshot of what answers customers, with its\n"
+            "content hash; every transition is an audit leaf with who and why.  Promotion is\n"
+            "refused while any gate fails, naming it: releases frozen, FAR in --far-report\n"
+            "below eval.far.min, sample-ratio mismatch (p < 0.001) in --srm.  Unfreezing\n"
+            "takes a supervisor from the config's users.  --data DIR overrides the store.\n");
+}
+
+/* ------------------------------------------------------------ snapshot */
+
+static void add_file(json_t *files, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return;
+    struct tg_buf b;
+    tg_buf_init(&b, TG_BUF_UNLIMITED);
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        tg_buf_append(&b, chunk, n);
+    fclose(f);
+    uint8_t h[TG_SHA256_LEN];
+    char hex[2 * TG_SHA256_LEN + 1];
+    tg_sha256(b.data ? b.data : "", b.len, h);
+    tg_hex_encode(h, sizeof(h), hex);
+    json_object_set_new(files, path, json_string(hex));
+    tg_buf_free(&b);
+}
+
+static void add_tree(json_t *files, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return;
+    if (!S_ISDIR(st.st_mode)) {
+        add_file(files, path);
+        return;
+    }
+    DIR *d = opendir(path);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char sub[4200];
+        snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+        add_tree(files, sub);
+    }
+    if (d)
+        closedir(d);
+}
+
+/* Every file the deployment reads, with its SHA-256, and the bundle's hash. */
+static json_t *snapshot(const struct tg_config *cfg, char hash[2 * TG_SHA256_LEN + 1])
+{
+    json_t *files = json_object();
+    char dir[4096];
+    tg_strlcpy(dir, cfg->path, sizeof(dir));
+    const char *base = dirname(dir);
+    add_file(files, cfg->path);
+    size_t i;
+    json_t *item;
+    json_array_foreach(json_object_get(cfg->root, "policies"), i, item)
+    {
+        const char *inc = tg_json_str(item, "include", NULL);
+        if (inc) {
+            char p[8300];
+            snprintf(p, sizeof(p), inc[0] == '/' ? "%s%s" : "%s/%s", inc[0] == '/' ? "" : base,
+                     inc);
+            add_file(files, p);
+        }
+    }
+    for (i = 0; i < cfg->n_kb_paths; i++)
+        add_tree(files, cfg->kb_paths[i]);
+    if (cfg->kb_glossary)
+        add_file(files, cfg->kb_glossary);
+    if (cfg->intents_train)
+        add_file(files, cfg->intents_train);
+    json_t *settings = json_pack(
+        "{s:O?, s:O?, s:O?}", "backends", json_object_get(cfg->root, "backends"), "route",
+        json_object_get(cfg->root, "route"), "ladder", json_object_get(cfg->root, "ladder"));
+    json_t *bundle = json_pack("{s:O, s:o}", "files", files, "settings", settings);
+    size_t len;
+    char *canon = bundle ? tg_json_canonical(bundle, &len) : NULL;
+    uint8_t h[TG_SHA256_LEN];
+    tg_sha256(canon ? canon : "", canon ? len : 0, h);
+    tg_hex_encode(h, sizeof(h), hash);
+    tg_free(canon);
+    json_decref(bundle);
+    return files;
+}
+
+/* ------------------------------------------------------------ registry */
+
+struct ctx {
+    struct tg_config *cfg;
+    struct tg_store *st;
+    struct tg_audit *audit;
+    int lockfd;
+};
+
+static json_t *all_releases(struct ctx *x)
+{
+    json_t *v = NULL;
+    if (tg_store_blob_list(x->st, "release/", 100000, &v))
+        return json_array();
+    return v;
+}
+
+/* The newest version of name, or NULL. */
+static json_t *latest(struct ctx *x, const char *name)
+{
+    json_t *all = all_releases(x), *best = NULL;
+    size_t i;
+    json_t *r;
+    json_array_foreach(all, i, r)
+    {
+        if (!strcmp(tg_json_str(r, "name", ""), name) &&
+            (!best || tg_json_int(r, "version", 0) > tg_json_int(best, "version", 0)))
+            best = r;
+    }
+    json_incref(best);
+    json_decref(all);
+    return best;
+}
+
+static int save(struct ctx *x, json_t *rel)
+{
+    char key[512];
+    snprintf(key, sizeof(key), "release/%s/%08lld", tg_json_str(rel, "name", ""),
+             (long long)tg_json_int(rel, "version", 0));
+    char *s = json_dumps(rel, JSON_COMPACT);
+    int rc = s ? tg_store_blob_put(x->st, key, s, strlen(s)) : TG_E_NOMEM;
+    free(s);
+    return rc ? rc : tg_store_flush(x->st);
+}
+
+static json_t *state(struct ctx *x)
+{
+    char *d = NULL;
+    size_t len;
+    json_t *s = NULL;
+    if (tg_store_blob_get(x->st, "release-state", &d, &len) == TG_OK)
+        s = json_loadb(d, len, 0, NULL);
+    tg_free(d);
+    return s ? s : json_pack("{s:b}", "frozen", 0);
+}
+
+/* One audit leaf per transition: who, why, what. */
+static int record(struct ctx *x, const char *action, const json_t *rel, const char *by,
+                  const char *why)
+{
+    json_t *leaf = json_pack("{s:s, s:s, s:s?, s:I, s:s?, s:s, s:s, s:I}", "kind", "release",
+                             "action", action, "name", rel ? tg_json_str(rel, "name", NULL) : NULL,
+                             "version", (json_int_t)(rel ? tg_json_int(rel, "version", 0) : 0),
+                             "hash", rel ? tg_json_str(rel, "hash", NULL) : NULL, "by", by, "why",
+                             why, "at", (json_int_t)tg_clock_wall_ms());
+    int rc = leaf ? tg_audit_append_json(x->audit, leaf, NULL) : TG_E_NOMEM;
+    json_decref(leaf);
+    return rc;
+}
+
+static void event(json_t *rel, const char *action, const char *by, const char *why)
+{
+    json_t *h = json_object_get(rel, "history");
+    if (!json_is_array(h))
+        json_object_set_new(rel, "history", h = json_array());
+    json_array_append_new(h, json_pack("{s:s, s:s, s:s, s:I}", "action", action, "by", by, "why",
+                                       why, "at", (json_int_t)tg_clock_wall_ms()));
+}
+
+static const char *role_of(const struct tg_config *cfg, const char *who)
+{
+    size_t i;
+    json_t *u;
+    json_array_foreach(json_object_get(cfg->root, "users"), i, u)
+    {
+        if (!strcmp(tg_json_str(u, "name", ""), who))
+            return tg_json_str(u, "role", "reviewer");
+    }
+    return NULL;
+}
+
+/* The gates a promotion must pass; the reasons it fails in why (empty: open). */
+static void gates(struct ctx *x, const char *far_report, const char *srm, char *why, size_t len)
+{
+    why[0] = '\0';
+    json_t *s = state(x);
+    if (tg_json_bool(s, "frozen", false))
+        snprintf(why + strlen(why), len - strlen(why), "releases are frozen (%s); ",
+                 tg_json_str(s, "why", "no reason recorded"));
+    json_decref(s);
+    const json_t *min =
+        json_object_get(json_object_get(json_object_get(x->cfg->root, "eval"), "far"), "min");
+    if (far_report) {
+        json_t *r = json_load_file(far_report, 0, NULL);
+        double far = tg_json_num(r, "far", -1);
+        if (!r)
+            snprintf(why + strlen(why), len - strlen(why), "the FAR report %s is unreadable; ",
+                     far_report);
+        else if (json_is_number(min) && far < json_number_value(min))
+            snprintf(why + strlen(why), len - strlen(why),
+                     "FAR %.1f%% is below the minimum %.1f%%; ", far * 100,
+                     json_number_value(min) * 100);
+        json_decref(r);
+    } else if (json_is_number(min)) {
+        snprintf(why + strlen(why), len - strlen(why),
+                 "no FAR report (--far-report, the JSON of `trustgate eval far`); ");
+    }
+    if (srm) {
+        double obs[16], share[16];
+        size_t k = 0;
+        char buf[512];
+        tg_strlcpy(buf, srm, sizeof(buf));
+        char *save = NULL;
+        for (char *t = strtok_r(buf, ",", &save); t && k < 16; t = strtok_r(NULL, ",", &save)) {
+            char *slash = strchr(t, '/');
+            if (!slash)
+                break;
+            obs[k] = strtod(t, NULL);
+            share[k++] = strtod(slash + 1, NULL);
+        }
+        double chi2, p = tg_stats_srm(obs, share, k, &chi2);
+        if (k < 2)
+            snprintf(why + strlen(why), len - strlen(why), "--srm needs N/SHARE for each arm; ");
+        else if (p < 0.001)
+            snprintf(why + strlen(why), len - strlen(why),
+                     "sample-ratio mismatch (chi-square %.2f, p %.2g): the split is broken; ", chi2,
+                     p);
+    }
+}
+
+static int transition(struct ctx *x, const char *cmd, const char *name, const char *by,
+                      const char *why, double share, const char *far_report, const char *srm)
+{
+    if (!strcmp(cmd, "propose")) {
+        char hash[2 * TG_SHA256_LEN + 1];
+        json_t *files = snapshot(x->cfg, hash);
+        json_t *prev = latest(x, name);
+        json_int_t version = prev ? tg_json_int(prev, "version", 0) + 1 : 1;
+        json_decref(prev);
+        json_t *rel = json_pack("{s:s, s:I, s:s, s:s, s:o, s:I}", "name", name, "version", version,
+                                "hash", hash, "state", "proposed", "files", files, "created_ms",
+                                (json_int_t)tg_clock_wall_ms());
+        event(rel, "propose", by, why);
+        int rc = record(x, "propose", rel, by, why);
+        if (!rc)
+            rc = save(x, rel);
+        if (!rc)
+            printf("%s v%lld proposed: %s (%zu files)\n", name, (long long)version, hash,
+                   json_object_size(files));
+        json_decref(rel);
+        return rc ? 1 : 0;
+    }
+    if (!strcmp(cmd, "freeze") || !strcmp(cmd, "unfreeze")) {
+        bool freeze = !strcmp(cmd, "freeze");
+        const char *role = role_of(x->cfg, by);
+        if (!freeze && (!role || strcmp(role, "supervisor") != 0)) {
+            fprintf(stderr, "trustgate release: unfreezing takes a supervisor; %s is %s\n", by,
+                    role ? role : "not a configured user");
+            return 1;
+        }
+        json_t *s = json_pack("{s:b, s:s, s:s, s:I}", "frozen", freeze, "by", by, "why", why, "at",
+                              (json_int_t)tg_clock_wall_ms());
+        char *str = json_dumps(s, JSON_COMPACT);
+        int rc = record(x, cmd, NULL, by, why);
+        if (!rc)
+            rc = tg_store_blob_put(x->st, "release-state", str, strlen(str));
+        if (!rc)
+            rc = tg_store_flush(x->st);
+        free(str);
+        json_decref(s);
+        if (!rc)
+            printf("releases %s by %s: %s\n", freeze ? "frozen" : "unfrozen", by, why);
+        return rc ? 1 : 0;
+    }
+    json_t *rel = latest(x, name);
+    if (!rel) {
+        fprintf(stderr, "trustgate release: no release named %s\n", name);
+        return 1;
+    }
+    const char *st = tg_json_str(rel, "state", "");
+    int rc = 0;
+    if (!strcmp(cmd, "start-experiment")) {
+        if (strcmp(st, "proposed") != 0 || share <= 0 || share > 1) {
+            fprintf(stderr,
+                    "trustgate release: %s is %s; an experiment starts from proposed, "
+                    "with --share in (0, 1]\n",
+                    name, st);
+            rc = 1;
+        } else {
+            json_object_set_new(rel, "state", json_string("experiment"));
+            json_object_set_new(rel, "share", json_real(share));
+        }
+    } else if (!strcmp(cmd, "promote")) {
+        char reasons[1024];
+        gates(x, far_report, srm, reasons, sizeof(reasons));
+        if (strcmp(st, "proposed") != 0 && strcmp(st, "experiment") != 0) {
+            fprintf(stderr, "trustgate release: %s is %s, not a candidate\n", name, st);
+            rc = 1;
+        } else if (reasons[0]) {
+            printf("promotion of %s refused: %s\n", name, reasons);
+            /* a refusal is a decision too: recorded with its reasons */
+            record(x, "promote_refused", rel, by, reasons);
+            rc = 1;
+        } else {
+            /* the release in force steps aside */
+            json_t *all = all_releases(x);
+            size_t i;
+            json_t *r;
+            json_array_foreach(all, i, r)
+            {
+                if (!strcmp(tg_json_str(r, "state", ""), "promoted")) {
+                    json_object_set_new(r, "state", json_string("superseded"));
+                    event(r, "superseded", by, why);
+                    save(x, r);
+                }
+            }
+            json_decref(all);
+            json_object_set_new(rel, "state", json_string("promoted"));
+        }
+    } else if (!strcmp(cmd, "rollback")) {
+        if (strcmp(st, "promoted") != 0) {
+            fprintf(stderr, "trustgate release: %s is %s; only the release in force rolls back\n",
+                    name, st);
+            rc = 1;
+        } else {
+            json_object_set_new(rel, "state", json_string("rolled_back"));
+            /* the newest superseded release is in force again */
+            json_t *all = all_releases(x), *back = NULL;
+            size_t i;
+            json_t *r;
+            json_array_foreach(all, i, r)
+            {
+                if (!strcmp(tg_json_str(r, "state", ""), "superseded") &&
+                    (!back || tg_json_int(r, "created_ms", 0) > tg_json_int(back, "created_ms", 0)))
+                    back = r;
+            }
+            if (back) {
+                json_object_set_new(back, "state", json_string("promoted"));
+                event(back, "restored", by, why);
+                save(x, back);
+            }
+            json_decref(all);
+        }
+    } else {
+        json_decref(rel);
+        return 2;
+    }
+    if (!rc) {
+        event(rel, cmd, by, why);
+        rc = record(x, cmd, rel, by, why) || save(x, rel);
+        if (!rc)
+            printf("%s v%lld: %s\n", name, (long long)tg_json_int(rel, "version", 0),
+                   tg_json_str(rel, "state", ""));
+    }
+    json_decref(rel);
+    return rc ? 1 : 0;
+}
+
+static int show(struct ctx *x, const char *name, bool as_json)
+{
+    json_t *all = all_releases(x), *out = json_array();
+    size_t i;
+    json_t *r;
+    json_array_foreach(all, i, r)
+    {
+        if (name && strcmp(tg_json_str(r, "name", ""), name) != 0)
+            continue;
+        if (!name)
+            json_object_del(r, "files");
+        json_array_append(out, r);
+    }
+    if (as_json || name) {
+        char *s = json_dumps(out, JSON_INDENT(2));
+        printf("%s\n", s ? s : "[]");
+        free(s);
+    } else {
+        json_t *s = state(x);
+        printf("releases%s\n", tg_json_bool(s, "frozen", false) ? " (FROZEN)" : "");
+        json_decref(s);
+        json_array_foreach(out, i, r)
+            printf("  %-20s v%-3lld %-12s %.16s\n", tg_json_str(r, "name", ""),
+                   (long long)tg_json_int(r, "version", 0), tg_json_str(r, "state", ""),
+                   tg_json_str(r, "hash", ""));
+    }
+    int rc = name && !json_array_size(out) ? 1 : 0;
+    json_decref(out);
+    json_decref(all);
+    return rc;
+}
+
+int tg_cli_release(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"data", required_argument, NULL, 'd'},
+        {"by", required_argument, NULL, 'b'},     {"why", required_argument, NULL, 'w'},
+        {"share", required_argument, NULL, 's'},  {"far-report", required_argument, NULL, 'f'},
+        {"srm", required_argument, NULL, 'r'},    {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    const char *cfg_path = NULL, *data = NULL, *by = NULL, *why = NULL, *far = NULL, *srm = NULL;
+    double share = 0;
+    bool as_json = false;
+    int c;
+    if (argc < 2 || tg_cli_wants_help(argc, argv)) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *cmd = argv[1];
+    optind = 1;
+    while ((c = getopt_long(argc - 1, argv + 1, "c:d:b:w:s:f:r:jh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            cfg_path = optarg;
+            break;
+        case 'd':
+            data = optarg;
+            break;
+        case 'b':
+            by = optarg;
+            break;
+        case 'w':
+            why = optarg;
+            break;
+        case 's':
+            share = strtod(optarg, NULL);
+            break;
+        case 'f':
+            far = optarg;
+            break;
+        case 'r':
+            srm = optarg;
+            break;
+        case 'j':
+            as_json = true;
+            break;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    const char *name = optind + 1 < argc ? argv[optind + 1] : NULL;
+    bool reading = !strcmp(cmd, "list") || !strcmp(cmd, "show");
+    bool global = !strcmp(cmd, "freeze") || !strcmp(cmd, "unfreeze");
+    if (!cfg_path || (!reading && (!by || !why || !why[0])) || (!reading && !global && !name)) {
+        usage(stderr);
+        return 2;
+    }
+    struct ctx x = {.lockfd = -1};
+    char dir[4096], uri[4200], err[512];
+    int status = 1;
+    x.cfg = tg_cli_load_config(cfg_path);
+    if (!x.cfg)
+        return 1;
+    if (data)
+        tg_strlcpy(dir, data, sizeof(dir));
+    else
+        tg_cli_store_dir(x.cfg->store_uri, dir, sizeof(dir));
+    if (tg_cli_mkdirs(dir)) {
+        fprintf(stderr, "trustgate release: cannot create %s\n", dir);
+        goto out;
+    }
+    x.lockfd = tg_cli_lock_data_dir(dir);
+    if (x.lockfd < 0) {
+        fprintf(stderr, "trustgate release: a running `trustgate serve` owns %s; stop it first\n",
+                dir);
+        goto out;
+    }
+    snprintf(uri, sizeof(uri), "sqlite:%s/trustgate.db", dir);
+    if (tg_store_open(data ? uri : x.cfg->store_uri, &x.st, err, sizeof(err)) ||
+        tg_audit_open(x.st, &x.audit)) {
+        fprintf(stderr, "trustgate release: cannot open the store in %s\n", dir);
+        goto out;
+    }
+    status =
+        reading ? show(&x, name, as_json) : transition(&x, cmd, name, by, why, share, far, srm);
+    if (status == 2)
+        usage(stderr);
+out:
+    tg_audit_close(x.audit);
+    tg_store_close(x.st);
+    if (x.lockfd >= 0)
+        close(x.lockfd);
+    tg_config_free(x.cfg);
+    return status;
+}
