@@ -463,6 +463,68 @@ static void test_releases(void **state)
     tg_free(out);
 }
 
+/* An experiment on simulated traffic with a known true lift (10 % -> 13 %)
+ * and an arm with none: the always-valid test finds the lift and stays
+ * quiet on the null; a broken split is caught by the sample-ratio check. */
+static void test_ab_report(void **state)
+{
+    (void)state;
+    char path[256], args[600];
+    snprintf(path, sizeof(path), "%s/ab.jsonl", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    uint64_t s = 0x2545F4914F6CDD1DULL;
+    for (int day = 0; day < 30; day++)
+        for (int k = 0; k < 300; k++) {
+            const char *arm[3] = {"control", "faq-v2", "null"};
+            const double rate[3] = {0.10, 0.13, 0.10};
+            for (int a = 0; a < 3; a++) {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                double u = (double)(s >> 11) / 9007199254740992.0;
+                fprintf(f, "{\"variant\":\"%s\",\"day\":%d,\"converted\":%d}\n", arm[a], day,
+                        u < rate[a]);
+            }
+        }
+    fclose(f);
+    char *out = NULL;
+    snprintf(args, sizeof(args), "ab report --data %s --control control --json", path);
+    assert_int_equal(tg(args, &out), 0);
+    const char *js = strstr(out, "\n{");
+    assert_non_null(js);
+    json_t *j = json_loads(js + 1, 0, NULL);
+    tg_free(out);
+    assert_non_null(j);
+    assert_true(tg_json_num(json_object_get(j, "srm"), "p", 0) > 0.01);
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(j, "variants"), i, v)
+    {
+        double avp = tg_json_num(v, "p_always_valid", -1),
+               day = tg_json_num(v, "first_significant_day", -2);
+        if (!strcmp(tg_json_str(v, "variant", ""), "faq-v2")) {
+            assert_true(avp < 0.01);
+            assert_true(day >= 0 && day < 20);
+        } else {
+            assert_true(avp >= 0.01); /* the null arm stays quiet */
+            assert_true(day < 0);
+        }
+    }
+    assert_int_equal(tg_json_int(j, "bh_significant", -1), 1);
+    json_decref(j);
+    /* configured 90/10 but run 1:1:1: a broken split */
+    snprintf(args, sizeof(args),
+             "ab report --data %s --control control --shares control=0.8,faq-v2=0.1,null=0.1",
+             path);
+    assert_int_equal(tg(args, &out), 0);
+    assert_non_null(strstr(out, "MISMATCH"));
+    tg_free(out);
+    snprintf(args, sizeof(args), "ab report --data %s --control nobody", path);
+    assert_int_equal(tg(args, &out), 1);
+    tg_free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -476,6 +538,7 @@ int main(void)
         cmocka_unit_test(test_one_writer_per_data_dir),
         cmocka_unit_test(test_review_from_the_command_line),
         cmocka_unit_test(test_releases),
+        cmocka_unit_test(test_ab_report),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
