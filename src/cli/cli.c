@@ -30,6 +30,7 @@ static const struct command commands[] = {
     {"kb", tg_cli_kb, "knowledge base: ingest, search, stats"},
     {"review", tg_cli_review, "the review queue: list, show, decide"},
     {"train", tg_cli_train, "train the intent classifier from a TSV file"},
+    {"cost", tg_cli_cost, "cost per turn and per resolved conversation; release trade-off"},
     {"ab", tg_cli_ab, "an experiment's results: fixed and always-valid tests, SRM"},
     {"release", tg_cli_release, "releases: propose, experiment, promote behind gates, roll back"},
     {"fairness", tg_cli_fairness, "group fairness of decisions: parity, equalized odds"},

@@ -21,6 +21,7 @@ int tg_cli_eval(int argc, char **argv);
 int tg_cli_fairness(int argc, char **argv);
 int tg_cli_release(int argc, char **argv);
 int tg_cli_ab(int argc, char **argv);
+int tg_cli_cost(int argc, char **argv);
 int tg_cli_eval_intent(int argc, char **argv);
 int tg_cli_eval_retrieval(int argc, char **argv);
 int tg_cli_eval_far(int argc, char **argv);

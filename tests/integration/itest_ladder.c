@@ -19,6 +19,7 @@
 #include "harness.h"
 
 #include <arpa/inet.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -749,6 +750,54 @@ static void test_stream_through_never_restarts_after_release(void **state)
     healthy(&gwd);
 }
 
+/* `trustgate cost report` over gateway A's turns, priced per model; and the
+ * trade-off of a candidate release against the one in force. */
+static void test_cost_report(void **state)
+{
+    (void)state;
+    char cfg[256], base[256], cand[256], bin[512], cmd[2048];
+    tg_h_write_file(dir, "prices.yaml",
+                    "backends:\n  - {name: s, type: script, reply: x}\nroute: {backend: s}\n"
+                    "eval:\n  prices:\n    light-model: {prompt: 0.5, completion: 1.5}\n",
+                    cfg, sizeof(cfg));
+    tg_h_write_file(dir, "base.json", "{\"far\":0.80,\"usage\":{\"cost_per_turn\":0.010}}", base,
+                    sizeof(base));
+    tg_h_write_file(dir, "cand.json", "{\"far\":0.85,\"usage\":{\"cost_per_turn\":0.012}}", cand,
+                    sizeof(cand));
+    tg_h_bin("trustgate", bin, sizeof(bin));
+    snprintf(cmd, sizeof(cmd),
+             "%s cost report -c %s --data %s/a --json --baseline %s --candidate %s", bin, cfg, dir,
+             base, cand);
+    char *out = NULL;
+    assert_int_equal(tg_h_run(cmd, &out), 0);
+    json_t *j = json_loads(out, 0, NULL);
+    if (!j)
+        fail_msg("not JSON: %s", out);
+    tg_free(out);
+    assert_true(tg_json_int(j, "turns", 0) >= 10);
+    double light = 0;
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(j, "by_model_rung"), i, r)
+    {
+        if (!strcmp(tg_json_str(r, "model", ""), "light-model")) {
+            /* priced per 1,000 tokens: 0.5 prompt, 1.5 completion */
+            double want = (0.5 * (double)tg_json_int(r, "prompt_tokens", 0) +
+                           1.5 * (double)tg_json_int(r, "completion_tokens", 0)) /
+                          1000.0;
+            assert_true(tg_json_int(r, "completion_tokens", 0) > 0);
+            assert_true(fabs(tg_json_num(r, "cost", -1) - want) < 1e-9);
+            light += tg_json_num(r, "cost", 0);
+        }
+    }
+    assert_true(light > 0);
+    /* +5 FAR points for +0.002 a query: break-even 0.04 per correct first response */
+    const json_t *t = json_object_get(j, "tradeoff");
+    assert_true(fabs(tg_json_num(t, "delta_far", 0) - 0.05) < 1e-9);
+    assert_true(fabs(tg_json_num(t, "breakeven_value", 0) - 0.04) < 1e-9);
+    json_decref(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -771,6 +820,7 @@ int main(void)
         cmocka_unit_test(test_streamed_reply_after_failover),
         cmocka_unit_test(test_failover_is_counted_in_metrics),
         cmocka_unit_test(test_overload_sheds_internal_work_first),
+        cmocka_unit_test(test_cost_report),
         cmocka_unit_test(test_stream_through_releases_sentences_as_they_pass),
         cmocka_unit_test(test_stream_through_stops_when_a_rule_fires),
         cmocka_unit_test(test_stream_through_never_restarts_after_release),

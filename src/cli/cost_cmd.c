@@ -1,0 +1,247 @@
+/*
+ * cost_cmd.c - `trustgate cost report`: what answering costs, from the turn
+ * records in the audit log, priced with the config's eval.prices (per model:
+ * {prompt, completion} per 1,000 tokens).
+ *
+ * Per model and rung: turns, tokens and cost, cost per turn; overall, the
+ * cost per conversation resolved without a person (no turn of it held,
+ * handed off or decided by a person).  With --baseline and --candidate (two
+ * `eval far --json` reports of the release in force and a candidate), the
+ * trade-off product owners ask for: the change in FAR against the change in
+ * cost per query, and the break-even: the value a correct first response must
+ * be worth (--value, in the price table's currency) for the candidate to pay.
+ */
+#include "cli/cli.h"
+
+#include "store/store.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: trustgate cost report -c FILE [--data DIR] [--days N] [--json]\n"
+               "       [--baseline FAR.json --candidate FAR.json [--value V]]\n\n"
+               "Cost per turn by model and rung, and per conversation resolved without a person,\n"
+               "over the last N days (default 30) of the deployment's turns, priced with\n"
+               "eval.prices.  With two `trustgate eval far --json` reports: the change in FAR\n"
+               "against the change in cost per query, and the break-even value of a correct\n"
+               "first response.\n");
+}
+
+struct acc {
+    const json_t *prices;
+    int64_t since_ms;
+    json_t *by;    /* "model|rung" -> {turns, prompt, completion, cost} */
+    json_t *convs; /* conversation -> resolved (bool) */
+    double cost;
+    int64_t turns;
+};
+
+static double price(const json_t *prices, const char *model, int64_t p, int64_t c)
+{
+    const json_t *m = json_object_get(prices, model);
+    return (json_number_value(json_object_get(m, "prompt")) * (double)p +
+            json_number_value(json_object_get(m, "completion")) * (double)c) /
+           1000.0;
+}
+
+static int leaf_cb(void *arg, const struct tg_audit_row *row)
+{
+    struct acc *a = arg;
+    json_t *j = json_loadb(row->data, row->len, 0, NULL);
+    if (!j || strcmp(tg_json_str(j, "kind", ""), "turn") != 0 ||
+        tg_json_int(j, "created_ms", 0) < a->since_ms) {
+        json_decref(j);
+        return 0;
+    }
+    const char *model = tg_json_str(j, "upstream_model", tg_json_str(j, "backend", "none"));
+    const char *rung = tg_json_str(j, "rung", "-");
+    const json_t *u = json_object_get(j, "usage");
+    int64_t p = tg_json_int(u, "prompt_tokens", 0), c = tg_json_int(u, "completion_tokens", 0);
+    double cost = price(a->prices, model, p, c);
+    char key[256];
+    snprintf(key, sizeof(key), "%s|%s", model, rung);
+    json_t *e = json_object_get(a->by, key);
+    if (!e)
+        json_object_set_new(a->by, key,
+                            e = json_pack("{s:s, s:s, s:i, s:i, s:i, s:f}", "model", model, "rung",
+                                          rung, "turns", 0, "prompt_tokens", 0, "completion_tokens",
+                                          0, "cost", 0.0));
+    json_object_set_new(e, "turns", json_integer(tg_json_int(e, "turns", 0) + 1));
+    json_object_set_new(e, "prompt_tokens", json_integer(tg_json_int(e, "prompt_tokens", 0) + p));
+    json_object_set_new(e, "completion_tokens",
+                        json_integer(tg_json_int(e, "completion_tokens", 0) + c));
+    json_object_set_new(e, "cost", json_real(tg_json_num(e, "cost", 0) + cost));
+    const char *conv = tg_json_str(j, "conversation_id", "");
+    bool by_ai = !strcmp(tg_json_str(j, "decision", ""), "deliver");
+    const json_t *prev = json_object_get(a->convs, conv);
+    json_object_set_new(a->convs, conv, json_boolean((prev ? json_is_true(prev) : true) && by_ai));
+    a->cost += cost;
+    a->turns++;
+    json_decref(j);
+    return 0;
+}
+
+int tg_cli_cost(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"data", required_argument, NULL, 'd'},
+                                         {"days", required_argument, NULL, 'n'},
+                                         {"baseline", required_argument, NULL, 'b'},
+                                         {"candidate", required_argument, NULL, 'k'},
+                                         {"value", required_argument, NULL, 'v'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *cfg_path = NULL, *data = NULL, *base = NULL, *cand = NULL;
+    long days = 30;
+    double value = -1;
+    bool as_json = false;
+    int c;
+    if (argc < 2 || strcmp(argv[1], "report") != 0) {
+        bool help = argc >= 2 && tg_cli_wants_help(argc, argv);
+        usage(help ? stdout : stderr);
+        return help ? 0 : 2;
+    }
+    optind = 1;
+    while ((c = getopt_long(argc - 1, argv + 1, "c:d:n:b:k:v:jh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            cfg_path = optarg;
+            break;
+        case 'd':
+            data = optarg;
+            break;
+        case 'n':
+            days = strtol(optarg, NULL, 10);
+            break;
+        case 'b':
+            base = optarg;
+            break;
+        case 'k':
+            cand = optarg;
+            break;
+        case 'v':
+            value = strtod(optarg, NULL);
+            break;
+        case 'j':
+            as_json = true;
+            break;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!cfg_path || days < 1 || (!base != !cand)) {
+        usage(stderr);
+        return 2;
+    }
+    struct tg_config *cfg = tg_cli_load_config(cfg_path);
+    if (!cfg)
+        return 1;
+    char dir[4096], uri[4200], err[512];
+    struct tg_store *st = NULL;
+    int status = 1;
+    if (data)
+        tg_strlcpy(dir, data, sizeof(dir));
+    else
+        tg_cli_store_dir(cfg->store_uri, dir, sizeof(dir));
+    snprintf(uri, sizeof(uri), "sqlite:%s/trustgate.db", dir);
+    /* reading only: a running server may hold the directory */
+    if (access(dir, F_OK) != 0 ||
+        tg_store_open(data ? uri : cfg->store_uri, &st, err, sizeof(err))) {
+        fprintf(stderr, "trustgate cost: no store in %s\n", dir);
+        tg_config_free(cfg);
+        return 1;
+    }
+    struct acc a = {
+        .prices = json_object_get(json_object_get(cfg->root, "eval"), "prices"),
+        .since_ms = tg_clock_wall_ms() - days * 86400000LL,
+        .by = json_object(),
+        .convs = json_object(),
+    };
+    if (tg_store_audit_scan(st, 0, leaf_cb, &a)) {
+        fprintf(stderr, "trustgate cost: cannot read the audit log\n");
+        goto out;
+    }
+    size_t resolved = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(a.convs, k, v) resolved += json_is_true(v);
+    double per_turn = a.turns ? a.cost / (double)a.turns : 0;
+    double per_resolved = resolved ? a.cost / (double)resolved : 0;
+    json_t *rows = json_array(), *trade = NULL;
+    json_object_foreach(a.by, k, v) json_array_append(rows, v);
+    if (base) {
+        json_t *b = json_load_file(base, 0, NULL), *n = json_load_file(cand, 0, NULL);
+        if (!b || !n) {
+            fprintf(stderr, "trustgate cost: cannot read %s\n", !b ? base : cand);
+            json_decref(b);
+            json_decref(n);
+            json_decref(rows);
+            goto out;
+        }
+        double dfar = tg_json_num(n, "far", 0) - tg_json_num(b, "far", 0);
+        double dcost = tg_json_num(json_object_get(n, "usage"), "cost_per_turn", 0) -
+                       tg_json_num(json_object_get(b, "usage"), "cost_per_turn", 0);
+        /* break-even: the value of one more correct first response that pays the extra cost */
+        double breakeven = dfar > 0 ? dcost / dfar : -1;
+        trade = json_pack("{s:f, s:f, s:f, s:f, s:f}", "far_baseline", tg_json_num(b, "far", 0),
+                          "far_candidate", tg_json_num(n, "far", 0), "delta_far", dfar,
+                          "delta_cost_per_query", dcost, "breakeven_value", breakeven);
+        json_decref(b);
+        json_decref(n);
+    }
+    if (as_json) {
+        json_t *o =
+            json_pack("{s:I, s:I, s:I, s:f, s:f, s:f, s:o, s:o?}", "days", (json_int_t)days,
+                      "turns", (json_int_t)a.turns, "resolved_conversations", (json_int_t)resolved,
+                      "cost", a.cost, "cost_per_turn", per_turn, "cost_per_resolved_conversation",
+                      per_resolved, "by_model_rung", rows, "tradeoff", trade);
+        char *s = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
+        printf("%s\n", s ? s : "{}");
+        free(s);
+        json_decref(o);
+    } else {
+        printf("cost over the last %ld days: %lld turns, %zu conversations resolved without a "
+               "person\n",
+               days, (long long)a.turns, resolved);
+        size_t i;
+        json_array_foreach(rows, i, v) printf(
+            "  %-24s rung %-10s turns %-7lld tokens %lld + %lld  cost %.6f (%.6f per turn)\n",
+            tg_json_str(v, "model", ""), tg_json_str(v, "rung", ""),
+            (long long)tg_json_int(v, "turns", 0), (long long)tg_json_int(v, "prompt_tokens", 0),
+            (long long)tg_json_int(v, "completion_tokens", 0), tg_json_num(v, "cost", 0),
+            tg_json_int(v, "turns", 0)
+                ? tg_json_num(v, "cost", 0) / (double)tg_json_int(v, "turns", 1)
+                : 0);
+        printf("  total %.6f: %.6f per turn, %.6f per resolved conversation\n", a.cost, per_turn,
+               per_resolved);
+        if (trade) {
+            double br = tg_json_num(trade, "breakeven_value", -1);
+            printf("  candidate vs baseline: FAR %+.1f points, cost per query %+.6f\n",
+                   tg_json_num(trade, "delta_far", 0) * 100,
+                   tg_json_num(trade, "delta_cost_per_query", 0));
+            if (br >= 0)
+                printf("  break-even: a correct first response must be worth %.6f%s\n", br,
+                       value < 0     ? ""
+                       : value >= br ? " (it is: the candidate pays)"
+                                     : " (it is not: the candidate costs more than it earns)");
+            else
+                printf("  break-even: none (the candidate does not improve FAR)\n");
+        }
+        json_decref(rows);
+        json_decref(trade);
+    }
+    status = 0;
+out:
+    json_decref(a.by);
+    json_decref(a.convs);
+    tg_store_close(st);
+    tg_config_free(cfg);
+    return status;
+}
