@@ -16,6 +16,7 @@
 
 #include "eval/eval.h"
 #include "eval/stats.h"
+#include "store/store.h"
 
 #include <getopt.h>
 #include <math.h>
@@ -35,7 +36,8 @@ struct arm {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: trustgate ab report --data FILE --control NAME [--metric NAME]\n"
+    fprintf(f, "usage: trustgate ab export EXPERIMENT -c FILE [--data DIR]   (rows to stdout)\n"
+               "       trustgate ab report --data FILE --control NAME [--metric NAME]\n"
                "       [--shares A=0.5,B=0.5] [--alpha A] [--tau T] [--html FILE] [--json]\n\n"
                "The results of an experiment from per-turn rows (JSONL: variant, day, and the\n"
                "metric, default \"converted\", 0/1 or a number): per variant against the control,\n"
@@ -86,6 +88,102 @@ static double var_of_mean(const struct tg_stats_moments *m)
     return (m->sum_sq / m->n - mean * mean) * m->n / (m->n - 1) / m->n;
 }
 
+/* ------------------------------------------------------------ export */
+
+struct exp_scan {
+    const char *exp;
+    json_t *rows; /* [{turn_id, variant, at, decision}] */
+    int64_t first_ms;
+};
+
+static int exp_leaf(void *arg, const struct tg_audit_row *row)
+{
+    struct exp_scan *x = arg;
+    json_t *j = json_loadb(row->data, row->len, 0, NULL);
+    const char *v = tg_json_str(json_object_get(j, "experiments"), x->exp, NULL);
+    if (j && v && !strcmp(tg_json_str(j, "kind", ""), "turn")) {
+        int64_t at = tg_json_int(j, "created_ms", 0);
+        if (!x->first_ms || at < x->first_ms)
+            x->first_ms = at;
+        int64_t us = 0;
+        const char *k;
+        json_t *s;
+        json_object_foreach(json_object_get(j, "stage_us"), k, s) us += json_integer_value(s);
+        json_array_append_new(
+            x->rows, json_pack("{s:s, s:s, s:I, s:s, s:I}", "turn_id",
+                               tg_json_str(j, "turn_id", ""), "variant", v, "at", (json_int_t)at,
+                               "decision", tg_json_str(j, "decision", ""), "us", (json_int_t)us));
+    }
+    json_decref(j);
+    return 0;
+}
+
+/*
+ * `ab export EXP`: one row per turn of the experiment, from the audit log,
+ * with the outcomes people recorded: resolved (answered by AI and neither
+ * edited, rejected nor rated bad), handed_off (a person took it over),
+ * reviewed, bad_rating, latency_ms; day counts from the first turn.
+ */
+static int ab_export(const char *exp, const char *cfg_path, const char *data)
+{
+    struct tg_config *cfg = tg_cli_load_config(cfg_path);
+    if (!cfg)
+        return 1;
+    char dir[4096], uri[4200], err[256];
+    struct tg_store *st = NULL;
+    if (data)
+        tg_strlcpy(dir, data, sizeof(dir));
+    else
+        tg_cli_store_dir(cfg->store_uri, dir, sizeof(dir));
+    snprintf(uri, sizeof(uri), "sqlite:%s/trustgate.db", dir);
+    int status = 1;
+    if (tg_store_open(data ? uri : cfg->store_uri, &st, err, sizeof(err))) {
+        fprintf(stderr, "trustgate ab: %s\n", err);
+        tg_config_free(cfg);
+        return 1;
+    }
+    struct exp_scan x = {.exp = exp, .rows = json_array()};
+    json_t *tasks = NULL, *fb = NULL, *by_turn = json_object(), *rating = json_object();
+    if (tg_store_audit_scan(st, 0, exp_leaf, &x) ||
+        tg_store_review_list(st, NULL, 1000000, &tasks) ||
+        tg_store_blob_list(st, "feedback/", 1000000, &fb)) {
+        fprintf(stderr, "trustgate ab: cannot read the store\n");
+        goto out;
+    }
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t) json_object_set(by_turn, tg_json_str(t, "turn_id", ""), t);
+    json_array_foreach(fb, i, t) json_object_set(rating, tg_json_str(t, "turn_id", ""), t);
+    json_array_foreach(x.rows, i, t)
+    {
+        const char *turn = tg_json_str(t, "turn_id", ""), *dec = tg_json_str(t, "decision", "");
+        const json_t *task = json_object_get(by_turn, turn), *f = json_object_get(rating, turn);
+        const char *action = tg_json_str(json_object_get(task, "decision"), "action", "");
+        const char *state = tg_json_str(task, "state", "");
+        bool bad = f && !tg_json_bool(f, "good", true);
+        bool by_person = !strcmp(action, "edit") || !strcmp(action, "reject");
+        bool handed = !strcmp(state, "handed_off") || !strcmp(state, "closed") ||
+                      !strcmp(dec, "handoff") || !strcmp(dec, "human_decision");
+        bool resolved = (!strcmp(dec, "deliver") || !strcmp(action, "approve")) && !bad &&
+                        !by_person && !handed;
+        printf("{\"variant\":\"%s\",\"day\":%lld,\"resolved\":%d,\"handed_off\":%d,"
+               "\"reviewed\":%d,\"bad_rating\":%d,\"latency_ms\":%.3f}\n",
+               tg_json_str(t, "variant", ""),
+               (long long)((tg_json_int(t, "at", 0) - x.first_ms) / 86400000), resolved, handed,
+               task != NULL, bad, (double)tg_json_int(t, "us", 0) / 1000.0);
+    }
+    status = 0;
+out:
+    json_decref(x.rows);
+    json_decref(tasks);
+    json_decref(fb);
+    json_decref(by_turn);
+    json_decref(rating);
+    tg_store_close(st);
+    tg_config_free(cfg);
+    return status;
+}
+
 int tg_cli_ab(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -98,6 +196,21 @@ int tg_cli_ab(int argc, char **argv)
     double alpha = 0.01, tau = 0.02;
     bool as_json = false;
     int c;
+    if (argc >= 3 && strcmp(argv[1], "export") == 0) {
+        /* ab export EXP -c FILE [--data DIR] */
+        const char *cfgp = NULL, *dd = NULL;
+        for (int i = 3; i + 1 < argc; i++) {
+            if (!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config"))
+                cfgp = argv[++i];
+            else if (!strcmp(argv[i], "--data") || !strcmp(argv[i], "-d"))
+                dd = argv[++i];
+        }
+        if (!cfgp) {
+            usage(stderr);
+            return 2;
+        }
+        return ab_export(argv[2], cfgp, dd);
+    }
     if (argc < 2 || strcmp(argv[1], "report") != 0) {
         bool help = argc >= 2 && tg_cli_wants_help(argc, argv);
         usage(help ? stdout : stderr);

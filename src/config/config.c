@@ -699,13 +699,13 @@ static const struct field understand_fields[] = {
 /* Sections that later modules read from cfg->root themselves. */
 static const char *const passthrough_sections[] = {
     "policies",
-    "experiments",
     "fairness",
 };
 
 static const char *const own_sections[] = {
-    "server",  "auth",       "store",  "conversation", "backends", "route", "models", "kb",
-    "intents", "understand", "review", "users",        "webhooks", "web",   "ladder", "eval",
+    "server",   "auth", "store",   "conversation", "backends",    "route",
+    "models",   "kb",   "intents", "understand",   "review",      "users",
+    "webhooks", "web",  "ladder",  "eval",         "experiments",
 };
 
 static bool get_duration(const json_t *v, int64_t *out)
@@ -1414,6 +1414,49 @@ static void check_eval(struct vctx *c, const json_t *root)
     }
 }
 
+/* experiments: [{name, salt?, holdout?, variants: [{name, share}]}] */
+static void check_experiments(struct vctx *c, const json_t *root)
+{
+    static const char *const keys[] = {"name", "salt", "holdout", "variants"};
+    static const char *const vkeys[] = {"name", "share"};
+    const json_t *list = get_list(c, root, "experiments", "experiments");
+    size_t i;
+    json_t *e;
+    json_array_foreach(list, i, e)
+    {
+        char w[48];
+        int line = tg_config_lines_elem(c->lines, list, i);
+        snprintf(w, sizeof(w), "experiments[%zu]", i);
+        if (!json_is_object(e)) {
+            type_err(c, line, w, "a mapping with name and variants", e);
+            continue;
+        }
+        tg_config_check_keys(c->errs, c->path, c->lines, e, w, keys, TG_ARRAY_LEN(keys));
+        if (!tg_json_str(e, "name", NULL))
+            verr(c, line, "%s needs a name", w);
+        char h[64];
+        snprintf(h, sizeof(h), "%s.holdout", w);
+        check_number(c, e, "holdout", h, 0, 0.99);
+        const json_t *vs = json_object_get(e, "variants");
+        if (json_array_size(vs) < 2) {
+            verr(c, line, "%s needs at least two variants", w);
+            continue;
+        }
+        size_t k;
+        json_t *v;
+        json_array_foreach(vs, k, v)
+        {
+            char vw[80];
+            snprintf(vw, sizeof(vw), "%s.variants[%zu]", w, k);
+            tg_config_check_keys(c->errs, c->path, c->lines, v, vw, vkeys, TG_ARRAY_LEN(vkeys));
+            const json_t *sh = json_object_get(v, "share");
+            if (!tg_json_str(v, "name", NULL) || !json_is_number(sh) || json_number_value(sh) <= 0)
+                verr(c, tg_config_lines_elem(c->lines, vs, k),
+                     "%s needs a name and a share above 0", vw);
+        }
+    }
+}
+
 static void check_models(struct vctx *c, struct tg_config *cfg, const json_t *root)
 {
     const json_t *list = get_list(c, root, "models", "models");
@@ -1631,6 +1674,7 @@ static void check_root(struct vctx *c, struct tg_config *cfg, const json_t *root
     check_route(c, cfg, root);
     check_ladder(c, cfg, root);
     check_eval(c, root);
+    check_experiments(c, root);
     check_models(c, cfg, root);
     sec = get_mapping(c, root, "kb", "kb");
     if (sec) {

@@ -112,6 +112,7 @@ void tg_turn_free(struct tg_turn *t)
         return;
     tg_dispatch_cancel(t->dispatch);
     json_decref(t->ladder_events);
+    json_decref(t->variants);
     json_decref(t->request);
     json_decref(t->history);
     json_decref(t->entities);
@@ -211,6 +212,10 @@ void tg_turn_write_summary(const struct tg_turn *t, struct tg_jw *w)
     tg_jw_kstr(w, "backend", t->backend ? tg_backend_name(t->backend) : NULL);
     tg_jw_kint(w, "degradations", t->degradations);
     tg_jw_kstr(w, "rung", t->rung);
+    if (t->variants) {
+        tg_jw_key(w, "experiments");
+        tg_jw_json(w, t->variants);
+    }
     if (json_array_size(t->ladder_events)) {
         tg_jw_key(w, "ladder");
         tg_jw_json(w, t->ladder_events);

@@ -11,6 +11,8 @@
  */
 #include "pipeline/pipeline.h"
 
+#include "eval/stats.h"
+
 #include <string.h>
 
 static const char *const roles[] = {"system", "developer", "user", "assistant", "tool", "function"};
@@ -189,6 +191,18 @@ enum tg_stage_rc tg_stage_admit(struct tg_turn *t)
         t->id[0] = '\0';
         tg_turn_fail(t, TG_E_INTERNAL, 500, "internal_error", NULL, "cannot create identifiers");
         return TG_DONE;
+    }
+    /* the variant of each running experiment this customer sees (sticky) */
+    size_t i;
+    json_t *exp;
+    json_array_foreach(json_object_get(t->p->cfg->root, "experiments"), i, exp)
+    {
+        const char *v = tg_experiment_assign(exp, t->conv.customer_id);
+        if (!v)
+            continue;
+        if (!t->variants)
+            t->variants = json_object();
+        json_object_set_new(t->variants, tg_json_str(exp, "name", "experiment"), json_string(v));
     }
     return TG_NEXT;
 }

@@ -105,6 +105,10 @@ static int write_record(const struct tg_turn *t, uint64_t index, struct tg_buf *
         tg_jw_kint(&w, "status", t->http_status);
         tg_jw_end(&w);
     }
+    if (t->variants) {
+        tg_jw_key(&w, "experiments");
+        tg_jw_json(&w, t->variants);
+    }
     tg_jw_key(&w, "explanation");
     tg_jw_obj(&w);
     sorted_json(&w, "intent_tokens", t->intent_explain);

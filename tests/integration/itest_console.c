@@ -33,6 +33,8 @@ static const char *short_sla_config =
     "auth:\n  api_keys:\n    - name: t\n      key: tg-t\n"
     "review:\n  internal_queues: [bi_reports]\n"
     "eval:\n  monitor: {min_far: 0.99, days: 1, alpha: 0.05}\n"
+    "experiments:\n  - name: exp1\n    salt: s1\n    holdout: 0.1\n"
+    "    variants: [{name: control, share: 1}, {name: b, share: 1}]\n"
     "users:\n"
     "  - name: ann\n    role: agent\n    token: tg-ann\n"
     "    password_hash: \"pbkdf2-sha256$1000$73616c74$"
@@ -535,6 +537,66 @@ static void test_feedback_and_monitor(void **state)
     json_decref(j);
 }
 
+/* Experiments: every turn carries its customer's variant, the same one on
+ * every turn; `ab export` turns the audit log into the rows `ab report`
+ * reads, and the split matches the configured shares. */
+static void test_experiment_assignment_and_export(void **state)
+{
+    (void)state;
+    long st;
+    const char *key[] = {"Authorization: Bearer tg-t", NULL};
+    int counts[3] = {0, 0, 0};
+    for (int i = 0; i < 300; i++) {
+        char body[256];
+        snprintf(body, sizeof(body),
+                 "{\"user\":\"exp-cust-%d\",\"messages\":[{\"role\":\"user\",\"content\":"
+                 "\"你好\"}]}",
+                 i);
+        json_t *j = req_json(gw2.port, "POST", "/v1/chat/completions", key, body, &st);
+        assert_int_equal(st, 200);
+        const char *v = tg_json_str(json_object_get(json_object_get(j, "trustgate"), "experiments"),
+                                    "exp1", "");
+        counts[!strcmp(v, "control") ? 0 : !strcmp(v, "b") ? 1 : 2]++;
+        if (i < 5) { /* the same customer again: the same variant */
+            char again[32];
+            tg_strlcpy(again, v, sizeof(again));
+            json_decref(j);
+            j = req_json(gw2.port, "POST", "/v1/chat/completions", key, body, &st);
+            assert_string_equal(
+                tg_json_str(json_object_get(json_object_get(j, "trustgate"), "experiments"), "exp1",
+                            ""),
+                again);
+        }
+        json_decref(j);
+    }
+    /* 10 % holdout, the rest halved: within a wide margin of 30 / 135 / 135 */
+    assert_true(counts[2] >= 12 && counts[2] <= 50);
+    assert_true(counts[0] >= 100 && counts[1] >= 100);
+    char bin[512], cmd[2048], rows[256];
+    tg_h_bin("trustgate", bin, sizeof(bin));
+    snprintf(rows, sizeof(rows), "%s/rows.jsonl", dir2);
+    snprintf(cmd, sizeof(cmd), "%s ab export exp1 -c %s/trustgate.yaml --data %s > %s", bin, dir2,
+             dir2, rows);
+    char *out = NULL;
+    assert_int_equal(tg_h_run(cmd, &out), 0);
+    tg_free(out);
+    snprintf(cmd, sizeof(cmd), "grep -c resolved %s", rows);
+    assert_int_equal(tg_h_run(cmd, &out), 0);
+    int64_t nrows = 0;
+    out[strcspn(out, "\n")] = '\0';
+    assert_int_equal(tg_parse_i64(out, &nrows), TG_OK);
+    assert_true(nrows >= 305); /* every turn of the experiment, the repeats too */
+    tg_free(out);
+    snprintf(cmd, sizeof(cmd),
+             "%s ab report --data %s --control control --metric resolved "
+             "--shares control=0.45,b=0.45,holdout=0.1",
+             bin, rows);
+    assert_int_equal(tg_h_run(cmd, &out), 0);
+    assert_non_null(strstr(out, "sample-ratio mismatch"));
+    assert_null(strstr(out, "MISMATCH"));
+    tg_free(out);
+}
+
 /* `trustgate review --url`: the CLI decides through the running server. */
 static void test_cli_reviews_through_the_server(void **state)
 {
@@ -599,6 +661,7 @@ int main(void)
         cmocka_unit_test(test_live_events_reach_console_and_chat),
         cmocka_unit_test(test_internal_queue_handoff_reply_and_stats),
         cmocka_unit_test(test_feedback_and_monitor),
+        cmocka_unit_test(test_experiment_assignment_and_export),
         cmocka_unit_test(test_cli_reviews_through_the_server),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

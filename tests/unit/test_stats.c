@@ -13,6 +13,8 @@
 #include "eval/stats.h"
 
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 #include <stdio.h>
 
 static void near(double got, double want, double tol)
@@ -152,12 +154,47 @@ static void test_sequential_simulation(void **state)
     assert_true(stop < 20);
 }
 
+/* Assignment: sticky, in the configured shares, independent across salts. */
+static void test_assignment(void **state)
+{
+    (void)state;
+    json_t *e1 =
+        json_pack("{s:s, s:s, s:f, s:[{s:s, s:f}, {s:s, s:f}]}", "name", "e1", "salt", "s1",
+                  "holdout", 0.1, "variants", "name", "a", "share", 1.0, "name", "b", "share", 3.0);
+    json_t *e2 = json_pack("{s:s, s:[{s:s, s:f}, {s:s, s:f}]}", "name", "e2", "variants", "name",
+                           "a", "share", 1.0, "name", "b", "share", 1.0);
+    int n[3] = {0, 0, 0}, same = 0;
+    for (int i = 0; i < 20000; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "customer-%d", i);
+        const char *v = tg_experiment_assign(e1, id);
+        assert_string_equal(v, tg_experiment_assign(e1, id)); /* sticky */
+        n[!strcmp(v, "holdout") ? 2 : !strcmp(v, "a") ? 0 : 1]++;
+        same += !strcmp(tg_experiment_assign(e2, id), "a") == !strcmp(v, "a");
+    }
+    /* holdout 10 %, then a 1:3 split of the rest: 2,000 / 4,500 / 13,500 */
+    assert_true(abs(n[2] - 2000) < 200);
+    assert_true(abs(n[0] - 4500) < 300);
+    assert_true(abs(n[1] - 13500) < 400);
+    /* the SRM check agrees the split is as configured */
+    double obs[3] = {n[0], n[1], n[2]}, sh[3] = {0.225, 0.675, 0.1};
+    assert_true(tg_stats_srm(obs, sh, 3, NULL) > 0.001);
+    /* another experiment's salt splits independently of this one */
+    assert_true(same > 0 && same < 20000);
+    assert_null(tg_experiment_assign(e1, ""));
+    double u = tg_experiment_unit("s1", "customer-1");
+    assert_true(u >= 0 && u < 1);
+    json_decref(e1);
+    json_decref(e2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_proportions), cmocka_unit_test(test_welch_gbstats_vector),
         cmocka_unit_test(test_distributions),   cmocka_unit_test(test_sequential),
         cmocka_unit_test(test_srm_bh_cuped),    cmocka_unit_test(test_sequential_simulation),
+        cmocka_unit_test(test_assignment),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
