@@ -129,16 +129,9 @@ static int ab_export(const char *exp, const char *cfg_path, const char *data)
     struct tg_config *cfg = tg_cli_load_config(cfg_path);
     if (!cfg)
         return 1;
-    char dir[4096], uri[4200], err[256];
-    struct tg_store *st = NULL;
-    if (data)
-        tg_strlcpy(dir, data, sizeof(dir));
-    else
-        tg_cli_store_dir(cfg->store_uri, dir, sizeof(dir));
-    snprintf(uri, sizeof(uri), "sqlite:%s/trustgate.db", dir);
     int status = 1;
-    if (tg_store_open(data ? uri : cfg->store_uri, &st, err, sizeof(err))) {
-        fprintf(stderr, "trustgate ab: %s\n", err);
+    struct tg_store *st = tg_cli_open_store(cfg, data, "ab");
+    if (!st) {
         tg_config_free(cfg);
         return 1;
     }

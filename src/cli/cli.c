@@ -4,6 +4,8 @@
  */
 #include "cli/cli.h"
 
+#include "store/store.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -199,4 +201,27 @@ int tg_cli_write_out(const char *path, const char *data, size_t len)
         return TG_E_IO;
     }
     return fclose(f) ? TG_E_IO : TG_OK;
+}
+
+void tg_cli_data_dir(const struct tg_config *cfg, const char *data, char *dir, size_t len)
+{
+    if (data)
+        tg_strlcpy(dir, data, len);
+    else
+        tg_cli_store_dir(cfg->store_uri, dir, len);
+}
+
+struct tg_store *tg_cli_open_store(const struct tg_config *cfg, const char *data, const char *what)
+{
+    char uri[4200], err[512];
+    struct tg_store *st = NULL;
+    if (data)
+        snprintf(uri, sizeof(uri), "sqlite:%s/trustgate.db", data);
+    else
+        tg_strlcpy(uri, cfg->store_uri, sizeof(uri));
+    if (tg_store_open(uri, &st, err, sizeof(err))) {
+        fprintf(stderr, "trustgate %s: %s\n", what, err);
+        return NULL;
+    }
+    return st;
 }

@@ -53,6 +53,13 @@ void tg_cli_store_dir(const char *uri, char *out, size_t outlen);
 int tg_cli_lock_data_dir(const char *dir);
 /* True when argv[i] is -h or --help for any i >= 1. */
 int tg_cli_wants_help(int argc, char **argv);
+struct tg_store;
+/* A deployment's data directory: data (--data) when given, else the one the
+ * config's store.uri names (cfg may be NULL with data). */
+void tg_cli_data_dir(const struct tg_config *cfg, const char *data, char *dir, size_t len);
+/* Open a deployment's store: sqlite:DATA/trustgate.db for --data DATA, else
+ * the config's store.uri.  NULL with "trustgate WHAT: reason" on stderr. */
+struct tg_store *tg_cli_open_store(const struct tg_config *cfg, const char *data, const char *what);
 /* Write data to path ("-": stdout); TG_OK or TG_E_IO with a message on stderr. */
 int tg_cli_write_out(const char *path, const char *data, size_t len);
 

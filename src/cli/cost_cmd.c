@@ -143,18 +143,14 @@ int tg_cli_cost(int argc, char **argv)
     struct tg_config *cfg = tg_cli_load_config(cfg_path);
     if (!cfg)
         return 1;
-    char dir[4096], uri[4200], err[512];
+    char dir[4096];
     struct tg_store *st = NULL;
     int status = 1;
-    if (data)
-        tg_strlcpy(dir, data, sizeof(dir));
-    else
-        tg_cli_store_dir(cfg->store_uri, dir, sizeof(dir));
-    snprintf(uri, sizeof(uri), "sqlite:%s/trustgate.db", dir);
-    /* reading only: a running server may hold the directory */
-    if (access(dir, F_OK) != 0 ||
-        tg_store_open(data ? uri : cfg->store_uri, &st, err, sizeof(err))) {
-        fprintf(stderr, "trustgate cost: no store in %s\n", dir);
+    tg_cli_data_dir(cfg, data, dir, sizeof(dir));
+    /* reading only: a running server may hold the directory; never create one */
+    if (access(dir, F_OK) != 0 || !(st = tg_cli_open_store(cfg, data, "cost"))) {
+        if (access(dir, F_OK) != 0)
+            fprintf(stderr, "trustgate cost: no store in %s\n", dir);
         tg_config_free(cfg);
         return 1;
     }

@@ -491,15 +491,12 @@ int tg_cli_release(int argc, char **argv)
         return 2;
     }
     struct ctx x = {.lockfd = -1};
-    char dir[4096], uri[4200], err[512];
+    char dir[4096];
     int status = 1;
     x.cfg = tg_cli_load_config(cfg_path);
     if (!x.cfg)
         return 1;
-    if (data)
-        tg_strlcpy(dir, data, sizeof(dir));
-    else
-        tg_cli_store_dir(x.cfg->store_uri, dir, sizeof(dir));
+    tg_cli_data_dir(x.cfg, data, dir, sizeof(dir));
     if (tg_cli_mkdirs(dir)) {
         fprintf(stderr, "trustgate release: cannot create %s\n", dir);
         goto out;
@@ -510,9 +507,7 @@ int tg_cli_release(int argc, char **argv)
                 dir);
         goto out;
     }
-    snprintf(uri, sizeof(uri), "sqlite:%s/trustgate.db", dir);
-    if (tg_store_open(data ? uri : x.cfg->store_uri, &x.st, err, sizeof(err)) ||
-        tg_audit_open(x.st, &x.audit)) {
+    if (!(x.st = tg_cli_open_store(x.cfg, data, "release")) || tg_audit_open(x.st, &x.audit)) {
         fprintf(stderr, "trustgate release: cannot open the store in %s\n", dir);
         goto out;
     }

@@ -45,23 +45,12 @@ static void review_usage(FILE *f)
 /* Open the store named by -c or --data; the data directory is returned in dir. */
 static struct tg_store *open_store(const char *cfg_path, const char *data, char *dir, size_t dirlen)
 {
-    char uri[4200], err[512];
-    struct tg_store *st = NULL;
-    if (data) {
-        snprintf(uri, sizeof(uri), "sqlite:%s/trustgate.db", data);
-        tg_strlcpy(dir, data, dirlen);
-    } else {
-        struct tg_config *cfg = tg_cli_load_config(cfg_path);
-        if (!cfg)
-            return NULL;
-        tg_strlcpy(uri, cfg->store_uri, sizeof(uri));
-        tg_cli_store_dir(cfg->store_uri, dir, dirlen);
-        tg_config_free(cfg);
-    }
-    if (tg_store_open(uri, &st, err, sizeof(err))) {
-        fprintf(stderr, "trustgate review: %s\n", err);
+    struct tg_config *cfg = data ? NULL : tg_cli_load_config(cfg_path);
+    if (!data && !cfg)
         return NULL;
-    }
+    tg_cli_data_dir(cfg, data, dir, dirlen);
+    struct tg_store *st = tg_cli_open_store(cfg, data, "review");
+    tg_config_free(cfg);
     return st;
 }
 

@@ -1917,6 +1917,21 @@ void tg_config_free(struct tg_config *cfg)
     tg_free(p);
 }
 
+const struct tg_api_key *tg_config_api_key(const struct tg_config *cfg, const char *key)
+{
+    uint8_t h[TG_SHA256_LEN];
+    const struct tg_api_key *found = NULL;
+    if (!key)
+        return NULL;
+    tg_sha256(key, strlen(key), h);
+    for (size_t i = 0; i < cfg->n_api_keys; i++) {
+        bool eq = tg_ct_equal(h, cfg->api_keys[i].sha256, TG_SHA256_LEN);
+        if (eq && !found)
+            found = &cfg->api_keys[i];
+    }
+    return found;
+}
+
 const struct tg_backend_conf *tg_config_backend(const struct tg_config *cfg, const char *name)
 {
     for (size_t i = 0; cfg && name && i < cfg->n_backends; i++) {

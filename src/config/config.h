@@ -108,6 +108,9 @@ void tg_config_free(struct tg_config *cfg);
 
 /* The backend named name, or NULL. */
 const struct tg_backend_conf *tg_config_backend(const struct tg_config *cfg, const char *name);
+/* The API key entry matching key (compared as SHA-256, in constant time
+ * over every configured key), or NULL. */
+const struct tg_api_key *tg_config_api_key(const struct tg_config *cfg, const char *key);
 
 /*
  * The source line of a node of cfg->root (or of a tree returned by

@@ -218,7 +218,7 @@ json_t *tg_far_json(const struct tg_far_item *items, size_t n, const struct tg_f
         json_array_append_new(
             list,
             json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:s, s:s?, s:O?, s:b, s:b, s:b, s:b, "
-                      "s:b, s:b, s:s?, s:{s:I, s:I, s:I, s:I}, s:I, s:I, s:f, s:s?}",
+                      "s:b, s:b, s:s?, s:{s:I, s:I, s:I, s:I}, s:I, s:I, s:f}",
                       "id", it->id, "question", it->question, "intent", it->intent, "got_intent",
                       it->got_intent, "source", it->source, "answer", it->answer, "decision",
                       it->decision, "got_decision", it->got_decision, "cited", it->cited, "correct",
@@ -228,7 +228,7 @@ json_t *tg_far_json(const struct tg_far_item *items, size_t n, const struct tg_f
                       "supported", (json_int_t)it->cons.supported, "quantities",
                       (json_int_t)it->cons.quantities, "grounded", (json_int_t)it->cons.grounded,
                       "facts", (json_int_t)json_array_size(it->facts), "facts_found",
-                      (json_int_t)it->facts_found, "ms", it->ms, "target", NULL));
+                      (json_int_t)it->facts_found, "ms", it->ms));
     }
     return json_pack(
         "{s:s, s:s, s:I, s:I, s:f, s:{s:f, s:f, s:f, s:f, s:f}, s:f, s:o, s:{s:f, s:f}, "

@@ -73,15 +73,7 @@ const char *tg_api_bearer(const struct tg_http_req *req)
 
 bool tg_api_key_ok(const struct tg_api *api, const struct tg_http_req *req)
 {
-    const char *k = tg_api_bearer(req);
-    uint8_t h[TG_SHA256_LEN];
-    bool ok = false;
-    if (!k)
-        return false;
-    tg_sha256(k, strlen(k), h);
-    for (size_t i = 0; i < api->p->cfg->n_api_keys; i++)
-        ok |= tg_ct_equal(h, api->p->cfg->api_keys[i].sha256, TG_SHA256_LEN);
-    return ok;
+    return tg_config_api_key(api->p->cfg, tg_api_bearer(req)) != NULL;
 }
 
 /* ------------------------------------------------------------ chat */

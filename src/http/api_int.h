@@ -14,6 +14,14 @@ void tg_api_send_error(struct tg_api *api, struct tg_http_req *req, const char *
                        const char *type, const char *code, const char *message);
 /* "Authorization: Bearer TOKEN" -> TOKEN, or NULL. */
 const char *tg_api_bearer(const struct tg_http_req *req);
+/*
+ * The caller (a user's token or console session), when their role is one
+ * of roles ("a|b"); otherwise answers the request (401, 403) and returns
+ * NULL.  TG_ANYONE: every role.
+ */
+#define TG_ANYONE "reviewer|supervisor|agent"
+const char *tg_api_person(struct tg_api *api, struct tg_http_req *req, const char *route,
+                          const char *roles);
 /* Does the request carry one of the configured API keys (constant-time compare)? */
 bool tg_api_key_ok(const struct tg_api *api, const struct tg_http_req *req);
 

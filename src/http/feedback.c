@@ -243,14 +243,8 @@ static void feedback(struct tg_api *api, struct tg_http_req *req)
 
 static void monitor(struct tg_api *api, struct tg_http_req *req)
 {
-    struct tg_who who;
-    const char *code, *msg;
-    int st = tg_api_who(api, req, &who, &code, &msg);
-    if (st) {
-        tg_api_send_error(api, req, "/v1/monitor", st,
-                          st == 401 ? "authentication_error" : "invalid_request_error", code, msg);
+    if (!tg_api_person(api, req, "/v1/monitor", TG_ANYONE))
         return;
-    }
     json_t *out = api->monitor ? check(api) : NULL;
     if (!out) {
         tg_api_send_error(api, req, "/v1/monitor", 503, "server_error", "monitor_unavailable",

@@ -50,11 +50,7 @@ static void fail(struct tg_api *api, struct tg_http_req *req, const char *route,
                       status == 401 ? "authentication_error" : "invalid_request_error", code, msg);
 }
 
-/*
- * The caller, when their role is one of roles ("a|b"); otherwise answers
- * the request (401, 403) and returns NULL.
- */
-static const char *person(struct tg_api *api, struct tg_http_req *req, const char *route,
+const char *tg_api_person(struct tg_api *api, struct tg_http_req *req, const char *route,
                           const char *roles)
 {
     struct tg_who who;
@@ -77,7 +73,6 @@ static const char *person(struct tg_api *api, struct tg_http_req *req, const cha
     return who.name;
 }
 
-#define ANYONE "reviewer|supervisor|agent"
 #define DECIDERS "reviewer|supervisor"
 #define AGENTS "agent|supervisor"
 
@@ -165,7 +160,7 @@ static void list(struct tg_api *api, struct tg_http_req *req)
 {
     static const char *const states[] = {"pending", "claimed", "decided", "handed_off", "closed"};
     char state[32];
-    if (!person(api, req, "/v1/reviews", ANYONE))
+    if (!tg_api_person(api, req, "/v1/reviews", TG_ANYONE))
         return;
     bool has_state = query_param(tg_http_query(req), "state", state, sizeof(state));
     bool known = !has_state || !strcmp(state, "open");
@@ -185,7 +180,7 @@ static void list(struct tg_api *api, struct tg_http_req *req)
 static void get_task(struct tg_api *api, struct tg_http_req *req, const char *id)
 {
     json_t *task = NULL;
-    if (!person(api, req, "/v1/reviews/{id}", ANYONE))
+    if (!tg_api_person(api, req, "/v1/reviews/{id}", TG_ANYONE))
         return;
     if (tg_store_review_get(api->p->store, id, NULL, &task)) {
         fail(api, req, "/v1/reviews/{id}", 404, "unknown_review", "no such review task");
@@ -197,7 +192,7 @@ static void get_task(struct tg_api *api, struct tg_http_req *req, const char *id
 static void decide(struct tg_api *api, struct tg_http_req *req, const char *id)
 {
     const char *route = "/v1/reviews/{id}/decision";
-    const char *who = person(api, req, route, DECIDERS);
+    const char *who = tg_api_person(api, req, route, DECIDERS);
     char err[256] = "";
     size_t len;
     json_error_t jerr;
@@ -264,7 +259,7 @@ static bool four_eyes(const struct tg_api *api)
 static void claim(struct tg_api *api, struct tg_http_req *req, const char *id)
 {
     const char *route = "/v1/reviews/{id}/claim";
-    const char *who = person(api, req, route, DECIDERS);
+    const char *who = tg_api_person(api, req, route, DECIDERS);
     char err[256] = "";
     json_t *task = NULL;
     if (!who)
@@ -311,7 +306,7 @@ static void get_turn(struct tg_api *api, struct tg_http_req *req, const char *id
 
 static void handoffs(struct tg_api *api, struct tg_http_req *req)
 {
-    if (!person(api, req, "/v1/handoffs", ANYONE))
+    if (!tg_api_person(api, req, "/v1/handoffs", TG_ANYONE))
         return;
     send_list(api, req, "/v1/handoffs", tasks_in(api, "handed_off"));
 }
@@ -319,7 +314,7 @@ static void handoffs(struct tg_api *api, struct tg_http_req *req)
 static void reply(struct tg_api *api, struct tg_http_req *req, const char *id)
 {
     const char *route = "/v1/handoffs/{id}/reply";
-    const char *who = person(api, req, route, AGENTS);
+    const char *who = tg_api_person(api, req, route, AGENTS);
     size_t len;
     char err[256] = "";
     json_t *task = NULL;
@@ -379,7 +374,7 @@ static int64_t quantile(const int64_t *v, size_t n, double q)
 static void stats(struct tg_api *api, struct tg_http_req *req)
 {
     const char *route = "/v1/reviews/stats";
-    if (!person(api, req, route, "supervisor"))
+    if (!tg_api_person(api, req, route, "supervisor"))
         return;
     json_t *all = NULL;
     if (tg_store_review_list(api->p->store, NULL, 100000, &all)) {
@@ -494,7 +489,7 @@ static void source(struct tg_api *api, struct tg_http_req *req)
 {
     const char *route = "/console/api/source";
     char src[2048];
-    if (!person(api, req, route, ANYONE))
+    if (!tg_api_person(api, req, route, TG_ANYONE))
         return;
     if (!query_param(tg_http_query(req), "source", src, sizeof(src))) {
         fail(api, req, route, 400, "invalid_source", "give the citation's source as ?source=");
@@ -531,7 +526,7 @@ static void source(struct tg_api *api, struct tg_http_req *req)
 
 static void events(struct tg_api *api, struct tg_http_req *req)
 {
-    if (person(api, req, "/v1/reviews/events", ANYONE)) {
+    if (tg_api_person(api, req, "/v1/reviews/events", TG_ANYONE)) {
         tg_metrics_request(api->p->metrics, "/v1/reviews/events", 200);
         tg_events_subscribe(api, req, NULL);
     }

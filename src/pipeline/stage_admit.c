@@ -19,23 +19,14 @@ static const char *const roles[] = {"system", "developer", "user", "assistant", 
 
 static bool auth_ok(struct tg_turn *t)
 {
-    const struct tg_config *cfg = t->p->cfg;
-    uint8_t h[TG_SHA256_LEN];
-    bool ok = false;
     if (t->trusted) {
         t->key_name = "local";
         return true;
     }
-    if (!t->api_key)
-        return false;
-    tg_sha256(t->api_key, strlen(t->api_key), h);
-    for (size_t i = 0; i < cfg->n_api_keys; i++) {
-        bool eq = tg_ct_equal(h, cfg->api_keys[i].sha256, TG_SHA256_LEN);
-        if (eq && !ok)
-            t->key_name = cfg->api_keys[i].name;
-        ok |= eq;
-    }
-    return ok;
+    const struct tg_api_key *k = tg_config_api_key(t->p->cfg, t->api_key);
+    if (k)
+        t->key_name = k->name;
+    return k != NULL;
 }
 
 /* The text of a message's content: a string, or the text parts of an array. */
