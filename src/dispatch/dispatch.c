@@ -275,6 +275,8 @@ static enum verdict classify(const struct tg_backend_result *res, bool has_prefi
 static void event_add_json(struct tg_dispatch *d, const char *cause, int status)
 {
     struct rung *r = &d->l->rungs[d->rung];
+    if (!d->res.events && !(d->res.events = json_array()))
+        return;
     json_array_append_new(d->res.events,
                           json_pack("{s:s, s:s, s:i, s:s, s:i, s:I}", "rung", r->name, "backend",
                                     r->backend ? tg_backend_name(r->backend) : "human", "attempt",
@@ -322,8 +324,22 @@ static void step_down(struct tg_dispatch *d, const char *cause, int status)
     try_rung(d);
 }
 
+static void timer_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Stop the turn's timer, if it has one. */
+static void disarm(struct tg_dispatch *d)
+{
+    if (d->timer)
+        evtimer_del(d->timer);
+}
+
+/* The timer is made when first needed: a turn answered at once never needs one. */
 static void arm(struct tg_dispatch *d, int64_t ms)
 {
+    if (!d->timer && !(d->timer = evtimer_new(d->base, timer_cb, d))) {
+        tg_error("ladder: out of memory for a timer; the attempt has no time limit");
+        return;
+    }
     if (ms < 0)
         ms = 0;
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
@@ -369,8 +385,8 @@ static void queue_insert(struct rung *r, struct tg_dispatch *d)
 static void wake(struct tg_dispatch *d, int phase)
 {
     d->phase = phase;
-    evtimer_del(d->timer);
-    event_active(d->timer, EV_TIMEOUT, 0);
+    disarm(d);
+    event_active(d->timer, EV_TIMEOUT, 0); /* queued, so armed once: it has a timer */
 }
 
 /* Give a freed slot to the best waiting turn. */
@@ -460,7 +476,7 @@ static void attempt(struct tg_dispatch *d)
     int rc = tg_backend_generate(r->backend, &rq, call_done, d, &d->call);
     json_decref(trimmed);
     if (rc) {
-        evtimer_del(d->timer);
+        disarm(d);
         d->call = NULL;
         d->phase = PH_IDLE;
         release_slot(d);
@@ -482,7 +498,7 @@ static void call_done(struct tg_backend_result *res, void *arg)
     int64_t now = tg_clock_mono_ns();
     d->call = NULL;
     d->phase = PH_IDLE;
-    evtimer_del(d->timer);
+    disarm(d);
     release_slot(d);
     if (l->metrics)
         tg_metrics_attempt(l->metrics, tg_backend_name(r->backend), res->err ? res->kind : "ok");
@@ -694,17 +710,6 @@ int tg_dispatch_start(struct tg_ladder *l, struct event_base *base,
     d->cb = cb;
     d->arg = arg;
     d->res.confidence = -1;
-    d->res.events = json_array();
-    d->timer = evtimer_new(base, timer_cb, d);
-    if (!d->res.events || !d->timer) {
-        json_decref(d->res.events);
-        if (d->timer)
-            event_free(d->timer);
-        json_decref(d->messages);
-        json_decref(d->params);
-        tg_free(d);
-        return TG_E_NOMEM;
-    }
     d->started_ns = tg_clock_mono_ns();
     if (l->budget_ms > 0)
         d->deadline_ns = d->started_ns + l->budget_ms * 1000000;
@@ -736,7 +741,8 @@ void tg_dispatch_cancel(struct tg_dispatch *d)
     if (d->phase == PH_QUEUED)
         queue_remove(&d->l->rungs[d->rung], d);
     release_slot(d);
-    event_free(d->timer);
+    if (d->timer)
+        event_free(d->timer);
     json_decref(d->messages);
     json_decref(d->params);
     json_decref(d->res.events);
