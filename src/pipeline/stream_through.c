@@ -61,15 +61,20 @@ static bool passes(struct tg_turn *t, const char *draft, size_t len, struct tg_b
         ev[nev++] = t->evidence[i].text;
     if (t->n_evidence && tg_grounding_check(draft, len, ev, nev, NULL, 0, &bad))
         return false;
-    /* the facts of the whole turn, with this partial draft as its draft */
-    struct tg_turn view = *t;
-    view.draft = (char *)draft;
-    view.draft_len = len;
-    view.ungrounded = bad;
+    /* the facts of the whole turn, with this partial draft as its draft (nothing
+     * else runs on the turn meanwhile: the generate stage is waiting) */
     struct tg_policy_facts f;
     struct tg_policy_hits hits;
     tg_policy_hits_init(&hits);
-    tg_rules_facts(&view, &f);
+    char *saved = t->draft;
+    size_t saved_len = t->draft_len, saved_bad = t->ungrounded;
+    t->draft = (char *)draft;
+    t->draft_len = len;
+    t->ungrounded = bad;
+    tg_rules_facts(t, &f);
+    t->draft = saved;
+    t->draft_len = saved_len;
+    t->ungrounded = saved_bad;
     bool ok = tg_policy_eval(t->p->policy, TG_POLICY_POST, &f, &hits) == TG_OK;
     for (size_t i = 0; ok && i < hits.n; i++) {
         for (size_t a = 0; ok && a < hits.v[i].n_actions; a++) {

@@ -179,8 +179,9 @@ static void test_assignment(void **state)
     /* the SRM check agrees the split is as configured */
     double obs[3] = {n[0], n[1], n[2]}, sh[3] = {0.225, 0.675, 0.1};
     assert_true(tg_stats_srm(obs, sh, 3, NULL) > 0.001);
-    /* another experiment's salt splits independently of this one */
-    assert_true(same > 0 && same < 20000);
+    /* another experiment's salt splits independently of this one: whether a customer is in
+     * e1's "a" (22.5 %) says nothing of e2's "a" (50 %), so they agree half the time */
+    assert_true(abs(same - 10000) < 400);
     assert_null(tg_experiment_assign(e1, ""));
     double u = tg_experiment_unit("s1", "customer-1");
     assert_true(u >= 0 && u < 1);
