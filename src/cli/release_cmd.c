@@ -24,13 +24,11 @@
 #include "eval/stats.h"
 #include "store/store.h"
 
-#include <dirent.h>
 #include <getopt.h>
-#include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 static void usage(FILE *f)
@@ -48,90 +46,6 @@ static void usage(FILE *f)
             "refused while any gate fails, naming it: releases frozen, FAR in --far-report\n"
             "below eval.far.min, sample-ratio mismatch (p < 0.001) in --srm.  Unfreezing\n"
             "takes a supervisor from the config's users.  --data DIR overrides the store.\n");
-}
-
-/* ------------------------------------------------------------ snapshot */
-
-static void add_file(json_t *files, const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return;
-    struct tg_buf b;
-    tg_buf_init(&b, TG_BUF_UNLIMITED);
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        tg_buf_append(&b, chunk, n);
-    fclose(f);
-    uint8_t h[TG_SHA256_LEN];
-    char hex[2 * TG_SHA256_LEN + 1];
-    tg_sha256(b.data ? b.data : "", b.len, h);
-    tg_hex_encode(h, sizeof(h), hex);
-    json_object_set_new(files, path, json_string(hex));
-    tg_buf_free(&b);
-}
-
-static void add_tree(json_t *files, const char *path)
-{
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return;
-    if (!S_ISDIR(st.st_mode)) {
-        add_file(files, path);
-        return;
-    }
-    DIR *d = opendir(path);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        char sub[4200];
-        snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
-        add_tree(files, sub);
-    }
-    if (d)
-        closedir(d);
-}
-
-/* Every file the deployment reads, with its SHA-256, and the bundle's hash. */
-static json_t *snapshot(const struct tg_config *cfg, char hash[2 * TG_SHA256_LEN + 1])
-{
-    json_t *files = json_object();
-    char dir[4096];
-    tg_strlcpy(dir, cfg->path, sizeof(dir));
-    const char *base = dirname(dir);
-    add_file(files, cfg->path);
-    size_t i;
-    json_t *item;
-    json_array_foreach(json_object_get(cfg->root, "policies"), i, item)
-    {
-        const char *inc = tg_json_str(item, "include", NULL);
-        if (inc) {
-            char p[8300];
-            snprintf(p, sizeof(p), inc[0] == '/' ? "%s%s" : "%s/%s", inc[0] == '/' ? "" : base,
-                     inc);
-            add_file(files, p);
-        }
-    }
-    for (i = 0; i < cfg->n_kb_paths; i++)
-        add_tree(files, cfg->kb_paths[i]);
-    if (cfg->kb_glossary)
-        add_file(files, cfg->kb_glossary);
-    if (cfg->intents_train)
-        add_file(files, cfg->intents_train);
-    json_t *settings = json_pack(
-        "{s:O?, s:O?, s:O?}", "backends", json_object_get(cfg->root, "backends"), "route",
-        json_object_get(cfg->root, "route"), "ladder", json_object_get(cfg->root, "ladder"));
-    json_t *bundle = json_pack("{s:O, s:o}", "files", files, "settings", settings);
-    size_t len;
-    char *canon = bundle ? tg_json_canonical(bundle, &len) : NULL;
-    uint8_t h[TG_SHA256_LEN];
-    tg_sha256(canon ? canon : "", canon ? len : 0, h);
-    tg_hex_encode(h, sizeof(h), hash);
-    tg_free(canon);
-    json_decref(bundle);
-    return files;
 }
 
 /* ------------------------------------------------------------ registry */
@@ -279,13 +193,16 @@ static int transition(struct ctx *x, const char *cmd, const char *name, const ch
 {
     if (!strcmp(cmd, "propose")) {
         char hash[2 * TG_SHA256_LEN + 1];
-        json_t *files = snapshot(x->cfg, hash);
+        json_t *files = tg_config_snapshot(x->cfg, hash);
+        char conf[PATH_MAX];
+        if (!realpath(x->cfg->path, conf))
+            tg_strlcpy(conf, x->cfg->path, sizeof(conf));
         json_t *prev = latest(x, name);
         json_int_t version = prev ? tg_json_int(prev, "version", 0) + 1 : 1;
         json_decref(prev);
-        json_t *rel = json_pack("{s:s, s:I, s:s, s:s, s:o, s:I}", "name", name, "version", version,
-                                "hash", hash, "state", "proposed", "files", files, "created_ms",
-                                (json_int_t)tg_clock_wall_ms());
+        json_t *rel = json_pack("{s:s, s:I, s:s, s:s, s:s, s:o, s:I}", "name", name, "version",
+                                version, "hash", hash, "state", "proposed", "config", conf,
+                                "files", files, "created_ms", (json_int_t)tg_clock_wall_ms());
         event(rel, "propose", by, why);
         int rc = record(x, "propose", rel, by, why);
         if (!rc)

@@ -1418,7 +1418,8 @@ static void check_eval(struct vctx *c, const json_t *root)
 static void check_experiments(struct vctx *c, const json_t *root)
 {
     static const char *const keys[] = {"name", "salt", "holdout", "variants"};
-    static const char *const vkeys[] = {"name", "share"};
+    static const char *const vkeys[] = {"name", "share", "release", "config"};
+    const char *answering = NULL; /* the experiment whose variants change what answers */
     const json_t *list = get_list(c, root, "experiments", "experiments");
     size_t i;
     json_t *e;
@@ -1450,9 +1451,21 @@ static void check_experiments(struct vctx *c, const json_t *root)
             snprintf(vw, sizeof(vw), "%s.variants[%zu]", w, k);
             tg_config_check_keys(c->errs, c->path, c->lines, v, vw, vkeys, TG_ARRAY_LEN(vkeys));
             const json_t *sh = json_object_get(v, "share");
+            int vline = tg_config_lines_elem(c->lines, vs, k);
             if (!tg_json_str(v, "name", NULL) || !json_is_number(sh) || json_number_value(sh) <= 0)
-                verr(c, tg_config_lines_elem(c->lines, vs, k),
-                     "%s needs a name and a share above 0", vw);
+                verr(c, vline, "%s needs a name and a share above 0", vw);
+            const json_t *rel = json_object_get(v, "release"), *conf = json_object_get(v, "config");
+            if ((rel && !json_is_string(rel)) || (conf && !json_is_string(conf)) || (rel && conf))
+                verr(c, vline,
+                     "%s answers with either release: NAME (a registered release) or config: "
+                     "FILE, a string",
+                     vw);
+            if ((rel || conf) && answering && strcmp(answering, tg_json_str(e, "name", "")) != 0)
+                verr(c, vline,
+                     "%s: only one experiment may change what answers (%s already does)", vw,
+                     answering);
+            else if (rel || conf)
+                answering = tg_json_str(e, "name", "");
         }
     }
 }

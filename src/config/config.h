@@ -106,6 +106,16 @@ struct tg_config {
 int tg_config_load(const char *path, struct tg_config **out, json_t **errs);
 void tg_config_free(struct tg_config *cfg);
 
+/*
+ * What a release of this deployment contains (snapshot.c): every file it
+ * reads to answer customers (the config, policy includes, knowledge base,
+ * glossary, intents' training set) -> SHA-256 hex, returned as a new
+ * object; hash gets the SHA-256 of the canonical JSON of those files with
+ * the answering settings (backends, route, ladder).  A file that cannot be
+ * read is left out (and so changes the hash).
+ */
+json_t *tg_config_snapshot(const struct tg_config *cfg, char hash[65]);
+
 /* The backend named name, or NULL. */
 const struct tg_backend_conf *tg_config_backend(const struct tg_config *cfg, const char *name);
 /* The API key entry matching key (compared as SHA-256, in constant time

@@ -499,10 +499,10 @@ static void source(struct tg_api *api, struct tg_http_req *req)
     struct tg_buf text;
     tg_buf_init(&text, TG_BUF_UNLIMITED);
     const char *title = NULL;
-    size_t n = api->p->kb ? tg_kb_chunk_count(api->p->kb) : 0, end = 0;
+    size_t n = api->p->main.kb ? tg_kb_chunk_count(api->p->main.kb) : 0, end = 0;
     for (uint32_t id = 0; id < n; id++) {
         struct tg_kb_chunk ch;
-        if (tg_kb_chunk_get(api->p->kb, id, &ch) || strcmp(ch.source, src) != 0)
+        if (tg_kb_chunk_get(api->p->main.kb, id, &ch) || strcmp(ch.source, src) != 0)
             continue;
         title = title ? title : ch.title;
         size_t len = strlen(ch.text), skip = 0;

@@ -90,12 +90,21 @@ void tg_pipeline_resume(struct tg_turn *t)
 
 /* ------------------------------------------------------------ turns */
 
+static struct tg_backend *answerer_backend(const struct tg_answerer *a, const char *name)
+{
+    for (size_t i = 0; name && i < a->n_backends; i++)
+        if (strcmp(tg_backend_name(a->backends[i]), name) == 0)
+            return a->backends[i];
+    return NULL;
+}
+
 struct tg_turn *tg_turn_new(struct tg_pipeline *p)
 {
     struct tg_turn *t = tg_calloc(1, sizeof(*t));
     if (!t)
         return NULL;
     t->p = p;
+    t->a = &p->main;
     tg_arena_init(&t->arena, 8192);
     t->audit_index = -1;
     t->confidence = -1;
@@ -185,7 +194,7 @@ void tg_turn_write_summary(const struct tg_turn *t, struct tg_jw *w)
     tg_jw_key(w, "coverage");
     tg_jw_real(w, t->query_coverage);
     tg_jw_key(w, "intent_probability");
-    if (t->p->intents)
+    if (t->a->intents)
         tg_jw_real(w, t->intent_confidence);
     else
         tg_jw_null(w);
@@ -215,6 +224,14 @@ void tg_turn_write_summary(const struct tg_turn *t, struct tg_jw *w)
     if (t->variants) {
         tg_jw_key(w, "experiments");
         tg_jw_json(w, t->variants);
+    }
+    if (t->a != &t->p->main) {
+        /* another release than the one in force answered (an experiment's variant) */
+        tg_jw_key(w, "release");
+        tg_jw_obj(w);
+        tg_jw_kstr(w, "name", t->a->release[0] ? t->a->release : NULL);
+        tg_jw_kstr(w, "hash", t->a->hash);
+        tg_jw_end(w);
     }
     if (json_array_size(t->ladder_events)) {
         tg_jw_key(w, "ladder");
@@ -393,32 +410,32 @@ static int load_pseudonym_key(struct tg_pipeline *p, const char *dir, char *err,
     return TG_OK;
 }
 
-/* Text resources, knowledge base and intent classifier, as configured. */
-static int open_knowledge(struct tg_pipeline *p, const struct tg_config *cfg, const char *data_dir,
-                          char *err, size_t errlen)
+/* The knowledge base and intent classifier of an answerer, as its config says. */
+static int open_knowledge(struct tg_pipeline *p, struct tg_answerer *a, const char *kb_prefix,
+                          const char *data_dir, char *err, size_t errlen)
 {
-    int rc = tg_text_open(&p->text, err, errlen);
-    if (rc)
-        return rc;
+    const struct tg_config *cfg = a->cfg;
+    int rc = TG_OK;
     if (cfg->n_kb_paths || cfg->kb_glossary) {
         struct tg_kb_opts opts;
         tg_kb_opts_init(&opts);
         opts.k1 = cfg->kb_k1;
         opts.b = cfg->kb_b;
-        rc = tg_kb_open(&opts, p->text, p->store, &p->kb, err, errlen);
+        opts.store_prefix = kb_prefix;
+        rc = tg_kb_open(&opts, p->text, p->store, &a->kb, err, errlen);
         for (size_t i = 0; !rc && i < cfg->n_kb_paths; i++) {
             struct tg_kb_report rep = {0};
-            rc = tg_kb_ingest(p->kb, cfg->kb_paths[i], &rep, err, errlen);
+            rc = tg_kb_ingest(a->kb, cfg->kb_paths[i], &rep, err, errlen);
             if (!rc && (rep.added || rep.updated || rep.removed))
                 tg_info("kb %s: %zu added, %zu updated, %zu removed, %zu unchanged",
                         cfg->kb_paths[i], rep.added, rep.updated, rep.removed, rep.skipped);
         }
         if (!rc && cfg->kb_glossary)
-            rc = tg_kb_glossary_load(p->kb, cfg->kb_glossary, err, errlen);
+            rc = tg_kb_glossary_load(a->kb, cfg->kb_glossary, err, errlen);
         if (!rc)
-            rc = index_glossary(p->kb);
+            rc = index_glossary(a->kb);
         if (!rc)
-            rc = tg_kb_save(p->kb);
+            rc = tg_kb_save(a->kb);
         if (rc && !err[0])
             snprintf(err, errlen, "knowledge base: %s", tg_err_str(rc));
         if (rc)
@@ -426,11 +443,226 @@ static int open_knowledge(struct tg_pipeline *p, const struct tg_config *cfg, co
     }
     if (cfg->intents_train) {
         char dir[4096];
-        snprintf(dir, sizeof(dir), "%s", data_dir ? data_dir : cfg->data_dir);
-        rc = tg_intent_load_or_train(p->text, cfg->intents_train, dir, NULL, &p->intents, err,
+        snprintf(dir, sizeof(dir), "%s", data_dir ? data_dir : p->cfg->data_dir);
+        rc = tg_intent_load_or_train(p->text, cfg->intents_train, dir, NULL, &a->intents, err,
                                      errlen);
     }
     return rc;
+}
+
+/* Everything that answers under a->cfg: backends, knowledge, policies, ladder. */
+static int answerer_open(struct tg_pipeline *p, struct tg_answerer *a, const char *kb_prefix,
+                         const char *data_dir, char *err, size_t errlen)
+{
+    const struct tg_config *cfg = a->cfg;
+    int rc;
+    a->backends = tg_calloc(cfg->n_backends ? cfg->n_backends : 1, sizeof(*a->backends));
+    if (!a->backends) {
+        snprintf(err, errlen, "out of memory");
+        return TG_E_NOMEM;
+    }
+    struct tg_backend_env env = {.base = p->base, .metrics = p->metrics};
+    for (size_t i = 0; i < cfg->n_backends; i++) {
+        rc = tg_backend_create(&cfg->backends[i], &env, &a->backends[i], err, errlen);
+        if (rc)
+            return rc;
+        a->n_backends++;
+    }
+    rc = open_knowledge(p, a, kb_prefix, data_dir, err, errlen);
+    if (rc)
+        return rc;
+    json_t *perrs = json_array();
+    rc = perrs ? tg_pipeline_load_policies(cfg, &a->policy, perrs) : TG_E_NOMEM;
+    if (rc) {
+        snprintf(err, errlen, "%s",
+                 json_array_size(perrs) ? json_string_value(json_array_get(perrs, 0))
+                                        : "policies: out of memory");
+        json_decref(perrs);
+        return rc;
+    }
+    json_decref(perrs);
+    a->route = answerer_backend(a, cfg->route_backend);
+    if (!a->route && !json_object_get(cfg->root, "ladder")) {
+        snprintf(err, errlen, "route.backend '%s' is not a configured backend",
+                 cfg->route_backend ? cfg->route_backend : "");
+        return TG_E_CONFIG;
+    }
+    rc = tg_ladder_build(cfg, a->backends, a->n_backends, p->metrics, &a->ladder, err, errlen);
+    if (rc)
+        return rc;
+    if (!a->route)
+        a->route = tg_ladder_first_backend(a->ladder);
+    return TG_OK;
+}
+
+static void answerer_close(struct tg_answerer *a)
+{
+    tg_ladder_free(a->ladder);
+    for (size_t i = 0; i < a->n_backends; i++)
+        tg_backend_free(a->backends[i]);
+    tg_free(a->backends);
+    tg_kb_close(a->kb);
+    tg_intent_free(a->intents);
+    tg_policy_free(a->policy);
+}
+
+/* ------------------------------------------------------------ variants */
+
+/* The newest version of release name in the store, or NULL. */
+static json_t *release_latest(struct tg_store *st, const char *name)
+{
+    char prefix[300];
+    json_t *all = NULL, *best = NULL, *r;
+    size_t i;
+    snprintf(prefix, sizeof(prefix), "release/%s/", name);
+    if (tg_store_blob_list(st, prefix, 100000, &all))
+        return NULL;
+    json_array_foreach(all, i, r)
+    {
+        if (!best || tg_json_int(r, "version", 0) > tg_json_int(best, "version", 0))
+            best = r;
+    }
+    json_incref(best);
+    json_decref(all);
+    return best;
+}
+
+/*
+ * The config a variant answers with: `config: FILE` (relative to the main
+ * config), or `release: NAME`, a release started as an experiment whose
+ * files still hash to what was proposed.
+ */
+static int variant_config(struct tg_pipeline *p, struct tg_answerer *a, const json_t *v,
+                          const char *where, char *err, size_t errlen)
+{
+    const char *rel = tg_json_str(v, "release", NULL), *file = tg_json_str(v, "config", NULL);
+    char path[4200];
+    json_t *record = NULL;
+    int rc = TG_E_CONFIG;
+    if (rel) {
+        record = release_latest(p->store, rel);
+        const char *state = tg_json_str(record, "state", "");
+        if (!record) {
+            snprintf(err, errlen, "%s: no release named %s (trustgate release propose)", where,
+                     rel);
+            goto out;
+        }
+        if (strcmp(state, "experiment") != 0) {
+            snprintf(err, errlen,
+                     "%s: release %s v%lld is %s; only a release started as an experiment "
+                     "answers customers (trustgate release start-experiment)",
+                     where, rel, (long long)tg_json_int(record, "version", 0), state);
+            goto out;
+        }
+        if (!tg_json_str(record, "config", NULL)) {
+            snprintf(err, errlen, "%s: release %s names no config; propose it again", where, rel);
+            goto out;
+        }
+        tg_strlcpy(path, tg_json_str(record, "config", ""), sizeof(path));
+    } else {
+        const char *slash = strrchr(p->cfg->path, '/');
+        if (file[0] == '/' || !slash)
+            tg_strlcpy(path, file, sizeof(path));
+        else
+            snprintf(path, sizeof(path), "%.*s/%s", (int)(slash - p->cfg->path), p->cfg->path,
+                     file);
+    }
+    struct tg_config *vc = NULL;
+    json_t *errs = NULL;
+    rc = tg_config_load(path, &vc, &errs);
+    if (rc) {
+        snprintf(err, errlen, "%s: %s", where,
+                 json_array_size(errs) ? json_string_value(json_array_get(errs, 0)) : path);
+        json_decref(errs);
+        goto out;
+    }
+    a->cfg = vc;
+    json_t *files = tg_config_snapshot(vc, a->hash);
+    if (record && strcmp(a->hash, tg_json_str(record, "hash", "")) != 0) {
+        /* name what changed since the release was proposed */
+        char changed[1024] = "";
+        const json_t *was = json_object_get(record, "files");
+        const char *f;
+        json_t *h;
+        json_object_foreach(files, f, h)
+        {
+            if (!json_equal(h, json_object_get(was, f)) && strlen(changed) < 800)
+                snprintf(changed + strlen(changed), sizeof(changed) - strlen(changed), "%s%s",
+                         changed[0] ? ", " : "", f);
+        }
+        json_object_foreach((json_t *)was, f, h)
+        {
+            if (!json_object_get(files, f) && strlen(changed) < 800)
+                snprintf(changed + strlen(changed), sizeof(changed) - strlen(changed),
+                         "%s%s (gone)", changed[0] ? ", " : "", f);
+        }
+        snprintf(err, errlen,
+                 "%s: release %s v%lld no longer matches what was proposed (changed: %s); "
+                 "propose it again",
+                 where, rel, (long long)tg_json_int(record, "version", 0),
+                 changed[0] ? changed : "the answering settings");
+        rc = TG_E_CONFIG;
+    } else if (record) {
+        snprintf(a->release, sizeof(a->release), "%s@%lld", rel,
+                 (long long)tg_json_int(record, "version", 0));
+    }
+    json_decref(files);
+out:
+    json_decref(record);
+    return rc;
+}
+
+static int open_variants(struct tg_pipeline *p, const char *data_dir, char *err, size_t errlen)
+{
+    size_t i, k;
+    json_t *e, *v;
+    json_array_foreach(json_object_get(p->cfg->root, "experiments"), i, e)
+    {
+        json_array_foreach(json_object_get(e, "variants"), k, v)
+        {
+            if (!json_object_get(v, "release") && !json_object_get(v, "config"))
+                continue;
+            char where[300], prefix[300];
+            snprintf(where, sizeof(where), "%s:%d: experiments[%zu].variants[%zu]", p->cfg->path,
+                     tg_config_line(p->cfg, v), i, k);
+            struct tg_answerer **grown =
+                tg_realloc(p->alts, (p->n_alts + 1) * sizeof(*p->alts));
+            struct tg_answerer *a = tg_calloc(1, sizeof(*a));
+            if (grown)
+                p->alts = grown;
+            if (!grown || !a) {
+                tg_free(a);
+                snprintf(err, errlen, "out of memory");
+                return TG_E_NOMEM;
+            }
+            p->alts[p->n_alts++] = a;
+            a->experiment = tg_json_str(e, "name", "");
+            a->variant = tg_json_str(v, "name", "");
+            int rc = variant_config(p, a, v, where, err, errlen);
+            if (rc)
+                return rc;
+            /* the variant's knowledge base lives beside the main one in the store */
+            snprintf(prefix, sizeof(prefix), "kb@%s/%s", a->experiment, a->variant);
+            char sub[1024];
+            rc = answerer_open(p, a, prefix, data_dir, sub, sizeof(sub));
+            if (rc) {
+                snprintf(err, errlen, "%s: %s: %s", where, a->cfg->path, sub);
+                return rc;
+            }
+            tg_info("experiment %s: variant %s answers with %s (%.16s)", a->experiment,
+                    a->variant, a->release[0] ? a->release : a->cfg->path, a->hash);
+        }
+    }
+    return TG_OK;
+}
+
+const struct tg_answerer *tg_pipeline_answerer(const struct tg_pipeline *p, const char *experiment,
+                                               const char *variant)
+{
+    for (size_t i = 0; i < p->n_alts; i++)
+        if (!strcmp(p->alts[i]->experiment, experiment) && !strcmp(p->alts[i]->variant, variant))
+            return p->alts[i];
+    return NULL;
 }
 
 int tg_pipeline_open(const struct tg_config *cfg, struct event_base *base, const char *data_dir,
@@ -444,6 +676,7 @@ int tg_pipeline_open(const struct tg_config *cfg, struct event_base *base, const
         return rc;
     }
     p->cfg = cfg;
+    p->main.cfg = cfg;
     p->base = base;
     p->log_turns = true;
     if (data_dir)
@@ -466,20 +699,13 @@ int tg_pipeline_open(const struct tg_config *cfg, struct event_base *base, const
                  uri, tg_err_str(rc));
         goto out;
     }
-    p->backends = tg_calloc(cfg->n_backends ? cfg->n_backends : 1, sizeof(*p->backends));
-    if (!p->backends) {
-        rc = TG_E_NOMEM;
-        snprintf(err, errlen, "out of memory");
-        goto out;
+    rc = tg_text_open(&p->text, err, errlen);
+    if (!rc) {
+        json_decref(tg_config_snapshot(cfg, p->main.hash));
+        rc = answerer_open(p, &p->main, NULL, data_dir, err, errlen);
     }
-    struct tg_backend_env env = {.base = base, .metrics = p->metrics};
-    for (size_t i = 0; i < cfg->n_backends; i++) {
-        rc = tg_backend_create(&cfg->backends[i], &env, &p->backends[i], err, errlen);
-        if (rc)
-            goto out;
-        p->n_backends++;
-    }
-    rc = open_knowledge(p, cfg, data_dir, err, errlen);
+    if (!rc)
+        rc = open_variants(p, data_dir, err, errlen);
     if (rc)
         goto out;
     {
@@ -491,16 +717,6 @@ int tg_pipeline_open(const struct tg_config *cfg, struct event_base *base, const
         if (rc)
             goto out;
     }
-    json_t *perrs = json_array();
-    rc = perrs ? tg_pipeline_load_policies(cfg, &p->policy, perrs) : TG_E_NOMEM;
-    if (rc) {
-        snprintf(err, errlen, "%s",
-                 json_array_size(perrs) ? json_string_value(json_array_get(perrs, 0))
-                                        : "policies: out of memory");
-        json_decref(perrs);
-        goto out;
-    }
-    json_decref(perrs);
     rc = tg_review_sla_start(base, p->store, p->audit, &p->sla);
     if (rc) {
         snprintf(err, errlen, "review deadlines: %s", tg_err_str(rc));
@@ -516,18 +732,6 @@ int tg_pipeline_open(const struct tg_config *cfg, struct event_base *base, const
             warn = json_integer_value(v);
         tg_review_sla_warn_before(p->sla, warn);
     }
-    p->route = tg_pipeline_backend(p, cfg->route_backend);
-    if (!p->route && !json_object_get(cfg->root, "ladder")) {
-        rc = TG_E_CONFIG;
-        snprintf(err, errlen, "route.backend '%s' is not a configured backend",
-                 cfg->route_backend ? cfg->route_backend : "");
-        goto out;
-    }
-    rc = tg_ladder_build(cfg, p->backends, p->n_backends, p->metrics, &p->ladder, err, errlen);
-    if (rc)
-        goto out;
-    if (!p->route)
-        p->route = tg_ladder_first_backend(p->ladder);
     *out = p;
     p = NULL;
     rc = TG_OK;
@@ -541,13 +745,13 @@ void tg_pipeline_close(struct tg_pipeline *p)
 {
     if (!p)
         return;
-    tg_ladder_free(p->ladder);
-    for (size_t i = 0; i < p->n_backends; i++)
-        tg_backend_free(p->backends[i]);
-    tg_free(p->backends);
-    tg_kb_close(p->kb);
-    tg_intent_free(p->intents);
-    tg_policy_free(p->policy);
+    answerer_close(&p->main);
+    for (size_t i = 0; i < p->n_alts; i++) {
+        answerer_close(p->alts[i]);
+        tg_config_free((struct tg_config *)p->alts[i]->cfg);
+        tg_free(p->alts[i]);
+    }
+    tg_free(p->alts);
     tg_review_sla_free(p->sla);
     tg_text_close(p->text);
     tg_audit_close(p->audit);
@@ -582,8 +786,5 @@ void tg_pipeline_remember(struct tg_pipeline *p, const struct tg_conversation *c
 
 struct tg_backend *tg_pipeline_backend(struct tg_pipeline *p, const char *name)
 {
-    for (size_t i = 0; name && i < p->n_backends; i++)
-        if (strcmp(tg_backend_name(p->backends[i]), name) == 0)
-            return p->backends[i];
-    return NULL;
+    return answerer_backend(&p->main, name);
 }

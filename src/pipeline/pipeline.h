@@ -25,20 +25,38 @@ struct tg_store;
 
 struct tg_ladder;
 
+/*
+ * What answers a turn: the knowledge base, intent classifier, policies and
+ * backends of one release.  The pipeline's own (`main`) comes from its
+ * config; an experiment's variant with `release:` or `config:` gets its own,
+ * built from that config beside it, and answers the customers assigned to
+ * it (stage_admit.c).  Everything else (store, audit log, review queue,
+ * conversations) is shared.
+ */
+struct tg_answerer {
+    const struct tg_config *cfg; /* the answering settings (kb, understand, ladder, ...) */
+    struct tg_backend **backends;
+    size_t n_backends;
+    struct tg_backend *route; /* the route's backend (the ladder's first when there is one) */
+    struct tg_ladder *ladder; /* the backends in order of preference (dispatch.h) */
+    struct tg_kb *kb;         /* the knowledge base, or NULL when none is configured */
+    struct tg_intent_model *intents; /* the intent classifier, or NULL */
+    struct tg_policy *policy;        /* the compiled rules, or NULL when none are configured */
+    const char *experiment, *variant; /* the variant it answers for (NULL for main) */
+    char release[160];                /* "NAME@VERSION" of a registered release, or "" */
+    char hash[65];                    /* its content hash (SHA-256 hex), or "" */
+};
+
 struct tg_pipeline {
     const struct tg_config *cfg;
     struct event_base *base;
     struct tg_store *store;
     struct tg_audit *audit;
     struct tg_metrics *metrics;
-    struct tg_backend **backends;
-    size_t n_backends;
-    struct tg_backend *route; /* the route's backend (the ladder's first when there is one) */
-    struct tg_ladder *ladder; /* the backends in order of preference (dispatch.h) */
-    struct tg_text *text;     /* normalizer and tokenizer for the event-loop thread */
-    struct tg_kb *kb;         /* the knowledge base, or NULL when none is configured */
-    struct tg_intent_model *intents; /* the intent classifier, or NULL */
-    struct tg_policy *policy;        /* the compiled rules, or NULL when none are configured */
+    struct tg_answerer main;   /* the release in force */
+    struct tg_answerer **alts; /* experiments' variants answered by another release */
+    size_t n_alts;
+    struct tg_text *text; /* normalizer and tokenizer for the event-loop thread */
     struct tg_review_sla *sla;       /* review deadlines on the event loop */
     struct tg_conversation *recent;  /* latest conversation per customer, by hash (4096 slots) */
     uint8_t pseudonym_key[32];       /* keys PII pseudonyms in the audit log (DATA/pseudonym.key) */
@@ -132,7 +150,10 @@ const struct tg_conversation *tg_pipeline_recent(const struct tg_pipeline *p,
                                                  const char *customer_id);
 void tg_pipeline_remember(struct tg_pipeline *p, const struct tg_conversation *c);
 
-/* Find a backend by name; NULL when unknown. */
+/* Find a backend of the release in force by name; NULL when unknown. */
 struct tg_backend *tg_pipeline_backend(struct tg_pipeline *p, const char *name);
+/* What answers for an experiment's variant, or NULL when the release in force does. */
+const struct tg_answerer *tg_pipeline_answerer(const struct tg_pipeline *p, const char *experiment,
+                                               const char *variant);
 
 #endif

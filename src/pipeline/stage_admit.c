@@ -194,6 +194,11 @@ enum tg_stage_rc tg_stage_admit(struct tg_turn *t)
         if (!t->variants)
             t->variants = json_object();
         json_object_set_new(t->variants, tg_json_str(exp, "name", "experiment"), json_string(v));
+        /* a variant of another release answers this customer (at most one experiment
+         * changes what answers: config.c) */
+        const struct tg_answerer *a = tg_pipeline_answerer(t->p, tg_json_str(exp, "name", ""), v);
+        if (a)
+            t->a = a;
     }
     return TG_NEXT;
 }

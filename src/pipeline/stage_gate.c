@@ -85,7 +85,7 @@ static int create_task(struct tg_turn *t)
     struct tg_buf q;
     tg_buf_init(&q, TG_BUF_UNLIMITED);
     if (!t->rules.redact_off &&
-        tg_pii_mask(t->user_text, strlen(t->user_text), t->p->cfg->policy_pattern, &q) != TG_OK)
+        tg_pii_mask(t->user_text, strlen(t->user_text), t->a->cfg->policy_pattern, &q) != TG_OK)
         tg_buf_reset(&q);
     bool human = t->decision == TG_DECISION_HUMAN_DECISION;
     bool handoff = t->decision == TG_DECISION_HANDOFF;

@@ -132,7 +132,7 @@ enum tg_stage_rc tg_stage_generate(struct tg_turn *t)
     /* A decision AI may not make, or a refusal: no model is asked. */
     if (t->rules.skip_generate)
         return TG_NEXT;
-    t->backend = t->p->route;
+    t->backend = t->a->route;
     json_t *messages = build_messages(t);
     if (!messages) {
         tg_turn_fail(t, TG_E_NOMEM, 500, "internal_error", NULL, "out of memory");
@@ -146,7 +146,7 @@ enum tg_stage_rc tg_stage_generate(struct tg_turn *t)
         .evidence = t->evidence,
         .n_evidence = t->n_evidence,
         .query_coverage = t->query_coverage,
-        .intent_probability = t->p->intents ? t->intent_confidence : -1,
+        .intent_probability = t->a->intents ? t->intent_confidence : -1,
         .for_review = t->rules.review,
     };
     if (tg_stream_through_applies(t)) {
@@ -156,14 +156,14 @@ enum tg_stage_rc tg_stage_generate(struct tg_turn *t)
     }
     /* A conversation that degraded too often in a row goes to a person. */
     struct tg_dispatch_opts opts = {
-        .to_human = t->conv.degraded_streak >= tg_ladder_max_streak(t->p->ladder),
+        .to_human = t->conv.degraded_streak >= tg_ladder_max_streak(t->a->ladder),
         .priority = turn_priority(t),
     };
     if (opts.to_human)
         json_array_append_new(t->tags, json_string("degraded_3x"));
     bool done = false;
     int rc =
-        tg_dispatch_start(t->p->ladder, t->p->base, &rq, &opts, dispatched_cb, t, &t->dispatch);
+        tg_dispatch_start(t->a->ladder, t->p->base, &rq, &opts, dispatched_cb, t, &t->dispatch);
     json_decref(messages);
     if (rc) {
         tg_turn_fail(t, rc, 500, "internal_error", NULL, "the ladder could not start: %s",

@@ -60,7 +60,7 @@ static int mask(struct tg_turn *t)
 {
     struct tg_buf b;
     tg_buf_init(&b, TG_BUF_UNLIMITED);
-    int rc = tg_pii_mask(t->draft, t->draft_len, t->p->cfg->policy_pattern, &b);
+    int rc = tg_pii_mask(t->draft, t->draft_len, t->a->cfg->policy_pattern, &b);
     if (!rc && (b.len != t->draft_len || memcmp(b.data, t->draft, b.len) != 0)) {
         t->draft = tg_arena_strndup(&t->arena, b.data, b.len);
         t->draft_len = b.len;
@@ -77,12 +77,12 @@ enum tg_stage_rc tg_stage_postcheck(struct tg_turn *t)
         return TG_NEXT; /* nothing was written: nothing to check */
     if (t->n_evidence)
         rc = grounding(t);
-    if (!rc && t->p->policy) {
+    if (!rc && t->a->policy) {
         struct tg_policy_facts f;
         struct tg_policy_hits hits;
         tg_policy_hits_init(&hits);
         tg_rules_facts(t, &f);
-        rc = tg_policy_eval(t->p->policy, TG_POLICY_POST, &f, &hits);
+        rc = tg_policy_eval(t->a->policy, TG_POLICY_POST, &f, &hits);
         if (!rc)
             rc = tg_rules_apply(t, &hits);
         tg_policy_hits_free(&hits);

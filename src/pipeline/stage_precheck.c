@@ -16,12 +16,12 @@ enum tg_stage_rc tg_stage_precheck(struct tg_turn *t)
     t->attestations = json_array();
     if (!t->policy_hits || !t->tags || !t->attestations)
         rc = TG_E_NOMEM;
-    if (!rc && t->p->policy) {
+    if (!rc && t->a->policy) {
         struct tg_policy_facts f;
         struct tg_policy_hits hits;
         tg_policy_hits_init(&hits);
         tg_rules_facts(t, &f);
-        rc = tg_policy_eval(t->p->policy, TG_POLICY_PRE, &f, &hits);
+        rc = tg_policy_eval(t->a->policy, TG_POLICY_PRE, &f, &hits);
         if (!rc)
             rc = tg_rules_apply(t, &hits);
         tg_policy_hits_free(&hits);

@@ -130,6 +130,12 @@ static int write_record(const struct tg_turn *t, uint64_t index, struct tg_buf *
     tg_jw_kstr(&w, "language", t->language ? t->language : "");
     tg_jw_kstr(&w, "model_requested", t->model ? t->model : "");
     sorted_json(&w, "policy_hits", t->policy_hits);
+    /* what answered: the content hash of its files and settings (config.h) */
+    tg_jw_key(&w, "release");
+    tg_jw_obj(&w);
+    tg_jw_kstr(&w, "hash", t->a->hash);
+    tg_jw_kstr(&w, "name", t->a->release[0] ? t->a->release : NULL);
+    tg_jw_end(&w);
     if (t->review_id[0])
         tg_jw_kstr(&w, "review_id", t->review_id);
     if (t->rung)
@@ -188,7 +194,7 @@ static int persist(struct tg_turn *t)
     tg_buf_init(&masked, TG_BUF_UNLIMITED);
     const char *said = t->user_text;
     if (!rc && !t->rules.redact_off) {
-        rc = tg_pii_mask(t->user_text, strlen(t->user_text), p->cfg->policy_pattern, &masked);
+        rc = tg_pii_mask(t->user_text, strlen(t->user_text), t->a->cfg->policy_pattern, &masked);
         if (!rc && masked.data)
             said = masked.data;
     }

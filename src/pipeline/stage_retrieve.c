@@ -43,17 +43,17 @@ static double coverage(struct tg_turn *t, const char *passage)
 
 static int search(struct tg_turn *t)
 {
-    struct tg_kb *kb = t->p->kb;
+    struct tg_kb *kb = t->a->kb;
     struct tg_kb_result res;
     int rc;
     tg_kb_result_init(&res);
     /* The question normalized by the understand stage is searched as it
      * is when the knowledge base normalizes the same way. */
     if (t->norm_text && t->norm_flags == tg_kb_norm_flags(kb))
-        rc = tg_kb_search(kb, t->norm_text, t->norm_len, t->p->cfg->kb_top_k,
+        rc = tg_kb_search(kb, t->norm_text, t->norm_len, t->a->cfg->kb_top_k,
                           TG_KB_SEARCH_PER_DOC | TG_KB_SEARCH_NORMALIZED, &res);
     else
-        rc = tg_kb_search(kb, t->user_text, strlen(t->user_text), t->p->cfg->kb_top_k,
+        rc = tg_kb_search(kb, t->user_text, strlen(t->user_text), t->a->cfg->kb_top_k,
                           TG_KB_SEARCH_PER_DOC, &res);
     if (!rc && res.n) {
         t->evidence = tg_arena_alloc(&t->arena, res.n * sizeof(*t->evidence));
@@ -115,7 +115,7 @@ enum tg_stage_rc tg_stage_retrieve(struct tg_turn *t)
     t->citations = json_array();
     if (!t->citations)
         rc = TG_E_NOMEM;
-    if (!rc && t->p->kb)
+    if (!rc && t->a->kb)
         rc = search(t);
     if (rc) {
         tg_turn_fail(t, rc, 500, "internal_error", NULL, "retrieval failed: %s", tg_err_str(rc));

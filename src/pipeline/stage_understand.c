@@ -40,7 +40,7 @@ static const char *detect_language(const char *text)
 
 static int extract_entities(struct tg_turn *t)
 {
-    struct tg_entity_opts opts = {.policy_pattern = t->p->cfg->policy_pattern};
+    struct tg_entity_opts opts = {.policy_pattern = t->a->cfg->policy_pattern};
     t->ents = tg_calloc(1, sizeof(*t->ents));
     if (!t->ents)
         return TG_E_NOMEM;
@@ -58,7 +58,7 @@ static int extract_entities(struct tg_turn *t)
 static int classify(struct tg_turn *t)
 {
     struct tg_intent_result r;
-    int rc = tg_intent_predict(t->p->intents, t->p->text, t->user_text, strlen(t->user_text), &r);
+    int rc = tg_intent_predict(t->a->intents, t->p->text, t->user_text, strlen(t->user_text), &r);
     if (rc)
         return rc;
     t->intent = r.label;
@@ -92,7 +92,7 @@ enum tg_stage_rc tg_stage_understand(struct tg_turn *t)
         rc = extract_entities(t);
     t->intent = "unclassified";
     t->intent_confidence = 0.0;
-    if (!rc && t->p->intents)
+    if (!rc && t->a->intents)
         rc = classify(t);
     if (rc) {
         tg_turn_fail(t, rc, 500, "internal_error", NULL, "understanding failed: %s",

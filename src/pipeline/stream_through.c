@@ -22,7 +22,7 @@
 
 bool tg_stream_through_applies(const struct tg_turn *t)
 {
-    const json_t *ladder = json_object_get(t->p->cfg->root, "ladder");
+    const json_t *ladder = json_object_get(t->a->cfg->root, "ladder");
     return t->release_cb && t->stream && tg_json_bool(ladder, "stream_through", false) &&
            !t->rules.review && !t->rules.human_decision && !t->rules.refuse && !t->rules.script;
 }
@@ -52,7 +52,7 @@ static size_t last_sentence_end(const char *s, size_t len)
  */
 static bool passes(struct tg_turn *t, const char *draft, size_t len, struct tg_buf *prefixes)
 {
-    if (!t->p->policy)
+    if (!t->a->policy)
         return true;
     const char *ev[33];
     size_t nev = 0, bad = 0;
@@ -75,7 +75,7 @@ static bool passes(struct tg_turn *t, const char *draft, size_t len, struct tg_b
     t->draft = saved;
     t->draft_len = saved_len;
     t->ungrounded = saved_bad;
-    bool ok = tg_policy_eval(t->p->policy, TG_POLICY_POST, &f, &hits) == TG_OK;
+    bool ok = tg_policy_eval(t->a->policy, TG_POLICY_POST, &f, &hits) == TG_OK;
     for (size_t i = 0; ok && i < hits.n; i++) {
         for (size_t a = 0; ok && a < hits.v[i].n_actions; a++) {
             const struct tg_policy_action *act = &hits.v[i].actions[a];
@@ -124,7 +124,7 @@ void tg_stream_through_delta(void *arg, const char *text, size_t len)
     if (!passes(t, t->partial.data, end, &prefixes)) {
         t->release_stopped = true;
     } else if (tg_pii_mask(t->partial.data + t->partial_done, end - t->partial_done,
-                           t->p->cfg->policy_pattern, &masked) == TG_OK) {
+                           t->a->cfg->policy_pattern, &masked) == TG_OK) {
         if (!t->released.len)
             release(t, prefixes.data, prefixes.len);
         release(t, masked.data, masked.len);

@@ -31,6 +31,7 @@ enum tg_stage_rc {
 
 struct tg_turn {
     struct tg_pipeline *p;
+    const struct tg_answerer *a; /* what answers: &p->main, or an experiment's variant (admit) */
     struct tg_arena arena;
 
     /* Set by the creator. */
