@@ -13,6 +13,8 @@
  */
 #include "cli/cli.h"
 
+#include "eval/eval.h"
+
 #include "store/store.h"
 
 #include <getopt.h>
@@ -41,14 +43,6 @@ struct acc {
     int64_t turns;
 };
 
-static double price(const json_t *prices, const char *model, int64_t p, int64_t c)
-{
-    const json_t *m = json_object_get(prices, model);
-    return (json_number_value(json_object_get(m, "prompt")) * (double)p +
-            json_number_value(json_object_get(m, "completion")) * (double)c) /
-           1000.0;
-}
-
 static int leaf_cb(void *arg, const struct tg_audit_row *row)
 {
     struct acc *a = arg;
@@ -62,7 +56,7 @@ static int leaf_cb(void *arg, const struct tg_audit_row *row)
     const char *rung = tg_json_str(j, "rung", "-");
     const json_t *u = json_object_get(j, "usage");
     int64_t p = tg_json_int(u, "prompt_tokens", 0), c = tg_json_int(u, "completion_tokens", 0);
-    double cost = price(a->prices, model, p, c);
+    double cost = tg_eval_price(a->prices, model, p, c);
     char key[256];
     snprintf(key, sizeof(key), "%s|%s", model, rung);
     json_t *e = json_object_get(a->by, key);

@@ -175,4 +175,35 @@ struct tg_far_verdict {
 void tg_eval_far_criterion(const struct tg_far_day *days, size_t n,
                            const struct tg_far_criterion *c, struct tg_far_verdict *v);
 
+/* ------------------------------------------------------------ experiments (experiment.c) */
+
+struct tg_store;
+
+/* The price of a call: eval.prices[model] {prompt, completion} per 1,000 tokens. */
+double tg_eval_price(const json_t *prices, const char *model, int64_t prompt, int64_t completion);
+
+/*
+ * One row per turn of experiment exp in the audit log, with the outcomes
+ * people recorded: {variant, day, resolved (answered by AI, neither edited,
+ * rejected, handed off nor rated bad), handed_off, reviewed, bad_rating,
+ * latency_ms (time in the stages), cost (eval.prices)}; day counts periods
+ * of period_ms (default a day) from the experiment's first turn: the looks
+ * of the sequential test.  NULL when the store cannot be read.
+ */
+json_t *tg_experiment_rows(struct tg_store *st, const char *exp, const json_t *prices,
+                           int64_t period_ms);
+
+/*
+ * The statistics of such rows for one metric (0/1 or a number), each
+ * variant against control: counts and means, the fixed-horizon test (two
+ * proportions, else Welch) and CI, the always-valid mSPRT p-value look by
+ * look (mixture scale tau) and the asymptotic confidence sequence, the
+ * first look significant at alpha, sample-ratio mismatch against shares
+ * ({name: share}, NULL: equal) and Benjamini-Hochberg across variants.
+ * NULL with a message in err on bad rows or no control.
+ */
+json_t *tg_experiment_analyze(const json_t *rows, const char *control, const char *metric,
+                              double alpha, double tau, const json_t *shares, char *err,
+                              size_t errlen);
+
 #endif

@@ -1,0 +1,266 @@
+/*
+ * experiment.c - an experiment's per-turn rows, read from the audit log
+ * with the outcomes people recorded (reviews, hand-offs, ratings), and their
+ * analysis with the statistics of stats.c.  Shared by `trustgate ab` and the
+ * console's experiment view.  See eval.h.
+ */
+#include "eval/eval.h"
+#include "eval/stats.h"
+
+#include "audit/audit.h"
+#include "store/store.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define MAX_ARMS 8
+#define MAX_LOOKS 366
+
+double tg_eval_price(const json_t *prices, const char *model, int64_t prompt, int64_t completion)
+{
+    const json_t *m = json_object_get(prices, model);
+    return (json_number_value(json_object_get(m, "prompt")) * (double)prompt +
+            json_number_value(json_object_get(m, "completion")) * (double)completion) /
+           1000.0;
+}
+
+/* ------------------------------------------------------------ rows */
+
+struct scan {
+    const char *exp;
+    const json_t *prices;
+    json_t *rows;
+    int64_t first_ms;
+};
+
+static int leaf(void *arg, const struct tg_audit_row *row)
+{
+    struct scan *x = arg;
+    json_t *j = json_loadb(row->data, row->len, 0, NULL);
+    const char *v = tg_json_str(json_object_get(j, "experiments"), x->exp, NULL);
+    if (j && v && !strcmp(tg_json_str(j, "kind", ""), "turn")) {
+        int64_t at = tg_json_int(j, "created_ms", 0);
+        if (!x->first_ms || at < x->first_ms)
+            x->first_ms = at;
+        int64_t us = 0;
+        const char *k;
+        json_t *s;
+        json_object_foreach(json_object_get(j, "stage_us"), k, s) us += json_integer_value(s);
+        const json_t *u = json_object_get(j, "usage");
+        double cost = tg_eval_price(
+            x->prices, tg_json_str(j, "upstream_model", tg_json_str(j, "backend", "none")),
+            tg_json_int(u, "prompt_tokens", 0), tg_json_int(u, "completion_tokens", 0));
+        json_array_append_new(
+            x->rows, json_pack("{s:s, s:s, s:I, s:s, s:I, s:f}", "turn_id",
+                               tg_json_str(j, "turn_id", ""), "variant", v, "at", (json_int_t)at,
+                               "decision", tg_json_str(j, "decision", ""), "us", (json_int_t)us,
+                               "cost", cost));
+    }
+    json_decref(j);
+    return 0;
+}
+
+json_t *tg_experiment_rows(struct tg_store *st, const char *exp, const json_t *prices,
+                           int64_t period_ms)
+{
+    struct scan x = {.exp = exp, .prices = prices, .rows = json_array()};
+    json_t *tasks = NULL, *fb = NULL, *by_turn = json_object(), *rating = json_object();
+    json_t *out = NULL;
+    if (period_ms <= 0)
+        period_ms = 86400000;
+    if (!x.rows || !by_turn || !rating || tg_store_audit_scan(st, 0, leaf, &x) ||
+        tg_store_review_list(st, NULL, 1000000, &tasks) ||
+        tg_store_blob_list(st, "feedback/", 1000000, &fb))
+        goto out;
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t) json_object_set(by_turn, tg_json_str(t, "turn_id", ""), t);
+    json_array_foreach(fb, i, t) json_object_set(rating, tg_json_str(t, "turn_id", ""), t);
+    out = json_array();
+    json_array_foreach(x.rows, i, t)
+    {
+        const char *turn = tg_json_str(t, "turn_id", ""), *dec = tg_json_str(t, "decision", "");
+        const json_t *task = json_object_get(by_turn, turn), *f = json_object_get(rating, turn);
+        const char *action = tg_json_str(json_object_get(task, "decision"), "action", "");
+        const char *state = tg_json_str(task, "state", "");
+        bool bad = f && !tg_json_bool(f, "good", true);
+        bool by_person = !strcmp(action, "edit") || !strcmp(action, "reject");
+        bool handed = !strcmp(state, "handed_off") || !strcmp(state, "closed") ||
+                      !strcmp(dec, "handoff") || !strcmp(dec, "human_decision");
+        bool resolved = (!strcmp(dec, "deliver") || !strcmp(action, "approve")) && !bad &&
+                        !by_person && !handed;
+        json_array_append_new(
+            out, json_pack("{s:s, s:I, s:i, s:i, s:i, s:i, s:f, s:f}", "variant",
+                           tg_json_str(t, "variant", ""), "day",
+                           (json_int_t)((tg_json_int(t, "at", 0) - x.first_ms) / period_ms),
+                           "resolved", resolved, "handed_off", handed, "reviewed", task != NULL,
+                           "bad_rating", bad, "latency_ms",
+                           (double)tg_json_int(t, "us", 0) / 1000.0, "cost",
+                           tg_json_num(t, "cost", 0)));
+    }
+out:
+    json_decref(x.rows);
+    json_decref(tasks);
+    json_decref(fb);
+    json_decref(by_turn);
+    json_decref(rating);
+    return out;
+}
+
+/* ------------------------------------------------------------ analysis */
+
+struct arm {
+    char name[64];
+    double share;
+    struct tg_stats_moments look[MAX_LOOKS];
+    bool binary;
+};
+
+static struct tg_stats_moments upto(const struct arm *a, int look)
+{
+    struct tg_stats_moments m = {0, 0, 0};
+    for (int d = 0; d <= look; d++) {
+        m.n += a->look[d].n;
+        m.sum += a->look[d].sum;
+        m.sum_sq += a->look[d].sum_sq;
+    }
+    return m;
+}
+
+static double var_of_mean(const struct tg_stats_moments *m)
+{
+    if (m->n < 2)
+        return 0;
+    double mean = m->sum / m->n;
+    return (m->sum_sq / m->n - mean * mean) * m->n / (m->n - 1) / m->n;
+}
+
+static struct arm *arm_of(struct arm *arms, size_t *n, const char *name)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (!strcmp(arms[i].name, name))
+            return &arms[i];
+    if (*n == MAX_ARMS)
+        return NULL;
+    struct arm *a = &arms[(*n)++];
+    memset(a, 0, sizeof(*a));
+    tg_strlcpy(a->name, name, sizeof(a->name));
+    a->binary = true;
+    return a;
+}
+
+/* One variant against the control: look by look, then at the end. */
+static json_t *compare(const struct arm *ctl, const struct arm *a, int last, double alpha,
+                       double tau)
+{
+    double avp = 1, first = -1;
+    json_t *series = json_array();
+    for (int d = 0; d <= last; d++) {
+        struct tg_stats_moments mc = upto(ctl, d), mt = upto(a, d);
+        if (mc.n < 2 || mt.n < 2)
+            continue;
+        double diff = mt.sum / mt.n - mc.sum / mc.n;
+        double var = var_of_mean(&mc) + var_of_mean(&mt);
+        double lambda = var > 0 ? tg_stats_msprt(diff, var, tau * tau) : 1;
+        avp = fmin(avp, 1 / lambda);
+        if (avp < alpha && first < 0)
+            first = d;
+        /* the sequence for the difference: per-arm half-widths combined */
+        double sd = sqrt(var * (mc.n + mt.n) / 2);
+        double hw = tg_stats_cs_halfwidth(sd, (mc.n + mt.n) / 2, alpha, 5000);
+        json_array_append_new(series, json_pack("{s:i, s:f, s:f, s:f, s:f, s:f}", "day", d, "n",
+                                                mc.n + mt.n, "diff", diff, "low", diff - hw,
+                                                "high", diff + hw, "p_always_valid", avp));
+    }
+    struct tg_stats_moments mc = upto(ctl, last), mt = upto(a, last);
+    struct tg_stats_test t = {0};
+    if (mc.n >= 2 && mt.n >= 2) {
+        if (a->binary && ctl->binary)
+            tg_stats_two_proportions(mc.sum, mc.n, mt.sum, mt.n, &t);
+        else
+            tg_stats_welch(&mc, &mt, alpha, &t);
+    } else {
+        t.p = 1;
+    }
+    return json_pack("{s:s, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:o}", "variant", a->name,
+                     "first_significant_day", first, "n", mt.n, "mean", mt.n ? mt.sum / mt.n : 0,
+                     "control_mean", mc.n ? mc.sum / mc.n : 0, "diff", t.diff, "p", t.p, "ci_low",
+                     t.ci_low, "ci_high", t.ci_high, "p_always_valid", avp, "days", series);
+}
+
+json_t *tg_experiment_analyze(const json_t *rows, const char *control, const char *metric,
+                              double alpha, double tau, const json_t *shares, char *err,
+                              size_t errlen)
+{
+    struct arm *arms = tg_calloc(MAX_ARMS, sizeof(*arms));
+    size_t na = 0, i;
+    int last = 0;
+    json_t *r, *out = NULL;
+    if (!arms) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    json_array_foreach(rows, i, r)
+    {
+        const json_t *v = json_object_get(r, metric);
+        int64_t day = tg_json_int(r, "day", -1);
+        struct arm *a = tg_json_str(r, "variant", NULL)
+                            ? arm_of(arms, &na, tg_json_str(r, "variant", ""))
+                            : NULL;
+        if (!a || !json_is_number(v) || day < 0 || day >= MAX_LOOKS) {
+            snprintf(err, errlen, "row %zu: need {\"variant\", \"day\" 0..%d, \"%s\": number}%s",
+                     i + 1, MAX_LOOKS - 1, metric, a || na < MAX_ARMS ? "" : " (at most 8 arms)");
+            goto out;
+        }
+        double x = json_number_value(v);
+        a->binary &= x == 0 || x == 1;
+        a->look[day].n++;
+        a->look[day].sum += x;
+        a->look[day].sum_sq += x * x;
+        last = (int)day > last ? (int)day : last;
+    }
+    struct arm *ctl = NULL;
+    for (i = 0; i < na; i++) {
+        const json_t *sh = json_object_get(shares, arms[i].name);
+        arms[i].share = json_is_number(sh) ? json_number_value(sh) : 1.0 / (double)na;
+        if (!strcmp(arms[i].name, control))
+            ctl = &arms[i];
+    }
+    if (!ctl) {
+        snprintf(err, errlen, "no rows for the control '%s'", control);
+        goto out;
+    }
+    /* sample-ratio mismatch of the arms' sizes */
+    double obs[MAX_ARMS], sh[MAX_ARMS], chi2 = 0, pv[MAX_ARMS];
+    for (i = 0; i < na; i++) {
+        obs[i] = upto(&arms[i], last).n;
+        sh[i] = arms[i].share;
+    }
+    double srm_p = na > 1 ? tg_stats_srm(obs, sh, na, &chi2) : 1;
+    json_t *variants = json_array(), *list = json_array();
+    size_t npv = 0;
+    for (i = 0; i < na; i++) {
+        struct tg_stats_moments m = upto(&arms[i], last);
+        json_array_append_new(list, json_pack("{s:s, s:f, s:f, s:f}", "name", arms[i].name, "n",
+                                              m.n, "mean", m.n ? m.sum / m.n : 0, "share",
+                                              arms[i].share));
+        if (&arms[i] == ctl)
+            continue;
+        json_t *c = compare(ctl, &arms[i], last, alpha, tau);
+        pv[npv++] = tg_json_num(c, "p_always_valid", 1);
+        json_array_append_new(variants, c);
+    }
+    bool reject[MAX_ARMS];
+    size_t nrej = tg_stats_bh(pv, npv, alpha, reject);
+    for (i = 0; i < npv; i++)
+        json_object_set_new(json_array_get(variants, i), "significant_bh",
+                            json_boolean(reject[i]));
+    out = json_pack("{s:s, s:s, s:f, s:f, s:i, s:{s:f, s:f, s:b}, s:o, s:o, s:I}", "metric", metric,
+                    "control", control, "alpha", alpha, "tau", tau, "days", last + 1, "srm", "chi2",
+                    chi2, "p", srm_p, "mismatch", srm_p < 0.001, "arms", list, "variants",
+                    variants, "bh_significant", (json_int_t)nrej);
+out:
+    tg_free(arms);
+    return out;
+}
