@@ -26,13 +26,14 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: trustgate ab export EXPERIMENT -c FILE [--data DIR] [--look-every DURATION]\n"
+    fprintf(f, "usage: trustgate ab export EXPERIMENT -c FILE [--data DIR]\n"
+               "                 [--look-every DURATION | --look-turns N]\n"
                "       trustgate ab report --data FILE --control NAME [--metric NAME]\n"
                "       [--shares A=0.5,B=0.5] [--alpha A] [--tau T] [--html FILE] [--json]\n\n"
                "export writes the experiment's per-turn rows (JSONL) from the deployment's audit\n"
                "log, reviews and ratings: variant, day (the look: periods of --look-every,\n"
-               "default 1d, from the first turn), resolved, handed_off, reviewed, bad_rating,\n"
-               "latency_ms, cost (eval.prices).\n"
+               "default 1d, from the first turn, or every --look-turns N turns), resolved,\n"
+               "handed_off, reviewed, bad_rating, latency_ms, cost (eval.prices).\n"
                "report reads such rows (metric default \"converted\", 0/1 or a number): per\n"
                "variant against the control, the difference with a fixed-horizon test and CI,\n"
                "the always-valid mSPRT p-value read look by look (alpha default 0.01; mixture\n"
@@ -42,7 +43,8 @@ static void usage(FILE *f)
 }
 
 /* `ab export EXP`: the rows of tg_experiment_rows as JSONL on stdout. */
-static int ab_export(const char *exp, const char *cfg_path, const char *data, int64_t period)
+static int ab_export(const char *exp, const char *cfg_path, const char *data, int64_t period,
+                     size_t look_turns)
 {
     struct tg_config *cfg = tg_cli_load_config(cfg_path);
     if (!cfg)
@@ -51,7 +53,7 @@ static int ab_export(const char *exp, const char *cfg_path, const char *data, in
     struct tg_store *st = tg_cli_open_store(cfg, data, "ab");
     json_t *rows = st ? tg_experiment_rows(
                             st, exp, json_object_get(json_object_get(cfg->root, "eval"), "prices"),
-                            period)
+                            period, look_turns)
                       : NULL;
     if (!rows) {
         fprintf(stderr, "trustgate ab: cannot read the store\n");
@@ -198,7 +200,7 @@ int tg_cli_ab(int argc, char **argv)
     if (argc >= 3 && strcmp(argv[1], "export") == 0) {
         /* ab export EXP -c FILE [--data DIR] [--look-every DURATION] */
         const char *cfgp = NULL, *dd = NULL;
-        int64_t period = 86400000;
+        int64_t period = 86400000, turns = 0;
         for (int i = 3; i + 1 < argc; i++) {
             if (!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config"))
                 cfgp = argv[++i];
@@ -206,7 +208,8 @@ int tg_cli_ab(int argc, char **argv)
                 dd = argv[++i];
             else if (!strcmp(argv[i], "--look-every") &&
                      (tg_parse_duration_ms(argv[++i], &period) || period <= 0)) {
-                fprintf(stderr, "trustgate ab: --look-every wants a duration such as 1d or 500ms\n");
+                fprintf(stderr,
+                        "trustgate ab: --look-every wants a duration such as 1d or 500ms\n");
                 return 2;
             }
         }
@@ -214,7 +217,7 @@ int tg_cli_ab(int argc, char **argv)
             usage(stderr);
             return 2;
         }
-        return ab_export(argv[2], cfgp, dd, period);
+        return ab_export(argv[2], cfgp, dd, period, (size_t)turns);
     }
     if (argc < 2 || strcmp(argv[1], "report") != 0) {
         bool help = argc >= 2 && tg_cli_wants_help(argc, argv);

@@ -21,6 +21,7 @@
 #include "cli/cli.h"
 
 #include "audit/audit.h"
+#include "eval/eval.h"
 #include "eval/stats.h"
 #include "store/store.h"
 
@@ -95,13 +96,7 @@ static int save(struct ctx *x, json_t *rel)
 
 static json_t *state(struct ctx *x)
 {
-    char *d = NULL;
-    size_t len;
-    json_t *s = NULL;
-    if (tg_store_blob_get(x->st, "release-state", &d, &len) == TG_OK)
-        s = json_loadb(d, len, 0, NULL);
-    tg_free(d);
-    return s ? s : json_pack("{s:b}", "frozen", 0);
+    return tg_release_state(x->st);
 }
 
 /* One audit leaf per transition: who, why, what. */
@@ -201,8 +196,8 @@ static int transition(struct ctx *x, const char *cmd, const char *name, const ch
         json_int_t version = prev ? tg_json_int(prev, "version", 0) + 1 : 1;
         json_decref(prev);
         json_t *rel = json_pack("{s:s, s:I, s:s, s:s, s:s, s:o, s:I}", "name", name, "version",
-                                version, "hash", hash, "state", "proposed", "config", conf,
-                                "files", files, "created_ms", (json_int_t)tg_clock_wall_ms());
+                                version, "hash", hash, "state", "proposed", "config", conf, "files",
+                                files, "created_ms", (json_int_t)tg_clock_wall_ms());
         event(rel, "propose", by, why);
         int rc = record(x, "propose", rel, by, why);
         if (!rc)
@@ -221,16 +216,7 @@ static int transition(struct ctx *x, const char *cmd, const char *name, const ch
                     role ? role : "not a configured user");
             return 1;
         }
-        json_t *s = json_pack("{s:b, s:s, s:s, s:I}", "frozen", freeze, "by", by, "why", why, "at",
-                              (json_int_t)tg_clock_wall_ms());
-        char *str = json_dumps(s, JSON_COMPACT);
-        int rc = record(x, cmd, NULL, by, why);
-        if (!rc)
-            rc = tg_store_blob_put(x->st, "release-state", str, strlen(str));
-        if (!rc)
-            rc = tg_store_flush(x->st);
-        free(str);
-        json_decref(s);
+        int rc = tg_release_set_frozen(x->st, x->audit, freeze, by, why);
         if (!rc)
             printf("releases %s by %s: %s\n", freeze ? "frozen" : "unfrozen", by, why);
         return rc ? 1 : 0;

@@ -177,7 +177,8 @@ int tg_cli_serve(int argc, char **argv)
         fprintf(stderr, "trustgate serve: %s\n", err);
         goto out;
     }
-    if (tg_events_start(&d.api) || tg_console_start(&d.api) || tg_monitor_start(&d.api)) {
+    if (tg_events_start(&d.api) || tg_console_start(&d.api) || tg_monitor_start(&d.api) ||
+        tg_fairness_start(&d.api)) {
         fprintf(stderr, "trustgate serve: cannot start the console: out of memory\n");
         goto out;
     }
@@ -216,6 +217,7 @@ out:
     tg_events_stop(&d.api);
     tg_console_stop(&d.api);
     tg_monitor_stop(&d.api);
+    tg_fairness_stop(&d.api);
     tg_webhooks_stop(d.api.webhooks);
     if (d.api.srv)
         tg_http_server_free(d.api.srv);

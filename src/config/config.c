@@ -699,13 +699,12 @@ static const struct field understand_fields[] = {
 /* Sections that later modules read from cfg->root themselves. */
 static const char *const passthrough_sections[] = {
     "policies",
-    "fairness",
 };
 
 static const char *const own_sections[] = {
     "server",   "auth", "store",   "conversation", "backends",    "route",
     "models",   "kb",   "intents", "understand",   "review",      "users",
-    "webhooks", "web",  "ladder",  "eval",         "experiments",
+    "webhooks", "web",  "ladder",  "eval",         "experiments", "fairness",
 };
 
 static bool get_duration(const json_t *v, int64_t *out)
@@ -1414,6 +1413,47 @@ static void check_eval(struct vctx *c, const json_t *root)
     }
 }
 
+/* fairness: {attributes: [NAME | {name, values}], limit, min_group, bootstrap, check_every,
+ * window} — the live fairness gate (http/fairness.c). */
+static void check_fairness(struct vctx *c, const json_t *root)
+{
+    static const char *const keys[] = {"attributes", "limit",       "min_group",
+                                       "bootstrap",  "check_every", "window"};
+    static const char *const akeys[] = {"name", "values"};
+    static const char *const durs[] = {"check_every", "window"};
+    const json_t *sec = get_mapping(c, root, "fairness", "fairness");
+    if (!sec)
+        return;
+    tg_config_check_keys(c->errs, c->path, c->lines, sec, "fairness", keys, TG_ARRAY_LEN(keys));
+    check_number(c, sec, "limit", "fairness.limit", 0, 1);
+    check_number(c, sec, "min_group", "fairness.min_group", 1, 1e9);
+    check_number(c, sec, "bootstrap", "fairness.bootstrap", 0, 100000);
+    check_durations(c, sec, "fairness", durs, TG_ARRAY_LEN(durs));
+    const json_t *list = get_list(c, sec, "attributes", "fairness.attributes");
+    size_t i;
+    json_t *a;
+    json_array_foreach(list, i, a)
+    {
+        char w[64];
+        int line = tg_config_lines_elem(c->lines, list, i);
+        snprintf(w, sizeof(w), "fairness.attributes[%zu]", i);
+        if (json_is_string(a))
+            continue;
+        if (!json_is_object(a) || !tg_json_str(a, "name", NULL)) {
+            type_err(c, line, w, "a name or {name, values: [...]}", a);
+            continue;
+        }
+        tg_config_check_keys(c->errs, c->path, c->lines, a, w, akeys, TG_ARRAY_LEN(akeys));
+        size_t k;
+        json_t *v;
+        json_array_foreach(json_object_get(a, "values"), k, v)
+        {
+            if (!json_is_string(v))
+                verr(c, line, "%s.values[%zu] must be a string", w, k);
+        }
+    }
+}
+
 /* experiments: [{name, salt?, holdout?, variants: [{name, share}]}] */
 static void check_experiments(struct vctx *c, const json_t *root)
 {
@@ -1461,9 +1501,8 @@ static void check_experiments(struct vctx *c, const json_t *root)
                      "FILE, a string",
                      vw);
             if ((rel || conf) && answering && strcmp(answering, tg_json_str(e, "name", "")) != 0)
-                verr(c, vline,
-                     "%s: only one experiment may change what answers (%s already does)", vw,
-                     answering);
+                verr(c, vline, "%s: only one experiment may change what answers (%s already does)",
+                     vw, answering);
             else if (rel || conf)
                 answering = tg_json_str(e, "name", "");
         }
@@ -1687,6 +1726,7 @@ static void check_root(struct vctx *c, struct tg_config *cfg, const json_t *root
     check_route(c, cfg, root);
     check_ladder(c, cfg, root);
     check_eval(c, root);
+    check_fairness(c, root);
     check_experiments(c, root);
     check_models(c, cfg, root);
     sec = get_mapping(c, root, "kb", "kb");

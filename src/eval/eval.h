@@ -186,12 +186,13 @@ double tg_eval_price(const json_t *prices, const char *model, int64_t prompt, in
  * One row per turn of experiment exp in the audit log, with the outcomes
  * people recorded: {variant, day, resolved (answered by AI, neither edited,
  * rejected, handed off nor rated bad), handed_off, reviewed, bad_rating,
- * latency_ms (time in the stages), cost (eval.prices)}; day counts periods
- * of period_ms (default a day) from the experiment's first turn: the looks
- * of the sequential test.  NULL when the store cannot be read.
+ * latency_ms (time in the stages), cost (eval.prices)}; day numbers the
+ * looks of the sequential test: periods of period_ms (default a day) from
+ * the experiment's first turn, or, when look_turns > 0, every look_turns
+ * turns in the order recorded.  NULL when the store cannot be read.
  */
 json_t *tg_experiment_rows(struct tg_store *st, const char *exp, const json_t *prices,
-                           int64_t period_ms);
+                           int64_t period_ms, size_t look_turns);
 
 /*
  * The statistics of such rows for one metric (0/1 or a number), each
@@ -205,5 +206,16 @@ json_t *tg_experiment_rows(struct tg_store *st, const char *exp, const json_t *p
 json_t *tg_experiment_analyze(const json_t *rows, const char *control, const char *metric,
                               double alpha, double tau, const json_t *shares, char *err,
                               size_t errlen);
+
+/* ------------------------------------------------------------ releases (release.c) */
+
+struct tg_audit;
+
+/* The release freeze: {frozen, by?, why?, at?} (a new reference; never NULL). */
+json_t *tg_release_state(struct tg_store *st);
+/* Freeze or unfreeze promotions: an audit leaf {kind: release, action: freeze|unfreeze,
+ * by, why}, then the state, flushed.  TG_OK or the store's error. */
+int tg_release_set_frozen(struct tg_store *st, struct tg_audit *audit, bool frozen, const char *by,
+                          const char *why);
 
 #endif

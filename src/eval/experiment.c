@@ -51,18 +51,18 @@ static int leaf(void *arg, const struct tg_audit_row *row)
         double cost = tg_eval_price(
             x->prices, tg_json_str(j, "upstream_model", tg_json_str(j, "backend", "none")),
             tg_json_int(u, "prompt_tokens", 0), tg_json_int(u, "completion_tokens", 0));
-        json_array_append_new(
-            x->rows, json_pack("{s:s, s:s, s:I, s:s, s:I, s:f}", "turn_id",
-                               tg_json_str(j, "turn_id", ""), "variant", v, "at", (json_int_t)at,
-                               "decision", tg_json_str(j, "decision", ""), "us", (json_int_t)us,
-                               "cost", cost));
+        json_array_append_new(x->rows,
+                              json_pack("{s:s, s:s, s:I, s:s, s:I, s:f}", "turn_id",
+                                        tg_json_str(j, "turn_id", ""), "variant", v, "at",
+                                        (json_int_t)at, "decision", tg_json_str(j, "decision", ""),
+                                        "us", (json_int_t)us, "cost", cost));
     }
     json_decref(j);
     return 0;
 }
 
 json_t *tg_experiment_rows(struct tg_store *st, const char *exp, const json_t *prices,
-                           int64_t period_ms)
+                           int64_t period_ms, size_t look_turns)
 {
     struct scan x = {.exp = exp, .prices = prices, .rows = json_array()};
     json_t *tasks = NULL, *fb = NULL, *by_turn = json_object(), *rating = json_object();
@@ -91,13 +91,15 @@ json_t *tg_experiment_rows(struct tg_store *st, const char *exp, const json_t *p
         bool resolved = (!strcmp(dec, "deliver") || !strcmp(action, "approve")) && !bad &&
                         !by_person && !handed;
         json_array_append_new(
-            out, json_pack("{s:s, s:I, s:i, s:i, s:i, s:i, s:f, s:f}", "variant",
-                           tg_json_str(t, "variant", ""), "day",
-                           (json_int_t)((tg_json_int(t, "at", 0) - x.first_ms) / period_ms),
-                           "resolved", resolved, "handed_off", handed, "reviewed", task != NULL,
-                           "bad_rating", bad, "latency_ms",
-                           (double)tg_json_int(t, "us", 0) / 1000.0, "cost",
-                           tg_json_num(t, "cost", 0)));
+            out,
+            json_pack("{s:s, s:I, s:i, s:i, s:i, s:i, s:f, s:f}", "variant",
+                      tg_json_str(t, "variant", ""), "day",
+                      (json_int_t)(look_turns ? i / look_turns
+                                              : (size_t)((tg_json_int(t, "at", 0) - x.first_ms) /
+                                                         period_ms)),
+                      "resolved", resolved, "handed_off", handed, "reviewed", task != NULL,
+                      "bad_rating", bad, "latency_ms", (double)tg_json_int(t, "us", 0) / 1000.0,
+                      "cost", tg_json_num(t, "cost", 0)));
     }
 out:
     json_decref(x.rows);
@@ -170,8 +172,8 @@ static json_t *compare(const struct arm *ctl, const struct arm *a, int last, dou
         double sd = sqrt(var * (mc.n + mt.n) / 2);
         double hw = tg_stats_cs_halfwidth(sd, (mc.n + mt.n) / 2, alpha, 5000);
         json_array_append_new(series, json_pack("{s:i, s:f, s:f, s:f, s:f, s:f}", "day", d, "n",
-                                                mc.n + mt.n, "diff", diff, "low", diff - hw,
-                                                "high", diff + hw, "p_always_valid", avp));
+                                                mc.n + mt.n, "diff", diff, "low", diff - hw, "high",
+                                                diff + hw, "p_always_valid", avp));
     }
     struct tg_stats_moments mc = upto(ctl, last), mt = upto(a, last);
     struct tg_stats_test t = {0};
@@ -242,9 +244,9 @@ json_t *tg_experiment_analyze(const json_t *rows, const char *control, const cha
     size_t npv = 0;
     for (i = 0; i < na; i++) {
         struct tg_stats_moments m = upto(&arms[i], last);
-        json_array_append_new(list, json_pack("{s:s, s:f, s:f, s:f}", "name", arms[i].name, "n",
-                                              m.n, "mean", m.n ? m.sum / m.n : 0, "share",
-                                              arms[i].share));
+        json_array_append_new(list,
+                              json_pack("{s:s, s:f, s:f, s:f}", "name", arms[i].name, "n", m.n,
+                                        "mean", m.n ? m.sum / m.n : 0, "share", arms[i].share));
         if (&arms[i] == ctl)
             continue;
         json_t *c = compare(ctl, &arms[i], last, alpha, tau);
@@ -254,12 +256,11 @@ json_t *tg_experiment_analyze(const json_t *rows, const char *control, const cha
     bool reject[MAX_ARMS];
     size_t nrej = tg_stats_bh(pv, npv, alpha, reject);
     for (i = 0; i < npv; i++)
-        json_object_set_new(json_array_get(variants, i), "significant_bh",
-                            json_boolean(reject[i]));
+        json_object_set_new(json_array_get(variants, i), "significant_bh", json_boolean(reject[i]));
     out = json_pack("{s:s, s:s, s:f, s:f, s:i, s:{s:f, s:f, s:b}, s:o, s:o, s:I}", "metric", metric,
                     "control", control, "alpha", alpha, "tau", tau, "days", last + 1, "srm", "chi2",
-                    chi2, "p", srm_p, "mismatch", srm_p < 0.001, "arms", list, "variants",
-                    variants, "bh_significant", (json_int_t)nrej);
+                    chi2, "p", srm_p, "mismatch", srm_p < 0.001, "arms", list, "variants", variants,
+                    "bh_significant", (json_int_t)nrej);
 out:
     tg_free(arms);
     return out;

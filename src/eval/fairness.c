@@ -8,6 +8,10 @@
  */
 #include "eval/fairness.h"
 
+#include "policy/policy.h"
+
+#include <stdio.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,4 +137,20 @@ bool tg_fairness_gate(const struct tg_fair_report *r, double limit, size_t min_g
 {
     /* the difference is over the limit and its interval clear of it, on groups large enough */
     return r->dpd > limit && r->ci_low > limit && r->min_group >= min_group;
+}
+
+void tg_fairness_value_pseudonym(const uint8_t *key, size_t keylen, const char *attribute,
+                                 const char *value, char out[33])
+{
+    char v[128], type[96];
+    while (*value == ' ' || *value == '\t')
+        value++;
+    size_t n = 0;
+    for (; value[n] && n + 1 < sizeof(v); n++)
+        v[n] = (char)(value[n] >= 'A' && value[n] <= 'Z' ? value[n] - 'A' + 'a' : value[n]);
+    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    v[n] = '\0';
+    snprintf(type, sizeof(type), "attr:%s", attribute);
+    tg_pii_pseudonym(key, keylen, type, v, n, out);
 }

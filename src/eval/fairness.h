@@ -39,4 +39,14 @@ int tg_fairness_compute(const char *const *group, const int *pred, const int *tr
  * interval is clear of the limit, and every group has min_group rows. */
 bool tg_fairness_gate(const struct tg_fair_report *r, double limit, size_t min_group);
 
+/*
+ * The stored form of a sensitive attribute's value (gender, age band,
+ * region from a channel's metadata): a keyed pseudonym per attribute of the
+ * value trimmed and in ASCII lower case, so equal values group together and
+ * the value itself is never kept.  Whoever holds the deployment's key and
+ * the list of values can name the groups again (the fairness report).
+ */
+void tg_fairness_value_pseudonym(const uint8_t *key, size_t keylen, const char *attribute,
+                                 const char *value, char out[33]);
+
 #endif

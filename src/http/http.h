@@ -117,6 +117,7 @@ struct tg_api {
     struct tg_console *console;   /* console sessions and logins (console.c), or NULL */
     struct tg_events *events;     /* live event streams to consoles and chat pages (events.c) */
     struct tg_monitor *monitor;   /* daily FAR and its alarm (feedback.c) */
+    struct tg_fairness_mon *fairness; /* the live fairness gate (governance.c) */
 };
 
 /*
@@ -147,6 +148,12 @@ void tg_api_review_event(struct tg_api *api, const char *id, const char *event, 
 int tg_monitor_start(struct tg_api *api);
 void tg_monitor_stop(struct tg_api *api);
 bool tg_api_feedback(struct tg_api *api, struct tg_http_req *req);
+
+/* Experiments, the fairness gate and the release freeze (governance.c): start
+ * reads the config's fairness section. */
+int tg_fairness_start(struct tg_api *api);
+void tg_fairness_stop(struct tg_api *api);
+bool tg_api_governance(struct tg_api *api, struct tg_http_req *req);
 
 /* The web pages (web.c): static files, the chat page's API; false when not one of them. */
 bool tg_api_web(struct tg_api *api, struct tg_http_req *req);

@@ -122,6 +122,7 @@ void tg_turn_free(struct tg_turn *t)
     tg_dispatch_cancel(t->dispatch);
     json_decref(t->ladder_events);
     json_decref(t->variants);
+    json_decref(t->sensitive);
     json_decref(t->request);
     json_decref(t->history);
     json_decref(t->entities);
@@ -625,8 +626,7 @@ static int open_variants(struct tg_pipeline *p, const char *data_dir, char *err,
             char where[300], prefix[300];
             snprintf(where, sizeof(where), "%s:%d: experiments[%zu].variants[%zu]", p->cfg->path,
                      tg_config_line(p->cfg, v), i, k);
-            struct tg_answerer **grown =
-                tg_realloc(p->alts, (p->n_alts + 1) * sizeof(*p->alts));
+            struct tg_answerer **grown = tg_realloc(p->alts, (p->n_alts + 1) * sizeof(*p->alts));
             struct tg_answerer *a = tg_calloc(1, sizeof(*a));
             if (grown)
                 p->alts = grown;
@@ -649,8 +649,8 @@ static int open_variants(struct tg_pipeline *p, const char *data_dir, char *err,
                 snprintf(err, errlen, "%s: %s: %s", where, a->cfg->path, sub);
                 return rc;
             }
-            tg_info("experiment %s: variant %s answers with %s (%.16s)", a->experiment,
-                    a->variant, a->release[0] ? a->release : a->cfg->path, a->hash);
+            tg_info("experiment %s: variant %s answers with %s (%.16s)", a->experiment, a->variant,
+                    a->release[0] ? a->release : a->cfg->path, a->hash);
         }
     }
     return TG_OK;

@@ -40,8 +40,8 @@ struct tg_answerer {
     struct tg_backend *route; /* the route's backend (the ladder's first when there is one) */
     struct tg_ladder *ladder; /* the backends in order of preference (dispatch.h) */
     struct tg_kb *kb;         /* the knowledge base, or NULL when none is configured */
-    struct tg_intent_model *intents; /* the intent classifier, or NULL */
-    struct tg_policy *policy;        /* the compiled rules, or NULL when none are configured */
+    struct tg_intent_model *intents;  /* the intent classifier, or NULL */
+    struct tg_policy *policy;         /* the compiled rules, or NULL when none are configured */
     const char *experiment, *variant; /* the variant it answers for (NULL for main) */
     char release[160];                /* "NAME@VERSION" of a registered release, or "" */
     char hash[65];                    /* its content hash (SHA-256 hex), or "" */
@@ -56,12 +56,12 @@ struct tg_pipeline {
     struct tg_answerer main;   /* the release in force */
     struct tg_answerer **alts; /* experiments' variants answered by another release */
     size_t n_alts;
-    struct tg_text *text; /* normalizer and tokenizer for the event-loop thread */
-    struct tg_review_sla *sla;       /* review deadlines on the event loop */
-    struct tg_conversation *recent;  /* latest conversation per customer, by hash (4096 slots) */
-    uint8_t pseudonym_key[32];       /* keys PII pseudonyms in the audit log (DATA/pseudonym.key) */
-    size_t inflight;                 /* turns started and not finished */
-    bool log_turns;                  /* one JSON line per turn on stderr */
+    struct tg_text *text;           /* normalizer and tokenizer for the event-loop thread */
+    struct tg_review_sla *sla;      /* review deadlines on the event loop */
+    struct tg_conversation *recent; /* latest conversation per customer, by hash (4096 slots) */
+    uint8_t pseudonym_key[32];      /* keys PII pseudonyms in the audit log (DATA/pseudonym.key) */
+    size_t inflight;                /* turns started and not finished */
+    bool log_turns;                 /* one JSON line per turn on stderr */
 };
 
 /*

@@ -11,6 +11,7 @@
  */
 #include "pipeline/pipeline.h"
 
+#include "eval/fairness.h"
 #include "eval/stats.h"
 
 #include <string.h>
@@ -168,6 +169,39 @@ static int conversation(struct tg_turn *t)
     return tg_id_new("conv", t->conv.id);
 }
 
+/*
+ * The sensitive attributes the config names (fairness.attributes), taken
+ * out of the channel's metadata before any rule or model can see them and
+ * kept only as keyed pseudonyms (per attribute) for the fairness gate.
+ */
+static void sensitive(struct tg_turn *t)
+{
+    json_t *meta = json_object_get(t->request, "metadata");
+    size_t i;
+    json_t *a;
+    if (!json_is_object(meta))
+        return;
+    json_array_foreach(json_object_get(json_object_get(t->p->cfg->root, "fairness"), "attributes"),
+                       i, a)
+    {
+        const char *name = json_is_string(a) ? json_string_value(a) : tg_json_str(a, "name", "");
+        const json_t *v = json_object_get(meta, name);
+        char val[128], ps[33];
+        if (json_is_string(v))
+            tg_strlcpy(val, json_string_value(v), sizeof(val));
+        else if (json_is_integer(v))
+            snprintf(val, sizeof(val), "%lld", (long long)json_integer_value(v));
+        else
+            continue;
+        tg_fairness_value_pseudonym(t->p->pseudonym_key, sizeof(t->p->pseudonym_key), name, val,
+                                    ps);
+        if (!t->sensitive)
+            t->sensitive = json_object();
+        json_object_set_new(t->sensitive, name, json_string(ps));
+        json_object_del(meta, name);
+    }
+}
+
 enum tg_stage_rc tg_stage_admit(struct tg_turn *t)
 {
     if (!auth_ok(t)) {
@@ -178,6 +212,7 @@ enum tg_stage_rc tg_stage_admit(struct tg_turn *t)
     }
     if (!validate(t))
         return TG_DONE;
+    sensitive(t);
     if (tg_id_new("turn", t->id) || conversation(t)) {
         t->id[0] = '\0';
         tg_turn_fail(t, TG_E_INTERNAL, 500, "internal_error", NULL, "cannot create identifiers");

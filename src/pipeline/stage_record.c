@@ -140,6 +140,11 @@ static int write_record(const struct tg_turn *t, uint64_t index, struct tg_buf *
         tg_jw_kstr(&w, "review_id", t->review_id);
     if (t->rung)
         tg_jw_kstr(&w, "rung", t->rung);
+    /* fairness attributes, pseudonymised (admit); never read by a rule */
+    if (t->sensitive) {
+        tg_jw_key(&w, "sensitive");
+        tg_jw_json(&w, t->sensitive);
+    }
     stage_us(&w, t);
     sorted_json(&w, "tags", t->tags);
     tg_jw_kstr(&w, "turn_id", t->id);

@@ -95,7 +95,8 @@ struct tg_turn {
     const char *rung;             /* the ladder's rung that answered, or "human" */
     json_t *ladder_events;        /* steps down and retries, with causes (owned) */
     bool handoff;                 /* the ladder ended with a person */
-    json_t *variants;       /* experiment name -> variant the customer sees (owned), or NULL */
+    json_t *variants;  /* experiment name -> variant the customer sees (owned), or NULL */
+    json_t *sensitive; /* fairness attribute -> pseudonym of its value (owned), or NULL */
     /* stream-through (stream_through.c) */
     void (*release_cb)(struct tg_turn *t, const char *text, size_t len, void *arg);
     void *release_arg;      /* the channel's, set before the turn starts (NULL: no release) */

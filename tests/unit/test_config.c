@@ -281,7 +281,7 @@ static void test_other_sections_pass_through(void **state)
                               "\"action\":\"refuse\"}],\"review\":{\"warn_before\":\"10s\"},"
                               "\"ladder\":{\"rungs\":[{\"name\":\"s\",\"backend\":\"s\"}]},"
                               "\"eval\":{},\"experiments\":[],"
-                              "\"fairness\":{\"groups\":[\"a\",\"b\"]},"
+                              "\"fairness\":{\"attributes\":[\"a\",\"b\"]},"
                               "\"webhooks\":[{\"url\":\"http://x/y\",\"secret\":\"s3\"}],"
                               "\"users\":[{\"name\":\"alice\",\"token\":\"t\"}]}",
                               0, NULL);

@@ -1,0 +1,414 @@
+/*
+ * governance.c - experiments, the fairness gate and the release freeze,
+ * on the traffic the gateway itself answers.
+ *
+ *   GET  /v1/experiments            the configured experiments and what answers each variant
+ *   GET  /v1/experiments/{name}     per-variant metrics with their statistics (eval.h)
+ *   GET  /v1/fairness               per attribute: delivery rate by group, parity, the gate
+ *   GET  /v1/releases               the release registry and the freeze
+ *   POST /v1/releases/unfreeze      {"why"}: a supervisor resumes promotions
+ *
+ * All for users (token or console session); unfreezing for supervisors.
+ *
+ * The fairness gate (config `fairness`): for each sensitive attribute the
+ * channels send in `metadata` (kept only as keyed pseudonyms, admit stage),
+ * the share of turns answered by AI at once (decision deliver) per group
+ * over the last `window` (default 30 days).  When the demographic parity
+ * difference exceeds `limit` (default 0.05) with its bootstrap interval
+ * clear of it and every group has `min_group` turns (default 30), an alert
+ * goes out (signed webhook `fairness.gate_closed`, console event, audit
+ * leaf) and releases are frozen until a supervisor unfreezes them with a
+ * reason.  Checked every `check_every` (default 1 h) and on every request
+ * to /v1/fairness.
+ */
+#include "http/api_int.h"
+
+#include "audit/audit.h"
+#include "eval/eval.h"
+#include "eval/fairness.h"
+#include "pipeline/pipeline.h"
+#include "store/store.h"
+
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DAY_MS 86400000LL
+#define MAX_ATTRS 8
+
+struct tg_fairness_mon {
+    struct tg_api *api;
+    struct event *timer;
+    bool on;
+    double limit;
+    size_t min_group, bootstrap;
+    int64_t window_ms;
+    int64_t alerted[MAX_ATTRS]; /* day of the last alert per attribute */
+};
+
+static const json_t *fair_cfg(const struct tg_api *api)
+{
+    return json_object_get(api->p->cfg->root, "fairness");
+}
+
+static int64_t cfg_ms(const json_t *c, const char *key, int64_t def)
+{
+    const json_t *v = json_object_get(c, key);
+    int64_t ms = def;
+    if (json_is_string(v))
+        tg_parse_duration_ms(json_string_value(v), &ms);
+    else if (json_is_integer(v))
+        ms = json_integer_value(v);
+    return ms;
+}
+
+/* ------------------------------------------------------------ fairness */
+
+struct rows {
+    int64_t since;
+    json_t *list; /* [{sensitive, deliver}] */
+};
+
+static int turn_leaf(void *arg, const struct tg_audit_row *row)
+{
+    struct rows *r = arg;
+    /* cheap test first: only turns with attributes are parsed */
+    if (!memmem(row->data, row->len, "\"sensitive\"", 11))
+        return 0;
+    json_t *j = json_loadb(row->data, row->len, 0, NULL);
+    if (j && !strcmp(tg_json_str(j, "kind", ""), "turn") &&
+        tg_json_int(j, "created_ms", 0) >= r->since)
+        json_array_append_new(
+            r->list, json_pack("{s:O, s:b}", "sensitive", json_object_get(j, "sensitive"),
+                               "deliver", !strcmp(tg_json_str(j, "decision", ""), "deliver")));
+    json_decref(j);
+    return 0;
+}
+
+/* A group's name: the configured value whose pseudonym it is, else the pseudonym. */
+static const char *group_name(struct tg_api *api, const json_t *attr, const char *ps)
+{
+    const char *name =
+        json_is_string(attr) ? json_string_value(attr) : tg_json_str(attr, "name", "");
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(attr, "values"), i, v)
+    {
+        char mine[33];
+        tg_fairness_value_pseudonym(api->p->pseudonym_key, sizeof(api->p->pseudonym_key), name,
+                                    json_string_value(v), mine);
+        if (!strcmp(mine, ps))
+            return json_string_value(v);
+    }
+    return ps;
+}
+
+static void freeze(struct tg_api *api, const char *attr, const struct tg_fair_report *r,
+                   double limit)
+{
+    char why[400];
+    snprintf(why, sizeof(why),
+             "fairness gate: %s demographic parity difference %.3f (95%% CI %.3f..%.3f) above "
+             "the limit %.3f",
+             attr, r->dpd, r->ci_low, r->ci_high, limit);
+    json_t *alert =
+        json_pack("{s:s, s:I, s:s, s:f, s:f, s:f, s:f, s:s}", "event", "fairness.gate_closed", "at",
+                  (json_int_t)tg_clock_wall_ms(), "attribute", attr, "dpd", r->dpd, "ci_low",
+                  r->ci_low, "ci_high", r->ci_high, "limit", limit, "why", why);
+    tg_warn("%s; releases frozen", why);
+    if (api->webhooks)
+        tg_webhooks_notify(api->webhooks, alert);
+    json_t *leaf = json_pack("{s:s, s:O}", "kind", "fairness_alert", "alert", alert);
+    if (leaf)
+        tg_audit_append_json(api->p->audit, leaf, NULL);
+    json_decref(leaf);
+    json_decref(alert);
+    json_t *st = tg_release_state(api->p->store);
+    if (!tg_json_bool(st, "frozen", false))
+        tg_release_set_frozen(api->p->store, api->p->audit, true, "trustgate", why);
+    json_decref(st);
+    tg_api_review_event(api, "fairness", "fairness_alert", NULL);
+}
+
+/* Per attribute: groups, parity, interval and the gate; alerts and freezes when it closes. */
+static json_t *fairness_check(struct tg_api *api)
+{
+    struct tg_fairness_mon *m = api->fairness;
+    const json_t *attrs = json_object_get(fair_cfg(api), "attributes");
+    int64_t now = tg_clock_wall_ms();
+    struct rows rows = {.since = now - m->window_ms, .list = json_array()};
+    json_t *out = json_array();
+    tg_store_flush(api->p->store);
+    if (tg_store_audit_scan(api->p->store, 0, turn_leaf, &rows)) {
+        json_decref(rows.list);
+        json_decref(out);
+        return NULL;
+    }
+    size_t n = json_array_size(rows.list), ai;
+    const char **group = tg_calloc(n ? n : 1, sizeof(*group));
+    int *pred = tg_calloc(n ? n : 1, sizeof(*pred));
+    json_t *attr;
+    json_array_foreach(attrs, ai, attr)
+    {
+        const char *name =
+            json_is_string(attr) ? json_string_value(attr) : tg_json_str(attr, "name", "");
+        size_t k = 0, i;
+        json_t *r;
+        json_array_foreach(rows.list, i, r)
+        {
+            const char *ps = tg_json_str(json_object_get(r, "sensitive"), name, NULL);
+            if (ps && group && pred) {
+                group[k] = ps;
+                pred[k++] = tg_json_bool(r, "deliver", false);
+            }
+        }
+        struct tg_fair_report rep;
+        json_t *groups = json_array();
+        bool closed = false;
+        if (k && tg_fairness_compute(group, pred, NULL, k, m->bootstrap, 1, &rep) == TG_OK) {
+            for (size_t g = 0; g < rep.n_groups; g++)
+                json_array_append_new(groups, json_pack("{s:s, s:I, s:I, s:f}", "group",
+                                                        group_name(api, attr, rep.groups[g].name),
+                                                        (json_int_t)rep.groups[g].n, "delivered",
+                                                        (json_int_t)rep.groups[g].selected, "rate",
+                                                        rep.groups[g].rate));
+            closed = m->on && tg_fairness_gate(&rep, m->limit, m->min_group);
+        } else {
+            memset(&rep, 0, sizeof(rep));
+        }
+        json_array_append_new(out, json_pack("{s:s, s:I, s:o, s:f, s:f, s:f, s:f, s:I, s:b}",
+                                             "attribute", name, "turns", (json_int_t)k, "groups",
+                                             groups, "dpd", rep.dpd, "dpr", rep.dpr, "ci_low",
+                                             rep.ci_low, "ci_high", rep.ci_high, "min_group",
+                                             (json_int_t)rep.min_group, "gate_closed", closed));
+        int64_t today = now - now % DAY_MS;
+        if (closed && ai < MAX_ATTRS && m->alerted[ai] != today) {
+            m->alerted[ai] = today;
+            freeze(api, name, &rep, m->limit);
+        }
+    }
+    tg_free(group);
+    tg_free(pred);
+    json_decref(rows.list);
+    json_t *st = tg_release_state(api->p->store);
+    json_t *res = json_pack("{s:f, s:I, s:I, s:o, s:o}", "limit", m->limit, "min_group",
+                            (json_int_t)m->min_group, "window_days",
+                            (json_int_t)(m->window_ms / DAY_MS), "attributes", out, "releases", st);
+    return res;
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    json_decref(fairness_check(arg));
+}
+
+int tg_fairness_start(struct tg_api *api)
+{
+    struct tg_fairness_mon *m = tg_calloc(1, sizeof(*m));
+    if (!m)
+        return TG_E_NOMEM;
+    const json_t *c = fair_cfg(api);
+    m->api = api;
+    m->on = json_array_size(json_object_get(c, "attributes")) > 0;
+    m->limit = json_is_number(json_object_get(c, "limit"))
+                   ? json_number_value(json_object_get(c, "limit"))
+                   : 0.05;
+    m->min_group = (size_t)tg_json_int(c, "min_group", 30);
+    m->bootstrap = (size_t)tg_json_int(c, "bootstrap", 1000);
+    m->window_ms = cfg_ms(c, "window", 30 * DAY_MS);
+    api->fairness = m;
+    if (m->on) {
+        int64_t every = cfg_ms(c, "check_every", 3600000);
+        m->timer = event_new(api->p->base, -1, EV_PERSIST, timer_cb, api);
+        struct timeval tv = {(time_t)(every / 1000), (suseconds_t)(every % 1000) * 1000};
+        if (!m->timer || event_add(m->timer, &tv))
+            return TG_E_NOMEM;
+    }
+    return TG_OK;
+}
+
+void tg_fairness_stop(struct tg_api *api)
+{
+    struct tg_fairness_mon *m = api->fairness;
+    if (!m)
+        return;
+    if (m->timer)
+        event_free(m->timer);
+    tg_free(m);
+    api->fairness = NULL;
+}
+
+/* ------------------------------------------------------------ experiments */
+
+static json_t *experiment_list(struct tg_api *api)
+{
+    json_t *out = json_array();
+    size_t i, k;
+    json_t *e, *v;
+    json_array_foreach(json_object_get(api->p->cfg->root, "experiments"), i, e)
+    {
+        json_t *vs = json_array();
+        const char *name = tg_json_str(e, "name", "");
+        json_array_foreach(json_object_get(e, "variants"), k, v)
+        {
+            const struct tg_answerer *a =
+                tg_pipeline_answerer(api->p, name, tg_json_str(v, "name", ""));
+            if (!a)
+                a = &api->p->main;
+            json_array_append_new(
+                vs, json_pack("{s:s, s:f, s:s?, s:s, s:s}", "name", tg_json_str(v, "name", ""),
+                              "share", tg_json_num(v, "share", 0), "release",
+                              a->release[0] ? a->release : NULL, "hash", a->hash, "answered_by",
+                              a == &api->p->main ? "release in force" : a->cfg->path));
+        }
+        json_array_append_new(out, json_pack("{s:s, s:f, s:o}", "name", name, "holdout",
+                                             tg_json_num(e, "holdout", 0), "variants", vs));
+    }
+    return out;
+}
+
+/* Every metric of the rows, each variant against the first (the control). */
+static json_t *experiment_report(struct tg_api *api, const json_t *exp, int64_t period)
+{
+    static const char *const metrics[] = {"resolved",   "handed_off", "reviewed",
+                                          "bad_rating", "latency_ms", "cost"};
+    const char *name = tg_json_str(exp, "name", "");
+    const json_t *variants = json_object_get(exp, "variants");
+    const char *control = tg_json_str(json_array_get(variants, 0), "name", "");
+    tg_store_flush(api->p->store);
+    json_t *rows = tg_experiment_rows(
+        api->p->store, name, json_object_get(json_object_get(api->p->cfg->root, "eval"), "prices"),
+        period, 0);
+    if (!rows)
+        return NULL;
+    json_t *shares = json_object(), *v, *res = json_object();
+    double total = 0;
+    size_t i;
+    json_array_foreach(variants, i, v) total += tg_json_num(v, "share", 0);
+    json_array_foreach(variants, i, v) json_object_set_new(
+        shares, tg_json_str(v, "name", ""), json_real(tg_json_num(v, "share", 0) / total));
+    for (i = 0; i < TG_ARRAY_LEN(metrics); i++) {
+        char err[200];
+        json_t *a =
+            tg_experiment_analyze(rows, control, metrics[i], 0.01, 0.02, shares, err, sizeof(err));
+        json_object_set_new(res, metrics[i], a ? a : json_pack("{s:s}", "error", err));
+    }
+    json_t *out =
+        json_pack("{s:s, s:s, s:I, s:I, s:o}", "experiment", name, "control", control, "turns",
+                  (json_int_t)json_array_size(rows), "look_ms", (json_int_t)period, "metrics", res);
+    json_decref(rows);
+    json_decref(shares);
+    return out;
+}
+
+/* ------------------------------------------------------------ routes */
+
+static bool query_ms(const char *q, const char *key, int64_t *out)
+{
+    char want[40];
+    snprintf(want, sizeof(want), "%s=", key);
+    const char *at = q ? strstr(q, want) : NULL;
+    if (!at)
+        return true;
+    char v[32];
+    size_t n = strcspn(at + strlen(want), "&");
+    snprintf(v, sizeof(v), "%.*s", (int)TG_MIN(n, sizeof(v) - 1), at + strlen(want));
+    return tg_parse_duration_ms(v, out) == TG_OK && *out > 0;
+}
+
+static void unfreeze(struct tg_api *api, struct tg_http_req *req)
+{
+    const char *route = "/v1/releases/unfreeze";
+    const char *who = tg_api_person(api, req, route, "supervisor");
+    if (!who)
+        return;
+    size_t len;
+    const char *body = tg_http_body(req, &len);
+    json_t *j = json_loadb(body, len, 0, NULL);
+    const char *why = tg_json_str(j, "why", NULL);
+    if (!why || strlen(why) < 10) {
+        json_decref(j);
+        tg_api_send_error(api, req, route, 400, "invalid_request_error", "reason_required",
+                          "the body must be {\"why\": \"...\"}: a justification of at least 10 "
+                          "characters, recorded in the audit log");
+        return;
+    }
+    int rc = tg_release_set_frozen(api->p->store, api->p->audit, false, who, why);
+    json_decref(j);
+    if (rc) {
+        tg_api_send_error(api, req, route, 503, "server_error", "storage_unavailable",
+                          "the unfreeze could not be recorded");
+        return;
+    }
+    /* the gate may alert again today if it is still closed */
+    if (api->fairness)
+        memset(api->fairness->alerted, 0, sizeof(api->fairness->alerted));
+    tg_api_review_event(api, "releases", "unfrozen", NULL);
+    tg_api_send_json(api, req, route, 200, tg_release_state(api->p->store));
+}
+
+bool tg_api_governance(struct tg_api *api, struct tg_http_req *req)
+{
+    const char *m = tg_http_method(req), *path = tg_http_path(req);
+    bool get = !strcmp(m, "GET");
+    if (!strcmp(path, "/v1/releases/unfreeze") && !strcmp(m, "POST")) {
+        unfreeze(api, req);
+    } else if (!strcmp(path, "/v1/fairness") && get) {
+        if (!tg_api_person(api, req, path, TG_ANYONE))
+            return true;
+        json_t *out = api->fairness ? fairness_check(api) : NULL;
+        if (out)
+            tg_api_send_json(api, req, path, 200, out);
+        else
+            tg_api_send_error(api, req, path, 503, "server_error", "storage_unavailable",
+                              "the audit log could not be read");
+    } else if (!strcmp(path, "/v1/releases") && get) {
+        if (!tg_api_person(api, req, path, TG_ANYONE))
+            return true;
+        json_t *all = NULL;
+        tg_store_flush(api->p->store);
+        if (tg_store_blob_list(api->p->store, "release/", 100000, &all))
+            all = json_array();
+        size_t i;
+        json_t *r;
+        json_array_foreach(all, i, r) json_object_del(r, "files");
+        tg_api_send_json(
+            api, req, path, 200,
+            json_pack("{s:o, s:o}", "releases", all, "state", tg_release_state(api->p->store)));
+    } else if (!strcmp(path, "/v1/experiments") && get) {
+        if (tg_api_person(api, req, path, TG_ANYONE))
+            tg_api_send_json(api, req, path, 200,
+                             json_pack("{s:o}", "experiments", experiment_list(api)));
+    } else if (tg_str_has_prefix(path, "/v1/experiments/") && get) {
+        const char *route = "/v1/experiments/{name}";
+        if (!tg_api_person(api, req, route, TG_ANYONE))
+            return true;
+        const char *name = path + strlen("/v1/experiments/");
+        const json_t *exp = NULL, *e;
+        size_t i;
+        json_array_foreach(json_object_get(api->p->cfg->root, "experiments"), i, e)
+        {
+            if (!strcmp(tg_json_str(e, "name", ""), name))
+                exp = e;
+        }
+        int64_t period = DAY_MS;
+        json_t *out = NULL;
+        if (!exp)
+            tg_api_send_error(api, req, route, 404, "invalid_request_error", "unknown_experiment",
+                              "no experiment of that name is configured");
+        else if (!query_ms(tg_http_query(req), "look", &period))
+            tg_api_send_error(api, req, route, 400, "invalid_request_error", "invalid_value",
+                              "look must be a duration such as 1d, 1h or 500ms");
+        else if (!(out = experiment_report(api, exp, period)))
+            tg_api_send_error(api, req, route, 503, "server_error", "storage_unavailable",
+                              "the audit log could not be read");
+        else
+            tg_api_send_json(api, req, route, 200, out);
+    } else {
+        return false;
+    }
+    return true;
+}
