@@ -198,18 +198,33 @@ int tg_cli_ab(int argc, char **argv)
     bool as_json = false;
     int c;
     if (argc >= 3 && strcmp(argv[1], "export") == 0) {
-        /* ab export EXP -c FILE [--data DIR] [--look-every DURATION] */
+        /* ab export EXP -c FILE [--data DIR] [--look-every DURATION | --look-turns N] */
         const char *cfgp = NULL, *dd = NULL;
         int64_t period = 86400000, turns = 0;
-        for (int i = 3; i + 1 < argc; i++) {
-            if (!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config"))
-                cfgp = argv[++i];
-            else if (!strcmp(argv[i], "--data") || !strcmp(argv[i], "-d"))
-                dd = argv[++i];
-            else if (!strcmp(argv[i], "--look-every") &&
-                     (tg_parse_duration_ms(argv[++i], &period) || period <= 0)) {
-                fprintf(stderr,
-                        "trustgate ab: --look-every wants a duration such as 1d or 500ms\n");
+        for (int i = 3; i < argc; i++) {
+            const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+            i++;
+            if (v && (!strcmp(o, "-c") || !strcmp(o, "--config"))) {
+                cfgp = v;
+            } else if (v && (!strcmp(o, "--data") || !strcmp(o, "-d"))) {
+                dd = v;
+            } else if (v && !strcmp(o, "--look-every")) {
+                if (tg_parse_duration_ms(v, &period) || period <= 0) {
+                    fprintf(stderr,
+                            "trustgate ab: --look-every wants a duration such as 1d or "
+                            "500ms, not '%s'\n",
+                            v);
+                    return 2;
+                }
+            } else if (v && !strcmp(o, "--look-turns")) {
+                if (tg_parse_i64(v, &turns) || turns <= 0) {
+                    fprintf(stderr,
+                            "trustgate ab: --look-turns wants a positive number, not '%s'\n", v);
+                    return 2;
+                }
+            } else {
+                fprintf(stderr, "trustgate ab: export: unknown or incomplete option '%s'\n", o);
+                usage(stderr);
                 return 2;
             }
         }

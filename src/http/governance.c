@@ -168,11 +168,12 @@ static json_t *fairness_check(struct tg_api *api)
         bool closed = false;
         if (k && tg_fairness_compute(group, pred, NULL, k, m->bootstrap, 1, &rep) == TG_OK) {
             for (size_t g = 0; g < rep.n_groups; g++)
-                json_array_append_new(groups, json_pack("{s:s, s:I, s:I, s:f}", "group",
-                                                        group_name(api, attr, rep.groups[g].name),
-                                                        (json_int_t)rep.groups[g].n, "delivered",
-                                                        (json_int_t)rep.groups[g].selected, "rate",
-                                                        rep.groups[g].rate));
+                json_array_append_new(groups,
+                                      json_pack("{s:s, s:I, s:I, s:f}", "group",
+                                                group_name(api, attr, rep.groups[g].name), "n",
+                                                (json_int_t)rep.groups[g].n, "delivered",
+                                                (json_int_t)rep.groups[g].selected, "rate",
+                                                rep.groups[g].rate));
             closed = m->on && tg_fairness_gate(&rep, m->limit, m->min_group);
         } else {
             memset(&rep, 0, sizeof(rep));

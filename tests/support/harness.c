@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -119,8 +122,8 @@ int tg_h_start_gateway(struct tg_h_proc *p, const char *config, const char *data
     memset(p, 0, sizeof(*p));
     tg_h_bin("trustgate", bin, sizeof(bin));
     snprintf(log, sizeof(log), "%s/gateway.log", datadir);
-    char *argv[] = {bin, "serve", "-c", (char *)config, "--listen", "127.0.0.1:0", "--data",
-                    (char *)datadir, NULL};
+    char *argv[] = {bin,      "serve",         "-c", (char *)config, "--listen", "127.0.0.1:0",
+                    "--data", (char *)datadir, NULL};
     if (spawn(p, argv, log))
         return -1;
     if (read_until(p, "serving on http://", buf, sizeof(buf), 10000)) {
@@ -276,4 +279,75 @@ int tg_h_run(const char *cmd, char **out)
     else
         tg_buf_free(&b);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* ------------------------------------------------------------ webhook receiver */
+
+static void *hook_loop(void *arg)
+{
+    struct tg_h_hook *h = arg;
+    for (int n = 0; n < h->max; n++) {
+        int c = accept(h->fd, NULL, NULL);
+        if (c < 0)
+            return NULL;
+        char buf[16384];
+        size_t got = 0;
+        ssize_t k;
+        /* read the head, then the body by Content-Length */
+        while (got < sizeof(buf) - 1 && (k = read(c, buf + got, sizeof(buf) - 1 - got)) > 0) {
+            got += (size_t)k;
+            buf[got] = '\0';
+            char *end = strstr(buf, "\r\n\r\n");
+            char *cl = strcasestr(buf, "Content-Length:");
+            if (end && cl && got >= (size_t)(end + 4 - buf) + strtoul(cl + 15, NULL, 10))
+                break;
+        }
+        buf[got] = '\0';
+        char *end = strstr(buf, "\r\n\r\n");
+        if (end)
+            tg_strlcpy(h->body, end + 4, sizeof(h->body));
+        char *sig = strcasestr(buf, "X-Trustgate-Signature: ");
+        if (sig) {
+            sig += 23;
+            snprintf(h->sig, sizeof(h->sig), "%.*s", (int)strcspn(sig, "\r\n"), sig);
+        }
+        const char *resp =
+            n < h->fail_first
+                ? "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                : "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        ssize_t w = write(c, resp, strlen(resp));
+        close(c);
+        h->requests++;
+        if (w < 0)
+            break;
+    }
+    return NULL;
+}
+
+int tg_h_hook_start(struct tg_h_hook *h, int max, int fail_first)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t sl = sizeof(sa);
+    memset(h, 0, sizeof(*h));
+    h->max = max;
+    h->fail_first = fail_first;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    h->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (h->fd < 0 || bind(h->fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(h->fd, 8) ||
+        getsockname(h->fd, (struct sockaddr *)&sa, &sl))
+        return -1;
+    h->port = ntohs(sa.sin_port);
+    return pthread_create(&h->th, NULL, hook_loop, h) ? -1 : 0;
+}
+
+int tg_h_hook_wait(struct tg_h_hook *h, int timeout_ms)
+{
+    for (int i = 0; i < timeout_ms / 20 && h->requests < h->max; i++)
+        usleep(20000);
+    /* a receiver still waiting is woken by closing its socket */
+    if (h->requests < h->max)
+        shutdown(h->fd, SHUT_RDWR);
+    pthread_join(h->th, NULL);
+    close(h->fd);
+    return h->requests;
 }

@@ -9,21 +9,22 @@
 
 #include "core/core.h"
 
+#include <pthread.h>
 #include <sys/types.h>
 
 struct tg_h_proc {
     pid_t pid;
     int port;
-    int out_fd;        /* the child's stdout, read for its banner */
+    int out_fd;         /* the child's stdout, read for its banner */
     char log_path[256]; /* the child's stderr goes here */
 };
 
 struct tg_h_resp {
     long status;
-    char *body;        /* NUL-terminated, tg_free'd by tg_h_resp_free */
+    char *body; /* NUL-terminated, tg_free'd by tg_h_resp_free */
     size_t len;
-    char *headers;     /* raw response head */
-    double seconds;    /* wall time of the request */
+    char *headers;  /* raw response head */
+    double seconds; /* wall time of the request */
     int curl_code;
 };
 
@@ -58,6 +59,21 @@ int tg_h_chat(int port, const char *key, const char *body, struct tg_h_resp *out
 int tg_h_upstream_control(int port, const char *what, const char *json);
 /* GET /_control/stats from the fake upstream, parsed. */
 json_t *tg_h_upstream_stats(int port);
+
+/*
+ * A webhook receiver on a free port: a thread that takes up to max
+ * requests, answering 500 to the first fail_first of them and 200 after,
+ * and keeps the last body and X-Trustgate-Signature.  wait joins it after
+ * max requests or timeout_ms and returns how many came.
+ */
+struct tg_h_hook {
+    int fd, port, max, fail_first;
+    volatile int requests;
+    char body[8192], sig[256];
+    pthread_t th;
+};
+int tg_h_hook_start(struct tg_h_hook *h, int max, int fail_first);
+int tg_h_hook_wait(struct tg_h_hook *h, int timeout_ms);
 
 /* Run a command line (via /bin/sh -c), capture stdout into out (tg_free). Returns exit status. */
 int tg_h_run(const char *cmd, char **out);

@@ -1,0 +1,518 @@
+/*
+ * itest_experiments.c - experiments, releases and the fairness gate on the
+ * traffic the daemon itself answers:
+ *
+ *   - a variant answered by a candidate release beside the release in force,
+ *     refused until the release is started as an experiment, and refused
+ *     again when its files change after it was proposed;
+ *   - sensitive attributes from the channel's metadata, stored only as
+ *     pseudonyms; the fairness gate closing on a real disparity, alerting
+ *     (signed webhook) and freezing releases until a supervisor unfreezes;
+ *   - an experiment on simulated traffic with a known true lift, run through
+ *     the daemon: the always-valid test stops where the same generator's
+ *     simulations say it should, and twenty A/A experiments on the same
+ *     traffic stay quiet at alpha 0.01 (the observed false positive rate is
+ *     printed with that of 400 simulated null experiments).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "harness.h"
+
+#include "eval/eval.h"
+#include "eval/stats.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char bin[256];
+
+static int setup(void **state)
+{
+    (void)state;
+    tg_h_bin("trustgate", bin, sizeof(bin));
+    return 0;
+}
+
+/* Remove a test's directory, unless TG_KEEP is set (then say where it is). */
+static void cleanup(const char *dir)
+{
+    char cmd[128];
+    if (getenv("TG_KEEP")) {
+        print_message("kept %s\n", dir);
+        return;
+    }
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static int tg(const char *args, char **out)
+{
+    char cmd[3000];
+    snprintf(cmd, sizeof(cmd), "%s %s 2>&1", bin, args);
+    return tg_h_run(cmd, out);
+}
+
+static json_t *call(int port, const char *method, const char *path, const char *token,
+                    const char *body, long *status)
+{
+    char url[512], auth[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+    const char *hdrs[] = {"Content-Type: application/json", auth, NULL};
+    struct tg_h_resp r;
+    assert_int_equal(tg_h_http(method, url, hdrs, body, body ? strlen(body) : 0, 0, &r), 0);
+    *status = r.status;
+    json_t *j = json_loads(r.body, 0, NULL);
+    if (!j)
+        fail_msg("%s %s: %ld, not JSON: %s", method, path, r.status, r.body);
+    tg_h_resp_free(&r);
+    return j;
+}
+
+/* One customer's message; the response's trustgate object is returned. */
+static json_t *turn(int port, const char *customer, const char *text, const char *meta,
+                    char *answer, size_t answer_len)
+{
+    char body[1024];
+    long st;
+    snprintf(body, sizeof(body),
+             "{\"user\":\"%s\",\"metadata\":%s,\"messages\":[{\"role\":\"user\",\"content\":"
+             "\"%s\"}]}",
+             customer, meta ? meta : "{}", text);
+    json_t *j = call(port, "POST", "/v1/chat/completions", "tg-t", body, &st);
+    assert_int_equal(st, 200);
+    if (answer)
+        tg_strlcpy(answer,
+                   tg_json_str(
+                       json_object_get(json_array_get(json_object_get(j, "choices"), 0), "message"),
+                       "content", ""),
+                   answer_len);
+    json_t *tgo = json_incref(json_object_get(j, "trustgate"));
+    json_decref(j);
+    return tgo;
+}
+
+static const char *base_config = "auth:\n  api_keys:\n    - name: t\n      key: tg-t\n"
+                                 "users:\n"
+                                 "  - {name: rex, role: reviewer, token: tg-rex}\n"
+                                 "  - {name: sue, role: supervisor, token: tg-sue}\n"
+                                 "backends:\n  - name: s\n    type: script\n"
+                                 "    reply: 在用版本的回答\n"
+                                 "route:\n  backend: s\n"
+                                 "policies:\n"
+                                 "  - id: hold\n    description: hold for review\n"
+                                 "    when:\n      keywords: [复核]\n"
+                                 "    then:\n      - review: {sla: 60s, queue: q}\n";
+
+static const char *candidate_config = "backends:\n  - name: s\n    type: script\n"
+                                      "    reply: 候选版本的回答\n"
+                                      "route:\n  backend: s\n"
+                                      "policies:\n"
+                                      "  - id: mark\n    description: the candidate's disclaimer\n"
+                                      "    when:\n      keywords: [你好, 问题]\n"
+                                      "    then:\n      - prefix: 【候选】\n";
+
+/* `trustgate serve` that must refuse to start: its message. */
+static char *refused(const char *cfg, const char *data)
+{
+    char args[1024], *out = NULL;
+    snprintf(args, sizeof(args), "serve -c %s --data %s --listen 127.0.0.1:0", cfg, data);
+    char cmd[2000];
+    snprintf(cmd, sizeof(cmd), "timeout 20 %s %s 2>&1", bin, args);
+    int rc = tg_h_run(cmd, &out);
+    if (rc != 1)
+        fail_msg("serve should refuse (exit 1), got %d: %s", rc, out);
+    return out;
+}
+
+static void test_variant_answered_by_a_release(void **state)
+{
+    (void)state;
+    char dir[64], cfg[256], cand[256], text[4096], args[1024], *out = NULL;
+    assert_non_null(tg_h_tmpdir(dir, sizeof(dir)));
+    snprintf(text, sizeof(text),
+             "%sexperiments:\n  - name: kb2\n    salt: kb2\n"
+             "    variants: [{name: control, share: 1}, {name: candidate, share: 1, "
+             "release: cand}]\n",
+             base_config);
+    tg_h_write_file(dir, "main.yaml", text, cfg, sizeof(cfg));
+    tg_h_write_file(dir, "candidate.yaml", candidate_config, cand, sizeof(cand));
+
+    /* no such release yet, then one only proposed: the gateway will not start */
+    out = refused(cfg, dir);
+    assert_non_null(strstr(out, "main.yaml:"));
+    assert_non_null(strstr(out, "no release named cand"));
+    tg_free(out);
+    snprintf(args, sizeof(args), "release propose cand -c %s --data %s --by sue --why 'new tone'",
+             cand, dir);
+    assert_int_equal(tg(args, &out), 0);
+    tg_free(out);
+    out = refused(cfg, dir);
+    assert_non_null(strstr(out, "is proposed; only a release started as an experiment"));
+    tg_free(out);
+    snprintf(args, sizeof(args),
+             "release start-experiment cand -c %s --data %s --share 0.5 --by sue --why trial", cand,
+             dir);
+    assert_int_equal(tg(args, &out), 0);
+    tg_free(out);
+
+    struct tg_h_proc gw;
+    assert_int_equal(tg_h_start_gateway(&gw, cfg, dir), 0);
+    int n[2] = {0, 0};
+    char hash_main[65] = "", hash_cand[65] = "";
+    for (int i = 0; i < 80; i++) {
+        char who[32], answer[256];
+        snprintf(who, sizeof(who), "rel-%d", i);
+        json_t *t = turn(gw.port, who, "你好", NULL, answer, sizeof(answer));
+        const char *v = tg_json_str(json_object_get(t, "experiments"), "kb2", "");
+        const json_t *rel = json_object_get(t, "release");
+        if (!strcmp(v, "candidate")) {
+            /* the candidate's backend and its policy (the prefix) answered */
+            assert_string_equal(answer, "【候选】候选版本的回答");
+            assert_string_equal(tg_json_str(rel, "name", ""), "cand@1");
+            tg_strlcpy(hash_cand, tg_json_str(rel, "hash", ""), sizeof(hash_cand));
+            n[1]++;
+        } else {
+            assert_string_equal(v, "control");
+            assert_string_equal(answer, "在用版本的回答");
+            assert_null(rel);
+            n[0]++;
+        }
+        /* a customer stays with what answered them */
+        if (i < 3) {
+            json_t *again = turn(gw.port, who, "还有问题", NULL, answer, sizeof(answer));
+            assert_string_equal(tg_json_str(json_object_get(again, "experiments"), "kb2", ""), v);
+            json_decref(again);
+        }
+        json_decref(t);
+    }
+    assert_true(n[0] >= 25 && n[1] >= 25);
+    assert_int_equal(strlen(hash_cand), 64);
+    /* the experiment as the console sees it */
+    long st;
+    json_t *j = call(gw.port, "GET", "/v1/experiments", "tg-rex", NULL, &st);
+    assert_int_equal(st, 200);
+    const json_t *vs =
+        json_object_get(json_array_get(json_object_get(j, "experiments"), 0), "variants");
+    assert_string_equal(tg_json_str(json_array_get(vs, 1), "release", ""), "cand@1");
+    assert_string_equal(tg_json_str(json_array_get(vs, 1), "hash", ""), hash_cand);
+    tg_strlcpy(hash_main, tg_json_str(json_array_get(vs, 0), "hash", ""), sizeof(hash_main));
+    assert_int_equal(strlen(hash_main), 64);
+    assert_string_not_equal(hash_main, hash_cand);
+    json_decref(j);
+    j = call(gw.port, "GET", "/v1/experiments/kb2", "tg-rex", NULL, &st);
+    assert_int_equal(st, 200);
+    const json_t *res = json_object_get(json_object_get(j, "metrics"), "resolved");
+    assert_int_equal(tg_json_int(j, "turns", 0), 83);
+    assert_int_equal(json_array_size(json_object_get(res, "arms")), 2);
+    assert_non_null(json_object_get(json_object_get(j, "metrics"), "cost"));
+    json_decref(j);
+    j = call(gw.port, "GET", "/v1/experiments/nope", "tg-rex", NULL, &st);
+    assert_int_equal(st, 404);
+    json_decref(j);
+    j = call(gw.port, "GET", "/v1/experiments/kb2?look=soon", "tg-rex", NULL, &st);
+    assert_int_equal(st, 400);
+    json_decref(j);
+    assert_int_equal(tg_h_stop(&gw, 5000), 0);
+
+    /* the release's files changed after it was proposed: refused, naming the file */
+    FILE *f = fopen(cand, "a");
+    assert_non_null(f);
+    fputs("# edited after the proposal\n", f);
+    fclose(f);
+    out = refused(cfg, dir);
+    assert_non_null(strstr(out, "no longer matches what was proposed"));
+    assert_non_null(strstr(out, "candidate.yaml"));
+    tg_free(out);
+    cleanup(dir);
+}
+
+/* ------------------------------------------------------------ fairness */
+
+static void test_fairness_gate_freezes_releases(void **state)
+{
+    (void)state;
+    char dir[64], cfg[256], text[4096], args[512];
+    struct tg_h_hook hook;
+    assert_int_equal(tg_h_hook_start(&hook, 1, 0), 0);
+    assert_non_null(tg_h_tmpdir(dir, sizeof(dir)));
+    snprintf(text, sizeof(text),
+             "%sfairness:\n  attributes: [{name: gender, values: [female, male]}, region]\n"
+             "  limit: 0.05\n  min_group: 20\n  bootstrap: 200\n"
+             "webhooks:\n  - url: http://127.0.0.1:%d/hook\n    secret: s3cr3t\n",
+             base_config, hook.port);
+    tg_h_write_file(dir, "fair.yaml", text, cfg, sizeof(cfg));
+    struct tg_h_proc gw;
+    assert_int_equal(tg_h_start_gateway(&gw, cfg, dir), 0);
+    /* women's questions are held for review twice as often here: a real disparity */
+    for (int i = 0; i < 80; i++) {
+        char who[32], meta[128];
+        bool woman = i % 2 == 0;
+        snprintf(who, sizeof(who), "fair-%d", i);
+        snprintf(meta, sizeof(meta), "{\"gender\":\"%s\",\"region\":\"%s\",\"tier\":\"std\"}",
+                 woman ? "Female" : "male", i % 3 ? "north-east" : "south");
+        json_t *t =
+            turn(gw.port, who, woman && i % 4 == 0 ? "请复核我的保单" : "你好", meta, NULL, 0);
+        /* the attribute is nowhere in what the channel gets back */
+        char *s = json_dumps(t, 0);
+        assert_null(strstr(s, "emale"));
+        free(s);
+        json_decref(t);
+    }
+    long st;
+    json_t *j = call(gw.port, "GET", "/v1/fairness", "tg-rex", NULL, &st);
+    assert_int_equal(st, 200);
+    const json_t *g = json_array_get(json_object_get(j, "attributes"), 0);
+    assert_string_equal(tg_json_str(g, "attribute", ""), "gender");
+    assert_int_equal(tg_json_int(g, "turns", 0), 80);
+    assert_true(tg_json_bool(g, "gate_closed", false));
+    assert_true(tg_json_num(g, "dpd", 0) > 0.4 && tg_json_num(g, "ci_low", 0) > 0.05);
+    size_t i;
+    json_t *grp;
+    int named = 0;
+    json_array_foreach(json_object_get(g, "groups"), i, grp)
+    {
+        /* configured values are named again; "Female" and "female" are one group */
+        if (!strcmp(tg_json_str(grp, "group", ""), "female")) {
+            named++;
+            assert_int_equal(tg_json_int(grp, "n", 0), 40);
+            assert_int_equal(tg_json_int(grp, "delivered", 0), 20);
+        } else if (!strcmp(tg_json_str(grp, "group", ""), "male")) {
+            named++;
+            assert_int_equal(tg_json_int(grp, "delivered", 0), 40);
+        }
+    }
+    assert_int_equal(named, 2);
+    /* region: no values configured, so groups stay pseudonyms; no disparity by design */
+    const json_t *r = json_array_get(json_object_get(j, "attributes"), 1);
+    assert_string_equal(tg_json_str(r, "attribute", ""), "region");
+    assert_int_equal(
+        strlen(tg_json_str(json_array_get(json_object_get(r, "groups"), 0), "group", "")), 32);
+    const json_t *rel = json_object_get(j, "releases");
+    assert_true(tg_json_bool(rel, "frozen", false));
+    assert_string_equal(tg_json_str(rel, "by", ""), "trustgate");
+    assert_non_null(strstr(tg_json_str(rel, "why", ""), "gender demographic parity difference"));
+    json_decref(j);
+    /* the alert went out as a signed webhook */
+    assert_int_equal(tg_h_hook_wait(&hook, 5000), 1);
+    json_t *ev = json_loads(hook.body, 0, NULL);
+    assert_string_equal(tg_json_str(ev, "event", ""), "fairness.gate_closed");
+    assert_string_equal(tg_json_str(ev, "attribute", ""), "gender");
+    assert_true(tg_str_has_prefix(hook.sig, "t="));
+    json_decref(ev);
+    /* only a supervisor unfreezes, and only with a reason */
+    j = call(gw.port, "POST", "/v1/releases/unfreeze", "tg-rex", "{\"why\":\"looks fine to me\"}",
+             &st);
+    assert_int_equal(st, 403);
+    json_decref(j);
+    j = call(gw.port, "POST", "/v1/releases/unfreeze", "tg-sue", "{}", &st);
+    assert_int_equal(st, 400);
+    assert_string_equal(tg_json_str(json_object_get(j, "error"), "code", ""), "reason_required");
+    json_decref(j);
+    j = call(gw.port, "POST", "/v1/releases/unfreeze", "tg-sue",
+             "{\"why\":\"holds follow a regulator's request for this product\"}", &st);
+    assert_int_equal(st, 200);
+    assert_false(tg_json_bool(j, "frozen", true));
+    assert_string_equal(tg_json_str(j, "by", ""), "sue");
+    json_decref(j);
+    j = call(gw.port, "GET", "/v1/releases", "tg-sue", NULL, &st);
+    assert_int_equal(st, 200);
+    assert_false(tg_json_bool(json_object_get(j, "state"), "frozen", true));
+    json_decref(j);
+    assert_int_equal(tg_h_stop(&gw, 5000), 0);
+    /* nothing the gateway stored holds the attribute's value */
+    char *out = NULL;
+    snprintf(args, sizeof(args), "cat %s/trustgate.db* | grep -a -c -i -e female -e north-east",
+             dir);
+    tg_h_run(args, &out);
+    assert_int_equal(strtol(out, NULL, 10), 0);
+    tg_free(out);
+    /* the alert, the freeze and the unfreeze are in an intact audit log */
+    snprintf(args, sizeof(args), "audit verify --data %s", dir);
+    assert_int_equal(tg(args, &out), 0);
+    tg_free(out);
+    cleanup(dir);
+}
+
+/* ------------------------------------------------------------ simulated traffic */
+
+#define SIM_CUSTOMERS 3000
+#define SIM_LOOK 200 /* turns between looks */
+#define SIM_NULLS 20 /* A/A experiments on the same traffic */
+#define P_CONTROL 0.50
+#define P_CANDIDATE 0.62
+
+static uint64_t next(uint64_t *s)
+{
+    /* xorshift64*: deterministic outcomes for a seed */
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 2685821657736338717ULL;
+}
+
+static double uniform(uint64_t *s)
+{
+    return (double)(next(s) >> 11) / 9007199254740992.0;
+}
+
+static const char *sim_experiments =
+    "experiments:\n  - name: lift\n    salt: lift\n"
+    "    variants: [{name: control, share: 1}, {name: candidate, share: 1, config: cand.yaml}]\n";
+
+/* The first look at which the candidate is significant (-1: never), for rows in order. */
+static double stop_look(json_t *rows, const char *metric)
+{
+    char err[200];
+    json_t *rep =
+        tg_experiment_analyze(rows, "control", metric, 0.01, 0.02, NULL, err, sizeof(err));
+    assert_non_null(rep);
+    double d = tg_json_num(json_array_get(json_object_get(rep, "variants"), 0),
+                           "first_significant_day", -1);
+    json_decref(rep);
+    return d;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void test_simulated_experiment_through_the_daemon(void **state)
+{
+    (void)state;
+    char dir[64], cfg[256], cand[256], text[8192], args[1024];
+    assert_non_null(tg_h_tmpdir(dir, sizeof(dir)));
+    size_t off = (size_t)snprintf(text, sizeof(text), "%s%s", base_config, sim_experiments);
+    for (int k = 1; k <= SIM_NULLS; k++)
+        off += (size_t)snprintf(text + off, sizeof(text) - off,
+                                "  - name: aa%02d\n    salt: null-%d\n"
+                                "    variants: [{name: control, share: 1}, {name: b, share: 1}]\n",
+                                k, k);
+    tg_h_write_file(dir, "sim.yaml", text, cfg, sizeof(cfg));
+    tg_h_write_file(dir, "cand.yaml", candidate_config, cand, sizeof(cand));
+    const json_t *lift_exp = NULL;
+    json_t *exps =
+        json_pack("{s:s, s:s, s:[{s:s, s:i}, {s:s, s:i}]}", "name", "lift", "salt", "lift",
+                  "variants", "name", "control", "share", 1, "name", "candidate", "share", 1);
+    lift_exp = exps;
+
+    /* 1. what the generator's experiment should do: 400 simulations of it in process,
+     * with the same customers (so the same assignment) and fresh outcomes */
+    enum { SIMS = 400 };
+    double stops[SIMS];
+    int found = 0, false_pos = 0;
+    for (int s = 0; s < SIMS; s++) {
+        uint64_t rng = 0x9E3779B97F4A7C15ULL + (uint64_t)s * 7919;
+        json_t *rows = json_array(), *nulls = json_array();
+        for (int i = 0; i < SIM_CUSTOMERS; i++) {
+            char who[32];
+            snprintf(who, sizeof(who), "sim-%d", i);
+            const char *v = tg_experiment_assign(lift_exp, who);
+            bool cand_arm = !strcmp(v, "candidate");
+            int good = uniform(&rng) < (cand_arm ? P_CANDIDATE : P_CONTROL);
+            int good0 = uniform(&rng) < P_CONTROL; /* the same arms, no lift */
+            json_array_append_new(rows, json_pack("{s:s, s:i, s:i}", "variant", v, "day",
+                                                  i / SIM_LOOK, "resolved", good));
+            json_array_append_new(nulls, json_pack("{s:s, s:i, s:i}", "variant", v, "day",
+                                                   i / SIM_LOOK, "resolved", good0));
+        }
+        stops[s] = stop_look(rows, "resolved");
+        found += stops[s] >= 0;
+        false_pos += stop_look(nulls, "resolved") >= 0;
+        if (stops[s] < 0)
+            stops[s] = 1e9; /* never: after every look */
+        json_decref(rows);
+        json_decref(nulls);
+    }
+    qsort(stops, SIMS, sizeof(double), cmp_double);
+    double lo = stops[SIMS / 40], hi = stops[SIMS - 1 - SIMS / 40];
+    print_message("simulated: lift found in %d of %d runs; stopping look 2.5%%..97.5%%: %.0f..%.0f "
+                  "(1e9: never); null experiments significant: %d of %d (FPR %.4f)\n",
+                  found, SIMS, lo, hi, false_pos, SIMS, (double)false_pos / SIMS);
+    assert_true(found >= SIMS * 8 / 10); /* the design has the power it was chosen for */
+    assert_true(false_pos <= SIMS * 3 / 100);
+
+    /* 2. the same generator through the daemon: customers ask, get an answer from
+     * the variant they are assigned, and rate it */
+    struct tg_h_proc gw;
+    assert_int_equal(tg_h_start_gateway(&gw, cfg, dir), 0);
+    uint64_t rng = 0x5DEECE66DULL;
+    for (int i = 0; i < SIM_CUSTOMERS; i++) {
+        char who[32], body[256];
+        long st;
+        snprintf(who, sizeof(who), "sim-%d", i);
+        json_t *t = turn(gw.port, who, "你好", NULL, NULL, 0);
+        const char *v = tg_json_str(json_object_get(t, "experiments"), "lift", "");
+        assert_string_equal(v, tg_experiment_assign(lift_exp, who));
+        bool good = uniform(&rng) < (!strcmp(v, "candidate") ? P_CANDIDATE : P_CONTROL);
+        snprintf(body, sizeof(body), "{\"turn_id\":\"%s\",\"rating\":\"%s\"}",
+                 tg_json_str(t, "turn_id", ""), good ? "good" : "bad");
+        json_t *fb = call(gw.port, "POST", "/v1/feedback", "tg-t", body, &st);
+        assert_int_equal(st, 201);
+        json_decref(fb);
+        json_decref(t);
+    }
+    assert_int_equal(tg_h_stop(&gw, 5000), 0);
+
+    /* 3. the rows the daemon recorded, read as an operator would */
+    char rows_path[256], *out = NULL;
+    snprintf(rows_path, sizeof(rows_path), "%s/lift.jsonl", dir);
+    snprintf(args, sizeof(args), "%s ab export lift -c %s --data %s --look-turns %d > %s", bin, cfg,
+             dir, SIM_LOOK, rows_path);
+    assert_int_equal(tg_h_run(args, &out), 0);
+    tg_free(out);
+    snprintf(args, sizeof(args),
+             "report --data %s --control control --metric resolved --json --html %s/lift.html",
+             rows_path, dir);
+    char full[1200];
+    snprintf(full, sizeof(full), "ab %s", args);
+    assert_int_equal(tg(full, &out), 0);
+    json_t *rep = json_loads(strchr(out, '{'), JSON_DISABLE_EOF_CHECK, NULL);
+    tg_free(out);
+    assert_non_null(rep);
+    const json_t *cv = json_array_get(json_object_get(rep, "variants"), 0);
+    double stop = tg_json_num(cv, "first_significant_day", -1);
+    print_message("through the daemon: candidate %.4f vs control %.4f, significant from look %.0f "
+                  "(always-valid p %.2g)\n",
+                  tg_json_num(cv, "mean", 0), tg_json_num(cv, "control_mean", 0), stop,
+                  tg_json_num(cv, "p_always_valid", 1));
+    assert_false(tg_json_bool(json_object_get(rep, "srm"), "mismatch", true));
+    assert_true(stop >= lo && stop <= hi);
+    json_decref(rep);
+
+    /* 4. the twenty A/A experiments on the same traffic: quiet at alpha 0.01 */
+    int loud = 0;
+    for (int k = 1; k <= SIM_NULLS; k++) {
+        snprintf(args, sizeof(args), "%s ab export aa%02d -c %s --data %s --look-turns %d > %s",
+                 bin, k, cfg, dir, SIM_LOOK, rows_path);
+        assert_int_equal(tg_h_run(args, &out), 0);
+        tg_free(out);
+        snprintf(full, sizeof(full), "ab report --data %s --control control --metric resolved",
+                 rows_path);
+        assert_int_equal(tg(full, &out), 0);
+        loud += strstr(out, "(significant from day") != NULL;
+        tg_free(out);
+    }
+    print_message("A/A experiments through the daemon significant at 0.01: %d of %d\n", loud,
+                  SIM_NULLS);
+    assert_true(loud <= 2);
+    json_decref(exps);
+    cleanup(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_variant_answered_by_a_release),
+        cmocka_unit_test(test_fairness_gate_freezes_releases),
+        cmocka_unit_test(test_simulated_experiment_through_the_daemon),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
