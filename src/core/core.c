@@ -395,7 +395,8 @@ static int parse_with_units(const char *s, const struct unit *units, size_t nuni
 int tg_parse_duration_ms(const char *s, int64_t *out)
 {
     static const struct unit units[] = {
-        {"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"min", 60000}, {"h", 3600000},
+        {"", 1},        {"ms", 1},      {"s", 1000},     {"m", 60000},
+        {"min", 60000}, {"h", 3600000}, {"d", 86400000},
     };
     double v;
     int rc = parse_with_units(s, units, TG_ARRAY_LEN(units), &v);

@@ -19,7 +19,9 @@
  * goes out (signed webhook `fairness.gate_closed`, console event, audit
  * leaf) and releases are frozen until a supervisor unfreezes them with a
  * reason.  Checked every `check_every` (default 1 h) and on every request
- * to /v1/fairness.
+ * to /v1/fairness; an attribute alerts at most once a day, and a
+ * supervisor's unfreeze holds for 24 hours (the gate still shows closed)
+ * so the same evidence does not freeze releases again at once.
  */
 #include "http/api_int.h"
 
@@ -36,6 +38,7 @@
 
 #define DAY_MS 86400000LL
 #define MAX_ATTRS 8
+#define UNFREEZE_HOLDS_MS DAY_MS
 
 struct tg_fairness_mon {
     struct tg_api *api;
@@ -124,10 +127,7 @@ static void freeze(struct tg_api *api, const char *attr, const struct tg_fair_re
         tg_audit_append_json(api->p->audit, leaf, NULL);
     json_decref(leaf);
     json_decref(alert);
-    json_t *st = tg_release_state(api->p->store);
-    if (!tg_json_bool(st, "frozen", false))
-        tg_release_set_frozen(api->p->store, api->p->audit, true, "trustgate", why);
-    json_decref(st);
+    tg_release_set_frozen(api->p->store, api->p->audit, true, "trustgate", why);
     tg_api_review_event(api, "fairness", "fairness_alert", NULL);
 }
 
@@ -184,7 +184,13 @@ static json_t *fairness_check(struct tg_api *api)
                                              rep.ci_low, "ci_high", rep.ci_high, "min_group",
                                              (json_int_t)rep.min_group, "gate_closed", closed));
         int64_t today = now - now % DAY_MS;
-        if (closed && ai < MAX_ATTRS && m->alerted[ai] != today) {
+        json_t *st = tg_release_state(api->p->store);
+        /* already frozen, or a supervisor's unfreeze still holds: no new alert */
+        bool quiet = tg_json_bool(st, "frozen", false) ||
+                     (strcmp(tg_json_str(st, "by", "trustgate"), "trustgate") != 0 &&
+                      now < tg_json_int(st, "at", 0) + UNFREEZE_HOLDS_MS);
+        json_decref(st);
+        if (closed && !quiet && ai < MAX_ATTRS && m->alerted[ai] != today) {
             m->alerted[ai] = today;
             freeze(api, name, &rep, m->limit);
         }
@@ -259,11 +265,16 @@ static json_t *experiment_list(struct tg_api *api)
                 tg_pipeline_answerer(api->p, name, tg_json_str(v, "name", ""));
             if (!a)
                 a = &api->p->main;
+            /* what answers this variant: the release in force, a registered
+             * release started as an experiment, or a config file */
+            const char *kind = a == &api->p->main ? "in_force"
+                               : a->release[0]    ? "release"
+                                                  : "config";
             json_array_append_new(
-                vs, json_pack("{s:s, s:f, s:s?, s:s, s:s}", "name", tg_json_str(v, "name", ""),
-                              "share", tg_json_num(v, "share", 0), "release",
-                              a->release[0] ? a->release : NULL, "hash", a->hash, "answered_by",
-                              a == &api->p->main ? "release in force" : a->cfg->path));
+                vs, json_pack("{s:s, s:f, s:s, s:s?, s:s?, s:s}", "name",
+                              tg_json_str(v, "name", ""), "share", tg_json_num(v, "share", 0),
+                              "answered_by", kind, "release", a->release[0] ? a->release : NULL,
+                              "config", a == &api->p->main ? NULL : a->cfg->path, "hash", a->hash));
         }
         json_array_append_new(out, json_pack("{s:s, s:f, s:o}", "name", name, "holdout",
                                              tg_json_num(e, "holdout", 0), "variants", vs));
@@ -344,9 +355,6 @@ static void unfreeze(struct tg_api *api, struct tg_http_req *req)
                           "the unfreeze could not be recorded");
         return;
     }
-    /* the gate may alert again today if it is still closed */
-    if (api->fairness)
-        memset(api->fairness->alerted, 0, sizeof(api->fairness->alerted));
     tg_api_review_event(api, "releases", "unfrozen", NULL);
     tg_api_send_json(api, req, route, 200, tg_release_state(api->p->store));
 }

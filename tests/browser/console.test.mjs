@@ -11,6 +11,10 @@
 //   - a task left alone expires into the hand-off queue, where an agent
 //     replies and the customer's chat shows the reply;
 //   - a POST without the CSRF token is refused; the supervisor sees charts;
+//   - an experiment whose candidate variant is answered by another config,
+//     and traffic with a gap between groups: the governance view shows the
+//     fairness gate closed and releases frozen, the supervisor unfreezes them
+//     with a reason, and the experiment's table and confidence sequence;
 //   - screenshots of the chat, queue, task, hand-off and supervisor views go
 //     to $TG_TEST_OUTPUT.
 import assert from 'node:assert/strict';
@@ -38,6 +42,15 @@ writeFileSync(join(dir, 'demo/policies.yaml'), readFileSync(join(dir, 'demo/poli
     keywords: [加急复核]
   then:
     - review: {sla: 4s, queue: quality}
+`);
+
+// An experiment: half the customers are answered by a candidate config (a copy).
+cpSync(join(dir, 'demo/trustgate.yaml'), join(dir, 'demo/candidate.yaml'));
+writeFileSync(join(dir, 'demo/trustgate.yaml'), readFileSync(join(dir, 'demo/trustgate.yaml'), 'utf8') + `
+experiments:
+  - name: tone
+    salt: tone
+    variants: [{name: control, share: 1}, {name: candidate, share: 1, config: candidate.yaml}]
 `);
 
 let gw;
@@ -209,6 +222,39 @@ async function main() {
     assert.ok(await sup.getByTestId('chart').count() >= 2, 'charts are drawn');
     assert.ok(await sup.locator('[data-testid="chart"] rect').count() > 0, 'the charts have bars');
     await sup.screenshot({ path: join(out, 'console-supervisor.png'), fullPage: true });
+
+    // --- governance: traffic where one group's questions are held far more often
+    for (let i = 0; i < 80; i++) {
+      const woman = i % 2 === 0;
+      const text = woman && i % 4 === 0 ? '我想投资60万买理财保险，推荐哪个产品？' : '意外险理赔需要哪些材料？';
+      const r = await api(base, 'POST', '/v1/chat/completions', 'tg-demo-key',
+        { user: `gov-${i}`, metadata: { gender: woman ? 'female' : 'male' }, messages: [{ role: 'user', content: text }] });
+      assert.equal(r.status, 200);
+      if (i % 3 === 0) {
+        await api(base, 'POST', '/v1/feedback', 'tg-demo-key', { turn_id: r.json.trustgate.turn_id, rating: i % 2 ? 'good' : 'bad' });
+      }
+    }
+    await sup.getByTestId('nav-governance').click();
+    await sup.getByTestId('governance-view').waitFor({ timeout: LONG });
+    const gate = sup.locator('[data-attribute="gender"] [data-testid="gate"]');
+    await gate.waitFor({ timeout: LONG });
+    assert.equal(await gate.textContent(), '已触发');
+    await sup.getByTestId('frozen-banner').waitFor({ timeout: LONG });
+    assert.match(await sup.getByTestId('frozen-banner').textContent(), /gender/);
+    assert.equal(await sup.locator('[data-testid="experiment"][data-experiment="tone"]').count(), 1);
+    assert.ok(await sup.locator('[data-testid="experiment-metrics"] td[data-metric="resolved"]').count() >= 1);
+    assert.ok(await sup.locator('[data-testid="sequence-chart"] polyline').count() >= 1, 'the confidence sequence is drawn');
+    await sup.screenshot({ path: join(out, 'console-governance.png'), fullPage: true });
+    // a reason too short is refused in the page; a real one unfreezes
+    await sup.getByTestId('unfreeze-why').fill('ok');
+    await sup.getByTestId('unfreeze').click();
+    await sup.getByTestId('error').waitFor({ state: 'visible', timeout: LONG });
+    await sup.getByTestId('unfreeze-why').fill('the held questions were all above the ¥50,000 rule; reviewed by compliance');
+    await sup.getByTestId('unfreeze').click();
+    await sup.getByTestId('frozen-banner').waitFor({ state: 'detached', timeout: LONG });
+    const rel = await api(base, 'GET', '/v1/releases', 'tg-demo-super', null);
+    assert.equal(rel.json.state.frozen, false);
+    assert.equal(rel.json.state.by, 'super1');
 
     // --- logging out ends the session
     await rev.getByTestId('logout').click();

@@ -324,6 +324,12 @@ static void test_fairness_gate_freezes_releases(void **state)
     assert_int_equal(st, 200);
     assert_false(tg_json_bool(json_object_get(j, "state"), "frozen", true));
     json_decref(j);
+    /* the same evidence does not freeze again at once: the unfreeze holds */
+    j = call(gw.port, "GET", "/v1/fairness", "tg-sue", NULL, &st);
+    assert_true(tg_json_bool(json_array_get(json_object_get(j, "attributes"), 0), "gate_closed",
+                             false));
+    assert_false(tg_json_bool(json_object_get(j, "releases"), "frozen", true));
+    json_decref(j);
     assert_int_equal(tg_h_stop(&gw, 5000), 0);
     /* nothing the gateway stored holds the attribute's value */
     char *out = NULL;

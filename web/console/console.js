@@ -1,4 +1,5 @@
-// trustgate reviewer console: login, review queue, task review, hand-offs, supervisor charts
+// trustgate reviewer console: login, review queue, task review, hand-offs, supervisor charts,
+// governance (release freeze, fairness gate, experiments)
 import { t, tl, h, applyI18n, initLangToggle, setConn } from '/common/i18n.js';
 
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -15,7 +16,7 @@ let seq = 0;                        // newest refresh wins
 let es = null, esRetry = 0, debounce = 0;
 const store = {};                   // list | task | handoffs | stats
 const seen = {};                    // JSON of each store entry, to skip needless re-renders
-const ui = { checked: new Set(), mode: '', editText: null, rejectText: '', replies: {}, outcome: null, queueState: 'open' };
+const ui = { checked: new Set(), mode: '', editText: null, rejectText: '', replies: {}, outcome: null, queueState: 'open', look: '1d' };
 
 // ---- API
 
@@ -495,6 +496,125 @@ function renderStats() {
         [t('sup.far')], 2) : null)));
 }
 
+// ---- governance view: release freeze, fairness gate, experiments (supervisors)
+
+const METRICS = ['resolved', 'handed_off', 'reviewed', 'bad_rating', 'latency_ms', 'cost'];
+
+async function loadGovernance() {
+  const [fair, rel, exps] = await Promise.all([api('GET', '/v1/fairness'), api('GET', '/v1/releases'), api('GET', '/v1/experiments')]);
+  const reports = await Promise.all((exps.experiments || []).map((e) => api('GET', `/v1/experiments/${enc(e.name)}?look=${ui.look}`).catch(() => null)));
+  return swap('gov', { fair, rel, exps: exps.experiments || [], reports, look: ui.look });
+}
+
+const pct = (x) => (typeof x === 'number' ? `${(x * 100).toFixed(1)}%` : '—');
+const num = (x, d = 3) => (typeof x === 'number' ? x.toFixed(d) : '—');
+const fmtP = (p) => (typeof p !== 'number' ? '—' : p < 0.0001 ? p.toExponential(1) : p.toFixed(4));
+
+function freezeBlock(state) {
+  if (!state?.frozen) {
+    return h('div', { class: 'block', testid: 'release-state' }, h('span', { class: 'badge ok', i18n: 'gov.open' }),
+      state?.by ? h('span', { class: 'muted', text: ` ${t('gov.lastChange', { by: state.by, t: fmtTime(state.at) })}` }) : null);
+  }
+  const why = h('textarea', { rows: 2, testid: 'unfreeze-why', placeholder: t('gov.unfreezeWhy') });
+  const btn = h('button', { type: 'button', class: 'primary', testid: 'unfreeze', i18n: 'gov.unfreeze' });
+  btn.addEventListener('click', async () => {
+    if (why.value.trim().length < 10) return showError(t('gov.whyShort'));
+    btn.disabled = true;
+    try { await api('POST', '/v1/releases/unfreeze', { why: why.value.trim() }); clearError(); await refresh(true); } catch (e) { handleError(e); } finally { btn.disabled = false; }
+  });
+  return h('div', { class: 'block frozen', testid: 'release-state' },
+    h('div', { class: 'error', testid: 'frozen-banner', text: t('gov.frozen', { by: state.by || '—', why: state.why || '' }) }),
+    me.role === 'supervisor' ? h('div', { class: 'sub' }, why, btn) : null);
+}
+
+function fairnessBlock(f) {
+  const attrs = f?.attributes || [];
+  return h('section', { class: 'block', testid: 'fairness' },
+    h('h3', { i18n: 'gov.fairness' }),
+    h('p', { class: 'muted small', text: t('gov.fairNote', { l: pct(f?.limit), m: f?.min_group ?? '—', d: f?.window_days ?? '—' }) }),
+    attrs.length ? attrs.map((a) => h('div', { class: 'attr', data: { attribute: a.attribute } },
+      h('h4', {}, a.attribute, ' ', h('span', { class: `badge ${a.gate_closed ? 'bad' : 'ok'}`, testid: 'gate', i18n: a.gate_closed ? 'gov.gateClosed' : 'gov.gateOpen' })),
+      h('p', { class: 'small', text: t('gov.dpd', { d: num(a.dpd), lo: num(a.ci_low), hi: num(a.ci_high), r: num(a.dpr, 2), n: a.turns }) }),
+      a.groups?.length ? chartCard('gov.rateByGroup', a.groups.map((g) => ({ label: g.group.length === 32 ? g.group.slice(0, 8) : g.group, values: [Math.round(g.rate * 1000) / 10], note: `${g.delivered}/${g.n}` })), [t('gov.rate')])
+        : null))
+      : h('p', { class: 'muted', i18n: 'gov.noAttrs' }));
+}
+
+// The cumulative difference look by look inside its confidence sequence.
+function sequenceChart(series) {
+  const W = 560, H = 200, L = 44, R = 8, T = 10, B = 24;
+  const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, class: 'chart', 'data-testid': 'sequence-chart', role: 'img' });
+  if (!series?.length) {
+    root.append(svg('text', { x: W / 2, y: H / 2, 'text-anchor': 'middle', 'font-size': 13, fill: '#6b7480' }, t('sup.noData')));
+    return root;
+  }
+  const lo = Math.min(0, ...series.map((p) => Math.max(p.low, -1))), hi = Math.max(0, ...series.map((p) => Math.min(p.high, 1)));
+  const span = hi - lo || 1, n = series.length;
+  const x = (i) => L + (n === 1 ? (W - L - R) / 2 : (i / (n - 1)) * (W - L - R));
+  const y = (v) => T + (1 - (Math.min(Math.max(v, lo), hi) - lo) / span) * (H - T - B);
+  // upper bound left to right, then the lower bound back
+  const band = series.map((p, i) => `${x(i)},${y(p.high)}`).concat(series.map((p, i) => `${x(i)},${y(p.low)}`).reverse());
+  root.append(svg('polygon', { points: band.join(' '), fill: '#1f6feb22', stroke: 'none' }),
+    svg('line', { x1: L, x2: W - R, y1: y(0), y2: y(0), stroke: '#6b7480', 'stroke-dasharray': '4 3' }),
+    svg('polyline', { points: series.map((p, i) => `${x(i)},${y(p.diff)}`).join(' '), fill: 'none', stroke: PALETTE[0], 'stroke-width': 2 }),
+    svg('text', { x: L - 4, y: y(hi) + 4, 'text-anchor': 'end', 'font-size': 10, fill: '#6b7480' }, `${(hi * 100).toFixed(1)}`),
+    svg('text', { x: L - 4, y: y(lo) + 4, 'text-anchor': 'end', 'font-size': 10, fill: '#6b7480' }, `${(lo * 100).toFixed(1)}`),
+    svg('text', { x: L - 4, y: y(0) + 4, 'text-anchor': 'end', 'font-size': 10, fill: '#6b7480' }, '0'));
+  series.forEach((p, i) => {
+    if (i % Math.ceil(n / 10) === 0) root.append(svg('text', { x: x(i), y: H - 6, 'text-anchor': 'middle', 'font-size': 10, fill: '#6b7480' }, String(p.day)));
+    root.append(svg('circle', { cx: x(i), cy: y(p.diff), r: 2.5, fill: p.p_always_valid < 0.01 ? PALETTE[1] : PALETTE[0] },
+      svg('title', {}, `look ${p.day}: ${(p.diff * 100).toFixed(2)} pts [${(p.low * 100).toFixed(2)}, ${(p.high * 100).toFixed(2)}], p ${fmtP(p.p_always_valid)}`)));
+  });
+  return root;
+}
+
+function experimentBlock(e, rep) {
+  const m = rep?.metrics || {};
+  const variants = (m.resolved?.variants || []).map((v) => v.variant);
+  const cell = (metric, variant) => {
+    const v = (m[metric]?.variants || []).find((x) => x.variant === variant);
+    if (!v) return h('td', { text: '—' });
+    const sig = v.first_significant_day >= 0;
+    const val = metric === 'latency_ms' ? num(v.mean, 2) : metric === 'cost' ? num(v.mean, 4) : pct(v.mean);
+    const base = metric === 'latency_ms' ? num(v.control_mean, 2) : metric === 'cost' ? num(v.control_mean, 4) : pct(v.control_mean);
+    return h('td', { class: sig ? 'sig' : '', data: { metric, variant } }, `${val} `, h('small', { class: 'muted', text: `vs ${base} · p ${fmtP(v.p_always_valid)}${sig ? ` · ${t('gov.sigFrom', { d: v.first_significant_day })}` : ''}` }));
+  };
+  return h('section', { class: 'block', testid: 'experiment', data: { experiment: e.name } },
+    h('h3', {}, `${t('gov.experiment')} ${e.name}`),
+    h('table', { class: 'queue' },
+      h('thead', {}, h('tr', {}, [t('gov.variant'), t('gov.share'), t('gov.answeredBy'), 'n'].map((c) => h('th', { text: c })))),
+      h('tbody', {}, e.variants.map((v) => {
+        const arm = (m.resolved?.arms || []).find((a) => a.name === v.name);
+        return h('tr', {}, h('td', { text: v.name }), h('td', { text: String(v.share) }),
+          h('td', { text: `${v.answered_by === 'release' ? v.release : v.answered_by === 'config' ? v.config.split('/').pop() : t('gov.inForce')} · ${v.hash.slice(0, 12)}` }),
+          h('td', { text: String(arm?.n ?? 0) }));
+      }))),
+    rep?.metrics?.resolved?.srm?.mismatch ? h('div', { class: 'error', i18n: 'gov.srm' }) : null,
+    variants.length ? h('table', { class: 'queue', testid: 'experiment-metrics' },
+      h('thead', {}, h('tr', {}, h('th', { i18n: 'gov.metric' }), variants.map((v) => h('th', { text: `${v} − ${rep.control}` })))),
+      h('tbody', {}, METRICS.map((mt) => h('tr', {}, h('td', { text: tl('metric', mt) }), variants.map((v) => cell(mt, v))))))
+      : h('p', { class: 'muted', i18n: 'sup.noData' }),
+    variants.map((v) => h('figure', { class: 'chartcard' },
+      h('figcaption', { text: t('gov.sequence', { v, c: rep.control }) }),
+      sequenceChart((m.resolved.variants.find((x) => x.variant === v) || {}).days))));
+}
+
+function renderGovernance() {
+  const g = store.gov;
+  if (!g) return;
+  view.replaceChildren(h('div', { class: 'sup', testid: 'governance-view' },
+    h('div', { class: 'toolbar' }, h('h2', { i18n: 'gov.title' }),
+      h('label', { class: 'muted' }, t('gov.look'), ' ', h('select', { testid: 'look', on: { change: (e) => { ui.look = e.target.value; refresh(true); } } },
+        ['1h', '1d'].map((v) => h('option', { value: v, selected: ui.look === v, text: t(`gov.look.${v}`) }))))),
+    freezeBlock(g.rel?.state),
+    fairnessBlock(g.fair),
+    g.exps.length ? g.exps.map((e, i) => experimentBlock(e, g.reports[i])) : h('p', { class: 'muted', i18n: 'gov.noExperiments' }),
+    h('section', { class: 'block', testid: 'releases' }, h('h3', { i18n: 'gov.releases' }),
+      g.rel?.releases?.length ? null : h('p', { class: 'muted', i18n: 'gov.noReleases' }),
+      h('table', { class: 'queue' }, h('tbody', {}, (g.rel?.releases || []).map((r) => h('tr', {},
+        h('td', { text: `${r.name} v${r.version}` }), h('td', { text: r.state }), h('td', { class: 'mono', text: (r.hash || '').slice(0, 16) }))))))));
+}
+
 // ---- SVG bar charts
 
 const NS = 'http://www.w3.org/2000/svg';
@@ -551,10 +671,11 @@ const routes = {
   task: { load: loadTask, render: renderTask },
   handoffs: { load: loadHandoffs, render: renderHandoffs },
   supervisor: { load: loadStats, render: renderStats },
+  governance: { load: loadGovernance, render: renderGovernance },
 };
 
 function parseHash() {
-  const m = location.hash.match(/^#\/(queue|handoffs|supervisor|task)(?:\/([^/]+))?$/);
+  const m = location.hash.match(/^#\/(queue|handoffs|supervisor|governance|task)(?:\/([^/]+))?$/);
   if (!m || (m[1] === 'task' && !m[2])) return null;
   return { route: m[1], id: m[2] ? decodeURIComponent(m[2]) : '' };
 }
@@ -563,7 +684,7 @@ const defaultRoute = () => (me?.role === 'agent' ? 'handoffs' : 'queue');
 async function navigate() {
   if (!me) return;
   const next = parseHash();
-  if (!next || (next.route === 'supervisor' && me.role !== 'supervisor')) {
+  if (!next || ((next.route === 'supervisor' || next.route === 'governance') && me.role !== 'supervisor')) {
     history.replaceState(null, '', `#/${defaultRoute()}`);
     return navigate();
   }
@@ -634,7 +755,7 @@ function startSession(who) {
   $('#logout').hidden = false;
   $('#who').textContent = `${me.user} · ${tl('role', me.role)}`;
   const items = [['queue', 'nav-queue', 'nav.queue'], ['handoffs', 'nav-handoffs', 'nav.handoffs']];
-  if (me.role === 'supervisor') items.push(['supervisor', 'nav-supervisor', 'nav.supervisor']);
+  if (me.role === 'supervisor') items.push(['supervisor', 'nav-supervisor', 'nav.supervisor'], ['governance', 'nav-governance', 'nav.governance']);
   $('#nav').replaceChildren(...items.map(([r, tid, key]) => h('a', { href: `#/${r}`, testid: tid, i18n: key, data: { route: r } })));
   connectSSE();
   navigate();
@@ -681,7 +802,7 @@ window.addEventListener('hashchange', navigate);
 
 // Supervisor numbers every 10 s; other views poll only while the event stream is down.
 setInterval(() => {
-  if (me && (current.route === 'supervisor' || $('#conn').dataset.state !== 'live')) refresh(false);
+  if (me && (current.route === 'supervisor' || current.route === 'governance' || $('#conn').dataset.state !== 'live')) refresh(false);
 }, 10000);
 
 initLangToggle($('#lang'), () => {
