@@ -90,16 +90,23 @@ json_t *tg_experiment_rows(struct tg_store *st, const char *exp, const json_t *p
                       !strcmp(dec, "handoff") || !strcmp(dec, "human_decision");
         bool resolved = (!strcmp(dec, "deliver") || !strcmp(action, "approve")) && !bad &&
                         !by_person && !handed;
-        json_array_append_new(
-            out,
-            json_pack("{s:s, s:I, s:i, s:i, s:i, s:i, s:f, s:f}", "variant",
-                      tg_json_str(t, "variant", ""), "day",
-                      (json_int_t)(look_turns ? i / look_turns
-                                              : (size_t)((tg_json_int(t, "at", 0) - x.first_ms) /
-                                                         period_ms)),
-                      "resolved", resolved, "handed_off", handed, "reviewed", task != NULL,
-                      "bad_rating", bad, "latency_ms", (double)tg_json_int(t, "us", 0) / 1000.0,
-                      "cost", tg_json_num(t, "cost", 0)));
+        /* FAR counts the AI answers someone judged: a reviewer's approval or a good rating is
+         * good, an edit, a rejection or a bad rating is not (as the FAR monitor counts them) */
+        bool ai_draft = task && !strcmp(tg_json_str(task, "kind", ""), "review");
+        bool judged = f || (ai_draft && (!strcmp(action, "approve") || by_person));
+        json_t *row = json_pack(
+            "{s:s, s:I, s:i, s:i, s:i, s:i, s:f, s:f}", "variant", tg_json_str(t, "variant", ""),
+            "day",
+            (json_int_t)(look_turns ? i / look_turns
+                                    : (size_t)((tg_json_int(t, "at", 0) - x.first_ms) / period_ms)),
+            "resolved", resolved, "handed_off", handed, "reviewed", task != NULL, "bad_rating", bad,
+            "latency_ms", (double)tg_json_int(t, "us", 0) / 1000.0, "cost",
+            tg_json_num(t, "cost", 0));
+        if (row && judged)
+            json_object_set_new(row, "far", json_integer(!bad && !by_person));
+        if (row && f)
+            json_object_set_new(row, "rated_good", json_integer(!bad));
+        json_array_append_new(out, row);
     }
 out:
     json_decref(x.rows);
@@ -116,6 +123,7 @@ struct arm {
     char name[64];
     double share;
     struct tg_stats_moments look[MAX_LOOKS];
+    double rows; /* every row of the arm, with the metric or not: the split */
     bool binary;
 };
 
@@ -196,7 +204,7 @@ json_t *tg_experiment_analyze(const json_t *rows, const char *control, const cha
                               size_t errlen)
 {
     struct arm *arms = tg_calloc(MAX_ARMS, sizeof(*arms));
-    size_t na = 0, i;
+    size_t na = 0, i, measured = 0;
     int last = 0;
     json_t *r, *out = NULL;
     if (!arms) {
@@ -210,11 +218,15 @@ json_t *tg_experiment_analyze(const json_t *rows, const char *control, const cha
         struct arm *a = tg_json_str(r, "variant", NULL)
                             ? arm_of(arms, &na, tg_json_str(r, "variant", ""))
                             : NULL;
-        if (!a || !json_is_number(v) || day < 0 || day >= MAX_LOOKS) {
+        if (!a || (v && !json_is_null(v) && !json_is_number(v)) || day < 0 || day >= MAX_LOOKS) {
             snprintf(err, errlen, "row %zu: need {\"variant\", \"day\" 0..%d, \"%s\": number}%s",
                      i + 1, MAX_LOOKS - 1, metric, a || na < MAX_ARMS ? "" : " (at most 8 arms)");
             goto out;
         }
+        a->rows++;
+        if (!json_is_number(v))
+            continue; /* not measured on this turn (e.g. FAR of a turn nobody judged) */
+        measured++;
         double x = json_number_value(v);
         a->binary &= x == 0 || x == 1;
         a->look[day].n++;
@@ -233,10 +245,14 @@ json_t *tg_experiment_analyze(const json_t *rows, const char *control, const cha
         snprintf(err, errlen, "no rows for the control '%s'", control);
         goto out;
     }
+    if (!measured) {
+        snprintf(err, errlen, "no row has the metric '%s'", metric);
+        goto out;
+    }
     /* sample-ratio mismatch of the arms' sizes */
     double obs[MAX_ARMS], sh[MAX_ARMS], chi2 = 0, pv[MAX_ARMS];
     for (i = 0; i < na; i++) {
-        obs[i] = upto(&arms[i], last).n;
+        obs[i] = arms[i].rows;
         sh[i] = arms[i].share;
     }
     double srm_p = na > 1 ? tg_stats_srm(obs, sh, na, &chi2) : 1;
@@ -244,9 +260,9 @@ json_t *tg_experiment_analyze(const json_t *rows, const char *control, const cha
     size_t npv = 0;
     for (i = 0; i < na; i++) {
         struct tg_stats_moments m = upto(&arms[i], last);
-        json_array_append_new(list,
-                              json_pack("{s:s, s:f, s:f, s:f}", "name", arms[i].name, "n", m.n,
-                                        "mean", m.n ? m.sum / m.n : 0, "share", arms[i].share));
+        json_array_append_new(list, json_pack("{s:s, s:f, s:f, s:f, s:f}", "name", arms[i].name,
+                                              "rows", arms[i].rows, "n", m.n, "mean",
+                                              m.n ? m.sum / m.n : 0, "share", arms[i].share));
         if (&arms[i] == ctl)
             continue;
         json_t *c = compare(ctl, &arms[i], last, alpha, tau);

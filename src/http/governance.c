@@ -285,8 +285,8 @@ static json_t *experiment_list(struct tg_api *api)
 /* Every metric of the rows, each variant against the first (the control). */
 static json_t *experiment_report(struct tg_api *api, const json_t *exp, int64_t period)
 {
-    static const char *const metrics[] = {"resolved",   "handed_off", "reviewed",
-                                          "bad_rating", "latency_ms", "cost"};
+    static const char *const metrics[] = {"resolved",   "far",        "handed_off", "reviewed",
+                                          "rated_good", "bad_rating", "latency_ms", "cost"};
     const char *name = tg_json_str(exp, "name", "");
     const json_t *variants = json_object_get(exp, "variants");
     const char *control = tg_json_str(json_array_get(variants, 0), "name", "");

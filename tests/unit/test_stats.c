@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "eval/eval.h"
 #include "eval/stats.h"
 
 #include <math.h>
@@ -189,13 +190,57 @@ static void test_assignment(void **state)
     json_decref(e2);
 }
 
+/* The analysis of an experiment's rows: a metric measured on some turns only
+ * (FAR: the answers someone judged) leaves the others out of the metric but
+ * not out of the split; the fixed-horizon test is the two-proportion z. */
+static void test_experiment_analysis(void **state)
+{
+    (void)state;
+    json_t *rows = json_array();
+    /* 500 turns per arm; 100 judged in control (60 good), 100 in b (75 good) */
+    for (int i = 0; i < 1000; i++) {
+        bool b = i % 2;
+        int k = i / 2;
+        json_t *r = json_pack("{s:s, s:i, s:i}", "variant", b ? "b" : "control", "day", k / 100,
+                              "resolved", k % 3 == 0);
+        if (k < 100)
+            json_object_set_new(r, "far", json_integer(k < (b ? 75 : 60)));
+        json_array_append_new(rows, r);
+    }
+    char err[200];
+    json_t *rep = tg_experiment_analyze(rows, "control", "far", 0.01, 0.02, NULL, err, sizeof(err));
+    assert_non_null(rep);
+    const json_t *v = json_array_get(json_object_get(rep, "variants"), 0);
+    assert_float_equal(tg_json_num(v, "n", 0), 100, 1e-9);
+    assert_float_equal(tg_json_num(v, "mean", 0), 0.75, 1e-9);
+    assert_float_equal(tg_json_num(v, "control_mean", 0), 0.60, 1e-9);
+    struct tg_stats_test z;
+    tg_stats_two_proportions(60, 100, 75, 100, &z);
+    assert_float_equal(tg_json_num(v, "p", 0), z.p, 1e-9);
+    /* the split is judged on every row: 500 / 500 */
+    const json_t *arm = json_array_get(json_object_get(rep, "arms"), 0);
+    assert_float_equal(tg_json_num(arm, "n", 0), 100, 1e-9);
+    assert_float_equal(tg_json_num(arm, "rows", 0), 500, 1e-9);
+    assert_float_equal(tg_json_num(json_object_get(rep, "srm"), "chi2", 1), 0, 1e-9);
+    json_decref(rep);
+    /* a metric no row has, a control with no rows, a metric of the wrong type */
+    assert_null(tg_experiment_analyze(rows, "control", "fra", 0.01, 0.02, NULL, err, sizeof(err)));
+    assert_non_null(strstr(err, "no row has the metric 'fra'"));
+    assert_null(tg_experiment_analyze(rows, "ctl", "far", 0.01, 0.02, NULL, err, sizeof(err)));
+    assert_non_null(strstr(err, "no rows for the control 'ctl'"));
+    json_object_set_new(json_array_get(rows, 3), "far", json_string("yes"));
+    assert_null(tg_experiment_analyze(rows, "control", "far", 0.01, 0.02, NULL, err, sizeof(err)));
+    assert_non_null(strstr(err, "row 4"));
+    json_decref(rows);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_proportions), cmocka_unit_test(test_welch_gbstats_vector),
         cmocka_unit_test(test_distributions),   cmocka_unit_test(test_sequential),
         cmocka_unit_test(test_srm_bh_cuped),    cmocka_unit_test(test_sequential_simulation),
-        cmocka_unit_test(test_assignment),
+        cmocka_unit_test(test_assignment),      cmocka_unit_test(test_experiment_analysis),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -158,6 +158,8 @@ const D = {
   'gov.look.1h': ['每小时', 'hour'],
   'gov.look.1d': ['每天', 'day'],
   'metric.resolved': ['无人工解决率', 'resolved without a person'],
+  'metric.far': ['首答准确率（已评判）', 'first-response accuracy (judged)'],
+  'metric.rated_good': ['客户好评率', 'rated good by the customer'],
   'metric.handed_off': ['转人工率', 'handed off'],
   'metric.reviewed': ['复核率', 'reviewed'],
   'metric.bad_rating': ['差评率', 'bad rating'],

@@ -498,7 +498,7 @@ function renderStats() {
 
 // ---- governance view: release freeze, fairness gate, experiments (supervisors)
 
-const METRICS = ['resolved', 'handed_off', 'reviewed', 'bad_rating', 'latency_ms', 'cost'];
+const METRICS = ['resolved', 'far', 'handed_off', 'reviewed', 'rated_good', 'bad_rating', 'latency_ms', 'cost'];
 
 async function loadGovernance() {
   const [fair, rel, exps] = await Promise.all([api('GET', '/v1/fairness'), api('GET', '/v1/releases'), api('GET', '/v1/experiments')]);
@@ -587,7 +587,7 @@ function experimentBlock(e, rep) {
         const arm = (m.resolved?.arms || []).find((a) => a.name === v.name);
         return h('tr', {}, h('td', { text: v.name }), h('td', { text: String(v.share) }),
           h('td', { text: `${v.answered_by === 'release' ? v.release : v.answered_by === 'config' ? v.config.split('/').pop() : t('gov.inForce')} · ${v.hash.slice(0, 12)}` }),
-          h('td', { text: String(arm?.n ?? 0) }));
+          h('td', { text: String(arm?.rows ?? 0) }));
       }))),
     rep?.metrics?.resolved?.srm?.mismatch ? h('div', { class: 'error', i18n: 'gov.srm' }) : null,
     variants.length ? h('table', { class: 'queue', testid: 'experiment-metrics' },
