@@ -1432,6 +1432,8 @@ static void check_fairness(struct vctx *c, const json_t *root)
     const json_t *list = get_list(c, sec, "attributes", "fairness.attributes");
     size_t i;
     json_t *a;
+    if (json_array_size(list) > 8)
+        verr(c, key_line(c, sec, "attributes"), "fairness.attributes: at most 8 attributes");
     json_array_foreach(list, i, a)
     {
         char w[64];

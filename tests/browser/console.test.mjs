@@ -236,7 +236,7 @@ async function main() {
     }
     await sup.getByTestId('nav-governance').click();
     await sup.getByTestId('governance-view').waitFor({ timeout: LONG });
-    const gate = sup.locator('[data-attribute="gender"] [data-testid="gate"]');
+    const gate = sup.locator('[data-attribute="gender"] [data-outcome="delivered"] [data-testid="gate"]');
     await gate.waitFor({ timeout: LONG });
     assert.equal(await gate.textContent(), '已触发');
     await sup.getByTestId('frozen-banner').waitFor({ timeout: LONG });

@@ -239,7 +239,8 @@ static void test_fairness_gate_freezes_releases(void **state)
     (void)state;
     char dir[64], cfg[256], text[4096], args[512];
     struct tg_h_hook hook;
-    assert_int_equal(tg_h_hook_start(&hook, 1, 0), 0);
+    /* 25 review decisions, then the alert */
+    assert_int_equal(tg_h_hook_start(&hook, 26, 0), 0);
     assert_non_null(tg_h_tmpdir(dir, sizeof(dir)));
     snprintf(text, sizeof(text),
              "%sfairness:\n  attributes: [{name: gender, values: [female, male]}, region]\n"
@@ -249,29 +250,43 @@ static void test_fairness_gate_freezes_releases(void **state)
     tg_h_write_file(dir, "fair.yaml", text, cfg, sizeof(cfg));
     struct tg_h_proc gw;
     assert_int_equal(tg_h_start_gateway(&gw, cfg, dir), 0);
-    /* women's questions are held for review twice as often here: a real disparity */
+    /* women's questions are held for review four times as often as men's (20 of 40
+     * against 5 of 40), and reviewers reject every woman's draft and approve every
+     * man's: real disparities in both outcomes */
+    long st;
     for (int i = 0; i < 80; i++) {
-        char who[32], meta[128];
-        bool woman = i % 2 == 0;
+        char who[32], meta[128], path[128];
+        bool woman = i % 2 == 0, held = woman ? i % 4 == 0 : i % 16 == 1;
         snprintf(who, sizeof(who), "fair-%d", i);
         snprintf(meta, sizeof(meta), "{\"gender\":\"%s\",\"region\":\"%s\",\"tier\":\"std\"}",
                  woman ? "Female" : "male", i % 3 ? "north-east" : "south");
-        json_t *t =
-            turn(gw.port, who, woman && i % 4 == 0 ? "请复核我的保单" : "你好", meta, NULL, 0);
+        json_t *t = turn(gw.port, who, held ? "请复核我的保单" : "你好", meta, NULL, 0);
         /* the attribute is nowhere in what the channel gets back */
         char *s = json_dumps(t, 0);
         assert_null(strstr(s, "emale"));
         free(s);
+        assert_int_equal(tg_json_str(t, "review_id", NULL) != NULL, held);
+        if (held) {
+            snprintf(path, sizeof(path), "/v1/reviews/%s/decision",
+                     tg_json_str(t, "review_id", ""));
+            json_t *d = call(gw.port, "POST", path, "tg-rex",
+                             woman ? "{\"action\":\"reject\",\"reason\":\"needs a check\"}"
+                                   : "{\"action\":\"approve\",\"attestations\":[]}",
+                             &st);
+            assert_int_equal(st, 200);
+            json_decref(d);
+        }
         json_decref(t);
     }
-    long st;
     json_t *j = call(gw.port, "GET", "/v1/fairness", "tg-rex", NULL, &st);
     assert_int_equal(st, 200);
-    const json_t *g = json_array_get(json_object_get(j, "attributes"), 0);
-    assert_string_equal(tg_json_str(g, "attribute", ""), "gender");
+    const json_t *ga = json_array_get(json_object_get(j, "attributes"), 0);
+    assert_string_equal(tg_json_str(ga, "attribute", ""), "gender");
+    const json_t *g = json_object_get(ga, "delivered");
     assert_int_equal(tg_json_int(g, "turns", 0), 80);
     assert_true(tg_json_bool(g, "gate_closed", false));
-    assert_true(tg_json_num(g, "dpd", 0) > 0.4 && tg_json_num(g, "ci_low", 0) > 0.05);
+    assert_float_equal(tg_json_num(g, "dpd", 0), 0.375, 1e-9);
+    assert_true(tg_json_num(g, "ci_low", 0) > 0.05);
     size_t i;
     json_t *grp;
     int named = 0;
@@ -281,28 +296,42 @@ static void test_fairness_gate_freezes_releases(void **state)
         if (!strcmp(tg_json_str(grp, "group", ""), "female")) {
             named++;
             assert_int_equal(tg_json_int(grp, "n", 0), 40);
-            assert_int_equal(tg_json_int(grp, "delivered", 0), 20);
+            assert_int_equal(tg_json_int(grp, "selected", 0), 20);
         } else if (!strcmp(tg_json_str(grp, "group", ""), "male")) {
             named++;
-            assert_int_equal(tg_json_int(grp, "delivered", 0), 40);
+            assert_int_equal(tg_json_int(grp, "selected", 0), 35);
         }
     }
     assert_int_equal(named, 2);
+    /* the reviews: every woman's draft rejected, every man's approved — a gap of 1.0,
+     * but 5 reviewed men are fewer than min_group, so that gate stays open */
+    const json_t *rv = json_object_get(ga, "review_approved");
+    assert_int_equal(tg_json_int(rv, "turns", 0), 25);
+    assert_float_equal(tg_json_num(rv, "dpd", 0), 1.0, 1e-9);
+    assert_int_equal(tg_json_int(rv, "min_group", 0), 5);
+    assert_false(tg_json_bool(rv, "gate_closed", true));
     /* region: no values configured, so groups stay pseudonyms; no disparity by design */
     const json_t *r = json_array_get(json_object_get(j, "attributes"), 1);
     assert_string_equal(tg_json_str(r, "attribute", ""), "region");
     assert_int_equal(
-        strlen(tg_json_str(json_array_get(json_object_get(r, "groups"), 0), "group", "")), 32);
+        strlen(tg_json_str(
+            json_array_get(json_object_get(json_object_get(r, "delivered"), "groups"), 0), "group",
+            "")),
+        32);
     const json_t *rel = json_object_get(j, "releases");
     assert_true(tg_json_bool(rel, "frozen", false));
     assert_string_equal(tg_json_str(rel, "by", ""), "trustgate");
-    assert_non_null(strstr(tg_json_str(rel, "why", ""), "gender demographic parity difference"));
+    assert_non_null(
+        strstr(tg_json_str(rel, "why", ""), "gender delivered demographic parity difference"));
     json_decref(j);
     /* the alert went out as a signed webhook */
-    assert_int_equal(tg_h_hook_wait(&hook, 5000), 1);
-    json_t *ev = json_loads(hook.body, 0, NULL);
+    assert_int_equal(tg_h_hook_wait(&hook, 5000), 26);
+    const char *line = strstr(hook.all, "{\"event\":\"fairness.gate_closed\"");
+    assert_non_null(line);
+    json_t *ev = json_loads(line, JSON_DISABLE_EOF_CHECK, NULL);
     assert_string_equal(tg_json_str(ev, "event", ""), "fairness.gate_closed");
     assert_string_equal(tg_json_str(ev, "attribute", ""), "gender");
+    assert_string_equal(tg_json_str(ev, "outcome", ""), "delivered");
     assert_true(tg_str_has_prefix(hook.sig, "t="));
     json_decref(ev);
     /* only a supervisor unfreezes, and only with a reason */
@@ -326,8 +355,9 @@ static void test_fairness_gate_freezes_releases(void **state)
     json_decref(j);
     /* the same evidence does not freeze again at once: the unfreeze holds */
     j = call(gw.port, "GET", "/v1/fairness", "tg-sue", NULL, &st);
-    assert_true(tg_json_bool(json_array_get(json_object_get(j, "attributes"), 0), "gate_closed",
-                             false));
+    assert_true(tg_json_bool(
+        json_object_get(json_array_get(json_object_get(j, "attributes"), 0), "delivered"),
+        "gate_closed", false));
     assert_false(tg_json_bool(json_object_get(j, "releases"), "frozen", true));
     json_decref(j);
     assert_int_equal(tg_h_stop(&gw, 5000), 0);

@@ -304,8 +304,11 @@ static void *hook_loop(void *arg)
         }
         buf[got] = '\0';
         char *end = strstr(buf, "\r\n\r\n");
-        if (end)
+        if (end) {
             tg_strlcpy(h->body, end + 4, sizeof(h->body));
+            size_t used = strlen(h->all);
+            snprintf(h->all + used, sizeof(h->all) - used, "%s\n", end + 4);
+        }
         char *sig = strcasestr(buf, "X-Trustgate-Signature: ");
         if (sig) {
             sig += 23;

@@ -63,13 +63,14 @@ json_t *tg_h_upstream_stats(int port);
 /*
  * A webhook receiver on a free port: a thread that takes up to max
  * requests, answering 500 to the first fail_first of them and 200 after,
- * and keeps the last body and X-Trustgate-Signature.  wait joins it after
+ * and keeps the last body and X-Trustgate-Signature, and every body, one
+ * per line, in all.  wait joins it after
  * max requests or timeout_ms and returns how many came.
  */
 struct tg_h_hook {
     int fd, port, max, fail_first;
     volatile int requests;
-    char body[8192], sig[256];
+    char body[8192], sig[256], all[65536];
     pthread_t th;
 };
 int tg_h_hook_start(struct tg_h_hook *h, int max, int fail_first);

@@ -529,14 +529,21 @@ function freezeBlock(state) {
 
 function fairnessBlock(f) {
   const attrs = f?.attributes || [];
+  const outcome = (a, o) => {
+    const m = a[o] || {};
+    if (!m.turns) return h('p', { class: 'small', data: { outcome: o } }, h('b', { i18n: `gov.outcome.${o}` }), ' ', h('span', { class: 'muted', i18n: 'sup.noData' }));
+    return h('div', { class: 'outcome', data: { outcome: o } },
+      h('p', { class: 'small' }, h('b', { i18n: `gov.outcome.${o}` }), ' ',
+        h('span', { class: `badge ${m.gate_closed ? 'bad' : 'ok'}`, testid: 'gate', i18n: m.gate_closed ? 'gov.gateClosed' : 'gov.gateOpen' }), ' ',
+        t('gov.dpd', { d: num(m.dpd), lo: num(m.ci_low), hi: num(m.ci_high), r: num(m.dpr, 2), n: m.turns ?? 0, g: m.min_group ?? 0 })),
+      m.groups?.length ? chartCard(`gov.rateBy.${o}`, m.groups.map((g) => ({ label: g.group.length === 32 ? g.group.slice(0, 8) : g.group, values: [Math.round(g.rate * 1000) / 10], note: `${g.selected}/${g.n}` })), [t('gov.rate')])
+        : null);
+  };
   return h('section', { class: 'block', testid: 'fairness' },
     h('h3', { i18n: 'gov.fairness' }),
     h('p', { class: 'muted small', text: t('gov.fairNote', { l: pct(f?.limit), m: f?.min_group ?? '—', d: f?.window_days ?? '—' }) }),
     attrs.length ? attrs.map((a) => h('div', { class: 'attr', data: { attribute: a.attribute } },
-      h('h4', {}, a.attribute, ' ', h('span', { class: `badge ${a.gate_closed ? 'bad' : 'ok'}`, testid: 'gate', i18n: a.gate_closed ? 'gov.gateClosed' : 'gov.gateOpen' })),
-      h('p', { class: 'small', text: t('gov.dpd', { d: num(a.dpd), lo: num(a.ci_low), hi: num(a.ci_high), r: num(a.dpr, 2), n: a.turns }) }),
-      a.groups?.length ? chartCard('gov.rateByGroup', a.groups.map((g) => ({ label: g.group.length === 32 ? g.group.slice(0, 8) : g.group, values: [Math.round(g.rate * 1000) / 10], note: `${g.delivered}/${g.n}` })), [t('gov.rate')])
-        : null))
+      h('h4', { text: a.attribute }), outcome(a, 'delivered'), outcome(a, 'review_approved')))
       : h('p', { class: 'muted', i18n: 'gov.noAttrs' }));
 }
 
