@@ -11,7 +11,7 @@
  * sequence around the difference.  Then the sample-ratio mismatch check of
  * the arms' sizes against the configured shares, and Benjamini–Hochberg over
  * the variants' always-valid p-values.  --html draws the cumulative
- * difference per day inside its confidence sequence.
+ * difference look by look inside its confidence sequence.
  */
 #include "cli/cli.h"
 
@@ -19,7 +19,6 @@
 #include "store/store.h"
 
 #include <getopt.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,7 +138,7 @@ static void print_report(const json_t *rep, const char *data, double alpha)
            json_array_size(json_object_get(rep, "variants")));
 }
 
-/* Per variant, the lower bound of the confidence sequence look by look. */
+/* Per variant, the difference look by look inside its confidence sequence. */
 static void write_html(const json_t *rep, const char *path)
 {
     struct tg_buf out;
@@ -149,38 +148,18 @@ static void write_html(const json_t *rep, const char *path)
     tg_eval_html_esc(&out, tg_json_str(rep, "metric", ""));
     tg_buf_puts(&out, "</h1><p>control ");
     tg_eval_html_esc(&out, tg_json_str(rep, "control", ""));
-    tg_buf_printf(&out, ", sample-ratio mismatch p %.4g</p>",
-                  tg_json_num(json_object_get(rep, "srm"), "p", 1));
+    tg_buf_printf(&out, ", sample-ratio mismatch p %.4g, alpha %g</p>",
+                  tg_json_num(json_object_get(rep, "srm"), "p", 1), tg_json_num(rep, "alpha", 0));
     size_t i;
     json_t *v;
     json_array_foreach(json_object_get(rep, "variants"), i, v)
     {
-        const json_t *series = json_object_get(v, "days");
-        size_t nd = json_array_size(series), k;
-        const char **labels = tg_calloc(nd ? nd : 1, sizeof(*labels));
-        double *values = tg_calloc(nd ? nd : 1, sizeof(*values));
-        char(*names)[16] = tg_calloc(nd ? nd : 1, sizeof(*names));
-        double vmax = 0;
-        json_t *pt;
-        json_array_foreach(series, k, pt)
-        {
-            if (!labels || !values || !names)
-                break;
-            snprintf(names[k], sizeof(names[k]), "day %lld", (long long)tg_json_int(pt, "day", 0));
-            labels[k] = names[k];
-            /* above 0 means a proven gain */
-            values[k] = fmax(0, tg_json_num(pt, "low", 0) * 100);
-            vmax = fmax(vmax, values[k]);
-        }
-        char title[160];
+        char title[200];
         snprintf(title, sizeof(title),
-                 "%s: lower bound of the confidence sequence for the difference, in points",
-                 tg_json_str(v, "variant", ""));
-        if (labels && values && names)
-            tg_eval_html_bars(&out, title, labels, values, nd, vmax > 0 ? vmax : 1, false);
-        tg_free(labels);
-        tg_free(values);
-        tg_free(names);
+                 "%s: difference from the control look by look, in points, inside its "
+                 "confidence sequence (always-valid p %.3g)",
+                 tg_json_str(v, "variant", ""), tg_json_num(v, "p_always_valid", 1));
+        tg_experiment_html_sequence(&out, title, json_object_get(v, "days"));
     }
     tg_buf_puts(&out, "</body></html>\n");
     tg_cli_write_out(path, out.data, out.len);

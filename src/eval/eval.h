@@ -207,6 +207,10 @@ json_t *tg_experiment_analyze(const json_t *rows, const char *control, const cha
                               double alpha, double tau, const json_t *shares, char *err,
                               size_t errlen);
 
+/* An SVG line of the difference look by look (a variant's "days" from
+ * tg_experiment_analyze) inside the band of its confidence sequence, in points. */
+void tg_experiment_html_sequence(struct tg_buf *b, const char *title, const json_t *series);
+
 /* ------------------------------------------------------------ releases (release.c) */
 
 struct tg_audit;

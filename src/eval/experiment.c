@@ -281,3 +281,60 @@ out:
     tg_free(arms);
     return out;
 }
+
+/* ------------------------------------------------------------ report chart */
+
+void tg_experiment_html_sequence(struct tg_buf *b, const char *title, const json_t *series)
+{
+    const double w = 560, h = 220, l = 50, r = 10, t = 12, bot = 28;
+    size_t n = json_array_size(series), i;
+    json_t *p;
+    double lo = 0, hi = 0;
+    json_array_foreach(series, i, p)
+    {
+        lo = fmin(lo, fmax(tg_json_num(p, "low", 0), -1));
+        hi = fmax(hi, fmin(tg_json_num(p, "high", 0), 1));
+    }
+    double span = hi - lo > 0 ? hi - lo : 1;
+#define X(k) (l + (n > 1 ? (double)(k) / (double)(n - 1) : 0.5) * (w - l - r))
+#define Y(v) (t + (1 - (fmin(fmax((v), lo), hi) - lo) / span) * (h - t - bot))
+    tg_buf_puts(b, "<figure><figcaption>");
+    tg_eval_html_esc(b, title);
+    tg_buf_printf(b,
+                  "</figcaption><svg class=\"chart\" role=\"img\" width=\"%.0f\" height=\"%.0f\" "
+                  "viewBox=\"0 0 %.0f %.0f\" xmlns=\"http://www.w3.org/2000/svg\">",
+                  w, h, w, h);
+    if (n) {
+        /* the confidence sequence as a band: upper bound forward, lower bound back */
+        tg_buf_puts(b, "<polygon fill=\"#2563eb22\" points=\"");
+        json_array_foreach(series, i, p)
+            tg_buf_printf(b, "%.1f,%.1f ", X(i), Y(tg_json_num(p, "high", 0)));
+        for (i = n; i-- > 0;)
+            tg_buf_printf(b, "%.1f,%.1f ", X(i),
+                          Y(tg_json_num(json_array_get(series, i), "low", 0)));
+        tg_buf_puts(b,
+                    "\"/><polyline fill=\"none\" stroke=\"#2563eb\" stroke-width=\"2\" points=\"");
+        json_array_foreach(series, i, p)
+            tg_buf_printf(b, "%.1f,%.1f ", X(i), Y(tg_json_num(p, "diff", 0)));
+        tg_buf_puts(b, "\"/>");
+        json_array_foreach(series, i, p)
+        {
+            if (i % (n / 10 + 1) == 0)
+                tg_buf_printf(b,
+                              "<text x=\"%.1f\" y=\"%.0f\" font-size=\"11\" "
+                              "text-anchor=\"middle\">%lld</text>",
+                              X(i), h - 8, (long long)tg_json_int(p, "day", 0));
+        }
+    }
+    tg_buf_printf(b,
+                  "<line x1=\"%.0f\" x2=\"%.0f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#666\" "
+                  "stroke-dasharray=\"4 3\"/>"
+                  "<text x=\"%.0f\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\">%+.1f</text>"
+                  "<text x=\"%.0f\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\">0</text>"
+                  "<text x=\"%.0f\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\">%+.1f</text>"
+                  "</svg></figure>\n",
+                  l, w - r, Y(0), Y(0), l - 4, Y(hi) + 4, hi * 100, l - 4, Y(0) + 4, l - 4,
+                  Y(lo) + 4, lo * 100);
+#undef X
+#undef Y
+}

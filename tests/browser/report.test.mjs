@@ -1,10 +1,12 @@
 // report.test.mjs - the HTML report of `trustgate eval far` opened in Debian's
 // chromium (playwright-core): it loads with no network, its charts render with
-// bars of non-zero size, and its FAR matches the JSON report of the same run.
+// bars of non-zero size, and its FAR matches the JSON report of the same run;
+// the other suites' reports, and `trustgate ab report --html` on seeded rows
+// (the difference drawn inside its confidence sequence).
 // A screenshot goes to $TG_TEST_OUTPUT.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -47,6 +49,26 @@ async function main() {
       assert.ok(bars.length >= 1 && bars.some((w) => w > 2), `${suite}: the chart has bars`);
       await page.screenshot({ path: join(out, `eval-${suite}-report.png`), fullPage: true });
     }
+    // an experiment's report: 20 days of seeded rows, a 12 % control against 16 %
+    let seed = 42;
+    const rand = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648; };
+    const rows = [];
+    for (let day = 0; day < 20; day++) {
+      for (let i = 0; i < 200; i++) {
+        const variant = i % 2 ? 'candidate' : 'control';
+        rows.push(JSON.stringify({ variant, day, resolved: rand() < (variant === 'control' ? 0.12 : 0.16) ? 1 : 0 }));
+      }
+    }
+    writeFileSync(join(dir, 'rows.jsonl'), rows.join('\n') + '\n');
+    const abHtml = join(dir, 'ab.html');
+    execFileSync(`${bin}/trustgate`, ['ab', 'report', '--data', join(dir, 'rows.jsonl'), '--control', 'control',
+      '--metric', 'resolved', '--html', abHtml], { stdio: 'pipe' });
+    await page.goto(`file://${abHtml}`);
+    const band = await page.locator('svg.chart polygon').boundingBox();
+    assert.ok(band && band.width > 300 && band.height > 20, 'the confidence sequence is a band');
+    const points = await page.$eval('svg.chart polyline', (l) => l.getAttribute('points').trim().split(/\s+/).length);
+    assert.equal(points, 20, 'one point per look');
+    await page.screenshot({ path: join(out, 'ab-report.png'), fullPage: true });
     assert.deepEqual(requests, [], 'no report fetches anything');
     console.log(`ok: FAR report renders (${far}); screenshot in ${out}`);
   } finally {
