@@ -12,6 +12,7 @@
 #include "pipeline/pipeline.h"
 #include "store/store.h"
 
+#include <event2/event.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -274,4 +275,27 @@ void tg_api_handle(struct tg_http_req *req, void *arg)
     }
     snprintf(msg, sizeof(msg), "no route for %s %s", method, path);
     tg_api_send_error(api, req, "other", 404, "invalid_request_error", "unknown_route", msg);
+}
+
+int64_t tg_api_cfg_ms(const json_t *section, const char *key, int64_t def)
+{
+    const json_t *v = json_object_get(section, key);
+    int64_t ms = def;
+    if (json_is_string(v))
+        tg_parse_duration_ms(json_string_value(v), &ms);
+    else if (json_is_integer(v))
+        ms = json_integer_value(v);
+    return ms;
+}
+
+struct event *tg_api_every(struct tg_api *api, int64_t every_ms,
+                           void (*cb)(int fd, short what, void *arg), void *arg)
+{
+    struct event *ev = event_new(api->p->base, -1, EV_PERSIST, cb, arg);
+    struct timeval tv = {(time_t)(every_ms / 1000), (suseconds_t)(every_ms % 1000) * 1000};
+    if (ev && event_add(ev, &tv)) {
+        event_free(ev);
+        ev = NULL;
+    }
+    return ev;
 }

@@ -25,6 +25,13 @@ const char *tg_api_person(struct tg_api *api, struct tg_http_req *req, const cha
 /* Does the request carry one of the configured API keys (constant-time compare)? */
 bool tg_api_key_ok(const struct tg_api *api, const struct tg_http_req *req);
 
+/* A duration setting of a config section (a string such as "1h", or ms), else def. */
+int64_t tg_api_cfg_ms(const json_t *section, const char *key, int64_t def);
+/* A timer on the API's event loop calling cb(-1, EV_TIMEOUT, arg) every every_ms;
+ * NULL when it cannot be made (the caller fails to start). */
+struct event *tg_api_every(struct tg_api *api, int64_t every_ms,
+                           void (*cb)(int fd, short what, void *arg), void *arg);
+
 /* A customer's message to run as a turn (strings borrowed until answered). */
 struct tg_turn_in {
     const char *channel; /* "api", "web" */

@@ -152,16 +152,9 @@ int tg_monitor_start(struct tg_api *api)
     if (tg_store_blob_get(api->p->store, key, &data, &len) == TG_OK)
         m->last_alert_day = today;
     tg_free(data);
-    if (m->on) {
-        int64_t every = 3600000;
-        const json_t *v = json_object_get(c, "check_every");
-        if (json_is_string(v))
-            tg_parse_duration_ms(json_string_value(v), &every);
-        m->timer = event_new(api->p->base, -1, EV_PERSIST, timer_cb, api);
-        struct timeval tv = {(time_t)(every / 1000), (suseconds_t)(every % 1000) * 1000};
-        if (!m->timer || event_add(m->timer, &tv))
-            return TG_E_NOMEM;
-    }
+    if (m->on &&
+        !(m->timer = tg_api_every(api, tg_api_cfg_ms(c, "check_every", 3600000), timer_cb, api)))
+        return TG_E_NOMEM;
     return TG_OK;
 }
 

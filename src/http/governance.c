@@ -56,17 +56,6 @@ static const json_t *fair_cfg(const struct tg_api *api)
     return json_object_get(api->p->cfg->root, "fairness");
 }
 
-static int64_t cfg_ms(const json_t *c, const char *key, int64_t def)
-{
-    const json_t *v = json_object_get(c, key);
-    int64_t ms = def;
-    if (json_is_string(v))
-        tg_parse_duration_ms(json_string_value(v), &ms);
-    else if (json_is_integer(v))
-        ms = json_integer_value(v);
-    return ms;
-}
-
 /* ------------------------------------------------------------ fairness */
 
 struct rows {
@@ -259,15 +248,11 @@ int tg_fairness_start(struct tg_api *api)
                    : 0.05;
     m->min_group = (size_t)tg_json_int(c, "min_group", 30);
     m->bootstrap = (size_t)tg_json_int(c, "bootstrap", 1000);
-    m->window_ms = cfg_ms(c, "window", 30 * DAY_MS);
+    m->window_ms = tg_api_cfg_ms(c, "window", 30 * DAY_MS);
     api->fairness = m;
-    if (m->on) {
-        int64_t every = cfg_ms(c, "check_every", 3600000);
-        m->timer = event_new(api->p->base, -1, EV_PERSIST, timer_cb, api);
-        struct timeval tv = {(time_t)(every / 1000), (suseconds_t)(every % 1000) * 1000};
-        if (!m->timer || event_add(m->timer, &tv))
-            return TG_E_NOMEM;
-    }
+    if (m->on &&
+        !(m->timer = tg_api_every(api, tg_api_cfg_ms(c, "check_every", 3600000), timer_cb, api)))
+        return TG_E_NOMEM;
     return TG_OK;
 }
 
