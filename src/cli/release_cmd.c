@@ -13,6 +13,7 @@
  *   rollback NAME           take a promoted release back; the one before it is in force again
  *   freeze / unfreeze       stop and resume promotions; unfreezing takes a supervisor and a reason
  *   list / show NAME        the registry
+ *   export NAME --to DIR    the release's files as proposed (kept in the store by content)
  *
  * Releases live in the store of the data directory (blobs release/NAME/VERSION
  * and release-state), written while no server holds it, like `review decide`
@@ -41,12 +42,15 @@ static void usage(FILE *f)
             "                         [--far-report FILE] [--srm N1/S1,N2/S2,...]\n"
             "       trustgate release rollback NAME -c FILE --by WHO --why TEXT\n"
             "       trustgate release freeze|unfreeze -c FILE --by WHO --why TEXT\n"
-            "       trustgate release list|show [NAME] -c FILE [--json]\n\n"
+            "       trustgate release list|show [NAME] -c FILE [--json]\n"
+            "       trustgate release export NAME -c FILE --to DIR [--version N]\n\n"
             "A release is a named, versioned snapshot of what answers customers, with its\n"
             "content hash; every transition is an audit leaf with who and why.  Promotion is\n"
             "refused while any gate fails, naming it: releases frozen, FAR in --far-report\n"
             "below eval.far.min, sample-ratio mismatch (p < 0.001) in --srm.  Unfreezing\n"
-            "takes a supervisor from the config's users.  --data DIR overrides the store.\n");
+            "takes a supervisor from the config's users.  A release keeps its files in the\n"
+            "store; export writes them out (checked against the release's hash) to serve\n"
+            "them, e.g. after a rollback.  --data DIR overrides the store.\n");
 }
 
 /* ------------------------------------------------------------ registry */
@@ -183,21 +187,44 @@ static void gates(struct ctx *x, const char *far_report, const char *srm, char *
     }
 }
 
+/* Propose keeps every file of the release in the store, by content. */
+struct keep {
+    struct tg_store *st;
+    int rc;
+};
+
+static void keep_file(void *arg, const char *name, const char *sha, const void *data, size_t len)
+{
+    struct keep *k = arg;
+    (void)name;
+    if (!k->rc)
+        k->rc = tg_release_keep_file(k->st, sha, data, len);
+}
+
 static int transition(struct ctx *x, const char *cmd, const char *name, const char *by,
                       const char *why, double share, const char *far_report, const char *srm)
 {
     if (!strcmp(cmd, "propose")) {
         char hash[2 * TG_SHA256_LEN + 1];
-        json_t *files = tg_config_snapshot(x->cfg, hash);
+        struct keep k = {.st = x->st};
+        json_t *files = tg_config_snapshot(x->cfg, hash, keep_file, &k);
         char conf[PATH_MAX];
         if (!realpath(x->cfg->path, conf))
             tg_strlcpy(conf, x->cfg->path, sizeof(conf));
+        const char *slash = strrchr(x->cfg->path, '/');
+        if (k.rc) {
+            json_decref(files);
+            fprintf(stderr, "trustgate release: cannot keep the release's files: %s\n",
+                    tg_err_str(k.rc));
+            return 1;
+        }
         json_t *prev = latest(x, name);
         json_int_t version = prev ? tg_json_int(prev, "version", 0) + 1 : 1;
         json_decref(prev);
-        json_t *rel = json_pack("{s:s, s:I, s:s, s:s, s:s, s:o, s:I}", "name", name, "version",
-                                version, "hash", hash, "state", "proposed", "config", conf, "files",
-                                files, "created_ms", (json_int_t)tg_clock_wall_ms());
+        json_t *rel = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:o, s:I}", "name", name, "version",
+                                version, "hash", hash, "state", "proposed", "config", conf,
+                                "config_file", slash ? slash + 1 : x->cfg->path, "files", files,
+                                "created_ms", (json_int_t)tg_clock_wall_ms());
         event(rel, "propose", by, why);
         int rc = record(x, "propose", rel, by, why);
         if (!rc)
@@ -287,6 +314,10 @@ static int transition(struct ctx *x, const char *cmd, const char *name, const ch
                 json_object_set_new(back, "state", json_string("promoted"));
                 event(back, "restored", by, why);
                 save(x, back);
+                printf("%s v%lld is in force again; its files: trustgate release export %s "
+                       "--version %lld --to DIR\n",
+                       tg_json_str(back, "name", ""), (long long)tg_json_int(back, "version", 0),
+                       tg_json_str(back, "name", ""), (long long)tg_json_int(back, "version", 0));
             }
             json_decref(all);
         }
@@ -337,6 +368,50 @@ static int show(struct ctx *x, const char *name, bool as_json)
     return rc;
 }
 
+/* `release export NAME --to DIR`: the release's files as they were proposed. */
+static int export_release(struct ctx *x, const char *name, long long version, const char *to)
+{
+    json_t *all = all_releases(x), *r, *rel = NULL;
+    size_t i;
+    json_array_foreach(all, i, r)
+    {
+        if (!strcmp(tg_json_str(r, "name", ""), name) &&
+            (version ? tg_json_int(r, "version", 0) == version
+                     : !rel || tg_json_int(r, "version", 0) > tg_json_int(rel, "version", 0)))
+            rel = r;
+    }
+    char conf[4400], err[512];
+    int rc = 1;
+    if (!rel)
+        fprintf(stderr, "trustgate release: no release named %s%s\n", name,
+                version ? " with that version" : "");
+    else if (tg_cli_mkdirs(to) ||
+             tg_release_materialize(x->st, rel, to, conf, sizeof(conf), err, sizeof(err)))
+        fprintf(stderr, "trustgate release: %s v%lld: %s\n", name,
+                (long long)tg_json_int(rel, "version", 0),
+                err[0] ? err : "cannot create the folder");
+    else
+        rc = 0;
+    if (!rc) {
+        /* what was written out must hash to what was proposed */
+        struct tg_config *c = tg_cli_load_config(conf);
+        char hash[2 * TG_SHA256_LEN + 1] = "";
+        if (c)
+            json_decref(tg_config_snapshot(c, hash, NULL, NULL));
+        tg_config_free(c);
+        if (strcmp(hash, tg_json_str(rel, "hash", "")) != 0) {
+            fprintf(stderr, "trustgate release: %s v%lld written to %s does not hash to %s\n", name,
+                    (long long)tg_json_int(rel, "version", 0), to, tg_json_str(rel, "hash", ""));
+            rc = 1;
+        } else {
+            printf("%s v%lld (%.16s) written to %s; serve it with: trustgate serve -c %s\n", name,
+                   (long long)tg_json_int(rel, "version", 0), hash, to, conf);
+        }
+    }
+    json_decref(all);
+    return rc;
+}
+
 int tg_cli_release(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -344,8 +419,11 @@ int tg_cli_release(int argc, char **argv)
         {"by", required_argument, NULL, 'b'},     {"why", required_argument, NULL, 'w'},
         {"share", required_argument, NULL, 's'},  {"far-report", required_argument, NULL, 'f'},
         {"srm", required_argument, NULL, 'r'},    {"json", no_argument, NULL, 'j'},
+        {"to", required_argument, NULL, 't'},     {"version", required_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
     const char *cfg_path = NULL, *data = NULL, *by = NULL, *why = NULL, *far = NULL, *srm = NULL;
+    const char *to = NULL;
+    int64_t version = 0;
     double share = 0;
     bool as_json = false;
     int c;
@@ -355,7 +433,7 @@ int tg_cli_release(int argc, char **argv)
     }
     const char *cmd = argv[1];
     optind = 1;
-    while ((c = getopt_long(argc - 1, argv + 1, "c:d:b:w:s:f:r:jh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc - 1, argv + 1, "c:d:b:w:s:f:r:jt:v:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             cfg_path = optarg;
@@ -381,13 +459,27 @@ int tg_cli_release(int argc, char **argv)
         case 'j':
             as_json = true;
             break;
+        case 't':
+            to = optarg;
+            break;
+        case 'v':
+            if (tg_parse_i64(optarg, &version) || version < 1) {
+                fprintf(stderr, "trustgate release: --version wants a number from 1\n");
+                return 2;
+            }
+            break;
         default:
             usage(stderr);
             return 2;
         }
     }
     const char *name = optind + 1 < argc ? argv[optind + 1] : NULL;
-    bool reading = !strcmp(cmd, "list") || !strcmp(cmd, "show");
+    bool exporting = !strcmp(cmd, "export");
+    if (exporting && (!name || !to)) {
+        usage(stderr);
+        return 2;
+    }
+    bool reading = !strcmp(cmd, "list") || !strcmp(cmd, "show") || exporting;
     bool global = !strcmp(cmd, "freeze") || !strcmp(cmd, "unfreeze");
     if (!cfg_path || (!reading && (!by || !why || !why[0])) || (!reading && !global && !name)) {
         usage(stderr);
@@ -414,8 +506,9 @@ int tg_cli_release(int argc, char **argv)
         fprintf(stderr, "trustgate release: cannot open the store in %s\n", dir);
         goto out;
     }
-    status =
-        reading ? show(&x, name, as_json) : transition(&x, cmd, name, by, why, share, far, srm);
+    status = exporting ? export_release(&x, name, (long long)version, to)
+             : reading ? show(&x, name, as_json)
+                       : transition(&x, cmd, name, by, why, share, far, srm);
     if (status == 2)
         usage(stderr);
 out:

@@ -110,11 +110,17 @@ void tg_config_free(struct tg_config *cfg);
  * What a release of this deployment contains (snapshot.c): every file it
  * reads to answer customers (the config, policy includes, knowledge base,
  * glossary, intents' training set) -> SHA-256 hex, returned as a new
- * object; hash gets the SHA-256 of the canonical JSON of those files with
- * the answering settings (backends, route, ladder).  A file that cannot be
- * read is left out (and so changes the hash).
+ * object.  Files are named relative to the config's directory when they
+ * are inside it (so the same deployment hashes the same wherever it lies).
+ * hash gets the SHA-256 of the canonical JSON of those files with the
+ * answering settings (backends, route, ladder).  A file that cannot be read
+ * is left out (and so changes the hash).  keep, when not NULL, is given
+ * each file's name, hash and content (to store the release's files).
  */
-json_t *tg_config_snapshot(const struct tg_config *cfg, char hash[65]);
+typedef void (*tg_snapshot_keep_fn)(void *arg, const char *name, const char *sha256_hex,
+                                    const void *data, size_t len);
+json_t *tg_config_snapshot(const struct tg_config *cfg, char hash[65], tg_snapshot_keep_fn keep,
+                           void *arg);
 
 /* The backend named name, or NULL. */
 const struct tg_backend_conf *tg_config_backend(const struct tg_config *cfg, const char *name);

@@ -12,7 +12,24 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static void add_file(json_t *files, const char *path)
+struct snap {
+    json_t *files;
+    char base[4096]; /* the config's directory, "" when the config path has none */
+    tg_snapshot_keep_fn keep;
+    void *arg;
+};
+
+/* A file's name in the release: relative to the config's directory when it is
+ * inside it, else the path as configured. */
+static const char *key_of(const struct snap *s, const char *path)
+{
+    size_t n = strlen(s->base);
+    if (n && strncmp(path, s->base, n) == 0 && path[n] == '/')
+        return path + n + 1;
+    return path;
+}
+
+static void add_file(struct snap *sn, const char *path)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -28,17 +45,20 @@ static void add_file(json_t *files, const char *path)
     char hex[2 * TG_SHA256_LEN + 1];
     tg_sha256(b.data ? b.data : "", b.len, h);
     tg_hex_encode(h, sizeof(h), hex);
-    json_object_set_new(files, path, json_string(hex));
+    const char *key = key_of(sn, path);
+    json_object_set_new(sn->files, key, json_string(hex));
+    if (sn->keep)
+        sn->keep(sn->arg, key, hex, b.data ? b.data : "", b.len);
     tg_buf_free(&b);
 }
 
-static void add_tree(json_t *files, const char *path)
+static void add_tree(struct snap *sn, const char *path)
 {
     struct stat st;
     if (stat(path, &st) != 0)
         return;
     if (!S_ISDIR(st.st_mode)) {
-        add_file(files, path);
+        add_file(sn, path);
         return;
     }
     DIR *d = opendir(path);
@@ -48,20 +68,20 @@ static void add_tree(json_t *files, const char *path)
             continue;
         char sub[4200];
         snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
-        add_tree(files, sub);
+        add_tree(sn, sub);
     }
     if (d)
         closedir(d);
 }
 
-json_t *tg_config_snapshot(const struct tg_config *cfg, char hash[2 * TG_SHA256_LEN + 1])
+json_t *tg_config_snapshot(const struct tg_config *cfg, char hash[2 * TG_SHA256_LEN + 1],
+                           tg_snapshot_keep_fn keep, void *arg)
 {
-    json_t *files = json_object();
+    struct snap sn = {.files = json_object(), .keep = keep, .arg = arg};
     const char *slash = strrchr(cfg->path, '/');
-    char base[4096];
-    snprintf(base, sizeof(base), "%.*s", slash ? (int)(slash - cfg->path) : 1,
-             slash ? cfg->path : ".");
-    add_file(files, cfg->path);
+    snprintf(sn.base, sizeof(sn.base), "%.*s", slash ? (int)(slash - cfg->path) : 0, cfg->path);
+    json_t *files = sn.files;
+    add_file(&sn, cfg->path);
     size_t i;
     json_t *item;
     json_array_foreach(json_object_get(cfg->root, "policies"), i, item)
@@ -69,17 +89,17 @@ json_t *tg_config_snapshot(const struct tg_config *cfg, char hash[2 * TG_SHA256_
         const char *inc = tg_json_str(item, "include", NULL);
         if (inc) {
             char p[8300];
-            snprintf(p, sizeof(p), inc[0] == '/' ? "%s%s" : "%s/%s", inc[0] == '/' ? "" : base,
-                     inc);
-            add_file(files, p);
+            snprintf(p, sizeof(p), "%s%s%s", inc[0] == '/' || !sn.base[0] ? "" : sn.base,
+                     inc[0] == '/' || !sn.base[0] ? "" : "/", inc);
+            add_file(&sn, p);
         }
     }
     for (i = 0; i < cfg->n_kb_paths; i++)
-        add_tree(files, cfg->kb_paths[i]);
+        add_tree(&sn, cfg->kb_paths[i]);
     if (cfg->kb_glossary)
-        add_file(files, cfg->kb_glossary);
+        add_file(&sn, cfg->kb_glossary);
     if (cfg->intents_train)
-        add_file(files, cfg->intents_train);
+        add_file(&sn, cfg->intents_train);
     json_t *settings = json_pack(
         "{s:O?, s:O?, s:O?}", "backends", json_object_get(cfg->root, "backends"), "route",
         json_object_get(cfg->root, "route"), "ladder", json_object_get(cfg->root, "ladder"));

@@ -221,5 +221,16 @@ json_t *tg_release_state(struct tg_store *st);
  * by, why}, then the state, flushed.  TG_OK or the store's error. */
 int tg_release_set_frozen(struct tg_store *st, struct tg_audit *audit, bool frozen, const char *by,
                           const char *why);
+/* Keep one of a release's files in the store by its SHA-256 (hex). */
+int tg_release_keep_file(struct tg_store *st, const char *sha256_hex, const void *data, size_t len);
+/*
+ * Write a release record's files ({files: {name: sha256}, config_file})
+ * under dir, each read back from the store and checked against its hash;
+ * config gets the path of the release's config there.  Names must be
+ * relative without ".." (files outside the config's folder cannot be
+ * written out).  TG_OK, or an error with a message in err.
+ */
+int tg_release_materialize(struct tg_store *st, const json_t *record, const char *dir,
+                           char *config, size_t config_len, char *err, size_t errlen);
 
 #endif

@@ -13,6 +13,7 @@
 #include "backend/backend.h"
 #include "core/jw.h"
 #include "dispatch/dispatch.h"
+#include "eval/eval.h"
 #include "kb/kb.h"
 #include "model/model.h"
 #include "policy/policy.h"
@@ -530,14 +531,16 @@ static json_t *release_latest(struct tg_store *st, const char *name)
 
 /*
  * The config a variant answers with: `config: FILE` (relative to the main
- * config), or `release: NAME`, a release started as an experiment whose
- * files still hash to what was proposed.
+ * config), or `release: NAME`, a release started as an experiment, written
+ * out from the store as it was proposed into DATA/releases/NAME@VERSION
+ * (the files in the deployment may have changed since) and checked against
+ * its hash.
  */
 static int variant_config(struct tg_pipeline *p, struct tg_answerer *a, const json_t *v,
-                          const char *where, char *err, size_t errlen)
+                          const char *where, const char *data_dir, char *err, size_t errlen)
 {
     const char *rel = tg_json_str(v, "release", NULL), *file = tg_json_str(v, "config", NULL);
-    char path[4200];
+    char path[4400];
     json_t *record = NULL;
     int rc = TG_E_CONFIG;
     if (rel) {
@@ -555,11 +558,15 @@ static int variant_config(struct tg_pipeline *p, struct tg_answerer *a, const js
                      where, rel, (long long)tg_json_int(record, "version", 0), state);
             goto out;
         }
-        if (!tg_json_str(record, "config", NULL)) {
-            snprintf(err, errlen, "%s: release %s names no config; propose it again", where, rel);
+        char dir[4200], sub[600];
+        snprintf(dir, sizeof(dir), "%s/releases/%s@%lld", data_dir ? data_dir : p->cfg->data_dir,
+                 rel, (long long)tg_json_int(record, "version", 0));
+        if (tg_release_materialize(p->store, record, dir, path, sizeof(path), sub, sizeof(sub))) {
+            snprintf(err, errlen, "%s: release %s: %s", where, rel, sub);
             goto out;
         }
-        tg_strlcpy(path, tg_json_str(record, "config", ""), sizeof(path));
+        snprintf(a->release, sizeof(a->release), "%s@%lld", rel,
+                 (long long)tg_json_int(record, "version", 0));
     } else {
         const char *slash = strrchr(p->cfg->path, '/');
         if (file[0] == '/' || !slash)
@@ -578,36 +585,13 @@ static int variant_config(struct tg_pipeline *p, struct tg_answerer *a, const js
         goto out;
     }
     a->cfg = vc;
-    json_t *files = tg_config_snapshot(vc, a->hash);
+    json_decref(tg_config_snapshot(vc, a->hash, NULL, NULL));
     if (record && strcmp(a->hash, tg_json_str(record, "hash", "")) != 0) {
-        /* name what changed since the release was proposed */
-        char changed[1024] = "";
-        const json_t *was = json_object_get(record, "files");
-        const char *f;
-        json_t *h;
-        json_object_foreach(files, f, h)
-        {
-            if (!json_equal(h, json_object_get(was, f)) && strlen(changed) < 800)
-                snprintf(changed + strlen(changed), sizeof(changed) - strlen(changed), "%s%s",
-                         changed[0] ? ", " : "", f);
-        }
-        json_object_foreach((json_t *)was, f, h)
-        {
-            if (!json_object_get(files, f) && strlen(changed) < 800)
-                snprintf(changed + strlen(changed), sizeof(changed) - strlen(changed),
-                         "%s%s (gone)", changed[0] ? ", " : "", f);
-        }
         snprintf(err, errlen,
-                 "%s: release %s v%lld no longer matches what was proposed (changed: %s); "
-                 "propose it again",
-                 where, rel, (long long)tg_json_int(record, "version", 0),
-                 changed[0] ? changed : "the answering settings");
+                 "%s: release %s written out from the store hashes to %.16s, not %.16s", where,
+                 a->release, a->hash, tg_json_str(record, "hash", ""));
         rc = TG_E_CONFIG;
-    } else if (record) {
-        snprintf(a->release, sizeof(a->release), "%s@%lld", rel,
-                 (long long)tg_json_int(record, "version", 0));
     }
-    json_decref(files);
 out:
     json_decref(record);
     return rc;
@@ -638,7 +622,7 @@ static int open_variants(struct tg_pipeline *p, const char *data_dir, char *err,
             p->alts[p->n_alts++] = a;
             a->experiment = tg_json_str(e, "name", "");
             a->variant = tg_json_str(v, "name", "");
-            int rc = variant_config(p, a, v, where, err, errlen);
+            int rc = variant_config(p, a, v, where, data_dir, err, errlen);
             if (rc)
                 return rc;
             /* the variant's knowledge base lives beside the main one in the store */
@@ -701,7 +685,7 @@ int tg_pipeline_open(const struct tg_config *cfg, struct event_base *base, const
     }
     rc = tg_text_open(&p->text, err, errlen);
     if (!rc) {
-        json_decref(tg_config_snapshot(cfg, p->main.hash));
+        json_decref(tg_config_snapshot(cfg, p->main.hash, NULL, NULL));
         rc = answerer_open(p, &p->main, NULL, data_dir, err, errlen);
     }
     if (!rc)

@@ -220,14 +220,39 @@ static void test_variant_answered_by_a_release(void **state)
     json_decref(j);
     assert_int_equal(tg_h_stop(&gw, 5000), 0);
 
-    /* the release's files changed after it was proposed: refused, naming the file */
-    FILE *f = fopen(cand, "a");
+    /* the deployment's files change after the release was proposed: the variant still
+     * answers with the release as proposed, kept in the store */
+    FILE *f = fopen(cand, "w");
     assert_non_null(f);
-    fputs("# edited after the proposal\n", f);
+    fputs("backends:\n  - name: s\n    type: script\n    reply: 改过的回答\nroute:\n  backend: s\n",
+          f);
     fclose(f);
-    out = refused(cfg, dir);
-    assert_non_null(strstr(out, "no longer matches what was proposed"));
-    assert_non_null(strstr(out, "candidate.yaml"));
+    assert_int_equal(tg_h_start_gateway(&gw, cfg, dir), 0);
+    for (int i = 0; i < 20; i++) {
+        char who[32], answer[256];
+        snprintf(who, sizeof(who), "rel-%d", i);
+        json_t *t = turn(gw.port, who, "你好", NULL, answer, sizeof(answer));
+        if (!strcmp(tg_json_str(json_object_get(t, "experiments"), "kb2", ""), "candidate")) {
+            assert_string_equal(answer, "【候选】候选版本的回答");
+            assert_string_equal(tg_json_str(json_object_get(t, "release"), "hash", ""), hash_cand);
+        }
+        json_decref(t);
+    }
+    assert_int_equal(tg_h_stop(&gw, 5000), 0);
+    /* and an operator gets the same files back, checked against the hash */
+    snprintf(args, sizeof(args), "release export cand -c %s --data %s --to %s/out", cfg, dir, dir);
+    assert_int_equal(tg(args, &out), 0);
+    assert_non_null(strstr(out, "written to"));
+    tg_free(out);
+    snprintf(args, sizeof(args), "cat %s/out/candidate.yaml", dir);
+    assert_int_equal(tg_h_run(args, &out), 0);
+    assert_string_equal(out, candidate_config);
+    tg_free(out);
+    /* a version that does not exist */
+    snprintf(args, sizeof(args), "release export cand -c %s --data %s --to %s/out2 --version 9",
+             cfg, dir, dir);
+    assert_int_equal(tg(args, &out), 1);
+    assert_non_null(strstr(out, "no release named cand with that version"));
     tg_free(out);
     cleanup(dir);
 }

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "eval/eval.h"
+#include "store/store.h"
 #include "text/text.h"
 
 #include <math.h>
@@ -286,6 +287,69 @@ static void test_load(void **state)
     unlink(path);
 }
 
+/* A release's files come back from the store exactly, each checked against
+ * its hash; an altered or missing file and a name escaping the folder are
+ * refused. */
+static void test_release_files(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/tg-release-XXXXXX", uri[128], out[128], conf[4400], err[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(uri, sizeof(uri), "sqlite:%s/t.db", dir);
+    struct tg_store *st = NULL;
+    assert_int_equal(tg_store_open(uri, &st, err, sizeof(err)), TG_OK);
+    const char *text = "reply: hi\n", *faq = "# FAQ\n";
+    char h1[65], h2[65];
+    uint8_t h[32];
+    tg_sha256(text, strlen(text), h);
+    tg_hex_encode(h, 32, h1);
+    tg_sha256(faq, strlen(faq), h);
+    tg_hex_encode(h, 32, h2);
+    assert_int_equal(tg_release_keep_file(st, h1, text, strlen(text)), TG_OK);
+    assert_int_equal(tg_release_keep_file(st, h2, faq, strlen(faq)), TG_OK);
+    assert_int_equal(tg_store_flush(st), TG_OK);
+    json_t *rec = json_pack("{s:s, s:I, s:s, s:{s:s, s:s}}", "name", "r", "version", 1,
+                            "config_file", "c.yaml", "files", "c.yaml", h1, "kb/faq.md", h2);
+    snprintf(out, sizeof(out), "%s/out", dir);
+    assert_int_equal(tg_release_materialize(st, rec, out, conf, sizeof(conf), err, sizeof(err)),
+                     TG_OK);
+    char path[4400], buf[64] = "";
+    snprintf(path, sizeof(path), "%s/kb/faq.md", out);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    assert_int_equal(fread(buf, 1, sizeof(buf) - 1, f), strlen(faq));
+    fclose(f);
+    assert_string_equal(buf, faq);
+    assert_true(strstr(conf, "/out/c.yaml") != NULL);
+    /* the stored content altered */
+    char key[128];
+    snprintf(key, sizeof(key), "release-file/%s", h2);
+    assert_int_equal(tg_store_blob_put(st, key, "# FAQ!\n", 7), TG_OK);
+    assert_int_equal(tg_store_flush(st), TG_OK);
+    assert_int_not_equal(tg_release_materialize(st, rec, out, conf, sizeof(conf), err, sizeof(err)),
+                         TG_OK);
+    assert_non_null(strstr(err, "kb/faq.md is altered"));
+    /* missing */
+    json_object_set_new(json_object_get(rec, "files"), "kb/gone.md",
+                        json_string("00000000000000000000000000000000000000000000000000000000000"
+                                    "00000"));
+    json_object_set_new(json_object_get(rec, "files"), "kb/faq.md", json_string(h1));
+    assert_int_not_equal(tg_release_materialize(st, rec, out, conf, sizeof(conf), err, sizeof(err)),
+                         TG_OK);
+    assert_non_null(strstr(err, "kb/gone.md is missing"));
+    /* a name that would escape the folder */
+    json_object_del(json_object_get(rec, "files"), "kb/gone.md");
+    json_object_set_new(json_object_get(rec, "files"), "../evil", json_string(h1));
+    assert_int_not_equal(tg_release_materialize(st, rec, out, conf, sizeof(conf), err, sizeof(err)),
+                         TG_OK);
+    assert_non_null(strstr(err, "../evil lies outside"));
+    json_decref(rec);
+    tg_store_close(st);
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -296,6 +360,7 @@ int main(void)
         cmocka_unit_test(test_mann_kendall),
         cmocka_unit_test(test_daily_far_and_criterion),
         cmocka_unit_test(test_load),
+        cmocka_unit_test(test_release_files),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
