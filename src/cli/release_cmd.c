@@ -8,8 +8,10 @@
  *                           settings (backends, route, ladder), hashed together
  *   start-experiment NAME   mark it as under experiment on --share of traffic
  *   promote NAME            make it the release in force; refused while a gate fails: releases
- *                           frozen (fairness), FAR below eval.far.min in --far-report (the JSON of
- *                           `eval far`), sample-ratio mismatch in --srm OBSERVED/SHARE,...
+ *                           frozen (fairness), the fairness gate closed on the turns the release
+ *                           answered as an experiment, FAR below eval.far.min in --far-report
+ *                           (the JSON of `eval far`), sample-ratio mismatch in --srm
+ *                           OBSERVED/SHARE,...
  *   rollback NAME           take a promoted release back; the one before it is in force again
  *   freeze / unfreeze       stop and resume promotions; unfreezing takes a supervisor and a reason
  *   list / show NAME        the registry
@@ -23,6 +25,7 @@
 
 #include "audit/audit.h"
 #include "eval/eval.h"
+#include "eval/fairness.h"
 #include "eval/stats.h"
 #include "store/store.h"
 
@@ -46,7 +49,8 @@ static void usage(FILE *f)
             "       trustgate release export NAME -c FILE --to DIR [--version N]\n\n"
             "A release is a named, versioned snapshot of what answers customers, with its\n"
             "content hash; every transition is an audit leaf with who and why.  Promotion is\n"
-            "refused while any gate fails, naming it: releases frozen, FAR in --far-report\n"
+            "refused while any gate fails, naming it: releases frozen, the fairness gate\n"
+            "closed on the traffic the release answered, FAR in --far-report\n"
             "below eval.far.min, sample-ratio mismatch (p < 0.001) in --srm.  Unfreezing\n"
             "takes a supervisor from the config's users.  A release keeps its files in the\n"
             "store; export writes them out (checked against the release's hash) to serve\n"
@@ -57,6 +61,7 @@ static void usage(FILE *f)
 
 struct ctx {
     struct tg_config *cfg;
+    const char *data; /* --data, or NULL for the config's */
     struct tg_store *st;
     struct tg_audit *audit;
     int lockfd;
@@ -139,9 +144,54 @@ static const char *role_of(const struct tg_config *cfg, const char *who)
 }
 
 /* The gates a promotion must pass; the reasons it fails in why (empty: open). */
-static void gates(struct ctx *x, const char *far_report, const char *srm, char *why, size_t len)
+/* The live fairness gate on the traffic the candidate answered as an experiment. */
+static void fairness_gate(struct ctx *x, const json_t *rel, char *why, size_t len)
+{
+    const json_t *fc = json_object_get(x->cfg->root, "fairness");
+    if (!json_array_size(json_object_get(fc, "attributes")))
+        return;
+    char name[200], detail[300], dir[4096], keypath[4200];
+    uint8_t key[32];
+    int64_t window = 30 * 86400000LL;
+    const json_t *w = json_object_get(fc, "window");
+    if (json_is_string(w))
+        tg_parse_duration_ms(json_string_value(w), &window);
+    snprintf(name, sizeof(name), "%s@%lld", tg_json_str(rel, "name", ""),
+             (long long)tg_json_int(rel, "version", 0));
+    /* the deployment's pseudonym key names the configured groups (optional) */
+    tg_cli_data_dir(x->cfg, x->data, dir, sizeof(dir));
+    snprintf(keypath, sizeof(keypath), "%s/pseudonym.key", dir);
+    FILE *kf = fopen(keypath, "rb");
+    bool have_key = kf && fread(key, 1, sizeof(key), kf) == sizeof(key);
+    if (kf)
+        fclose(kf);
+    struct tg_fair_live in = {
+        .cfg = fc,
+        .key = have_key ? key : NULL,
+        .keylen = sizeof(key),
+        .since_ms = tg_clock_wall_ms() - window,
+        .release = name,
+        .limit = json_is_number(json_object_get(fc, "limit"))
+                     ? json_number_value(json_object_get(fc, "limit"))
+                     : 0.05,
+        .min_group = (size_t)tg_json_int(fc, "min_group", 30),
+        .bootstrap = (size_t)tg_json_int(fc, "bootstrap", 1000),
+    };
+    json_t *res = tg_fairness_live(x->st, &in);
+    if (!res)
+        snprintf(why + strlen(why), len - strlen(why), "the audit log is unreadable; ");
+    else if (tg_fairness_live_closed(res, detail, sizeof(detail)))
+        snprintf(why + strlen(why), len - strlen(why),
+                 "fairness gate closed on the traffic %s answered: %s above %.3f; ", name, detail,
+                 in.limit);
+    json_decref(res);
+}
+
+static void gates(struct ctx *x, const json_t *rel, const char *far_report, const char *srm,
+                  char *why, size_t len)
 {
     why[0] = '\0';
+    fairness_gate(x, rel, why, len);
     json_t *s = state(x);
     if (tg_json_bool(s, "frozen", false))
         snprintf(why + strlen(why), len - strlen(why), "releases are frozen (%s); ",
@@ -268,7 +318,7 @@ static int transition(struct ctx *x, const char *cmd, const char *name, const ch
         }
     } else if (!strcmp(cmd, "promote")) {
         char reasons[1024];
-        gates(x, far_report, srm, reasons, sizeof(reasons));
+        gates(x, rel, far_report, srm, reasons, sizeof(reasons));
         if (strcmp(st, "proposed") != 0 && strcmp(st, "experiment") != 0) {
             fprintf(stderr, "trustgate release: %s is %s, not a candidate\n", name, st);
             rc = 1;
@@ -485,7 +535,7 @@ int tg_cli_release(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    struct ctx x = {.lockfd = -1};
+    struct ctx x = {.lockfd = -1, .data = data};
     char dir[4096];
     int status = 1;
     x.cfg = tg_cli_load_config(cfg_path);

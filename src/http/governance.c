@@ -58,64 +58,22 @@ static const json_t *fair_cfg(const struct tg_api *api)
 
 /* ------------------------------------------------------------ fairness */
 
-struct rows {
-    int64_t since;
-    json_t *list; /* [{turn_id, sensitive, deliver}] */
-};
+static const char *const outcome_names[] = {"delivered", "review_approved"};
 
-static int turn_leaf(void *arg, const struct tg_audit_row *row)
-{
-    struct rows *r = arg;
-    /* cheap test first: only turns with attributes are parsed */
-    if (!memmem(row->data, row->len, "\"sensitive\"", 11))
-        return 0;
-    json_t *j = json_loadb(row->data, row->len, 0, NULL);
-    if (j && !strcmp(tg_json_str(j, "kind", ""), "turn") &&
-        tg_json_int(j, "created_ms", 0) >= r->since)
-        json_array_append_new(r->list,
-                              json_pack("{s:s, s:O, s:b}", "turn_id", tg_json_str(j, "turn_id", ""),
-                                        "sensitive", json_object_get(j, "sensitive"), "deliver",
-                                        !strcmp(tg_json_str(j, "decision", ""), "deliver")));
-    json_decref(j);
-    return 0;
-}
-
-/* The outcomes measured per group: the AI answered at once (every turn), and a
- * reviewer approved the AI's draft as it was (turns whose review was decided;
- * joined here from the store, so reviewers never see the attributes). */
-enum outcome { OUT_DELIVERED, OUT_APPROVED, OUT__COUNT };
-static const char *const outcome_names[OUT__COUNT] = {"delivered", "review_approved"};
-
-/* A group's name: the configured value whose pseudonym it is, else the pseudonym. */
-static const char *group_name(struct tg_api *api, const json_t *attr, const char *ps)
-{
-    const char *name =
-        json_is_string(attr) ? json_string_value(attr) : tg_json_str(attr, "name", "");
-    size_t i;
-    json_t *v;
-    json_array_foreach(json_object_get(attr, "values"), i, v)
-    {
-        char mine[33];
-        tg_fairness_value_pseudonym(api->p->pseudonym_key, sizeof(api->p->pseudonym_key), name,
-                                    json_string_value(v), mine);
-        if (!strcmp(mine, ps))
-            return json_string_value(v);
-    }
-    return ps;
-}
-
-static void freeze(struct tg_api *api, const char *attr, enum outcome o,
-                   const struct tg_fair_report *r, double limit)
+static void freeze(struct tg_api *api, const char *attr, const char *outcome, const json_t *m,
+                   double limit)
 {
     char why[400];
     snprintf(why, sizeof(why),
              "fairness gate: %s %s demographic parity difference %.3f (95%% CI %.3f..%.3f) above "
              "the limit %.3f",
-             attr, outcome_names[o], r->dpd, r->ci_low, r->ci_high, limit);
-    json_t *alert = json_pack(
-        "{s:s, s:I, s:s, s:s, s:f, s:f, s:f, s:f, s:s}", "event", "fairness.gate_closed", "at",
-        (json_int_t)tg_clock_wall_ms(), "attribute", attr, "outcome", outcome_names[o], "dpd",
-        r->dpd, "ci_low", r->ci_low, "ci_high", r->ci_high, "limit", limit, "why", why);
+             attr, outcome, tg_json_num(m, "dpd", 0), tg_json_num(m, "ci_low", 0),
+             tg_json_num(m, "ci_high", 0), limit);
+    json_t *alert =
+        json_pack("{s:s, s:I, s:s, s:s, s:f, s:f, s:f, s:f, s:s}", "event", "fairness.gate_closed",
+                  "at", (json_int_t)tg_clock_wall_ms(), "attribute", attr, "outcome", outcome,
+                  "dpd", tg_json_num(m, "dpd", 0), "ci_low", tg_json_num(m, "ci_low", 0), "ci_high",
+                  tg_json_num(m, "ci_high", 0), "limit", limit, "why", why);
     tg_warn("%s; releases frozen", why);
     if (api->webhooks)
         tg_webhooks_notify(api->webhooks, alert);
@@ -128,101 +86,43 @@ static void freeze(struct tg_api *api, const char *attr, enum outcome o,
     tg_api_review_event(api, "fairness", "fairness_alert", NULL);
 }
 
-/* One attribute and one outcome: groups, parity, interval, the gate. */
-static json_t *measure(struct tg_api *api, const json_t *attr, const char *name, enum outcome o,
-                       const json_t *rows, const json_t *approved, const char **group, int *pred,
-                       struct tg_fair_report *rep, bool *closed)
-{
-    struct tg_fairness_mon *m = api->fairness;
-    size_t k = 0, i;
-    json_t *r;
-    json_array_foreach(rows, i, r)
-    {
-        const char *ps = tg_json_str(json_object_get(r, "sensitive"), name, NULL);
-        const json_t *ok = json_object_get(approved, tg_json_str(r, "turn_id", ""));
-        if (!ps || !group || !pred || (o == OUT_APPROVED && !ok))
-            continue;
-        group[k] = ps;
-        pred[k++] = o == OUT_APPROVED ? json_is_true(ok) : tg_json_bool(r, "deliver", false);
-    }
-    json_t *groups = json_array();
-    *closed = false;
-    memset(rep, 0, sizeof(*rep));
-    if (k && tg_fairness_compute(group, pred, NULL, k, m->bootstrap, 1, rep) == TG_OK) {
-        for (size_t g = 0; g < rep->n_groups; g++)
-            json_array_append_new(groups, json_pack("{s:s, s:I, s:I, s:f}", "group",
-                                                    group_name(api, attr, rep->groups[g].name), "n",
-                                                    (json_int_t)rep->groups[g].n, "selected",
-                                                    (json_int_t)rep->groups[g].selected, "rate",
-                                                    rep->groups[g].rate));
-        *closed = m->on && tg_fairness_gate(rep, m->limit, m->min_group);
-    }
-    return json_pack("{s:I, s:o, s:f, s:f, s:f, s:f, s:I, s:b}", "turns", (json_int_t)k, "groups",
-                     groups, "dpd", rep->dpd, "dpr", rep->dpr, "ci_low", rep->ci_low, "ci_high",
-                     rep->ci_high, "min_group", (json_int_t)rep->min_group, "gate_closed", *closed);
-}
-
 /* Every attribute and outcome; alerts and freezes when a gate closes. */
 static json_t *fairness_check(struct tg_api *api)
 {
     struct tg_fairness_mon *m = api->fairness;
-    const json_t *attrs = json_object_get(fair_cfg(api), "attributes");
     int64_t now = tg_clock_wall_ms(), today = now - now % DAY_MS;
-    struct rows rows = {.since = now - m->window_ms, .list = json_array()};
-    json_t *out = json_array(), *tasks = NULL, *approved = json_object();
+    struct tg_fair_live in = {.cfg = fair_cfg(api),
+                              .key = api->p->pseudonym_key,
+                              .keylen = sizeof(api->p->pseudonym_key),
+                              .since_ms = now - m->window_ms,
+                              .limit = m->limit,
+                              .min_group = m->min_group,
+                              .bootstrap = m->bootstrap};
     tg_store_flush(api->p->store);
-    if (tg_store_audit_scan(api->p->store, 0, turn_leaf, &rows) ||
-        tg_store_review_list(api->p->store, "decided", 1000000, &tasks)) {
-        json_decref(rows.list);
-        json_decref(out);
-        json_decref(approved);
+    json_t *out = tg_fairness_live(api->p->store, &in);
+    if (!out)
         return NULL;
-    }
-    size_t i, ai;
-    json_t *t;
-    json_array_foreach(tasks, i, t)
-    {
-        if (!strcmp(tg_json_str(t, "kind", ""), "review")) /* drafts the AI wrote */
-            json_object_set_new(
-                approved, tg_json_str(t, "turn_id", ""),
-                json_boolean(
-                    !strcmp(tg_json_str(json_object_get(t, "decision"), "action", ""), "approve")));
-    }
-    json_decref(tasks);
-    size_t n = json_array_size(rows.list);
-    const char **group = tg_calloc(n ? n : 1, sizeof(*group));
-    int *pred = tg_calloc(n ? n : 1, sizeof(*pred));
     json_t *st = tg_release_state(api->p->store);
     /* already frozen, or a supervisor's unfreeze still holds: no new freeze */
     bool quiet = tg_json_bool(st, "frozen", false) ||
                  (strcmp(tg_json_str(st, "by", "trustgate"), "trustgate") != 0 &&
                   now < tg_json_int(st, "at", 0) + UNFREEZE_HOLDS_MS);
     json_decref(st);
-    json_t *attr;
-    json_array_foreach(attrs, ai, attr)
+    size_t ai;
+    json_t *a;
+    json_array_foreach(out, ai, a)
     {
-        const char *name =
-            json_is_string(attr) ? json_string_value(attr) : tg_json_str(attr, "name", "");
-        json_t *a = json_pack("{s:s}", "attribute", name);
-        for (int o = 0; o < OUT__COUNT; o++) {
-            struct tg_fair_report rep;
-            bool closed;
-            json_object_set_new(a, outcome_names[o],
-                                measure(api, attr, name, (enum outcome)o, rows.list, approved,
-                                        group, pred, &rep, &closed));
-            size_t slot = ai * OUT__COUNT + (size_t)o;
-            if (closed && !quiet && slot < MAX_GATES && m->alerted[slot] != today) {
+        for (size_t o = 0; o < TG_ARRAY_LEN(outcome_names); o++) {
+            const json_t *res = json_object_get(a, outcome_names[o]);
+            size_t slot = ai * TG_ARRAY_LEN(outcome_names) + o;
+            if (m->on && tg_json_bool(res, "gate_closed", false) && !quiet && slot < MAX_GATES &&
+                m->alerted[slot] != today) {
                 m->alerted[slot] = today;
-                freeze(api, name, (enum outcome)o, &rep, m->limit);
+                freeze(api, tg_json_str(a, "attribute", ""), outcome_names[o], res, m->limit);
                 quiet = true;
             }
         }
-        json_array_append_new(out, a);
     }
-    tg_free(group);
-    tg_free(pred);
-    json_decref(rows.list);
-    json_decref(approved);
     return json_pack("{s:f, s:I, s:I, s:o, s:o}", "limit", m->limit, "min_group",
                      (json_int_t)m->min_group, "window_days", (json_int_t)(m->window_ms / DAY_MS),
                      "attributes", out, "releases", tg_release_state(api->p->store));

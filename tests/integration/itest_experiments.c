@@ -115,7 +115,10 @@ static const char *candidate_config = "backends:\n  - name: s\n    type: script\
                                       "policies:\n"
                                       "  - id: mark\n    description: the candidate's disclaimer\n"
                                       "    when:\n      keywords: [你好, 问题]\n"
-                                      "    then:\n      - prefix: 【候选】\n";
+                                      "    then:\n      - prefix: 【候选】\n"
+                                      "  - id: hold\n    description: hold for review\n"
+                                      "    when:\n      keywords: [复核]\n"
+                                      "    then:\n      - review: {sla: 60s, queue: q}\n";
 
 /* `trustgate serve` that must refuse to start: its message. */
 static char *refused(const char *cfg, const char *data)
@@ -138,7 +141,9 @@ static void test_variant_answered_by_a_release(void **state)
     snprintf(text, sizeof(text),
              "%sexperiments:\n  - name: kb2\n    salt: kb2\n"
              "    variants: [{name: control, share: 1}, {name: candidate, share: 1, "
-             "release: cand}]\n",
+             "release: cand}]\n"
+             "fairness:\n  attributes: [{name: gender, values: [female, male]}]\n"
+             "  min_group: 10\n  bootstrap: 200\n",
              base_config);
     tg_h_write_file(dir, "main.yaml", text, cfg, sizeof(cfg));
     tg_h_write_file(dir, "candidate.yaml", candidate_config, cand, sizeof(cand));
@@ -218,7 +223,35 @@ static void test_variant_answered_by_a_release(void **state)
     j = call(gw.port, "GET", "/v1/experiments/kb2?look=soon", "tg-rex", NULL, &st);
     assert_int_equal(st, 400);
     json_decref(j);
+    /* the candidate's customers again, with their gender: women's second questions are
+     * held, men's answered — a gap on the traffic the candidate answers */
+    int held = 0;
+    for (int i = 0; i < 80; i++) {
+        char who[32], meta[64];
+        snprintf(who, sizeof(who), "rel-%d", i);
+        snprintf(meta, sizeof(meta), "{\"gender\":\"%s\"}", i % 2 ? "male" : "female");
+        json_t *t = turn(gw.port, who, "你好", meta, NULL, 0);
+        bool cand_arm =
+            !strcmp(tg_json_str(json_object_get(t, "experiments"), "kb2", ""), "candidate");
+        json_decref(t);
+        if (!cand_arm)
+            continue;
+        t = turn(gw.port, who, i % 2 ? "你好" : "请复核", meta, NULL, 0);
+        held += tg_json_str(t, "review_id", NULL) != NULL;
+        json_decref(t);
+    }
+    assert_true(held >= 12);
     assert_int_equal(tg_h_stop(&gw, 5000), 0);
+    /* promotion is refused: the fairness gate is closed on what the candidate answered */
+    char far[256];
+    tg_h_write_file(dir, "far.json", "{\"suite\":\"far\",\"far\":0.9}", far, sizeof(far));
+    snprintf(args, sizeof(args),
+             "release promote cand -c %s --data %s --by sue --why go --far-report %s", cfg, dir,
+             far);
+    assert_int_equal(tg(args, &out), 1);
+    assert_non_null(strstr(out, "fairness gate closed on the traffic cand@1 answered: gender "
+                                "delivered demographic parity difference"));
+    tg_free(out);
 
     /* the deployment's files change after the release was proposed: the variant still
      * answers with the release as proposed, kept in the store */

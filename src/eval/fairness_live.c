@@ -1,0 +1,161 @@
+/*
+ * fairness_live.c - the fairness gate on the traffic the gateway answered:
+ * per sensitive attribute (kept in the audit leaves as keyed pseudonyms)
+ * and group, two outcomes over a window — the AI answered at once
+ * (decision deliver), and a reviewer approved the AI's draft as written
+ * (review tasks joined by turn id, so the tasks reviewers see carry no
+ * attribute).  Used by the server's gate (http/governance.c) and by
+ * `trustgate release promote`.  See fairness.h.
+ */
+#include "eval/fairness.h"
+
+#include "audit/audit.h"
+#include "store/store.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *const outcome_names[] = {"delivered", "review_approved"};
+
+struct rows {
+    int64_t since;
+    const char *release; /* only turns answered by this release ("NAME@V"), or NULL */
+    json_t *list;        /* [{turn_id, sensitive, deliver}] */
+};
+
+static int turn_leaf(void *arg, const struct tg_audit_row *row)
+{
+    struct rows *r = arg;
+    /* cheap test first: only turns with attributes are parsed */
+    if (!memmem(row->data, row->len, "\"sensitive\"", 11))
+        return 0;
+    json_t *j = json_loadb(row->data, row->len, 0, NULL);
+    const char *rel = tg_json_str(json_object_get(j, "release"), "name", "");
+    if (j && !strcmp(tg_json_str(j, "kind", ""), "turn") &&
+        tg_json_int(j, "created_ms", 0) >= r->since && (!r->release || !strcmp(rel, r->release)))
+        json_array_append_new(r->list,
+                              json_pack("{s:s, s:O, s:b}", "turn_id", tg_json_str(j, "turn_id", ""),
+                                        "sensitive", json_object_get(j, "sensitive"), "deliver",
+                                        !strcmp(tg_json_str(j, "decision", ""), "deliver")));
+    json_decref(j);
+    return 0;
+}
+
+/* A group's name: the configured value whose pseudonym it is, else the pseudonym. */
+static const char *group_name(const struct tg_fair_live *in, const json_t *attr, const char *name,
+                              const char *ps)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(attr, "values"), i, v)
+    {
+        char mine[33];
+        if (!in->key)
+            break;
+        tg_fairness_value_pseudonym(in->key, in->keylen, name, json_string_value(v), mine);
+        if (!strcmp(mine, ps))
+            return json_string_value(v);
+    }
+    return ps;
+}
+
+/* One attribute and one outcome: groups, parity, interval, the gate. */
+static json_t *measure(const struct tg_fair_live *in, const json_t *attr, const char *name,
+                       int outcome, const json_t *rows, const json_t *approved, const char **group,
+                       int *pred)
+{
+    size_t k = 0, i;
+    json_t *r;
+    json_array_foreach(rows, i, r)
+    {
+        const char *ps = tg_json_str(json_object_get(r, "sensitive"), name, NULL);
+        const json_t *ok = json_object_get(approved, tg_json_str(r, "turn_id", ""));
+        if (!ps || (outcome == 1 && !ok))
+            continue;
+        group[k] = ps;
+        pred[k++] = outcome == 1 ? json_is_true(ok) : tg_json_bool(r, "deliver", false);
+    }
+    struct tg_fair_report rep;
+    json_t *groups = json_array();
+    bool closed = false;
+    memset(&rep, 0, sizeof(rep));
+    if (k && tg_fairness_compute(group, pred, NULL, k, in->bootstrap, 1, &rep) == TG_OK) {
+        for (size_t g = 0; g < rep.n_groups; g++)
+            json_array_append_new(groups, json_pack("{s:s, s:I, s:I, s:f}", "group",
+                                                    group_name(in, attr, name, rep.groups[g].name),
+                                                    "n", (json_int_t)rep.groups[g].n, "selected",
+                                                    (json_int_t)rep.groups[g].selected, "rate",
+                                                    rep.groups[g].rate));
+        closed = tg_fairness_gate(&rep, in->limit, in->min_group);
+    }
+    return json_pack("{s:I, s:o, s:f, s:f, s:f, s:f, s:I, s:b}", "turns", (json_int_t)k, "groups",
+                     groups, "dpd", rep.dpd, "dpr", rep.dpr, "ci_low", rep.ci_low, "ci_high",
+                     rep.ci_high, "min_group", (json_int_t)rep.min_group, "gate_closed", closed);
+}
+
+json_t *tg_fairness_live(struct tg_store *st, const struct tg_fair_live *in)
+{
+    struct rows rows = {.since = in->since_ms, .release = in->release, .list = json_array()};
+    json_t *out = NULL, *tasks = NULL, *approved = json_object();
+    if (!rows.list || !approved || tg_store_audit_scan(st, 0, turn_leaf, &rows) ||
+        tg_store_review_list(st, "decided", 1000000, &tasks))
+        goto done;
+    size_t i, ai;
+    json_t *t, *attr;
+    json_array_foreach(tasks, i, t)
+    {
+        if (!strcmp(tg_json_str(t, "kind", ""), "review")) /* drafts the AI wrote */
+            json_object_set_new(
+                approved, tg_json_str(t, "turn_id", ""),
+                json_boolean(
+                    !strcmp(tg_json_str(json_object_get(t, "decision"), "action", ""), "approve")));
+    }
+    size_t n = json_array_size(rows.list);
+    const char **group = tg_calloc(n ? n : 1, sizeof(*group));
+    int *pred = tg_calloc(n ? n : 1, sizeof(*pred));
+    if (!group || !pred) {
+        tg_free(group);
+        tg_free(pred);
+        goto done;
+    }
+    out = json_array();
+    json_array_foreach(json_object_get(in->cfg, "attributes"), ai, attr)
+    {
+        const char *name =
+            json_is_string(attr) ? json_string_value(attr) : tg_json_str(attr, "name", "");
+        json_t *a = json_pack("{s:s}", "attribute", name);
+        for (int o = 0; o < 2; o++)
+            json_object_set_new(a, outcome_names[o],
+                                measure(in, attr, name, o, rows.list, approved, group, pred));
+        json_array_append_new(out, a);
+    }
+    tg_free(group);
+    tg_free(pred);
+done:
+    json_decref(rows.list);
+    json_decref(tasks);
+    json_decref(approved);
+    return out;
+}
+
+bool tg_fairness_live_closed(const json_t *attributes, char *why, size_t whylen)
+{
+    size_t i;
+    json_t *a;
+    if (whylen)
+        why[0] = '\0';
+    json_array_foreach(attributes, i, a)
+    {
+        for (int o = 0; o < 2; o++) {
+            const json_t *m = json_object_get(a, outcome_names[o]);
+            if (tg_json_bool(m, "gate_closed", false)) {
+                snprintf(
+                    why, whylen, "%s %s demographic parity difference %.3f (95%% CI %.3f..%.3f)",
+                    tg_json_str(a, "attribute", ""), outcome_names[o], tg_json_num(m, "dpd", 0),
+                    tg_json_num(m, "ci_low", 0), tg_json_num(m, "ci_high", 0));
+                return true;
+            }
+        }
+    }
+    return false;
+}
