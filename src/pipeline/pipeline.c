@@ -536,8 +536,9 @@ static json_t *release_latest(struct tg_store *st, const char *name)
  * (the files in the deployment may have changed since) and checked against
  * its hash.
  */
-static int variant_config(struct tg_pipeline *p, struct tg_answerer *a, const json_t *v,
-                          const char *where, const char *data_dir, char *err, size_t errlen)
+static int variant_config(struct tg_pipeline *p, struct tg_answerer *a, const json_t *e,
+                          const json_t *v, const char *where, const char *data_dir, char *err,
+                          size_t errlen)
 {
     const char *rel = tg_json_str(v, "release", NULL), *file = tg_json_str(v, "config", NULL);
     char path[4400];
@@ -567,6 +568,17 @@ static int variant_config(struct tg_pipeline *p, struct tg_answerer *a, const js
         }
         snprintf(a->release, sizeof(a->release), "%s@%lld", rel,
                  (long long)tg_json_int(record, "version", 0));
+        /* the share the registry recorded should be the one configured */
+        double total = 0, mine = tg_json_num(v, "share", 0);
+        size_t k;
+        json_t *o;
+        json_array_foreach(json_object_get(e, "variants"), k, o) total +=
+            tg_json_num(o, "share", 0);
+        double want = tg_json_num(record, "share", 0), have = total > 0 ? mine / total : 0;
+        if (want > 0 && (have < want - 0.005 || have > want + 0.005))
+            tg_warn("%s: release %s was started as an experiment on %.1f%% of traffic; the "
+                    "config gives its variant %.1f%%",
+                    where, a->release, want * 100, have * 100);
     } else {
         const char *slash = strrchr(p->cfg->path, '/');
         if (file[0] == '/' || !slash)
@@ -622,7 +634,7 @@ static int open_variants(struct tg_pipeline *p, const char *data_dir, char *err,
             p->alts[p->n_alts++] = a;
             a->experiment = tg_json_str(e, "name", "");
             a->variant = tg_json_str(v, "name", "");
-            int rc = variant_config(p, a, v, where, data_dir, err, errlen);
+            int rc = variant_config(p, a, e, v, where, data_dir, err, errlen);
             if (rc)
                 return rc;
             /* the variant's knowledge base lives beside the main one in the store */
