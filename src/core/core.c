@@ -669,11 +669,33 @@ out:
     return ok;
 }
 
+/*
+ * HMAC-SHA-256 as RFC 2104 defines it, H((K ^ opad) || H((K ^ ipad) || m)),
+ * on the reused per-thread digest context: OpenSSL's one-shot HMAC() fetches
+ * and frees a MAC context on every call, which cost more than the hashing
+ * for the short texts digested on every turn.
+ */
 void tg_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
                     uint8_t out[TG_SHA256_LEN])
 {
-    unsigned int n = 0;
-    HMAC(EVP_sha256(), key, (int)keylen, data, len, out, &n);
+    uint8_t k[64] = {0}, ipad[64], opad[64], inner[TG_SHA256_LEN];
+    if (keylen > sizeof(k))
+        tg_sha256(key, keylen, k); /* a longer key is hashed first */
+    else if (keylen)
+        memcpy(k, key, keylen);
+    for (size_t i = 0; i < sizeof(k); i++) {
+        ipad[i] = (uint8_t)(k[i] ^ 0x36);
+        opad[i] = (uint8_t)(k[i] ^ 0x5c);
+    }
+    const void *in_parts[2] = {ipad, data};
+    const size_t in_lens[2] = {sizeof(ipad), len};
+    const void *out_parts[2] = {opad, inner};
+    const size_t out_lens[2] = {sizeof(opad), sizeof(inner)};
+    tg_sha256_parts(in_parts, in_lens, 2, inner);
+    tg_sha256_parts(out_parts, out_lens, 2, out);
+    OPENSSL_cleanse(k, sizeof(k));
+    OPENSSL_cleanse(ipad, sizeof(ipad));
+    OPENSSL_cleanse(opad, sizeof(opad));
 }
 
 int tg_random_bytes(void *buf, size_t n)

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <jansson.h>
 
@@ -233,5 +234,34 @@ void tg_assert_fail(const char *cond, const char *file, int line) __attribute__(
 #define TG_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define TG_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define TG_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* ------------------------------------------------------------ scanning eight bytes at a time */
+
+/* The eight bytes at p (any alignment) as a little- or big-endian word: only
+ * which bytes match matters, not where. */
+static inline uint64_t tg_swar_load(const char *p)
+{
+    uint64_t x;
+    memcpy(&x, p, sizeof(x));
+    return x;
+}
+/* Does any of the eight bytes at p need escaping in a JSON string: a control
+ * character (< 0x20), '"' or '\\'?  (Bytes >= 0x80 do not.) */
+static inline bool tg_swar_special(const char *p)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t x = tg_swar_load(p);
+    uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+    /* a byte is below 0x20, or zero after the xor, exactly when (v - k) borrows into
+     * its high bit while v's own high bit was clear */
+    uint64_t lt = (x - ones * 0x20) & ~x;
+    uint64_t zq = (q - ones) & ~q, zb = (b - ones) & ~b;
+    return ((lt | zq | zb) & highs) != 0;
+}
+/* Is any of the eight bytes at p 0x80 or above (a UTF-8 sequence)? */
+static inline bool tg_swar_high(const char *p)
+{
+    return (tg_swar_load(p) & 0x8080808080808080ULL) != 0;
+}
 
 #endif

@@ -88,6 +88,11 @@ static bool skip_string(struct cur *c)
         return false;
     c->p++;
     while (c->p < c->end) {
+        /* plain ASCII eight bytes at a time: nothing to check but the bytes themselves */
+        while (c->end - c->p >= 8 && !tg_swar_special(c->p) && !tg_swar_high(c->p))
+            c->p += 8;
+        if (c->p >= c->end)
+            break;
         unsigned char ch = (unsigned char)*c->p;
         if (ch == '"') {
             c->p++;

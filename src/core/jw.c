@@ -83,6 +83,11 @@ static void string(struct tg_jw *w, const char *s, size_t n)
     size_t start = 0;
     put(w, "\"", 1);
     for (size_t i = 0; i < n; i++) {
+        /* eight bytes at a time while none needs escaping */
+        while (i + 8 <= n && !tg_swar_special(s + i))
+            i += 8;
+        if (i >= n)
+            break;
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x20 && c != '"' && c != '\\')
             continue;

@@ -108,6 +108,23 @@ static void test_sha256_and_hmac(void **state)
     assert_int_equal(tg_hex_decode("zz", back, 1), TG_E_PARSE);
     assert_true(tg_ct_equal("abc", "abc", 3));
     assert_false(tg_ct_equal("abc", "abd", 3));
+    /* RFC 4231 test cases 1 (20-byte key) and 6 (a 131-byte key, hashed first) */
+    uint8_t key[131];
+    memset(key, 0x0b, 20);
+    tg_hmac_sha256(key, 20, "Hi There", 8, h);
+    tg_hex_encode(h, 32, hex);
+    assert_string_equal(hex, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+    memset(key, 0xaa, sizeof(key));
+    const char *big = "Test Using Larger Than Block-Size Key - Hash Key First";
+    tg_hmac_sha256(key, sizeof(key), big, strlen(big), h);
+    tg_hex_encode(h, 32, hex);
+    assert_string_equal(hex, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+    /* a key of exactly one block */
+    memset(key, 0x61, 64);
+    uint8_t h2[32];
+    tg_hmac_sha256(key, 64, "x", 1, h);
+    tg_hmac_sha256(key, 63, "x", 1, h2);
+    assert_memory_not_equal(h, h2, 32);
 }
 
 /* PBKDF2-HMAC-SHA256 against RFC 7914, section 11 (P="Password", S="NaCl",
@@ -226,20 +243,40 @@ static void test_allocation_failure_injection(void **state)
     tg_buf_free(&buf);
 }
 
+/* The eight-bytes-at-a-time tests agree with the byte-by-byte ones for every
+ * byte value in every position, alone and next to another byte. */
+static void test_swar(void **state)
+{
+    (void)state;
+    for (int pos = 0; pos < 8; pos++) {
+        for (int b = 0; b < 256; b++) {
+            for (int other = 0; other < 256; other += 17) {
+                char buf[8];
+                memset(buf, 'a', sizeof(buf));
+                buf[(pos + 3) % 8] = (char)other;
+                buf[pos] = (char)b;
+                bool special = false, high = false;
+                for (int k = 0; k < 8; k++) {
+                    unsigned char c = (unsigned char)buf[k];
+                    special |= c < 0x20 || c == '"' || c == '\\';
+                    high |= c >= 0x80;
+                }
+                assert_int_equal(tg_swar_special(buf), special);
+                assert_int_equal(tg_swar_high(buf), high);
+            }
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_error_table),
-        cmocka_unit_test(test_buffer_limits),
-        cmocka_unit_test(test_arena),
-        cmocka_unit_test(test_parsers),
-        cmocka_unit_test(test_sha256_and_hmac),
-        cmocka_unit_test(test_password_hashes),
-        cmocka_unit_test(test_ids_are_unique_and_sortable),
-        cmocka_unit_test(test_canonical_json),
-        cmocka_unit_test(test_utf8_decode),
-        cmocka_unit_test(test_utf8_prev),
-        cmocka_unit_test(test_allocation_failure_injection),
+        cmocka_unit_test(test_error_table),     cmocka_unit_test(test_buffer_limits),
+        cmocka_unit_test(test_arena),           cmocka_unit_test(test_parsers),
+        cmocka_unit_test(test_sha256_and_hmac), cmocka_unit_test(test_swar),
+        cmocka_unit_test(test_password_hashes), cmocka_unit_test(test_ids_are_unique_and_sortable),
+        cmocka_unit_test(test_canonical_json),  cmocka_unit_test(test_utf8_decode),
+        cmocka_unit_test(test_utf8_prev),       cmocka_unit_test(test_allocation_failure_injection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
