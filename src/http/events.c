@@ -142,6 +142,9 @@ static void send_event(struct sub *s, const char *name, const json_t *data)
 void tg_api_review_event(struct tg_api *api, const char *id, const char *event, const json_t *task)
 {
     struct tg_events *e = api->events;
+    /* a hand-off opened or closed: where the customer's next message goes */
+    if (task && api->p)
+        tg_pipeline_task_changed(api->p, task);
     if (!e || !e->subs)
         return;
     int64_t now = tg_clock_wall_ms();

@@ -661,6 +661,8 @@ const struct tg_answerer *tg_pipeline_answerer(const struct tg_pipeline *p, cons
     return NULL;
 }
 
+static int load_with_person(struct tg_pipeline *p);
+
 int tg_pipeline_open(const struct tg_config *cfg, struct event_base *base, const char *data_dir,
                      struct tg_pipeline **out, char *err, size_t errlen)
 {
@@ -714,6 +716,8 @@ int tg_pipeline_open(const struct tg_config *cfg, struct event_base *base, const
             goto out;
     }
     rc = tg_review_sla_start(base, p->store, p->audit, &p->sla);
+    if (!rc)
+        rc = load_with_person(p);
     if (rc) {
         snprintf(err, errlen, "review deadlines: %s", tg_err_str(rc));
         goto out;
@@ -754,6 +758,7 @@ void tg_pipeline_close(struct tg_pipeline *p)
     tg_store_close(p->store);
     tg_metrics_free(p->metrics);
     tg_free(p->recent);
+    json_decref(p->with_person);
     tg_free(p);
 }
 
@@ -778,6 +783,43 @@ void tg_pipeline_remember(struct tg_pipeline *p, const struct tg_conversation *c
 {
     if (p->recent && c->customer_id[0])
         p->recent[recent_slot(c->customer_id)] = *c;
+}
+
+void tg_pipeline_with_person(struct tg_pipeline *p, const char *conversation_id,
+                             const char *review_id)
+{
+    if (!p->with_person || !conversation_id || !conversation_id[0])
+        return;
+    if (review_id)
+        json_object_set_new(p->with_person, conversation_id, json_string(review_id));
+    else
+        json_object_del(p->with_person, conversation_id);
+}
+
+void tg_pipeline_task_changed(struct tg_pipeline *p, const json_t *task)
+{
+    const char *conv = tg_json_str(task, "conversation_id", NULL);
+    const char *id = tg_json_str(task, "id", "");
+    if (!conv || !p->with_person)
+        return;
+    if (!strcmp(tg_json_str(task, "state", ""), "handed_off"))
+        tg_pipeline_with_person(p, conv, id);
+    else if (!strcmp(tg_json_str(p->with_person, conv, ""), id))
+        tg_pipeline_with_person(p, conv, NULL); /* closed (or decided): back to the AI */
+}
+
+/* The hand-offs still open when the gateway starts. */
+static int load_with_person(struct tg_pipeline *p)
+{
+    json_t *tasks = NULL;
+    size_t i;
+    json_t *t;
+    p->with_person = json_object();
+    if (!p->with_person || tg_store_review_list(p->store, "handed_off", 1000000, &tasks))
+        return TG_E_DB;
+    json_array_foreach(tasks, i, t) tg_pipeline_task_changed(p, t);
+    json_decref(tasks);
+    return TG_OK;
 }
 
 struct tg_backend *tg_pipeline_backend(struct tg_pipeline *p, const char *name)

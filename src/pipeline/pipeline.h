@@ -59,6 +59,7 @@ struct tg_pipeline {
     struct tg_text *text;           /* normalizer and tokenizer for the event-loop thread */
     struct tg_review_sla *sla;      /* review deadlines on the event loop */
     struct tg_conversation *recent; /* latest conversation per customer, by hash (4096 slots) */
+    json_t *with_person;            /* conversation id -> its open hand-off task (an agent's) */
     uint8_t pseudonym_key[32];      /* keys PII pseudonyms in the audit log (DATA/pseudonym.key) */
     size_t inflight;                /* turns started and not finished */
     bool log_turns;                 /* one JSON line per turn on stderr */
@@ -149,6 +150,18 @@ void tg_stream_through_delta(void *arg, const char *text, size_t len);
 const struct tg_conversation *tg_pipeline_recent(const struct tg_pipeline *p,
                                                  const char *customer_id);
 void tg_pipeline_remember(struct tg_pipeline *p, const struct tg_conversation *c);
+
+/*
+ * Conversations with a person: once a conversation is handed to a human
+ * agent (the ladder's hand-off, or a review whose deadline passed), the
+ * customer's later messages go to that agent (stage_admit.c) until the
+ * agent closes the hand-off.  tg_pipeline_task_changed follows a task's
+ * state (handed_off adds, anything else removes); the open ones are read
+ * from the store at start.
+ */
+void tg_pipeline_task_changed(struct tg_pipeline *p, const json_t *task);
+void tg_pipeline_with_person(struct tg_pipeline *p, const char *conversation_id,
+                             const char *review_id);
 
 /* Find a backend of the release in force by name; NULL when unknown. */
 struct tg_backend *tg_pipeline_backend(struct tg_pipeline *p, const char *name);

@@ -12,6 +12,8 @@
 #include "pipeline/pipeline.h"
 
 #include "eval/fairness.h"
+#include "policy/policy.h"
+#include "review/review.h"
 #include "eval/stats.h"
 
 #include <string.h>
@@ -202,6 +204,47 @@ static void sensitive(struct tg_turn *t)
     }
 }
 
+/*
+ * A conversation already with a person (an open hand-off): the message goes
+ * to the agent, masked as the message store keeps it, and no model answers.
+ * False when the conversation is not with a person (any more).
+ */
+static bool to_person(struct tg_turn *t)
+{
+    const char *rid = tg_json_str(t->p->with_person, t->conv.id, NULL);
+    if (!rid || t->new_conversation)
+        return false;
+    char id[TG_ID_MAX], err[256];
+    tg_strlcpy(id, rid, sizeof(id));
+    struct tg_buf masked;
+    tg_buf_init(&masked, TG_BUF_UNLIMITED);
+    const char *text = t->user_text;
+    if (tg_pii_mask(t->user_text, strlen(t->user_text), t->a->cfg->policy_pattern, &masked) ==
+            TG_OK &&
+        masked.data)
+        text = masked.data;
+    json_t *task = NULL;
+    int rc = tg_review_customer_message(t->p->store, id, t->id, text, &task, err, sizeof(err));
+    tg_buf_free(&masked);
+    if (rc == TG_E_CONFLICT || rc == TG_E_NOTFOUND) {
+        tg_pipeline_with_person(t->p, t->conv.id, NULL); /* closed meanwhile: the AI answers */
+        return false;
+    }
+    if (rc) {
+        tg_turn_fail(t, rc, 503, "storage_unavailable", NULL,
+                     "the message could not be passed to the agent: %s", err);
+        t->decision = TG_DECISION_ERROR;
+        return true;
+    }
+    tg_strlcpy(t->review_id, id, sizeof(t->review_id));
+    t->decision = TG_DECISION_HANDOFF;
+    t->handoff = true;
+    t->rung = "human";
+    tg_review_sla_notify(t->p->sla, id, "customer_message", task);
+    json_decref(task);
+    return true;
+}
+
 enum tg_stage_rc tg_stage_admit(struct tg_turn *t)
 {
     if (!auth_ok(t)) {
@@ -235,5 +278,6 @@ enum tg_stage_rc tg_stage_admit(struct tg_turn *t)
         if (a)
             t->a = a;
     }
-    return TG_NEXT;
+    /* with a person: straight to the record, nothing is generated */
+    return to_person(t) ? TG_DONE : TG_NEXT;
 }

@@ -126,9 +126,10 @@ static int create_task(struct tg_turn *t)
     json_decref(context);
     json_decref(cites);
     tg_buf_free(&q);
-    if (!rc && handoff)
+    if (!rc && handoff) {
+        tg_pipeline_with_person(t->p, t->conv.id, t->review_id);
         tg_review_sla_notify(t->p->sla, t->review_id, "handed_off", NULL);
-    else if (!rc)
+    } else if (!rc)
         rc = tg_review_sla_track(t->p->sla, t->review_id, n.created_ms + n.sla_ms);
     return rc;
 }

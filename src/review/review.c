@@ -382,3 +382,34 @@ int tg_review_agent_reply(struct tg_store *st, struct tg_audit *audit, const cha
                   has_text ? hex : NULL, "closed", close, "at", (json_int_t)at);
     return commit(st, audit, task, leaf, "reply", task_out, err, errlen);
 }
+
+int tg_review_customer_message(struct tg_store *st, const char *id, const char *turn_id,
+                               const char *text, json_t **task_out, char *err, size_t errlen)
+{
+    json_t *task = NULL;
+    int rc = load(st, id, NULL, &task);
+    if (rc) {
+        snprintf(err, errlen, rc == TG_E_NOTFOUND ? "no review task %s" : "cannot read task %s",
+                 id);
+        return rc;
+    }
+    if (strcmp(tg_json_str(task, "state", ""), "handed_off") != 0) {
+        snprintf(err, errlen, "task %s is %s, not with an agent", id,
+                 tg_json_str(task, "state", ""));
+        json_decref(task);
+        return TG_E_CONFLICT;
+    }
+    int64_t at = tg_clock_wall_ms();
+    json_t *msgs = json_object_get(task, "customer_messages");
+    if (!json_is_array(msgs)) {
+        msgs = json_array();
+        json_object_set_new(task, "customer_messages", msgs);
+    }
+    json_array_append_new(
+        msgs, json_pack("{s:I, s:s, s:s}", "at", (json_int_t)at, "turn_id", turn_id, "text", text));
+    json_array_append_new(json_object_get(task, "events"),
+                          json_pack("{s:I, s:s, s:s}", "at", (json_int_t)at, "actor", "customer",
+                                    "event", "customer_message"));
+    /* the turn that carried the message is the audit record of it */
+    return commit(st, NULL, task, json_object(), "message", task_out, err, errlen);
+}

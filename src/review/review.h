@@ -101,6 +101,14 @@ int tg_review_agent_reply(struct tg_store *st, struct tg_audit *audit, const cha
                           const char *actor, const char *text, bool close, json_t **task_out,
                           char *err, size_t errlen);
 
+/*
+ * The customer of a handed-off task wrote again: the message (already
+ * masked) goes to the agent, appended to customer_messages with an event.
+ * TG_E_CONFLICT unless the task is handed_off.
+ */
+int tg_review_customer_message(struct tg_store *st, const char *id, const char *turn_id,
+                               const char *text, json_t **task_out, char *err, size_t errlen);
+
 struct event_base;
 struct tg_review_sla;
 

@@ -43,12 +43,12 @@ static int teardown(void **state)
     return rc == 0 ? 0 : -1;
 }
 
-static json_t *call(const char *method, const char *path, const char *token, const char *body,
-                    long *status)
+static json_t *call_port(int port, const char *method, const char *path, const char *token,
+                         const char *body, long *status)
 {
     char url[256], auth[128];
     struct tg_h_resp r;
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", gw.port, path);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token ? token : "");
     const char *hdrs[] = {"Content-Type: application/json", token ? auth : NULL, NULL};
     assert_int_equal(tg_h_http(method, url, hdrs, body, body ? strlen(body) : 0, 0, &r), 0);
@@ -58,6 +58,12 @@ static json_t *call(const char *method, const char *path, const char *token, con
         fail_msg("%s %s: not JSON: %s", method, path, r.body);
     tg_h_resp_free(&r);
     return j;
+}
+
+static json_t *call(const char *method, const char *path, const char *token, const char *body,
+                    long *status)
+{
+    return call_port(gw.port, method, path, token, body, status);
 }
 
 static void test_held_turn_decided_by_a_reviewer(void **state)
@@ -496,6 +502,95 @@ static void test_webhook_signed_and_retried(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* One message from customer who; the response's trustgate object, the answer in answer. */
+static json_t *say(int port, const char *who, const char *text, char *answer, size_t answer_len)
+{
+    char body[512];
+    long st;
+    snprintf(body, sizeof(body),
+             "{\"user\":\"%s\",\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]}", who, text);
+    json_t *j = call_port(port, "POST", "/v1/chat/completions", "tg-t", body, &st);
+    assert_int_equal(st, 200);
+    tg_strlcpy(
+        answer,
+        tg_json_str(json_object_get(json_array_get(json_object_get(j, "choices"), 0), "message"),
+                    "content", ""),
+        answer_len);
+    json_t *tg = json_incref(json_object_get(j, "trustgate"));
+    json_decref(j);
+    return tg;
+}
+
+/* Once a conversation is with a person, the customer's later messages go to
+ * that agent (masked, on the task, no model answering), also after a
+ * restart, until the agent closes the hand-off; then the AI answers again. */
+static void test_messages_after_a_handoff_go_to_the_agent(void **state)
+{
+    (void)state;
+    char sdir[64], cfg[256], text[2048], id[64], path[128], answer[512];
+    struct tg_h_proc g;
+    long st;
+    assert_non_null(tg_h_tmpdir(sdir, sizeof(sdir)));
+    /* the same deployment with an agent among the users */
+    const char *users = strstr(sla_config, "users:\n");
+    assert_non_null(users);
+    snprintf(text, sizeof(text), "%.*susers:\n  - name: a1\n    role: agent\n    token: tg-a1\n%s",
+             (int)(users - sla_config), sla_config, users + 7);
+    tg_h_write_file(sdir, "agent.yaml", text, cfg, sizeof(cfg));
+    assert_int_equal(tg_h_start_gateway(&g, cfg, sdir), 0);
+    json_t *t = say(g.port, "cust-h", "请帮我复核这笔理财", answer, sizeof(answer));
+    assert_string_equal(tg_json_str(t, "decision", ""), "review");
+    tg_strlcpy(id, tg_json_str(t, "review_id", ""), sizeof(id));
+    json_decref(t);
+    for (int i = 0; i < 60 && !handed_off(g.port, id); i++)
+        usleep(50000);
+    assert_true(handed_off(g.port, id));
+    /* with a person now: the next message goes to the agent */
+    t = say(g.port, "cust-h", "我的电话是13812345678，请尽快联系我", answer, sizeof(answer));
+    assert_string_equal(tg_json_str(t, "decision", ""), "handoff");
+    assert_string_equal(tg_json_str(t, "review_id", ""), id);
+    assert_non_null(strstr(answer, "人工"));
+    json_decref(t);
+    snprintf(path, sizeof(path), "/v1/reviews/%s", id);
+    json_t *task = call_port(g.port, "GET", path, "tg-a1", NULL, &st);
+    const json_t *msgs = json_object_get(task, "customer_messages");
+    assert_int_equal(json_array_size(msgs), 1);
+    const char *said = tg_json_str(json_array_get(msgs, 0), "text", "");
+    assert_non_null(strstr(said, "请尽快联系我"));
+    assert_null(strstr(said, "13812345678")); /* personal data masked, as the store keeps it */
+    json_decref(task);
+    /* across a restart the conversation stays with the agent */
+    assert_int_equal(tg_h_stop(&g, 5000), 0);
+    assert_int_equal(tg_h_start_gateway(&g, cfg, sdir), 0);
+    t = say(g.port, "cust-h", "还在吗？", answer, sizeof(answer));
+    assert_string_equal(tg_json_str(t, "decision", ""), "handoff");
+    assert_string_equal(tg_json_str(t, "review_id", ""), id);
+    json_decref(t);
+    /* another customer is still answered by the AI */
+    t = say(g.port, "cust-other", "你好", answer, sizeof(answer));
+    assert_string_equal(tg_json_str(t, "decision", ""), "deliver");
+    json_decref(t);
+    /* the agent answers and closes: the AI answers this customer again */
+    snprintf(path, sizeof(path), "/v1/handoffs/%s/reply", id);
+    task = call_port(g.port, "POST", path, "tg-a1", "{\"text\":\"已为您处理完毕\",\"close\":true}",
+                     &st);
+    assert_int_equal(st, 200);
+    assert_int_equal(json_array_size(json_object_get(task, "customer_messages")), 2);
+    json_decref(task);
+    t = say(g.port, "cust-h", "你好", answer, sizeof(answer));
+    assert_string_equal(tg_json_str(t, "decision", ""), "deliver");
+    assert_string_equal(answer, "建议配置稳健理财");
+    json_decref(t);
+    assert_int_equal(tg_h_stop(&g, 5000), 0);
+    char cmd[512], bin[256], *out = NULL;
+    snprintf(cmd, sizeof(cmd), "%s audit verify --data %s", tg_h_bin("trustgate", bin, sizeof(bin)),
+             sdir);
+    assert_int_equal(tg_h_run(cmd, &out), 0);
+    tg_free(out);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", sdir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -505,6 +600,7 @@ int main(void)
         cmocka_unit_test(test_claims_and_four_eyes),
         cmocka_unit_test(test_long_poll_gets_the_final_answer),
         cmocka_unit_test(test_webhook_signed_and_retried),
+        cmocka_unit_test(test_messages_after_a_handoff_go_to_the_agent),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

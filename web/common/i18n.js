@@ -109,7 +109,7 @@ const D = {
   'task.rejectSubmit': ['确认驳回', 'Confirm reject'],
   'task.decision': ['决定', 'Decision'],
   'task.answer': ['最终答复', 'Final answer'],
-  'task.replies': ['人工客服回复', 'Agent replies'],
+  'task.replies': ['与客户的对话（转人工后）', 'With the customer (after the hand-off)'],
   'outcome.decided': ['已决定：{l}（{a}）', 'decided: {a}'],
   'outcome.state': ['状态：{l}（{s}）', 'state: {s}'],
   'action.approve': ['批准', 'approve'],

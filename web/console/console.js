@@ -215,9 +215,19 @@ function recordBlocks(x) {
       d.text ? h('div', { class: 'draft', text: d.text }) : null,
       (d.attestations || []).length ? h('ul', { class: 'small' }, d.attestations.map((a) => h('li', { text: `✔ ${a}` }))) : null)) : null,
     x.answer ? block('task.answer', h('div', { class: 'draft', text: x.answer })) : null,
-    (x.agent_replies || []).length ? block('task.replies', h('ol', { class: 'replies' },
-      x.agent_replies.map((r) => h('li', {}, h('time', { text: fmtTime(r.at) }), ` ${r.actor || ''}: `, h('span', { text: r.text }))))) : null,
+    threadBlock(x),
   ];
+}
+
+// After a hand-off: the customer's later messages and the agents' replies, in order.
+function threadBlock(x) {
+  const lines = [
+    ...(x.agent_replies || []).map((r) => ({ at: r.at, who: r.actor || '', text: r.text, from: 'agent' })),
+    ...(x.customer_messages || []).map((m) => ({ at: m.at, who: tl('role', 'user'), text: m.text, from: 'customer' })),
+  ].sort((a, b) => a.at - b.at);
+  if (!lines.length) return null;
+  return block('task.replies', h('ol', { class: 'replies' }, lines.map((l) => h('li', { data: { from: l.from }, testid: l.from === 'customer' ? 'customer-message' : 'agent-reply' },
+    h('time', { text: fmtTime(l.at) }), ` ${l.who}: `, h('span', { text: l.text })))));
 }
 
 async function openSource(source) {
