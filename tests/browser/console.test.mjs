@@ -9,7 +9,8 @@
 //   - the chat message held for review is approved in the console and the
 //     chat page replaces its holding text live;
 //   - a task left alone expires into the hand-off queue, where an agent
-//     replies and the customer's chat shows the reply;
+//     replies and the customer's chat shows the reply; the customer's next
+//     message goes to the agent (shown live on the hand-off), not to a model;
 //   - a POST without the CSRF token is refused; the supervisor sees charts;
 //   - an experiment whose candidate variant is answered by another config,
 //     and traffic with a gap between groups: the governance view shows the
@@ -207,6 +208,12 @@ async function main() {
     await handoff.getByTestId('handoff-reply-text').fill('您好，我是人工客服小李，已为您加急处理保单变更。');
     await handoff.getByTestId('handoff-reply-send').click();
     await chat.locator('[data-testid="chat-msg"][data-role="agent"]', { hasText: '小李' }).waitFor({ timeout: LONG });
+    // the conversation is with a person now: the customer's next message goes to the agent
+    await chat.getByTestId('chat-input').fill('好的，大概多久能办好？');
+    await chat.getByTestId('chat-send').click();
+    const toAgent = chat.locator('[data-testid="chat-msg"][data-decision="handoff"]').last();
+    await toAgent.waitFor({ timeout: LONG });
+    await handoff.locator('[data-testid="customer-message"]', { hasText: '大概多久能办好' }).waitFor({ timeout: LONG });
     await agent.screenshot({ path: join(out, 'console-handoffs.png'), fullPage: true });
     await chat.screenshot({ path: join(out, 'chat-agent-reply.png'), fullPage: true });
     // agents see no supervisor view
