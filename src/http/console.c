@@ -12,18 +12,21 @@
  * an unknown user costs the same as a known one (no user enumeration by
  * timing), a password configured in plain text is hashed at its user's
  * first login and only the hash kept, and five failures for a name within 15 minutes refuse further
- * attempts for that name until the window ends.
+ * attempts for that name until the window ends.  Sessions are kept in the
+ * store too (by the SHA-256 of their id), so a restart logs nobody out.
  */
 #include "http/api_int.h"
 #include "http/console.h"
 
 #include "metrics/metrics.h"
 #include "pipeline/pipeline.h"
+#include "store/store.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
@@ -54,7 +57,13 @@ struct session {
     char csrf[2 * TG_SHA256_LEN + 1];
     int person;
     int64_t created_ms, last_ms;
+    int64_t saved_ms; /* last_ms as the store has it */
 };
+
+/* Sessions outlive a restart: kept in the store as blobs session/<SHA-256 of the
+ * id> (a copy of the store yields no usable cookie); last use written at most
+ * once a minute. */
+#define SESSION_SAVE_EVERY_MS 60000
 
 struct job {
     struct job *next;
@@ -187,24 +196,102 @@ bool tg_http_cookie(const struct tg_http_req *req, const char *name, char *out, 
     return false;
 }
 
+static void session_key(const char *id, char key[96])
+{
+    uint8_t h[TG_SHA256_LEN];
+    char hex[2 * TG_SHA256_LEN + 1];
+    tg_sha256(id, strlen(id), h);
+    tg_hex_encode(h, sizeof(h), hex);
+    snprintf(key, 96, "session/%s", hex);
+}
+
+static void save_session(struct tg_console *c, struct session *s)
+{
+    char key[96];
+    session_key(s->id, key);
+    json_t *j =
+        json_pack("{s:s, s:s, s:I, s:I}", "user", c->people[s->person].name, "csrf", s->csrf,
+                  "created_ms", (json_int_t)s->created_ms, "last_ms", (json_int_t)s->last_ms);
+    char *str = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    if (str && tg_store_blob_put(c->api->p->store, key, str, strlen(str)) == TG_OK)
+        s->saved_ms = s->last_ms;
+    free(str);
+    json_decref(j);
+}
+
+static void drop_session(struct tg_console *c, size_t i)
+{
+    char key[96];
+    session_key(c->sessions[i].id, key);
+    tg_store_blob_delete(c->api->p->store, key);
+    c->sessions[i] = c->sessions[--c->n_sessions];
+}
+
+static struct session *new_slot(struct tg_console *c)
+{
+    if (c->n_sessions == MAX_SESSIONS) {
+        /* full: the least recently used one goes (from memory; the store keeps it) */
+        size_t old = 0;
+        for (size_t i = 1; i < c->n_sessions; i++)
+            if (c->sessions[i].last_ms < c->sessions[old].last_ms)
+                old = i;
+        c->sessions[old] = c->sessions[--c->n_sessions];
+    }
+    return &c->sessions[c->n_sessions++];
+}
+
+/* A session this process does not hold: one from before a restart (or one
+ * the memory let go), when the store has it and its user is still configured. */
+static struct session *load_session(struct tg_console *c, const char *id)
+{
+    char key[96], *data = NULL;
+    size_t len;
+    session_key(id, key);
+    if (tg_store_blob_get(c->api->p->store, key, &data, &len) != TG_OK)
+        return NULL;
+    json_t *j = json_loadb(data, len, 0, NULL);
+    tg_free(data);
+    int person = -1;
+    for (size_t i = 0; i < c->n_people && j; i++)
+        if (!strcmp(c->people[i].name, tg_json_str(j, "user", "")))
+            person = (int)i;
+    const char *csrf = tg_json_str(j, "csrf", "");
+    struct session *s = NULL;
+    if (person >= 0 && strlen(csrf) == 2 * TG_SHA256_LEN) {
+        s = new_slot(c);
+        tg_strlcpy(s->id, id, sizeof(s->id));
+        tg_strlcpy(s->csrf, csrf, sizeof(s->csrf));
+        s->person = person;
+        s->created_ms = tg_json_int(j, "created_ms", 0);
+        s->last_ms = s->saved_ms = tg_json_int(j, "last_ms", 0);
+    } else {
+        tg_store_blob_delete(c->api->p->store, key); /* its user is gone */
+    }
+    json_decref(j);
+    return s;
+}
+
 static struct session *find_session(struct tg_console *c, const struct tg_http_req *req)
 {
     char id[2 * TG_SHA256_LEN + 1];
     int64_t now = tg_clock_wall_ms();
-    if (!c || !tg_http_cookie(req, "tg_session", id, sizeof(id)) || strlen(id) != sizeof(id) - 1)
+    if (!c || !tg_http_cookie(req, "tg_session", id, sizeof(id)) || strlen(id) != sizeof(id) - 1 ||
+        strspn(id, "0123456789abcdef") != sizeof(id) - 1)
         return NULL;
-    for (size_t i = 0; i < c->n_sessions; i++) {
-        struct session *s = &c->sessions[i];
-        if (!tg_ct_equal(s->id, id, sizeof(s->id) - 1))
-            continue;
-        if (now - s->last_ms > SESSION_IDLE_MS || now - s->created_ms > SESSION_MAX_MS) {
-            c->sessions[i] = c->sessions[--c->n_sessions];
-            return NULL;
-        }
-        s->last_ms = now;
-        return s;
+    struct session *s = NULL;
+    for (size_t i = 0; i < c->n_sessions && !s; i++)
+        if (tg_ct_equal(c->sessions[i].id, id, sizeof(id) - 1))
+            s = &c->sessions[i];
+    if (!s && !(s = load_session(c, id)))
+        return NULL;
+    if (now - s->last_ms > SESSION_IDLE_MS || now - s->created_ms > SESSION_MAX_MS) {
+        drop_session(c, (size_t)(s - c->sessions));
+        return NULL;
     }
-    return NULL;
+    s->last_ms = now;
+    if (now - s->saved_ms >= SESSION_SAVE_EVERY_MS)
+        save_session(c, s);
+    return s;
 }
 
 static struct session *new_session(struct tg_console *c, int person)
@@ -212,19 +299,12 @@ static struct session *new_session(struct tg_console *c, int person)
     uint8_t raw[2 * TG_SHA256_LEN];
     if (tg_random_bytes(raw, sizeof(raw)))
         return NULL;
-    if (c->n_sessions == MAX_SESSIONS) {
-        /* full: the least recently used one goes */
-        size_t old = 0;
-        for (size_t i = 1; i < c->n_sessions; i++)
-            if (c->sessions[i].last_ms < c->sessions[old].last_ms)
-                old = i;
-        c->sessions[old] = c->sessions[--c->n_sessions];
-    }
-    struct session *s = &c->sessions[c->n_sessions++];
+    struct session *s = new_slot(c);
     tg_hex_encode(raw, TG_SHA256_LEN, s->id);
     tg_hex_encode(raw + TG_SHA256_LEN, TG_SHA256_LEN, s->csrf);
     s->person = person;
     s->created_ms = s->last_ms = tg_clock_wall_ms();
+    save_session(c, s);
     return s;
 }
 
@@ -416,8 +496,11 @@ static void logout(struct tg_api *api, struct tg_http_req *req)
         return;
     }
     struct session *s = find_session(c, req);
-    if (s)
-        *s = c->sessions[--c->n_sessions];
+    if (s) {
+        drop_session(c, (size_t)(s - c->sessions));
+        /* gone from the store before the answer: the cookie may not come back */
+        tg_store_flush(api->p->store);
+    }
     char cookie[256];
     session_cookie(req, "", 0, cookie, sizeof(cookie));
     tg_metrics_request(api->p->metrics, "/console/api/logout", 200);

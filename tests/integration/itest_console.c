@@ -651,6 +651,52 @@ static void test_cli_reviews_through_the_server(void **state)
     tg_free(out);
 }
 
+/* A console session outlives a restart of the gateway (kept in the store);
+ * after a logout it is gone for good, restart or not. */
+static void test_sessions_survive_a_restart(void **state)
+{
+    (void)state;
+    long st;
+    struct tg_h_resp r;
+    char cookie[256], csrf[128], cfg[256];
+    req(gw2.port, "POST", "/console/api/login", NULL,
+        "{\"user\":\"ann\",\"password\":\"password\"}", &r);
+    assert_int_equal(r.status, 200);
+    cookie_from(&r, "tg_session", cookie, sizeof(cookie));
+    json_t *j = json_loads(r.body, 0, NULL);
+    tg_strlcpy(csrf, tg_json_str(j, "csrf", ""), sizeof(csrf));
+    json_decref(j);
+    tg_h_resp_free(&r);
+    snprintf(cfg, sizeof(cfg), "%s/trustgate.yaml", dir2);
+    assert_int_equal(tg_h_stop(&gw2, 5000), 0);
+    assert_int_equal(tg_h_start_gateway(&gw2, cfg, dir2), 0);
+    const char *with[] = {cookie, NULL};
+    j = req_json(gw2.port, "GET", "/console/api/me", with, NULL, &st);
+    assert_int_equal(st, 200);
+    assert_string_equal(tg_json_str(j, "user", ""), "ann");
+    assert_string_equal(tg_json_str(j, "csrf", ""), csrf);
+    json_decref(j);
+    /* a made-up session id is still nobody */
+    const char *forged[] = {
+        "Cookie: tg_session=00000000000000000000000000000000000000000000000000000"
+        "00000000000",
+        NULL};
+    j = req_json(gw2.port, "GET", "/console/api/me", forged, NULL, &st);
+    assert_int_equal(st, 401);
+    json_decref(j);
+    char hdr[200];
+    snprintf(hdr, sizeof(hdr), "X-CSRF-Token: %s", csrf);
+    const char *out_hdrs[] = {cookie, hdr, NULL};
+    j = req_json(gw2.port, "POST", "/console/api/logout", out_hdrs, "{}", &st);
+    assert_int_equal(st, 200);
+    json_decref(j);
+    assert_int_equal(tg_h_stop(&gw2, 5000), 0);
+    assert_int_equal(tg_h_start_gateway(&gw2, cfg, dir2), 0);
+    j = req_json(gw2.port, "GET", "/console/api/me", with, NULL, &st);
+    assert_int_equal(st, 401);
+    json_decref(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -663,6 +709,7 @@ int main(void)
         cmocka_unit_test(test_feedback_and_monitor),
         cmocka_unit_test(test_experiment_assignment_and_export),
         cmocka_unit_test(test_cli_reviews_through_the_server),
+        cmocka_unit_test(test_sessions_survive_a_restart),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
