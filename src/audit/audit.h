@@ -44,6 +44,39 @@ bool tg_audit_inclusion_verify(const uint8_t leaf_hash[TG_HASH_LEN], size_t m, s
                                const uint8_t root[TG_HASH_LEN]);
 
 /*
+ * Consistency proof PROOF(m, D[n]) of RFC 6962 §2.1.2: that the tree of the
+ * first m leaves is a prefix of the tree of all n.  Empty when m is 0 or n.
+ * TG_E_INVAL when m > n or max is too small.
+ */
+int tg_audit_consistency_proof(const uint8_t (*leaf_hashes)[TG_HASH_LEN], size_t n, size_t m,
+                               uint8_t (*proof)[TG_HASH_LEN], size_t max, size_t *len);
+/* Check one (RFC 9162 §2.1.4.2): the tree of size m with old_root grew into
+ * the tree of size n with new_root by appending only. */
+bool tg_audit_consistency_verify(size_t m, const uint8_t old_root[TG_HASH_LEN], size_t n,
+                                 const uint8_t new_root[TG_HASH_LEN],
+                                 const uint8_t (*proof)[TG_HASH_LEN], size_t len);
+
+/*
+ * Signed tree heads (checkpoint.c), in the C2SP tlog-checkpoint form:
+ * "ORIGIN\nSIZE\nBASE64(ROOT)\n\n— NAME BASE64(KEYID || SIG)\n", signed with
+ * Ed25519.  The signer's key lives in DIR/audit-ed25519.pem (made, 0600, on
+ * first use); its name is the log's origin.  The verifier key is
+ * "NAME+KEYID+BASE64(0x01 || PUBLIC KEY)" (C2SP signed-note).
+ */
+struct tg_audit_signer;
+int tg_audit_signer_open(const char *dir, const char *name, struct tg_audit_signer **out, char *err,
+                         size_t errlen);
+void tg_audit_signer_free(struct tg_audit_signer *s);
+void tg_audit_signer_vkey(const struct tg_audit_signer *s, char *out, size_t outlen);
+/* Append the signed checkpoint of the tree of size leaves with root to out. */
+int tg_audit_checkpoint(const struct tg_audit_signer *s, uint64_t size,
+                        const uint8_t root[TG_HASH_LEN], struct tg_buf *out);
+/* Check a checkpoint against a verifier key; its size and root on success,
+ * else an error (TG_E_PARSE, TG_E_FORBIDDEN for a bad signature) and err. */
+int tg_audit_checkpoint_verify(const char *note, size_t len, const char *vkey, uint64_t *size,
+                               uint8_t root[TG_HASH_LEN], char *err, size_t errlen);
+
+/*
  * Open the log kept in st: reads every stored leaf hash once to rebuild the
  * compact range (and checks that the last stored head matches).  Returns
  * TG_E_CONFLICT if the stored leaves do not reproduce the stored head.

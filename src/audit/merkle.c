@@ -14,7 +14,6 @@
 
 #include <string.h>
 
-
 static const uint8_t leaf_prefix = 0x00;
 static const uint8_t node_prefix = 0x01;
 
@@ -164,4 +163,103 @@ bool tg_audit_inclusion_verify(const uint8_t leaf_hash[TG_HASH_LEN], size_t m, s
         sn >>= 1;
     }
     return sn == 0 && memcmp(r, root, TG_HASH_LEN) == 0;
+}
+
+/*
+ * SUBPROOF(m, D[0:n], b) of RFC 6962 §2.1.2: the nodes that prove the tree
+ * of the first m leaves is a prefix of the tree of all n, appended at *pos
+ * (up to max).  b says whether D[0:m] is a complete subtree whose root the
+ * verifier already has.
+ */
+static bool subproof(const uint8_t (*h)[TG_HASH_LEN], size_t m, size_t n, bool b,
+                     uint8_t (*proof)[TG_HASH_LEN], size_t max, size_t *pos)
+{
+    if (m == n) {
+        if (b)
+            return true;
+        if (*pos >= max)
+            return false;
+        return mth(h, n, proof[(*pos)++]);
+    }
+    size_t k = split_point(n);
+    if (m <= k) {
+        if (!subproof(h, m, k, b, proof, max, pos) || *pos >= max)
+            return false;
+        return mth(h + k, n - k, proof[(*pos)++]);
+    }
+    if (!subproof(h + k, m - k, n - k, false, proof, max, pos) || *pos >= max)
+        return false;
+    return mth(h, k, proof[(*pos)++]);
+}
+
+int tg_audit_consistency_proof(const uint8_t (*leaf_hashes)[TG_HASH_LEN], size_t n, size_t m,
+                               uint8_t (*proof)[TG_HASH_LEN], size_t max, size_t *len)
+{
+    size_t pos = 0;
+    if (m > n)
+        return TG_E_INVAL;
+    if (m == 0 || m == n) {
+        *len = 0; /* nothing to prove: the empty tree, or the same tree */
+        return TG_OK;
+    }
+    if (!subproof(leaf_hashes, m, n, true, proof, max, &pos))
+        return TG_E_INVAL;
+    *len = pos;
+    return TG_OK;
+}
+
+/* RFC 9162 §2.1.4.2: verify a consistency proof between two tree heads. */
+bool tg_audit_consistency_verify(size_t m, const uint8_t old_root[TG_HASH_LEN], size_t n,
+                                 const uint8_t new_root[TG_HASH_LEN],
+                                 const uint8_t (*proof)[TG_HASH_LEN], size_t len)
+{
+    uint8_t fr[TG_HASH_LEN], sr[TG_HASH_LEN], tmp[TG_HASH_LEN];
+    if (m > n)
+        return false;
+    if (m == n)
+        return len == 0 && memcmp(old_root, new_root, TG_HASH_LEN) == 0;
+    if (m == 0)
+        return len == 0; /* the empty tree is a prefix of every tree */
+    if (len == 0)
+        return false;
+    /* a first tree that is a complete subtree: its root is the proof's first node */
+    size_t first = 0;
+    const uint8_t *start = proof[0];
+    if ((m & (m - 1)) == 0) {
+        start = old_root;
+    } else {
+        first = 1;
+    }
+    size_t fn = m - 1, sn = n - 1;
+    while (fn & 1) {
+        fn >>= 1;
+        sn >>= 1;
+    }
+    memcpy(fr, start, TG_HASH_LEN);
+    memcpy(sr, start, TG_HASH_LEN);
+    for (size_t i = first; i < len; i++) {
+        const uint8_t *c = proof[i];
+        if (sn == 0)
+            return false;
+        if ((fn & 1) || fn == sn) {
+            if (!node(c, fr, tmp))
+                return false;
+            memcpy(fr, tmp, TG_HASH_LEN);
+            if (!node(c, sr, tmp))
+                return false;
+            memcpy(sr, tmp, TG_HASH_LEN);
+            while (!(fn & 1) && fn != 0) {
+                fn >>= 1;
+                sn >>= 1;
+            }
+        } else {
+            if (!node(sr, c, tmp))
+                return false;
+            memcpy(sr, tmp, TG_HASH_LEN);
+        }
+        fn >>= 1;
+        sn >>= 1;
+    }
+    return sn == 0 && memcmp(fr, old_root, TG_HASH_LEN) == 0 &&
+           memcmp(sr, new_root, TG_HASH_LEN) == 0;
 }

@@ -702,9 +702,9 @@ static const char *const passthrough_sections[] = {
 };
 
 static const char *const own_sections[] = {
-    "server",   "auth", "store",   "conversation", "backends",    "route",
-    "models",   "kb",   "intents", "understand",   "review",      "users",
-    "webhooks", "web",  "ladder",  "eval",         "experiments", "fairness",
+    "server", "auth",    "store",       "conversation", "backends", "route",    "models",
+    "kb",     "intents", "understand",  "review",       "users",    "webhooks", "web",
+    "ladder", "eval",    "experiments", "fairness",     "audit",
 };
 
 static bool get_duration(const json_t *v, int64_t *out)
@@ -1413,6 +1413,22 @@ static void check_eval(struct vctx *c, const json_t *root)
     }
 }
 
+/* audit: {origin} — the name of the log in its signed checkpoints (audit/checkpoint.c). */
+static void check_audit(struct vctx *c, const json_t *root)
+{
+    static const char *const keys[] = {"origin"};
+    const json_t *sec = get_mapping(c, root, "audit", "audit");
+    if (!sec)
+        return;
+    tg_config_check_keys(c->errs, c->path, c->lines, sec, "audit", keys, TG_ARRAY_LEN(keys));
+    const json_t *o = json_object_get(sec, "origin");
+    if (o && (!json_is_string(o) || !json_string_length(o) || json_string_length(o) > 100 ||
+              strpbrk(json_string_value(o), " \t\n+")))
+        verr(c, key_line(c, sec, "origin"),
+             "audit.origin must be a name of 1 to 100 characters without spaces or '+', such as "
+             "bank.example/trustgate");
+}
+
 /* fairness: {attributes: [NAME | {name, values}], limit, min_group, bootstrap, check_every,
  * window} — the live fairness gate (http/fairness.c). */
 static void check_fairness(struct vctx *c, const json_t *root)
@@ -1729,6 +1745,7 @@ static void check_root(struct vctx *c, struct tg_config *cfg, const json_t *root
     check_ladder(c, cfg, root);
     check_eval(c, root);
     check_fairness(c, root);
+    check_audit(c, root);
     check_experiments(c, root);
     check_models(c, cfg, root);
     sec = get_mapping(c, root, "kb", "kb");

@@ -712,6 +712,10 @@ int tg_pipeline_open(const struct tg_config *cfg, struct event_base *base, const
         const char *slash = strrchr(path, '/');
         snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
         rc = load_pseudonym_key(p, dir, err, errlen);
+        if (!rc)
+            rc = tg_audit_signer_open(
+                dir, tg_json_str(json_object_get(cfg->root, "audit"), "origin", "trustgate"),
+                &p->signer, err, errlen);
         if (rc)
             goto out;
     }
@@ -755,6 +759,7 @@ void tg_pipeline_close(struct tg_pipeline *p)
     tg_review_sla_free(p->sla);
     tg_text_close(p->text);
     tg_audit_close(p->audit);
+    tg_audit_signer_free(p->signer);
     tg_store_close(p->store);
     tg_metrics_free(p->metrics);
     tg_free(p->recent);

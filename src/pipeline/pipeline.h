@@ -14,6 +14,7 @@
 
 struct event_base;
 struct tg_audit;
+struct tg_audit_signer;
 struct tg_intent_model;
 struct tg_kb;
 struct tg_policy;
@@ -61,6 +62,7 @@ struct tg_pipeline {
     struct tg_conversation *recent; /* latest conversation per customer, by hash (4096 slots) */
     json_t *with_person;            /* conversation id -> its open hand-off task (an agent's) */
     uint8_t pseudonym_key[32];      /* keys PII pseudonyms in the audit log (DATA/pseudonym.key) */
+    struct tg_audit_signer *signer; /* signs the log\'s checkpoints (DATA/audit-ed25519.pem) */
     size_t inflight;                /* turns started and not finished */
     bool log_turns;                 /* one JSON line per turn on stderr */
 };

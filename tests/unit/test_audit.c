@@ -223,6 +223,156 @@ static void test_all_proofs(void **state)
     assert_int_equal(checked, 36);
 }
 
+/* Consistency proofs for the reference leaves, as published with Certificate
+ * Transparency's RFC 6962 test data (the third node of (6, 8) is MTH of the
+ * first four leaves, vec_roots[4]). */
+static const struct {
+    size_t m, n, len;
+    const char *proof[3];
+} vec_consistency[] = {
+    {1,
+     8,
+     3,
+     {"96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+      "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+      "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"}},
+    {6,
+     8,
+     3,
+     {"0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
+      "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+      "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"}},
+    {2,
+     5,
+     2,
+     {"5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+      "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"}},
+};
+
+static void test_consistency_proofs(void **state)
+{
+    (void)state;
+    const uint8_t(*lh)[TG_HASH_LEN] = (const uint8_t(*)[TG_HASH_LEN])leaf_hashes;
+    uint8_t proof[8][TG_HASH_LEN], want[3][TG_HASH_LEN], r1[TG_HASH_LEN], r2[TG_HASH_LEN];
+    size_t len = 0, checked = 0;
+    for (size_t i = 0; i < TG_ARRAY_LEN(vec_consistency); i++) {
+        assert_int_equal(tg_audit_consistency_proof(lh, vec_consistency[i].n, vec_consistency[i].m,
+                                                    proof, 8, &len),
+                         TG_OK);
+        assert_int_equal(len, vec_consistency[i].len);
+        for (size_t j = 0; j < len; j++) {
+            unhex(vec_consistency[i].proof[j], want[j], TG_HASH_LEN);
+            assert_memory_equal(proof[j], want[j], TG_HASH_LEN);
+        }
+    }
+    /* every pair of sizes up to 8: the proof verifies, and any change breaks it */
+    for (size_t n = 1; n <= 8; n++) {
+        for (size_t m = 1; m <= n; m++) {
+            unhex(vec_roots[m], r1, TG_HASH_LEN);
+            unhex(vec_roots[n], r2, TG_HASH_LEN);
+            assert_int_equal(tg_audit_consistency_proof(lh, n, m, proof, 8, &len), TG_OK);
+            const uint8_t(*pf)[TG_HASH_LEN] = (const uint8_t(*)[TG_HASH_LEN])proof;
+            assert_true(tg_audit_consistency_verify(m, r1, n, r2, pf, len));
+            for (size_t j = 0; j < len; j++) {
+                proof[j][5] ^= 0x04;
+                assert_false(tg_audit_consistency_verify(m, r1, n, r2, pf, len));
+                proof[j][5] ^= 0x04;
+            }
+            if (m < n) {
+                r1[0] ^= 1; /* an old head the new tree does not extend */
+                assert_false(tg_audit_consistency_verify(m, r1, n, r2, pf, len));
+                r1[0] ^= 1;
+                r2[9] ^= 1;
+                assert_false(tg_audit_consistency_verify(m, r1, n, r2, pf, len));
+                r2[9] ^= 1;
+                if (len)
+                    assert_false(tg_audit_consistency_verify(m, r1, n, r2, pf, len - 1));
+            }
+            checked++;
+        }
+    }
+    assert_int_equal(checked, 36);
+    /* a tree whose second leaf was rewritten does not extend the original */
+    uint8_t other[8][TG_HASH_LEN];
+    memcpy(other, leaf_hashes, sizeof(other));
+    tg_audit_leaf_hash("rewritten", 9, other[1]);
+    tg_audit_tree_root((const uint8_t(*)[TG_HASH_LEN])other, 8, r2);
+    unhex(vec_roots[3], r1, TG_HASH_LEN);
+    assert_int_equal(
+        tg_audit_consistency_proof((const uint8_t(*)[TG_HASH_LEN])other, 8, 3, proof, 8, &len),
+        TG_OK);
+    assert_false(
+        tg_audit_consistency_verify(3, r1, 8, r2, (const uint8_t(*)[TG_HASH_LEN])proof, len));
+    assert_int_equal(tg_audit_consistency_proof(lh, 3, 4, proof, 8, &len), TG_E_INVAL);
+}
+
+/* Signed checkpoints: made and checked; a changed size, root, signature,
+ * origin or key is refused; the key is kept in the directory. */
+static void test_checkpoints(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/tg-ckpt-XXXXXX", err[256], vkey[256], vkey2[256];
+    assert_non_null(mkdtemp(dir));
+    struct tg_audit_signer *s = NULL, *again = NULL;
+    assert_int_equal(tg_audit_signer_open(dir, "bank.example/trustgate", &s, err, sizeof(err)),
+                     TG_OK);
+    tg_audit_signer_vkey(s, vkey, sizeof(vkey));
+    assert_true(tg_str_has_prefix(vkey, "bank.example/trustgate+"));
+    uint8_t root[TG_HASH_LEN], got[TG_HASH_LEN];
+    unhex(vec_roots[7], root, TG_HASH_LEN);
+    struct tg_buf b;
+    tg_buf_init(&b, TG_BUF_UNLIMITED);
+    assert_int_equal(tg_audit_checkpoint(s, 7, root, &b), TG_OK);
+    /* the body, then a blank line, then the signature line */
+    assert_true(
+        tg_str_has_prefix(b.data, "bank.example/trustgate\n7\n3bib5AOAnjJXUNPSY814kpwpQre"));
+    assert_non_null(strstr(b.data, "\n\n\xe2\x80\x94 bank.example/trustgate "));
+    uint64_t size = 0;
+    assert_int_equal(tg_audit_checkpoint_verify(b.data, b.len, vkey, &size, got, err, sizeof(err)),
+                     TG_OK);
+    assert_int_equal(size, 7);
+    assert_memory_equal(got, root, TG_HASH_LEN);
+    /* the same key after reopening */
+    assert_int_equal(tg_audit_signer_open(dir, "bank.example/trustgate", &again, err, sizeof(err)),
+                     TG_OK);
+    tg_audit_signer_vkey(again, vkey2, sizeof(vkey2));
+    assert_string_equal(vkey, vkey2);
+    tg_audit_signer_free(again);
+    /* tampering */
+    char *forged = tg_strdup(b.data);
+    forged[strlen("bank.example/trustgate\n")] = '8'; /* size 8 */
+    assert_int_equal(tg_audit_checkpoint_verify(forged, b.len, vkey, &size, got, err, sizeof(err)),
+                     TG_E_FORBIDDEN);
+    memcpy(forged, b.data, b.len + 1);
+    char *r64 = strstr(forged, "\n7\n") + 3;
+    r64[0] = r64[0] == 'A' ? 'B' : 'A'; /* another root */
+    assert_int_equal(tg_audit_checkpoint_verify(forged, b.len, vkey, &size, got, err, sizeof(err)),
+                     TG_E_FORBIDDEN);
+    memcpy(forged, b.data, b.len + 1);
+    forged[b.len - 3] = forged[b.len - 3] == 'A' ? 'B' : 'A'; /* the signature */
+    assert_int_equal(tg_audit_checkpoint_verify(forged, b.len, vkey, &size, got, err, sizeof(err)),
+                     TG_E_FORBIDDEN);
+    tg_free(forged);
+    /* another log's key */
+    char dir2[] = "/tmp/tg-ckpt-XXXXXX";
+    assert_non_null(mkdtemp(dir2));
+    assert_int_equal(tg_audit_signer_open(dir2, "bank.example/trustgate", &again, err, sizeof(err)),
+                     TG_OK);
+    tg_audit_signer_vkey(again, vkey2, sizeof(vkey2));
+    assert_string_not_equal(vkey, vkey2);
+    assert_int_equal(tg_audit_checkpoint_verify(b.data, b.len, vkey2, &size, got, err, sizeof(err)),
+                     TG_E_FORBIDDEN);
+    tg_audit_signer_free(again);
+    assert_int_equal(
+        tg_audit_checkpoint_verify(b.data, b.len, "nonsense", &size, got, err, sizeof(err)),
+        TG_E_PARSE);
+    tg_buf_free(&b);
+    tg_audit_signer_free(s);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s %s", dir, dir2);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void test_proof_errors(void **state)
 {
     uint8_t path[8][TG_HASH_LEN], root[TG_HASH_LEN];
@@ -674,6 +824,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_single_hashes),
         cmocka_unit_test(test_tree_roots),
+        cmocka_unit_test(test_consistency_proofs),
+        cmocka_unit_test(test_checkpoints),
         cmocka_unit_test(test_known_proofs),
         cmocka_unit_test(test_all_proofs),
         cmocka_unit_test(test_proof_errors),
