@@ -6,6 +6,7 @@
 
 #include "store/store.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -224,4 +225,45 @@ struct tg_store *tg_cli_open_store(const struct tg_config *cfg, const char *data
         return NULL;
     }
     return st;
+}
+
+static size_t collect(char *p, size_t size, size_t n, void *arg)
+{
+    return tg_buf_append(arg, p, size * n) == TG_OK ? size * n : 0;
+}
+
+int tg_cli_http(const char *base, const char *token, const char *method, const char *path,
+                const char *body, struct tg_buf *out, long *status, const char *who)
+{
+    CURL *h = curl_easy_init();
+    struct curl_slist *hdrs = NULL;
+    char url[2048], auth[1024];
+    size_t bl = strlen(base);
+    snprintf(url, sizeof(url), "%.*s%s", (int)(bl && base[bl - 1] == '/' ? bl - 1 : bl), base,
+             path);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token ? token : "");
+    hdrs = curl_slist_append(hdrs, auth);
+    hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+    int rc = 1;
+    if (h && hdrs) {
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
+        curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        if (body)
+            curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+        CURLcode cc = curl_easy_perform(h);
+        if (cc != CURLE_OK) {
+            fprintf(stderr, "trustgate %s: %s: %s\n", who, url, curl_easy_strerror(cc));
+        } else {
+            curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+            rc = 0;
+        }
+    }
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(h);
+    return rc;
 }

@@ -62,5 +62,10 @@ void tg_cli_data_dir(const struct tg_config *cfg, const char *data, char *dir, s
 struct tg_store *tg_cli_open_store(const struct tg_config *cfg, const char *data, const char *what);
 /* Write data to path ("-": stdout); TG_OK or TG_E_IO with a message on stderr. */
 int tg_cli_write_out(const char *path, const char *data, size_t len);
+/* One HTTP request to a running gateway at base (Bearer token, JSON body or
+ * NULL); the answer's body appended to out and its status in *status.  0 on
+ * an answer, 1 when none came (the reason printed, prefixed "trustgate WHO"). */
+int tg_cli_http(const char *base, const char *token, const char *method, const char *path,
+                const char *body, struct tg_buf *out, long *status, const char *who);
 
 #endif

@@ -16,7 +16,6 @@
 #include "review/review.h"
 #include "store/store.h"
 
-#include <curl/curl.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdlib.h>
@@ -93,55 +92,25 @@ static int do_list(struct tg_store *st, const char *state, bool as_json)
 
 /* ------------------------------------------------------------ over HTTP */
 
-static size_t collect(char *p, size_t size, size_t n, void *arg)
-{
-    return tg_buf_append(arg, p, size * n) == TG_OK ? size * n : 0;
-}
-
 /* One call to the review API; the parsed JSON answer, or NULL (message printed). */
 static json_t *api(const char *base, const char *token, const char *method, const char *path,
                    const json_t *body, long *status)
 {
-    CURL *h = curl_easy_init();
-    struct curl_slist *hdrs = NULL;
     struct tg_buf out;
-    char url[2048], auth[1024];
     char *js = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_t *res = NULL;
     tg_buf_init(&out, 64u << 20);
-    snprintf(url, sizeof(url), "%s%s%s", base, base[strlen(base) - 1] == '/' ? path + 1 : "",
-             base[strlen(base) - 1] == '/' ? "" : path);
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-    hdrs = curl_slist_append(hdrs, auth);
-    hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-    if (h) {
-        curl_easy_setopt(h, CURLOPT_URL, url);
-        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
-        curl_easy_setopt(h, CURLOPT_WRITEDATA, &out);
-        curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
-        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-        if (js)
-            curl_easy_setopt(h, CURLOPT_POSTFIELDS, js);
-        CURLcode rc = curl_easy_perform(h);
-        if (rc != CURLE_OK) {
-            fprintf(stderr, "trustgate review: %s: %s\n", url, curl_easy_strerror(rc));
-        } else {
-            curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
-            res = json_loadb(out.data ? out.data : "", out.len, 0, NULL);
-            if (!res)
-                fprintf(stderr, "trustgate review: %s answered %ld, not JSON\n", url, *status);
-            else if (*status >= 400) {
-                fprintf(stderr, "trustgate review: refused (%ld): %s\n", *status,
-                        tg_json_str(json_object_get(res, "error"), "message", "?"));
-                json_decref(res);
-                res = NULL;
-            }
+    if (!tg_cli_http(base, token, method, path, js, &out, status, "review")) {
+        res = json_loadb(out.data ? out.data : "", out.len, 0, NULL);
+        if (!res)
+            fprintf(stderr, "trustgate review: %s%s answered %ld, not JSON\n", base, path, *status);
+        else if (*status >= 400) {
+            fprintf(stderr, "trustgate review: refused (%ld): %s\n", *status,
+                    tg_json_str(json_object_get(res, "error"), "message", "?"));
+            json_decref(res);
+            res = NULL;
         }
     }
-    curl_slist_free_all(hdrs);
-    curl_easy_cleanup(h);
     tg_buf_free(&out);
     free(js);
     return res;

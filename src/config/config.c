@@ -1629,7 +1629,7 @@ static void check_web(struct vctx *c, const json_t *root)
     }
 }
 
-/* users: [{name, role: reviewer|supervisor|agent, token?, password? | password_hash?}] and
+/* users: [{name, role: reviewer|supervisor|agent|auditor, token?, password? | password_hash?}] and
  * webhooks: [{url, secret}] — each element checked with its line. */
 static void check_people_and_hooks(struct vctx *c, const json_t *root)
 {
@@ -1660,9 +1660,10 @@ static void check_people_and_hooks(struct vctx *c, const json_t *root)
         if (tg_json_str(u, "password", NULL) && ph)
             verr(c, line, "%s has both a password and a password_hash; keep one", w);
         const char *role = tg_json_str(u, "role", "reviewer");
-        if (strcmp(role, "reviewer") && strcmp(role, "supervisor") && strcmp(role, "agent"))
+        if (strcmp(role, "reviewer") && strcmp(role, "supervisor") && strcmp(role, "agent") &&
+            strcmp(role, "auditor"))
             verr(c, key_line(c, u, "role"),
-                 "%s.role must be reviewer, supervisor or agent, not '%s'", w, role);
+                 "%s.role must be reviewer, supervisor, agent or auditor, not '%s'", w, role);
     }
     const json_t *hooks = get_list(c, root, "webhooks", "webhooks");
     json_array_foreach(hooks, i, u)

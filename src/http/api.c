@@ -243,7 +243,7 @@ void tg_api_handle(struct tg_http_req *req, void *arg)
     const char *path = tg_http_path(req);
     char allow[64] = "";
     if (tg_api_reviews(api, req) || tg_api_console(api, req) || tg_api_feedback(api, req) ||
-        tg_api_governance(api, req) || tg_api_web(api, req))
+        tg_api_governance(api, req) || tg_api_audit(api, req) || tg_api_web(api, req))
         return;
     for (size_t i = 0; i < TG_ARRAY_LEN(routes); i++) {
         if (strcmp(routes[i].path, path) != 0)
@@ -298,4 +298,24 @@ struct event *tg_api_every(struct tg_api *api, int64_t every_ms,
         ev = NULL;
     }
     return ev;
+}
+
+bool tg_api_query(const char *q, const char *name, char *out, size_t outlen)
+{
+    size_t n = strlen(name);
+    while (q && *q) {
+        if (strncmp(q, name, n) == 0 && q[n] == '=') {
+            const char *v = q + n + 1, *e = strchr(v, '&');
+            size_t l = e ? (size_t)(e - v) : strlen(v);
+            if (l >= outlen)
+                return false;
+            memcpy(out, v, l);
+            out[l] = '\0';
+            return true;
+        }
+        q = strchr(q, '&');
+        if (q)
+            q++;
+    }
+    return false;
 }

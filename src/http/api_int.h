@@ -25,6 +25,9 @@ const char *tg_api_person(struct tg_api *api, struct tg_http_req *req, const cha
 /* Does the request carry one of the configured API keys (constant-time compare)? */
 bool tg_api_key_ok(const struct tg_api *api, const struct tg_http_req *req);
 
+/* The value of query parameter name in q (no percent-decoding: for our own
+ * names, numbers and states); false when absent or longer than outlen - 1. */
+bool tg_api_query(const char *q, const char *name, char *out, size_t outlen);
 /* A duration setting of a config section (a string such as "1h", or ms), else def. */
 int64_t tg_api_cfg_ms(const json_t *section, const char *key, int64_t def);
 /* A timer on the API's event loop calling cb(-1, EV_TIMEOUT, arg) every every_ms;

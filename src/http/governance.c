@@ -237,16 +237,12 @@ static json_t *experiment_report(struct tg_api *api, const json_t *exp, int64_t 
 
 /* ------------------------------------------------------------ routes */
 
+/* A duration in the query (absent: *out unchanged); false when malformed. */
 static bool query_ms(const char *q, const char *key, int64_t *out)
 {
-    char want[40];
-    snprintf(want, sizeof(want), "%s=", key);
-    const char *at = q ? strstr(q, want) : NULL;
-    if (!at)
-        return true;
     char v[32];
-    size_t n = strcspn(at + strlen(want), "&");
-    snprintf(v, sizeof(v), "%.*s", (int)TG_MIN(n, sizeof(v) - 1), at + strlen(want));
+    if (!tg_api_query(q, key, v, sizeof(v)))
+        return !strstr(q ? q : "", key); /* present but too long is malformed too */
     return tg_parse_duration_ms(v, out) == TG_OK && *out > 0;
 }
 

@@ -112,11 +112,11 @@ struct tg_api {
     struct tg_http_server *srv;
     bool draining; /* /readyz answers 503 once shutdown began */
     int64_t started_ms;
-    struct tg_wait *waiters;      /* requests long-polling for a held answer (wait.c) */
-    struct tg_webhooks *webhooks; /* signed notifications of settled reviews, or NULL */
-    struct tg_console *console;   /* console sessions and logins (console.c), or NULL */
-    struct tg_events *events;     /* live event streams to consoles and chat pages (events.c) */
-    struct tg_monitor *monitor;   /* daily FAR and its alarm (feedback.c) */
+    struct tg_wait *waiters;          /* requests long-polling for a held answer (wait.c) */
+    struct tg_webhooks *webhooks;     /* signed notifications of settled reviews, or NULL */
+    struct tg_console *console;       /* console sessions and logins (console.c), or NULL */
+    struct tg_events *events;         /* live event streams to consoles and chat pages (events.c) */
+    struct tg_monitor *monitor;       /* daily FAR and its alarm (feedback.c) */
     struct tg_fairness_mon *fairness; /* the live fairness gate (governance.c) */
 };
 
@@ -154,6 +154,9 @@ bool tg_api_feedback(struct tg_api *api, struct tg_http_req *req);
 int tg_fairness_start(struct tg_api *api);
 void tg_fairness_stop(struct tg_api *api);
 bool tg_api_governance(struct tg_api *api, struct tg_http_req *req);
+
+/* The audit log's checkpoints and proofs (audit_api.c); false when not one of them. */
+bool tg_api_audit(struct tg_api *api, struct tg_http_req *req);
 
 /* The web pages (web.c): static files, the chat page's API; false when not one of them. */
 bool tg_api_web(struct tg_api *api, struct tg_http_req *req);

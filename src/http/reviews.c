@@ -76,27 +76,6 @@ const char *tg_api_person(struct tg_api *api, struct tg_http_req *req, const cha
 #define DECIDERS "reviewer|supervisor"
 #define AGENTS "agent|supervisor"
 
-/* The value of a query parameter (no decoding needed for our names and states). */
-static bool query_param(const char *q, const char *name, char *out, size_t outlen)
-{
-    size_t n = strlen(name);
-    while (q && *q) {
-        if (strncmp(q, name, n) == 0 && q[n] == '=') {
-            const char *v = q + n + 1, *e = strchr(v, '&');
-            size_t l = e ? (size_t)(e - v) : strlen(v);
-            if (l >= outlen)
-                return false;
-            memcpy(out, v, l);
-            out[l] = '\0';
-            return true;
-        }
-        q = strchr(q, '&');
-        if (q)
-            q++;
-    }
-    return false;
-}
-
 /* Customers' tasks before internal ones, then by priority, then the nearest deadline. */
 static int task_order(const void *pa, const void *pb)
 {
@@ -162,7 +141,7 @@ static void list(struct tg_api *api, struct tg_http_req *req)
     char state[32];
     if (!tg_api_person(api, req, "/v1/reviews", TG_ANYONE))
         return;
-    bool has_state = query_param(tg_http_query(req), "state", state, sizeof(state));
+    bool has_state = tg_api_query(tg_http_query(req), "state", state, sizeof(state));
     bool known = !has_state || !strcmp(state, "open");
     for (size_t i = 0; i < TG_ARRAY_LEN(states) && !known; i++)
         known = !strcmp(state, states[i]);
@@ -491,7 +470,7 @@ static void source(struct tg_api *api, struct tg_http_req *req)
     char src[2048];
     if (!tg_api_person(api, req, route, TG_ANYONE))
         return;
-    if (!query_param(tg_http_query(req), "source", src, sizeof(src))) {
+    if (!tg_api_query(tg_http_query(req), "source", src, sizeof(src))) {
         fail(api, req, route, 400, "invalid_source", "give the citation's source as ?source=");
         return;
     }

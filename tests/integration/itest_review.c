@@ -12,6 +12,8 @@
 
 #include "harness.h"
 
+#include "audit/audit.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -591,6 +593,100 @@ static void test_messages_after_a_handoff_go_to_the_agent(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* An auditor holds the log to its word: signed checkpoints, a consistency
+ * proof that the log only grew, an inclusion proof of a leaf; a log rewritten
+ * under the same key (history replaced) is caught. */
+static void test_auditor_checks_the_log(void **state)
+{
+    (void)state;
+    char sdir[64], sdir2[64], cfg[256], cfg2[256], cmd[2048], bin[256], url[64], key[256];
+    char *out = NULL, answer[256];
+    struct tg_h_proc g, g2;
+    long st;
+    tg_h_bin("trustgate", bin, sizeof(bin));
+    assert_non_null(tg_h_tmpdir(sdir, sizeof(sdir)));
+    tg_h_write_file(sdir, "sla.yaml", sla_config, cfg, sizeof(cfg));
+    assert_int_equal(tg_h_start_gateway(&g, cfg, sdir), 0);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", g.port);
+    for (int i = 0; i < 3; i++)
+        json_decref(say(g.port, "aud-1", "你好", answer, sizeof(answer)));
+    /* first contact: the key is taken on trust, the checkpoint kept */
+    snprintf(cmd, sizeof(cmd), "%s audit check --url %s --token tg-r1 --save %s/c1 2>&1", bin, url,
+             sdir);
+    assert_int_equal(tg_h_run(cmd, &out), 0);
+    assert_non_null(strstr(out, "checkpoint: 3 leaves"));
+    tg_free(out);
+    struct tg_h_resp r;
+    char kurl[128];
+    snprintf(kurl, sizeof(kurl), "%s/v1/audit/key", url);
+    const char *auth[] = {"Authorization: Bearer tg-r1", NULL};
+    assert_int_equal(tg_h_http("GET", kurl, auth, NULL, 0, 0, &r), 0);
+    assert_int_equal(r.status, 200);
+    tg_strlcpy(key, r.body, sizeof(key));
+    key[strcspn(key, "\n")] = '\0';
+    tg_h_resp_free(&r);
+    assert_true(tg_str_has_prefix(key, "trustgate+"));
+    /* the log grows; the new checkpoint is consistent with the old */
+    for (int i = 0; i < 4; i++)
+        json_decref(say(g.port, "aud-1", "还有问题", answer, sizeof(answer)));
+    snprintf(cmd, sizeof(cmd),
+             "%s audit check --url %s --token tg-r1 --key '%s' --old %s/c1 --save %s/c2 2>&1", bin,
+             url, key, sdir, sdir);
+    assert_int_equal(tg_h_run(cmd, &out), 0);
+    assert_non_null(strstr(out, "consistent: the log of 7 leaves extends the one of 3"));
+    tg_free(out);
+    /* leaf 2 is in the tree of the new checkpoint */
+    char *note = NULL, err[256];
+    snprintf(cmd, sizeof(cmd), "cat %s/c2", sdir);
+    assert_int_equal(tg_h_run(cmd, &note), 0);
+    uint64_t size = 0;
+    uint8_t root[32], leaf[32], proof[16][32];
+    assert_int_equal(
+        tg_audit_checkpoint_verify(note, strlen(note), key, &size, root, err, sizeof(err)), TG_OK);
+    tg_free(note);
+    assert_int_equal(size, 7);
+    json_t *inc =
+        call_port(g.port, "GET", "/v1/audit/inclusion?index=2&size=7", "tg-r1", NULL, &st);
+    assert_int_equal(st, 200);
+    const json_t *pth = json_object_get(inc, "path");
+    assert_int_equal(tg_hex_decode(tg_json_str(inc, "leaf_hash", ""), leaf, 32), TG_OK);
+    for (size_t i = 0; i < json_array_size(pth); i++)
+        assert_int_equal(tg_hex_decode(json_string_value(json_array_get(pth, i)), proof[i], 32),
+                         TG_OK);
+    assert_true(tg_audit_inclusion_verify(leaf, 2, 7, (const uint8_t(*)[32])proof,
+                                          json_array_size(pth), root));
+    json_decref(inc);
+    /* malformed asks, and nobody without a token */
+    json_t *j = call_port(g.port, "GET", "/v1/audit/consistency?from=9", "tg-r1", NULL, &st);
+    assert_int_equal(st, 400);
+    json_decref(j);
+    j = call_port(g.port, "GET", "/v1/audit/inclusion?index=7", "tg-r1", NULL, &st);
+    assert_int_equal(st, 400);
+    json_decref(j);
+    j = call_port(g.port, "GET", "/v1/audit/checkpoint", "tg-t", NULL, &st);
+    assert_int_equal(st, 401); /* an API key is not a user */
+    json_decref(j);
+    assert_int_equal(tg_h_stop(&g, 5000), 0);
+    /* history replaced: another log under the same key, with other leaves */
+    assert_non_null(tg_h_tmpdir(sdir2, sizeof(sdir2)));
+    snprintf(cmd, sizeof(cmd), "cp %s/audit-ed25519.pem %s/", sdir, sdir2);
+    assert_int_equal(system(cmd), 0);
+    tg_h_write_file(sdir2, "sla.yaml", sla_config, cfg2, sizeof(cfg2));
+    assert_int_equal(tg_h_start_gateway(&g2, cfg2, sdir2), 0);
+    for (int i = 0; i < 9; i++)
+        json_decref(say(g2.port, "aud-2", "你好", answer, sizeof(answer)));
+    snprintf(cmd, sizeof(cmd),
+             "%s audit check --url http://127.0.0.1:%d --token tg-r1 --key '%s' --old %s/c2 2>&1",
+             bin, g2.port, key, sdir);
+    assert_int_equal(tg_h_run(cmd, &out), 1);
+    assert_non_null(strstr(out, "signature good")); /* the same key signed it ... */
+    assert_non_null(strstr(out, "INCONSISTENT"));   /* ... but it is not the log we saw */
+    tg_free(out);
+    assert_int_equal(tg_h_stop(&g2, 5000), 0);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s %s", sdir, sdir2);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -601,6 +697,7 @@ int main(void)
         cmocka_unit_test(test_long_poll_gets_the_final_answer),
         cmocka_unit_test(test_webhook_signed_and_retried),
         cmocka_unit_test(test_messages_after_a_handoff_go_to_the_agent),
+        cmocka_unit_test(test_auditor_checks_the_log),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

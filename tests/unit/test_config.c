@@ -832,7 +832,8 @@ static void test_review_users_webhooks(void **state)
     const char *want[] = {
         "people_bad.yaml:8: review.warn_before must be a duration",
         "people_bad.yaml:9: review.four_eyes must be true or false",
-        "people_bad.yaml:12: users[0].role must be reviewer, supervisor or agent, not 'boss'",
+        "people_bad.yaml:12: users[0].role must be reviewer, supervisor, agent or auditor, not "
+        "'boss'",
         "people_bad.yaml:14: users[1] needs a name and a token",
         "people_bad.yaml:16: webhooks[0].url must be an http:// or https:// URL, not 'ftp://x'",
         "people_bad.yaml:18: webhooks[1] needs a secret",
