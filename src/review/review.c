@@ -41,6 +41,17 @@ static int load(struct tg_store *st, const char *id, struct tg_review_row *row, 
     return rc ? rc : tg_store_review_get(st, id, row, task);
 }
 
+/* load() for a person's act: err names the task that could not be read. */
+static int load_for(struct tg_store *st, const char *id, struct tg_review_row *row, json_t **task,
+                    char *err, size_t errlen)
+{
+    int rc = load(st, id, row, task);
+    if (rc)
+        snprintf(err, errlen, rc == TG_E_NOTFOUND ? "no review task %s" : "cannot read task %s",
+                 id);
+    return rc;
+}
+
 static int put(struct tg_store *st, json_t *task)
 {
     struct tg_review_row row;
@@ -147,17 +158,14 @@ int tg_review_decide(struct tg_store *st, struct tg_audit *audit, const char *id
 {
     json_t *task = NULL, *none = json_array();
     struct tg_review_row row;
-    int rc = load(st, id, &row, &task);
+    int rc = load_for(st, id, &row, &task, err, errlen);
     const char *answer = NULL;
     struct tg_review_decision dd = *d;
     if (!dd.attestations)
         dd.attestations = none;
     d = &dd;
-    if (rc) {
-        snprintf(err, errlen, rc == TG_E_NOTFOUND ? "no review task %s" : "cannot read task %s",
-                 id);
+    if (rc)
         goto out;
-    }
     if (strcmp(tg_json_str(task, "state", ""), "pending") != 0 &&
         strcmp(tg_json_str(task, "state", ""), "claimed") != 0) {
         rc = TG_E_CONFLICT;
@@ -336,12 +344,9 @@ int tg_review_agent_reply(struct tg_store *st, struct tg_audit *audit, const cha
                           char *err, size_t errlen)
 {
     json_t *task = NULL;
-    int rc = load(st, id, NULL, &task);
-    if (rc) {
-        snprintf(err, errlen, rc == TG_E_NOTFOUND ? "no review task %s" : "cannot read task %s",
-                 id);
+    int rc = load_for(st, id, NULL, &task, err, errlen);
+    if (rc)
         return rc;
-    }
     const char *state = tg_json_str(task, "state", "");
     if (strcmp(state, "handed_off") != 0) {
         snprintf(err, errlen, "task %s is %s, not handed off to an agent", id, state);
@@ -387,12 +392,9 @@ int tg_review_customer_message(struct tg_store *st, const char *id, const char *
                                const char *text, json_t **task_out, char *err, size_t errlen)
 {
     json_t *task = NULL;
-    int rc = load(st, id, NULL, &task);
-    if (rc) {
-        snprintf(err, errlen, rc == TG_E_NOTFOUND ? "no review task %s" : "cannot read task %s",
-                 id);
+    int rc = load_for(st, id, NULL, &task, err, errlen);
+    if (rc)
         return rc;
-    }
     if (strcmp(tg_json_str(task, "state", ""), "handed_off") != 0) {
         snprintf(err, errlen, "task %s is %s, not with an agent", id,
                  tg_json_str(task, "state", ""));
