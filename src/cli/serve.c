@@ -218,6 +218,7 @@ out:
     tg_console_stop(&d.api);
     tg_monitor_stop(&d.api);
     tg_fairness_stop(&d.api);
+    tg_api_background_stop(&d.api);
     tg_webhooks_stop(d.api.webhooks);
     if (d.api.srv)
         tg_http_server_free(d.api.srv);

@@ -35,6 +35,22 @@ int64_t tg_api_cfg_ms(const json_t *section, const char *key, int64_t def);
 struct event *tg_api_every(struct tg_api *api, int64_t every_ms,
                            void (*cb)(int fd, short what, void *arg), void *arg);
 
+/*
+ * Work that reads the whole store runs on the background worker (with its
+ * own store handle, after this loop's writes are committed) so the event
+ * loop never stalls on it.  work runs there and returns a JSON result (NULL
+ * with a message in err); then, when not NULL, runs back on the loop with
+ * the result (which it may change; NULL on failure); req, when not NULL, is
+ * then answered with the result (200) or a 503 naming the problem.
+ * free_arg(arg) afterwards.  TG_OK, or an error (req already answered).
+ */
+struct tg_store;
+typedef json_t *(*tg_api_work_fn)(struct tg_store *st, void *arg, char *err, size_t errlen);
+typedef void (*tg_api_then_fn)(struct tg_api *api, json_t *result, void *arg);
+int tg_api_background(struct tg_api *api, struct tg_http_req *req, const char *route,
+                      tg_api_work_fn work, tg_api_then_fn then, void *arg,
+                      void (*free_arg)(void *));
+
 /* A customer's message to run as a turn (strings borrowed until answered). */
 struct tg_turn_in {
     const char *channel; /* "api", "web" */

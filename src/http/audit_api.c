@@ -11,7 +11,7 @@
  * For users of every role, auditors included.  An auditor keeps the
  * checkpoints it has seen; a later one with a consistency proof shows that
  * nothing recorded was altered or removed since.  Proofs read every leaf
- * hash from the store (O(n) per request).
+ * hash from the store (O(n) per request), on the background worker.
  */
 #include "http/api_int.h"
 
@@ -70,6 +70,44 @@ static bool query_size(const char *q, const char *name, uint64_t def, uint64_t *
     return true;
 }
 
+struct proof_job {
+    bool consistency;
+    uint64_t a, b; /* from and to, or index and size */
+};
+
+/* On the background worker: every leaf hash, then the proof. */
+static json_t *proof_work(struct tg_store *st, void *arg, char *err, size_t errlen)
+{
+    const struct proof_job *pj = arg;
+    struct hashes x = {0};
+    int rc = tg_store_audit_scan(st, 0, add_hash, &x);
+    uint8_t path[64][TG_HASH_LEN], root[TG_HASH_LEN];
+    size_t len = 0;
+    if (!rc && x.n < pj->b)
+        rc = TG_E_DB;
+    if (!rc)
+        rc = pj->consistency ? tg_audit_consistency_proof((const uint8_t(*)[TG_HASH_LEN])x.h, pj->b,
+                                                          pj->a, path, 64, &len)
+                             : tg_audit_inclusion_proof((const uint8_t(*)[TG_HASH_LEN])x.h, pj->b,
+                                                        pj->a, path, 64, &len);
+    if (rc) {
+        tg_free(x.h);
+        snprintf(err, errlen, "the audit log could not be read");
+        return NULL;
+    }
+    tg_audit_tree_root((const uint8_t(*)[TG_HASH_LEN])x.h, pj->b, root);
+    char hex[2 * TG_HASH_LEN + 1], leaf[2 * TG_HASH_LEN + 1] = "";
+    tg_hex_encode(root, TG_HASH_LEN, hex);
+    if (!pj->consistency)
+        tg_hex_encode(x.h[pj->a], TG_HASH_LEN, leaf);
+    tg_free(x.h);
+    return pj->consistency ? json_pack("{s:I, s:I, s:s, s:o}", "from", (json_int_t)pj->a, "to",
+                                       (json_int_t)pj->b, "root", hex, "proof", hex_list(path, len))
+                           : json_pack("{s:I, s:I, s:s, s:s, s:o}", "index", (json_int_t)pj->a,
+                                       "size", (json_int_t)pj->b, "leaf_hash", leaf, "root", hex,
+                                       "path", hex_list(path, len));
+}
+
 static void proof(struct tg_api *api, struct tg_http_req *req, bool consistency)
 {
     const char *route = consistency ? "/v1/audit/consistency" : "/v1/audit/inclusion";
@@ -89,36 +127,13 @@ static void proof(struct tg_api *api, struct tg_http_req *req, bool consistency)
         tg_api_send_error(api, req, route, 400, "invalid_request_error", "invalid_value", m);
         return;
     }
-    struct hashes x = {0};
-    tg_store_flush(api->p->store);
-    int rc = tg_store_audit_scan(api->p->store, 0, add_hash, &x);
-    uint8_t path[64][TG_HASH_LEN], root[TG_HASH_LEN];
-    size_t len = 0;
-    if (!rc && x.n < b)
-        rc = TG_E_DB;
-    if (!rc)
-        rc = consistency ? tg_audit_consistency_proof((const uint8_t(*)[TG_HASH_LEN])x.h, b, a,
-                                                      path, 64, &len)
-                         : tg_audit_inclusion_proof((const uint8_t(*)[TG_HASH_LEN])x.h, b, a, path,
-                                                    64, &len);
-    if (rc) {
-        tg_free(x.h);
-        tg_api_send_error(api, req, route, 503, "server_error", "storage_unavailable",
-                          "the audit log could not be read");
+    struct proof_job *pj = tg_calloc(1, sizeof(*pj));
+    if (!pj) {
+        tg_api_send_error(api, req, route, 503, "server_error", "out_of_memory", "out of memory");
         return;
     }
-    tg_audit_tree_root((const uint8_t(*)[TG_HASH_LEN])x.h, b, root);
-    char hex[2 * TG_HASH_LEN + 1], leaf[2 * TG_HASH_LEN + 1] = "";
-    tg_hex_encode(root, TG_HASH_LEN, hex);
-    if (!consistency)
-        tg_hex_encode(x.h[a], TG_HASH_LEN, leaf);
-    tg_free(x.h);
-    json_t *out = consistency ? json_pack("{s:I, s:I, s:s, s:o}", "from", (json_int_t)a, "to",
-                                          (json_int_t)b, "root", hex, "proof", hex_list(path, len))
-                              : json_pack("{s:I, s:I, s:s, s:s, s:o}", "index", (json_int_t)a,
-                                          "size", (json_int_t)b, "leaf_hash", leaf, "root", hex,
-                                          "path", hex_list(path, len));
-    tg_api_send_json(api, req, route, 200, out);
+    *pj = (struct proof_job){.consistency = consistency, .a = a, .b = b};
+    tg_api_background(api, req, route, proof_work, NULL, pj, tg_free);
 }
 
 bool tg_api_audit(struct tg_api *api, struct tg_http_req *req)

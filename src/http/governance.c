@@ -86,22 +86,26 @@ static void freeze(struct tg_api *api, const char *attr, const char *outcome, co
     tg_api_review_event(api, "fairness", "fairness_alert", NULL);
 }
 
-/* Every attribute and outcome; alerts and freezes when a gate closes. */
-static json_t *fairness_check(struct tg_api *api)
+/* On the background worker: the measures (everything in in is read-only). */
+static json_t *fairness_work(struct tg_store *st, void *arg, char *err, size_t errlen)
+{
+    const struct tg_fair_live *in = arg;
+    json_t *attrs = tg_fairness_live(st, in);
+    if (!attrs) {
+        snprintf(err, errlen, "the audit log could not be read");
+        return NULL;
+    }
+    return json_pack("{s:o}", "attributes", attrs);
+}
+
+/* Back on the loop: alert and freeze when a gate closed; the settings and the freeze. */
+static void fairness_then(struct tg_api *api, json_t *result, void *arg)
 {
     struct tg_fairness_mon *m = api->fairness;
+    (void)arg;
+    if (!result || !m)
+        return;
     int64_t now = tg_clock_wall_ms(), today = now - now % DAY_MS;
-    struct tg_fair_live in = {.cfg = fair_cfg(api),
-                              .key = api->p->pseudonym_key,
-                              .keylen = sizeof(api->p->pseudonym_key),
-                              .since_ms = now - m->window_ms,
-                              .limit = m->limit,
-                              .min_group = m->min_group,
-                              .bootstrap = m->bootstrap};
-    tg_store_flush(api->p->store);
-    json_t *out = tg_fairness_live(api->p->store, &in);
-    if (!out)
-        return NULL;
     json_t *st = tg_release_state(api->p->store);
     /* already frozen, or a supervisor's unfreeze still holds: no new freeze */
     bool quiet = tg_json_bool(st, "frozen", false) ||
@@ -110,7 +114,7 @@ static json_t *fairness_check(struct tg_api *api)
     json_decref(st);
     size_t ai;
     json_t *a;
-    json_array_foreach(out, ai, a)
+    json_array_foreach(json_object_get(result, "attributes"), ai, a)
     {
         for (size_t o = 0; o < TG_ARRAY_LEN(outcome_names); o++) {
             const json_t *res = json_object_get(a, outcome_names[o]);
@@ -123,16 +127,39 @@ static json_t *fairness_check(struct tg_api *api)
             }
         }
     }
-    return json_pack("{s:f, s:I, s:I, s:o, s:o}", "limit", m->limit, "min_group",
-                     (json_int_t)m->min_group, "window_days", (json_int_t)(m->window_ms / DAY_MS),
-                     "attributes", out, "releases", tg_release_state(api->p->store));
+    json_object_set_new(result, "limit", json_real(m->limit));
+    json_object_set_new(result, "min_group", json_integer((json_int_t)m->min_group));
+    json_object_set_new(result, "window_days", json_integer((json_int_t)(m->window_ms / DAY_MS)));
+    json_object_set_new(result, "releases", tg_release_state(api->p->store));
+}
+
+/* Check every attribute and outcome on the worker; answer req (may be NULL) after. */
+static void fairness_check(struct tg_api *api, struct tg_http_req *req)
+{
+    struct tg_fairness_mon *m = api->fairness;
+    struct tg_fair_live *in = tg_calloc(1, sizeof(*in));
+    if (in)
+        *in = (struct tg_fair_live){.cfg = fair_cfg(api),
+                                    .key = api->p->pseudonym_key,
+                                    .keylen = sizeof(api->p->pseudonym_key),
+                                    .since_ms = tg_clock_wall_ms() - m->window_ms,
+                                    .limit = m->limit,
+                                    .min_group = m->min_group,
+                                    .bootstrap = m->bootstrap};
+    if (!in) {
+        if (req)
+            tg_api_send_error(api, req, "/v1/fairness", 503, "server_error", "out_of_memory",
+                              "out of memory");
+        return;
+    }
+    tg_api_background(api, req, "/v1/fairness", fairness_work, fairness_then, in, tg_free);
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    json_decref(fairness_check(arg));
+    fairness_check(arg, NULL);
 }
 
 int tg_fairness_start(struct tg_api *api)
@@ -201,20 +228,25 @@ static json_t *experiment_list(struct tg_api *api)
     return out;
 }
 
-/* Every metric of the rows, each variant against the first (the control). */
-static json_t *experiment_report(struct tg_api *api, const json_t *exp, int64_t period)
+struct report_job {
+    const json_t *prices, *exp; /* borrowed from the config, read-only */
+    int64_t period;
+};
+
+/* On the worker: every metric of the rows, each variant against the first (the control). */
+static json_t *report_work(struct tg_store *st, void *arg, char *err, size_t errlen)
 {
     static const char *const metrics[] = {"resolved",   "far",        "handed_off", "reviewed",
                                           "rated_good", "bad_rating", "latency_ms", "cost"};
-    const char *name = tg_json_str(exp, "name", "");
-    const json_t *variants = json_object_get(exp, "variants");
+    const struct report_job *rj = arg;
+    const char *name = tg_json_str(rj->exp, "name", "");
+    const json_t *variants = json_object_get(rj->exp, "variants");
     const char *control = tg_json_str(json_array_get(variants, 0), "name", "");
-    tg_store_flush(api->p->store);
-    json_t *rows = tg_experiment_rows(
-        api->p->store, name, json_object_get(json_object_get(api->p->cfg->root, "eval"), "prices"),
-        period, 0);
-    if (!rows)
+    json_t *rows = tg_experiment_rows(st, name, rj->prices, rj->period, 0);
+    if (!rows) {
+        snprintf(err, errlen, "the audit log could not be read");
         return NULL;
+    }
     json_t *shares = json_object(), *v, *res = json_object();
     double total = 0;
     size_t i;
@@ -222,14 +254,14 @@ static json_t *experiment_report(struct tg_api *api, const json_t *exp, int64_t 
     json_array_foreach(variants, i, v) json_object_set_new(
         shares, tg_json_str(v, "name", ""), json_real(tg_json_num(v, "share", 0) / total));
     for (i = 0; i < TG_ARRAY_LEN(metrics); i++) {
-        char err[200];
+        char why[200];
         json_t *a =
-            tg_experiment_analyze(rows, control, metrics[i], 0.01, 0.02, shares, err, sizeof(err));
-        json_object_set_new(res, metrics[i], a ? a : json_pack("{s:s}", "error", err));
+            tg_experiment_analyze(rows, control, metrics[i], 0.01, 0.02, shares, why, sizeof(why));
+        json_object_set_new(res, metrics[i], a ? a : json_pack("{s:s}", "error", why));
     }
-    json_t *out =
-        json_pack("{s:s, s:s, s:I, s:I, s:o}", "experiment", name, "control", control, "turns",
-                  (json_int_t)json_array_size(rows), "look_ms", (json_int_t)period, "metrics", res);
+    json_t *out = json_pack("{s:s, s:s, s:I, s:I, s:o}", "experiment", name, "control", control,
+                            "turns", (json_int_t)json_array_size(rows), "look_ms",
+                            (json_int_t)rj->period, "metrics", res);
     json_decref(rows);
     json_decref(shares);
     return out;
@@ -283,12 +315,11 @@ bool tg_api_governance(struct tg_api *api, struct tg_http_req *req)
     } else if (!strcmp(path, "/v1/fairness") && get) {
         if (!tg_api_person(api, req, path, TG_ANYONE))
             return true;
-        json_t *out = api->fairness ? fairness_check(api) : NULL;
-        if (out)
-            tg_api_send_json(api, req, path, 200, out);
+        if (api->fairness)
+            fairness_check(api, req);
         else
-            tg_api_send_error(api, req, path, 503, "server_error", "storage_unavailable",
-                              "the audit log could not be read");
+            tg_api_send_error(api, req, path, 503, "server_error", "unavailable",
+                              "the fairness gate is not running");
     } else if (!strcmp(path, "/v1/releases") && get) {
         if (!tg_api_person(api, req, path, TG_ANYONE))
             return true;
@@ -319,18 +350,22 @@ bool tg_api_governance(struct tg_api *api, struct tg_http_req *req)
                 exp = e;
         }
         int64_t period = DAY_MS;
-        json_t *out = NULL;
+        struct report_job *rj = NULL;
         if (!exp)
             tg_api_send_error(api, req, route, 404, "invalid_request_error", "unknown_experiment",
                               "no experiment of that name is configured");
         else if (!query_ms(tg_http_query(req), "look", &period))
             tg_api_send_error(api, req, route, 400, "invalid_request_error", "invalid_value",
                               "look must be a duration such as 1d, 1h or 500ms");
-        else if (!(out = experiment_report(api, exp, period)))
-            tg_api_send_error(api, req, route, 503, "server_error", "storage_unavailable",
-                              "the audit log could not be read");
-        else
-            tg_api_send_json(api, req, route, 200, out);
+        else if (!(rj = tg_calloc(1, sizeof(*rj))))
+            tg_api_send_error(api, req, route, 503, "server_error", "out_of_memory",
+                              "out of memory");
+        else {
+            rj->prices = json_object_get(json_object_get(api->p->cfg->root, "eval"), "prices");
+            rj->exp = exp;
+            rj->period = period;
+            tg_api_background(api, req, route, report_work, NULL, rj, tg_free);
+        }
     } else {
         return false;
     }

@@ -118,6 +118,7 @@ struct tg_api {
     struct tg_events *events;         /* live event streams to consoles and chat pages (events.c) */
     struct tg_monitor *monitor;       /* daily FAR and its alarm (feedback.c) */
     struct tg_fairness_mon *fairness; /* the live fairness gate (governance.c) */
+    struct tg_background *background; /* the worker for whole-store reads (background.c) */
 };
 
 /*
@@ -154,6 +155,10 @@ bool tg_api_feedback(struct tg_api *api, struct tg_http_req *req);
 int tg_fairness_start(struct tg_api *api);
 void tg_fairness_stop(struct tg_api *api);
 bool tg_api_governance(struct tg_api *api, struct tg_http_req *req);
+
+/* Stop the background worker (background.c): finished jobs are answered,
+ * queued ones refused (shutdown). */
+void tg_api_background_stop(struct tg_api *api);
 
 /* The audit log's checkpoints and proofs (audit_api.c); false when not one of them. */
 bool tg_api_audit(struct tg_api *api, struct tg_http_req *req);

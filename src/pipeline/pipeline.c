@@ -688,6 +688,8 @@ int tg_pipeline_open(const struct tg_config *cfg, struct event_base *base, const
         goto out;
     }
     rc = tg_store_open(uri, &p->store, err, errlen);
+    if (!rc && !(p->store_uri = tg_strdup(uri)))
+        rc = TG_E_NOMEM;
     if (rc)
         goto out;
     tg_store_set_group_commit(p->store, cfg->group_commit_ms);
@@ -763,6 +765,7 @@ void tg_pipeline_close(struct tg_pipeline *p)
     tg_store_close(p->store);
     tg_metrics_free(p->metrics);
     tg_free(p->recent);
+    tg_free(p->store_uri);
     json_decref(p->with_person);
     tg_free(p);
 }

@@ -52,6 +52,7 @@ struct tg_pipeline {
     const struct tg_config *cfg;
     struct event_base *base;
     struct tg_store *store;
+    char *store_uri; /* what store was opened: another thread may open its own handle on it */
     struct tg_audit *audit;
     struct tg_metrics *metrics;
     struct tg_answerer main;   /* the release in force */
