@@ -14,11 +14,8 @@
 #include <string.h>
 #include <time.h>
 
-#include <pthread.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 /* ------------------------------------------------------------------ errors */
@@ -230,7 +227,7 @@ static int buf_reserve(struct tg_buf *b, size_t extra)
     size_t need = b->len + extra + 1;
     if (need <= b->cap)
         return TG_OK;
-    size_t cap = b->cap ? b->cap : 64;
+    size_t cap = b->cap ? b->cap : 1024; /* most documents fit at once */
     while (cap < need)
         cap *= 2;
     char *d = tg_realloc(b->data, cap);
@@ -587,86 +584,11 @@ void tg_log_json(const json_t *obj)
 
 /* ------------------------------------------------------------------ crypto */
 
-/* OpenSSL 3 looks the algorithm up on every call unless it is fetched
- * once; the fetched method is immutable and shared by all threads. */
-static EVP_MD *sha256_md;
-static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
-
-static void sha256_fetch(void)
-{
-    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-}
-
-static void sha256_release(void) __attribute__((destructor));
-static void sha256_release(void)
-{
-    EVP_MD_free(sha256_md);
-}
-
 void tg_sha256(const void *data, size_t len, uint8_t out[TG_SHA256_LEN])
 {
     const void *parts[1] = {data};
     const size_t lens[1] = {len};
     tg_sha256_parts(parts, lens, 1, out);
-}
-
-/* One digest context per thread, reused: creating one costs more than
- * hashing the 65 bytes of a Merkle node. */
-static pthread_key_t ctx_key;
-static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
-
-static void ctx_free(void *ctx)
-{
-    EVP_MD_CTX_free(ctx);
-}
-
-static bool ctx_key_made;
-
-static void ctx_key_create(void)
-{
-    ctx_key_made = pthread_key_create(&ctx_key, ctx_free) == 0;
-}
-
-static EVP_MD_CTX *thread_ctx(void)
-{
-    pthread_once(&ctx_once, ctx_key_create);
-    EVP_MD_CTX *ctx = pthread_getspecific(ctx_key);
-    if (!ctx) {
-        ctx = EVP_MD_CTX_new();
-        if (ctx)
-            pthread_setspecific(ctx_key, ctx);
-    }
-    return ctx;
-}
-
-static void thread_ctx_release(void) __attribute__((destructor));
-static void thread_ctx_release(void)
-{
-    /* The main thread's context is not freed by a thread exit. */
-    if (ctx_key_made) {
-        EVP_MD_CTX *ctx = pthread_getspecific(ctx_key);
-        pthread_setspecific(ctx_key, NULL);
-        EVP_MD_CTX_free(ctx);
-    }
-}
-
-bool tg_sha256_parts(const void *const parts[], const size_t lens[], size_t n,
-                     uint8_t out[TG_SHA256_LEN])
-{
-    unsigned int outlen = 0;
-    bool ok = false;
-    EVP_MD_CTX *ctx = thread_ctx();
-    pthread_once(&sha256_once, sha256_fetch);
-    if (!ctx || EVP_DigestInit_ex2(ctx, sha256_md ? sha256_md : EVP_sha256(), NULL) != 1)
-        goto out;
-    for (size_t i = 0; i < n; i++)
-        if (lens[i] && EVP_DigestUpdate(ctx, parts[i], lens[i]) != 1)
-            goto out;
-    ok = EVP_DigestFinal_ex(ctx, out, &outlen) == 1 && outlen == TG_SHA256_LEN;
-out:
-    if (!ok)
-        memset(out, 0, TG_SHA256_LEN);
-    return ok;
 }
 
 /*
