@@ -45,6 +45,7 @@ struct tg_fairness_mon {
     struct tg_api *api;
     struct event *timer;
     bool on;
+    bool timer_busy; /* the timer's last check is still on the worker */
     double limit;
     size_t min_group, bootstrap;
     int64_t window_ms;
@@ -86,11 +87,16 @@ static void freeze(struct tg_api *api, const char *attr, const char *outcome, co
     tg_api_review_event(api, "fairness", "fairness_alert", NULL);
 }
 
-/* On the background worker: the measures (everything in in is read-only). */
+struct fair_job {
+    struct tg_fair_live in; /* everything it points to is read-only */
+    bool timer;             /* the timer's check (else a request's) */
+};
+
+/* On the background worker: the measures. */
 static json_t *fairness_work(struct tg_store *st, void *arg, char *err, size_t errlen)
 {
-    const struct tg_fair_live *in = arg;
-    json_t *attrs = tg_fairness_live(st, in);
+    const struct fair_job *fj = arg;
+    json_t *attrs = tg_fairness_live(st, &fj->in);
     if (!attrs) {
         snprintf(err, errlen, "the audit log could not be read");
         return NULL;
@@ -102,7 +108,9 @@ static json_t *fairness_work(struct tg_store *st, void *arg, char *err, size_t e
 static void fairness_then(struct tg_api *api, json_t *result, void *arg)
 {
     struct tg_fairness_mon *m = api->fairness;
-    (void)arg;
+    const struct fair_job *fj = arg;
+    if (m && fj->timer)
+        m->timer_busy = false; /* the timer's own check came back */
     if (!result || !m)
         return;
     int64_t now = tg_clock_wall_ms(), today = now - now % DAY_MS;
@@ -137,29 +145,38 @@ static void fairness_then(struct tg_api *api, json_t *result, void *arg)
 static void fairness_check(struct tg_api *api, struct tg_http_req *req)
 {
     struct tg_fairness_mon *m = api->fairness;
-    struct tg_fair_live *in = tg_calloc(1, sizeof(*in));
-    if (in)
-        *in = (struct tg_fair_live){.cfg = fair_cfg(api),
-                                    .key = api->p->pseudonym_key,
-                                    .keylen = sizeof(api->p->pseudonym_key),
-                                    .since_ms = tg_clock_wall_ms() - m->window_ms,
-                                    .limit = m->limit,
-                                    .min_group = m->min_group,
-                                    .bootstrap = m->bootstrap};
-    if (!in) {
+    struct fair_job *fj = tg_calloc(1, sizeof(*fj));
+    if (!fj) {
         if (req)
             tg_api_send_error(api, req, "/v1/fairness", 503, "server_error", "out_of_memory",
                               "out of memory");
+        else
+            m->timer_busy = false;
         return;
     }
-    tg_api_background(api, req, "/v1/fairness", fairness_work, fairness_then, in, tg_free);
+    fj->in = (struct tg_fair_live){.cfg = fair_cfg(api),
+                                   .key = api->p->pseudonym_key,
+                                   .keylen = sizeof(api->p->pseudonym_key),
+                                   .since_ms = tg_clock_wall_ms() - m->window_ms,
+                                   .limit = m->limit,
+                                   .min_group = m->min_group,
+                                   .bootstrap = m->bootstrap};
+    fj->timer = req == NULL;
+    if (tg_api_background(api, req, "/v1/fairness", fairness_work, fairness_then, fj, tg_free) &&
+        !req)
+        m->timer_busy = false;
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
+    struct tg_api *api = arg;
     (void)fd;
     (void)what;
-    fairness_check(arg, NULL);
+    /* one check at a time from the timer: a slow scan does not pile up */
+    if (api->fairness && !api->fairness->timer_busy) {
+        api->fairness->timer_busy = true;
+        fairness_check(api, NULL);
+    }
 }
 
 int tg_fairness_start(struct tg_api *api)
