@@ -12,9 +12,9 @@
 #include "pipeline/pipeline.h"
 
 #include "eval/fairness.h"
+#include "eval/stats.h"
 #include "policy/policy.h"
 #include "review/review.h"
-#include "eval/stats.h"
 
 #include <string.h>
 
@@ -193,8 +193,10 @@ static void sensitive(struct tg_turn *t)
             tg_strlcpy(val, json_string_value(v), sizeof(val));
         else if (json_is_integer(v))
             snprintf(val, sizeof(val), "%lld", (long long)json_integer_value(v));
-        else
+        else {
+            json_object_del(meta, name); /* not a value we group by: still never passed on */
             continue;
+        }
         tg_fairness_value_pseudonym(t->p->pseudonym_key, sizeof(t->p->pseudonym_key), name, val,
                                     ps);
         if (!t->sensitive)
