@@ -19,11 +19,27 @@ if body == nil or body == "" then
           '"content":"What does my policy cover if my car is damaged in a hailstorm?"}]}'
 end
 
-wrk.method = "POST"
-wrk.path = "/v1/chat/completions"
+-- $TG_BENCH_PATH with $TG_BENCH_METHOD=GET measures another route instead
+-- (bench/governance.sh: /healthz); $TG_BENCH_USERS=1 sends every request as
+-- a new customer ("user": "bench-<thread>-<n>"), so experiments split them.
+local path = os.getenv("TG_BENCH_PATH") or "/v1/chat/completions"
+local method = os.getenv("TG_BENCH_METHOD") or "POST"
+local users = os.getenv("TG_BENCH_USERS") == "1"
+
+wrk.method = method
+wrk.path = path
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. key
-wrk.body = body
+if method ~= "GET" then wrk.body = body end
+
+local n, tid = 0, tostring(math.random(1, 1e9))
+if users then
+   function request()
+      n = n + 1
+      local b = body:gsub('^{', '{"user":"bench-' .. tid .. '-' .. n .. '",', 1)
+      return wrk.format(nil, nil, nil, b)
+   end
+end
 
 function done(summary, latency, requests)
    local e = summary.errors
