@@ -32,11 +32,19 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. key
 if method ~= "GET" then wrk.body = body end
 
-local n, tid = 0, tostring(math.random(1, 1e9))
+-- each wrk thread gets its own number (setup runs in the main state), so
+-- customers never repeat across threads
+local threads = 0
+function setup(thread)
+   threads = threads + 1
+   thread:set("tid", threads)
+end
+
+local n = 0
 if users then
    function request()
       n = n + 1
-      local b = body:gsub('^{', '{"user":"bench-' .. tid .. '-' .. n .. '",', 1)
+      local b = body:gsub('^{', '{"user":"bench-' .. tostring(tid) .. '-' .. n .. '",', 1)
       return wrk.format(nil, nil, nil, b)
    end
 end
