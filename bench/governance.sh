@@ -6,11 +6,11 @@
 # of an experiment over N turns are asked for back to back, and how long
 # one report takes.
 #
-#   bench/governance.sh      (BENCH_TURNS_SECONDS of traffic first, default 10)
+#   bench/governance.sh      (BENCH_TURNS_SECONDS of traffic first, default 3)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${BENCH_BUILD_DIR:-$root/build}
-fill=${BENCH_TURNS_SECONDS:-10}
+fill=${BENCH_TURNS_SECONDS:-3}
 cd "$root"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" -j "$(nproc)" --target trustgate >/dev/null
@@ -62,7 +62,7 @@ loop=$!
 busy=$(healthz)
 kill "$loop" 2>/dev/null; wait "$loop" 2>/dev/null || true; loop=
 n=$(wc -l < "$work/reports")
-median=$(sort -n "$work/reports" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+median=$(sort -n "$work/reports" | awk '{a[NR]=$1} END {print NR ? a[int((NR+1)/2)] : "-"}')
 echo "trustgate governance bench: $turns turns in experiment e ($(date -u +%FT%TZ), $(nproc) cores)"
 printf '%-44s %10s %10s %10s\n' "" "req/s" "p50 (us)" "p99 (us)"
 printf '%-44s %10s %10s %10s\n' "/healthz, nothing else (baseline)" "$(field rps "$quiet")" \
