@@ -663,6 +663,38 @@ const struct tg_answerer *tg_pipeline_answerer(const struct tg_pipeline *p, cons
 
 static int load_with_person(struct tg_pipeline *p);
 
+/*
+ * Which registered release the configuration in force is: the one whose
+ * content hash it has (its name then goes into every audit leaf).  When a
+ * release was promoted and the files in force are not it, say so: what
+ * answers customers is then not what the registry says is in force.
+ */
+static void name_main_release(struct tg_pipeline *p)
+{
+    json_t *all = NULL, *r, *promoted = NULL, *match = NULL;
+    size_t i;
+    if (tg_store_blob_list(p->store, "release/", 100000, &all))
+        return;
+    json_array_foreach(all, i, r)
+    {
+        if (!strcmp(tg_json_str(r, "state", ""), "promoted"))
+            promoted = r;
+        if (!strcmp(tg_json_str(r, "hash", ""), p->main.hash) &&
+            (!match || tg_json_int(r, "version", 0) > tg_json_int(match, "version", 0)))
+            match = r;
+    }
+    if (match)
+        snprintf(p->main.release, sizeof(p->main.release), "%s@%lld",
+                 tg_json_str(match, "name", ""), (long long)tg_json_int(match, "version", 0));
+    if (promoted && match != promoted &&
+        strcmp(tg_json_str(promoted, "hash", ""), p->main.hash) != 0)
+        tg_warn("the configuration in force (%.16s) is not the promoted release %s v%lld (%.16s): "
+                "what answers customers is not what the registry says",
+                p->main.hash, tg_json_str(promoted, "name", ""),
+                (long long)tg_json_int(promoted, "version", 0), tg_json_str(promoted, "hash", ""));
+    json_decref(all);
+}
+
 int tg_pipeline_open(const struct tg_config *cfg, struct event_base *base, const char *data_dir,
                      struct tg_pipeline **out, char *err, size_t errlen)
 {
@@ -702,6 +734,7 @@ int tg_pipeline_open(const struct tg_config *cfg, struct event_base *base, const
     rc = tg_text_open(&p->text, err, errlen);
     if (!rc) {
         json_decref(tg_config_snapshot(cfg, p->main.hash, NULL, NULL));
+        name_main_release(p);
         rc = answerer_open(p, &p->main, NULL, data_dir, err, errlen);
     }
     if (!rc)

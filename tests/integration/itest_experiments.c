@@ -165,6 +165,11 @@ static void test_variant_answered_by_a_release(void **state)
              dir);
     assert_int_equal(tg(args, &out), 0);
     tg_free(out);
+    /* the configuration in force is a registered release too: its name goes on the record */
+    snprintf(args, sizeof(args), "release propose base -c %s --data %s --by sue --why 'in force'",
+             cfg, dir);
+    assert_int_equal(tg(args, &out), 0);
+    tg_free(out);
 
     struct tg_h_proc gw;
     assert_int_equal(tg_h_start_gateway(&gw, cfg, dir), 0);
@@ -207,6 +212,7 @@ static void test_variant_answered_by_a_release(void **state)
     assert_string_equal(tg_json_str(json_array_get(vs, 1), "release", ""), "cand@1");
     assert_string_equal(tg_json_str(json_array_get(vs, 1), "hash", ""), hash_cand);
     tg_strlcpy(hash_main, tg_json_str(json_array_get(vs, 0), "hash", ""), sizeof(hash_main));
+    assert_string_equal(tg_json_str(json_array_get(vs, 0), "release", ""), "base@1");
     assert_int_equal(strlen(hash_main), 64);
     assert_string_not_equal(hash_main, hash_cand);
     json_decref(j);
