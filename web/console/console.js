@@ -603,7 +603,7 @@ function experimentBlock(e, rep) {
       h('tbody', {}, e.variants.map((v) => {
         const arm = (m.resolved?.arms || []).find((a) => a.name === v.name);
         return h('tr', {}, h('td', { text: v.name }), h('td', { text: String(v.share) }),
-          h('td', { text: `${v.answered_by === 'release' ? v.release : v.answered_by === 'config' ? v.config.split('/').pop() : t('gov.inForce')} · ${v.hash.slice(0, 12)}` }),
+          h('td', { text: `${v.answered_by === 'release' ? v.release : v.answered_by === 'config' ? v.config.split('/').pop() : `${t('gov.inForce')}${v.release ? ` ${v.release}` : ''}`} · ${v.hash.slice(0, 12)}` }),
           h('td', { text: String(arm?.rows ?? 0) }));
       }))),
     rep?.metrics?.resolved?.srm?.mismatch ? h('div', { class: 'error', i18n: 'gov.srm' }) : null,
