@@ -59,16 +59,6 @@ struct run {
     bool done;
 };
 
-static double price_of(const json_t *prices, const char *model, int64_t prompt, int64_t completion)
-{
-    const json_t *p = json_object_get(prices, model ? model : "");
-    if (!p)
-        return 0;
-    double pp = json_number_value(json_object_get(p, "prompt"));
-    double cp = json_number_value(json_object_get(p, "completion"));
-    return (pp * (double)prompt + cp * (double)completion) / 1000.0; /* prices per 1,000 tokens */
-}
-
 /* Fill the outcome of it and score its answer against evidence. */
 static void judge(struct run *r, struct tg_far_item *it, const char *const *evidence, size_t nev,
                   const char *const *skip, size_t nskip)
@@ -121,8 +111,8 @@ static void done_cb(struct tg_turn *t, void *arg)
     }
     it->prompt_tokens = t->prompt_tokens;
     it->completion_tokens = t->completion_tokens;
-    it->cost = price_of(r->prices, t->upstream_model[0] ? t->upstream_model : t->rung,
-                        t->prompt_tokens, t->completion_tokens);
+    it->cost = tg_eval_price(r->prices, t->upstream_model[0] ? t->upstream_model : t->rung,
+                             t->prompt_tokens, t->completion_tokens);
     judge(r, it, ev, nev, skip, nskip);
     r->done = true;
     event_base_loopbreak(r->base);
@@ -146,7 +136,8 @@ static int run_local(const struct tg_config *cfg, const char *data, struct tg_fa
             return TG_E_IO;
         }
     }
-    if (!base || tg_cli_mkdirs(dir) || tg_pipeline_open(cfg, base, dir, &p, err, sizeof(err))) {
+    if (!base || tg_cli_mkdirs(dir) ||
+        tg_pipeline_open_in_force(cfg, base, dir, &p, err, sizeof(err))) {
         fprintf(stderr, "trustgate eval far: %s\n", base ? err : "cannot create event loop");
         goto out;
     }
@@ -306,8 +297,8 @@ static int run_http(const struct tg_config *cfg, const char *url, const char *ke
         const json_t *usage = json_object_get(j, "usage");
         it->prompt_tokens = tg_json_int(usage, "prompt_tokens", 0);
         it->completion_tokens = tg_json_int(usage, "completion_tokens", 0);
-        it->cost = price_of(prices, tg_json_str(j, "model", model), it->prompt_tokens,
-                            it->completion_tokens);
+        it->cost = tg_eval_price(prices, tg_json_str(j, "model", model), it->prompt_tokens,
+                                 it->completion_tokens);
         /* the evidence: the cited documents, else the labelled source */
         char *docs[8];
         const char *skip[8];

@@ -695,8 +695,8 @@ static void name_main_release(struct tg_pipeline *p)
     json_decref(all);
 }
 
-int tg_pipeline_open(const struct tg_config *cfg, struct event_base *base, const char *data_dir,
-                     struct tg_pipeline **out, char *err, size_t errlen)
+static int open_pipeline(const struct tg_config *cfg, struct event_base *base, const char *data_dir,
+                         bool variants, struct tg_pipeline **out, char *err, size_t errlen)
 {
     struct tg_pipeline *p = tg_calloc(1, sizeof(*p));
     char uri[4200];
@@ -737,7 +737,7 @@ int tg_pipeline_open(const struct tg_config *cfg, struct event_base *base, const
         name_main_release(p);
         rc = answerer_open(p, &p->main, NULL, data_dir, err, errlen);
     }
-    if (!rc)
+    if (!rc && variants)
         rc = open_variants(p, data_dir, err, errlen);
     if (rc)
         goto out;
@@ -778,6 +778,19 @@ out:
     if (p)
         tg_pipeline_close(p);
     return rc;
+}
+
+int tg_pipeline_open(const struct tg_config *cfg, struct event_base *base, const char *data_dir,
+                     struct tg_pipeline **out, char *err, size_t errlen)
+{
+    return open_pipeline(cfg, base, data_dir, true, out, err, errlen);
+}
+
+int tg_pipeline_open_in_force(const struct tg_config *cfg, struct event_base *base,
+                              const char *data_dir, struct tg_pipeline **out, char *err,
+                              size_t errlen)
+{
+    return open_pipeline(cfg, base, data_dir, false, out, err, errlen);
 }
 
 void tg_pipeline_close(struct tg_pipeline *p)

@@ -79,6 +79,11 @@ struct tg_pipeline {
  */
 int tg_pipeline_open(const struct tg_config *cfg, struct event_base *base, const char *data_dir,
                      struct tg_pipeline **out, char *err, size_t errlen);
+/* The same with the configuration in force only: no experiment's variant is
+ * opened (an evaluation measures the configuration it is given). */
+int tg_pipeline_open_in_force(const struct tg_config *cfg, struct event_base *base,
+                              const char *data_dir, struct tg_pipeline **out, char *err,
+                              size_t errlen);
 /*
  * Compile the config's `policies:` section: a list whose items are rules or
  * {include: FILE} (relative to the config file).  Every problem goes to

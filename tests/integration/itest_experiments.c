@@ -153,6 +153,11 @@ static void test_variant_answered_by_a_release(void **state)
     assert_non_null(strstr(out, "main.yaml:"));
     assert_non_null(strstr(out, "no release named cand"));
     tg_free(out);
+    /* an evaluation measures the configuration in force, whatever its experiments */
+    snprintf(args, sizeof(args), "eval far -c %s --set examples/insurance/eval/far.jsonl", cfg);
+    assert_int_equal(tg(args, &out), 0);
+    assert_null(strstr(out, "no release named"));
+    tg_free(out);
     snprintf(args, sizeof(args), "release propose cand -c %s --data %s --by sue --why 'new tone'",
              cand, dir);
     assert_int_equal(tg(args, &out), 0);
