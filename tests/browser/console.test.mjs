@@ -263,6 +263,16 @@ async function main() {
     assert.equal(rel.json.state.frozen, false);
     assert.equal(rel.json.state.by, 'super1');
 
+    // --- an auditor sees only the signed tree head, and can check it
+    const aud = await login(browser, base, 'auditor1');
+    await aud.getByTestId('audit-view').waitFor({ timeout: LONG });
+    assert.match(await aud.getByTestId('audit-checkpoint').textContent(), /^trustgate\n\d+\n[A-Za-z0-9+/=]{44}\n\n\u2014 trustgate /);
+    assert.match(await aud.getByTestId('audit-key').textContent(), /^trustgate\+[0-9a-f]{8}\+/);
+    assert.equal(await aud.getByTestId('nav-queue').count(), 0, 'auditors have no queue');
+    const queueAsAuditor = await aud.evaluate(async () => (await fetch('/v1/reviews')).status);
+    assert.equal(queueAsAuditor, 403);
+    await aud.screenshot({ path: join(out, 'console-audit.png'), fullPage: true });
+
     // --- logging out ends the session
     await rev.getByTestId('logout').click();
     await rev.getByTestId('login-user').waitFor({ state: 'visible', timeout: LONG });

@@ -632,6 +632,40 @@ function renderGovernance() {
         h('td', { text: `${r.name} v${r.version}` }), h('td', { text: r.state }), h('td', { class: 'mono', text: (r.hash || '').slice(0, 16) }))))))));
 }
 
+// ---- audit view: the signed tree head and the key to check it with
+
+async function text(path) {
+  const res = await fetch(path, { credentials: 'same-origin' });
+  if (!res.ok) {
+    let msg = `HTTP ${res.status}`;
+    try { msg = (await res.json()).error.message; } catch { /* not JSON */ }
+    const err = new Error(msg);
+    err.status = res.status;
+    throw err;
+  }
+  return res.text();
+}
+
+async function loadAudit() {
+  const [checkpoint, key] = await Promise.all([text('/v1/audit/checkpoint'), text('/v1/audit/key')]);
+  return swap('audit', { checkpoint, key: key.trim() });
+}
+
+function renderAudit() {
+  const a = store.audit;
+  if (!a) return;
+  const [origin, size] = a.checkpoint.split('\n');
+  view.replaceChildren(h('div', { class: 'sup', testid: 'audit-view' },
+    h('div', { class: 'toolbar' }, h('h2', { i18n: 'audit.title' })),
+    h('section', { class: 'block' }, h('h3', { i18n: 'audit.head' }),
+      h('p', { text: t('audit.size', { n: size, o: origin }) }),
+      h('pre', { class: 'mono', testid: 'audit-checkpoint', text: a.checkpoint })),
+    h('section', { class: 'block' }, h('h3', { i18n: 'audit.key' }),
+      h('pre', { class: 'mono', testid: 'audit-key', text: a.key }),
+      h('p', { class: 'muted small', i18n: 'audit.howto' }),
+      h('pre', { class: 'mono', text: `trustgate audit check --url ${location.origin} --token TOKEN --key '${a.key}' --old held.checkpoint --save held.checkpoint` }))));
+}
+
 // ---- SVG bar charts
 
 const NS = 'http://www.w3.org/2000/svg';
@@ -689,19 +723,27 @@ const routes = {
   handoffs: { load: loadHandoffs, render: renderHandoffs },
   supervisor: { load: loadStats, render: renderStats },
   governance: { load: loadGovernance, render: renderGovernance },
+  audit: { load: loadAudit, render: renderAudit },
 };
 
 function parseHash() {
-  const m = location.hash.match(/^#\/(queue|handoffs|supervisor|governance|task)(?:\/([^/]+))?$/);
+  const m = location.hash.match(/^#\/(queue|handoffs|supervisor|governance|audit|task)(?:\/([^/]+))?$/);
   if (!m || (m[1] === 'task' && !m[2])) return null;
   return { route: m[1], id: m[2] ? decodeURIComponent(m[2]) : '' };
 }
-const defaultRoute = () => (me?.role === 'agent' ? 'handoffs' : 'queue');
+const defaultRoute = () => (me?.role === 'agent' ? 'handoffs' : me?.role === 'auditor' ? 'audit' : 'queue');
+// which views each role may open (the server checks every call too)
+const ALLOWED = {
+  reviewer: ['queue', 'task', 'handoffs', 'audit'],
+  agent: ['queue', 'task', 'handoffs', 'audit'],
+  supervisor: ['queue', 'task', 'handoffs', 'supervisor', 'governance', 'audit'],
+  auditor: ['audit'],
+};
 
 async function navigate() {
   if (!me) return;
   const next = parseHash();
-  if (!next || ((next.route === 'supervisor' || next.route === 'governance') && me.role !== 'supervisor')) {
+  if (!next || !(ALLOWED[me.role] || []).includes(next.route)) {
     history.replaceState(null, '', `#/${defaultRoute()}`);
     return navigate();
   }
@@ -771,10 +813,11 @@ function startSession(who) {
   $('#nav').hidden = false;
   $('#logout').hidden = false;
   $('#who').textContent = `${me.user} · ${tl('role', me.role)}`;
-  const items = [['queue', 'nav-queue', 'nav.queue'], ['handoffs', 'nav-handoffs', 'nav.handoffs']];
-  if (me.role === 'supervisor') items.push(['supervisor', 'nav-supervisor', 'nav.supervisor'], ['governance', 'nav-governance', 'nav.governance']);
+  const items = [['queue', 'nav-queue', 'nav.queue'], ['handoffs', 'nav-handoffs', 'nav.handoffs'],
+    ['supervisor', 'nav-supervisor', 'nav.supervisor'], ['governance', 'nav-governance', 'nav.governance'],
+    ['audit', 'nav-audit', 'nav.audit']].filter(([r]) => (ALLOWED[me.role] || []).includes(r));
   $('#nav').replaceChildren(...items.map(([r, tid, key]) => h('a', { href: `#/${r}`, testid: tid, i18n: key, data: { route: r } })));
-  connectSSE();
+  if (me.role !== 'auditor') connectSSE();  // auditors read the log, not the queue
   navigate();
 }
 
