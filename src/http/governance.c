@@ -3,7 +3,8 @@
  * on the traffic the gateway itself answers.
  *
  *   GET  /v1/experiments            the configured experiments and what answers each variant
- *   GET  /v1/experiments/{name}     per-variant metrics with their statistics (eval.h)
+ *   GET  /v1/experiments/{name}     per-variant metrics with their statistics (eval.h); looks
+ *                                   every ?look=1d (a duration) or every ?turns=N turns
  *   GET  /v1/fairness               per attribute: delivery rate by group, parity, the gate
  *   GET  /v1/releases               the release registry and the freeze
  *   POST /v1/releases/unfreeze      {"why"}: a supervisor resumes promotions
@@ -248,6 +249,7 @@ static json_t *experiment_list(struct tg_api *api)
 struct report_job {
     const json_t *prices, *exp; /* borrowed from the config, read-only */
     int64_t period;
+    size_t look_turns; /* a look every this many turns instead of by period, or 0 */
 };
 
 /* On the worker: every metric of the rows, each variant against the first (the control). */
@@ -259,7 +261,7 @@ static json_t *report_work(struct tg_store *st, void *arg, char *err, size_t err
     const char *name = tg_json_str(rj->exp, "name", "");
     const json_t *variants = json_object_get(rj->exp, "variants");
     const char *control = tg_json_str(json_array_get(variants, 0), "name", "");
-    json_t *rows = tg_experiment_rows(st, name, rj->prices, rj->period, 0);
+    json_t *rows = tg_experiment_rows(st, name, rj->prices, rj->period, rj->look_turns);
     if (!rows) {
         snprintf(err, errlen, "the audit log could not be read");
         return NULL;
@@ -278,7 +280,9 @@ static json_t *report_work(struct tg_store *st, void *arg, char *err, size_t err
     }
     json_t *out = json_pack("{s:s, s:s, s:I, s:I, s:o}", "experiment", name, "control", control,
                             "turns", (json_int_t)json_array_size(rows), "look_ms",
-                            (json_int_t)rj->period, "metrics", res);
+                            (json_int_t)(rj->look_turns ? 0 : rj->period), "metrics", res);
+    if (out && rj->look_turns)
+        json_object_set_new(out, "look_turns", json_integer((json_int_t)rj->look_turns));
     json_decref(rows);
     json_decref(shares);
     return out;
@@ -366,14 +370,18 @@ bool tg_api_governance(struct tg_api *api, struct tg_http_req *req)
             if (!strcmp(tg_json_str(e, "name", ""), name))
                 exp = e;
         }
-        int64_t period = DAY_MS;
+        int64_t period = DAY_MS, turns = 0;
+        char tv[24];
+        bool turns_ok = !tg_api_query(tg_http_query(req), "turns", tv, sizeof(tv)) ||
+                        (tg_parse_i64(tv, &turns) == TG_OK && turns > 0);
         struct report_job *rj = NULL;
         if (!exp)
             tg_api_send_error(api, req, route, 404, "invalid_request_error", "unknown_experiment",
                               "no experiment of that name is configured");
-        else if (!query_ms(tg_http_query(req), "look", &period))
+        else if (!query_ms(tg_http_query(req), "look", &period) || !turns_ok)
             tg_api_send_error(api, req, route, 400, "invalid_request_error", "invalid_value",
-                              "look must be a duration such as 1d, 1h or 500ms");
+                              "look must be a duration such as 1d, 1h or 500ms, turns a number "
+                              "of turns between looks");
         else if (!(rj = tg_calloc(1, sizeof(*rj))))
             tg_api_send_error(api, req, route, 503, "server_error", "out_of_memory",
                               "out of memory");
@@ -381,6 +389,7 @@ bool tg_api_governance(struct tg_api *api, struct tg_http_req *req)
             rj->prices = json_object_get(json_object_get(api->p->cfg->root, "eval"), "prices");
             rj->exp = exp;
             rj->period = period;
+            rj->look_turns = (size_t)turns;
             tg_api_background(api, req, route, report_work, NULL, rj, tg_free);
         }
     } else {

@@ -234,6 +234,15 @@ static void test_variant_answered_by_a_release(void **state)
     j = call(gw.port, "GET", "/v1/experiments/kb2?look=soon", "tg-rex", NULL, &st);
     assert_int_equal(st, 400);
     json_decref(j);
+    /* looks every 20 turns: 83 turns make five */
+    j = call(gw.port, "GET", "/v1/experiments/kb2?turns=20", "tg-rex", NULL, &st);
+    assert_int_equal(st, 200);
+    assert_int_equal(
+        tg_json_int(json_object_get(json_object_get(j, "metrics"), "resolved"), "days", 0), 5);
+    json_decref(j);
+    j = call(gw.port, "GET", "/v1/experiments/kb2?turns=0", "tg-rex", NULL, &st);
+    assert_int_equal(st, 400);
+    json_decref(j);
     /* the candidate's customers again, with their gender: women's second questions are
      * held, men's answered — a gap on the traffic the candidate answers */
     int held = 0;

@@ -165,6 +165,7 @@ const D = {
   'gov.releases': ['发布登记', 'Release registry'],
   'gov.noReleases': ['尚无登记的发布（trustgate release propose）', 'No releases registered yet (trustgate release propose)'],
   'gov.look': ['观察间隔', 'Look every'],
+  'gov.look.100': ['每 100 次对话', '100 turns'],
   'gov.look.1h': ['每小时', 'hour'],
   'gov.look.1d': ['每天', 'day'],
   'metric.resolved': ['无人工解决率', 'resolved without a person'],

@@ -512,7 +512,7 @@ const METRICS = ['resolved', 'far', 'handed_off', 'reviewed', 'rated_good', 'bad
 
 async function loadGovernance() {
   const [fair, rel, exps] = await Promise.all([api('GET', '/v1/fairness'), api('GET', '/v1/releases'), api('GET', '/v1/experiments')]);
-  const reports = await Promise.all((exps.experiments || []).map((e) => api('GET', `/v1/experiments/${enc(e.name)}?look=${ui.look}`).catch(() => null)));
+  const reports = await Promise.all((exps.experiments || []).map((e) => api('GET', `/v1/experiments/${enc(e.name)}?${/^\d+$/.test(ui.look) ? `turns=${ui.look}` : `look=${ui.look}`}`).catch(() => null)));
   return swap('gov', { fair, rel, exps: exps.experiments || [], reports, look: ui.look });
 }
 
@@ -622,7 +622,7 @@ function renderGovernance() {
   view.replaceChildren(h('div', { class: 'sup', testid: 'governance-view' },
     h('div', { class: 'toolbar' }, h('h2', { i18n: 'gov.title' }),
       h('label', { class: 'muted' }, t('gov.look'), ' ', h('select', { testid: 'look', on: { change: (e) => { ui.look = e.target.value; refresh(true); } } },
-        ['1h', '1d'].map((v) => h('option', { value: v, selected: ui.look === v, text: t(`gov.look.${v}`) }))))),
+        ['100', '1h', '1d'].map((v) => h('option', { value: v, selected: ui.look === v, text: t(`gov.look.${v}`) }))))),
     freezeBlock(g.rel?.state),
     fairnessBlock(g.fair),
     g.exps.length ? g.exps.map((e, i) => experimentBlock(e, g.reports[i])) : h('p', { class: 'muted', i18n: 'gov.noExperiments' }),
