@@ -10,6 +10,7 @@
 #include "eval/fairness.h"
 
 #include "audit/audit.h"
+#include "core/jscan.h"
 #include "store/store.h"
 
 #include <stdio.h>
@@ -20,24 +21,57 @@ static const char *const outcome_names[] = {"delivered", "review_approved"};
 struct rows {
     int64_t since;
     const char *release; /* only turns answered by this release ("NAME@V"), or NULL */
+    const json_t *attrs; /* the configured attributes */
     json_t *list;        /* [{turn_id, sensitive, deliver}] */
+    struct tg_buf tmp;
 };
 
+/* A string at path decoded into r->tmp; NULL when absent. */
+static const char *str_at(struct rows *r, const struct tg_audit_row *row, const char *const *path,
+                          size_t np)
+{
+    const char *v;
+    size_t vl;
+    tg_buf_reset(&r->tmp);
+    if (tg_jscan_find(row->data, row->len, path, np, &v, &vl) || tg_jscan_string(v, vl, &r->tmp))
+        return NULL;
+    return r->tmp.data ? r->tmp.data : "";
+}
+
+/* One leaf, read with the scanner (the gate reads every leaf of its window). */
 static int turn_leaf(void *arg, const struct tg_audit_row *row)
 {
     struct rows *r = arg;
-    /* cheap test first: only turns with attributes are parsed */
-    if (!memmem(row->data, row->len, "\"sensitive\"", 11))
+    const char *v;
+    size_t vl;
+    int64_t at = 0;
+    const char *kind[] = {"kind"}, *at_p[] = {"created_ms"}, *rel_p[] = {"release", "name"},
+               *turn_p[] = {"turn_id"}, *dec_p[] = {"decision"};
+    /* cheap test first: only turns with attributes are read */
+    if (!memmem(row->data, row->len, "\"sensitive\"", 11) ||
+        tg_jscan_validate(row->data, row->len) ||
+        tg_jscan_find(row->data, row->len, kind, 1, &v, &vl) || vl != 6 ||
+        memcmp(v, "\"turn\"", 6) != 0 || tg_jscan_find(row->data, row->len, at_p, 1, &v, &vl) ||
+        tg_jscan_int(v, vl, &at) || at < r->since)
         return 0;
-    json_t *j = json_loadb(row->data, row->len, 0, NULL);
-    const char *rel = tg_json_str(json_object_get(j, "release"), "name", "");
-    if (j && !strcmp(tg_json_str(j, "kind", ""), "turn") &&
-        tg_json_int(j, "created_ms", 0) >= r->since && (!r->release || !strcmp(rel, r->release)))
-        json_array_append_new(r->list,
-                              json_pack("{s:s, s:O, s:b}", "turn_id", tg_json_str(j, "turn_id", ""),
-                                        "sensitive", json_object_get(j, "sensitive"), "deliver",
-                                        !strcmp(tg_json_str(j, "decision", ""), "deliver")));
-    json_decref(j);
+    if (r->release &&
+        (!str_at(r, row, rel_p, 2) || strcmp(r->tmp.data ? r->tmp.data : "", r->release) != 0))
+        return 0;
+    json_t *sens = json_object();
+    size_t i;
+    json_t *a;
+    json_array_foreach(r->attrs, i, a)
+    {
+        const char *name = json_is_string(a) ? json_string_value(a) : tg_json_str(a, "name", "");
+        const char *p[] = {"sensitive", name};
+        if (str_at(r, row, p, 2))
+            json_object_set_new(sens, name, json_string(r->tmp.data ? r->tmp.data : ""));
+    }
+    char turn[64];
+    tg_strlcpy(turn, str_at(r, row, turn_p, 1) ? r->tmp.data : "", sizeof(turn));
+    bool deliver = str_at(r, row, dec_p, 1) && r->tmp.data && !strcmp(r->tmp.data, "deliver");
+    json_array_append_new(r->list, json_pack("{s:s, s:o, s:b}", "turn_id", turn, "sensitive", sens,
+                                             "deliver", deliver));
     return 0;
 }
 
@@ -95,7 +129,11 @@ static json_t *measure(const struct tg_fair_live *in, const json_t *attr, const 
 
 json_t *tg_fairness_live(struct tg_store *st, const struct tg_fair_live *in)
 {
-    struct rows rows = {.since = in->since_ms, .release = in->release, .list = json_array()};
+    struct rows rows = {.since = in->since_ms,
+                        .release = in->release,
+                        .attrs = json_object_get(in->cfg, "attributes"),
+                        .list = json_array()};
+    tg_buf_init(&rows.tmp, 1u << 16);
     json_t *out = NULL, *tasks = NULL, *approved = json_object();
     if (!rows.list || !approved || tg_store_audit_scan(st, 0, turn_leaf, &rows) ||
         tg_store_review_list(st, "decided", 1000000, &tasks))
@@ -132,6 +170,7 @@ json_t *tg_fairness_live(struct tg_store *st, const struct tg_fair_live *in)
     tg_free(group);
     tg_free(pred);
 done:
+    tg_buf_free(&rows.tmp);
     json_decref(rows.list);
     json_decref(tasks);
     json_decref(approved);
