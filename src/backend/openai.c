@@ -98,35 +98,6 @@ static void call_finish(struct tg_backend_call *c)
     call_release(c);
 }
 
-/* Copy the string at path into dst (dstlen bytes); false when absent or not a string. */
-static bool scan_str(const char *j, size_t n, const char *const *path, size_t np, char *dst,
-                     size_t dstlen)
-{
-    const char *v;
-    size_t vl;
-    struct tg_buf b;
-    bool ok = false;
-    if (tg_jscan_find(j, n, path, np, &v, &vl) || v[0] != '"')
-        return false;
-    tg_buf_init(&b, dstlen - 1);
-    if (tg_jscan_string(v, vl, &b) == TG_OK) {
-        tg_strlcpy(dst, b.data ? b.data : "", dstlen);
-        ok = true;
-    }
-    tg_buf_free(&b);
-    return ok;
-}
-
-static int64_t scan_int(const char *j, size_t n, const char *const *path, size_t np)
-{
-    const char *v;
-    size_t vl;
-    int64_t x = 0;
-    if (tg_jscan_find(j, n, path, np, &v, &vl) || tg_jscan_int(v, vl, &x))
-        return 0;
-    return x;
-}
-
 /* usage, model and finish_reason of a completion or chunk (whichever are present). */
 static void scan_meta(struct tg_backend_call *c, const char *j, size_t n)
 {
@@ -135,9 +106,9 @@ static void scan_meta(struct tg_backend_call *c, const char *j, size_t n)
     static const char *const pt[] = {"usage", "prompt_tokens"};
     static const char *const ct[] = {"usage", "completion_tokens"};
     if (!c->res.model[0])
-        scan_str(j, n, model, 1, c->res.model, sizeof(c->res.model));
-    scan_str(j, n, fr, 3, c->res.finish_reason, sizeof(c->res.finish_reason));
-    int64_t p = scan_int(j, n, pt, 2), q = scan_int(j, n, ct, 2);
+        tg_jscan_str_at(j, n, model, 1, c->res.model, sizeof(c->res.model));
+    tg_jscan_str_at(j, n, fr, 3, c->res.finish_reason, sizeof(c->res.finish_reason));
+    int64_t p = tg_jscan_int_at(j, n, pt, 2, 0), q = tg_jscan_int_at(j, n, ct, 2, 0);
     if (p || q) {
         c->res.prompt_tokens = p;
         c->res.completion_tokens = q;

@@ -438,3 +438,32 @@ bool tg_jscan_is_null(const char *raw, size_t len)
 {
     return len == 4 && memcmp(raw, "null", 4) == 0;
 }
+
+bool tg_jscan_str_at(const char *text, size_t len, const char *const *path, size_t npath, char *dst,
+                     size_t dstlen)
+{
+    const char *v;
+    size_t vl;
+    struct tg_buf b;
+    bool ok = false;
+    if (!dstlen || tg_jscan_find(text, len, path, npath, &v, &vl) || v[0] != '"')
+        return false;
+    tg_buf_init(&b, TG_BUF_UNLIMITED);
+    if (tg_jscan_string(v, vl, &b) == TG_OK) {
+        tg_strlcpy(dst, b.data ? b.data : "", dstlen);
+        ok = true;
+    }
+    tg_buf_free(&b);
+    return ok;
+}
+
+int64_t tg_jscan_int_at(const char *text, size_t len, const char *const *path, size_t npath,
+                        int64_t def)
+{
+    const char *v;
+    size_t vl;
+    int64_t x;
+    if (tg_jscan_find(text, len, path, npath, &v, &vl) || tg_jscan_int(v, vl, &x))
+        return def;
+    return x;
+}

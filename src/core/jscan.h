@@ -33,6 +33,13 @@ int tg_jscan_find(const char *text, size_t len, const char *const *path, size_t 
 int tg_jscan_string(const char *raw, size_t len, struct tg_buf *out);
 /* A raw JSON integer; TG_E_PARSE otherwise. */
 int tg_jscan_int(const char *raw, size_t len, int64_t *out);
+/* The string at path decoded into dst (dstlen bytes, cut to fit); false when
+ * absent or not a string, and dst is left as it was. */
+bool tg_jscan_str_at(const char *text, size_t len, const char *const *path, size_t npath, char *dst,
+                     size_t dstlen);
+/* The integer at path, or def when absent or not an integer. */
+int64_t tg_jscan_int_at(const char *text, size_t len, const char *const *path, size_t npath,
+                        int64_t def);
 /* True when the raw value is the literal null. */
 bool tg_jscan_is_null(const char *raw, size_t len);
 

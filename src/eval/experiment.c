@@ -34,30 +34,7 @@ struct scan {
     const json_t *prices;
     json_t *rows;
     int64_t first_ms;
-    struct tg_buf tmp; /* decoded strings */
 };
-
-/* A string at path, decoded into buf (reset first); NULL when absent or not a string. */
-static const char *str_at(const char *d, size_t n, const char *const *path, size_t np,
-                          struct tg_buf *buf)
-{
-    const char *v;
-    size_t vl;
-    tg_buf_reset(buf);
-    if (tg_jscan_find(d, n, path, np, &v, &vl) || tg_jscan_string(v, vl, buf))
-        return NULL;
-    return buf->data ? buf->data : "";
-}
-
-static int64_t int_at(const char *d, size_t n, const char *const *path, size_t np)
-{
-    const char *v;
-    size_t vl;
-    int64_t x = 0;
-    if (tg_jscan_find(d, n, path, np, &v, &vl) || tg_jscan_int(v, vl, &x))
-        return 0;
-    return x;
-}
 
 /*
  * One leaf, read with the scanner rather than a tree (a report reads every
@@ -76,17 +53,14 @@ static int leaf(void *arg, const struct tg_audit_row *row)
                *um[] = {"upstream_model"}, *be[] = {"backend"};
     if (tg_jscan_find(d, n, kind, 1, &v, &vl) || vl != 6 || memcmp(v, "\"turn\"", 6) != 0)
         return 0;
-    char variant[128], turn[64], decision[32], model[128];
-    if (!str_at(d, n, exp, 2, &x->tmp))
+    char variant[128] = "", turn[64] = "", decision[32] = "", model[128] = "none";
+    if (!tg_jscan_str_at(d, n, exp, 2, variant, sizeof(variant)))
         return 0;
-    tg_strlcpy(variant, x->tmp.data ? x->tmp.data : "", sizeof(variant));
-    tg_strlcpy(turn, str_at(d, n, turn_p, 1, &x->tmp) ? x->tmp.data : "", sizeof(turn));
-    tg_strlcpy(decision, str_at(d, n, dec_p, 1, &x->tmp) ? x->tmp.data : "", sizeof(decision));
-    if (str_at(d, n, um, 1, &x->tmp) || str_at(d, n, be, 1, &x->tmp))
-        tg_strlcpy(model, x->tmp.data ? x->tmp.data : "", sizeof(model));
-    else
-        tg_strlcpy(model, "none", sizeof(model));
-    int64_t at = int_at(d, n, at_p, 1), us = 0;
+    tg_jscan_str_at(d, n, turn_p, 1, turn, sizeof(turn));
+    tg_jscan_str_at(d, n, dec_p, 1, decision, sizeof(decision));
+    if (!tg_jscan_str_at(d, n, um, 1, model, sizeof(model)))
+        tg_jscan_str_at(d, n, be, 1, model, sizeof(model));
+    int64_t at = tg_jscan_int_at(d, n, at_p, 1, 0), us = 0;
     if (!x->first_ms || at < x->first_ms)
         x->first_ms = at;
     /* stage_us is a flat object of integers: add every number after a colon */
@@ -95,7 +69,8 @@ static int leaf(void *arg, const struct tg_audit_row *row)
             if (v[i] == ':')
                 us += strtoll(v + i + 1, NULL, 10);
     }
-    double cost = tg_eval_price(x->prices, model, int_at(d, n, pt, 2), int_at(d, n, ct, 2));
+    double cost = tg_eval_price(x->prices, model, tg_jscan_int_at(d, n, pt, 2, 0),
+                                tg_jscan_int_at(d, n, ct, 2, 0));
     json_array_append_new(x->rows, json_pack("{s:s, s:s, s:I, s:s, s:I, s:f}", "turn_id", turn,
                                              "variant", variant, "at", (json_int_t)at, "decision",
                                              decision, "us", (json_int_t)us, "cost", cost));
@@ -106,7 +81,6 @@ json_t *tg_experiment_rows(struct tg_store *st, const char *exp, const json_t *p
                            int64_t period_ms, size_t look_turns)
 {
     struct scan x = {.exp = exp, .prices = prices, .rows = json_array()};
-    tg_buf_init(&x.tmp, 1u << 16);
     json_t *tasks = NULL, *fb = NULL, *by_turn = json_object(), *rating = json_object();
     json_t *out = NULL;
     if (period_ms <= 0)
@@ -151,7 +125,6 @@ json_t *tg_experiment_rows(struct tg_store *st, const char *exp, const json_t *p
         json_array_append_new(out, row);
     }
 out:
-    tg_buf_free(&x.tmp);
     json_decref(x.rows);
     json_decref(tasks);
     json_decref(fb);

@@ -23,20 +23,7 @@ struct rows {
     const char *release; /* only turns answered by this release ("NAME@V"), or NULL */
     const json_t *attrs; /* the configured attributes */
     json_t *list;        /* [{turn_id, sensitive, deliver}] */
-    struct tg_buf tmp;
 };
-
-/* A string at path decoded into r->tmp; NULL when absent. */
-static const char *str_at(struct rows *r, const struct tg_audit_row *row, const char *const *path,
-                          size_t np)
-{
-    const char *v;
-    size_t vl;
-    tg_buf_reset(&r->tmp);
-    if (tg_jscan_find(row->data, row->len, path, np, &v, &vl) || tg_jscan_string(v, vl, &r->tmp))
-        return NULL;
-    return r->tmp.data ? r->tmp.data : "";
-}
 
 /* One leaf, read with the scanner (the gate reads every leaf of its window). */
 static int turn_leaf(void *arg, const struct tg_audit_row *row)
@@ -54,8 +41,9 @@ static int turn_leaf(void *arg, const struct tg_audit_row *row)
         memcmp(v, "\"turn\"", 6) != 0 || tg_jscan_find(row->data, row->len, at_p, 1, &v, &vl) ||
         tg_jscan_int(v, vl, &at) || at < r->since)
         return 0;
-    if (r->release &&
-        (!str_at(r, row, rel_p, 2) || strcmp(r->tmp.data ? r->tmp.data : "", r->release) != 0))
+    char rel[160] = "", ps[64], turn[64] = "", decision[32] = "";
+    if (r->release && (!tg_jscan_str_at(row->data, row->len, rel_p, 2, rel, sizeof(rel)) ||
+                       strcmp(rel, r->release) != 0))
         return 0;
     json_t *sens = json_object();
     size_t i;
@@ -64,12 +52,12 @@ static int turn_leaf(void *arg, const struct tg_audit_row *row)
     {
         const char *name = json_is_string(a) ? json_string_value(a) : tg_json_str(a, "name", "");
         const char *p[] = {"sensitive", name};
-        if (str_at(r, row, p, 2))
-            json_object_set_new(sens, name, json_string(r->tmp.data ? r->tmp.data : ""));
+        if (tg_jscan_str_at(row->data, row->len, p, 2, ps, sizeof(ps)))
+            json_object_set_new(sens, name, json_string(ps));
     }
-    char turn[64];
-    tg_strlcpy(turn, str_at(r, row, turn_p, 1) ? r->tmp.data : "", sizeof(turn));
-    bool deliver = str_at(r, row, dec_p, 1) && r->tmp.data && !strcmp(r->tmp.data, "deliver");
+    tg_jscan_str_at(row->data, row->len, turn_p, 1, turn, sizeof(turn));
+    tg_jscan_str_at(row->data, row->len, dec_p, 1, decision, sizeof(decision));
+    bool deliver = !strcmp(decision, "deliver");
     json_array_append_new(r->list, json_pack("{s:s, s:o, s:b}", "turn_id", turn, "sensitive", sens,
                                              "deliver", deliver));
     return 0;
@@ -133,7 +121,6 @@ json_t *tg_fairness_live(struct tg_store *st, const struct tg_fair_live *in)
                         .release = in->release,
                         .attrs = json_object_get(in->cfg, "attributes"),
                         .list = json_array()};
-    tg_buf_init(&rows.tmp, 1u << 16);
     json_t *out = NULL, *tasks = NULL, *approved = json_object();
     if (!rows.list || !approved || tg_store_audit_scan(st, 0, turn_leaf, &rows) ||
         tg_store_review_list(st, "decided", 1000000, &tasks))
@@ -170,7 +157,6 @@ json_t *tg_fairness_live(struct tg_store *st, const struct tg_fair_live *in)
     tg_free(group);
     tg_free(pred);
 done:
-    tg_buf_free(&rows.tmp);
     json_decref(rows.list);
     json_decref(tasks);
     json_decref(approved);

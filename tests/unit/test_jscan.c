@@ -16,11 +16,41 @@ static void test_validate_agrees_with_jansson(void **state)
 {
     (void)state;
     static const char *docs[] = {
-        "{}", "[]", "0", "-0.5e+3", "\"x\"", "true", "null", " {\"a\" : [1, 2, {\"b\": null}]} ",
-        "{\"s\":\"\\u4e2d\\n\\\"\"}", "\"\\ud83d\\ude00\"", "\"中文\"", "[1,]", "{,}", "{\"a\"}",
-        "{\"a\":1,}", "01", "1.", ".5", "-", "1e", "tru", "nul", "\"\\x\"", "\"abc", "[1 2]",
-        "{\"a\":1}{}", "\"\x01\"", "\"\xff\"", "\"\xc3\x28\"", "\"\xed\xa0\x80\"", "",
-        "   ", "[[[[]]]]", "{\"a\":{\"b\":{\"c\":[true,false,null]}}}", "1 2",
+        "{}",
+        "[]",
+        "0",
+        "-0.5e+3",
+        "\"x\"",
+        "true",
+        "null",
+        " {\"a\" : [1, 2, {\"b\": null}]} ",
+        "{\"s\":\"\\u4e2d\\n\\\"\"}",
+        "\"\\ud83d\\ude00\"",
+        "\"中文\"",
+        "[1,]",
+        "{,}",
+        "{\"a\"}",
+        "{\"a\":1,}",
+        "01",
+        "1.",
+        ".5",
+        "-",
+        "1e",
+        "tru",
+        "nul",
+        "\"\\x\"",
+        "\"abc",
+        "[1 2]",
+        "{\"a\":1}{}",
+        "\"\x01\"",
+        "\"\xff\"",
+        "\"\xc3\x28\"",
+        "\"\xed\xa0\x80\"",
+        "",
+        "   ",
+        "[[[[]]]]",
+        "{\"a\":{\"b\":{\"c\":[true,false,null]}}}",
+        "1 2",
     };
     for (size_t i = 0; i < TG_ARRAY_LEN(docs); i++) {
         bool ours = tg_jscan_validate(docs[i], strlen(docs[i])) == TG_OK;
@@ -39,11 +69,12 @@ static void test_validate_agrees_with_jansson(void **state)
 static void test_find_and_decode(void **state)
 {
     (void)state;
-    const char *doc = "{\"id\":\"c-1\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
-                      "\"content\":\"您好\\n\\\"引号\\\" \\u00e9 \\ud83d\\ude00\"},"
-                      "\"finish_reason\":\"length\"},{\"index\":1}],"
-                      "\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":-3},"
-                      "\"we\\u0069rd\":7,\"n\":null}";
+    const char *doc =
+        "{\"id\":\"c-1\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+        "\"content\":\"您好\\n\\\"引号\\\" \\u00e9 \\ud83d\\ude00\"},"
+        "\"finish_reason\":\"length\"},{\"index\":1}],"
+        "\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":-3},"
+        "\"we\\u0069rd\":7,\"n\":null}";
     size_t n = strlen(doc);
     assert_int_equal(tg_jscan_validate(doc, n), TG_OK);
     const char *v;
@@ -70,8 +101,10 @@ static void test_find_and_decode(void **state)
     const char *null_key[] = {"n"};
     assert_int_equal(tg_jscan_find(doc, n, null_key, 1, &v, &vl), TG_OK);
     assert_true(tg_jscan_is_null(v, vl));
-    const char *missing[][3] = {{"choices", "#2", "index"}, {"usage", "total", NULL},
-                                {"id", "x", NULL},          {"choices", "x", NULL}};
+    const char *missing[][3] = {{"choices", "#2", "index"},
+                                {"usage", "total", NULL},
+                                {"id", "x", NULL},
+                                {"choices", "x", NULL}};
     size_t lens[] = {3, 2, 2, 2};
     for (size_t i = 0; i < TG_ARRAY_LEN(lens); i++)
         assert_int_equal(tg_jscan_find(doc, n, missing[i], lens[i], &v, &vl), TG_E_NOTFOUND);
@@ -83,11 +116,39 @@ static void test_find_and_decode(void **state)
     tg_buf_free(&b);
 }
 
+/* The by-path helpers: a string decoded and cut to fit, an integer with a
+ * default, and a missing or mistyped value leaving the destination alone. */
+static void test_at_helpers(void **state)
+{
+    (void)state;
+    const char *doc = "{\"a\":{\"s\":\"h\\u00e9llo\",\"n\":42,\"z\":null},\"l\":[\"x\"]}";
+    size_t n = strlen(doc);
+    const char *s[] = {"a", "s"}, *num[] = {"a", "n"}, *z[] = {"a", "z"}, *none[] = {"a", "q"},
+               *l0[] = {"l", "#0"};
+    char out[16] = "kept", small[4];
+    assert_int_equal(tg_jscan_validate(doc, n), TG_OK);
+    assert_true(tg_jscan_str_at(doc, n, s, 2, out, sizeof(out)));
+    assert_string_equal(out, "h\xc3\xa9llo");
+    assert_true(tg_jscan_str_at(doc, n, s, 2, small, sizeof(small)));
+    assert_string_equal(small, "h\xc3\xa9"); /* cut to fit */
+    tg_strlcpy(out, "kept", sizeof(out));
+    assert_false(tg_jscan_str_at(doc, n, z, 2, out, sizeof(out)));   /* null */
+    assert_false(tg_jscan_str_at(doc, n, num, 2, out, sizeof(out))); /* a number */
+    assert_false(tg_jscan_str_at(doc, n, none, 2, out, sizeof(out)));
+    assert_string_equal(out, "kept");
+    assert_true(tg_jscan_str_at(doc, n, l0, 2, out, sizeof(out)));
+    assert_string_equal(out, "x");
+    assert_int_equal(tg_jscan_int_at(doc, n, num, 2, -1), 42);
+    assert_int_equal(tg_jscan_int_at(doc, n, s, 2, -1), -1);
+    assert_int_equal(tg_jscan_int_at(doc, n, none, 2, 7), 7);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_validate_agrees_with_jansson),
         cmocka_unit_test(test_find_and_decode),
+        cmocka_unit_test(test_at_helpers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
