@@ -206,7 +206,8 @@ int tg_cli_serve(int argc, char **argv)
     if (tg_json_bool(json_object_get(cfg->root, "web"), "chat", false))
         printf("  chat page    %s/   (play the customer)\n", base_url);
     if (d.api.console && tg_json_bool(json_object_get(cfg->root, "web"), "console", true))
-        printf("  console      %s/console/   (reviewers, agents, supervisors log in)\n", base_url);
+        printf("  console      %s/console/   (reviewers, agents, supervisors, auditors log in)\n",
+               base_url);
     fflush(stdout);
 
     event_base_dispatch(d.base);
