@@ -39,6 +39,7 @@ struct tg_metrics {
     struct counter_set degradations;   /* from rung, cause */
     struct counter_set attempts;       /* backend, outcome ("ok" or a failure kind) */
     struct counter_set tokens;         /* backend, "prompt" | "completion": answers given only */
+    struct counter_set experiments;    /* experiment, variant */
     uint64_t decisions[TG_DECISION__COUNT];
     struct histo stages[TG_STAGE__COUNT];
     struct histo turn;
@@ -80,6 +81,7 @@ void tg_metrics_free(struct tg_metrics *m)
     tg_free(m->degradations.items);
     tg_free(m->attempts.items);
     tg_free(m->tokens.items);
+    tg_free(m->experiments.items);
     tg_free(m);
 }
 
@@ -170,6 +172,11 @@ void tg_metrics_tokens(struct tg_metrics *m, const char *backend, int64_t prompt
         counter_add(&m->tokens, backend, "completion", (uint64_t)completion);
 }
 
+void tg_metrics_experiment(struct tg_metrics *m, const char *experiment, const char *variant)
+{
+    counter_inc(&m->experiments, experiment, variant);
+}
+
 /* One labelled counter family. */
 static int render_counters(struct tg_buf *out, const char *name, const char *help, const char *la,
                            const char *lb, const struct counter_set *cs)
@@ -246,5 +253,10 @@ int tg_metrics_render(const struct tg_metrics *m, struct tg_buf *out)
         rc = render_counters(out, "trustgate_tokens_total",
                              "Tokens of answers given (failed attempts are not counted).",
                              "backend", "kind", &m->tokens);
+    if (!rc)
+        rc = render_counters(out, "trustgate_experiment_turns_total",
+                             "Turns by the experiment variant their customer was assigned (a "
+                             "sample-ratio mismatch shows here first).",
+                             "experiment", "variant", &m->experiments);
     return rc;
 }

@@ -13,6 +13,7 @@
 
 #include "eval/fairness.h"
 #include "eval/stats.h"
+#include "metrics/metrics.h"
 #include "policy/policy.h"
 #include "review/review.h"
 
@@ -274,6 +275,7 @@ enum tg_stage_rc tg_stage_admit(struct tg_turn *t)
         if (!t->variants)
             t->variants = json_object();
         json_object_set_new(t->variants, tg_json_str(exp, "name", "experiment"), json_string(v));
+        tg_metrics_experiment(t->p->metrics, tg_json_str(exp, "name", "experiment"), v);
         /* a variant of another release answers this customer (at most one experiment
          * changes what answers: config.c) */
         const struct tg_answerer *a = tg_pipeline_answerer(t->p, tg_json_str(exp, "name", ""), v);

@@ -226,6 +226,22 @@ static void test_variant_answered_by_a_release(void **state)
     const json_t *res = json_object_get(json_object_get(j, "metrics"), "resolved");
     assert_int_equal(tg_json_int(j, "turns", 0), 83);
     assert_int_equal(json_array_size(json_object_get(res, "arms")), 2);
+    /* the split on /metrics too, for alerting on a sample-ratio mismatch */
+    struct tg_h_resp mr;
+    char murl[64], want[128];
+    snprintf(murl, sizeof(murl), "http://127.0.0.1:%d/metrics", gw.port);
+    assert_int_equal(tg_h_http("GET", murl, NULL, NULL, 0, 0, &mr), 0);
+    size_t ai;
+    json_t *arm;
+    json_array_foreach(json_object_get(res, "arms"), ai, arm)
+    {
+        snprintf(want, sizeof(want),
+                 "trustgate_experiment_turns_total{experiment=\"kb2\",variant=\"%s\"} %.0f\n",
+                 tg_json_str(arm, "name", ""), tg_json_num(arm, "rows", -1));
+        if (!strstr(mr.body, want))
+            fail_msg("/metrics lacks %s", want);
+    }
+    tg_h_resp_free(&mr);
     assert_non_null(json_object_get(json_object_get(j, "metrics"), "cost"));
     json_decref(j);
     j = call(gw.port, "GET", "/v1/experiments/nope", "tg-rex", NULL, &st);
