@@ -34,21 +34,6 @@ static void audit_usage(FILE *f)
                "  -j, --json           print the report as JSON\n");
 }
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    struct tg_buf b;
-    char chunk[4096];
-    size_t n;
-    if (!f)
-        return NULL;
-    tg_buf_init(&b, 1u << 20);
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        tg_buf_append(&b, chunk, n);
-    fclose(f);
-    return tg_buf_steal(&b, len);
-}
-
 /* GET a text route of the gateway; NULL (reason printed) unless 200. */
 static char *get_text(const char *url, const char *token, const char *path, size_t *len)
 {
@@ -119,10 +104,14 @@ static int check(int argc, char **argv)
     tg_hex_encode(root, TG_HASH_LEN, hex);
     printf("checkpoint: %llu leaves, root %s, signature good\n", (unsigned long long)size, hex);
     if (old) {
-        if (!(held = read_file(old, &held_len))) {
+        struct tg_buf hb;
+        tg_buf_init(&hb, 1u << 20);
+        if (tg_buf_read_file(&hb, old)) {
+            tg_buf_free(&hb);
             fprintf(stderr, "trustgate audit: %s: cannot read\n", old);
             goto out;
         }
+        held = tg_buf_steal(&hb, &held_len);
         if (tg_audit_checkpoint_verify(held, held_len, vkey, &old_size, old_root, err,
                                        sizeof(err))) {
             printf("the checkpoint in %s does NOT verify with this key: %s\n", old, err);

@@ -75,23 +75,6 @@ static json_t *all_releases(struct ctx *x)
     return v;
 }
 
-/* The newest version of name, or NULL. */
-static json_t *latest(struct ctx *x, const char *name)
-{
-    json_t *all = all_releases(x), *best = NULL;
-    size_t i;
-    json_t *r;
-    json_array_foreach(all, i, r)
-    {
-        if (!strcmp(tg_json_str(r, "name", ""), name) &&
-            (!best || tg_json_int(r, "version", 0) > tg_json_int(best, "version", 0)))
-            best = r;
-    }
-    json_incref(best);
-    json_decref(all);
-    return best;
-}
-
 static int save(struct ctx *x, json_t *rel)
 {
     char key[512];
@@ -268,7 +251,7 @@ static int transition(struct ctx *x, const char *cmd, const char *name, const ch
                     tg_err_str(k.rc));
             return 1;
         }
-        json_t *prev = latest(x, name);
+        json_t *prev = tg_release_latest(x->st, name);
         json_int_t version = prev ? tg_json_int(prev, "version", 0) + 1 : 1;
         json_decref(prev);
         json_t *rel = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:o, s:I}", "name", name, "version",
@@ -298,7 +281,7 @@ static int transition(struct ctx *x, const char *cmd, const char *name, const ch
             printf("releases %s by %s: %s\n", freeze ? "frozen" : "unfrozen", by, why);
         return rc ? 1 : 0;
     }
-    json_t *rel = latest(x, name);
+    json_t *rel = tg_release_latest(x->st, name);
     if (!rel) {
         fprintf(stderr, "trustgate release: no release named %s\n", name);
         return 1;

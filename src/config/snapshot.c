@@ -31,16 +31,12 @@ static const char *key_of(const struct snap *s, const char *path)
 
 static void add_file(struct snap *sn, const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return;
     struct tg_buf b;
     tg_buf_init(&b, TG_BUF_UNLIMITED);
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        tg_buf_append(&b, chunk, n);
-    fclose(f);
+    if (tg_buf_read_file(&b, path)) {
+        tg_buf_free(&b);
+        return; /* left out, so the hash changes */
+    }
     uint8_t h[TG_SHA256_LEN];
     char hex[2 * TG_SHA256_LEN + 1];
     tg_sha256(b.data ? b.data : "", b.len, h);

@@ -14,7 +14,6 @@
 #include <string.h>
 #include <time.h>
 
-
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
@@ -241,6 +240,22 @@ static int buf_reserve(struct tg_buf *b, size_t extra)
 int tg_buf_reserve(struct tg_buf *b, size_t n)
 {
     return buf_reserve(b, n);
+}
+
+int tg_buf_read_file(struct tg_buf *b, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char chunk[65536];
+    size_t n;
+    int rc = TG_OK;
+    if (!f)
+        return TG_E_NOTFOUND;
+    while (!rc && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        rc = tg_buf_append(b, chunk, n);
+    if (!rc && ferror(f))
+        rc = TG_E_IO;
+    fclose(f);
+    return rc;
 }
 
 int tg_buf_append(struct tg_buf *b, const void *p, size_t n)

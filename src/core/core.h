@@ -117,6 +117,9 @@ int tg_buf_printf(struct tg_buf *b, const char *fmt, ...) __attribute__((format(
 int tg_buf_vprintf(struct tg_buf *b, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 void tg_buf_reset(struct tg_buf *b);
+/* Append the whole file at path to b.  TG_E_NOTFOUND when it cannot be
+ * opened (errno kept), TG_E_IO on a read error, TG_E_TOOBIG past b's max. */
+int tg_buf_read_file(struct tg_buf *b, const char *path);
 void tg_buf_free(struct tg_buf *b);
 /* Take ownership of the data (caller tg_free()s it); the buffer is left empty. */
 char *tg_buf_steal(struct tg_buf *b, size_t *len);

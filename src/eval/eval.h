@@ -217,6 +217,8 @@ struct tg_audit;
 
 /* The release freeze: {frozen, by?, why?, at?} (a new reference; never NULL). */
 json_t *tg_release_state(struct tg_store *st);
+/* The newest version of the release name (its record, a new reference), or NULL. */
+json_t *tg_release_latest(struct tg_store *st, const char *name);
 /* Freeze or unfreeze promotions: an audit leaf {kind: release, action: freeze|unfreeze,
  * by, why}, then the state, flushed.  TG_OK or the store's error. */
 int tg_release_set_frozen(struct tg_store *st, struct tg_audit *audit, bool frozen, const char *by,
@@ -230,7 +232,7 @@ int tg_release_keep_file(struct tg_store *st, const char *sha256_hex, const void
  * relative without ".." (files outside the config's folder cannot be
  * written out).  TG_OK, or an error with a message in err.
  */
-int tg_release_materialize(struct tg_store *st, const json_t *record, const char *dir,
-                           char *config, size_t config_len, char *err, size_t errlen);
+int tg_release_materialize(struct tg_store *st, const json_t *record, const char *dir, char *config,
+                           size_t config_len, char *err, size_t errlen);
 
 #endif

@@ -27,6 +27,25 @@ json_t *tg_release_state(struct tg_store *st)
     return json_is_object(s) ? s : (json_decref(s), json_pack("{s:b}", "frozen", 0));
 }
 
+json_t *tg_release_latest(struct tg_store *st, const char *name)
+{
+    char prefix[300];
+    json_t *all = NULL, *best = NULL, *r;
+    size_t i;
+    snprintf(prefix, sizeof(prefix), "release/%s/", name);
+    if (tg_store_blob_list(st, prefix, 100000, &all))
+        return NULL;
+    json_array_foreach(all, i, r)
+    {
+        if (!strcmp(tg_json_str(r, "name", ""), name) &&
+            (!best || tg_json_int(r, "version", 0) > tg_json_int(best, "version", 0)))
+            best = r;
+    }
+    json_incref(best);
+    json_decref(all);
+    return best;
+}
+
 int tg_release_set_frozen(struct tg_store *st, struct tg_audit *audit, bool frozen, const char *by,
                           const char *why)
 {
@@ -131,23 +150,16 @@ int tg_release_materialize(struct tg_store *st, const json_t *record, const char
         }
         snprintf(path, sizeof(path), "%s/%s", dir, name);
         /* a file already there with this content stays untouched (its time too) */
-        FILE *f = fopen(path, "rb");
-        if (f) {
-            struct tg_buf have;
-            char chunk[65536];
-            size_t n;
-            tg_buf_init(&have, TG_BUF_UNLIMITED);
-            while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-                tg_buf_append(&have, chunk, n);
-            fclose(f);
-            f = NULL;
-            bool same = have.len == len && (!len || memcmp(have.data, data, len) == 0);
-            tg_buf_free(&have);
-            if (same) {
-                tg_free(data);
-                continue;
-            }
+        struct tg_buf have;
+        tg_buf_init(&have, TG_BUF_UNLIMITED);
+        bool same = tg_buf_read_file(&have, path) == TG_OK && have.len == len &&
+                    (!len || memcmp(have.data, data, len) == 0);
+        tg_buf_free(&have);
+        if (same) {
+            tg_free(data);
+            continue;
         }
+        FILE *f = NULL;
         if (!mkdirs_for(path))
             f = fopen(path, "wb");
         bool ok = f && fwrite(data ? data : "", 1, len, f) == len;

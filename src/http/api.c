@@ -308,7 +308,7 @@ bool tg_api_query(const char *q, const char *name, char *out, size_t outlen)
             const char *v = q + n + 1, *e = strchr(v, '&');
             size_t l = e ? (size_t)(e - v) : strlen(v);
             if (l >= outlen)
-                return false;
+                l = 0; /* too long for any value we take: present, and empty (invalid) */
             memcpy(out, v, l);
             out[l] = '\0';
             return true;

@@ -26,7 +26,8 @@ const char *tg_api_person(struct tg_api *api, struct tg_http_req *req, const cha
 bool tg_api_key_ok(const struct tg_api *api, const struct tg_http_req *req);
 
 /* The value of query parameter name in q (no percent-decoding: for our own
- * names, numbers and states); false when absent or longer than outlen - 1. */
+ * names, numbers and states); false when absent.  A value longer than
+ * outlen - 1 comes back empty, so the caller refuses it as invalid. */
 bool tg_api_query(const char *q, const char *name, char *out, size_t outlen);
 /* A duration setting of a config section (a string such as "1h", or ms), else def. */
 int64_t tg_api_cfg_ms(const json_t *section, const char *key, int64_t def);

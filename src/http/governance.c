@@ -295,7 +295,7 @@ static bool query_ms(const char *q, const char *key, int64_t *out)
 {
     char v[32];
     if (!tg_api_query(q, key, v, sizeof(v)))
-        return !strstr(q ? q : "", key); /* present but too long is malformed too */
+        return true;
     return tg_parse_duration_ms(v, out) == TG_OK && *out > 0;
 }
 

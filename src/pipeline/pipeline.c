@@ -510,25 +510,6 @@ static void answerer_close(struct tg_answerer *a)
 
 /* ------------------------------------------------------------ variants */
 
-/* The newest version of release name in the store, or NULL. */
-static json_t *release_latest(struct tg_store *st, const char *name)
-{
-    char prefix[300];
-    json_t *all = NULL, *best = NULL, *r;
-    size_t i;
-    snprintf(prefix, sizeof(prefix), "release/%s/", name);
-    if (tg_store_blob_list(st, prefix, 100000, &all))
-        return NULL;
-    json_array_foreach(all, i, r)
-    {
-        if (!best || tg_json_int(r, "version", 0) > tg_json_int(best, "version", 0))
-            best = r;
-    }
-    json_incref(best);
-    json_decref(all);
-    return best;
-}
-
 /*
  * The config a variant answers with: `config: FILE` (relative to the main
  * config), or `release: NAME`, a release started as an experiment, written
@@ -545,7 +526,7 @@ static int variant_config(struct tg_pipeline *p, struct tg_answerer *a, const js
     json_t *record = NULL;
     int rc = TG_E_CONFIG;
     if (rel) {
-        record = release_latest(p->store, rel);
+        record = tg_release_latest(p->store, rel);
         const char *state = tg_json_str(record, "state", "");
         if (!record) {
             snprintf(err, errlen, "%s: no release named %s (trustgate release propose)", where,
@@ -874,9 +855,4 @@ static int load_with_person(struct tg_pipeline *p)
     json_array_foreach(tasks, i, t) tg_pipeline_task_changed(p, t);
     json_decref(tasks);
     return TG_OK;
-}
-
-struct tg_backend *tg_pipeline_backend(struct tg_pipeline *p, const char *name)
-{
-    return answerer_backend(&p->main, name);
 }

@@ -171,8 +171,6 @@ void tg_pipeline_task_changed(struct tg_pipeline *p, const json_t *task);
 void tg_pipeline_with_person(struct tg_pipeline *p, const char *conversation_id,
                              const char *review_id);
 
-/* Find a backend of the release in force by name; NULL when unknown. */
-struct tg_backend *tg_pipeline_backend(struct tg_pipeline *p, const char *name);
 /* What answers for an experiment's variant, or NULL when the release in force does. */
 const struct tg_answerer *tg_pipeline_answerer(const struct tg_pipeline *p, const char *experiment,
                                                const char *variant);

@@ -259,6 +259,15 @@ static void test_variant_answered_by_a_release(void **state)
     j = call(gw.port, "GET", "/v1/experiments/kb2?turns=0", "tg-rex", NULL, &st);
     assert_int_equal(st, 400);
     json_decref(j);
+    /* a value too long for any we take is refused, not ignored */
+    j = call(gw.port, "GET", "/v1/experiments/kb2?look=1000000000000000000000000000000000000000d",
+             "tg-rex", NULL, &st);
+    assert_int_equal(st, 400);
+    json_decref(j);
+    j = call(gw.port, "GET", "/v1/reviews?state=handed_offhanded_offhanded_offhanded_off", "tg-rex",
+             NULL, &st);
+    assert_int_equal(st, 400);
+    json_decref(j);
     /* the candidate's customers again, with their gender: women's second questions are
      * held, men's answered — a gap on the traffic the candidate answers */
     int held = 0;
