@@ -191,6 +191,7 @@ static bool skip_container(struct cur *c, char open, char close)
     }
     for (;;) {
         if (open == '{') {
+            ws(c); /* RFC 8259: whitespace may precede a member's name, after '{' or ',' */
             if (!skip_string(c))
                 return false;
             ws(c);

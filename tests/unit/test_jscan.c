@@ -10,6 +10,7 @@
 
 #include "core/jscan.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static void test_validate_agrees_with_jansson(void **state)
@@ -116,6 +117,83 @@ static void test_find_and_decode(void **state)
     tg_buf_free(&b);
 }
 
+/* doc with ws written before and after every structural character outside
+ * strings: the whitespace RFC 8259 allows anywhere between tokens. */
+static char *spread(const char *doc, const char *ws)
+{
+    size_t n = strlen(doc), wl = strlen(ws);
+    char *out = malloc(n * (2 * wl + 1) + 1), *o = out;
+    bool in_str = false;
+    assert_non_null(out);
+    for (size_t i = 0; i < n; i++) {
+        char ch = doc[i];
+        bool structural = !in_str && strchr("{}[]:,", ch);
+        if (structural) {
+            memcpy(o, ws, wl);
+            o += wl;
+        }
+        *o++ = ch;
+        if (structural) {
+            memcpy(o, ws, wl);
+            o += wl;
+        }
+        if (in_str && ch == '\\') {
+            *o++ = doc[++i];
+            continue;
+        }
+        if (ch == '"')
+            in_str = !in_str;
+    }
+    *o = '\0';
+    return out;
+}
+
+/* Every path found in the compact form is found, with the same value, in
+ * the spaced, pretty and CRLF forms real servers write. */
+static void test_whitespace_anywhere(void **state)
+{
+    (void)state;
+    const char *doc =
+        "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,"
+        "\"message\":{\"role\":\"assistant\",\"content\":\"a, b: {c} [d]\\\"e\",\"tool_calls\":"
+        "[{\"id\":\"t1\",\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"x\\\": 1}\"}}]},"
+        "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":5},"
+        "\"empty\":{},\"list\":[]}";
+    static const char *const gaps[] = {" ", "  ", "\t", "\n", "\r\n", " \n\t "};
+    static const char *const paths[][4] = {
+        {"choices", "#0", "message", "content"},
+        {"choices", "#0", "message", "tool_calls"},
+        {"choices", "#0", "finish_reason", NULL},
+        {"usage", "completion_tokens", NULL, NULL},
+        {"empty", NULL, NULL, NULL},
+    };
+    static const size_t depth[] = {4, 4, 3, 2, 1};
+    for (size_t g = 0; g < TG_ARRAY_LEN(gaps); g++) {
+        char *sp = spread(doc, gaps[g]);
+        size_t n = strlen(sp);
+        json_t *j = json_loads(sp, 0, NULL);
+        assert_non_null(j);
+        json_decref(j);
+        if (tg_jscan_validate(sp, n) != TG_OK)
+            fail_msg("gap %zu: '%s' rejected", g, sp);
+        for (size_t k = 0; k < TG_ARRAY_LEN(depth); k++) {
+            const char *v0, *v1;
+            size_t l0, l1;
+            assert_int_equal(tg_jscan_find(doc, strlen(doc), paths[k], depth[k], &v0, &l0), TG_OK);
+            if (tg_jscan_find(sp, n, paths[k], depth[k], &v1, &l1) != TG_OK)
+                fail_msg("gap %zu: path %zu not found in '%s'", g, k, sp);
+            if (v0[0] == '"') {
+                assert_int_equal(l0, l1);
+                assert_memory_equal(v0, v1, l0);
+            } else {
+                assert_int_equal(v0[0], v1[0]); /* containers keep their inner gaps */
+                assert_int_equal(tg_jscan_validate(v1, l1), TG_OK);
+            }
+        }
+        free(sp);
+    }
+}
+
 /* The by-path helpers: a string decoded and cut to fit, an integer with a
  * default, and a missing or mistyped value leaving the destination alone. */
 static void test_at_helpers(void **state)
@@ -148,6 +226,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_validate_agrees_with_jansson),
         cmocka_unit_test(test_find_and_decode),
+        cmocka_unit_test(test_whitespace_anywhere),
         cmocka_unit_test(test_at_helpers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
