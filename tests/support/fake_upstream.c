@@ -7,7 +7,11 @@
  * 100-continue", and chunked (or, for HTTP/1.0 clients, close-delimited)
  * streaming replies.  Chat requests are answered with "fake answer to: <last
  * user message>", either as one chat.completion object or as
- * chat.completion.chunk server-sent events ending in "data: [DONE]".
+ * chat.completion.chunk server-sent events ending in "data: [DONE]".  Each
+ * reply is written in a dialect: the byte-level format of one real server
+ * (vLLM, llama.cpp, Ollama, TGI, Azure...) or one isolated SSE/JSON feature,
+ * from the table dialects[]; steps can also script tool calls, reasoning
+ * and the finish reason.
  *
  * Tests steer it over the /_control/ endpoints: a FIFO of steps, each
  * consumed by one chat request, can delay, hang, reset the connection, fail
@@ -65,10 +69,14 @@ struct step {
     char *content;       /* owned; NULL: the default answer */
     char *error_code;    /* owned; with status: the error's code instead of the usual one */
     char *error_message; /* owned; with status: the error's message */
+    char *dialect;       /* owned; NULL: compact, unless the request names one */
+    char *reasoning;     /* owned; reasoning text sent before the answer */
+    char *finish_reason; /* owned; NULL: "stop", or "tool_calls" with tool_calls */
+    json_t *tool_calls;  /* owned reference; [{name, arguments, id?}], never modified */
     struct step *next;
 };
 
-enum field_kind { F_INT, F_BOOL, F_STR };
+enum field_kind { F_INT, F_BOOL, F_STR, F_TOOLS };
 
 static const struct step_field {
     const char *name;
@@ -93,6 +101,10 @@ static const struct step_field {
     {"error_message", F_STR, offsetof(struct step, error_message), 0, 0},
     {"reject_prefill", F_BOOL, offsetof(struct step, reject_prefill), 0, 0},
     {"no_done", F_BOOL, offsetof(struct step, no_done), 0, 0},
+    {"dialect", F_STR, offsetof(struct step, dialect), 0, 0},
+    {"reasoning", F_STR, offsetof(struct step, reasoning), 0, 0},
+    {"finish_reason", F_STR, offsetof(struct step, finish_reason), 0, 0},
+    {"tool_calls", F_TOOLS, offsetof(struct step, tool_calls), 0, 0},
 };
 
 struct conn;
@@ -116,12 +128,14 @@ struct server {
     json_t *last_request;
     json_t *models; /* per-model scripts: name -> {steps, default, requests, completions, at_ms} */
     struct tg_buf last_headers; /* "name\0value\0" pairs of the last chat request */
-    struct tg_buf scratch;      /* the response body or SSE event being built */
+    struct tg_buf scratch;      /* the response body or the JSON of an SSE event being built */
+    struct tg_buf event;        /* the framed SSE event being built */
 };
 
 enum conn_state { C_HEAD, C_BODY, C_CHUNKED, C_BUSY, C_DEAD };
 enum chunk_phase { CH_SIZE, CH_DATA, CH_DATA_END, CH_TRAILER };
 enum conn_job { J_NONE, J_DELAY, J_TTFT, J_NEXT_CHUNK, J_CLOSE, J_RESET };
+enum piece_kind { P_REASON, P_TOOL, P_CONTENT, P_END };
 enum drain_action { D_NONE, D_CLOSE, D_RESET };
 
 struct hdr {
@@ -166,6 +180,20 @@ struct conn {
     size_t reply_off;
     int64_t piece;
     int64_t npieces;
+    /* the dialect and what the request asked for */
+    const struct dialect *d;
+    const json_t *tools; /* borrowed from step.tool_calls; NULL: a text answer */
+    const char *finish;  /* the finish_reason sent */
+    bool logprobs;
+    bool continuous_usage; /* stream_options.continuous_usage_stats */
+    bool oom;              /* a JSON value of the reply could not be built */
+    int64_t top_logprobs;
+    int64_t reasoning_tokens;
+    int64_t events; /* SSE events sent in this reply */
+    /* where the next streamed piece starts */
+    enum piece_kind phase;
+    size_t call;
+    bool call_started;
 };
 
 static void process_input(struct conn *c);
@@ -234,6 +262,21 @@ static void o_str(struct out *o, const char *s, size_t n)
     o_append(o, "\"", 1);
 }
 
+/* The escape of one ASCII character that needs one, as o_str writes it. */
+static void o_str_char(struct out *o, char ch)
+{
+    struct tg_buf tmp;
+    struct out t = {&tmp, TG_OK};
+
+    tg_buf_init(&tmp, 16);
+    o_str(&t, &ch, 1);
+    if (!t.rc && tmp.len >= 2)
+        o_append(o, tmp.data + 1, tmp.len - 2);
+    else if (t.rc)
+        o->rc = t.rc;
+    tg_buf_free(&tmp);
+}
+
 static size_t utf8_chars(const char *s, size_t n)
 {
     size_t i, count = 0;
@@ -284,6 +327,414 @@ static size_t content_text(const json_t *content, struct out *o)
     return chars;
 }
 
+/* ------------------------------------------------------------------ JSON writer */
+
+/* How a reply's JSON is written: real servers differ in separators,
+ * indentation, escaping and key order, and a gateway must read them all. */
+enum js { JS_COMPACT, JS_SPACED, JS_PRETTY };
+
+struct jfmt {
+    enum js style;
+    bool ascii;  /* non-ASCII as \uXXXX, astral characters as surrogate pairs (Python's default) */
+    bool html;   /* <, >, &, U+2028 and U+2029 as \u escapes (Go's encoding/json) */
+    bool sorted; /* keys in byte order at every level */
+};
+
+/* Decode the UTF-8 sequence at s[*i] (valid UTF-8) and advance *i past it. */
+static uint32_t utf8_next(const char *s, size_t n, size_t *i)
+{
+    const unsigned char *p = (const unsigned char *)s + *i;
+    size_t len = p[0] < 0x80 ? 1 : p[0] < 0xE0 ? 2 : p[0] < 0xF0 ? 3 : 4;
+    uint32_t cp = len == 1 ? p[0] : (uint32_t)p[0] & (0x7Fu >> len);
+
+    if (*i + len > n)
+        len = n - *i;
+    for (size_t k = 1; k < len; k++)
+        cp = (cp << 6) | (p[k] & 0x3Fu);
+    *i += len;
+    return cp;
+}
+
+static void o_u16(struct out *o, uint32_t unit)
+{
+    o_printf(o, "\\u%04x", (unsigned)unit);
+}
+
+/* A JSON string literal escaped as f asks; s is valid UTF-8. */
+static void o_jstr(struct out *o, const char *s, size_t n, const struct jfmt *f)
+{
+    size_t i = 0, run;
+
+    if (!f->ascii && !f->html) {
+        o_str(o, s, n);
+        return;
+    }
+    o_append(o, "\"", 1);
+    while (i < n) {
+        run = i;
+        while (i < n && (unsigned char)s[i] >= 0x20 && (unsigned char)s[i] < 0x80 && s[i] != '"' &&
+               s[i] != '\\' && !(f->html && (s[i] == '<' || s[i] == '>' || s[i] == '&')))
+            i++;
+        o_append(o, s + run, i - run);
+        if (i == n)
+            break;
+        if ((unsigned char)s[i] < 0x80) {
+            if (s[i] == '<' || s[i] == '>' || s[i] == '&')
+                o_u16(o, (unsigned char)s[i]);
+            else
+                o_str_char(o, s[i]);
+            i++;
+            continue;
+        }
+        run = i;
+        uint32_t cp = utf8_next(s, n, &i);
+        if (!f->ascii && !(cp == 0x2028 || cp == 0x2029)) {
+            o_append(o, s + run, i - run);
+        } else if (cp >= 0x10000) {
+            o_u16(o, 0xD800 + ((cp - 0x10000) >> 10));
+            o_u16(o, 0xDC00 + ((cp - 0x10000) & 0x3FF));
+        } else {
+            o_u16(o, cp);
+        }
+    }
+    o_append(o, "\"", 1);
+}
+
+/* The shortest decimal text that reads back as v, the way Python's repr()
+ * writes floats: positional for exponents -4..15, always with a '.' or an
+ * exponent. */
+static void o_real(struct out *o, double v)
+{
+    char buf[64];
+    const char *e;
+    int prec, exp10;
+
+    for (prec = 1; prec < 17; prec++) {
+        snprintf(buf, sizeof(buf), "%.*e", prec - 1, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    snprintf(buf, sizeof(buf), "%.*e", prec - 1, v);
+    e = strchr(buf, 'e');
+    exp10 = e ? (int)strtol(e + 1, NULL, 10) : 0;
+    if (e && exp10 >= -4 && exp10 < 16)
+        snprintf(buf, sizeof(buf), "%.*f", prec - 1 - exp10 > 0 ? prec - 1 - exp10 : 0, v);
+    o_puts(o, buf);
+    if (!strpbrk(buf, ".eEn"))
+        o_puts(o, ".0");
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void o_newline(struct out *o, const struct jfmt *f, int depth)
+{
+    if (f->style == JS_PRETTY)
+        o_printf(o, "\n%*s", 2 * depth, "");
+}
+
+static void o_json(struct out *o, const json_t *v, const struct jfmt *f, int depth);
+
+static void o_json_object(struct out *o, const json_t *v, const struct jfmt *f, int depth)
+{
+    size_t n = json_object_size(v), i = 0;
+    const char **keys = n ? tg_malloc(n * sizeof(*keys)) : NULL;
+    const char *k;
+    json_t *item;
+
+    if (n && !keys) {
+        o->rc = TG_E_NOMEM;
+        return;
+    }
+    json_object_foreach((json_t *)v, k, item)
+    {
+        keys[i++] = k;
+    }
+    if (f->sorted && n > 1)
+        qsort(keys, n, sizeof(*keys), key_cmp);
+    o_append(o, "{", 1);
+    for (i = 0; i < n; i++) {
+        if (i)
+            o_puts(o, f->style == JS_SPACED ? ", " : ",");
+        o_newline(o, f, depth + 1);
+        o_jstr(o, keys[i], strlen(keys[i]), f);
+        o_puts(o, f->style == JS_COMPACT ? ":" : ": ");
+        o_json(o, json_object_get(v, keys[i]), f, depth + 1);
+    }
+    if (n)
+        o_newline(o, f, depth);
+    o_append(o, "}", 1);
+    tg_free(keys);
+}
+
+/* Serialize v as f says: compact (",", ":"), spaced (", ", ": ") or pretty
+ * (two-space indent, ": ", empty containers as [] and {}), like json.dumps. */
+static void o_json(struct out *o, const json_t *v, const struct jfmt *f, int depth)
+{
+    size_t i, n;
+
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        o_json_object(o, v, f, depth);
+        break;
+    case JSON_ARRAY:
+        n = json_array_size(v);
+        o_append(o, "[", 1);
+        for (i = 0; i < n; i++) {
+            if (i)
+                o_puts(o, f->style == JS_SPACED ? ", " : ",");
+            o_newline(o, f, depth + 1);
+            o_json(o, json_array_get(v, i), f, depth + 1);
+        }
+        if (n)
+            o_newline(o, f, depth);
+        o_append(o, "]", 1);
+        break;
+    case JSON_STRING:
+        o_jstr(o, json_string_value(v), json_string_length(v), f);
+        break;
+    case JSON_INTEGER:
+        o_printf(o, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        break;
+    case JSON_REAL:
+        o_real(o, json_real_value(v));
+        break;
+    case JSON_TRUE:
+        o_puts(o, "true");
+        break;
+    case JSON_FALSE:
+        o_puts(o, "false");
+        break;
+    default:
+        o_puts(o, "null");
+        break;
+    }
+}
+
+/* ------------------------------------------------------------------ dialects */
+
+/* What a server puts around and inside its replies.  One row per dialect in
+ * dialects[] below; docs/UPSTREAMS.md says where each row was taken from. */
+enum role_mode {
+    ROLE_CHUNK, /* a first chunk carries the role (and role_content) */
+    ROLE_FIRST, /* the first piece's delta carries the role */
+    ROLE_EVERY  /* every delta carries the role */
+};
+enum jv { JV_OMIT, JV_NULL, JV_EMPTY };           /* a field left out, null, or "" */
+enum tool_content { TC_NULL, TC_EMPTY, TC_OMIT }; /* content beside tool calls */
+enum choice_nulls {
+    CN_FINISH, /* "finish_reason": null until the end, no logprobs key */
+    CN_BOTH,   /* "logprobs": null and "finish_reason": null */
+    CN_NONE    /* neither key until it has a value */
+};
+enum finish_delta { FD_EMPTY, FD_CONTENT, FD_ROLE }; /* {}, {"content":""}, {role, content:""} */
+enum usage_mode {
+    U_CHUNK,        /* stream_options.include_usage: a last chunk with "choices": [] */
+    U_FINISH_ALWAYS /* usage inside the finish chunk, asked for or not */
+};
+enum tool_mode {
+    T_SPLIT,     /* first {index, id, type, function{name, arguments: ""}}, then argument pieces */
+    T_NAME_ONLY, /* the same, but the first chunk's function has no arguments */
+    T_WHOLE,     /* each call whole in one chunk */
+    T_REPEAT,    /* every chunk repeats index, id, type; name only in the first, else null */
+    T_QWEN       /* first has name and arguments ""; later ones "id": "" and type again */
+};
+
+#define X_AZURE (1u << 0)            /* prompt_filter_results chunk, content_filter_results */
+#define X_TIMINGS (1u << 1)          /* llama.cpp "timings" in the last chunk and the body */
+#define X_TIER (1u << 2)             /* "service_tier": "default" */
+#define X_OBFUSCATION (1u << 3)      /* "obfuscation" padding on every chunk */
+#define X_VLLM (1u << 4)             /* stop_reason, vLLM's null fields in the body */
+#define X_USAGE_DETAILS (1u << 5)    /* OpenAI's prompt/completion_tokens_details */
+#define X_DS_USAGE (1u << 6)         /* DeepSeek's prompt_cache_hit/miss_tokens */
+#define X_PAIR_NULLS (1u << 7)       /* with reasoning, each delta nulls the other text field */
+#define X_USAGE_NULL (1u << 8)       /* "usage": null on every chunk without usage */
+#define X_USAGE_NULL_ASKED (1u << 9) /* the same, only when include_usage was asked */
+#define X_REFUSAL (1u << 10)         /* "refusal": null (and message annotations) */
+#define X_NO_BYTES (1u << 11)        /* logprob entries without "bytes" */
+#define X_OMIT_NULLS (1u << 12)      /* no null-valued fields anywhere */
+#define X_EMPTY_ID (1u << 13)        /* "id": "" */
+#define X_CONTINUOUS (1u << 14)      /* honour stream_options.continuous_usage_stats */
+#define X_FIELDS (1u << 15)          /* id:, event: and a first retry: field on every event */
+#define X_FN_DESC (1u << 16)         /* tool calls in the body carry "description": null */
+
+struct dialect {
+    const char *name;
+    struct jfmt stream_fmt;
+    struct jfmt body_fmt;
+    const char *data;        /* the data field's name and separator; NULL: "data: " */
+    const char *eol;         /* line end; NULL: "\n" */
+    const char *lead;        /* comment text sent with the headers, before any event */
+    const char *ping;        /* comment text sent before every piece */
+    const char *body_lead;   /* bytes before a non-stream JSON body */
+    const char *body_tail;   /* bytes after it */
+    bool no_done;            /* the stream ends without data: [DONE] */
+    const char *fingerprint; /* system_fingerprint; NULL: no key, "": null */
+    const char *reasoning;   /* the key for reasoning text; NULL: reasoning_content */
+    const char *tool_prefix; /* default tool call ids start with this; NULL: call_ */
+    const char *top;         /* key orders, space-separated; NULL: OpenAI's order */
+    const char *body_top;    /* the non-stream body's top level; NULL: top */
+    const char *choice;
+    const char *delta; /* also the non-stream message */
+    const char *tool;
+    const char *body_tool; /* tool calls of the non-stream message; NULL: tool */
+    const char *fn;
+    const char *usage;
+    enum role_mode role;
+    enum jv role_content;
+    enum tool_content tool_content;
+    enum choice_nulls nulls;
+    enum finish_delta fin;
+    enum usage_mode usage_mode;
+    enum tool_mode tools;
+    unsigned x;
+};
+
+static const struct dialect dialects[] = {
+    {.name = "compact"},
+    {.name = "spaced", .stream_fmt = {.style = JS_SPACED}, .body_fmt = {.style = JS_SPACED}},
+    {.name = "pretty", .stream_fmt = {.style = JS_PRETTY}, .body_fmt = {.style = JS_PRETTY}},
+    {.name = "crlf", .eol = "\r\n"},
+    {.name = "cr", .eol = "\r"},
+    {.name = "comments", .lead = "", .ping = " keep-alive"},
+    {.name = "nospace", .data = "data:"},
+    {.name = "ascii", .stream_fmt = {.ascii = true}, .body_fmt = {.ascii = true}},
+    {.name = "fields", .x = X_FIELDS},
+    {.name = "nodone", .no_done = true},
+    {.name = "openai",
+     .body_fmt = {.style = JS_PRETTY},
+     .fingerprint = "fp_fake0001",
+     .role_content = JV_EMPTY,
+     .nulls = CN_BOTH,
+     .x = X_TIER | X_OBFUSCATION | X_USAGE_DETAILS | X_USAGE_NULL_ASKED | X_REFUSAL},
+    {.name = "azure",
+     .stream_fmt = {.sorted = true},
+     .body_fmt = {.sorted = true},
+     .fingerprint = "fp_fake0001",
+     .role_content = JV_EMPTY,
+     .nulls = CN_BOTH,
+     .x = X_AZURE | X_USAGE_DETAILS | X_REFUSAL},
+    {.name = "vllm",
+     .reasoning = "reasoning",
+     .tool_prefix = "chatcmpl-tool-",
+     .tool = "id type index function",
+     .usage = "prompt_tokens total_tokens completion_tokens",
+     .role_content = JV_EMPTY,
+     .nulls = CN_BOTH,
+     .fin = FD_CONTENT,
+     .tools = T_NAME_ONLY,
+     .x = X_VLLM | X_CONTINUOUS},
+    {.name = "llamacpp",
+     .fingerprint = "b6097-fake",
+     .tool_prefix = "",
+     .top = "choices created id model system_fingerprint object usage timings",
+     .body_top = "choices created model system_fingerprint object usage id timings",
+     .choice = "finish_reason index delta message logprobs",
+     .body_tool = "type function id",
+     .usage = "completion_tokens prompt_tokens total_tokens",
+     .role_content = JV_NULL,
+     .usage_mode = U_FINISH_ALWAYS,
+     .x = X_TIMINGS},
+    {.name = "ollama",
+     .stream_fmt = {.html = true},
+     .body_fmt = {.html = true},
+     .body_tail = "\n",
+     .fingerprint = "fp_ollama",
+     .reasoning = "reasoning",
+     .choice = "index delta message finish_reason logprobs",
+     .tool = "id index type function",
+     .role = ROLE_FIRST,
+     .tool_content = TC_EMPTY,
+     .tools = T_WHOLE},
+    {.name = "tgi",
+     .data = "data:",
+     .fingerprint = "3.3.6-native",
+     .top = "object id created model system_fingerprint choices usage",
+     .role = ROLE_EVERY,
+     .tool_content = TC_OMIT,
+     .nulls = CN_BOTH,
+     .fin = FD_ROLE,
+     .tools = T_REPEAT,
+     .x = X_USAGE_NULL | X_NO_BYTES | X_EMPTY_ID | X_FN_DESC},
+    {.name = "deepseek",
+     .lead = " keep-alive",
+     .body_lead = "\n\n",
+     .fingerprint = "fp_fake_prod0820_fp8_kvcache",
+     .tool_prefix = "call_0_",
+     .role_content = JV_EMPTY,
+     .nulls = CN_BOTH,
+     .fin = FD_CONTENT,
+     .usage_mode = U_FINISH_ALWAYS,
+     .x = X_DS_USAGE | X_PAIR_NULLS},
+    {.name = "qwen",
+     .fingerprint = "",
+     .top = "choices object usage created system_fingerprint model id",
+     .choice = "delta message finish_reason index logprobs",
+     .delta = "content reasoning_content tool_calls role",
+     .tool = "function index id type",
+     .role_content = JV_EMPTY,
+     .nulls = CN_BOTH,
+     .fin = FD_CONTENT,
+     .tools = T_QWEN,
+     .x = X_USAGE_NULL},
+    {.name = "litellm",
+     .top = "id created model object system_fingerprint choices usage",
+     .choice = "finish_reason index delta message logprobs",
+     .delta = "content role reasoning_content tool_calls",
+     .tool = "id function type index",
+     .fn = "arguments name",
+     .usage = "completion_tokens prompt_tokens total_tokens",
+     .role_content = JV_EMPTY,
+     .nulls = CN_NONE,
+     .x = X_OMIT_NULLS},
+};
+
+static const char *d_data(const struct dialect *d)
+{
+    return d->data ? d->data : "data: ";
+}
+
+static const char *d_eol(const struct dialect *d)
+{
+    return d->eol ? d->eol : "\n";
+}
+
+static const char *d_reasoning(const struct dialect *d)
+{
+    return d->reasoning ? d->reasoning : "reasoning_content";
+}
+
+static const struct dialect *dialect_find(const char *name)
+{
+    for (size_t i = 0; i < TG_ARRAY_LEN(dialects); i++)
+        if (strcmp(dialects[i].name, name) == 0)
+            return &dialects[i];
+    return NULL;
+}
+
+/* A STEP's tool_calls: [{"name": str, "arguments": str, "id"?: str}, ...]. */
+static bool tool_calls_valid(const json_t *v)
+{
+    size_t i;
+    const json_t *call;
+
+    if (!json_is_array(v) || json_array_size(v) == 0)
+        return false;
+    json_array_foreach(v, i, call)
+    {
+        const json_t *id = json_object_get(call, "id");
+        size_t keys = 2 + (id != NULL);
+
+        if (!json_is_object(call) || json_object_size(call) != keys ||
+            !json_is_string(json_object_get(call, "name")) ||
+            !json_is_string(json_object_get(call, "arguments")) || (id && !json_is_string(id)))
+            return false;
+    }
+    return true;
+}
+
 /* ------------------------------------------------------------------ steps */
 
 static int64_t *step_int(struct step *s, const struct step_field *f)
@@ -306,11 +757,19 @@ static char **step_str(struct step *s, const struct step_field *f)
     return (char **)(void *)((char *)s + f->off);
 }
 
+static json_t **step_json(struct step *s, const struct step_field *f)
+{
+    return (json_t **)(void *)((char *)s + f->off);
+}
+
 static void step_clear(struct step *s)
 {
-    for (size_t i = 0; i < TG_ARRAY_LEN(step_fields); i++)
+    for (size_t i = 0; i < TG_ARRAY_LEN(step_fields); i++) {
         if (step_fields[i].kind == F_STR)
             tg_free(*step_str(s, &step_fields[i]));
+        else if (step_fields[i].kind == F_TOOLS)
+            json_decref(*step_json(s, &step_fields[i]));
+    }
     step_init(s);
 }
 
@@ -319,9 +778,12 @@ static int step_copy(struct step *dst, const struct step *src)
     struct step s = *src;
 
     s.next = NULL;
-    for (size_t i = 0; i < TG_ARRAY_LEN(step_fields); i++)
+    for (size_t i = 0; i < TG_ARRAY_LEN(step_fields); i++) {
         if (step_fields[i].kind == F_STR)
             *step_str(&s, &step_fields[i]) = NULL;
+        else if (step_fields[i].kind == F_TOOLS)
+            json_incref(*step_json(&s, &step_fields[i]));
+    }
     for (size_t i = 0; i < TG_ARRAY_LEN(step_fields); i++) {
         if (step_fields[i].kind != F_STR)
             continue;
@@ -355,6 +817,13 @@ static int step_set(struct step *s, const struct step_field *f, const json_t *v)
         if (!json_is_boolean(v))
             return TG_E_INVAL;
         *(bool *)(void *)((char *)s + f->off) = json_is_true(v);
+        return TG_OK;
+    }
+    if (f->kind == F_TOOLS) {
+        if (!tool_calls_valid(v))
+            return TG_E_INVAL;
+        json_decref(*step_json(s, f));
+        *step_json(s, f) = json_incref((json_t *)v);
         return TG_OK;
     }
     if (f->kind == F_STR) {
@@ -399,6 +868,10 @@ static int step_parse(const json_t *obj, struct step *out, char *err, size_t err
             snprintf(err, errlen, "bad value for step field '%s'", key);
             goto out;
         }
+    }
+    if (s.dialect && !dialect_find(s.dialect)) {
+        snprintf(err, errlen, "unknown dialect '%.64s'", s.dialect);
+        rc = TG_E_INVAL;
     }
 out:
     if (rc)
@@ -663,27 +1136,344 @@ static void send_json(struct conn *c, int status, json_t *v)
 
 /* ------------------------------------------------------------------ chat */
 
-static void completion_body(struct conn *c, struct out *o)
+/* Replies are built as jansson values in the dialect's key order and then
+ * written by o_json(), so one builder serves every dialect.  A failed
+ * allocation anywhere sets c->oom and fails the reply. */
+
+/* obj[key] = v, v stolen. */
+static void put(struct conn *c, json_t *obj, const char *key, json_t *v)
 {
-    o_printf(o,
-             "{\"id\":\"chatcmpl-fake-%" PRIu64 "\",\"object\":\"chat.completion\","
-             "\"created\":%" PRId64 ",\"model\":",
-             c->id, c->created);
-    o_str(o, c->model.data, c->model.len);
-    o_puts(o, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
-    o_str(o, c->reply.data, c->reply.len);
-    o_printf(o,
-             "},\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":"
-             "%" PRId64 ",\"completion_tokens\":%" PRId64 ",\"total_tokens\":%" PRId64 "}}",
-             c->prompt_tokens, c->completion_tokens, c->prompt_tokens + c->completion_tokens);
+    if (!obj || !v || json_object_set_new(obj, key, v))
+        c->oom = true;
+}
+
+/* A one-element array holding v (stolen). */
+static json_t *one(struct conn *c, json_t *v)
+{
+    json_t *a = json_array();
+
+    if (!a || !v || json_array_append_new(a, v))
+        c->oom = true;
+    return a;
+}
+
+/* obj with the keys named in order (space-separated) first and in that
+ * order, then its other keys as they were.  Steals obj; NULL order keeps it. */
+static json_t *shape(struct conn *c, json_t *obj, const char *order)
+{
+    const char *p = order, *k;
+    json_t *out, *v;
+    char key[64];
+
+    if (!order || !obj)
+        return obj;
+    out = json_object();
+    while (out && *p) {
+        size_t n = strcspn(p, " ");
+
+        if (n < sizeof(key)) {
+            memcpy(key, p, n);
+            key[n] = '\0';
+            v = json_object_get(obj, key);
+            if (v)
+                put(c, out, key, json_incref(v));
+        }
+        p += n;
+        p += strspn(p, " ");
+    }
+    json_object_foreach(obj, k, v)
+    {
+        if (out && !json_object_get(out, k))
+            put(c, out, k, json_incref(v));
+    }
+    json_decref(obj);
+    if (!out)
+        c->oom = true;
+    return out;
+}
+
+/* Drop every null-valued key, at every level (pydantic's exclude_none). */
+static void strip_nulls(json_t *v)
+{
+    const char *k;
+    json_t *item;
+    void *tmp;
+    size_t i;
+
+    if (json_is_object(v)) {
+        json_object_foreach_safe(v, tmp, k, item)
+        {
+            if (json_is_null(item))
+                json_object_del(v, k);
+            else
+                strip_nulls(item);
+        }
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, item)
+        {
+            strip_nulls(item);
+        }
+    }
+}
+
+static size_t pieces_of(const char *s, size_t n)
+{
+    size_t off = 0, count = 0;
+
+    while (off < n) {
+        off = piece_end(s, n, off);
+        count++;
+    }
+    return count;
+}
+
+static const char *call_str(const json_t *call, const char *key)
+{
+    return json_string_value(json_object_get(call, key));
+}
+
+static json_t *call_id(struct conn *c, size_t i)
+{
+    const char *id = call_str(json_array_get(c->tools, i), "id");
+
+    if (id)
+        return json_string(id);
+    return json_sprintf("%sfake%" PRIu64 "x%zu", c->d->tool_prefix ? c->d->tool_prefix : "call_",
+                        c->id, i);
+}
+
+static json_t *reply_id(struct conn *c)
+{
+    if (c->d->x & X_EMPTY_ID)
+        return json_string("");
+    return json_sprintf("chatcmpl-fake-%" PRIu64, c->id);
+}
+
+static json_t *model_json(const struct conn *c)
+{
+    return json_stringn(c->model.data ? c->model.data : "", c->model.len);
+}
+
+static json_t *usage_json(struct conn *c, int64_t completion)
+{
+    const struct dialect *d = c->d;
+    json_t *u = json_object();
+
+    put(c, u, "prompt_tokens", json_integer(c->prompt_tokens));
+    put(c, u, "completion_tokens", json_integer(completion));
+    put(c, u, "total_tokens", json_integer(c->prompt_tokens + completion));
+    if (d->x & X_USAGE_DETAILS) {
+        put(c, u, "prompt_tokens_details",
+            json_pack("{s:i,s:i}", "cached_tokens", 0, "audio_tokens", 0));
+        put(c, u, "completion_tokens_details",
+            json_pack("{s:I,s:i,s:i,s:i}", "reasoning_tokens", (json_int_t)c->reasoning_tokens,
+                      "audio_tokens", 0, "accepted_prediction_tokens", 0,
+                      "rejected_prediction_tokens", 0));
+    }
+    if (d->x & X_DS_USAGE) {
+        put(c, u, "prompt_tokens_details", json_pack("{s:i}", "cached_tokens", 0));
+        if (c->step.reasoning)
+            put(c, u, "completion_tokens_details",
+                json_pack("{s:I}", "reasoning_tokens", (json_int_t)c->reasoning_tokens));
+        put(c, u, "prompt_cache_hit_tokens", json_integer(0));
+        put(c, u, "prompt_cache_miss_tokens", json_integer(c->prompt_tokens));
+    }
+    return shape(c, u, d->usage);
+}
+
+/* llama.cpp's per-request timings: fixed, made-up numbers with long fractions. */
+static json_t *timings_json(const struct conn *c)
+{
+    json_int_t pn = c->prompt_tokens > 0 ? c->prompt_tokens : 1;
+    json_int_t cn = c->completion_tokens > 0 ? c->completion_tokens : 1;
+    double pms = 10.0 + (double)pn / 3.0, cms = 100.0 / 3.0 * (double)cn;
+
+    return json_pack("{s:I,s:f,s:f,s:f,s:I,s:f,s:f,s:f}", "prompt_n", pn, "prompt_ms", pms,
+                     "prompt_per_token_ms", pms / (double)pn, "prompt_per_second",
+                     1000.0 * (double)pn / pms, "predicted_n", cn, "predicted_ms", cms,
+                     "predicted_per_token_ms", cms / (double)cn, "predicted_per_second",
+                     1000.0 * (double)cn / cms);
+}
+
+/* Azure's content filter verdicts, all "safe"; the prompt's also has jailbreak. */
+static json_t *azure_filters(struct conn *c, bool prompt)
+{
+    static const char *const cats[] = {"hate", "self_harm", "sexual", "violence"};
+    json_t *f = json_object();
+
+    for (size_t i = 0; i < TG_ARRAY_LEN(cats); i++)
+        put(c, f, cats[i], json_pack("{s:b,s:s}", "filtered", 0, "severity", "safe"));
+    if (prompt)
+        put(c, f, "jailbreak", json_pack("{s:b,s:b}", "filtered", 0, "detected", 0));
+    return f;
+}
+
+static json_t *token_json(struct conn *c, const char *s, size_t n, double logprob)
+{
+    json_t *t = json_object(), *bytes = json_array();
+
+    put(c, t, "token", json_stringn(s, n));
+    put(c, t, "logprob", json_real(logprob));
+    for (size_t i = 0; bytes && i < n; i++)
+        if (json_array_append_new(bytes, json_integer((unsigned char)s[i])))
+            c->oom = true;
+    if (c->d->x & X_NO_BYTES)
+        json_decref(bytes);
+    else
+        put(c, t, "bytes", bytes);
+    return t;
+}
+
+/* One logprobs "content" entry for the piece s (k-th piece), with
+ * top_logprobs alternatives: the token itself first, then "alt1", "alt2"... */
+static json_t *logprob_entry(struct conn *c, const char *s, size_t n, int64_t k)
+{
+    double lp = -(double)(k % 8 + 1) / 16.0;
+    json_t *e = token_json(c, s, n, lp), *top = json_array();
+    char alt[32];
+
+    for (int64_t j = 0; top && j < c->top_logprobs; j++) {
+        int len = snprintf(alt, sizeof(alt), "alt%" PRId64, j);
+
+        if (json_array_append_new(top, j ? token_json(c, alt, (size_t)len, lp - (double)j / 4.0)
+                                         : token_json(c, s, n, lp)))
+            c->oom = true;
+    }
+    put(c, e, "top_logprobs", top);
+    return e;
+}
+
+/* {"content": [an entry per piece of the answer]} for a non-stream reply. */
+static json_t *logprobs_all(struct conn *c)
+{
+    json_t *arr = json_array();
+    size_t off = 0, end;
+    int64_t k = 0;
+
+    while (arr && !c->tools && off < c->reply.len) {
+        end = piece_end(c->reply.data, c->reply.len, off);
+        if (json_array_append_new(arr, logprob_entry(c, c->reply.data + off, end - off, k++)))
+            c->oom = true;
+        off = end;
+    }
+    return json_pack("{s:o}", "content", arr);
+}
+
+/* The assistant message's tool_calls, whole, for a non-stream reply. */
+static json_t *tool_calls_json(struct conn *c)
+{
+    const struct dialect *d = c->d;
+    json_t *arr = json_array();
+
+    for (size_t i = 0; i < json_array_size(c->tools); i++) {
+        const json_t *call = json_array_get(c->tools, i);
+        json_t *tc = json_object(), *fn = json_object();
+
+        put(c, tc, "id", call_id(c, i));
+        if (d->tools == T_WHOLE)
+            put(c, tc, "index", json_integer((json_int_t)i));
+        put(c, tc, "type", json_string("function"));
+        if (d->x & X_FN_DESC)
+            put(c, fn, "description", json_null());
+        put(c, fn, "name", json_string(call_str(call, "name")));
+        put(c, fn, "arguments", json_string(call_str(call, "arguments")));
+        put(c, tc, "function", shape(c, fn, d->fn));
+        tc = shape(c, tc, d->body_tool ? d->body_tool : d->tool);
+        if (!arr || !tc || json_array_append_new(arr, tc))
+            c->oom = true;
+    }
+    return arr;
+}
+
+static json_t *message_json(struct conn *c)
+{
+    const struct dialect *d = c->d;
+    json_t *m = json_object();
+
+    put(c, m, "role", json_string("assistant"));
+    if (!c->tools)
+        put(c, m, "content", json_stringn(c->reply.data ? c->reply.data : "", c->reply.len));
+    else if (d->tool_content != TC_OMIT)
+        put(c, m, "content", d->tool_content == TC_NULL ? json_null() : json_string(""));
+    if (d->x & (X_REFUSAL | X_VLLM)) {
+        put(c, m, "refusal", json_null());
+        put(c, m, "annotations", d->x & X_VLLM ? json_null() : json_array());
+    }
+    if (d->x & X_VLLM) {
+        put(c, m, "audio", json_null());
+        put(c, m, "function_call", json_null());
+    }
+    if (c->step.reasoning)
+        put(c, m, d_reasoning(d), json_string(c->step.reasoning));
+    if (c->tools)
+        put(c, m, "tool_calls", tool_calls_json(c));
+    else if (d->x & X_VLLM)
+        put(c, m, "tool_calls", json_array());
+    if ((d->x & X_VLLM) && !c->step.reasoning)
+        put(c, m, d_reasoning(d), json_null());
+    return shape(c, m, d->delta);
+}
+
+/* The non-stream chat.completion. */
+static json_t *completion_json(struct conn *c)
+{
+    const struct dialect *d = c->d;
+    json_t *o = json_object(), *ch = json_object();
+
+    put(c, ch, "index", json_integer(0));
+    put(c, ch, "message", message_json(c));
+    if (c->logprobs)
+        put(c, ch, "logprobs", logprobs_all(c));
+    else if (!(d->x & X_TIMINGS) && d->tools != T_WHOLE)
+        put(c, ch, "logprobs", json_null());
+    put(c, ch, "finish_reason", json_string(c->finish));
+    if (d->x & X_VLLM)
+        put(c, ch, "stop_reason", json_null());
+    if (d->x & X_AZURE)
+        put(c, ch, "content_filter_results", azure_filters(c, false));
+    put(c, o, "id", reply_id(c));
+    put(c, o, "object", json_string("chat.completion"));
+    put(c, o, "created", json_integer(c->created));
+    put(c, o, "model", model_json(c));
+    put(c, o, "choices", one(c, shape(c, ch, d->choice)));
+    put(c, o, "usage", usage_json(c, c->completion_tokens));
+    if (d->x & (X_TIER | X_VLLM))
+        put(c, o, "service_tier", d->x & X_VLLM ? json_null() : json_string("default"));
+    if (d->fingerprint)
+        put(c, o, "system_fingerprint",
+            *d->fingerprint ? json_string(d->fingerprint) : json_null());
+    else if (d->x & X_VLLM)
+        put(c, o, "system_fingerprint", json_null());
+    if (d->x & X_VLLM) {
+        put(c, o, "prompt_logprobs", json_null());
+        put(c, o, "kv_transfer_params", json_null());
+    }
+    if (d->x & X_AZURE)
+        put(c, o, "prompt_filter_results",
+            json_pack("[{s:i,s:o}]", "prompt_index", 0, "content_filter_results",
+                      azure_filters(c, true)));
+    if (d->x & X_TIMINGS)
+        put(c, o, "timings", timings_json(c));
+    return shape(c, o, d->body_top ? d->body_top : d->top);
 }
 
 static void send_completion(struct conn *c)
 {
+    const struct dialect *d = c->d;
     struct out o = {&c->srv->scratch, TG_OK};
+    json_t *v = completion_json(c);
 
     tg_buf_reset(o.b);
-    completion_body(c, &o);
+    if (v && (d->x & X_OMIT_NULLS))
+        strip_nulls(v);
+    if (!v || c->oom) {
+        o.rc = TG_E_NOMEM;
+    } else {
+        o_puts(&o, d->body_lead ? d->body_lead : "");
+        o_json(&o, v, &d->body_fmt, 0);
+        o_puts(&o, d->body_tail ? d->body_tail : "");
+    }
+    json_decref(v);
     if (o.rc) {
         send_error(c, 500, "out of memory", -1);
         return;
@@ -705,75 +1495,350 @@ static void put_event(struct conn *c, const char *data, size_t len)
         evbuffer_add(out, "\r\n", 2);
 }
 
-/* Start "data: {chat.completion.chunk ... "choices":[" in the scratch buffer. */
-static struct out chunk_begin(struct conn *c)
+/* Queue one event whose data is text: one data field per line of text, in
+ * the dialect's syntax, after its id:/event:/retry: fields if it has them. */
+static int emit_data(struct conn *c, const char *text, size_t len)
 {
-    struct out o = {&c->srv->scratch, TG_OK};
+    const struct dialect *d = c->d;
+    struct out e = {&c->srv->event, TG_OK};
+    size_t off = 0, end;
 
-    tg_buf_reset(o.b);
-    o_printf(&o,
-             "data: {\"id\":\"chatcmpl-fake-%" PRIu64 "\",\"object\":\"chat.completion.chunk\","
-             "\"created\":%" PRId64 ",\"model\":",
-             c->id, c->created);
-    o_str(&o, c->model.data, c->model.len);
-    o_puts(&o, ",\"choices\":[");
-    return o;
+    tg_buf_reset(e.b);
+    if (d->x & X_FIELDS) {
+        if (c->events == 0)
+            o_printf(&e, "retry: 3000%s", d_eol(d));
+        o_printf(&e, "id: %" PRId64 "%sevent: message%s", c->events + 1, d_eol(d), d_eol(d));
+    }
+    do {
+        const char *nl = memchr(text + off, '\n', len - off);
+
+        end = nl ? (size_t)(nl - text) : len;
+        o_puts(&e, d_data(d));
+        o_append(&e, text + off, end - off);
+        o_puts(&e, d_eol(d));
+        off = end + 1;
+    } while (end < len);
+    o_puts(&e, d_eol(d));
+    c->events++;
+    if (!e.rc)
+        put_event(c, e.b->data, e.b->len);
+    return e.rc;
 }
 
-static int chunk_end(struct conn *c, struct out *o, const char *tail)
+/* Queue ":text" as a comment block of its own. */
+static int emit_comment(struct conn *c, const char *text)
 {
-    o_puts(o, tail);
-    if (!o->rc)
-        put_event(c, o->b->data, o->b->len);
-    return o->rc;
+    struct out e = {&c->srv->event, TG_OK};
+
+    tg_buf_reset(e.b);
+    o_printf(&e, ":%s%s%s", text, d_eol(c->d), d_eol(c->d));
+    if (!e.rc)
+        put_event(c, e.b->data, e.b->len);
+    return e.rc;
 }
 
-static int stream_role(struct conn *c)
+/* Serialize v (stolen) in the dialect's stream format and queue it. */
+static int emit(struct conn *c, json_t *v)
 {
-    struct out o = chunk_begin(c);
+    const struct dialect *d = c->d;
+    struct out j = {&c->srv->scratch, TG_OK};
+    int rc;
 
-    return chunk_end(
-        c, &o, "{\"index\":0,\"delta\":{\"role\":\"assistant\"},\"finish_reason\":null}]}\n\n");
+    if (v && (d->x & X_OMIT_NULLS))
+        strip_nulls(v);
+    tg_buf_reset(j.b);
+    if (!v || c->oom) {
+        rc = TG_E_NOMEM;
+    } else {
+        o_json(&j, v, &d->stream_fmt, 0);
+        rc = j.rc;
+    }
+    json_decref(v);
+    return rc ? rc : emit_data(c, j.b->data, j.b->len);
+}
+
+static json_t *choice_json(struct conn *c, json_t *delta, json_t *logprobs, const char *finish,
+                           json_t *filters)
+{
+    const struct dialect *d = c->d;
+    json_t *ch = json_object();
+
+    put(c, ch, "index", json_integer(0));
+    put(c, ch, "delta", shape(c, delta, d->delta));
+    if (logprobs)
+        put(c, ch, "logprobs", logprobs);
+    else if (d->nulls == CN_BOTH)
+        put(c, ch, "logprobs", json_null());
+    if (finish)
+        put(c, ch, "finish_reason", json_string(finish));
+    else if (d->nulls != CN_NONE)
+        put(c, ch, "finish_reason", json_null());
+    if (finish && (d->x & X_VLLM))
+        put(c, ch, "stop_reason", json_null());
+    if (d->x & X_AZURE)
+        put(c, ch, "content_filter_results", filters ? filters : json_object());
+    else
+        json_decref(filters);
+    return shape(c, ch, d->choice);
+}
+
+/* The chat.completion.chunk around choices (stolen) and usage (stolen, may be NULL). */
+static json_t *chunk_json(struct conn *c, json_t *choices, json_t *usage)
+{
+    static const char pad[] = "Zq3xV9kLm2PwT7bRn5Yc";
+    const struct dialect *d = c->d;
+    json_t *o = json_object();
+
+    put(c, o, "id", reply_id(c));
+    put(c, o, "object", json_string("chat.completion.chunk"));
+    put(c, o, "created", json_integer(c->created));
+    put(c, o, "model", model_json(c));
+    if (d->x & X_TIER)
+        put(c, o, "service_tier", json_string("default"));
+    if (d->fingerprint)
+        put(c, o, "system_fingerprint",
+            *d->fingerprint ? json_string(d->fingerprint) : json_null());
+    put(c, o, "choices", choices);
+    if (usage)
+        put(c, o, "usage", usage);
+    else if ((d->x & X_USAGE_NULL) || ((d->x & X_USAGE_NULL_ASKED) && c->include_usage))
+        put(c, o, "usage", json_null());
+    if (d->x & X_OBFUSCATION)
+        put(c, o, "obfuscation", json_stringn(pad, (size_t)(c->events % 12) + 3));
+    return shape(c, o, d->top);
+}
+
+/* vLLM's continuous_usage_stats: usage on every chunk, counting pieces sent. */
+static json_t *running_usage(struct conn *c)
+{
+    return c->continuous_usage ? usage_json(c, c->piece) : NULL;
+}
+
+static json_t *role_delta(struct conn *c)
+{
+    const struct dialect *d = c->d;
+    json_t *delta = json_object();
+
+    put(c, delta, "role", json_string("assistant"));
+    if ((d->x & X_PAIR_NULLS) && c->step.reasoning) {
+        put(c, delta, "content", json_null());
+        put(c, delta, d_reasoning(d), json_string(""));
+    } else if (d->role_content != JV_OMIT) {
+        put(c, delta, "content", d->role_content == JV_NULL ? json_null() : json_string(""));
+    }
+    if (d->x & X_REFUSAL)
+        put(c, delta, "refusal", json_null());
+    return delta;
+}
+
+/* What comes before the first piece: Azure's prompt filter chunk, the role chunk. */
+static int stream_head(struct conn *c)
+{
+    const struct dialect *d = c->d;
+    int rc = TG_OK;
+    json_t *v;
+
+    if (d->x & X_AZURE) {
+        v = json_pack("{s:[],s:i,s:s,s:s,s:s}", "choices", "created", 0, "id", "", "model", "",
+                      "object", "");
+        put(c, v, "prompt_filter_results",
+            json_pack("[{s:i,s:o}]", "prompt_index", 0, "content_filter_results",
+                      azure_filters(c, true)));
+        rc = emit(c, v);
+    }
+    if (!rc && (d->role == ROLE_CHUNK || (d->role == ROLE_FIRST && c->npieces == 0)))
+        rc = emit(c, chunk_json(c, one(c, choice_json(c, role_delta(c), NULL, NULL, NULL)),
+                                running_usage(c)));
+    return rc;
+}
+
+struct piece {
+    enum piece_kind kind;
+    const char *s; /* the piece's text */
+    size_t n;
+    size_t call; /* P_TOOL: which call */
+    bool first;  /* P_TOOL: the call's first chunk (it carries the name) */
+};
+
+static size_t reasoning_len(const struct conn *c)
+{
+    return c->step.reasoning ? strlen(c->step.reasoning) : 0;
+}
+
+/* Pieces of the stream: reasoning, then tool call chunks or the answer. */
+static int64_t count_pieces(const struct conn *c)
+{
+    int64_t n = (int64_t)pieces_of(c->step.reasoning, reasoning_len(c));
+    size_t i;
+    const json_t *call;
+
+    if (!c->tools)
+        return n + (int64_t)pieces_of(c->reply.data, c->reply.len);
+    json_array_foreach(c->tools, i, call)
+    {
+        const char *args = call_str(call, "arguments");
+        int64_t k = (int64_t)pieces_of(args, strlen(args));
+
+        if (c->d->tools == T_WHOLE)
+            n += 1;
+        else if (c->d->tools == T_REPEAT)
+            n += k ? k : 1;
+        else
+            n += 1 + k;
+    }
+    return n;
+}
+
+/* The next piece after the cursor (phase, call, reply_off), which it advances. */
+static void piece_next(struct conn *c, struct piece *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->s = "";
+    p->kind = P_END;
+    while (c->phase == P_REASON) {
+        size_t len = reasoning_len(c);
+
+        if (c->reply_off < len) {
+            size_t end = piece_end(c->step.reasoning, len, c->reply_off);
+
+            p->kind = P_REASON;
+            p->s = c->step.reasoning + c->reply_off;
+            p->n = end - c->reply_off;
+            c->reply_off = end;
+            return;
+        }
+        c->phase = c->tools ? P_TOOL : P_CONTENT;
+        c->reply_off = 0;
+        c->call = 0;
+        c->call_started = false;
+    }
+    if (c->phase == P_TOOL && c->call < json_array_size(c->tools)) {
+        const char *args = call_str(json_array_get(c->tools, c->call), "arguments");
+        size_t len = strlen(args), end;
+
+        p->kind = P_TOOL;
+        p->call = c->call;
+        if (c->d->tools == T_WHOLE || len == 0 || (!c->call_started && c->d->tools != T_REPEAT)) {
+            p->first = true;
+            c->call_started = true;
+            if (c->d->tools == T_WHOLE) {
+                p->s = args;
+                p->n = len;
+            }
+            if (c->d->tools == T_WHOLE || len == 0) {
+                c->call++;
+                c->call_started = false;
+            }
+            return;
+        }
+        p->first = c->d->tools == T_REPEAT && c->reply_off == 0;
+        end = piece_end(args, len, c->reply_off);
+        p->s = args + c->reply_off;
+        p->n = end - c->reply_off;
+        c->reply_off = end;
+        if (end >= len) {
+            c->call++;
+            c->reply_off = 0;
+            c->call_started = false;
+        }
+        return;
+    }
+    if (c->phase == P_CONTENT && c->reply_off < c->reply.len) {
+        size_t end = piece_end(c->reply.data, c->reply.len, c->reply_off);
+
+        p->kind = P_CONTENT;
+        p->s = c->reply.data + c->reply_off;
+        p->n = end - c->reply_off;
+        c->reply_off = end;
+    }
+}
+
+/* One tool_calls entry of a streamed piece, shaped as the dialect sends it. */
+static json_t *tool_delta(struct conn *c, const struct piece *p)
+{
+    const struct dialect *d = c->d;
+    const json_t *call = json_array_get(c->tools, p->call);
+    json_t *tc = json_object(), *fn = json_object();
+
+    put(c, tc, "index", json_integer((json_int_t)p->call));
+    if (p->first || d->tools == T_REPEAT || d->tools == T_QWEN) {
+        put(c, tc, "id", !p->first && d->tools == T_QWEN ? json_string("") : call_id(c, p->call));
+        put(c, tc, "type", json_string("function"));
+    }
+    if (p->first)
+        put(c, fn, "name", json_string(call_str(call, "name")));
+    else if (d->tools == T_REPEAT)
+        put(c, fn, "name", json_null());
+    if (!(p->first && d->tools == T_NAME_ONLY))
+        put(c, fn, "arguments", json_stringn(p->s, p->n));
+    put(c, tc, "function", shape(c, fn, d->fn));
+    return shape(c, tc, d->tool);
 }
 
 static int stream_piece(struct conn *c)
 {
-    static const char bad[] = "data: {not json\n\n";
-    size_t end = piece_end(c->reply.data, c->reply.len, c->reply_off);
-    struct out o;
-    int rc = TG_OK;
+    const struct dialect *d = c->d;
+    json_t *delta, *lp = NULL, *filters = NULL;
+    struct piece p;
+    int rc = d->ping ? emit_comment(c, d->ping) : TG_OK;
 
-    if (c->piece == c->step.malformed_at) {
-        put_event(c, bad, sizeof(bad) - 1);
-    } else {
-        o = chunk_begin(c);
-        o_puts(&o, "{\"index\":0,\"delta\":{\"content\":");
-        o_str(&o, c->reply.data + c->reply_off, end - c->reply_off);
-        rc = chunk_end(c, &o, "},\"finish_reason\":null}]}\n\n");
+    piece_next(c, &p);
+    if (rc || p.kind == P_END || c->piece == c->step.malformed_at) {
+        c->piece++;
+        return rc || p.kind == P_END ? rc : emit_data(c, "{not json", 9);
     }
-    c->reply_off = end;
+    delta = json_object();
+    if (d->role == ROLE_EVERY || (d->role == ROLE_FIRST && c->piece == 0))
+        put(c, delta, "role", json_string("assistant"));
+    /* servers that always write content write "" beside reasoning and tool calls */
+    if (p.kind != P_CONTENT &&
+        (d->tool_content == TC_EMPTY || ((d->x & X_PAIR_NULLS) && p.kind == P_REASON) ||
+         (d->tools == T_QWEN && p.first)))
+        put(c, delta, "content", d->tool_content == TC_EMPTY ? json_string("") : json_null());
+    if (p.kind == P_REASON) {
+        put(c, delta, d_reasoning(d), json_stringn(p.s, p.n));
+    } else if (p.kind == P_TOOL) {
+        put(c, delta, "tool_calls", one(c, tool_delta(c, &p)));
+    } else {
+        put(c, delta, "content", json_stringn(p.s, p.n));
+        if ((d->x & X_PAIR_NULLS) && c->step.reasoning)
+            put(c, delta, d_reasoning(d), json_null());
+        if (c->logprobs)
+            lp = json_pack("{s:[o]}", "content", logprob_entry(c, p.s, p.n, c->piece));
+        if (d->x & X_AZURE)
+            filters = azure_filters(c, false);
+    }
     c->piece++;
-    return rc;
+    return emit(c,
+                chunk_json(c, one(c, choice_json(c, delta, lp, NULL, filters)), running_usage(c)));
 }
 
 static int stream_end(struct conn *c)
 {
-    static const char done[] = "data: [DONE]\n\n";
-    struct out o = chunk_begin(c);
-    int rc = chunk_end(c, &o, "{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n");
+    const struct dialect *d = c->d;
+    json_t *delta = json_object(), *usage = NULL, *chunk;
+    int rc;
 
-    if (!rc && c->include_usage) {
-        o = chunk_begin(c);
-        o_printf(&o,
-                 "],\"usage\":{\"prompt_tokens\":%" PRId64 ",\"completion_tokens\":%" PRId64
-                 ",\"total_tokens\":%" PRId64 "}}\n\n",
-                 c->prompt_tokens, c->completion_tokens, c->prompt_tokens + c->completion_tokens);
-        rc = chunk_end(c, &o, "");
-    }
+    if (d->fin == FD_ROLE)
+        put(c, delta, "role", json_string("assistant"));
+    if (d->fin != FD_EMPTY)
+        put(c, delta, "content", json_string(""));
+    if ((d->x & X_PAIR_NULLS) && c->step.reasoning)
+        put(c, delta, d_reasoning(d), json_null());
+    if (d->usage_mode == U_FINISH_ALWAYS)
+        usage = usage_json(c, c->completion_tokens);
+    else
+        usage = running_usage(c);
+    chunk = chunk_json(c, one(c, choice_json(c, delta, NULL, c->finish, NULL)), usage);
+    if (d->x & X_TIMINGS)
+        put(c, chunk, "timings", timings_json(c));
+    rc = emit(c, chunk);
+    if (!rc && c->include_usage && d->usage_mode == U_CHUNK)
+        rc = emit(c, chunk_json(c, json_array(), usage_json(c, c->completion_tokens)));
+    if (!rc && !c->step.no_done && !d->no_done)
+        rc = emit_data(c, "[DONE]", 6);
     if (rc)
         return rc;
-    if (!c->step.no_done)
-        put_event(c, done, sizeof(done) - 1);
     if (c->chunked_out)
         evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
     c->srv->completions++;
@@ -823,24 +1888,27 @@ static void stream_run(struct conn *c)
 
 static void stream_begin(struct conn *c)
 {
-    size_t off = 0;
-
     c->chunked_out = !c->http10;
     if (c->http10)
         c->keep_alive = false;
     c->piece = 0;
     c->reply_off = 0;
-    c->npieces = 0;
-    while (off < c->reply.len) {
-        off = piece_end(c->reply.data, c->reply.len, off);
-        c->npieces++;
-    }
+    c->phase = P_REASON;
+    c->call = 0;
+    c->call_started = false;
+    c->events = 0;
+    c->npieces = count_pieces(c);
     write_head(c, 200, "text/event-stream", -1, -1);
+    /* a lead comment goes out at once, like a keep-alive while queued */
+    if (c->d->lead && emit_comment(c, c->d->lead)) {
+        conn_kill(c, false);
+        return;
+    }
     if (c->step.ttft_ms > 0) {
         arm(c, J_TTFT, c->step.ttft_ms);
         return;
     }
-    if (stream_role(c)) {
+    if (stream_head(c)) {
         conn_kill(c, false);
         return;
     }
@@ -875,8 +1943,10 @@ static void respond_chat(struct conn *c)
         send_completion(c);
 }
 
-/* Fill the reply text, model and token counts of the exchange from the request. */
-static int chat_prepare(struct conn *c, const json_t *root, const json_t *messages)
+/* Fill the reply text, model, dialect and token counts of the exchange from
+ * the request and its step.  d is the dialect the request or step named. */
+static int chat_prepare(struct conn *c, const json_t *root, const json_t *messages,
+                        const struct dialect *d)
 {
     struct out reply = {&c->reply, TG_OK};
     struct out model = {&c->model, TG_OK};
@@ -893,6 +1963,7 @@ static int chat_prepare(struct conn *c, const json_t *root, const json_t *messag
     c->prefill =
         strcmp(tg_json_str(json_array_get(messages, json_array_size(messages) - 1), "role", ""),
                "assistant") == 0;
+    c->d = d;
     tg_buf_reset(&c->reply);
     tg_buf_reset(&c->model);
     if (c->step.content) {
@@ -905,8 +1976,26 @@ static int chat_prepare(struct conn *c, const json_t *root, const json_t *messag
     c->stream = json_is_true(json_object_get(root, "stream"));
     opts = json_object_get(root, "stream_options");
     c->include_usage = json_is_true(json_object_get(opts, "include_usage"));
+    c->continuous_usage =
+        (c->d->x & X_CONTINUOUS) && json_is_true(json_object_get(opts, "continuous_usage_stats"));
+    c->logprobs = json_is_true(json_object_get(root, "logprobs"));
+    c->top_logprobs = TG_MIN(TG_MAX(tg_json_int(root, "top_logprobs", 0), 0), 20);
+    c->tools = c->step.tool_calls;
+    c->finish = c->step.finish_reason ? c->step.finish_reason : c->tools ? "tool_calls" : "stop";
+    c->oom = false;
     c->prompt_tokens = tokens_of(prompt_chars);
+    c->reasoning_tokens =
+        c->step.reasoning ? tokens_of(utf8_chars(c->step.reasoning, reasoning_len(c))) : 0;
     c->completion_tokens = tokens_of(utf8_chars(c->reply.data, c->reply.len));
+    if (c->tools) {
+        size_t chars = 0;
+
+        for (i = 0; i < json_array_size(c->tools); i++)
+            chars += utf8_chars(call_str(json_array_get(c->tools, i), "arguments"),
+                                strlen(call_str(json_array_get(c->tools, i), "arguments")));
+        c->completion_tokens = tokens_of(chars);
+    }
+    c->completion_tokens += c->reasoning_tokens;
     c->id = ++c->srv->next_id;
     c->created = (int64_t)time(NULL);
     return reply.rc ? reply.rc : model.rc;
@@ -953,12 +2042,23 @@ static bool take_any_step(struct server *srv, const char *model, struct step *ds
     return rc == TG_OK;
 }
 
+/* The dialect of the exchange: the X-Fake-Dialect header, else the step's, else compact. */
+static const struct dialect *chat_dialect(const struct conn *c)
+{
+    const char *name = find_header(c, "x-fake-dialect");
+
+    if (!name)
+        name = c->step.dialect ? c->step.dialect : "compact";
+    return dialect_find(name);
+}
+
 static void chat(struct conn *c)
 {
     struct server *srv = c->srv;
     json_t *root;
     const json_t *messages;
     json_error_t jerr;
+    const char *hdr = find_header(c, "x-fake-dialect");
 
     srv->requests++;
     record_headers(c);
@@ -974,8 +2074,10 @@ static void chat(struct conn *c)
         send_error(c, 400, "We could not parse the JSON body of your request.", -1);
     else if (!json_is_array(messages))
         send_error(c, 400, "'messages' is a required property", -1);
+    else if (hdr && !dialect_find(hdr))
+        send_error(c, 400, "unknown X-Fake-Dialect", -1);
     else if (!take_any_step(srv, tg_json_str(root, "model", MODEL_ID), &c->step) ||
-             chat_prepare(c, root, messages))
+             chat_prepare(c, root, messages, chat_dialect(c)))
         send_error(c, 500, "out of memory", -1);
     else if (c->step.delay_ms > 0)
         arm(c, J_DELAY, c->step.delay_ms);
@@ -1499,7 +2601,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     if (job == J_DELAY) {
         respond_chat(c);
     } else if (job == J_TTFT) {
-        if (stream_role(c))
+        if (stream_head(c))
             conn_kill(c, false);
         else
             stream_run(c);
@@ -1656,6 +2758,7 @@ static void server_free(struct server *srv)
     json_decref(srv->models);
     tg_buf_free(&srv->last_headers);
     tg_buf_free(&srv->scratch);
+    tg_buf_free(&srv->event);
     if (srv->base)
         event_base_free(srv->base);
 }
@@ -1677,6 +2780,7 @@ int main(int argc, char **argv)
     tg_buf_init(&srv.last_headers, HEAD_MAX);
     srv.models = json_object();
     tg_buf_init(&srv.scratch, 2 * (size_t)BODY_MAX);
+    tg_buf_init(&srv.event, 4 * (size_t)BODY_MAX);
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc)
             listen_on = argv[++i];

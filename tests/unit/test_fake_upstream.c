@@ -961,6 +961,519 @@ static void test_require_key(void **state)
     assert_int_equal(child_stop(&keyed), 0);           /* SIGTERM: clean exit */
 }
 
+/* ------------------------------------------------------------------ dialects */
+
+static const char *const all_dialects[] = {
+    "compact", "spaced", "pretty",   "crlf",   "cr",      "comments", "nospace",
+    "ascii",   "fields", "nodone",   "openai", "azure",   "vllm",     "llamacpp",
+    "ollama",  "tgi",    "deepseek", "qwen",   "litellm",
+};
+
+/* One event as the WHATWG SSE parser dispatches it. */
+struct sse_event {
+    char *type; /* "message" unless an event: field said otherwise */
+    char *data; /* data fields joined with "\n" */
+};
+
+struct sse {
+    size_t n;
+    size_t comments;
+    struct sse_event ev[128];
+};
+
+/* Parse an SSE body per the WHATWG rules: lines end in CRLF, LF or CR; a
+ * blank line dispatches; ':' lines are comments; one space after the colon
+ * is dropped; data fields join with "\n"; an event without data is dropped. */
+static void sse_parse(const struct tg_buf *body, struct sse *s)
+{
+    const char *p = body->data ? body->data : "", *end = p + body->len;
+    struct tg_buf data, type;
+    bool have_data = false;
+
+    memset(s, 0, sizeof(*s));
+    tg_buf_init(&data, TG_BUF_UNLIMITED);
+    tg_buf_init(&type, TG_BUF_UNLIMITED);
+    while (p < end) {
+        const char *eol = p;
+        const char *colon, *value;
+
+        while (eol < end && *eol != '\n' && *eol != '\r')
+            eol++;
+        if (eol == p) {
+            if (have_data && s->n < TG_ARRAY_LEN(s->ev)) {
+                s->ev[s->n].data = tg_strndup(data.data ? data.data : "", data.len);
+                s->ev[s->n].type = tg_strdup(type.len ? type.data : "message");
+                s->n++;
+            }
+            tg_buf_reset(&data);
+            tg_buf_reset(&type);
+            have_data = false;
+        } else if (*p == ':') {
+            s->comments++;
+        } else {
+            colon = memchr(p, ':', (size_t)(eol - p));
+            value = colon ? colon + 1 : eol;
+            if (value < eol && *value == ' ')
+                value++;
+            if (colon && (size_t)(colon - p) == 4 && memcmp(p, "data", 4) == 0) {
+                if (have_data)
+                    assert_int_equal(tg_buf_append(&data, "\n", 1), TG_OK);
+                assert_int_equal(tg_buf_append(&data, value, (size_t)(eol - value)), TG_OK);
+                have_data = true;
+            } else if (colon && (size_t)(colon - p) == 5 && memcmp(p, "event", 5) == 0) {
+                tg_buf_reset(&type);
+                assert_int_equal(tg_buf_append(&type, value, (size_t)(eol - value)), TG_OK);
+            }
+        }
+        p = eol;
+        if (p < end && *p == '\r')
+            p++;
+        else if (p < end)
+            p++; /* the LF */
+        if (p > eol && *eol == '\r' && p < end && *p == '\n')
+            p++; /* CRLF */
+    }
+    tg_buf_free(&data);
+    tg_buf_free(&type);
+}
+
+static void sse_free(struct sse *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        tg_free(s->ev[i].data);
+        tg_free(s->ev[i].type);
+    }
+}
+
+/* A stream reassembled the way a client must: every event JSON (or [DONE]),
+ * content and reasoning concatenated, tool calls merged by index. */
+struct replay {
+    struct tg_buf content;
+    struct tg_buf reasoning;
+    json_t *calls; /* [{id, name, arguments}] by index */
+    char finish[32];
+    bool done;
+    bool usage;
+    size_t chunks;
+    size_t logprob_chunks;
+    bool reasoning_after_content;
+};
+
+static void replay_tool(struct replay *r, const json_t *tc)
+{
+    size_t idx = (size_t)tg_json_int(tc, "index", 0);
+    const json_t *fn = json_object_get(tc, "function");
+    const char *id = tg_json_str(tc, "id", "");
+    const char *name = tg_json_str(fn, "name", NULL);
+    const char *args = tg_json_str(fn, "arguments", "");
+    json_t *call;
+
+    while (json_array_size(r->calls) <= idx)
+        json_array_append_new(r->calls,
+                              json_pack("{s:s,s:s,s:s}", "id", "", "name", "", "arguments", ""));
+    call = json_array_get(r->calls, idx);
+    if (*id && !*tg_json_str(call, "id", ""))
+        json_object_set_new(call, "id", json_string(id));
+    if (name)
+        json_object_set_new(call, "name", json_string(name));
+    json_object_set_new(call, "arguments",
+                        json_sprintf("%s%s", tg_json_str(call, "arguments", ""), args));
+}
+
+static void replay_event(struct replay *r, const char *data)
+{
+    json_error_t err;
+    json_t *v, *choice, *delta;
+    const json_t *tcs, *tc;
+    const char *s;
+    size_t i;
+
+    if (strcmp(data, "[DONE]") == 0) {
+        r->done = true;
+        return;
+    }
+    v = json_loads(data, 0, &err);
+    if (!v)
+        fail_msg("event is not JSON (%s): %s", err.text, data);
+    r->chunks++;
+    if (json_is_object(json_object_get(v, "usage")))
+        r->usage = true;
+    choice = json_array_get(json_object_get(v, "choices"), 0);
+    delta = json_object_get(choice, "delta");
+    s = tg_json_str(delta, "content", NULL);
+    if (s)
+        assert_int_equal(tg_buf_puts(&r->content, s), TG_OK);
+    s = tg_json_str(delta, "reasoning_content", tg_json_str(delta, "reasoning", NULL));
+    if (s && *s) {
+        r->reasoning_after_content |= r->content.len > 0;
+        assert_int_equal(tg_buf_puts(&r->reasoning, s), TG_OK);
+    }
+    tcs = json_object_get(delta, "tool_calls");
+    json_array_foreach(tcs, i, tc)
+    {
+        replay_tool(r, tc);
+    }
+    if (json_is_object(json_object_get(choice, "logprobs")))
+        r->logprob_chunks++;
+    s = tg_json_str(choice, "finish_reason", NULL);
+    if (s)
+        snprintf(r->finish, sizeof(r->finish), "%s", s);
+    json_decref(v);
+}
+
+static void replay_free(struct replay *r)
+{
+    tg_buf_free(&r->content);
+    tg_buf_free(&r->reasoning);
+    json_decref(r->calls);
+}
+
+/* Run one chat request in dialect (set by header when by_header, else by
+ * STEP with extra fields), return the raw body and the replay of it. */
+static void dialect_turn(const struct child *ch, const char *dialect, bool by_header,
+                         const char *step_extra, const char *req_extra, bool stream, struct resp *r,
+                         struct replay *rp)
+{
+    char script[1024], body[512], hdr[64];
+    struct sse s;
+
+    if (by_header)
+        snprintf(script, sizeof(script), "{\"steps\":[{%s}]}", step_extra ? step_extra : "");
+    else
+        snprintf(script, sizeof(script), "{\"steps\":[{\"dialect\":\"%s\"%s%s}]}", dialect,
+                 step_extra ? "," : "", step_extra ? step_extra : "");
+    control(ch, "script", script);
+    snprintf(body, sizeof(body),
+             "{\"model\":\"d-1\",\"stream\":%s,%s\"messages\":[{\"role\":\"user\",\"content\":"
+             "\"h\xc3\xa9 <&> \xe4\xbd\xa0\xe5\xa5\xbd \xf0\x9f\x98\x80 ok\"}]}",
+             stream ? "true" : "false", req_extra ? req_extra : "");
+    snprintf(hdr, sizeof(hdr), "X-Fake-Dialect: %s", dialect);
+    http_on(NULL, ch, CHAT, body, by_header ? hdr : NULL, IO_TIMEOUT_MS, r);
+    assert_int_equal(r->rc, CURLE_OK);
+    assert_int_equal(r->status, 200);
+    memset(rp, 0, sizeof(*rp));
+    tg_buf_init(&rp->content, TG_BUF_UNLIMITED);
+    tg_buf_init(&rp->reasoning, TG_BUF_UNLIMITED);
+    rp->calls = json_array();
+    if (!stream)
+        return;
+    sse_parse(&r->body, &s);
+    assert_true(s.n >= 2);
+    for (size_t i = 0; i < s.n; i++) {
+        assert_string_equal(s.ev[i].type, "message");
+        replay_event(rp, s.ev[i].data);
+    }
+    sse_free(&s);
+}
+
+#define DIALECT_ANSWER "fake answer to: h\xc3\xa9 <&> \xe4\xbd\xa0\xe5\xa5\xbd \xf0\x9f\x98\x80 ok"
+
+/* Every dialect streams valid JSON per event that reassembles to the same answer. */
+static void test_dialect_streams(void **state)
+{
+    for (size_t i = 0; i < TG_ARRAY_LEN(all_dialects); i++) {
+        const char *d = all_dialects[i];
+        struct resp r;
+        struct replay rp;
+
+        dialect_turn(*state, d, i % 2 == 0, NULL, "\"stream_options\":{\"include_usage\":true},",
+                     true, &r, &rp);
+        assert_true(head_has(&r, "Content-Type: text/event-stream"));
+        assert_string_equal(rp.content.data, DIALECT_ANSWER);
+        assert_string_equal(rp.finish, "stop");
+        assert_true(rp.usage);
+        assert_int_equal(rp.done, strcmp(d, "nodone") != 0);
+        replay_free(&rp);
+        resp_free(&r);
+    }
+}
+
+/* Every dialect's non-stream body is one JSON object with the same answer. */
+static void test_dialect_bodies(void **state)
+{
+    for (size_t i = 0; i < TG_ARRAY_LEN(all_dialects); i++) {
+        struct resp r;
+        struct replay rp;
+        json_t *v;
+
+        dialect_turn(*state, all_dialects[i], i % 2 == 1, NULL, NULL, false, &r, &rp);
+        v = json_loadb(r.body.data, r.body.len, 0, NULL);
+        assert_non_null(v);
+        assert_string_equal(reply_content(v), DIALECT_ANSWER);
+        assert_string_equal(
+            tg_json_str(json_array_get(json_object_get(v, "choices"), 0), "finish_reason", ""),
+            "stop");
+        assert_true(tg_json_int(json_object_get(v, "usage"), "total_tokens", 0) > 0);
+        json_decref(v);
+        replay_free(&rp);
+        resp_free(&r);
+    }
+}
+
+static bool body_has(const struct resp *r, const char *s)
+{
+    return r->body.data && strstr(r->body.data, s) != NULL;
+}
+
+/* The generic dialects each isolate one feature of the wire format. */
+static void test_dialect_generic_features(void **state)
+{
+    const struct child *ch = *state;
+    struct resp r;
+    struct replay rp;
+    const char *p;
+
+    dialect_turn(ch, "spaced", true, NULL, NULL, true, &r, &rp);
+    assert_true(body_has(&r, "\"id\": \"chatcmpl-fake-") && body_has(&r, "\", \"object\": "));
+    replay_free(&rp);
+    resp_free(&r);
+    dialect_turn(ch, "crlf", true, NULL, NULL, true, &r, &rp);
+    for (p = r.body.data; (p = strchr(p, '\n')); p++)
+        assert_true(p > r.body.data && p[-1] == '\r');
+    assert_true(body_has(&r, "}\r\n\r\ndata: "));
+    replay_free(&rp);
+    resp_free(&r);
+    dialect_turn(ch, "cr", true, NULL, NULL, true, &r, &rp);
+    assert_null(strchr(r.body.data, '\n'));
+    assert_true(body_has(&r, "}\r\rdata: "));
+    replay_free(&rp);
+    resp_free(&r);
+    dialect_turn(ch, "comments", true, NULL, NULL, true, &r, &rp);
+    assert_true(tg_str_has_prefix(r.body.data, ":\n\n"));
+    assert_true(body_has(&r, "\n: keep-alive\n\ndata: "));
+    replay_free(&rp);
+    resp_free(&r);
+    dialect_turn(ch, "nospace", true, NULL, NULL, true, &r, &rp);
+    assert_true(tg_str_has_prefix(r.body.data, "data:{") && body_has(&r, "data:[DONE]"));
+    replay_free(&rp);
+    resp_free(&r);
+    dialect_turn(ch, "pretty", true, NULL, NULL, true, &r, &rp);
+    assert_true(tg_str_has_prefix(r.body.data, "data: {\ndata:   \"id\": "));
+    replay_free(&rp);
+    resp_free(&r);
+    dialect_turn(ch, "ascii", true, NULL, NULL, true, &r, &rp);
+    for (p = r.body.data; *p; p++)
+        assert_true((unsigned char)*p < 0x80);
+    assert_true(body_has(&r, "h\\u00e9") && body_has(&r, "\\ud83d\\ude00"));
+    replay_free(&rp);
+    resp_free(&r);
+    dialect_turn(ch, "fields", true, NULL, NULL, true, &r, &rp);
+    assert_true(tg_str_has_prefix(r.body.data, "retry: 3000\nid: 1\nevent: message\ndata: {"));
+    replay_free(&rp);
+    resp_free(&r);
+    dialect_turn(ch, "pretty", false, NULL, NULL, false, &r, &rp);
+    assert_true(tg_str_has_prefix(r.body.data, "{\n  \"id\": \"chatcmpl-fake-"));
+    replay_free(&rp);
+    resp_free(&r);
+}
+
+/* Named servers: the features their documentation or source shows. */
+static void test_dialect_server_features(void **state)
+{
+    const struct child *ch = *state;
+    struct resp r;
+    struct replay rp;
+    struct sse s;
+    json_t *v;
+
+    dialect_turn(ch, "azure", true, NULL, NULL, true, &r, &rp);
+    sse_parse(&r.body, &s);
+    v = json_loads(s.ev[0].data, 0, NULL);
+    assert_int_equal(json_array_size(json_object_get(v, "choices")), 0);
+    assert_true(json_is_array(json_object_get(v, "prompt_filter_results")));
+    assert_true(tg_str_has_prefix(s.ev[1].data, "{\"choices\":[{\"content_filter_results\":{}"));
+    json_decref(v);
+    sse_free(&s);
+    replay_free(&rp);
+    resp_free(&r);
+    dialect_turn(ch, "openai", true, NULL, NULL, false, &r, &rp);
+    assert_true(tg_str_has_prefix(r.body.data, "{\n  \"id\": \"chatcmpl-fake-"));
+    assert_true(body_has(&r, "\"annotations\": []") && body_has(&r, "\"service_tier\": "));
+    replay_free(&rp);
+    resp_free(&r);
+    dialect_turn(ch, "openai", true, NULL, NULL, true, &r, &rp);
+    assert_true(body_has(&r, ",\"obfuscation\":\""));
+    replay_free(&rp);
+    resp_free(&r);
+    dialect_turn(ch, "ollama", true, NULL, NULL, false, &r, &rp);
+    assert_true(body_has(&r, "\\u003c\\u0026\\u003e") && r.body.data[r.body.len - 1] == '\n');
+    replay_free(&rp);
+    resp_free(&r);
+    dialect_turn(ch, "llamacpp", true, NULL, NULL, true, &r, &rp);
+    assert_true(tg_str_has_prefix(r.body.data, "data: {\"choices\":[{\"finish_reason\":null,"));
+    assert_true(body_has(&r, "\"timings\":{\"prompt_n\":"));
+    replay_free(&rp);
+    resp_free(&r);
+    dialect_turn(ch, "tgi", true, NULL, NULL, true, &r, &rp);
+    assert_true(tg_str_has_prefix(r.body.data, "data:{\"object\":\"chat.completion.chunk\""));
+    assert_true(body_has(&r, "\ndata:[DONE]\n\n"));
+    replay_free(&rp);
+    resp_free(&r);
+    dialect_turn(ch, "deepseek", true, NULL, NULL, true, &r, &rp);
+    assert_true(tg_str_has_prefix(r.body.data, ": keep-alive\n\ndata: {"));
+    replay_free(&rp);
+    resp_free(&r);
+    dialect_turn(ch, "deepseek", true, NULL, NULL, false, &r, &rp);
+    assert_true(tg_str_has_prefix(r.body.data, "\n\n{\"id\":"));
+    replay_free(&rp);
+    resp_free(&r);
+    dialect_turn(ch, "qwen", true, NULL, NULL, true, &r, &rp);
+    assert_true(tg_str_has_prefix(r.body.data, "data: {\"choices\":[{\"delta\":{\"content\":\"\","
+                                               "\"role\":\"assistant\"}"));
+    replay_free(&rp);
+    resp_free(&r);
+    dialect_turn(ch, "litellm", true, NULL, NULL, true, &r, &rp);
+    assert_false(body_has(&r, "null"));
+    replay_free(&rp);
+    resp_free(&r);
+    dialect_turn(ch, "vllm", true, NULL,
+                 "\"stream_options\":{\"include_usage\":true,"
+                 "\"continuous_usage_stats\":true},",
+                 true, &r, &rp);
+    sse_parse(&r.body, &s);
+    for (size_t i = 0; i + 1 < s.n; i++)
+        assert_non_null(strstr(s.ev[i].data, "\"usage\":{\"prompt_tokens\":"));
+    sse_free(&s);
+    replay_free(&rp);
+    resp_free(&r);
+}
+
+#define TOOL_STEP                                                                                  \
+    "\"tool_calls\":[{\"name\":\"get_weather\",\"arguments\":\"{\\\"city\\\": "                    \
+    "\\\"P\xc3\xa4ris\\\", "                                                                       \
+    "\\\"days\\\": [1, 2, 3]}\"},{\"name\":\"noop\",\"arguments\":\"{}\",\"id\":\"call_x\"}]"
+
+/* Scripted tool calls stream in each dialect's way and reassemble exactly. */
+static void test_dialect_tool_calls(void **state)
+{
+    for (size_t i = 0; i < TG_ARRAY_LEN(all_dialects); i++) {
+        struct resp r;
+        struct replay rp;
+        const json_t *call;
+        json_t *v, *msg;
+
+        dialect_turn(*state, all_dialects[i], false, TOOL_STEP,
+                     "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}}],",
+                     true, &r, &rp);
+        assert_int_equal(json_array_size(rp.calls), 2);
+        call = json_array_get(rp.calls, 0);
+        assert_string_equal(tg_json_str(call, "name", ""), "get_weather");
+        assert_string_equal(tg_json_str(call, "arguments", ""),
+                            "{\"city\": \"P\xc3\xa4ris\", \"days\": [1, 2, 3]}");
+        assert_true(*tg_json_str(call, "id", ""));
+        call = json_array_get(rp.calls, 1);
+        assert_string_equal(tg_json_str(call, "id", ""), "call_x");
+        assert_string_equal(tg_json_str(call, "arguments", ""), "{}");
+        assert_string_equal(rp.finish, "tool_calls");
+        assert_string_equal(rp.content.data ? rp.content.data : "", "");
+        replay_free(&rp);
+        resp_free(&r);
+        dialect_turn(*state, all_dialects[i], false, TOOL_STEP, NULL, false, &r, &rp);
+        v = json_loadb(r.body.data, r.body.len, 0, NULL);
+        msg = json_object_get(json_array_get(json_object_get(v, "choices"), 0), "message");
+        call = json_array_get(json_object_get(msg, "tool_calls"), 0);
+        assert_string_equal(tg_json_str(call, "type", ""), "function");
+        assert_string_equal(tg_json_str(json_object_get(call, "function"), "arguments", ""),
+                            "{\"city\": \"P\xc3\xa4ris\", \"days\": [1, 2, 3]}");
+        assert_true(!json_object_get(msg, "content") ||
+                    json_is_null(json_object_get(msg, "content")) ||
+                    strcmp(tg_json_str(msg, "content", "x"), "") == 0);
+        json_decref(v);
+        replay_free(&rp);
+        resp_free(&r);
+    }
+}
+
+/* Reasoning streams before the answer and sits beside it in the body. */
+static void test_dialect_reasoning(void **state)
+{
+    for (size_t i = 0; i < TG_ARRAY_LEN(all_dialects); i++) {
+        struct resp r;
+        struct replay rp;
+        json_t *v, *msg;
+
+        dialect_turn(*state, all_dialects[i], false,
+                     "\"reasoning\":\"First, \xe6\x80\x9d\xe8\x80\x83 the <question>.\"", NULL,
+                     true, &r, &rp);
+        assert_string_equal(rp.reasoning.data, "First, \xe6\x80\x9d\xe8\x80\x83 the <question>.");
+        assert_string_equal(rp.content.data, DIALECT_ANSWER);
+        assert_false(rp.reasoning_after_content);
+        replay_free(&rp);
+        resp_free(&r);
+        dialect_turn(*state, all_dialects[i], false, "\"reasoning\":\"Why.\"", NULL, false, &r,
+                     &rp);
+        v = json_loadb(r.body.data, r.body.len, 0, NULL);
+        msg = json_object_get(json_array_get(json_object_get(v, "choices"), 0), "message");
+        assert_string_equal(
+            tg_json_str(msg, "reasoning_content", tg_json_str(msg, "reasoning", "")), "Why.");
+        json_decref(v);
+        replay_free(&rp);
+        resp_free(&r);
+    }
+}
+
+/* finish_reason overrides; logprobs: true gives one entry per content chunk. */
+static void test_dialect_logprobs_finish(void **state)
+{
+    for (size_t i = 0; i < TG_ARRAY_LEN(all_dialects); i++) {
+        struct resp r;
+        struct replay rp;
+        json_t *v, *lp, *first;
+
+        dialect_turn(*state, all_dialects[i], false, "\"finish_reason\":\"length\"",
+                     "\"logprobs\":true,\"top_logprobs\":2,", true, &r, &rp);
+        assert_string_equal(rp.finish, "length");
+        assert_int_equal(rp.logprob_chunks, 4); /* 30 characters in pieces of 8 */
+        replay_free(&rp);
+        resp_free(&r);
+        dialect_turn(*state, all_dialects[i], false, "\"finish_reason\":\"length\"",
+                     "\"logprobs\":true,\"top_logprobs\":2,", false, &r, &rp);
+        v = json_loadb(r.body.data, r.body.len, 0, NULL);
+        lp = json_object_get(json_array_get(json_object_get(v, "choices"), 0), "logprobs");
+        assert_int_equal(json_array_size(json_object_get(lp, "content")), 4);
+        first = json_array_get(json_object_get(lp, "content"), 0);
+        assert_string_equal(tg_json_str(first, "token", ""), "fake ans");
+        assert_true(json_is_real(json_object_get(first, "logprob")));
+        assert_int_equal(json_array_size(json_object_get(first, "top_logprobs")), 2);
+        assert_string_equal(
+            tg_json_str(json_array_get(json_object_get(v, "choices"), 0), "finish_reason", ""),
+            "length");
+        json_decref(v);
+        replay_free(&rp);
+        resp_free(&r);
+    }
+}
+
+/* Unknown dialects and malformed tool_calls are refused; the step survives. */
+static void test_dialect_errors(void **state)
+{
+    const struct child *ch = *state;
+    struct resp r;
+
+    http(ch, "/_control/script", "{\"steps\":[{\"dialect\":\"nope\"}]}", &r);
+    assert_int_equal(r.status, 400);
+    resp_free(&r);
+    http(ch, "/_control/script", "{\"steps\":[{\"tool_calls\":[{\"name\":\"x\"}]}]}", &r);
+    assert_int_equal(r.status, 400);
+    resp_free(&r);
+    http(ch, "/_control/default", "{\"tool_calls\":[]}", &r);
+    assert_int_equal(r.status, 400);
+    resp_free(&r);
+    control(ch, "script", "{\"steps\":[{\"content\":\"kept\"}]}");
+    http_on(NULL, ch, CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+            "X-Fake-Dialect: nope", IO_TIMEOUT_MS, &r);
+    assert_int_equal(r.status, 400);
+    resp_free(&r);
+    assert_int_equal(stat_int(ch, "queued"), 1);
+    http_on(NULL, ch, CHAT,
+            "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":"
+            "\"function\",\"function\":{\"name\":\"f\"}}]}",
+            NULL, IO_TIMEOUT_MS, &r);
+    assert_int_equal(r.status, 200);
+    assert_true(body_has(&r, "\"content\":\"kept\"") && !body_has(&r, "tool_calls"));
+    resp_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -984,6 +1497,14 @@ int main(void)
         cmocka_unit_test_setup(test_chunked_and_expect, test_setup),
         cmocka_unit_test_setup(test_concurrent_delays, test_setup),
         cmocka_unit_test_setup(test_require_key, test_setup),
+        cmocka_unit_test_setup(test_dialect_streams, test_setup),
+        cmocka_unit_test_setup(test_dialect_bodies, test_setup),
+        cmocka_unit_test_setup(test_dialect_generic_features, test_setup),
+        cmocka_unit_test_setup(test_dialect_server_features, test_setup),
+        cmocka_unit_test_setup(test_dialect_tool_calls, test_setup),
+        cmocka_unit_test_setup(test_dialect_reasoning, test_setup),
+        cmocka_unit_test_setup(test_dialect_logprobs_finish, test_setup),
+        cmocka_unit_test_setup(test_dialect_errors, test_setup),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
