@@ -22,37 +22,42 @@
 
 /* ------------------------------------------------------------ tables */
 
-enum arg { A_CONDS, A_COND, A_NAMES, A_CMP, A_BOOL, A_PII, A_KEYWORDS, A_REGEX };
+enum arg { A_CONDS, A_COND, A_NAMES, A_CMP, A_BOOL, A_PII, A_KEYWORDS, A_REGEX, A_TOOL_NAMES };
 
 static const struct cond_def {
     const char *name;
     uint8_t kind;
     uint8_t arg;
-    bool post; /* reads the draft: post rules only */
+    uint8_t field;    /* keyword and regex tests: the text read (regex: unless on: says) */
+    const char *post; /* what it reads when only post rules may use it, else NULL */
 } conds[] = {
-    {"all", PC_ALL, A_CONDS, false},
-    {"any", PC_ANY, A_CONDS, false},
-    {"not", PC_NOT, A_COND, false},
-    {"intent", PC_INTENT, A_NAMES, false},
-    {"intent_confidence", PC_INTENT_CONFIDENCE, A_CMP, false},
-    {"money.max", PC_MONEY_MAX, A_CMP, false},
-    {"money.count", PC_MONEY_COUNT, A_CMP, false},
-    {"money.any", PC_MONEY_ANY, A_BOOL, false},
-    {"pii.any", PC_PII_ANY, A_BOOL, false},
-    {"pii.type", PC_PII_TYPE, A_PII, false},
-    {"keywords", PC_KEYWORDS, A_KEYWORDS, false},
-    {"regex", PC_REGEX, A_REGEX, false},
-    {"evidence.best_score", PC_EVIDENCE_BEST, A_CMP, false},
-    {"evidence.count", PC_EVIDENCE_COUNT, A_CMP, false},
-    {"degradations", PC_DEGRADATIONS, A_CMP, false},
-    {"channel", PC_CHANNEL, A_NAMES, false},
-    {"tier", PC_TIER, A_NAMES, false},
-    {"draft.ungrounded", PC_DRAFT_UNGROUNDED, A_CMP, true},
-    {"draft.length", PC_DRAFT_LENGTH, A_CMP, true},
-    {"draft.language", PC_DRAFT_LANGUAGE, A_NAMES, true},
-    {"draft.keywords", PC_DRAFT_KEYWORDS, A_KEYWORDS, true},
-    {"draft.regex", PC_DRAFT_REGEX, A_REGEX, true},
-    {"confidence", PC_CONFIDENCE, A_CMP, true},
+    {"all", PC_ALL, A_CONDS, 0, NULL},
+    {"any", PC_ANY, A_CONDS, 0, NULL},
+    {"not", PC_NOT, A_COND, 0, NULL},
+    {"intent", PC_INTENT, A_NAMES, 0, NULL},
+    {"intent_confidence", PC_INTENT_CONFIDENCE, A_CMP, 0, NULL},
+    {"money.max", PC_MONEY_MAX, A_CMP, 0, NULL},
+    {"money.count", PC_MONEY_COUNT, A_CMP, 0, NULL},
+    {"money.any", PC_MONEY_ANY, A_BOOL, 0, NULL},
+    {"pii.any", PC_PII_ANY, A_BOOL, 0, NULL},
+    {"pii.type", PC_PII_TYPE, A_PII, 0, NULL},
+    {"keywords", PC_KEYWORDS, A_KEYWORDS, PF_NORM, NULL},
+    {"regex", PC_REGEX, A_REGEX, PF_TEXT, NULL},
+    {"evidence.best_score", PC_EVIDENCE_BEST, A_CMP, 0, NULL},
+    {"evidence.count", PC_EVIDENCE_COUNT, A_CMP, 0, NULL},
+    {"degradations", PC_DEGRADATIONS, A_CMP, 0, NULL},
+    {"channel", PC_CHANNEL, A_NAMES, 0, NULL},
+    {"tier", PC_TIER, A_NAMES, 0, NULL},
+    {"draft.ungrounded", PC_DRAFT_UNGROUNDED, A_CMP, 0, "the draft answer"},
+    {"draft.length", PC_DRAFT_LENGTH, A_CMP, 0, "the draft answer"},
+    {"draft.language", PC_DRAFT_LANGUAGE, A_NAMES, 0, "the draft answer"},
+    {"draft.keywords", PC_DRAFT_KEYWORDS, A_KEYWORDS, PF_DRAFT, "the draft answer"},
+    {"draft.regex", PC_DRAFT_REGEX, A_REGEX, PF_DRAFT, "the draft answer"},
+    {"confidence", PC_CONFIDENCE, A_CMP, 0, "the draft answer"},
+    {"tool.name", PC_TOOL_NAME, A_TOOL_NAMES, 0, "the draft's tool calls"},
+    {"tool.count", PC_TOOL_COUNT, A_CMP, 0, "the draft's tool calls"},
+    {"tool.arguments.keywords", PC_TOOL_KEYWORDS, A_KEYWORDS, PF_TOOL, "the draft's tool calls"},
+    {"tool.arguments.regex", PC_TOOL_REGEX, A_REGEX, PF_TOOL, "the draft's tool calls"},
 };
 
 static const char *const cmp_ops[] = {"eq", "ne", "gt", "ge", "lt", "le"}; /* enum policy_op */
@@ -519,6 +524,7 @@ static bool keywords(struct cctx *c, const json_t *v, int line, const char *what
     kw->n_terms = (uint32_t)t.n;
     kw->field = field;
     *leaf = (uint32_t)c->p->n_kw++;
+    c->p->tool_args = c->p->tool_args || field == PF_TOOL;
     ok = true;
 out:
     tg_free(t.v);
@@ -563,17 +569,22 @@ static bool regex_on(struct cctx *c, const json_t *on, int line, const char *wha
     return true;
 }
 
-/* The pattern of PATTERN | {pattern: P, on: F}, its line and field; NULL (reported) if bad. */
+/*
+ * The pattern of PATTERN | {pattern: P, on: F}, its line and field; NULL
+ * (reported) if bad.  Only the plain regex (field PF_TEXT by default) may
+ * choose its text with on:; the others read the field they name.
+ */
 static const json_t *regex_spec(struct cctx *c, const json_t *v, int *line, const char *what,
-                                bool draft, uint8_t *field)
+                                uint8_t field_in, uint8_t *field)
 {
     static const char *const keys[] = {"pattern", "on"};
     const json_t *pat = v;
-    *field = draft ? PF_DRAFT : PF_TEXT;
+    bool fixed = field_in != PF_TEXT;
+    *field = field_in;
     if (json_is_object(v)) {
-        bool ok = check_keys(c, v, what, keys, draft ? 1 : 2) == 0;
+        bool ok = check_keys(c, v, what, keys, fixed ? 1 : 2) == 0;
         const json_t *on = json_object_get(v, "on");
-        if (on && !draft)
+        if (on && !fixed)
             ok = regex_on(c, on, kline(c, v, "on"), what, field) && ok;
         pat = json_object_get(v, "pattern");
         if (!pat) {
@@ -594,12 +605,16 @@ static const json_t *regex_spec(struct cctx *c, const json_t *v, int *line, cons
     return pat;
 }
 
-/* regex: PATTERN | {pattern: P, on: norm|text|draft} -> a regex leaf (shared when equal). */
-static bool regex(struct cctx *c, const json_t *v, int line, const char *what, bool draft,
+/*
+ * regex: PATTERN | {pattern: P, on: norm|text|draft} -> a regex leaf
+ * (shared when equal); draft.regex and tool.arguments.regex: PATTERN |
+ * {pattern: P} on their own field.
+ */
+static bool regex(struct cctx *c, const json_t *v, int line, const char *what, uint8_t field_in,
                   uint32_t *leaf)
 {
     uint8_t field;
-    const json_t *pat = regex_spec(c, v, &line, what, draft, &field);
+    const json_t *pat = regex_spec(c, v, &line, what, field_in, &field);
     if (!pat)
         return false;
     const char *ps = json_string_value(pat);
@@ -639,6 +654,7 @@ static bool regex(struct cctx *c, const json_t *v, int line, const char *what, b
     c->p->rx[c->p->n_rx] =
         (struct policy_rx){.code = code, .pattern = copy, .pattern_len = plen, .field = field};
     *leaf = (uint32_t)c->p->n_rx++;
+    c->p->tool_args = c->p->tool_args || field == PF_TOOL;
     return true;
 }
 
@@ -678,6 +694,24 @@ static bool pii_types(struct cctx *c, const struct policy_node *n, int line, uns
                 "pii.type: unknown type '%s' (one of id_card, mobile, bank_card, email, "
                 "policy_no)",
                 n->names[i]);
+            ok = false;
+        }
+    }
+    return ok;
+}
+
+/* tool.name: names, each either exact or a prefix ending in one '*' ("approve_*"). */
+static bool tool_names(struct cctx *c, const json_t *v, int line, const char *what,
+                       struct policy_node *n)
+{
+    if (!get_names(c, v, line, what, &n->names, &n->n_names))
+        return false;
+    bool ok = true;
+    for (size_t i = 0; i < n->n_names; i++) {
+        const char *star = strchr(n->names[i], '*');
+        if (star && star[1] != '\0') {
+            err(c, json_is_array(v) ? eline(c, v, i, line) : line,
+                "%s: '%s': '*' may only end a name (approve_*)", what, n->names[i]);
             ok = false;
         }
     }
@@ -765,7 +799,7 @@ static int64_t cond(struct cctx *c, const json_t *v, int line, int depth)
         return -1;
     }
     if (d->post && c->stage == TG_POLICY_PRE) {
-        err(c, kl, "%s tests the draft answer: only post rules (stage: post) may use it", key);
+        err(c, kl, "%s tests %s: only post rules (stage: post) may use it", key, d->post);
         return -1;
     }
     n.kind = d->kind;
@@ -794,10 +828,13 @@ static int64_t cond(struct cctx *c, const json_t *v, int line, int depth)
         ok = get_bool(c, val, kl, key, &n.flag);
         break;
     case A_KEYWORDS:
-        ok = keywords(c, val, kl, key, d->kind == PC_DRAFT_KEYWORDS ? PF_DRAFT : PF_NORM, &n.a);
+        ok = keywords(c, val, kl, key, d->field, &n.a);
         break;
     case A_REGEX:
-        ok = regex(c, val, kl, key, d->kind == PC_DRAFT_REGEX, &n.a);
+        ok = regex(c, val, kl, key, d->field, &n.a);
+        break;
+    case A_TOOL_NAMES:
+        ok = tool_names(c, val, kl, key, &n);
         break;
     }
     return ok && !c->rc ? add_node(c, &n) : -1;
@@ -1306,9 +1343,10 @@ static void shift_b(struct tg_policy *m, const struct tg_policy *a)
             n->a += (uint32_t)a->n_kids;
         else if (n->kind == PC_NOT)
             n->a += (uint32_t)a->n_nodes;
-        else if (n->kind == PC_KEYWORDS || n->kind == PC_DRAFT_KEYWORDS)
+        else if (n->kind == PC_KEYWORDS || n->kind == PC_DRAFT_KEYWORDS ||
+                 n->kind == PC_TOOL_KEYWORDS)
             n->a += (uint32_t)a->n_kw;
-        else if (n->kind == PC_REGEX || n->kind == PC_DRAFT_REGEX)
+        else if (n->kind == PC_REGEX || n->kind == PC_DRAFT_REGEX || n->kind == PC_TOOL_REGEX)
             n->a += (uint32_t)a->n_rx;
     }
 }
@@ -1345,6 +1383,7 @@ int tg_policy_merge(struct tg_policy *a, struct tg_policy *b)
     m.n_arenas = a->n_arenas + b->n_arenas;
     m.n_stage[0] = a->n_stage[0] + b->n_stage[0];
     m.n_stage[1] = a->n_stage[1] + b->n_stage[1];
+    m.tool_args = a->tool_args || b->tool_args;
     shift_b(&m, a);
     if (policy_keywords_build(&m))
         goto out;

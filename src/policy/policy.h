@@ -6,7 +6,8 @@
  * A policy is a list of rules (YAML, in the config's `policies:` section
  * or in files it names).  A rule has an `id`, a human `description`, a
  * `stage` (`pre`: on the customer's message, before any model; `post`: on
- * the draft answer), a `when` condition and one or more `then` actions.
+ * the draft answer, its text and the tool calls it asks for), a `when`
+ * condition and one or more `then` actions.
  * Rules compile once at load; a bad rule is a config error with file:line.
  * Evaluation never allocates per rule and reports, for every rule that
  * fired, what triggered it (a span of the text, or a value).
@@ -52,6 +53,14 @@ struct tg_policy_action {
     bool on;                          /* redact */
 };
 
+/* One function call a draft asks the client to make (an OpenAI tool call); borrowed. */
+struct tg_policy_tool_call {
+    const char *name; /* the function's name */
+    size_t name_len;
+    const char *arguments; /* the arguments as the model wrote them (JSON text, may be invalid) */
+    size_t arguments_len;
+};
+
 /* What the conditions test.  Strings are borrowed for the call. */
 struct tg_policy_facts {
     /* the customer's message */
@@ -74,6 +83,8 @@ struct tg_policy_facts {
     const char *draft_language; /* "zh", "en", "ja" */
     double confidence;          /* the answer's confidence, -1 when none */
     size_t ungrounded;          /* claims in the draft found in no evidence (tg_grounding_check) */
+    const struct tg_policy_tool_call *tool_calls; /* the draft's tool calls (post stage only) */
+    size_t n_tool_calls;
 };
 
 /* One rule that fired. */
@@ -84,10 +95,12 @@ struct tg_policy_hit {
     size_t n_actions;
     /* what triggered it: a byte span of facts->text (or of the draft for
      * draft tests), or a value (money.max), as the first condition that held
-     * and has one */
-    const char *field;         /* "text", "norm", "draft", "money", "intent", ... */
+     * and has one.  Tool-call tests give field "tool_calls" and value = the
+     * index of the call in facts->tool_calls; tool.arguments.* tests also
+     * give a span of that call's arguments (as written, escapes included). */
+    const char *field;         /* "text", "norm", "draft", "money", "intent", "tool_calls", ... */
     uint32_t start, end;       /* span in that field's text; start == end: no span */
-    double value;              /* the value tested (amount, confidence, count) */
+    double value;              /* the value tested (amount, confidence, count, call index) */
     bool has_value;
 };
 
@@ -119,7 +132,11 @@ size_t tg_policy_count(const struct tg_policy *p);
 
 /*
  * Evaluate the rules of one stage against facts, in rule order; the rules
- * that fire replace what hits held.  Returns TG_OK or TG_E_NOMEM.
+ * that fire replace what hits held.  Returns TG_OK or TG_E_NOMEM (then
+ * hits holds none).  hits grows to fit the policy and, when post rules
+ * test tool-call arguments, room to decode the arguments of every call;
+ * once grown, evaluating the same policy allocates nothing unless the
+ * tool calls' arguments take more bytes in all than before.
  */
 int tg_policy_eval(const struct tg_policy *p, enum tg_policy_stage stage,
                    const struct tg_policy_facts *facts, struct tg_policy_hits *hits);

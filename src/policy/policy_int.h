@@ -53,10 +53,18 @@ enum policy_cond {
     PC_DRAFT_KEYWORDS,
     PC_DRAFT_REGEX,
     PC_CONFIDENCE,
+    PC_TOOL_NAME,
+    PC_TOOL_COUNT,
+    PC_TOOL_KEYWORDS,
+    PC_TOOL_REGEX,
 };
 
-/* The texts a keyword or regex test reads. */
-enum policy_field { PF_TEXT, PF_NORM, PF_DRAFT };
+/*
+ * The texts a keyword or regex test reads.  PF_TOOL is the arguments of
+ * every tool call of the draft, each read twice: as written (JSON text) and
+ * as its strings decoded (eval.c), spans always in the text as written.
+ */
+enum policy_field { PF_TEXT, PF_NORM, PF_DRAFT, PF_TOOL, PF_COUNT };
 
 enum policy_op { OP_EQ, OP_NE, OP_GT, OP_GE, OP_LT, OP_LE };
 
@@ -72,7 +80,7 @@ struct policy_node {
     bool flag;                /* money.any / pii.any: the value wanted */
     uint32_t a, n;            /* all/any: kids[a..a+n); not: child a; keywords/regex: leaf a */
     unsigned pii_mask;        /* pii.type: 1 << enum tg_pii_type */
-    const char *const *names; /* intent, channel, tier, draft.language */
+    const char *const *names; /* intent, channel, tier, draft.language, tool.name */
     size_t n_names;
     struct policy_cmp cmp;
     const char *name; /* the condition's name ("money.count"), for hits */
@@ -83,7 +91,7 @@ struct policy_kw {
     const char *const *terms;
     const uint32_t *lens;
     uint32_t n_terms;
-    uint8_t field; /* PF_NORM or PF_DRAFT */
+    uint8_t field; /* PF_NORM, PF_DRAFT or PF_TOOL */
 };
 
 struct policy_rx {
@@ -116,6 +124,7 @@ struct tg_policy {
     struct policy_rx *rx;
     size_t n_rx;
     size_t n_stage[2]; /* rules per stage */
+    bool tool_args;    /* some keyword or regex test reads tool-call arguments (PF_TOOL) */
     /* every distinct term of kw[], and the keyword leaves that use it */
     struct policy_ac *ac;      /* NULL when no rule has keywords */
     uint32_t *term_leaf_start; /* n_terms + 1 */

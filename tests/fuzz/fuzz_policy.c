@@ -3,7 +3,8 @@
  * evaluator on whatever compiles: it must never crash or leak, every
  * refusal must name the file, and evaluation of a compiled policy must
  * succeed on a few fixed turns (pre and post stage, with and without
- * entities and draft).
+ * entities, draft and tool calls, some with escaped or broken arguments),
+ * every span inside its text.
  */
 #include "fuzz.h"
 
@@ -17,6 +18,36 @@
 
 static const char msg[] =
     "我想买理财，预算8万元，手机13812345678，听说保本收益率5%，APR 12 risk-free";
+
+static const char args0[] = "{\"decision\": \"\\u6279\\u51c6\", \"amount\": 800000}";
+static const char args1[] = "{\"q\": \"\\ud83d\\ude00 \\u62";
+
+static const struct tg_policy_tool_call calls[] = {
+    {.name = "approve_credit_line",
+     .name_len = 19,
+     .arguments = args0,
+     .arguments_len = sizeof(args0) - 1},
+    {.name = "lookup", .name_len = 6, .arguments = args1, .arguments_len = sizeof(args1) - 1},
+    {.name = NULL, .name_len = 0, .arguments = NULL, .arguments_len = 0},
+};
+
+/* The length of the text a hit's span lies in, or SIZE_MAX when unknown. */
+static size_t field_len(const struct tg_policy_facts *f, const struct tg_policy_hit *h)
+{
+    if (strcmp(h->field, "tool_calls") == 0) {
+        size_t i = (size_t)h->value;
+        if (!h->has_value || i >= f->n_tool_calls)
+            abort();
+        return f->tool_calls[i].arguments_len;
+    }
+    if (strcmp(h->field, "draft") == 0)
+        return f->draft_len;
+    if (strcmp(h->field, "norm") == 0)
+        return f->norm_len;
+    if (strcmp(h->field, "text") == 0)
+        return f->text_len;
+    return SIZE_MAX;
+}
 
 static void eval_all(const struct tg_policy *p)
 {
@@ -40,7 +71,9 @@ static void eval_all(const struct tg_policy *p)
          .draft_len = strlen("保证收益 5%，guaranteed"),
          .draft_language = "zh",
          .confidence = 0.4,
-         .ungrounded = 1},
+         .ungrounded = 1,
+         .tool_calls = calls,
+         .n_tool_calls = 3},
         {.text = "", .norm = "", .channel = "api", .confidence = -1},
         {.confidence = -1},
     };
@@ -52,7 +85,8 @@ static void eval_all(const struct tg_policy *p)
                 abort();
             for (size_t k = 0; k < hits.n; k++) {
                 const struct tg_policy_hit *h = &hits.v[k];
-                if (!h->rule || !h->description || h->n_actions == 0 || h->start > h->end)
+                if (!h->rule || !h->description || h->n_actions == 0 || h->start > h->end ||
+                    !h->field || h->end > field_len(&facts[i], h))
                     abort();
             }
         }

@@ -3,8 +3,10 @@
  * ac.c): every condition kind true and false, combinators, comparison
  * forms and their strictness, keywords shared across rules and checked
  * against a naive search, a 10,000-term list from a file, regex spans,
- * what each hit reports as its trigger, every compile error with its exact
- * FILE:LINE, merge, and evaluation that allocates nothing once hits grew.
+ * tool calls (names, arguments as written and with their escapes decoded,
+ * count), what each hit reports as its trigger, every compile error with
+ * its exact FILE:LINE, merge, and evaluation that allocates nothing once
+ * hits grew.
  *
  * Fixtures are written to a temporary folder and loaded with
  * tg_policy_load, as a deployment would.
@@ -715,6 +717,285 @@ static void test_triggers(void **state)
     tg_policy_free(p);
 }
 
+/* ------------------------------------------------------------ tool calls */
+
+static const char tool_rules[] =
+    "- id: loan_approval_tool\n"
+    "  description: 批贷是人的决定：模型调用审批类函数时交由信贷员\n"
+    "  stage: post\n"
+    "  when: {tool.name: [approve_loan, approve_credit*]}\n"
+    "  then: [{human_decision: {queue: credit, attestations: [已核实收入流水真实性, "
+    "已评估突发失业风险]}}]\n"
+    "- {id: one_name, stage: post, description: d, when: {tool.name: lookup_policy}, then: {tag: "
+    "t}}\n"
+    "- {id: any_name, stage: post, description: d, when: {tool.name: '*'}, then: {tag: t}}\n"
+    "- {id: args_kw, stage: post, description: d, when: {tool.arguments.keywords: [批准, "
+    "Approved, 😀]}, then: {tag: t}}\n"
+    "- {id: args_rx, stage: post, description: d, when: {tool.arguments.regex: "
+    "'\"amount\":\\s*\\d{6,}'}, then: {tag: t}}\n"
+    "- {id: args_rx_dec, stage: post, description: d, when: {tool.arguments.regex: {pattern: "
+    "'额度\\d+万'}}, then: {tag: t}}\n"
+    "- {id: many, stage: post, description: d, when: {tool.count: {gt: 1}}, then: {tag: t}}\n"
+    "- {id: none, stage: post, description: d, when: {tool.count: 0}, then: {tag: t}}\n"
+    "- {id: draft_kw, stage: post, description: d, when: {draft.keywords: [批准]}, then: {tag: "
+    "t}}\n"
+    "- {id: pre_kw, description: d, when: {keywords: [批准]}, then: {tag: t}}\n";
+
+/* Tool calls from (name, arguments) pairs; the strings are borrowed. */
+static void fx_tools(struct fx *x, struct tg_policy_tool_call *calls, const char *const *spec,
+                     size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        calls[i] = (struct tg_policy_tool_call){.name = spec[2 * i],
+                                                .name_len = strlen(spec[2 * i]),
+                                                .arguments = spec[2 * i + 1],
+                                                .arguments_len = strlen(spec[2 * i + 1])};
+    }
+    x->f.tool_calls = calls;
+    x->f.n_tool_calls = n;
+}
+
+static void test_tool_calls(void **state)
+{
+    (void)state;
+    struct tg_policy *p = load_ok(tool_rules);
+    struct tg_policy_hits h;
+    struct tg_policy_tool_call calls[4];
+    const struct tg_policy_hit *t;
+    char buf[256], sb[64];
+    struct fx x;
+    tg_policy_hits_init(&h);
+    fx_init(&x, "帮我批准贷款");
+    fx_draft(&x, "好的，正在为您办理。", "zh");
+
+    /* No tool calls: only the count of zero holds; the pre stage never reads tool calls. */
+    assert_string_equal(fired(p, TG_POLICY_POST, &x.f, &h, buf, sizeof(buf)), "none");
+    assert_string_equal(hit_of(&h, "none")->field, "tool.count");
+    assert_true(hit_of(&h, "none")->has_value && hit_of(&h, "none")->value == 0);
+    x.f.n_tool_calls = 3; /* a count without an array is no call */
+    assert_string_equal(fired(p, TG_POLICY_POST, &x.f, &h, buf, sizeof(buf)), "none");
+
+    /* Three calls: names, raw and escaped arguments, the count. */
+    static const char *const three[] = {
+        "lookup_policy",       "{\"policy_no\": \"P1234567890\"}",
+        "approve_credit_line", "{\"decision\": \"\\u6279\\u51c6\", \"amount\": 800000}",
+        "approve_loan",        "{\"note\": \"APPROVED\", \"memo\": \"额度80万\"}",
+    };
+    fx_tools(&x, calls, three, 3);
+    assert_string_equal(fired(p, TG_POLICY_PRE, &x.f, &h, buf, sizeof(buf)), "pre_kw");
+    assert_string_equal(fired(p, TG_POLICY_POST, &x.f, &h, buf, sizeof(buf)),
+                        "loan_approval_tool,one_name,any_name,args_kw,args_rx,args_rx_dec,many");
+    /* A name: the first call with one, by index, no span. */
+    t = hit_of(&h, "loan_approval_tool");
+    assert_string_equal(t->field, "tool_calls");
+    assert_true(t->has_value && t->value == 1);
+    assert_int_equal(t->start, t->end);
+    assert_int_equal(t->n_actions, 1);
+    assert_int_equal(t->actions[0].kind, TG_ACT_HUMAN_DECISION);
+    assert_string_equal(t->actions[0].queue, "credit");
+    assert_int_equal(t->actions[0].n_attestations, 2);
+    assert_string_equal(t->actions[0].attestations[0], "已核实收入流水真实性");
+    assert_string_equal(t->actions[0].attestations[1], "已评估突发失业风险");
+    assert_true(hit_of(&h, "one_name")->value == 0);
+    assert_true(hit_of(&h, "any_name")->value == 0);
+    /* Keywords: the first call holding a term, decoded or not; the span is the text as
+     * written, here the escapes themselves. */
+    t = hit_of(&h, "args_kw");
+    assert_string_equal(t->field, "tool_calls");
+    assert_true(t->has_value && t->value == 1);
+    assert_string_equal(span(calls[1].arguments, t, sb, sizeof(sb)), "\\u6279\\u51c6");
+    t = hit_of(&h, "args_rx");
+    assert_true(t->value == 1);
+    assert_string_equal(span(calls[1].arguments, t, sb, sizeof(sb)), "\"amount\": 800000");
+    t = hit_of(&h, "args_rx_dec");
+    assert_true(t->value == 2);
+    assert_string_equal(span(calls[2].arguments, t, sb, sizeof(sb)), "额度80万");
+    assert_true(hit_of(&h, "many")->value == 3);
+
+    /* Names that almost match, arguments with neither term, one call. */
+    static const char *const near[] = {
+        "approve_credi",
+        "{\"批\": \"准\", \"amount\": 99999, \"x\": \"approve\"}",
+    };
+    fx_tools(&x, calls, near, 1);
+    assert_string_equal(fired(p, TG_POLICY_POST, &x.f, &h, buf, sizeof(buf)), "any_name");
+    static const char *const exact[] = {"approve_loan_v2", "{}", "Approve_Loan", "{}"};
+    fx_tools(&x, calls, exact, 2);
+    assert_string_equal(fired(p, TG_POLICY_POST, &x.f, &h, buf, sizeof(buf)), "any_name,many");
+
+    /* Keywords fold ASCII case; a later call is reported when earlier ones hold nothing. */
+    static const char *const later[] = {"a", "{\"k\": 1}", "b", "", "c", "[\"ok\", \"approved\"]"};
+    fx_tools(&x, calls, later, 3);
+    assert_string_equal(fired(p, TG_POLICY_POST, &x.f, &h, buf, sizeof(buf)),
+                        "any_name,args_kw,many");
+    t = hit_of(&h, "args_kw");
+    assert_true(t->value == 2);
+    assert_string_equal(span(calls[2].arguments, t, sb, sizeof(sb)), "approved");
+
+    /* The draft's own text is not the arguments, nor the reverse. */
+    fx_draft(&x, "已批准", "zh");
+    static const char *const plain[] = {"notify", "{\"text\": \"hello\"}"};
+    fx_tools(&x, calls, plain, 1);
+    assert_string_equal(fired(p, TG_POLICY_POST, &x.f, &h, buf, sizeof(buf)), "any_name,draft_kw");
+
+    fx_free(&x);
+    tg_policy_hits_free(&h);
+    tg_policy_free(p);
+}
+
+/* Arguments as a model may write them: escapes of every kind, broken JSON, odd bytes. */
+static void test_tool_arguments_escaped(void **state)
+{
+    (void)state;
+    struct tg_policy *p = load_ok(tool_rules);
+    struct tg_policy_hits h;
+    struct tg_policy_tool_call call;
+    char buf[256], sb[64];
+    struct fx x;
+    static const struct {
+        const char *args;
+        bool fires;
+        const char *span; /* of args_kw, in the text as written */
+    } cases[] = {
+        {"{\"d\": \"\\u6279\\u51C6\"}", true, "\\u6279\\u51C6"},           /* upper-case hex */
+        {"{\"d\": \"\\u6279准\"}", true, "\\u6279准"},                     /* half escaped */
+        {"{\"\\u6279\\u51c6\": true}", true, "\\u6279\\u51c6"},            /* in a key */
+        {"{\"d\": \"\\\"批准\\\"\"}", true, "批准"},                       /* quoted quotes */
+        {"{\"d\": \"\\ud83d\\ude00\"}", true, "\\ud83d\\ude00"},           /* surrogate pair */
+        {"{\"d\": \"ok \\u0041pproved\"}", true, "\\u0041pproved"},        /* ASCII escape */
+        {"{\"d\": \"\\u6279\\u51c6", true, "\\u6279\\u51c6"},              /* unterminated */
+        {"\"\\u6279\\u51c6\" trailing garbage {", true, "\\u6279\\u51c6"}, /* not JSON */
+        {"{\"d\": \"\\\\u6279\\\\u51c6\"}", false, NULL},          /* an escaped backslash: text */
+        {"{\"d\": \"\\u6279\", \"e\": \"\\u51c6\"}", false, NULL}, /* split across strings */
+        {"{\"d\": \"\\u627\"}", false, NULL},                      /* short escape */
+        {"{\"d\": \"\\ud83d\"}", false, NULL},                     /* lone surrogate */
+        {"{\"d\": \"\\u62\\u6279\\u51c6", true, "\\u6279\\u51c6"}, /* bad then good */
+        {"\\", false, NULL},
+        {"\"\\", false, NULL},
+        {"\"\\u", false, NULL},
+        {"\"\\ud83d\\u", false, NULL},
+        {"\"\xff\\u6279\\u51c6\xfe\"", true, "\\u6279\\u51c6"},
+        {"", false, NULL},
+    };
+    tg_policy_hits_init(&h);
+    fx_init(&x, "q");
+    for (size_t i = 0; i < TG_ARRAY_LEN(cases); i++) {
+        call = (struct tg_policy_tool_call){.name = "f",
+                                            .name_len = 1,
+                                            .arguments = cases[i].args,
+                                            .arguments_len = strlen(cases[i].args)};
+        x.f.tool_calls = &call;
+        x.f.n_tool_calls = 1;
+        fired(p, TG_POLICY_POST, &x.f, &h, buf, sizeof(buf));
+        bool hit = strstr(buf, "args_kw") != NULL;
+        if (hit != cases[i].fires)
+            fail_msg("arguments %zu '%s': fired '%s'", i, cases[i].args, buf);
+        if (hit)
+            assert_string_equal(span(cases[i].args, hit_of(&h, "args_kw"), sb, sizeof(sb)),
+                                cases[i].span);
+        for (size_t k = 0; k < h.n; k++)
+            assert_true(h.v[k].start <= h.v[k].end && h.v[k].end <= strlen(cases[i].args));
+    }
+    /* NULL name and arguments are empty. */
+    call = (struct tg_policy_tool_call){0};
+    assert_string_equal(fired(p, TG_POLICY_POST, &x.f, &h, buf, sizeof(buf)), "any_name");
+    fx_free(&x);
+    tg_policy_hits_free(&h);
+    tg_policy_free(p);
+}
+
+/* Tool tests after a merge, and no allocation once hits and the decoding room have grown. */
+static void test_tool_memory(void **state)
+{
+    (void)state;
+    struct tg_policy *a = load_ok("- {id: a1, description: d, when: {keywords: [x]}, then: "
+                                  "{tag: t}}\n"
+                                  "- {id: a2, description: d, when: {regex: y}, then: {tag: t}}\n");
+    assert_int_equal(tg_policy_merge(a, load_ok(tool_rules)), TG_OK);
+    struct tg_policy_hits h;
+    struct tg_policy_tool_call calls[2];
+    char buf[256];
+    struct fx x;
+    static const char *const two[] = {
+        "approve_credit",
+        "{\"d\": \"\\u6279\\u51c6\", \"amount\": 1234567}",
+        "lookup_policy",
+        "{\"memo\": \"额度9万\"}",
+    };
+    static const char *const big[] = {
+        "approve_credit",
+        "{\"d\": \"\\u6279\\u51c6\", \"amount\": 1234567, \"pad\": \"xxxxxxxxxxxxxxxxxxxxxxxx\"}",
+        "lookup_policy",
+        "{\"memo\": \"额度9万\"}",
+    };
+    tg_policy_hits_init(&h);
+    fx_init(&x, "x y");
+    fx_tools(&x, calls, two, 2);
+    const char *want = "loan_approval_tool,one_name,any_name,args_kw,args_rx,args_rx_dec,many";
+    assert_string_equal(fired(a, TG_POLICY_PRE, &x.f, &h, buf, sizeof(buf)), "a1,a2");
+    assert_string_equal(fired(a, TG_POLICY_POST, &x.f, &h, buf, sizeof(buf)), want);
+    assert_true(hit_of(&h, "args_rx_dec")->value == 1);
+    tg_mem_fail_after(0);
+    for (int i = 0; i < 20; i++) {
+        assert_string_equal(fired(a, TG_POLICY_POST, &x.f, &h, buf, sizeof(buf)), want);
+        assert_string_equal(fired(a, TG_POLICY_PRE, &x.f, &h, buf, sizeof(buf)), "a1,a2");
+    }
+    /* Longer arguments need more room: the evaluation fails whole, and works again after. */
+    fx_tools(&x, calls, big, 2);
+    assert_int_equal(tg_policy_eval(a, TG_POLICY_POST, &x.f, &h), TG_E_NOMEM);
+    assert_int_equal(h.n, 0);
+    tg_mem_fail_after(-1);
+    assert_string_equal(fired(a, TG_POLICY_POST, &x.f, &h, buf, sizeof(buf)), want);
+    /* Fresh hits under failing allocation: NOMEM or the full answer. */
+    for (long n = 0; n < 6; n++) {
+        struct tg_policy_hits h2;
+        tg_policy_hits_init(&h2);
+        tg_mem_fail_after(n);
+        int rc = tg_policy_eval(a, TG_POLICY_POST, &x.f, &h2);
+        tg_mem_fail_after(-1);
+        assert_true(rc == TG_OK ? h2.n == 7 : rc == TG_E_NOMEM && h2.n == 0);
+        tg_policy_hits_free(&h2);
+    }
+    fx_free(&x);
+    tg_policy_hits_free(&h);
+    tg_policy_free(a);
+}
+
+/* The insurance example hands a model's loan approval to a credit officer. */
+static void test_tool_example(void **state)
+{
+    (void)state;
+    struct tg_policy *p = NULL;
+    json_t *errs = json_array();
+    struct tg_policy_hits h;
+    struct tg_policy_tool_call calls[2];
+    char buf[512];
+    struct fx x;
+    if (tg_policy_load("examples/insurance/policies.yaml", &p, errs))
+        dump(errs);
+    assert_non_null(p);
+    json_decref(errs);
+    tg_policy_hits_init(&h);
+    fx_init(&x, "我的贷款申请怎么样了");
+    fx_draft(&x, "", "zh");
+    x.f.confidence = 0.9;
+    static const char *const ask[] = {"get_application_status", "{\"id\": \"A1\"}",
+                                      "approve_credit_limit", "{\"amount\": 50000}"};
+    fx_tools(&x, calls, ask, 2);
+    fired(p, TG_POLICY_POST, &x.f, &h, buf, sizeof(buf));
+    const struct tg_policy_hit *t = hit_of(&h, "loan-approval-tool");
+    assert_string_equal(t->field, "tool_calls");
+    assert_true(t->value == 1);
+    assert_int_equal(t->actions[0].kind, TG_ACT_HUMAN_DECISION);
+    assert_string_equal(t->actions[0].queue, "credit");
+    assert_int_equal(t->actions[0].n_attestations, 2);
+    fx_tools(&x, calls, ask, 1);
+    assert_null(strstr(fired(p, TG_POLICY_POST, &x.f, &h, buf, sizeof(buf)), "loan-approval"));
+    fx_free(&x);
+    tg_policy_hits_free(&h);
+    tg_policy_free(p);
+}
+
 /* ------------------------------------------------------------ actions */
 
 static void test_actions(void **state)
@@ -921,6 +1202,59 @@ static void test_errors_post_only(void **state)
     json_decref(errs);
 }
 
+static void test_errors_tools(void **state)
+{
+    (void)state;
+    char path[256];
+    json_t *errs = load_bad("- id: t1\n"                                             /* 1 */
+                            "  description: d\n"                                     /* 2 */
+                            "  stage: post\n"                                        /* 3 */
+                            "  when:\n"                                              /* 4 */
+                            "    any:\n"                                             /* 5 */
+                            "      - tool.name: 7\n"                                 /* 6 */
+                            "      - tool.name:\n"                                   /* 7 */
+                            "          - approve_*\n"                                /* 8 */
+                            "          - approve_*_loan\n"                           /* 9 */
+                            "      - tool.arguments.regex: 'a(b'\n"                  /* 10 */
+                            "      - tool.arguments.keywords: []\n"                  /* 11 */
+                            "      - tool.arguments.regex: {pattern: x, on: text}\n" /* 12 */
+                            "      - tool.count: {gt: many}\n"                       /* 13 */
+                            "      - tool.nmae: x\n"                                 /* 14 */
+                            "      - tool.name: []\n"                                /* 15 */
+                            "  then: {tag: t}\n"                                     /* 16 */
+                            "- id: t2\n"                                             /* 17 */
+                            "  description: d\n"                                     /* 18 */
+                            "  when:\n"                                              /* 19 */
+                            "    all:\n"                                             /* 20 */
+                            "      - tool.name: approve_loan\n"                      /* 21 */
+                            "      - tool.count: {gt: 0}\n"                          /* 22 */
+                            "      - tool.arguments.keywords: [批准]\n"              /* 23 */
+                            "      - tool.arguments.regex: x\n"                      /* 24 */
+                            "  then: {tag: t}\n",                                    /* 25 */
+                            path, sizeof(path));
+    static const struct want_err want[] = {
+        {6, "rule 't1': tool.name must be a name or a list of names, not an integer"},
+        {9, "rule 't1': tool.name: 'approve_*_loan': '*' may only end a name (approve_*)"},
+        {10, "rule 't1': tool.arguments.regex: bad pattern: missing closing parenthesis at offset "
+             "3"},
+        {11, "rule 't1': tool.arguments.keywords is an empty list"},
+        {12, "unknown key 'on' in tool.arguments.regex of rule 't1'"},
+        {13, "rule 't1': tool.count.gt: 'many' is not a number"},
+        {14, "unknown key 'tool.nmae' in a condition of rule 't1' (did you mean 'tool.name'?)"},
+        {15, "rule 't1': tool.name is an empty list"},
+        {21, "rule 't2': tool.name tests the draft's tool calls: only post rules (stage: post) may "
+             "use it"},
+        {22, "rule 't2': tool.count tests the draft's tool calls: only post rules (stage: post) "
+             "may use it"},
+        {23, "rule 't2': tool.arguments.keywords tests the draft's tool calls: only post rules "
+             "(stage: post) may use it"},
+        {24, "rule 't2': tool.arguments.regex tests the draft's tool calls: only post rules "
+             "(stage: post) may use it"},
+    };
+    assert_errors(errs, path, want, TG_ARRAY_LEN(want));
+    json_decref(errs);
+}
+
 static void test_errors_top(void **state)
 {
     (void)state;
@@ -1079,7 +1413,10 @@ static void test_compile_nomem(void **state)
     put("alloc.yaml", every_kind, path, sizeof(path));
     put("alloc-b.yaml",
         "- {id: z1, description: d, when: {keywords: [保本, x]}, then: {tag: t}}\n"
-        "- {id: z2, description: d, when: {regex: y}, then: {tag: t}}\n",
+        "- {id: z2, description: d, when: {regex: y}, then: {tag: t}}\n"
+        "- {id: z3, stage: post, description: d, when: {all: [{tool.name: [a, b*]}, "
+        "{tool.count: {gt: 0}}, {tool.arguments.keywords: [批准]}, {tool.arguments.regex: z}]}, "
+        "then: {tag: t}}\n",
         path, sizeof(path));
     bool ok = false;
     for (long n = 0; !ok && n < 100000; n++) {
@@ -1097,7 +1434,7 @@ static void test_compile_nomem(void **state)
         if (rc == TG_OK && rc2 != TG_OK)
             tg_policy_free(p);
         else if (rc == TG_OK) {
-            assert_int_equal(tg_policy_count(p), rc3 == TG_OK ? 24 : 22);
+            assert_int_equal(tg_policy_count(p), rc3 == TG_OK ? 25 : 22);
             tg_policy_free(p);
         }
         ok = rc3 == TG_OK;
@@ -1116,9 +1453,14 @@ int main(void)
         cmocka_unit_test(test_keywords_file),
         cmocka_unit_test(test_regex),
         cmocka_unit_test(test_triggers),
+        cmocka_unit_test(test_tool_calls),
+        cmocka_unit_test(test_tool_arguments_escaped),
+        cmocka_unit_test(test_tool_memory),
+        cmocka_unit_test(test_tool_example),
         cmocka_unit_test(test_actions),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_errors_post_only),
+        cmocka_unit_test(test_errors_tools),
         cmocka_unit_test(test_errors_top),
         cmocka_unit_test(test_merge),
         cmocka_unit_test(test_hits_reuse),
