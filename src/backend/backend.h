@@ -36,7 +36,8 @@ struct tg_evidence {
 struct tg_backend_request {
     const char *model;      /* requested model; a backend with a fixed model ignores it */
     const json_t *messages; /* OpenAI messages array (role, content) */
-    const json_t *params;   /* object of sampling fields to forward (temperature, ...), or NULL */
+    const json_t *params;   /* the client's request: its allow-listed fields are forwarded, or NULL */
+    const char *user;       /* the customer's pseudonym, sent as the upstream's `user`, or NULL */
     /* What the understand and retrieve stages found (used by the builtin answerer). */
     const char *question;               /* the customer's last message */
     const struct tg_evidence *evidence; /* best first */
@@ -59,6 +60,11 @@ struct tg_backend_result {
     int status;    /* upstream HTTP status, 0 when none was received */
     char *content; /* the answer (tg_malloc'd); the callback may take it and set NULL */
     size_t len;
+    /* OpenAI `tool_calls` of the answer ([{id, type, function: {name, arguments}}]) and its
+     * `logprobs` object, each NULL when absent; owned, the callback may take them and set NULL.
+     * An answer with tool calls may have no content (content "" and len 0). */
+    json_t *tool_calls;
+    json_t *logprobs;
     char finish_reason[24];
     char model[96]; /* the model that answered */
     int64_t prompt_tokens;

@@ -6,8 +6,17 @@
  * the same timer (backoff or Retry-After).  Failures are classified once
  * (classify) into: retry on this rung, step down now, look for a
  * large-context rung, drop an assistant prefill and restart, or end the turn
- * with an error.  The breaker counts only the upstream's own faults (5xx,
+ * with an error.  Breakers count only the upstream's own faults (5xx,
  * resets, timeouts, broken streams), not rate limits or client errors.
+ *
+ * A breaker guards one upstream model: a rung with a fixed model has its
+ * own, a pass-through rung one per model the clients name, kept in a small
+ * table of the models that are failing now (a model that answers leaves
+ * it, so a healthy model costs one failed look-up per turn).  From a
+ * model's first fault on, the breaker counts the turns that wanted it and
+ * the calls it got; a turn is let through only while calls < turns, so an
+ * outage never draws more calls than turns, and a turn that finds its
+ * model failing calls it once, without retries.
  */
 #include "dispatch/dispatch.h"
 
@@ -21,10 +30,29 @@
 #include <strings.h>
 
 #define NAME_MAX_ 64
+#define BREAKERS 64 /* failing pass-through models tracked at once, per ladder */
+/* a breaker that never opened forgets faults this old: they were not an outage */
+#define FORGET_NS (60 * INT64_C(1000000000))
+/* without a turn budget, the longest Retry-After the ladder waits for */
+#define RETRY_AFTER_CEILING_MS 30000
+#define FAILED_MAX 4 /* upstream models remembered as failed within one turn */
 
+/*
+ * The health of one upstream model.  Healthy: fails 0 and not open.  After
+ * `failures` faults in a row it opens for `open`; then it is half-open: one
+ * probe at a time (a `probe` share of the turns that find it so) may call,
+ * a fault opens it again, an answer closes it.
+ */
 struct breaker {
-    int fails;             /* consecutive upstream faults */
-    int64_t open_until_ns; /* 0: closed; else open until then, half-open after */
+    const struct tg_backend *backend; /* table entries: the key with model; NULL: a free slot */
+    uint64_t hash;                    /* of the whole model name */
+    size_t len;                       /* of the whole model name */
+    char model[96];                   /* the name (cut if longer) */
+    int fails;                        /* consecutive upstream faults */
+    int64_t open_until_ns;            /* 0: closed; else open until then, half-open after */
+    int64_t turns, calls;             /* since the first fault: turns that wanted it, calls */
+    int64_t fault_ns, used_ns;        /* the last fault; the last look-up (for eviction) */
+    uint64_t probe;                   /* the half-open probe in flight, 0: none */
 };
 
 struct tg_dispatch;
@@ -41,10 +69,13 @@ struct rung {
     int queued;
     struct tg_backend *backend; /* NULL: a person */
     const char *model;          /* fixed model for this rung, or NULL (borrowed from the config) */
+    const char *fixed;          /* the model sent: the rung's, else the backend's, else NULL */
+    const char *upstream;       /* the backend's base URL, NULL when it has none */
+    bool pass_through;          /* an upstream rung without a fixed model: breakers per model */
     int64_t budget_ms;          /* this rung's own time limit per attempt; 0: none */
     bool large_context;         /* only for context_length_exceeded */
     bool local;                 /* needs no upstream (script, builtin, human) */
-    struct breaker br;
+    struct breaker br;          /* a rung with a fixed model */
 };
 
 struct tg_ladder {
@@ -60,7 +91,11 @@ struct tg_ladder {
     int breaker_failures;
     int64_t breaker_open_ms;
     double probe_share;
+    bool breakers; /* false for the route alone (no `ladder`): a plain proxy refuses nothing */
     uint64_t rng;
+    uint64_t probe_seq;
+    size_t tracked;                  /* entries in use in models[] */
+    struct breaker models[BREAKERS]; /* pass-through rungs' breakers, failing models only */
 };
 
 struct tg_dispatch {
@@ -86,6 +121,10 @@ struct tg_dispatch {
     int last_err;  /* the last failure, for the client when no rung is left */
     char last_msg[300];
     bool finished;
+    bool may_retry; /* the rung's model was healthy when the turn came to it */
+    uint64_t probe; /* the half-open probe this turn holds on its rung's breaker, 0: none */
+    size_t failed[FAILED_MAX]; /* rungs whose upstream model failed in this turn */
+    int n_failed;
     struct tg_dispatch_result res;
 };
 
@@ -118,11 +157,17 @@ static struct tg_backend *find_backend(struct tg_backend *const *b, size_t n, co
     return NULL;
 }
 
-static void set_rung(struct rung *r, const char *name, struct tg_backend *b)
+static void set_rung(const struct tg_config *cfg, struct rung *r, const char *name,
+                     struct tg_backend *b, const char *model)
 {
+    const struct tg_backend_conf *bc = b ? tg_config_backend(cfg, tg_backend_name(b)) : NULL;
     tg_strlcpy(r->name, name, sizeof(r->name));
     r->backend = b;
     r->local = !b || strcmp(tg_backend_type(b), "openai") != 0;
+    r->model = model;
+    r->fixed = model ? model : (bc ? bc->model : NULL);
+    r->upstream = bc ? bc->base_url : NULL;
+    r->pass_through = !r->local && !r->fixed;
 }
 
 int tg_ladder_build(const struct tg_config *cfg, struct tg_backend *const *backends, size_t n,
@@ -149,10 +194,11 @@ int tg_ladder_build(const struct tg_config *cfg, struct tg_backend *const *backe
     l->max_streak = (int)tg_json_int(sec, "degraded_to_human", 3);
     const json_t *mc = json_object_get(sec, "min_confidence");
     l->min_confidence = json_is_number(mc) ? json_number_value(mc) : -1;
-    l->breaker_failures = (int)tg_json_int(br, "failures", 5);
-    l->breaker_open_ms = dur(json_object_get(br, "open"), 30000);
+    l->breaker_failures = (int)tg_json_int(br, "failures", 3);
+    l->breaker_open_ms = dur(json_object_get(br, "open"), 1000);
     const json_t *ps = json_object_get(br, "probe");
-    l->probe_share = json_is_number(ps) ? json_number_value(ps) : 0.1;
+    l->probe_share = json_is_number(ps) ? json_number_value(ps) : 1.0;
+    l->breakers = nr > 0;
     if (!nr) {
         /* the route's backend alone, as a plain proxy */
         struct tg_backend *b = find_backend(backends, n, cfg->route_backend);
@@ -163,7 +209,7 @@ int tg_ladder_build(const struct tg_config *cfg, struct tg_backend *const *backe
             tg_ladder_free(l);
             return TG_E_CONFIG;
         }
-        set_rung(&l->rungs[0], tg_backend_name(b), b);
+        set_rung(cfg, &l->rungs[0], tg_backend_name(b), b, NULL);
         l->n = 1;
         *out = l;
         return TG_OK;
@@ -178,8 +224,8 @@ int tg_ladder_build(const struct tg_config *cfg, struct tg_backend *const *backe
             return TG_E_CONFIG;
         }
         struct rung *rg = &l->rungs[l->n++];
-        set_rung(rg, tg_json_str(r, "name", bname ? bname : "human"), b);
-        rg->model = tg_json_str(r, "model", NULL);
+        set_rung(cfg, rg, tg_json_str(r, "name", bname ? bname : "human"), b,
+                 tg_json_str(r, "model", NULL));
         rg->budget_ms = dur(json_object_get(r, "budget"), 0);
         rg->large_context = tg_json_bool(r, "large_context", false);
         rg->max_inflight = (int)tg_json_int(r, "max_inflight", 0);
@@ -211,33 +257,224 @@ struct tg_backend *tg_ladder_first_backend(const struct tg_ladder *l)
     return NULL;
 }
 
-/* ------------------------------------------------------------ breaker */
+/* ------------------------------------------------------------ breakers */
 
-static bool breaker_allows(struct tg_ladder *l, struct rung *r, int64_t now)
+static uint64_t name_hash(const char *s, size_t len)
 {
-    if (!r->br.open_until_ns)
-        return true;
-    if (now < r->br.open_until_ns)
-        return false;
-    return uniform(l) < l->probe_share; /* half-open: a share of turns probe */
+    uint64_t h = 14695981039346656037ULL; /* FNV-1a */
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
 }
 
-static void breaker_result(struct tg_ladder *l, struct rung *r, bool fault, int64_t now)
+static bool breaker_failing(const struct breaker *b)
 {
-    if (!fault) {
-        if (r->br.open_until_ns)
-            tg_info("ladder: rung %s answered again; breaker closed", r->name);
-        r->br.fails = 0;
-        r->br.open_until_ns = 0;
+    return b->fails || b->open_until_ns;
+}
+
+/* Back to healthy; a table entry gives up its slot. */
+static void breaker_clear(struct tg_ladder *l, struct breaker *b)
+{
+    if (b->backend) {
+        memset(b, 0, sizeof(*b));
+        l->tracked--;
         return;
     }
-    r->br.fails++;
-    bool half_open = r->br.open_until_ns && now >= r->br.open_until_ns;
-    if (half_open || (!r->br.open_until_ns && r->br.fails >= l->breaker_failures)) {
-        r->br.open_until_ns = now + l->breaker_open_ms * 1000000;
-        tg_warn("ladder: rung %s failed %d times in a row; breaker open for %lld ms", r->name,
-                r->br.fails, (long long)l->breaker_open_ms);
+    b->fails = 0;
+    b->open_until_ns = 0;
+    b->turns = b->calls = 0;
+    b->probe = 0;
+}
+
+/* Faults that never opened the breaker and are long past are forgotten. */
+static bool breaker_stale(const struct breaker *b, int64_t now)
+{
+    return b->fails && !b->open_until_ns && !b->probe && now - b->fault_ns > FORGET_NS;
+}
+
+/* Which entry a full table gives up first: closed before open, then the least recently used. */
+static bool evict_before(const struct breaker *a, const struct breaker *b)
+{
+    if (!b)
+        return true;
+    if (!a->open_until_ns != !b->open_until_ns)
+        return !a->open_until_ns;
+    return a->used_ns < b->used_ns;
+}
+
+/*
+ * The breaker that guards rung r's calls for model (the client's): the
+ * rung's own when its model is fixed, else the table entry of (backend,
+ * model); NULL on a ladder without breakers.  A healthy pass-through model
+ * has no entry: NULL, unless create, which takes a free slot or, with the
+ * table full, the entry evict_before picks among those without a probe in
+ * flight (NULL when every entry has one).  A client naming random models
+ * thus costs at most BREAKERS entries.
+ */
+static struct breaker *breaker_get(struct tg_ladder *l, struct rung *r, const char *model,
+                                   bool create, int64_t now)
+{
+    if (!l->breakers)
+        return NULL;
+    if (!r->pass_through) {
+        if (breaker_stale(&r->br, now))
+            breaker_clear(l, &r->br);
+        return &r->br;
     }
+    if (!l->tracked && !create)
+        return NULL;
+    const char *m = model ? model : "";
+    size_t len = strlen(m);
+    uint64_t h = name_hash(m, len);
+    struct breaker *slot = NULL, *victim = NULL;
+    size_t seen = 0;
+    for (size_t i = 0; i < BREAKERS && (create || seen < l->tracked); i++) {
+        struct breaker *e = &l->models[i];
+        if (!e->backend) {
+            if (!slot)
+                slot = e;
+            continue;
+        }
+        seen++;
+        if (e->backend == r->backend && e->hash == h && e->len == len &&
+            !strncmp(e->model, m, sizeof(e->model) - 1)) {
+            if (!breaker_stale(e, now)) {
+                e->used_ns = now;
+                return e;
+            }
+            breaker_clear(l, e);
+            slot = e;
+            break;
+        }
+        if (!e->probe && evict_before(e, victim))
+            victim = e;
+    }
+    if (!create)
+        return NULL;
+    if (!slot && victim) {
+        tg_info("ladder: %d failing models tracked; forgetting model '%s' of backend %s", BREAKERS,
+                victim->model, tg_backend_name(victim->backend));
+        breaker_clear(l, victim);
+        slot = victim;
+    }
+    if (!slot)
+        return NULL;
+    slot->backend = r->backend;
+    slot->hash = h;
+    slot->len = len;
+    tg_strlcpy(slot->model, m, sizeof(slot->model));
+    slot->used_ns = now;
+    l->tracked++;
+    return slot;
+}
+
+/*
+ * May turn d call rung r's model now?  A healthy model: yes, with retries.
+ * A failing one counts the turn, and lets it call once, without retries,
+ * only while the model has had fewer calls than turns since its first
+ * fault; while open, not at all; half-open, as the one probe in flight (a
+ * probe_share of the turns that find it so), which d then holds.
+ */
+static bool breaker_admit(struct tg_dispatch *d, struct rung *r, int64_t now)
+{
+    struct tg_ladder *l = d->l;
+    struct breaker *b = breaker_get(l, r, d->rq.model, false, now);
+    d->may_retry = !b || !breaker_failing(b);
+    if (d->may_retry)
+        return true;
+    b->turns++;
+    if (b->calls >= b->turns)
+        return false;
+    if (b->open_until_ns) {
+        if (now < b->open_until_ns || b->probe || uniform(l) >= l->probe_share)
+            return false;
+        b->probe = d->probe = ++l->probe_seq;
+    }
+    return true;
+}
+
+/* A call on rung r is about to start: a failing model counts it. */
+static void breaker_call(struct tg_dispatch *d, struct rung *r, int64_t now)
+{
+    struct breaker *b = breaker_get(d->l, r, d->rq.model, false, now);
+    if (b && breaker_failing(b))
+        b->calls++;
+}
+
+/* d leaves its rung or its call ended: give back the probe it holds, if any. */
+static void probe_release(struct tg_dispatch *d)
+{
+    if (!d->probe)
+        return;
+    if (d->rung < d->l->n) {
+        struct breaker *b =
+            breaker_get(d->l, &d->l->rungs[d->rung], d->rq.model, false, tg_clock_mono_ns());
+        if (b && b->probe == d->probe)
+            b->probe = 0;
+    }
+    d->probe = 0;
+}
+
+/* What d's call on rung r did: any answer from the upstream (even a
+ * refusal) closes the breaker; a fault starts or continues its count, and
+ * opens it after `failures` in a row, or again when a probe fails. */
+static void breaker_result(struct tg_dispatch *d, struct rung *r, bool fault, int64_t now)
+{
+    struct tg_ladder *l = d->l;
+    probe_release(d);
+    struct breaker *b = breaker_get(l, r, d->rq.model, fault, now);
+    if (!b)
+        return;
+    if (!fault) {
+        if (b->open_until_ns)
+            tg_info("ladder: rung %s (model %s) answered again; breaker closed", r->name,
+                    r->fixed ? r->fixed : b->model);
+        if (breaker_failing(b))
+            breaker_clear(l, b);
+        return;
+    }
+    if (!breaker_failing(b)) {
+        b->turns = 1; /* this turn and its call begin the count */
+        b->calls = 1;
+    }
+    b->fails++;
+    b->fault_ns = now;
+    bool half_open = b->open_until_ns && now >= b->open_until_ns;
+    if (half_open || (!b->open_until_ns && b->fails >= l->breaker_failures)) {
+        if (!b->open_until_ns)
+            tg_warn("ladder: rung %s (model %s) failed %d times in a row; breaker open, "
+                    "probed every %lld ms",
+                    r->name, r->fixed ? r->fixed : b->model, b->fails,
+                    (long long)l->breaker_open_ms);
+        b->open_until_ns = now + l->breaker_open_ms * 1000000;
+    }
+}
+
+/* The model rung r sends for d. */
+static const char *sent_model(const struct tg_dispatch *d, const struct rung *r)
+{
+    return r->fixed ? r->fixed : (d->rq.model ? d->rq.model : "");
+}
+
+/* Has d already seen rung r's upstream model fail, on an earlier rung? */
+static bool failed_before(const struct tg_dispatch *d, const struct rung *r)
+{
+    for (int i = 0; i < d->n_failed; i++) {
+        const struct rung *f = &d->l->rungs[d->failed[i]];
+        if (f->upstream && r->upstream && !strcmp(f->upstream, r->upstream) &&
+            !strcmp(sent_model(d, f), sent_model(d, r)))
+            return true;
+    }
+    return false;
+}
+
+/* The upstream model of d's rung failed by its own fault. */
+static void mark_failed(struct tg_dispatch *d)
+{
+    if (d->n_failed < FAILED_MAX && (!d->n_failed || d->failed[d->n_failed - 1] != d->rung))
+        d->failed[d->n_failed++] = d->rung;
 }
 
 /* ------------------------------------------------------------ dispatch */
@@ -253,8 +490,7 @@ static enum verdict classify(const struct tg_backend_result *res, bool has_prefi
         return V_FATAL;
     if (res->status == 429)
         return V_RETRY;
-    if (res->status >= 500 || !strcmp(k, "connect") || !strcmp(k, "transport") ||
-        !strcmp(k, "connect_timeout")) {
+    if (res->status >= 500 || !strcmp(k, "connect") || !strcmp(k, "transport")) {
         *fault = true;
         return V_RETRY;
     }
@@ -267,7 +503,8 @@ static enum verdict classify(const struct tg_backend_result *res, bool has_prefi
     }
     if (res->status >= 401 && res->status < 500)
         return V_DOWN; /* this rung is misconfigured (key, model): another may answer */
-    /* header/first-token/idle/total timeouts, cut or garbled streams */
+    /* connect, header, first-token, idle and total timeouts, cut or garbled
+     * streams: a silent upstream is not asked again, the next rung is */
     *fault = true;
     return V_DOWN;
 }
@@ -286,6 +523,7 @@ static void event_add_json(struct tg_dispatch *d, const char *cause, int status)
 
 static void finish(struct tg_dispatch *d)
 {
+    probe_release(d);
     d->finished = true;
     d->phase = PH_IDLE;
     if (d->in_start)
@@ -314,6 +552,7 @@ static void try_rung(struct tg_dispatch *d);
 static void step_down(struct tg_dispatch *d, const char *cause, int status)
 {
     struct rung *r = &d->l->rungs[d->rung];
+    probe_release(d);
     event_add_json(d, cause, status);
     if (d->l->metrics)
         tg_metrics_degradation(d->l->metrics, r->name, cause);
@@ -473,6 +712,7 @@ static void attempt(struct tg_dispatch *d)
     }
     if (limit != INT64_MAX)
         arm(d, limit);
+    breaker_call(d, r, tg_clock_mono_ns());
     int rc = tg_backend_generate(r->backend, &rq, call_done, d, &d->call);
     json_decref(trimmed);
     if (rc) {
@@ -482,6 +722,17 @@ static void attempt(struct tg_dispatch *d)
         release_slot(d);
         step_down(d, "start_failed", 0);
     }
+}
+
+/* May d call its rung again after a retryable failure?  Only within
+ * max_attempts, when the rung's model was healthy as the turn came to it,
+ * and while its breaker is not open. */
+static bool may_retry(struct tg_dispatch *d, struct rung *r, int64_t now)
+{
+    if (!d->may_retry || d->attempt >= d->l->max_attempts)
+        return false;
+    const struct breaker *b = breaker_get(d->l, r, d->rq.model, false, now);
+    return !b || !b->open_until_ns;
 }
 
 static bool has_prefill(const struct tg_dispatch *d)
@@ -503,7 +754,7 @@ static void call_done(struct tg_backend_result *res, void *arg)
     if (l->metrics)
         tg_metrics_attempt(l->metrics, tg_backend_name(r->backend), res->err ? res->kind : "ok");
     if (!res->err) {
-        breaker_result(l, r, false, now);
+        breaker_result(d, r, false, now);
         bool weak =
             l->min_confidence >= 0 && res->confidence >= 0 && res->confidence < l->min_confidence;
         if (weak) {
@@ -517,6 +768,7 @@ static void call_done(struct tg_backend_result *res, void *arg)
                     d->rung = i;
                     d->steps++;
                     d->attempt = 0;
+                    d->may_retry = true;
                     attempt(d);
                     return;
                 }
@@ -525,6 +777,10 @@ static void call_done(struct tg_backend_result *res, void *arg)
         d->res.content = res->content;
         d->res.len = res->len;
         res->content = NULL;
+        d->res.tool_calls = res->tool_calls;
+        res->tool_calls = NULL;
+        d->res.logprobs = res->logprobs;
+        res->logprobs = NULL;
         tg_strlcpy(d->res.model, res->model, sizeof(d->res.model));
         tg_strlcpy(d->res.finish_reason, res->finish_reason, sizeof(d->res.finish_reason));
         d->res.prompt_tokens = res->prompt_tokens;
@@ -544,7 +800,7 @@ static void call_done(struct tg_backend_result *res, void *arg)
     enum verdict v = classify(res, has_prefill(d) && !d->prefill_dropped, &fault);
     if (d->rq.committed && *d->rq.committed && v != V_FATAL) {
         /* part of this answer already reached the client: no restart elsewhere */
-        breaker_result(l, r, fault, now);
+        breaker_result(d, r, fault, now);
         event_add_json(d, res->kind, res->status);
         fail(d, res->err ? res->err : TG_E_UPSTREAM, 502, "stream_broken",
              "backend '%s' failed after part of the answer was sent: %s",
@@ -554,7 +810,9 @@ static void call_done(struct tg_backend_result *res, void *arg)
     d->last_err = res->err;
     snprintf(d->last_msg, sizeof(d->last_msg), "backend '%s' failed: %s",
              tg_backend_name(r->backend), res->message);
-    breaker_result(l, r, fault, now);
+    breaker_result(d, r, fault, now);
+    if (fault)
+        mark_failed(d);
     switch (v) {
     case V_FATAL:
         event_add_json(d, res->kind, res->status);
@@ -574,11 +832,11 @@ static void call_done(struct tg_backend_result *res, void *arg)
                 event_add_json(d, "context_length_exceeded", res->status);
                 if (l->metrics)
                     tg_metrics_degradation(l->metrics, r->name, "context_length_exceeded");
+                probe_release(d);
                 d->rung = i;
                 d->steps++;
-                d->attempt = 0;
                 d->want_large = true;
-                attempt(d);
+                try_rung(d); /* through the larger rung's breaker */
                 return;
             }
         }
@@ -589,14 +847,19 @@ static void call_done(struct tg_backend_result *res, void *arg)
              tg_backend_name(r->backend), res->message);
         return;
     case V_RETRY:
-        if (d->attempt < l->max_attempts) {
-            /* exponential backoff with jitter; a Retry-After is obeyed, never undercut */
+        if (may_retry(d, r, now)) {
+            /* exponential backoff with jitter; a Retry-After is obeyed, never undercut, and
+             * one past the turn's budget (or, without one, a ceiling) is not waited for */
             double base = (double)l->backoff_ms * pow(2.0, d->attempt - 1);
             int64_t wait =
                 (int64_t)(fmin(base, (double)l->backoff_max_ms) * (0.5 + 0.5 * uniform(l)));
-            if (res->retry_after_ms >= 0)
+            int64_t room = left_ms(d);
+            if (res->retry_after_ms >= 0) {
                 wait = res->retry_after_ms;
-            if (wait < left_ms(d)) {
+                if (room == INT64_MAX)
+                    room = RETRY_AFTER_CEILING_MS;
+            }
+            if (wait < room) {
                 event_add_json(d, res->kind, res->status);
                 d->phase = PH_WAIT;
                 arm(d, wait);
@@ -655,7 +918,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         d->budget_gone = true;
         step_down(d, "turn_budget", 0);
     } else {
-        breaker_result(d->l, r, true, tg_clock_mono_ns());
+        breaker_result(d, r, true, tg_clock_mono_ns());
+        mark_failed(d);
         step_down(d, "rung_budget", 0);
     }
 }
@@ -677,13 +941,23 @@ static void try_rung(struct tg_dispatch *d)
             finish(d);
             return;
         }
-        if (!r->local && !breaker_allows(l, r, now)) {
+        if (!r->local && failed_before(d, r)) {
+            /* the same upstream model already failed this turn: not asked twice */
+            event_add_json(d, "same_model_failed", 0);
+            if (l->metrics)
+                tg_metrics_degradation(l->metrics, r->name, "same_model_failed");
+            d->steps++;
+            continue;
+        }
+        if (!r->local && !breaker_admit(d, r, now)) {
             event_add_json(d, "breaker_open", 0);
             if (l->metrics)
                 tg_metrics_degradation(l->metrics, r->name, "breaker_open");
             d->steps++;
             continue;
         }
+        if (r->local)
+            d->may_retry = true;
         d->attempt = 0;
         attempt(d);
         return;
@@ -740,6 +1014,7 @@ void tg_dispatch_cancel(struct tg_dispatch *d)
         tg_backend_cancel(d->call);
     if (d->phase == PH_QUEUED)
         queue_remove(&d->l->rungs[d->rung], d);
+    probe_release(d);
     release_slot(d);
     if (d->timer)
         event_free(d->timer);
@@ -747,5 +1022,7 @@ void tg_dispatch_cancel(struct tg_dispatch *d)
     json_decref(d->params);
     json_decref(d->res.events);
     tg_free(d->res.content);
+    json_decref(d->res.tool_calls);
+    json_decref(d->res.logprobs);
     tg_free(d);
 }

@@ -3,25 +3,49 @@
  * what happens when it cannot.
  *
  * A ladder is an ordered list of rungs (config `ladder.rungs`), e.g.
- * primary model -> lighter model -> canned script -> human.  A turn starts
- * on the first rung; a failure is retried on the same rung when retrying
- * can help (429 after its Retry-After, 5xx, a reset before the head: with
- * exponential backoff and jitter, at most max_attempts calls), or steps
- * down at once when it cannot (a silent upstream, a late first token, a
- * cut or stalled stream, an exhausted rung budget).  A 400 for context
+ * primary model -> lighter model -> canned script -> human.  A rung's model
+ * is fixed (the rung's `model`, else its backend's) or, for an upstream
+ * rung with neither, the one the client named (pass-through).  A turn
+ * starts on the first rung; a failure is retried on the same rung when
+ * retrying can help (a 429 or 5xx, after its Retry-After if it gives one;
+ * a reset before the head: with exponential backoff and jitter, at most
+ * max_attempts calls), or steps down at once when it cannot (a silent upstream — no
+ * connection or no response head in time —, a late first token, a cut or
+ * stalled stream, an exhausted rung budget).  A Retry-After, in seconds or
+ * as an HTTP date, is obeyed and never undercut; one that reaches past the
+ * turn's budget (30 s without a budget) is not waited for: the turn steps
+ * down at once.  A later rung that would send the same model to the same
+ * upstream after it failed in this turn is skipped.  A 400 for context
  * length goes to a `large_context` rung if there is one; a content-policy
  * rejection or other client error ends the turn with the provider's reason.
  * Every step down is an event with its cause.  A rung may limit its calls
  * in flight (max_inflight) and let turns queue for a slot (queue,
  * queue_timeout); when the queue is full a more important turn takes the
- * place of a less important one, which steps down ("shed").  A circuit breaker per rung
- * opens after consecutive failures, lets a share of turns probe once its
- * open time is over, and closes when a probe succeeds.  The whole turn has
- * a budget no timer can extend: when it runs out, the ladder skips to its
- * first rung that needs no upstream (script, builtin or human).
+ * place of a less important one, which steps down ("shed").
  *
- * Without a `ladder` section the route's backend is the only rung and
- * nothing is retried: the gateway behaves as a plain proxy.
+ * Circuit breakers guard upstream models: one per rung with a fixed model,
+ * one per (backend, model) on a pass-through rung, so one model's outage
+ * never holds back another model on the same upstream.  The pass-through
+ * breakers live in a table of at most 64 failing models per ladder (a
+ * model that answers leaves it; when it is full the least recently used
+ * breaker that is not open is forgotten first), so clients naming random
+ * models cannot grow memory.  From a model's first fault the breaker counts
+ * turns and calls: a turn that finds the model failing calls it at most
+ * once, without retries, and only while the model has had fewer calls than
+ * turns, so an outage never draws more calls than turns (the first turn's
+ * own retries aside, which later turns then skip).  After `failures`
+ * consecutive faults (default 3) it opens for `open` (default 1 s); then
+ * one probe at a time (a `probe` share of turns, default all) may call:
+ * any answer from the upstream, even a refusal, closes it at once; a fault
+ * opens it again.  Rate limits and
+ * client errors are not faults.  Faults that never opened a breaker are
+ * forgotten after a minute.  The whole turn has a budget no timer can
+ * extend: when it runs out, the ladder skips to its first rung that needs
+ * no upstream (script, builtin or human).
+ *
+ * Without a `ladder` section the route's backend is the only rung, nothing
+ * is retried and no breaker holds it back: the gateway behaves as a plain
+ * proxy.
  */
 #ifndef TG_DISPATCH_H
 #define TG_DISPATCH_H
@@ -51,7 +75,9 @@ struct tg_dispatch_result {
     char message[320]; /* for an error: the reason, the provider's own when it gave one */
     char *content;     /* the answer (tg_malloc'd); the callback may take it */
     size_t len;
-    char model[96]; /* the model that answered */
+    json_t *tool_calls; /* the answer's tool calls, NULL when none (owned; may be taken) */
+    json_t *logprobs;   /* the answer's logprobs, NULL when none (owned; may be taken) */
+    char model[96];     /* the model that answered */
     char finish_reason[24];
     int64_t prompt_tokens, completion_tokens;
     double confidence; /* the backend's own, or -1 */

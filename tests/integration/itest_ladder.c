@@ -6,9 +6,14 @@
  * when.  Every case also checks that the daemon is still healthy.
  *
  * Gateway A: primary -> big (large context only) -> light -> script -> human,
- * retries 3, backoff 50 ms, a breaker that never opens (its cases are on B).
+ * retries 3, backoff 50 ms and the default breakers: the fault cases hold
+ * for a pass-through deployment as shipped, since each case's model has a
+ * breaker of its own.
  * Gateway B: primary -> script, a 1.5 s turn budget, a breaker that opens
  * after 3 faults for 1 s and probes every turn after that; no larger rung.
+ * Gateway E: the plainest pass-through ladder (primary -> fallback ->
+ * script, every ladder and breaker setting at its default) for the
+ * outage sequence, which runs in a thread beside the other cases.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -29,7 +34,7 @@
 #include <unistd.h>
 
 static char dir[64];
-static struct tg_h_proc up, gwa, gwb, gwc, gwd;
+static struct tg_h_proc up, gwa, gwb, gwc, gwd, gwe;
 
 #define CONFIG_A                                                                                   \
                                                                                                    \
@@ -44,7 +49,6 @@ static struct tg_h_proc up, gwa, gwb, gwc, gwd;
     "  - name: holding\n    type: script\n    reply: 您好，系统繁忙，请稍候。\n"       \
     "route:\n  backend: primary\n"                                                                 \
     "ladder:\n  budget: 10s\n  max_attempts: 3\n  backoff: 50ms\n  backoff_max: 200ms\n"           \
-    "  breaker: {failures: 1000}\n"                                                                \
     "  rungs:\n"                                                                                   \
     "    - {name: primary, backend: primary}\n"                                                    \
     "    - {name: big, backend: big, large_context: true}\n"                                       \
@@ -90,6 +94,20 @@ static struct tg_h_proc up, gwa, gwb, gwc, gwd;
     "policies:\n  - id: no-promises\n    description: 不得承诺收益\n    stage: post\n"       \
     "    when:\n      draft.regex: \"保证收益\"\n    then:\n      - review: {sla: 60s}\n"
 
+/* Gateway E: pass-through primary, a fixed fallback model, defaults for everything else. */
+#define CONFIG_E                                                                                   \
+    "auth:\n  api_keys:\n    - name: t\n      key: tg-l\n"                                         \
+    "backends:\n"                                                                                  \
+    "  - name: primary\n    type: openai\n    base_url: http://127.0.0.1:%d/v1\n"                  \
+    "  - name: fallback\n    type: openai\n    base_url: http://127.0.0.1:%d/v1\n"                 \
+    "    model: seq-fallback\n"                                                                    \
+    "  - name: holding\n    type: script\n    reply: 您好，系统繁忙，请稍候。\n"       \
+    "route:\n  backend: primary\n"                                                                 \
+    "ladder:\n  rungs:\n"                                                                          \
+    "    - {name: primary, backend: primary}\n"                                                    \
+    "    - {name: fallback, backend: fallback}\n"                                                  \
+    "    - {name: script, backend: holding}\n"
+
 static int setup(void **state)
 {
     (void)state;
@@ -115,7 +133,12 @@ static int setup(void **state)
     snprintf(cfg, sizeof(cfg), CONFIG_D, up.port);
     tg_h_write_file(dir, "d.yaml", cfg, path, sizeof(path));
     snprintf(data, sizeof(data), "%s/d", dir);
-    return tg_h_start_gateway(&gwd, path, data);
+    if (tg_h_start_gateway(&gwd, path, data))
+        return -1;
+    snprintf(cfg, sizeof(cfg), CONFIG_E, up.port, up.port);
+    tg_h_write_file(dir, "e.yaml", cfg, path, sizeof(path));
+    snprintf(data, sizeof(data), "%s/e", dir);
+    return tg_h_start_gateway(&gwe, path, data);
 }
 
 static int teardown(void **state)
@@ -123,35 +146,50 @@ static int teardown(void **state)
     (void)state;
     char cmd[128];
     int rc = tg_h_stop(&gwa, 5000) | tg_h_stop(&gwb, 5000) | tg_h_stop(&gwc, 5000) |
-             tg_h_stop(&gwd, 5000) | tg_h_stop(&up, 5000);
+             tg_h_stop(&gwd, 5000) | tg_h_stop(&gwe, 5000) | tg_h_stop(&up, 5000);
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
         rc = -1;
     return rc == 0 ? 0 : -1;
 }
 
-/* Script model name on the fake upstream: {"steps":[...], "default": {...}}. */
-static void script(const char *model, const char *steps, const char *def)
+/* Script model name on the fake upstream: {"steps":[...], "default": {...}}.
+ * 0, or -1 when the fake upstream did not take it (safe in any thread). */
+static int script_model(const char *model, const char *steps, const char *def)
 {
     char body[1024];
     snprintf(body, sizeof(body), "{\"model\":\"%s\",\"steps\":[%s]%s%s}", model, steps ? steps : "",
              def ? ",\"default\":" : "", def ? def : "");
-    assert_int_equal(tg_h_upstream_control(up.port, "model", body), 0);
+    return tg_h_upstream_control(up.port, "model", body);
 }
 
-/* What the fake upstream saw for model: requests, and the times in ms. */
-static json_t *seen(const char *model)
+static void script(const char *model, const char *steps, const char *def)
+{
+    assert_int_equal(script_model(model, steps, def), 0);
+}
+
+/* What the fake upstream saw for model: requests, and the times in ms; NULL
+ * when it could not be asked (safe in any thread). */
+static json_t *seen_model(const char *model)
 {
     char url[128];
     struct tg_h_resp r;
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/_control/models", up.port);
-    assert_int_equal(tg_h_http("GET", url, NULL, NULL, 0, 0, &r), 0);
+    if (tg_h_http("GET", url, NULL, NULL, 0, 0, &r))
+        return NULL;
     json_t *all = json_loads(r.body, 0, NULL);
     tg_h_resp_free(&r);
     json_t *m = json_incref(json_object_get(all, model));
-    json_decref(all);
-    if (!m)
+    if (!m && all)
         m = json_pack("{s:i, s:i, s:[]}", "requests", 0, "completions", 0, "at_ms");
+    json_decref(all);
+    return m;
+}
+
+static json_t *seen(const char *model)
+{
+    json_t *m = seen_model(model);
+    assert_non_null(m);
     return m;
 }
 
@@ -258,6 +296,21 @@ static void test_429_with_retry_after_waits_as_told(void **state)
     healthy(&gwa);
 }
 
+static void test_retry_after_past_the_budget_fails_over_at_once(void **state)
+{
+    (void)state;
+    light_ok();
+    /* A's turn budget is 10 s: a minute's wait is not waited, and not undercut */
+    script("m-429-long", NULL, "{\"status\":429,\"retry_after\":60}");
+    struct answer a = ask(&gwa, "m-429-long", "u1b", false, false);
+    assert_int_equal(a.status, 200);
+    assert_string_equal(tg_json_str(tg(a.body), "rung", ""), "light");
+    assert_int_equal(requests("m-429-long"), 1);
+    assert_true(a.seconds < 1.0);
+    json_decref(a.body);
+    healthy(&gwa);
+}
+
 static void test_429_again_and_again_backs_off_then_fails_over(void **state)
 {
     (void)state;
@@ -331,6 +384,24 @@ static void test_silent_upstream_fails_over_at_once(void **state)
     assert_int_equal(requests("m-hang"), 1); /* the silent upstream is not retried */
     assert_true(a.seconds < 2.0);
     json_decref(a.body);
+    healthy(&gwa);
+}
+
+static void test_silent_model_is_not_asked_again_on_a_later_rung(void **state)
+{
+    (void)state;
+    /* the client names the light rung's own model: after its silence on the
+     * primary rung, the light rung would only ask the same model again */
+    script("light-model", NULL, "{\"hang\":true}");
+    struct answer a = ask(&gwa, "light-model", "u6b", false, false);
+    assert_int_equal(a.status, 200);
+    assert_string_equal(tg_json_str(tg(a.body), "rung", ""), "script");
+    assert_true(has_event(a.body, "header_timeout"));
+    assert_true(has_event(a.body, "same_model_failed"));
+    assert_int_equal(requests("light-model"), 1);
+    assert_true(a.seconds < 2.0);
+    json_decref(a.body);
+    light_ok();
     healthy(&gwa);
 }
 
@@ -750,6 +821,158 @@ static void test_stream_through_never_restarts_after_release(void **state)
     healthy(&gwd);
 }
 
+/* ------------------------------------------------------------ an outage, in sequence */
+
+/*
+ * On gateway E, with the default breaker: a turn every 1.2 s for model
+ * seq-down, whose upstream answers 503 for the first 6 s; beside each, a
+ * turn for seq-up on the same upstream, which never fails; early on a
+ * second failing model, and then a model the provider refuses on content
+ * policy.  The sequence runs in a thread while the other cases run; the
+ * thread only records, and test_outage_sequence_holds judges.
+ */
+#define SEQ_TURNS 10
+#define SEQ_GAP_MS 1200
+#define SEQ_HEAL_AT 5 /* seq-down heals just before this turn: 6 s of 503s */
+
+struct seq_turn {
+    long status;
+    char rung[32], code[64], message[256];
+    double at_s; /* sent, seconds from the start */
+};
+
+static struct {
+    pthread_t th;
+    bool started;
+    char err[256]; /* what went wrong in the thread, "" when nothing */
+    struct seq_turn down[SEQ_TURNS], up[SEQ_TURNS], policy;
+    double heal_s;
+    int64_t down_outage, down_after, up_calls, policy_calls;
+} SEQ;
+
+static double seq_now(int64_t t0)
+{
+    return (double)(tg_clock_mono_ns() - t0) / 1e9;
+}
+
+static int seq_ask(const char *model, int i, int64_t t0, struct seq_turn *t)
+{
+    char body[512];
+    struct tg_h_resp r;
+    snprintf(body, sizeof(body),
+             "{\"model\":\"%s\",\"user\":\"seq-%s-%d\",\"messages\":[{\"role\":\"user\","
+             "\"content\":\"hello\"}]}",
+             model, model, i);
+    t->at_s = seq_now(t0);
+    if (tg_h_chat(gwe.port, "tg-l", body, &r))
+        return -1;
+    json_t *j = json_loads(r.body, 0, NULL);
+    const json_t *err = json_object_get(j, "error");
+    t->status = r.status;
+    tg_strlcpy(t->rung, tg_json_str(tg(j), "rung", ""), sizeof(t->rung));
+    tg_strlcpy(t->code, tg_json_str(err, "code", ""), sizeof(t->code));
+    tg_strlcpy(t->message, tg_json_str(err, "message", ""), sizeof(t->message));
+    json_decref(j);
+    tg_h_resp_free(&r);
+    return 0;
+}
+
+static int64_t seq_requests(const char *model)
+{
+    json_t *m = seen_model(model);
+    int64_t n = tg_json_int(m, "requests", -1);
+    json_decref(m);
+    return n;
+}
+
+static void *seq_thread(void *arg)
+{
+    (void)arg;
+    const char *down = "{\"status\":503}";
+    if (script_model("seq-down", NULL, down) || script_model("seq-down2", NULL, down) ||
+        script_model("seq-up", NULL, "{}") || script_model("seq-fallback", NULL, "{}") ||
+        script_model("seq-policy", NULL,
+                     "{\"status\":400,\"error_code\":\"content_policy_violation\","
+                     "\"error_message\":\"Rejected by the safety system.\"}")) {
+        snprintf(SEQ.err, sizeof(SEQ.err), "the fake upstream refused a script");
+        return NULL;
+    }
+    int64_t t0 = tg_clock_mono_ns();
+    for (int i = 0; i < SEQ_TURNS && !SEQ.err[0]; i++) {
+        int64_t wait_us = ((int64_t)i * SEQ_GAP_MS * 1000000 - (tg_clock_mono_ns() - t0)) / 1000;
+        if (wait_us > 0)
+            usleep((useconds_t)wait_us);
+        if (i == SEQ_HEAL_AT) {
+            SEQ.down_outage = seq_requests("seq-down"); /* scripting again starts the count anew */
+            if (script_model("seq-down", NULL, "{}"))
+                snprintf(SEQ.err, sizeof(SEQ.err), "could not heal seq-down");
+            SEQ.heal_s = seq_now(t0);
+        }
+        struct seq_turn spare;
+        if (seq_ask("seq-down", i, t0, &SEQ.down[i]) || seq_ask("seq-up", i, t0, &SEQ.up[i]) ||
+            (i < 2 && seq_ask("seq-down2", i, t0, &spare)) ||
+            (i == 1 && seq_ask("seq-policy", i, t0, &SEQ.policy)))
+            snprintf(SEQ.err, sizeof(SEQ.err), "turn %d: no answer from the gateway", i);
+    }
+    SEQ.down_after = seq_requests("seq-down");
+    SEQ.up_calls = seq_requests("seq-up");
+    SEQ.policy_calls = seq_requests("seq-policy");
+    return NULL;
+}
+
+static void test_outage_sequence_starts(void **state)
+{
+    (void)state;
+    healthy(&gwe); /* libcurl is initialised before a second thread uses it */
+    assert_int_equal(pthread_create(&SEQ.th, NULL, seq_thread, NULL), 0);
+    SEQ.started = true;
+}
+
+static void test_outage_sequence_holds(void **state)
+{
+    (void)state;
+    assert_true(SEQ.started);
+    pthread_join(SEQ.th, NULL);
+    SEQ.started = false;
+    if (SEQ.err[0])
+        fail_msg("%s", SEQ.err);
+    int back = -1;
+    for (int i = SEQ_TURNS - 1; i >= 0 && !strcmp(SEQ.down[i].rung, "primary"); i--)
+        back = i;
+    print_message("outage: %lld calls for %d turns; after healing %lld calls for %d turns; "
+                  "primary back at turn %d, %.2f s after healing\n",
+                  (long long)SEQ.down_outage, SEQ_HEAL_AT, (long long)SEQ.down_after,
+                  SEQ_TURNS - SEQ_HEAL_AT, back,
+                  back < 0 ? -1.0 : SEQ.down[back].at_s - SEQ.heal_s);
+    for (int i = 0; i < SEQ_TURNS; i++) {
+        const struct seq_turn *d = &SEQ.down[i], *u = &SEQ.up[i];
+        if (d->status != 200 || u->status != 200)
+            fail_msg("turn %d: status %ld / %ld", i, d->status, u->status);
+        /* during the outage every turn is answered, by the fallback */
+        if (i < SEQ_HEAL_AT && strcmp(d->rung, "fallback"))
+            fail_msg("turn %d at %.1f s in the outage answered by %s", i, d->at_s, d->rung);
+        /* the primary is back within a turn of healing (1.2 s) */
+        if (i > SEQ_HEAL_AT && strcmp(d->rung, "primary"))
+            fail_msg("turn %d, %.1f s after healing, answered by %s", i, d->at_s - SEQ.heal_s,
+                     d->rung);
+        /* the other model on the same upstream never notices */
+        if (strcmp(u->rung, "primary"))
+            fail_msg("seq-up turn %d answered by %s", i, u->rung);
+    }
+    /* never more calls to the failing model than turns that wanted it */
+    if (SEQ.down_outage < 1 || SEQ.down_outage > SEQ_HEAL_AT)
+        fail_msg("%lld calls to seq-down for %d turns in the outage", (long long)SEQ.down_outage,
+                 SEQ_HEAL_AT);
+    assert_true(SEQ.down_outage + SEQ.down_after <= SEQ_TURNS);
+    assert_int_equal(SEQ.up_calls, SEQ_TURNS); /* exactly one call per turn */
+    /* a refusal on a model whose neighbours just failed reaches it exactly once */
+    assert_int_equal(SEQ.policy.status, 400);
+    assert_string_equal(SEQ.policy.code, "content_policy_violation");
+    assert_non_null(strstr(SEQ.policy.message, "safety system"));
+    assert_int_equal(SEQ.policy_calls, 1);
+    healthy(&gwe);
+}
+
 /* `trustgate cost report` over gateway A's turns, priced per model; and the
  * trade-off of a candidate release against the one in force. */
 static void test_cost_report(void **state)
@@ -801,12 +1024,15 @@ static void test_cost_report(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_outage_sequence_starts),
         cmocka_unit_test(test_429_with_retry_after_waits_as_told),
+        cmocka_unit_test(test_retry_after_past_the_budget_fails_over_at_once),
         cmocka_unit_test(test_429_again_and_again_backs_off_then_fails_over),
         cmocka_unit_test(test_503_once_is_retried),
         cmocka_unit_test(test_503_persistent_fails_over),
         cmocka_unit_test(test_reset_before_headers_is_retried),
         cmocka_unit_test(test_silent_upstream_fails_over_at_once),
+        cmocka_unit_test(test_silent_model_is_not_asked_again_on_a_later_rung),
         cmocka_unit_test(test_late_first_token_fails_over),
         cmocka_unit_test(test_broken_streams_are_never_delivered),
         cmocka_unit_test(test_stream_without_done_finishes),
@@ -824,6 +1050,7 @@ int main(void)
         cmocka_unit_test(test_stream_through_releases_sentences_as_they_pass),
         cmocka_unit_test(test_stream_through_stops_when_a_rule_fires),
         cmocka_unit_test(test_stream_through_never_restarts_after_release),
+        cmocka_unit_test(test_outage_sequence_holds),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -3,7 +3,9 @@
  * builtin answerer and canned scripts, and an openai backend pointed at a
  * closed port (every call fails at once with "connect").  Covers the
  * confidence-to-script rule, the person at the end of the ladder, going
- * straight to a person, the breaker opening and staying open, the events
+ * straight to a person, the breaker opening and staying open, breakers per
+ * client model on pass-through rungs (bounded, open ones kept longest) and
+ * one per fixed-model rung, the call budget of a failing model, the events
  * each step down leaves, and ladders that cannot be built.
  */
 #include <setjmp.h>
@@ -95,8 +97,8 @@ static void done_cb(struct tg_dispatch_result *res, void *arg)
     res->events = NULL;
 }
 
-/* Run one turn to its end on the event loop. */
-static struct got run(bool to_human)
+/* Run one turn for model to its end on the event loop. */
+static struct got run_model(bool to_human, const char *model)
 {
     static const struct tg_evidence ev = {
         .source = "faq.jsonl:1",
@@ -108,7 +110,7 @@ static struct got run(bool to_human)
     };
     json_t *msgs = json_pack("[{s:s, s:s}]", "role", "user", "content", "理赔需要哪些材料？");
     struct tg_backend_request rq = {
-        .model = "m",
+        .model = model,
         .messages = msgs,
         .question = "理赔需要哪些材料？",
         .evidence = &ev,
@@ -125,6 +127,23 @@ static struct got run(bool to_human)
         event_base_loop(F.base, EVLOOP_ONCE);
     assert_true(g.called);
     return g;
+}
+
+static struct got run(bool to_human)
+{
+    return run_model(to_human, "m");
+}
+
+static int count_events(const struct got *g, const char *cause)
+{
+    size_t i;
+    json_t *e;
+    int n = 0;
+    json_array_foreach(g->events, i, e)
+    {
+        n += !strcmp(tg_json_str(e, "cause", ""), cause);
+    }
+    return n;
 }
 
 static bool has_event(const struct got *g, const char *cause)
@@ -214,6 +233,74 @@ static void test_a_person_ends_the_ladder_and_the_breaker_opens(void **state)
     }
 }
 
+/* Calls a turn for model made to the dead upstream (one "connect" event each). */
+static int calls(const char *model)
+{
+    struct got g = run_model(false, model);
+    int n = count_events(&g, "connect");
+    assert_string_equal(g.rung, "script");
+    json_decref(g.events);
+    return n;
+}
+
+static void test_pass_through_models_have_their_own_breakers(void **state)
+{
+    (void)state;
+    load("backends:\n"
+         "  - {name: dead, type: openai, base_url: \"http://127.0.0.1:1/v1\"}\n"
+         "  - {name: holding, type: script, reply: 请稍候}\n"
+         "route: {backend: dead}\n"
+         "ladder:\n  max_attempts: 1\n  breaker: {open: 1h}\n  rungs:\n"
+         "    - {name: primary, backend: dead}\n    - {name: script, backend: holding}\n");
+    build();
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(calls("a"), 1);
+    assert_int_equal(calls("a"), 0); /* open */
+    assert_int_equal(calls("b"), 1); /* another model on the same upstream is still asked */
+    /* a client naming ever new models fills a bounded table; the open
+     * breaker outlives the merely failing ones */
+    for (int i = 0; i < 300; i++) {
+        char m[32];
+        snprintf(m, sizeof(m), "random-%d", i);
+        assert_int_equal(calls(m), 1);
+    }
+    assert_int_equal(calls("a"), 0);
+}
+
+static void test_a_fixed_model_has_one_breaker(void **state)
+{
+    (void)state;
+    load("backends:\n"
+         "  - {name: dead, type: openai, base_url: \"http://127.0.0.1:1/v1\", model: fixed}\n"
+         "  - {name: holding, type: script, reply: 请稍候}\n"
+         "route: {backend: dead}\n"
+         "ladder:\n  max_attempts: 1\n  breaker: {open: 1h}\n  rungs:\n"
+         "    - {name: primary, backend: dead}\n    - {name: script, backend: holding}\n");
+    build();
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(calls("a"), 1);
+    assert_int_equal(calls("b"), 0); /* the client's name changes nothing: one model is sent */
+}
+
+static void test_a_failing_model_never_gets_more_calls_than_turns(void **state)
+{
+    (void)state;
+    /* every breaker setting at its default */
+    load("backends:\n"
+         "  - {name: dead, type: openai, base_url: \"http://127.0.0.1:1/v1\"}\n"
+         "  - {name: holding, type: script, reply: 请稍候}\n"
+         "route: {backend: dead}\n"
+         "ladder:\n  backoff: 1ms\n  backoff_max: 2ms\n  rungs:\n"
+         "    - {name: primary, backend: dead}\n    - {name: script, backend: holding}\n");
+    build();
+    assert_int_equal(calls("m"), 3); /* healthy until now: retried, then open */
+    assert_int_equal(calls("m"), 0);
+    usleep(1100 * 1000);             /* the default open time is over: half-open */
+    assert_int_equal(calls("m"), 0); /* 3 calls for 3 turns: this one is not owed a call */
+    assert_int_equal(calls("m"), 1); /* the probe, without retries */
+    assert_int_equal(calls("m"), 0); /* open again */
+}
+
 static void test_straight_to_a_person(void **state)
 {
     (void)state;
@@ -244,6 +331,9 @@ int main(void)
         cmocka_unit_test_teardown(test_weak_answer_gives_way_to_the_script, teardown),
         cmocka_unit_test_teardown(test_confident_answer_stays, teardown),
         cmocka_unit_test_teardown(test_a_person_ends_the_ladder_and_the_breaker_opens, teardown),
+        cmocka_unit_test_teardown(test_pass_through_models_have_their_own_breakers, teardown),
+        cmocka_unit_test_teardown(test_a_fixed_model_has_one_breaker, teardown),
+        cmocka_unit_test_teardown(test_a_failing_model_never_gets_more_calls_than_turns, teardown),
         cmocka_unit_test_teardown(test_straight_to_a_person, teardown),
         cmocka_unit_test_teardown(test_without_a_ladder_the_route_answers_alone, teardown),
     };
