@@ -12,11 +12,14 @@
  * finish reason or [DONE] is a failure, never a short success.
  */
 #include "backend/backend_int.h"
+#include "backend/chunks.h"
+#include "core/httpdate.h"
 #include "core/jscan.h"
 #include "core/jw.h"
 #include "metrics/metrics.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -45,16 +48,12 @@ struct tg_backend_call {
     struct event *timer; /* header wait, then stream idle */
     char *req_body;
     struct tg_buf raw;     /* non-stream body, or error body */
-    struct tg_buf line;    /* stream: partial line */
-    struct tg_buf content; /* stream: answer so far */
+    struct tg_chunks chunks; /* stream: the answer so far */
     bool stream;
     bool got_head;
-    bool done_seen;
     long status;
     struct tg_backend_result res;
     char errbuf[CURL_ERROR_SIZE];
-    void (*on_delta)(void *arg, const char *text, size_t len); /* see backend.h */
-    void *delta_arg;
 };
 
 struct sockctx {
@@ -81,9 +80,10 @@ static void call_release(struct tg_backend_call *c)
         event_free(c->timer);
     tg_free(c->req_body);
     tg_buf_free(&c->raw);
-    tg_buf_free(&c->line);
-    tg_buf_free(&c->content);
+    tg_chunks_free(&c->chunks);
     tg_free(c->res.content);
+    json_decref(c->res.tool_calls);
+    json_decref(c->res.logprobs);
     tg_free(c);
 }
 
@@ -98,36 +98,96 @@ static void call_finish(struct tg_backend_call *c)
     call_release(c);
 }
 
-/* usage, model and finish_reason of a completion or chunk (whichever are present). */
+/* usage, model and finish_reason of a whole completion. */
 static void scan_meta(struct tg_backend_call *c, const char *j, size_t n)
 {
     static const char *const model[] = {"model"};
     static const char *const fr[] = {"choices", "#0", "finish_reason"};
     static const char *const pt[] = {"usage", "prompt_tokens"};
     static const char *const ct[] = {"usage", "completion_tokens"};
-    if (!c->res.model[0])
-        tg_jscan_str_at(j, n, model, 1, c->res.model, sizeof(c->res.model));
+    tg_jscan_str_at(j, n, model, 1, c->res.model, sizeof(c->res.model));
     tg_jscan_str_at(j, n, fr, 3, c->res.finish_reason, sizeof(c->res.finish_reason));
-    int64_t p = tg_jscan_int_at(j, n, pt, 2, 0), q = tg_jscan_int_at(j, n, ct, 2, 0);
-    if (p || q) {
-        c->res.prompt_tokens = p;
-        c->res.completion_tokens = q;
-    }
+    c->res.prompt_tokens = tg_jscan_int_at(j, n, pt, 2, 0);
+    c->res.completion_tokens = tg_jscan_int_at(j, n, ct, 2, 0);
 }
 
-/* Fill the result from a complete non-stream body. */
+/* A JSON value at path as a jansson tree (tool calls, logprobs: rare and
+ * handed on whole); NULL when absent or null. */
+static json_t *tree_at(const char *j, size_t n, const char *const *path, size_t npath)
+{
+    const char *v;
+    size_t vl;
+    if (tg_jscan_find(j, n, path, npath, &v, &vl) != TG_OK || tg_jscan_is_null(v, vl))
+        return NULL;
+    return json_loadb(v, vl, JSON_DECODE_ANY, NULL);
+}
+
+/*
+ * Tool calls in the shape every OpenAI client reads: an id, type
+ * "function", and arguments as a JSON text (a server that writes them as
+ * an object has them serialised).  False when a call has no function name.
+ */
+static bool normalize_tool_calls(json_t *calls)
+{
+    size_t i;
+    json_t *call;
+    json_array_foreach(calls, i, call)
+    {
+        json_t *fn = json_object_get(call, "function");
+        if (!json_is_object(fn) || !json_is_string(json_object_get(fn, "name")))
+            return false;
+        if (!json_is_string(json_object_get(call, "id")))
+            json_object_set_new(call, "id", json_string(""));
+        if (!json_is_string(json_object_get(call, "type")))
+            json_object_set_new(call, "type", json_string("function"));
+        json_t *args = json_object_get(fn, "arguments");
+        if (!json_is_string(args)) {
+            char *text = args ? json_dumps(args, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+            json_object_set_new(fn, "arguments", json_string(text ? text : "{}"));
+            free(text);
+        }
+    }
+    return true;
+}
+
+/* Fill the result from a complete non-stream body.  The message's content
+ * may be null when it carries tool calls. */
 static void parse_completion(struct tg_backend_call *c)
 {
+    static const char *const message[] = {"choices", "#0", "message"};
     static const char *const content[] = {"choices", "#0", "message", "content"};
+    static const char *const tools[] = {"choices", "#0", "message", "tool_calls"};
+    static const char *const logprobs[] = {"choices", "#0", "logprobs"};
     const char *j = c->raw.data ? c->raw.data : "";
     const char *v;
     size_t n = c->raw.len, vl;
     struct tg_buf text;
     tg_buf_init(&text, 16u << 20);
-    if (tg_jscan_validate(j, n) || tg_jscan_find(j, n, content, 4, &v, &vl) || v[0] != '"' ||
-        tg_jscan_string(v, vl, &text)) {
+    if (tg_jscan_validate(j, n) || tg_jscan_find(j, n, message, 3, &v, &vl) || v[0] != '{') {
         tg_backend_result_fail(&c->res, TG_E_UPSTREAM, "bad_response",
                                "upstream answered 200 without a chat.completion message");
+        goto out;
+    }
+    c->res.tool_calls = tree_at(j, n, tools, 4);
+    if (c->res.tool_calls && (!json_is_array(c->res.tool_calls) ||
+                              json_array_size(c->res.tool_calls) == 0)) {
+        json_decref(c->res.tool_calls);
+        c->res.tool_calls = NULL;
+    }
+    if (c->res.tool_calls && !normalize_tool_calls(c->res.tool_calls)) {
+        tg_backend_result_fail(&c->res, TG_E_UPSTREAM, "bad_response",
+                               "upstream answered with a tool call without a function name");
+        goto out;
+    }
+    if (tg_jscan_find(j, n, content, 4, &v, &vl) == TG_OK && v[0] == '"') {
+        if (tg_jscan_string(v, vl, &text)) {
+            tg_backend_result_fail(&c->res, TG_E_UPSTREAM, "bad_response",
+                                   "upstream answer is too large");
+            goto out;
+        }
+    } else if (!c->res.tool_calls) {
+        tg_backend_result_fail(&c->res, TG_E_UPSTREAM, "bad_response",
+                               "upstream answered 200 with neither content nor tool calls");
         goto out;
     }
     if (memchr(text.data ? text.data : "", '\0', text.len)) {
@@ -135,12 +195,60 @@ static void parse_completion(struct tg_backend_call *c)
                                "upstream answer contains a NUL character");
         goto out;
     }
+    if (tg_buf_reserve(&text, 0)) {
+        tg_backend_result_fail(&c->res, TG_E_NOMEM, "nomem", "out of memory");
+        goto out;
+    }
     c->res.content = tg_buf_steal(&text, &c->res.len);
+    c->res.logprobs = tree_at(j, n, logprobs, 3);
     scan_meta(c, j, n);
     if (!c->res.finish_reason[0])
-        tg_strlcpy(c->res.finish_reason, "stop", sizeof(c->res.finish_reason));
+        tg_strlcpy(c->res.finish_reason, c->res.tool_calls ? "tool_calls" : "stop",
+                   sizeof(c->res.finish_reason));
 out:
     tg_buf_free(&text);
+}
+
+/* Fill the result from a stream read to its end. */
+static void finish_stream(struct tg_backend_call *c)
+{
+    struct tg_chunks *k = &c->chunks;
+    int err;
+    tg_chunks_finish(k);
+    tg_strlcpy(c->res.model, k->model, sizeof(c->res.model));
+    tg_strlcpy(c->res.finish_reason, k->finish_reason, sizeof(c->res.finish_reason));
+    c->res.prompt_tokens = k->prompt_tokens;
+    c->res.completion_tokens = k->completion_tokens;
+    c->res.malformed_events = k->malformed;
+    if (k->error_seen) {
+        tg_backend_result_fail(&c->res, TG_E_UPSTREAM, "stream_error",
+                               "upstream reported an error in its stream: %s", k->error);
+    } else if (k->malformed) {
+        /* A lost event may have carried part of the answer: never deliver a gap. */
+        tg_backend_result_fail(&c->res, TG_E_UPSTREAM, "malformed_stream",
+                               "upstream stream had %d unparseable event(s)", k->malformed);
+    } else if (!k->done_seen && !k->finish_reason[0]) {
+        tg_backend_result_fail(&c->res, TG_E_UPSTREAM, "stream_cut",
+                               "upstream stream ended before its final event (%zu bytes received)",
+                               k->content.len);
+    } else if (memchr(k->content.data ? k->content.data : "", '\0', k->content.len)) {
+        tg_backend_result_fail(&c->res, TG_E_UPSTREAM, "bad_response",
+                               "upstream answer contains a NUL character");
+    } else if (!k->content.len && !k->n_tools && !k->events) {
+        tg_backend_result_fail(&c->res, TG_E_UPSTREAM, "bad_response",
+                               "upstream stream carried no chunk");
+    } else {
+        c->res.tool_calls = tg_chunks_tool_calls(k, &err);
+        c->res.logprobs = json_incref(k->logprobs);
+        if (!err)
+            err = tg_buf_reserve(&k->content, 0);
+        c->res.content = err ? NULL : tg_buf_steal(&k->content, &c->res.len);
+        if (!c->res.content)
+            tg_backend_result_fail(&c->res, TG_E_NOMEM, "nomem", "out of memory");
+        if (!c->res.finish_reason[0])
+            tg_strlcpy(c->res.finish_reason, c->res.tool_calls ? "tool_calls" : "stop",
+                       sizeof(c->res.finish_reason));
+    }
 }
 
 /* Describe a non-2xx answer using the upstream's own error message if any. */
@@ -162,8 +270,12 @@ static void on_transfer_done(struct tg_backend_call *c, CURLcode code)
 {
     c->res.status = (int)c->status;
     if (code == CURLE_OPERATION_TIMEDOUT) {
+        curl_off_t connected = 0;
+        curl_easy_getinfo(c->easy, CURLINFO_CONNECT_TIME_T, &connected);
         tg_backend_result_fail(&c->res, TG_E_TIMEOUT,
-                               c->got_head ? "total_timeout" : "connect_timeout",
+                               c->got_head    ? "total_timeout"
+                               : connected > 0 ? "header_timeout"
+                                               : "connect_timeout",
                                "upstream timed out: %s", c->errbuf[0] ? c->errbuf : "timeout");
     } else if (code != CURLE_OK && !(c->stream && c->got_head && c->status == 200)) {
         tg_backend_result_fail(
@@ -173,24 +285,8 @@ static void on_transfer_done(struct tg_backend_call *c, CURLcode code)
         fail_status(c);
     } else if (!c->stream) {
         parse_completion(c);
-    } else if (c->res.malformed_events) {
-        /* A lost event may have carried part of the answer: never deliver a gap. */
-        tg_backend_result_fail(&c->res, TG_E_UPSTREAM, "malformed_stream",
-                               "upstream stream had %d unparseable event(s)",
-                               c->res.malformed_events);
-    } else if (!c->done_seen && !c->res.finish_reason[0]) {
-        tg_backend_result_fail(&c->res, TG_E_UPSTREAM, "stream_cut",
-                               "upstream stream ended before its final event (%zu bytes received)",
-                               c->content.len);
-    } else if (memchr(c->content.data ? c->content.data : "", '\0', c->content.len)) {
-        tg_backend_result_fail(&c->res, TG_E_UPSTREAM, "bad_response",
-                               "upstream answer contains a NUL character");
     } else {
-        c->res.content = tg_buf_steal(&c->content, &c->res.len);
-        if (!c->res.content)
-            tg_backend_result_fail(&c->res, TG_E_NOMEM, "nomem", "out of memory");
-        if (!c->res.finish_reason[0])
-            tg_strlcpy(c->res.finish_reason, "stop", sizeof(c->res.finish_reason));
+        finish_stream(c);
     }
     call_finish(c);
 }
@@ -226,7 +322,7 @@ static void call_timer_cb(evutil_socket_t fd, short what, void *arg)
         tg_backend_result_fail(&c->res, TG_E_TIMEOUT, "header_timeout",
                                "upstream sent no response head within %lld ms",
                                (long long)o->b->conf->header_timeout_ms);
-    else if (!c->content.len)
+    else if (!c->chunks.content.len && !c->chunks.n_tools)
         tg_backend_result_fail(&c->res, TG_E_TIMEOUT, "first_token_timeout",
                                "upstream sent no answer token within %lld ms of its head",
                                (long long)first_token_ms(o->b->conf));
@@ -255,13 +351,8 @@ static size_t header_cb(char *buf, size_t size, size_t n, void *arg)
         const char *sp = memchr(buf, ' ', len);
         c->status = sp ? strtol(sp + 1, NULL, 10) : 0;
     } else if (len > 12 && strncasecmp(buf, "retry-after:", 12) == 0) {
-        char tmp[32];
-        size_t vl = TG_MIN(len - 12, sizeof(tmp) - 1);
-        memcpy(tmp, buf + 12, vl);
-        tmp[vl] = '\0';
-        long secs = strtol(tmp, NULL, 10);
-        if (secs >= 0)
-            c->res.retry_after_ms = (int64_t)secs * 1000;
+        /* delay-seconds or an HTTP-date (RFC 9110 section 10.2.3) */
+        c->res.retry_after_ms = tg_http_retry_after_ms(buf + 12, len - 12, tg_clock_wall_ms());
     } else if (len <= 2 && c->status >= 200 && !c->got_head) {
         /* End of the final head. */
         c->got_head = true;
@@ -273,37 +364,6 @@ static size_t header_cb(char *buf, size_t size, size_t n, void *arg)
     return len;
 }
 
-/* One SSE line of a streamed answer. */
-static void stream_line(struct tg_backend_call *c, const char *line, size_t len)
-{
-    if (len < 5 || strncmp(line, "data:", 5) != 0)
-        return; /* comments, event names, ids and blank separators */
-    line += 5;
-    len -= 5;
-    while (len && *line == ' ') {
-        line++;
-        len--;
-    }
-    if (len == 6 && memcmp(line, "[DONE]", 6) == 0) {
-        c->done_seen = true;
-        return;
-    }
-    static const char *const delta[] = {"choices", "#0", "delta", "content"};
-    const char *v;
-    size_t vl;
-    if (tg_jscan_validate(line, len)) {
-        c->res.malformed_events++;
-        return;
-    }
-    size_t before = c->content.len;
-    if (tg_jscan_find(line, len, delta, 4, &v, &vl) == TG_OK && v[0] == '"' &&
-        tg_jscan_string(v, vl, &c->content))
-        c->res.malformed_events++; /* over the size cap: the answer is not whole */
-    else if (c->on_delta && c->content.len > before && !c->res.malformed_events)
-        c->on_delta(c->delta_arg, c->content.data + before, c->content.len - before);
-    scan_meta(c, line, len);
-}
-
 static size_t write_cb(char *buf, size_t size, size_t n, void *arg)
 {
     struct tg_backend_call *c = arg;
@@ -312,26 +372,13 @@ static size_t write_cb(char *buf, size_t size, size_t n, void *arg)
         /* Whole body (or an error body) is collected; the cap guards memory. */
         return tg_buf_append(&c->raw, buf, len) ? 0 : len;
     }
-    /* Until the first token the time-to-first-token limit runs from the head. */
-    bool had_token = c->content.len > 0;
-    if (tg_buf_append(&c->line, buf, len))
-        return 0;
-    char *p = c->line.data, *end = c->line.data + c->line.len;
-    for (;;) {
-        char *nl = memchr(p, '\n', (size_t)(end - p));
-        if (!nl)
-            break;
-        size_t ll = (size_t)(nl - p);
-        if (ll && p[ll - 1] == '\r')
-            ll--;
-        stream_line(c, p, ll);
-        p = nl + 1;
-    }
-    size_t rest = (size_t)(end - p);
-    memmove(c->line.data, p, rest);
-    c->line.len = rest;
-    c->line.data[rest] = '\0';
-    if (had_token || c->content.len)
+    /* Until the first token the time-to-first-token limit runs from the head;
+     * a tool call's first piece counts as a token. */
+    struct tg_chunks *k = &c->chunks;
+    bool had_token = k->content.len || k->n_tools;
+    if (tg_chunks_feed(k, buf, len))
+        return 0; /* over a limit: curl ends the transfer, the stream is not whole */
+    if (had_token || k->content.len || k->n_tools)
         arm(c, c->o->b->conf->idle_timeout_ms);
     return len;
 }
@@ -478,9 +525,22 @@ static void openai_destroy(struct tg_backend *b)
     tg_free(o);
 }
 
+/*
+ * The request fields passed on to the upstream as the client sent them: the
+ * one allow-list of the OpenAI chat-completions parameters (docs/API.md
+ * lists them).  Everything else is trustgate's own or unknown and stays
+ * here; `model`, `messages`, `stream` and `stream_options` are written by
+ * the backend itself, and `user` becomes the customer's pseudonym.
+ */
 static const char *const forwarded_params[] = {
-    "temperature",       "top_p", "max_tokens", "max_completion_tokens", "stop", "presence_penalty",
-    "frequency_penalty", "seed",  "n",          "response_format",
+    "temperature",      "top_p",           "max_tokens",        "max_completion_tokens",
+    "stop",             "presence_penalty", "frequency_penalty", "seed",
+    "n",                "response_format",  "logit_bias",        "logprobs",
+    "top_logprobs",     "tools",            "tool_choice",       "parallel_tool_calls",
+    "functions",        "function_call",    "metadata",          "reasoning_effort",
+    "service_tier",     "store",            "modalities",        "audio",
+    "prediction",       "web_search_options", "verbosity",       "prompt_cache_key",
+    "safety_identifier",
 };
 
 static char *build_body(const struct tg_backend_conf *conf, const struct tg_backend_request *rq)
@@ -503,6 +563,8 @@ static char *build_body(const struct tg_backend_conf *conf, const struct tg_back
         tg_jw_bool(&w, true);
         tg_jw_end(&w);
     }
+    if (rq->user && rq->user[0])
+        tg_jw_kstr(&w, "user", rq->user);
     for (size_t i = 0; rq->params && i < TG_ARRAY_LEN(forwarded_params); i++) {
         json_t *v = json_object_get(rq->params, forwarded_params[i]);
         if (v && !json_is_null(v)) {
@@ -531,12 +593,11 @@ static int openai_generate(struct tg_backend *b, const struct tg_backend_request
     c->cb = cb;
     c->arg = arg;
     c->stream = conf->stream;
-    c->on_delta = rq->on_delta;
-    c->delta_arg = rq->delta_arg;
     tg_backend_result_init(&c->res);
     tg_buf_init(&c->raw, 16u << 20);
-    tg_buf_init(&c->line, 1u << 20);
-    tg_buf_init(&c->content, 16u << 20);
+    tg_chunks_init(&c->chunks, 16u << 20);
+    c->chunks.on_delta = rq->on_delta;
+    c->chunks.delta_arg = rq->delta_arg;
     o->active++;
     c->req_body = build_body(conf, rq);
     c->timer = evtimer_new(o->base, call_timer_cb, c);

@@ -191,15 +191,44 @@ static void chat_completions(struct tg_api *api, struct tg_http_req *req)
 
 /* ------------------------------------------------------------ status */
 
+/* Add a model entry unless data lists the id already. */
+static void add_model(json_t *data, const char *id, const char *owner, int64_t created)
+{
+    size_t i;
+    json_t *m;
+    json_array_foreach(data, i, m)
+    {
+        if (!strcmp(tg_json_str(m, "id", ""), id))
+            return;
+    }
+    json_array_append_new(data, json_pack("{s:s, s:s, s:I, s:s}", "id", id, "object", "model",
+                                          "created", (json_int_t)created, "owned_by", owner));
+}
+
+/*
+ * What the routes serve: the configured `models` (the names clients use),
+ * then every upstream model a backend or ladder rung is fixed to, owned by
+ * that backend.  A backend without a fixed model passes the client's model
+ * name through, so any name the configured list does not hold reaches it.
+ */
 static void list_models(struct tg_api *api, struct tg_http_req *req)
 {
     const struct tg_config *cfg = api->p->cfg;
+    int64_t created = api->started_ms / 1000;
     json_t *data = json_array();
-    for (size_t i = 0; i < cfg->n_models; i++)
-        json_array_append_new(data,
-                              json_pack("{s:s, s:s, s:I, s:s}", "id", cfg->models[i], "object",
-                                        "model", "created", (json_int_t)(api->started_ms / 1000),
-                                        "owned_by", "trustgate"));
+    size_t i;
+    json_t *rung;
+    for (i = 0; i < cfg->n_models; i++)
+        add_model(data, cfg->models[i], "trustgate", created);
+    for (i = 0; i < cfg->n_backends; i++)
+        if (cfg->backends[i].type == TG_BACKEND_OPENAI && cfg->backends[i].model)
+            add_model(data, cfg->backends[i].model, cfg->backends[i].name, created);
+    json_array_foreach(json_object_get(json_object_get(cfg->root, "ladder"), "rungs"), i, rung)
+    {
+        const char *model = tg_json_str(rung, "model", NULL);
+        if (model)
+            add_model(data, model, tg_json_str(rung, "backend", "trustgate"), created);
+    }
     tg_api_send_json(api, req, "/v1/models", 200,
                      json_pack("{s:s, s:o}", "object", "list", "data", data));
 }

@@ -122,6 +122,8 @@ void tg_turn_free(struct tg_turn *t)
         return;
     tg_dispatch_cancel(t->dispatch);
     json_decref(t->ladder_events);
+    json_decref(t->tool_calls);
+    json_decref(t->logprobs);
     json_decref(t->variants);
     json_decref(t->sensitive);
     json_decref(t->request);

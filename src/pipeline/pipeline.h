@@ -118,22 +118,28 @@ struct tg_completion {
     size_t content_len;
     const char *finish_reason;
     int64_t prompt_tokens, completion_tokens;
+    const json_t *tool_calls; /* OpenAI tool_calls of the answer, or NULL; with none and no
+                                 content, the message's content is null */
+    const json_t *logprobs;   /* the choice's logprobs object, or NULL */
     const char *extra_key; /* one extra top-level member ("trustgate"), or NULL */
     const char *extra;     /* its value, serialised JSON */
     size_t extra_len;
 };
 
-/* Append the chat.completion JSON object to out. */
+/* Append the chat.completion JSON object to out.  Tool calls go in the
+ * message, logprobs in the choice, both as given. */
 int tg_wire_completion(const struct tg_completion *c, struct tg_buf *out);
 /*
  * Append the answer as chat.completion.chunk server-sent events: a role
  * chunk, content chunks of at most piece_bytes (never splitting a UTF-8
- * character), a final chunk with finish_reason, usage and the extra member,
- * then `data: [DONE]`.
+ * character), for each tool call a chunk with its index, id, type and name
+ * and one with its arguments, a final chunk with finish_reason, logprobs,
+ * usage and the extra member, then `data: [DONE]`.
  */
 int tg_wire_sse(const struct tg_completion *c, size_t piece_bytes, struct tg_buf *out);
 /* One part of such a stream, for answers released as they are written:
- * the opening chunk, a content chunk, or the final chunk with [DONE]. */
+ * the opening chunk, a content chunk, or the tool calls, then the final
+ * chunk with [DONE]. */
 enum tg_sse_part { TG_SSE_OPEN, TG_SSE_TEXT, TG_SSE_CLOSE };
 int tg_wire_sse_part(const struct tg_completion *c, enum tg_sse_part part, const char *text,
                      size_t len, struct tg_buf *out);

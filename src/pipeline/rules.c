@@ -37,6 +37,8 @@ void tg_rules_facts(const struct tg_turn *t, struct tg_policy_facts *f)
     f->draft_len = t->draft_len;
     f->draft_language = t->language;
     f->ungrounded = t->ungrounded;
+    f->tool_calls = t->calls;
+    f->n_tool_calls = t->n_calls;
 }
 
 /* The bytes the trigger points at, or NULL when it has no span. */
@@ -50,6 +52,13 @@ static const char *span_text(const struct tg_turn *t, const struct tg_policy_hit
     } else if (!strcmp(h->field, "draft")) {
         base = t->draft;
         blen = t->draft_len;
+    } else if (!strcmp(h->field, "tool_calls")) {
+        /* a span in the arguments of the call the hit's value numbers */
+        size_t i = h->has_value && h->value >= 0 ? (size_t)h->value : t->n_calls;
+        if (i >= t->n_calls)
+            return NULL;
+        base = t->calls[i].arguments;
+        blen = t->calls[i].arguments_len;
     } else {
         base = t->user_text;
         blen = strlen(t->user_text);
@@ -61,8 +70,18 @@ static const char *span_text(const struct tg_turn *t, const struct tg_policy_hit
 }
 
 /* Does [start,end) of the customer's text overlap personal data? */
-static bool overlaps_pii(const struct tg_turn *t, const struct tg_policy_hit *h)
+static bool overlaps_pii(const struct tg_turn *t, const struct tg_policy_hit *h, const char *s,
+                         size_t n)
 {
+    if (!strcmp(h->field, "tool_calls")) {
+        /* arguments were never scanned for entities: mask the span and compare */
+        struct tg_buf b;
+        tg_buf_init(&b, TG_BUF_UNLIMITED);
+        bool pii = tg_pii_mask(s, n, t->a->cfg->policy_pattern, &b) != TG_OK || b.len != n ||
+                   memcmp(b.data, s, n) != 0;
+        tg_buf_free(&b);
+        return pii;
+    }
     if (!t->ents || strcmp(h->field, "text") != 0)
         return strcmp(h->field, "pii") == 0;
     for (size_t i = 0; i < t->ents->n_pii; i++)
@@ -79,7 +98,7 @@ static json_t *trigger(const struct tg_turn *t, const struct tg_policy_hit *h)
     if (o && s) {
         json_object_set_new(o, "start", json_integer(h->start));
         json_object_set_new(o, "end", json_integer(h->end));
-        if (overlaps_pii(t, h)) {
+        if (overlaps_pii(t, h, s, n)) {
             char ps[33];
             tg_pii_pseudonym(t->p->pseudonym_key, sizeof(t->p->pseudonym_key), "span", s, n, ps);
             json_object_set_new(o, "pseudonym", json_string(ps));

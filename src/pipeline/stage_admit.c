@@ -11,12 +11,15 @@
  */
 #include "pipeline/pipeline.h"
 
+#include "backend/backend.h"
+#include "dispatch/dispatch.h"
 #include "eval/fairness.h"
 #include "eval/stats.h"
 #include "metrics/metrics.h"
 #include "policy/policy.h"
 #include "review/review.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static const char *const roles[] = {"system", "developer", "user", "assistant", "tool", "function"};
@@ -56,6 +59,76 @@ static const char *content_text(struct tg_turn *t, const json_t *content)
     const char *s = tg_arena_strndup(&t->arena, b.data ? b.data : "", b.len);
     tg_buf_free(&b);
     return s;
+}
+
+/*
+ * Check the content parts of message i as OpenAI defines them: each an
+ * object with a string `type`; `text` parts carry a string `text`,
+ * `image_url` an object with a string `url`, `input_audio` an object with
+ * string `data` and `format`, `file` an object, `refusal` a string.  Parts
+ * of other types are passed on for upstreams that know them.  Writes the
+ * problem to why and returns false.
+ */
+static bool parts_ok(const json_t *content, size_t i, char *why, size_t whylen)
+{
+    size_t k;
+    const json_t *part;
+    json_array_foreach(content, k, part)
+    {
+        const char *type = tg_json_str(part, "type", NULL);
+        const json_t *v;
+        if (!json_is_object(part) || !type) {
+            snprintf(why, whylen, "messages[%zu].content[%zu] must be an object with a string 'type'",
+                     i, k);
+            return false;
+        }
+        if (!strcmp(type, "text") && !json_is_string(json_object_get(part, "text"))) {
+            snprintf(why, whylen, "messages[%zu].content[%zu].text must be a string", i, k);
+            return false;
+        }
+        if (!strcmp(type, "image_url")) {
+            v = json_object_get(part, "image_url");
+            if (!json_is_object(v) || !json_is_string(json_object_get(v, "url"))) {
+                snprintf(why, whylen,
+                         "messages[%zu].content[%zu].image_url must be an object with a string 'url'",
+                         i, k);
+                return false;
+            }
+        }
+        if (!strcmp(type, "input_audio")) {
+            v = json_object_get(part, "input_audio");
+            if (!json_is_object(v) || !json_is_string(json_object_get(v, "data")) ||
+                !json_is_string(json_object_get(v, "format"))) {
+                snprintf(why, whylen,
+                         "messages[%zu].content[%zu].input_audio must be an object with string "
+                         "'data' and 'format'",
+                         i, k);
+                return false;
+            }
+        }
+        if (!strcmp(type, "file") && !json_is_object(json_object_get(part, "file"))) {
+            snprintf(why, whylen, "messages[%zu].content[%zu].file must be an object", i, k);
+            return false;
+        }
+        if (!strcmp(type, "refusal") && !json_is_string(json_object_get(part, "refusal"))) {
+            snprintf(why, whylen, "messages[%zu].content[%zu].refusal must be a string", i, k);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* True when a user message carries a part other than text (an image, audio, a file). */
+static bool has_media(const json_t *content)
+{
+    size_t k;
+    const json_t *part;
+    json_array_foreach(content, k, part)
+    {
+        if (strcmp(tg_json_str(part, "type", ""), "text") != 0)
+            return true;
+    }
+    return false;
 }
 
 #define BAD(code, param, ...)                                                                      \
@@ -132,12 +205,16 @@ static bool validate(struct tg_turn *t)
             !json_is_null(content))
             BAD("invalid_type", "messages",
                 "messages[%zu].content must be a string or an array of parts", i);
+        char why[160];
+        if (json_is_array(content) && !parts_ok(content, i, why, sizeof(why)))
+            BAD("invalid_content_part", "messages", "%s", why);
         if (strcmp(role, "user") == 0) {
             const char *txt = content_text(t, content);
             if (!txt)
                 BAD("invalid_type", "messages",
                     "messages[%zu].content must be a string or an array of parts", i);
             t->user_text = txt;
+            t->media = has_media(content);
         }
     }
     if (!t->user_text)
@@ -281,6 +358,16 @@ enum tg_stage_rc tg_stage_admit(struct tg_turn *t)
         const struct tg_answerer *a = tg_pipeline_answerer(t->p, tg_json_str(exp, "name", ""), v);
         if (a)
             t->a = a;
+    }
+    /* An image or a recording with no words, where nothing that answers can
+     * see it: say so rather than answer a question nobody asked. */
+    struct tg_backend *first = tg_ladder_first_backend(t->a->ladder);
+    if (t->media && !t->user_text[0] &&
+        !(first && strcmp(tg_backend_type(first), "openai") == 0)) {
+        tg_turn_fail(t, TG_E_INVAL, 400, "unsupported_content", "messages",
+                     "the last user message has only image, audio or file parts, and this route "
+                     "answers from text; send the question as text");
+        return TG_DONE;
     }
     /* with a person: straight to the record, nothing is generated */
     return to_person(t) ? TG_DONE : TG_NEXT;

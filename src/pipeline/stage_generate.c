@@ -13,6 +13,7 @@
 
 #include "backend/backend.h"
 #include "dispatch/dispatch.h"
+#include "policy/policy.h"
 
 #include <string.h>
 
@@ -63,6 +64,29 @@ static json_t *build_messages(struct tg_turn *t)
     return out;
 }
 
+/* The tool calls' names and arguments as the output rules read them. */
+static int index_calls(struct tg_turn *t)
+{
+    size_t n = json_array_size(t->tool_calls), i;
+    json_t *call;
+    if (!n)
+        return TG_OK;
+    t->calls = tg_arena_alloc(&t->arena, n * sizeof(*t->calls));
+    if (!t->calls)
+        return TG_E_NOMEM;
+    json_array_foreach(t->tool_calls, i, call)
+    {
+        const json_t *fn = json_object_get(call, "function");
+        const json_t *name = json_object_get(fn, "name"), *args = json_object_get(fn, "arguments");
+        struct tg_policy_tool_call *c = &t->calls[t->n_calls++];
+        c->name = json_is_string(name) ? json_string_value(name) : "";
+        c->name_len = json_is_string(name) ? json_string_length(name) : 0;
+        c->arguments = json_is_string(args) ? json_string_value(args) : "";
+        c->arguments_len = json_is_string(args) ? json_string_length(args) : 0;
+    }
+    return TG_OK;
+}
+
 static void dispatched_cb(struct tg_dispatch_result *res, void *arg)
 {
     struct tg_turn *t = arg;
@@ -83,6 +107,12 @@ static void dispatched_cb(struct tg_dispatch_result *res, void *arg)
         t->draft = tg_arena_strndup(&t->arena, res->content, res->len);
         t->draft_len = res->len;
         if (!t->draft)
+            tg_turn_fail(t, TG_E_NOMEM, 500, "internal_error", NULL, "out of memory");
+        t->tool_calls = res->tool_calls;
+        res->tool_calls = NULL;
+        t->logprobs = res->logprobs;
+        res->logprobs = NULL;
+        if (index_calls(t))
             tg_turn_fail(t, TG_E_NOMEM, 500, "internal_error", NULL, "out of memory");
         tg_strlcpy(t->finish_reason, res->finish_reason, sizeof(t->finish_reason));
         if (res->confidence >= 0)
@@ -149,6 +179,13 @@ enum tg_stage_rc tg_stage_generate(struct tg_turn *t)
         .intent_probability = t->a->intents ? t->intent_confidence : -1,
         .for_review = t->rules.review,
     };
+    if (t->conv.customer_id[0]) {
+        /* the upstream's `user` (abuse monitoring, caching) never names the customer */
+        char ps[33];
+        tg_pii_pseudonym(t->p->pseudonym_key, sizeof(t->p->pseudonym_key), "customer",
+                         t->conv.customer_id, strlen(t->conv.customer_id), ps);
+        rq.user = tg_arena_strdup(&t->arena, ps);
+    }
     if (tg_stream_through_applies(t)) {
         rq.on_delta = tg_stream_through_delta;
         rq.delta_arg = t;

@@ -75,6 +75,7 @@ enum tg_stage_rc tg_stage_postcheck(struct tg_turn *t)
     int rc = TG_OK;
     if (t->err || !t->draft)
         return TG_NEXT; /* nothing was written: nothing to check */
+    const char *written = t->draft;
     if (t->n_evidence)
         rc = grounding(t);
     if (!rc && t->a->policy) {
@@ -94,11 +95,21 @@ enum tg_stage_rc tg_stage_postcheck(struct tg_turn *t)
         t->draft = tg_arena_strdup(&t->arena, t->rules.script_text);
         t->draft_len = t->draft ? strlen(t->draft) : 0;
         rc = t->draft ? TG_OK : TG_E_NOMEM;
+        /* the canned reply asks the client to do nothing */
+        json_decref(t->tool_calls);
+        t->tool_calls = NULL;
+        t->n_calls = 0;
     }
     if (!rc && !script)
         rc = frame(t); /* a holding reply is not an answer: no disclaimer around it */
     if (!rc && !t->rules.redact_off)
         rc = mask(t);
+    if (!rc && t->draft != written) {
+        /* logprobs describe the model's own tokens: they would name what was masked
+         * and miss what was added, so a changed answer goes out without them */
+        json_decref(t->logprobs);
+        t->logprobs = NULL;
+    }
     if (rc) {
         tg_turn_fail(t, rc, 500, "internal_error", NULL, "output check failed: %s", tg_err_str(rc));
         return TG_DONE;

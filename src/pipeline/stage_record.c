@@ -65,6 +65,31 @@ static void sorted_json(struct tg_jw *w, const char *key, const json_t *v)
     }
 }
 
+/* The functions the answer asked the client to call, with personal data in
+ * their arguments masked (the arguments as written go only to the client). */
+static int tool_calls(const struct tg_turn *t, struct tg_jw *w)
+{
+    struct tg_buf masked;
+    int rc = TG_OK;
+    tg_buf_init(&masked, TG_BUF_UNLIMITED);
+    tg_jw_key(w, "tool_calls");
+    tg_jw_arr(w);
+    for (size_t i = 0; i < t->n_calls && !rc; i++) {
+        const struct tg_policy_tool_call *c = &t->calls[i];
+        tg_buf_reset(&masked);
+        rc = tg_pii_mask(c->arguments, c->arguments_len, t->a->cfg->policy_pattern, &masked);
+        tg_jw_obj(w);
+        tg_jw_key(w, "arguments");
+        tg_jw_strn(w, masked.data ? masked.data : "", masked.len);
+        tg_jw_key(w, "name");
+        tg_jw_strn(w, c->name, c->name_len);
+        tg_jw_end(w);
+    }
+    tg_jw_end(w);
+    tg_buf_free(&masked);
+    return rc;
+}
+
 /* The canonical turn record, whose index in the audit log will be index. */
 static int write_record(const struct tg_turn *t, uint64_t index, struct tg_buf *out)
 {
@@ -147,6 +172,7 @@ static int write_record(const struct tg_turn *t, uint64_t index, struct tg_buf *
     }
     stage_us(&w, t);
     sorted_json(&w, "tags", t->tags);
+    int rc = t->n_calls ? tool_calls(t, &w) : TG_OK;
     tg_jw_kstr(&w, "turn_id", t->id);
     if (t->upstream_model[0])
         tg_jw_kstr(&w, "upstream_model", t->upstream_model);
@@ -156,7 +182,7 @@ static int write_record(const struct tg_turn *t, uint64_t index, struct tg_buf *
     tg_jw_kint(&w, "prompt_tokens", t->prompt_tokens);
     tg_jw_end(&w);
     tg_jw_end(&w);
-    return tg_jw_finish(&w);
+    return rc ? rc : tg_jw_finish(&w);
 }
 
 static void log_line(const struct tg_turn *t)
@@ -208,7 +234,7 @@ static int persist(struct tg_turn *t)
     tg_strlcpy(m.turn_id, t->id, sizeof(m.turn_id));
     if (!rc)
         rc = tg_store_message_add(p->store, &m);
-    if (!rc && t->draft && t->decision == TG_DECISION_DELIVER) {
+    if (!rc && t->draft && t->decision == TG_DECISION_DELIVER && (t->draft_len || !t->n_calls)) {
         m.role = "assistant";
         m.content = t->draft;
         rc = tg_store_message_add(p->store, &m);

@@ -52,7 +52,10 @@ static int write_rest(struct tg_turn *t, const struct tg_buf *summary)
         .id = id,
         .created = t->created_ms / 1000,
         .model = t->upstream_model[0] ? t->upstream_model : t->model,
-        .finish_reason = t->err ? "error" : "stop",
+        .finish_reason = t->err                         ? "error"
+                         : deliver && t->finish_reason[0] ? t->finish_reason
+                                                          : "stop",
+        .tool_calls = deliver ? t->tool_calls : NULL,
         .prompt_tokens = t->prompt_tokens,
         .completion_tokens = t->completion_tokens,
         .extra_key = "trustgate",
@@ -137,6 +140,8 @@ enum tg_stage_rc tg_stage_reply(struct tg_turn *t)
             .content = t->answer,
             .content_len = t->answer_len,
             .finish_reason = deliver && t->finish_reason[0] ? t->finish_reason : "stop",
+            .tool_calls = deliver ? t->tool_calls : NULL,
+            .logprobs = deliver ? t->logprobs : NULL,
             .prompt_tokens = t->prompt_tokens,
             .completion_tokens = t->completion_tokens,
             .extra_key = "trustgate",

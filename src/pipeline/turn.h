@@ -21,6 +21,7 @@ struct tg_backend_call;
 struct tg_evidence;
 struct tg_dispatch;
 struct tg_entities;
+struct tg_policy_tool_call;
 
 /* What a stage tells the pipeline. */
 enum tg_stage_rc {
@@ -50,7 +51,8 @@ struct tg_turn {
     json_t *request;      /* parsed body (owned) */
     const char *model;    /* requested model, or the first configured one */
     bool stream;
-    const char *user_text; /* the last user message */
+    const char *user_text; /* the last user message (its text parts, joined) */
+    bool media;            /* that message carries images, audio or files too */
     struct tg_conversation conv;
     bool new_conversation;
     json_t *history; /* earlier stored messages sent along (owned) */
@@ -108,6 +110,10 @@ struct tg_turn {
     bool client_gone;       /* the client left: no more attempts */
     char *draft;            /* the answer (arena) */
     size_t draft_len;
+    json_t *tool_calls;     /* the answer's OpenAI tool calls, NULL when none (owned) */
+    json_t *logprobs;       /* the answer's logprobs as the upstream gave them, or NULL (owned) */
+    struct tg_policy_tool_call *calls; /* tool_calls as the rules read them (arena) */
+    size_t n_calls;
     char finish_reason[24];
     char upstream_model[96];
     int64_t prompt_tokens, completion_tokens;
