@@ -527,7 +527,7 @@ static void openai_destroy(struct tg_backend *b)
 
 /*
  * The request fields passed on to the upstream as the client sent them: the
- * one allow-list of the OpenAI chat-completions parameters (docs/API.md
+ * one allow-list of the OpenAI chat-completions parameters (docs/UPSTREAMS.md
  * lists them).  Everything else is trustgate's own or unknown and stays
  * here; `model`, `messages`, `stream` and `stream_options` are written by
  * the backend itself, and `user` becomes the customer's pseudonym.
