@@ -214,6 +214,7 @@ int tg_cli_serve(int argc, char **argv)
     status = 0;
     tg_info("stopped; store flushed");
 out:
+    tg_pipeline_settle(d.api.p);
     tg_api_release_waiters(&d.api);
     tg_events_stop(&d.api);
     tg_console_stop(&d.api);

@@ -136,6 +136,53 @@ static void proof(struct tg_api *api, struct tg_http_req *req, bool consistency)
     tg_api_background(api, req, route, proof_work, NULL, pj, tg_free);
 }
 
+/* A checkpoint on its way: the tree head as the request found it, signed and
+ * sent once every leaf under it is committed, so no outsider ever holds a
+ * signed head that a crash could take back. */
+struct pending_checkpoint {
+    struct tg_commit_wait wait;
+    struct tg_api *api;
+    struct tg_http_req *req;
+    uint64_t size;
+    uint8_t root[TG_HASH_LEN];
+};
+
+static void checkpoint_cb(struct tg_commit_wait *w, int err)
+{
+    struct pending_checkpoint *c = (struct pending_checkpoint *)w;
+    const char *route = "/v1/audit/checkpoint";
+    struct tg_buf b;
+    tg_buf_init(&b, TG_BUF_UNLIMITED);
+    if (err)
+        tg_api_send_error(c->api, c->req, route, 503, "server_error", "storage_unavailable",
+                          "the log could not be committed; no checkpoint was signed");
+    else if (tg_audit_checkpoint(c->api->p->signer, c->size, c->root, &b))
+        tg_api_send_error(c->api, c->req, route, 500, "server_error", "internal_error",
+                          "the checkpoint could not be signed");
+    else {
+        tg_metrics_request(c->api->p->metrics, route, 200);
+        tg_http_respond(c->req, 200, "text/plain; charset=utf-8", NULL, b.data, b.len);
+    }
+    tg_buf_free(&b);
+    tg_free(c);
+}
+
+static void checkpoint(struct tg_api *api, struct tg_http_req *req)
+{
+    struct pending_checkpoint *c = tg_calloc(1, sizeof(*c));
+    if (!c) {
+        tg_api_send_error(api, req, "/v1/audit/checkpoint", 503, "server_error", "out_of_memory",
+                          "out of memory");
+        return;
+    }
+    c->api = api;
+    c->req = req;
+    c->size = tg_audit_size(api->p->audit);
+    tg_audit_root(api->p->audit, c->root);
+    c->wait.cb = checkpoint_cb;
+    tg_pipeline_after_commit(api->p, &c->wait);
+}
+
 bool tg_api_audit(struct tg_api *api, struct tg_http_req *req)
 {
     const char *path = tg_http_path(req);
@@ -146,24 +193,19 @@ bool tg_api_audit(struct tg_api *api, struct tg_http_req *req)
                           "the audit routes are read-only (GET)");
         return true;
     }
-    if (!strcmp(path, "/v1/audit/checkpoint") || !strcmp(path, "/v1/audit/key")) {
+    if (!strcmp(path, "/v1/audit/checkpoint")) {
+        if (tg_api_person(api, req, path, READERS))
+            checkpoint(api, req);
+    } else if (!strcmp(path, "/v1/audit/key")) {
         if (!tg_api_person(api, req, path, READERS))
             return true;
         struct tg_buf b;
         tg_buf_init(&b, TG_BUF_UNLIMITED);
-        int rc = TG_OK;
-        if (!strcmp(path, "/v1/audit/key")) {
-            char vkey[256];
-            tg_audit_signer_vkey(api->p->signer, vkey, sizeof(vkey));
-            rc = tg_buf_printf(&b, "%s\n", vkey);
-        } else {
-            uint8_t root[TG_HASH_LEN];
-            tg_audit_root(api->p->audit, root);
-            rc = tg_audit_checkpoint(api->p->signer, tg_audit_size(api->p->audit), root, &b);
-        }
-        if (rc)
+        char vkey[256];
+        tg_audit_signer_vkey(api->p->signer, vkey, sizeof(vkey));
+        if (tg_buf_printf(&b, "%s\n", vkey))
             tg_api_send_error(api, req, path, 500, "server_error", "internal_error",
-                              "the checkpoint could not be signed");
+                              "out of memory");
         else {
             tg_metrics_request(api->p->metrics, path, 200);
             tg_http_respond(req, 200, "text/plain; charset=utf-8", NULL, b.data, b.len);

@@ -22,6 +22,7 @@
 #include "text/text.h"
 
 #include <errno.h>
+#include <event2/event.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -89,6 +90,78 @@ void tg_pipeline_resume(struct tg_turn *t)
     run(t);
 }
 
+/* ------------------------------------------------------------ acknowledgement */
+
+static void unlink_wait(struct tg_pipeline *p, struct tg_commit_wait *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        p->waits = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        p->waits_tail = w->prev;
+    w->next = w->prev = NULL;
+    w->queued = false;
+}
+
+/* The store committed a group: answer every wait it covers, oldest first. */
+static void commit_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct tg_pipeline *p = arg;
+    int err = TG_OK;
+    tg_store_commit_drain(p->store);
+    uint64_t done = tg_store_committed(p->store, &err);
+    while (p->waits && (p->waits->ticket <= done || err)) {
+        struct tg_commit_wait *w = p->waits;
+        unlink_wait(p, w);
+        w->cb(w, err);
+    }
+}
+
+void tg_pipeline_after_commit(struct tg_pipeline *p, struct tg_commit_wait *w)
+{
+    int err = TG_OK;
+    w->ticket = tg_store_ticket(p->store);
+    w->next = w->prev = NULL;
+    w->queued = false;
+    if (!p->commit_ev) {
+        w->cb(w, tg_store_flush(p->store));
+        return;
+    }
+    if (tg_store_committed(p->store, &err) >= w->ticket || err) {
+        w->cb(w, err);
+        return;
+    }
+    /* tickets only grow: the list stays in ticket order by appending */
+    w->prev = p->waits_tail;
+    if (p->waits_tail)
+        p->waits_tail->next = w;
+    else
+        p->waits = w;
+    p->waits_tail = w;
+    w->queued = true;
+}
+
+void tg_pipeline_settle(struct tg_pipeline *p)
+{
+    int err = p && p->waits ? tg_store_flush(p->store) : TG_OK;
+    while (p && p->waits) {
+        struct tg_commit_wait *w = p->waits;
+        unlink_wait(p, w);
+        w->cb(w, err);
+    }
+}
+
+void tg_pipeline_commit_cancel(struct tg_pipeline *p, struct tg_commit_wait *w)
+{
+    if (w && w->queued)
+        unlink_wait(p, w);
+}
+
 /* ------------------------------------------------------------ turns */
 
 static struct tg_backend *answerer_backend(const struct tg_answerer *a, const char *name)
@@ -121,6 +194,7 @@ void tg_turn_free(struct tg_turn *t)
     if (!t)
         return;
     tg_dispatch_cancel(t->dispatch);
+    tg_pipeline_commit_cancel(t->p, &t->commit);
     json_decref(t->ladder_events);
     json_decref(t->tool_calls);
     json_decref(t->logprobs);
@@ -708,6 +782,15 @@ static int open_pipeline(const struct tg_config *cfg, struct event_base *base, c
     if (rc)
         goto out;
     tg_store_set_group_commit(p->store, cfg->group_commit_ms);
+    if (base && tg_store_commit_fd(p->store) >= 0) {
+        p->commit_ev = event_new(base, tg_store_commit_fd(p->store), EV_READ | EV_PERSIST,
+                                 commit_cb, p);
+        if (!p->commit_ev || event_add(p->commit_ev, NULL)) {
+            snprintf(err, errlen, "cannot watch the store's commits");
+            rc = TG_E_INTERNAL;
+            goto out;
+        }
+    }
     rc = tg_audit_open(p->store, &p->audit);
     if (rc) {
         snprintf(err, errlen, "audit log in %s does not verify (%s); run `trustgate audit verify`",
@@ -791,6 +874,8 @@ void tg_pipeline_close(struct tg_pipeline *p)
     tg_text_close(p->text);
     tg_audit_close(p->audit);
     tg_audit_signer_free(p->signer);
+    if (p->commit_ev)
+        event_free(p->commit_ev);
     tg_store_close(p->store);
     tg_metrics_free(p->metrics);
     tg_free(p->recent);

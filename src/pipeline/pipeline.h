@@ -65,6 +65,8 @@ struct tg_pipeline {
     uint8_t pseudonym_key[32];      /* keys PII pseudonyms in the audit log (DATA/pseudonym.key) */
     struct tg_audit_signer *signer; /* signs the log\'s checkpoints (DATA/audit-ed25519.pem) */
     size_t inflight;                /* turns started and not finished */
+    struct event *commit_ev;        /* the store's commit fd, watched on the loop */
+    struct tg_commit_wait *waits, *waits_tail; /* waiting for a commit, in ticket order */
     bool log_turns;                 /* one JSON line per turn on stderr */
 };
 
@@ -94,6 +96,20 @@ int tg_pipeline_load_policies(const struct tg_config *cfg, struct tg_policy **ou
 /* The client of a turn left: the ladder stops (no further attempts) and
  * the turn ends as an error once its stage resumes. */
 void tg_turn_client_gone(struct tg_turn *t);
+
+/*
+ * Call w->cb once everything the store has queued so far is committed: at
+ * once (before returning) when it already is or when there is no loop to
+ * wait on (then the store is flushed), else from the loop.  Nothing an
+ * outsider is told — a reply, a turn, review or audit index, a signed
+ * checkpoint — may leave before its writes are committed.
+ */
+void tg_pipeline_after_commit(struct tg_pipeline *p, struct tg_commit_wait *w);
+/* Forget a wait whose owner goes away; its callback will not run. */
+void tg_pipeline_commit_cancel(struct tg_pipeline *p, struct tg_commit_wait *w);
+/* Commit everything queued and answer every wait (on shutdown, while their
+ * owners still exist). */
+void tg_pipeline_settle(struct tg_pipeline *p);
 
 /* Flush the store and free everything.  No turn may be in flight. */
 void tg_pipeline_close(struct tg_pipeline *p);

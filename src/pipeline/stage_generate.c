@@ -92,7 +92,8 @@ static void dispatched_cb(struct tg_dispatch_result *res, void *arg)
     struct tg_turn *t = arg;
     t->dispatch = NULL;
     t->degradations = res->degradations;
-    t->rung = res->rung;
+    /* the result lives only for this call: keep copies of what the turn points at */
+    t->rung = res->rung ? tg_arena_strdup(&t->arena, res->rung) : NULL;
     t->backend = res->backend;
     json_decref(t->ladder_events);
     t->ladder_events = res->events;
@@ -102,7 +103,8 @@ static void dispatched_cb(struct tg_dispatch_result *res, void *arg)
     } else if (res->human) {
         t->handoff = true;
     } else if (res->err) {
-        tg_turn_fail(t, res->err, res->http_status, res->code, NULL, "%s", res->message);
+        tg_turn_fail(t, res->err, res->http_status, tg_arena_strdup(&t->arena, res->code), NULL,
+                     "%s", res->message);
     } else {
         t->draft = tg_arena_strndup(&t->arena, res->content, res->len);
         t->draft_len = res->len;

@@ -246,6 +246,27 @@ static int persist(struct tg_turn *t)
     return rc;
 }
 
+/* Mark the turn failed because its record is not durable: nothing is delivered. */
+static void unrecorded(struct tg_turn *t, int rc)
+{
+    tg_error("turn %s: cannot record: %s", t->id, tg_err_str(rc));
+    tg_turn_fail(t, rc, 503, "storage_unavailable", NULL,
+                 "the turn could not be recorded; nothing was delivered");
+    t->decision = TG_DECISION_ERROR;
+    t->recorded = false;
+}
+
+/* The record is committed (or can never be): the reply may go. */
+static void committed_cb(struct tg_commit_wait *w, int err)
+{
+    struct tg_turn *t = (struct tg_turn *)((char *)w - offsetof(struct tg_turn, commit));
+    t->commit_pending = false;
+    if (err)
+        unrecorded(t, err);
+    if (t->waiting)
+        tg_pipeline_resume(t);
+}
+
 enum tg_stage_rc tg_stage_record(struct tg_turn *t)
 {
     struct tg_pipeline *p = t->p;
@@ -262,16 +283,18 @@ enum tg_stage_rc tg_stage_record(struct tg_turn *t)
         rc = persist(t);
     }
     tg_buf_free(&record);
-    if (rc) {
-        /* Nothing may be delivered that is not on the record. */
-        tg_error("turn %s: cannot record: %s", t->id, tg_err_str(rc));
-        tg_turn_fail(t, rc, 503, "storage_unavailable", NULL,
-                     "the turn could not be recorded; nothing was delivered");
-        t->decision = TG_DECISION_ERROR;
-    }
     t->recorded = rc == TG_OK;
+    if (rc)
+        unrecorded(t, rc); /* nothing may be delivered that is not on the record */
     tg_metrics_decision(p->metrics, t->decision);
     if (p->log_turns && tg_log_enabled(TG_LOG_INFO))
         log_line(t);
-    return TG_NEXT;
+    if (rc)
+        return TG_NEXT;
+    /* The reply, with its turn id, review id and audit index, waits for the
+     * commit that makes them durable (group commit serves every turn waiting). */
+    t->commit_pending = true;
+    t->commit.cb = committed_cb;
+    tg_pipeline_after_commit(p, &t->commit);
+    return t->commit_pending ? TG_WAIT : TG_NEXT;
 }

@@ -23,6 +23,19 @@ struct tg_dispatch;
 struct tg_entities;
 struct tg_policy_tool_call;
 
+/*
+ * A wait for the store to commit what was queued (tg_pipeline_after_commit),
+ * embedded in whatever waits: a turn before its reply, a route before it
+ * hands out an id.  cb runs once, on the loop, with TG_OK or the store's
+ * write error.
+ */
+struct tg_commit_wait {
+    void (*cb)(struct tg_commit_wait *w, int err);
+    uint64_t ticket;
+    struct tg_commit_wait *next, *prev;
+    bool queued;
+};
+
 /* What a stage tells the pipeline. */
 enum tg_stage_rc {
     TG_NEXT, /* go on to the next stage */
@@ -133,6 +146,8 @@ struct tg_turn {
     /* record */
     int64_t audit_index; /* -1 until recorded */
     bool recorded;
+    struct tg_commit_wait commit; /* the reply waits until the record is committed */
+    bool commit_pending;
 
     /* reply */
     struct tg_buf reply;    /* the HTTP body: chat.completion, SSE events or an error */

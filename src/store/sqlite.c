@@ -23,7 +23,9 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -227,6 +229,8 @@ struct sq_store {
     bool stop;
     int64_t group_ns; /* wait this long for more jobs before a commit */
     int flushers;     /* callers blocked in flush: commit at once */
+    uint64_t wanted;  /* the highest ticket someone waits for: commit at once */
+    int commit_fd;    /* eventfd: readable after every commit (-1 before open) */
 };
 
 static struct sq_store *sq(struct tg_store *st)
@@ -486,7 +490,8 @@ static void group_window(struct sq_store *s)
     int64_t ns = dl.tv_nsec + s->group_ns;
     dl.tv_sec += (time_t)(ns / 1000000000);
     dl.tv_nsec = (long)(ns % 1000000000);
-    while (!s->stop && !s->flushers && s->queued_bytes < QUEUE_MAX_BYTES / 4) {
+    while (!s->stop && !s->flushers && s->wanted <= s->committed &&
+           s->queued_bytes < QUEUE_MAX_BYTES / 4) {
         if (pthread_cond_timedwait(&s->work_cv, &s->mu, &dl) == ETIMEDOUT)
             break;
     }
@@ -502,7 +507,7 @@ static void *writer_main(void *arg)
             pthread_cond_wait(&s->work_cv, &s->mu);
         if (!s->head)
             break; /* stop requested and nothing left to commit */
-        if (s->group_ns > 0 && !s->stop && !s->flushers)
+        if (s->group_ns > 0 && !s->stop && !s->flushers && s->wanted <= s->committed)
             group_window(s);
         struct job *batch = s->head;
         uint64_t upto = s->enqueued;
@@ -519,6 +524,12 @@ static void *writer_main(void *arg)
         s->committed = upto;
         s->queued_bytes -= bytes;
         pthread_cond_broadcast(&s->done_cv);
+        if (s->commit_fd >= 0) {
+            /* the loop learns of the commit; a full counter already says so */
+            uint64_t one = 1;
+            ssize_t w = write(s->commit_fd, &one, sizeof(one));
+            (void)w;
+        }
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;
@@ -721,6 +732,41 @@ static int sq_flush(struct tg_store *st)
     rc = s->err;
     pthread_mutex_unlock(&s->mu);
     return rc;
+}
+
+static uint64_t sq_ticket(struct tg_store *st)
+{
+    struct sq_store *s = sq(st);
+    pthread_mutex_lock(&s->mu);
+    uint64_t t = s->enqueued;
+    if (t > s->wanted) {
+        s->wanted = t;
+        pthread_cond_signal(&s->work_cv); /* end a group window now */
+    }
+    pthread_mutex_unlock(&s->mu);
+    return t;
+}
+
+static uint64_t sq_committed(struct tg_store *st, int *err)
+{
+    struct sq_store *s = sq(st);
+    pthread_mutex_lock(&s->mu);
+    uint64_t c = s->committed;
+    *err = s->err;
+    pthread_mutex_unlock(&s->mu);
+    return c;
+}
+
+static int sq_commit_fd(struct tg_store *st)
+{
+    return sq(st)->commit_fd;
+}
+
+static void sq_commit_drain(struct tg_store *st)
+{
+    uint64_t n;
+    ssize_t r = read(sq(st)->commit_fd, &n, sizeof(n));
+    (void)r;
 }
 
 /* ------------------------------------------------------------ reads */
@@ -1133,6 +1179,8 @@ static void sq_free(struct sq_store *s)
         pthread_mutex_destroy(&s->mu);
     }
     free_jobs(s->head);
+    if (s->commit_fd >= 0)
+        close(s->commit_fd);
     tg_free(s->path);
     tg_free(s);
 }
@@ -1310,14 +1358,22 @@ static int sq_open(const char *path, struct tg_store **out, char *err, size_t er
     struct sq_store *s = tg_calloc(1, sizeof(*s));
     int rc = TG_OK;
 
-    if (s)
+    if (s) {
+        s->commit_fd = -1;
         s->path = tg_strdup(path);
+    }
     if (!s || !s->path) {
         set_err(err, errlen, "sqlite store %s: out of memory", path);
         rc = TG_E_NOMEM;
         goto out;
     }
     s->base.ops = &tg_store_sqlite_ops;
+    s->commit_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->commit_fd < 0) {
+        set_err(err, errlen, "sqlite store %s: eventfd: %s", path, strerror(errno));
+        rc = TG_E_IO;
+        goto out;
+    }
     rc = open_conn(s, &s->wdb, true, err, errlen);
     if (rc == TG_OK)
         rc = migrate(s, err, errlen);
@@ -1358,6 +1414,10 @@ const struct tg_store_ops tg_store_sqlite_ops = {
     .open = sq_open,
     .close = sq_close,
     .flush = sq_flush,
+    .ticket = sq_ticket,
+    .committed = sq_committed,
+    .commit_fd = sq_commit_fd,
+    .commit_drain = sq_commit_drain,
     .conversation_put = sq_conversation_put,
     .message_add = sq_message_add,
     .turn_put = sq_turn_put,

@@ -112,6 +112,30 @@ int tg_store_flush(struct tg_store *st)
     return st->ops->flush(st);
 }
 
+uint64_t tg_store_ticket(struct tg_store *st)
+{
+    return st && st->ops->ticket ? st->ops->ticket(st) : 0;
+}
+
+uint64_t tg_store_committed(struct tg_store *st, int *err)
+{
+    if (st && st->ops->committed)
+        return st->ops->committed(st, err);
+    *err = st ? tg_store_flush(st) : TG_E_INVAL;
+    return tg_store_ticket(st);
+}
+
+int tg_store_commit_fd(struct tg_store *st)
+{
+    return st && st->ops->commit_fd ? st->ops->commit_fd(st) : -1;
+}
+
+void tg_store_commit_drain(struct tg_store *st)
+{
+    if (st && st->ops->commit_drain)
+        st->ops->commit_drain(st);
+}
+
 /* ------------------------------------------------------------ writes */
 
 int tg_store_conversation_put(struct tg_store *st, const struct tg_conversation *c)

@@ -78,10 +78,26 @@ const char *tg_store_kind(const struct tg_store *st);
 int tg_store_flush(struct tg_store *st);
 
 /*
+ * Acknowledgement after commit, without blocking.  tg_store_ticket() names
+ * every write queued so far: once tg_store_committed() reaches the ticket,
+ * those writes are committed (durable against a crash of the process; the
+ * SQLite file in WAL mode), or the store failed and *err says how.  Asking
+ * for a ticket also tells the writer someone waits: it commits without a
+ * group window.  tg_store_commit_fd() becomes readable after every commit,
+ * for an event loop to watch; tg_store_commit_drain() empties it.  Tickets
+ * start at 0 (nothing queued); the fd is -1 for a backend whose writes
+ * commit before they return (then committed is always the latest ticket).
+ */
+uint64_t tg_store_ticket(struct tg_store *st);
+uint64_t tg_store_committed(struct tg_store *st, int *err);
+int tg_store_commit_fd(struct tg_store *st);
+void tg_store_commit_drain(struct tg_store *st);
+
+/*
  * Group commit: the writer may wait up to ms milliseconds for more writes
- * before it commits, so one transaction serves many turns.  Callers never
- * wait for it (tg_store_flush ends the wait at once); 0 commits whatever
- * is queued as soon as the writer is free.  Default 0.
+ * before it commits, so one transaction serves many turns.  A flush or a
+ * ticket (someone waiting for the commit) ends the wait at once; 0 commits
+ * whatever is queued as soon as the writer is free.  Default 0.
  */
 void tg_store_set_group_commit(struct tg_store *st, int64_t ms);
 

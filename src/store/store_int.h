@@ -25,6 +25,11 @@ struct tg_store_ops {
 
     int (*conversation_put)(struct tg_store *st, const struct tg_conversation *c);
     int (*message_add)(struct tg_store *st, const struct tg_message *m);
+    /* Acknowledgement tickets (store.h); NULL for a backend whose writes commit at once. */
+    uint64_t (*ticket)(struct tg_store *st);
+    uint64_t (*committed)(struct tg_store *st, int *err);
+    int (*commit_fd)(struct tg_store *st);
+    void (*commit_drain)(struct tg_store *st);
     /* Optional: how long the writer may wait for more jobs before it commits. */
     void (*set_group_commit)(struct tg_store *st, int64_t ms);
     int (*blob_put)(struct tg_store *st, const char *key, const void *data, size_t len);
