@@ -56,7 +56,7 @@ static char *get_text(const char *url, const char *token, const char *path, size
 static int check(int argc, char **argv)
 {
     const char *url = NULL, *token = NULL, *key = NULL, *old = NULL, *save = NULL;
-    for (int i = 2; i < argc; i++) {
+    for (int i = 2; i < argc; i += 2) { /* every option takes a value */
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         const char **dst = !strcmp(o, "--url")     ? &url
                            : !strcmp(o, "--token") ? &token
@@ -69,7 +69,6 @@ static int check(int argc, char **argv)
             return 2;
         }
         *dst = v;
-        i++;
     }
     if (!url || !token) {
         audit_usage(stderr);
