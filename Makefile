@@ -1,17 +1,42 @@
 # trustgate - the two commands that matter: `make demo` and `make check`.
 # Everything is built by CMake in build/ (release) and build-asan/ (sanitizers).
+#
+# `make` and `make demo` configure build/ with TG_TESTS=OFF, so they need only
+# the packages `scripts/install-deps.sh build` installs; `make check` configures
+# the same folder with TG_TESTS=ON (cmocka, Node.js, chromium).  Each target
+# states the option, so switching between them only reconfigures.
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG     ?= examples/insurance/trustgate.yaml
+# LISTEN=HOST:PORT serves the demo elsewhere than the config's 127.0.0.1:8080.
+LISTEN     ?=
+DEMO_URL   := http://$(if $(LISTEN),$(LISTEN),127.0.0.1:8080)
 
 .PHONY: all trustgate deps demo check check-release check-asan node-deps bench clean
 
 all: trustgate
 
+# $(call configure,DIR,CMAKE OPTIONS): configure DIR for this checkout.  A
+# build folder copied or moved here with its checkout still names the old
+# source or build path in its CMakeCache.txt, which CMake refuses; such a
+# folder is removed and configured afresh.
+define configure
+	@cache="$(1)/CMakeCache.txt"; \
+	if [ -f "$$cache" ]; then \
+	  home=$$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$$cache"); \
+	  bdir=$$(sed -n 's/^CMAKE_CACHEFILE_DIR:INTERNAL=//p' "$$cache"); \
+	  if ! [ "$$home" -ef . ] || ! [ "$$bdir" -ef "$(1)" ]; then \
+	    echo "$(1)/ was configured for $$home; recreating it for $(CURDIR)"; \
+	    rm -rf -- "$(1)"; \
+	  fi; \
+	fi
+	@cmake -S . -B $(1) $(2) >/dev/null
+endef
+
 trustgate:
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	$(call configure,$(BUILD),-DCMAKE_BUILD_TYPE=Release -DTG_TESTS=OFF)
 	@cmake --build $(BUILD) -j $(JOBS) --target trustgate
 
 deps:
@@ -19,32 +44,35 @@ deps:
 
 demo: deps trustgate
 	@echo "trustgate demo"
-	@echo "  chat page  http://127.0.0.1:8080/          play the customer (try 我想投资60万买理财保险，推荐哪个产品？)"
-	@echo "  console    http://127.0.0.1:8080/console/  log in as reviewer1, agent1 or super1, password 'demo'"
-	@echo "  API key 'tg-demo-key'  (try: curl -s http://127.0.0.1:8080/v1/chat/completions \\"
+	@echo "  chat page  $(DEMO_URL)/          play the customer (try 我想投资60万买理财保险，推荐哪个产品？)"
+	@echo "  console    $(DEMO_URL)/console/  log in as reviewer1, agent1 or super1, password 'demo'"
+	@echo "  API key 'tg-demo-key'  (try: curl -s $(DEMO_URL)/v1/chat/completions \\"
 	@echo "    -H 'Authorization: Bearer tg-demo-key' -H 'Content-Type: application/json' \\"
 	@echo "    -d '{\"messages\":[{\"role\":\"user\",\"content\":\"意外险理赔需要哪些材料？\"}]}')"
 	@echo "  review API tokens: reviewer1 'tg-demo-reviewer', agent1 'tg-demo-agent', super1 'tg-demo-super'"
 	@echo "    (GET /v1/reviews, POST /v1/reviews/ID/claim, POST /v1/reviews/ID/decision, GET /v1/handoffs)"
-	@$(BUILD)/trustgate serve -c $(CONFIG)
+	@$(BUILD)/trustgate serve -c $(CONFIG) $(if $(LISTEN),--listen $(LISTEN))
 
+# The test packages are installed exactly as package-lock.json says, again
+# whenever the lock file is newer than the last install.
 node-deps:
-	@if [ ! -d node_modules/openai ] || [ ! -d node_modules/playwright-core ]; then \
+	@if [ ! -f node_modules/.package-lock.json ] || \
+	    [ package-lock.json -nt node_modules/.package-lock.json ]; then \
 	  npm ci --no-audit --no-fund --loglevel=error; fi
 
-check: 
+check:
 	@scripts/install-deps.sh check
 	@$(MAKE) --no-print-directory node-deps
 	@$(MAKE) --no-print-directory check-release
 	@$(MAKE) --no-print-directory check-asan
 
 check-release:
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DTG_TESTS=ON >/dev/null
+	$(call configure,$(BUILD),-DCMAKE_BUILD_TYPE=Release -DTG_TESTS=ON)
 	@cmake --build $(BUILD) -j $(JOBS)
 	@cd $(BUILD) && ctest --output-on-failure --no-tests=error -j $(JOBS)
 
 check-asan:
-	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTG_SANITIZE=ON -DTG_TESTS=ON >/dev/null
+	$(call configure,$(ASAN_BUILD),-DCMAKE_BUILD_TYPE=Debug -DTG_SANITIZE=ON -DTG_TESTS=ON)
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure --no-tests=error -j $(JOBS)
