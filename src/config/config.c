@@ -6,7 +6,10 @@
  * Validation never stops at the first problem: each one is appended to an
  * error list as "FILE:LINE: message" and checking goes on, so a user fixes
  * a whole file in one round.  Sections owned by later modules (policies, kb,
- * review, ...) are accepted as they are and left in cfg->root for them.
+ * review, ...) are left in cfg->root for them, but every file the
+ * deployment reads at start-up (knowledge base, glossary, intents, policy
+ * includes) must be readable here, reported at the line that names it, and
+ * users are checked to be one person each (names, tokens, customer ids).
  */
 #include "config/config_int.h"
 
@@ -16,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------ error lists */
 
@@ -916,6 +920,17 @@ static int resolve_path(struct vctx *c, const char *p, char **dst)
     return rc;
 }
 
+/*
+ * A file the deployment reads at start-up (knowledge base, glossary,
+ * intents, policy includes) must be there when the config is checked, so
+ * `config check` names the line instead of `serve` failing later without one.
+ */
+static void check_readable(struct vctx *c, int line, const char *where, const char *path)
+{
+    if (access(path, R_OK) != 0)
+        verr(c, line, "%s: cannot read '%s': %s", where, path, strerror(errno));
+}
+
 /* Check value v of option f and store it at base + f->off. */
 static void apply_field(struct vctx *c, const struct field *f, char *base, const json_t *v,
                         const char *where, int line)
@@ -966,6 +981,8 @@ static void apply_field(struct vctx *c, const struct field *f, char *base, const
             type_err(c, line, where, "a file path", v);
         else if (resolve_path(c, json_string_value(v), (char **)(void *)(base + f->off)))
             c->rc = TG_E_NOMEM;
+        else
+            check_readable(c, line, where, *(char **)(void *)(base + f->off));
         break;
     case F_LOG_LEVEL:
         /* YAML 1.1 reads a plain `off` as false; it means the level "off". */
@@ -1629,43 +1646,219 @@ static void check_web(struct vctx *c, const json_t *root)
     }
 }
 
-/* users: [{name, role: reviewer|supervisor|agent|auditor, token?, password? | password_hash?}] and
- * webhooks: [{url, secret}] — each element checked with its line. */
-static void check_people_and_hooks(struct vctx *c, const json_t *root)
+/* One identity a user is known by: their name or a customer id mapped to them. */
+struct ident {
+    char *canon;       /* tg_config_identity() of it */
+    const char *shown; /* as written (borrowed from the tree) */
+    size_t user;       /* index in users */
+    bool name;         /* the user's name, not a customer id */
+};
+
+/* A user's token, by hash, and whose it is. */
+struct user_token {
+    uint8_t sha256[TG_SHA256_LEN];
+    size_t user;
+};
+
+/* What check_users() has seen so far. */
+struct people {
+    struct ident *ids;
+    size_t n_ids, cap_ids;
+    struct user_token *tokens;
+    size_t n_tokens;
+};
+
+static void people_free(struct people *pp)
 {
-    static const char *const user_keys[] = {"name", "role", "token", "password", "password_hash"};
-    static const char *const hook_keys[] = {"url", "secret"};
+    for (size_t i = 0; i < pp->n_ids; i++)
+        tg_free(pp->ids[i].canon);
+    tg_free(pp->ids);
+    tg_free(pp->tokens);
+}
+
+/*
+ * Record identity v (a name or a customer id, at WHERE on line) of user ui,
+ * refusing it when its canonical form already names another user, or is
+ * the very same name twice.
+ */
+static void add_identity(struct vctx *c, struct people *pp, const json_t *users, size_t ui,
+                         const json_t *v, const char *where, int line, bool is_name)
+{
+    struct tg_buf b;
+    tg_buf_init(&b, TG_CONFIG_MAX_FILE);
+    int rc = tg_config_identity(json_string_value(v), json_string_length(v), &b);
+    if (rc == TG_E_NOMEM) {
+        c->rc = rc;
+        goto out;
+    }
+    if (rc) {
+        verr(c, line, "%s is not a usable identity (at most 1024 characters)", where);
+        goto out;
+    }
+    for (size_t i = 0; i < pp->n_ids; i++) {
+        const struct ident *o = &pp->ids[i];
+        if (o->user == ui || strcmp(o->canon, b.data) != 0)
+            continue; /* a user's customer id may spell their own name */
+        const char *other = tg_json_str(json_array_get(users, o->user), "name", "?");
+        if (is_name && o->name && !strcmp(o->shown, json_string_value(v)))
+            verr(c, line, "%s: duplicate user name '%s' (users[%zu] has it too)", where,
+                 json_string_value(v), o->user);
+        else
+            verr(c, line,
+                 "%s '%s' is the same identity as '%s' of users[%zu] ('%s') once case and "
+                 "width are folded: one person, one user",
+                 where, json_string_value(v), o->shown, o->user, other);
+        goto out;
+    }
+    if (pp->n_ids == pp->cap_ids) {
+        size_t cap = pp->cap_ids ? 2 * pp->cap_ids : 16;
+        struct ident *grown = tg_realloc(pp->ids, cap * sizeof(*grown));
+        if (!grown) {
+            c->rc = TG_E_NOMEM;
+            goto out;
+        }
+        pp->ids = grown;
+        pp->cap_ids = cap;
+    }
+    pp->ids[pp->n_ids].canon = tg_buf_steal(&b, NULL);
+    pp->ids[pp->n_ids].shown = json_string_value(v);
+    pp->ids[pp->n_ids].user = ui;
+    pp->ids[pp->n_ids].name = is_name;
+    pp->n_ids++;
+out:
+    tg_buf_free(&b);
+}
+
+/* users[ui].token: one person's, never another user's nor an API key. */
+static void check_token(struct vctx *c, const struct tg_config *cfg, struct people *pp,
+                        const json_t *users, size_t ui, const json_t *u, const char *w)
+{
+    const json_t *tok = json_object_get(u, "token");
+    int line = key_line(c, u, "token");
+    struct user_token t = {.user = ui};
+    if (!tok || env_failed(c, tok))
+        return;
+    if (!json_is_string(tok) || json_string_length(tok) == 0) {
+        verr(c, line, "%s.token must be a non-empty string", w);
+        return;
+    }
+    tg_sha256(json_string_value(tok), json_string_length(tok), t.sha256);
+    for (size_t i = 0; i < pp->n_tokens; i++) {
+        if (tg_ct_equal(pp->tokens[i].sha256, t.sha256, TG_SHA256_LEN)) {
+            verr(c, line, "%s.token is the token of users[%zu] ('%s') too: one token, one person",
+                 w, pp->tokens[i].user,
+                 tg_json_str(json_array_get(users, pp->tokens[i].user), "name", "?"));
+            return;
+        }
+    }
+    for (size_t i = 0; i < cfg->n_api_keys; i++) {
+        if (tg_ct_equal(cfg->api_keys[i].sha256, t.sha256, TG_SHA256_LEN)) {
+            verr(c, line,
+                 "%s.token is also API key '%s': a person's token must not be a channel's key", w,
+                 cfg->api_keys[i].name);
+            return;
+        }
+    }
+    pp->tokens[pp->n_tokens++] = t;
+}
+
+/* users[ui].customer_ids: the channel customer ids this person chats as. */
+static void check_customer_ids(struct vctx *c, struct people *pp, const json_t *users, size_t ui,
+                               const json_t *u, const char *w)
+{
+    const json_t *list = json_object_get(u, "customer_ids");
+    char where[96];
+    size_t i;
+    json_t *v;
+    if (!list || env_failed(c, list))
+        return;
+    snprintf(where, sizeof(where), "%s.customer_ids", w);
+    if (!json_is_array(list)) {
+        type_err(c, key_line(c, u, "customer_ids"), where, "a list of customer ids", list);
+        return;
+    }
+    json_array_foreach(list, i, v)
+    {
+        int line = tg_config_lines_elem(c->lines, list, i);
+        snprintf(where, sizeof(where), "%s.customer_ids[%zu]", w, i);
+        if (env_failed(c, v))
+            continue;
+        if (!json_is_string(v) || json_string_length(v) == 0)
+            type_err(c, line, where, "a non-empty string", v);
+        else
+            add_identity(c, pp, users, ui, v, where, line, false);
+    }
+}
+
+/* users[i], one person each: a role, a way to authenticate, and identities
+ * (name, token, customer ids) that are no one else's. */
+static void check_user(struct vctx *c, const struct tg_config *cfg, struct people *pp,
+                       const json_t *users, size_t i)
+{
+    static const char *const user_keys[] = {"name",     "role",          "token",
+                                            "password", "password_hash", "customer_ids"};
+    const json_t *u = json_array_get(users, i);
+    char w[48];
+    int line = tg_config_lines_elem(c->lines, users, i);
+    snprintf(w, sizeof(w), "users[%zu]", i);
+    if (!json_is_object(u)) {
+        type_err(c, line, w, "a mapping with name, role and token", u);
+        return;
+    }
+    tg_config_check_keys(c->errs, c->path, c->lines, u, w, user_keys, TG_ARRAY_LEN(user_keys));
+    const char *ph = tg_json_str(u, "password_hash", NULL);
+    const json_t *name = json_object_get(u, "name");
+    if (!json_is_string(name) ||
+        !(json_object_get(u, "token") || tg_json_str(u, "password", NULL) || ph))
+        verr(c, line, "%s needs a name and a token, a password or a password_hash", w);
+    if (ph && !tg_password_hash_valid(ph))
+        verr(c, key_line(c, u, "password_hash"),
+             "%s.password_hash is not a hash from 'trustgate passwd' "
+             "(pbkdf2-sha256$ITERATIONS$SALT$HASH)",
+             w);
+    if (tg_json_str(u, "password", NULL) && ph)
+        verr(c, line, "%s has both a password and a password_hash; keep one", w);
+    const char *role = tg_json_str(u, "role", "reviewer");
+    if (strcmp(role, "reviewer") && strcmp(role, "supervisor") && strcmp(role, "agent") &&
+        strcmp(role, "auditor"))
+        verr(c, key_line(c, u, "role"),
+             "%s.role must be reviewer, supervisor, agent or auditor, not '%s'", w, role);
+    if (json_is_string(name) && json_string_length(name) > 0) {
+        char where[64];
+        snprintf(where, sizeof(where), "%s.name", w);
+        add_identity(c, pp, users, i, name, where, key_line(c, u, "name"), true);
+    }
+    check_token(c, cfg, pp, users, i, u, w);
+    check_customer_ids(c, pp, users, i, u, w);
+}
+
+/* users: [{name, role: reviewer|supervisor|agent|auditor, token?, password? | password_hash?,
+ * customer_ids?}] — each element checked with its line; no two users share a name (as
+ * tg_config_identity() compares them), a token or a customer id, and no token is an API key. */
+static void check_users(struct vctx *c, const struct tg_config *cfg, const json_t *root)
+{
     const json_t *users = get_list(c, root, "users", "users");
+    struct people pp = {0};
+    size_t n = json_array_size(users);
+    if (n == 0)
+        return;
+    pp.tokens = tg_calloc(n, sizeof(*pp.tokens));
+    if (!pp.tokens) {
+        c->rc = TG_E_NOMEM;
+        return;
+    }
+    for (size_t i = 0; i < n && !c->rc; i++)
+        check_user(c, cfg, &pp, users, i);
+    people_free(&pp);
+}
+
+/* webhooks: [{url, secret}] — each element checked with its line. */
+static void check_hooks(struct vctx *c, const json_t *root)
+{
+    static const char *const hook_keys[] = {"url", "secret"};
+    const json_t *hooks = get_list(c, root, "webhooks", "webhooks");
     size_t i;
     json_t *u;
-    json_array_foreach(users, i, u)
-    {
-        char w[48];
-        int line = tg_config_lines_elem(c->lines, users, i);
-        snprintf(w, sizeof(w), "users[%zu]", i);
-        if (!json_is_object(u)) {
-            type_err(c, line, w, "a mapping with name, role and token", u);
-            continue;
-        }
-        tg_config_check_keys(c->errs, c->path, c->lines, u, w, user_keys, TG_ARRAY_LEN(user_keys));
-        const char *ph = tg_json_str(u, "password_hash", NULL);
-        if (!tg_json_str(u, "name", NULL) ||
-            !(tg_json_str(u, "token", NULL) || tg_json_str(u, "password", NULL) || ph))
-            verr(c, line, "%s needs a name and a token, a password or a password_hash", w);
-        if (ph && !tg_password_hash_valid(ph))
-            verr(c, key_line(c, u, "password_hash"),
-                 "%s.password_hash is not a hash from 'trustgate passwd' "
-                 "(pbkdf2-sha256$ITERATIONS$SALT$HASH)",
-                 w);
-        if (tg_json_str(u, "password", NULL) && ph)
-            verr(c, line, "%s has both a password and a password_hash; keep one", w);
-        const char *role = tg_json_str(u, "role", "reviewer");
-        if (strcmp(role, "reviewer") && strcmp(role, "supervisor") && strcmp(role, "agent") &&
-            strcmp(role, "auditor"))
-            verr(c, key_line(c, u, "role"),
-                 "%s.role must be reviewer, supervisor, agent or auditor, not '%s'", w, role);
-    }
-    const json_t *hooks = get_list(c, root, "webhooks", "webhooks");
     json_array_foreach(hooks, i, u)
     {
         char w[48];
@@ -1716,7 +1909,29 @@ static void check_kb_paths(struct vctx *c, struct tg_config *cfg, const json_t *
         if (resolve_path(c, json_string_value(e), &cfg->kb_paths[cfg->n_kb_paths]))
             c->rc = TG_E_NOMEM;
         else
-            cfg->n_kb_paths++;
+            check_readable(c, line, where, cfg->kb_paths[cfg->n_kb_paths++]);
+    }
+}
+
+/* policies: rules are compiled by the policy module; an {include: FILE} must
+ * name a file that is there, reported at the line that includes it. */
+static void check_policy_includes(struct vctx *c, const json_t *root)
+{
+    const json_t *list = json_object_get(root, "policies");
+    size_t i;
+    json_t *item;
+    json_array_foreach(list, i, item)
+    {
+        const json_t *inc = json_object_get(item, "include");
+        char where[48], *path = NULL;
+        if (!json_is_string(inc) || env_failed(c, inc) || json_string_length(inc) == 0)
+            continue;
+        snprintf(where, sizeof(where), "policies[%zu].include", i);
+        if (resolve_path(c, json_string_value(inc), &path))
+            c->rc = TG_E_NOMEM;
+        else
+            check_readable(c, key_line(c, item, "include"), where, path);
+        tg_free(path);
     }
 }
 
@@ -1764,7 +1979,9 @@ static void check_root(struct vctx *c, struct tg_config *cfg, const json_t *root
                      0, cfg);
     check_review(c, root);
     check_web(c, root);
-    check_people_and_hooks(c, root);
+    check_users(c, cfg, root);
+    check_hooks(c, root);
+    check_policy_includes(c, root);
 }
 
 static int set_defaults(struct tg_config *cfg)

@@ -4,7 +4,8 @@
  * tg_config.
  *
  * Every problem is reported as "FILE:LINE: message", all of them in one
- * pass, so `trustgate config check` can print the whole list.  Strings of
+ * pass, so `trustgate config check` can print the whole list; a file the
+ * config names that cannot be read is one of them.  Strings of
  * the form ${NAME} anywhere in a scalar are replaced by the environment
  * variable NAME; an unset variable is an error at its line.
  *
@@ -121,6 +122,18 @@ typedef void (*tg_snapshot_keep_fn)(void *arg, const char *name, const char *sha
                                     const void *data, size_t len);
 json_t *tg_config_snapshot(const struct tg_config *cfg, char hash[65], tg_snapshot_keep_fn keep,
                            void *arg);
+
+/*
+ * The canonical form of a person's identity (a user's name, a customer id),
+ * appended to out: NFKC with case folding (ICU's NFKC_Casefold, so
+ * "Reviewer1", "reviewer1" and the full-width "ｒｅｖｉｅｗｅｒ１" are one
+ * identity), whitespace runs collapsed to one space, leading and trailing
+ * space removed.  Two identities are the same person when their canonical
+ * forms are equal: the config refuses two users that would be, and the
+ * four-eyes rule compares these forms.  TG_OK; TG_E_PARSE when s is not
+ * valid UTF-8 (nothing appended); TG_E_NOMEM.  Safe from any thread.
+ */
+int tg_config_identity(const char *s, size_t len, struct tg_buf *out);
 
 /* The backend named name, or NULL. */
 const struct tg_backend_conf *tg_config_backend(const struct tg_config *cfg, const char *name);

@@ -54,6 +54,56 @@ void tg_api_send_json(struct tg_api *api, struct tg_http_req *req, const char *r
     json_decref(body);
 }
 
+/* An answer waiting for the store's commit (tg_api_send_committed). */
+struct committed_send {
+    struct tg_commit_wait wait; /* first: the callback gets it back */
+    struct tg_api *api;
+    struct tg_http_req *req;
+    const char *route;
+    int status;
+    json_t *body;
+    struct tg_api_notice notice;
+};
+
+static void committed_cb(struct tg_commit_wait *w, int err)
+{
+    struct committed_send *c = (struct committed_send *)w;
+    if (err) {
+        tg_api_send_error(c->api, c->req, c->route, 503, "server_error", "storage_unavailable",
+                          "the act could not be recorded; nothing was changed for others to see");
+        json_decref(c->body);
+    } else {
+        const char *id = tg_json_str(c->body, "id", NULL);
+        if (c->notice.settled)
+            tg_api_settled(c->api, c->body);
+        for (size_t i = 0; id && i < TG_ARRAY_LEN(c->notice.events); i++)
+            if (c->notice.events[i])
+                tg_api_review_event(c->api, id, c->notice.events[i], c->body);
+        tg_api_send_json(c->api, c->req, c->route, c->status, c->body);
+    }
+    tg_free(c);
+}
+
+void tg_api_send_committed(struct tg_api *api, struct tg_http_req *req, const char *route,
+                           int status, json_t *body, const struct tg_api_notice *notice)
+{
+    struct committed_send *c = tg_calloc(1, sizeof(*c));
+    if (!c) {
+        json_decref(body);
+        tg_api_send_error(api, req, route, 503, "server_error", "out_of_memory", "out of memory");
+        return;
+    }
+    c->api = api;
+    c->req = req;
+    c->route = route;
+    c->status = status;
+    c->body = body;
+    if (notice)
+        c->notice = *notice;
+    c->wait.cb = committed_cb;
+    tg_pipeline_after_commit(api->p, &c->wait);
+}
+
 void tg_api_send_error(struct tg_api *api, struct tg_http_req *req, const char *route, int status,
                        const char *type, const char *code, const char *message)
 {

@@ -9,6 +9,22 @@
 /* Answer with body (taken) as JSON, counting the request under route. */
 void tg_api_send_json(struct tg_api *api, struct tg_http_req *req, const char *route, int status,
                       json_t *body);
+/*
+ * What a person's act tells others once it is on the record: the review
+ * task (the answer's body) settles its turn's waiting customer, and up to
+ * two live events about it go to the consoles.  Strings are static.
+ */
+struct tg_api_notice {
+    bool settled;
+    const char *events[2];
+};
+/*
+ * Answer with body (taken) as JSON once every store write queued so far is
+ * committed, publishing notice first (may be NULL); a store that cannot
+ * commit answers 503 and publishes nothing.  route is a static string.
+ */
+void tg_api_send_committed(struct tg_api *api, struct tg_http_req *req, const char *route,
+                           int status, json_t *body, const struct tg_api_notice *notice);
 /* Answer with an OpenAI-style error, counting the request under route. */
 void tg_api_send_error(struct tg_api *api, struct tg_http_req *req, const char *route, int status,
                        const char *type, const char *code, const char *message);

@@ -8,12 +8,23 @@
  *
  * A password check costs ~0.3 s of CPU by design, so it runs on one
  * worker thread: the event loop hands it a job and learns of the result
- * through a pipe.  At most MAX_QUEUED checks wait at a time (429 beyond),
- * an unknown user costs the same as a known one (no user enumeration by
- * timing), a password configured in plain text is hashed at its user's
- * first login and only the hash kept, and five failures for a name within 15 minutes refuse further
- * attempts for that name until the window ends.  Sessions are kept in the
- * store too (by the SHA-256 of their id), so a restart logs nobody out.
+ * through a pipe.  The queue is fair per client address: at most
+ * MAX_QUEUED checks wait at a time, and at most MAX_QUEUED_PER_ADDR of
+ * them from one address (429 beyond), so a flood from one client never
+ * refuses the others.  Failures are counted per (name, client address):
+ * after FREE_FAILS of them each further attempt from that address for that
+ * name must wait 1, 2, 4 ... s (at most DELAY_MAX_MS; 429 with Retry-After
+ * before), while the right password from another address still works at
+ * once, so nobody can lock anyone out.  Known and unknown names get the
+ * same answers (status, body, throttling) after the same work: every check
+ * runs PBKDF2 for as many iterations as the costliest configured hash, an
+ * unknown name against a dummy hash.  A password configured in plain text
+ * is hashed at its user's first login and only the hash kept.  Sessions
+ * are kept in the store too (by the SHA-256 of their id), so a restart
+ * logs nobody out.
+ *
+ * Client addresses come from the HTTP server (tg_http_peer); IPv6 clients
+ * are counted by their /64, which one host usually holds whole.
  */
 #include "http/api_int.h"
 #include "http/console.h"
@@ -22,8 +33,10 @@
 #include "pipeline/pipeline.h"
 #include "store/store.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,9 +47,14 @@
 #include <event2/event.h>
 
 #define MAX_SESSIONS 1024
-#define MAX_QUEUED 8
-#define MAX_FAILS 5
-#define FAIL_WINDOW_MS (15 * 60 * 1000)
+#define MAX_QUEUED 32         /* login checks waiting or running, from all clients */
+#define MAX_QUEUED_PER_ADDR 2 /* ... from one client address */
+#define FREE_FAILS 5          /* failures for (name, address) before attempts are delayed */
+#define DELAY_FIRST_MS 1000
+#define DELAY_MAX_MS (15 * 60 * 1000)
+#define FORGET_MS (60 * 60 * 1000) /* failures this old, with no delay pending, are forgotten */
+#define MAX_THROTTLED 4096         /* (name, address) pairs with failures remembered */
+#define ADDR_MAX 64
 #define SESSION_IDLE_MS (30 * 60 * 1000)
 #define SESSION_MAX_MS (12 * 60 * 60 * 1000)
 
@@ -48,8 +66,14 @@ struct person {
     bool has_token;
     char hash[TG_PASSWORD_HASH_MAX]; /* "" until known; written by the worker under mu */
     char *plain;                     /* a configured plaintext password until first hashed (mu) */
-    int fails;                       /* loop thread only */
-    int64_t fail_window_ms;
+};
+
+/* Failed logins for one (name, client address), known name or not; loop thread only. */
+struct throttle {
+    uint8_t key[TG_SHA256_LEN]; /* SHA-256 of name, NUL, address */
+    int fails;
+    int64_t last_ms; /* the last failure */
+    int64_t next_ms; /* no attempt is checked before this */
 };
 
 struct session {
@@ -71,6 +95,8 @@ struct job {
     int person; /* -1: unknown user (checked against a dummy hash) */
     char *password;
     bool ok;
+    char addr[ADDR_MAX];        /* the client's address (its /64 for IPv6) */
+    uint8_t key[TG_SHA256_LEN]; /* its struct throttle key */
 };
 
 struct tg_console {
@@ -79,8 +105,12 @@ struct tg_console {
     size_t n_people;
     struct session *sessions;
     size_t n_sessions;
+    struct throttle *throttled; /* MAX_THROTTLED slots, n_throttled used */
+    size_t n_throttled;
+    struct job *pending[MAX_QUEUED]; /* jobs sent and not yet answered (loop thread) */
     /* worker */
-    char dummy_hash[TG_PASSWORD_HASH_MAX]; /* what unknown users are checked against */
+    uint32_t work_iter;          /* PBKDF2 iterations every check costs: the costliest hash's */
+    char dummy_salt[2 * 16 + 1]; /* hex salt of the dummy hashes that pad checks */
     pthread_t thread;
     bool thread_started;
     pthread_mutex_t mu;
@@ -102,36 +132,88 @@ static void wipe_free(char *s)
     }
 }
 
-/* A login check on the worker: a configured plaintext password is hashed
- * the first time its user logs in (then only the hash is kept), and the
- * dummy for unknown users the first time one is needed. */
+/* The iterations of a "pbkdf2-sha256$ITER$..." hash, 0 when it is not one. */
+static uint32_t hash_iterations(const char *hash)
+{
+    static const char prefix[] = "pbkdf2-sha256$";
+    char digits[16];
+    int64_t n = 0;
+    if (strncmp(hash, prefix, sizeof(prefix) - 1) != 0)
+        return 0;
+    hash += sizeof(prefix) - 1;
+    size_t len = strspn(hash, "0123456789");
+    if (len == 0 || len >= sizeof(digits))
+        return 0;
+    memcpy(digits, hash, len);
+    digits[len] = '\0';
+    return tg_parse_i64(digits, &n) == TG_OK && n > 0 && n <= UINT32_MAX ? (uint32_t)n : 0;
+}
+
+/*
+ * Spend iter PBKDF2 iterations on pw against a dummy hash (which nothing
+ * matches), so that every check costs the same whatever it found.  Runs
+ * at least the 1000 iterations a hash may have when iter is not 0.
+ */
+static void burn(const struct tg_console *c, const char *pw, uint32_t iter)
+{
+    char dummy[TG_PASSWORD_HASH_MAX];
+    if (iter == 0)
+        return;
+    snprintf(dummy, sizeof(dummy), "pbkdf2-sha256$%u$%s$%064d", iter < 1000 ? 1000 : iter,
+             c->dummy_salt, 0);
+    (void)tg_password_verify(pw, dummy);
+}
+
+/* Constant-time equality of two passwords (compared as SHA-256 digests). */
+static bool same_password(const char *a, const char *b)
+{
+    uint8_t ha[TG_SHA256_LEN], hb[TG_SHA256_LEN];
+    tg_sha256(a, strlen(a), ha);
+    tg_sha256(b, strlen(b), hb);
+    return tg_ct_equal(ha, hb, sizeof(ha));
+}
+
+/*
+ * A login check on the worker.  Every check costs c->work_iter PBKDF2
+ * iterations: a user's hash is verified and the difference burnt on a
+ * dummy; an unknown name (or a user without a password) burns them all; a
+ * configured plaintext password is hashed the first time its user logs in
+ * (that hashing is the check's work; then only the hash is kept).
+ */
 static void check(struct tg_console *c, struct job *j)
 {
     char hash[TG_PASSWORD_HASH_MAX] = "", fresh[TG_PASSWORD_HASH_MAX];
     char *plain = NULL;
+    uint32_t spent = 0;
     pthread_mutex_lock(&c->mu);
     struct person *p = j->person >= 0 ? &c->people[j->person] : NULL;
     if (p && !p->hash[0]) {
         plain = p->plain;
         p->plain = NULL;
     }
-    tg_strlcpy(hash, p && p->hash[0] ? p->hash : c->dummy_hash, sizeof(hash));
+    if (p)
+        tg_strlcpy(hash, p->hash, sizeof(hash));
     pthread_mutex_unlock(&c->mu);
-    bool real = p && (hash[0] || plain);
-    if (plain || !hash[0]) {
-        if (tg_password_hash(plain ? plain : "no such user", TG_PBKDF2_ITERATIONS, fresh)) {
-            j->ok = false;
-            wipe_free(plain);
-            return;
+    j->ok = false;
+    if (plain) {
+        spent = TG_PBKDF2_ITERATIONS;
+        if (tg_password_hash(plain, TG_PBKDF2_ITERATIONS, fresh) == TG_OK) {
+            j->ok = same_password(j->password, plain);
+            pthread_mutex_lock(&c->mu);
+            memcpy(p->hash, fresh, sizeof(fresh));
+            pthread_mutex_unlock(&c->mu);
+        } else {
+            pthread_mutex_lock(&c->mu);
+            p->plain = plain; /* not hashed: kept for the next login */
+            plain = NULL;
+            pthread_mutex_unlock(&c->mu);
         }
-        pthread_mutex_lock(&c->mu);
-        memcpy(plain ? p->hash : c->dummy_hash, fresh, sizeof(fresh));
-        pthread_mutex_unlock(&c->mu);
         wipe_free(plain);
-        memcpy(hash, fresh, sizeof(fresh));
+    } else if (hash[0]) {
+        spent = hash_iterations(hash);
+        j->ok = tg_password_verify(j->password, hash) == TG_OK;
     }
-    /* an unknown user is checked against the dummy: the same cost either way */
-    j->ok = tg_password_verify(j->password, hash) == TG_OK && real;
+    burn(c, j->password, spent < c->work_iter ? c->work_iter - spent : 0);
 }
 
 static void *worker_main(void *arg)
@@ -380,22 +462,160 @@ static void session_cookie(const struct tg_http_req *req, const char *id, int ma
              id, max_age, tls ? "; Secure" : "");
 }
 
+/* ------------------------------------------------------------ throttling */
+
+/*
+ * The client address logins are counted by: the peer's address, an IPv6
+ * one cut to its /64.  tg_http_peer is the HTTP server's; a build whose
+ * server does not provide it counts every client as one ("").
+ */
+const char *tg_http_peer(const struct tg_http_req *req) __attribute__((weak));
+
+static void client_addr(const struct tg_http_req *req, char out[ADDR_MAX])
+{
+    const char *peer = tg_http_peer ? tg_http_peer(req) : "";
+    struct in6_addr a6;
+    tg_strlcpy(out, peer ? peer : "", ADDR_MAX);
+    if (strchr(out, ':') && inet_pton(AF_INET6, out, &a6) == 1) {
+        memset(a6.s6_addr + 8, 0, 8);
+        if (!inet_ntop(AF_INET6, &a6, out, ADDR_MAX))
+            out[0] = '\0';
+    }
+}
+
+static void throttle_key(const char *user, const char *addr, uint8_t key[TG_SHA256_LEN])
+{
+    struct tg_buf b;
+    tg_buf_init(&b, TG_BUF_UNLIMITED);
+    if (tg_buf_puts(&b, user) || tg_buf_append(&b, "", 1) || tg_buf_puts(&b, addr))
+        memset(key, 0, TG_SHA256_LEN); /* out of memory: one shared key, still throttled */
+    else
+        tg_sha256(b.data, b.len, key);
+    tg_buf_free(&b);
+}
+
+/* An entry that no longer holds anything back. */
+static bool throttle_stale(const struct throttle *t, int64_t now)
+{
+    return now >= t->next_ms && now - t->last_ms > FORGET_MS;
+}
+
+static struct throttle *throttle_find(struct tg_console *c, const uint8_t key[TG_SHA256_LEN])
+{
+    for (size_t i = 0; i < c->n_throttled; i++)
+        if (!memcmp(c->throttled[i].key, key, TG_SHA256_LEN))
+            return &c->throttled[i];
+    return NULL;
+}
+
+/* Milliseconds before the next attempt for key may be checked; 0: now. */
+static int64_t throttle_wait(struct tg_console *c, const uint8_t key[TG_SHA256_LEN], int64_t now)
+{
+    const struct throttle *t = throttle_find(c, key);
+    return t && now < t->next_ms ? t->next_ms - now : 0;
+}
+
+/*
+ * A free slot for a new entry.  When the table is full, a stale entry goes
+ * first, else the one with the fewest failures (the oldest among them):
+ * failures spent on made-up names cannot push out a pair being delayed.
+ */
+static struct throttle *throttle_slot(struct tg_console *c, int64_t now)
+{
+    if (c->n_throttled < MAX_THROTTLED)
+        return &c->throttled[c->n_throttled++];
+    struct throttle *victim = &c->throttled[0];
+    for (size_t i = 0; i < c->n_throttled; i++) {
+        struct throttle *t = &c->throttled[i];
+        if (throttle_stale(t, now))
+            return t;
+        if (t->fails < victim->fails || (t->fails == victim->fails && t->last_ms < victim->last_ms))
+            victim = t;
+    }
+    return victim;
+}
+
+/* One more failure for key: after FREE_FAILS, the next attempt waits 1, 2, 4 ... s. */
+static int throttle_fail(struct tg_console *c, const uint8_t key[TG_SHA256_LEN], int64_t now)
+{
+    struct throttle *t = throttle_find(c, key);
+    if (t && throttle_stale(t, now))
+        t->fails = 0;
+    if (!t) {
+        t = throttle_slot(c, now);
+        memcpy(t->key, key, TG_SHA256_LEN);
+        t->fails = 0;
+        t->next_ms = 0;
+    }
+    t->fails++;
+    t->last_ms = now;
+    if (t->fails >= FREE_FAILS) {
+        int shift = TG_MIN(t->fails - FREE_FAILS, 20);
+        t->next_ms = now + TG_MIN((int64_t)DELAY_FIRST_MS << shift, (int64_t)DELAY_MAX_MS);
+    }
+    return t->fails;
+}
+
+static void throttle_clear(struct tg_console *c, const uint8_t key[TG_SHA256_LEN])
+{
+    struct throttle *t = throttle_find(c, key);
+    if (t)
+        *t = c->throttled[--c->n_throttled];
+}
+
+/* Login checks from addr that are queued or running. */
+static size_t pending_from(const struct tg_console *c, const char *addr)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < c->queued; i++)
+        n += strcmp(c->pending[i]->addr, addr) == 0;
+    return n;
+}
+
+static void pending_remove(struct tg_console *c, const struct job *j)
+{
+    for (size_t i = 0; i < c->queued; i++) {
+        if (c->pending[i] == j) {
+            c->pending[i] = c->pending[--c->queued];
+            return;
+        }
+    }
+}
+
+/* 429 too_many_attempts with a Retry-After of wait_ms (rounded up to seconds). */
+static void refuse_attempt(struct tg_api *api, struct tg_http_req *req, int64_t wait_ms,
+                           const char *message)
+{
+    const char *route = "/console/api/login";
+    char hdr[64];
+    json_t *err = json_pack("{s:{s:s, s:s, s:n, s:s}}", "error", "message", message, "type",
+                            "rate_limit_error", "param", "code", "too_many_attempts");
+    char *body = err ? json_dumps(err, JSON_COMPACT) : NULL;
+    json_decref(err);
+    if (!body) {
+        tg_api_send_error(api, req, route, 503, "server_error", "internal_error", "out of memory");
+        return;
+    }
+    snprintf(hdr, sizeof(hdr), "Retry-After: %lld\r\n", (long long)((wait_ms + 999) / 1000));
+    tg_metrics_request(api->p->metrics, route, 429);
+    tg_http_respond(req, 429, "application/json", hdr, body, strlen(body));
+    free(body);
+}
+
 static void job_done(struct tg_console *c, struct job *j)
 {
     struct tg_api *api = c->api;
     const char *route = "/console/api/login";
-    c->queued--;
+    int64_t now = tg_clock_wall_ms();
+    pending_remove(c, j);
     if (!j->ok) {
-        if (j->person >= 0) {
-            struct person *p = &c->people[j->person];
-            int64_t now = tg_clock_wall_ms();
-            if (now - p->fail_window_ms > FAIL_WINDOW_MS) {
-                p->fails = 0;
-                p->fail_window_ms = now;
-            }
-            p->fails++;
-            tg_warn("console: failed login for %s (%d in the window)", p->name, p->fails);
-        }
+        int fails = throttle_fail(c, j->key, now);
+        if (j->person >= 0)
+            tg_warn("console: failed login for %s from %s (%d in a row)", c->people[j->person].name,
+                    j->addr[0] ? j->addr : "?", fails);
+        else
+            tg_warn("console: failed login for an unknown name from %s (%d in a row)",
+                    j->addr[0] ? j->addr : "?", fails);
         tg_api_send_error(api, j->req, route, 401, "authentication_error", "invalid_credentials",
                           "unknown user or wrong password");
     } else {
@@ -405,7 +625,7 @@ static void job_done(struct tg_console *c, struct job *j)
                               "cannot create a session");
         } else {
             char cookie[256];
-            c->people[j->person].fails = 0;
+            throttle_clear(c, j->key);
             tg_info("console: %s logged in", c->people[j->person].name);
             session_cookie(j->req, s->id, (int)(SESSION_MAX_MS / 1000), cookie, sizeof(cookie));
             send_me(api, j->req, route, s, cookie);
@@ -433,6 +653,45 @@ static bool same_origin(const struct tg_http_req *req)
     return p && host && strcmp(p + 3, host) == 0;
 }
 
+/*
+ * A login attempt with a name and a password: refused at once while its
+ * (name, address) must wait or its address has its share of the queue,
+ * else queued for the worker.  Known and unknown names take the same path.
+ */
+static void queue_login(struct tg_console *c, struct tg_http_req *req, const char *user,
+                        const char *pw)
+{
+    struct tg_api *api = c->api;
+    struct job *jb = tg_calloc(1, sizeof(*jb));
+    char *copy = jb ? tg_strdup(pw) : NULL;
+    if (!copy) {
+        tg_free(jb);
+        tg_api_send_error(api, req, "/console/api/login", 503, "server_error", "internal_error",
+                          "out of memory");
+        return;
+    }
+    client_addr(req, jb->addr);
+    throttle_key(user, jb->addr, jb->key);
+    int64_t wait = throttle_wait(c, jb->key, tg_clock_wall_ms());
+    if (wait > 0) {
+        refuse_attempt(api, req, wait, "too many failed logins; wait before trying again");
+    } else if (c->queued >= MAX_QUEUED || pending_from(c, jb->addr) >= MAX_QUEUED_PER_ADDR) {
+        refuse_attempt(api, req, 1000, "too many logins at once; try again in a moment");
+    } else {
+        jb->person = -1;
+        for (size_t i = 0; i < c->n_people; i++)
+            if (strcmp(c->people[i].name, user) == 0)
+                jb->person = (int)i;
+        jb->req = req;
+        jb->password = copy;
+        c->pending[c->queued++] = jb;
+        queue_job(c, jb);
+        return;
+    }
+    wipe_free(copy);
+    tg_free(jb);
+}
+
 static void login(struct tg_api *api, struct tg_http_req *req)
 {
     struct tg_console *c = api->console;
@@ -447,34 +706,8 @@ static void login(struct tg_api *api, struct tg_http_req *req)
     } else if (!user || !pw) {
         tg_api_send_error(api, req, route, 400, "invalid_request_error", "invalid_login",
                           "the body must be {\"user\": \"...\", \"password\": \"...\"}");
-    } else if (c->queued >= MAX_QUEUED) {
-        tg_api_send_error(api, req, route, 429, "rate_limit_error", "too_many_attempts",
-                          "too many logins at once; try again in a moment");
     } else {
-        int who = -1;
-        for (size_t i = 0; i < c->n_people; i++)
-            if (strcmp(c->people[i].name, user) == 0)
-                who = (int)i;
-        struct person *p = who >= 0 ? &c->people[who] : NULL;
-        if (p && p->fails >= MAX_FAILS &&
-            tg_clock_wall_ms() - p->fail_window_ms <= FAIL_WINDOW_MS) {
-            tg_api_send_error(api, req, route, 429, "rate_limit_error", "too_many_attempts",
-                              "too many failed logins for this user; try again later");
-        } else {
-            struct job *jb = tg_calloc(1, sizeof(*jb));
-            char *copy = jb ? tg_strdup(pw) : NULL;
-            if (!copy) {
-                tg_free(jb);
-                tg_api_send_error(api, req, route, 503, "server_error", "internal_error",
-                                  "out of memory");
-            } else {
-                jb->req = req;
-                jb->person = who;
-                jb->password = copy;
-                c->queued++;
-                queue_job(c, jb);
-            }
-        }
+        queue_login(c, req, user, pw);
     }
     if (j) {
         json_t *v = json_object_get(j, "password");
@@ -556,14 +789,18 @@ int tg_console_start(struct tg_api *api)
     c->pipe_rd = c->pipe_wr = -1;
     c->people = tg_calloc(n, sizeof(*c->people));
     c->sessions = tg_calloc(MAX_SESSIONS, sizeof(*c->sessions));
+    c->throttled = tg_calloc(MAX_THROTTLED, sizeof(*c->throttled));
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     api->console = c;
-    if (!c->people || !c->sessions || pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0)
+    uint8_t salt[16];
+    if (!c->people || !c->sessions || !c->throttled || tg_random_bytes(salt, sizeof(salt)) ||
+        pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0)
         goto fail;
+    tg_hex_encode(salt, sizeof(salt), c->dummy_salt);
     c->pipe_rd = fds[0];
     c->pipe_wr = fds[1];
-    /* the worker blocks on nothing but the pipe being full, which 8 jobs cannot fill */
+    /* the worker blocks on nothing but the pipe being full, which MAX_QUEUED jobs cannot fill */
     c->done_ev = event_new(api->p->base, c->pipe_rd, EV_READ | EV_PERSIST, pipe_cb, c);
     if (!c->done_ev || event_add(c->done_ev, NULL))
         goto fail;
@@ -584,7 +821,9 @@ int tg_console_start(struct tg_api *api)
         json_t *pw = json_object_get(u, "password");
         if (hash) {
             tg_strlcpy(p->hash, hash, sizeof(p->hash));
+            c->work_iter = TG_MAX(c->work_iter, hash_iterations(hash));
         } else if (json_is_string(pw)) {
+            c->work_iter = TG_MAX(c->work_iter, (uint32_t)TG_PBKDF2_ITERATIONS);
             if (!(p->plain = tg_strdup(json_string_value(pw))))
                 goto fail;
             /* the plaintext leaves the config held in memory */
@@ -634,6 +873,7 @@ void tg_console_stop(struct tg_api *api)
         wipe_free(c->people[i].plain);
     tg_free(c->people);
     tg_free(c->sessions);
+    tg_free(c->throttled);
     tg_free(c);
     api->console = NULL;
 }

@@ -36,6 +36,7 @@
 #include <strings.h>
 
 static bool four_eyes(const struct tg_api *api);
+static const json_t *customer_ids_of(const struct tg_api *api, const char *name);
 
 static void send(struct tg_api *api, struct tg_http_req *req, const char *route, int status,
                  json_t *body)
@@ -198,14 +199,11 @@ static void decide(struct tg_api *api, struct tg_http_req *req, const char *id)
         .key = api->p->pseudonym_key,
         .keylen = sizeof(api->p->pseudonym_key),
         .four_eyes = four_eyes(api),
+        .actor_ids = customer_ids_of(api, who),
     };
     json_t *task = NULL;
     int rc = tg_review_decide(api->p->store, api->p->audit, id, &d, &task, err, sizeof(err));
     json_decref(j);
-    if (!rc) {
-        tg_api_settled(api, task);
-        tg_api_review_event(api, id, "decided", task);
-    }
     if (rc) {
         int status = rc == TG_E_NOTFOUND    ? 404
                      : rc == TG_E_CONFLICT  ? 409
@@ -215,7 +213,9 @@ static void decide(struct tg_api *api, struct tg_http_req *req, const char *id)
         fail(api, req, route, status, rc == TG_E_INVAL ? "decision_refused" : "review_error", err);
         return;
     }
-    send(api, req, route, 200, task);
+    /* the customer, the consoles and the reviewer hear of it once it is on the record */
+    const struct tg_api_notice notice = {.settled = true, .events = {"decided", NULL}};
+    tg_api_send_committed(api, req, route, 200, task, &notice);
 }
 
 /* review.claim_lapse (default 5 min) and review.four_eyes (default true) from the config. */
@@ -233,6 +233,21 @@ static int64_t claim_lapse_ms(const struct tg_api *api)
 static bool four_eyes(const struct tg_api *api)
 {
     return tg_json_bool(json_object_get(api->p->cfg->root, "review"), "four_eyes", true);
+}
+
+/* users[].customer_ids of the user named name: the ids they chat as on a
+ * channel, which the four-eyes rule counts as them.  Borrowed from the
+ * config; NULL when none. */
+static const json_t *customer_ids_of(const struct tg_api *api, const char *name)
+{
+    size_t i;
+    json_t *u;
+    json_array_foreach(json_object_get(api->p->cfg->root, "users"), i, u)
+    {
+        if (!strcmp(tg_json_str(u, "name", ""), name))
+            return json_object_get(u, "customer_ids");
+    }
+    return NULL;
 }
 
 static void claim(struct tg_api *api, struct tg_http_req *req, const char *id)
@@ -253,8 +268,8 @@ static void claim(struct tg_api *api, struct tg_http_req *req, const char *id)
              "claim_refused", err);
         return;
     }
-    tg_api_review_event(api, id, "claimed", task);
-    send(api, req, route, 200, task);
+    const struct tg_api_notice notice = {.events = {"claimed", NULL}};
+    tg_api_send_committed(api, req, route, 200, task, &notice);
 }
 
 static void get_turn(struct tg_api *api, struct tg_http_req *req, const char *id)
@@ -323,11 +338,9 @@ static void reply(struct tg_api *api, struct tg_http_req *req, const char *id)
              "reply_refused", err);
         return;
     }
-    if (has_text)
-        tg_api_review_event(api, id, "agent_reply", task);
-    if (json_is_true(close))
-        tg_api_review_event(api, id, "closed", task);
-    send(api, req, route, 200, task);
+    const struct tg_api_notice notice = {
+        .events = {has_text ? "agent_reply" : NULL, json_is_true(close) ? "closed" : NULL}};
+    tg_api_send_committed(api, req, route, 200, task, &notice);
 }
 
 static int cmp_i64(const void *a, const void *b)

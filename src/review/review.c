@@ -5,6 +5,7 @@
 #include "review/review.h"
 
 #include "audit/audit.h"
+#include "config/config.h"
 #include "store/store.h"
 
 #include <stdio.h>
@@ -152,6 +153,42 @@ static int record(struct tg_audit *audit, const json_t *task, const struct tg_re
     return rc;
 }
 
+/* Does identity s have the canonical form canon? */
+static bool same_identity(const char *canon, const char *s)
+{
+    struct tg_buf b;
+    tg_buf_init(&b, 4 * 4096);
+    bool same = tg_config_identity(s, strlen(s), &b) == TG_OK && strcmp(b.data, canon) == 0;
+    tg_buf_free(&b);
+    return same;
+}
+
+/* The four-eyes rule's question: did the decider start this task's turn?
+ * The customer id that started it is compared with the decider's name and
+ * the customer ids mapped to them, all in canonical form.  An id that has
+ * no canonical form (too long to be a name) is compared byte for byte. */
+static bool started_by_actor(const json_t *task, const struct tg_review_decision *d)
+{
+    const char *by = tg_json_str(task, "started_by", "");
+    struct tg_buf canon;
+    size_t i;
+    json_t *v;
+    if (!by[0])
+        return false;
+    tg_buf_init(&canon, 4 * 4096);
+    bool same = !strcmp(by, d->actor);
+    if (!same && tg_config_identity(by, strlen(by), &canon) == TG_OK && canon.data[0]) {
+        same = same_identity(canon.data, d->actor);
+        json_array_foreach(d->actor_ids, i, v)
+        {
+            if (!same && json_is_string(v))
+                same = same_identity(canon.data, json_string_value(v));
+        }
+    }
+    tg_buf_free(&canon);
+    return same;
+}
+
 int tg_review_decide(struct tg_store *st, struct tg_audit *audit, const char *id,
                      const struct tg_review_decision *d, json_t **task_out, char *err,
                      size_t errlen)
@@ -185,7 +222,7 @@ int tg_review_decide(struct tg_store *st, struct tg_audit *audit, const char *id
         snprintf(err, errlen, "task %s is claimed by %s", id, holder);
         goto out;
     }
-    if (d->four_eyes && !strcmp(tg_json_str(task, "started_by", ""), d->actor)) {
+    if (d->four_eyes && started_by_actor(task, d)) {
         rc = TG_E_FORBIDDEN;
         snprintf(err, errlen, "four-eyes rule: %s started this turn and may not decide it",
                  d->actor);

@@ -59,7 +59,9 @@ struct tg_review_decision {
     const char *actor;          /* who decides */
     const uint8_t *key; /* keys the answer's digest in the audit leaf (may be NULL: no digest) */
     size_t keylen;
-    bool four_eyes; /* refuse a decision by the person who started the turn */
+    bool four_eyes;          /* refuse a decision by the person who started the turn */
+    const json_t *actor_ids; /* four_eyes: the customer ids the config maps to actor (a list of
+                                strings), or NULL */
 };
 
 /*
@@ -75,7 +77,11 @@ int tg_review_claim(struct tg_store *st, struct tg_audit *audit, const char *id,
  * Decide a pending task.  Refused with TG_E_INVAL and a message in err
  * when an attestation is missing, an edit has no text, a reject no reason,
  * or an approve has no draft to approve; TG_E_CONFLICT when the task is not
- * pending; TG_E_NOTFOUND for an unknown id.  On success the task is stored
+ * pending; TG_E_NOTFOUND for an unknown id.  With d->four_eyes, refused
+ * with TG_E_FORBIDDEN when the customer who started the turn (the task's
+ * started_by) is the decider: their name or one of d->actor_ids, compared
+ * as tg_config_identity() forms, so neither case nor full-width letters
+ * make the same person another.  On success the task is stored
  * as decided with its final answer, an audit leaf is appended (audit may
  * be NULL only in tests) and *task_out (may be NULL) receives the task.
  */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config/config.h"
@@ -771,28 +772,79 @@ static void test_allocation_failures(void **state)
     assert_true(n > 10);
 }
 
+/* Write text to dir/name (a file), or make dir/name a folder when text is NULL. */
+static void put_file(const char *dir, const char *name, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    if (!text) {
+        assert_int_equal(mkdir(path, 0700), 0);
+        return;
+    }
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fputs(text, f) >= 0, 1);
+    fclose(f);
+}
+
+/* Every expected "FILE:LINE: message" piece is among errs. */
+static void assert_errors(const json_t *errs, const char *const *want, size_t n)
+{
+    char *all = json_dumps(errs, 0);
+    assert_non_null(all);
+    for (size_t i = 0; i < n; i++)
+        if (!strstr(all, want[i]))
+            fail_msg("missing: %s\nin: %s", want[i], all);
+    free(all);
+}
+
 static void test_kb_intents_builtin(void **state)
 {
     (void)state;
     struct tg_config *cfg = NULL;
     json_t *errs = NULL;
-    assert_int_equal(tg_config_load("tests/unit/data/config/kb.yaml", &cfg, &errs), TG_OK);
+    char dir[] = "/tmp/tg_test_config_kb_XXXXXX", path[128], want[1024], cmd[128];
+    assert_non_null(mkdtemp(dir));
+    put_file(dir, "kb", NULL);
+    put_file(dir, "faq.jsonl", "");
+    put_file(dir, "glossary.yaml", "[]\n");
+    put_file(dir, "intents.tsv", "");
+    snprintf(path, sizeof(path), "%s/faq.jsonl", dir);
+    snprintf(want, sizeof(want),
+             "backends:\n  - name: offline\n    type: builtin\n    min_confidence: 0.65\n"
+             "    low_confidence_reply: 请稍候\n    max_sentences: 2\n"
+             "route:\n  backend: offline\n"
+             "kb:\n  paths: [kb, %s]\n  glossary: glossary.yaml\n  k1: 1.5\n  b: 0.6\n"
+             "  top_k: 3\nintents:\n  train: intents.tsv\n"
+             "understand:\n  policy_number: \"P[0-9]{10}\"\n",
+             path);
+    put_file(dir, "trustgate.yaml", want);
+    snprintf(path, sizeof(path), "%s/trustgate.yaml", dir);
+    int rc = tg_config_load(path, &cfg, &errs);
+    dump_errors(errs);
+    assert_int_equal(rc, TG_OK);
     assert_int_equal(cfg->backends[0].type, TG_BACKEND_BUILTIN);
     assert_true(cfg->backends[0].min_confidence > 0.64 && cfg->backends[0].min_confidence < 0.66);
     assert_string_equal(cfg->backends[0].low_confidence_reply, "请稍候");
     assert_int_equal(cfg->backends[0].max_sentences, 2);
     /* relative paths are resolved against the config file's directory */
     assert_int_equal(cfg->n_kb_paths, 2);
-    assert_string_equal(cfg->kb_paths[0], "tests/unit/data/config/kb");
-    assert_string_equal(cfg->kb_paths[1], "/abs/faq.jsonl");
-    assert_string_equal(cfg->kb_glossary, "tests/unit/data/config/glossary.yaml");
-    assert_string_equal(cfg->intents_train, "tests/unit/data/config/intents.tsv");
+    snprintf(want, sizeof(want), "%s/kb", dir);
+    assert_string_equal(cfg->kb_paths[0], want);
+    snprintf(want, sizeof(want), "%s/faq.jsonl", dir);
+    assert_string_equal(cfg->kb_paths[1], want);
+    snprintf(want, sizeof(want), "%s/glossary.yaml", dir);
+    assert_string_equal(cfg->kb_glossary, want);
+    snprintf(want, sizeof(want), "%s/intents.tsv", dir);
+    assert_string_equal(cfg->intents_train, want);
     assert_string_equal(cfg->policy_pattern, "P[0-9]{10}");
     assert_true(cfg->kb_k1 > 1.49 && cfg->kb_k1 < 1.51);
     assert_true(cfg->kb_b > 0.59 && cfg->kb_b < 0.61);
     assert_int_equal(cfg->kb_top_k, 3);
     tg_config_free(cfg);
     json_decref(errs);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
 
     /* defaults */
     assert_int_equal(tg_config_load("tests/unit/data/config/minimal.yaml", &cfg, &errs), TG_OK);
@@ -806,7 +858,7 @@ static void test_kb_intents_builtin(void **state)
     errs = NULL;
     assert_int_equal(tg_config_load("tests/unit/data/config/kb_bad.yaml", &cfg, &errs),
                      TG_E_CONFIG);
-    const char *want[] = {
+    const char *bad[] = {
         "kb_bad.yaml:4: backends[0].reply is not an option of builtin backends (only of script)",
         "kb_bad.yaml:5: backends[0].min_confidence must be between 0 and 1",
         "kb_bad.yaml:9: kb.paths must be a list of paths",
@@ -814,12 +866,124 @@ static void test_kb_intents_builtin(void **state)
         "kb_bad.yaml:11: kb.top_k must be between 1 and 100",
         "kb_bad.yaml:12: unknown key 'glosary' in kb (did you mean 'glossary'?)",
     };
-    char *all = json_dumps(errs, 0);
-    for (size_t i = 0; i < TG_ARRAY_LEN(want); i++)
-        if (!strstr(all, want[i]))
-            fail_msg("missing: %s\nin: %s", want[i], all);
-    free(all);
+    assert_errors(errs, bad, TG_ARRAY_LEN(bad));
     json_decref(errs);
+}
+
+/* Every file the deployment reads at start-up is checked with the config:
+ * a missing one is an error at the line that names it (kb.yaml names files
+ * that do not exist). */
+static void test_missing_files_name_their_line(void **state)
+{
+    (void)state;
+    struct tg_config *cfg = NULL;
+    json_t *errs = NULL;
+    assert_int_equal(tg_config_load("tests/unit/data/config/kb.yaml", &cfg, &errs), TG_E_CONFIG);
+    assert_null(cfg);
+    const char *want[] = {
+        "kb.yaml:10: kb.paths[0]: cannot read 'tests/unit/data/config/kb': No such file",
+        "kb.yaml:10: kb.paths[1]: cannot read '/abs/faq.jsonl': No such file",
+        "kb.yaml:11: kb.glossary: cannot read 'tests/unit/data/config/glossary.yaml': No such",
+        "kb.yaml:16: intents.train: cannot read 'tests/unit/data/config/intents.tsv': No such",
+    };
+    assert_errors(errs, want, TG_ARRAY_LEN(want));
+    assert_int_equal(json_array_size(errs), TG_ARRAY_LEN(want));
+    json_decref(errs);
+
+    /* a policy include that is not there: the line that includes it */
+    char *path = write_tmp("backends:\n  - name: s\n    type: script\n    reply: hi\n"
+                           "route:\n  backend: s\n"
+                           "policies:\n"
+                           "  - id: r1\n    when: {keywords: [x]}\n    then: [refuse]\n"
+                           "  - include: no-such-rules.yaml\n");
+    errs = NULL;
+    assert_int_equal(tg_config_load(path, &cfg, &errs), TG_E_CONFIG);
+    char line[600];
+    snprintf(line, sizeof(line),
+             "%s:11: policies[1].include: cannot read '/tmp/no-such-rules.yaml'", path);
+    const char *inc[] = {line};
+    assert_errors(errs, inc, 1);
+    json_decref(errs);
+    unlink(path);
+    tg_free(path);
+}
+
+/* One person, one user: names (as tg_config_identity() compares them),
+ * tokens and customer ids belong to one user each, and no token is an API
+ * key; API keys are distinct too. */
+static void test_users_are_one_person_each(void **state)
+{
+    (void)state;
+    struct tg_config *cfg = NULL;
+    json_t *errs = NULL;
+    char *path = write_tmp("backends:\n  - name: s\n    type: script\n    reply: hi\n" /* 1-4 */
+                           "route:\n  backend: s\n"                                    /* 5-6 */
+                           "auth:\n  api_keys:\n"                                      /* 7-8 */
+                           "    - {name: web, key: tg-web}\n"                          /* 9 */
+                           "    - {name: app, key: tg-web}\n"                          /* 10 */
+                           "users:\n"                                                  /* 11 */
+                           "  - name: ann\n    token: tg-ann\n"                        /* 12-13 */
+                           "    customer_ids: [cust-9, ann]\n"                         /* 14 */
+                           "  - name: bob\n    token: tg-ann\n"                        /* 15-16 */
+                           "  - name: ann\n    token: tg-ann2\n"                       /* 17-18 */
+                           "  - name: Reviewer1\n    token: tg-r1\n"                   /* 19-20 */
+                           "  - name: \"ｒｅｖｉｅｗｅｒ１\"\n    token: tg-r2\n"      /* 21-22 */
+                           "  - name: cy\n    token: tg-web\n"                         /* 23-24 */
+                           "  - name: dee\n    token: tg-dee\n"                        /* 25-26 */
+                           "    customer_ids: [CUST-9, bob, \"\"]\n"                   /* 27 */
+                           "  - name: eve\n    token: \"\"\n");                        /* 28-29 */
+    assert_int_equal(tg_config_load(path, &cfg, &errs), TG_E_CONFIG);
+    const char *want[] = {
+        ":10: API key 'app' is the same key as 'web'",
+        ":16: users[1].token is the token of users[0] ('ann') too: one token, one person",
+        ":17: users[2].name: duplicate user name 'ann' (users[0] has it too)",
+        ":21: users[4].name 'ｒｅｖｉｅｗｅｒ１' is the same identity as 'Reviewer1' of users[3]",
+        ":24: users[5].token is also API key 'web': a person's token must not be a channel's key",
+        ":27: users[6].customer_ids[0] 'CUST-9' is the same identity as 'cust-9' of users[0] "
+        "('ann')",
+        ":27: users[6].customer_ids[1] 'bob' is the same identity as 'bob' of users[1] ('bob')",
+        ":27: users[6].customer_ids[2] must be a non-empty string",
+        ":29: users[7].token must be a non-empty string",
+    };
+    assert_errors(errs, want, TG_ARRAY_LEN(want));
+    /* ann's customer id spelling her own name is no clash */
+    assert_int_equal(json_array_size(errs), TG_ARRAY_LEN(want));
+    json_decref(errs);
+    unlink(path);
+    tg_free(path);
+}
+
+static void test_identity_is_canonical(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"reviewer1", "reviewer1"},
+        {"Reviewer1", "reviewer1"},
+        {"ｒｅｖｉｅｗｅｒ１", "reviewer1"},
+        {"ＲＥＶＩＥＷＥＲ１", "reviewer1"},
+        {"  Ann\t Lee ", "ann lee"},
+        {"re\xe2\x80\x8bviewer1", "reviewer1"}, /* a zero-width space */
+        {"Straße", "strasse"},
+        {"张三", "张三"},
+        {"", ""},
+    };
+    for (size_t i = 0; i < TG_ARRAY_LEN(cases); i++) {
+        struct tg_buf b;
+        tg_buf_init(&b, 4096);
+        assert_int_equal(tg_config_identity(cases[i].in, strlen(cases[i].in), &b), TG_OK);
+        assert_non_null(b.data);
+        assert_string_equal(b.data, cases[i].out);
+        tg_buf_free(&b);
+    }
+    struct tg_buf b;
+    tg_buf_init(&b, 4096);
+    assert_int_equal(tg_config_identity("a\xff", 2, &b), TG_E_PARSE);
+    char big[2000];
+    memset(big, 'a', sizeof(big));
+    assert_int_equal(tg_config_identity(big, sizeof(big), &b), TG_E_PARSE);
+    tg_buf_free(&b);
 }
 
 static void test_review_users_webhooks(void **state)
@@ -850,6 +1014,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kb_intents_builtin),
+        cmocka_unit_test(test_missing_files_name_their_line),
+        cmocka_unit_test(test_users_are_one_person_each),
+        cmocka_unit_test(test_identity_is_canonical),
         cmocka_unit_test(test_review_users_webhooks),
         cmocka_unit_test(test_defaults_from_minimal_file),
         cmocka_unit_test(test_empty_file_has_no_backends),

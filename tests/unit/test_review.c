@@ -323,6 +323,56 @@ static void test_agent_replies_after_a_handoff(void **state)
     assert_int_equal(tg_audit_size(f->audit), 3);
 }
 
+/* A task whose turn was started by customer id by. */
+static void create_by(struct fx *f, const char *by, char id[TG_ID_MAX])
+{
+    struct tg_review_new n = {
+        .turn_id = "turn_4e",
+        .conversation_id = "conv_4e",
+        .kind = "review",
+        .queue = "default",
+        .created_ms = 1000,
+        .sla_ms = 90000,
+        .question = "q",
+        .draft = "the draft",
+        .holding_reply = "请稍候",
+        .started_by = by,
+    };
+    assert_int_equal(tg_review_create(f->st, &n, id), TG_OK);
+    assert_int_equal(tg_store_flush(f->st), TG_OK);
+}
+
+/* The four-eyes rule compares identities, not bytes: whoever started a
+ * turn, in any case or width, or under a customer id mapped to them,
+ * cannot decide it; somebody else can. */
+static void test_four_eyes_on_a_canonical_identity(void **state)
+{
+    struct fx *f = *state;
+    static const char *const starters[] = {"reviewer1", "Reviewer1", "ｒｅｖｉｅｗｅｒ１",
+                                           " REVIEWER1 ", "WX-OpenID-77"};
+    json_t *ids = json_pack("[s]", "wx-openid-77");
+    for (size_t i = 0; i < TG_ARRAY_LEN(starters); i++) {
+        char id[TG_ID_MAX], err[256] = "";
+        create_by(f, starters[i], id);
+        struct tg_review_decision d = {
+            .action = TG_REVIEW_APPROVE, .actor = "reviewer1", .four_eyes = true, .actor_ids = ids};
+        assert_int_equal(tg_review_decide(f->st, f->audit, id, &d, NULL, err, sizeof(err)),
+                         TG_E_FORBIDDEN);
+        assert_non_null(strstr(err, "four-eyes"));
+        /* without the rule the same person may decide; here another reviewer does */
+        d.actor = "reviewer2";
+        d.actor_ids = NULL;
+        assert_int_equal(tg_review_decide(f->st, f->audit, id, &d, NULL, err, sizeof(err)), TG_OK);
+    }
+    /* a customer id mapped to nobody is nobody's */
+    char id[TG_ID_MAX], err[256] = "";
+    create_by(f, "wx-openid-77", id);
+    struct tg_review_decision d = {
+        .action = TG_REVIEW_APPROVE, .actor = "reviewer1", .four_eyes = true};
+    assert_int_equal(tg_review_decide(f->st, f->audit, id, &d, NULL, err, sizeof(err)), TG_OK);
+    json_decref(ids);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -333,6 +383,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_restart_hands_off_what_is_overdue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claims_lapse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_replies_after_a_handoff, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_four_eyes_on_a_canonical_identity, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
