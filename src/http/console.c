@@ -464,16 +464,11 @@ static void session_cookie(const struct tg_http_req *req, const char *id, int ma
 
 /* ------------------------------------------------------------ throttling */
 
-/*
- * The client address logins are counted by: the peer's address, an IPv6
- * one cut to its /64.  tg_http_peer is the HTTP server's; a build whose
- * server does not provide it counts every client as one ("").
- */
-const char *tg_http_peer(const struct tg_http_req *req) __attribute__((weak));
-
+/* The client address logins are counted by: the peer's address, an IPv6
+ * one cut to its /64. */
 static void client_addr(const struct tg_http_req *req, char out[ADDR_MAX])
 {
-    const char *peer = tg_http_peer ? tg_http_peer(req) : "";
+    const char *peer = tg_http_peer(req);
     struct in6_addr a6;
     tg_strlcpy(out, peer ? peer : "", ADDR_MAX);
     if (strchr(out, ':') && inet_pton(AF_INET6, out, &a6) == 1) {

@@ -10,6 +10,11 @@
  * shows.  A chat stream gets `event: answer` with the final answer of a
  * held turn of its own customer only (matched on the task's started_by).
  * A comment line every 15 s keeps proxies from closing idle streams.
+ *
+ * A subscriber that does not read (a stalled tab, a dead network path the
+ * kernel has not noticed) would keep every event in memory: once more than
+ * MAX_UNSENT bytes wait unsent for it, its stream is cut and it is
+ * forgotten.  The page's EventSource reconnects and refetches what it shows.
  */
 #include "http/http.h"
 
@@ -21,6 +26,7 @@
 
 #define MAX_STREAMS 1024
 #define PING_S 15
+#define MAX_UNSENT (1024 * 1024)
 
 struct sub {
     struct tg_events *ev;
@@ -56,13 +62,29 @@ static void gone_cb(struct tg_http_req *req, void *arg)
     unlink_sub(s);
 }
 
+/* Write to s's stream, or cut it when its reader is too far behind;
+ * false when s was cut (and freed). */
+static bool write_or_cut(struct sub *s, const char *data, size_t len)
+{
+    if (tg_http_unsent(s->req) > MAX_UNSENT) {
+        tg_http_abort(s->req);
+        unlink_sub(s);
+        return false;
+    }
+    tg_http_stream_write(s->req, data, len);
+    return true;
+}
+
 static void ping_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct tg_events *e = arg;
-    for (struct sub *s = e->subs; s; s = s->next)
-        tg_http_stream_write(s->req, ": ping\n\n", 8);
+    struct sub *next;
+    for (struct sub *s = e->subs; s; s = next) {
+        next = s->next;
+        write_or_cut(s, ": ping\n\n", 8);
+    }
 }
 
 int tg_events_start(struct tg_api *api)
@@ -124,7 +146,7 @@ void tg_events_subscribe(struct tg_api *api, struct tg_http_req *req, const char
     tg_http_stream_write(req, hello, sizeof(hello) - 1);
 }
 
-/* "event: NAME\ndata: JSON\n\n" to one stream. */
+/* "event: NAME\ndata: JSON\n\n" to one stream, which may be cut (and s freed). */
 static void send_event(struct sub *s, const char *name, const json_t *data)
 {
     char *js = json_dumps(data, JSON_COMPACT);
@@ -134,7 +156,7 @@ static void send_event(struct sub *s, const char *name, const json_t *data)
     tg_buf_init(&b, TG_BUF_UNLIMITED);
     tg_buf_printf(&b, "event: %s\ndata: %s\n\n", name, js);
     if (b.data)
-        tg_http_stream_write(s->req, b.data, b.len);
+        write_or_cut(s, b.data, b.len);
     tg_buf_free(&b);
     free(js);
 }
@@ -169,7 +191,9 @@ void tg_api_review_event(struct tg_api *api, const char *id, const char *event, 
                          : !strcmp(event, "decided")   ? "reviewer"
                                                        : "trustgate");
     }
-    for (struct sub *s = e->subs; s; s = s->next) {
+    struct sub *next;
+    for (struct sub *s = e->subs; s; s = next) {
+        next = s->next;
         if (!s->chat && console)
             send_event(s, "review", console);
         else if (s->chat && chat && !strcmp(s->customer, owner))

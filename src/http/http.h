@@ -13,7 +13,15 @@
  * answer is dropped when it comes; the request is freed after its answer.
  *
  * Keep-alive and pipelining follow HTTP/1.1: the next request on a
- * connection is parsed only after the current one is answered.
+ * connection is parsed only after the current one is answered.  A head
+ * whose framing two readers could take differently (repeated or listed
+ * Content-Length, Content-Length with Transfer-Encoding, no Host on
+ * HTTP/1.1, a space before a colon, a control character in a value) is
+ * refused with 400 and the connection closed.  A head not complete within
+ * head_timeout_s gets 408 and the connection closed, however steadily its
+ * bytes trickle in.  When accept fails (out of descriptors), the listener
+ * pauses and retries instead of spinning, with one log line every few
+ * seconds at most.
  */
 #ifndef TG_HTTP_H
 #define TG_HTTP_H
@@ -34,6 +42,7 @@ struct tg_http_limits {
     size_t max_body;    /* default 1 MiB */
     int idle_timeout_s; /* keep-alive connection idle; default 60 */
     int max_headers;    /* count; default 64 */
+    int head_timeout_s; /* a whole request head, from the accept or its first byte; default 10 */
 };
 
 /* Called once per complete request, on the event loop thread. */
@@ -67,6 +76,9 @@ const char *tg_http_header(const struct tg_http_req *req, const char *name); /* 
 const char *tg_http_body(const struct tg_http_req *req, size_t *len);        /* NUL-terminated */
 struct tg_arena *tg_http_arena(struct tg_http_req *req); /* freed with the request */
 bool tg_http_gone(const struct tg_http_req *req);
+/* The client's address as text ("127.0.0.1", "::1"), "" when the connection
+ * is not an IP socket; valid as long as the request. */
+const char *tg_http_peer(const struct tg_http_req *req);
 /* Called once if the client disconnects before the answer is complete. */
 void tg_http_on_gone(struct tg_http_req *req, void (*cb)(struct tg_http_req *, void *), void *arg);
 
@@ -86,8 +98,37 @@ void tg_http_stream_begin(struct tg_http_req *req, int status, const char *conte
 void tg_http_stream_write(struct tg_http_req *req, const char *data, size_t len);
 void tg_http_stream_end(struct tg_http_req *req);
 
+/*
+ * A stream's bytes still waiting in its connection's output buffer, not yet
+ * taken by the socket: how far a slow reader is behind.  0 once gone.
+ */
+size_t tg_http_unsent(const struct tg_http_req *req);
+/*
+ * Give up on req: drop what its connection has not sent yet, close the
+ * connection (the client sees it end, a stream cut short) and free req.
+ * The gone callback is not called.  After this call req must not be used.
+ */
+void tg_http_abort(struct tg_http_req *req);
+
 /* Reason phrase for a status code. */
 const char *tg_http_reason(int status);
+
+/*
+ * Parse one request head the way the server does, from a buffer and with
+ * no connection: for tests and fuzzing.  buf[0..len) holds the request
+ * line and header fields up to the empty line that ends them; bytes after
+ * it are ignored.  limits NULL means the defaults.  Returns 0 and a new
+ * request in *out: the accessors work on it, it has no body and must not
+ * be answered; free it with tg_http_req_free.  Otherwise returns the HTTP
+ * status the server refuses the head with (400, 413, 431, 500, 501, 505),
+ * *why says why in a static string, and *out is not written.
+ */
+int tg_http_parse_request(const char *buf, size_t len, const struct tg_http_limits *limits,
+                          struct tg_http_req **out, const char **why);
+/* Free a request from tg_http_parse_request; NULL is a no-op. */
+void tg_http_req_free(struct tg_http_req *req);
+/* The body a parsed head announces: its Content-Length (0 when none), or -1 when chunked. */
+int64_t tg_http_body_length(const struct tg_http_req *req);
 
 /* ------------------------------------------------------------ the API */
 

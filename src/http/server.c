@@ -8,10 +8,21 @@
  * from the connection so that a handler that answers late never touches a
  * freed connection: if the client leaves, the request is detached and the
  * late answer is dropped.
+ *
+ * The parser is as strict as RFC 9112 asks where leniency lets two readers
+ * of one byte stream disagree (request smuggling): one Content-Length of
+ * digits only, never with Transfer-Encoding, exactly one Host on HTTP/1.1,
+ * field names of token characters only (no space before the colon), no
+ * control characters in field values.  A whole request head must arrive
+ * within head_timeout_s, however slowly its bytes trickle in.  When accept
+ * fails for want of descriptors, the listener pauses (100 ms doubling to
+ * 1 s) instead of spinning on a connection it cannot take.
  */
 #include "http/http.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -24,6 +35,13 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+
+/* Pauses of the listener after a failed accept, and how often it is logged. */
+#define ACCEPT_PAUSE_MIN_MS 100
+#define ACCEPT_PAUSE_MAX_MS 1000
+#define ACCEPT_LOG_EVERY_MS 5000
+/* How long a closing connection drains what the client still sends. */
+#define LINGER_S 2
 
 enum conn_state {
     ST_HEAD,
@@ -41,10 +59,12 @@ struct conn {
     struct tg_http_server *srv;
     struct bufferevent *bev;
     struct event *resume;    /* parse pipelined input after a late answer */
+    struct event *deadline;  /* the head's deadline, then the linger's end */
     struct tg_http_req *req; /* current request, or NULL */
     enum conn_state state;
     size_t body_left;
     bool in_read; /* inside read_cb: answers must not re-enter parsing */
+    char peer[INET6_ADDRSTRLEN]; /* the client's address, "" when not an IP socket */
     struct conn *prev, *next;
 };
 
@@ -56,10 +76,13 @@ struct tg_http_req {
     int minor; /* HTTP/1.<minor> */
     struct tg_http_header *headers;
     int nheaders;
+    uint64_t content_length; /* declared by the head; 0 when chunked or none */
+    bool chunked;
     struct tg_buf body;
     bool keep_alive, streaming, head_only;
     void (*gone_cb)(struct tg_http_req *, void *);
     void *gone_arg;
+    char peer[INET6_ADDRSTRLEN]; /* copied from the connection: outlives it */
 };
 
 struct tg_http_server {
@@ -72,6 +95,10 @@ struct tg_http_server {
     bool draining;
     size_t inflight;
     struct conn *conns;
+    struct event *relisten;   /* re-enables the listener after a failed accept */
+    int accept_pause_ms;      /* the current pause; 0 after an accept succeeded */
+    int64_t accept_logged_ns; /* when a failed accept was last logged */
+    unsigned accept_unlogged; /* failed accepts since then */
 };
 
 static void conn_free(struct conn *c);
@@ -150,16 +177,24 @@ const char *tg_http_reason(int status)
     }
 }
 
-static struct tg_http_req *req_new(struct conn *c)
+/* A request with no connection (c NULL: one parsed from a buffer). */
+static struct tg_http_req *req_alloc(struct conn *c, size_t max_body)
 {
     struct tg_http_req *r = tg_calloc(1, sizeof(*r));
     if (!r)
         return NULL;
     r->conn = c;
-    r->srv = c->srv;
+    r->srv = c ? c->srv : NULL;
+    if (c)
+        memcpy(r->peer, c->peer, sizeof(r->peer));
     tg_arena_init(&r->arena, 4096);
-    tg_buf_init(&r->body, c->srv->lim.max_body);
+    tg_buf_init(&r->body, max_body);
     return r;
+}
+
+static struct tg_http_req *req_new(struct conn *c)
+{
+    return req_alloc(c, c->srv->lim.max_body);
 }
 
 static void req_free(struct tg_http_req *r)
@@ -277,6 +312,21 @@ void tg_http_stream_end(struct tg_http_req *r)
     finish(r);
 }
 
+size_t tg_http_unsent(const struct tg_http_req *r)
+{
+    return r->conn ? evbuffer_get_length(bufferevent_get_output(r->conn->bev)) : 0;
+}
+
+void tg_http_abort(struct tg_http_req *r)
+{
+    if (r->conn) {
+        struct evbuffer *out = bufferevent_get_output(r->conn->bev);
+        evbuffer_drain(out, evbuffer_get_length(out));
+        r->keep_alive = false;
+    }
+    finish(r);
+}
+
 /* ------------------------------------------------------------ accessors */
 
 const char *tg_http_method(const struct tg_http_req *r)
@@ -314,6 +364,11 @@ struct tg_arena *tg_http_arena(struct tg_http_req *r)
     return &r->arena;
 }
 
+const char *tg_http_peer(const struct tg_http_req *r)
+{
+    return r->peer;
+}
+
 bool tg_http_gone(const struct tg_http_req *r)
 {
     return r->conn == NULL;
@@ -347,43 +402,117 @@ static void refuse(struct conn *c, int status, const char *message)
                        : status == 431 ? "headers_too_large"
                        : status == 505 ? "http_version_not_supported"
                        : status == 501 ? "not_implemented"
+                       : status == 408 ? "request_timeout"
                                        : "bad_request";
     tg_http_error(r, status, "invalid_request_error", code, message);
 }
 
-static char *trim(char *s, char *end)
+/* tchar (RFC 9110 §5.6.2): the characters of a method and a field name. */
+static bool is_tchar(unsigned char ch)
 {
-    while (s < end && (*s == ' ' || *s == '\t'))
-        s++;
-    while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
-        *--end = '\0';
-    return s;
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
 }
 
-/* Parse the head in place; returns 0 or an HTTP status to refuse with. */
-static int parse_head(struct tg_http_req *r, char *head, size_t len, const char **why)
+static bool all_tchar(const char *s, size_t n)
 {
-    char *p = head, *end = head + len;
-    char *eol = memmem(p, (size_t)(end - p), "\r\n", 2);
+    for (size_t i = 0; i < n; i++)
+        if (!is_tchar((unsigned char)s[i]))
+            return false;
+    return n > 0;
+}
+
+/* A field value may hold anything but control characters other than HTAB
+ * (RFC 9110 §5.5): a CR, LF or NUL in a value is refused, not repaired. */
+static bool valid_value(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+/* Host (RFC 9112 §3.2, RFC 3986 §3.2.2): a host and an optional port, in
+ * the characters of a reg-name, an IP literal or an IPv4 address. */
+static bool valid_host(const char *s)
+{
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (!isalnum(ch) && !strchr("-._~%!$&'()*+,;=:[]", ch))
+            return false;
+    }
+    return true;
+}
+
+/* Content-Length: 1*DIGIT and nothing else (no sign, list or spaces). */
+static bool parse_length(const char *s, uint64_t *out)
+{
+    uint64_t n = 0;
+    size_t i = 0;
+    for (; isdigit((unsigned char)s[i]); i++) {
+        if (n > (UINT64_MAX - 9) / 10)
+            return false;
+        n = n * 10 + (uint64_t)(s[i] - '0');
+    }
+    if (i == 0 || s[i] != '\0')
+        return false;
+    *out = n;
+    return true;
+}
+
+static bool header_has_token(const char *v, const char *token)
+{
+    size_t n = strlen(token);
+    while (v && *v) {
+        while (*v == ' ' || *v == '\t' || *v == ',')
+            v++;
+        if (strncasecmp(v, token, n) == 0 &&
+            (v[n] == '\0' || v[n] == ',' || v[n] == ' ' || v[n] == '\t'))
+            return true;
+        v = strchr(v, ',');
+    }
+    return false;
+}
+
+/* Does any Connection field of r name token? */
+static bool connection_has(const struct tg_http_req *r, const char *token)
+{
+    for (int i = 0; i < r->nheaders; i++)
+        if (strcasecmp(r->headers[i].name, "Connection") == 0 &&
+            header_has_token(r->headers[i].value, token))
+            return true;
+    return false;
+}
+
+/* The request line, "METHOD SP target SP HTTP/1.x", NUL-terminated in
+ * place (line[0..len) holds no CRLF).  0 or a status to refuse with. */
+static int parse_request_line(struct tg_http_req *r, char *line, size_t len, const char **why)
+{
+    char *end = line + len;
+    char *sp1 = memchr(line, ' ', len);
+    char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(end - sp1 - 1)) : NULL;
     *why = "malformed request line";
-    if (!eol)
-        return 400;
-    *eol = '\0';
-    char *sp1 = strchr(p, ' ');
-    char *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
-    if (!sp1 || !sp2 || sp1 == p || sp2 == sp1 + 1)
+    if (!sp1 || !sp2 || sp1 == line || sp2 == sp1 + 1)
         return 400;
     *sp1 = *sp2 = '\0';
-    r->method = p;
-    char *target = sp1 + 1;
-    if (strcmp(sp2 + 1, "HTTP/1.1") == 0) {
+    *end = '\0';
+    const char *version = sp2 + 1;
+    if ((size_t)(end - version) == 8 && memcmp(version, "HTTP/1.1", 8) == 0) {
         r->minor = 1;
-    } else if (strcmp(sp2 + 1, "HTTP/1.0") == 0) {
+    } else if ((size_t)(end - version) == 8 && memcmp(version, "HTTP/1.0", 8) == 0) {
         r->minor = 0;
     } else {
         *why = "unsupported HTTP version";
         return 505;
     }
+    if (!all_tchar(line, (size_t)(sp1 - line)))
+        return 400;
+    char *target = sp1 + 1;
+    for (const char *t = target; t < sp2; t++)
+        if ((unsigned char)*t <= 0x20 || *t == 0x7f)
+            return 400;
     if (target[0] != '/') {
         *why = "request target must be an absolute path";
         return 400;
@@ -391,48 +520,179 @@ static int parse_head(struct tg_http_req *r, char *head, size_t len, const char 
     char *q = strchr(target, '?');
     if (q)
         *q++ = '\0';
+    r->method = line;
     r->path = target;
     r->query = q ? q : "";
+    return 0;
+}
 
-    int max = r->srv->lim.max_headers;
-    r->headers = tg_arena_alloc(&r->arena, sizeof(*r->headers) * (size_t)max);
-    *why = "out of memory";
-    if (!r->headers)
-        return 500;
-    p = eol + 2;
-    while (p < end) {
-        eol = memmem(p, (size_t)(end - p), "\r\n", 2);
-        if (!eol || eol == p)
-            break;
-        *eol = '\0';
-        char *colon = strchr(p, ':');
-        *why = "malformed header line";
-        if (!colon || colon == p || p[0] == ' ' || p[0] == '\t')
-            return 400;
-        *colon = '\0';
-        if (r->nheaders >= max) {
-            *why = "too many header fields";
-            return 431;
+/* One header field line, line[0..len), NUL-terminated in place and added
+ * to r's headers.  0 or a status to refuse with. */
+static int parse_field(struct tg_http_req *r, char *line, size_t len, int max, const char **why)
+{
+    char *end = line + len;
+    char *colon = memchr(line, ':', len);
+    /* no folded lines, no space before the colon (RFC 9112 §5.1, §5.2) */
+    *why = "malformed header line";
+    if (!colon || !all_tchar(line, (size_t)(colon - line)))
+        return 400;
+    char *v = colon + 1;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    *why = "invalid character in a header value";
+    if (!valid_value(v, (size_t)(end - v)))
+        return 400;
+    if (r->nheaders >= max) {
+        *why = "too many header fields";
+        return 431;
+    }
+    *colon = '\0';
+    *end = '\0';
+    r->headers[r->nheaders].name = line;
+    r->headers[r->nheaders].value = v;
+    r->nheaders++;
+    return 0;
+}
+
+/* How the body is framed (RFC 9112 §6.1-6.3, §3.2): 0 or a status. */
+static int parse_framing(struct tg_http_req *r, const struct tg_http_limits *lim, const char **why)
+{
+    const char *cl = NULL, *te = NULL, *host = NULL;
+    int ncl = 0, nte = 0, nhost = 0;
+    for (int i = 0; i < r->nheaders; i++) {
+        const struct tg_http_header *h = &r->headers[i];
+        if (strcasecmp(h->name, "Content-Length") == 0) {
+            cl = h->value;
+            ncl++;
+        } else if (strcasecmp(h->name, "Transfer-Encoding") == 0) {
+            te = h->value;
+            nte++;
+        } else if (strcasecmp(h->name, "Host") == 0) {
+            host = h->value;
+            nhost++;
         }
-        r->headers[r->nheaders].name = p;
-        r->headers[r->nheaders].value = trim(colon + 1, eol);
-        r->nheaders++;
-        p = eol + 2;
+    }
+    *why = r->minor >= 1 && nhost == 0 ? "an HTTP/1.1 request needs a Host header"
+           : nhost > 1                 ? "more than one Host header"
+           : host && !valid_host(host) ? "invalid Host header"
+           : ncl > 1                   ? "more than one Content-Length header"
+           : nte > 1                   ? "more than one Transfer-Encoding header"
+           : ncl && nte                ? "both Transfer-Encoding and Content-Length"
+           : nte && r->minor == 0      ? "Transfer-Encoding in an HTTP/1.0 request"
+                                       : NULL;
+    if (*why)
+        return 400;
+    if (te) {
+        *why = "unsupported Transfer-Encoding";
+        if (!tg_str_eq_nocase(te, "chunked"))
+            return 501;
+        r->chunked = true;
+    } else if (cl) {
+        *why = "invalid Content-Length";
+        if (!parse_length(cl, &r->content_length))
+            return 400;
+        *why = "request body exceeds the limit";
+        if (r->content_length > lim->max_body)
+            return 413;
     }
     return 0;
 }
 
-static bool header_has_token(const char *v, const char *token)
+/*
+ * Parse a head in place: head[0..len) is the request line and header
+ * fields, each ending in CRLF, then the empty line's CRLF; head[len] is
+ * writable.  Returns 0 or an HTTP status to refuse with and why.
+ */
+static int parse_head(struct tg_http_req *r, char *head, size_t len,
+                      const struct tg_http_limits *lim, const char **why)
 {
-    size_t n = strlen(token);
-    while (v && *v) {
-        while (*v == ' ' || *v == ',')
-            v++;
-        if (strncasecmp(v, token, n) == 0 && (v[n] == '\0' || v[n] == ',' || v[n] == ' '))
-            return true;
-        v = strchr(v, ',');
+    char *p = head, *end = head + len;
+    char *eol = memmem(p, len, "\r\n", 2);
+    *why = "malformed request line";
+    if (!eol)
+        return 400;
+    int status = parse_request_line(r, p, (size_t)(eol - p), why);
+    if (status)
+        return status;
+    r->headers = tg_arena_alloc(&r->arena, sizeof(*r->headers) * (size_t)lim->max_headers);
+    *why = "out of memory";
+    if (!r->headers)
+        return 500;
+    p = eol + 2;
+    for (;;) {
+        eol = p < end ? memmem(p, (size_t)(end - p), "\r\n", 2) : NULL;
+        *why = "request head without an empty line at its end";
+        if (!eol)
+            return 400;
+        if (eol == p)
+            break;
+        status = parse_field(r, p, (size_t)(eol - p), lim->max_headers, why);
+        if (status)
+            return status;
+        p = eol + 2;
     }
-    return false;
+    status = parse_framing(r, lim, why);
+    if (status)
+        return status;
+    r->keep_alive = r->minor >= 1 ? !connection_has(r, "close") : connection_has(r, "keep-alive");
+    r->head_only = strcmp(r->method, "HEAD") == 0;
+    return 0;
+}
+
+static void limits_fill(struct tg_http_limits *out, const struct tg_http_limits *in)
+{
+    out->max_header = in && in->max_header ? in->max_header : 16384;
+    out->max_body = in && in->max_body ? in->max_body : 1048576;
+    out->idle_timeout_s = in && in->idle_timeout_s ? in->idle_timeout_s : 60;
+    out->max_headers = in && in->max_headers ? in->max_headers : 64;
+    out->head_timeout_s = in && in->head_timeout_s ? in->head_timeout_s : 10;
+}
+
+int tg_http_parse_request(const char *buf, size_t len, const struct tg_http_limits *limits,
+                          struct tg_http_req **out, const char **why)
+{
+    struct tg_http_limits lim;
+    limits_fill(&lim, limits);
+    const char *end = memmem(buf, len, "\r\n\r\n", 4);
+    size_t hlen = end ? (size_t)(end - buf) + 4 : len;
+    *why = "request head too large";
+    if (hlen > lim.max_header)
+        return 431;
+    *why = "request head without an empty line at its end";
+    if (!end)
+        return 400;
+    struct tg_http_req *r = req_alloc(NULL, lim.max_body);
+    char *head = r ? tg_arena_alloc(&r->arena, hlen + 1) : NULL;
+    *why = "out of memory";
+    if (!head) {
+        if (r)
+            req_free(r);
+        return 500;
+    }
+    memcpy(head, buf, hlen);
+    head[hlen] = '\0';
+    int status = parse_head(r, head, hlen, &lim, why);
+    if (status) {
+        req_free(r);
+        return status;
+    }
+    *out = r;
+    return 0;
+}
+
+void tg_http_req_free(struct tg_http_req *r)
+{
+    if (!r)
+        return;
+    assert(r->conn == NULL && r->srv == NULL);
+    req_free(r);
+}
+
+int64_t tg_http_body_length(const struct tg_http_req *r)
+{
+    return r->chunked ? -1 : (int64_t)r->content_length;
 }
 
 static void dispatch(struct conn *c)
@@ -443,6 +703,12 @@ static void dispatch(struct conn *c)
     /* While a request is with the handler, no idle timeout applies. */
     bufferevent_set_timeouts(c->bev, NULL, NULL);
     c->srv->cb(r, c->srv->cb_arg);
+}
+
+static void arm(struct event *ev, int seconds)
+{
+    struct timeval tv = {seconds, 0};
+    evtimer_add(ev, &tv);
 }
 
 /* Parse a head from the input; returns false when more input is needed or
@@ -458,6 +724,9 @@ static bool read_head(struct conn *c, struct evbuffer *in)
             break;
         evbuffer_drain(in, 2);
     }
+    /* The head's deadline runs from its first byte (or from the accept). */
+    if (evbuffer_get_length(in) && !evtimer_pending(c->deadline, NULL))
+        arm(c->deadline, srv->lim.head_timeout_s);
     struct evbuffer_ptr pos = evbuffer_search(in, "\r\n\r\n", 4, NULL);
     if (pos.pos < 0) {
         if (evbuffer_get_length(in) > srv->lim.max_header)
@@ -469,6 +738,7 @@ static bool read_head(struct conn *c, struct evbuffer *in)
         refuse(c, 431, "request head too large");
         return false;
     }
+    evtimer_del(c->deadline);
     struct tg_http_req *r = req_new(c);
     char *head = r ? tg_arena_alloc(&r->arena, hlen + 1) : NULL;
     if (!head) {
@@ -481,46 +751,24 @@ static bool read_head(struct conn *c, struct evbuffer *in)
     evbuffer_remove(in, head, hlen);
     head[hlen] = '\0';
     const char *why = NULL;
-    int status = parse_head(r, head, hlen, &why);
+    int status = parse_head(r, head, hlen, &srv->lim, &why);
+    if (status == 413) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "request body of %llu bytes exceeds the limit of %zu bytes",
+                 (unsigned long long)r->content_length, srv->lim.max_body);
+        refuse(c, 413, msg);
+        return false;
+    }
     if (status) {
         r->minor = r->minor ? r->minor : 1;
         refuse(c, status, why);
         return false;
     }
-    const char *conn_hdr = tg_http_header(r, "Connection");
-    r->keep_alive = r->minor >= 1 ? !header_has_token(conn_hdr, "close")
-                                  : header_has_token(conn_hdr, "keep-alive");
-    r->head_only = strcmp(r->method, "HEAD") == 0;
-
-    const char *te = tg_http_header(r, "Transfer-Encoding");
-    const char *cl = tg_http_header(r, "Content-Length");
-    if (te && cl) {
-        refuse(c, 400, "both Transfer-Encoding and Content-Length");
-        return false;
-    }
-    if (te) {
-        if (!tg_str_eq_nocase(te, "chunked")) {
-            refuse(c, 501, "unsupported Transfer-Encoding");
-            return false;
-        }
+    if (r->chunked) {
         c->state = ST_CHUNK_SIZE;
-    } else if (cl) {
-        uint64_t n;
-        if (tg_parse_u64(cl, &n)) {
-            refuse(c, 400, "invalid Content-Length");
-            return false;
-        }
-        if (n > srv->lim.max_body) {
-            char msg[128];
-            snprintf(msg, sizeof(msg), "request body of %llu bytes exceeds the limit of %zu bytes",
-                     (unsigned long long)n, srv->lim.max_body);
-            refuse(c, 413, msg);
-            return false;
-        }
-        c->body_left = (size_t)n;
-        c->state = n ? ST_BODY : ST_HEAD;
     } else {
-        c->state = ST_HEAD;
+        c->body_left = (size_t)r->content_length;
+        c->state = c->body_left ? ST_BODY : ST_HEAD;
     }
     const char *expect = tg_http_header(r, "Expect");
     if (expect && tg_str_eq_nocase(expect, "100-continue") && c->state != ST_HEAD)
@@ -678,6 +926,7 @@ static void conn_free(struct conn *c)
     if (c->next)
         c->next->prev = c->prev;
     event_free(c->resume);
+    event_free(c->deadline);
     bufferevent_free(c->bev);
     tg_free(c);
 }
@@ -720,12 +969,31 @@ static void resume_cb(evutil_socket_t fd, short what, void *arg)
  */
 static void linger(struct conn *c)
 {
-    struct timeval tv = {2, 0};
+    struct timeval tv = {LINGER_S, 0};
     c->state = ST_LINGER;
     shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+    /* for at most LINGER_S in all, however often the client writes */
+    arm(c->deadline, LINGER_S);
     bufferevent_set_timeouts(c->bev, &tv, NULL);
     bufferevent_enable(c->bev, EV_READ);
     read_cb(c->bev, c);
+}
+
+/* The head's deadline passed (a partial head gets a 408), or the linger's. */
+static void deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct conn *c = arg;
+    if (c->state == ST_LINGER || (c->state == ST_HEAD && !c->req &&
+                                  evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)) {
+        conn_free(c);
+    } else if (c->state == ST_HEAD && !c->req) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "request head not complete within %d s",
+                 c->srv->lim.head_timeout_s);
+        refuse(c, 408, msg);
+    }
 }
 
 static void write_cb(struct bufferevent *bev, void *arg)
@@ -744,6 +1012,29 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         conn_free(c);
 }
 
+/* The address of fd's peer as text ("127.0.0.1", "::1"; an IPv4-mapped IPv6
+ * address as IPv4), or "" when it is not an IP socket. */
+static void peer_name(int fd, char *out, size_t outlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    const void *addr = NULL;
+    int family = AF_UNSPEC;
+    out[0] = '\0';
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+        return;
+    if (ss.ss_family == AF_INET) {
+        family = AF_INET;
+        addr = &((struct sockaddr_in *)&ss)->sin_addr;
+    } else if (ss.ss_family == AF_INET6) {
+        const struct in6_addr *a6 = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+        family = IN6_IS_ADDR_V4MAPPED(a6) ? AF_INET : AF_INET6;
+        addr = family == AF_INET ? (const void *)(a6->s6_addr + 12) : (const void *)a6;
+    }
+    if (addr && !inet_ntop(family, addr, out, (socklen_t)outlen))
+        out[0] = '\0';
+}
+
 int tg_http_server_adopt(struct tg_http_server *srv, int fd)
 {
     struct conn *c = tg_calloc(1, sizeof(*c));
@@ -755,15 +1046,19 @@ int tg_http_server_adopt(struct tg_http_server *srv, int fd)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* fails harmlessly off TCP */
     evutil_make_socket_nonblocking(fd);
     c->srv = srv;
+    peer_name(fd, c->peer, sizeof(c->peer));
     c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->resume = event_new(srv->base, -1, 0, resume_cb, c);
-    if (!c->bev || !c->resume) {
+    c->deadline = evtimer_new(srv->base, deadline_cb, c);
+    if (!c->bev || !c->resume || !c->deadline) {
         if (c->bev)
             bufferevent_free(c->bev);
         else
             evutil_closesocket(fd);
         if (c->resume)
             event_free(c->resume);
+        if (c->deadline)
+            event_free(c->deadline);
         tg_free(c);
         return TG_E_NOMEM;
     }
@@ -774,6 +1069,8 @@ int tg_http_server_adopt(struct tg_http_server *srv, int fd)
     srv->conns = c;
     struct timeval tv = {srv->lim.idle_timeout_s, 0};
     bufferevent_set_timeouts(c->bev, &tv, NULL);
+    /* a new connection has its first head's time from now, sent or not */
+    arm(c->deadline, srv->lim.head_timeout_s);
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     return TG_OK;
@@ -785,7 +1082,47 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     (void)l;
     (void)sa;
     (void)salen;
-    tg_http_server_adopt(arg, fd);
+    struct tg_http_server *srv = arg;
+    srv->accept_pause_ms = 0;
+    tg_http_server_adopt(srv, fd);
+}
+
+static void relisten_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct tg_http_server *srv = arg;
+    if (srv->listener && !srv->draining)
+        evconnlistener_enable(srv->listener);
+}
+
+/*
+ * accept failed for a reason other than a client that left (EMFILE,
+ * ENFILE, ENOBUFS...): the connection stays in the backlog and the
+ * listener would report it again at once, so pause the listener, longer
+ * each time in a row, and say so at most every ACCEPT_LOG_EVERY_MS.
+ */
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+    struct tg_http_server *srv = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    srv->accept_pause_ms = srv->accept_pause_ms
+                               ? TG_MIN(srv->accept_pause_ms * 2, ACCEPT_PAUSE_MAX_MS)
+                               : ACCEPT_PAUSE_MIN_MS;
+    evconnlistener_disable(l);
+    struct timeval tv = {srv->accept_pause_ms / 1000, (srv->accept_pause_ms % 1000) * 1000};
+    evtimer_add(srv->relisten, &tv);
+    int64_t now = tg_clock_mono_ns();
+    if (srv->accept_logged_ns &&
+        now - srv->accept_logged_ns < ACCEPT_LOG_EVERY_MS * INT64_C(1000000)) {
+        srv->accept_unlogged++;
+        return;
+    }
+    tg_warn("cannot accept connections: %s; not accepting for %d ms (%u more failures since the "
+            "last report)",
+            evutil_socket_error_to_string(err), srv->accept_pause_ms, srv->accept_unlogged);
+    srv->accept_logged_ns = now;
+    srv->accept_unlogged = 0;
 }
 
 /* ------------------------------------------------------------ server */
@@ -802,10 +1139,13 @@ static int server_new(struct event_base *base, const struct tg_http_limits *limi
     srv->base = base;
     srv->cb = cb;
     srv->cb_arg = arg;
-    srv->lim.max_header = limits && limits->max_header ? limits->max_header : 16384;
-    srv->lim.max_body = limits && limits->max_body ? limits->max_body : 1048576;
-    srv->lim.idle_timeout_s = limits && limits->idle_timeout_s ? limits->idle_timeout_s : 60;
-    srv->lim.max_headers = limits && limits->max_headers ? limits->max_headers : 64;
+    limits_fill(&srv->lim, limits);
+    srv->relisten = evtimer_new(base, relisten_cb, srv);
+    if (!srv->relisten) {
+        tg_free(srv);
+        snprintf(err, errlen, "out of memory");
+        return TG_E_NOMEM;
+    }
     *out = srv;
     return TG_OK;
 }
@@ -839,9 +1179,11 @@ int tg_http_server_start(struct event_base *base, const char *host, int port,
         1024, (struct sockaddr *)&ss, sslen);
     if (!srv->listener) {
         snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
+        event_free(srv->relisten);
         tg_free(srv);
         return TG_E_IO;
     }
+    evconnlistener_set_error_cb(srv->listener, accept_error_cb);
     struct sockaddr_storage bound;
     socklen_t blen = sizeof(bound);
     getsockname(evconnlistener_get_fd(srv->listener), (struct sockaddr *)&bound, &blen);
@@ -871,6 +1213,7 @@ size_t tg_http_inflight(const struct tg_http_server *srv)
 void tg_http_server_stop_accepting(struct tg_http_server *srv)
 {
     srv->draining = true;
+    evtimer_del(srv->relisten);
     if (srv->listener)
         evconnlistener_disable(srv->listener);
     struct conn *c = srv->conns;
@@ -890,5 +1233,6 @@ void tg_http_server_free(struct tg_http_server *srv)
         conn_free(srv->conns);
     if (srv->listener)
         evconnlistener_free(srv->listener);
+    event_free(srv->relisten);
     tg_free(srv);
 }

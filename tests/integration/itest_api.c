@@ -504,8 +504,8 @@ static void test_status_endpoints(void **state)
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", E.a.port);
     assert_int_equal(tg_h_http("GET", url, NULL, NULL, 0, 0, &r), 0);
     assert_int_equal(r.status, 200);
-    const char *names[] = {"trustgate_http_requests_total{route=\"/v1/chat/completions\","
-                           "status=\"200\"}",
+    const char *names[] = {("trustgate_http_requests_total{route=\"/v1/chat/completions\","
+                            "status=\"200\"}"),
                            "trustgate_decisions_total{decision=\"deliver\"}",
                            "trustgate_stage_duration_seconds_bucket{stage=\"generate\"",
                            "trustgate_stage_duration_seconds_count{stage=\"record\"}",

@@ -939,8 +939,8 @@ static void test_users_are_one_person_each(void **state)
         ":17: users[2].name: duplicate user name 'ann' (users[0] has it too)",
         ":21: users[4].name 'ｒｅｖｉｅｗｅｒ１' is the same identity as 'Reviewer1' of users[3]",
         ":24: users[5].token is also API key 'web': a person's token must not be a channel's key",
-        ":27: users[6].customer_ids[0] 'CUST-9' is the same identity as 'cust-9' of users[0] "
-        "('ann')",
+        (":27: users[6].customer_ids[0] 'CUST-9' is the same identity as 'cust-9' of users[0] "
+         "('ann')"),
         ":27: users[6].customer_ids[1] 'bob' is the same identity as 'bob' of users[1] ('bob')",
         ":27: users[6].customer_ids[2] must be a non-empty string",
         ":29: users[7].token must be a non-empty string",
@@ -996,8 +996,8 @@ static void test_review_users_webhooks(void **state)
     const char *want[] = {
         "people_bad.yaml:8: review.warn_before must be a duration",
         "people_bad.yaml:9: review.four_eyes must be true or false",
-        "people_bad.yaml:12: users[0].role must be reviewer, supervisor, agent or auditor, not "
-        "'boss'",
+        ("people_bad.yaml:12: users[0].role must be reviewer, supervisor, agent or auditor, not "
+         "'boss'"),
         "people_bad.yaml:14: users[1] needs a name and a token",
         "people_bad.yaml:16: webhooks[0].url must be an http:// or https:// URL, not 'ftp://x'",
         "people_bad.yaml:18: webhooks[1] needs a secret",
