@@ -2,13 +2,21 @@
 # bench/ladder.sh - what the degradation ladder costs and how fast it fails over.
 #
 # 1. Pass-through overhead, no faults: the same fake upstream behind
-#      base    trustgate built from BENCH_BASELINE_REV (default: the last
-#              commit before src/dispatch existed), bench/passthrough.yaml
-#      plain   this trustgate, bench/passthrough.yaml (the route alone)
-#      ladder  this trustgate, bench/passthrough-ladder.yaml
+#      base         trustgate built from BENCH_BASELINE_REV (default: the
+#                   last commit before src/dispatch existed),
+#                   bench/passthrough.yaml (the route alone)
+#      base-ladder  the same binary, bench/passthrough-ladder.yaml (only
+#                   when that revision reads the file, i.e. has a ladder)
+#      plain        this trustgate, bench/passthrough.yaml
+#      ladder       this trustgate, bench/passthrough-ladder.yaml: a
+#                   pass-through ladder (the client names the model) with
+#                   the default breakers
 #    wrk at 32 connections, BENCH_ROUNDS rounds of BENCH_DURATION seconds in
-#    which the targets take turns; requests/s and CPU per request.
-#    Target: ladder within 10% of base.
+#    which the targets take turns; requests/s and CPU per request, and the
+#    ratios ladder/base-ladder (this build's ladder against the baseline's)
+#    and ladder/base round by round.  Target: ladder within 10% of base.
+#    Baseline builds are kept in BENCH_BASELINE_CACHE (default
+#    BENCH_BUILD_DIR/baseline) and reused.
 # 2. Time to fail over, BENCH_TURNS sequential turns each (curl):
 #      header-wait  the primary never answers (header_timeout 200 ms)
 #      stream-idle  the primary's stream stalls after 2 chunks (idle_timeout 200 ms)
@@ -23,8 +31,10 @@ cd "$root"
 for tool in wrk curl awk git cmake; do
     command -v "$tool" >/dev/null || { echo "bench: '$tool' not found (scripts/install-deps.sh bench)" >&2; exit 1; }
 done
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$build" -j "$(nproc)" --target trustgate fake-upstream >/dev/null
+[ -f "$build/CMakeCache.txt" ] || cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$build" -j "${BENCH_JOBS:-2}" --target trustgate fake-upstream >/dev/null ||
+    { echo "bench: building trustgate and fake-upstream in $build failed" >&2; exit 1; }
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/tg-ladder.XXXXXX")
 pids=()
 cleanup() {
@@ -34,12 +44,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# the baseline binary, built from the chosen revision in a worktree
+# the baseline binary, built once from the chosen revision (bench/baseline.sh)
 rev=${BENCH_BASELINE_REV:-$(git log --diff-filter=A --format=%H -- src/dispatch/dispatch.c | tail -n 1)^}
-git worktree add -q --detach "$tmp/base-src" "$rev"
-cmake -S "$tmp/base-src" -B "$tmp/base-build" -DCMAKE_BUILD_TYPE=Release -DTG_TESTS=OFF >/dev/null
-cmake --build "$tmp/base-build" -j "$(nproc)" --target trustgate >/dev/null
-git worktree remove --force "$tmp/base-src"
+# shellcheck source=bench/baseline.sh
+. bench/baseline.sh
+baseline_build "$root" "$rev" "${BENCH_BASELINE_CACHE:-$build/baseline}" || exit 1
+rev=$BASELINE_COMMIT
 
 "$build/fake-upstream" --listen 127.0.0.1:0 >"$tmp/up.out" 2>/dev/null &
 pids+=($!)
@@ -56,15 +66,26 @@ start() {
     printf -v "PORT_$1" '%s' "$(sed -n 's|.*serving on http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$tmp/$1.out")"
     printf -v "PID_$1" '%s' "$pid"
 }
-start base "$tmp/base-build/trustgate" bench/passthrough.yaml
+targets=(base)
+start base "$BASELINE_BIN" bench/passthrough.yaml
+if TG_BENCH_UPSTREAM=127.0.0.1:$up TG_BENCH_LOG_LEVEL=warn \
+    "$BASELINE_BIN" config check bench/passthrough-ladder.yaml >/dev/null 2>&1; then
+    start base_ladder "$BASELINE_BIN" bench/passthrough-ladder.yaml
+    targets+=(base_ladder)
+fi
 start plain "$build/trustgate" bench/passthrough.yaml
 start ladder "$build/trustgate" bench/passthrough-ladder.yaml
+targets+=(plain ladder)
+for t in "${targets[@]}"; do
+    port_var=PORT_$t
+    [ -n "${!port_var}" ] || { echo "bench: $t did not start: $(tail -n 5 "$tmp/$t.err")" >&2; exit 1; }
+done
 
 ticks() { local f; read -r -a f <<<"$(cut -d')' -f2- "/proc/$1/stat")"; echo $((f[11] + f[12])); }
-declare -A REQ CPU SEC
-for t in base plain ladder; do REQ[$t]=0; CPU[$t]=0; SEC[$t]=0; done
-for r in $(seq "$rounds"); do
-    for t in base plain ladder; do
+declare -A REQ CPU SEC RPS_R CPU_R
+for t in "${targets[@]}"; do REQ[$t]=0; CPU[$t]=0; SEC[$t]=0; RPS_R[$t]=""; CPU_R[$t]=""; done
+for _ in $(seq "$rounds"); do
+    for t in "${targets[@]}"; do
         port_var=PORT_$t pid_var=PID_$t
         c0=$(ticks "${!pid_var}")
         line=$(TG_BENCH_KEY=tg-bench-key wrk -t2 -c32 -d"${duration}s" -s bench/chat.lua \
@@ -75,14 +96,47 @@ for r in $(seq "$rounds"); do
         errs=$(sed -n 's/.*status_err=\([0-9]*\).*/\1/p' <<<"$line")
         [ "${errs:-1}" = 0 ] || { echo "bench: $t answered errors: $line" >&2; exit 1; }
         REQ[$t]=$((REQ[$t] + n)); SEC[$t]=$((SEC[$t] + us)); CPU[$t]=$((CPU[$t] + c1 - c0))
+        RPS_R[$t]+=" $(awk -v n="$n" -v us="$us" 'BEGIN { printf "%.1f", n / (us / 1e6) }')"
+        RPS_R[$t]=${RPS_R[$t]# }
+        CPU_R[$t]+=" $((c1 - c0)) $n"
     done
 done
 hz=$(getconf CLK_TCK)
-echo "pass-through, 32 connections, $rounds x ${duration}s rounds (revision $(git describe --always --dirty), baseline ${rev})"
-for t in base plain ladder; do
-    awk -v n="${REQ[$t]}" -v us="${SEC[$t]}" -v c="${CPU[$t]}" -v hz="$hz" -v t="$t" \
-        'BEGIN { printf "  %-7s %8.0f req/s   %6.1f us CPU per request\n", t, n / (us / 1e6), c / hz * 1e6 / n }'
+revision=$(git describe --always --dirty)
+src_home=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$build/CMakeCache.txt")
+if [ -n "$src_home" ] && ! [ "$src_home" -ef "$root" ]; then
+    revision="the sources in $src_home"
+fi
+echo "pass-through, 32 connections, $rounds x ${duration}s rounds taking turns (trustgate: $revision; baseline ${rev})"
+echo "load average before: $load_before; machine: $(nproc) cores ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo))"
+for t in "${targets[@]}"; do
+    awk -v n="${REQ[$t]}" -v us="${SEC[$t]}" -v c="${CPU[$t]}" -v hz="$hz" -v t="${t/_/-}" \
+        'BEGIN { printf "  %-12s %8.0f req/s   %6.1f us CPU per request\n", t, n / (us / 1e6), c / hz * 1e6 / n }'
 done
+# vs A B: A's figures over B's, overall and round by round, and whether 1.0
+# lies within the rounds' spread.
+vs() {
+    awk -v a="${RPS_R[$1]}" -v b="${RPS_R[$2]}" -v ca="${CPU_R[$1]}" -v cb="${CPU_R[$2]}" \
+        -v ra="${REQ[$1]}" -v sa="${SEC[$1]}" -v rb="${REQ[$2]}" -v sb="${SEC[$2]}" \
+        -v xa="${CPU[$1]}" -v xb="${CPU[$2]}" -v name="${1/_/-} / ${2/_/-}" '
+        function verdict(lo, hi) { return (lo <= 1 && hi >= 1) ? "within the rounds'"'"' spread" : "outside the rounds'"'"' spread" }
+        BEGIN {
+            n = split(a, A, " "); split(b, B, " "); split(ca, CA, " "); split(cb, CB, " ")
+            rl = 1e9; rh = 0; cl = 1e9; ch = 0; rr = ""; cr = ""
+            for (i = 1; i <= n; i++) {
+                r = A[i] / B[i]; c = (CA[2 * i - 1] / CA[2 * i]) / (CB[2 * i - 1] / CB[2 * i])
+                rr = rr sprintf(" %.3f", r); cr = cr sprintf(" %.3f", c)
+                if (r < rl) rl = r; if (r > rh) rh = r; if (c < cl) cl = c; if (c > ch) ch = c
+            }
+            printf "  %s: throughput %.3f (rounds%s: %s), CPU per request %.3f (rounds%s: %s)\n", name,
+                (ra / sa) / (rb / sb), rr, verdict(rl, rh), (xa / ra) / (xb / rb), cr, verdict(cl, ch)
+        }'
+}
+if [ -n "${REQ[base_ladder]:-}" ]; then
+    vs ladder base_ladder
+fi
+vs ladder base
+vs plain base
 awk -v b="${REQ[base]}" -v bs="${SEC[base]}" -v l="${REQ[ladder]}" -v ls="${SEC[ladder]}" \
     'BEGIN { r = (l / ls) / (b / bs); ok = (r >= 0.9) ? "met" : "NOT met"; printf "  ladder / base throughput: %.3f  (target >= 0.90: %s)\n", r, ok }'
 
@@ -105,6 +159,7 @@ echo "time to fail over, $turns sequential turns each (next rung answers)"
 for case in hang stall; do
     : >"$tmp/fo-$case.txt"
     for _ in $(seq "$turns"); do
+        # shellcheck disable=SC2154 # PORT_fo is set by start
         curl -s -o "$tmp/fo.body" -w '%{time_total}\n' -H 'Authorization: Bearer tg-bench-key' \
             -H 'Content-Type: application/json' \
             -d "{\"model\":\"fo-$case\",\"user\":\"u$RANDOM$RANDOM\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}" \

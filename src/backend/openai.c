@@ -98,26 +98,35 @@ static void call_finish(struct tg_backend_call *c)
     call_release(c);
 }
 
-/* usage, model and finish_reason of a whole completion. */
+/* usage and model of a whole completion (the top-level members). */
 static void scan_meta(struct tg_backend_call *c, const char *j, size_t n)
 {
     static const char *const model[] = {"model"};
-    static const char *const fr[] = {"choices", "#0", "finish_reason"};
-    static const char *const pt[] = {"usage", "prompt_tokens"};
-    static const char *const ct[] = {"usage", "completion_tokens"};
+    static const char *const usage[] = {"usage"};
+    static const char *const pt[] = {"prompt_tokens"};
+    static const char *const ct[] = {"completion_tokens"};
+    const char *u;
+    size_t ul;
     tg_jscan_str_at(j, n, model, 1, c->res.model, sizeof(c->res.model));
-    tg_jscan_str_at(j, n, fr, 3, c->res.finish_reason, sizeof(c->res.finish_reason));
-    c->res.prompt_tokens = tg_jscan_int_at(j, n, pt, 2, 0);
-    c->res.completion_tokens = tg_jscan_int_at(j, n, ct, 2, 0);
+    if (tg_jscan_find(j, n, usage, 1, &u, &ul) == TG_OK && u[0] == '{') {
+        c->res.prompt_tokens = tg_jscan_int_at(u, ul, pt, 1, 0);
+        c->res.completion_tokens = tg_jscan_int_at(u, ul, ct, 1, 0);
+    }
 }
 
-/* A JSON value at path as a jansson tree (tool calls, logprobs: rare and
- * handed on whole); NULL when absent or null. */
-static json_t *tree_at(const char *j, size_t n, const char *const *path, size_t npath)
+/* The value of one member of the object at j, or NULL. */
+static const char *member(const char *j, size_t n, const char *key, size_t *vl)
 {
+    const char *path[] = {key};
     const char *v;
-    size_t vl;
-    if (tg_jscan_find(j, n, path, npath, &v, &vl) != TG_OK || tg_jscan_is_null(v, vl))
+    return tg_jscan_find(j, n, path, 1, &v, vl) == TG_OK ? v : NULL;
+}
+
+/* A JSON value as a jansson tree (tool calls, logprobs: rare and handed on
+ * whole); NULL when absent or null. */
+static json_t *tree(const char *v, size_t vl)
+{
+    if (!v || tg_jscan_is_null(v, vl))
         return NULL;
     return json_loadb(v, vl, JSON_DECODE_ANY, NULL);
 }
@@ -151,26 +160,28 @@ static bool normalize_tool_calls(json_t *calls)
 }
 
 /* Fill the result from a complete non-stream body.  The message's content
- * may be null when it carries tool calls. */
+ * may be null when it carries tool calls.  The body is validated once;
+ * each lookup after that scans only the member it is in. */
 static void parse_completion(struct tg_backend_call *c)
 {
-    static const char *const message[] = {"choices", "#0", "message"};
-    static const char *const content[] = {"choices", "#0", "message", "content"};
-    static const char *const tools[] = {"choices", "#0", "message", "tool_calls"};
-    static const char *const logprobs[] = {"choices", "#0", "logprobs"};
+    static const char *const choice0[] = {"choices", "#0"};
+    static const char *const finish[] = {"finish_reason"};
     const char *j = c->raw.data ? c->raw.data : "";
-    const char *v;
-    size_t n = c->raw.len, vl;
+    const char *ch = NULL, *msg = NULL, *v;
+    size_t n = c->raw.len, chl = 0, ml = 0, vl;
     struct tg_buf text;
     tg_buf_init(&text, 16u << 20);
-    if (tg_jscan_validate(j, n) || tg_jscan_find(j, n, message, 3, &v, &vl) || v[0] != '{') {
+    if (tg_jscan_validate(j, n) == TG_OK && tg_jscan_find(j, n, choice0, 2, &ch, &chl) == TG_OK &&
+        ch[0] == '{')
+        msg = member(ch, chl, "message", &ml);
+    if (!msg || msg[0] != '{') {
         tg_backend_result_fail(&c->res, TG_E_UPSTREAM, "bad_response",
                                "upstream answered 200 without a chat.completion message");
         goto out;
     }
-    c->res.tool_calls = tree_at(j, n, tools, 4);
-    if (c->res.tool_calls && (!json_is_array(c->res.tool_calls) ||
-                              json_array_size(c->res.tool_calls) == 0)) {
+    v = member(msg, ml, "tool_calls", &vl);
+    c->res.tool_calls = v && v[0] == '[' ? tree(v, vl) : NULL;
+    if (c->res.tool_calls && json_array_size(c->res.tool_calls) == 0) {
         json_decref(c->res.tool_calls);
         c->res.tool_calls = NULL;
     }
@@ -179,7 +190,8 @@ static void parse_completion(struct tg_backend_call *c)
                                "upstream answered with a tool call without a function name");
         goto out;
     }
-    if (tg_jscan_find(j, n, content, 4, &v, &vl) == TG_OK && v[0] == '"') {
+    v = member(msg, ml, "content", &vl);
+    if (v && v[0] == '"') {
         if (tg_jscan_string(v, vl, &text)) {
             tg_backend_result_fail(&c->res, TG_E_UPSTREAM, "bad_response",
                                    "upstream answer is too large");
@@ -200,7 +212,9 @@ static void parse_completion(struct tg_backend_call *c)
         goto out;
     }
     c->res.content = tg_buf_steal(&text, &c->res.len);
-    c->res.logprobs = tree_at(j, n, logprobs, 3);
+    v = member(ch, chl, "logprobs", &vl);
+    c->res.logprobs = v && v[0] == '{' ? tree(v, vl) : NULL;
+    tg_jscan_str_at(ch, chl, finish, 1, c->res.finish_reason, sizeof(c->res.finish_reason));
     scan_meta(c, j, n);
     if (!c->res.finish_reason[0])
         tg_strlcpy(c->res.finish_reason, c->res.tool_calls ? "tool_calls" : "stop",

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static char dir[64];
@@ -306,6 +307,67 @@ static void test_retry_after_past_the_budget_fails_over_at_once(void **state)
     assert_int_equal(a.status, 200);
     assert_string_equal(tg_json_str(tg(a.body), "rung", ""), "light");
     assert_int_equal(requests("m-429-long"), 1);
+    assert_true(a.seconds < 1.0);
+    json_decref(a.body);
+    healthy(&gwa);
+}
+
+/* secs (Unix time) as an IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT". */
+static void imf_fixdate(int64_t secs, char *buf, size_t len)
+{
+    static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    time_t t = (time_t)secs;
+    struct tm tm;
+    assert_non_null(gmtime_r(&t, &tm));
+    snprintf(buf, len, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday], tm.tm_mday,
+             months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+static void test_429_with_a_retry_after_date_waits_until_then(void **state)
+{
+    (void)state;
+    char date[64], step[160];
+    light_ok();
+    /* the first whole second at least 1.5 s ahead: a wait of 1.5 to 2.5 s */
+    int64_t t0 = tg_clock_wall_ms();
+    int64_t at_s = (t0 + 1500 + 999) / 1000;
+    imf_fixdate(at_s, date, sizeof(date));
+    snprintf(step, sizeof(step), "{\"status\":429,\"retry_after\":\"%s\"}", date);
+    script("m-429-date", step, "{}");
+    int64_t t1 = tg_clock_wall_ms();
+    struct answer a = ask(&gwa, "m-429-date", "u1c", false, false);
+    assert_int_equal(a.status, 200);
+    assert_string_equal(tg_json_str(tg(a.body), "rung", ""), "primary");
+    assert_true(has_event(a.body, "status_429"));
+    json_t *m = seen("m-429-date");
+    assert_int_equal(tg_json_int(m, "requests", 0), 2);
+    int64_t first = json_integer_value(json_array_get(json_object_get(m, "at_ms"), 0));
+    int64_t again = json_integer_value(json_array_get(json_object_get(m, "at_ms"), 1));
+    assert_true(again - first >= 1400);
+    /* never sooner than the date: at_ms counts (in whole ms) from the scripting, which
+     * ended by t1, so the retry came at t1 + again + 1 at the latest */
+    assert_true(t1 + again + 1 >= at_s * 1000);
+    assert_true(a.seconds < 4.0);
+    json_decref(m);
+    json_decref(a.body);
+    healthy(&gwa);
+}
+
+static void test_retry_after_date_past_the_budget_fails_over_at_once(void **state)
+{
+    (void)state;
+    char date[64], step[160];
+    light_ok();
+    /* an hour ahead, A's budget is 10 s: the date is not waited for */
+    imf_fixdate(tg_clock_wall_ms() / 1000 + 3600, date, sizeof(date));
+    snprintf(step, sizeof(step), "{\"status\":429,\"retry_after\":\"%s\"}", date);
+    script("m-429-date-long", NULL, step);
+    struct answer a = ask(&gwa, "m-429-date-long", "u1d", false, false);
+    assert_int_equal(a.status, 200);
+    assert_string_equal(tg_json_str(tg(a.body), "rung", ""), "light");
+    assert_int_equal(requests("m-429-date-long"), 1);
     assert_true(a.seconds < 1.0);
     json_decref(a.body);
     healthy(&gwa);
@@ -1027,6 +1089,8 @@ int main(void)
         cmocka_unit_test(test_outage_sequence_starts),
         cmocka_unit_test(test_429_with_retry_after_waits_as_told),
         cmocka_unit_test(test_retry_after_past_the_budget_fails_over_at_once),
+        cmocka_unit_test(test_429_with_a_retry_after_date_waits_until_then),
+        cmocka_unit_test(test_retry_after_date_past_the_budget_fails_over_at_once),
         cmocka_unit_test(test_429_again_and_again_backs_off_then_fails_over),
         cmocka_unit_test(test_503_once_is_retried),
         cmocka_unit_test(test_503_persistent_fails_over),

@@ -54,7 +54,6 @@ enum { R_MORE = 0, R_AGAIN = 1, R_DONE = 2 };
 /* One scripted behaviour.  Integer fields are -1 when unset. */
 struct step {
     int64_t status;
-    int64_t retry_after;
     int64_t delay_ms;
     int64_t ttft_ms;
     int64_t chunk_delay_ms;
@@ -69,6 +68,7 @@ struct step {
     char *content;       /* owned; NULL: the default answer */
     char *error_code;    /* owned; with status: the error's code instead of the usual one */
     char *error_message; /* owned; with status: the error's message */
+    char *retry_after;   /* owned; with status: the Retry-After value, sent verbatim */
     char *dialect;       /* owned; NULL: compact, unless the request names one */
     char *reasoning;     /* owned; reasoning text sent before the answer */
     char *finish_reason; /* owned; NULL: "stop", or "tool_calls" with tool_calls */
@@ -76,7 +76,8 @@ struct step {
     struct step *next;
 };
 
-enum field_kind { F_INT, F_BOOL, F_STR, F_TOOLS };
+/* F_TEXT: a string, or an integer in [min, max] kept as its decimal text. */
+enum field_kind { F_INT, F_BOOL, F_STR, F_TEXT, F_TOOLS };
 
 static const struct step_field {
     const char *name;
@@ -86,7 +87,7 @@ static const struct step_field {
     int64_t max;
 } step_fields[] = {
     {"status", F_INT, offsetof(struct step, status), 400, 599},
-    {"retry_after", F_INT, offsetof(struct step, retry_after), 0, INT32_MAX},
+    {"retry_after", F_TEXT, offsetof(struct step, retry_after), 0, INT32_MAX},
     {"delay_ms", F_INT, offsetof(struct step, delay_ms), 0, INT32_MAX},
     {"ttft_ms", F_INT, offsetof(struct step, ttft_ms), 0, INT32_MAX},
     {"chunk_delay_ms", F_INT, offsetof(struct step, chunk_delay_ms), 0, INT32_MAX},
@@ -762,10 +763,16 @@ static json_t **step_json(struct step *s, const struct step_field *f)
     return (json_t **)(void *)((char *)s + f->off);
 }
 
+/* Does a field of this kind own a string? */
+static bool kind_is_str(enum field_kind k)
+{
+    return k == F_STR || k == F_TEXT;
+}
+
 static void step_clear(struct step *s)
 {
     for (size_t i = 0; i < TG_ARRAY_LEN(step_fields); i++) {
-        if (step_fields[i].kind == F_STR)
+        if (kind_is_str(step_fields[i].kind))
             tg_free(*step_str(s, &step_fields[i]));
         else if (step_fields[i].kind == F_TOOLS)
             json_decref(*step_json(s, &step_fields[i]));
@@ -779,13 +786,13 @@ static int step_copy(struct step *dst, const struct step *src)
 
     s.next = NULL;
     for (size_t i = 0; i < TG_ARRAY_LEN(step_fields); i++) {
-        if (step_fields[i].kind == F_STR)
+        if (kind_is_str(step_fields[i].kind))
             *step_str(&s, &step_fields[i]) = NULL;
         else if (step_fields[i].kind == F_TOOLS)
             json_incref(*step_json(&s, &step_fields[i]));
     }
     for (size_t i = 0; i < TG_ARRAY_LEN(step_fields); i++) {
-        if (step_fields[i].kind != F_STR)
+        if (!kind_is_str(step_fields[i].kind))
             continue;
         const char *v = *step_str((struct step *)src, &step_fields[i]);
         if (!v)
@@ -809,6 +816,34 @@ static const struct step_field *step_field_find(const char *name)
     return NULL;
 }
 
+/* An F_TEXT field: a string goes into a header line as it is, so it may
+ * hold no control character but a tab; an integer becomes its digits. */
+static int step_set_text(struct step *s, const struct step_field *f, const json_t *v)
+{
+    char num[24];
+    const char *text = num;
+    size_t len;
+
+    if (json_is_string(v)) {
+        text = json_string_value(v);
+        len = json_string_length(v);
+        for (size_t i = 0; i < len; i++)
+            if (((unsigned char)text[i] < 0x20 && text[i] != '\t') || text[i] == 0x7f)
+                return TG_E_INVAL;
+    } else if (json_is_integer(v) && json_integer_value(v) >= f->min &&
+               json_integer_value(v) <= f->max) {
+        len = (size_t)snprintf(num, sizeof(num), "%" PRId64, (int64_t)json_integer_value(v));
+    } else {
+        return TG_E_INVAL;
+    }
+    char *dup = tg_strndup(text, len);
+    if (!dup)
+        return TG_E_NOMEM;
+    tg_free(*step_str(s, f));
+    *step_str(s, f) = dup;
+    return TG_OK;
+}
+
 static int step_set(struct step *s, const struct step_field *f, const json_t *v)
 {
     if (json_is_null(v))
@@ -826,6 +861,8 @@ static int step_set(struct step *s, const struct step_field *f, const json_t *v)
         *step_json(s, f) = json_incref((json_t *)v);
         return TG_OK;
     }
+    if (f->kind == F_TEXT)
+        return step_set_text(s, f, v);
     if (f->kind == F_STR) {
         if (!json_is_string(v))
             return TG_E_INVAL;
@@ -1057,8 +1094,9 @@ static const char *reason_of(int status)
     return status >= 500 ? "Server Error" : "Client Error";
 }
 
+/* retry_after: the Retry-After value, NULL for none. */
 static void write_head(struct conn *c, int status, const char *ctype, int64_t clen,
-                       int64_t retry_after)
+                       const char *retry_after)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
 
@@ -1069,8 +1107,8 @@ static void write_head(struct conn *c, int status, const char *ctype, int64_t cl
     else
         evbuffer_add_printf(out, "Cache-Control: no-cache\r\n%s",
                             c->chunked_out ? "Transfer-Encoding: chunked\r\n" : "");
-    if (retry_after >= 0)
-        evbuffer_add_printf(out, "Retry-After: %" PRId64 "\r\n", retry_after);
+    if (retry_after)
+        evbuffer_add_printf(out, "Retry-After: %s\r\n", retry_after);
     if (!c->keep_alive)
         evbuffer_add_printf(out, "Connection: close\r\n");
     else if (c->http10)
@@ -1078,7 +1116,8 @@ static void write_head(struct conn *c, int status, const char *ctype, int64_t cl
     evbuffer_add(out, "\r\n", 2);
 }
 
-static void send_body(struct conn *c, int status, const char *body, size_t len, int64_t retry_after)
+static void send_body(struct conn *c, int status, const char *body, size_t len,
+                      const char *retry_after)
 {
     write_head(c, status, "application/json", (int64_t)len, retry_after);
     evbuffer_add(bufferevent_get_output(c->bev), body, len);
@@ -1087,7 +1126,7 @@ static void send_body(struct conn *c, int status, const char *body, size_t len, 
 
 /* An OpenAI-style error body {"error": {"message", "type", "param", "code"}}. */
 static void send_error_code(struct conn *c, int status, const char *code, const char *message,
-                            int64_t retry_after)
+                            const char *retry_after)
 {
     struct out o = {&c->srv->scratch, TG_OK};
     size_t i = status_index(status);
@@ -1115,7 +1154,7 @@ static void send_error_code(struct conn *c, int status, const char *code, const 
     send_body(c, status, o.b->data, o.b->len, retry_after);
 }
 
-static void send_error(struct conn *c, int status, const char *message, int64_t retry_after)
+static void send_error(struct conn *c, int status, const char *message, const char *retry_after)
 {
     send_error_code(c, status, NULL, message, retry_after);
 }
@@ -1127,10 +1166,10 @@ static void send_json(struct conn *c, int status, json_t *v)
 
     json_decref(v);
     if (!text) {
-        send_error(c, 500, "out of memory", -1);
+        send_error(c, 500, "out of memory", NULL);
         return;
     }
-    send_body(c, status, text, strlen(text), -1);
+    send_body(c, status, text, strlen(text), NULL);
     tg_free(text);
 }
 
@@ -1475,12 +1514,12 @@ static void send_completion(struct conn *c)
     }
     json_decref(v);
     if (o.rc) {
-        send_error(c, 500, "out of memory", -1);
+        send_error(c, 500, "out of memory", NULL);
         return;
     }
     c->srv->completions++;
     model_count(c, "completions");
-    send_body(c, 200, o.b->data, o.b->len, -1);
+    send_body(c, 200, o.b->data, o.b->len, NULL);
 }
 
 /* Queue one SSE event, framed as an HTTP chunk when the reply is chunked. */
@@ -1898,7 +1937,7 @@ static void stream_begin(struct conn *c)
     c->call_started = false;
     c->events = 0;
     c->npieces = count_pieces(c);
-    write_head(c, 200, "text/event-stream", -1, -1);
+    write_head(c, 200, "text/event-stream", -1, NULL);
     /* a lead comment goes out at once, like a keep-alive while queued */
     if (c->d->lead && emit_comment(c, c->d->lead)) {
         conn_kill(c, false);
@@ -1928,7 +1967,7 @@ static void respond_chat(struct conn *c)
         return; /* stays busy until the client gives up */
     if (s->reject_prefill && c->prefill) {
         send_error_code(c, 400, "prefill_not_supported",
-                        "This model does not support an assistant message prefill.", -1);
+                        "This model does not support an assistant message prefill.", NULL);
         return;
     }
     if (s->status > 0) {
@@ -2063,7 +2102,7 @@ static void chat(struct conn *c)
     srv->requests++;
     record_headers(c);
     if (!auth_ok(c)) {
-        send_error(c, 401, "Incorrect API key provided.", -1);
+        send_error(c, 401, "Incorrect API key provided.", NULL);
         return;
     }
     root = json_loadb(c->body.data ? c->body.data : "", c->body.len, 0, &jerr);
@@ -2071,14 +2110,14 @@ static void chat(struct conn *c)
     srv->last_request = root ? json_incref(root) : json_stringn(c->body.data, c->body.len);
     messages = json_object_get(root, "messages");
     if (!json_is_object(root))
-        send_error(c, 400, "We could not parse the JSON body of your request.", -1);
+        send_error(c, 400, "We could not parse the JSON body of your request.", NULL);
     else if (!json_is_array(messages))
-        send_error(c, 400, "'messages' is a required property", -1);
+        send_error(c, 400, "'messages' is a required property", NULL);
     else if (hdr && !dialect_find(hdr))
-        send_error(c, 400, "unknown X-Fake-Dialect", -1);
+        send_error(c, 400, "unknown X-Fake-Dialect", NULL);
     else if (!take_any_step(srv, tg_json_str(root, "model", MODEL_ID), &c->step) ||
              chat_prepare(c, root, messages, chat_dialect(c)))
-        send_error(c, 500, "out of memory", -1);
+        send_error(c, 500, "out of memory", NULL);
     else if (c->step.delay_ms > 0)
         arm(c, J_DELAY, c->step.delay_ms);
     else
@@ -2173,7 +2212,7 @@ static void control_script(struct conn *c, const json_t *root)
     }
     if (rc) {
         steps_free(head);
-        send_error(c, rc == TG_E_NOMEM ? 500 : 400, err, -1);
+        send_error(c, rc == TG_E_NOMEM ? 500 : 400, err, NULL);
         return;
     }
     if (head) {
@@ -2201,7 +2240,7 @@ static void control_default(struct conn *c, const json_t *root)
     char err[128];
 
     if (step_parse(root, &s, err, sizeof(err))) {
-        send_error(c, 400, err, -1);
+        send_error(c, 400, err, NULL);
         return;
     }
     step_clear(&c->srv->fallback);
@@ -2228,7 +2267,7 @@ static void control_model(struct conn *c, const json_t *root)
             step_clear(&tmp);
     }
     if (!ok) {
-        send_error(c, 400, err, -1);
+        send_error(c, 400, err, NULL);
         return;
     }
     json_object_set_new(c->srv->models, name,
@@ -2272,11 +2311,11 @@ static void control(struct conn *c)
     }
     if (strcmp(what, "script") && strcmp(what, "default") && strcmp(what, "reset") &&
         strcmp(what, "model")) {
-        send_error(c, 404, "unknown control endpoint", -1);
+        send_error(c, 404, "unknown control endpoint", NULL);
         return;
     }
     if (!post) {
-        send_error(c, 405, "control endpoints other than stats take POST", -1);
+        send_error(c, 405, "control endpoints other than stats take POST", NULL);
         return;
     }
     if (strcmp(what, "reset") == 0) {
@@ -2285,7 +2324,7 @@ static void control(struct conn *c)
     }
     root = json_loadb(c->body.data ? c->body.data : "", c->body.len, 0, NULL);
     if (!root)
-        send_error(c, 400, "the control body is not JSON", -1);
+        send_error(c, 400, "the control body is not JSON", NULL);
     else if (strcmp(what, "script") == 0)
         control_script(c, root);
     else if (strcmp(what, "model") == 0)
@@ -2323,13 +2362,13 @@ static void dispatch(struct conn *c)
     if (chat_path && strcmp(c->method, "POST") == 0)
         chat(c);
     else if (!chat_path && !models_path)
-        send_error(c, 404, "Unknown request URL.", -1);
+        send_error(c, 404, "Unknown request URL.", NULL);
     else if (!auth_ok(c))
-        send_error(c, 401, "Incorrect API key provided.", -1);
+        send_error(c, 401, "Incorrect API key provided.", NULL);
     else if (models_path && strcmp(c->method, "GET") == 0)
-        send_body(c, 200, models_body, sizeof(models_body) - 1, -1);
+        send_body(c, 200, models_body, sizeof(models_body) - 1, NULL);
     else
-        send_error(c, 405, "Method not allowed.", -1);
+        send_error(c, 405, "Method not allowed.", NULL);
 }
 
 /* ------------------------------------------------------------------ request reading */
@@ -2558,7 +2597,7 @@ static void process_input(struct conn *c)
             dispatch(c);
         } else {
             c->keep_alive = false;
-            send_error(c, rc, "malformed HTTP request", -1);
+            send_error(c, rc, "malformed HTTP request", NULL);
         }
     }
     c->in_input = false;

@@ -764,6 +764,39 @@ static void test_retry_after(void **state)
     resp_free(&r);
 }
 
+/* A string retry_after is sent as it is (an HTTP date); one that would
+ * break the header line, or a negative number, is refused. */
+static void test_retry_after_text(void **state)
+{
+    const struct child *ch = *state;
+    struct resp r;
+
+    control(ch, "script",
+            "{\"steps\":[{\"status\":503,\"retry_after\":\"Wed, 21 Oct 2026 07:28:00 GMT\"},"
+            "{\"status\":429,\"retry_after\":0}]}");
+    http(ch, CHAT, "{\"messages\":[]}", &r);
+    assert_int_equal(r.rc, CURLE_OK);
+    assert_int_equal(r.status, 503);
+    assert_true(head_has(&r, "\r\nRetry-After: Wed, 21 Oct 2026 07:28:00 GMT\r\n"));
+    resp_free(&r);
+    http(ch, CHAT, "{\"messages\":[]}", &r);
+    assert_int_equal(r.status, 429);
+    assert_true(head_has(&r, "\r\nRetry-After: 0\r\n"));
+    resp_free(&r);
+    http(ch, CHAT, "{\"messages\":[]}", &r);
+    assert_int_equal(r.status, 200);
+    assert_false(head_has(&r, "Retry-After"));
+    resp_free(&r);
+    json_decref(http_json(ch, "/_control/script",
+                          "{\"steps\":[{\"status\":429,\"retry_after\":\"1\\r\\nX-Evil: 1\"}]}",
+                          400));
+    json_decref(http_json(ch, "/_control/script",
+                          "{\"steps\":[{\"status\":429,\"retry_after\":-1}]}", 400));
+    json_decref(http_json(ch, "/_control/script",
+                          "{\"steps\":[{\"status\":429,\"retry_after\":1.5}]}", 400));
+    assert_int_equal(stat_int(ch, "queued"), 0);
+}
+
 static void test_stats_keepalive(void **state)
 {
     const struct child *ch = *state;
@@ -1491,6 +1524,7 @@ int main(void)
         cmocka_unit_test_setup(test_reset_after, test_setup),
         cmocka_unit_test_setup(test_stream_timing, test_setup),
         cmocka_unit_test_setup(test_retry_after, test_setup),
+        cmocka_unit_test_setup(test_retry_after_text, test_setup),
         cmocka_unit_test_setup(test_stats_keepalive, test_setup),
         cmocka_unit_test_setup(test_curl_reuse, test_setup),
         cmocka_unit_test_setup(test_bad_requests, test_setup),
