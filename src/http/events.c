@@ -19,6 +19,7 @@
 #include "http/http.h"
 
 #include "pipeline/pipeline.h"
+#include "store/store.h"
 
 #include <event2/event.h>
 #include <stdio.h>
@@ -132,7 +133,8 @@ void tg_events_subscribe(struct tg_api *api, struct tg_http_req *req, const char
     s->ev = e;
     s->req = req;
     s->chat = customer != NULL;
-    if (customer)
+    /* tasks name their customer by the stored form (a pseudonym): match on it */
+    if (customer && tg_store_pseudonym(api->p->store, customer, s->customer) != TG_OK)
         tg_strlcpy(s->customer, customer, sizeof(s->customer));
     s->next = e->subs;
     if (e->subs)

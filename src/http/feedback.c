@@ -3,6 +3,7 @@
  * owners set on it.
  *
  *   POST /v1/feedback   {turn_id, rating: "good"|"bad"|1..5, correct_answer?}  (API key)
+ *                       correct_answer is stored masked (store.h)
  *   GET  /v1/monitor    daily FAR, its trend and the exit criterion           (users)
  *
  * Daily FAR counts, per UTC day, the AI answers people judged: a reviewer's
@@ -209,8 +210,22 @@ static void feedback(struct tg_api *api, struct tg_http_req *req)
     }
     json_decref(rec);
     int64_t now = tg_clock_wall_ms();
-    json_t *fb = json_pack("{s:s, s:I, s:b, s:O?, s:O}", "turn_id", turn, "at_ms", (json_int_t)now,
-                           "good", good, "correct_answer", ca, "rating", rv);
+    /* what the customer wrote is kept masked, as the store keeps free text */
+    struct tg_buf masked;
+    tg_buf_init(&masked, TG_BUF_UNLIMITED);
+    int mrc =
+        ca ? tg_store_mask(api->p->store, json_string_value(ca), json_string_length(ca), &masked)
+           : TG_OK;
+    json_t *fb = mrc ? NULL
+                     : json_pack("{s:s, s:I, s:b, s:O}", "turn_id", turn, "at_ms", (json_int_t)now,
+                                 "good", good, "rating", rv);
+    if (fb && ca &&
+        json_object_set_new(fb, "correct_answer",
+                            json_stringn(masked.data ? masked.data : "", masked.len)) != 0) {
+        json_decref(fb);
+        fb = NULL;
+    }
+    tg_buf_free(&masked);
     char key[128];
     snprintf(key, sizeof(key), "feedback/%s", turn);
     char *s = fb ? json_dumps(fb, JSON_COMPACT) : NULL;

@@ -488,6 +488,36 @@ static int load_pseudonym_key(struct tg_pipeline *p, const char *dir, char *err,
     return TG_OK;
 }
 
+/*
+ * The store's privacy hooks (store.h): a customer id is kept as the keyed
+ * pseudonym of its canonical form (tg_config_identity), so "Cust-1" and
+ * "cust-1" are one customer for lookups and the four-eyes rule alike; an
+ * id with no canonical form (not UTF-8, or too long) is taken as given.
+ * Free text is masked as customer messages are, with the policy-number
+ * pattern of the configuration in force.
+ */
+static int store_pseudonym_cb(void *arg, const char *id, char out[TG_STORE_KEY_MAX])
+{
+    const struct tg_pipeline *p = arg;
+    struct tg_buf canon;
+    char ps[33];
+    tg_buf_init(&canon, 4 * 4096);
+    bool ok = tg_config_identity(id, strlen(id), &canon) == TG_OK && canon.data;
+    const char *v = ok ? canon.data : id;
+    tg_pii_pseudonym(p->pseudonym_key, sizeof(p->pseudonym_key), "customer", v, strlen(v), ps);
+    tg_buf_free(&canon);
+    if (!ps[0])
+        return TG_E_INTERNAL;
+    tg_strlcpy(out, ps, TG_STORE_KEY_MAX);
+    return TG_OK;
+}
+
+static int store_mask_cb(void *arg, const char *text, size_t len, struct tg_buf *out)
+{
+    const struct tg_pipeline *p = arg;
+    return tg_pii_mask(text, len, p->cfg->policy_pattern, out);
+}
+
 /* The knowledge base and intent classifier of an answerer, as its config says. */
 static int open_knowledge(struct tg_pipeline *p, struct tg_answerer *a, const char *kb_prefix,
                           const char *data_dir, char *err, size_t errlen)
@@ -776,7 +806,19 @@ static int open_pipeline(const struct tg_config *cfg, struct event_base *base, c
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    rc = tg_store_open(uri, &p->store, err, errlen);
+    {
+        /* the key first: the store converts what an older version kept in clear with it */
+        char dir[4096];
+        const char *path = tg_str_has_prefix(uri, "sqlite:") ? uri + 7 : uri;
+        const char *slash = strrchr(path, '/');
+        snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+        rc = load_pseudonym_key(p, dir, err, errlen);
+        if (rc)
+            goto out;
+    }
+    const struct tg_store_privacy priv = {
+        .pseudonym = store_pseudonym_cb, .mask = store_mask_cb, .arg = p};
+    rc = tg_store_open_private(uri, &priv, &p->store, err, errlen);
     if (!rc && !(p->store_uri = tg_strdup(uri)))
         rc = TG_E_NOMEM;
     if (rc)
@@ -812,11 +854,9 @@ static int open_pipeline(const struct tg_config *cfg, struct event_base *base, c
         const char *path = tg_str_has_prefix(uri, "sqlite:") ? uri + 7 : uri;
         const char *slash = strrchr(path, '/');
         snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
-        rc = load_pseudonym_key(p, dir, err, errlen);
-        if (!rc)
-            rc = tg_audit_signer_open(
-                dir, tg_json_str(json_object_get(cfg->root, "audit"), "origin", "trustgate"),
-                &p->signer, err, errlen);
+        rc = tg_audit_signer_open(
+            dir, tg_json_str(json_object_get(cfg->root, "audit"), "origin", "trustgate"),
+            &p->signer, err, errlen);
         if (rc)
             goto out;
     }
@@ -930,16 +970,19 @@ void tg_pipeline_task_changed(struct tg_pipeline *p, const json_t *task)
         tg_pipeline_with_person(p, conv, NULL); /* closed (or decided): back to the AI */
 }
 
-/* The hand-offs still open when the gateway starts. */
+static int with_person_cb(void *ctx, const struct tg_review_row *row)
+{
+    struct tg_pipeline *p = ctx;
+    tg_pipeline_with_person(p, row->conversation_id, row->id);
+    return TG_OK;
+}
+
+/* The hand-offs still open when the gateway starts: conversation and task
+ * ids only, read from the tasks' key columns, never the tasks. */
 static int load_with_person(struct tg_pipeline *p)
 {
-    json_t *tasks = NULL;
-    size_t i;
-    json_t *t;
     p->with_person = json_object();
-    if (!p->with_person || tg_store_review_list(p->store, "handed_off", 1000000, &tasks))
-        return TG_E_DB;
-    json_array_foreach(tasks, i, t) tg_pipeline_task_changed(p, t);
-    json_decref(tasks);
-    return TG_OK;
+    if (!p->with_person)
+        return TG_E_NOMEM;
+    return tg_store_review_scan(p->store, "handed_off", with_person_cb, p);
 }

@@ -238,9 +238,12 @@ static int conversation(struct tg_turn *t)
         const struct tg_conversation *mem = tg_pipeline_recent(p, t->conv.customer_id);
         if (mem)
             c = *mem;
+        /* the store finds the customer by the pseudonym it keeps and hands that
+         * back: the turn goes on with the id as the channel sent it */
         if ((mem || tg_store_conversation_latest(p->store, t->conv.customer_id, &c) == TG_OK) &&
             t->created_ms - c.updated_ms <= p->cfg->idle_timeout_ms) {
             t->conv = c;
+            tg_strlcpy(t->conv.customer_id, customer, sizeof(t->conv.customer_id));
             return TG_OK;
         }
     }
@@ -286,8 +289,9 @@ static void sensitive(struct tg_turn *t)
 
 /*
  * A conversation already with a person (an open hand-off): the message goes
- * to the agent, masked as the message store keeps it, and no model answers.
- * False when the conversation is not with a person (any more).
+ * to the agent (the store keeps it masked, as it keeps every hand-off
+ * message) and no model answers.  False when the conversation is not with
+ * a person (any more).
  */
 static bool to_person(struct tg_turn *t)
 {
@@ -296,16 +300,9 @@ static bool to_person(struct tg_turn *t)
         return false;
     char id[TG_ID_MAX], err[256];
     tg_strlcpy(id, rid, sizeof(id));
-    struct tg_buf masked;
-    tg_buf_init(&masked, TG_BUF_UNLIMITED);
-    const char *text = t->user_text;
-    if (tg_pii_mask(t->user_text, strlen(t->user_text), t->a->cfg->policy_pattern, &masked) ==
-            TG_OK &&
-        masked.data)
-        text = masked.data;
     json_t *task = NULL;
-    int rc = tg_review_customer_message(t->p->store, id, t->id, text, &task, err, sizeof(err));
-    tg_buf_free(&masked);
+    int rc =
+        tg_review_customer_message(t->p->store, id, t->id, t->user_text, &task, err, sizeof(err));
     if (rc == TG_E_CONFLICT || rc == TG_E_NOTFOUND) {
         tg_pipeline_with_person(t->p, t->conv.id, NULL); /* closed meanwhile: the AI answers */
         return false;

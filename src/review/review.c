@@ -34,12 +34,13 @@ static json_t *copy_or_empty(const json_t *v)
     return v ? json_deep_copy(v) : json_array();
 }
 
-/* Read a task as the last act left it: acts queued for the writer are
- * committed first (a flush is cheap when nothing waits). */
+/* Read a task as the last act left it, to change it: acts queued for the
+ * writer are committed first (a flush is cheap when nothing waits), and
+ * the hand-off thread, kept in rows of its own, is not read. */
 static int load(struct tg_store *st, const char *id, struct tg_review_row *row, json_t **task)
 {
     int rc = tg_store_flush(st);
-    return rc ? rc : tg_store_review_get(st, id, row, task);
+    return rc ? rc : tg_store_review_get_bare(st, id, row, task);
 }
 
 /* load() for a person's act: err names the task that could not be read. */
@@ -108,8 +109,17 @@ int tg_review_create(struct tg_store *st, const struct tg_review_new *n, char id
         "policy_hits", copy_or_empty(n->policy_hits), "question", n->question, "draft", n->draft,
         "citations", copy_or_empty(n->citations), "holding_reply", n->holding_reply, "events", "at",
         (json_int_t)n->created_ms, "actor", "trustgate", "event", "created", "decision");
-    if (task && n->started_by && n->started_by[0])
-        json_object_set_new(task, "started_by", json_string(n->started_by));
+    /* the customer is kept as the store keeps customer ids: a pseudonym */
+    char by[TG_STORE_KEY_MAX];
+    if (task && n->started_by && n->started_by[0]) {
+        rc = tg_store_pseudonym(st, n->started_by, by);
+        if (!rc)
+            json_object_set_new(task, "started_by", json_string(by));
+    }
+    if (rc) {
+        json_decref(task);
+        return rc;
+    }
     if (task && json_is_object(n->context))
         json_object_update_missing(task, (json_t *)n->context);
     if (!task)
@@ -163,11 +173,28 @@ static bool same_identity(const char *canon, const char *s)
     return same;
 }
 
+/*
+ * Is `by`, a task's started_by as stored, the identity `name`?  A store
+ * with privacy hooks keeps the pseudonym of the canonical form, so the
+ * pseudonym of name's is compared; a store without them keeps the id as
+ * given, so the canonical forms are (canon: by's, or NULL when it has
+ * none: too long to be a name, compared byte for byte).
+ */
+static bool same_person(struct tg_store *st, const char *by, const char *canon, const char *name)
+{
+    char ps[TG_STORE_KEY_MAX];
+    if (!strcmp(by, name))
+        return true;
+    if (tg_store_pseudonym(st, name, ps) == TG_OK && !strcmp(ps, by))
+        return true;
+    return canon && canon[0] && same_identity(canon, name);
+}
+
 /* The four-eyes rule's question: did the decider start this task's turn?
  * The customer id that started it is compared with the decider's name and
- * the customer ids mapped to them, all in canonical form.  An id that has
- * no canonical form (too long to be a name) is compared byte for byte. */
-static bool started_by_actor(const json_t *task, const struct tg_review_decision *d)
+ * the customer ids mapped to them, as one canonical identity. */
+static bool started_by_actor(struct tg_store *st, const json_t *task,
+                             const struct tg_review_decision *d)
 {
     const char *by = tg_json_str(task, "started_by", "");
     struct tg_buf canon;
@@ -176,14 +203,12 @@ static bool started_by_actor(const json_t *task, const struct tg_review_decision
     if (!by[0])
         return false;
     tg_buf_init(&canon, 4 * 4096);
-    bool same = !strcmp(by, d->actor);
-    if (!same && tg_config_identity(by, strlen(by), &canon) == TG_OK && canon.data[0]) {
-        same = same_identity(canon.data, d->actor);
-        json_array_foreach(d->actor_ids, i, v)
-        {
-            if (!same && json_is_string(v))
-                same = same_identity(canon.data, json_string_value(v));
-        }
+    const char *c = tg_config_identity(by, strlen(by), &canon) == TG_OK ? canon.data : NULL;
+    bool same = same_person(st, by, c, d->actor);
+    json_array_foreach(d->actor_ids, i, v)
+    {
+        if (!same && json_is_string(v))
+            same = same_person(st, by, c, json_string_value(v));
     }
     tg_buf_free(&canon);
     return same;
@@ -222,7 +247,7 @@ int tg_review_decide(struct tg_store *st, struct tg_audit *audit, const char *id
         snprintf(err, errlen, "task %s is claimed by %s", id, holder);
         goto out;
     }
-    if (d->four_eyes && started_by_actor(task, d)) {
+    if (d->four_eyes && started_by_actor(st, task, d)) {
         rc = TG_E_FORBIDDEN;
         snprintf(err, errlen, "four-eyes rule: %s started this turn and may not decide it",
                  d->actor);
@@ -306,7 +331,7 @@ int tg_review_handoff(struct tg_store *st, struct tg_audit *audit, const char *i
                       const char *reason, json_t **task_out)
 {
     json_t *task = NULL;
-    int rc = tg_store_review_get(st, id, NULL, &task);
+    int rc = tg_store_review_get_bare(st, id, NULL, &task);
     if (rc)
         return rc;
     const char *state = tg_json_str(task, "state", "");
@@ -376,6 +401,41 @@ int tg_review_claim(struct tg_store *st, struct tg_audit *audit, const char *id,
     return commit(st, audit, task, leaf, "claim", task_out, err, errlen);
 }
 
+/* Append a message to a hand-off's thread: a row of its own (the task row
+ * keeps its size), placed after the task's events so far. */
+static int thread_add(struct tg_store *st, const json_t *task, const char *turn_id,
+                      const char *from, const char *actor, const char *text, int64_t at)
+{
+    struct tg_handoff_msg m = {
+        .from = from,
+        .actor = actor,
+        .text = text,
+        .at_ms = at,
+        .after_events = (int64_t)json_array_size(json_object_get(task, "events")),
+    };
+    tg_strlcpy(m.review_id, tg_json_str(task, "id", ""), sizeof(m.review_id));
+    tg_strlcpy(m.turn_id, turn_id ? turn_id : "", sizeof(m.turn_id));
+    return tg_store_handoff_add(st, &m);
+}
+
+/*
+ * The task as readers see it (its thread read back), with the agent's
+ * latest reply as written: that goes to the customer, while the store
+ * keeps it masked.  Takes bare, returned when the thread cannot be read.
+ */
+static json_t *as_delivered(struct tg_store *st, const char *id, json_t *bare, const char *text)
+{
+    json_t *full = NULL;
+    if (tg_store_review_get(st, id, NULL, &full) != TG_OK)
+        return bare;
+    json_decref(bare);
+    json_t *replies = json_object_get(full, "agent_replies");
+    json_t *last = json_array_get(replies, json_array_size(replies) - 1);
+    if (text && last)
+        json_object_set_new(last, "text", json_string(text));
+    return full;
+}
+
 int tg_review_agent_reply(struct tg_store *st, struct tg_audit *audit, const char *id,
                           const char *actor, const char *text, bool close, json_t **task_out,
                           char *err, size_t errlen)
@@ -397,32 +457,40 @@ int tg_review_agent_reply(struct tg_store *st, struct tg_audit *audit, const cha
         return TG_E_INVAL;
     }
     int64_t at = tg_clock_wall_ms();
-    json_t *events = json_object_get(task, "events");
     uint8_t h[TG_SHA256_LEN];
     char hex[2 * TG_SHA256_LEN + 1] = "";
     if (has_text) {
-        json_t *replies = json_object_get(task, "agent_replies");
-        if (!json_is_array(replies)) {
-            replies = json_array();
-            json_object_set_new(task, "agent_replies", replies);
-        }
-        json_array_append_new(replies, json_pack("{s:I, s:s, s:s}", "at", (json_int_t)at, "actor",
-                                                 actor, "text", text));
-        json_array_append_new(events, json_pack("{s:I, s:s, s:s}", "at", (json_int_t)at, "actor",
-                                                actor, "event", "agent_reply"));
         tg_sha256(text, strlen(text), h);
         tg_hex_encode(h, sizeof(h), hex);
-    }
-    if (close) {
-        json_object_set_new(task, "state", json_string("closed"));
-        json_array_append_new(events, json_pack("{s:I, s:s, s:s}", "at", (json_int_t)at, "actor",
-                                                actor, "event", "closed"));
     }
     json_t *leaf =
         json_pack("{s:s, s:s, s:s, s:s, s:s?, s:b, s:I}", "kind", "handoff_reply", "review_id", id,
                   "turn_id", tg_json_str(task, "turn_id", ""), "actor", actor, "text_sha256",
                   has_text ? hex : NULL, "closed", close, "at", (json_int_t)at);
-    return commit(st, audit, task, leaf, "reply", task_out, err, errlen);
+    rc = leaf ? (audit ? tg_audit_append_json(audit, leaf, NULL) : TG_OK) : TG_E_NOMEM;
+    json_decref(leaf);
+    if (!rc && has_text)
+        rc = thread_add(st, task, NULL, "agent", actor, text, at);
+    if (!rc && close) {
+        json_object_set_new(task, "state", json_string("closed"));
+        json_array_append_new(
+            json_object_get(task, "events"),
+            json_pack("{s:I, s:s, s:s}", "at", (json_int_t)at, "actor", actor, "event", "closed"));
+        rc = put(st, task);
+    }
+    if (!rc)
+        rc = tg_store_flush(st);
+    if (rc) {
+        snprintf(err, errlen, "cannot store the reply: %s", tg_err_str(rc));
+        goto out;
+    }
+    if (task_out) {
+        *task_out = as_delivered(st, id, task, has_text ? text : NULL);
+        task = NULL;
+    }
+out:
+    json_decref(task);
+    return rc;
 }
 
 int tg_review_customer_message(struct tg_store *st, const char *id, const char *turn_id,
@@ -438,17 +506,15 @@ int tg_review_customer_message(struct tg_store *st, const char *id, const char *
         json_decref(task);
         return TG_E_CONFLICT;
     }
-    int64_t at = tg_clock_wall_ms();
-    json_t *msgs = json_object_get(task, "customer_messages");
-    if (!json_is_array(msgs)) {
-        msgs = json_array();
-        json_object_set_new(task, "customer_messages", msgs);
+    /* the turn that carried the message is the audit record of it, and
+     * waits for its commit before it answers */
+    rc = thread_add(st, task, turn_id, "customer", "customer", text, tg_clock_wall_ms());
+    if (rc)
+        snprintf(err, errlen, "cannot store the message: %s", tg_err_str(rc));
+    if (!rc && task_out) {
+        *task_out = task;
+        task = NULL;
     }
-    json_array_append_new(
-        msgs, json_pack("{s:I, s:s, s:s}", "at", (json_int_t)at, "turn_id", turn_id, "text", text));
-    json_array_append_new(json_object_get(task, "events"),
-                          json_pack("{s:I, s:s, s:s}", "at", (json_int_t)at, "actor", "customer",
-                                    "event", "customer_message"));
-    /* the turn that carried the message is the audit record of it */
-    return commit(st, NULL, task, json_object(), "message", task_out, err, errlen);
+    json_decref(task);
+    return rc;
 }

@@ -13,6 +13,15 @@
  * decision and the final answer.  Every decision appends an audit leaf
  * linked to the turn.
  *
+ * Personal data at rest: the store keeps the task's started_by as the
+ * store's pseudonym of the customer id (tg_store_pseudonym), and its
+ * answer, decision texts and hand-off messages masked (store.h).  What a
+ * call hands back in *task_out carries the texts as written, for the
+ * customer who is to receive them.  A hand-off's thread (the customer's
+ * later messages and the agents' replies) is kept in rows of its own, so
+ * each message costs the same however long the thread grows;
+ * tg_store_review_get puts it back in the task's shape.
+ *
  * The server refuses a decision that lacks any required attestation,
  * whatever the client sends.
  */
@@ -40,10 +49,11 @@ struct tg_review_new {
     const char *draft; /* NULL when AI wrote none (human_decision) */
     const json_t *citations;
     const char *holding_reply; /* what the customer was told meanwhile */
-    const char *started_by; /* the customer id of the turn, for the four-eyes rule (may be NULL) */
-    const char *state;      /* NULL: "pending"; "handed_off" for a turn the ladder gave a person */
-    const json_t *context;  /* more of the turn's context, merged into the task (may be NULL):
-                               intent, tier, explanation, conversation, internal */
+    const char *started_by;    /* the customer id of the turn, for the four-eyes rule (may be
+                                  NULL); stored as its pseudonym */
+    const char *state;     /* NULL: "pending"; "handed_off" for a turn the ladder gave a person */
+    const json_t *context; /* more of the turn's context, merged into the task (may be NULL):
+                              intent, tier, explanation, conversation, internal */
 };
 
 /* Create a pending task; its id ("rev_...") goes to id.  TG_OK or the store's error. */
@@ -80,8 +90,9 @@ int tg_review_claim(struct tg_store *st, struct tg_audit *audit, const char *id,
  * pending; TG_E_NOTFOUND for an unknown id.  With d->four_eyes, refused
  * with TG_E_FORBIDDEN when the customer who started the turn (the task's
  * started_by) is the decider: their name or one of d->actor_ids, compared
- * as tg_config_identity() forms, so neither case nor full-width letters
- * make the same person another.  On success the task is stored
+ * as tg_config_identity() forms (through the store's pseudonyms of them
+ * when it has privacy hooks), so neither case nor full-width letters make
+ * the same person another.  On success the task is stored
  * as decided with its final answer, an audit leaf is appended (audit may
  * be NULL only in tests) and *task_out (may be NULL) receives the task.
  */
@@ -99,18 +110,24 @@ int tg_review_handoff(struct tg_store *st, struct tg_audit *audit, const char *i
 
 /*
  * A human agent answers the customer of a handed-off task: the reply is
- * appended to agent_replies with an event and an audit leaf; close also
- * ends the hand-off (state closed).  TG_E_CONFLICT unless the task is
- * handed_off; TG_E_INVAL without text (unless closing).
+ * appended to the thread (agent_replies, with an event) and an audit leaf;
+ * close also ends the hand-off (state closed).  Committed before it
+ * returns.  *task_out (may be NULL) receives the task as
+ * tg_store_review_get reads it, the new reply's text as written (the
+ * customer is sent that; the store keeps it masked).  TG_E_CONFLICT unless
+ * the task is handed_off; TG_E_INVAL without text (unless closing).
  */
 int tg_review_agent_reply(struct tg_store *st, struct tg_audit *audit, const char *id,
                           const char *actor, const char *text, bool close, json_t **task_out,
                           char *err, size_t errlen);
 
 /*
- * The customer of a handed-off task wrote again: the message (already
- * masked) goes to the agent, appended to customer_messages with an event.
- * TG_E_CONFLICT unless the task is handed_off.
+ * The customer of a handed-off task wrote again: the message goes to the
+ * agent, appended to the thread (customer_messages, with an event) and
+ * stored masked; it costs one small row however long the thread is.  It is
+ * queued, not committed: the turn that carries it waits for its commit.
+ * *task_out (may be NULL) receives the task without its thread
+ * (tg_store_review_get_bare).  TG_E_CONFLICT unless the task is handed_off.
  */
 int tg_review_customer_message(struct tg_store *st, const char *id, const char *turn_id,
                                const char *text, json_t **task_out, char *err, size_t errlen);
@@ -121,7 +138,9 @@ struct tg_review_sla;
 /*
  * SLA timers on an event loop: every pending task is armed for its
  * deadline; one already past it is handed off at once (so timers survive a
- * restart).  The store and audit log are borrowed.
+ * restart).  Start-up reads only the tasks' ids and deadlines
+ * (tg_store_review_scan), never whole tasks.  The store and audit log are
+ * borrowed.
  */
 int tg_review_sla_start(struct event_base *base, struct tg_store *st, struct tg_audit *audit,
                         struct tg_review_sla **out);

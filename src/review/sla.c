@@ -4,7 +4,7 @@
  * the task is handed off to the human agent queue with the risk tag
  * review_sla_breached (tg_review_handoff).  At start-up every pending task
  * is re-armed and every overdue one handed off at once, so deadlines
- * survive a restart.
+ * survive a restart; only ids and deadlines are read for that.
  */
 #include "review/review.h"
 
@@ -59,7 +59,7 @@ static void warn(struct tg_review_sla *s, const char *id)
 {
     json_t *task = NULL;
     struct tg_review_row row;
-    if (tg_store_review_get(s->st, id, &row, &task) != TG_OK)
+    if (tg_store_review_get_bare(s->st, id, &row, &task) != TG_OK)
         return;
     const char *state = tg_json_str(task, "state", "");
     if (!strcmp(state, "pending") || !strcmp(state, "claimed")) {
@@ -186,11 +186,21 @@ void tg_review_sla_warn_before(struct tg_review_sla *s, int64_t ms)
     s->warn_before_ms = ms;
 }
 
+/* One open task at start-up: armed for its deadline, or handed off when it passed. */
+static int start_cb(void *ctx, const struct tg_review_row *row)
+{
+    struct tg_review_sla *s = ctx;
+    if (row->deadline_ms <= tg_clock_wall_ms()) {
+        expire(s, row->id);
+        return TG_OK;
+    }
+    return tg_review_sla_track(s, row->id, row->deadline_ms);
+}
+
 int tg_review_sla_start(struct event_base *base, struct tg_store *st, struct tg_audit *audit,
                         struct tg_review_sla **out)
 {
     struct tg_review_sla *s = tg_calloc(1, sizeof(*s));
-    json_t *lists[2] = {NULL, NULL};
     const char *states[2] = {"pending", "claimed"};
     int rc = TG_OK;
     if (!s)
@@ -203,21 +213,8 @@ int tg_review_sla_start(struct event_base *base, struct tg_store *st, struct tg_
         tg_free(s);
         return TG_E_NOMEM;
     }
-    for (int k = 0; k < 2 && !rc; k++) {
-        rc = tg_store_review_list(st, states[k], 100000, &lists[k]);
-        size_t i;
-        json_t *task;
-        json_array_foreach(lists[k], i, task)
-        {
-            const char *id = tg_json_str(task, "id", "");
-            int64_t deadline = tg_json_int(task, "deadline_ms", 0);
-            if (deadline <= tg_clock_wall_ms())
-                expire(s, id);
-            else if (!rc)
-                rc = tg_review_sla_track(s, id, deadline);
-        }
-        json_decref(lists[k]);
-    }
+    for (int k = 0; k < 2 && !rc; k++)
+        rc = tg_store_review_scan(st, states[k], start_cb, s);
     if (rc) {
         tg_review_sla_free(s);
         return rc;

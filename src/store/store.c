@@ -56,6 +56,12 @@ static bool unknown_scheme(const char *uri)
 
 int tg_store_open(const char *uri, struct tg_store **out, char *err, size_t errlen)
 {
+    return tg_store_open_private(uri, NULL, out, err, errlen);
+}
+
+int tg_store_open_private(const char *uri, const struct tg_store_privacy *priv,
+                          struct tg_store **out, char *err, size_t errlen)
+{
     const struct backend *be = NULL;
     const char *target = uri;
     int rc = TG_OK;
@@ -89,8 +95,87 @@ int tg_store_open(const char *uri, struct tg_store **out, char *err, size_t errl
         rc = TG_E_CONFIG;
         goto out;
     }
-    rc = be->ops->open(target, out, err, errlen);
+    if (priv && (!priv->pseudonym || !priv->mask)) {
+        set_err(err, errlen, "store: privacy hooks need both pseudonym and mask");
+        rc = TG_E_INVAL;
+        goto out;
+    }
+    rc = be->ops->open(target, priv, out, err, errlen);
+    if (rc == TG_OK && priv)
+        (*out)->priv = *priv;
 out:
+    return rc;
+}
+
+int tg_store_pseudonym(struct tg_store *st, const char *id, char out[TG_STORE_KEY_MAX])
+{
+    if (!st || !id || !out)
+        return TG_E_INVAL;
+    if (!st->priv.pseudonym) {
+        tg_strlcpy(out, id, TG_STORE_KEY_MAX);
+        return TG_OK;
+    }
+    return st->priv.pseudonym(st->priv.arg, id, out);
+}
+
+/* Mask with the hooks, or copy as is without them. */
+static int mask_with(const struct tg_store_privacy *priv, const char *text, size_t len,
+                     struct tg_buf *out)
+{
+    if (!priv || !priv->mask)
+        return tg_buf_append(out, text, len);
+    return priv->mask(priv->arg, text, len, out);
+}
+
+int tg_store_mask(struct tg_store *st, const char *text, size_t len, struct tg_buf *out)
+{
+    if (!st || (!text && len) || !out)
+        return TG_E_INVAL;
+    return mask_with(&st->priv, text ? text : "", len, out);
+}
+
+int tg_store_private_member(const struct tg_store_privacy *priv, json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    struct tg_buf b;
+    int rc = TG_OK;
+    if (!json_is_string(v) || !priv || !priv->mask)
+        return TG_OK;
+    tg_buf_init(&b, TG_BUF_UNLIMITED);
+    rc = mask_with(priv, json_string_value(v), json_string_length(v), &b);
+    if (rc == TG_OK && json_string_setn(v, b.data ? b.data : "", b.len) != 0)
+        rc = TG_E_NOMEM;
+    tg_buf_free(&b);
+    return rc;
+}
+
+int tg_store_private_task(const struct tg_store_privacy *priv, json_t *task, bool convert)
+{
+    static const char *const texts[] = {"answer"};
+    static const char *const decision_texts[] = {"text", "reason"};
+    json_t *decision = json_object_get(task, "decision");
+    size_t i;
+    json_t *m;
+    int rc = TG_OK;
+
+    json_object_del(task, "customer_messages");
+    json_object_del(task, "agent_replies");
+    for (i = 0; i < TG_ARRAY_LEN(texts) && rc == TG_OK; i++)
+        rc = tg_store_private_member(priv, task, texts[i]);
+    for (i = 0; i < TG_ARRAY_LEN(decision_texts) && rc == TG_OK && json_is_object(decision); i++)
+        rc = tg_store_private_member(priv, decision, decision_texts[i]);
+    json_array_foreach(json_object_get(task, "conversation"), i, m)
+    {
+        if (rc == TG_OK)
+            rc = tg_store_private_member(priv, m, "content");
+    }
+    const char *by = tg_json_str(task, "started_by", "");
+    if (rc == TG_OK && convert && by[0] && priv && priv->pseudonym) {
+        char ps[TG_STORE_KEY_MAX];
+        rc = priv->pseudonym(priv->arg, by, ps);
+        if (rc == TG_OK && json_object_set_new(task, "started_by", json_string(ps)) != 0)
+            rc = TG_E_NOMEM;
+    }
     return rc;
 }
 
@@ -140,10 +225,14 @@ void tg_store_commit_drain(struct tg_store *st)
 
 int tg_store_conversation_put(struct tg_store *st, const struct tg_conversation *c)
 {
+    struct tg_conversation pc;
+    int rc;
     if (!st || !c || !field_ok(c->id, sizeof(c->id), true) ||
         !field_ok(c->customer_id, sizeof(c->customer_id), false))
         return TG_E_INVAL;
-    return st->ops->conversation_put(st, c);
+    pc = *c;
+    rc = c->customer_id[0] ? tg_store_pseudonym(st, c->customer_id, pc.customer_id) : TG_OK;
+    return rc ? rc : st->ops->conversation_put(st, &pc);
 }
 
 int tg_store_message_add(struct tg_store *st, const struct tg_message *m)
@@ -229,11 +318,43 @@ int tg_store_turn_put(struct tg_store *st, const char *turn_id, const char *conv
 
 int tg_store_review_put(struct tg_store *st, const struct tg_review_row *r, const json_t *task)
 {
+    struct tg_review_row row;
+    json_t *copy = NULL;
+    int rc = TG_OK;
     if (!st || !r || !json_is_object(task) || !field_ok(r->id, sizeof(r->id), true) ||
         !field_ok(r->turn_id, sizeof(r->turn_id), false) ||
+        !field_ok(r->conversation_id, sizeof(r->conversation_id), false) ||
         !field_ok(r->state, sizeof(r->state), true) || !field_ok(r->queue, sizeof(r->queue), false))
         return TG_E_INVAL;
-    return st->ops->review_put(st, r, task);
+    row = *r;
+    if (!row.conversation_id[0])
+        tg_strlcpy(row.conversation_id, tg_json_str(task, "conversation_id", ""),
+                   sizeof(row.conversation_id));
+    copy = json_deep_copy(task);
+    rc = copy ? tg_store_private_task(&st->priv, copy, false) : TG_E_NOMEM;
+    if (rc == TG_OK)
+        rc = st->ops->review_put(st, &row, copy);
+    json_decref(copy);
+    return rc;
+}
+
+int tg_store_handoff_add(struct tg_store *st, const struct tg_handoff_msg *m)
+{
+    struct tg_handoff_msg pm;
+    struct tg_buf b;
+    int rc;
+    if (!st || !m || !m->from || !m->actor || !m->text ||
+        !field_ok(m->review_id, sizeof(m->review_id), true) ||
+        !field_ok(m->turn_id, sizeof(m->turn_id), false) || m->after_events < 0)
+        return TG_E_INVAL;
+    pm = *m;
+    tg_buf_init(&b, TG_BUF_UNLIMITED);
+    rc = mask_with(&st->priv, m->text, strlen(m->text), &b);
+    pm.text = b.data ? b.data : "";
+    if (rc == TG_OK)
+        rc = st->ops->handoff_add(st, &pm);
+    tg_buf_free(&b);
+    return rc;
 }
 
 int tg_store_audit_put(struct tg_store *st, const struct tg_audit_row *row)
@@ -248,9 +369,14 @@ int tg_store_audit_put(struct tg_store *st, const struct tg_audit_row *row)
 int tg_store_conversation_latest(struct tg_store *st, const char *customer_id,
                                  struct tg_conversation *out)
 {
+    char key[TG_STORE_KEY_MAX];
+    int rc;
     if (!st || !customer_id || !out)
         return TG_E_INVAL;
-    return st->ops->conversation_latest(st, customer_id, out);
+    rc = customer_id[0] ? tg_store_pseudonym(st, customer_id, key) : TG_OK;
+    if (!customer_id[0])
+        key[0] = '\0';
+    return rc ? rc : st->ops->conversation_latest(st, key, out);
 }
 
 int tg_store_conversation_get(struct tg_store *st, const char *id, struct tg_conversation *out)
@@ -274,19 +400,125 @@ int tg_store_turn_get(struct tg_store *st, const char *turn_id, json_t **record)
     return st->ops->turn_get(st, turn_id, record);
 }
 
-int tg_store_review_get(struct tg_store *st, const char *id, struct tg_review_row *row,
-                        json_t **task)
+/* A thread being put back into its task's shape. */
+struct thread {
+    json_t *customer, *agent; /* customer_messages, agent_replies */
+    json_t *events;           /* [after_events, event] pairs, in thread order */
+};
+
+static int thread_row_cb(void *ctx, const struct tg_handoff_msg *m)
+{
+    struct thread *t = ctx;
+    bool customer = strcmp(m->from, "customer") == 0;
+    json_t *item = customer ? json_pack("{s:I, s:s, s:s}", "at", (json_int_t)m->at_ms, "turn_id",
+                                        m->turn_id, "text", m->text)
+                            : json_pack("{s:I, s:s, s:s}", "at", (json_int_t)m->at_ms, "actor",
+                                        m->actor, "text", m->text);
+    json_t *ev =
+        json_pack("[I, {s:I, s:s, s:s}]", (json_int_t)m->after_events, "at", (json_int_t)m->at_ms,
+                  "actor", m->actor, "event", customer ? "customer_message" : "agent_reply");
+    /* each append takes its reference, also when it fails */
+    int a = item ? json_array_append_new(customer ? t->customer : t->agent, item) : -1;
+    int b = ev ? json_array_append_new(t->events, ev) : -1;
+    return a || b ? TG_E_NOMEM : TG_OK;
+}
+
+/*
+ * Read task id's thread (its latest limit messages) into the task: the two
+ * lists, and each message's event placed after the events the task had
+ * when it was written, so the timeline reads as it happened.
+ */
+static int thread_into(struct tg_store *st, const char *id, size_t limit, json_t *task)
+{
+    struct thread t = {json_array(), json_array(), json_array()};
+    json_t *merged = json_array(), *old = json_object_get(task, "events");
+    size_t k = 0, i;
+    json_t *e;
+    int rc = t.customer && t.agent && t.events && merged ? TG_OK : TG_E_NOMEM;
+    if (rc == TG_OK)
+        rc = st->ops->handoff_list(st, id, limit, thread_row_cb, &t);
+    if (rc || !json_array_size(t.events))
+        goto out;
+    json_array_foreach(old, i, e)
+    {
+        for (; k < json_array_size(t.events); k++) {
+            json_t *pair = json_array_get(t.events, k);
+            if (json_integer_value(json_array_get(pair, 0)) > (json_int_t)i)
+                break;
+            json_array_append(merged, json_array_get(pair, 1));
+        }
+        json_array_append(merged, e);
+    }
+    for (; k < json_array_size(t.events); k++)
+        json_array_append(merged, json_array_get(json_array_get(t.events, k), 1));
+    if (json_object_set(task, "events", merged) ||
+        (json_array_size(t.customer) && json_object_set(task, "customer_messages", t.customer)) ||
+        (json_array_size(t.agent) && json_object_set(task, "agent_replies", t.agent)))
+        rc = TG_E_NOMEM;
+out:
+    json_decref(t.customer);
+    json_decref(t.agent);
+    json_decref(t.events);
+    json_decref(merged);
+    return rc;
+}
+
+/* Only a task handed to an agent has a thread. */
+static bool may_have_thread(const json_t *task)
+{
+    const char *state = tg_json_str(task, "state", "");
+    return !strcmp(state, "handed_off") || !strcmp(state, "closed");
+}
+
+int tg_store_review_get_bare(struct tg_store *st, const char *id, struct tg_review_row *row,
+                             json_t **task)
 {
     if (!st || !id)
         return TG_E_INVAL;
     return st->ops->review_get(st, id, row, task);
 }
 
+int tg_store_review_get(struct tg_store *st, const char *id, struct tg_review_row *row,
+                        json_t **task)
+{
+    json_t *t = NULL;
+    int rc = tg_store_review_get_bare(st, id, row, task ? &t : NULL);
+    if (rc == TG_OK && t && may_have_thread(t))
+        rc = thread_into(st, id, SIZE_MAX, t);
+    if (rc == TG_OK && task)
+        *task = t;
+    else
+        json_decref(t);
+    return rc;
+}
+
 int tg_store_review_list(struct tg_store *st, const char *state, size_t limit, json_t **out)
 {
+    json_t *list = NULL;
+    size_t i;
+    json_t *t;
+    int rc;
     if (!st || !out)
         return TG_E_INVAL;
-    return st->ops->review_list(st, state, limit, out);
+    rc = st->ops->review_list(st, state, limit, &list);
+    json_array_foreach(list, i, t)
+    {
+        if (rc == TG_OK && may_have_thread(t))
+            rc = thread_into(st, tg_json_str(t, "id", ""), TG_STORE_LIST_THREAD, t);
+    }
+    if (rc == TG_OK)
+        *out = list;
+    else
+        json_decref(list);
+    return rc;
+}
+
+int tg_store_review_scan(struct tg_store *st, const char *state,
+                         int (*cb)(void *ctx, const struct tg_review_row *row), void *ctx)
+{
+    if (!st || !state || !cb)
+        return TG_E_INVAL;
+    return st->ops->review_scan(st, state, cb, ctx);
 }
 
 int tg_store_audit_size(struct tg_store *st, uint64_t *n)

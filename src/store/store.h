@@ -17,6 +17,20 @@
  * Ownership: strings and JSON passed in are copied (JSON by serialising);
  * JSON returned through an out-parameter is a new reference the caller
  * json_decref()s; struct fields returned are owned by the caller's struct.
+ *
+ * Personal data.  A store opened with privacy hooks (tg_store_open_private)
+ * keeps no customer id and no free text a person wrote in clear, whoever
+ * writes it: a conversation's customer id is stored as its keyed pseudonym
+ * (given in clear to tg_store_conversation_put and _latest, read back as
+ * the pseudonym); a review task is stored with its answer, decision.text,
+ * decision.reason and conversation[].content masked; hand-off messages are
+ * stored masked.  Callers pseudonymise other customer ids themselves
+ * (tg_store_pseudonym: a task's started_by) and mask texts the store keeps
+ * opaque (tg_store_mask: blobs).  Messages are stored as given: the record
+ * stage masks them unless a rule says otherwise.  The first open with
+ * hooks of a database an older version wrote converts what it holds
+ * (customer ids, task texts, hand-off messages, feedback) once.  Without
+ * hooks texts and ids are stored as given, and never converted later.
  */
 #ifndef TG_STORE_H
 #define TG_STORE_H
@@ -47,6 +61,8 @@ struct tg_message {
 struct tg_review_row {
     char id[TG_ID_MAX];
     char turn_id[TG_ID_MAX];
+    /* "" on put: taken from the task's conversation_id */
+    char conversation_id[TG_ID_MAX];
     char state[24];   /* pending, claimed, decided, expired, handed_off */
     char queue[64];
     int64_t priority; /* larger first */
@@ -64,11 +80,55 @@ struct tg_audit_row {
 };
 
 /*
+ * One message of a hand-off's thread: the customer writing to the agent
+ * (from "customer", turn_id the turn that carried it) or the agent's reply
+ * (from "agent", actor the agent).  Strings are borrowed for the call.
+ */
+struct tg_handoff_msg {
+    char review_id[TG_ID_MAX];
+    char turn_id[TG_ID_MAX]; /* "" for an agent's reply */
+    const char *from;        /* "customer" or "agent" */
+    const char *actor;       /* the agent's name; "customer" */
+    const char *text;        /* as written; stored masked */
+    int64_t at_ms;
+    int64_t after_events; /* the task's events when it was written: its event follows them */
+};
+
+/*
+ * What a store does to personal data before it reaches the disk (see the
+ * top of this file).  pseudonym writes the stored form of a customer id
+ * (a keyed pseudonym of its canonical form, NUL-terminated, shorter than
+ * TG_STORE_KEY_MAX) to out; mask appends text with every personal
+ * identifier masked to out.  Both return TG_OK or an error, are called on
+ * the caller's thread (and on the opener's while a database is converted)
+ * and must not call the store.  arg is passed to both.
+ */
+struct tg_store_privacy {
+    int (*pseudonym)(void *arg, const char *id, char out[TG_STORE_KEY_MAX]);
+    int (*mask)(void *arg, const char *text, size_t len, struct tg_buf *out);
+    void *arg;
+};
+
+/*
  * Open the store named by uri: "sqlite:PATH", or a bare PATH meaning SQLite.
  * Creates the file and schema when missing.  On failure returns an error and
  * writes a message naming the problem to err (errlen bytes).
  */
 int tg_store_open(const char *uri, struct tg_store **out, char *err, size_t errlen);
+/*
+ * The same with privacy hooks (copied; arg must outlive the store).  The
+ * first open with hooks of a database an older version wrote converts the
+ * personal data it holds, a row at a time in one transaction, before this
+ * returns.
+ */
+int tg_store_open_private(const char *uri, const struct tg_store_privacy *priv,
+                          struct tg_store **out, char *err, size_t errlen);
+/* The stored form of customer id `id` in out: its pseudonym, or id itself
+ * (cut to fit) in a store without hooks.  TG_OK or the hook's error. */
+int tg_store_pseudonym(struct tg_store *st, const char *id, char out[TG_STORE_KEY_MAX]);
+/* Append text masked as the store keeps free text (as written without
+ * hooks) to out.  TG_OK, TG_E_NOMEM or the hook's error. */
+int tg_store_mask(struct tg_store *st, const char *text, size_t len, struct tg_buf *out);
 /* Commit everything queued, stop the writer and free the store.  NULL is a no-op. */
 void tg_store_close(struct tg_store *st);
 /* "sqlite" or "postgres". */
@@ -119,8 +179,19 @@ int tg_store_turn_put_text(struct tg_store *st, const char *turn_id, const char 
  * this call): the record is kept once, in the audit log, and read from there. */
 int tg_store_turn_put_leaf(struct tg_store *st, const char *turn_id, const char *conversation_id,
                            const char *decision, int64_t created_ms, uint64_t audit_index);
-/* Insert or replace a review task: key columns plus the whole task as JSON. */
+/*
+ * Insert or replace a review task: key columns plus the whole task as JSON,
+ * its texts masked (see the top of this file).  A task's hand-off thread
+ * is not part of it: members customer_messages and agent_replies are left
+ * out; tg_store_handoff_add appends to the thread.
+ */
 int tg_store_review_put(struct tg_store *st, const struct tg_review_row *r, const json_t *task);
+/*
+ * Append one message to a hand-off's thread: a row of its own, so the
+ * cost does not grow with the thread and the task row keeps its size.
+ * TG_E_INVAL without a review id, from, actor or text.
+ */
+int tg_store_handoff_add(struct tg_store *st, const struct tg_handoff_msg *m);
 /* Append one audit leaf.  Indexes must arrive in order 0, 1, 2, ...; a
  * duplicate or gap is a write error (TG_E_CONFLICT). */
 int tg_store_audit_put(struct tg_store *st, const struct tg_audit_row *row);
@@ -153,12 +224,34 @@ int tg_store_messages(struct tg_store *st, const char *conversation_id, size_t l
                       json_t **out);
 /* A turn record as stored; TG_E_NOTFOUND if none. */
 int tg_store_turn_get(struct tg_store *st, const char *turn_id, json_t **record);
-/* A review task's row and JSON; either out-parameter may be NULL. */
+/*
+ * A review task's row and JSON, as readers see it: the hand-off thread is
+ * read from its rows and put back in the task's shape (customer_messages
+ * [{at, turn_id, text}], agent_replies [{at, actor, text}], each with its
+ * event in events).  Either out-parameter may be NULL.
+ */
 int tg_store_review_get(struct tg_store *st, const char *id, struct tg_review_row *row,
                         json_t **task);
-/* Review tasks in a state (NULL: all), highest priority then earliest
- * deadline first, at most limit, as a JSON array of task objects. */
+/* The same without the thread: what a writer reads to change the task and
+ * put it back, at a cost that does not grow with the thread. */
+int tg_store_review_get_bare(struct tg_store *st, const char *id, struct tg_review_row *row,
+                             json_t **task);
+/*
+ * Review tasks in a state (NULL: all), highest priority then earliest
+ * deadline first, at most limit, as a JSON array of task objects.  A
+ * task's thread is read as by tg_store_review_get, its latest
+ * TG_STORE_LIST_THREAD messages only (tg_store_review_get has them all).
+ */
+#define TG_STORE_LIST_THREAD 50
 int tg_store_review_list(struct tg_store *st, const char *state, size_t limit, json_t **out);
+/*
+ * Call cb with the key columns of every task in state (no task JSON), by
+ * deadline: what timers and maps need at start-up, in memory that does
+ * not grow with the tasks.  The row is valid only during the call; a
+ * non-zero return from cb stops the scan and is returned.
+ */
+int tg_store_review_scan(struct tg_store *st, const char *state,
+                         int (*cb)(void *ctx, const struct tg_review_row *row), void *ctx);
 /* Number of audit leaves committed. */
 int tg_store_audit_size(struct tg_store *st, uint64_t *n);
 /* One leaf; free row->data with tg_free().  TG_E_NOTFOUND past the end. */

@@ -17,9 +17,12 @@
 struct tg_store_ops {
     const char *kind; /* returned by tg_store_kind() */
 
-    /* target is the backend's part of the uri (for SQLite the path).  On
-     * failure writes a message to err (errlen may be 0) and sets nothing. */
-    int (*open)(const char *target, struct tg_store **out, char *err, size_t errlen);
+    /* target is the backend's part of the uri (for SQLite the path); priv
+     * is NULL or the hooks a database holding personal data in clear is
+     * converted with (once: the backend remembers it did).  On failure
+     * writes a message to err (errlen may be 0) and sets nothing. */
+    int (*open)(const char *target, const struct tg_store_privacy *priv, struct tg_store **out,
+                char *err, size_t errlen);
     void (*close)(struct tg_store *st);
     int (*flush)(struct tg_store *st);
 
@@ -38,7 +41,10 @@ struct tg_store_ops {
     int (*turn_put)(struct tg_store *st, const char *turn_id, const char *conversation_id,
                     const char *decision, int64_t created_ms, const char *record, size_t len,
                     int64_t audit_idx);
+    /* task is already private (store.c) and r->conversation_id filled in. */
     int (*review_put)(struct tg_store *st, const struct tg_review_row *r, const json_t *task);
+    /* text is already masked (store.c). */
+    int (*handoff_add)(struct tg_store *st, const struct tg_handoff_msg *m);
     int (*audit_put)(struct tg_store *st, const struct tg_audit_row *row);
 
     int (*conversation_latest)(struct tg_store *st, const char *customer_id,
@@ -46,19 +52,38 @@ struct tg_store_ops {
     int (*conversation_get)(struct tg_store *st, const char *id, struct tg_conversation *out);
     int (*messages)(struct tg_store *st, const char *conversation_id, size_t limit, json_t **out);
     int (*turn_get)(struct tg_store *st, const char *turn_id, json_t **record);
+    /* Tasks as stored, without their threads (store.c reads those). */
     int (*review_get)(struct tg_store *st, const char *id, struct tg_review_row *row,
                       json_t **task);
     int (*review_list)(struct tg_store *st, const char *state, size_t limit, json_t **out);
+    int (*review_scan)(struct tg_store *st, const char *state,
+                       int (*cb)(void *ctx, const struct tg_review_row *row), void *ctx);
+    /* The latest `limit` messages of a task's thread, oldest first, to cb
+     * (valid during the call; non-zero stops and is returned). */
+    int (*handoff_list)(struct tg_store *st, const char *review_id, size_t limit,
+                        int (*cb)(void *ctx, const struct tg_handoff_msg *m), void *ctx);
     int (*audit_size)(struct tg_store *st, uint64_t *n);
     int (*audit_get)(struct tg_store *st, uint64_t index, struct tg_audit_row *row);
     int (*audit_scan)(struct tg_store *st, uint64_t from,
                       int (*cb)(void *ctx, const struct tg_audit_row *row), void *ctx);
 };
 
-/* The part of every backend's handle that store.c knows about. */
+/* The part of every backend's handle that store.c knows about.  store.c
+ * sets priv after the backend's open returns. */
 struct tg_store {
     const struct tg_store_ops *ops;
+    struct tg_store_privacy priv; /* hooks, or all NULL */
 };
+
+/*
+ * Make a review task private in place: its masked members (store.h) masked
+ * with priv's mask, its thread members removed.  With convert, also what
+ * older versions kept in clear: started_by pseudonymised.  TG_OK or the
+ * hook's error.  For store.c's writes and a backend's conversion.
+ */
+int tg_store_private_task(const struct tg_store_privacy *priv, json_t *task, bool convert);
+/* Mask one JSON string member of obj in place (absent or not a string: nothing). */
+int tg_store_private_member(const struct tg_store_privacy *priv, json_t *obj, const char *key);
 
 extern const struct tg_store_ops tg_store_sqlite_ops;
 

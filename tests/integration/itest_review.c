@@ -13,8 +13,10 @@
 #include "harness.h"
 
 #include "audit/audit.h"
+#include "store/store.h"
 
 #include <arpa/inet.h>
+#include <sqlite3.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sys/socket.h>
@@ -687,6 +689,145 @@ static void test_auditor_checks_the_log(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* The peak resident memory of a process, in kB (VmHWM), or -1. */
+static long peak_rss_kb(pid_t pid)
+{
+    char path[64], line[256];
+    long kb = -1;
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof(line), f)) {
+        if (!strncmp(line, "VmHWM:", 6))
+            kb = strtol(line + 6, NULL, 10);
+    }
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+/* A database as an older trustgate left it (schema version 3): its
+ * hand-off threads inside the tasks. */
+static const char *const schema_v3 =
+    "CREATE TABLE conversations (id TEXT PRIMARY KEY NOT NULL, customer_id TEXT NOT NULL,"
+    " created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, turns INTEGER NOT NULL,"
+    " degraded_streak INTEGER NOT NULL);"
+    "CREATE INDEX conversations_customer ON conversations (customer_id, updated_ms);"
+    "CREATE TABLE messages (seq INTEGER PRIMARY KEY AUTOINCREMENT, conversation_id TEXT NOT NULL,"
+    " turn_id TEXT NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL, ts_ms INTEGER NOT NULL);"
+    "CREATE INDEX messages_conversation ON messages (conversation_id, seq);"
+    "CREATE TABLE turns (id TEXT PRIMARY KEY NOT NULL, conversation_id TEXT NOT NULL,"
+    " decision TEXT NOT NULL, created_ms INTEGER NOT NULL, record TEXT NOT NULL);"
+    "CREATE TABLE reviews (id TEXT PRIMARY KEY NOT NULL, turn_id TEXT NOT NULL, state TEXT NOT "
+    "NULL,"
+    " queue TEXT NOT NULL, priority INTEGER NOT NULL, deadline_ms INTEGER NOT NULL,"
+    " updated_ms INTEGER NOT NULL, task TEXT NOT NULL);"
+    "CREATE INDEX reviews_queue ON reviews (state, priority DESC, deadline_ms);"
+    "CREATE TABLE audit (idx INTEGER PRIMARY KEY, data BLOB NOT NULL, leaf_hash BLOB NOT NULL,"
+    " root BLOB NOT NULL, ts_ms INTEGER NOT NULL);"
+    "CREATE TABLE blobs (key TEXT PRIMARY KEY NOT NULL, data BLOB NOT NULL,"
+    " updated_ms INTEGER NOT NULL);"
+    "ALTER TABLE turns ADD COLUMN audit_idx INTEGER;"
+    "PRAGMA user_version = 3;";
+
+#define OPEN_HANDOFFS 20000
+
+/* Privacy hooks for a conversion run by the test itself: ids and texts
+ * pass through unchanged (the data holds no personal data). */
+static int same_id(void *arg, const char *id, char out[TG_STORE_KEY_MAX])
+{
+    (void)arg;
+    tg_strlcpy(out, id, TG_STORE_KEY_MAX);
+    return TG_OK;
+}
+
+static int same_text(void *arg, const char *text, size_t len, struct tg_buf *out)
+{
+    (void)arg;
+    return tg_buf_append(out, text, len);
+}
+
+/*
+ * Start-up with 20,000 open hand-offs, each task carrying 4 kB of context
+ * and its thread, written in the format of an older version and converted
+ * (a row at a time): start-up reads ids and deadlines only, so the process
+ * stays small (loading every open task, as the older version did, peaks
+ * above 200 MB on this data); a task still reads back whole, its thread
+ * from rows.
+ */
+static void test_startup_with_many_open_handoffs_stays_small(void **state)
+{
+    (void)state;
+    char sdir[64], cfg[256], path[256], cmd[128];
+    struct tg_h_proc g;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *ins = NULL;
+    char context[4097];
+    long st;
+    memset(context, 'x', sizeof(context) - 1);
+    context[sizeof(context) - 1] = '\0';
+    assert_non_null(tg_h_tmpdir(sdir, sizeof(sdir)));
+    snprintf(path, sizeof(path), "%s/trustgate.db", sdir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, schema_v3, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "INSERT INTO reviews VALUES (?1, ?2, 'handed_off',"
+                                        " 'human_agent', 5, 1000, 1000, ?3)",
+                                        -1, &ins, NULL),
+                     SQLITE_OK);
+    for (int i = 0; i < OPEN_HANDOFFS; i++) {
+        char id[32], turn[32];
+        snprintf(id, sizeof(id), "rev_%d", i);
+        snprintf(turn, sizeof(turn), "turn_%d", i);
+        json_t *task =
+            json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:[{s:s}],"
+                      " s:[{s:i, s:s, s:s}, {s:i, s:s, s:s}, {s:i, s:s, s:s}],"
+                      " s:[{s:i, s:s, s:s}]}",
+                      "id", id, "turn_id", turn, "conversation_id", turn, "kind", "review", "state",
+                      "handed_off", "queue", "human_agent", "priority", 5, "deadline_ms", 1000,
+                      "citations", "text", context, "events", "at", 1, "actor", "trustgate",
+                      "event", "created", "at", 2, "actor", "trustgate", "event", "handed_off",
+                      "at", 3, "actor", "customer", "event", "customer_message",
+                      "customer_messages", "at", 3, "turn_id", "turn_x", "text", "还在吗");
+        char *text = json_dumps(task, JSON_COMPACT);
+        sqlite3_bind_text(ins, 1, id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(ins, 2, turn, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(ins, 3, text, -1, SQLITE_TRANSIENT);
+        assert_int_equal(sqlite3_step(ins), SQLITE_DONE);
+        sqlite3_reset(ins);
+        free(text);
+        json_decref(task);
+    }
+    sqlite3_finalize(ins);
+    assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    /* converted here, once, as the first start of a new version would */
+    struct tg_store *store = NULL;
+    const struct tg_store_privacy keep = {.pseudonym = same_id, .mask = same_text};
+    char uri[300], err[256] = "";
+    snprintf(uri, sizeof(uri), "sqlite:%s", path);
+    if (tg_store_open_private(uri, &keep, &store, err, sizeof(err)) != TG_OK)
+        fail_msg("%s", err);
+    tg_store_close(store);
+
+    tg_h_write_file(sdir, "sla.yaml", sla_config, cfg, sizeof(cfg));
+    assert_int_equal(tg_h_start_gateway(&g, cfg, sdir), 0);
+    long kb = peak_rss_kb(g.pid);
+    print_message("start-up with %d open hand-offs: VmHWM %ld kB\n", OPEN_HANDOFFS, kb);
+    assert_true(kb > 0 && kb < 150 * 1024);
+    json_t *t = get_json(g.port, "/v1/reviews/rev_777", "tg-r1");
+    assert_string_equal(tg_json_str(t, "state", ""), "handed_off");
+    assert_int_equal(json_array_size(json_object_get(t, "customer_messages")), 1);
+    assert_int_equal(json_array_size(json_object_get(t, "events")), 3);
+    assert_string_equal(tg_json_str(json_array_get(json_object_get(t, "events"), 2), "event", ""),
+                        "customer_message");
+    json_decref(t);
+    (void)st;
+    assert_int_equal(tg_h_stop(&g, 10000), 0);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", sdir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -698,6 +839,7 @@ int main(void)
         cmocka_unit_test(test_webhook_signed_and_retried),
         cmocka_unit_test(test_messages_after_a_handoff_go_to_the_agent),
         cmocka_unit_test(test_auditor_checks_the_log),
+        cmocka_unit_test(test_startup_with_many_open_handoffs_stays_small),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "audit/audit.h"
+#include "config/config.h"
 #include "review/review.h"
 #include "store/store.h"
 
@@ -373,6 +374,113 @@ static void test_four_eyes_on_a_canonical_identity(void **state)
     json_decref(ids);
 }
 
+/* Privacy hooks as a deployment's: the pseudonym of the canonical form, digits masked. */
+static int canon_pseudonym(void *arg, const char *id, char out[TG_STORE_KEY_MAX])
+{
+    struct tg_buf b;
+    uint8_t h[TG_SHA256_LEN];
+    (void)arg;
+    tg_buf_init(&b, 4096);
+    int rc = tg_config_identity(id, strlen(id), &b);
+    if (!rc)
+        tg_sha256(b.data ? b.data : "", b.len, h);
+    tg_buf_free(&b);
+    if (!rc)
+        tg_hex_encode(h, 16, out);
+    return rc;
+}
+
+static int digits_masked(void *arg, const char *text, size_t len, struct tg_buf *out)
+{
+    int rc = TG_OK;
+    (void)arg;
+    for (size_t i = 0; i < len && rc == TG_OK; i++)
+        rc = tg_buf_append(out, text[i] >= '0' && text[i] <= '9' ? "*" : text + i, 1);
+    return rc;
+}
+
+static int setup_private(void **state)
+{
+    static const struct tg_store_privacy priv = {.pseudonym = canon_pseudonym,
+                                                 .mask = digits_masked};
+    struct fx *f = calloc(1, sizeof(*f));
+    char uri[128], err[256];
+    snprintf(f->dir, sizeof(f->dir), "/tmp/tg-review-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(uri, sizeof(uri), "sqlite:%s/t.db", f->dir);
+    assert_int_equal(tg_store_open_private(uri, &priv, &f->st, err, sizeof(err)), TG_OK);
+    assert_int_equal(tg_audit_open(f->st, &f->audit), TG_OK);
+    *state = f;
+    return 0;
+}
+
+/* With a store that keeps pseudonyms, the four-eyes rule still knows the
+ * person in any case or width, though the task holds no customer id. */
+static void test_four_eyes_through_pseudonyms(void **state)
+{
+    struct fx *f = *state;
+    static const char *const starters[] = {"Reviewer1", "ｒｅｖｉｅｗｅｒ１", "WX-OpenID-77"};
+    json_t *ids = json_pack("[s]", "wx-openid-77");
+    for (size_t i = 0; i < TG_ARRAY_LEN(starters); i++) {
+        char id[TG_ID_MAX], err[256] = "";
+        json_t *t = NULL;
+        create_by(f, starters[i], id);
+        assert_int_equal(tg_store_review_get(f->st, id, NULL, &t), TG_OK);
+        assert_string_not_equal(tg_json_str(t, "started_by", ""), starters[i]);
+        assert_null(strstr(tg_json_str(t, "started_by", ""), "eviewer"));
+        assert_null(strstr(tg_json_str(t, "started_by", ""), "penID"));
+        json_decref(t);
+        struct tg_review_decision d = {
+            .action = TG_REVIEW_APPROVE, .actor = "reviewer1", .four_eyes = true, .actor_ids = ids};
+        assert_int_equal(tg_review_decide(f->st, f->audit, id, &d, NULL, err, sizeof(err)),
+                         TG_E_FORBIDDEN);
+        d.actor = "reviewer2";
+        d.actor_ids = NULL;
+        assert_int_equal(tg_review_decide(f->st, f->audit, id, &d, NULL, err, sizeof(err)), TG_OK);
+    }
+    json_decref(ids);
+}
+
+/* An edited answer, a hand-off's messages and an agent's reply are stored
+ * masked; what goes to the customer is the text as written. */
+static void test_texts_stored_masked_delivered_as_written(void **state)
+{
+    struct fx *f = *state;
+    char id[TG_ID_MAX], id2[TG_ID_MAX], err[256] = "";
+    json_t *t = NULL, *att = json_pack("[s, s]", "已核实收入流水真实性", "已评估突发失业风险");
+    create(f, "human_decision", NULL, id);
+    struct tg_review_decision d = {
+        .action = TG_REVIEW_EDIT, .text = "请致电13912345678", .actor = "ann", .attestations = att};
+    assert_int_equal(tg_review_decide(f->st, f->audit, id, &d, &t, err, sizeof(err)), TG_OK);
+    assert_string_equal(tg_json_str(t, "answer", ""), "请致电13912345678");
+    json_decref(t);
+    assert_int_equal(tg_store_review_get(f->st, id, NULL, &t), TG_OK);
+    assert_string_equal(tg_json_str(t, "answer", ""), "请致电***********");
+    assert_string_equal(tg_json_str(json_object_get(t, "decision"), "text", ""),
+                        "请致电***********");
+    json_decref(t);
+
+    create(f, "review", "draft", id2);
+    assert_int_equal(tg_review_handoff(f->st, f->audit, id2, "test", NULL), TG_OK);
+    assert_int_equal(tg_review_customer_message(f->st, id2, "turn_9", "卡号6222021234567894", NULL,
+                                                err, sizeof(err)),
+                     TG_OK);
+    assert_int_equal(tg_review_agent_reply(f->st, f->audit, id2, "bob", "已致电13912345678", false,
+                                           &t, err, sizeof(err)),
+                     TG_OK);
+    const json_t *ar = json_object_get(t, "agent_replies");
+    assert_string_equal(tg_json_str(json_array_get(ar, 0), "text", ""), "已致电13912345678");
+    assert_string_equal(
+        tg_json_str(json_array_get(json_object_get(t, "customer_messages"), 0), "text", ""),
+        "卡号****************");
+    json_decref(t);
+    assert_int_equal(tg_store_review_get(f->st, id2, NULL, &t), TG_OK);
+    ar = json_object_get(t, "agent_replies");
+    assert_string_equal(tg_json_str(json_array_get(ar, 0), "text", ""), "已致电***********");
+    json_decref(t);
+    json_decref(att);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -384,6 +492,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_claims_lapse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_replies_after_a_handoff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_four_eyes_on_a_canonical_identity, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_four_eyes_through_pseudonyms, setup_private, teardown),
+        cmocka_unit_test_setup_teardown(test_texts_stored_masked_delivered_as_written,
+                                        setup_private, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -787,6 +787,250 @@ static void t_bad_uri_reports(struct env *e)
     assert_non_null(strstr(err, hint));
 }
 
+/* ------------------------------------------------------------ hand-off threads */
+
+static void handoff(struct env *e, const char *rid, const char *from, const char *actor,
+                    const char *text, int64_t at, int64_t after)
+{
+    struct tg_handoff_msg m = {
+        .from = from, .actor = actor, .text = text, .at_ms = at, .after_events = after};
+    tg_strlcpy(m.review_id, rid, sizeof(m.review_id));
+    if (!strcmp(from, "customer"))
+        snprintf(m.turn_id, sizeof(m.turn_id), "turn_%lld", (long long)at);
+    assert_int_equal(tg_store_handoff_add(e->st, &m), TG_OK);
+}
+
+static void put_task(struct env *e, const char *text)
+{
+    json_t *task = parse(text);
+    struct tg_review_row r = review("rev_h", tg_json_str(task, "state", ""), 5, 900);
+    assert_int_equal(tg_store_review_put(e->st, &r, task), TG_OK);
+    json_decref(task);
+}
+
+/* A hand-off's thread lives in rows and reads back in the task's shape,
+ * each message's event where it happened among the task's own. */
+static void t_handoff_thread(struct env *e)
+{
+    json_t *t = NULL;
+    struct tg_review_row row;
+    put_task(e, "{\"id\":\"rev_h\",\"state\":\"handed_off\",\"conversation_id\":\"conv_h\","
+                "\"events\":[{\"at\":1,\"event\":\"created\"},{\"at\":2,\"event\":\"handed_off\"}],"
+                "\"customer_messages\":[{\"text\":\"not stored with the task\"}]}");
+    handoff(e, "rev_h", "customer", "customer", "还在吗", 3, 2);
+    handoff(e, "rev_h", "agent", "ann", "在的", 4, 2);
+    /* closing: the task gets its event after the reply's */
+    put_task(e, "{\"id\":\"rev_h\",\"state\":\"closed\",\"conversation_id\":\"conv_h\","
+                "\"events\":[{\"at\":1,\"event\":\"created\"},{\"at\":2,\"event\":\"handed_off\"},"
+                "{\"at\":4,\"event\":\"closed\"}]}");
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+
+    assert_int_equal(tg_store_review_get(e->st, "rev_h", &row, &t), TG_OK);
+    assert_string_equal(row.conversation_id, "conv_h");
+    const json_t *cm = json_object_get(t, "customer_messages");
+    assert_int_equal(json_array_size(cm), 1);
+    assert_string_equal(tg_json_str(json_array_get(cm, 0), "text", ""), "还在吗");
+    assert_string_equal(tg_json_str(json_array_get(cm, 0), "turn_id", ""), "turn_3");
+    assert_int_equal(tg_json_int(json_array_get(cm, 0), "at", 0), 3);
+    const json_t *ar = json_object_get(t, "agent_replies");
+    assert_int_equal(json_array_size(ar), 1);
+    assert_string_equal(tg_json_str(json_array_get(ar, 0), "actor", ""), "ann");
+    assert_string_equal(tg_json_str(json_array_get(ar, 0), "text", ""), "在的");
+    static const char *const order[] = {"created", "handed_off", "customer_message", "agent_reply",
+                                        "closed"};
+    const json_t *ev = json_object_get(t, "events");
+    assert_int_equal(json_array_size(ev), TG_ARRAY_LEN(order));
+    for (size_t i = 0; i < TG_ARRAY_LEN(order); i++)
+        assert_string_equal(tg_json_str(json_array_get(ev, i), "event", ""), order[i]);
+    json_decref(t);
+
+    /* a writer reads the task without its thread */
+    assert_int_equal(tg_store_review_get_bare(e->st, "rev_h", NULL, &t), TG_OK);
+    assert_null(json_object_get(t, "customer_messages"));
+    assert_null(json_object_get(t, "agent_replies"));
+    assert_int_equal(json_array_size(json_object_get(t, "events")), 3);
+    json_decref(t);
+
+    /* a list shows the latest messages of each thread */
+    for (int i = 0; i < TG_STORE_LIST_THREAD + 10; i++)
+        handoff(e, "rev_h", "customer", "customer", "又一条", 10 + i, 3);
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+    json_t *list = NULL;
+    assert_int_equal(tg_store_review_list(e->st, "closed", 10, &list), TG_OK);
+    cm = json_object_get(json_array_get(list, 0), "customer_messages");
+    ar = json_object_get(json_array_get(list, 0), "agent_replies");
+    assert_int_equal(json_array_size(cm) + json_array_size(ar), TG_STORE_LIST_THREAD);
+    assert_int_equal(tg_json_int(json_array_get(cm, json_array_size(cm) - 1), "at", 0),
+                     10 + TG_STORE_LIST_THREAD + 9);
+    json_decref(list);
+    assert_int_equal(tg_store_review_get(e->st, "rev_h", NULL, &t), TG_OK);
+    assert_int_equal(json_array_size(json_object_get(t, "customer_messages")),
+                     TG_STORE_LIST_THREAD + 11);
+    json_decref(t);
+    /* a task without a thread reads as it was put */
+    put_review(e, "rev_p", "pending", 1, 100);
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+    assert_int_equal(tg_store_review_get(e->st, "rev_p", NULL, &t), TG_OK);
+    assert_null(json_object_get(t, "customer_messages"));
+    assert_null(json_object_get(t, "events"));
+    json_decref(t);
+}
+
+struct scanned {
+    char ids[512];
+    int64_t deadlines[8];
+    size_t n;
+};
+
+static int task_scan_cb(void *ctx, const struct tg_review_row *row)
+{
+    struct scanned *sc = ctx;
+    size_t len = strlen(sc->ids);
+    snprintf(sc->ids + len, sizeof(sc->ids) - len, "%s%s@%s", len ? "," : "", row->id,
+             row->conversation_id);
+    if (sc->n < TG_ARRAY_LEN(sc->deadlines))
+        sc->deadlines[sc->n] = row->deadline_ms;
+    sc->n++;
+    return strcmp(row->id, "rev_stop") == 0 ? 42 : TG_OK;
+}
+
+/* Start-up reads the key columns of the tasks in a state, by deadline. */
+static void t_review_scan(struct env *e)
+{
+    struct scanned sc;
+    const char *tasks[][3] = {{"rev_a", "pending", "conv_1"},
+                              {"rev_b", "handed_off", "conv_2"},
+                              {"rev_c", "pending", "conv_3"},
+                              {"rev_stop", "claimed", "conv_4"},
+                              {"rev_d", "claimed", "conv_5"}};
+    const int64_t deadlines[] = {300, 100, 200, 50, 60};
+    for (size_t i = 0; i < TG_ARRAY_LEN(tasks); i++) {
+        struct tg_review_row r = review(tasks[i][0], tasks[i][1], 5, deadlines[i]);
+        json_t *task = json_pack("{s:s, s:s, s:s}", "id", tasks[i][0], "state", tasks[i][1],
+                                 "conversation_id", tasks[i][2]);
+        assert_int_equal(tg_store_review_put(e->st, &r, task), TG_OK);
+        json_decref(task);
+    }
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+    memset(&sc, 0, sizeof(sc));
+    assert_int_equal(tg_store_review_scan(e->st, "pending", task_scan_cb, &sc), TG_OK);
+    assert_string_equal(sc.ids, "rev_c@conv_3,rev_a@conv_1");
+    assert_int_equal(sc.deadlines[0], 200);
+    memset(&sc, 0, sizeof(sc));
+    assert_int_equal(tg_store_review_scan(e->st, "handed_off", task_scan_cb, &sc), TG_OK);
+    assert_string_equal(sc.ids, "rev_b@conv_2");
+    memset(&sc, 0, sizeof(sc));
+    assert_int_equal(tg_store_review_scan(e->st, "claimed", task_scan_cb, &sc),
+                     42); /* cb stops it */
+    assert_string_equal(sc.ids, "rev_stop@conv_4");
+    assert_int_equal(tg_store_review_scan(e->st, NULL, task_scan_cb, &sc), TG_E_INVAL);
+}
+
+/* ------------------------------------------------------------ privacy hooks */
+
+/* Test hooks: a pseudonym that is a hash of the lower-cased id, a mask that hides digits. */
+static int test_pseudonym(void *arg, const char *id, char out[TG_STORE_KEY_MAX])
+{
+    uint8_t h[TG_SHA256_LEN];
+    char lower[TG_STORE_KEY_MAX];
+    size_t i;
+    int *calls = arg;
+    (*calls)++;
+    for (i = 0; id[i] && i + 1 < sizeof(lower); i++)
+        lower[i] = (char)(id[i] >= 'A' && id[i] <= 'Z' ? id[i] - 'A' + 'a' : id[i]);
+    lower[i] = '\0';
+    tg_sha256(lower, i, h);
+    memcpy(out, "ps_", 3);
+    tg_hex_encode(h, 16, out + 3);
+    return TG_OK;
+}
+
+static int test_mask(void *arg, const char *text, size_t len, struct tg_buf *out)
+{
+    int rc = TG_OK;
+    (void)arg;
+    for (size_t i = 0; i < len && rc == TG_OK; i++)
+        rc = tg_buf_append(out, text[i] >= '0' && text[i] <= '9' ? "*" : text + i, 1);
+    return rc;
+}
+
+static int hook_calls;
+static const struct tg_store_privacy test_priv = {
+    .pseudonym = test_pseudonym, .mask = test_mask, .arg = &hook_calls};
+
+static void open_private(struct env *e)
+{
+    char err[256] = "";
+    tg_store_close(e->st);
+    e->st = NULL;
+    int rc = tg_store_open_private(e->uri, &test_priv, &e->st, err, sizeof(err));
+    if (rc != TG_OK)
+        print_error("open %s: %s\n", e->uri, err);
+    assert_int_equal(rc, TG_OK);
+}
+
+/* With hooks, customer ids are found by their pseudonyms and free texts
+ * are stored masked, whoever writes them; the caller's values stay as
+ * they were. */
+static void t_privacy_hooks(struct env *e)
+{
+    struct tg_conversation c = conv("conv_p", "Cust-13800138000", 1, 5, 1, 0), got;
+    char ps[TG_STORE_KEY_MAX];
+    json_t *t = NULL;
+    open_private(e);
+    put_conv(e, &c);
+    assert_string_equal(c.customer_id, "Cust-13800138000");
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+    assert_int_equal(tg_store_conversation_latest(e->st, "cust-13800138000", &got), TG_OK);
+    assert_string_equal(got.id, "conv_p");
+    assert_int_equal(tg_store_pseudonym(e->st, "CUST-13800138000", ps), TG_OK);
+    assert_string_equal(got.customer_id, ps);
+    assert_null(strstr(got.customer_id, "13800138000"));
+
+    struct tg_review_row r = review("rev_p", "decided", 5, 900);
+    json_t *task = parse("{\"id\":\"rev_p\",\"state\":\"decided\",\"answer\":\"call 13800138000\","
+                         "\"decision\":{\"text\":\"call 13800138000\",\"reason\":\"card 6222\"},"
+                         "\"conversation\":[{\"role\":\"user\",\"content\":\"id 110105\"}],"
+                         "\"draft\":\"kept 42\"}");
+    assert_int_equal(tg_store_review_put(e->st, &r, task), TG_OK);
+    assert_string_equal(tg_json_str(task, "answer", ""), "call 13800138000");
+    json_decref(task);
+    handoff(e, "rev_p", "agent", "ann", "reach me at 13800138000", 7, 0);
+    struct tg_buf b;
+    tg_buf_init(&b, 64);
+    assert_int_equal(tg_store_mask(e->st, "a1b2", 4, &b), TG_OK);
+    assert_string_equal(b.data, "a*b*");
+    tg_buf_free(&b);
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+    assert_int_equal(tg_store_review_get(e->st, "rev_p", NULL, &t), TG_OK);
+    assert_string_equal(tg_json_str(t, "answer", ""), "call ***********");
+    assert_string_equal(tg_json_str(json_object_get(t, "decision"), "text", ""),
+                        "call ***********");
+    assert_string_equal(tg_json_str(json_object_get(t, "decision"), "reason", ""), "card ****");
+    assert_string_equal(
+        tg_json_str(json_array_get(json_object_get(t, "conversation"), 0), "content", ""),
+        "id ******");
+    assert_string_equal(tg_json_str(t, "draft", ""), "kept 42"); /* the AI's, masked upstream */
+    json_decref(t);
+    /* a hand-off message is stored masked too */
+    struct tg_review_row h = review("rev_q", "handed_off", 5, 900);
+    task = parse("{\"id\":\"rev_q\",\"state\":\"handed_off\"}");
+    assert_int_equal(tg_store_review_put(e->st, &h, task), TG_OK);
+    json_decref(task);
+    handoff(e, "rev_q", "customer", "customer", "my card 6222021234567890", 8, 0);
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+    assert_int_equal(tg_store_review_get(e->st, "rev_q", NULL, &t), TG_OK);
+    assert_string_equal(
+        tg_json_str(json_array_get(json_object_get(t, "customer_messages"), 0), "text", ""),
+        "my card ****************");
+    json_decref(t);
+
+    /* reopened with the hooks: nothing is converted twice */
+    open_private(e);
+    assert_int_equal(tg_store_conversation_latest(e->st, "Cust-13800138000", &got), TG_OK);
+    assert_string_equal(got.customer_id, ps);
+}
+
 struct conformance_case {
     const char *name;
     void (*run)(struct env *e);
@@ -811,6 +1055,9 @@ static const struct conformance_case cases[] = {
     {"flush_idle_and_kind", t_flush_idle_and_kind},
     {"invalid_arguments", t_invalid_arguments},
     {"bad_uri_reports", t_bad_uri_reports},
+    {"handoff_thread", t_handoff_thread},
+    {"review_scan", t_review_scan},
+    {"privacy_hooks", t_privacy_hooks},
 };
 
 /* One (fixture, case) pair: the cmocka state of a conformance test. */
@@ -969,15 +1216,16 @@ static void test_sqlite_file_settings(void **state)
     open_store(e);
     snprintf(path, sizeof(path), "%s/store.db", e->dir);
     assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    assert_int_equal(pragma_int(db, "PRAGMA user_version"), 3); /* one step per migration */
+    assert_int_equal(pragma_int(db, "PRAGMA user_version"), 5); /* one step per migration */
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
     sqlite3_finalize(st);
     assert_int_equal(pragma_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
                                     " AND name IN ('conversations', 'messages', 'turns',"
-                                    " 'reviews', 'audit')"),
-                     5);
+                                    " 'reviews', 'audit', 'blobs', 'handoff_messages',"
+                                    " 'privacy')"),
+                     8);
 
     /* A file from a newer trustgate is refused rather than misread. */
     tg_store_close(e->st);
@@ -990,6 +1238,165 @@ static void test_sqlite_file_settings(void **state)
     assert_null(st2);
     assert_non_null(strstr(err, "99"));
     assert_non_null(strstr(err, path));
+}
+
+static int64_t task_row_bytes(const char *path, const char *id)
+{
+    sqlite3 *db = NULL;
+    char sql[128];
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    snprintf(sql, sizeof(sql), "SELECT length(task) FROM reviews WHERE id = '%s'", id);
+    int64_t n = pragma_int(db, sql);
+    sqlite3_close(db);
+    return n;
+}
+
+/* Each message of a long hand-off is one small row: the task row keeps its
+ * size however long the thread grows. */
+static void test_sqlite_thread_rows_keep_the_task_small(void **state)
+{
+    struct env *e = *state;
+    char path[400];
+    json_t *t = NULL;
+    open_store(e);
+    snprintf(path, sizeof(path), "%s/store.db", e->dir);
+    put_task(e, "{\"id\":\"rev_h\",\"state\":\"handed_off\",\"conversation_id\":\"conv_h\","
+                "\"events\":[{\"at\":1,\"event\":\"handed_off\"}]}");
+    handoff(e, "rev_h", "customer", "customer", "第一条消息，比较长的一段文字。", 2, 1);
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+    int64_t first = task_row_bytes(path, "rev_h");
+    assert_true(first > 0);
+    for (int i = 0; i < 3000; i++)
+        handoff(e, "rev_h", "customer", "customer", "第一条消息，比较长的一段文字。", 3 + i, 1);
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+    assert_int_equal(task_row_bytes(path, "rev_h"), first);
+    assert_int_equal(tg_store_review_get(e->st, "rev_h", NULL, &t), TG_OK);
+    assert_int_equal(json_array_size(json_object_get(t, "customer_messages")), 3001);
+    assert_int_equal(json_array_size(json_object_get(t, "events")), 3002);
+    json_decref(t);
+}
+
+/* The schema of version 3, as released (migrations 0..2). */
+static const char *const schema_v3 =
+    "CREATE TABLE conversations (id TEXT PRIMARY KEY NOT NULL, customer_id TEXT NOT NULL,"
+    " created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, turns INTEGER NOT NULL,"
+    " degraded_streak INTEGER NOT NULL);"
+    "CREATE INDEX conversations_customer ON conversations (customer_id, updated_ms);"
+    "CREATE TABLE messages (seq INTEGER PRIMARY KEY AUTOINCREMENT, conversation_id TEXT NOT NULL,"
+    " turn_id TEXT NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL, ts_ms INTEGER NOT NULL);"
+    "CREATE INDEX messages_conversation ON messages (conversation_id, seq);"
+    "CREATE TABLE turns (id TEXT PRIMARY KEY NOT NULL, conversation_id TEXT NOT NULL,"
+    " decision TEXT NOT NULL, created_ms INTEGER NOT NULL, record TEXT NOT NULL);"
+    "CREATE TABLE reviews (id TEXT PRIMARY KEY NOT NULL, turn_id TEXT NOT NULL, state TEXT NOT "
+    "NULL,"
+    " queue TEXT NOT NULL, priority INTEGER NOT NULL, deadline_ms INTEGER NOT NULL,"
+    " updated_ms INTEGER NOT NULL, task TEXT NOT NULL);"
+    "CREATE INDEX reviews_queue ON reviews (state, priority DESC, deadline_ms);"
+    "CREATE TABLE audit (idx INTEGER PRIMARY KEY, data BLOB NOT NULL, leaf_hash BLOB NOT NULL,"
+    " root BLOB NOT NULL, ts_ms INTEGER NOT NULL);"
+    "CREATE TABLE blobs (key TEXT PRIMARY KEY NOT NULL, data BLOB NOT NULL,"
+    " updated_ms INTEGER NOT NULL);"
+    "ALTER TABLE turns ADD COLUMN audit_idx INTEGER;"
+    "PRAGMA user_version = 3;";
+
+/* Does the file hold s? */
+static bool file_holds(const char *path, const char *s)
+{
+    struct tg_buf b;
+    bool found = false;
+    tg_buf_init(&b, TG_BUF_UNLIMITED);
+    if (tg_buf_read_file(&b, path) == TG_OK && b.len)
+        found = memmem(b.data, b.len, s, strlen(s)) != NULL;
+    tg_buf_free(&b);
+    return found;
+}
+
+/* A database of an older version, written in clear, is converted when it
+ * is first opened with privacy hooks: customer ids to pseudonyms, texts
+ * masked, the hand-off thread moved out of the task into rows, and no
+ * page of the file or its WAL keeps the clear values. */
+static void test_sqlite_upgrade_converts_personal_data(void **state)
+{
+    struct env *e = *state;
+    static const char *const planted[] = {"13800138000", "6222021234567890", "ann2024@example.com"};
+    char path[400], wal[420];
+    sqlite3 *db = NULL;
+    snprintf(path, sizeof(path), "%s/store.db", e->dir);
+    snprintf(wal, sizeof(wal), "%s-wal", path);
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, schema_v3, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(
+            db,
+            "INSERT INTO conversations VALUES ('conv_u', '13800138000', 1, 2, 3, 0);"
+            "INSERT INTO reviews VALUES ('rev_u', 'turn_u', 'handed_off', 'human_agent', 5, 9, 9,"
+            " '{\"id\":\"rev_u\",\"state\":\"handed_off\",\"conversation_id\":\"conv_u\","
+            "\"started_by\":\"13800138000\",\"answer\":\"call 13800138000\","
+            "\"decision\":{\"action\":\"edit\",\"text\":\"mail ann2024@example.com\"},"
+            "\"events\":[{\"at\":1,\"event\":\"created\"},{\"at\":2,\"event\":\"handed_off\"},"
+            "{\"at\":3,\"actor\":\"customer\",\"event\":\"customer_message\"},"
+            "{\"at\":4,\"actor\":\"ann\",\"event\":\"agent_reply\"}],"
+            "\"customer_messages\":[{\"at\":3,\"turn_id\":\"turn_v\",\"text\":\"card "
+            "6222021234567890\"}],"
+            "\"agent_replies\":[{\"at\":4,\"actor\":\"ann\",\"text\":\"I call 13800138000\"}]}');"
+            "INSERT INTO blobs VALUES ('feedback/turn_u',"
+            " CAST('{\"turn_id\":\"turn_u\",\"good\":false,\"correct_answer\":\"ann2024@example."
+            "com\"}'"
+            " AS BLOB), 1);",
+            NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+
+    /* opened without hooks: the schema moves on, the data stays as it was */
+    open_store(e);
+    json_t *t = NULL;
+    assert_int_equal(tg_store_review_get(e->st, "rev_u", NULL, &t), TG_OK);
+    assert_string_equal(tg_json_str(t, "started_by", ""), "13800138000");
+    assert_int_equal(json_array_size(json_object_get(t, "customer_messages")), 1);
+    json_decref(t);
+    tg_store_close(e->st);
+    e->st = NULL;
+
+    hook_calls = 0;
+    open_private(e);
+    assert_int_equal(hook_calls, 2); /* the conversation's customer and the task's */
+    struct tg_conversation got;
+    assert_int_equal(tg_store_conversation_latest(e->st, "13800138000", &got), TG_OK);
+    assert_string_equal(got.id, "conv_u");
+    assert_int_equal(tg_store_review_get(e->st, "rev_u", NULL, &t), TG_OK);
+    char ps[TG_STORE_KEY_MAX];
+    assert_int_equal(tg_store_pseudonym(e->st, "13800138000", ps), TG_OK);
+    assert_string_equal(tg_json_str(t, "started_by", ""), ps);
+    assert_string_equal(tg_json_str(t, "answer", ""), "call ***********");
+    const json_t *cm = json_object_get(t, "customer_messages");
+    assert_int_equal(json_array_size(cm), 1);
+    assert_string_equal(tg_json_str(json_array_get(cm, 0), "text", ""), "card ****************");
+    assert_string_equal(tg_json_str(json_array_get(cm, 0), "turn_id", ""), "turn_v");
+    const json_t *ar = json_object_get(t, "agent_replies");
+    assert_string_equal(tg_json_str(json_array_get(ar, 0), "text", ""), "I call ***********");
+    static const char *const order[] = {"created", "handed_off", "customer_message", "agent_reply"};
+    const json_t *ev = json_object_get(t, "events");
+    assert_int_equal(json_array_size(ev), TG_ARRAY_LEN(order));
+    for (size_t i = 0; i < TG_ARRAY_LEN(order); i++)
+        assert_string_equal(tg_json_str(json_array_get(ev, i), "event", ""), order[i]);
+    json_decref(t);
+    char *fb = NULL;
+    size_t fblen = 0;
+    assert_int_equal(tg_store_blob_get(e->st, "feedback/turn_u", &fb, &fblen), TG_OK);
+    assert_null(strstr(fb, "13800138000"));
+    assert_non_null(strstr(fb, "correct_answer"));
+    tg_free(fb);
+    /* the mark keeps a second open from converting again */
+    hook_calls = 0;
+    open_private(e);
+    assert_int_equal(hook_calls, 0);
+    tg_store_close(e->st);
+    e->st = NULL;
+    for (size_t i = 0; i < TG_ARRAY_LEN(planted); i++) {
+        if (file_holds(path, planted[i]) || file_holds(wal, planted[i]))
+            fail_msg("%s is still in the database file or its WAL", planted[i]);
+    }
 }
 
 static void test_sqlite_not_a_database(void **state)
@@ -1022,6 +1429,10 @@ int main(void)
                                         sqlite_env_teardown),
         cmocka_unit_test_setup_teardown(test_sqlite_not_a_database, sqlite_env_setup,
                                         sqlite_env_teardown),
+        cmocka_unit_test_setup_teardown(test_sqlite_thread_rows_keep_the_task_small,
+                                        sqlite_env_setup, sqlite_env_teardown),
+        cmocka_unit_test_setup_teardown(test_sqlite_upgrade_converts_personal_data,
+                                        sqlite_env_setup, sqlite_env_teardown),
     };
     int failed = 0;
 
