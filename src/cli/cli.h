@@ -28,6 +28,7 @@ int tg_cli_eval_far(int argc, char **argv);
 int tg_cli_eval_hallucination(int argc, char **argv);
 int tg_cli_eval_crosslingual(int argc, char **argv);
 int tg_cli_eval_robustness(int argc, char **argv);
+int tg_cli_eval_redline(int argc, char **argv);
 
 /* Where evaluation turns go: in process (data: a data directory, NULL for a
  * fresh temporary one) or over HTTP (url, key, model). */

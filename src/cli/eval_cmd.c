@@ -23,6 +23,8 @@ static const struct suite suites[] = {
      "FAR on typos, Traditional, full-width, spaces and mixed-language variants"},
     {"crosslingual", tg_cli_eval_crosslingual,
      "the same question in zh, en and ja: the same conclusion?"},
+    {"redline", tg_cli_eval_redline,
+     "false red lines: questions that hold none sent to a person for a decision"},
 };
 
 static void eval_usage(FILE *f)

@@ -83,6 +83,8 @@ static void done_cb(struct tg_turn *t, void *arg)
     it->ms = (double)(tg_clock_mono_ns() - r->t0) / 1e6;
     it->got_decision = tg_strdup(t->err ? "error" : tg_decision_name(t->decision));
     it->got_intent = t->intent ? tg_strdup(t->intent) : NULL;
+    it->got_confidence = t->intent_confidence;
+    it->hits = t->policy_hits ? json_deep_copy(t->policy_hits) : NULL;
     it->answer = t->answer ? tg_strndup(t->answer, t->answer_len) : NULL;
     it->cited = json_array();
     size_t i;
@@ -282,6 +284,9 @@ static int run_http(const struct tg_config *cfg, const char *url, const char *ke
         it->got_decision = tg_strdup(tg_json_str(tgo, "decision", "deliver"));
         const char *gi = tg_json_str(json_object_get(tgo, "intent"), "name", NULL);
         it->got_intent = gi ? tg_strdup(gi) : NULL;
+        it->got_confidence =
+            json_number_value(json_object_get(json_object_get(tgo, "intent"), "confidence"));
+        it->hits = json_deep_copy(json_object_get(tgo, "policy_hits"));
         it->answer = tg_strdup(tg_json_str(
             json_object_get(json_array_get(json_object_get(j, "choices"), 0), "message"), "content",
             ""));

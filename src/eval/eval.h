@@ -87,7 +87,10 @@ struct tg_far_item {
     bool ran;
     bool low_confidence; /* the answer was the holding reply of a weak match */
     char *got_decision, *got_intent, *answer;
-    json_t *cited; /* citation sources, best first */
+    json_t *cited;         /* citation sources, best first */
+    json_t *hits;          /* the policy rules that fired, as the turn reports them
+                              ({rule, description, actions, trigger}), or NULL */
+    double got_confidence; /* the classifier's probability for got_intent */
     bool intent_ok, top1, topk, consistent, decision_ok, correct;
     size_t facts_found;
     struct tg_eval_consistency cons;

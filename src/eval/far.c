@@ -104,6 +104,7 @@ void tg_far_free(struct tg_far_item *items, size_t n)
         tg_free(it->answer);
         json_decref(it->facts);
         json_decref(it->cited);
+        json_decref(it->hits);
     }
     tg_free(items);
 }

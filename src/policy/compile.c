@@ -42,6 +42,7 @@ static const struct cond_def {
     {"pii.any", PC_PII_ANY, A_BOOL, 0, NULL},
     {"pii.type", PC_PII_TYPE, A_PII, 0, NULL},
     {"keywords", PC_KEYWORDS, A_KEYWORDS, PF_NORM, NULL},
+    {"conversation.keywords", PC_CONV_KEYWORDS, A_KEYWORDS, PF_CONV, NULL},
     {"regex", PC_REGEX, A_REGEX, PF_TEXT, NULL},
     {"evidence.best_score", PC_EVIDENCE_BEST, A_CMP, 0, NULL},
     {"evidence.count", PC_EVIDENCE_COUNT, A_CMP, 0, NULL},
@@ -1343,8 +1344,8 @@ static void shift_b(struct tg_policy *m, const struct tg_policy *a)
             n->a += (uint32_t)a->n_kids;
         else if (n->kind == PC_NOT)
             n->a += (uint32_t)a->n_nodes;
-        else if (n->kind == PC_KEYWORDS || n->kind == PC_DRAFT_KEYWORDS ||
-                 n->kind == PC_TOOL_KEYWORDS)
+        else if (n->kind == PC_KEYWORDS || n->kind == PC_CONV_KEYWORDS ||
+                 n->kind == PC_DRAFT_KEYWORDS || n->kind == PC_TOOL_KEYWORDS)
             n->a += (uint32_t)a->n_kw;
         else if (n->kind == PC_REGEX || n->kind == PC_DRAFT_REGEX || n->kind == PC_TOOL_REGEX)
             n->a += (uint32_t)a->n_rx;

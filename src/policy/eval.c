@@ -3,7 +3,8 @@
  * order, each reporting what made it fire.
  *
  * Keyword tests share one pass of the Aho-Corasick automaton per text
- * (norm or draft), run the first time a rule of the stage asks for it;
+ * (norm, the conversation so far, or draft), run the first time a rule of
+ * the stage asks for it;
  * each regex runs at most once, also on first use.  Their results are kept
  * in scratch memory that lives in the same allocation as hits->v, after
  * its cap hits, so a struct tg_policy_hits is all the state an evaluation
@@ -219,8 +220,11 @@ struct trig {
     const char *fallback;
 };
 
-static const char *const field_names[] = {
-    [PF_TEXT] = "text", [PF_NORM] = "norm", [PF_DRAFT] = "draft", [PF_TOOL] = "tool_calls"};
+static const char *const field_names[] = {[PF_TEXT] = "text",
+                                          [PF_NORM] = "norm",
+                                          [PF_DRAFT] = "draft",
+                                          [PF_TOOL] = "tool_calls",
+                                          [PF_CONV] = "conversation"};
 
 static void trig_set(struct trig *t, const char *field, uint32_t start, uint32_t end, double value,
                      bool has_value)
@@ -239,8 +243,14 @@ static void trig_set(struct trig *t, const char *field, uint32_t start, uint32_t
 static const char *field_text(const struct tg_policy_facts *f, uint8_t field, size_t *len)
 {
     TG_ASSERT(field != PF_TOOL);
-    const char *s = field == PF_TEXT ? f->text : field == PF_NORM ? f->norm : f->draft;
-    *len = field == PF_TEXT ? f->text_len : field == PF_NORM ? f->norm_len : f->draft_len;
+    const char *s = field == PF_TEXT   ? f->text
+                    : field == PF_NORM ? f->norm
+                    : field == PF_CONV ? f->conversation
+                                       : f->draft;
+    *len = field == PF_TEXT   ? f->text_len
+           : field == PF_NORM ? f->norm_len
+           : field == PF_CONV ? f->conversation_len
+                              : f->draft_len;
     if (*len > UINT32_MAX - 1)
         *len = UINT32_MAX - 1;
     return s;
@@ -687,6 +697,7 @@ static bool eval_node(struct ectx *e, uint32_t idx, struct trig *t)
     case PC_PII_TYPE:
         return eval_pii(f, n, t);
     case PC_KEYWORDS:
+    case PC_CONV_KEYWORDS:
     case PC_DRAFT_KEYWORDS:
     case PC_TOOL_KEYWORDS: {
         uint8_t field = e->p->kw[n->a].field;

@@ -71,6 +71,11 @@ struct tg_policy_facts {
     const struct tg_entities *entities; /* money and PII found in text, or NULL */
     const char *intent;         /* NULL when unclassified */
     double intent_confidence;
+    /* the customer's earlier messages in this conversation, oldest first,
+     * normalized like norm and separated by line breaks; NULL or empty on
+     * a first message (conversation.keywords then never holds) */
+    const char *conversation;
+    size_t conversation_len;
     /* evidence and conversation */
     double best_score;          /* best retrieval score, 0 when none */
     size_t n_evidence;
@@ -98,7 +103,8 @@ struct tg_policy_hit {
      * and has one.  Tool-call tests give field "tool_calls" and value = the
      * index of the call in facts->tool_calls; tool.arguments.* tests also
      * give a span of that call's arguments (as written, escapes included). */
-    const char *field;         /* "text", "norm", "draft", "money", "intent", "tool_calls", ... */
+    const char *field;         /* "text", "norm", "draft", "money", "intent", "tool_calls",
+                                  "conversation", ... */
     uint32_t start, end;       /* span in that field's text; start == end: no span */
     double value;              /* the value tested (amount, confidence, count, call index) */
     bool has_value;

@@ -41,6 +41,7 @@ enum policy_cond {
     PC_PII_ANY,
     PC_PII_TYPE,
     PC_KEYWORDS,
+    PC_CONV_KEYWORDS,
     PC_REGEX,
     PC_EVIDENCE_BEST,
     PC_EVIDENCE_COUNT,
@@ -63,8 +64,10 @@ enum policy_cond {
  * The texts a keyword or regex test reads.  PF_TOOL is the arguments of
  * every tool call of the draft, each read twice: as written (JSON text) and
  * as its strings decoded (eval.c), spans always in the text as written.
+ * PF_CONV is the customer's earlier messages of the conversation,
+ * normalized (facts->conversation).
  */
-enum policy_field { PF_TEXT, PF_NORM, PF_DRAFT, PF_TOOL, PF_COUNT };
+enum policy_field { PF_TEXT, PF_NORM, PF_DRAFT, PF_TOOL, PF_CONV, PF_COUNT };
 
 enum policy_op { OP_EQ, OP_NE, OP_GT, OP_GE, OP_LT, OP_LE };
 
@@ -91,7 +94,7 @@ struct policy_kw {
     const char *const *terms;
     const uint32_t *lens;
     uint32_t n_terms;
-    uint8_t field; /* PF_NORM, PF_DRAFT or PF_TOOL */
+    uint8_t field; /* PF_NORM, PF_DRAFT, PF_TOOL or PF_CONV */
 };
 
 struct policy_rx {

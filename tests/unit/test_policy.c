@@ -191,6 +191,75 @@ static const char *span(const char *s, const struct tg_policy_hit *h, char *buf,
     return buf;
 }
 
+/* ------------------------------------------------------------ conversation */
+
+/*
+ * conversation.keywords reads the customer's earlier messages: on a first
+ * message it never holds, its span is one of the conversation's text, and
+ * it shares the automaton (and the once-per-text scan) with keywords.
+ */
+static void test_conversation_keywords(void **state)
+{
+    (void)state;
+    struct tg_policy *p = load_ok(
+        "- {id: conv, description: d, when: {conversation.keywords: [贷款, Loan]}, then: {tag: "
+        "t}}\n"
+        "- {id: now, description: d, when: {keywords: [贷款]}, then: {tag: t}}\n"
+        "- id: redline\n"
+        "  description: d\n"
+        "  when:\n"
+        "    all:\n"
+        "      - any: [{keywords: [贷款]}, {conversation.keywords: [贷款]}]\n"
+        "      - keywords: [批]\n"
+        "      - intent: credit_decision\n"
+        "      - intent_confidence: {ge: 0.15}\n"
+        "  then: {tag: t}\n");
+    struct tg_policy_hits h;
+    char buf[128], sb[64];
+    struct fx x;
+    tg_policy_hits_init(&h);
+
+    /* A first message: no conversation, the subject must be in the message. */
+    fx_init(&x, "那能批吗");
+    x.f.intent = "credit_decision";
+    x.f.intent_confidence = 0.4;
+    assert_string_equal(fired(p, TG_POLICY_PRE, &x.f, &h, buf, sizeof(buf)), "");
+    /* The conversation so far supplies the subject. */
+    const char *conv = "我申请了房贷款三十万\n审批要多久";
+    x.f.conversation = conv;
+    x.f.conversation_len = strlen(conv);
+    assert_string_equal(fired(p, TG_POLICY_PRE, &x.f, &h, buf, sizeof(buf)), "conv,redline");
+    assert_string_equal(hit_of(&h, "conv")->field, "conversation");
+    assert_string_equal(span(conv, hit_of(&h, "conv"), sb, sizeof(sb)), "贷款");
+    assert_string_equal(hit_of(&h, "redline")->field, "conversation");
+    /* Without enough confidence, or with no ask, the red line stays silent. */
+    x.f.intent_confidence = 0.1;
+    assert_string_equal(fired(p, TG_POLICY_PRE, &x.f, &h, buf, sizeof(buf)), "conv");
+    fx_free(&x);
+
+    /* Words of the message are not the conversation's, and English folds case. */
+    fx_init(&x, "贷款怎么还");
+    assert_string_equal(fired(p, TG_POLICY_PRE, &x.f, &h, buf, sizeof(buf)), "now");
+    x.f.conversation = "my LOAN";
+    x.f.conversation_len = 7;
+    assert_string_equal(fired(p, TG_POLICY_PRE, &x.f, &h, buf, sizeof(buf)), "conv,now");
+    assert_int_equal(hit_of(&h, "conv")->start, 3);
+    fx_free(&x);
+
+    /* Merged after another policy, the leaf still reads the conversation. */
+    struct tg_policy *a =
+        load_ok("- {id: a, description: d, when: {keywords: [保本]}, then: {tag: t}}\n");
+    assert_int_equal(tg_policy_merge(a, p), TG_OK);
+    fx_init(&x, "保本吗");
+    x.f.conversation = "贷款";
+    x.f.conversation_len = strlen("贷款");
+    assert_string_equal(fired(a, TG_POLICY_PRE, &x.f, &h, buf, sizeof(buf)), "a,conv");
+    fx_free(&x);
+
+    tg_policy_hits_free(&h);
+    tg_policy_free(a);
+}
+
 /* ------------------------------------------------------------ every condition */
 
 static const char every_kind[] =
@@ -1452,6 +1521,7 @@ int main(void)
         cmocka_unit_test(test_keywords_naive),
         cmocka_unit_test(test_keywords_file),
         cmocka_unit_test(test_regex),
+        cmocka_unit_test(test_conversation_keywords),
         cmocka_unit_test(test_triggers),
         cmocka_unit_test(test_tool_calls),
         cmocka_unit_test(test_tool_arguments_escaped),
