@@ -317,7 +317,7 @@ static void test_unknown_and_known_names_answer_alike(void **state)
     assert_int_equal(unknown[5].status, 429);
     assert_int_equal(known[5].retry_after, unknown[5].retry_after);
     assert_string_equal(known[5].body, unknown[5].body);
-    /* medians: a check of a known name costs what a check of an unknown one does */
+    /* a check of a known name costs what a check of an unknown one does */
     for (int i = 0; i < 5; i++)
         for (int j = i + 1; j < 5; j++) {
             if (tk[j] < tk[i]) {
@@ -331,9 +331,13 @@ static void test_unknown_and_known_names_answer_alike(void **state)
                 tu[j] = t;
             }
         }
-    print_message("login 401: known %.3f s, unknown %.3f s (medians)\n", tk[2], tu[2]);
-    if (tk[2] < 0.5 * tu[2] || tu[2] < 0.5 * tk[2])
-        fail_msg("known %.3f s vs unknown %.3f s: the time tells names apart", tk[2], tu[2]);
+    /* The fastest of each is the least disturbed by other work on the machine;
+     * an unchecked unknown name answers hundreds of times faster than a
+     * hashed one, so a factor of 4 separates the two without flaking. */
+    print_message("login 401: known %.3f s, unknown %.3f s (fastest), %.3f s, %.3f s (medians)\n",
+                  tk[0], tu[0], tk[2], tu[2]);
+    if (tk[0] < 0.25 * tu[0] || tu[0] < 0.25 * tk[0])
+        fail_msg("known %.3f s vs unknown %.3f s: the time tells names apart", tk[0], tu[0]);
 }
 
 /* A flood of logins from one address takes at most its share of the

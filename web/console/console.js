@@ -16,7 +16,7 @@ let seq = 0;                        // newest refresh wins
 let es = null, esRetry = 0, debounce = 0;
 const store = {};                   // list | task | handoffs | stats
 const seen = {};                    // JSON of each store entry, to skip needless re-renders
-const ui = { checked: new Set(), mode: '', editText: null, rejectText: '', replies: {}, outcome: null, queueState: 'open', look: '1d' };
+const ui = { checked: new Set(), mode: '', editText: null, rejectText: '', replies: {}, outcome: null, queueState: 'open', look: '1d', unfreezeWhy: '' };
 
 // ---- API
 
@@ -525,12 +525,14 @@ function freezeBlock(state) {
     return h('div', { class: 'block', testid: 'release-state' }, h('span', { class: 'badge ok', i18n: 'gov.open' }),
       state?.by ? h('span', { class: 'muted', text: ` ${t('gov.lastChange', { by: state.by, t: fmtTime(state.at) })}` }) : null);
   }
-  const why = h('textarea', { rows: 2, testid: 'unfreeze-why', placeholder: t('gov.unfreezeWhy') });
+  // the reason being written survives the view's periodic refresh
+  const why = h('textarea', { rows: 2, testid: 'unfreeze-why', placeholder: t('gov.unfreezeWhy'), value: ui.unfreezeWhy,
+    on: { input: (e) => { ui.unfreezeWhy = e.target.value; } } });
   const btn = h('button', { type: 'button', class: 'primary', testid: 'unfreeze', i18n: 'gov.unfreeze' });
   btn.addEventListener('click', async () => {
     if (why.value.trim().length < 10) return showError(t('gov.whyShort'));
     btn.disabled = true;
-    try { await api('POST', '/v1/releases/unfreeze', { why: why.value.trim() }); clearError(); await refresh(true); } catch (e) { handleError(e); } finally { btn.disabled = false; }
+    try { await api('POST', '/v1/releases/unfreeze', { why: why.value.trim() }); ui.unfreezeWhy = ''; clearError(); await refresh(true); } catch (e) { handleError(e); } finally { btn.disabled = false; }
   });
   return h('div', { class: 'block frozen', testid: 'release-state' },
     h('div', { class: 'error', testid: 'frozen-banner', text: t('gov.frozen', { by: state.by || '—', why: state.why || '' }) }),
