@@ -20,8 +20,8 @@ void tg_rules_facts(const struct tg_turn *t, struct tg_policy_facts *f)
 {
     const json_t *meta = json_object_get(t->request, "metadata");
     memset(f, 0, sizeof(*f));
-    f->text = t->user_text;
-    f->text_len = strlen(t->user_text);
+    f->text = t->user_text ? t->user_text : "";
+    f->text_len = strlen(f->text);
     f->norm = t->norm_text ? t->norm_text : "";
     f->norm_len = t->norm_len;
     f->entities = t->ents;
@@ -37,8 +37,41 @@ void tg_rules_facts(const struct tg_turn *t, struct tg_policy_facts *f)
     f->draft_len = t->draft_len;
     f->draft_language = t->language;
     f->ungrounded = t->ungrounded;
+    f->conversation = t->conv_text;
+    f->conversation_len = t->conv_len;
     f->tool_calls = t->calls;
     f->n_tool_calls = t->n_calls;
+}
+
+int tg_rules_conversation(struct tg_turn *t)
+{
+    json_t *hist = NULL, *m;
+    size_t i;
+    struct tg_buf b;
+    int rc = TG_OK;
+    if (t->new_conversation || !t->p->cfg->history)
+        return TG_OK;
+    if (tg_store_messages(t->p->store, t->conv.id, t->p->cfg->history, &hist) != TG_OK)
+        return TG_OK; /* the rules then see no earlier messages */
+    tg_buf_init(&b, 1u << 22);
+    json_array_foreach(hist, i, m)
+    {
+        const char *c = tg_json_str(m, "content", NULL);
+        if (rc || !c || strcmp(tg_json_str(m, "role", ""), "user") != 0)
+            continue;
+        if (b.len)
+            rc = tg_buf_append(&b, "\n", 1);
+        if (!rc)
+            rc = tg_text_normalize(t->p->text, c, strlen(c), t->norm_flags, &b);
+    }
+    if (!rc && b.len) {
+        t->conv_text = tg_arena_strndup(&t->arena, b.data, b.len);
+        t->conv_len = b.len;
+        rc = t->conv_text ? TG_OK : TG_E_NOMEM;
+    }
+    tg_buf_free(&b);
+    json_decref(hist);
+    return rc == TG_E_TOOBIG ? TG_OK : rc;
 }
 
 /* The bytes the trigger points at, or NULL when it has no span. */
@@ -52,6 +85,9 @@ static const char *span_text(const struct tg_turn *t, const struct tg_policy_hit
     } else if (!strcmp(h->field, "draft")) {
         base = t->draft;
         blen = t->draft_len;
+    } else if (!strcmp(h->field, "conversation")) {
+        base = t->conv_text;
+        blen = t->conv_len;
     } else if (!strcmp(h->field, "tool_calls")) {
         /* a span in the arguments of the call the hit's value numbers */
         size_t i = h->has_value && h->value >= 0 ? (size_t)h->value : t->n_calls;

@@ -16,6 +16,8 @@ enum tg_stage_rc tg_stage_precheck(struct tg_turn *t)
     t->attestations = json_array();
     if (!t->policy_hits || !t->tags || !t->attestations)
         rc = TG_E_NOMEM;
+    if (!rc && t->a->policy)
+        rc = tg_rules_conversation(t);
     if (!rc && t->a->policy) {
         struct tg_policy_facts f;
         struct tg_policy_hits hits;

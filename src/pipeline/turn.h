@@ -90,6 +90,8 @@ struct tg_turn {
     double retrieval_lead; /* (best - second best score) / best, 0 when no evidence */
 
     /* precheck, postcheck */
+    const char *conv_text; /* the customer's earlier messages, normalized, oldest first (arena) */
+    size_t conv_len;
     json_t *policy_hits;  /* [{rule, description, actions, trigger}] (owned) */
     json_t *tags;         /* risk tags (owned) */
     json_t *attestations; /* attestations a person must tick (owned) */

@@ -37,7 +37,14 @@ static const char *config_yaml = "auth:\n"
                                  "  backend: canned\n"
                                  "server:\n"
                                  "  max_messages: 4\n"
-                                 "  log_level: off\n";
+                                 "  log_level: off\n"
+                                 "policies:\n"
+                                 "  - id: loan-then-approve\n"
+                                 "    description: asked to approve a loan named earlier\n"
+                                 "    stage: pre\n"
+                                 "    when: {all: [{conversation.keywords: [贷款]}, "
+                                 "{keywords: [批下来]}]}\n"
+                                 "    then: [{tag: loan_followup}]\n";
 
 static int setup(void **state)
 {
@@ -259,6 +266,29 @@ static void test_conversation_follows_customer(void **state)
     tg_turn_free(d);
 }
 
+/* conversation.keywords reads the customer's earlier messages, as stored. */
+static void test_rules_read_the_conversation(void **state)
+{
+    struct fixture *f = *state;
+    struct tg_turn *a = run_turn(f, "{\"messages\":[{\"role\":\"user\",\"content\":"
+                                    "\"我想申请贷款\"}],\"user\":\"cust-77\"}");
+    assert_int_equal(json_array_size(a->tags), 0);
+    assert_int_equal(tg_store_flush(f->p->store), TG_OK);
+    struct tg_turn *b = run_turn(f, "{\"messages\":[{\"role\":\"user\",\"content\":"
+                                    "\"能批下来吗\"}],\"user\":\"cust-77\"}");
+    assert_string_equal(json_string_value(json_array_get(b->tags, 0)), "loan_followup");
+    assert_non_null(b->conv_text);
+    json_t *hit = json_array_get(b->policy_hits, 0);
+    assert_string_equal(tg_json_str(hit, "rule", ""), "loan-then-approve");
+    /* the same words from someone who never spoke of a loan */
+    struct tg_turn *c = run_turn(f, "{\"messages\":[{\"role\":\"user\",\"content\":"
+                                    "\"能批下来吗\"}],\"user\":\"cust-78\"}");
+    assert_int_equal(json_array_size(c->tags), 0);
+    tg_turn_free(a);
+    tg_turn_free(b);
+    tg_turn_free(c);
+}
+
 static void test_understand_language(void **state)
 {
     struct fixture *f = *state;
@@ -465,6 +495,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_admit_bad_input_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admit_accepts_openai_shapes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conversation_follows_customer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rules_read_the_conversation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_understand_language, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retrieve_and_precheck_lists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_generate_and_postcheck, setup, teardown),
