@@ -235,11 +235,23 @@ int tg_store_conversation_put(struct tg_store *st, const struct tg_conversation 
     return rc ? rc : st->ops->conversation_put(st, &pc);
 }
 
+/* True when s is valid UTF-8 throughout (what a JSON reader can give back). */
+static bool utf8_ok(const char *s)
+{
+    size_t len = strlen(s), n;
+    uint32_t cp;
+    for (size_t i = 0; i < len; i += n)
+        if (!(n = tg_utf8_decode(s + i, len - i, &cp)))
+            return false;
+    return true;
+}
+
 int tg_store_message_add(struct tg_store *st, const struct tg_message *m)
 {
     if (!st || !m || !m->role || !m->content ||
         !field_ok(m->conversation_id, sizeof(m->conversation_id), true) ||
-        !field_ok(m->turn_id, sizeof(m->turn_id), false))
+        !field_ok(m->turn_id, sizeof(m->turn_id), false) || !utf8_ok(m->role) ||
+        !utf8_ok(m->content))
         return TG_E_INVAL;
     return st->ops->message_add(st, m);
 }

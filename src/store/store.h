@@ -165,7 +165,8 @@ void tg_store_set_group_commit(struct tg_store *st, int64_t ms);
 
 /* Insert or replace a conversation by id. */
 int tg_store_conversation_put(struct tg_store *st, const struct tg_conversation *c);
-/* Append a message; messages keep their insertion order. */
+/* Append a message; messages keep their insertion order.  Role and content
+ * must be UTF-8 (else TG_E_INVAL: they are read back as JSON strings). */
 int tg_store_message_add(struct tg_store *st, const struct tg_message *m);
 /* Insert or replace a turn record (any JSON object) with its key columns. */
 int tg_store_turn_put(struct tg_store *st, const char *turn_id, const char *conversation_id,
