@@ -4,6 +4,8 @@
  */
 #include "cli/cli.h"
 
+#include "pipeline/pipeline.h"
+
 #include "store/store.h"
 
 #include <curl/curl.h>
@@ -220,7 +222,17 @@ struct tg_store *tg_cli_open_store(const struct tg_config *cfg, const char *data
         snprintf(uri, sizeof(uri), "sqlite:%s/trustgate.db", data);
     else
         tg_strlcpy(uri, cfg->store_uri, sizeof(uri));
-    if (tg_store_open(uri, &st, err, sizeof(err))) {
+    /* with the deployment's privacy hooks: what the command writes is stored as
+     * the daemon would store it, and customers are found by their pseudonyms */
+    char dir[4200];
+    struct tg_store_privacy priv;
+    tg_cli_store_dir(uri, dir, sizeof(dir));
+    if (tg_privacy_open(cfg, dir, &priv, err, sizeof(err))) {
+        fprintf(stderr, "trustgate %s: %s\n", what, err);
+        return NULL;
+    }
+    if (tg_store_open_private(uri, &priv, &st, err, sizeof(err))) {
+        tg_privacy_free(priv.arg);
         fprintf(stderr, "trustgate %s: %s\n", what, err);
         return NULL;
     }

@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <openssl/crypto.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -461,24 +462,29 @@ int tg_pipeline_load_policies(const struct tg_config *cfg, struct tg_policy **ou
 }
 
 /* The key of the audit log's PII pseudonyms: random, made once, kept in the data directory. */
-static int load_pseudonym_key(struct tg_pipeline *p, const char *dir, char *err, size_t errlen)
+struct tg_privacy {
+    uint8_t key[32];
+    const struct tg_config *cfg;
+};
+
+/* DIR/pseudonym.key into key (32 bytes), made (0600) when there is none. */
+static int load_pseudonym_key(uint8_t key[32], const char *dir, char *err, size_t errlen)
 {
     char path[4200];
     snprintf(path, sizeof(path), "%s/pseudonym.key", dir);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
-        ssize_t n = read(fd, p->pseudonym_key, sizeof(p->pseudonym_key));
+        ssize_t n = read(fd, key, 32);
         close(fd);
-        if (n == (ssize_t)sizeof(p->pseudonym_key))
+        if (n == 32)
             return TG_OK;
-        snprintf(err, errlen, "%s is damaged (expected %zu bytes)", path, sizeof(p->pseudonym_key));
+        snprintf(err, errlen, "%s is damaged (expected 32 bytes)", path);
         return TG_E_IO;
     }
-    if (tg_random_bytes(p->pseudonym_key, sizeof(p->pseudonym_key)))
+    if (tg_random_bytes(key, 32))
         return TG_E_INTERNAL;
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0 || write(fd, p->pseudonym_key, sizeof(p->pseudonym_key)) !=
-                      (ssize_t)sizeof(p->pseudonym_key)) {
+    if (fd < 0 || write(fd, key, 32) != 32) {
         snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
         if (fd >= 0)
             close(fd);
@@ -498,13 +504,13 @@ static int load_pseudonym_key(struct tg_pipeline *p, const char *dir, char *err,
  */
 static int store_pseudonym_cb(void *arg, const char *id, char out[TG_STORE_KEY_MAX])
 {
-    const struct tg_pipeline *p = arg;
+    const struct tg_privacy *pv = arg;
     struct tg_buf canon;
     char ps[33];
     tg_buf_init(&canon, 4 * 4096);
     bool ok = tg_config_identity(id, strlen(id), &canon) == TG_OK && canon.data;
     const char *v = ok ? canon.data : id;
-    tg_pii_pseudonym(p->pseudonym_key, sizeof(p->pseudonym_key), "customer", v, strlen(v), ps);
+    tg_pii_pseudonym(pv->key, sizeof(pv->key), "customer", v, strlen(v), ps);
     tg_buf_free(&canon);
     if (!ps[0])
         return TG_E_INTERNAL;
@@ -514,8 +520,41 @@ static int store_pseudonym_cb(void *arg, const char *id, char out[TG_STORE_KEY_M
 
 static int store_mask_cb(void *arg, const char *text, size_t len, struct tg_buf *out)
 {
-    const struct tg_pipeline *p = arg;
-    return tg_pii_mask(text, len, p->cfg->policy_pattern, out);
+    const struct tg_privacy *pv = arg;
+    return tg_pii_mask(text, len, pv->cfg ? pv->cfg->policy_pattern : NULL, out);
+}
+
+void tg_privacy_free(void *privacy)
+{
+    if (privacy)
+        OPENSSL_cleanse(privacy, sizeof(struct tg_privacy));
+    tg_free(privacy);
+}
+
+int tg_privacy_open(const struct tg_config *cfg, const char *dir, struct tg_store_privacy *hooks,
+                    char *err, size_t errlen)
+{
+    struct tg_privacy *pv = tg_calloc(1, sizeof(*pv));
+    if (!pv) {
+        snprintf(err, errlen, "out of memory");
+        return TG_E_NOMEM;
+    }
+    pv->cfg = cfg;
+    int rc = load_pseudonym_key(pv->key, dir, err, errlen);
+    if (rc) {
+        tg_privacy_free(pv);
+        return rc;
+    }
+    *hooks = (struct tg_store_privacy){.pseudonym = store_pseudonym_cb,
+                                       .mask = store_mask_cb,
+                                       .arg = pv,
+                                       .release = tg_privacy_free};
+    return TG_OK;
+}
+
+const uint8_t *tg_privacy_key(const struct tg_store_privacy *hooks)
+{
+    return ((const struct tg_privacy *)hooks->arg)->key;
 }
 
 /* The knowledge base and intent classifier of an answerer, as its config says. */
@@ -806,19 +845,21 @@ static int open_pipeline(const struct tg_config *cfg, struct event_base *base, c
         snprintf(err, errlen, "out of memory");
         goto out;
     }
+    struct tg_store_privacy priv;
     {
         /* the key first: the store converts what an older version kept in clear with it */
         char dir[4096];
         const char *path = tg_str_has_prefix(uri, "sqlite:") ? uri + 7 : uri;
         const char *slash = strrchr(path, '/');
         snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
-        rc = load_pseudonym_key(p, dir, err, errlen);
+        rc = tg_privacy_open(cfg, dir, &priv, err, errlen);
         if (rc)
             goto out;
+        memcpy(p->pseudonym_key, tg_privacy_key(&priv), sizeof(p->pseudonym_key));
     }
-    const struct tg_store_privacy priv = {
-        .pseudonym = store_pseudonym_cb, .mask = store_mask_cb, .arg = p};
     rc = tg_store_open_private(uri, &priv, &p->store, err, errlen);
+    if (rc)
+        tg_privacy_free(priv.arg); /* the store releases it once it has it */
     if (!rc && !(p->store_uri = tg_strdup(uri)))
         rc = TG_E_NOMEM;
     if (rc)

@@ -111,6 +111,24 @@ void tg_pipeline_commit_cancel(struct tg_pipeline *p, struct tg_commit_wait *w);
  * owners still exist). */
 void tg_pipeline_settle(struct tg_pipeline *p);
 
+/*
+ * The store's privacy hooks (store.h) as every process of a deployment
+ * must use them: customer ids kept as keyed pseudonyms of their canonical
+ * form, free text masked with the config's policy-number pattern, under the
+ * key in DIR/pseudonym.key (made on first use).  tg_pipeline_open uses it;
+ * so does the command line when it opens a deployment's store.
+ * tg_privacy_open allocates the context and fills hooks; the store releases
+ * the context when it closes (hooks->release), or call tg_privacy_free
+ * when the store is never opened.  cfg (NULL: the default policy-number
+ * pattern) must outlive the store.
+ */
+struct tg_privacy;
+int tg_privacy_open(const struct tg_config *cfg, const char *dir, struct tg_store_privacy *hooks,
+                    char *err, size_t errlen);
+void tg_privacy_free(void *privacy);
+/* The key of a context filled by tg_privacy_open (32 bytes). */
+const uint8_t *tg_privacy_key(const struct tg_store_privacy *hooks);
+
 /* Flush the store and free everything.  No turn may be in flight. */
 void tg_pipeline_close(struct tg_pipeline *p);
 

@@ -181,8 +181,12 @@ int tg_store_private_task(const struct tg_store_privacy *priv, json_t *task, boo
 
 void tg_store_close(struct tg_store *st)
 {
-    if (st)
-        st->ops->close(st);
+    if (!st)
+        return;
+    struct tg_store_privacy priv = st->priv;
+    st->ops->close(st);
+    if (priv.release)
+        priv.release(priv.arg);
 }
 
 const char *tg_store_kind(const struct tg_store *st)

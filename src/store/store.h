@@ -107,6 +107,7 @@ struct tg_store_privacy {
     int (*pseudonym)(void *arg, const char *id, char out[TG_STORE_KEY_MAX]);
     int (*mask)(void *arg, const char *text, size_t len, struct tg_buf *out);
     void *arg;
+    void (*release)(void *arg); /* called with arg once the store is closed; may be NULL */
 };
 
 /*

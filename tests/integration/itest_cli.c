@@ -376,11 +376,18 @@ static void test_review_from_the_command_line(void **state)
     assert_int_equal(tg(args, &out), 1);
     tg_free(out);
     snprintf(args, sizeof(args),
-             "review decide --data %s/rev %s --actor reviewer1 --edit 您的申请已提交授信审批。"
+             "review decide --data %s/rev %s --actor reviewer1 --edit "
+             "您的申请已提交授信审批，请致电13812345678。"
              " --attest 已核实收入流水真实性 --attest 已评估突发失业风险",
              dir, id);
     assert_int_equal(tg(args, &out), 0);
     assert_non_null(strstr(out, "decided (edit) by reviewer1"));
+    tg_free(out);
+    /* the edited answer is stored masked, as the daemon would store it */
+    snprintf(args, sizeof(args), "cat %s/rev/trustgate.db %s/rev/trustgate.db-wal 2>/dev/null | "
+             "grep -c 13812345678 || true", dir, dir);
+    assert_int_equal(tg_h_run(args, &out), 0);
+    assert_string_equal(out, "0\n");
     tg_free(out);
     snprintf(args, sizeof(args), "review list --data %s/rev --state decided --json", dir);
     assert_int_equal(tg(args, &out), 0);
