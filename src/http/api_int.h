@@ -53,13 +53,15 @@ struct event *tg_api_every(struct tg_api *api, int64_t every_ms,
                            void (*cb)(int fd, short what, void *arg), void *arg);
 
 /*
- * Work that reads the whole store runs on the background worker (with its
- * own store handle, after this loop's writes are committed) so the event
- * loop never stalls on it.  work runs there and returns a JSON result (NULL
- * with a message in err); then, when not NULL, runs back on the loop with
- * the result (which it may change; NULL on failure); req, when not NULL, is
+ * Work whose cost grows with the data runs on the background worker (with
+ * its own store handle, once every write this loop queued before the call
+ * is committed; the loop does not block waiting for that) so the event loop
+ * never stalls on it.  work runs there and returns a JSON result (NULL with
+ * a message in err); then, when not NULL, runs back on the loop with the
+ * result (which it may change; NULL on failure); req, when not NULL, is
  * then answered with the result (200) or a 503 naming the problem.
- * free_arg(arg) afterwards.  TG_OK, or an error (req already answered).
+ * free_arg(arg) afterwards.  Such jobs run one at a time, in the order
+ * their commits came.  TG_OK, or an error (req already answered, arg freed).
  */
 struct tg_store;
 typedef json_t *(*tg_api_work_fn)(struct tg_store *st, void *arg, char *err, size_t errlen);
@@ -67,6 +69,26 @@ typedef void (*tg_api_then_fn)(struct tg_api *api, json_t *result, void *arg);
 int tg_api_background(struct tg_api *api, struct tg_http_req *req, const char *route,
                       tg_api_work_fn work, tg_api_then_fn then, void *arg,
                       void (*free_arg)(void *));
+/*
+ * The same for a read whose cost stays small whatever the data (a list of
+ * at most a few hundred rows, a registry of deliberate releases): it runs
+ * in a lane of its own, so it never waits behind a scan.
+ */
+int tg_api_background_bounded(struct tg_api *api, struct tg_http_req *req, const char *route,
+                              tg_api_work_fn work, tg_api_then_fn then, void *arg,
+                              void (*free_arg)(void *));
+/*
+ * The same as tg_api_background for a read whose answer depends on nothing
+ * in the request (arg carries none of it): while a job of the same route
+ * and work still waits for its lane, req joins it and gets its result, and
+ * arg is freed at once.  Every request that comes while one scan runs is
+ * answered by the next one, so any number of pollers keep at most one scan
+ * running and one waiting.  A joined job still reads every write answered
+ * to anyone before the request came (answers leave after their commit).
+ * TG_OK, or an error (req already answered, arg freed).
+ */
+int tg_api_background_shared(struct tg_api *api, struct tg_http_req *req, const char *route,
+                             tg_api_work_fn work, void *arg, void (*free_arg)(void *));
 
 /* A customer's message to run as a turn (strings borrowed until answered). */
 struct tg_turn_in {

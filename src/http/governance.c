@@ -6,7 +6,8 @@
  *   GET  /v1/experiments/{name}     per-variant metrics with their statistics (eval.h); looks
  *                                   every ?look=1d (a duration) or every ?turns=N turns
  *   GET  /v1/fairness               per attribute: delivery rate by group, parity, the gate
- *   GET  /v1/releases               the release registry and the freeze
+ *   GET  /v1/releases               the release registry (read off the event loop) and
+ *                                   the freeze
  *   POST /v1/releases/unfreeze      {"why"}: a supervisor resumes promotions
  *
  * All for users (token or console session); unfreezing for supervisors.
@@ -288,6 +289,30 @@ static json_t *report_work(struct tg_store *st, void *arg, char *err, size_t err
     return out;
 }
 
+/* ------------------------------------------------------------ releases */
+
+/* On the worker: every registered release, without its file list. */
+static json_t *releases_work(struct tg_store *st, void *arg, char *err, size_t errlen)
+{
+    json_t *all = NULL, *r;
+    size_t i;
+    (void)arg;
+    (void)err;
+    (void)errlen;
+    if (tg_store_blob_list(st, "release/", 100000, &all))
+        all = json_array(); /* a registry that cannot be read shows as empty */
+    json_array_foreach(all, i, r) json_object_del(r, "files");
+    return json_pack("{s:o}", "releases", all);
+}
+
+/* Back on the loop: the freeze as it is now. */
+static void releases_then(struct tg_api *api, json_t *result, void *arg)
+{
+    (void)arg;
+    if (result)
+        json_object_set_new(result, "state", tg_release_state(api->p->store));
+}
+
 /* ------------------------------------------------------------ routes */
 
 /* A duration in the query (absent: *out unchanged); false when malformed. */
@@ -344,16 +369,8 @@ bool tg_api_governance(struct tg_api *api, struct tg_http_req *req)
     } else if (!strcmp(path, "/v1/releases") && get) {
         if (!tg_api_person(api, req, path, TG_ANYONE))
             return true;
-        json_t *all = NULL;
-        tg_store_flush(api->p->store);
-        if (tg_store_blob_list(api->p->store, "release/", 100000, &all))
-            all = json_array();
-        size_t i;
-        json_t *r;
-        json_array_foreach(all, i, r) json_object_del(r, "files");
-        tg_api_send_json(
-            api, req, path, 200,
-            json_pack("{s:o, s:o}", "releases", all, "state", tg_release_state(api->p->store)));
+        tg_api_background_bounded(api, req, "/v1/releases", releases_work, releases_then, NULL,
+                                  NULL);
     } else if (!strcmp(path, "/v1/experiments") && get) {
         if (tg_api_person(api, req, path, TG_ANYONE))
             tg_api_send_json(api, req, path, 200,

@@ -159,7 +159,7 @@ struct tg_api {
     struct tg_events *events;         /* live event streams to consoles and chat pages (events.c) */
     struct tg_monitor *monitor;       /* daily FAR and its alarm (feedback.c) */
     struct tg_fairness_mon *fairness; /* the live fairness gate (governance.c) */
-    struct tg_background *background; /* the worker for whole-store reads (background.c) */
+    struct tg_background *background; /* the worker for reads that grow with the data */
 };
 
 /*
@@ -198,7 +198,8 @@ void tg_fairness_stop(struct tg_api *api);
 bool tg_api_governance(struct tg_api *api, struct tg_http_req *req);
 
 /* Stop the background worker (background.c): finished jobs are answered,
- * queued ones refused (shutdown). */
+ * queued ones refused (shutdown).  Call it after tg_pipeline_settle(), so
+ * no job still waits for a commit. */
 void tg_api_background_stop(struct tg_api *api);
 
 /* The audit log's checkpoints and proofs (audit_api.c); false when not one of them. */

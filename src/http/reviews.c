@@ -2,13 +2,13 @@
  * reviews.c - the review queue over HTTP, for reviewers and the channels
  * that wait for held answers:
  *
- *   GET  /v1/reviews?state=S         the queue (reviewer token)
+ *   GET  /v1/reviews?state=S&limit=N the queue, most urgent first (reviewer token)
  *   GET  /v1/reviews/{id}            one task with its whole context
  *   POST /v1/reviews/{id}/claim      one reviewer at a time; the claim lapses
  *   POST /v1/reviews/{id}/decision   {action, text?, reason?, attestations: [...]}
  *   GET  /v1/reviews/events          live events (Server-Sent Events)
  *   GET  /v1/reviews/stats           the last 24 hours, for supervisors
- *   GET  /v1/handoffs                tasks handed to human agents (SLA breached)
+ *   GET  /v1/handoffs?limit=N        tasks handed to human agents (SLA breached)
  *   POST /v1/handoffs/{id}/reply     an agent answers the customer {text, close?}
  *   GET  /v1/turns/{id}              a turn's record and, when it was held, its
  *                                    task's state and final answer (API key)
@@ -20,6 +20,13 @@
  * tg_review_decide, so a decision without every required attestation is refused here whatever the
  * client sends, and every decision is an audit leaf written by this process, the data directory's
  * one writer.
+ *
+ * Reads whose cost grows with the data (the lists, the statistics) run on
+ * the background worker (background.c), never on the event loop: a list
+ * holds at most LIST_MAX tasks (read in the worker's lane for bounded
+ * reads), and the statistics are summed as the tasks are read, one state at
+ * a time, in the lane for scans.  Reads of one task wait for the commit of what the
+ * loop queued before them without blocking it.
  */
 #include "http/api_int.h"
 #include "http/console.h"
@@ -93,47 +100,87 @@ static int task_order(const void *pa, const void *pb)
     return strcmp(tg_json_str(a, "id", ""), tg_json_str(b, "id", ""));
 }
 
-/* Tasks in any of the states ("a|b"; NULL: all), ordered; NULL on a store error. */
-static json_t *tasks_in(struct tg_api *api, const char *states)
+#define LIST_DEFAULT 100 /* tasks in a list when the request names no limit */
+#define LIST_MAX 500     /* the most a list holds */
+
+/* Every state a task can be in: a list of them all reads each (indexed) in turn. */
+#define ALL_STATES "pending|claimed|decided|handed_off|closed|expired"
+
+struct list_job {
+    char states[64]; /* "a|b" */
+    size_t limit;    /* 1..LIST_MAX */
+};
+
+/*
+ * On the worker: the first job->limit tasks in any of job->states in
+ * task_order, as {"object": "list", "now_ms", "data", "has_more"}; NULL
+ * with err set on a store error.  The store gives each state's tasks by
+ * priority and deadline from its index, so limit + 1 of each state are
+ * enough to know the first limit of them all and whether more remain: the
+ * cost is bounded by the limit, not by the tasks stored.
+ */
+static json_t *list_work(struct tg_store *st, void *arg, char *err, size_t errlen)
 {
-    json_t *all = json_array();
-    char buf[64];
-    tg_strlcpy(buf, states ? states : "", sizeof(buf));
-    char *save = NULL, *st = states ? strtok_r(buf, "|", &save) : NULL;
+    const struct list_job *job = arg;
+    json_t *all = json_array(), *out = NULL;
+    json_t **v = NULL;
+    char buf[sizeof(job->states)];
+    tg_strlcpy(buf, job->states, sizeof(buf));
+    char *save = NULL, *state = strtok_r(buf, "|", &save);
+    int rc = all ? TG_OK : TG_E_NOMEM;
     do {
         json_t *part = NULL;
-        if (tg_store_review_list(api->p->store, st, 500, &part)) {
-            json_decref(all);
-            return NULL;
-        }
-        json_array_extend(all, part);
+        if (!rc)
+            rc = tg_store_review_list(st, state, job->limit + 1, &part);
+        if (!rc)
+            json_array_extend(all, part);
         json_decref(part);
-    } while (st && (st = strtok_r(NULL, "|", &save)));
+    } while (!rc && (state = strtok_r(NULL, "|", &save)));
     size_t n = json_array_size(all);
-    json_t **v = tg_malloc((n ? n : 1) * sizeof(*v));
-    if (!v) {
-        json_decref(all);
-        return NULL;
-    }
+    if (!rc && !(v = tg_malloc((n ? n : 1) * sizeof(*v))))
+        rc = TG_E_NOMEM;
+    if (rc)
+        goto out;
     for (size_t i = 0; i < n; i++)
         v[i] = json_incref(json_array_get(all, i));
     qsort(v, n, sizeof(*v), task_order);
     json_array_clear(all);
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(all, v[i]);
+    for (size_t i = 0; i < n; i++) {
+        if (i < job->limit)
+            json_array_append(all, v[i]);
+        json_decref(v[i]);
+    }
+    out = json_pack("{s:s, s:I, s:O, s:b}", "object", "list", "now_ms",
+                    (json_int_t)tg_clock_wall_ms(), "data", all, "has_more", n > job->limit);
+out:
+    if (!out)
+        snprintf(err, errlen, "cannot read the queue");
     tg_free(v);
-    return all;
+    json_decref(all);
+    return out;
 }
 
-static void send_list(struct tg_api *api, struct tg_http_req *req, const char *route, json_t *tasks)
+/* Answer req with the tasks in states on the worker; limit from the query. */
+static void send_list(struct tg_api *api, struct tg_http_req *req, const char *route,
+                      const char *states)
 {
-    if (!tasks) {
-        fail(api, req, route, 503, "storage_unavailable", "cannot read the queue");
+    char lim[24];
+    int64_t limit = LIST_DEFAULT;
+    if (tg_api_query(tg_http_query(req), "limit", lim, sizeof(lim)) &&
+        (tg_parse_i64(lim, &limit) || limit < 1 || limit > LIST_MAX)) {
+        char m[80];
+        snprintf(m, sizeof(m), "limit must be a number from 1 to %d", LIST_MAX);
+        fail(api, req, route, 400, "invalid_limit", m);
         return;
     }
-    send(api, req, route, 200,
-         json_pack("{s:s, s:I, s:o}", "object", "list", "now_ms", (json_int_t)tg_clock_wall_ms(),
-                   "data", tasks));
+    struct list_job *job = tg_calloc(1, sizeof(*job));
+    if (!job) {
+        fail(api, req, route, 503, "out_of_memory", "out of memory");
+        return;
+    }
+    tg_strlcpy(job->states, states, sizeof(job->states));
+    job->limit = (size_t)limit;
+    tg_api_background_bounded(api, req, route, list_work, NULL, job, tg_free);
 }
 
 static void list(struct tg_api *api, struct tg_http_req *req)
@@ -152,21 +199,63 @@ static void list(struct tg_api *api, struct tg_http_req *req)
         return;
     }
     send_list(api, req, "/v1/reviews",
-              tasks_in(api, !has_state               ? NULL
-                            : !strcmp(state, "open") ? "pending|claimed"
-                                                     : state));
+              !has_state               ? ALL_STATES
+              : !strcmp(state, "open") ? "pending|claimed"
+                                       : state);
 }
 
-static void get_task(struct tg_api *api, struct tg_http_req *req, const char *id)
+/*
+ * A read of one task or turn, made once every write the loop queued before
+ * it is committed (a task a console just heard of may still be queued), so
+ * the loop never blocks on a flush.
+ */
+struct one_read {
+    struct tg_commit_wait wait; /* first: the callback finds the read */
+    struct tg_api *api;
+    struct tg_http_req *req;
+    void (*fn)(struct tg_api *api, struct tg_http_req *req, const char *id);
+    char id[TG_ID_MAX];
+};
+
+static void one_read_cb(struct tg_commit_wait *w, int err)
+{
+    struct one_read *r = (struct one_read *)w;
+    (void)err; /* what was committed before can still be read */
+    r->fn(r->api, r->req, r->id);
+    tg_free(r);
+}
+
+static void after_commit(struct tg_api *api, struct tg_http_req *req, const char *route,
+                         void (*fn)(struct tg_api *, struct tg_http_req *, const char *),
+                         const char *id)
+{
+    struct one_read *r = tg_calloc(1, sizeof(*r));
+    if (!r) {
+        fail(api, req, route, 503, "out_of_memory", "out of memory");
+        return;
+    }
+    r->api = api;
+    r->req = req;
+    r->fn = fn;
+    tg_strlcpy(r->id, id, sizeof(r->id));
+    r->wait.cb = one_read_cb;
+    tg_pipeline_after_commit(api->p, &r->wait);
+}
+
+static void read_task(struct tg_api *api, struct tg_http_req *req, const char *id)
 {
     json_t *task = NULL;
-    if (!tg_api_person(api, req, "/v1/reviews/{id}", TG_ANYONE))
-        return;
     if (tg_store_review_get(api->p->store, id, NULL, &task)) {
         fail(api, req, "/v1/reviews/{id}", 404, "unknown_review", "no such review task");
         return;
     }
     send(api, req, "/v1/reviews/{id}", 200, task);
+}
+
+static void get_task(struct tg_api *api, struct tg_http_req *req, const char *id)
+{
+    if (tg_api_person(api, req, "/v1/reviews/{id}", TG_ANYONE))
+        after_commit(api, req, "/v1/reviews/{id}", read_task, id);
 }
 
 static void decide(struct tg_api *api, struct tg_http_req *req, const char *id)
@@ -272,14 +361,10 @@ static void claim(struct tg_api *api, struct tg_http_req *req, const char *id)
     tg_api_send_committed(api, req, route, 200, task, &notice);
 }
 
-static void get_turn(struct tg_api *api, struct tg_http_req *req, const char *id)
+static void read_turn(struct tg_api *api, struct tg_http_req *req, const char *id)
 {
     const char *route = "/v1/turns/{id}";
     json_t *rec = NULL;
-    if (!tg_api_key_ok(api, req)) {
-        fail(api, req, route, 401, "invalid_api_key", "Incorrect or missing API key.");
-        return;
-    }
     if (tg_store_turn_get(api->p->store, id, &rec)) {
         fail(api, req, route, 404, "unknown_turn", "no such turn");
         return;
@@ -298,11 +383,19 @@ static void get_turn(struct tg_api *api, struct tg_http_req *req, const char *id
     send(api, req, route, 200, out);
 }
 
+static void get_turn(struct tg_api *api, struct tg_http_req *req, const char *id)
+{
+    if (tg_api_key_ok(api, req))
+        after_commit(api, req, "/v1/turns/{id}", read_turn, id);
+    else
+        fail(api, req, "/v1/turns/{id}", 401, "invalid_api_key", "Incorrect or missing API key.");
+}
+
 static void handoffs(struct tg_api *api, struct tg_http_req *req)
 {
     if (!tg_api_person(api, req, "/v1/handoffs", TG_ANYONE))
         return;
-    send_list(api, req, "/v1/handoffs", tasks_in(api, "handed_off"));
+    send_list(api, req, "/v1/handoffs", "handed_off");
 }
 
 static void reply(struct tg_api *api, struct tg_http_req *req, const char *id)
@@ -343,6 +436,73 @@ static void reply(struct tg_api *api, struct tg_http_req *req, const char *id)
     tg_api_send_committed(api, req, route, 200, task, &notice);
 }
 
+#define HOUR_MS 3600000LL
+#define STATS_PER_STATE 100000 /* tasks of one state the statistics read */
+
+/* The statistics being summed, one task at a time. */
+struct stats_acc {
+    int64_t now, since; /* since: the first of the 24 whole hours, this one last */
+    int64_t created, decided, handed, open;
+    int64_t hc[24], hd[24], hh[24];
+    struct tg_buf times; /* int64_t decision times of the window */
+    json_t *reviewers;   /* actor -> [decision times] */
+    json_t *queues;      /* queue -> {queue, created, open} */
+    json_t *actions;     /* action -> count */
+};
+
+static int64_t hour_of(const struct stats_acc *a, int64_t at)
+{
+    return TG_MIN(TG_MAX((at - a->since) / HOUR_MS, 0), 23);
+}
+
+static void bump(json_t *obj, const char *key)
+{
+    json_object_set_new(obj, key, json_integer(tg_json_int(obj, key, 0) + 1));
+}
+
+/* Count one task; TG_OK or TG_E_NOMEM. */
+static int stats_add(struct stats_acc *a, const json_t *t)
+{
+    const char *state = tg_json_str(t, "state", "");
+    bool open = !strcmp(state, "pending") || !strcmp(state, "claimed");
+    int64_t c = tg_json_int(t, "created_ms", 0);
+    a->open += open;
+    if (c < a->since)
+        return TG_OK;
+    a->created++;
+    a->hc[hour_of(a, c)]++;
+    const char *q = tg_json_str(t, "queue", "default");
+    json_t *qe = json_object_get(a->queues, q);
+    if (!qe) {
+        qe = json_pack("{s:s, s:i, s:i}", "queue", q, "created", 0, "open", 0);
+        if (json_object_set_new(a->queues, q, qe))
+            return TG_E_NOMEM;
+    }
+    bump(qe, "created");
+    if (open)
+        bump(qe, "open");
+    const json_t *dec = json_object_get(t, "decision");
+    if (json_is_object(dec)) {
+        int64_t at = tg_json_int(dec, "at", c), took = at - c;
+        a->decided++;
+        a->hd[hour_of(a, at)]++;
+        if (tg_buf_append(&a->times, &took, sizeof(took)))
+            return TG_E_NOMEM;
+        const char *who = tg_json_str(dec, "actor", "?");
+        json_t *re = json_object_get(a->reviewers, who);
+        if (!re && json_object_set_new(a->reviewers, who, re = json_array()))
+            return TG_E_NOMEM;
+        if (json_array_append_new(re, json_integer(took)))
+            return TG_E_NOMEM;
+        bump(a->actions, tg_json_str(dec, "action", "?"));
+    }
+    if (!strcmp(state, "handed_off") || !strcmp(state, "closed")) {
+        a->handed++;
+        a->hh[hour_of(a, tg_json_int(t, "deadline_ms", c))]++;
+    }
+    return TG_OK;
+}
+
 static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -358,82 +518,26 @@ static int64_t quantile(const int64_t *v, size_t n, double q)
     return v[r ? r - 1 : 0];
 }
 
-/*
- * The last 24 hours of review work for the supervisor view: volumes by
- * hour, time to decision (median, p95 by nearest rank), SLA breaches
- * (hand-offs), decisions per reviewer and per queue.
- */
-static void stats(struct tg_api *api, struct tg_http_req *req)
+/* The figures of what was summed; NULL when out of memory. */
+static json_t *stats_result(struct stats_acc *a)
 {
-    const char *route = "/v1/reviews/stats";
-    if (!tg_api_person(api, req, route, "supervisor"))
-        return;
-    json_t *all = NULL;
-    if (tg_store_review_list(api->p->store, NULL, 100000, &all)) {
-        fail(api, req, route, 503, "storage_unavailable", "cannot read the queue");
-        return;
-    }
-    int64_t now = tg_clock_wall_ms(), hour = 3600000;
-    int64_t since = (now / hour - 23) * hour; /* 24 whole hours, this one last */
-    int64_t created = 0, decided = 0, handed = 0, open = 0;
-    int64_t hc[24] = {0}, hd[24] = {0}, hh[24] = {0};
-    size_t n = json_array_size(all), nd = 0;
-    int64_t *times = tg_malloc((n ? n : 1) * sizeof(*times));
-    json_t *reviewers = json_object(), *queues = json_object(), *actions = json_object();
-    size_t i;
-    json_t *t;
-    json_array_foreach(all, i, t)
-    {
-        const char *state = tg_json_str(t, "state", "");
-        if (!strcmp(state, "pending") || !strcmp(state, "claimed"))
-            open++;
-        int64_t c = tg_json_int(t, "created_ms", 0);
-        if (c < since)
-            continue;
-        created++;
-        hc[(c - since) / hour]++;
-        const char *q = tg_json_str(t, "queue", "default");
-        json_t *qe = json_object_get(queues, q);
-        if (!qe)
-            json_object_set_new(
-                queues, q, qe = json_pack("{s:s, s:i, s:i}", "queue", q, "created", 0, "open", 0));
-        json_object_set_new(qe, "created", json_integer(tg_json_int(qe, "created", 0) + 1));
-        if (!strcmp(state, "pending") || !strcmp(state, "claimed"))
-            json_object_set_new(qe, "open", json_integer(tg_json_int(qe, "open", 0) + 1));
-        const json_t *dec = json_object_get(t, "decision");
-        if (json_is_object(dec)) {
-            int64_t at = tg_json_int(dec, "at", c);
-            decided++;
-            hd[TG_MIN((at - since) / hour, 23)]++;
-            if (times)
-                times[nd++] = at - c;
-            const char *who = tg_json_str(dec, "actor", "?"),
-                       *act = tg_json_str(dec, "action", "?");
-            json_t *re = json_object_get(reviewers, who);
-            if (!re)
-                json_object_set_new(reviewers, who, re = json_array());
-            json_array_append_new(re, json_integer(at - c));
-            json_object_set_new(actions, act, json_integer(tg_json_int(actions, act, 0) + 1));
-        }
-        if (!strcmp(state, "handed_off") || !strcmp(state, "closed")) {
-            handed++;
-            hh[TG_MIN((tg_json_int(t, "deadline_ms", c) - since) / hour, 23)]++;
-        }
-    }
-    if (times)
+    size_t nd = a->times.len / sizeof(int64_t);
+    int64_t *times = (int64_t *)(void *)a->times.data;
+    if (nd)
         qsort(times, nd, sizeof(*times), cmp_i64);
     json_t *by_hour = json_array(), *by_reviewer = json_array(), *by_queue = json_array();
     for (int h = 0; h < 24; h++)
-        json_array_append_new(by_hour, json_pack("{s:I, s:I, s:I, s:I}", "hour_ms",
-                                                 (json_int_t)(since + h * hour), "created",
-                                                 (json_int_t)hc[h], "decided", (json_int_t)hd[h],
-                                                 "handed_off", (json_int_t)hh[h]));
+        json_array_append_new(by_hour,
+                              json_pack("{s:I, s:I, s:I, s:I}", "hour_ms",
+                                        (json_int_t)(a->since + h * HOUR_MS), "created",
+                                        (json_int_t)a->hc[h], "decided", (json_int_t)a->hd[h],
+                                        "handed_off", (json_int_t)a->hh[h]));
     const char *key;
     json_t *val;
-    json_object_foreach(reviewers, key, val)
+    json_object_foreach(a->reviewers, key, val)
     {
         size_t k = json_array_size(val);
-        int64_t *v = tg_malloc(k * sizeof(*v));
+        int64_t *v = tg_malloc((k ? k : 1) * sizeof(*v));
         for (size_t j = 0; v && j < k; j++)
             v[j] = json_integer_value(json_array_get(val, j));
         if (v)
@@ -443,21 +547,66 @@ static void stats(struct tg_api *api, struct tg_http_req *req)
                                         "median_ms", (json_int_t)(v ? quantile(v, k, 0.5) : 0)));
         tg_free(v);
     }
-    json_object_foreach(queues, key, val) json_array_append(by_queue, val);
-    json_t *out =
-        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I}, s:o, s:o, s:o, s:O}",
-                  "since_ms", (json_int_t)since, "now_ms", (json_int_t)now, "created",
-                  (json_int_t)created, "decided", (json_int_t)decided, "handed_off",
-                  (json_int_t)handed, "open", (json_int_t)open, "decision_ms", "n", (json_int_t)nd,
-                  "median", (json_int_t)(times ? quantile(times, nd, 0.5) : 0), "p95",
-                  (json_int_t)(times ? quantile(times, nd, 0.95) : 0), "by_hour", by_hour,
-                  "by_reviewer", by_reviewer, "by_queue", by_queue, "by_action", actions);
-    tg_free(times);
-    json_decref(all);
-    json_decref(reviewers);
-    json_decref(queues);
-    json_decref(actions);
-    send(api, req, route, 200, out);
+    json_object_foreach(a->queues, key, val) json_array_append(by_queue, val);
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I}, s:o, s:o, s:o, s:O}",
+                     "since_ms", (json_int_t)a->since, "now_ms", (json_int_t)a->now, "created",
+                     (json_int_t)a->created, "decided", (json_int_t)a->decided, "handed_off",
+                     (json_int_t)a->handed, "open", (json_int_t)a->open, "decision_ms", "n",
+                     (json_int_t)nd, "median", (json_int_t)quantile(times, nd, 0.5), "p95",
+                     (json_int_t)quantile(times, nd, 0.95), "by_hour", by_hour, "by_reviewer",
+                     by_reviewer, "by_queue", by_queue, "by_action", a->actions);
+}
+
+/*
+ * On the worker: the last 24 hours of review work for the supervisor view:
+ * volumes by hour, time to decision (median, p95 by nearest rank), SLA
+ * breaches (hand-offs), decisions per reviewer and per queue, and the open
+ * tasks of any age.  Read one state at a time, each state's tasks counted
+ * and let go before the next is read, so what is held at once is one
+ * state's tasks (at most STATS_PER_STATE) and the window's figures.
+ */
+static json_t *stats_work(struct tg_store *st, void *arg, char *err, size_t errlen)
+{
+    static const char *const states[] = {"pending",    "claimed", "decided",
+                                         "handed_off", "closed",  "expired"};
+    struct stats_acc a = {.now = tg_clock_wall_ms()};
+    json_t *out = NULL;
+    int rc = TG_OK;
+    (void)arg;
+    a.since = (a.now / HOUR_MS - 23) * HOUR_MS;
+    tg_buf_init(&a.times, TG_BUF_UNLIMITED);
+    a.reviewers = json_object();
+    a.queues = json_object();
+    a.actions = json_object();
+    if (!a.reviewers || !a.queues || !a.actions)
+        rc = TG_E_NOMEM;
+    for (size_t k = 0; k < TG_ARRAY_LEN(states) && !rc; k++) {
+        json_t *part = NULL, *t;
+        size_t i;
+        rc = tg_store_review_list(st, states[k], STATS_PER_STATE, &part);
+        json_array_foreach(part, i, t)
+        {
+            if (!rc)
+                rc = stats_add(&a, t);
+        }
+        json_decref(part);
+    }
+    if (!rc)
+        out = stats_result(&a);
+    if (!out)
+        snprintf(err, errlen, "cannot read the queue");
+    tg_buf_free(&a.times);
+    json_decref(a.reviewers);
+    json_decref(a.queues);
+    json_decref(a.actions);
+    return out;
+}
+
+static void stats(struct tg_api *api, struct tg_http_req *req)
+{
+    const char *route = "/v1/reviews/stats";
+    if (tg_api_person(api, req, route, "supervisor"))
+        tg_api_background_shared(api, req, route, stats_work, NULL, NULL);
 }
 
 /* Decode %XX and '+' in place. */
@@ -544,9 +693,9 @@ bool tg_api_reviews(struct tg_api *api, struct tg_http_req *req)
     if (!tg_str_has_prefix(path, "/v1/reviews") && !tg_str_has_prefix(path, "/v1/turns/") &&
         !tg_str_has_prefix(path, "/v1/handoffs") && strcmp(path, "/console/api/source") != 0)
         return false;
-    /* Reads see committed rows; a task made by a turn just answered may
-     * still be queued for the writer (flush ends its group window). */
-    tg_store_flush(api->p->store);
+    /* no flush here: reads wait for their commit without blocking the
+     * loop, and a person's act reads its task through tg_review_*, which
+     * commits what was queued first */
     if (get && strcmp(path, "/v1/reviews") == 0)
         list(api, req);
     else if (get && strcmp(path, "/v1/reviews/events") == 0)
