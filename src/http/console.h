@@ -7,7 +7,9 @@
  * PBKDF2-HMAC-SHA256 on a worker thread (so a login never stalls the event
  * loop), then a session cookie (HttpOnly, SameSite=Strict) and a CSRF
  * token that every POST made with the cookie must carry in X-CSRF-Token.
- * Sessions live in memory; a restart logs everyone out.
+ * Sessions are kept in the store, so a restart logs nobody out.  Failed
+ * logins delay further attempts per (name, client address), never lock a
+ * name for everyone.
  */
 #ifndef TG_HTTP_CONSOLE_H
 #define TG_HTTP_CONSOLE_H
