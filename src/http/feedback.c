@@ -37,6 +37,7 @@ struct tg_monitor {
     struct tg_far_criterion crit;
     size_t show_days;
     bool on;                /* eval.monitor configured */
+    bool timer_busy;        /* the timer's last check is still on the worker */
     int64_t last_alert_day; /* day_ms of the last alert sent */
 };
 
@@ -45,14 +46,14 @@ static const json_t *monitor_cfg(const struct tg_api *api)
     return json_object_get(json_object_get(api->p->cfg->root, "eval"), "monitor");
 }
 
-/* Every judged AI answer: reviews of drafts and customers' feedback. */
-static json_t *judged(struct tg_api *api)
+/* Every judged AI answer: reviews of drafts and customers' feedback
+ * (on the background worker: the cost grows with the data). */
+static json_t *judged(struct tg_store *st)
 {
     json_t *ev = json_array(), *tasks = NULL, *fb = NULL;
     size_t i;
     json_t *t;
-    tg_store_flush(api->p->store);
-    if (tg_store_review_list(api->p->store, "decided", 100000, &tasks) == TG_OK) {
+    if (tg_store_review_list(st, "decided", 100000, &tasks) == TG_OK) {
         json_array_foreach(tasks, i, t)
         {
             const json_t *d = json_object_get(t, "decision");
@@ -63,69 +64,116 @@ static json_t *judged(struct tg_api *api)
                                                 !strcmp(tg_json_str(d, "action", ""), "approve")));
         }
     }
-    if (tg_store_blob_list(api->p->store, "feedback/", 100000, &fb) == TG_OK)
+    if (tg_store_blob_list(st, "feedback/", 100000, &fb) == TG_OK)
         json_array_extend(ev, fb);
     json_decref(tasks);
     json_decref(fb);
     return ev;
 }
 
-/* The series, the trend and the verdict; sends the day's alert when due. */
-static json_t *check(struct tg_api *api)
+/* What a check needs, copied for the worker. */
+struct check_job {
+    struct tg_far_criterion crit;
+    size_t n;    /* days shown */
+    bool on;     /* a criterion is configured */
+    bool timer;  /* the timer's own check */
+    int64_t now;
+};
+
+/* On the worker: the series, the trend and the verdict. */
+static json_t *check_work(struct tg_store *st, void *arg, char *err, size_t errlen)
 {
-    struct tg_monitor *m = api->monitor;
-    int64_t now = tg_clock_wall_ms();
+    const struct check_job *j = arg;
     struct tg_far_day days[MAX_DAYS];
-    size_t n = TG_MAX(m->show_days, m->crit.days);
-    json_t *ev = judged(api);
-    tg_eval_daily_far(ev, now, n, days);
+    json_t *ev = judged(st);
+    if (!ev) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    tg_eval_daily_far(ev, j->now, j->n, days);
     json_decref(ev);
     struct tg_far_verdict v;
-    tg_eval_far_criterion(days, n, &m->crit, &v);
+    tg_eval_far_criterion(days, j->n, &j->crit, &v);
     json_t *series = json_array();
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < j->n; i++)
         json_array_append_new(series, json_pack("{s:I, s:I, s:I, s:f}", "day_ms",
                                                 (json_int_t)days[i].day_ms, "good",
                                                 (json_int_t)days[i].good, "bad",
                                                 (json_int_t)days[i].bad, "far", days[i].far));
-    json_t *out = json_pack(
+    return json_pack(
         "{s:o, s:{s:I, s:f, s:f, s:f, s:f}, s:{s:b, s:f, s:I, s:f, s:b, s:b, s:b}}", "days", series,
         "trend", "n", (json_int_t)v.trend.n, "s", v.trend.s, "z", v.trend.z, "p", v.trend.p,
-        "sen_slope", v.trend.slope, "criterion", "configured", m->on, "min_far", m->crit.min_far,
-        "days", (json_int_t)m->crit.days, "alpha", m->crit.alpha, "all_below", v.all_below,
-        "improving", v.improving, "met", m->on && v.met);
-    int64_t today = now - now % DAY_MS;
-    if (m->on && v.met && m->last_alert_day != today) {
-        m->last_alert_day = today;
-        json_t *alert =
-            json_pack("{s:s, s:I, s:f, s:I, s:f, s:f}", "event", "monitor.far_below", "at",
-                      (json_int_t)now, "min_far", m->crit.min_far, "days", (json_int_t)m->crit.days,
-                      "trend_z", v.trend.z, "trend_p", v.trend.p);
-        tg_warn("monitor: FAR below %.0f%% for %zu days with no improving trend",
-                m->crit.min_far * 100, m->crit.days);
-        if (api->webhooks)
-            tg_webhooks_notify(api->webhooks, alert);
-        json_t *leaf = json_pack("{s:s, s:O}", "kind", "monitor_alert", "alert", alert);
-        if (leaf)
-            tg_audit_append_json(api->p->audit, leaf, NULL);
-        json_decref(leaf);
-        tg_api_review_event(api, "monitor", "far_alert", NULL);
-        char key[64];
-        snprintf(key, sizeof(key), "alert/%lld", (long long)today);
-        char *s = json_dumps(alert, JSON_COMPACT);
-        if (s)
-            tg_store_blob_put(api->p->store, key, s, strlen(s));
-        free(s);
-        json_decref(alert);
+        "sen_slope", v.trend.slope, "criterion", "configured", j->on, "min_far", j->crit.min_far,
+        "days", (json_int_t)j->crit.days, "alpha", j->crit.alpha, "all_below", v.all_below,
+        "improving", v.improving, "met", j->on && v.met);
+}
+
+/* Back on the loop: the day's alert when the criterion is met and none went out today. */
+static void check_then(struct tg_api *api, json_t *result, void *arg)
+{
+    struct tg_monitor *m = api->monitor;
+    const struct check_job *j = arg;
+    if (m && j->timer)
+        m->timer_busy = false;
+    const json_t *c = json_object_get(result, "criterion");
+    const json_t *trend = json_object_get(result, "trend");
+    int64_t now = tg_clock_wall_ms(), today = now - now % DAY_MS;
+    if (!m || !result || !tg_json_bool(c, "met", false) || m->last_alert_day == today)
+        return;
+    m->last_alert_day = today;
+    json_t *alert = json_pack("{s:s, s:I, s:f, s:I, s:O, s:O}", "event", "monitor.far_below", "at",
+                              (json_int_t)now, "min_far", m->crit.min_far, "days",
+                              (json_int_t)m->crit.days, "trend_z", json_object_get(trend, "z"),
+                              "trend_p", json_object_get(trend, "p"));
+    if (!alert)
+        return;
+    tg_warn("monitor: FAR below %.0f%% for %zu days with no improving trend",
+            m->crit.min_far * 100, m->crit.days);
+    if (api->webhooks)
+        tg_webhooks_notify(api->webhooks, alert);
+    json_t *leaf = json_pack("{s:s, s:O}", "kind", "monitor_alert", "alert", alert);
+    if (leaf)
+        tg_audit_append_json(api->p->audit, leaf, NULL);
+    json_decref(leaf);
+    tg_api_review_event(api, "monitor", "far_alert", NULL);
+    char key[64];
+    snprintf(key, sizeof(key), "alert/%lld", (long long)today);
+    char *s = json_dumps(alert, JSON_COMPACT);
+    if (s)
+        tg_store_blob_put(api->p->store, key, s, strlen(s));
+    free(s);
+    json_decref(alert);
+}
+
+/* Start a check on the worker; req (may be NULL) is answered with its result. */
+static void check(struct tg_api *api, struct tg_http_req *req, bool timer)
+{
+    struct tg_monitor *m = api->monitor;
+    struct check_job *j = tg_calloc(1, sizeof(*j));
+    if (!j) {
+        if (req)
+            tg_api_send_error(api, req, "/v1/monitor", 503, "server_error", "out_of_memory",
+                              "out of memory");
+        return;
     }
-    return out;
+    j->crit = m->crit;
+    j->n = TG_MAX(m->show_days, m->crit.days);
+    j->on = m->on;
+    j->timer = timer;
+    j->now = tg_clock_wall_ms();
+    if (timer)
+        m->timer_busy = true;
+    if (tg_api_background(api, req, "/v1/monitor", check_work, check_then, j, tg_free) && timer)
+        m->timer_busy = false;
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    json_decref(check(arg));
+    struct tg_api *api = arg;
+    if (api->monitor && !api->monitor->timer_busy)
+        check(api, NULL, true);
 }
 
 int tg_monitor_start(struct tg_api *api)
@@ -253,13 +301,12 @@ static void monitor(struct tg_api *api, struct tg_http_req *req)
 {
     if (!tg_api_person(api, req, "/v1/monitor", TG_ANYONE))
         return;
-    json_t *out = api->monitor ? check(api) : NULL;
-    if (!out) {
+    if (!api->monitor) {
         tg_api_send_error(api, req, "/v1/monitor", 503, "server_error", "monitor_unavailable",
                           "the monitor is not running");
         return;
     }
-    tg_api_send_json(api, req, "/v1/monitor", 200, out);
+    check(api, req, false);
 }
 
 bool tg_api_feedback(struct tg_api *api, struct tg_http_req *req)

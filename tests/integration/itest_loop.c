@@ -316,24 +316,28 @@ static void test_loop_answers_while_the_store_is_scanned(void **state)
 {
     (void)state;
     static const char *const stats_paths[] = {"/v1/reviews/stats", NULL};
+    static const char *const monitor_paths[] = {"/v1/monitor", NULL};
     static const char *const list_paths[] = {"/v1/reviews?state=decided&limit=500",
                                              "/v1/reviews?state=open", "/v1/handoffs",
                                              "/v1/reviews", NULL};
     struct poller sup = {.token = "tg-sue", .paths = stats_paths, .keep = true};
     struct poller rev = {.token = "tg-rex", .paths = list_paths};
+    struct poller mon = {.token = "tg-sue", .paths = monitor_paths}; /* the FAR monitor's view */
     static struct window w;
     long rss0 = rss_kb("VmRSS:");
 
     assert_int_equal(pthread_create(&sup.th, NULL, poll_main, &sup), 0);
     assert_int_equal(pthread_create(&rev.th, NULL, poll_main, &rev), 0);
+    assert_int_equal(pthread_create(&mon.th, NULL, poll_main, &mon), 0);
     usleep(200000); /* the first scans are under way */
     measure(&w);
     if (!fast(&w))
         measure(&w);
     /* the pollers' last scans finish before the figures are read */
-    sup.stop = rev.stop = true;
+    sup.stop = rev.stop = mon.stop = true;
     pthread_join(sup.th, NULL);
     pthread_join(rev.th, NULL);
+    pthread_join(mon.th, NULL);
     printf("# statistics answered %d (slowest %.2f s), lists answered %d (slowest %.2f s); "
            "gateway RSS %ld kB before, %ld kB after, peak %ld kB\n",
            sup.answered, sup.slowest_s, rev.answered, rev.slowest_s, rss0, rss_kb("VmRSS:"),
@@ -343,6 +347,8 @@ static void test_loop_answers_while_the_store_is_scanned(void **state)
     assert_true(w.nc >= 50);
     assert_int_equal(sup.failed, 0);
     assert_int_equal(rev.failed, 0);
+    assert_int_equal(mon.failed, 0);
+    assert_true(mon.answered >= 1);
     assert_true(sup.answered >= 1);
     assert_true(rev.answered >= 1);
 
