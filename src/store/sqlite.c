@@ -277,6 +277,13 @@ struct sq_store {
     int64_t group_ns; /* wait this long for more jobs before a commit */
     int flushers;     /* callers blocked in flush: commit at once */
     uint64_t wanted;  /* the highest ticket someone waits for: commit at once */
+    /* checkpoints run on a thread of their own, so no reply waits for one */
+    sqlite3 *cdb;            /* the checkpointer's connection */
+    pthread_t ckpt;
+    pthread_cond_t ckpt_cv;  /* a checkpoint is wanted, or stop */
+    bool ckpt_started;
+    bool ckpt_wanted;
+    bool ckpt_stop;
     int commit_fd;    /* eventfd: readable after every commit (-1 before open) */
     /* the opener's privacy hooks, during sq_open only */
     const struct tg_store_privacy *priv;
@@ -1318,8 +1325,13 @@ static int sq_audit_scan(struct tg_store *st, uint64_t from,
 
 /* ------------------------------------------------------------ open / close */
 
+static void stop_checkpointer(struct sq_store *s);
+
 static void sq_free(struct sq_store *s)
 {
+    stop_checkpointer(s);
+    if (s->cdb)
+        sqlite3_close(s->cdb);
     for (size_t i = 0; i < TG_ARRAY_LEN(s->w); i++)
         sqlite3_finalize(s->w[i]);
     for (size_t i = 0; i < TG_ARRAY_LEN(s->r); i++)
@@ -1398,9 +1410,7 @@ static int open_conn(struct sq_store *s, sqlite3 **out, bool writer, char *err, 
         /* freed space is zeroed: a value replaced by its masked form leaves no copy behind */
         if (rc == SQLITE_OK)
             rc = query_text(db, "PRAGMA secure_delete = ON", NULL, 0);
-        /* Fewer, larger checkpoints (about 40 MiB of WAL): each one copies pages and syncs. */
-        if (rc == SQLITE_OK)
-            rc = query_text(db, "PRAGMA wal_autocheckpoint = 10000", NULL, 0);
+        /* no checkpoint on commit: the checkpointer thread does them (wal_hook_cb) */
     } else {
         rc = query_text(db, "PRAGMA query_only = 1", NULL, 0);
     }
@@ -1818,6 +1828,72 @@ static int load_audit_next(struct sq_store *s, char *err, size_t errlen)
     return rc;
 }
 
+/*
+ * Checkpoints copy the WAL into the database file and sync both: tens of
+ * milliseconds that a commit doing them would add to every reply waiting
+ * on it.  The writer's WAL hook (which replaces SQLite's autocheckpoint)
+ * asks for one once the WAL holds CKPT_PAGES pages; the checkpointer runs
+ * it PASSIVE on a connection of its own, beside the writer, which keeps
+ * appending meanwhile.
+ */
+#define CKPT_PAGES 1000
+
+static int wal_hook_cb(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    (void)db;
+    (void)name;
+    struct sq_store *s = arg;
+    if (pages >= CKPT_PAGES) {
+        pthread_mutex_lock(&s->mu);
+        s->ckpt_wanted = true;
+        pthread_cond_signal(&s->ckpt_cv);
+        pthread_mutex_unlock(&s->mu);
+    }
+    return SQLITE_OK;
+}
+
+static void *checkpointer_main(void *arg)
+{
+    struct sq_store *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->ckpt_wanted && !s->ckpt_stop)
+            pthread_cond_wait(&s->ckpt_cv, &s->mu);
+        if (s->ckpt_stop)
+            break;
+        s->ckpt_wanted = false;
+        pthread_mutex_unlock(&s->mu);
+        int rc = sqlite3_wal_checkpoint_v2(s->cdb, "main", SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+            tg_warn("store %s: checkpoint: %s", s->path, sqlite3_errmsg(s->cdb));
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+static int start_checkpointer(struct sq_store *s, char *err, size_t errlen)
+{
+    int rc = sqlite3_open_v2(s->path, &s->cdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK)
+        return open_fail(s, s->cdb, rc, "cannot open the checkpointer's connection", err, errlen);
+    sqlite3_busy_timeout(s->cdb, BUSY_TIMEOUT_MS);
+    rc = pthread_cond_init(&s->ckpt_cv, NULL);
+    if (rc == 0) {
+        rc = pthread_create(&s->ckpt, NULL, checkpointer_main, s);
+        if (rc != 0)
+            pthread_cond_destroy(&s->ckpt_cv);
+    }
+    if (rc != 0) {
+        set_err(err, errlen, "sqlite store %s: cannot start the checkpointer: %s", s->path,
+                strerror(rc));
+        return TG_E_INTERNAL;
+    }
+    s->ckpt_started = true;
+    sqlite3_wal_hook(s->wdb, wal_hook_cb, s);
+    return TG_OK;
+}
+
 static int start_writer(struct sq_store *s, char *err, size_t errlen)
 {
     int rc = pthread_mutex_init(&s->mu, NULL);
@@ -1842,6 +1918,8 @@ static int start_writer(struct sq_store *s, char *err, size_t errlen)
     }
     return TG_OK;
 }
+
+static void sq_close(struct tg_store *st);
 
 static int sq_open(const char *path, const struct tg_store_privacy *priv, struct tg_store **out,
                    char *err, size_t errlen)
@@ -1880,6 +1958,10 @@ static int sq_open(const char *path, const struct tg_store_privacy *priv, struct
         rc = prepare_all(s, s->rdb, read_sql, s->r, R__COUNT, err, errlen);
     if (rc == TG_OK)
         rc = start_writer(s, err, errlen);
+    if (rc == TG_OK && (rc = start_checkpointer(s, err, errlen)) != TG_OK) {
+        sq_close(&s->base); /* stops the writer and frees the store */
+        return rc;
+    }
 out:
     if (rc == TG_OK)
         *out = &s->base;
@@ -1900,6 +1982,20 @@ static void sq_close(struct tg_store *st)
     if (s->err != TG_OK)
         tg_warn("store %s: closed after a write error (%s)", s->path, tg_err_name(s->err));
     sq_free(s);
+}
+
+/* Stop the checkpointer (the writer has stopped: nothing asks for more). */
+static void stop_checkpointer(struct sq_store *s)
+{
+    if (!s->ckpt_started)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->ckpt_stop = true;
+    pthread_cond_signal(&s->ckpt_cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->ckpt, NULL);
+    pthread_cond_destroy(&s->ckpt_cv);
+    s->ckpt_started = false;
 }
 
 const struct tg_store_ops tg_store_sqlite_ops = {
