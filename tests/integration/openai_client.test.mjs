@@ -2,38 +2,13 @@
 // against the real trustgate daemon in front of the fake upstream:
 // completions, streaming, model listing and error mapping.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import OpenAI from 'openai';
+import { bin, control, start, stopAll } from './support.mjs';
 
-const bin = process.env.TG_BINARY_DIR || 'build';
 const dir = mkdtempSync(join(tmpdir(), 'tg-openai-'));
-const children = [];
-
-// Start a program and resolve with the first stdout line matching re.
-function start(cmd, args, re) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-    children.push(child);
-    const timer = setTimeout(() => reject(new Error(`${cmd} did not start`)), 10000);
-    const rl = createInterface({ input: child.stdout });
-    rl.on('line', (line) => {
-      const m = line.match(re);
-      if (m) { clearTimeout(timer); resolve(m); }
-    });
-    child.on('exit', (code) => reject(new Error(`${cmd} exited with ${code}`)));
-  });
-}
-
-async function control(port, what, body) {
-  const r = await fetch(`http://127.0.0.1:${port}/_control/${what}`, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
-  });
-  assert.equal(r.status, 200);
-}
 
 async function main() {
   const [, upPort] = await start(`${bin}/fake-upstream`, ['--listen', '127.0.0.1:0'], /^(\d+)$/);
@@ -116,7 +91,7 @@ try {
   console.error(e);
   status = 1;
 } finally {
-  for (const c of children) c.kill('SIGTERM');
+  stopAll();
   rmSync(dir, { recursive: true, force: true });
 }
 process.exit(status);
