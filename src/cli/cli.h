@@ -35,6 +35,9 @@ int tg_cli_eval_redline(int argc, char **argv);
 struct tg_eval_target {
     const char *url, *key, *model, *data;
 };
+/* Take option c (-d/--data, -u/--url, -k/--key, -m/--model) with its argument
+ * into t; false when c is not one of them. */
+bool tg_cli_target_option(struct tg_eval_target *t, int c, const char *arg);
 struct tg_far_item;
 struct tg_text;
 /* Run every item's question as a turn and fill its outcome (eval_far.c). */

@@ -334,6 +334,15 @@ static int run_http(const struct tg_config *cfg, const char *url, const char *ke
     return h ? TG_OK : TG_E_NOMEM;
 }
 
+bool tg_cli_target_option(struct tg_eval_target *t, int c, const char *arg)
+{
+    const char **dst = c == 'd' ? &t->data : c == 'u' ? &t->url : c == 'k' ? &t->key
+                     : c == 'm' ? &t->model : NULL;
+    if (dst)
+        *dst = arg;
+    return dst != NULL;
+}
+
 int tg_cli_eval_run(const struct tg_config *cfg, const struct tg_eval_target *tgt,
                     struct tg_far_item *items, size_t n, struct tg_text *tx)
 {
@@ -359,31 +368,21 @@ int tg_cli_eval_far(int argc, char **argv)
         {"k", required_argument, NULL, 'K'},      {"json", required_argument, NULL, 'j'},
         {"html", required_argument, NULL, 'H'},   {"min-far", required_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
-    const char *cfg_path = NULL, *set = NULL, *data = NULL, *url = NULL, *key = NULL, *model = NULL,
-               *json_out = NULL, *html_out = NULL;
+    const char *cfg_path = NULL, *set = NULL, *json_out = NULL, *html_out = NULL;
     double min_far = -1;
     long k = 3;
     int c;
     optind = 1;
+    struct tg_eval_target tgt = {0};
     while ((c = getopt_long(argc, argv, "c:s:d:u:k:m:j:h", opts, NULL)) != -1) {
+        if (tg_cli_target_option(&tgt, c, optarg))
+            continue;
         switch (c) {
         case 'c':
             cfg_path = optarg;
             break;
         case 's':
             set = optarg;
-            break;
-        case 'd':
-            data = optarg;
-            break;
-        case 'u':
-            url = optarg;
-            break;
-        case 'k':
-            key = optarg;
-            break;
-        case 'm':
-            model = optarg;
             break;
         case 'K':
             k = strtol(optarg, NULL, 10);
@@ -443,14 +442,13 @@ int tg_cli_eval_far(int argc, char **argv)
         fprintf(stderr, "trustgate eval far: %s\n", err);
         goto out;
     }
-    struct tg_eval_target tgt = {.url = url, .key = key, .model = model, .data = data};
     if (tg_cli_eval_run(cfg, &tgt, items, n, tx))
         goto out;
     for (size_t i = 0; i < n; i++)
         tg_far_score(&items[i], (size_t)k);
     struct tg_far_summary s;
     tg_far_summarize(items, n, &s);
-    const char *target = url ? url : cfg_path;
+    const char *target = tgt.url ? tgt.url : cfg_path;
     printf("first-response accuracy on %zu turns (%s)\n"
            "  FAR                         %5.1f%%  (%zu correct)\n"
            "  intent accuracy             %5.1f%%\n"

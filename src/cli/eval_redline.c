@@ -89,6 +89,8 @@ static int parse(int argc, char **argv, struct ropts *o)
     o->show = 20;
     optind = 1;
     while (!bad && (c = getopt_long(argc, argv, "c:s:L:l:f:d:u:k:m:j:X:h", lo, NULL)) != -1) {
+        if (tg_cli_target_option(&o->tgt, c, optarg))
+            continue;
         switch (c) {
         case 'c':
             o->cfg = optarg;
@@ -107,18 +109,6 @@ static int parse(int argc, char **argv, struct ropts *o)
         case 'l':
             bad = tg_parse_i64(optarg, &n) || n < 1;
             o->limit = bad ? 0 : (long)n;
-            break;
-        case 'd':
-            o->tgt.data = optarg;
-            break;
-        case 'u':
-            o->tgt.url = optarg;
-            break;
-        case 'k':
-            o->tgt.key = optarg;
-            break;
-        case 'm':
-            o->tgt.model = optarg;
             break;
         case 'j':
             o->json = optarg;

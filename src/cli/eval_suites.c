@@ -52,24 +52,14 @@ static int parse(int argc, char **argv, struct opts *o, void (*usage)(FILE *))
     o->max_rate = o->min_rate = -1;
     optind = 1;
     while ((c = getopt_long(argc, argv, "c:s:d:u:k:m:j:h", lo, NULL)) != -1) {
+        if (tg_cli_target_option(&o->tgt, c, optarg))
+            continue;
         switch (c) {
         case 'c':
             o->cfg = optarg;
             break;
         case 's':
             o->set = optarg;
-            break;
-        case 'd':
-            o->tgt.data = optarg;
-            break;
-        case 'u':
-            o->tgt.url = optarg;
-            break;
-        case 'k':
-            o->tgt.key = optarg;
-            break;
-        case 'm':
-            o->tgt.model = optarg;
             break;
         case 'j':
             o->json = optarg;

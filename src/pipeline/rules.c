@@ -20,8 +20,8 @@ void tg_rules_facts(const struct tg_turn *t, struct tg_policy_facts *f)
 {
     const json_t *meta = json_object_get(t->request, "metadata");
     memset(f, 0, sizeof(*f));
-    f->text = t->user_text ? t->user_text : "";
-    f->text_len = strlen(f->text);
+    f->text = t->user_text;
+    f->text_len = strlen(t->user_text);
     f->norm = t->norm_text ? t->norm_text : "";
     f->norm_len = t->norm_len;
     f->entities = t->ents;

@@ -316,7 +316,9 @@ static void test_understand_language(void **state)
 static void test_retrieve_and_precheck_lists(void **state)
 {
     struct fixture *f = *state;
-    struct tg_turn *t = turn_with(f, "tg-test-key", "{}");
+    struct tg_turn *t = turn_with(f, "tg-test-key", simple);
+    assert_int_equal(tg_stage_admit(t), TG_NEXT); /* the stages after admit read its fields */
+    assert_int_equal(tg_stage_understand(t), TG_NEXT);
     assert_int_equal(tg_stage_retrieve(t), TG_NEXT);
     assert_true(json_is_array(t->citations));
     assert_int_equal(tg_stage_precheck(t), TG_NEXT);
