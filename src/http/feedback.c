@@ -46,27 +46,29 @@ static const json_t *monitor_cfg(const struct tg_api *api)
     return json_object_get(json_object_get(api->p->cfg->root, "eval"), "monitor");
 }
 
-/* Every judged AI answer: reviews of drafts and customers' feedback
- * (on the background worker: the cost grows with the data). */
-static json_t *judged(struct tg_store *st)
+/* A review decision on an AI draft, as a judged answer (tg_store_review_facts callback). */
+static int judged_review(void *ctx, const struct tg_review_facts *f)
 {
-    json_t *ev = json_array(), *tasks = NULL, *fb = NULL;
-    size_t i;
-    json_t *t;
-    if (tg_store_review_list(st, "decided", 100000, &tasks) == TG_OK) {
-        json_array_foreach(tasks, i, t)
-        {
-            const json_t *d = json_object_get(t, "decision");
-            if (strcmp(tg_json_str(t, "kind", ""), "review") != 0 || !json_is_object(d))
-                continue; /* only answers AI wrote */
-            json_array_append_new(ev, json_pack("{s:I, s:b}", "at_ms",
-                                                (json_int_t)tg_json_int(d, "at", 0), "good",
-                                                !strcmp(tg_json_str(d, "action", ""), "approve")));
-        }
+    json_t *ev = ctx;
+    if (f->decided_ms <= 0 || strcmp(f->kind, "review") != 0)
+        return TG_OK; /* only answers AI wrote */
+    return json_array_append_new(ev, json_pack("{s:I, s:b}", "at_ms", (json_int_t)f->decided_ms,
+                                               "good", !strcmp(f->action, "approve")))
+               ? TG_E_NOMEM
+               : TG_OK;
+}
+
+/* Every AI answer judged since since_ms: reviews of drafts and customers'
+ * feedback (on the background worker: the cost grows with the data). */
+static json_t *judged(struct tg_store *st, int64_t since_ms)
+{
+    json_t *ev = json_array(), *fb = NULL;
+    if (ev && tg_store_review_facts(st, since_ms, judged_review, ev) != TG_OK) {
+        json_decref(ev);
+        return NULL;
     }
     if (tg_store_blob_list(st, "feedback/", 100000, &fb) == TG_OK)
         json_array_extend(ev, fb);
-    json_decref(tasks);
     json_decref(fb);
     return ev;
 }
@@ -85,7 +87,7 @@ static json_t *check_work(struct tg_store *st, void *arg, char *err, size_t errl
 {
     const struct check_job *j = arg;
     struct tg_far_day days[MAX_DAYS];
-    json_t *ev = judged(st);
+    json_t *ev = judged(st, (j->now / DAY_MS - (int64_t)j->n) * DAY_MS);
     if (!ev) {
         snprintf(err, errlen, "out of memory");
         return NULL;

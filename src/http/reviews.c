@@ -111,9 +111,15 @@ struct list_job {
     size_t limit;    /* 1..LIST_MAX */
 };
 
+/* Whether states is one state of finished work (not open, not a list). */
+static bool done_state(const char *states)
+{
+    return !strchr(states, '|') && strcmp(states, "pending") != 0 && strcmp(states, "claimed") != 0;
+}
+
 /*
  * On the worker: the first job->limit tasks in any of job->states in
- * task_order, as {"object": "list", "now_ms", "data", "has_more"}; NULL
+ * task_order (one state of finished work: the latest updated first), as {"object": "list", "now_ms", "data", "has_more"}; NULL
  * with err set on a store error.  The store gives each state's tasks by
  * priority and deadline from its index, so limit + 1 of each state are
  * enough to know the first limit of them all and whether more remain: the
@@ -143,7 +149,8 @@ static json_t *list_work(struct tg_store *st, void *arg, char *err, size_t errle
         goto out;
     for (size_t i = 0; i < n; i++)
         v[i] = json_incref(json_array_get(all, i));
-    qsort(v, n, sizeof(*v), task_order);
+    if (!done_state(job->states)) /* finished work keeps the store's order: latest first */
+        qsort(v, n, sizeof(*v), task_order);
     json_array_clear(all);
     for (size_t i = 0; i < n; i++) {
         if (i < job->limit)
@@ -437,7 +444,6 @@ static void reply(struct tg_api *api, struct tg_http_req *req, const char *id)
 }
 
 #define HOUR_MS 3600000LL
-#define STATS_PER_STATE 100000 /* tasks of one state the statistics read */
 
 /* The statistics being summed, one task at a time. */
 struct stats_acc {
@@ -460,18 +466,19 @@ static void bump(json_t *obj, const char *key)
     json_object_set_new(obj, key, json_integer(tg_json_int(obj, key, 0) + 1));
 }
 
-/* Count one task; TG_OK or TG_E_NOMEM. */
-static int stats_add(struct stats_acc *a, const json_t *t)
+/* Count one task: a tg_store_review_facts callback; TG_OK or TG_E_NOMEM.
+ * A handed-off task counts in the queue it was raised in. */
+static int stats_add(void *ctx, const struct tg_review_facts *f)
 {
-    const char *state = tg_json_str(t, "state", "");
-    bool open = !strcmp(state, "pending") || !strcmp(state, "claimed");
-    int64_t c = tg_json_int(t, "created_ms", 0);
+    struct stats_acc *a = ctx;
+    bool open = !strcmp(f->state, "pending") || !strcmp(f->state, "claimed");
+    int64_t c = f->created_ms;
     a->open += open;
     if (c < a->since)
         return TG_OK;
     a->created++;
     a->hc[hour_of(a, c)]++;
-    const char *q = tg_json_str(t, "queue", "default");
+    const char *q = f->original_queue[0] ? f->original_queue : f->queue[0] ? f->queue : "default";
     json_t *qe = json_object_get(a->queues, q);
     if (!qe) {
         qe = json_pack("{s:s, s:i, s:i}", "queue", q, "created", 0, "open", 0);
@@ -481,24 +488,23 @@ static int stats_add(struct stats_acc *a, const json_t *t)
     bump(qe, "created");
     if (open)
         bump(qe, "open");
-    const json_t *dec = json_object_get(t, "decision");
-    if (json_is_object(dec)) {
-        int64_t at = tg_json_int(dec, "at", c), took = at - c;
+    if (f->decided_ms > 0) {
+        int64_t took = f->decided_ms - c;
         a->decided++;
-        a->hd[hour_of(a, at)]++;
+        a->hd[hour_of(a, f->decided_ms)]++;
         if (tg_buf_append(&a->times, &took, sizeof(took)))
             return TG_E_NOMEM;
-        const char *who = tg_json_str(dec, "actor", "?");
+        const char *who = f->actor[0] ? f->actor : "?";
         json_t *re = json_object_get(a->reviewers, who);
         if (!re && json_object_set_new(a->reviewers, who, re = json_array()))
             return TG_E_NOMEM;
         if (json_array_append_new(re, json_integer(took)))
             return TG_E_NOMEM;
-        bump(a->actions, tg_json_str(dec, "action", "?"));
+        bump(a->actions, f->action[0] ? f->action : "?");
     }
-    if (!strcmp(state, "handed_off") || !strcmp(state, "closed")) {
+    if (!strcmp(f->state, "handed_off") || !strcmp(f->state, "closed")) {
         a->handed++;
-        a->hh[hour_of(a, tg_json_int(t, "deadline_ms", c))]++;
+        a->hh[hour_of(a, f->deadline_ms ? f->deadline_ms : c)]++;
     }
     return TG_OK;
 }
@@ -561,14 +567,11 @@ static json_t *stats_result(struct stats_acc *a)
  * On the worker: the last 24 hours of review work for the supervisor view:
  * volumes by hour, time to decision (median, p95 by nearest rank), SLA
  * breaches (hand-offs), decisions per reviewer and per queue, and the open
- * tasks of any age.  Read one state at a time, each state's tasks counted
- * and let go before the next is read, so what is held at once is one
- * state's tasks (at most STATS_PER_STATE) and the window's figures.
+ * tasks of any age.  The store streams the few facts of each task (no
+ * task is parsed), so what is held is the window's figures alone.
  */
 static json_t *stats_work(struct tg_store *st, void *arg, char *err, size_t errlen)
 {
-    static const char *const states[] = {"pending",    "claimed", "decided",
-                                         "handed_off", "closed",  "expired"};
     struct stats_acc a = {.now = tg_clock_wall_ms()};
     json_t *out = NULL;
     int rc = TG_OK;
@@ -580,17 +583,8 @@ static json_t *stats_work(struct tg_store *st, void *arg, char *err, size_t errl
     a.actions = json_object();
     if (!a.reviewers || !a.queues || !a.actions)
         rc = TG_E_NOMEM;
-    for (size_t k = 0; k < TG_ARRAY_LEN(states) && !rc; k++) {
-        json_t *part = NULL, *t;
-        size_t i;
-        rc = tg_store_review_list(st, states[k], STATS_PER_STATE, &part);
-        json_array_foreach(part, i, t)
-        {
-            if (!rc)
-                rc = stats_add(&a, t);
-        }
-        json_decref(part);
-    }
+    if (!rc)
+        rc = tg_store_review_facts(st, a.since, stats_add, &a);
     if (!rc)
         out = stats_result(&a);
     if (!out)

@@ -341,6 +341,9 @@ int tg_review_handoff(struct tg_store *st, struct tg_audit *audit, const char *i
     }
     int64_t at = tg_clock_wall_ms();
     json_object_set_new(task, "state", json_string("handed_off"));
+    if (!json_object_get(task, "original_queue"))
+        json_object_set_new(task, "original_queue",
+                            json_string(tg_json_str(task, "queue", "default")));
     json_object_set_new(task, "queue", json_string("human_agent"));
     json_t *tags = json_object_get(task, "tags");
     if (!json_is_array(tags)) {

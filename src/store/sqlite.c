@@ -92,6 +92,7 @@ static const struct migration migrations[] = {
              "CREATE TABLE privacy (id INTEGER PRIMARY KEY CHECK (id = 0),"
              " converted_ms INTEGER NOT NULL);")},
     {.run = move_threads},
+    {.sql = "CREATE INDEX reviews_state_updated ON reviews (state, updated_ms);"},
 };
 #define SCHEMA_VERSION ((int)TG_ARRAY_LEN(migrations))
 
@@ -156,6 +157,7 @@ enum rstmt {
     R_REVIEW_GET,
     R_REVIEW_LIST,
     R_REVIEW_LIST_STATE,
+    R_REVIEW_LIST_DONE,
     R_AUDIT_SIZE,
     R_AUDIT_GET,
     R_AUDIT_SCAN,
@@ -163,11 +165,17 @@ enum rstmt {
     R_BLOB_LIST,
     R_REVIEW_SCAN,
     R_HANDOFF_LIST,
+    R_REVIEW_FACTS,
     R__COUNT
 };
 
 #define CONV_COLS "id, customer_id, created_ms, updated_ms, turns, degraded_streak"
 #define AUDIT_COLS "idx, data, leaf_hash, root, ts_ms"
+/* what statistics read of a task: tg_review_facts's members in order */
+#define FACT_COLS                                                                                  \
+    "state, queue, json_extract(task, '$.original_queue'), json_extract(task, '$.created_ms'),"   \
+    " deadline_ms, json_extract(task, '$.decision.at'), json_extract(task, '$.decision.actor'),"  \
+    " json_extract(task, '$.decision.action'), json_extract(task, '$.kind')"
 
 static const char *const read_sql[R__COUNT] = {
     [R_CONV_GET] = "SELECT " CONV_COLS " FROM conversations WHERE id = ?1",
@@ -185,6 +193,9 @@ static const char *const read_sql[R__COUNT] = {
     [R_REVIEW_LIST] = "SELECT task FROM reviews ORDER BY priority DESC, deadline_ms, id LIMIT ?1",
     [R_REVIEW_LIST_STATE] = "SELECT task FROM reviews WHERE state = ?1"
                             " ORDER BY priority DESC, deadline_ms, id LIMIT ?2",
+    /* tasks whose work is done: the latest first */
+    [R_REVIEW_LIST_DONE] = "SELECT task FROM reviews WHERE state = ?1"
+                           " ORDER BY updated_ms DESC, id DESC LIMIT ?2",
     [R_AUDIT_SIZE] = "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit",
     [R_AUDIT_GET] = "SELECT " AUDIT_COLS " FROM audit WHERE idx = ?1",
     [R_AUDIT_SCAN] = "SELECT " AUDIT_COLS " FROM audit WHERE idx >= ?1 ORDER BY idx",
@@ -198,6 +209,11 @@ static const char *const read_sql[R__COUNT] = {
     [R_HANDOFF_LIST] = "SELECT review_id, turn_id, sender, actor, text, at_ms, after_events FROM"
                        " (SELECT * FROM handoff_messages WHERE review_id = ?1"
                        "  ORDER BY seq DESC LIMIT ?2) ORDER BY seq",
+    /* open tasks through the queue index, recent ones through updated_ms */
+    [R_REVIEW_FACTS] = "SELECT " FACT_COLS " FROM reviews WHERE state IN ('pending', 'claimed')"
+                       " UNION ALL SELECT " FACT_COLS " FROM reviews"
+                       " WHERE state IN ('decided', 'handed_off', 'closed', 'expired')"
+                       " AND updated_ms >= ?1",
 };
 
 /* ------------------------------------------------------------ jobs */
@@ -1115,7 +1131,8 @@ out:
 static int sq_review_list(struct tg_store *st, const char *state, size_t limit, json_t **out)
 {
     struct sq_store *s = sq(st);
-    sqlite3_stmt *q = s->r[state ? R_REVIEW_LIST_STATE : R_REVIEW_LIST];
+    bool open = state && (!strcmp(state, "pending") || !strcmp(state, "claimed"));
+    sqlite3_stmt *q = s->r[!state ? R_REVIEW_LIST : open ? R_REVIEW_LIST_STATE : R_REVIEW_LIST_DONE];
     struct binder b = {.st = q, .rc = SQLITE_OK};
     json_t *arr = json_array();
     int rc = arr ? TG_OK : TG_E_NOMEM;
@@ -1176,6 +1193,43 @@ static int sq_review_scan(struct tg_store *st, const char *state,
         row.updated_ms = sqlite3_column_int64(q, 6);
         col_copy(row.conversation_id, sizeof(row.conversation_id), q, 7);
         rc = cb(ctx, &row); /* non-zero stops the scan and is returned as is */
+    }
+    read_done(q);
+    return rc;
+}
+
+static int sq_review_facts(struct tg_store *st, int64_t since_ms,
+                           int (*cb)(void *ctx, const struct tg_review_facts *f), void *ctx)
+{
+    struct sq_store *s = sq(st);
+    sqlite3_stmt *q = s->r[R_REVIEW_FACTS];
+    struct binder b = {.st = q, .rc = SQLITE_OK};
+    int rc;
+
+    if (sqlite3_stmt_busy(q))
+        return TG_E_INVAL;
+    bind_i64(&b, since_ms);
+    rc = bind_fail(s, &b);
+    while (rc == TG_OK) {
+        rc = read_step(s, q);
+        if (rc == TG_E_NOTFOUND) {
+            rc = TG_OK;
+            break;
+        }
+        if (rc != TG_OK)
+            break;
+        const struct tg_review_facts f = {
+            .state = col_text(q, 0),
+            .queue = col_text(q, 1),
+            .original_queue = col_text(q, 2),
+            .created_ms = sqlite3_column_int64(q, 3),
+            .deadline_ms = sqlite3_column_int64(q, 4),
+            .decided_ms = sqlite3_column_int64(q, 5),
+            .actor = col_text(q, 6),
+            .action = col_text(q, 7),
+            .kind = col_text(q, 8),
+        };
+        rc = cb(ctx, &f);
     }
     read_done(q);
     return rc;
@@ -2017,6 +2071,7 @@ const struct tg_store_ops tg_store_sqlite_ops = {
     .review_put = sq_review_put,
     .handoff_add = sq_handoff_add,
     .review_scan = sq_review_scan,
+    .review_facts = sq_review_facts,
     .handoff_list = sq_handoff_list,
     .audit_put = sq_audit_put,
     .conversation_latest = sq_conversation_latest,

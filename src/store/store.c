@@ -537,6 +537,14 @@ int tg_store_review_scan(struct tg_store *st, const char *state,
     return st->ops->review_scan(st, state, cb, ctx);
 }
 
+int tg_store_review_facts(struct tg_store *st, int64_t since_ms,
+                          int (*cb)(void *ctx, const struct tg_review_facts *f), void *ctx)
+{
+    if (!st || !cb)
+        return TG_E_INVAL;
+    return st->ops->review_facts(st, since_ms, cb, ctx);
+}
+
 int tg_store_audit_size(struct tg_store *st, uint64_t *n)
 {
     if (!st || !n)

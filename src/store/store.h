@@ -239,10 +239,12 @@ int tg_store_review_get(struct tg_store *st, const char *id, struct tg_review_ro
 int tg_store_review_get_bare(struct tg_store *st, const char *id, struct tg_review_row *row,
                              json_t **task);
 /*
- * Review tasks in a state (NULL: all), highest priority then earliest
- * deadline first, at most limit, as a JSON array of task objects.  A
- * task's thread is read as by tg_store_review_get, its latest
- * TG_STORE_LIST_THREAD messages only (tg_store_review_get has them all).
+ * Review tasks in a state (NULL: all), at most limit: open ones (pending,
+ * claimed; NULL too) highest priority then earliest deadline first, the
+ * others (decided, handed_off, closed, expired) the latest updated first;
+ * as a JSON array of task objects.  A task's thread is read as by
+ * tg_store_review_get, its latest TG_STORE_LIST_THREAD messages only
+ * (tg_store_review_get has them all).
  */
 #define TG_STORE_LIST_THREAD 50
 int tg_store_review_list(struct tg_store *st, const char *state, size_t limit, json_t **out);
@@ -254,6 +256,24 @@ int tg_store_review_list(struct tg_store *st, const char *state, size_t limit, j
  */
 int tg_store_review_scan(struct tg_store *st, const char *state,
                          int (*cb)(void *ctx, const struct tg_review_row *row), void *ctx);
+/* What the statistics need of one task, read without the task JSON
+ * being parsed: strings valid only during the callback, "" when absent. */
+struct tg_review_facts {
+    const char *state, *queue;
+    const char *kind;           /* the task's kind: review, human_decision, ... */
+    const char *original_queue; /* the queue before a hand-off, or "" */
+    int64_t created_ms, deadline_ms;
+    int64_t decided_ms; /* 0: not decided */
+    const char *actor, *action;
+};
+/*
+ * Call cb with the facts of every open task (pending, claimed) of any
+ * age and every task updated at or after since_ms, in no set order; what
+ * is held at once is one row, whatever the number of tasks.  A non-zero
+ * return from cb stops the scan and is returned.
+ */
+int tg_store_review_facts(struct tg_store *st, int64_t since_ms,
+                          int (*cb)(void *ctx, const struct tg_review_facts *f), void *ctx);
 /* Number of audit leaves committed. */
 int tg_store_audit_size(struct tg_store *st, uint64_t *n);
 /* One leaf; free row->data with tg_free().  TG_E_NOTFOUND past the end. */

@@ -58,6 +58,8 @@ struct tg_store_ops {
     int (*review_list)(struct tg_store *st, const char *state, size_t limit, json_t **out);
     int (*review_scan)(struct tg_store *st, const char *state,
                        int (*cb)(void *ctx, const struct tg_review_row *row), void *ctx);
+    int (*review_facts)(struct tg_store *st, int64_t since_ms,
+                        int (*cb)(void *ctx, const struct tg_review_facts *f), void *ctx);
     /* The latest `limit` messages of a task's thread, oldest first, to cb
      * (valid during the call; non-zero stops and is returned). */
     int (*handoff_list)(struct tg_store *st, const char *review_id, size_t limit,

@@ -494,6 +494,16 @@ static void test_internal_queue_handoff_reply_and_stats(void **state)
     assert_string_equal(tg_json_str(rev, "actor", ""), "rex");
     assert_int_equal(tg_json_int(rev, "decisions", 0), 1);
     assert_int_equal(tg_json_int(json_object_get(j, "by_action"), "approve", 0), 1);
+    /* the handed-off task counts in the queue it was raised in, not the agents' */
+    size_t qi;
+    json_t *q;
+    int64_t queued = 0;
+    json_array_foreach(json_object_get(j, "by_queue"), qi, q)
+    {
+        assert_string_not_equal(tg_json_str(q, "queue", ""), "human_agent");
+        queued += tg_json_int(q, "created", 0);
+    }
+    assert_int_equal(queued, 3);
     json_decref(j);
 }
 

@@ -1206,6 +1206,61 @@ static int64_t pragma_int(sqlite3 *db, const char *sql)
     return v;
 }
 
+struct facts_seen {
+    int n;
+    char line[512];
+};
+
+static int facts_cb(void *ctx, const struct tg_review_facts *f)
+{
+    struct facts_seen *s = ctx;
+    size_t len = strlen(s->line);
+    snprintf(s->line + len, sizeof(s->line) - len, "%s%s:%s:%s:%s:%lld:%lld:%s:%s", s->n++ ? " " : "",
+             f->state, f->queue, f->original_queue, f->kind, (long long)f->created_ms,
+             (long long)f->decided_ms, f->actor, f->action);
+    return TG_OK;
+}
+
+/* Statistics read open tasks of any age and the rest since a time, a few
+ * facts of each, without the task being parsed. */
+static void test_sqlite_review_facts(void **state)
+{
+    struct env *e = *state;
+    open_store(e);
+    struct tg_review_row r = review("rev_old", "pending", 1, 50);
+    r.updated_ms = 10;
+    json_t *t = json_pack("{s:s, s:s, s:s, s:I}", "id", "rev_old", "kind", "review", "queue",
+                          "wealth", "created_ms", (json_int_t)5);
+    assert_int_equal(tg_store_review_put(e->st, &r, t), TG_OK);
+    json_decref(t);
+    r = review("rev_done", "decided", 1, 5000);
+    r.updated_ms = 4000;
+    t = json_pack("{s:s, s:s, s:I, s:{s:s, s:s, s:I}}", "id", "rev_done", "kind", "review",
+                  "created_ms", (json_int_t)3000, "decision", "action", "approve", "actor", "rex",
+                  "at", (json_int_t)3900);
+    assert_int_equal(tg_store_review_put(e->st, &r, t), TG_OK);
+    json_decref(t);
+    r = review("rev_gone", "handed_off", 1, 20);
+    r.updated_ms = 20; /* before the window: not read */
+    tg_strlcpy(r.queue, "human_agent", sizeof(r.queue));
+    t = json_pack("{s:s, s:s, s:s, s:I}", "id", "rev_gone", "kind", "review", "original_queue",
+                  "claims", "created_ms", (json_int_t)1);
+    assert_int_equal(tg_store_review_put(e->st, &r, t), TG_OK);
+    json_decref(t);
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+
+    struct facts_seen seen = {0};
+    assert_int_equal(tg_store_review_facts(e->st, 1000, facts_cb, &seen), TG_OK);
+    assert_int_equal(seen.n, 2);
+    assert_non_null(strstr(seen.line, "pending:refunds::review:5:0::"));
+    assert_non_null(strstr(seen.line, "decided:refunds::review:3000:3900:rex:approve"));
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(tg_store_review_facts(e->st, 0, facts_cb, &seen), TG_OK);
+    assert_int_equal(seen.n, 3);
+    assert_non_null(strstr(seen.line, "handed_off:human_agent:claims:review:1:0::"));
+    assert_int_equal(tg_store_review_facts(e->st, 0, NULL, NULL), TG_E_INVAL);
+}
+
 static void test_sqlite_file_settings(void **state)
 {
     struct env *e = *state;
@@ -1216,7 +1271,7 @@ static void test_sqlite_file_settings(void **state)
     open_store(e);
     snprintf(path, sizeof(path), "%s/store.db", e->dir);
     assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    assert_int_equal(pragma_int(db, "PRAGMA user_version"), 5); /* one step per migration */
+    assert_int_equal(pragma_int(db, "PRAGMA user_version"), 6); /* one step per migration */
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
@@ -1426,6 +1481,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bare_path_is_sqlite, sqlite_env_setup,
                                         sqlite_env_teardown),
         cmocka_unit_test_setup_teardown(test_sqlite_file_settings, sqlite_env_setup,
+                                        sqlite_env_teardown),
+        cmocka_unit_test_setup_teardown(test_sqlite_review_facts, sqlite_env_setup,
                                         sqlite_env_teardown),
         cmocka_unit_test_setup_teardown(test_sqlite_not_a_database, sqlite_env_setup,
                                         sqlite_env_teardown),
