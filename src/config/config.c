@@ -706,9 +706,9 @@ static const char *const passthrough_sections[] = {
 };
 
 static const char *const own_sections[] = {
-    "server", "auth",    "store",       "conversation", "backends", "route",    "models",
-    "kb",     "intents", "understand",  "review",       "users",    "webhooks", "web",
-    "ladder", "eval",    "experiments", "fairness",     "audit",
+    "server", "auth",    "store",       "conversation", "backends", "route",        "models",
+    "kb",     "intents", "understand",  "review",       "users",    "webhooks",     "web",
+    "ladder", "eval",    "experiments", "fairness",     "audit",    "translations", "labels",
 };
 
 static bool get_duration(const json_t *v, int64_t *out)
@@ -1599,7 +1599,7 @@ static void check_models(struct vctx *c, struct tg_config *cfg, const json_t *ro
 static void check_review(struct vctx *c, const json_t *root)
 {
     static const char *const known[] = {"warn_before", "claim_lapse", "four_eyes",
-                                        "internal_queues"};
+                                        "internal_queues", "follow_up"};
     const json_t *sec = get_mapping(c, root, "review", "review");
     int64_t ms;
     if (!sec)
@@ -1627,6 +1627,95 @@ static void check_review(struct vctx *c, const json_t *root)
     const json_t *fe = json_object_get(sec, "four_eyes");
     if (fe && !json_is_boolean(fe))
         type_err(c, key_line(c, sec, "four_eyes"), "review.four_eyes", "true or false", fe);
+    /* follow_up: {queue, sla} — where promises to wait go (stage_gate.c) */
+    const json_t *fu = json_object_get(sec, "follow_up");
+    static const char *const fu_keys[] = {"queue", "sla"};
+    if (fu && !json_is_object(fu)) {
+        type_err(c, key_line(c, sec, "follow_up"), "review.follow_up", "a mapping", fu);
+        return;
+    }
+    if (!fu)
+        return;
+    tg_config_check_keys(c->errs, c->path, c->lines, fu, "review.follow_up", fu_keys, 2);
+    const json_t *fq = json_object_get(fu, "queue"), *sla = json_object_get(fu, "sla");
+    if (fq && (!json_is_string(fq) || !json_string_length(fq)))
+        type_err(c, key_line(c, fu, "queue"), "review.follow_up.queue", "a queue name", fq);
+    if (sla && !env_failed(c, sla) && (!get_duration(sla, &ms) || ms <= 0))
+        type_err(c, key_line(c, fu, "sla"), "review.follow_up.sla", "a duration such as \"2m\"",
+                 sla);
+}
+
+/*
+ * translations: {LANG: {TEXT: TEXT}} — the customer-facing texts of the
+ * configuration (scripts, holding replies, disclaimers, refusals) in
+ * another language, keyed by the default (Chinese) text.  LANG is en,
+ * zh-Hant or ja; zh-Hant falls back to the text in Traditional characters.
+ */
+static void check_translations(struct vctx *c, const json_t *root)
+{
+    static const char *const langs[] = {"en", "zh-Hant", "ja"};
+    const json_t *sec = get_mapping(c, root, "translations", "translations");
+    const char *lang, *text;
+    const json_t *table, *v;
+    if (!sec)
+        return;
+    tg_config_check_keys(c->errs, c->path, c->lines, sec, "translations", langs,
+                         TG_ARRAY_LEN(langs));
+    json_object_foreach((json_t *)sec, lang, table)
+    {
+        char w[64];
+        snprintf(w, sizeof(w), "translations.%s", lang);
+        if (!json_is_object(table)) {
+            type_err(c, key_line(c, sec, lang), w, "a mapping of texts to their translations",
+                     table);
+            continue;
+        }
+        json_object_foreach((json_t *)table, text, v)
+        {
+            if (!json_is_string(v) || !json_string_length(v))
+                type_err(c, key_line(c, table, text), w, "a text", v);
+        }
+    }
+}
+
+/*
+ * labels: {LANG: {CODE: TEXT}} — what the console shows for a tag, an
+ * event, a rule id or a queue in the interface's language (served by
+ * console.c); a code without a label is shown as it is.
+ */
+#define LANG_TAG_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"
+
+static void check_labels(struct vctx *c, const json_t *root)
+{
+    const json_t *sec = get_mapping(c, root, "labels", "labels");
+    const char *lang, *code;
+    const json_t *table, *v;
+    if (!sec)
+        return;
+    json_object_foreach((json_t *)sec, lang, table)
+    {
+        char w[80];
+        size_t len = strlen(lang);
+        snprintf(w, sizeof(w), "labels.%.40s", lang);
+        if (len < 2 || len > 16 || lang[0] == '-' || strspn(lang, LANG_TAG_CHARS) != len) {
+            verr(c, key_line(c, sec, lang),
+                 "labels: '%.40s' is not a language tag such as zh or en", lang);
+            continue;
+        }
+        if (!json_is_object(table)) {
+            if (!env_failed(c, table))
+                type_err(c, key_line(c, sec, lang), w, "a mapping of codes to labels", table);
+            continue;
+        }
+        json_object_foreach((json_t *)table, code, v)
+        {
+            if (!json_is_string(v) || !json_string_length(v)) {
+                if (!env_failed(c, v))
+                    verr(c, key_line(c, table, code), "%s.%.60s must be a non-empty text, not %s",
+                         w, code, json_is_string(v) ? "an empty one" : tg_config_type_name(v));
+            }
+        }
+    }
 }
 
 /* web: {chat, console} — the pages the daemon serves; booleans. */
@@ -1978,7 +2067,9 @@ static void check_root(struct vctx *c, struct tg_config *cfg, const json_t *root
         apply_fields(c, sec, "understand", understand_fields, TG_ARRAY_LEN(understand_fields), NULL,
                      0, cfg);
     check_review(c, root);
+    check_translations(c, root);
     check_web(c, root);
+    check_labels(c, root);
     check_users(c, cfg, root);
     check_hooks(c, root);
     check_policy_includes(c, root);

@@ -112,8 +112,8 @@ static size_t terminator(const char *s)
 static bool is_skip(struct tg_text *tx, const char *sent, size_t len, const char *const *skip,
                     size_t n_skip)
 {
-    /* a citation note: "（来源：…）" or "(Source: …)" */
-    if ((len >= 9 && strncmp(sent, "（来源", 6) == 0) ||
+    /* a citation note: "（来源：…）" (in either script) or "(Source: …)" */
+    if ((len >= 9 && (strncmp(sent, "（来源", 6) == 0 || strncmp(sent, "（來源", 6) == 0)) ||
         (len >= 7 && strncmp(sent, "(Source", 7) == 0))
         return true;
     for (size_t i = 0; i < n_skip; i++) {

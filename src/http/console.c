@@ -5,6 +5,9 @@
  *   POST /console/api/login   {"user", "password"} -> {user, role, csrf} + cookie
  *   POST /console/api/logout  ends the session
  *   GET  /console/api/me      {user, role, csrf} of the session, or 401
+ *   GET  /console/api/labels  {labels: {LANG: {CODE: TEXT}}}: the config's
+ *                             `labels:` (tags, events, rules, queues in the
+ *                             interface's language), to anyone signed in
  *
  * A password check costs ~0.3 s of CPU by design, so it runs on one
  * worker thread: the event loop hands it a job and learns of the result
@@ -746,6 +749,31 @@ static void me(struct tg_api *api, struct tg_http_req *req)
     send_me(api, req, "/console/api/me", s, "Cache-Control: no-store\r\n");
 }
 
+/*
+ * The config's label table as it is (checked by config.c: languages, each
+ * a mapping of codes to texts), or {} without one.  Cacheable for a
+ * minute: it changes only with the config.
+ */
+static void labels(struct tg_api *api, struct tg_http_req *req)
+{
+    const char *route = "/console/api/labels";
+    if (!tg_api_person(api, req, route, TG_ANYONE "|auditor"))
+        return;
+    json_t *table = json_object_get(api->p->cfg->root, "labels");
+    json_t *body =
+        json_is_object(table) ? json_pack("{s:O}", "labels", table) : json_pack("{s:{}}", "labels");
+    char *str = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    tg_metrics_request(api->p->metrics, route, str ? 200 : 500);
+    if (!str) {
+        tg_http_error(req, 500, "server_error", "internal_error", "out of memory");
+        return;
+    }
+    tg_http_respond(req, 200, "application/json", "Cache-Control: private, max-age=60\r\n", str,
+                    strlen(str));
+    free(str);
+}
+
 bool tg_api_console(struct tg_api *api, struct tg_http_req *req)
 {
     const char *m = tg_http_method(req), *path = tg_http_path(req);
@@ -762,6 +790,8 @@ bool tg_api_console(struct tg_api *api, struct tg_http_req *req)
         logout(api, req);
     else if (strcmp(path, "/console/api/me") == 0 && strcmp(m, "GET") == 0)
         me(api, req);
+    else if (strcmp(path, "/console/api/labels") == 0 && strcmp(m, "GET") == 0)
+        labels(api, req);
     else
         return false;
     return true;

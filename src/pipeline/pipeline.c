@@ -19,6 +19,7 @@
 #include "policy/policy.h"
 #include "review/review.h"
 #include "store/store.h"
+#include "text/lang.h"
 #include "text/text.h"
 
 #include <errno.h>
@@ -298,7 +299,10 @@ void tg_turn_write_summary(const struct tg_turn *t, struct tg_jw *w)
     }
     tg_jw_end(w);
     tg_jw_kstr(w, "backend", t->backend ? tg_backend_name(t->backend) : NULL);
-    tg_jw_kint(w, "degradations", t->degradations);
+    /* degradations as the customer feels them: steps down the ladder, and
+     * a reply that is a promise rather than an answer */
+    tg_jw_kint(w, "degradations", t->degradations + t->promise);
+    tg_jw_kint(w, "degraded_in_a_row", t->conv.degraded_streak);
     tg_jw_kstr(w, "rung", t->rung);
     if (t->variants) {
         tg_jw_key(w, "experiments");
@@ -555,6 +559,26 @@ int tg_privacy_open(const struct tg_config *cfg, const char *dir, struct tg_stor
 const uint8_t *tg_privacy_key(const struct tg_store_privacy *hooks)
 {
     return ((const struct tg_privacy *)hooks->arg)->key;
+}
+
+const char *tg_turn_text(struct tg_turn *t, const char *text)
+{
+    if (!text || t->lang == TG_LANG_ZH_HANS)
+        return text;
+    const json_t *table =
+        json_object_get(json_object_get(t->a->cfg->root, "translations"), tg_lang_tag(t->lang));
+    const char *v = tg_json_str(table, text, NULL);
+    if (v && v[0])
+        return v;
+    if (t->lang != TG_LANG_ZH_HANT || !t->p->s2t)
+        return text;
+    struct tg_buf b;
+    tg_buf_init(&b, TG_BUF_UNLIMITED);
+    const char *out = text;
+    if (tg_s2t_convert(t->p->s2t, text, strlen(text), &b) == TG_OK && b.data)
+        out = tg_arena_strndup(&t->arena, b.data, b.len);
+    tg_buf_free(&b);
+    return out ? out : text;
 }
 
 /* The knowledge base and intent classifier of an answerer, as its config says. */
@@ -881,6 +905,8 @@ static int open_pipeline(const struct tg_config *cfg, struct event_base *base, c
         goto out;
     }
     rc = tg_text_open(&p->text, err, errlen);
+    if (!rc)
+        rc = tg_s2t_open(&p->s2t, err, errlen);
     if (!rc) {
         json_decref(tg_config_snapshot(cfg, p->main.hash, NULL, NULL));
         name_main_release(p);
@@ -953,6 +979,7 @@ void tg_pipeline_close(struct tg_pipeline *p)
     tg_free(p->alts);
     tg_review_sla_free(p->sla);
     tg_text_close(p->text);
+    tg_s2t_close(p->s2t);
     tg_audit_close(p->audit);
     tg_audit_signer_free(p->signer);
     if (p->commit_ev)

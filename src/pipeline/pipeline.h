@@ -59,6 +59,7 @@ struct tg_pipeline {
     struct tg_answerer **alts; /* experiments' variants answered by another release */
     size_t n_alts;
     struct tg_text *text;           /* normalizer and tokenizer for the event-loop thread */
+    struct tg_s2t *s2t;             /* Simplified to Traditional, for zh-Hant customers */
     struct tg_review_sla *sla;      /* review deadlines on the event loop */
     struct tg_conversation *recent; /* latest conversation per customer, by hash (4096 slots) */
     json_t *with_person;            /* conversation id -> its open hand-off task (an agent's) */

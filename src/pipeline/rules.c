@@ -155,11 +155,44 @@ static void add_unique(json_t *arr, const char *s)
     json_array_append_new(arr, json_string(s));
 }
 
+json_t *tg_rules_for_people(struct tg_turn *t)
+{
+    json_t *out = json_pack("{s:[], s:[]}", "prefix", "suffix");
+    if (!out || !t->a->policy)
+        return out;
+    struct tg_policy_facts f;
+    struct tg_policy_hits hits;
+    tg_policy_hits_init(&hits);
+    tg_rules_facts(t, &f);
+    f.draft = ""; /* what the person will write is not known yet */
+    f.draft_len = 0;
+    f.confidence = -1;
+    f.ungrounded = 0;
+    f.tool_calls = NULL;
+    f.n_tool_calls = 0;
+    if (tg_policy_eval(t->a->policy, TG_POLICY_POST, &f, &hits) == TG_OK) {
+        for (size_t i = 0; i < hits.n; i++) {
+            const struct tg_policy_hit *h = &hits.v[i];
+            for (size_t a = 0; (h->audience & TG_POLICY_FOR_HUMAN) && a < h->n_actions; a++) {
+                const struct tg_policy_action *act = &h->actions[a];
+                if (act->kind == TG_ACT_PREFIX || act->kind == TG_ACT_SUFFIX)
+                    add_unique(json_object_get(out, act->kind == TG_ACT_PREFIX ? "prefix"
+                                                                               : "suffix"),
+                               tg_turn_text(t, act->text));
+            }
+        }
+    }
+    tg_policy_hits_free(&hits);
+    return out;
+}
+
 int tg_rules_apply(struct tg_turn *t, const struct tg_policy_hits *hits)
 {
     struct tg_turn_rules *r = &t->rules;
     for (size_t i = 0; i < hits->n; i++) {
         const struct tg_policy_hit *h = &hits->v[i];
+        if (!(h->audience & TG_POLICY_FOR_AI))
+            continue; /* a rule for people's answers (tg_rules_for_people) */
         json_t *actions = json_array();
         for (size_t a = 0; a < h->n_actions; a++) {
             const struct tg_policy_action *act = &h->actions[a];

@@ -20,7 +20,16 @@ void tg_rules_facts(const struct tg_turn *t, struct tg_policy_facts *f);
  * be read leaves the text empty.
  */
 int tg_rules_conversation(struct tg_turn *t);
-/* Write the rules that fired into the turn: hits, tags, attestations, actions. */
+/* Write the rules that fired into the turn: hits, tags, attestations,
+ * actions; rules only for people's answers are left out. */
 int tg_rules_apply(struct tg_turn *t, const struct tg_policy_hits *hits);
+/*
+ * What the output rules for people's answers (applies_to human or both)
+ * put around an answer a person writes to this turn, from the customer's
+ * message and its context, in the customer's language:
+ * {"prefix": [...], "suffix": [...]}.  New reference; NULL when out of
+ * memory.
+ */
+json_t *tg_rules_for_people(struct tg_turn *t);
 
 #endif

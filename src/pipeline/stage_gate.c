@@ -10,14 +10,36 @@
  * decision creates a review task in the store: the customer is told at
  * once that a person will answer, and the task carries the turn's whole
  * context, its required attestations and its SLA.
+ *
+ * No dead ends.  A reply that tells the customer to wait (the answerer's
+ * low-confidence reply, a script, a script rung) is a promise: the turn is
+ * held like a review, in the follow-up queue (config review.follow_up:
+ * {queue, sla}, default follow_up and 2 minutes), the promise being what
+ * the customer is told at once; the person's answer reaches the customer
+ * as every review's does, and past the SLA the hand-off rules apply.  An
+ * answer in a language the customer does not write is not given: it is a
+ * promise too, the draft kept for the person.  A turn is degraded when
+ * the customer got no real answer from the first choice (a step down the
+ * ladder, or a promise).  After ladder.degraded_to_human (default 3)
+ * degraded turns in a row in one conversation the next goes to a person
+ * (degraded_3x); a promise that would be the last of the run goes to the
+ * person itself, so the customer is not told to wait three times.
  */
 #include "pipeline/pipeline.h"
+#include "pipeline/rules.h"
 
 #include "backend/backend.h"
+#include "dispatch/dispatch.h"
 #include "policy/policy.h"
 #include "review/review.h"
+#include "text/lang.h"
 
 #include <string.h>
+
+#define FOLLOW_UP_QUEUE "follow_up"
+#define FOLLOW_UP_SLA_MS 120000
+/* what a customer is told when the answer was in a language they do not write */
+#define FOLLOW_UP_TEXT "您的问题需要进一步核实，我们会尽快回复您。"
 
 /* The holding reply a held turn gives at once. */
 const char *tg_gate_holding_text(enum tg_decision d)
@@ -33,6 +55,17 @@ const char *tg_gate_holding_text(enum tg_decision d)
     default:
         return "";
     }
+}
+
+const char *tg_turn_holding(struct tg_turn *t)
+{
+    return t->holding ? t->holding : tg_turn_text(t, tg_gate_holding_text(t->decision));
+}
+
+/* review.follow_up of the config, or NULL. */
+static const json_t *follow_up_cfg(const struct tg_turn *t)
+{
+    return json_object_get(json_object_get(t->a->cfg->root, "review"), "follow_up");
 }
 
 /* Is queue one of the config's review.internal_queues (work such as BI
@@ -98,27 +131,42 @@ static int create_task(struct tg_turn *t)
         "intent_tokens", t->intent_explain ? json_deep_copy(t->intent_explain) : json_array(),
         "ungrounded_claims", (json_int_t)t->ungrounded, "conversation", conversation_so_far(t));
     json_t *cites = evidence(t);
+    /* what a person's answer will carry (disclaimers), shown before they send */
+    if (context)
+        json_object_set_new(context, "people_answers", tg_rules_for_people(t));
+    const json_t *fu = t->follow_up ? follow_up_cfg(t) : NULL;
+    int64_t sla_ms = t->rules.sla_ms ? t->rules.sla_ms : 90000;
+    if (t->follow_up) {
+        const json_t *sla = json_object_get(fu, "sla"); /* checked by the config */
+        sla_ms = json_is_integer(sla) ? (int64_t)json_integer_value(sla) : FOLLOW_UP_SLA_MS;
+        if (json_is_string(sla) && tg_parse_duration_ms(json_string_value(sla), &sla_ms))
+            sla_ms = FOLLOW_UP_SLA_MS;
+    }
     struct tg_review_new n = {
         .turn_id = t->id,
         .conversation_id = t->conv.id,
-        .kind = handoff ? "handoff"
-                : human ? "human_decision"
-                        : "review",
-        .queue = handoff ? "human_agent" : t->rules.queue,
+        .kind = handoff     ? "handoff"
+                : human     ? "human_decision"
+                : t->follow_up ? "follow_up"
+                               : "review",
+        .queue = handoff       ? "human_agent"
+                 : t->follow_up ? tg_json_str(fu, "queue", FOLLOW_UP_QUEUE)
+                                : t->rules.queue,
         .state = handoff ? "handed_off" : NULL,
         /* internal work sorts after every customer's task, VIP customers first */
         .priority = internal ? 0
                     : vip    ? 10
                              : 5,
         .created_ms = t->created_ms,
-        .sla_ms = t->rules.sla_ms ? t->rules.sla_ms : 90000,
+        .sla_ms = sla_ms,
         .attestations = t->attestations,
         .tags = t->tags,
         .policy_hits = t->policy_hits,
         .question = q.data ? q.data : t->user_text,
-        .draft = human || handoff ? NULL : t->draft,
+        /* a promise is not an answer: the person writes one */
+        .draft = human || handoff || (t->follow_up && t->promise) ? NULL : t->draft,
         .citations = cites,
-        .holding_reply = tg_gate_holding_text(t->decision),
+        .holding_reply = tg_turn_holding(t),
         .started_by = t->conv.customer_id,
         .context = context,
     };
@@ -134,9 +182,30 @@ static int create_task(struct tg_turn *t)
     return rc;
 }
 
+/* A Simplified answer for a zh-Hant customer, in Traditional characters. */
+static void to_traditional(struct tg_turn *t)
+{
+    const char *tr = tg_turn_text(t, t->draft);
+    if (tr && tr != t->draft && strcmp(tr, t->draft) != 0) {
+        t->draft = (char *)tr;
+        t->draft_len = strlen(tr);
+        json_decref(t->logprobs); /* they describe the model's own tokens */
+        t->logprobs = NULL;
+    }
+}
+
 enum tg_stage_rc tg_stage_gate(struct tg_turn *t)
 {
     const struct tg_turn_rules *r = &t->rules;
+    bool answer = !t->err && !r->refuse && !r->human_decision && !t->handoff;
+    enum tg_lang lang = (enum tg_lang)t->lang;
+    if (answer && !t->promise && t->draft &&
+        !tg_lang_reads(t->p->text, lang, t->draft, t->draft_len)) {
+        t->promise = true; /* not given: a person answers in the customer's language */
+        t->holding = tg_turn_text(t, FOLLOW_UP_TEXT);
+        json_array_append_new(t->tags, json_string("language_mismatch"));
+    }
+    t->degraded = !t->err && (t->degradations > 0 || t->promise);
     if (t->err)
         t->decision = TG_DECISION_ERROR;
     else if (r->refuse)
@@ -147,13 +216,31 @@ enum tg_stage_rc tg_stage_gate(struct tg_turn *t)
         t->decision = TG_DECISION_HANDOFF; /* the ladder ended with a person */
     else if (r->review)
         t->decision = TG_DECISION_REVIEW;
-    else
+    else if (t->promise) {
+        t->decision = TG_DECISION_REVIEW; /* a promise has an owner */
+        t->follow_up = true;
+        if (!t->holding)
+            t->holding = tg_turn_text(t, t->draft);
+        json_array_append_new(t->tags, json_string("follow_up"));
+    } else
         t->decision = TG_DECISION_DELIVER; /* a script, if any, is already the draft */
+    /* a promise that would be the third weak reply in a row: a person takes
+     * over now (an answer from a lower rung is given, and the next turn goes
+     * to a person: stage_generate.c) */
+    if (t->degraded && t->follow_up &&
+        t->conv.degraded_streak + 1 >= tg_ladder_max_streak(t->a->ladder)) {
+        t->decision = TG_DECISION_HANDOFF;
+        t->follow_up = false;
+        t->holding = NULL;
+        json_array_append_new(t->tags, json_string("degraded_3x"));
+    }
+    if (t->decision == TG_DECISION_DELIVER && lang == TG_LANG_ZH_HANT && t->draft)
+        to_traditional(t);
     if (t->decision == TG_DECISION_REVIEW || t->decision == TG_DECISION_HUMAN_DECISION ||
         t->decision == TG_DECISION_HANDOFF) {
         int rc = create_task(t);
         if (rc) {
-            tg_turn_fail(t, rc, 503, "storage_unavailable", NULL,
+            tg_turn_fail(t, rc, 500, "storage_unavailable", NULL,
                          "the turn needs a person but no review task could be stored");
             t->decision = TG_DECISION_ERROR;
         }

@@ -121,6 +121,11 @@ static void dispatched_cb(struct tg_dispatch_result *res, void *arg)
             t->confidence = res->confidence;
         if (res->low_confidence)
             json_array_append_new(t->tags, json_string("low_confidence"));
+        /* the answerer's holding reply (it gives the draft itself to a
+         * reviewer), or a script rung stepped down to: a promise to come back */
+        t->promise = (res->low_confidence && !(t->rules.review && t->n_evidence)) ||
+                     (res->degradations && res->backend &&
+                      !strcmp(tg_backend_type(res->backend), "script"));
         tg_strlcpy(t->upstream_model, res->model, sizeof(t->upstream_model));
         t->prompt_tokens = res->prompt_tokens;
         t->completion_tokens = res->completion_tokens;

@@ -8,13 +8,22 @@
  * found nowhere is what `draft.ungrounded` rules test.  Masking is the
  * default: personal data in the answer is masked unless a rule that fired
  * says `redact: false`.
+ *
+ * Language: evidence the customer cannot read (an English article for a
+ * Chinese question) makes a weaker answer: the confidence the rules test is
+ * multiplied by CROSS_LINGUAL, so such an answer needs more to be given.
+ * Scripts and disclaimers go out in the customer's language
+ * (tg_turn_text); a script is a promise to come back (t->promise).
  */
 #include "pipeline/rules.h"
 
 #include "backend/backend.h"
 #include "policy/policy.h"
+#include "text/lang.h"
 
 #include <string.h>
+
+#define CROSS_LINGUAL 0.8
 
 static int grounding(struct tg_turn *t)
 {
@@ -33,6 +42,19 @@ static int grounding(struct tg_turn *t)
     return rc;
 }
 
+/* The texts of list in the customer's language, in place. */
+static void translate_all(struct tg_turn *t, json_t *list)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v)
+    {
+        const char *zh = json_string_value(v), *tr = tg_turn_text(t, zh);
+        if (tr && tr != zh)
+            json_array_set_new(list, i, json_string(tr));
+    }
+}
+
 /* Put the prefixes and suffixes the rules asked for around the draft. */
 static int frame(struct tg_turn *t)
 {
@@ -42,6 +64,8 @@ static int frame(struct tg_turn *t)
     int rc = TG_OK;
     if (!t->rules.prefixes && !t->rules.suffixes)
         return TG_OK;
+    translate_all(t, t->rules.prefixes);
+    translate_all(t, t->rules.suffixes);
     tg_buf_init(&b, TG_BUF_UNLIMITED);
     json_array_foreach(t->rules.prefixes, i, v) if (!rc) rc = tg_buf_puts(&b, json_string_value(v));
     if (!rc)
@@ -78,6 +102,10 @@ enum tg_stage_rc tg_stage_postcheck(struct tg_turn *t)
     const char *written = t->draft;
     if (t->n_evidence)
         rc = grounding(t);
+    const char *ev = t->n_evidence ? t->evidence[0].text : NULL;
+    if (ev && t->confidence > 0 &&
+        !tg_lang_readable((enum tg_lang)t->lang, tg_lang_detect(t->p->text, ev, strlen(ev))))
+        t->confidence *= CROSS_LINGUAL;
     if (!rc && t->a->policy) {
         struct tg_policy_facts f;
         struct tg_policy_hits hits;
@@ -92,7 +120,8 @@ enum tg_stage_rc tg_stage_postcheck(struct tg_turn *t)
      * unless a person reviews it: they judge the model's own draft. */
     bool script = t->rules.script && !t->rules.review && !t->rules.human_decision;
     if (!rc && script) {
-        t->draft = tg_arena_strdup(&t->arena, t->rules.script_text);
+        t->promise = true;
+        t->draft = tg_arena_strdup(&t->arena, tg_turn_text(t, t->rules.script_text));
         t->draft_len = t->draft ? strlen(t->draft) : 0;
         rc = t->draft ? TG_OK : TG_E_NOMEM;
         /* the canned reply asks the client to do nothing */

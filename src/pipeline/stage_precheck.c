@@ -7,10 +7,15 @@
 #include "pipeline/rules.h"
 
 #include "policy/policy.h"
+#include "text/lang.h"
+
+#include <string.h>
 
 enum tg_stage_rc tg_stage_precheck(struct tg_turn *t)
 {
     int rc = TG_OK;
+    /* the language every text the customer is given is written in */
+    t->lang = (int)tg_lang_detect(t->p->text, t->user_text, strlen(t->user_text));
     t->policy_hits = json_array();
     t->tags = json_array();
     t->attestations = json_array();

@@ -121,7 +121,7 @@ static int write_record(const struct tg_turn *t, uint64_t index, struct tg_buf *
         tg_jw_kstr(&w, "customer_pseudonym", NULL);
     }
     tg_jw_kstr(&w, "decision", tg_decision_name(t->decision));
-    tg_jw_kint(&w, "degradations", t->degradations);
+    tg_jw_kint(&w, "degradations", t->degradations + t->promise);
     if (t->err) {
         tg_jw_key(&w, "error");
         tg_jw_obj(&w);
@@ -217,7 +217,10 @@ static int persist(struct tg_turn *t)
     int rc;
     t->conv.updated_ms = t->created_ms;
     t->conv.turns++;
-    t->conv.degraded_streak = t->degradations ? t->conv.degraded_streak + 1 : 0;
+    /* weak replies in a row; a real answer, or a person taking over, ends the run */
+    t->conv.degraded_streak = t->decision == TG_DECISION_HANDOFF ? 0
+                              : t->degraded                     ? t->conv.degraded_streak + 1
+                                                                : 0;
     rc = tg_store_conversation_put(p->store, &t->conv);
     tg_pipeline_remember(p, &t->conv);
     /* Personal data is stored masked unless a rule said otherwise. */

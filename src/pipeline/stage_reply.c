@@ -42,7 +42,7 @@ static int write_rest(struct tg_turn *t, const struct tg_buf *summary)
     char id[TG_ID_MAX + 16];
     snprintf(id, sizeof(id), "chatcmpl-%s", t->id + 5);
     bool deliver = !t->err && t->decision == TG_DECISION_DELIVER;
-    const char *answer = deliver ? t->draft : t->err ? NULL : tg_gate_holding_text(t->decision);
+    const char *answer = deliver ? t->draft : t->err ? NULL : tg_turn_holding(t);
     size_t alen = answer ? strlen(answer) : 0;
     t->answer = answer ? answer : "";
     t->answer_len = alen;
@@ -126,8 +126,8 @@ enum tg_stage_rc tg_stage_reply(struct tg_turn *t)
         snprintf(id, sizeof(id), "chatcmpl-%s", t->id + 5); /* the turn id without "turn_" */
         t->answer = deliver ? t->draft
                     : t->decision == TG_DECISION_REFUSE && t->rules.refuse_text
-                        ? t->rules.refuse_text
-                        : tg_gate_holding_text(t->decision);
+                        ? tg_turn_text(t, t->rules.refuse_text)
+                        : tg_turn_holding(t);
         t->answer_len = deliver ? t->draft_len : strlen(t->answer);
         struct tg_completion c = {
             .id = id,

@@ -103,6 +103,7 @@ struct tg_turn {
         int64_t sla_ms;
         json_t *prefixes, *suffixes; /* texts to put around the answer (owned) */
     } rules;
+    int lang;                  /* enum tg_lang (text/lang.h) of user_text: what the reply is written in */
     size_t ungrounded;         /* claims in the draft that no evidence contains */
     char review_id[TG_ID_MAX]; /* the review task, when the gate made one */
 
@@ -133,9 +134,15 @@ struct tg_turn {
     char upstream_model[96];
     int64_t prompt_tokens, completion_tokens;
     int degradations;
+    /* the reply asks the customer to wait (the low-confidence reply, a
+     * script, a script rung): a person must own it (the gate) */
+    bool promise;
 
     /* gate */
     enum tg_decision decision;
+    bool degraded;       /* the customer got no real answer from the first choice */
+    bool follow_up;      /* a promise the gate gave a person to keep (a review task) */
+    const char *holding; /* what a held turn says at once, in the customer's language */
     double confidence; /* < 0: not estimated */
 
     /* Failure of the turn: set by any stage, rendered by reply. */
@@ -191,8 +198,19 @@ void tg_turn_write_summary(const struct tg_turn *t, struct tg_jw *w);
  */
 json_t *tg_turn_summary(const struct tg_turn *t, bool with_answer);
 
-/* What a customer is told at once when the decision is not deliver. */
+/* What a customer is told at once when the decision is not deliver (Chinese). */
 const char *tg_gate_holding_text(enum tg_decision d);
+/* What this turn's customer is told at once when it is held: t->holding,
+ * else the decision's holding text in the customer's language. */
+const char *tg_turn_holding(struct tg_turn *t);
+/*
+ * A text of the configuration (written in Chinese: a script, a holding
+ * reply, a disclaimer, a refusal) as the turn's customer reads it: the
+ * variant config `translations` has for the customer's language, else for
+ * zh-Hant the text in Traditional characters, else the text itself.  The
+ * result lives as long as the turn or the configuration.
+ */
+const char *tg_turn_text(struct tg_turn *t, const char *text);
 
 /* The stages, in order.  Each reads and writes only its part of the turn. */
 enum tg_stage_rc tg_stage_admit(struct tg_turn *t);

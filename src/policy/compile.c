@@ -1068,7 +1068,7 @@ static const char *rule_id(struct cctx *c, const json_t *r, int line)
 
 static void rule(struct cctx *c, const json_t *r, int line, size_t index)
 {
-    static const char *const keys[] = {"id", "description", "stage", "when", "then"};
+    static const char *const keys[] = {"id", "description", "stage", "when", "then", "applies_to"};
     struct policy_rule out = {0};
     size_t errs_before = c->n_errs;
     snprintf(c->where, sizeof(c->where), "rule %zu", index + 1);
@@ -1104,6 +1104,28 @@ static void rule(struct cctx *c, const json_t *r, int line, size_t index)
         then(c, th, kline(c, r, "then"), &out);
     else
         err(c, line, "then is missing: give at least one action");
+    out.audience = TG_POLICY_FOR_AI;
+    bool framing = out.stage == TG_POLICY_POST;
+    for (size_t k = 0; k < out.n_actions; k++) {
+        enum tg_policy_action_kind kind = out.actions[k].kind;
+        framing &= kind == TG_ACT_PREFIX || kind == TG_ACT_SUFFIX || kind == TG_ACT_TAG;
+    }
+    if (framing)
+        out.audience |= TG_POLICY_FOR_HUMAN;
+    const json_t *to = json_object_get(r, "applies_to");
+    if (to) {
+        const char *s = json_string_value(to);
+        int tl = kline(c, r, "applies_to");
+        if (!s || (strcmp(s, "ai") && strcmp(s, "human") && strcmp(s, "both")))
+            err(c, tl, "applies_to must be ai, human or both");
+        else if (out.stage != TG_POLICY_POST && strcmp(s, "ai"))
+            err(c, tl, "applies_to: %s needs stage: post (a rule on the customer's message is "
+                       "for AI answers)", s);
+        else
+            out.audience = !strcmp(s, "ai")      ? TG_POLICY_FOR_AI
+                           : !strcmp(s, "human") ? TG_POLICY_FOR_HUMAN
+                                                 : TG_POLICY_FOR_AI | TG_POLICY_FOR_HUMAN;
+    }
     if (c->n_errs != errs_before || c->rc || root < 0)
         return;
     out.root = (uint32_t)root;

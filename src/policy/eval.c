@@ -207,9 +207,14 @@ struct ectx {
 };
 
 /*
- * What made a condition hold: the first leaf, in evaluation order, with a
- * span or value; failing that, the name of the first leaf that held
- * ("channel"), or "not", so a hit always names something.
+ * What made a condition hold, as a reviewer would name it: the first leaf,
+ * in evaluation order, that points at a fact (something the customer or
+ * the model wrote or called: a keyword or regex span, an amount, an
+ * identifier, a tool call); failing that, the first with a bare number (an
+ * intent and its confidence, a score, a count); failing that, the name of
+ * the first leaf that held ("channel"), or "not", so a hit always names
+ * something.  So in all: [intent, money.max] the amount is the trigger,
+ * not the classifier's confidence.
  */
 struct trig {
     const char *field;
@@ -217,6 +222,7 @@ struct trig {
     double value;
     bool has_value;
     bool set;
+    bool fact; /* set by a fact, which no later leaf replaces */
     const char *fallback;
 };
 
@@ -226,12 +232,14 @@ static const char *const field_names[] = {[PF_TEXT] = "text",
                                           [PF_TOOL] = "tool_calls",
                                           [PF_CONV] = "conversation"};
 
+/* Record a leaf's trigger unless t already holds a fact, or a number and this is none. */
 static void trig_set(struct trig *t, const char *field, uint32_t start, uint32_t end, double value,
-                     bool has_value)
+                     bool has_value, bool fact)
 {
-    if (t->set)
+    if (t->set && (t->fact || !fact))
         return;
     t->set = true;
+    t->fact = fact;
     t->field = field;
     t->start = start;
     t->end = end;
@@ -300,7 +308,7 @@ static bool value(struct trig *t, const struct policy_node *n, double x)
 {
     if (!cmp_holds(&n->cmp, x))
         return false;
-    trig_set(t, n->name, 0, 0, x, true);
+    trig_set(t, n->name, 0, 0, x, true, false);
     return true;
 }
 
@@ -582,7 +590,7 @@ static bool eval_tool_name(const struct ectx *e, const struct policy_node *n, st
 {
     for (size_t i = 0; i < e->n_calls; i++) {
         if (tool_name_in(n, &e->f->tool_calls[i])) {
-            trig_set(t, field_names[PF_TOOL], 0, 0, (double)i, true);
+            trig_set(t, field_names[PF_TOOL], 0, 0, (double)i, true, true);
             return true;
         }
     }
@@ -592,7 +600,7 @@ static bool eval_tool_name(const struct ectx *e, const struct policy_node *n, st
 static bool eval_node(struct ectx *e, uint32_t idx, struct trig *t);
 
 /*
- * all: every child, the trigger of the first that has one.  A false result
+ * all: every child, the trigger struct trig prefers among theirs.  A false result
  * leaves t in no particular state: any and not give each child a trigger
  * of its own and drop it when the child fails, and a rule that does not
  * fire reports nothing.
@@ -612,7 +620,7 @@ static bool eval_any(struct ectx *e, const struct policy_node *n, struct trig *t
         struct trig sub = {0};
         if (eval_node(e, e->p->kids[n->a + i], &sub)) {
             if (sub.set)
-                trig_set(t, sub.field, sub.start, sub.end, sub.value, sub.has_value);
+                trig_set(t, sub.field, sub.start, sub.end, sub.value, sub.has_value, sub.fact);
             if (!t->fallback)
                 t->fallback = sub.fallback;
             return true;
@@ -631,7 +639,7 @@ static bool eval_money(const struct tg_policy_facts *f, const struct policy_node
         if ((count > 0) != n->flag)
             return false;
         if (count)
-            trig_set(t, "money", en->money[0].start, en->money[0].end, en->money[0].value_cny,
+            trig_set(t, "money", en->money[0].start, en->money[0].end, en->money[0].value_cny, true,
                      true);
         return true;
     }
@@ -645,7 +653,7 @@ static bool eval_money(const struct tg_policy_facts *f, const struct policy_node
     double x = en->money[best].value_cny;
     if (!cmp_holds(&n->cmp, x))
         return false;
-    trig_set(t, "money", en->money[best].start, en->money[best].end, x, true);
+    trig_set(t, "money", en->money[best].start, en->money[best].end, x, true, true);
     return true;
 }
 
@@ -657,12 +665,12 @@ static bool eval_pii(const struct tg_policy_facts *f, const struct policy_node *
         if ((count > 0) != n->flag)
             return false;
         if (count)
-            trig_set(t, "pii", en->pii[0].start, en->pii[0].end, 0, false);
+            trig_set(t, "pii", en->pii[0].start, en->pii[0].end, 0, false, true);
         return true;
     }
     for (size_t i = 0; i < count; i++) {
         if (n->pii_mask & (1u << en->pii[i].type)) {
-            trig_set(t, "pii", en->pii[i].start, en->pii[i].end, 0, false);
+            trig_set(t, "pii", en->pii[i].start, en->pii[i].end, 0, false, true);
             return true;
         }
     }
@@ -685,7 +693,7 @@ static bool eval_node(struct ectx *e, uint32_t idx, struct trig *t)
     case PC_INTENT:
         if (!in_names(n, f->intent))
             return false;
-        trig_set(t, "intent", 0, 0, f->intent_confidence, true);
+        trig_set(t, "intent", 0, 0, f->intent_confidence, true, false);
         return true;
     case PC_INTENT_CONFIDENCE:
         return value(t, n, f->intent_confidence);
@@ -706,7 +714,7 @@ static bool eval_node(struct ectx *e, uint32_t idx, struct trig *t)
         if (sp->start == POLICY_NONE)
             return false;
         trig_set(t, field_names[field], sp->start, sp->end, field == PF_TOOL ? sp->call : 0,
-                 field == PF_TOOL);
+                 field == PF_TOOL, true);
         return true;
     }
     case PC_REGEX:
@@ -717,7 +725,7 @@ static bool eval_node(struct ectx *e, uint32_t idx, struct trig *t)
         if (r->state != RX_YES)
             return false;
         trig_set(t, field_names[field], r->start, r->end, field == PF_TOOL ? r->call : 0,
-                 field == PF_TOOL);
+                 field == PF_TOOL, true);
         return true;
     }
     case PC_EVIDENCE_BEST:
@@ -775,6 +783,7 @@ int tg_policy_eval(const struct tg_policy *p, enum tg_policy_stage stage,
         hits->v[hits->n++] = (struct tg_policy_hit){
             .rule = r->id,
             .description = r->description,
+            .audience = r->audience,
             .actions = r->actions,
             .n_actions = r->n_actions,
             .field = t.set        ? t.field

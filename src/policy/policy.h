@@ -92,15 +92,26 @@ struct tg_policy_facts {
     size_t n_tool_calls;
 };
 
+/*
+ * Whose answers an output rule (stage post) is for: `applies_to: ai`,
+ * `human` or `both`.  By default a rule whose actions only put text around
+ * an answer or tag it (disclaimers) is for both, any other for AI answers;
+ * a rule on the customer's message (stage pre) is for AI answers.
+ */
+enum { TG_POLICY_FOR_AI = 1, TG_POLICY_FOR_HUMAN = 2 };
+
 /* One rule that fired. */
 struct tg_policy_hit {
     const char *rule;          /* the rule's id */
     const char *description;
+    unsigned audience;         /* TG_POLICY_FOR_* bits */
     const struct tg_policy_action *actions;
     size_t n_actions;
     /* what triggered it: a byte span of facts->text (or of the draft for
      * draft tests), or a value (money.max), as the first condition that held
-     * and has one.  Tool-call tests give field "tool_calls" and value = the
+     * and points at a fact (a span, an amount, an identifier, a tool call),
+     * else the first with a bare number (intent confidence, a score, a
+     * count).  Tool-call tests give field "tool_calls" and value = the
      * index of the call in facts->tool_calls; tool.arguments.* tests also
      * give a span of that call's arguments (as written, escapes included). */
     const char *field;         /* "text", "norm", "draft", "money", "intent", "tool_calls",

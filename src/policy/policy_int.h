@@ -111,6 +111,7 @@ struct policy_rule {
     uint32_t root;
     const struct tg_policy_action *actions;
     size_t n_actions;
+    unsigned audience; /* TG_POLICY_FOR_* (policy.h) */
 };
 
 struct policy_ac;

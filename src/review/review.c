@@ -214,10 +214,47 @@ static bool started_by_actor(struct tg_store *st, const json_t *task,
     return same;
 }
 
+/*
+ * text as the customer is given it: with what the output rules put around
+ * a person's answer (the task's people_answers, tg_rules_for_people:
+ * disclaimers), each unless the text already has it where it goes.  A
+ * tg_malloc'd string; NULL when out of memory.
+ */
+static char *for_customer(const json_t *task, const char *text)
+{
+    const json_t *pa = json_object_get(task, "people_answers");
+    struct tg_buf b;
+    size_t i, len = strlen(text);
+    json_t *v;
+    int rc = TG_OK;
+    tg_buf_init(&b, TG_BUF_UNLIMITED);
+    json_array_foreach(json_object_get(pa, "prefix"), i, v)
+    {
+        const char *p = json_string_value(v);
+        if (!rc && p && !tg_str_has_prefix(text, p))
+            rc = tg_buf_puts(&b, p);
+    }
+    if (!rc)
+        rc = tg_buf_append(&b, text, len);
+    json_array_foreach(json_object_get(pa, "suffix"), i, v)
+    {
+        const char *s = json_string_value(v);
+        size_t sl = s ? strlen(s) : 0;
+        if (!rc && s && !(sl <= len && !memcmp(text + len - sl, s, sl)))
+            rc = tg_buf_puts(&b, s);
+    }
+    if (rc || !b.data) {
+        tg_buf_free(&b);
+        return rc ? NULL : tg_strdup(text);
+    }
+    return b.data;
+}
+
 int tg_review_decide(struct tg_store *st, struct tg_audit *audit, const char *id,
                      const struct tg_review_decision *d, json_t **task_out, char *err,
                      size_t errlen)
 {
+    char *given = NULL;
     json_t *task = NULL, *none = json_array();
     struct tg_review_row row;
     int rc = load_for(st, id, &row, &task, err, errlen);
@@ -290,8 +327,11 @@ int tg_review_decide(struct tg_store *st, struct tg_audit *audit, const char *id
         }
         break;
     }
+    if (!rc && !(given = for_customer(task, answer)))
+        rc = TG_E_NOMEM;
     if (rc)
         goto out;
+    answer = given;
     int64_t at = tg_clock_wall_ms();
     json_object_set_new(task, "state", json_string("decided"));
     json_object_set_new(task, "answer", json_string(answer));
@@ -322,6 +362,7 @@ int tg_review_decide(struct tg_store *st, struct tg_audit *audit, const char *id
         task = NULL;
     }
 out:
+    tg_free(given);
     json_decref(task);
     json_decref(none);
     return rc;
@@ -459,6 +500,13 @@ int tg_review_agent_reply(struct tg_store *st, struct tg_audit *audit, const cha
         json_decref(task);
         return TG_E_INVAL;
     }
+    char *given = has_text ? for_customer(task, text) : NULL;
+    if (has_text && !given) {
+        snprintf(err, errlen, "out of memory");
+        json_decref(task);
+        return TG_E_NOMEM;
+    }
+    text = given;
     int64_t at = tg_clock_wall_ms();
     uint8_t h[TG_SHA256_LEN];
     char hex[2 * TG_SHA256_LEN + 1] = "";
@@ -492,6 +540,7 @@ int tg_review_agent_reply(struct tg_store *st, struct tg_audit *audit, const cha
         task = NULL;
     }
 out:
+    tg_free(given);
     json_decref(task);
     return rc;
 }

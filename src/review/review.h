@@ -95,6 +95,9 @@ int tg_review_claim(struct tg_store *st, struct tg_audit *audit, const char *id,
  * the same person another.  On success the task is stored
  * as decided with its final answer, an audit leaf is appended (audit may
  * be NULL only in tests) and *task_out (may be NULL) receives the task.
+ * The final answer carries what the output rules put around people's
+ * answers (the task's people_answers: {prefix: [...], suffix:
+ * [...]}, disclaimers), each unless the text already has it.
  */
 int tg_review_decide(struct tg_store *st, struct tg_audit *audit, const char *id,
                      const struct tg_review_decision *d, json_t **task_out, char *err,
@@ -113,7 +116,8 @@ int tg_review_handoff(struct tg_store *st, struct tg_audit *audit, const char *i
  * appended to the thread (agent_replies, with an event) and an audit leaf;
  * close also ends the hand-off (state closed).  Committed before it
  * returns.  *task_out (may be NULL) receives the task as
- * tg_store_review_get reads it, the new reply's text as written (the
+ * tg_store_review_get reads it, the new reply's text as written with what
+ * the output rules put around people's answers, as tg_review_decide (the
  * customer is sent that; the store keeps it masked).  TG_E_CONFLICT unless
  * the task is handed_off; TG_E_INVAL without text (unless closing).
  */

@@ -202,7 +202,8 @@ async function main() {
     await agent.getByTestId('nav-handoffs').click();
     const handoff = agent.locator(`[data-testid="handoff-row"][data-review-id="${quickId}"]`);
     await handoff.waitFor({ timeout: LONG });
-    assert.match(await handoff.textContent(), /review_sla_breached/);
+    assert.match(await handoff.getAttribute('data-tags'), /review_sla_breached/);
+    await handoff.getByTestId('handoff-toggle').click();  // hand-offs are listed collapsed
     await chat.locator(`[data-testid="chat-msg"][data-review-id="${quickId}"][data-state="handed_off"]`)
       .waitFor({ timeout: LONG });
     await handoff.getByTestId('handoff-reply-text').fill('您好，我是人工客服小李，已为您加急处理保单变更。');

@@ -5,6 +5,11 @@
  * builtin answerer), checked against the decision, tags, attestations and
  * disclaimer it must reach.  Every failing case is listed, then the test
  * fails if there was any.
+ *
+ * `deliver` is what the policies decide: the AI may answer.  When the
+ * answerer itself is unsure, the customer is promised a person's answer
+ * instead (a follow-up: decision review, tag follow_up); that still
+ * reaches the policies' decision, and the count is printed.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -41,6 +46,8 @@ static bool has_all(const json_t *have, const json_t *want)
     return true;
 }
 
+static size_t followed; /* deliver cases the answerer left to a person */
+
 /* Run one case; on a mismatch append a line to report and return false. */
 static bool run_case(struct tg_pipeline *p, struct event_base *base, const json_t *c,
                      const char *file, int line, struct tg_buf *report)
@@ -67,14 +74,21 @@ static bool run_case(struct tg_pipeline *p, struct event_base *base, const json_
         event_base_dispatch(base);
     json_t *s = tg_turn_summary(t, true);
     const char *got = tg_json_str(s, "decision", "?");
-    bool ok = strcmp(got, want) == 0;
+    bool ok = strcmp(got, want) == 0, unsure = false;
+    json_t *fu = json_pack("[s]", "follow_up");
+    if (!ok && !strcmp(want, "deliver") && !strcmp(got, "review") &&
+        has_all(json_object_get(s, "tags"), fu)) {
+        ok = unsure = true;
+        followed++;
+    }
+    json_decref(fu);
     const json_t *tags = json_object_get(c, "tags"), *att = json_object_get(c, "attestations");
     if (ok && tags && !has_all(json_object_get(s, "tags"), tags))
         ok = false;
     if (ok && att && !json_equal(json_object_get(s, "attestations"), att))
         ok = false;
     const char *prefix = tg_json_str(c, "prefix", NULL);
-    if (ok && prefix && !tg_str_has_prefix(tg_json_str(s, "answer", ""), prefix))
+    if (ok && !unsure && prefix && !tg_str_has_prefix(tg_json_str(s, "answer", ""), prefix))
         ok = false;
     if (!ok) {
         char *tg = json_dumps(json_object_get(s, "tags"), JSON_COMPACT);
@@ -137,7 +151,8 @@ static void test_cases(void **state)
         tg_config_lines_free(lines);
     }
     closedir(d);
-    print_message("%zu of %zu cases reach their decision\n", passed, n);
+    print_message("%zu of %zu cases reach their decision (%zu delivered as follow-ups)\n", passed,
+                  n, followed);
     if (passed != n)
         fputs(report.data, stderr); /* every failing case, in full */
     tg_buf_free(&report);

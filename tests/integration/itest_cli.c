@@ -220,9 +220,10 @@ static void test_demo_answers_from_the_knowledge_base(void **state)
     assert_true(json_array_size(json_object_get(a, "citations")) > 0);
     json_decref(a);
 
-    /* Traditional Chinese finds the Simplified knowledge base. */
+    /* Traditional Chinese finds the Simplified knowledge base, and is
+     * answered in Traditional characters. */
     a = demo_ask("意外險理賠需要哪些材料？");
-    assert_non_null(strstr(tg_json_str(a, "answer", ""), "身份证"));
+    assert_non_null(strstr(tg_json_str(a, "answer", ""), "身份證"));
     json_decref(a);
 
     /* The accident policy's exclusions name skiing. */
@@ -243,11 +244,14 @@ static void test_demo_answers_from_the_knowledge_base(void **state)
     assert_string_equal(tg_json_str(money, "text", ""), "60万");
     json_decref(a);
 
-    /* Out of the knowledge base's domain: the holding reply, never a guess. */
+    /* Out of the knowledge base's domain: the holding reply, never a guess,
+     * and a person who keeps its promise (a follow-up task). */
     a = demo_ask("秦始皇统一六国是哪一年？");
     assert_string_equal(tg_json_str(a, "answer", ""), "我需要更多时间分析，请稍候");
     assert_true(tg_json_num(a, "confidence", 1) < 0.7);
     assert_true(json_array_size(json_object_get(a, "tags")) > 0);
+    assert_string_equal(tg_json_str(a, "decision", ""), "review");
+    assert_true(tg_str_has_prefix(tg_json_str(a, "review_id", ""), "rev_"));
     json_decref(a);
 
     /* English works; Japanese breaks nothing. */
@@ -256,7 +260,8 @@ static void test_demo_answers_from_the_knowledge_base(void **state)
     assert_true(json_array_size(json_object_get(a, "citations")) > 0);
     json_decref(a);
     a = demo_ask("保険の請求に必要な書類は何ですか");
-    assert_string_equal(tg_json_str(a, "decision", ""), "deliver");
+    assert_string_not_equal(tg_json_str(a, "decision", ""), "error");
+    assert_true(strlen(tg_json_str(a, "answer", "")) > 0);
     json_decref(a);
 }
 

@@ -391,6 +391,59 @@ static void test_gate_decisions(void **state)
     }
 }
 
+/* A promise to come back (and an answer in a language the customer does
+ * not write) has an owner; the promise that would be the third weak reply
+ * in a row goes to a person at once. */
+static void test_gate_promises(void **state)
+{
+    struct fixture *f = *state;
+    static const char english[] =
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"how do I renew my policy\"}]}";
+    const struct {
+        const char *body, *draft;
+        bool promise;
+        int64_t streak;
+        enum tg_decision want;
+        const char *kind, *tag, *told;
+    } cases[] = {
+        {simple, "我需要更多时间分析，请稍候", true, 0, TG_DECISION_REVIEW, "follow_up", "follow_up",
+         "我需要更多时间分析，请稍候"},
+        {simple, "我需要更多时间分析，请稍候", true, 2, TG_DECISION_HANDOFF, "handoff", "degraded_3x",
+         "您的问题将由人工为您处理，请稍候。"},
+        {english, "续保请在保单到期前三十天内办理，可在App中操作。", false, 0, TG_DECISION_REVIEW,
+         "follow_up", "language_mismatch", "您的问题需要进一步核实，我们会尽快回复您。"},
+        {english, "Renew in the app up to 30 days before the policy ends.", false, 2,
+         TG_DECISION_DELIVER, NULL, NULL, NULL},
+    };
+    for (size_t i = 0; i < TG_ARRAY_LEN(cases); i++) {
+        struct tg_turn *t = turn_with(f, "tg-test-key", cases[i].body);
+        assert_int_equal(tg_stage_admit(t), TG_NEXT);
+        assert_int_equal(tg_stage_precheck(t), TG_NEXT);
+        t->draft = (char *)cases[i].draft;
+        t->draft_len = strlen(cases[i].draft);
+        t->promise = cases[i].promise;
+        t->conv.degraded_streak = cases[i].streak;
+        assert_int_equal(tg_stage_gate(t), TG_NEXT);
+        assert_int_equal(t->decision, cases[i].want);
+        assert_int_equal(t->degraded, cases[i].want != TG_DECISION_DELIVER);
+        if (cases[i].kind) {
+            json_t *task = NULL;
+            assert_int_equal(tg_store_flush(f->p->store), TG_OK);
+            assert_int_equal(tg_store_review_get(f->p->store, t->review_id, NULL, &task), TG_OK);
+            assert_string_equal(tg_json_str(task, "kind", ""), cases[i].kind);
+            assert_string_equal(tg_turn_holding(t), cases[i].told);
+            assert_string_equal(tg_json_str(task, "holding_reply", ""), cases[i].told);
+            bool tagged = false;
+            size_t k;
+            json_t *v;
+            json_array_foreach(t->tags, k, v) tagged |= !strcmp(json_string_value(v), cases[i].tag);
+            assert_true(tagged);
+            json_decref(task);
+        }
+        tg_turn_free(t);
+    }
+}
+
 /* Every object's keys in strictly ascending byte order (needs JSON_PRESERVE_ORDER). */
 static bool keys_sorted(const json_t *v)
 {
@@ -501,6 +554,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_understand_language, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retrieve_and_precheck_lists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_generate_and_postcheck, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gate_promises, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gate_decisions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_writes_audit_without_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reply_shapes, setup, teardown),

@@ -389,11 +389,12 @@ static void test_combinators(void **state)
     x.f.intent = "wealth_advice";
     x.f.intent_confidence = 0.75;
     assert_string_equal(fired(p, TG_POLICY_PRE, &x.f, &h, buf, sizeof(buf)), "all,any,not,deep");
-    /* all: the first leaf with a value is the intent. */
+    /* all: the amount, a fact, is preferred over the intent's confidence before it. */
     const struct tg_policy_hit *hit = hit_of(&h, "all");
-    assert_string_equal(hit->field, "intent");
+    assert_string_equal(hit->field, "money");
     assert_true(hit->has_value);
-    assert_true(hit->value == 0.75);
+    assert_true(hit->value == 100000);
+    assert_string_equal(span(x.f.text, hit, sb, sizeof(sb)), "10万");
     /* any: the first branch held keywords then failed on tier; the money count triggered. */
     hit = hit_of(&h, "any");
     assert_string_equal(hit->field, "money.count");
@@ -764,10 +765,12 @@ static void test_triggers(void **state)
     assert_string_equal(t->field, "money.count");
     assert_true(t->has_value && t->value == 2);
     assert_int_equal(t->start, t->end);
-    /* channel and not have nothing to show: the first leaf with a value is degradations. */
+    /* channel and not have nothing to show; the keyword is a fact, preferred over the count
+     * of degradations before it. */
     t = hit_of(&h, "order");
-    assert_string_equal(t->field, "degradations");
-    assert_true(t->value == 1);
+    assert_string_equal(t->field, "norm");
+    assert_string_equal(span(x.f.norm, t, sb, sizeof(sb)), "转账");
+    assert_false(t->has_value);
     t = hit_of(&h, "ev");
     assert_string_equal(t->field, "evidence.best_score");
     assert_true(t->value == 0.75);
@@ -781,6 +784,69 @@ static void test_triggers(void **state)
     assert_string_equal(hit_of(&h, "post_conf")->field, "confidence");
     assert_true(hit_of(&h, "post_conf")->value == 0.8);
     assert_true(hit_of(&h, "post_ung")->value == 3);
+    fx_free(&x);
+    tg_policy_hits_free(&h);
+    tg_policy_free(p);
+}
+
+/*
+ * A trigger names the fact that fired, not a score: in all and any, the
+ * first leaf with a span, amount, identifier or tool call wins over an
+ * intent's confidence, a score or a count evaluated before it, however
+ * deeply nested; without any fact the first number stays.
+ */
+static void test_trigger_prefers_facts(void **state)
+{
+    (void)state;
+    struct tg_policy *p =
+        load_ok("- {id: amount, description: d, when: {all: [{any: [{intent: [wealth_advice]}, "
+                "{keywords: [推荐]}]}, {money.max: {gt: 50000}}]}, then: {tag: t}}\n"
+                "- {id: kw, description: d, when: {all: [{intent_confidence: {ge: 0.5}}, "
+                "{degradations: {lt: 9}}, {any: [{evidence.count: {ge: 0}}, {keywords: [理财]}]}, "
+                "{keywords: [推荐]}, {money.any: true}]}, then: {tag: t}}\n"
+                "- {id: pii, description: d, when: {all: [{intent: [wealth_advice]}, "
+                "{pii.type: mobile}]}, then: {tag: t}}\n"
+                "- {id: scores, description: d, when: {all: [{intent: [wealth_advice]}, "
+                "{evidence.best_score: {ge: 0.5}}]}, then: {tag: t}}\n"
+                "- {id: tool, stage: post, description: d, when: {all: [{confidence: {lt: 0.9}}, "
+                "{tool.name: [approve_*]}]}, then: {tag: t}}\n");
+    struct tg_policy_hits h;
+    char buf[128], sb[64];
+    struct fx x;
+    tg_policy_hits_init(&h);
+    fx_init(&x, "我想投资60万买理财保险，推荐哪个产品？电话13812345678");
+    x.f.intent = "wealth_advice";
+    x.f.intent_confidence = 0.7862462695400155;
+    x.f.best_score = 0.75;
+    x.f.n_evidence = 3;
+    assert_string_equal(fired(p, TG_POLICY_PRE, &x.f, &h, buf, sizeof(buf)),
+                        "amount,kw,pii,scores");
+    const struct tg_policy_hit *t = hit_of(&h, "amount");
+    assert_string_equal(t->field, "money");
+    assert_true(t->has_value && t->value == 600000);
+    assert_string_equal(span(x.f.text, t, sb, sizeof(sb)), "60万");
+    /* any gives its child's number: the keyword later in all still wins */
+    t = hit_of(&h, "kw");
+    assert_string_equal(t->field, "norm");
+    assert_string_equal(span(x.f.norm, t, sb, sizeof(sb)), "推荐");
+    t = hit_of(&h, "pii");
+    assert_string_equal(t->field, "pii");
+    assert_string_equal(span(x.f.text, t, sb, sizeof(sb)), "13812345678");
+    /* numbers only: the first one, as before */
+    t = hit_of(&h, "scores");
+    assert_string_equal(t->field, "intent");
+    assert_true(t->has_value && t->value == 0.7862462695400155);
+
+    struct tg_policy_tool_call call = {
+        .name = "approve_loan", .name_len = 12, .arguments = "{}", .arguments_len = 2};
+    fx_draft(&x, "好的", "zh");
+    x.f.confidence = 0.5;
+    x.f.tool_calls = &call;
+    x.f.n_tool_calls = 1;
+    assert_string_equal(fired(p, TG_POLICY_POST, &x.f, &h, buf, sizeof(buf)), "tool");
+    t = hit_of(&h, "tool");
+    assert_string_equal(t->field, "tool_calls");
+    assert_true(t->has_value && t->value == 0);
     fx_free(&x);
     tg_policy_hits_free(&h);
     tg_policy_free(p);
@@ -1111,7 +1177,7 @@ static void test_actions(void **state)
     assert_string_equal(t->actions[2].text, "以下内容仅供参考。");
     assert_int_equal(t->actions[3].kind, TG_ACT_SUFFIX);
     assert_true(t->actions[4].on);
-    assert_string_equal(t->field, "intent");
+    assert_string_equal(t->field, "money");
 
     t = &h.v[1];
     assert_int_equal(t->n_actions, 6);
@@ -1523,6 +1589,7 @@ int main(void)
         cmocka_unit_test(test_regex),
         cmocka_unit_test(test_conversation_keywords),
         cmocka_unit_test(test_triggers),
+        cmocka_unit_test(test_trigger_prefers_facts),
         cmocka_unit_test(test_tool_calls),
         cmocka_unit_test(test_tool_arguments_escaped),
         cmocka_unit_test(test_tool_memory),

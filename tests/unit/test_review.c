@@ -324,6 +324,61 @@ static void test_agent_replies_after_a_handoff(void **state)
     assert_int_equal(tg_audit_size(f->audit), 3);
 }
 
+/* People's answers carry the disclaimers the output rules give them (in
+ * the task's people_answers), once: a draft that has one keeps one. */
+static void test_people_answers_carry_the_disclaimer(void **state)
+{
+    struct fx *f = *state;
+    char id[TG_ID_MAX], err[256];
+    static const char *pre = "本结果不构成诊疗意见。";
+    json_t *ctx = json_pack("{s:{s:[s], s:[s]}}", "people_answers", "prefix", pre, "suffix",
+                            "（人工答复）");
+    struct tg_review_new n = {
+        .turn_id = "turn_m",
+        .conversation_id = "conv_m",
+        .kind = "human_decision",
+        .queue = "medical",
+        .created_ms = tg_clock_wall_ms(),
+        .sla_ms = 90000,
+        .question = "我胸口疼是不是心梗",
+        .holding_reply = "请稍候",
+        .context = ctx,
+    };
+    assert_int_equal(tg_review_create(f->st, &n, id), TG_OK);
+    struct tg_review_decision d = {.action = TG_REVIEW_EDIT, .text = "请尽快到医院就诊。",
+                                   .actor = "doc"};
+    json_t *t = NULL;
+    assert_int_equal(tg_review_decide(f->st, f->audit, id, &d, &t, err, sizeof(err)), TG_OK);
+    assert_string_equal(tg_json_str(t, "answer", ""),
+                        "本结果不构成诊疗意见。请尽快到医院就诊。（人工答复）");
+    json_decref(t);
+
+    /* a text that already carries them is not given them twice */
+    n.turn_id = "turn_m2";
+    n.kind = "review";
+    n.draft = "本结果不构成诊疗意见。住院费用可以报销。（人工答复）";
+    assert_int_equal(tg_review_create(f->st, &n, id), TG_OK);
+    d.action = TG_REVIEW_APPROVE;
+    assert_int_equal(tg_review_decide(f->st, f->audit, id, &d, &t, err, sizeof(err)), TG_OK);
+    assert_string_equal(tg_json_str(t, "answer", ""), n.draft);
+    json_decref(t);
+
+    /* an agent's reply after a hand-off too */
+    n.turn_id = "turn_m3";
+    n.draft = NULL;
+    assert_int_equal(tg_review_create(f->st, &n, id), TG_OK);
+    assert_int_equal(tg_store_flush(f->st), TG_OK);
+    assert_int_equal(tg_review_handoff(f->st, f->audit, id, "test", NULL), TG_OK);
+    assert_int_equal(
+        tg_review_agent_reply(f->st, f->audit, id, "ann", "您好", false, &t, err, sizeof(err)),
+        TG_OK);
+    const json_t *ar = json_object_get(t, "agent_replies");
+    assert_string_equal(tg_json_str(json_array_get(ar, json_array_size(ar) - 1), "text", ""),
+                        "本结果不构成诊疗意见。您好（人工答复）");
+    json_decref(t);
+    json_decref(ctx);
+}
+
 /* A task whose turn was started by customer id by. */
 static void create_by(struct fx *f, const char *by, char id[TG_ID_MAX])
 {
@@ -491,6 +546,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_restart_hands_off_what_is_overdue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claims_lapse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_replies_after_a_handoff, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_people_answers_carry_the_disclaimer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_four_eyes_on_a_canonical_identity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_four_eyes_through_pseudonyms, setup_private, teardown),
         cmocka_unit_test_setup_teardown(test_texts_stored_masked_delivered_as_written,

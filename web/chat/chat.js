@@ -54,6 +54,23 @@ function setState(msg, state) {
   mark.textContent = t(`mark.${state}`);
 }
 
+// A reply that is not an answer: anything but a delivered one, a script or holding text (a rule's
+// script, the low-confidence reply, the script or human rung), or one a person still owns.
+function holding(tg) {
+  return tg.decision !== 'deliver' || Boolean(tg.review_id) || tg.rung === 'script' || tg.rung === 'human' ||
+    (tg.tags || []).includes('low_confidence') ||
+    (tg.policy_hits || []).some((p) => (p.actions || []).includes('script'));
+}
+
+// The sources an answer cites: those marked cited when the gateway marks them, else the first
+// passage; none under a holding reply.
+function citedSources(tg) {
+  const list = (tg.citations || []).filter((c) => c && c.source !== 'glossary');
+  if (holding(tg)) return [];
+  if ((tg.citations || []).some((c) => c && 'cited' in c)) return list.filter((c) => c.cited === true);
+  return list.slice(0, 1);
+}
+
 function citations(list) {
   const seen = new Set();
   const chips = [];
@@ -79,7 +96,8 @@ function showAnswer(data) {
     held.set(tg.review_id, msg);
     setState(msg, 'held');
   }
-  if (tg.citations?.length) msg.append(citations(tg.citations));
+  const cited = citedSources(tg);
+  if (cited.length) msg.append(citations(cited));
   scrollDown();
 }
 

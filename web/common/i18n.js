@@ -97,6 +97,38 @@ const D = {
   'task.source': ['查看来源', 'View source'],
   'task.hits': ['命中规则', 'Policy hits'],
   'task.trigger': ['触发', 'trigger'],
+  'task.why': ['待审原因', 'Why it is held'],
+  'task.cited': ['已引用', 'cited'],
+  'trig.money': ['金额', 'amount'],
+  'trig.pii': ['个人信息', 'personal data'],
+  'trig.piiMasked': ['（已打码）', '(masked)'],
+  'trig.text': ['关键词', 'words'],
+  'trig.norm': ['关键词', 'words'],
+  'trig.draft': ['回答中的文字', 'in the answer'],
+  'trig.conversation': ['此前对话中', 'earlier in the conversation'],
+  'trig.tool_calls': ['工具调用', 'tool call'],
+  'trig.intent': ['意图置信度', 'intent confidence'],
+  'trig.intent_confidence': ['意图置信度', 'intent confidence'],
+  'trig.confidence': ['回答置信度', 'answer confidence'],
+  'trig.evidence.best_score': ['最佳证据得分', 'best evidence score'],
+  'trig.evidence.count': ['证据条数', 'evidence passages'],
+  'trig.money.count': ['金额个数', 'amounts'],
+  'trig.degradations': ['降级次数', 'degradations'],
+  'trig.draft.ungrounded': ['无依据数字', 'unsupported numbers'],
+  'trig.draft.length': ['回答字数', 'answer length'],
+  'trig.tool.count': ['工具调用次数', 'tool calls'],
+  'trig.channel': ['渠道', 'channel'],
+  'trig.tier': ['客户等级', 'customer tier'],
+  'trig.draft.language': ['回答语言', 'answer language'],
+  'trig.not': ['条件不成立', 'a condition that did not hold'],
+  'act.review': ['人工复核', 'review'],
+  'act.human_decision': ['人工决定', 'human decision'],
+  'act.refuse': ['拒答', 'refuse'],
+  'act.script': ['话术', 'script'],
+  'act.prefix': ['前置声明', 'prefix'],
+  'act.suffix': ['后置声明', 'suffix'],
+  'act.redact': ['打码', 'redact'],
+  'act.tag': ['标签', 'tag'],
   'task.intent': ['意图与关键词', 'Intent and top tokens'],
   'task.ungrounded': ['无依据陈述：{n} 处', 'Ungrounded claims: {n}'],
   'task.tags': ['风险标签', 'Risk tags'],
@@ -132,6 +164,14 @@ const D = {
   'handoffs.placeholder': ['给客户的回复…', 'Reply to the customer…'],
   'handoffs.send': ['发送回复', 'Send reply'],
   'handoffs.close': ['结束接管', 'Close'],
+  'handoffs.page': ['第 {a}–{b} 条，共 {n} 条', '{a}–{b} of {n}'],
+  'handoffs.prev': ['上一页', 'Previous'],
+  'handoffs.next': ['下一页', 'Next'],
+  'handoffs.more': ['还有更早的接管未列出', 'Older hand-offs are not listed'],
+  'handoffs.waiting': ['客户等待回复', 'customer waiting'],
+  'handoffs.overdue': ['超时 {d}', '{d} overdue'],
+  'handoffs.left': ['剩余 {d}', '{d} left'],
+  'handoffs.expand': ['展开', 'Expand'],
 
   // governance
   'gov.title': ['发布、公平性与实验', 'Releases, fairness and experiments'],
@@ -211,6 +251,27 @@ export function t(key, vars) {
 
 // Label for a code (queue, state, role...): the translation if known, else the code itself.
 export const tl = (prefix, code) => (D[`${prefix}.${code}`] ? t(`${prefix}.${code}`) : String(code ?? ''));
+
+// The deployment's own words for its codes (the config's `labels:`, {LANG: {CODE: TEXT}}), set
+// once the console has read them; a table for "zh-CN" or "zh-Hans" serves "zh" too.
+let labels = {};
+export function setLabels(table) {
+  labels = table && typeof table === 'object' ? table : {};
+}
+function labelTable() {
+  if (labels[lang]) return labels[lang];
+  const k = Object.keys(labels).find((x) => x.toLowerCase().split('-')[0] === lang);
+  return k ? labels[k] : null;
+}
+
+// A code (tag, event, rule id, queue) in the interface's language: the deployment's label, else
+// the built-in one under prefix (when given), else the code itself.
+export function label(code, prefix) {
+  const s = String(code ?? '');
+  const own = labelTable()?.[s];
+  if (typeof own === 'string' && own) return own;
+  return prefix ? tl(prefix, s) : s;
+}
 
 // Re-translate every element marked with data-i18n / data-i18n-ph.
 export function applyI18n(root = document) {

@@ -1,6 +1,7 @@
 // trustgate reviewer console: login, review queue, task review, hand-offs, supervisor charts,
 // governance (release freeze, fairness gate, experiments)
-import { t, tl, h, applyI18n, initLangToggle, setConn } from '/common/i18n.js';
+import { t, tl, h, label, setLabels, applyI18n, initLangToggle, setConn } from '/common/i18n.js';
+import { renderMarkdown } from '/common/markdown.js';
 
 const $ = (sel, root = document) => root.querySelector(sel);
 const view = $('#view');
@@ -16,7 +17,8 @@ let seq = 0;                        // newest refresh wins
 let es = null, esRetry = 0, debounce = 0;
 const store = {};                   // list | task | handoffs | stats
 const seen = {};                    // JSON of each store entry, to skip needless re-renders
-const ui = { checked: new Set(), mode: '', editText: null, rejectText: '', replies: {}, outcome: null, queueState: 'open', look: '1d', unfreezeWhy: '' };
+const ui = { checked: new Set(), mode: '', editText: null, rejectText: '', replies: {}, outcome: null, queueState: 'open', look: '1d', unfreezeWhy: '', openHandoffs: new Set(), handoffPage: 0 };
+const HANDOFF_PAGE = 20;            // hand-offs listed per page
 
 // ---- API
 
@@ -79,16 +81,31 @@ function fmtTime(at) {
 }
 const excerpt = (s, n) => { s = String(s || ''); return s.length > n ? s.slice(0, n) + '…' : s; };
 const secs = (ms) => (typeof ms === 'number' ? (ms / 1000).toFixed(1) : '—');
+// ¥600,000: an amount in yuan, grouped by thousands, with fen only when it has some.
+function fmtYuan(v) {
+  const n = Math.round(Number(v) * 100) / 100;
+  if (!Number.isFinite(n)) return String(v ?? '');
+  const frac = Number.isInteger(n) ? 0 : 2;
+  return `¥${n.toLocaleString('en-US', { minimumFractionDigits: frac, maximumFractionDigits: frac })}`;
+}
+// A number a condition compared: integers as they are, shares of 1 as percentages, else 2 decimals.
+function fmtValue(field, v) {
+  if (typeof v !== 'number') return '';
+  if (/confidence|^intent$/.test(field)) return `${Math.round(v * 100)}%`;
+  return Number.isInteger(v) ? String(v) : v.toFixed(2);
+}
 
 // ---- small shared pieces
 
 const badge = (cls, text, title) => h('span', { class: `badge ${cls}`, text, title });
-const queueBadge = (q) => badge('queue', tl('queue', q), q);
+const queueBadge = (q) => badge('queue', label(q, 'queue'), q);
 const kindBadge = (k) => badge(`kind ${k}`, tl('kind', k), k);
 const stateBadge = (s) => badge(`state ${s}`, tl('state', s), s);
 const prioBadge = (x) => h('span', {}, x.tier === 'vip' ? badge('vip', 'VIP') : null, h('span', { class: 'prio', text: String(x.priority ?? '') }));
-const tagList = (tags) => h('span', { class: 'tags' }, (tags || []).map((g) => h('span', { class: `chip tag ${g === 'review_sla_breached' ? 'bad' : ''}`, text: g })));
-const block = (titleKey, ...kids) => h('section', { class: 'block' }, h('h3', { i18n: titleKey }), ...kids);
+// Tags in the interface's language (the config's labels); the code stays in the tooltip.
+const tagList = (tags) => h('span', { class: 'tags' }, (tags || []).map((g) =>
+  h('span', { class: `chip tag ${g === 'review_sla_breached' ? 'bad' : ''}`, text: label(g), title: g, data: { tag: g } })));
+const block = (titleKey, ...kids) => h('section', { class: `block b-${titleKey.split('.').pop()}` }, h('h3', { i18n: titleKey }), ...kids);
 
 // Live SLA countdown; tick() fills it in every second.
 function slaEl(x) {
@@ -106,6 +123,11 @@ function tick() {
     const ratio = left / (Number(el.dataset.sla) || 1);
     el.dataset.level = left <= 0 ? 'expired' : ratio < 0.2 ? 'red' : (ratio < 0.5 || el.dataset.warn) ? 'amber' : 'green';
     el.textContent = left <= 0 ? t('sla.expired') : fmtDur(left);
+  }
+  for (const el of document.querySelectorAll('.hdue[data-due]')) {  // hand-offs: time past or left
+    const late = now - Number(el.dataset.due);
+    el.classList.toggle('late', late > 0);
+    el.textContent = t(late > 0 ? 'handoffs.overdue' : 'handoffs.left', { d: fmtDur(Math.abs(late)) });
   }
 }
 setInterval(tick, 1000);
@@ -160,38 +182,91 @@ function evidenceBlock(x) {
   return block('task.evidence', h('ol', { class: 'evidence', testid: 'task-evidence' },
     cs.map((c) => h('li', {},
       h('div', { class: 'ev-head' },
+        c.cited ? badge('cited', t('task.cited')) : null,
         h('a', {
           href: `/console/api/source?source=${enc(c.source || '')}`, target: '_blank', rel: 'noopener',
           text: c.title || c.source, on: { click: (e) => { e.preventDefault(); openSource(c.source); } },
         }),
         c.heading ? h('span', { class: 'muted', text: ` › ${c.heading}` }) : null,
         typeof c.score === 'number' ? h('span', { class: 'score', text: c.score.toFixed(2) }) : null),
-      c.text ? h('blockquote', { text: c.text }) : null,
+      c.text ? h('div', { class: 'md', testid: 'evidence-text' }, renderMarkdown(c.text)) : null,
       h('div', { class: 'muted small', text: `${c.source || ''}${c.chunk != null ? ' #' + c.chunk : ''}` })))),
   cs.length ? null : h('p', { class: 'muted', i18n: 'task.noEvidence' }));
 }
 
+// What fired a rule, as a reviewer reads it: the amount (金额 ¥600,000 “60万”), the words, the
+// identifier (masked), the tool call; a number a condition compared only when nothing else fired.
+function triggerText(g) {
+  const f = g.field || '';
+  const quoted = g.text ? ` “${g.text}”` : '';
+  if (f === 'money') return `${t('trig.money')} ${typeof g.value === 'number' ? fmtYuan(g.value) : ''}${quoted}`;
+  if (f === 'pii') return `${t('trig.pii')}${g.text ? quoted : ` ${t('trig.piiMasked')}`}`;
+  if (f === 'tool_calls') return `${t('trig.tool_calls')}${typeof g.value === 'number' ? ` #${g.value + 1}` : ''}${quoted}`;
+  if (g.text != null) return `${tl('trig', f)}${quoted}`;
+  const v = fmtValue(f, g.value);
+  return `${tl('trig', f)}${v ? ` ${v}` : ''}`;
+}
+
+// Actions a rule took, in the interface's language.
+const actionChips = (actions) => (actions || []).map((a) => {
+  const code = typeof a === 'string' ? a : JSON.stringify(a);
+  return h('span', { class: 'chip', text: label(code, 'act'), title: code });
+});
+
 function hitsBlock(x) {
-  const trig = (g) => `${t('task.trigger')}: ${g.field || ''}${g.text ? ` “${g.text}”` : g.value != null ? ` = ${g.value}` : ''}`;
   return block('task.hits', h('ul', { class: 'hits', testid: 'task-hits' },
-    (x.policy_hits || []).map((p) => h('li', {},
-      h('code', { text: p.rule }), ' ', h('span', { text: p.description || '' }),
-      (p.actions || []).length ? h('div', {}, p.actions.map((a) => h('span', { class: 'chip', text: typeof a === 'string' ? a : JSON.stringify(a) }))) : null,
-      p.trigger ? h('div', { class: 'muted small', text: trig(p.trigger) }) : null))),
+    (x.policy_hits || []).map((p) => h('li', { data: { rule: p.rule } },
+      h('b', { class: 'rule', text: label(p.rule), title: p.rule }), ' ',
+      label(p.rule) !== p.rule ? h('code', { class: 'muted small', text: p.rule }) : null,
+      p.description ? h('div', { class: 'small', text: p.description }) : null,
+      p.trigger ? h('div', { class: 'trigger', testid: 'task-trigger', data: { field: p.trigger.field } },
+        h('span', { class: 'muted small', text: `${t('task.trigger')}: ` }), h('span', { text: triggerText(p.trigger) })) : null,
+      (p.actions || []).length ? h('div', {}, actionChips(p.actions)) : null))),
   (x.policy_hits || []).length ? null : h('p', { class: 'muted', text: '—' }));
 }
 
+// One line on top of a task: why it is held (the first rule that asked for a person, and the fact
+// that fired it), so a reviewer knows what to check before reading anything else.
+function whyLine(x) {
+  const hits = x.policy_hits || [];
+  const p = hits.find((g) => (g.actions || []).some((a) => a === 'human_decision' || a === 'review')) || hits[0];
+  if (!p) return null;
+  return h('div', { class: 'why', testid: 'task-why' },
+    h('span', { class: 'muted', text: `${t('task.why')}: ` }), h('b', { text: label(p.rule), title: p.rule }),
+    p.trigger ? h('span', { text: ` · ${triggerText(p.trigger)}` }) : null);
+}
+
+// The intent explanation as a reviewer reads it. The classifier reports its strongest features
+// (words "w:理财", character n-grams "c:财"); one piece of the question often stands behind several
+// of them, so a token contained in a stronger one of the same sign is merged into it (weights
+// added: the contributions are additive), numbers and lone numeral units (0, 万, 0万) are dropped
+// as noise, and the n strongest remain.
+const NOISE = /^[\p{N}\p{P}\p{S}\s万千百十亿元块]*$|^[a-z]$/iu;
+function explainTokens(list, n = 5) {
+  const kept = [];
+  const feats = (list || []).filter((k) => typeof k?.weight === 'number')
+    .map((k) => ({ text: String(k.feature ?? '').replace(/^[a-z]+:/, '').trim(), weight: k.weight }))
+    .sort((a, b) => Math.abs(b.weight) - Math.abs(a.weight));
+  for (const f of feats) {
+    if (!f.text || NOISE.test(f.text)) continue;
+    const into = kept.find((k) => (k.weight < 0) === (f.weight < 0) && (k.text.includes(f.text) || f.text.includes(k.text)));
+    if (into) into.weight += f.weight;
+    else kept.push({ ...f });
+  }
+  return kept.sort((a, b) => b.weight - a.weight).slice(0, n);
+}
+
 function tokensBlock(x) {
-  const toks = [...(x.explanation?.intent_tokens || [])].sort((a, b) => b.weight - a.weight).slice(0, 8);
+  const toks = explainTokens(x.explanation?.intent_tokens);
   const max = Math.max(1e-9, ...toks.map((k) => Math.abs(k.weight)));
   const ung = x.explanation?.ungrounded_claims;
   return block('task.intent', h('div', { testid: 'task-tokens' },
-    x.intent ? h('div', { class: 'intent' }, h('code', { text: x.intent.name }),
+    x.intent ? h('div', { class: 'intent', testid: 'task-intent' }, h('b', { text: label(x.intent.name), title: x.intent.name }),
       typeof x.intent.confidence === 'number' ? ` ${(x.intent.confidence * 100).toFixed(0)}%` : '') : null,
     h('ul', { class: 'tokens' }, toks.map((k) => {
       const bar = h('span', { class: `bar ${k.weight < 0 ? 'neg' : ''}` });
       bar.style.width = `${(Math.abs(k.weight) / max) * 100}%`;
-      return h('li', {}, h('span', { class: 'tok', text: String(k.feature).replace(/^[wc]:/, '') }),
+      return h('li', { testid: 'intent-token' }, h('span', { class: 'tok', text: k.text }),
         h('span', { class: 'track' }, bar), h('span', { class: 'w', text: k.weight.toFixed(2) }));
     })),
     ung ? h('div', { class: 'warn small', text: t('task.ungrounded', { n: ung }) }) : null));
@@ -200,7 +275,7 @@ function tokensBlock(x) {
 function eventsBlock(x) {
   return block('task.events', h('ol', { class: 'timeline' },
     (x.events || []).map((e) => h('li', {},
-      h('time', { text: fmtTime(e.at) }), ' ', h('b', { text: e.event }), ' ',
+      h('time', { text: fmtTime(e.at) }), ' ', h('b', { text: label(e.event), title: e.event, data: { event: e.event } }), ' ',
       h('span', { class: 'muted', text: e.actor || '' }),
       e.reason ? h('div', { class: 'small', text: e.reason }) : null))));
 }
@@ -234,7 +309,7 @@ async function openSource(source) {
   try {
     const s = await api('GET', `/console/api/source?source=${enc(source || '')}`);
     $('#source-title').textContent = s.title || s.source || source;
-    $('#source-text').textContent = s.text || '';
+    $('#source-text').replaceChildren(...renderMarkdown(s.text || ''));
     $('#source').showModal();
   } catch (e) { handleError(e); }
 }
@@ -316,6 +391,7 @@ function renderTask() {
     h('div', { class: 'taskhead' },
       h('a', { href: '#/queue', class: 'back', i18n: 'task.back' }), h('h2', { text: x.id }),
       queueBadge(x.queue), kindBadge(x.kind), stateBadge(x.state), prioBadge(x), slaEl(x), tagList(x.tags)),
+    whyLine(x),
     h('div', { class: 'cols' },
       h('div', { class: 'col main' }, questionBlock(x), conversationBlock(x), draftBlock(x), evidenceBlock(x), recordBlocks(x)),
       h('div', { class: 'col side' }, open ? decisionPanel(x) : outcomeBlock(x), hitsBlock(x), tokensBlock(x), eventsBlock(x)))));
@@ -420,24 +496,93 @@ async function decide(x, action) {
 // ---- hand-offs view
 
 async function loadHandoffs() {
-  const res = await api('GET', '/v1/handoffs');
+  const res = await api('GET', '/v1/handoffs?limit=500');
   setClock(res.now_ms);
-  return swap('handoffs', res.data || []);
+  return swap('handoffs', { list: res.data || [], more: Boolean(res.has_more) });
+}
+
+// Hand-offs are ordered by urgency, most urgent first:
+//   1. a customer waiting for a person: nobody has answered since the hand-off, or the customer
+//      wrote after the last reply;
+//   2. risk: a VIP customer; a red line (a rule left the decision to a person) or a tag of one,
+//      a complaint or repeated weak answers (RISK_TAGS, the demo's and the pipeline's names);
+//   3. the nearest (or longest passed) deadline;
+//   4. the oldest first.
+const RISK_TAGS = new Set(['complaint_or_person', 'degraded_3x', 'credit_decision', 'medical_diagnosis',
+  'legal_judgement', 'claim_decision']);
+function lastLine(x) {
+  const r = (x.agent_replies || []).reduce((m, a) => Math.max(m, a.at || 0), 0);
+  const c = (x.customer_messages || []).reduce((m, a) => Math.max(m, a.at || 0), 0);
+  return { waiting: !r || c > r };
+}
+const dueOf = (x) => x.handoff_deadline_ms ?? x.deadline_ms ?? (x.created_ms || 0) + (x.sla_ms || 0);
+function riskOf(x) {
+  let r = 0;
+  if (x.tier === 'vip' || (x.priority || 0) >= 10) r += 2;
+  if (x.kind === 'human_decision' || (x.tags || []).some((g) => RISK_TAGS.has(g)) ||
+    (x.policy_hits || []).some((p) => (p.actions || []).includes('human_decision'))) r += 1;
+  return r;
+}
+function byUrgency(a, b) {
+  return (lastLine(b).waiting - lastLine(a).waiting) || (riskOf(b) - riskOf(a)) ||
+    (dueOf(a) - dueOf(b)) || ((a.created_ms || 0) - (b.created_ms || 0));
 }
 
 function renderHandoffs() {
-  const list = store.handoffs;
-  if (!list) return;
-  view.replaceChildren(
+  const h0 = store.handoffs;
+  if (!h0) return;
+  const list = [...h0.list].sort(byUrgency);
+  const pages = Math.max(1, Math.ceil(list.length / HANDOFF_PAGE));
+  ui.handoffPage = Math.min(ui.handoffPage, pages - 1);
+  const first = ui.handoffPage * HANDOFF_PAGE;
+  const shown = list.slice(first, first + HANDOFF_PAGE);
+  const go = (d) => { ui.handoffPage += d; keepFocus(renderHandoffs); window.scrollTo(0, 0); };
+  const pager = list.length > HANDOFF_PAGE ? h('div', { class: 'pager', testid: 'handoff-pager' },
+    h('button', { testid: 'handoff-prev', i18n: 'handoffs.prev', disabled: ui.handoffPage === 0, on: { click: () => go(-1) } }),
+    h('span', { class: 'muted small', testid: 'handoff-page', text: t('handoffs.page', { a: first + 1, b: first + shown.length, n: list.length }) }),
+    h('button', { testid: 'handoff-next', i18n: 'handoffs.next', disabled: ui.handoffPage >= pages - 1, on: { click: () => go(1) } })) : null;
+  view.replaceChildren(...[
     h('div', { class: 'toolbar' }, h('h2', { i18n: 'handoffs.title' }),
       h('span', { class: 'muted', text: t('queue.count', { n: list.length }) })),
     h('div', { class: 'handoffs', testid: 'handoff-list' },
-      list.length ? list.map(handoffCard) : h('p', { class: 'muted', i18n: 'handoffs.empty' })));
+      list.length ? shown.map(handoffCard) : h('p', { class: 'muted', i18n: 'handoffs.empty' })),
+    pager,
+    h0.more ? h('p', { class: 'muted small', i18n: 'handoffs.more' }) : null].filter(Boolean));
+  tick();
 }
 
+// One hand-off: a single line (urgency, queue, risk tags, the question, how long it has waited)
+// that opens the whole context and the reply box on click; what is open stays open on refresh.
 function handoffCard(x) {
-  return h('article', { class: 'card', testid: 'handoff-row', data: { reviewId: x.id } },
-    h('div', { class: 'taskhead' }, h('b', { text: x.id }), queueBadge(x.queue), kindBadge(x.kind), prioBadge(x),
+  const open = ui.openHandoffs.has(x.id);
+  const wait = lastLine(x);
+  const due = dueOf(x), late = Date.now() + clockOffset - due;
+  const toggle = () => {
+    if (ui.openHandoffs.has(x.id)) ui.openHandoffs.delete(x.id);
+    else ui.openHandoffs.add(x.id);
+    keepFocus(renderHandoffs);
+  };
+  const risky = (x.tags || []).filter((g) => RISK_TAGS.has(g));
+  const shownTags = risky.length ? risky : (x.tags || []).filter((g) => g !== 'review_sla_breached').slice(0, 1);
+  const line = h('button', {
+    type: 'button', class: 'hline', testid: 'handoff-toggle', 'aria-expanded': open ? 'true' : 'false',
+    title: t('handoffs.expand'), on: { click: toggle },
+  },
+  h('span', { class: `urg ${wait.waiting ? 'waiting' : ''} r${riskOf(x)}`, title: wait.waiting ? t('handoffs.waiting') : '' }),
+  queueBadge(x.original_queue || x.queue),
+  x.tier === 'vip' ? badge('vip', 'VIP') : null,
+  shownTags.length ? tagList(shownTags) : null,
+  h('span', { class: 'hq', text: x.question || '' }),
+  h('span', { class: `hdue ${late > 0 ? 'late' : ''}`, testid: 'handoff-due', data: { due: due || null },
+    text: due ? t(late > 0 ? 'handoffs.overdue' : 'handoffs.left', { d: fmtDur(Math.abs(late)) }) : '' }),
+  h('span', { class: 'chev', text: open ? '▾' : '▸' }));
+  return h('article', {
+    class: `card hcard ${open ? 'open' : ''}`, testid: 'handoff-row',
+    data: { reviewId: x.id, tags: (x.tags || []).join(' '), waiting: wait.waiting ? '1' : '0' },
+  },
+  line,
+  open ? h('div', { class: 'hbody' },
+    h('div', { class: 'taskhead' }, h('b', { text: x.id }), kindBadge(x.kind), prioBadge(x),
       tagList(x.tags), h('span', { class: 'muted small', text: fmtTime(x.created_ms) })),
     h('div', { class: 'cols' },
       h('div', { class: 'col main' }, questionBlock(x), conversationBlock(x), draftBlock(x), evidenceBlock(x), recordBlocks(x)),
@@ -447,7 +592,7 @@ function handoffCard(x) {
         on: { input: (e) => { ui.replies[x.id] = e.target.value; } } }),
       h('div', { class: 'btns' },
         h('button', { class: 'primary', testid: 'handoff-reply-send', i18n: 'handoffs.send', on: { click: (e) => reply(x, false, e.target) } }),
-        h('button', { testid: 'handoff-close', i18n: 'handoffs.close', on: { click: (e) => reply(x, true, e.target) } }))));
+        h('button', { testid: 'handoff-close', i18n: 'handoffs.close', on: { click: (e) => reply(x, true, e.target) } })))) : null);
 }
 
 async function reply(x, close, button) {
@@ -688,16 +833,31 @@ function chartCard(titleKey, groups, series, labelEvery = 1) {
   return h('figure', { class: 'chartcard' }, h('figcaption', { i18n: titleKey }), barChart(groups, series, labelEvery), legend);
 }
 
+// The y axis of a bar chart: ticks from 0 to top every step, step 1, 2 or 5 times a power of ten
+// (at most ~5 ticks); counts (whole values) get whole steps, so no two ticks read the same.
+function yTicks(values) {
+  const max = Math.max(0, ...values);
+  const whole = values.every((v) => Number.isInteger(v));
+  if (max <= 0) return { top: 1, ticks: [0, 1] };
+  const rough = max / 4, p = 10 ** Math.floor(Math.log10(rough));
+  let step = [1, 2, 5, 10].map((m) => m * p).find((x) => x >= rough);
+  if (whole) step = Math.max(1, Math.round(step));
+  const top = Math.ceil(max / step - 1e-9) * step;
+  const ticks = [];
+  for (let i = 0; i * step <= top + step / 1e6; i++) ticks.push(Number((i * step).toPrecision(12)));
+  return { top, ticks };
+}
+
 // Grouped vertical bars: groups [{label, values[], note?}], one colour per series.
 function barChart(groups, series, labelEvery) {
   const W = 560, H = 200, L = 34, R = 8, T = 10, B = 28;
   const iw = W - L - R, ih = H - T - B;
-  const max = Math.max(1, ...groups.flatMap((g) => g.values.map((v) => v || 0)));
+  const { top: max, ticks } = yTicks(groups.flatMap((g) => g.values.map((v) => v || 0)));
   const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, class: 'chart', 'data-testid': 'chart', role: 'img' });
-  for (const f of [0, 0.5, 1]) {  // grid lines and y labels
-    const y = T + ih - f * ih;
+  for (const v of ticks) {  // grid lines and y labels
+    const y = T + ih - (v / max) * ih;
     root.append(svg('line', { x1: L, x2: W - R, y1: y, y2: y, stroke: '#dde1e7' }),
-      svg('text', { x: L - 4, y: y + 4, 'text-anchor': 'end', 'font-size': 10, fill: '#6b7480' }, String(Math.round(f * max))));
+      svg('text', { x: L - 4, y: y + 4, 'text-anchor': 'end', 'font-size': 10, fill: '#6b7480', class: 'tick', 'data-testid': 'chart-tick' }, String(v)));
   }
   if (!groups.length) {
     root.append(svg('text', { x: W / 2, y: H / 2, 'text-anchor': 'middle', 'font-size': 13, fill: '#6b7480' }, t('sup.noData')));
@@ -820,11 +980,14 @@ function startSession(who) {
     ['audit', 'nav-audit', 'nav.audit']].filter(([r]) => (ALLOWED[me.role] || []).includes(r));
   $('#nav').replaceChildren(...items.map(([r, tid, key]) => h('a', { href: `#/${r}`, testid: tid, i18n: key, data: { route: r } })));
   if (me.role !== 'auditor') connectSSE();  // auditors read the log, not the queue
-  navigate();
+  // the deployment's words for tags, events, rules and queues; without them codes are shown
+  api('GET', '/console/api/labels').then((r) => setLabels(r?.labels), () => setLabels({}))
+    .finally(() => { if (me === who) navigate(); });
 }
 
 function showLogin() {
   me = null;
+  setLabels({});
   if (es) { es.close(); es = null; }
   clearTimeout(esRetry);
   current = { route: '', id: '' };
