@@ -16,6 +16,7 @@ int tg_cli_config(int argc, char **argv);
 int tg_cli_audit(int argc, char **argv);
 int tg_cli_kb(int argc, char **argv);
 int tg_cli_review(int argc, char **argv);
+int tg_cli_customer(int argc, char **argv);
 int tg_cli_train(int argc, char **argv);
 int tg_cli_eval(int argc, char **argv);
 int tg_cli_fairness(int argc, char **argv);

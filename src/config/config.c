@@ -709,6 +709,7 @@ static const char *const own_sections[] = {
     "server", "auth",    "store",       "conversation", "backends", "route",        "models",
     "kb",     "intents", "understand",  "review",       "users",    "webhooks",     "web",
     "ladder", "eval",    "experiments", "fairness",     "audit",    "translations", "labels",
+    "privacy",
 };
 
 static bool get_duration(const json_t *v, int64_t *out)
@@ -1718,6 +1719,20 @@ static void check_labels(struct vctx *c, const json_t *root)
     }
 }
 
+/* privacy: {customer_map} — whether the store keeps pseudonym -> customer
+ * id (stage_record.c); a boolean. */
+static void check_privacy(struct vctx *c, const json_t *root)
+{
+    static const char *const known[] = {"customer_map"};
+    const json_t *sec = get_mapping(c, root, "privacy", "privacy");
+    if (!sec)
+        return;
+    tg_config_check_keys(c->errs, c->path, c->lines, sec, "privacy", known, TG_ARRAY_LEN(known));
+    const json_t *m = json_object_get(sec, "customer_map");
+    if (m && !json_is_boolean(m))
+        type_err(c, key_line(c, sec, "customer_map"), "privacy.customer_map", "true or false", m);
+}
+
 /* web: {chat, console} — the pages the daemon serves; booleans. */
 static void check_web(struct vctx *c, const json_t *root)
 {
@@ -2070,6 +2085,7 @@ static void check_root(struct vctx *c, struct tg_config *cfg, const json_t *root
     check_translations(c, root);
     check_web(c, root);
     check_labels(c, root);
+    check_privacy(c, root);
     check_users(c, cfg, root);
     check_hooks(c, root);
     check_policy_includes(c, root);

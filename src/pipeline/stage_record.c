@@ -22,6 +22,7 @@
 #include "core/jw.h"
 #include "policy/policy.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* Stages in alphabetical order of their names, for canonical stage_us. */
@@ -211,6 +212,32 @@ static void log_line(const struct tg_turn *t)
     tg_buf_free(&b);
 }
 
+/*
+ * Where the deployment asks for it (privacy.customer_map), the customer id
+ * behind the pseudonym the store keeps, once per new conversation, as the
+ * blob customer/PSEUDONYM: {"customer_id", "since_ms"}.  Without it the id
+ * is nowhere at rest (`trustgate customer` then finds nothing).
+ */
+static int map_customer(struct tg_turn *t)
+{
+    const json_t *priv = json_object_get(t->p->cfg->root, "privacy");
+    char ps[TG_STORE_KEY_MAX], key[TG_STORE_KEY_MAX + 16];
+    if (!t->new_conversation || !t->conv.customer_id[0] ||
+        !json_is_true(json_object_get(priv, "customer_map")))
+        return TG_OK;
+    int rc = tg_store_pseudonym(t->p->store, t->conv.customer_id, ps);
+    if (rc)
+        return rc;
+    snprintf(key, sizeof(key), "customer/%s", ps);
+    json_t *v = json_pack("{s:s, s:I}", "customer_id", t->conv.customer_id, "since_ms",
+                          (json_int_t)t->created_ms);
+    char *s = v ? json_dumps(v, JSON_COMPACT) : NULL;
+    rc = s ? tg_store_blob_put(t->p->store, key, s, strlen(s)) : TG_E_NOMEM;
+    free(s);
+    json_decref(v);
+    return rc;
+}
+
 static int persist(struct tg_turn *t)
 {
     struct tg_pipeline *p = t->p;
@@ -222,6 +249,8 @@ static int persist(struct tg_turn *t)
                               : t->degraded                     ? t->conv.degraded_streak + 1
                                                                 : 0;
     rc = tg_store_conversation_put(p->store, &t->conv);
+    if (!rc)
+        rc = map_customer(t);
     tg_pipeline_remember(p, &t->conv);
     /* Personal data is stored masked unless a rule said otherwise. */
     struct tg_buf masked;

@@ -259,11 +259,69 @@ static void test_handoff_keeps_nothing_in_clear(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* Where the deployment asks for it (privacy.customer_map), the id behind a
+ * pseudonym is kept, in one place, and `trustgate customer` reads it back;
+ * without it `trustgate customer` finds no one. */
+static void test_customer_map_only_where_asked(void **state)
+{
+    (void)state;
+    char dir[64], cfg[256], cmd[1024], bin[256], ps[64];
+    char *out = NULL;
+    struct tg_h_proc g;
+    assert_non_null(tg_h_tmpdir(dir, sizeof(dir)));
+    tg_h_bin("trustgate", bin, sizeof(bin));
+    for (int mapped = 0; mapped < 2; mapped++) {
+        char conf[2048], data[128];
+        snprintf(conf, sizeof(conf), "%s%s", sla_config,
+                 mapped ? "privacy:\n  customer_map: true\n" : "");
+        snprintf(data, sizeof(data), "%s/d%d", dir, mapped);
+        tg_h_write_file(dir, mapped ? "map.yaml" : "nomap.yaml", conf, cfg, sizeof(cfg));
+        assert_int_equal(tg_h_start_gateway(&g, cfg, data), 0);
+        json_decref(say(g.port, "tg-t", USER_PHONE, "你好"));
+        json_decref(say(g.port, "tg-t", USER_PHONE, "还有一个问题"));
+        assert_int_equal(tg_h_stop(&g, 5000), 0);
+        snprintf(cmd, sizeof(cmd), "%s customer -c %s --data %s --id %s", bin, cfg, data,
+                 USER_PHONE);
+        assert_int_equal(tg_h_run(cmd, &out), 0);
+        tg_strlcpy(ps, out, sizeof(ps));
+        ps[strcspn(ps, "\n")] = '\0';
+        tg_free(out);
+        assert_true(strlen(ps) >= 16);
+        assert_null(strstr(ps, "1370000"));
+        snprintf(cmd, sizeof(cmd), "%s customer -c %s --data %s %s", bin, cfg, data, ps);
+        int status = tg_h_run(cmd, &out);
+        if (mapped) {
+            assert_int_equal(status, 0);
+            assert_string_equal(out, USER_PHONE "\n");
+        } else {
+            assert_int_not_equal(status, 0);
+            tg_free(out);
+            snprintf(cmd, sizeof(cmd), "%s/trustgate.db", data);
+            assert_file_clean(cmd); /* the id is nowhere */
+            continue;
+        }
+        tg_free(out);
+        /* kept once, in the mapping alone */
+        snprintf(cmd, sizeof(cmd),
+                 "sqlite3 %s/trustgate.db \"SELECT key FROM blobs WHERE CAST(data AS TEXT) LIKE "
+                 "'%%%s%%'; SELECT count(*) FROM conversations WHERE customer_id LIKE '%%%s%%'\"",
+                 data, USER_PHONE, USER_PHONE);
+        assert_int_equal(tg_h_run(cmd, &out), 0);
+        char want[160];
+        snprintf(want, sizeof(want), "customer/%s\n0\n", ps);
+        assert_string_equal(out, want);
+        tg_free(out);
+    }
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_demo_routes_keep_nothing_in_clear),
         cmocka_unit_test(test_handoff_keeps_nothing_in_clear),
+        cmocka_unit_test(test_customer_map_only_where_asked),
     };
     return cmocka_run_group_tests_name("privacy at rest", tests, NULL, NULL);
 }
