@@ -1,6 +1,9 @@
 /*
  * index.c - the term dictionary, the inverted index and BM25 search.
  *
+ * The key field's match (rank.c) is added before chunks are collapsed to
+ * their documents and the best k kept.
+ *
  * Terms live in one string pool with an open-addressing table over their
  * hashes; a term's key is a class byte ('w' for words and numbers, 'b' for
  * CJK bigrams and lone characters) followed by its text, so a two-character
@@ -191,6 +194,7 @@ void kb_index_free(struct tg_kb *kb)
     kb->docmark = kb->docslot = NULL;
     kb->ix_docs = 0;
     kb->idf = kb->norm = kb->acc = NULL;
+    kb_keys_free(kb);
     kb->npost = kb->ix_chunks = kb->ix_terms = 0;
     kb->stamp = 0;
 }
@@ -232,6 +236,7 @@ int kb_index_finish(struct tg_kb *kb)
 {
     size_t nc = kb->ix_chunks, nt = kb->ix_terms;
     uint64_t total = 0;
+    kb_keys_free(kb);
     tg_free(kb->idf);
     tg_free(kb->norm);
     tg_free(kb->acc);
@@ -429,6 +434,29 @@ static void heap_offer(struct tg_kb_hit *h, size_t *n, size_t k, struct tg_kb_hi
     h[i] = x;
 }
 
+/* Keep the query's own distinct term ids (kb->ids now) in kb->qids. */
+static int keep_query_ids(struct tg_kb *kb)
+{
+    if (kb->nids > kb->capqids) {
+        uint32_t *v = tg_realloc(kb->qids, kb->nids * sizeof(*v));
+        if (!v)
+            return TG_E_NOMEM;
+        kb->qids = v;
+        kb->capqids = kb->nids;
+    }
+    size_t w = 0;
+    kb->nqids = 0;
+    if (!kb->nids)
+        return TG_OK;
+    memcpy(kb->qids, kb->ids, kb->nids * sizeof(uint32_t));
+    qsort(kb->qids, kb->nids, sizeof(uint32_t), cmp_u32);
+    for (size_t i = 0; i < kb->nids; i++)
+        if (!w || kb->qids[i] != kb->qids[w - 1])
+            kb->qids[w++] = kb->qids[i];
+    kb->nqids = w;
+    return TG_OK;
+}
+
 int tg_kb_search(struct tg_kb *kb, const char *query, size_t len, size_t k, unsigned flags,
                  struct tg_kb_result *res)
 {
@@ -437,6 +465,8 @@ int tg_kb_search(struct tg_kb *kb, const char *query, size_t len, size_t k, unsi
     res->n = 0;
     res->n_glossary = 0;
     rc = kb_index_build(kb);
+    if (!rc)
+        rc = kb_keys_build(kb);
     if (rc || k == 0)
         goto out;
     /* The normalized query stays in kb->nbuf: the glossary looks for its
@@ -454,6 +484,8 @@ int tg_kb_search(struct tg_kb *kb, const char *query, size_t len, size_t k, unsi
     kb->nids = 0;
     if (!rc)
         rc = kb_token_ids(kb, &kb->toks, false);
+    if (!rc)
+        rc = keep_query_ids(kb);
     if (!rc && !(flags & TG_KB_SEARCH_NO_GLOSSARY))
         rc = kb_gloss_expand(kb, res, flags);
     if (rc || kb->nids == 0 || kb->ix_chunks == 0)
@@ -481,6 +513,7 @@ int tg_kb_search(struct tg_kb *kb, const char *query, size_t len, size_t k, unsi
             kb->acc[c] += idf * f * k1p1 / (f + kb->norm[c]);
         }
     }
+    kb_keys_score(kb, kb->qids, kb->nqids, kb->ids, kb->nids, m);
     if (flags & TG_KB_SEARCH_PER_DOC) {
         /* Keep each document's best chunk, compacting touched[] in place. */
         size_t w = 0;
@@ -492,7 +525,7 @@ int tg_kb_search(struct tg_kb *kb, const char *query, size_t len, size_t k, unsi
                 kb->touched[w++] = c;
             } else {
                 uint32_t o = kb->touched[kb->docslot[d]];
-                struct tg_kb_hit x = {c, kb->acc[c]}, y = {o, kb->acc[o]};
+                struct tg_kb_hit x = {c, kb->acc[c], 0}, y = {o, kb->acc[o], 0};
                 if (better(&x, &y))
                     kb->touched[kb->docslot[d]] = c;
             }
@@ -513,7 +546,8 @@ int tg_kb_search(struct tg_kb *kb, const char *query, size_t len, size_t k, unsi
     size_t n = 0;
     for (size_t i = 0; i < m; i++) {
         uint32_t c = kb->touched[i];
-        heap_offer(res->hits, &n, k, (struct tg_kb_hit){.chunk = c, .score = kb->acc[c]});
+        heap_offer(res->hits, &n, k,
+                   (struct tg_kb_hit){.chunk = c, .score = kb->acc[c], .match = kb->key_dot[c]});
     }
     qsort(res->hits, n, sizeof(*res->hits), cmp_hits);
     res->n = n;

@@ -189,6 +189,7 @@ void tg_kb_close(struct tg_kb *kb)
     tg_buf_free(&kb->kbuf);
     tg_tokens_free(&kb->toks);
     tg_free(kb->ids);
+    tg_free(kb->qids);
     tg_free(kb->cnt);
     tg_free(kb);
 }

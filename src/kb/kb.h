@@ -153,7 +153,8 @@ void tg_kb_pieces_free(struct tg_kb_piece *pieces, size_t n);
 
 struct tg_kb_hit {
     uint32_t chunk; /* chunk id, for tg_kb_chunk_get() */
-    double score;   /* BM25, > 0 */
+    double score;   /* BM25 plus the key match (see tg_kb_search), > 0 */
+    double match;   /* the key's cosine with the query, 0..1 (1: the same terms) */
 };
 
 /*
@@ -191,7 +192,16 @@ unsigned tg_kb_norm_flags(const struct tg_kb *kb);
  * chunk's length in tokens and avgdl the mean length.  The query is
  * normalized and tokenized like the chunks; when it mentions a glossary
  * term or synonym, the term and all its synonyms are added to it.  Chunks
- * that share no term with the query are not returned.  Results replace
+ * that share no term with the query are not returned.
+ *
+ * Each chunk also has a key: the line saying what it answers (an FAQ
+ * pair's question, else the last heading above it when that is not the
+ * document's title).  The cosine of the query's and the key's idf-weighted term sets
+ * (the query's own terms give its norm; a glossary expansion may match;
+ * capped at 1) is the hit's match, and match^2 times the query's best
+ * BM25 score is added to the chunk's score, so an FAQ pair asked in its
+ * own words ranks first.  A knowledge base without titles, headings or
+ * FAQ pairs ranks by BM25 alone.  Results replace
  * what *res held.  Returns TG_OK or TG_E_NOMEM (res then holds no hits).
  */
 int tg_kb_search(struct tg_kb *kb, const char *query, size_t len, size_t k, unsigned flags,

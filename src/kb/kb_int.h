@@ -1,8 +1,8 @@
 /*
  * kb_int.h - the knowledge base's private structures, shared by its files:
  * kb.c (documents, chunks, accessors), index.c (term dictionary, postings,
- * BM25), ingest.c (files and JSONL), persist.c (blobs), glossary.c and
- * chunk.c.  Nothing outside src/kb/ includes this.
+ * BM25), rank.c (the key field), ingest.c (files and JSONL), persist.c
+ * (blobs), glossary.c and chunk.c.  Nothing outside src/kb/ includes this.
  */
 #ifndef TG_KB_INT_H
 #define TG_KB_INT_H
@@ -104,6 +104,17 @@ struct tg_kb {
     size_t ix_docs;
     uint32_t stamp;
 
+    /* The key field (rank.c): postings over each chunk's key line, built
+     * lazily after the index; valid while keys_ok. */
+    uint32_t *key_start; /* ix_terms + 1 */
+    uint32_t *key_chunk;
+    size_t nkey;
+    double *key_norm; /* per chunk: sqrt(sum of idf^2 over its key's terms) */
+    double *key_dot;  /* per chunk, search scratch: the key's cosine with the query */
+    bool keys_ok;
+    uint32_t *qids; /* the query's own distinct term ids (before the glossary) */
+    size_t nqids, capqids;
+
     bool have_fwd;     /* every live chunk has fwd */
     bool ix_dirty;     /* chunks changed since the index was built */
     bool docs_unsaved; /* chunks changed since the last save */
@@ -158,6 +169,12 @@ int kb_index_transpose(struct tg_kb *kb);
 
 /* persist.c */
 int kb_persist_load(struct tg_kb *kb, char *err, size_t errlen);
+
+/* rank.c */
+void kb_keys_free(struct tg_kb *kb);
+int kb_keys_build(struct tg_kb *kb);
+void kb_keys_score(struct tg_kb *kb, const uint32_t *qids, size_t nq, const uint32_t *ids, size_t n,
+                   size_t m);
 
 /* glossary.c */
 void kb_gloss_free(struct tg_kb *kb);

@@ -55,6 +55,9 @@ void tg_intent_free(struct tg_intent_model *m)
     tg_free(m->prob);
     tg_free(m->x);
     tg_free(m->pos);
+    tg_free(m->memo_key);
+    tg_free(m->memo_row);
+    tg_free(m->memo_prob);
     tg_free(m->cache_path);
     tg_free(m);
 }
@@ -467,5 +470,76 @@ int tg_intent_predict(struct tg_intent_model *m, struct tg_text *tx, const char 
     res->second = m->labels[second];
     res->second_probability = m->prob[second];
     explain(m, n, best, res);
+    return TG_OK;
+}
+
+static uint64_t text_hash(const char *s, size_t n)
+{
+    uint64_t h = 14695981039346656037ull; /* FNV-1a, 64 bits */
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ull;
+    }
+    return h ? h : 1; /* 0 marks an empty slot */
+}
+
+/* Double the memo table (and its rows) when it is half full. */
+static int memo_grow(struct tg_intent_model *m)
+{
+    size_t ns = m->memo_slots ? m->memo_slots * 2 : 256;
+    uint64_t *key = tg_calloc(ns, sizeof(*key));
+    uint32_t *row = tg_malloc(ns * sizeof(*row));
+    double *prob = tg_realloc(m->memo_prob, ns / 2 * m->n_labels * sizeof(*prob));
+    if (!key || !row || !prob) {
+        tg_free(key);
+        tg_free(row);
+        if (prob)
+            m->memo_prob = prob;
+        return TG_E_NOMEM;
+    }
+    m->memo_prob = prob;
+    for (size_t i = 0; i < m->memo_slots; i++) {
+        if (!m->memo_key[i])
+            continue;
+        size_t j = m->memo_key[i] & (ns - 1);
+        while (key[j])
+            j = (j + 1) & (ns - 1);
+        key[j] = m->memo_key[i];
+        row[j] = m->memo_row[i];
+    }
+    tg_free(m->memo_key);
+    tg_free(m->memo_row);
+    m->memo_key = key;
+    m->memo_row = row;
+    m->memo_slots = ns;
+    return TG_OK;
+}
+
+int tg_intent_probabilities_of(struct tg_intent_model *m, struct tg_text *tx, const char *text,
+                               size_t len, const double **out)
+{
+    uint64_t h = text_hash(text, len);
+    size_t j;
+    int rc = TG_OK;
+    if ((m->memo_n + 1) * 2 > m->memo_slots)
+        rc = memo_grow(m);
+    if (rc)
+        return rc;
+    for (j = h & (m->memo_slots - 1); m->memo_key[j]; j = (j + 1) & (m->memo_slots - 1)) {
+        if (m->memo_key[j] == h) {
+            *out = m->memo_prob + (size_t)m->memo_row[j] * m->n_labels;
+            return TG_OK;
+        }
+    }
+    size_t n;
+    rc = vectorize(m, tx, text, len, &n);
+    if (rc)
+        return rc;
+    predict_probability(&m->lin, m->x, m->prob);
+    double *dst = m->memo_prob + m->memo_n * m->n_labels;
+    memcpy(dst, m->prob, m->n_labels * sizeof(*dst));
+    m->memo_key[j] = h;
+    m->memo_row[j] = (uint32_t)m->memo_n++;
+    *out = dst;
     return TG_OK;
 }

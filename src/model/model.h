@@ -119,6 +119,18 @@ bool tg_intent_from_cache(const struct tg_intent_model *m);
 const double *tg_intent_probabilities(const struct tg_intent_model *m);
 
 /*
+ * The probability of every label for text (as tg_intent_predict computes
+ * them, without the explanation), remembered by the text's 64-bit hash so
+ * that the same text is classified only once per model: for texts the
+ * deployment knows in advance, such as the knowledge base's questions and
+ * headings.  *out points into the model and stays valid until the next
+ * call of this function or tg_intent_free; like any prediction it
+ * overwrites tg_intent_probabilities().  TG_OK or TG_E_NOMEM.
+ */
+int tg_intent_probabilities_of(struct tg_intent_model *m, struct tg_text *tx, const char *text,
+                               size_t len, const double **out);
+
+/*
  * Out-of-scope detection on a test set whose out-of-scope utterances carry
  * the label oos_label: a prediction counts as out of scope when its
  * probability is below threshold or its label is oos_label.  In-scope

@@ -122,6 +122,14 @@ struct tg_intent_model {
     size_t cap_x;
     uint32_t *pos; /* by feature id: its node in x + 1 while vectorizing, else 0 */
     double *prob;
+
+    /* tg_intent_probabilities_of: texts already classified, by the 64-bit
+     * FNV-1a hash of their bytes (open addressing, memo_slots a power of
+     * two, key 0 = empty) -> row of n_labels probabilities in memo_prob */
+    uint64_t *memo_key;
+    uint32_t *memo_row;
+    size_t memo_slots, memo_n;
+    double *memo_prob;
 };
 
 /*

@@ -8,9 +8,11 @@
  */
 #include "pipeline/pipeline.h"
 
+#include "kb/kb.h"
 #include "model/model.h"
 #include "text/text.h"
 
+#include <math.h>
 #include <string.h>
 
 /* "ja" if any kana, else "zh" if any Han, else "en". */
@@ -55,14 +57,149 @@ static int extract_entities(struct tg_turn *t)
     return rc;
 }
 
+/* Nearest known questions: how many passages vote, how sharply the vote
+ * follows their scores, and the vote's share of the intent. */
+#define KNN_K 8
+#define KNN_POWER 2.0
+#define KNN_SHARE 0.5
+#define KNN_TIE 0.5
+
+/* What a passage's document is about, as a question would say it: an FAQ
+ * pair's question, else the document's title and all its headings (the
+ * whole document votes, not the one section: a customer's question names
+ * the document's subject more often than the section's).  NULL when out
+ * of memory. */
+static const char *passage_topic(struct tg_turn *t, uint32_t id, const struct tg_kb_chunk *c)
+{
+    struct tg_kb *kb = t->a->kb;
+    struct tg_kb_chunk o;
+    struct tg_buf b;
+    uint32_t lo = id, hi = id;
+    if (c->question)
+        return c->question;
+    /* a document's chunks are numbered consecutively */
+    while (lo > 0 && !tg_kb_chunk_get(kb, lo - 1, &o) && o.doc_id == c->doc_id)
+        lo--;
+    while (!tg_kb_chunk_get(kb, hi + 1, &o) && o.doc_id == c->doc_id)
+        hi++;
+    tg_buf_init(&b, 1u << 16);
+    int rc = tg_buf_puts(&b, c->title);
+    for (uint32_t k = lo; !rc && k <= hi; k++) {
+        if (tg_kb_chunk_get(kb, k, &o))
+            continue;
+        const char *h = o.heading;
+        if (tg_str_has_prefix(h, c->title))
+            h += strlen(c->title);
+        rc = tg_buf_printf(&b, " %s", h);
+    }
+    const char *r = rc ? NULL : tg_arena_strndup(&t->arena, b.data ? b.data : "", b.len);
+    tg_buf_free(&b);
+    return r;
+}
+
+/*
+ * The knowledge base's vote on the intent: the passages nearest the
+ * question (BM25 with the key field, as the retrieve stage ranks them)
+ * each carry the label distribution the classifier gives their own topic
+ * (an FAQ question or a heading; remembered per text), weighted by
+ * (score / best score)^KNN_POWER.  vote (n labels) receives the weighted
+ * mean; *found is false when nothing matched.
+ */
+static int kb_vote(struct tg_turn *t, double *vote, size_t n, bool *found)
+{
+    struct tg_kb *kb = t->a->kb;
+    struct tg_kb_result res;
+    double wsum = 0;
+    int rc;
+    *found = false;
+    tg_kb_result_init(&res);
+    if (t->norm_text && t->norm_flags == tg_kb_norm_flags(kb))
+        rc = tg_kb_search(kb, t->norm_text, t->norm_len, KNN_K, TG_KB_SEARCH_NORMALIZED, &res);
+    else
+        rc = tg_kb_search(kb, t->user_text, strlen(t->user_text), KNN_K, 0, &res);
+    for (size_t i = 0; !rc && i < res.n; i++) {
+        struct tg_kb_chunk c;
+        const double *p;
+        if (tg_kb_chunk_get(kb, res.hits[i].chunk, &c))
+            continue;
+        const char *topic = passage_topic(t, res.hits[i].chunk, &c);
+        if (!topic) {
+            rc = TG_E_NOMEM;
+            break;
+        }
+        if (!topic[0])
+            continue;
+        rc = tg_intent_probabilities_of(t->a->intents, t->p->text, topic, strlen(topic), &p);
+        double w = pow(res.hits[i].score / res.hits[0].score, KNN_POWER);
+        for (size_t j = 0; !rc && j < n; j++)
+            vote[j] += w * p[j];
+        wsum += w;
+    }
+    if (!rc && wsum > 0) {
+        for (size_t j = 0; j < n; j++)
+            vote[j] /= wsum;
+        *found = true;
+    }
+    tg_kb_result_free(&res);
+    return rc;
+}
+
+/*
+ * The intent: the linear classifier's, unless the knowledge base's vote
+ * decides between near-ties.  Among the labels the classifier gives at
+ * least KNN_TIE of its top probability, the one with the highest mix
+ * (1 - KNN_SHARE) classifier + KNN_SHARE vote wins.  The knowledge base
+ * knows topics, not what the customer asks us to do (information or a
+ * decision): so it never overrides a clear classifier, and the
+ * confidence stays the classifier's own probability of the label, the
+ * scale the policies' thresholds are written in.  The explanation stays
+ * the classifier's exact contributions to its own winner.
+ */
+/* The label among the classifier's near-ties (cls, n probabilities) with
+ * the highest mix of classifier and vote. */
+static size_t near_tie_winner(const double *cls, const double *vote, size_t n)
+{
+    size_t best = 0, top = 0;
+    for (size_t j = 1; j < n; j++)
+        if (cls[j] > cls[top])
+            top = j;
+    double floor = KNN_TIE * cls[top], best_mix = -1;
+    for (size_t j = 0; j < n; j++) {
+        double v = (1 - KNN_SHARE) * cls[j] + KNN_SHARE * vote[j];
+        if (cls[j] >= floor && v > best_mix) {
+            best_mix = v;
+            best = j;
+        }
+    }
+    return best;
+}
+
 static int classify(struct tg_turn *t)
 {
     struct tg_intent_result r;
-    int rc = tg_intent_predict(t->a->intents, t->p->text, t->user_text, strlen(t->user_text), &r);
+    struct tg_intent_model *m = t->a->intents;
+    int rc = tg_intent_predict(m, t->p->text, t->user_text, strlen(t->user_text), &r);
     if (rc)
         return rc;
     t->intent = r.label;
     t->intent_confidence = r.probability;
+    if (t->a->kb) {
+        size_t n = tg_intent_n_labels(m);
+        double *cls = tg_arena_alloc(&t->arena, 2 * n * sizeof(double));
+        bool found = false;
+        if (!cls)
+            return TG_E_NOMEM;
+        memcpy(cls, tg_intent_probabilities(m), n * sizeof(double));
+        memset(cls + n, 0, n * sizeof(double));
+        rc = kb_vote(t, cls + n, n, &found);
+        if (rc)
+            return rc;
+        size_t best = found ? near_tie_winner(cls, cls + n, n) : 0;
+        if (found) {
+            t->intent = tg_intent_label(m, best);
+            t->intent_confidence = cls[best];
+        }
+    }
     t->intent_explain = json_array();
     for (size_t i = 0; t->intent_explain && i < r.n_top; i++)
         json_array_append_new(

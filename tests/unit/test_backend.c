@@ -317,6 +317,21 @@ static void test_builtin_answers_from_evidence(void **state)
                         "滑雪等高风险运动不在保障范围内。如需保障滑雪，可附加高风险运动附加险。"
                         "\n\n（来源：《安心意外伤害保险 责任免除》）");
 
+    /* "how many days": the sentence stating the days is kept although another
+     * sentence shares more of the question's words */
+    const struct tg_evidence days[] = {
+        {.source = "kb/cooling.md",
+         .title = "《犹豫期说明》",
+         .text = "犹豫期内退保全额退还保费，犹豫期是冷静考虑的时间。自签收保单的次日起15日。"
+                 "犹豫期内退保请在App办理。",
+         .score = 9.0},
+    };
+    c.max_sentences = 1;
+    o = builtin_answer(&c, "犹豫期退保有多少天", days, 1, 0.8, 0.9);
+    assert_false(o.res.low_confidence);
+    assert_string_equal(o.content, "自签收保单的次日起15日。\n\n（来源：《犹豫期说明》）");
+    c.max_sentences = 2;
+
     /* weak evidence: the holding reply, never a guess */
     o = builtin_answer(&c, "火星移民保险怎么买", article, 1, 0.1, 0.2);
     assert_true(o.res.low_confidence);

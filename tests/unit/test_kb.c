@@ -641,6 +641,56 @@ static void test_glossary_persisted(void **state)
     rm_rf(dir);
 }
 
+/* ------------------------------------------------------------ key field */
+
+/*
+ * An FAQ pair asked in its own words ranks first even when an article
+ * repeats the question's words more often; a section whose heading is the
+ * question beats its document's other sections; a knowledge base without
+ * keys ranks by BM25 alone (match 0).
+ */
+static void test_key_field_match(void **state)
+{
+    (void)state;
+    struct tg_kb *kb = open_kb(NULL, NULL);
+    const char *art = "# 犹豫期说明\n\n犹豫期内退保全额退还保费，犹豫期后退保只退现金价值。犹豫期内"
+                      "可以无条件解除合同，犹豫期的规定适用于长期保单。\n\n"
+                      "## 犹豫期多长\n\n自签收保单的次日起15日。\n\n"
+                      "## 回访\n\n签收后本公司会在犹豫期内电话回访。\n";
+    assert_int_equal(tg_kb_add_doc(kb, "cooling.md", NULL, art, strlen(art), NULL), TG_OK);
+    assert_int_equal(tg_kb_add_faq(kb, "faq:1", "犹豫期是多久？", "签收保单次日起15日。", NULL),
+                     TG_OK);
+    assert_int_equal(tg_kb_add_faq(kb, "faq:2", "保费怎么交？", "可以按年或按月交。", NULL), TG_OK);
+    assert_string_equal(top_doc(kb, "犹豫期是多久", 0), "faq:1");
+
+    struct tg_kb_result r;
+    struct tg_kb_chunk c;
+    tg_kb_result_init(&r);
+    assert_int_equal(tg_kb_search(kb, "犹豫期是多久", 18, 5, 0, &r), TG_OK);
+    assert_true(r.n >= 2);
+    assert_true(r.hits[0].match > 0.99 && r.hits[0].match <= 1.0);
+    for (size_t i = 1; i < r.n; i++)
+        assert_true(r.hits[i].match < r.hits[0].match);
+    /* within the article, the section headed by the question comes first */
+    assert_int_equal(tg_kb_search(kb, "犹豫期多长", 15, 1, TG_KB_SEARCH_PER_DOC, &r), TG_OK);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(tg_kb_chunk_get(kb, r.hits[0].chunk, &c), TG_OK);
+    assert_string_equal(c.doc_id, "cooling.md");
+    assert_string_equal(c.heading, "犹豫期说明 > 犹豫期多长");
+    tg_kb_result_free(&r);
+    tg_kb_close(kb);
+
+    /* no titles, headings or FAQ pairs: plain BM25 */
+    kb = open_kb(NULL, NULL);
+    assert_int_equal(tg_kb_add_doc(kb, "d1", NULL, "apple banana", 12, NULL), TG_OK);
+    tg_kb_result_init(&r);
+    assert_int_equal(tg_kb_search(kb, "apple", 5, 5, 0, &r), TG_OK);
+    assert_int_equal(r.n, 1);
+    assert_true(r.hits[0].match == 0.0);
+    tg_kb_result_free(&r);
+    tg_kb_close(kb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -654,6 +704,7 @@ int main(void)
         cmocka_unit_test(test_traditional_finds_simplified),
         cmocka_unit_test(test_glossary_expansion),
         cmocka_unit_test(test_glossary_persisted),
+        cmocka_unit_test(test_key_field_match),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

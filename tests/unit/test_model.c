@@ -587,12 +587,47 @@ static void test_two_intents(void **state)
     tg_intent_free(m);
 }
 
+/* Probabilities of a known text: the same as a prediction's, computed once. */
+static void test_probabilities_memo(void **state)
+{
+    (void)state;
+    struct tg_intent_model *m = train_small();
+    size_t n = tg_intent_n_labels(m);
+    double want[16];
+    assert_true(n <= TG_ARRAY_LEN(want));
+    for (size_t i = 0; i < TG_ARRAY_LEN(probes); i++) {
+        struct tg_intent_result r;
+        const char *t = probes[i].text;
+        const double *p, *again;
+        assert_int_equal(tg_intent_predict(m, fx.tx, t, strlen(t), &r), TG_OK);
+        memcpy(want, tg_intent_probabilities(m), n * sizeof(double));
+        assert_int_equal(tg_intent_probabilities_of(m, fx.tx, t, strlen(t), &p), TG_OK);
+        for (size_t j = 0; j < n; j++)
+            assert_true(fabs(p[j] - want[j]) < 1e-12);
+        assert_int_equal(tg_intent_probabilities_of(m, fx.tx, t, strlen(t), &again), TG_OK);
+        assert_ptr_equal(again, p); /* remembered, not classified again */
+    }
+    /* many texts: the table grows and keeps every row */
+    for (int k = 0; k < 600; k++) {
+        char t[64];
+        const double *p;
+        snprintf(t, sizeof(t), "我想查询第%d号理赔进度", k);
+        assert_int_equal(tg_intent_probabilities_of(m, fx.tx, t, strlen(t), &p), TG_OK);
+        double sum = 0;
+        for (size_t j = 0; j < n; j++)
+            sum += p[j];
+        assert_true(fabs(sum - 1.0) < 1e-9);
+    }
+    tg_intent_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tsv_loading), cmocka_unit_test(test_train_predict_explain),
-        cmocka_unit_test(test_save_load),   cmocka_unit_test(test_cache),
-        cmocka_unit_test(test_eval_exact),  cmocka_unit_test(test_two_intents),
+        cmocka_unit_test(test_tsv_loading),        cmocka_unit_test(test_train_predict_explain),
+        cmocka_unit_test(test_save_load),          cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_eval_exact),         cmocka_unit_test(test_two_intents),
+        cmocka_unit_test(test_probabilities_memo),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
