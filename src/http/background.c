@@ -95,7 +95,7 @@ static void *worker(void *arg)
         j->started = true;
         pthread_mutex_unlock(&b->mu);
 
-        if (!l->st && tg_store_open(b->api->p->store_uri, &l->st, j->err, sizeof(j->err)))
+        if (!l->st && tg_pipeline_store_handle(b->api->p, &l->st, j->err, sizeof(j->err)))
             l->st = NULL;
         else
             j->result = j->work(l->st, j->arg, j->err, sizeof(j->err));

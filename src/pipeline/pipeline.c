@@ -581,6 +581,33 @@ const char *tg_turn_text(struct tg_turn *t, const char *text)
     return out ? out : text;
 }
 
+/* The store at uri with the privacy hooks of the data directory it is in;
+ * key (may be NULL) receives the pseudonym key. */
+static int open_private(const struct tg_config *cfg, const char *uri, struct tg_store **st,
+                        uint8_t key[32], char *err, size_t errlen)
+{
+    struct tg_store_privacy priv;
+    char dir[4096];
+    const char *path = tg_str_has_prefix(uri, "sqlite:") ? uri + 7 : uri;
+    const char *slash = strrchr(path, '/');
+    snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+    int rc = tg_privacy_open(cfg, dir, &priv, err, errlen);
+    if (rc)
+        return rc;
+    if (key)
+        memcpy(key, tg_privacy_key(&priv), 32);
+    rc = tg_store_open_private(uri, &priv, st, err, errlen);
+    if (rc)
+        tg_privacy_free(priv.arg); /* the store releases it once it has it */
+    return rc;
+}
+
+int tg_pipeline_store_handle(struct tg_pipeline *p, struct tg_store **out, char *err,
+                             size_t errlen)
+{
+    return open_private(p->cfg, p->store_uri, out, NULL, err, errlen);
+}
+
 /* The knowledge base and intent classifier of an answerer, as its config says. */
 static int open_knowledge(struct tg_pipeline *p, struct tg_answerer *a, const char *kb_prefix,
                           const char *data_dir, char *err, size_t errlen)
@@ -869,21 +896,8 @@ static int open_pipeline(const struct tg_config *cfg, struct event_base *base, c
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    struct tg_store_privacy priv;
-    {
-        /* the key first: the store converts what an older version kept in clear with it */
-        char dir[4096];
-        const char *path = tg_str_has_prefix(uri, "sqlite:") ? uri + 7 : uri;
-        const char *slash = strrchr(path, '/');
-        snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
-        rc = tg_privacy_open(cfg, dir, &priv, err, errlen);
-        if (rc)
-            goto out;
-        memcpy(p->pseudonym_key, tg_privacy_key(&priv), sizeof(p->pseudonym_key));
-    }
-    rc = tg_store_open_private(uri, &priv, &p->store, err, errlen);
-    if (rc)
-        tg_privacy_free(priv.arg); /* the store releases it once it has it */
+    /* the key first: the store converts what an older version kept in clear with it */
+    rc = open_private(cfg, uri, &p->store, p->pseudonym_key, err, errlen);
     if (!rc && !(p->store_uri = tg_strdup(uri)))
         rc = TG_E_NOMEM;
     if (rc)

@@ -123,6 +123,10 @@ void tg_pipeline_settle(struct tg_pipeline *p);
  * when the store is never opened.  cfg (NULL: the default policy-number
  * pattern) must outlive the store.
  */
+/* Another handle on the pipeline's store, with the same privacy hooks:
+ * for a worker thread (reads see what the pipeline's writes committed). */
+int tg_pipeline_store_handle(struct tg_pipeline *p, struct tg_store **out, char *err,
+                             size_t errlen);
 struct tg_privacy;
 int tg_privacy_open(const struct tg_config *cfg, const char *dir, struct tg_store_privacy *hooks,
                     char *err, size_t errlen);
