@@ -200,6 +200,8 @@ int tg_rules_apply(struct tg_turn *t, const struct tg_policy_hits *hits)
             switch (act->kind) {
             case TG_ACT_REVIEW:
                 r->review = true;
+                if (act->text && !r->review_text)
+                    r->review_text = act->text;
                 if (!r->queue || !r->human_decision)
                     r->queue = act->queue;
                 if (!r->sla_ms || (act->sla_ms && act->sla_ms < r->sla_ms))

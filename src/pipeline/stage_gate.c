@@ -214,9 +214,11 @@ enum tg_stage_rc tg_stage_gate(struct tg_turn *t)
         t->decision = TG_DECISION_HUMAN_DECISION;
     else if (t->handoff)
         t->decision = TG_DECISION_HANDOFF; /* the ladder ended with a person */
-    else if (r->review)
+    else if (r->review) {
         t->decision = TG_DECISION_REVIEW;
-    else if (t->promise) {
+        if (r->review_text) /* the rule's own words while the customer waits */
+            t->holding = tg_turn_text(t, r->review_text);
+    } else if (t->promise) {
         t->decision = TG_DECISION_REVIEW; /* a promise has an owner */
         t->follow_up = true;
         if (!t->holding)

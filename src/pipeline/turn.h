@@ -99,6 +99,7 @@ struct tg_turn {
         bool refuse, human_decision, review, script, skip_generate;
         bool redact_off;                       /* a rule said redact: false */
         const char *refuse_text, *script_text; /* owned by the compiled policy */
+        const char *review_text; /* a review's own holding reply, or NULL (policy-owned) */
         const char *queue;
         int64_t sla_ms;
         json_t *prefixes, *suffixes; /* texts to put around the answer (owned) */

@@ -858,11 +858,12 @@ static bool attestations(struct cctx *c, const json_t *v, int line, struct tg_po
     return true;
 }
 
-/* review / human_decision: true or a mapping of options. */
+/* review / human_decision: true or a mapping of options (review's reply:
+ * what the customer is told while they wait, in place of the default). */
 static bool review(struct cctx *c, const json_t *v, int line, const char *what,
                    struct tg_policy_action *a)
 {
-    static const char *const review_keys[] = {"sla", "queue", "attestations"};
+    static const char *const review_keys[] = {"sla", "queue", "attestations", "reply"};
     static const char *const human_keys[] = {"queue", "attestations"};
     bool is_review = a->kind == TG_ACT_REVIEW;
     if (json_is_true(v))
@@ -871,7 +872,12 @@ static bool review(struct cctx *c, const json_t *v, int line, const char *what,
         type_err(c, line, what, "true or a mapping of options", v);
         return false;
     }
-    bool ok = check_keys(c, v, what, is_review ? review_keys : human_keys, is_review ? 3 : 2) == 0;
+    bool ok = check_keys(c, v, what, is_review ? review_keys : human_keys, is_review ? 4 : 2) == 0;
+    const json_t *rep = json_object_get(v, "reply");
+    if (rep && is_review) {
+        a->text = get_text(c, rep, kline(c, v, "reply"), "reply");
+        ok = ok && a->text;
+    }
     const json_t *sla = json_object_get(v, "sla");
     const json_t *queue = json_object_get(v, "queue");
     const json_t *att = json_object_get(v, "attestations");

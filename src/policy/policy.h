@@ -43,7 +43,7 @@ enum tg_policy_action_kind {
 /* One action of a rule; strings owned by the compiled policy. */
 struct tg_policy_action {
     enum tg_policy_action_kind kind;
-    const char *text;                 /* prefix, suffix, refuse reply, script reply */
+    const char *text; /* prefix, suffix, refuse reply, script reply, review's holding reply (or NULL) */
     int64_t sla_ms;                   /* review: default 90000 */
     const char *queue;                /* review / human_decision: default "default" */
     const char *const *attestations;  /* review / human_decision */
