@@ -1034,15 +1034,38 @@ static void apply_fields(struct vctx *c, const json_t *obj, const char *where,
 static bool check_api_key(struct vctx *c, const json_t *e, const char *where, int line,
                           struct tg_api_key *k)
 {
-    static const char *const key_keys[] = {"name", "key", "sha256"};
+    static const char *const key_keys[] = {"name", "key", "sha256", "class",
+                                           "class_from_metadata"};
+    static const char *const classes[] = {"internal", "customer", "vip"};
     char w[96];
     if (!json_is_object(e)) {
         if (!env_failed(c, e))
             type_err(c, line, where, "a mapping with name and key", e);
         return false;
     }
-    tg_config_check_keys(c->errs, c->path, c->lines, e, where, key_keys, 3);
+    tg_config_check_keys(c->errs, c->path, c->lines, e, where, key_keys, 5);
     bool ok = get_name(c, e, where, line, k->name);
+    const json_t *cls = json_object_get(e, "class"), *cfm = json_object_get(e, "class_from_metadata");
+    k->klass = TG_CLASS_CUSTOMER;
+    if (cls) {
+        const char *s = json_string_value(cls);
+        size_t i = 0;
+        while (s && i < TG_ARRAY_LEN(classes) && strcmp(s, classes[i]) != 0)
+            i++;
+        if (!s || i == TG_ARRAY_LEN(classes)) {
+            snprintf(w, sizeof(w), "%s.class", where);
+            type_err(c, key_line(c, e, "class"), w, "internal, customer or vip", cls);
+            ok = false;
+        } else {
+            k->klass = (enum tg_traffic_class)i;
+        }
+    }
+    if (cfm && !json_is_boolean(cfm)) {
+        snprintf(w, sizeof(w), "%s.class_from_metadata", where);
+        type_err(c, key_line(c, e, "class_from_metadata"), w, "true or false", cfm);
+        ok = false;
+    }
+    k->class_from_metadata = json_is_true(cfm);
     const json_t *plain = json_object_get(e, "key");
     const json_t *hash = json_object_get(e, "sha256");
     if (plain && hash) {

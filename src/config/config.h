@@ -21,9 +21,17 @@
 
 #define TG_CONFIG_NAME_MAX 64
 
+/* Traffic classes, lowest first: who keeps a share of a busy model. */
+enum tg_traffic_class { TG_CLASS_INTERNAL = 0, TG_CLASS_CUSTOMER = 1, TG_CLASS_VIP = 2 };
+
 struct tg_api_key {
     char name[TG_CONFIG_NAME_MAX];
     uint8_t sha256[TG_SHA256_LEN]; /* keys are kept only as hashes */
+    enum tg_traffic_class klass;   /* `class`: the class of the key's traffic (customer) */
+    /* `class_from_metadata`: the channel may name a request's class itself
+     * (metadata.tier "vip", metadata.class "internal"); false: metadata
+     * never changes a class */
+    bool class_from_metadata;
 };
 
 enum tg_backend_type { TG_BACKEND_OPENAI, TG_BACKEND_SCRIPT, TG_BACKEND_BUILTIN };

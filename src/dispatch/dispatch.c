@@ -55,17 +55,23 @@ struct breaker {
     uint64_t probe;                   /* the half-open probe in flight, 0: none */
 };
 
+/* stride scheduling's unit: a class of weight w advances STRIDE_ONE / w per slot */
+#define STRIDE_ONE ((uint64_t)1 << 32)
+
 struct tg_dispatch;
 
 struct rung {
     char name[NAME_MAX_];
     /* admission: at most max_inflight calls at once (0: no limit); up to
-     * max_queue turns wait for a slot, highest priority first, at most
-     * queue_timeout_ms each */
+     * max_queue turns wait for a slot, at most queue_timeout_ms each, in
+     * one queue per class, shared out by weight (admit_next) */
     int max_inflight, max_queue;
     int64_t queue_timeout_ms;
     int inflight;
-    struct tg_dispatch *queue; /* waiting turns, best priority first */
+    struct tg_dispatch *queue[TG_CLASSES], *tail[TG_CLASSES]; /* first come first */
+    int nq[TG_CLASSES];
+    uint64_t pass[TG_CLASSES]; /* stride scheduling: the class's virtual time */
+    uint64_t vtime;            /* the pass of the class served last */
     int queued;
     struct tg_backend *backend; /* NULL: a person */
     const char *model;          /* fixed model for this rung, or NULL (borrowed from the config) */
@@ -86,6 +92,7 @@ struct tg_ladder {
     int64_t budget_ms; /* the whole turn; 0: no limit beyond the backends' own */
     int64_t backoff_ms, backoff_max_ms;
     int max_streak;
+    uint64_t stride[TG_CLASSES]; /* STRIDE_ONE / the class's weight (ladder.shares) */
     double
         min_confidence; /* below it a confident-looking rung gives way to a script rung; <0 off */
     int breaker_failures;
@@ -192,6 +199,14 @@ int tg_ladder_build(const struct tg_config *cfg, struct tg_backend *const *backe
     l->backoff_ms = dur(json_object_get(sec, "backoff"), 200);
     l->backoff_max_ms = dur(json_object_get(sec, "backoff_max"), 2000);
     l->max_streak = (int)tg_json_int(sec, "degraded_to_human", 3);
+    /* the classes' weights: customers keep a third of a rung under a VIP flood */
+    static const char *const class_names[TG_CLASSES] = {"internal", "customer", "vip"};
+    static const int64_t default_weight[TG_CLASSES] = {1, 3, 6};
+    const json_t *shares = json_object_get(sec, "shares");
+    for (int c = 0; c < TG_CLASSES; c++) {
+        int64_t w = tg_json_int(shares, class_names[c], default_weight[c]);
+        l->stride[c] = STRIDE_ONE / (uint64_t)(w > 0 ? w : 1);
+    }
     const json_t *mc = json_object_get(sec, "min_confidence");
     l->min_confidence = json_is_number(mc) ? json_number_value(mc) : -1;
     l->breaker_failures = (int)tg_json_int(br, "failures", 3);
@@ -599,24 +614,35 @@ static void call_done(struct tg_backend_result *res, void *arg);
 
 static void queue_remove(struct rung *r, struct tg_dispatch *d)
 {
-    for (struct tg_dispatch **p = &r->queue; *p; p = &(*p)->qnext) {
+    int c = d->priority;
+    struct tg_dispatch *prev = NULL;
+    for (struct tg_dispatch **p = &r->queue[c]; *p; prev = *p, p = &(*p)->qnext) {
         if (*p == d) {
             *p = d->qnext;
+            if (r->tail[c] == d)
+                r->tail[c] = prev;
             d->qnext = NULL;
+            r->nq[c]--;
             r->queued--;
             return;
         }
     }
 }
 
-/* Best priority first; first come first within a priority. */
+/* At the end of its class's queue.  A class that had nothing waiting
+ * starts from the present (vtime), not from the credit it left unused. */
 static void queue_insert(struct rung *r, struct tg_dispatch *d)
 {
-    struct tg_dispatch **p = &r->queue;
-    while (*p && (*p)->priority >= d->priority)
-        p = &(*p)->qnext;
-    d->qnext = *p;
-    *p = d;
+    int c = d->priority;
+    if (!r->nq[c] && r->pass[c] < r->vtime)
+        r->pass[c] = r->vtime;
+    d->qnext = NULL;
+    if (r->tail[c])
+        r->tail[c]->qnext = d;
+    else
+        r->queue[c] = d;
+    r->tail[c] = d;
+    r->nq[c]++;
     r->queued++;
 }
 
@@ -628,12 +654,25 @@ static void wake(struct tg_dispatch *d, int phase)
     event_active(d->timer, EV_TIMEOUT, 0); /* queued, so armed once: it has a timer */
 }
 
-/* Give a freed slot to the best waiting turn. */
-static void admit_next(struct rung *r)
+/*
+ * Give freed slots to waiting turns, by stride scheduling (Waldspurger and
+ * Weihl, "Stride Scheduling", MIT/LCS/TM-528, 1995): the class with
+ * turns waiting and the least pass goes next (ties: the higher class), and
+ * its pass grows by its stride, so under contention each class gets slots
+ * in proportion to its weight and none is starved — a VIP flood leaves
+ * customers their share.
+ */
+static void admit_next(struct rung *r, const struct tg_ladder *l)
 {
-    while (r->queue && r->inflight < r->max_inflight) {
-        struct tg_dispatch *w = r->queue;
+    while (r->queued && r->inflight < r->max_inflight) {
+        int best = -1;
+        for (int c = TG_CLASSES - 1; c >= 0; c--)
+            if (r->nq[c] && (best < 0 || r->pass[c] < r->pass[best]))
+                best = c;
+        struct tg_dispatch *w = r->queue[best];
         queue_remove(r, w);
+        r->vtime = r->pass[best];
+        r->pass[best] += l->stride[best];
         w->has_slot = true;
         r->inflight++;
         wake(w, PH_ADMITTED);
@@ -647,36 +686,47 @@ static void release_slot(struct tg_dispatch *d)
     struct rung *r = &d->l->rungs[d->rung];
     d->has_slot = false;
     r->inflight--;
-    admit_next(r);
+    admit_next(r, d->l);
 }
 
 /*
  * May d call its rung now?  True with a slot taken (or no limit); false
  * when it was queued (it wakes later) or stepped down (overloaded).  A full
- * queue sheds its lowest-priority turn for a more important newcomer, so
- * internal work degrades first and VIP customers last.
+ * queue makes room in the class that holds the most places for its weight
+ * (its latest turn is shed), unless that is the newcomer's own: so
+ * internal work yields queued places first, and no class's flood takes
+ * every place from the others.
  */
 static bool admit(struct tg_dispatch *d)
 {
     struct rung *r = &d->l->rungs[d->rung];
+    const uint64_t *stride = d->l->stride;
+    int c = d->priority;
     if (!r->max_inflight || d->has_slot)
         return true;
-    if (r->inflight < r->max_inflight && !r->queue) {
+    if (r->inflight < r->max_inflight && !r->queued) {
         d->has_slot = true;
         r->inflight++;
+        r->vtime = r->pass[c] > r->vtime ? r->pass[c] : r->vtime;
         return true;
     }
     if (r->queued >= r->max_queue) {
-        struct tg_dispatch *worst = NULL;
-        for (struct tg_dispatch *w = r->queue; w; w = w->qnext)
-            if (w->priority < d->priority)
-                worst = w; /* the last of the lowest priority */
-        if (!worst) {
+        /* places per weight: nq × stride; the newcomer counts in its own class */
+        int worst = -1;
+        uint64_t most = 0;
+        for (int k = 0; k < TG_CLASSES; k++) {
+            uint64_t load = (uint64_t)(r->nq[k] + (k == c)) * stride[k];
+            if (r->nq[k] && (worst < 0 || load > most))
+                worst = k, most = load;
+        }
+        uint64_t own = (uint64_t)(r->nq[c] + 1) * stride[c];
+        if (worst < 0 || worst == c || own >= most) {
             step_down(d, "overloaded", 0);
             return false;
         }
-        queue_remove(r, worst);
-        wake(worst, PH_SHED);
+        struct tg_dispatch *shed = r->tail[worst]; /* the latest of that class */
+        queue_remove(r, shed);
+        wake(shed, PH_SHED);
     }
     queue_insert(r, d);
     d->phase = PH_QUEUED;

@@ -92,7 +92,7 @@ struct tg_dispatch_result {
 typedef void (*tg_dispatch_cb)(struct tg_dispatch_result *res, void *arg);
 
 /* Admission classes: under overload internal work degrades first, VIP customers last. */
-enum { TG_PRIORITY_INTERNAL = 0, TG_PRIORITY_CUSTOMER = 1, TG_PRIORITY_VIP = 2 };
+enum { TG_PRIORITY_INTERNAL = 0, TG_PRIORITY_CUSTOMER = 1, TG_PRIORITY_VIP = 2, TG_CLASSES = 3 };
 
 struct tg_dispatch_opts {
     bool to_human; /* straight to a person (the conversation degraded too often) */

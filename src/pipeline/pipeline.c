@@ -302,7 +302,7 @@ void tg_turn_write_summary(const struct tg_turn *t, struct tg_jw *w)
     /* degradations as the customer feels them: steps down the ladder, and
      * a reply that is a promise rather than an answer */
     tg_jw_kint(w, "degradations", t->degradations + t->promise);
-    tg_jw_kint(w, "degraded_in_a_row", t->conv.degraded_streak);
+    tg_jw_kint(w, "degraded_in_a_row", t->degraded_run);
     tg_jw_kstr(w, "rung", t->rung);
     if (t->variants) {
         tg_jw_key(w, "experiments");
@@ -559,6 +559,16 @@ int tg_privacy_open(const struct tg_config *cfg, const char *dir, struct tg_stor
 const uint8_t *tg_privacy_key(const struct tg_store_privacy *hooks)
 {
     return ((const struct tg_privacy *)hooks->arg)->key;
+}
+
+int tg_turn_class(const struct tg_turn *t)
+{
+    const json_t *meta = json_object_get(t->request, "metadata");
+    if (t->class_from_metadata && !strcmp(tg_json_str(meta, "tier", ""), "vip"))
+        return TG_CLASS_VIP;
+    if (t->class_from_metadata && !strcmp(tg_json_str(meta, "class", ""), "internal"))
+        return TG_CLASS_INTERNAL;
+    return t->klass;
 }
 
 const char *tg_turn_text(struct tg_turn *t, const char *text)

@@ -31,7 +31,11 @@ void tg_rules_facts(const struct tg_turn *t, struct tg_policy_facts *f)
     f->n_evidence = t->n_evidence;
     f->degradations = (int)t->conv.degraded_streak;
     f->channel = t->channel;
-    f->tier = tg_json_str(meta, "tier", tg_json_str(meta, "customer_tier", NULL));
+    /* a tier the key vouches for: its class, or what a trusted channel names */
+    f->tier = tg_turn_class(t) == TG_CLASS_VIP ? "vip"
+              : t->class_from_metadata
+                  ? tg_json_str(meta, "tier", tg_json_str(meta, "customer_tier", NULL))
+                  : NULL;
     f->confidence = t->confidence;
     f->draft = t->draft;
     f->draft_len = t->draft_len;

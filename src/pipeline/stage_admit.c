@@ -26,13 +26,18 @@ static const char *const roles[] = {"system", "developer", "user", "assistant", 
 
 static bool auth_ok(struct tg_turn *t)
 {
+    t->klass = TG_CLASS_CUSTOMER;
     if (t->trusted) {
         t->key_name = "local";
+        t->class_from_metadata = true;
         return true;
     }
     const struct tg_api_key *k = tg_config_api_key(t->p->cfg, t->api_key);
-    if (k)
+    if (k) {
         t->key_name = k->name;
+        t->klass = (int)k->klass;
+        t->class_from_metadata = k->class_from_metadata;
+    }
     return k != NULL;
 }
 

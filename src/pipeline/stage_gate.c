@@ -122,9 +122,8 @@ static int create_task(struct tg_turn *t)
         tg_buf_reset(&q);
     bool human = t->decision == TG_DECISION_HUMAN_DECISION;
     bool handoff = t->decision == TG_DECISION_HANDOFF;
-    const char *meta_tier = tg_json_str(json_object_get(t->request, "metadata"), "tier", "");
     bool internal = internal_queue(t, t->rules.queue);
-    bool vip = strcmp(meta_tier, "vip") == 0;
+    bool vip = tg_turn_class(t) == TG_CLASS_VIP; /* the key's class, never free metadata */
     json_t *context = json_pack(
         "{s:{s:s?, s:f}, s:s, s:b, s:{s:o, s:I}, s:o}", "intent", "name", t->intent, "confidence",
         t->intent_confidence, "tier", vip ? "vip" : "standard", "internal", internal, "explanation",
@@ -164,7 +163,8 @@ static int create_task(struct tg_turn *t)
         .policy_hits = t->policy_hits,
         .question = q.data ? q.data : t->user_text,
         /* a promise is not an answer: the person writes one */
-        .draft = human || handoff || (t->follow_up && t->promise) ? NULL : t->draft,
+        .draft = human || handoff || (t->follow_up && t->promise && !t->unreadable) ? NULL
+                                                                                    : t->draft,
         .citations = cites,
         .holding_reply = tg_turn_holding(t),
         .started_by = t->conv.customer_id,
@@ -201,11 +201,12 @@ enum tg_stage_rc tg_stage_gate(struct tg_turn *t)
     enum tg_lang lang = (enum tg_lang)t->lang;
     if (answer && !t->promise && t->draft &&
         !tg_lang_reads(t->p->text, lang, t->draft, t->draft_len)) {
-        t->promise = true; /* not given: a person answers in the customer's language */
+        t->promise = t->unreadable = true; /* not given: a person answers in their language */
         t->holding = tg_turn_text(t, FOLLOW_UP_TEXT);
         json_array_append_new(t->tags, json_string("language_mismatch"));
     }
     t->degraded = !t->err && (t->degradations > 0 || t->promise);
+    t->degraded_run = t->degraded ? (int)t->conv.degraded_streak + 1 : 0;
     if (t->err)
         t->decision = TG_DECISION_ERROR;
     else if (r->refuse)
@@ -234,6 +235,13 @@ enum tg_stage_rc tg_stage_gate(struct tg_turn *t)
         t->decision = TG_DECISION_HANDOFF;
         t->follow_up = false;
         t->holding = NULL;
+        size_t i;
+        json_t *v;
+        json_array_foreach(t->tags, i, v) if (!strcmp(json_string_value(v), "follow_up"))
+        {
+            json_array_remove(t->tags, i);
+            break;
+        }
         json_array_append_new(t->tags, json_string("degraded_3x"));
     }
     if (t->decision == TG_DECISION_DELIVER && lang == TG_LANG_ZH_HANT && t->draft)

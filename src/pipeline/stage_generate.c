@@ -152,16 +152,14 @@ void tg_turn_client_gone(struct tg_turn *t)
         tg_pipeline_resume(t);
 }
 
-/* The turn's admission class: metadata.tier "vip", metadata.class "internal"
- * (reports and other work no customer waits for), else a customer. */
+/* The turn's admission class: its traffic class (tg_turn_class), which
+ * the ladder's classes follow (VIP, customers, internal work). */
 static int turn_priority(const struct tg_turn *t)
 {
-    const json_t *meta = json_object_get(t->request, "metadata");
-    if (!strcmp(tg_json_str(meta, "tier", ""), "vip"))
-        return TG_PRIORITY_VIP;
-    if (!strcmp(tg_json_str(meta, "class", ""), "internal"))
-        return TG_PRIORITY_INTERNAL;
-    return TG_PRIORITY_CUSTOMER;
+    static const int by_class[] = {[TG_CLASS_INTERNAL] = TG_PRIORITY_INTERNAL,
+                                   [TG_CLASS_CUSTOMER] = TG_PRIORITY_CUSTOMER,
+                                   [TG_CLASS_VIP] = TG_PRIORITY_VIP};
+    return by_class[tg_turn_class(t)];
 }
 
 enum tg_stage_rc tg_stage_generate(struct tg_turn *t)

@@ -61,6 +61,8 @@ struct tg_turn {
     /* admit */
     char id[TG_ID_MAX];
     const char *key_name; /* which configured key matched */
+    int klass;            /* enum tg_traffic_class of the key's traffic */
+    bool class_from_metadata; /* the key may name a request's class (metadata) */
     json_t *request;      /* parsed body (owned) */
     const char *model;    /* requested model, or the first configured one */
     bool stream;
@@ -142,6 +144,8 @@ struct tg_turn {
     /* gate */
     enum tg_decision decision;
     bool degraded;       /* the customer got no real answer from the first choice */
+    bool unreadable;     /* the draft is not in a language the customer writes */
+    int degraded_run;    /* degraded turns in a row in this conversation, this one included */
     bool follow_up;      /* a promise the gate gave a person to keep (a review task) */
     const char *holding; /* what a held turn says at once, in the customer's language */
     double confidence; /* < 0: not estimated */
@@ -199,6 +203,10 @@ void tg_turn_write_summary(const struct tg_turn *t, struct tg_jw *w);
  */
 json_t *tg_turn_summary(const struct tg_turn *t, bool with_answer);
 
+/* The turn's traffic class (enum tg_traffic_class): the API key's, or
+ * metadata.tier "vip" / metadata.class "internal" where the key lets the
+ * channel name it (class_from_metadata; an in-process caller may). */
+int tg_turn_class(const struct tg_turn *t);
 /* What a customer is told at once when the decision is not deliver (Chinese). */
 const char *tg_gate_holding_text(enum tg_decision d);
 /* What this turn's customer is told at once when it is held: t->holding,

@@ -30,7 +30,7 @@ static struct tg_h_proc gw, gw2;
 /* A second deployment: reviews that expire in 1.5 s, an internal queue, a
  * password given as a hash (1000 iterations: fast for tests). */
 static const char *short_sla_config =
-    "auth:\n  api_keys:\n    - name: t\n      key: tg-t\n"
+    "auth:\n  api_keys:\n    - name: t\n      key: tg-t\n      class_from_metadata: true\n"
     "review:\n  internal_queues: [bi_reports]\n"
     "eval:\n  monitor: {min_far: 0.99, days: 1, alpha: 0.05}\n"
     "experiments:\n  - name: exp1\n    salt: s1\n    holdout: 0.1\n"

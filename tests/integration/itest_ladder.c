@@ -71,9 +71,12 @@ static struct tg_h_proc up, gwa, gwb, gwc, gwd, gwe;
     "    - {name: primary, backend: primary}\n"                                                    \
     "    - {name: script, backend: holding}\n"
 
-/* Gateway C: one call at a time on the primary, one turn may wait for it. */
+/* Gateway C: one call at a time on the primary, one turn may wait for it;
+ * the class of a turn is its key's (a VIP channel, a BI job). */
 #define CONFIG_C                                                                                   \
     "auth:\n  api_keys:\n    - name: t\n      key: tg-l\n"                                         \
+    "    - name: vip\n      key: tg-v\n      class: vip\n"                                         \
+    "    - name: bi\n      key: tg-bi\n      class: internal\n"                                    \
     "backends:\n"                                                                                  \
     "  - name: primary\n    type: openai\n    base_url: http://127.0.0.1:%d/v1\n"                  \
     "  - name: holding\n    type: script\n    reply: 您好，系统繁忙，请稍候。\n"       \
@@ -710,6 +713,7 @@ struct overload_turn {
     char rung[32];
     bool shed, overloaded;
     double seconds;
+    const char *key; /* NULL: tg-l, a customer channel's */
 };
 
 static void *overload_thread(void *arg)
@@ -722,7 +726,7 @@ static void *overload_thread(void *arg)
              "{\"model\":\"m-busy\",\"user\":\"%s\",\"metadata\":%s,"
              "\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}]}",
              o->user, o->meta);
-    if (tg_h_chat(gwc.port, "tg-l", body, &r) == 0) {
+    if (tg_h_chat(gwc.port, o->key ? o->key : "tg-l", body, &r) == 0) {
         json_t *j = json_loads(r.body, 0, NULL);
         o->status = r.status;
         o->seconds = r.seconds;
@@ -743,10 +747,10 @@ static void test_overload_sheds_internal_work_first(void **state)
     (void)state;
     script("m-busy", NULL, "{\"delay_ms\":800}");
     struct overload_turn t[4] = {
-        {"ov-a", "{}", 0, 0, "", false, false, 0},
-        {"ov-bi", "{\"class\":\"internal\"}", 150, 0, "", false, false, 0},
-        {"ov-vip", "{\"tier\":\"vip\"}", 300, 0, "", false, false, 0},
-        {"ov-d", "{}", 450, 0, "", false, false, 0},
+        {"ov-a", "{}", 0, 0, "", false, false, 0, NULL},
+        {"ov-bi", "{}", 150, 0, "", false, false, 0, "tg-bi"},
+        {"ov-vip", "{}", 300, 0, "", false, false, 0, "tg-v"},
+        {"ov-d", "{}", 450, 0, "", false, false, 0, NULL},
     };
     pthread_t th[4];
     for (int i = 0; i < 4; i++)
@@ -766,6 +770,39 @@ static void test_overload_sheds_internal_work_first(void **state)
     assert_true(t[3].seconds < 0.5);
     assert_int_equal(requests("m-busy"), 2);
     healthy(&gwc);
+}
+
+/* The class is the key's: a customer channel that writes "tier": "vip" in
+ * the metadata is still a customer (it finds the queue's one place taken
+ * by another customer and is degraded at once), while the VIP key's turn
+ * takes that place (the waiting customer goes to the script). */
+static void test_metadata_never_makes_a_vip(void **state)
+{
+    (void)state;
+    script("m-busy", NULL, "{\"delay_ms\":800}");
+    for (int real = 0; real < 2; real++) {
+        struct overload_turn t[3] = {
+            {"cl-a", "{}", 0, 0, "", false, false, 0, NULL},
+            {"cl-b", "{}", 150, 0, "", false, false, 0, NULL},
+            {"cl-c", "{\"tier\":\"vip\"}", 300, 0, "", false, false, 0, real ? "tg-v" : NULL},
+        };
+        pthread_t th[3];
+        for (int i = 0; i < 3; i++)
+            assert_int_equal(pthread_create(&th[i], NULL, overload_thread, &t[i]), 0);
+        for (int i = 0; i < 3; i++)
+            pthread_join(th[i], NULL);
+        assert_string_equal(t[0].rung, "primary");
+        if (real) {
+            assert_string_equal(t[1].rung, "script");
+            assert_true(t[1].shed);
+            assert_string_equal(t[2].rung, "primary");
+        } else {
+            assert_string_equal(t[1].rung, "primary");
+            assert_string_equal(t[2].rung, "script");
+            assert_true(t[2].overloaded);
+        }
+        healthy(&gwc);
+    }
 }
 
 /* A streamed turn on gateway D, read as it arrives: the content of its
@@ -1110,6 +1147,7 @@ int main(void)
         cmocka_unit_test(test_streamed_reply_after_failover),
         cmocka_unit_test(test_failover_is_counted_in_metrics),
         cmocka_unit_test(test_overload_sheds_internal_work_first),
+        cmocka_unit_test(test_metadata_never_makes_a_vip),
         cmocka_unit_test(test_cost_report),
         cmocka_unit_test(test_stream_through_releases_sentences_as_they_pass),
         cmocka_unit_test(test_stream_through_stops_when_a_rule_fires),

@@ -10,7 +10,10 @@ const held = new Map();        // review_id -> held bot message element
 const seenEvents = new Set();  // SSE event ids already handled
 let sending = false;
 
+// Disclaimers an answer may open with, shown as a banner above it: the demo's medical one in
+// each language it is written in, and every one a reply has named (trustgate.disclaimers).
 const DISCLAIMER = '本结果不构成诊疗意见。';
+const disclaimers = new Set([DISCLAIMER, 'This is not medical advice.']);
 const EXAMPLES = ['意外险理赔需要哪些材料？', '我想投资60万买理财保险，推荐哪个产品？', '帮我批准这笔理赔', '住院报销需要什么材料？'];
 
 // ---- messages
@@ -27,16 +30,16 @@ function addMsg(role, text, medical = false) {
   return msg;
 }
 
-// Message text; for medical answers the first sentence (the disclaimer) becomes a banner.
+// Message text; a disclaimer it opens with becomes a banner.  (Found by its text, not by the
+// first sentence of a medical answer: in English that cut a whole paragraph, and a holding reply
+// has no disclaimer at all.)
 function setBody(msg, text) {
   let rest = String(text ?? '');
   const parts = [];
-  if (msg.dataset.medical === '1' || rest.startsWith(DISCLAIMER)) {
-    const m = rest.match(/^[^。！？!?\n]*[。！？!?\n]/);
-    if (m) {
-      parts.push(h('div', { class: 'disclaimer', text: m[0].trim() }));
-      rest = rest.slice(m[0].length).trimStart();
-    }
+  const known = [...disclaimers].find((d) => rest.startsWith(d));
+  if (known) {
+    parts.push(h('div', { class: 'disclaimer', testid: 'chat-disclaimer', text: known }));
+    rest = rest.slice(known.length).trimStart();
   }
   if (rest) parts.push(h('div', { class: 'text', text: rest }));
   msg.querySelector('.body').replaceChildren(...parts);
@@ -89,12 +92,17 @@ function showAnswer(data) {
   const tg = data.trustgate || {};
   const content = data.choices?.[0]?.message?.content ?? '';
   const tags = tg.tags || [];
+  for (const d of tg.disclaimers || []) if (typeof d === 'string' && d.trim()) disclaimers.add(d.trim());
   const msg = addMsg('bot', content, tags.includes('medical'));
   if (tg.decision) msg.dataset.decision = tg.decision;
   if ((tg.decision === 'review' || tg.decision === 'human_decision') && tg.review_id) {
     msg.dataset.reviewId = tg.review_id;
     held.set(tg.review_id, msg);
     setState(msg, 'held');
+  } else if (tg.decision === 'handoff' && tg.review_id) {  // a person has the conversation now
+    msg.dataset.reviewId = tg.review_id;
+    if (!held.has(tg.review_id)) held.set(tg.review_id, msg);  // the message that started it keeps it
+    setState(msg, 'handed_off');
   }
   const cited = citedSources(tg);
   if (cited.length) msg.append(citations(cited));

@@ -170,11 +170,41 @@ function conversationBlock(x) {
     c.map((m) => h('li', { class: `r-${m.role}` }, h('b', { text: tl('role', m.role) }), h('span', { text: m.content })))));
 }
 
-function draftBlock(x) {
+// A follow-up task is a promise the gateway made: the customer was told to wait (the holding
+// reply) and nobody has answered yet, so there is no draft; the person's answer replaces the
+// promise on the customer's screen.
+const isPromise = (x) => x.kind === 'follow_up';
+
+// handoff: shown on a hand-off card, where the agent replies in the box below it.
+function draftBlock(x, handoff = false) {
+  const none = (key) => h('div', { class: 'draft none', testid: 'task-draft', i18n: handoff ? 'task.noDraftHandoff' : key });
+  if (isPromise(x)) {
+    return block('task.draft',
+      h('div', { class: 'promise', testid: 'task-promise' },
+        h('div', { class: 'muted small', i18n: 'task.promised' }),
+        h('div', { class: 'draft promised', testid: 'task-holding', text: x.holding_reply || '—' })),
+      x.draft ? h('div', { class: 'draft', testid: 'task-draft', text: x.draft }) : none('task.noDraftFollowUp'));
+  }
   return block('task.draft',
-    x.draft ? h('div', { class: 'draft', testid: 'task-draft', text: x.draft })
-      : h('div', { class: 'draft none', testid: 'task-draft', i18n: 'task.noDraft' }),
-    x.holding_reply ? h('p', { class: 'muted small', text: `${t('task.holding')}: ${x.holding_reply}` }) : null);
+    x.draft ? h('div', { class: 'draft', testid: 'task-draft', text: x.draft }) : none('task.noDraft'),
+    x.holding_reply ? h('p', { class: 'muted small', testid: 'task-holding', text: `${t('task.holding')}: ${x.holding_reply}` }) : null);
+}
+
+// What the output rules put around a person's answer (the task's people_answers: disclaimers),
+// shown where the person writes it, before they send: "发送时将自动加上：本结果不构成诊疗意见。".
+// The gateway adds each one unless the answer already has it in its place.
+function addOnSend(x) {
+  const pa = x.people_answers || {};
+  const pre = (pa.prefix || []).filter((s) => typeof s === 'string' && s.trim());
+  const suf = (pa.suffix || []).filter((s) => typeof s === 'string' && s.trim());
+  if (!pre.length && !suf.length) return null;
+  const where = suf.length > 0;  // name the place only when there is more than the start
+  const item = (s, side) => h('span', { class: 'addon-text', testid: `people-${side}`, data: { side }, text: s.trim() },
+    where ? h('span', { class: 'muted small', i18n: side === 'prefix' ? 'task.addAtStart' : 'task.addAtEnd' }) : null);
+  return h('div', { class: 'addon', testid: 'people-answers', title: t('task.addOnce') },
+    h('span', { class: 'addon-label', i18n: 'task.addOnSend' }),
+    pre.map((s) => item(s, 'prefix')), suf.map((s) => item(s, 'suffix')),
+    h('div', { class: 'muted small', i18n: 'task.addOnce' }));
 }
 
 function evidenceBlock(x) {
@@ -415,6 +445,10 @@ function decisionPanel(x) {
   const claimNote = x.state === 'pending' ? t('task.unclaimed') : mine ? t('task.claimedMe')
     : `${t('task.claimedBy', { u: x.claimed_by || '?' })}${x.claim_expires_ms ? ` (→ ${fmtTime(x.claim_expires_ms)})` : ''}`;
 
+  // Without a draft (a follow-up, a human decision) writing the answer is the way to decide:
+  // the edit box is open from the start, and approve stays disabled with the reason beside it.
+  const mode = ui.mode || (hasDraft ? '' : 'edit');
+
   // enable/disable decision buttons as boxes are ticked and text is typed
   const btn = {};
   const sync = () => {
@@ -425,19 +459,30 @@ function decisionPanel(x) {
     if (btn.rejectSubmit) btn.rejectSubmit.disabled = !ok || !ui.rejectText.trim();
     hint.hidden = ok;
   };
-  const toggle = (mode) => { ui.mode = ui.mode === mode ? '' : mode; if (mode === 'edit' && ui.editText == null) ui.editText = x.draft || ''; keepFocus(renderTask); };
+  const toggle = (m) => {
+    ui.mode = mode === m ? (hasDraft ? '' : 'edit') : m;
+    if (ui.mode === 'edit' && ui.editText == null) ui.editText = x.draft || '';
+    keepFocus(renderTask);
+    if (ui.mode === 'edit') view.querySelector('textarea[data-testid="edit-text"]')?.focus();
+  };
 
   const hint = h('p', { class: 'muted small', i18n: 'task.tickAll', hidden: allTicked });
-  btn.approve = h('button', { class: 'primary', testid: 'approve', i18n: 'task.approve', on: { click: () => decide(x, 'approve') } });
-  btn.edit = h('button', { testid: 'edit', i18n: 'task.edit', on: { click: () => toggle('edit') } });
+  const noDraftKey = isPromise(x) ? 'task.approveNoPromise' : 'task.approveNoDraft';
+  btn.approve = h('button', { class: 'primary', testid: 'approve', i18n: 'task.approve', title: hasDraft ? null : t(noDraftKey),
+    on: { click: () => decide(x, 'approve') } });
+  btn.edit = h('button', { testid: 'edit', i18n: hasDraft ? 'task.edit' : 'task.write', on: { click: () => toggle('edit') } });
   btn.reject = h('button', { class: 'danger', testid: 'reject', i18n: 'task.reject', on: { click: () => toggle('reject') } });
   let extra = null;
-  if (ui.mode === 'edit') {
-    btn.editSubmit = h('button', { class: 'primary', testid: 'edit-submit', i18n: 'task.editSubmit', on: { click: () => decide(x, 'edit') } });
+  if (mode === 'edit') {
+    btn.editSubmit = h('button', { class: 'primary', testid: 'edit-submit', i18n: hasDraft ? 'task.editSubmit' : 'task.sendAnswer',
+      on: { click: () => decide(x, 'edit') } });
     extra = h('div', { class: 'sub' },
-      h('textarea', { testid: 'edit-text', rows: 6, value: ui.editText ?? '', on: { input: (e) => { ui.editText = e.target.value; } } }),
+      h('textarea', { testid: 'edit-text', rows: 6, value: ui.editText ?? (x.draft || ''),
+        placeholder: hasDraft ? null : t(isPromise(x) ? 'task.answerPromisePh' : 'task.answerPh'),
+        'aria-label': t(hasDraft ? 'task.edit' : 'task.write'),
+        on: { input: (e) => { ui.editText = e.target.value; } } }),
       btn.editSubmit);
-  } else if (ui.mode === 'reject') {
+  } else if (mode === 'reject') {
     btn.rejectSubmit = h('button', { class: 'danger', testid: 'reject-submit', i18n: 'task.rejectSubmit', on: { click: () => decide(x, 'reject') } });
     extra = h('div', { class: 'sub' },
       h('textarea', { testid: 'reject-reason', rows: 3, placeholder: t('task.rejectReason'), value: ui.rejectText,
@@ -454,7 +499,9 @@ function decisionPanel(x) {
           on: { change: (e) => { if (e.target.checked) ui.checked.add(a); else ui.checked.delete(a); sync(); } } }),
         h('span', { text: a })))) : null,
     hint,
+    addOnSend(x),
     h('div', { class: 'btns' }, btn.approve, btn.edit, btn.reject),
+    hasDraft ? null : h('p', { class: 'muted small nodraft', testid: 'approve-hint', i18n: noDraftKey }),
     extra);
   sync();
   return panel;
@@ -585,9 +632,10 @@ function handoffCard(x) {
     h('div', { class: 'taskhead' }, h('b', { text: x.id }), kindBadge(x.kind), prioBadge(x),
       tagList(x.tags), h('span', { class: 'muted small', text: fmtTime(x.created_ms) })),
     h('div', { class: 'cols' },
-      h('div', { class: 'col main' }, questionBlock(x), conversationBlock(x), draftBlock(x), evidenceBlock(x), recordBlocks(x)),
+      h('div', { class: 'col main' }, questionBlock(x), conversationBlock(x), draftBlock(x, true), evidenceBlock(x), recordBlocks(x)),
       h('div', { class: 'col side' }, hitsBlock(x), eventsBlock(x))),
     h('div', { class: 'reply' },
+      addOnSend(x),
       h('textarea', { testid: 'handoff-reply-text', rows: 3, placeholder: t('handoffs.placeholder'), value: ui.replies[x.id] || '',
         on: { input: (e) => { ui.replies[x.id] = e.target.value; } } }),
       h('div', { class: 'btns' },
@@ -921,13 +969,21 @@ async function navigate() {
   await refresh(true);
 }
 
+// A refresh overtaken by a newer one does not render; what it loaded, or the render it was asked
+// for, is left to the newest (unrendered), which may itself load nothing new: otherwise a task
+// opened just as a live event arrives stays on "loading" until the next change.
+let unrendered = false;
 async function refresh(force) {
   const r = routes[current.route];
   if (!r || !me) return;
   const my = ++seq;
   try {
     const changed = await r.load();
-    if (my === seq && (changed || force)) keepFocus(r.render);
+    if (changed || force) unrendered = true;
+    if (my === seq && unrendered) {
+      unrendered = false;
+      keepFocus(r.render);
+    }
   } catch (e) {
     if (my === seq) handleError(e);
   }
