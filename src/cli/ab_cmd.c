@@ -40,7 +40,8 @@ static void usage(FILE *f)
                "the always-valid mSPRT p-value read look by look (alpha default 0.01; mixture\n"
                "scale --tau, default 0.02), the asymptotic confidence sequence, sample-ratio\n"
                "mismatch against --shares (default equal) and Benjamini-Hochberg across\n"
-               "variants.  Exit status 0 when read.\n");
+               "variants; every interval at level 1 - alpha, labelled.  --json prints one JSON\n"
+               "object on stdout and nothing else there.  Exit status 0 when read.\n");
 }
 
 /* `ab export EXP`: the rows of tg_experiment_rows as JSONL on stdout. */
@@ -126,16 +127,34 @@ static void print_report(const json_t *rep, const char *data, double alpha)
         if (tg_json_num(v, "first_significant_day", -1) >= 0)
             snprintf(when, sizeof(when), "  (significant from day %.0f)",
                      tg_json_num(v, "first_significant_day", -1));
-        printf("  %-12s n %-7.0f mean %.5f vs %.5f  diff %+.5f (%+.1f%%)  p %.4g  CI %+.5f..%+.5f\n"
+        printf("  %-12s n %-7.0f mean %.5f vs %.5f  diff %+.5f (%+.1f%%)  p %.4g  %g%% CI "
+               "%+.5f..%+.5f\n"
                "  %-12s always-valid p %.4g%s\n",
                tg_json_str(v, "variant", ""), tg_json_num(v, "n", 0), tg_json_num(v, "mean", 0),
-               base, diff, base ? diff / base * 100 : 0, tg_json_num(v, "p", 1),
+               base, diff, base ? diff / base * 100 : 0, tg_json_num(v, "p", 1), 100 * (1 - alpha),
                tg_json_num(v, "ci_low", 0), tg_json_num(v, "ci_high", 0), "",
                tg_json_num(v, "p_always_valid", 1), when);
     }
     printf("  Benjamini-Hochberg at %g: %lld of %zu variants significant\n", alpha,
            (long long)tg_json_int(rep, "bh_significant", 0),
            json_array_size(json_object_get(rep, "variants")));
+}
+
+/*
+ * One level throughout, 1 - alpha, said where each interval is: the
+ * fixed-horizon CI (two proportions and Welch both at 1 - alpha) and the
+ * confidence sequence around the difference.
+ */
+static void label_levels(json_t *rep, double alpha)
+{
+    size_t i;
+    json_t *v;
+    json_object_set_new(rep, "level", json_real(1 - alpha));
+    json_array_foreach(json_object_get(rep, "variants"), i, v)
+    {
+        json_object_set_new(v, "ci_level", json_real(1 - alpha));
+        json_object_set_new(v, "sequence_level", json_real(1 - alpha));
+    }
 }
 
 /* Per variant, the difference look by look inside its confidence sequence. */
@@ -148,8 +167,9 @@ static void write_html(const json_t *rep, const char *path)
     tg_eval_html_esc(&out, tg_json_str(rep, "metric", ""));
     tg_buf_puts(&out, "</h1><p>control ");
     tg_eval_html_esc(&out, tg_json_str(rep, "control", ""));
-    tg_buf_printf(&out, ", sample-ratio mismatch p %.4g, alpha %g</p>",
-                  tg_json_num(json_object_get(rep, "srm"), "p", 1), tg_json_num(rep, "alpha", 0));
+    tg_buf_printf(&out, ", sample-ratio mismatch p %.4g, alpha %g (intervals at %g %%)</p>",
+                  tg_json_num(json_object_get(rep, "srm"), "p", 1), tg_json_num(rep, "alpha", 0),
+                  100 * (1 - tg_json_num(rep, "alpha", 0)));
     size_t i;
     json_t *v;
     json_array_foreach(json_object_get(rep, "variants"), i, v)
@@ -157,8 +177,9 @@ static void write_html(const json_t *rep, const char *path)
         char title[200];
         snprintf(title, sizeof(title),
                  "%s: difference from the control look by look, in points, inside its "
-                 "confidence sequence (always-valid p %.3g)",
-                 tg_json_str(v, "variant", ""), tg_json_num(v, "p_always_valid", 1));
+                 "%g %% confidence sequence (always-valid p %.3g)",
+                 tg_json_str(v, "variant", ""), 100 * tg_json_num(v, "sequence_level", 0),
+                 tg_json_num(v, "p_always_valid", 1));
         tg_experiment_html_sequence(&out, title, json_object_get(v, "days"));
     }
     tg_buf_puts(&out, "</body></html>\n");
@@ -281,11 +302,14 @@ int tg_cli_ab(int argc, char **argv)
         fprintf(stderr, "trustgate ab: %s: %s\n", data, err);
         return 1;
     }
-    print_report(rep, data, alpha);
+    label_levels(rep, alpha);
     if (as_json) {
+        /* stdout carries the JSON alone, so that it parses */
         char *s = json_dumps(rep, JSON_INDENT(2));
         printf("%s\n", s ? s : "{}");
         free(s);
+    } else {
+        print_report(rep, data, alpha);
     }
     if (html)
         write_html(rep, html);

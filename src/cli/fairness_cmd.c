@@ -6,13 +6,15 @@
  *
  * Columns are numbered from 0; fields are trimmed; lines with too few fields
  * (a trailing blank line) are skipped.  With --limit the command also
- * applies the release gate and exits 1 when it closes.
+ * applies the release gate (tg_fairness_gate) and exits 1 when it closes;
+ * with --json stdout carries one JSON object and nothing else.
  */
 #include "cli/cli.h"
 
 #include "eval/fairness.h"
 
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,15 +22,21 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: trustgate fairness report --data FILE --attribute COL --pred COL=VALUE\n"
-               "       [--truth COL=VALUE] [--sep C] [--bootstrap N] [--limit X] [--min-group N]\n"
-               "       [--json]\n\n"
+               "       [--truth COL=VALUE] [--sep C] [--limit X] [--min-group N] [--alpha A]\n"
+               "       [--bootstrap N] [--json]\n\n"
                "Selection rate per group of the sensitive attribute, demographic parity\n"
-               "difference and ratio, equalized odds difference (with --truth), the smallest\n"
-               "group and a 95%% bootstrap interval of the parity difference.  A row is selected\n"
-               "when its --pred column equals VALUE (and truly positive when its --truth column\n"
-               "does).  Columns count from 0; --sep is the field separator (default ','; 's' for\n"
-               "runs of spaces).  --limit X: exit 1 when the parity difference exceeds X with its\n"
-               "interval clear of X and every group has --min-group rows (default 30).\n");
+               "difference and ratio, equalized odds difference (with --truth; a rate without\n"
+               "positives or negatives is undefined), the smallest group, and the gate's test\n"
+               "over the groups of at least --min-group rows (default 30; smaller ones are\n"
+               "shown, not tested): Pearson's chi-square test of homogeneity and a simultaneous\n"
+               "1-A interval of the gap (Newcombe's pairwise intervals, Bonferroni; --alpha\n"
+               "default 0.05).  --bootstrap N: Monte-Carlo tables for the chi-square p-value\n"
+               "when an expected count is below 5 (default 1000; 0: the chi-square law).\n"
+               "A row is selected when its --pred column equals VALUE (and truly positive when\n"
+               "its --truth column does).  Columns count from 0; --sep is the field separator\n"
+               "(default ','; 's' for runs of spaces).  --limit X: exit 1 when the test proves\n"
+               "the gap above X (p < A and the interval's low end above X).  --json prints\n"
+               "one JSON object on stdout and nothing else there.\n");
 }
 
 /* Split line into at most max trimmed fields (in place). */
@@ -72,22 +80,94 @@ static bool col_value(const char *arg, long *col, const char **value)
     return *col >= 0;
 }
 
+/* A number, or null where it is undefined (NAN): never a made-up 0. */
+static json_t *num_or_null(double x)
+{
+    return isnan(x) ? json_null() : json_real(x);
+}
+
+/* The report as one JSON object on stdout, nothing else. */
+static void print_json(const struct tg_fair_report *r, size_t n, size_t skipped, double limit,
+                       bool closed)
+{
+    const struct tg_fair_test *t = &r->test;
+    json_t *gs = json_array();
+    for (size_t g = 0; g < r->n_groups; g++) {
+        const struct tg_fair_group *G = &r->groups[g];
+        json_array_append_new(
+            gs, json_pack("{s:s, s:I, s:I, s:f, s:o?, s:o?, s:b}", "group", G->name, "n",
+                          (json_int_t)G->n, "selected", (json_int_t)G->selected, "selection_rate",
+                          G->rate, "tpr", r->has_truth ? num_or_null(G->tpr) : NULL, "fpr",
+                          r->has_truth ? num_or_null(G->fpr) : NULL, "tested", G->tested));
+    }
+    json_t *test =
+        json_pack("{s:f, s:I, s:I, s:I, s:o, s:f, s:f, s:f, s:I, s:{s:f, s:o, s:o}}", "alpha",
+                  t->alpha, "min_group", (json_int_t)t->min_group, "groups", (json_int_t)t->groups,
+                  "pairs", (json_int_t)t->pairs, "gap", num_or_null(t->gap), "chi2", t->chi2, "df",
+                  t->df, "p", t->p, "resamples", (json_int_t)t->resamples, "gap_interval", "level",
+                  1 - t->alpha, "low", num_or_null(t->low), "high", num_or_null(t->high));
+    json_t *o = json_pack(
+        "{s:I, s:I, s:o, s:o, s:o, s:o, s:I, s:o, s:o}", "rows", (json_int_t)n, "skipped",
+        (json_int_t)skipped, "groups", gs, "demographic_parity_difference", num_or_null(r->dpd),
+        "demographic_parity_ratio", num_or_null(r->dpr), "equalized_odds_difference",
+        num_or_null(r->eod), "min_group", (json_int_t)r->min_group, "test", test, "gate",
+        limit >= 0 ? json_pack("{s:f, s:b}", "limit", limit, "closed", closed) : json_null());
+    char *s = o ? json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) : NULL;
+    printf("%s\n", s ? s : "{}");
+    free(s);
+    json_decref(o);
+}
+
+/* x with digits decimals into buf, or "undefined" (NAN). */
+static const char *fmt(char *buf, size_t len, int digits, double x)
+{
+    if (isnan(x))
+        snprintf(buf, len, "undefined");
+    else
+        snprintf(buf, len, "%.*f", digits, x);
+    return buf;
+}
+
+static void print_text(const struct tg_fair_report *r, size_t n, const char *data, long attr)
+{
+    char a[32], b[32];
+    const struct tg_fair_test *t = &r->test;
+    printf("fairness of %zu decisions in %s (attribute column %ld)\n", n, data, attr);
+    for (size_t g = 0; g < r->n_groups; g++) {
+        const struct tg_fair_group *G = &r->groups[g];
+        printf("  %-24s n %7zu  selected %7zu  rate %.6f", G->name, G->n, G->selected, G->rate);
+        if (r->has_truth)
+            printf("  TPR %s  FPR %s", fmt(a, sizeof(a), 4, G->tpr), fmt(b, sizeof(b), 4, G->fpr));
+        printf("%s\n", G->tested ? "" : "  (under min-group: not tested)");
+    }
+    printf("  demographic parity difference %s, ratio %s\n", fmt(a, sizeof(a), 6, r->dpd),
+           fmt(b, sizeof(b), 6, r->dpr));
+    if (r->has_truth)
+        printf("  equalized odds difference     %s\n", fmt(a, sizeof(a), 6, r->eod));
+    printf("  smallest group                %zu\n", r->min_group);
+    if (t->groups < 2) {
+        printf("  test: fewer than two groups of at least %zu rows, nothing to test\n",
+               t->min_group);
+        return;
+    }
+    printf("  test over %zu groups: gap %.6f, %g%% simultaneous interval %.6f to %.6f\n"
+           "        homogeneity chi-square %.4f, df %.0f, p %.4g%s\n",
+           t->groups, t->gap, 100 * (1 - t->alpha), t->low, t->high, t->chi2, t->df, t->p,
+           t->resamples ? " (Monte-Carlo)" : "");
+}
+
 int tg_cli_fairness(int argc, char **argv)
 {
-    static const struct option opts[] = {{"data", required_argument, NULL, 'd'},
-                                         {"attribute", required_argument, NULL, 'a'},
-                                         {"pred", required_argument, NULL, 'p'},
-                                         {"truth", required_argument, NULL, 't'},
-                                         {"sep", required_argument, NULL, 's'},
-                                         {"bootstrap", required_argument, NULL, 'b'},
-                                         {"limit", required_argument, NULL, 'l'},
-                                         {"min-group", required_argument, NULL, 'm'},
-                                         {"json", no_argument, NULL, 'j'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"data", required_argument, NULL, 'd'},  {"attribute", required_argument, NULL, 'a'},
+        {"pred", required_argument, NULL, 'p'},  {"truth", required_argument, NULL, 't'},
+        {"sep", required_argument, NULL, 's'},   {"bootstrap", required_argument, NULL, 'b'},
+        {"limit", required_argument, NULL, 'l'}, {"min-group", required_argument, NULL, 'm'},
+        {"alpha", required_argument, NULL, 'A'}, {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
     const char *data = NULL, *pred_arg = NULL, *truth_arg = NULL, *pv = NULL, *tv = NULL;
     long attr = -1, pcol = -1, tcol = -1, boot = 1000, min_group = 30;
-    double limit = -1;
+    double limit = -1, alpha = TG_FAIR_ALPHA;
     char sep = ',';
     bool as_json = false;
     int c;
@@ -96,7 +176,7 @@ int tg_cli_fairness(int argc, char **argv)
         return argc >= 2 && tg_cli_wants_help(argc, argv) ? 0 : 2;
     }
     optind = 1;
-    while ((c = getopt_long(argc - 1, argv + 1, "d:a:p:t:s:b:l:m:jh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc - 1, argv + 1, "d:a:p:t:s:b:l:m:A:jh", opts, NULL)) != -1) {
         switch (c) {
         case 'd':
             data = optarg;
@@ -122,6 +202,9 @@ int tg_cli_fairness(int argc, char **argv)
         case 'm':
             min_group = strtol(optarg, NULL, 10);
             break;
+        case 'A':
+            alpha = strtod(optarg, NULL);
+            break;
         case 'j':
             as_json = true;
             break;
@@ -134,7 +217,8 @@ int tg_cli_fairness(int argc, char **argv)
         }
     }
     if (!data || attr < 0 || !pred_arg || !col_value(pred_arg, &pcol, &pv) ||
-        (truth_arg && !col_value(truth_arg, &tcol, &tv)) || boot < 0 || boot > 100000) {
+        (truth_arg && !col_value(truth_arg, &tcol, &tv)) || boot < 0 || boot > 100000 ||
+        min_group < 0 || !(alpha > 0 && alpha < 1)) {
         usage(stderr);
         return 2;
     }
@@ -177,51 +261,27 @@ int tg_cli_fairness(int argc, char **argv)
     free(line);
     fclose(f);
     struct tg_fair_report *r = tg_calloc(1, sizeof(*r));
-    int rc = r ? tg_fairness_compute((const char *const *)groups, pred, tcol >= 0 ? truth : NULL, n,
-                                     (size_t)boot, 42, r)
-               : TG_E_NOMEM;
+    int rc =
+        r ? tg_fairness_compute((const char *const *)groups, pred, tcol >= 0 ? truth : NULL, n, r)
+          : TG_E_NOMEM;
     if (rc) {
         fprintf(stderr, "trustgate fairness: %s\n",
                 rc == TG_E_TOOBIG ? "more than 64 groups" : tg_err_str(rc));
-    } else if (as_json) {
-        json_t *gs = json_array();
-        for (size_t g = 0; g < r->n_groups; g++) {
-            const struct tg_fair_group *G = &r->groups[g];
-            json_array_append_new(gs, json_pack("{s:s, s:I, s:I, s:f, s:o?, s:o?}", "group",
-                                                G->name, "n", (json_int_t)G->n, "selected",
-                                                (json_int_t)G->selected, "selection_rate", G->rate,
-                                                "tpr", r->has_truth ? json_real(G->tpr) : NULL,
-                                                "fpr", r->has_truth ? json_real(G->fpr) : NULL));
-        }
-        json_t *o =
-            json_pack("{s:I, s:I, s:o, s:f, s:f, s:o, s:I, s:[f, f]}", "rows", (json_int_t)n,
-                      "skipped", (json_int_t)skipped, "groups", gs, "demographic_parity_difference",
-                      r->dpd, "demographic_parity_ratio", r->dpr, "equalized_odds_difference",
-                      r->has_truth ? json_real(r->eod) : json_null(), "min_group",
-                      (json_int_t)r->min_group, "dpd_ci95", r->ci_low, r->ci_high);
-        char *s = o ? json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) : NULL;
-        printf("%s\n", s ? s : "{}");
-        free(s);
-        json_decref(o);
     } else {
-        printf("fairness of %zu decisions in %s (attribute column %ld)\n", n, data, attr);
-        for (size_t g = 0; g < r->n_groups; g++) {
-            const struct tg_fair_group *G = &r->groups[g];
-            printf("  %-24s n %7zu  selected %7zu  rate %.6f", G->name, G->n, G->selected, G->rate);
-            if (r->has_truth)
-                printf("  TPR %.4f  FPR %.4f", G->tpr, G->fpr);
-            printf("\n");
-        }
-        printf("  demographic parity difference %.6f (95%% bootstrap %.6f to %.6f), ratio %.6f\n",
-               r->dpd, r->ci_low, r->ci_high, r->dpr);
-        if (r->has_truth)
-            printf("  equalized odds difference     %.6f\n", r->eod);
-        printf("  smallest group                %zu\n", r->min_group);
-    }
-    if (!rc) {
+        tg_fairness_test(r, (size_t)min_group, alpha, (size_t)boot, 42);
+        bool closed = limit >= 0 && tg_fairness_gate(r, limit);
+        if (as_json)
+            print_json(r, n, skipped, limit, closed);
+        else
+            print_text(r, n, data, attr);
         status = 0;
-        if (limit >= 0 && tg_fairness_gate(r, limit, (size_t)min_group)) {
-            printf("  GATE CLOSED: parity difference %.4f above the limit %.4f\n", r->dpd, limit);
+        if (closed) {
+            /* with --json, stdout carries the JSON alone */
+            fprintf(as_json ? stderr : stdout,
+                    "  GATE CLOSED: the parity gap %.4f is above the limit %.4f with %g%% "
+                    "confidence (interval %.4f to %.4f, homogeneity p %.3g)\n",
+                    r->test.gap, limit, 100 * (1 - r->test.alpha), r->test.low, r->test.high,
+                    r->test.p);
             status = 1;
         }
     }

@@ -7,26 +7,28 @@
  *                           policy includes, knowledge base, glossary, intents) and its answering
  *                           settings (backends, route, ladder), hashed together
  *   start-experiment NAME   mark it as under experiment on --share of traffic
- *   promote NAME            make it the release in force; refused while a gate fails: releases
- *                           frozen (fairness), the fairness gate closed on the turns the release
- *                           answered as an experiment, FAR below eval.far.min in --far-report
- *                           (the JSON of `eval far`), sample-ratio mismatch in --srm
- *                           OBSERVED/SHARE,...
+ *   promote NAME            make it the release in force, through the running server (--url)
+ *                           with a supervisor's token: the server computes every gate from its
+ *                           store (tg_release_gates: the release's own experiment traffic, FAR,
+ *                           the monitor's criterion, the split, fairness, the freeze) and refuses
+ *                           while one is closed; --override REASON promotes a release that never
+ *                           ran as an experiment
  *   rollback NAME           take a promoted release back; the one before it is in force again
- *   freeze / unfreeze       stop and resume promotions; unfreezing takes a supervisor and a reason
+ *   freeze / unfreeze       stop and resume promotions: a supervisor, through the server
  *   list / show NAME        the registry
  *   export NAME --to DIR    the release's files as proposed (kept in the store by content)
  *
- * Releases live in the store of the data directory (blobs release/NAME/VERSION
- * and release-state), written while no server holds it, like `review decide`
- * on a stopped deployment.
+ * Acts a person must authorize (promote, freeze, unfreeze) are made by the
+ * server in the name its token proves, never by a name typed here: on a
+ * stopped deployment's store they are refused, pointing at --url.  The
+ * other transitions live in the store of the data directory (blobs
+ * release/NAME/VERSION and release-state), written while no server holds
+ * it, like `review decide` on a stopped deployment.
  */
 #include "cli/cli.h"
 
 #include "audit/audit.h"
 #include "eval/eval.h"
-#include "eval/fairness.h"
-#include "eval/stats.h"
 #include "store/store.h"
 
 #include <getopt.h>
@@ -41,20 +43,24 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: trustgate release propose NAME -c FILE --by WHO --why TEXT\n"
             "       trustgate release start-experiment NAME -c FILE --share X --by WHO --why TEXT\n"
-            "       trustgate release promote NAME -c FILE --by WHO --why TEXT\n"
-            "                         [--far-report FILE] [--srm N1/S1,N2/S2,...]\n"
+            "       trustgate release promote NAME --url URL [--token TOKEN] --why TEXT\n"
+            "                                      [--override REASON]\n"
+            "       trustgate release freeze|unfreeze --url URL [--token TOKEN] --why TEXT\n"
             "       trustgate release rollback NAME -c FILE --by WHO --why TEXT\n"
-            "       trustgate release freeze|unfreeze -c FILE --by WHO --why TEXT\n"
             "       trustgate release list|show [NAME] -c FILE [--json]\n"
             "       trustgate release export NAME -c FILE --to DIR [--version N]\n\n"
             "A release is a named, versioned snapshot of what answers customers, with its\n"
-            "content hash; every transition is an audit leaf with who and why.  Promotion is\n"
-            "refused while any gate fails, naming it: releases frozen, the fairness gate\n"
-            "closed on the traffic the release answered, FAR in --far-report\n"
-            "below eval.far.min, sample-ratio mismatch (p < 0.001) in --srm.  Unfreezing\n"
-            "takes a supervisor from the config's users.  A release keeps its files in the\n"
-            "store; export writes them out (checked against the release's hash) to serve\n"
-            "them, e.g. after a rollback.  --data DIR overrides the store.\n");
+            "content hash; every transition is an audit leaf with who and why.  Promoting,\n"
+            "freezing and unfreezing are a supervisor's acts, made by the running server\n"
+            "(--url) in the name of the token (--token or $TRUSTGATE_TOKEN), with a reason of\n"
+            "at least 10 characters.  The server computes every gate from its store and names\n"
+            "each one closed: the release must have run as an experiment (or a supervisor\n"
+            "overrides with --override REASON), releases not frozen, FAR of its judged turns\n"
+            "at least eval.far.min, the monitor's criterion not met on its days, no\n"
+            "sample-ratio mismatch in its experiment's customers, the fairness gate open on\n"
+            "its traffic.  A release keeps its files in the store; export writes them out\n"
+            "(checked against the release's hash) to serve them, e.g. after a rollback.\n"
+            "--data DIR overrides the store.\n");
 }
 
 /* ------------------------------------------------------------ registry */
@@ -75,14 +81,10 @@ static json_t *all_releases(struct ctx *x)
     return v;
 }
 
+/* Queue a release record and commit it. */
 static int save(struct ctx *x, json_t *rel)
 {
-    char key[512];
-    snprintf(key, sizeof(key), "release/%s/%08lld", tg_json_str(rel, "name", ""),
-             (long long)tg_json_int(rel, "version", 0));
-    char *s = json_dumps(rel, JSON_COMPACT);
-    int rc = s ? tg_store_blob_put(x->st, key, s, strlen(s)) : TG_E_NOMEM;
-    free(s);
+    int rc = tg_release_save(x->st, rel);
     return rc ? rc : tg_store_flush(x->st);
 }
 
@@ -95,129 +97,65 @@ static json_t *state(struct ctx *x)
 static int record(struct ctx *x, const char *action, const json_t *rel, const char *by,
                   const char *why)
 {
-    json_t *leaf = json_pack("{s:s, s:s, s:s?, s:I, s:s?, s:s, s:s, s:I}", "kind", "release",
-                             "action", action, "name", rel ? tg_json_str(rel, "name", NULL) : NULL,
-                             "version", (json_int_t)(rel ? tg_json_int(rel, "version", 0) : 0),
-                             "hash", rel ? tg_json_str(rel, "hash", NULL) : NULL, "by", by, "why",
-                             why, "at", (json_int_t)tg_clock_wall_ms());
-    int rc = leaf ? tg_audit_append_json(x->audit, leaf, NULL) : TG_E_NOMEM;
-    json_decref(leaf);
-    return rc;
+    return tg_release_record(x->audit, action, rel, by, why, NULL);
 }
 
 static void event(json_t *rel, const char *action, const char *by, const char *why)
 {
-    json_t *h = json_object_get(rel, "history");
-    if (!json_is_array(h))
-        json_object_set_new(rel, "history", h = json_array());
-    json_array_append_new(h, json_pack("{s:s, s:s, s:s, s:I}", "action", action, "by", by, "why",
-                                       why, "at", (json_int_t)tg_clock_wall_ms()));
+    tg_release_event(rel, action, by, why);
 }
 
-static const char *role_of(const struct tg_config *cfg, const char *who)
+/* ------------------------------------------------------------ through the server */
+
+/*
+ * An act a person authorizes, made by the server at base in the name of
+ * token: promote (name), freeze or unfreeze.  Prints the outcome and every
+ * gate; 0 when done, 1 when refused or unreachable.
+ */
+static int remote(const char *base, const char *token, const char *cmd, const char *name,
+                  const char *why, const char *override)
 {
+    char path[512];
+    long status = 0;
+    struct tg_buf out;
+    bool promoting = !strcmp(cmd, "promote");
+    json_t *body = json_pack("{s:s}", "why", why), *res = NULL;
+    if (body && override)
+        json_object_set_new(body, "override", json_string(override));
+    char *js = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    int rc = 1;
+    if (promoting)
+        snprintf(path, sizeof(path), "/v1/releases/%s/promote", name);
+    else
+        snprintf(path, sizeof(path), "/v1/releases/%s", cmd);
+    tg_buf_init(&out, 16u << 20);
+    if (js && !tg_cli_http(base, token, "POST", path, js, &out, &status, "release"))
+        res = json_loadb(out.data ? out.data : "", out.len, 0, NULL);
+    const json_t *ev = json_object_get(res, "evidence"), *g;
     size_t i;
-    json_t *u;
-    json_array_foreach(json_object_get(cfg->root, "users"), i, u)
-    {
-        if (!strcmp(tg_json_str(u, "name", ""), who))
-            return tg_json_str(u, "role", "reviewer");
+    if (!res) {
+        if (js && status)
+            fprintf(stderr, "trustgate release: %s%s answered %ld, not JSON\n", base, path, status);
+    } else if (status >= 400) {
+        printf("%s%s refused (%ld): %s\n", promoting ? "promotion of " : cmd, promoting ? name : "",
+               status, tg_json_str(json_object_get(res, "error"), "message", "?"));
+    } else if (promoting) {
+        printf("%s: promoted\n", tg_json_str(ev, "release", name));
+        rc = 0;
+    } else {
+        printf("releases %s by %s: %s\n",
+               tg_json_bool(res, "frozen", false) ? "frozen" : "unfrozen",
+               tg_json_str(res, "by", "?"), tg_json_str(res, "why", ""));
+        rc = 0;
     }
-    return NULL;
-}
-
-/* The gates a promotion must pass; the reasons it fails in why (empty: open). */
-/* The live fairness gate on the traffic the candidate answered as an experiment. */
-static void fairness_gate(struct ctx *x, const json_t *rel, char *why, size_t len)
-{
-    const json_t *fc = json_object_get(x->cfg->root, "fairness");
-    if (!json_array_size(json_object_get(fc, "attributes")))
-        return;
-    char name[200], detail[300], dir[4096], keypath[4200];
-    uint8_t key[32];
-    int64_t window = 30 * 86400000LL;
-    const json_t *w = json_object_get(fc, "window");
-    if (json_is_string(w))
-        tg_parse_duration_ms(json_string_value(w), &window);
-    snprintf(name, sizeof(name), "%s@%lld", tg_json_str(rel, "name", ""),
-             (long long)tg_json_int(rel, "version", 0));
-    /* the deployment's pseudonym key names the configured groups (optional) */
-    tg_cli_data_dir(x->cfg, x->data, dir, sizeof(dir));
-    snprintf(keypath, sizeof(keypath), "%s/pseudonym.key", dir);
-    FILE *kf = fopen(keypath, "rb");
-    bool have_key = kf && fread(key, 1, sizeof(key), kf) == sizeof(key);
-    if (kf)
-        fclose(kf);
-    struct tg_fair_live in = {
-        .cfg = fc,
-        .key = have_key ? key : NULL,
-        .keylen = sizeof(key),
-        .since_ms = tg_clock_wall_ms() - window,
-        .release = name,
-        .limit = json_is_number(json_object_get(fc, "limit"))
-                     ? json_number_value(json_object_get(fc, "limit"))
-                     : 0.05,
-        .min_group = (size_t)tg_json_int(fc, "min_group", 30),
-        .bootstrap = (size_t)tg_json_int(fc, "bootstrap", 1000),
-    };
-    json_t *res = tg_fairness_live(x->st, &in);
-    if (!res)
-        snprintf(why + strlen(why), len - strlen(why), "the audit log is unreadable; ");
-    else if (tg_fairness_live_closed(res, detail, sizeof(detail)))
-        snprintf(why + strlen(why), len - strlen(why),
-                 "fairness gate closed on the traffic %s answered: %s above %.3f; ", name, detail,
-                 in.limit);
+    json_array_foreach(json_object_get(ev, "gates"), i, g)
+        printf("  %-10s %-6s %s\n", tg_json_str(g, "gate", ""),
+               tg_json_bool(g, "open", false) ? "open" : "CLOSED", tg_json_str(g, "detail", ""));
     json_decref(res);
-}
-
-static void gates(struct ctx *x, const json_t *rel, const char *far_report, const char *srm,
-                  char *why, size_t len)
-{
-    why[0] = '\0';
-    fairness_gate(x, rel, why, len);
-    json_t *s = state(x);
-    if (tg_json_bool(s, "frozen", false))
-        snprintf(why + strlen(why), len - strlen(why), "releases are frozen (%s); ",
-                 tg_json_str(s, "why", "no reason recorded"));
-    json_decref(s);
-    const json_t *min =
-        json_object_get(json_object_get(json_object_get(x->cfg->root, "eval"), "far"), "min");
-    if (far_report) {
-        json_t *r = json_load_file(far_report, 0, NULL);
-        double far = tg_json_num(r, "far", -1);
-        if (!r)
-            snprintf(why + strlen(why), len - strlen(why), "the FAR report %s is unreadable; ",
-                     far_report);
-        else if (json_is_number(min) && far < json_number_value(min))
-            snprintf(why + strlen(why), len - strlen(why),
-                     "FAR %.1f%% is below the minimum %.1f%%; ", far * 100,
-                     json_number_value(min) * 100);
-        json_decref(r);
-    } else if (json_is_number(min)) {
-        snprintf(why + strlen(why), len - strlen(why),
-                 "no FAR report (--far-report, the JSON of `trustgate eval far`); ");
-    }
-    if (srm) {
-        double obs[16], share[16];
-        size_t k = 0;
-        char buf[512];
-        tg_strlcpy(buf, srm, sizeof(buf));
-        char *save = NULL;
-        for (char *t = strtok_r(buf, ",", &save); t && k < 16; t = strtok_r(NULL, ",", &save)) {
-            char *slash = strchr(t, '/');
-            if (!slash)
-                break;
-            obs[k] = strtod(t, NULL);
-            share[k++] = strtod(slash + 1, NULL);
-        }
-        double chi2, p = tg_stats_srm(obs, share, k, &chi2);
-        if (k < 2)
-            snprintf(why + strlen(why), len - strlen(why), "--srm needs N/SHARE for each arm; ");
-        else if (p < 0.001)
-            snprintf(why + strlen(why), len - strlen(why),
-                     "sample-ratio mismatch (chi-square %.2f, p %.2g): the split is broken; ", chi2,
-                     p);
-    }
+    json_decref(body);
+    free(js);
+    tg_buf_free(&out);
+    return rc;
 }
 
 /* Propose keeps every file of the release in the store, by content. */
@@ -235,7 +173,7 @@ static void keep_file(void *arg, const char *name, const char *sha, const void *
 }
 
 static int transition(struct ctx *x, const char *cmd, const char *name, const char *by,
-                      const char *why, double share, const char *far_report, const char *srm)
+                      const char *why, double share)
 {
     if (!strcmp(cmd, "propose")) {
         char hash[2 * TG_SHA256_LEN + 1];
@@ -268,19 +206,6 @@ static int transition(struct ctx *x, const char *cmd, const char *name, const ch
         json_decref(rel);
         return rc ? 1 : 0;
     }
-    if (!strcmp(cmd, "freeze") || !strcmp(cmd, "unfreeze")) {
-        bool freeze = !strcmp(cmd, "freeze");
-        const char *role = role_of(x->cfg, by);
-        if (!freeze && (!role || strcmp(role, "supervisor") != 0)) {
-            fprintf(stderr, "trustgate release: unfreezing takes a supervisor; %s is %s\n", by,
-                    role ? role : "not a configured user");
-            return 1;
-        }
-        int rc = tg_release_set_frozen(x->st, x->audit, freeze, by, why);
-        if (!rc)
-            printf("releases %s by %s: %s\n", freeze ? "frozen" : "unfrozen", by, why);
-        return rc ? 1 : 0;
-    }
     json_t *rel = tg_release_latest(x->st, name);
     if (!rel) {
         fprintf(stderr, "trustgate release: no release named %s\n", name);
@@ -298,33 +223,6 @@ static int transition(struct ctx *x, const char *cmd, const char *name, const ch
         } else {
             json_object_set_new(rel, "state", json_string("experiment"));
             json_object_set_new(rel, "share", json_real(share));
-        }
-    } else if (!strcmp(cmd, "promote")) {
-        char reasons[1024];
-        gates(x, rel, far_report, srm, reasons, sizeof(reasons));
-        if (strcmp(st, "proposed") != 0 && strcmp(st, "experiment") != 0) {
-            fprintf(stderr, "trustgate release: %s is %s, not a candidate\n", name, st);
-            rc = 1;
-        } else if (reasons[0]) {
-            printf("promotion of %s refused: %s\n", name, reasons);
-            /* a refusal is a decision too: recorded with its reasons */
-            record(x, "promote_refused", rel, by, reasons);
-            rc = 1;
-        } else {
-            /* the release in force steps aside */
-            json_t *all = all_releases(x);
-            size_t i;
-            json_t *r;
-            json_array_foreach(all, i, r)
-            {
-                if (!strcmp(tg_json_str(r, "state", ""), "promoted")) {
-                    json_object_set_new(r, "state", json_string("superseded"));
-                    event(r, "superseded", by, why);
-                    save(x, r);
-                }
-            }
-            json_decref(all);
-            json_object_set_new(rel, "state", json_string("promoted"));
         }
     } else if (!strcmp(cmd, "rollback")) {
         if (strcmp(st, "promoted") != 0) {
@@ -447,18 +345,26 @@ static int export_release(struct ctx *x, const char *name, long long version, co
 
 int tg_cli_release(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"data", required_argument, NULL, 'd'},
-        {"by", required_argument, NULL, 'b'},     {"why", required_argument, NULL, 'w'},
-        {"share", required_argument, NULL, 's'},  {"far-report", required_argument, NULL, 'f'},
-        {"srm", required_argument, NULL, 'r'},    {"json", no_argument, NULL, 'j'},
-        {"to", required_argument, NULL, 't'},     {"version", required_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
-    const char *cfg_path = NULL, *data = NULL, *by = NULL, *why = NULL, *far = NULL, *srm = NULL;
-    const char *to = NULL;
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"data", required_argument, NULL, 'd'},
+                                         {"by", required_argument, NULL, 'b'},
+                                         {"why", required_argument, NULL, 'w'},
+                                         {"share", required_argument, NULL, 's'},
+                                         {"far-report", required_argument, NULL, 'f'},
+                                         {"srm", required_argument, NULL, 'r'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"to", required_argument, NULL, 't'},
+                                         {"version", required_argument, NULL, 'v'},
+                                         {"url", required_argument, NULL, 'u'},
+                                         {"token", required_argument, NULL, 'k'},
+                                         {"override", required_argument, NULL, 'o'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *cfg_path = NULL, *data = NULL, *by = NULL, *why = NULL, *to = NULL;
+    const char *url = NULL, *token = getenv("TRUSTGATE_TOKEN"), *override = NULL;
     int64_t version = 0;
     double share = 0;
-    bool as_json = false;
+    bool as_json = false, typed_evidence = false;
     int c;
     if (argc < 2 || tg_cli_wants_help(argc, argv)) {
         usage(argc < 2 ? stderr : stdout);
@@ -466,7 +372,7 @@ int tg_cli_release(int argc, char **argv)
     }
     const char *cmd = argv[1];
     optind = 1;
-    while ((c = getopt_long(argc - 1, argv + 1, "c:d:b:w:s:f:r:jt:v:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc - 1, argv + 1, "c:d:b:w:s:f:r:jt:v:u:k:o:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             cfg_path = optarg;
@@ -484,16 +390,23 @@ int tg_cli_release(int argc, char **argv)
             share = strtod(optarg, NULL);
             break;
         case 'f':
-            far = optarg;
-            break;
         case 'r':
-            srm = optarg;
+            typed_evidence = true;
             break;
         case 'j':
             as_json = true;
             break;
         case 't':
             to = optarg;
+            break;
+        case 'u':
+            url = optarg;
+            break;
+        case 'k':
+            token = optarg;
+            break;
+        case 'o':
+            override = optarg;
             break;
         case 'v':
             if (tg_parse_i64(optarg, &version) || version < 1) {
@@ -514,7 +427,37 @@ int tg_cli_release(int argc, char **argv)
     }
     bool reading = !strcmp(cmd, "list") || !strcmp(cmd, "show") || exporting;
     bool global = !strcmp(cmd, "freeze") || !strcmp(cmd, "unfreeze");
-    if (!cfg_path || (!reading && (!by || !why || !why[0])) || (!reading && !global && !name)) {
+    bool authorized = global || !strcmp(cmd, "promote");
+    if (typed_evidence) {
+        fprintf(stderr, "trustgate release: --far-report and --srm are no longer taken: the server "
+                        "computes every gate from its store\n");
+        return 2;
+    }
+    if (authorized && !url) {
+        /* a name typed here proves nothing: the server acts in the name its token proves */
+        fprintf(stderr,
+                "trustgate release: %s is a supervisor's act, made by the running server in the "
+                "name of their token: trustgate release %s%s%s --url URL --token TOKEN --why "
+                "TEXT%s; it is never written to a stopped deployment's store\n",
+                cmd, cmd, name ? " " : "", name ? name : "",
+                !strcmp(cmd, "promote") ? " [--override REASON]" : "");
+        return 1;
+    }
+    if (authorized && (!token || !token[0] || !why || (!global && !name))) {
+        if (!token || !token[0])
+            fprintf(stderr, "trustgate release: --url needs a supervisor's token (--token or "
+                            "$TRUSTGATE_TOKEN)\n");
+        usage(stderr);
+        return 2;
+    }
+    if (authorized)
+        return remote(url, token, cmd, name, why, override);
+    if (url || override) {
+        fprintf(stderr, "trustgate release: %s works on the store (-c or --data)%s\n", cmd,
+                override ? "; --override is for promote" : "");
+        return 2;
+    }
+    if (!cfg_path || (!reading && (!by || !why || !why[0])) || (!reading && !name)) {
         usage(stderr);
         return 2;
     }
@@ -541,7 +484,7 @@ int tg_cli_release(int argc, char **argv)
     }
     status = exporting ? export_release(&x, name, (long long)version, to)
              : reading ? show(&x, name, as_json)
-                       : transition(&x, cmd, name, by, why, share, far, srm);
+                       : transition(&x, cmd, name, by, why, share);
     if (status == 2)
         usage(stderr);
 out:

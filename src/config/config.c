@@ -136,7 +136,7 @@ size_t tg_config_check_keys(json_t *errs, const char *path, const struct tg_conf
         int line = tg_config_lines_key(lines, obj, key);
         char in[160];
         if (where)
-            snprintf(in, sizeof(in), " in %s", where);
+            snprintf(in, sizeof(in), " in %.150s", where);
         else
             tg_strlcpy(in, " at the top level", sizeof(in));
         if (hint)
@@ -1470,11 +1470,11 @@ static void check_audit(struct vctx *c, const json_t *root)
              "bank.example/trustgate");
 }
 
-/* fairness: {attributes: [NAME | {name, values}], limit, min_group, bootstrap, check_every,
+/* fairness: {attributes: [NAME | {name, values}], limit, min_group, alpha, bootstrap, check_every,
  * window} — the live fairness gate (http/fairness.c). */
 static void check_fairness(struct vctx *c, const json_t *root)
 {
-    static const char *const keys[] = {"attributes", "limit",       "min_group",
+    static const char *const keys[] = {"attributes", "limit",       "min_group", "alpha",
                                        "bootstrap",  "check_every", "window"};
     static const char *const akeys[] = {"name", "values"};
     static const char *const durs[] = {"check_every", "window"};
@@ -1485,6 +1485,7 @@ static void check_fairness(struct vctx *c, const json_t *root)
     check_number(c, sec, "limit", "fairness.limit", 0, 1);
     check_number(c, sec, "min_group", "fairness.min_group", 1, 1e9);
     check_number(c, sec, "bootstrap", "fairness.bootstrap", 0, 100000);
+    check_number(c, sec, "alpha", "fairness.alpha", 1e-6, 0.5);
     check_durations(c, sec, "fairness", durs, TG_ARRAY_LEN(durs));
     const json_t *list = get_list(c, sec, "attributes", "fairness.attributes");
     size_t i;

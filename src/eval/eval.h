@@ -147,20 +147,38 @@ struct tg_mk {
 };
 int tg_eval_mann_kendall(const double *x, size_t n, struct tg_mk *out);
 
-/* One day of feedback and review outcomes on AI answers. */
+/*
+ * One judgement per turn.  events is an array of what people said about
+ * turns' answers, in any order:
+ *   {turn_id, turn_ms, at_ms, source: "review", good}  a reviewer's decision
+ *       on an AI draft: good when approved as written; an edit or a
+ *       rejection is not, and the customer then got a person's answer;
+ *   {turn_id, turn_ms, at_ms, source: "rating", good, ai}  a customer's
+ *       rating; ai when the turn's answer went out as the AI wrote it at
+ *       once (decision deliver).
+ * A rating counts only when the answer it rates is the AI's: ai, or the
+ * turn's draft approved by a reviewer; a rating of a person's answer (an
+ * edit, a rejection, a hand-off, a held turn never approved) is ignored.
+ * Of what counts, the latest (at_ms; on a tie the later in the array)
+ * is the turn's judgement.  Returns a new array [{turn_id, turn_ms, at_ms,
+ * good}], one per turn judged, or NULL when out of memory.
+ */
+json_t *tg_eval_judgements(const json_t *events);
+
+/* One UTC day of judged AI answers, by the day of the turn. */
 struct tg_far_day {
     int64_t day_ms; /* 00:00 UTC */
     size_t good, bad;
-    double far; /* good / (good + bad); 0 without data */
+    double far; /* good / (good + bad); NAN without data: a gap, not 0 */
 };
 
 /*
  * Daily FAR over the `days` calendar days ending on the day of now_ms (UTC),
- * from events [{at_ms, good}] (a reviewer's approval or a customer's good
- * rating is good; an edit, a rejection or a bad rating is not).  out holds
- * days entries, oldest first.
+ * from judgements as tg_eval_judgements returns them, each counted on the
+ * day of its turn (turn_ms).  out holds days entries, oldest first.
  */
-void tg_eval_daily_far(const json_t *events, int64_t now_ms, size_t days, struct tg_far_day *out);
+void tg_eval_daily_far(const json_t *judgements, int64_t now_ms, size_t days,
+                       struct tg_far_day *out);
 
 /* A product owner's exit criterion: FAR below min_far on each of the last
  * days days (every one with data), with no significantly improving trend
@@ -226,6 +244,63 @@ json_t *tg_release_latest(struct tg_store *st, const char *name);
  * by, why}, then the state, flushed.  TG_OK or the store's error. */
 int tg_release_set_frozen(struct tg_store *st, struct tg_audit *audit, bool frozen, const char *by,
                           const char *why);
+/* Append a transition to a release record's history: {action, by, why, at}. */
+void tg_release_event(json_t *rel, const char *action, const char *by, const char *why);
+/* The audit leaf of a transition: {kind: release, action, name, version, hash, by,
+ * why, at, evidence?} (rel and evidence may be NULL).  TG_OK or the log's error. */
+int tg_release_record(struct tg_audit *audit, const char *action, const json_t *rel,
+                      const char *by, const char *why, const json_t *evidence);
+/* Queue a release record as blob release/NAME/VERSION (not flushed). */
+int tg_release_save(struct tg_store *st, const json_t *rel);
+
+/*
+ * The gates a promotion of release name's latest version must pass, computed
+ * from the store, never from anything the person asking supplies:
+ *   candidate   it is under experiment (or proposed, with override: a
+ *               supervisor promotes a release that never ran, with a reason);
+ *   frozen      releases are not frozen;
+ * and on the turns it answered as a variant (since it was proposed) — not
+ * measured when it answered none because of an override:
+ *   experiment  a configured experiment has a variant answered by it, and it
+ *               answered turns;
+ *   far         one judgement per turn (tg_eval_judgements) over at least 30
+ *               judged turns, FAR at least eval.far.min (closed when the
+ *               config sets none);
+ *   monitor     eval.monitor's exit criterion (FAR below min_far on each of
+ *               the last `days` days, no improving trend) does not hold;
+ *   srm         per experiment, customers per arm against the configured
+ *               shares: chi-square p at least 0.001;
+ *   fairness    the live fairness gate (config fairness) open on its turns.
+ * Returns {name, version, release: "NAME@VERSION", hash, state, open,
+ * refused: the closed gates' reasons joined by "; ", gates: [{gate, open,
+ * detail}]}, a new reference; NULL with a message in err when the release
+ * does not exist or the store cannot be read.  The cost grows with the audit
+ * log: a server calls it on its background worker.
+ */
+struct tg_release_gate_in {
+    const json_t *root; /* the deployment's config: experiments, eval, fairness */
+    const uint8_t *key; /* the pseudonym key (fairness names configured groups), or NULL */
+    size_t keylen;
+    const char *name;
+    bool override; /* a supervisor stands in for the experiment the release did not run */
+    int64_t now_ms;
+};
+json_t *tg_release_gates(struct tg_store *st, const struct tg_release_gate_in *in, char *err,
+                         size_t errlen);
+/*
+ * Promote the release tg_release_gates measured (evidence), on the thread
+ * that owns st and audit: refused with TG_E_CONFLICT when the release
+ * changed since (another version, another state) or releases are frozen
+ * now, and with TG_E_FORBIDDEN when a gate was closed (a promote_refused
+ * leaf with the evidence); otherwise an override leaf (with override_why)
+ * when the release never ran as an experiment, the release in force
+ * superseded, and a promote leaf carrying the evidence.  It first waits for
+ * the store to commit what was queued (so it reads the latest transition);
+ * its own writes are queued, not flushed.  The reason of a refusal is in err.
+ */
+int tg_release_promote(struct tg_store *st, struct tg_audit *audit, const json_t *evidence,
+                       const char *by, const char *why, const char *override_why, char *err,
+                       size_t errlen);
 /* Keep one of a release's files in the store by its SHA-256 (hex). */
 int tg_release_keep_file(struct tg_store *st, const char *sha256_hex, const void *data, size_t len);
 /*

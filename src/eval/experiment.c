@@ -203,7 +203,7 @@ static json_t *compare(const struct arm *ctl, const struct arm *a, int last, dou
     struct tg_stats_test t = {0};
     if (mc.n >= 2 && mt.n >= 2) {
         if (a->binary && ctl->binary)
-            tg_stats_two_proportions(mc.sum, mc.n, mt.sum, mt.n, &t);
+            tg_stats_two_proportions_at(mc.sum, mc.n, mt.sum, mt.n, alpha, &t);
         else
             tg_stats_welch(&mc, &mt, alpha, &t);
     } else {

@@ -13,6 +13,7 @@
 #include "core/jscan.h"
 #include "store/store.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -81,7 +82,20 @@ static const char *group_name(const struct tg_fair_live *in, const json_t *attr,
     return ps;
 }
 
-/* One attribute and one outcome: groups, parity, interval, the gate. */
+/* A number, or null where it is undefined (NAN): never a made-up 0. */
+static json_t *num_or_null(double x)
+{
+    return isnan(x) ? json_null() : json_real(x);
+}
+
+/* The gate's error rate: the caller's, else the section's "alpha", else the default. */
+static double gate_alpha(const struct tg_fair_live *in)
+{
+    double a = in->alpha > 0 && in->alpha < 1 ? in->alpha : tg_json_num(in->cfg, "alpha", 0);
+    return a > 0 && a < 1 ? a : TG_FAIR_ALPHA;
+}
+
+/* One attribute and one outcome: groups, parity, the gate's test. */
 static json_t *measure(const struct tg_fair_live *in, const json_t *attr, const char *name,
                        int outcome, const json_t *rows, const json_t *approved, const char **group,
                        int *pred)
@@ -97,22 +111,40 @@ static json_t *measure(const struct tg_fair_live *in, const json_t *attr, const 
         group[k] = ps;
         pred[k++] = outcome == 1 ? json_is_true(ok) : tg_json_bool(r, "deliver", false);
     }
-    struct tg_fair_report rep;
+    struct tg_fair_report *rep = tg_calloc(1, sizeof(*rep));
     json_t *groups = json_array();
     bool closed = false;
-    memset(&rep, 0, sizeof(rep));
-    if (k && tg_fairness_compute(group, pred, NULL, k, in->bootstrap, 1, &rep) == TG_OK) {
-        for (size_t g = 0; g < rep.n_groups; g++)
-            json_array_append_new(groups, json_pack("{s:s, s:I, s:I, s:f}", "group",
-                                                    group_name(in, attr, name, rep.groups[g].name),
-                                                    "n", (json_int_t)rep.groups[g].n, "selected",
-                                                    (json_int_t)rep.groups[g].selected, "rate",
-                                                    rep.groups[g].rate));
-        closed = tg_fairness_gate(&rep, in->limit, in->min_group);
+    double alpha = gate_alpha(in);
+    if (!rep || !groups) {
+        tg_free(rep);
+        json_decref(groups);
+        return NULL;
     }
-    return json_pack("{s:I, s:o, s:f, s:f, s:f, s:f, s:I, s:b}", "turns", (json_int_t)k, "groups",
-                     groups, "dpd", rep.dpd, "dpr", rep.dpr, "ci_low", rep.ci_low, "ci_high",
-                     rep.ci_high, "min_group", (json_int_t)rep.min_group, "gate_closed", closed);
+    if (tg_fairness_compute(group, pred, NULL, k, rep) == TG_OK) {
+        tg_fairness_test(rep, in->min_group, alpha, in->bootstrap, 1);
+        for (size_t g = 0; g < rep->n_groups; g++)
+            json_array_append_new(groups,
+                                  json_pack("{s:s, s:I, s:I, s:f, s:b}", "group",
+                                            group_name(in, attr, name, rep->groups[g].name), "n",
+                                            (json_int_t)rep->groups[g].n, "selected",
+                                            (json_int_t)rep->groups[g].selected, "rate",
+                                            rep->groups[g].rate, "tested", rep->groups[g].tested));
+        closed = tg_fairness_gate(rep, in->limit);
+    } else {
+        tg_fairness_test(rep, in->min_group, alpha, 0, 1); /* more groups than kept: no test */
+        rep->dpd = rep->dpr = NAN;
+    }
+    const struct tg_fair_test *t = &rep->test;
+    json_t *out = json_pack(
+        "{s:I, s:o, s:o, s:o, s:I, s:I, s:o, s:o, s:o, s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:b}",
+        "turns", (json_int_t)k, "groups", groups, "dpd", num_or_null(rep->dpd), "dpr",
+        num_or_null(rep->dpr), "min_group", (json_int_t)(k ? rep->min_group : 0), "tested_groups",
+        (json_int_t)t->groups, "gap", num_or_null(t->gap), "ci_low", num_or_null(t->low), "ci_high",
+        num_or_null(t->high), "level", 1 - t->alpha, "alpha", t->alpha, "chi2", t->chi2, "df",
+        t->df, "p", t->p, "resamples", (json_int_t)t->resamples, "pairs", (json_int_t)t->pairs,
+        "gate_closed", closed);
+    tg_free(rep);
+    return out;
 }
 
 json_t *tg_fairness_live(struct tg_store *st, const struct tg_fair_live *in)
@@ -174,10 +206,13 @@ bool tg_fairness_live_closed(const json_t *attributes, char *why, size_t whylen)
         for (int o = 0; o < 2; o++) {
             const json_t *m = json_object_get(a, outcome_names[o]);
             if (tg_json_bool(m, "gate_closed", false)) {
-                snprintf(
-                    why, whylen, "%s %s demographic parity difference %.3f (95%% CI %.3f..%.3f)",
-                    tg_json_str(a, "attribute", ""), outcome_names[o], tg_json_num(m, "dpd", 0),
-                    tg_json_num(m, "ci_low", 0), tg_json_num(m, "ci_high", 0));
+                snprintf(why, whylen,
+                         "%s %s demographic parity difference %.3f over %lld tested groups "
+                         "(%g%% simultaneous interval %.3f..%.3f, homogeneity p %.2g)",
+                         tg_json_str(a, "attribute", ""), outcome_names[o],
+                         tg_json_num(m, "gap", 0), (long long)tg_json_int(m, "tested_groups", 0),
+                         100 * tg_json_num(m, "level", 0), tg_json_num(m, "ci_low", 0),
+                         tg_json_num(m, "ci_high", 0), tg_json_num(m, "p", 1));
                 return true;
             }
         }

@@ -1,11 +1,13 @@
 /*
- * monitor.c - FAR over time: daily series from reviews and feedback, the
- * Mann–Kendall trend test with Sen's slope, and the exit criterion product
- * owners configure.  See eval.h.
+ * monitor.c - FAR over time: one judgement per turn from reviews and
+ * feedback, daily series by the turn's day, the Mann–Kendall trend test
+ * with Sen's slope, and the exit criterion product owners configure.
+ * See eval.h.
  */
 #include "eval/eval.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,7 +68,94 @@ int tg_eval_mann_kendall(const double *x, size_t n, struct tg_mk *out)
     return TG_OK;
 }
 
-void tg_eval_daily_far(const json_t *events, int64_t now_ms, size_t days, struct tg_far_day *out)
+/* Does a judgement at (at, pos) come after the one kept in j? */
+static bool later(const json_t *j, int64_t at, size_t pos)
+{
+    int64_t have = tg_json_int(j, "at_ms", INT64_MIN);
+    return at > have || (at == have && pos >= (size_t)tg_json_int(j, "pos", 0));
+}
+
+/* Keep event e (at position pos) as the turn's judgement when it is the latest. */
+static int keep(json_t *slot, const json_t *e, size_t pos)
+{
+    int64_t at = tg_json_int(e, "at_ms", 0);
+    if (json_object_size(slot) && !later(slot, at, pos))
+        return TG_OK;
+    int rc = json_object_set_new(slot, "turn_ms", json_integer(tg_json_int(e, "turn_ms", 0)));
+    rc |= json_object_set_new(slot, "at_ms", json_integer(at));
+    rc |= json_object_set_new(slot, "good", json_boolean(tg_json_bool(e, "good", false)));
+    rc |= json_object_set_new(slot, "pos", json_integer((json_int_t)pos));
+    return rc ? TG_E_NOMEM : TG_OK;
+}
+
+/*
+ * Two passes: the reviews first (they say whose answer the customer got),
+ * then the ratings of answers that were the AI's.  by_turn maps a turn to
+ * {reviewed, person (the latest review was not an approval), kept: the
+ * judgement so far}.
+ */
+json_t *tg_eval_judgements(const json_t *events)
+{
+    json_t *by_turn = json_object(), *out = json_array(), *e, *t;
+    const char *id;
+    size_t i;
+    int rc = by_turn && out ? TG_OK : TG_E_NOMEM;
+    for (int pass = 0; pass < 2 && !rc; pass++) {
+        json_array_foreach(events, i, e)
+        {
+            const char *turn = tg_json_str(e, "turn_id", NULL);
+            bool review = !strcmp(tg_json_str(e, "source", ""), "review");
+            if (!turn || review != (pass == 0))
+                continue;
+            json_t *slot = json_object_get(by_turn, turn);
+            if (!slot) {
+                slot = json_pack("{s:b, s:b, s:{}}", "reviewed", 0, "person", 0, "kept");
+                if (!slot || json_object_set_new(by_turn, turn, slot)) {
+                    rc = TG_E_NOMEM;
+                    break;
+                }
+            }
+            json_t *kept = json_object_get(slot, "kept");
+            if (review) {
+                /* the latest review decides whose answer the customer got */
+                bool newest = !json_object_size(kept) || later(kept, tg_json_int(e, "at_ms", 0), i);
+                json_object_set_new(slot, "reviewed", json_true());
+                if (newest)
+                    json_object_set_new(slot, "person",
+                                        json_boolean(!tg_json_bool(e, "good", false)));
+            } else {
+                bool ai_answer = tg_json_bool(slot, "reviewed", false)
+                                     ? !tg_json_bool(slot, "person", true)
+                                     : tg_json_bool(e, "ai", false);
+                if (!ai_answer)
+                    continue; /* a rating of a person's answer, or of a holding reply */
+            }
+            rc = keep(kept, e, i);
+            if (rc)
+                break;
+        }
+    }
+    json_object_foreach(by_turn, id, t)
+    {
+        const json_t *k = json_object_get(t, "kept");
+        if (rc || !json_object_size(k))
+            continue;
+        if (json_array_append_new(out, json_pack("{s:s, s:O, s:O, s:O}", "turn_id", id, "turn_ms",
+                                                 json_object_get(k, "turn_ms"), "at_ms",
+                                                 json_object_get(k, "at_ms"), "good",
+                                                 json_object_get(k, "good"))))
+            rc = TG_E_NOMEM;
+    }
+    json_decref(by_turn);
+    if (rc) {
+        json_decref(out);
+        return NULL;
+    }
+    return out;
+}
+
+void tg_eval_daily_far(const json_t *judgements, int64_t now_ms, size_t days,
+                       struct tg_far_day *out)
 {
     int64_t today = now_ms - now_ms % DAY_MS, first = today - (int64_t)(days - 1) * DAY_MS;
     for (size_t d = 0; d < days; d++) {
@@ -75,9 +164,9 @@ void tg_eval_daily_far(const json_t *events, int64_t now_ms, size_t days, struct
     }
     size_t i;
     json_t *e;
-    json_array_foreach(events, i, e)
+    json_array_foreach(judgements, i, e)
     {
-        int64_t at = tg_json_int(e, "at_ms", -1);
+        int64_t at = tg_json_int(e, "turn_ms", -1);
         if (at < first || at >= today + DAY_MS)
             continue;
         struct tg_far_day *d = &out[(at - first) / DAY_MS];
@@ -87,8 +176,9 @@ void tg_eval_daily_far(const json_t *events, int64_t now_ms, size_t days, struct
             d->bad++;
     }
     for (size_t d = 0; d < days; d++)
-        out[d].far =
-            out[d].good + out[d].bad ? (double)out[d].good / (double)(out[d].good + out[d].bad) : 0;
+        out[d].far = out[d].good + out[d].bad
+                         ? (double)out[d].good / (double)(out[d].good + out[d].bad)
+                         : NAN;
 }
 
 void tg_eval_far_criterion(const struct tg_far_day *days, size_t n,

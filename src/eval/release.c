@@ -1,13 +1,18 @@
 /*
  * release.c - whether releases may be promoted: the freeze recorded in the
  * store (blob `release-state`), shared by `trustgate release` and the
- * server's fairness gate; and a release's files, kept in the store by
- * content (blobs `release-file/<sha256>`) and written out again where a
- * variant or an operator needs them.  See eval.h.
+ * server's fairness gate; the gates a promotion must pass, computed from
+ * the release's own experiment traffic in the store (never from a file
+ * someone typed), and the promotion itself; and a release's files, kept
+ * in the store by content (blobs `release-file/<sha256>`) and written out
+ * again where a variant or an operator needs them.  See eval.h.
  */
 #include "eval/eval.h"
 
 #include "audit/audit.h"
+#include "core/jscan.h"
+#include "eval/fairness.h"
+#include "eval/stats.h"
 #include "store/store.h"
 
 #include <errno.h>
@@ -173,4 +178,417 @@ int tg_release_materialize(struct tg_store *st, const json_t *record, const char
     }
     snprintf(config, config_len, "%s/%s", dir, conf);
     return TG_OK;
+}
+
+/* ------------------------------------------------------------ records */
+
+void tg_release_event(json_t *rel, const char *action, const char *by, const char *why)
+{
+    json_t *h = json_object_get(rel, "history");
+    if (!json_is_array(h))
+        json_object_set_new(rel, "history", h = json_array());
+    json_array_append_new(h, json_pack("{s:s, s:s, s:s, s:I}", "action", action, "by", by, "why",
+                                       why, "at", (json_int_t)tg_clock_wall_ms()));
+}
+
+int tg_release_record(struct tg_audit *audit, const char *action, const json_t *rel, const char *by,
+                      const char *why, const json_t *evidence)
+{
+    json_t *leaf = json_pack("{s:s, s:s, s:s?, s:I, s:s?, s:s, s:s, s:I}", "kind", "release",
+                             "action", action, "name", rel ? tg_json_str(rel, "name", NULL) : NULL,
+                             "version", (json_int_t)(rel ? tg_json_int(rel, "version", 0) : 0),
+                             "hash", rel ? tg_json_str(rel, "hash", NULL) : NULL, "by", by, "why",
+                             why, "at", (json_int_t)tg_clock_wall_ms());
+    if (leaf && evidence)
+        json_object_set(leaf, "evidence", (json_t *)evidence);
+    int rc = leaf ? tg_audit_append_json(audit, leaf, NULL) : TG_E_NOMEM;
+    json_decref(leaf);
+    return rc;
+}
+
+int tg_release_save(struct tg_store *st, const json_t *rel)
+{
+    char key[512];
+    snprintf(key, sizeof(key), "release/%s/%08lld", tg_json_str(rel, "name", ""),
+             (long long)tg_json_int(rel, "version", 0));
+    char *s = json_dumps(rel, JSON_COMPACT);
+    int rc = s ? tg_store_blob_put(st, key, s, strlen(s)) : TG_E_NOMEM;
+    free(s);
+    return rc;
+}
+
+/* ------------------------------------------------------------ gates */
+
+#define GATE_MIN_JUDGED 30 /* judged turns before a FAR means anything */
+#define GATE_SRM_P 0.001   /* a split this unlikely is broken */
+#define MAX_EXPS 8
+
+/* What one pass over the audit log collects about a release's traffic. */
+struct gate_scan {
+    char release[300]; /* "NAME@VERSION" */
+    int64_t since;
+    const char *exps[MAX_EXPS]; /* experiments with a variant answered by the release */
+    size_t nexps;
+    json_t *turns;    /* turn_id -> {ms, deliver}: the turns the release answered */
+    json_t *assigned; /* experiment -> variant -> {customer pseudonym: true} */
+};
+
+static int gate_leaf(void *arg, const struct tg_audit_row *row)
+{
+    struct gate_scan *x = arg;
+    const char *d = row->data, *v;
+    size_t n = row->len, vl;
+    const char *kind[] = {"kind"}, *rel_p[] = {"release", "name"}, *at_p[] = {"created_ms"},
+               *turn_p[] = {"turn_id"}, *dec_p[] = {"decision"}, *cust_p[] = {"customer_pseudonym"};
+    if (tg_jscan_validate(d, n) || tg_jscan_find(d, n, kind, 1, &v, &vl) || vl != 6 ||
+        memcmp(v, "\"turn\"", 6) != 0 || tg_jscan_int_at(d, n, at_p, 1, 0) < x->since)
+        return 0;
+    char rel[300] = "", turn[64] = "", decision[32] = "", cust[128] = "";
+    tg_jscan_str_at(d, n, turn_p, 1, turn, sizeof(turn));
+    tg_jscan_str_at(d, n, cust_p, 1, cust, sizeof(cust));
+    if (tg_jscan_str_at(d, n, rel_p, 2, rel, sizeof(rel)) && !strcmp(rel, x->release) && turn[0]) {
+        tg_jscan_str_at(d, n, dec_p, 1, decision, sizeof(decision));
+        if (json_object_set_new(x->turns, turn,
+                                json_pack("{s:I, s:b}", "ms",
+                                          (json_int_t)tg_jscan_int_at(d, n, at_p, 1, 0), "deliver",
+                                          !strcmp(decision, "deliver"))))
+            return TG_E_NOMEM;
+    }
+    /* the split counts customers, the unit of assignment */
+    for (size_t i = 0; i < x->nexps && cust[0]; i++) {
+        const char *exp_p[] = {"experiments", x->exps[i]};
+        char variant[128];
+        if (!tg_jscan_str_at(d, n, exp_p, 2, variant, sizeof(variant)))
+            continue;
+        json_t *e = json_object_get(x->assigned, x->exps[i]), *vs;
+        if (!e && json_object_set_new(x->assigned, x->exps[i], e = json_object()))
+            return TG_E_NOMEM;
+        vs = json_object_get(e, variant);
+        if (!vs && json_object_set_new(e, variant, vs = json_object()))
+            return TG_E_NOMEM;
+        if (json_object_set_new(vs, cust, json_true()))
+            return TG_E_NOMEM;
+    }
+    return 0;
+}
+
+/* A review decision on a draft of one of the release's turns, as a judgement. */
+static int gate_review(void *ctx, const struct tg_review_facts *f)
+{
+    const struct gate_scan *x = ((void **)ctx)[0];
+    json_t *ev = ((void **)ctx)[1];
+    const json_t *t = json_object_get(x->turns, f->turn_id);
+    if (!t || f->decided_ms <= 0 || strcmp(f->kind, "review") != 0)
+        return TG_OK;
+    return json_array_append_new(ev, json_pack("{s:s, s:O, s:I, s:s, s:b}", "turn_id", f->turn_id,
+                                               "turn_ms", json_object_get(t, "ms"), "at_ms",
+                                               (json_int_t)f->decided_ms, "source", "review",
+                                               "good", !strcmp(f->action, "approve")))
+               ? TG_E_NOMEM
+               : TG_OK;
+}
+
+/* One judgement per judged turn the release answered (tg_eval_judgements), or NULL. */
+static json_t *gate_judgements(struct tg_store *st, const struct gate_scan *x)
+{
+    json_t *ev = json_array(), *fb = NULL, *f, *out = NULL;
+    void *ctx[2] = {(void *)x, ev};
+    size_t i;
+    int rc = ev ? tg_store_review_facts(st, x->since, gate_review, ctx) : TG_E_NOMEM;
+    if (!rc)
+        rc = tg_store_blob_list(st, "feedback/", 1000000, &fb);
+    json_array_foreach(fb, i, f)
+    {
+        const json_t *t = json_object_get(x->turns, tg_json_str(f, "turn_id", ""));
+        if (rc || !t)
+            continue;
+        if (json_array_append_new(ev, json_pack("{s:s, s:O, s:I, s:s, s:b, s:O}", "turn_id",
+                                                tg_json_str(f, "turn_id", ""), "turn_ms",
+                                                json_object_get(t, "ms"), "at_ms",
+                                                (json_int_t)tg_json_int(f, "at_ms", 0), "source",
+                                                "rating", "good", tg_json_bool(f, "good", false),
+                                                "ai", json_object_get(t, "deliver"))))
+            rc = TG_E_NOMEM;
+    }
+    if (!rc)
+        out = tg_eval_judgements(ev);
+    json_decref(fb);
+    json_decref(ev);
+    return out;
+}
+
+/* Append one gate's outcome; a closed gate's detail joins the reasons. */
+static void gate(json_t *gates, struct tg_buf *why, const char *name, bool open, const char *detail)
+{
+    json_array_append_new(
+        gates, json_pack("{s:s, s:b, s:s}", "gate", name, "open", open, "detail", detail));
+    if (!open)
+        tg_buf_printf(why, "%s%s", why->len ? "; " : "", detail);
+}
+
+/* The experiments of the config with a variant answered by release name. */
+static void experiments_of(const json_t *root, const char *name, struct gate_scan *x)
+{
+    size_t i, k;
+    const json_t *e, *v;
+    json_array_foreach(json_object_get(root, "experiments"), i, e)
+    {
+        json_array_foreach(json_object_get(e, "variants"), k, v)
+        {
+            if (x->nexps < MAX_EXPS && !strcmp(tg_json_str(v, "release", ""), name)) {
+                x->exps[x->nexps++] = tg_json_str(e, "name", "");
+                break;
+            }
+        }
+    }
+}
+
+/* Sample-ratio mismatch of one experiment's customers against its configured shares. */
+static void srm_gate(const json_t *root, const char *exp_name, const json_t *assigned,
+                     json_t *gates, struct tg_buf *why)
+{
+    const json_t *exp = NULL, *e, *v;
+    size_t i, k = 0;
+    double obs[MAX_EXPS + 9], share[MAX_EXPS + 9], total = 0, chi2 = 0;
+    char detail[400];
+    json_array_foreach(json_object_get(root, "experiments"), i, e)
+    {
+        if (!strcmp(tg_json_str(e, "name", ""), exp_name))
+            exp = e;
+    }
+    double holdout = tg_json_num(exp, "holdout", 0);
+    json_array_foreach(json_object_get(exp, "variants"), i, v) total += tg_json_num(v, "share", 0);
+    const json_t *by = json_object_get(assigned, exp_name);
+    if (holdout > 0) {
+        obs[k] = (double)json_object_size(json_object_get(by, "holdout"));
+        share[k++] = holdout;
+    }
+    json_array_foreach(json_object_get(exp, "variants"), i, v)
+    {
+        if (k == TG_ARRAY_LEN(obs) || total <= 0)
+            break;
+        obs[k] = (double)json_object_size(json_object_get(by, tg_json_str(v, "name", "")));
+        share[k++] = (1 - holdout) * tg_json_num(v, "share", 0) / total;
+    }
+    double p = k >= 2 ? tg_stats_srm(obs, share, k, &chi2) : 1;
+    snprintf(detail, sizeof(detail),
+             "%s: customers per arm against the configured shares, chi-square %.2f, p %.3g%s",
+             exp_name, chi2, p,
+             p < GATE_SRM_P ? ": sample-ratio mismatch, the split is broken" : "");
+    gate(gates, why, "srm", p >= GATE_SRM_P, detail);
+}
+
+/* The live fairness gate on the turns the release answered. */
+static void fairness_gate(struct tg_store *st, const struct tg_release_gate_in *in,
+                          const struct gate_scan *x, json_t *gates, struct tg_buf *why)
+{
+    const json_t *fc = json_object_get(in->root, "fairness");
+    char detail[700], closed[300];
+    if (!json_array_size(json_object_get(fc, "attributes"))) {
+        gate(gates, why, "fairness", true, "no sensitive attributes configured (fairness)");
+        return;
+    }
+    struct tg_fair_live fl = {
+        .cfg = fc,
+        .key = in->key,
+        .keylen = in->keylen,
+        .since_ms = x->since,
+        .release = x->release,
+        .limit = json_is_number(json_object_get(fc, "limit"))
+                     ? json_number_value(json_object_get(fc, "limit"))
+                     : 0.05,
+        .min_group = (size_t)tg_json_int(fc, "min_group", 30),
+        .bootstrap = (size_t)tg_json_int(fc, "bootstrap", 1000),
+    };
+    json_t *res = tg_fairness_live(st, &fl);
+    bool shut = !res || tg_fairness_live_closed(res, closed, sizeof(closed));
+    if (!res)
+        snprintf(detail, sizeof(detail), "the fairness gate could not read the audit log");
+    else if (shut)
+        snprintf(detail, sizeof(detail), "fairness gate closed on the traffic %s answered: %s",
+                 x->release, closed);
+    else
+        snprintf(detail, sizeof(detail), "fairness gate open on the traffic %s answered",
+                 x->release);
+    json_decref(res);
+    gate(gates, why, "fairness", !shut, detail);
+}
+
+/* FAR of the release's judged turns, and the monitor's criterion on them. */
+static void far_gates(const struct tg_release_gate_in *in, const json_t *judged, json_t *gates,
+                      struct tg_buf *why)
+{
+    const json_t *ev = json_object_get(in->root, "eval");
+    const json_t *min = json_object_get(json_object_get(ev, "far"), "min");
+    const json_t *mon = json_object_get(ev, "monitor");
+    size_t good = 0, n = json_array_size(judged), i;
+    json_t *j;
+    char detail[400];
+    json_array_foreach(judged, i, j) good += tg_json_bool(j, "good", false);
+    double far = n ? (double)good / (double)n : 0;
+    if (!json_is_number(min))
+        snprintf(detail, sizeof(detail),
+                 "the config sets no eval.far.min: the FAR gate has no minimum to hold");
+    else if (n < GATE_MIN_JUDGED)
+        snprintf(detail, sizeof(detail),
+                 "%zu of %s's turns judged (reviews, ratings); the FAR gate needs %d", n, in->name,
+                 GATE_MIN_JUDGED);
+    else
+        snprintf(detail, sizeof(detail), "FAR %.1f%% on %zu judged turns %s the minimum %.1f%%",
+                 far * 100, n, far < json_number_value(min) ? "is below" : "meets",
+                 json_number_value(min) * 100);
+    gate(gates, why, "far",
+         json_is_number(min) && n >= GATE_MIN_JUDGED && far >= json_number_value(min), detail);
+    /* the exit criterion product owners set for the monitor, on this release's days */
+    struct tg_far_criterion c = {
+        .min_far = json_is_number(json_object_get(mon, "min_far"))
+                       ? json_number_value(json_object_get(mon, "min_far"))
+                       : 0.85,
+        .alpha = json_is_number(json_object_get(mon, "alpha"))
+                     ? json_number_value(json_object_get(mon, "alpha"))
+                     : 0.05,
+        .days = (size_t)TG_MAX(1, TG_MIN(tg_json_int(mon, "days", 7), 90)),
+    };
+    struct tg_far_day days[90];
+    struct tg_far_verdict v;
+    tg_eval_daily_far(judged, in->now_ms, c.days, days);
+    tg_eval_far_criterion(days, c.days, &c, &v);
+    snprintf(detail, sizeof(detail), "FAR %s %.0f%% on each of the last %zu days%s",
+             v.met ? "below" : "not below", c.min_far * 100, c.days,
+             v.met ? " with no improving trend (eval.monitor's exit criterion)" : "");
+    gate(gates, why, "monitor", !v.met, detail);
+}
+
+json_t *tg_release_gates(struct tg_store *st, const struct tg_release_gate_in *in, char *err,
+                         size_t errlen)
+{
+    json_t *rel = tg_release_latest(st, in->name), *gates = json_array(), *out = NULL;
+    json_t *judged = NULL, *s = NULL;
+    struct gate_scan x = {.turns = json_object(), .assigned = json_object()};
+    struct tg_buf why;
+    char detail[400];
+    tg_buf_init(&why, 16384);
+    if (!rel) {
+        snprintf(err, errlen, "no release named %s", in->name);
+        goto out;
+    }
+    if (!gates || !x.turns || !x.assigned) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    const char *state = tg_json_str(rel, "state", "");
+    bool ran = !strcmp(state, "experiment"), by_override = !ran && in->override;
+    snprintf(x.release, sizeof(x.release), "%s@%lld", in->name,
+             (long long)tg_json_int(rel, "version", 0));
+    x.since = tg_json_int(rel, "created_ms", 0);
+    if (ran || !strcmp(state, "proposed"))
+        snprintf(detail, sizeof(detail), "%s is %s%s", x.release, state,
+                 ran           ? ""
+                 : by_override ? "; it never ran as an experiment: a supervisor's override"
+                               : "; a release runs as an experiment before promotion (or a "
+                                 "supervisor overrides with a reason)");
+    else
+        snprintf(detail, sizeof(detail), "%s is %s, not a candidate", x.release, state);
+    gate(gates, &why, "candidate", ran || by_override, detail);
+    s = tg_release_state(st);
+    snprintf(detail, sizeof(detail), "releases are %s%s%s",
+             tg_json_bool(s, "frozen", false) ? "frozen (" : "not frozen",
+             tg_json_bool(s, "frozen", false) ? tg_json_str(s, "why", "no reason recorded") : "",
+             tg_json_bool(s, "frozen", false) ? ")" : "");
+    gate(gates, &why, "frozen", !tg_json_bool(s, "frozen", false), detail);
+    if (!ran) {
+        /* nothing answered as this release: no traffic to measure */
+        static const char *const traffic[] = {"experiment", "far", "srm", "fairness", "monitor"};
+        for (size_t i = 0; i < TG_ARRAY_LEN(traffic); i++)
+            gate(gates, &why, traffic[i], true, "not measured: the release answered no traffic");
+    } else {
+        experiments_of(in->root, in->name, &x);
+        if (tg_store_audit_scan(st, 0, gate_leaf, &x) || !(judged = gate_judgements(st, &x))) {
+            snprintf(err, errlen, "the audit log could not be read");
+            goto out;
+        }
+        snprintf(detail, sizeof(detail), "%s answered %zu turns as a variant of %s%s", x.release,
+                 json_object_size(x.turns), x.nexps ? x.exps[0] : "no configured experiment",
+                 x.nexps > 1 ? " and others" : "");
+        gate(gates, &why, "experiment", x.nexps > 0 && json_object_size(x.turns) > 0, detail);
+        far_gates(in, judged, gates, &why);
+        for (size_t i = 0; i < x.nexps; i++)
+            srm_gate(in->root, x.exps[i], x.assigned, gates, &why);
+        fairness_gate(st, in, &x, gates, &why);
+    }
+    bool open = true;
+    size_t gi;
+    json_t *g;
+    json_array_foreach(gates, gi, g) open &= tg_json_bool(g, "open", false);
+    out = json_pack("{s:s, s:I, s:s, s:s, s:s, s:b, s:s#, s:O}", "name", in->name, "version",
+                    (json_int_t)tg_json_int(rel, "version", 0), "release", x.release, "hash",
+                    tg_json_str(rel, "hash", ""), "state", state, "open", open, "refused",
+                    why.data ? why.data : "", (int)why.len, "gates", gates);
+    if (!out)
+        snprintf(err, errlen, "out of memory");
+out:
+    json_decref(rel);
+    json_decref(gates);
+    json_decref(judged);
+    json_decref(s);
+    json_decref(x.turns);
+    json_decref(x.assigned);
+    tg_buf_free(&why);
+    return out;
+}
+
+int tg_release_promote(struct tg_store *st, struct tg_audit *audit, const json_t *evidence,
+                       const char *by, const char *why, const char *override_why, char *err,
+                       size_t errlen)
+{
+    const char *name = tg_json_str(evidence, "name", "");
+    /* read every transition queued before this one: two promotions never both pass */
+    int rc = tg_store_flush(st);
+    json_t *rel = rc ? NULL : tg_release_latest(st, name), *all = NULL;
+    json_t *s = tg_release_state(st), *r;
+    size_t i;
+    rc = TG_E_CONFLICT;
+    /* what was measured must still be the candidate, and nothing froze since */
+    if (!rel || tg_json_int(rel, "version", 0) != tg_json_int(evidence, "version", -1) ||
+        strcmp(tg_json_str(rel, "state", ""), tg_json_str(evidence, "state", "")) != 0) {
+        snprintf(err, errlen, "%s changed while its gates were computed; try again", name);
+        goto out;
+    }
+    if (tg_json_bool(s, "frozen", false)) {
+        snprintf(err, errlen, "releases are frozen (%s)", tg_json_str(s, "why", ""));
+        goto out;
+    }
+    if (!tg_json_bool(evidence, "open", false)) {
+        snprintf(err, errlen, "%s", tg_json_str(evidence, "refused", "a gate is closed"));
+        rc = TG_E_FORBIDDEN;
+        tg_release_record(audit, "promote_refused", rel, by, err, evidence);
+        goto out;
+    }
+    rc = TG_OK;
+    if (strcmp(tg_json_str(rel, "state", ""), "experiment") != 0)
+        rc = tg_release_record(audit, "override", rel, by, override_why, NULL);
+    if (!rc && tg_store_blob_list(st, "release/", 100000, &all))
+        rc = TG_E_DB;
+    json_array_foreach(all, i, r)
+    {
+        if (!rc && !strcmp(tg_json_str(r, "state", ""), "promoted")) {
+            json_object_set_new(r, "state", json_string("superseded"));
+            tg_release_event(r, "superseded", by, why);
+            rc = tg_release_save(st, r);
+        }
+    }
+    if (!rc) {
+        json_object_set_new(rel, "state", json_string("promoted"));
+        tg_release_event(rel, "promote", by, why);
+        rc = tg_release_record(audit, "promote", rel, by, why, evidence);
+    }
+    if (!rc)
+        rc = tg_release_save(st, rel);
+    if (rc)
+        snprintf(err, errlen, "the promotion could not be recorded: %s", tg_err_str(rc));
+out:
+    json_decref(rel);
+    json_decref(all);
+    json_decref(s);
+    return rc;
 }

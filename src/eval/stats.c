@@ -89,6 +89,23 @@ double tg_stats_normal_two_sided(double z)
     return erfc(fabs(z) / sqrt(2.0));
 }
 
+double tg_stats_normal_quantile(double p)
+{
+    /* bisection on the upper tail P(Z >= q) = erfc(q/√2)/2, to double precision */
+    double want = p > 0.5 ? 1 - p : p, lo = 0, hi = 40;
+    if (p <= 0 || p >= 1)
+        return p <= 0 ? -INFINITY : INFINITY;
+    for (int i = 0; i < 200 && hi - lo > 1e-15; i++) {
+        double mid = (lo + hi) / 2;
+        if (erfc(mid / sqrt(2.0)) / 2 > want)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    double q = (lo + hi) / 2;
+    return p > 0.5 ? q : -q;
+}
+
 /* Regularized upper incomplete gamma Q(a, x). */
 static double gammq(double a, double x)
 {
@@ -133,7 +150,8 @@ double tg_stats_chi2_upper(double x, double df)
 
 /* ------------------------------------------------------------ fixed horizon */
 
-void tg_stats_two_proportions(double x1, double n1, double x2, double n2, struct tg_stats_test *out)
+void tg_stats_two_proportions_at(double x1, double n1, double x2, double n2, double alpha,
+                                 struct tg_stats_test *out)
 {
     memset(out, 0, sizeof(*out));
     double p1 = x1 / n1, p2 = x2 / n2, p = (x1 + x2) / (n1 + n2);
@@ -142,8 +160,14 @@ void tg_stats_two_proportions(double x1, double n1, double x2, double n2, struct
     out->diff = p2 - p1;
     out->stat = se0 > 0 ? out->diff / se0 : 0;
     out->p = tg_stats_normal_two_sided(out->stat);
-    out->ci_low = out->diff - 1.959963984540054 * se;
-    out->ci_high = out->diff + 1.959963984540054 * se;
+    double z = tg_stats_normal_quantile(1 - alpha / 2);
+    out->ci_low = out->diff - z * se;
+    out->ci_high = out->diff + z * se;
+}
+
+void tg_stats_two_proportions(double x1, double n1, double x2, double n2, struct tg_stats_test *out)
+{
+    tg_stats_two_proportions_at(x1, n1, x2, n2, 0.05, out);
 }
 
 void tg_stats_welch(const struct tg_stats_moments *a, const struct tg_stats_moments *b,

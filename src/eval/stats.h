@@ -28,7 +28,11 @@ struct tg_stats_moments {
     double n, sum, sum_sq;
 };
 
-/* x1 of n1 (control) against x2 of n2 (treatment): pooled z, unpooled 95 % CI. */
+/* x1 of n1 (control) against x2 of n2 (treatment): pooled z, and the
+ * unpooled (Wald) CI of the difference at level 1 - alpha. */
+void tg_stats_two_proportions_at(double x1, double n1, double x2, double n2, double alpha,
+                                 struct tg_stats_test *out);
+/* The same at alpha 0.05 (a 95 % CI). */
 void tg_stats_two_proportions(double x1, double n1, double x2, double n2,
                               struct tg_stats_test *out);
 /* Welch's t-test of b (treatment) against a (control), with a 1 - alpha CI. */
@@ -67,6 +71,7 @@ double tg_stats_betai(double a, double b, double x); /* regularized incomplete b
 double tg_stats_t_two_sided(double t, double df);    /* P(|T| >= |t|) */
 double tg_stats_t_quantile(double p, double df);     /* P(T <= q) = p */
 double tg_stats_normal_two_sided(double z);          /* P(|Z| >= |z|) */
+double tg_stats_normal_quantile(double p);           /* P(Z <= q) = p, 0 < p < 1 */
 double tg_stats_chi2_upper(double x, double df);     /* P(X >= x) */
 
 #endif

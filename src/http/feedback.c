@@ -6,14 +6,15 @@
  *                       correct_answer is stored masked (store.h)
  *   GET  /v1/monitor    daily FAR, its trend and the exit criterion           (users)
  *
- * Daily FAR counts, per UTC day, the AI answers people judged: a reviewer's
- * approval or a customer's good rating (4 or 5 stars) is good; an edit, a
- * rejection or a bad rating is not.  The criterion (config eval.monitor:
- * {min_far, days, alpha, check_every}) is "FAR below min_far on each of the
- * last `days` days, with no significantly improving Mann–Kendall trend";
- * it is checked every check_every (default 1 h) and on every request to
- * /v1/monitor.  When it holds, an alert goes out once per day: a signed
- * webhook `monitor.far_below`, a console event, and an audit leaf.
+ * Daily FAR counts, per UTC day of the turn, the AI answers people judged,
+ * each once (tg_eval_judgements): a reviewer's approval or a customer's good
+ * rating (4 or 5 stars) is good; an edit, a rejection or a bad rating is
+ * not; the latest judgement of a turn wins, and a rating of an answer a
+ * person wrote is ignored.  A day with no judgement is a gap (far null).  The criterion (config
+ * eval.monitor: {min_far, days, alpha, check_every}) is "FAR below min_far on each of the last
+ * `days` days, with no significantly improving Mann–Kendall trend"; it is checked every check_every
+ * (default 1 h) and on every request to /v1/monitor.  When it holds, an alert goes out once per
+ * day: a signed webhook `monitor.far_below`, a console event, and an audit leaf.
  */
 #include "http/api_int.h"
 #include "http/console.h"
@@ -46,31 +47,66 @@ static const json_t *monitor_cfg(const struct tg_api *api)
     return json_object_get(json_object_get(api->p->cfg->root, "eval"), "monitor");
 }
 
-/* A review decision on an AI draft, as a judged answer (tg_store_review_facts callback). */
+/* A review decision on an AI draft, as a judgement of its turn (tg_store_review_facts callback). */
 static int judged_review(void *ctx, const struct tg_review_facts *f)
 {
     json_t *ev = ctx;
-    if (f->decided_ms <= 0 || strcmp(f->kind, "review") != 0)
+    if (f->decided_ms <= 0 || strcmp(f->kind, "review") != 0 || !f->turn_id[0])
         return TG_OK; /* only answers AI wrote */
-    return json_array_append_new(ev, json_pack("{s:I, s:b}", "at_ms", (json_int_t)f->decided_ms,
-                                               "good", !strcmp(f->action, "approve")))
+    return json_array_append_new(
+               ev, json_pack("{s:s, s:I, s:I, s:s, s:b}", "turn_id", f->turn_id, "turn_ms",
+                             (json_int_t)(f->turn_ms > 0 ? f->turn_ms : f->created_ms), "at_ms",
+                             (json_int_t)f->decided_ms, "source", "review", "good",
+                             !strcmp(f->action, "approve")))
                ? TG_E_NOMEM
                : TG_OK;
 }
 
-/* Every AI answer judged since since_ms: reviews of drafts and customers'
- * feedback (on the background worker: the cost grows with the data). */
+/* A customer's rating as a judgement: the turn's time, and whether its answer was the AI's
+ * as it went out (decision deliver).  A rating of a turn no longer stored is left out. */
+static int judged_rating(struct tg_store *st, const json_t *fb, int64_t since_ms, json_t *ev)
+{
+    const char *turn = tg_json_str(fb, "turn_id", NULL);
+    json_t *rec = NULL;
+    if (!turn || tg_json_int(fb, "at_ms", 0) < since_ms)
+        return TG_OK; /* a turn in the window was rated after it began */
+    int rc = tg_store_turn_get(st, turn, &rec);
+    if (rc == TG_E_NOTFOUND)
+        return TG_OK;
+    if (rc)
+        return rc;
+    if (json_array_append_new(ev,
+                              json_pack("{s:s, s:I, s:I, s:s, s:b, s:b}", "turn_id", turn,
+                                        "turn_ms", (json_int_t)tg_json_int(rec, "created_ms", 0),
+                                        "at_ms", (json_int_t)tg_json_int(fb, "at_ms", 0), "source",
+                                        "rating", "good", tg_json_bool(fb, "good", false), "ai",
+                                        !strcmp(tg_json_str(rec, "decision", ""), "deliver"))))
+        rc = TG_E_NOMEM;
+    json_decref(rec);
+    return rc;
+}
+
+/* One judgement per AI answer of a turn since since_ms: reviews of drafts and
+ * customers' ratings, the latest of what counts (tg_eval_judgements; on the
+ * background worker: the cost grows with the data).  NULL when the store
+ * cannot be read. */
 static json_t *judged(struct tg_store *st, int64_t since_ms)
 {
-    json_t *ev = json_array(), *fb = NULL;
-    if (ev && tg_store_review_facts(st, since_ms, judged_review, ev) != TG_OK) {
-        json_decref(ev);
-        return NULL;
+    json_t *ev = json_array(), *fb = NULL, *f, *out = NULL;
+    size_t i;
+    int rc = ev ? tg_store_review_facts(st, since_ms, judged_review, ev) : TG_E_NOMEM;
+    if (!rc)
+        rc = tg_store_blob_list(st, "feedback/", 100000, &fb);
+    json_array_foreach(fb, i, f)
+    {
+        if (!rc)
+            rc = judged_rating(st, f, since_ms, ev);
     }
-    if (tg_store_blob_list(st, "feedback/", 100000, &fb) == TG_OK)
-        json_array_extend(ev, fb);
+    if (!rc)
+        out = tg_eval_judgements(ev);
     json_decref(fb);
-    return ev;
+    json_decref(ev);
+    return out;
 }
 
 /* What a check needs, copied for the worker. */
@@ -89,7 +125,7 @@ static json_t *check_work(struct tg_store *st, void *arg, char *err, size_t errl
     struct tg_far_day days[MAX_DAYS];
     json_t *ev = judged(st, (j->now / DAY_MS - (int64_t)j->n) * DAY_MS);
     if (!ev) {
-        snprintf(err, errlen, "out of memory");
+        snprintf(err, errlen, "the judgements could not be read");
         return NULL;
     }
     tg_eval_daily_far(ev, j->now, j->n, days);
@@ -97,11 +133,12 @@ static json_t *check_work(struct tg_store *st, void *arg, char *err, size_t errl
     struct tg_far_verdict v;
     tg_eval_far_criterion(days, j->n, &j->crit, &v);
     json_t *series = json_array();
+    /* a day without judgements is a gap (null), not a FAR of 0 */
     for (size_t i = 0; i < j->n; i++)
-        json_array_append_new(series, json_pack("{s:I, s:I, s:I, s:f}", "day_ms",
-                                                (json_int_t)days[i].day_ms, "good",
-                                                (json_int_t)days[i].good, "bad",
-                                                (json_int_t)days[i].bad, "far", days[i].far));
+        json_array_append_new(
+            series, json_pack("{s:I, s:I, s:I, s:o}", "day_ms", (json_int_t)days[i].day_ms, "good",
+                              (json_int_t)days[i].good, "bad", (json_int_t)days[i].bad, "far",
+                              days[i].good + days[i].bad ? json_real(days[i].far) : json_null()));
     return json_pack(
         "{s:o, s:{s:I, s:f, s:f, s:f, s:f}, s:{s:b, s:f, s:I, s:f, s:b, s:b, s:b}}", "days", series,
         "trend", "n", (json_int_t)v.trend.n, "s", v.trend.s, "z", v.trend.z, "p", v.trend.p,

@@ -8,9 +8,17 @@
  *   GET  /v1/fairness               per attribute: delivery rate by group, parity, the gate
  *   GET  /v1/releases               the release registry (read off the event loop) and
  *                                   the freeze
+ *   POST /v1/releases/freeze        {"why"}: a supervisor stops promotions
  *   POST /v1/releases/unfreeze      {"why"}: a supervisor resumes promotions
+ *   POST /v1/releases/{name}/promote {"why", "override"?}: a supervisor promotes the
+ *                                   release when every gate computed from the store is
+ *                                   open (tg_release_gates); override (a reason) stands in
+ *                                   for the experiment a proposed release never ran.
+ *                                   200 {promoted, evidence}; 409 {error, evidence}
  *
- * All for users (token or console session); unfreezing for supervisors.
+ * All for users (token or console session); freezing, unfreezing and
+ * promoting for supervisors, each with a reason of at least 10 characters
+ * and an audit leaf in their name.
  *
  * The fairness gate (config `fairness`): for each sensitive attribute the
  * channels send in `metadata` (kept only as keyed pseudonyms, admit stage),
@@ -324,40 +332,151 @@ static bool query_ms(const char *q, const char *key, int64_t *out)
     return tg_parse_duration_ms(v, out) == TG_OK && *out > 0;
 }
 
-static void unfreeze(struct tg_api *api, struct tg_http_req *req)
+/* A person's reason of at least MIN_REASON characters at key of body j, or NULL (answered 400). */
+#define MIN_REASON 10
+static const char *reason(struct tg_api *api, struct tg_http_req *req, const char *route,
+                          const json_t *j, const char *key)
 {
-    const char *route = "/v1/releases/unfreeze";
+    const char *why = tg_json_str(j, key, NULL);
+    char msg[200];
+    if (why && strlen(why) >= MIN_REASON)
+        return why;
+    snprintf(msg, sizeof(msg),
+             "\"%s\" must be a justification of at least %d characters, recorded in the audit "
+             "log",
+             key, MIN_REASON);
+    tg_api_send_error(api, req, route, 400, "invalid_request_error", "reason_required", msg);
+    return NULL;
+}
+
+/* POST /v1/releases/freeze and /unfreeze {why}: a supervisor stops or resumes promotions. */
+static void set_frozen(struct tg_api *api, struct tg_http_req *req, bool frozen)
+{
+    const char *route = frozen ? "/v1/releases/freeze" : "/v1/releases/unfreeze";
     const char *who = tg_api_person(api, req, route, "supervisor");
     if (!who)
         return;
     size_t len;
     const char *body = tg_http_body(req, &len);
     json_t *j = json_loadb(body, len, 0, NULL);
-    const char *why = tg_json_str(j, "why", NULL);
-    if (!why || strlen(why) < 10) {
-        json_decref(j);
-        tg_api_send_error(api, req, route, 400, "invalid_request_error", "reason_required",
-                          "the body must be {\"why\": \"...\"}: a justification of at least 10 "
-                          "characters, recorded in the audit log");
-        return;
-    }
-    int rc = tg_release_set_frozen(api->p->store, api->p->audit, false, who, why);
+    const char *why = reason(api, req, route, j, "why");
+    int rc = why ? tg_release_set_frozen(api->p->store, api->p->audit, frozen, who, why) : TG_OK;
     json_decref(j);
+    if (!why)
+        return;
     if (rc) {
         tg_api_send_error(api, req, route, 503, "server_error", "storage_unavailable",
-                          "the unfreeze could not be recorded");
+                          "the change could not be recorded");
         return;
     }
-    tg_api_review_event(api, "releases", "unfrozen", NULL);
+    tg_api_review_event(api, "releases", frozen ? "frozen" : "unfrozen", NULL);
     tg_api_send_json(api, req, route, 200, tg_release_state(api->p->store));
+}
+
+/* A promotion in flight: the gates are computed on the worker, the act recorded on the loop. */
+struct promote_job {
+    struct tg_release_gate_in in;
+    struct tg_http_req *req;
+    char name[200], by[128], why[1024], override[1024];
+    char err[256]; /* why the worker computed nothing */
+};
+
+static void promote_free(void *arg)
+{
+    tg_free(arg);
+}
+
+static json_t *promote_work(struct tg_store *st, void *arg, char *err, size_t errlen)
+{
+    struct promote_job *pj = arg;
+    pj->in.now_ms = tg_clock_wall_ms();
+    json_t *res = tg_release_gates(st, &pj->in, err, errlen);
+    if (!res)
+        tg_strlcpy(pj->err, err, sizeof(pj->err));
+    return res;
+}
+
+/* Back on the loop: promote when every gate is open, else record the refusal; answer. */
+static void promote_then(struct tg_api *api, json_t *result, void *arg)
+{
+    const char *route = "/v1/releases/{name}/promote";
+    struct promote_job *pj = arg;
+    char err[2048];
+    if (!result) {
+        bool missing = tg_str_has_prefix(pj->err, "no release named");
+        tg_api_send_error(api, pj->req, route, missing ? 404 : 503,
+                          missing ? "invalid_request_error" : "server_error",
+                          missing ? "unknown_release" : "storage_unavailable",
+                          pj->err[0] ? pj->err : "the server is stopping");
+        return;
+    }
+    int rc = tg_release_promote(api->p->store, api->p->audit, result, pj->by, pj->why, pj->override,
+                                err, sizeof(err));
+    if (rc == TG_OK) {
+        tg_api_review_event(api, "releases", "promoted", NULL);
+        tg_api_send_committed(api, pj->req, route, 200,
+                              json_pack("{s:b, s:O}", "promoted", 1, "evidence", result), NULL);
+        return;
+    }
+    json_t *body = json_pack("{s:{s:s, s:s, s:s}, s:O}", "error", "type", "invalid_request_error",
+                             "code", rc == TG_E_FORBIDDEN ? "gate_closed" : "conflict", "message",
+                             err, "evidence", result);
+    /* a refusal is a decision too: its leaf is committed before the answer */
+    tg_api_send_committed(api, pj->req, route, 409, body, NULL);
+}
+
+/* POST /v1/releases/{name}/promote {why, override?}: a supervisor promotes on computed gates. */
+static void promote(struct tg_api *api, struct tg_http_req *req, const char *name)
+{
+    const char *route = "/v1/releases/{name}/promote";
+    const char *who = tg_api_person(api, req, route, "supervisor");
+    if (!who)
+        return;
+    size_t len;
+    const char *body = tg_http_body(req, &len);
+    json_t *j = json_loadb(body, len, 0, NULL);
+    const char *why = reason(api, req, route, j, "why");
+    const json_t *oj = json_object_get(j, "override");
+    const char *ov = why && oj && !json_is_null(oj) ? reason(api, req, route, j, "override") : "";
+    struct promote_job *pj = NULL;
+    if (why && ov && (!name[0] || strlen(name) >= sizeof(pj->name) || strchr(name, '/')))
+        tg_api_send_error(api, req, route, 404, "invalid_request_error", "unknown_release",
+                          "no release of that name");
+    else if (why && ov && !(pj = tg_calloc(1, sizeof(*pj))))
+        tg_api_send_error(api, req, route, 503, "server_error", "out_of_memory", "out of memory");
+    if (pj) {
+        tg_strlcpy(pj->name, name, sizeof(pj->name));
+        tg_strlcpy(pj->by, who, sizeof(pj->by));
+        tg_strlcpy(pj->why, why, sizeof(pj->why));
+        tg_strlcpy(pj->override, ov, sizeof(pj->override));
+        pj->req = req;
+        pj->in = (struct tg_release_gate_in){.root = api->p->cfg->root,
+                                             .key = api->p->pseudonym_key,
+                                             .keylen = sizeof(api->p->pseudonym_key),
+                                             .name = pj->name,
+                                             .override = ov[0] != '\0'};
+        /* the job answers req itself (409 on a closed gate), so the worker gets none */
+        if (tg_api_background(api, NULL, route, promote_work, promote_then, pj, promote_free))
+            tg_api_send_error(api, req, route, 503, "server_error", "unavailable",
+                              "the gates could not be computed now");
+    }
+    json_decref(j);
 }
 
 bool tg_api_governance(struct tg_api *api, struct tg_http_req *req)
 {
     const char *m = tg_http_method(req), *path = tg_http_path(req);
     bool get = !strcmp(m, "GET");
-    if (!strcmp(path, "/v1/releases/unfreeze") && !strcmp(m, "POST")) {
-        unfreeze(api, req);
+    bool post = !strcmp(m, "POST");
+    if ((!strcmp(path, "/v1/releases/unfreeze") || !strcmp(path, "/v1/releases/freeze")) && post) {
+        set_frozen(api, req, !strcmp(path, "/v1/releases/freeze"));
+    } else if (tg_str_has_prefix(path, "/v1/releases/") && post &&
+               strlen(path) > strlen("/v1/releases//promote") &&
+               !strcmp(path + strlen(path) - strlen("/promote"), "/promote")) {
+        char name[256];
+        size_t n = strlen(path) - strlen("/v1/releases/") - strlen("/promote");
+        tg_strlcpy(name, path + strlen("/v1/releases/"), TG_MIN(n + 1, sizeof(name)));
+        promote(api, req, n < sizeof(name) ? name : "");
     } else if (!strcmp(path, "/v1/fairness") && get) {
         if (!tg_api_person(api, req, path, TG_ANYONE))
             return true;

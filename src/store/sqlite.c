@@ -175,7 +175,8 @@ enum rstmt {
 #define FACT_COLS                                                                                  \
     "state, queue, json_extract(task, '$.original_queue'), json_extract(task, '$.created_ms'),"   \
     " deadline_ms, json_extract(task, '$.decision.at'), json_extract(task, '$.decision.actor'),"  \
-    " json_extract(task, '$.decision.action'), json_extract(task, '$.kind')"
+    " json_extract(task, '$.decision.action'), json_extract(task, '$.kind'), turn_id,"             \
+    " (SELECT t.created_ms FROM turns t WHERE t.id = reviews.turn_id)"
 
 static const char *const read_sql[R__COUNT] = {
     [R_CONV_GET] = "SELECT " CONV_COLS " FROM conversations WHERE id = ?1",
@@ -1228,6 +1229,8 @@ static int sq_review_facts(struct tg_store *st, int64_t since_ms,
             .actor = col_text(q, 6),
             .action = col_text(q, 7),
             .kind = col_text(q, 8),
+            .turn_id = col_text(q, 9),
+            .turn_ms = sqlite3_column_int64(q, 10),
         };
         rc = cb(ctx, &f);
     }

@@ -265,6 +265,8 @@ struct tg_review_facts {
     int64_t created_ms, deadline_ms;
     int64_t decided_ms; /* 0: not decided */
     const char *actor, *action;
+    const char *turn_id; /* the turn the task holds */
+    int64_t turn_ms;     /* that turn's created_ms; 0 when its row is missing */
 };
 /*
  * Call cb with the facts of every open task (pending, claimed) of any

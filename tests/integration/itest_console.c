@@ -536,14 +536,40 @@ static void test_feedback_and_monitor(void **state)
     assert_int_equal(st, 401);
     json_decref(j);
 
+    /* one judgement per turn: a draft approved, then rated bad by the customer, is one bad
+     * answer; a draft a reviewer edited is one bad answer, and the customer's rating of the
+     * person's edit does not count for (or against) the AI */
+    const char *rex[] = {"Authorization: Bearer tg-rex", NULL};
+    static const char *const acts[] = {"{\"action\":\"approve\"}",
+                                       "{\"action\":\"edit\",\"text\":\"我们的顾问会致电您。\"}"};
+    static const char *const ratings[] = {"\"bad\"", "\"good\""};
+    for (int k = 0; k < 2; k++) {
+        char path[128];
+        j = chat2(k ? "请复核我的养老方案" : "请复核我的教育金方案", "standard");
+        const json_t *tgo = json_object_get(j, "trustgate");
+        tg_strlcpy(turn, tg_json_str(tgo, "turn_id", ""), sizeof(turn));
+        snprintf(path, sizeof(path), "/v1/reviews/%s/decision", tg_json_str(tgo, "review_id", ""));
+        json_t *d = req_json(gw2.port, "POST", path, rex, acts[k], &st);
+        assert_int_equal(st, 200);
+        json_decref(d);
+        json_decref(j);
+        snprintf(body, sizeof(body), "{\"turn_id\":\"%s\",\"rating\":%s}", turn, ratings[k]);
+        j = req_json(gw2.port, "POST", "/v1/feedback", key, body, &st);
+        assert_int_equal(st, 201);
+        json_decref(j);
+    }
+
     const char *sue[] = {"Authorization: Bearer tg-sue", NULL};
     j = req_json(gw2.port, "GET", "/v1/monitor", sue, NULL, &st);
     assert_int_equal(st, 200);
     json_t *days = json_object_get(j, "days");
     json_t *today = json_array_get(days, json_array_size(days) - 1);
-    /* the approval of the internal-queue test, and this bad rating */
+    /* the approval of the internal-queue test, this bad rating, and the two turns above
+     * (counted 3 good and 3 bad before) */
     assert_int_equal(tg_json_int(today, "good", -1), 1);
-    assert_int_equal(tg_json_int(today, "bad", -1), 1);
+    assert_int_equal(tg_json_int(today, "bad", -1), 3);
+    /* a day without judgements is a gap, not a FAR of 0 */
+    assert_true(json_is_null(json_object_get(json_array_get(days, 0), "far")));
     const json_t *c = json_object_get(j, "criterion");
     assert_true(tg_json_bool(c, "configured", false));
     assert_true(tg_json_bool(c, "met", false));

@@ -245,7 +245,7 @@ static void test_other_suites(void **state)
 
 /* `trustgate fairness report` on UCI Adult (REFERENCES.md: male 0.305737,
  * female 0.109461, difference 0.196276, ratio 0.358023) and German Credit,
- * from ../shared/datasets beside the project. */
+ * from ../shared/datasets beside the project; the gate's test and --json. */
 static void test_fairness_on_public_sets(void **state)
 {
     (void)state;
@@ -291,6 +291,29 @@ static void test_fairness_on_public_sets(void **state)
     assert_int_equal(tg(args, &out), 1);
     assert_non_null(strstr(out, "GATE CLOSED"));
     tg_free(out);
+    /* --json with --limit: stdout is one JSON object and nothing else (the gate's
+     * sentence goes to stderr), every interval with its level */
+    char bin[512], cmd[4096];
+    tg_h_bin("trustgate", bin, sizeof(bin));
+    snprintf(cmd, sizeof(cmd),
+             "%s fairness report --data %s --attribute 9 --pred '14=>50K' --limit 0.05 --alpha "
+             "0.01 --json 2>/dev/null",
+             bin, adult);
+    assert_int_equal(tg_h_run(cmd, &out), 1);
+    j = json_loads(out, 0, NULL);
+    if (!j)
+        fail_msg("stdout is not one JSON object: %s", out);
+    tg_free(out);
+    assert_true(fabs(tg_json_num(j, "demographic_parity_difference", 0) - 0.196276) < 5e-7);
+    const json_t *test = json_object_get(j, "test");
+    assert_int_equal(tg_json_int(test, "groups", 0), 2);
+    assert_true(fabs(tg_json_num(test, "gap", 0) - 0.196276) < 5e-7);
+    const json_t *gi = json_object_get(test, "gap_interval");
+    assert_true(fabs(tg_json_num(gi, "level", 0) - 0.99) < 1e-12);
+    assert_true(tg_json_num(gi, "low", 0) > 0.18 && tg_json_num(gi, "high", 1) < 0.21);
+    assert_true(tg_json_bool(json_object_get(j, "gate"), "closed", false));
+    assert_true(fabs(tg_json_num(json_object_get(j, "gate"), "limit", 0) - 0.05) < 1e-12);
+    json_decref(j);
     snprintf(args, sizeof(args),
              "fairness report --data %s --sep s --attribute 8 --pred 20=1 --json", german);
     assert_int_equal(tg(args, &out), 0);

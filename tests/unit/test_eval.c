@@ -228,11 +228,11 @@ static void test_daily_far_and_criterion(void **state)
     /* seven days of 70 % ... 76 %: below 85 %, rising one point a day */
     for (int d = 0; d < 7; d++)
         for (int k = 0; k < 100; k++)
-            json_array_append_new(ev, json_pack("{s:I, s:b}", "at_ms",
+            json_array_append_new(ev, json_pack("{s:I, s:b}", "turn_ms",
                                                 (json_int_t)((20000 - 6 + d) * day + k * 1000),
                                                 "good", k < 70 + d));
-    json_array_append_new(ev, json_pack("{s:I, s:b}", "at_ms", (json_int_t)(now - 30 * day), "good",
-                                        false)); /* outside the window */
+    json_array_append_new(ev, json_pack("{s:I, s:b}", "turn_ms", (json_int_t)(now - 30 * day),
+                                        "good", false)); /* outside the window */
     struct tg_far_day days[7];
     tg_eval_daily_far(ev, now, 7, days);
     assert_true(days[0].day_ms == (20000 - 6) * day);

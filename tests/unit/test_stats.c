@@ -32,6 +32,13 @@ static void test_two_proportions(void **state)
     near(t.diff, 0.03, 1e-12);
     near(t.stat, 1.963050, 5e-7);
     near(t.p, 0.049640, 5e-7);
+    /* the unpooled CI at the level asked for: 95 % by default, 99 % at alpha 0.01 */
+    double se = sqrt(0.12 * 0.88 / 1000 + 0.15 * 0.85 / 1000);
+    near(t.ci_high - t.diff, 1.959964 * se, 1e-7);
+    tg_stats_two_proportions_at(120, 1000, 150, 1000, 0.01, &t);
+    near(t.stat, 1.963050, 5e-7);
+    near(t.ci_low, 0.03 - 2.575829 * se, 1e-7);
+    near(t.ci_high, 0.03 + 2.575829 * se, 1e-7);
 }
 
 /* GrowthBook gbstats: A sum 1396.87, sum of squares 52377.9767, n 3407;
@@ -58,6 +65,10 @@ static void test_distributions(void **state)
     near(tg_stats_chi2_upper(3.841459, 1), 0.05, 5e-7);
     near(tg_stats_chi2_upper(5.991465, 2), 0.05, 5e-7);
     near(tg_stats_normal_two_sided(1.959964), 0.05, 5e-7);
+    near(tg_stats_normal_quantile(0.975), 1.959964, 5e-7);
+    near(tg_stats_normal_quantile(0.995), 2.575829, 5e-7);
+    near(tg_stats_normal_quantile(0.025), -1.959964, 5e-7);
+    near(tg_stats_normal_quantile(1 - 0.05 / 12), 2.638257, 5e-7); /* Bonferroni, 6 pairs */
     near(tg_stats_betai(2, 3, 0.4), 0.5248, 1e-9); /* 1 - (1-x)^3 (1 + 3x) at x = 0.4 */
 }
 
