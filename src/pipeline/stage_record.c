@@ -270,6 +270,14 @@ static int persist(struct tg_turn *t)
         m.role = "assistant";
         m.content = t->draft;
         rc = tg_store_message_add(p->store, &m);
+    } else if (!rc && (t->decision == TG_DECISION_REVIEW ||
+                       t->decision == TG_DECISION_HUMAN_DECISION ||
+                       t->decision == TG_DECISION_HANDOFF)) {
+        /* what a held customer was told, so whoever reads the conversation
+         * later (an agent, the model) sees the promises made */
+        m.role = "assistant";
+        m.content = tg_turn_holding(t);
+        rc = tg_store_message_add(p->store, &m);
     }
     if (!rc)
         rc = tg_store_turn_put_leaf(p->store, t->id, t->conv.id, tg_decision_name(t->decision),
