@@ -7,8 +7,8 @@
  */
 #include "cli/cli.h"
 
-#include "http/console.h"
-#include "http/http.h"
+#include "api/console.h"
+#include "api/api.h"
 #include "pipeline/pipeline.h"
 #include "review/review.h"
 

@@ -1471,7 +1471,7 @@ static void check_audit(struct vctx *c, const json_t *root)
 }
 
 /* fairness: {attributes: [NAME | {name, values}], limit, min_group, alpha, bootstrap, check_every,
- * window} — the live fairness gate (http/fairness.c). */
+ * window} — the live fairness gate (api/governance.c). */
 static void check_fairness(struct vctx *c, const json_t *root)
 {
     static const char *const keys[] = {"attributes", "limit",       "min_group", "alpha",

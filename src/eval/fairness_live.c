@@ -4,7 +4,7 @@
  * and group, two outcomes over a window — the AI answered at once
  * (decision deliver), and a reviewer approved the AI's draft as written
  * (review tasks joined by turn id, so the tasks reviewers see carry no
- * attribute).  Used by the server's gate (http/governance.c) and by
+ * attribute).  Used by the server's gate (api/governance.c) and by
  * `trustgate release promote`.  See fairness.h.
  */
 #include "eval/fairness.h"

@@ -9,8 +9,8 @@
  */
 #include "fuzz.h"
 
-#include "http/api_int.h"
-#include "http/console.h"
+#include "api/api_int.h"
+#include "api/console.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -8,7 +8,7 @@
  */
 #include "fuzz.h"
 
-#include "http/http.h"
+#include "net/http.h"
 
 #include <errno.h>
 #include <event2/event.h>

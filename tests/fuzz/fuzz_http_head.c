@@ -13,7 +13,7 @@
  */
 #include "fuzz.h"
 
-#include "http/http.h"
+#include "net/http.h"
 
 #include <ctype.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /*
- * test_http_events.c - live event streams (src/http/events.c) on a real
+ * test_http_events.c - live event streams (src/api/events.c) on a real
  * server over socketpairs: a console that reads gets every event, and one
  * that stops reading is cut once its unsent output passes the cap, so a
  * stalled page cannot make the gateway hold every event for it.
@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "http/http.h"
+#include "api/api.h"
 #include "pipeline/pipeline.h"
 
 #include <event2/event.h>

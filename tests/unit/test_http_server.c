@@ -1,5 +1,5 @@
 /*
- * test_http_server.c - the HTTP/1.1 server (src/http/server.c): the head
+ * test_http_server.c - the HTTP/1.1 server (src/net/server.c): the head
  * parser on a table of heads, strict where two readers could frame a
  * request differently, and the head deadline and the linger on a
  * socketpair served by a real server with a one-second deadline.
@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "http/http.h"
+#include "net/http.h"
 
 #include <errno.h>
 #include <event2/event.h>

@@ -13,7 +13,7 @@
  * nothing recorded was altered or removed since.  Proofs read every leaf
  * hash from the store (O(n) per request), on the background worker.
  */
-#include "http/api_int.h"
+#include "api/api_int.h"
 
 #include "audit/audit.h"
 #include "metrics/metrics.h"

@@ -10,7 +10,7 @@
  * delivery (no 2xx) is retried with exponential backoff and jitter
  * (0.5 s, 1 s, 2 s, 4 s: five attempts), then dropped with a log line.
  */
-#include "http/http.h"
+#include "api/api.h"
 
 #include <curl/curl.h>
 #include <pthread.h>

@@ -13,7 +13,7 @@
  * request that asked for the same read before its lane started it, so
  * many pollers cost one scan.  See api_int.h (tg_api_background).
  */
-#include "http/api_int.h"
+#include "api/api_int.h"
 
 #include "metrics/metrics.h"
 #include "pipeline/pipeline.h"

@@ -18,7 +18,7 @@
  * fails for want of descriptors, the listener pauses (100 ms doubling to
  * 1 s) instead of spinning on a connection it cannot take.
  */
-#include "http/http.h"
+#include "net/http.h"
 
 #include <arpa/inet.h>
 #include <assert.h>

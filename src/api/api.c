@@ -5,8 +5,8 @@
  * a path that exists with another method gets 405 with an Allow header,
  * anything else 404, both as OpenAI-style JSON errors.
  */
-#include "http/api_int.h"
-#include "http/console.h"
+#include "api/api_int.h"
+#include "api/console.h"
 
 #include "metrics/metrics.h"
 #include "pipeline/pipeline.h"

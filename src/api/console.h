@@ -14,7 +14,7 @@
 #ifndef TG_HTTP_CONSOLE_H
 #define TG_HTTP_CONSOLE_H
 
-#include "http/http.h"
+#include "api/api.h"
 
 struct tg_console;
 

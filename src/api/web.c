@@ -14,9 +14,9 @@
  * (HttpOnly, SameSite=Strict); its messages must be JSON, which a form on
  * another site cannot send without the browser asking first.
  */
-#include "http/api_int.h"
-#include "http/assets.h"
-#include "http/console.h"
+#include "api/api_int.h"
+#include "api/assets.h"
+#include "api/console.h"
 
 #include "metrics/metrics.h"
 #include "pipeline/pipeline.h"

@@ -29,8 +29,8 @@
  * Client addresses come from the HTTP server (tg_http_peer); IPv6 clients
  * are counted by their /64, which one host usually holds whole.
  */
-#include "http/api_int.h"
-#include "http/console.h"
+#include "api/api_int.h"
+#include "api/console.h"
 
 #include "metrics/metrics.h"
 #include "pipeline/pipeline.h"

@@ -16,8 +16,8 @@
  * (default 1 h) and on every request to /v1/monitor.  When it holds, an alert goes out once per
  * day: a signed webhook `monitor.far_below`, a console event, and an audit leaf.
  */
-#include "http/api_int.h"
-#include "http/console.h"
+#include "api/api_int.h"
+#include "api/console.h"
 
 #include "audit/audit.h"
 #include "eval/eval.h"

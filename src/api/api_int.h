@@ -1,10 +1,10 @@
 /*
- * api_int.h - private to src/http: what the API's route files share.
+ * api_int.h - private to src/api: what the API's route files share.
  */
 #ifndef TG_HTTP_API_INT_H
 #define TG_HTTP_API_INT_H
 
-#include "http/http.h"
+#include "api/api.h"
 
 /* Answer with body (taken) as JSON, counting the request under route. */
 void tg_api_send_json(struct tg_api *api, struct tg_http_req *req, const char *route, int status,

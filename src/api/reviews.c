@@ -28,8 +28,8 @@
  * a time, in the lane for scans.  Reads of one task wait for the commit of what the
  * loop queued before them without blocking it.
  */
-#include "http/api_int.h"
-#include "http/console.h"
+#include "api/api_int.h"
+#include "api/console.h"
 
 #include "audit/audit.h"
 #include "kb/kb.h"

@@ -16,7 +16,7 @@
  * MAX_UNSENT bytes wait unsent for it, its stream is cut and it is
  * forgotten.  The page's EventSource reconnects and refetches what it shows.
  */
-#include "http/http.h"
+#include "api/api.h"
 
 #include "pipeline/pipeline.h"
 #include "store/store.h"

@@ -34,7 +34,7 @@
  * supervisor's unfreeze holds for 24 hours (the gate still shows closed)
  * so the same evidence does not freeze releases again at once.
  */
-#include "http/api_int.h"
+#include "api/api_int.h"
 
 #include "audit/audit.h"
 #include "eval/eval.h"

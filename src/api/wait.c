@@ -7,7 +7,7 @@
  * recorded and answered (held) before the wait began; waiting only delays
  * the HTTP response.
  */
-#include "http/http.h"
+#include "api/api.h"
 
 #include "core/jw.h"
 #include "metrics/metrics.h"

@@ -1,0 +1,95 @@
+/*
+ * api.h - the gateway's HTTP API on the transport of net/http.h: the
+ * OpenAI-compatible chat route, reviews and hand-offs, the console, live
+ * events, feedback and the FAR monitor, governance, the audit log's proofs
+ * and the web pages; the background worker that keeps work whose cost
+ * grows with the data off the event loop; signed webhooks.
+ */
+#ifndef TG_API_H
+#define TG_API_H
+
+#include "net/http.h"
+
+
+struct tg_pipeline;
+struct tg_turn;
+struct tg_wait;
+struct tg_webhooks;
+
+/*
+ * Signed webhooks (webhook.c): start a sender thread for the config's
+ * `webhooks:` list ([{url, secret}]); NULL when there are none.  notify
+ * queues one event (copied) for every target; stop delivers what is queued
+ * (one attempt each) and joins the thread.
+ */
+struct tg_webhooks *tg_webhooks_start(const json_t *targets);
+void tg_webhooks_notify(struct tg_webhooks *w, const json_t *event);
+void tg_webhooks_stop(struct tg_webhooks *w);
+
+/* The gateway's HTTP API: routes requests to turns and status endpoints. */
+struct tg_api {
+    struct tg_pipeline *p;
+    struct tg_http_server *srv;
+    bool draining; /* /readyz answers 503 once shutdown began */
+    int64_t started_ms;
+    struct tg_wait *waiters;          /* requests long-polling for a held answer (wait.c) */
+    struct tg_webhooks *webhooks;     /* signed notifications of settled reviews, or NULL */
+    struct tg_console *console;       /* console sessions and logins (console.c), or NULL */
+    struct tg_events *events;         /* live event streams to consoles and chat pages (events.c) */
+    struct tg_monitor *monitor;       /* daily FAR and its alarm (feedback.c) */
+    struct tg_fairness_mon *fairness; /* the live fairness gate (governance.c) */
+    struct tg_background *background; /* the worker for reads that grow with the data */
+};
+
+/*
+ * Keep req open until the review of held turn t settles (tg_api_settled)
+ * or seconds pass (then the holding reply t built is sent).  The turn may
+ * be freed after the call.  TG_OK, or an error and req is not taken.
+ */
+int tg_api_wait(struct tg_api *api, struct tg_http_req *req, const struct tg_turn *t,
+                int64_t seconds);
+/* A review task was decided or handed off: answer the requests waiting for it. */
+void tg_api_settled(struct tg_api *api, const json_t *task);
+/* Answer every waiting request with its holding reply (shutdown). */
+void tg_api_release_waiters(struct tg_api *api);
+
+/*
+ * Live events (events.c): Server-Sent Events streams for consoles (every
+ * review event) and chat pages (the answers to one customer's held turns).
+ * tg_api_review_event publishes one event about task id (task may be NULL
+ * when only the id is known); stop ends every stream (shutdown).
+ */
+int tg_events_start(struct tg_api *api);
+void tg_events_stop(struct tg_api *api);
+/* Keep req open as an event stream; customer NULL: a console, else that customer's chat. */
+void tg_events_subscribe(struct tg_api *api, struct tg_http_req *req, const char *customer);
+void tg_api_review_event(struct tg_api *api, const char *id, const char *event, const json_t *task);
+
+/* Feedback and the FAR monitor (feedback.c): start reads eval.monitor. */
+int tg_monitor_start(struct tg_api *api);
+void tg_monitor_stop(struct tg_api *api);
+bool tg_api_feedback(struct tg_api *api, struct tg_http_req *req);
+
+/* Experiments, the fairness gate and the release freeze (governance.c): start
+ * reads the config's fairness section. */
+int tg_fairness_start(struct tg_api *api);
+void tg_fairness_stop(struct tg_api *api);
+bool tg_api_governance(struct tg_api *api, struct tg_http_req *req);
+
+/* Stop the background worker (background.c): finished jobs are answered,
+ * queued ones refused (shutdown).  Call it after tg_pipeline_settle(), so
+ * no job still waits for a commit. */
+void tg_api_background_stop(struct tg_api *api);
+
+/* The audit log's checkpoints and proofs (audit_api.c); false when not one of them. */
+bool tg_api_audit(struct tg_api *api, struct tg_http_req *req);
+
+/* The web pages (web.c): static files, the chat page's API; false when not one of them. */
+bool tg_api_web(struct tg_api *api, struct tg_http_req *req);
+
+/* The tg_http_handler_cb for the API; arg is a struct tg_api. */
+void tg_api_handle(struct tg_http_req *req, void *arg);
+/* The review and turn routes (reviews.c); false when the request is not one of them. */
+bool tg_api_reviews(struct tg_api *api, struct tg_http_req *req);
+
+#endif
