@@ -22,6 +22,8 @@ struct tg_backend;
 struct tg_backend_call;
 struct tg_metrics;
 
+#define TG_RANK_FEATURES 7
+
 /* One retrieved passage, as the retrieve stage found it (strings borrowed). */
 struct tg_evidence {
     const char *source; /* file or document id, for the citation */
@@ -29,8 +31,12 @@ struct tg_evidence {
     const char *text;         /* the chunk's text */
     const char *faq_question; /* for an FAQ chunk: its question and answer, else NULL */
     const char *faq_answer;
-    double score;   /* retrieval score (BM25) */
-    uint32_t chunk; /* chunk number in the knowledge base */
+    double score; /* retrieval score (BM25 plus the key match) */
+    double match; /* the chunk key's cosine with the question, 0..1 (kb.h) */
+    double rank;  /* the learned ranker's probability that this passage is the one
+                     that answers, among the turn's passages (stage_retrieve.c) */
+    double features[TG_RANK_FEATURES]; /* what the ranker weighed (stage_retrieve.c) */
+    uint32_t chunk;                    /* chunk number in the knowledge base */
 };
 
 struct tg_backend_request {
@@ -103,6 +109,18 @@ int tg_backend_generate(struct tg_backend *b, const struct tg_backend_request *r
                         void *arg, struct tg_backend_call **call);
 /* Abandon a call: cb will not be called, the upstream request is dropped. */
 void tg_backend_cancel(struct tg_backend_call *call);
+
+/*
+ * The builtin answerer's confidence signals for rq (see builtin.c), in
+ * x[0..TG_BUILTIN_SIGNALS): what its confidence is a logistic function of.
+ * Exposed so that the calibration harness (`trustgate eval far --signals`)
+ * fits the weights on exactly what the answerer computes.  No evidence
+ * gives all zeros.  tg_backend_builtin_confidence() is the answerer's own
+ * confidence for rq, in [0, 1].
+ */
+#define TG_BUILTIN_SIGNALS 13
+void tg_backend_builtin_signals(const struct tg_backend_request *rq, double *x);
+double tg_backend_builtin_confidence(const struct tg_backend_request *rq);
 
 /* Result helpers for backend implementations. */
 void tg_backend_result_init(struct tg_backend_result *res);

@@ -83,12 +83,12 @@ static size_t bigrams(const char *s, uint64_t *out, size_t max)
     return k;
 }
 
-/* How many of the question's bigrams occur in s[0..len). */
-static size_t overlap(const char *s, size_t len, const uint64_t *q, size_t nq)
+/* How many of the question's bigrams q[0..nq) not yet marked in seen
+ * occur in s[0..len); marks them. */
+static size_t mark_overlap(const char *s, size_t len, const uint64_t *q, size_t nq, uint8_t *seen)
 {
     const unsigned char *p = (const unsigned char *)s;
     uint32_t prev = 0;
-    uint8_t seen[MAX_GRAMS] = {0};
     size_t hits = 0;
     while (len) {
         uint32_t c;
@@ -111,6 +111,13 @@ static size_t overlap(const char *s, size_t len, const uint64_t *q, size_t nq)
         len -= l;
     }
     return hits;
+}
+
+/* How many of the question's bigrams occur in s[0..len). */
+static size_t overlap(const char *s, size_t len, const uint64_t *q, size_t nq)
+{
+    uint8_t seen[MAX_GRAMS] = {0};
+    return mark_overlap(s, len, q, nq, seen);
 }
 
 struct sentence {
@@ -282,28 +289,81 @@ static int pick_sentences(const char *question, const char *text, long max_sente
 }
 
 /*
- * Confidence in [0, 1] that the best passage answers the question: a
- * logistic function (Platt scaling) of four signals, fitted on the demo's
- * labelled questions by bench/calibrate.sh (see bench/CALIBRATION.md):
- * coverage (share of the question's tokens found in the passage), lead
- * (how far the best score is ahead of the second, relative to the best),
- * the intent classifier's probability (0.25, its typical value on answered
- * questions, when there is no classifier) and ln(1 + best BM25 score) / 4.
- * At 0.7 the answers given were 93 % right in 5-fold
- * cross-validation and every out-of-domain question was refused.  The
- * score's scale depends on the size of the knowledge base: refit for
- * another deployment.
+ * The signals, in this order (x[i] below):
+ *   0 coverage: share of the question's tokens in the best passage
+ *   1 lead: (best score - second) / best
+ *   2 the intent classifier's probability (0.25 without a classifier)
+ *   3 ln(1 + best score) / 4
+ *   4 the best passage's key match (its FAQ question or heading against
+ *     the question, cosine 0..1)
+ *   5 how far that match is ahead of the best other passage's
+ *   6 1 when the best passage is an FAQ pair (a whole answer, not picked
+ *     sentences)
+ *   7 1 when the question asks for a kind of fact (days, an amount, a
+ *     list of documents) and the best passage states one
+ *   8 1 when it asks for one and the passage states none
+ *   9 share of the question's bigrams found in none of the passages: the
+ *     words the knowledge base does not know ("火星" in "火星上的保险")
+ *  10 the learned ranker's share for the best passage (stage_retrieve.c)
+ *  11 share of the best passage's key (FAQ question or heading) that the
+ *     question says
+ *  12 the intent classifier's probability of the turn's intent on the best
+ *     passage's topic: the passage is about what was asked
  */
-static double calibrate(const struct tg_backend_request *rq)
+void tg_backend_builtin_signals(const struct tg_backend_request *rq, double *x)
 {
+    memset(x, 0, TG_BUILTIN_SIGNALS * sizeof(*x));
+    if (!rq->n_evidence)
+        return;
+    const struct tg_evidence *e = &rq->evidence[0];
+    const char *question = rq->question ? rq->question : "";
+    double s1 = e->score, s2 = rq->n_evidence > 1 ? rq->evidence[1].score : 0.0, m2 = 0;
+    for (size_t i = 1; i < rq->n_evidence; i++)
+        m2 = TG_MAX(m2, rq->evidence[i].match);
+    x[0] = rq->query_coverage;
+    x[1] = s1 > 0 ? (s1 - s2) / s1 : 0.0;
+    x[2] = rq->intent_probability >= 0 ? rq->intent_probability : 0.25;
+    x[3] = log1p(s1 > 0 ? s1 : 0) / 4.0;
+    x[4] = e->match;
+    x[5] = e->match - m2;
+    x[6] = e->faq_answer != NULL;
+    unsigned wants = question_wants(question);
+    if (wants) {
+        const char *text = e->faq_answer ? e->faq_answer : e->text;
+        bool gives = (wants & sentence_gives(text, strlen(text))) != 0;
+        x[7] = gives;
+        x[8] = !gives;
+    }
+    uint64_t q[MAX_GRAMS];
+    size_t nq = bigrams(question, q, MAX_GRAMS), known = 0;
+    uint8_t seen[MAX_GRAMS] = {0};
+    for (size_t i = 0; i < rq->n_evidence; i++)
+        if (rq->evidence[i].text)
+            known += mark_overlap(rq->evidence[i].text, strlen(rq->evidence[i].text), q, nq, seen);
+    x[9] = nq ? 1.0 - (double)known / (double)nq : 0.0;
+    x[10] = e->rank;
+    x[11] = e->features[4];
+    x[12] = e->features[6];
+}
+
+/*
+ * Confidence in [0, 1] that the best passage answers the question: a
+ * logistic function (Platt scaling) of the signals above, fitted by
+ * bench/calibrate.sh on questions made from the knowledge base itself
+ * (see bench/CALIBRATION.md).  The score's scale depends on the size of
+ * the knowledge base: refit for another deployment.
+ */
+double tg_backend_builtin_confidence(const struct tg_backend_request *rq)
+{
+    static const double w[TG_BUILTIN_SIGNALS + 1] = {
+        -7.177, 4.711, 1.622, 1.654, 6.045, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    };
+    double x[TG_BUILTIN_SIGNALS], z = w[0];
     if (!rq->n_evidence)
         return 0.0;
-    double s1 = rq->evidence[0].score;
-    double s2 = rq->n_evidence > 1 ? rq->evidence[1].score : 0.0;
-    double lead = s1 > 0 ? (s1 - s2) / s1 : 0.0;
-    double intent = rq->intent_probability >= 0 ? rq->intent_probability : 0.25;
-    double z = -7.177 + 4.711 * rq->query_coverage + 1.622 * lead + 1.654 * intent +
-               6.045 * log1p(s1 > 0 ? s1 : 0) / 4.0;
+    tg_backend_builtin_signals(rq, x);
+    for (size_t i = 0; i < TG_BUILTIN_SIGNALS; i++)
+        z += w[i + 1] * x[i];
     return 1.0 / (1.0 + exp(-z));
 }
 
@@ -317,7 +377,7 @@ static int builtin_generate(struct tg_backend *b, const struct tg_backend_reques
     int rc = TG_OK;
     tg_backend_result_init(&res);
     tg_buf_init(&out, 1u << 20);
-    res.confidence = calibrate(rq);
+    res.confidence = tg_backend_builtin_confidence(rq);
     res.low_confidence = res.confidence < conf->min_confidence || !rq->n_evidence;
     if (res.low_confidence && !(rq->for_review && rq->n_evidence)) {
         rc = tg_buf_puts(&out, conf->low_confidence_reply ? conf->low_confidence_reply

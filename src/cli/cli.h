@@ -32,9 +32,11 @@ int tg_cli_eval_robustness(int argc, char **argv);
 int tg_cli_eval_redline(int argc, char **argv);
 
 /* Where evaluation turns go: in process (data: a data directory, NULL for a
- * fresh temporary one) or over HTTP (url, key, model). */
+ * fresh temporary one) or over HTTP (url, key, model).  signals (in process
+ * only, may be NULL) names a JSONL file that receives each turn's evidence
+ * and the builtin answerer's confidence signals, for bench/calibrate.sh. */
 struct tg_eval_target {
-    const char *url, *key, *model, *data;
+    const char *url, *key, *model, *data, *signals;
 };
 /* Take option c (-d/--data, -u/--url, -k/--key, -m/--model) with its argument
  * into t; false when c is not one of them. */

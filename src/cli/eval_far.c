@@ -29,7 +29,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: trustgate eval far -c FILE [--set FILE] [--data DIR] [--url URL --key KEY]\n"
-            "       [--model NAME] [--k K] [--json FILE] [--html FILE] [--min-far X]\n\n"
+            "       [--model NAME] [--k K] [--json FILE] [--html FILE] [--min-far X]\n"
+            "       [--signals FILE]\n\n"
             "Run every labelled turn of a set (JSONL: id, question, intent, source, facts,\n"
             "decision) and report first-response accuracy (FAR): the share of turns the gate\n"
             "decided as labelled and, for answers delivered, with the right intent, the\n"
@@ -45,7 +46,9 @@ static void usage(FILE *f)
             "      --k K           citations that count (default 3)\n"
             "  -j, --json FILE     write the report as JSON (- for stdout)\n"
             "      --html FILE     write a self-contained HTML report with charts\n"
-            "      --min-far X     fail below this FAR, 0..1 (default: eval.far.min or none)\n");
+            "      --min-far X     fail below this FAR, 0..1 (default: eval.far.min or none)\n"
+            "      --signals FILE  in process: write each turn's evidence and the builtin\n"
+            "                      answerer's confidence signals as JSONL (bench/calibrate.sh)\n");
 }
 
 /* ------------------------------------------------------------ in-process */
@@ -55,9 +58,51 @@ struct run {
     struct tg_text *tx;
     const json_t *prices;
     struct tg_far_item *it;
+    FILE *signals; /* --signals, or NULL */
     int64_t t0;
     bool done;
 };
+
+/*
+ * One line of --signals: the labelled item, what the turn found and the
+ * builtin answerer's confidence signals computed from it exactly as the
+ * answerer does (tg_backend_builtin_signals), so a fit on these lines
+ * fits the answerer.
+ */
+static void write_signals(FILE *f, const struct tg_turn *t, const struct tg_far_item *it)
+{
+    struct tg_backend_request rq = {
+        .question = t->user_text,
+        .evidence = t->evidence,
+        .n_evidence = t->n_evidence,
+        .query_coverage = t->query_coverage,
+        .intent_probability = t->a->intents ? t->intent_confidence : -1,
+    };
+    double x[TG_BUILTIN_SIGNALS];
+    tg_backend_builtin_signals(&rq, x);
+    json_t *sig = json_array(), *ev = json_array();
+    for (size_t i = 0; i < TG_BUILTIN_SIGNALS; i++)
+        json_array_append_new(sig, json_real(x[i]));
+    for (size_t i = 0; i < t->n_evidence; i++) {
+        const struct tg_evidence *e = &t->evidence[i];
+        json_t *feat = json_array();
+        for (size_t j = 0; j < TG_RANK_FEATURES; j++)
+            json_array_append_new(feat, json_real(e->features[j]));
+        json_array_append_new(ev, json_pack("{s:s, s:f, s:f, s:f, s:o}", "source", e->source,
+                                            "score", e->score, "match", e->match, "rank", e->rank,
+                                            "features", feat));
+    }
+    json_t *j = json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:f, s:f, s:o, s:o}", "id", it->id,
+                          "question", it->question, "source", it->source, "intent", it->intent,
+                          "got_intent", it->got_intent, "got_decision", it->got_decision,
+                          "confidence", tg_backend_builtin_confidence(&rq), "intent_probability",
+                          t->intent_confidence, "signals", sig, "evidence", ev);
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    if (s)
+        fprintf(f, "%s\n", s);
+    free(s);
+    json_decref(j);
+}
 
 /* Fill the outcome of it and score its answer against evidence. */
 static void judge(struct run *r, struct tg_far_item *it, const char *const *evidence, size_t nev,
@@ -116,12 +161,14 @@ static void done_cb(struct tg_turn *t, void *arg)
     it->cost = tg_eval_price(r->prices, t->upstream_model[0] ? t->upstream_model : t->rung,
                              t->prompt_tokens, t->completion_tokens);
     judge(r, it, ev, nev, skip, nskip);
+    if (r->signals)
+        write_signals(r->signals, t, it);
     r->done = true;
     event_base_loopbreak(r->base);
 }
 
-static int run_local(const struct tg_config *cfg, const char *data, struct tg_far_item *items,
-                     size_t n, struct tg_text *tx, const json_t *prices)
+static int run_local(const struct tg_config *cfg, const char *data, FILE *signals,
+                     struct tg_far_item *items, size_t n, struct tg_text *tx, const json_t *prices)
 {
     char dir[4096], err[512];
     struct tg_pipeline *p = NULL;
@@ -159,7 +206,7 @@ static int run_local(const struct tg_config *cfg, const char *data, struct tg_fa
             rc = TG_E_NOMEM;
             goto out;
         }
-        struct run r = {.base = base, .tx = tx, .prices = prices, .it = it};
+        struct run r = {.base = base, .tx = tx, .prices = prices, .it = it, .signals = signals};
         t->channel = "eval";
         t->trusted = true;
         t->body = body;
@@ -347,13 +394,20 @@ int tg_cli_eval_run(const struct tg_config *cfg, const struct tg_eval_target *tg
                     struct tg_far_item *items, size_t n, struct tg_text *tx)
 {
     const json_t *prices = json_object_get(json_object_get(cfg->root, "eval"), "prices");
+    FILE *sig = NULL;
+    if (tgt->signals && !tgt->url && !(sig = fopen(tgt->signals, "w"))) {
+        fprintf(stderr, "trustgate eval: cannot write %s\n", tgt->signals);
+        return TG_E_IO;
+    }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int rc = tgt->url
                  ? run_http(cfg, tgt->url, tgt->key,
                             tgt->model ? tgt->model : (cfg->n_models ? cfg->models[0] : "default"),
                             items, n, tx, prices)
-                 : run_local(cfg, tgt->data, items, n, tx, prices);
+                 : run_local(cfg, tgt->data, sig, items, n, tx, prices);
     curl_global_cleanup();
+    if (sig && fclose(sig) && !rc)
+        rc = TG_E_IO;
     return rc;
 }
 
@@ -361,13 +415,19 @@ int tg_cli_eval_run(const struct tg_config *cfg, const struct tg_eval_target *tg
 
 int tg_cli_eval_far(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"set", required_argument, NULL, 's'},
-        {"data", required_argument, NULL, 'd'},   {"url", required_argument, NULL, 'u'},
-        {"key", required_argument, NULL, 'k'},    {"model", required_argument, NULL, 'm'},
-        {"k", required_argument, NULL, 'K'},      {"json", required_argument, NULL, 'j'},
-        {"html", required_argument, NULL, 'H'},   {"min-far", required_argument, NULL, 'F'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"set", required_argument, NULL, 's'},
+                                         {"data", required_argument, NULL, 'd'},
+                                         {"url", required_argument, NULL, 'u'},
+                                         {"key", required_argument, NULL, 'k'},
+                                         {"model", required_argument, NULL, 'm'},
+                                         {"k", required_argument, NULL, 'K'},
+                                         {"json", required_argument, NULL, 'j'},
+                                         {"html", required_argument, NULL, 'H'},
+                                         {"min-far", required_argument, NULL, 'F'},
+                                         {"signals", required_argument, NULL, 'S'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     const char *cfg_path = NULL, *set = NULL, *json_out = NULL, *html_out = NULL;
     double min_far = -1;
     long k = 3;
@@ -395,6 +455,9 @@ int tg_cli_eval_far(int argc, char **argv)
             break;
         case 'F':
             min_far = strtod(optarg, NULL);
+            break;
+        case 'S':
+            tgt.signals = optarg;
             break;
         case 'h':
             usage(stdout);

@@ -837,6 +837,7 @@ static void call_done(struct tg_backend_result *res, void *arg)
         d->res.completion_tokens = res->completion_tokens;
         d->res.confidence = res->confidence;
         d->res.low_confidence = res->low_confidence;
+        d->res.cited = res->cited;
         d->res.rung = r->name;
         d->res.backend = r->backend;
         d->res.degradations = d->steps;
@@ -1034,6 +1035,7 @@ int tg_dispatch_start(struct tg_ladder *l, struct event_base *base,
     d->cb = cb;
     d->arg = arg;
     d->res.confidence = -1;
+    d->res.cited = -1;
     d->started_ns = tg_clock_mono_ns();
     if (l->budget_ms > 0)
         d->deadline_ns = d->started_ns + l->budget_ms * 1000000;

@@ -121,6 +121,10 @@ static void dispatched_cb(struct tg_dispatch_result *res, void *arg)
             t->confidence = res->confidence;
         if (res->low_confidence)
             json_array_append_new(t->tags, json_string("low_confidence"));
+        /* the evidence the answer quotes: its citation has the same index */
+        if (res->cited >= 0 && (size_t)res->cited < t->n_evidence)
+            json_object_set_new(json_array_get(t->citations, (size_t)res->cited), "cited",
+                                json_true());
         /* the answerer's holding reply (it gives the draft itself to a
          * reviewer), or a script rung stepped down to: a promise to come back */
         t->promise = (res->low_confidence && !(t->rules.review && t->n_evidence)) ||

@@ -12,33 +12,132 @@
 
 #include "backend/backend.h"
 #include "kb/kb.h"
+#include "model/model.h"
 #include "text/text.h"
 
+#include <math.h>
 #include <string.h>
 
-/* Share of the question's tokens that occur in the passage (both normalized). */
-static double coverage(struct tg_turn *t, const char *passage)
+/* Share of needle's tokens (Latin words, CJK bigrams) that occur in hay;
+ * both normalized alike.  -1 when needle has none. */
+static double share_found(struct tg_turn *t, const char *needle, size_t len, const char *hay)
 {
     struct tg_tokens q;
-    struct tg_buf norm;
     size_t hit = 0, n = 0;
     tg_tokens_init(&q);
-    tg_buf_init(&norm, 1u << 22);
-    /* The question is already Simplified; the passage needs only folding
-     * (Traditional-to-Simplified transliteration is the costly part). */
-    if (tg_text_normalize(t->p->text, passage, strlen(passage), 0, &norm) == TG_OK &&
-        tg_text_tokenize(t->p->text, t->norm_text, t->norm_len, TG_TOKEN_BIGRAMS, &q) == TG_OK) {
+    if (tg_text_tokenize(t->p->text, needle, len, TG_TOKEN_BIGRAMS, &q) == TG_OK) {
         for (size_t i = 0; i < q.n; i++) {
-            /* Latin words and CJK bigrams: the units the question is made of. */
+            /* Latin words and CJK bigrams: the units the text is made of. */
             if (q.v[i].kind == TG_TOK_CJK_WORD)
                 continue;
             n++;
-            hit += norm.data && strstr(norm.data, q.v[i].text) != NULL;
+            hit += strstr(hay, q.v[i].text) != NULL;
         }
     }
     tg_tokens_free(&q);
+    return n ? (double)hit / (double)n : -1.0;
+}
+
+/* Share of the question's tokens that occur in s (folded here; the
+ * question is already Simplified, and Traditional-to-Simplified
+ * transliteration of a passage is the costly part), or of s's tokens that
+ * occur in the question (inverse): how much of a key the customer said. */
+static double share(struct tg_turn *t, const char *s, bool inverse)
+{
+    struct tg_buf norm;
+    double r = -1.0;
+    tg_buf_init(&norm, 1u << 22);
+    if (s && s[0] && t->norm_text &&
+        tg_text_normalize(t->p->text, s, strlen(s), 0, &norm) == TG_OK && norm.data)
+        r = inverse ? share_found(t, norm.data, norm.len, t->norm_text)
+                    : share_found(t, t->norm_text, t->norm_len, norm.data);
     tg_buf_free(&norm);
-    return n ? (double)hit / (double)n : 0.0;
+    return r < 0 ? 0.0 : r;
+}
+
+/* The line a chunk answers: its FAQ question, else its last heading. */
+static const char *key_line(const struct tg_kb_chunk *c)
+{
+    const char *s = c->question ? c->question : c->heading, *last = s;
+    for (const char *p = strstr(s, " > "); p; p = strstr(p + 3, " > "))
+        last = p + 3;
+    return last;
+}
+
+/*
+ * The learned ranker: a linear score of each passage's features, fitted
+ * by bench/calibrate.sh (listwise softmax regression) on questions made
+ * from the knowledge base's own FAQ questions and headings, never on an
+ * evaluation set (bench/RETRIEVAL.md).  The features, in order:
+ *   0 its score relative to the best (BM25 plus the key match)
+ *   1 its key's cosine with the question (kb.h)
+ *   2 1 for an FAQ pair
+ *   3 share of the question's tokens found in the passage
+ *   4 share of its key's tokens (FAQ question or heading) the question has
+ *   5 share of its document title's tokens the question has
+ *   6 the probability the intent classifier gives the turn's intent on the
+ *     passage's topic (its title and key): the passage is about what was
+ *     asked (0 without a classifier)
+ */
+static const double rank_w[TG_RANK_FEATURES] = {3.465, 1.839, -0.474, 1.434, 1.266, 1.120, 0.557};
+
+/* The classifier's probability of the turn's intent on the passage's
+ * title and key (remembered per text by the model); 0 without one. */
+static int topic_intent(struct tg_turn *t, const struct tg_kb_chunk *c, double *out)
+{
+    struct tg_intent_model *m = t->a->intents;
+    const double *p;
+    size_t n = m ? tg_intent_n_labels(m) : 0, j = 0;
+    *out = 0;
+    while (j < n && strcmp(tg_intent_label(m, j), t->intent) != 0)
+        j++;
+    if (j == n)
+        return TG_OK;
+    const char *topic =
+        c->question ? c->question : tg_arena_printf(&t->arena, "%s %s", c->title, key_line(c));
+    if (!topic)
+        return TG_E_NOMEM;
+    int rc = tg_intent_probabilities_of(m, t->p->text, topic, strlen(topic), &p);
+    if (!rc)
+        *out = p[j];
+    return rc;
+}
+
+static int features(struct tg_turn *t, const struct tg_kb_chunk *c, double rel, double match,
+                    double *f)
+{
+    f[0] = rel;
+    f[1] = match;
+    f[2] = c->question != NULL;
+    f[3] = share(t, c->text, false);
+    f[4] = share(t, key_line(c), true);
+    f[5] = c->question ? 0.0 : share(t, c->title, true);
+    return topic_intent(t, c, &f[6]);
+}
+
+/* Order the evidence by the ranker (an insertion sort: stable, so the
+ * retrieval order breaks ties; n is top_k) and give each its softmax share. */
+static void rerank(struct tg_evidence *ev, size_t n)
+{
+    double top = -1e300, sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        double z = 0;
+        for (size_t j = 0; j < TG_RANK_FEATURES; j++)
+            z += rank_w[j] * ev[i].features[j];
+        ev[i].rank = z;
+        top = TG_MAX(top, z);
+    }
+    for (size_t i = 0; i < n; i++)
+        sum += (ev[i].rank = exp(ev[i].rank - top));
+    for (size_t i = 0; i < n; i++)
+        ev[i].rank /= sum;
+    for (size_t i = 1; i < n; i++) {
+        struct tg_evidence e = ev[i];
+        size_t j = i;
+        for (; j > 0 && ev[j - 1].rank < e.rank; j--)
+            ev[j] = ev[j - 1];
+        ev[j] = e;
+    }
 }
 
 static int search(struct tg_turn *t)
@@ -86,8 +185,21 @@ static int search(struct tg_turn *t)
             .faq_question = c.question,
             .faq_answer = c.answer,
             .score = res.hits[i].score,
+            .match = res.hits[i].match,
             .chunk = res.hits[i].chunk,
         };
+        rc = features(t, &c, res.hits[0].score > 0 ? res.hits[i].score / res.hits[0].score : 0,
+                      res.hits[i].match, e->features);
+    }
+    if (!rc)
+        rerank(t->evidence, t->n_evidence);
+    for (size_t i = 0; !rc && i < t->n_evidence; i++) {
+        const struct tg_evidence *e = &t->evidence[i];
+        struct tg_kb_chunk c;
+        /* found above in the same turn: citation i stays evidence i */
+        rc = tg_kb_chunk_get(kb, e->chunk, &c);
+        if (rc)
+            break;
         json_array_append_new(t->citations,
                               json_pack("{s:s, s:s, s:s, s:i, s:f}", "source", e->source, "title",
                                         e->title, "heading", c.heading, "chunk", (int)c.ordinal,
@@ -102,7 +214,7 @@ static int search(struct tg_turn *t)
     }
     if (!rc && t->n_evidence) {
         double s1 = t->evidence[0].score, s2 = t->n_evidence > 1 ? t->evidence[1].score : 0;
-        t->query_coverage = coverage(t, t->evidence[0].text);
+        t->query_coverage = t->evidence[0].features[3];
         t->retrieval_lead = s1 > 0 ? (s1 - s2) / s1 : 0;
     }
     tg_kb_result_free(&res);

@@ -18,6 +18,7 @@
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 struct fx {
@@ -346,6 +347,52 @@ static void test_builtin_answers_from_evidence(void **state)
     assert_string_equal(o.content, "请稍候，正在为您转接。");
 }
 
+/* The confidence signals are what the answerer computes, in the documented
+ * order, and the confidence is their logistic function. */
+static void test_builtin_signals(void **state)
+{
+    (void)state;
+    const struct tg_evidence ev[] = {
+        {.source = "kb/cooling.md",
+         .title = "《犹豫期说明》",
+         .text = "自签收保单的次日起15日。",
+         .score = 20.0,
+         .match = 0.8,
+         .rank = 0.7,
+         .features = {1, 0.8, 0, 0.5, 0.75, 0.5, 0.6}},
+        {.source = "faq.jsonl:2",
+         .title = "常见问题「退保」",
+         .text = "退保\n退还现金价值。",
+         .faq_question = "退保",
+         .faq_answer = "退还现金价值。",
+         .score = 5.0,
+         .match = 0.3,
+         .rank = 0.3},
+    };
+    struct tg_backend_request rq = {.question = "犹豫期有多少天",
+                                    .evidence = ev,
+                                    .n_evidence = 2,
+                                    .query_coverage = 0.5,
+                                    .intent_probability = -1};
+    double x[TG_BUILTIN_SIGNALS];
+    tg_backend_builtin_signals(&rq, x);
+    assert_true(x[0] == 0.5);              /* coverage */
+    assert_true(fabs(x[1] - 0.75) < 1e-9); /* lead (20 - 5) / 20 */
+    assert_true(x[2] == 0.25);             /* no classifier */
+    assert_true(fabs(x[3] - log1p(20.0) / 4) < 1e-9);
+    assert_true(x[4] == 0.8 && fabs(x[5] - 0.5) < 1e-9); /* match and its lead */
+    assert_true(x[6] == 0);                              /* an article */
+    assert_true(x[7] == 1 && x[8] == 0);                 /* days asked and stated */
+    assert_true(x[10] == 0.7 && x[11] == 0.75 && x[12] == 0.6);
+    double c = tg_backend_builtin_confidence(&rq);
+    assert_true(c > 0 && c < 1);
+    rq.n_evidence = 0;
+    tg_backend_builtin_signals(&rq, x);
+    for (size_t i = 0; i < TG_BUILTIN_SIGNALS; i++)
+        assert_true(x[i] == 0);
+    assert_true(tg_backend_builtin_confidence(&rq) == 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -355,6 +402,7 @@ int main(void)
         cmocka_unit_test_setup(test_cancel_never_calls_back, reset),
         cmocka_unit_test_setup(test_script_backend_answers_at_once, reset),
         cmocka_unit_test_setup(test_builtin_answers_from_evidence, reset),
+        cmocka_unit_test_setup(test_builtin_signals, reset),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
