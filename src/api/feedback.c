@@ -21,6 +21,7 @@
 
 #include "audit/audit.h"
 #include "eval/eval.h"
+#include "govern/govern.h"
 #include "metrics/metrics.h"
 #include "pipeline/pipeline.h"
 #include "store/store.h"

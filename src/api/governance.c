@@ -38,6 +38,7 @@
 
 #include "audit/audit.h"
 #include "eval/eval.h"
+#include "govern/govern.h"
 #include "eval/fairness.h"
 #include "pipeline/pipeline.h"
 #include "store/store.h"

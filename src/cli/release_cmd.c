@@ -29,6 +29,7 @@
 
 #include "audit/audit.h"
 #include "eval/eval.h"
+#include "govern/govern.h"
 #include "store/store.h"
 
 #include <getopt.h>
@@ -81,28 +82,9 @@ static json_t *all_releases(struct ctx *x)
     return v;
 }
 
-/* Queue a release record and commit it. */
-static int save(struct ctx *x, json_t *rel)
-{
-    int rc = tg_release_save(x->st, rel);
-    return rc ? rc : tg_store_flush(x->st);
-}
-
 static json_t *state(struct ctx *x)
 {
     return tg_release_state(x->st);
-}
-
-/* One audit leaf per transition: who, why, what. */
-static int record(struct ctx *x, const char *action, const json_t *rel, const char *by,
-                  const char *why)
-{
-    return tg_release_record(x->audit, action, rel, by, why, NULL);
-}
-
-static void event(json_t *rel, const char *action, const char *by, const char *why)
-{
-    tg_release_event(rel, action, by, why);
 }
 
 /* ------------------------------------------------------------ through the server */
@@ -158,113 +140,41 @@ static int remote(const char *base, const char *token, const char *cmd, const ch
     return rc;
 }
 
-/* Propose keeps every file of the release in the store, by content. */
-struct keep {
-    struct tg_store *st;
-    int rc;
-};
-
-static void keep_file(void *arg, const char *name, const char *sha, const void *data, size_t len)
-{
-    struct keep *k = arg;
-    (void)name;
-    if (!k->rc)
-        k->rc = tg_release_keep_file(k->st, sha, data, len);
-}
-
+/* propose, start-experiment, rollback: govern's transitions, said on stdout. */
 static int transition(struct ctx *x, const char *cmd, const char *name, const char *by,
                       const char *why, double share)
 {
-    if (!strcmp(cmd, "propose")) {
-        char hash[2 * TG_SHA256_LEN + 1];
-        struct keep k = {.st = x->st};
-        json_t *files = tg_config_snapshot(x->cfg, hash, keep_file, &k);
-        char conf[PATH_MAX];
-        if (!realpath(x->cfg->path, conf))
-            tg_strlcpy(conf, x->cfg->path, sizeof(conf));
-        const char *slash = strrchr(x->cfg->path, '/');
-        if (k.rc) {
-            json_decref(files);
-            fprintf(stderr, "trustgate release: cannot keep the release's files: %s\n",
-                    tg_err_str(k.rc));
-            return 1;
-        }
-        json_t *prev = tg_release_latest(x->st, name);
-        json_int_t version = prev ? tg_json_int(prev, "version", 0) + 1 : 1;
-        json_decref(prev);
-        json_t *rel = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:o, s:I}", "name", name, "version",
-                                version, "hash", hash, "state", "proposed", "config", conf,
-                                "config_file", slash ? slash + 1 : x->cfg->path, "files", files,
-                                "created_ms", (json_int_t)tg_clock_wall_ms());
-        event(rel, "propose", by, why);
-        int rc = record(x, "propose", rel, by, why);
-        if (!rc)
-            rc = save(x, rel);
-        if (!rc)
-            printf("%s v%lld proposed: %s (%zu files)\n", name, (long long)version, hash,
-                   json_object_size(files));
-        json_decref(rel);
-        return rc ? 1 : 0;
-    }
-    json_t *rel = tg_release_latest(x->st, name);
-    if (!rel) {
-        fprintf(stderr, "trustgate release: no release named %s\n", name);
+    char err[256] = "";
+    json_t *rel = NULL, *back = NULL;
+    int rc;
+    if (!strcmp(cmd, "propose"))
+        rc = tg_release_propose(x->st, x->audit, x->cfg, name, by, why, &rel, err, sizeof(err));
+    else if (!strcmp(cmd, "start-experiment"))
+        rc = tg_release_start_experiment(x->st, x->audit, name, share, by, why, &rel, err,
+                                         sizeof(err));
+    else if (!strcmp(cmd, "rollback"))
+        rc = tg_release_rollback(x->st, x->audit, name, by, why, &rel, &back, err, sizeof(err));
+    else
+        return 2;
+    if (rc) {
+        fprintf(stderr, "trustgate release: %s\n", err);
         return 1;
     }
-    const char *st = tg_json_str(rel, "state", "");
-    int rc = 0;
-    if (!strcmp(cmd, "start-experiment")) {
-        if (strcmp(st, "proposed") != 0 || share <= 0 || share > 1) {
-            fprintf(stderr,
-                    "trustgate release: %s is %s; an experiment starts from proposed, "
-                    "with --share in (0, 1]\n",
-                    name, st);
-            rc = 1;
-        } else {
-            json_object_set_new(rel, "state", json_string("experiment"));
-            json_object_set_new(rel, "share", json_real(share));
-        }
-    } else if (!strcmp(cmd, "rollback")) {
-        if (strcmp(st, "promoted") != 0) {
-            fprintf(stderr, "trustgate release: %s is %s; only the release in force rolls back\n",
-                    name, st);
-            rc = 1;
-        } else {
-            json_object_set_new(rel, "state", json_string("rolled_back"));
-            /* the newest superseded release is in force again */
-            json_t *all = all_releases(x), *back = NULL;
-            size_t i;
-            json_t *r;
-            json_array_foreach(all, i, r)
-            {
-                if (!strcmp(tg_json_str(r, "state", ""), "superseded") &&
-                    (!back || tg_json_int(r, "created_ms", 0) > tg_json_int(back, "created_ms", 0)))
-                    back = r;
-            }
-            if (back) {
-                json_object_set_new(back, "state", json_string("promoted"));
-                event(back, "restored", by, why);
-                save(x, back);
-                printf("%s v%lld is in force again; its files: trustgate release export %s "
-                       "--version %lld --to DIR\n",
-                       tg_json_str(back, "name", ""), (long long)tg_json_int(back, "version", 0),
-                       tg_json_str(back, "name", ""), (long long)tg_json_int(back, "version", 0));
-            }
-            json_decref(all);
-        }
-    } else {
-        json_decref(rel);
-        return 2;
-    }
-    if (!rc) {
-        event(rel, cmd, by, why);
-        rc = record(x, cmd, rel, by, why) || save(x, rel);
-        if (!rc)
-            printf("%s v%lld: %s\n", name, (long long)tg_json_int(rel, "version", 0),
-                   tg_json_str(rel, "state", ""));
-    }
+    if (!strcmp(cmd, "propose"))
+        printf("%s v%lld proposed: %s (%zu files)\n", name,
+               (long long)tg_json_int(rel, "version", 0), tg_json_str(rel, "hash", ""),
+               json_object_size(json_object_get(rel, "files")));
+    else
+        printf("%s v%lld: %s\n", name, (long long)tg_json_int(rel, "version", 0),
+               tg_json_str(rel, "state", ""));
+    if (back)
+        printf("%s v%lld is in force again; its files: trustgate release export %s "
+               "--version %lld --to DIR\n",
+               tg_json_str(back, "name", ""), (long long)tg_json_int(back, "version", 0),
+               tg_json_str(back, "name", ""), (long long)tg_json_int(back, "version", 0));
     json_decref(rel);
-    return rc ? 1 : 0;
+    json_decref(back);
+    return 0;
 }
 
 static int show(struct ctx *x, const char *name, bool as_json)

@@ -102,34 +102,4 @@ bool tg_fairness_gate(const struct tg_fair_report *r, double limit);
 void tg_fairness_value_pseudonym(const uint8_t *key, size_t keylen, const char *attribute,
                                  const char *value, char out[33]);
 
-/* ------------------------------------------------------------ on live traffic (fairness_live.c) */
-
-struct tg_store;
-
-struct tg_fair_live {
-    const json_t *cfg;  /* the config's fairness section: attributes [NAME | {name, values}] */
-    const uint8_t *key; /* the deployment's pseudonym key, to name configured values; or NULL */
-    size_t keylen;
-    int64_t since_ms;    /* turns created from then on */
-    const char *release; /* only turns answered by this release ("NAME@VERSION"), or NULL */
-    double limit;        /* the gate: a true gap proven above this ... */
-    size_t min_group;    /* ... among the groups at least this large */
-    size_t bootstrap;    /* Monte-Carlo tables for small expected counts (tg_fairness_test) */
-    double alpha;        /* the error rate; 0: the section's "alpha", else TG_FAIR_ALPHA */
-};
-
-/*
- * Per configured attribute, from the audit log and the decided reviews:
- * [{attribute, delivered: OUTCOME, review_approved: OUTCOME}] where OUTCOME
- * is {turns, groups: [{group, n, selected, rate, tested}], dpd, dpr,
- * min_group, tested_groups, gap, ci_low, ci_high, level, alpha, chi2, df, p,
- * resamples, pairs, gate_closed}: dpd and dpr over every group (Fairlearn),
- * gap and its simultaneous interval [ci_low, ci_high] at level 1 − alpha over
- * the tested groups (null when fewer than two).  NULL when the store cannot
- * be read.  The caller owns the result.
- */
-json_t *tg_fairness_live(struct tg_store *st, const struct tg_fair_live *in);
-/* Does any gate of such a result stand closed?  why names the first. */
-bool tg_fairness_live_closed(const json_t *attributes, char *why, size_t whylen);
-
 #endif

@@ -56,16 +56,6 @@ size_t tg_stats_bh(const double *p, size_t m, double q, bool *reject);
 /* CUPED's θ = cov(y, x) / var(x); the adjusted metric is y - θ(x - mean x). */
 double tg_stats_cuped_theta(const double *y, const double *x, size_t n);
 
-/*
- * Experiment assignment (assign.c): u = the first 53 bits of
- * SHA-256(salt ":" customer) as a number in [0, 1); u below the experiment's
- * holdout share gives "holdout", the rest is split by the variants' shares
- * ({name, salt?, holdout?, variants: [{name, share}]}).  NULL without a
- * customer id or variants.  The returned name is borrowed from exp.
- */
-double tg_experiment_unit(const char *salt, const char *customer);
-const char *tg_experiment_assign(const json_t *exp, const char *customer);
-
 /* Distribution functions. */
 double tg_stats_betai(double a, double b, double x); /* regularized incomplete beta */
 double tg_stats_t_two_sided(double t, double df);    /* P(|T| >= |t|) */

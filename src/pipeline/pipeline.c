@@ -14,6 +14,7 @@
 #include "core/jw.h"
 #include "dispatch/dispatch.h"
 #include "eval/eval.h"
+#include "govern/govern.h"
 #include "kb/kb.h"
 #include "model/model.h"
 #include "policy/policy.h"

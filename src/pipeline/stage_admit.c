@@ -14,6 +14,7 @@
 #include "backend/backend.h"
 #include "dispatch/dispatch.h"
 #include "eval/fairness.h"
+#include "govern/govern.h"
 #include "eval/stats.h"
 #include "metrics/metrics.h"
 #include "policy/policy.h"

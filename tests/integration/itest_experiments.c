@@ -25,6 +25,7 @@
 #include "harness.h"
 
 #include "eval/eval.h"
+#include "govern/govern.h"
 #include "eval/stats.h"
 
 #include <stdio.h>

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "eval/eval.h"
+#include "govern/govern.h"
 #include "store/store.h"
 #include "text/text.h"
 

@@ -1,5 +1,5 @@
 /*
- * test_monitor.c - the FAR monitor's counting (src/eval/monitor.c): one
+ * test_monitor.c - the FAR monitor's counting (src/govern/monitor.c): one
  * judgement per turn, the latest of what counts; a rating of an answer a
  * person wrote ignored; days by the turn's day; days without data a gap.
  * (The Mann–Kendall test and the criterion: test_eval.c.)
@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "eval/eval.h"
+#include "govern/govern.h"
 
 #include <math.h>
 #include <string.h>

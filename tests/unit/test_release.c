@@ -1,5 +1,5 @@
 /*
- * test_release.c - the gates of a promotion (src/eval/release.c), computed
+ * test_release.c - the gates of a promotion (src/govern/release.c), computed
  * from a store written here: the turns a candidate answered as a variant,
  * the reviews and ratings of them, the split of customers, the monitor's
  * criterion over days, the freeze.  Each bypass the old command allowed
@@ -14,6 +14,7 @@
 
 #include "audit/audit.h"
 #include "eval/eval.h"
+#include "govern/govern.h"
 #include "store/store.h"
 
 #include <stdio.h>

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "eval/eval.h"
+#include "govern/govern.h"
 #include "eval/stats.h"
 
 #include <math.h>

@@ -5,7 +5,7 @@
  * different experiments (different salts) split customers independently.
  * See stats.h (tg_experiment_assign).
  */
-#include "eval/stats.h"
+#include "govern/govern.h"
 
 #include <stdio.h>
 #include <string.h>

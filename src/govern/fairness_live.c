@@ -7,7 +7,7 @@
  * attribute).  Used by the server's gate (api/governance.c) and by
  * `trustgate release promote`.  See fairness.h.
  */
-#include "eval/fairness.h"
+#include "govern/govern.h"
 
 #include "audit/audit.h"
 #include "core/jscan.h"

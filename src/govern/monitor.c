@@ -4,7 +4,7 @@
  * with Sen's slope, and the exit criterion product owners configure.
  * See eval.h.
  */
-#include "eval/eval.h"
+#include "govern/govern.h"
 
 #include <math.h>
 #include <stdint.h>

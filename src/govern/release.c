@@ -7,15 +7,17 @@
  * in the store by content (blobs `release-file/<sha256>`) and written out
  * again where a variant or an operator needs them.  See eval.h.
  */
-#include "eval/eval.h"
+#include "govern/govern.h"
 
 #include "audit/audit.h"
+#include "config/config.h"
 #include "core/jscan.h"
 #include "eval/fairness.h"
 #include "eval/stats.h"
 #include "store/store.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -590,5 +592,143 @@ out:
     json_decref(rel);
     json_decref(all);
     json_decref(s);
+    return rc;
+}
+
+/* ------------------------------------------------------------ transitions */
+
+/* Propose keeps every file of the release in the store, by content. */
+struct keep {
+    struct tg_store *st;
+    int rc;
+};
+
+static void keep_file(void *arg, const char *name, const char *sha, const void *data, size_t len)
+{
+    struct keep *k = arg;
+    (void)name;
+    if (!k->rc)
+        k->rc = tg_release_keep_file(k->st, sha, data, len);
+}
+
+/* The transition's leaf, then the record saved and committed. */
+static int commit_transition(struct tg_store *st, struct tg_audit *audit, json_t *rel,
+                             const char *action, const char *by, const char *why, json_t **out)
+{
+    tg_release_event(rel, action, by, why);
+    int rc = tg_release_record(audit, action, rel, by, why, NULL);
+    if (!rc)
+        rc = tg_release_save(st, rel);
+    if (!rc)
+        rc = tg_store_flush(st);
+    if (!rc && out)
+        *out = json_incref(rel);
+    return rc;
+}
+
+int tg_release_propose(struct tg_store *st, struct tg_audit *audit, const struct tg_config *cfg,
+                       const char *name, const char *by, const char *why, json_t **out, char *err,
+                       size_t errlen)
+{
+    char hash[2 * TG_SHA256_LEN + 1];
+    struct keep k = {.st = st};
+    json_t *files = tg_config_snapshot(cfg, hash, keep_file, &k);
+    char conf[PATH_MAX];
+    if (!realpath(cfg->path, conf))
+        tg_strlcpy(conf, cfg->path, sizeof(conf));
+    const char *slash = strrchr(cfg->path, '/');
+    if (k.rc || !files) {
+        json_decref(files);
+        snprintf(err, errlen, "cannot keep the release's files: %s",
+                 tg_err_str(k.rc ? k.rc : TG_E_NOMEM));
+        return k.rc ? k.rc : TG_E_NOMEM;
+    }
+    json_t *prev = tg_release_latest(st, name);
+    json_int_t version = prev ? tg_json_int(prev, "version", 0) + 1 : 1;
+    json_decref(prev);
+    json_t *rel = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:o, s:I}", "name", name, "version",
+                            version, "hash", hash, "state", "proposed", "config", conf,
+                            "config_file", slash ? slash + 1 : cfg->path, "files", files,
+                            "created_ms", (json_int_t)tg_clock_wall_ms());
+    int rc = rel ? commit_transition(st, audit, rel, "propose", by, why, out) : TG_E_NOMEM;
+    if (rc)
+        snprintf(err, errlen, "cannot record the proposal: %s", tg_err_str(rc));
+    json_decref(rel);
+    return rc;
+}
+
+/* The latest version of name, or NULL with a message in err. */
+static json_t *latest_or_err(struct tg_store *st, const char *name, char *err, size_t errlen)
+{
+    json_t *rel = tg_release_latest(st, name);
+    if (!rel)
+        snprintf(err, errlen, "no release named %s", name);
+    return rel;
+}
+
+int tg_release_start_experiment(struct tg_store *st, struct tg_audit *audit, const char *name,
+                                double share, const char *by, const char *why, json_t **out,
+                                char *err, size_t errlen)
+{
+    json_t *rel = latest_or_err(st, name, err, errlen);
+    if (!rel)
+        return TG_E_NOTFOUND;
+    const char *state = tg_json_str(rel, "state", "");
+    int rc = TG_E_INVAL;
+    if (strcmp(state, "proposed") != 0 || !(share > 0 && share <= 1)) {
+        snprintf(err, errlen,
+                 "%s is %s; an experiment starts from proposed, with a share in (0, 1]", name,
+                 state);
+    } else {
+        json_object_set_new(rel, "state", json_string("experiment"));
+        json_object_set_new(rel, "share", json_real(share));
+        rc = commit_transition(st, audit, rel, "start-experiment", by, why, out);
+        if (rc)
+            snprintf(err, errlen, "cannot record the experiment: %s", tg_err_str(rc));
+    }
+    json_decref(rel);
+    return rc;
+}
+
+int tg_release_rollback(struct tg_store *st, struct tg_audit *audit, const char *name,
+                        const char *by, const char *why, json_t **out, json_t **restored,
+                        char *err, size_t errlen)
+{
+    json_t *rel = latest_or_err(st, name, err, errlen), *all = NULL, *back = NULL;
+    if (restored)
+        *restored = NULL;
+    if (!rel)
+        return TG_E_NOTFOUND;
+    const char *state = tg_json_str(rel, "state", "");
+    int rc = TG_E_INVAL;
+    if (strcmp(state, "promoted") != 0) {
+        snprintf(err, errlen, "%s is %s; only the release in force rolls back", name, state);
+        goto out;
+    }
+    json_object_set_new(rel, "state", json_string("rolled_back"));
+    /* the newest superseded release is in force again */
+    rc = tg_store_blob_list(st, "release/", 100000, &all);
+    size_t i;
+    json_t *r;
+    json_array_foreach(all, i, r)
+    {
+        if (!strcmp(tg_json_str(r, "state", ""), "superseded") &&
+            (!back || tg_json_int(r, "created_ms", 0) > tg_json_int(back, "created_ms", 0)))
+            back = r;
+    }
+    if (!rc && back) {
+        json_object_set_new(back, "state", json_string("promoted"));
+        tg_release_event(back, "restored", by, why);
+        rc = tg_release_save(st, back);
+    }
+    if (!rc)
+        rc = commit_transition(st, audit, rel, "rollback", by, why, out);
+    if (rc)
+        snprintf(err, errlen, "cannot record the rollback: %s", tg_err_str(rc));
+    else if (back && restored)
+        *restored = json_incref(back);
+out:
+    json_decref(all);
+    json_decref(rel);
     return rc;
 }
