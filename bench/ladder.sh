@@ -45,7 +45,7 @@ cleanup() {
 trap cleanup EXIT
 
 # the baseline binary, built once from the chosen revision (bench/baseline.sh)
-rev=${BENCH_BASELINE_REV:-$(git log --diff-filter=A --format=%H -- src/dispatch/dispatch.c | tail -n 1)^}
+rev=${BENCH_BASELINE_REV:-$(git log --diff-filter=A --format=%H -- src/dispatch/dispatch.c src/ladder/ladder.c | tail -n 1)^}
 # shellcheck source=bench/baseline.sh
 . bench/baseline.sh
 baseline_build "$root" "$rev" "${BENCH_BASELINE_CACHE:-$build/baseline}" || exit 1

@@ -5,7 +5,7 @@
  */
 #include "cli/cli.h"
 
-#include "model/model.h"
+#include "intent/intent.h"
 #include "text/text.h"
 
 #include <getopt.h>

@@ -39,7 +39,7 @@ struct tg_answerer {
     struct tg_backend **backends;
     size_t n_backends;
     struct tg_backend *route; /* the route's backend (the ladder's first when there is one) */
-    struct tg_ladder *ladder; /* the backends in order of preference (dispatch.h) */
+    struct tg_ladder *ladder; /* the backends in order of preference (ladder/ladder.h) */
     struct tg_kb *kb;         /* the knowledge base, or NULL when none is configured */
     struct tg_intent_model *intents;  /* the intent classifier, or NULL */
     struct tg_policy *policy;         /* the compiled rules, or NULL when none are configured */

@@ -12,7 +12,7 @@
 #include "pipeline/pipeline.h"
 
 #include "backend/backend.h"
-#include "dispatch/dispatch.h"
+#include "ladder/ladder.h"
 #include "eval/fairness.h"
 #include "govern/govern.h"
 #include "eval/stats.h"

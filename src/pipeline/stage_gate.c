@@ -29,7 +29,7 @@
 #include "pipeline/rules.h"
 
 #include "backend/backend.h"
-#include "dispatch/dispatch.h"
+#include "ladder/ladder.h"
 #include "policy/policy.h"
 #include "review/review.h"
 #include "text/lang.h"

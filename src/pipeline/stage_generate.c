@@ -1,5 +1,5 @@
 /*
- * stage_generate.c - the answer: the ladder (src/dispatch) finds a backend
+ * stage_generate.c - the answer: the ladder (src/ladder) finds a backend
  * that writes a draft, or ends with a person.  A conversation whose last
  * turns degraded `ladder.degraded_to_human` times in a row (default 3) goes
  * straight to a person, tagged degraded_3x.
@@ -12,7 +12,7 @@
 #include "pipeline/pipeline.h"
 
 #include "backend/backend.h"
-#include "dispatch/dispatch.h"
+#include "ladder/ladder.h"
 #include "policy/policy.h"
 
 #include <string.h>

@@ -12,7 +12,7 @@
 
 #include "backend/backend.h"
 #include "kb/kb.h"
-#include "model/model.h"
+#include "intent/intent.h"
 #include "text/text.h"
 
 #include <math.h>

@@ -9,7 +9,7 @@
 #include "pipeline/pipeline.h"
 
 #include "kb/kb.h"
-#include "model/model.h"
+#include "intent/intent.h"
 #include "text/text.h"
 
 #include <math.h>

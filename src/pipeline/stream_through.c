@@ -14,7 +14,7 @@
 #include "pipeline/pipeline.h"
 
 #include "backend/backend.h"
-#include "dispatch/dispatch.h"
+#include "ladder/ladder.h"
 #include "pipeline/rules.h"
 #include "policy/policy.h"
 

@@ -1,5 +1,5 @@
 /*
- * dispatch.c - the degradation ladder.  See dispatch.h.
+ * ladder.c - the degradation ladder.  See ladder.h.
  *
  * One tg_dispatch per turn walks the rungs.  Each attempt has a timer at
  * the sooner of its rung's budget and the turn's deadline; a retry waits on
@@ -18,7 +18,7 @@
  * outage never draws more calls than turns, and a turn that finds its
  * model failing calls it once, without retries.
  */
-#include "dispatch/dispatch.h"
+#include "ladder/ladder.h"
 
 #include "metrics/metrics.h"
 

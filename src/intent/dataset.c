@@ -2,7 +2,7 @@
  * dataset.c - labelled utterances for the intent classifier, read from
  * TSV files (`text<TAB>intent`, one per line, an optional header).
  */
-#include "model/model_int.h"
+#include "intent/intent_int.h"
 
 #include <errno.h>
 #include <stdio.h>

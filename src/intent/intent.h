@@ -1,5 +1,5 @@
 /*
- * model.h - the intent classifier: multinomial logistic regression
+ * intent.h - the intent classifier: multinomial logistic regression
  * (liblinear) over features from the shared tokenizer (word and
  * character n-grams), with probabilities, exact per-token contributions,
  * and a cache keyed by the training file's hash.
@@ -12,8 +12,8 @@
  * Threading: prediction uses the struct tg_text it is given and scratch
  * space inside the model, so a model is used from one thread at a time.
  */
-#ifndef TG_MODEL_H
-#define TG_MODEL_H
+#ifndef TG_INTENT_H
+#define TG_INTENT_H
 
 #include "core/core.h"
 

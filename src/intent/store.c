@@ -12,7 +12,7 @@
  * Anything short, long, inconsistent or failing the digest is rejected;
  * the cache then trains again.
  */
-#include "model/model_int.h"
+#include "intent/intent_int.h"
 
 #include <math.h>
 #include <stdio.h>

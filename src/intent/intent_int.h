@@ -1,13 +1,13 @@
 /*
- * model_int.h - inside the intent classifier: the feature vocabulary (a
+ * intent_int.h - inside the intent classifier: the feature vocabulary (a
  * string -> id hash map), feature extraction shared by training and
  * prediction, and the model object with its prediction scratch space.
- * Only the model module's own files include this; others use model.h.
+ * Only the intent module's own files include this; others use intent.h.
  */
-#ifndef TG_MODEL_INT_H
-#define TG_MODEL_INT_H
+#ifndef TG_INTENT_INT_H
+#define TG_INTENT_INT_H
 
-#include "model/model.h"
+#include "intent/intent.h"
 #include "text/text.h"
 
 #include <linear.h>

@@ -4,7 +4,7 @@
  * normalized text, mapped to ids by a vocabulary built at training time,
  * weighted by sublinear TF-IDF and scaled to unit length.
  */
-#include "model/model_int.h"
+#include "intent/intent_int.h"
 
 #include <math.h>
 #include <stdio.h>

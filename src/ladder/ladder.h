@@ -1,5 +1,5 @@
 /*
- * dispatch.h - the degradation ladder: which backend answers a turn, and
+ * ladder.h - the degradation ladder: which backend answers a turn, and
  * what happens when it cannot.
  *
  * A ladder is an ordered list of rungs (config `ladder.rungs`), e.g.
@@ -47,8 +47,8 @@
  * is retried and no breaker holds it back: the gateway behaves as a plain
  * proxy.
  */
-#ifndef TG_DISPATCH_H
-#define TG_DISPATCH_H
+#ifndef TG_LADDER_H
+#define TG_LADDER_H
 
 #include "backend/backend.h"
 

@@ -1,5 +1,5 @@
 /*
- * test_dispatch.c - the ladder with backends that need no server: the
+ * test_ladder.c - the ladder with backends that need no server: the
  * builtin answerer and canned scripts, and an openai backend pointed at a
  * closed port (every call fails at once with "connect").  Covers the
  * confidence-to-script rule, the person at the end of the ladder, going
@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "dispatch/dispatch.h"
+#include "ladder/ladder.h"
 
 #include <event2/event.h>
 #include <stdio.h>

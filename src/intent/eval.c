@@ -7,7 +7,7 @@
  * test set or among the predictions (a label with neither precision nor
  * recall counts 0), as scikit-learn's f1_score(average="macro") does.
  */
-#include "model/model_int.h"
+#include "intent/intent_int.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -4,7 +4,7 @@
  * features.c, probabilities from liblinear's predict_probability, and the
  * exact contribution (weight x value) of each feature to the winner.
  */
-#include "model/model_int.h"
+#include "intent/intent_int.h"
 
 #include <limits.h>
 #include <math.h>

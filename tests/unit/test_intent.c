@@ -1,5 +1,5 @@
 /*
- * test_model.c - the intent classifier: TSV loading and its errors,
+ * test_intent.c - the intent classifier: TSV loading and its errors,
  * training on a small Chinese and English set, probabilities and
  * explanations, save/load, the training cache (reuse and recovery from a
  * corrupt file) and the evaluation figures on a hand-computed case.
@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "model/model.h"
+#include "intent/intent.h"
 #include "text/text.h"
 
 #include <math.h>
