@@ -257,10 +257,10 @@ int tg_cli_ab(int argc, char **argv)
             shares = optarg;
             break;
         case 'a':
-            alpha = strtod(optarg, NULL);
+            alpha = tg_cli_number("ab", "--alpha", optarg, 1e-9, 0.5);
             break;
         case 't':
-            tau = strtod(optarg, NULL);
+            tau = tg_cli_number("ab", "--tau", optarg, 1e-12, 1e12);
             break;
         case 'H':
             html = optarg;
@@ -290,7 +290,7 @@ int tg_cli_ab(int argc, char **argv)
             char *eq = strchr(t, '=');
             if (eq) {
                 *eq = '\0';
-                json_object_set_new(sh, t, json_real(strtod(eq + 1, NULL)));
+                json_object_set_new(sh, t, json_real(tg_cli_number("ab", "--shares", eq + 1, 0, 1e9)));
             }
         }
     }

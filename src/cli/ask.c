@@ -41,18 +41,6 @@ static void ask_done_cb(struct tg_turn *t, void *arg)
     event_base_loopbreak(st->base);
 }
 
-static char *join_args(int argc, char **argv)
-{
-    struct tg_buf b;
-    tg_buf_init(&b, 1u << 20);
-    for (int i = 0; i < argc; i++) {
-        if (i)
-            tg_buf_puts(&b, " ");
-        tg_buf_puts(&b, argv[i]);
-    }
-    return tg_buf_steal(&b, NULL);
-}
-
 int tg_cli_ask(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -98,7 +86,7 @@ int tg_cli_ask(int argc, char **argv)
         tg_strlcpy(dir, data, sizeof(dir));
     else
         tg_cli_store_dir(cfg->store_uri, dir, sizeof(dir));
-    char *text = join_args(argc - optind, argv + optind);
+    char *text = tg_cli_join_args(argc - optind, argv + optind);
     json_t *req = json_pack("{s:[{s:s, s:s}], s:s?}", "messages", "role", "user", "content",
                             text ? text : "", "user", user);
     char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;

@@ -47,6 +47,17 @@ struct tg_text;
 int tg_cli_eval_run(const struct tg_config *cfg, const struct tg_eval_target *tgt,
                     struct tg_far_item *items, size_t n, struct tg_text *tx);
 
+/*
+ * Option arguments read strictly (the whole text a number, within
+ * [lo, hi]): otherwise "trustgate CMD: OPT wants ..." on stderr and the
+ * process exits with status 2, as for any other usage error.
+ */
+double tg_cli_number(const char *cmd, const char *opt, const char *arg, double lo, double hi);
+long long tg_cli_integer(const char *cmd, const char *opt, const char *arg, long long lo,
+                         long long hi);
+/* The arguments joined by single spaces (tg_free), e.g. a question typed
+ * without quotes; NULL when out of memory. */
+char *tg_cli_join_args(int argc, char **argv);
 /* Load a config, printing every problem as FILE:LINE: message on stderr.
  * Returns NULL on failure. */
 struct tg_config *tg_cli_load_config(const char *path);

@@ -111,7 +111,7 @@ int tg_cli_cost(int argc, char **argv)
             data = optarg;
             break;
         case 'n':
-            days = strtol(optarg, NULL, 10);
+            days = tg_cli_integer("cost", "--days", optarg, 1, 36500);
             break;
         case 'b':
             base = optarg;
@@ -120,7 +120,7 @@ int tg_cli_cost(int argc, char **argv)
             cand = optarg;
             break;
         case 'v':
-            value = strtod(optarg, NULL);
+            value = tg_cli_number("cost", "--value", optarg, 0, 1e12);
             break;
         case 'j':
             as_json = true;

@@ -255,8 +255,9 @@ static char *document(const struct tg_config *cfg, const char *source)
     tg_strlcpy(name, base ? base + 1 : source, sizeof(name));
     char *colon = strrchr(name, ':');
     long line = 0;
+    int64_t lno;
     if (colon && strstr(name, ".jsonl:")) {
-        line = strtol(colon + 1, NULL, 10);
+        line = tg_parse_i64(colon + 1, &lno) || lno < 1 || lno > 100000000 ? -1 : (long)lno;
         *colon = '\0';
     }
     for (size_t i = 0; i < cfg->n_kb_paths; i++) {
@@ -445,7 +446,7 @@ int tg_cli_eval_far(int argc, char **argv)
             set = optarg;
             break;
         case 'K':
-            k = strtol(optarg, NULL, 10);
+            k = tg_cli_integer("eval far", "--k", optarg, 1, 100);
             break;
         case 'j':
             json_out = optarg;
@@ -454,7 +455,7 @@ int tg_cli_eval_far(int argc, char **argv)
             html_out = optarg;
             break;
         case 'F':
-            min_far = strtod(optarg, NULL);
+            min_far = tg_cli_number("eval far", "--min-far", optarg, 0, 1);
             break;
         case 'S':
             tgt.signals = optarg;

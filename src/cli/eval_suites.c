@@ -65,10 +65,10 @@ static int parse(int argc, char **argv, struct opts *o, void (*usage)(FILE *))
             o->json = optarg;
             break;
         case 'X':
-            o->max_rate = strtod(optarg, NULL);
+            o->max_rate = tg_cli_number("eval", "--max-rate", optarg, 0, 1);
             break;
         case 'N':
-            o->min_rate = strtod(optarg, NULL);
+            o->min_rate = tg_cli_number("eval", "--min-rate", optarg, 0, 1);
             break;
         case 'f':
             o->format = optarg;
@@ -77,7 +77,7 @@ static int parse(int argc, char **argv, struct opts *o, void (*usage)(FILE *))
             o->html = optarg;
             break;
         case 'l':
-            o->limit = strtol(optarg, NULL, 10);
+            o->limit = tg_cli_integer("eval", "--limit", optarg, 0, 1000000000);
             break;
         case 'h':
             usage(stdout);

@@ -72,12 +72,17 @@ static size_t split(char *line, char sep, char **out, size_t max)
 
 static bool col_value(const char *arg, long *col, const char **value)
 {
-    char *eq = strchr(arg, '=');
-    if (!eq)
+    char *eq = strchr(arg, '='), num[24];
+    int64_t v;
+    if (!eq || (size_t)(eq - arg) >= sizeof(num))
         return false;
-    *col = strtol(arg, NULL, 10);
+    memcpy(num, arg, (size_t)(eq - arg));
+    num[eq - arg] = '\0';
+    if (tg_parse_i64(num, &v) || v < 0 || v > 100000)
+        return false; /* COL=VALUE: the column a whole number */
+    *col = (long)v;
     *value = eq + 1;
-    return *col >= 0;
+    return true;
 }
 
 /* A number, or null where it is undefined (NAN): never a made-up 0. */
@@ -182,7 +187,7 @@ int tg_cli_fairness(int argc, char **argv)
             data = optarg;
             break;
         case 'a':
-            attr = strtol(optarg, NULL, 10);
+            attr = tg_cli_integer("fairness", "--attribute", optarg, 0, 100000);
             break;
         case 'p':
             pred_arg = optarg;
@@ -194,16 +199,16 @@ int tg_cli_fairness(int argc, char **argv)
             sep = optarg[0] == '\\' && optarg[1] == 't' ? '\t' : optarg[0];
             break;
         case 'b':
-            boot = strtol(optarg, NULL, 10);
+            boot = tg_cli_integer("fairness", "--bootstrap", optarg, 0, 1000000);
             break;
         case 'l':
-            limit = strtod(optarg, NULL);
+            limit = tg_cli_number("fairness", "--limit", optarg, 0, 1);
             break;
         case 'm':
-            min_group = strtol(optarg, NULL, 10);
+            min_group = tg_cli_integer("fairness", "--min-group", optarg, 1, 1000000000);
             break;
         case 'A':
-            alpha = strtod(optarg, NULL);
+            alpha = tg_cli_number("fairness", "--alpha", optarg, 1e-9, 0.5);
             break;
         case 'j':
             as_json = true;

@@ -277,18 +277,6 @@ out:
     return status;
 }
 
-static char *join_args(int argc, char **argv)
-{
-    struct tg_buf b;
-    tg_buf_init(&b, 1u << 20);
-    for (int i = 0; i < argc; i++) {
-        if (i)
-            tg_buf_puts(&b, " ");
-        tg_buf_puts(&b, argv[i]);
-    }
-    return tg_buf_steal(&b, NULL);
-}
-
 /* The text on one line, cut to at most max code points. */
 static void print_snippet(const char *s, size_t max)
 {
@@ -338,7 +326,7 @@ static int kb_search(int argc, char **argv)
     if (status)
         goto out;
     status = 1;
-    q = join_args(argc - optind, argv + optind);
+    q = tg_cli_join_args(argc - optind, argv + optind);
     int rc = q ? tg_kb_search(e.kb, q, strlen(q), (size_t)e.k, 0, &r) : TG_E_NOMEM;
     if (rc) {
         fprintf(stderr, "trustgate kb search: %s\n", tg_err_str(rc));

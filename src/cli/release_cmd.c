@@ -297,7 +297,7 @@ int tg_cli_release(int argc, char **argv)
             why = optarg;
             break;
         case 's':
-            share = strtod(optarg, NULL);
+            share = tg_cli_number("release", "--share", optarg, 0, 1);
             break;
         case 'f':
         case 'r':

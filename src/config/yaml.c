@@ -54,12 +54,7 @@ static uint64_t ent_hash(const json_t *node, const char *key, size_t index)
 {
     uint64_t h = mix64((uint64_t)(uintptr_t)node);
     if (key) {
-        uint64_t f = 0xcbf29ce484222325ULL; /* FNV-1a */
-        for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
-            f ^= *p;
-            f *= 0x100000001b3ULL;
-        }
-        h ^= f;
+        h ^= tg_fnv1a64(key, strlen(key), TG_FNV64_INIT);
     } else {
         h ^= mix64((uint64_t)index + 0x9e3779b97f4a7c15ULL);
     }

@@ -140,10 +140,28 @@ int tg_parse_size(const char *s, uint64_t *out);
 bool tg_str_has_prefix(const char *s, const char *prefix);
 bool tg_str_eq_nocase(const char *a, const char *b);
 
+/*
+ * FNV-1a (Fowler, Noll and Vo; the offset bases and primes of the
+ * published parameters): tg_fnv1a64 continues from h (TG_FNV64_INIT to
+ * start), so a hash can be built from pieces; tg_fnv1a64_byte adds one
+ * byte.  For hash tables and slots, never where someone may choose keys
+ * to collide against us (they are not keyed).
+ */
+#define TG_FNV64_INIT 14695981039346656037ULL
+#define TG_FNV64_PRIME 1099511628211ULL
+uint64_t tg_fnv1a64(const void *p, size_t n, uint64_t h);
+static inline uint64_t tg_fnv1a64_byte(uint64_t h, unsigned char b)
+{
+    return (h ^ b) * TG_FNV64_PRIME;
+}
+uint32_t tg_fnv1a32(const void *p, size_t n);
+
 /* Decode one UTF-8 character of s (len bytes available) into *cp; returns
  * its length, or 0 when the bytes are not valid UTF-8 (overlong forms,
  * surrogates and values past U+10FFFF included) or len is 0. */
 size_t tg_utf8_decode(const void *s, size_t len, uint32_t *cp);
+/* Encode code point cp (at most U+10FFFF) as UTF-8 into out; its length (1..4). */
+size_t tg_utf8_encode(uint32_t cp, char out[4]);
 /* The character ending at byte pos of s: its start (pos when pos is 0, with
  * *cp = 0); bytes that are not valid UTF-8 give U+FFFD one byte back. */
 size_t tg_utf8_prev(const void *s, size_t pos, uint32_t *cp);

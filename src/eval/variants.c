@@ -12,55 +12,23 @@
 const char *const tg_eval_variant_names[TG_VARIANT__COUNT] = {"original",  "typo",   "traditional",
                                                               "fullwidth", "spaces", "mixed"};
 
-/* Decode one UTF-8 character at s (valid input assumed); its length in *n. */
+/* One UTF-8 character at s (NUL-terminated); its length in *n.  An invalid
+ * byte reads as U+FFFD, one byte long. */
 static uint32_t cp_at(const char *s, size_t *n)
 {
-    const unsigned char *u = (const unsigned char *)s;
-    if (u[0] < 0x80) {
+    uint32_t cp;
+    *n = tg_utf8_decode(s, strnlen(s, 4), &cp);
+    if (!*n) {
         *n = 1;
-        return u[0];
+        return 0xFFFD;
     }
-    if ((u[0] & 0xE0) == 0xC0 && u[1]) {
-        *n = 2;
-        return ((uint32_t)(u[0] & 0x1F) << 6) | (u[1] & 0x3F);
-    }
-    if ((u[0] & 0xF0) == 0xE0 && u[1] && u[2]) {
-        *n = 3;
-        return ((uint32_t)(u[0] & 0x0F) << 12) | ((uint32_t)(u[1] & 0x3F) << 6) | (u[2] & 0x3F);
-    }
-    if ((u[0] & 0xF8) == 0xF0 && u[1] && u[2] && u[3]) {
-        *n = 4;
-        return ((uint32_t)(u[0] & 0x07) << 18) | ((uint32_t)(u[1] & 0x3F) << 12) |
-               ((uint32_t)(u[2] & 0x3F) << 6) | (u[3] & 0x3F);
-    }
-    *n = 1;
-    return 0xFFFD;
+    return cp;
 }
 
 static void put_cp(struct tg_buf *b, uint32_t c)
 {
     char o[4];
-    size_t n;
-    if (c < 0x80) {
-        o[0] = (char)c;
-        n = 1;
-    } else if (c < 0x800) {
-        o[0] = (char)(0xC0 | (c >> 6));
-        o[1] = (char)(0x80 | (c & 0x3F));
-        n = 2;
-    } else if (c < 0x10000) {
-        o[0] = (char)(0xE0 | (c >> 12));
-        o[1] = (char)(0x80 | ((c >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (c & 0x3F));
-        n = 3;
-    } else {
-        o[0] = (char)(0xF0 | (c >> 18));
-        o[1] = (char)(0x80 | ((c >> 12) & 0x3F));
-        o[2] = (char)(0x80 | ((c >> 6) & 0x3F));
-        o[3] = (char)(0x80 | (c & 0x3F));
-        n = 4;
-    }
-    tg_buf_append(b, o, n);
+    tg_buf_append(b, o, tg_utf8_encode(c, o));
 }
 
 static bool is_cjk(uint32_t c)

@@ -475,11 +475,7 @@ int tg_intent_predict(struct tg_intent_model *m, struct tg_text *tx, const char 
 
 static uint64_t text_hash(const char *s, size_t n)
 {
-    uint64_t h = 14695981039346656037ull; /* FNV-1a, 64 bits */
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
-    }
+    uint64_t h = tg_fnv1a64(s, n, TG_FNV64_INIT);
     return h ? h : 1; /* 0 marks an empty slot */
 }
 

@@ -25,13 +25,7 @@
 
 uint32_t kb_hash(const void *p, size_t n)
 {
-    const unsigned char *s = p;
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) {
-        h ^= s[i];
-        h *= 16777619u;
-    }
-    return h;
+    return tg_fnv1a32(p, n);
 }
 
 void kb_terms_free(struct kb_terms *t)

@@ -276,12 +276,7 @@ struct tg_backend *tg_ladder_first_backend(const struct tg_ladder *l)
 
 static uint64_t name_hash(const char *s, size_t len)
 {
-    uint64_t h = 14695981039346656037ULL; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
+    return tg_fnv1a64(s, len, TG_FNV64_INIT);
 }
 
 static bool breaker_failing(const struct breaker *b)

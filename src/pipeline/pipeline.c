@@ -1019,10 +1019,7 @@ void tg_pipeline_close(struct tg_pipeline *p)
 
 static size_t recent_slot(const char *customer_id)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (const unsigned char *c = (const unsigned char *)customer_id; *c; c++)
-        h = (h ^ *c) * 1099511628211ULL;
-    return (size_t)(h % RECENT_SLOTS);
+    return (size_t)(tg_fnv1a64(customer_id, strlen(customer_id), TG_FNV64_INIT) % RECENT_SLOTS);
 }
 
 const struct tg_conversation *tg_pipeline_recent(const struct tg_pipeline *p,

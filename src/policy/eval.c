@@ -359,27 +359,8 @@ static void on_term(void *arg, uint32_t term, uint32_t start, uint32_t end)
 /* Append code point cp (at most U+10FFFF) to out as UTF-8, each byte from raw offset at. */
 static size_t put_utf8(uint32_t cp, char *out, uint32_t *map, size_t o, uint32_t at)
 {
-    uint8_t b[4];
-    size_t n;
-    if (cp < 0x80) {
-        b[0] = (uint8_t)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        b[0] = (uint8_t)(0xC0 | (cp >> 6));
-        b[1] = (uint8_t)(0x80 | (cp & 0x3F));
-        n = 2;
-    } else if (cp < 0x10000) {
-        b[0] = (uint8_t)(0xE0 | (cp >> 12));
-        b[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
-        b[2] = (uint8_t)(0x80 | (cp & 0x3F));
-        n = 3;
-    } else {
-        b[0] = (uint8_t)(0xF0 | (cp >> 18));
-        b[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3F));
-        b[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
-        b[3] = (uint8_t)(0x80 | (cp & 0x3F));
-        n = 4;
-    }
+    char b[4];
+    size_t n = tg_utf8_encode(cp, b);
     for (size_t k = 0; k < n; k++) {
         out[o + k] = (char)b[k];
         map[o + k] = at;

@@ -642,14 +642,14 @@ static void make_value(struct qty *q, size_t start, size_t end, double v)
 /* FNV-1a (64 bit) of the digits in [start, end). */
 static uint64_t digits_hash(const struct scan *sc, size_t start, size_t end, int *count)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
+    uint64_t h = TG_FNV64_INIT;
     size_t p = start, n;
     uint32_t cp;
     *count = 0;
     while (p < end && (n = char_at(sc, p, &cp))) {
         int d = tg_digit_value(cp);
         if (d >= 0) {
-            h = (h ^ (uint64_t)('0' + d)) * 0x100000001b3ULL;
+            h = tg_fnv1a64_byte(h, (unsigned char)('0' + d));
             (*count)++;
         }
         p += n;

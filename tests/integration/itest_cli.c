@@ -43,6 +43,29 @@ static int tg(const char *args, char **out)
     return tg_h_run(cmd, out);
 }
 
+/* A number an option wants is read whole and within its range: "abc",
+ * "0.5x" or an out-of-range value is a usage error naming the option, never
+ * a silent 0. */
+static void test_numbers_are_read_strictly(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "eval far -c examples/insurance/trustgate.yaml --min-far abc",
+        "eval far -c examples/insurance/trustgate.yaml --k 0",
+        "eval far -c examples/insurance/trustgate.yaml --min-far 0.5x",
+        "fairness report --limit 2 x.csv",
+        "ab report -c examples/insurance/trustgate.yaml --alpha -1",
+        "cost report -c examples/insurance/trustgate.yaml --days 1e3",
+    };
+    for (size_t i = 0; i < TG_ARRAY_LEN(bad); i++) {
+        char *out = NULL;
+        assert_int_equal(tg(bad[i], &out), 2);
+        if (!strstr(out, " wants a "))
+            fail_msg("%s: %s", bad[i], out);
+        tg_free(out);
+    }
+}
+
 static void test_help_and_version(void **state)
 {
     (void)state;
@@ -547,6 +570,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help_and_version),
+        cmocka_unit_test(test_numbers_are_read_strictly),
         cmocka_unit_test(test_config_check),
         cmocka_unit_test(test_eval_intent),
         cmocka_unit_test(test_ask),

@@ -268,6 +268,42 @@ static void test_swar(void **state)
     }
 }
 
+/* Every code point's encoding decodes back to it, in the length UTF-8 gives it. */
+static void test_utf8_encode(void **state)
+{
+    (void)state;
+    static const uint32_t cps[] = {0, 0x41, 0x7F, 0x80, 0x7FF, 0x800, 0x4E2D, 0xFFFD, 0xFFFF,
+                                   0x10000, 0x1F600, 0x10FFFF};
+    static const size_t lens[] = {1, 1, 1, 2, 2, 3, 3, 3, 3, 4, 4, 4};
+    for (size_t i = 0; i < TG_ARRAY_LEN(cps); i++) {
+        char b[4];
+        uint32_t back = 0;
+        size_t n = tg_utf8_encode(cps[i], b);
+        assert_int_equal(n, lens[i]);
+        assert_int_equal(tg_utf8_decode(b, n, &back), n);
+        assert_int_equal(back, cps[i]);
+    }
+    char b[4];
+    assert_int_equal(tg_utf8_encode(0x4E2D, b), 3);
+    assert_memory_equal(b, "\xE4\xB8\xAD", 3); /* 中 */
+}
+
+/* FNV-1a against the published test vectors (the FNV reference test suite):
+ * "" is the offset basis, "a" and "foobar" their known hashes, and a hash
+ * built from pieces equals the hash of the whole. */
+static void test_fnv1a(void **state)
+{
+    (void)state;
+    assert_true(tg_fnv1a64("", 0, TG_FNV64_INIT) == 0xcbf29ce484222325ULL);
+    assert_true(tg_fnv1a64("a", 1, TG_FNV64_INIT) == 0xaf63dc4c8601ec8cULL);
+    assert_true(tg_fnv1a64("foobar", 6, TG_FNV64_INIT) == 0x85944171f73967e8ULL);
+    assert_true(tg_fnv1a64("bar", 3, tg_fnv1a64("foo", 3, TG_FNV64_INIT)) ==
+                0x85944171f73967e8ULL);
+    assert_true(tg_fnv1a32("", 0) == 0x811c9dc5u);
+    assert_true(tg_fnv1a32("a", 1) == 0xe40c292cu);
+    assert_true(tg_fnv1a32("foobar", 6) == 0xbf9cf968u);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -277,6 +313,7 @@ int main(void)
         cmocka_unit_test(test_password_hashes), cmocka_unit_test(test_ids_are_unique_and_sortable),
         cmocka_unit_test(test_canonical_json),  cmocka_unit_test(test_utf8_decode),
         cmocka_unit_test(test_utf8_prev),       cmocka_unit_test(test_allocation_failure_injection),
+        cmocka_unit_test(test_utf8_encode),     cmocka_unit_test(test_fnv1a),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
