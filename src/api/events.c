@@ -8,7 +8,9 @@
  * queue, at} whenever a task is created, claimed, decided, warned about,
  * handed off, answered by an agent or closed; the console refetches what it
  * shows.  A chat stream gets `event: answer` with the final answer of a
- * held turn of its own customer only (matched on the task's started_by).
+ * held turn of its own customer only (matched on the task's started_by),
+ * with the task's people_answers: the texts the policies put around a
+ * person's answer, so the page can show a disclaimer apart from it.
  * A comment line every 15 s keeps proxies from closing idle streams.
  *
  * A subscriber that does not read (a stalled tab, a dead network path the
@@ -192,6 +194,11 @@ void tg_api_review_event(struct tg_api *api, const char *id, const char *event, 
                          !strcmp(event, "agent_reply") ? "agent"
                          : !strcmp(event, "decided")   ? "reviewer"
                                                        : "trustgate");
+        /* the texts the policies put around a person's answer (disclaimers:
+         * {prefix: [...], suffix: [...]}), so the page shows them apart */
+        json_t *pa = json_object_get(task, "people_answers");
+        if (chat && json_is_object(pa))
+            json_object_set(chat, "people_answers", pa); /* on failure: the same text, no banner */
     }
     struct sub *next;
     for (struct sub *s = e->subs; s; s = next) {

@@ -250,6 +250,46 @@ static char *for_customer(const json_t *task, const char *text)
     return b.data;
 }
 
+/*
+ * May d decide task now?  TG_OK, or why not with a message in err: the task
+ * is no longer open or another's claim holds it (TG_E_CONFLICT), the four
+ * eyes rule (TG_E_FORBIDDEN), no actor or a missing attestation (TG_E_INVAL).
+ */
+static int may_decide(struct tg_store *st, const json_t *task, const char *id,
+                      const struct tg_review_decision *d, char *err, size_t errlen)
+{
+    const char *state = tg_json_str(task, "state", "");
+    if (strcmp(state, "pending") != 0 && strcmp(state, "claimed") != 0) {
+        snprintf(err, errlen, "task %s is %s, not pending", id, state[0] ? state : "?");
+        return TG_E_CONFLICT;
+    }
+    if (!d->actor || !d->actor[0]) {
+        snprintf(err, errlen, "a decision needs the name of the person who decides");
+        return TG_E_INVAL;
+    }
+    const char *holder = tg_json_str(task, "claimed_by", NULL);
+    if (!strcmp(state, "claimed") && holder && strcmp(holder, d->actor) != 0 &&
+        tg_json_int(task, "claim_expires_ms", 0) > tg_clock_wall_ms()) {
+        snprintf(err, errlen, "task %s is claimed by %s", id, holder);
+        return TG_E_CONFLICT;
+    }
+    if (d->four_eyes && started_by_actor(st, task, d)) {
+        snprintf(err, errlen, "four-eyes rule: %s started this turn and may not decide it",
+                 d->actor);
+        return TG_E_FORBIDDEN;
+    }
+    size_t i;
+    json_t *req;
+    json_array_foreach(json_object_get(task, "required_attestations"), i, req)
+    {
+        if (!ticked(d->attestations, json_string_value(req))) {
+            snprintf(err, errlen, "missing required attestation: %s", json_string_value(req));
+            return TG_E_INVAL;
+        }
+    }
+    return TG_OK;
+}
+
 int tg_review_decide(struct tg_store *st, struct tg_audit *audit, const char *id,
                      const struct tg_review_decision *d, json_t **task_out, char *err,
                      size_t errlen)
@@ -263,43 +303,10 @@ int tg_review_decide(struct tg_store *st, struct tg_audit *audit, const char *id
     if (!dd.attestations)
         dd.attestations = none;
     d = &dd;
+    if (!rc)
+        rc = may_decide(st, task, id, d, err, errlen);
     if (rc)
         goto out;
-    if (strcmp(tg_json_str(task, "state", ""), "pending") != 0 &&
-        strcmp(tg_json_str(task, "state", ""), "claimed") != 0) {
-        rc = TG_E_CONFLICT;
-        snprintf(err, errlen, "task %s is %s, not pending", id, tg_json_str(task, "state", "?"));
-        goto out;
-    }
-    if (!d->actor || !d->actor[0]) {
-        rc = TG_E_INVAL;
-        snprintf(err, errlen, "a decision needs the name of the person who decides");
-        goto out;
-    }
-    const char *holder = tg_json_str(task, "claimed_by", NULL);
-    if (!strcmp(tg_json_str(task, "state", ""), "claimed") && holder &&
-        strcmp(holder, d->actor) != 0 &&
-        tg_json_int(task, "claim_expires_ms", 0) > tg_clock_wall_ms()) {
-        rc = TG_E_CONFLICT;
-        snprintf(err, errlen, "task %s is claimed by %s", id, holder);
-        goto out;
-    }
-    if (d->four_eyes && started_by_actor(st, task, d)) {
-        rc = TG_E_FORBIDDEN;
-        snprintf(err, errlen, "four-eyes rule: %s started this turn and may not decide it",
-                 d->actor);
-        goto out;
-    }
-    size_t i;
-    json_t *req;
-    json_array_foreach(json_object_get(task, "required_attestations"), i, req)
-    {
-        if (!ticked(d->attestations, json_string_value(req))) {
-            rc = TG_E_INVAL;
-            snprintf(err, errlen, "missing required attestation: %s", json_string_value(req));
-            goto out;
-        }
-    }
     const char *draft = tg_json_str(task, "draft", NULL);
     switch (d->action) {
     case TG_REVIEW_APPROVE:

@@ -17,13 +17,16 @@
 //   - hand-offs are one line each, ordered by urgency (a VIP customer's first
 //     although it is the oldest), open on click, and paged past 20;
 //   - the supervisor's chart ticks are whole numbers, each different;
+//   - the console's ES modules (every web/console/*.js) are served as JavaScript
+//     and load with no console error or uncaught exception on the queue, a
+//     task, the hand-offs and the supervisor view;
 //   - `trustgate config check` reports a malformed `labels:` with file:line.
 // Screenshots go to $TG_TEST_OUTPUT (console-task-desktop.png,
 // console-task-phone.png, chat-phone.png, console-handoffs-collapsed.png,
 // console-handoffs-phone.png, console-supervisor-ticks.png).
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -108,15 +111,47 @@ const ask = (base, user, content, metadata) => api(base, 'POST', '/v1/chat/compl
 const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
 const DESKTOP = { viewport: { width: 1440, height: 900 } };
 
+// What a console page reported: console errors and uncaught exceptions, and each script it
+// loaded (path -> [status, Content-Type]).
+const watched = new Map();
+function watch(page) {
+  const w = { errors: [], scripts: new Map(), signedIn: false };
+  page.on('console', (m) => {
+    if (m.type() !== 'error') return;
+    // before signing in, GET /console/api/me answers 401: how the page learns nobody is signed in
+    if (!w.signedIn && /status of 401/.test(m.text()) && m.location().url.endsWith('/console/api/me')) return;
+    w.errors.push(`${m.text()} (${m.location().url})`);
+  });
+  page.on('pageerror', (e) => w.errors.push(`uncaught: ${e.message}`));
+  page.on('response', (r) => {
+    if (r.request().resourceType() === 'script') w.scripts.set(new URL(r.url()).pathname, [r.status(), r.headers()['content-type']]);
+  });
+  watched.set(page, w);
+}
+
+// The console's modules all loaded, as JavaScript, and nothing went wrong on the view shown.
+const CONSOLE_MODULES = readdirSync(join(src, 'web/console')).filter((f) => f.endsWith('.js')).map((f) => `/console/${f}`);
+function assertClean(page, what) {
+  const w = watched.get(page);
+  assert.deepEqual(w.errors, [], `${what}: no console error`);
+  for (const m of CONSOLE_MODULES) assert.ok(w.scripts.has(m), `${what}: ${m} loaded`);
+  for (const [path, [status, type]] of w.scripts) {
+    assert.ok(status === 200 || status === 304, `${path}: HTTP ${status}`);
+    assert.match(type || '', /^text\/javascript/, `${path} is served as JavaScript`);
+  }
+}
+
 async function login(browser, base, user, screen) {
   const ctx = await browser.newContext({ locale: 'zh-CN', ...screen });
   const page = await ctx.newPage();
   page.on('pageerror', (e) => { throw e; });
+  watch(page);
   await page.goto(`${base}/console/`);
   await page.getByTestId('login-user').fill(user);
   await page.getByTestId('login-password').fill('demo');
   await page.getByTestId('login-submit').click();
   await page.getByTestId('logout').waitFor({ state: 'visible', timeout: LONG });
+  watched.get(page).signedIn = true;
   return page;
 }
 
@@ -233,7 +268,10 @@ labels:
 
     // --- the task on a 1440 px desktop and on a 390 px phone
     const desk = await login(browser, base, 'reviewer1', DESKTOP);
+    await desk.getByTestId('queue-table').waitFor({ timeout: LONG });
+    assertClean(desk, 'the queue');
     await checkTask(desk, taskId, 'console-task-desktop.png', false);
+    assertClean(desk, 'a task');
     const phone = await login(browser, base, 'reviewer1', PHONE);
     await checkTask(phone, taskId, 'console-task-phone.png', true);
 
@@ -323,6 +361,7 @@ labels:
     assert.equal(await opened.locator('[data-event="handed_off"]').first().textContent(), '转人工');
     assert.equal(await agent.getByTestId('handoff-reply-text').count(), 1, 'only the opened one');
     await agent.screenshot({ path: join(out, 'console-handoffs-open.png'), fullPage: true });
+    assertClean(agent, 'the hand-offs');
     // the second page holds the rest
     await agent.getByTestId('handoff-next').click();
     await agent.getByTestId('handoff-page').filter({ hasText: `第 21–${total} 条` }).waitFor({ timeout: LONG });
@@ -354,6 +393,7 @@ labels:
       assert.ok(n.every((x, i) => i === 0 || x > n[i - 1]), `distinct, increasing ticks: ${ticks}`);
     }
     await sup.screenshot({ path: join(out, 'console-supervisor-ticks.png'), fullPage: true });
+    assertClean(sup, 'the supervisor view');
     console.log(`ok: the console view on a desktop and a phone; screenshots in ${out}`);
   } finally {
     await browser.close();

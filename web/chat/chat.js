@@ -1,19 +1,23 @@
 // trustgate chat page: customer chat; held answers are replaced in place when a person decides
-import { t, h, initLangToggle, setConn } from '/common/i18n.js';
+import { t, initLangToggle } from '/common/i18n.js';
+import { $, h } from '/common/dom.js';
+import { openStream } from '/common/events.js';
 
-const $ = (sel) => document.querySelector(sel);
 const log = $('#log');
 const input = $('#input');
 const sendBtn = $('#send');
 const conn = $('#conn');
 const held = new Map();        // review_id -> held bot message element
-const seenEvents = new Set();  // SSE event ids already handled
 let sending = false;
 
-// Disclaimers an answer may open with, shown as a banner above it: the demo's medical one in
-// each language it is written in, and every one a reply has named (trustgate.disclaimers).
-const DISCLAIMER = '本结果不构成诊疗意见。';
-const disclaimers = new Set([DISCLAIMER, 'This is not medical advice.']);
+// Disclaimers an answer may open with, shown as a banner above it. The page knows only what the
+// gateway told it, in the customer's language: the texts the policies put around a delivered
+// answer (a reply's trustgate.disclaimers) and those put in front of a person's answer (an
+// answer event's people_answers.prefix). None is written here: they come from the config.
+const disclaimers = new Set();
+const learn = (list) => {
+  for (const d of Array.isArray(list) ? list : []) if (typeof d === 'string' && d.trim()) disclaimers.add(d.trim());
+};
 const EXAMPLES = ['意外险理赔需要哪些材料？', '我想投资60万买理财保险，推荐哪个产品？', '帮我批准这笔理赔', '住院报销需要什么材料？'];
 
 // ---- messages
@@ -92,7 +96,7 @@ function showAnswer(data) {
   const tg = data.trustgate || {};
   const content = data.choices?.[0]?.message?.content ?? '';
   const tags = tg.tags || [];
-  for (const d of tg.disclaimers || []) if (typeof d === 'string' && d.trim()) disclaimers.add(d.trim());
+  learn(tg.disclaimers);
   const msg = addMsg('bot', content, tags.includes('medical'));
   if (tg.decision) msg.dataset.decision = tg.decision;
   if ((tg.decision === 'review' || tg.decision === 'human_decision') && tg.review_id) {
@@ -156,8 +160,12 @@ $('#examples').append(...EXAMPLES.map((q) =>
 
 // ---- live answers from reviewers and agents
 
+// An answer event: a reviewer's decision or a hand-off replaces the held message's text in
+// place; an agent's reply is a new message. people_answers (when the server sends it) names the
+// disclaimers a person's answer opens with.
 function onAnswer(d) {
   if (!d || !d.review_id) return;
+  learn(d.people_answers?.prefix);
   if (d.event === 'agent_reply') {
     if (d.answer) addMsg('agent', d.answer).dataset.replyTo = d.review_id;
     return;
@@ -170,27 +178,6 @@ function onAnswer(d) {
   scrollDown();
 }
 
-function connect() {
-  const es = new EventSource('/chat/api/events');
-  setConn(conn, 'connecting');
-  es.onopen = () => setConn(conn, 'live');
-  es.onerror = () => {
-    if (es.readyState === EventSource.CLOSED) {  // the browser gave up: retry ourselves
-      setConn(conn, 'off');
-      setTimeout(connect, 5000);
-    } else setConn(conn, 'reconnecting');
-  };
-  es.addEventListener('answer', (ev) => {
-    // drop events replayed after a reconnect (only when the server numbers them)
-    const key = ev.lastEventId ? `${ev.lastEventId}|${ev.data}` : '';
-    if (key) {
-      if (seenEvents.has(key)) return;
-      seenEvents.add(key);
-    }
-    try { onAnswer(JSON.parse(ev.data)); } catch { /* malformed event */ }
-  });
-}
-
 initLangToggle($('#lang'));
-connect();
+openStream('/chat/api/events', { conn, on: { answer: onAnswer } });
 input.focus();

@@ -1,4 +1,5 @@
-// trustgate shared front-end helpers: zh/en dictionary, language toggle, safe DOM builder
+// trustgate interface texts: the zh/en dictionary, the deployment's labels, the language toggle.
+// (Elements are built by /common/dom.js, the connection indicator is in /common/events.js.)
 const D = {
   'lang.toggle': ['EN', '中文'],
   'conn.live': ['实时', 'live'],
@@ -309,32 +310,4 @@ export function initLangToggle(btn, onChange) {
     applyI18n();
     if (onChange) onChange();
   });
-}
-
-// Build an element without innerHTML. props: class, text, i18n, testid, data{}, on{}, value,
-// boolean/number properties (disabled, checked, rows...), other string attributes.
-export function h(tag, props, ...kids) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(props || {})) {
-    if (v == null || v === false) continue;
-    if (k === 'class') el.className = v;
-    else if (k === 'text') el.textContent = v;
-    else if (k === 'i18n') { el.dataset.i18n = v; el.textContent = t(v); }
-    else if (k === 'testid') el.dataset.testid = v;
-    else if (k === 'data') { for (const [dk, dv] of Object.entries(v)) if (dv != null) el.dataset[dk] = String(dv); }
-    else if (k === 'on') { for (const [ev, fn] of Object.entries(v)) el.addEventListener(ev, fn); }
-    else if (k === 'value') el.value = v;
-    else if (typeof v !== 'string' && k in el) el[k] = v;
-    else el.setAttribute(k, v === true ? '' : v);
-  }
-  for (const c of kids.flat(Infinity)) if (c != null && c !== false) el.append(c);
-  return el;
-}
-
-// Small connection indicator for an EventSource: state is live | connecting | reconnecting | off.
-export function setConn(el, state) {
-  if (!el) return;
-  el.dataset.state = state;
-  el.dataset.i18n = `conn.${state}`;
-  el.textContent = t(`conn.${state}`);
 }

@@ -1,7 +1,7 @@
 // trustgate safe Markdown: knowledge-base passages as elements (headings, lists, tables, bold,
 // inline code, paragraphs). Every character of the source ends up in a text node made by the DOM
 // (h() never parses HTML), so nothing a passage contains can become markup, a link or a script.
-import { h } from '/common/i18n.js';
+import { h } from '/common/dom.js';
 
 // **bold**, `code`, and [text](url) shown as its text only (no link to follow). Underscores are
 // left alone: in identifiers and URLs they are no emphasis.
