@@ -27,6 +27,7 @@
 #include "store/store.h"
 
 #include <event2/event.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -48,12 +49,39 @@ static const json_t *monitor_cfg(const struct tg_api *api)
     return json_object_get(json_object_get(api->p->cfg->root, "eval"), "monitor");
 }
 
+/*
+ * What the judgements are gathered in.  A turn has at most one review task
+ * (the gate makes one), so a reviewed turn no customer rated is judged by
+ * its review alone: it is counted at once in its day (plain), and only the
+ * turns customers rated too become events for tg_eval_judgements — memory
+ * grows with the ratings, not with every reviewed turn.
+ */
+struct judging {
+    json_t *ev;     /* events of rated turns: their reviews and ratings */
+    json_t *rated;  /* turn_id -> true */
+    struct tg_far_day plain[MAX_DAYS]; /* reviews of turns nobody rated, by the turn's day */
+    size_t n;
+};
+
 /* A review decision on an AI draft, as a judgement of its turn (tg_store_review_facts callback). */
 static int judged_review(void *ctx, const struct tg_review_facts *f)
 {
-    json_t *ev = ctx;
+    struct judging *jg = ctx;
+    json_t *ev = jg->ev;
     if (f->decided_ms <= 0 || strcmp(f->kind, "review") != 0 || !f->turn_id[0])
         return TG_OK; /* only answers AI wrote */
+    int64_t turn_ms = f->turn_ms > 0 ? f->turn_ms : f->created_ms;
+    if (!json_object_get(jg->rated, f->turn_id)) {
+        int64_t first = jg->plain[0].day_ms;
+        if (turn_ms >= first && turn_ms < first + (int64_t)jg->n * DAY_MS) {
+            struct tg_far_day *d = &jg->plain[(turn_ms - first) / DAY_MS];
+            if (!strcmp(f->action, "approve"))
+                d->good++;
+            else
+                d->bad++;
+        }
+        return TG_OK;
+    }
     return json_array_append_new(
                ev, json_pack("{s:s, s:I, s:I, s:s, s:b}", "turn_id", f->turn_id, "turn_ms",
                              (json_int_t)(f->turn_ms > 0 ? f->turn_ms : f->created_ms), "at_ms",
@@ -87,27 +115,53 @@ static int judged_rating(struct tg_store *st, const json_t *fb, int64_t since_ms
     return rc;
 }
 
-/* One judgement per AI answer of a turn since since_ms: reviews of drafts and
- * customers' ratings, the latest of what counts (tg_eval_judgements; on the
- * background worker: the cost grows with the data).  NULL when the store
- * cannot be read. */
-static json_t *judged(struct tg_store *st, int64_t since_ms)
+/*
+ * One judgement per AI answer of a turn since since_ms, counted by the
+ * turn's day into days (n of them, ending on now_ms's day): reviews of
+ * drafts and customers' ratings, the latest of what counts
+ * (tg_eval_judgements; on the background worker: the cost grows with the
+ * data).  TG_OK, or the store's error.
+ */
+static int judged(struct tg_store *st, int64_t since_ms, int64_t now_ms, size_t n,
+                  struct tg_far_day *days)
 {
-    json_t *ev = json_array(), *fb = NULL, *f, *out = NULL;
+    struct judging jg = {.ev = json_array(), .rated = json_object(), .n = n};
+    json_t *fb = NULL, *f, *js = NULL;
     size_t i;
-    int rc = ev ? tg_store_review_facts(st, since_ms, judged_review, ev) : TG_E_NOMEM;
+    int rc = jg.ev && jg.rated ? tg_store_blob_list(st, "feedback/", 100000, &fb) : TG_E_NOMEM;
+    tg_eval_daily_far(NULL, now_ms, n, jg.plain); /* the window's days, empty */
+    json_array_foreach(fb, i, f)
+    {
+        const char *turn = tg_json_str(f, "turn_id", NULL);
+        if (!rc && turn && json_object_set_new(jg.rated, turn, json_true()))
+            rc = TG_E_NOMEM;
+    }
+    /* reviews before ratings: of two judgements in the same millisecond the
+     * later in the events, the rating, is the turn's */
     if (!rc)
-        rc = tg_store_blob_list(st, "feedback/", 100000, &fb);
+        rc = tg_store_review_facts(st, since_ms, judged_review, &jg);
     json_array_foreach(fb, i, f)
     {
         if (!rc)
-            rc = judged_rating(st, f, since_ms, ev);
+            rc = judged_rating(st, f, since_ms, jg.ev);
     }
-    if (!rc)
-        out = tg_eval_judgements(ev);
+    if (!rc && !(js = tg_eval_judgements(jg.ev)))
+        rc = TG_E_NOMEM;
+    if (!rc) {
+        tg_eval_daily_far(js, now_ms, n, days);
+        for (size_t d = 0; d < n; d++) {
+            days[d].good += jg.plain[d].good;
+            days[d].bad += jg.plain[d].bad;
+            days[d].far = days[d].good + days[d].bad
+                              ? (double)days[d].good / (double)(days[d].good + days[d].bad)
+                              : NAN;
+        }
+    }
+    json_decref(js);
     json_decref(fb);
-    json_decref(ev);
-    return out;
+    json_decref(jg.ev);
+    json_decref(jg.rated);
+    return rc;
 }
 
 /* What a check needs, copied for the worker. */
@@ -124,13 +178,10 @@ static json_t *check_work(struct tg_store *st, void *arg, char *err, size_t errl
 {
     const struct check_job *j = arg;
     struct tg_far_day days[MAX_DAYS];
-    json_t *ev = judged(st, (j->now / DAY_MS - (int64_t)j->n) * DAY_MS);
-    if (!ev) {
+    if (judged(st, (j->now / DAY_MS - (int64_t)j->n) * DAY_MS, j->now, j->n, days)) {
         snprintf(err, errlen, "the judgements could not be read");
         return NULL;
     }
-    tg_eval_daily_far(ev, j->now, j->n, days);
-    json_decref(ev);
     struct tg_far_verdict v;
     tg_eval_far_criterion(days, j->n, &j->crit, &v);
     json_t *series = json_array();

@@ -25,12 +25,12 @@
 // console-task-phone.png, chat-phone.png, console-handoffs-collapsed.png,
 // console-handoffs-phone.png, console-supervisor-ticks.png).
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
+import { api, startDaemon } from './support.mjs';
 
 const bin = process.env.TG_BINARY_DIR || 'build';
 const src = process.env.TG_SOURCE_DIR || '.';
@@ -84,26 +84,12 @@ writeFileSync(join(dir, 'demo/policies.yaml'), readFileSync(join(dir, 'demo/poli
 `);
 
 let gw;
-function startGateway() {
-  return new Promise((resolve, reject) => {
-    gw = spawn(`${bin}/trustgate`, ['serve', '-c', join(dir, 'demo/trustgate.yaml'), '--listen',
-      '127.0.0.1:0', '--data', join(dir, 'data')], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const timer = setTimeout(() => reject(new Error('trustgate did not start')), LONG);
-    createInterface({ input: gw.stdout }).on('line', (line) => {
-      const m = line.match(/serving on (http:\/\/127\.0\.0\.1:\d+)/);
-      if (m) { clearTimeout(timer); resolve(m[1]); }
-    });
-    gw.on('exit', (code) => reject(new Error(`trustgate exited with ${code}`)));
-  });
+async function startGateway() {
+  const g = await startDaemon(bin, join(dir, 'demo/trustgate.yaml'), join(dir, 'data'), LONG);
+  gw = g.proc;
+  return g.base;
 }
 
-async function api(base, method, path, token, body) {
-  const r = await fetch(base + path, {
-    method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  return { status: r.status, json: await r.json() };
-}
 
 const ask = (base, user, content, metadata) => api(base, 'POST', '/v1/chat/completions', 'tg-demo-key',
   { user, metadata, messages: [{ role: 'user', content }] });
@@ -392,6 +378,9 @@ labels:
       const n = ticks.map(Number);
       assert.ok(n.every((x, i) => i === 0 || x > n[i - 1]), `distinct, increasing ticks: ${ticks}`);
     }
+    // the monitor's days without judgements are gaps (outlined), never a FAR of 0
+    const far = await sup.$$eval('[data-testid="chart"] rect', (rs) => rs.map((r) => r.getAttribute('data-gap')));
+    assert.ok(far.includes('1'), 'a day without data is drawn as a gap');
     await sup.screenshot({ path: join(out, 'console-supervisor-ticks.png'), fullPage: true });
     assertClean(sup, 'the supervisor view');
     console.log(`ok: the console view on a desktop and a phone; screenshots in ${out}`);

@@ -32,12 +32,11 @@
 // chat-medical-answer.png, console-handoff-disclaimer.png,
 // chat-handoff-disclaimer.png.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
+import { api, startDaemon } from './support.mjs';
 
 const bin = process.env.TG_BINARY_DIR || 'build';
 const src = process.env.TG_SOURCE_DIR || '.';
@@ -59,26 +58,12 @@ const DISCLAIMER_EN = config.match(new RegExp(`"${DISCLAIMER}":\\s*"([^"]+)"`))?
 assert.ok(PROMISE_EN && DISCLAIMER_EN, 'translations.en has the promise and the disclaimer');
 
 let gw;
-function startGateway() {
-  return new Promise((resolve, reject) => {
-    gw = spawn(`${bin}/trustgate`, ['serve', '-c', join(dir, 'demo/trustgate.yaml'), '--listen',
-      '127.0.0.1:0', '--data', join(dir, 'data')], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const timer = setTimeout(() => reject(new Error('trustgate did not start')), LONG);
-    createInterface({ input: gw.stdout }).on('line', (line) => {
-      const m = line.match(/serving on (http:\/\/127\.0\.0\.1:\d+)/);
-      if (m) { clearTimeout(timer); resolve(m[1]); }
-    });
-    gw.on('exit', (code) => reject(new Error(`trustgate exited with ${code}`)));
-  });
+async function startGateway() {
+  const g = await startDaemon(bin, join(dir, 'demo/trustgate.yaml'), join(dir, 'data'), LONG);
+  gw = g.proc;
+  return g.base;
 }
 
-async function api(base, method, path, token, body) {
-  const r = await fetch(base + path, {
-    method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  return { status: r.status, json: await r.json() };
-}
 
 const DESKTOP = { viewport: { width: 1440, height: 900 } };
 
@@ -243,6 +228,8 @@ async function main() {
     const idD = d.tg.review_id;
     await openTask(rev, base, idD);
     assert.equal(await rev.locator('.taskhead .badge.queue').getAttribute('title'), 'medical');
+    // the queue's own label, not the label of the tag that shares its name
+    assert.equal((await rev.locator('.taskhead .badge.queue').textContent()).trim(), '医生审核');
     const addon = rev.locator('.decide [data-testid="people-answers"]');
     await addon.waitFor({ timeout: LONG });
     assert.ok((await addon.textContent()).startsWith(`发送时将自动加上：${DISCLAIMER}`), 'the console shows what will be added');

@@ -56,6 +56,11 @@ export function barChart(groups, series, labelEvery = 1) {
   const gw = iw / groups.length, bw = Math.max(1, (gw * 0.8) / series.length);
   groups.forEach((g, i) => {
     g.values.forEach((v, j) => {
+      if (v == null) {  // no data that day: a gap, drawn as an outline, never a zero
+        root.append(svg('rect', { x: L + i * gw + gw * 0.1 + j * bw, y: T, width: Math.max(0.5, bw - 1), height: ih, fill: 'none', stroke: GRID, 'stroke-dasharray': '2 2', 'data-gap': '1' },
+          svg('title', {}, `${g.label} · ${series[j]}: —${g.note ? ` (${g.note})` : ''}`)));
+        return;
+      }
       const bh = ((v || 0) / max) * ih;
       root.append(svg('rect', { x: L + i * gw + gw * 0.1 + j * bw, y: T + ih - bh, width: Math.max(0.5, bw - 1), height: bh, fill: PALETTE[j] },
         svg('title', {}, `${g.label} · ${series[j]}: ${v || 0}${g.note ? ` (${g.note})` : ''}`)));

@@ -282,11 +282,14 @@ function labelTable() {
   return k ? labels[k] : null;
 }
 
-// A code (tag, event, rule id, queue) in the interface's language: the deployment's label, else
-// the built-in one under prefix (when given), else the code itself.
+// A code (tag, event, rule id, queue) in the interface's language: the deployment's label for
+// this kind of code ("queue.medical" when prefix is "queue"), else its label for the code, else
+// the built-in one under prefix (when given), else the code itself.  A queue and a tag may share
+// a name and mean different things.
 export function label(code, prefix) {
   const s = String(code ?? '');
-  const own = labelTable()?.[s];
+  const table = labelTable();
+  const own = (prefix ? table?.[`${prefix}.${s}`] : null) ?? table?.[s];
   if (typeof own === 'string' && own) return own;
   return prefix ? tl(prefix, s) : s;
 }

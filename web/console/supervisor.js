@@ -40,6 +40,6 @@ export function render() {
         [t('sup.decisions')]),
       chartCard('sup.byQueue', (s.by_queue || []).map((q) => ({ label: tl('queue', q.queue), values: [q.created, q.open] })),
         [t('sup.created'), t('sup.open')]),
-      mon ? chartCard('sup.far', (mon.days || []).map((d) => ({ label: day(d.day_ms), values: [Math.round(d.far * 1000) / 10], note: `${d.good}/${d.good + d.bad}` })),
+      mon ? chartCard('sup.far', (mon.days || []).map((d) => ({ label: day(d.day_ms), values: [d.far == null ? null : Math.round(d.far * 1000) / 10], note: `${d.good}/${d.good + d.bad}` })),
         [t('sup.far')], 2) : null)));
 }
