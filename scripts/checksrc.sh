@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# checksrc.sh - house rules that a compiler does not check (see STYLE.md):
+# checksrc.sh - house rules that a compiler does not check (see HACKING.md):
 # banned unbounded or unchecked libc calls, and a purpose paragraph at the
 # top of every C file.  Exit 1 listing every violation.
 set -u
