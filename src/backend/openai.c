@@ -20,6 +20,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <ctype.h>
 #include <string.h>
 #include <strings.h>
 
@@ -362,8 +363,13 @@ static size_t header_cb(char *buf, size_t size, size_t n, void *arg)
     size_t len = size * n;
     if (len > 5 && strncmp(buf, "HTTP/", 5) == 0) {
         /* A new status line (also after a 100 Continue). */
+        /* "HTTP/x SSS ...": exactly three digits after the first space */
         const char *sp = memchr(buf, ' ', len);
-        c->status = sp ? strtol(sp + 1, NULL, 10) : 0;
+        size_t at = sp ? (size_t)(sp - buf) + 1 : len;
+        c->status = 0;
+        if (at + 3 <= len && isdigit((unsigned char)buf[at]) &&
+            isdigit((unsigned char)buf[at + 1]) && isdigit((unsigned char)buf[at + 2]))
+            c->status = (buf[at] - '0') * 100 + (buf[at + 1] - '0') * 10 + (buf[at + 2] - '0');
     } else if (len > 12 && strncasecmp(buf, "retry-after:", 12) == 0) {
         /* delay-seconds or an HTTP-date (RFC 9110 section 10.2.3) */
         c->res.retry_after_ms = tg_http_retry_after_ms(buf + 12, len - 12, tg_clock_wall_ms());

@@ -65,9 +65,12 @@ static int leaf(void *arg, const struct tg_audit_row *row)
         x->first_ms = at;
     /* stage_us is a flat object of integers: add every number after a colon */
     if (!tg_jscan_find(d, n, st_p, 1, &v, &vl)) {
-        for (size_t i = 0; i < vl; i++)
-            if (v[i] == ':')
-                us += strtoll(v + i + 1, NULL, 10);
+        for (size_t i = 0; i < vl; i++) {
+            char *end = NULL;
+            long long add = v[i] == ':' ? strtoll(v + i + 1, &end, 10) : 0;
+            if (end && end != v + i + 1 && add > 0)
+                us += add;
+        }
     }
     double cost = tg_eval_price(x->prices, model, tg_jscan_int_at(d, n, pt, 2, 0),
                                 tg_jscan_int_at(d, n, ct, 2, 0));
