@@ -250,6 +250,11 @@ labels:
       assert.ok(c.x + c.width <= bubble.x + bubble.width + 0.5, 'a chip stays inside its bubble');
     }
     await assertNoOverflow(chat, 'the chat page on a phone');
+    // the header's controls keep their words on one line (the connection state, the console link)
+    for (const sel of ['.topbar .conn', '.topbar a']) {
+      const box = await chat.locator(sel).boundingBox();
+      assert.ok(box && box.height < 28, `${sel} on one line on a phone (${box?.height}px high)`);
+    }
     await chat.screenshot({ path: join(out, 'chat-phone.png'), fullPage: true });
 
     // --- the task on a 1440 px desktop and on a 390 px phone
