@@ -10,6 +10,8 @@
  *                                   the freeze
  *   POST /v1/releases/freeze        {"why"}: a supervisor stops promotions
  *   POST /v1/releases/unfreeze      {"why"}: a supervisor resumes promotions
+ *   POST /v1/releases/{name}/rollback {"why"}: a supervisor takes the release in force
+ *                                   back; the one it superseded is in force again
  *   POST /v1/releases/{name}/promote {"why", "override"?}: a supervisor promotes the
  *                                   release when every gate computed from the store is
  *                                   open (tg_release_gates); override (a reason) stands in
@@ -374,6 +376,40 @@ static void set_frozen(struct tg_api *api, struct tg_http_req *req, bool frozen)
     tg_api_send_json(api, req, route, 200, tg_release_state(api->p->store));
 }
 
+/* POST /v1/releases/{name}/rollback {why}: a supervisor takes the release in force back. */
+static void rollback(struct tg_api *api, struct tg_http_req *req, const char *name)
+{
+    const char *route = "/v1/releases/{name}/rollback";
+    const char *who = tg_api_person(api, req, route, "supervisor");
+    if (!who)
+        return;
+    size_t len;
+    const char *body = tg_http_body(req, &len);
+    json_t *j = json_loadb(body, len, 0, NULL), *rel = NULL, *back = NULL;
+    const char *why = reason(api, req, route, j, "why");
+    char err[256] = "";
+    int rc = why ? tg_release_rollback(api->p->store, api->p->audit, name, who, why, &rel, &back,
+                                       err, sizeof(err))
+                 : TG_OK;
+    json_decref(j);
+    if (!why)
+        return;
+    if (rc) {
+        int status = rc == TG_E_NOTFOUND ? 404 : rc == TG_E_INVAL ? 409 : 503;
+        tg_api_send_error(api, req, route, status, "invalid_request_error",
+                          status == 409 ? "conflict" : status == 404 ? "not_found" : "server_error",
+                          err);
+    } else {
+        tg_api_review_event(api, "releases", "rolled_back", NULL);
+        tg_api_send_json(api, req, route, 200,
+                         json_pack("{s:o, s:o}", "release", rel, "restored",
+                                   back ? back : json_null()));
+        rel = back = NULL;
+    }
+    json_decref(rel);
+    json_decref(back);
+}
+
 /* A promotion in flight: the gates are computed on the worker, the act recorded on the loop. */
 struct promote_job {
     struct tg_release_gate_in in;
@@ -478,6 +514,13 @@ bool tg_api_governance(struct tg_api *api, struct tg_http_req *req)
         size_t n = strlen(path) - strlen("/v1/releases/") - strlen("/promote");
         tg_strlcpy(name, path + strlen("/v1/releases/"), TG_MIN(n + 1, sizeof(name)));
         promote(api, req, n < sizeof(name) ? name : "");
+    } else if (tg_str_has_prefix(path, "/v1/releases/") && post &&
+               strlen(path) > strlen("/v1/releases//rollback") &&
+               !strcmp(path + strlen(path) - strlen("/rollback"), "/rollback")) {
+        char name[256];
+        size_t n = strlen(path) - strlen("/v1/releases/") - strlen("/rollback");
+        tg_strlcpy(name, path + strlen("/v1/releases/"), TG_MIN(n + 1, sizeof(name)));
+        rollback(api, req, n < sizeof(name) ? name : "");
     } else if (!strcmp(path, "/v1/fairness") && get) {
         if (!tg_api_person(api, req, path, TG_ANYONE))
             return true;

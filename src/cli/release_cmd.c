@@ -14,6 +14,7 @@
  *                           while one is closed; --override REASON promotes a release that never
  *                           ran as an experiment
  *   rollback NAME           take a promoted release back; the one before it is in force again
+ *                           (through the running server, --url)
  *   freeze / unfreeze       stop and resume promotions: a supervisor, through the server
  *   list / show NAME        the registry
  *   export NAME --to DIR    the release's files as proposed (kept in the store by content)
@@ -47,7 +48,7 @@ static void usage(FILE *f)
             "       trustgate release promote NAME --url URL [--token TOKEN] --why TEXT\n"
             "                                      [--override REASON]\n"
             "       trustgate release freeze|unfreeze --url URL [--token TOKEN] --why TEXT\n"
-            "       trustgate release rollback NAME -c FILE --by WHO --why TEXT\n"
+            "       trustgate release rollback NAME --url URL [--token TOKEN] --why TEXT\n"
             "       trustgate release list|show [NAME] -c FILE [--json]\n"
             "       trustgate release export NAME -c FILE --to DIR [--version N]\n\n"
             "A release is a named, versioned snapshot of what answers customers, with its\n"
@@ -100,14 +101,14 @@ static int remote(const char *base, const char *token, const char *cmd, const ch
     char path[512];
     long status = 0;
     struct tg_buf out;
-    bool promoting = !strcmp(cmd, "promote");
+    bool promoting = !strcmp(cmd, "promote"), rolling = !strcmp(cmd, "rollback");
     json_t *body = json_pack("{s:s}", "why", why), *res = NULL;
     if (body && override)
         json_object_set_new(body, "override", json_string(override));
     char *js = body ? json_dumps(body, JSON_COMPACT) : NULL;
     int rc = 1;
-    if (promoting)
-        snprintf(path, sizeof(path), "/v1/releases/%s/promote", name);
+    if (promoting || rolling)
+        snprintf(path, sizeof(path), "/v1/releases/%s/%s", name, cmd);
     else
         snprintf(path, sizeof(path), "/v1/releases/%s", cmd);
     tg_buf_init(&out, 16u << 20);
@@ -119,8 +120,22 @@ static int remote(const char *base, const char *token, const char *cmd, const ch
         if (js && status)
             fprintf(stderr, "trustgate release: %s%s answered %ld, not JSON\n", base, path, status);
     } else if (status >= 400) {
-        printf("%s%s refused (%ld): %s\n", promoting ? "promotion of " : cmd, promoting ? name : "",
-               status, tg_json_str(json_object_get(res, "error"), "message", "?"));
+        printf("%s%s refused (%ld): %s\n",
+               promoting ? "promotion of "
+               : rolling ? "rollback of "
+                         : cmd,
+               promoting || rolling ? name : "", status,
+               tg_json_str(json_object_get(res, "error"), "message", "?"));
+    } else if (rolling) {
+        const json_t *back = json_object_get(res, "restored");
+        printf("%s v%lld: rolled_back\n", name,
+               (long long)tg_json_int(json_object_get(res, "release"), "version", 0));
+        if (json_is_object(back))
+            printf("%s v%lld is in force again; its files: trustgate release export %s "
+                   "--version %lld --to DIR\n",
+                   tg_json_str(back, "name", ""), (long long)tg_json_int(back, "version", 0),
+                   tg_json_str(back, "name", ""), (long long)tg_json_int(back, "version", 0));
+        rc = 0;
     } else if (promoting) {
         printf("%s: promoted\n", tg_json_str(ev, "release", name));
         rc = 0;
@@ -337,7 +352,7 @@ int tg_cli_release(int argc, char **argv)
     }
     bool reading = !strcmp(cmd, "list") || !strcmp(cmd, "show") || exporting;
     bool global = !strcmp(cmd, "freeze") || !strcmp(cmd, "unfreeze");
-    bool authorized = global || !strcmp(cmd, "promote");
+    bool authorized = global || !strcmp(cmd, "promote") || !strcmp(cmd, "rollback");
     if (typed_evidence) {
         fprintf(stderr, "trustgate release: --far-report and --srm are no longer taken: the server "
                         "computes every gate from its store\n");

@@ -466,6 +466,25 @@ static void test_promotion_through_the_server(void **state)
         assert_string_equal(tg_json_str(r, "state", ""),
                             !strcmp(tg_json_str(r, "name", ""), "fix") ? "promoted" : "superseded");
     json_decref(j);
+    /* a rollback is a supervisor's act too: a reviewer, a short reason, a release not in
+     * force are refused; then the one it superseded is in force again */
+    j = call(gw.port, "POST", "/v1/releases/fix/rollback", "tg-rex",
+             "{\"why\":\"customers complain\"}", &st);
+    assert_int_equal(st, 403);
+    json_decref(j);
+    j = call(gw.port, "POST", "/v1/releases/fix/rollback", "tg-sue", "{\"why\":\"bad\"}", &st);
+    assert_int_equal(st, 400);
+    json_decref(j);
+    j = call(gw.port, "POST", "/v1/releases/cand/rollback", "tg-sue",
+             "{\"why\":\"customers complain\"}", &st);
+    assert_int_equal(st, 409);
+    json_decref(j);
+    snprintf(args, sizeof(args), "release rollback fix --url %s --token tg-sue --why 'customers "
+                                 "complain about the notice'", url);
+    assert_int_equal(tg(args, &out), 0);
+    assert_non_null(strstr(out, "fix v1: rolled_back"));
+    assert_non_null(strstr(out, "cand v1 is in force again"));
+    tg_free(out);
     assert_int_equal(tg_h_stop(&gw, 5000), 0);
     snprintf(args, sizeof(args),
              "cat %s/trustgate.db* | grep -a -c '\"action\":\"override\"'", dir);
