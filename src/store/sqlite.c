@@ -881,6 +881,18 @@ static int read_step(struct sq_store *s, sqlite3_stmt *st)
     return db_fail(s, s->rdb, rc, "read");
 }
 
+/* The next row of a multi-row read: true with one at hand; false at the
+ * end (*rc TG_OK) or on an error (*rc says which). */
+static bool next_row(struct sq_store *s, sqlite3_stmt *st, int *rc)
+{
+    *rc = read_step(s, st);
+    if (*rc == TG_E_NOTFOUND)
+        *rc = TG_OK;
+    else if (*rc == TG_OK)
+        return true;
+    return false;
+}
+
 static void read_done(sqlite3_stmt *st)
 {
     sqlite3_reset(st);
@@ -1001,15 +1013,9 @@ static int sq_messages(struct tg_store *st, const char *conversation_id, size_t 
     bind_i64(&b, clamp_limit(limit));
     if (rc == TG_OK)
         rc = bind_fail(s, &b);
-    while (rc == TG_OK) {
+    while (rc == TG_OK && next_row(s, q, &rc)) {
         json_t *m = NULL;
-        rc = read_step(s, q);
-        if (rc == TG_E_NOTFOUND) {
-            rc = TG_OK;
-            break;
-        }
-        if (rc == TG_OK)
-            rc = message_json(q, &m);
+        rc = message_json(q, &m);
         if (rc == TG_OK && json_array_append_new(arr, m) != 0)
             rc = TG_E_NOMEM;
     }
@@ -1143,15 +1149,9 @@ static int sq_review_list(struct tg_store *st, const char *state, size_t limit, 
     bind_i64(&b, clamp_limit(limit));
     if (rc == TG_OK)
         rc = bind_fail(s, &b);
-    while (rc == TG_OK) {
+    while (rc == TG_OK && next_row(s, q, &rc)) {
         json_t *t = NULL;
-        rc = read_step(s, q);
-        if (rc == TG_E_NOTFOUND) {
-            rc = TG_OK;
-            break;
-        }
-        if (rc == TG_OK)
-            rc = col_json(s, q, 0, &t);
+        rc = col_json(s, q, 0, &t);
         if (rc == TG_OK && json_array_append_new(arr, t) != 0)
             rc = TG_E_NOMEM;
     }
@@ -1175,15 +1175,8 @@ static int sq_review_scan(struct tg_store *st, const char *state,
         return TG_E_INVAL; /* a scan started from inside a scan's callback */
     bind_str(&b, state);
     rc = bind_fail(s, &b);
-    while (rc == TG_OK) {
+    while (rc == TG_OK && next_row(s, q, &rc)) {
         struct tg_review_row row;
-        rc = read_step(s, q);
-        if (rc == TG_E_NOTFOUND) {
-            rc = TG_OK;
-            break;
-        }
-        if (rc != TG_OK)
-            break;
         memset(&row, 0, sizeof(row));
         col_copy(row.id, sizeof(row.id), q, 0);
         col_copy(row.turn_id, sizeof(row.turn_id), q, 1);
@@ -1211,14 +1204,7 @@ static int sq_review_facts(struct tg_store *st, int64_t since_ms,
         return TG_E_INVAL;
     bind_i64(&b, since_ms);
     rc = bind_fail(s, &b);
-    while (rc == TG_OK) {
-        rc = read_step(s, q);
-        if (rc == TG_E_NOTFOUND) {
-            rc = TG_OK;
-            break;
-        }
-        if (rc != TG_OK)
-            break;
+    while (rc == TG_OK && next_row(s, q, &rc)) {
         const struct tg_review_facts f = {
             .state = col_text(q, 0),
             .queue = col_text(q, 1),
@@ -1251,15 +1237,8 @@ static int sq_handoff_list(struct tg_store *st, const char *review_id, size_t li
     bind_str(&b, review_id);
     bind_i64(&b, clamp_limit(limit));
     rc = bind_fail(s, &b);
-    while (rc == TG_OK) {
+    while (rc == TG_OK && next_row(s, q, &rc)) {
         struct tg_handoff_msg m;
-        rc = read_step(s, q);
-        if (rc == TG_E_NOTFOUND) {
-            rc = TG_OK;
-            break;
-        }
-        if (rc != TG_OK)
-            break;
         memset(&m, 0, sizeof(m));
         col_copy(m.review_id, sizeof(m.review_id), q, 0);
         col_copy(m.turn_id, sizeof(m.turn_id), q, 1);
@@ -1364,15 +1343,9 @@ static int sq_audit_scan(struct tg_store *st, uint64_t from,
         return TG_E_INVAL; /* a scan started from inside a scan's callback */
     bind_i64(&b, (int64_t)from);
     rc = bind_fail(s, &b);
-    while (rc == TG_OK) {
+    while (rc == TG_OK && next_row(s, q, &rc)) {
         struct tg_audit_row row;
-        rc = read_step(s, q);
-        if (rc == TG_E_NOTFOUND) {
-            rc = TG_OK;
-            break;
-        }
-        if (rc == TG_OK)
-            rc = audit_row(s, q, false, &row);
+        rc = audit_row(s, q, false, &row);
         if (rc == TG_OK)
             rc = cb(ctx, &row); /* non-zero stops the scan and is returned as is */
     }
