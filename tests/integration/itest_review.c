@@ -705,30 +705,6 @@ static long peak_rss_kb(pid_t pid)
     return kb;
 }
 
-/* A database as an older trustgate left it (schema version 3): its
- * hand-off threads inside the tasks. */
-static const char *const schema_v3 =
-    "CREATE TABLE conversations (id TEXT PRIMARY KEY NOT NULL, customer_id TEXT NOT NULL,"
-    " created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, turns INTEGER NOT NULL,"
-    " degraded_streak INTEGER NOT NULL);"
-    "CREATE INDEX conversations_customer ON conversations (customer_id, updated_ms);"
-    "CREATE TABLE messages (seq INTEGER PRIMARY KEY AUTOINCREMENT, conversation_id TEXT NOT NULL,"
-    " turn_id TEXT NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL, ts_ms INTEGER NOT NULL);"
-    "CREATE INDEX messages_conversation ON messages (conversation_id, seq);"
-    "CREATE TABLE turns (id TEXT PRIMARY KEY NOT NULL, conversation_id TEXT NOT NULL,"
-    " decision TEXT NOT NULL, created_ms INTEGER NOT NULL, record TEXT NOT NULL);"
-    "CREATE TABLE reviews (id TEXT PRIMARY KEY NOT NULL, turn_id TEXT NOT NULL, state TEXT NOT "
-    "NULL,"
-    " queue TEXT NOT NULL, priority INTEGER NOT NULL, deadline_ms INTEGER NOT NULL,"
-    " updated_ms INTEGER NOT NULL, task TEXT NOT NULL);"
-    "CREATE INDEX reviews_queue ON reviews (state, priority DESC, deadline_ms);"
-    "CREATE TABLE audit (idx INTEGER PRIMARY KEY, data BLOB NOT NULL, leaf_hash BLOB NOT NULL,"
-    " root BLOB NOT NULL, ts_ms INTEGER NOT NULL);"
-    "CREATE TABLE blobs (key TEXT PRIMARY KEY NOT NULL, data BLOB NOT NULL,"
-    " updated_ms INTEGER NOT NULL);"
-    "ALTER TABLE turns ADD COLUMN audit_idx INTEGER;"
-    "PRAGMA user_version = 3;";
-
 #define OPEN_HANDOFFS 20000
 
 /* Privacy hooks for a conversion run by the test itself: ids and texts
@@ -768,7 +744,7 @@ static void test_startup_with_many_open_handoffs_stays_small(void **state)
     assert_non_null(tg_h_tmpdir(sdir, sizeof(sdir)));
     snprintf(path, sizeof(path), "%s/trustgate.db", sdir);
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, schema_v3, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, tg_h_schema_v3, NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db,
                                         "INSERT INTO reviews VALUES (?1, ?2, 'handed_off',"

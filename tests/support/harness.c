@@ -354,3 +354,27 @@ int tg_h_hook_wait(struct tg_h_hook *h, int timeout_ms)
     close(h->fd);
     return h->requests;
 }
+
+/* The schema of version 3, as released (migrations 0..2): a database as an
+ * older trustgate left it, for the tests of upgrades. */
+const char *const tg_h_schema_v3 =
+    "CREATE TABLE conversations (id TEXT PRIMARY KEY NOT NULL, customer_id TEXT NOT NULL,"
+    " created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, turns INTEGER NOT NULL,"
+    " degraded_streak INTEGER NOT NULL);"
+    "CREATE INDEX conversations_customer ON conversations (customer_id, updated_ms);"
+    "CREATE TABLE messages (seq INTEGER PRIMARY KEY AUTOINCREMENT, conversation_id TEXT NOT NULL,"
+    " turn_id TEXT NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL, ts_ms INTEGER NOT NULL);"
+    "CREATE INDEX messages_conversation ON messages (conversation_id, seq);"
+    "CREATE TABLE turns (id TEXT PRIMARY KEY NOT NULL, conversation_id TEXT NOT NULL,"
+    " decision TEXT NOT NULL, created_ms INTEGER NOT NULL, record TEXT NOT NULL);"
+    "CREATE TABLE reviews (id TEXT PRIMARY KEY NOT NULL, turn_id TEXT NOT NULL, state TEXT NOT "
+    "NULL,"
+    " queue TEXT NOT NULL, priority INTEGER NOT NULL, deadline_ms INTEGER NOT NULL,"
+    " updated_ms INTEGER NOT NULL, task TEXT NOT NULL);"
+    "CREATE INDEX reviews_queue ON reviews (state, priority DESC, deadline_ms);"
+    "CREATE TABLE audit (idx INTEGER PRIMARY KEY, data BLOB NOT NULL, leaf_hash BLOB NOT NULL,"
+    " root BLOB NOT NULL, ts_ms INTEGER NOT NULL);"
+    "CREATE TABLE blobs (key TEXT PRIMARY KEY NOT NULL, data BLOB NOT NULL,"
+    " updated_ms INTEGER NOT NULL);"
+    "ALTER TABLE turns ADD COLUMN audit_idx INTEGER;"
+    "PRAGMA user_version = 3;";

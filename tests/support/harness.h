@@ -76,6 +76,10 @@ struct tg_h_hook {
 int tg_h_hook_start(struct tg_h_hook *h, int max, int fail_first);
 int tg_h_hook_wait(struct tg_h_hook *h, int timeout_ms);
 
+/* SQL making a database of schema version 3 (hand-off threads inside
+ * the tasks), as an older trustgate left it. */
+extern const char *const tg_h_schema_v3;
+
 /* Run a command line (via /bin/sh -c), capture stdout into out (tg_free). Returns exit status. */
 int tg_h_run(const char *cmd, char **out);
 

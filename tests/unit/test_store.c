@@ -15,6 +15,8 @@
 
 #include <cmocka.h>
 
+#include "../support/harness.h"
+
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1331,29 +1333,6 @@ static void test_sqlite_thread_rows_keep_the_task_small(void **state)
     json_decref(t);
 }
 
-/* The schema of version 3, as released (migrations 0..2). */
-static const char *const schema_v3 =
-    "CREATE TABLE conversations (id TEXT PRIMARY KEY NOT NULL, customer_id TEXT NOT NULL,"
-    " created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, turns INTEGER NOT NULL,"
-    " degraded_streak INTEGER NOT NULL);"
-    "CREATE INDEX conversations_customer ON conversations (customer_id, updated_ms);"
-    "CREATE TABLE messages (seq INTEGER PRIMARY KEY AUTOINCREMENT, conversation_id TEXT NOT NULL,"
-    " turn_id TEXT NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL, ts_ms INTEGER NOT NULL);"
-    "CREATE INDEX messages_conversation ON messages (conversation_id, seq);"
-    "CREATE TABLE turns (id TEXT PRIMARY KEY NOT NULL, conversation_id TEXT NOT NULL,"
-    " decision TEXT NOT NULL, created_ms INTEGER NOT NULL, record TEXT NOT NULL);"
-    "CREATE TABLE reviews (id TEXT PRIMARY KEY NOT NULL, turn_id TEXT NOT NULL, state TEXT NOT "
-    "NULL,"
-    " queue TEXT NOT NULL, priority INTEGER NOT NULL, deadline_ms INTEGER NOT NULL,"
-    " updated_ms INTEGER NOT NULL, task TEXT NOT NULL);"
-    "CREATE INDEX reviews_queue ON reviews (state, priority DESC, deadline_ms);"
-    "CREATE TABLE audit (idx INTEGER PRIMARY KEY, data BLOB NOT NULL, leaf_hash BLOB NOT NULL,"
-    " root BLOB NOT NULL, ts_ms INTEGER NOT NULL);"
-    "CREATE TABLE blobs (key TEXT PRIMARY KEY NOT NULL, data BLOB NOT NULL,"
-    " updated_ms INTEGER NOT NULL);"
-    "ALTER TABLE turns ADD COLUMN audit_idx INTEGER;"
-    "PRAGMA user_version = 3;";
-
 /* Does the file hold s? */
 static bool file_holds(const char *path, const char *s)
 {
@@ -1380,7 +1359,7 @@ static void test_sqlite_upgrade_converts_personal_data(void **state)
     snprintf(wal, sizeof(wal), "%s-wal", path);
     assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL),
                      SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, schema_v3, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, tg_h_schema_v3, NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(
         sqlite3_exec(
             db,
