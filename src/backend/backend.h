@@ -78,7 +78,8 @@ struct tg_backend_result {
     int64_t retry_after_ms; /* from a Retry-After header, -1 when absent */
     int malformed_events;   /* stream events skipped as unparseable */
     double confidence;      /* the backend's own confidence in the answer, or -1 when none */
-    bool low_confidence;    /* the answer is the holding reply given below min_confidence */
+    bool low_confidence;    /* its confidence is below min_confidence */
+    bool holding;           /* the text is a holding reply, not an answer: the customer waits */
     int cited;              /* index of the evidence the answer came from, or -1 */
     char kind[32];          /* short failure class for metrics: "header_timeout", "status_503" */
     char code[64];          /* the upstream's own error code, e.g. "context_length_exceeded" */

@@ -380,6 +380,7 @@ static int builtin_generate(struct tg_backend *b, const struct tg_backend_reques
     res.confidence = tg_backend_builtin_confidence(rq);
     res.low_confidence = res.confidence < conf->min_confidence || !rq->n_evidence;
     if (res.low_confidence && !(rq->for_review && rq->n_evidence)) {
+        res.holding = true;
         rc = tg_buf_puts(&out, conf->low_confidence_reply ? conf->low_confidence_reply
                                                           : DEFAULT_LOW_CONFIDENCE_REPLY);
     } else {

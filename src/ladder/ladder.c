@@ -832,6 +832,8 @@ static void call_done(struct tg_backend_result *res, void *arg)
         d->res.completion_tokens = res->completion_tokens;
         d->res.confidence = res->confidence;
         d->res.low_confidence = res->low_confidence;
+        d->res.holding =
+            res->holding || (d->steps && !strcmp(tg_backend_type(r->backend), "script"));
         d->res.cited = res->cited;
         d->res.rung = r->name;
         d->res.backend = r->backend;

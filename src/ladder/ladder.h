@@ -82,6 +82,9 @@ struct tg_dispatch_result {
     int64_t prompt_tokens, completion_tokens;
     double confidence; /* the backend's own, or -1 */
     bool low_confidence;
+    /* a holding reply, not an answer: the backend's own, or a script rung
+     * stepped down to */
+    bool holding;
     int cited;                  /* the evidence index the answer quotes, or -1 (backend.h) */
     bool human;                 /* the ladder ended with a person: hand the turn off */
     const char *rung;           /* the rung that answered (or "human") */

@@ -125,11 +125,7 @@ static void dispatched_cb(struct tg_dispatch_result *res, void *arg)
         if (res->cited >= 0 && (size_t)res->cited < t->n_evidence)
             json_object_set_new(json_array_get(t->citations, (size_t)res->cited), "cited",
                                 json_true());
-        /* the answerer's holding reply (it gives the draft itself to a
-         * reviewer), or a script rung stepped down to: a promise to come back */
-        t->promise = (res->low_confidence && !(t->rules.review && t->n_evidence)) ||
-                     (res->degradations && res->backend &&
-                      !strcmp(tg_backend_type(res->backend), "script"));
+        t->promise = res->holding; /* a promise to come back, not an answer */
         tg_strlcpy(t->upstream_model, res->model, sizeof(t->upstream_model));
         t->prompt_tokens = res->prompt_tokens;
         t->completion_tokens = res->completion_tokens;

@@ -313,6 +313,7 @@ static void test_builtin_answers_from_evidence(void **state)
     };
     o = builtin_answer(&c, "滑雪受伤能赔吗", article, 1, 0.8, 0.9);
     assert_false(o.res.low_confidence);
+    assert_false(o.res.holding);
     /* the two sentences about skiing, in their original order, then the source */
     assert_string_equal(o.content,
                         "滑雪等高风险运动不在保障范围内。如需保障滑雪，可附加高风险运动附加险。"
@@ -336,6 +337,7 @@ static void test_builtin_answers_from_evidence(void **state)
     /* weak evidence: the holding reply, never a guess */
     o = builtin_answer(&c, "火星移民保险怎么买", article, 1, 0.1, 0.2);
     assert_true(o.res.low_confidence);
+    assert_true(o.res.holding); /* a promise, not an answer */
     assert_true(o.res.confidence < 0.7);
     assert_string_equal(o.content, "我需要更多时间分析，请稍候");
     assert_int_equal(o.res.cited, -1);

@@ -80,6 +80,7 @@ struct got {
     char rung[64];
     char content[256];
     int degradations;
+    bool holding;
     json_t *events;
 };
 
@@ -93,6 +94,7 @@ static void done_cb(struct tg_dispatch_result *res, void *arg)
     if (res->content)
         snprintf(g->content, sizeof(g->content), "%.*s", (int)res->len, res->content);
     g->degradations = res->degradations;
+    g->holding = res->holding;
     g->events = res->events;
     res->events = NULL;
 }
@@ -182,6 +184,7 @@ static void test_weak_answer_gives_way_to_the_script(void **state)
     assert_string_equal(g.content, "请稍候");
     assert_int_equal(g.degradations, 1);
     assert_true(has_event(&g, "low_confidence"));
+    assert_true(g.holding); /* a script stepped down to asks the customer to wait */
     json_decref(g.events);
 }
 
@@ -199,6 +202,7 @@ static void test_confident_answer_stays(void **state)
     assert_string_equal(g.rung, "answer");
     assert_non_null(strstr(g.content, "身份证"));
     assert_int_equal(g.degradations, 0);
+    assert_false(g.holding); /* an answer */
     assert_int_equal(json_array_size(g.events), 0);
     json_decref(g.events);
 }
