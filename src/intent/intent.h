@@ -60,6 +60,26 @@ int tg_intent_load_or_train(struct tg_text *tx, const char *tsv_path, const char
                             const struct tg_intent_opts *opts, struct tg_intent_model **out,
                             char *err, size_t errlen);
 
+/*
+ * The same, trained on the file's examples and extra (extra_len bytes of
+ * TSV lines, e.g. from tg_intent_kb_examples; part of the cache key).
+ * TG_E_CONFIG when extra names an intent the file has no example of.
+ */
+int tg_intent_load_or_train_with(struct tg_text *tx, const char *tsv_path, const char *extra,
+                                 size_t extra_len, const char *cache_dir,
+                                 const struct tg_intent_opts *opts, struct tg_intent_model **out,
+                                 char *err, size_t errlen);
+
+struct tg_kb;
+struct tg_buf;
+/*
+ * The knowledge base's labelled texts as TSV lines "text<TAB>intent"
+ * appended to out: every labelled FAQ question, each labelled article's
+ * title and "title heading" for each of its sections (src/kb/front.c).
+ * TG_OK, TG_E_NOMEM or TG_E_TOOBIG (out's maximum).
+ */
+int tg_intent_kb_examples(struct tg_kb *kb, struct tg_buf *out);
+
 int tg_intent_save(const struct tg_intent_model *m, const char *path);
 int tg_intent_load(const char *path, struct tg_intent_model **out, char *err, size_t errlen);
 void tg_intent_free(struct tg_intent_model *m);

@@ -355,9 +355,35 @@ static int cache_key(struct tg_text *tx, const struct tg_buf *tsv, const struct 
     return tg_sha256_parts(parts, lens, 3, key) ? TG_OK : TG_E_NOMEM;
 }
 
+/* Every label of extra (TSV lines) must be one of ds's. */
+static int check_extra_labels(const char *tsv_path, const struct tg_dataset *ds, size_t n_file,
+                              char *err, size_t errlen)
+{
+    for (size_t i = n_file; i < ds->n; i++) {
+        bool known = false;
+        for (size_t j = 0; j < n_file && !known; j++)
+            known = strcmp(ds->v[i].label, ds->v[j].label) == 0;
+        if (!known) {
+            snprintf(err, errlen,
+                     "knowledge base: intent \"%s\" (of \"%s\") is not an intent of %s",
+                     ds->v[i].label, ds->v[i].text, tsv_path);
+            return TG_E_CONFIG;
+        }
+    }
+    return TG_OK;
+}
+
 int tg_intent_load_or_train(struct tg_text *tx, const char *tsv_path, const char *cache_dir,
                             const struct tg_intent_opts *opts, struct tg_intent_model **out,
                             char *err, size_t errlen)
+{
+    return tg_intent_load_or_train_with(tx, tsv_path, NULL, 0, cache_dir, opts, out, err, errlen);
+}
+
+int tg_intent_load_or_train_with(struct tg_text *tx, const char *tsv_path, const char *extra,
+                                 size_t extra_len, const char *cache_dir,
+                                 const struct tg_intent_opts *opts, struct tg_intent_model **out,
+                                 char *err, size_t errlen)
 {
     struct tg_buf tsv, path;
     struct tg_dataset ds = {0};
@@ -370,6 +396,11 @@ int tg_intent_load_or_train(struct tg_text *tx, const char *tsv_path, const char
     int rc = tg_intent_resolve_opts(opts, &o, err, errlen);
     if (!rc)
         rc = tg_model_read_file(tsv_path, &tsv, err, errlen);
+    size_t file_len = tsv.len;
+    if (!rc && extra_len)
+        rc = tg_buf_puts(&tsv, "\n");
+    if (!rc && extra_len)
+        rc = tg_buf_append(&tsv, extra, extra_len);
     if (rc)
         goto out;
     if (cache_dir) {
@@ -394,7 +425,13 @@ int tg_intent_load_or_train(struct tg_text *tx, const char *tsv_path, const char
         tg_intent_free(m);
         m = NULL;
     }
-    rc = tg_dataset_parse_tsv(tsv_path, tsv.data ? tsv.data : "", tsv.len, &ds, err, errlen);
+    rc = tg_dataset_parse_tsv(tsv_path, tsv.data ? tsv.data : "", file_len, &ds, err, errlen);
+    size_t n_file = ds.n;
+    if (!rc && extra_len)
+        rc = tg_dataset_parse_tsv("knowledge base", tsv.data + file_len, tsv.len - file_len, &ds,
+                                  err, errlen);
+    if (!rc)
+        rc = check_extra_labels(tsv_path, &ds, n_file, err, errlen);
     if (!rc)
         rc = tg_intent_train(tx, &ds, &o, &m, err, errlen);
     if (rc)

@@ -235,6 +235,21 @@ static int parse_jsonl(const char *path, const char *data, size_t len, json_t **
     return TG_OK;
 }
 
+/* Give chunks [first, end) their intent: the section's named in fm, else
+ * intent (either may be NULL). */
+static int label_chunks(struct tg_kb *kb, size_t first, const char *intent, struct kb_front *fm)
+{
+    for (size_t i = first; i < kb->nchunks; i++) {
+        struct kb_chunk *c = &kb->chunks[i];
+        const char *l = fm ? kb_front_intent(fm, c->heading) : intent;
+        tg_free(c->intent);
+        c->intent = l ? tg_strdup(l) : NULL;
+        if (l && !c->intent)
+            return TG_E_NOMEM;
+    }
+    return TG_OK;
+}
+
 static int add_jsonl(struct tg_kb *kb, const char *path, uint32_t src, const json_t *arr,
                      struct tg_kb_report *rep)
 {
@@ -254,6 +269,7 @@ static int add_jsonl(struct tg_kb *kb, const char *path, uint32_t src, const jso
                      json_integer_value(json_object_get(o, "_line")));
         const char *title = tg_json_str(o, "title", NULL);
         const char *q = tg_json_str(o, "question", NULL);
+        size_t first = kb->nchunks;
         if (q) {
             rc = kb_add_faq_src(kb, idbuf, q, tg_json_str(o, "answer", ""), title, path, src);
             rep->chunks++;
@@ -262,6 +278,8 @@ static int add_jsonl(struct tg_kb *kb, const char *path, uint32_t src, const jso
             rc =
                 kb_add_doc_src(kb, idbuf, title, text, strlen(text), path, src, true, &rep->chunks);
         }
+        if (!rc)
+            rc = label_chunks(kb, first, tg_json_str(o, "intent", NULL), NULL);
         if (rc)
             break;
         rep->docs++;
@@ -284,6 +302,7 @@ static int ingest_file(struct tg_kb *kb, const char *path, struct tg_kb_report *
     char *data = NULL;
     size_t len = 0;
     json_t *arr = NULL;
+    struct kb_front fm = {0};
     uint8_t sha[TG_SHA256_LEN];
     int rc = read_file(path, &data, &len, err, errlen);
     if (rc)
@@ -296,11 +315,14 @@ static int ingest_file(struct tg_kb *kb, const char *path, struct tg_kb_report *
         goto out;
     }
     bool jsonl = has_ext(path, ".jsonl");
-    if (jsonl) {
+    if (jsonl)
         rc = parse_jsonl(path, data, len, &arr, err, errlen);
-        if (rc)
-            goto out;
-    }
+    else
+        rc = kb_front_parse(path, data, len, &fm, err, errlen);
+    if (!rc && !jsonl)
+        rc = kb_front_check(path, &fm, data + fm.skip, len - fm.skip, err, errlen);
+    if (rc)
+        goto out;
     rc = kb_ensure_fwd(kb);
     if (rc)
         goto out;
@@ -333,19 +355,24 @@ static int ingest_file(struct tg_kb *kb, const char *path, struct tg_kb_report *
     if (jsonl) {
         rc = add_jsonl(kb, path, s, arr, rep);
     } else {
-        size_t blen;
+        size_t blen, first = kb->nchunks;
         const char *base = base_name(path, &blen);
-        char *title = kb_md_title(data, len);
+        const char *body = data + fm.skip;
+        size_t body_len = len - fm.skip;
+        char *title = kb_md_title(body, body_len);
         if (!title)
             title = tg_strndup(base, blen);
-        rc = title ? kb_add_doc_src(kb, path, title, data, len, path, s, false, &rep->chunks)
+        rc = title ? kb_add_doc_src(kb, path, title, body, body_len, path, s, false, &rep->chunks)
                    : TG_E_NOMEM;
         tg_free(title);
+        if (!rc && (fm.intent || fm.n))
+            rc = label_chunks(kb, first, NULL, &fm);
         rep->docs += rc == TG_OK;
     }
     if (rc && errlen && !*err)
         snprintf(err, errlen, "%s: %s", path, tg_err_str(rc));
 out:
+    kb_front_free(&fm);
     json_decref(arr);
     tg_free(data);
     return rc;

@@ -156,6 +156,7 @@ void kb_chunk_clear(struct kb_chunk *c)
     tg_free(c->text);
     tg_free(c->question);
     tg_free(c->answer);
+    tg_free(c->intent);
     tg_free(c->fwd);
     memset(c, 0, sizeof(*c));
 }
@@ -555,6 +556,7 @@ int tg_kb_chunk_get(struct tg_kb *kb, uint32_t id, struct tg_kb_chunk *out)
         .text = c->text ? c->text : "",
         .question = c->question,
         .answer = c->answer,
+        .intent = c->intent,
         .ordinal = c->ord,
         .offset = c->off,
         .tokens = c->ntok,

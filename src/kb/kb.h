@@ -218,6 +218,7 @@ struct tg_kb_chunk {
     const char *text;     /* the chunk's text; for an FAQ pair "question\nanswer" */
     const char *question; /* FAQ pairs only, else NULL */
     const char *answer;   /* FAQ pairs only, else NULL */
+    const char *intent;   /* the deployment's label for it (front matter, FAQ "intent"), or NULL */
     uint32_t ordinal;     /* the chunk's number within its document, from 0 */
     uint32_t offset;      /* byte offset of text in the document's text */
     uint32_t tokens;      /* |d| for BM25 (title and heading path included) */

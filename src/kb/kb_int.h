@@ -10,7 +10,7 @@
 #include "kb/kb.h"
 
 #define KB_NONE UINT32_MAX
-#define KB_FORMAT_VERSION 1u
+#define KB_FORMAT_VERSION 2u
 
 enum kb_doc_kind { KB_DOC_TEXT = 0, KB_DOC_FAQ = 1 };
 
@@ -38,6 +38,7 @@ struct kb_chunk {
     char *text;
     char *question; /* FAQ only */
     char *answer;
+    char *intent;   /* the deployment's label (front matter, FAQ "intent"), or NULL */
     uint32_t ntok;  /* |d| */
     uint32_t nterm; /* distinct terms; fwd holds nterm ids then nterm counts */
     uint32_t *fwd;  /* NULL until tokenized or transposed from the postings */
@@ -166,6 +167,31 @@ int kb_compact(struct tg_kb *kb);
 int kb_index_finish(struct tg_kb *kb);
 void kb_index_free(struct tg_kb *kb);
 int kb_index_transpose(struct tg_kb *kb);
+
+/* front.c: a Markdown article's front matter */
+struct kb_front_section {
+    char *heading, *intent;
+    int line;
+    bool used; /* the article has the heading */
+};
+struct kb_front {
+    char *intent; /* the article's, or NULL */
+    int intent_line;
+    struct kb_front_section *sec;
+    size_t n, cap;
+    size_t skip; /* bytes of the block, closing line included; 0 without one */
+};
+/* Parse the block at the start of text (none: *fm empty, TG_OK); a bad
+ * block is TG_E_PARSE with "PATH:LINE: message" in err. */
+int kb_front_parse(const char *path, const char *text, size_t len, struct kb_front *fm, char *err,
+                   size_t errlen);
+void kb_front_free(struct kb_front *fm);
+/* The intent of a chunk with heading path "A > B > C" (NULL if none). */
+const char *kb_front_intent(struct kb_front *fm, const char *path);
+/* TG_E_PARSE with "PATH:LINE: message" when a section names a heading the
+ * article's text (body, after the block) does not have. */
+int kb_front_check(const char *path, struct kb_front *fm, const char *body, size_t len, char *err,
+                   size_t errlen);
 
 /* persist.c */
 int kb_persist_load(struct tg_kb *kb, char *err, size_t errlen);

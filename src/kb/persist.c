@@ -122,6 +122,8 @@ static int encode_docs(struct tg_kb *kb, struct tg_buf *b, uint8_t sha[TG_SHA256
             rc = put_str(b, c->question);
         if (!rc)
             rc = put_str(b, c->answer);
+        if (!rc)
+            rc = put_str(b, c->intent);
     }
     if (!rc)
         rc = frame_end(b, sha);
@@ -355,7 +357,7 @@ static int decode_docs(struct tg_kb *kb, struct cur *c)
             oom = true;
     }
     n = get_u32(c);
-    if (!c->bad && n > c->len / 28)
+    if (!c->bad && n > c->len / 32)
         c->bad = true;
     if (!c->bad && !oom && n) {
         kb->chunks = tg_calloc(n, sizeof(*kb->chunks));
@@ -371,6 +373,7 @@ static int decode_docs(struct tg_kb *kb, struct cur *c)
         ch->text = get_str(c, &oom);
         ch->question = get_str(c, &oom);
         ch->answer = get_str(c, &oom);
+        ch->intent = get_str(c, &oom);
         if (c->bad || ch->doc >= kb->ndocs || !ch->heading || !ch->text) {
             kb_chunk_clear(ch);
             c->bad = true;

@@ -653,8 +653,13 @@ static int open_knowledge(struct tg_pipeline *p, struct tg_answerer *a, const ch
     if (cfg->intents_train) {
         char dir[4096];
         snprintf(dir, sizeof(dir), "%s", data_dir ? data_dir : p->cfg->data_dir);
-        rc = tg_intent_load_or_train(p->text, cfg->intents_train, dir, NULL, &a->intents, err,
-                                     errlen);
+        struct tg_buf kbx;
+        tg_buf_init(&kbx, TG_BUF_UNLIMITED);
+        rc = a->kb ? tg_intent_kb_examples(a->kb, &kbx) : TG_OK;
+        if (!rc)
+            rc = tg_intent_load_or_train_with(p->text, cfg->intents_train, kbx.data, kbx.len, dir,
+                                              NULL, &a->intents, err, errlen);
+        tg_buf_free(&kbx);
     }
     return rc;
 }

@@ -97,11 +97,23 @@ static const char *passage_topic(struct tg_turn *t, uint32_t id, const struct tg
     return r;
 }
 
+/* The index of label among the model's, or the number of labels. */
+static size_t label_index(const struct tg_intent_model *m, const char *label)
+{
+    size_t n = tg_intent_n_labels(m);
+    for (size_t j = 0; j < n; j++)
+        if (strcmp(tg_intent_label(m, j), label) == 0)
+            return j;
+    return n;
+}
+
 /*
  * The knowledge base's vote on the intent: the passages nearest the
  * question (BM25 with the key field, as the retrieve stage ranks them)
- * each carry the label distribution the classifier gives their own topic
- * (an FAQ question or a heading; remembered per text), weighted by
+ * each carry their intent: the deployment's label when it gave one
+ * (src/kb/front.c), else the label distribution the classifier gives
+ * their own topic (an FAQ question or a heading; remembered per text),
+ * weighted by
  * (score / best score)^KNN_POWER.  vote (n labels) receives the weighted
  * mean; *found is false when nothing matched.
  */
@@ -129,10 +141,15 @@ static int kb_vote(struct tg_turn *t, double *vote, size_t n, bool *found)
         }
         if (!topic[0])
             continue;
-        rc = tg_intent_probabilities_of(t->a->intents, t->p->text, topic, strlen(topic), &p);
         double w = pow(res.hits[i].score / res.hits[0].score, KNN_POWER);
-        for (size_t j = 0; !rc && j < n; j++)
-            vote[j] += w * p[j];
+        size_t label = c.intent ? label_index(t->a->intents, c.intent) : n;
+        if (label < n) {
+            vote[label] += w;
+        } else {
+            rc = tg_intent_probabilities_of(t->a->intents, t->p->text, topic, strlen(topic), &p);
+            for (size_t j = 0; !rc && j < n; j++)
+                vote[j] += w * p[j];
+        }
         wsum += w;
     }
     if (!rc && wsum > 0) {

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "intent/intent.h"
+#include "kb/kb.h"
 #include "text/text.h"
 
 #include <math.h>
@@ -621,13 +622,79 @@ static void test_probabilities_memo(void **state)
     tg_intent_free(m);
 }
 
+
+/* The knowledge base's labelled questions and headings train the classifier
+ * beside the file; a label the file does not know is refused. */
+static void test_kb_examples(void **state)
+{
+    (void)state;
+    char tsv[256], tsv2[256], path[256], err[512] = "", kbdir[128];
+    struct tg_kb *kb = NULL;
+    struct tg_intent_model *m = NULL;
+    struct tg_intent_result r;
+    struct tg_buf x;
+    const char *q = "半路没电了能搭电换胎吗";
+    write_file("kbx.tsv", train_tsv, tsv, sizeof(tsv));
+    snprintf(kbdir, sizeof(kbdir), "%s/kb", fx.dir);
+    assert_int_equal(mkdir(kbdir, 0700), 0);
+    write_file("kb/rescue.md",
+               "---\nintent: roadside\n---\n# 道路救援服务\n\n## 搭电换胎送油\n\n"
+               "电瓶没电可以搭电，爆胎可以换备胎。\n\n## 拖车\n\n五十公里内免费拖车。\n",
+               path, sizeof(path));
+    write_file("kb/faq.jsonl",
+               "{\"question\": \"车半路抛锚能叫拖车吗\", \"answer\": \"能。\", "
+               "\"intent\": \"roadside\"}\n"
+               "{\"question\": \"没有标签的问题\", \"answer\": \"无。\"}\n",
+               path, sizeof(path));
+    assert_int_equal(tg_kb_open(NULL, fx.tx, NULL, &kb, err, sizeof(err)), TG_OK);
+    assert_int_equal(tg_kb_ingest(kb, kbdir, NULL, err, sizeof(err)), TG_OK);
+    tg_buf_init(&x, TG_BUF_UNLIMITED);
+    assert_int_equal(tg_intent_kb_examples(kb, &x), TG_OK);
+    assert_non_null(x.data);
+    assert_non_null(strstr(x.data, "车半路抛锚能叫拖车吗\troadside\n"));
+    assert_non_null(strstr(x.data, "道路救援服务\troadside\n"));
+    assert_non_null(strstr(x.data, "道路救援服务 搭电换胎送油\troadside\n"));
+    assert_null(strstr(x.data, "没有标签的问题"));
+
+    /* an intent the file has no example of is refused, by name */
+    assert_int_equal(tg_intent_load_or_train_with(fx.tx, tsv, x.data, x.len, NULL, NULL, &m, err,
+                                                  sizeof(err)),
+                     TG_E_CONFIG);
+    assert_non_null(strstr(err, "roadside"));
+    assert_null(m);
+
+    /* one example in the file: alone it does not carry the question ... */
+    size_t n = sizeof(train_tsv) + 64;
+    char *both = malloc(n);
+    assert_non_null(both);
+    snprintf(both, n, "%s%s", train_tsv, "我要道路救援\troadside\n");
+    write_file("kbx2.tsv", both, tsv2, sizeof(tsv2));
+    free(both);
+    assert_int_equal(tg_intent_load_or_train_with(fx.tx, tsv2, NULL, 0, NULL, NULL, &m, err,
+                                                  sizeof(err)),
+                     TG_OK);
+    assert_int_equal(tg_intent_predict(m, fx.tx, q, strlen(q), &r), TG_OK);
+    assert_string_not_equal(r.label, "roadside");
+    tg_intent_free(m);
+    m = NULL;
+    /* ... with the knowledge base's examples it does */
+    assert_int_equal(tg_intent_load_or_train_with(fx.tx, tsv2, x.data, x.len, NULL, NULL, &m, err,
+                                                  sizeof(err)),
+                     TG_OK);
+    assert_int_equal(tg_intent_predict(m, fx.tx, q, strlen(q), &r), TG_OK);
+    assert_string_equal(r.label, "roadside");
+    tg_intent_free(m);
+    tg_buf_free(&x);
+    tg_kb_close(kb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tsv_loading),        cmocka_unit_test(test_train_predict_explain),
         cmocka_unit_test(test_save_load),          cmocka_unit_test(test_cache),
         cmocka_unit_test(test_eval_exact),         cmocka_unit_test(test_two_intents),
-        cmocka_unit_test(test_probabilities_memo),
+        cmocka_unit_test(test_probabilities_memo), cmocka_unit_test(test_kb_examples),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -2,8 +2,8 @@
  * test_kb.c - the knowledge base: chunking, BM25 against a hand-computed
  * example, incremental ingest of real files, persistence through a real
  * SQLite store (loaded without tokenizing, rebuilt when damaged),
- * Traditional queries over Simplified text, glossary expansion and FAQ
- * pairs.  All data is small and inline.
+ * Traditional queries over Simplified text, glossary expansion, FAQ
+ * pairs and the intents a deployment labels its articles and pairs with.  All data is small and inline.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -691,6 +691,102 @@ static void test_key_field_match(void **state)
     tg_kb_close(kb);
 }
 
+
+/* ------------------------------------------------------------ intent labels */
+
+/* The intent of the first chunk of doc whose heading path ends in heading. */
+static const char *chunk_intent(struct tg_kb *kb, const char *doc, const char *heading)
+{
+    size_t n = tg_kb_chunk_count(kb);
+    for (uint32_t i = 0; i < n; i++) {
+        struct tg_kb_chunk c;
+        if (tg_kb_chunk_get(kb, i, &c) || strcmp(c.doc_id, doc) != 0)
+            continue;
+        size_t hl = strlen(c.heading), wl = strlen(heading);
+        if (hl >= wl && strcmp(c.heading + hl - wl, heading) == 0)
+            return c.intent ? c.intent : "(none)";
+    }
+    return "(no chunk)";
+}
+
+static void test_intent_labels(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/tg-kb-XXXXXX", a[600], f[600], err[512] = "";
+    assert_non_null(mkdtemp(dir));
+    /* sections long enough to be chunks of their own */
+    char body[4096];
+    snprintf(body, sizeof(body),
+             "---\n"
+             "# the article's labels\n"
+             "intent: policy_coverage\n"
+             "sections:\n"
+             "  \"责任免除\": policy_exclusions\n"
+             "  申请: 理赔: claim_process\n"
+             "---\n"
+             "# 安心意外险\n\n%s\n\n## 保什么\n\n%s\n\n## 责任免除\n\n%s\n\n### 高风险运动\n\n%s\n\n"
+             "## 申请: 理赔\n\n%s\n",
+             "安心意外险保障意外身故、伤残和意外医疗，适合18到60周岁的人投保，职业限一到四类。",
+             "保障意外身故和伤残，保额十万到一百万元四档，意外医疗一万到五万元，免赔额一百元。",
+             "酒后驾驶、斗殴、自杀、战争、核辐射导致的伤害不赔，被保险人故意犯罪的也不赔。",
+             "潜水、跳伞、攀岩、滑雪、赛车等高风险运动造成的伤害不在保障范围之内，需加购附加险。",
+             "出险后拨打热线报案，三十日内在App提交材料，审核通过后十个工作日内付款到账。");
+    write_file(dir, "a.md", body);
+    write_file(dir, "faq.jsonl",
+               "{\"question\": \"滑雪受伤能赔吗？\", \"answer\": \"不能。\", \"intent\": "
+               "\"policy_exclusions\"}\n"
+               "{\"question\": \"怎么报案？\", \"answer\": \"拨打热线。\"}\n");
+    snprintf(a, sizeof(a), "%s/a.md", dir);
+    snprintf(f, sizeof(f), "%s/faq.jsonl", dir);
+    struct tg_store *store = open_store(dir);
+    struct tg_kb *kb = open_kb(NULL, store);
+    struct tg_kb_report rep = {0};
+    assert_int_equal(tg_kb_ingest(kb, dir, &rep, err, sizeof(err)), TG_OK);
+    /* the block is not text: the title is the article's heading */
+    assert_string_equal(top_doc(kb, "安心意外险", 0), a);
+    assert_string_equal(chunk_intent(kb, a, "保什么"), "policy_coverage");
+    assert_string_equal(chunk_intent(kb, a, "责任免除"), "policy_exclusions");
+    /* a small subsection is joined to its section's chunk and shares its label */
+    assert_string_equal(chunk_intent(kb, a, "高风险运动"), "(no chunk)");
+    assert_string_equal(chunk_intent(kb, a, "申请: 理赔"), "claim_process");
+    char id[640];
+    snprintf(id, sizeof(id), "%s:1", f);
+    assert_string_equal(chunk_intent(kb, id, ""), "policy_exclusions");
+    snprintf(id, sizeof(id), "%s:2", f);
+    assert_string_equal(chunk_intent(kb, id, ""), "(none)");
+    /* kept with the index */
+    assert_int_equal(tg_kb_save(kb), TG_OK);
+    tg_kb_close(kb);
+    kb = open_kb(NULL, store);
+    assert_string_equal(chunk_intent(kb, a, "责任免除"), "policy_exclusions");
+
+    /* a bad block fails the file with its line, and keeps the article as it was */
+    write_file(dir, "a.md", "---\nintent: policy_coverage\ntopic: x\n---\n# 新\n新的正文。\n");
+    assert_int_equal(tg_kb_ingest(kb, a, &rep, err, sizeof(err)), TG_E_PARSE);
+    assert_non_null(strstr(err, "a.md:3:"));
+    assert_string_equal(chunk_intent(kb, a, "责任免除"), "policy_exclusions");
+    write_file(dir, "a.md", "---\nintent: policy_coverage\nsections:\n  没有: claim_process\n---\n"
+                            "# 新\n## 有\n正文。\n");
+    assert_int_equal(tg_kb_ingest(kb, a, &rep, err, sizeof(err)), TG_E_PARSE);
+    assert_non_null(strstr(err, "a.md:4:"));
+    write_file(dir, "a.md", "---\nintent: policy coverage\n---\n# 新\n");
+    assert_int_equal(tg_kb_ingest(kb, a, &rep, err, sizeof(err)), TG_E_PARSE);
+    assert_non_null(strstr(err, "a.md:2:"));
+    write_file(dir, "a.md", "---\nintent: policy_coverage\n# 新\n正文。\n");
+    assert_int_equal(tg_kb_ingest(kb, a, &rep, err, sizeof(err)), TG_E_PARSE);
+    assert_non_null(strstr(err, "a.md:4:"));
+    write_file(dir, "a.md", "---\nintent: policy_coverage\n");
+    assert_int_equal(tg_kb_ingest(kb, a, &rep, err, sizeof(err)), TG_E_PARSE);
+    assert_non_null(strstr(err, "no closing"));
+    /* an article without a block has no labels */
+    write_file(dir, "a.md", "# 新\n新的正文。\n");
+    assert_int_equal(tg_kb_ingest(kb, a, &rep, err, sizeof(err)), TG_OK);
+    assert_string_equal(chunk_intent(kb, a, "新"), "(none)");
+    tg_kb_close(kb);
+    tg_store_close(store);
+    rm_rf(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -705,6 +801,7 @@ int main(void)
         cmocka_unit_test(test_glossary_expansion),
         cmocka_unit_test(test_glossary_persisted),
         cmocka_unit_test(test_key_field_match),
+        cmocka_unit_test(test_intent_labels),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
