@@ -18,8 +18,27 @@
 #include <math.h>
 #include <string.h>
 
+/* English function words: they say how a question is asked, not what it
+ * is about ("what is the ..." shares them with any English question).
+ * The stop set of Lucene's EnglishAnalyzer, and the question words. */
+static bool function_word(const char *w, size_t n)
+{
+    static const char *const stop[] = {
+        "a",    "an",   "and",   "are",   "as",   "at",   "be",   "but",  "by",    "for",
+        "if",   "in",   "into",  "is",    "it",   "no",   "not",  "of",   "on",    "or",
+        "such", "that", "the",   "their", "then", "there", "these", "they", "this", "to",
+        "was",  "will", "with",  "what",  "how",  "do",   "does", "i",    "my",    "me",
+        "can",  "you",  "your",  "when",  "where", "which", "who", "why",
+    };
+    for (size_t i = 0; i < sizeof(stop) / sizeof(stop[0]); i++)
+        if (strlen(stop[i]) == n && memcmp(stop[i], w, n) == 0)
+            return true;
+    return false;
+}
+
 /* Share of needle's tokens (Latin words, CJK bigrams) that occur in hay;
- * both normalized alike.  -1 when needle has none. */
+ * both normalized alike; English function words are not counted.  -1 when
+ * needle has none. */
 static double share_found(struct tg_turn *t, const char *needle, size_t len, const char *hay)
 {
     struct tg_tokens q;
@@ -28,7 +47,8 @@ static double share_found(struct tg_turn *t, const char *needle, size_t len, con
     if (tg_text_tokenize(t->p->text, needle, len, TG_TOKEN_BIGRAMS, &q) == TG_OK) {
         for (size_t i = 0; i < q.n; i++) {
             /* Latin words and CJK bigrams: the units the text is made of. */
-            if (q.v[i].kind == TG_TOK_CJK_WORD)
+            if (q.v[i].kind == TG_TOK_CJK_WORD ||
+                (q.v[i].kind == TG_TOK_WORD && function_word(q.v[i].text, q.v[i].len)))
                 continue;
             n++;
             hit += strstr(hay, q.v[i].text) != NULL;
