@@ -458,16 +458,20 @@ int tg_cli_eval_crosslingual(int argc, char **argv)
            rate * 100, json_array_size(dis));
     json_t *cost = cost_line(items[0], n[0]);
     if (o.html) {
-        const char *labels[3];
-        double values[3];
+        /* per pair: each agreement and all three together */
+        static const char *const what[] = {"decision", "intent", "source", "all"};
+        char names[12][48];
+        const char *labels[12];
+        double values[12];
         size_t np = 0;
         const char *k;
         json_t *pv;
         json_object_foreach(pairs, k, pv)
         {
-            if (np < 3) {
-                labels[np] = k;
-                values[np++] = tg_json_num(pv, "all", 0);
+            for (size_t w = 0; w < 4 && np < 12; w++, np++) {
+                snprintf(names[np], sizeof(names[np]), "%s %s", k, what[w]);
+                labels[np] = names[np];
+                values[np] = tg_json_num(pv, what[w], 0);
             }
         }
         char q[32], r[32];
@@ -476,7 +480,8 @@ int tg_cli_eval_crosslingual(int argc, char **argv)
         const char *keys[] = {"questions", "all languages agree"};
         const char *vals[] = {q, r};
         write_html(o.html, "Cross-lingual consistency", o.tgt.url ? o.tgt.url : o.cfg, keys, vals,
-                   2, "Same decision, intent and source, per pair", labels, values, np, true, NULL);
+                   2, "Agreement per pair: decision, intent, first source, all three", labels,
+                   values, np, true, NULL);
     }
     json_t *rep = json_pack("{s:s, s:I, s:f, s:o, s:o, s:o}", "suite", "crosslingual", "questions",
                             (json_int_t)rows_n, "agreement", rate, "pairs", pairs, "disagreements",
