@@ -267,17 +267,15 @@ static void list_models(struct tg_api *api, struct tg_http_req *req)
     int64_t created = api->started_ms / 1000;
     json_t *data = json_array();
     size_t i;
-    json_t *rung;
     for (i = 0; i < cfg->n_models; i++)
         add_model(data, cfg->models[i], "trustgate", created);
     for (i = 0; i < cfg->n_backends; i++)
         if (cfg->backends[i].type == TG_BACKEND_OPENAI && cfg->backends[i].model)
             add_model(data, cfg->backends[i].model, cfg->backends[i].name, created);
-    json_array_foreach(json_object_get(json_object_get(cfg->root, "ladder"), "rungs"), i, rung)
-    {
-        const char *model = tg_json_str(rung, "model", NULL);
-        if (model)
-            add_model(data, model, tg_json_str(rung, "backend", "trustgate"), created);
+    for (i = 0; i < cfg->ladder.n_rungs; i++) {
+        const struct tg_rung_conf *rung = &cfg->ladder.rungs[i];
+        if (rung->model)
+            add_model(data, rung->model, rung->backend ? rung->backend : "trustgate", created);
     }
     tg_api_send_json(api, req, "/v1/models", 200,
                      json_pack("{s:s, s:o}", "object", "list", "data", data));

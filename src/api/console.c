@@ -759,7 +759,7 @@ static void labels(struct tg_api *api, struct tg_http_req *req)
     const char *route = "/console/api/labels";
     if (!tg_api_person(api, req, route, TG_ANYONE "|auditor"))
         return;
-    json_t *table = json_object_get(api->p->cfg->root, "labels");
+    const json_t *table = api->p->cfg->labels;
     json_t *body =
         json_is_object(table) ? json_pack("{s:O}", "labels", table) : json_pack("{s:{}}", "labels");
     char *str = body ? json_dumps(body, JSON_COMPACT) : NULL;
@@ -801,9 +801,8 @@ bool tg_api_console(struct tg_api *api, struct tg_http_req *req)
 
 int tg_console_start(struct tg_api *api)
 {
-    json_t *users = json_object_get(api->p->cfg->root, "users");
-    size_t n = json_array_size(users), i;
-    json_t *u;
+    const struct tg_config *cfg = api->p->cfg;
+    size_t n = cfg->n_users;
     int fds[2];
     if (n == 0)
         return TG_OK;
@@ -832,27 +831,24 @@ int tg_console_start(struct tg_api *api)
     if (pthread_create(&c->thread, NULL, worker_main, c) != 0)
         goto fail;
     c->thread_started = true;
-    json_array_foreach(users, i, u)
-    {
+    for (size_t i = 0; i < n; i++) {
+        const struct tg_user_conf *u = &cfg->users[i];
         struct person *p = &c->people[c->n_people++];
-        p->name = tg_json_str(u, "name", "");
-        p->role = tg_json_str(u, "role", "reviewer");
-        const char *tok = tg_json_str(u, "token", NULL);
-        if (tok) {
-            tg_sha256(tok, strlen(tok), p->token_sha);
+        p->name = u->name;
+        p->role = u->role;
+        if (u->token) {
+            tg_sha256(u->token, strlen(u->token), p->token_sha);
             p->has_token = true;
         }
-        const char *hash = tg_json_str(u, "password_hash", NULL);
-        json_t *pw = json_object_get(u, "password");
-        if (hash) {
-            tg_strlcpy(p->hash, hash, sizeof(p->hash));
-            c->work_iter = TG_MAX(c->work_iter, hash_iterations(hash));
-        } else if (json_is_string(pw)) {
+        if (u->password_hash) {
+            tg_strlcpy(p->hash, u->password_hash, sizeof(p->hash));
+            c->work_iter = TG_MAX(c->work_iter, hash_iterations(u->password_hash));
+        } else if (u->password) {
             c->work_iter = TG_MAX(c->work_iter, (uint32_t)TG_PBKDF2_ITERATIONS);
-            if (!(p->plain = tg_strdup(json_string_value(pw))))
+            if (!(p->plain = tg_strdup(u->password)))
                 goto fail;
             /* the plaintext leaves the config held in memory */
-            memset((char *)json_string_value(pw), 0, strlen(json_string_value(pw)));
+            memset(u->password, 0, strlen(u->password));
         }
     }
     return TG_OK;

@@ -44,11 +44,6 @@ struct tg_monitor {
     int64_t last_alert_day; /* day_ms of the last alert sent */
 };
 
-static const json_t *monitor_cfg(const struct tg_api *api)
-{
-    return json_object_get(json_object_get(api->p->cfg->root, "eval"), "monitor");
-}
-
 /*
  * What the judgements are gathered in.  A turn has at most one review task
  * (the gate makes one), so a reviewed turn no customer rated is judged by
@@ -272,16 +267,12 @@ int tg_monitor_start(struct tg_api *api)
     struct tg_monitor *m = tg_calloc(1, sizeof(*m));
     if (!m)
         return TG_E_NOMEM;
-    const json_t *c = monitor_cfg(api);
+    const struct tg_eval_conf *c = &api->p->cfg->eval;
     m->api = api;
-    m->on = json_is_object(c);
-    m->crit.min_far = json_is_number(json_object_get(c, "min_far"))
-                          ? json_number_value(json_object_get(c, "min_far"))
-                          : 0.85;
-    m->crit.days = (size_t)TG_MIN(tg_json_int(c, "days", 7), MAX_DAYS);
-    m->crit.alpha = json_is_number(json_object_get(c, "alpha"))
-                        ? json_number_value(json_object_get(c, "alpha"))
-                        : 0.05;
+    m->on = c->monitor;
+    m->crit.min_far = c->monitor_min_far;
+    m->crit.days = (size_t)TG_MIN(c->monitor_days, MAX_DAYS);
+    m->crit.alpha = c->monitor_alpha;
     m->show_days = 14;
     api->monitor = m;
     /* no second alert for a day already alerted, across restarts */
@@ -292,8 +283,7 @@ int tg_monitor_start(struct tg_api *api)
     if (tg_store_blob_get(api->p->store, key, &data, &len) == TG_OK)
         m->last_alert_day = today;
     tg_free(data);
-    if (m->on &&
-        !(m->timer = tg_api_every(api, tg_api_cfg_ms(c, "check_every", 3600000), timer_cb, api)))
+    if (m->on && !(m->timer = tg_api_every(api, c->monitor_every_ms, timer_cb, api)))
         return TG_E_NOMEM;
     return TG_OK;
 }

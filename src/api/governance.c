@@ -65,11 +65,6 @@ struct tg_fairness_mon {
     int64_t alerted[MAX_GATES]; /* day of the last alert per attribute and outcome */
 };
 
-static const json_t *fair_cfg(const struct tg_api *api)
-{
-    return json_object_get(api->p->cfg->root, "fairness");
-}
-
 /* ------------------------------------------------------------ fairness */
 
 static const char *const outcome_names[] = {"delivered", "review_approved"};
@@ -167,7 +162,7 @@ static void fairness_check(struct tg_api *api, struct tg_http_req *req)
             m->timer_busy = false;
         return;
     }
-    fj->in = (struct tg_fair_live){.cfg = fair_cfg(api),
+    fj->in = (struct tg_fair_live){.cfg = api->p->cfg->fairness.section,
                                    .key = api->p->pseudonym_key,
                                    .keylen = sizeof(api->p->pseudonym_key),
                                    .since_ms = tg_clock_wall_ms() - m->window_ms,
@@ -197,18 +192,15 @@ int tg_fairness_start(struct tg_api *api)
     struct tg_fairness_mon *m = tg_calloc(1, sizeof(*m));
     if (!m)
         return TG_E_NOMEM;
-    const json_t *c = fair_cfg(api);
+    const struct tg_fairness_conf *c = &api->p->cfg->fairness;
     m->api = api;
-    m->on = json_array_size(json_object_get(c, "attributes")) > 0;
-    m->limit = json_is_number(json_object_get(c, "limit"))
-                   ? json_number_value(json_object_get(c, "limit"))
-                   : 0.05;
-    m->min_group = (size_t)tg_json_int(c, "min_group", 30);
-    m->bootstrap = (size_t)tg_json_int(c, "bootstrap", 1000);
-    m->window_ms = tg_api_cfg_ms(c, "window", 30 * DAY_MS);
+    m->on = c->n_attributes > 0;
+    m->limit = c->limit;
+    m->min_group = (size_t)c->min_group;
+    m->bootstrap = (size_t)c->bootstrap;
+    m->window_ms = c->window_ms;
     api->fairness = m;
-    if (m->on &&
-        !(m->timer = tg_api_every(api, tg_api_cfg_ms(c, "check_every", 3600000), timer_cb, api)))
+    if (m->on && !(m->timer = tg_api_every(api, c->check_every_ms, timer_cb, api)))
         return TG_E_NOMEM;
     return TG_OK;
 }
@@ -229,16 +221,14 @@ void tg_fairness_stop(struct tg_api *api)
 static json_t *experiment_list(struct tg_api *api)
 {
     json_t *out = json_array();
-    size_t i, k;
-    json_t *e, *v;
-    json_array_foreach(json_object_get(api->p->cfg->root, "experiments"), i, e)
-    {
+    const struct tg_config *cfg = api->p->cfg;
+    for (size_t i = 0; i < cfg->n_experiments; i++) {
+        const struct tg_experiment_conf *e = &cfg->experiments[i];
         json_t *vs = json_array();
-        const char *name = tg_json_str(e, "name", "");
-        json_array_foreach(json_object_get(e, "variants"), k, v)
-        {
-            const struct tg_answerer *a =
-                tg_pipeline_answerer(api->p, name, tg_json_str(v, "name", ""));
+        const char *name = e->name;
+        for (size_t k = 0; k < e->n_variants; k++) {
+            const struct tg_variant_conf *v = &e->variants[k];
+            const struct tg_answerer *a = tg_pipeline_answerer(api->p, name, v->name);
             if (!a)
                 a = &api->p->main;
             /* what answers this variant: the release in force, a registered
@@ -246,14 +236,14 @@ static json_t *experiment_list(struct tg_api *api)
             const char *kind = a == &api->p->main ? "in_force"
                                : a->release[0]    ? "release"
                                                   : "config";
-            json_array_append_new(
-                vs, json_pack("{s:s, s:f, s:s, s:s?, s:s?, s:s}", "name",
-                              tg_json_str(v, "name", ""), "share", tg_json_num(v, "share", 0),
-                              "answered_by", kind, "release", a->release[0] ? a->release : NULL,
-                              "config", a == &api->p->main ? NULL : a->cfg->path, "hash", a->hash));
+            json_array_append_new(vs, json_pack("{s:s, s:f, s:s, s:s?, s:s?, s:s}", "name", v->name,
+                                                "share", v->share, "answered_by", kind, "release",
+                                                a->release[0] ? a->release : NULL, "config",
+                                                a == &api->p->main ? NULL : a->cfg->path, "hash",
+                                                a->hash));
         }
-        json_array_append_new(out, json_pack("{s:s, s:f, s:o}", "name", name, "holdout",
-                                             tg_json_num(e, "holdout", 0), "variants", vs));
+        json_array_append_new(
+            out, json_pack("{s:s, s:f, s:o}", "name", name, "holdout", e->holdout, "variants", vs));
     }
     return out;
 }
@@ -487,7 +477,7 @@ static void promote(struct tg_api *api, struct tg_http_req *req, const char *nam
         tg_strlcpy(pj->why, why, sizeof(pj->why));
         tg_strlcpy(pj->override, ov, sizeof(pj->override));
         pj->req = req;
-        pj->in = (struct tg_release_gate_in){.root = api->p->cfg->root,
+        pj->in = (struct tg_release_gate_in){.cfg = api->p->cfg,
                                              .key = api->p->pseudonym_key,
                                              .keylen = sizeof(api->p->pseudonym_key),
                                              .name = pj->name,
@@ -543,13 +533,10 @@ bool tg_api_governance(struct tg_api *api, struct tg_http_req *req)
         if (!tg_api_person(api, req, route, TG_ANYONE))
             return true;
         const char *name = path + strlen("/v1/experiments/");
-        const json_t *exp = NULL, *e;
-        size_t i;
-        json_array_foreach(json_object_get(api->p->cfg->root, "experiments"), i, e)
-        {
-            if (!strcmp(tg_json_str(e, "name", ""), name))
-                exp = e;
-        }
+        const json_t *exp = NULL;
+        for (size_t i = 0; i < api->p->cfg->n_experiments; i++)
+            if (!strcmp(api->p->cfg->experiments[i].name, name))
+                exp = api->p->cfg->experiments[i].node;
         int64_t period = DAY_MS, turns = 0;
         char tv[24];
         bool turns_ok = !tg_api_query(tg_http_query(req), "turns", tv, sizeof(tv)) ||
@@ -566,7 +553,7 @@ bool tg_api_governance(struct tg_api *api, struct tg_http_req *req)
             tg_api_send_error(api, req, route, 503, "server_error", "out_of_memory",
                               "out of memory");
         else {
-            rj->prices = json_object_get(json_object_get(api->p->cfg->root, "eval"), "prices");
+            rj->prices = api->p->cfg->eval.prices;
             rj->exp = exp;
             rj->period = period;
             rj->look_turns = (size_t)turns;

@@ -317,18 +317,12 @@ static void decide(struct tg_api *api, struct tg_http_req *req, const char *id)
 /* review.claim_lapse (default 5 min) and review.four_eyes (default true) from the config. */
 static int64_t claim_lapse_ms(const struct tg_api *api)
 {
-    int64_t ms = 300000;
-    const json_t *v = json_object_get(json_object_get(api->p->cfg->root, "review"), "claim_lapse");
-    if (json_is_string(v))
-        tg_parse_duration_ms(json_string_value(v), &ms);
-    else if (json_is_integer(v))
-        ms = json_integer_value(v);
-    return ms;
+    return api->p->cfg->review.claim_lapse_ms;
 }
 
 static bool four_eyes(const struct tg_api *api)
 {
-    return tg_json_bool(json_object_get(api->p->cfg->root, "review"), "four_eyes", true);
+    return api->p->cfg->review.four_eyes;
 }
 
 /* users[].customer_ids of the user named name: the ids they chat as on a
@@ -336,13 +330,10 @@ static bool four_eyes(const struct tg_api *api)
  * config; NULL when none. */
 static const json_t *customer_ids_of(const struct tg_api *api, const char *name)
 {
-    size_t i;
-    json_t *u;
-    json_array_foreach(json_object_get(api->p->cfg->root, "users"), i, u)
-    {
-        if (!strcmp(tg_json_str(u, "name", ""), name))
-            return json_object_get(u, "customer_ids");
-    }
+    const struct tg_config *cfg = api->p->cfg;
+    for (size_t i = 0; i < cfg->n_users; i++)
+        if (!strcmp(cfg->users[i].name, name))
+            return cfg->users[i].customer_ids;
     return NULL;
 }
 

@@ -57,19 +57,14 @@ static const char *content_type(const char *path)
     return "application/octet-stream";
 }
 
-static bool web_flag(const struct tg_api *api, const char *key, bool def)
-{
-    return tg_json_bool(json_object_get(api->p->cfg->root, "web"), key, def);
-}
-
 static bool console_on(const struct tg_api *api)
 {
-    return api->console && web_flag(api, "console", true);
+    return api->console && api->p->cfg->web_console;
 }
 
 static bool chat_on(const struct tg_api *api)
 {
-    return web_flag(api, "chat", false);
+    return api->p->cfg->web_chat;
 }
 
 /* The chat page's customer id from its cookie: "web_" and 24 hex digits. */

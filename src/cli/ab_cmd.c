@@ -53,10 +53,7 @@ static int ab_export(const char *exp, const char *cfg_path, const char *data, in
         return 1;
     int status = 1;
     struct tg_store *st = tg_cli_open_store(cfg, data, "ab");
-    json_t *rows = st ? tg_experiment_rows(
-                            st, exp, json_object_get(json_object_get(cfg->root, "eval"), "prices"),
-                            period, look_turns)
-                      : NULL;
+    json_t *rows = st ? tg_experiment_rows(st, exp, cfg->eval.prices, period, look_turns) : NULL;
     if (!rows) {
         fprintf(stderr, "trustgate ab: cannot read the store\n");
     } else {
@@ -187,6 +184,92 @@ static void write_html(const json_t *rep, const char *path)
     tg_buf_free(&out);
 }
 
+/* `ab export EXP -c FILE [--data DIR] [--look-every DURATION | --look-turns N]`: the
+ * options after EXP, then ab_export(); the exit status. */
+static int ab_export_cmd(int argc, char **argv)
+{
+    /* ab export EXP -c FILE [--data DIR] [--look-every DURATION | --look-turns N] */
+    const char *cfgp = NULL, *dd = NULL;
+    int64_t period = 86400000, turns = 0;
+    for (int i = 3; i < argc; i++) {
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        i++;
+        if (v && (!strcmp(o, "-c") || !strcmp(o, "--config"))) {
+            cfgp = v;
+        } else if (v && (!strcmp(o, "--data") || !strcmp(o, "-d"))) {
+            dd = v;
+        } else if (v && !strcmp(o, "--look-every")) {
+            if (tg_parse_duration_ms(v, &period) || period <= 0) {
+                fprintf(stderr,
+                        "trustgate ab: --look-every wants a duration such as 1d or "
+                        "500ms, not '%s'\n",
+                        v);
+                return 2;
+            }
+        } else if (v && !strcmp(o, "--look-turns")) {
+            if (tg_parse_i64(v, &turns) || turns <= 0) {
+                fprintf(stderr, "trustgate ab: --look-turns wants a positive number, not '%s'\n",
+                        v);
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "trustgate ab: export: unknown or incomplete option '%s'\n", o);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!cfgp) {
+        usage(stderr);
+        return 2;
+    }
+    return ab_export(argv[2], cfgp, dd, period, (size_t)turns);
+}
+
+/* `ab report`'s work once its options are read; the exit status. */
+static int ab_report(const char *data, const char *control, const char *metric, const char *shares,
+                     double alpha, double tau, const char *html, bool as_json)
+{
+    json_t *rows = read_rows(data), *sh = json_object();
+    if (!rows) {
+        json_decref(sh);
+        return 1;
+    }
+    if (shares) {
+        char buf[512];
+        tg_strlcpy(buf, shares, sizeof(buf));
+        char *save = NULL;
+        for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            char *eq = strchr(t, '=');
+            if (eq) {
+                *eq = '\0';
+                json_object_set_new(sh, t,
+                                    json_real(tg_cli_number("ab", "--shares", eq + 1, 0, 1e9)));
+            }
+        }
+    }
+    char err[256];
+    json_t *rep = tg_experiment_analyze(rows, control, metric, alpha, tau, sh, err, sizeof(err));
+    json_decref(rows);
+    json_decref(sh);
+    if (!rep) {
+        fprintf(stderr, "trustgate ab: %s: %s\n", data, err);
+        return 1;
+    }
+    label_levels(rep, alpha);
+    if (as_json) {
+        /* stdout carries the JSON alone, so that it parses */
+        char *s = json_dumps(rep, JSON_INDENT(2));
+        printf("%s\n", s ? s : "{}");
+        free(s);
+    } else {
+        print_report(rep, data, alpha);
+    }
+    if (html)
+        write_html(rep, html);
+    json_decref(rep);
+    return 0;
+}
+
 int tg_cli_ab(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -199,43 +282,8 @@ int tg_cli_ab(int argc, char **argv)
     double alpha = 0.01, tau = 0.02;
     bool as_json = false;
     int c;
-    if (argc >= 3 && strcmp(argv[1], "export") == 0) {
-        /* ab export EXP -c FILE [--data DIR] [--look-every DURATION | --look-turns N] */
-        const char *cfgp = NULL, *dd = NULL;
-        int64_t period = 86400000, turns = 0;
-        for (int i = 3; i < argc; i++) {
-            const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-            i++;
-            if (v && (!strcmp(o, "-c") || !strcmp(o, "--config"))) {
-                cfgp = v;
-            } else if (v && (!strcmp(o, "--data") || !strcmp(o, "-d"))) {
-                dd = v;
-            } else if (v && !strcmp(o, "--look-every")) {
-                if (tg_parse_duration_ms(v, &period) || period <= 0) {
-                    fprintf(stderr,
-                            "trustgate ab: --look-every wants a duration such as 1d or "
-                            "500ms, not '%s'\n",
-                            v);
-                    return 2;
-                }
-            } else if (v && !strcmp(o, "--look-turns")) {
-                if (tg_parse_i64(v, &turns) || turns <= 0) {
-                    fprintf(stderr,
-                            "trustgate ab: --look-turns wants a positive number, not '%s'\n", v);
-                    return 2;
-                }
-            } else {
-                fprintf(stderr, "trustgate ab: export: unknown or incomplete option '%s'\n", o);
-                usage(stderr);
-                return 2;
-            }
-        }
-        if (!cfgp) {
-            usage(stderr);
-            return 2;
-        }
-        return ab_export(argv[2], cfgp, dd, period, (size_t)turns);
-    }
+    if (argc >= 3 && strcmp(argv[1], "export") == 0)
+        return ab_export_cmd(argc, argv);
     if (argc < 2 || strcmp(argv[1], "report") != 0) {
         bool help = argc >= 2 && tg_cli_wants_help(argc, argv);
         usage(help ? stdout : stderr);
@@ -277,42 +325,5 @@ int tg_cli_ab(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    json_t *rows = read_rows(data), *sh = json_object();
-    if (!rows) {
-        json_decref(sh);
-        return 1;
-    }
-    if (shares) {
-        char buf[512];
-        tg_strlcpy(buf, shares, sizeof(buf));
-        char *save = NULL;
-        for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-            char *eq = strchr(t, '=');
-            if (eq) {
-                *eq = '\0';
-                json_object_set_new(sh, t, json_real(tg_cli_number("ab", "--shares", eq + 1, 0, 1e9)));
-            }
-        }
-    }
-    char err[256];
-    json_t *rep = tg_experiment_analyze(rows, control, metric, alpha, tau, sh, err, sizeof(err));
-    json_decref(rows);
-    json_decref(sh);
-    if (!rep) {
-        fprintf(stderr, "trustgate ab: %s: %s\n", data, err);
-        return 1;
-    }
-    label_levels(rep, alpha);
-    if (as_json) {
-        /* stdout carries the JSON alone, so that it parses */
-        char *s = json_dumps(rep, JSON_INDENT(2));
-        printf("%s\n", s ? s : "{}");
-        free(s);
-    } else {
-        print_report(rep, data, alpha);
-    }
-    if (html)
-        write_html(rep, html);
-    json_decref(rep);
-    return 0;
+    return ab_report(data, control, metric, shares, alpha, tau, html, as_json);
 }

@@ -53,6 +53,34 @@ static char *get_text(const char *url, const char *token, const char *path, size
     return tg_buf_steal(&out, len);
 }
 
+/* Does the gateway prove that its log of size leaves (root) extends the one
+ * of old_size leaves (old_root)?  False too when the proof cannot be had. */
+static bool consistent(const char *url, const char *token, uint64_t old_size,
+                       const uint8_t old_root[TG_HASH_LEN], uint64_t size,
+                       const uint8_t root[TG_HASH_LEN])
+{
+    char path[128];
+    size_t len = 0;
+    snprintf(path, sizeof(path), "/v1/audit/consistency?from=%llu&to=%llu",
+             (unsigned long long)old_size, (unsigned long long)size);
+    char *body = get_text(url, token, path, &len);
+    json_t *j = body ? json_loadb(body, len, 0, NULL) : NULL;
+    tg_free(body);
+    const json_t *pf = json_object_get(j, "proof");
+    size_t n = json_array_size(pf);
+    uint8_t(*proof)[TG_HASH_LEN] = tg_calloc(n ? n : 1, TG_HASH_LEN);
+    bool ok = j && proof && n <= 64;
+    for (size_t i = 0; ok && i < n; i++)
+        ok =
+            json_is_string(json_array_get(pf, i)) &&
+            tg_hex_decode(json_string_value(json_array_get(pf, i)), proof[i], TG_HASH_LEN) == TG_OK;
+    ok = ok && tg_audit_consistency_verify(old_size, old_root, size, root,
+                                           (const uint8_t(*)[TG_HASH_LEN])proof, n);
+    tg_free(proof);
+    json_decref(j);
+    return ok;
+}
+
 static int check(int argc, char **argv)
 {
     const char *url = NULL, *token = NULL, *key = NULL, *old = NULL, *save = NULL;
@@ -121,25 +149,7 @@ static int check(int argc, char **argv)
                    (unsigned long long)old_size, (unsigned long long)size);
             goto out;
         }
-        char path[128];
-        snprintf(path, sizeof(path), "/v1/audit/consistency?from=%llu&to=%llu",
-                 (unsigned long long)old_size, (unsigned long long)size);
-        char *body = get_text(url, token, path, &len);
-        json_t *j = body ? json_loadb(body, len, 0, NULL) : NULL;
-        tg_free(body);
-        const json_t *pf = json_object_get(j, "proof");
-        size_t n = json_array_size(pf);
-        uint8_t(*proof)[TG_HASH_LEN] = tg_calloc(n ? n : 1, TG_HASH_LEN);
-        bool ok = j && proof && n <= 64;
-        for (size_t i = 0; ok && i < n; i++)
-            ok = json_is_string(json_array_get(pf, i)) &&
-                 tg_hex_decode(json_string_value(json_array_get(pf, i)), proof[i], TG_HASH_LEN) ==
-                     TG_OK;
-        ok = ok && tg_audit_consistency_verify(old_size, old_root, size, root,
-                                               (const uint8_t(*)[TG_HASH_LEN])proof, n);
-        tg_free(proof);
-        json_decref(j);
-        if (!ok) {
+        if (!consistent(url, token, old_size, old_root, size, root)) {
             printf("INCONSISTENT: the log of %llu leaves does not extend the one of %llu you "
                    "held: something recorded was changed or removed\n",
                    (unsigned long long)size, (unsigned long long)old_size);
@@ -187,9 +197,7 @@ static int checkpoint(int argc, char **argv)
     tg_cli_data_dir(cfg, data, dir, sizeof(dir));
     if (!st || tg_audit_open(st, &log)) {
         fprintf(stderr, "trustgate audit: cannot open the audit log in %s\n", dir);
-    } else if (tg_audit_signer_open(
-                   dir, tg_json_str(json_object_get(cfg->root, "audit"), "origin", "trustgate"),
-                   &signer, err, sizeof(err))) {
+    } else if (tg_audit_signer_open(dir, cfg->audit_origin, &signer, err, sizeof(err))) {
         fprintf(stderr, "trustgate audit: %s\n", err);
     } else {
         uint8_t root[TG_HASH_LEN];

@@ -80,6 +80,131 @@ static int leaf_cb(void *arg, const struct tg_audit_row *row)
     return 0;
 }
 
+/* What the report says: the period, its turns and conversations, the costs. */
+struct totals {
+    long days;
+    int64_t turns;
+    size_t resolved;
+    double cost, per_turn, per_resolved;
+    double value; /* of a correct first response, for the break-even; < 0: not given */
+};
+
+/*
+ * The trade-off of a candidate's evaluation (cand, `trustgate eval --json`
+ * output) against a baseline's, or NULL with *failed when a file cannot be
+ * read (reported).
+ */
+static json_t *tradeoff(const char *base, const char *cand, bool *failed)
+{
+    json_t *b = json_load_file(base, 0, NULL), *n = json_load_file(cand, 0, NULL);
+    if (!b || !n) {
+        fprintf(stderr, "trustgate cost: cannot read %s\n", !b ? base : cand);
+        json_decref(b);
+        json_decref(n);
+        *failed = true;
+        return NULL;
+    }
+    double dfar = tg_json_num(n, "far", 0) - tg_json_num(b, "far", 0);
+    double dcost = tg_json_num(json_object_get(n, "usage"), "cost_per_turn", 0) -
+                   tg_json_num(json_object_get(b, "usage"), "cost_per_turn", 0);
+    /* break-even: the value of one more correct first response that pays the extra cost */
+    double breakeven = dfar > 0 ? dcost / dfar : -1;
+    json_t *trade = json_pack("{s:f, s:f, s:f, s:f, s:f}", "far_baseline", tg_json_num(b, "far", 0),
+                              "far_candidate", tg_json_num(n, "far", 0), "delta_far", dfar,
+                              "delta_cost_per_query", dcost, "breakeven_value", breakeven);
+    json_decref(b);
+    json_decref(n);
+    return trade;
+}
+
+/* The report as JSON on stdout; takes rows and trade. */
+static void print_json(const struct totals *t, json_t *rows, json_t *trade)
+{
+    json_t *o =
+        json_pack("{s:I, s:I, s:I, s:f, s:f, s:f, s:o, s:o?}", "days", (json_int_t)t->days, "turns",
+                  (json_int_t)t->turns, "resolved_conversations", (json_int_t)t->resolved, "cost",
+                  t->cost, "cost_per_turn", t->per_turn, "cost_per_resolved_conversation",
+                  t->per_resolved, "by_model_rung", rows, "tradeoff", trade);
+    char *s = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
+    printf("%s\n", s ? s : "{}");
+    free(s);
+    json_decref(o);
+}
+
+/* The report as text on stdout; takes rows and trade. */
+static void print_text(const struct totals *t, json_t *rows, json_t *trade)
+{
+    size_t i;
+    json_t *v;
+    printf("cost over the last %ld days: %lld turns, %zu conversations resolved without a "
+           "person\n",
+           t->days, (long long)t->turns, t->resolved);
+    json_array_foreach(rows, i, v) printf(
+        "  %-24s rung %-10s turns %-7lld tokens %lld + %lld  cost %.6f (%.6f per turn)\n",
+        tg_json_str(v, "model", ""), tg_json_str(v, "rung", ""),
+        (long long)tg_json_int(v, "turns", 0), (long long)tg_json_int(v, "prompt_tokens", 0),
+        (long long)tg_json_int(v, "completion_tokens", 0), tg_json_num(v, "cost", 0),
+        tg_json_int(v, "turns", 0) ? tg_json_num(v, "cost", 0) / (double)tg_json_int(v, "turns", 1)
+                                   : 0);
+    printf("  total %.6f: %.6f per turn, %.6f per resolved conversation\n", t->cost, t->per_turn,
+           t->per_resolved);
+    if (trade) {
+        double br = tg_json_num(trade, "breakeven_value", -1);
+        printf("  candidate vs baseline: FAR %+.1f points, cost per query %+.6f\n",
+               tg_json_num(trade, "delta_far", 0) * 100,
+               tg_json_num(trade, "delta_cost_per_query", 0));
+        if (br >= 0)
+            printf("  break-even: a correct first response must be worth %.6f%s\n", br,
+                   t->value < 0     ? ""
+                   : t->value >= br ? " (it is: the candidate pays)"
+                                    : " (it is not: the candidate costs more than it earns)");
+        else
+            printf("  break-even: none (the candidate does not improve FAR)\n");
+    }
+    json_decref(rows);
+    json_decref(trade);
+}
+
+/* The cost report over the store's audit log; the exit status. */
+static int report(struct tg_store *st, const struct tg_config *cfg, struct totals *t,
+                  const char *base, const char *cand, bool as_json)
+{
+    int status = 1;
+    struct acc a = {
+        .prices = cfg->eval.prices,
+        .since_ms = tg_clock_wall_ms() - t->days * 86400000LL,
+        .by = json_object(),
+        .convs = json_object(),
+    };
+    if (tg_store_audit_scan(st, 0, leaf_cb, &a)) {
+        fprintf(stderr, "trustgate cost: cannot read the audit log\n");
+        goto out;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(a.convs, k, v) t->resolved += json_is_true(v);
+    t->turns = a.turns;
+    t->cost = a.cost;
+    t->per_turn = a.turns ? a.cost / (double)a.turns : 0;
+    t->per_resolved = t->resolved ? a.cost / (double)t->resolved : 0;
+    json_t *rows = json_array(), *trade = NULL;
+    json_object_foreach(a.by, k, v) json_array_append(rows, v);
+    bool failed = false;
+    if (base && !(trade = tradeoff(base, cand, &failed)) && failed) {
+        json_decref(rows);
+        goto out;
+    }
+    if (as_json)
+        print_json(t, rows, trade);
+    else
+        print_text(t, rows, trade);
+    status = 0;
+out:
+    json_decref(a.by);
+    json_decref(a.convs);
+    return status;
+}
+
 int tg_cli_cost(int argc, char **argv)
 {
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
@@ -148,89 +273,8 @@ int tg_cli_cost(int argc, char **argv)
         tg_config_free(cfg);
         return 1;
     }
-    struct acc a = {
-        .prices = json_object_get(json_object_get(cfg->root, "eval"), "prices"),
-        .since_ms = tg_clock_wall_ms() - days * 86400000LL,
-        .by = json_object(),
-        .convs = json_object(),
-    };
-    if (tg_store_audit_scan(st, 0, leaf_cb, &a)) {
-        fprintf(stderr, "trustgate cost: cannot read the audit log\n");
-        goto out;
-    }
-    size_t resolved = 0;
-    const char *k;
-    json_t *v;
-    json_object_foreach(a.convs, k, v) resolved += json_is_true(v);
-    double per_turn = a.turns ? a.cost / (double)a.turns : 0;
-    double per_resolved = resolved ? a.cost / (double)resolved : 0;
-    json_t *rows = json_array(), *trade = NULL;
-    json_object_foreach(a.by, k, v) json_array_append(rows, v);
-    if (base) {
-        json_t *b = json_load_file(base, 0, NULL), *n = json_load_file(cand, 0, NULL);
-        if (!b || !n) {
-            fprintf(stderr, "trustgate cost: cannot read %s\n", !b ? base : cand);
-            json_decref(b);
-            json_decref(n);
-            json_decref(rows);
-            goto out;
-        }
-        double dfar = tg_json_num(n, "far", 0) - tg_json_num(b, "far", 0);
-        double dcost = tg_json_num(json_object_get(n, "usage"), "cost_per_turn", 0) -
-                       tg_json_num(json_object_get(b, "usage"), "cost_per_turn", 0);
-        /* break-even: the value of one more correct first response that pays the extra cost */
-        double breakeven = dfar > 0 ? dcost / dfar : -1;
-        trade = json_pack("{s:f, s:f, s:f, s:f, s:f}", "far_baseline", tg_json_num(b, "far", 0),
-                          "far_candidate", tg_json_num(n, "far", 0), "delta_far", dfar,
-                          "delta_cost_per_query", dcost, "breakeven_value", breakeven);
-        json_decref(b);
-        json_decref(n);
-    }
-    if (as_json) {
-        json_t *o =
-            json_pack("{s:I, s:I, s:I, s:f, s:f, s:f, s:o, s:o?}", "days", (json_int_t)days,
-                      "turns", (json_int_t)a.turns, "resolved_conversations", (json_int_t)resolved,
-                      "cost", a.cost, "cost_per_turn", per_turn, "cost_per_resolved_conversation",
-                      per_resolved, "by_model_rung", rows, "tradeoff", trade);
-        char *s = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
-        printf("%s\n", s ? s : "{}");
-        free(s);
-        json_decref(o);
-    } else {
-        printf("cost over the last %ld days: %lld turns, %zu conversations resolved without a "
-               "person\n",
-               days, (long long)a.turns, resolved);
-        size_t i;
-        json_array_foreach(rows, i, v) printf(
-            "  %-24s rung %-10s turns %-7lld tokens %lld + %lld  cost %.6f (%.6f per turn)\n",
-            tg_json_str(v, "model", ""), tg_json_str(v, "rung", ""),
-            (long long)tg_json_int(v, "turns", 0), (long long)tg_json_int(v, "prompt_tokens", 0),
-            (long long)tg_json_int(v, "completion_tokens", 0), tg_json_num(v, "cost", 0),
-            tg_json_int(v, "turns", 0)
-                ? tg_json_num(v, "cost", 0) / (double)tg_json_int(v, "turns", 1)
-                : 0);
-        printf("  total %.6f: %.6f per turn, %.6f per resolved conversation\n", a.cost, per_turn,
-               per_resolved);
-        if (trade) {
-            double br = tg_json_num(trade, "breakeven_value", -1);
-            printf("  candidate vs baseline: FAR %+.1f points, cost per query %+.6f\n",
-                   tg_json_num(trade, "delta_far", 0) * 100,
-                   tg_json_num(trade, "delta_cost_per_query", 0));
-            if (br >= 0)
-                printf("  break-even: a correct first response must be worth %.6f%s\n", br,
-                       value < 0     ? ""
-                       : value >= br ? " (it is: the candidate pays)"
-                                     : " (it is not: the candidate costs more than it earns)");
-            else
-                printf("  break-even: none (the candidate does not improve FAR)\n");
-        }
-        json_decref(rows);
-        json_decref(trade);
-    }
-    status = 0;
-out:
-    json_decref(a.by);
-    json_decref(a.convs);
+    struct totals t = {.days = days, .value = value};
+    status = report(st, cfg, &t, base, cand, as_json);
     tg_store_close(st);
     tg_config_free(cfg);
     return status;

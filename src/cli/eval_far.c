@@ -384,8 +384,11 @@ static int run_http(const struct tg_config *cfg, const char *url, const char *ke
 
 bool tg_cli_target_option(struct tg_eval_target *t, int c, const char *arg)
 {
-    const char **dst = c == 'd' ? &t->data : c == 'u' ? &t->url : c == 'k' ? &t->key
-                     : c == 'm' ? &t->model : NULL;
+    const char **dst = c == 'd'   ? &t->data
+                       : c == 'u' ? &t->url
+                       : c == 'k' ? &t->key
+                       : c == 'm' ? &t->model
+                                  : NULL;
     if (dst)
         *dst = arg;
     return dst != NULL;
@@ -394,7 +397,7 @@ bool tg_cli_target_option(struct tg_eval_target *t, int c, const char *arg)
 int tg_cli_eval_run(const struct tg_config *cfg, const struct tg_eval_target *tgt,
                     struct tg_far_item *items, size_t n, struct tg_text *tx)
 {
-    const json_t *prices = json_object_get(json_object_get(cfg->root, "eval"), "prices");
+    const json_t *prices = cfg->eval.prices;
     FILE *sig = NULL;
     if (tgt->signals && !tgt->url && !(sig = fopen(tgt->signals, "w"))) {
         fprintf(stderr, "trustgate eval: cannot write %s\n", tgt->signals);
@@ -413,6 +416,53 @@ int tg_cli_eval_run(const struct tg_config *cfg, const struct tg_eval_target *tg
 }
 
 /* ------------------------------------------------------------ command */
+
+/* Score the answered items, print the summary, write --json and --html;
+ * the exit status (1 when a file cannot be written or FAR is below min_far). */
+static int far_report(struct tg_far_item *items, size_t n, long k, const char *target,
+                      const char *json_out, const char *html_out, double min_far)
+{
+    for (size_t i = 0; i < n; i++)
+        tg_far_score(&items[i], (size_t)k);
+    struct tg_far_summary s;
+    tg_far_summarize(items, n, &s);
+    printf("first-response accuracy on %zu turns (%s)\n"
+           "  FAR                         %5.1f%%  (%zu correct)\n"
+           "  intent accuracy             %5.1f%%\n"
+           "  source in top 1 / top %ld     %5.1f%% / %5.1f%%\n"
+           "  consistent with evidence    %5.1f%%\n"
+           "  product of the factors      %5.1f%%\n"
+           "  key facts in answers        %5.1f%%\n"
+           "  failing turns by stage      understand %zu, retrieve %zu, generate %zu, gate %zu, "
+           "error %zu\n"
+           "  latency p50 / p95           %.1f ms / %.1f ms\n"
+           "  tokens, cost per turn       %lld + %lld, %.6f\n",
+           n, target, s.far * 100, s.correct, s.intent_acc * 100, k, s.source_top1 * 100,
+           s.source_topk * 100, s.consistency * 100, s.product * 100, s.facts_recall * 100,
+           s.failed[0], s.failed[1], s.failed[2], s.failed[3], s.failed[4], s.p50_ms, s.p95_ms,
+           (long long)s.prompt_tokens, (long long)s.completion_tokens, s.cost_per_turn);
+    int status = 0;
+    if (json_out) {
+        json_t *j = tg_far_json(items, n, &s, target);
+        char *str = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+        if (!str || tg_cli_write_out(json_out, str, strlen(str)))
+            status = 1;
+        free(str);
+        json_decref(j);
+    }
+    if (html_out) {
+        struct tg_buf b;
+        tg_buf_init(&b, TG_BUF_UNLIMITED);
+        if (tg_far_html(items, n, &s, target, &b) || tg_cli_write_out(html_out, b.data, b.len))
+            status = 1;
+        tg_buf_free(&b);
+    }
+    if (min_far >= 0 && s.far < min_far) {
+        printf("  FAILED: FAR %.1f%% is below the minimum %.1f%%\n", s.far * 100, min_far * 100);
+        status = 1;
+    }
+    return status;
+}
 
 int tg_cli_eval_far(int argc, char **argv)
 {
@@ -476,19 +526,18 @@ int tg_cli_eval_far(int argc, char **argv)
     if (!cfg)
         return 1;
     tg_log_set_level(TG_LOG_ERROR);
-    const json_t *far_cfg = json_object_get(json_object_get(cfg->root, "eval"), "far");
     char setpath[4200], cfgdir[4096];
     tg_strlcpy(cfgdir, cfg_path, sizeof(cfgdir));
-    if (!set && tg_json_str(far_cfg, "set", NULL)) {
-        const char *rel = tg_json_str(far_cfg, "set", NULL);
+    if (!set && cfg->eval.far_set) {
+        const char *rel = cfg->eval.far_set;
         if (rel[0] == '/')
             tg_strlcpy(setpath, rel, sizeof(setpath));
         else
             snprintf(setpath, sizeof(setpath), "%s/%s", dirname(cfgdir), rel);
         set = setpath;
     }
-    if (min_far < 0 && json_is_number(json_object_get(far_cfg, "min")))
-        min_far = json_number_value(json_object_get(far_cfg, "min"));
+    if (min_far < 0 && cfg->eval.has_far_min)
+        min_far = cfg->eval.far_min;
     int status = 1;
     struct tg_far_item *items = NULL;
     size_t n = 0;
@@ -508,46 +557,7 @@ int tg_cli_eval_far(int argc, char **argv)
     }
     if (tg_cli_eval_run(cfg, &tgt, items, n, tx))
         goto out;
-    for (size_t i = 0; i < n; i++)
-        tg_far_score(&items[i], (size_t)k);
-    struct tg_far_summary s;
-    tg_far_summarize(items, n, &s);
-    const char *target = tgt.url ? tgt.url : cfg_path;
-    printf("first-response accuracy on %zu turns (%s)\n"
-           "  FAR                         %5.1f%%  (%zu correct)\n"
-           "  intent accuracy             %5.1f%%\n"
-           "  source in top 1 / top %ld     %5.1f%% / %5.1f%%\n"
-           "  consistent with evidence    %5.1f%%\n"
-           "  product of the factors      %5.1f%%\n"
-           "  key facts in answers        %5.1f%%\n"
-           "  failing turns by stage      understand %zu, retrieve %zu, generate %zu, gate %zu, "
-           "error %zu\n"
-           "  latency p50 / p95           %.1f ms / %.1f ms\n"
-           "  tokens, cost per turn       %lld + %lld, %.6f\n",
-           n, target, s.far * 100, s.correct, s.intent_acc * 100, k, s.source_top1 * 100,
-           s.source_topk * 100, s.consistency * 100, s.product * 100, s.facts_recall * 100,
-           s.failed[0], s.failed[1], s.failed[2], s.failed[3], s.failed[4], s.p50_ms, s.p95_ms,
-           (long long)s.prompt_tokens, (long long)s.completion_tokens, s.cost_per_turn);
-    status = 0;
-    if (json_out) {
-        json_t *j = tg_far_json(items, n, &s, target);
-        char *str = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
-        if (!str || tg_cli_write_out(json_out, str, strlen(str)))
-            status = 1;
-        free(str);
-        json_decref(j);
-    }
-    if (html_out) {
-        struct tg_buf b;
-        tg_buf_init(&b, TG_BUF_UNLIMITED);
-        if (tg_far_html(items, n, &s, target, &b) || tg_cli_write_out(html_out, b.data, b.len))
-            status = 1;
-        tg_buf_free(&b);
-    }
-    if (min_far >= 0 && s.far < min_far) {
-        printf("  FAILED: FAR %.1f%% is below the minimum %.1f%%\n", s.far * 100, min_far * 100);
-        status = 1;
-    }
+    status = far_report(items, n, k, tgt.url ? tgt.url : cfg_path, json_out, html_out, min_far);
 out:
     tg_text_close(tx);
     tg_far_free(items, n);

@@ -93,16 +93,6 @@ static void stats_usage(FILE *f)
                "  -h, --help           this text\n");
 }
 
-/* A path from the config, taken relative to the config file's folder. */
-static void config_path(const char *cfg_path, const char *p, char *out, size_t n)
-{
-    const char *slash = strrchr(cfg_path, '/');
-    if (p[0] == '/' || !slash)
-        snprintf(out, n, "%s", p);
-    else
-        snprintf(out, n, "%.*s/%s", (int)(slash - cfg_path), cfg_path, p);
-}
-
 /* Options common to every command; returns -1 to go on, else an exit status. */
 static int parse_common(struct kb_env *e, int argc, char **argv, const char *shortopts,
                         void (*usage)(FILE *))
@@ -159,14 +149,10 @@ static int env_open(struct kb_env *e)
             return 1;
         snprintf(e->uri, sizeof(e->uri), "%s", e->cfg->store_uri);
         tg_cli_store_dir(e->cfg->store_uri, dir, sizeof(dir));
-        const json_t *sec = json_object_get(e->cfg->root, "kb");
-        if (json_is_number(json_object_get(sec, "k1")))
-            o.k1 = json_number_value(json_object_get(sec, "k1"));
-        if (json_is_number(json_object_get(sec, "b")))
-            o.b = json_number_value(json_object_get(sec, "b"));
-        const char *g = tg_json_str(sec, "glossary", NULL);
-        if (g && !e->glossary) {
-            config_path(e->cfg_path, g, e->gloss_buf, sizeof(e->gloss_buf));
+        o.k1 = e->cfg->kb_k1;
+        o.b = e->cfg->kb_b;
+        if (e->cfg->kb_glossary && !e->glossary) {
+            snprintf(e->gloss_buf, sizeof(e->gloss_buf), "%s", e->cfg->kb_glossary);
             e->glossary = e->gloss_buf;
         }
     } else {
@@ -199,11 +185,10 @@ static int kb_ingest(int argc, char **argv)
     struct kb_env e = {0};
     struct tg_kb_report rep = {0};
     struct tg_kb_stats st;
-    char err[1024], path[4096];
+    char err[1024];
     int status = parse_common(&e, argc, argv, "c:d:g:jh", ingest_usage);
     if (status >= 0)
         return status;
-    const json_t *paths = NULL;
     if (optind >= argc && !e.cfg_path) {
         ingest_usage(stderr);
         return 2;
@@ -212,28 +197,14 @@ static int kb_ingest(int argc, char **argv)
     if (status)
         goto out;
     status = 1;
-    if (optind >= argc) {
-        paths = json_object_get(json_object_get(e.cfg->root, "kb"), "paths");
-        if (!json_is_string(paths) && json_array_size(paths) == 0) {
-            fprintf(stderr, "trustgate kb ingest: no PATH given and no kb.paths in %s\n",
-                    e.cfg_path);
-            goto out;
-        }
+    if (optind >= argc && e.cfg->n_kb_paths == 0) {
+        fprintf(stderr, "trustgate kb ingest: no PATH given and no kb.paths in %s\n", e.cfg_path);
+        goto out;
     }
-    size_t np = optind < argc           ? (size_t)(argc - optind)
-                : json_is_string(paths) ? 1
-                                        : json_array_size(paths);
+    /* the paths given, else kb.paths (resolved against the config's folder) */
+    size_t np = optind < argc ? (size_t)(argc - optind) : e.cfg->n_kb_paths;
     for (size_t i = 0; i < np; i++) {
-        const char *p;
-        if (optind < argc) {
-            p = argv[optind + (int)i];
-        } else {
-            const json_t *v = json_is_string(paths) ? paths : json_array_get(paths, i);
-            if (!json_is_string(v))
-                continue;
-            config_path(e.cfg_path, json_string_value(v), path, sizeof(path));
-            p = path;
-        }
+        const char *p = optind < argc ? argv[optind + (int)i] : e.cfg->kb_paths[i];
         if (tg_kb_ingest(e.kb, p, &rep, err, sizeof(err))) {
             fprintf(stderr, "trustgate kb ingest: %s\n", err);
             goto out;

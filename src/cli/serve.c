@@ -99,6 +99,102 @@ static int split_listen(const char *s, char *host, size_t hostlen, int *port)
     return TG_OK;
 }
 
+/* What the daemon serves, on stdout once it listens. */
+static void print_banner(const struct tg_config *cfg, const struct daemon *d, const char *host,
+                         const char *data)
+{
+    char base_url[300];
+    snprintf(base_url, sizeof(base_url), strchr(host, ':') ? "http://[%s]:%d" : "http://%s:%d",
+             host, tg_http_port(d->api.srv));
+    printf(
+        "trustgate %s serving on %s\n"
+        "  chat API     %s/v1/chat/completions   (OpenAI-compatible; Authorization: Bearer <key>)\n"
+        "  models       %s/v1/models\n"
+        "  health       %s/healthz   %s/readyz\n"
+        "  metrics      %s/metrics\n"
+        "  backend      %s   store %s\n",
+        TG_VERSION, base_url, base_url, base_url, base_url, base_url, base_url, cfg->route_backend,
+        data ? data : cfg->store_uri);
+    if (cfg->web_chat)
+        printf("  chat page    %s/   (play the customer)\n", base_url);
+    if (d->api.console && cfg->web_console)
+        printf("  console      %s/console/   (reviewers, agents, supervisors, auditors log in)\n",
+               base_url);
+    fflush(stdout);
+}
+
+/* Stop and free what the daemon started (any part of it may be missing). */
+static void daemon_stop(struct daemon *d)
+{
+    tg_pipeline_settle(d->api.p);
+    tg_api_release_waiters(&d->api);
+    tg_events_stop(&d->api);
+    tg_console_stop(&d->api);
+    tg_monitor_stop(&d->api);
+    tg_fairness_stop(&d->api);
+    tg_api_background_stop(&d->api);
+    tg_webhooks_stop(d->api.webhooks);
+    if (d->api.srv)
+        tg_http_server_free(d->api.srv);
+    if (d->api.p)
+        tg_pipeline_close(d->api.p);
+    if (d->sigterm)
+        event_free(d->sigterm);
+    if (d->sigint)
+        event_free(d->sigint);
+    if (d->drain_timer)
+        event_free(d->drain_timer);
+    if (d->base)
+        event_base_free(d->base);
+}
+
+/* Serve cfg on host:port until SIGTERM or SIGINT (data: --data, or NULL);
+ * the exit status. */
+static int run(const struct tg_config *cfg, const char *host, int port, const char *data)
+{
+    char err[512];
+    int status = 1;
+    signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    struct daemon d;
+    memset(&d, 0, sizeof(d));
+    d.base = event_base_new();
+    d.api.started_ms = tg_clock_wall_ms();
+    if (!d.base || tg_pipeline_open(cfg, d.base, data, &d.api.p, err, sizeof(err))) {
+        fprintf(stderr, "trustgate serve: %s\n", d.base ? err : "cannot create event loop");
+        goto out;
+    }
+    struct tg_http_limits lim = {.max_body = cfg->max_body};
+    if (tg_http_server_start(d.base, host, port, &lim, tg_api_handle, &d.api, &d.api.srv, err,
+                             sizeof(err))) {
+        fprintf(stderr, "trustgate serve: %s\n", err);
+        goto out;
+    }
+    if (tg_events_start(&d.api) || tg_console_start(&d.api) || tg_monitor_start(&d.api) ||
+        tg_fairness_start(&d.api)) {
+        fprintf(stderr, "trustgate serve: cannot start the console: out of memory\n");
+        goto out;
+    }
+    tg_review_sla_on_settle(d.api.p->sla, settled_cb, &d.api);
+    tg_review_sla_on_event(d.api.p->sla, review_event_cb, &d.api);
+    d.api.webhooks = tg_webhooks_start(cfg->webhooks);
+    d.sigterm = evsignal_new(d.base, SIGTERM, signal_cb, &d);
+    d.sigint = evsignal_new(d.base, SIGINT, signal_cb, &d);
+    d.drain_timer = evtimer_new(d.base, drain_check_cb, &d);
+    evsignal_add(d.sigterm, NULL);
+    evsignal_add(d.sigint, NULL);
+
+    print_banner(cfg, &d, host, data);
+
+    event_base_dispatch(d.base);
+    status = 0;
+    tg_info("stopped; store flushed");
+out:
+    daemon_stop(&d);
+    curl_global_cleanup();
+    return status;
+}
+
 int tg_cli_serve(int argc, char **argv)
 {
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
@@ -136,7 +232,7 @@ int tg_cli_serve(int argc, char **argv)
     if (!cfg)
         return 1;
     tg_log_set_level(cfg->log_level);
-    char host[256], err[512], dir[4096];
+    char host[256], dir[4096];
     int port = cfg->listen_port;
     tg_strlcpy(host, cfg->listen_host, sizeof(host));
     if (listen && split_listen(listen, host, sizeof(host), &port)) {
@@ -161,80 +257,7 @@ int tg_cli_serve(int argc, char **argv)
         tg_config_free(cfg);
         return 1;
     }
-    signal(SIGPIPE, SIG_IGN);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    struct daemon d;
-    memset(&d, 0, sizeof(d));
-    d.base = event_base_new();
-    d.api.started_ms = tg_clock_wall_ms();
-    if (!d.base || tg_pipeline_open(cfg, d.base, data, &d.api.p, err, sizeof(err))) {
-        fprintf(stderr, "trustgate serve: %s\n", d.base ? err : "cannot create event loop");
-        goto out;
-    }
-    struct tg_http_limits lim = {.max_body = cfg->max_body};
-    if (tg_http_server_start(d.base, host, port, &lim, tg_api_handle, &d.api, &d.api.srv, err,
-                             sizeof(err))) {
-        fprintf(stderr, "trustgate serve: %s\n", err);
-        goto out;
-    }
-    if (tg_events_start(&d.api) || tg_console_start(&d.api) || tg_monitor_start(&d.api) ||
-        tg_fairness_start(&d.api)) {
-        fprintf(stderr, "trustgate serve: cannot start the console: out of memory\n");
-        goto out;
-    }
-    tg_review_sla_on_settle(d.api.p->sla, settled_cb, &d.api);
-    tg_review_sla_on_event(d.api.p->sla, review_event_cb, &d.api);
-    d.api.webhooks = tg_webhooks_start(json_object_get(cfg->root, "webhooks"));
-    d.sigterm = evsignal_new(d.base, SIGTERM, signal_cb, &d);
-    d.sigint = evsignal_new(d.base, SIGINT, signal_cb, &d);
-    d.drain_timer = evtimer_new(d.base, drain_check_cb, &d);
-    evsignal_add(d.sigterm, NULL);
-    evsignal_add(d.sigint, NULL);
-
-    char base_url[300];
-    snprintf(base_url, sizeof(base_url), strchr(host, ':') ? "http://[%s]:%d" : "http://%s:%d",
-             host, tg_http_port(d.api.srv));
-    printf(
-        "trustgate %s serving on %s\n"
-        "  chat API     %s/v1/chat/completions   (OpenAI-compatible; Authorization: Bearer <key>)\n"
-        "  models       %s/v1/models\n"
-        "  health       %s/healthz   %s/readyz\n"
-        "  metrics      %s/metrics\n"
-        "  backend      %s   store %s\n",
-        TG_VERSION, base_url, base_url, base_url, base_url, base_url, base_url, cfg->route_backend,
-        data ? data : cfg->store_uri);
-    if (tg_json_bool(json_object_get(cfg->root, "web"), "chat", false))
-        printf("  chat page    %s/   (play the customer)\n", base_url);
-    if (d.api.console && tg_json_bool(json_object_get(cfg->root, "web"), "console", true))
-        printf("  console      %s/console/   (reviewers, agents, supervisors, auditors log in)\n",
-               base_url);
-    fflush(stdout);
-
-    event_base_dispatch(d.base);
-    status = 0;
-    tg_info("stopped; store flushed");
-out:
-    tg_pipeline_settle(d.api.p);
-    tg_api_release_waiters(&d.api);
-    tg_events_stop(&d.api);
-    tg_console_stop(&d.api);
-    tg_monitor_stop(&d.api);
-    tg_fairness_stop(&d.api);
-    tg_api_background_stop(&d.api);
-    tg_webhooks_stop(d.api.webhooks);
-    if (d.api.srv)
-        tg_http_server_free(d.api.srv);
-    if (d.api.p)
-        tg_pipeline_close(d.api.p);
-    if (d.sigterm)
-        event_free(d.sigterm);
-    if (d.sigint)
-        event_free(d.sigint);
-    if (d.drain_timer)
-        event_free(d.drain_timer);
-    if (d.base)
-        event_base_free(d.base);
-    curl_global_cleanup();
+    status = run(cfg, host, port, data);
     tg_config_free(cfg);
     close(lockfd);
     return status;

@@ -56,9 +56,112 @@ struct tg_backend_conf {
     long max_sentences;         /* sentences quoted from an article; default 3 */
 };
 
+/*
+ * The typed sections below are filled at load from the validated tree; every
+ * default is in one table (config/defaults.c).  Strings marked "borrowed"
+ * point into the config's own tree and live as long as the config.  A few
+ * members are subtrees handed as they are to the module that owns their
+ * format (policy rules, experiment definitions, prices, the fairness
+ * section, webhook targets, label tables): each is validated here.
+ */
+
+/* ladder.rungs[i]: one step of the ladder. */
+struct tg_rung_conf {
+    const char *name;         /* borrowed; default: the backend's name, else "human" */
+    const char *backend;      /* borrowed; NULL: a person answers */
+    const char *model;        /* borrowed; NULL: the backend's (or the client's) model */
+    int64_t budget_ms;        /* default 0: none */
+    bool large_context;       /* default false */
+    int64_t max_inflight;     /* default 0: unlimited */
+    int64_t queue;            /* calls waiting for a slot; default 0 */
+    int64_t queue_timeout_ms; /* default 1000 */
+};
+
+/* ladder: who answers, in which order, with which budgets and breakers. */
+struct tg_ladder_conf {
+    bool present; /* the config has a ladder: key (else the route's backend alone) */
+    struct tg_rung_conf *rungs;
+    size_t n_rungs;
+    int64_t max_attempts;      /* default 3; 1 without a ladder: key */
+    int64_t budget_ms;         /* the turn's budget; default 0: none */
+    int64_t backoff_ms;        /* default 200 */
+    int64_t backoff_max_ms;    /* default 2000 */
+    int64_t degraded_to_human; /* failed turns in a row before a person takes over; default 3 */
+    double min_confidence;     /* default -1: none */
+    bool stream_through;       /* default false */
+    int64_t class_weight[3];   /* per enum tg_traffic_class; default 1, 3, 6 */
+    int64_t breaker_failures;  /* default 3 */
+    int64_t breaker_open_ms;   /* default 1000 */
+    double breaker_probe;      /* share of turns that probe an open breaker; default 1 */
+};
+
+/* eval: the FAR set and minimum, the FAR monitor, the prices of models. */
+struct tg_eval_conf {
+    const char *far_set;      /* borrowed, as written (relative to the config's folder); NULL */
+    bool has_far_min;         /* eval.far.min is set */
+    double far_min;           /* eval.far.min when has_far_min */
+    bool monitor;             /* eval.monitor is configured */
+    double monitor_min_far;   /* default 0.85 */
+    int64_t monitor_days;     /* default 7 */
+    double monitor_alpha;     /* default 0.05 */
+    int64_t monitor_every_ms; /* eval.monitor.check_every; default 1 h */
+    const json_t *prices;     /* {MODEL: {prompt, completion}} for eval.h; NULL */
+};
+
+/* fairness: the live fairness gate. */
+struct tg_fairness_conf {
+    const json_t *section;   /* the fairness mapping for tg_fairness_live(); NULL */
+    const char **attributes; /* the sensitive attributes' names (borrowed) */
+    size_t n_attributes;
+    double limit;           /* default 0.05 */
+    int64_t min_group;      /* default 30 */
+    int64_t bootstrap;      /* default 1000 */
+    int64_t window_ms;      /* default 30 days */
+    int64_t check_every_ms; /* default 1 h */
+};
+
+/* experiments[i].variants[k] */
+struct tg_variant_conf {
+    const char *name;    /* borrowed */
+    double share;        /* above 0 */
+    const char *release; /* borrowed; a registered release answers this variant, or NULL */
+    const char *config;  /* borrowed; a config file answers this variant, or NULL */
+    int line;            /* where the variant is written */
+};
+
+/* experiments[i] */
+struct tg_experiment_conf {
+    const char *name; /* borrowed */
+    double holdout;   /* default 0 */
+    struct tg_variant_conf *variants;
+    size_t n_variants;
+    const json_t *node; /* the definition, for govern.h and eval.h (assignment, reports) */
+};
+
+/* review: deadlines, the four-eyes rule, internal queues, the follow-up queue. */
+struct tg_review_conf {
+    int64_t warn_before_ms;       /* default 30 s */
+    int64_t claim_lapse_ms;       /* default 5 min */
+    bool four_eyes;               /* default true */
+    const char **internal_queues; /* borrowed names */
+    size_t n_internal_queues;
+    const char *follow_up_queue; /* default "follow_up" */
+    int64_t follow_up_sla_ms;    /* default 2 min */
+};
+
+/* users[i]: a person of the console. */
+struct tg_user_conf {
+    const char *name;           /* borrowed; default "" */
+    const char *role;           /* borrowed; default "reviewer" */
+    const char *token;          /* borrowed, or NULL */
+    const char *password_hash;  /* borrowed, or NULL */
+    char *password;             /* borrowed plaintext, or NULL; the console wipes it */
+    const json_t *customer_ids; /* the list of channel ids they chat as, or NULL */
+};
+
 struct tg_config {
     char *path;   /* the file loaded */
-    json_t *root; /* the whole tree after ${ENV} substitution */
+    json_t *root; /* the whole tree after ${ENV} substitution (read only inside config/) */
 
     /* server: */
     char *listen_host;           /* default "127.0.0.1" */
@@ -104,7 +207,36 @@ struct tg_config {
     /* models: ids listed by GET /v1/models; default ["trustgate"] */
     char **models;
     size_t n_models;
+
+    struct tg_ladder_conf ladder;
+    struct tg_eval_conf eval;
+    struct tg_fairness_conf fairness;
+    struct tg_experiment_conf *experiments;
+    size_t n_experiments;
+    struct tg_review_conf review;
+    struct tg_user_conf *users;
+    size_t n_users;
+
+    /* policies: each {include: FILE} as written (relative to the config's
+     * folder), in order, and the other entries: rules compiled by the policy
+     * module with the config's line table (a list owned by the config, NULL
+     * when there are none). */
+    const char **policy_includes;
+    size_t n_policy_includes;
+    json_t *policy_rules;
+    const json_t *webhooks;   /* webhooks: [{url, secret}] for tg_webhooks_start(); NULL */
+    const json_t *labels;     /* labels: {LANG: {CODE: TEXT}} served to the console; NULL */
+    const char *audit_origin; /* audit.origin; default "trustgate" */
+    bool web_chat;            /* web.chat; default false */
+    bool web_console;         /* web.console; default true */
+    bool customer_map;        /* privacy.customer_map; default false */
 };
+
+/*
+ * The configured translation of text into the language lang (a tag of
+ * translations:, e.g. "en"), borrowed from cfg; NULL when there is none.
+ */
+const char *tg_config_translation(const struct tg_config *cfg, const char *lang, const char *text);
 
 /*
  * Load and validate a config file.  On success returns TG_OK and *out.  On
@@ -114,6 +246,15 @@ struct tg_config {
  */
 int tg_config_load(const char *path, struct tg_config **out, json_t **errs);
 void tg_config_free(struct tg_config *cfg);
+
+/*
+ * A config made from a tree already in memory (a reference to root is
+ * kept): every option at its default, the typed sections filled from root,
+ * nothing checked (the caller vouches for the tree, as a test or a tool
+ * holding sections of a loaded config does); lines are unknown (0).
+ * TG_OK and *out (freed with tg_config_free()), or TG_E_NOMEM.
+ */
+int tg_config_from_tree(const json_t *root, struct tg_config **out);
 
 /*
  * What a release of this deployment contains (snapshot.c): every file it

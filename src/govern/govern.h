@@ -134,8 +134,10 @@ int tg_release_save(struct tg_store *st, const json_t *rel);
  * does not exist or the store cannot be read.  The cost grows with the audit
  * log: a server calls it on its background worker.
  */
+struct tg_config;
 struct tg_release_gate_in {
     const json_t *root; /* the deployment's config: experiments, eval, fairness */
+    const struct tg_config *cfg; /* the deployment's config, typed: what the gates read */
     const uint8_t *key; /* the pseudonym key (fairness names configured groups), or NULL */
     size_t keylen;
     const char *name;

@@ -329,16 +329,14 @@ static void gate(json_t *gates, struct tg_buf *why, const char *name, bool open,
 }
 
 /* The experiments of the config with a variant answered by release name. */
-static void experiments_of(const json_t *root, const char *name, struct gate_scan *x)
+static void experiments_of(const struct tg_config *cfg, const char *name, struct gate_scan *x)
 {
-    size_t i, k;
-    const json_t *e, *v;
-    json_array_foreach(json_object_get(root, "experiments"), i, e)
-    {
-        json_array_foreach(json_object_get(e, "variants"), k, v)
-        {
-            if (x->nexps < MAX_EXPS && !strcmp(tg_json_str(v, "release", ""), name)) {
-                x->exps[x->nexps++] = tg_json_str(e, "name", "");
+    for (size_t i = 0; i < cfg->n_experiments; i++) {
+        const struct tg_experiment_conf *e = &cfg->experiments[i];
+        for (size_t k = 0; k < e->n_variants; k++) {
+            const char *rel = e->variants[k].release;
+            if (x->nexps < MAX_EXPS && !strcmp(rel ? rel : "", name)) {
+                x->exps[x->nexps++] = e->name;
                 break;
             }
         }
@@ -346,31 +344,30 @@ static void experiments_of(const json_t *root, const char *name, struct gate_sca
 }
 
 /* Sample-ratio mismatch of one experiment's customers against its configured shares. */
-static void srm_gate(const json_t *root, const char *exp_name, const json_t *assigned,
+static void srm_gate(const struct tg_config *cfg, const char *exp_name, const json_t *assigned,
                      json_t *gates, struct tg_buf *why)
 {
-    const json_t *exp = NULL, *e, *v;
-    size_t i, k = 0;
+    const struct tg_experiment_conf *exp = NULL;
+    size_t k = 0, nv = 0;
     double obs[MAX_EXPS + 9], share[MAX_EXPS + 9], total = 0, chi2 = 0;
     char detail[400];
-    json_array_foreach(json_object_get(root, "experiments"), i, e)
-    {
-        if (!strcmp(tg_json_str(e, "name", ""), exp_name))
-            exp = e;
-    }
-    double holdout = tg_json_num(exp, "holdout", 0);
-    json_array_foreach(json_object_get(exp, "variants"), i, v) total += tg_json_num(v, "share", 0);
+    for (size_t i = 0; i < cfg->n_experiments; i++)
+        if (!strcmp(cfg->experiments[i].name, exp_name))
+            exp = &cfg->experiments[i];
+    double holdout = exp ? exp->holdout : 0;
+    nv = exp ? exp->n_variants : 0;
+    for (size_t i = 0; i < nv; i++)
+        total += exp->variants[i].share;
     const json_t *by = json_object_get(assigned, exp_name);
     if (holdout > 0) {
         obs[k] = (double)json_object_size(json_object_get(by, "holdout"));
         share[k++] = holdout;
     }
-    json_array_foreach(json_object_get(exp, "variants"), i, v)
-    {
+    for (size_t i = 0; i < nv; i++) {
         if (k == TG_ARRAY_LEN(obs) || total <= 0)
             break;
-        obs[k] = (double)json_object_size(json_object_get(by, tg_json_str(v, "name", "")));
-        share[k++] = (1 - holdout) * tg_json_num(v, "share", 0) / total;
+        obs[k] = (double)json_object_size(json_object_get(by, exp->variants[i].name));
+        share[k++] = (1 - holdout) * exp->variants[i].share / total;
     }
     double p = k >= 2 ? tg_stats_srm(obs, share, k, &chi2) : 1;
     snprintf(detail, sizeof(detail),
@@ -384,23 +381,21 @@ static void srm_gate(const json_t *root, const char *exp_name, const json_t *ass
 static void fairness_gate(struct tg_store *st, const struct tg_release_gate_in *in,
                           const struct gate_scan *x, json_t *gates, struct tg_buf *why)
 {
-    const json_t *fc = json_object_get(in->root, "fairness");
+    const struct tg_fairness_conf *fc = &in->cfg->fairness;
     char detail[700], closed[300];
-    if (!json_array_size(json_object_get(fc, "attributes"))) {
+    if (!fc->n_attributes) {
         gate(gates, why, "fairness", true, "no sensitive attributes configured (fairness)");
         return;
     }
     struct tg_fair_live fl = {
-        .cfg = fc,
+        .cfg = fc->section,
         .key = in->key,
         .keylen = in->keylen,
         .since_ms = x->since,
         .release = x->release,
-        .limit = json_is_number(json_object_get(fc, "limit"))
-                     ? json_number_value(json_object_get(fc, "limit"))
-                     : 0.05,
-        .min_group = (size_t)tg_json_int(fc, "min_group", 30),
-        .bootstrap = (size_t)tg_json_int(fc, "bootstrap", 1000),
+        .limit = fc->limit,
+        .min_group = (size_t)fc->min_group,
+        .bootstrap = (size_t)fc->bootstrap,
     };
     json_t *res = tg_fairness_live(st, &fl);
     bool shut = !res || tg_fairness_live_closed(res, closed, sizeof(closed));
@@ -420,15 +415,13 @@ static void fairness_gate(struct tg_store *st, const struct tg_release_gate_in *
 static void far_gates(const struct tg_release_gate_in *in, const json_t *judged, json_t *gates,
                       struct tg_buf *why)
 {
-    const json_t *ev = json_object_get(in->root, "eval");
-    const json_t *min = json_object_get(json_object_get(ev, "far"), "min");
-    const json_t *mon = json_object_get(ev, "monitor");
+    const struct tg_eval_conf *ev = &in->cfg->eval;
     size_t good = 0, n = json_array_size(judged), i;
     json_t *j;
     char detail[400];
     json_array_foreach(judged, i, j) good += tg_json_bool(j, "good", false);
     double far = n ? (double)good / (double)n : 0;
-    if (!json_is_number(min))
+    if (!ev->has_far_min)
         snprintf(detail, sizeof(detail),
                  "the config sets no eval.far.min: the FAR gate has no minimum to hold");
     else if (n < GATE_MIN_JUDGED)
@@ -437,19 +430,13 @@ static void far_gates(const struct tg_release_gate_in *in, const json_t *judged,
                  GATE_MIN_JUDGED);
     else
         snprintf(detail, sizeof(detail), "FAR %.1f%% on %zu judged turns %s the minimum %.1f%%",
-                 far * 100, n, far < json_number_value(min) ? "is below" : "meets",
-                 json_number_value(min) * 100);
-    gate(gates, why, "far",
-         json_is_number(min) && n >= GATE_MIN_JUDGED && far >= json_number_value(min), detail);
+                 far * 100, n, far < ev->far_min ? "is below" : "meets", ev->far_min * 100);
+    gate(gates, why, "far", ev->has_far_min && n >= GATE_MIN_JUDGED && far >= ev->far_min, detail);
     /* the exit criterion product owners set for the monitor, on this release's days */
     struct tg_far_criterion c = {
-        .min_far = json_is_number(json_object_get(mon, "min_far"))
-                       ? json_number_value(json_object_get(mon, "min_far"))
-                       : 0.85,
-        .alpha = json_is_number(json_object_get(mon, "alpha"))
-                     ? json_number_value(json_object_get(mon, "alpha"))
-                     : 0.05,
-        .days = (size_t)TG_MAX(1, TG_MIN(tg_json_int(mon, "days", 7), 90)),
+        .min_far = ev->monitor_min_far,
+        .alpha = ev->monitor_alpha,
+        .days = (size_t)TG_MAX(1, TG_MIN(ev->monitor_days, 90)),
     };
     struct tg_far_day days[90];
     struct tg_far_verdict v;
@@ -461,8 +448,9 @@ static void far_gates(const struct tg_release_gate_in *in, const json_t *judged,
     gate(gates, why, "monitor", !v.met, detail);
 }
 
-json_t *tg_release_gates(struct tg_store *st, const struct tg_release_gate_in *in, char *err,
-                         size_t errlen)
+/* tg_release_gates() with in->cfg set. */
+static json_t *gates_of(struct tg_store *st, const struct tg_release_gate_in *in, char *err,
+                        size_t errlen)
 {
     json_t *rel = tg_release_latest(st, in->name), *gates = json_array(), *out = NULL;
     json_t *judged = NULL, *s = NULL;
@@ -504,7 +492,7 @@ json_t *tg_release_gates(struct tg_store *st, const struct tg_release_gate_in *i
         for (size_t i = 0; i < TG_ARRAY_LEN(traffic); i++)
             gate(gates, &why, traffic[i], true, "not measured: the release answered no traffic");
     } else {
-        experiments_of(in->root, in->name, &x);
+        experiments_of(in->cfg, in->name, &x);
         if (tg_store_audit_scan(st, 0, gate_leaf, &x) || !(judged = gate_judgements(st, &x))) {
             snprintf(err, errlen, "the audit log could not be read");
             goto out;
@@ -515,7 +503,7 @@ json_t *tg_release_gates(struct tg_store *st, const struct tg_release_gate_in *i
         gate(gates, &why, "experiment", x.nexps > 0 && json_object_size(x.turns) > 0, detail);
         far_gates(in, judged, gates, &why);
         for (size_t i = 0; i < x.nexps; i++)
-            srm_gate(in->root, x.exps[i], x.assigned, gates, &why);
+            srm_gate(in->cfg, x.exps[i], x.assigned, gates, &why);
         fairness_gate(st, in, &x, gates, &why);
     }
     bool open = true;
@@ -536,6 +524,23 @@ out:
     json_decref(x.turns);
     json_decref(x.assigned);
     tg_buf_free(&why);
+    return out;
+}
+
+json_t *tg_release_gates(struct tg_store *st, const struct tg_release_gate_in *in, char *err,
+                         size_t errlen)
+{
+    struct tg_release_gate_in typed = *in;
+    struct tg_config *own = NULL;
+    if (!typed.cfg) {
+        if (tg_config_from_tree(in->root, &own) != TG_OK) {
+            snprintf(err, errlen, "out of memory");
+            return NULL;
+        }
+        typed.cfg = own;
+    }
+    json_t *out = gates_of(st, &typed, err, errlen);
+    tg_config_free(own);
     return out;
 }
 

@@ -1,5 +1,5 @@
 /*
- * ladder.c - the degradation ladder.  See ladder.h.
+ * ladder.c - the degradation ladder (its breakers: breaker.c).  See ladder.h.
  *
  * One tg_dispatch per turn walks the rungs.  Each attempt has a timer at
  * the sooner of its rung's budget and the turn's deadline; a retry waits on
@@ -18,7 +18,7 @@
  * outage never draws more calls than turns, and a turn that finds its
  * model failing calls it once, without retries.
  */
-#include "ladder/ladder.h"
+#include "ladder/ladder_int.h"
 
 #include "metrics/metrics.h"
 
@@ -29,131 +29,15 @@
 #include <string.h>
 #include <strings.h>
 
-#define NAME_MAX_ 64
-#define BREAKERS 64 /* failing pass-through models tracked at once, per ladder */
-/* a breaker that never opened forgets faults this old: they were not an outage */
-#define FORGET_NS (60 * INT64_C(1000000000))
-/* without a turn budget, the longest Retry-After the ladder waits for */
-#define RETRY_AFTER_CEILING_MS 30000
-#define FAILED_MAX 4 /* upstream models remembered as failed within one turn */
-
-/*
- * The health of one upstream model.  Healthy: fails 0 and not open.  After
- * `failures` faults in a row it opens for `open`; then it is half-open: one
- * probe at a time (a `probe` share of the turns that find it so) may call,
- * a fault opens it again, an answer closes it.
- */
-struct breaker {
-    const struct tg_backend *backend; /* table entries: the key with model; NULL: a free slot */
-    uint64_t hash;                    /* of the whole model name */
-    size_t len;                       /* of the whole model name */
-    char model[96];                   /* the name (cut if longer) */
-    int fails;                        /* consecutive upstream faults */
-    int64_t open_until_ns;            /* 0: closed; else open until then, half-open after */
-    int64_t turns, calls;             /* since the first fault: turns that wanted it, calls */
-    int64_t fault_ns, used_ns;        /* the last fault; the last look-up (for eviction) */
-    uint64_t probe;                   /* the half-open probe in flight, 0: none */
-};
-
-/* stride scheduling's unit: a class of weight w advances STRIDE_ONE / w per slot */
-#define STRIDE_ONE ((uint64_t)1 << 32)
-
-struct tg_dispatch;
-
-struct rung {
-    char name[NAME_MAX_];
-    /* admission: at most max_inflight calls at once (0: no limit); up to
-     * max_queue turns wait for a slot, at most queue_timeout_ms each, in
-     * one queue per class, shared out by weight (admit_next) */
-    int max_inflight, max_queue;
-    int64_t queue_timeout_ms;
-    int inflight;
-    struct tg_dispatch *queue[TG_CLASSES], *tail[TG_CLASSES]; /* first come first */
-    int nq[TG_CLASSES];
-    uint64_t pass[TG_CLASSES]; /* stride scheduling: the class's virtual time */
-    uint64_t vtime;            /* the pass of the class served last */
-    int queued;
-    struct tg_backend *backend; /* NULL: a person */
-    const char *model;          /* fixed model for this rung, or NULL (borrowed from the config) */
-    const char *fixed;          /* the model sent: the rung's, else the backend's, else NULL */
-    const char *upstream;       /* the backend's base URL, NULL when it has none */
-    bool pass_through;          /* an upstream rung without a fixed model: breakers per model */
-    int64_t budget_ms;          /* this rung's own time limit per attempt; 0: none */
-    bool large_context;         /* only for context_length_exceeded */
-    bool local;                 /* needs no upstream (script, builtin, human) */
-    struct breaker br;          /* a rung with a fixed model */
-};
-
-struct tg_ladder {
-    struct rung *rungs;
-    size_t n;
-    struct tg_metrics *metrics;
-    int max_attempts;  /* calls per rung for retryable failures */
-    int64_t budget_ms; /* the whole turn; 0: no limit beyond the backends' own */
-    int64_t backoff_ms, backoff_max_ms;
-    int max_streak;
-    uint64_t stride[TG_CLASSES]; /* STRIDE_ONE / the class's weight (ladder.shares) */
-    double
-        min_confidence; /* below it a confident-looking rung gives way to a script rung; <0 off */
-    int breaker_failures;
-    int64_t breaker_open_ms;
-    double probe_share;
-    bool breakers; /* false for the route alone (no `ladder`): a plain proxy refuses nothing */
-    uint64_t rng;
-    uint64_t probe_seq;
-    size_t tracked;                  /* entries in use in models[] */
-    struct breaker models[BREAKERS]; /* pass-through rungs' breakers, failing models only */
-};
-
-struct tg_dispatch {
-    struct tg_ladder *l;
-    struct event_base *base;
-    struct tg_backend_request rq;
-    json_t *messages, *params;
-    tg_dispatch_cb cb;
-    void *arg;
-    size_t rung;               /* the rung being tried */
-    int attempt;               /* calls made on this rung */
-    int steps;                 /* rungs left behind: the turn's degradations */
-    int priority;              /* admission: larger first (VIP 2, customers 1, internal 0) */
-    bool has_slot;             /* holds one of its rung's max_inflight slots */
-    struct tg_dispatch *qnext; /* in its rung's queue */
-    bool prefill_dropped, want_large, budget_gone;
-    bool turn_limited; /* the attempt's timer is the turn's deadline, not the rung's budget */
-    int64_t started_ns, deadline_ns; /* deadline 0: none */
-    struct tg_backend_call *call;
-    struct event *timer;
-    enum { PH_IDLE, PH_CALL, PH_WAIT, PH_QUEUED, PH_ADMITTED, PH_SHED } phase;
-    bool in_start; /* the callback may not free us while start() still runs */
-    int last_err;  /* the last failure, for the client when no rung is left */
-    char last_msg[300];
-    bool finished;
-    bool may_retry; /* the rung's model was healthy when the turn came to it */
-    uint64_t probe; /* the half-open probe this turn holds on its rung's breaker, 0: none */
-    size_t failed[FAILED_MAX]; /* rungs whose upstream model failed in this turn */
-    int n_failed;
-    struct tg_dispatch_result res;
-};
-
 /* ------------------------------------------------------------ ladder */
 
-static double uniform(struct tg_ladder *l)
+double tg_ladder_uniform(struct tg_ladder *l)
 {
     /* xorshift64*: jitter and probe choices need no cryptographic quality */
     l->rng ^= l->rng >> 12;
     l->rng ^= l->rng << 25;
     l->rng ^= l->rng >> 27;
     return (double)((l->rng * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
-}
-
-static int64_t dur(const json_t *v, int64_t def)
-{
-    int64_t ms = def;
-    if (json_is_integer(v))
-        ms = json_integer_value(v);
-    else if (json_is_string(v) && tg_parse_duration_ms(json_string_value(v), &ms))
-        ms = def;
-    return ms;
 }
 
 static struct tg_backend *find_backend(struct tg_backend *const *b, size_t n, const char *name)
@@ -180,10 +64,9 @@ static void set_rung(const struct tg_config *cfg, struct rung *r, const char *na
 int tg_ladder_build(const struct tg_config *cfg, struct tg_backend *const *backends, size_t n,
                     struct tg_metrics *metrics, struct tg_ladder **out, char *err, size_t errlen)
 {
-    const json_t *sec = json_object_get(cfg->root, "ladder");
-    const json_t *rungs = json_object_get(sec, "rungs");
+    const struct tg_ladder_conf *lc = &cfg->ladder;
     struct tg_ladder *l = tg_calloc(1, sizeof(*l));
-    size_t nr = json_array_size(rungs);
+    size_t nr = lc->n_rungs;
     if (!l)
         return TG_E_NOMEM;
     l->metrics = metrics;
@@ -193,26 +76,19 @@ int tg_ladder_build(const struct tg_config *cfg, struct tg_backend *const *backe
         return TG_E_NOMEM;
     }
     l->rng |= 1;
-    const json_t *br = json_object_get(sec, "breaker");
-    l->max_attempts = (int)tg_json_int(sec, "max_attempts", sec ? 3 : 1);
-    l->budget_ms = dur(json_object_get(sec, "budget"), 0);
-    l->backoff_ms = dur(json_object_get(sec, "backoff"), 200);
-    l->backoff_max_ms = dur(json_object_get(sec, "backoff_max"), 2000);
-    l->max_streak = (int)tg_json_int(sec, "degraded_to_human", 3);
-    /* the classes' weights: customers keep a third of a rung under a VIP flood */
-    static const char *const class_names[TG_CLASSES] = {"internal", "customer", "vip"};
-    static const int64_t default_weight[TG_CLASSES] = {1, 3, 6};
-    const json_t *shares = json_object_get(sec, "shares");
+    l->max_attempts = (int)lc->max_attempts;
+    l->budget_ms = lc->budget_ms;
+    l->backoff_ms = lc->backoff_ms;
+    l->backoff_max_ms = lc->backoff_max_ms;
+    l->max_streak = (int)lc->degraded_to_human;
     for (int c = 0; c < TG_CLASSES; c++) {
-        int64_t w = tg_json_int(shares, class_names[c], default_weight[c]);
+        int64_t w = lc->class_weight[c];
         l->stride[c] = STRIDE_ONE / (uint64_t)(w > 0 ? w : 1);
     }
-    const json_t *mc = json_object_get(sec, "min_confidence");
-    l->min_confidence = json_is_number(mc) ? json_number_value(mc) : -1;
-    l->breaker_failures = (int)tg_json_int(br, "failures", 3);
-    l->breaker_open_ms = dur(json_object_get(br, "open"), 1000);
-    const json_t *ps = json_object_get(br, "probe");
-    l->probe_share = json_is_number(ps) ? json_number_value(ps) : 1.0;
+    l->min_confidence = lc->min_confidence;
+    l->breaker_failures = (int)lc->breaker_failures;
+    l->breaker_open_ms = lc->breaker_open_ms;
+    l->probe_share = lc->breaker_probe;
     l->breakers = nr > 0;
     if (!nr) {
         /* the route's backend alone, as a plain proxy */
@@ -230,22 +106,20 @@ int tg_ladder_build(const struct tg_config *cfg, struct tg_backend *const *backe
         return TG_OK;
     }
     for (size_t i = 0; i < nr; i++) {
-        const json_t *r = json_array_get(rungs, i);
-        const char *bname = tg_json_str(r, "backend", NULL);
-        struct tg_backend *b = find_backend(backends, n, bname);
-        if (bname && !b) {
-            snprintf(err, errlen, "ladder.rungs[%zu]: no backend named '%s'", i, bname);
+        const struct tg_rung_conf *r = &lc->rungs[i];
+        struct tg_backend *b = find_backend(backends, n, r->backend);
+        if (r->backend && !b) {
+            snprintf(err, errlen, "ladder.rungs[%zu]: no backend named '%s'", i, r->backend);
             tg_ladder_free(l);
             return TG_E_CONFIG;
         }
         struct rung *rg = &l->rungs[l->n++];
-        set_rung(cfg, rg, tg_json_str(r, "name", bname ? bname : "human"), b,
-                 tg_json_str(r, "model", NULL));
-        rg->budget_ms = dur(json_object_get(r, "budget"), 0);
-        rg->large_context = tg_json_bool(r, "large_context", false);
-        rg->max_inflight = (int)tg_json_int(r, "max_inflight", 0);
-        rg->max_queue = (int)tg_json_int(r, "queue", 0);
-        rg->queue_timeout_ms = dur(json_object_get(r, "queue_timeout"), 1000);
+        set_rung(cfg, rg, r->name, b, r->model);
+        rg->budget_ms = r->budget_ms;
+        rg->large_context = r->large_context;
+        rg->max_inflight = (int)r->max_inflight;
+        rg->max_queue = (int)r->queue;
+        rg->queue_timeout_ms = r->queue_timeout_ms;
     }
     *out = l;
     return TG_OK;
@@ -270,196 +144,6 @@ struct tg_backend *tg_ladder_first_backend(const struct tg_ladder *l)
         if (l->rungs[i].backend)
             return l->rungs[i].backend;
     return NULL;
-}
-
-/* ------------------------------------------------------------ breakers */
-
-static uint64_t name_hash(const char *s, size_t len)
-{
-    return tg_fnv1a64(s, len, TG_FNV64_INIT);
-}
-
-static bool breaker_failing(const struct breaker *b)
-{
-    return b->fails || b->open_until_ns;
-}
-
-/* Back to healthy; a table entry gives up its slot. */
-static void breaker_clear(struct tg_ladder *l, struct breaker *b)
-{
-    if (b->backend) {
-        memset(b, 0, sizeof(*b));
-        l->tracked--;
-        return;
-    }
-    b->fails = 0;
-    b->open_until_ns = 0;
-    b->turns = b->calls = 0;
-    b->probe = 0;
-}
-
-/* Faults that never opened the breaker and are long past are forgotten. */
-static bool breaker_stale(const struct breaker *b, int64_t now)
-{
-    return b->fails && !b->open_until_ns && !b->probe && now - b->fault_ns > FORGET_NS;
-}
-
-/* Which entry a full table gives up first: closed before open, then the least recently used. */
-static bool evict_before(const struct breaker *a, const struct breaker *b)
-{
-    if (!b)
-        return true;
-    if (!a->open_until_ns != !b->open_until_ns)
-        return !a->open_until_ns;
-    return a->used_ns < b->used_ns;
-}
-
-/*
- * The breaker that guards rung r's calls for model (the client's): the
- * rung's own when its model is fixed, else the table entry of (backend,
- * model); NULL on a ladder without breakers.  A healthy pass-through model
- * has no entry: NULL, unless create, which takes a free slot or, with the
- * table full, the entry evict_before picks among those without a probe in
- * flight (NULL when every entry has one).  A client naming random models
- * thus costs at most BREAKERS entries.
- */
-static struct breaker *breaker_get(struct tg_ladder *l, struct rung *r, const char *model,
-                                   bool create, int64_t now)
-{
-    if (!l->breakers)
-        return NULL;
-    if (!r->pass_through) {
-        if (breaker_stale(&r->br, now))
-            breaker_clear(l, &r->br);
-        return &r->br;
-    }
-    if (!l->tracked && !create)
-        return NULL;
-    const char *m = model ? model : "";
-    size_t len = strlen(m);
-    uint64_t h = name_hash(m, len);
-    struct breaker *slot = NULL, *victim = NULL;
-    size_t seen = 0;
-    for (size_t i = 0; i < BREAKERS && (create || seen < l->tracked); i++) {
-        struct breaker *e = &l->models[i];
-        if (!e->backend) {
-            if (!slot)
-                slot = e;
-            continue;
-        }
-        seen++;
-        if (e->backend == r->backend && e->hash == h && e->len == len &&
-            !strncmp(e->model, m, sizeof(e->model) - 1)) {
-            if (!breaker_stale(e, now)) {
-                e->used_ns = now;
-                return e;
-            }
-            breaker_clear(l, e);
-            slot = e;
-            break;
-        }
-        if (!e->probe && evict_before(e, victim))
-            victim = e;
-    }
-    if (!create)
-        return NULL;
-    if (!slot && victim) {
-        tg_info("ladder: %d failing models tracked; forgetting model '%s' of backend %s", BREAKERS,
-                victim->model, tg_backend_name(victim->backend));
-        breaker_clear(l, victim);
-        slot = victim;
-    }
-    if (!slot)
-        return NULL;
-    slot->backend = r->backend;
-    slot->hash = h;
-    slot->len = len;
-    tg_strlcpy(slot->model, m, sizeof(slot->model));
-    slot->used_ns = now;
-    l->tracked++;
-    return slot;
-}
-
-/*
- * May turn d call rung r's model now?  A healthy model: yes, with retries.
- * A failing one counts the turn, and lets it call once, without retries,
- * only while the model has had fewer calls than turns since its first
- * fault; while open, not at all; half-open, as the one probe in flight (a
- * probe_share of the turns that find it so), which d then holds.
- */
-static bool breaker_admit(struct tg_dispatch *d, struct rung *r, int64_t now)
-{
-    struct tg_ladder *l = d->l;
-    struct breaker *b = breaker_get(l, r, d->rq.model, false, now);
-    d->may_retry = !b || !breaker_failing(b);
-    if (d->may_retry)
-        return true;
-    b->turns++;
-    if (b->calls >= b->turns)
-        return false;
-    if (b->open_until_ns) {
-        if (now < b->open_until_ns || b->probe || uniform(l) >= l->probe_share)
-            return false;
-        b->probe = d->probe = ++l->probe_seq;
-    }
-    return true;
-}
-
-/* A call on rung r is about to start: a failing model counts it. */
-static void breaker_call(struct tg_dispatch *d, struct rung *r, int64_t now)
-{
-    struct breaker *b = breaker_get(d->l, r, d->rq.model, false, now);
-    if (b && breaker_failing(b))
-        b->calls++;
-}
-
-/* d leaves its rung or its call ended: give back the probe it holds, if any. */
-static void probe_release(struct tg_dispatch *d)
-{
-    if (!d->probe)
-        return;
-    if (d->rung < d->l->n) {
-        struct breaker *b =
-            breaker_get(d->l, &d->l->rungs[d->rung], d->rq.model, false, tg_clock_mono_ns());
-        if (b && b->probe == d->probe)
-            b->probe = 0;
-    }
-    d->probe = 0;
-}
-
-/* What d's call on rung r did: any answer from the upstream (even a
- * refusal) closes the breaker; a fault starts or continues its count, and
- * opens it after `failures` in a row, or again when a probe fails. */
-static void breaker_result(struct tg_dispatch *d, struct rung *r, bool fault, int64_t now)
-{
-    struct tg_ladder *l = d->l;
-    probe_release(d);
-    struct breaker *b = breaker_get(l, r, d->rq.model, fault, now);
-    if (!b)
-        return;
-    if (!fault) {
-        if (b->open_until_ns)
-            tg_info("ladder: rung %s (model %s) answered again; breaker closed", r->name,
-                    r->fixed ? r->fixed : b->model);
-        if (breaker_failing(b))
-            breaker_clear(l, b);
-        return;
-    }
-    if (!breaker_failing(b)) {
-        b->turns = 1; /* this turn and its call begin the count */
-        b->calls = 1;
-    }
-    b->fails++;
-    b->fault_ns = now;
-    bool half_open = b->open_until_ns && now >= b->open_until_ns;
-    if (half_open || (!b->open_until_ns && b->fails >= l->breaker_failures)) {
-        if (!b->open_until_ns)
-            tg_warn("ladder: rung %s (model %s) failed %d times in a row; breaker open, "
-                    "probed every %lld ms",
-                    r->name, r->fixed ? r->fixed : b->model, b->fails,
-                    (long long)l->breaker_open_ms);
-        b->open_until_ns = now + l->breaker_open_ms * 1000000;
-    }
 }
 
 /* The model rung r sends for d. */
@@ -533,7 +217,7 @@ static void event_add_json(struct tg_dispatch *d, const char *cause, int status)
 
 static void finish(struct tg_dispatch *d)
 {
-    probe_release(d);
+    tg_ladder_probe_release(d);
     d->finished = true;
     d->phase = PH_IDLE;
     if (d->in_start)
@@ -562,7 +246,7 @@ static void try_rung(struct tg_dispatch *d);
 static void step_down(struct tg_dispatch *d, const char *cause, int status)
 {
     struct rung *r = &d->l->rungs[d->rung];
-    probe_release(d);
+    tg_ladder_probe_release(d);
     event_add_json(d, cause, status);
     if (d->l->metrics)
         tg_metrics_degradation(d->l->metrics, r->name, cause);
@@ -757,7 +441,7 @@ static void attempt(struct tg_dispatch *d)
     }
     if (limit != INT64_MAX)
         arm(d, limit);
-    breaker_call(d, r, tg_clock_mono_ns());
+    tg_ladder_breaker_call(d, r, tg_clock_mono_ns());
     int rc = tg_backend_generate(r->backend, &rq, call_done, d, &d->call);
     json_decref(trimmed);
     if (rc) {
@@ -776,7 +460,7 @@ static bool may_retry(struct tg_dispatch *d, struct rung *r, int64_t now)
 {
     if (!d->may_retry || d->attempt >= d->l->max_attempts)
         return false;
-    const struct breaker *b = breaker_get(d->l, r, d->rq.model, false, now);
+    const struct breaker *b = tg_ladder_breaker_get(d->l, r, d->rq.model, false, now);
     return !b || !b->open_until_ns;
 }
 
@@ -786,69 +470,123 @@ static bool has_prefill(const struct tg_dispatch *d)
     return strcmp(tg_json_str(last, "role", ""), "assistant") == 0;
 }
 
-static void call_done(struct tg_backend_result *res, void *arg)
+/* A weak answer (below min_confidence) gives way to the next script rung,
+ * when there is one: true when d went on to it. */
+static bool weak_gives_way(struct tg_dispatch *d, struct rung *r,
+                           const struct tg_backend_result *res)
 {
-    struct tg_dispatch *d = arg;
     struct tg_ladder *l = d->l;
-    struct rung *r = &l->rungs[d->rung];
-    int64_t now = tg_clock_mono_ns();
-    d->call = NULL;
-    d->phase = PH_IDLE;
-    disarm(d);
-    release_slot(d);
-    if (l->metrics)
-        tg_metrics_attempt(l->metrics, tg_backend_name(r->backend), res->err ? res->kind : "ok");
-    if (!res->err) {
-        breaker_result(d, r, false, now);
-        bool weak =
-            l->min_confidence >= 0 && res->confidence >= 0 && res->confidence < l->min_confidence;
-        if (weak) {
-            /* a weak answer gives way to the next script rung, when there is one */
-            for (size_t i = d->rung + 1; i < l->n; i++) {
-                if (l->rungs[i].backend &&
-                    !strcmp(tg_backend_type(l->rungs[i].backend), "script")) {
-                    event_add_json(d, "low_confidence", 200);
-                    if (l->metrics)
-                        tg_metrics_degradation(l->metrics, r->name, "low_confidence");
-                    d->rung = i;
-                    d->steps++;
-                    d->attempt = 0;
-                    d->may_retry = true;
-                    attempt(d);
-                    return;
-                }
-            }
+    bool weak =
+        l->min_confidence >= 0 && res->confidence >= 0 && res->confidence < l->min_confidence;
+    if (!weak)
+        return false;
+    for (size_t i = d->rung + 1; i < l->n; i++) {
+        if (l->rungs[i].backend && !strcmp(tg_backend_type(l->rungs[i].backend), "script")) {
+            event_add_json(d, "low_confidence", 200);
+            if (l->metrics)
+                tg_metrics_degradation(l->metrics, r->name, "low_confidence");
+            d->rung = i;
+            d->steps++;
+            d->attempt = 0;
+            d->may_retry = true;
+            attempt(d);
+            return true;
         }
-        d->res.content = res->content;
-        d->res.len = res->len;
-        res->content = NULL;
-        d->res.tool_calls = res->tool_calls;
-        res->tool_calls = NULL;
-        d->res.logprobs = res->logprobs;
-        res->logprobs = NULL;
-        tg_strlcpy(d->res.model, res->model, sizeof(d->res.model));
-        tg_strlcpy(d->res.finish_reason, res->finish_reason, sizeof(d->res.finish_reason));
-        d->res.prompt_tokens = res->prompt_tokens;
-        d->res.completion_tokens = res->completion_tokens;
-        d->res.confidence = res->confidence;
-        d->res.low_confidence = res->low_confidence;
-        d->res.holding =
-            res->holding || (d->steps && !strcmp(tg_backend_type(r->backend), "script"));
-        d->res.cited = res->cited;
-        d->res.rung = r->name;
-        d->res.backend = r->backend;
-        d->res.degradations = d->steps;
-        if (l->metrics)
-            tg_metrics_tokens(l->metrics, tg_backend_name(r->backend), res->prompt_tokens,
-                              res->completion_tokens);
-        finish(d);
-        return;
     }
+    return false;
+}
+
+/* Rung r answered: the answer (taken from res) ends the turn. */
+static void take_answer(struct tg_dispatch *d, struct rung *r, struct tg_backend_result *res)
+{
+    struct tg_ladder *l = d->l;
+    d->res.content = res->content;
+    d->res.len = res->len;
+    res->content = NULL;
+    d->res.tool_calls = res->tool_calls;
+    res->tool_calls = NULL;
+    d->res.logprobs = res->logprobs;
+    res->logprobs = NULL;
+    tg_strlcpy(d->res.model, res->model, sizeof(d->res.model));
+    tg_strlcpy(d->res.finish_reason, res->finish_reason, sizeof(d->res.finish_reason));
+    d->res.prompt_tokens = res->prompt_tokens;
+    d->res.completion_tokens = res->completion_tokens;
+    d->res.confidence = res->confidence;
+    d->res.low_confidence = res->low_confidence;
+    d->res.holding = res->holding || (d->steps && !strcmp(tg_backend_type(r->backend), "script"));
+    d->res.cited = res->cited;
+    d->res.rung = r->name;
+    d->res.backend = r->backend;
+    d->res.degradations = d->steps;
+    if (l->metrics)
+        tg_metrics_tokens(l->metrics, tg_backend_name(r->backend), res->prompt_tokens,
+                          res->completion_tokens);
+    finish(d);
+}
+
+/* The conversation is too long for rung r: on to the next large-context
+ * rung (through its breaker), else the turn fails with 400. */
+static void to_large_rung(struct tg_dispatch *d, struct rung *r,
+                          const struct tg_backend_result *res)
+{
+    struct tg_ladder *l = d->l;
+    for (size_t i = d->rung + 1; i < l->n; i++) {
+        if (l->rungs[i].large_context) {
+            event_add_json(d, "context_length_exceeded", res->status);
+            if (l->metrics)
+                tg_metrics_degradation(l->metrics, r->name, "context_length_exceeded");
+            tg_ladder_probe_release(d);
+            d->rung = i;
+            d->steps++;
+            d->want_large = true;
+            try_rung(d);
+            return;
+        }
+    }
+    event_add_json(d, res->kind, res->status);
+    fail(d, TG_E_INVAL, 400, "context_length_exceeded",
+         "the conversation is too long for backend '%s' and no larger-context rung is "
+         "configured: %s",
+         tg_backend_name(r->backend), res->message);
+}
+
+/* A retryable failure: wait and call rung r again when allowed and in
+ * time, else step down. */
+static void retry_or_step_down(struct tg_dispatch *d, struct rung *r,
+                               const struct tg_backend_result *res, int64_t now)
+{
+    struct tg_ladder *l = d->l;
+    if (may_retry(d, r, now)) {
+        /* exponential backoff with jitter; a Retry-After is obeyed, never undercut, and
+         * one past the turn's budget (or, without one, a ceiling) is not waited for */
+        double base = (double)l->backoff_ms * pow(2.0, d->attempt - 1);
+        int64_t wait =
+            (int64_t)(fmin(base, (double)l->backoff_max_ms) * (0.5 + 0.5 * tg_ladder_uniform(l)));
+        int64_t room = left_ms(d);
+        if (res->retry_after_ms >= 0) {
+            wait = res->retry_after_ms;
+            if (room == INT64_MAX)
+                room = RETRY_AFTER_CEILING_MS;
+        }
+        if (wait < room) {
+            event_add_json(d, res->kind, res->status);
+            d->phase = PH_WAIT;
+            arm(d, wait);
+            return;
+        }
+    }
+    step_down(d, res->kind, res->status);
+}
+
+/* Rung r's call failed: classify once, then end, restart, step aside or retry. */
+static void call_failed(struct tg_dispatch *d, struct rung *r, const struct tg_backend_result *res,
+                        int64_t now)
+{
     bool fault;
     enum verdict v = classify(res, has_prefill(d) && !d->prefill_dropped, &fault);
     if (d->rq.committed && *d->rq.committed && v != V_FATAL) {
         /* part of this answer already reached the client: no restart elsewhere */
-        breaker_result(d, r, fault, now);
+        tg_ladder_breaker_result(d, r, fault, now);
         event_add_json(d, res->kind, res->status);
         fail(d, res->err ? res->err : TG_E_UPSTREAM, 502, "stream_broken",
              "backend '%s' failed after part of the answer was sent: %s",
@@ -858,7 +596,7 @@ static void call_done(struct tg_backend_result *res, void *arg)
     d->last_err = res->err;
     snprintf(d->last_msg, sizeof(d->last_msg), "backend '%s' failed: %s",
              tg_backend_name(r->backend), res->message);
-    breaker_result(d, r, fault, now);
+    tg_ladder_breaker_result(d, r, fault, now);
     if (fault)
         mark_failed(d);
     switch (v) {
@@ -875,51 +613,36 @@ static void call_done(struct tg_backend_result *res, void *arg)
         attempt(d);
         return;
     case V_CONTEXT:
-        for (size_t i = d->rung + 1; i < l->n; i++) {
-            if (l->rungs[i].large_context) {
-                event_add_json(d, "context_length_exceeded", res->status);
-                if (l->metrics)
-                    tg_metrics_degradation(l->metrics, r->name, "context_length_exceeded");
-                probe_release(d);
-                d->rung = i;
-                d->steps++;
-                d->want_large = true;
-                try_rung(d); /* through the larger rung's breaker */
-                return;
-            }
-        }
-        event_add_json(d, res->kind, res->status);
-        fail(d, TG_E_INVAL, 400, "context_length_exceeded",
-             "the conversation is too long for backend '%s' and no larger-context rung is "
-             "configured: %s",
-             tg_backend_name(r->backend), res->message);
+        to_large_rung(d, r, res);
         return;
     case V_RETRY:
-        if (may_retry(d, r, now)) {
-            /* exponential backoff with jitter; a Retry-After is obeyed, never undercut, and
-             * one past the turn's budget (or, without one, a ceiling) is not waited for */
-            double base = (double)l->backoff_ms * pow(2.0, d->attempt - 1);
-            int64_t wait =
-                (int64_t)(fmin(base, (double)l->backoff_max_ms) * (0.5 + 0.5 * uniform(l)));
-            int64_t room = left_ms(d);
-            if (res->retry_after_ms >= 0) {
-                wait = res->retry_after_ms;
-                if (room == INT64_MAX)
-                    room = RETRY_AFTER_CEILING_MS;
-            }
-            if (wait < room) {
-                event_add_json(d, res->kind, res->status);
-                d->phase = PH_WAIT;
-                arm(d, wait);
-                return;
-            }
-        }
-        step_down(d, res->kind, res->status);
+        retry_or_step_down(d, r, res, now);
         return;
     case V_DOWN:
         step_down(d, res->kind, res->status);
         return;
     }
+}
+
+static void call_done(struct tg_backend_result *res, void *arg)
+{
+    struct tg_dispatch *d = arg;
+    struct tg_ladder *l = d->l;
+    struct rung *r = &l->rungs[d->rung];
+    int64_t now = tg_clock_mono_ns();
+    d->call = NULL;
+    d->phase = PH_IDLE;
+    disarm(d);
+    release_slot(d);
+    if (l->metrics)
+        tg_metrics_attempt(l->metrics, tg_backend_name(r->backend), res->err ? res->kind : "ok");
+    if (res->err) {
+        call_failed(d, r, res, now);
+        return;
+    }
+    tg_ladder_breaker_result(d, r, false, now);
+    if (!weak_gives_way(d, r, res))
+        take_answer(d, r, res);
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -966,7 +689,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         d->budget_gone = true;
         step_down(d, "turn_budget", 0);
     } else {
-        breaker_result(d, r, true, tg_clock_mono_ns());
+        tg_ladder_breaker_result(d, r, true, tg_clock_mono_ns());
         mark_failed(d);
         step_down(d, "rung_budget", 0);
     }
@@ -997,7 +720,7 @@ static void try_rung(struct tg_dispatch *d)
             d->steps++;
             continue;
         }
-        if (!r->local && !breaker_admit(d, r, now)) {
+        if (!r->local && !tg_ladder_breaker_admit(d, r, now)) {
             event_add_json(d, "breaker_open", 0);
             if (l->metrics)
                 tg_metrics_degradation(l->metrics, r->name, "breaker_open");
@@ -1063,7 +786,7 @@ void tg_dispatch_cancel(struct tg_dispatch *d)
         tg_backend_cancel(d->call);
     if (d->phase == PH_QUEUED)
         queue_remove(&d->l->rungs[d->rung], d);
-    probe_release(d);
+    tg_ladder_probe_release(d);
     release_slot(d);
     if (d->timer)
         event_free(d->timer);

@@ -175,197 +175,6 @@ static struct tg_backend *answerer_backend(const struct tg_answerer *a, const ch
     return NULL;
 }
 
-struct tg_turn *tg_turn_new(struct tg_pipeline *p)
-{
-    struct tg_turn *t = tg_calloc(1, sizeof(*t));
-    if (!t)
-        return NULL;
-    t->p = p;
-    t->a = &p->main;
-    tg_arena_init(&t->arena, 8192);
-    t->audit_index = -1;
-    t->confidence = -1;
-    t->channel = "api";
-    tg_buf_init(&t->reply, TG_BUF_UNLIMITED);
-    tg_buf_init(&t->partial, TG_BUF_UNLIMITED);
-    tg_buf_init(&t->released, TG_BUF_UNLIMITED);
-    return t;
-}
-
-void tg_turn_free(struct tg_turn *t)
-{
-    if (!t)
-        return;
-    tg_dispatch_cancel(t->dispatch);
-    tg_pipeline_commit_cancel(t->p, &t->commit);
-    json_decref(t->ladder_events);
-    json_decref(t->tool_calls);
-    json_decref(t->logprobs);
-    json_decref(t->variants);
-    json_decref(t->sensitive);
-    json_decref(t->request);
-    json_decref(t->history);
-    json_decref(t->entities);
-    json_decref(t->intent_explain);
-    json_decref(t->rules.prefixes);
-    json_decref(t->rules.suffixes);
-    if (t->ents) {
-        tg_entities_free(t->ents);
-        tg_free(t->ents);
-    }
-    json_decref(t->citations);
-    json_decref(t->policy_hits);
-    json_decref(t->tags);
-    json_decref(t->attestations);
-    tg_buf_free(&t->reply);
-    tg_buf_free(&t->partial);
-    tg_buf_free(&t->released);
-    tg_arena_free(&t->arena);
-    tg_free(t);
-}
-
-void tg_turn_fail(struct tg_turn *t, int err, int status, const char *code, const char *param,
-                  const char *fmt, ...)
-{
-    va_list ap;
-    t->err = err;
-    t->http_status = status;
-    t->err_code = code;
-    t->err_param = param;
-    va_start(ap, fmt);
-    vsnprintf(t->errmsg, sizeof(t->errmsg), fmt, ap);
-    va_end(ap);
-}
-
-static void list(struct tg_jw *w, const char *key, const json_t *v)
-{
-    tg_jw_key(w, key);
-    if (v)
-        tg_jw_json(w, v);
-    else {
-        tg_jw_arr(w);
-        tg_jw_end(w);
-    }
-}
-
-void tg_turn_write_summary(const struct tg_turn *t, struct tg_jw *w)
-{
-    tg_jw_obj(w);
-    tg_jw_kstr(w, "turn_id", t->id);
-    tg_jw_kstr(w, "conversation_id", t->conv.id);
-    tg_jw_kstr(w, "decision", tg_decision_name(t->decision));
-    tg_jw_key(w, "intent");
-    tg_jw_obj(w);
-    tg_jw_kstr(w, "name", t->intent ? t->intent : "unclassified");
-    tg_jw_key(w, "confidence");
-    tg_jw_real(w, t->intent_confidence);
-    tg_jw_end(w);
-    tg_jw_key(w, "confidence");
-    if (t->confidence >= 0)
-        tg_jw_real(w, t->confidence);
-    else
-        tg_jw_null(w);
-    /* What the confidence was computed from, so it can be checked. */
-    tg_jw_key(w, "signals");
-    tg_jw_obj(w);
-    tg_jw_key(w, "top_score");
-    tg_jw_real(w, t->n_evidence ? t->evidence[0].score : 0.0);
-    tg_jw_key(w, "lead");
-    tg_jw_real(w, t->retrieval_lead);
-    tg_jw_key(w, "coverage");
-    tg_jw_real(w, t->query_coverage);
-    tg_jw_key(w, "intent_probability");
-    if (t->a->intents)
-        tg_jw_real(w, t->intent_confidence);
-    else
-        tg_jw_null(w);
-    tg_jw_end(w);
-    list(w, "citations", t->citations);
-    list(w, "policy_hits", t->policy_hits);
-    list(w, "tags", t->tags);
-    list(w, "attestations", t->attestations);
-    /* texts the policies put around the answer (disclaimers), so a channel
-     * can show them apart from it */
-    tg_jw_key(w, "disclaimers");
-    tg_jw_arr(w);
-    const json_t *sides[2] = {t->rules.prefixes, t->rules.suffixes};
-    for (int k = 0; k < 2 && t->decision == TG_DECISION_DELIVER; k++) {
-        size_t i;
-        json_t *v;
-        json_array_foreach(sides[k], i, v)
-        {
-            if (json_is_string(v))
-                tg_jw_str(w, json_string_value(v));
-        }
-    }
-    tg_jw_end(w);
-    tg_jw_kstr(w, "backend", t->backend ? tg_backend_name(t->backend) : NULL);
-    /* degradations as the customer feels them: steps down the ladder, and
-     * a reply that is a promise rather than an answer */
-    tg_jw_kint(w, "degradations", t->degradations + t->promise);
-    tg_jw_kint(w, "degraded_in_a_row", t->degraded_run);
-    tg_jw_kstr(w, "rung", t->rung);
-    if (t->variants) {
-        tg_jw_key(w, "experiments");
-        tg_jw_json(w, t->variants);
-    }
-    if (t->a != &t->p->main) {
-        /* another release than the one in force answered (an experiment's variant) */
-        tg_jw_key(w, "release");
-        tg_jw_obj(w);
-        tg_jw_kstr(w, "name", t->a->release[0] ? t->a->release : NULL);
-        tg_jw_kstr(w, "hash", t->a->hash);
-        tg_jw_end(w);
-    }
-    if (json_array_size(t->ladder_events)) {
-        tg_jw_key(w, "ladder");
-        tg_jw_json(w, t->ladder_events);
-    }
-    tg_jw_kstr(w, "review_id", t->review_id[0] ? t->review_id : NULL);
-    /* Why: the tokens that drove the intent (exact linear contributions). */
-    tg_jw_key(w, "explanation");
-    tg_jw_obj(w);
-    tg_jw_key(w, "intent_tokens");
-    if (t->intent_explain)
-        tg_jw_json(w, t->intent_explain);
-    else {
-        tg_jw_arr(w);
-        tg_jw_end(w);
-    }
-    tg_jw_kint(w, "ungrounded_claims", (int64_t)t->ungrounded);
-    tg_jw_end(w);
-    tg_jw_key(w, "audit_index");
-    if (t->audit_index >= 0)
-        tg_jw_int(w, t->audit_index);
-    else
-        tg_jw_null(w);
-    tg_jw_end(w);
-}
-
-json_t *tg_turn_summary(const struct tg_turn *t, bool with_answer)
-{
-    struct tg_buf b;
-    struct tg_jw w;
-    json_t *o = NULL;
-    tg_buf_init(&b, TG_BUF_UNLIMITED);
-    tg_jw_init(&w, &b);
-    tg_turn_write_summary(t, &w);
-    if (tg_jw_finish(&w) == TG_OK)
-        o = json_loadb(b.data, b.len, 0, NULL);
-    tg_buf_free(&b);
-    if (o && with_answer) {
-        json_object_set_new(o, "answer",
-                            t->answer && !t->err ? json_stringn(t->answer, t->answer_len)
-                                                 : json_null());
-        json_object_set_new(o, "entities",
-                            t->entities ? json_incref(t->entities)
-                                        : json_pack("{s:[], s:[]}", "money", "pii"));
-        if (t->err)
-            json_object_set_new(o, "error", json_string(t->errmsg));
-    }
-    return o;
-}
-
 /* ------------------------------------------------------------ shared state */
 
 /*
@@ -409,31 +218,15 @@ static int index_glossary(struct tg_kb *kb)
 
 int tg_pipeline_load_policies(const struct tg_config *cfg, struct tg_policy **out, json_t *errs)
 {
-    const json_t *list = json_object_get(cfg->root, "policies");
     struct tg_policy *all = NULL, *one = NULL;
-    json_t *inline_rules = json_array();
     char base[4096];
     const char *slash = strrchr(cfg->path, '/');
     int rc = TG_OK;
     *out = NULL;
     snprintf(base, sizeof(base), "%.*s", slash ? (int)(slash - cfg->path) : 1,
              slash ? cfg->path : ".");
-    if (!inline_rules)
-        return TG_E_NOMEM;
-    if (list && !json_is_array(list)) {
-        tg_config_errorf(errs, cfg->path, tg_config_line(cfg, list),
-                         "policies must be a list of rules or {include: FILE}");
-        rc = TG_E_CONFIG;
-    }
-    size_t i;
-    json_t *item;
-    json_array_foreach(list, i, item)
-    {
-        const char *inc = tg_json_str(item, "include", NULL);
-        if (!inc) {
-            json_array_append(inline_rules, item);
-            continue;
-        }
+    for (size_t i = 0; i < cfg->n_policy_includes; i++) {
+        const char *inc = cfg->policy_includes[i];
         char path[8300];
         snprintf(path, sizeof(path), inc[0] == '/' ? "%s%s" : "%s/%s", inc[0] == '/' ? "" : base,
                  inc);
@@ -447,9 +240,9 @@ int tg_pipeline_load_policies(const struct tg_config *cfg, struct tg_policy **ou
         }
         one = NULL;
     }
-    if (json_array_size(inline_rules)) {
-        int r =
-            tg_policy_compile(inline_rules, tg_config_line_table(cfg), cfg->path, base, &one, errs);
+    if (cfg->policy_rules) {
+        int r = tg_policy_compile(cfg->policy_rules, tg_config_line_table(cfg), cfg->path, base,
+                                  &one, errs);
         if (r)
             rc = rc ? rc : r;
         else if (!all)
@@ -457,7 +250,6 @@ int tg_pipeline_load_policies(const struct tg_config *cfg, struct tg_policy **ou
         else if ((r = tg_policy_merge(all, one)) != TG_OK)
             rc = r;
     }
-    json_decref(inline_rules);
     if (rc) {
         tg_policy_free(all);
         return rc;
@@ -560,36 +352,6 @@ int tg_privacy_open(const struct tg_config *cfg, const char *dir, struct tg_stor
 const uint8_t *tg_privacy_key(const struct tg_store_privacy *hooks)
 {
     return ((const struct tg_privacy *)hooks->arg)->key;
-}
-
-int tg_turn_class(const struct tg_turn *t)
-{
-    const json_t *meta = json_object_get(t->request, "metadata");
-    if (t->class_from_metadata && !strcmp(tg_json_str(meta, "tier", ""), "vip"))
-        return TG_CLASS_VIP;
-    if (t->class_from_metadata && !strcmp(tg_json_str(meta, "class", ""), "internal"))
-        return TG_CLASS_INTERNAL;
-    return t->klass;
-}
-
-const char *tg_turn_text(struct tg_turn *t, const char *text)
-{
-    if (!text || t->lang == TG_LANG_ZH_HANS)
-        return text;
-    const json_t *table =
-        json_object_get(json_object_get(t->a->cfg->root, "translations"), tg_lang_tag(t->lang));
-    const char *v = tg_json_str(table, text, NULL);
-    if (v && v[0])
-        return v;
-    if (t->lang != TG_LANG_ZH_HANT || !t->p->s2t)
-        return text;
-    struct tg_buf b;
-    tg_buf_init(&b, TG_BUF_UNLIMITED);
-    const char *out = text;
-    if (tg_s2t_convert(t->p->s2t, text, strlen(text), &b) == TG_OK && b.data)
-        out = tg_arena_strndup(&t->arena, b.data, b.len);
-    tg_buf_free(&b);
-    return out ? out : text;
 }
 
 /* The store at uri with the privacy hooks of the data directory it is in;
@@ -696,7 +458,7 @@ static int answerer_open(struct tg_pipeline *p, struct tg_answerer *a, const cha
     }
     json_decref(perrs);
     a->route = answerer_backend(a, cfg->route_backend);
-    if (!a->route && !json_object_get(cfg->root, "ladder")) {
+    if (!a->route && !cfg->ladder.present) {
         snprintf(err, errlen, "route.backend '%s' is not a configured backend",
                  cfg->route_backend ? cfg->route_backend : "");
         return TG_E_CONFIG;
@@ -729,11 +491,11 @@ static void answerer_close(struct tg_answerer *a)
  * (the files in the deployment may have changed since) and checked against
  * its hash.
  */
-static int variant_config(struct tg_pipeline *p, struct tg_answerer *a, const json_t *e,
-                          const json_t *v, const char *where, const char *data_dir, char *err,
-                          size_t errlen)
+static int variant_config(struct tg_pipeline *p, struct tg_answerer *a,
+                          const struct tg_experiment_conf *e, const struct tg_variant_conf *v,
+                          const char *where, const char *data_dir, char *err, size_t errlen)
 {
-    const char *rel = tg_json_str(v, "release", NULL), *file = tg_json_str(v, "config", NULL);
+    const char *rel = v->release, *file = v->config;
     char path[4400];
     json_t *record = NULL;
     int rc = TG_E_CONFIG;
@@ -762,11 +524,9 @@ static int variant_config(struct tg_pipeline *p, struct tg_answerer *a, const js
         snprintf(a->release, sizeof(a->release), "%s@%lld", rel,
                  (long long)tg_json_int(record, "version", 0));
         /* the share the registry recorded should be the one configured */
-        double total = 0, mine = tg_json_num(v, "share", 0);
-        size_t k;
-        json_t *o;
-        json_array_foreach(json_object_get(e, "variants"), k, o) total +=
-            tg_json_num(o, "share", 0);
+        double total = 0, mine = v->share;
+        for (size_t k = 0; k < e->n_variants; k++)
+            total += e->variants[k].share;
         double want = tg_json_num(record, "share", 0), have = total > 0 ? mine / total : 0;
         if (want > 0 && (have < want - 0.005 || have > want + 0.005))
             tg_warn("%s: release %s was started as an experiment on %.1f%% of traffic; the "
@@ -804,17 +564,15 @@ out:
 
 static int open_variants(struct tg_pipeline *p, const char *data_dir, char *err, size_t errlen)
 {
-    size_t i, k;
-    json_t *e, *v;
-    json_array_foreach(json_object_get(p->cfg->root, "experiments"), i, e)
-    {
-        json_array_foreach(json_object_get(e, "variants"), k, v)
-        {
-            if (!json_object_get(v, "release") && !json_object_get(v, "config"))
+    for (size_t i = 0; i < p->cfg->n_experiments; i++) {
+        const struct tg_experiment_conf *e = &p->cfg->experiments[i];
+        for (size_t k = 0; k < e->n_variants; k++) {
+            const struct tg_variant_conf *v = &e->variants[k];
+            if (!v->release && !v->config)
                 continue;
             char where[300], prefix[300];
             snprintf(where, sizeof(where), "%s:%d: experiments[%zu].variants[%zu]", p->cfg->path,
-                     tg_config_line(p->cfg, v), i, k);
+                     v->line, i, k);
             struct tg_answerer **grown = tg_realloc(p->alts, (p->n_alts + 1) * sizeof(*p->alts));
             struct tg_answerer *a = tg_calloc(1, sizeof(*a));
             if (grown)
@@ -825,8 +583,8 @@ static int open_variants(struct tg_pipeline *p, const char *data_dir, char *err,
                 return TG_E_NOMEM;
             }
             p->alts[p->n_alts++] = a;
-            a->experiment = tg_json_str(e, "name", "");
-            a->variant = tg_json_str(v, "name", "");
+            a->experiment = e->name;
+            a->variant = v->name;
             int rc = variant_config(p, a, e, v, where, data_dir, err, errlen);
             if (rc)
                 return rc;
@@ -951,9 +709,7 @@ static int open_pipeline(const struct tg_config *cfg, struct event_base *base, c
         const char *path = tg_str_has_prefix(uri, "sqlite:") ? uri + 7 : uri;
         const char *slash = strrchr(path, '/');
         snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
-        rc = tg_audit_signer_open(
-            dir, tg_json_str(json_object_get(cfg->root, "audit"), "origin", "trustgate"),
-            &p->signer, err, errlen);
+        rc = tg_audit_signer_open(dir, cfg->audit_origin, &p->signer, err, errlen);
         if (rc)
             goto out;
     }
@@ -964,16 +720,8 @@ static int open_pipeline(const struct tg_config *cfg, struct event_base *base, c
         snprintf(err, errlen, "review deadlines: %s", tg_err_str(rc));
         goto out;
     }
-    {
-        /* review.warn_before: when the console warns that a deadline is near (default 30 s) */
-        int64_t warn = 30000;
-        const json_t *v = json_object_get(json_object_get(cfg->root, "review"), "warn_before");
-        if (json_is_string(v))
-            tg_parse_duration_ms(json_string_value(v), &warn);
-        else if (json_is_integer(v))
-            warn = json_integer_value(v);
-        tg_review_sla_warn_before(p->sla, warn);
-    }
+    /* review.warn_before: when the console warns that a deadline is near */
+    tg_review_sla_warn_before(p->sla, cfg->review.warn_before_ms);
     *out = p;
     p = NULL;
     rc = TG_OK;

@@ -266,14 +266,11 @@ static int conversation(struct tg_turn *t)
 static void sensitive(struct tg_turn *t)
 {
     json_t *meta = json_object_get(t->request, "metadata");
-    size_t i;
-    json_t *a;
+    const struct tg_fairness_conf *fc = &t->p->cfg->fairness;
     if (!json_is_object(meta))
         return;
-    json_array_foreach(json_object_get(json_object_get(t->p->cfg->root, "fairness"), "attributes"),
-                       i, a)
-    {
-        const char *name = json_is_string(a) ? json_string_value(a) : tg_json_str(a, "name", "");
+    for (size_t i = 0; i < fc->n_attributes; i++) {
+        const char *name = fc->attributes[i];
         const json_t *v = json_object_get(meta, name);
         char val[128], ps[33];
         if (json_is_string(v))
@@ -345,20 +342,18 @@ enum tg_stage_rc tg_stage_admit(struct tg_turn *t)
         return TG_DONE;
     }
     /* the variant of each running experiment this customer sees (sticky) */
-    size_t i;
-    json_t *exp;
-    json_array_foreach(json_object_get(t->p->cfg->root, "experiments"), i, exp)
-    {
-        const char *v = tg_experiment_assign(exp, t->conv.customer_id);
+    for (size_t i = 0; i < t->p->cfg->n_experiments; i++) {
+        const struct tg_experiment_conf *exp = &t->p->cfg->experiments[i];
+        const char *v = tg_experiment_assign(exp->node, t->conv.customer_id);
         if (!v)
             continue;
         if (!t->variants)
             t->variants = json_object();
-        json_object_set_new(t->variants, tg_json_str(exp, "name", "experiment"), json_string(v));
-        tg_metrics_experiment(t->p->metrics, tg_json_str(exp, "name", "experiment"), v);
+        json_object_set_new(t->variants, exp->name, json_string(v));
+        tg_metrics_experiment(t->p->metrics, exp->name, v);
         /* a variant of another release answers this customer (at most one experiment
-         * changes what answers: config.c) */
-        const struct tg_answerer *a = tg_pipeline_answerer(t->p, tg_json_str(exp, "name", ""), v);
+         * changes what answers: the config's check) */
+        const struct tg_answerer *a = tg_pipeline_answerer(t->p, exp->name, v);
         if (a)
             t->a = a;
     }

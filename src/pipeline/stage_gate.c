@@ -36,8 +36,6 @@
 
 #include <string.h>
 
-#define FOLLOW_UP_QUEUE "follow_up"
-#define FOLLOW_UP_SLA_MS 120000
 /* what a customer is told when the answer was in a language they do not write */
 #define FOLLOW_UP_TEXT "您的问题需要进一步核实，我们会尽快回复您。"
 
@@ -62,25 +60,14 @@ const char *tg_turn_holding(struct tg_turn *t)
     return t->holding ? t->holding : tg_turn_text(t, tg_gate_holding_text(t->decision));
 }
 
-/* review.follow_up of the config, or NULL. */
-static const json_t *follow_up_cfg(const struct tg_turn *t)
-{
-    return json_object_get(json_object_get(t->a->cfg->root, "review"), "follow_up");
-}
-
 /* Is queue one of the config's review.internal_queues (work such as BI
  * reports that must never delay customers)? */
 static bool internal_queue(const struct tg_turn *t, const char *queue)
 {
-    const json_t *list =
-        json_object_get(json_object_get(t->p->cfg->root, "review"), "internal_queues");
-    size_t i;
-    json_t *q;
-    json_array_foreach(list, i, q)
-    {
-        if (queue && json_is_string(q) && strcmp(json_string_value(q), queue) == 0)
+    const struct tg_review_conf *r = &t->p->cfg->review;
+    for (size_t i = 0; queue && i < r->n_internal_queues; i++)
+        if (strcmp(r->internal_queues[i], queue) == 0)
             return true;
-    }
     return false;
 }
 
@@ -133,23 +120,18 @@ static int create_task(struct tg_turn *t)
     /* what a person's answer will carry (disclaimers), shown before they send */
     if (context)
         json_object_set_new(context, "people_answers", tg_rules_for_people(t));
-    const json_t *fu = t->follow_up ? follow_up_cfg(t) : NULL;
     int64_t sla_ms = t->rules.sla_ms ? t->rules.sla_ms : 90000;
-    if (t->follow_up) {
-        const json_t *sla = json_object_get(fu, "sla"); /* checked by the config */
-        sla_ms = json_is_integer(sla) ? (int64_t)json_integer_value(sla) : FOLLOW_UP_SLA_MS;
-        if (json_is_string(sla) && tg_parse_duration_ms(json_string_value(sla), &sla_ms))
-            sla_ms = FOLLOW_UP_SLA_MS;
-    }
+    if (t->follow_up)
+        sla_ms = t->a->cfg->review.follow_up_sla_ms;
     struct tg_review_new n = {
         .turn_id = t->id,
         .conversation_id = t->conv.id,
-        .kind = handoff     ? "handoff"
-                : human     ? "human_decision"
+        .kind = handoff        ? "handoff"
+                : human        ? "human_decision"
                 : t->follow_up ? "follow_up"
                                : "review",
-        .queue = handoff       ? "human_agent"
-                 : t->follow_up ? tg_json_str(fu, "queue", FOLLOW_UP_QUEUE)
+        .queue = handoff        ? "human_agent"
+                 : t->follow_up ? t->a->cfg->review.follow_up_queue
                                 : t->rules.queue,
         .state = handoff ? "handed_off" : NULL,
         /* internal work sorts after every customer's task, VIP customers first */
@@ -163,8 +145,8 @@ static int create_task(struct tg_turn *t)
         .policy_hits = t->policy_hits,
         .question = q.data ? q.data : t->user_text,
         /* a promise is not an answer: the person writes one */
-        .draft = human || handoff || (t->follow_up && t->promise && !t->unreadable) ? NULL
-                                                                                    : t->draft,
+        .draft =
+            human || handoff || (t->follow_up && t->promise && !t->unreadable) ? NULL : t->draft,
         .citations = cites,
         .holding_reply = tg_turn_holding(t),
         .started_by = t->conv.customer_id,

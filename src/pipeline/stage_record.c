@@ -220,10 +220,8 @@ static void log_line(const struct tg_turn *t)
  */
 static int map_customer(struct tg_turn *t)
 {
-    const json_t *priv = json_object_get(t->p->cfg->root, "privacy");
     char ps[TG_STORE_KEY_MAX], key[TG_STORE_KEY_MAX + 16];
-    if (!t->new_conversation || !t->conv.customer_id[0] ||
-        !json_is_true(json_object_get(priv, "customer_map")))
+    if (!t->new_conversation || !t->conv.customer_id[0] || !t->p->cfg->customer_map)
         return TG_OK;
     int rc = tg_store_pseudonym(t->p->store, t->conv.customer_id, ps);
     if (rc)

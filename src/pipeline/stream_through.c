@@ -22,9 +22,8 @@
 
 bool tg_stream_through_applies(const struct tg_turn *t)
 {
-    const json_t *ladder = json_object_get(t->a->cfg->root, "ladder");
-    return t->release_cb && t->stream && tg_json_bool(ladder, "stream_through", false) &&
-           !t->rules.review && !t->rules.human_decision && !t->rules.refuse && !t->rules.script;
+    return t->release_cb && t->stream && t->a->cfg->ladder.stream_through && !t->rules.review &&
+           !t->rules.human_decision && !t->rules.refuse && !t->rules.script;
 }
 
 /* Bytes up to and including the last sentence end in s[0..len), 0 when none. */

@@ -908,116 +908,11 @@ static void test_missing_files_name_their_line(void **state)
     tg_free(path);
 }
 
-/* One person, one user: names (as tg_config_identity() compares them),
- * tokens and customer ids belong to one user each, and no token is an API
- * key; API keys are distinct too. */
-static void test_users_are_one_person_each(void **state)
-{
-    (void)state;
-    struct tg_config *cfg = NULL;
-    json_t *errs = NULL;
-    char *path = write_tmp("backends:\n  - name: s\n    type: script\n    reply: hi\n" /* 1-4 */
-                           "route:\n  backend: s\n"                                    /* 5-6 */
-                           "auth:\n  api_keys:\n"                                      /* 7-8 */
-                           "    - {name: web, key: tg-web}\n"                          /* 9 */
-                           "    - {name: app, key: tg-web}\n"                          /* 10 */
-                           "users:\n"                                                  /* 11 */
-                           "  - name: ann\n    token: tg-ann\n"                        /* 12-13 */
-                           "    customer_ids: [cust-9, ann]\n"                         /* 14 */
-                           "  - name: bob\n    token: tg-ann\n"                        /* 15-16 */
-                           "  - name: ann\n    token: tg-ann2\n"                       /* 17-18 */
-                           "  - name: Reviewer1\n    token: tg-r1\n"                   /* 19-20 */
-                           "  - name: \"ｒｅｖｉｅｗｅｒ１\"\n    token: tg-r2\n"      /* 21-22 */
-                           "  - name: cy\n    token: tg-web\n"                         /* 23-24 */
-                           "  - name: dee\n    token: tg-dee\n"                        /* 25-26 */
-                           "    customer_ids: [CUST-9, bob, \"\"]\n"                   /* 27 */
-                           "  - name: eve\n    token: \"\"\n");                        /* 28-29 */
-    assert_int_equal(tg_config_load(path, &cfg, &errs), TG_E_CONFIG);
-    const char *want[] = {
-        ":10: API key 'app' is the same key as 'web'",
-        ":16: users[1].token is the token of users[0] ('ann') too: one token, one person",
-        ":17: users[2].name: duplicate user name 'ann' (users[0] has it too)",
-        ":21: users[4].name 'ｒｅｖｉｅｗｅｒ１' is the same identity as 'Reviewer1' of users[3]",
-        ":24: users[5].token is also API key 'web': a person's token must not be a channel's key",
-        (":27: users[6].customer_ids[0] 'CUST-9' is the same identity as 'cust-9' of users[0] "
-         "('ann')"),
-        ":27: users[6].customer_ids[1] 'bob' is the same identity as 'bob' of users[1] ('bob')",
-        ":27: users[6].customer_ids[2] must be a non-empty string",
-        ":29: users[7].token must be a non-empty string",
-    };
-    assert_errors(errs, want, TG_ARRAY_LEN(want));
-    /* ann's customer id spelling her own name is no clash */
-    assert_int_equal(json_array_size(errs), TG_ARRAY_LEN(want));
-    json_decref(errs);
-    unlink(path);
-    tg_free(path);
-}
-
-static void test_identity_is_canonical(void **state)
-{
-    (void)state;
-    static const struct {
-        const char *in, *out;
-    } cases[] = {
-        {"reviewer1", "reviewer1"},
-        {"Reviewer1", "reviewer1"},
-        {"ｒｅｖｉｅｗｅｒ１", "reviewer1"},
-        {"ＲＥＶＩＥＷＥＲ１", "reviewer1"},
-        {"  Ann\t Lee ", "ann lee"},
-        {"re\xe2\x80\x8bviewer1", "reviewer1"}, /* a zero-width space */
-        {"Straße", "strasse"},
-        {"张三", "张三"},
-        {"", ""},
-    };
-    for (size_t i = 0; i < TG_ARRAY_LEN(cases); i++) {
-        struct tg_buf b;
-        tg_buf_init(&b, 4096);
-        assert_int_equal(tg_config_identity(cases[i].in, strlen(cases[i].in), &b), TG_OK);
-        assert_non_null(b.data);
-        assert_string_equal(b.data, cases[i].out);
-        tg_buf_free(&b);
-    }
-    struct tg_buf b;
-    tg_buf_init(&b, 4096);
-    assert_int_equal(tg_config_identity("a\xff", 2, &b), TG_E_PARSE);
-    char big[2000];
-    memset(big, 'a', sizeof(big));
-    assert_int_equal(tg_config_identity(big, sizeof(big), &b), TG_E_PARSE);
-    tg_buf_free(&b);
-}
-
-static void test_review_users_webhooks(void **state)
-{
-    (void)state;
-    struct tg_config *cfg = NULL;
-    json_t *errs = NULL;
-    assert_int_equal(tg_config_load("tests/unit/data/config/people_bad.yaml", &cfg, &errs),
-                     TG_E_CONFIG);
-    const char *want[] = {
-        "people_bad.yaml:8: review.warn_before must be a duration",
-        "people_bad.yaml:9: review.four_eyes must be true or false",
-        ("people_bad.yaml:12: users[0].role must be reviewer, supervisor, agent or auditor, not "
-         "'boss'"),
-        "people_bad.yaml:14: users[1] needs a name and a token",
-        "people_bad.yaml:16: webhooks[0].url must be an http:// or https:// URL, not 'ftp://x'",
-        "people_bad.yaml:18: webhooks[1] needs a secret",
-    };
-    char *all = json_dumps(errs, 0);
-    for (size_t i = 0; i < TG_ARRAY_LEN(want); i++)
-        if (!strstr(all, want[i]))
-            fail_msg("missing: %s\nin: %s", want[i], all);
-    free(all);
-    json_decref(errs);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kb_intents_builtin),
         cmocka_unit_test(test_missing_files_name_their_line),
-        cmocka_unit_test(test_users_are_one_person_each),
-        cmocka_unit_test(test_identity_is_canonical),
-        cmocka_unit_test(test_review_users_webhooks),
         cmocka_unit_test(test_defaults_from_minimal_file),
         cmocka_unit_test(test_empty_file_has_no_backends),
         cmocka_unit_test(test_schema_example),
