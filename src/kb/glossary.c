@@ -6,7 +6,10 @@
  * normalized text; Latin-script forms only at word boundaries) gets the
  * tokens of the term and of every synonym added, so a document that uses
  * only one of the names is found by all of them, and the result lists the
- * entries used so an answer can cite their definitions.
+ * entries used so an answer can cite their definitions.  An entry with
+ * `cite: false` is a translation (the articles' Chinese term with its
+ * English and Japanese names): it expands queries across languages and is
+ * never cited.
  */
 #include "kb/kb_int.h"
 
@@ -129,17 +132,23 @@ static int make_entry(struct tg_kb *kb, const json_t *o, struct kb_gloss *g, con
     int rc;
     *why = NULL;
     if (!json_is_object(o)) {
-        *why = "must be a mapping {term, definition, synonyms, includes, excludes}";
+        *why = "must be a mapping {term, definition, synonyms, includes, excludes, cite}";
         return TG_E_CONFIG;
     }
     json_object_foreach((json_t *)o, k, v)
     {
         if (strcmp(k, "term") && strcmp(k, "definition") && strcmp(k, "synonyms") &&
-            strcmp(k, "includes") && strcmp(k, "excludes")) {
-            *why = "unknown key (expected term, definition, synonyms, includes, excludes)";
+            strcmp(k, "includes") && strcmp(k, "excludes") && strcmp(k, "cite")) {
+            *why = "unknown key (expected term, definition, synonyms, includes, excludes, cite)";
             return TG_E_CONFIG;
         }
     }
+    const json_t *cite = json_object_get(o, "cite");
+    if (cite && !json_is_boolean(cite)) {
+        *why = "'cite' must be true or false";
+        return TG_E_CONFIG;
+    }
+    g->cite = !cite || json_is_true(cite);
     if (!json_is_string(term) || !*json_string_value(term)) {
         *why = "needs a non-empty string 'term'";
         return TG_E_CONFIG;
@@ -217,10 +226,10 @@ static int set_list(struct tg_kb *kb, const json_t *root, const struct where *w0
             say(&w, i, err, errlen, why ? why : tg_err_str(rc));
             break;
         }
-        json_t *o =
-            json_pack("{s:s, s:s, s:o, s:o, s:o}", "term", v[i].term, "definition", v[i].definition,
-                      "synonyms", strv_json(v[i].syn, v[i].nsyn), "includes",
-                      strv_json(v[i].inc, v[i].ninc), "excludes", strv_json(v[i].exc, v[i].nexc));
+        json_t *o = json_pack("{s:s, s:s, s:o, s:o, s:o, s:b}", "term", v[i].term, "definition",
+                              v[i].definition, "synonyms", strv_json(v[i].syn, v[i].nsyn),
+                              "includes", strv_json(v[i].inc, v[i].ninc), "excludes",
+                              strv_json(v[i].exc, v[i].nexc), "cite", v[i].cite);
         if (!o || json_array_append_new(copy, o))
             rc = TG_E_NOMEM;
     }
@@ -322,7 +331,8 @@ int kb_gloss_expand(struct tg_kb *kb, struct tg_kb_result *res, unsigned flags)
             used = mentions(kb->nbuf.data, kb->nbuf.len, g->forms[f]);
         if (!used)
             continue;
-        rc = note_used(res, (uint32_t)i);
+        if (g->cite)
+            rc = note_used(res, (uint32_t)i);
         for (size_t f = 0; f < g->nforms && !rc; f++) {
             tg_tokens_reset(&kb->toks);
             rc = tg_text_tokenize(kb->tx, g->forms[f], strlen(g->forms[f]), kb->opts.token_flags,

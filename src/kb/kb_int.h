@@ -66,6 +66,7 @@ struct kb_gloss {
     char *term, *definition;
     char **syn, **inc, **exc;
     size_t nsyn, ninc, nexc;
+    bool cite;    /* false: a translation of a term, expanding queries, never cited */
     char **forms; /* term and synonyms, normalized like queries */
     size_t nforms;
     struct tg_kb_term view;

@@ -564,7 +564,10 @@ static void test_glossary_expansion(void **state)
                "  includes: [犹豫期后解除]\n"
                "  excludes: [犹豫期内撤单]\n"
                "- term: GMV\n"
-               "  definition: gross merchandise value\n");
+               "  definition: gross merchandise value\n"
+               "- term: 理赔\n"
+               "  synonyms: [claim, 保険金請求]\n"
+               "  cite: false\n");
     snprintf(path, sizeof(path), "%s/glossary.yaml", dir);
     struct tg_kb *kb = open_kb(NULL, NULL);
     const char *a = "投保人可以随时解除合同，我们退还保单的现金价值。";
@@ -572,7 +575,19 @@ static void test_glossary_expansion(void **state)
     assert_int_equal(tg_kb_add_doc(kb, "cancel", NULL, a, strlen(a), NULL), TG_OK);
     assert_int_equal(tg_kb_add_doc(kb, "claims", NULL, b, strlen(b), NULL), TG_OK);
     assert_int_equal(tg_kb_glossary_load(kb, path, err, sizeof(err)), TG_OK);
-    assert_int_equal(tg_kb_glossary_count(kb), 2);
+    assert_int_equal(tg_kb_glossary_count(kb), 3);
+
+    /* a translation finds the Chinese article from English or Japanese words,
+     * and is not cited */
+    struct tg_kb_result tr;
+    tg_kb_result_init(&tr);
+    assert_string_equal(top_doc(kb, "what do I need for a claim", TG_KB_SEARCH_NO_GLOSSARY), "");
+    assert_string_equal(top_doc(kb, "what do I need for a claim", 0), "claims");
+    assert_string_equal(top_doc(kb, "保険金請求に必要なもの", 0), "claims");
+    assert_int_equal(tg_kb_search(kb, "claim", 5, 5, 0, &tr), TG_OK);
+    assert_int_equal(tr.n, 1);
+    assert_int_equal(tr.n_glossary, 0);
+    tg_kb_result_free(&tr);
 
     const char *q = "退保能拿回多少钱";
     assert_string_equal(top_doc(kb, q, TG_KB_SEARCH_NO_GLOSSARY), "");
@@ -615,7 +630,11 @@ static void test_glossary_expansion(void **state)
     assert_int_equal(tg_kb_glossary_load(kb, path, err, sizeof(err)), TG_E_CONFIG);
     snprintf(path, sizeof(path), "glossary.yaml:2:");
     assert_non_null(strstr(err, path));
-    assert_int_equal(tg_kb_glossary_count(kb), 2);
+    assert_int_equal(tg_kb_glossary_count(kb), 3);
+    snprintf(path, sizeof(path), "%s/glossary.yaml", dir);
+    write_file(dir, "glossary.yaml", "- term: A\n  cite: no way\n");
+    assert_int_equal(tg_kb_glossary_load(kb, path, err, sizeof(err)), TG_E_CONFIG);
+    assert_non_null(strstr(err, "cite"));
     tg_kb_close(kb);
     rm_rf(dir);
 }
@@ -627,15 +646,25 @@ static void test_glossary_persisted(void **state)
     assert_non_null(mkdtemp(dir));
     struct tg_store *store = open_store(dir);
     struct tg_kb *kb = open_kb(NULL, store);
-    json_t *list = json_loads("[{\"term\": \"保费\", \"synonyms\": [\"保险费\"]}]", 0, NULL);
+    json_t *list = json_loads("[{\"term\": \"保费\", \"synonyms\": [\"保险费\"]},"
+                              " {\"term\": \"犹豫期\", \"synonyms\": [\"cooling-off\"], "
+                              "\"cite\": false}]",
+                              0, NULL);
     assert_int_equal(tg_kb_glossary_set(kb, list, err, sizeof(err)), TG_OK);
     json_decref(list);
     add_corpus(kb);
     assert_int_equal(tg_kb_save(kb), TG_OK);
     tg_kb_close(kb);
     kb = open_kb(NULL, store);
-    assert_int_equal(tg_kb_glossary_count(kb), 1);
+    assert_int_equal(tg_kb_glossary_count(kb), 2);
     assert_string_equal(tg_kb_glossary_get(kb, 0)->synonyms[0], "保险费");
+    /* a translation stays one: it expands, and is not cited */
+    struct tg_kb_result r;
+    tg_kb_result_init(&r);
+    assert_int_equal(tg_kb_search(kb, "cooling-off", 11, 5, 0, &r), TG_OK);
+    assert_true(r.n >= 1);
+    assert_int_equal(r.n_glossary, 0);
+    tg_kb_result_free(&r);
     tg_kb_close(kb);
     tg_store_close(store);
     rm_rf(dir);
