@@ -160,20 +160,55 @@ static void rerank(struct tg_evidence *ev, size_t n)
     }
 }
 
-static int search(struct tg_turn *t)
+int tg_turn_kb_search(struct tg_turn *t, size_t k, const struct tg_kb_result **out)
 {
     struct tg_kb *kb = t->a->kb;
-    struct tg_kb_result res;
+    struct tg_kb_result res, *kept;
     int rc;
+    *out = t->kb_found;
+    if (t->kb_found && t->kb_found->cap >= k)
+        return TG_OK;
     tg_kb_result_init(&res);
     /* The question normalized by the understand stage is searched as it
      * is when the knowledge base normalizes the same way. */
     if (t->norm_text && t->norm_flags == tg_kb_norm_flags(kb))
-        rc = tg_kb_search(kb, t->norm_text, t->norm_len, t->a->cfg->kb_top_k,
+        rc = tg_kb_search(kb, t->norm_text, t->norm_len, k,
                           TG_KB_SEARCH_PER_DOC | TG_KB_SEARCH_NORMALIZED, &res);
     else
-        rc = tg_kb_search(kb, t->user_text, strlen(t->user_text), t->a->cfg->kb_top_k,
-                          TG_KB_SEARCH_PER_DOC, &res);
+        rc = tg_kb_search(kb, t->user_text, strlen(t->user_text), k, TG_KB_SEARCH_PER_DOC, &res);
+    /* kept in the turn's arena; cap records the k it was searched for */
+    kept = rc ? NULL : tg_arena_alloc(&t->arena, sizeof(*kept));
+    if (!rc && !kept)
+        rc = TG_E_NOMEM;
+    if (!rc) {
+        *kept = (struct tg_kb_result){.n = res.n, .cap = k, .n_glossary = res.n_glossary};
+        kept->hits = tg_arena_alloc(&t->arena, (res.n ? res.n : 1) * sizeof(*kept->hits));
+        kept->glossary =
+            tg_arena_alloc(&t->arena, (res.n_glossary ? res.n_glossary : 1) * sizeof(uint32_t));
+        if (!kept->hits || !kept->glossary)
+            rc = TG_E_NOMEM;
+    }
+    if (!rc) {
+        memcpy(kept->hits, res.hits, res.n * sizeof(*kept->hits));
+        memcpy(kept->glossary, res.glossary, res.n_glossary * sizeof(uint32_t));
+        t->kb_found = kept;
+        *out = kept;
+    }
+    tg_kb_result_free(&res);
+    return rc;
+}
+
+static int search(struct tg_turn *t)
+{
+    struct tg_kb *kb = t->a->kb;
+    const struct tg_kb_result *found;
+    int rc = tg_turn_kb_search(t, t->a->cfg->kb_top_k, &found);
+    /* the search may have been made for more passages (the intent vote) */
+    struct tg_kb_result res = {0};
+    if (!rc) {
+        res = *found;
+        res.n = TG_MIN(res.n, t->a->cfg->kb_top_k);
+    }
     if (!rc && res.n) {
         t->evidence = tg_arena_alloc(&t->arena, res.n * sizeof(*t->evidence));
         if (!t->evidence)
@@ -237,7 +272,6 @@ static int search(struct tg_turn *t)
         t->query_coverage = t->evidence[0].features[3];
         t->retrieval_lead = s1 > 0 ? (s1 - s2) / s1 : 0;
     }
-    tg_kb_result_free(&res);
     return rc;
 }
 

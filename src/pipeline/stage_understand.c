@@ -109,7 +109,8 @@ static size_t label_index(const struct tg_intent_model *m, const char *label)
 
 /*
  * The knowledge base's vote on the intent: the passages nearest the
- * question (BM25 with the key field, as the retrieve stage ranks them)
+ * question (BM25 with the key field, one per document: the retrieve
+ * stage's search, made once here and kept for it)
  * each carry their intent: the deployment's label when it gave one
  * (src/kb/front.c), else the label distribution the classifier gives
  * their own topic (an FAQ question or a heading; remembered per text),
@@ -120,36 +121,32 @@ static size_t label_index(const struct tg_intent_model *m, const char *label)
 static int kb_vote(struct tg_turn *t, double *vote, size_t n, bool *found)
 {
     struct tg_kb *kb = t->a->kb;
-    struct tg_kb_result res;
+    const struct tg_kb_result *res;
     double wsum = 0;
-    int rc;
+    int rc = tg_turn_kb_search(t, TG_MAX((size_t)KNN_K, t->a->cfg->kb_top_k), &res);
     *found = false;
-    tg_kb_result_init(&res);
-    if (t->norm_text && t->norm_flags == tg_kb_norm_flags(kb))
-        rc = tg_kb_search(kb, t->norm_text, t->norm_len, KNN_K, TG_KB_SEARCH_NORMALIZED, &res);
-    else
-        rc = tg_kb_search(kb, t->user_text, strlen(t->user_text), KNN_K, 0, &res);
-    for (size_t i = 0; !rc && i < res.n; i++) {
+    for (size_t i = 0; !rc && i < res->n && i < KNN_K; i++) {
         struct tg_kb_chunk c;
         const double *p;
-        if (tg_kb_chunk_get(kb, res.hits[i].chunk, &c))
+        if (tg_kb_chunk_get(kb, res->hits[i].chunk, &c))
             continue;
-        const char *topic = passage_topic(t, res.hits[i].chunk, &c);
+        double w = pow(res->hits[i].score / res->hits[0].score, KNN_POWER);
+        size_t label = c.intent ? label_index(t->a->intents, c.intent) : n;
+        if (label < n) {
+            vote[label] += w;
+            wsum += w;
+            continue;
+        }
+        const char *topic = passage_topic(t, res->hits[i].chunk, &c);
         if (!topic) {
             rc = TG_E_NOMEM;
             break;
         }
         if (!topic[0])
             continue;
-        double w = pow(res.hits[i].score / res.hits[0].score, KNN_POWER);
-        size_t label = c.intent ? label_index(t->a->intents, c.intent) : n;
-        if (label < n) {
-            vote[label] += w;
-        } else {
-            rc = tg_intent_probabilities_of(t->a->intents, t->p->text, topic, strlen(topic), &p);
-            for (size_t j = 0; !rc && j < n; j++)
-                vote[j] += w * p[j];
-        }
+        rc = tg_intent_probabilities_of(t->a->intents, t->p->text, topic, strlen(topic), &p);
+        for (size_t j = 0; !rc && j < n; j++)
+            vote[j] += w * p[j];
         wsum += w;
     }
     if (!rc && wsum > 0) {
@@ -157,7 +154,6 @@ static int kb_vote(struct tg_turn *t, double *vote, size_t n, bool *found)
             vote[j] /= wsum;
         *found = true;
     }
-    tg_kb_result_free(&res);
     return rc;
 }
 

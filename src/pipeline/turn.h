@@ -21,6 +21,7 @@ struct tg_backend_call;
 struct tg_evidence;
 struct tg_dispatch;
 struct tg_entities;
+struct tg_kb_result;
 struct tg_policy_tool_call;
 
 /*
@@ -83,6 +84,9 @@ struct tg_turn {
     double intent_confidence; /* its probability; 0 without a classifier */
     json_t *intent_explain;   /* [{feature, weight}] that drove the intent (owned) */
     double money_max;         /* the largest amount of money mentioned, -1 when none */
+    /* the knowledge base's answer to the question (one passage per document,
+     * best first), searched once for the intent vote and kept for retrieve */
+    struct tg_kb_result *kb_found; /* arena; NULL when understand did not search */
 
     /* retrieve */
     json_t *citations;            /* [{source, chunk, score}] (owned) */
@@ -220,6 +224,15 @@ const char *tg_turn_holding(struct tg_turn *t);
  * result lives as long as the turn or the configuration.
  */
 const char *tg_turn_text(struct tg_turn *t, const char *text);
+
+/*
+ * The knowledge base's best passages for the turn's question (at least k,
+ * one per document, best first; its glossary entries too), searched once
+ * per turn and kept in t->kb_found: the understand stage's intent vote and
+ * the retrieve stage share one search.  *out lives as long as the turn.
+ * TG_OK or TG_E_NOMEM.  (stage_retrieve.c)
+ */
+int tg_turn_kb_search(struct tg_turn *t, size_t k, const struct tg_kb_result **out);
 
 /* The stages, in order.  Each reads and writes only its part of the turn. */
 enum tg_stage_rc tg_stage_admit(struct tg_turn *t);
