@@ -28,10 +28,7 @@ static const struct backend backends[] = {
     {.prefix = "postgresql://", .missing = "the PostgreSQL backend is not built yet"},
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
+void tg_store_set_err(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
     if (!err || !errlen)
@@ -67,7 +64,7 @@ int tg_store_open_private(const char *uri, const struct tg_store_privacy *priv,
     int rc = TG_OK;
 
     if (!uri || !out) {
-        set_err(err, errlen, "store: no uri given");
+        tg_store_set_err(err, errlen, "store: no uri given");
         rc = TG_E_INVAL;
         goto out;
     }
@@ -76,13 +73,13 @@ int tg_store_open_private(const char *uri, const struct tg_store_privacy *priv,
             be = &backends[i];
     }
     if (be && !be->ops) {
-        set_err(err, errlen, "store: %s", be->missing);
+        tg_store_set_err(err, errlen, "store: %s", be->missing);
         rc = TG_E_CONFIG;
         goto out;
     }
     if (!be) {
         if (unknown_scheme(uri)) {
-            set_err(err, errlen, "store: unknown uri scheme in \"%s\"", uri);
+            tg_store_set_err(err, errlen, "store: unknown uri scheme in \"%s\"", uri);
             rc = TG_E_CONFIG;
             goto out;
         }
@@ -91,12 +88,12 @@ int tg_store_open_private(const char *uri, const struct tg_store_privacy *priv,
         target = uri + strlen(be->prefix);
     }
     if (target[0] == '\0') {
-        set_err(err, errlen, "store: empty location in uri \"%s\"", uri);
+        tg_store_set_err(err, errlen, "store: empty location in uri \"%s\"", uri);
         rc = TG_E_CONFIG;
         goto out;
     }
     if (priv && (!priv->pseudonym || !priv->mask)) {
-        set_err(err, errlen, "store: privacy hooks need both pseudonym and mask");
+        tg_store_set_err(err, errlen, "store: privacy hooks need both pseudonym and mask");
         rc = TG_E_INVAL;
         goto out;
     }

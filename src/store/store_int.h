@@ -87,6 +87,11 @@ int tg_store_private_task(const struct tg_store_privacy *priv, json_t *task, boo
 /* Mask one JSON string member of obj in place (absent or not a string: nothing). */
 int tg_store_private_member(const struct tg_store_privacy *priv, json_t *obj, const char *key);
 
+/* A message for a person in err (NULL or errlen 0: none), as snprintf
+ * writes it; for store.c's and the backends' open errors. */
+void tg_store_set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 extern const struct tg_store_ops tg_store_sqlite_ops;
 
 #endif

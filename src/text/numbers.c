@@ -1,12 +1,13 @@
 /*
- * numbers.c - numerals as customers write amounts: Arabic digits (ASCII or
- * full-width, "," or "，" between groups of three, "." or "．" before a
- * fraction), Chinese numerals in everyday and financial (大写) forms, and
- * the mix of both ("3万5", "1.5亿").  tg_text_parse_number reads a whole
- * string; tg_text_numeral_prefix, which entities.c shares, reads the
- * longest numeral at the start of a text.  Currency words, w/k suffixes and
- * everything else that decides whether a number is money live in
- * entities.c.
+ * numbers.c - the numeral scanner (numbers.h): numerals as customers write
+ * amounts: Arabic digits (ASCII or full-width, "," or "，" between groups
+ * of three, "." or "．" before a fraction), Chinese numerals in everyday
+ * and financial (大写) forms, and the mix of both ("3万5", "1.5亿").
+ * tg_text_numeral_prefix reads the longest numeral at the start of a text,
+ * tg_text_parse_number a whole string; numeral.c finds numerals in a text,
+ * describes them and reads w/k/thousand multipliers for entities.c and the
+ * grounding check.  Currency words and everything else that decides whether
+ * a number is money or a quantity live with those callers.
  *
  * Chinese numerals are read as sections: a digit times a small unit
  * (十百千) adds to the section, 万 multiplies the section so far, 亿 the
@@ -15,114 +16,97 @@
  * 25000), unless 零 came first (一万零五 = 10005).  Digits without units
  * are read positionally (二〇二四 = 2024).
  */
+#include "text/numbers.h"
 #include "text/text.h"
 
 #include <math.h>
 #include <string.h>
 
-/*
- * Shared with entities.c, which declares it the same way (the text
- * module's private header belongs to the normalization half).  Reads the
- * longest numeral at the start of s[0..len) and stores its value; returns
- * the bytes read, 0 when s does not start with a numeral.
- */
-size_t tg_text_numeral_prefix(const char *s, size_t len, double *value);
-
-enum ch_kind {
-    CH_NONE,
-    CH_DIGIT, /* 一..九 and their financial forms, 两 */
-    CH_ZERO,  /* 零 〇 */
-    CH_UNIT,  /* 十 百 千 */
-    CH_BIG,   /* 万 亿 */
-    CH_POINT, /* 点: a decimal point between digits */
-};
-
-/* The value of an ASCII or full-width digit, or -1. */
-static int arabic_digit(uint32_t cp)
+enum tg_cn_kind tg_cn_char(uint32_t cp, double *val)
 {
-    if (cp >= '0' && cp <= '9')
-        return (int)(cp - '0');
-    if (cp >= 0xFF10 && cp <= 0xFF19)
-        return (int)(cp - 0xFF10);
-    return -1;
-}
-
-static enum ch_kind chinese_char(uint32_t cp, double *val)
-{
+    if (cp < 0x3007 || cp > 0x9EDE)
+        return TG_CN_NONE; /* most characters, decided before the switch */
     switch (cp) {
     case 0x96F6: /* 零 */
     case 0x3007: /* 〇 */
         *val = 0;
-        return CH_ZERO;
+        return TG_CN_ZERO;
     case 0x4E00: /* 一 */
     case 0x58F9: /* 壹 */
         *val = 1;
-        return CH_DIGIT;
+        return TG_CN_DIGIT;
     case 0x4E8C: /* 二 */
     case 0x8D30: /* 贰 */
     case 0x8CB3: /* 貳 */
     case 0x4E24: /* 两 */
     case 0x5169: /* 兩 */
         *val = 2;
-        return CH_DIGIT;
+        return TG_CN_DIGIT;
     case 0x4E09: /* 三 */
     case 0x53C1: /* 叁 */
     case 0x53C4: /* 叄 */
     case 0x53C3: /* 參 */
         *val = 3;
-        return CH_DIGIT;
+        return TG_CN_DIGIT;
     case 0x56DB: /* 四 */
     case 0x8086: /* 肆 */
         *val = 4;
-        return CH_DIGIT;
+        return TG_CN_DIGIT;
     case 0x4E94: /* 五 */
     case 0x4F0D: /* 伍 */
         *val = 5;
-        return CH_DIGIT;
+        return TG_CN_DIGIT;
     case 0x516D: /* 六 */
     case 0x9646: /* 陆 */
     case 0x9678: /* 陸 */
         *val = 6;
-        return CH_DIGIT;
+        return TG_CN_DIGIT;
     case 0x4E03: /* 七 */
     case 0x67D2: /* 柒 */
         *val = 7;
-        return CH_DIGIT;
+        return TG_CN_DIGIT;
     case 0x516B: /* 八 */
     case 0x634C: /* 捌 */
         *val = 8;
-        return CH_DIGIT;
+        return TG_CN_DIGIT;
     case 0x4E5D: /* 九 */
     case 0x7396: /* 玖 */
         *val = 9;
-        return CH_DIGIT;
+        return TG_CN_DIGIT;
     case 0x5341: /* 十 */
     case 0x62FE: /* 拾 */
         *val = 10;
-        return CH_UNIT;
+        return TG_CN_UNIT;
     case 0x767E: /* 百 */
     case 0x4F70: /* 佰 */
         *val = 100;
-        return CH_UNIT;
+        return TG_CN_UNIT;
     case 0x5343: /* 千 */
     case 0x4EDF: /* 仟 */
         *val = 1000;
-        return CH_UNIT;
+        return TG_CN_UNIT;
     case 0x4E07: /* 万 */
     case 0x842C: /* 萬 */
         *val = 1e4;
-        return CH_BIG;
+        return TG_CN_BIG;
     case 0x4EBF: /* 亿 */
     case 0x5104: /* 億 */
         *val = 1e8;
-        return CH_BIG;
+        return TG_CN_BIG;
     case 0x70B9: /* 点 */
     case 0x9EDE: /* 點 */
         *val = 0;
-        return CH_POINT;
+        return TG_CN_POINT;
     default:
-        return CH_NONE;
+        return TG_CN_NONE;
     }
+}
+
+double tg_cn_unit(uint32_t cp)
+{
+    double v;
+    enum tg_cn_kind k = tg_cn_char(cp, &v);
+    return k == TG_CN_UNIT || k == TG_CN_BIG ? v : 0;
 }
 
 /* 10^n as a double; exact up to 10^22. */
@@ -163,7 +147,7 @@ static size_t read_digits(const char *s, size_t len, int max, double *mant, int 
     int d;
     *k = 0;
     while (*k < max && (n = tg_utf8_decode(u + pos, len - pos, &cp)) &&
-           (d = arabic_digit(cp)) >= 0) {
+           (d = tg_digit_value(cp)) >= 0) {
         *mant = *mant * 10 + d;
         pos += n;
         (*k)++;
@@ -229,13 +213,13 @@ static size_t read_point_fraction(const char *s, size_t len, struct pending *p)
     double v;
     while ((n = tg_utf8_decode(u + pos, len - pos, &cp))) {
         if (p->arabic) {
-            int d = arabic_digit(cp);
+            int d = tg_digit_value(cp);
             if (d < 0)
                 break;
             v = d;
         } else {
-            enum ch_kind k = chinese_char(cp, &v);
-            if (k != CH_DIGIT && k != CH_ZERO)
+            enum tg_cn_kind k = tg_cn_char(cp, &v);
+            if (k != TG_CN_DIGIT && k != TG_CN_ZERO)
                 break;
         }
         p->mant = p->mant * 10 + v;
@@ -375,29 +359,29 @@ size_t tg_text_numeral_prefix(const char *s, size_t len, double *value)
 
     while ((n = tg_utf8_decode(u + pos, len - pos, &cp))) {
         bool ok, complete = true;
-        if (arabic_digit(cp) >= 0) {
+        if (tg_digit_value(cp) >= 0) {
             /* Arabic numbers open the numeral or follow a unit: 3万5. */
             ok = !st.pend.set;
             if (ok)
                 n = read_arabic(s + pos, len - pos, !st.units, &st.pend);
         } else {
-            switch (chinese_char(cp, &v)) {
-            case CH_DIGIT:
+            switch (tg_cn_char(cp, &v)) {
+            case TG_CN_DIGIT:
                 ok = take_digit(&st, v);
                 break;
-            case CH_ZERO:
+            case TG_CN_ZERO:
                 ok = take_zero(&st, &complete);
                 break;
-            case CH_POINT: {
+            case TG_CN_POINT: {
                 size_t m = take_point(&st, s + pos + n, len - pos - n);
                 ok = m > 0;
                 n += m;
                 break;
             }
-            case CH_UNIT:
+            case TG_CN_UNIT:
                 ok = take_unit(&st, v);
                 break;
-            case CH_BIG:
+            case TG_CN_BIG:
                 ok = take_big(&st, v);
                 break;
             default:
