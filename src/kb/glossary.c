@@ -8,8 +8,9 @@
  * only one of the names is found by all of them, and the result lists the
  * entries used so an answer can cite their definitions.  An entry with
  * `cite: false` is a translation (the articles' Chinese term with its
- * English and Japanese names): it expands queries across languages and is
- * never cited.
+ * English and Japanese names): a question in another language
+ * (TG_KB_SEARCH_TRANSLATE) that says any of them is expanded with the term
+ * alone, and the entry is never cited.
  */
 #include "kb/kb_int.h"
 
@@ -174,6 +175,7 @@ static int make_entry(struct tg_kb *kb, const json_t *o, struct kb_gloss *g, con
     if (!g->forms)
         return TG_E_NOMEM;
     rc = add_form(kb, g, g->term);
+    g->term_form = g->nforms == 1;
     for (size_t i = 0; i < g->nsyn && !rc; i++)
         rc = add_form(kb, g, g->syn[i]);
     g->view = (struct tg_kb_term){
@@ -185,6 +187,7 @@ static int make_entry(struct tg_kb *kb, const json_t *o, struct kb_gloss *g, con
         .n_includes = g->ninc,
         .excludes = (const char *const *)g->exc,
         .n_excludes = g->nexc,
+        .cite = g->cite,
     };
     return rc;
 }
@@ -323,17 +326,21 @@ static int note_used(struct tg_kb_result *res, uint32_t i)
 int kb_gloss_expand(struct tg_kb *kb, struct tg_kb_result *res, unsigned flags)
 {
     int rc = TG_OK;
-    (void)flags;
     for (size_t i = 0; i < kb->ngloss && !rc; i++) {
         const struct kb_gloss *g = &kb->gloss[i];
         bool used = false;
+        if (!g->cite && !(flags & TG_KB_SEARCH_TRANSLATE))
+            continue;
         for (size_t f = 0; f < g->nforms && !used; f++)
             used = mentions(kb->nbuf.data, kb->nbuf.len, g->forms[f]);
         if (!used)
             continue;
         if (g->cite)
             rc = note_used(res, (uint32_t)i);
-        for (size_t f = 0; f < g->nforms && !rc; f++) {
+        /* a translation leads to the articles' word only: its other names
+         * would pull a Chinese question toward the English articles */
+        size_t nf = g->cite ? g->nforms : g->term_form ? 1 : 0;
+        for (size_t f = 0; f < nf && !rc; f++) {
             tg_tokens_reset(&kb->toks);
             rc = tg_text_tokenize(kb->tx, g->forms[f], strlen(g->forms[f]), kb->opts.token_flags,
                                   &kb->toks);

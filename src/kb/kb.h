@@ -36,7 +36,7 @@ struct tg_kb;
 struct tg_store;
 
 /* Token flags that retrieved best on both evaluation sets (bench/RETRIEVAL.md). */
-#define TG_KB_TOKENS_DEFAULT (TG_TOKEN_WORDS | TG_TOKEN_BIGRAMS | TG_TOKEN_STEM)
+#define TG_KB_TOKENS_DEFAULT (TG_TOKEN_WORDS | TG_TOKEN_BIGRAMS | TG_TOKEN_STEM | TG_TOKEN_NO_STOP)
 
 struct tg_kb_opts {
     double k1;                /* BM25 term-frequency saturation, >= 0; default 1.2 */
@@ -178,6 +178,9 @@ enum {
     TG_KB_SEARCH_NO_GLOSSARY = 1 << 1, /* do not expand the query with the glossary */
     /* the query is already normalized with tg_kb_norm_flags(kb): not again */
     TG_KB_SEARCH_NORMALIZED = 1 << 2,
+    /* the question is in another language than the articles: the glossary's
+     * translations (cite: false) lead its words to the articles' terms */
+    TG_KB_SEARCH_TRANSLATE = 1 << 3,
 };
 
 /* The TG_NORM_* flags the knowledge base normalizes text with. */
@@ -241,6 +244,7 @@ struct tg_kb_term {
     size_t n_includes;
     const char *const *excludes; /* what it leaves out */
     size_t n_excludes;
+    bool cite; /* false: a translation, expanding queries only (not cited, not a passage) */
 };
 
 /*

@@ -67,6 +67,7 @@ struct kb_gloss {
     char **syn, **inc, **exc;
     size_t nsyn, ninc, nexc;
     bool cite;    /* false: a translation of a term, expanding queries, never cited */
+    bool term_form; /* forms[0] is the term's */
     char **forms; /* term and synonyms, normalized like queries */
     size_t nforms;
     struct tg_kb_term view;

@@ -189,6 +189,8 @@ static int index_glossary(struct tg_kb *kb)
     for (size_t i = 0; !rc && i < tg_kb_glossary_count(kb); i++) {
         const struct tg_kb_term *g = tg_kb_glossary_get(kb, i);
         struct tg_buf q, a, id;
+        if (!g->cite) /* a translation is no passage */
+            continue;
         tg_buf_init(&q, 1u << 16);
         tg_buf_init(&a, 1u << 16);
         tg_buf_init(&id, 1024);

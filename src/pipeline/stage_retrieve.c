@@ -18,24 +18,6 @@
 #include <math.h>
 #include <string.h>
 
-/* English function words: they say how a question is asked, not what it
- * is about ("what is the ..." shares them with any English question).
- * The stop set of Lucene's EnglishAnalyzer, and the question words. */
-static bool function_word(const char *w, size_t n)
-{
-    static const char *const stop[] = {
-        "a",    "an",   "and",   "are",   "as",   "at",   "be",   "but",  "by",    "for",
-        "if",   "in",   "into",  "is",    "it",   "no",   "not",  "of",   "on",    "or",
-        "such", "that", "the",   "their", "then", "there", "these", "they", "this", "to",
-        "was",  "will", "with",  "what",  "how",  "do",   "does", "i",    "my",    "me",
-        "can",  "you",  "your",  "when",  "where", "which", "who", "why",
-    };
-    for (size_t i = 0; i < sizeof(stop) / sizeof(stop[0]); i++)
-        if (strlen(stop[i]) == n && memcmp(stop[i], w, n) == 0)
-            return true;
-    return false;
-}
-
 /* Share of needle's tokens (Latin words, CJK bigrams) that occur in hay;
  * both normalized alike; English function words are not counted.  -1 when
  * needle has none. */
@@ -48,7 +30,7 @@ static double share_found(struct tg_turn *t, const char *needle, size_t len, con
         for (size_t i = 0; i < q.n; i++) {
             /* Latin words and CJK bigrams: the units the text is made of. */
             if (q.v[i].kind == TG_TOK_CJK_WORD ||
-                (q.v[i].kind == TG_TOK_WORD && function_word(q.v[i].text, q.v[i].len)))
+                (q.v[i].kind == TG_TOK_WORD && tg_text_is_stopword(q.v[i].text, q.v[i].len)))
                 continue;
             n++;
             hit += strstr(hay, q.v[i].text) != NULL;
@@ -169,13 +151,17 @@ int tg_turn_kb_search(struct tg_turn *t, size_t k, const struct tg_kb_result **o
     if (t->kb_found && t->kb_found->cap >= k)
         return TG_OK;
     tg_kb_result_init(&res);
+    /* an English or Japanese question reaches the Chinese articles through
+     * the glossary's translations */
+    unsigned flags = TG_KB_SEARCH_PER_DOC;
+    if (t->language && strcmp(t->language, "zh") != 0)
+        flags |= TG_KB_SEARCH_TRANSLATE;
     /* The question normalized by the understand stage is searched as it
      * is when the knowledge base normalizes the same way. */
     if (t->norm_text && t->norm_flags == tg_kb_norm_flags(kb))
-        rc = tg_kb_search(kb, t->norm_text, t->norm_len, k,
-                          TG_KB_SEARCH_PER_DOC | TG_KB_SEARCH_NORMALIZED, &res);
+        rc = tg_kb_search(kb, t->norm_text, t->norm_len, k, flags | TG_KB_SEARCH_NORMALIZED, &res);
     else
-        rc = tg_kb_search(kb, t->user_text, strlen(t->user_text), k, TG_KB_SEARCH_PER_DOC, &res);
+        rc = tg_kb_search(kb, t->user_text, strlen(t->user_text), k, flags, &res);
     /* kept in the turn's arena; cap records the k it was searched for */
     kept = rc ? NULL : tg_arena_alloc(&t->arena, sizeof(*kept));
     if (!rc && !kept)

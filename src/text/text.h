@@ -53,8 +53,17 @@ enum {
     TG_TOKEN_WORDS = 1 << 0,   /* ICU word segmentation of CJK runs -> TG_TOK_CJK_WORD */
     TG_TOKEN_BIGRAMS = 1 << 1, /* CJK character bigrams -> TG_TOK_CJK_BIGRAM / _CHAR */
     TG_TOKEN_STEM = 1 << 2,    /* light English stemming of TG_TOK_WORD */
+    TG_TOKEN_NO_STOP = 1 << 3, /* no English function words (tg_text_is_stopword) */
     TG_TOKEN_DEFAULT = TG_TOKEN_WORDS | TG_TOKEN_BIGRAMS | TG_TOKEN_STEM,
 };
+
+/*
+ * Whether the lower-case word w (n bytes) is an English function word:
+ * the stop set of Lucene's EnglishAnalyzer and the question words and
+ * pronouns a customer's question opens with ("how do i", "what is my").
+ * They say how a question is asked, not what it is about.
+ */
+bool tg_text_is_stopword(const char *w, size_t n);
 
 struct tg_token {
     const char *text;  /* the token's text (NUL-terminated), owned by the token list */

@@ -159,6 +159,21 @@ static int32_t scan_word(const uint8_t *s, int32_t len, int32_t start, bool *let
     return pos;
 }
 
+bool tg_text_is_stopword(const char *w, size_t n)
+{
+    static const char *const stop[] = {
+        "a",    "an",   "and",   "are",  "as",    "at",    "be",    "but",  "by",   "for",
+        "if",   "in",   "into",  "is",   "it",    "no",    "not",   "of",   "on",   "or",
+        "such", "that", "the",   "their", "then", "there", "these", "they", "this", "to",
+        "was",  "will", "with",  "what", "how",   "do",    "does",  "i",    "my",   "me",
+        "can",  "you",  "your",  "when", "where", "which", "who",   "why",
+    };
+    for (size_t i = 0; i < sizeof(stop) / sizeof(stop[0]); i++)
+        if (strlen(stop[i]) == n && memcmp(stop[i], w, n) == 0)
+            return true;
+    return false;
+}
+
 static int emit_word(struct tok *k, int32_t start, int32_t end, bool letters)
 {
     const uint8_t *s = k->s;
@@ -179,6 +194,8 @@ static int emit_word(struct tok *k, int32_t start, int32_t end, bool letters)
     }
     if (letters && n > 2 && d[n - 2] == '\'' && d[n - 1] == 's')
         n -= 2;
+    if (letters && (k->flags & TG_TOKEN_NO_STOP) && tg_text_is_stopword(d, n))
+        return TG_OK;
     if (letters && (k->flags & TG_TOKEN_STEM))
         n = tg_text_stem(d, n);
     d[n] = '\0';

@@ -210,7 +210,7 @@ async function main() {
     const c1 = await say(chatC, 'How far is the moon from Earth?');
     assert.equal(await body(c1.msg), PROMISE_EN, 'the promise in English');
     assert.equal(await c1.msg.getAttribute('data-state'), 'held');
-    const c2 = await say(chatC, 'Does Anxin Accident Insurance cover medical costs for skiing?');
+    const c2 = await say(chatC, 'Is skiing covered by Anxin Accident Insurance, including the hospital bill?');
     assert.equal(c2.tg.decision, 'deliver', 'the knowledge base answers it');
     assert.equal(await c2.msg.getByTestId('chat-disclaimer').textContent(), DISCLAIMER_EN, 'the disclaimer in English');
     // the answer itself is English (the builtin answerer's source note is written in Chinese)

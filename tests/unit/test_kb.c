@@ -581,10 +581,11 @@ static void test_glossary_expansion(void **state)
      * and is not cited */
     struct tg_kb_result tr;
     tg_kb_result_init(&tr);
-    assert_string_equal(top_doc(kb, "what do I need for a claim", TG_KB_SEARCH_NO_GLOSSARY), "");
-    assert_string_equal(top_doc(kb, "what do I need for a claim", 0), "claims");
-    assert_string_equal(top_doc(kb, "保険金請求に必要なもの", 0), "claims");
-    assert_int_equal(tg_kb_search(kb, "claim", 5, 5, 0, &tr), TG_OK);
+    const unsigned tr_flags = TG_KB_SEARCH_TRANSLATE;
+    assert_string_equal(top_doc(kb, "what do I need for a claim", 0), "");
+    assert_string_equal(top_doc(kb, "what do I need for a claim", tr_flags), "claims");
+    assert_string_equal(top_doc(kb, "保険金請求に必要なもの", tr_flags), "claims");
+    assert_int_equal(tg_kb_search(kb, "claim", 5, 5, tr_flags, &tr), TG_OK);
     assert_int_equal(tr.n, 1);
     assert_int_equal(tr.n_glossary, 0);
     tg_kb_result_free(&tr);
@@ -661,7 +662,7 @@ static void test_glossary_persisted(void **state)
     /* a translation stays one: it expands, and is not cited */
     struct tg_kb_result r;
     tg_kb_result_init(&r);
-    assert_int_equal(tg_kb_search(kb, "cooling-off", 11, 5, 0, &r), TG_OK);
+    assert_int_equal(tg_kb_search(kb, "cooling-off", 11, 5, TG_KB_SEARCH_TRANSLATE, &r), TG_OK);
     assert_true(r.n >= 1);
     assert_int_equal(r.n_glossary, 0);
     tg_kb_result_free(&r);

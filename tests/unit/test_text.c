@@ -359,6 +359,16 @@ static void test_tokenize_table(void **state)
         {TG_TOK_WORD, "claim"}, {TG_TOK_WORD, "were"}, {TG_TOK_WORD, "cover"}};
     expect_tokens(tx, "claims were covered", TG_TOKEN_DEFAULT, claims, TG_ARRAY_LEN(claims));
 
+    /* without function words: what the question is about */
+    static const struct want_tok content[] = {
+        {TG_TOK_WORD, "report"}, {TG_TOK_WORD, "lost"}, {TG_TOK_WORD, "card"}};
+    expect_tokens(tx, "how do i report a lost card", TG_TOKEN_DEFAULT | TG_TOKEN_NO_STOP, content,
+                  TG_ARRAY_LEN(content));
+    assert_true(tg_text_is_stopword("the", 3));
+    assert_true(tg_text_is_stopword("there", 5));
+    assert_false(tg_text_is_stopword("theft", 5));
+    assert_false(tg_text_is_stopword("th", 2));
+
     static const struct want_tok unstemmed[] = {
         {TG_TOK_WORD, "claims"}, {TG_TOK_WORD, "were"}, {TG_TOK_WORD, "covered"}};
     expect_tokens(tx, "claims were covered.", TG_TOKEN_WORDS | TG_TOKEN_BIGRAMS, unstemmed,
