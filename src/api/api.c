@@ -354,17 +354,6 @@ void tg_api_handle(struct tg_http_req *req, void *arg)
     tg_api_send_error(api, req, "other", 404, "invalid_request_error", "unknown_route", msg);
 }
 
-int64_t tg_api_cfg_ms(const json_t *section, const char *key, int64_t def)
-{
-    const json_t *v = json_object_get(section, key);
-    int64_t ms = def;
-    if (json_is_string(v))
-        tg_parse_duration_ms(json_string_value(v), &ms);
-    else if (json_is_integer(v))
-        ms = json_integer_value(v);
-    return ms;
-}
-
 struct event *tg_api_every(struct tg_api *api, int64_t every_ms,
                            void (*cb)(int fd, short what, void *arg), void *arg)
 {

@@ -45,8 +45,6 @@ bool tg_api_key_ok(const struct tg_api *api, const struct tg_http_req *req);
  * names, numbers and states); false when absent.  A value longer than
  * outlen - 1 comes back empty, so the caller refuses it as invalid. */
 bool tg_api_query(const char *q, const char *name, char *out, size_t outlen);
-/* A duration setting of a config section (a string such as "1h", or ms), else def. */
-int64_t tg_api_cfg_ms(const json_t *section, const char *key, int64_t def);
 /* A timer on the API's event loop calling cb(-1, EV_TIMEOUT, arg) every every_ms;
  * NULL when it cannot be made (the caller fails to start). */
 struct event *tg_api_every(struct tg_api *api, int64_t every_ms,

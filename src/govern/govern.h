@@ -136,8 +136,7 @@ int tg_release_save(struct tg_store *st, const json_t *rel);
  */
 struct tg_config;
 struct tg_release_gate_in {
-    const json_t *root; /* the deployment's config: experiments, eval, fairness */
-    const struct tg_config *cfg; /* the deployment's config, typed: what the gates read */
+    const struct tg_config *cfg; /* the deployment's config: experiments, eval, fairness */
     const uint8_t *key; /* the pseudonym key (fairness names configured groups), or NULL */
     size_t keylen;
     const char *name;

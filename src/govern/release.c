@@ -530,18 +530,7 @@ out:
 json_t *tg_release_gates(struct tg_store *st, const struct tg_release_gate_in *in, char *err,
                          size_t errlen)
 {
-    struct tg_release_gate_in typed = *in;
-    struct tg_config *own = NULL;
-    if (!typed.cfg) {
-        if (tg_config_from_tree(in->root, &own) != TG_OK) {
-            snprintf(err, errlen, "out of memory");
-            return NULL;
-        }
-        typed.cfg = own;
-    }
-    json_t *out = gates_of(st, &typed, err, errlen);
-    tg_config_free(own);
-    return out;
+    return gates_of(st, in, err, errlen);
 }
 
 int tg_release_promote(struct tg_store *st, struct tg_audit *audit, const json_t *evidence,

@@ -14,6 +14,7 @@
 
 #include "audit/audit.h"
 #include "eval/eval.h"
+#include "config/config.h"
 #include "govern/govern.h"
 #include "store/store.h"
 
@@ -119,9 +120,12 @@ static json_t *gates(struct fx *f, const json_t *root, bool override)
 {
     char err[256] = "";
     assert_int_equal(tg_store_flush(f->st), TG_OK);
+    struct tg_config *cfg = NULL;
+    assert_int_equal(tg_config_from_tree(root, &cfg), TG_OK);
     struct tg_release_gate_in in = {
-        .root = root, .name = "cand", .override = override, .now_ms = f->now};
+        .cfg = cfg, .name = "cand", .override = override, .now_ms = f->now};
     json_t *g = tg_release_gates(f->st, &in, err, sizeof(err));
+    tg_config_free(cfg);
     if (!g)
         fail_msg("gates: %s", err);
     return g;
