@@ -5,9 +5,14 @@
  *   POST /console/api/login   {"user", "password"} -> {user, role, csrf} + cookie
  *   POST /console/api/logout  ends the session
  *   GET  /console/api/me      {user, role, csrf} of the session, or 401
- *   GET  /console/api/labels  {labels: {LANG: {CODE: TEXT}}}: the config's
- *                             `labels:` (tags, events, rules, queues in the
- *                             interface's language), to anyone signed in
+ *   GET  /console/api/labels  {labels: {LANG: {CODE: TEXT}}, risk_tags: [TAG]}:
+ *                             the config's `labels:` (tags, events, rules,
+ *                             queues in the interface's language) and the
+ *                             tags that make a hand-off urgent (the
+ *                             pipeline's own and review.risk_tags), to
+ *                             anyone signed in
+ *   GET  /console/api/texts   {texts: {LANG: {login_hint}}}: the config's
+ *                             web.texts the login form shows, to anyone
  *
  * A password check costs ~0.3 s of CPU by design, so it runs on one
  * worker thread: the event loop hands it a job and learns of the result
@@ -751,17 +756,28 @@ static void me(struct tg_api *api, struct tg_http_req *req)
 
 /*
  * The config's label table as it is (checked by config.c: languages, each
- * a mapping of codes to texts), or {} without one.  Cacheable for a
- * minute: it changes only with the config.
+ * a mapping of codes to texts), or {} without one, and the risk tags of
+ * the hand-offs (cfg->review.risk_tags).  Cacheable for a minute: it
+ * changes only with the config.
  */
 static void labels(struct tg_api *api, struct tg_http_req *req)
 {
     const char *route = "/console/api/labels";
     if (!tg_api_person(api, req, route, TG_ANYONE "|auditor"))
         return;
-    const json_t *table = api->p->cfg->labels;
-    json_t *body =
-        json_is_object(table) ? json_pack("{s:O}", "labels", table) : json_pack("{s:{}}", "labels");
+    const struct tg_config *cfg = api->p->cfg;
+    json_t *body = json_is_object(cfg->labels) ? json_pack("{s:O}", "labels", cfg->labels)
+                                               : json_pack("{s:{}}", "labels");
+    json_t *tags = json_array();
+    bool ok = body && tags;
+    for (size_t i = 0; ok && i < cfg->review.n_risk_tags; i++)
+        ok = json_array_append_new(tags, json_string(cfg->review.risk_tags[i])) == 0;
+    if (!ok)
+        json_decref(tags);
+    if (!ok || json_object_set_new(body, "risk_tags", tags)) {
+        json_decref(body);
+        body = NULL;
+    }
     char *str = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     tg_metrics_request(api->p->metrics, route, str ? 200 : 500);
@@ -772,6 +788,27 @@ static void labels(struct tg_api *api, struct tg_http_req *req)
     tg_http_respond(req, 200, "application/json", "Cache-Control: private, max-age=60\r\n", str,
                     strlen(str));
     free(str);
+}
+
+/*
+ * The texts of web.texts the login form shows, per language: {LANG:
+ * {login_hint}}, languages without one left out.  Read before anyone signs
+ * in, so nothing else of the config is in it.
+ */
+static void texts(struct tg_api *api, struct tg_http_req *req)
+{
+    const struct tg_config *cfg = api->p->cfg;
+    json_t *body = json_pack("{s:{}}", "texts");
+    json_t *all = json_object_get(body, "texts");
+    for (size_t i = 0; all && i < cfg->n_web_texts; i++) {
+        const struct tg_web_texts *w = &cfg->web_texts[i];
+        if (w->login_hint &&
+            json_object_set_new(all, w->lang, json_pack("{s:s}", "login_hint", w->login_hint))) {
+            json_decref(body);
+            body = all = NULL;
+        }
+    }
+    tg_api_send_json(api, req, "/console/api/texts", 200, body);
 }
 
 bool tg_api_console(struct tg_api *api, struct tg_http_req *req)
@@ -792,6 +829,8 @@ bool tg_api_console(struct tg_api *api, struct tg_http_req *req)
         me(api, req);
     else if (strcmp(path, "/console/api/labels") == 0 && strcmp(m, "GET") == 0)
         labels(api, req);
+    else if (strcmp(path, "/console/api/texts") == 0 && strcmp(m, "GET") == 0)
+        texts(api, req);
     else
         return false;
     return true;

@@ -7,6 +7,10 @@
  *   GET  /X                 the embedded file web/X
  *   POST /chat/api/messages {"text"}: one customer message as a turn
  *   GET  /chat/api/events   the answers to this customer's held turns (SSE)
+ *   GET  /chat/api/texts    {texts: {LANG: {chat_title, chat_intro,
+ *                           chat_examples}}}: the config's web.texts that
+ *                           the chat page shows (the pages have only
+ *                           generic words of their own)
  *
  * Files carry a strong ETag (304 on If-None-Match) and a Content Security
  * Policy that allows only the daemon's own scripts and styles.  The chat
@@ -168,6 +172,45 @@ static void chat_events(struct tg_api *api, struct tg_http_req *req)
     tg_events_subscribe(api, req, customer);
 }
 
+/* One language's texts of the chat page, {chat_title, chat_intro, chat_examples} with what the
+ * config gives; a new object, or NULL when out of memory. */
+static json_t *chat_texts_of(const struct tg_web_texts *w)
+{
+    json_t *o = json_object(), *ex = json_array();
+    bool ok = o && ex;
+    if (ok && w->chat_title)
+        ok = json_object_set_new(o, "chat_title", json_string(w->chat_title)) == 0;
+    if (ok && w->chat_intro)
+        ok = json_object_set_new(o, "chat_intro", json_string(w->chat_intro)) == 0;
+    for (size_t k = 0; ok && k < w->n_chat_examples; k++)
+        ok = json_array_append_new(ex, json_string(w->chat_examples[k])) == 0;
+    if (ok && w->n_chat_examples)
+        ok = json_object_set(o, "chat_examples", ex) == 0;
+    json_decref(ex);
+    if (!ok) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* The chat page's texts from web.texts, per language. */
+static void chat_texts(struct tg_api *api, struct tg_http_req *req)
+{
+    const struct tg_config *cfg = api->p->cfg;
+    json_t *body = json_pack("{s:{}}", "texts"), *all = json_object_get(body, "texts");
+    bool ok = all != NULL;
+    for (size_t i = 0; ok && i < cfg->n_web_texts; i++) {
+        const struct tg_web_texts *w = &cfg->web_texts[i];
+        ok = json_object_set_new(all, w->lang, chat_texts_of(w)) == 0;
+    }
+    if (!ok) {
+        json_decref(body);
+        body = NULL;
+    }
+    tg_api_send_json(api, req, "/chat/api/texts", 200, body);
+}
+
 bool tg_api_web(struct tg_api *api, struct tg_http_req *req)
 {
     const char *m = tg_http_method(req), *path = tg_http_path(req);
@@ -181,6 +224,8 @@ bool tg_api_web(struct tg_api *api, struct tg_http_req *req)
             chat_message(api, req);
         else if (strcmp(path, "/chat/api/events") == 0 && get)
             chat_events(api, req);
+        else if (strcmp(path, "/chat/api/texts") == 0 && get)
+            chat_texts(api, req);
         else
             return false;
         return true;

@@ -147,6 +147,24 @@ struct tg_review_conf {
     size_t n_internal_queues;
     const char *follow_up_queue; /* default "follow_up" */
     int64_t follow_up_sla_ms;    /* default 2 min */
+    /* The tags that make a hand-off urgent in the console (after a waiting
+     * customer): the pipeline's own (degraded_3x, the one list of them is in
+     * config/defaults.c) first, then review.risk_tags as written, each once;
+     * borrowed or static. */
+    const char **risk_tags;
+    size_t n_risk_tags;
+};
+
+/* web.texts.LANG: the pages' words that belong to this deployment, in one
+ * interface language; a text left out is the pages' generic one (title,
+ * intro) or none (examples, login hint).  All borrowed. */
+struct tg_web_texts {
+    const char *lang;           /* a language tag as written: "zh", "en", "zh-CN" */
+    const char *chat_title;     /* the chat page's title, after "trustgate"; or NULL */
+    const char *chat_intro;     /* the chat page's greeting; or NULL */
+    const char *login_hint;     /* a line under the console's login form; or NULL */
+    const char **chat_examples; /* questions offered on the chat page with one click */
+    size_t n_chat_examples;
 };
 
 /* users[i]: a person of the console. */
@@ -230,6 +248,10 @@ struct tg_config {
     bool web_chat;            /* web.chat; default false */
     bool web_console;         /* web.console; default true */
     bool customer_map;        /* privacy.customer_map; default false */
+
+    /* web.texts: one per language, in the file's order; none by default */
+    struct tg_web_texts *web_texts;
+    size_t n_web_texts;
 };
 
 /*

@@ -72,6 +72,11 @@ static const struct tg_config defaults = {
     .customer_map = false,
 };
 
+/* The pipeline's own tags that make a hand-off urgent in the console, whatever the config says:
+ * the customer got no real answer three times in a row (stage_generate.c, stage_gate.c).
+ * review.risk_tags adds the deployment's own. */
+static const char *const builtin_risk_tags[] = {"degraded_3x"};
+
 static const struct tg_rung_conf rung_defaults = {
     .budget_ms = 0,
     .large_context = false,
@@ -280,6 +285,25 @@ static int fill_experiments(struct tg_config *cfg, const json_t *root,
     return TG_OK;
 }
 
+/* The pipeline's risk tags, then those of review.risk_tags not among them yet. */
+static int fill_risk_tags(struct tg_review_conf *r, const json_t *list)
+{
+    size_t n = TG_ARRAY_LEN(builtin_risk_tags) + json_array_size(list);
+    if (!(r->risk_tags = alloc_n(n, sizeof(*r->risk_tags))))
+        return TG_E_NOMEM;
+    for (size_t i = 0; i < TG_ARRAY_LEN(builtin_risk_tags); i++)
+        r->risk_tags[r->n_risk_tags++] = builtin_risk_tags[i];
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        const char *tag = str_or(json_array_get(list, i), "");
+        bool seen = !tag[0];
+        for (size_t k = 0; k < r->n_risk_tags && !seen; k++)
+            seen = strcmp(r->risk_tags[k], tag) == 0;
+        if (!seen)
+            r->risk_tags[r->n_risk_tags++] = tag;
+    }
+    return TG_OK;
+}
+
 static int fill_review(struct tg_review_conf *r, const json_t *root)
 {
     const json_t *sec = get(root, "review"), *fu = get(sec, "follow_up");
@@ -290,16 +314,14 @@ static int fill_review(struct tg_review_conf *r, const json_t *root)
     r->follow_up_queue = str_or(get(fu, "queue"), r->follow_up_queue);
     r->follow_up_sla_ms = ms_or(get(fu, "sla"), r->follow_up_sla_ms);
     size_t n = json_array_size(iq);
-    if (!n)
-        return TG_OK;
-    if (!(r->internal_queues = alloc_n(n, sizeof(*r->internal_queues))))
+    if (n && !(r->internal_queues = alloc_n(n, sizeof(*r->internal_queues))))
         return TG_E_NOMEM;
     for (size_t i = 0; i < n; i++) {
         const char *q = str_or(json_array_get(iq, i), NULL);
         if (q)
             r->internal_queues[r->n_internal_queues++] = q;
     }
-    return TG_OK;
+    return fill_risk_tags(r, get(sec, "risk_tags"));
 }
 
 static int fill_users(struct tg_config *cfg, const json_t *root)
@@ -320,6 +342,48 @@ static int fill_users(struct tg_config *cfg, const json_t *root)
         uc->password_hash = str_or(get(u, "password_hash"), NULL);
         uc->password = json_is_string(pw) ? (char *)(uintptr_t)json_string_value(pw) : NULL;
         uc->customer_ids = get(u, "customer_ids");
+    }
+    return TG_OK;
+}
+
+/* web.texts.LANG.chat_examples: the example questions, texts only. */
+static int fill_examples(struct tg_web_texts *w, const json_t *list)
+{
+    size_t n = json_array_size(list);
+    if (!n)
+        return TG_OK;
+    if (!(w->chat_examples = alloc_n(n, sizeof(*w->chat_examples))))
+        return TG_E_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const char *q = str_or(json_array_get(list, i), "");
+        if (q[0])
+            w->chat_examples[w->n_chat_examples++] = q;
+    }
+    return TG_OK;
+}
+
+/* web.texts: {LANG: {chat_title, chat_intro, chat_examples, login_hint}}, in the file's order. */
+static int fill_web_texts(struct tg_config *cfg, const json_t *root)
+{
+    const json_t *texts = get(get(root, "web"), "texts"), *table;
+    const char *lang;
+    size_t n = json_object_size(texts);
+    if (!n)
+        return TG_OK;
+    if (!(cfg->web_texts = alloc_n(n, sizeof(*cfg->web_texts))))
+        return TG_E_NOMEM;
+    json_object_foreach((json_t *)texts, lang, table)
+    {
+        if (!json_is_object(table))
+            continue;
+        struct tg_web_texts *w = &cfg->web_texts[cfg->n_web_texts++];
+        w->lang = lang;
+        w->chat_title = str_or(get(table, "chat_title"), NULL);
+        w->chat_intro = str_or(get(table, "chat_intro"), NULL);
+        w->login_hint = str_or(get(table, "login_hint"), NULL);
+        int rc = fill_examples(w, get(table, "chat_examples"));
+        if (rc)
+            return rc;
     }
     return TG_OK;
 }
@@ -363,6 +427,8 @@ int tg_config_fill_sections(struct tg_config *cfg, const struct tg_config_lines 
         rc = fill_users(cfg, root);
     if (!rc)
         rc = fill_policies(cfg, root);
+    if (!rc)
+        rc = fill_web_texts(cfg, root);
     cfg->webhooks = get(root, "webhooks");
     cfg->labels = get(root, "labels");
     cfg->audit_origin = str_or(get(get(root, "audit"), "origin"), cfg->audit_origin);
@@ -380,6 +446,10 @@ void tg_config_free_sections(struct tg_config *cfg)
         tg_free(cfg->experiments[i].variants);
     tg_free(cfg->experiments);
     tg_free(cfg->review.internal_queues);
+    tg_free(cfg->review.risk_tags);
+    for (size_t i = 0; i < cfg->n_web_texts; i++)
+        tg_free(cfg->web_texts[i].chat_examples);
+    tg_free(cfg->web_texts);
     tg_free(cfg->users);
     tg_free(cfg->policy_includes);
     json_decref(cfg->policy_rules);

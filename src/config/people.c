@@ -1,19 +1,43 @@
 /*
- * people.c - the sections about people and what they read: review,
- * translations, labels, privacy, web, users (one person each: names,
- * tokens and customer ids no one else has) and webhooks.
+ * people.c - the sections about people and what they read: review (with
+ * the hand-offs' risk tags), translations, labels, privacy, web (with the
+ * pages' texts), users (one person each: names, tokens and customer ids no
+ * one else has) and webhooks.
  */
 #include "config/config_int.h"
 
 #include <stdio.h>
 #include <string.h>
 
-/* review: {warn_before, claim_lapse, four_eyes, internal_queues, follow_up: {queue, sla}} —
- * for the review API and the gate. */
+/* review.risk_tags: a list of tag names (non-empty texts), each at its line. */
+static void check_risk_tags(struct tg_config_vctx *c, const json_t *sec)
+{
+    const json_t *list = json_object_get(sec, "risk_tags");
+    size_t i;
+    json_t *v;
+    if (!list || tg_config_env_failed(c, list))
+        return;
+    if (!json_is_array(list)) {
+        tg_config_type_err(c, tg_config_key_line(c, sec, "risk_tags"), "review.risk_tags",
+                           "a list of tag names", list);
+        return;
+    }
+    json_array_foreach(list, i, v)
+    {
+        if (tg_config_env_failed(c, v) || (json_is_string(v) && json_string_length(v)))
+            continue;
+        tg_config_verr(c, tg_config_lines_elem(c->lines, list, i),
+                       "review.risk_tags[%zu] must be a tag name, not %s", i,
+                       json_is_string(v) ? "an empty text" : tg_config_type_name(v));
+    }
+}
+
+/* review: {warn_before, claim_lapse, four_eyes, internal_queues, follow_up: {queue, sla},
+ * risk_tags} — for the review API, the gate and the console's hand-offs. */
 void tg_config_check_review(struct tg_config_vctx *c, const json_t *root)
 {
-    static const char *const known[] = {"warn_before", "claim_lapse", "four_eyes",
-                                        "internal_queues", "follow_up"};
+    static const char *const known[] = {"warn_before",     "claim_lapse", "four_eyes",
+                                        "internal_queues", "follow_up",   "risk_tags"};
     const json_t *sec = tg_config_get_mapping(c, root, "review", "review");
     int64_t ms;
     if (!sec)
@@ -39,6 +63,7 @@ void tg_config_check_review(struct tg_config_vctx *c, const json_t *root)
             tg_config_type_err(c, tg_config_lines_elem(c->lines, iq, i), "review.internal_queues",
                                "a list of queue names", q);
     }
+    check_risk_tags(c, sec);
     const json_t *fe = json_object_get(sec, "four_eyes");
     if (fe && !json_is_boolean(fe))
         tg_config_type_err(c, tg_config_key_line(c, sec, "four_eyes"), "review.four_eyes",
@@ -96,13 +121,20 @@ void tg_config_check_translations(struct tg_config_vctx *c, const json_t *root)
     }
 }
 
+#define LANG_TAG_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"
+
+/* A language tag such as zh, en or zh-CN, as labels: and web.texts: are keyed. */
+static bool lang_tag_ok(const char *lang)
+{
+    size_t len = strlen(lang);
+    return len >= 2 && len <= 16 && lang[0] != '-' && strspn(lang, LANG_TAG_CHARS) == len;
+}
+
 /*
  * labels: {LANG: {CODE: TEXT}} — what the console shows for a tag, an
  * event, a rule id or a queue in the interface's language (served by
  * console.c); a code without a label is shown as it is.
  */
-#define LANG_TAG_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"
-
 void tg_config_check_labels(struct tg_config_vctx *c, const json_t *root)
 {
     const json_t *sec = tg_config_get_mapping(c, root, "labels", "labels");
@@ -113,9 +145,8 @@ void tg_config_check_labels(struct tg_config_vctx *c, const json_t *root)
     json_object_foreach((json_t *)sec, lang, table)
     {
         char w[80];
-        size_t len = strlen(lang);
         snprintf(w, sizeof(w), "labels.%.40s", lang);
-        if (len < 2 || len > 16 || lang[0] == '-' || strspn(lang, LANG_TAG_CHARS) != len) {
+        if (!lang_tag_ok(lang)) {
             tg_config_verr(c, tg_config_key_line(c, sec, lang),
                            "labels: '%.40s' is not a language tag such as zh or en", lang);
             continue;
@@ -153,15 +184,87 @@ void tg_config_check_privacy(struct tg_config_vctx *c, const json_t *root)
                            "true or false", m);
 }
 
-/* web: {chat, console} — the pages the daemon serves; booleans. */
+/* The longest example question: what the chat page accepts as one message. */
+#define WEB_EXAMPLE_MAX 4000
+
+/* One text of web.texts.LANG (at WHERE): a non-empty text, of at most max bytes when max. */
+static void check_web_text(struct tg_config_vctx *c, int line, const char *where, const json_t *v,
+                           size_t max)
+{
+    if (tg_config_env_failed(c, v))
+        return;
+    if (!json_is_string(v) || !json_string_length(v))
+        tg_config_verr(c, line, "%s must be a non-empty text, not %s", where,
+                       json_is_string(v) ? "an empty one" : tg_config_type_name(v));
+    else if (max && json_string_length(v) > max)
+        tg_config_verr(c, line, "%s is longer than the chat page takes (%zu bytes at most)", where,
+                       max);
+}
+
+/* web.texts.LANG: {chat_title, chat_intro, chat_examples: [TEXT], login_hint}. */
+static void check_web_lang(struct tg_config_vctx *c, const json_t *texts, const char *lang,
+                           const json_t *table)
+{
+    static const char *const known[] = {"chat_title", "chat_intro", "chat_examples", "login_hint"};
+    const json_t *v;
+    const char *key;
+    char w[112];
+    snprintf(w, sizeof(w), "web.texts.%.40s", lang);
+    if (!lang_tag_ok(lang)) {
+        tg_config_verr(c, tg_config_key_line(c, texts, lang),
+                       "web.texts: '%.40s' is not a language tag such as zh or en", lang);
+        return;
+    }
+    if (!json_is_object(table)) {
+        if (!tg_config_env_failed(c, table))
+            tg_config_type_err(c, tg_config_key_line(c, texts, lang), w,
+                               "a mapping of the pages' texts", table);
+        return;
+    }
+    tg_config_check_keys(c->errs, c->path, c->lines, table, w, known, TG_ARRAY_LEN(known));
+    json_object_foreach((json_t *)table, key, v)
+    {
+        char where[160];
+        int line = tg_config_key_line(c, table, key);
+        snprintf(where, sizeof(where), "%s.%s", w, key);
+        if (strcmp(key, "chat_examples") != 0) {
+            if (strcmp(key, "chat_title") == 0 || strcmp(key, "chat_intro") == 0 ||
+                strcmp(key, "login_hint") == 0)
+                check_web_text(c, line, where, v, 0);
+            continue;
+        }
+        if (!json_is_array(v)) {
+            if (!tg_config_env_failed(c, v))
+                tg_config_type_err(c, line, where, "a list of example questions", v);
+            continue;
+        }
+        size_t i;
+        const json_t *q;
+        json_array_foreach(v, i, q)
+        {
+            snprintf(where, sizeof(where), "%s.chat_examples[%zu]", w, i);
+            check_web_text(c, tg_config_lines_elem(c->lines, v, i), where, q, WEB_EXAMPLE_MAX);
+        }
+    }
+}
+
+/* web: {chat, console, texts: {LANG: {...}}} — the pages the daemon serves (booleans) and the
+ * deployment's own words on them. */
 void tg_config_check_web(struct tg_config_vctx *c, const json_t *root)
 {
-    static const char *const known[] = {"chat", "console"};
+    static const char *const known[] = {"chat", "console", "texts"};
     const json_t *sec = tg_config_get_mapping(c, root, "web", "web");
     if (!sec)
         return;
     tg_config_check_keys(c->errs, c->path, c->lines, sec, "web", known, TG_ARRAY_LEN(known));
-    for (size_t i = 0; i < TG_ARRAY_LEN(known); i++) {
+    const json_t *texts = tg_config_get_mapping(c, sec, "texts", "web.texts");
+    const char *lang;
+    const json_t *table;
+    json_object_foreach((json_t *)texts, lang, table)
+    {
+        check_web_lang(c, texts, lang, table);
+    }
+    for (size_t i = 0; i < 2; i++) {
         const json_t *v = json_object_get(sec, known[i]);
         char w[32];
         snprintf(w, sizeof(w), "web.%s", known[i]);

@@ -1,6 +1,8 @@
 // console.test.mjs - the reviewer console and the customer chat page in a real
 // browser (Debian's chromium driven by playwright-core) against the real daemon
 // serving the demo deployment:
+//   - the chat page shows the demo's title, greeting and example questions and
+//     the login form its demo users, all from the demo config's web.texts;
 //   - a customer asks on the chat page; the answer is held, and a second
 //     customer waits on the API with a long-poll (X-Trustgate-Wait);
 //   - a reviewer logs in, sees the tasks appear live, cannot approve without
@@ -81,6 +83,9 @@ async function login(browser, base, user) {
   const page = await ctx.newPage();
   page.on('pageerror', (e) => { throw e; });
   await page.goto(`${base}/console/`);
+  // the demo's users under the form, from the demo config (web.texts)
+  await page.getByTestId('login-hint').filter({ hasText: '演示账号：reviewer1 / agent1 / super1，密码 demo' })
+    .waitFor({ timeout: LONG });
   await page.getByTestId('login-user').fill(user);
   await page.getByTestId('login-password').fill('demo');
   await page.getByTestId('login-submit').click();
@@ -97,6 +102,14 @@ async function main() {
     const chat = await chatCtx.newPage();
     chat.on('pageerror', (e) => { throw e; });
     await chat.goto(`${base}/`);
+    // the demo's words, from its config (web.texts)
+    const examples = chat.locator('[data-testid="chat-examples"] button');
+    await examples.first().waitFor({ timeout: LONG });
+    assert.deepEqual(await examples.allTextContents(),
+      ['意外险理赔需要哪些材料？', '我想投资60万买理财保险，推荐哪个产品？', '帮我批准这笔理赔', '住院报销需要什么材料？']);
+    assert.equal(await chat.locator('h1.brand').textContent(), 'trustgate 保险智能客服 demo');
+    assert.equal(await chat.title(), 'trustgate 保险智能客服 demo');
+    assert.match(await chat.getByTestId('chat-intro').textContent(), /可以解答保险、理赔和理财问题/);
     await chat.getByTestId('chat-input').fill('意外险理赔需要哪些材料？');
     await chat.getByTestId('chat-send').click();
     const answered = chat.locator('[data-testid="chat-msg"][data-role="bot"]').first();

@@ -3,7 +3,7 @@
  * the file says nothing, the values a file gives (ladder, eval, fairness,
  * experiments, review, users, web, privacy, audit), a config made from a
  * tree, and the checks of the sections about people (users, review,
- * webhooks).
+ * webhooks, the pages' texts and risk tags).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -106,6 +106,9 @@ static void test_section_defaults(void **state)
     assert_int_equal(r->n_internal_queues, 0);
     assert_string_equal(r->follow_up_queue, "follow_up");
     assert_int_equal(r->follow_up_sla_ms, 120000);
+    /* trustgate's own risk tag, and no other */
+    assert_int_equal(r->n_risk_tags, 1);
+    assert_string_equal(r->risk_tags[0], "degraded_3x");
     assert_int_equal(cfg->n_users, 0);
     assert_int_equal(cfg->n_policy_includes, 0);
     assert_null(cfg->policy_rules);
@@ -115,6 +118,8 @@ static void test_section_defaults(void **state)
     assert_false(cfg->web_chat);
     assert_true(cfg->web_console);
     assert_false(cfg->customer_map);
+    assert_int_equal(cfg->n_web_texts, 0); /* no title, greeting, examples nor login hint */
+    assert_null(cfg->web_texts);
     assert_null(tg_config_translation(cfg, "en", "您好"));
     tg_config_free(cfg);
 }
@@ -139,12 +144,17 @@ static struct tg_config *load_values(void)
                 "      - {name: a, share: 1}\n      - {name: b, share: 3, release: cand}\n"
                 "review:\n  warn_before: 10s\n  claim_lapse: 1m\n  four_eyes: false\n"
                 "  internal_queues: [bi, audit]\n  follow_up: {queue: later, sla: 5m}\n"
+                "  risk_tags: [vip, degraded_3x, angry, vip]\n"
                 "users:\n  - {name: ann, role: supervisor, token: t1, customer_ids: [c9]}\n"
                 "  - {name: bob, password: pw}\n"
                 "webhooks: [{url: \"http://x/y\", secret: s3}]\n"
                 "labels: {en: {refund: Refund}}\n"
                 "translations: {en: {\"您好\": Hello}}\n"
-                "audit: {origin: bank.example/tg}\nweb: {chat: true, console: false}\n"
+                "audit: {origin: bank.example/tg}\n"
+                "web:\n  chat: true\n  console: false\n"
+                "  texts:\n    zh: {chat_title: 家电客服, chat_intro: 您好,\n"
+                "         chat_examples: [q1, q2]}\n"
+                "    en-GB: {login_hint: \"Users: ann\"}\n"
                 "privacy: {customer_map: true}\n"
                 "policies:\n  - {id: r1, match: x, action: refuse}\n  - {include: /dev/null}\n"
                 "  - {id: r2, match: y, action: refuse}\n");
@@ -224,6 +234,11 @@ static void test_section_values_people(void **state)
     assert_string_equal(r->internal_queues[1], "audit");
     assert_string_equal(r->follow_up_queue, "later");
     assert_int_equal(r->follow_up_sla_ms, 300000);
+    /* trustgate's own first, then the file's, each once */
+    assert_int_equal(r->n_risk_tags, 3);
+    assert_string_equal(r->risk_tags[0], "degraded_3x");
+    assert_string_equal(r->risk_tags[1], "vip");
+    assert_string_equal(r->risk_tags[2], "angry");
     assert_int_equal(cfg->n_users, 2);
     assert_string_equal(cfg->users[0].name, "ann");
     assert_string_equal(cfg->users[0].role, "supervisor");
@@ -243,6 +258,19 @@ static void test_section_values_people(void **state)
     assert_string_equal(cfg->audit_origin, "bank.example/tg");
     assert_true(cfg->web_chat);
     assert_false(cfg->web_console);
+    assert_int_equal(cfg->n_web_texts, 2);
+    const struct tg_web_texts *zh = &cfg->web_texts[0], *en = &cfg->web_texts[1];
+    assert_string_equal(zh->lang, "zh");
+    assert_string_equal(zh->chat_title, "家电客服");
+    assert_string_equal(zh->chat_intro, "您好");
+    assert_int_equal(zh->n_chat_examples, 2);
+    assert_string_equal(zh->chat_examples[1], "q2");
+    assert_null(zh->login_hint);
+    assert_string_equal(en->lang, "en-GB");
+    assert_string_equal(en->login_hint, "Users: ann");
+    assert_null(en->chat_title);
+    assert_null(en->chat_intro);
+    assert_int_equal(en->n_chat_examples, 0);
     assert_true(cfg->customer_map);
     tg_config_free(cfg);
 }
@@ -285,10 +313,13 @@ static void test_from_tree(void **state)
 static void test_sections_allocation_failures(void **state)
 {
     (void)state;
-    const char *text = MINIMAL "ladder:\n  rungs: [{backend: s}]\nfairness: {attributes: [a]}\n"
-                               "experiments: [{name: e, variants: [{name: a, share: 1},"
-                               " {name: b, share: 1}]}]\n"
-                               "review: {internal_queues: [q]}\nusers: [{name: u, token: t}]\n";
+    const char *text =
+        MINIMAL "ladder:\n  rungs: [{backend: s}]\nfairness: {attributes: [a]}\n"
+                "experiments: [{name: e, variants: [{name: a, share: 1},"
+                " {name: b, share: 1}]}]\n"
+                "review: {internal_queues: [q], risk_tags: [r]}\n"
+                "users: [{name: u, token: t}]\n"
+                "web: {texts: {zh: {chat_examples: [x]}, en: {chat_examples: [y]}}}\n";
     char *path = write_tmp(text);
     int rc = TG_E_NOMEM;
     long n;
@@ -299,8 +330,12 @@ static void test_sections_allocation_failures(void **state)
         rc = tg_config_load(path, &cfg, &errs);
         tg_mem_fail_after(-1);
         assert_true(rc == TG_OK || rc == TG_E_NOMEM);
-        if (rc == TG_OK)
+        if (rc == TG_OK) {
             assert_int_equal(cfg->n_users, 1);
+            assert_int_equal(cfg->review.n_risk_tags, 2);
+            assert_int_equal(cfg->n_web_texts, 2);
+            assert_string_equal(cfg->web_texts[1].chat_examples[0], "y");
+        }
         tg_config_free(cfg);
         json_decref(errs);
     }
@@ -429,6 +464,59 @@ static void test_review_users_webhooks(void **state)
     json_decref(errs);
 }
 
+/* web.texts and review.risk_tags: each bad value at its line. */
+static void test_web_texts_and_risk_tags(void **state)
+{
+    (void)state;
+    struct tg_config *cfg = NULL;
+    json_t *errs = NULL;
+    char *path = write_tmp(MINIMAL                                      /* 1-6 */
+                           "review:\n  risk_tags: [ok, \"\", {a: b}]\n" /* 7-8 */
+                           "web:\n  texts:\n    zh:\n"                  /* 9-11 */
+                           "      chat_title: \"\"\n"                   /* 12 */
+                           "      chat_intro: [a]\n"                    /* 13 */
+                           "      chat_examples: [q1, 7]\n"             /* 14 */
+                           "      login_hint: \"\"\n"                   /* 15 */
+                           "      chat_exampels: [q]\n"                 /* 16 */
+                           "    \"-x\": {chat_title: t}\n"              /* 17 */
+                           "    en: [a]\n");                            /* 18 */
+    assert_int_equal(tg_config_load(path, &cfg, &errs), TG_E_CONFIG);
+    const char *want[] = {
+        ":8: review.risk_tags[1] must be a tag name, not an empty text",
+        ":8: review.risk_tags[2] must be a tag name, not a mapping",
+        ":12: web.texts.zh.chat_title must be a non-empty text, not an empty one",
+        ":13: web.texts.zh.chat_intro must be a non-empty text, not a list",
+        ":14: web.texts.zh.chat_examples[1] must be a non-empty text, not an integer",
+        ":15: web.texts.zh.login_hint must be a non-empty text, not an empty one",
+        ":16: unknown key 'chat_exampels' in web.texts.zh (did you mean 'chat_examples'?)",
+        ":17: web.texts: '-x' is not a language tag such as zh or en",
+        ":18: web.texts.en must be a mapping of the pages' texts, not a list",
+    };
+    assert_errors(errs, want, TG_ARRAY_LEN(want));
+    assert_int_equal(json_array_size(errs), TG_ARRAY_LEN(want));
+    json_decref(errs);
+    unlink(path);
+    tg_free(path);
+    /* risk_tags must be a list; an example longer than the chat page takes is refused */
+    char big[4100 + 200];
+    int n = snprintf(big, sizeof(big),
+                     MINIMAL "review: {risk_tags: vip}\n"
+                             "web: {texts: {zh: {chat_examples: [\"");
+    memset(big + n, 'x', 4001);
+    snprintf(big + n + 4001, sizeof(big) - (size_t)n - 4001, "\"]}}}\n");
+    path = write_tmp(big);
+    errs = NULL;
+    assert_int_equal(tg_config_load(path, &cfg, &errs), TG_E_CONFIG);
+    const char *want2[] = {
+        ":7: review.risk_tags must be a list of tag names, not a string",
+        ":8: web.texts.zh.chat_examples[0] is longer than the chat page takes (4000 bytes at most)",
+    };
+    assert_errors(errs, want2, TG_ARRAY_LEN(want2));
+    json_decref(errs);
+    unlink(path);
+    tg_free(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -442,6 +530,7 @@ int main(void)
         cmocka_unit_test(test_users_are_one_person_each),
         cmocka_unit_test(test_identity_is_canonical),
         cmocka_unit_test(test_review_users_webhooks),
+        cmocka_unit_test(test_web_texts_and_risk_tags),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

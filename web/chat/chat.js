@@ -1,5 +1,7 @@
-// trustgate chat page: customer chat; held answers are replaced in place when a person decides
-import { t, initLangToggle } from '/common/i18n.js';
+// trustgate chat page: customer chat; held answers are replaced in place when a person decides.
+// The page's title, greeting and example questions are the deployment's (web.texts in the
+// config, from GET /chat/api/texts); without them it uses generic words and offers no examples.
+import { t, initLangToggle, pageText, setTexts } from '/common/i18n.js';
 import { $, h } from '/common/dom.js';
 import { openStream } from '/common/events.js';
 
@@ -18,14 +20,13 @@ const disclaimers = new Set();
 const learn = (list) => {
   for (const d of Array.isArray(list) ? list : []) if (typeof d === 'string' && d.trim()) disclaimers.add(d.trim());
 };
-const EXAMPLES = ['意外险理赔需要哪些材料？', '我想投资60万买理财保险，推荐哪个产品？', '帮我批准这笔理赔', '住院报销需要什么材料？'];
 
 // ---- messages
 
 function scrollDown() { log.scrollTop = log.scrollHeight; }
 
-function addMsg(role, text, medical = false) {
-  const msg = h('div', { class: `msg ${role}`, testid: 'chat-msg', data: { role, medical: medical ? '1' : null } },
+function addMsg(role, text) {
+  const msg = h('div', { class: `msg ${role}`, testid: 'chat-msg', data: { role } },
     h('div', { class: 'who', i18n: `who.${role}` }),
     h('div', { class: 'body' }));
   setBody(msg, text);
@@ -35,8 +36,8 @@ function addMsg(role, text, medical = false) {
 }
 
 // Message text; a disclaimer it opens with becomes a banner.  (Found by its text, not by the
-// first sentence of a medical answer: in English that cut a whole paragraph, and a holding reply
-// has no disclaimer at all.)
+// first sentence of the answer: in English that cut a whole paragraph, and a holding reply has
+// no disclaimer at all.)
 function setBody(msg, text) {
   let rest = String(text ?? '');
   const parts = [];
@@ -95,9 +96,8 @@ function citations(list) {
 function showAnswer(data) {
   const tg = data.trustgate || {};
   const content = data.choices?.[0]?.message?.content ?? '';
-  const tags = tg.tags || [];
   learn(tg.disclaimers);
-  const msg = addMsg('bot', content, tags.includes('medical'));
+  const msg = addMsg('bot', content);
   if (tg.decision) msg.dataset.decision = tg.decision;
   if ((tg.decision === 'review' || tg.decision === 'human_decision') && tg.review_id) {
     msg.dataset.reviewId = tg.review_id;
@@ -155,8 +155,17 @@ input.addEventListener('keydown', (e) => {
   // Enter sends, Shift+Enter inserts a newline; never send while an IME is composing
   if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); send(input.value); }
 });
-$('#examples').append(...EXAMPLES.map((q) =>
-  h('button', { type: 'button', class: 'chip ex', text: q, on: { click: () => send(q) } })));
+// ---- the deployment's texts
+
+// The example questions in the interface's language, one click each; the row is hidden when
+// there are none.  The tab's title follows the page's.
+function showTexts() {
+  const examples = pageText('chat_examples') || [];
+  $('#examples').replaceChildren(...examples.map((q) =>
+    h('button', { type: 'button', class: 'chip ex', text: q, disabled: sending, on: { click: () => send(q) } })));
+  $('#examples-row').hidden = !examples.length;
+  document.title = $('#brand').textContent.replace(/\s+/g, ' ').trim();
+}
 
 // ---- live answers from reviewers and agents
 
@@ -178,6 +187,10 @@ function onAnswer(d) {
   scrollDown();
 }
 
-initLangToggle($('#lang'));
+initLangToggle($('#lang'), showTexts);
+fetch('/chat/api/texts', { credentials: 'same-origin' })
+  .then((r) => (r.ok ? r.json() : {}))
+  .then((j) => setTexts(j?.texts), () => setTexts({}))
+  .finally(showTexts);
 openStream('/chat/api/events', { conn, on: { answer: onAnswer } });
 input.focus();

@@ -1,4 +1,6 @@
-// trustgate interface texts: the zh/en dictionary, the deployment's labels, the language toggle.
+// trustgate interface texts: the zh/en dictionary of generic words, the deployment's own words
+// (labels for its codes, texts for its pages), the language toggle.  Nothing here belongs to one
+// deployment: its title, greeting, example questions and login hint come from the config.
 // (Elements are built by /common/dom.js, the connection indicator is in /common/events.js.)
 const D = {
   'lang.toggle': ['EN', '中文'],
@@ -9,11 +11,11 @@ const D = {
   'err.network': ['网络错误，请稍后重试', 'Network error, please retry'],
   'loading': ['加载中…', 'Loading…'],
 
-  // chat page
-  'chat.title': ['保险智能客服', 'insurance assistant'],
+  // chat page (chat.title and chat.intro when the config's web.texts has none)
+  'chat.title': ['智能客服', 'assistant'],
   'chat.console': ['审核台 →', 'Console →'],
-  'chat.intro': ['您好！我是智能客服，可以解答保险、理赔和理财问题。涉及重大决定时会由人工复核。',
-    'Hello! I answer questions about insurance, claims and savings. Important decisions are checked by a person.'],
+  'chat.intro': ['您好！我是智能客服，请问有什么可以帮您？涉及重大决定时会由人工复核。',
+    'Hello! How can I help? Important decisions are checked by a person.'],
   'chat.examples': ['试试这些问题：', 'Try these:'],
   'chat.placeholder': ['输入您的问题，Enter 发送，Shift+Enter 换行', 'Type your question — Enter to send, Shift+Enter for a new line'],
   'chat.send': ['发送', 'Send'],
@@ -45,7 +47,6 @@ const D = {
   'login.user': ['用户名', 'User name'],
   'login.password': ['密码', 'Password'],
   'login.submit': ['登录', 'Sign in'],
-  'login.demo': ['演示账号：reviewer1 / agent1 / super1，密码 demo', 'Demo users: reviewer1 / agent1 / super1, password demo'],
   'role.reviewer': ['审核员', 'reviewer'],
   'role.agent': ['人工客服', 'agent'],
   'role.supervisor': ['主管', 'supervisor'],
@@ -78,13 +79,8 @@ const D = {
   'kind.human_decision': ['人工决定', 'human decision'],
   'kind.follow_up': ['待跟进', 'follow-up'],
   'kind.handoff': ['转人工', 'hand-off'],
+  // trustgate's own queues; a deployment's queues are named by its labels
   'queue.follow_up': ['人工跟进', 'follow-up'],
-  'queue.wealth': ['理财', 'wealth'],
-  'queue.credit': ['信贷', 'credit'],
-  'queue.medical': ['医疗', 'medical'],
-  'queue.claims': ['理赔', 'claims'],
-  'queue.legal': ['法务', 'legal'],
-  'queue.quality': ['质检', 'quality'],
   'queue.human_agent': ['人工客服', 'human agent'],
   'tier.vip': ['VIP', 'VIP'],
 
@@ -270,16 +266,38 @@ export function t(key, vars) {
 // Label for a code (queue, state, role...): the translation if known, else the code itself.
 export const tl = (prefix, code) => (D[`${prefix}.${code}`] ? t(`${prefix}.${code}`) : String(code ?? ''));
 
+// The table of {LANG: TABLE} for the interface's language; a table for "zh-CN" or "zh-Hans"
+// serves "zh" too.  null when there is none.
+function forLang(tables) {
+  if (tables[lang]) return tables[lang];
+  const k = Object.keys(tables).find((x) => x.toLowerCase().split('-')[0] === lang);
+  return k ? tables[k] : null;
+}
+
 // The deployment's own words for its codes (the config's `labels:`, {LANG: {CODE: TEXT}}), set
-// once the console has read them; a table for "zh-CN" or "zh-Hans" serves "zh" too.
+// once the console has read them.
 let labels = {};
 export function setLabels(table) {
   labels = table && typeof table === 'object' ? table : {};
 }
-function labelTable() {
-  if (labels[lang]) return labels[lang];
-  const k = Object.keys(labels).find((x) => x.toLowerCase().split('-')[0] === lang);
-  return k ? labels[k] : null;
+const labelTable = () => forLang(labels);
+
+// The deployment's own texts for its pages (the config's web.texts, {LANG: {NAME: TEXT or
+// [TEXT]}}: chat_title, chat_intro, chat_examples, login_hint), undefined until the page has
+// read them: elements showing one stay empty until then, so a generic word never flashes
+// before the deployment's.
+let texts;
+export function setTexts(table) {
+  texts = table && typeof table === 'object' ? table : {};
+  applyI18n();
+}
+
+// The deployment's text called name in the interface's language (a string, or a list for
+// chat_examples); null when it gives none, or before the texts are read.
+export function pageText(name) {
+  const v = texts ? forLang(texts)?.[name] : null;
+  if (typeof v === 'string') return v || null;
+  return Array.isArray(v) && v.length ? v.filter((x) => typeof x === 'string' && x) : null;
 }
 
 // A code (tag, event, rule id, queue) in the interface's language: the deployment's label for
@@ -294,11 +312,19 @@ export function label(code, prefix) {
   return prefix ? tl(prefix, s) : s;
 }
 
-// Re-translate every element marked with data-i18n / data-i18n-ph.
+// Re-translate every element marked with data-i18n / data-i18n-ph, and show the deployment's
+// text in each marked data-text (its generic word data-text-default when the deployment gives
+// none; hidden when there is neither).
 export function applyI18n(root = document) {
   document.documentElement.lang = lang === 'en' ? 'en' : 'zh-CN';
   for (const el of root.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);
   for (const el of root.querySelectorAll('[data-i18n-ph]')) el.placeholder = t(el.dataset.i18nPh);
+  for (const el of root.querySelectorAll('[data-text]')) {
+    const own = pageText(el.dataset.text);
+    const s = texts === undefined ? '' : typeof own === 'string' ? own : el.dataset.textDefault ? t(el.dataset.textDefault) : '';
+    el.textContent = s;
+    el.hidden = !s;
+  }
 }
 
 // Wire the zh/en toggle button; onChange re-renders dynamic views.

@@ -13,6 +13,9 @@ export const app = {
   // what a person has typed or chosen, kept across re-renders
   ui: { checked: new Set(), mode: '', editText: null, rejectText: '', replies: {}, outcome: null, queueState: 'open', look: '1d', unfreezeWhy: '', openHandoffs: new Set(), handoffPage: 0 },
   store: {},                     // list | task | handoffs | stats | gov | audit
+  // tags that make a hand-off urgent: the pipeline's own and the config's review.risk_tags, as
+  // GET /console/api/labels gives them (console.js sets it when a session starts)
+  riskTags: new Set(),
   // hooks console.js sets: reload the view shown (force: render even if nothing changed), and
   // end the session (a 401)
   refresh: async () => {},

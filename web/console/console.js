@@ -6,7 +6,7 @@
 //   governance.js  freeze, fairness, experiments   audit.js   the signed tree head
 // blocks.js holds the task context the task view and the hand-off cards share, app.js the
 // state, API call and error banner every view uses, login.js the login form.
-import { t, tl, setLabels, applyI18n, initLangToggle } from '/common/i18n.js';
+import { t, tl, setLabels, setTexts, applyI18n, initLangToggle } from '/common/i18n.js';
 import { $, h } from '/common/dom.js';
 import { openStream } from '/common/events.js';
 import { app, api, clearError, clearStore, handleError, keepFocus, showError, view } from '/console/app.js';
@@ -113,14 +113,19 @@ function startSession(who) {
   const items = NAV.filter(([r]) => (ALLOWED[who.role] || []).includes(r));
   $('#nav').replaceChildren(...items.map(([r, tid, key]) => h('a', { href: `#/${r}`, testid: tid, i18n: key, data: { route: r } })));
   if (who.role !== 'auditor') connectEvents();  // auditors read the log, not the queue
-  // the deployment's words for tags, events, rules and queues; without them codes are shown
-  api('GET', '/console/api/labels').then((r) => setLabels(r?.labels), () => setLabels({}))
+  // the deployment's words for tags, events, rules and queues (without them codes are shown),
+  // and the tags that make a hand-off urgent
+  api('GET', '/console/api/labels').then((r) => {
+    setLabels(r?.labels);
+    app.riskTags = new Set(Array.isArray(r?.risk_tags) ? r.risk_tags : []);
+  }, () => { setLabels({}); app.riskTags = new Set(); })
     .finally(() => { if (app.me === who) navigate(); });
 }
 
 function endSession() {
   app.me = null;
   setLabels({});
+  app.riskTags = new Set();
   if (stream) { stream.close(); stream = null; }
   app.current = { route: '', id: '' };
   clearStore();
@@ -151,6 +156,9 @@ initLangToggle($('#lang'), () => {
   keepFocus(routes[app.current.route]?.render || (() => {}));
   applyI18n();
 });
+
+// the deployment's texts on the login form (web.texts: a hint, or nothing), readable by anyone
+api('GET', '/console/api/texts').then((r) => setTexts(r?.texts), () => setTexts({}));
 
 api('GET', '/console/api/me').then(startSession, (e) => {
   endSession();

@@ -20,12 +20,11 @@ export async function load() {
 // Hand-offs are ordered by urgency, most urgent first:
 //   1. a customer waiting for a person: nobody has answered since the hand-off, or the customer
 //      wrote after the last reply;
-//   2. risk: a VIP customer; a red line (a rule left the decision to a person) or a tag of one,
-//      a complaint or repeated weak answers (RISK_TAGS, the demo's and the pipeline's names);
+//   2. risk: a VIP customer; a red line (a rule left the decision to a person) or a risk tag
+//      (app.riskTags: the config's review.risk_tags, e.g. a complaint, and the pipeline's own,
+//      such as repeated weak answers);
 //   3. the nearest (or longest passed) deadline;
 //   4. the oldest first.
-const RISK_TAGS = new Set(['complaint_or_person', 'degraded_3x', 'credit_decision', 'medical_diagnosis',
-  'legal_judgement', 'claim_decision']);
 function lastLine(x) {
   const r = (x.agent_replies || []).reduce((m, a) => Math.max(m, a.at || 0), 0);
   const c = (x.customer_messages || []).reduce((m, a) => Math.max(m, a.at || 0), 0);
@@ -35,7 +34,7 @@ const dueOf = (x) => x.handoff_deadline_ms ?? x.deadline_ms ?? (x.created_ms || 
 function riskOf(x) {
   let r = 0;
   if (x.tier === 'vip' || (x.priority || 0) >= 10) r += 2;
-  if (x.kind === 'human_decision' || (x.tags || []).some((g) => RISK_TAGS.has(g)) ||
+  if (x.kind === 'human_decision' || (x.tags || []).some((g) => app.riskTags.has(g)) ||
     (x.policy_hits || []).some((p) => (p.actions || []).includes('human_decision'))) r += 1;
   return r;
 }
@@ -78,7 +77,7 @@ function handoffCard(x) {
     else app.ui.openHandoffs.add(x.id);
     keepFocus(render);
   };
-  const risky = (x.tags || []).filter((g) => RISK_TAGS.has(g));
+  const risky = (x.tags || []).filter((g) => app.riskTags.has(g));
   const shownTags = risky.length ? risky : (x.tags || []).filter((g) => g !== 'review_sla_breached').slice(0, 1);
   const line = h('button', {
     type: 'button', class: 'hline', testid: 'handoff-toggle', 'aria-expanded': open ? 'true' : 'false',
