@@ -175,8 +175,10 @@ int tg_turn_kb_search(struct tg_turn *t, size_t k, const struct tg_kb_result **o
             rc = TG_E_NOMEM;
     }
     if (!rc) {
-        memcpy(kept->hits, res.hits, res.n * sizeof(*kept->hits));
-        memcpy(kept->glossary, res.glossary, res.n_glossary * sizeof(uint32_t));
+        if (res.n)
+            memcpy(kept->hits, res.hits, res.n * sizeof(*kept->hits));
+        if (res.n_glossary)
+            memcpy(kept->glossary, res.glossary, res.n_glossary * sizeof(uint32_t));
         t->kb_found = kept;
         *out = kept;
     }
