@@ -81,7 +81,7 @@ bool tg_api_governance(struct tg_api *api, struct tg_http_req *req);
  * no job still waits for a commit. */
 void tg_api_background_stop(struct tg_api *api);
 
-/* The audit log's checkpoints and proofs (audit_api.c); false when not one of them. */
+/* The audit log's checkpoints and proofs (audit.c); false when not one of them. */
 bool tg_api_audit(struct tg_api *api, struct tg_http_req *req);
 
 /* The web pages (web.c): static files, the chat page's API; false when not one of them. */

@@ -1,5 +1,5 @@
 /*
- * audit_api.c - what an auditor needs to hold the log to its word, without
+ * audit.c - what an auditor needs to hold the log to its word, without
  * trusting the operator:
  *
  *   GET /v1/audit/checkpoint                 the signed tree head (text, C2SP tlog-checkpoint)

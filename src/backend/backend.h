@@ -1,6 +1,7 @@
 /*
  * backend.h - the things that write answers: upstream models (openai.c),
- * canned replies (script.c), later the builtin knowledge-base answerer.
+ * canned replies (script.c) and the builtin knowledge-base answerer
+ * (builtin.c).
  *
  * A backend is created from its config section and answers one request at
  * a time per call, asynchronously, on the server's event loop.  Every

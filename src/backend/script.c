@@ -1,7 +1,7 @@
 /*
  * script.c - the canned-reply backend: answers every request with the
- * configured text, at once.  It is the holding answer of the ladder and
- * the demo's answerer until the knowledge-base answerer exists.
+ * configured text, at once.  It is the holding answer of the ladder's
+ * script rung.
  */
 #include "backend/backend_int.h"
 

@@ -1,10 +1,10 @@
 /*
- * fairness.c - group fairness of decisions (Fairlearn's definitions,
- * REFERENCES.md "Fairness"): selection rate per group, demographic parity
+ * fairness.c - group fairness of decisions (Fairlearn's definitions, as
+ * its documentation states them): selection rate per group, demographic parity
  * difference (max − min selection rate) and ratio (min / max), equalized
  * odds difference (the larger of the TPR and FPR spreads, when true outcomes
- * are known), the smallest group; and the release gate's test (REFERENCES.md
- * "Gates with the error rate they claim"): Pearson's χ² test of homogeneity
+ * are known), the smallest group; and the release gate's test, a gate with the error
+ * rate it claims: Pearson's χ² test of homogeneity
  * with Newcombe's pairwise intervals under a Bonferroni split of alpha.
  *
  * Why not a bootstrap of max − min: the maximum over groups of noisy rates is

@@ -1,6 +1,6 @@
 /*
  * stats.h - the statistics experiments are judged by (formulas and test
- * vectors: REFERENCES.md, "Statistics").
+ * vectors from the papers and tools named below).
  *
  * Fixed horizon: the two-proportion z-test and Welch's t-test.  Sequential
  * (results may be looked at daily without inflating false positives): the

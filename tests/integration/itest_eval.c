@@ -243,7 +243,7 @@ static void test_other_suites(void **state)
     json_decref(j);
 }
 
-/* `trustgate fairness report` on UCI Adult (REFERENCES.md: male 0.305737,
+/* `trustgate fairness report` on UCI Adult (Fairlearn's figures: male 0.305737,
  * female 0.109461, difference 0.196276, ratio 0.358023) and German Credit,
  * from ../shared/datasets beside the project; the gate's test and --json. */
 static void test_fairness_on_public_sets(void **state)

@@ -1,6 +1,6 @@
 /*
  * test_fairness.c - group fairness against Fairlearn's documented 18-row
- * example (REFERENCES.md): selection rates a 0.75, b 0.5, c 0.5; demographic
+ * example: selection rates a 0.75, b 0.5, c 0.5; demographic
  * parity difference 0.25, ratio 0.6667; equalized odds difference 1.0.  The
  * gate's test against Newcombe's published interval (1998, Table II), and its
  * error rate by simulation: 1,000 seeded null experiments per group layout,
