@@ -324,6 +324,46 @@ static void test_fairness_on_public_sets(void **state)
     json_decref(j);
 }
 
+/* `trustgate eval retrieval`: the knowledge base and the FTS5 baseline rank
+ * a small pool whose answers are plain; a pool line of no known shape is
+ * refused with its line. */
+static void test_retrieval_against_fts5(void **state)
+{
+    (void)state;
+    char pool[256], queries[256], args[1024], *out = NULL;
+    tg_h_write_file(dir, "pool.jsonl",
+                    "{\"id\": \"hesitation\", \"text\": \"犹豫期为签收保单次日起15日，期内退保全额退还保费。\"}\n"
+                    "{\"id\": \"claims\", \"text\": \"理赔材料包括身份证、病历和医疗费用发票。\"}\n"
+                    "{\"id\": \"card\", \"text\": \"银行卡丢失请立即拨打热线挂失并补办新卡。\"}\n",
+                    pool, sizeof(pool));
+    tg_h_write_file(dir, "queries.jsonl",
+                    "{\"query\": \"犹豫期有多少天\", \"gold\": \"hesitation\"}\n"
+                    "{\"query\": \"理赔要准备哪些材料\", \"gold\": \"claims\"}\n"
+                    "{\"query\": \"银行卡丢了怎么办\", \"gold\": \"card\"}\n"
+                    "{\"query\": \"保单贷款利率\", \"gold\": \"loan\"}\n",
+                    queries, sizeof(queries));
+    snprintf(args, sizeof(args), "eval retrieval --kb %s --queries %s --json", pool, queries);
+    assert_int_equal(tg(args, &out), 0);
+    json_t *r = json_loads(strchr(out, '{'), JSON_DISABLE_EOF_CHECK, NULL);
+    assert_non_null(r);
+    /* three of four found first; the fourth's gold is not in the pool: a miss */
+    assert_int_equal(json_integer_value(json_object_get(r, "n")), 4);
+    assert_true(fabs(json_real_value(json_object_get(r, "p_at_1")) - 0.75) < 1e-9);
+    json_t *b = json_object_get(r, "baseline");
+    assert_string_equal(json_string_value(json_object_get(b, "name")), "sqlite-fts5-trigram");
+    assert_int_equal(json_integer_value(json_object_get(b, "n")), 4);
+    assert_non_null(strstr(out, "1 queries have no gold"));
+    json_decref(r);
+    tg_free(out);
+
+    tg_h_write_file(dir, "badpool.jsonl", "{\"id\": \"a\", \"text\": \"x\"}\n{\"foo\": 1}\n", pool,
+                    sizeof(pool));
+    snprintf(args, sizeof(args), "eval retrieval --kb %s --queries %s", pool, queries);
+    assert_int_equal(tg(args, &out), 1);
+    assert_non_null(strstr(out, "line 2 of the pool"));
+    tg_free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -332,6 +372,7 @@ int main(void)
         cmocka_unit_test(test_far_over_http),
         cmocka_unit_test(test_other_suites),
         cmocka_unit_test(test_fairness_on_public_sets),
+        cmocka_unit_test(test_retrieval_against_fts5),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
