@@ -106,6 +106,24 @@ void tg_free(void *p)
     free(p);
 }
 
+int tg_grow(void *arr, size_t *cap, size_t n, size_t elem, size_t first)
+{
+    void **v = arr;
+    if (n < *cap)
+        return TG_OK;
+    size_t nc = *cap ? *cap * 2 : (first ? first : 1);
+    if (nc < n + 1)
+        nc = n + 1;
+    if (!elem || nc > SIZE_MAX / elem)
+        return TG_E_TOOBIG;
+    void *nv = tg_realloc(*v, nc * elem);
+    if (!nv)
+        return TG_E_NOMEM;
+    *v = nv;
+    *cap = nc;
+    return TG_OK;
+}
+
 char *tg_strndup(const char *s, size_t n)
 {
     char *d = tg_malloc(n + 1);

@@ -71,6 +71,14 @@ void tg_free(void *p);
 char *tg_strdup(const char *s);
 char *tg_strndup(const char *s, size_t n);
 
+/*
+ * The growable array: room in *(T **)arr (n elements of elem bytes used,
+ * *cap allocated) for at least one more, doubling from first when full.
+ * Call as tg_grow(&v, &cap, n, sizeof(*v), 16).  TG_OK; TG_E_NOMEM (the
+ * array unchanged) or TG_E_TOOBIG when the size would overflow.
+ */
+int tg_grow(void *arr, size_t *cap, size_t n, size_t elem, size_t first);
+
 /* Test hook: after n more successful allocations, every allocation fails.
  * n < 0 switches failure injection off (the default). */
 void tg_mem_fail_after(long n);

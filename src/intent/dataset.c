@@ -40,14 +40,8 @@ int tg_model_read_file(const char *path, struct tg_buf *out, char *err, size_t e
 static int push(struct tg_dataset *ds, const char *text, size_t tlen, const char *label,
                 size_t llen)
 {
-    if (ds->n == ds->cap) {
-        size_t cap = ds->cap ? ds->cap * 2 : 256;
-        struct tg_labelled *v = tg_realloc(ds->v, cap * sizeof(*v));
-        if (!v)
-            return TG_E_NOMEM;
-        ds->v = v;
-        ds->cap = cap;
-    }
+    if (tg_grow(&ds->v, &ds->cap, ds->n, sizeof(*ds->v), 256))
+        return TG_E_NOMEM;
     char *t = tg_strndup(text, tlen);
     char *l = tg_strndup(label, llen);
     if (!t || !l) {

@@ -93,14 +93,8 @@ static int push_piece(struct pieces *p, const char *text, uint32_t start, uint32
     trim(text, &start, &end);
     if (start >= end)
         return TG_OK;
-    if (p->n == p->cap) {
-        size_t cap = p->cap ? p->cap * 2 : 8;
-        struct tg_kb_piece *v = tg_realloc(p->v, cap * sizeof(*v));
-        if (!v)
-            return TG_E_NOMEM;
-        p->v = v;
-        p->cap = cap;
-    }
+    if (tg_grow(&p->v, &p->cap, p->n, sizeof(*p->v), 8))
+        return TG_E_NOMEM;
     char *h = tg_strdup(path ? path : "");
     if (!h)
         return TG_E_NOMEM;
@@ -264,15 +258,9 @@ static int split_units(const char *s, uint32_t gs, uint32_t ge, struct unit **ou
         if (ts == te && n) {
             v[n - 1].end = e;
         } else {
-            if (n == cap) {
-                size_t nc = cap ? cap * 2 : 32;
-                struct unit *nv = tg_realloc(v, nc * sizeof(*v));
-                if (!nv) {
-                    tg_free(v);
-                    return TG_E_NOMEM;
-                }
-                v = nv;
-                cap = nc;
+            if (tg_grow(&v, &cap, n, sizeof(*v), 32)) {
+                tg_free(v);
+                return TG_E_NOMEM;
             }
             v[n++] = (struct unit){.start = start, .end = e};
         }

@@ -61,14 +61,8 @@ static bool is_name(const char *s, size_t n)
 static int add_section(struct kb_front *fm, const char *k, size_t kn, const char *v, size_t vn,
                        int line)
 {
-    if (fm->n == fm->cap) {
-        size_t cap = fm->cap ? fm->cap * 2 : 8;
-        struct kb_front_section *s = tg_realloc(fm->sec, cap * sizeof(*s));
-        if (!s)
-            return TG_E_NOMEM;
-        fm->sec = s;
-        fm->cap = cap;
-    }
+    if (tg_grow(&fm->sec, &fm->cap, fm->n, sizeof(*fm->sec), 8))
+        return TG_E_NOMEM;
     struct kb_front_section *s = &fm->sec[fm->n];
     *s = (struct kb_front_section){.heading = tg_strndup(k, kn), .intent = tg_strndup(v, vn),
                                    .line = line};

@@ -36,15 +36,9 @@ static void paths_free(struct paths *p)
 
 static int paths_add(struct paths *p, char *s)
 {
-    if (p->n == p->cap) {
-        size_t cap = p->cap ? p->cap * 2 : 64;
-        char **v = tg_realloc(p->v, cap * sizeof(*v));
-        if (!v) {
-            tg_free(s);
-            return TG_E_NOMEM;
-        }
-        p->v = v;
-        p->cap = cap;
+    if (tg_grow(&p->v, &p->cap, p->n, sizeof(*p->v), 64)) {
+        tg_free(s);
+        return TG_E_NOMEM;
     }
     p->v[p->n++] = s;
     return TG_OK;

@@ -281,19 +281,6 @@ void kb_mark_changed(struct tg_kb *kb)
     kb->docs_unsaved = true;
 }
 
-static int grow(void **v, size_t *cap, size_t n, size_t size)
-{
-    if (n < *cap)
-        return TG_OK;
-    size_t nc = *cap ? *cap * 2 : 64;
-    void *nv = tg_realloc(*v, nc * size);
-    if (!nv)
-        return TG_E_NOMEM;
-    *v = nv;
-    *cap = nc;
-    return TG_OK;
-}
-
 static void kill_doc(struct tg_kb *kb, uint32_t d)
 {
     if (kb->docs[d].dead)
@@ -314,7 +301,7 @@ static int new_doc(struct tg_kb *kb, const char *id, const char *title, const ch
         return rc;
     if (kb->ndocs >= UINT32_MAX - 1)
         return TG_E_TOOBIG;
-    rc = grow((void **)&kb->docs, &kb->capdocs, kb->ndocs, sizeof(*kb->docs));
+    rc = tg_grow(&kb->docs, &kb->capdocs, kb->ndocs, sizeof(*kb->docs), 64);
     if (rc)
         return rc;
     struct kb_doc d = {.src = src, .kind = kind};
@@ -344,7 +331,7 @@ static int new_doc(struct tg_kb *kb, const char *id, const char *title, const ch
 
 static int new_chunk(struct tg_kb *kb, struct kb_chunk *c, const char *title)
 {
-    int rc = grow((void **)&kb->chunks, &kb->capchunks, kb->nchunks, sizeof(*kb->chunks));
+    int rc = tg_grow(&kb->chunks, &kb->capchunks, kb->nchunks, sizeof(*kb->chunks), 64);
     if (!rc && kb->nchunks >= UINT32_MAX - 1)
         rc = TG_E_TOOBIG;
     if (!rc)

@@ -93,14 +93,8 @@ static void counter_add(struct counter_set *cs, const char *a, const char *b, ui
             return;
         }
     }
-    if (cs->n == cs->cap) {
-        size_t cap = cs->cap ? cs->cap * 2 : 16;
-        struct counter2 *it = tg_realloc(cs->items, cap * sizeof(*it));
-        if (!it)
-            return; /* a lost sample is better than a failed request */
-        cs->items = it;
-        cs->cap = cap;
-    }
+    if (tg_grow(&cs->items, &cs->cap, cs->n, sizeof(*cs->items), 16))
+        return; /* a lost sample is better than a failed request */
     struct counter2 *c = &cs->items[cs->n++];
     tg_strlcpy(c->a, a, sizeof(c->a));
     tg_strlcpy(c->b, b, sizeof(c->b));

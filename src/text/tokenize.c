@@ -99,14 +99,9 @@ void tg_tokens_free(struct tg_tokens *t)
 static int push_owned(struct tg_tokens *t, const char *d, size_t d_len, int32_t start, int32_t end,
                       enum tg_token_kind kind)
 {
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 64;
-        struct tg_token *v = tg_realloc(t->v, cap * sizeof(*v));
-        if (!v)
-            return TG_E_NOMEM;
-        t->v = v;
-        t->cap = cap;
-    }
+    int rc = tg_grow(&t->v, &t->cap, t->n, sizeof(*t->v), 64);
+    if (rc)
+        return rc;
     struct tg_token *k = &t->v[t->n++];
     k->text = d;
     k->len = (uint32_t)d_len;

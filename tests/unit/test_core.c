@@ -304,6 +304,35 @@ static void test_fnv1a(void **state)
     assert_true(tg_fnv1a32("foobar", 6) == 0xbf9cf968u);
 }
 
+/* The growable array doubles from its first size, keeps what it holds, and
+ * leaves the array as it was when an allocation fails. */
+static void test_grow(void **state)
+{
+    (void)state;
+    int *v = NULL;
+    size_t n = 0, cap = 0;
+    for (int i = 0; i < 100; i++) {
+        assert_int_equal(tg_grow(&v, &cap, n, sizeof(*v), 4), TG_OK);
+        v[n++] = i;
+    }
+    assert_int_equal(cap, 128); /* 4, 8, 16, 32, 64, 128 */
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(v[i], i);
+    /* room left: no allocation at all */
+    tg_mem_fail_after(0);
+    assert_int_equal(tg_grow(&v, &cap, n, sizeof(*v), 4), TG_OK);
+    n = cap;
+    int *before = v;
+    assert_int_equal(tg_grow(&v, &cap, n, sizeof(*v), 4), TG_E_NOMEM);
+    tg_mem_fail_after(-1);
+    assert_ptr_equal(v, before);
+    assert_int_equal(cap, 128);
+    assert_int_equal(v[99], 99);
+    /* a size that would overflow is refused */
+    assert_int_equal(tg_grow(&v, &cap, n, SIZE_MAX / 2, 4), TG_E_TOOBIG);
+    tg_free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -314,6 +343,7 @@ int main(void)
         cmocka_unit_test(test_canonical_json),  cmocka_unit_test(test_utf8_decode),
         cmocka_unit_test(test_utf8_prev),       cmocka_unit_test(test_allocation_failure_injection),
         cmocka_unit_test(test_utf8_encode),     cmocka_unit_test(test_fnv1a),
+        cmocka_unit_test(test_grow),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
