@@ -68,6 +68,46 @@ static void print_row(const char *name, const struct tg_retrieval_score *s, size
     (void)k;
 }
 
+/* Print what both systems scored, as a table or as one JSON object (fts
+ * NULL: no baseline).  Non-zero when out of memory. */
+static int report(const struct tg_retrieval_set *set, const struct tg_retrieval_score *ours,
+                  const struct tg_retrieval_score *fts, const struct tg_kb_opts *ko, int64_t k,
+                  bool as_json)
+{
+    double mb = tg_retrieval_mb(set);
+    if (as_json) {
+        json_t *o = tg_retrieval_score_json(ours, mb);
+        if (!o)
+            return 1;
+        json_object_set_new(o, "k", json_integer(k));
+        json_object_set_new(o, "tokens", json_string(tokens_name(ko->token_flags)));
+        json_object_set_new(o, "documents", json_integer((json_int_t)tg_retrieval_documents(set)));
+        json_object_set_new(o, "text_mb", json_real(mb));
+        if (fts) {
+            json_t *b = tg_retrieval_score_json(fts, mb);
+            json_object_set_new(b, "name", json_string("sqlite-fts5-trigram"));
+            json_object_set_new(o, "baseline", b);
+        }
+        char *s = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+        json_decref(o);
+        if (!s)
+            return 1;
+        printf("%s\n", s);
+        free(s);
+        return 0;
+    }
+    printf("retrieval: %zu documents (%.2f MB), %zu queries, tokens %s, k1 %.2f, b %.2f\n\n",
+           tg_retrieval_documents(set), mb, tg_retrieval_queries(set), tokens_name(ko->token_flags),
+           ko->k1, ko->b);
+    printf("%-22s %6s %8s %9s   %8s %8s   %7s\n", "system", "P@1", "MRR@k", "Recall@k", "p50 us",
+           "p99 us", "MB/s");
+    print_row("trustgate BM25", ours, (size_t)k, mb);
+    if (fts)
+        print_row("SQLite FTS5 trigram", fts, (size_t)k, mb);
+    printf("\nn = %zu, k = %" PRId64 "; MB/s = index build throughput (text bytes)\n", ours->n, k);
+    return 0;
+}
+
 int tg_cli_eval_retrieval(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -159,38 +199,8 @@ int tg_cli_eval_retrieval(int argc, char **argv)
         goto out;
     if (baseline && tg_retrieval_run_fts5(set, (size_t)k, (int)repeat, &fts, err, sizeof(err)))
         goto out;
-    double mb = tg_retrieval_mb(set);
-    if (as_json) {
-        json_t *o = tg_retrieval_score_json(&ours, mb);
-        if (!o)
-            goto out;
-        json_object_set_new(o, "k", json_integer(k));
-        json_object_set_new(o, "tokens", json_string(tokens_name(ko.token_flags)));
-        json_object_set_new(o, "documents", json_integer((json_int_t)tg_retrieval_documents(set)));
-        json_object_set_new(o, "text_mb", json_real(mb));
-        if (baseline) {
-            json_t *b = tg_retrieval_score_json(&fts, mb);
-            json_object_set_new(b, "name", json_string("sqlite-fts5-trigram"));
-            json_object_set_new(o, "baseline", b);
-        }
-        char *s = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
-        json_decref(o);
-        if (!s)
-            goto out;
-        printf("%s\n", s);
-        free(s);
-    } else {
-        printf("retrieval: %zu documents (%.2f MB), %zu queries, tokens %s, k1 %.2f, b %.2f\n\n",
-               tg_retrieval_documents(set), mb, tg_retrieval_queries(set),
-               tokens_name(ko.token_flags), ko.k1, ko.b);
-        printf("%-22s %6s %8s %9s   %8s %8s   %7s\n", "system", "P@1", "MRR@k", "Recall@k",
-               "p50 us", "p99 us", "MB/s");
-        print_row("trustgate BM25", &ours, (size_t)k, mb);
-        if (baseline)
-            print_row("SQLite FTS5 trigram", &fts, (size_t)k, mb);
-        printf("\nn = %zu, k = %" PRId64 "; MB/s = index build throughput (text bytes)\n", ours.n,
-               k);
-    }
+    if (report(set, &ours, baseline ? &fts : NULL, &ko, k, as_json))
+        goto out;
     status = 0;
 out:
     if (status && err[0])

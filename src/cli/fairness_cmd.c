@@ -161,6 +161,45 @@ static void print_text(const struct tg_fair_report *r, size_t n, const char *dat
            t->resamples ? " (Monte-Carlo)" : "");
 }
 
+/* The rows of a CSV file: each row's group, prediction and truth. */
+struct rows {
+    char **groups;
+    int *pred, *truth;
+    size_t n, skipped; /* skipped: rows with too few fields */
+    size_t cap_groups, cap_pred, cap_truth;
+};
+
+/* Read every row with the attribute, the prediction (pv in column pcol) and
+ * the truth (tv in column tcol, when tcol >= 0); stops early when out of
+ * memory, keeping what it read. */
+static void read_rows(FILE *f, char sep, long attr, long pcol, const char *pv, long tcol,
+                      const char *tv, struct rows *r)
+{
+    char *line = NULL;
+    size_t lcap = 0;
+    long need = attr > pcol ? attr : pcol;
+    need = tcol > need ? tcol : need;
+    while (getline(&line, &lcap, f) > 0) {
+        char *fields[256];
+        size_t nf = split(line, sep, fields, TG_ARRAY_LEN(fields));
+        if ((long)nf <= need) {
+            r->skipped += nf > 0;
+            continue;
+        }
+        if (tg_grow(&r->groups, &r->cap_groups, r->n, sizeof(*r->groups), 1024) ||
+            tg_grow(&r->pred, &r->cap_pred, r->n, sizeof(*r->pred), 1024) ||
+            tg_grow(&r->truth, &r->cap_truth, r->n, sizeof(*r->truth), 1024))
+            break;
+        r->groups[r->n] = tg_strdup(fields[attr]);
+        if (!r->groups[r->n])
+            break;
+        r->pred[r->n] = strcmp(fields[pcol], pv) == 0;
+        r->truth[r->n] = tcol >= 0 && strcmp(fields[tcol], tv) == 0;
+        r->n++;
+    }
+    free(line);
+}
+
 int tg_cli_fairness(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -232,39 +271,12 @@ int tg_cli_fairness(int argc, char **argv)
         fprintf(stderr, "trustgate fairness: %s: cannot open\n", data);
         return 1;
     }
-    size_t cap = 1024, n = 0, skipped = 0;
-    char **groups = tg_malloc(cap * sizeof(char *));
-    int *pred = tg_malloc(cap * sizeof(int)), *truth = tg_malloc(cap * sizeof(int));
-    char *line = NULL;
-    size_t lcap = 0;
-    long need = attr > pcol ? attr : pcol;
-    need = tcol > need ? tcol : need;
-    int status = 1;
-    while (groups && pred && truth && getline(&line, &lcap, f) > 0) {
-        char *fields[256];
-        size_t nf = split(line, sep, fields, TG_ARRAY_LEN(fields));
-        if ((long)nf <= need) {
-            skipped += nf > 0;
-            continue;
-        }
-        if (n == cap) {
-            cap *= 2;
-            char **g2 = tg_realloc(groups, cap * sizeof(char *));
-            int *p2 = g2 ? tg_realloc(pred, cap * sizeof(int)) : NULL;
-            int *t2 = p2 ? tg_realloc(truth, cap * sizeof(int)) : NULL;
-            groups = g2 ? g2 : groups;
-            pred = p2 ? p2 : pred;
-            truth = t2 ? t2 : truth;
-            if (!t2)
-                break;
-        }
-        groups[n] = tg_strdup(fields[attr]);
-        pred[n] = strcmp(fields[pcol], pv) == 0;
-        truth[n] = tcol >= 0 && strcmp(fields[tcol], tv) == 0;
-        n++;
-    }
-    free(line);
+    struct rows rows = {0};
+    read_rows(f, sep, attr, pcol, pv, tcol, tv, &rows);
     fclose(f);
+    size_t n = rows.n, skipped = rows.skipped;
+    char **groups = rows.groups;
+    int *pred = rows.pred, *truth = rows.truth, status = 1;
     struct tg_fair_report *r = tg_calloc(1, sizeof(*r));
     int rc =
         r ? tg_fairness_compute((const char *const *)groups, pred, tcol >= 0 ? truth : NULL, n, r)

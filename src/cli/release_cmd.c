@@ -268,6 +268,49 @@ static int export_release(struct ctx *x, const char *name, long long version, co
     return rc;
 }
 
+/* The commands that work on a stopped deployment's store: list, show,
+ * export, and the transitions the store records (cmd). */
+static int on_store(const char *cfg_path, const char *data, const char *cmd, const char *name,
+                    const char *by, const char *why, double share, long long version,
+                    const char *to, bool as_json)
+{
+    bool exporting = !strcmp(cmd, "export");
+    bool reading = !strcmp(cmd, "list") || !strcmp(cmd, "show") || exporting;
+    struct ctx x = {.lockfd = -1, .data = data};
+    char dir[4096];
+    int status = 1;
+    x.cfg = tg_cli_load_config(cfg_path);
+    if (!x.cfg)
+        return 1;
+    tg_cli_data_dir(x.cfg, data, dir, sizeof(dir));
+    if (tg_cli_mkdirs(dir)) {
+        fprintf(stderr, "trustgate release: cannot create %s\n", dir);
+        goto out;
+    }
+    x.lockfd = tg_cli_lock_data_dir(dir);
+    if (x.lockfd < 0) {
+        fprintf(stderr, "trustgate release: a running `trustgate serve` owns %s; stop it first\n",
+                dir);
+        goto out;
+    }
+    if (!(x.st = tg_cli_open_store(x.cfg, data, "release")) || tg_audit_open(x.st, &x.audit)) {
+        fprintf(stderr, "trustgate release: cannot open the store in %s\n", dir);
+        goto out;
+    }
+    status = exporting ? export_release(&x, name, version, to)
+             : reading ? show(&x, name, as_json)
+                       : transition(&x, cmd, name, by, why, share);
+    if (status == 2)
+        usage(stderr);
+out:
+    tg_audit_close(x.audit);
+    tg_store_close(x.st);
+    if (x.lockfd >= 0)
+        close(x.lockfd);
+    tg_config_free(x.cfg);
+    return status;
+}
+
 int tg_cli_release(int argc, char **argv)
 {
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
@@ -386,37 +429,5 @@ int tg_cli_release(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    struct ctx x = {.lockfd = -1, .data = data};
-    char dir[4096];
-    int status = 1;
-    x.cfg = tg_cli_load_config(cfg_path);
-    if (!x.cfg)
-        return 1;
-    tg_cli_data_dir(x.cfg, data, dir, sizeof(dir));
-    if (tg_cli_mkdirs(dir)) {
-        fprintf(stderr, "trustgate release: cannot create %s\n", dir);
-        goto out;
-    }
-    x.lockfd = tg_cli_lock_data_dir(dir);
-    if (x.lockfd < 0) {
-        fprintf(stderr, "trustgate release: a running `trustgate serve` owns %s; stop it first\n",
-                dir);
-        goto out;
-    }
-    if (!(x.st = tg_cli_open_store(x.cfg, data, "release")) || tg_audit_open(x.st, &x.audit)) {
-        fprintf(stderr, "trustgate release: cannot open the store in %s\n", dir);
-        goto out;
-    }
-    status = exporting ? export_release(&x, name, (long long)version, to)
-             : reading ? show(&x, name, as_json)
-                       : transition(&x, cmd, name, by, why, share);
-    if (status == 2)
-        usage(stderr);
-out:
-    tg_audit_close(x.audit);
-    tg_store_close(x.st);
-    if (x.lockfd >= 0)
-        close(x.lockfd);
-    tg_config_free(x.cfg);
-    return status;
+    return on_store(cfg_path, data, cmd, name, by, why, share, (long long)version, to, as_json);
 }

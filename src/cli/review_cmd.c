@@ -163,6 +163,74 @@ static int remote(const char *base, const char *token, const char *sub, const ch
     return rc;
 }
 
+/* `review show ID`: the task as stored. */
+static int do_show(struct tg_store *st, const char *id)
+{
+    json_t *t = NULL;
+    int status = 1;
+    if (tg_store_review_get(st, id, NULL, &t)) {
+        fprintf(stderr, "trustgate review: no task %s\n", id);
+    } else {
+        char *s = json_dumps(t, JSON_INDENT(2));
+        printf("%s\n", s ? s : "");
+        free(s);
+        status = 0;
+    }
+    json_decref(t);
+    return status;
+}
+
+/* `review decide ID` on the data directory dir, when no server owns it:
+ * the decision d by actor with the attestations att, in the audit log. */
+static int do_decide(struct tg_store *st, const char *dir, const char *id, const char *actor,
+                     json_t *att, struct tg_review_decision *d)
+{
+    char lockpath[4200], keypath[4200], err[512];
+    struct tg_audit *audit = NULL;
+    int status = 1;
+    snprintf(lockpath, sizeof(lockpath), "%s/trustgate.lock", dir);
+    int lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) != 0) {
+        fprintf(stderr,
+                "trustgate review: a running `trustgate serve` owns %s; "
+                "decide through it with --url and a reviewer's --token\n",
+                dir);
+        goto out;
+    }
+    if (tg_audit_open(st, &audit)) {
+        fprintf(stderr, "trustgate review: the audit log in %s does not verify\n", dir);
+        goto out;
+    }
+    d->attestations = att;
+    d->actor = actor;
+    /* the deployment's key for keyed digests, made by the first serve or ask */
+    uint8_t key[32];
+    snprintf(keypath, sizeof(keypath), "%s/pseudonym.key", dir);
+    FILE *kf = fopen(keypath, "rb");
+    if (kf && fread(key, 1, sizeof(key), kf) == sizeof(key)) {
+        d->key = key;
+        d->keylen = sizeof(key);
+    }
+    if (kf)
+        fclose(kf);
+    if (d->action == TG_REVIEW_REJECT && !d->reason)
+        d->reason = "经人工审核，暂时无法按您的要求办理，客服人员会与您联系说明原因。";
+    json_t *task = NULL;
+    if (tg_review_decide(st, audit, id, d, &task, err, sizeof(err))) {
+        fprintf(stderr, "trustgate review: refused: %s\n", err);
+        goto out;
+    }
+    printf("%s decided (%s) by %s\n  answer: %s\n", id, tg_review_action_name(d->action), actor,
+           tg_json_str(task, "answer", ""));
+    json_decref(task);
+    status = 0;
+out:
+    tg_audit_close(audit);
+    if (lockfd >= 0)
+        close(lockfd);
+    return status;
+}
+
 int tg_cli_review(int argc, char **argv)
 {
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
@@ -264,68 +332,13 @@ int tg_cli_review(int argc, char **argv)
     }
     char dir[4096];
     struct tg_store *st = open_store(cfg_path, data, dir, sizeof(dir));
-    struct tg_audit *audit = NULL;
-    int lockfd = -1;
-    if (!st)
-        goto out;
-    if (is_list) {
+    if (st && is_list)
         status = do_list(st, state, as_json);
-    } else if (is_show) {
-        json_t *t = NULL;
-        if (tg_store_review_get(st, id, NULL, &t)) {
-            fprintf(stderr, "trustgate review: no task %s\n", id);
-        } else {
-            char *s = json_dumps(t, JSON_INDENT(2));
-            printf("%s\n", s ? s : "");
-            free(s);
-            status = 0;
-        }
-        json_decref(t);
-    } else {
-        char lockpath[4200], err[512];
-        snprintf(lockpath, sizeof(lockpath), "%s/trustgate.lock", dir);
-        lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
-        if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) != 0) {
-            fprintf(stderr,
-                    "trustgate review: a running `trustgate serve` owns %s; "
-                    "decide through it with --url and a reviewer's --token\n",
-                    dir);
-            goto out;
-        }
-        if (tg_audit_open(st, &audit)) {
-            fprintf(stderr, "trustgate review: the audit log in %s does not verify\n", dir);
-            goto out;
-        }
-        d.attestations = att;
-        d.actor = actor;
-        /* the deployment's key for keyed digests, made by the first serve or ask */
-        uint8_t key[32];
-        char keypath[4200];
-        snprintf(keypath, sizeof(keypath), "%s/pseudonym.key", dir);
-        FILE *kf = fopen(keypath, "rb");
-        if (kf && fread(key, 1, sizeof(key), kf) == sizeof(key)) {
-            d.key = key;
-            d.keylen = sizeof(key);
-        }
-        if (kf)
-            fclose(kf);
-        if (d.action == TG_REVIEW_REJECT && !d.reason)
-            d.reason = "经人工审核，暂时无法按您的要求办理，客服人员会与您联系说明原因。";
-        json_t *task = NULL;
-        if (tg_review_decide(st, audit, id, &d, &task, err, sizeof(err))) {
-            fprintf(stderr, "trustgate review: refused: %s\n", err);
-            goto out;
-        }
-        printf("%s decided (%s) by %s\n  answer: %s\n", id, tg_review_action_name(d.action), actor,
-               tg_json_str(task, "answer", ""));
-        json_decref(task);
-        status = 0;
-    }
-out:
-    tg_audit_close(audit);
+    else if (st && is_show)
+        status = do_show(st, id);
+    else if (st)
+        status = do_decide(st, dir, id, actor, att, &d);
     tg_store_close(st);
-    if (lockfd >= 0)
-        close(lockfd);
     json_decref(att);
     return status;
 }
