@@ -264,7 +264,7 @@ static void queue_job(struct tg_console *c, struct job *j)
 
 /* ------------------------------------------------------------ cookies */
 
-bool tg_http_cookie(const struct tg_http_req *req, const char *name, char *out, size_t outlen)
+bool tg_api_cookie(const struct tg_http_req *req, const char *name, char *out, size_t outlen)
 {
     const char *h = tg_http_header(req, "Cookie");
     size_t n = strlen(name);
@@ -365,7 +365,7 @@ static struct session *find_session(struct tg_console *c, const struct tg_http_r
 {
     char id[2 * TG_SHA256_LEN + 1];
     int64_t now = tg_clock_wall_ms();
-    if (!c || !tg_http_cookie(req, "tg_session", id, sizeof(id)) || strlen(id) != sizeof(id) - 1 ||
+    if (!c || !tg_api_cookie(req, "tg_session", id, sizeof(id)) || strlen(id) != sizeof(id) - 1 ||
         strspn(id, "0123456789abcdef") != sizeof(id) - 1)
         return NULL;
     struct session *s = NULL;

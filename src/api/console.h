@@ -43,6 +43,6 @@ int tg_api_who(struct tg_api *api, const struct tg_http_req *req, struct tg_who 
 bool tg_api_console(struct tg_api *api, struct tg_http_req *req);
 
 /* The value of cookie name in req, copied to out; false when absent or too long. */
-bool tg_http_cookie(const struct tg_http_req *req, const char *name, char *out, size_t outlen);
+bool tg_api_cookie(const struct tg_http_req *req, const char *name, char *out, size_t outlen);
 
 #endif

@@ -7,7 +7,7 @@
  *   GET  /v1/monitor    daily FAR, its trend and the exit criterion           (users)
  *
  * Daily FAR counts, per UTC day of the turn, the AI answers people judged,
- * each once (tg_eval_judgements): a reviewer's approval or a customer's good
+ * each once (tg_monitor_judgements): a reviewer's approval or a customer's good
  * rating (4 or 5 stars) is good; an edit, a rejection or a bad rating is
  * not; the latest judgement of a turn wins, and a rating of an answer a
  * person wrote is ignored.  A day with no judgement is a gap (far null).  The criterion (config
@@ -48,7 +48,7 @@ struct tg_monitor {
  * What the judgements are gathered in.  A turn has at most one review task
  * (the gate makes one), so a reviewed turn no customer rated is judged by
  * its review alone: it is counted at once in its day (plain), and only the
- * turns customers rated too become events for tg_eval_judgements — memory
+ * turns customers rated too become events for tg_monitor_judgements — memory
  * grows with the ratings, not with every reviewed turn.
  */
 struct judging {
@@ -114,7 +114,7 @@ static int judged_rating(struct tg_store *st, const json_t *fb, int64_t since_ms
  * One judgement per AI answer of a turn since since_ms, counted by the
  * turn's day into days (n of them, ending on now_ms's day): reviews of
  * drafts and customers' ratings, the latest of what counts
- * (tg_eval_judgements; on the background worker: the cost grows with the
+ * (tg_monitor_judgements; on the background worker: the cost grows with the
  * data).  TG_OK, or the store's error.
  */
 static int judged(struct tg_store *st, int64_t since_ms, int64_t now_ms, size_t n,
@@ -124,7 +124,7 @@ static int judged(struct tg_store *st, int64_t since_ms, int64_t now_ms, size_t 
     json_t *fb = NULL, *f, *js = NULL;
     size_t i;
     int rc = jg.ev && jg.rated ? tg_store_blob_list(st, "feedback/", 100000, &fb) : TG_E_NOMEM;
-    tg_eval_daily_far(NULL, now_ms, n, jg.plain); /* the window's days, empty */
+    tg_monitor_daily_far(NULL, now_ms, n, jg.plain); /* the window's days, empty */
     json_array_foreach(fb, i, f)
     {
         const char *turn = tg_json_str(f, "turn_id", NULL);
@@ -140,10 +140,10 @@ static int judged(struct tg_store *st, int64_t since_ms, int64_t now_ms, size_t 
         if (!rc)
             rc = judged_rating(st, f, since_ms, jg.ev);
     }
-    if (!rc && !(js = tg_eval_judgements(jg.ev)))
+    if (!rc && !(js = tg_monitor_judgements(jg.ev)))
         rc = TG_E_NOMEM;
     if (!rc) {
-        tg_eval_daily_far(js, now_ms, n, days);
+        tg_monitor_daily_far(js, now_ms, n, days);
         for (size_t d = 0; d < n; d++) {
             days[d].good += jg.plain[d].good;
             days[d].bad += jg.plain[d].bad;
@@ -178,7 +178,7 @@ static json_t *check_work(struct tg_store *st, void *arg, char *err, size_t errl
         return NULL;
     }
     struct tg_far_verdict v;
-    tg_eval_far_criterion(days, j->n, &j->crit, &v);
+    tg_monitor_far_criterion(days, j->n, &j->crit, &v);
     json_t *series = json_array();
     /* a day without judgements is a gap (null), not a FAR of 0 */
     for (size_t i = 0; i < j->n; i++)

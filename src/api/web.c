@@ -74,7 +74,7 @@ static bool chat_on(const struct tg_api *api)
 /* The chat page's customer id from its cookie: "web_" and 24 hex digits. */
 static bool chat_customer(const struct tg_http_req *req, char out[32])
 {
-    if (!tg_http_cookie(req, "tg_chat", out, 32) || strlen(out) != 28 ||
+    if (!tg_api_cookie(req, "tg_chat", out, 32) || strlen(out) != 28 ||
         strncmp(out, "web_", 4) != 0)
         return false;
     for (const char *p = out + 4; *p; p++)

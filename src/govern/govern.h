@@ -38,7 +38,7 @@ struct tg_mk {
     size_t n;
     double s, var, z, p, slope;
 };
-int tg_eval_mann_kendall(const double *x, size_t n, struct tg_mk *out);
+int tg_monitor_mann_kendall(const double *x, size_t n, struct tg_mk *out);
 
 /*
  * One judgement per turn.  events is an array of what people said about
@@ -56,7 +56,7 @@ int tg_eval_mann_kendall(const double *x, size_t n, struct tg_mk *out);
  * is the turn's judgement.  Returns a new array [{turn_id, turn_ms, at_ms,
  * good}], one per turn judged, or NULL when out of memory.
  */
-json_t *tg_eval_judgements(const json_t *events);
+json_t *tg_monitor_judgements(const json_t *events);
 
 /* One UTC day of judged AI answers, by the day of the turn. */
 struct tg_far_day {
@@ -67,10 +67,10 @@ struct tg_far_day {
 
 /*
  * Daily FAR over the `days` calendar days ending on the day of now_ms (UTC),
- * from judgements as tg_eval_judgements returns them, each counted on the
+ * from judgements as tg_monitor_judgements returns them, each counted on the
  * day of its turn (turn_ms).  out holds days entries, oldest first.
  */
-void tg_eval_daily_far(const json_t *judgements, int64_t now_ms, size_t days,
+void tg_monitor_daily_far(const json_t *judgements, int64_t now_ms, size_t days,
                        struct tg_far_day *out);
 
 /* A product owner's exit criterion: FAR below min_far on each of the last
@@ -86,7 +86,7 @@ struct tg_far_verdict {
     bool improving;     /* a significant upward trend */
     struct tg_mk trend; /* n 0 when fewer than 3 days had data */
 };
-void tg_eval_far_criterion(const struct tg_far_day *days, size_t n,
+void tg_monitor_far_criterion(const struct tg_far_day *days, size_t n,
                            const struct tg_far_criterion *c, struct tg_far_verdict *v);
 
 /* ------------------------------------------------------------ releases (release.c) */
@@ -120,7 +120,7 @@ int tg_release_save(struct tg_store *st, const json_t *rel);
  * measured when it answered none because of an override:
  *   experiment  a configured experiment has a variant answered by it, and it
  *               answered turns;
- *   far         one judgement per turn (tg_eval_judgements) over at least 30
+ *   far         one judgement per turn (tg_monitor_judgements) over at least 30
  *               judged turns, FAR at least eval.far.min (closed when the
  *               config sets none);
  *   monitor     eval.monitor's exit criterion (FAR below min_far on each of

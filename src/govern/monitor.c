@@ -24,7 +24,7 @@ static int sign(double v)
     return (v > 0) - (v < 0);
 }
 
-int tg_eval_mann_kendall(const double *x, size_t n, struct tg_mk *out)
+int tg_monitor_mann_kendall(const double *x, size_t n, struct tg_mk *out)
 {
     memset(out, 0, sizeof(*out));
     if (n < 3)
@@ -94,7 +94,7 @@ static int keep(json_t *slot, const json_t *e, size_t pos)
  * {reviewed, person (the latest review was not an approval), kept: the
  * judgement so far}.
  */
-json_t *tg_eval_judgements(const json_t *events)
+json_t *tg_monitor_judgements(const json_t *events)
 {
     json_t *by_turn = json_object(), *out = json_array(), *e, *t;
     const char *id;
@@ -154,7 +154,7 @@ json_t *tg_eval_judgements(const json_t *events)
     return out;
 }
 
-void tg_eval_daily_far(const json_t *judgements, int64_t now_ms, size_t days,
+void tg_monitor_daily_far(const json_t *judgements, int64_t now_ms, size_t days,
                        struct tg_far_day *out)
 {
     int64_t today = now_ms - now_ms % DAY_MS, first = today - (int64_t)(days - 1) * DAY_MS;
@@ -181,7 +181,7 @@ void tg_eval_daily_far(const json_t *judgements, int64_t now_ms, size_t days,
                          : NAN;
 }
 
-void tg_eval_far_criterion(const struct tg_far_day *days, size_t n,
+void tg_monitor_far_criterion(const struct tg_far_day *days, size_t n,
                            const struct tg_far_criterion *c, struct tg_far_verdict *v)
 {
     memset(v, 0, sizeof(*v));
@@ -194,7 +194,7 @@ void tg_eval_far_criterion(const struct tg_far_day *days, size_t n,
         if (data && m < TG_ARRAY_LEN(x))
             x[m++] = days[i].far;
     }
-    if (m >= 3 && tg_eval_mann_kendall(x, m, &v->trend) == TG_OK)
+    if (m >= 3 && tg_monitor_mann_kendall(x, m, &v->trend) == TG_OK)
         v->improving = v->trend.s > 0 && v->trend.p < c->alpha;
     v->met = v->all_below && !v->improving;
 }

@@ -290,7 +290,7 @@ static int gate_review(void *ctx, const struct tg_review_facts *f)
                : TG_OK;
 }
 
-/* One judgement per judged turn the release answered (tg_eval_judgements), or NULL. */
+/* One judgement per judged turn the release answered (tg_monitor_judgements), or NULL. */
 static json_t *gate_judgements(struct tg_store *st, const struct gate_scan *x)
 {
     json_t *ev = json_array(), *fb = NULL, *f, *out = NULL;
@@ -313,7 +313,7 @@ static json_t *gate_judgements(struct tg_store *st, const struct gate_scan *x)
             rc = TG_E_NOMEM;
     }
     if (!rc)
-        out = tg_eval_judgements(ev);
+        out = tg_monitor_judgements(ev);
     json_decref(fb);
     json_decref(ev);
     return out;
@@ -440,8 +440,8 @@ static void far_gates(const struct tg_release_gate_in *in, const json_t *judged,
     };
     struct tg_far_day days[90];
     struct tg_far_verdict v;
-    tg_eval_daily_far(judged, in->now_ms, c.days, days);
-    tg_eval_far_criterion(days, c.days, &c, &v);
+    tg_monitor_daily_far(judged, in->now_ms, c.days, days);
+    tg_monitor_far_criterion(days, c.days, &c, &v);
     snprintf(detail, sizeof(detail), "FAR %s %.0f%% on each of the last %zu days%s",
              v.met ? "below" : "not below", c.min_far * 100, c.days,
              v.met ? " with no improving trend (eval.monitor's exit criterion)" : "");

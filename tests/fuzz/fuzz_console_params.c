@@ -1,5 +1,5 @@
 /*
- * fuzz_console_params.c - the console's cookie parsing (tg_http_cookie,
+ * fuzz_console_params.c - the console's cookie parsing (tg_api_cookie,
  * console.c) and the API's query-string parsing (tg_api_query, api.c) on
  * arbitrary bytes.  The input up to the first newline is a query string;
  * the rest is the value of a Cookie header, sent through the server's own
@@ -60,7 +60,7 @@ static void fuzz_cookie(const char *value, size_t len)
         for (size_t i = 0; i < sizeof(cookie_names) / sizeof(cookie_names[0]); i++) {
             char out[29];
             memset(out, 'x', sizeof(out));
-            if (!tg_http_cookie(r, cookie_names[i], out, sizeof(out)))
+            if (!tg_api_cookie(r, cookie_names[i], out, sizeof(out)))
                 continue;
             if (!memchr(out, '\0', sizeof(out)) || strchr(out, ';'))
                 abort();

@@ -207,18 +207,18 @@ static void test_mann_kendall(void **state)
     (void)state;
     struct tg_mk mk;
     const double x[] = {5, 3, 4, 6, 8};
-    assert_int_equal(tg_eval_mann_kendall(x, 5, &mk), TG_OK);
+    assert_int_equal(tg_monitor_mann_kendall(x, 5, &mk), TG_OK);
     assert_true(mk.s == 6);
     assert_true(fabs(mk.var - 50.0 / 3) < 1e-9);
     assert_true(fabs(mk.z - 1.224745) < 1e-5);
     assert_true(fabs(mk.p - 0.220671) < 1e-5);
     assert_true(fabs(mk.slope - 1.25) < 1e-12);
     const double y[] = {1, 1, 2, 3};
-    assert_int_equal(tg_eval_mann_kendall(y, 4, &mk), TG_OK);
+    assert_int_equal(tg_monitor_mann_kendall(y, 4, &mk), TG_OK);
     assert_true(mk.s == 5);
     assert_true(fabs(mk.var - 138.0 / 18) < 1e-9);
     assert_true(fabs(mk.z - 4 / sqrt(138.0 / 18)) < 1e-9);
-    assert_int_equal(tg_eval_mann_kendall(y, 2, &mk), TG_E_INVAL);
+    assert_int_equal(tg_monitor_mann_kendall(y, 2, &mk), TG_E_INVAL);
 }
 
 static void test_daily_far_and_criterion(void **state)
@@ -235,14 +235,14 @@ static void test_daily_far_and_criterion(void **state)
     json_array_append_new(ev, json_pack("{s:I, s:b}", "turn_ms", (json_int_t)(now - 30 * day),
                                         "good", false)); /* outside the window */
     struct tg_far_day days[7];
-    tg_eval_daily_far(ev, now, 7, days);
+    tg_monitor_daily_far(ev, now, 7, days);
     assert_true(days[0].day_ms == (20000 - 6) * day);
     assert_int_equal(days[0].good, 70);
     assert_int_equal(days[6].bad, 24);
     assert_true(fabs(days[6].far - 0.76) < 1e-12);
     struct tg_far_criterion c = {.min_far = 0.85, .alpha = 0.05, .days = 7};
     struct tg_far_verdict v;
-    tg_eval_far_criterion(days, 7, &c, &v);
+    tg_monitor_far_criterion(days, 7, &c, &v);
     assert_true(v.all_below);
     assert_true(v.improving); /* a steady rise: S = 21 of 21, p < 0.01 */
     assert_false(v.met);
@@ -250,11 +250,11 @@ static void test_daily_far_and_criterion(void **state)
     for (int d = 0; d < 7; d++) {
         days[d].far = d % 2 ? 0.70 : 0.71;
     }
-    tg_eval_far_criterion(days, 7, &c, &v);
+    tg_monitor_far_criterion(days, 7, &c, &v);
     assert_true(v.met);
     /* one day without data: nothing can be claimed */
     days[3].good = days[3].bad = 0;
-    tg_eval_far_criterion(days, 7, &c, &v);
+    tg_monitor_far_criterion(days, 7, &c, &v);
     assert_false(v.met);
     json_decref(ev);
 }

@@ -57,14 +57,14 @@ static void test_one_judgement_per_turn(void **state)
     json_array_append_new(ev, review("b", t0, t0 + 40, true));         /* ... approved later */
     json_array_append_new(ev, rating("c", t0, t0 + 5, true, true));
     json_array_append_new(ev, rating("c", t0, t0 + 6, false, true));
-    json_t *js = tg_eval_judgements(ev);
+    json_t *js = tg_monitor_judgements(ev);
     assert_non_null(js);
     assert_int_equal(json_array_size(js), 3);
     assert_false(tg_json_bool(of(js, "a"), "good", true));
     assert_true(tg_json_bool(of(js, "b"), "good", false));
     assert_false(tg_json_bool(of(js, "c"), "good", true));
     struct tg_far_day d[1];
-    tg_eval_daily_far(js, t0 + 100, 1, d);
+    tg_monitor_daily_far(js, t0 + 100, 1, d);
     assert_int_equal(d[0].good + d[0].bad, 3); /* today's code counted 6 */
     json_decref(js);
     json_decref(ev);
@@ -83,7 +83,7 @@ static void test_person_answer_never_counts(void **state)
     json_array_append_new(ev, review("r", t0, t0 + 10, false));
     json_array_append_new(ev, rating("r", t0, t0 + 60, true, false));
     json_array_append_new(ev, rating("h", t0, t0 + 70, false, false)); /* hand-off, refusal */
-    json_t *js = tg_eval_judgements(ev);
+    json_t *js = tg_monitor_judgements(ev);
     assert_int_equal(json_array_size(js), 2);
     assert_false(tg_json_bool(of(js, "e"), "good", true));
     assert_int_equal(tg_json_int(of(js, "e"), "at_ms", 0),
@@ -103,9 +103,9 @@ static void test_days_by_turn_and_gaps(void **state)
     /* asked two days ago, rated today */
     json_array_append_new(ev, rating("old", today - 2 * DAY + 5, now - 10, false, true));
     json_array_append_new(ev, rating("new", today + 5, now - 5, true, true));
-    json_t *js = tg_eval_judgements(ev);
+    json_t *js = tg_monitor_judgements(ev);
     struct tg_far_day d[3];
-    tg_eval_daily_far(js, now, 3, d);
+    tg_monitor_daily_far(js, now, 3, d);
     assert_int_equal(d[0].bad, 1);
     assert_true(d[0].far == 0.0);
     assert_int_equal(d[1].good + d[1].bad, 0);
@@ -119,7 +119,7 @@ static void test_days_by_turn_and_gaps(void **state)
     d[2].good = 0;
     d[2].bad = 1;
     d[2].far = 0;
-    tg_eval_far_criterion(d, 3, &c, &v);
+    tg_monitor_far_criterion(d, 3, &c, &v);
     assert_false(v.met);
     json_decref(js);
     json_decref(ev);
