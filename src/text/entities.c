@@ -176,14 +176,8 @@ void tg_entities_free(struct tg_entities *e)
 
 static int push_money(struct tg_entities *e, const struct tg_money *m)
 {
-    if (e->n_money == e->cap_money) {
-        size_t cap = e->cap_money ? e->cap_money * 2 : 8;
-        struct tg_money *v = tg_realloc(e->money, cap * sizeof(*v));
-        if (!v)
-            return TG_E_NOMEM;
-        e->money = v;
-        e->cap_money = cap;
-    }
+    if (tg_grow(&e->money, &e->cap_money, e->n_money, sizeof(*e->money), 8))
+        return TG_E_NOMEM;
     e->money[e->n_money++] = *m;
     return TG_OK;
 }

@@ -15,14 +15,8 @@
 
 static int push_pii(struct tg_entities *e, size_t start, size_t end, enum tg_pii_type type)
 {
-    if (e->n_pii == e->cap_pii) {
-        size_t cap = e->cap_pii ? e->cap_pii * 2 : 8;
-        struct tg_pii *v = tg_realloc(e->pii, cap * sizeof(*v));
-        if (!v)
-            return TG_E_NOMEM;
-        e->pii = v;
-        e->cap_pii = cap;
-    }
+    if (tg_grow(&e->pii, &e->cap_pii, e->n_pii, sizeof(*e->pii), 8))
+        return TG_E_NOMEM;
     e->pii[e->n_pii++] = (struct tg_pii){(uint32_t)start, (uint32_t)end, type};
     return TG_OK;
 }
