@@ -141,8 +141,9 @@ static void chat_release_cb(struct tg_turn *t, const char *text, size_t len, voi
 {
     struct chat_ctx *cc = arg;
     char id[TG_ID_MAX + 16];
-    snprintf(id, sizeof(id), "chatcmpl-%s", t->id + 5);
-    struct tg_completion c = {.id = id, .created = t->created_ms / 1000, .model = t->model};
+    snprintf(id, sizeof(id), "chatcmpl-%s", t->admit.id + 5);
+    struct tg_completion c = {
+        .id = id, .created = t->run.created_ms / 1000, .model = t->admit.model};
     struct tg_buf out;
     tg_buf_init(&out, TG_BUF_UNLIMITED);
     if (!cc->streaming) {
@@ -169,7 +170,8 @@ static void chat_done_cb(struct tg_turn *t, void *arg)
     if (cc->streaming) {
         /* the rest of a streamed-through answer, and its end */
         tg_metrics_request(api->p->metrics, "/v1/chat/completions", gone ? 499 : 200);
-        tg_http_stream_write(cc->req, t->reply.data ? t->reply.data : "", t->reply.len);
+        tg_http_stream_write(cc->req, t->reply.body.data ? t->reply.body.data : "",
+                             t->reply.body.len);
         tg_http_stream_end(cc->req);
         tg_turn_free(t);
         tg_free(cc);
@@ -186,11 +188,11 @@ static void chat_done_cb(struct tg_turn *t, void *arg)
         return;
     }
     tg_metrics_request(api->p->metrics, "/v1/chat/completions", gone ? 499 : t->http_status);
-    tg_http_respond(cc->req, t->http_status, t->reply_type,
-                    strcmp(t->reply_type, "text/event-stream") == 0
+    tg_http_respond(cc->req, t->http_status, t->reply.type,
+                    strcmp(t->reply.type, "text/event-stream") == 0
                         ? "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n"
                         : NULL,
-                    t->reply.data, t->reply.len);
+                    t->reply.body.data, t->reply.body.len);
     tg_turn_free(t);
     tg_free(cc);
 }

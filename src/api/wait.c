@@ -78,18 +78,18 @@ int tg_api_wait(struct tg_api *api, struct tg_http_req *req, const struct tg_tur
     w->api = api;
     w->req = req;
     tg_strlcpy(w->review_id, t->review_id, sizeof(w->review_id));
-    snprintf(w->id, sizeof(w->id), "chatcmpl-%s", t->id + 5);
-    tg_strlcpy(w->model, t->model ? t->model : "trustgate", sizeof(w->model));
-    w->created = t->created_ms / 1000;
-    w->stream = t->stream;
-    w->holding_type = t->reply_type;
+    snprintf(w->id, sizeof(w->id), "chatcmpl-%s", t->admit.id + 5);
+    tg_strlcpy(w->model, t->admit.model ? t->admit.model : "trustgate", sizeof(w->model));
+    w->created = t->run.created_ms / 1000;
+    w->stream = t->admit.stream;
+    w->holding_type = t->reply.type;
     tg_buf_init(&w->holding, TG_BUF_UNLIMITED);
     tg_buf_init(&sum, TG_BUF_UNLIMITED);
     tg_jw_init(&jw, &sum);
     tg_turn_write_summary(t, &jw);
     int rc = tg_jw_finish(&jw);
     if (!rc)
-        rc = tg_buf_append(&w->holding, t->reply.data, t->reply.len);
+        rc = tg_buf_append(&w->holding, t->reply.body.data, t->reply.body.len);
     w->summary = rc ? NULL : tg_buf_steal(&sum, NULL);
     tg_buf_free(&sum);
     w->timer = evtimer_new(api->p->base, timeout_cb, w);

@@ -142,7 +142,7 @@ int tg_cli_ask(int argc, char **argv)
     } else if (t->err) {
         fprintf(stderr, "trustgate ask: %s\n", t->errmsg);
     } else {
-        printf("%.*s\n", (int)t->answer_len, t->answer ? t->answer : "");
+        printf("%.*s\n", (int)t->reply.answer_len, t->reply.answer ? t->reply.answer : "");
     }
     status = t->err ? 1 : 0;
 out:

@@ -72,19 +72,19 @@ struct run {
 static void write_signals(FILE *f, const struct tg_turn *t, const struct tg_far_item *it)
 {
     struct tg_backend_request rq = {
-        .question = t->user_text,
-        .evidence = t->evidence,
-        .n_evidence = t->n_evidence,
-        .query_coverage = t->query_coverage,
-        .intent_probability = t->a->intents ? t->intent_confidence : -1,
+        .question = t->admit.user_text,
+        .evidence = t->retrieve.evidence,
+        .n_evidence = t->retrieve.n_evidence,
+        .query_coverage = t->retrieve.query_coverage,
+        .intent_probability = t->a->intents ? t->understand.intent_confidence : -1,
     };
     double x[TG_BUILTIN_SIGNALS];
     tg_backend_builtin_signals(&rq, x);
     json_t *sig = json_array(), *ev = json_array();
     for (size_t i = 0; i < TG_BUILTIN_SIGNALS; i++)
         json_array_append_new(sig, json_real(x[i]));
-    for (size_t i = 0; i < t->n_evidence; i++) {
-        const struct tg_evidence *e = &t->evidence[i];
+    for (size_t i = 0; i < t->retrieve.n_evidence; i++) {
+        const struct tg_evidence *e = &t->retrieve.evidence[i];
         json_t *feat = json_array();
         for (size_t j = 0; j < TG_RANK_FEATURES; j++)
             json_array_append_new(feat, json_real(e->features[j]));
@@ -96,7 +96,7 @@ static void write_signals(FILE *f, const struct tg_turn *t, const struct tg_far_
                           "question", it->question, "source", it->source, "intent", it->intent,
                           "got_intent", it->got_intent, "got_decision", it->got_decision,
                           "confidence", tg_backend_builtin_confidence(&rq), "intent_probability",
-                          t->intent_confidence, "signals", sig, "evidence", ev);
+                          t->understand.intent_confidence, "signals", sig, "evidence", ev);
     char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
     if (s)
         fprintf(f, "%s\n", s);
@@ -127,26 +127,26 @@ static void done_cb(struct tg_turn *t, void *arg)
     it->ran = true;
     it->ms = (double)(tg_clock_mono_ns() - r->t0) / 1e6;
     it->got_decision = tg_strdup(t->err ? "error" : tg_decision_name(t->decision));
-    it->got_intent = t->intent ? tg_strdup(t->intent) : NULL;
-    it->got_confidence = t->intent_confidence;
-    it->hits = t->policy_hits ? json_deep_copy(t->policy_hits) : NULL;
-    it->answer = t->answer ? tg_strndup(t->answer, t->answer_len) : NULL;
+    it->got_intent = t->understand.intent ? tg_strdup(t->understand.intent) : NULL;
+    it->got_confidence = t->understand.intent_confidence;
+    it->hits = t->check.policy_hits ? json_deep_copy(t->check.policy_hits) : NULL;
+    it->answer = t->reply.answer ? tg_strndup(t->reply.answer, t->reply.answer_len) : NULL;
     it->cited = json_array();
     size_t i;
     json_t *c;
-    json_array_foreach(t->citations, i, c)
+    json_array_foreach(t->retrieve.citations, i, c)
         json_array_append_new(it->cited, json_string(tg_json_str(c, "source", "")));
     const char *ev[64], *skip[16];
     size_t nev = 0, nskip = 0;
-    for (i = 0; i < t->n_evidence && nev < TG_ARRAY_LEN(ev); i++)
-        ev[nev++] = t->evidence[i].text;
+    for (i = 0; i < t->retrieve.n_evidence && nev < TG_ARRAY_LEN(ev); i++)
+        ev[nev++] = t->retrieve.evidence[i].text;
     json_t *s;
-    json_array_foreach(t->rules.prefixes, i, s)
+    json_array_foreach(t->check.rules.prefixes, i, s)
     {
         if (json_is_string(s) && nskip < TG_ARRAY_LEN(skip))
             skip[nskip++] = json_string_value(s);
     }
-    json_array_foreach(t->rules.suffixes, i, s)
+    json_array_foreach(t->check.rules.suffixes, i, s)
     {
         if (json_is_string(s) && nskip < TG_ARRAY_LEN(skip))
             skip[nskip++] = json_string_value(s);
@@ -156,10 +156,11 @@ static void done_cb(struct tg_turn *t, void *arg)
         if (json_is_string(s) && !strcmp(json_string_value(s), "low_confidence"))
             it->low_confidence = true;
     }
-    it->prompt_tokens = t->prompt_tokens;
-    it->completion_tokens = t->completion_tokens;
-    it->cost = tg_eval_price(r->prices, t->upstream_model[0] ? t->upstream_model : t->rung,
-                             t->prompt_tokens, t->completion_tokens);
+    it->prompt_tokens = t->generate.prompt_tokens;
+    it->completion_tokens = t->generate.completion_tokens;
+    it->cost = tg_eval_price(r->prices,
+                             t->generate.upstream_model[0] ? t->generate.upstream_model : t->rung,
+                             t->generate.prompt_tokens, t->generate.completion_tokens);
     judge(r, it, ev, nev, skip, nskip);
     if (r->signals)
         write_signals(r->signals, t, it);

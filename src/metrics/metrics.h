@@ -71,7 +71,7 @@ void tg_metrics_tokens(struct tg_metrics *m, const char *backend, int64_t prompt
                        int64_t completion);
 
 /* Append the Prometheus text exposition to out. */
-/* A turn of an experiment's variant (stage_admit.c). */
+/* A turn of an experiment's variant (admit_route.c). */
 void tg_metrics_experiment(struct tg_metrics *m, const char *experiment, const char *variant);
 int tg_metrics_render(const struct tg_metrics *m, struct tg_buf *out);
 

@@ -49,27 +49,27 @@ static const stage_fn stages[TG_STAGE__COUNT] = {
 static void run(struct tg_turn *t)
 {
     struct tg_pipeline *p = t->p;
-    while (t->stage < TG_STAGE__COUNT) {
-        enum tg_stage_id s = t->stage;
+    while (t->run.stage < TG_STAGE__COUNT) {
+        enum tg_stage_id s = t->run.stage;
         int64_t t0 = tg_clock_mono_ns();
-        if (t->ntrace < TG_STAGE__COUNT)
-            t->trace[t->ntrace++] = s;
+        if (t->run.ntrace < TG_STAGE__COUNT)
+            t->run.trace[t->run.ntrace++] = s;
         enum tg_stage_rc rc = stages[s](t);
         int64_t dt = tg_clock_mono_ns() - t0;
-        t->stage_ns[s] += dt;
+        t->run.stage_ns[s] += dt;
         if (rc == TG_WAIT) {
-            t->waiting = true;
+            t->run.waiting = true;
             return;
         }
-        tg_metrics_stage(p->metrics, s, t->stage_ns[s]);
+        tg_metrics_stage(p->metrics, s, t->run.stage_ns[s]);
         if (rc == TG_DONE && s < TG_STAGE_RECORD) {
             /* A turn refused at admission was never a turn: nothing to record. */
-            t->stage = t->id[0] ? TG_STAGE_RECORD : TG_STAGE_REPLY;
+            t->run.stage = t->admit.id[0] ? TG_STAGE_RECORD : TG_STAGE_REPLY;
         } else {
-            t->stage = (enum tg_stage_id)(s + 1);
+            t->run.stage = (enum tg_stage_id)(s + 1);
         }
     }
-    tg_metrics_turn(p->metrics, tg_clock_mono_ns() - t->t0_ns);
+    tg_metrics_turn(p->metrics, tg_clock_mono_ns() - t->run.t0_ns);
     p->inflight--;
     t->done_cb(t, t->done_arg);
 }
@@ -77,19 +77,19 @@ static void run(struct tg_turn *t)
 void tg_pipeline_start(struct tg_turn *t)
 {
     t->p->inflight++;
-    t->t0_ns = tg_clock_mono_ns();
-    t->created_ms = tg_clock_wall_ms();
-    t->stage = TG_STAGE_ADMIT;
+    t->run.t0_ns = tg_clock_mono_ns();
+    t->run.created_ms = tg_clock_wall_ms();
+    t->run.stage = TG_STAGE_ADMIT;
     run(t);
 }
 
 void tg_pipeline_resume(struct tg_turn *t)
 {
-    enum tg_stage_id s = t->stage;
-    t->waiting = false;
+    enum tg_stage_id s = t->run.stage;
+    t->run.waiting = false;
     /* The waiting stage is finished when it resumes us: account and move on. */
-    tg_metrics_stage(t->p->metrics, s, t->stage_ns[s]);
-    t->stage = (enum tg_stage_id)(s + 1);
+    tg_metrics_stage(t->p->metrics, s, t->run.stage_ns[s]);
+    t->run.stage = (enum tg_stage_id)(s + 1);
     run(t);
 }
 

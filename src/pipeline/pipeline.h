@@ -31,7 +31,7 @@ struct tg_ladder;
  * backends of one release.  The pipeline's own (`main`) comes from its
  * config; an experiment's variant with `release:` or `config:` gets its own,
  * built from that config beside it, and answers the customers assigned to
- * it (stage_admit.c).  Everything else (store, audit log, review queue,
+ * it (admit_route.c).  Everything else (store, audit log, review queue,
  * conversations) is shared.
  */
 struct tg_answerer {
@@ -207,7 +207,7 @@ void tg_pipeline_remember(struct tg_pipeline *p, const struct tg_conversation *c
 /*
  * Conversations with a person: once a conversation is handed to a human
  * agent (the ladder's hand-off, or a review whose deadline passed), the
- * customer's later messages go to that agent (stage_admit.c) until the
+ * customer's later messages go to that agent (admit_route.c) until the
  * agent closes the hand-off.  tg_pipeline_task_changed follows a task's
  * state (handed_off adds, anything else removes); the open ones are read
  * from the store at start.

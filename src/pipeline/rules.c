@@ -18,31 +18,33 @@
 
 void tg_rules_facts(const struct tg_turn *t, struct tg_policy_facts *f)
 {
-    const json_t *meta = json_object_get(t->request, "metadata");
+    const json_t *meta = json_object_get(t->admit.request, "metadata");
     memset(f, 0, sizeof(*f));
-    f->text = t->user_text;
-    f->text_len = strlen(t->user_text);
-    f->norm = t->norm_text ? t->norm_text : "";
-    f->norm_len = t->norm_len;
-    f->entities = t->ents;
-    f->intent = t->intent && strcmp(t->intent, "unclassified") != 0 ? t->intent : NULL;
-    f->intent_confidence = t->intent_confidence;
-    f->best_score = t->n_evidence ? t->evidence[0].score : 0.0;
-    f->n_evidence = t->n_evidence;
+    f->text = t->admit.user_text;
+    f->text_len = strlen(t->admit.user_text);
+    f->norm = t->understand.norm_text ? t->understand.norm_text : "";
+    f->norm_len = t->understand.norm_len;
+    f->entities = t->understand.ents;
+    f->intent = t->understand.intent && strcmp(t->understand.intent, "unclassified") != 0
+                    ? t->understand.intent
+                    : NULL;
+    f->intent_confidence = t->understand.intent_confidence;
+    f->best_score = t->retrieve.n_evidence ? t->retrieve.evidence[0].score : 0.0;
+    f->n_evidence = t->retrieve.n_evidence;
     f->degradations = (int)t->conv.degraded_streak;
     f->channel = t->channel;
     /* a tier the key vouches for: its class, or what a trusted channel names */
     f->tier = tg_turn_class(t) == TG_CLASS_VIP ? "vip"
-              : t->class_from_metadata
+              : t->admit.class_from_metadata
                   ? tg_json_str(meta, "tier", tg_json_str(meta, "customer_tier", NULL))
                   : NULL;
     f->confidence = t->confidence;
     f->draft = t->draft;
     f->draft_len = t->draft_len;
-    f->draft_language = t->language;
-    f->ungrounded = t->ungrounded;
-    f->conversation = t->conv_text;
-    f->conversation_len = t->conv_len;
+    f->draft_language = t->understand.language;
+    f->ungrounded = t->check.ungrounded;
+    f->conversation = t->check.conv_text;
+    f->conversation_len = t->check.conv_len;
     f->tool_calls = t->calls;
     f->n_tool_calls = t->n_calls;
 }
@@ -53,7 +55,7 @@ int tg_rules_conversation(struct tg_turn *t)
     size_t i;
     struct tg_buf b;
     int rc = TG_OK;
-    if (t->new_conversation || !t->p->cfg->history)
+    if (t->admit.new_conversation || !t->p->cfg->history)
         return TG_OK;
     if (tg_store_messages(t->p->store, t->conv.id, t->p->cfg->history, &hist) != TG_OK)
         return TG_OK; /* the rules then see no earlier messages */
@@ -66,12 +68,12 @@ int tg_rules_conversation(struct tg_turn *t)
         if (b.len)
             rc = tg_buf_append(&b, "\n", 1);
         if (!rc)
-            rc = tg_text_normalize(t->p->text, c, strlen(c), t->norm_flags, &b);
+            rc = tg_text_normalize(t->p->text, c, strlen(c), t->understand.norm_flags, &b);
     }
     if (!rc && b.len) {
-        t->conv_text = tg_arena_strndup(&t->arena, b.data, b.len);
-        t->conv_len = b.len;
-        rc = t->conv_text ? TG_OK : TG_E_NOMEM;
+        t->check.conv_text = tg_arena_strndup(&t->arena, b.data, b.len);
+        t->check.conv_len = b.len;
+        rc = t->check.conv_text ? TG_OK : TG_E_NOMEM;
     }
     tg_buf_free(&b);
     json_decref(hist);
@@ -84,14 +86,14 @@ static const char *span_text(const struct tg_turn *t, const struct tg_policy_hit
     const char *base = NULL;
     size_t blen = 0;
     if (!strcmp(h->field, "norm")) {
-        base = t->norm_text;
-        blen = t->norm_len;
+        base = t->understand.norm_text;
+        blen = t->understand.norm_len;
     } else if (!strcmp(h->field, "draft")) {
         base = t->draft;
         blen = t->draft_len;
     } else if (!strcmp(h->field, "conversation")) {
-        base = t->conv_text;
-        blen = t->conv_len;
+        base = t->check.conv_text;
+        blen = t->check.conv_len;
     } else if (!strcmp(h->field, "tool_calls")) {
         /* a span in the arguments of the call the hit's value numbers */
         size_t i = h->has_value && h->value >= 0 ? (size_t)h->value : t->n_calls;
@@ -100,8 +102,8 @@ static const char *span_text(const struct tg_turn *t, const struct tg_policy_hit
         base = t->calls[i].arguments;
         blen = t->calls[i].arguments_len;
     } else {
-        base = t->user_text;
-        blen = strlen(t->user_text);
+        base = t->admit.user_text;
+        blen = strlen(t->admit.user_text);
     }
     if (!base || h->start >= h->end || h->end > blen)
         return NULL;
@@ -122,10 +124,10 @@ static bool overlaps_pii(const struct tg_turn *t, const struct tg_policy_hit *h,
         tg_buf_free(&b);
         return pii;
     }
-    if (!t->ents || strcmp(h->field, "text") != 0)
+    if (!t->understand.ents || strcmp(h->field, "text") != 0)
         return strcmp(h->field, "pii") == 0;
-    for (size_t i = 0; i < t->ents->n_pii; i++)
-        if (h->start < t->ents->pii[i].end && t->ents->pii[i].start < h->end)
+    for (size_t i = 0; i < t->understand.ents->n_pii; i++)
+        if (h->start < t->understand.ents->pii[i].end && t->understand.ents->pii[i].start < h->end)
             return true;
     return false;
 }
@@ -192,7 +194,7 @@ json_t *tg_rules_for_people(struct tg_turn *t)
 
 int tg_rules_apply(struct tg_turn *t, const struct tg_policy_hits *hits)
 {
-    struct tg_turn_rules *r = &t->rules;
+    struct tg_turn_rules *r = &t->check.rules;
     for (size_t i = 0; i < hits->n; i++) {
         const struct tg_policy_hit *h = &hits->v[i];
         if (!(h->audience & TG_POLICY_FOR_AI))
@@ -211,14 +213,14 @@ int tg_rules_apply(struct tg_turn *t, const struct tg_policy_hits *hits)
                 if (!r->sla_ms || (act->sla_ms && act->sla_ms < r->sla_ms))
                     r->sla_ms = act->sla_ms;
                 for (size_t k = 0; k < act->n_attestations; k++)
-                    add_unique(t->attestations, act->attestations[k]);
+                    add_unique(t->check.attestations, act->attestations[k]);
                 break;
             case TG_ACT_HUMAN_DECISION:
                 r->human_decision = true;
                 r->skip_generate = true;
                 r->queue = act->queue;
                 for (size_t k = 0; k < act->n_attestations; k++)
-                    add_unique(t->attestations, act->attestations[k]);
+                    add_unique(t->check.attestations, act->attestations[k]);
                 break;
             case TG_ACT_PREFIX:
                 if (!r->prefixes)
@@ -251,7 +253,7 @@ int tg_rules_apply(struct tg_turn *t, const struct tg_policy_hits *hits)
         json_t *hit = json_pack("{s:s, s:s, s:o, s:o}", "rule", h->rule, "description",
                                 h->description ? h->description : "", "actions", actions, "trigger",
                                 trigger(t, h));
-        if (!hit || json_array_append_new(t->policy_hits, hit))
+        if (!hit || json_array_append_new(t->check.policy_hits, hit))
             return TG_E_NOMEM;
     }
     return TG_OK;

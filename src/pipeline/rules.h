@@ -14,7 +14,7 @@ struct tg_policy_hits;
 void tg_rules_facts(const struct tg_turn *t, struct tg_policy_facts *f);
 /*
  * Read the customer's earlier messages in this conversation (at most
- * `conversation.history` of them, as stored: masked) into t->conv_text,
+ * `conversation.history` of them, as stored: masked) into t->check.conv_text,
  * normalized like the current message, for `conversation.*` conditions.
  * Nothing for a new conversation.  TG_OK or TG_E_NOMEM; a store that cannot
  * be read leaves the text empty.

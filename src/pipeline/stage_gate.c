@@ -57,7 +57,7 @@ const char *tg_gate_holding_text(enum tg_decision d)
 
 const char *tg_turn_holding(struct tg_turn *t)
 {
-    return t->holding ? t->holding : tg_turn_text(t, tg_gate_holding_text(t->decision));
+    return t->gate.holding ? t->gate.holding : tg_turn_text(t, tg_gate_holding_text(t->decision));
 }
 
 /* Is queue one of the config's review.internal_queues (work such as BI
@@ -74,10 +74,10 @@ static bool internal_queue(const struct tg_turn *t, const char *queue)
 /* The messages before this one: the stored history, or what the client sent. */
 static json_t *conversation_so_far(const struct tg_turn *t)
 {
-    if (t->history)
-        return json_deep_copy(t->history);
+    if (t->generate.history)
+        return json_deep_copy(t->generate.history);
     json_t *out = json_array();
-    const json_t *msgs = json_object_get(t->request, "messages");
+    const json_t *msgs = json_object_get(t->admit.request, "messages");
     size_t n = json_array_size(msgs);
     for (size_t i = 0; i + 1 < n; i++) {
         const json_t *m = json_array_get(msgs, i);
@@ -92,10 +92,11 @@ static json_t *conversation_so_far(const struct tg_turn *t)
 /* The citations with the passages they point at, for the reviewer. */
 static json_t *evidence(const struct tg_turn *t)
 {
-    json_t *out = t->citations ? json_deep_copy(t->citations) : json_array();
-    for (size_t i = 0; i < json_array_size(out) && i < t->n_evidence; i++)
-        if (t->evidence[i].text)
-            json_object_set_new(json_array_get(out, i), "text", json_string(t->evidence[i].text));
+    json_t *out = t->retrieve.citations ? json_deep_copy(t->retrieve.citations) : json_array();
+    for (size_t i = 0; i < json_array_size(out) && i < t->retrieve.n_evidence; i++)
+        if (t->retrieve.evidence[i].text)
+            json_object_set_new(json_array_get(out, i), "text",
+                                json_string(t->retrieve.evidence[i].text));
     return out;
 }
 
@@ -104,49 +105,52 @@ static int create_task(struct tg_turn *t)
     /* The task keeps the question with personal data masked, as the message store does. */
     struct tg_buf q;
     tg_buf_init(&q, TG_BUF_UNLIMITED);
-    if (!t->rules.redact_off &&
-        tg_pii_mask(t->user_text, strlen(t->user_text), t->a->cfg->policy_pattern, &q) != TG_OK)
+    if (!t->check.rules.redact_off && tg_pii_mask(t->admit.user_text, strlen(t->admit.user_text),
+                                                  t->a->cfg->policy_pattern, &q) != TG_OK)
         tg_buf_reset(&q);
     bool human = t->decision == TG_DECISION_HUMAN_DECISION;
     bool handoff = t->decision == TG_DECISION_HANDOFF;
-    bool internal = internal_queue(t, t->rules.queue);
+    bool internal = internal_queue(t, t->check.rules.queue);
     bool vip = tg_turn_class(t) == TG_CLASS_VIP; /* the key's class, never free metadata */
     json_t *context = json_pack(
-        "{s:{s:s?, s:f}, s:s, s:b, s:{s:o, s:I}, s:o}", "intent", "name", t->intent, "confidence",
-        t->intent_confidence, "tier", vip ? "vip" : "standard", "internal", internal, "explanation",
-        "intent_tokens", t->intent_explain ? json_deep_copy(t->intent_explain) : json_array(),
-        "ungrounded_claims", (json_int_t)t->ungrounded, "conversation", conversation_so_far(t));
+        "{s:{s:s?, s:f}, s:s, s:b, s:{s:o, s:I}, s:o}", "intent", "name", t->understand.intent,
+        "confidence", t->understand.intent_confidence, "tier", vip ? "vip" : "standard", "internal",
+        internal, "explanation", "intent_tokens",
+        t->understand.intent_explain ? json_deep_copy(t->understand.intent_explain) : json_array(),
+        "ungrounded_claims", (json_int_t)t->check.ungrounded, "conversation",
+        conversation_so_far(t));
     json_t *cites = evidence(t);
     /* what a person's answer will carry (disclaimers), shown before they send */
     if (context)
         json_object_set_new(context, "people_answers", tg_rules_for_people(t));
-    int64_t sla_ms = t->rules.sla_ms ? t->rules.sla_ms : 90000;
-    if (t->follow_up)
+    int64_t sla_ms = t->check.rules.sla_ms ? t->check.rules.sla_ms : 90000;
+    if (t->gate.follow_up)
         sla_ms = t->a->cfg->review.follow_up_sla_ms;
     struct tg_review_new n = {
-        .turn_id = t->id,
+        .turn_id = t->admit.id,
         .conversation_id = t->conv.id,
-        .kind = handoff        ? "handoff"
-                : human        ? "human_decision"
-                : t->follow_up ? "follow_up"
-                               : "review",
-        .queue = handoff        ? "human_agent"
-                 : t->follow_up ? t->a->cfg->review.follow_up_queue
-                                : t->rules.queue,
+        .kind = handoff             ? "handoff"
+                : human             ? "human_decision"
+                : t->gate.follow_up ? "follow_up"
+                                    : "review",
+        .queue = handoff             ? "human_agent"
+                 : t->gate.follow_up ? t->a->cfg->review.follow_up_queue
+                                     : t->check.rules.queue,
         .state = handoff ? "handed_off" : NULL,
         /* internal work sorts after every customer's task, VIP customers first */
         .priority = internal ? 0
                     : vip    ? 10
                              : 5,
-        .created_ms = t->created_ms,
+        .created_ms = t->run.created_ms,
         .sla_ms = sla_ms,
-        .attestations = t->attestations,
+        .attestations = t->check.attestations,
         .tags = t->tags,
-        .policy_hits = t->policy_hits,
-        .question = q.data ? q.data : t->user_text,
+        .policy_hits = t->check.policy_hits,
+        .question = q.data ? q.data : t->admit.user_text,
         /* a promise is not an answer: the person writes one */
-        .draft =
-            human || handoff || (t->follow_up && t->promise && !t->unreadable) ? NULL : t->draft,
+        .draft = human || handoff || (t->gate.follow_up && t->promise && !t->gate.unreadable)
+                     ? NULL
+                     : t->draft,
         .citations = cites,
         .holding_reply = tg_turn_holding(t),
         .started_by = t->conv.customer_id,
@@ -178,17 +182,17 @@ static void to_traditional(struct tg_turn *t)
 
 enum tg_stage_rc tg_stage_gate(struct tg_turn *t)
 {
-    const struct tg_turn_rules *r = &t->rules;
+    const struct tg_turn_rules *r = &t->check.rules;
     bool answer = !t->err && !r->refuse && !r->human_decision && !t->handoff;
-    enum tg_lang lang = (enum tg_lang)t->lang;
+    enum tg_lang lang = (enum tg_lang)t->check.lang;
     if (answer && !t->promise && t->draft &&
         !tg_lang_reads(t->p->text, lang, t->draft, t->draft_len)) {
-        t->promise = t->unreadable = true; /* not given: a person answers in their language */
-        t->holding = tg_turn_text(t, FOLLOW_UP_TEXT);
+        t->promise = t->gate.unreadable = true; /* not given: a person answers in their language */
+        t->gate.holding = tg_turn_text(t, FOLLOW_UP_TEXT);
         json_array_append_new(t->tags, json_string("language_mismatch"));
     }
-    t->degraded = !t->err && (t->degradations > 0 || t->promise);
-    t->degraded_run = t->degraded ? (int)t->conv.degraded_streak + 1 : 0;
+    t->gate.degraded = !t->err && (t->generate.degradations > 0 || t->promise);
+    t->gate.degraded_run = t->gate.degraded ? (int)t->conv.degraded_streak + 1 : 0;
     if (t->err)
         t->decision = TG_DECISION_ERROR;
     else if (r->refuse)
@@ -200,23 +204,23 @@ enum tg_stage_rc tg_stage_gate(struct tg_turn *t)
     else if (r->review) {
         t->decision = TG_DECISION_REVIEW;
         if (r->review_text) /* the rule's own words while the customer waits */
-            t->holding = tg_turn_text(t, r->review_text);
+            t->gate.holding = tg_turn_text(t, r->review_text);
     } else if (t->promise) {
         t->decision = TG_DECISION_REVIEW; /* a promise has an owner */
-        t->follow_up = true;
-        if (!t->holding)
-            t->holding = tg_turn_text(t, t->draft);
+        t->gate.follow_up = true;
+        if (!t->gate.holding)
+            t->gate.holding = tg_turn_text(t, t->draft);
         json_array_append_new(t->tags, json_string("follow_up"));
     } else
         t->decision = TG_DECISION_DELIVER; /* a script, if any, is already the draft */
     /* a promise that would be the third weak reply in a row: a person takes
      * over now (an answer from a lower rung is given, and the next turn goes
      * to a person: stage_generate.c) */
-    if (t->degraded && t->follow_up &&
+    if (t->gate.degraded && t->gate.follow_up &&
         t->conv.degraded_streak + 1 >= tg_ladder_max_streak(t->a->ladder)) {
         t->decision = TG_DECISION_HANDOFF;
-        t->follow_up = false;
-        t->holding = NULL;
+        t->gate.follow_up = false;
+        t->gate.holding = NULL;
         size_t i;
         json_t *v;
         json_array_foreach(t->tags, i, v) if (!strcmp(json_string_value(v), "follow_up"))

@@ -20,7 +20,7 @@
 /* Build the message list for the model; a new reference, NULL on failure. */
 static json_t *build_messages(struct tg_turn *t)
 {
-    json_t *client = json_object_get(t->request, "messages");
+    json_t *client = json_object_get(t->admit.request, "messages");
     size_t n_user_side = 0, i;
     json_t *m;
     json_array_foreach(client, i, m)
@@ -29,12 +29,12 @@ static json_t *build_messages(struct tg_turn *t)
         if (strcmp(role, "system") != 0 && strcmp(role, "developer") != 0)
             n_user_side++;
     }
-    if (n_user_side != 1 || t->new_conversation || t->p->cfg->history == 0)
+    if (n_user_side != 1 || t->admit.new_conversation || t->p->cfg->history == 0)
         return json_incref(client);
     json_t *hist = NULL;
     /* The previous turn of a quick exchange may still be queued for the
      * writer; a flush ends its group window (one commit, about a millisecond). */
-    if (t->created_ms - t->conv.updated_ms < 2000)
+    if (t->run.created_ms - t->conv.updated_ms < 2000)
         tg_store_flush(t->p->store);
     if (tg_store_messages(t->p->store, t->conv.id, t->p->cfg->history, &hist) != TG_OK ||
         json_array_size(hist) == 0) {
@@ -60,7 +60,7 @@ static json_t *build_messages(struct tg_turn *t)
         if (strcmp(role, "system") != 0 && strcmp(role, "developer") != 0)
             json_array_append(out, m);
     }
-    t->history = hist;
+    t->generate.history = hist;
     return out;
 }
 
@@ -90,15 +90,15 @@ static int index_calls(struct tg_turn *t)
 static void dispatched_cb(struct tg_dispatch_result *res, void *arg)
 {
     struct tg_turn *t = arg;
-    t->dispatch = NULL;
-    t->degradations = res->degradations;
+    t->generate.dispatch = NULL;
+    t->generate.degradations = res->degradations;
     /* the result lives only for this call: keep copies of what the turn points at */
     t->rung = res->rung ? tg_arena_strdup(&t->arena, res->rung) : NULL;
-    t->backend = res->backend;
-    json_decref(t->ladder_events);
-    t->ladder_events = res->events;
+    t->generate.backend = res->backend;
+    json_decref(t->generate.ladder_events);
+    t->generate.ladder_events = res->events;
     res->events = NULL;
-    if (t->client_gone) {
+    if (t->generate.client_gone) {
         /* nothing was asked after the client left; the turn is recorded as such */
     } else if (res->human) {
         t->handoff = true;
@@ -116,39 +116,40 @@ static void dispatched_cb(struct tg_dispatch_result *res, void *arg)
         res->logprobs = NULL;
         if (index_calls(t))
             tg_turn_fail(t, TG_E_NOMEM, 500, "internal_error", NULL, "out of memory");
-        tg_strlcpy(t->finish_reason, res->finish_reason, sizeof(t->finish_reason));
+        tg_strlcpy(t->generate.finish_reason, res->finish_reason,
+                   sizeof(t->generate.finish_reason));
         if (res->confidence >= 0)
             t->confidence = res->confidence;
         if (res->low_confidence)
             json_array_append_new(t->tags, json_string("low_confidence"));
         /* the evidence the answer quotes: its citation has the same index */
-        if (res->cited >= 0 && (size_t)res->cited < t->n_evidence)
-            json_object_set_new(json_array_get(t->citations, (size_t)res->cited), "cited",
+        if (res->cited >= 0 && (size_t)res->cited < t->retrieve.n_evidence)
+            json_object_set_new(json_array_get(t->retrieve.citations, (size_t)res->cited), "cited",
                                 json_true());
         t->promise = res->holding; /* a promise to come back, not an answer */
-        tg_strlcpy(t->upstream_model, res->model, sizeof(t->upstream_model));
-        t->prompt_tokens = res->prompt_tokens;
-        t->completion_tokens = res->completion_tokens;
+        tg_strlcpy(t->generate.upstream_model, res->model, sizeof(t->generate.upstream_model));
+        t->generate.prompt_tokens = res->prompt_tokens;
+        t->generate.completion_tokens = res->completion_tokens;
     }
-    if (t->degradations && !res->human)
+    if (t->generate.degradations && !res->human)
         json_array_append_new(t->tags, json_string("degraded"));
-    if (t->waiting)
+    if (t->run.waiting)
         tg_pipeline_resume(t);
 }
 
 void tg_turn_client_gone(struct tg_turn *t)
 {
-    if (t->client_gone)
+    if (t->generate.client_gone)
         return;
-    t->client_gone = true;
-    if (!t->dispatch)
+    t->generate.client_gone = true;
+    if (!t->generate.dispatch)
         return;
     /* no further attempts for a client that is not there to read them */
-    tg_dispatch_cancel(t->dispatch);
-    t->dispatch = NULL;
+    tg_dispatch_cancel(t->generate.dispatch);
+    t->generate.dispatch = NULL;
     tg_turn_fail(t, TG_E_UNAVAILABLE, 499, "client_closed", NULL,
                  "the client closed the connection before the answer");
-    if (t->waiting)
+    if (t->run.waiting)
         tg_pipeline_resume(t);
 }
 
@@ -165,24 +166,24 @@ static int turn_priority(const struct tg_turn *t)
 enum tg_stage_rc tg_stage_generate(struct tg_turn *t)
 {
     /* A decision AI may not make, or a refusal: no model is asked. */
-    if (t->rules.skip_generate)
+    if (t->check.rules.skip_generate)
         return TG_NEXT;
-    t->backend = t->a->route;
+    t->generate.backend = t->a->route;
     json_t *messages = build_messages(t);
     if (!messages) {
         tg_turn_fail(t, TG_E_NOMEM, 500, "internal_error", NULL, "out of memory");
         return TG_NEXT;
     }
     struct tg_backend_request rq = {
-        .model = t->model,
+        .model = t->admit.model,
         .messages = messages,
-        .params = t->request,
-        .question = t->user_text,
-        .evidence = t->evidence,
-        .n_evidence = t->n_evidence,
-        .query_coverage = t->query_coverage,
-        .intent_probability = t->a->intents ? t->intent_confidence : -1,
-        .for_review = t->rules.review,
+        .params = t->admit.request,
+        .question = t->admit.user_text,
+        .evidence = t->retrieve.evidence,
+        .n_evidence = t->retrieve.n_evidence,
+        .query_coverage = t->retrieve.query_coverage,
+        .intent_probability = t->a->intents ? t->understand.intent_confidence : -1,
+        .for_review = t->check.rules.review,
     };
     if (t->conv.customer_id[0]) {
         /* the upstream's `user` (abuse monitoring, caching) never names the customer */
@@ -194,7 +195,7 @@ enum tg_stage_rc tg_stage_generate(struct tg_turn *t)
     if (tg_stream_through_applies(t)) {
         rq.on_delta = tg_stream_through_delta;
         rq.delta_arg = t;
-        rq.committed = &t->committed;
+        rq.committed = &t->generate.committed;
     }
     /* A conversation that degraded too often in a row goes to a person. */
     struct tg_dispatch_opts opts = {
@@ -204,8 +205,8 @@ enum tg_stage_rc tg_stage_generate(struct tg_turn *t)
     if (opts.to_human)
         json_array_append_new(t->tags, json_string("degraded_3x"));
     bool done = false;
-    int rc =
-        tg_dispatch_start(t->a->ladder, t->p->base, &rq, &opts, dispatched_cb, t, &t->dispatch);
+    int rc = tg_dispatch_start(t->a->ladder, t->p->base, &rq, &opts, dispatched_cb, t,
+                               &t->generate.dispatch);
     json_decref(messages);
     if (rc) {
         tg_turn_fail(t, rc, 500, "internal_error", NULL, "the ladder could not start: %s",
@@ -213,6 +214,6 @@ enum tg_stage_rc tg_stage_generate(struct tg_turn *t)
         return TG_NEXT;
     }
     /* A rung that answered at once has already filled the turn. */
-    done = t->dispatch == NULL;
+    done = t->generate.dispatch == NULL;
     return done ? TG_NEXT : TG_WAIT;
 }

@@ -32,13 +32,13 @@ static int grounding(struct tg_turn *t)
     /* What the customer said counts as evidence too: an answer may repeat
      * the customer's own numbers (a policy number, an amount) without
      * inventing anything. */
-    ev[n++] = t->user_text;
-    for (size_t i = 0; i < t->n_evidence && n < TG_ARRAY_LEN(ev); i++)
-        ev[n++] = t->evidence[i].text;
+    ev[n++] = t->admit.user_text;
+    for (size_t i = 0; i < t->retrieve.n_evidence && n < TG_ARRAY_LEN(ev); i++)
+        ev[n++] = t->retrieve.evidence[i].text;
     struct tg_claim claims[16];
     size_t bad = 0;
     int rc = tg_grounding_check(t->draft, t->draft_len, ev, n, claims, TG_ARRAY_LEN(claims), &bad);
-    t->ungrounded = rc ? 0 : bad;
+    t->check.ungrounded = rc ? 0 : bad;
     return rc;
 }
 
@@ -62,15 +62,17 @@ static int frame(struct tg_turn *t)
     size_t i;
     json_t *v;
     int rc = TG_OK;
-    if (!t->rules.prefixes && !t->rules.suffixes)
+    if (!t->check.rules.prefixes && !t->check.rules.suffixes)
         return TG_OK;
-    translate_all(t, t->rules.prefixes);
-    translate_all(t, t->rules.suffixes);
+    translate_all(t, t->check.rules.prefixes);
+    translate_all(t, t->check.rules.suffixes);
     tg_buf_init(&b, TG_BUF_UNLIMITED);
-    json_array_foreach(t->rules.prefixes, i, v) if (!rc) rc = tg_buf_puts(&b, json_string_value(v));
+    json_array_foreach(t->check.rules.prefixes, i, v) if (!rc) rc =
+        tg_buf_puts(&b, json_string_value(v));
     if (!rc)
         rc = tg_buf_append(&b, t->draft, t->draft_len);
-    json_array_foreach(t->rules.suffixes, i, v) if (!rc) rc = tg_buf_puts(&b, json_string_value(v));
+    json_array_foreach(t->check.rules.suffixes, i, v) if (!rc) rc =
+        tg_buf_puts(&b, json_string_value(v));
     if (!rc) {
         t->draft = tg_arena_strndup(&t->arena, b.data, b.len);
         t->draft_len = b.len;
@@ -100,11 +102,11 @@ enum tg_stage_rc tg_stage_postcheck(struct tg_turn *t)
     if (t->err || !t->draft)
         return TG_NEXT; /* nothing was written: nothing to check */
     const char *written = t->draft;
-    if (t->n_evidence)
+    if (t->retrieve.n_evidence)
         rc = grounding(t);
-    const char *ev = t->n_evidence ? t->evidence[0].text : NULL;
+    const char *ev = t->retrieve.n_evidence ? t->retrieve.evidence[0].text : NULL;
     if (ev && t->confidence > 0 &&
-        !tg_lang_readable((enum tg_lang)t->lang, tg_lang_detect(t->p->text, ev, strlen(ev))))
+        !tg_lang_readable((enum tg_lang)t->check.lang, tg_lang_detect(t->p->text, ev, strlen(ev))))
         t->confidence *= CROSS_LINGUAL;
     if (!rc && t->a->policy) {
         struct tg_policy_facts f;
@@ -118,10 +120,10 @@ enum tg_stage_rc tg_stage_postcheck(struct tg_turn *t)
     }
     /* A canned reply replaces the draft (a weak answer is not given),
      * unless a person reviews it: they judge the model's own draft. */
-    bool script = t->rules.script && !t->rules.review && !t->rules.human_decision;
+    bool script = t->check.rules.script && !t->check.rules.review && !t->check.rules.human_decision;
     if (!rc && script) {
         t->promise = true;
-        t->draft = tg_arena_strdup(&t->arena, tg_turn_text(t, t->rules.script_text));
+        t->draft = tg_arena_strdup(&t->arena, tg_turn_text(t, t->check.rules.script_text));
         t->draft_len = t->draft ? strlen(t->draft) : 0;
         rc = t->draft ? TG_OK : TG_E_NOMEM;
         /* the canned reply asks the client to do nothing */
@@ -131,7 +133,7 @@ enum tg_stage_rc tg_stage_postcheck(struct tg_turn *t)
     }
     if (!rc && !script)
         rc = frame(t); /* a holding reply is not an answer: no disclaimer around it */
-    if (!rc && !t->rules.redact_off)
+    if (!rc && !t->check.rules.redact_off)
         rc = mask(t);
     if (!rc && t->draft != written) {
         /* logprobs describe the model's own tokens: they would name what was masked

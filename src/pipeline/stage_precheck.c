@@ -15,11 +15,11 @@ enum tg_stage_rc tg_stage_precheck(struct tg_turn *t)
 {
     int rc = TG_OK;
     /* the language every text the customer is given is written in */
-    t->lang = (int)tg_lang_detect(t->p->text, t->user_text, strlen(t->user_text));
-    t->policy_hits = json_array();
+    t->check.lang = (int)tg_lang_detect(t->p->text, t->admit.user_text, strlen(t->admit.user_text));
+    t->check.policy_hits = json_array();
     t->tags = json_array();
-    t->attestations = json_array();
-    if (!t->policy_hits || !t->tags || !t->attestations)
+    t->check.attestations = json_array();
+    if (!t->check.policy_hits || !t->tags || !t->check.attestations)
         rc = TG_E_NOMEM;
     if (!rc && t->a->policy)
         rc = tg_rules_conversation(t);

@@ -51,7 +51,7 @@ static void stage_us(struct tg_jw *w, const struct tg_turn *t)
     tg_jw_key(w, "stage_us");
     tg_jw_obj(w);
     for (size_t i = 0; i < TG_ARRAY_LEN(stages_sorted); i++)
-        tg_jw_kint(w, tg_stage_name(stages_sorted[i]), t->stage_ns[stages_sorted[i]] / 1000);
+        tg_jw_kint(w, tg_stage_name(stages_sorted[i]), t->run.stage_ns[stages_sorted[i]] / 1000);
     tg_jw_end(w);
 }
 
@@ -100,19 +100,19 @@ static int write_record(const struct tg_turn *t, uint64_t index, struct tg_buf *
     tg_jw_obj(&w);
     if (t->draft && !t->err)
         digest(t, &w, "answer_hmac", t->draft, t->draft_len);
-    tg_jw_kstr(&w, "api_key", t->key_name ? t->key_name : "");
-    sorted_json(&w, "attestations", t->attestations);
+    tg_jw_kstr(&w, "api_key", t->admit.key_name ? t->admit.key_name : "");
+    sorted_json(&w, "attestations", t->check.attestations);
     tg_jw_kint(&w, "audit_index", (int64_t)index);
-    tg_jw_kstr(&w, "backend", t->backend ? tg_backend_name(t->backend) : NULL);
+    tg_jw_kstr(&w, "backend", t->generate.backend ? tg_backend_name(t->generate.backend) : NULL);
     tg_jw_kstr(&w, "channel", t->channel);
-    sorted_json(&w, "citations", t->citations);
+    sorted_json(&w, "citations", t->retrieve.citations);
     tg_jw_key(&w, "confidence");
     if (t->confidence >= 0)
         tg_jw_real(&w, t->confidence);
     else
         tg_jw_null(&w);
     tg_jw_kstr(&w, "conversation_id", t->conv.id);
-    tg_jw_kint(&w, "created_ms", t->created_ms);
+    tg_jw_kint(&w, "created_ms", t->run.created_ms);
     if (t->conv.customer_id[0]) {
         char ps[33];
         tg_pii_pseudonym(t->p->pseudonym_key, sizeof(t->p->pseudonym_key), "customer",
@@ -122,7 +122,7 @@ static int write_record(const struct tg_turn *t, uint64_t index, struct tg_buf *
         tg_jw_kstr(&w, "customer_pseudonym", NULL);
     }
     tg_jw_kstr(&w, "decision", tg_decision_name(t->decision));
-    tg_jw_kint(&w, "degradations", t->degradations + t->promise);
+    tg_jw_kint(&w, "degradations", t->generate.degradations + t->promise);
     if (t->err) {
         tg_jw_key(&w, "error");
         tg_jw_obj(&w);
@@ -131,31 +131,31 @@ static int write_record(const struct tg_turn *t, uint64_t index, struct tg_buf *
         tg_jw_kint(&w, "status", t->http_status);
         tg_jw_end(&w);
     }
-    if (t->variants) {
+    if (t->admit.variants) {
         tg_jw_key(&w, "experiments");
-        tg_jw_json(&w, t->variants);
+        tg_jw_json(&w, t->admit.variants);
     }
     tg_jw_key(&w, "explanation");
     tg_jw_obj(&w);
-    sorted_json(&w, "intent_tokens", t->intent_explain);
-    tg_jw_kint(&w, "ungrounded_claims", (int64_t)t->ungrounded);
+    sorted_json(&w, "intent_tokens", t->understand.intent_explain);
+    tg_jw_kint(&w, "ungrounded_claims", (int64_t)t->check.ungrounded);
     tg_jw_end(&w);
-    digest(t, &w, "input_hmac", t->user_text, strlen(t->user_text));
+    digest(t, &w, "input_hmac", t->admit.user_text, strlen(t->admit.user_text));
     tg_jw_key(&w, "intent");
     tg_jw_obj(&w);
     tg_jw_key(&w, "confidence");
-    tg_jw_real(&w, t->intent_confidence);
-    tg_jw_kstr(&w, "name", t->intent ? t->intent : "unclassified");
+    tg_jw_real(&w, t->understand.intent_confidence);
+    tg_jw_kstr(&w, "name", t->understand.intent ? t->understand.intent : "unclassified");
     tg_jw_end(&w);
     tg_jw_kstr(&w, "kind", "turn");
     /* every retry and step down the ladder, with its cause (degradation events) */
-    if (json_array_size(t->ladder_events)) {
+    if (json_array_size(t->generate.ladder_events)) {
         tg_jw_key(&w, "ladder");
-        tg_jw_json(&w, t->ladder_events);
+        tg_jw_json(&w, t->generate.ladder_events);
     }
-    tg_jw_kstr(&w, "language", t->language ? t->language : "");
-    tg_jw_kstr(&w, "model_requested", t->model ? t->model : "");
-    sorted_json(&w, "policy_hits", t->policy_hits);
+    tg_jw_kstr(&w, "language", t->understand.language ? t->understand.language : "");
+    tg_jw_kstr(&w, "model_requested", t->admit.model ? t->admit.model : "");
+    sorted_json(&w, "policy_hits", t->check.policy_hits);
     /* what answered: the content hash of its files and settings (config.h) */
     tg_jw_key(&w, "release");
     tg_jw_obj(&w);
@@ -167,20 +167,20 @@ static int write_record(const struct tg_turn *t, uint64_t index, struct tg_buf *
     if (t->rung)
         tg_jw_kstr(&w, "rung", t->rung);
     /* fairness attributes, pseudonymised (admit); never read by a rule */
-    if (t->sensitive) {
+    if (t->admit.sensitive) {
         tg_jw_key(&w, "sensitive");
-        tg_jw_json(&w, t->sensitive);
+        tg_jw_json(&w, t->admit.sensitive);
     }
     stage_us(&w, t);
     sorted_json(&w, "tags", t->tags);
     int rc = t->n_calls ? tool_calls(t, &w) : TG_OK;
-    tg_jw_kstr(&w, "turn_id", t->id);
-    if (t->upstream_model[0])
-        tg_jw_kstr(&w, "upstream_model", t->upstream_model);
+    tg_jw_kstr(&w, "turn_id", t->admit.id);
+    if (t->generate.upstream_model[0])
+        tg_jw_kstr(&w, "upstream_model", t->generate.upstream_model);
     tg_jw_key(&w, "usage");
     tg_jw_obj(&w);
-    tg_jw_kint(&w, "completion_tokens", t->completion_tokens);
-    tg_jw_kint(&w, "prompt_tokens", t->prompt_tokens);
+    tg_jw_kint(&w, "completion_tokens", t->generate.completion_tokens);
+    tg_jw_kint(&w, "prompt_tokens", t->generate.prompt_tokens);
     tg_jw_end(&w);
     tg_jw_end(&w);
     return rc ? rc : tg_jw_finish(&w);
@@ -198,14 +198,14 @@ static void log_line(const struct tg_turn *t)
     tg_jw_init(&w, &b);
     tg_jw_obj(&w);
     tg_jw_kstr(&w, "event", "turn");
-    tg_jw_kstr(&w, "turn_id", t->id);
+    tg_jw_kstr(&w, "turn_id", t->admit.id);
     tg_jw_kstr(&w, "conversation_id", t->conv.id);
     tg_jw_kstr(&w, "customer", t->conv.customer_id[0] ? hex : NULL);
     tg_jw_kstr(&w, "decision", tg_decision_name(t->decision));
-    tg_jw_kstr(&w, "backend", t->backend ? tg_backend_name(t->backend) : NULL);
-    tg_jw_kint(&w, "audit_index", t->audit_index);
+    tg_jw_kstr(&w, "backend", t->generate.backend ? tg_backend_name(t->generate.backend) : NULL);
+    tg_jw_kint(&w, "audit_index", t->record.audit_index);
     stage_us(&w, t);
-    tg_jw_kint(&w, "total_us", (tg_clock_mono_ns() - t->t0_ns) / 1000);
+    tg_jw_kint(&w, "total_us", (tg_clock_mono_ns() - t->run.t0_ns) / 1000);
     tg_jw_end(&w);
     if (tg_jw_finish(&w) == TG_OK)
         tg_log_line(b.data, b.len);
@@ -221,14 +221,14 @@ static void log_line(const struct tg_turn *t)
 static int map_customer(struct tg_turn *t)
 {
     char ps[TG_STORE_KEY_MAX], key[TG_STORE_KEY_MAX + 16];
-    if (!t->new_conversation || !t->conv.customer_id[0] || !t->p->cfg->customer_map)
+    if (!t->admit.new_conversation || !t->conv.customer_id[0] || !t->p->cfg->customer_map)
         return TG_OK;
     int rc = tg_store_pseudonym(t->p->store, t->conv.customer_id, ps);
     if (rc)
         return rc;
     snprintf(key, sizeof(key), "customer/%s", ps);
     json_t *v = json_pack("{s:s, s:I}", "customer_id", t->conv.customer_id, "since_ms",
-                          (json_int_t)t->created_ms);
+                          (json_int_t)t->run.created_ms);
     char *s = v ? json_dumps(v, JSON_COMPACT) : NULL;
     rc = s ? tg_store_blob_put(t->p->store, key, s, strlen(s)) : TG_E_NOMEM;
     free(s);
@@ -240,12 +240,12 @@ static int persist(struct tg_turn *t)
 {
     struct tg_pipeline *p = t->p;
     int rc;
-    t->conv.updated_ms = t->created_ms;
+    t->conv.updated_ms = t->run.created_ms;
     t->conv.turns++;
     /* weak replies in a row; a real answer, or a person taking over, ends the run */
     t->conv.degraded_streak = t->decision == TG_DECISION_HANDOFF ? 0
-                              : t->degraded                     ? t->conv.degraded_streak + 1
-                                                                : 0;
+                              : t->gate.degraded                 ? t->conv.degraded_streak + 1
+                                                                 : 0;
     rc = tg_store_conversation_put(p->store, &t->conv);
     if (!rc)
         rc = map_customer(t);
@@ -253,15 +253,16 @@ static int persist(struct tg_turn *t)
     /* Personal data is stored masked unless a rule said otherwise. */
     struct tg_buf masked;
     tg_buf_init(&masked, TG_BUF_UNLIMITED);
-    const char *said = t->user_text;
-    if (!rc && !t->rules.redact_off) {
-        rc = tg_pii_mask(t->user_text, strlen(t->user_text), t->a->cfg->policy_pattern, &masked);
+    const char *said = t->admit.user_text;
+    if (!rc && !t->check.rules.redact_off) {
+        rc = tg_pii_mask(t->admit.user_text, strlen(t->admit.user_text), t->a->cfg->policy_pattern,
+                         &masked);
         if (!rc && masked.data)
             said = masked.data;
     }
-    struct tg_message m = {.role = "user", .content = said, .ts_ms = t->created_ms};
+    struct tg_message m = {.role = "user", .content = said, .ts_ms = t->run.created_ms};
     tg_strlcpy(m.conversation_id, t->conv.id, sizeof(m.conversation_id));
-    tg_strlcpy(m.turn_id, t->id, sizeof(m.turn_id));
+    tg_strlcpy(m.turn_id, t->admit.id, sizeof(m.turn_id));
     if (!rc)
         rc = tg_store_message_add(p->store, &m);
     if (!rc && t->draft && t->decision == TG_DECISION_DELIVER && (t->draft_len || !t->n_calls)) {
@@ -278,8 +279,9 @@ static int persist(struct tg_turn *t)
         rc = tg_store_message_add(p->store, &m);
     }
     if (!rc)
-        rc = tg_store_turn_put_leaf(p->store, t->id, t->conv.id, tg_decision_name(t->decision),
-                                    t->created_ms, (uint64_t)t->audit_index);
+        rc =
+            tg_store_turn_put_leaf(p->store, t->admit.id, t->conv.id, tg_decision_name(t->decision),
+                                   t->run.created_ms, (uint64_t)t->record.audit_index);
     tg_buf_free(&masked);
     return rc;
 }
@@ -287,21 +289,21 @@ static int persist(struct tg_turn *t)
 /* Mark the turn failed because its record is not durable: nothing is delivered. */
 static void unrecorded(struct tg_turn *t, int rc)
 {
-    tg_error("turn %s: cannot record: %s", t->id, tg_err_str(rc));
+    tg_error("turn %s: cannot record: %s", t->admit.id, tg_err_str(rc));
     tg_turn_fail(t, rc, 503, "storage_unavailable", NULL,
                  "the turn could not be recorded; nothing was delivered");
     t->decision = TG_DECISION_ERROR;
-    t->recorded = false;
+    t->record.recorded = false;
 }
 
 /* The record is committed (or can never be): the reply may go. */
 static void committed_cb(struct tg_commit_wait *w, int err)
 {
-    struct tg_turn *t = (struct tg_turn *)((char *)w - offsetof(struct tg_turn, commit));
-    t->commit_pending = false;
+    struct tg_turn *t = (struct tg_turn *)((char *)w - offsetof(struct tg_turn, record.commit));
+    t->record.commit_pending = false;
     if (err)
         unrecorded(t, err);
-    if (t->waiting)
+    if (t->run.waiting)
         tg_pipeline_resume(t);
 }
 
@@ -317,11 +319,11 @@ enum tg_stage_rc tg_stage_record(struct tg_turn *t)
     if (!rc) {
         /* One thread appends, so the index announced in the leaf is the one it got. */
         TG_ASSERT(index == next);
-        t->audit_index = (int64_t)index;
+        t->record.audit_index = (int64_t)index;
         rc = persist(t);
     }
     tg_buf_free(&record);
-    t->recorded = rc == TG_OK;
+    t->record.recorded = rc == TG_OK;
     if (rc)
         unrecorded(t, rc); /* nothing may be delivered that is not on the record */
     tg_metrics_decision(p->metrics, t->decision);
@@ -331,8 +333,8 @@ enum tg_stage_rc tg_stage_record(struct tg_turn *t)
         return TG_NEXT;
     /* The reply, with its turn id, review id and audit index, waits for the
      * commit that makes them durable (group commit serves every turn waiting). */
-    t->commit_pending = true;
-    t->commit.cb = committed_cb;
-    tg_pipeline_after_commit(p, &t->commit);
-    return t->commit_pending ? TG_WAIT : TG_NEXT;
+    t->record.commit_pending = true;
+    t->record.commit.cb = committed_cb;
+    tg_pipeline_after_commit(p, &t->record.commit);
+    return t->record.commit_pending ? TG_WAIT : TG_NEXT;
 }

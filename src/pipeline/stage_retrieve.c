@@ -49,10 +49,10 @@ static double share(struct tg_turn *t, const char *s, bool inverse)
     struct tg_buf norm;
     double r = -1.0;
     tg_buf_init(&norm, 1u << 22);
-    if (s && s[0] && t->norm_text &&
+    if (s && s[0] && t->understand.norm_text &&
         tg_text_normalize(t->p->text, s, strlen(s), 0, &norm) == TG_OK && norm.data)
-        r = inverse ? share_found(t, norm.data, norm.len, t->norm_text)
-                    : share_found(t, t->norm_text, t->norm_len, norm.data);
+        r = inverse ? share_found(t, norm.data, norm.len, t->understand.norm_text)
+                    : share_found(t, t->understand.norm_text, t->understand.norm_len, norm.data);
     tg_buf_free(&norm);
     return r < 0 ? 0.0 : r;
 }
@@ -91,7 +91,7 @@ static int topic_intent(struct tg_turn *t, const struct tg_kb_chunk *c, double *
     const double *p;
     size_t n = m ? tg_intent_n_labels(m) : 0, j = 0;
     *out = 0;
-    while (j < n && strcmp(tg_intent_label(m, j), t->intent) != 0)
+    while (j < n && strcmp(tg_intent_label(m, j), t->understand.intent) != 0)
         j++;
     if (j == n)
         return TG_OK;
@@ -154,14 +154,15 @@ int tg_turn_kb_search(struct tg_turn *t, size_t k, const struct tg_kb_result **o
     /* an English or Japanese question reaches the Chinese articles through
      * the glossary's translations */
     unsigned flags = TG_KB_SEARCH_PER_DOC;
-    if (t->language && strcmp(t->language, "zh") != 0)
+    if (t->understand.language && strcmp(t->understand.language, "zh") != 0)
         flags |= TG_KB_SEARCH_TRANSLATE;
     /* The question normalized by the understand stage is searched as it
      * is when the knowledge base normalizes the same way. */
-    if (t->norm_text && t->norm_flags == tg_kb_norm_flags(kb))
-        rc = tg_kb_search(kb, t->norm_text, t->norm_len, k, flags | TG_KB_SEARCH_NORMALIZED, &res);
+    if (t->understand.norm_text && t->understand.norm_flags == tg_kb_norm_flags(kb))
+        rc = tg_kb_search(kb, t->understand.norm_text, t->understand.norm_len, k,
+                          flags | TG_KB_SEARCH_NORMALIZED, &res);
     else
-        rc = tg_kb_search(kb, t->user_text, strlen(t->user_text), k, flags, &res);
+        rc = tg_kb_search(kb, t->admit.user_text, strlen(t->admit.user_text), k, flags, &res);
     /* kept in the turn's arena; cap records the k it was searched for */
     kept = rc ? NULL : tg_arena_alloc(&t->arena, sizeof(*kept));
     if (!rc && !kept)
@@ -198,8 +199,8 @@ static int search(struct tg_turn *t)
         res.n = TG_MIN(res.n, t->a->cfg->kb_top_k);
     }
     if (!rc && res.n) {
-        t->evidence = tg_arena_alloc(&t->arena, res.n * sizeof(*t->evidence));
-        if (!t->evidence)
+        t->retrieve.evidence = tg_arena_alloc(&t->arena, res.n * sizeof(*t->retrieve.evidence));
+        if (!t->retrieve.evidence)
             rc = TG_E_NOMEM;
     }
     for (size_t i = 0; !rc && i < res.n; i++) {
@@ -220,7 +221,7 @@ static int search(struct tg_turn *t)
             rc = TG_E_NOMEM;
             break;
         }
-        struct tg_evidence *e = &t->evidence[t->n_evidence++];
+        struct tg_evidence *e = &t->retrieve.evidence[t->retrieve.n_evidence++];
         *e = (struct tg_evidence){
             .source = c.question || !c.source[0] ? c.doc_id : c.source,
             .title = label,
@@ -235,15 +236,15 @@ static int search(struct tg_turn *t)
                       res.hits[i].match, e->features);
     }
     if (!rc)
-        rerank(t->evidence, t->n_evidence);
-    for (size_t i = 0; !rc && i < t->n_evidence; i++) {
-        const struct tg_evidence *e = &t->evidence[i];
+        rerank(t->retrieve.evidence, t->retrieve.n_evidence);
+    for (size_t i = 0; !rc && i < t->retrieve.n_evidence; i++) {
+        const struct tg_evidence *e = &t->retrieve.evidence[i];
         struct tg_kb_chunk c;
         /* found above in the same turn: citation i stays evidence i */
         rc = tg_kb_chunk_get(kb, e->chunk, &c);
         if (rc)
             break;
-        json_array_append_new(t->citations,
+        json_array_append_new(t->retrieve.citations,
                               json_pack("{s:s, s:s, s:s, s:i, s:f}", "source", e->source, "title",
                                         e->title, "heading", c.heading, "chunk", (int)c.ordinal,
                                         "score", e->score));
@@ -251,14 +252,15 @@ static int search(struct tg_turn *t)
     for (size_t i = 0; !rc && i < res.n_glossary; i++) {
         const struct tg_kb_term *g = tg_kb_glossary_get(kb, res.glossary[i]);
         if (g)
-            json_array_append_new(t->citations,
+            json_array_append_new(t->retrieve.citations,
                                   json_pack("{s:s, s:s, s:s}", "source", "glossary", "term",
                                             g->term, "definition", g->definition));
     }
-    if (!rc && t->n_evidence) {
-        double s1 = t->evidence[0].score, s2 = t->n_evidence > 1 ? t->evidence[1].score : 0;
-        t->query_coverage = t->evidence[0].features[3];
-        t->retrieval_lead = s1 > 0 ? (s1 - s2) / s1 : 0;
+    if (!rc && t->retrieve.n_evidence) {
+        double s1 = t->retrieve.evidence[0].score,
+               s2 = t->retrieve.n_evidence > 1 ? t->retrieve.evidence[1].score : 0;
+        t->retrieve.query_coverage = t->retrieve.evidence[0].features[3];
+        t->retrieve.retrieval_lead = s1 > 0 ? (s1 - s2) / s1 : 0;
     }
     return rc;
 }
@@ -266,8 +268,8 @@ static int search(struct tg_turn *t)
 enum tg_stage_rc tg_stage_retrieve(struct tg_turn *t)
 {
     int rc = TG_OK;
-    t->citations = json_array();
-    if (!t->citations)
+    t->retrieve.citations = json_array();
+    if (!t->retrieve.citations)
         rc = TG_E_NOMEM;
     if (!rc && t->a->kb)
         rc = search(t);

@@ -43,15 +43,16 @@ static const char *detect_language(const char *text)
 static int extract_entities(struct tg_turn *t)
 {
     struct tg_entity_opts opts = {.policy_pattern = t->a->cfg->policy_pattern};
-    t->ents = tg_calloc(1, sizeof(*t->ents));
-    if (!t->ents)
+    t->understand.ents = tg_calloc(1, sizeof(*t->understand.ents));
+    if (!t->understand.ents)
         return TG_E_NOMEM;
-    tg_entities_init(t->ents);
-    int rc = tg_entities_extract(t->user_text, strlen(t->user_text), &opts, t->ents);
+    tg_entities_init(t->understand.ents);
+    int rc = tg_entities_extract(t->admit.user_text, strlen(t->admit.user_text), &opts,
+                                 t->understand.ents);
     if (!rc) {
-        t->entities = tg_entities_to_json(t->ents, t->user_text);
-        t->money_max = tg_entities_money_max(t->ents);
-        if (!t->entities)
+        t->understand.entities = tg_entities_to_json(t->understand.ents, t->admit.user_text);
+        t->understand.money_max = tg_entities_money_max(t->understand.ents);
+        if (!t->understand.entities)
             rc = TG_E_NOMEM;
     }
     return rc;
@@ -191,11 +192,11 @@ static int classify(struct tg_turn *t)
 {
     struct tg_intent_result r;
     struct tg_intent_model *m = t->a->intents;
-    int rc = tg_intent_predict(m, t->p->text, t->user_text, strlen(t->user_text), &r);
+    int rc = tg_intent_predict(m, t->p->text, t->admit.user_text, strlen(t->admit.user_text), &r);
     if (rc)
         return rc;
-    t->intent = r.label;
-    t->intent_confidence = r.probability;
+    t->understand.intent = r.label;
+    t->understand.intent_confidence = r.probability;
     if (t->a->kb) {
         size_t n = tg_intent_n_labels(m);
         double *cls = tg_arena_alloc(&t->arena, 2 * n * sizeof(double));
@@ -209,16 +210,16 @@ static int classify(struct tg_turn *t)
             return rc;
         size_t best = found ? near_tie_winner(cls, cls + n, n) : 0;
         if (found) {
-            t->intent = tg_intent_label(m, best);
-            t->intent_confidence = cls[best];
+            t->understand.intent = tg_intent_label(m, best);
+            t->understand.intent_confidence = cls[best];
         }
     }
-    t->intent_explain = json_array();
-    for (size_t i = 0; t->intent_explain && i < r.n_top; i++)
+    t->understand.intent_explain = json_array();
+    for (size_t i = 0; t->understand.intent_explain && i < r.n_top; i++)
         json_array_append_new(
-            t->intent_explain,
+            t->understand.intent_explain,
             json_pack("{s:s, s:f}", "feature", r.top[i].feature, "weight", r.top[i].weight));
-    return t->intent_explain ? TG_OK : TG_E_NOMEM;
+    return t->understand.intent_explain ? TG_OK : TG_E_NOMEM;
 }
 
 enum tg_stage_rc tg_stage_understand(struct tg_turn *t)
@@ -226,22 +227,23 @@ enum tg_stage_rc tg_stage_understand(struct tg_turn *t)
     struct tg_buf norm;
     int rc;
     tg_buf_init(&norm, 1u << 22);
-    t->language = detect_language(t->user_text);
+    t->understand.language = detect_language(t->admit.user_text);
     /* Japanese kanji must not be turned into Simplified Chinese. */
-    t->norm_flags = strcmp(t->language, "ja") == 0 ? 0 : TG_NORM_T2S;
-    rc = tg_text_normalize(t->p->text, t->user_text, strlen(t->user_text), t->norm_flags, &norm);
+    t->understand.norm_flags = strcmp(t->understand.language, "ja") == 0 ? 0 : TG_NORM_T2S;
+    rc = tg_text_normalize(t->p->text, t->admit.user_text, strlen(t->admit.user_text),
+                           t->understand.norm_flags, &norm);
     if (!rc) {
-        t->norm_len = norm.len;
-        t->norm_text = tg_arena_strndup(&t->arena, norm.data ? norm.data : "", norm.len);
-        if (!t->norm_text)
+        t->understand.norm_len = norm.len;
+        t->understand.norm_text = tg_arena_strndup(&t->arena, norm.data ? norm.data : "", norm.len);
+        if (!t->understand.norm_text)
             rc = TG_E_NOMEM;
     }
     tg_buf_free(&norm);
-    t->money_max = -1;
+    t->understand.money_max = -1;
     if (!rc)
         rc = extract_entities(t);
-    t->intent = "unclassified";
-    t->intent_confidence = 0.0;
+    t->understand.intent = "unclassified";
+    t->understand.intent_confidence = 0.0;
     if (!rc && t->a->intents)
         rc = classify(t);
     if (rc) {

@@ -22,8 +22,9 @@
 
 bool tg_stream_through_applies(const struct tg_turn *t)
 {
-    return t->release_cb && t->stream && t->a->cfg->ladder.stream_through && !t->rules.review &&
-           !t->rules.human_decision && !t->rules.refuse && !t->rules.script;
+    return t->release_cb && t->admit.stream && t->a->cfg->ladder.stream_through &&
+           !t->check.rules.review && !t->check.rules.human_decision && !t->check.rules.refuse &&
+           !t->check.rules.script;
 }
 
 /* Bytes up to and including the last sentence end in s[0..len), 0 when none. */
@@ -55,10 +56,10 @@ static bool passes(struct tg_turn *t, const char *draft, size_t len, struct tg_b
         return true;
     const char *ev[33];
     size_t nev = 0, bad = 0;
-    ev[nev++] = t->user_text;
-    for (size_t i = 0; i < t->n_evidence && nev < TG_ARRAY_LEN(ev); i++)
-        ev[nev++] = t->evidence[i].text;
-    if (t->n_evidence && tg_grounding_check(draft, len, ev, nev, NULL, 0, &bad))
+    ev[nev++] = t->admit.user_text;
+    for (size_t i = 0; i < t->retrieve.n_evidence && nev < TG_ARRAY_LEN(ev); i++)
+        ev[nev++] = t->retrieve.evidence[i].text;
+    if (t->retrieve.n_evidence && tg_grounding_check(draft, len, ev, nev, NULL, 0, &bad))
         return false;
     /* the facts of the whole turn, with this partial draft as its draft (nothing
      * else runs on the turn meanwhile: the generate stage is waiting) */
@@ -66,14 +67,14 @@ static bool passes(struct tg_turn *t, const char *draft, size_t len, struct tg_b
     struct tg_policy_hits hits;
     tg_policy_hits_init(&hits);
     char *saved = t->draft;
-    size_t saved_len = t->draft_len, saved_bad = t->ungrounded;
+    size_t saved_len = t->draft_len, saved_bad = t->check.ungrounded;
     t->draft = (char *)draft;
     t->draft_len = len;
-    t->ungrounded = bad;
+    t->check.ungrounded = bad;
     tg_rules_facts(t, &f);
     t->draft = saved;
     t->draft_len = saved_len;
-    t->ungrounded = saved_bad;
+    t->check.ungrounded = saved_bad;
     bool ok = tg_policy_eval(t->a->policy, TG_POLICY_POST, &f, &hits) == TG_OK;
     for (size_t i = 0; ok && i < hits.n; i++) {
         for (size_t a = 0; ok && a < hits.v[i].n_actions; a++) {
@@ -86,8 +87,8 @@ static bool passes(struct tg_turn *t, const char *draft, size_t len, struct tg_b
                 ok = false;
                 break;
             case TG_ACT_PREFIX:
-                if (t->released.len)
-                    ok = strncmp(t->released.data, act->text, strlen(act->text)) == 0;
+                if (t->generate.released.len)
+                    ok = strncmp(t->generate.released.data, act->text, strlen(act->text)) == 0;
                 else
                     tg_buf_puts(prefixes, act->text);
                 break;
@@ -104,32 +105,33 @@ static void release(struct tg_turn *t, const char *text, size_t len)
 {
     if (!len)
         return;
-    t->committed = true;
-    tg_buf_append(&t->released, text, len);
+    t->generate.committed = true;
+    tg_buf_append(&t->generate.released, text, len);
     t->release_cb(t, text, len, t->release_arg);
 }
 
 void tg_stream_through_delta(void *arg, const char *text, size_t len)
 {
     struct tg_turn *t = arg;
-    if (t->release_stopped || tg_buf_append(&t->partial, text, len))
+    if (t->generate.release_stopped || tg_buf_append(&t->generate.partial, text, len))
         return;
-    size_t end = last_sentence_end(t->partial.data, t->partial.len);
-    if (end <= t->partial_done)
+    size_t end = last_sentence_end(t->generate.partial.data, t->generate.partial.len);
+    if (end <= t->generate.partial_done)
         return;
     struct tg_buf prefixes, masked;
     tg_buf_init(&prefixes, TG_BUF_UNLIMITED);
     tg_buf_init(&masked, TG_BUF_UNLIMITED);
-    if (!passes(t, t->partial.data, end, &prefixes)) {
-        t->release_stopped = true;
-    } else if (tg_pii_mask(t->partial.data + t->partial_done, end - t->partial_done,
-                           t->a->cfg->policy_pattern, &masked) == TG_OK) {
-        if (!t->released.len)
+    if (!passes(t, t->generate.partial.data, end, &prefixes)) {
+        t->generate.release_stopped = true;
+    } else if (tg_pii_mask(t->generate.partial.data + t->generate.partial_done,
+                           end - t->generate.partial_done, t->a->cfg->policy_pattern,
+                           &masked) == TG_OK) {
+        if (!t->generate.released.len)
             release(t, prefixes.data, prefixes.len);
         release(t, masked.data, masked.len);
-        t->partial_done = end;
+        t->generate.partial_done = end;
     } else {
-        t->release_stopped = true;
+        t->generate.release_stopped = true;
     }
     tg_buf_free(&prefixes);
     tg_buf_free(&masked);

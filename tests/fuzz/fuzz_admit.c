@@ -95,14 +95,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     t->trusted = true;
     t->body = (const char *)data;
     t->body_len = size;
-    t->created_ms = tg_clock_wall_ms();
+    t->run.created_ms = tg_clock_wall_ms();
     enum tg_stage_rc rc = tg_stage_admit(t);
     if (rc == TG_NEXT) {
-        const json_t *msgs = json_object_get(t->request, "messages");
-        if (!json_is_object(t->request) || !json_array_size(msgs) || !t->user_text || !t->model ||
-            !t->id[0] || !t->conv.id[0])
+        const json_t *msgs = json_object_get(t->admit.request, "messages");
+        if (!json_is_object(t->admit.request) || !json_array_size(msgs) || !t->admit.user_text ||
+            !t->admit.model || !t->admit.id[0] || !t->conv.id[0])
             abort();
-        const json_t *meta = json_object_get(t->request, "metadata");
+        const json_t *meta = json_object_get(t->admit.request, "metadata");
         if (json_object_get(meta, "region"))
             abort();
     } else if (rc == TG_DONE) {

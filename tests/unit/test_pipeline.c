@@ -87,7 +87,7 @@ static struct tg_turn *turn_with(struct fixture *f, const char *key, const char 
     t->api_key = key;
     t->body = body;
     t->body_len = strlen(body);
-    t->created_ms = tg_clock_wall_ms();
+    t->run.created_ms = tg_clock_wall_ms();
     return t;
 }
 
@@ -120,9 +120,9 @@ static void test_stages_run_in_order(void **state)
 {
     struct fixture *f = *state;
     struct tg_turn *t = run_turn(f, simple);
-    assert_int_equal(t->ntrace, TG_STAGE__COUNT);
+    assert_int_equal(t->run.ntrace, TG_STAGE__COUNT);
     for (int i = 0; i < TG_STAGE__COUNT; i++)
-        assert_int_equal(t->trace[i], i);
+        assert_int_equal(t->run.trace[i], i);
     assert_int_equal(t->decision, TG_DECISION_DELIVER);
     assert_int_equal(t->http_status, 200);
     tg_turn_free(t);
@@ -137,11 +137,11 @@ static void test_refused_at_admit_skips_to_reply(void **state)
     t->done_arg = &calls;
     tg_pipeline_start(t);
     assert_int_equal(calls, 1);
-    assert_int_equal(t->ntrace, 2);
-    assert_int_equal(t->trace[0], TG_STAGE_ADMIT);
-    assert_int_equal(t->trace[1], TG_STAGE_REPLY);
+    assert_int_equal(t->run.ntrace, 2);
+    assert_int_equal(t->run.trace[0], TG_STAGE_ADMIT);
+    assert_int_equal(t->run.trace[1], TG_STAGE_REPLY);
     assert_int_equal(t->http_status, 401);
-    assert_int_equal(t->audit_index, -1);
+    assert_int_equal(t->record.audit_index, -1);
     tg_turn_free(t);
 }
 
@@ -162,10 +162,10 @@ static void test_admit_auth(void **state)
 
     t = turn_with(f, "tg-test-key", simple);
     assert_int_equal(tg_stage_admit(t), TG_NEXT);
-    assert_string_equal(t->key_name, "demo");
-    assert_string_equal(t->user_text, "我想了解重疾险");
+    assert_string_equal(t->admit.key_name, "demo");
+    assert_string_equal(t->admit.user_text, "我想了解重疾险");
     assert_string_equal(t->conv.customer_id, "cust-42");
-    assert_true(tg_str_has_prefix(t->id, "turn_"));
+    assert_true(tg_str_has_prefix(t->admit.id, "turn_"));
     tg_turn_free(t);
 }
 
@@ -229,10 +229,10 @@ static void test_admit_accepts_openai_shapes(void **state)
         "\"第二\"}]}]}";
     struct tg_turn *t = turn_with(f, "tg-test-key", body);
     assert_int_equal(tg_stage_admit(t), TG_NEXT);
-    assert_string_equal(t->model, "gpt-4o");
-    assert_true(t->stream);
-    assert_string_equal(t->user_text, "第一\n第二");
-    assert_true(t->new_conversation);
+    assert_string_equal(t->admit.model, "gpt-4o");
+    assert_true(t->admit.stream);
+    assert_string_equal(t->admit.user_text, "第一\n第二");
+    assert_true(t->admit.new_conversation);
     tg_turn_free(t);
 }
 
@@ -245,14 +245,14 @@ static void test_conversation_follows_customer(void **state)
                                   "{\"messages\":[{\"role\":\"user\",\"content\":\"第二个问题\"}],"
                                   "\"user\":\"cust-42\"}");
     assert_int_equal(tg_stage_admit(b), TG_NEXT);
-    assert_false(b->new_conversation);
+    assert_false(b->admit.new_conversation);
     assert_string_equal(a->conv.id, b->conv.id);
     /* Another customer gets another conversation. */
     struct tg_turn *c = turn_with(f, "tg-test-key",
                                   "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
                                   "\"user\":\"cust-43\"}");
     assert_int_equal(tg_stage_admit(c), TG_NEXT);
-    assert_true(c->new_conversation);
+    assert_true(c->admit.new_conversation);
     assert_string_not_equal(a->conv.id, c->conv.id);
     /* The header names the customer when the body does not. */
     struct tg_turn *d =
@@ -277,8 +277,8 @@ static void test_rules_read_the_conversation(void **state)
     struct tg_turn *b = run_turn(f, "{\"messages\":[{\"role\":\"user\",\"content\":"
                                     "\"能批下来吗\"}],\"user\":\"cust-77\"}");
     assert_string_equal(json_string_value(json_array_get(b->tags, 0)), "loan_followup");
-    assert_non_null(b->conv_text);
-    json_t *hit = json_array_get(b->policy_hits, 0);
+    assert_non_null(b->check.conv_text);
+    json_t *hit = json_array_get(b->check.policy_hits, 0);
     assert_string_equal(tg_json_str(hit, "rule", ""), "loan-then-approve");
     /* the same words from someone who never spoke of a loan */
     struct tg_turn *c = run_turn(f, "{\"messages\":[{\"role\":\"user\",\"content\":"
@@ -303,12 +303,12 @@ static void test_understand_language(void **state)
     };
     for (size_t i = 0; i < TG_ARRAY_LEN(cases); i++) {
         struct tg_turn *t = turn_with(f, "tg-test-key", "{}");
-        t->user_text = cases[i].text;
+        t->admit.user_text = cases[i].text;
         assert_int_equal(tg_stage_understand(t), TG_NEXT);
-        assert_string_equal(t->language, cases[i].lang);
-        assert_true(json_is_array(json_object_get(t->entities, "money")));
-        assert_true(json_is_array(json_object_get(t->entities, "pii")));
-        assert_non_null(t->intent);
+        assert_string_equal(t->understand.language, cases[i].lang);
+        assert_true(json_is_array(json_object_get(t->understand.entities, "money")));
+        assert_true(json_is_array(json_object_get(t->understand.entities, "pii")));
+        assert_non_null(t->understand.intent);
         tg_turn_free(t);
     }
 }
@@ -320,11 +320,11 @@ static void test_retrieve_and_precheck_lists(void **state)
     assert_int_equal(tg_stage_admit(t), TG_NEXT); /* the stages after admit read its fields */
     assert_int_equal(tg_stage_understand(t), TG_NEXT);
     assert_int_equal(tg_stage_retrieve(t), TG_NEXT);
-    assert_true(json_is_array(t->citations));
+    assert_true(json_is_array(t->retrieve.citations));
     assert_int_equal(tg_stage_precheck(t), TG_NEXT);
-    assert_true(json_is_array(t->policy_hits));
+    assert_true(json_is_array(t->check.policy_hits));
     assert_true(json_is_array(t->tags));
-    assert_true(json_is_array(t->attestations));
+    assert_true(json_is_array(t->check.attestations));
     tg_turn_free(t);
 }
 
@@ -336,7 +336,7 @@ static void test_generate_and_postcheck(void **state)
     assert_int_equal(tg_stage_generate(t), TG_NEXT);
     assert_string_equal(t->draft, "您好，这是固定回复。");
     assert_int_equal(t->draft_len, strlen("您好，这是固定回复。"));
-    assert_null(t->dispatch);
+    assert_null(t->generate.dispatch);
     assert_string_equal(t->rung, "canned");
     assert_int_equal(tg_stage_postcheck(t), TG_NEXT);
     assert_string_equal(t->draft, "您好，这是固定回复。");
@@ -363,10 +363,10 @@ static void test_gate_decisions(void **state)
         struct tg_turn *t = turn_with(f, "tg-test-key", simple);
         assert_int_equal(tg_stage_admit(t), TG_NEXT);
         assert_int_equal(tg_stage_precheck(t), TG_NEXT);
-        t->rules.refuse = cases[i].refuse;
-        t->rules.human_decision = cases[i].human;
-        t->rules.review = cases[i].review;
-        t->rules.script = cases[i].script;
+        t->check.rules.refuse = cases[i].refuse;
+        t->check.rules.human_decision = cases[i].human;
+        t->check.rules.review = cases[i].review;
+        t->check.rules.script = cases[i].script;
         t->err = cases[i].err;
         t->draft = "draft";
         t->draft_len = 5;
@@ -380,7 +380,7 @@ static void test_gate_decisions(void **state)
             json_t *task = NULL;
             assert_int_equal(tg_store_flush(f->p->store), TG_OK);
             assert_int_equal(tg_store_review_get(f->p->store, t->review_id, NULL, &task), TG_OK);
-            assert_string_equal(tg_json_str(task, "turn_id", ""), t->id);
+            assert_string_equal(tg_json_str(task, "turn_id", ""), t->admit.id);
             assert_string_equal(tg_json_str(task, "question", ""), "我想了解重疾险");
             /* AI may not decide: a human decision carries no AI draft */
             assert_int_equal(json_is_null(json_object_get(task, "draft")),
@@ -425,7 +425,7 @@ static void test_gate_promises(void **state)
         t->conv.degraded_streak = cases[i].streak;
         assert_int_equal(tg_stage_gate(t), TG_NEXT);
         assert_int_equal(t->decision, cases[i].want);
-        assert_int_equal(t->degraded, cases[i].want != TG_DECISION_DELIVER);
+        assert_int_equal(t->gate.degraded, cases[i].want != TG_DECISION_DELIVER);
         if (cases[i].kind) {
             json_t *task = NULL;
             assert_int_equal(tg_store_flush(f->p->store), TG_OK);
@@ -467,13 +467,13 @@ static void test_record_writes_audit_without_text(void **state)
 {
     struct fixture *f = *state;
     struct tg_turn *t = run_turn(f, simple);
-    assert_true(t->recorded);
-    assert_true(t->audit_index >= 0);
+    assert_true(t->record.recorded);
+    assert_true(t->record.audit_index >= 0);
     assert_int_equal(tg_store_flush(f->p->store), TG_OK);
     struct tg_audit_row row;
-    assert_int_equal(tg_store_audit_get(f->p->store, (uint64_t)t->audit_index, &row), TG_OK);
+    assert_int_equal(tg_store_audit_get(f->p->store, (uint64_t)t->record.audit_index, &row), TG_OK);
     char *leaf = tg_strndup(row.data, row.len);
-    assert_non_null(strstr(leaf, t->id));
+    assert_non_null(strstr(leaf, t->admit.id));
     assert_non_null(strstr(leaf, "\"decision\":\"deliver\""));
     assert_non_null(strstr(leaf, "input_hmac"));
     assert_null(strstr(leaf, "我想了解重疾险")); /* no message text in the audit log */
@@ -485,12 +485,12 @@ static void test_record_writes_audit_without_text(void **state)
     assert_null(strstr(leaf, ": "));
     assert_null(strstr(leaf, ", "));
     assert_null(strchr(leaf, '\n'));
-    assert_int_equal(tg_json_int(j, "audit_index", -1), t->audit_index);
+    assert_int_equal(tg_json_int(j, "audit_index", -1), t->record.audit_index);
     json_decref(j);
     tg_free(leaf);
     /* the stored record is the audit leaf itself */
     json_t *rec = NULL, *leafj = json_loadb(row.data, row.len, 0, NULL);
-    assert_int_equal(tg_store_turn_get(f->p->store, t->id, &rec), TG_OK);
+    assert_int_equal(tg_store_turn_get(f->p->store, t->admit.id, &rec), TG_OK);
     assert_true(json_equal(rec, leafj));
     json_decref(rec);
     json_decref(leafj);
@@ -508,8 +508,8 @@ static void test_reply_shapes(void **state)
 {
     struct fixture *f = *state;
     struct tg_turn *t = run_turn(f, simple);
-    assert_string_equal(t->reply_type, "application/json");
-    json_t *r = json_loadb(t->reply.data, t->reply.len, 0, NULL);
+    assert_string_equal(t->reply.type, "application/json");
+    json_t *r = json_loadb(t->reply.body.data, t->reply.body.len, 0, NULL);
     assert_string_equal(tg_json_str(r, "object", ""), "chat.completion");
     assert_true(tg_str_has_prefix(tg_json_str(r, "id", ""), "chatcmpl-"));
     json_t *choice = json_array_get(json_object_get(r, "choices"), 0);
@@ -517,10 +517,10 @@ static void test_reply_shapes(void **state)
                         "您好，这是固定回复。");
     assert_string_equal(tg_json_str(choice, "finish_reason", ""), "stop");
     json_t *tg = json_object_get(r, "trustgate");
-    assert_string_equal(tg_json_str(tg, "turn_id", ""), t->id);
+    assert_string_equal(tg_json_str(tg, "turn_id", ""), t->admit.id);
     assert_string_equal(tg_json_str(tg, "decision", ""), "deliver");
     assert_string_equal(tg_json_str(tg, "backend", ""), "canned");
-    assert_int_equal(tg_json_int(tg, "audit_index", -1), t->audit_index);
+    assert_int_equal(tg_json_int(tg, "audit_index", -1), t->record.audit_index);
     const char *keys[] = {"conversation_id", "citations", "policy_hits", "confidence", "intent"};
     for (size_t i = 0; i < TG_ARRAY_LEN(keys); i++)
         assert_non_null(json_object_get(tg, keys[i]));
@@ -531,7 +531,7 @@ static void test_reply_shapes(void **state)
     tg_turn_fail(t, TG_E_INVAL, 400, "missing_field", "messages", "'messages' is required");
     assert_int_equal(tg_stage_reply(t), TG_NEXT);
     assert_int_equal(t->http_status, 400);
-    r = json_loadb(t->reply.data, t->reply.len, 0, NULL);
+    r = json_loadb(t->reply.body.data, t->reply.body.len, 0, NULL);
     json_t *e = json_object_get(r, "error");
     assert_string_equal(tg_json_str(e, "code", ""), "missing_field");
     assert_string_equal(tg_json_str(e, "param", ""), "messages");
