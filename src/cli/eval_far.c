@@ -434,13 +434,14 @@ static int far_report(struct tg_far_item *items, size_t n, long k, const char *t
            "  consistent with evidence    %5.1f%%\n"
            "  product of the factors      %5.1f%%\n"
            "  key facts in answers        %5.1f%%\n"
+           "  answers given, right        %zu of %zu (first source or every key fact)\n"
            "  failing turns by stage      understand %zu, retrieve %zu, generate %zu, gate %zu, "
            "error %zu\n"
            "  latency p50 / p95           %.1f ms / %.1f ms\n"
            "  tokens, cost per turn       %lld + %lld, %.6f\n",
            n, target, s.far * 100, s.correct, s.intent_acc * 100, k, s.source_top1 * 100,
            s.source_topk * 100, s.consistency * 100, s.product * 100, s.facts_recall * 100,
-           s.failed[0], s.failed[1], s.failed[2], s.failed[3], s.failed[4], s.p50_ms, s.p95_ms,
+           s.answered_right, s.answered, s.failed[0], s.failed[1], s.failed[2], s.failed[3], s.failed[4], s.p50_ms, s.p95_ms,
            (long long)s.prompt_tokens, (long long)s.completion_tokens, s.cost_per_turn);
     int status = 0;
     if (json_out) {

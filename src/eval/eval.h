@@ -109,6 +109,10 @@ struct tg_far_summary {
     double consistency;              /* over answers delivered */
     double product;                  /* intent_acc * source_topk * consistency */
     double facts_recall;             /* key facts found in delivered answers */
+    /* answers delivered where the label expects one, and those right: the
+     * first citation is the labelled source or the answer holds every key
+     * fact (what a customer got, whatever the intent) */
+    size_t answered, answered_right;
     size_t failed[5];                /* by stage: understand, retrieve, generate, gate, error */
     double p50_ms, p95_ms;
     int64_t prompt_tokens, completion_tokens;

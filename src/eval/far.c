@@ -173,6 +173,11 @@ void tg_far_summarize(struct tg_far_item *items, size_t n, struct tg_far_summary
             s->delivered_expected++;
             top1 += it->top1;
             topk += it->topk;
+            if (it->got_decision && !strcmp(it->got_decision, "deliver")) {
+                s->answered++;
+                s->answered_right += it->top1 || (json_array_size(it->facts) &&
+                                                  it->facts_found == json_array_size(it->facts));
+            }
         }
         if (it->got_decision && !strcmp(it->got_decision, "deliver")) {
             delivered++;
@@ -232,12 +237,14 @@ json_t *tg_far_json(const struct tg_far_item *items, size_t n, const struct tg_f
                       (json_int_t)it->facts_found, "ms", it->ms));
     }
     return json_pack(
-        "{s:s, s:s, s:I, s:I, s:f, s:{s:f, s:f, s:f, s:f, s:f}, s:f, s:o, s:{s:f, s:f}, "
+        "{s:s, s:s, s:I, s:I, s:f, s:{s:f, s:f, s:f, s:f, s:f}, s:f, s:{s:I, s:I}, s:o, "
+        "s:{s:f, s:f}, "
         "s:{s:I, s:I, s:f, s:f}, s:o}",
         "suite", "far", "target", target, "turns", (json_int_t)n, "correct", (json_int_t)s->correct,
         "far", s->far, "factors", "intent_accuracy", s->intent_acc, "source_top1", s->source_top1,
         "source_topk", s->source_topk, "consistency", s->consistency, "product", s->product,
-        "facts_recall", s->facts_recall, "failed_by_stage", failed, "latency_ms", "p50", s->p50_ms,
+        "facts_recall", s->facts_recall, "answers", "delivered", (json_int_t)s->answered, "right",
+        (json_int_t)s->answered_right, "failed_by_stage", failed, "latency_ms", "p50", s->p50_ms,
         "p95", s->p95_ms, "usage", "prompt_tokens", (json_int_t)s->prompt_tokens,
         "completion_tokens", (json_int_t)s->completion_tokens, "cost", s->cost, "cost_per_turn",
         s->cost_per_turn, "items", list);

@@ -81,7 +81,7 @@ static void test_far_in_process(void **state)
     /* FAR can be no higher than any of its factors */
     assert_true(far <= tg_json_num(f, "intent_accuracy", 0) + 1e-9);
     /* every failing turn names the stage that failed */
-    size_t failing = 0, i;
+    size_t failing = 0, answered = 0, right = 0, i;
     json_t *it;
     json_array_foreach(json_object_get(j, "items"), i, it)
     {
@@ -89,8 +89,20 @@ static void test_far_in_process(void **state)
             failing++;
             assert_non_null(tg_json_str(it, "failed_stage", NULL));
         }
+        /* an answer given where one is expected: right by its first source or its facts */
+        if (!strcmp(tg_json_str(it, "decision", ""), "deliver") &&
+            !strcmp(tg_json_str(it, "got_decision", ""), "deliver")) {
+            answered++;
+            long long facts = tg_json_int(it, "facts", 0);
+            right += tg_json_bool(it, "top1", false) ||
+                     (facts > 0 && tg_json_int(it, "facts_found", -1) == facts);
+        }
     }
     assert_int_equal(failing, n - (size_t)tg_json_int(j, "correct", 0));
+    const json_t *ans = json_object_get(j, "answers");
+    assert_true(answered > 0);
+    assert_int_equal(tg_json_int(ans, "delivered", -1), answered);
+    assert_int_equal(tg_json_int(ans, "right", -1), right);
     json_decref(j);
     /* the HTML report stands alone: charts inline, nothing fetched */
     char *page = NULL;
