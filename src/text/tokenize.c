@@ -163,8 +163,10 @@ bool tg_text_is_stopword(const char *w, size_t n)
         "was",  "will", "with",  "what", "how",   "do",    "does",  "i",    "my",   "me",
         "can",  "you",  "your",  "when", "where", "which", "who",   "why",
     };
+    if (n == 0 || n > 5) /* the longest is five letters */
+        return false;
     for (size_t i = 0; i < sizeof(stop) / sizeof(stop[0]); i++)
-        if (strlen(stop[i]) == n && memcmp(stop[i], w, n) == 0)
+        if (stop[i][0] == w[0] && strlen(stop[i]) == n && memcmp(stop[i], w, n) == 0)
             return true;
     return false;
 }
