@@ -17,6 +17,7 @@
 #include "core/jscan.h"
 #include "core/jw.h"
 #include "metrics/metrics.h"
+#include "net/curlev.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,8 +32,7 @@ struct openai {
     struct tg_backend *b;
     struct event_base *base;
     struct tg_metrics *metrics;
-    CURLM *multi;
-    struct event *timer;
+    struct tg_curlev *cv;
     char *url;
     struct curl_slist *headers;
     CURL **idle; /* easy handles kept for reuse */
@@ -57,20 +57,13 @@ struct tg_backend_call {
     char errbuf[CURL_ERROR_SIZE];
 };
 
-struct sockctx {
-    struct event *ev;
-    struct openai *o;
-};
-
-static void check_done(struct openai *o);
-
 /* ------------------------------------------------------------ completion */
 
 static void call_release(struct tg_backend_call *c)
 {
     struct openai *o = c->o;
     if (c->easy) {
-        curl_multi_remove_handle(o->multi, c->easy);
+        tg_curlev_remove(o->cv, c->easy);
         if (o->nidle < o->idle_cap)
             o->idle[o->nidle++] = c->easy;
         else
@@ -306,17 +299,13 @@ static void on_transfer_done(struct tg_backend_call *c, CURLcode code)
     call_finish(c);
 }
 
-static void check_done(struct openai *o)
+/* A transfer of this backend ended (tg_curlev). */
+static void transfer_cb(CURL *easy, CURLcode result, void *arg)
 {
-    CURLMsg *msg;
-    int left;
-    while ((msg = curl_multi_info_read(o->multi, &left))) {
-        if (msg->msg != CURLMSG_DONE)
-            continue;
-        struct tg_backend_call *c = NULL;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&c);
-        on_transfer_done(c, msg->data.result);
-    }
+    (void)arg;
+    struct tg_backend_call *c = NULL;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&c);
+    on_transfer_done(c, result);
 }
 
 /* ------------------------------------------------------------ call timers */
@@ -403,71 +392,6 @@ static size_t write_cb(char *buf, size_t size, size_t n, void *arg)
     return len;
 }
 
-/* ------------------------------------------------------------ curl <-> libevent */
-
-static void socket_event_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct openai *o = arg;
-    int running = 0;
-    int flags = (what & EV_READ ? CURL_CSELECT_IN : 0) | (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
-    curl_multi_socket_action(o->multi, fd, flags, &running);
-    check_done(o);
-}
-
-static int socket_cb(CURL *easy, curl_socket_t fd, int action, void *userp, void *sockp)
-{
-    (void)easy;
-    struct openai *o = userp;
-    struct sockctx *sc = sockp;
-    if (action == CURL_POLL_REMOVE) {
-        if (sc) {
-            event_free(sc->ev);
-            tg_free(sc);
-            curl_multi_assign(o->multi, fd, NULL);
-        }
-        return 0;
-    }
-    short kind = (short)((action & CURL_POLL_IN ? EV_READ : 0) |
-                         (action & CURL_POLL_OUT ? EV_WRITE : 0) | EV_PERSIST);
-    if (!sc) {
-        sc = tg_calloc(1, sizeof(*sc));
-        if (!sc)
-            return -1;
-        sc->o = o;
-        curl_multi_assign(o->multi, fd, sc);
-    } else {
-        event_free(sc->ev);
-    }
-    sc->ev = event_new(o->base, fd, kind, socket_event_cb, o);
-    if (!sc->ev)
-        return -1;
-    event_add(sc->ev, NULL);
-    return 0;
-}
-
-static void multi_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct openai *o = arg;
-    int running = 0;
-    curl_multi_socket_action(o->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_done(o);
-}
-
-static int timer_cb(CURLM *multi, long ms, void *userp)
-{
-    (void)multi;
-    struct openai *o = userp;
-    if (ms < 0) {
-        evtimer_del(o->timer);
-    } else {
-        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-        evtimer_add(o->timer, &tv);
-    }
-    return 0;
-}
-
 /* ------------------------------------------------------------ ops */
 
 static int openai_create(struct tg_backend *b, const struct tg_backend_env *env, char *err,
@@ -486,16 +410,8 @@ static int openai_create(struct tg_backend *b, const struct tg_backend_env *env,
     o->metrics = env->metrics;
     o->idle_cap = 64;
     o->idle = tg_calloc(o->idle_cap, sizeof(*o->idle));
-    o->multi = curl_multi_init();
-    o->timer = evtimer_new(env->base, multi_timer_cb, o);
-    if (!o->idle || !o->multi || !o->timer)
+    if (!o->idle || tg_curlev_create(env->base, conf->max_connections, transfer_cb, o, &o->cv))
         goto out;
-    curl_multi_setopt(o->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-    curl_multi_setopt(o->multi, CURLMOPT_SOCKETDATA, o);
-    curl_multi_setopt(o->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(o->multi, CURLMOPT_TIMERDATA, o);
-    curl_multi_setopt(o->multi, CURLMOPT_MAX_HOST_CONNECTIONS, conf->max_connections);
-    curl_multi_setopt(o->multi, CURLMOPT_MAXCONNECTS, conf->max_connections);
     if (tg_buf_printf(&url, "%s/chat/completions", conf->base_url))
         goto out;
     o->url = tg_buf_steal(&url, NULL);
@@ -517,10 +433,7 @@ out:
     if (rc) {
         snprintf(err, errlen, "backend %s: out of memory", conf->name);
         if (o) {
-            if (o->timer)
-                event_free(o->timer);
-            if (o->multi)
-                curl_multi_cleanup(o->multi);
+            tg_curlev_free(o->cv);
             curl_slist_free_all(o->headers);
             tg_free(o->url);
             tg_free(o->idle);
@@ -537,8 +450,7 @@ static void openai_destroy(struct tg_backend *b)
         return;
     for (size_t i = 0; i < o->nidle; i++)
         curl_easy_cleanup(o->idle[i]);
-    curl_multi_cleanup(o->multi);
-    event_free(o->timer);
+    tg_curlev_free(o->cv);
     curl_slist_free_all(o->headers);
     tg_free(o->url);
     tg_free(o->idle);
@@ -643,7 +555,7 @@ static int openai_generate(struct tg_backend *b, const struct tg_backend_request
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)conf->total_timeout_ms);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (curl_multi_add_handle(o->multi, e) != CURLM_OK) {
+    if (tg_curlev_add(o->cv, e)) {
         call_release(c);
         return TG_E_INTERNAL;
     }

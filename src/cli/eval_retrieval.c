@@ -6,6 +6,8 @@
  */
 #include "cli/cli.h"
 
+#include "backend/embed.h"
+
 #include "eval/retrieval.h"
 #include "kb/kb.h"
 
@@ -37,6 +39,13 @@ static void eval_usage(FILE *f)
                "      --overlap N      chunk overlap in characters (default 80)\n"
                "      --repeat N       run the queries N times for the latency figures\n"
                "      --no-baseline    skip FTS5\n"
+               "      --embed-url URL  also rank by meaning: an OpenAI-compatible embeddings\n"
+               "                       server (e.g. http://127.0.0.1:8080/v1), fused with BM25\n"
+               "                       by reciprocal rank fusion (kb.embeddings in the config)\n"
+               "      --embed-model M  its model (required with --embed-url)\n"
+               "      --embed-key K    its API key\n"
+               "      --embed-dimensions N  the vector length to ask for (default: the model's)\n"
+               "      --min-similarity X    cosine a dense neighbour needs (default 0.3)\n"
                "  -h, --help           this text\n");
 }
 
@@ -72,7 +81,7 @@ static void print_row(const char *name, const struct tg_retrieval_score *s, size
  * NULL: no baseline).  Non-zero when out of memory. */
 static int report(const struct tg_retrieval_set *set, const struct tg_retrieval_score *ours,
                   const struct tg_retrieval_score *fts, const struct tg_kb_opts *ko, int64_t k,
-                  bool as_json)
+                  bool as_json, bool dense)
 {
     double mb = tg_retrieval_mb(set);
     if (as_json) {
@@ -81,6 +90,7 @@ static int report(const struct tg_retrieval_set *set, const struct tg_retrieval_
             return 1;
         json_object_set_new(o, "k", json_integer(k));
         json_object_set_new(o, "tokens", json_string(tokens_name(ko->token_flags)));
+        json_object_set_new(o, "dense", json_boolean(dense));
         json_object_set_new(o, "documents", json_integer((json_int_t)tg_retrieval_documents(set)));
         json_object_set_new(o, "text_mb", json_real(mb));
         if (fts) {
@@ -101,7 +111,7 @@ static int report(const struct tg_retrieval_set *set, const struct tg_retrieval_
            ko->k1, ko->b);
     printf("%-22s %6s %8s %9s   %8s %8s   %7s\n", "system", "P@1", "MRR@k", "Recall@k", "p50 us",
            "p99 us", "MB/s");
-    print_row("trustgate BM25", ours, (size_t)k, mb);
+    print_row(dense ? "trustgate BM25+dense" : "trustgate BM25", ours, (size_t)k, mb);
     if (fts)
         print_row("SQLite FTS5 trigram", fts, (size_t)k, mb);
     printf("\nn = %zu, k = %" PRId64 "; MB/s = index build throughput (text bytes)\n", ours->n, k);
@@ -116,7 +126,13 @@ int tg_cli_eval_retrieval(int argc, char **argv)
         {"k1", required_argument, NULL, '1'},     {"b", required_argument, NULL, 'B'},
         {"chunk", required_argument, NULL, 'C'},  {"overlap", required_argument, NULL, 'O'},
         {"repeat", required_argument, NULL, 'R'}, {"no-baseline", no_argument, NULL, 'N'},
+        {"embed-url", required_argument, NULL, 'U'}, {"embed-model", required_argument, NULL, 'M'},
+        {"embed-key", required_argument, NULL, 'Y'}, {"embed-dimensions", required_argument, NULL, 'D'},
+        {"min-similarity", required_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    struct tg_embed_conf ec = {0};
+    struct tg_retrieval_dense dense = {.min_cos = 0.3};
+    int64_t dims = 0;
     const char *kb_path = NULL, *q_path = NULL;
     bool as_json = false, baseline = true;
     struct tg_kb_opts ko;
@@ -163,6 +179,22 @@ int tg_cli_eval_retrieval(int argc, char **argv)
         case 'N':
             baseline = false;
             break;
+        case 'U':
+            ec.base_url = optarg;
+            break;
+        case 'M':
+            ec.model = optarg;
+            break;
+        case 'Y':
+            ec.api_key = optarg;
+            break;
+        case 'D':
+            bad = tg_parse_i64(optarg, &dims) || dims < 1 || dims > TG_EMBED_MAX_DIM;
+            ec.dimensions = (size_t)dims;
+            break;
+        case 'S':
+            bad = tg_parse_double(optarg, &dense.min_cos) || dense.min_cos < -1 || dense.min_cos > 1;
+            break;
         case 'h':
             eval_usage(stdout);
             return 0;
@@ -177,7 +209,7 @@ int tg_cli_eval_retrieval(int argc, char **argv)
             return 2;
         }
     }
-    if (!kb_path || !q_path || optind != argc) {
+    if (!kb_path || !q_path || optind != argc || !ec.base_url != !ec.model) {
         eval_usage(stderr);
         return 2;
     }
@@ -195,11 +227,14 @@ int tg_cli_eval_retrieval(int argc, char **argv)
                 "trustgate eval retrieval: %zu queries have no gold in the pool "
                 "(counted as misses)\n",
                 tg_retrieval_missing(set));
-    if (tg_retrieval_run_kb(set, &ko, (size_t)k, (int)repeat, &ours, err, sizeof(err)))
+    if (ec.base_url && tg_embedder_create(&ec, NULL, &dense.embedder, err, sizeof(err)))
+        goto out;
+    if (tg_retrieval_run_kb(set, &ko, dense.embedder ? &dense : NULL, (size_t)k, (int)repeat,
+                            &ours, err, sizeof(err)))
         goto out;
     if (baseline && tg_retrieval_run_fts5(set, (size_t)k, (int)repeat, &fts, err, sizeof(err)))
         goto out;
-    if (report(set, &ours, baseline ? &fts : NULL, &ko, k, as_json))
+    if (report(set, &ours, baseline ? &fts : NULL, &ko, k, as_json, dense.embedder != NULL))
         goto out;
     status = 0;
 out:
@@ -208,5 +243,6 @@ out:
     tg_retrieval_score_free(&ours);
     tg_retrieval_score_free(&fts);
     tg_retrieval_free(set);
+    tg_embedder_free(dense.embedder);
     return status;
 }

@@ -63,6 +63,36 @@ static const struct tg_config_field kb_fields[] = {
     {.key = "top_k", .kind = F_SIZE_T, .off = CFG(kb_top_k), .min = 1, .max = 100},
 };
 
+static const struct tg_config_field embed_fields[] = {
+    {.key = "base_url", .kind = F_URL, .off = CFG(kb_embed_url)},
+    {.key = "model", .kind = F_STRING, .off = CFG(kb_embed_model), .min = 1},
+    {.key = "api_key", .kind = F_OPT_STRING, .off = CFG(kb_embed_key)},
+    {.key = "query_prefix", .kind = F_OPT_STRING, .off = CFG(kb_embed_query_prefix)},
+    {.key = "passage_prefix", .kind = F_OPT_STRING, .off = CFG(kb_embed_passage_prefix)},
+    {.key = "dimensions", .kind = F_SIZE_T, .off = CFG(kb_embed_dimensions), .min = 0, .max = 16384},
+    {.key = "batch", .kind = F_SIZE_T, .off = CFG(kb_embed_batch), .min = 1, .max = 2048},
+    {.key = "timeout", .kind = F_DURATION, .off = CFG(kb_embed_timeout_ms), .min = 1, .max = 600000},
+    {.key = "rrf_k", .kind = F_REAL, .off = CFG(kb_rrf_k), .min = 1, .max = 10000},
+    {.key = "min_similarity",
+     .kind = F_REAL,
+     .off = CFG(kb_embed_min_similarity),
+     .min = -1,
+     .max = 1},
+};
+
+/* kb.embeddings: both base_url and model, or neither. */
+static void check_embeddings(struct tg_config_vctx *c, struct tg_config *cfg, const json_t *kb)
+{
+    const json_t *sec = tg_config_get_mapping(c, kb, "embeddings", "kb.embeddings");
+    if (!sec)
+        return;
+    tg_config_apply_fields(c, sec, "kb.embeddings", embed_fields, TG_ARRAY_LEN(embed_fields), NULL,
+                           0, cfg);
+    if (!cfg->kb_embed_url != !cfg->kb_embed_model)
+        tg_config_verr(c, tg_config_lines_node(c->lines, sec),
+                       "kb.embeddings needs both base_url and model");
+}
+
 static const struct tg_config_field intents_fields[] = {
     {.key = "train", .kind = F_PATH, .off = CFG(intents_train), .min = 1},
 };
@@ -176,9 +206,10 @@ static void check_root(struct tg_config_vctx *c, struct tg_config *cfg, const js
     tg_config_check_models(c, cfg, root);
     sec = tg_config_get_mapping(c, root, "kb", "kb");
     if (sec) {
-        static const char *const kb_extra[] = {"paths"};
-        tg_config_apply_fields(c, sec, "kb", kb_fields, TG_ARRAY_LEN(kb_fields), kb_extra, 1, cfg);
+        static const char *const kb_extra[] = {"paths", "embeddings"};
+        tg_config_apply_fields(c, sec, "kb", kb_fields, TG_ARRAY_LEN(kb_fields), kb_extra, 2, cfg);
         check_kb_paths(c, cfg, sec);
+        check_embeddings(c, cfg, sec);
     }
     sec = tg_config_get_mapping(c, root, "intents", "intents");
     if (sec)
@@ -408,6 +439,11 @@ void tg_config_free(struct tg_config *cfg)
         tg_free(cfg->kb_paths[i]);
     tg_free(cfg->kb_paths);
     tg_free(cfg->kb_glossary);
+    tg_free(cfg->kb_embed_url);
+    tg_free(cfg->kb_embed_model);
+    tg_free(cfg->kb_embed_key);
+    tg_free(cfg->kb_embed_query_prefix);
+    tg_free(cfg->kb_embed_passage_prefix);
     tg_free(cfg->intents_train);
     tg_free(cfg->policy_pattern);
     tg_free(cfg->backends);

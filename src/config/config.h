@@ -215,6 +215,18 @@ struct tg_config {
     double kb_k1;      /* BM25 k1; default 1.2 */
     double kb_b;       /* BM25 b; default 0.75 */
     size_t kb_top_k;   /* evidence passages kept per turn; default 5 */
+    /* kb.embeddings: dense retrieval through an OpenAI-compatible
+     * /v1/embeddings server, fused with BM25; off without base_url */
+    char *kb_embed_url;            /* e.g. "http://127.0.0.1:8080/v1", or NULL */
+    char *kb_embed_model;          /* required with base_url */
+    char *kb_embed_key;            /* sent as "Authorization: Bearer", or NULL */
+    char *kb_embed_query_prefix;   /* put before a question (e5: "query: "), or NULL */
+    char *kb_embed_passage_prefix; /* put before a passage, or NULL */
+    size_t kb_embed_dimensions;    /* asked of the server; 0 (default) for its own */
+    size_t kb_embed_batch;         /* passages per request when indexing; default 32 */
+    int64_t kb_embed_timeout_ms;   /* per request; default 2000 */
+    double kb_rrf_k;               /* reciprocal rank fusion constant; default 60 */
+    double kb_embed_min_similarity; /* cosine a passage needs to count as found; default 0.3 */
 
     /* intents: */
     char *intents_train; /* TSV text<TAB>intent, or NULL for no classifier */

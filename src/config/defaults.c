@@ -28,6 +28,10 @@ static const struct tg_config defaults = {
     .kb_k1 = 1.2,
     .kb_b = 0.75,
     .kb_top_k = 5,
+    .kb_embed_batch = 32,
+    .kb_embed_timeout_ms = 2000,
+    .kb_rrf_k = 60,
+    .kb_embed_min_similarity = 0.3,
     .ladder =
         {
             .max_attempts = 3, /* 1 without a ladder: key (tg_config_fill_sections) */

@@ -456,6 +456,19 @@ bool tg_str_has_prefix(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+bool tg_unit_vector(float *v, size_t n)
+{
+    double ss = 0;
+    for (size_t i = 0; i < n; i++)
+        ss += (double)v[i] * v[i];
+    if (!(ss > 0) || !isfinite(ss))
+        return false;
+    double inv = 1.0 / sqrt(ss);
+    for (size_t i = 0; i < n; i++)
+        v[i] = (float)(v[i] * inv);
+    return true;
+}
+
 bool tg_str_eq_nocase(const char *a, const char *b)
 {
     while (*a && *b) {

@@ -147,6 +147,9 @@ int tg_parse_duration_ms(const char *s, int64_t *out);
 int tg_parse_size(const char *s, uint64_t *out);
 bool tg_str_has_prefix(const char *s, const char *prefix);
 bool tg_str_eq_nocase(const char *a, const char *b);
+/* Scale v (n floats) to unit length in place; false (v untouched) for a
+ * zero or non-finite vector. */
+bool tg_unit_vector(float *v, size_t n);
 
 /*
  * FNV-1a (Fowler, Noll and Vo; the offset bases and primes of the

@@ -20,6 +20,8 @@
  */
 #include "eval/retrieval.h"
 
+#include "backend/embed.h"
+
 #include "text/text.h"
 
 #include <ctype.h>
@@ -310,9 +312,22 @@ static json_t *score_json(const struct tg_retrieval_score *s, size_t nlat, doubl
 
 /* ------------------------------------------------------------ trustgate */
 
-static int run_kb(const struct tg_kb_opts *o, const struct pool *p, const struct queries *q,
-                  size_t k, int repeat, struct tg_retrieval_score *s, char *err, size_t errlen)
+/* The passages' vectors and every query's (qv[i], tg_malloc'd; NULL on failure). */
+static int embed_all(const struct tg_retrieval_dense *dense, struct tg_kb *kb,
+                     const struct queries *q, float **qv, size_t *dim, char *err, size_t errlen)
 {
+    int rc = tg_embed_kb(dense->embedder, kb, NULL, err, errlen);
+    for (size_t i = 0; !rc && i < q->n; i++)
+        rc = tg_embed_query(dense->embedder, q->v[i].text, &qv[i], dim, err, errlen);
+    return rc;
+}
+
+static int run_kb(const struct tg_kb_opts *o, const struct tg_retrieval_dense *dense,
+                  const struct pool *p, const struct queries *q, size_t k, int repeat,
+                  struct tg_retrieval_score *s, char *err, size_t errlen)
+{
+    float **qv = NULL;
+    size_t dim = 0;
     struct tg_text *tx = NULL;
     struct tg_kb *kb = NULL;
     struct tg_kb_result res;
@@ -342,11 +357,21 @@ static int run_kb(const struct tg_kb_opts *o, const struct pool *p, const struct
         if (b == 0 || secs < s->build_s)
             s->build_s = secs;
     }
+    if (!rc && dense) {
+        qv = tg_calloc(q->n ? q->n : 1, sizeof(*qv));
+        rc = qv ? embed_all(dense, kb, q, qv, &dim, err, errlen) : TG_E_NOMEM;
+        if (rc)
+            goto out;
+    }
     for (int r = 0; r < repeat && !rc; r++) {
         for (size_t i = 0; i < q->n && !rc; i++) {
             int64_t a = tg_clock_mono_ns();
-            rc =
-                tg_kb_search(kb, q->v[i].text, strlen(q->v[i].text), k, TG_KB_SEARCH_PER_DOC, &res);
+            struct tg_kb_dense dq = {.qvec = qv ? qv[i] : NULL,
+                                     .dim = dim,
+                                     .rrf_k = dense ? dense->rrf_k : 0,
+                                     .min_cos = dense ? dense->min_cos : 0};
+            rc = tg_kb_search_dense(kb, q->v[i].text, strlen(q->v[i].text), &dq, k,
+                                    TG_KB_SEARCH_PER_DOC, &res);
             s->lat_ns[(size_t)r * q->n + i] = tg_clock_mono_ns() - a;
             if (r)
                 continue;
@@ -364,6 +389,9 @@ static int run_kb(const struct tg_kb_opts *o, const struct pool *p, const struct
     if (rc)
         snprintf(err, errlen, "search failed: %s", tg_err_str(rc));
 out:
+    for (size_t i = 0; qv && i < q->n; i++)
+        tg_free(qv[i]);
+    tg_free(qv);
     tg_kb_result_free(&res);
     tg_kb_close(kb);
     tg_text_close(tx);
@@ -607,12 +635,13 @@ static int score_init(const struct tg_retrieval_set *s, int repeat, struct tg_re
     return out->lat_ns ? TG_OK : TG_E_NOMEM;
 }
 
-int tg_retrieval_run_kb(const struct tg_retrieval_set *s, const struct tg_kb_opts *o, size_t k,
-                        int repeat, struct tg_retrieval_score *out, char *err, size_t errlen)
+int tg_retrieval_run_kb(const struct tg_retrieval_set *s, const struct tg_kb_opts *o,
+                        const struct tg_retrieval_dense *dense, size_t k, int repeat,
+                        struct tg_retrieval_score *out, char *err, size_t errlen)
 {
     int rc = score_init(s, repeat, out);
     if (!rc)
-        rc = run_kb(o, &s->p, &s->q, k, repeat, out, err, errlen);
+        rc = run_kb(o, dense, &s->p, &s->q, k, repeat, out, err, errlen);
     if (!rc)
         qsort(out->lat_ns, out->n_lat, sizeof(int64_t), cmp_i64);
     return rc;

@@ -48,8 +48,18 @@ struct tg_retrieval_score {
  * the build three times.  TG_OK, else an error with a message in err.
  * The score's latencies are freed with tg_retrieval_score_free.
  */
-int tg_retrieval_run_kb(const struct tg_retrieval_set *s, const struct tg_kb_opts *o, size_t k,
-                        int repeat, struct tg_retrieval_score *out, char *err, size_t errlen);
+struct tg_embedder;
+/* Dense retrieval beside BM25 (kb.h: tg_kb_search_dense): the passages and
+ * each query embedded by embedder (backend/embed.h) before searching. */
+struct tg_retrieval_dense {
+    struct tg_embedder *embedder;
+    double rrf_k;   /* <= 0: 60 */
+    double min_cos; /* a dense neighbour counts from this cosine */
+};
+/* dense may be NULL for BM25 alone; the query's embedding is not timed. */
+int tg_retrieval_run_kb(const struct tg_retrieval_set *s, const struct tg_kb_opts *o,
+                        const struct tg_retrieval_dense *dense, size_t k, int repeat,
+                        struct tg_retrieval_score *out, char *err, size_t errlen);
 int tg_retrieval_run_fts5(const struct tg_retrieval_set *s, size_t k, int repeat,
                           struct tg_retrieval_score *out, char *err, size_t errlen);
 void tg_retrieval_score_free(struct tg_retrieval_score *sc);

@@ -519,7 +519,7 @@ int tg_kb_search(struct tg_kb *kb, const char *query, size_t len, size_t k, unsi
                 kb->touched[w++] = c;
             } else {
                 uint32_t o = kb->touched[kb->docslot[d]];
-                struct tg_kb_hit x = {c, kb->acc[c], 0}, y = {o, kb->acc[o], 0};
+                struct tg_kb_hit x = {.chunk = c, .score = kb->acc[c]}, y = {.chunk = o, .score = kb->acc[o]};
                 if (better(&x, &y))
                     kb->touched[kb->docslot[d]] = c;
             }

@@ -186,6 +186,7 @@ void tg_kb_close(struct tg_kb *kb)
     kb_terms_free(&kb->terms);
     kb_index_free(kb);
     kb_gloss_free(kb);
+    kb_vecs_free(&kb->vec);
     tg_buf_free(&kb->nbuf);
     tg_buf_free(&kb->kbuf);
     tg_tokens_free(&kb->toks);
@@ -279,6 +280,7 @@ void kb_mark_changed(struct tg_kb *kb)
 {
     kb->ix_dirty = true;
     kb->docs_unsaved = true;
+    kb->vec.of_ok = false;
 }
 
 static void kill_doc(struct tg_kb *kb, uint32_t d)

@@ -153,8 +153,10 @@ void tg_kb_pieces_free(struct tg_kb_piece *pieces, size_t n);
 
 struct tg_kb_hit {
     uint32_t chunk; /* chunk id, for tg_kb_chunk_get() */
-    double score;   /* BM25 plus the key match (see tg_kb_search), > 0 */
+    double score;   /* BM25 plus the key match (see tg_kb_search), > 0; 0 for a passage
+                       only the dense search found (tg_kb_search_dense) */
     double match;   /* the key's cosine with the query, 0..1 (1: the same terms) */
+    double dense;   /* the passage vector's cosine with the question's, or 0 without one */
 };
 
 /*
@@ -209,6 +211,63 @@ unsigned tg_kb_norm_flags(const struct tg_kb *kb);
  */
 int tg_kb_search(struct tg_kb *kb, const char *query, size_t len, size_t k, unsigned flags,
                  struct tg_kb_result *res);
+
+/* ------------------------------------------------------------ dense vectors */
+
+/*
+ * Passages may carry a vector from an embedding model (backend/embed.h
+ * fills them).  Vectors are kept by the SHA-256 of the passage text they
+ * were made from, so re-ingesting an unchanged file keeps them, and saved
+ * with the knowledge base (blob "<prefix>/vectors").  All have the same
+ * model and length and unit norm.
+ */
+
+/*
+ * The model the vectors come from.  Naming another model than the one
+ * kept drops every vector (they are not comparable); the same model is a
+ * no-op.  TG_OK or TG_E_NOMEM.
+ */
+int tg_kb_vectors_model(struct tg_kb *kb, const char *model);
+/* The kept vectors' model (NULL when none was named) and length (0 when none is kept). */
+const char *tg_kb_vectors_name(const struct tg_kb *kb);
+size_t tg_kb_vectors_dim(const struct tg_kb *kb);
+/* Chunks with a vector, of tg_kb_chunk_count(). */
+size_t tg_kb_vectors_count(struct tg_kb *kb);
+/* The chunk ids without a vector, ascending, in *ids (tg_malloc'd, NULL when *n is 0). */
+int tg_kb_vectors_missing(struct tg_kb *kb, uint32_t **ids, size_t *n);
+/* The text a chunk's vector is made from (title, heading path, text), appended to out. */
+int tg_kb_passage_text(struct tg_kb *kb, uint32_t chunk, struct tg_buf *out);
+/*
+ * Keep v (dim floats, scaled here to unit length) as chunk's vector.
+ * TG_E_INVAL for a dim other than the kept vectors', a zero or non-finite
+ * vector or no model named; TG_E_NOTFOUND for no such chunk; TG_E_NOMEM.
+ */
+int tg_kb_vector_put(struct tg_kb *kb, uint32_t chunk, const float *v, size_t dim);
+
+/*
+ * tg_kb_search fused with a dense search: the passages ranked by BM25 (as
+ * tg_kb_search, flags alike) and by the cosine of their vectors with qvec
+ * (the question's unit vector, dim floats, from the same model) are merged
+ * by reciprocal rank fusion (Cormack, Clarke and Buettcher, SIGIR 2009):
+ *   fused(d) = 1 / (rrf_k + rank_bm25(d)) + 1 / (rrf_k + rank_dense(d)),
+ * a list a passage is missing from adding nothing; each list holds its
+ * best max(k, 50) passages (per document with TG_KB_SEARCH_PER_DOC), the
+ * dense one only those whose cosine is at least min_cos (a nearest
+ * neighbour is not evidence when it is far: an unrelated question finds
+ * nothing), and the k best by fused score are returned (ties: the BM25
+ * order).  A passage the dense list alone found has score 0.  With qvec
+ * NULL, dim other than the vectors', or no vectors kept, this is
+ * tg_kb_search.  rrf_k <= 0 means 60.
+ */
+struct tg_kb_dense {
+    const float *qvec; /* the question's unit vector, or NULL */
+    size_t dim;
+    double rrf_k;
+    double min_cos;
+};
+int tg_kb_search_dense(struct tg_kb *kb, const char *query, size_t len,
+                       const struct tg_kb_dense *dq, size_t k, unsigned flags,
+                       struct tg_kb_result *res);
 
 /* ------------------------------------------------------------ accessors */
 

@@ -73,6 +73,24 @@ struct kb_gloss {
     struct tg_kb_term view;
 };
 
+/* Dense vectors (vectors.c), content-addressed: an entry's key is the first
+ * KB_VEC_KEY bytes of the SHA-256 of the passage text it was made from, so
+ * a chunk re-made with the same text finds its vector again. */
+#define KB_VEC_KEY 16
+struct kb_vecs {
+    char *model; /* the model the vectors come from, NULL: none */
+    uint32_t dim;
+    uint8_t *keys; /* n * KB_VEC_KEY */
+    float *data;   /* n * dim, unit vectors */
+    size_t n, cap;
+    uint32_t *slots; /* entry + 1, 0 = empty; open addressing on the key */
+    size_t nslots;
+    uint32_t *of; /* per chunk: its entry or KB_NONE (valid while of_ok, for nof chunks) */
+    size_t nof;
+    bool of_ok;
+    bool unsaved;
+};
+
 struct tg_kb {
     struct tg_kb_opts opts;
     char prefix[64];
@@ -127,6 +145,8 @@ struct tg_kb {
     bool have_docs_sha;
     uint64_t tokenized;
     enum tg_kb_index_origin origin;
+
+    struct kb_vecs vec;
 
     struct kb_gloss *gloss;
     size_t ngloss;
@@ -203,6 +223,13 @@ void kb_keys_free(struct tg_kb *kb);
 int kb_keys_build(struct tg_kb *kb);
 void kb_keys_score(struct tg_kb *kb, const uint32_t *qids, size_t nq, const uint32_t *ids, size_t n,
                    size_t m);
+
+/* vectors.c */
+void kb_vecs_free(struct kb_vecs *v);
+/* Add a vector under key (dim must match the kept ones); TG_OK, TG_E_INVAL or TG_E_NOMEM. */
+int kb_vec_add(struct tg_kb *kb, const uint8_t key[KB_VEC_KEY], const float *v, size_t dim);
+/* The per-chunk entries brought up to date (index built first). */
+int kb_vec_map(struct tg_kb *kb);
 
 /* glossary.c */
 void kb_gloss_free(struct tg_kb *kb);

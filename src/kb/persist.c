@@ -4,8 +4,10 @@
  * Three blobs under the prefix: "docs" (sources with their digests,
  * documents, chunk texts), "index" (term dictionary, postings, chunk
  * lengths, and the checksum of the docs blob it was built from) and
- * "glossary" (the entries as canonical JSON).  docs and index share one
- * frame: 8-byte magic, u32 version, u64 payload length, the payload, and
+ * "glossary" (the entries as canonical JSON), and, when passages have
+ * dense vectors, "vectors" (the model's name, the length, and each vector
+ * used by a live chunk under its content key, as IEEE 754 single floats).
+ * docs, index and vectors share one frame: 8-byte magic, u32 version, u64 payload length, the payload, and
  * the SHA-256 of everything before it.  Integers are little-endian.
  * Loading checks the frame, the version, the token and normalization
  * flags and the docs checksum before trusting an index; any mismatch
@@ -20,6 +22,7 @@
 
 static const char DOCS_MAGIC[8] = {'T', 'G', 'K', 'B', 'D', 'O', 'C', 'S'};
 static const char INDEX_MAGIC[8] = {'T', 'G', 'K', 'B', 'I', 'D', 'X', '1'};
+static const char VEC_MAGIC[8] = {'T', 'G', 'K', 'B', 'V', 'E', 'C', '1'};
 #define FRAME_HEAD 20u
 #define NULL_STR UINT32_MAX
 
@@ -158,6 +161,44 @@ static int encode_index(struct tg_kb *kb, struct tg_buf *b)
     return rc;
 }
 
+/* The vectors live chunks use, each once. */
+static int encode_vectors(struct tg_kb *kb, struct tg_buf *b)
+{
+    uint8_t sha[TG_SHA256_LEN];
+    const struct kb_vecs *v = &kb->vec;
+    uint8_t *seen = tg_calloc(v->n ? v->n : 1, 1);
+    uint32_t n = 0;
+    int rc = seen ? kb_vec_map(kb) : TG_E_NOMEM;
+    for (size_t c = 0; !rc && c < v->nof; c++)
+        if (v->of[c] != KB_NONE && !seen[v->of[c]]++)
+            n++;
+    memset(seen, 0, seen ? (v->n ? v->n : 1) : 0);
+    if (!rc)
+        rc = frame_begin(b, VEC_MAGIC);
+    if (!rc)
+        rc = put_str(b, v->model);
+    if (!rc)
+        rc = put_u32(b, v->dim);
+    if (!rc)
+        rc = put_u32(b, n);
+    for (size_t c = 0; !rc && c < v->nof; c++) {
+        uint32_t e = v->of[c];
+        if (e == KB_NONE || seen[e]++)
+            continue;
+        rc = tg_buf_append(b, v->keys + (size_t)e * KB_VEC_KEY, KB_VEC_KEY);
+        const float *row = v->data + (size_t)e * v->dim;
+        for (size_t i = 0; !rc && i < v->dim; i++) {
+            uint32_t bits;
+            memcpy(&bits, &row[i], sizeof(bits));
+            rc = put_u32(b, bits);
+        }
+    }
+    if (!rc)
+        rc = frame_end(b, sha);
+    tg_free(seen);
+    return rc;
+}
+
 static void key(const struct tg_kb *kb, const char *name, char *out, size_t n)
 {
     snprintf(out, n, "%s/%s", kb->prefix, name);
@@ -210,11 +251,23 @@ int tg_kb_save(struct tg_kb *kb)
         if (rc)
             goto out;
     }
+    if (kb->vec.unsaved) {
+        key(kb, "vectors", k, sizeof(k));
+        tg_buf_reset(&b);
+        b.len = 0;
+        rc = kb->vec.model && kb->vec.n ? encode_vectors(kb, &b) : TG_OK;
+        if (!rc)
+            rc = b.len ? tg_store_blob_put(kb->st, k, b.data, b.len)
+                       : tg_store_blob_delete(kb->st, k);
+        if (rc)
+            goto out;
+    }
     rc = tg_store_flush(kb->st);
     if (!rc) {
         kb->docs_unsaved = false;
         kb->ix_unsaved = false;
         kb->gloss_unsaved = false;
+        kb->vec.unsaved = false;
     }
 out:
     tg_buf_free(&b);
@@ -465,6 +518,53 @@ static int load_glossary(struct tg_kb *kb)
     return TG_OK;
 }
 
+/* The vectors blob; a damaged or foreign one is dropped with a warning
+ * (the passages are embedded again). */
+static int load_vectors(struct tg_kb *kb)
+{
+    char k[96], *data = NULL, *model = NULL;
+    size_t len = 0;
+    struct cur c;
+    uint8_t sha[TG_SHA256_LEN];
+    bool oom = false;
+    key(kb, "vectors", k, sizeof(k));
+    int rc = tg_store_blob_get(kb->st, k, &data, &len);
+    if (rc == TG_E_NOTFOUND)
+        return TG_OK;
+    if (!rc)
+        rc = frame_open(data, len, VEC_MAGIC, &c, sha);
+    if (!rc)
+        model = get_str(&c, &oom);
+    uint32_t dim = rc ? 0 : get_u32(&c), n = rc ? 0 : get_u32(&c);
+    if (!rc && (c.bad || !model || !dim || dim > 65536 ||
+                (uint64_t)n * (KB_VEC_KEY + 4ull * dim) != c.len - c.pos))
+        rc = oom ? TG_E_NOMEM : TG_E_PARSE;
+    if (!rc)
+        rc = tg_kb_vectors_model(kb, model);
+    float *row = rc ? NULL : tg_malloc(dim * sizeof(*row));
+    if (!rc && !row)
+        rc = TG_E_NOMEM;
+    for (uint32_t e = 0; !rc && e < n; e++) {
+        const uint8_t *key = get_bytes(&c, KB_VEC_KEY);
+        for (uint32_t i = 0; i < dim; i++) {
+            uint32_t bits = get_u32(&c);
+            memcpy(&row[i], &bits, sizeof(bits));
+        }
+        rc = c.bad ? TG_E_PARSE : kb_vec_add(kb, key, row, dim);
+    }
+    tg_free(row);
+    tg_free(model);
+    tg_free(data);
+    if (rc && rc != TG_E_NOMEM) {
+        tg_warn("knowledge base: stored %s is %s; passages will be embedded again", k,
+                rc == TG_E_CONFLICT ? "of another version" : "unreadable");
+        kb_vecs_free(&kb->vec);
+        rc = TG_OK;
+    }
+    kb->vec.unsaved = false;
+    return rc;
+}
+
 /* Forget everything decoded so far (a corrupt docs blob). */
 static void reset_docs(struct tg_kb *kb)
 {
@@ -559,6 +659,8 @@ int kb_persist_load(struct tg_kb *kb, char *err, size_t errlen)
     }
     rc = load_glossary(kb);
 out:
+    if (!rc)
+        rc = load_vectors(kb);
     if (rc && errlen && !*err)
         snprintf(err, errlen, "knowledge base: loading failed: %s", tg_err_str(rc));
     tg_free(data);

@@ -11,6 +11,7 @@
 
 #include "audit/audit.h"
 #include "backend/backend.h"
+#include "backend/embed.h"
 #include "core/jw.h"
 #include "ladder/ladder.h"
 #include "eval/eval.h"
@@ -83,14 +84,22 @@ void tg_pipeline_start(struct tg_turn *t)
     run(t);
 }
 
-void tg_pipeline_resume(struct tg_turn *t)
+void tg_pipeline_resume_with(struct tg_turn *t, enum tg_stage_rc rc)
 {
     enum tg_stage_id s = t->run.stage;
     t->run.waiting = false;
     /* The waiting stage is finished when it resumes us: account and move on. */
     tg_metrics_stage(t->p->metrics, s, t->run.stage_ns[s]);
-    t->run.stage = (enum tg_stage_id)(s + 1);
+    if (rc == TG_DONE && s < TG_STAGE_RECORD)
+        t->run.stage = t->admit.id[0] ? TG_STAGE_RECORD : TG_STAGE_REPLY;
+    else
+        t->run.stage = (enum tg_stage_id)(s + 1);
     run(t);
+}
+
+void tg_pipeline_resume(struct tg_turn *t)
+{
+    tg_pipeline_resume_with(t, TG_NEXT);
 }
 
 /* ------------------------------------------------------------ acknowledgement */
@@ -384,6 +393,42 @@ int tg_pipeline_store_handle(struct tg_pipeline *p, struct tg_store **out, char 
 }
 
 /* The knowledge base and intent classifier of an answerer, as its config says. */
+/*
+ * kb.embeddings: the client, and a vector for every passage that lacks one.
+ * An embeddings server that cannot be reached does not stop the gateway:
+ * the passages without vectors are found by BM25 alone (with a warning),
+ * and the next start embeds them.
+ */
+static int open_embeddings(struct tg_pipeline *p, struct tg_answerer *a, char *err, size_t errlen)
+{
+    const struct tg_config *cfg = a->cfg;
+    struct tg_embed_conf ec = {
+        .base_url = cfg->kb_embed_url,
+        .model = cfg->kb_embed_model,
+        .api_key = cfg->kb_embed_key,
+        .query_prefix = cfg->kb_embed_query_prefix,
+        .passage_prefix = cfg->kb_embed_passage_prefix,
+        .dimensions = cfg->kb_embed_dimensions,
+        .batch = cfg->kb_embed_batch,
+        .timeout_ms = cfg->kb_embed_timeout_ms,
+    };
+    char why[512];
+    size_t added = 0;
+    int rc = tg_embedder_create(&ec, p->base, &a->embedder, err, errlen);
+    if (rc)
+        return rc;
+    rc = tg_embed_kb(a->embedder, a->kb, &added, why, sizeof(why));
+    if (rc == TG_E_NOMEM)
+        return rc;
+    if (rc)
+        tg_warn("kb embeddings %s: %s; passages without a vector are found by BM25 alone",
+                cfg->kb_embed_model, why);
+    if (added)
+        tg_info("kb embeddings %s: %zu passages embedded, %zu have vectors", cfg->kb_embed_model,
+                added, tg_kb_vectors_count(a->kb));
+    return TG_OK;
+}
+
 static int open_knowledge(struct tg_pipeline *p, struct tg_answerer *a, const char *kb_prefix,
                           const char *data_dir, char *err, size_t errlen)
 {
@@ -407,6 +452,8 @@ static int open_knowledge(struct tg_pipeline *p, struct tg_answerer *a, const ch
             rc = tg_kb_glossary_load(a->kb, cfg->kb_glossary, err, errlen);
         if (!rc)
             rc = index_glossary(a->kb);
+        if (!rc && cfg->kb_embed_url)
+            rc = open_embeddings(p, a, err, errlen);
         if (!rc)
             rc = tg_kb_save(a->kb);
         if (rc && !err[0])
@@ -479,6 +526,7 @@ static void answerer_close(struct tg_answerer *a)
     for (size_t i = 0; i < a->n_backends; i++)
         tg_backend_free(a->backends[i]);
     tg_free(a->backends);
+    tg_embedder_free(a->embedder);
     tg_kb_close(a->kb);
     tg_intent_free(a->intents);
     tg_policy_free(a->policy);

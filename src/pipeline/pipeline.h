@@ -17,6 +17,7 @@ struct tg_audit;
 struct tg_audit_signer;
 struct tg_intent_model;
 struct tg_kb;
+struct tg_embedder;
 struct tg_policy;
 struct tg_review_sla;
 struct tg_text;
@@ -41,6 +42,7 @@ struct tg_answerer {
     struct tg_backend *route; /* the route's backend (the ladder's first when there is one) */
     struct tg_ladder *ladder; /* the backends in order of preference (ladder/ladder.h) */
     struct tg_kb *kb;         /* the knowledge base, or NULL when none is configured */
+    struct tg_embedder *embedder; /* kb.embeddings' client (backend/embed.h), or NULL */
     struct tg_intent_model *intents;  /* the intent classifier, or NULL */
     struct tg_policy *policy;         /* the compiled rules, or NULL when none are configured */
     const char *experiment, *variant; /* the variant it answers for (NULL for main) */
@@ -143,8 +145,11 @@ void tg_pipeline_close(struct tg_pipeline *p);
  * the turn afterwards.
  */
 void tg_pipeline_start(struct tg_turn *t);
-/* Continue a turn whose stage returned TG_WAIT. */
+/* Continue a turn whose stage returned TG_WAIT: that stage is finished. */
 void tg_pipeline_resume(struct tg_turn *t);
+/* The same, with the outcome the waiting stage would have returned
+ * (TG_NEXT: go on; TG_DONE: settled early, skip to record). */
+void tg_pipeline_resume_with(struct tg_turn *t, enum tg_stage_rc rc);
 
 /* ------------------------------------------------------------ wire format */
 

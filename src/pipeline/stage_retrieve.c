@@ -158,11 +158,21 @@ int tg_turn_kb_search(struct tg_turn *t, size_t k, const struct tg_kb_result **o
         flags |= TG_KB_SEARCH_TRANSLATE;
     /* The question normalized by the understand stage is searched as it
      * is when the knowledge base normalizes the same way. */
-    if (t->understand.norm_text && t->understand.norm_flags == tg_kb_norm_flags(kb))
-        rc = tg_kb_search(kb, t->understand.norm_text, t->understand.norm_len, k,
-                          flags | TG_KB_SEARCH_NORMALIZED, &res);
-    else
-        rc = tg_kb_search(kb, t->admit.user_text, strlen(t->admit.user_text), k, flags, &res);
+    const char *q = t->admit.user_text;
+    size_t qlen = strlen(q);
+    if (t->understand.norm_text && t->understand.norm_flags == tg_kb_norm_flags(kb)) {
+        q = t->understand.norm_text;
+        qlen = t->understand.norm_len;
+        flags |= TG_KB_SEARCH_NORMALIZED;
+    }
+    /* with the question's vector (kb.embeddings), fused with the dense ranking */
+    struct tg_kb_dense dq = {
+        .qvec = t->understand.qvec,
+        .dim = t->understand.qdim,
+        .rrf_k = t->a->cfg->kb_rrf_k,
+        .min_cos = t->a->cfg->kb_embed_min_similarity,
+    };
+    rc = tg_kb_search_dense(kb, q, qlen, &dq, k, flags, &res);
     /* kept in the turn's arena; cap records the k it was searched for */
     kept = rc ? NULL : tg_arena_alloc(&t->arena, sizeof(*kept));
     if (!rc && !kept)

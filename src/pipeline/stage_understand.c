@@ -8,6 +8,9 @@
  */
 #include "pipeline/pipeline.h"
 
+#include "backend/embed.h"
+#include "metrics/metrics.h"
+
 #include "kb/kb.h"
 #include "intent/intent.h"
 #include "text/text.h"
@@ -222,6 +225,48 @@ static int classify(struct tg_turn *t)
     return t->understand.intent_explain ? TG_OK : TG_E_NOMEM;
 }
 
+/* Intent, after the question's vector (if any) has come: the classifier
+ * and the knowledge base's vote, which the vector's search serves. */
+static enum tg_stage_rc understand_finish(struct tg_turn *t, int rc)
+{
+    t->understand.intent = "unclassified";
+    t->understand.intent_confidence = 0.0;
+    if (!rc && t->a->intents)
+        rc = classify(t);
+    if (rc) {
+        tg_turn_fail(t, rc, 500, "internal_error", NULL, "understanding failed: %s",
+                     tg_err_str(rc));
+        return TG_DONE;
+    }
+    return TG_NEXT;
+}
+
+/* The question's vector came (or the embeddings server failed: the turn's
+ * search is then BM25 alone). */
+static void embedded_cb(int err, const float *vec, size_t dim, void *arg)
+{
+    struct tg_turn *t = arg;
+    int rc = TG_OK;
+    t->understand.embed_call = NULL;
+    if (err) {
+        tg_metrics_backend_error(t->p->metrics, "embeddings",
+                                 err == TG_E_TIMEOUT ? "timeout" : "error");
+    } else {
+        float *v = tg_arena_alloc(&t->arena, dim * sizeof(*v));
+        if (v) {
+            memcpy(v, vec, dim * sizeof(*v));
+            t->understand.qvec = v;
+            t->understand.qdim = dim;
+        } else {
+            rc = TG_E_NOMEM;
+        }
+    }
+    int64_t t0 = tg_clock_mono_ns();
+    enum tg_stage_rc next = understand_finish(t, rc);
+    t->run.stage_ns[TG_STAGE_UNDERSTAND] += tg_clock_mono_ns() - t0;
+    tg_pipeline_resume_with(t, next);
+}
+
 enum tg_stage_rc tg_stage_understand(struct tg_turn *t)
 {
     struct tg_buf norm;
@@ -242,14 +287,11 @@ enum tg_stage_rc tg_stage_understand(struct tg_turn *t)
     t->understand.money_max = -1;
     if (!rc)
         rc = extract_entities(t);
-    t->understand.intent = "unclassified";
-    t->understand.intent_confidence = 0.0;
-    if (!rc && t->a->intents)
-        rc = classify(t);
-    if (rc) {
-        tg_turn_fail(t, rc, 500, "internal_error", NULL, "understanding failed: %s",
-                     tg_err_str(rc));
-        return TG_DONE;
-    }
-    return TG_NEXT;
+    /* With kb.embeddings the question's vector is asked for first: the
+     * intent vote and retrieval share the search it takes part in. */
+    if (!rc && t->a->embedder && t->a->kb && t->admit.user_text[0] &&
+        tg_embed_start(t->a->embedder, t->admit.user_text, strlen(t->admit.user_text),
+                       embedded_cb, t, &t->understand.embed_call) == TG_OK)
+        return TG_WAIT;
+    return understand_finish(t, rc);
 }

@@ -5,6 +5,7 @@
  * pipeline.h and turn.h.
  */
 #include "pipeline/pipeline.h"
+#include "backend/embed.h"
 
 #include "core/jw.h"
 #include "ladder/ladder.h"
@@ -37,6 +38,7 @@ void tg_turn_free(struct tg_turn *t)
     if (!t)
         return;
     tg_dispatch_cancel(t->generate.dispatch);
+    tg_embed_cancel(t->understand.embed_call);
     tg_pipeline_commit_cancel(t->p, &t->record.commit);
     json_decref(t->generate.ladder_events);
     json_decref(t->tool_calls);

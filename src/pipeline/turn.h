@@ -19,6 +19,7 @@ struct tg_backend;
 struct tg_backend_call;
 struct tg_evidence;
 struct tg_dispatch;
+struct tg_embed_call;
 struct tg_entities;
 struct tg_kb_result;
 struct tg_policy_tool_call;
@@ -79,6 +80,11 @@ struct tg_turn_understand {
     double intent_confidence; /* its probability; 0 without a classifier */
     json_t *intent_explain;   /* [{feature, weight}] that drove the intent (owned) */
     double money_max;         /* the largest amount of money mentioned, -1 when none */
+    /* kb.embeddings: the question's vector (arena), NULL when none is configured or
+     * the embeddings server failed; the call while the stage waits for it */
+    const float *qvec;
+    size_t qdim;
+    struct tg_embed_call *embed_call;
 };
 
 /* retrieve (stage_retrieve.c) */

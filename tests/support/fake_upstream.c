@@ -26,6 +26,7 @@
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -73,6 +74,7 @@ struct step {
     char *reasoning;     /* owned; reasoning text sent before the answer */
     char *finish_reason; /* owned; NULL: "stop", or "tool_calls" with tool_calls */
     json_t *tool_calls;  /* owned reference; [{name, arguments, id?}], never modified */
+    char *embed_as;      /* owned; embeddings: every input is embedded as this text */
     struct step *next;
 };
 
@@ -106,6 +108,7 @@ static const struct step_field {
     {"reasoning", F_STR, offsetof(struct step, reasoning), 0, 0},
     {"finish_reason", F_STR, offsetof(struct step, finish_reason), 0, 0},
     {"tool_calls", F_TOOLS, offsetof(struct step, tool_calls), 0, 0},
+    {"embed_as", F_STR, offsetof(struct step, embed_as), 0, 0},
 };
 
 struct conn;
@@ -123,6 +126,8 @@ struct server {
     struct conn *conns;
     uint64_t requests;
     uint64_t completions;
+    uint64_t embed_requests; /* POST /v1/embeddings, including rejected ones */
+    uint64_t embed_inputs;   /* texts embedded */
     uint64_t open_connections;
     uint64_t total_connections;
     uint64_t next_id;
@@ -173,6 +178,7 @@ struct conn {
     bool stream;
     bool include_usage;
     bool prefill; /* the request ends with an assistant message */
+    bool embeddings; /* the exchange is an embeddings request: reply holds its body */
     bool chunked_out;
     uint64_t id;
     int64_t created;
@@ -1965,6 +1971,10 @@ static void respond_chat(struct conn *c)
     }
     if (s->hang)
         return; /* stays busy until the client gives up */
+    if (c->embeddings && s->status <= 0) {
+        send_body(c, 200, c->reply.data, c->reply.len, NULL);
+        return;
+    }
     if (s->reject_prefill && c->prefill) {
         send_error_code(c, 400, "prefill_not_supported",
                         "This model does not support an assistant message prefill.", NULL);
@@ -2125,6 +2135,136 @@ static void chat(struct conn *c)
     json_decref(root);
 }
 
+/* ------------------------------------------------------------------ embeddings */
+
+/* FNV-1a of n bytes. */
+static uint32_t fnv1a(const char *p, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)p[i]) * 16777619u;
+    return h;
+}
+
+/*
+ * The deterministic vector of text (dim values): every character and every
+ * pair of adjacent characters (ASCII letters lower-cased) hashed to a
+ * signed coordinate, pairs weighing twice, scaled to unit length.  Texts
+ * sharing characters point alike; the same text always gives the same vector.
+ */
+static void fake_vector(const char *text, size_t len, double *v, size_t dim)
+{
+    char prev[8] = "", cur[8], pair[16];
+    size_t plen = 0;
+    double ss = 0;
+    memset(v, 0, dim * sizeof(*v));
+    for (size_t i = 0; i < len;) {
+        size_t start = i, n;
+        utf8_next(text, len, &i);
+        n = i - start < sizeof(cur) ? i - start : sizeof(cur) - 1;
+        memcpy(cur, text + start, n);
+        if (n == 1 && cur[0] >= 'A' && cur[0] <= 'Z')
+            cur[0] = (char)(cur[0] + 32);
+        if (n == 1 && (cur[0] == ' ' || cur[0] == '\n')) {
+            plen = 0;
+            continue;
+        }
+        uint32_t h = fnv1a(cur, n);
+        v[h % dim] += h & 0x80000000u ? -1.0 : 1.0;
+        if (plen) {
+            memcpy(pair, prev, plen);
+            memcpy(pair + plen, cur, n);
+            h = fnv1a(pair, plen + n);
+            v[h % dim] += h & 0x80000000u ? -2.0 : 2.0;
+        }
+        memcpy(prev, cur, n);
+        plen = n;
+    }
+    for (size_t i = 0; i < dim; i++)
+        ss += v[i] * v[i];
+    if (ss == 0)
+        v[0] = ss = 1;
+    for (size_t i = 0; i < dim; i++)
+        v[i] /= sqrt(ss);
+}
+
+/* The body answering inputs (strings), into c->reply. */
+static int embeddings_body(struct conn *c, const json_t *inputs, const char *model, size_t dim)
+{
+    struct out o = {&c->reply, TG_OK};
+    double *v = tg_calloc(dim, sizeof(*v));
+    size_t i, chars = 0;
+    const json_t *in;
+    if (!v)
+        return TG_E_NOMEM;
+    tg_buf_reset(&c->reply);
+    o_puts(&o, "{\"object\":\"list\",\"data\":[");
+    json_array_foreach(inputs, i, in)
+    {
+        const char *t = c->step.embed_as ? c->step.embed_as : json_string_value(in);
+        size_t n = strlen(t);
+        chars += utf8_chars(t, n);
+        fake_vector(t, n, v, dim);
+        o_printf(&o, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":[", i ? "," : "",
+                 i);
+        for (size_t j = 0; j < dim; j++)
+            o_printf(&o, "%s%.6f", j ? "," : "", v[j]);
+        o_puts(&o, "]}");
+    }
+    o_puts(&o, "],\"model\":");
+    o_str(&o, model, strlen(model));
+    o_printf(&o, ",\"usage\":{\"prompt_tokens\":%lld,\"total_tokens\":%lld}}",
+             (long long)tokens_of(chars), (long long)tokens_of(chars));
+    tg_free(v);
+    return o.rc;
+}
+
+/* POST /v1/embeddings: {model, input: string or [strings], dimensions?}. */
+static void embeddings(struct conn *c)
+{
+    struct server *srv = c->srv;
+    json_error_t jerr;
+    json_t *root = json_loadb(c->body.data ? c->body.data : "", c->body.len, 0, &jerr), *in;
+    json_t *inputs = NULL;
+    const json_t *dims = json_object_get(root, "dimensions");
+    size_t i;
+    bool strings = true;
+
+    srv->embed_requests++;
+    record_headers(c);
+    json_decref(srv->last_request);
+    srv->last_request = root ? json_incref(root) : json_stringn(c->body.data, c->body.len);
+    in = json_object_get(root, "input");
+    if (json_is_string(in))
+        inputs = json_pack("[O]", in);
+    else if (json_is_array(in) && json_array_size(in))
+        inputs = json_incref(in);
+    json_array_foreach(inputs, i, in) strings = strings && json_is_string(in);
+    if (!auth_ok(c))
+        send_error(c, 401, "Incorrect API key provided.", NULL);
+    else if (!json_is_object(root))
+        send_error(c, 400, "We could not parse the JSON body of your request.", NULL);
+    else if (!inputs || !strings)
+        send_error(c, 400, "'input' must be a string or a non-empty array of strings", NULL);
+    else if (dims && (!json_is_integer(dims) || json_integer_value(dims) < 1 ||
+                      json_integer_value(dims) > 4096))
+        send_error(c, 400, "'dimensions' must be an integer from 1 to 4096", NULL);
+    else if (!take_any_step(srv, tg_json_str(root, "model", MODEL_ID), &c->step) ||
+             embeddings_body(c, inputs, tg_json_str(root, "model", MODEL_ID),
+                             dims ? (size_t)json_integer_value(dims) : 64))
+        send_error(c, 500, "out of memory", NULL);
+    else {
+        c->embeddings = true;
+        srv->embed_inputs += json_array_size(inputs);
+        if (c->step.delay_ms > 0)
+            arm(c, J_DELAY, c->step.delay_ms);
+        else
+            respond_chat(c);
+    }
+    json_decref(inputs);
+    json_decref(root);
+}
+
 /* ------------------------------------------------------------------ control */
 
 static json_t *headers_json(const struct server *srv)
@@ -2151,8 +2291,11 @@ static void control_stats(struct conn *c)
     const struct server *srv = c->srv;
 
     send_json(c, 200,
-              json_pack("{s:I,s:I,s:I,s:I,s:I,s:O?,s:o*}", "requests", (json_int_t)srv->requests,
-                        "completions", (json_int_t)srv->completions, "open_connections",
+              json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:O?,s:o*}", "requests",
+                        (json_int_t)srv->requests, "embedding_requests",
+                        (json_int_t)srv->embed_requests, "embedding_inputs",
+                        (json_int_t)srv->embed_inputs, "completions", (json_int_t)srv->completions,
+                        "open_connections",
                         (json_int_t)srv->open_connections, "total_connections",
                         (json_int_t)srv->total_connections, "queued", (json_int_t)srv->queue_len,
                         "last_request", srv->last_request, "last_headers", headers_json(srv)));
@@ -2287,6 +2430,8 @@ static void control_reset(struct conn *c)
     step_clear(&srv->fallback);
     srv->requests = 0;
     srv->completions = 0;
+    srv->embed_requests = 0;
+    srv->embed_inputs = 0;
     srv->total_connections = 0;
     srv->next_id = 0;
     json_decref(srv->last_request);
@@ -2343,7 +2488,7 @@ static const char models_body[] = "{\"object\":\"list\",\"data\":[{\"id\":\"" MO
 static void dispatch(struct conn *c)
 {
     const char *p = c->path;
-    bool chat_path, models_path;
+    bool chat_path, models_path, embed_path;
 
     c->chunked_out = false;
     if (tg_str_has_prefix(p, "/_control/")) {
@@ -2359,9 +2504,13 @@ static void dispatch(struct conn *c)
         p += 3;
     chat_path = strcmp(p, "/chat/completions") == 0;
     models_path = strcmp(p, "/models") == 0;
+    embed_path = strcmp(p, "/embeddings") == 0;
+    c->embeddings = false;
     if (chat_path && strcmp(c->method, "POST") == 0)
         chat(c);
-    else if (!chat_path && !models_path)
+    else if (embed_path && strcmp(c->method, "POST") == 0)
+        embeddings(c);
+    else if (!chat_path && !models_path && !embed_path)
         send_error(c, 404, "Unknown request URL.", NULL);
     else if (!auth_ok(c))
         send_error(c, 401, "Incorrect API key provided.", NULL);

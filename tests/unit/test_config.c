@@ -841,6 +841,8 @@ static void test_kb_intents_builtin(void **state)
     assert_true(cfg->kb_k1 > 1.49 && cfg->kb_k1 < 1.51);
     assert_true(cfg->kb_b > 0.59 && cfg->kb_b < 0.61);
     assert_int_equal(cfg->kb_top_k, 3);
+    assert_null(cfg->kb_embed_url); /* dense retrieval is off unless configured */
+    assert_true(cfg->kb_rrf_k > 59.9 && cfg->kb_rrf_k < 60.1);
     tg_config_free(cfg);
     json_decref(errs);
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
@@ -865,6 +867,9 @@ static void test_kb_intents_builtin(void **state)
         "kb_bad.yaml:10: kb.k1 must be between 0 and 10",
         "kb_bad.yaml:11: kb.top_k must be between 1 and 100",
         "kb_bad.yaml:12: unknown key 'glosary' in kb (did you mean 'glossary'?)",
+        "kb_bad.yaml:15: kb.embeddings.min_similarity must be between -1 and 1",
+        "kb_bad.yaml:16: kb.embeddings.batch must be between 1 and 2048",
+        "kb_bad.yaml:14: kb.embeddings needs both base_url and model",
     };
     assert_errors(errs, bad, TG_ARRAY_LEN(bad));
     json_decref(errs);

@@ -817,6 +817,118 @@ static void test_intent_labels(void **state)
     rm_rf(dir);
 }
 
+/* ------------------------------------------------------------ dense vectors */
+
+/* The chunk id of document id's first chunk. */
+static uint32_t chunk_of(struct tg_kb *kb, const char *id)
+{
+    struct tg_kb_chunk c;
+    for (uint32_t i = 0; i < tg_kb_chunk_count(kb); i++)
+        if (tg_kb_chunk_get(kb, i, &c) == TG_OK && strcmp(c.doc_id, id) == 0)
+            return i;
+    fail_msg("no chunk of %s", id);
+    return 0;
+}
+
+/* The documents of a fused search, best first, joined by spaces. */
+static const char *fused(struct tg_kb *kb, const char *q, const float *qv, size_t dim,
+                         double min_cos)
+{
+    static char out[256];
+    struct tg_kb_result r;
+    struct tg_kb_dense dq = {.qvec = qv, .dim = dim, .min_cos = min_cos};
+    tg_kb_result_init(&r);
+    assert_int_equal(tg_kb_search_dense(kb, q, strlen(q), &dq, 3, TG_KB_SEARCH_PER_DOC, &r), TG_OK);
+    out[0] = '\0';
+    for (size_t i = 0; i < r.n; i++) {
+        struct tg_kb_chunk c;
+        assert_int_equal(tg_kb_chunk_get(kb, r.hits[i].chunk, &c), TG_OK);
+        snprintf(out + strlen(out), sizeof(out) - strlen(out), "%s%s", i ? " " : "", c.doc_id);
+        /* a passage only the vectors found has no BM25 score */
+        if (r.hits[i].score == 0)
+            assert_true(r.hits[i].dense >= min_cos);
+    }
+    tg_kb_result_free(&r);
+    return out;
+}
+
+static void test_dense_vectors_fused(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/tg-kb-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    struct tg_store *store = open_store(dir);
+    struct tg_kb *kb = open_kb(NULL, store);
+    add_corpus(kb); /* hesitation, claims, premium */
+    size_t n = tg_kb_chunk_count(kb);
+    uint32_t *ids = NULL;
+    size_t nmiss = 0;
+    /* no model named: nothing can be kept */
+    float e[3][4] = {{1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 1, 0}};
+    assert_int_equal(tg_kb_vector_put(kb, 0, e[0], 4), TG_E_INVAL);
+    assert_int_equal(tg_kb_vectors_model(kb, "m1"), TG_OK);
+    assert_int_equal(tg_kb_vectors_missing(kb, &ids, &nmiss), TG_OK);
+    assert_int_equal(nmiss, n);
+    tg_free(ids);
+    /* each document's chunks get that document's axis */
+    const char *docs[3] = {"hesitation", "claims", "premium"};
+    for (uint32_t i = 0; i < n; i++) {
+        struct tg_kb_chunk c;
+        assert_int_equal(tg_kb_chunk_get(kb, i, &c), TG_OK);
+        size_t d = 0;
+        while (d < 3 && strcmp(c.doc_id, docs[d]) != 0)
+            d++;
+        assert_true(d < 3);
+        assert_int_equal(tg_kb_vector_put(kb, i, e[d], 4), TG_OK);
+    }
+    float twice[2] = {1, 0};
+    assert_int_equal(tg_kb_vector_put(kb, 0, twice, 2), TG_E_INVAL); /* another length */
+    float zero[4] = {0, 0, 0, 0};
+    assert_int_equal(tg_kb_vector_put(kb, 0, zero, 4), TG_E_INVAL);
+    assert_int_equal(tg_kb_vector_put(kb, chunk_of(kb, "hesitation"), e[0], 4), TG_OK);
+    assert_int_equal(tg_kb_vectors_count(kb), n);
+
+    /* words alone: the hesitation article first */
+    const char *q = "犹豫期多少天";
+    assert_string_equal(top_doc(kb, q, TG_KB_SEARCH_PER_DOC), "hesitation");
+    /* a vector pointing at the premium article brings it in beside the
+     * words' answer; the one both rankings put first stays first */
+    float toward_premium[4] = {0.6f, 0, 0.8f, 0};
+    const char *got = fused(kb, q, toward_premium, 4, 0.3);
+    assert_non_null(strstr(got, "premium"));
+    assert_true(strncmp(got, "hesitation", 10) == 0);
+    /* a question no word of which is indexed finds only what its vector is near */
+    assert_string_equal(fused(kb, "xyzzy", e[1], 4, 0.3), "claims");
+    /* ... and nothing when its vector is near nothing */
+    float away[4] = {0, 0, 0, 1};
+    assert_string_equal(fused(kb, "xyzzy", away, 4, 0.3), "");
+    /* another length than the vectors': words alone */
+    assert_string_equal(fused(kb, "xyzzy", twice, 2, 0.3), "");
+
+    /* kept with the knowledge base, found again by content after a reload */
+    assert_int_equal(tg_kb_save(kb), TG_OK);
+    tg_kb_close(kb);
+    kb = open_kb(NULL, store);
+    assert_string_equal(tg_kb_vectors_name(kb), "m1");
+    assert_int_equal(tg_kb_vectors_dim(kb), 4);
+    assert_int_equal(tg_kb_vectors_count(kb), n);
+    assert_string_equal(fused(kb, "xyzzy", e[1], 4, 0.3), "claims");
+    /* a changed document loses its vectors, the others keep theirs */
+    const char *text = "# 退保\n退保可以在柜台或者线上办理。";
+    assert_int_equal(tg_kb_add_doc(kb, "premium", NULL, text, strlen(text), NULL), TG_OK);
+    assert_int_equal(tg_kb_vectors_missing(kb, &ids, &nmiss), TG_OK);
+    assert_int_equal(nmiss, 1);
+    assert_int_equal(ids[0], chunk_of(kb, "premium"));
+    tg_free(ids);
+    /* another model: every vector is dropped */
+    assert_int_equal(tg_kb_vectors_model(kb, "m2"), TG_OK);
+    assert_int_equal(tg_kb_vectors_count(kb), 0);
+    assert_string_equal(fused(kb, "xyzzy", e[1], 4, 0.3), "");
+    tg_kb_close(kb);
+    tg_store_close(store);
+    rm_rf(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -832,6 +944,7 @@ int main(void)
         cmocka_unit_test(test_glossary_persisted),
         cmocka_unit_test(test_key_field_match),
         cmocka_unit_test(test_intent_labels),
+        cmocka_unit_test(test_dense_vectors_fused),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
