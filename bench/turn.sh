@@ -11,6 +11,11 @@
 # writer); BENCH_PIN=1 pins trustgate to core 1 and wrk to core 0 instead
 # (the event loop then shares its core with the writer).
 #
+# BENCH_EMBED=1 adds dense retrieval (kb.embeddings) served by the test
+# suite's fake upstream on this machine (deterministic vectors, no model):
+# the turn then waits for one /v1/embeddings round trip and fuses the
+# rankings, which is what the option costs besides the model's own time.
+#
 #   bench/turn.sh            (BENCH_DURATION seconds per run, default 10)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -24,10 +29,24 @@ cd "$root"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" -j "$(nproc)" --target trustgate >/dev/null
 work=$(mktemp -d)
-pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$work"; }
+pid= fake=
+cleanup() {
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    [ -n "$fake" ] && kill "$fake" 2>/dev/null && wait "$fake" 2>/dev/null
+    rm -rf "$work"
+}
 trap cleanup EXIT
 sed -e 's/^  log_level: .*/  log_level: warn/' examples/insurance/trustgate.yaml > "$work/trustgate.yaml"
+if [ "${BENCH_EMBED:-0}" = 1 ]; then
+    cmake --build "$build" -j "$(nproc)" --target fake-upstream >/dev/null
+    "$build/fake-upstream" > "$work/fake.port" 2> "$work/fake.err" &
+    fake=$!
+    for _ in $(seq 50); do [ -s "$work/fake.port" ] && break; sleep 0.1; done
+    fport=$(head -1 "$work/fake.port")
+    awk -v u="http://127.0.0.1:$fport/v1" '{ print }
+        /^  top_k:/ { print "  embeddings:\n    base_url: " u "\n    model: bench-embed\n    dimensions: 256" }' \
+        "$work/trustgate.yaml" > "$work/t.yaml" && mv "$work/t.yaml" "$work/trustgate.yaml"
+fi
 # the deployment's files are resolved against the config's folder
 ln -s "$root/examples/insurance/kb" "$work/kb"
 ln -s "$root/examples/insurance/intents.tsv" "$work/intents.tsv"
@@ -64,7 +83,7 @@ run() { # conns threads
     echo "$p50" > "$work/p50.$1"
 }
 wrk -t2 -c32 -d2s -s bench/chat.lua "$url" >/dev/null
-echo "full embedded turn (demo knowledge base, policies, builtin answerer); $(nproc) cores;" \
+echo "full embedded turn (demo knowledge base, policies, builtin answerer$([ -n "$fake" ] && echo ", dense retrieval via a local /v1/embeddings")); $(nproc) cores;" \
      "${pin_server[*]:-unpinned} trustgate, ${pin_wrk[*]:-unpinned} wrk; load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-14s %10s %10s %10s %12s\n' "" "turns/s" "p50 (us)" "p99 (us)" "CPU/turn (us)"
 run 32 2
