@@ -16,13 +16,15 @@ struct tg_turn;
 struct tg_wait;
 struct tg_webhooks;
 
+struct tg_webhook_conf;
 /*
  * Signed webhooks (webhook.c): start a sender thread for the config's
- * `webhooks:` list ([{url, secret}]); NULL when there are none.  notify
+ * `webhooks:` targets (n of them, borrowed: the config outlives the
+ * sender); NULL when there are none.  notify
  * queues one event (copied) for every target; stop delivers what is queued
  * (one attempt each) and joins the thread.
  */
-struct tg_webhooks *tg_webhooks_start(const json_t *targets);
+struct tg_webhooks *tg_webhooks_start(const struct tg_webhook_conf *targets, size_t n);
 void tg_webhooks_notify(struct tg_webhooks *w, const json_t *event);
 void tg_webhooks_stop(struct tg_webhooks *w);
 

@@ -766,10 +766,16 @@ static void labels(struct tg_api *api, struct tg_http_req *req)
     if (!tg_api_person(api, req, route, TG_ANYONE "|auditor"))
         return;
     const struct tg_config *cfg = api->p->cfg;
-    json_t *body = json_is_object(cfg->labels) ? json_pack("{s:O}", "labels", cfg->labels)
-                                               : json_pack("{s:{}}", "labels");
-    json_t *tags = json_array();
+    json_t *body = json_pack("{s:{}}", "labels"), *tags = json_array();
+    json_t *all = json_object_get(body, "labels");
     bool ok = body && tags;
+    for (size_t i = 0; ok && i < cfg->n_labels; i++) {
+        const struct tg_label_conf *l = &cfg->label_list[i];
+        json_t *table = json_object_get(all, l->lang);
+        if (!table)
+            ok = json_object_set_new(all, l->lang, table = json_object()) == 0;
+        ok = ok && json_object_set_new(table, l->code, json_string(l->text)) == 0;
+    }
     for (size_t i = 0; ok && i < cfg->review.n_risk_tags; i++)
         ok = json_array_append_new(tags, json_string(cfg->review.risk_tags[i])) == 0;
     if (!ok)

@@ -162,7 +162,7 @@ static void fairness_check(struct tg_api *api, struct tg_http_req *req)
             m->timer_busy = false;
         return;
     }
-    fj->in = (struct tg_fair_live){.cfg = api->p->cfg->fairness.section,
+    fj->in = (struct tg_fair_live){.cfg = &api->p->cfg->fairness,
                                    .key = api->p->pseudonym_key,
                                    .keylen = sizeof(api->p->pseudonym_key),
                                    .since_ms = tg_clock_wall_ms() - m->window_ms,
@@ -249,7 +249,8 @@ static json_t *experiment_list(struct tg_api *api)
 }
 
 struct report_job {
-    const json_t *prices, *exp; /* borrowed from the config, read-only */
+    const struct tg_eval_conf *prices;   /* borrowed from the config, read-only */
+    const struct tg_experiment_conf *exp; /* the same */
     int64_t period;
     size_t look_turns; /* a look every this many turns instead of by period, or 0 */
 };
@@ -260,21 +261,21 @@ static json_t *report_work(struct tg_store *st, void *arg, char *err, size_t err
     static const char *const metrics[] = {"resolved",   "far",        "handed_off", "reviewed",
                                           "rated_good", "bad_rating", "latency_ms", "cost"};
     const struct report_job *rj = arg;
-    const char *name = tg_json_str(rj->exp, "name", "");
-    const json_t *variants = json_object_get(rj->exp, "variants");
-    const char *control = tg_json_str(json_array_get(variants, 0), "name", "");
+    const char *name = rj->exp->name;
+    const char *control = rj->exp->n_variants ? rj->exp->variants[0].name : "";
     json_t *rows = tg_experiment_rows(st, name, rj->prices, rj->period, rj->look_turns);
     if (!rows) {
         snprintf(err, errlen, "the audit log could not be read");
         return NULL;
     }
-    json_t *shares = json_object(), *v, *res = json_object();
+    json_t *shares = json_object(), *res = json_object();
     double total = 0;
-    size_t i;
-    json_array_foreach(variants, i, v) total += tg_json_num(v, "share", 0);
-    json_array_foreach(variants, i, v) json_object_set_new(
-        shares, tg_json_str(v, "name", ""), json_real(tg_json_num(v, "share", 0) / total));
-    for (i = 0; i < TG_ARRAY_LEN(metrics); i++) {
+    for (size_t k = 0; k < rj->exp->n_variants; k++)
+        total += rj->exp->variants[k].share;
+    for (size_t k = 0; k < rj->exp->n_variants; k++)
+        json_object_set_new(shares, rj->exp->variants[k].name,
+                            json_real(rj->exp->variants[k].share / total));
+    for (size_t i = 0; i < TG_ARRAY_LEN(metrics); i++) {
         char why[200];
         json_t *a =
             tg_experiment_analyze(rows, control, metrics[i], 0.01, 0.02, shares, why, sizeof(why));
@@ -533,10 +534,10 @@ bool tg_api_governance(struct tg_api *api, struct tg_http_req *req)
         if (!tg_api_person(api, req, route, TG_ANYONE))
             return true;
         const char *name = path + strlen("/v1/experiments/");
-        const json_t *exp = NULL;
+        const struct tg_experiment_conf *exp = NULL;
         for (size_t i = 0; i < api->p->cfg->n_experiments; i++)
             if (!strcmp(api->p->cfg->experiments[i].name, name))
-                exp = api->p->cfg->experiments[i].node;
+                exp = &api->p->cfg->experiments[i];
         int64_t period = DAY_MS, turns = 0;
         char tv[24];
         bool turns_ok = !tg_api_query(tg_http_query(req), "turns", tv, sizeof(tv)) ||
@@ -553,7 +554,7 @@ bool tg_api_governance(struct tg_api *api, struct tg_http_req *req)
             tg_api_send_error(api, req, route, 503, "server_error", "out_of_memory",
                               "out of memory");
         else {
-            rj->prices = api->p->cfg->eval.prices;
+            rj->prices = &api->p->cfg->eval;
             rj->exp = exp;
             rj->period = period;
             rj->look_turns = (size_t)turns;

@@ -43,7 +43,7 @@
 #include <strings.h>
 
 static bool four_eyes(const struct tg_api *api);
-static const json_t *customer_ids_of(const struct tg_api *api, const char *name);
+static const char *const *customer_ids_of(const struct tg_api *api, const char *name, size_t *n);
 
 static void send(struct tg_api *api, struct tg_http_req *req, const char *route, int status,
                  json_t *body)
@@ -286,6 +286,8 @@ static void decide(struct tg_api *api, struct tg_http_req *req, const char *id)
         return;
     }
     json_t *att = json_object_get(j, "attestations");
+    size_t n_ids = 0;
+    const char *const *ids = customer_ids_of(api, who, &n_ids);
     struct tg_review_decision d = {
         .action = action,
         .text = tg_json_str(j, "text", NULL),
@@ -295,7 +297,8 @@ static void decide(struct tg_api *api, struct tg_http_req *req, const char *id)
         .key = api->p->pseudonym_key,
         .keylen = sizeof(api->p->pseudonym_key),
         .four_eyes = four_eyes(api),
-        .actor_ids = customer_ids_of(api, who),
+        .actor_ids = ids,
+        .n_actor_ids = n_ids,
     };
     json_t *task = NULL;
     int rc = tg_review_decide(api->p->store, api->p->audit, id, &d, &task, err, sizeof(err));
@@ -325,15 +328,18 @@ static bool four_eyes(const struct tg_api *api)
     return api->p->cfg->review.four_eyes;
 }
 
-/* users[].customer_ids of the user named name: the ids they chat as on a
- * channel, which the four-eyes rule counts as them.  Borrowed from the
- * config; NULL when none. */
-static const json_t *customer_ids_of(const struct tg_api *api, const char *name)
+/* users[].customer_ids of the user named name (*n of them): the ids they
+ * chat as on a channel, which the four-eyes rule counts as them.  Borrowed
+ * from the config; NULL when none. */
+static const char *const *customer_ids_of(const struct tg_api *api, const char *name, size_t *n)
 {
     const struct tg_config *cfg = api->p->cfg;
+    *n = 0;
     for (size_t i = 0; i < cfg->n_users; i++)
-        if (!strcmp(cfg->users[i].name, name))
+        if (!strcmp(cfg->users[i].name, name)) {
+            *n = cfg->users[i].n_customer_ids;
             return cfg->users[i].customer_ids;
+        }
     return NULL;
 }
 

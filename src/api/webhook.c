@@ -12,6 +12,8 @@
  */
 #include "api/api.h"
 
+#include "config/config.h"
+
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -24,7 +26,8 @@ struct delivery {
 };
 
 struct tg_webhooks {
-    json_t *targets; /* [{url, secret}] (a copy) */
+    const struct tg_webhook_conf *targets; /* borrowed from the config */
+    size_t n_targets;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct delivery *head, *tail;
@@ -120,18 +123,18 @@ static void *sender_main(void *arg)
     return NULL;
 }
 
-struct tg_webhooks *tg_webhooks_start(const json_t *targets)
+struct tg_webhooks *tg_webhooks_start(const struct tg_webhook_conf *targets, size_t n)
 {
-    if (!json_array_size(targets))
+    if (!n)
         return NULL;
     struct tg_webhooks *w = tg_calloc(1, sizeof(*w));
     if (!w)
         return NULL;
-    w->targets = json_deep_copy(targets);
+    w->targets = targets;
+    w->n_targets = n;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
-    if (!w->targets || pthread_create(&w->thread, NULL, sender_main, w) != 0) {
-        json_decref(w->targets);
+    if (pthread_create(&w->thread, NULL, sender_main, w) != 0) {
         tg_free(w);
         return NULL;
     }
@@ -143,16 +146,12 @@ void tg_webhooks_notify(struct tg_webhooks *w, const json_t *event)
     if (!w)
         return;
     char *body = json_dumps(event, JSON_COMPACT);
-    size_t i;
-    json_t *t;
-    json_array_foreach(w->targets, i, t)
-    {
-        const char *url = tg_json_str(t, "url", NULL);
-        struct delivery *d = url && body ? tg_calloc(1, sizeof(*d)) : NULL;
+    for (size_t i = 0; i < w->n_targets; i++) {
+        struct delivery *d = body ? tg_calloc(1, sizeof(*d)) : NULL;
         if (!d)
             continue;
-        d->url = tg_strdup(url);
-        d->secret = tg_strdup(tg_json_str(t, "secret", ""));
+        d->url = tg_strdup(w->targets[i].url);
+        d->secret = tg_strdup(w->targets[i].secret);
         d->body = tg_strdup(body);
         if (!d->url || !d->secret || !d->body) {
             tg_free(d->url);
@@ -184,6 +183,5 @@ void tg_webhooks_stop(struct tg_webhooks *w)
     pthread_join(w->thread, NULL);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
-    json_decref(w->targets);
     tg_free(w);
 }

@@ -53,7 +53,7 @@ static int ab_export(const char *exp, const char *cfg_path, const char *data, in
         return 1;
     int status = 1;
     struct tg_store *st = tg_cli_open_store(cfg, data, "ab");
-    json_t *rows = st ? tg_experiment_rows(st, exp, cfg->eval.prices, period, look_turns) : NULL;
+    json_t *rows = st ? tg_experiment_rows(st, exp, &cfg->eval, period, look_turns) : NULL;
     if (!rows) {
         fprintf(stderr, "trustgate ab: cannot read the store\n");
     } else {

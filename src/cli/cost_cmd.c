@@ -35,7 +35,7 @@ static void usage(FILE *f)
 }
 
 struct acc {
-    const json_t *prices;
+    const struct tg_eval_conf *prices;
     int64_t since_ms;
     json_t *by;    /* "model|rung" -> {turns, prompt, completion, cost} */
     json_t *convs; /* conversation -> resolved (bool) */
@@ -171,7 +171,7 @@ static int report(struct tg_store *st, const struct tg_config *cfg, struct total
 {
     int status = 1;
     struct acc a = {
-        .prices = cfg->eval.prices,
+        .prices = &cfg->eval,
         .since_ms = tg_clock_wall_ms() - t->days * 86400000LL,
         .by = json_object(),
         .convs = json_object(),

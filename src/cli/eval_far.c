@@ -56,7 +56,7 @@ static void usage(FILE *f)
 struct run {
     struct event_base *base;
     struct tg_text *tx;
-    const json_t *prices;
+    const struct tg_eval_conf *prices;
     struct tg_far_item *it;
     FILE *signals; /* --signals, or NULL */
     int64_t t0;
@@ -169,7 +169,7 @@ static void done_cb(struct tg_turn *t, void *arg)
 }
 
 static int run_local(const struct tg_config *cfg, const char *data, FILE *signals,
-                     struct tg_far_item *items, size_t n, struct tg_text *tx, const json_t *prices)
+                     struct tg_far_item *items, size_t n, struct tg_text *tx, const struct tg_eval_conf *prices)
 {
     char dir[4096], err[512];
     struct tg_pipeline *p = NULL;
@@ -286,7 +286,7 @@ static char *document(const struct tg_config *cfg, const char *source)
 
 static int run_http(const struct tg_config *cfg, const char *url, const char *key,
                     const char *model, struct tg_far_item *items, size_t n, struct tg_text *tx,
-                    const json_t *prices)
+                    const struct tg_eval_conf *prices)
 {
     CURL *h = curl_easy_init();
     struct curl_slist *hdrs = NULL;
@@ -398,7 +398,7 @@ bool tg_cli_target_option(struct tg_eval_target *t, int c, const char *arg)
 int tg_cli_eval_run(const struct tg_config *cfg, const struct tg_eval_target *tgt,
                     struct tg_far_item *items, size_t n, struct tg_text *tx)
 {
-    const json_t *prices = cfg->eval.prices;
+    const struct tg_eval_conf *prices = &cfg->eval;
     FILE *sig = NULL;
     if (tgt->signals && !tgt->url && !(sig = fopen(tgt->signals, "w"))) {
         fprintf(stderr, "trustgate eval: cannot write %s\n", tgt->signals);

@@ -59,10 +59,10 @@ struct tg_backend_conf {
 /*
  * The typed sections below are filled at load from the validated tree; every
  * default is in one table (config/defaults.c).  Strings marked "borrowed"
- * point into the config's own tree and live as long as the config.  A few
- * members are subtrees handed as they are to the module that owns their
- * format (policy rules, experiment definitions, prices, the fairness
- * section, webhook targets, label tables): each is validated here.
+ * point into the config's own tree and live as long as the config.  One
+ * member is a subtree handed as it is: the inline policy rules, written in
+ * the policy module's rule language and compiled by it with their lines
+ * (policy/policy.h), like a rules file named by an include.
  */
 
 /* ladder.rungs[i]: one step of the ladder. */
@@ -95,6 +95,13 @@ struct tg_ladder_conf {
     double breaker_probe;      /* share of turns that probe an open breaker; default 1 */
 };
 
+/* eval.prices.MODEL: what a model's tokens cost, per 1,000. */
+struct tg_price_conf {
+    const char *model; /* borrowed */
+    double prompt;     /* per 1,000 prompt tokens; default 0 */
+    double completion; /* per 1,000 completion tokens; default 0 */
+};
+
 /* eval: the FAR set and minimum, the FAR monitor, the prices of models. */
 struct tg_eval_conf {
     const char *far_set;      /* borrowed, as written (relative to the config's folder); NULL */
@@ -105,14 +112,24 @@ struct tg_eval_conf {
     int64_t monitor_days;     /* default 7 */
     double monitor_alpha;     /* default 0.05 */
     int64_t monitor_every_ms; /* eval.monitor.check_every; default 1 h */
-    const json_t *prices;     /* {MODEL: {prompt, completion}} for eval.h; NULL */
+    struct tg_price_conf *price_list; /* eval.prices, in the file's order */
+    size_t n_prices;
+};
+
+/* fairness.attributes[i]: a sensitive attribute, and the values whose groups are
+ * named in reports (the others are counted under their pseudonyms). */
+struct tg_fair_attr_conf {
+    const char *name;    /* borrowed */
+    const char **values; /* borrowed; NULL when none is listed */
+    size_t n_values;
 };
 
 /* fairness: the live fairness gate. */
 struct tg_fairness_conf {
-    const json_t *section;   /* the fairness mapping for tg_fairness_live(); NULL */
     const char **attributes; /* the sensitive attributes' names (borrowed) */
     size_t n_attributes;
+    struct tg_fair_attr_conf *attrs; /* the same attributes with their values */
+    double alpha;           /* fairness.alpha; 0 when not set (the gate's own default) */
     double limit;           /* default 0.05 */
     int64_t min_group;      /* default 30 */
     int64_t bootstrap;      /* default 1000 */
@@ -135,7 +152,7 @@ struct tg_experiment_conf {
     double holdout;   /* default 0 */
     struct tg_variant_conf *variants;
     size_t n_variants;
-    const json_t *node; /* the definition, for govern.h and eval.h (assignment, reports) */
+    const char *salt;   /* borrowed; what assignment hashes with the customer; default name */
 };
 
 /* review: deadlines, the four-eyes rule, internal queues, the follow-up queue. */
@@ -174,7 +191,19 @@ struct tg_user_conf {
     const char *token;          /* borrowed, or NULL */
     const char *password_hash;  /* borrowed, or NULL */
     char *password;             /* borrowed plaintext, or NULL; the console wipes it */
-    const json_t *customer_ids; /* the list of channel ids they chat as, or NULL */
+    const char **customer_ids; /* borrowed: the channel ids they chat as, or NULL */
+    size_t n_customer_ids;
+};
+
+/* webhooks[i]: who hears about reviews decided and alerts raised. */
+struct tg_webhook_conf {
+    const char *url;    /* borrowed */
+    const char *secret; /* borrowed; signs each delivery (HMAC-SHA256) */
+};
+
+/* labels.LANG.CODE: a text the console shows for a code (tag, event, rule). */
+struct tg_label_conf {
+    const char *lang, *code, *text; /* borrowed */
 };
 
 struct tg_config {
@@ -254,8 +283,10 @@ struct tg_config {
     const char **policy_includes;
     size_t n_policy_includes;
     json_t *policy_rules;
-    const json_t *webhooks;   /* webhooks: [{url, secret}] for tg_webhooks_start(); NULL */
-    const json_t *labels;     /* labels: {LANG: {CODE: TEXT}} served to the console; NULL */
+    struct tg_webhook_conf *webhook_list; /* webhooks, for tg_webhooks_start() */
+    size_t n_webhooks;
+    struct tg_label_conf *label_list; /* labels, served to the console, in the file's order */
+    size_t n_labels;
     const char *audit_origin; /* audit.origin; default "trustgate" */
     bool web_chat;            /* web.chat; default false */
     bool web_console;         /* web.console; default true */

@@ -211,7 +211,27 @@ static int fill_ladder(struct tg_ladder_conf *l, const json_t *root)
     return TG_OK;
 }
 
-static void fill_eval(struct tg_eval_conf *e, const json_t *root)
+static int fill_prices(struct tg_eval_conf *e, const json_t *prices)
+{
+    const char *model;
+    json_t *p;
+    size_t n = json_object_size(prices);
+    if (!n)
+        return TG_OK;
+    if (!(e->price_list = alloc_n(n, sizeof(*e->price_list))))
+        return TG_E_NOMEM;
+    json_object_foreach((json_t *)prices, model, p)
+    {
+        e->price_list[e->n_prices++] = (struct tg_price_conf){
+            .model = model,
+            .prompt = num_or(get(p, "prompt"), 0),
+            .completion = num_or(get(p, "completion"), 0),
+        };
+    }
+    return TG_OK;
+}
+
+static int fill_eval(struct tg_eval_conf *e, const json_t *root)
 {
     const json_t *sec = get(root, "eval"), *far = get(sec, "far"), *mon = get(sec, "monitor");
     e->far_set = str_or(get(far, "set"), NULL);
@@ -222,27 +242,74 @@ static void fill_eval(struct tg_eval_conf *e, const json_t *root)
     e->monitor_days = int_or(get(mon, "days"), e->monitor_days);
     e->monitor_alpha = num_or(get(mon, "alpha"), e->monitor_alpha);
     e->monitor_every_ms = ms_or(get(mon, "check_every"), e->monitor_every_ms);
-    e->prices = get(sec, "prices");
+    return fill_prices(e, get(sec, "prices"));
 }
 
 static int fill_fairness(struct tg_fairness_conf *f, const json_t *root)
 {
     const json_t *sec = get(root, "fairness"), *list = get(sec, "attributes");
-    f->section = sec;
     f->limit = num_or(get(sec, "limit"), f->limit);
     f->min_group = int_or(get(sec, "min_group"), f->min_group);
     f->bootstrap = int_or(get(sec, "bootstrap"), f->bootstrap);
     f->window_ms = ms_or(get(sec, "window"), f->window_ms);
     f->check_every_ms = ms_or(get(sec, "check_every"), f->check_every_ms);
+    f->alpha = num_or(get(sec, "alpha"), 0);
     size_t n = json_array_size(list);
     if (!n)
         return TG_OK;
-    if (!(f->attributes = alloc_n(n, sizeof(*f->attributes))))
+    if (!(f->attributes = alloc_n(n, sizeof(*f->attributes))) ||
+        !(f->attrs = alloc_n(n, sizeof(*f->attrs))))
         return TG_E_NOMEM;
     for (size_t i = 0; i < n; i++) {
-        const json_t *a = json_array_get(list, i);
-        f->attributes[f->n_attributes++] =
-            json_is_string(a) ? json_string_value(a) : str_or(get(a, "name"), "");
+        const json_t *a = json_array_get(list, i), *values = get(a, "values");
+        struct tg_fair_attr_conf *fa = &f->attrs[i];
+        fa->name = json_is_string(a) ? json_string_value(a) : str_or(get(a, "name"), "");
+        f->attributes[f->n_attributes++] = fa->name;
+        size_t nv = json_array_size(values);
+        if (nv && !(fa->values = alloc_n(nv, sizeof(*fa->values))))
+            return TG_E_NOMEM;
+        for (size_t k = 0; k < nv; k++) {
+            const char *v = str_or(json_array_get(values, k), NULL);
+            if (v)
+                fa->values[fa->n_values++] = v;
+        }
+    }
+    return TG_OK;
+}
+
+/* webhooks: [{url, secret}] */
+static int fill_webhooks(struct tg_config *cfg, const json_t *list)
+{
+    size_t n = json_array_size(list);
+    if (n && !(cfg->webhook_list = alloc_n(n, sizeof(*cfg->webhook_list))))
+        return TG_E_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *w = json_array_get(list, i);
+        cfg->webhook_list[cfg->n_webhooks++] = (struct tg_webhook_conf){
+            .url = str_or(get(w, "url"), ""),
+            .secret = str_or(get(w, "secret"), ""),
+        };
+    }
+    return TG_OK;
+}
+
+/* labels: {LANG: {CODE: TEXT}}, in the file's order. */
+static int fill_labels(struct tg_config *cfg, const json_t *labels)
+{
+    const char *lang, *code;
+    json_t *table, *text;
+    size_t n = 0;
+    json_object_foreach((json_t *)labels, lang, table) n += json_object_size(table);
+    if (n && !(cfg->label_list = alloc_n(n, sizeof(*cfg->label_list))))
+        return TG_E_NOMEM;
+    json_object_foreach((json_t *)labels, lang, table)
+    {
+        json_object_foreach(table, code, text)
+        {
+            if (json_is_string(text))
+                cfg->label_list[cfg->n_labels++] =
+                    (struct tg_label_conf){lang, code, json_string_value(text)};
+        }
     }
     return TG_OK;
 }
@@ -252,8 +319,8 @@ static int fill_experiment(struct tg_experiment_conf *x, const json_t *e,
 {
     const json_t *vs = get(e, "variants");
     size_t n = json_array_size(vs);
-    x->node = e;
     x->name = str_or(get(e, "name"), "");
+    x->salt = str_or(get(e, "salt"), x->name);
     x->holdout = num_or(get(e, "holdout"), 0);
     if (!n)
         return TG_OK;
@@ -345,7 +412,15 @@ static int fill_users(struct tg_config *cfg, const json_t *root)
         uc->token = str_or(get(u, "token"), NULL);
         uc->password_hash = str_or(get(u, "password_hash"), NULL);
         uc->password = json_is_string(pw) ? (char *)(uintptr_t)json_string_value(pw) : NULL;
-        uc->customer_ids = get(u, "customer_ids");
+        const json_t *ids = get(u, "customer_ids");
+        size_t nid = json_array_size(ids);
+        if (nid && !(uc->customer_ids = alloc_n(nid, sizeof(*uc->customer_ids))))
+            return TG_E_NOMEM;
+        for (size_t k = 0; k < nid; k++) {
+            const char *id = str_or(json_array_get(ids, k), NULL);
+            if (id)
+                uc->customer_ids[uc->n_customer_ids++] = id;
+        }
     }
     return TG_OK;
 }
@@ -420,7 +495,8 @@ int tg_config_fill_sections(struct tg_config *cfg, const struct tg_config_lines 
 {
     const json_t *root = cfg->root;
     int rc = fill_ladder(&cfg->ladder, root);
-    fill_eval(&cfg->eval, root);
+    if (!rc)
+        rc = fill_eval(&cfg->eval, root);
     if (!rc)
         rc = fill_fairness(&cfg->fairness, root);
     if (!rc)
@@ -433,8 +509,10 @@ int tg_config_fill_sections(struct tg_config *cfg, const struct tg_config_lines 
         rc = fill_policies(cfg, root);
     if (!rc)
         rc = fill_web_texts(cfg, root);
-    cfg->webhooks = get(root, "webhooks");
-    cfg->labels = get(root, "labels");
+    if (!rc)
+        rc = fill_webhooks(cfg, get(root, "webhooks"));
+    if (!rc)
+        rc = fill_labels(cfg, get(root, "labels"));
     cfg->audit_origin = str_or(get(get(root, "audit"), "origin"), cfg->audit_origin);
     cfg->web_chat = bool_or(get(get(root, "web"), "chat"), cfg->web_chat);
     cfg->web_console = bool_or(get(get(root, "web"), "console"), cfg->web_console);
@@ -446,6 +524,12 @@ void tg_config_free_sections(struct tg_config *cfg)
 {
     tg_free(cfg->ladder.rungs);
     tg_free(cfg->fairness.attributes);
+    for (size_t i = 0; cfg->fairness.attrs && i < cfg->fairness.n_attributes; i++)
+        tg_free(cfg->fairness.attrs[i].values);
+    tg_free(cfg->fairness.attrs);
+    tg_free(cfg->eval.price_list);
+    tg_free(cfg->webhook_list);
+    tg_free(cfg->label_list);
     for (size_t i = 0; i < cfg->n_experiments; i++)
         tg_free(cfg->experiments[i].variants);
     tg_free(cfg->experiments);
@@ -454,6 +538,8 @@ void tg_config_free_sections(struct tg_config *cfg)
     for (size_t i = 0; i < cfg->n_web_texts; i++)
         tg_free(cfg->web_texts[i].chat_examples);
     tg_free(cfg->web_texts);
+    for (size_t i = 0; i < cfg->n_users; i++)
+        tg_free(cfg->users[i].customer_ids);
     tg_free(cfg->users);
     tg_free(cfg->policy_includes);
     json_decref(cfg->policy_rules);

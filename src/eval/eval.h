@@ -140,8 +140,11 @@ int tg_far_html(const struct tg_far_item *items, size_t n, const struct tg_far_s
 
 struct tg_store;
 
-/* The price of a call: eval.prices[model] {prompt, completion} per 1,000 tokens. */
-double tg_eval_price(const json_t *prices, const char *model, int64_t prompt, int64_t completion);
+struct tg_eval_conf;
+/* The price of a call: eval.prices[model] {prompt, completion} per 1,000
+ * tokens (config.h); 0 for a model without a price or e NULL. */
+double tg_eval_price(const struct tg_eval_conf *e, const char *model, int64_t prompt,
+                     int64_t completion);
 
 /*
  * One row per turn of experiment exp in the audit log, with the outcomes
@@ -152,7 +155,7 @@ double tg_eval_price(const json_t *prices, const char *model, int64_t prompt, in
  * the experiment's first turn, or, when look_turns > 0, every look_turns
  * turns in the order recorded.  NULL when the store cannot be read.
  */
-json_t *tg_experiment_rows(struct tg_store *st, const char *exp, const json_t *prices,
+json_t *tg_experiment_rows(struct tg_store *st, const char *exp, const struct tg_eval_conf *prices,
                            int64_t period_ms, size_t look_turns);
 
 /*

@@ -7,6 +7,8 @@
 #include "eval/eval.h"
 #include "eval/stats.h"
 
+#include "config/config.h"
+
 #include "audit/audit.h"
 #include "core/jscan.h"
 #include "store/store.h"
@@ -19,19 +21,22 @@
 #define MAX_ARMS 8
 #define MAX_LOOKS 366
 
-double tg_eval_price(const json_t *prices, const char *model, int64_t prompt, int64_t completion)
+double tg_eval_price(const struct tg_eval_conf *e, const char *model, int64_t prompt,
+                     int64_t completion)
 {
-    const json_t *m = json_object_get(prices, model);
-    return (json_number_value(json_object_get(m, "prompt")) * (double)prompt +
-            json_number_value(json_object_get(m, "completion")) * (double)completion) /
-           1000.0;
+    for (size_t i = 0; e && model && i < e->n_prices; i++)
+        if (!strcmp(e->price_list[i].model, model))
+            return (e->price_list[i].prompt * (double)prompt +
+                    e->price_list[i].completion * (double)completion) /
+                   1000.0;
+    return 0;
 }
 
 /* ------------------------------------------------------------ rows */
 
 struct scan {
     const char *exp;
-    const json_t *prices;
+    const struct tg_eval_conf *prices;
     json_t *rows;
     int64_t first_ms;
 };
@@ -80,7 +85,7 @@ static int leaf(void *arg, const struct tg_audit_row *row)
     return 0;
 }
 
-json_t *tg_experiment_rows(struct tg_store *st, const char *exp, const json_t *prices,
+json_t *tg_experiment_rows(struct tg_store *st, const char *exp, const struct tg_eval_conf *prices,
                            int64_t period_ms, size_t look_turns)
 {
     struct scan x = {.exp = exp, .prices = prices, .rows = json_array()};

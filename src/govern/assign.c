@@ -7,6 +7,8 @@
  */
 #include "govern/govern.h"
 
+#include "config/config.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -23,31 +25,23 @@ double tg_experiment_unit(const char *salt, const char *customer)
     return (double)(x >> 11) / 9007199254740992.0; /* 53 bits: [0, 1) */
 }
 
-const char *tg_experiment_assign(const json_t *exp, const char *customer)
+const char *tg_experiment_assign(const struct tg_experiment_conf *exp, const char *customer)
 {
-    const char *salt = tg_json_str(exp, "salt", tg_json_str(exp, "name", ""));
     if (!customer || !customer[0])
         return NULL; /* no customer, no stable assignment: not in the experiment */
-    double u = tg_experiment_unit(salt, customer);
-    const json_t *hold = json_object_get(exp, "holdout");
-    double holdout = json_is_number(hold) ? json_number_value(hold) : 0;
-    if (u < holdout)
+    double u = tg_experiment_unit(exp->salt ? exp->salt : exp->name, customer);
+    if (u < exp->holdout)
         return "holdout";
     /* the rest of [0, 1) is split by the variants' shares */
-    double total = 0, at = holdout;
-    size_t i;
-    const json_t *v;
-    json_array_foreach(json_object_get(exp, "variants"), i, v) total +=
-        json_number_value(json_object_get(v, "share"));
+    double total = 0, at = exp->holdout;
+    for (size_t i = 0; i < exp->n_variants; i++)
+        total += exp->variants[i].share;
     if (total <= 0)
         return NULL;
-    json_array_foreach(json_object_get(exp, "variants"), i, v)
-    {
-        at += (1 - holdout) * json_number_value(json_object_get(v, "share")) / total;
+    for (size_t i = 0; i < exp->n_variants; i++) {
+        at += (1 - exp->holdout) * exp->variants[i].share / total;
         if (u < at)
-            return tg_json_str(v, "name", NULL);
+            return exp->variants[i].name;
     }
-    return tg_json_str(json_array_get(json_object_get(exp, "variants"),
-                                      json_array_size(json_object_get(exp, "variants")) - 1),
-                       "name", NULL);
+    return exp->variants[exp->n_variants - 1].name;
 }

@@ -9,6 +9,8 @@
  */
 #include "govern/govern.h"
 
+#include "config/config.h"
+
 #include "audit/audit.h"
 #include "core/jscan.h"
 #include "store/store.h"
@@ -22,7 +24,7 @@ static const char *const outcome_names[] = {"delivered", "review_approved"};
 struct rows {
     int64_t since;
     const char *release; /* only turns answered by this release ("NAME@V"), or NULL */
-    const json_t *attrs; /* the configured attributes */
+    const struct tg_fairness_conf *cfg; /* the configured attributes */
     json_t *list;        /* [{turn_id, sensitive, deliver}] */
 };
 
@@ -47,11 +49,8 @@ static int turn_leaf(void *arg, const struct tg_audit_row *row)
                        strcmp(rel, r->release) != 0))
         return 0;
     json_t *sens = json_object();
-    size_t i;
-    json_t *a;
-    json_array_foreach(r->attrs, i, a)
-    {
-        const char *name = json_is_string(a) ? json_string_value(a) : tg_json_str(a, "name", "");
+    for (size_t i = 0; i < r->cfg->n_attributes; i++) {
+        const char *name = r->cfg->attrs[i].name;
         const char *p[] = {"sensitive", name};
         if (tg_jscan_str_at(row->data, row->len, p, 2, ps, sizeof(ps)))
             json_object_set_new(sens, name, json_string(ps));
@@ -65,19 +64,14 @@ static int turn_leaf(void *arg, const struct tg_audit_row *row)
 }
 
 /* A group's name: the configured value whose pseudonym it is, else the pseudonym. */
-static const char *group_name(const struct tg_fair_live *in, const json_t *attr, const char *name,
+static const char *group_name(const struct tg_fair_live *in, const struct tg_fair_attr_conf *attr,
                               const char *ps)
 {
-    size_t i;
-    json_t *v;
-    json_array_foreach(json_object_get(attr, "values"), i, v)
-    {
+    for (size_t i = 0; in->key && i < attr->n_values; i++) {
         char mine[33];
-        if (!in->key)
-            break;
-        tg_fairness_value_pseudonym(in->key, in->keylen, name, json_string_value(v), mine);
+        tg_fairness_value_pseudonym(in->key, in->keylen, attr->name, attr->values[i], mine);
         if (!strcmp(mine, ps))
-            return json_string_value(v);
+            return attr->values[i];
     }
     return ps;
 }
@@ -91,12 +85,12 @@ static json_t *num_or_null(double x)
 /* The gate's error rate: the caller's, else the section's "alpha", else the default. */
 static double gate_alpha(const struct tg_fair_live *in)
 {
-    double a = in->alpha > 0 && in->alpha < 1 ? in->alpha : tg_json_num(in->cfg, "alpha", 0);
+    double a = in->alpha > 0 && in->alpha < 1 ? in->alpha : in->cfg->alpha;
     return a > 0 && a < 1 ? a : TG_FAIR_ALPHA;
 }
 
 /* One attribute and one outcome: groups, parity, the gate's test. */
-static json_t *measure(const struct tg_fair_live *in, const json_t *attr, const char *name,
+static json_t *measure(const struct tg_fair_live *in, const struct tg_fair_attr_conf *attr,
                        int outcome, const json_t *rows, const json_t *approved, const char **group,
                        int *pred)
 {
@@ -104,7 +98,7 @@ static json_t *measure(const struct tg_fair_live *in, const json_t *attr, const 
     json_t *r;
     json_array_foreach(rows, i, r)
     {
-        const char *ps = tg_json_str(json_object_get(r, "sensitive"), name, NULL);
+        const char *ps = tg_json_str(json_object_get(r, "sensitive"), attr->name, NULL);
         const json_t *ok = json_object_get(approved, tg_json_str(r, "turn_id", ""));
         if (!ps || (outcome == 1 && !ok))
             continue;
@@ -125,7 +119,7 @@ static json_t *measure(const struct tg_fair_live *in, const json_t *attr, const 
         for (size_t g = 0; g < rep->n_groups; g++)
             json_array_append_new(groups,
                                   json_pack("{s:s, s:I, s:I, s:f, s:b}", "group",
-                                            group_name(in, attr, name, rep->groups[g].name), "n",
+                                            group_name(in, attr, rep->groups[g].name), "n",
                                             (json_int_t)rep->groups[g].n, "selected",
                                             (json_int_t)rep->groups[g].selected, "rate",
                                             rep->groups[g].rate, "tested", rep->groups[g].tested));
@@ -151,14 +145,14 @@ json_t *tg_fairness_live(struct tg_store *st, const struct tg_fair_live *in)
 {
     struct rows rows = {.since = in->since_ms,
                         .release = in->release,
-                        .attrs = json_object_get(in->cfg, "attributes"),
+                        .cfg = in->cfg,
                         .list = json_array()};
     json_t *out = NULL, *tasks = NULL, *approved = json_object();
     if (!rows.list || !approved || tg_store_audit_scan(st, 0, turn_leaf, &rows) ||
         tg_store_review_list(st, "decided", 1000000, &tasks))
         goto done;
-    size_t i, ai;
-    json_t *t, *attr;
+    size_t i;
+    json_t *t;
     json_array_foreach(tasks, i, t)
     {
         if (!strcmp(tg_json_str(t, "kind", ""), "review")) /* drafts the AI wrote */
@@ -176,14 +170,12 @@ json_t *tg_fairness_live(struct tg_store *st, const struct tg_fair_live *in)
         goto done;
     }
     out = json_array();
-    json_array_foreach(json_object_get(in->cfg, "attributes"), ai, attr)
-    {
-        const char *name =
-            json_is_string(attr) ? json_string_value(attr) : tg_json_str(attr, "name", "");
-        json_t *a = json_pack("{s:s}", "attribute", name);
+    for (size_t ai = 0; ai < in->cfg->n_attributes; ai++) {
+        const struct tg_fair_attr_conf *attr = &in->cfg->attrs[ai];
+        json_t *a = json_pack("{s:s}", "attribute", attr->name);
         for (int o = 0; o < 2; o++)
             json_object_set_new(a, outcome_names[o],
-                                measure(in, attr, name, o, rows.list, approved, group, pred));
+                                measure(in, attr, o, rows.list, approved, group, pred));
         json_array_append_new(out, a);
     }
     tg_free(group);

@@ -13,17 +13,20 @@
 #include "eval/fairness.h"
 #include "eval/stats.h"
 
+struct tg_experiment_conf;
+struct tg_fairness_conf;
+
 /* ------------------------------------------------------------ experiment assignment (assign.c) */
 
 /*
  * Experiment assignment (assign.c): u = the first 53 bits of
  * SHA-256(salt ":" customer) as a number in [0, 1); u below the experiment's
  * holdout share gives "holdout", the rest is split by the variants' shares
- * ({name, salt?, holdout?, variants: [{name, share}]}).  NULL without a
- * customer id or variants.  The returned name is borrowed from exp.
+ * (config.h: struct tg_experiment_conf).  NULL without a customer id or
+ * variants.  The returned name is borrowed from exp.
  */
 double tg_experiment_unit(const char *salt, const char *customer);
-const char *tg_experiment_assign(const json_t *exp, const char *customer);
+const char *tg_experiment_assign(const struct tg_experiment_conf *exp, const char *customer);
 
 /* ------------------------------------------------------------ the FAR monitor (monitor.c) */
 
@@ -199,7 +202,7 @@ int tg_release_materialize(struct tg_store *st, const json_t *record, const char
 struct tg_store;
 
 struct tg_fair_live {
-    const json_t *cfg;  /* the config's fairness section: attributes [NAME | {name, values}] */
+    const struct tg_fairness_conf *cfg; /* the config's fairness section (its attributes) */
     const uint8_t *key; /* the deployment's pseudonym key, to name configured values; or NULL */
     size_t keylen;
     int64_t since_ms;    /* turns created from then on */

@@ -388,7 +388,7 @@ static void fairness_gate(struct tg_store *st, const struct tg_release_gate_in *
         return;
     }
     struct tg_fair_live fl = {
-        .cfg = fc->section,
+        .cfg = fc,
         .key = in->key,
         .keylen = in->keylen,
         .since_ms = x->since,

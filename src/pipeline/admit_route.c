@@ -18,7 +18,7 @@ void tg_admit_variants(struct tg_turn *t)
 {
     for (size_t i = 0; i < t->p->cfg->n_experiments; i++) {
         const struct tg_experiment_conf *exp = &t->p->cfg->experiments[i];
-        const char *v = tg_experiment_assign(exp->node, t->conv.customer_id);
+        const char *v = tg_experiment_assign(exp, t->conv.customer_id);
         if (!v)
             continue;
         if (!t->admit.variants)

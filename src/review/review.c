@@ -198,18 +198,13 @@ static bool started_by_actor(struct tg_store *st, const json_t *task,
 {
     const char *by = tg_json_str(task, "started_by", "");
     struct tg_buf canon;
-    size_t i;
-    json_t *v;
     if (!by[0])
         return false;
     tg_buf_init(&canon, 4 * 4096);
     const char *c = tg_config_identity(by, strlen(by), &canon) == TG_OK ? canon.data : NULL;
     bool same = same_person(st, by, c, d->actor);
-    json_array_foreach(d->actor_ids, i, v)
-    {
-        if (!same && json_is_string(v))
-            same = same_person(st, by, c, json_string_value(v));
-    }
+    for (size_t i = 0; !same && i < d->n_actor_ids; i++)
+        same = same_person(st, by, c, d->actor_ids[i]);
     tg_buf_free(&canon);
     return same;
 }

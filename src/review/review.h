@@ -70,8 +70,8 @@ struct tg_review_decision {
     const uint8_t *key; /* keys the answer's digest in the audit leaf (may be NULL: no digest) */
     size_t keylen;
     bool four_eyes;          /* refuse a decision by the person who started the turn */
-    const json_t *actor_ids; /* four_eyes: the customer ids the config maps to actor (a list of
-                                strings), or NULL */
+    const char *const *actor_ids; /* four_eyes: the customer ids the config maps to actor */
+    size_t n_actor_ids;
 };
 
 /*

@@ -26,6 +26,7 @@
 
 #include "eval/eval.h"
 #include "govern/govern.h"
+#include "config/config.h"
 #include "eval/stats.h"
 
 #include <stdio.h>
@@ -758,11 +759,12 @@ static void test_simulated_experiment_through_the_daemon(void **state)
                                 k, k);
     tg_h_write_file(dir, "sim.yaml", text, cfg, sizeof(cfg));
     tg_h_write_file(dir, "cand.yaml", candidate_config, cand, sizeof(cand));
-    const json_t *lift_exp = NULL;
-    json_t *exps =
-        json_pack("{s:s, s:s, s:[{s:s, s:i}, {s:s, s:i}]}", "name", "lift", "salt", "lift",
-                  "variants", "name", "control", "share", 1, "name", "candidate", "share", 1);
-    lift_exp = exps;
+    const struct tg_experiment_conf *lift_exp = NULL;
+    struct tg_variant_conf lift_v[] = {{.name = "control", .share = 1},
+                                       {.name = "candidate", .share = 1}};
+    const struct tg_experiment_conf lift = {
+        .name = "lift", .salt = "lift", .variants = lift_v, .n_variants = 2};
+    lift_exp = &lift;
 
     /* 1. what the generator's experiment should do: 400 simulations of it in process,
      * with the same customers (so the same assignment) and fresh outcomes */
@@ -864,7 +866,6 @@ static void test_simulated_experiment_through_the_daemon(void **state)
     print_message("A/A experiments through the daemon significant at 0.01: %d of %d\n", loud,
                   SIM_NULLS);
     assert_true(loud <= 2);
-    json_decref(exps);
     cleanup(dir);
 }
 

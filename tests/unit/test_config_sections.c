@@ -90,7 +90,7 @@ static void test_section_defaults(void **state)
     assert_int_equal(e->monitor_days, 7);
     assert_true(e->monitor_alpha == 0.05);
     assert_int_equal(e->monitor_every_ms, 3600000);
-    assert_null(e->prices);
+    assert_int_equal(e->n_prices, 0);
     const struct tg_fairness_conf *f = &cfg->fairness;
     assert_int_equal(f->n_attributes, 0);
     assert_true(f->limit == 0.05);
@@ -112,8 +112,8 @@ static void test_section_defaults(void **state)
     assert_int_equal(cfg->n_users, 0);
     assert_int_equal(cfg->n_policy_includes, 0);
     assert_null(cfg->policy_rules);
-    assert_null(cfg->webhooks);
-    assert_null(cfg->labels);
+    assert_int_equal(cfg->n_webhooks, 0);
+    assert_int_equal(cfg->n_labels, 0);
     assert_string_equal(cfg->audit_origin, "trustgate");
     assert_false(cfg->web_chat);
     assert_true(cfg->web_console);
@@ -196,7 +196,9 @@ static void test_section_values(void **state)
     assert_int_equal(e->monitor_days, 5);
     assert_true(e->monitor_alpha == 0.1);
     assert_int_equal(e->monitor_every_ms, 600000);
-    assert_true(json_is_object(json_object_get(e->prices, "m1")));
+    assert_int_equal(e->n_prices, 1);
+    assert_string_equal(e->price_list[0].model, "m1");
+    assert_true(e->price_list[0].prompt == 1 && e->price_list[0].completion == 2);
     tg_config_free(cfg);
 }
 
@@ -208,7 +210,11 @@ static void test_section_values_people(void **state)
     assert_int_equal(f->n_attributes, 2);
     assert_string_equal(f->attributes[0], "age");
     assert_string_equal(f->attributes[1], "region");
-    assert_true(json_is_object(f->section));
+    assert_string_equal(f->attrs[1].name, "region");
+    assert_int_equal(f->attrs[0].n_values, 0);
+    assert_int_equal(f->attrs[1].n_values, 2);
+    assert_string_equal(f->attrs[1].values[1], "s");
+    assert_true(f->alpha == 0);
     assert_true(f->limit == 0.1);
     assert_int_equal(f->min_group, 12);
     assert_int_equal(f->bootstrap, 50);
@@ -225,7 +231,7 @@ static void test_section_values_people(void **state)
     assert_null(x->variants[0].release);
     assert_null(x->variants[1].config);
     assert_int_equal(x->variants[1].line, 36);
-    assert_string_equal(tg_json_str(x->node, "name", ""), "kb2");
+    assert_string_equal(x->salt, "kb2"); /* the name unless a salt is written */
     const struct tg_review_conf *r = &cfg->review;
     assert_int_equal(r->warn_before_ms, 10000);
     assert_int_equal(r->claim_lapse_ms, 60000);
@@ -243,12 +249,18 @@ static void test_section_values_people(void **state)
     assert_string_equal(cfg->users[0].name, "ann");
     assert_string_equal(cfg->users[0].role, "supervisor");
     assert_string_equal(cfg->users[0].token, "t1");
-    assert_int_equal(json_array_size(cfg->users[0].customer_ids), 1);
+    assert_int_equal(cfg->users[0].n_customer_ids, 1);
+    assert_string_equal(cfg->users[0].customer_ids[0], "c9");
     assert_string_equal(cfg->users[1].role, "reviewer");
     assert_string_equal(cfg->users[1].password, "pw");
     assert_null(cfg->users[1].token);
-    assert_int_equal(json_array_size(cfg->webhooks), 1);
-    assert_string_equal(tg_json_str(json_object_get(cfg->labels, "en"), "refund", ""), "Refund");
+    assert_int_equal(cfg->n_webhooks, 1);
+    assert_string_equal(cfg->webhook_list[0].url, "http://x/y");
+    assert_string_equal(cfg->webhook_list[0].secret, "s3");
+    assert_int_equal(cfg->n_labels, 1);
+    assert_string_equal(cfg->label_list[0].lang, "en");
+    assert_string_equal(cfg->label_list[0].code, "refund");
+    assert_string_equal(cfg->label_list[0].text, "Refund");
     assert_string_equal(tg_config_translation(cfg, "en", "您好"), "Hello");
     assert_null(tg_config_translation(cfg, "ja", "您好"));
     assert_int_equal(cfg->n_policy_includes, 1);

@@ -12,6 +12,7 @@
 
 #include "eval/eval.h"
 #include "govern/govern.h"
+#include "config/config.h"
 #include "eval/stats.h"
 
 #include <math.h>
@@ -171,11 +172,12 @@ static void test_sequential_simulation(void **state)
 static void test_assignment(void **state)
 {
     (void)state;
-    json_t *e1 =
-        json_pack("{s:s, s:s, s:f, s:[{s:s, s:f}, {s:s, s:f}]}", "name", "e1", "salt", "s1",
-                  "holdout", 0.1, "variants", "name", "a", "share", 1.0, "name", "b", "share", 3.0);
-    json_t *e2 = json_pack("{s:s, s:[{s:s, s:f}, {s:s, s:f}]}", "name", "e2", "variants", "name",
-                           "a", "share", 1.0, "name", "b", "share", 1.0);
+    struct tg_variant_conf v1[] = {{.name = "a", .share = 1}, {.name = "b", .share = 3}};
+    struct tg_variant_conf v2[] = {{.name = "a", .share = 1}, {.name = "b", .share = 1}};
+    const struct tg_experiment_conf x1 = {
+        .name = "e1", .salt = "s1", .holdout = 0.1, .variants = v1, .n_variants = 2};
+    const struct tg_experiment_conf x2 = {.name = "e2", .variants = v2, .n_variants = 2};
+    const struct tg_experiment_conf *e1 = &x1, *e2 = &x2;
     int n[3] = {0, 0, 0}, same = 0;
     for (int i = 0; i < 20000; i++) {
         char id[32];
@@ -198,8 +200,6 @@ static void test_assignment(void **state)
     assert_null(tg_experiment_assign(e1, ""));
     double u = tg_experiment_unit("s1", "customer-1");
     assert_true(u >= 0 && u < 1);
-    json_decref(e1);
-    json_decref(e2);
 }
 
 /* The analysis of an experiment's rows: a metric measured on some turns only
