@@ -18,30 +18,105 @@
 #include "eval/eval.h"
 #include "store/store.h"
 
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+struct export_args {
+    const char *cfg, *data;
+    int64_t period, turns;
+};
+
+/* --look-every DURATION, into export_args.period */
+static int look_every(void *args, const char *arg)
+{
+    struct export_args *a = args;
+    int64_t ms;
+    int rc = 1;
+    if (tg_parse_duration_ms(arg, &ms) || ms <= 0) {
+        fprintf(stderr,
+                "trustgate ab: --look-every wants a duration such as 1d or 500ms, not '%s'\n", arg);
+        goto out;
+    }
+    a->period = ms;
+    rc = 0;
+out:
+    return rc;
+}
+
+#define ARG(f) TG_CLI_FIELD(struct export_args, f)
+static const struct tg_cli_opt export_opts[] = {
+    {"config", 'c', ARG(cfg), .arg = "FILE", .help = "the deployment (store, eval.prices)",
+     .flags = TG_CLI_REQUIRED},
+    {"data", 'd', ARG(data), .arg = "DIR", .help = "data directory, overrides the config"},
+    {"look-every", 0, TG_CLI_CALLS, .arg = "DURATION", .help = "a look per period (default 1d)",
+     .call = look_every},
+    {"look-turns", 0, ARG(turns), .arg = "N", .help = "a look every N turns instead", .lo = 1,
+     .hi = 1e9},
+    {0}};
+#undef ARG
+
+static const struct tg_cli_cmd export_cmd = {
+    .name = "ab",
+    .usage = "usage: trustgate ab export EXPERIMENT -c FILE [--data DIR]\n"
+             "                 [--look-every DURATION | --look-turns N]\n\n"
+             "export writes the experiment's per-turn rows (JSONL) from the deployment's audit\n"
+             "log, reviews and ratings: variant, day (the look: periods of --look-every,\n"
+             "default 1d, from the first turn, or every --look-turns N turns), resolved,\n"
+             "handed_off, reviewed, bad_rating, latency_ms, cost (eval.prices), and when\n"
+             "someone judged the answer far (1 good, 0 not) and rated_good.  Rows without\n"
+             "the metric (an answer nobody judged) are left out of it, not of the split.\n",
+    .opts = export_opts,
+    .min_args = 1,
+    .max_args = 1,
+};
+
+struct report_args {
+    const char *data, *control, *metric, *shares, *html;
+    double alpha, tau;
+    bool as_json;
+};
+
+#define ARG(f) TG_CLI_FIELD(struct report_args, f)
+static const struct tg_cli_opt report_opts[] = {
+    {"data", 'd', ARG(data), .arg = "FILE", .help = "the rows (JSONL: variant, day, metric)",
+     .flags = TG_CLI_REQUIRED},
+    {"control", 'c', ARG(control), .arg = "NAME", .help = "the control variant",
+     .flags = TG_CLI_REQUIRED},
+    {"metric", 'm', ARG(metric), .arg = "NAME", .help = "the metric (default converted)"},
+    {"shares", 's', ARG(shares), .arg = "A=0.5,B=0.5",
+     .help = "the arms' configured shares (default equal)"},
+    {"alpha", 'a', ARG(alpha), .arg = "A", .help = "1 - the level (default 0.01)", .lo = 1e-9,
+     .hi = 0.5},
+    {"tau", 't', ARG(tau), .arg = "T", .help = "the mSPRT mixture's scale (default 0.02)",
+     .lo = 1e-12, .hi = 1e12},
+    {"html", 'H', ARG(html), .arg = "FILE", .help = "draw the looks in an HTML report"},
+    {"json", 'j', ARG(as_json), .help = "print one JSON object"},
+    {0}};
+#undef ARG
+
+static const struct tg_cli_cmd report_cmd = {
+    .name = "ab",
+    .usage =
+        "usage: trustgate ab report --data FILE --control NAME [--metric NAME]\n"
+        "       [--shares A=0.5,B=0.5] [--alpha A] [--tau T] [--html FILE] [--json]\n\n"
+        "report reads rows like export's (metric default \"converted\", 0/1 or a number): per\n"
+        "variant against the control, the difference with a fixed-horizon test and CI,\n"
+        "the always-valid mSPRT p-value read look by look (alpha default 0.01; mixture\n"
+        "scale --tau, default 0.02), the asymptotic confidence sequence, sample-ratio\n"
+        "mismatch against --shares (default equal) and Benjamini-Hochberg across\n"
+        "variants; every interval at level 1 - alpha, labelled.  --json prints one JSON\n"
+        "object on stdout and nothing else there.  Exit status 0 when read.\n",
+    .opts = report_opts,
+    .max_args = TG_CLI_MANY,
+};
+
+/* Both commands' usage on f. */
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: trustgate ab export EXPERIMENT -c FILE [--data DIR]\n"
-               "                 [--look-every DURATION | --look-turns N]\n"
-               "       trustgate ab report --data FILE --control NAME [--metric NAME]\n"
-               "       [--shares A=0.5,B=0.5] [--alpha A] [--tau T] [--html FILE] [--json]\n\n"
-               "export writes the experiment's per-turn rows (JSONL) from the deployment's audit\n"
-               "log, reviews and ratings: variant, day (the look: periods of --look-every,\n"
-               "default 1d, from the first turn, or every --look-turns N turns), resolved,\n"
-               "handed_off, reviewed, bad_rating, latency_ms, cost (eval.prices), and when\n"
-               "someone judged the answer far (1 good, 0 not) and rated_good.  Rows without\n"
-               "the metric (an answer nobody judged) are left out of it, not of the split.\n"
-               "report reads such rows (metric default \"converted\", 0/1 or a number): per\n"
-               "variant against the control, the difference with a fixed-horizon test and CI,\n"
-               "the always-valid mSPRT p-value read look by look (alpha default 0.01; mixture\n"
-               "scale --tau, default 0.02), the asymptotic confidence sequence, sample-ratio\n"
-               "mismatch against --shares (default equal) and Benjamini-Hochberg across\n"
-               "variants; every interval at level 1 - alpha, labelled.  --json prints one JSON\n"
-               "object on stdout and nothing else there.  Exit status 0 when read.\n");
+    tg_cli_usage(&export_cmd, f);
+    fputc('\n', f);
+    tg_cli_usage(&report_cmd, f);
 }
 
 /* `ab export EXP`: the rows of tg_experiment_rows as JSONL on stdout. */
@@ -184,45 +259,15 @@ static void write_html(const json_t *rep, const char *path)
     tg_buf_free(&out);
 }
 
-/* `ab export EXP -c FILE [--data DIR] [--look-every DURATION | --look-turns N]`: the
- * options after EXP, then ab_export(); the exit status. */
+/* `ab export EXP -c FILE [--data DIR] [--look-every DURATION | --look-turns N]`
+ * (argv from "export"): the options, then ab_export(); the exit status. */
 static int ab_export_cmd(int argc, char **argv)
 {
-    /* ab export EXP -c FILE [--data DIR] [--look-every DURATION | --look-turns N] */
-    const char *cfgp = NULL, *dd = NULL;
-    int64_t period = 86400000, turns = 0;
-    for (int i = 3; i < argc; i++) {
-        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        i++;
-        if (v && (!strcmp(o, "-c") || !strcmp(o, "--config"))) {
-            cfgp = v;
-        } else if (v && (!strcmp(o, "--data") || !strcmp(o, "-d"))) {
-            dd = v;
-        } else if (v && !strcmp(o, "--look-every")) {
-            if (tg_parse_duration_ms(v, &period) || period <= 0) {
-                fprintf(stderr,
-                        "trustgate ab: --look-every wants a duration such as 1d or "
-                        "500ms, not '%s'\n",
-                        v);
-                return 2;
-            }
-        } else if (v && !strcmp(o, "--look-turns")) {
-            if (tg_parse_i64(v, &turns) || turns <= 0) {
-                fprintf(stderr, "trustgate ab: --look-turns wants a positive number, not '%s'\n",
-                        v);
-                return 2;
-            }
-        } else {
-            fprintf(stderr, "trustgate ab: export: unknown or incomplete option '%s'\n", o);
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (!cfgp) {
-        usage(stderr);
-        return 2;
-    }
-    return ab_export(argv[2], cfgp, dd, period, (size_t)turns);
+    struct export_args a = {.period = 86400000};
+    int end, status = tg_cli_parse(&export_cmd, argc, argv, &a, &end);
+    if (status != TG_CLI_GO_ON)
+        return status;
+    return ab_export(argv[end], a.cfg, a.data, a.period, (size_t)a.turns);
 }
 
 /* `ab report`'s work once its options are read; the exit status. */
@@ -272,58 +317,17 @@ static int ab_report(const char *data, const char *control, const char *metric, 
 
 int tg_cli_ab(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"data", required_argument, NULL, 'd'},   {"control", required_argument, NULL, 'c'},
-        {"metric", required_argument, NULL, 'm'}, {"shares", required_argument, NULL, 's'},
-        {"alpha", required_argument, NULL, 'a'},  {"tau", required_argument, NULL, 't'},
-        {"html", required_argument, NULL, 'H'},   {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
-    const char *data = NULL, *control = NULL, *metric = "converted", *shares = NULL, *html = NULL;
-    double alpha = 0.01, tau = 0.02;
-    bool as_json = false;
-    int c;
-    if (argc >= 3 && strcmp(argv[1], "export") == 0)
-        return ab_export_cmd(argc, argv);
+    struct report_args a = {.metric = "converted", .alpha = 0.01, .tau = 0.02};
+    int status;
+    if (argc >= 2 && strcmp(argv[1], "export") == 0)
+        return ab_export_cmd(argc - 1, argv + 1);
     if (argc < 2 || strcmp(argv[1], "report") != 0) {
         bool help = argc >= 2 && tg_cli_wants_help(argc, argv);
         usage(help ? stdout : stderr);
         return help ? 0 : 2;
     }
-    optind = 1;
-    while ((c = getopt_long(argc - 1, argv + 1, "d:c:m:s:a:t:H:jh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd':
-            data = optarg;
-            break;
-        case 'c':
-            control = optarg;
-            break;
-        case 'm':
-            metric = optarg;
-            break;
-        case 's':
-            shares = optarg;
-            break;
-        case 'a':
-            alpha = tg_cli_number("ab", "--alpha", optarg, 1e-9, 0.5);
-            break;
-        case 't':
-            tau = tg_cli_number("ab", "--tau", optarg, 1e-12, 1e12);
-            break;
-        case 'H':
-            html = optarg;
-            break;
-        case 'j':
-            as_json = true;
-            break;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (!data || !control || alpha <= 0 || alpha >= 1 || tau <= 0) {
-        usage(stderr);
-        return 2;
-    }
-    return ab_report(data, control, metric, shares, alpha, tau, html, as_json);
+    status = tg_cli_parse(&report_cmd, argc - 1, argv + 1, &a, NULL);
+    if (status != TG_CLI_GO_ON)
+        return status;
+    return ab_report(a.data, a.control, a.metric, a.shares, a.alpha, a.tau, a.html, a.as_json);
 }

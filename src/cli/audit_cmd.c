@@ -9,29 +9,78 @@
 #include "audit/audit.h"
 #include "store/store.h"
 
-#include <getopt.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
+struct audit_args {
+    const char *cfg, *data;
+    bool as_json;
+    const char *url, *token, *key, *old, *save; /* check */
+};
+
+#define ARG(f) TG_CLI_FIELD(struct audit_args, f)
+static const struct tg_cli_opt verify_opts[] = {
+    {"config", 'c', ARG(cfg), .arg = "FILE",
+     .help = "take the store (and the log's origin) from this config"},
+    {"data", 'd', ARG(data), .arg = "DIR", .help = "the data directory (overrides the config)"},
+    {"json", 'j', ARG(as_json), .help = "print the report as JSON"},
+    {0}};
+
+static const struct tg_cli_opt checkpoint_opts[] = {
+    {"config", 'c', ARG(cfg), .arg = "FILE", .help = "the deployment (the log's origin)",
+     .flags = TG_CLI_REQUIRED},
+    {"data", 'd', ARG(data), .arg = "DIR", .help = "the data directory (overrides the config)"},
+    {0}};
+
+static const struct tg_cli_opt check_opts[] = {
+    {"url", 0, ARG(url), .arg = "URL", .help = "the running gateway", .flags = TG_CLI_REQUIRED},
+    {"token", 0, ARG(token), .arg = "TOKEN", .help = "an auditor's token",
+     .flags = TG_CLI_REQUIRED},
+    {"key", 0, ARG(key), .arg = "VKEY",
+     .help = "the log's verifier key (default: the gateway's own)"},
+    {"old", 0, ARG(old), .arg = "FILE", .help = "a checkpoint held from before"},
+    {"save", 0, ARG(save), .arg = "FILE", .help = "keep the new checkpoint here"},
+    {0}};
+#undef ARG
+
+static const struct tg_cli_cmd verify_cmd = {
+    .name = "audit",
+    .usage = "usage: trustgate audit verify (-c FILE | --data DIR) [--json]\n\n"
+             "verify recomputes the audit log's RFC 6962 Merkle tree from the store and checks\n"
+             "every leaf and every stored tree head: exit status 0 when intact, 1 when a leaf\n"
+             "was altered (the first bad leaf is named), 2 on usage errors.\n",
+    .opts = verify_opts,
+    .max_args = TG_CLI_MANY,
+};
+
+static const struct tg_cli_cmd checkpoint_cmd = {
+    .name = "audit",
+    .usage = "usage: trustgate audit checkpoint -c FILE [--data DIR]\n\n"
+             "checkpoint prints the log's signed tree head (C2SP tlog-checkpoint, Ed25519).\n",
+    .opts = checkpoint_opts,
+};
+
+static const struct tg_cli_cmd check_cmd = {
+    .name = "audit",
+    .usage = "usage: trustgate audit check --url URL --token TOKEN [--key VKEY] [--old FILE]\n"
+             "                             [--save FILE]\n\n"
+             "check, for an auditor: fetches a running gateway's checkpoint and checks its\n"
+             "signature with --key (else the gateway's own key, trusted on first use); with\n"
+             "--old, a checkpoint held from before, it checks the RFC 6962 consistency proof\n"
+             "that the log only grew since.  --save keeps the new checkpoint for next time.\n"
+             "Exit status 0 when consistent, 1 when not.\n",
+    .opts = check_opts,
+};
+
+/* The three commands' usage on f. */
 static void audit_usage(FILE *f)
 {
-    fprintf(f, "usage: trustgate audit verify (-c FILE | --data DIR) [--json]\n"
-               "       trustgate audit checkpoint -c FILE [--data DIR]\n"
-               "       trustgate audit check --url URL --token TOKEN [--key VKEY] [--old FILE]\n"
-               "                             [--save FILE]\n\n"
-               "verify recomputes the audit log's RFC 6962 Merkle tree from the store and checks\n"
-               "every leaf and every stored tree head: exit status 0 when intact, 1 when a leaf\n"
-               "was altered (the first bad leaf is named), 2 on usage errors.\n"
-               "checkpoint prints the log's signed tree head (C2SP tlog-checkpoint, Ed25519).\n"
-               "check, for an auditor: fetches a running gateway's checkpoint and checks its\n"
-               "signature with --key (else the gateway's own key, trusted on first use); with\n"
-               "--old, a checkpoint held from before, it checks the RFC 6962 consistency proof\n"
-               "that the log only grew since.  --save keeps the new checkpoint for next time.\n"
-               "Exit status 0 when consistent, 1 when not.\n\n"
-               "  -c, --config FILE    take the store (and the log's origin) from this config\n"
-               "  -d, --data DIR       the data directory (overrides the config)\n"
-               "  -j, --json           print the report as JSON\n");
+    tg_cli_usage(&verify_cmd, f);
+    fputc('\n', f);
+    tg_cli_usage(&checkpoint_cmd, f);
+    fputc('\n', f);
+    tg_cli_usage(&check_cmd, f);
 }
 
 /* GET a text route of the gateway; NULL (reason printed) unless 200. */
@@ -81,27 +130,14 @@ static bool consistent(const char *url, const char *token, uint64_t old_size,
     return ok;
 }
 
+/* `audit check` (argv from "check"); the exit status. */
 static int check(int argc, char **argv)
 {
-    const char *url = NULL, *token = NULL, *key = NULL, *old = NULL, *save = NULL;
-    for (int i = 2; i < argc; i += 2) { /* every option takes a value */
-        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        const char **dst = !strcmp(o, "--url")     ? &url
-                           : !strcmp(o, "--token") ? &token
-                           : !strcmp(o, "--key")   ? &key
-                           : !strcmp(o, "--old")   ? &old
-                           : !strcmp(o, "--save")  ? &save
-                                                   : NULL;
-        if (!dst || !v) {
-            audit_usage(stderr);
-            return 2;
-        }
-        *dst = v;
-    }
-    if (!url || !token) {
-        audit_usage(stderr);
-        return 2;
-    }
+    struct audit_args a = {0};
+    int status = tg_cli_parse(&check_cmd, argc, argv, &a, NULL);
+    if (status != TG_CLI_GO_ON)
+        return status;
+    const char *url = a.url, *token = a.token, *key = a.key, *old = a.old, *save = a.save;
     char vkey[512], err[256];
     size_t len = 0;
     char *fetched = NULL;
@@ -118,8 +154,8 @@ static int check(int argc, char **argv)
     char *now = get_text(url, token, "/v1/audit/checkpoint", &len);
     uint8_t root[TG_HASH_LEN], old_root[TG_HASH_LEN];
     uint64_t size = 0, old_size = 0;
-    int status = 1;
     char *held = NULL;
+    status = 1;
     size_t held_len = 0;
     if (!now)
         goto out;
@@ -170,21 +206,12 @@ out:
 /* The signed checkpoint of a stopped deployment's log. */
 static int checkpoint(int argc, char **argv)
 {
-    const char *cfg_path = NULL, *data = NULL;
-    bool bad = (argc - 2) % 2 != 0;
-    for (int i = 2; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config"))
-            cfg_path = argv[i + 1];
-        else if (!strcmp(argv[i], "-d") || !strcmp(argv[i], "--data"))
-            data = argv[i + 1];
-        else
-            bad = true;
-    }
-    if (!cfg_path || bad) {
-        audit_usage(stderr);
-        return 2;
-    }
-    struct tg_config *cfg = tg_cli_load_config(cfg_path);
+    struct audit_args a = {0};
+    int status = tg_cli_parse(&checkpoint_cmd, argc, argv, &a, NULL);
+    if (status != TG_CLI_GO_ON)
+        return status;
+    const char *data = a.data;
+    struct tg_config *cfg = tg_cli_load_config(a.cfg);
     if (!cfg)
         return 1;
     char dir[4096], err[512];
@@ -192,7 +219,7 @@ static int checkpoint(int argc, char **argv)
     struct tg_audit *log = NULL;
     struct tg_audit_signer *signer = NULL;
     struct tg_buf b;
-    int status = 1;
+    status = 1;
     tg_buf_init(&b, TG_BUF_UNLIMITED);
     tg_cli_data_dir(cfg, data, dir, sizeof(dir));
     if (!st || tg_audit_open(st, &log)) {
@@ -215,49 +242,17 @@ static int checkpoint(int argc, char **argv)
     return status;
 }
 
-int tg_cli_audit(int argc, char **argv)
+/* `audit verify` (argv from "verify"); the exit status. */
+static int verify(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"data", required_argument, NULL, 'd'},
-                                         {"json", no_argument, NULL, 'j'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    const char *cfg_path = NULL, *data = NULL;
-    bool as_json = false;
-    int c;
-    if (tg_cli_wants_help(argc, argv)) {
-        audit_usage(stdout);
-        return 0;
-    }
-    if (argc >= 2 && !strcmp(argv[1], "check"))
-        return check(argc, argv);
-    if (argc >= 2 && !strcmp(argv[1], "checkpoint"))
-        return checkpoint(argc, argv);
-    if (argc < 2 || strcmp(argv[1], "verify") != 0) {
-        audit_usage(stderr);
-        return 2;
-    }
-    optind = 1;
-    while ((c = getopt_long(argc - 1, argv + 1, "c:d:jh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            cfg_path = optarg;
-            break;
-        case 'd':
-            data = optarg;
-            break;
-        case 'j':
-            as_json = true;
-            break;
-        default:
-            audit_usage(stderr);
-            return 2;
-        }
-    }
-    if (!cfg_path && !data) {
-        audit_usage(stderr);
-        return 2;
-    }
+    struct audit_args a = {0};
+    int status = tg_cli_parse(&verify_cmd, argc, argv, &a, NULL);
+    if (status != TG_CLI_GO_ON)
+        return status;
+    if (!a.cfg && !a.data)
+        return tg_cli_usage_error(&verify_cmd);
+    const char *cfg_path = a.cfg, *data = a.data;
+    bool as_json = a.as_json;
     char uri[4200], err[512];
     struct tg_config *cfg = NULL;
     if (data) {
@@ -270,7 +265,7 @@ int tg_cli_audit(int argc, char **argv)
     }
     tg_log_set_level(TG_LOG_WARN);
     struct tg_store *st = NULL;
-    int status = 1;
+    status = 1;
     if (tg_store_open(uri, &st, err, sizeof(err))) {
         fprintf(stderr, "trustgate audit: %s\n", err);
         goto out;
@@ -302,4 +297,17 @@ out:
     tg_store_close(st);
     tg_config_free(cfg);
     return status;
+}
+
+int tg_cli_audit(int argc, char **argv)
+{
+    const char *sub = argc >= 2 ? argv[1] : "";
+    if (!strcmp(sub, "verify"))
+        return verify(argc - 1, argv + 1);
+    if (!strcmp(sub, "check"))
+        return check(argc - 1, argv + 1);
+    if (!strcmp(sub, "checkpoint"))
+        return checkpoint(argc - 1, argv + 1);
+    audit_usage(tg_cli_wants_help(argc, argv) ? stdout : stderr);
+    return tg_cli_wants_help(argc, argv) ? 0 : 2;
 }

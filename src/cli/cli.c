@@ -281,29 +281,6 @@ int tg_cli_http(const char *base, const char *token, const char *method, const c
     return rc;
 }
 
-double tg_cli_number(const char *cmd, const char *opt, const char *arg, double lo, double hi)
-{
-    double v;
-    if (!arg || tg_parse_double(arg, &v) || !(v >= lo && v <= hi)) {
-        fprintf(stderr, "trustgate %s: %s wants a number from %g to %g, not '%s'\n", cmd, opt, lo,
-                hi, arg ? arg : "");
-        exit(2);
-    }
-    return v;
-}
-
-long long tg_cli_integer(const char *cmd, const char *opt, const char *arg, long long lo,
-                         long long hi)
-{
-    int64_t v;
-    if (!arg || tg_parse_i64(arg, &v) || v < lo || v > hi) {
-        fprintf(stderr, "trustgate %s: %s wants a whole number from %lld to %lld, not '%s'\n",
-                cmd, opt, lo, hi, arg ? arg : "");
-        exit(2);
-    }
-    return (long long)v;
-}
-
 char *tg_cli_join_args(int argc, char **argv)
 {
     struct tg_buf b;

@@ -17,22 +17,46 @@
 
 #include "store/store.h"
 
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: trustgate cost report -c FILE [--data DIR] [--days N] [--json]\n"
-               "       [--baseline FAR.json --candidate FAR.json [--value V]]\n\n"
-               "Cost per turn by model and rung, and per conversation resolved without a person,\n"
-               "over the last N days (default 30) of the deployment's turns, priced with\n"
-               "eval.prices.  With two `trustgate eval far --json` reports: the change in FAR\n"
-               "against the change in cost per query, and the break-even value of a correct\n"
-               "first response.\n");
-}
+struct cost_args {
+    const char *cfg, *data, *base, *cand;
+    int64_t days;
+    double value;
+    bool as_json;
+};
+
+#define ARG(f) TG_CLI_FIELD(struct cost_args, f)
+static const struct tg_cli_opt cost_opts[] = {
+    {"config", 'c', ARG(cfg), .arg = "FILE", .help = "the deployment (store, eval.prices)",
+     .flags = TG_CLI_REQUIRED},
+    {"data", 'd', ARG(data), .arg = "DIR", .help = "data directory, overrides the config"},
+    {"days", 'n', ARG(days), .arg = "N", .help = "the last N days of turns (default 30)", .lo = 1,
+     .hi = 36500},
+    {"baseline", 'b', ARG(base), .arg = "FAR.json",
+     .help = "`eval far --json` of the release in force"},
+    {"candidate", 'k', ARG(cand), .arg = "FAR.json", .help = "`eval far --json` of a candidate"},
+    {"value", 'v', ARG(value), .arg = "V",
+     .help = "what a correct first response is worth, for the break-even", .lo = 0, .hi = 1e12},
+    {"json", 'j', ARG(as_json), .help = "print one JSON object"},
+    {0}};
+#undef ARG
+
+static const struct tg_cli_cmd cost_cmd = {
+    .name = "cost",
+    .usage = "usage: trustgate cost report -c FILE [--data DIR] [--days N] [--json]\n"
+             "       [--baseline FAR.json --candidate FAR.json [--value V]]\n\n"
+             "Cost per turn by model and rung, and per conversation resolved without a person,\n"
+             "over the last N days (default 30) of the deployment's turns, priced with\n"
+             "eval.prices.  With two `trustgate eval far --json` reports: the change in FAR\n"
+             "against the change in cost per query, and the break-even value of a correct\n"
+             "first response.\n",
+    .opts = cost_opts,
+    .max_args = TG_CLI_MANY,
+};
 
 struct acc {
     const struct tg_eval_conf *prices;
@@ -207,74 +231,34 @@ out:
 
 int tg_cli_cost(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"data", required_argument, NULL, 'd'},
-                                         {"days", required_argument, NULL, 'n'},
-                                         {"baseline", required_argument, NULL, 'b'},
-                                         {"candidate", required_argument, NULL, 'k'},
-                                         {"value", required_argument, NULL, 'v'},
-                                         {"json", no_argument, NULL, 'j'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    const char *cfg_path = NULL, *data = NULL, *base = NULL, *cand = NULL;
-    long days = 30;
-    double value = -1;
-    bool as_json = false;
-    int c;
-    if (argc < 2 || strcmp(argv[1], "report") != 0) {
-        bool help = argc >= 2 && tg_cli_wants_help(argc, argv);
-        usage(help ? stdout : stderr);
-        return help ? 0 : 2;
-    }
-    optind = 1;
-    while ((c = getopt_long(argc - 1, argv + 1, "c:d:n:b:k:v:jh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            cfg_path = optarg;
-            break;
-        case 'd':
-            data = optarg;
-            break;
-        case 'n':
-            days = tg_cli_integer("cost", "--days", optarg, 1, 36500);
-            break;
-        case 'b':
-            base = optarg;
-            break;
-        case 'k':
-            cand = optarg;
-            break;
-        case 'v':
-            value = tg_cli_number("cost", "--value", optarg, 0, 1e12);
-            break;
-        case 'j':
-            as_json = true;
-            break;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (!cfg_path || days < 1 || (!base != !cand)) {
-        usage(stderr);
-        return 2;
-    }
-    struct tg_config *cfg = tg_cli_load_config(cfg_path);
-    if (!cfg)
-        return 1;
-    char dir[4096];
+    struct cost_args a = {.days = 30, .value = -1};
+    struct tg_config *cfg = NULL;
     struct tg_store *st = NULL;
-    int status = 1;
-    tg_cli_data_dir(cfg, data, dir, sizeof(dir));
+    char dir[4096];
+    int status;
+    if (argc < 2 || strcmp(argv[1], "report") != 0)
+        return tg_cli_usage_or_help(&cost_cmd, argc, argv);
+    status = tg_cli_parse(&cost_cmd, argc - 1, argv + 1, &a, NULL);
+    if (status != TG_CLI_GO_ON)
+        return status;
+    if (!a.base != !a.cand)
+        return tg_cli_usage_error(&cost_cmd);
+    status = 1;
+    cfg = tg_cli_load_config(a.cfg);
+    if (!cfg)
+        goto out;
+    tg_cli_data_dir(cfg, a.data, dir, sizeof(dir));
     /* reading only: a running server may hold the directory; never create one */
-    if (access(dir, F_OK) != 0 || !(st = tg_cli_open_store(cfg, data, "cost"))) {
-        if (access(dir, F_OK) != 0)
-            fprintf(stderr, "trustgate cost: no store in %s\n", dir);
-        tg_config_free(cfg);
-        return 1;
+    if (access(dir, F_OK) != 0) {
+        fprintf(stderr, "trustgate cost: no store in %s\n", dir);
+        goto out;
     }
-    struct totals t = {.days = days, .value = value};
-    status = report(st, cfg, &t, base, cand, as_json);
+    st = tg_cli_open_store(cfg, a.data, "cost");
+    if (!st)
+        goto out;
+    struct totals t = {.days = (long)a.days, .value = a.value};
+    status = report(st, cfg, &t, a.base, a.cand, a.as_json);
+out:
     tg_store_close(st);
     tg_config_free(cfg);
     return status;

@@ -14,63 +14,52 @@
 
 #include "store/store.h"
 
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void customer_usage(FILE *f)
-{
-    fprintf(f, "usage: trustgate customer -c FILE [--data DIR] PSEUDONYM\n"
-               "       trustgate customer -c FILE [--data DIR] --id CUSTOMER_ID\n\n"
-               "The customer id behind a pseudonym of the store, where the config keeps\n"
-               "the mapping (privacy.customer_map: true); with --id, the pseudonym a\n"
-               "customer id is stored under.  Exit status 1 when there is none.\n");
-}
+struct customer_args {
+    const char *cfg, *data, *id;
+};
+
+#define ARG(f) TG_CLI_FIELD(struct customer_args, f)
+static const struct tg_cli_opt customer_opts[] = {
+    {"config", 'c', ARG(cfg), .arg = "FILE", .help = "the config file (YAML)",
+     .flags = TG_CLI_REQUIRED},
+    {"data", 'd', ARG(data), .arg = "DIR", .help = "data directory, overrides the config"},
+    {"id", 'i', ARG(id), .arg = "CUSTOMER_ID", .help = "the pseudonym of this customer id"},
+    {0}};
+#undef ARG
+
+static const struct tg_cli_cmd customer_cmd = {
+    .name = "customer",
+    .usage = "usage: trustgate customer -c FILE [--data DIR] PSEUDONYM\n"
+             "       trustgate customer -c FILE [--data DIR] --id CUSTOMER_ID\n\n"
+             "The customer id behind a pseudonym of the store, where the config keeps\n"
+             "the mapping (privacy.customer_map: true); with --id, the pseudonym a\n"
+             "customer id is stored under.  Exit status 1 when there is none.\n",
+    .opts = customer_opts,
+    .max_args = 1,
+};
 
 int tg_cli_customer(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"data", required_argument, NULL, 'd'},
-                                         {"id", required_argument, NULL, 'i'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    const char *cfg_path = NULL, *data = NULL, *id = NULL;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "c:d:i:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            cfg_path = optarg;
-            break;
-        case 'd':
-            data = optarg;
-            break;
-        case 'i':
-            id = optarg;
-            break;
-        case 'h':
-            customer_usage(stdout);
-            return 0;
-        default:
-            customer_usage(stderr);
-            return 2;
-        }
-    }
-    if (!cfg_path || (!id && optind + 1 != argc) || (id && optind != argc)) {
-        customer_usage(stderr);
-        return 2;
-    }
-    struct tg_config *cfg = tg_cli_load_config(cfg_path);
+    struct customer_args a = {0};
+    int end, status = tg_cli_parse(&customer_cmd, argc, argv, &a, &end);
+    if (status != TG_CLI_GO_ON)
+        return status;
+    if ((end == argc) == !a.id) /* a PSEUDONYM or --id: one of them */
+        return tg_cli_usage_error(&customer_cmd);
+    struct tg_config *cfg = tg_cli_load_config(a.cfg);
     if (!cfg)
         return 1;
-    struct tg_store *st = tg_cli_open_store(cfg, data, "customer");
-    int status = 1;
+    struct tg_store *st = tg_cli_open_store(cfg, a.data, "customer");
+    status = 1;
     char ps[TG_STORE_KEY_MAX], key[TG_STORE_KEY_MAX + 16];
     if (!st)
         goto out;
-    if (id) {
-        if (tg_store_pseudonym(st, id, ps) == TG_OK) {
+    if (a.id) {
+        if (tg_store_pseudonym(st, a.id, ps) == TG_OK) {
             printf("%s\n", ps);
             status = 0;
         }
@@ -78,7 +67,7 @@ int tg_cli_customer(int argc, char **argv)
     }
     char *v = NULL;
     size_t len = 0;
-    snprintf(key, sizeof(key), "customer/%s", argv[optind]);
+    snprintf(key, sizeof(key), "customer/%s", argv[end]);
     if (tg_store_blob_get(st, key, &v, &len) == TG_OK) {
         json_t *j = json_loadb(v, len, 0, NULL);
         const char *who = tg_json_str(j, "customer_id", NULL);
@@ -93,7 +82,7 @@ int tg_cli_customer(int argc, char **argv)
         fprintf(stderr,
                 "trustgate customer: no customer is known by %s here (the mapping is kept only "
                 "with privacy.customer_map: true)\n",
-                argv[optind]);
+                argv[end]);
 out:
     tg_store_close(st);
     tg_config_free(cfg);

@@ -18,38 +18,51 @@
 
 #include <curl/curl.h>
 #include <event2/event.h>
-#include <getopt.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: trustgate eval far -c FILE [--set FILE] [--data DIR] [--url URL --key KEY]\n"
-            "       [--model NAME] [--k K] [--json FILE] [--html FILE] [--min-far X]\n"
-            "       [--signals FILE]\n\n"
-            "Run every labelled turn of a set (JSONL: id, question, intent, source, facts,\n"
-            "decision) and report first-response accuracy (FAR): the share of turns the gate\n"
-            "decided as labelled and, for answers delivered, with the right intent, the\n"
-            "expected source among the top K citations and an answer consistent with its\n"
-            "evidence; each factor, their product, the stage that failed first for every\n"
-            "failing turn, latency and cost.  Exit status 1 when FAR is below the minimum.\n\n"
-            "  -c, --config FILE   the deployment (also its knowledge base for --url)\n"
-            "  -s, --set FILE      the labelled set (default: eval.far.set in the config)\n"
-            "  -d, --data DIR      data directory for in-process turns (default: a fresh one)\n"
-            "  -u, --url URL       send the turns to an OpenAI-compatible server instead\n"
-            "  -k, --key KEY       its API key\n"
-            "  -m, --model NAME    the model to ask for over HTTP (default: the config's first)\n"
-            "      --k K           citations that count (default 3)\n"
-            "  -j, --json FILE     write the report as JSON (- for stdout)\n"
-            "      --html FILE     write a self-contained HTML report with charts\n"
-            "      --min-far X     fail below this FAR, 0..1 (default: eval.far.min or none)\n"
-            "      --signals FILE  in process: write each turn's evidence and the builtin\n"
-            "                      answerer's confidence signals as JSONL (bench/calibrate.sh)\n");
-}
+struct far_args {
+    const char *cfg, *set, *json_out, *html_out;
+    int64_t k;
+    double min_far; /* < 0: none */
+    struct tg_eval_target tgt;
+};
+
+#define ARG(f) TG_CLI_FIELD(struct far_args, f)
+static const struct tg_cli_opt far_opts[] = {
+    {"config", 'c', ARG(cfg), .arg = "FILE",
+     .help = "the deployment (also its knowledge base for --url)", .flags = TG_CLI_REQUIRED},
+    {"set", 's', ARG(set), .arg = "FILE",
+     .help = "the labelled set (default: eval.far.set in the config)"},
+    TG_CLI_TARGET_OPTS(struct far_args, tgt),
+    {"k", 0, ARG(k), .arg = "K", .help = "citations that count (default 3)", .lo = 1, .hi = 100},
+    {"json", 'j', ARG(json_out), .arg = "FILE", .help = "write the report as JSON (- for stdout)"},
+    {"html", 0, ARG(html_out), .arg = "FILE",
+     .help = "write a self-contained HTML report with charts"},
+    {"min-far", 0, ARG(min_far), .arg = "X",
+     .help = "fail below this FAR, 0..1 (default: eval.far.min or none)", .lo = 0, .hi = 1},
+    {"signals", 0, ARG(tgt.signals), .arg = "FILE",
+     .help = "in process: write each turn's evidence and the builtin\n"
+             "answerer's confidence signals as JSONL (bench/calibrate.sh)"},
+    {0}};
+#undef ARG
+
+static const struct tg_cli_cmd far_cmd = {
+    .name = "eval far",
+    .usage = "usage: trustgate eval far -c FILE [--set FILE] [--data DIR] [--url URL --key KEY]\n"
+             "       [--model NAME] [--k K] [--json FILE] [--html FILE] [--min-far X]\n"
+             "       [--signals FILE]\n\n"
+             "Run every labelled turn of a set (JSONL: id, question, intent, source, facts,\n"
+             "decision) and report first-response accuracy (FAR): the share of turns the gate\n"
+             "decided as labelled and, for answers delivered, with the right intent, the\n"
+             "expected source among the top K citations and an answer consistent with its\n"
+             "evidence; each factor, their product, the stage that failed first for every\n"
+             "failing turn, latency and cost.  Exit status 1 when FAR is below the minimum.\n",
+    .opts = far_opts,
+};
 
 /* ------------------------------------------------------------ in-process */
 
@@ -383,18 +396,6 @@ static int run_http(const struct tg_config *cfg, const char *url, const char *ke
     return h ? TG_OK : TG_E_NOMEM;
 }
 
-bool tg_cli_target_option(struct tg_eval_target *t, int c, const char *arg)
-{
-    const char **dst = c == 'd'   ? &t->data
-                       : c == 'u' ? &t->url
-                       : c == 'k' ? &t->key
-                       : c == 'm' ? &t->model
-                                  : NULL;
-    if (dst)
-        *dst = arg;
-    return dst != NULL;
-}
-
 int tg_cli_eval_run(const struct tg_config *cfg, const struct tg_eval_target *tgt,
                     struct tg_far_item *items, size_t n, struct tg_text *tx)
 {
@@ -441,8 +442,9 @@ static int far_report(struct tg_far_item *items, size_t n, long k, const char *t
            "  tokens, cost per turn       %lld + %lld, %.6f\n",
            n, target, s.far * 100, s.correct, s.intent_acc * 100, k, s.source_top1 * 100,
            s.source_topk * 100, s.consistency * 100, s.product * 100, s.facts_recall * 100,
-           s.answered_right, s.answered, s.failed[0], s.failed[1], s.failed[2], s.failed[3], s.failed[4], s.p50_ms, s.p95_ms,
-           (long long)s.prompt_tokens, (long long)s.completion_tokens, s.cost_per_turn);
+           s.answered_right, s.answered, s.failed[0], s.failed[1], s.failed[2], s.failed[3],
+           s.failed[4], s.p50_ms, s.p95_ms, (long long)s.prompt_tokens,
+           (long long)s.completion_tokens, s.cost_per_turn);
     int status = 0;
     if (json_out) {
         json_t *j = tg_far_json(items, n, &s, target);
@@ -468,62 +470,12 @@ static int far_report(struct tg_far_item *items, size_t n, long k, const char *t
 
 int tg_cli_eval_far(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"set", required_argument, NULL, 's'},
-                                         {"data", required_argument, NULL, 'd'},
-                                         {"url", required_argument, NULL, 'u'},
-                                         {"key", required_argument, NULL, 'k'},
-                                         {"model", required_argument, NULL, 'm'},
-                                         {"k", required_argument, NULL, 'K'},
-                                         {"json", required_argument, NULL, 'j'},
-                                         {"html", required_argument, NULL, 'H'},
-                                         {"min-far", required_argument, NULL, 'F'},
-                                         {"signals", required_argument, NULL, 'S'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    const char *cfg_path = NULL, *set = NULL, *json_out = NULL, *html_out = NULL;
-    double min_far = -1;
-    long k = 3;
-    int c;
-    optind = 1;
-    struct tg_eval_target tgt = {0};
-    while ((c = getopt_long(argc, argv, "c:s:d:u:k:m:j:h", opts, NULL)) != -1) {
-        if (tg_cli_target_option(&tgt, c, optarg))
-            continue;
-        switch (c) {
-        case 'c':
-            cfg_path = optarg;
-            break;
-        case 's':
-            set = optarg;
-            break;
-        case 'K':
-            k = tg_cli_integer("eval far", "--k", optarg, 1, 100);
-            break;
-        case 'j':
-            json_out = optarg;
-            break;
-        case 'H':
-            html_out = optarg;
-            break;
-        case 'F':
-            min_far = tg_cli_number("eval far", "--min-far", optarg, 0, 1);
-            break;
-        case 'S':
-            tgt.signals = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (!cfg_path || optind != argc || k < 1 || k > 100 || min_far > 1) {
-        usage(stderr);
-        return 2;
-    }
+    struct far_args a = {.k = 3, .min_far = -1};
+    int status = tg_cli_parse(&far_cmd, argc, argv, &a, NULL);
+    if (status != TG_CLI_GO_ON)
+        return status;
+    const char *cfg_path = a.cfg, *set = a.set;
+    double min_far = a.min_far;
     struct tg_config *cfg = tg_cli_load_config(cfg_path);
     if (!cfg)
         return 1;
@@ -540,7 +492,7 @@ int tg_cli_eval_far(int argc, char **argv)
     }
     if (min_far < 0 && cfg->eval.has_far_min)
         min_far = cfg->eval.far_min;
-    int status = 1;
+    status = 1;
     struct tg_far_item *items = NULL;
     size_t n = 0;
     struct tg_text *tx = NULL;
@@ -557,9 +509,10 @@ int tg_cli_eval_far(int argc, char **argv)
         fprintf(stderr, "trustgate eval far: %s\n", err);
         goto out;
     }
-    if (tg_cli_eval_run(cfg, &tgt, items, n, tx))
+    if (tg_cli_eval_run(cfg, &a.tgt, items, n, tx))
         goto out;
-    status = far_report(items, n, k, tgt.url ? tgt.url : cfg_path, json_out, html_out, min_far);
+    status = far_report(items, n, (long)a.k, a.tgt.url ? a.tgt.url : cfg_path, a.json_out,
+                        a.html_out, min_far);
 out:
     tg_text_close(tx);
     tg_far_free(items, n);

@@ -9,47 +9,41 @@
 #include "intent/intent.h"
 #include "text/text.h"
 
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void eval_intent_usage(FILE *f)
-{
-    fprintf(f, "usage: trustgate eval intent --train FILE --test FILE [--json] [--threshold T]\n"
-               "       [--oos-label NAME] [--cache DIR] [--c C] [--word-ngrams N]\n"
-               "       [--char-ngrams MIN-MAX]\n\n"
-               "Train on one TSV file and evaluate on another (text<TAB>label lines; a header\n"
-               "line text<TAB>label is skipped).  Prints accuracy, macro-F1, the most confused\n"
-               "pairs and the prediction time per utterance; --json prints one JSON object with\n"
-               "the keys n, accuracy, macro_f1, labels, train_examples, features, train_seconds,\n"
-               "predict_us, baseline_text_us (normalizing and tokenizing alone, the same-run\n"
-               "baseline for predict_us) and confused, plus the out-of-scope keys below.\n\n"
-               "With --threshold T, a prediction whose probability is below T counts as out of\n"
-               "scope, and the report adds in-scope accuracy and out-of-scope recall over the\n"
-               "test utterances labelled NAME (default oos).  Files with a split column\n"
-               "(split<TAB>text<TAB>intent, as CLINC150) are cut into such files first; see\n"
-               "bench/intent.sh.\n"
-               "Exit status: 0 success, 1 failure, 2 usage.\n\n"
-               "  --train FILE          training examples\n"
-               "  --test FILE           test examples\n"
-               "  -j, --json            print one JSON object\n"
-               "  -t, --threshold T     out-of-scope below this probability (0..1)\n"
-               "  --oos-label NAME      the out-of-scope label in the test file (default oos)\n"
-               "  --cache DIR           keep the trained model in DIR and reuse it\n"
-               "  --c C                 liblinear's C (default: the tuned one)\n"
-               "  --word-ngrams N       word n-grams up to N (-1: none)\n"
-               "  --char-ngrams MIN-MAX character n-grams (-1: none)\n"
-               "  -h, --help            this text\n");
-}
+struct eval_args {
+    const char *train, *test, *oos_label, *cache;
+    bool as_json, has_threshold;
+    double threshold; /* < 0: none */
+    struct tg_intent_opts opts;
+};
 
-enum { O_TRAIN = 256, O_TEST, O_OOS, O_CACHE, O_C, O_WORD, O_CHAR };
+/* --word-ngrams N: -1 (none) or 1 to 8. */
+static int word_ngrams(void *args, const char *arg)
+{
+    struct eval_args *a = args;
+    int64_t n;
+    int rc = 1;
+    if (tg_parse_i64(arg, &n) || n < -1 || n == 0 || n > 8) {
+        fprintf(stderr,
+                "trustgate eval intent: --word-ngrams wants -1 or a whole number from 1 to 8, "
+                "not '%s'\n",
+                arg);
+        goto out;
+    }
+    a->opts.max_ngram = (int)n;
+    rc = 0;
+out:
+    return rc;
+}
 
 static int parse_char_range(const char *s, struct tg_intent_opts *o)
 {
     int64_t a, b;
     char lo[32];
-    const char *dash = strchr(s + 1, '-');
+    const char *dash = strchr(s[0] ? s + 1 : s, '-');
     if (strcmp(s, "-1") == 0) {
         o->char_ngram_min = o->char_ngram_max = -1;
         return TG_OK;
@@ -65,83 +59,57 @@ static int parse_char_range(const char *s, struct tg_intent_opts *o)
     return TG_OK;
 }
 
-struct eval_args {
-    const char *train, *test, *oos_label, *cache;
-    bool as_json, has_threshold;
-    double threshold;
-    struct tg_intent_opts opts;
-};
-
-/* 0 to go on, else the exit status. */
-static int eval_parse_args(int argc, char **argv, struct eval_args *a)
+/* --char-ngrams MIN-MAX (1 <= MIN <= MAX <= 8), or -1 for none. */
+static int char_ngrams(void *args, const char *arg)
 {
-    static const struct option opts[] = {{"train", required_argument, NULL, O_TRAIN},
-                                         {"test", required_argument, NULL, O_TEST},
-                                         {"json", no_argument, NULL, 'j'},
-                                         {"threshold", required_argument, NULL, 't'},
-                                         {"oos-label", required_argument, NULL, O_OOS},
-                                         {"cache", required_argument, NULL, O_CACHE},
-                                         {"c", required_argument, NULL, O_C},
-                                         {"word-ngrams", required_argument, NULL, O_WORD},
-                                         {"char-ngrams", required_argument, NULL, O_CHAR},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int c;
-    int64_t n;
-    a->oos_label = "oos";
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "+jt:h", opts, NULL)) != -1) {
-        bool bad = false;
-        switch (c) {
-        case O_TRAIN:
-            a->train = optarg;
-            break;
-        case O_TEST:
-            a->test = optarg;
-            break;
-        case 'j':
-            a->as_json = true;
-            break;
-        case 't':
-            a->has_threshold = true;
-            bad = tg_parse_double(optarg, &a->threshold) || a->threshold < 0 || a->threshold > 1;
-            break;
-        case O_OOS:
-            a->oos_label = optarg;
-            break;
-        case O_CACHE:
-            a->cache = optarg;
-            break;
-        case O_C:
-            bad = tg_parse_double(optarg, &a->opts.c) || !(a->opts.c > 0);
-            break;
-        case O_WORD:
-            bad = tg_parse_i64(optarg, &n) || n < -1 || n == 0 || n > 8;
-            a->opts.max_ngram = bad ? 0 : (int)n;
-            break;
-        case O_CHAR:
-            bad = parse_char_range(optarg, &a->opts) != TG_OK;
-            break;
-        case 'h':
-            eval_intent_usage(stdout);
-            return -1;
-        default:
-            bad = true;
-            break;
-        }
-        if (bad) {
-            if (c != '?')
-                fprintf(stderr, "trustgate eval intent: bad value '%s'\n\n", optarg);
-            eval_intent_usage(stderr);
-            return 2;
-        }
-    }
-    if (!a->train || !a->test || optind != argc) {
-        eval_intent_usage(stderr);
-        return 2;
-    }
-    return 0;
+    struct eval_args *a = args;
+    int rc = parse_char_range(arg, &a->opts);
+    if (rc)
+        fprintf(stderr,
+                "trustgate eval intent: --char-ngrams wants MIN-MAX from 1 to 8 or -1, not '%s'\n",
+                arg);
+    return rc;
 }
+
+#define ARG(f) TG_CLI_FIELD(struct eval_args, f)
+static const struct tg_cli_opt intent_opts[] = {
+    {"train", 0, ARG(train), .arg = "FILE", .help = "training examples", .flags = TG_CLI_REQUIRED},
+    {"test", 0, ARG(test), .arg = "FILE", .help = "test examples", .flags = TG_CLI_REQUIRED},
+    {"json", 'j', ARG(as_json), .help = "print one JSON object"},
+    {"threshold", 't', ARG(threshold), .arg = "T",
+     .help = "out-of-scope below this probability (0..1)", .lo = 0, .hi = 1},
+    {"oos-label", 0, ARG(oos_label), .arg = "NAME",
+     .help = "the out-of-scope label in the test file (default oos)"},
+    {"cache", 0, ARG(cache), .arg = "DIR", .help = "keep the trained model in DIR and reuse it"},
+    {"c", 0, ARG(opts.c), .arg = "C", .help = "liblinear's C (default: the tuned one)", .lo = 1e-9,
+     .hi = 1e9},
+    {"word-ngrams", 0, TG_CLI_CALLS, .arg = "N", .help = "word n-grams up to N (-1: none)",
+     .call = word_ngrams},
+    {"char-ngrams", 0, TG_CLI_CALLS, .arg = "MIN-MAX", .help = "character n-grams (-1: none)",
+     .call = char_ngrams},
+    {0}};
+#undef ARG
+
+static const struct tg_cli_cmd intent_cmd = {
+    .name = "eval intent",
+    .usage = "usage: trustgate eval intent --train FILE --test FILE [--json] [--threshold T]\n"
+             "       [--oos-label NAME] [--cache DIR] [--c C] [--word-ngrams N]\n"
+             "       [--char-ngrams MIN-MAX]\n\n"
+             "Train on one TSV file and evaluate on another (text<TAB>label lines; a header\n"
+             "line text<TAB>label is skipped).  Prints accuracy, macro-F1, the most confused\n"
+             "pairs and the prediction time per utterance; --json prints one JSON object with\n"
+             "the keys n, accuracy, macro_f1, labels, train_examples, features, train_seconds,\n"
+             "predict_us, baseline_text_us (normalizing and tokenizing alone, the same-run\n"
+             "baseline for predict_us) and confused, plus the out-of-scope keys below.\n\n"
+             "With --threshold T, a prediction whose probability is below T counts as out of\n"
+             "scope, and the report adds in-scope accuracy and out-of-scope recall over the\n"
+             "test utterances labelled NAME (default oos).  Files with a split column\n"
+             "(split<TAB>text<TAB>intent, as CLINC150) are cut into such files first; see\n"
+             "bench/intent.sh.\n"
+             "Exit status: 0 success, 1 failure, 2 usage.\n",
+    .opts = intent_opts,
+    .in_order = true,
+};
 
 static void print_text(const struct eval_args *a, json_t *o)
 {
@@ -237,10 +205,11 @@ static json_t *report(const struct eval_args *a, const struct tg_intent_model *m
 
 int tg_cli_eval_intent(int argc, char **argv)
 {
-    struct eval_args a = {0};
-    int st = eval_parse_args(argc, argv, &a);
-    if (st)
-        return st < 0 ? 0 : st;
+    struct eval_args a = {.oos_label = "oos", .threshold = -1};
+    int st = tg_cli_parse(&intent_cmd, argc, argv, &a, NULL);
+    if (st != TG_CLI_GO_ON)
+        return st;
+    a.has_threshold = a.threshold >= 0;
     tg_log_set_level(TG_LOG_WARN);
     char err[1024];
     int status = 1, rc;

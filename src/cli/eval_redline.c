@@ -23,117 +23,73 @@
 #include "eval/eval.h"
 #include "text/text.h"
 
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MAX_SETS 16
-
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: trustgate eval redline -c FILE --set FILE [--set FILE ...] [--label NAME]\n"
-            "       [--limit N] [--data DIR] [--url URL --key KEY] [--model NAME]\n"
-            "       [--field NAME] [--json FILE] [--max-rate X] [--show N]\n\n"
-            "Run every question of sets that hold no red line (out-of-domain or general\n"
-            "questions) and count the turns sent to a person for a decision the AI may not\n"
-            "make (decision human_decision, or a rule with a human_decision action that\n"
-            "fired): the false red-line rate per set, its 95%% upper bound, and the\n"
-            "questions that fired with their intent, rule and trigger.  Exit status 1 when\n"
-            "a set's rate is above --max-rate.\n\n"
-            "Sets: JSONL (--field, else question, Question, prompt, text, user_query or\n"
-            "message) or TSV (header with text and intent or label columns, else\n"
-            "text<TAB>label).\n\n"
-            "  -c, --config FILE   the deployment\n"
-            "  -s, --set FILE      a set of questions (up to %d)\n"
-            "  -L, --label NAME    keep only the TSV rows labelled NAME (CLINC150: oos)\n"
-            "  -l, --limit N       at most the first N questions of each set\n"
-            "  -f, --field NAME    the question's field in JSONL sets\n"
-            "  -d, --data DIR      data directory for in-process turns (default: a fresh one)\n"
-            "  -u, --url URL       send the turns to a trustgate server instead\n"
-            "  -k, --key KEY       its API key\n"
-            "  -m, --model NAME    the model to ask for over HTTP\n"
-            "  -j, --json FILE     write the report as JSON (- for stdout)\n"
-            "  -X, --max-rate X    fail when a set's false red-line rate is above X (0..1)\n"
-            "      --show N        questions that fired listed per set (default 20)\n",
-            MAX_SETS);
-}
+_Static_assert(MAX_SETS == 16, "the usage of --set says 16");
 
 struct ropts {
     const char *cfg, *json, *label, *field;
     const char *sets[MAX_SETS];
     size_t n_sets;
-    long limit, show;
-    double max_rate;
+    int64_t limit, show;
+    double max_rate; /* < 0: none */
     struct tg_eval_target tgt;
 };
 
-/* 0 or 2: exit with it; -1: go on. */
-static int parse(int argc, char **argv, struct ropts *o)
+/* --set FILE, once per set. */
+static int add_set(void *args, const char *arg)
 {
-    static const struct option lo[] = {
-        {"config", required_argument, NULL, 'c'}, {"set", required_argument, NULL, 's'},
-        {"label", required_argument, NULL, 'L'},  {"limit", required_argument, NULL, 'l'},
-        {"data", required_argument, NULL, 'd'},   {"url", required_argument, NULL, 'u'},
-        {"key", required_argument, NULL, 'k'},    {"model", required_argument, NULL, 'm'},
-        {"json", required_argument, NULL, 'j'},   {"max-rate", required_argument, NULL, 'X'},
-        {"show", required_argument, NULL, 'S'},   {"field", required_argument, NULL, 'f'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
-    int c;
-    int64_t n;
-    bool bad = false;
-    memset(o, 0, sizeof(*o));
-    o->max_rate = -1;
-    o->show = 20;
-    optind = 1;
-    while (!bad && (c = getopt_long(argc, argv, "c:s:L:l:f:d:u:k:m:j:X:h", lo, NULL)) != -1) {
-        if (tg_cli_target_option(&o->tgt, c, optarg))
-            continue;
-        switch (c) {
-        case 'c':
-            o->cfg = optarg;
-            break;
-        case 's':
-            bad = o->n_sets >= MAX_SETS;
-            if (!bad)
-                o->sets[o->n_sets++] = optarg;
-            break;
-        case 'L':
-            o->label = optarg;
-            break;
-        case 'f':
-            o->field = optarg;
-            break;
-        case 'l':
-            bad = tg_parse_i64(optarg, &n) || n < 1;
-            o->limit = bad ? 0 : (long)n;
-            break;
-        case 'j':
-            o->json = optarg;
-            break;
-        case 'X':
-            bad = tg_parse_double(optarg, &o->max_rate) || o->max_rate < 0 || o->max_rate > 1;
-            break;
-        case 'S':
-            bad = tg_parse_i64(optarg, &n) || n < 0;
-            o->show = bad ? 0 : (long)n;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            bad = true;
-            break;
-        }
+    struct ropts *o = args;
+    int rc = 1;
+    if (o->n_sets >= MAX_SETS) {
+        fprintf(stderr, "trustgate eval redline: at most %d sets\n", MAX_SETS);
+        goto out;
     }
-    if (bad || !o->cfg || !o->n_sets || optind != argc) {
-        usage(stderr);
-        return 2;
-    }
-    return -1;
+    o->sets[o->n_sets++] = arg;
+    rc = 0;
+out:
+    return rc;
 }
+
+#define ARG(f) TG_CLI_FIELD(struct ropts, f)
+static const struct tg_cli_opt redline_opts[] = {
+    {"config", 'c', ARG(cfg), .arg = "FILE", .help = "the deployment", .flags = TG_CLI_REQUIRED},
+    {"set", 's', TG_CLI_CALLS, .arg = "FILE", .help = "a set of questions (up to 16)",
+     .flags = TG_CLI_REQUIRED, .call = add_set},
+    {"label", 'L', ARG(label), .arg = "NAME",
+     .help = "keep only the TSV rows labelled NAME (CLINC150: oos)"},
+    {"limit", 'l', ARG(limit), .arg = "N", .help = "at most the first N questions of each set",
+     .lo = 1, .hi = 1e9},
+    {"field", 'f', ARG(field), .arg = "NAME", .help = "the question's field in JSONL sets"},
+    TG_CLI_TARGET_OPTS(struct ropts, tgt),
+    {"json", 'j', ARG(json), .arg = "FILE", .help = "write the report as JSON (- for stdout)"},
+    {"max-rate", 'X', ARG(max_rate), .arg = "X",
+     .help = "fail when a set's false red-line rate is above X (0..1)", .lo = 0, .hi = 1},
+    {"show", 0, ARG(show), .arg = "N", .help = "questions that fired listed per set (default 20)",
+     .lo = 0, .hi = 1e9},
+    {0}};
+#undef ARG
+
+static const struct tg_cli_cmd redline_cmd = {
+    .name = "eval redline",
+    .usage = "usage: trustgate eval redline -c FILE --set FILE [--set FILE ...] [--label NAME]\n"
+             "       [--limit N] [--data DIR] [--url URL --key KEY] [--model NAME]\n"
+             "       [--field NAME] [--json FILE] [--max-rate X] [--show N]\n\n"
+             "Run every question of sets that hold no red line (out-of-domain or general\n"
+             "questions) and count the turns sent to a person for a decision the AI may not\n"
+             "make (decision human_decision, or a rule with a human_decision action that\n"
+             "fired): the false red-line rate per set, its 95% upper bound, and the\n"
+             "questions that fired with their intent, rule and trigger.  Exit status 1 when\n"
+             "a set's rate is above --max-rate.\n\n"
+             "Sets: JSONL (--field, else question, Question, prompt, text, user_query or\n"
+             "message) or TSV (header with text and intent or label columns, else\n"
+             "text<TAB>label).\n",
+    .opts = redline_opts,
+};
 
 /* ------------------------------------------------------------ reading sets */
 
@@ -371,9 +327,9 @@ static struct tg_far_item *items_for(const json_t *questions, size_t *n)
 
 int tg_cli_eval_redline(int argc, char **argv)
 {
-    struct ropts o;
-    int rc = parse(argc, argv, &o);
-    if (rc >= 0)
+    struct ropts o = {.show = 20, .max_rate = -1};
+    int rc = tg_cli_parse(&redline_cmd, argc, argv, &o, NULL);
+    if (rc != TG_CLI_GO_ON)
         return rc;
     struct tg_config *cfg = tg_cli_load_config(o.cfg);
     if (!cfg)

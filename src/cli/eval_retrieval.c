@@ -11,43 +11,10 @@
 #include "eval/retrieval.h"
 #include "kb/kb.h"
 
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void eval_usage(FILE *f)
-{
-    fprintf(f, "usage: trustgate eval retrieval --kb FILE --queries FILE [-k 10] [--json]\n\n"
-               "Rank the passages of the --kb file for every query of the --queries file with\n"
-               "the knowledge base (BM25) and with SQLite FTS5 (trigram tokenizer, bm25()) in\n"
-               "the same run, and print P@1, MRR@k, Recall@k, n, search latency and index\n"
-               "build speed of both.  Files (JSONL, shape told by the first line):\n"
-               "  {id, contract, passage, question, answer}  pool = distinct passages; the gold\n"
-               "                                            of a question is its own passage\n"
-               "  {pid, qa: [{question, answers}]}           one document per pid; queries are\n"
-               "                                            {qid, query, gold_pid}\n"
-               "  {id, title?, text} / {id, question, answer}  queries are {query, gold}\n"
-               "--kb and --queries may be the same file.\n\n"
-               "  -k N                 cut-off for MRR and Recall (default 10)\n"
-               "  -j, --json           one JSON object: p_at_1, mrr_at_10, recall_at_10, n,\n"
-               "                       latency_us, build, and baseline with the same keys\n"
-               "  -t, --tokens SET     words, bigrams or words+bigrams (default: the built-in)\n"
-               "      --k1 X, --b X    BM25 parameters (default 1.2, 0.75)\n"
-               "      --chunk N        chunk size in characters (default 600; 0 = no chunking)\n"
-               "      --overlap N      chunk overlap in characters (default 80)\n"
-               "      --repeat N       run the queries N times for the latency figures\n"
-               "      --no-baseline    skip FTS5\n"
-               "      --embed-url URL  also rank by meaning: an OpenAI-compatible embeddings\n"
-               "                       server (e.g. http://127.0.0.1:8080/v1), fused with BM25\n"
-               "                       by reciprocal rank fusion (kb.embeddings in the config)\n"
-               "      --embed-model M  its model (required with --embed-url)\n"
-               "      --embed-key K    its API key\n"
-               "      --embed-dimensions N  the vector length to ask for (default: the model's)\n"
-               "      --min-similarity X    cosine a dense neighbour needs (default 0.3)\n"
-               "  -h, --help           this text\n");
-}
 
 static int parse_tokens(const char *s, unsigned *out)
 {
@@ -118,123 +85,122 @@ static int report(const struct tg_retrieval_set *set, const struct tg_retrieval_
     return 0;
 }
 
+struct retrieval_args {
+    const char *kb, *queries;
+    bool as_json, no_baseline;
+    int64_t k, repeat, chunk, overlap, dims;
+    struct tg_kb_opts ko;
+    struct tg_embed_conf ec;
+    double min_similarity;
+};
+
+/* --tokens SET */
+static int tokens_opt(void *args, const char *arg)
+{
+    struct retrieval_args *a = args;
+    if (parse_tokens(arg, &a->ko.token_flags) == TG_OK)
+        return 0;
+    fprintf(stderr,
+            "trustgate eval retrieval: --tokens wants words, bigrams or words+bigrams, not '%s'\n",
+            arg);
+    return 1;
+}
+
+#define ARG(f) TG_CLI_FIELD(struct retrieval_args, f)
+static const struct tg_cli_opt retrieval_opts[] = {
+    {"kb", 0, ARG(kb), .arg = "FILE", .help = "the passages", .flags = TG_CLI_REQUIRED},
+    {"queries", 0, ARG(queries), .arg = "FILE", .help = "the queries with their gold",
+     .flags = TG_CLI_REQUIRED},
+    {"k", 'k', ARG(k), .arg = "N", .help = "cut-off for MRR and Recall (default 10)", .lo = 1,
+     .hi = 1000},
+    {"json", 'j', ARG(as_json),
+     .help = "one JSON object: p_at_1, mrr_at_10, recall_at_10, n, latency_us, build,\n"
+             "dense, and baseline with the same keys"},
+    {"tokens", 't', TG_CLI_CALLS, .arg = "SET",
+     .help = "words, bigrams or words+bigrams (default: the built-in)", .call = tokens_opt},
+    {"k1", 0, ARG(ko.k1), .arg = "X", .help = "BM25 k1 (default 1.2)", .lo = 0, .hi = 100},
+    {"b", 0, ARG(ko.b), .arg = "X", .help = "BM25 b (default 0.75)", .lo = 0, .hi = 1},
+    {"chunk", 0, ARG(chunk), .arg = "N",
+     .help = "chunk size in characters (default 600; 0 = no chunking)", .lo = 0, .hi = 1e9},
+    {"overlap", 0, ARG(overlap), .arg = "N", .help = "chunk overlap in characters (default 80)",
+     .lo = 0, .hi = 1e9},
+    {"repeat", 0, ARG(repeat), .arg = "N", .help = "run the queries N times for the latencies",
+     .lo = 1, .hi = 1000},
+    {"no-baseline", 0, ARG(no_baseline), .help = "skip FTS5"},
+    {"embed-url", 0, ARG(ec.base_url), .arg = "URL",
+     .help = "also rank by meaning: an OpenAI-compatible embeddings server\n"
+             "(e.g. http://127.0.0.1:8080/v1), fused with BM25 by reciprocal rank\n"
+             "fusion (kb.embeddings in the config)"},
+    {"embed-model", 0, ARG(ec.model), .arg = "M", .help = "its model (required with --embed-url)"},
+    {"embed-key", 0, ARG(ec.api_key), .arg = "K", .help = "its API key"},
+    {"embed-dimensions", 0, ARG(dims), .arg = "N",
+     .help = "the vector length to ask for (default: the model's)", .lo = 1,
+     .hi = TG_EMBED_MAX_DIM},
+    {"min-similarity", 0, ARG(min_similarity), .arg = "X",
+     .help = "cosine a dense neighbour needs (default 0.3)", .lo = -1, .hi = 1},
+    {0}};
+#undef ARG
+
+static const struct tg_cli_cmd retrieval_cmd = {
+    .name = "eval retrieval",
+    .usage = "usage: trustgate eval retrieval --kb FILE --queries FILE [-k 10] [--json]\n\n"
+             "Rank the passages of the --kb file for every query of the --queries file with\n"
+             "the knowledge base (BM25) and with SQLite FTS5 (trigram tokenizer, bm25()) in\n"
+             "the same run, and print P@1, MRR@k, Recall@k, n, search latency and index\n"
+             "build speed of both.  Files (JSONL, shape told by the first line):\n"
+             "  {id, contract, passage, question, answer}  pool = distinct passages; the gold\n"
+             "                                            of a question is its own passage\n"
+             "  {pid, qa: [{question, answers}]}           one document per pid; queries are\n"
+             "                                            {qid, query, gold_pid}\n"
+             "  {id, title?, text} / {id, question, answer}  queries are {query, gold}\n"
+             "--kb and --queries may be the same file.\n",
+    .opts = retrieval_opts,
+};
+
 int tg_cli_eval_retrieval(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"kb", required_argument, NULL, 'K'},     {"queries", required_argument, NULL, 'Q'},
-        {"json", no_argument, NULL, 'j'},         {"tokens", required_argument, NULL, 't'},
-        {"k1", required_argument, NULL, '1'},     {"b", required_argument, NULL, 'B'},
-        {"chunk", required_argument, NULL, 'C'},  {"overlap", required_argument, NULL, 'O'},
-        {"repeat", required_argument, NULL, 'R'}, {"no-baseline", no_argument, NULL, 'N'},
-        {"embed-url", required_argument, NULL, 'U'}, {"embed-model", required_argument, NULL, 'M'},
-        {"embed-key", required_argument, NULL, 'Y'}, {"embed-dimensions", required_argument, NULL, 'D'},
-        {"min-similarity", required_argument, NULL, 'S'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
-    struct tg_embed_conf ec = {0};
-    struct tg_retrieval_dense dense = {.min_cos = 0.3};
-    int64_t dims = 0;
-    const char *kb_path = NULL, *q_path = NULL;
-    bool as_json = false, baseline = true;
-    struct tg_kb_opts ko;
-    int64_t k = 10, repeat = 1, chunk = -1, overlap = -1;
-    int c, status = 1;
+    struct retrieval_args a = {.k = 10, .repeat = 1, .chunk = -1, .overlap = -1,
+                               .min_similarity = 0.3};
+    struct tg_retrieval_dense dense = {0};
     struct tg_retrieval_set *set = NULL;
     struct tg_retrieval_score ours = {0}, fts = {0};
     char err[512] = "";
-    tg_kb_opts_init(&ko);
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "+k:jt:h", opts, NULL)) != -1) {
-        bool bad = false;
-        switch (c) {
-        case 'K':
-            kb_path = optarg;
-            break;
-        case 'Q':
-            q_path = optarg;
-            break;
-        case 'j':
-            as_json = true;
-            break;
-        case 'k':
-            bad = tg_parse_i64(optarg, &k) || k < 1 || k > 1000;
-            break;
-        case 't':
-            bad = parse_tokens(optarg, &ko.token_flags) != TG_OK;
-            break;
-        case '1':
-            bad = tg_parse_double(optarg, &ko.k1) || ko.k1 < 0;
-            break;
-        case 'B':
-            bad = tg_parse_double(optarg, &ko.b) || ko.b < 0 || ko.b > 1;
-            break;
-        case 'C':
-            bad = tg_parse_i64(optarg, &chunk) || chunk < 0;
-            break;
-        case 'O':
-            bad = tg_parse_i64(optarg, &overlap) || overlap < 0;
-            break;
-        case 'R':
-            bad = tg_parse_i64(optarg, &repeat) || repeat < 1 || repeat > 1000;
-            break;
-        case 'N':
-            baseline = false;
-            break;
-        case 'U':
-            ec.base_url = optarg;
-            break;
-        case 'M':
-            ec.model = optarg;
-            break;
-        case 'Y':
-            ec.api_key = optarg;
-            break;
-        case 'D':
-            bad = tg_parse_i64(optarg, &dims) || dims < 1 || dims > TG_EMBED_MAX_DIM;
-            ec.dimensions = (size_t)dims;
-            break;
-        case 'S':
-            bad = tg_parse_double(optarg, &dense.min_cos) || dense.min_cos < -1 || dense.min_cos > 1;
-            break;
-        case 'h':
-            eval_usage(stdout);
-            return 0;
-        default:
-            bad = true;
-            break;
-        }
-        if (bad) {
-            if (c != '?')
-                fprintf(stderr, "trustgate eval retrieval: bad value '%s'\n", optarg);
-            eval_usage(stderr);
-            return 2;
-        }
-    }
-    if (!kb_path || !q_path || optind != argc || !ec.base_url != !ec.model) {
-        eval_usage(stderr);
+    int status;
+    tg_kb_opts_init(&a.ko);
+    status = tg_cli_parse(&retrieval_cmd, argc, argv, &a, NULL);
+    if (status != TG_CLI_GO_ON)
+        return status;
+    if (!a.ec.base_url != !a.ec.model) {
+        fprintf(stderr, "trustgate eval retrieval: --embed-url and --embed-model go together\n");
         return 2;
     }
-    if (chunk == 0)
-        ko.chunk_chars = (size_t)1 << 30;
-    else if (chunk > 0)
-        ko.chunk_chars = (size_t)chunk;
-    if (overlap >= 0)
-        ko.chunk_overlap = (size_t)overlap;
+    status = 1;
+    if (a.chunk == 0)
+        a.ko.chunk_chars = (size_t)1 << 30;
+    else if (a.chunk > 0)
+        a.ko.chunk_chars = (size_t)a.chunk;
+    if (a.overlap >= 0)
+        a.ko.chunk_overlap = (size_t)a.overlap;
+    a.ec.dimensions = (size_t)a.dims;
+    dense.min_cos = a.min_similarity;
     tg_log_set_level(TG_LOG_WARN);
-    if (tg_retrieval_load(kb_path, q_path, &set, err, sizeof(err)))
+    if (tg_retrieval_load(a.kb, a.queries, &set, err, sizeof(err)))
         goto out;
     if (tg_retrieval_missing(set))
         fprintf(stderr,
                 "trustgate eval retrieval: %zu queries have no gold in the pool "
                 "(counted as misses)\n",
                 tg_retrieval_missing(set));
-    if (ec.base_url && tg_embedder_create(&ec, NULL, &dense.embedder, err, sizeof(err)))
+    if (a.ec.base_url && tg_embedder_create(&a.ec, NULL, &dense.embedder, err, sizeof(err)))
         goto out;
-    if (tg_retrieval_run_kb(set, &ko, dense.embedder ? &dense : NULL, (size_t)k, (int)repeat,
-                            &ours, err, sizeof(err)))
+    if (tg_retrieval_run_kb(set, &a.ko, dense.embedder ? &dense : NULL, (size_t)a.k,
+                            (int)a.repeat, &ours, err, sizeof(err)))
         goto out;
-    if (baseline && tg_retrieval_run_fts5(set, (size_t)k, (int)repeat, &fts, err, sizeof(err)))
+    if (!a.no_baseline &&
+        tg_retrieval_run_fts5(set, (size_t)a.k, (int)a.repeat, &fts, err, sizeof(err)))
         goto out;
-    if (report(set, &ours, baseline ? &fts : NULL, &ko, k, as_json, dense.embedder != NULL))
+    if (report(set, &ours, a.no_baseline ? NULL : &fts, &a.ko, a.k, a.as_json,
+               dense.embedder != NULL))
         goto out;
     status = 0;
 out:

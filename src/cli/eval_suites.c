@@ -23,7 +23,6 @@
 #include "eval/eval.h"
 #include "text/text.h"
 
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,67 +30,38 @@
 struct opts {
     const char *cfg, *set, *json, *html;
     const char *format; /* a public set's layout: halluqa, truthfulqa, halueval2, xsid, xquad */
-    long limit;         /* at most this many items; 0: all */
+    int64_t limit;      /* at most this many items; 0: all */
     struct tg_eval_target tgt;
     double max_rate; /* hallucination: fail above this fabrication rate; <0 none */
     double min_rate; /* crosslingual: fail below this agreement; <0 none */
 };
 
-static int parse(int argc, char **argv, struct opts *o, void (*usage)(FILE *))
+/* The three suites' options, one table: each takes them all. */
+#define ARG(f) TG_CLI_FIELD(struct opts, f)
+static const struct tg_cli_opt suite_opts[] = {
+    {"config", 'c', ARG(cfg), .arg = "FILE", .help = "the deployment", .flags = TG_CLI_REQUIRED},
+    {"set", 's', ARG(set), .arg = "FILE", .help = "the set", .flags = TG_CLI_REQUIRED},
+    TG_CLI_TARGET_OPTS(struct opts, tgt),
+    {"json", 'j', ARG(json), .arg = "FILE", .help = "write the report as JSON (- for stdout)"},
+    {"max-rate", 0, ARG(max_rate), .arg = "X",
+     .help = "fail above this fabrication rate (hallucination) or FAR drop\n(robustness), 0..1",
+     .lo = 0, .hi = 1},
+    {"min-rate", 0, ARG(min_rate), .arg = "X",
+     .help = "crosslingual: fail below this agreement, 0..1", .lo = 0, .hi = 1},
+    {"format", 0, ARG(format), .arg = "NAME",
+     .help = "a public set's layout: halluqa, truthfulqa, halueval2, xsid, xquad"},
+    {"html", 0, ARG(html), .arg = "FILE", .help = "write an HTML report"},
+    {"limit", 0, ARG(limit), .arg = "N", .help = "at most N items (0: all)", .lo = 0,
+     .hi = 1000000000},
+    {0}};
+#undef ARG
+
+/* cmd's options into o: TG_CLI_GO_ON, else the exit status. */
+static int parse(int argc, char **argv, struct opts *o, const struct tg_cli_cmd *cmd)
 {
-    static const struct option lo[] = {
-        {"config", required_argument, NULL, 'c'},   {"set", required_argument, NULL, 's'},
-        {"data", required_argument, NULL, 'd'},     {"url", required_argument, NULL, 'u'},
-        {"key", required_argument, NULL, 'k'},      {"model", required_argument, NULL, 'm'},
-        {"json", required_argument, NULL, 'j'},     {"max-rate", required_argument, NULL, 'X'},
-        {"min-rate", required_argument, NULL, 'N'}, {"format", required_argument, NULL, 'f'},
-        {"html", required_argument, NULL, 'H'},     {"limit", required_argument, NULL, 'l'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
-    int c;
     memset(o, 0, sizeof(*o));
     o->max_rate = o->min_rate = -1;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "c:s:d:u:k:m:j:h", lo, NULL)) != -1) {
-        if (tg_cli_target_option(&o->tgt, c, optarg))
-            continue;
-        switch (c) {
-        case 'c':
-            o->cfg = optarg;
-            break;
-        case 's':
-            o->set = optarg;
-            break;
-        case 'j':
-            o->json = optarg;
-            break;
-        case 'X':
-            o->max_rate = tg_cli_number("eval", "--max-rate", optarg, 0, 1);
-            break;
-        case 'N':
-            o->min_rate = tg_cli_number("eval", "--min-rate", optarg, 0, 1);
-            break;
-        case 'f':
-            o->format = optarg;
-            break;
-        case 'H':
-            o->html = optarg;
-            break;
-        case 'l':
-            o->limit = tg_cli_integer("eval", "--limit", optarg, 0, 1000000000);
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (!o->cfg || !o->set || optind != argc) {
-        usage(stderr);
-        return 2;
-    }
-    return -1;
+    return tg_cli_parse(cmd, argc, argv, o, NULL);
 }
 
 /*
@@ -234,17 +204,18 @@ static struct tg_far_item *items_for(const json_t *rows, const char *field, size
 
 /* ------------------------------------------------------------ hallucination */
 
-static void hal_usage(FILE *f)
-{
-    fprintf(f, "usage: trustgate eval hallucination -c FILE --set FILE [--url URL --key KEY]\n"
-               "       [--data DIR] [--model NAME] [--json FILE] [--html FILE]\n"
-               "       [--max-rate X] [--format halluqa|truthfulqa|halueval2] [--limit N]\n\n"
-               "Run prompts that invite invention (JSONL: id, prompt, kind; or a public set\n"
-               "with --format) and score each\n"
-               "answer refused (held, the holding reply, or says it does not know), grounded\n"
-               "(every sentence and quantity found in its evidence) or fabricated.  Prints the\n"
-               "counts per kind and the fabrication rate; exit status 1 above --max-rate.\n");
-}
+static const struct tg_cli_cmd hal_cmd = {
+    .name = "eval hallucination",
+    .usage = "usage: trustgate eval hallucination -c FILE --set FILE [--url URL --key KEY]\n"
+             "       [--data DIR] [--model NAME] [--json FILE] [--html FILE]\n"
+             "       [--max-rate X] [--format halluqa|truthfulqa|halueval2] [--limit N]\n\n"
+             "Run prompts that invite invention (JSONL: id, prompt, kind; or a public set\n"
+             "with --format) and score each answer refused (held, the holding reply, or says\n"
+             "it does not know), grounded (every sentence and quantity found in its evidence)\n"
+             "or fabricated.  Prints the counts per kind and the fabrication rate; exit status\n"
+             "1 above --max-rate.\n",
+    .opts = suite_opts,
+};
 
 /* Phrases of an answer that declines or says it does not know. */
 static bool declines(struct tg_text *tx, const char *answer)
@@ -259,11 +230,110 @@ static bool declines(struct tg_text *tx, const char *answer)
     return false;
 }
 
+/* How many answers got each verdict. */
+struct verdicts {
+    size_t refused, grounded, fabricated;
+};
+
+/* An answer's verdict: "refused" (not delivered, the holding reply of a weak
+ * match, or it says it does not know), "grounded" or "fabricated". */
+static const char *verdict_of(struct tg_text *tx, const struct tg_far_item *it)
+{
+    bool delivered = it->got_decision && !strcmp(it->got_decision, "deliver");
+    if (!delivered || it->low_confidence || declines(tx, it->answer))
+        return "refused";
+    return it->cons.consistent ? "grounded" : "fabricated";
+}
+
+/* Every answer's verdict (rows: the prompts, for their kind) counted in v
+ * and in by_kind (kind -> counts), and listed in list. */
+static void score(struct tg_text *tx, const json_t *rows, const struct tg_far_item *items, size_t n,
+                  struct verdicts *v, json_t *by_kind, json_t *list)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct tg_far_item *it = &items[i];
+        const char *kind = tg_json_str(json_array_get(rows, i), "kind", "other");
+        const char *verdict = verdict_of(tx, it);
+        v->refused += !strcmp(verdict, "refused");
+        v->grounded += !strcmp(verdict, "grounded");
+        v->fabricated += !strcmp(verdict, "fabricated");
+        json_t *k = json_object_get(by_kind, kind);
+        if (!k)
+            json_object_set_new(
+                by_kind, kind,
+                k = json_pack("{s:i, s:i, s:i}", "refused", 0, "grounded", 0, "fabricated", 0));
+        json_object_set_new(k, verdict, json_integer(tg_json_int(k, verdict, 0) + 1));
+        json_array_append_new(list,
+                              json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:s}", "id", it->id, "kind",
+                                        kind, "prompt", it->question, "decision", it->got_decision,
+                                        "answer", it->answer, "verdict", verdict));
+    }
+}
+
+/* The HTML report of n prompts' verdicts. */
+static void hal_html(const struct opts *o, size_t n, const struct verdicts *v, double rate)
+{
+    char a[32], b[32], c[32], d[32], e[32];
+    snprintf(a, sizeof(a), "%zu", n);
+    snprintf(b, sizeof(b), "%zu", v->refused);
+    snprintf(c, sizeof(c), "%zu", v->grounded);
+    snprintf(d, sizeof(d), "%zu", v->fabricated);
+    snprintf(e, sizeof(e), "%.1f%%", rate * 100);
+    const char *keys[] = {"prompts", "refused or does not know", "answered only from evidence",
+                          "fabricated", "fabrication rate"};
+    const char *vals[] = {a, b, c, d, e};
+    const char *labels[] = {"refused", "grounded", "fabricated"};
+    double values[] = {(double)v->refused, (double)v->grounded, (double)v->fabricated};
+    write_html(o->html, "Hallucination stress", o->tgt.url ? o->tgt.url : o->cfg, keys, vals, 5,
+               "Answers by verdict", labels, values, 3, false, NULL);
+}
+
+/* The report on n prompts' answers (rows: the prompts), on stdout and as o
+ * asks; the exit status. */
+static int hal_report(const struct opts *o, struct tg_text *tx, const json_t *rows,
+                      struct tg_far_item *items, size_t n)
+{
+    json_t *by_kind = json_object(), *list = json_array();
+    struct verdicts v = {0};
+    int status = 0;
+    score(tx, rows, items, n, &v, by_kind, list);
+    double rate = n ? (double)v.fabricated / (double)n : 0;
+    printf("hallucination stress on %zu prompts (%s)\n"
+           "  refused or said it does not know  %zu\n"
+           "  answered only from evidence       %zu\n"
+           "  fabricated                        %zu\n"
+           "  fabrication rate                  %.1f%%\n",
+           n, o->tgt.url ? o->tgt.url : o->cfg, v.refused, v.grounded, v.fabricated, rate * 100);
+    const char *key;
+    json_t *kv;
+    json_object_foreach(by_kind, key, kv)
+        printf("  %-16s refused %lld, grounded %lld, fabricated %lld\n", key,
+               (long long)tg_json_int(kv, "refused", 0), (long long)tg_json_int(kv, "grounded", 0),
+               (long long)tg_json_int(kv, "fabricated", 0));
+    json_t *cost = cost_line(items, n);
+    json_t *rep = json_pack("{s:s, s:I, s:I, s:I, s:I, s:f, s:o, s:o, s:o}", "suite",
+                            "hallucination", "prompts", (json_int_t)n, "refused",
+                            (json_int_t)v.refused, "grounded", (json_int_t)v.grounded, "fabricated",
+                            (json_int_t)v.fabricated, "fabrication_rate", rate, "by_kind", by_kind,
+                            "items", list, "latency_cost", cost);
+    if (o->html)
+        hal_html(o, n, &v, rate);
+    if (o->json)
+        write_out(o->json, rep);
+    json_decref(rep);
+    if (o->max_rate >= 0 && rate > o->max_rate) {
+        printf("  FAILED: fabrication rate %.1f%% is above the maximum %.1f%%\n", rate * 100,
+               o->max_rate * 100);
+        status = 1;
+    }
+    return status;
+}
+
 int tg_cli_eval_hallucination(int argc, char **argv)
 {
     struct opts o;
-    int rc = parse(argc, argv, &o, hal_usage);
-    if (rc >= 0)
+    int rc = parse(argc, argv, &o, &hal_cmd);
+    if (rc != TG_CLI_GO_ON)
         return rc;
     struct tg_config *cfg = tg_cli_load_config(o.cfg);
     if (!cfg)
@@ -280,76 +350,7 @@ int tg_cli_eval_hallucination(int argc, char **argv)
     items = items_for(rows, "prompt", &n);
     if (!items || tg_cli_eval_run(cfg, &o.tgt, items, n, tx))
         goto out;
-    json_t *by_kind = json_object(), *list = json_array();
-    size_t refused = 0, grounded = 0, fabricated = 0;
-    for (size_t i = 0; i < n; i++) {
-        struct tg_far_item *it = &items[i];
-        const char *kind = tg_json_str(json_array_get(rows, i), "kind", "other");
-        const char *verdict;
-        bool delivered = it->got_decision && !strcmp(it->got_decision, "deliver");
-        if (!delivered || it->low_confidence || declines(tx, it->answer))
-            verdict = "refused";
-        else if (it->cons.consistent)
-            verdict = "grounded";
-        else
-            verdict = "fabricated";
-        refused += !strcmp(verdict, "refused");
-        grounded += !strcmp(verdict, "grounded");
-        fabricated += !strcmp(verdict, "fabricated");
-        json_t *k = json_object_get(by_kind, kind);
-        if (!k)
-            json_object_set_new(
-                by_kind, kind,
-                k = json_pack("{s:i, s:i, s:i}", "refused", 0, "grounded", 0, "fabricated", 0));
-        json_object_set_new(k, verdict, json_integer(tg_json_int(k, verdict, 0) + 1));
-        json_array_append_new(list,
-                              json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:s}", "id", it->id, "kind",
-                                        kind, "prompt", it->question, "decision", it->got_decision,
-                                        "answer", it->answer, "verdict", verdict));
-    }
-    double rate = n ? (double)fabricated / (double)n : 0;
-    printf("hallucination stress on %zu prompts (%s)\n"
-           "  refused or said it does not know  %zu\n"
-           "  answered only from evidence       %zu\n"
-           "  fabricated                        %zu\n"
-           "  fabrication rate                  %.1f%%\n",
-           n, o.tgt.url ? o.tgt.url : o.cfg, refused, grounded, fabricated, rate * 100);
-    const char *key;
-    json_t *v;
-    json_object_foreach(by_kind, key, v)
-        printf("  %-16s refused %lld, grounded %lld, fabricated %lld\n", key,
-               (long long)tg_json_int(v, "refused", 0), (long long)tg_json_int(v, "grounded", 0),
-               (long long)tg_json_int(v, "fabricated", 0));
-    json_t *cost = cost_line(items, n);
-    json_t *rep =
-        json_pack("{s:s, s:I, s:I, s:I, s:I, s:f, s:o, s:o, s:o}", "suite", "hallucination",
-                  "prompts", (json_int_t)n, "refused", (json_int_t)refused, "grounded",
-                  (json_int_t)grounded, "fabricated", (json_int_t)fabricated, "fabrication_rate",
-                  rate, "by_kind", by_kind, "items", list, "latency_cost", cost);
-    if (o.html) {
-        char a[32], b[32], c[32], d[32], e[32];
-        snprintf(a, sizeof(a), "%zu", n);
-        snprintf(b, sizeof(b), "%zu", refused);
-        snprintf(c, sizeof(c), "%zu", grounded);
-        snprintf(d, sizeof(d), "%zu", fabricated);
-        snprintf(e, sizeof(e), "%.1f%%", rate * 100);
-        const char *keys[] = {"prompts", "refused or does not know", "answered only from evidence",
-                              "fabricated", "fabrication rate"};
-        const char *vals[] = {a, b, c, d, e};
-        const char *labels[] = {"refused", "grounded", "fabricated"};
-        double values[] = {(double)refused, (double)grounded, (double)fabricated};
-        write_html(o.html, "Hallucination stress", o.tgt.url ? o.tgt.url : o.cfg, keys, vals, 5,
-                   "Answers by verdict", labels, values, 3, false, NULL);
-    }
-    if (o.json)
-        write_out(o.json, rep);
-    json_decref(rep);
-    status = 0;
-    if (o.max_rate >= 0 && rate > o.max_rate) {
-        printf("  FAILED: fabrication rate %.1f%% is above the maximum %.1f%%\n", rate * 100,
-               o.max_rate * 100);
-        status = 1;
-    }
+    status = hal_report(&o, tx, rows, items, n);
 out:
     tg_far_free(items, n);
     json_decref(rows);
@@ -360,29 +361,144 @@ out:
 
 /* ------------------------------------------------------------ cross-lingual */
 
-static void xl_usage(FILE *f)
-{
-    fprintf(f, "usage: trustgate eval crosslingual -c FILE --set FILE [--url URL --key KEY]\n"
-               "       [--data DIR] [--model NAME] [--json FILE] [--html FILE]\n"
-               "       [--min-rate X] [--format xsid|xquad] [--limit N]\n\n"
-               "Ask each question of a trilingual set (JSONL: id, zh, en, ja; XQuAD has no ja)\n"
-               "in each of its languages and report, per language pair, how often the decision, "
-               "the intent\n"
-               "and the first cited source agree, and every disagreement; exit status 1 when\n"
-               "the overall agreement (all three the same) is below --min-rate.\n");
-}
+static const struct tg_cli_cmd xl_cmd = {
+    .name = "eval crosslingual",
+    .usage = "usage: trustgate eval crosslingual -c FILE --set FILE [--url URL --key KEY]\n"
+             "       [--data DIR] [--model NAME] [--json FILE] [--html FILE]\n"
+             "       [--min-rate X] [--format xsid|xquad] [--limit N]\n\n"
+             "Ask each question of a trilingual set (JSONL: id, zh, en, ja; XQuAD has no ja)\n"
+             "in each of its languages and report, per language pair, how often the decision,\n"
+             "the intent and the first cited source agree, and every disagreement; exit status\n"
+             "1 when the overall agreement (all three the same) is below --min-rate.\n",
+    .opts = suite_opts,
+};
 
 static bool same(const char *a, const char *b)
 {
     return (!a && !b) || (a && b && !strcmp(a, b));
 }
 
+/* The first source an answer cites, or NULL. */
+static const char *first_cited(const struct tg_far_item *x)
+{
+    return json_string_value(json_array_get(x->cited, 0));
+}
+
+/* Languages a and b's answers to the same n questions: each agreement's
+ * share into pairs under "a-b", each disagreement appended to dis, and
+ * the line on stdout. */
+static void compare_pair(const struct tg_far_item *xa, const struct tg_far_item *xb, size_t n,
+                         const char *a, const char *b, json_t *pairs, json_t *dis)
+{
+    size_t dec = 0, intent = 0, source = 0, all = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct tg_far_item *x = &xa[i], *y = &xb[i];
+        bool d = same(x->got_decision, y->got_decision);
+        bool in = same(x->got_intent, y->got_intent);
+        bool s = same(first_cited(x), first_cited(y));
+        dec += d;
+        intent += in;
+        source += s;
+        all += d && in && s;
+        if (!(d && in && s))
+            json_array_append_new(
+                dis, json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?}", "id",
+                               x->id, "pair", a, "with", b, "question", x->question, "decision",
+                               x->got_decision, "decision_other", y->got_decision, "intent",
+                               x->got_intent, "intent_other", y->got_intent, "source",
+                               first_cited(x), "source_other", first_cited(y)));
+    }
+    char name[8];
+    snprintf(name, sizeof(name), "%s-%s", a, b);
+    double m = n ? (double)n : 1;
+    json_object_set_new(pairs, name,
+                        json_pack("{s:f, s:f, s:f, s:f}", "decision", dec / m, "intent", intent / m,
+                                  "source", source / m, "all", all / m));
+    printf("  %-6s decision %5.1f%%  intent %5.1f%%  source %5.1f%%  all %5.1f%%\n", name,
+           dec / m * 100, intent / m * 100, source / m * 100, all / m * 100);
+}
+
+/* The share of the n questions on which all nl languages agree. */
+static double agreement(struct tg_far_item *const items[3], int nl, size_t n)
+{
+    size_t agree_all = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool ok = true;
+        for (int l = 1; l < nl; l++)
+            ok &= same(items[0][i].got_decision, items[l][i].got_decision) &&
+                  same(items[0][i].got_intent, items[l][i].got_intent) &&
+                  same(first_cited(&items[0][i]), first_cited(&items[l][i]));
+        agree_all += ok;
+    }
+    return n ? (double)agree_all / (double)n : 0;
+}
+
+/* The HTML report: per pair, each agreement and all three together. */
+static void xl_html(const struct opts *o, json_t *pairs, size_t n, double rate)
+{
+    static const char *const what[] = {"decision", "intent", "source", "all"};
+    char names[12][48];
+    const char *labels[12];
+    double values[12];
+    size_t np = 0;
+    const char *k;
+    json_t *pv;
+    json_object_foreach(pairs, k, pv)
+    {
+        for (size_t w = 0; w < 4 && np < 12; w++, np++) {
+            snprintf(names[np], sizeof(names[np]), "%s %s", k, what[w]);
+            labels[np] = names[np];
+            values[np] = tg_json_num(pv, what[w], 0);
+        }
+    }
+    char q[32], r[32];
+    snprintf(q, sizeof(q), "%zu", n);
+    snprintf(r, sizeof(r), "%.1f%%", rate * 100);
+    const char *keys[] = {"questions", "all languages agree"};
+    const char *vals[] = {q, r};
+    write_html(o->html, "Cross-lingual consistency", o->tgt.url ? o->tgt.url : o->cfg, keys, vals,
+               2, "Agreement per pair: decision, intent, first source, all three", labels, values,
+               np, true, NULL);
+}
+
+/* The report on the answers in each of the nl languages have (items, n of
+ * each), on stdout and as o asks; the exit status. */
+static int xl_report(const struct opts *o, const char *const have[3], int nl,
+                     struct tg_far_item *const items[3], const size_t n[3])
+{
+    json_t *pairs = json_object(), *dis = json_array();
+    int status = 0;
+    printf("cross-lingual consistency on %zu questions (%s)\n", n[0],
+           o->tgt.url ? o->tgt.url : o->cfg);
+    for (int a = 0; a < nl; a++)
+        for (int b = a + 1; b < nl; b++)
+            compare_pair(items[a], items[b], n[0], have[a], have[b], pairs, dis);
+    double rate = agreement(items, nl, n[0]);
+    printf("  all languages agree               %5.1f%%  (%zu disagreements listed in the JSON)\n",
+           rate * 100, json_array_size(dis));
+    json_t *cost = cost_line(items[0], n[0]);
+    if (o->html)
+        xl_html(o, pairs, n[0], rate);
+    json_t *rep = json_pack("{s:s, s:I, s:f, s:o, s:o, s:o}", "suite", "crosslingual", "questions",
+                            (json_int_t)n[0], "agreement", rate, "pairs", pairs, "disagreements",
+                            dis, "latency_cost", cost);
+    if (o->json)
+        write_out(o->json, rep);
+    json_decref(rep);
+    if (o->min_rate >= 0 && rate < o->min_rate) {
+        printf("  FAILED: agreement %.1f%% is below the minimum %.1f%%\n", rate * 100,
+               o->min_rate * 100);
+        status = 1;
+    }
+    return status;
+}
+
 int tg_cli_eval_crosslingual(int argc, char **argv)
 {
     static const char *const langs[3] = {"zh", "en", "ja"};
     struct opts o;
-    int rc = parse(argc, argv, &o, xl_usage);
-    if (rc >= 0)
+    int rc = parse(argc, argv, &o, &xl_cmd);
+    if (rc != TG_CLI_GO_ON)
         return rc;
     struct tg_config *cfg = tg_cli_load_config(o.cfg);
     if (!cfg)
@@ -407,94 +523,7 @@ int tg_cli_eval_crosslingual(int argc, char **argv)
         if (!items[l] || tg_cli_eval_run(cfg, &o.tgt, items[l], n[l], tx))
             goto out;
     }
-    size_t rows_n = n[0], agree_all = 0;
-    json_t *pairs = json_object(), *dis = json_array();
-    printf("cross-lingual consistency on %zu questions (%s)\n", rows_n,
-           o.tgt.url ? o.tgt.url : o.cfg);
-    for (int a = 0; a < nl; a++) {
-        for (int b = a + 1; b < nl; b++) {
-            size_t dec = 0, intent = 0, source = 0, all = 0;
-            for (size_t i = 0; i < rows_n; i++) {
-                struct tg_far_item *x = &items[a][i], *y = &items[b][i];
-                bool d = same(x->got_decision, y->got_decision);
-                bool in = same(x->got_intent, y->got_intent);
-                bool s = same(json_string_value(json_array_get(x->cited, 0)),
-                              json_string_value(json_array_get(y->cited, 0)));
-                dec += d;
-                intent += in;
-                source += s;
-                all += d && in && s;
-                if (!(d && in && s))
-                    json_array_append_new(
-                        dis,
-                        json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?}", "id",
-                                  x->id, "pair", have[a], "with", have[b], "question", x->question,
-                                  "decision", x->got_decision, "decision_other", y->got_decision,
-                                  "intent", x->got_intent, "intent_other", y->got_intent, "source",
-                                  json_string_value(json_array_get(x->cited, 0)), "source_other",
-                                  json_string_value(json_array_get(y->cited, 0))));
-            }
-            char name[8];
-            snprintf(name, sizeof(name), "%s-%s", have[a], have[b]);
-            double m = rows_n ? (double)rows_n : 1;
-            json_object_set_new(pairs, name,
-                                json_pack("{s:f, s:f, s:f, s:f}", "decision", dec / m, "intent",
-                                          intent / m, "source", source / m, "all", all / m));
-            printf("  %-6s decision %5.1f%%  intent %5.1f%%  source %5.1f%%  all %5.1f%%\n", name,
-                   dec / m * 100, intent / m * 100, source / m * 100, all / m * 100);
-        }
-    }
-    for (size_t i = 0; i < rows_n; i++) {
-        bool ok = true;
-        for (int l = 1; l < nl; l++)
-            ok &= same(items[0][i].got_decision, items[l][i].got_decision) &&
-                  same(items[0][i].got_intent, items[l][i].got_intent) &&
-                  same(json_string_value(json_array_get(items[0][i].cited, 0)),
-                       json_string_value(json_array_get(items[l][i].cited, 0)));
-        agree_all += ok;
-    }
-    double rate = rows_n ? (double)agree_all / (double)rows_n : 0;
-    printf("  all languages agree               %5.1f%%  (%zu disagreements listed in the JSON)\n",
-           rate * 100, json_array_size(dis));
-    json_t *cost = cost_line(items[0], n[0]);
-    if (o.html) {
-        /* per pair: each agreement and all three together */
-        static const char *const what[] = {"decision", "intent", "source", "all"};
-        char names[12][48];
-        const char *labels[12];
-        double values[12];
-        size_t np = 0;
-        const char *k;
-        json_t *pv;
-        json_object_foreach(pairs, k, pv)
-        {
-            for (size_t w = 0; w < 4 && np < 12; w++, np++) {
-                snprintf(names[np], sizeof(names[np]), "%s %s", k, what[w]);
-                labels[np] = names[np];
-                values[np] = tg_json_num(pv, what[w], 0);
-            }
-        }
-        char q[32], r[32];
-        snprintf(q, sizeof(q), "%zu", rows_n);
-        snprintf(r, sizeof(r), "%.1f%%", rate * 100);
-        const char *keys[] = {"questions", "all languages agree"};
-        const char *vals[] = {q, r};
-        write_html(o.html, "Cross-lingual consistency", o.tgt.url ? o.tgt.url : o.cfg, keys, vals,
-                   2, "Agreement per pair: decision, intent, first source, all three", labels,
-                   values, np, true, NULL);
-    }
-    json_t *rep = json_pack("{s:s, s:I, s:f, s:o, s:o, s:o}", "suite", "crosslingual", "questions",
-                            (json_int_t)rows_n, "agreement", rate, "pairs", pairs, "disagreements",
-                            dis, "latency_cost", cost);
-    if (o.json)
-        write_out(o.json, rep);
-    json_decref(rep);
-    status = 0;
-    if (o.min_rate >= 0 && rate < o.min_rate) {
-        printf("  FAILED: agreement %.1f%% is below the minimum %.1f%%\n", rate * 100,
-               o.min_rate * 100);
-        status = 1;
-    }
+    status = xl_report(&o, have, nl, items, n);
 out:
     for (int l = 0; l < 3; l++)
         tg_far_free(items[l], n[l]);
@@ -506,22 +535,73 @@ out:
 
 /* ------------------------------------------------------------ robustness */
 
-static void rob_usage(FILE *f)
+static const struct tg_cli_cmd rob_cmd = {
+    .name = "eval robustness",
+    .usage = "usage: trustgate eval robustness -c FILE --set FILE [--url URL --key KEY]\n"
+             "       [--data DIR] [--model NAME] [--json FILE] [--html FILE] [--max-rate X]\n\n"
+             "Run a FAR set (see `eval far`) as written and in five rewritten forms: a typo\n"
+             "(two adjacent characters swapped), Traditional characters, full-width\n"
+             "letters and digits, extra spaces, and a common term in English.  Prints FAR\n"
+             "for each and its drop from the original; exit status 1 when any drop is\n"
+             "larger than --max-rate (0..1).\n",
+    .opts = suite_opts,
+};
+
+/* Every item's question rewritten as variant v (where it can be). */
+static void rewrite(struct tg_far_item *items, size_t n, enum tg_eval_variant v)
 {
-    fprintf(f, "usage: trustgate eval robustness -c FILE --set FILE [--url URL --key KEY]\n"
-               "       [--data DIR] [--model NAME] [--json FILE] [--html FILE] [--max-rate X]\n\n"
-               "Run a FAR set (see `eval far`) as written and in five rewritten forms: a typo\n"
-               "(two adjacent characters swapped), Traditional characters, full-width\n"
-               "letters and digits, extra spaces, and a common term in English.  Prints FAR\n"
-               "for each and its drop from the original; exit status 1 when any drop is\n"
-               "larger than --max-rate (0..1).\n");
+    for (size_t i = 0; i < n; i++) {
+        struct tg_buf b;
+        tg_buf_init(&b, TG_BUF_UNLIMITED);
+        if (tg_eval_variant(v, items[i].question, &b) == TG_OK && b.data) {
+            tg_free(items[i].question);
+            items[i].question = tg_buf_steal(&b, NULL);
+        }
+        tg_buf_free(&b);
+    }
+}
+
+/* Run o's set rewritten as variant v, after the original (far[0]): its FAR
+ * into far[v], its line on stdout and its figures into variants; TG_OK, else
+ * an error said on stderr. */
+static int run_variant(const struct opts *o, const struct tg_config *cfg, struct tg_text *tx, int v,
+                       double far[TG_VARIANT__COUNT], json_t *variants)
+{
+    struct tg_far_item *items = NULL;
+    struct tg_far_summary s;
+    size_t n = 0;
+    char err[512];
+    int rc = tg_far_load(o->set, &items, &n, err, sizeof(err));
+    if (rc) {
+        fprintf(stderr, "trustgate eval robustness: %s\n", err);
+        goto out;
+    }
+    rewrite(items, n, (enum tg_eval_variant)v);
+    rc = tg_cli_eval_run(cfg, &o->tgt, items, n, tx);
+    if (rc)
+        goto out;
+    for (size_t i = 0; i < n; i++)
+        tg_far_score(&items[i], 3);
+    tg_far_summarize(items, n, &s);
+    far[v] = s.far;
+    printf("  %-12s FAR %5.1f%%  intent %5.1f%%  source top-3 %5.1f%%  drop %+5.1f points"
+           "  e.g. %s\n",
+           tg_eval_variant_names[v], s.far * 100, s.intent_acc * 100, s.source_topk * 100,
+           (far[0] - s.far) * 100, n ? items[n / 2].question : "");
+    json_object_set_new(variants, tg_eval_variant_names[v],
+                        json_pack("{s:f, s:f, s:f, s:f, s:f, s:f}", "far", s.far, "intent_accuracy",
+                                  s.intent_acc, "source_topk", s.source_topk, "drop",
+                                  far[0] - s.far, "p50_ms", s.p50_ms, "p95_ms", s.p95_ms));
+out:
+    tg_far_free(items, n);
+    return rc;
 }
 
 int tg_cli_eval_robustness(int argc, char **argv)
 {
     struct opts o;
-    int rc = parse(argc, argv, &o, rob_usage);
-    if (rc >= 0)
+    int rc = parse(argc, argv, &o, &rob_cmd);
+    if (rc != TG_CLI_GO_ON)
         return rc;
     struct tg_config *cfg = tg_cli_load_config(o.cfg);
     if (!cfg)
@@ -537,43 +617,9 @@ int tg_cli_eval_robustness(int argc, char **argv)
         goto out;
     }
     printf("robustness of first-response accuracy (%s)\n", o.tgt.url ? o.tgt.url : o.cfg);
-    for (int v = 0; v < TG_VARIANT__COUNT; v++) {
-        struct tg_far_item *items = NULL;
-        size_t n = 0;
-        if (tg_far_load(o.set, &items, &n, err, sizeof(err))) {
-            fprintf(stderr, "trustgate eval robustness: %s\n", err);
+    for (int v = 0; v < TG_VARIANT__COUNT; v++)
+        if (run_variant(&o, cfg, tx, v, far, variants))
             goto out;
-        }
-        for (size_t i = 0; i < n; i++) {
-            struct tg_buf b;
-            tg_buf_init(&b, TG_BUF_UNLIMITED);
-            if (tg_eval_variant((enum tg_eval_variant)v, items[i].question, &b) == TG_OK &&
-                b.data) {
-                tg_free(items[i].question);
-                items[i].question = tg_buf_steal(&b, NULL);
-            }
-            tg_buf_free(&b);
-        }
-        if (tg_cli_eval_run(cfg, &o.tgt, items, n, tx)) {
-            tg_far_free(items, n);
-            goto out;
-        }
-        for (size_t i = 0; i < n; i++)
-            tg_far_score(&items[i], 3);
-        struct tg_far_summary s;
-        tg_far_summarize(items, n, &s);
-        far[v] = s.far;
-        printf("  %-12s FAR %5.1f%%  intent %5.1f%%  source top-3 %5.1f%%  drop %+5.1f points"
-               "  e.g. %s\n",
-               tg_eval_variant_names[v], s.far * 100, s.intent_acc * 100, s.source_topk * 100,
-               (far[0] - s.far) * 100, n ? items[n / 2].question : "");
-        json_object_set_new(variants, tg_eval_variant_names[v],
-                            json_pack("{s:f, s:f, s:f, s:f, s:f, s:f}", "far", s.far,
-                                      "intent_accuracy", s.intent_acc, "source_topk", s.source_topk,
-                                      "drop", far[0] - s.far, "p50_ms", s.p50_ms, "p95_ms",
-                                      s.p95_ms));
-        tg_far_free(items, n);
-    }
     status = 0;
     double worst = 0;
     for (int v = 1; v < TG_VARIANT__COUNT; v++)

@@ -13,31 +13,68 @@
 
 #include "eval/fairness.h"
 
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: trustgate fairness report --data FILE --attribute COL --pred COL=VALUE\n"
-               "       [--truth COL=VALUE] [--sep C] [--limit X] [--min-group N] [--alpha A]\n"
-               "       [--bootstrap N] [--json]\n\n"
-               "Selection rate per group of the sensitive attribute, demographic parity\n"
-               "difference and ratio, equalized odds difference (with --truth; a rate without\n"
-               "positives or negatives is undefined), the smallest group, and the gate's test\n"
-               "over the groups of at least --min-group rows (default 30; smaller ones are\n"
-               "shown, not tested): Pearson's chi-square test of homogeneity and a simultaneous\n"
-               "1-A interval of the gap (Newcombe's pairwise intervals, Bonferroni; --alpha\n"
-               "default 0.05).  --bootstrap N: Monte-Carlo tables for the chi-square p-value\n"
-               "when an expected count is below 5 (default 1000; 0: the chi-square law).\n"
-               "A row is selected when its --pred column equals VALUE (and truly positive when\n"
-               "its --truth column does).  Columns count from 0; --sep is the field separator\n"
-               "(default ','; 's' for runs of spaces).  --limit X: exit 1 when the test proves\n"
-               "the gap above X (p < A and the interval's low end above X).  --json prints\n"
-               "one JSON object on stdout and nothing else there.\n");
-}
+struct fairness_args {
+    const char *data, *pred, *truth, *sep;
+    int64_t attr, boot, min_group;
+    double limit, alpha;
+    bool as_json;
+};
+
+#define ARG(f) TG_CLI_FIELD(struct fairness_args, f)
+static const struct tg_cli_opt fairness_opts[] = {
+    {"data", 'd', ARG(data), .arg = "FILE", .help = "the decisions, one delimited row each",
+     .flags = TG_CLI_REQUIRED},
+    {"attribute", 'a', ARG(attr), .arg = "COL", .help = "the sensitive attribute's column",
+     .flags = TG_CLI_REQUIRED, .lo = 0, .hi = 100000},
+    {"pred", 'p', ARG(pred), .arg = "COL=VALUE", .help = "a row is selected when COL is VALUE",
+     .flags = TG_CLI_REQUIRED},
+    {"truth", 't', ARG(truth), .arg = "COL=VALUE", .help = "and truly positive when COL is VALUE"},
+    {"sep", 's', ARG(sep), .arg = "C", .help = "the field separator (default ','; 's': spaces)"},
+    {"bootstrap", 'b', ARG(boot), .arg = "N",
+     .help = "Monte-Carlo tables for small counts (default 1000)", .lo = 0, .hi = 100000},
+    {"limit", 'l', ARG(limit), .arg = "X", .help = "exit 1 when the gap is proven above X", .lo = 0,
+     .hi = 1},
+    {"min-group", 'm', ARG(min_group), .arg = "N", .help = "groups tested from N rows (default 30)",
+     .lo = 1, .hi = 1000000000},
+    {"alpha", 'A', ARG(alpha), .arg = "A", .help = "the test's level (default 0.05)", .lo = 1e-9,
+     .hi = 0.5},
+    {"json", 'j', ARG(as_json), .help = "print one JSON object"},
+    {0}};
+#undef ARG
+
+static const struct tg_cli_cmd fairness_cmd = {
+    .name = "fairness",
+    .usage = "usage: trustgate fairness report --data FILE --attribute COL --pred COL=VALUE\n"
+             "       [--truth COL=VALUE] [--sep C] [--limit X] [--min-group N] [--alpha A]\n"
+             "       [--bootstrap N] [--json]\n\n"
+             "Selection rate per group of the sensitive attribute, demographic parity\n"
+             "difference and ratio, equalized odds difference (with --truth; a rate without\n"
+             "positives or negatives is undefined), the smallest group, and the gate's test\n"
+             "over the groups of at least --min-group rows (default 30; smaller ones are\n"
+             "shown, not tested): Pearson's chi-square test of homogeneity and a simultaneous\n"
+             "1-A interval of the gap (Newcombe's pairwise intervals, Bonferroni; --alpha\n"
+             "default 0.05).  --bootstrap N: Monte-Carlo tables for the chi-square p-value\n"
+             "when an expected count is below 5 (default 1000; 0: the chi-square law).\n"
+             "A row is selected when its --pred column equals VALUE (and truly positive when\n"
+             "its --truth column does).  Columns count from 0; --sep is the field separator\n"
+             "(default ','; 's' for runs of spaces).  --limit X: exit 1 when the test proves\n"
+             "the gap above X (p < A and the interval's low end above X).  --json prints\n"
+             "one JSON object on stdout and nothing else there.\n",
+    .opts = fairness_opts,
+    .max_args = TG_CLI_MANY,
+};
+
+/* The columns --pred and --truth name (tcol -1 without --truth) and the
+ * values they test for. */
+struct cols {
+    long pcol, tcol;
+    const char *pv, *tv;
+};
 
 /* Split line into at most max trimmed fields (in place). */
 static size_t split(char *line, char sep, char **out, size_t max)
@@ -200,72 +237,14 @@ static void read_rows(FILE *f, char sep, long attr, long pcol, const char *pv, l
     free(line);
 }
 
-int tg_cli_fairness(int argc, char **argv)
+/* The report on the rows of a->data, with c's columns; the exit status. */
+static int fairness_report(const struct fairness_args *a, const struct cols *c)
 {
-    static const struct option opts[] = {
-        {"data", required_argument, NULL, 'd'},  {"attribute", required_argument, NULL, 'a'},
-        {"pred", required_argument, NULL, 'p'},  {"truth", required_argument, NULL, 't'},
-        {"sep", required_argument, NULL, 's'},   {"bootstrap", required_argument, NULL, 'b'},
-        {"limit", required_argument, NULL, 'l'}, {"min-group", required_argument, NULL, 'm'},
-        {"alpha", required_argument, NULL, 'A'}, {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
-    const char *data = NULL, *pred_arg = NULL, *truth_arg = NULL, *pv = NULL, *tv = NULL;
-    long attr = -1, pcol = -1, tcol = -1, boot = 1000, min_group = 30;
-    double limit = -1, alpha = TG_FAIR_ALPHA;
-    char sep = ',';
-    bool as_json = false;
-    int c;
-    if (argc < 2 || strcmp(argv[1], "report") != 0) {
-        usage(argc >= 2 && tg_cli_wants_help(argc, argv) ? stdout : stderr);
-        return argc >= 2 && tg_cli_wants_help(argc, argv) ? 0 : 2;
-    }
-    optind = 1;
-    while ((c = getopt_long(argc - 1, argv + 1, "d:a:p:t:s:b:l:m:A:jh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd':
-            data = optarg;
-            break;
-        case 'a':
-            attr = tg_cli_integer("fairness", "--attribute", optarg, 0, 100000);
-            break;
-        case 'p':
-            pred_arg = optarg;
-            break;
-        case 't':
-            truth_arg = optarg;
-            break;
-        case 's':
-            sep = optarg[0] == '\\' && optarg[1] == 't' ? '\t' : optarg[0];
-            break;
-        case 'b':
-            boot = tg_cli_integer("fairness", "--bootstrap", optarg, 0, 1000000);
-            break;
-        case 'l':
-            limit = tg_cli_number("fairness", "--limit", optarg, 0, 1);
-            break;
-        case 'm':
-            min_group = tg_cli_integer("fairness", "--min-group", optarg, 1, 1000000000);
-            break;
-        case 'A':
-            alpha = tg_cli_number("fairness", "--alpha", optarg, 1e-9, 0.5);
-            break;
-        case 'j':
-            as_json = true;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (!data || attr < 0 || !pred_arg || !col_value(pred_arg, &pcol, &pv) ||
-        (truth_arg && !col_value(truth_arg, &tcol, &tv)) || boot < 0 || boot > 100000 ||
-        min_group < 0 || !(alpha > 0 && alpha < 1)) {
-        usage(stderr);
-        return 2;
-    }
+    char sep = a->sep[0] == '\\' && a->sep[1] == 't' ? '\t' : a->sep[0];
+    const char *data = a->data;
+    long attr = (long)a->attr, pcol = c->pcol, tcol = c->tcol;
+    const char *pv = c->pv, *tv = c->tv;
+    double limit = a->limit;
     FILE *f = fopen(data, "r");
     if (!f) {
         fprintf(stderr, "trustgate fairness: %s: cannot open\n", data);
@@ -285,16 +264,16 @@ int tg_cli_fairness(int argc, char **argv)
         fprintf(stderr, "trustgate fairness: %s\n",
                 rc == TG_E_TOOBIG ? "more than 64 groups" : tg_err_str(rc));
     } else {
-        tg_fairness_test(r, (size_t)min_group, alpha, (size_t)boot, 42);
+        tg_fairness_test(r, (size_t)a->min_group, a->alpha, (size_t)a->boot, 42);
         bool closed = limit >= 0 && tg_fairness_gate(r, limit);
-        if (as_json)
+        if (a->as_json)
             print_json(r, n, skipped, limit, closed);
         else
             print_text(r, n, data, attr);
         status = 0;
         if (closed) {
             /* with --json, stdout carries the JSON alone */
-            fprintf(as_json ? stderr : stdout,
+            fprintf(a->as_json ? stderr : stdout,
                     "  GATE CLOSED: the parity gap %.4f is above the limit %.4f with %g%% "
                     "confidence (interval %.4f to %.4f, homogeneity p %.3g)\n",
                     r->test.gap, limit, 100 * (1 - r->test.alpha), r->test.low, r->test.high,
@@ -309,4 +288,20 @@ int tg_cli_fairness(int argc, char **argv)
     tg_free(truth);
     tg_free(r);
     return status;
+}
+
+int tg_cli_fairness(int argc, char **argv)
+{
+    struct fairness_args a = {
+        .sep = ",", .attr = -1, .boot = 1000, .min_group = 30, .limit = -1, .alpha = TG_FAIR_ALPHA};
+    struct cols c = {.pcol = -1, .tcol = -1};
+    int status;
+    if (argc < 2 || strcmp(argv[1], "report") != 0)
+        return tg_cli_usage_or_help(&fairness_cmd, argc, argv);
+    status = tg_cli_parse(&fairness_cmd, argc - 1, argv + 1, &a, NULL);
+    if (status != TG_CLI_GO_ON)
+        return status;
+    if (!col_value(a.pred, &c.pcol, &c.pv) || (a.truth && !col_value(a.truth, &c.tcol, &c.tv)))
+        return tg_cli_usage_error(&fairness_cmd);
+    return fairness_report(&a, &c);
 }

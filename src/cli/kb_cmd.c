@@ -17,7 +17,6 @@
 #include "kb/kb.h"
 #include "store/store.h"
 
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,93 +48,77 @@ static void kb_usage(FILE *f)
                "  -h, --help           help for a command: trustgate kb COMMAND --help\n");
 }
 
-static void ingest_usage(FILE *f)
-{
-    fprintf(
-        f, "usage: trustgate kb ingest PATH... [-c CONFIG | -d DIR] [--glossary FILE] [--json]\n\n"
-           "Ingest folders (recursively: *.md, *.markdown, *.txt, *.jsonl) and files into the\n"
-           "knowledge base kept in the store.  A JSONL line is an article {\"id\", \"title\",\n"
-           "\"text\"} or an FAQ pair {\"id\", \"question\", \"answer\"}.  A file whose SHA-256 is\n"
-           "unchanged is skipped, a changed one replaces its old chunks, and a file gone from\n"
-           "a folder (or a PATH that no longer exists) is removed.  With -c and no PATH, the\n"
-           "config's kb.paths are ingested.\n\n"
-           "  -c, --config FILE    the config (store.uri, kb.paths, kb.glossary)\n"
-           "  -d, --data DIR       data directory: sqlite:DIR/trustgate.db (default ./data)\n"
-           "  -g, --glossary FILE  load a metric glossary (YAML or JSON list of {term,\n"
-           "                       definition, synonyms, includes, excludes})\n"
-           "  -j, --json           print the counts as JSON\n"
-           "  -h, --help           this text\n");
-}
+#define ARG(f) TG_CLI_FIELD(struct kb_env, f)
+static const struct tg_cli_opt ingest_opts[] = {
+    {"config", 'c', ARG(cfg_path), .arg = "FILE",
+     .help = "the config (store.uri, kb.paths, kb.glossary)"},
+    {"data", 'd', ARG(data), .arg = "DIR",
+     .help = "data directory: sqlite:DIR/trustgate.db (default ./data)"},
+    {"glossary", 'g', ARG(glossary), .arg = "FILE",
+     .help = "load a metric glossary (YAML or JSON list of {term,\n"
+             "definition, synonyms, includes, excludes})"},
+    {"json", 'j', ARG(as_json), .help = "print the counts as JSON"},
+    {0}};
 
-static void search_usage(FILE *f)
-{
-    fprintf(f, "usage: trustgate kb search [-c CONFIG | -d DIR] [-k 10] [--json] QUERY...\n\n"
-               "Print the k best chunks for the query (BM25), best first, with score, source,\n"
-               "heading path and text, and the glossary entries the query used.  --json prints\n"
-               "an array of {rank, score, source, title, chunk, text, heading, doc_id,\n"
-               "glossary}, where chunk is \"DOC_ID#N\" (the chunk's number in its document).\n\n"
-               "  -c, --config FILE    the config (store.uri, kb.k1, kb.b)\n"
-               "  -d, --data DIR       data directory (default ./data)\n"
-               "  -k N                 how many chunks (default 10)\n"
-               "  -j, --json           JSON output\n"
-               "  -h, --help           this text\n");
-}
+static const struct tg_cli_opt search_opts[] = {
+    {"config", 'c', ARG(cfg_path), .arg = "FILE", .help = "the config (store.uri, kb.k1, kb.b)"},
+    {"data", 'd', ARG(data), .arg = "DIR", .help = "data directory (default ./data)"},
+    {NULL, 'k', ARG(k), .arg = "N", .help = "how many chunks (default 10)", .lo = 1, .hi = 1000},
+    {"json", 'j', ARG(as_json), .help = "JSON output"},
+    {0}};
 
-static void stats_usage(FILE *f)
-{
-    fprintf(f, "usage: trustgate kb stats [-c CONFIG | -d DIR] [--json]\n\n"
-               "Describe the knowledge base: sources, documents, chunks, terms, postings,\n"
-               "text and index bytes, glossary entries, mean chunk length, and whether the\n"
-               "index was loaded from the store or rebuilt.\n\n"
-               "  -c, --config FILE    the config (store.uri)\n"
-               "  -d, --data DIR       data directory (default ./data)\n"
-               "  -j, --json           JSON output\n"
-               "  -h, --help           this text\n");
-}
+static const struct tg_cli_opt stats_opts[] = {
+    {"config", 'c', ARG(cfg_path), .arg = "FILE", .help = "the config (store.uri)"},
+    {"data", 'd', ARG(data), .arg = "DIR", .help = "data directory (default ./data)"},
+    {"json", 'j', ARG(as_json), .help = "JSON output"},
+    {0}};
+#undef ARG
 
-/* Options common to every command; returns -1 to go on, else an exit status. */
-static int parse_common(struct kb_env *e, int argc, char **argv, const char *shortopts,
-                        void (*usage)(FILE *))
+static const struct tg_cli_cmd ingest_cmd = {
+    .name = "kb",
+    .usage =
+        "usage: trustgate kb ingest PATH... [-c CONFIG | -d DIR] [--glossary FILE] [--json]\n\n"
+        "Ingest folders (recursively: *.md, *.markdown, *.txt, *.jsonl) and files into the\n"
+        "knowledge base kept in the store.  A JSONL line is an article {\"id\", \"title\",\n"
+        "\"text\"} or an FAQ pair {\"id\", \"question\", \"answer\"}.  A file whose SHA-256 is\n"
+        "unchanged is skipped, a changed one replaces its old chunks, and a file gone from\n"
+        "a folder (or a PATH that no longer exists) is removed.  With -c and no PATH, the\n"
+        "config's kb.paths are ingested.\n",
+    .opts = ingest_opts,
+    .max_args = TG_CLI_MANY,
+};
+
+static const struct tg_cli_cmd search_cmd = {
+    .name = "kb",
+    .usage = "usage: trustgate kb search [-c CONFIG | -d DIR] [-k 10] [--json] QUERY...\n\n"
+             "Print the k best chunks for the query (BM25), best first, with score, source,\n"
+             "heading path and text, and the glossary entries the query used.  --json prints\n"
+             "an array of {rank, score, source, title, chunk, text, heading, doc_id,\n"
+             "glossary}, where chunk is \"DOC_ID#N\" (the chunk's number in its document).\n",
+    .opts = search_opts,
+    .min_args = 1,
+    .max_args = TG_CLI_MANY,
+};
+
+static const struct tg_cli_cmd stats_cmd = {
+    .name = "kb",
+    .usage = "usage: trustgate kb stats [-c CONFIG | -d DIR] [--json]\n\n"
+             "Describe the knowledge base: sources, documents, chunks, terms, postings,\n"
+             "text and index bytes, glossary entries, mean chunk length, and whether the\n"
+             "index was loaded from the store or rebuilt.\n",
+    .opts = stats_opts,
+};
+
+/* cmd's options into e, and the index of the first argument into *end:
+ * TG_CLI_GO_ON, else the exit status. */
+static int parse(struct kb_env *e, const struct tg_cli_cmd *cmd, int argc, char **argv, int *end)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},   {"data", required_argument, NULL, 'd'},
-        {"glossary", required_argument, NULL, 'g'}, {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            e->cfg_path = optarg;
-            break;
-        case 'd':
-            e->data = optarg;
-            break;
-        case 'g':
-            e->glossary = optarg;
-            break;
-        case 'j':
-            e->as_json = true;
-            break;
-        case 'k':
-            if (tg_parse_i64(optarg, &e->k) || e->k < 1 || e->k > 1000) {
-                fprintf(stderr, "trustgate kb: -k wants a number from 1 to 1000\n");
-                return 2;
-            }
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (e->cfg_path && e->data) {
+    int status = tg_cli_parse(cmd, argc, argv, e, end);
+    if (status == TG_CLI_GO_ON && e->cfg_path && e->data) {
         fprintf(stderr, "trustgate kb: give -c or -d, not both\n");
-        return 2;
+        status = 2;
     }
-    return -1;
+    return status;
 }
 
 static int env_open(struct kb_env *e)
@@ -186,25 +169,23 @@ static int kb_ingest(int argc, char **argv)
     struct tg_kb_report rep = {0};
     struct tg_kb_stats st;
     char err[1024];
-    int status = parse_common(&e, argc, argv, "c:d:g:jh", ingest_usage);
-    if (status >= 0)
+    int end, status = parse(&e, &ingest_cmd, argc, argv, &end);
+    if (status != TG_CLI_GO_ON)
         return status;
-    if (optind >= argc && !e.cfg_path) {
-        ingest_usage(stderr);
-        return 2;
-    }
+    if (end >= argc && !e.cfg_path)
+        return tg_cli_usage_error(&ingest_cmd);
     status = env_open(&e);
     if (status)
         goto out;
     status = 1;
-    if (optind >= argc && e.cfg->n_kb_paths == 0) {
+    if (end >= argc && e.cfg->n_kb_paths == 0) {
         fprintf(stderr, "trustgate kb ingest: no PATH given and no kb.paths in %s\n", e.cfg_path);
         goto out;
     }
     /* the paths given, else kb.paths (resolved against the config's folder) */
-    size_t np = optind < argc ? (size_t)(argc - optind) : e.cfg->n_kb_paths;
+    size_t np = end < argc ? (size_t)(argc - end) : e.cfg->n_kb_paths;
     for (size_t i = 0; i < np; i++) {
-        const char *p = optind < argc ? argv[optind + (int)i] : e.cfg->kb_paths[i];
+        const char *p = end < argc ? argv[end + (int)i] : e.cfg->kb_paths[i];
         if (tg_kb_ingest(e.kb, p, &rep, err, sizeof(err))) {
             fprintf(stderr, "trustgate kb ingest: %s\n", err);
             goto out;
@@ -285,19 +266,15 @@ static int kb_search(int argc, char **argv)
     struct kb_env e = {.k = 10};
     struct tg_kb_result r;
     char *q = NULL;
-    int status = parse_common(&e, argc, argv, "c:d:k:jh", search_usage);
-    if (status >= 0)
+    int end, status = parse(&e, &search_cmd, argc, argv, &end);
+    if (status != TG_CLI_GO_ON)
         return status;
-    if (optind >= argc || e.glossary) {
-        search_usage(stderr);
-        return 2;
-    }
     tg_kb_result_init(&r);
     status = env_open(&e);
     if (status)
         goto out;
     status = 1;
-    q = tg_cli_join_args(argc - optind, argv + optind);
+    q = tg_cli_join_args(argc - end, argv + end);
     int rc = q ? tg_kb_search(e.kb, q, strlen(q), (size_t)e.k, 0, &r) : TG_E_NOMEM;
     if (rc) {
         fprintf(stderr, "trustgate kb search: %s\n", tg_err_str(rc));
@@ -362,13 +339,9 @@ static int kb_stats(int argc, char **argv)
 {
     struct kb_env e = {0};
     struct tg_kb_stats st;
-    int status = parse_common(&e, argc, argv, "c:d:jh", stats_usage);
-    if (status >= 0)
+    int status = parse(&e, &stats_cmd, argc, argv, NULL);
+    if (status != TG_CLI_GO_ON)
         return status;
-    if (optind != argc || e.glossary) {
-        stats_usage(stderr);
-        return 2;
-    }
     status = env_open(&e);
     if (status)
         goto out;

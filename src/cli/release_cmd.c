@@ -33,37 +33,68 @@
 #include "govern/govern.h"
 #include "store/store.h"
 
-#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: trustgate release propose NAME -c FILE --by WHO --why TEXT\n"
-            "       trustgate release start-experiment NAME -c FILE --share X --by WHO --why TEXT\n"
-            "       trustgate release promote NAME --url URL [--token TOKEN] --why TEXT\n"
-            "                                      [--override REASON]\n"
-            "       trustgate release freeze|unfreeze --url URL [--token TOKEN] --why TEXT\n"
-            "       trustgate release rollback NAME --url URL [--token TOKEN] --why TEXT\n"
-            "       trustgate release list|show [NAME] -c FILE [--json]\n"
-            "       trustgate release export NAME -c FILE --to DIR [--version N]\n\n"
-            "A release is a named, versioned snapshot of what answers customers, with its\n"
-            "content hash; every transition is an audit leaf with who and why.  Promoting,\n"
-            "freezing and unfreezing are a supervisor's acts, made by the running server\n"
-            "(--url) in the name of the token (--token or $TRUSTGATE_TOKEN), with a reason of\n"
-            "at least 10 characters.  The server computes every gate from its store and names\n"
-            "each one closed: the release must have run as an experiment (or a supervisor\n"
-            "overrides with --override REASON), releases not frozen, FAR of its judged turns\n"
-            "at least eval.far.min, the monitor's criterion not met on its days, no\n"
-            "sample-ratio mismatch in its experiment's customers, the fairness gate open on\n"
-            "its traffic.  A release keeps its files in the store; export writes them out\n"
-            "(checked against the release's hash) to serve them, e.g. after a rollback.\n"
-            "--data DIR overrides the store.\n");
-}
+struct release_args {
+    const char *cfg, *data, *by, *why, *to, *url, *token, *override;
+    const char *far_report, *srm; /* no longer taken: refused with a reason */
+    int64_t version;
+    double share;
+    bool as_json;
+};
+
+#define ARG(f) TG_CLI_FIELD(struct release_args, f)
+static const struct tg_cli_opt release_opts[] = {
+    {"config", 'c', ARG(cfg), .arg = "FILE", .help = "the deployment"},
+    {"data", 'd', ARG(data), .arg = "DIR", .help = "data directory, overrides the config"},
+    {"by", 'b', ARG(by), .arg = "WHO", .help = "who makes the transition"},
+    {"why", 'w', ARG(why), .arg = "TEXT", .help = "why (for the server's acts, 10 characters)"},
+    {"share", 's', ARG(share), .arg = "X", .help = "start-experiment: its share of traffic",
+     .lo = 0, .hi = 1},
+    {"far-report", 'f', ARG(far_report), .arg = "FILE"},
+    {"srm", 'r', ARG(srm), .arg = "FILE"},
+    {"json", 'j', ARG(as_json), .help = "list: print JSON"},
+    {"to", 't', ARG(to), .arg = "DIR", .help = "export: the folder to write"},
+    {"version", 'v', ARG(version), .arg = "N", .help = "export: this version (default the last)",
+     .lo = 1, .hi = 1e9},
+    {"url", 'u', ARG(url), .arg = "URL", .help = "the running server"},
+    {"token", 'k', ARG(token), .arg = "TOKEN",
+     .help = "a supervisor's token (default $TRUSTGATE_TOKEN)"},
+    {"override", 'o', ARG(override), .arg = "REASON",
+     .help = "promote: a release that never ran as an experiment"},
+    {0}};
+#undef ARG
+
+static const struct tg_cli_cmd release_cmd = {
+    .name = "release",
+    .usage =
+        "usage: trustgate release propose NAME -c FILE --by WHO --why TEXT\n"
+        "       trustgate release start-experiment NAME -c FILE --share X --by WHO --why TEXT\n"
+        "       trustgate release promote NAME --url URL [--token TOKEN] --why TEXT\n"
+        "                                      [--override REASON]\n"
+        "       trustgate release freeze|unfreeze --url URL [--token TOKEN] --why TEXT\n"
+        "       trustgate release rollback NAME --url URL [--token TOKEN] --why TEXT\n"
+        "       trustgate release list|show [NAME] -c FILE [--json]\n"
+        "       trustgate release export NAME -c FILE --to DIR [--version N]\n\n"
+        "A release is a named, versioned snapshot of what answers customers, with its\n"
+        "content hash; every transition is an audit leaf with who and why.  Promoting,\n"
+        "freezing and unfreezing are a supervisor's acts, made by the running server\n"
+        "(--url) in the name of the token (--token or $TRUSTGATE_TOKEN), with a reason of\n"
+        "at least 10 characters.  The server computes every gate from its store and names\n"
+        "each one closed: the release must have run as an experiment (or a supervisor\n"
+        "overrides with --override REASON), releases not frozen, FAR of its judged turns\n"
+        "at least eval.far.min, the monitor's criterion not met on its days, no\n"
+        "sample-ratio mismatch in its experiment's customers, the fairness gate open on\n"
+        "its traffic.  A release keeps its files in the store; export writes them out\n"
+        "(checked against the release's hash) to serve them, e.g. after a rollback.\n"
+        "--data DIR overrides the store.\n",
+    .opts = release_opts,
+    .max_args = TG_CLI_MANY,
+};
 
 /* ------------------------------------------------------------ registry */
 
@@ -270,19 +301,17 @@ static int export_release(struct ctx *x, const char *name, long long version, co
 
 /* The commands that work on a stopped deployment's store: list, show,
  * export, and the transitions the store records (cmd). */
-static int on_store(const char *cfg_path, const char *data, const char *cmd, const char *name,
-                    const char *by, const char *why, double share, long long version,
-                    const char *to, bool as_json)
+static int on_store(const struct release_args *a, const char *cmd, const char *name)
 {
     bool exporting = !strcmp(cmd, "export");
     bool reading = !strcmp(cmd, "list") || !strcmp(cmd, "show") || exporting;
-    struct ctx x = {.lockfd = -1, .data = data};
+    struct ctx x = {.lockfd = -1, .data = a->data};
     char dir[4096];
     int status = 1;
-    x.cfg = tg_cli_load_config(cfg_path);
+    x.cfg = tg_cli_load_config(a->cfg);
     if (!x.cfg)
         return 1;
-    tg_cli_data_dir(x.cfg, data, dir, sizeof(dir));
+    tg_cli_data_dir(x.cfg, a->data, dir, sizeof(dir));
     if (tg_cli_mkdirs(dir)) {
         fprintf(stderr, "trustgate release: cannot create %s\n", dir);
         goto out;
@@ -293,15 +322,15 @@ static int on_store(const char *cfg_path, const char *data, const char *cmd, con
                 dir);
         goto out;
     }
-    if (!(x.st = tg_cli_open_store(x.cfg, data, "release")) || tg_audit_open(x.st, &x.audit)) {
+    if (!(x.st = tg_cli_open_store(x.cfg, a->data, "release")) || tg_audit_open(x.st, &x.audit)) {
         fprintf(stderr, "trustgate release: cannot open the store in %s\n", dir);
         goto out;
     }
-    status = exporting ? export_release(&x, name, version, to)
-             : reading ? show(&x, name, as_json)
-                       : transition(&x, cmd, name, by, why, share);
+    status = exporting ? export_release(&x, name, (long long)a->version, a->to)
+             : reading ? show(&x, name, a->as_json)
+                       : transition(&x, cmd, name, a->by, a->why, a->share);
     if (status == 2)
-        usage(stderr);
+        tg_cli_usage(&release_cmd, stderr);
 out:
     tg_audit_close(x.audit);
     tg_store_close(x.st);
@@ -311,97 +340,13 @@ out:
     return status;
 }
 
-int tg_cli_release(int argc, char **argv)
+/* promote, rollback, freeze, unfreeze: through the server at --url; the
+ * exit status. */
+static int authorized(const struct release_args *a, const char *cmd, const char *name)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"data", required_argument, NULL, 'd'},
-                                         {"by", required_argument, NULL, 'b'},
-                                         {"why", required_argument, NULL, 'w'},
-                                         {"share", required_argument, NULL, 's'},
-                                         {"far-report", required_argument, NULL, 'f'},
-                                         {"srm", required_argument, NULL, 'r'},
-                                         {"json", no_argument, NULL, 'j'},
-                                         {"to", required_argument, NULL, 't'},
-                                         {"version", required_argument, NULL, 'v'},
-                                         {"url", required_argument, NULL, 'u'},
-                                         {"token", required_argument, NULL, 'k'},
-                                         {"override", required_argument, NULL, 'o'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    const char *cfg_path = NULL, *data = NULL, *by = NULL, *why = NULL, *to = NULL;
-    const char *url = NULL, *token = getenv("TRUSTGATE_TOKEN"), *override = NULL;
-    int64_t version = 0;
-    double share = 0;
-    bool as_json = false, typed_evidence = false;
-    int c;
-    if (argc < 2 || tg_cli_wants_help(argc, argv)) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
-    const char *cmd = argv[1];
-    optind = 1;
-    while ((c = getopt_long(argc - 1, argv + 1, "c:d:b:w:s:f:r:jt:v:u:k:o:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            cfg_path = optarg;
-            break;
-        case 'd':
-            data = optarg;
-            break;
-        case 'b':
-            by = optarg;
-            break;
-        case 'w':
-            why = optarg;
-            break;
-        case 's':
-            share = tg_cli_number("release", "--share", optarg, 0, 1);
-            break;
-        case 'f':
-        case 'r':
-            typed_evidence = true;
-            break;
-        case 'j':
-            as_json = true;
-            break;
-        case 't':
-            to = optarg;
-            break;
-        case 'u':
-            url = optarg;
-            break;
-        case 'k':
-            token = optarg;
-            break;
-        case 'o':
-            override = optarg;
-            break;
-        case 'v':
-            if (tg_parse_i64(optarg, &version) || version < 1) {
-                fprintf(stderr, "trustgate release: --version wants a number from 1\n");
-                return 2;
-            }
-            break;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    const char *name = optind + 1 < argc ? argv[optind + 1] : NULL;
-    bool exporting = !strcmp(cmd, "export");
-    if (exporting && (!name || !to)) {
-        usage(stderr);
-        return 2;
-    }
-    bool reading = !strcmp(cmd, "list") || !strcmp(cmd, "show") || exporting;
     bool global = !strcmp(cmd, "freeze") || !strcmp(cmd, "unfreeze");
-    bool authorized = global || !strcmp(cmd, "promote") || !strcmp(cmd, "rollback");
-    if (typed_evidence) {
-        fprintf(stderr, "trustgate release: --far-report and --srm are no longer taken: the server "
-                        "computes every gate from its store\n");
-        return 2;
-    }
-    if (authorized && !url) {
+    int status = 2;
+    if (!a->url) {
         /* a name typed here proves nothing: the server acts in the name its token proves */
         fprintf(stderr,
                 "trustgate release: %s is a supervisor's act, made by the running server in the "
@@ -409,25 +354,52 @@ int tg_cli_release(int argc, char **argv)
                 "TEXT%s; it is never written to a stopped deployment's store\n",
                 cmd, cmd, name ? " " : "", name ? name : "",
                 !strcmp(cmd, "promote") ? " [--override REASON]" : "");
-        return 1;
-    }
-    if (authorized && (!token || !token[0] || !why || (!global && !name))) {
-        if (!token || !token[0])
+        status = 1;
+    } else if (!a->token || !a->token[0] || !a->why || (!global && !name)) {
+        if (!a->token || !a->token[0])
             fprintf(stderr, "trustgate release: --url needs a supervisor's token (--token or "
                             "$TRUSTGATE_TOKEN)\n");
-        usage(stderr);
+        tg_cli_usage(&release_cmd, stderr);
+    } else {
+        status = remote(a->url, a->token, cmd, name, a->why, a->override);
+    }
+    return status;
+}
+
+/* The command once its options are read into a (name: NULL when not
+ * given); the exit status. */
+static int release(const struct release_args *a, const char *cmd, const char *name)
+{
+    bool exporting = !strcmp(cmd, "export");
+    bool reading = !strcmp(cmd, "list") || !strcmp(cmd, "show") || exporting;
+    if (exporting && (!name || !a->to))
+        return tg_cli_usage_error(&release_cmd);
+    if (a->far_report || a->srm) {
+        fprintf(stderr, "trustgate release: --far-report and --srm are no longer taken: the server "
+                        "computes every gate from its store\n");
         return 2;
     }
-    if (authorized)
-        return remote(url, token, cmd, name, why, override);
-    if (url || override) {
+    if (!strcmp(cmd, "freeze") || !strcmp(cmd, "unfreeze") || !strcmp(cmd, "promote") ||
+        !strcmp(cmd, "rollback"))
+        return authorized(a, cmd, name);
+    if (a->url || a->override) {
         fprintf(stderr, "trustgate release: %s works on the store (-c or --data)%s\n", cmd,
-                override ? "; --override is for promote" : "");
+                a->override ? "; --override is for promote" : "");
         return 2;
     }
-    if (!cfg_path || (!reading && (!by || !why || !why[0])) || (!reading && !name)) {
-        usage(stderr);
-        return 2;
-    }
-    return on_store(cfg_path, data, cmd, name, by, why, share, (long long)version, to, as_json);
+    if (!a->cfg || (!reading && (!a->by || !a->why || !a->why[0] || !name)))
+        return tg_cli_usage_error(&release_cmd);
+    return on_store(a, cmd, name);
+}
+
+int tg_cli_release(int argc, char **argv)
+{
+    struct release_args a = {.token = getenv("TRUSTGATE_TOKEN")};
+    int end, status;
+    if (argc < 2 || tg_cli_wants_help(argc, argv))
+        return tg_cli_usage_or_help(&release_cmd, argc, argv);
+    status = tg_cli_parse(&release_cmd, argc - 1, argv + 1, &a, &end);
+    if (status != TG_CLI_GO_ON)
+        return status;
+    return release(&a, argv[1], end + 1 < argc ? argv[end + 1] : NULL);
 }

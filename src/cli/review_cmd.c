@@ -17,29 +17,90 @@
 #include "store/store.h"
 
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
 #include <unistd.h>
 
-static void review_usage(FILE *f)
+struct review_args {
+    const char *cfg, *data, *state, *actor, *url, *token;
+    bool as_json;
+    int nact;                    /* --approve, --edit and --reject given */
+    struct tg_review_decision d; /* the action, its text or reason */
+    json_t *att;                 /* --attest, in order */
+};
+
+/* --approve, --edit TEXT, --reject REASON: the decision (one of them). */
+static int approve(void *args, const char *arg)
 {
-    fprintf(f,
-            "usage: trustgate review list   WHERE [--state STATE] [--json]\n"
-            "       trustgate review show   WHERE ID\n"
-            "       trustgate review decide WHERE ID [--actor NAME]\n"
-            "                               (--approve | --edit TEXT | --reject REASON)\n"
-            "                               [--attest ITEM]...\n"
-            "WHERE: --url URL [--token TOKEN]   a running server (token: a user's, or\n"
-            "                                   $TRUSTGATE_TOKEN); decisions in its name\n"
-            "       -c FILE | --data DIR         a stopped deployment's store (--actor needed)\n\n"
-            "The review queue: answers held for a person and decisions AI may not make.\n"
-            "A decision must tick every attestation the task requires (--attest, once per\n"
-            "item, exactly as the task lists them); it is refused otherwise.\n"
-            "STATE: open, pending, claimed, decided, handed_off, closed.\n");
+    struct review_args *a = args;
+    (void)arg;
+    a->d.action = TG_REVIEW_APPROVE;
+    a->nact++;
+    return 0;
 }
+
+static int edit(void *args, const char *arg)
+{
+    struct review_args *a = args;
+    a->d.action = TG_REVIEW_EDIT;
+    a->d.text = arg;
+    a->nact++;
+    return 0;
+}
+
+static int reject(void *args, const char *arg)
+{
+    struct review_args *a = args;
+    a->d.action = TG_REVIEW_REJECT;
+    a->d.reason = arg;
+    a->nact++;
+    return 0;
+}
+
+/* --attest ITEM, once per item. */
+static int attest(void *args, const char *arg)
+{
+    struct review_args *a = args;
+    return json_array_append_new(a->att, json_string(arg)) ? 1 : 0;
+}
+
+#define ARG(f) TG_CLI_FIELD(struct review_args, f)
+static const struct tg_cli_opt review_opts[] = {
+    {"config", 'c', ARG(cfg), .arg = "FILE", .help = "a stopped deployment's config"},
+    {"data", 'd', ARG(data), .arg = "DIR", .help = "a stopped deployment's data directory"},
+    {"state", 's', ARG(state), .arg = "STATE", .help = "list: the tasks in this state"},
+    {"json", 'j', ARG(as_json), .help = "list: print JSON"},
+    {"actor", 'a', ARG(actor), .arg = "NAME", .help = "decide on the store: who decides"},
+    {"approve", 'A', TG_CLI_CALLS, .help = "decide: approve the AI's draft", .call = approve},
+    {"edit", 'E', TG_CLI_CALLS, .arg = "TEXT", .help = "decide: answer TEXT instead", .call = edit},
+    {"reject", 'R', TG_CLI_CALLS, .arg = "REASON", .help = "decide: refuse, telling why",
+     .call = reject},
+    {"attest", 't', TG_CLI_CALLS, .arg = "ITEM", .help = "decide: tick an attestation (repeat)",
+     .call = attest},
+    {"url", 'u', ARG(url), .arg = "URL", .help = "a running server"},
+    {"token", 'k', ARG(token), .arg = "TOKEN", .help = "a user's token (default $TRUSTGATE_TOKEN)"},
+    {0}};
+#undef ARG
+
+static const struct tg_cli_cmd review_cmd = {
+    .name = "review",
+    .usage = "usage: trustgate review list   WHERE [--state STATE] [--json]\n"
+             "       trustgate review show   WHERE ID\n"
+             "       trustgate review decide WHERE ID [--actor NAME]\n"
+             "                               (--approve | --edit TEXT | --reject REASON)\n"
+             "                               [--attest ITEM]...\n"
+             "WHERE: --url URL [--token TOKEN]   a running server (token: a user's, or\n"
+             "                                   $TRUSTGATE_TOKEN); decisions in its name\n"
+             "       -c FILE | --data DIR         a stopped deployment's store (--actor needed)\n\n"
+             "The review queue: answers held for a person and decisions AI may not make.\n"
+             "A decision must tick every attestation the task requires (--attest, once per\n"
+             "item, exactly as the task lists them); it is refused otherwise.\n"
+             "STATE: open, pending, claimed, decided, handed_off, closed.\n",
+    .opts = review_opts,
+    .max_args = TG_CLI_MANY,
+};
 
 /* Open the store named by -c or --data; the data directory is returned in dir. */
 static struct tg_store *open_store(const char *cfg_path, const char *data, char *dir, size_t dirlen)
@@ -231,114 +292,59 @@ out:
     return status;
 }
 
-int tg_cli_review(int argc, char **argv)
+/* Does sub (list, show, decide) have what it needs in a, with id (NULL
+ * when not given)?  Says why on stderr where the usage does not. */
+static bool complete(const char *sub, const struct review_args *a, const char *id)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"data", required_argument, NULL, 'd'},
-                                         {"state", required_argument, NULL, 's'},
-                                         {"json", no_argument, NULL, 'j'},
-                                         {"actor", required_argument, NULL, 'a'},
-                                         {"approve", no_argument, NULL, 'A'},
-                                         {"edit", required_argument, NULL, 'E'},
-                                         {"reject", required_argument, NULL, 'R'},
-                                         {"attest", required_argument, NULL, 't'},
-                                         {"url", required_argument, NULL, 'u'},
-                                         {"token", required_argument, NULL, 'k'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    const char *cfg_path = NULL, *data = NULL, *state = NULL, *actor = NULL, *url = NULL,
-               *token = getenv("TRUSTGATE_TOKEN");
-    bool as_json = false;
-    int c, status = 1, nact = 0;
-    struct tg_review_decision d = {0};
-    json_t *att = json_array();
-    if (tg_cli_wants_help(argc, argv)) {
-        review_usage(stdout);
-        json_decref(att);
-        return 0;
-    }
-    if (argc < 2) {
-        review_usage(stderr);
-        json_decref(att);
-        return 2;
-    }
-    const char *sub = argv[1];
-    optind = 1;
-    while ((c = getopt_long(argc - 1, argv + 1, "c:d:s:ja:AE:R:t:u:k:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            cfg_path = optarg;
-            break;
-        case 'd':
-            data = optarg;
-            break;
-        case 's':
-            state = optarg;
-            break;
-        case 'j':
-            as_json = true;
-            break;
-        case 'a':
-            actor = optarg;
-            break;
-        case 'A':
-            d.action = TG_REVIEW_APPROVE;
-            nact++;
-            break;
-        case 'E':
-            d.action = TG_REVIEW_EDIT;
-            d.text = optarg;
-            nact++;
-            break;
-        case 'R':
-            d.action = TG_REVIEW_REJECT;
-            d.reason = optarg;
-            nact++;
-            break;
-        case 't':
-            json_array_append_new(att, json_string(optarg));
-            break;
-        case 'u':
-            url = optarg;
-            break;
-        case 'k':
-            token = optarg;
-            break;
-        default:
-            review_usage(stderr);
-            json_decref(att);
-            return 2;
-        }
-    }
-    const char *id = optind + 1 < argc ? argv[optind + 1] : NULL;
-    bool is_list = strcmp(sub, "list") == 0, is_show = strcmp(sub, "show") == 0,
-         is_decide = strcmp(sub, "decide") == 0;
-    if ((!cfg_path && !data && !url) || !(is_list || is_show || is_decide) || (!is_list && !id) ||
-        (is_decide && (nact != 1 || (!actor && !url))) || (url && (!token || !token[0]))) {
-        if (url && (!token || !token[0]))
-            fprintf(stderr, "trustgate review: --url needs a user's token (--token or "
-                            "$TRUSTGATE_TOKEN)\n");
-        review_usage(stderr);
-        json_decref(att);
-        return 2;
-    }
-    if (url) {
-        d.attestations = att;
-        if (is_decide && d.action == TG_REVIEW_REJECT && !d.reason)
-            d.reason = "经人工审核，暂时无法按您的要求办理，客服人员会与您联系说明原因。";
-        status = remote(url, token, sub, id, state, as_json, &d);
-        json_decref(att);
-        return status;
-    }
+    bool is_list = !strcmp(sub, "list"), is_decide = !strcmp(sub, "decide");
+    bool tokenless = a->url && (!a->token || !a->token[0]);
+    if (tokenless)
+        fprintf(stderr, "trustgate review: --url needs a user's token (--token or "
+                        "$TRUSTGATE_TOKEN)\n");
+    return (a->cfg || a->data || a->url) && (is_list || is_decide || !strcmp(sub, "show")) &&
+           (is_list || id) && (!is_decide || (a->nact == 1 && (a->actor || a->url))) && !tokenless;
+}
+
+/* The command once its options are read into a; the exit status. */
+static int review(const char *sub, struct review_args *a, const char *id)
+{
+    struct tg_review_decision *d = &a->d;
     char dir[4096];
-    struct tg_store *st = open_store(cfg_path, data, dir, sizeof(dir));
-    if (st && is_list)
-        status = do_list(st, state, as_json);
-    else if (st && is_show)
+    int status = 1;
+    if (a->url) {
+        d->attestations = a->att;
+        if (!strcmp(sub, "decide") && d->action == TG_REVIEW_REJECT && !d->reason)
+            d->reason = "经人工审核，暂时无法按您的要求办理，客服人员会与您联系说明原因。";
+        return remote(a->url, a->token, sub, id, a->state, a->as_json, d);
+    }
+    struct tg_store *st = open_store(a->cfg, a->data, dir, sizeof(dir));
+    if (st && !strcmp(sub, "list"))
+        status = do_list(st, a->state, a->as_json);
+    else if (st && !strcmp(sub, "show"))
         status = do_show(st, id);
     else if (st)
-        status = do_decide(st, dir, id, actor, att, &d);
+        status = do_decide(st, dir, id, a->actor, a->att, d);
     tg_store_close(st);
-    json_decref(att);
+    return status;
+}
+
+int tg_cli_review(int argc, char **argv)
+{
+    struct review_args a = {.token = getenv("TRUSTGATE_TOKEN"), .att = json_array()};
+    int end = 0, status = 2;
+    if (tg_cli_wants_help(argc, argv) || argc < 2) {
+        status = tg_cli_usage_or_help(&review_cmd, argc, argv);
+        goto out;
+    }
+    status = tg_cli_parse(&review_cmd, argc - 1, argv + 1, &a, &end);
+    if (status != TG_CLI_GO_ON)
+        goto out;
+    const char *id = end + 1 < argc ? argv[end + 1] : NULL;
+    if (!a.att || !complete(argv[1], &a, id))
+        status = tg_cli_usage_error(&review_cmd);
+    else
+        status = review(argv[1], &a, id);
+out:
+    json_decref(a.att);
     return status;
 }

@@ -12,7 +12,6 @@
 #include "pipeline/pipeline.h"
 #include "review/review.h"
 
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -28,15 +27,26 @@ struct daemon {
     int64_t drain_deadline_ns;
 };
 
-static void serve_usage(FILE *f)
-{
-    fprintf(f, "usage: trustgate serve -c FILE [--listen HOST:PORT] [--data DIR]\n\n"
-               "Run the gateway until SIGTERM or SIGINT.\n\n"
-               "  -c, --config FILE    the config file (YAML)\n"
-               "  -l, --listen H:P     listen address, overrides server.listen\n"
-               "  -d, --data DIR       data directory, overrides server.data_dir and store.uri\n"
-               "  -h, --help           this text\n");
-}
+struct serve_args {
+    const char *cfg, *listen, *data;
+};
+
+#define ARG(f) TG_CLI_FIELD(struct serve_args, f)
+static const struct tg_cli_opt serve_opts[] = {
+    {"config", 'c', ARG(cfg), .arg = "FILE", .help = "the config file (YAML)",
+     .flags = TG_CLI_REQUIRED},
+    {"listen", 'l', ARG(listen), .arg = "H:P", .help = "listen address, overrides server.listen"},
+    {"data", 'd', ARG(data), .arg = "DIR",
+     .help = "data directory, overrides server.data_dir and store.uri"},
+    {0}};
+#undef ARG
+
+static const struct tg_cli_cmd serve_cmd = {
+    .name = "serve",
+    .usage = "usage: trustgate serve -c FILE [--listen HOST:PORT] [--data DIR]\n\n"
+             "Run the gateway until SIGTERM or SIGINT.\n",
+    .opts = serve_opts,
+};
 
 static void drain_check_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -197,68 +207,39 @@ out:
 
 int tg_cli_serve(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"listen", required_argument, NULL, 'l'},
-                                         {"data", required_argument, NULL, 'd'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    const char *cfg_path = NULL, *listen = NULL, *data = NULL;
-    int c, status = 1;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "c:l:d:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            cfg_path = optarg;
-            break;
-        case 'l':
-            listen = optarg;
-            break;
-        case 'd':
-            data = optarg;
-            break;
-        case 'h':
-            serve_usage(stdout);
-            return 0;
-        default:
-            serve_usage(stderr);
-            return 2;
-        }
-    }
-    if (!cfg_path || optind != argc) {
-        serve_usage(stderr);
-        return 2;
-    }
-    struct tg_config *cfg = tg_cli_load_config(cfg_path);
-    if (!cfg)
-        return 1;
-    tg_log_set_level(cfg->log_level);
+    struct serve_args a = {0};
+    struct tg_config *cfg = NULL;
     char host[256], dir[4096];
-    int port = cfg->listen_port;
+    int port, lockfd = -1, status = tg_cli_parse(&serve_cmd, argc, argv, &a, NULL);
+    if (status != TG_CLI_GO_ON)
+        return status;
+    status = 1;
+    cfg = tg_cli_load_config(a.cfg);
+    if (!cfg)
+        goto out;
+    tg_log_set_level(cfg->log_level);
+    port = cfg->listen_port;
     tg_strlcpy(host, cfg->listen_host, sizeof(host));
-    if (listen && split_listen(listen, host, sizeof(host), &port)) {
-        fprintf(stderr, "trustgate serve: --listen '%s' is not HOST:PORT\n", listen);
-        tg_config_free(cfg);
-        return 2;
+    if (a.listen && split_listen(a.listen, host, sizeof(host), &port)) {
+        fprintf(stderr, "trustgate serve: --listen '%s' is not HOST:PORT\n", a.listen);
+        status = 2;
+        goto out;
     }
-    if (data)
-        tg_strlcpy(dir, data, sizeof(dir));
-    else
-        tg_cli_store_dir(cfg->store_uri, dir, sizeof(dir));
+    tg_cli_data_dir(cfg, a.data, dir, sizeof(dir));
     if (tg_cli_mkdirs(dir)) {
         fprintf(stderr, "trustgate serve: cannot create data directory %s\n", dir);
-        tg_config_free(cfg);
-        return 1;
+        goto out;
     }
-
     /* One server per data directory: the audit log has one writer. */
-    int lockfd = tg_cli_lock_data_dir(dir);
+    lockfd = tg_cli_lock_data_dir(dir);
     if (lockfd < 0) {
         fprintf(stderr, "trustgate serve: another trustgate process is using %s\n", dir);
-        tg_config_free(cfg);
-        return 1;
+        goto out;
     }
-    status = run(cfg, host, port, data);
+    status = run(cfg, host, port, a.data);
+out:
     tg_config_free(cfg);
-    close(lockfd);
+    if (lockfd >= 0)
+        close(lockfd);
     return status;
 }

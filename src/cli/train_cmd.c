@@ -8,60 +8,45 @@
 #include "intent/intent.h"
 #include "text/text.h"
 
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void train_usage(FILE *f)
-{
-    fprintf(f, "usage: trustgate train --intents FILE [--data DIR] [--json]\n\n"
-               "Train the intent classifier on FILE (TSV: text<TAB>intent, optional header\n"
-               "line text<TAB>label) and keep the model in DIR, named after the SHA-256 of\n"
-               "the file and the options, where `trustgate serve` with the same data\n"
-               "directory finds it; when that model is already there it is loaded instead\n"
-               "of trained again.  Prints the intents, examples, features, the time taken\n"
-               "and the model file.  Exit status: 0 success, 1 failure, 2 usage.\n\n"
-               "  -i, --intents FILE   the training examples\n"
-               "  -d, --data DIR       data directory (default ./data)\n"
-               "  -j, --json           print one JSON object\n"
-               "  -h, --help           this text\n");
-}
+struct train_args {
+    const char *intents, *data;
+    bool as_json;
+};
+
+#define ARG(f) TG_CLI_FIELD(struct train_args, f)
+static const struct tg_cli_opt train_opts[] = {
+    {"intents", 'i', ARG(intents), .arg = "FILE", .help = "the training examples",
+     .flags = TG_CLI_REQUIRED},
+    {"data", 'd', ARG(data), .arg = "DIR", .help = "data directory (default ./data)"},
+    {"json", 'j', ARG(as_json), .help = "print one JSON object"},
+    {0}};
+#undef ARG
+
+static const struct tg_cli_cmd train_cmd = {
+    .name = "train",
+    .usage = "usage: trustgate train --intents FILE [--data DIR] [--json]\n\n"
+             "Train the intent classifier on FILE (TSV: text<TAB>intent, optional header\n"
+             "line text<TAB>label) and keep the model in DIR, named after the SHA-256 of\n"
+             "the file and the options, where `trustgate serve` with the same data\n"
+             "directory finds it; when that model is already there it is loaded instead\n"
+             "of trained again.  Prints the intents, examples, features, the time taken\n"
+             "and the model file.  Exit status: 0 success, 1 failure, 2 usage.\n",
+    .opts = train_opts,
+    .in_order = true,
+};
 
 int tg_cli_train(int argc, char **argv)
 {
-    static const struct option opts[] = {{"intents", required_argument, NULL, 'i'},
-                                         {"data", required_argument, NULL, 'd'},
-                                         {"json", no_argument, NULL, 'j'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    const char *intents = NULL, *data = "data";
-    bool as_json = false;
-    int c, status = 1;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "+i:d:jh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'i':
-            intents = optarg;
-            break;
-        case 'd':
-            data = optarg;
-            break;
-        case 'j':
-            as_json = true;
-            break;
-        case 'h':
-            train_usage(stdout);
-            return 0;
-        default:
-            train_usage(stderr);
-            return 2;
-        }
-    }
-    if (!intents || optind != argc) {
-        train_usage(stderr);
-        return 2;
-    }
+    struct train_args a = {.data = "data"};
+    int status = tg_cli_parse(&train_cmd, argc, argv, &a, NULL);
+    if (status != TG_CLI_GO_ON)
+        return status;
+    status = 1;
+    const char *intents = a.intents, *data = a.data;
     tg_log_set_level(TG_LOG_WARN);
     char err[1024];
     struct tg_text *tx = NULL;
@@ -82,7 +67,7 @@ int tg_cli_train(int argc, char **argv)
     double secs = (double)(tg_clock_mono_ns() - t0) / 1e9;
     const char *path = tg_intent_cache_path(m);
     bool cached = tg_intent_from_cache(m);
-    if (as_json) {
+    if (a.as_json) {
         json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:f, s:b, s:s?}", "intents_file", intents,
                               "labels", (json_int_t)tg_intent_n_labels(m), "examples",
                               (json_int_t)tg_intent_n_examples(m), "features",
