@@ -33,14 +33,8 @@ struct hashes {
 static int add_hash(void *arg, const struct tg_audit_row *row)
 {
     struct hashes *x = arg;
-    if (x->n == x->cap) {
-        size_t cap = x->cap ? x->cap * 2 : 1024;
-        void *grown = tg_realloc(x->h, cap * TG_HASH_LEN);
-        if (!grown)
-            return TG_E_NOMEM;
-        x->h = grown;
-        x->cap = cap;
-    }
+    if (tg_grow(&x->h, &x->cap, x->n, TG_HASH_LEN, 1024))
+        return TG_E_NOMEM;
     memcpy(x->h[x->n++], row->leaf_hash, TG_HASH_LEN);
     return 0;
 }

@@ -338,15 +338,9 @@ static void add_identity(struct tg_config_vctx *c, struct people *pp, const json
                 where, json_string_value(v), o->shown, o->user, other);
         goto out;
     }
-    if (pp->n_ids == pp->cap_ids) {
-        size_t cap = pp->cap_ids ? 2 * pp->cap_ids : 16;
-        struct ident *grown = tg_realloc(pp->ids, cap * sizeof(*grown));
-        if (!grown) {
-            c->rc = TG_E_NOMEM;
-            goto out;
-        }
-        pp->ids = grown;
-        pp->cap_ids = cap;
+    if (tg_grow(&pp->ids, &pp->cap_ids, pp->n_ids, sizeof(*pp->ids), 16)) {
+        c->rc = TG_E_NOMEM;
+        goto out;
     }
     pp->ids[pp->n_ids].canon = tg_buf_steal(&b, NULL);
     pp->ids[pp->n_ids].shown = json_string_value(v);

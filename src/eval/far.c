@@ -52,16 +52,10 @@ int tg_far_load(const char *path, struct tg_far_item **items, size_t *n, char *e
             rc = TG_E_PARSE;
             break;
         }
-        if (count == alloc) {
-            size_t na = alloc ? alloc * 2 : 64;
-            struct tg_far_item *nv = tg_realloc(v, na * sizeof(*nv));
-            if (!nv) {
-                json_decref(j);
-                rc = TG_E_NOMEM;
-                break;
-            }
-            v = nv;
-            alloc = na;
+        if (tg_grow(&v, &alloc, count, sizeof(*v), 64)) {
+            json_decref(j);
+            rc = TG_E_NOMEM;
+            break;
         }
         struct tg_far_item *it = &v[count++];
         memset(it, 0, sizeof(*it));

@@ -251,14 +251,8 @@ static int query_line(void *ctx, json_t *o, size_t line)
     }
     if (!gold)
         c->missing++;
-    if (c->q->n == c->q->cap) {
-        size_t cap = c->q->cap ? c->q->cap * 2 : 256;
-        struct query *v = tg_realloc(c->q->v, cap * sizeof(*v));
-        if (!v)
-            return TG_E_NOMEM;
-        c->q->v = v;
-        c->q->cap = cap;
-    }
+    if (tg_grow(&c->q->v, &c->q->cap, c->q->n, sizeof(*c->q->v), 256))
+        return TG_E_NOMEM;
     char *t = tg_strdup(text);
     if (!t)
         return TG_E_NOMEM;

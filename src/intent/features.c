@@ -207,14 +207,8 @@ void tg_feat_scratch_free(struct tg_feat_scratch *s)
 
 static int push_id(struct tg_feat_scratch *s, uint32_t id)
 {
-    if (s->n_ids == s->cap_ids) {
-        size_t cap = s->cap_ids ? s->cap_ids * 2 : 256;
-        uint32_t *p = tg_realloc(s->ids, cap * sizeof(*p));
-        if (!p)
-            return TG_E_NOMEM;
-        s->ids = p;
-        s->cap_ids = cap;
-    }
+    if (tg_grow(&s->ids, &s->cap_ids, s->n_ids, sizeof(*s->ids), 256))
+        return TG_E_NOMEM;
     s->ids[s->n_ids++] = id;
     return TG_OK;
 }

@@ -196,15 +196,9 @@ static int find_sections(const char *s, size_t len, struct section **out, size_t
             he[lv] = te;
             for (int d = lv + 1; d <= 6; d++)
                 hs[d] = he[d] = 0;
-            if (n == cap) {
-                struct section *nv = tg_realloc(v, cap * 2 * sizeof(*v));
-                if (!nv) {
-                    rc = TG_E_NOMEM;
-                    goto out;
-                }
-                v = nv;
-                cap *= 2;
-            }
+            rc = tg_grow(&v, &cap, n, sizeof(*v), 16);
+            if (rc)
+                goto out;
             char *path = join_path(s, hs, he, lv);
             if (!path) {
                 rc = TG_E_NOMEM;

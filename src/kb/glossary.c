@@ -311,14 +311,8 @@ static bool mentions(const char *q, size_t qlen, const char *f)
 
 static int note_used(struct tg_kb_result *res, uint32_t i)
 {
-    if (res->n_glossary == res->cap_glossary) {
-        size_t cap = res->cap_glossary ? res->cap_glossary * 2 : 8;
-        uint32_t *v = tg_realloc(res->glossary, cap * sizeof(*v));
-        if (!v)
-            return TG_E_NOMEM;
-        res->glossary = v;
-        res->cap_glossary = cap;
-    }
+    if (tg_grow(&res->glossary, &res->cap_glossary, res->n_glossary, sizeof(*res->glossary), 8))
+        return TG_E_NOMEM;
     res->glossary[res->n_glossary++] = i;
     return TG_OK;
 }

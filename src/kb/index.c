@@ -132,14 +132,8 @@ int kb_terms_intern(struct kb_terms *t, const char *key, size_t len, uint32_t *i
 
 static int push_id(struct tg_kb *kb, uint32_t id)
 {
-    if (kb->nids == kb->capids) {
-        size_t cap = kb->capids ? kb->capids * 2 : 256;
-        uint32_t *v = tg_realloc(kb->ids, cap * sizeof(*v));
-        if (!v)
-            return TG_E_NOMEM;
-        kb->ids = v;
-        kb->capids = cap;
-    }
+    if (tg_grow(&kb->ids, &kb->capids, kb->nids, sizeof(*kb->ids), 256))
+        return TG_E_NOMEM;
     kb->ids[kb->nids++] = id;
     return TG_OK;
 }

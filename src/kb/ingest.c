@@ -324,16 +324,9 @@ static int ingest_file(struct tg_kb *kb, const char *path, struct tg_kb_report *
         kb_remove_source_docs(kb, s);
         rep->updated++;
     } else {
-        if (kb->nsrc == kb->capsrc) {
-            size_t cap = kb->capsrc ? kb->capsrc * 2 : 32;
-            struct kb_source *v = tg_realloc(kb->src, cap * sizeof(*v));
-            if (!v) {
-                rc = TG_E_NOMEM;
-                goto out;
-            }
-            kb->src = v;
-            kb->capsrc = cap;
-        }
+        rc = tg_grow(&kb->src, &kb->capsrc, kb->nsrc, sizeof(*kb->src), 32);
+        if (rc)
+            goto out;
         char *p = tg_strdup(path);
         if (!p) {
             rc = TG_E_NOMEM;
