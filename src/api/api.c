@@ -243,18 +243,17 @@ static void chat_completions(struct tg_api *api, struct tg_http_req *req)
 
 /* ------------------------------------------------------------ status */
 
-/* Add a model entry unless data lists the id already. */
-static void add_model(json_t *data, const char *id, const char *owner, int64_t created)
+/* Add a model entry unless data lists the id already.  TG_OK or TG_E_NOMEM. */
+static int add_model(json_t *data, const char *id, const char *owner, int64_t created)
 {
     size_t i;
     json_t *m;
-    json_array_foreach(data, i, m)
-    {
-        if (!strcmp(tg_json_str(m, "id", ""), id))
-            return;
-    }
-    json_array_append_new(data, json_pack("{s:s, s:s, s:I, s:s}", "id", id, "object", "model",
-                                          "created", (json_int_t)created, "owned_by", owner));
+    bool listed = false;
+    json_array_foreach(data, i, m) listed = listed || !strcmp(tg_json_str(m, "id", ""), id);
+    return listed
+               ? TG_OK
+               : tg_json_push(data, json_pack("{s:s, s:s, s:I, s:s}", "id", id, "object", "model",
+                                              "created", (json_int_t)created, "owned_by", owner));
 }
 
 /*
@@ -268,16 +267,21 @@ static void list_models(struct tg_api *api, struct tg_http_req *req)
     const struct tg_config *cfg = api->p->cfg;
     int64_t created = api->started_ms / 1000;
     json_t *data = json_array();
+    int rc = data ? TG_OK : TG_E_NOMEM;
     size_t i;
-    for (i = 0; i < cfg->n_models; i++)
-        add_model(data, cfg->models[i], "trustgate", created);
-    for (i = 0; i < cfg->n_backends; i++)
+    for (i = 0; !rc && i < cfg->n_models; i++)
+        rc = add_model(data, cfg->models[i], "trustgate", created);
+    for (i = 0; !rc && i < cfg->n_backends; i++)
         if (cfg->backends[i].type == TG_BACKEND_OPENAI && cfg->backends[i].model)
-            add_model(data, cfg->backends[i].model, cfg->backends[i].name, created);
-    for (i = 0; i < cfg->ladder.n_rungs; i++) {
+            rc = add_model(data, cfg->backends[i].model, cfg->backends[i].name, created);
+    for (i = 0; !rc && i < cfg->ladder.n_rungs; i++) {
         const struct tg_rung_conf *rung = &cfg->ladder.rungs[i];
         if (rung->model)
-            add_model(data, rung->model, rung->backend ? rung->backend : "trustgate", created);
+            rc = add_model(data, rung->model, rung->backend ? rung->backend : "trustgate", created);
+    }
+    if (rc) {
+        json_decref(data);
+        data = NULL; /* the pack below fails: 500 out of memory */
     }
     tg_api_send_json(api, req, "/v1/models", 200,
                      json_pack("{s:s, s:o}", "object", "list", "data", data));

@@ -56,14 +56,16 @@ struct event *tg_api_every(struct tg_api *api, int64_t every_ms,
  * is committed; the loop does not block waiting for that) so the event loop
  * never stalls on it.  work runs there and returns a JSON result (NULL with
  * a message in err); then, when not NULL, runs back on the loop with the
- * result (which it may change; NULL on failure); req, when not NULL, is
- * then answered with the result (200) or a 503 naming the problem.
+ * result (which it may change; NULL on failure) and returns TG_OK, or an
+ * error when it could not finish the result (then answered as 500 out of
+ * memory, never half made); req, when not NULL, is then answered with the
+ * result (200) or a 503 naming the problem.
  * free_arg(arg) afterwards.  Such jobs run one at a time, in the order
  * their commits came.  TG_OK, or an error (req already answered, arg freed).
  */
 struct tg_store;
 typedef json_t *(*tg_api_work_fn)(struct tg_store *st, void *arg, char *err, size_t errlen);
-typedef void (*tg_api_then_fn)(struct tg_api *api, json_t *result, void *arg);
+typedef int (*tg_api_then_fn)(struct tg_api *api, json_t *result, void *arg);
 int tg_api_background(struct tg_api *api, struct tg_http_req *req, const char *route,
                       tg_api_work_fn work, tg_api_then_fn then, void *arg,
                       void (*free_arg)(void *));

@@ -39,13 +39,19 @@ static int add_hash(void *arg, const struct tg_audit_row *row)
     return 0;
 }
 
+/* The hashes in hex; NULL when out of memory. */
 static json_t *hex_list(uint8_t (*h)[TG_HASH_LEN], size_t n)
 {
     json_t *a = json_array();
+    int rc = a ? TG_OK : TG_E_NOMEM;
     char hex[2 * TG_HASH_LEN + 1];
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; !rc && i < n; i++) {
         tg_hex_encode(h[i], TG_HASH_LEN, hex);
-        json_array_append_new(a, json_string(hex));
+        rc = tg_json_push(a, json_string(hex));
+    }
+    if (rc) {
+        json_decref(a);
+        a = NULL;
     }
     return a;
 }
@@ -95,11 +101,15 @@ static json_t *proof_work(struct tg_store *st, void *arg, char *err, size_t errl
     if (!pj->consistency)
         tg_hex_encode(x.h[pj->a], TG_HASH_LEN, leaf);
     tg_free(x.h);
-    return pj->consistency ? json_pack("{s:I, s:I, s:s, s:o}", "from", (json_int_t)pj->a, "to",
-                                       (json_int_t)pj->b, "root", hex, "proof", hex_list(path, len))
-                           : json_pack("{s:I, s:I, s:s, s:s, s:o}", "index", (json_int_t)pj->a,
-                                       "size", (json_int_t)pj->b, "leaf_hash", leaf, "root", hex,
-                                       "path", hex_list(path, len));
+    json_t *out = pj->consistency
+                      ? json_pack("{s:I, s:I, s:s, s:o}", "from", (json_int_t)pj->a, "to",
+                                  (json_int_t)pj->b, "root", hex, "proof", hex_list(path, len))
+                      : json_pack("{s:I, s:I, s:s, s:s, s:o}", "index", (json_int_t)pj->a, "size",
+                                  (json_int_t)pj->b, "leaf_hash", leaf, "root", hex, "path",
+                                  hex_list(path, len));
+    if (!out)
+        snprintf(err, errlen, "out of memory");
+    return out;
 }
 
 static void proof(struct tg_api *api, struct tg_http_req *req, bool consistency)

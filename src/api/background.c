@@ -129,10 +129,16 @@ static void finish(struct tg_background *b, struct job *j)
         if (*pp)
             *pp = j->next_shared;
     }
-    if (j->then)
-        j->then(api, j->result, j->arg);
+    /* a result its follow-up could not finish is not sent half made */
+    bool unfinished = j->then && j->then(api, j->result, j->arg) != TG_OK;
+    if (unfinished) {
+        json_decref(j->result);
+        j->result = NULL;
+    }
     for (size_t i = 0; i < j->nreqs; i++) {
-        if (j->text) {
+        if (unfinished) {
+            tg_api_send_json(api, j->reqs[i], j->route, 200, NULL); /* 500 out of memory */
+        } else if (j->text) {
             tg_metrics_request(api->p->metrics, j->route, 200);
             tg_http_respond(j->reqs[i], 200, "application/json", NULL, j->text, strlen(j->text));
         } else if (j->result)

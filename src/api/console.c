@@ -768,19 +768,22 @@ static void labels(struct tg_api *api, struct tg_http_req *req)
     const struct tg_config *cfg = api->p->cfg;
     json_t *body = json_pack("{s:{}}", "labels"), *tags = json_array();
     json_t *all = json_object_get(body, "labels");
-    bool ok = body && tags;
-    for (size_t i = 0; ok && i < cfg->n_labels; i++) {
+    int rc = body && tags ? TG_OK : TG_E_NOMEM;
+    for (size_t i = 0; !rc && i < cfg->n_labels; i++) {
         const struct tg_label_conf *l = &cfg->label_list[i];
         json_t *table = json_object_get(all, l->lang);
-        if (!table)
-            ok = json_object_set_new(all, l->lang, table = json_object()) == 0;
-        ok = ok && json_object_set_new(table, l->code, json_string(l->text)) == 0;
+        if (!table && !(rc = tg_json_set(all, l->lang, json_object())))
+            table = json_object_get(all, l->lang);
+        if (!rc)
+            rc = tg_json_set(table, l->code, json_string(l->text));
     }
-    for (size_t i = 0; ok && i < cfg->review.n_risk_tags; i++)
-        ok = json_array_append_new(tags, json_string(cfg->review.risk_tags[i])) == 0;
-    if (!ok)
+    for (size_t i = 0; !rc && i < cfg->review.n_risk_tags; i++)
+        rc = tg_json_push(tags, json_string(cfg->review.risk_tags[i]));
+    if (rc) {
         json_decref(tags);
-    if (!ok || json_object_set_new(body, "risk_tags", tags)) {
+        tags = NULL;
+    }
+    if (tg_json_set(body, "risk_tags", tags)) {
         json_decref(body);
         body = NULL;
     }
@@ -809,7 +812,7 @@ static void texts(struct tg_api *api, struct tg_http_req *req)
     for (size_t i = 0; all && i < cfg->n_web_texts; i++) {
         const struct tg_web_texts *w = &cfg->web_texts[i];
         if (w->login_hint &&
-            json_object_set_new(all, w->lang, json_pack("{s:s}", "login_hint", w->login_hint))) {
+            tg_json_set(all, w->lang, json_pack("{s:s}", "login_hint", w->login_hint))) {
             json_decref(body);
             body = all = NULL;
         }

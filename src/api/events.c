@@ -169,8 +169,10 @@ void tg_api_review_event(struct tg_api *api, const char *id, const char *event, 
 {
     struct tg_events *e = api->events;
     /* a hand-off opened or closed: where the customer's next message goes */
-    if (task && api->p)
-        tg_pipeline_task_changed(api->p, task);
+    if (task && api->p && tg_pipeline_task_changed(api->p, task))
+        tg_error("review %s: out of memory: the conversation's next message may not reach its "
+                 "agent",
+                 id);
     if (!e || !e->subs)
         return;
     int64_t now = tg_clock_wall_ms();
@@ -197,8 +199,11 @@ void tg_api_review_event(struct tg_api *api, const char *id, const char *event, 
         /* the texts the policies put around a person's answer (disclaimers:
          * {prefix: [...], suffix: [...]}), so the page shows them apart */
         json_t *pa = json_object_get(task, "people_answers");
-        if (chat && json_is_object(pa))
-            json_object_set(chat, "people_answers", pa); /* on failure: the same text, no banner */
+        if (chat && json_is_object(pa) && tg_json_set(chat, "people_answers", json_incref(pa))) {
+            /* never the answer without its banner: the page reads it on its next poll */
+            json_decref(chat);
+            chat = NULL;
+        }
     }
     struct sub *next;
     for (struct sub *s = e->subs; s; s = next) {

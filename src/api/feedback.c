@@ -77,13 +77,10 @@ static int judged_review(void *ctx, const struct tg_review_facts *f)
         }
         return TG_OK;
     }
-    return json_array_append_new(
-               ev, json_pack("{s:s, s:I, s:I, s:s, s:b}", "turn_id", f->turn_id, "turn_ms",
-                             (json_int_t)(f->turn_ms > 0 ? f->turn_ms : f->created_ms), "at_ms",
-                             (json_int_t)f->decided_ms, "source", "review", "good",
-                             !strcmp(f->action, "approve")))
-               ? TG_E_NOMEM
-               : TG_OK;
+    return tg_json_push(ev, json_pack("{s:s, s:I, s:I, s:s, s:b}", "turn_id", f->turn_id, "turn_ms",
+                                      (json_int_t)(f->turn_ms > 0 ? f->turn_ms : f->created_ms),
+                                      "at_ms", (json_int_t)f->decided_ms, "source", "review",
+                                      "good", !strcmp(f->action, "approve")));
 }
 
 /* A customer's rating as a judgement: the turn's time, and whether its answer was the AI's
@@ -99,13 +96,11 @@ static int judged_rating(struct tg_store *st, const json_t *fb, int64_t since_ms
         return TG_OK;
     if (rc)
         return rc;
-    if (json_array_append_new(ev,
-                              json_pack("{s:s, s:I, s:I, s:s, s:b, s:b}", "turn_id", turn,
-                                        "turn_ms", (json_int_t)tg_json_int(rec, "created_ms", 0),
-                                        "at_ms", (json_int_t)tg_json_int(fb, "at_ms", 0), "source",
-                                        "rating", "good", tg_json_bool(fb, "good", false), "ai",
-                                        !strcmp(tg_json_str(rec, "decision", ""), "deliver"))))
-        rc = TG_E_NOMEM;
+    rc = tg_json_push(ev, json_pack("{s:s, s:I, s:I, s:s, s:b, s:b}", "turn_id", turn, "turn_ms",
+                                    (json_int_t)tg_json_int(rec, "created_ms", 0), "at_ms",
+                                    (json_int_t)tg_json_int(fb, "at_ms", 0), "source", "rating",
+                                    "good", tg_json_bool(fb, "good", false), "ai",
+                                    !strcmp(tg_json_str(rec, "decision", ""), "deliver")));
     json_decref(rec);
     return rc;
 }
@@ -128,8 +123,8 @@ static int judged(struct tg_store *st, int64_t since_ms, int64_t now_ms, size_t 
     json_array_foreach(fb, i, f)
     {
         const char *turn = tg_json_str(f, "turn_id", NULL);
-        if (!rc && turn && json_object_set_new(jg.rated, turn, json_true()))
-            rc = TG_E_NOMEM;
+        if (!rc && turn)
+            rc = tg_json_set(jg.rated, turn, json_true());
     }
     /* reviews before ratings: of two judgements in the same millisecond the
      * later in the events, the rating, is the turn's */
@@ -179,23 +174,31 @@ static json_t *check_work(struct tg_store *st, void *arg, char *err, size_t errl
     }
     struct tg_far_verdict v;
     tg_monitor_far_criterion(days, j->n, &j->crit, &v);
-    json_t *series = json_array();
+    json_t *series = json_array(), *out;
+    int rc = series ? TG_OK : TG_E_NOMEM;
     /* a day without judgements is a gap (null), not a FAR of 0 */
-    for (size_t i = 0; i < j->n; i++)
-        json_array_append_new(
+    for (size_t i = 0; !rc && i < j->n; i++)
+        rc = tg_json_push(
             series, json_pack("{s:I, s:I, s:I, s:o}", "day_ms", (json_int_t)days[i].day_ms, "good",
                               (json_int_t)days[i].good, "bad", (json_int_t)days[i].bad, "far",
                               days[i].good + days[i].bad ? json_real(days[i].far) : json_null()));
-    return json_pack(
-        "{s:o, s:{s:I, s:f, s:f, s:f, s:f}, s:{s:b, s:f, s:I, s:f, s:b, s:b, s:b}}", "days", series,
-        "trend", "n", (json_int_t)v.trend.n, "s", v.trend.s, "z", v.trend.z, "p", v.trend.p,
-        "sen_slope", v.trend.slope, "criterion", "configured", j->on, "min_far", j->crit.min_far,
-        "days", (json_int_t)j->crit.days, "alpha", j->crit.alpha, "all_below", v.all_below,
-        "improving", v.improving, "met", j->on && v.met);
+    if (rc) {
+        json_decref(series);
+        series = NULL; /* the pack below fails */
+    }
+    out = json_pack("{s:o, s:{s:I, s:f, s:f, s:f, s:f}, s:{s:b, s:f, s:I, s:f, s:b, s:b, s:b}}",
+                    "days", series, "trend", "n", (json_int_t)v.trend.n, "s", v.trend.s, "z",
+                    v.trend.z, "p", v.trend.p, "sen_slope", v.trend.slope, "criterion",
+                    "configured", j->on, "min_far", j->crit.min_far, "days",
+                    (json_int_t)j->crit.days, "alpha", j->crit.alpha, "all_below", v.all_below,
+                    "improving", v.improving, "met", j->on && v.met);
+    if (!out)
+        snprintf(err, errlen, "out of memory");
+    return out;
 }
 
 /* Back on the loop: the day's alert when the criterion is met and none went out today. */
-static void check_then(struct tg_api *api, json_t *result, void *arg)
+static int check_then(struct tg_api *api, json_t *result, void *arg)
 {
     struct tg_monitor *m = api->monitor;
     const struct check_job *j = arg;
@@ -205,21 +208,24 @@ static void check_then(struct tg_api *api, json_t *result, void *arg)
     const json_t *trend = json_object_get(result, "trend");
     int64_t now = tg_clock_wall_ms(), today = now - now % DAY_MS;
     if (!m || !result || !tg_json_bool(c, "met", false) || m->last_alert_day == today)
-        return;
-    m->last_alert_day = today;
+        return TG_OK;
     json_t *alert = json_pack("{s:s, s:I, s:f, s:I, s:O, s:O}", "event", "monitor.far_below", "at",
                               (json_int_t)now, "min_far", m->crit.min_far, "days",
                               (json_int_t)m->crit.days, "trend_z", json_object_get(trend, "z"),
                               "trend_p", json_object_get(trend, "p"));
-    if (!alert)
-        return;
+    /* the alert goes out with its audit leaf or not at all (the next check tries again) */
+    json_t *leaf = alert ? json_pack("{s:s, s:O}", "kind", "monitor_alert", "alert", alert) : NULL;
+    if (!leaf) {
+        tg_error("monitor: out of memory: the FAR alert waits for the next check");
+        json_decref(alert);
+        return TG_OK;
+    }
+    m->last_alert_day = today;
     tg_warn("monitor: FAR below %.0f%% for %zu days with no improving trend",
             m->crit.min_far * 100, m->crit.days);
     if (api->webhooks)
         tg_webhooks_notify(api->webhooks, alert);
-    json_t *leaf = json_pack("{s:s, s:O}", "kind", "monitor_alert", "alert", alert);
-    if (leaf)
-        tg_audit_append_json(api->p->audit, leaf, NULL);
+    tg_audit_append_json(api->p->audit, leaf, NULL);
     json_decref(leaf);
     tg_api_review_event(api, "monitor", "far_alert", NULL);
     char key[64];
@@ -229,6 +235,7 @@ static void check_then(struct tg_api *api, json_t *result, void *arg)
         tg_store_blob_put(api->p->store, key, s, strlen(s));
     free(s);
     json_decref(alert);
+    return TG_OK; /* the alert is the server's own business: the check's result is whole */
 }
 
 /* Start a check on the worker; req (may be NULL) is answered with its result. */
@@ -349,8 +356,8 @@ static void feedback(struct tg_api *api, struct tg_http_req *req)
                      : json_pack("{s:s, s:I, s:b, s:O}", "turn_id", turn, "at_ms", (json_int_t)now,
                                  "good", good, "rating", rv);
     if (fb && ca &&
-        json_object_set_new(fb, "correct_answer",
-                            json_stringn(masked.data ? masked.data : "", masked.len)) != 0) {
+        tg_json_set(fb, "correct_answer",
+                    json_stringn(masked.data ? masked.data : "", masked.len)) != TG_OK) {
         json_decref(fb);
         fb = NULL;
     }
@@ -358,11 +365,12 @@ static void feedback(struct tg_api *api, struct tg_http_req *req)
     char key[128];
     snprintf(key, sizeof(key), "feedback/%s", turn);
     char *s = fb ? json_dumps(fb, JSON_COMPACT) : NULL;
-    int rc = s ? tg_store_blob_put(api->p->store, key, s, strlen(s)) : TG_E_NOMEM;
-    /* the audit log keeps the judgement, not the text */
+    /* the audit log keeps the judgement, not the text; made first, so that
+     * no feedback is stored without its leaf */
     json_t *leaf = json_pack("{s:s, s:s, s:b, s:b, s:I}", "kind", "feedback", "turn_id", turn,
                              "good", good, "has_correct_answer", ca != NULL, "at", (json_int_t)now);
-    if (!rc && leaf)
+    int rc = s && leaf ? tg_store_blob_put(api->p->store, key, s, strlen(s)) : TG_E_NOMEM;
+    if (!rc)
         rc = tg_audit_append_json(api->p->audit, leaf, NULL);
     json_decref(leaf);
     free(s);
@@ -374,7 +382,10 @@ static void feedback(struct tg_api *api, struct tg_http_req *req)
         return;
     }
     json_object_del(fb, "correct_answer");
-    json_object_set_new(fb, "object", json_string("feedback"));
+    if (tg_json_set(fb, "object", json_string("feedback"))) {
+        json_decref(fb);
+        fb = NULL; /* 500 out of memory */
+    }
     tg_api_send_json(api, req, route, 201, fb);
 }
 

@@ -83,10 +83,13 @@ static void freeze(struct tg_api *api, const char *attr, const char *outcome, co
                   "at", (json_int_t)tg_clock_wall_ms(), "attribute", attr, "outcome", outcome,
                   "dpd", tg_json_num(m, "dpd", 0), "ci_low", tg_json_num(m, "ci_low", 0), "ci_high",
                   tg_json_num(m, "ci_high", 0), "limit", limit, "why", why);
+    json_t *leaf = alert ? json_pack("{s:s, s:O}", "kind", "fairness_alert", "alert", alert) : NULL;
     tg_warn("%s; releases frozen", why);
-    if (api->webhooks)
+    /* the freeze below holds either way; the alert goes out only with its leaf */
+    if (!leaf)
+        tg_error("fairness gate: out of memory: no alert sent or recorded for the freeze");
+    if (leaf && api->webhooks)
         tg_webhooks_notify(api->webhooks, alert);
-    json_t *leaf = json_pack("{s:s, s:O}", "kind", "fairness_alert", "alert", alert);
     if (leaf)
         tg_audit_append_json(api->p->audit, leaf, NULL);
     json_decref(leaf);
@@ -109,18 +112,22 @@ static json_t *fairness_work(struct tg_store *st, void *arg, char *err, size_t e
         snprintf(err, errlen, "the audit log could not be read");
         return NULL;
     }
-    return json_pack("{s:o}", "attributes", attrs);
+    json_t *out = json_pack("{s:o}", "attributes", attrs);
+    if (!out)
+        snprintf(err, errlen, "out of memory");
+    return out;
 }
 
 /* Back on the loop: alert and freeze when a gate closed; the settings and the freeze. */
-static void fairness_then(struct tg_api *api, json_t *result, void *arg)
+static int fairness_then(struct tg_api *api, json_t *result, void *arg)
 {
     struct tg_fairness_mon *m = api->fairness;
     const struct fair_job *fj = arg;
+    int rc;
     if (m && fj->timer)
         m->timer_busy = false; /* the timer's own check came back */
     if (!result || !m)
-        return;
+        return TG_OK;
     int64_t now = tg_clock_wall_ms(), today = now - now % DAY_MS;
     json_t *st = tg_release_state(api->p->store);
     /* already frozen, or a supervisor's unfreeze still holds: no new freeze */
@@ -143,10 +150,14 @@ static void fairness_then(struct tg_api *api, json_t *result, void *arg)
             }
         }
     }
-    json_object_set_new(result, "limit", json_real(m->limit));
-    json_object_set_new(result, "min_group", json_integer((json_int_t)m->min_group));
-    json_object_set_new(result, "window_days", json_integer((json_int_t)(m->window_ms / DAY_MS)));
-    json_object_set_new(result, "releases", tg_release_state(api->p->store));
+    rc = tg_json_set(result, "limit", json_real(m->limit));
+    if (!rc)
+        rc = tg_json_set(result, "min_group", json_integer((json_int_t)m->min_group));
+    if (!rc)
+        rc = tg_json_set(result, "window_days", json_integer((json_int_t)(m->window_ms / DAY_MS)));
+    if (!rc)
+        rc = tg_json_set(result, "releases", tg_release_state(api->p->store));
+    return rc;
 }
 
 /* Check every attribute and outcome on the worker; answer req (may be NULL) after. */
@@ -218,15 +229,18 @@ void tg_fairness_stop(struct tg_api *api)
 
 /* ------------------------------------------------------------ experiments */
 
+/* The running experiments and what answers each variant; NULL when out of memory. */
 static json_t *experiment_list(struct tg_api *api)
 {
     json_t *out = json_array();
+    int rc = out ? TG_OK : TG_E_NOMEM;
     const struct tg_config *cfg = api->p->cfg;
-    for (size_t i = 0; i < cfg->n_experiments; i++) {
+    for (size_t i = 0; !rc && i < cfg->n_experiments; i++) {
         const struct tg_experiment_conf *e = &cfg->experiments[i];
         json_t *vs = json_array();
         const char *name = e->name;
-        for (size_t k = 0; k < e->n_variants; k++) {
+        rc = vs ? TG_OK : TG_E_NOMEM;
+        for (size_t k = 0; !rc && k < e->n_variants; k++) {
             const struct tg_variant_conf *v = &e->variants[k];
             const struct tg_answerer *a = tg_pipeline_answerer(api->p, name, v->name);
             if (!a)
@@ -236,14 +250,21 @@ static json_t *experiment_list(struct tg_api *api)
             const char *kind = a == &api->p->main ? "in_force"
                                : a->release[0]    ? "release"
                                                   : "config";
-            json_array_append_new(vs, json_pack("{s:s, s:f, s:s, s:s?, s:s?, s:s}", "name", v->name,
-                                                "share", v->share, "answered_by", kind, "release",
-                                                a->release[0] ? a->release : NULL, "config",
-                                                a == &api->p->main ? NULL : a->cfg->path, "hash",
-                                                a->hash));
+            rc = tg_json_push(vs,
+                              json_pack("{s:s, s:f, s:s, s:s?, s:s?, s:s}", "name", v->name,
+                                        "share", v->share, "answered_by", kind, "release",
+                                        a->release[0] ? a->release : NULL, "config",
+                                        a == &api->p->main ? NULL : a->cfg->path, "hash", a->hash));
         }
-        json_array_append_new(
-            out, json_pack("{s:s, s:f, s:o}", "name", name, "holdout", e->holdout, "variants", vs));
+        if (rc)
+            json_decref(vs);
+        else
+            rc = tg_json_push(out, json_pack("{s:s, s:f, s:o}", "name", name, "holdout", e->holdout,
+                                             "variants", vs));
+    }
+    if (rc) {
+        json_decref(out);
+        out = NULL;
     }
     return out;
 }
@@ -268,24 +289,35 @@ static json_t *report_work(struct tg_store *st, void *arg, char *err, size_t err
         snprintf(err, errlen, "the audit log could not be read");
         return NULL;
     }
-    json_t *shares = json_object(), *res = json_object();
+    json_t *shares = json_object(), *res = json_object(), *out = NULL;
+    int rc = shares && res ? TG_OK : TG_E_NOMEM;
     double total = 0;
     for (size_t k = 0; k < rj->exp->n_variants; k++)
         total += rj->exp->variants[k].share;
-    for (size_t k = 0; k < rj->exp->n_variants; k++)
-        json_object_set_new(shares, rj->exp->variants[k].name,
-                            json_real(rj->exp->variants[k].share / total));
-    for (size_t i = 0; i < TG_ARRAY_LEN(metrics); i++) {
+    for (size_t k = 0; !rc && k < rj->exp->n_variants; k++)
+        rc = tg_json_set(shares, rj->exp->variants[k].name,
+                         json_real(rj->exp->variants[k].share / total));
+    for (size_t i = 0; !rc && i < TG_ARRAY_LEN(metrics); i++) {
         char why[200];
         json_t *a =
             tg_experiment_analyze(rows, control, metrics[i], 0.01, 0.02, shares, why, sizeof(why));
-        json_object_set_new(res, metrics[i], a ? a : json_pack("{s:s}", "error", why));
+        rc = tg_json_set(res, metrics[i], a ? a : json_pack("{s:s}", "error", why));
     }
-    json_t *out = json_pack("{s:s, s:s, s:I, s:I, s:o}", "experiment", name, "control", control,
-                            "turns", (json_int_t)json_array_size(rows), "look_ms",
-                            (json_int_t)(rj->look_turns ? 0 : rj->period), "metrics", res);
-    if (out && rj->look_turns)
-        json_object_set_new(out, "look_turns", json_integer((json_int_t)rj->look_turns));
+    if (!rc) {
+        out = json_pack("{s:s, s:s, s:I, s:I, s:o}", "experiment", name, "control", control,
+                        "turns", (json_int_t)json_array_size(rows), "look_ms",
+                        (json_int_t)(rj->look_turns ? 0 : rj->period), "metrics", res);
+        res = NULL; /* taken by the pack, even when it fails */
+        rc = out ? TG_OK : TG_E_NOMEM;
+    }
+    if (!rc && rj->look_turns)
+        rc = tg_json_set(out, "look_turns", json_integer((json_int_t)rj->look_turns));
+    if (rc) {
+        json_decref(out);
+        out = NULL;
+        snprintf(err, errlen, "out of memory");
+    }
+    json_decref(res);
     json_decref(rows);
     json_decref(shares);
     return out;
@@ -299,20 +331,20 @@ static json_t *releases_work(struct tg_store *st, void *arg, char *err, size_t e
     json_t *all = NULL, *r;
     size_t i;
     (void)arg;
-    (void)err;
-    (void)errlen;
     if (tg_store_blob_list(st, "release/", 100000, &all))
         all = json_array(); /* a registry that cannot be read shows as empty */
     json_array_foreach(all, i, r) json_object_del(r, "files");
-    return json_pack("{s:o}", "releases", all);
+    json_t *out = json_pack("{s:o}", "releases", all);
+    if (!out)
+        snprintf(err, errlen, "out of memory");
+    return out;
 }
 
 /* Back on the loop: the freeze as it is now. */
-static void releases_then(struct tg_api *api, json_t *result, void *arg)
+static int releases_then(struct tg_api *api, json_t *result, void *arg)
 {
     (void)arg;
-    if (result)
-        json_object_set_new(result, "state", tg_release_state(api->p->store));
+    return result ? tg_json_set(result, "state", tg_release_state(api->p->store)) : TG_OK;
 }
 
 /* ------------------------------------------------------------ routes */
@@ -425,7 +457,7 @@ static json_t *promote_work(struct tg_store *st, void *arg, char *err, size_t er
 }
 
 /* Back on the loop: promote when every gate is open, else record the refusal; answer. */
-static void promote_then(struct tg_api *api, json_t *result, void *arg)
+static int promote_then(struct tg_api *api, json_t *result, void *arg)
 {
     const char *route = "/v1/releases/{name}/promote";
     struct promote_job *pj = arg;
@@ -436,7 +468,7 @@ static void promote_then(struct tg_api *api, json_t *result, void *arg)
                           missing ? "invalid_request_error" : "server_error",
                           missing ? "unknown_release" : "storage_unavailable",
                           pj->err[0] ? pj->err : "the server is stopping");
-        return;
+        return TG_OK;
     }
     int rc = tg_release_promote(api->p->store, api->p->audit, result, pj->by, pj->why, pj->override,
                                 err, sizeof(err));
@@ -444,13 +476,14 @@ static void promote_then(struct tg_api *api, json_t *result, void *arg)
         tg_api_review_event(api, "releases", "promoted", NULL);
         tg_api_send_committed(api, pj->req, route, 200,
                               json_pack("{s:b, s:O}", "promoted", 1, "evidence", result), NULL);
-        return;
+        return TG_OK;
     }
     json_t *body = json_pack("{s:{s:s, s:s, s:s}, s:O}", "error", "type", "invalid_request_error",
                              "code", rc == TG_E_FORBIDDEN ? "gate_closed" : "conflict", "message",
                              err, "evidence", result);
     /* a refusal is a decision too: its leaf is committed before the answer */
     tg_api_send_committed(api, pj->req, route, 409, body, NULL);
+    return TG_OK; /* the answer went (or failed) here: nothing is left to send */
 }
 
 /* POST /v1/releases/{name}/promote {why, override?}: a supervisor promotes on computed gates. */

@@ -138,8 +138,8 @@ static json_t *list_work(struct tg_store *st, void *arg, char *err, size_t errle
         json_t *part = NULL;
         if (!rc)
             rc = tg_store_review_list(st, state, job->limit + 1, &part);
-        if (!rc)
-            json_array_extend(all, part);
+        if (!rc && json_array_extend(all, part))
+            rc = TG_E_NOMEM;
         json_decref(part);
     } while (!rc && (state = strtok_r(NULL, "|", &save)));
     size_t n = json_array_size(all);
@@ -153,10 +153,12 @@ static json_t *list_work(struct tg_store *st, void *arg, char *err, size_t errle
         qsort(v, n, sizeof(*v), task_order);
     json_array_clear(all);
     for (size_t i = 0; i < n; i++) {
-        if (i < job->limit)
-            json_array_append(all, v[i]);
+        if (!rc && i < job->limit)
+            rc = tg_json_push(all, json_incref(v[i]));
         json_decref(v[i]);
     }
+    if (rc)
+        goto out;
     out = json_pack("{s:s, s:I, s:O, s:b}", "object", "list", "now_ms",
                     (json_int_t)tg_clock_wall_ms(), "data", all, "has_more", n > job->limit);
 out:
@@ -377,11 +379,14 @@ static void read_turn(struct tg_api *api, struct tg_http_req *req, const char *i
     const char *rid = tg_json_str(rec, "review_id", NULL);
     json_t *task = NULL;
     if (out && rid && tg_store_review_get(api->p->store, rid, NULL, &task) == TG_OK) {
-        json_object_set_new(
-            out, "review",
-            json_pack(
-                "{s:s, s:O, s:O}", "id", rid, "state", json_object_get(task, "state"), "answer",
-                json_object_get(task, "answer") ? json_object_get(task, "answer") : json_null()));
+        if (tg_json_set(out, "review",
+                        json_pack("{s:s, s:O, s:O}", "id", rid, "state",
+                                  json_object_get(task, "state"), "answer",
+                                  json_object_get(task, "answer") ? json_object_get(task, "answer")
+                                                                  : json_null()))) {
+            json_decref(out);
+            out = NULL; /* 500 out of memory */
+        }
         json_decref(task);
     }
     send(api, req, route, 200, out);
@@ -458,9 +463,10 @@ static int64_t hour_of(const struct stats_acc *a, int64_t at)
     return TG_MIN(TG_MAX((at - a->since) / HOUR_MS, 0), 23);
 }
 
-static void bump(json_t *obj, const char *key)
+/* Add one to the count obj[key].  TG_OK or TG_E_NOMEM. */
+static int bump(json_t *obj, const char *key)
 {
-    json_object_set_new(obj, key, json_integer(tg_json_int(obj, key, 0) + 1));
+    return tg_json_set(obj, key, json_integer(tg_json_int(obj, key, 0) + 1));
 }
 
 /* Count one task: a tg_store_review_facts callback; TG_OK or TG_E_NOMEM.
@@ -477,33 +483,37 @@ static int stats_add(void *ctx, const struct tg_review_facts *f)
     a->hc[hour_of(a, c)]++;
     const char *q = f->original_queue[0] ? f->original_queue : f->queue[0] ? f->queue : "default";
     json_t *qe = json_object_get(a->queues, q);
+    int rc = TG_OK;
     if (!qe) {
         qe = json_pack("{s:s, s:i, s:i}", "queue", q, "created", 0, "open", 0);
-        if (json_object_set_new(a->queues, q, qe))
-            return TG_E_NOMEM;
+        rc = tg_json_set(a->queues, q, qe);
     }
-    bump(qe, "created");
-    if (open)
-        bump(qe, "open");
-    if (f->decided_ms > 0) {
+    if (!rc)
+        rc = bump(qe, "created");
+    if (!rc && open)
+        rc = bump(qe, "open");
+    if (!rc && f->decided_ms > 0) {
         int64_t took = f->decided_ms - c;
         a->decided++;
         a->hd[hour_of(a, f->decided_ms)]++;
-        if (tg_buf_append(&a->times, &took, sizeof(took)))
-            return TG_E_NOMEM;
+        rc = tg_buf_append(&a->times, &took, sizeof(took)) ? TG_E_NOMEM : TG_OK;
         const char *who = f->actor[0] ? f->actor : "?";
-        json_t *re = json_object_get(a->reviewers, who);
-        if (!re && json_object_set_new(a->reviewers, who, re = json_array()))
-            return TG_E_NOMEM;
-        if (json_array_append_new(re, json_integer(took)))
-            return TG_E_NOMEM;
-        bump(a->actions, f->action[0] ? f->action : "?");
+        json_t *re = rc ? NULL : json_object_get(a->reviewers, who);
+        if (!rc && !re) {
+            re = json_array();
+            rc = tg_json_set(a->reviewers, who, json_incref(re));
+            json_decref(re); /* the reviewers object holds it, or nobody */
+        }
+        if (!rc)
+            rc = tg_json_push(re, json_integer(took));
+        if (!rc)
+            rc = bump(a->actions, f->action[0] ? f->action : "?");
     }
     if (!strcmp(f->state, "handed_off") || !strcmp(f->state, "closed")) {
         a->handed++;
         a->hh[hour_of(a, f->deadline_ms ? f->deadline_ms : c)]++;
     }
-    return TG_OK;
+    return rc;
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -529,28 +539,40 @@ static json_t *stats_result(struct stats_acc *a)
     if (nd)
         qsort(times, nd, sizeof(*times), cmp_i64);
     json_t *by_hour = json_array(), *by_reviewer = json_array(), *by_queue = json_array();
-    for (int h = 0; h < 24; h++)
-        json_array_append_new(by_hour,
-                              json_pack("{s:I, s:I, s:I, s:I}", "hour_ms",
-                                        (json_int_t)(a->since + h * HOUR_MS), "created",
-                                        (json_int_t)a->hc[h], "decided", (json_int_t)a->hd[h],
-                                        "handed_off", (json_int_t)a->hh[h]));
+    int rc = by_hour && by_reviewer && by_queue ? TG_OK : TG_E_NOMEM;
+    for (int h = 0; !rc && h < 24; h++)
+        rc = tg_json_push(by_hour, json_pack("{s:I, s:I, s:I, s:I}", "hour_ms",
+                                             (json_int_t)(a->since + h * HOUR_MS), "created",
+                                             (json_int_t)a->hc[h], "decided", (json_int_t)a->hd[h],
+                                             "handed_off", (json_int_t)a->hh[h]));
     const char *key;
     json_t *val;
     json_object_foreach(a->reviewers, key, val)
     {
         size_t k = json_array_size(val);
-        int64_t *v = tg_malloc((k ? k : 1) * sizeof(*v));
+        int64_t *v = rc ? NULL : tg_malloc((k ? k : 1) * sizeof(*v));
+        if (!rc && !v)
+            rc = TG_E_NOMEM; /* never a median of 0 for want of memory */
         for (size_t j = 0; v && j < k; j++)
             v[j] = json_integer_value(json_array_get(val, j));
         if (v)
             qsort(v, k, sizeof(*v), cmp_i64);
-        json_array_append_new(by_reviewer,
+        if (v)
+            rc = tg_json_push(by_reviewer,
                               json_pack("{s:s, s:I, s:I}", "actor", key, "decisions", (json_int_t)k,
-                                        "median_ms", (json_int_t)(v ? quantile(v, k, 0.5) : 0)));
+                                        "median_ms", (json_int_t)quantile(v, k, 0.5)));
         tg_free(v);
     }
-    json_object_foreach(a->queues, key, val) json_array_append(by_queue, val);
+    json_object_foreach(a->queues, key, val)
+    {
+        if (!rc)
+            rc = tg_json_push(by_queue, json_incref(val));
+    }
+    if (rc) {
+        /* the pack below fails and releases the others */
+        json_decref(by_hour);
+        by_hour = NULL;
+    }
     return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I}, s:o, s:o, s:o, s:O}",
                      "since_ms", (json_int_t)a->since, "now_ms", (json_int_t)a->now, "created",
                      (json_int_t)a->created, "decided", (json_int_t)a->decided, "handed_off",

@@ -121,7 +121,10 @@ void tg_api_settled(struct tg_api *api, const json_t *task)
             "turn_id", tg_json_str(task, "turn_id", ""), "conversation_id",
             tg_json_str(task, "conversation_id", ""), "state", state, "answer",
             tg_json_str(task, "answer", NULL), "at", (json_int_t)tg_clock_wall_ms());
-        tg_webhooks_notify(api->webhooks, ev);
+        if (ev)
+            tg_webhooks_notify(api->webhooks, ev);
+        else
+            tg_error("review %s: out of memory: no webhook sent for it", rid);
         json_decref(ev);
     }
     struct tg_wait *w = api->waiters;
@@ -131,12 +134,12 @@ void tg_api_settled(struct tg_api *api, const json_t *task)
             /* the final answer, with the review's outcome in the trustgate object */
             json_t *tg = json_loads(w->summary, 0, NULL);
             const json_t *dec = json_object_get(task, "decision");
-            json_object_set_new(tg, "review",
-                                json_pack("{s:s, s:s, s:s?, s:s?}", "id", rid, "state",
-                                          tg_json_str(task, "state", ""), "action",
-                                          tg_json_str(dec, "action", NULL), "actor",
-                                          tg_json_str(dec, "actor", NULL)));
-            char *extra = tg ? json_dumps(tg, JSON_COMPACT) : NULL;
+            int rc = tg_json_set(tg, "review",
+                                 json_pack("{s:s, s:s, s:s?, s:s?}", "id", rid, "state",
+                                           tg_json_str(task, "state", ""), "action",
+                                           tg_json_str(dec, "action", NULL), "actor",
+                                           tg_json_str(dec, "actor", NULL)));
+            char *extra = rc ? NULL : json_dumps(tg, JSON_COMPACT);
             const char *answer = tg_json_str(task, "answer", "");
             struct tg_completion c = {
                 .id = w->id,
@@ -151,7 +154,11 @@ void tg_api_settled(struct tg_api *api, const json_t *task)
             };
             struct tg_buf out;
             tg_buf_init(&out, TG_BUF_UNLIMITED);
-            int rc = w->stream ? tg_wire_sse(&c, 48, &out) : tg_wire_completion(&c, &out);
+            /* without its trustgate object the answer is not sent: the holding reply is */
+            if (!extra)
+                rc = TG_E_NOMEM;
+            else
+                rc = w->stream ? tg_wire_sse(&c, 48, &out) : tg_wire_completion(&c, &out);
             if (rc)
                 respond(w, w->holding_type, w->holding.data, w->holding.len);
             else

@@ -177,19 +177,19 @@ static void chat_events(struct tg_api *api, struct tg_http_req *req)
 static json_t *chat_texts_of(const struct tg_web_texts *w)
 {
     json_t *o = json_object(), *ex = json_array();
-    bool ok = o && ex;
-    if (ok && w->chat_title)
-        ok = json_object_set_new(o, "chat_title", json_string(w->chat_title)) == 0;
-    if (ok && w->chat_intro)
-        ok = json_object_set_new(o, "chat_intro", json_string(w->chat_intro)) == 0;
-    for (size_t k = 0; ok && k < w->n_chat_examples; k++)
-        ok = json_array_append_new(ex, json_string(w->chat_examples[k])) == 0;
-    if (ok && w->n_chat_examples)
-        ok = json_object_set(o, "chat_examples", ex) == 0;
+    int rc = o && ex ? TG_OK : TG_E_NOMEM;
+    if (!rc && w->chat_title)
+        rc = tg_json_set(o, "chat_title", json_string(w->chat_title));
+    if (!rc && w->chat_intro)
+        rc = tg_json_set(o, "chat_intro", json_string(w->chat_intro));
+    for (size_t k = 0; !rc && k < w->n_chat_examples; k++)
+        rc = tg_json_push(ex, json_string(w->chat_examples[k]));
+    if (!rc && w->n_chat_examples)
+        rc = tg_json_set(o, "chat_examples", json_incref(ex));
     json_decref(ex);
-    if (!ok) {
+    if (rc) {
         json_decref(o);
-        return NULL;
+        o = NULL;
     }
     return o;
 }
@@ -199,12 +199,12 @@ static void chat_texts(struct tg_api *api, struct tg_http_req *req)
 {
     const struct tg_config *cfg = api->p->cfg;
     json_t *body = json_pack("{s:{}}", "texts"), *all = json_object_get(body, "texts");
-    bool ok = all != NULL;
-    for (size_t i = 0; ok && i < cfg->n_web_texts; i++) {
+    int rc = all ? TG_OK : TG_E_NOMEM;
+    for (size_t i = 0; !rc && i < cfg->n_web_texts; i++) {
         const struct tg_web_texts *w = &cfg->web_texts[i];
-        ok = json_object_set_new(all, w->lang, chat_texts_of(w)) == 0;
+        rc = tg_json_set(all, w->lang, chat_texts_of(w));
     }
-    if (!ok) {
+    if (rc) {
         json_decref(body);
         body = NULL;
     }

@@ -317,7 +317,7 @@ json_t *tg_chunks_tool_calls(const struct tg_chunks *c, int *err)
         json_t *call = json_pack("{s:o, s:s, s:{s:o, s:o}}", "id", buf_json(&next->id), "type",
                                  next->type.len ? next->type.data : "function", "function", "name",
                                  buf_json(&next->name), "arguments", buf_json(&next->arguments));
-        ok = call && json_array_append_new(out, call) == 0;
+        ok = !tg_json_push(out, call);
     }
     if (!ok) {
         json_decref(out);

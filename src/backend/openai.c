@@ -128,29 +128,32 @@ static json_t *tree(const char *v, size_t vl)
 /*
  * Tool calls in the shape every OpenAI client reads: an id, type
  * "function", and arguments as a JSON text (a server that writes them as
- * an object has them serialised).  False when a call has no function name.
+ * an object has them serialised).  TG_OK; TG_E_UPSTREAM when a call has no
+ * function name; TG_E_NOMEM.
  */
-static bool normalize_tool_calls(json_t *calls)
+static int normalize_tool_calls(json_t *calls)
 {
     size_t i;
     json_t *call;
+    int rc = TG_OK;
     json_array_foreach(calls, i, call)
     {
         json_t *fn = json_object_get(call, "function");
-        if (!json_is_object(fn) || !json_is_string(json_object_get(fn, "name")))
-            return false;
-        if (!json_is_string(json_object_get(call, "id")))
-            json_object_set_new(call, "id", json_string(""));
-        if (!json_is_string(json_object_get(call, "type")))
-            json_object_set_new(call, "type", json_string("function"));
-        json_t *args = json_object_get(fn, "arguments");
-        if (!json_is_string(args)) {
+        if (!rc && (!json_is_object(fn) || !json_is_string(json_object_get(fn, "name"))))
+            rc = TG_E_UPSTREAM;
+        if (!rc && !json_is_string(json_object_get(call, "id")))
+            rc = tg_json_set(call, "id", json_string(""));
+        if (!rc && !json_is_string(json_object_get(call, "type")))
+            rc = tg_json_set(call, "type", json_string("function"));
+        json_t *args = rc ? NULL : json_object_get(fn, "arguments");
+        if (!rc && !json_is_string(args)) {
             char *text = args ? json_dumps(args, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-            json_object_set_new(fn, "arguments", json_string(text ? text : "{}"));
+            rc = args && !text ? TG_E_NOMEM
+                               : tg_json_set(fn, "arguments", json_string(text ? text : "{}"));
             free(text);
         }
     }
-    return true;
+    return rc;
 }
 
 /* Fill the result from a complete non-stream body.  The message's content
@@ -179,7 +182,12 @@ static void parse_completion(struct tg_backend_call *c)
         json_decref(c->res.tool_calls);
         c->res.tool_calls = NULL;
     }
-    if (c->res.tool_calls && !normalize_tool_calls(c->res.tool_calls)) {
+    int nrc = c->res.tool_calls ? normalize_tool_calls(c->res.tool_calls) : TG_OK;
+    if (nrc == TG_E_NOMEM) {
+        tg_backend_result_fail(&c->res, TG_E_NOMEM, "nomem", "out of memory");
+        goto out;
+    }
+    if (nrc) {
         tg_backend_result_fail(&c->res, TG_E_UPSTREAM, "bad_response",
                                "upstream answered with a tool call without a function name");
         goto out;

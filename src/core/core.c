@@ -63,15 +63,25 @@ const char *tg_err_str(int err)
 
 /* Failure injection for tests; the only process-wide mutable state here. */
 static atomic_long mem_budget = -1;
+static atomic_long mem_once = -1;
 
 void tg_mem_fail_after(long n)
 {
     atomic_store(&mem_budget, n);
 }
 
+long tg_mem_fail_once(long n)
+{
+    return atomic_exchange(&mem_once, n < 0 ? -1 : n);
+}
+
 static bool mem_should_fail(void)
 {
     long b = atomic_load(&mem_budget);
+    long o = atomic_load(&mem_once);
+    /* the one-shot counts down to 0, fails there once, then rests at -1 */
+    if (o >= 0 && atomic_fetch_sub(&mem_once, 1) == 0)
+        return true;
     if (b < 0)
         return false;
     if (b == 0)
@@ -538,6 +548,18 @@ size_t tg_utf8_prev(const void *str, size_t pos, uint32_t *cp)
     return b;
 }
 
+bool tg_utf8_valid(const void *str, size_t len)
+{
+    const char *s = str;
+    size_t i = 0, k = 1;
+    uint32_t cp;
+    while (i < len && k) {
+        k = tg_utf8_decode(s + i, len - i, &cp);
+        i += k;
+    }
+    return i == len;
+}
+
 /* ------------------------------------------------------------------ clocks */
 
 int64_t tg_clock_mono_ns(void)
@@ -777,6 +799,38 @@ bool tg_json_bool(const json_t *obj, const char *key, bool def)
 {
     const json_t *v = json_object_get(obj, key);
     return json_is_boolean(v) ? json_is_true(v) : def;
+}
+
+/* jansson's *_new setters release v themselves when they fail, so v is
+ * released here only on the paths that never reach them. */
+int tg_json_set(json_t *obj, const char *key, json_t *v)
+{
+    int rc = TG_OK;
+    if (!obj || !v) {
+        rc = TG_E_NOMEM;
+        json_decref(v);
+    } else if (!json_is_object(obj) || !key) {
+        rc = TG_E_INTERNAL;
+        json_decref(v);
+    } else if (json_object_set_new(obj, key, v)) {
+        rc = TG_E_NOMEM;
+    }
+    return rc;
+}
+
+int tg_json_push(json_t *arr, json_t *v)
+{
+    int rc = TG_OK;
+    if (!arr || !v) {
+        rc = TG_E_NOMEM;
+        json_decref(v);
+    } else if (!json_is_array(arr)) {
+        rc = TG_E_INTERNAL;
+        json_decref(v);
+    } else if (json_array_append_new(arr, v)) {
+        rc = TG_E_NOMEM;
+    }
+    return rc;
 }
 
 void tg_assert_fail(const char *cond, const char *file, int line)

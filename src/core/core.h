@@ -82,6 +82,12 @@ int tg_grow(void *arr, size_t *cap, size_t n, size_t elem, size_t first);
 /* Test hook: after n more successful allocations, every allocation fails.
  * n < 0 switches failure injection off (the default). */
 void tg_mem_fail_after(long n);
+/* Test hook: the allocation after n more successful ones fails, and only
+ * that one (what a caller that ignores one failure would get away with).
+ * n < 0 switches it off.  Returns how many allocations were still to go
+ * before the armed failure, or a negative number when none was armed or
+ * it has fired. */
+long tg_mem_fail_once(long n);
 
 /*
  * Arena: memory for one turn, released at once by tg_arena_free().
@@ -176,6 +182,9 @@ size_t tg_utf8_encode(uint32_t cp, char out[4]);
 /* The character ending at byte pos of s: its start (pos when pos is 0, with
  * *cp = 0); bytes that are not valid UTF-8 give U+FFFD one byte back. */
 size_t tg_utf8_prev(const void *s, size_t pos, uint32_t *cp);
+/* Are the len bytes at s all valid UTF-8 (as tg_utf8_decode reads it)?
+ * Tells a string jansson refuses apart from one it had no memory for. */
+bool tg_utf8_valid(const void *s, size_t len);
 
 /* ------------------------------------------------------------------ clocks */
 
@@ -254,6 +263,17 @@ const char *tg_json_str(const json_t *obj, const char *key, const char *def);
 int64_t tg_json_int(const json_t *obj, const char *key, int64_t def);
 double tg_json_num(const json_t *obj, const char *key, double def);
 bool tg_json_bool(const json_t *obj, const char *key, bool def);
+/*
+ * Checked construction.  Each steals v: the container owns it on success
+ * and v is released on failure, so a call may take a constructor's result
+ * unchecked, as in tg_json_set(o, "k", json_string(s)).  TG_OK, or
+ * TG_E_NOMEM when v is NULL (its constructor failed) or the container
+ * could not grow, or when the container itself is NULL (its constructor
+ * failed); the container is then unchanged.  A container of another type
+ * is TG_E_INTERNAL.
+ */
+int tg_json_set(json_t *obj, const char *key, json_t *v);
+int tg_json_push(json_t *arr, json_t *v);
 
 /* Invariants: checked in every build; a broken invariant aborts with its place. */
 #define TG_ASSERT(cond)                                                                            \

@@ -130,7 +130,8 @@ void tg_far_score(struct tg_far_item *it, size_t k);
 /* Aggregate scored items. */
 void tg_far_summarize(struct tg_far_item *items, size_t n, struct tg_far_summary *s);
 
-/* The report as JSON (new reference) and as a self-contained HTML page. */
+/* The report as JSON (new reference; NULL when out of memory) and as a
+ * self-contained HTML page. */
 json_t *tg_far_json(const struct tg_far_item *items, size_t n, const struct tg_far_summary *s,
                     const char *target);
 int tg_far_html(const struct tg_far_item *items, size_t n, const struct tg_far_summary *s,
@@ -153,7 +154,8 @@ double tg_eval_price(const struct tg_eval_conf *e, const char *model, int64_t pr
  * latency_ms (time in the stages), cost (eval.prices)}; day numbers the
  * looks of the sequential test: periods of period_ms (default a day) from
  * the experiment's first turn, or, when look_turns > 0, every look_turns
- * turns in the order recorded.  NULL when the store cannot be read.
+ * turns in the order recorded.  NULL when the store cannot be read or out
+ * of memory.
  */
 json_t *tg_experiment_rows(struct tg_store *st, const char *exp, const struct tg_eval_conf *prices,
                            int64_t period_ms, size_t look_turns);

@@ -79,10 +79,10 @@ static int leaf(void *arg, const struct tg_audit_row *row)
     }
     double cost = tg_eval_price(x->prices, model, tg_jscan_int_at(d, n, pt, 2, 0),
                                 tg_jscan_int_at(d, n, ct, 2, 0));
-    json_array_append_new(x->rows, json_pack("{s:s, s:s, s:I, s:s, s:I, s:f}", "turn_id", turn,
-                                             "variant", variant, "at", (json_int_t)at, "decision",
-                                             decision, "us", (json_int_t)us, "cost", cost));
-    return 0;
+    /* a row left out would change every metric: out of memory stops the scan */
+    return tg_json_push(x->rows, json_pack("{s:s, s:s, s:I, s:s, s:I, s:f}", "turn_id", turn,
+                                           "variant", variant, "at", (json_int_t)at, "decision",
+                                           decision, "us", (json_int_t)us, "cost", cost));
 }
 
 json_t *tg_experiment_rows(struct tg_store *st, const char *exp, const struct tg_eval_conf *prices,
@@ -99,11 +99,23 @@ json_t *tg_experiment_rows(struct tg_store *st, const char *exp, const struct tg
         goto out;
     size_t i;
     json_t *t;
-    json_array_foreach(tasks, i, t) json_object_set(by_turn, tg_json_str(t, "turn_id", ""), t);
-    json_array_foreach(fb, i, t) json_object_set(rating, tg_json_str(t, "turn_id", ""), t);
-    out = json_array();
+    int rc = TG_OK;
+    json_array_foreach(tasks, i, t)
+    {
+        if (!rc)
+            rc = tg_json_set(by_turn, tg_json_str(t, "turn_id", ""), json_incref(t));
+    }
+    json_array_foreach(fb, i, t)
+    {
+        if (!rc)
+            rc = tg_json_set(rating, tg_json_str(t, "turn_id", ""), json_incref(t));
+    }
+    out = rc ? NULL : json_array();
+    rc = out ? TG_OK : TG_E_NOMEM;
     json_array_foreach(x.rows, i, t)
     {
+        if (rc)
+            break;
         const char *turn = tg_json_str(t, "turn_id", ""), *dec = tg_json_str(t, "decision", "");
         const json_t *task = json_object_get(by_turn, turn), *f = json_object_get(rating, turn);
         const char *action = tg_json_str(json_object_get(task, "decision"), "action", "");
@@ -126,11 +138,19 @@ json_t *tg_experiment_rows(struct tg_store *st, const char *exp, const struct tg
             "resolved", resolved, "handed_off", handed, "reviewed", task != NULL, "bad_rating", bad,
             "latency_ms", (double)tg_json_int(t, "us", 0) / 1000.0, "cost",
             tg_json_num(t, "cost", 0));
-        if (row && judged)
-            json_object_set_new(row, "far", json_integer(!bad && !by_person));
-        if (row && f)
-            json_object_set_new(row, "rated_good", json_integer(!bad));
-        json_array_append_new(out, row);
+        rc = row ? TG_OK : TG_E_NOMEM;
+        if (!rc && judged)
+            rc = tg_json_set(row, "far", json_integer(!bad && !by_person));
+        if (!rc && f)
+            rc = tg_json_set(row, "rated_good", json_integer(!bad));
+        if (rc)
+            json_decref(row);
+        else
+            rc = tg_json_push(out, row);
+    }
+    if (rc) {
+        json_decref(out);
+        out = NULL;
     }
 out:
     json_decref(x.rows);
@@ -190,7 +210,8 @@ static json_t *compare(const struct arm *ctl, const struct arm *a, int last, dou
 {
     double avp = 1, first = -1;
     json_t *series = json_array();
-    for (int d = 0; d <= last; d++) {
+    int rc = series ? TG_OK : TG_E_NOMEM;
+    for (int d = 0; !rc && d <= last; d++) {
         struct tg_stats_moments mc = upto(ctl, d), mt = upto(a, d);
         if (mc.n < 2 || mt.n < 2)
             continue;
@@ -203,9 +224,13 @@ static json_t *compare(const struct arm *ctl, const struct arm *a, int last, dou
         /* the sequence for the difference: per-arm half-widths combined */
         double sd = sqrt(var * (mc.n + mt.n) / 2);
         double hw = tg_stats_cs_halfwidth(sd, (mc.n + mt.n) / 2, alpha, 5000);
-        json_array_append_new(series, json_pack("{s:i, s:f, s:f, s:f, s:f, s:f}", "day", d, "n",
-                                                mc.n + mt.n, "diff", diff, "low", diff - hw, "high",
-                                                diff + hw, "p_always_valid", avp));
+        rc = tg_json_push(series, json_pack("{s:i, s:f, s:f, s:f, s:f, s:f}", "day", d, "n",
+                                            mc.n + mt.n, "diff", diff, "low", diff - hw, "high",
+                                            diff + hw, "p_always_valid", avp));
+    }
+    if (rc) {
+        json_decref(series);
+        series = NULL; /* the pack below fails: NULL */
     }
     struct tg_stats_moments mc = upto(ctl, last), mt = upto(a, last);
     struct tg_stats_test t = {0};
@@ -281,26 +306,35 @@ json_t *tg_experiment_analyze(const json_t *rows, const char *control, const cha
     }
     double srm_p = na > 1 ? tg_stats_srm(obs, sh, na, &chi2) : 1;
     json_t *variants = json_array(), *list = json_array();
+    int rc = variants && list ? TG_OK : TG_E_NOMEM;
     size_t npv = 0;
-    for (i = 0; i < na; i++) {
+    for (i = 0; !rc && i < na; i++) {
         struct tg_stats_moments m = upto(&arms[i], last);
-        json_array_append_new(list, json_pack("{s:s, s:f, s:f, s:f, s:f}", "name", arms[i].name,
-                                              "rows", arms[i].rows, "n", m.n, "mean",
-                                              m.n ? m.sum / m.n : 0, "share", arms[i].share));
-        if (&arms[i] == ctl)
+        rc = tg_json_push(list, json_pack("{s:s, s:f, s:f, s:f, s:f}", "name", arms[i].name, "rows",
+                                          arms[i].rows, "n", m.n, "mean", m.n ? m.sum / m.n : 0,
+                                          "share", arms[i].share));
+        if (rc || &arms[i] == ctl)
             continue;
         json_t *c = compare(ctl, &arms[i], last, alpha, tau);
         pv[npv++] = tg_json_num(c, "p_always_valid", 1);
-        json_array_append_new(variants, c);
+        rc = tg_json_push(variants, c);
     }
     bool reject[MAX_ARMS];
-    size_t nrej = tg_stats_bh(pv, npv, alpha, reject);
-    for (i = 0; i < npv; i++)
-        json_object_set_new(json_array_get(variants, i), "significant_bh", json_boolean(reject[i]));
+    size_t nrej = rc ? 0 : tg_stats_bh(pv, npv, alpha, reject);
+    for (i = 0; !rc && i < npv; i++)
+        rc = tg_json_set(json_array_get(variants, i), "significant_bh", json_boolean(reject[i]));
+    if (rc) {
+        json_decref(variants);
+        json_decref(list);
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
     out = json_pack("{s:s, s:s, s:f, s:f, s:i, s:{s:f, s:f, s:b}, s:o, s:o, s:I}", "metric", metric,
                     "control", control, "alpha", alpha, "tau", tau, "days", last + 1, "srm", "chi2",
                     chi2, "p", srm_p, "mismatch", srm_p < 0.001, "arms", list, "variants", variants,
                     "bh_significant", (json_int_t)nrej);
+    if (!out)
+        snprintf(err, errlen, "out of memory");
 out:
     tg_free(arms);
     return out;

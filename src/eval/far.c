@@ -211,11 +211,12 @@ json_t *tg_far_json(const struct tg_far_item *items, size_t n, const struct tg_f
                     const char *target)
 {
     json_t *failed = json_object(), *list = json_array();
-    for (size_t st = 0; st < 5; st++)
-        json_object_set_new(failed, tg_far_stages[st], json_integer((json_int_t)s->failed[st]));
-    for (size_t i = 0; i < n; i++) {
+    int rc = failed && list ? TG_OK : TG_E_NOMEM;
+    for (size_t st = 0; !rc && st < 5; st++)
+        rc = tg_json_set(failed, tg_far_stages[st], json_integer((json_int_t)s->failed[st]));
+    for (size_t i = 0; !rc && i < n; i++) {
         const struct tg_far_item *it = &items[i];
-        json_array_append_new(
+        rc = tg_json_push(
             list,
             json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:s, s:s?, s:O?, s:b, s:b, s:b, s:b, "
                       "s:b, s:b, s:s?, s:{s:I, s:I, s:I, s:I}, s:I, s:I, s:f}",
@@ -229,6 +230,11 @@ json_t *tg_far_json(const struct tg_far_item *items, size_t n, const struct tg_f
                       (json_int_t)it->cons.quantities, "grounded", (json_int_t)it->cons.grounded,
                       "facts", (json_int_t)json_array_size(it->facts), "facts_found",
                       (json_int_t)it->facts_found, "ms", it->ms));
+    }
+    if (rc) {
+        /* the pack below fails and releases the other: NULL, never a report missing an item */
+        json_decref(list);
+        list = NULL;
     }
     return json_pack(
         "{s:s, s:s, s:I, s:I, s:f, s:{s:f, s:f, s:f, s:f, s:f}, s:f, s:{s:I, s:I}, s:o, "

@@ -133,7 +133,7 @@ static int pool_add(struct pool *p, const char *key, const char *id, const char 
     p->id[p->n] = tg_strdup(id);
     p->text[p->n] = tg_strdup(text);
     if (!p->id[p->n] || !p->text[p->n] ||
-        json_object_set_new(p->by_key, key, json_integer((json_int_t)p->n))) {
+        tg_json_set(p->by_key, key, json_integer((json_int_t)p->n))) {
         tg_free(p->id[p->n]);
         tg_free(p->text[p->n]);
         return TG_E_NOMEM;
@@ -450,8 +450,8 @@ static int fts_match(const char *q, struct tg_buf *out)
             tri[tl] = '\0';
             if (json_object_get(seen, tri))
                 continue;
-            json_object_set_new(seen, tri, json_true());
-            if (out->len)
+            rc = tg_json_set(seen, tri, json_true());
+            if (!rc && out->len)
                 rc = tg_buf_puts(out, " OR ");
             if (!rc)
                 rc = put_quoted(out, tri);

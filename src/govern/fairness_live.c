@@ -49,18 +49,22 @@ static int turn_leaf(void *arg, const struct tg_audit_row *row)
                        strcmp(rel, r->release) != 0))
         return 0;
     json_t *sens = json_object();
+    int rc = sens ? TG_OK : TG_E_NOMEM;
     for (size_t i = 0; i < r->cfg->n_attributes; i++) {
         const char *name = r->cfg->attrs[i].name;
         const char *p[] = {"sensitive", name};
-        if (tg_jscan_str_at(row->data, row->len, p, 2, ps, sizeof(ps)))
-            json_object_set_new(sens, name, json_string(ps));
+        if (!rc && tg_jscan_str_at(row->data, row->len, p, 2, ps, sizeof(ps)))
+            rc = tg_json_set(sens, name, json_string(ps));
     }
     tg_jscan_str_at(row->data, row->len, turn_p, 1, turn, sizeof(turn));
     tg_jscan_str_at(row->data, row->len, dec_p, 1, decision, sizeof(decision));
     bool deliver = !strcmp(decision, "deliver");
-    json_array_append_new(r->list, json_pack("{s:s, s:o, s:b}", "turn_id", turn, "sensitive", sens,
-                                             "deliver", deliver));
-    return 0;
+    if (rc) {
+        json_decref(sens);
+        sens = NULL; /* the pack below fails: the scan stops, no turn left out unseen */
+    }
+    return tg_json_push(r->list, json_pack("{s:s, s:o, s:b}", "turn_id", turn, "sensitive", sens,
+                                           "deliver", deliver));
 }
 
 /* A group's name: the configured value whose pseudonym it is, else the pseudonym. */
@@ -114,21 +118,26 @@ static json_t *measure(const struct tg_fair_live *in, const struct tg_fair_attr_
         json_decref(groups);
         return NULL;
     }
+    int rc = TG_OK;
     if (tg_fairness_compute(group, pred, NULL, k, rep) == TG_OK) {
         tg_fairness_test(rep, in->min_group, alpha, in->bootstrap, 1);
-        for (size_t g = 0; g < rep->n_groups; g++)
-            json_array_append_new(groups,
-                                  json_pack("{s:s, s:I, s:I, s:f, s:b}", "group",
-                                            group_name(in, attr, rep->groups[g].name), "n",
-                                            (json_int_t)rep->groups[g].n, "selected",
-                                            (json_int_t)rep->groups[g].selected, "rate",
-                                            rep->groups[g].rate, "tested", rep->groups[g].tested));
+        for (size_t g = 0; !rc && g < rep->n_groups; g++)
+            rc = tg_json_push(groups,
+                              json_pack("{s:s, s:I, s:I, s:f, s:b}", "group",
+                                        group_name(in, attr, rep->groups[g].name), "n",
+                                        (json_int_t)rep->groups[g].n, "selected",
+                                        (json_int_t)rep->groups[g].selected, "rate",
+                                        rep->groups[g].rate, "tested", rep->groups[g].tested));
         closed = tg_fairness_gate(rep, in->limit);
     } else {
         tg_fairness_test(rep, in->min_group, alpha, 0, 1); /* more groups than kept: no test */
         rep->dpd = rep->dpr = NAN;
     }
     const struct tg_fair_test *t = &rep->test;
+    if (rc) {
+        json_decref(groups);
+        groups = NULL; /* a group left out would change the gate: the pack below fails */
+    }
     json_t *out = json_pack(
         "{s:I, s:o, s:o, s:o, s:I, s:I, s:o, s:o, s:o, s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:b}",
         "turns", (json_int_t)k, "groups", groups, "dpd", num_or_null(rep->dpd), "dpr",
@@ -153,10 +162,11 @@ json_t *tg_fairness_live(struct tg_store *st, const struct tg_fair_live *in)
         goto done;
     size_t i;
     json_t *t;
+    int rc = TG_OK;
     json_array_foreach(tasks, i, t)
     {
-        if (!strcmp(tg_json_str(t, "kind", ""), "review")) /* drafts the AI wrote */
-            json_object_set_new(
+        if (!rc && !strcmp(tg_json_str(t, "kind", ""), "review")) /* drafts the AI wrote */
+            rc = tg_json_set(
                 approved, tg_json_str(t, "turn_id", ""),
                 json_boolean(
                     !strcmp(tg_json_str(json_object_get(t, "decision"), "action", ""), "approve")));
@@ -164,22 +174,31 @@ json_t *tg_fairness_live(struct tg_store *st, const struct tg_fair_live *in)
     size_t n = json_array_size(rows.list);
     const char **group = tg_calloc(n ? n : 1, sizeof(*group));
     int *pred = tg_calloc(n ? n : 1, sizeof(*pred));
-    if (!group || !pred) {
+    if (rc || !group || !pred) {
         tg_free(group);
         tg_free(pred);
         goto done;
     }
     out = json_array();
-    for (size_t ai = 0; ai < in->cfg->n_attributes; ai++) {
+    rc = out ? TG_OK : TG_E_NOMEM;
+    for (size_t ai = 0; !rc && ai < in->cfg->n_attributes; ai++) {
         const struct tg_fair_attr_conf *attr = &in->cfg->attrs[ai];
         json_t *a = json_pack("{s:s}", "attribute", attr->name);
-        for (int o = 0; o < 2; o++)
-            json_object_set_new(a, outcome_names[o],
-                                measure(in, attr, o, rows.list, approved, group, pred));
-        json_array_append_new(out, a);
+        rc = a ? TG_OK : TG_E_NOMEM;
+        for (int o = 0; !rc && o < 2; o++)
+            rc = tg_json_set(a, outcome_names[o],
+                             measure(in, attr, o, rows.list, approved, group, pred));
+        if (rc)
+            json_decref(a);
+        else
+            rc = tg_json_push(out, a);
     }
     tg_free(group);
     tg_free(pred);
+    if (rc) {
+        json_decref(out);
+        out = NULL;
+    }
 done:
     json_decref(rows.list);
     json_decref(tasks);

@@ -104,8 +104,9 @@ json_t *tg_release_latest(struct tg_store *st, const char *name);
  * by, why}, then the state, flushed.  TG_OK or the store's error. */
 int tg_release_set_frozen(struct tg_store *st, struct tg_audit *audit, bool frozen, const char *by,
                           const char *why);
-/* Append a transition to a release record's history: {action, by, why, at}. */
-void tg_release_event(json_t *rel, const char *action, const char *by, const char *why);
+/* Append a transition to a release record's history: {action, by, why, at}.
+ * TG_OK or TG_E_NOMEM (the history then as it was). */
+int tg_release_event(json_t *rel, const char *action, const char *by, const char *why);
 /* The audit leaf of a transition: {kind: release, action, name, version, hash, by,
  * why, at, evidence?} (rel and evidence may be NULL).  TG_OK or the log's error. */
 int tg_release_record(struct tg_audit *audit, const char *action, const json_t *rel,
@@ -221,7 +222,7 @@ struct tg_fair_live {
  * resamples, pairs, gate_closed}: dpd and dpr over every group (Fairlearn),
  * gap and its simultaneous interval [ci_low, ci_high] at level 1 − alpha over
  * the tested groups (null when fewer than two).  NULL when the store cannot
- * be read.  The caller owns the result.
+ * be read or out of memory.  The caller owns the result.
  */
 json_t *tg_fairness_live(struct tg_store *st, const struct tg_fair_live *in);
 /* Does any gate of such a result stand closed?  why names the first. */

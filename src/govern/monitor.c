@@ -81,11 +81,14 @@ static int keep(json_t *slot, const json_t *e, size_t pos)
     int64_t at = tg_json_int(e, "at_ms", 0);
     if (json_object_size(slot) && !later(slot, at, pos))
         return TG_OK;
-    int rc = json_object_set_new(slot, "turn_ms", json_integer(tg_json_int(e, "turn_ms", 0)));
-    rc |= json_object_set_new(slot, "at_ms", json_integer(at));
-    rc |= json_object_set_new(slot, "good", json_boolean(tg_json_bool(e, "good", false)));
-    rc |= json_object_set_new(slot, "pos", json_integer((json_int_t)pos));
-    return rc ? TG_E_NOMEM : TG_OK;
+    int rc = tg_json_set(slot, "turn_ms", json_integer(tg_json_int(e, "turn_ms", 0)));
+    if (!rc)
+        rc = tg_json_set(slot, "at_ms", json_integer(at));
+    if (!rc)
+        rc = tg_json_set(slot, "good", json_boolean(tg_json_bool(e, "good", false)));
+    if (!rc)
+        rc = tg_json_set(slot, "pos", json_integer((json_int_t)pos));
+    return rc;
 }
 
 /*
@@ -110,19 +113,19 @@ json_t *tg_monitor_judgements(const json_t *events)
             json_t *slot = json_object_get(by_turn, turn);
             if (!slot) {
                 slot = json_pack("{s:b, s:b, s:{}}", "reviewed", 0, "person", 0, "kept");
-                if (!slot || json_object_set_new(by_turn, turn, slot)) {
-                    rc = TG_E_NOMEM;
+                rc = tg_json_set(by_turn, turn, slot);
+                if (rc)
                     break;
-                }
             }
             json_t *kept = json_object_get(slot, "kept");
             if (review) {
                 /* the latest review decides whose answer the customer got */
                 bool newest = !json_object_size(kept) || later(kept, tg_json_int(e, "at_ms", 0), i);
-                json_object_set_new(slot, "reviewed", json_true());
-                if (newest)
-                    json_object_set_new(slot, "person",
-                                        json_boolean(!tg_json_bool(e, "good", false)));
+                rc = tg_json_set(slot, "reviewed", json_true());
+                if (!rc && newest)
+                    rc = tg_json_set(slot, "person", json_boolean(!tg_json_bool(e, "good", false)));
+                if (rc)
+                    break;
             } else {
                 bool ai_answer = tg_json_bool(slot, "reviewed", false)
                                      ? !tg_json_bool(slot, "person", true)
@@ -140,11 +143,10 @@ json_t *tg_monitor_judgements(const json_t *events)
         const json_t *k = json_object_get(t, "kept");
         if (rc || !json_object_size(k))
             continue;
-        if (json_array_append_new(out, json_pack("{s:s, s:O, s:O, s:O}", "turn_id", id, "turn_ms",
-                                                 json_object_get(k, "turn_ms"), "at_ms",
-                                                 json_object_get(k, "at_ms"), "good",
-                                                 json_object_get(k, "good"))))
-            rc = TG_E_NOMEM;
+        rc = tg_json_push(out, json_pack("{s:s, s:O, s:O, s:O}", "turn_id", id, "turn_ms",
+                                         json_object_get(k, "turn_ms"), "at_ms",
+                                         json_object_get(k, "at_ms"), "good",
+                                         json_object_get(k, "good")));
     }
     json_decref(by_turn);
     if (rc) {

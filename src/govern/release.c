@@ -184,13 +184,19 @@ int tg_release_materialize(struct tg_store *st, const json_t *record, const char
 
 /* ------------------------------------------------------------ records */
 
-void tg_release_event(json_t *rel, const char *action, const char *by, const char *why)
+int tg_release_event(json_t *rel, const char *action, const char *by, const char *why)
 {
     json_t *h = json_object_get(rel, "history");
-    if (!json_is_array(h))
-        json_object_set_new(rel, "history", h = json_array());
-    json_array_append_new(h, json_pack("{s:s, s:s, s:s, s:I}", "action", action, "by", by, "why",
+    int rc = TG_OK;
+    if (!json_is_array(h)) {
+        h = json_array();
+        rc = tg_json_set(rel, "history", json_incref(h));
+        json_decref(h); /* rel holds it, or nobody */
+    }
+    if (!rc)
+        rc = tg_json_push(h, json_pack("{s:s, s:s, s:s, s:I}", "action", action, "by", by, "why",
                                        why, "at", (json_int_t)tg_clock_wall_ms()));
+    return rc;
 }
 
 int tg_release_record(struct tg_audit *audit, const char *action, const json_t *rel, const char *by,
@@ -201,9 +207,11 @@ int tg_release_record(struct tg_audit *audit, const char *action, const json_t *
                              "version", (json_int_t)(rel ? tg_json_int(rel, "version", 0) : 0),
                              "hash", rel ? tg_json_str(rel, "hash", NULL) : NULL, "by", by, "why",
                              why, "at", (json_int_t)tg_clock_wall_ms());
-    if (leaf && evidence)
-        json_object_set(leaf, "evidence", (json_t *)evidence);
-    int rc = leaf ? tg_audit_append_json(audit, leaf, NULL) : TG_E_NOMEM;
+    int rc = leaf ? TG_OK : TG_E_NOMEM;
+    if (!rc && evidence)
+        rc = tg_json_set(leaf, "evidence", json_incref((json_t *)evidence));
+    if (!rc)
+        rc = tg_audit_append_json(audit, leaf, NULL);
     json_decref(leaf);
     return rc;
 }
@@ -250,10 +258,9 @@ static int gate_leaf(void *arg, const struct tg_audit_row *row)
     tg_jscan_str_at(d, n, cust_p, 1, cust, sizeof(cust));
     if (tg_jscan_str_at(d, n, rel_p, 2, rel, sizeof(rel)) && !strcmp(rel, x->release) && turn[0]) {
         tg_jscan_str_at(d, n, dec_p, 1, decision, sizeof(decision));
-        if (json_object_set_new(x->turns, turn,
-                                json_pack("{s:I, s:b}", "ms",
-                                          (json_int_t)tg_jscan_int_at(d, n, at_p, 1, 0), "deliver",
-                                          !strcmp(decision, "deliver"))))
+        if (tg_json_set(x->turns, turn,
+                        json_pack("{s:I, s:b}", "ms", (json_int_t)tg_jscan_int_at(d, n, at_p, 1, 0),
+                                  "deliver", !strcmp(decision, "deliver"))))
             return TG_E_NOMEM;
     }
     /* the split counts customers, the unit of assignment */
@@ -263,12 +270,12 @@ static int gate_leaf(void *arg, const struct tg_audit_row *row)
         if (!tg_jscan_str_at(d, n, exp_p, 2, variant, sizeof(variant)))
             continue;
         json_t *e = json_object_get(x->assigned, x->exps[i]), *vs;
-        if (!e && json_object_set_new(x->assigned, x->exps[i], e = json_object()))
+        if (!e && tg_json_set(x->assigned, x->exps[i], e = json_object()))
             return TG_E_NOMEM;
         vs = json_object_get(e, variant);
-        if (!vs && json_object_set_new(e, variant, vs = json_object()))
+        if (!vs && tg_json_set(e, variant, vs = json_object()))
             return TG_E_NOMEM;
-        if (json_object_set_new(vs, cust, json_true()))
+        if (tg_json_set(vs, cust, json_true()))
             return TG_E_NOMEM;
     }
     return 0;
@@ -282,12 +289,9 @@ static int gate_review(void *ctx, const struct tg_review_facts *f)
     const json_t *t = json_object_get(x->turns, f->turn_id);
     if (!t || f->decided_ms <= 0 || strcmp(f->kind, "review") != 0)
         return TG_OK;
-    return json_array_append_new(ev, json_pack("{s:s, s:O, s:I, s:s, s:b}", "turn_id", f->turn_id,
-                                               "turn_ms", json_object_get(t, "ms"), "at_ms",
-                                               (json_int_t)f->decided_ms, "source", "review",
-                                               "good", !strcmp(f->action, "approve")))
-               ? TG_E_NOMEM
-               : TG_OK;
+    return tg_json_push(ev, json_pack("{s:s, s:O, s:I, s:s, s:b}", "turn_id", f->turn_id, "turn_ms",
+                                      json_object_get(t, "ms"), "at_ms", (json_int_t)f->decided_ms,
+                                      "source", "review", "good", !strcmp(f->action, "approve")));
 }
 
 /* One judgement per judged turn the release answered (tg_monitor_judgements), or NULL. */
@@ -304,13 +308,12 @@ static json_t *gate_judgements(struct tg_store *st, const struct gate_scan *x)
         const json_t *t = json_object_get(x->turns, tg_json_str(f, "turn_id", ""));
         if (rc || !t)
             continue;
-        if (json_array_append_new(ev, json_pack("{s:s, s:O, s:I, s:s, s:b, s:O}", "turn_id",
-                                                tg_json_str(f, "turn_id", ""), "turn_ms",
-                                                json_object_get(t, "ms"), "at_ms",
-                                                (json_int_t)tg_json_int(f, "at_ms", 0), "source",
-                                                "rating", "good", tg_json_bool(f, "good", false),
-                                                "ai", json_object_get(t, "deliver"))))
-            rc = TG_E_NOMEM;
+        rc = tg_json_push(ev, json_pack("{s:s, s:O, s:I, s:s, s:b, s:O}", "turn_id",
+                                        tg_json_str(f, "turn_id", ""), "turn_ms",
+                                        json_object_get(t, "ms"), "at_ms",
+                                        (json_int_t)tg_json_int(f, "at_ms", 0), "source", "rating",
+                                        "good", tg_json_bool(f, "good", false), "ai",
+                                        json_object_get(t, "deliver")));
     }
     if (!rc)
         out = tg_monitor_judgements(ev);
@@ -319,13 +322,15 @@ static json_t *gate_judgements(struct tg_store *st, const struct gate_scan *x)
     return out;
 }
 
-/* Append one gate's outcome; a closed gate's detail joins the reasons. */
-static void gate(json_t *gates, struct tg_buf *why, const char *name, bool open, const char *detail)
+/* Append one gate's outcome; a closed gate's detail joins the reasons.
+ * TG_OK or TG_E_NOMEM: a gate left out could let a promotion through. */
+static int gate(json_t *gates, struct tg_buf *why, const char *name, bool open, const char *detail)
 {
-    json_array_append_new(
+    int rc = tg_json_push(
         gates, json_pack("{s:s, s:b, s:s}", "gate", name, "open", open, "detail", detail));
     if (!open)
         tg_buf_printf(why, "%s%s", why->len ? "; " : "", detail);
+    return rc;
 }
 
 /* The experiments of the config with a variant answered by release name. */
@@ -344,8 +349,8 @@ static void experiments_of(const struct tg_config *cfg, const char *name, struct
 }
 
 /* Sample-ratio mismatch of one experiment's customers against its configured shares. */
-static void srm_gate(const struct tg_config *cfg, const char *exp_name, const json_t *assigned,
-                     json_t *gates, struct tg_buf *why)
+static int srm_gate(const struct tg_config *cfg, const char *exp_name, const json_t *assigned,
+                    json_t *gates, struct tg_buf *why)
 {
     const struct tg_experiment_conf *exp = NULL;
     size_t k = 0, nv = 0;
@@ -374,19 +379,17 @@ static void srm_gate(const struct tg_config *cfg, const char *exp_name, const js
              "%s: customers per arm against the configured shares, chi-square %.2f, p %.3g%s",
              exp_name, chi2, p,
              p < GATE_SRM_P ? ": sample-ratio mismatch, the split is broken" : "");
-    gate(gates, why, "srm", p >= GATE_SRM_P, detail);
+    return gate(gates, why, "srm", p >= GATE_SRM_P, detail);
 }
 
 /* The live fairness gate on the turns the release answered. */
-static void fairness_gate(struct tg_store *st, const struct tg_release_gate_in *in,
-                          const struct gate_scan *x, json_t *gates, struct tg_buf *why)
+static int fairness_gate(struct tg_store *st, const struct tg_release_gate_in *in,
+                         const struct gate_scan *x, json_t *gates, struct tg_buf *why)
 {
     const struct tg_fairness_conf *fc = &in->cfg->fairness;
     char detail[700], closed[300];
-    if (!fc->n_attributes) {
-        gate(gates, why, "fairness", true, "no sensitive attributes configured (fairness)");
-        return;
-    }
+    if (!fc->n_attributes)
+        return gate(gates, why, "fairness", true, "no sensitive attributes configured (fairness)");
     struct tg_fair_live fl = {
         .cfg = fc,
         .key = in->key,
@@ -408,12 +411,12 @@ static void fairness_gate(struct tg_store *st, const struct tg_release_gate_in *
         snprintf(detail, sizeof(detail), "fairness gate open on the traffic %s answered",
                  x->release);
     json_decref(res);
-    gate(gates, why, "fairness", !shut, detail);
+    return gate(gates, why, "fairness", !shut, detail);
 }
 
 /* FAR of the release's judged turns, and the monitor's criterion on them. */
-static void far_gates(const struct tg_release_gate_in *in, const json_t *judged, json_t *gates,
-                      struct tg_buf *why)
+static int far_gates(const struct tg_release_gate_in *in, const json_t *judged, json_t *gates,
+                     struct tg_buf *why)
 {
     const struct tg_eval_conf *ev = &in->cfg->eval;
     size_t good = 0, n = json_array_size(judged), i;
@@ -431,7 +434,8 @@ static void far_gates(const struct tg_release_gate_in *in, const json_t *judged,
     else
         snprintf(detail, sizeof(detail), "FAR %.1f%% on %zu judged turns %s the minimum %.1f%%",
                  far * 100, n, far < ev->far_min ? "is below" : "meets", ev->far_min * 100);
-    gate(gates, why, "far", ev->has_far_min && n >= GATE_MIN_JUDGED && far >= ev->far_min, detail);
+    int rc = gate(gates, why, "far", ev->has_far_min && n >= GATE_MIN_JUDGED && far >= ev->far_min,
+                  detail);
     /* the exit criterion product owners set for the monitor, on this release's days */
     struct tg_far_criterion c = {
         .min_far = ev->monitor_min_far,
@@ -445,7 +449,9 @@ static void far_gates(const struct tg_release_gate_in *in, const json_t *judged,
     snprintf(detail, sizeof(detail), "FAR %s %.0f%% on each of the last %zu days%s",
              v.met ? "below" : "not below", c.min_far * 100, c.days,
              v.met ? " with no improving trend (eval.monitor's exit criterion)" : "");
-    gate(gates, why, "monitor", !v.met, detail);
+    if (!rc)
+        rc = gate(gates, why, "monitor", !v.met, detail);
+    return rc;
 }
 
 /* tg_release_gates() with in->cfg set. */
@@ -479,19 +485,21 @@ static json_t *gates_of(struct tg_store *st, const struct tg_release_gate_in *in
                                  "supervisor overrides with a reason)");
     else
         snprintf(detail, sizeof(detail), "%s is %s, not a candidate", x.release, state);
-    gate(gates, &why, "candidate", ran || by_override, detail);
+    int rc = gate(gates, &why, "candidate", ran || by_override, detail);
     s = tg_release_state(st);
     snprintf(detail, sizeof(detail), "releases are %s%s%s",
              tg_json_bool(s, "frozen", false) ? "frozen (" : "not frozen",
              tg_json_bool(s, "frozen", false) ? tg_json_str(s, "why", "no reason recorded") : "",
              tg_json_bool(s, "frozen", false) ? ")" : "");
-    gate(gates, &why, "frozen", !tg_json_bool(s, "frozen", false), detail);
+    if (!rc)
+        rc = gate(gates, &why, "frozen", !tg_json_bool(s, "frozen", false), detail);
     if (!ran) {
         /* nothing answered as this release: no traffic to measure */
         static const char *const traffic[] = {"experiment", "far", "srm", "fairness", "monitor"};
-        for (size_t i = 0; i < TG_ARRAY_LEN(traffic); i++)
-            gate(gates, &why, traffic[i], true, "not measured: the release answered no traffic");
-    } else {
+        for (size_t i = 0; !rc && i < TG_ARRAY_LEN(traffic); i++)
+            rc = gate(gates, &why, traffic[i], true,
+                      "not measured: the release answered no traffic");
+    } else if (!rc) {
         experiments_of(in->cfg, in->name, &x);
         if (tg_store_audit_scan(st, 0, gate_leaf, &x) || !(judged = gate_judgements(st, &x))) {
             snprintf(err, errlen, "the audit log could not be read");
@@ -500,11 +508,17 @@ static json_t *gates_of(struct tg_store *st, const struct tg_release_gate_in *in
         snprintf(detail, sizeof(detail), "%s answered %zu turns as a variant of %s%s", x.release,
                  json_object_size(x.turns), x.nexps ? x.exps[0] : "no configured experiment",
                  x.nexps > 1 ? " and others" : "");
-        gate(gates, &why, "experiment", x.nexps > 0 && json_object_size(x.turns) > 0, detail);
-        far_gates(in, judged, gates, &why);
-        for (size_t i = 0; i < x.nexps; i++)
-            srm_gate(in->cfg, x.exps[i], x.assigned, gates, &why);
-        fairness_gate(st, in, &x, gates, &why);
+        rc = gate(gates, &why, "experiment", x.nexps > 0 && json_object_size(x.turns) > 0, detail);
+        if (!rc)
+            rc = far_gates(in, judged, gates, &why);
+        for (size_t i = 0; !rc && i < x.nexps; i++)
+            rc = srm_gate(in->cfg, x.exps[i], x.assigned, gates, &why);
+        if (!rc)
+            rc = fairness_gate(st, in, &x, gates, &why);
+    }
+    if (rc) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
     }
     bool open = true;
     size_t gi;
@@ -531,6 +545,18 @@ json_t *tg_release_gates(struct tg_store *st, const struct tg_release_gate_in *i
                          size_t errlen)
 {
     return gates_of(st, in, err, errlen);
+}
+
+/* Another release put into state by a transition (action in its history), saved. */
+static int mark(struct tg_store *st, json_t *r, const char *state, const char *action,
+                const char *by, const char *why)
+{
+    int rc = tg_json_set(r, "state", json_string(state));
+    if (!rc)
+        rc = tg_release_event(r, action, by, why);
+    if (!rc)
+        rc = tg_release_save(st, r);
+    return rc;
 }
 
 int tg_release_promote(struct tg_store *st, struct tg_audit *audit, const json_t *evidence,
@@ -567,17 +593,15 @@ int tg_release_promote(struct tg_store *st, struct tg_audit *audit, const json_t
         rc = TG_E_DB;
     json_array_foreach(all, i, r)
     {
-        if (!rc && !strcmp(tg_json_str(r, "state", ""), "promoted")) {
-            json_object_set_new(r, "state", json_string("superseded"));
-            tg_release_event(r, "superseded", by, why);
-            rc = tg_release_save(st, r);
-        }
+        if (!rc && !strcmp(tg_json_str(r, "state", ""), "promoted"))
+            rc = mark(st, r, "superseded", "superseded", by, why);
     }
-    if (!rc) {
-        json_object_set_new(rel, "state", json_string("promoted"));
-        tg_release_event(rel, "promote", by, why);
+    if (!rc)
+        rc = tg_json_set(rel, "state", json_string("promoted"));
+    if (!rc)
+        rc = tg_release_event(rel, "promote", by, why);
+    if (!rc)
         rc = tg_release_record(audit, "promote", rel, by, why, evidence);
-    }
     if (!rc)
         rc = tg_release_save(st, rel);
     if (rc)
@@ -609,8 +633,9 @@ static void keep_file(void *arg, const char *name, const char *sha, const void *
 static int commit_transition(struct tg_store *st, struct tg_audit *audit, json_t *rel,
                              const char *action, const char *by, const char *why, json_t **out)
 {
-    tg_release_event(rel, action, by, why);
-    int rc = tg_release_record(audit, action, rel, by, why, NULL);
+    int rc = tg_release_event(rel, action, by, why);
+    if (!rc)
+        rc = tg_release_record(audit, action, rel, by, why, NULL);
     if (!rc)
         rc = tg_release_save(st, rel);
     if (!rc)
@@ -674,9 +699,11 @@ int tg_release_start_experiment(struct tg_store *st, struct tg_audit *audit, con
                  "%s is %s; an experiment starts from proposed, with a share in (0, 1]", name,
                  state);
     } else {
-        json_object_set_new(rel, "state", json_string("experiment"));
-        json_object_set_new(rel, "share", json_real(share));
-        rc = commit_transition(st, audit, rel, "start-experiment", by, why, out);
+        rc = tg_json_set(rel, "state", json_string("experiment"));
+        if (!rc)
+            rc = tg_json_set(rel, "share", json_real(share));
+        if (!rc)
+            rc = commit_transition(st, audit, rel, "start-experiment", by, why, out);
         if (rc)
             snprintf(err, errlen, "cannot record the experiment: %s", tg_err_str(rc));
     }
@@ -699,9 +726,10 @@ int tg_release_rollback(struct tg_store *st, struct tg_audit *audit, const char 
         snprintf(err, errlen, "%s is %s; only the release in force rolls back", name, state);
         goto out;
     }
-    json_object_set_new(rel, "state", json_string("rolled_back"));
+    rc = tg_json_set(rel, "state", json_string("rolled_back"));
     /* the newest superseded release is in force again */
-    rc = tg_store_blob_list(st, "release/", 100000, &all);
+    if (!rc)
+        rc = tg_store_blob_list(st, "release/", 100000, &all);
     size_t i;
     json_t *r;
     json_array_foreach(all, i, r)
@@ -710,11 +738,8 @@ int tg_release_rollback(struct tg_store *st, struct tg_audit *audit, const char 
             (!back || tg_json_int(r, "created_ms", 0) > tg_json_int(back, "created_ms", 0)))
             back = r;
     }
-    if (!rc && back) {
-        json_object_set_new(back, "state", json_string("promoted"));
-        tg_release_event(back, "restored", by, why);
-        rc = tg_release_save(st, back);
-    }
+    if (!rc && back)
+        rc = mark(st, back, "promoted", "restored", by, why);
     if (!rc)
         rc = commit_transition(st, audit, rel, "rollback", by, why, out);
     if (rc)

@@ -55,7 +55,7 @@ static json_t *top_pairs(const struct tally *t)
         size_t glen = (size_t)(tab - k);
         json_t *o = json_pack("{s:s%, s:s%, s:I}", "gold", k, glen, "predicted", tab + 1,
                               len - glen - 1, "count", (json_int_t)r[i].n);
-        if (!o || json_array_append_new(arr, o))
+        if (tg_json_push(arr, o))
             goto fail;
     }
     tg_free(r);

@@ -102,11 +102,13 @@ static int strv_from(const json_t *v, char ***out, size_t *n)
 static json_t *strv_json(char **v, size_t n)
 {
     json_t *a = json_array();
-    for (size_t i = 0; a && i < n; i++)
-        if (json_array_append_new(a, json_string(v[i]))) {
-            json_decref(a);
-            return NULL;
-        }
+    int rc = a ? TG_OK : TG_E_NOMEM;
+    for (size_t i = 0; !rc && i < n; i++)
+        rc = tg_json_push(a, json_string(v[i]));
+    if (rc) {
+        json_decref(a);
+        a = NULL;
+    }
     return a;
 }
 
@@ -233,8 +235,7 @@ static int set_list(struct tg_kb *kb, const json_t *root, const struct where *w0
                               v[i].definition, "synonyms", strv_json(v[i].syn, v[i].nsyn),
                               "includes", strv_json(v[i].inc, v[i].ninc), "excludes",
                               strv_json(v[i].exc, v[i].nexc), "cite", v[i].cite);
-        if (!o || json_array_append_new(copy, o))
-            rc = TG_E_NOMEM;
+        rc = tg_json_push(copy, o);
     }
 out:
     if (rc) {

@@ -217,9 +217,11 @@ static int parse_jsonl(const char *path, const char *data, size_t len, json_t **
             rc = TG_E_PARSE;
             break;
         }
-        json_object_set_new(o, "_line", json_integer((json_int_t)lineno));
-        if (json_array_append_new(arr, o))
-            rc = TG_E_NOMEM;
+        rc = tg_json_set(o, "_line", json_integer((json_int_t)lineno));
+        if (rc)
+            json_decref(o);
+        else
+            rc = tg_json_push(arr, o);
     }
     if (rc) {
         json_decref(arr);

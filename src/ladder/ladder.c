@@ -203,16 +203,20 @@ static enum verdict classify(const struct tg_backend_result *res, bool has_prefi
     return V_DOWN;
 }
 
+/* Keep a degradation event; one that cannot be kept is said in res.events_err
+ * (the dispatch goes on: what to do about it is the caller's). */
 static void event_add_json(struct tg_dispatch *d, const char *cause, int status)
 {
     struct rung *r = &d->l->rungs[d->rung];
-    if (!d->res.events && !(d->res.events = json_array()))
-        return;
-    json_array_append_new(d->res.events,
+    if (!d->res.events)
+        d->res.events = json_array();
+    int rc = tg_json_push(d->res.events,
                           json_pack("{s:s, s:s, s:i, s:s, s:i, s:I}", "rung", r->name, "backend",
                                     r->backend ? tg_backend_name(r->backend) : "human", "attempt",
                                     d->attempt, "cause", cause, "status", status, "ms",
                                     (json_int_t)((tg_clock_mono_ns() - d->started_ns) / 1000000)));
+    if (rc)
+        d->res.events_err = rc;
 }
 
 static void finish(struct tg_dispatch *d)
@@ -442,7 +446,10 @@ static void attempt(struct tg_dispatch *d)
     if (limit != INT64_MAX)
         arm(d, limit);
     tg_ladder_breaker_call(d, r, tg_clock_mono_ns());
-    int rc = tg_backend_generate(r->backend, &rq, call_done, d, &d->call);
+    /* never the prefill the fallback refused, for want of memory to drop it */
+    int rc = d->prefill_dropped && !trimmed
+                 ? TG_E_NOMEM
+                 : tg_backend_generate(r->backend, &rq, call_done, d, &d->call);
     json_decref(trimmed);
     if (rc) {
         disarm(d);

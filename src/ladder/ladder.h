@@ -91,6 +91,7 @@ struct tg_dispatch_result {
     struct tg_backend *backend; /* the backend that answered, NULL for a person */
     int degradations;           /* rungs stepped down in this turn */
     json_t *events; /* [{rung, backend, attempt, cause, status, ms}] (owned; may be taken) */
+    int events_err; /* TG_E_NOMEM when an event could not be kept: events is incomplete */
 };
 
 typedef void (*tg_dispatch_cb)(struct tg_dispatch_result *res, void *arg);

@@ -29,9 +29,10 @@ bool tg_admit_request(struct tg_turn *t);
 /*
  * Take the attributes `fairness.attributes` names out of the request's
  * metadata before any rule or model sees them, keeping each value only as
- * a keyed pseudonym in t->admit.sensitive (admit_request.c).
+ * a keyed pseudonym in t->admit.sensitive (admit_request.c).  TG_OK or
+ * TG_E_NOMEM (the attributes are taken out all the same).
  */
-void tg_admit_sensitive(struct tg_turn *t);
+int tg_admit_sensitive(struct tg_turn *t);
 
 /*
  * Conversation (admit_conversation.c): the customer's latest conversation
@@ -44,9 +45,10 @@ int tg_admit_conversation(struct tg_turn *t);
 /*
  * Routing (admit_route.c).  tg_admit_variants: the variant of each running
  * experiment this customer sees (sticky; t->admit.variants), and the
- * variant's answerer in t->a when one is another release.
+ * variant's answerer in t->a when one is another release.  TG_OK or
+ * TG_E_NOMEM.
  */
-void tg_admit_variants(struct tg_turn *t);
+int tg_admit_variants(struct tg_turn *t);
 /* False, with 400 unsupported_content, when the message has only media
  * and the first backend of the answerer cannot see it. */
 bool tg_admit_answerable(struct tg_turn *t);

@@ -202,12 +202,13 @@ bool tg_admit_request(struct tg_turn *t)
     return true;
 }
 
-void tg_admit_sensitive(struct tg_turn *t)
+int tg_admit_sensitive(struct tg_turn *t)
 {
     json_t *meta = json_object_get(t->admit.request, "metadata");
     const struct tg_fairness_conf *fc = &t->p->cfg->fairness;
+    int rc = TG_OK;
     if (!json_is_object(meta))
-        return;
+        return TG_OK;
     for (size_t i = 0; i < fc->n_attributes; i++) {
         const char *name = fc->attributes[i];
         const json_t *v = json_object_get(meta, name);
@@ -222,9 +223,12 @@ void tg_admit_sensitive(struct tg_turn *t)
         }
         tg_fairness_value_pseudonym(t->p->pseudonym_key, sizeof(t->p->pseudonym_key), name, val,
                                     ps);
-        if (!t->admit.sensitive)
+        if (!rc && !t->admit.sensitive)
             t->admit.sensitive = json_object();
-        json_object_set_new(t->admit.sensitive, name, json_string(ps));
+        if (!rc)
+            rc = tg_json_set(t->admit.sensitive, name, json_string(ps));
+        /* taken out even when it cannot be kept: never passed on */
         json_object_del(meta, name);
     }
+    return rc;
 }

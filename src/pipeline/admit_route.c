@@ -14,16 +14,19 @@
 
 #include <string.h>
 
-void tg_admit_variants(struct tg_turn *t)
+int tg_admit_variants(struct tg_turn *t)
 {
-    for (size_t i = 0; i < t->p->cfg->n_experiments; i++) {
+    int rc = TG_OK;
+    for (size_t i = 0; !rc && i < t->p->cfg->n_experiments; i++) {
         const struct tg_experiment_conf *exp = &t->p->cfg->experiments[i];
         const char *v = tg_experiment_assign(exp, t->conv.customer_id);
         if (!v)
             continue;
         if (!t->admit.variants)
             t->admit.variants = json_object();
-        json_object_set_new(t->admit.variants, exp->name, json_string(v));
+        rc = tg_json_set(t->admit.variants, exp->name, json_string(v));
+        if (rc)
+            break;
         tg_metrics_experiment(t->p->metrics, exp->name, v);
         /* a variant of another release answers this customer (at most one experiment
          * changes what answers: the config's check) */
@@ -31,6 +34,7 @@ void tg_admit_variants(struct tg_turn *t)
         if (a)
             t->a = a;
     }
+    return rc;
 }
 
 bool tg_admit_answerable(struct tg_turn *t)

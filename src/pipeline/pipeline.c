@@ -840,34 +840,37 @@ void tg_pipeline_remember(struct tg_pipeline *p, const struct tg_conversation *c
         p->recent[recent_slot(c->customer_id)] = *c;
 }
 
-void tg_pipeline_with_person(struct tg_pipeline *p, const char *conversation_id,
-                             const char *review_id)
+int tg_pipeline_with_person(struct tg_pipeline *p, const char *conversation_id,
+                            const char *review_id)
 {
+    int rc = TG_OK;
     if (!p->with_person || !conversation_id || !conversation_id[0])
-        return;
+        return TG_OK;
     if (review_id)
-        json_object_set_new(p->with_person, conversation_id, json_string(review_id));
+        rc = tg_json_set(p->with_person, conversation_id, json_string(review_id));
     else
         json_object_del(p->with_person, conversation_id);
+    return rc;
 }
 
-void tg_pipeline_task_changed(struct tg_pipeline *p, const json_t *task)
+int tg_pipeline_task_changed(struct tg_pipeline *p, const json_t *task)
 {
     const char *conv = tg_json_str(task, "conversation_id", NULL);
     const char *id = tg_json_str(task, "id", "");
+    int rc = TG_OK;
     if (!conv || !p->with_person)
-        return;
+        return TG_OK;
     if (!strcmp(tg_json_str(task, "state", ""), "handed_off"))
-        tg_pipeline_with_person(p, conv, id);
+        rc = tg_pipeline_with_person(p, conv, id);
     else if (!strcmp(tg_json_str(p->with_person, conv, ""), id))
-        tg_pipeline_with_person(p, conv, NULL); /* closed (or decided): back to the AI */
+        rc = tg_pipeline_with_person(p, conv, NULL); /* closed (or decided): back to the AI */
+    return rc;
 }
 
 static int with_person_cb(void *ctx, const struct tg_review_row *row)
 {
     struct tg_pipeline *p = ctx;
-    tg_pipeline_with_person(p, row->conversation_id, row->id);
-    return TG_OK;
+    return tg_pipeline_with_person(p, row->conversation_id, row->id);
 }
 
 /* The hand-offs still open when the gateway starts: conversation and task

@@ -215,11 +215,12 @@ void tg_pipeline_remember(struct tg_pipeline *p, const struct tg_conversation *c
  * customer's later messages go to that agent (admit_route.c) until the
  * agent closes the hand-off.  tg_pipeline_task_changed follows a task's
  * state (handed_off adds, anything else removes); the open ones are read
- * from the store at start.
+ * from the store at start.  Both return TG_OK, or TG_E_NOMEM when a
+ * conversation could not be added (the map is then unchanged).
  */
-void tg_pipeline_task_changed(struct tg_pipeline *p, const json_t *task);
-void tg_pipeline_with_person(struct tg_pipeline *p, const char *conversation_id,
-                             const char *review_id);
+int tg_pipeline_task_changed(struct tg_pipeline *p, const json_t *task);
+int tg_pipeline_with_person(struct tg_pipeline *p, const char *conversation_id,
+                            const char *review_id);
 
 /* What answers for an experiment's variant, or NULL when the release in force does. */
 const struct tg_answerer *tg_pipeline_answerer(const struct tg_pipeline *p, const char *experiment,

@@ -57,8 +57,9 @@ int tg_rules_conversation(struct tg_turn *t)
     int rc = TG_OK;
     if (t->admit.new_conversation || !t->p->cfg->history)
         return TG_OK;
-    if (tg_store_messages(t->p->store, t->conv.id, t->p->cfg->history, &hist) != TG_OK)
-        return TG_OK; /* the rules then see no earlier messages */
+    rc = tg_store_messages(t->p->store, t->conv.id, t->p->cfg->history, &hist);
+    if (rc) /* the rules then see no earlier messages; never for want of memory */
+        return rc == TG_E_NOMEM ? rc : TG_OK;
     tg_buf_init(&b, 1u << 22);
     json_array_foreach(hist, i, m)
     {
@@ -132,43 +133,54 @@ static bool overlaps_pii(const struct tg_turn *t, const struct tg_policy_hit *h,
     return false;
 }
 
+/* What fired a rule: the field and, with a span, where and what (or its
+ * pseudonym).  New reference; NULL when out of memory. */
 static json_t *trigger(const struct tg_turn *t, const struct tg_policy_hit *h)
 {
     json_t *o = json_pack("{s:s}", "field", h->field ? h->field : "");
     size_t n = 0;
     const char *s = span_text(t, h, &n);
-    if (o && s) {
-        json_object_set_new(o, "start", json_integer(h->start));
-        json_object_set_new(o, "end", json_integer(h->end));
-        if (overlaps_pii(t, h, s, n)) {
+    int rc = o ? TG_OK : TG_E_NOMEM;
+    if (!rc && s) {
+        rc = tg_json_set(o, "start", json_integer(h->start));
+        if (!rc)
+            rc = tg_json_set(o, "end", json_integer(h->end));
+        if (!rc && overlaps_pii(t, h, s, n)) {
             char ps[33];
             tg_pii_pseudonym(t->p->pseudonym_key, sizeof(t->p->pseudonym_key), "span", s, n, ps);
-            json_object_set_new(o, "pseudonym", json_string(ps));
-        } else {
-            json_object_set_new(o, "text", json_stringn(s, n));
+            rc = tg_json_set(o, "pseudonym", json_string(ps));
+        } else if (!rc) {
+            rc = tg_json_set(o, "text", json_stringn(s, n));
         }
     }
-    if (o && h->has_value)
-        json_object_set_new(o, "value", json_real(h->value));
+    if (!rc && h->has_value)
+        rc = tg_json_set(o, "value", json_real(h->value));
+    if (rc) {
+        json_decref(o);
+        o = NULL;
+    }
     return o;
 }
 
-static void add_unique(json_t *arr, const char *s)
+/* Append the string s to arr unless it is there.  TG_OK or TG_E_NOMEM. */
+static int add_unique(json_t *arr, const char *s)
 {
     size_t i;
     json_t *v;
-    json_array_foreach(arr, i, v) if (!strcmp(json_string_value(v), s)) return;
-    json_array_append_new(arr, json_string(s));
+    bool seen = false;
+    json_array_foreach(arr, i, v) seen = seen || !strcmp(json_string_value(v), s);
+    return seen ? TG_OK : tg_json_push(arr, json_string(s));
 }
 
 json_t *tg_rules_for_people(struct tg_turn *t)
 {
     json_t *out = json_pack("{s:[], s:[]}", "prefix", "suffix");
-    if (!out || !t->a->policy)
-        return out;
+    int rc = out ? TG_OK : TG_E_NOMEM;
     struct tg_policy_facts f;
     struct tg_policy_hits hits;
     tg_policy_hits_init(&hits);
+    if (rc || !t->a->policy)
+        goto out;
     tg_rules_facts(t, &f);
     f.draft = ""; /* what the person will write is not known yet */
     f.draft_len = 0;
@@ -177,32 +189,40 @@ json_t *tg_rules_for_people(struct tg_turn *t)
     f.tool_calls = NULL;
     f.n_tool_calls = 0;
     if (tg_policy_eval(t->a->policy, TG_POLICY_POST, &f, &hits) == TG_OK) {
-        for (size_t i = 0; i < hits.n; i++) {
+        for (size_t i = 0; !rc && i < hits.n; i++) {
             const struct tg_policy_hit *h = &hits.v[i];
-            for (size_t a = 0; (h->audience & TG_POLICY_FOR_HUMAN) && a < h->n_actions; a++) {
+            for (size_t a = 0; !rc && (h->audience & TG_POLICY_FOR_HUMAN) && a < h->n_actions;
+                 a++) {
                 const struct tg_policy_action *act = &h->actions[a];
                 if (act->kind == TG_ACT_PREFIX || act->kind == TG_ACT_SUFFIX)
-                    add_unique(json_object_get(out, act->kind == TG_ACT_PREFIX ? "prefix"
-                                                                               : "suffix"),
-                               tg_turn_text(t, act->text));
+                    rc = add_unique(
+                        json_object_get(out, act->kind == TG_ACT_PREFIX ? "prefix" : "suffix"),
+                        tg_turn_text(t, act->text));
             }
         }
     }
+out:
     tg_policy_hits_free(&hits);
+    if (rc) {
+        json_decref(out);
+        out = NULL;
+    }
     return out;
 }
 
 int tg_rules_apply(struct tg_turn *t, const struct tg_policy_hits *hits)
 {
     struct tg_turn_rules *r = &t->check.rules;
-    for (size_t i = 0; i < hits->n; i++) {
+    int rc = TG_OK;
+    for (size_t i = 0; !rc && i < hits->n; i++) {
         const struct tg_policy_hit *h = &hits->v[i];
         if (!(h->audience & TG_POLICY_FOR_AI))
             continue; /* a rule for people's answers (tg_rules_for_people) */
         json_t *actions = json_array();
-        for (size_t a = 0; a < h->n_actions; a++) {
+        rc = actions ? TG_OK : TG_E_NOMEM;
+        for (size_t a = 0; !rc && a < h->n_actions; a++) {
             const struct tg_policy_action *act = &h->actions[a];
-            json_array_append_new(actions, json_string(tg_policy_action_name(act->kind)));
+            rc = tg_json_push(actions, json_string(tg_policy_action_name(act->kind)));
             switch (act->kind) {
             case TG_ACT_REVIEW:
                 r->review = true;
@@ -212,25 +232,27 @@ int tg_rules_apply(struct tg_turn *t, const struct tg_policy_hits *hits)
                     r->queue = act->queue;
                 if (!r->sla_ms || (act->sla_ms && act->sla_ms < r->sla_ms))
                     r->sla_ms = act->sla_ms;
-                for (size_t k = 0; k < act->n_attestations; k++)
-                    add_unique(t->check.attestations, act->attestations[k]);
+                for (size_t k = 0; !rc && k < act->n_attestations; k++)
+                    rc = add_unique(t->check.attestations, act->attestations[k]);
                 break;
             case TG_ACT_HUMAN_DECISION:
                 r->human_decision = true;
                 r->skip_generate = true;
                 r->queue = act->queue;
-                for (size_t k = 0; k < act->n_attestations; k++)
-                    add_unique(t->check.attestations, act->attestations[k]);
+                for (size_t k = 0; !rc && k < act->n_attestations; k++)
+                    rc = add_unique(t->check.attestations, act->attestations[k]);
                 break;
             case TG_ACT_PREFIX:
-                if (!r->prefixes)
+                if (!rc && !r->prefixes)
                     r->prefixes = json_array();
-                add_unique(r->prefixes, act->text);
+                if (!rc)
+                    rc = r->prefixes ? add_unique(r->prefixes, act->text) : TG_E_NOMEM;
                 break;
             case TG_ACT_SUFFIX:
-                if (!r->suffixes)
+                if (!rc && !r->suffixes)
                     r->suffixes = json_array();
-                add_unique(r->suffixes, act->text);
+                if (!rc)
+                    rc = r->suffixes ? add_unique(r->suffixes, act->text) : TG_E_NOMEM;
                 break;
             case TG_ACT_REDACT:
                 r->redact_off |= !act->on;
@@ -241,8 +263,8 @@ int tg_rules_apply(struct tg_turn *t, const struct tg_policy_hits *hits)
                 r->refuse_text = act->text;
                 break;
             case TG_ACT_TAG:
-                for (size_t k = 0; k < act->n_tags; k++)
-                    add_unique(t->tags, act->tags[k]);
+                for (size_t k = 0; !rc && k < act->n_tags; k++)
+                    rc = add_unique(t->tags, act->tags[k]);
                 break;
             case TG_ACT_SCRIPT:
                 r->script = true;
@@ -250,11 +272,15 @@ int tg_rules_apply(struct tg_turn *t, const struct tg_policy_hits *hits)
                 break;
             }
         }
-        json_t *hit = json_pack("{s:s, s:s, s:o, s:o}", "rule", h->rule, "description",
-                                h->description ? h->description : "", "actions", actions, "trigger",
-                                trigger(t, h));
-        if (!hit || json_array_append_new(t->check.policy_hits, hit))
-            return TG_E_NOMEM;
+        if (rc) {
+            json_decref(actions);
+        } else {
+            /* "o" steals actions and the trigger even when packing fails */
+            json_t *hit = json_pack("{s:s, s:s, s:o, s:o}", "rule", h->rule, "description",
+                                    h->description ? h->description : "", "actions", actions,
+                                    "trigger", trigger(t, h));
+            rc = tg_json_push(t->check.policy_hits, hit);
+        }
     }
-    return TG_OK;
+    return rc;
 }

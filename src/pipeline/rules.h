@@ -16,8 +16,9 @@ void tg_rules_facts(const struct tg_turn *t, struct tg_policy_facts *f);
  * Read the customer's earlier messages in this conversation (at most
  * `conversation.history` of them, as stored: masked) into t->check.conv_text,
  * normalized like the current message, for `conversation.*` conditions.
- * Nothing for a new conversation.  TG_OK or TG_E_NOMEM; a store that cannot
- * be read leaves the text empty.
+ * Nothing for a new conversation.  TG_OK or TG_E_NOMEM (also when the
+ * store ran out of memory reading them); a store that cannot be read
+ * otherwise leaves the text empty.
  */
 int tg_rules_conversation(struct tg_turn *t);
 /* Write the rules that fired into the turn: hits, tags, attestations,

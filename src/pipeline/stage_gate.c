@@ -71,32 +71,44 @@ static bool internal_queue(const struct tg_turn *t, const char *queue)
     return false;
 }
 
-/* The messages before this one: the stored history, or what the client sent. */
+/* The messages before this one: the stored history, or what the client
+ * sent.  New reference; NULL when out of memory. */
 static json_t *conversation_so_far(const struct tg_turn *t)
 {
     if (t->generate.history)
         return json_deep_copy(t->generate.history);
     json_t *out = json_array();
+    int rc = out ? TG_OK : TG_E_NOMEM;
     const json_t *msgs = json_object_get(t->admit.request, "messages");
     size_t n = json_array_size(msgs);
-    for (size_t i = 0; i + 1 < n; i++) {
+    for (size_t i = 0; !rc && i + 1 < n; i++) {
         const json_t *m = json_array_get(msgs, i);
         const json_t *c = json_object_get(m, "content");
         if (json_is_string(c))
-            json_array_append_new(
+            rc = tg_json_push(
                 out, json_pack("{s:s, s:O}", "role", tg_json_str(m, "role", "user"), "content", c));
+    }
+    if (rc) {
+        json_decref(out);
+        out = NULL;
     }
     return out;
 }
 
-/* The citations with the passages they point at, for the reviewer. */
+/* The citations with the passages they point at, for the reviewer.  New
+ * reference; NULL when out of memory. */
 static json_t *evidence(const struct tg_turn *t)
 {
     json_t *out = t->retrieve.citations ? json_deep_copy(t->retrieve.citations) : json_array();
-    for (size_t i = 0; i < json_array_size(out) && i < t->retrieve.n_evidence; i++)
+    int rc = out ? TG_OK : TG_E_NOMEM;
+    for (size_t i = 0; !rc && i < json_array_size(out) && i < t->retrieve.n_evidence; i++)
         if (t->retrieve.evidence[i].text)
-            json_object_set_new(json_array_get(out, i), "text",
-                                json_string(t->retrieve.evidence[i].text));
+            rc = tg_json_set(json_array_get(out, i), "text",
+                             json_string(t->retrieve.evidence[i].text));
+    if (rc) {
+        json_decref(out);
+        out = NULL;
+    }
     return out;
 }
 
@@ -121,8 +133,7 @@ static int create_task(struct tg_turn *t)
         conversation_so_far(t));
     json_t *cites = evidence(t);
     /* what a person's answer will carry (disclaimers), shown before they send */
-    if (context)
-        json_object_set_new(context, "people_answers", tg_rules_for_people(t));
+    int rc = tg_json_set(context, "people_answers", tg_rules_for_people(t));
     int64_t sla_ms = t->check.rules.sla_ms ? t->check.rules.sla_ms : 90000;
     if (t->gate.follow_up)
         sla_ms = t->a->cfg->review.follow_up_sla_ms;
@@ -156,13 +167,16 @@ static int create_task(struct tg_turn *t)
         .started_by = t->conv.customer_id,
         .context = context,
     };
-    int rc = context && cites ? tg_review_create(t->p->store, &n, t->review_id) : TG_E_NOMEM;
+    if (!rc)
+        rc = cites ? tg_review_create(t->p->store, &n, t->review_id) : TG_E_NOMEM;
     json_decref(context);
     json_decref(cites);
     tg_buf_free(&q);
     if (!rc && handoff) {
-        tg_pipeline_with_person(t->p, t->conv.id, t->review_id);
-        tg_review_sla_notify(t->p->sla, t->review_id, "handed_off", NULL);
+        /* later messages go to the person only if the conversation is known to be theirs */
+        rc = tg_pipeline_with_person(t->p, t->conv.id, t->review_id);
+        if (!rc)
+            tg_review_sla_notify(t->p->sla, t->review_id, "handed_off", NULL);
     } else if (!rc)
         rc = tg_review_sla_track(t->p->sla, t->review_id, n.created_ms + n.sla_ms);
     return rc;
@@ -183,13 +197,14 @@ static void to_traditional(struct tg_turn *t)
 enum tg_stage_rc tg_stage_gate(struct tg_turn *t)
 {
     const struct tg_turn_rules *r = &t->check.rules;
+    int rc = TG_OK;
     bool answer = !t->err && !r->refuse && !r->human_decision && !t->handoff;
     enum tg_lang lang = (enum tg_lang)t->check.lang;
     if (answer && !t->promise && t->draft &&
         !tg_lang_reads(t->p->text, lang, t->draft, t->draft_len)) {
         t->promise = t->gate.unreadable = true; /* not given: a person answers in their language */
         t->gate.holding = tg_turn_text(t, FOLLOW_UP_TEXT);
-        json_array_append_new(t->tags, json_string("language_mismatch"));
+        rc = tg_json_push(t->tags, json_string("language_mismatch"));
     }
     t->gate.degraded = !t->err && (t->generate.degradations > 0 || t->promise);
     t->gate.degraded_run = t->gate.degraded ? (int)t->conv.degraded_streak + 1 : 0;
@@ -210,7 +225,8 @@ enum tg_stage_rc tg_stage_gate(struct tg_turn *t)
         t->gate.follow_up = true;
         if (!t->gate.holding)
             t->gate.holding = tg_turn_text(t, t->draft);
-        json_array_append_new(t->tags, json_string("follow_up"));
+        if (!rc)
+            rc = tg_json_push(t->tags, json_string("follow_up"));
     } else
         t->decision = TG_DECISION_DELIVER; /* a script, if any, is already the draft */
     /* a promise that would be the third weak reply in a row: a person takes
@@ -228,13 +244,19 @@ enum tg_stage_rc tg_stage_gate(struct tg_turn *t)
             json_array_remove(t->tags, i);
             break;
         }
-        json_array_append_new(t->tags, json_string("degraded_3x"));
+        if (!rc)
+            rc = tg_json_push(t->tags, json_string("degraded_3x"));
+    }
+    if (rc) {
+        /* a decision whose tags are not all on the record is not taken */
+        tg_turn_fail(t, rc, 500, "internal_error", NULL, "gate failed: %s", tg_err_str(rc));
+        t->decision = TG_DECISION_ERROR;
     }
     if (t->decision == TG_DECISION_DELIVER && lang == TG_LANG_ZH_HANT && t->draft)
         to_traditional(t);
     if (t->decision == TG_DECISION_REVIEW || t->decision == TG_DECISION_HUMAN_DECISION ||
         t->decision == TG_DECISION_HANDOFF) {
-        int rc = create_task(t);
+        rc = create_task(t);
         if (rc) {
             tg_turn_fail(t, rc, 500, "storage_unavailable", NULL,
                          "the turn needs a person but no review task could be stored");

@@ -36,31 +36,41 @@ static json_t *build_messages(struct tg_turn *t)
      * writer; a flush ends its group window (one commit, about a millisecond). */
     if (t->run.created_ms - t->conv.updated_ms < 2000)
         tg_store_flush(t->p->store);
-    if (tg_store_messages(t->p->store, t->conv.id, t->p->cfg->history, &hist) != TG_OK ||
-        json_array_size(hist) == 0) {
+    int rc = tg_store_messages(t->p->store, t->conv.id, t->p->cfg->history, &hist);
+    if (rc == TG_E_NOMEM)
+        return NULL; /* never the model without the conversation for want of memory */
+    if (rc || json_array_size(hist) == 0) {
         json_decref(hist);
         return json_incref(client);
     }
     json_t *out = json_array();
+    rc = out ? TG_OK : TG_E_NOMEM;
     /* system prompts first, then the stored conversation, then the new message */
     json_array_foreach(client, i, m)
     {
         const char *role = tg_json_str(m, "role", "");
-        if (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0)
-            json_array_append(out, m);
+        if (!rc && (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0))
+            rc = tg_json_push(out, json_incref(m));
     }
     json_array_foreach(hist, i, m)
     {
-        json_array_append_new(out, json_pack("{s:s, s:s}", "role", tg_json_str(m, "role", "user"),
+        if (!rc)
+            rc = tg_json_push(out, json_pack("{s:s, s:s}", "role", tg_json_str(m, "role", "user"),
                                              "content", tg_json_str(m, "content", "")));
     }
     json_array_foreach(client, i, m)
     {
         const char *role = tg_json_str(m, "role", "");
-        if (strcmp(role, "system") != 0 && strcmp(role, "developer") != 0)
-            json_array_append(out, m);
+        if (!rc && strcmp(role, "system") != 0 && strcmp(role, "developer") != 0)
+            rc = tg_json_push(out, json_incref(m));
     }
-    t->generate.history = hist;
+    if (rc) {
+        json_decref(out);
+        json_decref(hist);
+        out = NULL;
+    } else {
+        t->generate.history = hist;
+    }
     return out;
 }
 
@@ -90,6 +100,7 @@ static int index_calls(struct tg_turn *t)
 static void dispatched_cb(struct tg_dispatch_result *res, void *arg)
 {
     struct tg_turn *t = arg;
+    int rc = res->events_err; /* a step down missing from the record fails the turn */
     t->generate.dispatch = NULL;
     t->generate.degradations = res->degradations;
     /* the result lives only for this call: keep copies of what the turn points at */
@@ -120,19 +131,21 @@ static void dispatched_cb(struct tg_dispatch_result *res, void *arg)
                    sizeof(t->generate.finish_reason));
         if (res->confidence >= 0)
             t->confidence = res->confidence;
-        if (res->low_confidence)
-            json_array_append_new(t->tags, json_string("low_confidence"));
+        if (!rc && res->low_confidence)
+            rc = tg_json_push(t->tags, json_string("low_confidence"));
         /* the evidence the answer quotes: its citation has the same index */
-        if (res->cited >= 0 && (size_t)res->cited < t->retrieve.n_evidence)
-            json_object_set_new(json_array_get(t->retrieve.citations, (size_t)res->cited), "cited",
-                                json_true());
+        if (!rc && res->cited >= 0 && (size_t)res->cited < t->retrieve.n_evidence)
+            rc = tg_json_set(json_array_get(t->retrieve.citations, (size_t)res->cited), "cited",
+                             json_true());
         t->promise = res->holding; /* a promise to come back, not an answer */
         tg_strlcpy(t->generate.upstream_model, res->model, sizeof(t->generate.upstream_model));
         t->generate.prompt_tokens = res->prompt_tokens;
         t->generate.completion_tokens = res->completion_tokens;
     }
-    if (t->generate.degradations && !res->human)
-        json_array_append_new(t->tags, json_string("degraded"));
+    if (!rc && t->generate.degradations && !res->human)
+        rc = tg_json_push(t->tags, json_string("degraded"));
+    if (rc && !t->err)
+        tg_turn_fail(t, rc, 500, "internal_error", NULL, "out of memory");
     if (t->run.waiting)
         tg_pipeline_resume(t);
 }
@@ -202,10 +215,10 @@ enum tg_stage_rc tg_stage_generate(struct tg_turn *t)
         .to_human = t->conv.degraded_streak >= tg_ladder_max_streak(t->a->ladder),
         .priority = turn_priority(t),
     };
-    if (opts.to_human)
-        json_array_append_new(t->tags, json_string("degraded_3x"));
+    int rc = opts.to_human ? tg_json_push(t->tags, json_string("degraded_3x")) : TG_OK;
     bool done = false;
-    int rc = tg_dispatch_start(t->a->ladder, t->p->base, &rq, &opts, dispatched_cb, t,
+    if (!rc)
+        rc = tg_dispatch_start(t->a->ladder, t->p->base, &rq, &opts, dispatched_cb, t,
                                &t->generate.dispatch);
     json_decref(messages);
     if (rc) {

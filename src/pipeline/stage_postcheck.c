@@ -42,17 +42,22 @@ static int grounding(struct tg_turn *t)
     return rc;
 }
 
-/* The texts of list in the customer's language, in place. */
-static void translate_all(struct tg_turn *t, json_t *list)
+/* The texts of list in the customer's language, in place.  TG_OK or
+ * TG_E_NOMEM. */
+static int translate_all(struct tg_turn *t, json_t *list)
 {
     size_t i;
     json_t *v;
+    int rc = TG_OK;
     json_array_foreach(list, i, v)
     {
-        const char *zh = json_string_value(v), *tr = tg_turn_text(t, zh);
-        if (tr && tr != zh)
-            json_array_set_new(list, i, json_string(tr));
+        const char *zh = json_string_value(v), *tr = rc ? NULL : tg_turn_text(t, zh);
+        if (tr && tr != zh) {
+            json_t *s = json_string(tr);
+            rc = s && !json_array_set_new(list, i, s) ? TG_OK : TG_E_NOMEM;
+        }
     }
+    return rc;
 }
 
 /* Put the prefixes and suffixes the rules asked for around the draft. */
@@ -64,8 +69,9 @@ static int frame(struct tg_turn *t)
     int rc = TG_OK;
     if (!t->check.rules.prefixes && !t->check.rules.suffixes)
         return TG_OK;
-    translate_all(t, t->check.rules.prefixes);
-    translate_all(t, t->check.rules.suffixes);
+    rc = translate_all(t, t->check.rules.prefixes);
+    if (!rc)
+        rc = translate_all(t, t->check.rules.suffixes);
     tg_buf_init(&b, TG_BUF_UNLIMITED);
     json_array_foreach(t->check.rules.prefixes, i, v) if (!rc) rc =
         tg_buf_puts(&b, json_string_value(v));

@@ -252,9 +252,8 @@ static int search(struct tg_turn *t)
         struct tg_kb_chunk c;
         /* found above in the same turn: citation i stays evidence i */
         rc = tg_kb_chunk_get(kb, e->chunk, &c);
-        if (rc)
-            break;
-        json_array_append_new(t->retrieve.citations,
+        if (!rc)
+            rc = tg_json_push(t->retrieve.citations,
                               json_pack("{s:s, s:s, s:s, s:i, s:f}", "source", e->source, "title",
                                         e->title, "heading", c.heading, "chunk", (int)c.ordinal,
                                         "score", e->score));
@@ -262,9 +261,9 @@ static int search(struct tg_turn *t)
     for (size_t i = 0; !rc && i < res.n_glossary; i++) {
         const struct tg_kb_term *g = tg_kb_glossary_get(kb, res.glossary[i]);
         if (g)
-            json_array_append_new(t->retrieve.citations,
-                                  json_pack("{s:s, s:s, s:s}", "source", "glossary", "term",
-                                            g->term, "definition", g->definition));
+            rc = tg_json_push(t->retrieve.citations,
+                              json_pack("{s:s, s:s, s:s}", "source", "glossary", "term", g->term,
+                                        "definition", g->definition));
     }
     if (!rc && t->retrieve.n_evidence) {
         double s1 = t->retrieve.evidence[0].score,

@@ -218,11 +218,12 @@ static int classify(struct tg_turn *t)
         }
     }
     t->understand.intent_explain = json_array();
-    for (size_t i = 0; t->understand.intent_explain && i < r.n_top; i++)
-        json_array_append_new(
+    rc = t->understand.intent_explain ? TG_OK : TG_E_NOMEM;
+    for (size_t i = 0; !rc && i < r.n_top; i++)
+        rc = tg_json_push(
             t->understand.intent_explain,
             json_pack("{s:s, s:f}", "feature", r.top[i].feature, "weight", r.top[i].weight));
-    return t->understand.intent_explain ? TG_OK : TG_E_NOMEM;
+    return rc;
 }
 
 /* Intent, after the question's vector (if any) has come: the classifier

@@ -195,16 +195,24 @@ json_t *tg_turn_summary(const struct tg_turn *t, bool with_answer)
     if (tg_jw_finish(&w) == TG_OK)
         o = json_loadb(b.data, b.len, 0, NULL);
     tg_buf_free(&b);
-    if (o && with_answer) {
-        json_object_set_new(o, "answer",
-                            t->reply.answer && !t->err
-                                ? json_stringn(t->reply.answer, t->reply.answer_len)
-                                : json_null());
-        json_object_set_new(o, "entities",
-                            t->understand.entities ? json_incref(t->understand.entities)
-                                                   : json_pack("{s:[], s:[]}", "money", "pii"));
-        if (t->err)
-            json_object_set_new(o, "error", json_string(t->errmsg));
+    int rc = o ? TG_OK : TG_E_NOMEM;
+    if (!rc && with_answer) {
+        rc = tg_json_set(o, "answer",
+                         t->reply.answer && !t->err
+                             ? json_stringn(t->reply.answer, t->reply.answer_len)
+                             : json_null());
+        if (!rc)
+            rc = tg_json_set(o, "entities",
+                             t->understand.entities ? json_incref(t->understand.entities)
+                                                    : json_pack("{s:[], s:[]}", "money", "pii"));
+        /* a message cut at its buffer's end may not be whole UTF-8: then the
+         * summary goes without it, as before */
+        if (!rc && t->err && tg_utf8_valid(t->errmsg, strlen(t->errmsg)))
+            rc = tg_json_set(o, "error", json_string(t->errmsg));
+    }
+    if (rc) {
+        json_decref(o);
+        o = NULL;
     }
     return o;
 }

@@ -34,13 +34,42 @@ static json_t *copy_or_empty(const json_t *v)
     return v ? json_deep_copy(v) : json_array();
 }
 
+/* Append ev (taken; NULL when its constructor failed) to the task's events.
+ * TG_OK or TG_E_NOMEM; a task without an events list is left without. */
+static int add_event(json_t *task, json_t *ev)
+{
+    json_t *events = json_object_get(task, "events");
+    int rc = ev ? TG_OK : TG_E_NOMEM;
+    if (!rc && json_is_array(events))
+        rc = tg_json_push(events, ev);
+    else
+        json_decref(ev);
+    return rc;
+}
+
+/* Read task id without its thread, to change it.  A task that does not read
+ * back as itself is TG_E_DB: short of memory, jansson's parser can drop a
+ * character of a string, and an act must never be stored under another id. */
+static int read_bare(struct tg_store *st, const char *id, struct tg_review_row *row, json_t **task)
+{
+    json_t *t = NULL;
+    int rc = tg_store_review_get_bare(st, id, row, &t);
+    if (!rc && strcmp(tg_json_str(t, "id", ""), id) != 0)
+        rc = TG_E_DB;
+    if (rc)
+        json_decref(t);
+    else
+        *task = t;
+    return rc;
+}
+
 /* Read a task as the last act left it, to change it: acts queued for the
  * writer are committed first (a flush is cheap when nothing waits), and
  * the hand-off thread, kept in rows of its own, is not read. */
 static int load(struct tg_store *st, const char *id, struct tg_review_row *row, json_t **task)
 {
     int rc = tg_store_flush(st);
-    return rc ? rc : tg_store_review_get_bare(st, id, row, task);
+    return rc ? rc : read_bare(st, id, row, task);
 }
 
 /* load() for a person's act: err names the task that could not be read. */
@@ -111,20 +140,17 @@ int tg_review_create(struct tg_store *st, const struct tg_review_new *n, char id
         (json_int_t)n->created_ms, "actor", "trustgate", "event", "created", "decision");
     /* the customer is kept as the store keeps customer ids: a pseudonym */
     char by[TG_STORE_KEY_MAX];
-    if (task && n->started_by && n->started_by[0]) {
+    if (!task)
+        rc = TG_E_NOMEM;
+    if (!rc && n->started_by && n->started_by[0]) {
         rc = tg_store_pseudonym(st, n->started_by, by);
         if (!rc)
-            json_object_set_new(task, "started_by", json_string(by));
+            rc = tg_json_set(task, "started_by", json_string(by));
     }
-    if (rc) {
-        json_decref(task);
-        return rc;
-    }
-    if (task && json_is_object(n->context))
-        json_object_update_missing(task, (json_t *)n->context);
-    if (!task)
-        return TG_E_NOMEM;
-    rc = put(st, task);
+    if (!rc && json_is_object(n->context) && json_object_update_missing(task, (json_t *)n->context))
+        rc = TG_E_NOMEM;
+    if (!rc)
+        rc = put(st, task);
     json_decref(task);
     if (!rc)
         tg_strlcpy(id, rid, TG_ID_MAX);
@@ -335,16 +361,22 @@ int tg_review_decide(struct tg_store *st, struct tg_audit *audit, const char *id
         goto out;
     answer = given;
     int64_t at = tg_clock_wall_ms();
-    json_object_set_new(task, "state", json_string("decided"));
-    json_object_set_new(task, "answer", json_string(answer));
-    json_object_set_new(task, "decision",
-                        json_pack("{s:s, s:s, s:O, s:I, s:s?, s:s?}", "action",
-                                  tg_review_action_name(d->action), "actor", d->actor,
-                                  "attestations", d->attestations, "at", (json_int_t)at, "text",
-                                  d->text, "reason", d->reason));
-    json_array_append_new(json_object_get(task, "events"),
-                          json_pack("{s:I, s:s, s:s}", "at", (json_int_t)at, "actor", d->actor,
-                                    "event", tg_review_action_name(d->action)));
+    rc = tg_json_set(task, "state", json_string("decided"));
+    if (!rc)
+        rc = tg_json_set(task, "answer", json_string(answer));
+    if (!rc)
+        rc = tg_json_set(task, "decision",
+                         json_pack("{s:s, s:s, s:O, s:I, s:s?, s:s?}", "action",
+                                   tg_review_action_name(d->action), "actor", d->actor,
+                                   "attestations", d->attestations, "at", (json_int_t)at, "text",
+                                   d->text, "reason", d->reason));
+    if (!rc)
+        rc = add_event(task, json_pack("{s:I, s:s, s:s}", "at", (json_int_t)at, "actor", d->actor,
+                                       "event", tg_review_action_name(d->action)));
+    if (rc) {
+        snprintf(err, errlen, "cannot make the decision: %s", tg_err_str(rc));
+        goto out;
+    }
     if (audit) {
         rc = record(audit, task, d, answer, at);
         if (rc) {
@@ -374,7 +406,7 @@ int tg_review_handoff(struct tg_store *st, struct tg_audit *audit, const char *i
                       const char *reason, json_t **task_out)
 {
     json_t *task = NULL;
-    int rc = tg_store_review_get_bare(st, id, NULL, &task);
+    int rc = read_bare(st, id, NULL, &task);
     if (rc)
         return rc;
     const char *state = tg_json_str(task, "state", "");
@@ -383,26 +415,32 @@ int tg_review_handoff(struct tg_store *st, struct tg_audit *audit, const char *i
         return TG_E_CONFLICT;
     }
     int64_t at = tg_clock_wall_ms();
-    json_object_set_new(task, "state", json_string("handed_off"));
-    if (!json_object_get(task, "original_queue"))
-        json_object_set_new(task, "original_queue",
-                            json_string(tg_json_str(task, "queue", "default")));
-    json_object_set_new(task, "queue", json_string("human_agent"));
+    rc = tg_json_set(task, "state", json_string("handed_off"));
+    if (!rc && !json_object_get(task, "original_queue"))
+        rc =
+            tg_json_set(task, "original_queue", json_string(tg_json_str(task, "queue", "default")));
+    if (!rc)
+        rc = tg_json_set(task, "queue", json_string("human_agent"));
     json_t *tags = json_object_get(task, "tags");
-    if (!json_is_array(tags)) {
+    if (!rc && !json_is_array(tags)) {
         tags = json_array();
-        json_object_set_new(task, "tags", tags);
+        rc = tg_json_set(task, "tags", tags);
     }
-    json_array_append_new(tags, json_string("review_sla_breached"));
-    json_object_set_new(task, "answer",
-                        json_string("您的问题已转由人工客服处理，客服将尽快与您联系。"));
-    json_array_append_new(json_object_get(task, "events"),
-                          json_pack("{s:I, s:s, s:s, s:s}", "at", (json_int_t)at, "actor",
-                                    "trustgate", "event", "handed_off", "reason", reason));
-    json_t *leaf = json_pack("{s:s, s:s, s:s, s:s, s:[s], s:I}", "kind", "handoff", "review_id", id,
-                             "turn_id", tg_json_str(task, "turn_id", ""), "reason", reason, "tags",
-                             "review_sla_breached", "at", (json_int_t)at);
-    rc = leaf ? (audit ? tg_audit_append_json(audit, leaf, NULL) : TG_OK) : TG_E_NOMEM;
+    if (!rc)
+        rc = tg_json_push(tags, json_string("review_sla_breached"));
+    if (!rc)
+        rc = tg_json_set(task, "answer",
+                         json_string("您的问题已转由人工客服处理，客服将尽快与您联系。"));
+    if (!rc)
+        rc = add_event(task, json_pack("{s:I, s:s, s:s, s:s}", "at", (json_int_t)at, "actor",
+                                       "trustgate", "event", "handed_off", "reason", reason));
+    json_t *leaf =
+        rc ? NULL
+           : json_pack("{s:s, s:s, s:s, s:s, s:[s], s:I}", "kind", "handoff", "review_id", id,
+                       "turn_id", tg_json_str(task, "turn_id", ""), "reason", reason, "tags",
+                       "review_sla_breached", "at", (json_int_t)at);
+    if (!rc)
+        rc = leaf ? (audit ? tg_audit_append_json(audit, leaf, NULL) : TG_OK) : TG_E_NOMEM;
     json_decref(leaf);
     if (!rc)
         rc = put(st, task);
@@ -435,15 +473,19 @@ int tg_review_claim(struct tg_store *st, struct tg_audit *audit, const char *id,
         json_decref(task);
         return TG_E_CONFLICT;
     }
-    json_object_set_new(task, "state", json_string("claimed"));
-    json_object_set_new(task, "claimed_by", json_string(actor));
-    json_object_set_new(task, "claim_expires_ms", json_integer(now + lapse_ms));
-    json_array_append_new(
-        json_object_get(task, "events"),
-        json_pack("{s:I, s:s, s:s}", "at", (json_int_t)now, "actor", actor, "event", "claimed"));
-    json_t *leaf =
-        json_pack("{s:s, s:s, s:s, s:s, s:I}", "kind", "review_claim", "review_id", id, "turn_id",
-                  tg_json_str(task, "turn_id", ""), "actor", actor, "at", (json_int_t)now);
+    rc = tg_json_set(task, "state", json_string("claimed"));
+    if (!rc)
+        rc = tg_json_set(task, "claimed_by", json_string(actor));
+    if (!rc)
+        rc = tg_json_set(task, "claim_expires_ms", json_integer(now + lapse_ms));
+    if (!rc)
+        rc = add_event(task, json_pack("{s:I, s:s, s:s}", "at", (json_int_t)now, "actor", actor,
+                                       "event", "claimed"));
+    /* without its leaf, commit() stores nothing and says so */
+    json_t *leaf = rc ? NULL
+                      : json_pack("{s:s, s:s, s:s, s:s, s:I}", "kind", "review_claim", "review_id",
+                                  id, "turn_id", tg_json_str(task, "turn_id", ""), "actor", actor,
+                                  "at", (json_int_t)now);
     return commit(st, audit, task, leaf, "claim", task_out, err, errlen);
 }
 
@@ -467,7 +509,8 @@ static int thread_add(struct tg_store *st, const json_t *task, const char *turn_
 /*
  * The task as readers see it (its thread read back), with the agent's
  * latest reply as written: that goes to the customer, while the store
- * keeps it masked.  Takes bare, returned when the thread cannot be read.
+ * keeps it masked.  Takes bare, returned when the thread cannot be read;
+ * NULL when out of memory (never the masked text in its place).
  */
 static json_t *as_delivered(struct tg_store *st, const char *id, json_t *bare, const char *text)
 {
@@ -477,8 +520,10 @@ static json_t *as_delivered(struct tg_store *st, const char *id, json_t *bare, c
     json_decref(bare);
     json_t *replies = json_object_get(full, "agent_replies");
     json_t *last = json_array_get(replies, json_array_size(replies) - 1);
-    if (text && last)
-        json_object_set_new(last, "text", json_string(text));
+    if (text && last && tg_json_set(last, "text", json_string(text))) {
+        json_decref(full);
+        full = NULL;
+    }
     return full;
 }
 
@@ -525,11 +570,12 @@ int tg_review_agent_reply(struct tg_store *st, struct tg_audit *audit, const cha
     if (!rc && has_text)
         rc = thread_add(st, task, NULL, "agent", actor, text, at);
     if (!rc && close) {
-        json_object_set_new(task, "state", json_string("closed"));
-        json_array_append_new(
-            json_object_get(task, "events"),
-            json_pack("{s:I, s:s, s:s}", "at", (json_int_t)at, "actor", actor, "event", "closed"));
-        rc = put(st, task);
+        rc = tg_json_set(task, "state", json_string("closed"));
+        if (!rc)
+            rc = add_event(task, json_pack("{s:I, s:s, s:s}", "at", (json_int_t)at, "actor", actor,
+                                           "event", "closed"));
+        if (!rc)
+            rc = put(st, task);
     }
     if (!rc)
         rc = tg_store_flush(st);
@@ -538,8 +584,14 @@ int tg_review_agent_reply(struct tg_store *st, struct tg_audit *audit, const cha
         goto out;
     }
     if (task_out) {
-        *task_out = as_delivered(st, id, task, has_text ? text : NULL);
+        json_t *delivered = as_delivered(st, id, task, has_text ? text : NULL);
         task = NULL;
+        if (delivered) {
+            *task_out = delivered;
+        } else {
+            rc = TG_E_NOMEM;
+            snprintf(err, errlen, "the reply is stored but cannot be shown: %s", tg_err_str(rc));
+        }
     }
 out:
     tg_free(given);

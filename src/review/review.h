@@ -56,7 +56,8 @@ struct tg_review_new {
                               intent, tier, explanation, conversation, internal */
 };
 
-/* Create a pending task; its id ("rev_...") goes to id.  TG_OK or the store's error. */
+/* Create a pending task; its id ("rev_...") goes to id.  TG_OK, TG_E_NOMEM
+ * (nothing stored) or the store's error. */
 int tg_review_create(struct tg_store *st, const struct tg_review_new *n, char id[TG_ID_MAX]);
 
 enum tg_review_action { TG_REVIEW_APPROVE, TG_REVIEW_EDIT, TG_REVIEW_REJECT };
@@ -119,7 +120,9 @@ int tg_review_handoff(struct tg_store *st, struct tg_audit *audit, const char *i
  * tg_store_review_get reads it, the new reply's text as written with what
  * the output rules put around people's answers, as tg_review_decide (the
  * customer is sent that; the store keeps it masked).  TG_E_CONFLICT unless
- * the task is handed_off; TG_E_INVAL without text (unless closing).
+ * the task is handed_off; TG_E_INVAL without text (unless closing);
+ * TG_E_NOMEM, *task_out untouched, when the reply was stored but that task
+ * could not be made.
  */
 int tg_review_agent_reply(struct tg_store *st, struct tg_audit *audit, const char *id,
                           const char *actor, const char *text, bool close, json_t **task_out,

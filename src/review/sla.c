@@ -63,12 +63,17 @@ static void warn(struct tg_review_sla *s, const char *id)
         return;
     const char *state = tg_json_str(task, "state", "");
     if (!strcmp(state, "pending") || !strcmp(state, "claimed")) {
-        json_object_set_new(task, "sla_warning", json_true());
-        json_array_append_new(json_object_get(task, "events"),
+        json_t *events = json_object_get(task, "events");
+        int rc = tg_json_set(task, "sla_warning", json_true());
+        if (!rc && json_is_array(events))
+            rc = tg_json_push(events,
                               json_pack("{s:I, s:s, s:s}", "at", (json_int_t)tg_clock_wall_ms(),
                                         "actor", "trustgate", "event", "sla_warning"));
         row.updated_ms = tg_clock_wall_ms();
-        if (tg_store_review_put(s->st, &row, task) == TG_OK && s->on_event)
+        /* a warning without its event is not stored: the task stays as it was */
+        if (rc)
+            tg_error("review %s: SLA warning not stored: %s", id, tg_err_str(rc));
+        else if (tg_store_review_put(s->st, &row, task) == TG_OK && s->on_event)
             s->on_event(s->event_arg, id, "sla_warning", task);
     }
     json_decref(task);

@@ -53,9 +53,10 @@ static int col_json_string(json_t *obj, const char *key, sqlite3_stmt *st, int c
     const char *t = (const char *)sqlite3_column_text(st, col);
     size_t n = (size_t)sqlite3_column_bytes(st, col);
     json_t *v = json_stringn(t ? t : "", n);
-    if (!v || json_object_set_new(obj, key, v) != 0)
-        return TG_E_DB; /* not UTF-8, or out of memory */
-    return TG_OK;
+    /* not UTF-8 is the store's fault; anything else is out of memory */
+    if (!v)
+        return tg_utf8_valid(t ? t : "", n) ? TG_E_NOMEM : TG_E_DB;
+    return tg_json_set(obj, key, v);
 }
 
 /* Parse a stored JSON text column into a new reference. */
@@ -122,9 +123,8 @@ static int message_json(sqlite3_stmt *st, json_t **out)
         rc = col_json_string(m, "content", st, 1);
     if (rc == TG_OK)
         rc = col_json_string(m, "turn_id", st, 2);
-    if (rc == TG_OK &&
-        json_object_set_new(m, "ts_ms", json_integer(sqlite3_column_int64(st, 3))) != 0)
-        rc = TG_E_NOMEM;
+    if (rc == TG_OK)
+        rc = tg_json_set(m, "ts_ms", json_integer(sqlite3_column_int64(st, 3)));
     if (rc == TG_OK)
         *out = m;
     else
@@ -147,8 +147,8 @@ int sq_messages(struct tg_store *st, const char *conversation_id, size_t limit, 
     while (rc == TG_OK && next_row(s, q, &rc)) {
         json_t *m = NULL;
         rc = message_json(q, &m);
-        if (rc == TG_OK && json_array_append_new(arr, m) != 0)
-            rc = TG_E_NOMEM;
+        if (rc == TG_OK)
+            rc = tg_json_push(arr, m);
     }
     read_done(q);
     if (rc == TG_OK)
@@ -202,7 +202,7 @@ int sq_blob_list(struct tg_store *st, const char *prefix, size_t limit, json_t *
         json_t *v =
             json_loadb(sqlite3_column_blob(q, 0), (size_t)sqlite3_column_bytes(q, 0), 0, NULL);
         if (v)
-            json_array_append_new(arr, v);
+            rc = tg_json_push(arr, v);
     }
     if (rc == TG_E_NOTFOUND)
         rc = TG_OK;
@@ -284,8 +284,8 @@ int sq_review_list(struct tg_store *st, const char *state, size_t limit, json_t 
     while (rc == TG_OK && next_row(s, q, &rc)) {
         json_t *t = NULL;
         rc = col_json(s, q, 0, &t);
-        if (rc == TG_OK && json_array_append_new(arr, t) != 0)
-            rc = TG_E_NOMEM;
+        if (rc == TG_OK)
+            rc = tg_json_push(arr, t);
     }
     read_done(q);
     if (rc == TG_OK)

@@ -249,15 +249,15 @@ static int thread_fn(struct sq_store *s, void *ctx, const char *in, size_t len, 
         if (rc == TG_OK && (c || a))
             rc = thread_row(ins, id, c ? json_array_get(cm, ci++) : json_array_get(ar, ai++), c,
                             json_array_size(kept));
-        else if (json_array_append(kept, e))
-            rc = TG_E_NOMEM;
+        else if (rc == TG_OK)
+            rc = tg_json_push(kept, json_incref(e));
     }
     for (; rc == TG_OK && ci < json_array_size(cm); ci++)
         rc = thread_row(ins, id, json_array_get(cm, ci), true, json_array_size(kept));
     for (; rc == TG_OK && ai < json_array_size(ar); ai++)
         rc = thread_row(ins, id, json_array_get(ar, ai), false, json_array_size(kept));
-    if (rc == TG_OK && json_object_get(task, "events") && json_object_set(task, "events", kept))
-        rc = TG_E_NOMEM;
+    if (rc == TG_OK && json_object_get(task, "events"))
+        rc = tg_json_set(task, "events", json_incref(kept));
     json_object_del(task, "customer_messages");
     json_object_del(task, "agent_replies");
     if (rc == TG_OK)

@@ -255,19 +255,23 @@ out:
 }
 
 /* Serialise json compactly to *cur (NUL-terminated) and advance it. */
+/* v as JSON text at *cur (n bytes, as json_size said, and a NUL); NULL when
+ * jansson could not write all of it (it allocates while it writes). */
 static char *pack_json(char **cur, const json_t *v, size_t n)
 {
     char *d = *cur;
-    json_dumpb(v, d, n, JSON_COMPACT);
+    size_t w = json_dumpb(v, d, n, JSON_COMPACT);
     d[n] = '\0';
     *cur = d + n + 1;
-    return d;
+    return w == n ? d : NULL;
 }
 
+/* The length of v as JSON text; 0 with TG_E_NOMEM when it cannot be written
+ * (our trees have no cycles: only allocation fails). */
 static size_t json_size(const json_t *v, int *rc)
 {
     size_t n = json_dumpb(v, NULL, 0, JSON_COMPACT);
-    *rc = n ? TG_OK : TG_E_INVAL;
+    *rc = n ? TG_OK : TG_E_NOMEM;
     return n;
 }
 
@@ -359,6 +363,11 @@ int sq_review_put(struct tg_store *st, const struct tg_review_row *r, const json
     j->u.review.row = *r;
     j->u.review.task = pack_json(&cur, task, tl);
     j->u.review.task_len = tl;
+    if (!j->u.review.task) {
+        tg_free(j); /* never a task stored cut short */
+        rc = TG_E_NOMEM;
+        goto out;
+    }
     rc = enqueue(sq(st), j);
 out:
     return rc;

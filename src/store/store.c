@@ -170,8 +170,8 @@ int tg_store_private_task(const struct tg_store_privacy *priv, json_t *task, boo
     if (rc == TG_OK && convert && by[0] && priv && priv->pseudonym) {
         char ps[TG_STORE_KEY_MAX];
         rc = priv->pseudonym(priv->arg, by, ps);
-        if (rc == TG_OK && json_object_set_new(task, "started_by", json_string(ps)) != 0)
-            rc = TG_E_NOMEM;
+        if (rc == TG_OK)
+            rc = tg_json_set(task, "started_by", json_string(ps));
     }
     return rc;
 }
@@ -431,9 +431,9 @@ static int thread_row_cb(void *ctx, const struct tg_handoff_msg *m)
         json_pack("[I, {s:I, s:s, s:s}]", (json_int_t)m->after_events, "at", (json_int_t)m->at_ms,
                   "actor", m->actor, "event", customer ? "customer_message" : "agent_reply");
     /* each append takes its reference, also when it fails */
-    int a = item ? json_array_append_new(customer ? t->customer : t->agent, item) : -1;
-    int b = ev ? json_array_append_new(t->events, ev) : -1;
-    return a || b ? TG_E_NOMEM : TG_OK;
+    int a = tg_json_push(customer ? t->customer : t->agent, item);
+    int b = tg_json_push(t->events, ev);
+    return a ? a : b;
 }
 
 /*
@@ -454,20 +454,24 @@ static int thread_into(struct tg_store *st, const char *id, size_t limit, json_t
         goto out;
     json_array_foreach(old, i, e)
     {
-        for (; k < json_array_size(t.events); k++) {
+        for (; rc == TG_OK && k < json_array_size(t.events); k++) {
             json_t *pair = json_array_get(t.events, k);
             if (json_integer_value(json_array_get(pair, 0)) > (json_int_t)i)
                 break;
-            json_array_append(merged, json_array_get(pair, 1));
+            rc = tg_json_push(merged, json_incref(json_array_get(pair, 1)));
         }
-        json_array_append(merged, e);
+        if (rc == TG_OK)
+            rc = tg_json_push(merged, json_incref(e));
     }
-    for (; k < json_array_size(t.events); k++)
-        json_array_append(merged, json_array_get(json_array_get(t.events, k), 1));
-    if (json_object_set(task, "events", merged) ||
-        (json_array_size(t.customer) && json_object_set(task, "customer_messages", t.customer)) ||
-        (json_array_size(t.agent) && json_object_set(task, "agent_replies", t.agent)))
-        rc = TG_E_NOMEM;
+    for (; rc == TG_OK && k < json_array_size(t.events); k++)
+        rc = tg_json_push(merged, json_incref(json_array_get(json_array_get(t.events, k), 1)));
+    /* the task gets its whole thread or none of it (the caller fails) */
+    if (rc == TG_OK)
+        rc = tg_json_set(task, "events", json_incref(merged));
+    if (rc == TG_OK && json_array_size(t.customer))
+        rc = tg_json_set(task, "customer_messages", json_incref(t.customer));
+    if (rc == TG_OK && json_array_size(t.agent))
+        rc = tg_json_set(task, "agent_replies", json_incref(t.agent));
 out:
     json_decref(t.customer);
     json_decref(t.agent);

@@ -686,33 +686,30 @@ const char *tg_pii_type_name(enum tg_pii_type t)
     return "unknown";
 }
 
-/* Append obj to arr, taking the reference; false when anything is NULL. */
-static bool append_new(json_t *arr, json_t *obj)
-{
-    return obj && json_array_append_new(arr, obj) == 0;
-}
-
 json_t *tg_entities_to_json(const struct tg_entities *e, const char *text)
 {
     json_t *root = json_object(), *money = json_array(), *pii = json_array();
-    bool ok = root && money && pii && text;
-    for (size_t i = 0; ok && i < e->n_money; i++) {
+    int rc = root && money && pii && text ? TG_OK : TG_E_NOMEM;
+    for (size_t i = 0; !rc && i < e->n_money; i++) {
         const struct tg_money *m = &e->money[i];
-        ok = append_new(money, json_pack("{s:s%,s:f,s:I,s:I,s:b,s:b}", "text", text + m->start,
-                                         (size_t)(m->end - m->start), "value_cny", m->value_cny,
-                                         "start", (json_int_t)m->start, "end", (json_int_t)m->end,
-                                         "approximate", m->approximate, "range", m->range));
+        rc = tg_json_push(money, json_pack("{s:s%,s:f,s:I,s:I,s:b,s:b}", "text", text + m->start,
+                                           (size_t)(m->end - m->start), "value_cny", m->value_cny,
+                                           "start", (json_int_t)m->start, "end", (json_int_t)m->end,
+                                           "approximate", m->approximate, "range", m->range));
     }
-    for (size_t i = 0; ok && i < e->n_pii; i++) {
+    for (size_t i = 0; !rc && i < e->n_pii; i++) {
         const struct tg_pii *p = &e->pii[i];
-        ok = append_new(pii, json_pack("{s:s,s:s%,s:I,s:I}", "type", tg_pii_type_name(p->type),
-                                       "text", text + p->start, (size_t)(p->end - p->start),
-                                       "start", (json_int_t)p->start, "end", (json_int_t)p->end));
+        rc = tg_json_push(pii, json_pack("{s:s,s:s%,s:I,s:I}", "type", tg_pii_type_name(p->type),
+                                         "text", text + p->start, (size_t)(p->end - p->start),
+                                         "start", (json_int_t)p->start, "end", (json_int_t)p->end));
     }
-    ok = ok && json_object_set(root, "money", money) == 0 && json_object_set(root, "pii", pii) == 0;
+    if (!rc)
+        rc = tg_json_set(root, "money", json_incref(money));
+    if (!rc)
+        rc = tg_json_set(root, "pii", json_incref(pii));
     json_decref(money);
     json_decref(pii);
-    if (!ok) {
+    if (rc) {
         json_decref(root);
         root = NULL;
     }

@@ -10,6 +10,8 @@
 
 #include "core/core.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void test_error_table(void **state)
@@ -241,6 +243,22 @@ static void test_allocation_failure_injection(void **state)
     assert_int_equal(tg_buf_puts(&buf, "x"), TG_E_NOMEM);
     tg_mem_fail_after(-1);
     tg_buf_free(&buf);
+    /* one failure only: the third allocation, then all succeed again */
+    assert_true(tg_mem_fail_once(2) < 0);
+    void *v[5];
+    for (int i = 0; i < 5; i++)
+        v[i] = tg_malloc(8);
+    assert_true(tg_mem_fail_once(-1) < 0); /* it fired */
+    for (int i = 0; i < 5; i++) {
+        if (i == 2)
+            assert_null(v[i]);
+        else
+            assert_non_null(v[i]);
+        tg_free(v[i]);
+    }
+    assert_int_equal(tg_mem_fail_once(10), -1);
+    tg_free(tg_malloc(8));
+    assert_int_equal(tg_mem_fail_once(-1), 9); /* armed, not reached */
 }
 
 /* The eight-bytes-at-a-time tests agree with the byte-by-byte ones for every
@@ -333,17 +351,85 @@ static void test_grow(void **state)
     tg_free(v);
 }
 
+/* What jansson refuses as a string is told apart from what it had no memory for. */
+static void test_utf8_valid(void **state)
+{
+    (void)state;
+    assert_true(tg_utf8_valid("", 0));
+    assert_true(tg_utf8_valid("保单 ok", strlen("保单 ok")));
+    assert_false(tg_utf8_valid("\xe4\xbf", 2));     /* cut in the middle */
+    assert_false(tg_utf8_valid("\xed\xa0\x80", 3)); /* a surrogate */
+    assert_false(tg_utf8_valid("a\xc0\xaf", 3));    /* overlong */
+    assert_true(tg_utf8_valid("a\0b", 3));          /* NUL is a character */
+}
+
+/* The checked setters: ownership of v passes in every case, a failed
+ * constructor or a failed grow is TG_E_NOMEM and leaves the container as it
+ * was.  jansson allocates through tg_malloc here as in the daemon. */
+static void test_json_checked_set(void **state)
+{
+    (void)state;
+    json_set_alloc_funcs(tg_malloc, tg_free);
+    json_t *o = json_object(), *a = json_array();
+    assert_int_equal(tg_json_set(o, "k", json_string("v")), TG_OK);
+    assert_int_equal(tg_json_push(a, json_integer(1)), TG_OK);
+    assert_int_equal(tg_json_set(o, "n", NULL), TG_E_NOMEM);
+    assert_int_equal(tg_json_push(a, NULL), TG_E_NOMEM);
+    assert_int_equal(tg_json_set(NULL, "k", json_string("v")), TG_E_NOMEM);
+    assert_int_equal(tg_json_push(NULL, json_integer(2)), TG_E_NOMEM);
+    assert_int_equal(tg_json_set(a, "k", json_string("v")), TG_E_INTERNAL);
+    assert_int_equal(tg_json_push(o, json_integer(2)), TG_E_INTERNAL);
+    /* the constructor's allocation fails */
+    tg_mem_fail_after(0);
+    assert_int_equal(tg_json_set(o, "s", json_string("longer than a small string")), TG_E_NOMEM);
+    assert_int_equal(tg_json_push(a, json_string("x")), TG_E_NOMEM);
+    tg_mem_fail_after(-1);
+    /* the value is made but the container cannot grow (an object's new key
+     * always allocates, an array only when full): v is released (ASan) */
+    for (int i = 0; i < 64; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "k%d", i);
+        json_t *v = json_integer(i), *w = json_integer(i);
+        size_t na = json_array_size(a);
+        tg_mem_fail_after(0);
+        int rs = tg_json_set(o, key, v), rp = tg_json_push(a, w);
+        tg_mem_fail_after(-1);
+        assert_int_equal(rs, TG_E_NOMEM);
+        assert_true(rp == TG_OK || rp == TG_E_NOMEM);
+        assert_int_equal(json_array_size(a), rp == TG_OK ? na + 1 : na);
+        if (rp)
+            assert_int_equal(tg_json_push(a, json_integer(i)), TG_OK);
+    }
+    char *s = tg_json_canonical(o, NULL);
+    assert_non_null(s);
+    assert_string_equal(s, "{\"k\":\"v\"}");
+    tg_free(s);
+    assert_int_equal(json_array_size(a), 65);
+    json_decref(o);
+    json_decref(a);
+    json_set_alloc_funcs(malloc, free);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_error_table),     cmocka_unit_test(test_buffer_limits),
-        cmocka_unit_test(test_arena),           cmocka_unit_test(test_parsers),
-        cmocka_unit_test(test_sha256_and_hmac), cmocka_unit_test(test_swar),
-        cmocka_unit_test(test_password_hashes), cmocka_unit_test(test_ids_are_unique_and_sortable),
-        cmocka_unit_test(test_canonical_json),  cmocka_unit_test(test_utf8_decode),
-        cmocka_unit_test(test_utf8_prev),       cmocka_unit_test(test_allocation_failure_injection),
-        cmocka_unit_test(test_utf8_encode),     cmocka_unit_test(test_fnv1a),
+        cmocka_unit_test(test_error_table),
+        cmocka_unit_test(test_buffer_limits),
+        cmocka_unit_test(test_arena),
+        cmocka_unit_test(test_parsers),
+        cmocka_unit_test(test_sha256_and_hmac),
+        cmocka_unit_test(test_swar),
+        cmocka_unit_test(test_password_hashes),
+        cmocka_unit_test(test_ids_are_unique_and_sortable),
+        cmocka_unit_test(test_canonical_json),
+        cmocka_unit_test(test_utf8_decode),
+        cmocka_unit_test(test_utf8_prev),
+        cmocka_unit_test(test_allocation_failure_injection),
+        cmocka_unit_test(test_utf8_encode),
+        cmocka_unit_test(test_fnv1a),
         cmocka_unit_test(test_grow),
+        cmocka_unit_test(test_json_checked_set),
+        cmocka_unit_test(test_utf8_valid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

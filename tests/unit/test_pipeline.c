@@ -541,6 +541,102 @@ static void test_reply_shapes(void **state)
     tg_turn_free(t);
 }
 
+/* The audit leaf of a recorded turn, parsed. */
+static json_t *leaf_of(struct fixture *f, const struct tg_turn *t)
+{
+    struct tg_audit_row row;
+    assert_int_equal(tg_store_flush(f->p->store), TG_OK);
+    assert_int_equal(tg_store_audit_get(f->p->store, (uint64_t)t->record.audit_index, &row), TG_OK);
+    json_t *leaf = json_loadb(row.data, row.len, 0, NULL);
+    assert_non_null(leaf);
+    tg_free(row.data);
+    return leaf;
+}
+
+/*
+ * Each allocation of a turn fails in turn, alone (the Nth; the ones before
+ * and after it succeed): the turn always ends, and either it is whole (the
+ * same decision, tags, hits and audit leaf as with memory to spare) or it
+ * failed with a 5xx and, when recorded, its leaf says so.  Never an answer
+ * or a record with a tag, a hit or its trigger silently left out.
+ */
+static void test_turn_out_of_memory(void **state)
+{
+    struct fixture *f = *state;
+    static const char first[] = "{\"messages\":[{\"role\":\"user\",\"content\":"
+                                "\"我想申请贷款\"}],\"user\":\"%s\"}";
+    static const char second[] = "{\"messages\":[{\"role\":\"user\",\"content\":"
+                                 "\"能批下来吗\"}],\"user\":\"%s\"}";
+    char body[256], customer[32];
+    long n;
+    int failed = 0;
+    bool fired = true;
+    json_t *want = NULL; /* the leaf's tags and policy hits with memory to spare */
+    for (n = -1; fired && n < 100000; n++) {
+        snprintf(customer, sizeof(customer), "cust-oom-%ld", n);
+        snprintf(body, sizeof(body), first, customer);
+        struct tg_turn *a = run_turn(f, body);
+        assert_int_equal(a->err, TG_OK);
+        assert_int_equal(tg_store_flush(f->p->store), TG_OK);
+        snprintf(body, sizeof(body), second, customer);
+        struct tg_turn *t = turn_with(f, "tg-test-key", body);
+        static int calls;
+        int before = calls;
+        t->done_cb = done_cb;
+        t->done_arg = &calls;
+        tg_mem_fail_once(n); /* n = -1: the reference turn */
+        tg_pipeline_start(t);
+        for (int i = 0; i < 1000 && calls == before; i++)
+            event_base_loop(f->base, EVLOOP_ONCE);
+        assert_int_equal(tg_store_flush(f->p->store), TG_OK); /* the record's commit too */
+        fired = tg_mem_fail_once(-1) < 0;
+        assert_int_equal(calls, before + 1);
+        if (t->err == TG_OK) {
+            /* recorded whole; the reply itself may still fail to be written (500) */
+            assert_int_equal(t->decision, TG_DECISION_DELIVER);
+            assert_true(t->http_status == 200 || t->http_status == 500);
+            assert_true(t->record.recorded);
+            assert_int_equal(json_array_size(t->tags), 1);
+            assert_string_equal(json_string_value(json_array_get(t->tags, 0)), "loan_followup");
+            assert_int_equal(json_array_size(t->check.policy_hits), 1);
+            json_t *leaf = leaf_of(f, t);
+            json_t *got = json_pack("{s:O, s:O, s:O}", "tags", json_object_get(leaf, "tags"),
+                                    "policy_hits", json_object_get(leaf, "policy_hits"), "decision",
+                                    json_object_get(leaf, "decision"));
+            assert_non_null(got);
+            assert_null(json_object_get(leaf, "error"));
+            if (!want) {
+                assert_int_equal(n, -1);
+                want = json_incref(got);
+                const json_t *hit = json_array_get(json_object_get(want, "policy_hits"), 0);
+                assert_string_equal(tg_json_str(hit, "rule", ""), "loan-then-approve");
+                assert_non_null(json_object_get(hit, "trigger"));
+            }
+            assert_true(json_equal(got, want));
+            json_decref(got);
+            json_decref(leaf);
+        } else {
+            failed++;
+            /* jansson reports some failed allocations while parsing as bad input:
+             * a 400 before the turn had an id, with nothing recorded */
+            bool refused = t->http_status == 400 && !strcmp(t->err_code, "invalid_json");
+            assert_true(t->http_status >= 500 || (refused && !t->admit.id[0]));
+            assert_true(t->decision == TG_DECISION_ERROR || t->decision == TG_DECISION_NONE);
+            if (t->record.recorded) {
+                json_t *leaf = leaf_of(f, t);
+                assert_non_null(json_object_get(leaf, "error"));
+                assert_string_not_equal(tg_json_str(leaf, "decision", ""), "deliver");
+                json_decref(leaf);
+            }
+        }
+        tg_turn_free(a);
+        tg_turn_free(t);
+    }
+    assert_false(fired); /* the last turn made fewer allocations than n: it ran whole */
+    assert_true(failed > 0);
+    json_decref(want);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -558,6 +654,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gate_decisions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_writes_audit_without_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reply_shapes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_turn_out_of_memory, setup, teardown),
     };
+    /* jansson allocates through tg_malloc, as in the daemon, so it can fail too */
+    json_set_alloc_funcs(tg_malloc, tg_free);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
