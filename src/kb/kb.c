@@ -169,10 +169,8 @@ void kb_doc_clear(struct kb_doc *d)
     memset(d, 0, sizeof(*d));
 }
 
-void tg_kb_close(struct tg_kb *kb)
+void kb_docs_free(struct tg_kb *kb)
 {
-    if (!kb)
-        return;
     for (size_t i = 0; i < kb->nchunks; i++)
         kb_chunk_clear(&kb->chunks[i]);
     for (size_t i = 0; i < kb->ndocs; i++)
@@ -182,7 +180,19 @@ void tg_kb_close(struct tg_kb *kb)
     tg_free(kb->chunks);
     tg_free(kb->docs);
     tg_free(kb->src);
+    kb->chunks = NULL;
+    kb->docs = NULL;
+    kb->src = NULL;
+    kb->nchunks = kb->ndocs = kb->nsrc = 0;
+    kb->capchunks = kb->capdocs = kb->capsrc = 0;
     kb_map_free(&kb->docmap);
+}
+
+void tg_kb_close(struct tg_kb *kb)
+{
+    if (!kb)
+        return;
+    kb_docs_free(kb);
     kb_terms_free(&kb->terms);
     kb_index_free(kb);
     kb_gloss_free(kb);

@@ -164,6 +164,8 @@ struct tg_kb {
 /* kb.c */
 int kb_tokenize_chunk(struct tg_kb *kb, struct kb_chunk *c, const char *title);
 void kb_chunk_clear(struct kb_chunk *c);
+/* Free the sources, documents and chunks (and their map), leaving them empty. */
+void kb_docs_free(struct tg_kb *kb);
 void kb_doc_clear(struct kb_doc *d);
 int kb_add_doc_src(struct tg_kb *kb, const char *id, const char *title, const char *text,
                    size_t len, const char *source, uint32_t src, bool markdown, size_t *nchunks);

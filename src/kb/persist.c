@@ -565,25 +565,6 @@ static int load_vectors(struct tg_kb *kb)
     return rc;
 }
 
-/* Forget everything decoded so far (a corrupt docs blob). */
-static void reset_docs(struct tg_kb *kb)
-{
-    for (size_t i = 0; i < kb->nchunks; i++)
-        kb_chunk_clear(&kb->chunks[i]);
-    for (size_t i = 0; i < kb->ndocs; i++)
-        kb_doc_clear(&kb->docs[i]);
-    for (size_t i = 0; i < kb->nsrc; i++)
-        tg_free(kb->src[i].path);
-    tg_free(kb->chunks);
-    tg_free(kb->docs);
-    tg_free(kb->src);
-    kb->chunks = NULL;
-    kb->docs = NULL;
-    kb->src = NULL;
-    kb->nchunks = kb->ndocs = kb->nsrc = 0;
-    kb->capchunks = kb->capdocs = kb->capsrc = 0;
-    kb_map_free(&kb->docmap);
-}
 
 int kb_persist_load(struct tg_kb *kb, char *err, size_t errlen)
 {
@@ -613,7 +594,7 @@ int kb_persist_load(struct tg_kb *kb, char *err, size_t errlen)
         /* Nothing to rebuild from: start empty; the next ingest adds every file again. */
         tg_warn("knowledge base: stored %s is %s; starting empty", k,
                 rc == TG_E_CONFLICT ? "of another version" : "corrupt");
-        reset_docs(kb);
+        kb_docs_free(kb); /* forget what was decoded */
         rc = load_glossary(kb);
         goto out;
     }

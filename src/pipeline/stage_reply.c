@@ -15,18 +15,26 @@
 #include <stdio.h>
 #include <string.h>
 
+/* {"error": {message, type, param?, code}: the turn's error in the OpenAI
+ * shape, left open for what follows it. */
+static void error_object(struct tg_jw *w, const struct tg_turn *t, bool param)
+{
+    tg_jw_obj(w);
+    tg_jw_key(w, "error");
+    tg_jw_obj(w);
+    tg_jw_kstr(w, "message", t->errmsg);
+    tg_jw_kstr(w, "type", tg_err_type(t->err));
+    if (param)
+        tg_jw_kstr(w, "param", t->err_param);
+    tg_jw_kstr(w, "code", t->err_code);
+    tg_jw_end(w);
+}
+
 static int write_error(struct tg_turn *t, const struct tg_buf *summary)
 {
     struct tg_jw w;
     tg_jw_init(&w, &t->reply.body);
-    tg_jw_obj(&w);
-    tg_jw_key(&w, "error");
-    tg_jw_obj(&w);
-    tg_jw_kstr(&w, "message", t->errmsg);
-    tg_jw_kstr(&w, "type", tg_err_type(t->err));
-    tg_jw_kstr(&w, "param", t->err_param);
-    tg_jw_kstr(&w, "code", t->err_code);
-    tg_jw_end(&w);
+    error_object(&w, t, true);
     if (summary->len) {
         tg_jw_key(&w, "trustgate");
         tg_jw_raw(&w, summary->data, summary->len);
@@ -77,13 +85,7 @@ static int write_rest(struct tg_turn *t, const struct tg_buf *summary)
         struct tg_jw w;
         rc = tg_buf_puts(&t->reply.body, "data: ");
         tg_jw_init(&w, &t->reply.body);
-        tg_jw_obj(&w);
-        tg_jw_key(&w, "error");
-        tg_jw_obj(&w);
-        tg_jw_kstr(&w, "message", t->errmsg);
-        tg_jw_kstr(&w, "type", tg_err_type(t->err));
-        tg_jw_kstr(&w, "code", t->err_code);
-        tg_jw_end(&w);
+        error_object(&w, t, false);
         tg_jw_end(&w);
         if (!rc)
             rc = tg_jw_finish(&w);
