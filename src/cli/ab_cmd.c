@@ -134,14 +134,17 @@ static int ab_export(const char *exp, const char *cfg_path, const char *data, in
     } else {
         size_t i;
         json_t *r;
+        status = 0;
         json_array_foreach(rows, i, r)
         {
-            char *line = json_dumps(r, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            char *line = status ? NULL : json_dumps(r, JSON_COMPACT | JSON_PRESERVE_ORDER);
             if (line)
                 printf("%s\n", line);
+            else if (!status)
+                fprintf(stderr, "trustgate ab: out of memory\n");
+            status = status || !line;
             free(line);
         }
-        status = 0;
     }
     json_decref(rows);
     tg_store_close(st);
@@ -149,6 +152,7 @@ static int ab_export(const char *exp, const char *cfg_path, const char *data, in
     return status;
 }
 
+/* The JSONL rows of path as an array; NULL with a message on error. */
 static json_t *read_rows(const char *path)
 {
     FILE *f = fopen(path, "r");
@@ -159,8 +163,8 @@ static json_t *read_rows(const char *path)
     json_t *rows = json_array();
     char *line = NULL;
     size_t cap = 0;
-    int no = 0;
-    while (rows && getline(&line, &cap, f) > 0) {
+    int no = 0, rc = rows ? TG_OK : TG_E_NOMEM;
+    while (!rc && getline(&line, &cap, f) > 0) {
         no++;
         if (line[strspn(line, " \t\r\n")] == '\0')
             continue;
@@ -169,11 +173,16 @@ static json_t *read_rows(const char *path)
         if (!json_is_object(r)) {
             fprintf(stderr, "trustgate ab: %s:%d: not a JSON object (%s)\n", path, no, e.text);
             json_decref(r);
-            json_decref(rows);
-            rows = NULL;
-            break;
+            rc = TG_E_PARSE;
+        } else {
+            rc = tg_json_push(rows, r);
         }
-        json_array_append_new(rows, r);
+    }
+    if (rc == TG_E_NOMEM)
+        fprintf(stderr, "trustgate ab: %s: out of memory\n", path);
+    if (rc) {
+        json_decref(rows);
+        rows = NULL;
     }
     free(line);
     fclose(f);
@@ -215,18 +224,21 @@ static void print_report(const json_t *rep, const char *data, double alpha)
 /*
  * One level throughout, 1 - alpha, said where each interval is: the
  * fixed-horizon CI (two proportions and Welch both at 1 - alpha) and the
- * confidence sequence around the difference.
+ * confidence sequence around the difference.  TG_OK or TG_E_NOMEM.
  */
-static void label_levels(json_t *rep, double alpha)
+static int label_levels(json_t *rep, double alpha)
 {
     size_t i;
     json_t *v;
-    json_object_set_new(rep, "level", json_real(1 - alpha));
+    int rc = tg_json_set(rep, "level", json_real(1 - alpha));
     json_array_foreach(json_object_get(rep, "variants"), i, v)
     {
-        json_object_set_new(v, "ci_level", json_real(1 - alpha));
-        json_object_set_new(v, "sequence_level", json_real(1 - alpha));
+        if (!rc)
+            rc = tg_json_set(v, "ci_level", json_real(1 - alpha));
+        if (!rc)
+            rc = tg_json_set(v, "sequence_level", json_real(1 - alpha));
     }
+    return rc;
 }
 
 /* Per variant, the difference look by look inside its confidence sequence. */
@@ -270,27 +282,41 @@ static int ab_export_cmd(int argc, char **argv)
     return ab_export(argv[end], a.cfg, a.data, a.period, (size_t)a.turns);
 }
 
+/* --shares A=0.5,B=0.5 (NULL: none) as variant -> share; a new reference,
+ * NULL when out of memory.  A bad number exits (tg_cli_number). */
+static json_t *read_shares(const char *shares)
+{
+    json_t *sh = json_object();
+    int rc = sh ? TG_OK : TG_E_NOMEM;
+    if (!rc && shares) {
+        char buf[512];
+        tg_strlcpy(buf, shares, sizeof(buf));
+        char *save = NULL;
+        for (char *t = strtok_r(buf, ",", &save); !rc && t; t = strtok_r(NULL, ",", &save)) {
+            char *eq = strchr(t, '=');
+            if (eq) {
+                *eq = '\0';
+                rc = tg_json_set(sh, t, json_real(tg_cli_number("ab", "--shares", eq + 1, 0, 1e9)));
+            }
+        }
+    }
+    if (rc) {
+        json_decref(sh);
+        sh = NULL;
+    }
+    return sh;
+}
+
 /* `ab report`'s work once its options are read; the exit status. */
 static int ab_report(const char *data, const char *control, const char *metric, const char *shares,
                      double alpha, double tau, const char *html, bool as_json)
 {
-    json_t *rows = read_rows(data), *sh = json_object();
-    if (!rows) {
-        json_decref(sh);
+    json_t *rows = read_rows(data), *sh = rows ? read_shares(shares) : NULL;
+    if (!sh) {
+        if (rows)
+            fprintf(stderr, "trustgate ab: out of memory\n");
+        json_decref(rows);
         return 1;
-    }
-    if (shares) {
-        char buf[512];
-        tg_strlcpy(buf, shares, sizeof(buf));
-        char *save = NULL;
-        for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-            char *eq = strchr(t, '=');
-            if (eq) {
-                *eq = '\0';
-                json_object_set_new(sh, t,
-                                    json_real(tg_cli_number("ab", "--shares", eq + 1, 0, 1e9)));
-            }
-        }
     }
     char err[256];
     json_t *rep = tg_experiment_analyze(rows, control, metric, alpha, tau, sh, err, sizeof(err));
@@ -300,19 +326,25 @@ static int ab_report(const char *data, const char *control, const char *metric, 
         fprintf(stderr, "trustgate ab: %s: %s\n", data, err);
         return 1;
     }
-    label_levels(rep, alpha);
-    if (as_json) {
+    int status = label_levels(rep, alpha) ? 1 : 0;
+    char *s = NULL;
+    if (!status && as_json) {
+        s = json_dumps(rep, JSON_INDENT(2));
+        status = s ? 0 : 1;
+    }
+    if (status) {
+        fprintf(stderr, "trustgate ab: out of memory\n");
+    } else if (as_json) {
         /* stdout carries the JSON alone, so that it parses */
-        char *s = json_dumps(rep, JSON_INDENT(2));
-        printf("%s\n", s ? s : "{}");
-        free(s);
+        printf("%s\n", s);
     } else {
         print_report(rep, data, alpha);
     }
-    if (html)
+    if (!status && html)
         write_html(rep, html);
+    free(s);
     json_decref(rep);
-    return 0;
+    return status;
 }
 
 int tg_cli_ab(int argc, char **argv)

@@ -76,8 +76,12 @@ static int print_turn(const struct tg_turn *t, bool as_json)
         char *s = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
         if (s)
             printf("%s\n", s);
-        free(s);
+        else
+            fprintf(stderr, "trustgate ask: out of memory\n");
         json_decref(o);
+        if (!s)
+            return 1;
+        free(s);
     } else if (t->err) {
         fprintf(stderr, "trustgate ask: %s\n", t->errmsg);
     } else {

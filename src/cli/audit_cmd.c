@@ -281,6 +281,10 @@ static int verify(int argc, char **argv)
         char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
         if (s)
             printf("%s\n", s);
+        else
+            fprintf(stderr, "trustgate audit: out of memory\n");
+        if (!s && rc == TG_OK)
+            rc = TG_E_NOMEM; /* the exit status says the report is missing */
         free(s);
         json_decref(o);
     } else if (rc == TG_OK) {

@@ -33,6 +33,11 @@ int tg_cli_config(int argc, char **argv)
     /* The policies are part of the configuration: every bad rule, with its line. */
     struct tg_policy *pol = NULL;
     json_t *errs = json_array();
+    if (!errs) {
+        fprintf(stderr, "trustgate config: out of memory\n");
+        tg_config_free(cfg);
+        return 1;
+    }
     if (tg_pipeline_load_policies(cfg, &pol, errs)) {
         size_t i;
         json_t *e;

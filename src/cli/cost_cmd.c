@@ -67,6 +67,23 @@ struct acc {
     int64_t turns;
 };
 
+/* One turn's usage added to its model and rung's entry e.  TG_OK or
+ * TG_E_NOMEM (e then partly updated). */
+static int add_usage(json_t *e, int64_t p, int64_t c, double cost)
+{
+    int rc = tg_json_set(e, "turns", json_integer(tg_json_int(e, "turns", 0) + 1));
+    if (!rc)
+        rc = tg_json_set(e, "prompt_tokens", json_integer(tg_json_int(e, "prompt_tokens", 0) + p));
+    if (!rc)
+        rc = tg_json_set(e, "completion_tokens",
+                         json_integer(tg_json_int(e, "completion_tokens", 0) + c));
+    if (!rc)
+        rc = tg_json_set(e, "cost", json_real(tg_json_num(e, "cost", 0) + cost));
+    return rc;
+}
+
+/* A leaf of the audit log: a turn's usage into the accumulator arg.  0, or
+ * TG_E_NOMEM (which stops the scan). */
 static int leaf_cb(void *arg, const struct tg_audit_row *row)
 {
     struct acc *a = arg;
@@ -83,25 +100,25 @@ static int leaf_cb(void *arg, const struct tg_audit_row *row)
     double cost = tg_eval_price(a->prices, model, p, c);
     char key[256];
     snprintf(key, sizeof(key), "%s|%s", model, rung);
-    json_t *e = json_object_get(a->by, key);
-    if (!e)
-        json_object_set_new(a->by, key,
-                            e = json_pack("{s:s, s:s, s:i, s:i, s:i, s:f}", "model", model, "rung",
-                                          rung, "turns", 0, "prompt_tokens", 0, "completion_tokens",
-                                          0, "cost", 0.0));
-    json_object_set_new(e, "turns", json_integer(tg_json_int(e, "turns", 0) + 1));
-    json_object_set_new(e, "prompt_tokens", json_integer(tg_json_int(e, "prompt_tokens", 0) + p));
-    json_object_set_new(e, "completion_tokens",
-                        json_integer(tg_json_int(e, "completion_tokens", 0) + c));
-    json_object_set_new(e, "cost", json_real(tg_json_num(e, "cost", 0) + cost));
+    int rc = TG_OK;
+    if (!json_object_get(a->by, key))
+        rc = tg_json_set(a->by, key,
+                         json_pack("{s:s, s:s, s:i, s:i, s:i, s:f}", "model", model, "rung", rung,
+                                   "turns", 0, "prompt_tokens", 0, "completion_tokens", 0, "cost",
+                                   0.0));
+    if (!rc)
+        rc = add_usage(json_object_get(a->by, key), p, c, cost);
     const char *conv = tg_json_str(j, "conversation_id", "");
     bool by_ai = !strcmp(tg_json_str(j, "decision", ""), "deliver");
     const json_t *prev = json_object_get(a->convs, conv);
-    json_object_set_new(a->convs, conv, json_boolean((prev ? json_is_true(prev) : true) && by_ai));
-    a->cost += cost;
-    a->turns++;
+    if (!rc)
+        rc = tg_json_set(a->convs, conv, json_boolean((prev ? json_is_true(prev) : true) && by_ai));
+    if (!rc) {
+        a->cost += cost;
+        a->turns++;
+    }
     json_decref(j);
-    return 0;
+    return rc;
 }
 
 /* What the report says: the period, its turns and conversations, the costs. */
@@ -116,7 +133,7 @@ struct totals {
 /*
  * The trade-off of a candidate's evaluation (cand, `trustgate eval --json`
  * output) against a baseline's, or NULL with *failed when a file cannot be
- * read (reported).
+ * read or out of memory (reported).
  */
 static json_t *tradeoff(const char *base, const char *cand, bool *failed)
 {
@@ -136,13 +153,18 @@ static json_t *tradeoff(const char *base, const char *cand, bool *failed)
     json_t *trade = json_pack("{s:f, s:f, s:f, s:f, s:f}", "far_baseline", tg_json_num(b, "far", 0),
                               "far_candidate", tg_json_num(n, "far", 0), "delta_far", dfar,
                               "delta_cost_per_query", dcost, "breakeven_value", breakeven);
+    if (!trade) {
+        fprintf(stderr, "trustgate cost: out of memory\n");
+        *failed = true;
+    }
     json_decref(b);
     json_decref(n);
     return trade;
 }
 
-/* The report as JSON on stdout; takes rows and trade. */
-static void print_json(const struct totals *t, json_t *rows, json_t *trade)
+/* The report as JSON on stdout; takes rows and trade.  0, or 1 with the
+ * reason on stderr when out of memory. */
+static int print_json(const struct totals *t, json_t *rows, json_t *trade)
 {
     json_t *o =
         json_pack("{s:I, s:I, s:I, s:f, s:f, s:f, s:o, s:o?}", "days", (json_int_t)t->days, "turns",
@@ -150,9 +172,14 @@ static void print_json(const struct totals *t, json_t *rows, json_t *trade)
                   t->cost, "cost_per_turn", t->per_turn, "cost_per_resolved_conversation",
                   t->per_resolved, "by_model_rung", rows, "tradeoff", trade);
     char *s = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
-    printf("%s\n", s ? s : "{}");
+    int status = s ? 0 : 1;
+    if (s)
+        printf("%s\n", s);
+    else
+        fprintf(stderr, "trustgate cost: out of memory\n");
     free(s);
     json_decref(o);
+    return status;
 }
 
 /* The report as text on stdout; takes rows and trade. */
@@ -200,8 +227,12 @@ static int report(struct tg_store *st, const struct tg_config *cfg, struct total
         .by = json_object(),
         .convs = json_object(),
     };
-    if (tg_store_audit_scan(st, 0, leaf_cb, &a)) {
-        fprintf(stderr, "trustgate cost: cannot read the audit log\n");
+    int rc = a.by && a.convs ? TG_OK : TG_E_NOMEM;
+    if (!rc)
+        rc = tg_store_audit_scan(st, 0, leaf_cb, &a);
+    if (rc) {
+        fprintf(stderr, "trustgate cost: %s\n",
+                rc == TG_E_NOMEM ? "out of memory" : "cannot read the audit log");
         goto out;
     }
     const char *k;
@@ -212,17 +243,28 @@ static int report(struct tg_store *st, const struct tg_config *cfg, struct total
     t->per_turn = a.turns ? a.cost / (double)a.turns : 0;
     t->per_resolved = t->resolved ? a.cost / (double)t->resolved : 0;
     json_t *rows = json_array(), *trade = NULL;
-    json_object_foreach(a.by, k, v) json_array_append(rows, v);
+    rc = rows ? TG_OK : TG_E_NOMEM;
+    json_object_foreach(a.by, k, v)
+    {
+        if (!rc)
+            rc = tg_json_push(rows, json_incref(v));
+    }
+    if (rc) {
+        fprintf(stderr, "trustgate cost: out of memory\n");
+        json_decref(rows);
+        goto out;
+    }
     bool failed = false;
     if (base && !(trade = tradeoff(base, cand, &failed)) && failed) {
         json_decref(rows);
         goto out;
     }
-    if (as_json)
-        print_json(t, rows, trade);
-    else
+    if (as_json) {
+        status = print_json(t, rows, trade);
+    } else {
         print_text(t, rows, trade);
-    status = 0;
+        status = 0;
+    }
 out:
     json_decref(a.by);
     json_decref(a.convs);

@@ -74,15 +74,42 @@ struct run {
     FILE *signals; /* --signals, or NULL */
     int64_t t0;
     bool done;
+    int rc; /* TG_E_NOMEM when the outcome could not be kept whole */
 };
+
+/* The turn's evidence as [{source, score, match, rank, features}];
+ * NULL when out of memory. */
+static json_t *evidence_json(const struct tg_turn *t)
+{
+    json_t *ev = json_array();
+    int rc = ev ? TG_OK : TG_E_NOMEM;
+    for (size_t i = 0; !rc && i < t->retrieve.n_evidence; i++) {
+        const struct tg_evidence *e = &t->retrieve.evidence[i];
+        json_t *feat = json_array();
+        for (size_t j = 0; feat && j < TG_RANK_FEATURES; j++) {
+            if (tg_json_push(feat, json_real(e->features[j]))) {
+                json_decref(feat);
+                feat = NULL; /* the pack below fails */
+            }
+        }
+        rc = tg_json_push(ev, json_pack("{s:s, s:f, s:f, s:f, s:o}", "source", e->source, "score",
+                                        e->score, "match", e->match, "rank", e->rank, "features",
+                                        feat));
+    }
+    if (rc) {
+        json_decref(ev);
+        ev = NULL;
+    }
+    return ev;
+}
 
 /*
  * One line of --signals: the labelled item, what the turn found and the
  * builtin answerer's confidence signals computed from it exactly as the
  * answerer does (tg_backend_builtin_signals), so a fit on these lines
- * fits the answerer.
+ * fits the answerer.  TG_OK, or TG_E_NOMEM with no line written.
  */
-static void write_signals(FILE *f, const struct tg_turn *t, const struct tg_far_item *it)
+static int write_signals(FILE *f, const struct tg_turn *t, const struct tg_far_item *it)
 {
     struct tg_backend_request rq = {
         .question = t->admit.user_text,
@@ -93,17 +120,13 @@ static void write_signals(FILE *f, const struct tg_turn *t, const struct tg_far_
     };
     double x[TG_BUILTIN_SIGNALS];
     tg_backend_builtin_signals(&rq, x);
-    json_t *sig = json_array(), *ev = json_array();
-    for (size_t i = 0; i < TG_BUILTIN_SIGNALS; i++)
-        json_array_append_new(sig, json_real(x[i]));
-    for (size_t i = 0; i < t->retrieve.n_evidence; i++) {
-        const struct tg_evidence *e = &t->retrieve.evidence[i];
-        json_t *feat = json_array();
-        for (size_t j = 0; j < TG_RANK_FEATURES; j++)
-            json_array_append_new(feat, json_real(e->features[j]));
-        json_array_append_new(ev, json_pack("{s:s, s:f, s:f, s:f, s:o}", "source", e->source,
-                                            "score", e->score, "match", e->match, "rank", e->rank,
-                                            "features", feat));
+    json_t *sig = json_array(), *ev = evidence_json(t);
+    int rc = sig ? TG_OK : TG_E_NOMEM;
+    for (size_t i = 0; !rc && i < TG_BUILTIN_SIGNALS; i++)
+        rc = tg_json_push(sig, json_real(x[i]));
+    if (rc) {
+        json_decref(sig);
+        sig = NULL; /* the pack below fails */
     }
     json_t *j = json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:f, s:f, s:o, s:o}", "id", it->id,
                           "question", it->question, "source", it->source, "intent", it->intent,
@@ -111,10 +134,32 @@ static void write_signals(FILE *f, const struct tg_turn *t, const struct tg_far_
                           "confidence", tg_backend_builtin_confidence(&rq), "intent_probability",
                           t->understand.intent_confidence, "signals", sig, "evidence", ev);
     char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    rc = s ? TG_OK : TG_E_NOMEM;
     if (s)
         fprintf(f, "%s\n", s);
     free(s);
     json_decref(j);
+    return rc;
+}
+
+/* The sources of citations ([{source}]) in their order into *out (a new
+ * array; NULL when out of memory).  TG_OK or TG_E_NOMEM. */
+static int cited_sources(const json_t *citations, json_t **out)
+{
+    json_t *cited = json_array(), *c;
+    int rc = cited ? TG_OK : TG_E_NOMEM;
+    size_t i;
+    json_array_foreach(citations, i, c)
+    {
+        if (!rc)
+            rc = tg_json_push(cited, json_string(tg_json_str(c, "source", "")));
+    }
+    if (rc) {
+        json_decref(cited);
+        cited = NULL;
+    }
+    *out = cited;
+    return rc;
 }
 
 /* Fill the outcome of it and score its answer against evidence. */
@@ -133,6 +178,13 @@ static void judge(struct run *r, struct tg_far_item *it, const char *const *evid
     }
 }
 
+/* Whether every part of the turn's outcome was copied into it. */
+static bool outcome_kept(const struct tg_turn *t, const struct tg_far_item *it)
+{
+    return it->got_decision && (!t->understand.intent || it->got_intent) &&
+           (!t->check.policy_hits || it->hits) && (!t->reply.answer || it->answer);
+}
+
 static void done_cb(struct tg_turn *t, void *arg)
 {
     struct run *r = arg;
@@ -144,11 +196,10 @@ static void done_cb(struct tg_turn *t, void *arg)
     it->got_confidence = t->understand.intent_confidence;
     it->hits = t->check.policy_hits ? json_deep_copy(t->check.policy_hits) : NULL;
     it->answer = t->reply.answer ? tg_strndup(t->reply.answer, t->reply.answer_len) : NULL;
-    it->cited = json_array();
+    r->rc = cited_sources(t->retrieve.citations, &it->cited);
+    if (!outcome_kept(t, it))
+        r->rc = TG_E_NOMEM;
     size_t i;
-    json_t *c;
-    json_array_foreach(t->retrieve.citations, i, c)
-        json_array_append_new(it->cited, json_string(tg_json_str(c, "source", "")));
     const char *ev[64], *skip[16];
     size_t nev = 0, nskip = 0;
     for (i = 0; i < t->retrieve.n_evidence && nev < TG_ARRAY_LEN(ev); i++)
@@ -175,8 +226,8 @@ static void done_cb(struct tg_turn *t, void *arg)
                              t->generate.upstream_model[0] ? t->generate.upstream_model : t->rung,
                              t->generate.prompt_tokens, t->generate.completion_tokens);
     judge(r, it, ev, nev, skip, nskip);
-    if (r->signals)
-        write_signals(r->signals, t, it);
+    if (!r->rc && r->signals)
+        r->rc = write_signals(r->signals, t, it);
     r->done = true;
     event_base_loopbreak(r->base);
 }
@@ -233,6 +284,9 @@ static int run_local(const struct tg_config *cfg, const char *data, FILE *signal
             event_base_dispatch(base);
         tg_turn_free(t);
         free(body);
+        rc = r.rc;
+        if (rc)
+            goto out;
         if (tty)
             fprintf(stderr, "\r  [%-40.*s] %zu/%zu", (int)((i + 1) * 40 / n),
                     "########################################", i + 1, n);
@@ -241,6 +295,8 @@ static int run_local(const struct tg_config *cfg, const char *data, FILE *signal
         fprintf(stderr, "\n");
     rc = TG_OK;
 out:
+    if (rc == TG_E_NOMEM)
+        fprintf(stderr, "trustgate eval: out of memory\n");
     tg_pipeline_close(p);
     if (base)
         event_base_free(base);
@@ -297,6 +353,59 @@ static char *document(const struct tg_config *cfg, const char *source)
     return NULL;
 }
 
+/* The outcome of it from the gateway's reply j (model: the one asked
+ * for), and its answer scored against the documents it cites.  TG_OK, or
+ * TG_E_NOMEM when the outcome could not be kept whole. */
+static int http_outcome(const struct tg_config *cfg, struct tg_text *tx,
+                        const struct tg_eval_conf *prices, const char *model,
+                        struct tg_far_item *it, const json_t *j)
+{
+    const json_t *tgo = json_object_get(j, "trustgate"), *c;
+    const json_t *hits = json_object_get(tgo, "policy_hits");
+    it->got_decision = tg_strdup(tg_json_str(tgo, "decision", "deliver"));
+    const char *gi = tg_json_str(json_object_get(tgo, "intent"), "name", NULL);
+    it->got_intent = gi ? tg_strdup(gi) : NULL;
+    it->got_confidence =
+        json_number_value(json_object_get(json_object_get(tgo, "intent"), "confidence"));
+    it->hits = json_deep_copy(hits);
+    it->answer = tg_strdup(
+        tg_json_str(json_object_get(json_array_get(json_object_get(j, "choices"), 0), "message"),
+                    "content", ""));
+    int rc = cited_sources(json_object_get(tgo, "citations"), &it->cited);
+    if (!it->got_decision || (gi && !it->got_intent) || (hits && !it->hits) || !it->answer)
+        rc = TG_E_NOMEM;
+    size_t ci;
+    json_array_foreach(json_object_get(tgo, "tags"), ci, c)
+    {
+        if (json_is_string(c) && !strcmp(json_string_value(c), "low_confidence"))
+            it->low_confidence = true;
+    }
+    const json_t *usage = json_object_get(j, "usage");
+    it->prompt_tokens = tg_json_int(usage, "prompt_tokens", 0);
+    it->completion_tokens = tg_json_int(usage, "completion_tokens", 0);
+    it->cost = tg_eval_price(prices, tg_json_str(j, "model", model), it->prompt_tokens,
+                             it->completion_tokens);
+    /* the evidence: the cited documents, else the labelled source */
+    char *docs[8];
+    const char *skip[8];
+    size_t nd = 0, nskip = 0;
+    json_array_foreach(json_object_get(tgo, "disclaimers"), ci, c)
+    {
+        if (json_is_string(c) && nskip < TG_ARRAY_LEN(skip))
+            skip[nskip++] = json_string_value(c);
+    }
+    for (ci = 0; ci < json_array_size(it->cited) && nd < TG_ARRAY_LEN(docs); ci++)
+        if ((docs[nd] = document(cfg, json_string_value(json_array_get(it->cited, ci)))))
+            nd++;
+    if (!nd && it->source && (docs[nd] = document(cfg, it->source)))
+        nd++;
+    struct run r = {.tx = tx};
+    judge(&r, it, (const char *const *)docs, nd, skip, nskip);
+    for (size_t d = 0; d < nd; d++)
+        tg_free(docs[d]);
+    return rc;
+}
+
 static int run_http(const struct tg_config *cfg, const char *url, const char *key,
                     const char *model, struct tg_far_item *items, size_t n, struct tg_text *tx,
                     const struct tg_eval_conf *prices)
@@ -309,14 +418,19 @@ static int run_http(const struct tg_config *cfg, const char *url, const char *ke
     hdrs = curl_slist_append(hdrs, auth);
     hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
     bool tty = isatty(STDERR_FILENO);
-    for (size_t i = 0; h && i < n; i++) {
+    int rc = h ? TG_OK : TG_E_NOMEM;
+    for (size_t i = 0; !rc && i < n; i++) {
         struct tg_far_item *it = &items[i];
         char user[96];
         snprintf(user, sizeof(user), "eval-%s", it->id);
         json_t *req = json_pack("{s:s, s:[{s:s, s:s}], s:s}", "model", model, "messages", "role",
                                 "user", "content", it->question, "user", user);
-        char *body = json_dumps(req, JSON_COMPACT);
+        char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
         json_decref(req);
+        if (!body) {
+            rc = TG_E_NOMEM;
+            break;
+        }
         struct tg_buf out;
         tg_buf_init(&out, 64u << 20);
         curl_easy_reset(h);
@@ -336,54 +450,14 @@ static int run_http(const struct tg_config *cfg, const char *url, const char *ke
         json_t *j = cc == CURLE_OK ? json_loadb(out.data ? out.data : "", out.len, 0, NULL) : NULL;
         tg_buf_free(&out);
         it->ran = true;
-        it->cited = json_array();
         if (!j || status != 200) {
+            it->cited = json_array();
             it->got_decision = tg_strdup("error");
+            rc = it->cited && it->got_decision ? TG_OK : TG_E_NOMEM;
             json_decref(j);
             continue;
         }
-        const json_t *tgo = json_object_get(j, "trustgate");
-        it->got_decision = tg_strdup(tg_json_str(tgo, "decision", "deliver"));
-        const char *gi = tg_json_str(json_object_get(tgo, "intent"), "name", NULL);
-        it->got_intent = gi ? tg_strdup(gi) : NULL;
-        it->got_confidence =
-            json_number_value(json_object_get(json_object_get(tgo, "intent"), "confidence"));
-        it->hits = json_deep_copy(json_object_get(tgo, "policy_hits"));
-        it->answer = tg_strdup(tg_json_str(
-            json_object_get(json_array_get(json_object_get(j, "choices"), 0), "message"), "content",
-            ""));
-        size_t ci;
-        json_t *c;
-        json_array_foreach(json_object_get(tgo, "citations"), ci, c)
-            json_array_append_new(it->cited, json_string(tg_json_str(c, "source", "")));
-        json_array_foreach(json_object_get(tgo, "tags"), ci, c)
-        {
-            if (json_is_string(c) && !strcmp(json_string_value(c), "low_confidence"))
-                it->low_confidence = true;
-        }
-        const json_t *usage = json_object_get(j, "usage");
-        it->prompt_tokens = tg_json_int(usage, "prompt_tokens", 0);
-        it->completion_tokens = tg_json_int(usage, "completion_tokens", 0);
-        it->cost = tg_eval_price(prices, tg_json_str(j, "model", model), it->prompt_tokens,
-                                 it->completion_tokens);
-        /* the evidence: the cited documents, else the labelled source */
-        char *docs[8];
-        const char *skip[8];
-        size_t nd = 0, nskip = 0;
-        json_array_foreach(json_object_get(tgo, "disclaimers"), ci, c)
-        {
-            if (json_is_string(c) && nskip < TG_ARRAY_LEN(skip))
-                skip[nskip++] = json_string_value(c);
-        }
-        for (ci = 0; ci < json_array_size(it->cited) && nd < TG_ARRAY_LEN(docs); ci++)
-            if ((docs[nd] = document(cfg, json_string_value(json_array_get(it->cited, ci)))))
-                nd++;
-        if (!nd && it->source && (docs[nd] = document(cfg, it->source)))
-            nd++;
-        struct run r = {.tx = tx};
-        judge(&r, it, (const char *const *)docs, nd, skip, nskip);
-        for (size_t d = 0; d < nd; d++)
-            tg_free(docs[d]);
+        rc = http_outcome(cfg, tx, prices, model, it, j);
         json_decref(j);
         if (tty)
             fprintf(stderr, "\r  [%-40.*s] %zu/%zu", (int)((i + 1) * 40 / n),
@@ -391,9 +465,11 @@ static int run_http(const struct tg_config *cfg, const char *url, const char *ke
     }
     if (tty)
         fprintf(stderr, "\n");
+    if (rc)
+        fprintf(stderr, "trustgate eval: out of memory\n");
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(h);
-    return h ? TG_OK : TG_E_NOMEM;
+    return rc;
 }
 
 int tg_cli_eval_run(const struct tg_config *cfg, const struct tg_eval_target *tgt,

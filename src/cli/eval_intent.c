@@ -252,12 +252,16 @@ int tg_cli_eval_intent(int argc, char **argv)
     }
     o = report(&a, m, &ev, &oe, confused, (double)(t1 - t0) / 1e9,
                (double)(t2 - t1) / 1e3 / (double)ev.n, text_us);
-    if (!o)
+    if (!o) {
+        fprintf(stderr, "trustgate eval intent: out of memory\n");
         goto out;
+    }
     if (a.as_json) {
         char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10));
-        if (!s)
+        if (!s) {
+            fprintf(stderr, "trustgate eval intent: out of memory\n");
             goto out;
+        }
         printf("%s\n", s);
         free(s);
     } else {

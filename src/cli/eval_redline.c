@@ -142,7 +142,7 @@ static int read_tsv(FILE *f, const char *path, const char *label, long limit, js
             continue;
         if (label && (!lab || strlen(label) != llen || memcmp(lab, label, llen) != 0))
             continue;
-        if (json_array_append_new(out, json_stringn(text, len))) {
+        if (tg_json_push(out, json_stringn(text, len))) {
             fprintf(stderr, "trustgate eval redline: %s:%ld: out of memory\n", path, no);
             rc = TG_E_NOMEM;
             break;
@@ -180,8 +180,12 @@ static int read_jsonl(FILE *f, const char *path, const char *field, long limit, 
             rc = TG_E_PARSE;
             break;
         }
-        json_array_append_new(out, json_string(q));
+        rc = tg_json_push(out, json_string(q));
         json_decref(j);
+        if (rc) {
+            fprintf(stderr, "trustgate eval redline: %s:%ld: out of memory\n", path, no);
+            break;
+        }
     }
     free(line);
     return rc;
@@ -202,11 +206,12 @@ static json_t *read_set(const char *path, const char *label, const char *field, 
         json_decref(out);
         return NULL;
     }
-    if (out) {
+    if (out)
         rc = plen > 4 && strcmp(path + plen - 4, ".tsv") == 0
                  ? read_tsv(f, path, label, limit, out)
                  : read_jsonl(f, path, field, limit, out);
-    }
+    else
+        fprintf(stderr, "trustgate eval redline: %s: out of memory\n", path);
     fclose(f);
     if (rc) {
         json_decref(out);
@@ -250,15 +255,17 @@ struct set_result {
     double rate, upper;
 };
 
-/* Score the turns of one set into r, print it, and return its report (new reference). */
+/* Score the turns of one set into r, print it, and return its report (new
+ * reference); NULL when out of memory. */
 static json_t *score_set(const char *name, const struct tg_far_item *items, size_t n, long show,
                          struct set_result *r)
 {
     json_t *fired = json_array();
     long shown = 0;
+    int rc = fired ? TG_OK : TG_E_NOMEM;
     memset(r, 0, sizeof(*r));
     r->n = n;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; !rc && i < n; i++) {
         const struct tg_far_item *it = &items[i];
         const json_t *h = red_hit(it->hits);
         bool red = h || (it->got_decision && !strcmp(it->got_decision, "human_decision"));
@@ -267,13 +274,16 @@ static json_t *score_set(const char *name, const struct tg_far_item *items, size
             continue;
         r->red++;
         const json_t *trig = json_object_get(h, "trigger");
-        json_array_append_new(fired,
-                              json_pack("{s:s, s:s?, s:s?, s:f, s:s?, s:s?, s:s?}", "question",
-                                        it->question, "decision", it->got_decision, "intent",
-                                        it->got_intent, "intent_confidence", it->got_confidence,
-                                        "rule", tg_json_str(h, "rule", NULL), "trigger_field",
-                                        tg_json_str(trig, "field", NULL), "trigger_text",
-                                        tg_json_str(trig, "text", NULL)));
+        rc = tg_json_push(fired, json_pack("{s:s, s:s?, s:s?, s:f, s:s?, s:s?, s:s?}", "question",
+                                           it->question, "decision", it->got_decision, "intent",
+                                           it->got_intent, "intent_confidence", it->got_confidence,
+                                           "rule", tg_json_str(h, "rule", NULL), "trigger_field",
+                                           tg_json_str(trig, "field", NULL), "trigger_text",
+                                           tg_json_str(trig, "text", NULL)));
+    }
+    if (rc) {
+        json_decref(fired);
+        return NULL;
     }
     r->rate = n ? (double)r->red / (double)n : 0;
     r->upper = wilson_upper(r->red, n);
@@ -309,17 +319,25 @@ static void set_name(const char *path, const struct ropts *o, char *out, size_t 
         snprintf(out, cap, "%s", path);
 }
 
+/* The questions as items to run; NULL with a message when out of memory. */
 static struct tg_far_item *items_for(const json_t *questions, size_t *n)
 {
     size_t m = json_array_size(questions);
     struct tg_far_item *v = tg_calloc(m ? m : 1, sizeof(*v));
-    for (size_t i = 0; v && i < m; i++) {
+    bool ok = v != NULL;
+    for (size_t i = 0; ok && i < m; i++) {
         char id[48];
         snprintf(id, sizeof(id), "redline-%zu", i + 1);
         v[i].id = tg_strdup(id);
         v[i].question = tg_strdup(json_string_value(json_array_get(questions, i)));
         v[i].decision = tg_strdup("deliver");
         v[i].facts = json_array();
+        ok = v[i].id && v[i].question && v[i].decision && v[i].facts;
+    }
+    if (!ok) {
+        fprintf(stderr, "trustgate eval redline: out of memory\n");
+        tg_far_free(v, m);
+        v = NULL;
     }
     *n = v ? m : 0;
     return v;
@@ -341,6 +359,8 @@ int tg_cli_eval_redline(int argc, char **argv)
     bool over = false;
     size_t total = 0, total_red = 0;
     json_t *report = json_array();
+    if (!report)
+        fprintf(stderr, "trustgate eval redline: out of memory\n");
     if (!report || tg_text_open(&tx, err, sizeof(err)))
         goto out;
     printf("false red lines on questions that hold none (%s)\n", o.tgt.url ? o.tgt.url : o.cfg);
@@ -356,8 +376,12 @@ int tg_cli_eval_redline(int argc, char **argv)
             goto out;
         }
         set_name(o.sets[s], &o, name, sizeof(name));
-        json_array_append_new(report, score_set(name, items, n, o.show, &r));
+        rc = tg_json_push(report, score_set(name, items, n, o.show, &r));
         tg_far_free(items, n);
+        if (rc) {
+            fprintf(stderr, "trustgate eval redline: out of memory\n");
+            goto out;
+        }
         total += r.n;
         total_red += r.red;
         over |= o.max_rate >= 0 && r.rate > o.max_rate;
@@ -371,6 +395,8 @@ int tg_cli_eval_redline(int argc, char **argv)
                               o.tgt.url ? o.tgt.url : o.cfg, "questions", (json_int_t)total,
                               "red_lines", (json_int_t)total_red, "rate", rate, "sets", report);
         char *str = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+        if (!str)
+            fprintf(stderr, "trustgate eval redline: out of memory\n");
         if (!str || tg_cli_write_out(o.json, str, strlen(str)))
             status = 1;
         free(str);

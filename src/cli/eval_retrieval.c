@@ -44,35 +44,55 @@ static void print_row(const char *name, const struct tg_retrieval_score *s, size
     (void)k;
 }
 
-/* Print what both systems scored, as a table or as one JSON object (fts
- * NULL: no baseline).  Non-zero when out of memory. */
-static int report(const struct tg_retrieval_set *set, const struct tg_retrieval_score *ours,
-                  const struct tg_retrieval_score *fts, const struct tg_kb_opts *ko, int64_t k,
-                  bool as_json, bool dense)
+/* The figures as one JSON object on stdout (fts NULL: no baseline).
+ * Non-zero, with the reason in err, when out of memory. */
+static int report_json(const struct tg_retrieval_set *set, const struct tg_retrieval_score *ours,
+                       const struct tg_retrieval_score *fts, const struct tg_kb_opts *ko, int64_t k,
+                       bool dense, char *err, size_t errlen)
 {
     double mb = tg_retrieval_mb(set);
-    if (as_json) {
-        json_t *o = tg_retrieval_score_json(ours, mb);
-        if (!o)
-            return 1;
-        json_object_set_new(o, "k", json_integer(k));
-        json_object_set_new(o, "tokens", json_string(tokens_name(ko->token_flags)));
-        json_object_set_new(o, "dense", json_boolean(dense));
-        json_object_set_new(o, "documents", json_integer((json_int_t)tg_retrieval_documents(set)));
-        json_object_set_new(o, "text_mb", json_real(mb));
-        if (fts) {
-            json_t *b = tg_retrieval_score_json(fts, mb);
-            json_object_set_new(b, "name", json_string("sqlite-fts5-trigram"));
-            json_object_set_new(o, "baseline", b);
-        }
-        char *s = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
-        json_decref(o);
-        if (!s)
-            return 1;
-        printf("%s\n", s);
-        free(s);
-        return 0;
+    json_t *o = tg_retrieval_score_json(ours, mb);
+    int rc = o ? TG_OK : TG_E_NOMEM;
+    char *s = NULL;
+    if (!rc)
+        rc = tg_json_set(o, "k", json_integer(k));
+    if (!rc)
+        rc = tg_json_set(o, "tokens", json_string(tokens_name(ko->token_flags)));
+    if (!rc)
+        rc = tg_json_set(o, "dense", json_boolean(dense));
+    if (!rc)
+        rc = tg_json_set(o, "documents", json_integer((json_int_t)tg_retrieval_documents(set)));
+    if (!rc)
+        rc = tg_json_set(o, "text_mb", json_real(mb));
+    if (!rc && fts) {
+        json_t *b = tg_retrieval_score_json(fts, mb);
+        rc = tg_json_set(b, "name", json_string("sqlite-fts5-trigram"));
+        if (rc)
+            json_decref(b);
+        else
+            rc = tg_json_set(o, "baseline", b);
     }
+    if (!rc)
+        s = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+    json_decref(o);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return 1;
+    }
+    printf("%s\n", s);
+    free(s);
+    return 0;
+}
+
+/* Print what both systems scored, as a table or as one JSON object (fts
+ * NULL: no baseline).  Non-zero, with the reason in err, when out of memory. */
+static int report(const struct tg_retrieval_set *set, const struct tg_retrieval_score *ours,
+                  const struct tg_retrieval_score *fts, const struct tg_kb_opts *ko, int64_t k,
+                  bool as_json, bool dense, char *err, size_t errlen)
+{
+    double mb = tg_retrieval_mb(set);
+    if (as_json)
+        return report_json(set, ours, fts, ko, k, dense, err, errlen);
     printf("retrieval: %zu documents (%.2f MB), %zu queries, tokens %s, k1 %.2f, b %.2f\n\n",
            tg_retrieval_documents(set), mb, tg_retrieval_queries(set), tokens_name(ko->token_flags),
            ko->k1, ko->b);
@@ -200,7 +220,7 @@ int tg_cli_eval_retrieval(int argc, char **argv)
         tg_retrieval_run_fts5(set, (size_t)a.k, (int)a.repeat, &fts, err, sizeof(err)))
         goto out;
     if (report(set, &ours, a.no_baseline ? NULL : &fts, &a.ko, a.k, a.as_json,
-               dense.embedder != NULL))
+               dense.embedder != NULL, err, sizeof(err)))
         goto out;
     status = 0;
 out:

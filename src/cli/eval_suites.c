@@ -80,15 +80,19 @@ static const struct {
     {"xquad", "question_zh", "zh"},     {"xquad", "question_en", "en"},
 };
 
-static void map_row(json_t *row, const char *format)
+/* A row of a public set (format; NULL: the suites' own) given the suites'
+ * fields.  TG_OK or TG_E_NOMEM. */
+static int map_row(json_t *row, const char *format)
 {
-    for (size_t i = 0; format && i < TG_ARRAY_LEN(mappings); i++) {
+    int rc = TG_OK;
+    for (size_t i = 0; !rc && format && i < TG_ARRAY_LEN(mappings); i++) {
         json_t *v = json_object_get(row, mappings[i].from);
         if (!strcmp(format, mappings[i].format) && v)
-            json_object_set(row, mappings[i].to, v);
+            rc = tg_json_set(row, mappings[i].to, json_incref(v));
     }
-    if (format && !json_object_get(row, "kind"))
-        json_object_set_new(row, "kind", json_string(format));
+    if (!rc && format && !json_object_get(row, "kind"))
+        rc = tg_json_set(row, "kind", json_string(format));
+    return rc;
 }
 
 /* Read a JSONL file of objects; NULL with a message on error. */
@@ -98,42 +102,55 @@ static json_t *read_jsonl(const char *path, const char *need, const char *format
     char *line = NULL;
     size_t cap = 0;
     int no = 0;
-    json_t *out = json_array();
     if (!f) {
         fprintf(stderr, "trustgate eval: %s: cannot open\n", path);
-        json_decref(out);
         return NULL;
     }
-    while (getline(&line, &cap, f) > 0) {
+    json_t *out = json_array();
+    int rc = out ? TG_OK : TG_E_NOMEM;
+    while (!rc && getline(&line, &cap, f) > 0) {
         no++;
         if (line[strspn(line, " \t\r\n")] == '\0')
             continue;
         json_t *j = json_loads(line, 0, NULL);
         if (json_is_object(j))
-            map_row(j, format);
-        if (!json_is_object(j) || !tg_json_str(j, need, NULL)) {
+            rc = map_row(j, format);
+        if (!rc && (!json_is_object(j) || !tg_json_str(j, need, NULL))) {
             fprintf(stderr, "trustgate eval: %s:%d: each line must be an object with \"%s\"\n",
                     path, no, need);
-            json_decref(j);
-            json_decref(out);
-            out = NULL;
-            break;
+            rc = TG_E_PARSE;
         }
-        json_array_append_new(out, j);
-        if (limit > 0 && (long)json_array_size(out) >= limit)
+        if (rc)
+            json_decref(j);
+        else
+            rc = tg_json_push(out, j);
+        if (!rc && limit > 0 && (long)json_array_size(out) >= limit)
             break;
+    }
+    if (rc == TG_E_NOMEM)
+        fprintf(stderr, "trustgate eval: %s: out of memory\n", path);
+    if (rc) {
+        json_decref(out);
+        out = NULL;
     }
     free(line);
     fclose(f);
     return out;
 }
 
-static void write_out(const char *path, json_t *j)
+/* The report j as JSON to path ("-": stdout), for the command who.  0, or
+ * 1 with "trustgate WHO: out of memory" on stderr when j or its text could
+ * not be made (j NULL: its construction failed). */
+static int write_out(const char *who, const char *path, json_t *j)
 {
-    char *s = json_dumps(j, JSON_INDENT(2));
-    if (s)
-        tg_cli_write_out(path, s, strlen(s));
+    char *s = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+    if (!s) {
+        fprintf(stderr, "trustgate %s: out of memory\n", who);
+        return 1;
+    }
+    tg_cli_write_out(path, s, strlen(s));
     free(s);
+    return 0;
 }
 
 /* Latency and cost of a suite's turns, printed and kept in the report. */
@@ -185,11 +202,13 @@ static void write_html(const char *path, const char *title, const char *target,
     tg_buf_free(&b);
 }
 
+/* The rows as items asking their field; NULL when out of memory. */
 static struct tg_far_item *items_for(const json_t *rows, const char *field, size_t *n)
 {
     size_t m = json_array_size(rows);
     struct tg_far_item *v = tg_calloc(m ? m : 1, sizeof(*v));
-    for (size_t i = 0; v && i < m; i++) {
+    bool ok = v != NULL;
+    for (size_t i = 0; ok && i < m; i++) {
         const json_t *r = json_array_get(rows, i);
         char id[48];
         snprintf(id, sizeof(id), "%zu", i + 1);
@@ -197,8 +216,13 @@ static struct tg_far_item *items_for(const json_t *rows, const char *field, size
         v[i].question = tg_strdup(tg_json_str(r, field, ""));
         v[i].decision = tg_strdup("deliver");
         v[i].facts = json_array();
+        ok = v[i].id && v[i].question && v[i].decision && v[i].facts;
     }
-    *n = m;
+    if (!ok) {
+        tg_far_free(v, m);
+        v = NULL;
+    }
+    *n = v ? m : 0;
     return v;
 }
 
@@ -246,28 +270,33 @@ static const char *verdict_of(struct tg_text *tx, const struct tg_far_item *it)
 }
 
 /* Every answer's verdict (rows: the prompts, for their kind) counted in v
- * and in by_kind (kind -> counts), and listed in list. */
-static void score(struct tg_text *tx, const json_t *rows, const struct tg_far_item *items, size_t n,
-                  struct verdicts *v, json_t *by_kind, json_t *list)
+ * and in by_kind (kind -> counts), and listed in list.  TG_OK or
+ * TG_E_NOMEM. */
+static int score(struct tg_text *tx, const json_t *rows, const struct tg_far_item *items, size_t n,
+                 struct verdicts *v, json_t *by_kind, json_t *list)
 {
-    for (size_t i = 0; i < n; i++) {
+    int rc = TG_OK;
+    for (size_t i = 0; !rc && i < n; i++) {
         const struct tg_far_item *it = &items[i];
         const char *kind = tg_json_str(json_array_get(rows, i), "kind", "other");
         const char *verdict = verdict_of(tx, it);
         v->refused += !strcmp(verdict, "refused");
         v->grounded += !strcmp(verdict, "grounded");
         v->fabricated += !strcmp(verdict, "fabricated");
-        json_t *k = json_object_get(by_kind, kind);
-        if (!k)
-            json_object_set_new(
+        if (!json_object_get(by_kind, kind))
+            rc = tg_json_set(
                 by_kind, kind,
-                k = json_pack("{s:i, s:i, s:i}", "refused", 0, "grounded", 0, "fabricated", 0));
-        json_object_set_new(k, verdict, json_integer(tg_json_int(k, verdict, 0) + 1));
-        json_array_append_new(list,
+                json_pack("{s:i, s:i, s:i}", "refused", 0, "grounded", 0, "fabricated", 0));
+        json_t *k = json_object_get(by_kind, kind);
+        if (!rc)
+            rc = tg_json_set(k, verdict, json_integer(tg_json_int(k, verdict, 0) + 1));
+        if (!rc)
+            rc = tg_json_push(list,
                               json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:s}", "id", it->id, "kind",
                                         kind, "prompt", it->question, "decision", it->got_decision,
                                         "answer", it->answer, "verdict", verdict));
     }
+    return rc;
 }
 
 /* The HTML report of n prompts' verdicts. */
@@ -296,7 +325,12 @@ static int hal_report(const struct opts *o, struct tg_text *tx, const json_t *ro
     json_t *by_kind = json_object(), *list = json_array();
     struct verdicts v = {0};
     int status = 0;
-    score(tx, rows, items, n, &v, by_kind, list);
+    if (!by_kind || !list || score(tx, rows, items, n, &v, by_kind, list)) {
+        fprintf(stderr, "trustgate %s: out of memory\n", hal_cmd.name);
+        json_decref(by_kind);
+        json_decref(list);
+        return 1;
+    }
     double rate = n ? (double)v.fabricated / (double)n : 0;
     printf("hallucination stress on %zu prompts (%s)\n"
            "  refused or said it does not know  %zu\n"
@@ -319,7 +353,7 @@ static int hal_report(const struct opts *o, struct tg_text *tx, const json_t *ro
     if (o->html)
         hal_html(o, n, &v, rate);
     if (o->json)
-        write_out(o->json, rep);
+        status = write_out(hal_cmd.name, o->json, rep);
     json_decref(rep);
     if (o->max_rate >= 0 && rate > o->max_rate) {
         printf("  FAILED: fabrication rate %.1f%% is above the maximum %.1f%%\n", rate * 100,
@@ -348,6 +382,8 @@ int tg_cli_eval_hallucination(int argc, char **argv)
     if (!rows || tg_text_open(&tx, err, sizeof(err)))
         goto out;
     items = items_for(rows, "prompt", &n);
+    if (!items)
+        fprintf(stderr, "trustgate %s: out of memory\n", hal_cmd.name);
     if (!items || tg_cli_eval_run(cfg, &o.tgt, items, n, tx))
         goto out;
     status = hal_report(&o, tx, rows, items, n);
@@ -386,12 +422,13 @@ static const char *first_cited(const struct tg_far_item *x)
 
 /* Languages a and b's answers to the same n questions: each agreement's
  * share into pairs under "a-b", each disagreement appended to dis, and
- * the line on stdout. */
-static void compare_pair(const struct tg_far_item *xa, const struct tg_far_item *xb, size_t n,
-                         const char *a, const char *b, json_t *pairs, json_t *dis)
+ * the line on stdout.  TG_OK, or TG_E_NOMEM before the line. */
+static int compare_pair(const struct tg_far_item *xa, const struct tg_far_item *xb, size_t n,
+                        const char *a, const char *b, json_t *pairs, json_t *dis)
 {
     size_t dec = 0, intent = 0, source = 0, all = 0;
-    for (size_t i = 0; i < n; i++) {
+    int rc = TG_OK;
+    for (size_t i = 0; !rc && i < n; i++) {
         const struct tg_far_item *x = &xa[i], *y = &xb[i];
         bool d = same(x->got_decision, y->got_decision);
         bool in = same(x->got_intent, y->got_intent);
@@ -401,7 +438,7 @@ static void compare_pair(const struct tg_far_item *xa, const struct tg_far_item 
         source += s;
         all += d && in && s;
         if (!(d && in && s))
-            json_array_append_new(
+            rc = tg_json_push(
                 dis, json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?}", "id",
                                x->id, "pair", a, "with", b, "question", x->question, "decision",
                                x->got_decision, "decision_other", y->got_decision, "intent",
@@ -411,11 +448,14 @@ static void compare_pair(const struct tg_far_item *xa, const struct tg_far_item 
     char name[8];
     snprintf(name, sizeof(name), "%s-%s", a, b);
     double m = n ? (double)n : 1;
-    json_object_set_new(pairs, name,
-                        json_pack("{s:f, s:f, s:f, s:f}", "decision", dec / m, "intent", intent / m,
-                                  "source", source / m, "all", all / m));
-    printf("  %-6s decision %5.1f%%  intent %5.1f%%  source %5.1f%%  all %5.1f%%\n", name,
-           dec / m * 100, intent / m * 100, source / m * 100, all / m * 100);
+    if (!rc)
+        rc = tg_json_set(pairs, name,
+                         json_pack("{s:f, s:f, s:f, s:f}", "decision", dec / m, "intent",
+                                   intent / m, "source", source / m, "all", all / m));
+    if (!rc)
+        printf("  %-6s decision %5.1f%%  intent %5.1f%%  source %5.1f%%  all %5.1f%%\n", name,
+               dec / m * 100, intent / m * 100, source / m * 100, all / m * 100);
+    return rc;
 }
 
 /* The share of the n questions on which all nl languages agree. */
@@ -467,12 +507,19 @@ static int xl_report(const struct opts *o, const char *const have[3], int nl,
                      struct tg_far_item *const items[3], const size_t n[3])
 {
     json_t *pairs = json_object(), *dis = json_array();
-    int status = 0;
-    printf("cross-lingual consistency on %zu questions (%s)\n", n[0],
-           o->tgt.url ? o->tgt.url : o->cfg);
-    for (int a = 0; a < nl; a++)
-        for (int b = a + 1; b < nl; b++)
-            compare_pair(items[a], items[b], n[0], have[a], have[b], pairs, dis);
+    int status = 0, rc = pairs && dis ? TG_OK : TG_E_NOMEM;
+    if (!rc)
+        printf("cross-lingual consistency on %zu questions (%s)\n", n[0],
+               o->tgt.url ? o->tgt.url : o->cfg);
+    for (int a = 0; !rc && a < nl; a++)
+        for (int b = a + 1; !rc && b < nl; b++)
+            rc = compare_pair(items[a], items[b], n[0], have[a], have[b], pairs, dis);
+    if (rc) {
+        fprintf(stderr, "trustgate %s: out of memory\n", xl_cmd.name);
+        json_decref(pairs);
+        json_decref(dis);
+        return 1;
+    }
     double rate = agreement(items, nl, n[0]);
     printf("  all languages agree               %5.1f%%  (%zu disagreements listed in the JSON)\n",
            rate * 100, json_array_size(dis));
@@ -483,7 +530,7 @@ static int xl_report(const struct opts *o, const char *const have[3], int nl,
                             (json_int_t)n[0], "agreement", rate, "pairs", pairs, "disagreements",
                             dis, "latency_cost", cost);
     if (o->json)
-        write_out(o->json, rep);
+        status = write_out(xl_cmd.name, o->json, rep);
     json_decref(rep);
     if (o->min_rate >= 0 && rate < o->min_rate) {
         printf("  FAILED: agreement %.1f%% is below the minimum %.1f%%\n", rate * 100,
@@ -520,6 +567,8 @@ int tg_cli_eval_crosslingual(int argc, char **argv)
             have[nl++] = langs[l];
     for (int l = 0; l < nl; l++) {
         items[l] = items_for(rows, have[l], &n[l]);
+        if (!items[l])
+            fprintf(stderr, "trustgate %s: out of memory\n", xl_cmd.name);
         if (!items[l] || tg_cli_eval_run(cfg, &o.tgt, items[l], n[l], tx))
             goto out;
     }
@@ -588,10 +637,12 @@ static int run_variant(const struct opts *o, const struct tg_config *cfg, struct
            "  e.g. %s\n",
            tg_eval_variant_names[v], s.far * 100, s.intent_acc * 100, s.source_topk * 100,
            (far[0] - s.far) * 100, n ? items[n / 2].question : "");
-    json_object_set_new(variants, tg_eval_variant_names[v],
-                        json_pack("{s:f, s:f, s:f, s:f, s:f, s:f}", "far", s.far, "intent_accuracy",
-                                  s.intent_acc, "source_topk", s.source_topk, "drop",
-                                  far[0] - s.far, "p50_ms", s.p50_ms, "p95_ms", s.p95_ms));
+    rc = tg_json_set(variants, tg_eval_variant_names[v],
+                     json_pack("{s:f, s:f, s:f, s:f, s:f, s:f}", "far", s.far, "intent_accuracy",
+                               s.intent_acc, "source_topk", s.source_topk, "drop", far[0] - s.far,
+                               "p50_ms", s.p50_ms, "p95_ms", s.p95_ms));
+    if (rc)
+        fprintf(stderr, "trustgate %s: out of memory\n", rob_cmd.name);
 out:
     tg_far_free(items, n);
     return rc;
@@ -612,6 +663,10 @@ int tg_cli_eval_robustness(int argc, char **argv)
     int status = 1;
     double far[TG_VARIANT__COUNT] = {0};
     json_t *variants = json_object();
+    if (!variants) {
+        fprintf(stderr, "trustgate %s: out of memory\n", rob_cmd.name);
+        goto out;
+    }
     if (tg_text_open(&tx, err, sizeof(err))) {
         fprintf(stderr, "trustgate eval robustness: %s\n", err);
         goto out;
@@ -636,7 +691,7 @@ int tg_cli_eval_robustness(int argc, char **argv)
     if (o.json) {
         json_t *rep = json_pack("{s:s, s:O, s:f}", "suite", "robustness", "variants", variants,
                                 "largest_drop", worst);
-        write_out(o.json, rep);
+        status = write_out(rob_cmd.name, o.json, rep);
         json_decref(rep);
     }
     if (o.max_rate >= 0 && worst > o.max_rate) {

@@ -128,19 +128,37 @@ static json_t *num_or_null(double x)
     return isnan(x) ? json_null() : json_real(x);
 }
 
-/* The report as one JSON object on stdout, nothing else. */
-static void print_json(const struct tg_fair_report *r, size_t n, size_t skipped, double limit,
-                       bool closed)
+/* Group G of r appended to gs; TPR and FPR only with a truth column.
+ * TG_OK or TG_E_NOMEM. */
+static int push_group(json_t *gs, const struct tg_fair_report *r, const struct tg_fair_group *G)
+{
+    json_t *tpr = r->has_truth ? num_or_null(G->tpr) : NULL;
+    json_t *fpr = r->has_truth ? num_or_null(G->fpr) : NULL;
+    if (r->has_truth && (!tpr || !fpr)) {
+        /* never a group without the rates it has */
+        json_decref(tpr);
+        json_decref(fpr);
+        return TG_E_NOMEM;
+    }
+    return tg_json_push(gs, json_pack("{s:s, s:I, s:I, s:f, s:o?, s:o?, s:b}", "group", G->name,
+                                      "n", (json_int_t)G->n, "selected", (json_int_t)G->selected,
+                                      "selection_rate", G->rate, "tpr", tpr, "fpr", fpr, "tested",
+                                      G->tested));
+}
+
+/* The report as one JSON object on stdout, nothing else.  0, or 1 with the
+ * reason on stderr when out of memory. */
+static int print_json(const struct tg_fair_report *r, size_t n, size_t skipped, double limit,
+                      bool closed)
 {
     const struct tg_fair_test *t = &r->test;
     json_t *gs = json_array();
-    for (size_t g = 0; g < r->n_groups; g++) {
-        const struct tg_fair_group *G = &r->groups[g];
-        json_array_append_new(
-            gs, json_pack("{s:s, s:I, s:I, s:f, s:o?, s:o?, s:b}", "group", G->name, "n",
-                          (json_int_t)G->n, "selected", (json_int_t)G->selected, "selection_rate",
-                          G->rate, "tpr", r->has_truth ? num_or_null(G->tpr) : NULL, "fpr",
-                          r->has_truth ? num_or_null(G->fpr) : NULL, "tested", G->tested));
+    int rc = gs ? TG_OK : TG_E_NOMEM;
+    for (size_t g = 0; !rc && g < r->n_groups; g++)
+        rc = push_group(gs, r, &r->groups[g]);
+    if (rc) {
+        json_decref(gs);
+        gs = NULL; /* the pack below fails */
     }
     json_t *test =
         json_pack("{s:f, s:I, s:I, s:I, s:o, s:f, s:f, s:f, s:I, s:{s:f, s:o, s:o}}", "alpha",
@@ -155,9 +173,14 @@ static void print_json(const struct tg_fair_report *r, size_t n, size_t skipped,
         num_or_null(r->eod), "min_group", (json_int_t)r->min_group, "test", test, "gate",
         limit >= 0 ? json_pack("{s:f, s:b}", "limit", limit, "closed", closed) : json_null());
     char *s = o ? json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) : NULL;
-    printf("%s\n", s ? s : "{}");
+    int status = s ? 0 : 1;
+    if (s)
+        printf("%s\n", s);
+    else
+        fprintf(stderr, "trustgate fairness: out of memory\n");
     free(s);
     json_decref(o);
+    return status;
 }
 
 /* x with digits decimals into buf, or "undefined" (NAN). */
@@ -207,16 +230,17 @@ struct rows {
 };
 
 /* Read every row with the attribute, the prediction (pv in column pcol) and
- * the truth (tv in column tcol, when tcol >= 0); stops early when out of
- * memory, keeping what it read. */
-static void read_rows(FILE *f, char sep, long attr, long pcol, const char *pv, long tcol,
-                      const char *tv, struct rows *r)
+ * the truth (tv in column tcol, when tcol >= 0).  TG_OK, or TG_E_NOMEM
+ * (stopped early, keeping what it read, for the caller to free). */
+static int read_rows(FILE *f, char sep, long attr, long pcol, const char *pv, long tcol,
+                     const char *tv, struct rows *r)
 {
     char *line = NULL;
     size_t lcap = 0;
     long need = attr > pcol ? attr : pcol;
     need = tcol > need ? tcol : need;
-    while (getline(&line, &lcap, f) > 0) {
+    int rc = TG_OK;
+    while (!rc && getline(&line, &lcap, f) > 0) {
         char *fields[256];
         size_t nf = split(line, sep, fields, TG_ARRAY_LEN(fields));
         if ((long)nf <= need) {
@@ -225,16 +249,21 @@ static void read_rows(FILE *f, char sep, long attr, long pcol, const char *pv, l
         }
         if (tg_grow(&r->groups, &r->cap_groups, r->n, sizeof(*r->groups), 1024) ||
             tg_grow(&r->pred, &r->cap_pred, r->n, sizeof(*r->pred), 1024) ||
-            tg_grow(&r->truth, &r->cap_truth, r->n, sizeof(*r->truth), 1024))
-            break;
+            tg_grow(&r->truth, &r->cap_truth, r->n, sizeof(*r->truth), 1024)) {
+            rc = TG_E_NOMEM;
+            continue;
+        }
         r->groups[r->n] = tg_strdup(fields[attr]);
-        if (!r->groups[r->n])
-            break;
+        if (!r->groups[r->n]) {
+            rc = TG_E_NOMEM;
+            continue;
+        }
         r->pred[r->n] = strcmp(fields[pcol], pv) == 0;
         r->truth[r->n] = tcol >= 0 && strcmp(fields[tcol], tv) == 0;
         r->n++;
     }
     free(line);
+    return rc;
 }
 
 /* The report on the rows of a->data, with c's columns; the exit status. */
@@ -251,12 +280,12 @@ static int fairness_report(const struct fairness_args *a, const struct cols *c)
         return 1;
     }
     struct rows rows = {0};
-    read_rows(f, sep, attr, pcol, pv, tcol, tv, &rows);
+    int read_rc = read_rows(f, sep, attr, pcol, pv, tcol, tv, &rows);
     fclose(f);
     size_t n = rows.n, skipped = rows.skipped;
     char **groups = rows.groups;
     int *pred = rows.pred, *truth = rows.truth, status = 1;
-    struct tg_fair_report *r = tg_calloc(1, sizeof(*r));
+    struct tg_fair_report *r = read_rc ? NULL : tg_calloc(1, sizeof(*r));
     int rc =
         r ? tg_fairness_compute((const char *const *)groups, pred, tcol >= 0 ? truth : NULL, n, r)
           : TG_E_NOMEM;
@@ -266,11 +295,11 @@ static int fairness_report(const struct fairness_args *a, const struct cols *c)
     } else {
         tg_fairness_test(r, (size_t)a->min_group, a->alpha, (size_t)a->boot, 42);
         bool closed = limit >= 0 && tg_fairness_gate(r, limit);
+        status = 0;
         if (a->as_json)
-            print_json(r, n, skipped, limit, closed);
+            status = print_json(r, n, skipped, limit, closed);
         else
             print_text(r, n, data, attr);
-        status = 0;
         if (closed) {
             /* with --json, stdout carries the JSON alone */
             fprintf(a->as_json ? stderr : stdout,

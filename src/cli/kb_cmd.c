@@ -243,22 +243,71 @@ static void print_snippet(const char *s, size_t max)
     putchar('\n');
 }
 
+/* The n strings appended to the array under key in o.  TG_OK or TG_E_NOMEM. */
+static int push_strings(json_t *o, const char *key, const char *const *strs, size_t n)
+{
+    json_t *a = json_object_get(o, key);
+    int rc = a ? TG_OK : TG_E_NOMEM;
+    for (size_t i = 0; !rc && i < n; i++)
+        rc = tg_json_push(a, json_string(strs[i]));
+    return rc;
+}
+
+/* The glossary terms of r as [{term, definition, synonyms, includes,
+ * excludes}]; NULL when out of memory. */
 static json_t *glossary_json(struct tg_kb *kb, const struct tg_kb_result *r)
 {
     json_t *a = json_array();
-    for (size_t i = 0; a && i < r->n_glossary; i++) {
+    int rc = a ? TG_OK : TG_E_NOMEM;
+    for (size_t i = 0; !rc && i < r->n_glossary; i++) {
         const struct tg_kb_term *t = tg_kb_glossary_get(kb, r->glossary[i]);
         json_t *o = json_pack("{s:s, s:s, s:[], s:[], s:[]}", "term", t->term, "definition",
                               t->definition, "synonyms", "includes", "excludes");
-        for (size_t j = 0; o && j < t->n_synonyms; j++)
-            json_array_append_new(json_object_get(o, "synonyms"), json_string(t->synonyms[j]));
-        for (size_t j = 0; o && j < t->n_includes; j++)
-            json_array_append_new(json_object_get(o, "includes"), json_string(t->includes[j]));
-        for (size_t j = 0; o && j < t->n_excludes; j++)
-            json_array_append_new(json_object_get(o, "excludes"), json_string(t->excludes[j]));
-        json_array_append_new(a, o);
+        rc = push_strings(o, "synonyms", t->synonyms, t->n_synonyms);
+        if (!rc)
+            rc = push_strings(o, "includes", t->includes, t->n_includes);
+        if (!rc)
+            rc = push_strings(o, "excludes", t->excludes, t->n_excludes);
+        if (rc)
+            json_decref(o);
+        else
+            rc = tg_json_push(a, o);
+    }
+    if (rc) {
+        json_decref(a);
+        a = NULL;
     }
     return a;
+}
+
+/* The hits of r, each with the glossary, as one JSON array on stdout.  0,
+ * or 1 with the reason on stderr when out of memory. */
+static int search_json(struct tg_kb *kb, const struct tg_kb_result *r)
+{
+    json_t *arr = json_array();
+    json_t *gl = glossary_json(kb, r);
+    int rc = arr && gl ? TG_OK : TG_E_NOMEM;
+    for (size_t i = 0; !rc && i < r->n; i++) {
+        struct tg_kb_chunk c;
+        char cid[4200];
+        if (tg_kb_chunk_get(kb, r->hits[i].chunk, &c))
+            continue;
+        snprintf(cid, sizeof(cid), "%s#%u", c.doc_id, c.ordinal);
+        rc = tg_json_push(arr, json_pack("{s:I, s:f, s:s, s:s, s:s, s:s, s:s, s:s, s:O}", "rank",
+                                         (json_int_t)i + 1, "score", r->hits[i].score, "source",
+                                         c.source, "title", c.title, "chunk", cid, "text", c.text,
+                                         "heading", c.heading, "doc_id", c.doc_id, "glossary", gl));
+    }
+    json_decref(gl);
+    char *s = rc ? NULL : json_dumps(arr, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+    json_decref(arr);
+    if (!s) {
+        fprintf(stderr, "trustgate kb search: out of memory\n");
+        return 1;
+    }
+    printf("%s\n", s);
+    free(s);
+    return 0;
 }
 
 static int kb_search(int argc, char **argv)
@@ -281,27 +330,8 @@ static int kb_search(int argc, char **argv)
         goto out;
     }
     if (e.as_json) {
-        json_t *arr = json_array();
-        json_t *gl = glossary_json(e.kb, &r);
-        for (size_t i = 0; arr && i < r.n; i++) {
-            struct tg_kb_chunk c;
-            char cid[4200];
-            if (tg_kb_chunk_get(e.kb, r.hits[i].chunk, &c))
-                continue;
-            snprintf(cid, sizeof(cid), "%s#%u", c.doc_id, c.ordinal);
-            json_array_append_new(arr, json_pack("{s:I, s:f, s:s, s:s, s:s, s:s, s:s, s:s, s:O}",
-                                                 "rank", (json_int_t)i + 1, "score",
-                                                 r.hits[i].score, "source", c.source, "title",
-                                                 c.title, "chunk", cid, "text", c.text, "heading",
-                                                 c.heading, "doc_id", c.doc_id, "glossary", gl));
-        }
-        json_decref(gl);
-        char *s = arr ? json_dumps(arr, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) : NULL;
-        json_decref(arr);
-        if (!s)
+        if (search_json(e.kb, &r))
             goto out;
-        printf("%s\n", s);
-        free(s);
     } else {
         for (size_t i = 0; i < r.n_glossary; i++) {
             const struct tg_kb_term *t = tg_kb_glossary_get(e.kb, r.glossary[i]);

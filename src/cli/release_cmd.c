@@ -106,11 +106,14 @@ struct ctx {
     int lockfd;
 };
 
+/* Every release in the store (none when it cannot be read); NULL when out
+ * of memory. */
 static json_t *all_releases(struct ctx *x)
 {
     json_t *v = NULL;
-    if (tg_store_blob_list(x->st, "release/", 100000, &v))
-        return json_array();
+    int rc = tg_store_blob_list(x->st, "release/", 100000, &v);
+    if (rc)
+        return rc == TG_E_NOMEM ? NULL : json_array();
     return v;
 }
 
@@ -134,10 +137,14 @@ static int remote(const char *base, const char *token, const char *cmd, const ch
     struct tg_buf out;
     bool promoting = !strcmp(cmd, "promote"), rolling = !strcmp(cmd, "rollback");
     json_t *body = json_pack("{s:s}", "why", why), *res = NULL;
-    if (body && override)
-        json_object_set_new(body, "override", json_string(override));
+    if (override && tg_json_set(body, "override", json_string(override))) {
+        json_decref(body);
+        body = NULL;
+    }
     char *js = body ? json_dumps(body, JSON_COMPACT) : NULL;
     int rc = 1;
+    if (!js)
+        fprintf(stderr, "trustgate release: out of memory\n");
     if (promoting || rolling)
         snprintf(path, sizeof(path), "/v1/releases/%s/%s", name, cmd);
     else
@@ -223,23 +230,31 @@ static int transition(struct ctx *x, const char *cmd, const char *name, const ch
     return 0;
 }
 
+/* `release list` / `release show NAME`: the registry on stdout; 1 when
+ * NAME has no release or out of memory. */
 static int show(struct ctx *x, const char *name, bool as_json)
 {
     json_t *all = all_releases(x), *out = json_array();
+    int rc = all && out ? TG_OK : TG_E_NOMEM;
+    char *js = NULL;
     size_t i;
     json_t *r;
     json_array_foreach(all, i, r)
     {
-        if (name && strcmp(tg_json_str(r, "name", ""), name) != 0)
+        if (rc || (name && strcmp(tg_json_str(r, "name", ""), name) != 0))
             continue;
         if (!name)
             json_object_del(r, "files");
-        json_array_append(out, r);
+        rc = tg_json_push(out, json_incref(r));
     }
-    if (as_json || name) {
-        char *s = json_dumps(out, JSON_INDENT(2));
-        printf("%s\n", s ? s : "[]");
-        free(s);
+    if (!rc && (as_json || name)) {
+        js = json_dumps(out, JSON_INDENT(2));
+        rc = js ? TG_OK : TG_E_NOMEM;
+    }
+    if (rc) {
+        fprintf(stderr, "trustgate release: out of memory\n");
+    } else if (js) {
+        printf("%s\n", js);
     } else {
         json_t *s = state(x);
         printf("releases%s\n", tg_json_bool(s, "frozen", false) ? " (FROZEN)" : "");
@@ -249,10 +264,11 @@ static int show(struct ctx *x, const char *name, bool as_json)
                    (long long)tg_json_int(r, "version", 0), tg_json_str(r, "state", ""),
                    tg_json_str(r, "hash", ""));
     }
-    int rc = name && !json_array_size(out) ? 1 : 0;
+    int status = rc || (name && !json_array_size(out)) ? 1 : 0;
+    free(js);
     json_decref(out);
     json_decref(all);
-    return rc;
+    return status;
 }
 
 /* `release export NAME --to DIR`: the release's files as they were proposed. */
@@ -267,9 +283,11 @@ static int export_release(struct ctx *x, const char *name, long long version, co
                      : !rel || tg_json_int(r, "version", 0) > tg_json_int(rel, "version", 0)))
             rel = r;
     }
-    char conf[4400], err[512];
+    char conf[4400], err[512] = "";
     int rc = 1;
-    if (!rel)
+    if (!all)
+        fprintf(stderr, "trustgate release: out of memory\n");
+    else if (!rel)
         fprintf(stderr, "trustgate release: no release named %s%s\n", name,
                 version ? " with that version" : "");
     else if (tg_cli_mkdirs(to) ||
@@ -283,10 +301,11 @@ static int export_release(struct ctx *x, const char *name, long long version, co
         /* what was written out must hash to what was proposed */
         struct tg_config *c = tg_cli_load_config(conf);
         char hash[2 * TG_SHA256_LEN + 1] = "";
-        if (c)
-            json_decref(tg_config_snapshot(c, hash, NULL, NULL));
-        tg_config_free(c);
-        if (strcmp(hash, tg_json_str(rel, "hash", "")) != 0) {
+        json_t *files = c ? tg_config_snapshot(c, hash, NULL, NULL) : NULL;
+        if (c && !files) {
+            fprintf(stderr, "trustgate release: out of memory\n");
+            rc = 1;
+        } else if (strcmp(hash, tg_json_str(rel, "hash", "")) != 0) {
             fprintf(stderr, "trustgate release: %s v%lld written to %s does not hash to %s\n", name,
                     (long long)tg_json_int(rel, "version", 0), to, tg_json_str(rel, "hash", ""));
             rc = 1;
@@ -294,6 +313,8 @@ static int export_release(struct ctx *x, const char *name, long long version, co
             printf("%s v%lld (%.16s) written to %s; serve it with: trustgate serve -c %s\n", name,
                    (long long)tg_json_int(rel, "version", 0), hash, to, conf);
         }
+        json_decref(files);
+        tg_config_free(c);
     }
     json_decref(all);
     return rc;

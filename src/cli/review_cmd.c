@@ -63,7 +63,11 @@ static int reject(void *args, const char *arg)
 static int attest(void *args, const char *arg)
 {
     struct review_args *a = args;
-    return json_array_append_new(a->att, json_string(arg)) ? 1 : 0;
+    if (tg_json_push(a->att, json_string(arg))) {
+        fprintf(stderr, "trustgate review: out of memory\n");
+        return 1;
+    }
+    return 0;
 }
 
 #define ARG(f) TG_CLI_FIELD(struct review_args, f)
@@ -136,9 +140,14 @@ static int do_list(struct tg_store *st, const char *state, bool as_json)
         fprintf(stderr, "trustgate review: cannot read the queue\n");
         return 1;
     }
+    int status = 0;
     if (as_json) {
-        char *s = json_dumps(list, JSON_COMPACT);
-        printf("%s\n", s ? s : "[]");
+        char *s = list ? json_dumps(list, JSON_COMPACT) : NULL;
+        if (s || !list)
+            printf("%s\n", s ? s : "[]");
+        else
+            fprintf(stderr, "trustgate review: out of memory\n");
+        status = s || !list ? 0 : 1;
         free(s);
     } else {
         size_t i;
@@ -148,7 +157,7 @@ static int do_list(struct tg_store *st, const char *state, bool as_json)
             printf("no review tasks%s%s\n", state ? " in state " : "", state ? state : "");
     }
     json_decref(list);
-    return 0;
+    return status;
 }
 
 /* ------------------------------------------------------------ over HTTP */
@@ -184,13 +193,16 @@ static int remote(const char *base, const char *token, const char *sub, const ch
     long status = 0;
     json_t *res = NULL, *body = NULL;
     int rc = 1;
+    bool oom = false;
     if (!strcmp(sub, "list")) {
         snprintf(path, sizeof(path), "/v1/reviews%s%s", state ? "?state=" : "", state ? state : "");
         res = api(base, token, "GET", path, NULL, &status);
         const json_t *list = json_object_get(res, "data");
         if (res && as_json) {
-            char *s = json_dumps(list, JSON_COMPACT);
-            printf("%s\n", s ? s : "[]");
+            char *s = list ? json_dumps(list, JSON_COMPACT) : NULL;
+            if (s || !list)
+                printf("%s\n", s ? s : "[]");
+            oom = list && !s;
             free(s);
         } else if (res) {
             size_t i;
@@ -205,19 +217,23 @@ static int remote(const char *base, const char *token, const char *sub, const ch
         char *s = res ? json_dumps(res, JSON_INDENT(2)) : NULL;
         if (s)
             printf("%s\n", s);
+        oom = res && !s;
         free(s);
     } else {
         snprintf(path, sizeof(path), "/v1/reviews/%s/decision", id);
         body = json_pack("{s:s, s:s?, s:s?, s:O}", "action", tg_review_action_name(d->action),
                          "text", d->text, "reason", d->reason, "attestations", d->attestations);
         res = body ? api(base, token, "POST", path, body, &status) : NULL;
+        oom = !body;
         if (res) {
             const json_t *dec = json_object_get(res, "decision");
             printf("%s decided (%s) by %s\n  answer: %s\n", id, tg_json_str(dec, "action", ""),
                    tg_json_str(dec, "actor", ""), tg_json_str(res, "answer", ""));
         }
     }
-    if (res)
+    if (oom)
+        fprintf(stderr, "trustgate review: out of memory\n");
+    if (res && !oom)
         rc = 0;
     json_decref(res);
     json_decref(body);
@@ -233,9 +249,12 @@ static int do_show(struct tg_store *st, const char *id)
         fprintf(stderr, "trustgate review: no task %s\n", id);
     } else {
         char *s = json_dumps(t, JSON_INDENT(2));
-        printf("%s\n", s ? s : "");
+        if (s)
+            printf("%s\n", s);
+        else
+            fprintf(stderr, "trustgate review: out of memory\n");
+        status = s ? 0 : 1;
         free(s);
-        status = 0;
     }
     json_decref(t);
     return status;
@@ -340,10 +359,14 @@ int tg_cli_review(int argc, char **argv)
     if (status != TG_CLI_GO_ON)
         goto out;
     const char *id = end + 1 < argc ? argv[end + 1] : NULL;
-    if (!a.att || !complete(argv[1], &a, id))
+    if (!a.att) {
+        fprintf(stderr, "trustgate review: out of memory\n");
+        status = 1;
+    } else if (!complete(argv[1], &a, id)) {
         status = tg_cli_usage_error(&review_cmd);
-    else
+    } else {
         status = review(argv[1], &a, id);
+    }
 out:
     json_decref(a.att);
     return status;

@@ -76,6 +76,8 @@ int tg_cli_train(int argc, char **argv)
         char *s = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
         if (s)
             printf("%s\n", s);
+        else
+            fprintf(stderr, "trustgate train: out of memory\n");
         free(s);
         json_decref(o);
         if (!s)

@@ -331,6 +331,7 @@ int tg_config_from_tree(const json_t *root, struct tg_config **out);
  * answering settings (backends, route, ladder).  A file that cannot be read
  * is left out (and so changes the hash).  keep, when not NULL, is given
  * each file's name, hash and content (to store the release's files).
+ * Out of memory: NULL and hash "" (never a partial list or its hash).
  */
 typedef void (*tg_snapshot_keep_fn)(void *arg, const char *name, const char *sha256_hex,
                                     const void *data, size_t len);

@@ -29,73 +29,57 @@ static const char *key_of(const struct snap *s, const char *path)
     return path;
 }
 
-static void add_file(struct snap *sn, const char *path)
+/* The file at path with its SHA-256 into the snapshot (a file that cannot
+ * be read is left out, so the hash changes).  TG_OK or TG_E_NOMEM. */
+static int add_file(struct snap *sn, const char *path)
 {
     struct tg_buf b;
     tg_buf_init(&b, TG_BUF_UNLIMITED);
-    if (tg_buf_read_file(&b, path)) {
+    int rc = tg_buf_read_file(&b, path);
+    if (rc) {
         tg_buf_free(&b);
-        return; /* left out, so the hash changes */
+        return rc == TG_E_NOMEM ? rc : TG_OK;
     }
     uint8_t h[TG_SHA256_LEN];
     char hex[2 * TG_SHA256_LEN + 1];
     tg_sha256(b.data ? b.data : "", b.len, h);
     tg_hex_encode(h, sizeof(h), hex);
     const char *key = key_of(sn, path);
-    json_object_set_new(sn->files, key, json_string(hex));
-    if (sn->keep)
+    rc = tg_json_set(sn->files, key, json_string(hex));
+    if (!rc && sn->keep)
         sn->keep(sn->arg, key, hex, b.data ? b.data : "", b.len);
     tg_buf_free(&b);
+    return rc;
 }
 
-static void add_tree(struct snap *sn, const char *path)
+/* The file at path, or every file under the folder at path but hidden
+ * ones, into the snapshot.  TG_OK or TG_E_NOMEM. */
+static int add_tree(struct snap *sn, const char *path)
 {
     struct stat st;
     if (stat(path, &st) != 0)
-        return;
-    if (!S_ISDIR(st.st_mode)) {
-        add_file(sn, path);
-        return;
-    }
+        return TG_OK;
+    if (!S_ISDIR(st.st_mode))
+        return add_file(sn, path);
     DIR *d = opendir(path);
     struct dirent *e;
-    while (d && (e = readdir(d))) {
+    int rc = TG_OK;
+    while (!rc && d && (e = readdir(d))) {
         if (e->d_name[0] == '.')
             continue;
         char sub[4200];
         snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
-        add_tree(sn, sub);
+        rc = add_tree(sn, sub);
     }
     if (d)
         closedir(d);
+    return rc;
 }
 
-json_t *tg_config_snapshot(const struct tg_config *cfg, char hash[2 * TG_SHA256_LEN + 1],
-                           tg_snapshot_keep_fn keep, void *arg)
+/* The hash of files with the config's answering settings into hash.
+ * TG_OK or TG_E_NOMEM. */
+static int hash_bundle(const struct tg_config *cfg, json_t *files, char hash[2 * TG_SHA256_LEN + 1])
 {
-    struct snap sn = {.files = json_object(), .keep = keep, .arg = arg};
-    const char *slash = strrchr(cfg->path, '/');
-    snprintf(sn.base, sizeof(sn.base), "%.*s", slash ? (int)(slash - cfg->path) : 0, cfg->path);
-    json_t *files = sn.files;
-    add_file(&sn, cfg->path);
-    size_t i;
-    json_t *item;
-    json_array_foreach(json_object_get(cfg->root, "policies"), i, item)
-    {
-        const char *inc = tg_json_str(item, "include", NULL);
-        if (inc) {
-            char p[8300];
-            snprintf(p, sizeof(p), "%s%s%s", inc[0] == '/' || !sn.base[0] ? "" : sn.base,
-                     inc[0] == '/' || !sn.base[0] ? "" : "/", inc);
-            add_file(&sn, p);
-        }
-    }
-    for (i = 0; i < cfg->n_kb_paths; i++)
-        add_tree(&sn, cfg->kb_paths[i]);
-    if (cfg->kb_glossary)
-        add_file(&sn, cfg->kb_glossary);
-    if (cfg->intents_train)
-        add_file(&sn, cfg->intents_train);
     json_t *settings = json_pack(
         "{s:O?, s:O?, s:O?}", "backends", json_object_get(cfg->root, "backends"), "route",
         json_object_get(cfg->root, "route"), "ladder", json_object_get(cfg->root, "ladder"));
@@ -103,9 +87,49 @@ json_t *tg_config_snapshot(const struct tg_config *cfg, char hash[2 * TG_SHA256_
     size_t len;
     char *canon = bundle ? tg_json_canonical(bundle, &len) : NULL;
     uint8_t h[TG_SHA256_LEN];
-    tg_sha256(canon ? canon : "", canon ? len : 0, h);
-    tg_hex_encode(h, TG_SHA256_LEN, hash);
+    int rc = canon ? TG_OK : TG_E_NOMEM;
+    if (canon) {
+        tg_sha256(canon, len, h);
+        tg_hex_encode(h, TG_SHA256_LEN, hash);
+    }
     tg_free(canon);
     json_decref(bundle);
+    return rc;
+}
+
+/* Out of memory: NULL, and hash "" (no release hashes to it). */
+json_t *tg_config_snapshot(const struct tg_config *cfg, char hash[2 * TG_SHA256_LEN + 1],
+                           tg_snapshot_keep_fn keep, void *arg)
+{
+    struct snap sn = {.files = json_object(), .keep = keep, .arg = arg};
+    const char *slash = strrchr(cfg->path, '/');
+    snprintf(sn.base, sizeof(sn.base), "%.*s", slash ? (int)(slash - cfg->path) : 0, cfg->path);
+    json_t *files = sn.files;
+    int rc = files ? add_file(&sn, cfg->path) : TG_E_NOMEM;
+    size_t i;
+    json_t *item;
+    json_array_foreach(json_object_get(cfg->root, "policies"), i, item)
+    {
+        const char *inc = tg_json_str(item, "include", NULL);
+        if (!rc && inc) {
+            char p[8300];
+            snprintf(p, sizeof(p), "%s%s%s", inc[0] == '/' || !sn.base[0] ? "" : sn.base,
+                     inc[0] == '/' || !sn.base[0] ? "" : "/", inc);
+            rc = add_file(&sn, p);
+        }
+    }
+    for (i = 0; !rc && i < cfg->n_kb_paths; i++)
+        rc = add_tree(&sn, cfg->kb_paths[i]);
+    if (!rc && cfg->kb_glossary)
+        rc = add_file(&sn, cfg->kb_glossary);
+    if (!rc && cfg->intents_train)
+        rc = add_file(&sn, cfg->intents_train);
+    if (!rc)
+        rc = hash_bundle(cfg, files, hash);
+    if (rc) {
+        hash[0] = '\0';
+        json_decref(files);
+        files = NULL;
+    }
     return files;
 }

@@ -320,7 +320,9 @@ json_t *tg_experiment_analyze(const json_t *rows, const char *control, const cha
         rc = tg_json_push(variants, c);
     }
     bool reject[MAX_ARMS];
-    size_t nrej = rc ? 0 : tg_stats_bh(pv, npv, alpha, reject);
+    size_t nrej = 0;
+    if (!rc)
+        rc = tg_stats_bh(pv, npv, alpha, reject, &nrej);
     for (i = 0; !rc && i < npv; i++)
         rc = tg_json_set(json_array_get(variants, i), "significant_bh", json_boolean(reject[i]));
     if (rc) {

@@ -230,16 +230,18 @@ static int cmp_pv(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-size_t tg_stats_bh(const double *p, size_t m, double q, bool *reject)
+int tg_stats_bh(const double *p, size_t m, double q, bool *reject, size_t *n)
 {
     struct pv *v = tg_malloc((m ? m : 1) * sizeof(*v));
     size_t k = 0;
+    for (size_t i = 0; i < m; i++)
+        reject[i] = false;
+    *n = 0;
     if (!v)
-        return 0;
+        return TG_E_NOMEM;
     for (size_t i = 0; i < m; i++) {
         v[i].p = p[i];
         v[i].i = i;
-        reject[i] = false;
     }
     qsort(v, m, sizeof(*v), cmp_pv);
     for (size_t r = 1; r <= m; r++)
@@ -248,7 +250,8 @@ size_t tg_stats_bh(const double *p, size_t m, double q, bool *reject)
     for (size_t r = 0; r < k; r++)
         reject[v[r].i] = true;
     tg_free(v);
-    return k;
+    *n = k;
+    return TG_OK;
 }
 
 double tg_stats_cuped_theta(const double *y, const double *x, size_t n)

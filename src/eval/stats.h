@@ -50,9 +50,10 @@ double tg_stats_cs_halfwidth(double sigma, double n, double alpha, double n_star
 /* Sample-ratio mismatch: the χ² p-value of observed counts against the
  * configured shares (k arms); the statistic in *chi2 (may be NULL). */
 double tg_stats_srm(const double *observed, const double *shares, size_t k, double *chi2);
-/* Benjamini–Hochberg at false discovery rate q: marks reject[i]; returns
- * how many hypotheses are rejected. */
-size_t tg_stats_bh(const double *p, size_t m, double q, bool *reject);
+/* Benjamini–Hochberg at false discovery rate q: marks reject[i] (all
+ * cleared first) and counts the rejected hypotheses in *n.  TG_OK, or
+ * TG_E_NOMEM with every reject[i] false and *n 0. */
+int tg_stats_bh(const double *p, size_t m, double q, bool *reject, size_t *n);
 /* CUPED's θ = cov(y, x) / var(x); the adjusted metric is y - θ(x - mean x). */
 double tg_stats_cuped_theta(const double *y, const double *x, size_t n);
 

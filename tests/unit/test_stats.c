@@ -95,11 +95,20 @@ static void test_srm_bh_cuped(void **state)
     near(tg_stats_srm(even, shares, 2, NULL), 1.0, 1e-12);
     double p1[] = {0.01, 0.04, 0.03, 0.005};
     bool r[4];
-    assert_int_equal(tg_stats_bh(p1, 4, 0.05, r), 4);
+    size_t nrej = 9;
+    assert_int_equal(tg_stats_bh(p1, 4, 0.05, r, &nrej), TG_OK);
+    assert_int_equal(nrej, 4);
     double p2[] = {0.01, 0.02, 0.03, 0.5};
-    assert_int_equal(tg_stats_bh(p2, 4, 0.05, r), 3);
+    assert_int_equal(tg_stats_bh(p2, 4, 0.05, r, &nrej), TG_OK);
+    assert_int_equal(nrej, 3);
     assert_false(r[3]);
     assert_true(r[0] && r[1] && r[2]);
+    /* out of memory: an error, and nothing marked (the caller may not read stale marks) */
+    tg_mem_fail_after(0);
+    assert_int_equal(tg_stats_bh(p1, 4, 0.05, r, &nrej), TG_E_NOMEM);
+    tg_mem_fail_after(-1);
+    assert_int_equal(nrej, 0);
+    assert_false(r[0] || r[1] || r[2] || r[3]);
     double x[] = {1, 2, 3, 4}, y[] = {2.1, 3.9, 6.1, 7.9};
     near(tg_stats_cuped_theta(y, x, 4), 1.96, 1e-12); /* 9.8 / 5 */
 }
