@@ -44,7 +44,7 @@ static const struct route routes[] = {
 void tg_api_send_json(struct tg_api *api, struct tg_http_req *req, const char *route, int status,
                       json_t *body)
 {
-    char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    char *s = body ? tg_json_dumps(body, JSON_COMPACT) : NULL;
     tg_metrics_request(api->p->metrics, route, s ? status : 500);
     if (s)
         tg_http_respond(req, status, "application/json", NULL, s, strlen(s));
@@ -346,7 +346,7 @@ void tg_api_handle(struct tg_http_req *req, void *arg)
         snprintf(extra, sizeof(extra), "Allow: %s\r\n", allow);
         json_t *e = json_pack("{s:{s:s, s:s, s:n, s:s}}", "error", "message", msg, "type",
                               "invalid_request_error", "param", "code", "method_not_allowed");
-        char *s = e ? json_dumps(e, JSON_COMPACT) : NULL;
+        char *s = e ? tg_json_dumps(e, JSON_COMPACT) : NULL;
         tg_metrics_request(api->p->metrics, "other", 405);
         if (s)
             tg_http_respond(req, 405, "application/json", extra, s, strlen(s));

@@ -101,7 +101,7 @@ static void *worker(void *arg)
             j->result = j->work(l->st, j->arg, j->err, sizeof(j->err));
         /* a long answer is written out here too, not on the loop */
         if (j->result && !j->then && j->nreqs)
-            j->text = json_dumps(j->result, JSON_COMPACT);
+            j->text = tg_json_dumps(j->result, JSON_COMPACT);
         if (!j->result && !j->err[0])
             snprintf(j->err, sizeof(j->err), "the store could not be read");
 

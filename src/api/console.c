@@ -302,7 +302,7 @@ static void save_session(struct tg_console *c, struct session *s)
     json_t *j =
         json_pack("{s:s, s:s, s:I, s:I}", "user", c->people[s->person].name, "csrf", s->csrf,
                   "created_ms", (json_int_t)s->created_ms, "last_ms", (json_int_t)s->last_ms);
-    char *str = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    char *str = j ? tg_json_dumps(j, JSON_COMPACT) : NULL;
     if (str && tg_store_blob_put(c->api->p->store, key, str, strlen(str)) == TG_OK)
         s->saved_ms = s->last_ms;
     free(str);
@@ -448,7 +448,7 @@ static void send_me(struct tg_api *api, struct tg_http_req *req, const char *rou
 {
     const struct person *p = &api->console->people[s->person];
     json_t *body = json_pack("{s:s, s:s, s:s}", "user", p->name, "role", p->role, "csrf", s->csrf);
-    char *str = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    char *str = body ? tg_json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     tg_metrics_request(api->p->metrics, route, str ? 200 : 500);
     if (!str) {
@@ -593,7 +593,7 @@ static void refuse_attempt(struct tg_api *api, struct tg_http_req *req, int64_t 
     char hdr[64];
     json_t *err = json_pack("{s:{s:s, s:s, s:n, s:s}}", "error", "message", message, "type",
                             "rate_limit_error", "param", "code", "too_many_attempts");
-    char *body = err ? json_dumps(err, JSON_COMPACT) : NULL;
+    char *body = err ? tg_json_dumps(err, JSON_COMPACT) : NULL;
     json_decref(err);
     if (!body) {
         tg_api_send_error(api, req, route, 503, "server_error", "internal_error", "out of memory");
@@ -787,7 +787,7 @@ static void labels(struct tg_api *api, struct tg_http_req *req)
         json_decref(body);
         body = NULL;
     }
-    char *str = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    char *str = body ? tg_json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     tg_metrics_request(api->p->metrics, route, str ? 200 : 500);
     if (!str) {

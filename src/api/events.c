@@ -153,7 +153,7 @@ void tg_events_subscribe(struct tg_api *api, struct tg_http_req *req, const char
 /* "event: NAME\ndata: JSON\n\n" to one stream, which may be cut (and s freed). */
 static void send_event(struct sub *s, const char *name, const json_t *data)
 {
-    char *js = json_dumps(data, JSON_COMPACT);
+    char *js = tg_json_dumps(data, JSON_COMPACT);
     if (!js)
         return;
     struct tg_buf b;

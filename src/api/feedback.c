@@ -230,7 +230,7 @@ static int check_then(struct tg_api *api, json_t *result, void *arg)
     tg_api_review_event(api, "monitor", "far_alert", NULL);
     char key[64];
     snprintf(key, sizeof(key), "alert/%lld", (long long)today);
-    char *s = json_dumps(alert, JSON_COMPACT);
+    char *s = tg_json_dumps(alert, JSON_COMPACT);
     if (s)
         tg_store_blob_put(api->p->store, key, s, strlen(s));
     free(s);
@@ -364,7 +364,7 @@ static void feedback(struct tg_api *api, struct tg_http_req *req)
     tg_buf_free(&masked);
     char key[128];
     snprintf(key, sizeof(key), "feedback/%s", turn);
-    char *s = fb ? json_dumps(fb, JSON_COMPACT) : NULL;
+    char *s = fb ? tg_json_dumps(fb, JSON_COMPACT) : NULL;
     /* the audit log keeps the judgement, not the text; made first, so that
      * no feedback is stored without its leaf */
     json_t *leaf = json_pack("{s:s, s:s, s:b, s:b, s:I}", "kind", "feedback", "turn_id", turn,

@@ -139,7 +139,7 @@ void tg_api_settled(struct tg_api *api, const json_t *task)
                                            tg_json_str(task, "state", ""), "action",
                                            tg_json_str(dec, "action", NULL), "actor",
                                            tg_json_str(dec, "actor", NULL)));
-            char *extra = rc ? NULL : json_dumps(tg, JSON_COMPACT);
+            char *extra = rc ? NULL : tg_json_dumps(tg, JSON_COMPACT);
             const char *answer = tg_json_str(task, "answer", "");
             struct tg_completion c = {
                 .id = w->id,

@@ -148,7 +148,7 @@ static void chat_message(struct tg_api *api, struct tg_http_req *req)
     json_t *turn = json_pack("{s:s, s:[{s:s, s:s}], s:s}", "model",
                              cfg->n_models ? cfg->models[0] : "trustgate", "messages", "role",
                              "user", "content", text, "user", customer);
-    char *s = turn ? json_dumps(turn, JSON_COMPACT) : NULL;
+    char *s = turn ? tg_json_dumps(turn, JSON_COMPACT) : NULL;
     json_decref(turn);
     json_decref(j);
     /* the turn reads its body until it answers: keep it with the request */

@@ -145,7 +145,7 @@ void tg_webhooks_notify(struct tg_webhooks *w, const json_t *event)
 {
     if (!w)
         return;
-    char *body = json_dumps(event, JSON_COMPACT);
+    char *body = tg_json_dumps(event, JSON_COMPACT);
     for (size_t i = 0; i < w->n_targets; i++) {
         struct delivery *d = body ? tg_calloc(1, sizeof(*d)) : NULL;
         if (!d)

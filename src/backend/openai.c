@@ -147,7 +147,7 @@ static int normalize_tool_calls(json_t *calls)
             rc = tg_json_set(call, "type", json_string("function"));
         json_t *args = rc ? NULL : json_object_get(fn, "arguments");
         if (!rc && !json_is_string(args)) {
-            char *text = args ? json_dumps(args, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+            char *text = args ? tg_json_dumps(args, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
             rc = args && !text ? TG_E_NOMEM
                                : tg_json_set(fn, "arguments", json_string(text ? text : "{}"));
             free(text);

@@ -137,7 +137,7 @@ static int ab_export(const char *exp, const char *cfg_path, const char *data, in
         status = 0;
         json_array_foreach(rows, i, r)
         {
-            char *line = status ? NULL : json_dumps(r, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            char *line = status ? NULL : tg_json_dumps(r, JSON_COMPACT | JSON_PRESERVE_ORDER);
             if (line)
                 printf("%s\n", line);
             else if (!status)
@@ -329,7 +329,7 @@ static int ab_report(const char *data, const char *control, const char *metric, 
     int status = label_levels(rep, alpha) ? 1 : 0;
     char *s = NULL;
     if (!status && as_json) {
-        s = json_dumps(rep, JSON_INDENT(2));
+        s = tg_json_dumps(rep, JSON_INDENT(2));
         status = s ? 0 : 1;
     }
     if (status) {

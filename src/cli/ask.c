@@ -61,7 +61,7 @@ static char *request(int argc, char **argv, const char *user)
     char *text = tg_cli_join_args(argc, argv);
     json_t *req = json_pack("{s:[{s:s, s:s}], s:s?}", "messages", "role", "user", "content",
                             text ? text : "", "user", user);
-    char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    char *body = req ? tg_json_dumps(req, JSON_COMPACT) : NULL;
     json_decref(req);
     tg_free(text);
     return body;
@@ -73,7 +73,7 @@ static int print_turn(const struct tg_turn *t, bool as_json)
 {
     if (as_json) {
         json_t *o = tg_turn_summary(t, true);
-        char *s = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
+        char *s = o ? tg_json_dumps(o, JSON_INDENT(2)) : NULL;
         if (s)
             printf("%s\n", s);
         else

@@ -278,7 +278,7 @@ static int verify(int argc, char **argv)
         json_t *o = json_pack("{s:b, s:I, s:s, s:I, s:s}", "intact", rc == TG_OK, "size",
                               (json_int_t)rep.size, "root", root, "first_bad",
                               (json_int_t)rep.first_bad, "reason", rc == TG_OK ? "" : rep.reason);
-        char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        char *s = o ? tg_json_dumps(o, JSON_COMPACT) : NULL;
         if (s)
             printf("%s\n", s);
         else

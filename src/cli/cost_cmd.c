@@ -171,7 +171,7 @@ static int print_json(const struct totals *t, json_t *rows, json_t *trade)
                   (json_int_t)t->turns, "resolved_conversations", (json_int_t)t->resolved, "cost",
                   t->cost, "cost_per_turn", t->per_turn, "cost_per_resolved_conversation",
                   t->per_resolved, "by_model_rung", rows, "tradeoff", trade);
-    char *s = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
+    char *s = o ? tg_json_dumps(o, JSON_INDENT(2)) : NULL;
     int status = s ? 0 : 1;
     if (s)
         printf("%s\n", s);

@@ -133,7 +133,7 @@ static int write_signals(FILE *f, const struct tg_turn *t, const struct tg_far_i
                           "got_intent", it->got_intent, "got_decision", it->got_decision,
                           "confidence", tg_backend_builtin_confidence(&rq), "intent_probability",
                           t->understand.intent_confidence, "signals", sig, "evidence", ev);
-    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    char *s = j ? tg_json_dumps(j, JSON_COMPACT) : NULL;
     rc = s ? TG_OK : TG_E_NOMEM;
     if (s)
         fprintf(f, "%s\n", s);
@@ -263,7 +263,7 @@ static int run_local(const struct tg_config *cfg, const char *data, FILE *signal
         snprintf(user, sizeof(user), "eval-%s", it->id);
         json_t *req = json_pack("{s:[{s:s, s:s}], s:s}", "messages", "role", "user", "content",
                                 it->question, "user", user);
-        char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+        char *body = req ? tg_json_dumps(req, JSON_COMPACT) : NULL;
         json_decref(req);
         struct tg_turn *t = body ? tg_turn_new(p) : NULL;
         if (!t) {
@@ -425,7 +425,7 @@ static int run_http(const struct tg_config *cfg, const char *url, const char *ke
         snprintf(user, sizeof(user), "eval-%s", it->id);
         json_t *req = json_pack("{s:s, s:[{s:s, s:s}], s:s}", "model", model, "messages", "role",
                                 "user", "content", it->question, "user", user);
-        char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+        char *body = req ? tg_json_dumps(req, JSON_COMPACT) : NULL;
         json_decref(req);
         if (!body) {
             rc = TG_E_NOMEM;
@@ -524,7 +524,7 @@ static int far_report(struct tg_far_item *items, size_t n, long k, const char *t
     int status = 0;
     if (json_out) {
         json_t *j = tg_far_json(items, n, &s, target);
-        char *str = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+        char *str = j ? tg_json_dumps(j, JSON_INDENT(2)) : NULL;
         if (!str || tg_cli_write_out(json_out, str, strlen(str)))
             status = 1;
         free(str);

@@ -257,7 +257,7 @@ int tg_cli_eval_intent(int argc, char **argv)
         goto out;
     }
     if (a.as_json) {
-        char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10));
+        char *s = tg_json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10));
         if (!s) {
             fprintf(stderr, "trustgate eval intent: out of memory\n");
             goto out;

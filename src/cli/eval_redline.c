@@ -394,7 +394,7 @@ int tg_cli_eval_redline(int argc, char **argv)
         json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:f, s:O}", "suite", "redline", "target",
                               o.tgt.url ? o.tgt.url : o.cfg, "questions", (json_int_t)total,
                               "red_lines", (json_int_t)total_red, "rate", rate, "sets", report);
-        char *str = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+        char *str = j ? tg_json_dumps(j, JSON_INDENT(2)) : NULL;
         if (!str)
             fprintf(stderr, "trustgate eval redline: out of memory\n");
         if (!str || tg_cli_write_out(o.json, str, strlen(str)))

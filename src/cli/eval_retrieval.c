@@ -73,7 +73,7 @@ static int report_json(const struct tg_retrieval_set *set, const struct tg_retri
             rc = tg_json_set(o, "baseline", b);
     }
     if (!rc)
-        s = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+        s = tg_json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
     json_decref(o);
     if (!s) {
         snprintf(err, errlen, "out of memory");

@@ -143,7 +143,7 @@ static json_t *read_jsonl(const char *path, const char *need, const char *format
  * not be made (j NULL: its construction failed). */
 static int write_out(const char *who, const char *path, json_t *j)
 {
-    char *s = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+    char *s = j ? tg_json_dumps(j, JSON_INDENT(2)) : NULL;
     if (!s) {
         fprintf(stderr, "trustgate %s: out of memory\n", who);
         return 1;

@@ -172,7 +172,7 @@ static int print_json(const struct tg_fair_report *r, size_t n, size_t skipped, 
         "demographic_parity_ratio", num_or_null(r->dpr), "equalized_odds_difference",
         num_or_null(r->eod), "min_group", (json_int_t)r->min_group, "test", test, "gate",
         limit >= 0 ? json_pack("{s:f, s:b}", "limit", limit, "closed", closed) : json_null());
-    char *s = o ? json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) : NULL;
+    char *s = o ? tg_json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) : NULL;
     int status = s ? 0 : 1;
     if (s)
         printf("%s\n", s);

@@ -210,7 +210,7 @@ static int kb_ingest(int argc, char **argv)
             (json_int_t)rep.docs, "chunks_made", (json_int_t)rep.chunks, "total", "documents",
             (json_int_t)st.documents, "chunks", (json_int_t)st.chunks, "terms",
             (json_int_t)st.terms, "glossary", (json_int_t)st.glossary, "store", e.uri);
-        char *s = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
+        char *s = o ? tg_json_dumps(o, JSON_INDENT(2)) : NULL;
         if (s)
             printf("%s\n", s);
         free(s);
@@ -299,7 +299,7 @@ static int search_json(struct tg_kb *kb, const struct tg_kb_result *r)
                                          "heading", c.heading, "doc_id", c.doc_id, "glossary", gl));
     }
     json_decref(gl);
-    char *s = rc ? NULL : json_dumps(arr, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+    char *s = rc ? NULL : tg_json_dumps(arr, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
     json_decref(arr);
     if (!s) {
         fprintf(stderr, "trustgate kb search: out of memory\n");
@@ -386,7 +386,7 @@ static int kb_stats(int argc, char **argv)
                               (json_int_t)st.text_bytes, "index_bytes", (json_int_t)st.index_bytes,
                               "glossary", (json_int_t)st.glossary, "avg_chunk_tokens",
                               st.avg_tokens, "index", origin_name(st.origin), "store", e.uri);
-        char *s = o ? json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) : NULL;
+        char *s = o ? tg_json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) : NULL;
         json_decref(o);
         if (!s)
             goto out;

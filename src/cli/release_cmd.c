@@ -141,7 +141,7 @@ static int remote(const char *base, const char *token, const char *cmd, const ch
         json_decref(body);
         body = NULL;
     }
-    char *js = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    char *js = body ? tg_json_dumps(body, JSON_COMPACT) : NULL;
     int rc = 1;
     if (!js)
         fprintf(stderr, "trustgate release: out of memory\n");
@@ -248,7 +248,7 @@ static int show(struct ctx *x, const char *name, bool as_json)
         rc = tg_json_push(out, json_incref(r));
     }
     if (!rc && (as_json || name)) {
-        js = json_dumps(out, JSON_INDENT(2));
+        js = tg_json_dumps(out, JSON_INDENT(2));
         rc = js ? TG_OK : TG_E_NOMEM;
     }
     if (rc) {

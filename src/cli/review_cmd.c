@@ -142,7 +142,7 @@ static int do_list(struct tg_store *st, const char *state, bool as_json)
     }
     int status = 0;
     if (as_json) {
-        char *s = list ? json_dumps(list, JSON_COMPACT) : NULL;
+        char *s = list ? tg_json_dumps(list, JSON_COMPACT) : NULL;
         if (s || !list)
             printf("%s\n", s ? s : "[]");
         else
@@ -167,7 +167,7 @@ static json_t *api(const char *base, const char *token, const char *method, cons
                    const json_t *body, long *status)
 {
     struct tg_buf out;
-    char *js = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    char *js = body ? tg_json_dumps(body, JSON_COMPACT) : NULL;
     json_t *res = NULL;
     tg_buf_init(&out, 64u << 20);
     if (!tg_cli_http(base, token, method, path, js, &out, status, "review")) {
@@ -199,7 +199,7 @@ static int remote(const char *base, const char *token, const char *sub, const ch
         res = api(base, token, "GET", path, NULL, &status);
         const json_t *list = json_object_get(res, "data");
         if (res && as_json) {
-            char *s = list ? json_dumps(list, JSON_COMPACT) : NULL;
+            char *s = list ? tg_json_dumps(list, JSON_COMPACT) : NULL;
             if (s || !list)
                 printf("%s\n", s ? s : "[]");
             oom = list && !s;
@@ -214,7 +214,7 @@ static int remote(const char *base, const char *token, const char *sub, const ch
     } else if (!strcmp(sub, "show")) {
         snprintf(path, sizeof(path), "/v1/reviews/%s", id);
         res = api(base, token, "GET", path, NULL, &status);
-        char *s = res ? json_dumps(res, JSON_INDENT(2)) : NULL;
+        char *s = res ? tg_json_dumps(res, JSON_INDENT(2)) : NULL;
         if (s)
             printf("%s\n", s);
         oom = res && !s;
@@ -248,7 +248,7 @@ static int do_show(struct tg_store *st, const char *id)
     if (tg_store_review_get(st, id, NULL, &t)) {
         fprintf(stderr, "trustgate review: no task %s\n", id);
     } else {
-        char *s = json_dumps(t, JSON_INDENT(2));
+        char *s = tg_json_dumps(t, JSON_INDENT(2));
         if (s)
             printf("%s\n", s);
         else

@@ -73,7 +73,7 @@ int tg_cli_train(int argc, char **argv)
                               (json_int_t)tg_intent_n_examples(m), "features",
                               (json_int_t)tg_intent_n_features(m), "seconds", secs, "cached",
                               cached, "model", path);
-        char *s = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
+        char *s = o ? tg_json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
         if (s)
             printf("%s\n", s);
         else

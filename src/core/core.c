@@ -354,6 +354,34 @@ char *tg_buf_steal(struct tg_buf *b, size_t *len)
     return d;
 }
 
+/* ------------------------------------------------------------------ JSON text */
+
+struct dump_ctx {
+    struct tg_buf b;
+    bool failed; /* sticky: jansson does not always stop at the first failure */
+};
+
+static int dump_cb(const char *buf, size_t size, void *data)
+{
+    struct dump_ctx *d = data;
+    if (d->failed || tg_buf_append(&d->b, buf, size)) {
+        d->failed = true;
+        return -1;
+    }
+    return 0;
+}
+
+char *tg_json_dumps(const json_t *v, size_t flags)
+{
+    struct dump_ctx d = {.failed = false};
+    tg_buf_init(&d.b, TG_BUF_UNLIMITED);
+    if (!v || json_dump_callback(v, dump_cb, &d, flags) != 0 || d.failed || !d.b.len) {
+        tg_buf_free(&d.b);
+        return NULL;
+    }
+    return tg_buf_steal(&d.b, NULL);
+}
+
 /* ------------------------------------------------------------------ strings */
 
 size_t tg_strlcpy(char *dst, const char *src, size_t size)
@@ -643,10 +671,10 @@ void tg_log_json(const json_t *obj)
 {
     if (log_level > TG_LOG_INFO)
         return;
-    char *s = json_dumps(obj, JSON_COMPACT);
+    char *s = tg_json_dumps(obj, JSON_COMPACT);
     if (s) {
         fprintf(stderr, "%s\n", s);
-        free(s);
+        tg_free(s);
     }
 }
 
@@ -766,15 +794,10 @@ int tg_id_new(const char *prefix, char out[TG_ID_MAX])
 
 char *tg_json_canonical(const json_t *v, size_t *len)
 {
-    char *s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-    if (!s)
-        return NULL;
-    size_t n = strlen(s);
-    char *d = tg_strndup(s, n);
-    free(s);
-    if (d && len)
-        *len = n;
-    return d;
+    char *s = tg_json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    if (s && len)
+        *len = strlen(s);
+    return s;
 }
 
 const char *tg_json_str(const json_t *obj, const char *key, const char *def)

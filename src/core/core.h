@@ -258,6 +258,15 @@ int tg_id_new(const char *prefix, char out[TG_ID_MAX]);
 /* Canonical JSON: sorted keys, no insignificant whitespace, UTF-8 kept as is.
  * Returns a tg_malloc'd string the caller frees, or NULL on failure. */
 char *tg_json_canonical(const json_t *v, size_t *len);
+/*
+ * json_dumps that fails whole: the text of v with jansson's flags (tg_free
+ * it), or NULL when v is NULL, cannot be encoded or an allocation failed
+ * anywhere on the way.  jansson's own json_dumps can return a text with a
+ * piece missing when memory runs out while it writes an object's key (its
+ * dumper ignores that failure); this one writes through a buffer whose
+ * failure is remembered.
+ */
+char *tg_json_dumps(const json_t *v, size_t flags);
 /* Typed getters that tolerate absent keys: return def when absent or of another type. */
 const char *tg_json_str(const json_t *obj, const char *key, const char *def);
 int64_t tg_json_int(const json_t *obj, const char *key, int64_t def);

@@ -62,7 +62,7 @@ int tg_release_set_frozen(struct tg_store *st, struct tg_audit *audit, bool froz
     json_t *leaf = json_pack("{s:s, s:s, s:I, s:s, s:s, s:I}", "kind", "release", "action",
                              frozen ? "freeze" : "unfreeze", "version", (json_int_t)0, "by", by,
                              "why", why, "at", (json_int_t)now);
-    char *str = s ? json_dumps(s, JSON_COMPACT) : NULL;
+    char *str = s ? tg_json_dumps(s, JSON_COMPACT) : NULL;
     int rc = str && leaf ? tg_audit_append_json(audit, leaf, NULL) : TG_E_NOMEM;
     if (!rc)
         rc = tg_store_blob_put(st, "release-state", str, strlen(str));
@@ -221,7 +221,7 @@ int tg_release_save(struct tg_store *st, const json_t *rel)
     char key[512];
     snprintf(key, sizeof(key), "release/%s/%08lld", tg_json_str(rel, "name", ""),
              (long long)tg_json_int(rel, "version", 0));
-    char *s = json_dumps(rel, JSON_COMPACT);
+    char *s = tg_json_dumps(rel, JSON_COMPACT);
     int rc = s ? tg_store_blob_put(st, key, s, strlen(s)) : TG_E_NOMEM;
     free(s);
     return rc;

@@ -257,7 +257,7 @@ void tg_http_error(struct tg_http_req *r, int status, const char *type, const ch
 {
     json_t *err = json_pack("{s:{s:s, s:s, s:n, s:s?}}", "error", "message", message, "type", type,
                             "param", "code", code);
-    char *s = err ? json_dumps(err, JSON_COMPACT) : NULL;
+    char *s = err ? tg_json_dumps(err, JSON_COMPACT) : NULL;
     if (s)
         tg_http_respond(r, status, "application/json", NULL, s, strlen(s));
     else

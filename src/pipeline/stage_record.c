@@ -229,7 +229,7 @@ static int map_customer(struct tg_turn *t)
     snprintf(key, sizeof(key), "customer/%s", ps);
     json_t *v = json_pack("{s:s, s:I}", "customer_id", t->conv.customer_id, "since_ms",
                           (json_int_t)t->run.created_ms);
-    char *s = v ? json_dumps(v, JSON_COMPACT) : NULL;
+    char *s = v ? tg_json_dumps(v, JSON_COMPACT) : NULL;
     rc = s ? tg_store_blob_put(t->p->store, key, s, strlen(s)) : TG_E_NOMEM;
     free(s);
     json_decref(v);

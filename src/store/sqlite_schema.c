@@ -197,7 +197,7 @@ static json_t *parse_object(const char *in, size_t len)
 
 static int dump_to(const json_t *v, struct tg_buf *out, bool *changed)
 {
-    char *d = json_dumps(v, JSON_COMPACT);
+    char *d = tg_json_dumps(v, JSON_COMPACT);
     int rc = d ? tg_buf_puts(out, d) : TG_E_NOMEM;
     free(d);
     *changed = rc == TG_OK;

@@ -410,6 +410,38 @@ static void test_json_checked_set(void **state)
     json_set_alloc_funcs(malloc, free);
 }
 
+/* tg_json_dumps writes what json_dumps writes, and under a failed
+ * allocation anywhere gives the whole text or nothing, never a text with a
+ * piece missing (jansson's dumper ignores a failure while writing a key). */
+static void test_json_dumps_whole_or_nothing(void **state)
+{
+    (void)state;
+    json_t *v = json_pack("{s:s, s:[i, f, s], s:{s:b, s:n}}", "a long key that spans the buffer",
+                          "值 value", "list", 1, 2.5, "x", "nested", "yes", 1, "none");
+    assert_non_null(v);
+    char *want = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+    char *got = tg_json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(got, want);
+    tg_free(got);
+    int whole = 0, none = 0;
+    for (long k = 0; k < 64; k++) {
+        tg_mem_fail_once(k);
+        got = tg_json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+        tg_mem_fail_once(-1);
+        if (got) {
+            assert_string_equal(got, want);
+            whole++;
+        } else {
+            none++;
+        }
+        tg_free(got);
+    }
+    assert_true(none > 0 && whole > 0); /* some allocations were on the way, then none */
+    assert_null(tg_json_dumps(NULL, 0));
+    free(want);
+    json_decref(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -430,6 +462,7 @@ int main(void)
         cmocka_unit_test(test_grow),
         cmocka_unit_test(test_json_checked_set),
         cmocka_unit_test(test_utf8_valid),
+        cmocka_unit_test(test_json_dumps_whole_or_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
