@@ -26,6 +26,7 @@
 #define DEFAULT_BATCH 32
 #define DEFAULT_TIMEOUT_MS 2000
 #define MAX_ANSWER (256u << 20)
+#define MAX_IDLE 16 /* easy handles kept for the next questions (each keeps its buffers) */
 
 struct tg_embedder {
     struct tg_embed_conf conf;
@@ -34,6 +35,8 @@ struct tg_embedder {
     CURL *sync; /* the synchronous path's handle, made on first use */
     struct tg_curlev *cv;
     struct tg_embed_call *calls; /* running asynchronous calls */
+    CURL *idle[MAX_IDLE];        /* finished calls' handles, reused */
+    size_t nidle;
 };
 
 struct tg_embed_call {
@@ -273,11 +276,6 @@ int tg_embedder_create(const struct tg_embed_conf *conf, struct event_base *base
     return TG_OK;
 }
 
-const char *tg_embedder_model(const struct tg_embedder *e)
-{
-    return e->conf.model;
-}
-
 /* ------------------------------------------------------------ synchronous */
 
 static int embed_sync(struct tg_embedder *e, const char *const *texts, size_t n, const char *prefix,
@@ -361,7 +359,10 @@ static void call_free(struct tg_embed_call *c)
         c->next->prev = c->prev;
     if (c->easy) {
         tg_curlev_remove(e->cv, c->easy);
-        curl_easy_cleanup(c->easy);
+        if (e->nidle < MAX_IDLE)
+            e->idle[e->nidle++] = c->easy;
+        else
+            curl_easy_cleanup(c->easy);
     }
     tg_free(c->body);
     tg_buf_free(&c->answer);
@@ -401,7 +402,7 @@ int tg_embed_start(struct tg_embedder *e, const char *text, size_t len, tg_embed
         e->calls->prev = c;
     e->calls = c;
     c->body = request_body(e, &text, &len, 1, e->conf.query_prefix);
-    c->easy = c->body ? curl_easy_init() : NULL;
+    c->easy = !c->body ? NULL : e->nidle ? e->idle[--e->nidle] : curl_easy_init();
     if (!c->easy) {
         call_free(c);
         return TG_E_NOMEM;
@@ -430,6 +431,8 @@ void tg_embedder_free(struct tg_embedder *e)
         return;
     while (e->calls)
         call_free(e->calls);
+    for (size_t i = 0; i < e->nidle; i++)
+        curl_easy_cleanup(e->idle[i]);
     tg_curlev_free(e->cv);
     if (e->sync)
         curl_easy_cleanup(e->sync);

@@ -43,7 +43,6 @@ int tg_embedder_create(const struct tg_embed_conf *conf, struct event_base *base
                        struct tg_embedder **out, char *err, size_t errlen);
 /* Free the client; calls still running are cancelled without callbacks.  NULL is a no-op. */
 void tg_embedder_free(struct tg_embedder *e);
-const char *tg_embedder_model(const struct tg_embedder *e);
 
 /*
  * Embed n texts (passage_prefix put before each), blocking, in requests of

@@ -126,9 +126,8 @@ struct tg_fair_attr_conf {
 
 /* fairness: the live fairness gate. */
 struct tg_fairness_conf {
-    const char **attributes; /* the sensitive attributes' names (borrowed) */
+    struct tg_fair_attr_conf *attrs; /* the sensitive attributes, with their values */
     size_t n_attributes;
-    struct tg_fair_attr_conf *attrs; /* the same attributes with their values */
     double alpha;           /* fairness.alpha; 0 when not set (the gate's own default) */
     double limit;           /* default 0.05 */
     int64_t min_group;      /* default 30 */

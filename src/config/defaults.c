@@ -257,14 +257,13 @@ static int fill_fairness(struct tg_fairness_conf *f, const json_t *root)
     size_t n = json_array_size(list);
     if (!n)
         return TG_OK;
-    if (!(f->attributes = alloc_n(n, sizeof(*f->attributes))) ||
-        !(f->attrs = alloc_n(n, sizeof(*f->attrs))))
+    if (!(f->attrs = alloc_n(n, sizeof(*f->attrs))))
         return TG_E_NOMEM;
     for (size_t i = 0; i < n; i++) {
         const json_t *a = json_array_get(list, i), *values = get(a, "values");
         struct tg_fair_attr_conf *fa = &f->attrs[i];
         fa->name = json_is_string(a) ? json_string_value(a) : str_or(get(a, "name"), "");
-        f->attributes[f->n_attributes++] = fa->name;
+        f->n_attributes++;
         size_t nv = json_array_size(values);
         if (nv && !(fa->values = alloc_n(nv, sizeof(*fa->values))))
             return TG_E_NOMEM;
@@ -523,7 +522,6 @@ int tg_config_fill_sections(struct tg_config *cfg, const struct tg_config_lines 
 void tg_config_free_sections(struct tg_config *cfg)
 {
     tg_free(cfg->ladder.rungs);
-    tg_free(cfg->fairness.attributes);
     for (size_t i = 0; cfg->fairness.attrs && i < cfg->fairness.n_attributes; i++)
         tg_free(cfg->fairness.attrs[i].values);
     tg_free(cfg->fairness.attrs);

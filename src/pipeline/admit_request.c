@@ -210,7 +210,7 @@ int tg_admit_sensitive(struct tg_turn *t)
     if (!json_is_object(meta))
         return TG_OK;
     for (size_t i = 0; i < fc->n_attributes; i++) {
-        const char *name = fc->attributes[i];
+        const char *name = fc->attrs[i].name;
         const json_t *v = json_object_get(meta, name);
         char val[128], ps[33];
         if (json_is_string(v))

@@ -208,8 +208,7 @@ static void test_section_values_people(void **state)
     struct tg_config *cfg = load_values();
     const struct tg_fairness_conf *f = &cfg->fairness;
     assert_int_equal(f->n_attributes, 2);
-    assert_string_equal(f->attributes[0], "age");
-    assert_string_equal(f->attributes[1], "region");
+    assert_string_equal(f->attrs[0].name, "age");
     assert_string_equal(f->attrs[1].name, "region");
     assert_int_equal(f->attrs[0].n_values, 0);
     assert_int_equal(f->attrs[1].n_values, 2);
