@@ -419,12 +419,19 @@ static bool vetoed_before(const struct ent_scan *sc, size_t pos)
     return word_before(sc, pos, ordinal) || word_at(sc, pos, idioms);
 }
 
+/* Words about money that start with a measure character: the 年 of
+ * 20万年终奖 begins a bonus, not a count of years. */
+static const struct tg_word measure_money_words[] = {
+    W("年终奖"), W("年薪"), W("年费"), W("年金"), W("年收入"), W("月薪"), W("月供"),
+    W("月租"),   W("月收入"), W("日薪"), W("分红"), WORDS_END};
+
 /* A measure word, unit or attached letters after a number that has no
  * currency: 3年, 10万人, 5kg, 3 years. */
 static bool measured_after(const struct ent_scan *sc, size_t p)
 {
     uint32_t cp;
-    if (tg_scan_char(&sc->in, p, &cp) && (tg_ascii_alpha(cp) || measure_at(sc, p)))
+    if (tg_scan_char(&sc->in, p, &cp) &&
+        (tg_ascii_alpha(cp) || (measure_at(sc, p) && !word_at(sc, p, measure_money_words))))
         return true;
     return ascii_word_at(sc, tg_scan_skip_space(&sc->in, p), english_units, false) != 0;
 }

@@ -168,6 +168,8 @@ static const struct money_case money_cases[] = {
     {"3点5万", "3点5万", 35000, false, false},
     {"本金1,000,000元", "1,000,000元", 1e6, false, false},
     {"二十多万块", "二十多万块", 200000, true, false},
+    {"刚拿到20万年终奖", "20万", 200000, false, false},
+    {"十万月供压力大", "十万", 100000, false, false},
 };
 
 static void test_money_table(void **state)
@@ -214,6 +216,7 @@ static const char *const not_money[] = {
     "客服电话010-62345678",
     "400-820-8820",
     "10万人参加",
+    "3万年前的化石",
     "跑了三千米",
     "买了5kg苹果",
     "3个月后",
