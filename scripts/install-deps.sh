@@ -2,17 +2,18 @@
 # install-deps.sh - install the Debian packages trustgate needs, skipping
 # what is already installed.  Usage: scripts/install-deps.sh [build|check|bench]
 #   build  compilers and libraries (default)
-#   check  build + what the tests need (cmocka, Node.js 18 or newer and npm for the
+#   check  build + what the tests need (cmocka, a PostgreSQL server the tests start
+#          privately, Node.js 18 or newer and npm for the
 #          OpenAI client test, Debian's chromium and a CJK font for the browser tests)
 #   bench  build + wrk and nginx for the benchmark
 set -euo pipefail
 
 mode=${1:-build}
 pkgs=(build-essential cmake pkg-config libevent-dev libcurl4-openssl-dev libjansson-dev
-      libyaml-dev libsqlite3-dev libssl-dev libicu-dev libpcre2-dev liblinear-dev)
+      libyaml-dev libsqlite3-dev libpq-dev libssl-dev libicu-dev libpcre2-dev liblinear-dev)
 case "$mode" in
   build) ;;
-  check) pkgs+=(libcmocka-dev curl sqlite3 chromium fonts-wqy-microhei) ;;
+  check) pkgs+=(libcmocka-dev curl sqlite3 postgresql chromium fonts-wqy-microhei) ;;
   bench) pkgs+=(wrk nginx curl) ;;
   *) echo "usage: $0 [build|check|bench]" >&2; exit 2 ;;
 esac
