@@ -2,31 +2,19 @@
  * sqlite.c - the embedded store: one SQLite file in WAL mode, written by a
  * thread of its own and read on the caller's thread.
  *
- * A public write copies its arguments into one allocation (a job) and
- * appends it to a queue under a mutex; it never touches the database.  The
- * writer thread, which owns the write connection, takes every job queued so
- * far and commits them all in one BEGIN IMMEDIATE ... COMMIT (group commit),
- * so a burst of writes costs one commit.  The first failed write is kept as
- * the store's sticky error.  Reads run on a second connection that belongs
- * to the caller's thread; WAL lets them proceed while the writer commits.
+ * Writes reach it through the write queue every backend shares
+ * (wqueue.h): the queue's writer thread hands it batches, which it commits
+ * on the write connection in one BEGIN IMMEDIATE ... COMMIT each (group
+ * commit).  Reads run on a second connection that belongs to the caller's
+ * thread; WAL lets them proceed while the writer commits.
  *
- * The queue holds at most QUEUE_MAX_BYTES of jobs.  Past that a write waits
- * for the writer to catch up: memory stays bounded when the disk cannot keep
- * up, at the price of the caller waiting in that (overload) case only.
- *
- * The writer thread never allocates, so tg_mem_fail_after() counts only the
- * caller's allocations and failure-injection tests stay deterministic.
- *
- * This file opens and closes the store (connections, statements, the writer
- * and checkpointer threads) and holds its ops table; sqlite_writer.c is the
- * queue and the writer thread, sqlite_reads.c the reads, sqlite_schema.c
- * the schema's migrations and the conversion of older databases.
+ * This file opens and closes the store (connections, statements, the
+ * checkpointer thread) and holds its ops table; sqlite_writer.c commits
+ * batches, sqlite_reads.c reads, sqlite_schema.c holds the schema's
+ * migrations and the conversion of older databases.
  */
 #include "store/sqlite_int.h"
 
-#include <errno.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 /* ------------------------------------------------------------ statements */
 
@@ -131,14 +119,6 @@ static void sq_free(struct sq_store *s)
         tg_error("store %s: close: %s", s->path, sqlite3_errmsg(s->wdb));
     if (s->rdb && sqlite3_close(s->rdb) != SQLITE_OK)
         tg_error("store %s: close: %s", s->path, sqlite3_errmsg(s->rdb));
-    if (s->sync_ready) {
-        pthread_cond_destroy(&s->done_cv);
-        pthread_cond_destroy(&s->work_cv);
-        pthread_mutex_destroy(&s->mu);
-    }
-    sq_free_jobs(s->head);
-    if (s->commit_fd >= 0)
-        close(s->commit_fd);
     tg_free(s->path);
     tg_free(s);
 }
@@ -258,10 +238,10 @@ static int wal_hook_cb(void *arg, sqlite3 *db, const char *name, int pages)
     (void)name;
     struct sq_store *s = arg;
     if (pages >= CKPT_PAGES) {
-        pthread_mutex_lock(&s->mu);
+        pthread_mutex_lock(&s->ckpt_mu);
         s->ckpt_wanted = true;
         pthread_cond_signal(&s->ckpt_cv);
-        pthread_mutex_unlock(&s->mu);
+        pthread_mutex_unlock(&s->ckpt_mu);
     }
     return SQLITE_OK;
 }
@@ -269,20 +249,20 @@ static int wal_hook_cb(void *arg, sqlite3 *db, const char *name, int pages)
 static void *checkpointer_main(void *arg)
 {
     struct sq_store *s = arg;
-    pthread_mutex_lock(&s->mu);
+    pthread_mutex_lock(&s->ckpt_mu);
     for (;;) {
         while (!s->ckpt_wanted && !s->ckpt_stop)
-            pthread_cond_wait(&s->ckpt_cv, &s->mu);
+            pthread_cond_wait(&s->ckpt_cv, &s->ckpt_mu);
         if (s->ckpt_stop)
             break;
         s->ckpt_wanted = false;
-        pthread_mutex_unlock(&s->mu);
+        pthread_mutex_unlock(&s->ckpt_mu);
         int rc = sqlite3_wal_checkpoint_v2(s->cdb, "main", SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY)
             tg_warn("store %s: checkpoint: %s", s->path, sqlite3_errmsg(s->cdb));
-        pthread_mutex_lock(&s->mu);
+        pthread_mutex_lock(&s->ckpt_mu);
     }
-    pthread_mutex_unlock(&s->mu);
+    pthread_mutex_unlock(&s->ckpt_mu);
     return NULL;
 }
 
@@ -293,11 +273,16 @@ static int start_checkpointer(struct sq_store *s, char *err, size_t errlen)
         return sq_open_fail(s, s->cdb, rc, "cannot open the checkpointer's connection", err,
                             errlen);
     sqlite3_busy_timeout(s->cdb, BUSY_TIMEOUT_MS);
-    rc = pthread_cond_init(&s->ckpt_cv, NULL);
+    rc = pthread_mutex_init(&s->ckpt_mu, NULL);
     if (rc == 0) {
-        rc = pthread_create(&s->ckpt, NULL, checkpointer_main, s);
+        rc = pthread_cond_init(&s->ckpt_cv, NULL);
+        if (rc == 0) {
+            rc = pthread_create(&s->ckpt, NULL, checkpointer_main, s);
+            if (rc != 0)
+                pthread_cond_destroy(&s->ckpt_cv);
+        }
         if (rc != 0)
-            pthread_cond_destroy(&s->ckpt_cv);
+            pthread_mutex_destroy(&s->ckpt_mu);
     }
     if (rc != 0) {
         tg_store_set_err(err, errlen, "sqlite store %s: cannot start the checkpointer: %s", s->path,
@@ -309,55 +294,20 @@ static int start_checkpointer(struct sq_store *s, char *err, size_t errlen)
     return TG_OK;
 }
 
-static int start_writer(struct sq_store *s, char *err, size_t errlen)
-{
-    int rc = pthread_mutex_init(&s->mu, NULL);
-    if (rc == 0) {
-        rc = pthread_cond_init(&s->work_cv, NULL);
-        if (rc == 0) {
-            rc = pthread_cond_init(&s->done_cv, NULL);
-            if (rc != 0)
-                pthread_cond_destroy(&s->work_cv);
-        }
-        if (rc != 0)
-            pthread_mutex_destroy(&s->mu);
-    }
-    if (rc == 0) {
-        s->sync_ready = true;
-        rc = pthread_create(&s->writer, NULL, sq_writer_main, s);
-    }
-    if (rc != 0) {
-        tg_store_set_err(err, errlen, "sqlite store %s: cannot start the writer thread: %s",
-                         s->path, strerror(rc));
-        return TG_E_INTERNAL;
-    }
-    return TG_OK;
-}
-
-static void sq_close(struct tg_store *st);
-
 static int sq_open(const char *path, const struct tg_store_privacy *priv, struct tg_store **out,
                    char *err, size_t errlen)
 {
     struct sq_store *s = tg_calloc(1, sizeof(*s));
     int rc = TG_OK;
 
-    if (s) {
-        s->commit_fd = -1;
+    if (s)
         s->path = tg_strdup(path);
-    }
     if (!s || !s->path) {
         tg_store_set_err(err, errlen, "sqlite store %s: out of memory", path);
         rc = TG_E_NOMEM;
         goto out;
     }
     s->base.ops = &tg_store_sqlite_ops;
-    s->commit_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (s->commit_fd < 0) {
-        tg_store_set_err(err, errlen, "sqlite store %s: eventfd: %s", path, strerror(errno));
-        rc = TG_E_IO;
-        goto out;
-    }
     rc = open_conn(s, &s->wdb, true, err, errlen);
     s->priv = priv;
     if (rc == TG_OK)
@@ -372,11 +322,7 @@ static int sq_open(const char *path, const struct tg_store_privacy *priv, struct
     if (rc == TG_OK)
         rc = prepare_all(s, s->rdb, read_sql, s->r, R__COUNT, err, errlen);
     if (rc == TG_OK)
-        rc = start_writer(s, err, errlen);
-    if (rc == TG_OK && (rc = start_checkpointer(s, err, errlen)) != TG_OK) {
-        sq_close(&s->base); /* stops the writer and frees the store */
-        return rc;
-    }
+        rc = start_checkpointer(s, err, errlen);
 out:
     if (rc == TG_OK)
         *out = &s->base;
@@ -385,31 +331,24 @@ out:
     return rc;
 }
 
+/* The write queue has stopped (store.c): nothing writes any more. */
 static void sq_close(struct tg_store *st)
 {
-    struct sq_store *s = sq(st);
-
-    pthread_mutex_lock(&s->mu);
-    s->stop = true;
-    pthread_cond_signal(&s->work_cv);
-    pthread_mutex_unlock(&s->mu);
-    pthread_join(s->writer, NULL);
-    if (s->err != TG_OK)
-        tg_warn("store %s: closed after a write error (%s)", s->path, tg_err_name(s->err));
-    sq_free(s);
+    sq_free(sq(st));
 }
 
-/* Stop the checkpointer (the writer has stopped: nothing asks for more). */
+/* Stop the checkpointer (the queue has stopped: nothing asks for more). */
 static void stop_checkpointer(struct sq_store *s)
 {
     if (!s->ckpt_started)
         return;
-    pthread_mutex_lock(&s->mu);
+    pthread_mutex_lock(&s->ckpt_mu);
     s->ckpt_stop = true;
     pthread_cond_signal(&s->ckpt_cv);
-    pthread_mutex_unlock(&s->mu);
+    pthread_mutex_unlock(&s->ckpt_mu);
     pthread_join(s->ckpt, NULL);
     pthread_cond_destroy(&s->ckpt_cv);
+    pthread_mutex_destroy(&s->ckpt_mu);
     s->ckpt_started = false;
 }
 
@@ -417,24 +356,12 @@ const struct tg_store_ops tg_store_sqlite_ops = {
     .kind = "sqlite",
     .open = sq_open,
     .close = sq_close,
-    .flush = sq_flush,
-    .ticket = sq_ticket,
-    .committed = sq_committed,
-    .commit_fd = sq_commit_fd,
-    .commit_drain = sq_commit_drain,
-    .conversation_put = sq_conversation_put,
-    .message_add = sq_message_add,
-    .turn_put = sq_turn_put,
-    .set_group_commit = sq_set_group_commit,
-    .blob_put = sq_blob_put,
+    .run_batch = sq_run_batch,
     .blob_get = sq_blob_get,
     .blob_list = sq_blob_list,
-    .review_put = sq_review_put,
-    .handoff_add = sq_handoff_add,
     .review_scan = sq_review_scan,
     .review_facts = sq_review_facts,
     .handoff_list = sq_handoff_list,
-    .audit_put = sq_audit_put,
     .conversation_latest = sq_conversation_latest,
     .conversation_get = sq_conversation_get,
     .messages = sq_messages,

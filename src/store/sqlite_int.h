@@ -17,8 +17,6 @@
 #include <sqlite3.h>
 
 #define BUSY_TIMEOUT_MS 5000
-#define QUEUE_MAX_BYTES ((size_t)64 << 20)
-#define JOB_MAX_BYTES ((size_t)32 << 20) /* one write larger than this is refused */
 
 /* ------------------------------------------------------------ statements */
 
@@ -61,58 +59,6 @@ enum rstmt {
     R__COUNT
 };
 
-/* ------------------------------------------------------------ jobs */
-
-enum job_kind {
-    JOB_CONVERSATION,
-    JOB_MESSAGE,
-    JOB_TURN,
-    JOB_REVIEW,
-    JOB_AUDIT,
-    JOB_BLOB,
-    JOB_HANDOFF
-};
-
-struct job_blob {
-    const char *key;
-    const char *data; /* NULL: delete the key */
-    size_t len;
-    int64_t ts_ms;
-};
-
-struct job_turn {
-    const char *id;
-    const char *conversation_id;
-    const char *decision;
-    const char *record;
-    size_t record_len;
-    int64_t created_ms;
-    int64_t audit_idx; /* -1: the record is in record */
-};
-
-struct job_review {
-    struct tg_review_row row;
-    const char *task;
-    size_t task_len;
-};
-
-/* One queued write.  Every pointer inside u points into extra[]. */
-struct job {
-    struct job *next;
-    enum job_kind kind;
-    size_t size; /* counted against QUEUE_MAX_BYTES */
-    union {
-        struct tg_conversation conv;
-        struct tg_message msg;
-        struct job_turn turn;
-        struct job_review review;
-        struct tg_audit_row audit;
-        struct job_blob blob;
-        struct tg_handoff_msg handoff;
-    } u;
-    char extra[];
-};
-
 /* ------------------------------------------------------------ the handle */
 
 struct sq_store {
@@ -124,28 +70,14 @@ struct sq_store {
     sqlite3_stmt *r[R__COUNT];
     int64_t audit_next; /* writer's view of the next audit index */
 
-    bool sync_ready;
-    pthread_t writer;
-    pthread_mutex_t mu;     /* guards everything below */
-    pthread_cond_t work_cv; /* jobs queued or stop requested */
-    pthread_cond_t done_cv; /* a batch finished */
-    struct job *head, *tail;
-    size_t queued_bytes;
-    uint64_t enqueued;  /* jobs ever queued */
-    uint64_t committed; /* jobs ever finished by the writer */
-    int err;            /* first write error, sticky */
-    bool stop;
-    int64_t group_ns; /* wait this long for more jobs before a commit */
-    int flushers;     /* callers blocked in flush: commit at once */
-    uint64_t wanted;  /* the highest ticket someone waits for: commit at once */
     /* checkpoints run on a thread of their own, so no reply waits for one */
     sqlite3 *cdb; /* the checkpointer's connection */
     pthread_t ckpt;
-    pthread_cond_t ckpt_cv; /* a checkpoint is wanted, or stop */
+    pthread_mutex_t ckpt_mu; /* guards the three flags below */
+    pthread_cond_t ckpt_cv;  /* a checkpoint is wanted, or stop */
     bool ckpt_started;
     bool ckpt_wanted;
     bool ckpt_stop;
-    int commit_fd; /* eventfd: readable after every commit (-1 before open) */
     /* the opener's privacy hooks, during sq_open only */
     const struct tg_store_privacy *priv;
 };
@@ -264,33 +196,12 @@ int sq_query_text(sqlite3 *db, const char *sql, char *val, size_t size);
  * message in err; nothing changes on failure. */
 int sq_migrate(struct sq_store *s, char *err, size_t errlen);
 
-/* sqlite_writer.c: the writer thread's body (arg: the store), which
- * commits queued jobs until asked to stop with the queue empty. */
-void *sq_writer_main(void *arg);
-/* sqlite_writer.c: free a list of jobs. */
-void sq_free_jobs(struct job *j);
-
 /*
  * The backend's ops, as store_int.h states them (tg_store_sqlite_ops lists
- * them).  Writes (sqlite_writer.c) queue a copy of their arguments for the
- * writer thread; reads (sqlite_reads.c) run on the caller's connection.
+ * them).  sqlite_writer.c commits the write queue's batches on the write
+ * connection; reads (sqlite_reads.c) run on the caller's connection.
  */
-int sq_conversation_put(struct tg_store *st, const struct tg_conversation *c);
-int sq_message_add(struct tg_store *st, const struct tg_message *m);
-int sq_turn_put(struct tg_store *st, const char *turn_id, const char *conversation_id,
-                const char *decision, int64_t created_ms, const char *record, size_t rl,
-                int64_t audit_idx);
-int sq_review_put(struct tg_store *st, const struct tg_review_row *r, const json_t *task);
-int sq_handoff_add(struct tg_store *st, const struct tg_handoff_msg *m);
-int sq_audit_put(struct tg_store *st, const struct tg_audit_row *row);
-void sq_set_group_commit(struct tg_store *st, int64_t ms);
-int sq_blob_put(struct tg_store *st, const char *key, const void *data, size_t len);
-int sq_flush(struct tg_store *st);
-uint64_t sq_ticket(struct tg_store *st);
-uint64_t sq_committed(struct tg_store *st, int *err);
-int sq_commit_fd(struct tg_store *st);
-void sq_commit_drain(struct tg_store *st);
-
+int sq_run_batch(struct tg_store *st, const struct job *batch);
 int sq_conversation_latest(struct tg_store *st, const char *customer_id,
                            struct tg_conversation *out);
 int sq_conversation_get(struct tg_store *st, const char *id, struct tg_conversation *out);

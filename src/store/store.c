@@ -11,21 +11,20 @@
 #include <string.h>
 
 /*
- * Known uri schemes, tried in order.  A NULL ops names a backend this build
- * lacks.  keep_prefix hands the whole uri to the backend (libpq parses
- * "postgres://" itself); otherwise only what follows the prefix is passed.
+ * Known uri schemes, tried in order.  keep_prefix hands the whole uri to
+ * the backend (libpq parses "postgres://" itself); otherwise only what
+ * follows the prefix is passed.
  */
 struct backend {
     const char *prefix;
     const struct tg_store_ops *ops;
     bool keep_prefix;
-    const char *missing;
 };
 
 static const struct backend backends[] = {
     {.prefix = "sqlite:", .ops = &tg_store_sqlite_ops},
-    {.prefix = "postgres://", .missing = "the PostgreSQL backend is not built yet"},
-    {.prefix = "postgresql://", .missing = "the PostgreSQL backend is not built yet"},
+    {.prefix = "postgres://", .ops = &tg_store_postgres_ops, .keep_prefix = true},
+    {.prefix = "postgresql://", .ops = &tg_store_postgres_ops, .keep_prefix = true},
 };
 
 void tg_store_set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -51,6 +50,13 @@ static bool unknown_scheme(const char *uri)
     return n > 0 && strncmp(uri + n, "://", 3) == 0;
 }
 
+/* The queue's writer hands batches to the store's backend. */
+static int run_batch(void *arg, const struct job *batch)
+{
+    struct tg_store *st = arg;
+    return st->ops->run_batch(st, batch);
+}
+
 int tg_store_open(const char *uri, struct tg_store **out, char *err, size_t errlen)
 {
     return tg_store_open_private(uri, NULL, out, err, errlen);
@@ -71,11 +77,6 @@ int tg_store_open_private(const char *uri, const struct tg_store_privacy *priv,
     for (size_t i = 0; i < TG_ARRAY_LEN(backends) && !be; i++) {
         if (tg_str_has_prefix(uri, backends[i].prefix))
             be = &backends[i];
-    }
-    if (be && !be->ops) {
-        tg_store_set_err(err, errlen, "store: %s", be->missing);
-        rc = TG_E_CONFIG;
-        goto out;
     }
     if (!be) {
         if (unknown_scheme(uri)) {
@@ -98,8 +99,15 @@ int tg_store_open_private(const char *uri, const struct tg_store_privacy *priv,
         goto out;
     }
     rc = be->ops->open(target, priv, out, err, errlen);
-    if (rc == TG_OK && priv)
+    if (rc != TG_OK)
+        goto out;
+    if (priv)
         (*out)->priv = *priv;
+    rc = tg_wq_start(&(*out)->wq, be->ops->kind, run_batch, *out, err, errlen);
+    if (rc != TG_OK) {
+        be->ops->close(*out);
+        *out = NULL;
+    }
 out:
     return rc;
 }
@@ -181,6 +189,9 @@ void tg_store_close(struct tg_store *st)
     if (!st)
         return;
     struct tg_store_privacy priv = st->priv;
+    int rc = tg_wq_stop(&st->wq);
+    if (rc != TG_OK)
+        tg_warn("store %s: closed after a write error (%s)", st->ops->kind, tg_err_name(rc));
     st->ops->close(st);
     if (priv.release)
         priv.release(priv.arg);
@@ -195,31 +206,32 @@ int tg_store_flush(struct tg_store *st)
 {
     if (!st)
         return TG_E_INVAL;
-    return st->ops->flush(st);
+    return tg_wq_flush(&st->wq);
 }
 
 uint64_t tg_store_ticket(struct tg_store *st)
 {
-    return st && st->ops->ticket ? st->ops->ticket(st) : 0;
+    return st ? tg_wq_ticket(&st->wq) : 0;
 }
 
 uint64_t tg_store_committed(struct tg_store *st, int *err)
 {
-    if (st && st->ops->committed)
-        return st->ops->committed(st, err);
-    *err = st ? tg_store_flush(st) : TG_E_INVAL;
-    return tg_store_ticket(st);
+    if (!st) {
+        *err = TG_E_INVAL;
+        return 0;
+    }
+    return tg_wq_committed(&st->wq, err);
 }
 
 int tg_store_commit_fd(struct tg_store *st)
 {
-    return st && st->ops->commit_fd ? st->ops->commit_fd(st) : -1;
+    return st ? tg_wq_commit_fd(&st->wq) : -1;
 }
 
 void tg_store_commit_drain(struct tg_store *st)
 {
-    if (st && st->ops->commit_drain)
-        st->ops->commit_drain(st);
+    if (st)
+        tg_wq_commit_drain(&st->wq);
 }
 
 /* ------------------------------------------------------------ writes */
@@ -233,7 +245,7 @@ int tg_store_conversation_put(struct tg_store *st, const struct tg_conversation 
         return TG_E_INVAL;
     pc = *c;
     rc = c->customer_id[0] ? tg_store_pseudonym(st, c->customer_id, pc.customer_id) : TG_OK;
-    return rc ? rc : st->ops->conversation_put(st, &pc);
+    return rc ? rc : tg_wq_conversation_put(&st->wq, &pc);
 }
 
 /* True when s is valid UTF-8 throughout (what a JSON reader can give back). */
@@ -254,21 +266,21 @@ int tg_store_message_add(struct tg_store *st, const struct tg_message *m)
         !field_ok(m->turn_id, sizeof(m->turn_id), false) || !utf8_ok(m->role) ||
         !utf8_ok(m->content))
         return TG_E_INVAL;
-    return st->ops->message_add(st, m);
+    return tg_wq_message_add(&st->wq, m);
 }
 
 int tg_store_blob_put(struct tg_store *st, const char *key, const void *data, size_t len)
 {
     if (!st || !key || !key[0] || (!data && len))
         return TG_E_INVAL;
-    return st->ops->blob_put(st, key, data ? data : "", len);
+    return tg_wq_blob_put(&st->wq, key, data ? data : "", len);
 }
 
 int tg_store_blob_delete(struct tg_store *st, const char *key)
 {
     if (!st || !key || !key[0])
         return TG_E_INVAL;
-    return st->ops->blob_put(st, key, NULL, 0);
+    return tg_wq_blob_put(&st->wq, key, NULL, 0);
 }
 
 int tg_store_blob_get(struct tg_store *st, const char *key, char **data, size_t *len)
@@ -287,8 +299,8 @@ int tg_store_blob_list(struct tg_store *st, const char *prefix, size_t limit, js
 
 void tg_store_set_group_commit(struct tg_store *st, int64_t ms)
 {
-    if (st && st->ops->set_group_commit)
-        st->ops->set_group_commit(st, ms);
+    if (st)
+        tg_wq_set_group_commit(&st->wq, ms);
 }
 
 int tg_store_turn_put_text(struct tg_store *st, const char *turn_id, const char *conversation_id,
@@ -297,7 +309,7 @@ int tg_store_turn_put_text(struct tg_store *st, const char *turn_id, const char 
     if (!st || !turn_id || !turn_id[0] || !conversation_id || !decision || !record || !len ||
         record[0] != '{')
         return TG_E_INVAL;
-    return st->ops->turn_put(st, turn_id, conversation_id, decision, created_ms, record, len, -1);
+    return tg_wq_turn_put(&st->wq, turn_id, conversation_id, decision, created_ms, record, len, -1);
 }
 
 int tg_store_turn_put_leaf(struct tg_store *st, const char *turn_id, const char *conversation_id,
@@ -306,8 +318,8 @@ int tg_store_turn_put_leaf(struct tg_store *st, const char *turn_id, const char 
     if (!st || !turn_id || !turn_id[0] || !conversation_id || !decision ||
         audit_index > (uint64_t)INT64_MAX)
         return TG_E_INVAL;
-    return st->ops->turn_put(st, turn_id, conversation_id, decision, created_ms, "", 0,
-                             (int64_t)audit_index);
+    return tg_wq_turn_put(&st->wq, turn_id, conversation_id, decision, created_ms, "", 0,
+                          (int64_t)audit_index);
 }
 
 int tg_store_turn_put(struct tg_store *st, const char *turn_id, const char *conversation_id,
@@ -346,7 +358,7 @@ int tg_store_review_put(struct tg_store *st, const struct tg_review_row *r, cons
     copy = json_deep_copy(task);
     rc = copy ? tg_store_private_task(&st->priv, copy, false) : TG_E_NOMEM;
     if (rc == TG_OK)
-        rc = st->ops->review_put(st, &row, copy);
+        rc = tg_wq_review_put(&st->wq, &row, copy);
     json_decref(copy);
     return rc;
 }
@@ -365,7 +377,7 @@ int tg_store_handoff_add(struct tg_store *st, const struct tg_handoff_msg *m)
     rc = mask_with(&st->priv, m->text, strlen(m->text), &b);
     pm.text = b.data ? b.data : "";
     if (rc == TG_OK)
-        rc = st->ops->handoff_add(st, &pm);
+        rc = tg_wq_handoff_add(&st->wq, &pm);
     tg_buf_free(&b);
     return rc;
 }
@@ -374,7 +386,7 @@ int tg_store_audit_put(struct tg_store *st, const struct tg_audit_row *row)
 {
     if (!st || !row || (!row->data && row->len) || row->index > (uint64_t)INT64_MAX)
         return TG_E_INVAL;
-    return st->ops->audit_put(st, row);
+    return tg_wq_audit_put(&st->wq, row);
 }
 
 /* ------------------------------------------------------------ reads */

@@ -6,13 +6,16 @@
  * dispatching, so a backend may assume non-NULL pointers and the string
  * arguments store.h requires.  A backend allocates its own handle with
  * `struct tg_store` as its first member and sets `ops`; store.c never looks
- * further inside it.  Adding PostgreSQL means one new ops table and one new
- * line in store.c's backend list; callers do not change.
+ * further inside it.  Writes go through the queue every backend shares
+ * (wqueue.h): the backend commits batches of them (run_batch) and answers
+ * reads.  A backend is one ops table and one line in store.c's backend
+ * list; callers do not change.
  */
 #ifndef TG_STORE_INT_H
 #define TG_STORE_INT_H
 
 #include "store/store.h"
+#include "store/wqueue.h"
 
 struct tg_store_ops {
     const char *kind; /* returned by tg_store_kind() */
@@ -24,28 +27,13 @@ struct tg_store_ops {
     int (*open)(const char *target, const struct tg_store_privacy *priv, struct tg_store **out,
                 char *err, size_t errlen);
     void (*close)(struct tg_store *st);
-    int (*flush)(struct tg_store *st);
+    /* Commit a batch of queued writes (wqueue.h) in one transaction, on
+     * the queue's writer thread: TG_OK or the first error.  Writes reach
+     * a backend only this way. */
+    int (*run_batch)(struct tg_store *st, const struct job *batch);
 
-    int (*conversation_put)(struct tg_store *st, const struct tg_conversation *c);
-    int (*message_add)(struct tg_store *st, const struct tg_message *m);
-    /* Acknowledgement tickets (store.h); NULL for a backend whose writes commit at once. */
-    uint64_t (*ticket)(struct tg_store *st);
-    uint64_t (*committed)(struct tg_store *st, int *err);
-    int (*commit_fd)(struct tg_store *st);
-    void (*commit_drain)(struct tg_store *st);
-    /* Optional: how long the writer may wait for more jobs before it commits. */
-    void (*set_group_commit)(struct tg_store *st, int64_t ms);
-    int (*blob_put)(struct tg_store *st, const char *key, const void *data, size_t len);
     int (*blob_get)(struct tg_store *st, const char *key, char **data, size_t *len);
     int (*blob_list)(struct tg_store *st, const char *prefix, size_t limit, json_t **out);
-    int (*turn_put)(struct tg_store *st, const char *turn_id, const char *conversation_id,
-                    const char *decision, int64_t created_ms, const char *record, size_t len,
-                    int64_t audit_idx);
-    /* task is already private (store.c) and r->conversation_id filled in. */
-    int (*review_put)(struct tg_store *st, const struct tg_review_row *r, const json_t *task);
-    /* text is already masked (store.c). */
-    int (*handoff_add)(struct tg_store *st, const struct tg_handoff_msg *m);
-    int (*audit_put)(struct tg_store *st, const struct tg_audit_row *row);
 
     int (*conversation_latest)(struct tg_store *st, const char *customer_id,
                                struct tg_conversation *out);
@@ -71,10 +59,12 @@ struct tg_store_ops {
 };
 
 /* The part of every backend's handle that store.c knows about.  store.c
- * sets priv after the backend's open returns. */
+ * sets priv and starts the write queue after the backend's open returns,
+ * and stops the queue before the backend's close. */
 struct tg_store {
     const struct tg_store_ops *ops;
     struct tg_store_privacy priv; /* hooks, or all NULL */
+    struct tg_wqueue wq;
 };
 
 /*
@@ -93,5 +83,6 @@ void tg_store_set_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 extern const struct tg_store_ops tg_store_sqlite_ops;
+extern const struct tg_store_ops tg_store_postgres_ops;
 
 #endif

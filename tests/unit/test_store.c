@@ -23,6 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "store/store.h"
@@ -92,6 +93,77 @@ static void sqlite_fini(struct env *e)
     remove_tree(e->dir);
 }
 
+/*
+ * PostgreSQL: a scratch database per case on the server whose libpq uri
+ * the file $TG_TEST_PG_URI_FILE holds (scripts/pg-test.sh, started by
+ * ctest's fixture "pg"); skipped when the variable is unset.
+ */
+static char pg_admin[512];
+
+static bool pg_available(void)
+{
+    const char *file = getenv("TG_TEST_PG_URI_FILE");
+    FILE *f = file ? fopen(file, "r") : NULL;
+    if (!f)
+        return false;
+    if (!fgets(pg_admin, sizeof(pg_admin), f))
+        pg_admin[0] = '\0';
+    fclose(f);
+    pg_admin[strcspn(pg_admin, "\r\n")] = '\0';
+    return pg_admin[0] != '\0';
+}
+
+/* The admin uri with its database replaced by db. */
+static void pg_uri_for(const char *db, char *out, size_t n)
+{
+    const char *auth = strstr(pg_admin, "://");
+    const char *slash = auth ? strchr(auth + 3, '/') : NULL;
+    const char *rest = slash ? slash + strcspn(slash, "?") : "";
+    int head = slash ? (int)(slash - pg_admin) : (int)strlen(pg_admin);
+    snprintf(out, n, "%.*s/%s%s", head, pg_admin, db, rest);
+}
+
+static int pg_admin_exec(const char *sql)
+{
+    PGconn *c = PQconnectdb(pg_admin);
+    PGresult *res = PQstatus(c) == CONNECTION_OK ? PQexec(c, sql) : NULL;
+    ExecStatusType st = PQresultStatus(res);
+    int rc = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : -1;
+    if (rc)
+        print_error("%s: %s\n", sql, PQerrorMessage(c));
+    PQclear(res);
+    PQfinish(c);
+    return rc;
+}
+
+static int pg_init(struct env *e)
+{
+    static int seq;
+    char sql[512];
+    snprintf(e->dir, sizeof(e->dir), "tg_store_%d_%d", (int)getpid(), seq++);
+    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", e->dir);
+    if (pg_admin_exec(sql) != 0)
+        return -1;
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", e->dir);
+    if (pg_admin_exec(sql) != 0)
+        return -1;
+    pg_uri_for(e->dir, e->uri, sizeof(e->uri));
+    return 0;
+}
+
+static void pg_bad_uri(struct env *e, char *uri, size_t n, char *hint, size_t hn)
+{
+    snprintf(hint, hn, "%s_missing", e->dir);
+    pg_uri_for(hint, uri, n);
+}
+
+static void pg_fini(struct env *e)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", e->dir);
+    pg_admin_exec(sql);
+}
+
 static const struct opener openers[] = {
     {
         .name = "sqlite",
@@ -99,6 +171,13 @@ static const struct opener openers[] = {
         .init = sqlite_init,
         .bad_uri = sqlite_bad_uri,
         .fini = sqlite_fini,
+    },
+    {
+        .name = "postgres",
+        .available = pg_available,
+        .init = pg_init,
+        .bad_uri = pg_bad_uri,
+        .fini = pg_fini,
     },
 };
 
@@ -1038,7 +1117,78 @@ struct conformance_case {
     void (*run)(struct env *e);
 };
 
+struct facts_seen {
+    int n;
+    char line[512];
+};
+
+static int facts_cb(void *ctx, const struct tg_review_facts *f)
+{
+    struct facts_seen *s = ctx;
+    size_t len = strlen(s->line);
+    snprintf(s->line + len, sizeof(s->line) - len, "%s%s:%s:%s:%s:%lld:%lld:%s:%s", s->n++ ? " " : "",
+             f->state, f->queue, f->original_queue, f->kind, (long long)f->created_ms,
+             (long long)f->decided_ms, f->actor, f->action);
+    return TG_OK;
+}
+
+/* Statistics read open tasks of any age and the rest since a time, a few
+ * facts of each, without the task being parsed. */
+static void t_review_facts(struct env *e)
+{
+    struct tg_review_row r = review("rev_old", "pending", 1, 50);
+    r.updated_ms = 10;
+    json_t *t = json_pack("{s:s, s:s, s:s, s:I}", "id", "rev_old", "kind", "review", "queue",
+                          "wealth", "created_ms", (json_int_t)5);
+    assert_int_equal(tg_store_review_put(e->st, &r, t), TG_OK);
+    json_decref(t);
+    r = review("rev_done", "decided", 1, 5000);
+    r.updated_ms = 4000;
+    t = json_pack("{s:s, s:s, s:I, s:{s:s, s:s, s:I}}", "id", "rev_done", "kind", "review",
+                  "created_ms", (json_int_t)3000, "decision", "action", "approve", "actor", "rex",
+                  "at", (json_int_t)3900);
+    assert_int_equal(tg_store_review_put(e->st, &r, t), TG_OK);
+    json_decref(t);
+    r = review("rev_gone", "handed_off", 1, 20);
+    r.updated_ms = 20; /* before the window: not read */
+    tg_strlcpy(r.queue, "human_agent", sizeof(r.queue));
+    t = json_pack("{s:s, s:s, s:s, s:I}", "id", "rev_gone", "kind", "review", "original_queue",
+                  "claims", "created_ms", (json_int_t)1);
+    assert_int_equal(tg_store_review_put(e->st, &r, t), TG_OK);
+    json_decref(t);
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+
+    struct facts_seen seen = {0};
+    assert_int_equal(tg_store_review_facts(e->st, 1000, facts_cb, &seen), TG_OK);
+    assert_int_equal(seen.n, 2);
+    assert_non_null(strstr(seen.line, "pending:refunds::review:5:0::"));
+    assert_non_null(strstr(seen.line, "decided:refunds::review:3000:3900:rex:approve"));
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(tg_store_review_facts(e->st, 0, facts_cb, &seen), TG_OK);
+    assert_int_equal(seen.n, 3);
+    assert_non_null(strstr(seen.line, "handed_off:human_agent:claims:review:1:0::"));
+    assert_int_equal(tg_store_review_facts(e->st, 0, NULL, NULL), TG_E_INVAL);
+}
+
+/* A write that fails loses itself, not the writes committed beside it. */
+static void t_failed_write_keeps_its_batch(struct env *e)
+{
+    struct tg_conversation c = conv("conv_b", "cust_2", 1, 2, 1, 0), got;
+
+    tg_store_set_group_commit(e->st, 200); /* the three writes share one batch */
+    put_conv(e, &c);
+    put_leaf(e, 3); /* a gap: refused */
+    add_msg(e, "conv_b", "turn_1", "user", "still here", 5);
+    assert_int_equal(tg_store_flush(e->st), TG_E_CONFLICT);
+    assert_int_equal(tg_store_conversation_get(e->st, "conv_b", &got), TG_OK);
+    assert_int_equal(got.turns, 1);
+    assert_int_equal(message_count(e, "conv_b"), 1);
+    assert_int_equal(audit_size(e), 0);
+}
+
 static const struct conformance_case cases[] = {
+    {"failed_write_keeps_its_batch", t_failed_write_keeps_its_batch},
+    {"review_facts", t_review_facts},
     {"reopen_keeps_data", t_reopen_keeps_data},
     {"conversation_put_get_latest", t_conversation_put_get_latest},
     {"message_order_and_limit", t_message_order_and_limit},
@@ -1121,17 +1271,50 @@ static int run_conformance(const struct opener *op)
 
 /* ------------------------------------------------------------ uri dispatch (store.c) */
 
-static void test_postgres_not_built(void **state)
+/* Connections the server drops (a restart, a killed backend) are opened
+ * again: a read runs once more, a batch is run again, nothing is lost. */
+static void test_postgres_reconnects(void **state)
 {
-    static const char *uris[] = {"postgres://tg@localhost/trustgate",
-                                 "postgresql://localhost:5432/trustgate"};
+    struct env e = {.op = &openers[1]};
+    struct tg_conversation c = conv("conv_r", "cust_r", 1, 2, 3, 0), got;
+    char sql[512];
+    (void)state;
+    if (!pg_available())
+        skip();
+    assert_int_equal(pg_init(&e), 0);
+    open_store(&e);
+    put_conv(&e, &c);
+    assert_int_equal(tg_store_flush(e.st), TG_OK);
+    snprintf(sql, sizeof(sql),
+             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s'",
+             e.dir);
+    assert_int_equal(pg_admin_exec(sql), 0);
+    assert_int_equal(tg_store_conversation_get(e.st, "conv_r", &got), TG_OK);
+    assert_int_equal(got.turns, 3);
+    add_msg(&e, "conv_r", "turn_1", "user", "after the restart", 4);
+    put_leaf(&e, 0);
+    assert_int_equal(tg_store_flush(e.st), TG_OK);
+    assert_int_equal(message_count(&e, "conv_r"), 1);
+    assert_int_equal(audit_size(&e), 1);
+    tg_store_close(e.st);
+    pg_fini(&e);
+}
+
+/* A server that is not there: the open fails at once, naming the uri
+ * without its password. */
+static void test_postgres_unreachable(void **state)
+{
+    static const char *uris[] = {"postgres://tg:secret@127.0.0.1:1/trustgate",
+                                 "postgresql://127.0.0.1:1/trustgate?password=secret"};
     (void)state;
     for (size_t i = 0; i < TG_ARRAY_LEN(uris); i++) {
-        char err[256] = "";
+        char err[512] = "";
         struct tg_store *st = NULL;
-        assert_int_equal(tg_store_open(uris[i], &st, err, sizeof(err)), TG_E_CONFIG);
+        assert_int_equal(tg_store_open(uris[i], &st, err, sizeof(err)), TG_E_DB);
         assert_null(st);
-        assert_non_null(strstr(err, "PostgreSQL"));
+        assert_non_null(strstr(err, "cannot connect"));
+        assert_non_null(strstr(err, "127.0.0.1:1/trustgate"));
+        assert_null(strstr(err, "secret"));
     }
 }
 
@@ -1206,61 +1389,6 @@ static int64_t pragma_int(sqlite3 *db, const char *sql)
         v = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     return v;
-}
-
-struct facts_seen {
-    int n;
-    char line[512];
-};
-
-static int facts_cb(void *ctx, const struct tg_review_facts *f)
-{
-    struct facts_seen *s = ctx;
-    size_t len = strlen(s->line);
-    snprintf(s->line + len, sizeof(s->line) - len, "%s%s:%s:%s:%s:%lld:%lld:%s:%s", s->n++ ? " " : "",
-             f->state, f->queue, f->original_queue, f->kind, (long long)f->created_ms,
-             (long long)f->decided_ms, f->actor, f->action);
-    return TG_OK;
-}
-
-/* Statistics read open tasks of any age and the rest since a time, a few
- * facts of each, without the task being parsed. */
-static void test_sqlite_review_facts(void **state)
-{
-    struct env *e = *state;
-    open_store(e);
-    struct tg_review_row r = review("rev_old", "pending", 1, 50);
-    r.updated_ms = 10;
-    json_t *t = json_pack("{s:s, s:s, s:s, s:I}", "id", "rev_old", "kind", "review", "queue",
-                          "wealth", "created_ms", (json_int_t)5);
-    assert_int_equal(tg_store_review_put(e->st, &r, t), TG_OK);
-    json_decref(t);
-    r = review("rev_done", "decided", 1, 5000);
-    r.updated_ms = 4000;
-    t = json_pack("{s:s, s:s, s:I, s:{s:s, s:s, s:I}}", "id", "rev_done", "kind", "review",
-                  "created_ms", (json_int_t)3000, "decision", "action", "approve", "actor", "rex",
-                  "at", (json_int_t)3900);
-    assert_int_equal(tg_store_review_put(e->st, &r, t), TG_OK);
-    json_decref(t);
-    r = review("rev_gone", "handed_off", 1, 20);
-    r.updated_ms = 20; /* before the window: not read */
-    tg_strlcpy(r.queue, "human_agent", sizeof(r.queue));
-    t = json_pack("{s:s, s:s, s:s, s:I}", "id", "rev_gone", "kind", "review", "original_queue",
-                  "claims", "created_ms", (json_int_t)1);
-    assert_int_equal(tg_store_review_put(e->st, &r, t), TG_OK);
-    json_decref(t);
-    assert_int_equal(tg_store_flush(e->st), TG_OK);
-
-    struct facts_seen seen = {0};
-    assert_int_equal(tg_store_review_facts(e->st, 1000, facts_cb, &seen), TG_OK);
-    assert_int_equal(seen.n, 2);
-    assert_non_null(strstr(seen.line, "pending:refunds::review:5:0::"));
-    assert_non_null(strstr(seen.line, "decided:refunds::review:3000:3900:rex:approve"));
-    memset(&seen, 0, sizeof(seen));
-    assert_int_equal(tg_store_review_facts(e->st, 0, facts_cb, &seen), TG_OK);
-    assert_int_equal(seen.n, 3);
-    assert_non_null(strstr(seen.line, "handed_off:human_agent:claims:review:1:0::"));
-    assert_int_equal(tg_store_review_facts(e->st, 0, NULL, NULL), TG_E_INVAL);
 }
 
 static void test_sqlite_file_settings(void **state)
@@ -1455,13 +1583,12 @@ static void test_sqlite_not_a_database(void **state)
 int main(void)
 {
     const struct CMUnitTest dispatch[] = {
-        cmocka_unit_test(test_postgres_not_built),
+        cmocka_unit_test(test_postgres_unreachable),
+        cmocka_unit_test(test_postgres_reconnects),
         cmocka_unit_test(test_bad_uris),
         cmocka_unit_test_setup_teardown(test_bare_path_is_sqlite, sqlite_env_setup,
                                         sqlite_env_teardown),
         cmocka_unit_test_setup_teardown(test_sqlite_file_settings, sqlite_env_setup,
-                                        sqlite_env_teardown),
-        cmocka_unit_test_setup_teardown(test_sqlite_review_facts, sqlite_env_setup,
                                         sqlite_env_teardown),
         cmocka_unit_test_setup_teardown(test_sqlite_not_a_database, sqlite_env_setup,
                                         sqlite_env_teardown),

@@ -1,0 +1,395 @@
+/*
+ * wqueue.c - the write queue of every store backend (wqueue.h): jobs made
+ * from the public writes' arguments, the writer thread that hands them to
+ * the backend in batches, and the tickets, flush and eventfd that report
+ * its progress.
+ */
+#include "store/store_int.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Copy n bytes plus a terminating NUL to *cur and advance it. */
+static char *pack(char **cur, const void *p, size_t n)
+{
+    char *d = *cur;
+    if (n)
+        memcpy(d, p, n);
+    d[n] = '\0';
+    *cur = d + n + 1;
+    return d;
+}
+
+static void free_jobs(struct job *j)
+{
+    while (j) {
+        struct job *next = j->next;
+        tg_free(j);
+        j = next;
+    }
+}
+
+/*
+ * Let more jobs join the batch: one commit (one sync point, one
+ * transaction) then serves every turn of the window.  Replies never wait
+ * for it; only durability is later, by at most the window.  Called with
+ * the mutex held; a flush or a stop ends the window early.
+ */
+static void group_window(struct tg_wqueue *q)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    int64_t ns = dl.tv_nsec + q->group_ns;
+    dl.tv_sec += (time_t)(ns / 1000000000);
+    dl.tv_nsec = (long)(ns % 1000000000);
+    while (!q->stop && !q->flushers && q->wanted <= q->committed &&
+           q->queued_bytes < WQ_MAX_BYTES / 4) {
+        if (pthread_cond_timedwait(&q->work_cv, &q->mu, &dl) == ETIMEDOUT)
+            break;
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    struct tg_wqueue *q = arg;
+
+    pthread_mutex_lock(&q->mu);
+    for (;;) {
+        while (!q->head && !q->stop)
+            pthread_cond_wait(&q->work_cv, &q->mu);
+        if (!q->head)
+            break; /* stop requested and nothing left to commit */
+        if (q->group_ns > 0 && !q->stop && !q->flushers && q->wanted <= q->committed)
+            group_window(q);
+        struct job *batch = q->head;
+        uint64_t upto = q->enqueued;
+        size_t bytes = q->queued_bytes;
+        q->head = q->tail = NULL;
+        pthread_mutex_unlock(&q->mu);
+
+        int rc = q->run(q->arg, batch);
+        free_jobs(batch);
+
+        pthread_mutex_lock(&q->mu);
+        if (rc != TG_OK && q->err == TG_OK)
+            q->err = rc;
+        q->committed = upto;
+        q->queued_bytes -= bytes;
+        pthread_cond_broadcast(&q->done_cv);
+        if (q->commit_fd >= 0) {
+            /* the loop learns of the commit; a full counter already says so */
+            uint64_t one = 1;
+            ssize_t w = write(q->commit_fd, &one, sizeof(one));
+            (void)w;
+        }
+    }
+    pthread_mutex_unlock(&q->mu);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ queueing */
+
+/* A job with room for extra bytes behind it; NULL when too big or out of memory. */
+static struct job *job_new(enum job_kind kind, size_t extra, int *rc)
+{
+    struct job *j = NULL;
+    if (extra > WQ_JOB_MAX_BYTES) {
+        *rc = TG_E_TOOBIG;
+        goto out;
+    }
+    j = tg_malloc(sizeof(*j) + extra);
+    if (!j) {
+        *rc = TG_E_NOMEM;
+        goto out;
+    }
+    memset(j, 0, sizeof(*j));
+    j->kind = kind;
+    j->size = sizeof(*j) + extra;
+    *rc = TG_OK;
+out:
+    return j;
+}
+
+/* v as JSON text at *cur (n bytes, as json_size said, and a NUL); NULL when
+ * jansson could not write all of it (it allocates while it writes). */
+static char *pack_json(char **cur, const json_t *v, size_t n)
+{
+    char *d = *cur;
+    size_t w = json_dumpb(v, d, n, JSON_COMPACT);
+    d[n] = '\0';
+    *cur = d + n + 1;
+    return w == n ? d : NULL;
+}
+
+/* The length of v as JSON text; 0 with TG_E_NOMEM when it cannot be written
+ * (our trees have no cycles: only allocation fails). */
+static size_t json_size(const json_t *v, int *rc)
+{
+    size_t n = json_dumpb(v, NULL, 0, JSON_COMPACT);
+    *rc = n ? TG_OK : TG_E_NOMEM;
+    return n;
+}
+
+/* Queue a job for the writer, taking ownership of it either way. */
+static int enqueue(struct tg_wqueue *q, struct job *j)
+{
+    int rc;
+
+    pthread_mutex_lock(&q->mu);
+    while (q->queued_bytes > WQ_MAX_BYTES && q->err == TG_OK)
+        pthread_cond_wait(&q->done_cv, &q->mu);
+    rc = q->err;
+    if (rc == TG_OK) {
+        if (q->tail)
+            q->tail->next = j;
+        else
+            q->head = j;
+        q->tail = j;
+        q->queued_bytes += j->size;
+        q->enqueued++;
+        /* The writer waits for work only on an empty queue. */
+        if (q->head == j)
+            pthread_cond_signal(&q->work_cv);
+        j = NULL;
+    }
+    pthread_mutex_unlock(&q->mu);
+    tg_free(j);
+    return rc;
+}
+
+int tg_wq_conversation_put(struct tg_wqueue *q, const struct tg_conversation *c)
+{
+    int rc;
+    struct job *j = job_new(JOB_CONVERSATION, 0, &rc);
+    if (!j)
+        return rc;
+    j->u.conv = *c;
+    return enqueue(q, j);
+}
+
+int tg_wq_message_add(struct tg_wqueue *q, const struct tg_message *m)
+{
+    int rc;
+    size_t rl = strlen(m->role), cl = strlen(m->content);
+    struct job *j = job_new(JOB_MESSAGE, rl + cl + 2, &rc);
+    if (!j)
+        return rc;
+    char *cur = j->extra;
+    j->u.msg = *m;
+    j->u.msg.role = pack(&cur, m->role, rl);
+    j->u.msg.content = pack(&cur, m->content, cl);
+    return enqueue(q, j);
+}
+
+int tg_wq_turn_put(struct tg_wqueue *q, const char *turn_id, const char *conversation_id,
+                const char *decision, int64_t created_ms, const char *record, size_t rl,
+                int64_t audit_idx)
+{
+    int rc;
+    struct job *j = NULL;
+    size_t il = strlen(turn_id), cl = strlen(conversation_id), dl = strlen(decision);
+    j = job_new(JOB_TURN, il + cl + dl + rl + 4, &rc);
+    if (!j)
+        goto out;
+    char *cur = j->extra;
+    j->u.turn.id = pack(&cur, turn_id, il);
+    j->u.turn.conversation_id = pack(&cur, conversation_id, cl);
+    j->u.turn.decision = pack(&cur, decision, dl);
+    j->u.turn.record = pack(&cur, record, rl);
+    j->u.turn.record_len = rl;
+    j->u.turn.created_ms = created_ms;
+    j->u.turn.audit_idx = audit_idx;
+    rc = enqueue(q, j);
+out:
+    return rc;
+}
+
+int tg_wq_review_put(struct tg_wqueue *q, const struct tg_review_row *r, const json_t *task)
+{
+    int rc;
+    struct job *j = NULL;
+    size_t tl = json_size(task, &rc);
+    if (rc != TG_OK)
+        goto out;
+    j = job_new(JOB_REVIEW, tl + 1, &rc);
+    if (!j)
+        goto out;
+    char *cur = j->extra;
+    j->u.review.row = *r;
+    j->u.review.task = pack_json(&cur, task, tl);
+    j->u.review.task_len = tl;
+    if (!j->u.review.task) {
+        tg_free(j); /* never a task stored cut short */
+        rc = TG_E_NOMEM;
+        goto out;
+    }
+    rc = enqueue(q, j);
+out:
+    return rc;
+}
+
+int tg_wq_handoff_add(struct tg_wqueue *q, const struct tg_handoff_msg *m)
+{
+    int rc;
+    size_t fl = strlen(m->from), al = strlen(m->actor), tl = strlen(m->text);
+    struct job *j = job_new(JOB_HANDOFF, fl + al + tl + 3, &rc);
+    if (!j)
+        return rc;
+    char *cur = j->extra;
+    j->u.handoff = *m;
+    j->u.handoff.from = pack(&cur, m->from, fl);
+    j->u.handoff.actor = pack(&cur, m->actor, al);
+    j->u.handoff.text = pack(&cur, m->text, tl);
+    return enqueue(q, j);
+}
+
+int tg_wq_audit_put(struct tg_wqueue *q, const struct tg_audit_row *row)
+{
+    int rc;
+    struct job *j = NULL;
+    if (row->len > WQ_JOB_MAX_BYTES)
+        return TG_E_TOOBIG;
+    j = job_new(JOB_AUDIT, row->len + 1, &rc);
+    if (!j)
+        return rc;
+    char *cur = j->extra;
+    j->u.audit = *row;
+    j->u.audit.data = pack(&cur, row->data, row->len);
+    return enqueue(q, j);
+}
+
+void tg_wq_set_group_commit(struct tg_wqueue *q, int64_t ms)
+{
+    pthread_mutex_lock(&q->mu);
+    q->group_ns = ms > 0 ? ms * 1000000 : 0;
+    pthread_mutex_unlock(&q->mu);
+}
+
+int tg_wq_blob_put(struct tg_wqueue *q, const char *key, const void *data, size_t len)
+{
+    int rc;
+    size_t kl = strlen(key);
+    struct job *j = job_new(JOB_BLOB, kl + (data ? len : 0) + 2, &rc);
+    if (!j)
+        return rc;
+    char *cur = j->extra;
+    j->u.blob.key = pack(&cur, key, kl);
+    j->u.blob.data = data ? pack(&cur, data, len) : NULL;
+    j->u.blob.len = data ? len : 0;
+    j->u.blob.ts_ms = tg_clock_wall_ms();
+    return enqueue(q, j);
+}
+
+int tg_wq_flush(struct tg_wqueue *q)
+{
+    int rc;
+
+    pthread_mutex_lock(&q->mu);
+    uint64_t target = q->enqueued;
+    q->flushers++;
+    pthread_cond_signal(&q->work_cv); /* end a group window now */
+    while (q->committed < target)
+        pthread_cond_wait(&q->done_cv, &q->mu);
+    q->flushers--;
+    rc = q->err;
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+uint64_t tg_wq_ticket(struct tg_wqueue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    uint64_t t = q->enqueued;
+    if (t > q->wanted) {
+        q->wanted = t;
+        pthread_cond_signal(&q->work_cv); /* end a group window now */
+    }
+    pthread_mutex_unlock(&q->mu);
+    return t;
+}
+
+uint64_t tg_wq_committed(struct tg_wqueue *q, int *err)
+{
+    pthread_mutex_lock(&q->mu);
+    uint64_t c = q->committed;
+    *err = q->err;
+    pthread_mutex_unlock(&q->mu);
+    return c;
+}
+
+int tg_wq_commit_fd(struct tg_wqueue *q)
+{
+    return q->commit_fd;
+}
+
+void tg_wq_commit_drain(struct tg_wqueue *q)
+{
+    uint64_t n;
+    ssize_t r = read(q->commit_fd, &n, sizeof(n));
+    (void)r;
+}
+
+/* ------------------------------------------------------------ start / stop */
+
+int tg_wq_start(struct tg_wqueue *q, const char *name, tg_wq_run_fn run, void *arg, char *err,
+                size_t errlen)
+{
+    int rc;
+    memset(q, 0, sizeof(*q));
+    q->run = run;
+    q->arg = arg;
+    q->commit_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (q->commit_fd < 0) {
+        tg_store_set_err(err, errlen, "store %s: eventfd: %s", name, strerror(errno));
+        return TG_E_IO;
+    }
+    rc = pthread_mutex_init(&q->mu, NULL);
+    if (rc == 0) {
+        rc = pthread_cond_init(&q->work_cv, NULL);
+        if (rc == 0) {
+            rc = pthread_cond_init(&q->done_cv, NULL);
+            if (rc != 0)
+                pthread_cond_destroy(&q->work_cv);
+        }
+        if (rc != 0)
+            pthread_mutex_destroy(&q->mu);
+    }
+    if (rc == 0) {
+        rc = pthread_create(&q->writer, NULL, writer_main, q);
+        if (rc != 0) {
+            pthread_cond_destroy(&q->done_cv);
+            pthread_cond_destroy(&q->work_cv);
+            pthread_mutex_destroy(&q->mu);
+        }
+    }
+    if (rc != 0) {
+        close(q->commit_fd);
+        q->commit_fd = -1;
+        tg_store_set_err(err, errlen, "store %s: cannot start the writer thread: %s", name,
+                         strerror(rc));
+        return TG_E_INTERNAL;
+    }
+    q->started = true;
+    return TG_OK;
+}
+
+int tg_wq_stop(struct tg_wqueue *q)
+{
+    if (!q->started)
+        return TG_OK;
+    pthread_mutex_lock(&q->mu);
+    q->stop = true;
+    pthread_cond_signal(&q->work_cv);
+    pthread_mutex_unlock(&q->mu);
+    pthread_join(q->writer, NULL);
+    pthread_cond_destroy(&q->done_cv);
+    pthread_cond_destroy(&q->work_cv);
+    pthread_mutex_destroy(&q->mu);
+    free_jobs(q->head);
+    close(q->commit_fd);
+    q->started = false;
+    return q->err;
+}
