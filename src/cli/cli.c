@@ -167,16 +167,6 @@ int tg_cli_mkdirs(const char *path)
     return TG_OK;
 }
 
-void tg_cli_store_dir(const char *uri, char *out, size_t outlen)
-{
-    const char *path = tg_str_has_prefix(uri, "sqlite:") ? uri + 7 : uri;
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        snprintf(out, outlen, ".");
-    else
-        snprintf(out, outlen, "%.*s", (int)(slash - path), path);
-}
-
 int tg_cli_lock_data_dir(const char *dir)
 {
     char path[4200];
@@ -212,7 +202,7 @@ void tg_cli_data_dir(const struct tg_config *cfg, const char *data, char *dir, s
     if (data)
         tg_strlcpy(dir, data, len);
     else
-        tg_cli_store_dir(cfg->store_uri, dir, len);
+        tg_store_local_dir(cfg->store_uri, cfg->data_dir, dir, len);
 }
 
 struct tg_store *tg_cli_open_store(const struct tg_config *cfg, const char *data, const char *what)
@@ -227,7 +217,7 @@ struct tg_store *tg_cli_open_store(const struct tg_config *cfg, const char *data
      * the daemon would store it, and customers are found by their pseudonyms */
     char dir[4200];
     struct tg_store_privacy priv;
-    tg_cli_store_dir(uri, dir, sizeof(dir));
+    tg_store_local_dir(uri, data ? data : cfg->data_dir, dir, sizeof(dir));
     if (tg_privacy_open(cfg, dir, &priv, err, sizeof(err))) {
         fprintf(stderr, "trustgate %s: %s\n", what, err);
         return NULL;

@@ -155,8 +155,6 @@ char *tg_cli_join_args(int argc, char **argv);
 struct tg_config *tg_cli_load_config(const char *path);
 /* Create a directory and its parents (mode 0750); TG_OK if it exists. */
 int tg_cli_mkdirs(const char *path);
-/* The directory a store URI of the form sqlite:PATH lives in, into out. */
-void tg_cli_store_dir(const char *uri, char *out, size_t outlen);
 /* Hold the data directory's lock (DIR/trustgate.lock) for the life of the
  * process, so commands that must not run beside a server can tell.
  * Returns the descriptor, or -1 when another process holds it. */

@@ -131,7 +131,7 @@ static int env_open(struct kb_env *e)
         if (!e->cfg)
             return 1;
         snprintf(e->uri, sizeof(e->uri), "%s", e->cfg->store_uri);
-        tg_cli_store_dir(e->cfg->store_uri, dir, sizeof(dir));
+        tg_store_local_dir(e->cfg->store_uri, e->cfg->data_dir, dir, sizeof(dir));
         o.k1 = e->cfg->kb_k1;
         o.b = e->cfg->kb_b;
         if (e->cfg->kb_glossary && !e->glossary) {

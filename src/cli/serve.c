@@ -114,6 +114,7 @@ static void print_banner(const struct tg_config *cfg, const struct daemon *d, co
                          const char *data)
 {
     char base_url[300];
+    char *store = tg_store_redact(data ? data : cfg->store_uri);
     snprintf(base_url, sizeof(base_url), strchr(host, ':') ? "http://[%s]:%d" : "http://%s:%d",
              host, tg_http_port(d->api.srv));
     printf(
@@ -124,7 +125,8 @@ static void print_banner(const struct tg_config *cfg, const struct daemon *d, co
         "  metrics      %s/metrics\n"
         "  backend      %s   store %s\n",
         TG_VERSION, base_url, base_url, base_url, base_url, base_url, base_url, cfg->route_backend,
-        data ? data : cfg->store_uri);
+        store ? store : "(out of memory)");
+    tg_free(store);
     if (cfg->web_chat)
         printf("  chat page    %s/   (play the customer)\n", base_url);
     if (d->api.console && cfg->web_console)

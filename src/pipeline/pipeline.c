@@ -372,9 +372,7 @@ static int open_private(const struct tg_config *cfg, const char *uri, struct tg_
 {
     struct tg_store_privacy priv;
     char dir[4096];
-    const char *path = tg_str_has_prefix(uri, "sqlite:") ? uri + 7 : uri;
-    const char *slash = strrchr(path, '/');
-    snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+    tg_store_local_dir(uri, cfg->data_dir, dir, sizeof(dir));
     int rc = tg_privacy_open(cfg, dir, &priv, err, errlen);
     if (rc)
         return rc;
@@ -756,9 +754,7 @@ static int open_pipeline(const struct tg_config *cfg, struct event_base *base, c
         goto out;
     {
         char dir[4096];
-        const char *path = tg_str_has_prefix(uri, "sqlite:") ? uri + 7 : uri;
-        const char *slash = strrchr(path, '/');
-        snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+        tg_store_local_dir(uri, cfg->data_dir, dir, sizeof(dir));
         rc = tg_audit_signer_open(dir, cfg->audit_origin, &p->signer, err, errlen);
         if (rc)
             goto out;

@@ -197,33 +197,6 @@ static int exec_sql(struct pg_store *s, PGconn *c, const char *sql, const char *
 
 /* ------------------------------------------------------------ connections */
 
-/* The uri with its password (user:PASSWORD@, password=...) starred out. */
-static char *redact(const char *uri)
-{
-    struct tg_buf b;
-    const char *p = uri, *at, *colon, *pw;
-    const char *scheme = strstr(uri, "://");
-    tg_buf_init(&b, TG_BUF_UNLIMITED);
-    if (scheme && (at = strchr(scheme + 3, '@')) && (!strchr(scheme + 3, '/') ||
-                                                     at < strchr(scheme + 3, '/'))) {
-        colon = memchr(scheme + 3, ':', (size_t)(at - scheme - 3));
-        if (colon) {
-            tg_buf_append(&b, uri, (size_t)(colon + 1 - uri));
-            tg_buf_append(&b, "***", 3);
-            p = at;
-        }
-    }
-    while ((pw = strstr(p, "password=")) != NULL) {
-        tg_buf_append(&b, p, (size_t)(pw + 9 - p));
-        tg_buf_append(&b, "***", 3);
-        p = pw + 9 + strcspn(pw + 9, "& ");
-    }
-    tg_buf_append(&b, p, strlen(p));
-    char *out = b.data ? tg_strdup(b.data) : NULL;
-    tg_buf_free(&b);
-    return out;
-}
-
 /* Prepare the statements a connection runs: the writes on the writer's,
  * the reads on the reader's. */
 static int prepare(struct pg_store *s, PGconn *c, bool writer)
@@ -527,7 +500,7 @@ static int pg_open(const char *uri, const struct tg_store_privacy *priv, struct 
 
     if (s) {
         s->uri = tg_strdup(uri);
-        s->name = redact(uri);
+        s->name = tg_store_redact(uri);
     }
     if (!s || !s->uri || !s->name) {
         tg_store_set_err(err, errlen, "postgres store: out of memory");

@@ -113,10 +113,13 @@ static inline int64_t col_bin_i64(const PGresult *res, int row, int col)
     return (int64_t)be64toh(v);
 }
 
-/* A text column as an integer (0 for NULL). */
+/* A text column as an integer (0 for NULL or, never from our statements, not a number). */
 static inline int64_t col_i64(const PGresult *res, int row, int col)
 {
-    return PQgetisnull(res, row, col) ? 0 : strtoll(PQgetvalue(res, row, col), NULL, 10);
+    int64_t v = 0;
+    if (!PQgetisnull(res, row, col) && tg_parse_i64(PQgetvalue(res, row, col), &v) != TG_OK)
+        v = 0;
+    return v;
 }
 
 /*

@@ -112,6 +112,44 @@ out:
     return rc;
 }
 
+char *tg_store_redact(const char *uri)
+{
+    struct tg_buf b;
+    const char *p = uri, *at, *colon, *pw;
+    const char *scheme = strstr(uri, "://");
+    tg_buf_init(&b, TG_BUF_UNLIMITED);
+    if (scheme && (at = strchr(scheme + 3, '@')) && (!strchr(scheme + 3, '/') ||
+                                                     at < strchr(scheme + 3, '/'))) {
+        colon = memchr(scheme + 3, ':', (size_t)(at - scheme - 3));
+        if (colon) {
+            tg_buf_append(&b, uri, (size_t)(colon + 1 - uri));
+            tg_buf_append(&b, "***", 3);
+            p = at;
+        }
+    }
+    while ((pw = strstr(p, "password=")) != NULL) {
+        tg_buf_append(&b, p, (size_t)(pw + 9 - p));
+        tg_buf_append(&b, "***", 3);
+        p = pw + 9 + strcspn(pw + 9, "& ");
+    }
+    tg_buf_append(&b, p, strlen(p));
+    char *out = b.data ? tg_strdup(b.data) : NULL;
+    tg_buf_free(&b);
+    return out;
+}
+
+void tg_store_local_dir(const char *uri, const char *data_dir, char *out, size_t n)
+{
+    const char *path = tg_str_has_prefix(uri, "sqlite:") ? uri + 7 : uri;
+    const char *slash = strrchr(path, '/');
+    if (tg_str_has_prefix(uri, "postgres://") || tg_str_has_prefix(uri, "postgresql://"))
+        tg_strlcpy(out, data_dir && data_dir[0] ? data_dir : ".", n);
+    else if (!slash)
+        tg_strlcpy(out, ".", n);
+    else
+        snprintf(out, n, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+}
+
 int tg_store_pseudonym(struct tg_store *st, const char *id, char out[TG_STORE_KEY_MAX])
 {
     if (!st || !id || !out)

@@ -130,6 +130,16 @@ int tg_store_pseudonym(struct tg_store *st, const char *id, char out[TG_STORE_KE
 /* Append text masked as the store keeps free text (as written without
  * hooks) to out.  TG_OK, TG_E_NOMEM or the hook's error. */
 int tg_store_mask(struct tg_store *st, const char *text, size_t len, struct tg_buf *out);
+/* The uri with a password in it (user:PASSWORD@, password=...) starred
+ * out, for messages and banners: a tg_malloc'd string, NULL when out of
+ * memory. */
+char *tg_store_redact(const char *uri);
+/*
+ * The directory of this node's own files that live beside the store (its
+ * lock, the pseudonym and audit signing keys): the SQLite file's
+ * directory, or data_dir for a store on a server.
+ */
+void tg_store_local_dir(const char *uri, const char *data_dir, char *out, size_t n);
 /* Commit everything queued, stop the writer and free the store.  NULL is a no-op. */
 void tg_store_close(struct tg_store *st);
 /* "sqlite" or "postgres". */

@@ -1318,6 +1318,32 @@ static void test_postgres_unreachable(void **state)
     }
 }
 
+static void test_redact_and_local_dir(void **state)
+{
+    static const char *const uris[][2] = {
+        {"postgres://tg:s3cret@db:5432/tg", "postgres://tg:***@db:5432/tg"},
+        {"postgresql://db/tg?user=tg&password=s3cret&sslmode=require",
+         "postgresql://db/tg?user=tg&password=***&sslmode=require"},
+        {"postgresql://tg@/tg?host=/tmp/x", "postgresql://tg@/tg?host=/tmp/x"},
+        {"sqlite:./data/trustgate.db", "sqlite:./data/trustgate.db"},
+    };
+    char dir[64];
+    (void)state;
+    for (size_t i = 0; i < TG_ARRAY_LEN(uris); i++) {
+        char *r = tg_store_redact(uris[i][0]);
+        assert_string_equal(r, uris[i][1]);
+        tg_free(r);
+    }
+    tg_store_local_dir("sqlite:./data/trustgate.db", "/srv/tg", dir, sizeof(dir));
+    assert_string_equal(dir, "./data");
+    tg_store_local_dir("trustgate.db", "/srv/tg", dir, sizeof(dir));
+    assert_string_equal(dir, ".");
+    tg_store_local_dir("sqlite:/x.db", "/srv/tg", dir, sizeof(dir));
+    assert_string_equal(dir, "/");
+    tg_store_local_dir("postgres://db/tg", "/srv/tg", dir, sizeof(dir));
+    assert_string_equal(dir, "/srv/tg");
+}
+
 static void test_bad_uris(void **state)
 {
     static const char *uris[] = {"sqlite:", "", "mysql://localhost/db"};
@@ -1585,6 +1611,7 @@ int main(void)
     const struct CMUnitTest dispatch[] = {
         cmocka_unit_test(test_postgres_unreachable),
         cmocka_unit_test(test_postgres_reconnects),
+        cmocka_unit_test(test_redact_and_local_dir),
         cmocka_unit_test(test_bad_uris),
         cmocka_unit_test_setup_teardown(test_bare_path_is_sqlite, sqlite_env_setup,
                                         sqlite_env_teardown),
