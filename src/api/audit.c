@@ -116,7 +116,13 @@ static void proof(struct tg_api *api, struct tg_http_req *req, bool consistency)
 {
     const char *route = consistency ? "/v1/audit/consistency" : "/v1/audit/inclusion";
     const char *q = tg_http_query(req);
-    uint64_t size = tg_audit_size(api->p->audit), a = 0, b = 0;
+    uint64_t size = 0, a = 0, b = 0;
+    uint8_t head[TG_HASH_LEN];
+    if (tg_audit_head(api->p->audit, &size, head) != TG_OK) {
+        tg_api_send_error(api, req, route, 503, "server_error", "storage_unavailable",
+                          "the audit log could not be read");
+        return;
+    }
     bool ok = consistency
                   ? query_size(q, "from", UINT64_MAX, &a) && query_size(q, "to", size, &b)
                   : query_size(q, "index", UINT64_MAX, &a) && query_size(q, "size", size, &b);
@@ -140,51 +146,27 @@ static void proof(struct tg_api *api, struct tg_http_req *req, bool consistency)
     tg_api_background(api, req, route, proof_work, NULL, pj, tg_free);
 }
 
-/* A checkpoint on its way: the tree head as the request found it, signed and
- * sent once every leaf under it is committed, so no outsider ever holds a
- * signed head that a crash could take back. */
-struct pending_checkpoint {
-    struct tg_commit_wait wait;
-    struct tg_api *api;
-    struct tg_http_req *req;
-    uint64_t size;
-    uint8_t root[TG_HASH_LEN];
-};
-
-static void checkpoint_cb(struct tg_commit_wait *w, int err)
-{
-    struct pending_checkpoint *c = (struct pending_checkpoint *)w;
-    const char *route = "/v1/audit/checkpoint";
-    struct tg_buf b;
-    tg_buf_init(&b, TG_BUF_UNLIMITED);
-    if (err)
-        tg_api_send_error(c->api, c->req, route, 503, "server_error", "storage_unavailable",
-                          "the log could not be committed; no checkpoint was signed");
-    else if (tg_audit_checkpoint(c->api->p->signer, c->size, c->root, &b))
-        tg_api_send_error(c->api, c->req, route, 500, "server_error", "internal_error",
-                          "the checkpoint could not be signed");
-    else {
-        tg_metrics_request(c->api->p->metrics, route, 200);
-        tg_http_respond(c->req, 200, "text/plain; charset=utf-8", NULL, b.data, b.len);
-    }
-    tg_buf_free(&b);
-    tg_free(c);
-}
-
+/* The committed log's head, signed: what the store has committed cannot
+ * be taken back by a crash, so no outsider holds a head that vanishes.
+ * On a store several nodes share, every node signs the one shared log. */
 static void checkpoint(struct tg_api *api, struct tg_http_req *req)
 {
-    struct pending_checkpoint *c = tg_calloc(1, sizeof(*c));
-    if (!c) {
-        tg_api_send_error(api, req, "/v1/audit/checkpoint", 503, "server_error", "out_of_memory",
-                          "out of memory");
-        return;
+    const char *route = "/v1/audit/checkpoint";
+    uint8_t root[TG_HASH_LEN];
+    uint64_t size = 0;
+    struct tg_buf b;
+    tg_buf_init(&b, TG_BUF_UNLIMITED);
+    if (tg_audit_head(api->p->audit, &size, root) != TG_OK)
+        tg_api_send_error(api, req, route, 503, "server_error", "storage_unavailable",
+                          "the audit log could not be read; no checkpoint was signed");
+    else if (tg_audit_checkpoint(api->p->signer, size, root, &b))
+        tg_api_send_error(api, req, route, 500, "server_error", "internal_error",
+                          "the checkpoint could not be signed");
+    else {
+        tg_metrics_request(api->p->metrics, route, 200);
+        tg_http_respond(req, 200, "text/plain; charset=utf-8", NULL, b.data, b.len);
     }
-    c->api = api;
-    c->req = req;
-    c->size = tg_audit_size(api->p->audit);
-    tg_audit_root(api->p->audit, c->root);
-    c->wait.cb = checkpoint_cb;
-    tg_pipeline_after_commit(api->p, &c->wait);
+    tg_buf_free(&b);
 }
 
 bool tg_api_audit(struct tg_api *api, struct tg_http_req *req)

@@ -3,13 +3,11 @@
  * from the stored leaves), append, and verify (find the first stored leaf
  * whose data, hash or tree head no longer agrees).
  *
- * The in-memory state is the compact range of the tree: the roots of the
- * perfect subtrees that make up the leaves so far, one per set bit of the
- * size, largest (leftmost) first.  Appending pushes the leaf hash and merges
- * the two rightmost roots once per trailing one bit of the old size; the
- * tree head folds the roots from right to left.  Both match MTH of RFC 6962
- * §2.1 because MTH splits at the largest power of two below n, which is
- * exactly where the highest set bit of n starts a new perfect subtree.
+ * A leaf gets its index and tree head where it is committed: the store's
+ * writer keeps the compact range of the tree (range.h) and, on a store
+ * several nodes share, takes it from the database under a lock, so the
+ * leaves of every node make one log in one order.  Open and verify
+ * rebuild the range from the stored leaves to check them.
  *
  * The hashing primitives (merkle.c) signal a libcrypto failure with an
  * all-zero hash; everything here checks for it so a wrong hash is never
@@ -21,78 +19,17 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "audit/range.h"
 #include "store/store.h"
-
-/* One root per bit of a 64-bit size. */
-#define RANGE_MAX 64
-
-struct range {
-    uint64_t size;
-    unsigned depth;
-    uint8_t h[RANGE_MAX][TG_HASH_LEN];
-};
 
 struct tg_audit {
     struct tg_store *st;
-    struct range range;
-    uint8_t root[TG_HASH_LEN];
 };
-
-static bool is_zero(const uint8_t h[TG_HASH_LEN])
-{
-    static const uint8_t zero[TG_HASH_LEN];
-    return memcmp(h, zero, TG_HASH_LEN) == 0;
-}
-
-static void range_init(struct range *r)
-{
-    r->size = 0;
-    r->depth = 0;
-}
-
-/* Add one leaf hash.  TG_E_LIMIT when the size would overflow, TG_E_NOMEM
- * when a hash failed (r is then unusable; callers work on a copy). */
-static int range_push(struct range *r, const uint8_t leaf[TG_HASH_LEN])
-{
-    if (r->size == UINT64_MAX)
-        return TG_E_LIMIT;
-    memcpy(r->h[r->depth++], leaf, TG_HASH_LEN);
-    for (uint64_t s = r->size; s & 1; s >>= 1) {
-        uint8_t *left = r->h[r->depth - 2];
-        tg_audit_node_hash(left, r->h[r->depth - 1], left);
-        if (is_zero(left))
-            return TG_E_NOMEM;
-        r->depth--;
-    }
-    r->size++;
-    return TG_OK;
-}
-
-/* The tree head MTH of the leaves pushed so far. */
-static int range_root(const struct range *r, uint8_t out[TG_HASH_LEN])
-{
-    uint8_t acc[TG_HASH_LEN];
-
-    if (r->depth == 0) {
-        tg_audit_tree_root(NULL, 0, acc);
-    } else {
-        memcpy(acc, r->h[r->depth - 1], TG_HASH_LEN);
-        for (unsigned i = r->depth - 1; i-- > 0;) {
-            tg_audit_node_hash(r->h[i], acc, acc);
-            if (is_zero(acc))
-                break;
-        }
-    }
-    if (is_zero(acc))
-        return TG_E_NOMEM;
-    memcpy(out, acc, TG_HASH_LEN);
-    return TG_OK;
-}
 
 /* ------------------------------------------------------------ open */
 
 struct open_ctx {
-    struct range range;
+    struct tg_range range;
     uint8_t last_root[TG_HASH_LEN];
     int64_t bad; /* first leaf that failed, or -1 */
     int err;
@@ -109,7 +46,7 @@ static int open_cb(void *arg, const struct tg_audit_row *row)
         return c->err;
     }
     tg_audit_leaf_hash(row->data, row->len, h);
-    if (is_zero(h)) {
+    if (tg_hash_failed(h)) {
         c->err = TG_E_NOMEM;
         return c->err;
     }
@@ -120,7 +57,7 @@ static int open_cb(void *arg, const struct tg_audit_row *row)
         c->err = TG_E_CONFLICT;
         return c->err;
     }
-    c->err = range_push(&c->range, h);
+    c->err = tg_range_push(&c->range, h);
     if (c->err)
         return c->err;
     memcpy(c->last_root, row->root, TG_HASH_LEN);
@@ -148,7 +85,7 @@ static int rebuild(struct tg_store *st, struct open_ctx *c, uint8_t root[TG_HASH
         c->bad = (int64_t)TG_MIN(c->range.size, n);
         return TG_E_CONFLICT;
     }
-    rc = range_root(&c->range, root);
+    rc = tg_range_root(&c->range, root);
     if (rc)
         return rc;
     if (n > 0 && memcmp(root, c->last_root, TG_HASH_LEN) != 0) {
@@ -162,9 +99,10 @@ int tg_audit_open(struct tg_store *st, struct tg_audit **out)
 {
     struct tg_audit *a = NULL;
     struct open_ctx c;
+    uint8_t root[TG_HASH_LEN];
     int rc;
 
-    range_init(&c.range);
+    tg_range_init(&c.range);
     c.bad = -1;
     c.err = TG_OK;
     a = tg_calloc(1, sizeof(*a));
@@ -172,7 +110,7 @@ int tg_audit_open(struct tg_store *st, struct tg_audit **out)
         rc = TG_E_NOMEM;
         goto out;
     }
-    rc = rebuild(st, &c, a->root);
+    rc = rebuild(st, &c, root);
     if (rc) {
         if (c.bad >= 0)
             tg_error("audit: the stored log does not reproduce its tree head at leaf %" PRId64
@@ -183,7 +121,6 @@ int tg_audit_open(struct tg_store *st, struct tg_audit **out)
         goto out;
     }
     a->st = st;
-    a->range = c.range;
 out:
     *out = a;
     return rc;
@@ -196,46 +133,25 @@ void tg_audit_close(struct tg_audit *a)
 
 /* ------------------------------------------------------------ append */
 
-int tg_audit_append(struct tg_audit *a, const void *data, size_t len, uint64_t *index)
+int tg_audit_append(struct tg_audit *a, const void *data, size_t len, uint64_t *seq)
 {
-    struct range next;
     struct tg_audit_row row;
-    int rc;
 
     if (!data && len)
         return TG_E_INVAL;
-    /* Work on a copy so a failure anywhere leaves the log as it was. */
-    next = a->range;
     memset(&row, 0, sizeof(row));
-    row.index = a->range.size;
     /* The store copies the bytes and never writes through this pointer;
      * an empty leaf still gets a non-NULL pointer for the store to bind. */
     row.data = len ? (char *)data : (char *)"";
     row.len = len;
     row.ts_ms = tg_clock_wall_ms();
     tg_audit_leaf_hash(data, len, row.leaf_hash);
-    if (is_zero(row.leaf_hash)) {
-        rc = TG_E_NOMEM;
-        goto out;
-    }
-    rc = range_push(&next, row.leaf_hash);
-    if (rc)
-        goto out;
-    rc = range_root(&next, row.root);
-    if (rc)
-        goto out;
-    rc = tg_store_audit_put(a->st, &row);
-    if (rc)
-        goto out;
-    a->range = next;
-    memcpy(a->root, row.root, TG_HASH_LEN);
-    if (index)
-        *index = row.index;
-out:
-    return rc;
+    if (tg_hash_failed(row.leaf_hash))
+        return TG_E_NOMEM;
+    return tg_store_audit_append(a->st, &row, seq);
 }
 
-int tg_audit_append_json(struct tg_audit *a, const json_t *record, uint64_t *index)
+int tg_audit_append_json(struct tg_audit *a, const json_t *record, uint64_t *seq)
 {
     size_t len = 0;
     char *s;
@@ -246,25 +162,52 @@ int tg_audit_append_json(struct tg_audit *a, const json_t *record, uint64_t *ind
     s = tg_json_canonical(record, &len);
     if (!s)
         return TG_E_NOMEM;
-    rc = tg_audit_append(a, s, len, index);
+    rc = tg_audit_append(a, s, len, seq);
     tg_free(s);
     return rc;
 }
 
-uint64_t tg_audit_size(const struct tg_audit *a)
+int tg_audit_index(struct tg_audit *a, uint64_t seq, uint64_t *index)
 {
-    return a->range.size;
+    return tg_store_audit_index(a->st, seq, index);
 }
 
-void tg_audit_root(const struct tg_audit *a, uint8_t out[TG_HASH_LEN])
+int tg_audit_head(struct tg_audit *a, uint64_t *size, uint8_t root[TG_HASH_LEN])
 {
-    memcpy(out, a->root, TG_HASH_LEN);
+    struct tg_audit_row row;
+    uint64_t n = 0;
+    int rc = tg_store_audit_size(a->st, &n);
+    if (rc == TG_OK && n == 0)
+        tg_audit_tree_root(NULL, 0, root);
+    else if (rc == TG_OK && (rc = tg_store_audit_get(a->st, n - 1, &row)) == TG_OK) {
+        memcpy(root, row.root, TG_HASH_LEN);
+        tg_free(row.data);
+    }
+    if (rc == TG_OK)
+        *size = n;
+    return rc;
+}
+
+uint64_t tg_audit_size(struct tg_audit *a)
+{
+    uint8_t root[TG_HASH_LEN];
+    uint64_t n = 0;
+    if (tg_store_flush(a->st) != TG_OK || tg_audit_head(a, &n, root) != TG_OK)
+        n = 0;
+    return n;
+}
+
+void tg_audit_root(struct tg_audit *a, uint8_t out[TG_HASH_LEN])
+{
+    uint64_t n;
+    if (tg_store_flush(a->st) != TG_OK || tg_audit_head(a, &n, out) != TG_OK)
+        tg_audit_tree_root(NULL, 0, out);
 }
 
 /* ------------------------------------------------------------ verify */
 
 struct verify_ctx {
-    struct range range;
+    struct tg_range range;
     uint8_t root[TG_HASH_LEN]; /* head of the leaves that passed */
     struct tg_audit_report *rep;
     int err;
@@ -289,13 +232,13 @@ static int verify_cb(void *arg, const struct tg_audit_row *row)
     if (row->index != c->range.size)
         return verify_fail(c, c->range.size, TG_E_CONFLICT, "missing from the store");
     tg_audit_leaf_hash(row->data, row->len, h);
-    if (is_zero(h))
+    if (tg_hash_failed(h))
         return verify_fail(c, row->index, TG_E_NOMEM, "out of memory while hashing");
     if (memcmp(h, row->leaf_hash, TG_HASH_LEN) != 0)
         return verify_fail(c, row->index, TG_E_CONFLICT, "data does not match its stored hash");
-    rc = range_push(&c->range, h);
+    rc = tg_range_push(&c->range, h);
     if (!rc)
-        rc = range_root(&c->range, root);
+        rc = tg_range_root(&c->range, root);
     if (rc)
         return verify_fail(c, row->index, rc, "cannot compute the tree head");
     if (memcmp(root, row->root, TG_HASH_LEN) != 0)
@@ -313,10 +256,10 @@ int tg_audit_verify(struct tg_store *st, struct tg_audit_report *rep)
 
     memset(rep, 0, sizeof(*rep));
     rep->first_bad = -1;
-    range_init(&c.range);
+    tg_range_init(&c.range);
     c.rep = rep;
     c.err = TG_OK;
-    rc = range_root(&c.range, c.root);
+    rc = tg_range_root(&c.range, c.root);
     if (rc)
         goto out;
     rc = tg_store_flush(st);

@@ -4,8 +4,8 @@
  *
  * Hashing is exactly RFC 6962 §2.1: leaf hash = SHA-256(0x00 || data),
  * node hash = SHA-256(0x01 || left || right), MTH({}) = SHA-256("").  The
- * log keeps only the compact range (one subtree root per set bit of the
- * size) in memory, so an append costs O(log n) hashes and no reads.
+ * store's writer keeps the compact range (one subtree root per set bit of
+ * the size, range.h), so an append costs O(log n) hashes and no reads.
  *
  * Every leaf is stored with the tree head after it, so verification can say
  * which leaf is the first one whose data, hash or head no longer agrees.
@@ -85,18 +85,25 @@ int tg_audit_open(struct tg_store *st, struct tg_audit **out);
 void tg_audit_close(struct tg_audit *a);
 
 /*
- * Append a leaf: hashes data, updates the tree head and queues the leaf and
- * head for the store.  The data is copied.  *index receives the leaf's index
- * (may be NULL).  Fails with TG_E_NOMEM or the store's sticky write error;
- * on failure the log is unchanged.
+ * Append a leaf: hashes data and queues it (copied) for the store, which
+ * gives it the log's next index and the tree head after it when it
+ * commits; on a store several nodes share, in the order of their commits.
+ * *seq (may be NULL) receives the write's sequence number, for
+ * tg_audit_index once it is committed.  Fails with TG_E_NOMEM or the
+ * store's sticky write error.
  */
-int tg_audit_append(struct tg_audit *a, const void *data, size_t len, uint64_t *index);
+int tg_audit_append(struct tg_audit *a, const void *data, size_t len, uint64_t *seq);
 /* Append the canonical JSON form (tg_json_canonical) of record. */
-int tg_audit_append_json(struct tg_audit *a, const json_t *record, uint64_t *index);
-
-uint64_t tg_audit_size(const struct tg_audit *a);
-void tg_audit_root(const struct tg_audit *a, uint8_t out[TG_HASH_LEN]);
-
+int tg_audit_append_json(struct tg_audit *a, const json_t *record, uint64_t *seq);
+/* The index a committed append got (tg_store_audit_index). */
+int tg_audit_index(struct tg_audit *a, uint64_t seq, uint64_t *index);
+/* The committed log's size and tree head, as the store has them now. */
+int tg_audit_head(struct tg_audit *a, uint64_t *size, uint8_t root[TG_HASH_LEN]);
+/* The same once every write queued is committed (it waits for the store:
+ * for tools and tests, not the event loop); 0 and the empty tree's head
+ * when the store cannot say. */
+uint64_t tg_audit_size(struct tg_audit *a);
+void tg_audit_root(struct tg_audit *a, uint8_t out[TG_HASH_LEN]);
 /*
  * Recompute the whole tree from the store and compare every leaf's hash and
  * every stored head.  TG_OK when all agree; TG_E_CONFLICT when not, with

@@ -228,8 +228,8 @@ static int checkpoint(int argc, char **argv)
         fprintf(stderr, "trustgate audit: %s\n", err);
     } else {
         uint8_t root[TG_HASH_LEN];
-        tg_audit_root(log, root);
-        if (!tg_audit_checkpoint(signer, tg_audit_size(log), root, &b)) {
+        uint64_t size = 0;
+        if (!tg_audit_head(log, &size, root) && !tg_audit_checkpoint(signer, size, root, &b)) {
             fwrite(b.data, 1, b.len, stdout);
             status = 0;
         }

@@ -91,8 +91,9 @@ static int tool_calls(const struct tg_turn *t, struct tg_jw *w)
     return rc;
 }
 
-/* The canonical turn record, whose index in the audit log will be index. */
-static int write_record(const struct tg_turn *t, uint64_t index, struct tg_buf *out)
+/* The canonical turn record (its index in the audit log is given where it
+ * is committed, and kept beside it: tg_store_turn_get adds it). */
+static int write_record(const struct tg_turn *t, struct tg_buf *out)
 {
     struct tg_jw w;
     tg_jw_init(&w, out);
@@ -102,7 +103,6 @@ static int write_record(const struct tg_turn *t, uint64_t index, struct tg_buf *
         digest(t, &w, "answer_hmac", t->draft, t->draft_len);
     tg_jw_kstr(&w, "api_key", t->admit.key_name ? t->admit.key_name : "");
     sorted_json(&w, "attestations", t->check.attestations);
-    tg_jw_kint(&w, "audit_index", (int64_t)index);
     tg_jw_kstr(&w, "backend", t->generate.backend ? tg_backend_name(t->generate.backend) : NULL);
     tg_jw_kstr(&w, "channel", t->channel);
     sorted_json(&w, "citations", t->retrieve.citations);
@@ -279,9 +279,8 @@ static int persist(struct tg_turn *t)
         rc = tg_store_message_add(p->store, &m);
     }
     if (!rc)
-        rc =
-            tg_store_turn_put_leaf(p->store, t->admit.id, t->conv.id, tg_decision_name(t->decision),
-                                   t->run.created_ms, (uint64_t)t->record.audit_index);
+        rc = tg_store_turn_put_leaf(p->store, t->admit.id, t->conv.id,
+                                    tg_decision_name(t->decision), t->run.created_ms);
     tg_buf_free(&masked);
     return rc;
 }
@@ -300,9 +299,14 @@ static void unrecorded(struct tg_turn *t, int rc)
 static void committed_cb(struct tg_commit_wait *w, int err)
 {
     struct tg_turn *t = (struct tg_turn *)((char *)w - offsetof(struct tg_turn, record.commit));
+    uint64_t index;
     t->record.commit_pending = false;
+    if (!err && tg_audit_index(t->p->audit, t->record.leaf_seq, &index) == TG_OK)
+        t->record.audit_index = (int64_t)index;
     if (err)
         unrecorded(t, err);
+    if (t->p->log_turns && tg_log_enabled(TG_LOG_INFO))
+        log_line(t);
     if (t->run.waiting)
         tg_pipeline_resume(t);
 }
@@ -311,26 +315,22 @@ enum tg_stage_rc tg_stage_record(struct tg_turn *t)
 {
     struct tg_pipeline *p = t->p;
     struct tg_buf record;
-    uint64_t next = tg_audit_size(p->audit), index = 0;
     tg_buf_init(&record, TG_BUF_UNLIMITED);
-    int rc = write_record(t, next, &record);
+    int rc = write_record(t, &record);
     if (!rc)
-        rc = tg_audit_append(p->audit, record.data, record.len, &index);
-    if (!rc) {
-        /* One thread appends, so the index announced in the leaf is the one it got. */
-        TG_ASSERT(index == next);
-        t->record.audit_index = (int64_t)index;
+        rc = tg_audit_append(p->audit, record.data, record.len, &t->record.leaf_seq);
+    if (!rc)
         rc = persist(t);
-    }
     tg_buf_free(&record);
     t->record.recorded = rc == TG_OK;
     if (rc)
         unrecorded(t, rc); /* nothing may be delivered that is not on the record */
     tg_metrics_decision(p->metrics, t->decision);
-    if (p->log_turns && tg_log_enabled(TG_LOG_INFO))
-        log_line(t);
-    if (rc)
+    if (rc) {
+        if (p->log_turns && tg_log_enabled(TG_LOG_INFO))
+            log_line(t);
         return TG_NEXT;
+    }
     /* The reply, with its turn id, review id and audit index, waits for the
      * commit that makes them durable (group commit serves every turn waiting). */
     t->record.commit_pending = true;

@@ -154,7 +154,8 @@ struct tg_turn_gate {
 
 /* record (stage_record.c) */
 struct tg_turn_record {
-    int64_t audit_index; /* -1 until recorded */
+    int64_t audit_index; /* -1 until recorded and committed */
+    uint64_t leaf_seq;   /* the audit append's sequence number (tg_audit_index) */
     bool recorded;
     struct tg_commit_wait commit; /* the reply waits until the record is committed */
     bool commit_pending;

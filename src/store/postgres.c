@@ -57,7 +57,10 @@ static const char *const migrations[] = {
     " idx BIGINT PRIMARY KEY CHECK (idx >= 0), data BYTEA NOT NULL,"
     " leaf_hash BYTEA NOT NULL, root BYTEA NOT NULL, ts_ms BIGINT NOT NULL);"
     "CREATE TABLE blobs ("
-    " key TEXT COLLATE \"C\" PRIMARY KEY, data BYTEA NOT NULL, updated_ms BIGINT NOT NULL);",
+    " key TEXT COLLATE \"C\" PRIMARY KEY, data BYTEA NOT NULL, updated_ms BIGINT NOT NULL);"
+    /* the compact range of the audit tree (range.h): whoever appends locks it */
+    "CREATE TABLE audit_head (id INTEGER PRIMARY KEY CHECK (id = 0), range BYTEA NOT NULL);"
+    "INSERT INTO audit_head VALUES (0, '\\x0000000000000000');",
 };
 #define SCHEMA_VERSION ((int)TG_ARRAY_LEN(migrations))
 
@@ -100,7 +103,8 @@ static const char *const stmt_sql[P__COUNT] = {
     [P_BLOB_DELETE] = "DELETE FROM blobs WHERE key = $1",
     [P_HANDOFF] = "INSERT INTO handoff_messages (review_id, turn_id, sender, actor, text, at_ms,"
                   " after_events) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    [P_AUDIT_NEXT] = "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit",
+    [P_HEAD_LOCK] = "SELECT range FROM audit_head WHERE id = 0 FOR UPDATE",
+    [P_HEAD_SET] = "UPDATE audit_head SET range = $1 WHERE id = 0",
 
     [P_CONV_GET] = "SELECT " CONV_COLS " FROM conversations WHERE id = $1",
     [P_CONV_LATEST] = "SELECT " CONV_COLS " FROM conversations WHERE customer_id = $1"
@@ -110,7 +114,7 @@ static const char *const stmt_sql[P__COUNT] = {
                    "  WHERE conversation_id = $1 ORDER BY seq DESC LIMIT $2) m ORDER BY seq",
     /* A record kept as an audit leaf is read from the leaf: written once. */
     [P_TURN_GET] = "SELECT CASE WHEN t.audit_idx IS NULL THEN t.record"
-                   " ELSE convert_from(a.data, 'UTF8') END"
+                   " ELSE convert_from(a.data, 'UTF8') END, t.audit_idx"
                    " FROM turns t LEFT JOIN audit a ON a.idx = t.audit_idx WHERE t.id = $1",
     [P_REVIEW_GET] = "SELECT " REVIEW_KEYS ", task, conversation_id FROM reviews WHERE id = $1",
     [P_REVIEW_LIST] = "SELECT task FROM reviews ORDER BY priority DESC, deadline_ms, id LIMIT $1",
@@ -315,7 +319,7 @@ static enum pg_stmt job_params(const struct job *j, struct pg_params *p)
         if (j->u.turn.audit_idx >= 0)
             par_i64(p, j->u.turn.audit_idx);
         else
-            par_null(p);
+            par_null(p); /* WQ_LAST_LEAF: run_job binds it */
         return P_TURN;
     case JOB_REVIEW:
         par_text(p, j->u.review.row.id);
@@ -355,56 +359,113 @@ static enum pg_stmt job_params(const struct job *j, struct pg_params *p)
     return P__COUNT;
 }
 
-static int run_job(struct pg_store *s, const struct job *j)
+static int run_job(struct pg_store *s, struct job *j)
 {
     struct pg_params p = {.n = 0};
+    struct tg_range next;
     int rc;
-    if (j->kind == JOB_AUDIT && (int64_t)j->u.audit.index != s->audit_next) {
-        tg_error("store %s: audit leaf %llu out of order, expected %lld", s->name,
-                 (unsigned long long)j->u.audit.index, (long long)s->audit_next);
-        return TG_E_CONFLICT;
-    }
+    if (j->kind == JOB_AUDIT && (rc = tg_wq_number_leaf(s->name, j, &s->range, &next)) != TG_OK)
+        return rc;
     enum pg_stmt k = job_params(j, &p);
+    if (j->kind == JOB_TURN && j->u.turn.audit_idx == WQ_LAST_LEAF) {
+        if (s->last_leaf < 0)
+            return TG_E_INVAL; /* no leaf appended before it */
+        p.n--;
+        par_i64(&p, s->last_leaf);
+    }
     PQclear(pg_run(s, &s->w, k, &p, 0, &rc));
-    if (rc == TG_OK && j->kind == JOB_AUDIT)
-        s->audit_next++;
+    if (rc == TG_OK && j->kind == JOB_AUDIT) {
+        s->range = next;
+        s->last_leaf = (int64_t)j->u.audit.index;
+    }
+    return rc;
+}
+
+static bool has_leaves(const struct job *from, const struct job *to)
+{
+    for (const struct job *j = from; j != to; j = j->next)
+        if (j->kind == JOB_AUDIT)
+            return true;
+    return false;
+}
+
+/* Lock the audit tree's head (first, so batches of several nodes never
+ * wait on each other in a cycle) and read it. */
+static int lock_head(struct pg_store *s)
+{
+    int rc;
+    PGresult *res = pg_run(s, &s->w, P_HEAD_LOCK, NULL, 1, &rc);
+    if (res && (PQntuples(res) != 1 ||
+                tg_range_decode(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0),
+                                &s->range) != TG_OK)) {
+        tg_error("store %s: the audit log's head is missing or malformed", s->name);
+        rc = TG_E_DB;
+    }
+    PQclear(res);
+    return rc;
+}
+
+static int write_head(struct pg_store *s)
+{
+    struct pg_params p = {.n = 0};
+    uint8_t buf[TG_RANGE_BYTES];
+    int rc;
+    par_bytes(&p, buf, tg_range_encode(&s->range, buf));
+    PQclear(pg_run(s, &s->w, P_HEAD_SET, &p, 0, &rc));
+    return rc;
+}
+
+/* The jobs from `from` up to `to` in one transaction: TG_OK when committed. */
+static int run_txn(struct pg_store *s, struct job *from, const struct job *to)
+{
+    bool leaves = has_leaves(from, to);
+    int rc = TG_OK;
+    if (PQstatus(s->w) != CONNECTION_OK)
+        rc = reconnect(s, &s->w);
+    if (rc == TG_OK)
+        rc = exec_sql(s, s->w, "BEGIN", "begin");
+    if (rc == TG_OK && leaves)
+        rc = lock_head(s);
+    for (struct job *j = from; j != to && rc == TG_OK; j = j->next) {
+        rc = run_job(s, j);
+        if (rc == TG_OK && PQstatus(s->w) != CONNECTION_OK)
+            rc = TG_E_DB;
+    }
+    if (rc == TG_OK && leaves)
+        rc = write_head(s);
+    if (rc == TG_OK)
+        rc = exec_sql(s, s->w, "COMMIT", "commit");
+    if (rc != TG_OK && PQstatus(s->w) == CONNECTION_OK)
+        exec_sql(s, s->w, "ROLLBACK", "rollback");
     return rc;
 }
 
 /*
  * Commit a batch in one transaction.  PostgreSQL aborts a transaction at
  * its first failed statement, so a failure rolls the batch back and runs
- * its jobs again one by one, each committed on its own: as in SQLite, a
- * failing write loses itself and not its neighbours.  Returns the first
- * error.
+ * its jobs again one by one, each in a transaction of its own: as in
+ * SQLite, a failing write loses itself and not its neighbours.  Returns
+ * the first error.
  */
-static int pg_run_batch(struct tg_store *st, const struct job *batch)
+static int pg_run_batch(struct tg_store *st, struct job *batch)
 {
     struct pg_store *s = pg(st);
-    int64_t audit_next = s->audit_next;
-    int rc = TG_OK;
-
-    if (PQstatus(s->w) != CONNECTION_OK)
-        rc = reconnect(s, &s->w);
-    if (rc == TG_OK)
-        rc = exec_sql(s, s->w, "BEGIN", "begin");
-    for (const struct job *j = batch; j && rc == TG_OK; j = j->next) {
-        rc = run_job(s, j);
-        if (rc == TG_OK && PQstatus(s->w) != CONNECTION_OK)
-            rc = TG_E_DB;
-    }
-    if (rc == TG_OK)
-        rc = exec_sql(s, s->w, "COMMIT", "commit");
+    int64_t last_leaf = s->last_leaf;
+    int rc = run_txn(s, batch, NULL);
     if (rc == TG_OK)
         return TG_OK;
-    if (PQstatus(s->w) == CONNECTION_OK)
-        exec_sql(s, s->w, "ROLLBACK", "rollback");
-    s->audit_next = audit_next;
+    tg_wq_forget_numbers(batch);
+    s->last_leaf = last_leaf;
     rc = TG_OK;
-    for (const struct job *j = batch; j; j = j->next) {
-        int jr = run_job(s, j);
-        if (jr != TG_OK && rc == TG_OK)
-            rc = jr;
+    for (struct job *j = batch; j; j = j->next) {
+        int64_t before = s->last_leaf;
+        int jr = run_txn(s, j, j->next);
+        if (jr != TG_OK) {
+            tg_wq_forget_numbers(j);
+            s->last_leaf = before;
+            if (rc == TG_OK)
+                rc = jr;
+        }
     }
     return rc;
 }
@@ -455,16 +516,6 @@ static int migrate(struct pg_store *s, char *err, size_t errlen)
     return rc;
 }
 
-static int load_audit_next(struct pg_store *s)
-{
-    int rc;
-    PGresult *res = pg_run(s, &s->w, P_AUDIT_NEXT, NULL, 0, &rc);
-    if (res)
-        s->audit_next = col_i64(res, 0, 0);
-    PQclear(res);
-    return rc;
-}
-
 static void pg_free(struct pg_store *s)
 {
     PQfinish(s->w);
@@ -508,11 +559,12 @@ static int pg_open(const char *uri, const struct tg_store_privacy *priv, struct 
         goto out;
     }
     s->base.ops = &tg_store_postgres_ops;
+    s->last_leaf = -1;
     rc = open_conn(s, &s->w, err, errlen);
     if (rc == TG_OK)
         rc = migrate(s, err, errlen);
-    if (rc == TG_OK && (rc = prepare(s, s->w, true)) == TG_OK)
-        rc = load_audit_next(s);
+    if (rc == TG_OK)
+        rc = prepare(s, s->w, true);
     if (rc == TG_OK)
         rc = open_conn(s, &s->r, err, errlen);
     if (rc == TG_OK && (rc = prepare(s, s->r, false)) != TG_OK)

@@ -27,7 +27,8 @@ enum pg_stmt {
     P_BLOB,
     P_BLOB_DELETE,
     P_HANDOFF,
-    P_AUDIT_NEXT,
+    P_HEAD_LOCK,
+    P_HEAD_SET,
     /* reads, prepared on the caller's connection */
     P_CONV_GET,
     P_CONV_LATEST,
@@ -55,7 +56,8 @@ struct pg_store {
     char *uri;            /* to connect again after a lost connection */
     PGconn *w;            /* the writer thread's, once the queue runs */
     PGconn *r;            /* the caller's thread's */
-    int64_t audit_next;   /* writer's view of the next audit index */
+    struct tg_range range; /* the audit tree's head, read under its lock per batch */
+    int64_t last_leaf;     /* the index of the leaf this store appended last, or -1 */
 };
 
 static inline struct pg_store *pg(struct tg_store *st)

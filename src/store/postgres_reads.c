@@ -174,6 +174,8 @@ int pg_turn_get(struct tg_store *st, const char *turn_id, json_t **record)
         rc = TG_E_NOTFOUND;
     if (rc == TG_OK)
         rc = col_json(pg(st), res, 0, 0, record);
+    if (rc == TG_OK && !PQgetisnull(res, 0, 1))
+        rc = tg_store_record_index(*record, col_i64(res, 0, 1));
     PQclear(res);
     return rc;
 }

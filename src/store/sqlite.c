@@ -44,7 +44,7 @@ const char *const sq_write_sql[W__COUNT] = {
                  " conversation_id = excluded.conversation_id",
     [W_AUDIT] = "INSERT INTO audit (idx, data, leaf_hash, root, ts_ms)"
                 " VALUES (?1, ?2, ?3, ?4, ?5)",
-    [W_AUDIT_NEXT] = "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit",
+    [W_AUDIT_HASHES] = "SELECT idx, leaf_hash FROM audit ORDER BY idx",
     [W_BLOB] = "INSERT INTO blobs (key, data, updated_ms) VALUES (?1, ?2, ?3)"
                " ON CONFLICT (key) DO UPDATE SET data = excluded.data,"
                " updated_ms = excluded.updated_ms",
@@ -71,8 +71,9 @@ static const char *const read_sql[R__COUNT] = {
                    "  WHERE conversation_id = ?1 ORDER BY seq DESC LIMIT ?2)"
                    " ORDER BY seq",
     /* A record kept as an audit leaf is read from the leaf: written once. */
-    [R_TURN_GET] = "SELECT CASE WHEN t.audit_idx IS NULL THEN t.record ELSE a.data END"
-                   " FROM turns t LEFT JOIN audit a ON a.idx = t.audit_idx WHERE t.id = ?1",
+    [R_TURN_GET] = "SELECT CASE WHEN t.audit_idx IS NULL THEN t.record ELSE a.data END,"
+                   " t.audit_idx FROM turns t LEFT JOIN audit a ON a.idx = t.audit_idx"
+                   " WHERE t.id = ?1",
     [R_REVIEW_GET] = "SELECT id, turn_id, state, queue, priority, deadline_ms, updated_ms,"
                      " task, conversation_id FROM reviews WHERE id = ?1",
     [R_REVIEW_LIST] = "SELECT task FROM reviews ORDER BY priority DESC, deadline_ms, id LIMIT ?1",
@@ -208,18 +209,31 @@ static int prepare_all(struct sq_store *s, sqlite3 *db, const char *const *sql, 
     return rc;
 }
 
-static int load_audit_next(struct sq_store *s, char *err, size_t errlen)
+/* The writer's compact range of the audit tree, from the stored leaf hashes
+ * (tg_audit_open checks them against the data). */
+static int load_audit_range(struct sq_store *s, char *err, size_t errlen)
 {
-    sqlite3_stmt *q = s->w[W_AUDIT_NEXT];
-    int rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW) {
-        s->audit_next = sqlite3_column_int64(q, 0);
-        rc = SQLITE_OK;
-    } else {
-        rc = sq_open_fail(s, s->wdb, rc, "audit size", err, errlen);
+    sqlite3_stmt *q = s->w[W_AUDIT_HASHES];
+    int rc;
+    tg_range_init(&s->range);
+    s->last_leaf = -1;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if ((uint64_t)sqlite3_column_int64(q, 0) != s->range.size ||
+            sqlite3_column_bytes(q, 1) != TG_SHA256_LEN) {
+            /* opened all the same, for `audit verify` to say what is wrong;
+             * the gateway refuses to start on it (tg_audit_open) */
+            tg_warn("store %s: audit leaf %llu is missing or malformed", s->path,
+                    (unsigned long long)s->range.size);
+            rc = SQLITE_DONE;
+            break;
+        }
+        if (tg_range_push(&s->range, sqlite3_column_blob(q, 1)) != TG_OK) {
+            sqlite3_reset(q);
+            return TG_E_NOMEM;
+        }
     }
     sqlite3_reset(q);
-    return rc;
+    return rc == SQLITE_DONE ? TG_OK : sq_open_fail(s, s->wdb, rc, "audit size", err, errlen);
 }
 
 /*
@@ -316,7 +330,7 @@ static int sq_open(const char *path, const struct tg_store_privacy *priv, struct
     if (rc == TG_OK)
         rc = prepare_all(s, s->wdb, sq_write_sql, s->w, W__COUNT, err, errlen);
     if (rc == TG_OK)
-        rc = load_audit_next(s, err, errlen);
+        rc = load_audit_range(s, err, errlen);
     if (rc == TG_OK)
         rc = open_conn(s, &s->rdb, false, err, errlen);
     if (rc == TG_OK)

@@ -29,7 +29,7 @@ enum wstmt {
     W_TURN,
     W_REVIEW,
     W_AUDIT,
-    W_AUDIT_NEXT,
+    W_AUDIT_HASHES,
     W_BLOB,
     W_BLOB_DELETE,
     W_HANDOFF,
@@ -68,7 +68,8 @@ struct sq_store {
     sqlite3 *rdb; /* used only by the caller's thread */
     sqlite3_stmt *w[W__COUNT];
     sqlite3_stmt *r[R__COUNT];
-    int64_t audit_next; /* writer's view of the next audit index */
+    struct tg_range range; /* the writer's view of the audit log's tree */
+    int64_t last_leaf;     /* the index of the leaf this store appended last, or -1 */
 
     /* checkpoints run on a thread of their own, so no reply waits for one */
     sqlite3 *cdb; /* the checkpointer's connection */
@@ -201,7 +202,7 @@ int sq_migrate(struct sq_store *s, char *err, size_t errlen);
  * them).  sqlite_writer.c commits the write queue's batches on the write
  * connection; reads (sqlite_reads.c) run on the caller's connection.
  */
-int sq_run_batch(struct tg_store *st, const struct job *batch);
+int sq_run_batch(struct tg_store *st, struct job *batch);
 int sq_conversation_latest(struct tg_store *st, const char *customer_id,
                            struct tg_conversation *out);
 int sq_conversation_get(struct tg_store *st, const char *id, struct tg_conversation *out);

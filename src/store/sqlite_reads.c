@@ -227,6 +227,8 @@ int sq_turn_get(struct tg_store *st, const char *turn_id, json_t **record)
         rc = read_step(s, q);
     if (rc == TG_OK)
         rc = col_json(s, q, 0, record);
+    if (rc == TG_OK && sqlite3_column_type(q, 1) != SQLITE_NULL)
+        rc = tg_store_record_index(*record, sqlite3_column_int64(q, 1));
     read_done(q);
     return rc;
 }

@@ -47,7 +47,9 @@ static sqlite3_stmt *bind_job(struct sq_store *s, const struct job *j, int *bind
         bind_str(&b, j->u.turn.decision);
         bind_i64(&b, j->u.turn.created_ms);
         bind_text(&b, j->u.turn.record, j->u.turn.record_len);
-        if (j->u.turn.audit_idx >= 0)
+        if (j->u.turn.audit_idx == WQ_LAST_LEAF)
+            bind_i64(&b, s->last_leaf);
+        else if (j->u.turn.audit_idx >= 0)
             bind_i64(&b, j->u.turn.audit_idx);
         else
             bind_null(&b);
@@ -98,18 +100,17 @@ static sqlite3_stmt *bind_job(struct sq_store *s, const struct job *j, int *bind
     return b.st;
 }
 
-static int run_job(struct sq_store *s, const struct job *j)
+static int run_job(struct sq_store *s, struct job *j)
 {
+    struct tg_range next;
     int rc = TG_OK;
     int src;
     sqlite3_stmt *st;
 
-    if (j->kind == JOB_AUDIT && (int64_t)j->u.audit.index != s->audit_next) {
-        tg_error("store %s: audit leaf %llu out of order, expected %lld", s->path,
-                 (unsigned long long)j->u.audit.index, (long long)s->audit_next);
-        rc = TG_E_CONFLICT;
-        goto out;
-    }
+    if (j->kind == JOB_AUDIT && (rc = tg_wq_number_leaf(s->path, j, &s->range, &next)) != TG_OK)
+        return rc;
+    if (j->kind == JOB_TURN && j->u.turn.audit_idx == WQ_LAST_LEAF && s->last_leaf < 0)
+        return TG_E_INVAL; /* no leaf appended before it */
     st = bind_job(s, j, &src);
     if (src == SQLITE_OK)
         src = sqlite3_step(st);
@@ -117,9 +118,15 @@ static int run_job(struct sq_store *s, const struct job *j)
         rc = db_fail(s, s->wdb, src, "write");
     sqlite3_reset(st);
     sqlite3_clear_bindings(st); /* the bound text lives in the job, about to be freed */
-    if (rc == TG_OK && j->kind == JOB_AUDIT)
-        s->audit_next++;
-out:
+    if (j->kind == JOB_AUDIT) {
+        if (rc == TG_OK) {
+            s->range = next;
+            s->last_leaf = (int64_t)j->u.audit.index;
+        } else if (j->numbered) {
+            j->numbered = false;
+            j->u.audit.index = WQ_NEXT_LEAF;
+        }
+    }
     return rc;
 }
 
@@ -129,14 +136,15 @@ out:
  * unless SQLite had to roll the whole transaction back, which loses the
  * batch.  Returns the first error.
  */
-int sq_run_batch(struct tg_store *st, const struct job *batch)
+int sq_run_batch(struct tg_store *st, struct job *batch)
 {
     struct sq_store *s = sq(st);
-    int64_t audit_next = s->audit_next;
+    struct tg_range range = s->range;
+    int64_t last_leaf = s->last_leaf;
     int rc = exec_stmt(s, s->w[W_BEGIN], "begin");
     if (rc != TG_OK)
         goto out;
-    for (const struct job *j = batch; j; j = j->next) {
+    for (struct job *j = batch; j; j = j->next) {
         int jr = run_job(s, j);
         if (jr != TG_OK && rc == TG_OK)
             rc = jr;
@@ -145,7 +153,9 @@ int sq_run_batch(struct tg_store *st, const struct job *batch)
     }
     if (sqlite3_get_autocommit(s->wdb)) {
         tg_error("store %s: transaction rolled back, a batch of writes is lost", s->path);
-        s->audit_next = audit_next;
+        s->range = range;
+        s->last_leaf = last_leaf;
+        tg_wq_forget_numbers(batch);
         if (rc == TG_OK)
             rc = TG_E_DB;
         goto out;
@@ -153,7 +163,9 @@ int sq_run_batch(struct tg_store *st, const struct job *batch)
     int cr = exec_stmt(s, s->w[W_COMMIT], "commit");
     if (cr != TG_OK) {
         exec_stmt(s, s->w[W_ROLLBACK], "rollback");
-        s->audit_next = audit_next;
+        s->range = range;
+        s->last_leaf = last_leaf;
+        tg_wq_forget_numbers(batch);
         if (rc == TG_OK)
             rc = cr;
     }

@@ -51,7 +51,7 @@ static bool unknown_scheme(const char *uri)
 }
 
 /* The queue's writer hands batches to the store's backend. */
-static int run_batch(void *arg, const struct job *batch)
+static int run_batch(void *arg, struct job *batch)
 {
     struct tg_store *st = arg;
     return st->ops->run_batch(st, batch);
@@ -136,6 +136,13 @@ char *tg_store_redact(const char *uri)
     char *out = b.data ? tg_strdup(b.data) : NULL;
     tg_buf_free(&b);
     return out;
+}
+
+int tg_store_record_index(json_t *record, int64_t index)
+{
+    if (!json_is_object(record) || json_object_get(record, "audit_index"))
+        return TG_OK;
+    return tg_json_set(record, "audit_index", json_integer(index));
 }
 
 void tg_store_local_dir(const char *uri, const char *data_dir, char *out, size_t n)
@@ -351,13 +358,12 @@ int tg_store_turn_put_text(struct tg_store *st, const char *turn_id, const char 
 }
 
 int tg_store_turn_put_leaf(struct tg_store *st, const char *turn_id, const char *conversation_id,
-                           const char *decision, int64_t created_ms, uint64_t audit_index)
+                           const char *decision, int64_t created_ms)
 {
-    if (!st || !turn_id || !turn_id[0] || !conversation_id || !decision ||
-        audit_index > (uint64_t)INT64_MAX)
+    if (!st || !turn_id || !turn_id[0] || !conversation_id || !decision)
         return TG_E_INVAL;
     return tg_wq_turn_put(&st->wq, turn_id, conversation_id, decision, created_ms, "", 0,
-                          (int64_t)audit_index);
+                          WQ_LAST_LEAF);
 }
 
 int tg_store_turn_put(struct tg_store *st, const char *turn_id, const char *conversation_id,
@@ -425,6 +431,22 @@ int tg_store_audit_put(struct tg_store *st, const struct tg_audit_row *row)
     if (!st || !row || (!row->data && row->len) || row->index > (uint64_t)INT64_MAX)
         return TG_E_INVAL;
     return tg_wq_audit_put(&st->wq, row);
+}
+
+int tg_store_audit_append(struct tg_store *st, const struct tg_audit_row *row, uint64_t *seq)
+{
+    if (!st || !row || (!row->data && row->len))
+        return TG_E_INVAL;
+    struct tg_audit_row r = *row;
+    r.index = WQ_NEXT_LEAF;
+    return tg_wq_audit_append(&st->wq, &r, seq);
+}
+
+int tg_store_audit_index(struct tg_store *st, uint64_t seq, uint64_t *index)
+{
+    if (!st || !index)
+        return TG_E_INVAL;
+    return tg_wq_audit_index(&st->wq, seq, index);
 }
 
 /* ------------------------------------------------------------ reads */

@@ -187,10 +187,11 @@ int tg_store_turn_put(struct tg_store *st, const char *turn_id, const char *conv
 int tg_store_turn_put_text(struct tg_store *st, const char *turn_id, const char *conversation_id,
                            const char *decision, int64_t created_ms, const char *record,
                            size_t len);
-/* The same when the record is the audit leaf at audit_index (queued before
- * this call): the record is kept once, in the audit log, and read from there. */
+/* The same when the record is the audit leaf this store appended last
+ * (tg_store_audit_append, queued before this call): the record is kept
+ * once, in the audit log, and read from there with its audit_index. */
 int tg_store_turn_put_leaf(struct tg_store *st, const char *turn_id, const char *conversation_id,
-                           const char *decision, int64_t created_ms, uint64_t audit_index);
+                           const char *decision, int64_t created_ms);
 /*
  * Insert or replace a review task: key columns plus the whole task as JSON,
  * its texts masked (see the top of this file).  A task's hand-off thread
@@ -207,6 +208,19 @@ int tg_store_handoff_add(struct tg_store *st, const struct tg_handoff_msg *m);
 /* Append one audit leaf.  Indexes must arrive in order 0, 1, 2, ...; a
  * duplicate or gap is a write error (TG_E_CONFLICT). */
 int tg_store_audit_put(struct tg_store *st, const struct tg_audit_row *row);
+/*
+ * Append one audit leaf (data, leaf_hash, ts_ms; index and root are not
+ * read) at the end of the log: the writer gives it the next index and the
+ * tree head after it when it commits, in commit order across every
+ * process sharing the store.  *seq (may be NULL) receives the write's
+ * sequence number for tg_store_audit_index.
+ */
+int tg_store_audit_append(struct tg_store *st, const struct tg_audit_row *row, uint64_t *seq);
+/* The index the append numbered seq got, once committed; TG_E_NOTFOUND
+ * when it is not committed yet or too old to be remembered (the last
+ * TG_STORE_AUDIT_REMEMBER appends are). */
+#define TG_STORE_AUDIT_REMEMBER 65536
+int tg_store_audit_index(struct tg_store *st, uint64_t seq, uint64_t *index);
 
 /*
  * Keyed bytes for state that belongs to no turn: the knowledge-base index,
@@ -234,7 +248,8 @@ int tg_store_conversation_get(struct tg_store *st, const char *id, struct tg_con
  * of {"role", "content", "turn_id", "ts_ms"}.  Unknown id gives []. */
 int tg_store_messages(struct tg_store *st, const char *conversation_id, size_t limit,
                       json_t **out);
-/* A turn record as stored; TG_E_NOTFOUND if none. */
+/* A turn record as stored (one kept as its audit leaf with audit_index
+ * added); TG_E_NOTFOUND if none. */
 int tg_store_turn_get(struct tg_store *st, const char *turn_id, json_t **record);
 /*
  * A review task's row and JSON, as readers see it: the hand-off thread is

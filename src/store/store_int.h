@@ -30,7 +30,7 @@ struct tg_store_ops {
     /* Commit a batch of queued writes (wqueue.h) in one transaction, on
      * the queue's writer thread: TG_OK or the first error.  Writes reach
      * a backend only this way. */
-    int (*run_batch)(struct tg_store *st, const struct job *batch);
+    int (*run_batch)(struct tg_store *st, struct job *batch);
 
     int (*blob_get)(struct tg_store *st, const char *key, char **data, size_t *len);
     int (*blob_list)(struct tg_store *st, const char *prefix, size_t limit, json_t **out);
@@ -76,6 +76,10 @@ struct tg_store {
 int tg_store_private_task(const struct tg_store_privacy *priv, json_t *task, bool convert);
 /* Mask one JSON string member of obj in place (absent or not a string: nothing). */
 int tg_store_private_member(const struct tg_store_privacy *priv, json_t *obj, const char *key);
+
+/* A turn record kept as its audit leaf, read back: its index in the log
+ * added as audit_index (an older leaf that carries it keeps its own). */
+int tg_store_record_index(json_t *record, int64_t index);
 
 /* A message for a person in err (NULL or errlen 0: none), as snprintf
  * writes it; for store.c's and the backends' open errors. */

@@ -71,9 +71,14 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&q->mu);
 
         int rc = q->run(q->arg, batch);
-        free_jobs(batch);
 
         pthread_mutex_lock(&q->mu);
+        for (const struct job *j = batch; j; j = j->next) {
+            if (j->numbered)
+                q->numbered[j->seq % TG_STORE_AUDIT_REMEMBER] =
+                    (struct wq_numbered){.seq = j->seq, .index = j->u.audit.index};
+        }
+        free_jobs(batch);
         if (rc != TG_OK && q->err == TG_OK)
             q->err = rc;
         q->committed = upto;
@@ -133,8 +138,9 @@ static size_t json_size(const json_t *v, int *rc)
     return n;
 }
 
-/* Queue a job for the writer, taking ownership of it either way. */
-static int enqueue(struct tg_wqueue *q, struct job *j)
+/* Queue a job for the writer, taking ownership of it either way; *seq
+ * (may be NULL) receives its place in the queue. */
+static int enqueue_seq(struct tg_wqueue *q, struct job *j, uint64_t *seq)
 {
     int rc;
 
@@ -149,7 +155,9 @@ static int enqueue(struct tg_wqueue *q, struct job *j)
             q->head = j;
         q->tail = j;
         q->queued_bytes += j->size;
-        q->enqueued++;
+        j->seq = ++q->enqueued;
+        if (seq)
+            *seq = j->seq;
         /* The writer waits for work only on an empty queue. */
         if (q->head == j)
             pthread_cond_signal(&q->work_cv);
@@ -158,6 +166,11 @@ static int enqueue(struct tg_wqueue *q, struct job *j)
     pthread_mutex_unlock(&q->mu);
     tg_free(j);
     return rc;
+}
+
+static int enqueue(struct tg_wqueue *q, struct job *j)
+{
+    return enqueue_seq(q, j, NULL);
 }
 
 int tg_wq_conversation_put(struct tg_wqueue *q, const struct tg_conversation *c)
@@ -246,7 +259,7 @@ int tg_wq_handoff_add(struct tg_wqueue *q, const struct tg_handoff_msg *m)
     return enqueue(q, j);
 }
 
-int tg_wq_audit_put(struct tg_wqueue *q, const struct tg_audit_row *row)
+static int audit_job(struct tg_wqueue *q, const struct tg_audit_row *row, uint64_t *seq)
 {
     int rc;
     struct job *j = NULL;
@@ -258,7 +271,30 @@ int tg_wq_audit_put(struct tg_wqueue *q, const struct tg_audit_row *row)
     char *cur = j->extra;
     j->u.audit = *row;
     j->u.audit.data = pack(&cur, row->data, row->len);
-    return enqueue(q, j);
+    return enqueue_seq(q, j, seq);
+}
+
+int tg_wq_audit_put(struct tg_wqueue *q, const struct tg_audit_row *row)
+{
+    return audit_job(q, row, NULL);
+}
+
+int tg_wq_audit_append(struct tg_wqueue *q, const struct tg_audit_row *row, uint64_t *seq)
+{
+    return audit_job(q, row, seq);
+}
+
+int tg_wq_audit_index(struct tg_wqueue *q, uint64_t seq, uint64_t *index)
+{
+    int rc = TG_E_NOTFOUND;
+    pthread_mutex_lock(&q->mu);
+    const struct wq_numbered *n = &q->numbered[seq % TG_STORE_AUDIT_REMEMBER];
+    if (seq && n->seq == seq) {
+        *index = n->index;
+        rc = TG_OK;
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
 }
 
 void tg_wq_set_group_commit(struct tg_wqueue *q, int64_t ms)
@@ -341,9 +377,15 @@ int tg_wq_start(struct tg_wqueue *q, const char *name, tg_wq_run_fn run, void *a
     memset(q, 0, sizeof(*q));
     q->run = run;
     q->arg = arg;
+    q->numbered = tg_calloc(TG_STORE_AUDIT_REMEMBER, sizeof(*q->numbered));
+    if (!q->numbered) {
+        tg_store_set_err(err, errlen, "store %s: out of memory", name);
+        return TG_E_NOMEM;
+    }
     q->commit_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (q->commit_fd < 0) {
         tg_store_set_err(err, errlen, "store %s: eventfd: %s", name, strerror(errno));
+        tg_free(q->numbered);
         return TG_E_IO;
     }
     rc = pthread_mutex_init(&q->mu, NULL);
@@ -368,6 +410,7 @@ int tg_wq_start(struct tg_wqueue *q, const char *name, tg_wq_run_fn run, void *a
     if (rc != 0) {
         close(q->commit_fd);
         q->commit_fd = -1;
+        tg_free(q->numbered);
         tg_store_set_err(err, errlen, "store %s: cannot start the writer thread: %s", name,
                          strerror(rc));
         return TG_E_INTERNAL;
@@ -390,6 +433,39 @@ int tg_wq_stop(struct tg_wqueue *q)
     pthread_mutex_destroy(&q->mu);
     free_jobs(q->head);
     close(q->commit_fd);
+    tg_free(q->numbered);
     q->started = false;
     return q->err;
+}
+
+/* ------------------------------------------------------------ numbering leaves */
+
+int tg_wq_number_leaf(const char *name, struct job *j, const struct tg_range *r,
+                      struct tg_range *next)
+{
+    bool assign = j->u.audit.index == WQ_NEXT_LEAF || j->numbered;
+    int rc;
+    if (!assign && j->u.audit.index != r->size) {
+        tg_error("store %s: audit leaf %llu out of order, expected %llu", name,
+                 (unsigned long long)j->u.audit.index, (unsigned long long)r->size);
+        return TG_E_CONFLICT;
+    }
+    *next = *r;
+    rc = tg_range_push(next, j->u.audit.leaf_hash);
+    if (rc == TG_OK && assign) {
+        j->u.audit.index = r->size;
+        rc = tg_range_root(next, j->u.audit.root);
+        j->numbered = rc == TG_OK;
+    }
+    return rc;
+}
+
+void tg_wq_forget_numbers(struct job *batch)
+{
+    for (struct job *j = batch; j; j = j->next) {
+        if (j->numbered) {
+            j->numbered = false;
+            j->u.audit.index = WQ_NEXT_LEAF;
+        }
+    }
 }

@@ -23,6 +23,7 @@
 #define TG_STORE_WQUEUE_H
 
 #include "store/store.h"
+#include "audit/range.h"
 
 #include <pthread.h>
 
@@ -62,11 +63,21 @@ struct job_review {
     size_t task_len;
 };
 
+/* An audit job's index when the writer is to give it the next one (and
+ * the tree head after it); a turn job's audit_idx when its record is the
+ * leaf the queue appended last. */
+#define WQ_NEXT_LEAF UINT64_MAX
+#define WQ_LAST_LEAF (-2)
+
 /* One queued write.  Every pointer inside u points into extra[]. */
 struct job {
     struct job *next;
     enum job_kind kind;
-    size_t size; /* counted against WQ_MAX_BYTES */
+    size_t size;  /* counted against WQ_MAX_BYTES */
+    uint64_t seq; /* its place in the queue: 1, 2, ... (a ticket) */
+    /* an appended audit leaf (index WQ_NEXT_LEAF when queued): the backend
+     * writes the index and root it gave into u.audit and sets numbered */
+    bool numbered;
     union {
         struct tg_conversation conv;
         struct tg_message msg;
@@ -82,8 +93,15 @@ struct job {
 /*
  * Commit a batch (a list of jobs in queue order) in one transaction, on
  * the writer thread; TG_OK or the first error.  The queue frees the jobs.
+ * An audit job queued with index WQ_NEXT_LEAF gets its index and root
+ * from the backend, which marks it numbered once that is committed.
  */
-typedef int (*tg_wq_run_fn)(void *arg, const struct job *batch);
+typedef int (*tg_wq_run_fn)(void *arg, struct job *batch);
+
+/* What the writer remembers of the leaves it numbered. */
+struct wq_numbered {
+    uint64_t seq, index;
+};
 
 struct tg_wqueue {
     tg_wq_run_fn run;
@@ -103,6 +121,7 @@ struct tg_wqueue {
     int flushers;     /* callers blocked in flush: commit at once */
     uint64_t wanted;  /* the highest ticket someone waits for: commit at once */
     int commit_fd;    /* eventfd: readable after every commit */
+    struct wq_numbered *numbered; /* TG_STORE_AUDIT_REMEMBER, by seq modulo */
 };
 
 /* Start the writer thread with run(arg, batch) as the backend's commit.
@@ -113,6 +132,19 @@ int tg_wq_start(struct tg_wqueue *q, const char *name, tg_wq_run_fn run, void *a
  * the first write error, or TG_OK.  A queue never started: nothing. */
 int tg_wq_stop(struct tg_wqueue *q);
 
+/*
+ * For a backend's run_batch: number audit job j against the log's compact
+ * range r (the leaves committed before it).  A leaf queued with
+ * WQ_NEXT_LEAF gets index r->size and the tree head after it; one that
+ * brought its index must bring r->size (else TG_E_CONFLICT, logged with
+ * name).  On TG_OK *next is r with the leaf pushed, for the backend to
+ * keep once the leaf is written.
+ */
+int tg_wq_number_leaf(const char *name, struct job *j, const struct tg_range *r,
+                      struct tg_range *next);
+/* Forget the numbers of a batch that was rolled back. */
+void tg_wq_forget_numbers(struct job *batch);
+
 /* The writes of store.h, arguments already checked and made private. */
 int tg_wq_conversation_put(struct tg_wqueue *q, const struct tg_conversation *c);
 int tg_wq_message_add(struct tg_wqueue *q, const struct tg_message *m);
@@ -122,6 +154,10 @@ int tg_wq_turn_put(struct tg_wqueue *q, const char *turn_id, const char *convers
 int tg_wq_review_put(struct tg_wqueue *q, const struct tg_review_row *r, const json_t *task);
 int tg_wq_handoff_add(struct tg_wqueue *q, const struct tg_handoff_msg *m);
 int tg_wq_audit_put(struct tg_wqueue *q, const struct tg_audit_row *row);
+/* row->index WQ_NEXT_LEAF: the writer numbers it; *seq (may be NULL) its seq. */
+int tg_wq_audit_append(struct tg_wqueue *q, const struct tg_audit_row *row, uint64_t *seq);
+/* The index the append numbered seq got, once committed, else TG_E_NOTFOUND. */
+int tg_wq_audit_index(struct tg_wqueue *q, uint64_t seq, uint64_t *index);
 /* data NULL: delete the key. */
 int tg_wq_blob_put(struct tg_wqueue *q, const char *key, const void *data, size_t len);
 

@@ -26,6 +26,7 @@
 #include <libpq-fe.h>
 #include <sqlite3.h>
 
+#include "audit/audit.h"
 #include "store/store.h"
 
 /* ------------------------------------------------------------ fixtures */
@@ -709,14 +710,67 @@ static void t_turn_record_in_the_audit_log(struct env *e)
     row.index = 0;
     row.data = (char *)leaf;
     row.len = strlen(leaf);
-    assert_int_equal(tg_store_audit_put(e->st, &row), TG_OK);
-    assert_int_equal(tg_store_turn_put_leaf(e->st, "turn_L", "conv_L", "deliver", 5, 0), TG_OK);
+    put_leaf(e, 0);
+    assert_int_equal(tg_store_audit_append(e->st, &row, NULL), TG_OK);
+    assert_int_equal(tg_store_turn_put_leaf(e->st, "turn_L", "conv_L", "deliver", 5), TG_OK);
     assert_int_equal(tg_store_flush(e->st), TG_OK);
     json_t *rec = NULL;
     assert_int_equal(tg_store_turn_get(e->st, "turn_L", &rec), TG_OK);
     assert_string_equal(tg_json_str(rec, "turn_id", ""), "turn_L");
     assert_string_equal(tg_json_str(rec, "decision", ""), "deliver");
+    assert_int_equal(tg_json_int(rec, "audit_index", -1), 1); /* where it was committed */
     json_decref(rec);
+}
+
+/* The MTH of the stored leaves 0..n-1 from their hashes. */
+static void stored_root(struct env *e, uint64_t n, uint8_t out[TG_SHA256_LEN])
+{
+    uint8_t(*h)[TG_SHA256_LEN] = tg_calloc(n ? n : 1, TG_SHA256_LEN);
+    struct tg_audit_row row;
+    assert_non_null(h);
+    for (uint64_t i = 0; i < n; i++) {
+        assert_int_equal(tg_store_audit_get(e->st, i, &row), TG_OK);
+        memcpy(h[i], row.leaf_hash, TG_SHA256_LEN);
+        tg_free(row.data);
+    }
+    tg_audit_tree_root((const uint8_t(*)[TG_SHA256_LEN])h, n, out);
+    tg_free(h);
+}
+
+/* Appended leaves are numbered where they are committed, after the ones
+ * put with their index, each with the tree head after it. */
+static void t_audit_append_numbers(struct env *e)
+{
+    uint64_t seq[5], idx = 0;
+    struct tg_audit_row row;
+    uint8_t root[TG_SHA256_LEN];
+
+    put_leaf(e, 0);
+    put_leaf(e, 1);
+    for (int i = 0; i < 5; i++) {
+        struct leaf l;
+        make_leaf(100 + (uint64_t)i, &l);
+        l.row.index = 7; /* not read */
+        assert_int_equal(tg_store_audit_append(e->st, &l.row, &seq[i]), TG_OK);
+        assert_int_equal(tg_store_audit_index(e->st, seq[i], &idx), TG_E_NOTFOUND);
+    }
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(tg_store_audit_index(e->st, seq[i], &idx), TG_OK);
+        assert_int_equal(idx, 2 + i);
+        assert_int_equal(tg_store_audit_get(e->st, idx, &row), TG_OK);
+        stored_root(e, idx + 1, root);
+        assert_memory_equal(row.root, root, TG_SHA256_LEN);
+        tg_free(row.data);
+    }
+    reopen(e); /* the numbering goes on from the stored log */
+    struct leaf l;
+    make_leaf(200, &l);
+    assert_int_equal(tg_store_audit_append(e->st, &l.row, &seq[0]), TG_OK);
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+    assert_int_equal(tg_store_audit_index(e->st, seq[0], &idx), TG_OK);
+    assert_int_equal(idx, 7);
+    assert_int_equal(audit_size(e), 8);
 }
 
 static void t_writes_copy_arguments(struct env *e)
@@ -1188,6 +1242,7 @@ static void t_failed_write_keeps_its_batch(struct env *e)
 
 static const struct conformance_case cases[] = {
     {"failed_write_keeps_its_batch", t_failed_write_keeps_its_batch},
+    {"audit_append_numbers", t_audit_append_numbers},
     {"review_facts", t_review_facts},
     {"reopen_keeps_data", t_reopen_keeps_data},
     {"conversation_put_get_latest", t_conversation_put_get_latest},
@@ -1298,6 +1353,46 @@ static void test_postgres_reconnects(void **state)
     assert_int_equal(audit_size(&e), 1);
     tg_store_close(e.st);
     pg_fini(&e);
+}
+
+/* Two stores on one database, as two gateway nodes: their leaves make one
+ * log, numbered in the order of their commits, every head right. */
+static void test_postgres_two_writers_one_log(void **state)
+{
+    struct env a = {.op = &openers[1]}, b;
+    struct tg_audit_report rep;
+    uint64_t seq, idx;
+    bool seen[100] = {false};
+    (void)state;
+    if (!pg_available())
+        skip();
+    assert_int_equal(pg_init(&a), 0);
+    b = a;
+    open_store(&a);
+    open_store(&b);
+    for (int i = 0; i < 50; i++) {
+        for (int k = 0; k < 2; k++) {
+            struct env *e = k ? &b : &a;
+            struct leaf l;
+            make_leaf((uint64_t)(i * 2 + k), &l);
+            tg_audit_leaf_hash(l.data, l.row.len, l.row.leaf_hash); /* as the log hashes */
+            assert_int_equal(tg_store_audit_append(e->st, &l.row, &seq), TG_OK);
+            if (i % 10 == 9) { /* now and then wait, so commits interleave */
+                assert_int_equal(tg_store_flush(e->st), TG_OK);
+                assert_int_equal(tg_store_audit_index(e->st, seq, &idx), TG_OK);
+                assert_true(idx < 100 && !seen[idx]);
+                seen[idx] = true;
+            }
+        }
+    }
+    assert_int_equal(tg_store_flush(a.st), TG_OK);
+    assert_int_equal(tg_store_flush(b.st), TG_OK);
+    if (tg_audit_verify(a.st, &rep) != TG_OK)
+        fail_msg("verify: %s", rep.reason);
+    assert_int_equal(rep.size, 100);
+    tg_store_close(b.st);
+    tg_store_close(a.st);
+    pg_fini(&a);
 }
 
 /* A server that is not there: the open fails at once, naming the uri
@@ -1611,6 +1706,7 @@ int main(void)
     const struct CMUnitTest dispatch[] = {
         cmocka_unit_test(test_postgres_unreachable),
         cmocka_unit_test(test_postgres_reconnects),
+        cmocka_unit_test(test_postgres_two_writers_one_log),
         cmocka_unit_test(test_redact_and_local_dir),
         cmocka_unit_test(test_bad_uris),
         cmocka_unit_test_setup_teardown(test_bare_path_is_sqlite, sqlite_env_setup,
