@@ -19,16 +19,25 @@ int tg_admit_conversation(struct tg_turn *t)
     memset(&t->conv, 0, sizeof(t->conv));
     if (customer && customer[0]) {
         tg_strlcpy(t->conv.customer_id, customer, sizeof(t->conv.customer_id));
-        struct tg_conversation c;
+        struct tg_conversation c, sc;
         /* What this process recorded last wins over the store, which may not
-         * have committed it yet (and costs no read). */
+         * have committed it yet (and costs no read).  On a store other nodes
+         * write too, the customer's last message may have gone to one of
+         * them: the later of the two wins. */
         const struct tg_conversation *mem = tg_pipeline_recent(p, t->conv.customer_id);
+        bool found = mem != NULL;
         if (mem)
             c = *mem;
         /* the store finds the customer by the pseudonym it keeps and hands that
          * back: the turn goes on with the id as the channel sent it */
-        if ((mem || tg_store_conversation_latest(p->store, t->conv.customer_id, &c) == TG_OK) &&
-            t->run.created_ms - c.updated_ms <= p->cfg->idle_timeout_ms) {
+        if ((!mem || tg_store_shared(p->store)) &&
+            tg_store_conversation_latest(p->store, t->conv.customer_id, &sc) == TG_OK &&
+            (!found || sc.updated_ms > c.updated_ms ||
+             (sc.updated_ms == c.updated_ms && sc.turns > c.turns))) {
+            c = sc;
+            found = true;
+        }
+        if (found && t->run.created_ms - c.updated_ms <= p->cfg->idle_timeout_ms) {
             t->conv = c;
             tg_strlcpy(t->conv.customer_id, customer, sizeof(t->conv.customer_id));
             return TG_OK;

@@ -52,13 +52,28 @@ bool tg_admit_answerable(struct tg_turn *t)
     return true;
 }
 
+/* The task of the person who has the conversation now, into id: this
+ * node's map, or on a store other nodes write too, the store. */
+static bool with_person(struct tg_turn *t, char id[TG_ID_MAX])
+{
+    struct tg_review_row row;
+    const char *rid = tg_json_str(t->p->with_person, t->conv.id, NULL);
+    if (tg_store_shared(t->p->store)) {
+        if (tg_store_review_of_conversation(t->p->store, t->conv.id, "handed_off", &row) != TG_OK)
+            return false;
+        rid = row.id;
+    }
+    if (!rid)
+        return false;
+    tg_strlcpy(id, rid, TG_ID_MAX);
+    return true;
+}
+
 bool tg_admit_to_person(struct tg_turn *t)
 {
-    const char *rid = tg_json_str(t->p->with_person, t->conv.id, NULL);
-    if (!rid || t->admit.new_conversation)
-        return false;
     char id[TG_ID_MAX], err[256];
-    tg_strlcpy(id, rid, sizeof(id));
+    if (t->admit.new_conversation || !with_person(t, id))
+        return false;
     json_t *task = NULL;
     int rc = tg_review_customer_message(t->p->store, id, t->admit.id, t->admit.user_text, &task,
                                         err, sizeof(err));

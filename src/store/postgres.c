@@ -61,6 +61,7 @@ static const char *const migrations[] = {
     /* the compact range of the audit tree (range.h): whoever appends locks it */
     "CREATE TABLE audit_head (id INTEGER PRIMARY KEY CHECK (id = 0), range BYTEA NOT NULL);"
     "INSERT INTO audit_head VALUES (0, '\\x0000000000000000');",
+    "CREATE INDEX reviews_conversation ON reviews (conversation_id, state, updated_ms);",
 };
 #define SCHEMA_VERSION ((int)TG_ARRAY_LEN(migrations))
 
@@ -132,6 +133,9 @@ static const char *const stmt_sql[P__COUNT] = {
     [P_REVIEW_PAGE] = "SELECT " REVIEW_KEYS ", conversation_id FROM reviews"
                       " WHERE state = $1 AND (deadline_ms, id) > ($2, $3)"
                       " ORDER BY deadline_ms, id LIMIT $4",
+    [P_REVIEW_OF_CONV] = "SELECT " REVIEW_KEYS ", conversation_id FROM reviews"
+                         " WHERE conversation_id = $1 AND state = $2"
+                         " ORDER BY updated_ms DESC, id DESC LIMIT 1",
     [P_HANDOFF_LIST] = "SELECT review_id, turn_id, sender, actor, text, at_ms, after_events FROM"
                        " (SELECT * FROM handoff_messages WHERE review_id = $1"
                        "  ORDER BY seq DESC LIMIT $2) h ORDER BY seq",
@@ -590,11 +594,13 @@ static void pg_close(struct tg_store *st)
 
 const struct tg_store_ops tg_store_postgres_ops = {
     .kind = "postgres",
+    .shared = true,
     .open = pg_open,
     .close = pg_close,
     .run_batch = pg_run_batch,
     .blob_get = pg_blob_get,
     .blob_list = pg_blob_list,
+    .review_of_conversation = pg_review_of_conversation,
     .review_scan = pg_review_scan,
     .review_facts = pg_review_facts,
     .handoff_list = pg_handoff_list,

@@ -44,6 +44,7 @@ enum pg_stmt {
     P_BLOB_GET,
     P_BLOB_LIST,
     P_REVIEW_PAGE,
+    P_REVIEW_OF_CONV,
     P_HANDOFF_LIST,
     P_FACTS_PAGE,
     P__COUNT
@@ -142,6 +143,8 @@ int pg_blob_list(struct tg_store *st, const char *prefix, size_t limit, json_t *
 int pg_turn_get(struct tg_store *st, const char *turn_id, json_t **record);
 int pg_review_get(struct tg_store *st, const char *id, struct tg_review_row *row, json_t **task);
 int pg_review_list(struct tg_store *st, const char *state, size_t limit, json_t **out);
+int pg_review_of_conversation(struct tg_store *st, const char *conversation_id,
+                              const char *state, struct tg_review_row *row);
 int pg_review_scan(struct tg_store *st, const char *state,
                    int (*cb)(void *ctx, const struct tg_review_row *row), void *ctx);
 int pg_review_facts(struct tg_store *st, int64_t since_ms,

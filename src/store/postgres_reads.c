@@ -243,6 +243,22 @@ int pg_review_list(struct tg_store *st, const char *state, size_t limit, json_t 
     return rc;
 }
 
+int pg_review_of_conversation(struct tg_store *st, const char *conversation_id,
+                              const char *state, struct tg_review_row *row)
+{
+    struct pg_params p = {.n = 0};
+    int rc;
+    par_text(&p, conversation_id);
+    par_text(&p, state);
+    PGresult *res = read_rows(pg(st), P_REVIEW_OF_CONV, &p, 0, &rc);
+    if (res && PQntuples(res) == 0)
+        rc = TG_E_NOTFOUND;
+    if (rc == TG_OK)
+        review_row(res, 0, 7, row);
+    PQclear(res);
+    return rc;
+}
+
 int pg_review_scan(struct tg_store *st, const char *state,
                    int (*cb)(void *ctx, const struct tg_review_row *row), void *ctx)
 {

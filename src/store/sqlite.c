@@ -92,6 +92,9 @@ static const char *const read_sql[R__COUNT] = {
     /* key columns only: the task is never read */
     [R_REVIEW_SCAN] = "SELECT id, turn_id, state, queue, priority, deadline_ms, updated_ms,"
                       " conversation_id FROM reviews WHERE state = ?1 ORDER BY deadline_ms, id",
+    [R_REVIEW_OF_CONV] = "SELECT id, turn_id, state, queue, priority, deadline_ms, updated_ms,"
+                         " conversation_id FROM reviews WHERE conversation_id = ?1 AND state = ?2"
+                         " ORDER BY updated_ms DESC, id DESC LIMIT 1",
     [R_HANDOFF_LIST] = "SELECT review_id, turn_id, sender, actor, text, at_ms, after_events FROM"
                        " (SELECT * FROM handoff_messages WHERE review_id = ?1"
                        "  ORDER BY seq DESC LIMIT ?2) ORDER BY seq",
@@ -373,6 +376,7 @@ const struct tg_store_ops tg_store_sqlite_ops = {
     .run_batch = sq_run_batch,
     .blob_get = sq_blob_get,
     .blob_list = sq_blob_list,
+    .review_of_conversation = sq_review_of_conversation,
     .review_scan = sq_review_scan,
     .review_facts = sq_review_facts,
     .handoff_list = sq_handoff_list,

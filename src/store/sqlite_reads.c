@@ -297,6 +297,37 @@ int sq_review_list(struct tg_store *st, const char *state, size_t limit, json_t 
     return rc;
 }
 
+/* Key columns 0..7 of a reviews row (conversation_id last). */
+static void review_keys(sqlite3_stmt *q, struct tg_review_row *row)
+{
+    memset(row, 0, sizeof(*row));
+    col_copy(row->id, sizeof(row->id), q, 0);
+    col_copy(row->turn_id, sizeof(row->turn_id), q, 1);
+    col_copy(row->state, sizeof(row->state), q, 2);
+    col_copy(row->queue, sizeof(row->queue), q, 3);
+    row->priority = sqlite3_column_int64(q, 4);
+    row->deadline_ms = sqlite3_column_int64(q, 5);
+    row->updated_ms = sqlite3_column_int64(q, 6);
+    col_copy(row->conversation_id, sizeof(row->conversation_id), q, 7);
+}
+
+int sq_review_of_conversation(struct tg_store *st, const char *conversation_id,
+                              const char *state, struct tg_review_row *row)
+{
+    struct sq_store *s = sq(st);
+    sqlite3_stmt *q = s->r[R_REVIEW_OF_CONV];
+    struct binder b = {.st = q, .rc = SQLITE_OK};
+    bind_str(&b, conversation_id);
+    bind_str(&b, state);
+    int rc = bind_fail(s, &b);
+    if (rc == TG_OK)
+        rc = read_step(s, q);
+    if (rc == TG_OK)
+        review_keys(q, row);
+    read_done(q);
+    return rc;
+}
+
 int sq_review_scan(struct tg_store *st, const char *state,
                    int (*cb)(void *ctx, const struct tg_review_row *row), void *ctx)
 {
@@ -311,15 +342,7 @@ int sq_review_scan(struct tg_store *st, const char *state,
     rc = bind_fail(s, &b);
     while (rc == TG_OK && next_row(s, q, &rc)) {
         struct tg_review_row row;
-        memset(&row, 0, sizeof(row));
-        col_copy(row.id, sizeof(row.id), q, 0);
-        col_copy(row.turn_id, sizeof(row.turn_id), q, 1);
-        col_copy(row.state, sizeof(row.state), q, 2);
-        col_copy(row.queue, sizeof(row.queue), q, 3);
-        row.priority = sqlite3_column_int64(q, 4);
-        row.deadline_ms = sqlite3_column_int64(q, 5);
-        row.updated_ms = sqlite3_column_int64(q, 6);
-        col_copy(row.conversation_id, sizeof(row.conversation_id), q, 7);
+        review_keys(q, &row);
         rc = cb(ctx, &row); /* non-zero stops the scan and is returned as is */
     }
     read_done(q);

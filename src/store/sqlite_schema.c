@@ -67,6 +67,7 @@ static const struct migration migrations[] = {
              " converted_ms INTEGER NOT NULL);")},
     {.run = move_threads},
     {.sql = "CREATE INDEX reviews_state_updated ON reviews (state, updated_ms);"},
+    {.sql = "CREATE INDEX reviews_conversation ON reviews (conversation_id, state, updated_ms);"},
 };
 #define SCHEMA_VERSION ((int)TG_ARRAY_LEN(migrations))
 

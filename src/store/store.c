@@ -242,6 +242,19 @@ void tg_store_close(struct tg_store *st)
         priv.release(priv.arg);
 }
 
+bool tg_store_shared(const struct tg_store *st)
+{
+    return st && st->ops->shared;
+}
+
+int tg_store_review_of_conversation(struct tg_store *st, const char *conversation_id,
+                                    const char *state, struct tg_review_row *row)
+{
+    if (!st || !conversation_id || !conversation_id[0] || !state || !row)
+        return TG_E_INVAL;
+    return st->ops->review_of_conversation(st, conversation_id, state, row);
+}
+
 const char *tg_store_kind(const struct tg_store *st)
 {
     return st ? st->ops->kind : "none";

@@ -301,6 +301,14 @@ struct tg_review_facts {
  */
 int tg_store_review_facts(struct tg_store *st, int64_t since_ms,
                           int (*cb)(void *ctx, const struct tg_review_facts *f), void *ctx);
+/* The latest updated task of a conversation in state (e.g. handed_off:
+ * whether a person has it now), its key columns only; TG_E_NOTFOUND if
+ * none. */
+int tg_store_review_of_conversation(struct tg_store *st, const char *conversation_id,
+                                    const char *state, struct tg_review_row *row);
+/* Whether other processes may write the store too (a server several gateway
+ * nodes share): what a node remembers of it may then be out of date. */
+bool tg_store_shared(const struct tg_store *st);
 /* Number of audit leaves committed. */
 int tg_store_audit_size(struct tg_store *st, uint64_t *n);
 /* One leaf; free row->data with tg_free().  TG_E_NOTFOUND past the end. */

@@ -19,6 +19,7 @@
 
 struct tg_store_ops {
     const char *kind; /* returned by tg_store_kind() */
+    bool shared;      /* other processes may write it too (tg_store_shared) */
 
     /* target is the backend's part of the uri (for SQLite the path); priv
      * is NULL or the hooks a database holding personal data in clear is
@@ -44,6 +45,8 @@ struct tg_store_ops {
     int (*review_get)(struct tg_store *st, const char *id, struct tg_review_row *row,
                       json_t **task);
     int (*review_list)(struct tg_store *st, const char *state, size_t limit, json_t **out);
+    int (*review_of_conversation)(struct tg_store *st, const char *conversation_id,
+                                  const char *state, struct tg_review_row *row);
     int (*review_scan)(struct tg_store *st, const char *state,
                        int (*cb)(void *ctx, const struct tg_review_row *row), void *ctx);
     int (*review_facts)(struct tg_store *st, int64_t since_ms,

@@ -1224,6 +1224,38 @@ static void t_review_facts(struct env *e)
     assert_int_equal(tg_store_review_facts(e->st, 0, NULL, NULL), TG_E_INVAL);
 }
 
+/* Which person has a conversation: its latest task in a state. */
+static void t_review_of_conversation(struct env *e)
+{
+    static const struct {
+        const char *id, *conv, *state;
+        int64_t updated;
+    } rows[] = {
+        {"rev_1", "conv_x", "handed_off", 100}, {"rev_2", "conv_x", "handed_off", 300},
+        {"rev_3", "conv_x", "closed", 500},     {"rev_4", "conv_y", "pending", 200},
+    };
+    struct tg_review_row got;
+    for (size_t i = 0; i < TG_ARRAY_LEN(rows); i++) {
+        struct tg_review_row r = review(rows[i].id, rows[i].state, 1, 1000);
+        tg_strlcpy(r.conversation_id, rows[i].conv, sizeof(r.conversation_id));
+        r.updated_ms = rows[i].updated;
+        json_t *t = json_pack("{s:s, s:s}", "id", rows[i].id, "conversation_id", rows[i].conv);
+        assert_int_equal(tg_store_review_put(e->st, &r, t), TG_OK);
+        json_decref(t);
+    }
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+    assert_int_equal(tg_store_review_of_conversation(e->st, "conv_x", "handed_off", &got), TG_OK);
+    assert_string_equal(got.id, "rev_2");
+    assert_string_equal(got.conversation_id, "conv_x");
+    assert_int_equal(got.updated_ms, 300);
+    assert_int_equal(tg_store_review_of_conversation(e->st, "conv_y", "handed_off", &got),
+                     TG_E_NOTFOUND);
+    assert_int_equal(tg_store_review_of_conversation(e->st, "conv_z", "pending", &got),
+                     TG_E_NOTFOUND);
+    assert_int_equal(tg_store_review_of_conversation(e->st, "", "pending", &got), TG_E_INVAL);
+    assert_int_equal(tg_store_shared(e->st), !strcmp(e->op->name, "postgres"));
+}
+
 /* A write that fails loses itself, not the writes committed beside it. */
 static void t_failed_write_keeps_its_batch(struct env *e)
 {
@@ -1243,6 +1275,7 @@ static void t_failed_write_keeps_its_batch(struct env *e)
 static const struct conformance_case cases[] = {
     {"failed_write_keeps_its_batch", t_failed_write_keeps_its_batch},
     {"audit_append_numbers", t_audit_append_numbers},
+    {"review_of_conversation", t_review_of_conversation},
     {"review_facts", t_review_facts},
     {"reopen_keeps_data", t_reopen_keeps_data},
     {"conversation_put_get_latest", t_conversation_put_get_latest},
@@ -1522,7 +1555,7 @@ static void test_sqlite_file_settings(void **state)
     open_store(e);
     snprintf(path, sizeof(path), "%s/store.db", e->dir);
     assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    assert_int_equal(pragma_int(db, "PRAGMA user_version"), 6); /* one step per migration */
+    assert_int_equal(pragma_int(db, "PRAGMA user_version"), 7); /* one step per migration */
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
