@@ -167,6 +167,24 @@ int tg_cli_mkdirs(const char *path)
     return TG_OK;
 }
 
+int tg_cli_store_override(struct tg_config *cfg, const char *uri, const char **data)
+{
+    char *u = tg_strdup(uri), *d = *data ? tg_strdup(*data) : NULL;
+    if (!u || (*data && !d)) {
+        tg_free(u);
+        tg_free(d);
+        return TG_E_NOMEM;
+    }
+    tg_free(cfg->store_uri);
+    cfg->store_uri = u;
+    if (d) {
+        tg_free(cfg->data_dir);
+        cfg->data_dir = d;
+        *data = NULL;
+    }
+    return TG_OK;
+}
+
 int tg_cli_lock_data_dir(const char *dir)
 {
     char path[4200];

@@ -155,6 +155,9 @@ char *tg_cli_join_args(int argc, char **argv);
 struct tg_config *tg_cli_load_config(const char *path);
 /* Create a directory and its parents (mode 0750); TG_OK if it exists. */
 int tg_cli_mkdirs(const char *path);
+/* --store URI: cfg's store becomes uri and a --data DIR given with it
+ * (*data, then NULL) only this node's own directory.  TG_OK or TG_E_NOMEM. */
+int tg_cli_store_override(struct tg_config *cfg, const char *uri, const char **data);
 /* Hold the data directory's lock (DIR/trustgate.lock) for the life of the
  * process, so commands that must not run beside a server can tell.
  * Returns the descriptor, or -1 when another process holds it. */

@@ -28,7 +28,7 @@ struct daemon {
 };
 
 struct serve_args {
-    const char *cfg, *listen, *data;
+    const char *cfg, *listen, *data, *store;
 };
 
 #define ARG(f) TG_CLI_FIELD(struct serve_args, f)
@@ -38,13 +38,17 @@ static const struct tg_cli_opt serve_opts[] = {
     {"listen", 'l', ARG(listen), .arg = "H:P", .help = "listen address, overrides server.listen"},
     {"data", 'd', ARG(data), .arg = "DIR",
      .help = "data directory, overrides server.data_dir and store.uri"},
+    {"store", 's', ARG(store), .arg = "URI",
+     .help = "the store, overrides store.uri (then --data is only this node's directory)"},
     {0}};
 #undef ARG
 
 static const struct tg_cli_cmd serve_cmd = {
     .name = "serve",
-    .usage = "usage: trustgate serve -c FILE [--listen HOST:PORT] [--data DIR]\n\n"
-             "Run the gateway until SIGTERM or SIGINT.\n",
+    .usage = "usage: trustgate serve -c FILE [--listen HOST:PORT] [--data DIR] [--store URI]\n\n"
+             "Run the gateway until SIGTERM or SIGINT.  Several nodes share one\n"
+             "PostgreSQL store (--store postgresql://...), each with a data directory of\n"
+             "its own holding copies of the same keys.\n",
     .opts = serve_opts,
 };
 
@@ -225,6 +229,10 @@ int tg_cli_serve(int argc, char **argv)
     if (a.listen && split_listen(a.listen, host, sizeof(host), &port)) {
         fprintf(stderr, "trustgate serve: --listen '%s' is not HOST:PORT\n", a.listen);
         status = 2;
+        goto out;
+    }
+    if (a.store && tg_cli_store_override(cfg, a.store, &a.data)) {
+        fprintf(stderr, "trustgate serve: out of memory\n");
         goto out;
     }
     tg_cli_data_dir(cfg, a.data, dir, sizeof(dir));
