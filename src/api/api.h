@@ -52,6 +52,9 @@ int tg_api_wait(struct tg_api *api, struct tg_http_req *req, const struct tg_tur
                 int64_t seconds);
 /* A review task was decided or handed off: answer the requests waiting for it. */
 void tg_api_settled(struct tg_api *api, const json_t *task);
+/* The requests waiting for task's turn on this node, answered (a task
+ * another node settled: that node sent the webhooks). */
+void tg_api_answer_waiters(struct tg_api *api, const json_t *task);
 /* Answer every waiting request with its holding reply (shutdown). */
 void tg_api_release_waiters(struct tg_api *api);
 

@@ -127,6 +127,12 @@ void tg_api_settled(struct tg_api *api, const json_t *task)
             tg_error("review %s: out of memory: no webhook sent for it", rid);
         json_decref(ev);
     }
+    tg_api_answer_waiters(api, task);
+}
+
+void tg_api_answer_waiters(struct tg_api *api, const json_t *task)
+{
+    const char *rid = tg_json_str(task, "id", "");
     struct tg_wait *w = api->waiters;
     while (w) {
         struct tg_wait *next = w->next;

@@ -78,6 +78,15 @@ static void review_event_cb(void *arg, const char *id, const char *event, const 
     tg_api_review_event(arg, id, event, task);
 }
 
+/* Another node changed a task: this node's waiting requests and consoles learn of it. */
+static void remote_cb(void *arg, const json_t *task)
+{
+    const char *state = tg_json_str(task, "state", "");
+    if (strcmp(state, "pending") != 0 && strcmp(state, "claimed") != 0)
+        tg_api_answer_waiters(arg, task);
+    tg_api_review_event(arg, tg_json_str(task, "id", ""), state, task);
+}
+
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
@@ -193,6 +202,7 @@ static int run(const struct tg_config *cfg, const char *host, int port, const ch
     }
     tg_review_sla_on_settle(d.api.p->sla, settled_cb, &d.api);
     tg_review_sla_on_event(d.api.p->sla, review_event_cb, &d.api);
+    tg_review_sla_on_remote(d.api.p->sla, remote_cb, &d.api);
     d.api.webhooks = tg_webhooks_start(cfg->webhook_list, cfg->n_webhooks);
     d.sigterm = evsignal_new(d.base, SIGTERM, signal_cb, &d);
     d.sigint = evsignal_new(d.base, SIGINT, signal_cb, &d);

@@ -694,6 +694,50 @@ static void name_main_release(struct tg_pipeline *p)
     json_decref(all);
 }
 
+/* ------------------------------------------------------------ other nodes */
+
+static void remote_cb(void *ctx, const char *id, const char *state)
+{
+    tg_review_sla_remote(((struct tg_pipeline *)ctx)->sla, id, state);
+}
+
+static int watch_changes(struct tg_pipeline *p);
+
+static void rewatch_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    watch_changes(arg);
+}
+
+/* Other nodes changed review tasks; a lost connection (opened again, on
+ * another descriptor) is watched again, or retried in a second. */
+static void changes_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct tg_pipeline *p = arg;
+    if (tg_store_changes(p->store, remote_cb, p) == TG_OK)
+        return;
+    event_free(p->changes_ev);
+    p->changes_ev = NULL;
+    if (watch_changes(p) != TG_OK) {
+        struct timeval sec = {1, 0};
+        event_base_once(p->base, -1, EV_TIMEOUT, rewatch_cb, p, &sec);
+    }
+}
+
+static int watch_changes(struct tg_pipeline *p)
+{
+    int fd = tg_store_changes_fd(p->store);
+    if (fd < 0 || p->changes_ev)
+        return fd < 0 ? TG_E_DB : TG_OK;
+    p->changes_ev = event_new(p->base, fd, EV_READ | EV_PERSIST, changes_cb, p);
+    if (!p->changes_ev || event_add(p->changes_ev, NULL))
+        return TG_E_NOMEM;
+    return TG_OK;
+}
+
 static int open_pipeline(const struct tg_config *cfg, struct event_base *base, const char *data_dir,
                          bool variants, struct tg_pipeline **out, char *err, size_t errlen)
 {
@@ -768,6 +812,10 @@ static int open_pipeline(const struct tg_config *cfg, struct event_base *base, c
     }
     /* review.warn_before: when the console warns that a deadline is near */
     tg_review_sla_warn_before(p->sla, cfg->review.warn_before_ms);
+    if (base && tg_store_shared(p->store) && (rc = watch_changes(p)) != TG_OK) {
+        snprintf(err, errlen, "cannot listen for other nodes' changes: %s", tg_err_str(rc));
+        goto out;
+    }
     *out = p;
     p = NULL;
     rc = TG_OK;
@@ -808,6 +856,8 @@ void tg_pipeline_close(struct tg_pipeline *p)
     tg_audit_signer_free(p->signer);
     if (p->commit_ev)
         event_free(p->commit_ev);
+    if (p->changes_ev)
+        event_free(p->changes_ev);
     tg_store_close(p->store);
     tg_metrics_free(p->metrics);
     tg_free(p->recent);

@@ -69,6 +69,7 @@ struct tg_pipeline {
     struct tg_audit_signer *signer; /* signs the log\'s checkpoints (DATA/audit-ed25519.pem) */
     size_t inflight;                /* turns started and not finished */
     struct event *commit_ev;        /* the store's commit fd, watched on the loop */
+    struct event *changes_ev;       /* a shared store: other nodes' changes to review tasks */
     struct tg_commit_wait *waits, *waits_tail; /* waiting for a commit, in ticket order */
     bool log_turns;                 /* one JSON line per turn on stderr */
 };

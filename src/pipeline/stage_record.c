@@ -269,9 +269,9 @@ static int persist(struct tg_turn *t)
         m.role = "assistant";
         m.content = t->draft;
         rc = tg_store_message_add(p->store, &m);
-    } else if (!rc && (t->decision == TG_DECISION_REVIEW ||
-                       t->decision == TG_DECISION_HUMAN_DECISION ||
-                       t->decision == TG_DECISION_HANDOFF)) {
+    } else if (!rc &&
+               (t->decision == TG_DECISION_REVIEW || t->decision == TG_DECISION_HUMAN_DECISION ||
+                t->decision == TG_DECISION_HANDOFF)) {
         /* what a held customer was told, so whoever reads the conversation
          * later (an agent, the model) sees the promises made */
         m.role = "assistant";

@@ -311,9 +311,9 @@ static int may_decide(struct tg_store *st, const json_t *task, const char *id,
     return TG_OK;
 }
 
-int tg_review_decide(struct tg_store *st, struct tg_audit *audit, const char *id,
-                     const struct tg_review_decision *d, json_t **task_out, char *err,
-                     size_t errlen)
+static int decide_act(struct tg_store *st, struct tg_audit *audit, const char *id,
+                      const struct tg_review_decision *d, json_t **task_out, char *err,
+                      size_t errlen)
 {
     char *given = NULL;
     json_t *task = NULL, *none = json_array();
@@ -402,8 +402,8 @@ out:
     return rc;
 }
 
-int tg_review_handoff(struct tg_store *st, struct tg_audit *audit, const char *id,
-                      const char *reason, json_t **task_out)
+static int handoff_act(struct tg_store *st, struct tg_audit *audit, const char *id,
+                       const char *reason, json_t **task_out)
 {
     json_t *task = NULL;
     int rc = read_bare(st, id, NULL, &task);
@@ -452,8 +452,8 @@ int tg_review_handoff(struct tg_store *st, struct tg_audit *audit, const char *i
     return rc;
 }
 
-int tg_review_claim(struct tg_store *st, struct tg_audit *audit, const char *id, const char *actor,
-                    int64_t lapse_ms, json_t **task_out, char *err, size_t errlen)
+static int claim_act(struct tg_store *st, struct tg_audit *audit, const char *id, const char *actor,
+                     int64_t lapse_ms, json_t **task_out, char *err, size_t errlen)
 {
     json_t *task = NULL;
     int rc = load(st, id, NULL, &task);
@@ -527,9 +527,9 @@ static json_t *as_delivered(struct tg_store *st, const char *id, json_t *bare, c
     return full;
 }
 
-int tg_review_agent_reply(struct tg_store *st, struct tg_audit *audit, const char *id,
-                          const char *actor, const char *text, bool close, json_t **task_out,
-                          char *err, size_t errlen)
+static int agent_reply_act(struct tg_store *st, struct tg_audit *audit, const char *id,
+                           const char *actor, const char *text, bool close, json_t **task_out,
+                           char *err, size_t errlen)
 {
     json_t *task = NULL;
     int rc = load_for(st, id, NULL, &task, err, errlen);
@@ -599,8 +599,8 @@ out:
     return rc;
 }
 
-int tg_review_customer_message(struct tg_store *st, const char *id, const char *turn_id,
-                               const char *text, json_t **task_out, char *err, size_t errlen)
+static int customer_message_act(struct tg_store *st, const char *id, const char *turn_id,
+                                const char *text, json_t **task_out, char *err, size_t errlen)
 {
     json_t *task = NULL;
     int rc = load_for(st, id, NULL, &task, err, errlen);
@@ -623,4 +623,69 @@ int tg_review_customer_message(struct tg_store *st, const char *id, const char *
     }
     json_decref(task);
     return rc;
+}
+
+/* ------------------------------------------------------------ acts under the task's lock */
+
+/*
+ * Every act on a task holds it against other nodes sharing the store
+ * (tg_store_lock) from reading it to committing it: begin takes the lock,
+ * end commits (on a shared store) and lets it go.
+ */
+static int act_begin(struct tg_store *st, const char *id, char *err, size_t errlen)
+{
+    int rc = tg_store_lock(st, id);
+    if (rc && err)
+        snprintf(err, errlen, "cannot lock task %s: %s", id ? id : "", tg_err_str(rc));
+    return rc;
+}
+
+static int act_end(struct tg_store *st, const char *id, int rc)
+{
+    int fr;
+    if (!rc && tg_store_shared(st) && (fr = tg_store_flush(st)) != TG_OK)
+        tg_error("review %s: not committed: %s", id, tg_err_str(fr)); /* sticky: writes say so */
+    tg_store_unlock(st, id);
+    return rc;
+}
+
+int tg_review_decide(struct tg_store *st, struct tg_audit *audit, const char *id,
+                     const struct tg_review_decision *d, json_t **task_out, char *err,
+                     size_t errlen)
+{
+    int rc = act_begin(st, id, err, errlen);
+    return rc ? rc : act_end(st, id, decide_act(st, audit, id, d, task_out, err, errlen));
+}
+
+int tg_review_handoff(struct tg_store *st, struct tg_audit *audit, const char *id,
+                      const char *reason, json_t **task_out)
+{
+    int rc = act_begin(st, id, NULL, 0);
+    return rc ? rc : act_end(st, id, handoff_act(st, audit, id, reason, task_out));
+}
+
+int tg_review_claim(struct tg_store *st, struct tg_audit *audit, const char *id, const char *actor,
+                    int64_t lapse_ms, json_t **task_out, char *err, size_t errlen)
+{
+    int rc = act_begin(st, id, err, errlen);
+    return rc ? rc
+              : act_end(st, id, claim_act(st, audit, id, actor, lapse_ms, task_out, err, errlen));
+}
+
+int tg_review_agent_reply(struct tg_store *st, struct tg_audit *audit, const char *id,
+                          const char *actor, const char *text, bool close, json_t **task_out,
+                          char *err, size_t errlen)
+{
+    int rc = act_begin(st, id, err, errlen);
+    return rc ? rc
+              : act_end(st, id,
+                        agent_reply_act(st, audit, id, actor, text, close, task_out, err, errlen));
+}
+
+int tg_review_customer_message(struct tg_store *st, const char *id, const char *turn_id,
+                               const char *text, json_t **task_out, char *err, size_t errlen)
+{
+    int rc = act_begin(st, id, err, errlen);
+    return rc ? rc
+              : act_end(st, id, customer_message_act(st, id, turn_id, text, task_out, err, errlen));
 }

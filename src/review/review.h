@@ -168,6 +168,15 @@ void tg_review_sla_on_event(struct tg_review_sla *sla,
 /* Tell the tracker's event callback about a task made or changed elsewhere. */
 void tg_review_sla_notify(struct tg_review_sla *sla, const char *id, const char *event,
                           const json_t *task);
+/*
+ * Another node sharing the store changed task id (tg_store_changes): a
+ * task still open gets its deadline armed here too; any other change is
+ * passed to cb (the HTTP layer answers its own waiting requests and tells
+ * its consoles; the node that acted sent the webhooks).
+ */
+void tg_review_sla_remote(struct tg_review_sla *sla, const char *id, const char *state);
+void tg_review_sla_on_remote(struct tg_review_sla *sla, void (*cb)(void *arg, const json_t *task),
+                             void *arg);
 /* Tasks handed off by this tracker since it started. */
 uint64_t tg_review_sla_handoffs(const struct tg_review_sla *sla);
 void tg_review_sla_free(struct tg_review_sla *sla);

@@ -5,6 +5,12 @@
  * review_sla_breached (tg_review_handoff).  At start-up every pending task
  * is re-armed and every overdue one handed off at once, so deadlines
  * survive a restart; only ids and deadlines are read for that.
+ *
+ * On a store several nodes share, every node arms the timers of every
+ * task (the ones others create it learns of through tg_review_sla_remote),
+ * and the hand-off, an act under the task's lock, happens once: whichever
+ * node comes first, the others find the task no longer pending.  A node
+ * that dies takes nothing with it.
  */
 #include "review/review.h"
 
@@ -35,6 +41,8 @@ struct tg_review_sla {
     void *settle_arg;
     void (*on_event)(void *arg, const char *id, const char *event, const json_t *task);
     void *event_arg;
+    void (*on_remote)(void *arg, const json_t *task);
+    void *remote_arg;
 };
 
 static void expire(struct tg_review_sla *s, const char *id)
@@ -54,15 +62,21 @@ static void expire(struct tg_review_sla *s, const char *id)
     }
 }
 
-/* Mark a still-undecided task as close to its deadline (the console shows it). */
+/* Mark a still-undecided task as close to its deadline (the console
+ * shows it): once, under the task's lock, whichever node comes first. */
 static void warn(struct tg_review_sla *s, const char *id)
 {
     json_t *task = NULL;
     struct tg_review_row row;
-    if (tg_store_review_get_bare(s->st, id, &row, &task) != TG_OK)
+    if (tg_store_lock(s->st, id) != TG_OK)
         return;
+    if (tg_store_review_get_bare(s->st, id, &row, &task) != TG_OK) {
+        tg_store_unlock(s->st, id);
+        return;
+    }
     const char *state = tg_json_str(task, "state", "");
-    if (!strcmp(state, "pending") || !strcmp(state, "claimed")) {
+    if ((!strcmp(state, "pending") || !strcmp(state, "claimed")) &&
+        !json_is_true(json_object_get(task, "sla_warning"))) {
         json_t *events = json_object_get(task, "events");
         int rc = tg_json_set(task, "sla_warning", json_true());
         if (!rc && json_is_array(events))
@@ -75,7 +89,10 @@ static void warn(struct tg_review_sla *s, const char *id)
             tg_error("review %s: SLA warning not stored: %s", id, tg_err_str(rc));
         else if (tg_store_review_put(s->st, &row, task) == TG_OK && s->on_event)
             s->on_event(s->event_arg, id, "sla_warning", task);
+        if (tg_store_shared(s->st))
+            tg_store_flush(s->st); /* committed before another node may look */
     }
+    tg_store_unlock(s->st, id);
     json_decref(task);
 }
 
@@ -249,6 +266,36 @@ void tg_review_sla_notify(struct tg_review_sla *s, const char *id, const char *e
 {
     if (s && s->on_event)
         s->on_event(s->event_arg, id, event, task);
+}
+
+void tg_review_sla_on_remote(struct tg_review_sla *s, void (*cb)(void *arg, const json_t *task),
+                             void *arg)
+{
+    s->on_remote = cb;
+    s->remote_arg = arg;
+}
+
+static bool tracking(const struct tg_review_sla *s, const char *id)
+{
+    for (const struct timer *t = s->timers; t; t = t->next)
+        if (!t->warning && !strcmp(t->id, id))
+            return true;
+    return false;
+}
+
+void tg_review_sla_remote(struct tg_review_sla *s, const char *id, const char *state)
+{
+    struct tg_review_row row;
+    json_t *task = NULL;
+    if (tg_store_review_get_bare(s->st, id, &row, &task) != TG_OK)
+        return;
+    if (!strcmp(row.state, "pending") || !strcmp(row.state, "claimed")) {
+        if (!tracking(s, id) && tg_review_sla_track(s, id, row.deadline_ms) != TG_OK)
+            tg_error("review %s: cannot arm its deadline", id);
+    }
+    if (strcmp(state, "pending") != 0 && s->on_remote)
+        s->on_remote(s->remote_arg, task);
+    json_decref(task);
 }
 
 uint64_t tg_review_sla_handoffs(const struct tg_review_sla *s)

@@ -62,6 +62,11 @@ static const char *const migrations[] = {
     "CREATE TABLE audit_head (id INTEGER PRIMARY KEY CHECK (id = 0), range BYTEA NOT NULL);"
     "INSERT INTO audit_head VALUES (0, '\\x0000000000000000');",
     "CREATE INDEX reviews_conversation ON reviews (conversation_id, state, updated_ms);",
+    /* every committed change of a task, told to the nodes listening */
+    "CREATE FUNCTION tg_review_changed() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " BEGIN PERFORM pg_notify('tg_reviews', NEW.id || ' ' || NEW.state); RETURN NULL; END $$;"
+    "CREATE TRIGGER reviews_changed AFTER INSERT OR UPDATE ON reviews"
+    " FOR EACH ROW EXECUTE FUNCTION tg_review_changed();",
 };
 #define SCHEMA_VERSION ((int)TG_ARRAY_LEN(migrations))
 
@@ -140,6 +145,7 @@ static const char *const stmt_sql[P__COUNT] = {
                        " (SELECT * FROM handoff_messages WHERE review_id = $1"
                        "  ORDER BY seq DESC LIMIT $2) h ORDER BY seq",
     /* tg_review_facts's members in order after the id, a page at a time */
+    /* clang-format off */
     [P_FACTS_PAGE] =
         "SELECT r.id, r.state, r.queue, " J_TXT("original_queue") ", " J_INT("created_ms") ","
         " r.deadline_ms, " J_INT("decision,at") ", " J_TXT("decision,actor") ","
@@ -149,6 +155,9 @@ static const char *const stmt_sql[P__COUNT] = {
         " WHERE r.id > $2 AND (r.state IN ('pending', 'claimed') OR"
         " (r.state IN ('decided', 'handed_off', 'closed', 'expired') AND r.updated_ms >= $1))"
         " ORDER BY r.id LIMIT $3",
+    /* clang-format on */
+    [P_LOCK] = "SELECT pg_advisory_lock(hashtextextended($1, 0))",
+    [P_UNLOCK] = "SELECT pg_advisory_unlock(hashtextextended($1, 0))",
 };
 
 static void stmt_name(enum pg_stmt k, char *out, size_t n)
@@ -258,6 +267,8 @@ static int reconnect(struct pg_store *s, PGconn **c)
         return TG_E_DB;
     }
     tg_warn("store %s: connected again after a lost connection", s->name);
+    if (writer)
+        __atomic_store_n(&s->writer_pid, PQbackendPID(*c), __ATOMIC_RELAXED);
     return prepare(s, *c, writer);
 }
 
@@ -400,8 +411,8 @@ static int lock_head(struct pg_store *s)
     int rc;
     PGresult *res = pg_run(s, &s->w, P_HEAD_LOCK, NULL, 1, &rc);
     if (res && (PQntuples(res) != 1 ||
-                tg_range_decode(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0),
-                                &s->range) != TG_OK)) {
+                tg_range_decode(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), &s->range) !=
+                    TG_OK)) {
         tg_error("store %s: the audit log's head is missing or malformed", s->name);
         rc = TG_E_DB;
     }
@@ -513,8 +524,9 @@ static int migrate(struct pg_store *s, char *err, size_t errlen)
     if (rc == TG_OK)
         rc = exec_sql(s, s->w, "COMMIT", "commit the schema");
     if (rc != TG_OK) {
-        tg_store_set_err(err, errlen, "postgres store %s: cannot bring the schema to version %d: %s",
-                         s->name, SCHEMA_VERSION, one_line(PQerrorMessage(s->w), buf, sizeof(buf)));
+        tg_store_set_err(err, errlen,
+                         "postgres store %s: cannot bring the schema to version %d: %s", s->name,
+                         SCHEMA_VERSION, one_line(PQerrorMessage(s->w), buf, sizeof(buf)));
         exec_sql(s, s->w, "ROLLBACK", "rollback");
     }
     return rc;
@@ -524,6 +536,7 @@ static void pg_free(struct pg_store *s)
 {
     PQfinish(s->w);
     PQfinish(s->r);
+    PQfinish(s->l);
     tg_free(s->name);
     tg_free(s->uri);
     tg_free(s);
@@ -567,8 +580,10 @@ static int pg_open(const char *uri, const struct tg_store_privacy *priv, struct 
     rc = open_conn(s, &s->w, err, errlen);
     if (rc == TG_OK)
         rc = migrate(s, err, errlen);
-    if (rc == TG_OK)
+    if (rc == TG_OK) {
+        s->writer_pid = PQbackendPID(s->w);
         rc = prepare(s, s->w, true);
+    }
     if (rc == TG_OK)
         rc = open_conn(s, &s->r, err, errlen);
     if (rc == TG_OK && (rc = prepare(s, s->r, false)) != TG_OK)
@@ -586,6 +601,62 @@ out:
     return rc;
 }
 
+/* ------------------------------------------------------------ sharing */
+
+static int pg_lock(struct tg_store *st, const char *key, bool on)
+{
+    struct pg_params p = {.n = 0};
+    int rc;
+    par_text(&p, key);
+    PQclear(pg_run(pg(st), &pg(st)->r, on ? P_LOCK : P_UNLOCK, &p, 0, &rc));
+    return rc;
+}
+
+/* The listening connection, made (and LISTEN sent) when first asked for. */
+static int listen_conn(struct pg_store *s)
+{
+    if (s->l && PQstatus(s->l) == CONNECTION_OK)
+        return TG_OK;
+    PQfinish(s->l);
+    s->l = connect_db(s);
+    if (!s->l || PQstatus(s->l) != CONNECTION_OK) {
+        char buf[512];
+        tg_error("store %s: cannot listen for other nodes' changes: %s", s->name,
+                 one_line(s->l ? PQerrorMessage(s->l) : "out of memory", buf, sizeof(buf)));
+        return TG_E_DB;
+    }
+    return exec_sql(s, s->l, "LISTEN tg_reviews", "listen");
+}
+
+static int pg_changes_fd(struct tg_store *st)
+{
+    struct pg_store *s = pg(st);
+    return listen_conn(s) == TG_OK ? PQsocket(s->l) : -1;
+}
+
+/* Changes other processes made: this store's writer's own are known here already. */
+static int pg_changes(struct tg_store *st, void (*cb)(void *ctx, const char *id, const char *state),
+                      void *ctx)
+{
+    struct pg_store *s = pg(st);
+    PGnotify *n;
+    if (!s->l || !PQconsumeInput(s->l) || PQstatus(s->l) != CONNECTION_OK) {
+        listen_conn(s);
+        return TG_E_DB;
+    }
+    int self = __atomic_load_n(&s->writer_pid, __ATOMIC_RELAXED);
+    while ((n = PQnotifies(s->l)) != NULL) {
+        char id[TG_ID_MAX];
+        const char *sp = strchr(n->extra, ' ');
+        if (sp && n->be_pid != self && (size_t)(sp - n->extra) < sizeof(id)) {
+            snprintf(id, sizeof(id), "%.*s", (int)(sp - n->extra), n->extra);
+            cb(ctx, id, sp + 1);
+        }
+        PQfreemem(n);
+    }
+    return TG_OK;
+}
+
 /* The write queue has stopped (store.c): nothing writes any more. */
 static void pg_close(struct tg_store *st)
 {
@@ -601,6 +672,9 @@ const struct tg_store_ops tg_store_postgres_ops = {
     .blob_get = pg_blob_get,
     .blob_list = pg_blob_list,
     .review_of_conversation = pg_review_of_conversation,
+    .lock = pg_lock,
+    .changes_fd = pg_changes_fd,
+    .changes = pg_changes,
     .review_scan = pg_review_scan,
     .review_facts = pg_review_facts,
     .handoff_list = pg_handoff_list,

@@ -47,16 +47,20 @@ enum pg_stmt {
     P_REVIEW_OF_CONV,
     P_HANDOFF_LIST,
     P_FACTS_PAGE,
+    P_LOCK,
+    P_UNLOCK,
     P__COUNT
 };
 #define P_FIRST_READ P_CONV_GET
 
 struct pg_store {
-    struct tg_store base; /* first: store.c sees only this */
-    char *name;           /* the uri without a password, for messages */
-    char *uri;            /* to connect again after a lost connection */
-    PGconn *w;            /* the writer thread's, once the queue runs */
-    PGconn *r;            /* the caller's thread's */
+    struct tg_store base;  /* first: store.c sees only this */
+    char *name;            /* the uri without a password, for messages */
+    char *uri;             /* to connect again after a lost connection */
+    PGconn *w;             /* the writer thread's, once the queue runs */
+    PGconn *r;             /* the caller's thread's */
+    PGconn *l;             /* the caller's thread's, listening for others' changes */
+    int writer_pid;        /* w's server process (atomic: the writer reconnects) */
     struct tg_range range; /* the audit tree's head, read under its lock per batch */
     int64_t last_leaf;     /* the index of the leaf this store appended last, or -1 */
 };
@@ -143,8 +147,8 @@ int pg_blob_list(struct tg_store *st, const char *prefix, size_t limit, json_t *
 int pg_turn_get(struct tg_store *st, const char *turn_id, json_t **record);
 int pg_review_get(struct tg_store *st, const char *id, struct tg_review_row *row, json_t **task);
 int pg_review_list(struct tg_store *st, const char *state, size_t limit, json_t **out);
-int pg_review_of_conversation(struct tg_store *st, const char *conversation_id,
-                              const char *state, struct tg_review_row *row);
+int pg_review_of_conversation(struct tg_store *st, const char *conversation_id, const char *state,
+                              struct tg_review_row *row);
 int pg_review_scan(struct tg_store *st, const char *state,
                    int (*cb)(void *ctx, const struct tg_review_row *row), void *ctx);
 int pg_review_facts(struct tg_store *st, int64_t since_ms,

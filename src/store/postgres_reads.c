@@ -13,8 +13,8 @@ static int64_t clamp_limit(size_t limit)
     return limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)limit;
 }
 
-static PGresult *read_rows(struct pg_store *s, enum pg_stmt k, const struct pg_params *p,
-                           int rfmt, int *rc)
+static PGresult *read_rows(struct pg_store *s, enum pg_stmt k, const struct pg_params *p, int rfmt,
+                           int *rc)
 {
     return pg_run(s, &s->r, k, p, rfmt, rc);
 }
@@ -149,8 +149,7 @@ int pg_blob_list(struct tg_store *st, const char *prefix, size_t limit, json_t *
         res = read_rows(pg(st), P_BLOB_LIST, &p, 1, &rc);
     for (int i = 0; rc == TG_OK && i < PQntuples(res); i++) {
         json_error_t jerr;
-        json_t *v =
-            json_loadb(PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0), 0, &jerr);
+        json_t *v = json_loadb(PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0), 0, &jerr);
         if (v)
             rc = tg_json_push(arr, v);
         else if (json_error_code(&jerr) == json_error_out_of_memory)
@@ -243,8 +242,8 @@ int pg_review_list(struct tg_store *st, const char *state, size_t limit, json_t 
     return rc;
 }
 
-int pg_review_of_conversation(struct tg_store *st, const char *conversation_id,
-                              const char *state, struct tg_review_row *row)
+int pg_review_of_conversation(struct tg_store *st, const char *conversation_id, const char *state,
+                              struct tg_review_row *row)
 {
     struct pg_params p = {.n = 0};
     int rc;

@@ -15,7 +15,6 @@
  */
 #include "store/sqlite_int.h"
 
-
 /* ------------------------------------------------------------ statements */
 
 const char *const sq_write_sql[W__COUNT] = {
@@ -57,8 +56,8 @@ const char *const sq_write_sql[W__COUNT] = {
 #define AUDIT_COLS "idx, data, leaf_hash, root, ts_ms"
 /* what statistics read of a task: tg_review_facts's members in order */
 #define FACT_COLS                                                                                  \
-    "state, queue, json_extract(task, '$.original_queue'), json_extract(task, '$.created_ms'),"   \
-    " deadline_ms, json_extract(task, '$.decision.at'), json_extract(task, '$.decision.actor'),"  \
+    "state, queue, json_extract(task, '$.original_queue'), json_extract(task, '$.created_ms'),"    \
+    " deadline_ms, json_extract(task, '$.decision.at'), json_extract(task, '$.decision.actor'),"   \
     " json_extract(task, '$.decision.action'), json_extract(task, '$.kind'), turn_id,"             \
     " (SELECT t.created_ms FROM turns t WHERE t.id = reviews.turn_id)"
 
@@ -105,7 +104,6 @@ static const char *const read_sql[R__COUNT] = {
                        " AND updated_ms >= ?1",
 };
 
-
 /* ------------------------------------------------------------ open / close */
 
 static void stop_checkpointer(struct sq_store *s);
@@ -128,10 +126,10 @@ static void sq_free(struct sq_store *s)
 }
 
 int sq_open_fail(struct sq_store *s, sqlite3 *db, int rc, const char *what, char *err,
-                     size_t errlen)
+                 size_t errlen)
 {
     tg_store_set_err(err, errlen, "sqlite store %s: %s: %s", s->path, what,
-            db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+                     db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
     return map_sqlite(rc) == TG_OK ? TG_E_DB : map_sqlite(rc);
 }
 
@@ -303,7 +301,7 @@ static int start_checkpointer(struct sq_store *s, char *err, size_t errlen)
     }
     if (rc != 0) {
         tg_store_set_err(err, errlen, "sqlite store %s: cannot start the checkpointer: %s", s->path,
-                strerror(rc));
+                         strerror(rc));
         return TG_E_INTERNAL;
     }
     s->ckpt_started = true;

@@ -213,8 +213,8 @@ int sq_blob_list(struct tg_store *st, const char *prefix, size_t limit, json_t *
 int sq_turn_get(struct tg_store *st, const char *turn_id, json_t **record);
 int sq_review_get(struct tg_store *st, const char *id, struct tg_review_row *row, json_t **task);
 int sq_review_list(struct tg_store *st, const char *state, size_t limit, json_t **out);
-int sq_review_of_conversation(struct tg_store *st, const char *conversation_id,
-                              const char *state, struct tg_review_row *row);
+int sq_review_of_conversation(struct tg_store *st, const char *conversation_id, const char *state,
+                              struct tg_review_row *row);
 int sq_review_scan(struct tg_store *st, const char *state,
                    int (*cb)(void *ctx, const struct tg_review_row *row), void *ctx);
 int sq_review_facts(struct tg_store *st, int64_t since_ms,

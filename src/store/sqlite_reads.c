@@ -311,8 +311,8 @@ static void review_keys(sqlite3_stmt *q, struct tg_review_row *row)
     col_copy(row->conversation_id, sizeof(row->conversation_id), q, 7);
 }
 
-int sq_review_of_conversation(struct tg_store *st, const char *conversation_id,
-                              const char *state, struct tg_review_row *row)
+int sq_review_of_conversation(struct tg_store *st, const char *conversation_id, const char *state,
+                              struct tg_review_row *row)
 {
     struct sq_store *s = sq(st);
     sqlite3_stmt *q = s->r[R_REVIEW_OF_CONV];

@@ -118,8 +118,8 @@ char *tg_store_redact(const char *uri)
     const char *p = uri, *at, *colon, *pw;
     const char *scheme = strstr(uri, "://");
     tg_buf_init(&b, TG_BUF_UNLIMITED);
-    if (scheme && (at = strchr(scheme + 3, '@')) && (!strchr(scheme + 3, '/') ||
-                                                     at < strchr(scheme + 3, '/'))) {
+    if (scheme && (at = strchr(scheme + 3, '@')) &&
+        (!strchr(scheme + 3, '/') || at < strchr(scheme + 3, '/'))) {
         colon = memchr(scheme + 3, ':', (size_t)(at - scheme - 3));
         if (colon) {
             tg_buf_append(&b, uri, (size_t)(colon + 1 - uri));
@@ -253,6 +253,32 @@ int tg_store_review_of_conversation(struct tg_store *st, const char *conversatio
     if (!st || !conversation_id || !conversation_id[0] || !state || !row)
         return TG_E_INVAL;
     return st->ops->review_of_conversation(st, conversation_id, state, row);
+}
+
+int tg_store_lock(struct tg_store *st, const char *key)
+{
+    if (!st || !st->ops->lock)
+        return st ? TG_OK : TG_E_INVAL;
+    return key && key[0] ? st->ops->lock(st, key, true) : TG_E_INVAL;
+}
+
+void tg_store_unlock(struct tg_store *st, const char *key)
+{
+    if (st && key && key[0] && st->ops->lock)
+        st->ops->lock(st, key, false);
+}
+
+int tg_store_changes_fd(struct tg_store *st)
+{
+    return st && st->ops->changes_fd ? st->ops->changes_fd(st) : -1;
+}
+
+int tg_store_changes(struct tg_store *st, void (*cb)(void *ctx, const char *id, const char *state),
+                     void *ctx)
+{
+    if (!st || !cb)
+        return TG_E_INVAL;
+    return st->ops->changes ? st->ops->changes(st, cb, ctx) : TG_OK;
 }
 
 const char *tg_store_kind(const struct tg_store *st)

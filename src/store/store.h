@@ -46,7 +46,7 @@ struct tg_conversation {
     char customer_id[TG_STORE_KEY_MAX];
     int64_t created_ms;
     int64_t updated_ms;
-    int64_t turns;          /* turns taken in this conversation */
+    int64_t turns;           /* turns taken in this conversation */
     int64_t degraded_streak; /* consecutive degraded turns, reset by a clean one */
 };
 
@@ -63,7 +63,7 @@ struct tg_review_row {
     char turn_id[TG_ID_MAX];
     /* "" on put: taken from the task's conversation_id */
     char conversation_id[TG_ID_MAX];
-    char state[24];   /* pending, claimed, decided, expired, handed_off */
+    char state[24]; /* pending, claimed, decided, expired, handed_off */
     char queue[64];
     int64_t priority; /* larger first */
     int64_t deadline_ms;
@@ -72,7 +72,7 @@ struct tg_review_row {
 
 struct tg_audit_row {
     uint64_t index;
-    char *data;       /* the leaf's bytes (canonical JSON), tg_malloc'd, owned by the row */
+    char *data; /* the leaf's bytes (canonical JSON), tg_malloc'd, owned by the row */
     size_t len;
     uint8_t leaf_hash[TG_SHA256_LEN];
     uint8_t root[TG_SHA256_LEN]; /* tree head after this leaf: MTH(D[0:index+1]) */
@@ -239,15 +239,13 @@ int tg_store_blob_get(struct tg_store *st, const char *key, char **data, size_t 
  * out).  TG_OK or the store's error. */
 int tg_store_blob_list(struct tg_store *st, const char *prefix, size_t limit, json_t **out);
 
-
 /* The most recently updated conversation of a customer; TG_E_NOTFOUND if none. */
 int tg_store_conversation_latest(struct tg_store *st, const char *customer_id,
                                  struct tg_conversation *out);
 int tg_store_conversation_get(struct tg_store *st, const char *id, struct tg_conversation *out);
 /* The last `limit` messages of a conversation, oldest first, as a JSON array
  * of {"role", "content", "turn_id", "ts_ms"}.  Unknown id gives []. */
-int tg_store_messages(struct tg_store *st, const char *conversation_id, size_t limit,
-                      json_t **out);
+int tg_store_messages(struct tg_store *st, const char *conversation_id, size_t limit, json_t **out);
 /* A turn record as stored (one kept as its audit leaf with audit_index
  * added); TG_E_NOTFOUND if none. */
 int tg_store_turn_get(struct tg_store *st, const char *turn_id, json_t **record);
@@ -309,6 +307,25 @@ int tg_store_review_of_conversation(struct tg_store *st, const char *conversatio
 /* Whether other processes may write the store too (a server several gateway
  * nodes share): what a node remembers of it may then be out of date. */
 bool tg_store_shared(const struct tg_store *st);
+/*
+ * Hold key (a review task's id) against the acts of other processes that
+ * share the store, until tg_store_unlock: an act reads, changes and writes
+ * its task under the lock, so two nodes never both claim one task or both
+ * hand it off.  Waits while another process holds it.  A no-op on a store
+ * only this process writes.  TG_OK or the store's error.
+ */
+int tg_store_lock(struct tg_store *st, const char *key);
+void tg_store_unlock(struct tg_store *st, const char *key);
+/*
+ * What other processes sharing the store changed: a descriptor that
+ * becomes readable when they changed a review task (-1: a store nobody
+ * else writes), and the changes, each to cb(ctx, task id, its state now).
+ * After TG_E_DB (a lost connection, opened again) the descriptor may be
+ * another: ask for it again.
+ */
+int tg_store_changes_fd(struct tg_store *st);
+int tg_store_changes(struct tg_store *st, void (*cb)(void *ctx, const char *id, const char *state),
+                     void *ctx);
 /* Number of audit leaves committed. */
 int tg_store_audit_size(struct tg_store *st, uint64_t *n);
 /* One leaf; free row->data with tg_free().  TG_E_NOTFOUND past the end. */

@@ -47,6 +47,11 @@ struct tg_store_ops {
     int (*review_list)(struct tg_store *st, const char *state, size_t limit, json_t **out);
     int (*review_of_conversation)(struct tg_store *st, const char *conversation_id,
                                   const char *state, struct tg_review_row *row);
+    /* Optional, for a shared store (tg_store_lock, tg_store_changes). */
+    int (*lock)(struct tg_store *st, const char *key, bool on);
+    int (*changes_fd)(struct tg_store *st);
+    int (*changes)(struct tg_store *st, void (*cb)(void *ctx, const char *id, const char *state),
+                   void *ctx);
     int (*review_scan)(struct tg_store *st, const char *state,
                        int (*cb)(void *ctx, const struct tg_review_row *row), void *ctx);
     int (*review_facts)(struct tg_store *st, int64_t since_ms,

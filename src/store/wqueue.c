@@ -198,8 +198,8 @@ int tg_wq_message_add(struct tg_wqueue *q, const struct tg_message *m)
 }
 
 int tg_wq_turn_put(struct tg_wqueue *q, const char *turn_id, const char *conversation_id,
-                const char *decision, int64_t created_ms, const char *record, size_t rl,
-                int64_t audit_idx)
+                   const char *decision, int64_t created_ms, const char *record, size_t rl,
+                   int64_t audit_idx)
 {
     int rc;
     struct job *j = NULL;

@@ -117,10 +117,10 @@ struct tg_wqueue {
     uint64_t committed; /* jobs ever finished by the writer */
     int err;            /* first write error, sticky */
     bool stop;
-    int64_t group_ns; /* wait this long for more jobs before a commit */
-    int flushers;     /* callers blocked in flush: commit at once */
-    uint64_t wanted;  /* the highest ticket someone waits for: commit at once */
-    int commit_fd;    /* eventfd: readable after every commit */
+    int64_t group_ns;             /* wait this long for more jobs before a commit */
+    int flushers;                 /* callers blocked in flush: commit at once */
+    uint64_t wanted;              /* the highest ticket someone waits for: commit at once */
+    int commit_fd;                /* eventfd: readable after every commit */
     struct wq_numbered *numbered; /* TG_STORE_AUDIT_REMEMBER, by seq modulo */
 };
 

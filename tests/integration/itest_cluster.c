@@ -67,6 +67,8 @@
     "    - {name: human}\n"                                                                        \
     "policies:\n  - id: hold\n    description: hold for review\n    when:\n"                       \
     "      keywords: [复核]\n    then:\n      - review: {sla: 1s}\n"                             \
+    "  - id: slow\n    description: a slow review\n    when:\n"                                    \
+    "      keywords: [审核]\n    then:\n      - review: {sla: 60s}\n"                            \
     "store:\n  uri: \"%s\"\n"
 
 static const char *const node_names[NODES] = {"a", "b", "c"};
@@ -724,6 +726,116 @@ static void test_handoff_follows_the_customer(void **state)
               1, p, 1);
 }
 
+/* ------------------------------------------------------------ 5. reviews across nodes */
+
+/* A chat request on a node that waits for its review's outcome. */
+struct waiting {
+    int node;
+    const char *text;
+    struct tg_h_resp r;
+};
+
+static void *wait_for_answer(void *arg)
+{
+    struct waiting *w = arg;
+    char url[128], body[256];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/chat/completions", C.node[w->node].port);
+    snprintf(body, sizeof(body),
+             "{\"model\":\"m-ok\",\"user\":\"cust-w\",\"messages\":[{\"role\":\"user\","
+             "\"content\":\"%s\"}]}",
+             w->text);
+    const char *hdrs[] = {"Authorization: Bearer " KEY, "Content-Type: application/json",
+                          "X-Trustgate-Wait: 20", NULL};
+    tg_h_http("POST", url, hdrs, body, strlen(body), 30000, &w->r);
+    return NULL;
+}
+
+/* A reviewer's act through node, by the reviewer's token: its HTTP status. */
+static long review_act(int node, const char *id, const char *act, const char *body)
+{
+    char url[160];
+    struct tg_h_resp r;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/reviews/%s/%s", C.node[node].port, id, act);
+    const char *hdrs[] = {"Authorization: Bearer tg-r1", "Content-Type: application/json", NULL};
+    assert_int_equal(tg_h_http("POST", url, hdrs, body, strlen(body), 10000, &r), 0);
+    long status = r.status;
+    tg_h_resp_free(&r);
+    return status;
+}
+
+/* The id of the one task in state, waiting up to timeout_ms for it. */
+static bool task_in(const char *state, char id[64], int timeout_ms)
+{
+    const char *p[] = {state};
+    for (int t = 0; t <= timeout_ms; t += 50) {
+        PGresult *res = PQexecParams(C.conn, "SELECT id FROM reviews WHERE state = $1", 1, NULL, p,
+                                     NULL, NULL, 0);
+        bool one = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+        if (one)
+            tg_strlcpy(id, PQgetvalue(res, 0, 0), 64);
+        PQclear(res);
+        if (one)
+            return true;
+        usleep(50000);
+    }
+    return false;
+}
+
+static void test_review_across_nodes(void **state)
+{
+    (void)state;
+    pthread_t th;
+    char id[64];
+    need_cluster();
+    /* held through A, whose request waits for the outcome */
+    struct waiting w = {.node = 0, .text = "请审核这笔理财配置"};
+    assert_int_equal(pthread_create(&th, NULL, wait_for_answer, &w), 0);
+    assert_true(task_in("pending", id, 5000));
+    /* claimed through B: C may not take it meanwhile, and r1 decides through C */
+    assert_int_equal(review_act(1, id, "claim", "{}"), 200);
+    assert_true(task_in("claimed", id, 2000));
+    assert_int_equal(review_act(2, id, "decision",
+                                "{\"action\":\"edit\",\"text\":\"人工答复：建议分散配置。\","
+                                "\"attestations\":[]}"),
+                     200);
+    pthread_join(th, NULL);
+    /* A's waiting request got the decision made on C */
+    assert_int_equal(w.r.status, 200);
+    json_t *j = json_loads(w.r.body, 0, NULL);
+    assert_non_null(j);
+    struct reply r;
+    read_reply(j, &r);
+    json_decref(j);
+    assert_string_equal(r.content, "人工答复：建议分散配置。");
+    assert_non_null(strstr(w.r.body, "\"state\":\"decided\""));
+    assert_true(w.r.seconds < 10);
+    tg_h_resp_free(&w.r);
+    audit_verifies(db_int("SELECT count(*) FROM audit", 0, NULL));
+}
+
+/* The SLA of a task runs out after the node that holds it died: another
+ * node hands it to an agent, once. */
+static void test_sla_survives_its_node(void **state)
+{
+    (void)state;
+    struct reply r;
+    char id[64];
+    need_cluster();
+    turn_ok(0, "cust-s", "m-ok", "请帮我复核这笔转账", &r);
+    assert_string_equal(r.decision, "review");
+    tg_strlcpy(id, r.review, sizeof(id));
+    kill_node(0);
+    assert_true(handed_off(id, 5000));
+    usleep(1500 * 1000); /* the other node's timer has fired too by now */
+    const char *p[] = {id};
+    db_expect("SELECT count(*) FROM reviews, jsonb_array_elements(task::jsonb -> 'events') e"
+              " WHERE id = $1 AND e ->> 'event' = 'handed_off'",
+              1, p, 1);
+    db_expect("SELECT count(*) FROM audit WHERE position(convert_to($1, 'UTF8') in data) > 0"
+              " AND convert_from(data, 'UTF8')::jsonb ->> 'kind' = 'handoff'",
+              1, p, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -733,6 +845,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kill_one_node_under_load, start_cluster, stop_cluster),
         cmocka_unit_test_setup_teardown(test_handoff_follows_the_customer, start_cluster,
                                         stop_cluster),
+        cmocka_unit_test_setup_teardown(test_review_across_nodes, start_cluster, stop_cluster),
+        cmocka_unit_test_setup_teardown(test_sla_survives_its_node, start_cluster, stop_cluster),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

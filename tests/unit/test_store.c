@@ -1180,9 +1180,9 @@ static int facts_cb(void *ctx, const struct tg_review_facts *f)
 {
     struct facts_seen *s = ctx;
     size_t len = strlen(s->line);
-    snprintf(s->line + len, sizeof(s->line) - len, "%s%s:%s:%s:%s:%lld:%lld:%s:%s", s->n++ ? " " : "",
-             f->state, f->queue, f->original_queue, f->kind, (long long)f->created_ms,
-             (long long)f->decided_ms, f->actor, f->action);
+    snprintf(s->line + len, sizeof(s->line) - len, "%s%s:%s:%s:%s:%lld:%lld:%s:%s",
+             s->n++ ? " " : "", f->state, f->queue, f->original_queue, f->kind,
+             (long long)f->created_ms, (long long)f->decided_ms, f->actor, f->action);
     return TG_OK;
 }
 
@@ -1231,8 +1231,10 @@ static void t_review_of_conversation(struct env *e)
         const char *id, *conv, *state;
         int64_t updated;
     } rows[] = {
-        {"rev_1", "conv_x", "handed_off", 100}, {"rev_2", "conv_x", "handed_off", 300},
-        {"rev_3", "conv_x", "closed", 500},     {"rev_4", "conv_y", "pending", 200},
+        {"rev_1", "conv_x", "handed_off", 100},
+        {"rev_2", "conv_x", "handed_off", 300},
+        {"rev_3", "conv_x", "closed", 500},
+        {"rev_4", "conv_y", "pending", 200},
     };
     struct tg_review_row got;
     for (size_t i = 0; i < TG_ARRAY_LEN(rows); i++) {
@@ -1374,8 +1376,7 @@ static void test_postgres_reconnects(void **state)
     put_conv(&e, &c);
     assert_int_equal(tg_store_flush(e.st), TG_OK);
     snprintf(sql, sizeof(sql),
-             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s'",
-             e.dir);
+             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s'", e.dir);
     assert_int_equal(pg_admin_exec(sql), 0);
     assert_int_equal(tg_store_conversation_get(e.st, "conv_r", &got), TG_OK);
     assert_int_equal(got.turns, 3);
