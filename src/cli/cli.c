@@ -35,6 +35,7 @@ static const struct command commands[] = {
     {"kb", tg_cli_kb, "knowledge base: ingest, search, stats"},
     {"review", tg_cli_review, "the review queue: list, show, decide"},
     {"customer", tg_cli_customer, "the customer id behind a pseudonym (privacy.customer_map)"},
+    {"store", tg_cli_store, "the store: migrate its schema, or copy it into another"},
     {"train", tg_cli_train, "train the intent classifier from a TSV file"},
     {"cost", tg_cli_cost, "cost per turn and per resolved conversation; release trade-off"},
     {"ab", tg_cli_ab, "an experiment's results: fixed and always-valid tests, SRM"},

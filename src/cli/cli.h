@@ -17,6 +17,7 @@ int tg_cli_serve(int argc, char **argv);
 int tg_cli_ask(int argc, char **argv);
 int tg_cli_config(int argc, char **argv);
 int tg_cli_audit(int argc, char **argv);
+int tg_cli_store(int argc, char **argv);
 int tg_cli_kb(int argc, char **argv);
 int tg_cli_review(int argc, char **argv);
 int tg_cli_customer(int argc, char **argv);

@@ -372,6 +372,7 @@ const struct tg_store_ops tg_store_sqlite_ops = {
     .open = sq_open,
     .close = sq_close,
     .run_batch = sq_run_batch,
+    .dump = sq_dump,
     .blob_get = sq_blob_get,
     .blob_list = sq_blob_list,
     .review_of_conversation = sq_review_of_conversation,

@@ -204,6 +204,7 @@ int sq_migrate(struct sq_store *s, char *err, size_t errlen);
  * connection; reads (sqlite_reads.c) run on the caller's connection.
  */
 int sq_run_batch(struct tg_store *st, struct job *batch);
+int sq_dump(struct tg_store *st, int (*cb)(void *ctx, struct job *row), void *ctx);
 int sq_conversation_latest(struct tg_store *st, const char *customer_id,
                            struct tg_conversation *out);
 int sq_conversation_get(struct tg_store *st, const char *id, struct tg_conversation *out);

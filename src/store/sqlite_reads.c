@@ -509,3 +509,109 @@ int sq_audit_scan(struct tg_store *st, uint64_t from,
     read_done(q);
     return rc;
 }
+
+/* ------------------------------------------------------------ dump */
+
+static const char *const dump_sql[] = {
+    [JOB_BLOB] = "SELECT key, data, updated_ms FROM blobs ORDER BY key",
+    [JOB_CONVERSATION] = "SELECT id, customer_id, created_ms, updated_ms, turns, degraded_streak"
+                         " FROM conversations ORDER BY id",
+    [JOB_MESSAGE] = "SELECT conversation_id, turn_id, role, content, ts_ms FROM messages"
+                    " ORDER BY seq",
+    [JOB_AUDIT] = "SELECT idx, data, leaf_hash, root, ts_ms FROM audit ORDER BY idx",
+    [JOB_TURN] = "SELECT id, conversation_id, decision, created_ms, record, audit_idx FROM turns"
+                 " ORDER BY rowid",
+    [JOB_REVIEW] = "SELECT id, turn_id, state, queue, priority, deadline_ms, updated_ms, task,"
+                   " conversation_id FROM reviews ORDER BY rowid",
+    [JOB_HANDOFF] = "SELECT review_id, turn_id, sender, actor, text, at_ms, after_events"
+                    " FROM handoff_messages ORDER BY seq",
+};
+static const enum job_kind dump_order[] = {JOB_BLOB, JOB_CONVERSATION, JOB_MESSAGE, JOB_AUDIT,
+                                           JOB_TURN, JOB_REVIEW,       JOB_HANDOFF};
+
+/* The current row of a dump statement as the job that writes it. */
+static int dump_row(struct sq_store *s, sqlite3_stmt *q, struct job *j)
+{
+    switch (j->kind) {
+    case JOB_BLOB: {
+        const void *d = sqlite3_column_blob(q, 1);
+        j->u.blob = (struct job_blob){.key = col_text(q, 0),
+                                      .data = d ? d : "",
+                                      .len = (size_t)sqlite3_column_bytes(q, 1),
+                                      .ts_ms = sqlite3_column_int64(q, 2)};
+        break;
+    }
+    case JOB_CONVERSATION:
+        col_copy(j->u.conv.id, sizeof(j->u.conv.id), q, 0);
+        col_copy(j->u.conv.customer_id, sizeof(j->u.conv.customer_id), q, 1);
+        j->u.conv.created_ms = sqlite3_column_int64(q, 2);
+        j->u.conv.updated_ms = sqlite3_column_int64(q, 3);
+        j->u.conv.turns = sqlite3_column_int64(q, 4);
+        j->u.conv.degraded_streak = sqlite3_column_int64(q, 5);
+        break;
+    case JOB_MESSAGE:
+        col_copy(j->u.msg.conversation_id, sizeof(j->u.msg.conversation_id), q, 0);
+        col_copy(j->u.msg.turn_id, sizeof(j->u.msg.turn_id), q, 1);
+        j->u.msg.role = col_text(q, 2);
+        j->u.msg.content = col_text(q, 3);
+        j->u.msg.ts_ms = sqlite3_column_int64(q, 4);
+        break;
+    case JOB_AUDIT:
+        return audit_row(s, q, false, &j->u.audit);
+    case JOB_TURN:
+        j->u.turn = (struct job_turn){
+            .id = col_text(q, 0),
+            .conversation_id = col_text(q, 1),
+            .decision = col_text(q, 2),
+            .created_ms = sqlite3_column_int64(q, 3),
+            .record = col_text(q, 4),
+            .record_len = (size_t)sqlite3_column_bytes(q, 4),
+            .audit_idx = sqlite3_column_type(q, 5) == SQLITE_NULL ? -1 : sqlite3_column_int64(q, 5),
+        };
+        break;
+    case JOB_REVIEW:
+        col_copy(j->u.review.row.id, sizeof(j->u.review.row.id), q, 0);
+        col_copy(j->u.review.row.turn_id, sizeof(j->u.review.row.turn_id), q, 1);
+        col_copy(j->u.review.row.state, sizeof(j->u.review.row.state), q, 2);
+        col_copy(j->u.review.row.queue, sizeof(j->u.review.row.queue), q, 3);
+        j->u.review.row.priority = sqlite3_column_int64(q, 4);
+        j->u.review.row.deadline_ms = sqlite3_column_int64(q, 5);
+        j->u.review.row.updated_ms = sqlite3_column_int64(q, 6);
+        j->u.review.task = col_text(q, 7);
+        j->u.review.task_len = (size_t)sqlite3_column_bytes(q, 7);
+        col_copy(j->u.review.row.conversation_id, sizeof(j->u.review.row.conversation_id), q, 8);
+        break;
+    case JOB_HANDOFF:
+        col_copy(j->u.handoff.review_id, sizeof(j->u.handoff.review_id), q, 0);
+        col_copy(j->u.handoff.turn_id, sizeof(j->u.handoff.turn_id), q, 1);
+        j->u.handoff.from = col_text(q, 2);
+        j->u.handoff.actor = col_text(q, 3);
+        j->u.handoff.text = col_text(q, 4);
+        j->u.handoff.at_ms = sqlite3_column_int64(q, 5);
+        j->u.handoff.after_events = sqlite3_column_int64(q, 6);
+        break;
+    }
+    return TG_OK;
+}
+
+int sq_dump(struct tg_store *st, int (*cb)(void *ctx, struct job *row), void *ctx)
+{
+    struct sq_store *s = sq(st);
+    int rc = TG_OK;
+    for (size_t t = 0; t < TG_ARRAY_LEN(dump_order) && rc == TG_OK; t++) {
+        sqlite3_stmt *q = NULL;
+        int src = sqlite3_prepare_v2(s->rdb, dump_sql[dump_order[t]], -1, &q, NULL);
+        if (src != SQLITE_OK)
+            rc = db_fail(s, s->rdb, src, "dump");
+        while (rc == TG_OK && next_row(s, q, &rc)) {
+            struct job j;
+            memset(&j, 0, sizeof(j));
+            j.kind = dump_order[t];
+            rc = dump_row(s, q, &j);
+            if (rc == TG_OK)
+                rc = cb(ctx, &j);
+        }
+        sqlite3_finalize(q);
+    }
+    return rc;
+}

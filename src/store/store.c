@@ -678,3 +678,96 @@ int tg_store_audit_scan(struct tg_store *st, uint64_t from,
         return TG_E_INVAL;
     return st->ops->audit_scan(st, from, cb, ctx);
 }
+
+/* ------------------------------------------------------------ copy */
+
+struct copy {
+    struct tg_store *to;
+    void (*progress)(void *ctx, const char *table, uint64_t rows);
+    void *ctx;
+    enum job_kind kind;
+    uint64_t rows;
+};
+
+static const char *const table_names[] = {
+    [JOB_CONVERSATION] = "conversations",
+    [JOB_MESSAGE] = "messages",
+    [JOB_TURN] = "turns",
+    [JOB_REVIEW] = "reviews",
+    [JOB_AUDIT] = "audit",
+    [JOB_BLOB] = "blobs",
+    [JOB_HANDOFF] = "handoff_messages",
+};
+
+static void copy_progress(struct copy *c)
+{
+    if (c->progress && c->rows)
+        c->progress(c->ctx, table_names[c->kind], c->rows);
+}
+
+/* One row of from, written to to as it was. */
+static int copy_row(void *ctx, struct job *row)
+{
+    struct copy *c = ctx;
+    struct tg_wqueue *q = &c->to->wq;
+    int rc;
+    if (row->kind != c->kind) {
+        copy_progress(c);
+        c->kind = row->kind;
+        c->rows = 0;
+    }
+    switch (row->kind) {
+    case JOB_CONVERSATION:
+        rc = tg_wq_conversation_put(q, &row->u.conv);
+        break;
+    case JOB_MESSAGE:
+        rc = tg_wq_message_add(q, &row->u.msg);
+        break;
+    case JOB_TURN:
+        rc = tg_wq_turn_put(q, row->u.turn.id, row->u.turn.conversation_id, row->u.turn.decision,
+                            row->u.turn.created_ms, row->u.turn.record, row->u.turn.record_len,
+                            row->u.turn.audit_idx);
+        break;
+    case JOB_REVIEW: {
+        json_t *task = json_loadb(row->u.review.task, row->u.review.task_len, 0, NULL);
+        rc = task ? tg_wq_review_put(q, &row->u.review.row, task) : TG_E_DB;
+        json_decref(task);
+        break;
+    }
+    case JOB_AUDIT:
+        rc = tg_wq_audit_put(q, &row->u.audit);
+        break;
+    case JOB_BLOB:
+        rc = tg_wq_blob_put(q, row->u.blob.key, row->u.blob.data, row->u.blob.len);
+        break;
+    case JOB_HANDOFF:
+        rc = tg_wq_handoff_add(q, &row->u.handoff);
+        break;
+    default:
+        rc = TG_E_INTERNAL;
+    }
+    c->rows++;
+    return rc;
+}
+
+int tg_store_copy(struct tg_store *from, struct tg_store *to,
+                  void (*progress)(void *ctx, const char *table, uint64_t rows), void *ctx)
+{
+    struct copy c = {.to = to, .progress = progress, .ctx = ctx, .kind = JOB_BLOB};
+    uint64_t n = 0;
+    int rc;
+    if (!from || !to || from == to)
+        return TG_E_INVAL;
+    if (!from->ops->dump)
+        return TG_E_CONFIG;
+    rc = tg_store_audit_size(to, &n);
+    if (rc == TG_OK && n > 0)
+        rc = TG_E_CONFLICT;
+    if (rc == TG_OK)
+        rc = from->ops->dump(from, copy_row, &c);
+    if (rc == TG_OK)
+        rc = tg_store_flush(to);
+    if (rc == TG_OK)
+        copy_progress(&c);
+    return rc;
+}

@@ -326,6 +326,17 @@ void tg_store_unlock(struct tg_store *st, const char *key);
 int tg_store_changes_fd(struct tg_store *st);
 int tg_store_changes(struct tg_store *st, void (*cb)(void *ctx, const char *id, const char *state),
                      void *ctx);
+/*
+ * Copy everything from holds into to, which must hold no audit leaf
+ * (TG_E_CONFLICT otherwise): conversations, messages, turns, review tasks
+ * and their threads, blobs and the audit log with its indexes and tree
+ * heads, so to's log verifies to the same root.  Rows are copied as
+ * stored (pseudonyms and masked texts stay so): open to without privacy
+ * hooks.  progress (may be NULL) is told each table's rows as they go.
+ * TG_OK once to has committed it all.
+ */
+int tg_store_copy(struct tg_store *from, struct tg_store *to,
+                  void (*progress)(void *ctx, const char *table, uint64_t rows), void *ctx);
 /* Number of audit leaves committed. */
 int tg_store_audit_size(struct tg_store *st, uint64_t *n);
 /* One leaf; free row->data with tg_free().  TG_E_NOTFOUND past the end. */

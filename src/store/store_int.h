@@ -47,6 +47,12 @@ struct tg_store_ops {
     int (*review_list)(struct tg_store *st, const char *state, size_t limit, json_t **out);
     int (*review_of_conversation)(struct tg_store *st, const char *conversation_id,
                                   const char *state, struct tg_review_row *row);
+    /* Optional (tg_store_copy): every row of every table, each as the write
+     * that makes it (a job whose pointers are valid during the call), to
+     * cb in an order a copy can write them: blobs, conversations,
+     * messages, audit leaves, turns, reviews, hand-off messages.  A
+     * non-zero return from cb stops and is returned. */
+    int (*dump)(struct tg_store *st, int (*cb)(void *ctx, struct job *row), void *ctx);
     /* Optional, for a shared store (tg_store_lock, tg_store_changes). */
     int (*lock)(struct tg_store *st, const char *key, bool on);
     int (*changes_fd)(struct tg_store *st);

@@ -836,6 +836,49 @@ static void test_sla_survives_its_node(void **state)
               1, p, 1);
 }
 
+/* ------------------------------------------------------------ 6. moving up */
+
+/* A deployment that ran on one node's SQLite file moves to the shared
+ * server: `store migrate --from --to` copies it with the same audit root,
+ * and its customers' conversations go on on any node. */
+static void test_move_up_from_sqlite(void **state)
+{
+    (void)state;
+    char dir[256], cmd[1400], bin[256], root[80], *out = NULL;
+    struct reply r;
+    need_cluster();
+    snprintf(dir, sizeof(dir), "%s/single", C.dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    /* the deployment's keys go with it */
+    assert_int_equal(copy_key(C.data[0], dir, "pseudonym.key"), 0);
+    tg_h_bin("trustgate", bin, sizeof(bin));
+    for (int i = 0; i < 3; i++) {
+        snprintf(cmd, sizeof(cmd), "%s ask -c %s -d %s -u cust-m 'm-ok 第%d个问题' >/dev/null 2>&1",
+                 bin, C.cfg[0], dir, i);
+        assert_int_equal(system(cmd), 0);
+    }
+    snprintf(cmd, sizeof(cmd), "%s audit verify -c %s -d %s 2>&1", bin, C.cfg[0], dir);
+    assert_int_equal(tg_h_run(cmd, &out), 0);
+    const char *at = strstr(out, "root ");
+    assert_non_null(at);
+    tg_strlcpy(root, at + 5, 65);
+    tg_free(out);
+    snprintf(cmd, sizeof(cmd), "%s store migrate --from sqlite:%s/trustgate.db --to '%s' 2>&1", bin,
+             dir, C.uri);
+    assert_int_equal(tg_h_run(cmd, &out), 0);
+    if (!strstr(out, root))
+        fail_msg("the copy's root is not %s: %s", root, out);
+    tg_free(out);
+    /* a second copy into a store with a log is refused */
+    assert_int_not_equal(tg_h_run(cmd, &out), 0);
+    tg_free(out);
+    /* the customer's conversation goes on, on node B */
+    turn_ok(1, "cust-m", "m-ok", "第四个问题", &r);
+    const char *p[] = {r.conv};
+    db_expect("SELECT turns FROM conversations WHERE id = $1", 1, p, 4);
+    audit_verifies(4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -847,6 +890,7 @@ int main(void)
                                         stop_cluster),
         cmocka_unit_test_setup_teardown(test_review_across_nodes, start_cluster, stop_cluster),
         cmocka_unit_test_setup_teardown(test_sla_survives_its_node, start_cluster, stop_cluster),
+        cmocka_unit_test_setup_teardown(test_move_up_from_sqlite, start_cluster, stop_cluster),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
