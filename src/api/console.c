@@ -314,6 +314,8 @@ static void drop_session(struct tg_console *c, size_t i)
     char key[96];
     session_key(c->sessions[i].id, key);
     tg_store_blob_delete(c->api->p->store, key);
+    if (tg_store_shared(c->api->p->store))
+        tg_store_flush(c->api->p->store); /* ended on every node at once */
     c->sessions[i] = c->sessions[--c->n_sessions];
 }
 
@@ -361,6 +363,18 @@ static struct session *load_session(struct tg_console *c, const char *id)
     return s;
 }
 
+/* Whether the store still has session id: on a store other nodes share,
+ * the truth about a session is there, not in this node's memory. */
+static bool session_stored(struct tg_console *c, const char *id)
+{
+    char key[96], *data = NULL;
+    size_t len;
+    session_key(id, key);
+    int rc = tg_store_blob_get(c->api->p->store, key, &data, &len);
+    tg_free(data);
+    return rc != TG_E_NOTFOUND;
+}
+
 static struct session *find_session(struct tg_console *c, const struct tg_http_req *req)
 {
     char id[2 * TG_SHA256_LEN + 1];
@@ -372,6 +386,11 @@ static struct session *find_session(struct tg_console *c, const struct tg_http_r
     for (size_t i = 0; i < c->n_sessions && !s; i++)
         if (tg_ct_equal(c->sessions[i].id, id, sizeof(id) - 1))
             s = &c->sessions[i];
+    if (s && tg_store_shared(c->api->p->store) && !session_stored(c, id)) {
+        /* another node ended it (a logout, its idle time) */
+        c->sessions[s - c->sessions] = c->sessions[--c->n_sessions];
+        return NULL;
+    }
     if (!s && !(s = load_session(c, id)))
         return NULL;
     if (now - s->last_ms > SESSION_IDLE_MS || now - s->created_ms > SESSION_MAX_MS) {
@@ -395,6 +414,8 @@ static struct session *new_session(struct tg_console *c, int person)
     s->person = person;
     s->created_ms = s->last_ms = tg_clock_wall_ms();
     save_session(c, s);
+    if (tg_store_shared(c->api->p->store))
+        tg_store_flush(c->api->p->store); /* the next request may reach another node */
     return s;
 }
 

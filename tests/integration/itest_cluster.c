@@ -50,7 +50,7 @@
     "server:\n  listen: \"127.0.0.1:0\"\n  data_dir: %s\n"                                         \
     "auth:\n  api_keys:\n    - name: t\n      key: " KEY "\n"                                      \
     "users:\n  - name: a1\n    role: agent\n    token: tg-a1\n"                                    \
-    "  - name: r1\n    role: reviewer\n    token: tg-r1\n"                                         \
+    "  - name: r1\n    role: reviewer\n    token: tg-r1\n    password: demo\n"                     \
     "review:\n  warn_before: 500ms\n"                                                              \
     "backends:\n"                                                                                  \
     "  - name: primary\n    type: openai\n    base_url: http://127.0.0.1:%d/v1\n"                  \
@@ -836,7 +836,59 @@ static void test_sla_survives_its_node(void **state)
               1, p, 1);
 }
 
-/* ------------------------------------------------------------ 6. moving up */
+/* ------------------------------------------------------------ 6. console sessions */
+
+/* A request to node with optional headers; its status, and the body parsed in *out. */
+static long node_req(int node, const char *method, const char *path, const char *const *hdrs,
+                     const char *body, struct tg_h_resp *out)
+{
+    char url[256];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", C.node[node].port, path);
+    assert_int_equal(tg_h_http(method, url, hdrs, body, body ? strlen(body) : 0, 10000, out), 0);
+    return out->status;
+}
+
+/* The cookie a response set, as a request header. */
+static void session_cookie(const struct tg_h_resp *r, char *out, size_t n)
+{
+    const char *c = strstr(r->headers, "Set-Cookie: tg_session=");
+    assert_non_null(c);
+    c += strlen("Set-Cookie: ");
+    snprintf(out, n, "Cookie: %.*s", (int)strcspn(c, ";\r\n"), c);
+}
+
+/* A reviewer logged in on one node is logged in on every node, and logged
+ * out on every node when the session ends on one. */
+static void test_console_session_on_every_node(void **state)
+{
+    (void)state;
+    struct tg_h_resp r;
+    char ck[256], csrf[128];
+    const char *json[] = {"Content-Type: application/json", NULL};
+    need_cluster();
+    assert_int_equal(node_req(0, "POST", "/console/api/login", json,
+                              "{\"user\":\"r1\",\"password\":\"demo\"}", &r),
+                     200);
+    session_cookie(&r, ck, sizeof(ck));
+    json_t *j = json_loads(r.body, 0, NULL);
+    snprintf(csrf, sizeof(csrf), "X-CSRF-Token: %s", tg_json_str(j, "csrf", ""));
+    json_decref(j);
+    tg_h_resp_free(&r);
+    const char *with_cookie[] = {ck, NULL}, *with_both[] = {ck, csrf, NULL};
+    for (int n = 0; n < NODES; n++) {
+        assert_int_equal(node_req(n, "GET", "/console/api/me", with_cookie, NULL, &r), 200);
+        assert_non_null(strstr(r.body, "\"r1\""));
+        tg_h_resp_free(&r);
+    }
+    assert_int_equal(node_req(2, "POST", "/console/api/logout", with_both, NULL, &r), 200);
+    tg_h_resp_free(&r);
+    for (int n = 0; n < NODES; n++) {
+        assert_int_equal(node_req(n, "GET", "/console/api/me", with_cookie, NULL, &r), 401);
+        tg_h_resp_free(&r);
+    }
+}
+
+/* ------------------------------------------------------------ 7. moving up */
 
 /* A deployment that ran on one node's SQLite file moves to the shared
  * server: `store migrate --from --to` copies it with the same audit root,
@@ -890,6 +942,8 @@ int main(void)
                                         stop_cluster),
         cmocka_unit_test_setup_teardown(test_review_across_nodes, start_cluster, stop_cluster),
         cmocka_unit_test_setup_teardown(test_sla_survives_its_node, start_cluster, stop_cluster),
+        cmocka_unit_test_setup_teardown(test_console_session_on_every_node, start_cluster,
+                                        stop_cluster),
         cmocka_unit_test_setup_teardown(test_move_up_from_sqlite, start_cluster, stop_cluster),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
