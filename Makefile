@@ -14,7 +14,7 @@ CONFIG     ?= examples/insurance/trustgate.yaml
 LISTEN     ?=
 DEMO_URL   := http://$(if $(LISTEN),$(LISTEN),127.0.0.1:8080)
 
-.PHONY: all trustgate deps demo check check-release check-asan node-deps bench clean
+.PHONY: all trustgate deps demo demo-cluster check check-release check-asan node-deps bench clean
 
 all: trustgate
 
@@ -52,6 +52,11 @@ demo: deps trustgate
 	@echo "  review API tokens: reviewer1 'tg-demo-reviewer', agent1 'tg-demo-agent', super1 'tg-demo-super'"
 	@echo "    (GET /v1/reviews, POST /v1/reviews/ID/claim, POST /v1/reviews/ID/decision, GET /v1/handoffs)"
 	@$(BUILD)/trustgate serve -c $(CONFIG) $(if $(LISTEN),--listen $(LISTEN))
+
+# The demo on three nodes sharing one PostgreSQL store, behind nginx on
+# $(DEMO_URL); scripts/demo-cluster.sh installs, builds and starts it all.
+demo-cluster:
+	@BUILD=$(BUILD) CONFIG=$(CONFIG) LISTEN=$(LISTEN) scripts/demo-cluster.sh
 
 # The test packages are installed exactly as package-lock.json says, again
 # whenever the lock file is newer than the last install.

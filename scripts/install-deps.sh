@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # install-deps.sh - install the Debian packages trustgate needs, skipping
-# what is already installed.  Usage: scripts/install-deps.sh [build|check|bench]
+# what is already installed.  Usage: scripts/install-deps.sh [build|check|bench|cluster]
 #   build  compilers and libraries (default)
 #   check  build + what the tests need (cmocka, a PostgreSQL server the tests start
 #          privately, Node.js 18 or newer and npm for the
 #          OpenAI client test, Debian's chromium and a CJK font for the browser tests)
 #   bench  build + wrk and nginx for the benchmark
+#   cluster  build + a PostgreSQL server and nginx for `make demo-cluster`
 set -euo pipefail
 
 mode=${1:-build}
@@ -15,7 +16,8 @@ case "$mode" in
   build) ;;
   check) pkgs+=(libcmocka-dev curl sqlite3 postgresql chromium fonts-wqy-microhei) ;;
   bench) pkgs+=(wrk nginx curl) ;;
-  *) echo "usage: $0 [build|check|bench]" >&2; exit 2 ;;
+  cluster) pkgs+=(postgresql nginx curl) ;;
+  *) echo "usage: $0 [build|check|bench|cluster]" >&2; exit 2 ;;
 esac
 
 missing=()

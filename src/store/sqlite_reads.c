@@ -233,6 +233,20 @@ int sq_turn_get(struct tg_store *st, const char *turn_id, json_t **record)
     return rc;
 }
 
+/* The key columns 0..6 of a reviews row, and conversation_id at column cc. */
+static void review_keys(sqlite3_stmt *q, int cc, struct tg_review_row *row)
+{
+    memset(row, 0, sizeof(*row));
+    col_copy(row->id, sizeof(row->id), q, 0);
+    col_copy(row->turn_id, sizeof(row->turn_id), q, 1);
+    col_copy(row->state, sizeof(row->state), q, 2);
+    col_copy(row->queue, sizeof(row->queue), q, 3);
+    row->priority = sqlite3_column_int64(q, 4);
+    row->deadline_ms = sqlite3_column_int64(q, 5);
+    row->updated_ms = sqlite3_column_int64(q, 6);
+    col_copy(row->conversation_id, sizeof(row->conversation_id), q, cc);
+}
+
 int sq_review_get(struct tg_store *st, const char *id, struct tg_review_row *row, json_t **task)
 {
     struct sq_store *s = sq(st);
@@ -249,17 +263,8 @@ int sq_review_get(struct tg_store *st, const char *id, struct tg_review_row *row
         rc = col_json(s, q, 7, &t);
     if (rc != TG_OK)
         goto out;
-    if (row) {
-        memset(row, 0, sizeof(*row));
-        col_copy(row->id, sizeof(row->id), q, 0);
-        col_copy(row->turn_id, sizeof(row->turn_id), q, 1);
-        col_copy(row->state, sizeof(row->state), q, 2);
-        col_copy(row->queue, sizeof(row->queue), q, 3);
-        row->priority = sqlite3_column_int64(q, 4);
-        row->deadline_ms = sqlite3_column_int64(q, 5);
-        row->updated_ms = sqlite3_column_int64(q, 6);
-        col_copy(row->conversation_id, sizeof(row->conversation_id), q, 8);
-    }
+    if (row)
+        review_keys(q, 8, row);
     if (task)
         *task = t;
 out:
@@ -297,20 +302,6 @@ int sq_review_list(struct tg_store *st, const char *state, size_t limit, json_t 
     return rc;
 }
 
-/* Key columns 0..7 of a reviews row (conversation_id last). */
-static void review_keys(sqlite3_stmt *q, struct tg_review_row *row)
-{
-    memset(row, 0, sizeof(*row));
-    col_copy(row->id, sizeof(row->id), q, 0);
-    col_copy(row->turn_id, sizeof(row->turn_id), q, 1);
-    col_copy(row->state, sizeof(row->state), q, 2);
-    col_copy(row->queue, sizeof(row->queue), q, 3);
-    row->priority = sqlite3_column_int64(q, 4);
-    row->deadline_ms = sqlite3_column_int64(q, 5);
-    row->updated_ms = sqlite3_column_int64(q, 6);
-    col_copy(row->conversation_id, sizeof(row->conversation_id), q, 7);
-}
-
 int sq_review_of_conversation(struct tg_store *st, const char *conversation_id, const char *state,
                               struct tg_review_row *row)
 {
@@ -323,7 +314,7 @@ int sq_review_of_conversation(struct tg_store *st, const char *conversation_id, 
     if (rc == TG_OK)
         rc = read_step(s, q);
     if (rc == TG_OK)
-        review_keys(q, row);
+        review_keys(q, 7, row);
     read_done(q);
     return rc;
 }
@@ -342,7 +333,7 @@ int sq_review_scan(struct tg_store *st, const char *state,
     rc = bind_fail(s, &b);
     while (rc == TG_OK && next_row(s, q, &rc)) {
         struct tg_review_row row;
-        review_keys(q, &row);
+        review_keys(q, 7, &row);
         rc = cb(ctx, &row); /* non-zero stops the scan and is returned as is */
     }
     read_done(q);
@@ -570,16 +561,9 @@ static int dump_row(struct sq_store *s, sqlite3_stmt *q, struct job *j)
         };
         break;
     case JOB_REVIEW:
-        col_copy(j->u.review.row.id, sizeof(j->u.review.row.id), q, 0);
-        col_copy(j->u.review.row.turn_id, sizeof(j->u.review.row.turn_id), q, 1);
-        col_copy(j->u.review.row.state, sizeof(j->u.review.row.state), q, 2);
-        col_copy(j->u.review.row.queue, sizeof(j->u.review.row.queue), q, 3);
-        j->u.review.row.priority = sqlite3_column_int64(q, 4);
-        j->u.review.row.deadline_ms = sqlite3_column_int64(q, 5);
-        j->u.review.row.updated_ms = sqlite3_column_int64(q, 6);
+        review_keys(q, 8, &j->u.review.row);
         j->u.review.task = col_text(q, 7);
         j->u.review.task_len = (size_t)sqlite3_column_bytes(q, 7);
-        col_copy(j->u.review.row.conversation_id, sizeof(j->u.review.row.conversation_id), q, 8);
         break;
     case JOB_HANDOFF:
         col_copy(j->u.handoff.review_id, sizeof(j->u.handoff.review_id), q, 0);

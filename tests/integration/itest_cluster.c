@@ -107,72 +107,15 @@ static struct {
 
 /* ------------------------------------------------------------ PostgreSQL */
 
-static char pg_admin[512];
-
-static bool pg_available(void)
-{
-    const char *file = getenv("TG_TEST_PG_URI_FILE");
-    FILE *f = file ? fopen(file, "r") : NULL;
-    if (!f)
-        return false;
-    if (!fgets(pg_admin, sizeof(pg_admin), f))
-        pg_admin[0] = '\0';
-    fclose(f);
-    pg_admin[strcspn(pg_admin, "\r\n")] = '\0';
-    return pg_admin[0] != '\0';
-}
-
-/* The admin uri with its database replaced by db. */
-static void pg_uri_for(const char *db, char *out, size_t n)
-{
-    const char *auth = strstr(pg_admin, "://");
-    const char *slash = auth ? strchr(auth + 3, '/') : NULL;
-    const char *rest = slash ? slash + strcspn(slash, "?") : "";
-    int head = slash ? (int)(slash - pg_admin) : (int)strlen(pg_admin);
-    snprintf(out, n, "%.*s/%s%s", head, pg_admin, db, rest);
-}
-
-static void pg_quiet(void *arg, const char *message)
-{
-    (void)arg;
-    (void)message; /* "database ... does not exist, skipping" and the like */
-}
-
-static int pg_admin_exec(const char *sql)
-{
-    PGconn *c = PQconnectdb(pg_admin);
-    PQsetNoticeProcessor(c, pg_quiet, NULL);
-    PGresult *res = PQstatus(c) == CONNECTION_OK ? PQexec(c, sql) : NULL;
-    ExecStatusType st = PQresultStatus(res);
-    int rc = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : -1;
-    if (rc)
-        print_error("%s: %s\n", sql, PQerrorMessage(c));
-    PQclear(res);
-    PQfinish(c);
-    return rc;
-}
-
 /* A fresh, empty database for this case in C.db, its uri in C.uri. */
 static int pg_init(void)
 {
-    static int seq;
-    char sql[256];
-    snprintf(C.db, sizeof(C.db), "tg_cluster_%d_%d", (int)getpid(), seq++);
-    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", C.db);
-    if (pg_admin_exec(sql) != 0)
-        return -1;
-    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", C.db);
-    if (pg_admin_exec(sql) != 0)
-        return -1;
-    pg_uri_for(C.db, C.uri, sizeof(C.uri));
-    return 0;
+    return tg_h_pg_create("tg_cluster", C.db, sizeof(C.db), C.uri, sizeof(C.uri));
 }
 
 static void pg_fini(void)
 {
-    char sql[256];
-    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", C.db);
-    pg_admin_exec(sql);
+    tg_h_pg_drop(C.db);
 }
 
 /* The number in the one row sql finds with text parameters params[0..n-1];
@@ -345,7 +288,7 @@ static int start_cluster(void **state)
 {
     (void)state;
     memset(&C, 0, sizeof(C));
-    if (!pg_available())
+    if (!tg_h_pg_available())
         return 0;
     if (!tg_h_tmpdir(C.dir, sizeof(C.dir)) || pg_init() ||
         tg_h_start_upstream(&C.upstream, C.dir) || start_nodes())

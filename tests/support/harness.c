@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include <libpq-fe.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -378,3 +379,71 @@ const char *const tg_h_schema_v3 =
     " updated_ms INTEGER NOT NULL);"
     "ALTER TABLE turns ADD COLUMN audit_idx INTEGER;"
     "PRAGMA user_version = 3;";
+
+/* ------------------------------------------------------------ PostgreSQL */
+
+static char pg_admin[512];
+
+bool tg_h_pg_available(void)
+{
+    const char *file = getenv("TG_TEST_PG_URI_FILE");
+    FILE *f = file ? fopen(file, "r") : NULL;
+    if (!f)
+        return false;
+    if (!fgets(pg_admin, sizeof(pg_admin), f))
+        pg_admin[0] = '\0';
+    fclose(f);
+    pg_admin[strcspn(pg_admin, "\r\n")] = '\0';
+    return pg_admin[0] != '\0';
+}
+
+void tg_h_pg_uri_for(const char *db, char *out, size_t n)
+{
+    const char *auth = strstr(pg_admin, "://");
+    const char *slash = auth ? strchr(auth + 3, '/') : NULL;
+    const char *rest = slash ? slash + strcspn(slash, "?") : "";
+    int head = slash ? (int)(slash - pg_admin) : (int)strlen(pg_admin);
+    snprintf(out, n, "%.*s/%s%s", head, pg_admin, db, rest);
+}
+
+static void pg_quiet(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message; /* "database ... does not exist, skipping" and the like */
+}
+
+int tg_h_pg_exec(const char *sql)
+{
+    PGconn *c = PQconnectdb(pg_admin);
+    PQsetNoticeProcessor(c, pg_quiet, NULL);
+    PGresult *res = PQstatus(c) == CONNECTION_OK ? PQexec(c, sql) : NULL;
+    ExecStatusType st = PQresultStatus(res);
+    int rc = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : -1;
+    if (rc)
+        fprintf(stderr, "%s: %s\n", sql, PQerrorMessage(c));
+    PQclear(res);
+    PQfinish(c);
+    return rc;
+}
+
+int tg_h_pg_create(const char *prefix, char *db, size_t dblen, char *uri, size_t urilen)
+{
+    static int seq;
+    char sql[256];
+    snprintf(db, dblen, "%s_%d_%d", prefix, (int)getpid(), seq++);
+    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", db);
+    if (tg_h_pg_exec(sql) != 0)
+        return -1;
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", db);
+    if (tg_h_pg_exec(sql) != 0)
+        return -1;
+    tg_h_pg_uri_for(db, uri, urilen);
+    return 0;
+}
+
+void tg_h_pg_drop(const char *db)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", db);
+    tg_h_pg_exec(sql);
+}

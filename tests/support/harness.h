@@ -36,6 +36,21 @@ const char *tg_h_tmpdir(char *buf, size_t len);
 const char *tg_h_write_file(const char *dir, const char *name, const char *text, char *buf,
                             size_t len);
 
+/*
+ * PostgreSQL for the tests that need it: the private server of ctest's
+ * fixture "pg" (scripts/pg-test.sh), whose admin uri the file
+ * $TG_TEST_PG_URI_FILE holds.  tg_h_pg_available reads it (false without
+ * one: skip); tg_h_pg_create makes a fresh, empty database named
+ * PREFIX_PID_N in db and its uri in uri; tg_h_pg_drop drops it (connections
+ * to it are ended); tg_h_pg_exec runs admin SQL (0 on success).
+ */
+bool tg_h_pg_available(void);
+int tg_h_pg_create(const char *prefix, char *db, size_t dblen, char *uri, size_t urilen);
+void tg_h_pg_drop(const char *db);
+int tg_h_pg_exec(const char *sql);
+/* The admin uri with its database replaced by db. */
+void tg_h_pg_uri_for(const char *db, char *out, size_t n);
+
 /* Start the fake upstream on a free port; returns 0 on success. */
 int tg_h_start_upstream(struct tg_h_proc *p, const char *logdir);
 /* Start `trustgate serve -c config --listen 127.0.0.1:0 --data datadir`;

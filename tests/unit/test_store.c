@@ -99,70 +99,25 @@ static void sqlite_fini(struct env *e)
  * the file $TG_TEST_PG_URI_FILE holds (scripts/pg-test.sh, started by
  * ctest's fixture "pg"); skipped when the variable is unset.
  */
-static char pg_admin[512];
-
-static bool pg_available(void)
-{
-    const char *file = getenv("TG_TEST_PG_URI_FILE");
-    FILE *f = file ? fopen(file, "r") : NULL;
-    if (!f)
-        return false;
-    if (!fgets(pg_admin, sizeof(pg_admin), f))
-        pg_admin[0] = '\0';
-    fclose(f);
-    pg_admin[strcspn(pg_admin, "\r\n")] = '\0';
-    return pg_admin[0] != '\0';
-}
-
-/* The admin uri with its database replaced by db. */
-static void pg_uri_for(const char *db, char *out, size_t n)
-{
-    const char *auth = strstr(pg_admin, "://");
-    const char *slash = auth ? strchr(auth + 3, '/') : NULL;
-    const char *rest = slash ? slash + strcspn(slash, "?") : "";
-    int head = slash ? (int)(slash - pg_admin) : (int)strlen(pg_admin);
-    snprintf(out, n, "%.*s/%s%s", head, pg_admin, db, rest);
-}
-
-static int pg_admin_exec(const char *sql)
-{
-    PGconn *c = PQconnectdb(pg_admin);
-    PGresult *res = PQstatus(c) == CONNECTION_OK ? PQexec(c, sql) : NULL;
-    ExecStatusType st = PQresultStatus(res);
-    int rc = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : -1;
-    if (rc)
-        print_error("%s: %s\n", sql, PQerrorMessage(c));
-    PQclear(res);
-    PQfinish(c);
-    return rc;
-}
-
 static int pg_init(struct env *e)
 {
-    static int seq;
-    char sql[512];
-    snprintf(e->dir, sizeof(e->dir), "tg_store_%d_%d", (int)getpid(), seq++);
-    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", e->dir);
-    if (pg_admin_exec(sql) != 0)
-        return -1;
-    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", e->dir);
-    if (pg_admin_exec(sql) != 0)
-        return -1;
-    pg_uri_for(e->dir, e->uri, sizeof(e->uri));
-    return 0;
+    return tg_h_pg_create("tg_store", e->dir, sizeof(e->dir), e->uri, sizeof(e->uri));
 }
 
 static void pg_bad_uri(struct env *e, char *uri, size_t n, char *hint, size_t hn)
 {
     snprintf(hint, hn, "%s_missing", e->dir);
-    pg_uri_for(hint, uri, n);
+    tg_h_pg_uri_for(hint, uri, n);
 }
 
 static void pg_fini(struct env *e)
 {
-    char sql[512];
-    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", e->dir);
-    pg_admin_exec(sql);
+    tg_h_pg_drop(e->dir);
+}
+
+static bool pg_available(void)
+{
+    return tg_h_pg_available();
 }
 
 static const struct opener openers[] = {
@@ -1377,7 +1332,7 @@ static void test_postgres_reconnects(void **state)
     assert_int_equal(tg_store_flush(e.st), TG_OK);
     snprintf(sql, sizeof(sql),
              "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s'", e.dir);
-    assert_int_equal(pg_admin_exec(sql), 0);
+    assert_int_equal(tg_h_pg_exec(sql), 0);
     assert_int_equal(tg_store_conversation_get(e.st, "conv_r", &got), TG_OK);
     assert_int_equal(got.turns, 3);
     add_msg(&e, "conv_r", "turn_1", "user", "after the restart", 4);
