@@ -532,9 +532,64 @@ static struct throttle *throttle_find(struct tg_console *c, const uint8_t key[TG
     return NULL;
 }
 
+/*
+ * On a store other nodes share, failures count on every node: an entry is
+ * the blob throttle/<hex key> ({fails, last_ms, next_ms}), read before it
+ * is used and written (committed) when it changes; memory holds a copy.
+ */
+static bool throttle_shared(const struct tg_console *c)
+{
+    return tg_store_shared(c->api->p->store);
+}
+
+static void throttle_blob_key(const uint8_t key[TG_SHA256_LEN], char out[96])
+{
+    char hex[2 * TG_SHA256_LEN + 1];
+    tg_hex_encode(key, TG_SHA256_LEN, hex);
+    snprintf(out, 96, "throttle/%s", hex);
+}
+
+static struct throttle *throttle_slot(struct tg_console *c, int64_t now);
+
+/* The store's entry for key into memory (gone from the store: from memory too). */
+static void throttle_load(struct tg_console *c, const uint8_t key[TG_SHA256_LEN], int64_t now)
+{
+    char bk[96], *data = NULL;
+    size_t len;
+    struct throttle *t = throttle_find(c, key);
+    throttle_blob_key(key, bk);
+    if (tg_store_blob_get(c->api->p->store, bk, &data, &len) != TG_OK) {
+        if (t)
+            *t = c->throttled[--c->n_throttled];
+        return;
+    }
+    json_t *j = json_loadb(data, len, 0, NULL);
+    tg_free(data);
+    if (!t) {
+        t = throttle_slot(c, now);
+        memcpy(t->key, key, TG_SHA256_LEN);
+    }
+    t->fails = (int)tg_json_int(j, "fails", 0);
+    t->last_ms = tg_json_int(j, "last_ms", 0);
+    t->next_ms = tg_json_int(j, "next_ms", 0);
+    json_decref(j);
+}
+
+static void throttle_save(struct tg_console *c, const struct throttle *t)
+{
+    char bk[96], v[128];
+    throttle_blob_key(t->key, bk);
+    int n = snprintf(v, sizeof(v), "{\"fails\":%d,\"last_ms\":%lld,\"next_ms\":%lld}", t->fails,
+                     (long long)t->last_ms, (long long)t->next_ms);
+    tg_store_blob_put(c->api->p->store, bk, v, (size_t)n);
+    tg_store_flush(c->api->p->store); /* the next attempt may come to another node */
+}
+
 /* Milliseconds before the next attempt for key may be checked; 0: now. */
 static int64_t throttle_wait(struct tg_console *c, const uint8_t key[TG_SHA256_LEN], int64_t now)
 {
+    if (throttle_shared(c))
+        throttle_load(c, key, now);
     const struct throttle *t = throttle_find(c, key);
     return t && now < t->next_ms ? t->next_ms - now : 0;
 }
@@ -562,6 +617,8 @@ static struct throttle *throttle_slot(struct tg_console *c, int64_t now)
 /* One more failure for key: after FREE_FAILS, the next attempt waits 1, 2, 4 ... s. */
 static int throttle_fail(struct tg_console *c, const uint8_t key[TG_SHA256_LEN], int64_t now)
 {
+    if (throttle_shared(c))
+        throttle_load(c, key, now);
     struct throttle *t = throttle_find(c, key);
     if (t && throttle_stale(t, now))
         t->fails = 0;
@@ -577,6 +634,8 @@ static int throttle_fail(struct tg_console *c, const uint8_t key[TG_SHA256_LEN],
         int shift = TG_MIN(t->fails - FREE_FAILS, 20);
         t->next_ms = now + TG_MIN((int64_t)DELAY_FIRST_MS << shift, (int64_t)DELAY_MAX_MS);
     }
+    if (throttle_shared(c))
+        throttle_save(c, t);
     return t->fails;
 }
 
@@ -585,6 +644,12 @@ static void throttle_clear(struct tg_console *c, const uint8_t key[TG_SHA256_LEN
     struct throttle *t = throttle_find(c, key);
     if (t)
         *t = c->throttled[--c->n_throttled];
+    if (throttle_shared(c)) {
+        char bk[96];
+        throttle_blob_key(key, bk);
+        tg_store_blob_delete(c->api->p->store, bk);
+        tg_store_flush(c->api->p->store);
+    }
 }
 
 /* Login checks from addr that are queued or running. */

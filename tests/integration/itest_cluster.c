@@ -831,6 +831,29 @@ static void test_console_session_on_every_node(void **state)
     }
 }
 
+/* Failed logins count on every node: five wrong passwords spread over the
+ * nodes, and the next attempt waits whichever node it reaches. */
+static void test_failed_logins_count_on_every_node(void **state)
+{
+    (void)state;
+    struct tg_h_resp r;
+    const char *json[] = {"Content-Type: application/json", NULL};
+    need_cluster();
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(node_req(i % NODES, "POST", "/console/api/login", json,
+                                  "{\"user\":\"r1\",\"password\":\"guess\"}", &r),
+                         401);
+        tg_h_resp_free(&r);
+    }
+    for (int n = 0; n < NODES; n++) {
+        assert_int_equal(node_req(n, "POST", "/console/api/login", json,
+                                  "{\"user\":\"r1\",\"password\":\"demo\"}", &r),
+                         429);
+        assert_non_null(strstr(r.headers, "Retry-After: "));
+        tg_h_resp_free(&r);
+    }
+}
+
 /* ------------------------------------------------------------ 7. moving up */
 
 /* A deployment that ran on one node's SQLite file moves to the shared
@@ -886,6 +909,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_review_across_nodes, start_cluster, stop_cluster),
         cmocka_unit_test_setup_teardown(test_sla_survives_its_node, start_cluster, stop_cluster),
         cmocka_unit_test_setup_teardown(test_console_session_on_every_node, start_cluster,
+                                        stop_cluster),
+        cmocka_unit_test_setup_teardown(test_failed_logins_count_on_every_node, start_cluster,
                                         stop_cluster),
         cmocka_unit_test_setup_teardown(test_move_up_from_sqlite, start_cluster, stop_cluster),
     };
