@@ -374,13 +374,56 @@ static enum pg_stmt job_params(const struct job *j, struct pg_params *p)
     return P__COUNT;
 }
 
-static int run_job(struct pg_store *s, struct job *j)
+/*
+ * A batch's statements go to the server in pipeline mode (libpq 14+):
+ * sent without waiting, their results read after a sync, so a batch costs
+ * one or two round trips instead of one per statement.  At most
+ * PIPE_MAX statements go before a sync, so neither side's buffers fill.
+ */
+#define PIPE_MAX 256
+
+/* A leaf, or a turn whose record is the leaf before it: numbered under the head's lock. */
+static bool is_leaf(const struct job *j)
+{
+    return j->kind == JOB_AUDIT || (j->kind == JOB_TURN && j->u.turn.audit_idx == WQ_LAST_LEAF);
+}
+
+static int send_fail(struct pg_store *s, const char *what)
+{
+    char buf[512];
+    tg_error("store %s: %s: %s", s->name, what, one_line(PQerrorMessage(s->w), buf, sizeof(buf)));
+    return TG_E_DB;
+}
+
+static int send_stmt(struct pg_store *s, enum pg_stmt k, const struct pg_params *p, int rfmt)
+{
+    char name[16];
+    stmt_name(k, name, sizeof(name));
+    /* libpq copies the parameters into its buffer before this returns */
+    return PQsendQueryPrepared(s->w, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
+                               p ? p->fmt : NULL, rfmt)
+               ? TG_OK
+               : send_fail(s, "send");
+}
+
+static int send_sql(struct pg_store *s, const char *sql)
+{
+    return PQsendQueryParams(s->w, sql, 0, NULL, NULL, NULL, NULL, 0) ? TG_OK
+                                                                      : send_fail(s, "send");
+}
+
+/* Send one job; a leaf gets its index and head from s->range first. */
+static int send_job(struct pg_store *s, struct job *j)
 {
     struct pg_params p = {.n = 0};
     struct tg_range next;
     int rc;
-    if (j->kind == JOB_AUDIT && (rc = tg_wq_number_leaf(s->name, j, &s->range, &next)) != TG_OK)
-        return rc;
+    if (j->kind == JOB_AUDIT) {
+        if ((rc = tg_wq_number_leaf(s->name, j, &s->range, &next)) != TG_OK)
+            return rc;
+        s->range = next; /* a failed transaction reads the head again */
+        s->last_leaf = (int64_t)j->u.audit.index;
+    }
     enum pg_stmt k = job_params(j, &p);
     if (j->kind == JOB_TURN && j->u.turn.audit_idx == WQ_LAST_LEAF) {
         if (s->last_leaf < 0)
@@ -388,68 +431,103 @@ static int run_job(struct pg_store *s, struct job *j)
         p.n--;
         par_i64(&p, s->last_leaf);
     }
-    PQclear(pg_run(s, &s->w, k, &p, 0, &rc));
-    if (rc == TG_OK && j->kind == JOB_AUDIT) {
-        s->range = next;
-        s->last_leaf = (int64_t)j->u.audit.index;
-    }
-    return rc;
+    return send_stmt(s, k, &p, 0);
 }
 
-static bool has_leaves(const struct job *from, const struct job *to)
+/*
+ * Read the results of the n statements sent since the last sync, then the
+ * sync's; the first error.  The rows of statement head_at (-1: none) are
+ * the audit tree's head, read into s->range.
+ */
+static int collect(struct pg_store *s, int n, int head_at)
 {
-    for (const struct job *j = from; j != to; j = j->next)
-        if (j->kind == JOB_AUDIT)
-            return true;
-    return false;
-}
-
-/* Lock the audit tree's head (first, so batches of several nodes never
- * wait on each other in a cycle) and read it. */
-static int lock_head(struct pg_store *s)
-{
-    int rc;
-    PGresult *res = pg_run(s, &s->w, P_HEAD_LOCK, NULL, 1, &rc);
-    if (res && (PQntuples(res) != 1 ||
-                tg_range_decode(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), &s->range) !=
-                    TG_OK)) {
-        tg_error("store %s: the audit log's head is missing or malformed", s->name);
-        rc = TG_E_DB;
+    int rc = PQpipelineSync(s->w) ? TG_OK : send_fail(s, "sync");
+    for (int i = 0; i < n; i++) {
+        PGresult *res = PQgetResult(s->w);
+        if (!res)
+            return rc ? rc : send_fail(s, "read");
+        ExecStatusType st = PQresultStatus(res);
+        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+            if (rc == TG_OK)
+                rc = st == PGRES_PIPELINE_ABORTED ? TG_E_DB : stmt_fail(s, s->w, res, "write");
+        } else if (i == head_at &&
+                   (PQntuples(res) != 1 ||
+                    tg_range_decode(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0),
+                                    &s->range) != TG_OK)) {
+            tg_error("store %s: the audit log's head is missing or malformed", s->name);
+            rc = TG_E_DB;
+        }
+        PQclear(res);
+        PQclear(PQgetResult(s->w)); /* the NULL that ends this statement's results */
     }
+    PGresult *res = PQgetResult(s->w);
+    if (PQresultStatus(res) != PGRES_PIPELINE_SYNC && rc == TG_OK)
+        rc = send_fail(s, "sync");
     PQclear(res);
     return rc;
 }
 
-static int write_head(struct pg_store *s)
+/* Send the jobs from `from` up to `to` that are (leaves) or are not leaves,
+ * a sync every PIPE_MAX statements; n counts what is sent and not read. */
+static int send_jobs(struct pg_store *s, struct job *from, const struct job *to, bool leaves,
+                     int *n)
 {
-    struct pg_params p = {.n = 0};
-    uint8_t buf[TG_RANGE_BYTES];
-    int rc;
-    par_bytes(&p, buf, tg_range_encode(&s->range, buf));
-    PQclear(pg_run(s, &s->w, P_HEAD_SET, &p, 0, &rc));
+    int rc = TG_OK;
+    for (struct job *j = from; j != to && rc == TG_OK; j = j->next) {
+        if (is_leaf(j) != leaves)
+            continue;
+        rc = send_job(s, j);
+        if (rc == TG_OK && ++*n >= PIPE_MAX) {
+            rc = collect(s, *n, -1);
+            *n = 0;
+        }
+    }
     return rc;
 }
 
-/* The jobs from `from` up to `to` in one transaction: TG_OK when committed. */
+/*
+ * The jobs from `from` up to `to` in one transaction, TG_OK when
+ * committed: first every job that is not a leaf, then the head's lock and
+ * the leaves, so the lock that makes nodes take turns is held for the
+ * leaves and the commit only.  Everything locked before the head is a row
+ * of this batch's own making or an upsert; after it, only new rows: no
+ * two nodes wait on each other in a cycle.
+ */
 static int run_txn(struct pg_store *s, struct job *from, const struct job *to)
 {
-    bool leaves = has_leaves(from, to);
-    int rc = TG_OK;
+    bool leaves = false;
+    int n = 0, rc = TG_OK;
+    for (const struct job *j = from; j != to && !leaves; j = j->next)
+        leaves = is_leaf(j);
     if (PQstatus(s->w) != CONNECTION_OK)
         rc = reconnect(s, &s->w);
+    if (rc == TG_OK && !PQenterPipelineMode(s->w))
+        rc = send_fail(s, "pipeline");
+    if (rc != TG_OK)
+        return rc;
+    rc = send_sql(s, "BEGIN");
+    n = 1;
     if (rc == TG_OK)
-        rc = exec_sql(s, s->w, "BEGIN", "begin");
-    if (rc == TG_OK && leaves)
-        rc = lock_head(s);
-    for (struct job *j = from; j != to && rc == TG_OK; j = j->next) {
-        rc = run_job(s, j);
-        if (rc == TG_OK && PQstatus(s->w) != CONNECTION_OK)
-            rc = TG_E_DB;
+        rc = send_jobs(s, from, to, false, &n);
+    if (rc == TG_OK && leaves && (rc = send_stmt(s, P_HEAD_LOCK, NULL, 1)) == TG_OK) {
+        rc = collect(s, n + 1, n);
+        n = 0;
+        if (rc == TG_OK)
+            rc = send_jobs(s, from, to, true, &n);
+        if (rc == TG_OK) {
+            struct pg_params p = {.n = 0};
+            uint8_t buf[TG_RANGE_BYTES];
+            par_bytes(&p, buf, tg_range_encode(&s->range, buf));
+            if ((rc = send_stmt(s, P_HEAD_SET, &p, 0)) == TG_OK)
+                n++;
+        }
     }
-    if (rc == TG_OK && leaves)
-        rc = write_head(s);
+    if (rc == TG_OK && (rc = send_sql(s, "COMMIT")) == TG_OK)
+        n++;
+    int cr = collect(s, n, -1);
     if (rc == TG_OK)
-        rc = exec_sql(s, s->w, "COMMIT", "commit");
+        rc = cr;
+    PQexitPipelineMode(s->w);
     if (rc != TG_OK && PQstatus(s->w) == CONNECTION_OK)
         exec_sql(s, s->w, "ROLLBACK", "rollback");
     return rc;
