@@ -327,15 +327,37 @@ static size_t read_currency(const struct ent_scan *sc, size_t p, struct amount *
     return p;
 }
 
+/*
+ * Two neighbouring Chinese digits before a unit, as in 七八万 (seventy or
+ * eighty thousand) or 两三千: the length of the first, for the amount to be
+ * read from the second (the larger: a threshold is never passed by
+ * rounding down) and marked approximate; 0 when pos starts none.
+ */
+static size_t neighbour_digit(const struct ent_scan *sc, size_t pos)
+{
+    uint32_t a, b, u;
+    double va, vb, vu;
+    size_t n1 = tg_scan_char(&sc->in, pos, &a), n2;
+    if (!n1 || tg_cn_char(a, &va) != TG_CN_DIGIT)
+        return 0;
+    n2 = tg_scan_char(&sc->in, pos + n1, &b);
+    if (!n2 || tg_cn_char(b, &vb) != TG_CN_DIGIT || vb != va + 1 ||
+        !tg_scan_char(&sc->in, pos + n1 + n2, &u))
+        return 0;
+    enum tg_cn_kind k = tg_cn_char(u, &vu);
+    return k == TG_CN_UNIT || k == TG_CN_BIG ? n1 : 0;
+}
+
 /* Read the numeral at pos and the units and currency after it. */
 static bool read_amount(const struct ent_scan *sc, size_t pos, struct amount *a)
 {
     struct tg_numeral nm;
-    size_t n, p;
+    size_t n, p, pair = neighbour_digit(sc, pos);
     double big;
-    if (!tg_numeral_at(&sc->in, pos, false, &nm)) /* 点 is read as a Chinese character */
+    if (!tg_numeral_at(&sc->in, pos + pair, false, &nm)) /* 点 is read as a Chinese character */
         return false;
     *a = (struct amount){.start = pos,
+                         .approx = pair > 0,
                          .num_end = nm.end,
                          .value = nm.v,
                          .tail = nm.last_unit,
@@ -419,11 +441,11 @@ static bool vetoed_before(const struct ent_scan *sc, size_t pos)
     return word_before(sc, pos, ordinal) || word_at(sc, pos, idioms);
 }
 
-/* Words about money that start with a measure character: the 年 of
- * 20万年终奖 begins a bonus, not a count of years. */
+/* Words that start with a measure character and are no measure: the 年 of
+ * 20万年终奖 begins a bonus, not a count of years; 提到5万行不行 asks. */
 static const struct tg_word measure_money_words[] = {
-    W("年终奖"), W("年薪"), W("年费"), W("年金"), W("年收入"), W("月薪"), W("月供"),
-    W("月租"),   W("月收入"), W("日薪"), W("分红"), WORDS_END};
+    W("年终奖"), W("年薪"), W("年费"), W("年金"),   W("年收入"), W("月薪"), W("月供"), W("月租"),
+    W("月收入"), W("日薪"), W("分红"), W("行不行"), W("行吗"),   W("行么"), W("行啊"), WORDS_END};
 
 /* A measure word, unit or attached letters after a number that has no
  * currency: 3年, 10万人, 5kg, 3 years. */

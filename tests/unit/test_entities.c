@@ -170,6 +170,9 @@ static const struct money_case money_cases[] = {
     {"二十多万块", "二十多万块", 200000, true, false},
     {"刚拿到20万年终奖", "20万", 200000, false, false},
     {"十万月供压力大", "十万", 100000, false, false},
+    {"医生说要七八万", "七八万", 80000, true, false},
+    {"修车大概两三千块", "两三千块", 3000, true, false},
+    {"额度提到5万行不行", "5万", 50000, false, false},
 };
 
 static void test_money_table(void **state)
@@ -217,6 +220,8 @@ static const char *const not_money[] = {
     "400-820-8820",
     "10万人参加",
     "3万年前的化石",
+    "一二三四五",
+    "写了3万行代码",
     "跑了三千米",
     "买了5kg苹果",
     "3个月后",
