@@ -10,21 +10,23 @@
 
 #include "net/http.h"
 
-
 struct tg_pipeline;
 struct tg_turn;
 struct tg_wait;
 struct tg_webhooks;
 
 struct tg_webhook_conf;
+struct tg_store;
+struct event_base;
 /*
- * Signed webhooks (webhook.c): start a sender thread for the config's
- * `webhooks:` targets (n of them, borrowed: the config outlives the
- * sender); NULL when there are none.  notify
- * queues one event (copied) for every target; stop delivers what is queued
- * (one attempt each) and joins the thread.
+ * Signed webhooks (webhook.c) for the config's `webhooks:` targets (n of
+ * them, borrowed: the config outlives the sender), through an outbox in
+ * st watched on base; NULL when there are none.  notify stores one
+ * delivery of the event for every target; stop joins the sender thread
+ * (what is not delivered stays in the outbox for the next start).
  */
-struct tg_webhooks *tg_webhooks_start(const struct tg_webhook_conf *targets, size_t n);
+struct tg_webhooks *tg_webhooks_start(const struct tg_webhook_conf *targets, size_t n,
+                                      struct event_base *base, struct tg_store *st);
 void tg_webhooks_notify(struct tg_webhooks *w, const json_t *event);
 void tg_webhooks_stop(struct tg_webhooks *w);
 

@@ -203,7 +203,7 @@ static int run(const struct tg_config *cfg, const char *host, int port, const ch
     tg_review_sla_on_settle(d.api.p->sla, settled_cb, &d.api);
     tg_review_sla_on_event(d.api.p->sla, review_event_cb, &d.api);
     tg_review_sla_on_remote(d.api.p->sla, remote_cb, &d.api);
-    d.api.webhooks = tg_webhooks_start(cfg->webhook_list, cfg->n_webhooks);
+    d.api.webhooks = tg_webhooks_start(cfg->webhook_list, cfg->n_webhooks, d.base, d.api.p->store);
     d.sigterm = evsignal_new(d.base, SIGTERM, signal_cb, &d);
     d.sigint = evsignal_new(d.base, SIGINT, signal_cb, &d);
     d.drain_timer = evtimer_new(d.base, drain_check_cb, &d);

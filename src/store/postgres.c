@@ -157,6 +157,7 @@ static const char *const stmt_sql[P__COUNT] = {
         " ORDER BY r.id LIMIT $3",
     /* clang-format on */
     [P_LOCK] = "SELECT pg_advisory_lock(hashtextextended($1, 0))",
+    [P_TRYLOCK] = "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
     [P_UNLOCK] = "SELECT pg_advisory_unlock(hashtextextended($1, 0))",
 };
 
@@ -690,6 +691,18 @@ static int pg_lock(struct tg_store *st, const char *key, bool on)
     return rc;
 }
 
+static int pg_trylock(struct tg_store *st, const char *key)
+{
+    struct pg_params p = {.n = 0};
+    int rc;
+    par_text(&p, key);
+    PGresult *res = pg_run(pg(st), &pg(st)->r, P_TRYLOCK, &p, 0, &rc);
+    if (rc == TG_OK && (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t") != 0))
+        rc = TG_E_CONFLICT;
+    PQclear(res);
+    return rc;
+}
+
 /* The listening connection, made (and LISTEN sent) when first asked for. */
 static int listen_conn(struct pg_store *s)
 {
@@ -751,6 +764,7 @@ const struct tg_store_ops tg_store_postgres_ops = {
     .blob_list = pg_blob_list,
     .review_of_conversation = pg_review_of_conversation,
     .lock = pg_lock,
+    .trylock = pg_trylock,
     .changes_fd = pg_changes_fd,
     .changes = pg_changes,
     .review_scan = pg_review_scan,

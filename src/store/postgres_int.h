@@ -48,6 +48,7 @@ enum pg_stmt {
     P_HANDOFF_LIST,
     P_FACTS_PAGE,
     P_LOCK,
+    P_TRYLOCK,
     P_UNLOCK,
     P__COUNT
 };

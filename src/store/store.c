@@ -262,6 +262,13 @@ int tg_store_lock(struct tg_store *st, const char *key)
     return key && key[0] ? st->ops->lock(st, key, true) : TG_E_INVAL;
 }
 
+int tg_store_trylock(struct tg_store *st, const char *key)
+{
+    if (!st || !st->ops->trylock)
+        return st ? TG_OK : TG_E_INVAL;
+    return key && key[0] ? st->ops->trylock(st, key) : TG_E_INVAL;
+}
+
 void tg_store_unlock(struct tg_store *st, const char *key)
 {
     if (st && key && key[0] && st->ops->lock)

@@ -315,6 +315,8 @@ bool tg_store_shared(const struct tg_store *st);
  * only this process writes.  TG_OK or the store's error.
  */
 int tg_store_lock(struct tg_store *st, const char *key);
+/* The same without waiting: TG_E_CONFLICT when another process holds key. */
+int tg_store_trylock(struct tg_store *st, const char *key);
 void tg_store_unlock(struct tg_store *st, const char *key);
 /*
  * What other processes sharing the store changed: a descriptor that

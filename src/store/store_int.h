@@ -55,6 +55,7 @@ struct tg_store_ops {
     int (*dump)(struct tg_store *st, int (*cb)(void *ctx, struct job *row), void *ctx);
     /* Optional, for a shared store (tg_store_lock, tg_store_changes). */
     int (*lock)(struct tg_store *st, const char *key, bool on);
+    int (*trylock)(struct tg_store *st, const char *key);
     int (*changes_fd)(struct tg_store *st);
     int (*changes)(struct tg_store *st, void (*cb)(void *ctx, const char *id, const char *state),
                    void *ctx);

@@ -256,6 +256,9 @@ static int start_node(int i)
     return -1;
 }
 
+/* A webhook receiver the nodes' configs name, when not 0 (test 8). */
+static int hook_port;
+
 /* Each node's data directory and config; node A first, which makes the
  * keys; then B and C with copies of them. */
 static int start_nodes(void)
@@ -266,8 +269,12 @@ static int start_nodes(void)
         tg_strlcpy(dir, C.dir, sizeof(dir)); /* not C.dir itself: snprintf into C */
         snprintf(C.data[i], sizeof(C.data[i]), "%s/%s", dir, node_names[i]);
         snprintf(name, sizeof(name), "%s.yaml", node_names[i]);
-        snprintf(text, sizeof(text), CONFIG_FMT, C.data[i], C.upstream.port, C.upstream.port,
-                 C.uri);
+        int n = snprintf(text, sizeof(text), CONFIG_FMT, C.data[i], C.upstream.port,
+                         C.upstream.port, C.uri);
+        if (hook_port)
+            snprintf(text + n, sizeof(text) - (size_t)n,
+                     "webhooks:\n  - url: http://127.0.0.1:%d/hook\n    secret: s3cr3t\n",
+                     hook_port);
         if (mkdir(C.data[i], 0700) ||
             !tg_h_write_file(C.dir, name, text, C.cfg[i], sizeof(C.cfg[i])))
             return -1;
@@ -854,6 +861,60 @@ static void test_failed_logins_count_on_every_node(void **state)
     }
 }
 
+/* ------------------------------------------------------------ 8. webhooks */
+
+static struct tg_h_hook hook;
+
+/* The receiver answers 500 once, then 200. */
+static int start_cluster_hooked(void **state)
+{
+    if (tg_h_hook_start(&hook, 2, 1))
+        return -1;
+    hook_port = hook.port;
+    return start_cluster(state);
+}
+
+static int stop_cluster_hooked(void **state)
+{
+    hook_port = 0;
+    return stop_cluster(state);
+}
+
+static int64_t outbox_size(void)
+{
+    return db_int("SELECT count(*) FROM blobs WHERE key LIKE 'outbox/%'", 0, NULL);
+}
+
+/* A webhook the node that wrote it could not deliver before it died is
+ * delivered by another node, with the same delivery id. */
+static void test_webhook_outlives_its_node(void **state)
+{
+    (void)state;
+    struct reply r;
+    need_cluster();
+    kill_node(1); /* A alone hands the task off and writes the delivery */
+    kill_node(2);
+    turn_ok(0, "cust-k", "m-ok", "请帮我复核这笔款", &r);
+    assert_string_equal(r.decision, "review");
+    for (int i = 0; i < 300 && hook.requests < 1; i++)
+        usleep(20000);
+    assert_int_equal(hook.requests, 1); /* the first attempt: refused */
+    char first[8192];
+    tg_strlcpy(first, hook.body, sizeof(first));
+    kill_node(0);
+    assert_int_equal(outbox_size(), 1);
+    assert_int_equal(start_node(1), 0); /* B comes back: the outbox is its too */
+    assert_int_equal(tg_h_hook_wait(&hook, 10000), 2);
+    assert_string_equal(hook.body, first);
+    json_t *ev = json_loads(hook.body, 0, NULL);
+    assert_string_equal(tg_json_str(ev, "event", ""), "review.handed_off");
+    assert_string_equal(tg_json_str(ev, "review_id", ""), r.review);
+    json_decref(ev);
+    for (int i = 0; i < 150 && outbox_size() != 0; i++)
+        usleep(20000);
+    assert_int_equal(outbox_size(), 0);
+}
+
 /* ------------------------------------------------------------ 7. moving up */
 
 /* A deployment that ran on one node's SQLite file moves to the shared
@@ -913,6 +974,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failed_logins_count_on_every_node, start_cluster,
                                         stop_cluster),
         cmocka_unit_test_setup_teardown(test_move_up_from_sqlite, start_cluster, stop_cluster),
+        cmocka_unit_test_setup_teardown(test_webhook_outlives_its_node, start_cluster_hooked,
+                                        stop_cluster_hooked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
