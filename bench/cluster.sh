@@ -88,7 +88,7 @@ export TG_BENCH_UPSTREAM TG_BENCH_LOG_LEVEL=warn
 uri=$(scripts/pg-test.sh start "$tmp/pg" | tail -n 1)
 "$pgbin/psql" -X -q "$uri" -c 'create database trustgate'
 store=${uri/@\/postgres\?/@\/trustgate\?}
-pg_pid=$(head -n 1 "$tmp/pg/data/postmaster.pid")
+pg_pid=$(head -n 1 "$(cat "$tmp/pg/home")/data/postmaster.pid")
 
 declare -A port pid
 # node NAME [STORE]: start a node on port 0; sets port[NAME], pid[NAME]

@@ -156,7 +156,7 @@ trustgate demo
 three nodes behind nginx (round robin) on $url, one PostgreSQL store:
   node 1  http://127.0.0.1:${ports[0]}/   node 2  http://127.0.0.1:${ports[1]}/   node 3  http://127.0.0.1:${ports[2]}/
   store   $store
-  logs    $tmp/node{1,2,3}.log, $tmp/nginx/, $tmp/pg/log   (Ctrl-C stops all and removes $tmp)
+  logs    $tmp/node{1,2,3}.log, $tmp/nginx/, $(cat "$tmp/pg/home")/log   (Ctrl-C stops all and removes $tmp)
 EOF
 # Until Ctrl-C, SIGTERM or one of the processes ends.
 set +e

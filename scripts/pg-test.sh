@@ -2,10 +2,14 @@
 # pg-test.sh - a private, throw-away PostgreSQL server for the tests, reachable
 # only through a unix socket; ctest starts and stops it as the fixture "pg".
 # Usage: scripts/pg-test.sh start|stop DIR
-#   start  a fresh cluster in DIR/data (a server left running there by an
-#          aborted run is stopped first), log in DIR/log; writes the libpq URI
-#          (superuser tg, database postgres) to DIR/uri and prints it
-#   stop   stops the server and removes its data; succeeds if none runs
+#   start  a fresh cluster (a server left running by an aborted run is stopped
+#          first) in a short directory of its own under /tmp, whose path goes
+#          to DIR/home; writes the libpq URI (superuser tg, database postgres)
+#          to DIR/uri and prints it
+#   stop   stops the server, keeps its log as DIR/log and removes the rest;
+#          succeeds if none runs
+# DIR may be where the server's user cannot go (a checkout in root's home):
+# only this script reads and writes it.
 # Needs the Debian package postgresql.
 set -euo pipefail
 
@@ -44,54 +48,52 @@ as_user() {
 }
 
 stop() {
-  local sock=
-  [ -f "$dir/sockdir" ] && sock=$(cat "$dir/sockdir")
+  local home=
+  [ -f "$dir/home" ] && home=$(cat "$dir/home")
+  # Only ever touch a directory that mktemp below made.
+  case "$home" in /tmp/tg-pg.*) ;; *) home= ;; esac
   # pg_ctl stop fails when no server runs, status does not.  A server that was
   # killed leaves its pid file behind and stop gives up on it: the data goes
   # all the same.
-  if [ -d "$dir/data" ] && as_user "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
-    as_user "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 ||
-      as_user "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 ||
-      echo "$0: the server in $dir/data did not stop cleanly; removing it anyway" >&2
+  if [ -n "$home" ] && [ -d "$home/data" ] &&
+     as_user "$bin/pg_ctl" -D "$home/data" status >/dev/null 2>&1; then
+    as_user "$bin/pg_ctl" -D "$home/data" -m fast -w stop >/dev/null 2>&1 ||
+      as_user "$bin/pg_ctl" -D "$home/data" -m immediate -w stop >/dev/null 2>&1 ||
+      echo "$0: the server in $home/data did not stop cleanly; removing it anyway" >&2
   fi
-  # Only ever remove a directory that mktemp below made.
-  case "$sock" in /tmp/tg-pg.*) rm -rf "$sock" ;; esac
-  rm -rf "$dir/data" "$dir/sockdir" "$dir/uri"
+  if [ -n "$home" ]; then
+    if [ -f "$home/log" ]; then cp "$home/log" "$dir/log"; fi
+    rm -rf "$home"
+  fi
+  rm -f "$dir/home" "$dir/uri"
 }
 
 start() {
   stop
   rm -f "$dir/log"
-  if [ -n "$user" ]; then
-    chown "$user:" "$dir"
-    if ! as_user test -w "$dir"; then
-      echo "$0: user $user cannot write to $dir (is a parent directory closed to it?)" >&2
-      exit 1
-    fi
-  fi
-  # Unix socket paths are limited to about 107 bytes and build directories can
-  # be deep, so the socket lives in a short directory of its own.
-  local sock
-  sock=$(mktemp -d /tmp/tg-pg.XXXXXX)
-  echo "$sock" > "$dir/sockdir"
-  [ -z "$user" ] || chown "$user:" "$sock"
-  as_user "$bin/initdb" -D "$dir/data" -U tg -A trust -E UTF8 --locale=C --no-sync >/dev/null
+  # The server's user may not reach DIR, and unix socket paths are limited to
+  # about 107 bytes: data, log and socket live in a short directory of its own.
+  local home
+  home=$(mktemp -d /tmp/tg-pg.XXXXXX)
+  echo "$home" > "$dir/home"
+  [ -z "$user" ] || chown "$user:" "$home"
+  as_user "$bin/initdb" -D "$home/data" -U tg -A trust -E UTF8 --locale=C --no-sync >/dev/null
   # Durability is of no use to a cluster thrown away after the run.
-  cat >> "$dir/data/postgresql.conf" <<EOF
+  as_user tee -a "$home/data/postgresql.conf" >/dev/null <<CONF
 listen_addresses = ''
-unix_socket_directories = '$sock'
+unix_socket_directories = '$home'
 port = 5432
 max_connections = 200
 fsync = off
 synchronous_commit = off
 full_page_writes = off
-EOF
-  if ! as_user "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w start >/dev/null; then
-    echo "$0: the server did not start; $dir/log says:" >&2
-    tail -n 20 "$dir/log" >&2 || true
+CONF
+  if ! as_user "$bin/pg_ctl" -D "$home/data" -l "$home/log" -w start >/dev/null; then
+    echo "$0: the server did not start; its log says:" >&2
+    tail -n 20 "$home/log" >&2 || true
     exit 1
   fi
-  local uri="postgresql://tg@/postgres?host=$sock"
+  local uri="postgresql://tg@/postgres?host=$home"
   "$bin/psql" -X "$uri" -Atc 'select 1' >/dev/null
   echo "$uri" > "$dir/uri"
   echo "$uri"
