@@ -243,10 +243,10 @@ static int persist(struct tg_turn *t)
     t->conv.updated_ms = t->run.created_ms;
     t->conv.turns++;
     /* weak replies in a row; a real answer, or a person taking over, ends the run */
-    t->conv.degraded_streak = t->decision == TG_DECISION_HANDOFF ? 0
-                              : t->gate.degraded                 ? t->conv.degraded_streak + 1
-                                                                 : 0;
-    rc = tg_store_conversation_put(p->store, &t->conv);
+    bool degraded = t->decision != TG_DECISION_HANDOFF && t->gate.degraded;
+    t->conv.degraded_streak = degraded ? t->conv.degraded_streak + 1 : 0;
+    /* counted where committed: a turn of the same customer elsewhere is not lost */
+    rc = tg_store_conversation_step(p->store, &t->conv, degraded);
     if (!rc)
         rc = map_customer(t);
     tg_pipeline_remember(p, &t->conv);

@@ -89,6 +89,11 @@ static const char *const stmt_sql[P__COUNT] = {
                        " ON CONFLICT (id) DO UPDATE SET customer_id = EXCLUDED.customer_id,"
                        " created_ms = EXCLUDED.created_ms, updated_ms = EXCLUDED.updated_ms,"
                        " turns = EXCLUDED.turns, degraded_streak = EXCLUDED.degraded_streak",
+    [P_CONV_STEP] = "INSERT INTO conversations (" CONV_COLS ") VALUES ($1, $2, $3, $4, $5, $6)"
+                    " ON CONFLICT (id) DO UPDATE SET"
+                    " updated_ms = GREATEST(conversations.updated_ms, EXCLUDED.updated_ms),"
+                    " turns = conversations.turns + 1, degraded_streak = CASE WHEN $7::int = 2"
+                    " THEN conversations.degraded_streak + 1 ELSE 0 END",
     [P_MESSAGE] = "INSERT INTO messages (conversation_id, turn_id, role, content, ts_ms)"
                   " VALUES ($1, $2, $3, $4, $5)",
     [P_TURN] = "INSERT INTO turns (id, conversation_id, decision, created_ms, record, audit_idx)"
@@ -318,7 +323,10 @@ static enum pg_stmt job_params(const struct job *j, struct pg_params *p)
         par_i64(p, j->u.conv.updated_ms);
         par_i64(p, j->u.conv.turns);
         par_i64(p, j->u.conv.degraded_streak);
-        return P_CONVERSATION;
+        if (!j->step)
+            return P_CONVERSATION;
+        par_i64(p, j->step);
+        return P_CONV_STEP;
     case JOB_MESSAGE:
         par_text(p, j->u.msg.conversation_id);
         par_text(p, j->u.msg.turn_id);

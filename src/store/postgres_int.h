@@ -20,6 +20,7 @@
 enum pg_stmt {
     /* writes, prepared on the writer's connection */
     P_CONVERSATION,
+    P_CONV_STEP,
     P_MESSAGE,
     P_TURN,
     P_REVIEW,

@@ -27,6 +27,12 @@ const char *const sq_write_sql[W__COUNT] = {
         " customer_id = excluded.customer_id, created_ms = excluded.created_ms,"
         " updated_ms = excluded.updated_ms, turns = excluded.turns,"
         " degraded_streak = excluded.degraded_streak",
+    [W_CONV_STEP] =
+        "INSERT INTO conversations (id, customer_id, created_ms, updated_ms, turns,"
+        " degraded_streak) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO UPDATE SET"
+        " updated_ms = max(conversations.updated_ms, excluded.updated_ms),"
+        " turns = conversations.turns + 1,"
+        " degraded_streak = CASE WHEN ?7 = 2 THEN conversations.degraded_streak + 1 ELSE 0 END",
     [W_MESSAGE] = "INSERT INTO messages (conversation_id, turn_id, role, content, ts_ms)"
                   " VALUES (?1, ?2, ?3, ?4, ?5)",
     [W_TURN] = "INSERT INTO turns (id, conversation_id, decision, created_ms, record, audit_idx)"

@@ -25,6 +25,7 @@ enum wstmt {
     W_COMMIT,
     W_ROLLBACK,
     W_CONVERSATION,
+    W_CONV_STEP,
     W_MESSAGE,
     W_TURN,
     W_REVIEW,

@@ -24,13 +24,15 @@ static sqlite3_stmt *bind_job(struct sq_store *s, const struct job *j, int *bind
 
     switch (j->kind) {
     case JOB_CONVERSATION:
-        b.st = s->w[W_CONVERSATION];
+        b.st = s->w[j->step ? W_CONV_STEP : W_CONVERSATION];
         bind_str(&b, j->u.conv.id);
         bind_str(&b, j->u.conv.customer_id);
         bind_i64(&b, j->u.conv.created_ms);
         bind_i64(&b, j->u.conv.updated_ms);
         bind_i64(&b, j->u.conv.turns);
         bind_i64(&b, j->u.conv.degraded_streak);
+        if (j->step)
+            bind_i64(&b, j->step);
         break;
     case JOB_MESSAGE:
         b.st = s->w[W_MESSAGE];

@@ -339,6 +339,18 @@ int tg_store_conversation_put(struct tg_store *st, const struct tg_conversation 
     return rc ? rc : tg_wq_conversation_put(&st->wq, &pc);
 }
 
+int tg_store_conversation_step(struct tg_store *st, const struct tg_conversation *c, bool degraded)
+{
+    struct tg_conversation pc;
+    int rc;
+    if (!st || !c || !field_ok(c->id, sizeof(c->id), true) ||
+        !field_ok(c->customer_id, sizeof(c->customer_id), false))
+        return TG_E_INVAL;
+    pc = *c;
+    rc = c->customer_id[0] ? tg_store_pseudonym(st, c->customer_id, pc.customer_id) : TG_OK;
+    return rc ? rc : tg_wq_conversation_step(&st->wq, &pc, degraded);
+}
+
 /* True when s is valid UTF-8 throughout (what a JSON reader can give back). */
 static bool utf8_ok(const char *s)
 {

@@ -176,6 +176,13 @@ void tg_store_set_group_commit(struct tg_store *st, int64_t ms);
 
 /* Insert or replace a conversation by id. */
 int tg_store_conversation_put(struct tg_store *st, const struct tg_conversation *c);
+/*
+ * One more turn of conversation c: inserted as c says when it is new,
+ * else counted where it is committed — turns + 1, the degraded streak + 1
+ * or back to 0, updated_ms the later of the two — so turns of one customer
+ * handled at once (on two nodes of a shared store) are all counted.
+ */
+int tg_store_conversation_step(struct tg_store *st, const struct tg_conversation *c, bool degraded);
 /* Append a message; messages keep their insertion order.  Role and content
  * must be UTF-8 (else TG_E_INVAL: they are read back as JSON strings). */
 int tg_store_message_add(struct tg_store *st, const struct tg_message *m);

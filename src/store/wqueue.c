@@ -183,6 +183,17 @@ int tg_wq_conversation_put(struct tg_wqueue *q, const struct tg_conversation *c)
     return enqueue(q, j);
 }
 
+int tg_wq_conversation_step(struct tg_wqueue *q, const struct tg_conversation *c, bool degraded)
+{
+    int rc;
+    struct job *j = job_new(JOB_CONVERSATION, 0, &rc);
+    if (!j)
+        return rc;
+    j->u.conv = *c;
+    j->step = degraded ? 2 : 1;
+    return enqueue(q, j);
+}
+
 int tg_wq_message_add(struct tg_wqueue *q, const struct tg_message *m)
 {
     int rc;

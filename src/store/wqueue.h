@@ -75,6 +75,9 @@ struct job {
     enum job_kind kind;
     size_t size;  /* counted against WQ_MAX_BYTES */
     uint64_t seq; /* its place in the queue: 1, 2, ... (a ticket) */
+    /* a conversation's turn (tg_store_conversation_step): 0 put as given,
+     * 1 one more turn, 2 one more degraded turn */
+    int step;
     /* an appended audit leaf (index WQ_NEXT_LEAF when queued): the backend
      * writes the index and root it gave into u.audit and sets numbered */
     bool numbered;
@@ -147,6 +150,7 @@ void tg_wq_forget_numbers(struct job *batch);
 
 /* The writes of store.h, arguments already checked and made private. */
 int tg_wq_conversation_put(struct tg_wqueue *q, const struct tg_conversation *c);
+int tg_wq_conversation_step(struct tg_wqueue *q, const struct tg_conversation *c, bool degraded);
 int tg_wq_message_add(struct tg_wqueue *q, const struct tg_message *m);
 int tg_wq_turn_put(struct tg_wqueue *q, const char *turn_id, const char *conversation_id,
                    const char *decision, int64_t created_ms, const char *record, size_t rl,

@@ -861,6 +861,43 @@ static void test_failed_logins_count_on_every_node(void **state)
     }
 }
 
+/* ------------------------------------------------------------ 9. one customer at once */
+
+struct burst {
+    int node;
+    struct reply r;
+};
+
+static void *burst_turn(void *arg)
+{
+    struct burst *b = arg;
+    say(b->node, "cust-b", "m-ok", "同时发来的问题", &b->r);
+    return NULL;
+}
+
+/* Messages of one customer taken at the same moment by every node: one
+ * conversation, and every turn counted. */
+static void test_one_customer_at_once(void **state)
+{
+    (void)state;
+    struct reply first;
+    struct burst b[2 * NODES];
+    pthread_t th[2 * NODES];
+    need_cluster();
+    turn_ok(0, "cust-b", "m-ok", "第一个问题", &first);
+    for (int i = 0; i < 2 * NODES; i++) {
+        b[i].node = i % NODES;
+        assert_int_equal(pthread_create(&th[i], NULL, burst_turn, &b[i]), 0);
+    }
+    for (int i = 0; i < 2 * NODES; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(b[i].r.status, 200);
+        assert_string_equal(b[i].r.conv, first.conv);
+    }
+    const char *id[] = {first.conv};
+    db_expect("SELECT turns FROM conversations WHERE id = $1", 1, id, 1 + 2 * NODES);
+}
+
 /* ------------------------------------------------------------ 8. webhooks */
 
 static struct tg_h_hook hook;
@@ -976,6 +1013,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_move_up_from_sqlite, start_cluster, stop_cluster),
         cmocka_unit_test_setup_teardown(test_webhook_outlives_its_node, start_cluster_hooked,
                                         stop_cluster_hooked),
+        cmocka_unit_test_setup_teardown(test_one_customer_at_once, start_cluster, stop_cluster),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

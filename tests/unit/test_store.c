@@ -1213,6 +1213,39 @@ static void t_review_of_conversation(struct env *e)
     assert_int_equal(tg_store_shared(e->st), !strcmp(e->op->name, "postgres"));
 }
 
+/* A turn is counted where it is committed: two turns written from the same
+ * stale view (two nodes, one customer) are both counted. */
+static void t_conversation_step(struct env *e)
+{
+    struct tg_conversation c = conv("conv_s", "cust_s", 10, 20, 1, 0), got;
+    put_conv(e, &c);
+    struct tg_conversation seen = c; /* what both writers read */
+    seen.turns = 2;
+    seen.degraded_streak = 1;
+    seen.updated_ms = 30;
+    assert_int_equal(tg_store_conversation_step(e->st, &seen, true), TG_OK);
+    seen.updated_ms = 25; /* the later one committed first */
+    assert_int_equal(tg_store_conversation_step(e->st, &seen, true), TG_OK);
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+    assert_int_equal(tg_store_conversation_get(e->st, "conv_s", &got), TG_OK);
+    assert_int_equal(got.turns, 3);
+    assert_int_equal(got.degraded_streak, 2);
+    assert_int_equal(got.updated_ms, 30);
+    assert_int_equal(got.created_ms, 10);
+    assert_int_equal(tg_store_conversation_step(e->st, &seen, false), TG_OK);
+    /* a new conversation is inserted as given */
+    struct tg_conversation n = conv("conv_n", "cust_n", 40, 40, 1, 1);
+    assert_int_equal(tg_store_conversation_step(e->st, &n, true), TG_OK);
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+    assert_int_equal(tg_store_conversation_get(e->st, "conv_s", &got), TG_OK);
+    assert_int_equal(got.turns, 4);
+    assert_int_equal(got.degraded_streak, 0);
+    assert_int_equal(tg_store_conversation_get(e->st, "conv_n", &got), TG_OK);
+    assert_int_equal(got.turns, 1);
+    assert_int_equal(got.degraded_streak, 1);
+    assert_string_equal(got.customer_id, "cust_n");
+}
+
 /* A write that fails loses itself, not the writes committed beside it. */
 static void t_failed_write_keeps_its_batch(struct env *e)
 {
@@ -1233,6 +1266,7 @@ static const struct conformance_case cases[] = {
     {"failed_write_keeps_its_batch", t_failed_write_keeps_its_batch},
     {"audit_append_numbers", t_audit_append_numbers},
     {"review_of_conversation", t_review_of_conversation},
+    {"conversation_step", t_conversation_step},
     {"review_facts", t_review_facts},
     {"reopen_keeps_data", t_reopen_keeps_data},
     {"conversation_put_get_latest", t_conversation_put_get_latest},
