@@ -168,7 +168,8 @@ static void inflight_drop(struct tg_webhooks *w, const char *key)
         }
 }
 
-/* Write a delivery's blob: attempts made and when the next one is due. */
+/* Write a delivery's blob: attempts made and when the next one is due
+ * (queued: committed by shared_commit or the next group). */
 static int outbox_put(struct tg_webhooks *w, const char *key, const char *id, const char *url,
                       const char *body, int attempts, int64_t next_ms)
 {
@@ -176,11 +177,17 @@ static int outbox_put(struct tg_webhooks *w, const char *key, const char *id, co
                           "body", body, "attempts", attempts, "next_ms", (json_int_t)next_ms);
     char *s = j ? tg_json_dumps(j, JSON_COMPACT) : NULL;
     int rc = s ? tg_store_blob_put(w->st, key, s, strlen(s)) : TG_E_NOMEM;
-    if (rc == TG_OK && tg_store_shared(w->st))
-        rc = tg_store_flush(w->st); /* another node may look before the next commit */
     free(s);
     json_decref(j);
     return rc;
+}
+
+/* On a store other nodes share, commit the outbox's changes before another
+ * node may look (and before this one lets go of an entry's lock). */
+static void shared_commit(struct tg_webhooks *w)
+{
+    if (tg_store_shared(w->st))
+        tg_store_flush(w->st);
 }
 
 /* Hand one outbox entry to the sender if it is due and this node may claim it. */
@@ -248,8 +255,6 @@ static void settle(struct tg_webhooks *w, struct delivery *d)
     if (d->ok) {
         w->delivered++;
         tg_store_blob_delete(w->st, d->key);
-        if (tg_store_shared(w->st))
-            tg_store_flush(w->st);
     } else if (d->attempts + 1 >= ATTEMPTS) {
         char dead[112];
         w->failed++;
@@ -265,6 +270,7 @@ static void settle(struct tg_webhooks *w, struct delivery *d)
         int64_t wait = ((int64_t)250 << (d->attempts + 1)) + r % 100;
         outbox_put(w, d->key, d->id, d->target->url, d->body, d->attempts + 1, now + wait);
     }
+    shared_commit(w);
     tg_store_unlock(w->st, d->key);
     inflight_drop(w, d->key);
     free_delivery(d);
@@ -350,7 +356,7 @@ void tg_webhooks_notify(struct tg_webhooks *w, const json_t *event)
             tg_error("webhook %s: the delivery could not be stored", w->targets[i].url);
     }
     free(body);
-    /* committed by the next scan's time at the latest (group commit is milliseconds) */
+    shared_commit(w);
 }
 
 void tg_webhooks_stop(struct tg_webhooks *w)

@@ -26,6 +26,13 @@ void tg_range_init(struct tg_range *r)
     r->depth = 0;
 }
 
+void tg_range_copy(struct tg_range *dst, const struct tg_range *src)
+{
+    dst->size = src->size;
+    dst->depth = src->depth;
+    memcpy(dst->h, src->h, (size_t)src->depth * TG_SHA256_LEN);
+}
+
 int tg_range_push(struct tg_range *r, const uint8_t leaf[TG_SHA256_LEN])
 {
     if (r->size == UINT64_MAX)

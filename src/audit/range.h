@@ -21,6 +21,8 @@ struct tg_range {
 };
 
 void tg_range_init(struct tg_range *r);
+/* dst = src, copying only the roots in use (a range is 2 KiB, mostly unused). */
+void tg_range_copy(struct tg_range *dst, const struct tg_range *src);
 /* Add one leaf hash.  TG_E_LIMIT when the size would overflow, TG_E_NOMEM
  * when a hash failed (r is then unusable: work on a copy). */
 int tg_range_push(struct tg_range *r, const uint8_t leaf[TG_SHA256_LEN]);

@@ -278,34 +278,27 @@ static int reconnect(struct pg_store *s, PGconn **c)
     return prepare(s, *c, writer);
 }
 
-/*
- * A read that finds its connection gone (the server restarted, a
- * connection killed) connects again and runs once more; a write does not:
- * its batch is rolled back and run again (pg_run_batch).
- */
-PGresult *pg_run(struct pg_store *s, PGconn **c, enum pg_stmt k, const struct pg_params *p,
-                 int rfmt, int *rc)
+PGresult *pg_run(struct pg_store *s, enum pg_stmt k, const struct pg_params *p, int rfmt, int *rc)
 {
     char name[16];
     PGresult *res;
-    bool retry = k >= P_FIRST_READ;
     stmt_name(k, name, sizeof(name));
-    for (;;) {
-        if (PQstatus(*c) != CONNECTION_OK && (*rc = reconnect(s, c)) != TG_OK)
+    for (int tries = 0; tries < 2; tries++) {
+        if (PQstatus(s->r) != CONNECTION_OK && (*rc = reconnect(s, &s->r)) != TG_OK)
             return NULL;
-        res = PQexecPrepared(*c, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
+        res = PQexecPrepared(s->r, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
                              p ? p->fmt : NULL, rfmt);
         ExecStatusType st = PQresultStatus(res);
         if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
             *rc = TG_OK;
             return res;
         }
-        if (!retry || PQstatus(*c) == CONNECTION_OK)
-            break;
+        if (PQstatus(s->r) == CONNECTION_OK)
+            break; /* the statement failed, not the connection */
         PQclear(res);
-        retry = false;
+        res = NULL;
     }
-    *rc = stmt_fail(s, *c, res, k < P_FIRST_READ ? "write" : "read");
+    *rc = stmt_fail(s, s->r, res, "read");
     PQclear(res);
     return NULL;
 }
@@ -430,7 +423,7 @@ static int send_job(struct pg_store *s, struct job *j)
     if (j->kind == JOB_AUDIT) {
         if ((rc = tg_wq_number_leaf(s->name, j, &s->range, &next)) != TG_OK)
             return rc;
-        s->range = next; /* a failed transaction reads the head again */
+        tg_range_copy(&s->range, &next); /* a failed transaction reads the head again */
         s->last_leaf = (int64_t)j->u.audit.index;
     }
     enum pg_stmt k = job_params(j, &p);
@@ -695,7 +688,7 @@ static int pg_lock(struct tg_store *st, const char *key, bool on)
     struct pg_params p = {.n = 0};
     int rc;
     par_text(&p, key);
-    PQclear(pg_run(pg(st), &pg(st)->r, on ? P_LOCK : P_UNLOCK, &p, 0, &rc));
+    PQclear(pg_run(pg(st), on ? P_LOCK : P_UNLOCK, &p, 0, &rc));
     return rc;
 }
 
@@ -704,7 +697,7 @@ static int pg_trylock(struct tg_store *st, const char *key)
     struct pg_params p = {.n = 0};
     int rc;
     par_text(&p, key);
-    PGresult *res = pg_run(pg(st), &pg(st)->r, P_TRYLOCK, &p, 0, &rc);
+    PGresult *res = pg_run(pg(st), P_TRYLOCK, &p, 0, &rc);
     if (rc == TG_OK && (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t") != 0))
         rc = TG_E_CONFLICT;
     PQclear(res);

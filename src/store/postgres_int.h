@@ -132,13 +132,15 @@ static inline int64_t col_i64(const PGresult *res, int row, int col)
 }
 
 /*
- * Run prepared statement k on c (the writer's or the reader's connection,
- * connected again first when it was lost) with params p, results in text
- * (rfmt 0) or binary (1).  The result, or NULL with *rc the error (logged,
- * SQLSTATE mapped: unique or check violations are TG_E_CONFLICT).
+ * Run prepared statement k (a read, or a task's lock) on the caller's
+ * connection with params p, results in text (rfmt 0) or binary (1).  A
+ * connection found lost (the server restarted, the connection killed) is
+ * opened again and the statement run once more; writes never come here
+ * (pg_run_batch rolls a batch back and runs it again).  The result, or NULL
+ * with *rc the error (logged, SQLSTATE mapped: unique or check violations
+ * are TG_E_CONFLICT).
  */
-PGresult *pg_run(struct pg_store *s, PGconn **c, enum pg_stmt k, const struct pg_params *p,
-                 int rfmt, int *rc);
+PGresult *pg_run(struct pg_store *s, enum pg_stmt k, const struct pg_params *p, int rfmt, int *rc);
 
 int pg_conversation_latest(struct tg_store *st, const char *customer_id,
                            struct tg_conversation *out);

@@ -13,12 +13,6 @@ static int64_t clamp_limit(size_t limit)
     return limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)limit;
 }
 
-static PGresult *read_rows(struct pg_store *s, enum pg_stmt k, const struct pg_params *p, int rfmt,
-                           int *rc)
-{
-    return pg_run(s, &s->r, k, p, rfmt, rc);
-}
-
 static void copy_col(char *dst, size_t size, const PGresult *res, int row, int col)
 {
     tg_strlcpy(dst, PQgetvalue(res, row, col), size);
@@ -50,7 +44,7 @@ static int read_conversation(struct pg_store *s, enum pg_stmt k, const char *key
     struct tg_conversation c;
     int rc;
     par_text(&p, key);
-    PGresult *res = read_rows(s, k, &p, 0, &rc);
+    PGresult *res = pg_run(s, k, &p, 0, &rc);
     if (res && PQntuples(res) == 0)
         rc = TG_E_NOTFOUND;
     if (rc == TG_OK) {
@@ -88,7 +82,7 @@ int pg_messages(struct tg_store *st, const char *conversation_id, size_t limit, 
     par_text(&p, conversation_id);
     par_i64(&p, clamp_limit(limit));
     if (rc == TG_OK)
-        res = read_rows(pg(st), P_MESSAGES, &p, 0, &rc);
+        res = pg_run(pg(st), P_MESSAGES, &p, 0, &rc);
     for (int i = 0; rc == TG_OK && i < PQntuples(res); i++) {
         json_t *m = json_object();
         rc = m ? set_string(m, "role", res, i, 0) : TG_E_NOMEM;
@@ -116,7 +110,7 @@ int pg_blob_get(struct tg_store *st, const char *key, char **data, size_t *len)
     struct pg_params p = {.n = 0};
     int rc;
     par_text(&p, key);
-    PGresult *res = read_rows(pg(st), P_BLOB_GET, &p, 1, &rc);
+    PGresult *res = pg_run(pg(st), P_BLOB_GET, &p, 1, &rc);
     if (res && PQntuples(res) == 0)
         rc = TG_E_NOTFOUND;
     if (rc == TG_OK) {
@@ -146,7 +140,7 @@ int pg_blob_list(struct tg_store *st, const char *prefix, size_t limit, json_t *
     par_text(&p, prefix);
     par_i64(&p, clamp_limit(limit));
     if (rc == TG_OK)
-        res = read_rows(pg(st), P_BLOB_LIST, &p, 1, &rc);
+        res = pg_run(pg(st), P_BLOB_LIST, &p, 1, &rc);
     for (int i = 0; rc == TG_OK && i < PQntuples(res); i++) {
         json_error_t jerr;
         json_t *v = json_loadb(PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0), 0, &jerr);
@@ -168,7 +162,7 @@ int pg_turn_get(struct tg_store *st, const char *turn_id, json_t **record)
     struct pg_params p = {.n = 0};
     int rc;
     par_text(&p, turn_id);
-    PGresult *res = read_rows(pg(st), P_TURN_GET, &p, 0, &rc);
+    PGresult *res = pg_run(pg(st), P_TURN_GET, &p, 0, &rc);
     if (res && PQntuples(res) == 0)
         rc = TG_E_NOTFOUND;
     if (rc == TG_OK)
@@ -199,7 +193,7 @@ int pg_review_get(struct tg_store *st, const char *id, struct tg_review_row *row
     json_t *t = NULL;
     int rc;
     par_text(&p, id);
-    PGresult *res = read_rows(pg(st), P_REVIEW_GET, &p, 0, &rc);
+    PGresult *res = pg_run(pg(st), P_REVIEW_GET, &p, 0, &rc);
     if (res && PQntuples(res) == 0)
         rc = TG_E_NOTFOUND;
     if (rc == TG_OK && task)
@@ -227,7 +221,7 @@ int pg_review_list(struct tg_store *st, const char *state, size_t limit, json_t 
         par_text(&p, state);
     par_i64(&p, clamp_limit(limit));
     if (rc == TG_OK)
-        res = read_rows(pg(st), k, &p, 0, &rc);
+        res = pg_run(pg(st), k, &p, 0, &rc);
     for (int i = 0; rc == TG_OK && i < PQntuples(res); i++) {
         json_t *t = NULL;
         rc = col_json(pg(st), res, i, 0, &t);
@@ -249,7 +243,7 @@ int pg_review_of_conversation(struct tg_store *st, const char *conversation_id, 
     int rc;
     par_text(&p, conversation_id);
     par_text(&p, state);
-    PGresult *res = read_rows(pg(st), P_REVIEW_OF_CONV, &p, 0, &rc);
+    PGresult *res = pg_run(pg(st), P_REVIEW_OF_CONV, &p, 0, &rc);
     if (res && PQntuples(res) == 0)
         rc = TG_E_NOTFOUND;
     if (rc == TG_OK)
@@ -269,7 +263,7 @@ int pg_review_scan(struct tg_store *st, const char *state,
         par_i64(&p, row.deadline_ms);
         par_text(&p, row.id);
         par_i64(&p, PG_PAGE);
-        PGresult *res = read_rows(pg(st), P_REVIEW_PAGE, &p, 0, &rc);
+        PGresult *res = pg_run(pg(st), P_REVIEW_PAGE, &p, 0, &rc);
         n = res ? PQntuples(res) : 0;
         for (int i = 0; i < n && rc == TG_OK; i++) {
             review_row(res, i, 7, &row);
@@ -290,7 +284,7 @@ int pg_review_facts(struct tg_store *st, int64_t since_ms,
         par_i64(&p, since_ms);
         par_text(&p, last);
         par_i64(&p, PG_PAGE);
-        PGresult *res = read_rows(pg(st), P_FACTS_PAGE, &p, 0, &rc);
+        PGresult *res = pg_run(pg(st), P_FACTS_PAGE, &p, 0, &rc);
         n = res ? PQntuples(res) : 0;
         for (int i = 0; i < n && rc == TG_OK; i++) {
             const struct tg_review_facts f = {
@@ -321,7 +315,7 @@ int pg_handoff_list(struct tg_store *st, const char *review_id, size_t limit,
     int rc;
     par_text(&p, review_id);
     par_i64(&p, clamp_limit(limit));
-    PGresult *res = read_rows(pg(st), P_HANDOFF_LIST, &p, 0, &rc);
+    PGresult *res = pg_run(pg(st), P_HANDOFF_LIST, &p, 0, &rc);
     for (int i = 0; rc == TG_OK && i < PQntuples(res); i++) {
         struct tg_handoff_msg m;
         memset(&m, 0, sizeof(m));
@@ -341,7 +335,7 @@ int pg_handoff_list(struct tg_store *st, const char *review_id, size_t limit,
 int pg_audit_size(struct tg_store *st, uint64_t *n)
 {
     int rc;
-    PGresult *res = read_rows(pg(st), P_AUDIT_SIZE, NULL, 0, &rc);
+    PGresult *res = pg_run(pg(st), P_AUDIT_SIZE, NULL, 0, &rc);
     if (res && PQntuples(res) != 1)
         rc = TG_E_DB; /* an aggregate always yields a row */
     if (rc == TG_OK)
@@ -392,7 +386,7 @@ int pg_audit_get(struct tg_store *st, uint64_t index, struct tg_audit_row *row)
     if (index > (uint64_t)INT64_MAX)
         return TG_E_NOTFOUND;
     par_i64(&p, (int64_t)index);
-    PGresult *res = read_rows(pg(st), P_AUDIT_GET, &p, 1, &rc);
+    PGresult *res = pg_run(pg(st), P_AUDIT_GET, &p, 1, &rc);
     if (res && PQntuples(res) == 0)
         rc = TG_E_NOTFOUND;
     if (rc == TG_OK)
@@ -411,7 +405,7 @@ int pg_audit_scan(struct tg_store *st, uint64_t from,
         struct pg_params p = {.n = 0};
         par_i64(&p, (int64_t)from);
         par_i64(&p, PG_PAGE);
-        PGresult *res = read_rows(pg(st), P_AUDIT_PAGE, &p, 1, &rc);
+        PGresult *res = pg_run(pg(st), P_AUDIT_PAGE, &p, 1, &rc);
         n = res ? PQntuples(res) : 0;
         for (int i = 0; i < n && rc == TG_OK; i++) {
             struct tg_audit_row row;

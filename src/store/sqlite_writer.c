@@ -122,7 +122,7 @@ static int run_job(struct sq_store *s, struct job *j)
     sqlite3_clear_bindings(st); /* the bound text lives in the job, about to be freed */
     if (j->kind == JOB_AUDIT) {
         if (rc == TG_OK) {
-            s->range = next;
+            tg_range_copy(&s->range, &next);
             s->last_leaf = (int64_t)j->u.audit.index;
         } else if (j->numbered) {
             j->numbered = false;
@@ -141,7 +141,8 @@ static int run_job(struct sq_store *s, struct job *j)
 int sq_run_batch(struct tg_store *st, struct job *batch)
 {
     struct sq_store *s = sq(st);
-    struct tg_range range = s->range;
+    struct tg_range range;
+    tg_range_copy(&range, &s->range);
     int64_t last_leaf = s->last_leaf;
     int rc = exec_stmt(s, s->w[W_BEGIN], "begin");
     if (rc != TG_OK)
@@ -155,7 +156,7 @@ int sq_run_batch(struct tg_store *st, struct job *batch)
     }
     if (sqlite3_get_autocommit(s->wdb)) {
         tg_error("store %s: transaction rolled back, a batch of writes is lost", s->path);
-        s->range = range;
+        tg_range_copy(&s->range, &range);
         s->last_leaf = last_leaf;
         tg_wq_forget_numbers(batch);
         if (rc == TG_OK)
@@ -165,7 +166,7 @@ int sq_run_batch(struct tg_store *st, struct job *batch)
     int cr = exec_stmt(s, s->w[W_COMMIT], "commit");
     if (cr != TG_OK) {
         exec_stmt(s, s->w[W_ROLLBACK], "rollback");
-        s->range = range;
+        tg_range_copy(&s->range, &range);
         s->last_leaf = last_leaf;
         tg_wq_forget_numbers(batch);
         if (rc == TG_OK)

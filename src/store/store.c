@@ -327,7 +327,8 @@ void tg_store_commit_drain(struct tg_store *st)
 
 /* ------------------------------------------------------------ writes */
 
-int tg_store_conversation_put(struct tg_store *st, const struct tg_conversation *c)
+/* A conversation written as given (step 0) or as one more turn (wqueue.h). */
+static int conversation_write(struct tg_store *st, const struct tg_conversation *c, int step)
 {
     struct tg_conversation pc;
     int rc;
@@ -336,38 +337,25 @@ int tg_store_conversation_put(struct tg_store *st, const struct tg_conversation 
         return TG_E_INVAL;
     pc = *c;
     rc = c->customer_id[0] ? tg_store_pseudonym(st, c->customer_id, pc.customer_id) : TG_OK;
-    return rc ? rc : tg_wq_conversation_put(&st->wq, &pc);
+    return rc ? rc : tg_wq_conversation_put(&st->wq, &pc, step);
+}
+
+int tg_store_conversation_put(struct tg_store *st, const struct tg_conversation *c)
+{
+    return conversation_write(st, c, 0);
 }
 
 int tg_store_conversation_step(struct tg_store *st, const struct tg_conversation *c, bool degraded)
 {
-    struct tg_conversation pc;
-    int rc;
-    if (!st || !c || !field_ok(c->id, sizeof(c->id), true) ||
-        !field_ok(c->customer_id, sizeof(c->customer_id), false))
-        return TG_E_INVAL;
-    pc = *c;
-    rc = c->customer_id[0] ? tg_store_pseudonym(st, c->customer_id, pc.customer_id) : TG_OK;
-    return rc ? rc : tg_wq_conversation_step(&st->wq, &pc, degraded);
-}
-
-/* True when s is valid UTF-8 throughout (what a JSON reader can give back). */
-static bool utf8_ok(const char *s)
-{
-    size_t len = strlen(s), n;
-    uint32_t cp;
-    for (size_t i = 0; i < len; i += n)
-        if (!(n = tg_utf8_decode(s + i, len - i, &cp)))
-            return false;
-    return true;
+    return conversation_write(st, c, degraded ? 2 : 1);
 }
 
 int tg_store_message_add(struct tg_store *st, const struct tg_message *m)
 {
     if (!st || !m || !m->role || !m->content ||
         !field_ok(m->conversation_id, sizeof(m->conversation_id), true) ||
-        !field_ok(m->turn_id, sizeof(m->turn_id), false) || !utf8_ok(m->role) ||
-        !utf8_ok(m->content))
+        !field_ok(m->turn_id, sizeof(m->turn_id), false) ||
+        !tg_utf8_valid(m->role, strlen(m->role)) || !tg_utf8_valid(m->content, strlen(m->content)))
         return TG_E_INVAL;
     return tg_wq_message_add(&st->wq, m);
 }
@@ -737,7 +725,7 @@ static int copy_row(void *ctx, struct job *row)
     }
     switch (row->kind) {
     case JOB_CONVERSATION:
-        rc = tg_wq_conversation_put(q, &row->u.conv);
+        rc = tg_wq_conversation_put(q, &row->u.conv, 0);
         break;
     case JOB_MESSAGE:
         rc = tg_wq_message_add(q, &row->u.msg);

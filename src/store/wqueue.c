@@ -173,24 +173,14 @@ static int enqueue(struct tg_wqueue *q, struct job *j)
     return enqueue_seq(q, j, NULL);
 }
 
-int tg_wq_conversation_put(struct tg_wqueue *q, const struct tg_conversation *c)
+int tg_wq_conversation_put(struct tg_wqueue *q, const struct tg_conversation *c, int step)
 {
     int rc;
     struct job *j = job_new(JOB_CONVERSATION, 0, &rc);
     if (!j)
         return rc;
     j->u.conv = *c;
-    return enqueue(q, j);
-}
-
-int tg_wq_conversation_step(struct tg_wqueue *q, const struct tg_conversation *c, bool degraded)
-{
-    int rc;
-    struct job *j = job_new(JOB_CONVERSATION, 0, &rc);
-    if (!j)
-        return rc;
-    j->u.conv = *c;
-    j->step = degraded ? 2 : 1;
+    j->step = step;
     return enqueue(q, j);
 }
 
@@ -461,7 +451,7 @@ int tg_wq_number_leaf(const char *name, struct job *j, const struct tg_range *r,
                  (unsigned long long)j->u.audit.index, (unsigned long long)r->size);
         return TG_E_CONFLICT;
     }
-    *next = *r;
+    tg_range_copy(next, r);
     rc = tg_range_push(next, j->u.audit.leaf_hash);
     if (rc == TG_OK && assign) {
         j->u.audit.index = r->size;

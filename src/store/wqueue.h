@@ -149,8 +149,8 @@ int tg_wq_number_leaf(const char *name, struct job *j, const struct tg_range *r,
 void tg_wq_forget_numbers(struct job *batch);
 
 /* The writes of store.h, arguments already checked and made private. */
-int tg_wq_conversation_put(struct tg_wqueue *q, const struct tg_conversation *c);
-int tg_wq_conversation_step(struct tg_wqueue *q, const struct tg_conversation *c, bool degraded);
+/* step: 0 put c as given, else one more turn (2: a degraded one; struct job). */
+int tg_wq_conversation_put(struct tg_wqueue *q, const struct tg_conversation *c, int step);
 int tg_wq_message_add(struct tg_wqueue *q, const struct tg_message *m);
 int tg_wq_turn_put(struct tg_wqueue *q, const char *turn_id, const char *conversation_id,
                    const char *decision, int64_t created_ms, const char *record, size_t rl,
