@@ -75,7 +75,7 @@ static void committed_cb(struct tg_commit_wait *w, int err)
     } else {
         const char *id = tg_json_str(c->body, "id", NULL);
         if (c->notice.settled)
-            tg_api_settled(c->api, c->body);
+            tg_api_answer_waiters(c->api, c->body);
         for (size_t i = 0; id && i < TG_ARRAY_LEN(c->notice.events); i++)
             if (c->notice.events[i])
                 tg_api_review_event(c->api, id, c->notice.events[i], c->body);

@@ -21,12 +21,14 @@ struct event_base;
 /*
  * Signed webhooks (webhook.c) for the config's `webhooks:` targets (n of
  * them, borrowed: the config outlives the sender), through an outbox in
- * st watched on base; NULL when there are none.  notify stores one
- * delivery of the event for every target; stop joins the sender thread
+ * st watched on base; NULL when there are none.  queue writes one
+ * delivery of the event for every target to the store, uncommitted (TG_OK
+ * with no targets); notify also commits them; stop joins the sender thread
  * (what is not delivered stays in the outbox for the next start).
  */
 struct tg_webhooks *tg_webhooks_start(const struct tg_webhook_conf *targets, size_t n,
                                       struct event_base *base, struct tg_store *st);
+int tg_webhooks_queue(struct tg_webhooks *w, const json_t *event);
 void tg_webhooks_notify(struct tg_webhooks *w, const json_t *event);
 void tg_webhooks_stop(struct tg_webhooks *w);
 
@@ -46,17 +48,18 @@ struct tg_api {
 };
 
 /*
- * Keep req open until the review of held turn t settles (tg_api_settled)
+ * Keep req open until the review of held turn t settles (tg_api_answer_waiters)
  * or seconds pass (then the holding reply t built is sent).  The turn may
  * be freed after the call.  TG_OK, or an error and req is not taken.
  */
 int tg_api_wait(struct tg_api *api, struct tg_http_req *req, const struct tg_turn *t,
                 int64_t seconds);
-/* A review task was decided or handed off: answer the requests waiting for it. */
-void tg_api_settled(struct tg_api *api, const json_t *task);
-/* The requests waiting for task's turn on this node, answered (a task
- * another node settled: that node sent the webhooks). */
+/* The requests waiting on this node for task's turn, answered (the task
+ * was decided or handed off, here or on another node). */
 void tg_api_answer_waiters(struct tg_api *api, const json_t *task);
+/* tg_review_on_settle's hook (arg: the api): the webhook deliveries of a
+ * task being settled, queued to commit with it. */
+int tg_api_settle_hook(void *arg, struct tg_store *st, const json_t *task);
 /* Answer every waiting request with its holding reply (shutdown). */
 void tg_api_release_waiters(struct tg_api *api);
 

@@ -69,10 +69,35 @@ struct tg_fairness_mon {
 
 static const char *const outcome_names[] = {"delivered", "review_approved"};
 
+/* Whether the gate stays quiet: releases already frozen, or a supervisor's
+ * unfreeze still holds. */
+static bool quiet_state(const json_t *st, int64_t now)
+{
+    return tg_json_bool(st, "frozen", false) ||
+           (strcmp(tg_json_str(st, "by", "trustgate"), "trustgate") != 0 &&
+            now < tg_json_int(st, "at", 0) + UNFREEZE_HOLDS_MS);
+}
+
+/*
+ * A closed gate: the alert (signed webhook, audit leaf) and the freeze,
+ * committed together.  Nodes sharing the store decide one at a time
+ * under the freeze's lock, on the state as committed: whichever comes
+ * first alerts and freezes, the others find releases frozen.
+ */
 static void freeze(struct tg_api *api, const char *attr, const char *outcome, const json_t *m,
                    double limit)
 {
+    struct tg_store *st = api->p->store;
     char why[400];
+    if (tg_store_trylock(st, TG_RELEASE_STATE_LOCK) != TG_OK)
+        return; /* another node is changing the freeze now */
+    json_t *state = tg_release_state(st);
+    bool quiet = quiet_state(state, tg_clock_wall_ms());
+    json_decref(state);
+    if (quiet) {
+        tg_store_unlock(st, TG_RELEASE_STATE_LOCK);
+        return;
+    }
     snprintf(why, sizeof(why),
              "fairness gate: %s %s demographic parity difference %.3f (95%% CI %.3f..%.3f) above "
              "the limit %.3f",
@@ -84,17 +109,24 @@ static void freeze(struct tg_api *api, const char *attr, const char *outcome, co
                   "dpd", tg_json_num(m, "dpd", 0), "ci_low", tg_json_num(m, "ci_low", 0), "ci_high",
                   tg_json_num(m, "ci_high", 0), "limit", limit, "why", why);
     json_t *leaf = alert ? json_pack("{s:s, s:O}", "kind", "fairness_alert", "alert", alert) : NULL;
-    tg_warn("%s; releases frozen", why);
-    /* the freeze below holds either way; the alert goes out only with its leaf */
-    if (!leaf)
-        tg_error("fairness gate: out of memory: no alert sent or recorded for the freeze");
-    if (leaf && api->webhooks)
-        tg_webhooks_notify(api->webhooks, alert);
-    if (leaf)
-        tg_audit_append_json(api->p->audit, leaf, NULL);
+    tg_store_hold(st);
+    int rc = leaf ? tg_audit_append_json(api->p->audit, leaf, NULL) : TG_E_NOMEM;
+    if (!rc)
+        rc = tg_webhooks_queue(api->webhooks, alert);
+    if (!rc)
+        rc = tg_release_queue_frozen(st, api->p->audit, true, "trustgate", why);
+    rc = tg_store_release(st, rc);
+    if (!rc)
+        rc = tg_store_flush(st);
+    tg_store_unlock(st, TG_RELEASE_STATE_LOCK);
     json_decref(leaf);
     json_decref(alert);
-    tg_release_set_frozen(api->p->store, api->p->audit, true, "trustgate", why);
+    if (rc) {
+        tg_error("fairness gate: %s; the alert and the freeze could not be recorded: %s", why,
+                 tg_err_str(rc));
+        return;
+    }
+    tg_warn("%s; releases frozen", why);
     tg_api_review_event(api, "fairness", "fairness_alert", NULL);
 }
 
@@ -130,10 +162,7 @@ static int fairness_then(struct tg_api *api, json_t *result, void *arg)
         return TG_OK;
     int64_t now = tg_clock_wall_ms(), today = now - now % DAY_MS;
     json_t *st = tg_release_state(api->p->store);
-    /* already frozen, or a supervisor's unfreeze still holds: no new freeze */
-    bool quiet = tg_json_bool(st, "frozen", false) ||
-                 (strcmp(tg_json_str(st, "by", "trustgate"), "trustgate") != 0 &&
-                  now < tg_json_int(st, "at", 0) + UNFREEZE_HOLDS_MS);
+    bool quiet = quiet_state(st, now); /* freeze() looks again, under the lock */
     json_decref(st);
     size_t ai;
     json_t *a;
@@ -270,7 +299,7 @@ static json_t *experiment_list(struct tg_api *api)
 }
 
 struct report_job {
-    const struct tg_eval_conf *prices;   /* borrowed from the config, read-only */
+    const struct tg_eval_conf *prices;    /* borrowed from the config, read-only */
     const struct tg_experiment_conf *exp; /* the same */
     int64_t period;
     size_t look_turns; /* a look every this many turns instead of by period, or 0 */
@@ -420,13 +449,15 @@ static void rollback(struct tg_api *api, struct tg_http_req *req, const char *na
     if (rc) {
         int status = rc == TG_E_NOTFOUND ? 404 : rc == TG_E_INVAL ? 409 : 503;
         tg_api_send_error(api, req, route, status, "invalid_request_error",
-                          status == 409 ? "conflict" : status == 404 ? "not_found" : "server_error",
+                          status == 409   ? "conflict"
+                          : status == 404 ? "not_found"
+                                          : "server_error",
                           err);
     } else {
         tg_api_review_event(api, "releases", "rolled_back", NULL);
-        tg_api_send_json(api, req, route, 200,
-                         json_pack("{s:o, s:o}", "release", rel, "restored",
-                                   back ? back : json_null()));
+        tg_api_send_json(
+            api, req, route, 200,
+            json_pack("{s:o, s:o}", "release", rel, "restored", back ? back : json_null()));
         rel = back = NULL;
     }
     json_decref(rel);

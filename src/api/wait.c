@@ -110,24 +110,20 @@ int tg_api_wait(struct tg_api *api, struct tg_http_req *req, const struct tg_tur
     return TG_OK;
 }
 
-void tg_api_settled(struct tg_api *api, const json_t *task)
+int tg_api_settle_hook(void *arg, struct tg_store *st, const json_t *task)
 {
-    const char *rid = tg_json_str(task, "id", "");
-    if (api->webhooks) {
-        const char *state = tg_json_str(task, "state", "");
-        json_t *ev = json_pack(
-            "{s:s, s:s, s:s, s:s, s:s, s:s?, s:I}", "event",
-            !strcmp(state, "handed_off") ? "review.handed_off" : "review.decided", "review_id", rid,
-            "turn_id", tg_json_str(task, "turn_id", ""), "conversation_id",
-            tg_json_str(task, "conversation_id", ""), "state", state, "answer",
-            tg_json_str(task, "answer", NULL), "at", (json_int_t)tg_clock_wall_ms());
-        if (ev)
-            tg_webhooks_notify(api->webhooks, ev);
-        else
-            tg_error("review %s: out of memory: no webhook sent for it", rid);
-        json_decref(ev);
-    }
-    tg_api_answer_waiters(api, task);
+    struct tg_api *api = arg;
+    (void)st; /* the outbox is in the same store */
+    const char *state = tg_json_str(task, "state", "");
+    json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?, s:I}", "event",
+                           !strcmp(state, "handed_off") ? "review.handed_off" : "review.decided",
+                           "review_id", tg_json_str(task, "id", ""), "turn_id",
+                           tg_json_str(task, "turn_id", ""), "conversation_id",
+                           tg_json_str(task, "conversation_id", ""), "state", state, "answer",
+                           tg_json_str(task, "answer", NULL), "at", (json_int_t)tg_clock_wall_ms());
+    int rc = ev ? tg_webhooks_queue(api->webhooks, ev) : TG_E_NOMEM;
+    json_decref(ev);
+    return rc;
 }
 
 void tg_api_answer_waiters(struct tg_api *api, const json_t *task)

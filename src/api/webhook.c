@@ -9,8 +9,9 @@
  *   X-Trustgate-Delivery: <id>   (the same for every attempt: the receiver's idempotency key)
  * so the receiver can check origin and freshness and take a delivery once.
  *
- * Deliveries go through an outbox in the store: notify writes one blob
- * outbox/<ms>-<id> per target, and it stays until the target answered 2xx,
+ * Deliveries go through an outbox in the store: queue writes one blob
+ * outbox/<ms>-<id> per target (for a settled review, in the transaction
+ * that settles it: tg_review_on_settle), and it stays until the target answered 2xx,
  * so a delivery survives a restart and, on a store several nodes share,
  * the death of the node that wrote it (delivered at least once).  The
  * event loop looks at the outbox every half second and hands each due
@@ -331,32 +332,40 @@ struct tg_webhooks *tg_webhooks_start(const struct tg_webhook_conf *targets, siz
     return w;
 }
 
-void tg_webhooks_notify(struct tg_webhooks *w, const json_t *event)
+int tg_webhooks_queue(struct tg_webhooks *w, const json_t *event)
 {
     if (!w)
-        return;
+        return TG_OK;
     char *body = tg_json_dumps(event, JSON_COMPACT);
     int64_t now = tg_clock_wall_ms();
-    for (size_t i = 0; body && i < w->n_targets; i++) {
+    int rc = body ? TG_OK : TG_E_NOMEM;
+    for (size_t i = 0; !rc && i < w->n_targets; i++) {
         /* the same event to the same target is the same delivery, whichever node sends it */
         char id[33], key[96], hex[2 * TG_SHA256_LEN + 1];
         uint8_t h[TG_SHA256_LEN];
         struct tg_buf b;
         tg_buf_init(&b, TG_BUF_UNLIMITED);
-        if (tg_buf_printf(&b, "%s\n%s", w->targets[i].url, body) != TG_OK) {
-            tg_buf_free(&b);
-            continue;
-        }
-        tg_sha256(b.data, b.len, h);
+        rc = tg_buf_printf(&b, "%s\n%s", w->targets[i].url, body);
+        if (!rc)
+            tg_sha256(b.data, b.len, h);
         tg_buf_free(&b);
         tg_hex_encode(h, sizeof(h), hex);
         tg_strlcpy(id, hex, sizeof(id));
         snprintf(key, sizeof(key), "outbox/%013" PRId64 "-%s", now, id);
-        if (outbox_put(w, key, id, w->targets[i].url, body, 0, now) != TG_OK)
-            tg_error("webhook %s: the delivery could not be stored", w->targets[i].url);
+        if (!rc)
+            rc = outbox_put(w, key, id, w->targets[i].url, body, 0, now);
+        if (rc)
+            tg_error("webhook %s: the delivery could not be stored: %s", w->targets[i].url,
+                     tg_err_str(rc));
     }
     free(body);
-    shared_commit(w);
+    return rc;
+}
+
+void tg_webhooks_notify(struct tg_webhooks *w, const json_t *event)
+{
+    if (w && tg_webhooks_queue(w, event) == TG_OK)
+        shared_commit(w);
 }
 
 void tg_webhooks_stop(struct tg_webhooks *w)

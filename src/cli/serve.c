@@ -70,7 +70,7 @@ static void drain_check_cb(evutil_socket_t fd, short what, void *arg)
 
 static void settled_cb(void *arg, const json_t *task)
 {
-    tg_api_settled(arg, task);
+    tg_api_answer_waiters(arg, task);
 }
 
 static void review_event_cb(void *arg, const char *id, const char *event, const json_t *task)
@@ -158,6 +158,7 @@ static void daemon_stop(struct daemon *d)
     tg_monitor_stop(&d->api);
     tg_fairness_stop(&d->api);
     tg_api_background_stop(&d->api);
+    tg_review_on_settle(NULL, NULL);
     tg_webhooks_stop(d->api.webhooks);
     if (d->api.srv)
         tg_http_server_free(d->api.srv);
@@ -204,6 +205,8 @@ static int run(const struct tg_config *cfg, const char *host, int port, const ch
     tg_review_sla_on_event(d.api.p->sla, review_event_cb, &d.api);
     tg_review_sla_on_remote(d.api.p->sla, remote_cb, &d.api);
     d.api.webhooks = tg_webhooks_start(cfg->webhook_list, cfg->n_webhooks, d.base, d.api.p->store);
+    if (d.api.webhooks) /* a settled review's deliveries commit with it */
+        tg_review_on_settle(tg_api_settle_hook, &d.api);
     d.sigterm = evsignal_new(d.base, SIGTERM, signal_cb, &d);
     d.sigint = evsignal_new(d.base, SIGINT, signal_cb, &d);
     d.drain_timer = evtimer_new(d.base, drain_check_cb, &d);

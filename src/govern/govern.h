@@ -74,7 +74,7 @@ struct tg_far_day {
  * day of its turn (turn_ms).  out holds days entries, oldest first.
  */
 void tg_monitor_daily_far(const json_t *judgements, int64_t now_ms, size_t days,
-                       struct tg_far_day *out);
+                          struct tg_far_day *out);
 
 /* A product owner's exit criterion: FAR below min_far on each of the last
  * days days (every one with data), with no significantly improving trend
@@ -90,7 +90,7 @@ struct tg_far_verdict {
     struct tg_mk trend; /* n 0 when fewer than 3 days had data */
 };
 void tg_monitor_far_criterion(const struct tg_far_day *days, size_t n,
-                           const struct tg_far_criterion *c, struct tg_far_verdict *v);
+                              const struct tg_far_criterion *c, struct tg_far_verdict *v);
 
 /* ------------------------------------------------------------ releases (release.c) */
 
@@ -100,8 +100,17 @@ struct tg_audit;
 json_t *tg_release_state(struct tg_store *st);
 /* The newest version of the release name (its record, a new reference), or NULL. */
 json_t *tg_release_latest(struct tg_store *st, const char *name);
-/* Freeze or unfreeze promotions: an audit leaf {kind: release, action: freeze|unfreeze,
- * by, why}, then the state, flushed.  TG_OK or the store's error. */
+/*
+ * Freeze or unfreeze promotions: an audit leaf {kind: release, action:
+ * freeze|unfreeze, by, why} and the state, committed together, under the
+ * store lock TG_RELEASE_STATE_LOCK (nodes sharing the store change the
+ * freeze one at a time).  TG_OK or the store's error.
+ */
+#define TG_RELEASE_STATE_LOCK "release-state"
+/* The same two writes queued, not committed (inside the caller's
+ * tg_store_hold, under the caller's lock). */
+int tg_release_queue_frozen(struct tg_store *st, struct tg_audit *audit, bool frozen,
+                            const char *by, const char *why);
 int tg_release_set_frozen(struct tg_store *st, struct tg_audit *audit, bool frozen, const char *by,
                           const char *why);
 /* Append a transition to a release record's history: {action, by, why, at}.
@@ -109,8 +118,8 @@ int tg_release_set_frozen(struct tg_store *st, struct tg_audit *audit, bool froz
 int tg_release_event(json_t *rel, const char *action, const char *by, const char *why);
 /* The audit leaf of a transition: {kind: release, action, name, version, hash, by,
  * why, at, evidence?} (rel and evidence may be NULL).  TG_OK or the log's error. */
-int tg_release_record(struct tg_audit *audit, const char *action, const json_t *rel,
-                      const char *by, const char *why, const json_t *evidence);
+int tg_release_record(struct tg_audit *audit, const char *action, const json_t *rel, const char *by,
+                      const char *why, const json_t *evidence);
 /* Queue a release record as blob release/NAME/VERSION (not flushed). */
 int tg_release_save(struct tg_store *st, const json_t *rel);
 
@@ -141,7 +150,7 @@ int tg_release_save(struct tg_store *st, const json_t *rel);
 struct tg_config;
 struct tg_release_gate_in {
     const struct tg_config *cfg; /* the deployment's config: experiments, eval, fairness */
-    const uint8_t *key; /* the pseudonym key (fairness names configured groups), or NULL */
+    const uint8_t *key;          /* the pseudonym key (fairness names configured groups), or NULL */
     size_t keylen;
     const char *name;
     bool override; /* a supervisor stands in for the experiment the release did not run */
@@ -184,8 +193,8 @@ int tg_release_start_experiment(struct tg_store *st, struct tg_audit *audit, con
                                 double share, const char *by, const char *why, json_t **out,
                                 char *err, size_t errlen);
 int tg_release_rollback(struct tg_store *st, struct tg_audit *audit, const char *name,
-                        const char *by, const char *why, json_t **out, json_t **restored,
-                        char *err, size_t errlen);
+                        const char *by, const char *why, json_t **out, json_t **restored, char *err,
+                        size_t errlen);
 /* Keep one of a release's files in the store by its SHA-256 (hex). */
 int tg_release_keep_file(struct tg_store *st, const char *sha256_hex, const void *data, size_t len);
 /*

@@ -53,8 +53,8 @@ json_t *tg_release_latest(struct tg_store *st, const char *name)
     return best;
 }
 
-int tg_release_set_frozen(struct tg_store *st, struct tg_audit *audit, bool frozen, const char *by,
-                          const char *why)
+int tg_release_queue_frozen(struct tg_store *st, struct tg_audit *audit, bool frozen,
+                            const char *by, const char *why)
 {
     int64_t now = tg_clock_wall_ms();
     json_t *s = json_pack("{s:b, s:s, s:s, s:I}", "frozen", frozen, "by", by, "why", why, "at",
@@ -66,11 +66,23 @@ int tg_release_set_frozen(struct tg_store *st, struct tg_audit *audit, bool froz
     int rc = str && leaf ? tg_audit_append_json(audit, leaf, NULL) : TG_E_NOMEM;
     if (!rc)
         rc = tg_store_blob_put(st, "release-state", str, strlen(str));
-    if (!rc)
-        rc = tg_store_flush(st);
     free(str);
     json_decref(s);
     json_decref(leaf);
+    return rc;
+}
+
+int tg_release_set_frozen(struct tg_store *st, struct tg_audit *audit, bool frozen, const char *by,
+                          const char *why)
+{
+    int rc = tg_store_lock(st, TG_RELEASE_STATE_LOCK);
+    if (rc)
+        return rc;
+    tg_store_hold(st);
+    rc = tg_store_release(st, tg_release_queue_frozen(st, audit, frozen, by, why));
+    if (!rc)
+        rc = tg_store_flush(st);
+    tg_store_unlock(st, TG_RELEASE_STATE_LOCK);
     return rc;
 }
 
@@ -712,8 +724,8 @@ int tg_release_start_experiment(struct tg_store *st, struct tg_audit *audit, con
 }
 
 int tg_release_rollback(struct tg_store *st, struct tg_audit *audit, const char *name,
-                        const char *by, const char *why, json_t **out, json_t **restored,
-                        char *err, size_t errlen)
+                        const char *by, const char *why, json_t **out, json_t **restored, char *err,
+                        size_t errlen)
 {
     json_t *rel = latest_or_err(st, name, err, errlen), *all = NULL, *back = NULL;
     if (restored)

@@ -97,6 +97,32 @@ static int put(struct tg_store *st, json_t *task)
     return tg_store_review_put(st, &row, task);
 }
 
+static tg_review_settle_fn settle_fn;
+static void *settle_arg;
+
+void tg_review_on_settle(tg_review_settle_fn fn, void *arg)
+{
+    settle_fn = fn;
+    settle_arg = arg;
+}
+
+/*
+ * Queue an act's writes to commit together (tg_store_hold): its audit
+ * leaf (NULL: none, or no audit log), the task, and for a task it settles
+ * what the settle hook adds.
+ */
+static int write_act(struct tg_store *st, struct tg_audit *audit, const json_t *leaf, json_t *task)
+{
+    const char *state = tg_json_str(task, "state", "");
+    tg_store_hold(st);
+    int rc = leaf && audit ? tg_audit_append_json(audit, leaf, NULL) : TG_OK;
+    if (!rc)
+        rc = put(st, task);
+    if (!rc && settle_fn && (!strcmp(state, "decided") || !strcmp(state, "handed_off")))
+        rc = settle_fn(settle_arg, st, task);
+    return tg_store_release(st, rc);
+}
+
 /*
  * A person's act on a task, made durable: append its audit leaf (taken),
  * store the task and flush, then hand the task (taken) to *task_out.  On
@@ -105,10 +131,8 @@ static int put(struct tg_store *st, json_t *task)
 static int commit(struct tg_store *st, struct tg_audit *audit, json_t *task, json_t *leaf,
                   const char *what, json_t **task_out, char *err, size_t errlen)
 {
-    int rc = leaf ? (audit ? tg_audit_append_json(audit, leaf, NULL) : TG_OK) : TG_E_NOMEM;
+    int rc = leaf ? write_act(st, audit, leaf, task) : TG_E_NOMEM;
     json_decref(leaf);
-    if (!rc)
-        rc = put(st, task);
     if (!rc)
         rc = tg_store_flush(st);
     if (rc)
@@ -169,9 +193,10 @@ static bool ticked(const json_t *given, const char *item)
     return false;
 }
 
-/* The decision's audit leaf: who decided what, affirming what, on which turn. */
-static int record(struct tg_audit *audit, const json_t *task, const struct tg_review_decision *d,
-                  const char *answer, int64_t at)
+/* The decision's audit leaf: who decided what, affirming what, on which
+ * turn; NULL when out of memory. */
+static json_t *decision_leaf(const json_t *task, const struct tg_review_decision *d,
+                             const char *answer, int64_t at)
 {
     uint8_t h[TG_SHA256_LEN];
     char hex[2 * TG_SHA256_LEN + 1] = "";
@@ -179,14 +204,11 @@ static int record(struct tg_audit *audit, const json_t *task, const struct tg_re
         tg_sha256(answer, strlen(answer), h);
         tg_hex_encode(h, sizeof(h), hex);
     }
-    json_t *leaf = json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:O, s:s?, s:I}", "kind", "review_decision", "review_id",
-        tg_json_str(task, "id", ""), "turn_id", tg_json_str(task, "turn_id", ""), "action",
-        tg_review_action_name(d->action), "actor", d->actor, "attestations", d->attestations,
-        "answer_sha256", answer ? hex : NULL, "at", (json_int_t)at);
-    int rc = leaf ? tg_audit_append_json(audit, leaf, NULL) : TG_E_NOMEM;
-    json_decref(leaf);
-    return rc;
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:s?, s:I}", "kind", "review_decision",
+                     "review_id", tg_json_str(task, "id", ""), "turn_id",
+                     tg_json_str(task, "turn_id", ""), "action", tg_review_action_name(d->action),
+                     "actor", d->actor, "attestations", d->attestations, "answer_sha256",
+                     answer ? hex : NULL, "at", (json_int_t)at);
 }
 
 /* Does identity s have the canonical form canon? */
@@ -377,24 +399,9 @@ static int decide_act(struct tg_store *st, struct tg_audit *audit, const char *i
         snprintf(err, errlen, "cannot make the decision: %s", tg_err_str(rc));
         goto out;
     }
-    if (audit) {
-        rc = record(audit, task, d, answer, at);
-        if (rc) {
-            snprintf(err, errlen, "cannot record the decision: %s", tg_err_str(rc));
-            goto out;
-        }
-    }
-    rc = put(st, task);
-    if (!rc)
-        rc = tg_store_flush(st);
-    if (rc) {
-        snprintf(err, errlen, "cannot store the decision: %s", tg_err_str(rc));
-        goto out;
-    }
-    if (task_out) {
-        *task_out = task;
-        task = NULL;
-    }
+    rc = commit(st, audit, task, decision_leaf(task, d, answer, at), "decision", task_out, err,
+                errlen);
+    task = NULL; /* taken */
 out:
     tg_free(given);
     json_decref(task);
@@ -440,10 +447,8 @@ static int handoff_act(struct tg_store *st, struct tg_audit *audit, const char *
                        "turn_id", tg_json_str(task, "turn_id", ""), "reason", reason, "tags",
                        "review_sla_breached", "at", (json_int_t)at);
     if (!rc)
-        rc = leaf ? (audit ? tg_audit_append_json(audit, leaf, NULL) : TG_OK) : TG_E_NOMEM;
+        rc = leaf ? write_act(st, audit, leaf, task) : TG_E_NOMEM;
     json_decref(leaf);
-    if (!rc)
-        rc = put(st, task);
     if (!rc && task_out) {
         *task_out = task;
         task = NULL;
@@ -565,6 +570,7 @@ static int agent_reply_act(struct tg_store *st, struct tg_audit *audit, const ch
         json_pack("{s:s, s:s, s:s, s:s, s:s?, s:b, s:I}", "kind", "handoff_reply", "review_id", id,
                   "turn_id", tg_json_str(task, "turn_id", ""), "actor", actor, "text_sha256",
                   has_text ? hex : NULL, "closed", close, "at", (json_int_t)at);
+    tg_store_hold(st); /* the leaf, the message and the closing commit together */
     rc = leaf ? (audit ? tg_audit_append_json(audit, leaf, NULL) : TG_OK) : TG_E_NOMEM;
     json_decref(leaf);
     if (!rc && has_text)
@@ -577,6 +583,7 @@ static int agent_reply_act(struct tg_store *st, struct tg_audit *audit, const ch
         if (!rc)
             rc = put(st, task);
     }
+    rc = tg_store_release(st, rc);
     if (!rc)
         rc = tg_store_flush(st);
     if (rc) {

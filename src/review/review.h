@@ -70,7 +70,7 @@ struct tg_review_decision {
     const char *actor;          /* who decides */
     const uint8_t *key; /* keys the answer's digest in the audit leaf (may be NULL: no digest) */
     size_t keylen;
-    bool four_eyes;          /* refuse a decision by the person who started the turn */
+    bool four_eyes;               /* refuse a decision by the person who started the turn */
     const char *const *actor_ids; /* four_eyes: the customer ids the config maps to actor */
     size_t n_actor_ids;
 };
@@ -100,6 +100,17 @@ int tg_review_claim(struct tg_store *st, struct tg_audit *audit, const char *id,
  * answers (the task's people_answers: {prefix: [...], suffix:
  * [...]}, disclaimers), each unless the text already has it.
  */
+/*
+ * Called inside every act that settles a task (decided, handed off) with
+ * the task as it is stored, after the act's writes are queued and before
+ * they commit: what fn writes to st commits in the same transaction
+ * (tg_store_hold), so a settled task never goes without what fn adds (the
+ * webhook outbox's deliveries).  fn must only queue writes; its error
+ * fails the act.  One per process, set before acts run; NULL for none.
+ */
+typedef int (*tg_review_settle_fn)(void *arg, struct tg_store *st, const json_t *task);
+void tg_review_on_settle(tg_review_settle_fn fn, void *arg);
+
 int tg_review_decide(struct tg_store *st, struct tg_audit *audit, const char *id,
                      const struct tg_review_decision *d, json_t **task_out, char *err,
                      size_t errlen);

@@ -538,8 +538,9 @@ static int run_txn(struct pg_store *s, struct job *from, const struct job *to)
 /*
  * Commit a batch in one transaction.  PostgreSQL aborts a transaction at
  * its first failed statement, so a failure rolls the batch back and runs
- * its jobs again one by one, each in a transaction of its own: as in
- * SQLite, a failing write loses itself and not its neighbours.  Returns
+ * its jobs again one by one, each in a transaction of its own (the writes
+ * of one act held together, tg_store_hold, as one): as in SQLite, a
+ * failing write loses itself and not its neighbours.  Returns
  * the first error.
  */
 static int pg_run_batch(struct tg_store *st, struct job *batch)
@@ -549,14 +550,15 @@ static int pg_run_batch(struct tg_store *st, struct job *batch)
     int rc = run_txn(s, batch, NULL);
     if (rc == TG_OK)
         return TG_OK;
-    tg_wq_forget_numbers(batch);
+    tg_wq_forget_numbers(batch, NULL);
     s->last_leaf = last_leaf;
     rc = TG_OK;
-    for (struct job *j = batch; j; j = j->next) {
+    for (struct job *j = batch, *end; j; j = end) {
         int64_t before = s->last_leaf;
-        int jr = run_txn(s, j, j->next);
+        end = tg_wq_group_end(j); /* an act's writes (tg_store_hold) stay together */
+        int jr = run_txn(s, j, end);
         if (jr != TG_OK) {
-            tg_wq_forget_numbers(j);
+            tg_wq_forget_numbers(j, end);
             s->last_leaf = before;
             if (rc == TG_OK)
                 rc = jr;

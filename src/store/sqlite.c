@@ -21,6 +21,9 @@ const char *const sq_write_sql[W__COUNT] = {
     [W_BEGIN] = "BEGIN IMMEDIATE",
     [W_COMMIT] = "COMMIT",
     [W_ROLLBACK] = "ROLLBACK",
+    [W_SAVEPOINT] = "SAVEPOINT act",
+    [W_RELEASE] = "RELEASE act",
+    [W_ROLLBACK_TO] = "ROLLBACK TO act",
     [W_CONVERSATION] =
         "INSERT INTO conversations (id, customer_id, created_ms, updated_ms, turns,"
         " degraded_streak) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO UPDATE SET"

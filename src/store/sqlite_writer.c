@@ -133,8 +133,32 @@ static int run_job(struct sq_store *s, struct job *j)
 }
 
 /*
+ * The jobs of one act (tg_store_hold) from j up to end, inside a
+ * savepoint: one failing undoes them all, and the leaves they numbered.
+ */
+static int run_group(struct sq_store *s, struct job *j, struct job *end)
+{
+    struct tg_range range;
+    tg_range_copy(&range, &s->range);
+    int64_t last_leaf = s->last_leaf;
+    int rc = exec_stmt(s, s->w[W_SAVEPOINT], "savepoint");
+    for (struct job *k = j; rc == TG_OK && k != end; k = k->next)
+        rc = run_job(s, k);
+    if (rc != TG_OK && !sqlite3_get_autocommit(s->wdb)) {
+        exec_stmt(s, s->w[W_ROLLBACK_TO], "rollback to savepoint");
+        tg_range_copy(&s->range, &range);
+        s->last_leaf = last_leaf;
+        tg_wq_forget_numbers(j, end);
+    }
+    if (!sqlite3_get_autocommit(s->wdb))
+        exec_stmt(s, s->w[W_RELEASE], "release savepoint");
+    return rc;
+}
+
+/*
  * Commit a batch in one transaction.  A failing job does not stop the
- * others: SQLite undoes just that statement and the rest still commit,
+ * others: SQLite undoes just that statement (or that act's writes, held
+ * together) and the rest still commit,
  * unless SQLite had to roll the whole transaction back, which loses the
  * batch.  Returns the first error.
  */
@@ -147,18 +171,17 @@ int sq_run_batch(struct tg_store *st, struct job *batch)
     int rc = exec_stmt(s, s->w[W_BEGIN], "begin");
     if (rc != TG_OK)
         goto out;
-    for (struct job *j = batch; j; j = j->next) {
-        int jr = run_job(s, j);
+    for (struct job *j = batch, *end; j && !sqlite3_get_autocommit(s->wdb); j = end) {
+        end = tg_wq_group_end(j);
+        int jr = end == j->next ? run_job(s, j) : run_group(s, j, end);
         if (jr != TG_OK && rc == TG_OK)
             rc = jr;
-        if (sqlite3_get_autocommit(s->wdb))
-            break;
     }
     if (sqlite3_get_autocommit(s->wdb)) {
         tg_error("store %s: transaction rolled back, a batch of writes is lost", s->path);
         tg_range_copy(&s->range, &range);
         s->last_leaf = last_leaf;
-        tg_wq_forget_numbers(batch);
+        tg_wq_forget_numbers(batch, NULL);
         if (rc == TG_OK)
             rc = TG_E_DB;
         goto out;
@@ -168,7 +191,7 @@ int sq_run_batch(struct tg_store *st, struct job *batch)
         exec_stmt(s, s->w[W_ROLLBACK], "rollback");
         tg_range_copy(&s->range, &range);
         s->last_leaf = last_leaf;
-        tg_wq_forget_numbers(batch);
+        tg_wq_forget_numbers(batch, NULL);
         if (rc == TG_OK)
             rc = cr;
     }

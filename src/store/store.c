@@ -293,6 +293,17 @@ const char *tg_store_kind(const struct tg_store *st)
     return st ? st->ops->kind : "none";
 }
 
+void tg_store_hold(struct tg_store *st)
+{
+    tg_wq_hold(&st->wq);
+}
+
+int tg_store_release(struct tg_store *st, int rc)
+{
+    tg_wq_release(&st->wq, rc == TG_OK);
+    return rc;
+}
+
 int tg_store_flush(struct tg_store *st)
 {
     if (!st)

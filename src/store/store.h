@@ -144,6 +144,16 @@ void tg_store_local_dir(const char *uri, const char *data_dir, char *out, size_t
 void tg_store_close(struct tg_store *st);
 /* "sqlite" or "postgres". */
 const char *tg_store_kind(const struct tg_store *st);
+/*
+ * One act's writes in one transaction: what this thread queues from
+ * tg_store_hold to tg_store_release is committed together or not at all
+ * (a review task and the webhook deliveries it causes, say).  Released
+ * with rc other than TG_OK, those writes are dropped unwritten; release
+ * returns rc.  The writer waits meanwhile, so keep it short: no flush,
+ * ticket wait or blocking call in between.  Holds do not nest.
+ */
+void tg_store_hold(struct tg_store *st);
+int tg_store_release(struct tg_store *st, int rc);
 /* Block until every write queued before the call is committed.  Returns the
  * first write error since the store opened, or TG_OK. */
 int tg_store_flush(struct tg_store *st);

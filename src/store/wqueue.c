@@ -64,13 +64,26 @@ static void *writer_main(void *arg)
             break; /* stop requested and nothing left to commit */
         if (q->group_ns > 0 && !q->stop && !q->flushers && q->wanted <= q->committed)
             group_window(q);
-        struct job *batch = q->head;
+        while (q->holds) /* an act is queueing writes that commit together */
+            pthread_cond_wait(&q->work_cv, &q->mu);
+        struct job *batch = q->head, *dropped = NULL;
         uint64_t upto = q->enqueued;
         size_t bytes = q->queued_bytes;
         q->head = q->tail = NULL;
         pthread_mutex_unlock(&q->mu);
 
-        int rc = q->run(q->arg, batch);
+        for (struct job **at = &batch; *at;) {
+            struct job *j = *at;
+            if (j->dropped) { /* an act given up (tg_wq_release) */
+                *at = j->next;
+                j->next = dropped;
+                dropped = j;
+            } else {
+                at = &j->next;
+            }
+        }
+        free_jobs(dropped);
+        int rc = batch ? q->run(q->arg, batch) : TG_OK;
 
         pthread_mutex_lock(&q->mu);
         for (const struct job *j = batch; j; j = j->next) {
@@ -138,6 +151,43 @@ static size_t json_size(const json_t *v, int *rc)
     return n;
 }
 
+/* The queue this thread holds (tg_wq_hold) and its group number. */
+static _Thread_local struct tg_wqueue *held;
+static _Thread_local uint64_t held_group;
+
+void tg_wq_hold(struct tg_wqueue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    q->holds++;
+    held = q;
+    held_group = ++q->groups;
+    pthread_mutex_unlock(&q->mu);
+}
+
+void tg_wq_release(struct tg_wqueue *q, bool keep)
+{
+    pthread_mutex_lock(&q->mu);
+    /* still queued (the writer took no batch meanwhile): the writer counts
+     * given-up jobs as done without handing them to the backend */
+    for (struct job *j = q->head; !keep && j; j = j->next)
+        if (j->group == held_group)
+            j->dropped = true;
+    q->holds--;
+    held = NULL;
+    held_group = 0;
+    pthread_cond_signal(&q->work_cv);
+    pthread_mutex_unlock(&q->mu);
+}
+
+struct job *tg_wq_group_end(struct job *j)
+{
+    uint64_t g = j->group;
+    j = j->next;
+    while (g && j && j->group == g)
+        j = j->next;
+    return j;
+}
+
 /* Queue a job for the writer, taking ownership of it either way; *seq
  * (may be NULL) receives its place in the queue. */
 static int enqueue_seq(struct tg_wqueue *q, struct job *j, uint64_t *seq)
@@ -145,8 +195,11 @@ static int enqueue_seq(struct tg_wqueue *q, struct job *j, uint64_t *seq)
     int rc;
 
     pthread_mutex_lock(&q->mu);
-    while (q->queued_bytes > WQ_MAX_BYTES && q->err == TG_OK)
+    /* a full queue waits for the writer, unless this thread holds it back */
+    while (held != q && q->queued_bytes > WQ_MAX_BYTES && q->err == TG_OK)
         pthread_cond_wait(&q->done_cv, &q->mu);
+    if (held == q)
+        j->group = held_group;
     rc = q->err;
     if (rc == TG_OK) {
         if (q->tail)
@@ -461,9 +514,9 @@ int tg_wq_number_leaf(const char *name, struct job *j, const struct tg_range *r,
     return rc;
 }
 
-void tg_wq_forget_numbers(struct job *batch)
+void tg_wq_forget_numbers(struct job *j, struct job *end)
 {
-    for (struct job *j = batch; j; j = j->next) {
+    for (; j != end; j = j->next) {
         if (j->numbered) {
             j->numbered = false;
             j->u.audit.index = WQ_NEXT_LEAF;

@@ -81,6 +81,10 @@ struct job {
     /* an appended audit leaf (index WQ_NEXT_LEAF when queued): the backend
      * writes the index and root it gave into u.audit and sets numbered */
     bool numbered;
+    /* queued between tg_wq_hold and tg_wq_release by one caller: a
+     * non-zero number shared by that act's jobs, which commit together */
+    uint64_t group;
+    bool dropped; /* its group was released without keeping it */
     union {
         struct tg_conversation conv;
         struct tg_message msg;
@@ -122,11 +126,25 @@ struct tg_wqueue {
     bool stop;
     int64_t group_ns;             /* wait this long for more jobs before a commit */
     int flushers;                 /* callers blocked in flush: commit at once */
+    int holds;                    /* callers between hold and release: take no batch */
+    uint64_t groups;              /* the last group number given */
     uint64_t wanted;              /* the highest ticket someone waits for: commit at once */
     int commit_fd;                /* eventfd: readable after every commit */
     struct wq_numbered *numbered; /* TG_STORE_AUDIT_REMEMBER, by seq modulo */
 };
 
+/*
+ * Everything this thread queues from tg_wq_hold to tg_wq_release goes to
+ * the backend in one batch (one transaction): the writer takes no batch
+ * while a hold is on, and the jobs carry one group number.  Released
+ * without keep, they are dropped from the queue instead.  The caller must
+ * not flush or wait for a ticket in between; holds do not nest.
+ */
+void tg_wq_hold(struct tg_wqueue *q);
+void tg_wq_release(struct tg_wqueue *q, bool keep);
+/* The end of j's group: the first job after j and the jobs queued right
+ * behind it in its group (j->next when j is in none). */
+struct job *tg_wq_group_end(struct job *j);
 /* Start the writer thread with run(arg, batch) as the backend's commit.
  * TG_OK, or an error with a message in err naming `name`. */
 int tg_wq_start(struct tg_wqueue *q, const char *name, tg_wq_run_fn run, void *arg, char *err,
@@ -145,8 +163,9 @@ int tg_wq_stop(struct tg_wqueue *q);
  */
 int tg_wq_number_leaf(const char *name, struct job *j, const struct tg_range *r,
                       struct tg_range *next);
-/* Forget the numbers of a batch that was rolled back. */
-void tg_wq_forget_numbers(struct job *batch);
+/* Forget the numbers of the jobs from j up to end (NULL: the list's end),
+ * rolled back. */
+void tg_wq_forget_numbers(struct job *j, struct job *end);
 
 /* The writes of store.h, arguments already checked and made private. */
 /* step: 0 put c as given, else one more turn (2: a degraded one; struct job). */

@@ -44,7 +44,7 @@
  * the store's uri): any free port; the client's model on the primary rung,
  * a fixed light model below it, a script, a person; turns asking for a
  * review (复核) are held with a 1 s SLA, after which an agent takes the
- * customer.
+ * customer; the fairness gate looks at gender every 200 ms.
  */
 #define CONFIG_FMT                                                                                 \
     "server:\n  listen: \"127.0.0.1:0\"\n  data_dir: %s\n"                                         \
@@ -69,6 +69,8 @@
     "      keywords: [复核]\n    then:\n      - review: {sla: 1s}\n"                             \
     "  - id: slow\n    description: a slow review\n    when:\n"                                    \
     "      keywords: [审核]\n    then:\n      - review: {sla: 60s}\n"                            \
+    "fairness:\n  attributes: [{name: gender, values: [female, male]}]\n"                          \
+    "  min_group: 10\n  bootstrap: 200\n  check_every: 200ms\n"                                    \
     "store:\n  uri: \"%s\"\n"
 
 static const char *const node_names[NODES] = {"a", "b", "c"};
@@ -952,6 +954,69 @@ static void test_webhook_outlives_its_node(void **state)
     assert_int_equal(outbox_size(), 0);
 }
 
+/* ------------------------------------------------------------ 9. fairness */
+
+static int64_t leaves_of(const char *fragment)
+{
+    const char *p[] = {fragment};
+    return db_int("SELECT count(*) FROM audit WHERE position(convert_to($1, 'UTF8') in data) > 0",
+                  1, p);
+}
+
+static void *fairness_get(void *arg)
+{
+    int node = (int)(intptr_t)arg;
+    struct tg_h_resp r;
+    const char *auth[] = {"Authorization: Bearer tg-r1", NULL};
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/fairness", C.node[node].port);
+    if (tg_h_http("GET", url, auth, NULL, 0, 10000, &r) == 0)
+        tg_h_resp_free(&r);
+    return NULL;
+}
+
+/* A fairness gate that closes while every node watches it alerts and
+ * freezes releases once, whichever node sees it first. */
+static void test_fairness_freezes_once(void **state)
+{
+    (void)state;
+    need_cluster();
+    /* half of the women's questions are held for review, none of the men's */
+    for (int i = 0; i < 40; i++) {
+        char body[512];
+        struct tg_h_resp r;
+        bool woman = i % 2 == 0, held = woman && i % 4 == 0;
+        snprintf(body, sizeof(body),
+                 "{\"model\":\"m-ok\",\"user\":\"fair-%d\",\"metadata\":{\"gender\":\"%s\"},"
+                 "\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]}",
+                 i, woman ? "female" : "male", held ? "请审核我的保单" : "你好");
+        assert_int_equal(tg_h_chat(C.node[i % NODES].port, KEY, body, &r), 0);
+        assert_int_equal(r.status, 200);
+        tg_h_resp_free(&r);
+    }
+    /* every node asked at once, and their timers every 200 ms */
+    pthread_t th[NODES];
+    for (int i = 0; i < NODES; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, fairness_get, (void *)(intptr_t)i), 0);
+    for (int i = 0; i < NODES; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < 100 && leaves_of("\"action\":\"freeze\"") < 1; i++)
+        usleep(20000);
+    usleep(600 * 1000); /* three more rounds of every node's timer */
+    assert_int_equal(leaves_of("\"kind\":\"fairness_alert\""), 1);
+    assert_int_equal(leaves_of("\"action\":\"freeze\""), 1);
+    struct tg_h_resp r;
+    const char *auth[] = {"Authorization: Bearer tg-r1", NULL};
+    for (int i = 0; i < NODES; i++) {
+        assert_int_equal(node_req(i, "GET", "/v1/fairness", auth, NULL, &r), 200);
+        json_t *j = json_loads(r.body, 0, NULL);
+        assert_true(tg_json_bool(json_object_get(j, "releases"), "frozen", false));
+        json_decref(j);
+        tg_h_resp_free(&r);
+    }
+    audit_verifies(audit_contiguous());
+}
+
 /* ------------------------------------------------------------ 7. moving up */
 
 /* A deployment that ran on one node's SQLite file moves to the shared
@@ -1011,6 +1076,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failed_logins_count_on_every_node, start_cluster,
                                         stop_cluster),
         cmocka_unit_test_setup_teardown(test_move_up_from_sqlite, start_cluster, stop_cluster),
+        cmocka_unit_test_setup_teardown(test_fairness_freezes_once, start_cluster, stop_cluster),
         cmocka_unit_test_setup_teardown(test_webhook_outlives_its_node, start_cluster_hooked,
                                         stop_cluster_hooked),
         cmocka_unit_test_setup_teardown(test_one_customer_at_once, start_cluster, stop_cluster),

@@ -386,8 +386,8 @@ static void test_people_answers_carry_the_disclaimer(void **state)
     struct fx *f = *state;
     char id[TG_ID_MAX], err[256];
     static const char *pre = "本结果不构成诊疗意见。";
-    json_t *ctx = json_pack("{s:{s:[s], s:[s]}}", "people_answers", "prefix", pre, "suffix",
-                            "（人工答复）");
+    json_t *ctx =
+        json_pack("{s:{s:[s], s:[s]}}", "people_answers", "prefix", pre, "suffix", "（人工答复）");
     struct tg_review_new n = {
         .turn_id = "turn_m",
         .conversation_id = "conv_m",
@@ -400,8 +400,8 @@ static void test_people_answers_carry_the_disclaimer(void **state)
         .context = ctx,
     };
     assert_int_equal(tg_review_create(f->st, &n, id), TG_OK);
-    struct tg_review_decision d = {.action = TG_REVIEW_EDIT, .text = "请尽快到医院就诊。",
-                                   .actor = "doc"};
+    struct tg_review_decision d = {
+        .action = TG_REVIEW_EDIT, .text = "请尽快到医院就诊。", .actor = "doc"};
     json_t *t = NULL;
     assert_int_equal(tg_review_decide(f->st, f->audit, id, &d, &t, err, sizeof(err)), TG_OK);
     assert_string_equal(tg_json_str(t, "answer", ""),
@@ -465,9 +465,11 @@ static void test_four_eyes_on_a_canonical_identity(void **state)
     for (size_t i = 0; i < TG_ARRAY_LEN(starters); i++) {
         char id[TG_ID_MAX], err[256] = "";
         create_by(f, starters[i], id);
-        struct tg_review_decision d = {
-            .action = TG_REVIEW_APPROVE, .actor = "reviewer1", .four_eyes = true, .actor_ids = ids,
-            .n_actor_ids = 1};
+        struct tg_review_decision d = {.action = TG_REVIEW_APPROVE,
+                                       .actor = "reviewer1",
+                                       .four_eyes = true,
+                                       .actor_ids = ids,
+                                       .n_actor_ids = 1};
         assert_int_equal(tg_review_decide(f->st, f->audit, id, &d, NULL, err, sizeof(err)),
                          TG_E_FORBIDDEN);
         assert_non_null(strstr(err, "four-eyes"));
@@ -541,9 +543,11 @@ static void test_four_eyes_through_pseudonyms(void **state)
         assert_null(strstr(tg_json_str(t, "started_by", ""), "eviewer"));
         assert_null(strstr(tg_json_str(t, "started_by", ""), "penID"));
         json_decref(t);
-        struct tg_review_decision d = {
-            .action = TG_REVIEW_APPROVE, .actor = "reviewer1", .four_eyes = true, .actor_ids = ids,
-            .n_actor_ids = 1};
+        struct tg_review_decision d = {.action = TG_REVIEW_APPROVE,
+                                       .actor = "reviewer1",
+                                       .four_eyes = true,
+                                       .actor_ids = ids,
+                                       .n_actor_ids = 1};
         assert_int_equal(tg_review_decide(f->st, f->audit, id, &d, NULL, err, sizeof(err)),
                          TG_E_FORBIDDEN);
         d.actor = "reviewer2";
@@ -593,10 +597,70 @@ static void test_texts_stored_masked_delivered_as_written(void **state)
     json_decref(att);
 }
 
+/* The settle hook's writes: one blob per settled task, or a refusal. */
+static int hook_calls;
+static int settle_hook(void *arg, struct tg_store *st, const json_t *task)
+{
+    char key[96];
+    hook_calls++;
+    if (arg)
+        return TG_E_IO; /* the outbox could not be written */
+    snprintf(key, sizeof(key), "outbox/%s", tg_json_str(task, "id", ""));
+    const char *state = tg_json_str(task, "state", "");
+    return tg_store_blob_put(st, key, state, strlen(state));
+}
+
+/* What the settle hook writes commits with the act that settles a task,
+ * and a hook that fails fails the act: nothing of it is stored. */
+static void test_settle_hook_commits_with_the_act(void **state)
+{
+    struct fx *f = *state;
+    char id[TG_ID_MAX], other[TG_ID_MAX], err[256] = "", key[96];
+    char *data = NULL;
+    size_t len = 0;
+    json_t *both = json_pack("[s, s]", "已评估突发失业风险", "已核实收入流水真实性");
+    struct tg_review_decision d = {
+        .action = TG_REVIEW_EDIT, .text = "已通过。", .attestations = both, .actor = "r1"};
+    create(f, "human_decision", NULL, id);
+    create(f, "human_decision", NULL, other);
+
+    tg_review_on_settle(settle_hook, (void *)1); /* failing */
+    uint64_t before = tg_audit_size(f->audit);
+    assert_int_equal(tg_review_decide(f->st, f->audit, id, &d, NULL, err, sizeof(err)), TG_E_IO);
+    assert_int_equal(tg_review_handoff(f->st, f->audit, other, "test", NULL), TG_E_IO);
+    assert_int_equal(hook_calls, 2);
+    assert_int_equal(tg_store_flush(f->st), TG_OK);
+    assert_int_equal(tg_audit_size(f->audit), before); /* no leaf */
+    json_t *t = NULL;
+    assert_int_equal(tg_store_review_get(f->st, id, NULL, &t), TG_OK);
+    assert_string_equal(tg_json_str(t, "state", ""), "pending");
+    json_decref(t);
+    assert_int_equal(tg_store_review_get(f->st, other, NULL, &t), TG_OK);
+    assert_string_equal(tg_json_str(t, "state", ""), "pending");
+    json_decref(t);
+
+    tg_review_on_settle(settle_hook, NULL);
+    assert_int_equal(tg_review_decide(f->st, f->audit, id, &d, NULL, err, sizeof(err)), TG_OK);
+    assert_int_equal(tg_review_handoff(f->st, f->audit, other, "test", NULL), TG_OK);
+    tg_review_on_settle(NULL, NULL);
+    assert_int_equal(hook_calls, 4);
+    assert_int_equal(tg_audit_size(f->audit), before + 2);
+    snprintf(key, sizeof(key), "outbox/%s", id);
+    assert_int_equal(tg_store_blob_get(f->st, key, &data, &len), TG_OK);
+    assert_memory_equal(data, "decided", len);
+    tg_free(data);
+    snprintf(key, sizeof(key), "outbox/%s", other);
+    assert_int_equal(tg_store_blob_get(f->st, key, &data, &len), TG_OK);
+    assert_memory_equal(data, "handed_off", len);
+    tg_free(data);
+    json_decref(both);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_create_and_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_settle_hook_commits_with_the_act, setup, teardown),
         cmocka_unit_test_setup_teardown(test_attestations_are_required, setup, teardown),
         cmocka_unit_test_setup_teardown(test_approve_reject_and_unknown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decide_out_of_memory, setup, teardown),

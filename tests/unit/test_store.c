@@ -1262,8 +1262,53 @@ static void t_failed_write_keeps_its_batch(struct env *e)
     assert_int_equal(audit_size(e), 0);
 }
 
+/*
+ * An act's writes held together (tg_store_hold) are not committed while
+ * the act is still queueing them, then commit together; one failing loses
+ * the whole act and not the writes beside it.
+ */
+static void t_held_writes_commit_together(struct env *e)
+{
+    struct tg_conversation a = conv("conv_h1", "cust_h", 1, 2, 1, 0),
+                           b = conv("conv_h2", "cust_h", 3, 4, 1, 0), got;
+    int err = TG_OK;
+
+    tg_store_hold(e->st);
+    put_conv(e, &a);
+    uint64_t queued = tg_store_ticket(e->st); /* a waiter: the writer would commit at once */
+    usleep(200 * 1000);
+    assert_true(tg_store_committed(e->st, &err) < queued);
+    add_msg(e, "conv_h1", "turn_1", "user", "held", 5);
+    tg_store_release(e->st, TG_OK);
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+    assert_int_equal(tg_store_conversation_get(e->st, "conv_h1", &got), TG_OK);
+    assert_int_equal(message_count(e, "conv_h1"), 1);
+
+    /* an act given up: its writes are dropped, never written */
+    tg_store_hold(e->st);
+    put_conv(e, &b);
+    add_msg(e, "conv_h1", "turn_x", "user", "given up", 5);
+    assert_int_equal(tg_store_release(e->st, TG_E_INVAL), TG_E_INVAL);
+    assert_int_equal(tg_store_flush(e->st), TG_OK);
+    assert_int_equal(tg_store_conversation_get(e->st, "conv_h2", &got), TG_E_NOTFOUND);
+    assert_int_equal(message_count(e, "conv_h1"), 1);
+
+    tg_store_set_group_commit(e->st, 200); /* the act and its neighbours share one batch */
+    add_msg(e, "conv_h1", "turn_2", "user", "before", 6);
+    tg_store_hold(e->st);
+    put_conv(e, &b);
+    put_leaf(e, 3); /* a gap: refused, and the act with it */
+    tg_store_release(e->st, TG_OK);
+    add_msg(e, "conv_h1", "turn_3", "user", "after", 7);
+    assert_int_equal(tg_store_flush(e->st), TG_E_CONFLICT);
+    assert_int_equal(tg_store_conversation_get(e->st, "conv_h2", &got), TG_E_NOTFOUND);
+    assert_int_equal(message_count(e, "conv_h1"), 3);
+    assert_int_equal(audit_size(e), 0);
+}
+
 static const struct conformance_case cases[] = {
     {"failed_write_keeps_its_batch", t_failed_write_keeps_its_batch},
+    {"held_writes_commit_together", t_held_writes_commit_together},
     {"audit_append_numbers", t_audit_append_numbers},
     {"review_of_conversation", t_review_of_conversation},
     {"conversation_step", t_conversation_step},
