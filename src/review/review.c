@@ -114,11 +114,17 @@ void tg_review_on_settle(tg_review_settle_fn fn, void *arg)
 static int write_act(struct tg_store *st, struct tg_audit *audit, const json_t *leaf, json_t *task)
 {
     const char *state = tg_json_str(task, "state", "");
+    bool settles = !strcmp(state, "decided") || !strcmp(state, "handed_off");
+    const char *answer = tg_json_str(task, "answer", NULL);
     tg_store_hold(st);
     int rc = leaf && audit ? tg_audit_append_json(audit, leaf, NULL) : TG_OK;
+    /* the answer as written, for a request waiting on another node (the
+     * store keeps it masked); told before the task, so it is there first */
+    if (!rc && settles && answer)
+        rc = tg_store_tell(st, tg_json_str(task, "id", ""), answer);
     if (!rc)
         rc = put(st, task);
-    if (!rc && settle_fn && (!strcmp(state, "decided") || !strcmp(state, "handed_off")))
+    if (!rc && settle_fn && settles)
         rc = settle_fn(settle_arg, st, task);
     return tg_store_release(st, rc);
 }

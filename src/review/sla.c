@@ -293,6 +293,11 @@ void tg_review_sla_remote(struct tg_review_sla *s, const char *id, const char *s
         if (!tracking(s, id) && tg_review_sla_track(s, id, row.deadline_ms) != TG_OK)
             tg_error("review %s: cannot arm its deadline", id);
     }
+    char *told = NULL;
+    if (strcmp(state, "pending") != 0 && tg_store_told(s->st, id, &told) == TG_OK &&
+        tg_json_set(task, "answer", json_string(told)) != TG_OK)
+        tg_error("review %s: out of memory: the answer goes as stored", id);
+    tg_free(told);
     if (strcmp(state, "pending") != 0 && s->on_remote)
         s->on_remote(s->remote_arg, task);
     json_decref(task);

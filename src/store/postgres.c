@@ -114,6 +114,8 @@ static const char *const stmt_sql[P__COUNT] = {
     [P_BLOB_DELETE] = "DELETE FROM blobs WHERE key = $1",
     [P_HANDOFF] = "INSERT INTO handoff_messages (review_id, turn_id, sender, actor, text, at_ms,"
                   " after_events) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    /* delivered to the listeners when the transaction commits, never stored */
+    [P_TELL] = "SELECT pg_notify('tg_answers', $1)",
     [P_HEAD_LOCK] = "SELECT range FROM audit_head WHERE id = 0 FOR UPDATE",
     [P_HEAD_SET] = "UPDATE audit_head SET range = $1 WHERE id = 0",
 
@@ -372,6 +374,9 @@ static enum pg_stmt job_params(const struct job *j, struct pg_params *p)
         par_bytes(p, j->u.blob.data, j->u.blob.len);
         par_i64(p, j->u.blob.ts_ms);
         return P_BLOB;
+    case JOB_TELL:
+        par_text(p, j->u.blob.data);
+        return P_TELL;
     }
     return P__COUNT;
 }
@@ -619,6 +624,8 @@ static void pg_free(struct pg_store *s)
     PQfinish(s->w);
     PQfinish(s->r);
     PQfinish(s->l);
+    for (size_t i = 0; i < PG_TOLD; i++)
+        tg_free(s->told[i]);
     tg_free(s->name);
     tg_free(s->uri);
     tg_free(s);
@@ -719,7 +726,7 @@ static int listen_conn(struct pg_store *s)
                  one_line(s->l ? PQerrorMessage(s->l) : "out of memory", buf, sizeof(buf)));
         return TG_E_DB;
     }
-    return exec_sql(s, s->l, "LISTEN tg_reviews", "listen");
+    return exec_sql(s, s->l, "LISTEN tg_reviews; LISTEN tg_answers", "listen");
 }
 
 static int pg_changes_fd(struct tg_store *st)
@@ -744,11 +751,32 @@ static int pg_changes(struct tg_store *st, void (*cb)(void *ctx, const char *id,
         const char *sp = strchr(n->extra, ' ');
         if (sp && n->be_pid != self && (size_t)(sp - n->extra) < sizeof(id)) {
             snprintf(id, sizeof(id), "%.*s", (int)(sp - n->extra), n->extra);
-            cb(ctx, id, sp + 1);
+            if (strcmp(n->relname, "tg_answers") == 0) { /* kept for tg_store_told */
+                unsigned k = s->told_next++ % PG_TOLD;
+                tg_free(s->told[k]);
+                s->told[k] = tg_strdup(n->extra);
+            } else {
+                cb(ctx, id, sp + 1);
+            }
         }
         PQfreemem(n);
     }
     return TG_OK;
+}
+
+/* The newest text told for id (tg_store_tell, by another node). */
+static int pg_told(struct tg_store *st, const char *id, char **text)
+{
+    struct pg_store *s = pg(st);
+    size_t il = strlen(id);
+    for (unsigned i = 1; i <= PG_TOLD; i++) {
+        const char *t = s->told[(s->told_next - i) % PG_TOLD];
+        if (t && strncmp(t, id, il) == 0 && t[il] == ' ') {
+            *text = tg_strdup(t + il + 1);
+            return *text ? TG_OK : TG_E_NOMEM;
+        }
+    }
+    return TG_E_NOTFOUND;
 }
 
 /* The write queue has stopped (store.c): nothing writes any more. */
@@ -770,6 +798,7 @@ const struct tg_store_ops tg_store_postgres_ops = {
     .trylock = pg_trylock,
     .changes_fd = pg_changes_fd,
     .changes = pg_changes,
+    .told = pg_told,
     .review_scan = pg_review_scan,
     .review_facts = pg_review_facts,
     .handoff_list = pg_handoff_list,

@@ -28,6 +28,7 @@ enum pg_stmt {
     P_BLOB,
     P_BLOB_DELETE,
     P_HANDOFF,
+    P_TELL,
     P_HEAD_LOCK,
     P_HEAD_SET,
     /* reads, prepared on the caller's connection */
@@ -55,6 +56,8 @@ enum pg_stmt {
 };
 #define P_FIRST_READ P_CONV_GET
 
+#define PG_TOLD 64
+
 struct pg_store {
     struct tg_store base;  /* first: store.c sees only this */
     char *name;            /* the uri without a password, for messages */
@@ -65,6 +68,9 @@ struct pg_store {
     int writer_pid;        /* w's server process (atomic: the writer reconnects) */
     struct tg_range range; /* the audit tree's head, read under its lock per batch */
     int64_t last_leaf;     /* the index of the leaf this store appended last, or -1 */
+    /* what other nodes told (tg_store_tell), the latest PG_TOLD: "ID TEXT" */
+    char *told[PG_TOLD];
+    unsigned told_next;
 };
 
 static inline struct pg_store *pg(struct tg_store *st)

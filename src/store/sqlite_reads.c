@@ -574,6 +574,8 @@ static int dump_row(struct sq_store *s, sqlite3_stmt *q, struct job *j)
         j->u.handoff.at_ms = sqlite3_column_int64(q, 5);
         j->u.handoff.after_events = sqlite3_column_int64(q, 6);
         break;
+    case JOB_TELL: /* not a table: never dumped */
+        return TG_E_INVAL;
     }
     return TG_OK;
 }

@@ -280,6 +280,20 @@ int tg_store_changes_fd(struct tg_store *st)
     return st && st->ops->changes_fd ? st->ops->changes_fd(st) : -1;
 }
 
+int tg_store_tell(struct tg_store *st, const char *id, const char *text)
+{
+    if (!st || !id || !text)
+        return TG_E_INVAL;
+    if (!st->ops->shared || strlen(text) > TG_STORE_TELL_MAX || strlen(id) >= TG_ID_MAX)
+        return TG_OK;
+    return tg_wq_tell(&st->wq, id, text);
+}
+
+int tg_store_told(struct tg_store *st, const char *id, char **text)
+{
+    return st && id && st->ops->told ? st->ops->told(st, id, text) : TG_E_NOTFOUND;
+}
+
 int tg_store_changes(struct tg_store *st, void (*cb)(void *ctx, const char *id, const char *state),
                      void *ctx)
 {

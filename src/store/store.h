@@ -346,6 +346,20 @@ int tg_store_changes_fd(struct tg_store *st);
 int tg_store_changes(struct tg_store *st, void (*cb)(void *ctx, const char *id, const char *state),
                      void *ctx);
 /*
+ * Tell the other processes sharing the store text for task id as written
+ * (a reviewer's answer, which the store keeps masked), with the writes
+ * queued before it: never stored, it reaches their listeners when those
+ * writes commit (PostgreSQL's notifications), where tg_store_told gives
+ * it.  A no-op on a store only this process writes, and for a text longer
+ * than TG_STORE_TELL_MAX bytes (the others read the stored one).
+ */
+#define TG_STORE_TELL_MAX 7000
+int tg_store_tell(struct tg_store *st, const char *id, const char *text);
+/* What another process told for task id, as tg_store_changes received it
+ * (the latest 64 kept): a tg_malloc'd copy in *text, else TG_E_NOTFOUND.
+ * On the thread that calls tg_store_changes. */
+int tg_store_told(struct tg_store *st, const char *id, char **text);
+/*
  * Copy everything from holds into to, which must hold no audit leaf
  * (TG_E_CONFLICT otherwise): conversations, messages, turns, review tasks
  * and their threads, blobs and the audit log with its indexes and tree

@@ -59,6 +59,7 @@ struct tg_store_ops {
     int (*changes_fd)(struct tg_store *st);
     int (*changes)(struct tg_store *st, void (*cb)(void *ctx, const char *id, const char *state),
                    void *ctx);
+    int (*told)(struct tg_store *st, const char *id, char **text);
     int (*review_scan)(struct tg_store *st, const char *state,
                        int (*cb)(void *ctx, const struct tg_review_row *row), void *ctx);
     int (*review_facts)(struct tg_store *st, int64_t since_ms,

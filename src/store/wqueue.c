@@ -373,6 +373,25 @@ int tg_wq_blob_put(struct tg_wqueue *q, const char *key, const void *data, size_
     return enqueue(q, j);
 }
 
+int tg_wq_tell(struct tg_wqueue *q, const char *id, const char *text)
+{
+    int rc;
+    size_t il = strlen(id), tl = strlen(text);
+    struct job *j = job_new(JOB_TELL, il + 1 + il + 1 + tl + 1, &rc);
+    if (!j)
+        return rc;
+    char *cur = j->extra;
+    j->u.blob.key = pack(&cur, id, il);
+    char *d = cur; /* "ID TEXT" */
+    memcpy(d, id, il);
+    d[il] = ' ';
+    memcpy(d + il + 1, text, tl);
+    d[il + 1 + tl] = '\0';
+    j->u.blob.data = d;
+    j->u.blob.len = il + 1 + tl;
+    return enqueue(q, j);
+}
+
 int tg_wq_flush(struct tg_wqueue *q)
 {
     int rc;

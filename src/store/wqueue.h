@@ -37,7 +37,8 @@ enum job_kind {
     JOB_REVIEW,
     JOB_AUDIT,
     JOB_BLOB,
-    JOB_HANDOFF
+    JOB_HANDOFF,
+    JOB_TELL /* u.blob: key the task's id, data "ID TEXT"; only on a shared store */
 };
 
 struct job_blob {
@@ -183,6 +184,8 @@ int tg_wq_audit_append(struct tg_wqueue *q, const struct tg_audit_row *row, uint
 int tg_wq_audit_index(struct tg_wqueue *q, uint64_t seq, uint64_t *index);
 /* data NULL: delete the key. */
 int tg_wq_blob_put(struct tg_wqueue *q, const char *key, const void *data, size_t len);
+/* Tell the other processes sharing the store text for task id on commit. */
+int tg_wq_tell(struct tg_wqueue *q, const char *id, const char *text);
 
 int tg_wq_flush(struct tg_wqueue *q);
 uint64_t tg_wq_ticket(struct tg_wqueue *q);

@@ -1463,6 +1463,62 @@ static void test_postgres_two_writers_one_log(void **state)
     pg_fini(&a);
 }
 
+static void note_change(void *ctx, const char *id, const char *state)
+{
+    char *seen = ctx;
+    snprintf(seen, 128, "%s %s", id, state);
+}
+
+/* What one node tells (tg_store_tell) reaches another's listener with the
+ * commit, before the task's change, and is never stored; too long a text
+ * is not told.  On a store nobody shares, telling is a no-op. */
+static void test_postgres_tell(void **state)
+{
+    struct env a = {.op = &openers[1]}, b;
+    char seen[128] = "", *text = NULL, *big = NULL;
+    (void)state;
+    if (!pg_available())
+        skip();
+    assert_int_equal(pg_init(&a), 0);
+    b = a;
+    open_store(&a);
+    open_store(&b);
+    int fd = tg_store_changes_fd(b.st);
+    assert_true(fd >= 0);
+    assert_int_equal(tg_store_tell(a.st, "rev_t", "请致电13800138000"), TG_OK);
+    assert_int_equal(tg_store_told(b.st, "rev_t", &text), TG_E_NOTFOUND); /* not committed */
+    put_review(&a, "rev_t", "decided", 1, 1000);
+    big = calloc(TG_STORE_TELL_MAX + 2, 1);
+    memset(big, 'x', TG_STORE_TELL_MAX + 1);
+    assert_int_equal(tg_store_tell(a.st, "rev_big", big), TG_OK);
+    put_review(&a, "rev_big", "decided", 1, 1000);
+    assert_int_equal(tg_store_flush(a.st), TG_OK);
+    for (int i = 0; i < 100 && !strstr(seen, "rev_big"); i++) {
+        usleep(20000);
+        assert_int_equal(tg_store_changes(b.st, note_change, seen), TG_OK);
+    }
+    assert_string_equal(seen, "rev_big decided");
+    assert_int_equal(tg_store_told(b.st, "rev_t", &text), TG_OK);
+    assert_string_equal(text, "请致电13800138000");
+    tg_free(text);
+    assert_int_equal(tg_store_told(b.st, "rev_big", &text), TG_E_NOTFOUND);
+    assert_int_equal(tg_store_told(a.st, "rev_t", &text), TG_E_NOTFOUND); /* its own: not told */
+    free(big);
+    tg_store_close(b.st);
+    tg_store_close(a.st);
+    pg_fini(&a);
+
+    /* SQLite: nobody to tell */
+    struct env c = {.op = &openers[0]};
+    assert_int_equal(sqlite_init(&c), 0);
+    open_store(&c);
+    assert_int_equal(tg_store_tell(c.st, "rev_t", "x"), TG_OK);
+    assert_int_equal(tg_store_flush(c.st), TG_OK);
+    assert_int_equal(tg_store_told(c.st, "rev_t", &text), TG_E_NOTFOUND);
+    tg_store_close(c.st);
+    sqlite_fini(&c);
+}
+
 /* A server that is not there: the open fails at once, naming the uri
  * without its password. */
 static void test_postgres_unreachable(void **state)
@@ -1775,6 +1831,7 @@ int main(void)
         cmocka_unit_test(test_postgres_unreachable),
         cmocka_unit_test(test_postgres_reconnects),
         cmocka_unit_test(test_postgres_two_writers_one_log),
+        cmocka_unit_test(test_postgres_tell),
         cmocka_unit_test(test_redact_and_local_dir),
         cmocka_unit_test(test_bad_uris),
         cmocka_unit_test_setup_teardown(test_bare_path_is_sqlite, sqlite_env_setup,
