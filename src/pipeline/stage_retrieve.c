@@ -142,6 +142,18 @@ static void rerank(struct tg_evidence *ev, size_t n)
     }
 }
 
+const char *tg_turn_focus(struct tg_turn *t)
+{
+    if (t->understand.focus || !t->understand.norm_text)
+        return t->understand.focus ? t->understand.focus : "";
+    struct tg_buf b;
+    tg_buf_init(&b, 1u << 16);
+    const char *f = tg_text_focus(t->understand.norm_text, t->understand.norm_len, &b);
+    t->understand.focus = f ? tg_arena_strdup(&t->arena, f) : NULL;
+    tg_buf_free(&b);
+    return t->understand.focus;
+}
+
 int tg_turn_kb_search(struct tg_turn *t, size_t k, const struct tg_kb_result **out)
 {
     struct tg_kb *kb = t->a->kb;
@@ -269,6 +281,18 @@ static int search(struct tg_turn *t)
         double s1 = t->retrieve.evidence[0].score,
                s2 = t->retrieve.n_evidence > 1 ? t->retrieve.evidence[1].score : 0;
         t->retrieve.query_coverage = t->retrieve.evidence[0].features[3];
+        /* a story around the question lowers the share: the focus's share counts too */
+        struct tg_buf norm;
+        tg_buf_init(&norm, 1u << 22);
+        const char *f = tg_turn_focus(t);
+        const char *text = t->retrieve.evidence[0].text;
+        if (f && f[0] && text &&
+            tg_text_normalize(t->p->text, text, strlen(text), 0, &norm) == TG_OK && norm.data) {
+            double fs = share_found(t, f, strlen(f), norm.data);
+            if (fs > t->retrieve.query_coverage)
+                t->retrieve.query_coverage = fs;
+        }
+        tg_buf_free(&norm);
         t->retrieve.retrieval_lead = s1 > 0 ? (s1 - s2) / s1 : 0;
     }
     return rc;

@@ -74,6 +74,7 @@ struct tg_turn_understand {
     const char *norm_text;    /* user_text normalized (NFKC, folded, Simplified) */
     size_t norm_len;
     unsigned norm_flags;      /* the TG_NORM_* flags norm_text was made with */
+    const char *focus;        /* norm_text's asking clauses (tg_text_focus), "" for all; NULL: not yet */
     const char *language;     /* "zh", "en", "ja" */
     json_t *entities;         /* {"money": [...], "pii": [...]} (owned) */
     const char *intent;       /* intent name */
@@ -300,6 +301,10 @@ const char *tg_turn_text(struct tg_turn *t, const char *text);
  * TG_OK or TG_E_NOMEM.  (stage_retrieve.c)
  */
 int tg_turn_kb_search(struct tg_turn *t, size_t k, const struct tg_kb_result **out);
+/* The question's focus (tg_text_focus of understand.norm_text), made once
+ * per turn in its arena: "" when it is the whole question; NULL when out
+ * of memory. */
+const char *tg_turn_focus(struct tg_turn *t);
 
 /* The stages, in order.  Each reads and writes only its part of the turn. */
 enum tg_stage_rc tg_stage_admit(struct tg_turn *t);

@@ -171,4 +171,15 @@ double tg_entities_money_max(const struct tg_entities *e);
  */
 int tg_text_parse_number(const char *s, size_t len, double *out);
 
+/*
+ * The focus of a question (n bytes of UTF-8; lower case for the English
+ * words to count): its clauses (split at , . ; ! ? and their full-width
+ * forms, 。 、) that ask something — a question
+ * mark, a Chinese question word or particle (吗, 多少, 能不能, 咋, ...), an
+ * English question word, Japanese か — joined in their order, else its
+ * last clause.  Written to out (reset first); "" when the question is one
+ * clause (the focus is all of it); NULL when out of memory.
+ */
+const char *tg_text_focus(const char *q, size_t n, struct tg_buf *out);
+
 #endif

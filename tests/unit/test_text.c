@@ -751,6 +751,45 @@ static void test_throughput(void **state)
     tg_free(raw);
 }
 
+/* The focus of a question: the clauses that ask, not the story before them. */
+static void test_focus(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *q, *want;
+    } cases[] = {
+        /* one clause: the focus is all of it ("") */
+        {"犹豫期多少天?", ""},
+        {"how do i report a lost card", ""},
+        /* a story, then the question */
+        {"上周我爸在小区里摔了一跤,手腕骨折了,今年72。手腕这种是按几成算的",
+         "手腕这种是按几成算的"},
+        {"孩子被狗咬了,花了三百多。少儿意外险能报吗?要扣免赔不", "少儿意外险能报吗?"},
+        {"i fell and needed stitches. what do i need to claim?", " what do i need to claim?"},
+        /* nothing asks: the last clause */
+        {"车被追尾了,对方全责,我想走理赔", "我想走理赔"},
+        /* two asking clauses, in order */
+        {"我退休了,保费怎么交?能不能月缴?", "保费怎么交?能不能月缴?"},
+        /* full-width marks, as a customer types them */
+        {"上周摔了一跤，花了一千多。能赔吗？", "能赔吗？"},
+        /* a word that starts a clause asks only at its start */
+        {"this is my card, does it work abroad?", " does it work abroad?"},
+    };
+    struct tg_buf b;
+    tg_buf_init(&b, 1024);
+    for (size_t i = 0; i < TG_ARRAY_LEN(cases); i++) {
+        const char *f = tg_text_focus(cases[i].q, strlen(cases[i].q), &b);
+        assert_non_null(f);
+        if (strcmp(f, cases[i].want) != 0)
+            fail_msg("focus of '%s': '%s', want '%s'", cases[i].q, f, cases[i].want);
+    }
+    /* out of memory: NULL */
+    tg_buf_free(&b);
+    tg_buf_init(&b, 4);
+    assert_null(tg_text_focus(cases[2].q, strlen(cases[2].q), &b));
+    tg_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -768,6 +807,7 @@ int main(void)
         cmocka_unit_test(test_random_bytes),
         cmocka_unit_test(test_allocation_failure),
         cmocka_unit_test(test_stem_table),
+        cmocka_unit_test(test_focus),
         cmocka_unit_test(test_throughput),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
