@@ -326,7 +326,8 @@ void tg_api_handle(struct tg_http_req *req, void *arg)
     const char *path = tg_http_path(req);
     char allow[64] = "";
     if (tg_api_reviews(api, req) || tg_api_console(api, req) || tg_api_feedback(api, req) ||
-        tg_api_governance(api, req) || tg_api_audit(api, req) || tg_api_web(api, req))
+        tg_api_governance(api, req) || tg_api_workflows(api, req) || tg_api_audit(api, req) ||
+        tg_api_web(api, req))
         return;
     for (size_t i = 0; i < TG_ARRAY_LEN(routes); i++) {
         if (strcmp(routes[i].path, path) != 0)

@@ -14,6 +14,7 @@ struct tg_pipeline;
 struct tg_turn;
 struct tg_wait;
 struct tg_webhooks;
+struct tg_wf_engine;
 
 struct tg_webhook_conf;
 struct tg_store;
@@ -45,6 +46,7 @@ struct tg_api {
     struct tg_monitor *monitor;       /* daily FAR and its alarm (feedback.c) */
     struct tg_fairness_mon *fairness; /* the live fairness gate (governance.c) */
     struct tg_background *background; /* the worker for reads that grow with the data */
+    struct tg_wf_engine *workflows;   /* the config's workflows (workflow.h), or NULL */
 };
 
 /*
@@ -90,6 +92,9 @@ bool tg_api_governance(struct tg_api *api, struct tg_http_req *req);
  * queued ones refused (shutdown).  Call it after tg_pipeline_settle(), so
  * no job still waits for a commit. */
 void tg_api_background_stop(struct tg_api *api);
+
+/* Workflows and their runs (workflows.c); false when not one of them. */
+bool tg_api_workflows(struct tg_api *api, struct tg_http_req *req);
 
 /* The audit log's checkpoints and proofs (audit.c); false when not one of them. */
 bool tg_api_audit(struct tg_api *api, struct tg_http_req *req);

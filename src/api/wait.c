@@ -12,6 +12,7 @@
 #include "core/jw.h"
 #include "metrics/metrics.h"
 #include "pipeline/pipeline.h"
+#include "workflow/workflow.h"
 
 #include <event2/event.h>
 #include <stdio.h>
@@ -128,6 +129,7 @@ int tg_api_settle_hook(void *arg, struct tg_store *st, const json_t *task)
 
 void tg_api_answer_waiters(struct tg_api *api, const json_t *task)
 {
+    tg_wf_review_settled(api->workflows, task); /* a run waiting for this decision goes on */
     const char *rid = tg_json_str(task, "id", "");
     struct tg_wait *w = api->waiters;
     while (w) {

@@ -4,6 +4,8 @@
  */
 #include "cli/cli.h"
 
+#include "workflow/workflow.h"
+
 #include "pipeline/pipeline.h"
 #include "policy/policy.h"
 
@@ -38,7 +40,12 @@ int tg_cli_config(int argc, char **argv)
         tg_config_free(cfg);
         return 1;
     }
-    if (tg_pipeline_load_policies(cfg, &pol, errs)) {
+    struct tg_workflow **wfs = NULL;
+    int wrc = tg_workflows_load(cfg->workflow_paths, cfg->n_workflows, &wfs, errs);
+    if (!wrc)
+        tg_workflows_free(wfs, cfg->n_workflows);
+    if (tg_pipeline_load_policies(cfg, &pol, errs) || wrc) {
+        tg_policy_free(pol);
         size_t i;
         json_t *e;
         json_array_foreach(errs, i, e) fprintf(stderr, "%s\n", json_string_value(e));
@@ -49,9 +56,10 @@ int tg_cli_config(int argc, char **argv)
     json_decref(errs);
     size_t nrules = pol ? tg_policy_count(pol) : 0;
     tg_policy_free(pol);
-    printf("%s: ok (%zu backend%s, %zu API key%s, %zu polic%s, route -> %s)\n", argv[2],
-           cfg->n_backends, cfg->n_backends == 1 ? "" : "s", cfg->n_api_keys,
-           cfg->n_api_keys == 1 ? "" : "s", nrules, nrules == 1 ? "y" : "ies", cfg->route_backend);
+    printf("%s: ok (%zu backend%s, %zu API key%s, %zu polic%s, %zu workflow%s, route -> %s)\n",
+           argv[2], cfg->n_backends, cfg->n_backends == 1 ? "" : "s", cfg->n_api_keys,
+           cfg->n_api_keys == 1 ? "" : "s", nrules, nrules == 1 ? "y" : "ies", cfg->n_workflows,
+           cfg->n_workflows == 1 ? "" : "s", cfg->route_backend);
     tg_config_free(cfg);
     return 0;
 }

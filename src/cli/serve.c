@@ -11,6 +11,7 @@
 #include "api/api.h"
 #include "pipeline/pipeline.h"
 #include "review/review.h"
+#include "workflow/workflow.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include <event2/event.h>
 
 struct daemon {
+    struct tg_workflow **wfs; /* the config's workflows, for d.api.workflows */
     struct event_base *base;
     struct tg_api api;
     struct event *sigterm, *sigint, *drain_timer;
@@ -158,6 +160,8 @@ static void daemon_stop(struct daemon *d)
     tg_monitor_stop(&d->api);
     tg_fairness_stop(&d->api);
     tg_api_background_stop(&d->api);
+    tg_wf_engine_free(d->api.workflows);
+    tg_workflows_free(d->wfs, d->api.p ? d->api.p->cfg->n_workflows : 0);
     tg_review_on_settle(NULL, NULL);
     tg_webhooks_stop(d->api.webhooks);
     if (d->api.srv)
@@ -172,6 +176,33 @@ static void daemon_stop(struct daemon *d)
         event_free(d->drain_timer);
     if (d->base)
         event_base_free(d->base);
+}
+
+/* The workflows the config names, and their engine (runs left running
+ * go on); 0, or 1 with the problems printed. */
+static int start_workflows(struct daemon *d, const struct tg_config *cfg)
+{
+    json_t *errs = json_array();
+    size_t i;
+    json_t *e;
+    if (!errs || tg_workflows_load(cfg->workflow_paths, cfg->n_workflows, &d->wfs, errs)) {
+        json_array_foreach(errs, i, e) fprintf(stderr, "%s\n", json_string_value(e));
+        if (!errs)
+            fprintf(stderr, "trustgate serve: out of memory\n");
+        json_decref(errs);
+        return 1;
+    }
+    json_decref(errs);
+    struct tg_wf_env env = {.base = d->base,
+                            .st = d->api.p->store,
+                            .audit = d->api.p->audit,
+                            .kb = d->api.p->main.kb,
+                            .text = d->api.p->text};
+    if (tg_wf_engine_create(&env, d->wfs, cfg->n_workflows, &d->api.workflows)) {
+        fprintf(stderr, "trustgate serve: workflows: out of memory\n");
+        return 1;
+    }
+    return 0;
 }
 
 /* Serve cfg on host:port until SIGTERM or SIGINT (data: --data, or NULL);
@@ -190,6 +221,9 @@ static int run(const struct tg_config *cfg, const char *host, int port, const ch
         fprintf(stderr, "trustgate serve: %s\n", d.base ? err : "cannot create event loop");
         goto out;
     }
+    if (cfg->n_workflows && (status = start_workflows(&d, cfg)) != 0)
+        goto out;
+    status = 1;
     struct tg_http_limits lim = {.max_body = cfg->max_body};
     if (tg_http_server_start(d.base, host, port, &lim, tg_api_handle, &d.api, &d.api.srv, err,
                              sizeof(err))) {

@@ -69,9 +69,17 @@ static const struct tg_config_field embed_fields[] = {
     {.key = "api_key", .kind = F_OPT_STRING, .off = CFG(kb_embed_key)},
     {.key = "query_prefix", .kind = F_OPT_STRING, .off = CFG(kb_embed_query_prefix)},
     {.key = "passage_prefix", .kind = F_OPT_STRING, .off = CFG(kb_embed_passage_prefix)},
-    {.key = "dimensions", .kind = F_SIZE_T, .off = CFG(kb_embed_dimensions), .min = 0, .max = 16384},
+    {.key = "dimensions",
+     .kind = F_SIZE_T,
+     .off = CFG(kb_embed_dimensions),
+     .min = 0,
+     .max = 16384},
     {.key = "batch", .kind = F_SIZE_T, .off = CFG(kb_embed_batch), .min = 1, .max = 2048},
-    {.key = "timeout", .kind = F_DURATION, .off = CFG(kb_embed_timeout_ms), .min = 1, .max = 600000},
+    {.key = "timeout",
+     .kind = F_DURATION,
+     .off = CFG(kb_embed_timeout_ms),
+     .min = 1,
+     .max = 600000},
     {.key = "rrf_k", .kind = F_REAL, .off = CFG(kb_rrf_k), .min = 1, .max = 10000},
     {.key = "min_similarity",
      .kind = F_REAL,
@@ -107,44 +115,47 @@ static const char *const passthrough_sections[] = {
 };
 
 static const char *const own_sections[] = {
-    "server",      "auth",       "store",  "conversation", "backends", "route",   "models", "kb",
-    "intents",     "understand", "review", "users",        "webhooks", "web",     "ladder", "eval",
-    "experiments", "fairness",   "audit",  "translations", "labels",   "privacy",
+    "server",   "auth",         "store",   "conversation", "backends",    "route",
+    "models",   "kb",           "intents", "understand",   "review",      "users",
+    "webhooks", "web",          "ladder",  "eval",         "experiments", "fairness",
+    "audit",    "translations", "labels",  "privacy",      "workflows",
 };
 
-/* kb.paths: a list of folders or JSONL files (a single string is accepted too). */
-static void check_kb_paths(struct tg_config_vctx *c, struct tg_config *cfg, const json_t *sec)
+/* A list of paths at obj.key (a single string is accepted too), each
+ * resolved against the config's folder and checked readable: where names
+ * it in messages (kb.paths, workflows). */
+static void check_paths(struct tg_config_vctx *c, const json_t *obj, const char *key,
+                        const char *where, char ***out, size_t *n_out)
 {
-    const json_t *v = json_object_get(sec, "paths");
+    const json_t *v = json_object_get(obj, key);
     size_t n = json_is_array(v) ? json_array_size(v) : 1;
     if (!v)
         return;
     if (!json_is_array(v) && !json_is_string(v)) {
-        tg_config_type_err(c, tg_config_key_line(c, sec, "paths"), "kb.paths", "a list of paths",
-                           v);
+        tg_config_type_err(c, tg_config_key_line(c, obj, key), where, "a list of paths", v);
         return;
     }
-    cfg->kb_paths = tg_calloc(n ? n : 1, sizeof(*cfg->kb_paths));
-    if (!cfg->kb_paths) {
+    *out = tg_calloc(n ? n : 1, sizeof(**out));
+    if (!*out) {
         c->rc = TG_E_NOMEM;
         return;
     }
     for (size_t i = 0; i < n; i++) {
         const json_t *e = json_is_array(v) ? json_array_get(v, i) : v;
         int line = json_is_array(v) ? tg_config_lines_elem(c->lines, v, i)
-                                    : tg_config_key_line(c, sec, "paths");
-        char where[48];
-        snprintf(where, sizeof(where), "kb.paths[%zu]", i);
+                                    : tg_config_key_line(c, obj, key);
+        char w[64];
+        snprintf(w, sizeof(w), "%s[%zu]", where, i);
         if (tg_config_env_failed(c, e))
             continue;
         if (!json_is_string(e) || json_string_length(e) == 0) {
-            tg_config_type_err(c, line, where, "a path", e);
+            tg_config_type_err(c, line, w, "a path", e);
             continue;
         }
-        if (tg_config_resolve_path(c, json_string_value(e), &cfg->kb_paths[cfg->n_kb_paths]))
+        if (tg_config_resolve_path(c, json_string_value(e), &(*out)[*n_out]))
             c->rc = TG_E_NOMEM;
         else
-            tg_config_check_readable(c, line, where, cfg->kb_paths[cfg->n_kb_paths++]);
+            tg_config_check_readable(c, line, w, (*out)[(*n_out)++]);
     }
 }
 
@@ -208,9 +219,11 @@ static void check_root(struct tg_config_vctx *c, struct tg_config *cfg, const js
     if (sec) {
         static const char *const kb_extra[] = {"paths", "embeddings"};
         tg_config_apply_fields(c, sec, "kb", kb_fields, TG_ARRAY_LEN(kb_fields), kb_extra, 2, cfg);
-        check_kb_paths(c, cfg, sec);
+        check_paths(c, sec, "paths", "kb.paths", &cfg->kb_paths, &cfg->n_kb_paths);
         check_embeddings(c, cfg, sec);
     }
+    /* workflows: files the workflow module reads itself (workflow.h) */
+    check_paths(c, root, "workflows", "workflows", &cfg->workflow_paths, &cfg->n_workflows);
     sec = tg_config_get_mapping(c, root, "intents", "intents");
     if (sec)
         tg_config_apply_fields(c, sec, "intents", intents_fields, TG_ARRAY_LEN(intents_fields),
@@ -438,6 +451,9 @@ void tg_config_free(struct tg_config *cfg)
     for (size_t i = 0; i < cfg->n_kb_paths; i++)
         tg_free(cfg->kb_paths[i]);
     tg_free(cfg->kb_paths);
+    for (size_t i = 0; i < cfg->n_workflows; i++)
+        tg_free(cfg->workflow_paths[i]);
+    tg_free(cfg->workflow_paths);
     tg_free(cfg->kb_glossary);
     tg_free(cfg->kb_embed_url);
     tg_free(cfg->kb_embed_model);

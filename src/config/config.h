@@ -239,6 +239,8 @@ struct tg_config {
     /* kb: (file paths are resolved against the config file's directory) */
     char **kb_paths; /* folders or JSONL files to ingest at start-up */
     size_t n_kb_paths;
+    char **workflow_paths; /* workflows: the files (workflow.h), resolved */
+    size_t n_workflows;
     char *kb_glossary; /* glossary YAML/JSON, or NULL */
     double kb_k1;      /* BM25 k1; default 1.2 */
     double kb_b;       /* BM25 b; default 0.75 */

@@ -120,6 +120,8 @@ json_t *tg_config_snapshot(const struct tg_config *cfg, char hash[2 * TG_SHA256_
     }
     for (i = 0; !rc && i < cfg->n_kb_paths; i++)
         rc = add_tree(&sn, cfg->kb_paths[i]);
+    for (i = 0; !rc && i < cfg->n_workflows; i++)
+        rc = add_file(&sn, cfg->workflow_paths[i]);
     if (!rc && cfg->kb_glossary)
         rc = add_file(&sn, cfg->kb_glossary);
     if (!rc && cfg->intents_train)

@@ -135,12 +135,15 @@ struct server {
     json_t *models; /* per-model scripts: name -> {steps, default, requests, completions, at_ms} */
     struct tg_buf last_headers; /* "name\0value\0" pairs of the last chat request */
     struct tg_buf scratch;      /* the response body or the JSON of an SSE event being built */
+    json_t *tool_done;          /* POST /tools/...: Idempotency-Key -> the answer given */
+    uint64_t tool_calls;        /* requests to the tools */
+    uint64_t tool_runs;         /* of them, executed (not answered from tool_done) */
     struct tg_buf event;        /* the framed SSE event being built */
 };
 
 enum conn_state { C_HEAD, C_BODY, C_CHUNKED, C_BUSY, C_DEAD };
 enum chunk_phase { CH_SIZE, CH_DATA, CH_DATA_END, CH_TRAILER };
-enum conn_job { J_NONE, J_DELAY, J_TTFT, J_NEXT_CHUNK, J_CLOSE, J_RESET };
+enum conn_job { J_NONE, J_DELAY, J_TTFT, J_NEXT_CHUNK, J_CLOSE, J_RESET, J_TOOL };
 enum piece_kind { P_REASON, P_TOOL, P_CONTENT, P_END };
 enum drain_action { D_NONE, D_CLOSE, D_RESET };
 
@@ -169,6 +172,7 @@ struct conn {
     uint64_t body_left;
     const char *method;
     const char *path;
+    const char *query; /* after '?', "" when none */
     struct hdr hdrs[HDR_MAX];
     size_t nhdrs;
     /* the chat exchange in progress */
@@ -177,7 +181,7 @@ struct conn {
     struct tg_buf reply;
     bool stream;
     bool include_usage;
-    bool prefill; /* the request ends with an assistant message */
+    bool prefill;    /* the request ends with an assistant message */
     bool embeddings; /* the exchange is an embeddings request: reply holds its body */
     bool chunked_out;
     uint64_t id;
@@ -201,6 +205,7 @@ struct conn {
     enum piece_kind phase;
     size_t call;
     bool call_started;
+    int tool_status; /* a tool's answer held back (J_TOOL) */
 };
 
 static void process_input(struct conn *c);
@@ -2205,8 +2210,7 @@ static int embeddings_body(struct conn *c, const json_t *inputs, const char *mod
         size_t n = strlen(t);
         chars += utf8_chars(t, n);
         fake_vector(t, n, v, dim);
-        o_printf(&o, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":[", i ? "," : "",
-                 i);
+        o_printf(&o, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":[", i ? "," : "", i);
         for (size_t j = 0; j < dim; j++)
             o_printf(&o, "%s%.6f", j ? "," : "", v[j]);
         o_puts(&o, "]}");
@@ -2295,8 +2299,7 @@ static void control_stats(struct conn *c)
                         (json_int_t)srv->requests, "embedding_requests",
                         (json_int_t)srv->embed_requests, "embedding_inputs",
                         (json_int_t)srv->embed_inputs, "completions", (json_int_t)srv->completions,
-                        "open_connections",
-                        (json_int_t)srv->open_connections, "total_connections",
+                        "open_connections", (json_int_t)srv->open_connections, "total_connections",
                         (json_int_t)srv->total_connections, "queued", (json_int_t)srv->queue_len,
                         "last_request", srv->last_request, "last_headers", headers_json(srv)));
 }
@@ -2430,6 +2433,10 @@ static void control_reset(struct conn *c)
     step_clear(&srv->fallback);
     srv->requests = 0;
     srv->completions = 0;
+    srv->tool_calls = 0;
+    srv->tool_runs = 0;
+    json_decref(srv->tool_done);
+    srv->tool_done = NULL;
     srv->embed_requests = 0;
     srv->embed_inputs = 0;
     srv->total_connections = 0;
@@ -2452,6 +2459,12 @@ static void control(struct conn *c)
     }
     if (strcmp(what, "models") == 0) {
         control_models(c);
+        return;
+    }
+    if (strcmp(what, "tools") == 0) {
+        send_json(c, 200,
+                  json_pack("{s:I, s:I}", "calls", (json_int_t)c->srv->tool_calls, "runs",
+                            (json_int_t)c->srv->tool_runs));
         return;
     }
     if (strcmp(what, "script") && strcmp(what, "default") && strcmp(what, "reset") &&
@@ -2479,6 +2492,83 @@ static void control(struct conn *c)
     json_decref(root);
 }
 
+/* ------------------------------------------------------------------ tools */
+
+/*
+ * A policy-lookup tool for workflow tests: POST /tools/policy_lookup
+ * {"policy": NUMBER} answers the policy's holder, product, year, what it
+ * covers and excludes, and the clause and page saying so; an unknown
+ * number is a 404.  Every request is counted (tool_calls); one whose
+ * Idempotency-Key was seen before gets the same answer without running
+ * again (tool_runs counts the runs), as a tool with side effects must.
+ * ?delay_ms=N holds the answer back (the run happens at once).
+ */
+static const char *const policies[][2] = {
+    {"P2024-001", "{\"policy\":\"P2024-001\",\"holder\":\"张三\",\"product\":\"安心意外伤害保险\","
+                  "\"year\":2024,\"coverage\":[\"意外身故\",\"意外伤残\",\"意外医疗\"],"
+                  "\"exclusions\":[\"滑雪\",\"潜水\",\"攀岩\",\"跳伞\"],"
+                  "\"clause\":\"第七条 责任免除（四）\",\"page\":3}"},
+    {"P2024-002",
+     "{\"policy\":\"P2024-002\",\"holder\":\"张三\",\"product\":\"安心意外伤害保险（运动版）\","
+     "\"year\":2024,\"coverage\":[\"意外身故\",\"意外医疗\",\"滑雪\",\"骑行\"],"
+     "\"exclusions\":[\"职业竞技\"],\"clause\":\"第五条 保险责任（二）\",\"page\":2}"},
+    {"P2024-003",
+     "{\"policy\":\"P2024-003\",\"holder\":\"张三\",\"product\":\"安康综合意外险\","
+     "\"year\":2024,\"coverage\":[\"意外身故\",\"意外医疗\"],"
+     "\"exclusions\":[\"高风险运动\"],\"clause\":\"第八条 责任免除（二）\",\"page\":4}"},
+};
+
+static void tool(struct conn *c)
+{
+    struct server *srv = c->srv;
+    const char *key = find_header(c, "idempotency-key");
+    int64_t delay = 0;
+    const char *d = c->query ? strstr(c->query, "delay_ms=") : NULL;
+    if (d)
+        tg_parse_i64(d + strlen("delay_ms="), &delay);
+    srv->tool_calls++;
+    if (!srv->tool_done)
+        srv->tool_done = json_object();
+    const json_t *seen = key ? json_object_get(srv->tool_done, key) : NULL;
+    json_t *ans = NULL;
+    int status = 200;
+    if (seen) {
+        ans = json_incref((json_t *)seen);
+    } else {
+        srv->tool_runs++;
+        json_t *in = json_loadb(c->body.data ? c->body.data : "", c->body.len, 0, NULL);
+        const char *num = json_string_value(json_object_get(in, "policy"));
+        if (strcmp(c->path, "/tools/policy_lookup") != 0) {
+            ans = json_pack("{s:i, s:s}", "status", 404, "error", "no such tool");
+        } else {
+            for (size_t i = 0; num && !ans && i < TG_ARRAY_LEN(policies); i++)
+                if (!strcmp(num, policies[i][0]))
+                    ans = json_loads(policies[i][1], 0, NULL);
+            if (!ans)
+                ans = json_pack("{s:i, s:s}", "status", 404, "error", "no such policy");
+        }
+        json_decref(in);
+        if (key && ans)
+            json_object_set(srv->tool_done, key, ans);
+    }
+    if (json_integer_value(json_object_get(ans, "status")) == 404)
+        status = 404;
+    char *text = ans ? json_dumps(ans, JSON_COMPACT) : NULL;
+    json_decref(ans);
+    tg_buf_reset(&c->reply);
+    if (!text || tg_buf_puts(&c->reply, text) != TG_OK) {
+        free(text);
+        send_error(c, 500, "out of memory", NULL);
+        return;
+    }
+    free(text);
+    c->tool_status = status;
+    if (delay > 0)
+        arm(c, J_TOOL, delay);
+    else
+        send_body(c, status, c->reply.data, c->reply.len, NULL);
+}
+
 /* ------------------------------------------------------------------ routing */
 
 static const char models_body[] = "{\"object\":\"list\",\"data\":[{\"id\":\"" MODEL_ID "\","
@@ -2499,6 +2589,10 @@ static void dispatch(struct conn *c)
         c->counted = true;
         c->srv->open_connections++;
         c->srv->total_connections++;
+    }
+    if (tg_str_has_prefix(p, "/tools/") && strcmp(c->method, "POST") == 0) {
+        tool(c);
+        return;
     }
     if (tg_str_has_prefix(p, "/v1/"))
         p += 3;
@@ -2555,6 +2649,7 @@ static char *parse_request_line(struct conn *c)
     query = strchr(sp1 + 1, '?');
     if (query)
         *query = '\0';
+    c->query = query ? query + 1 : "";
     return eol + 2;
 }
 
@@ -2788,6 +2883,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     c->job = J_NONE;
     if (job == J_DELAY) {
         respond_chat(c);
+    } else if (job == J_TOOL) {
+        send_body(c, c->tool_status, c->reply.data ? c->reply.data : "", c->reply.len, NULL);
     } else if (job == J_TTFT) {
         if (stream_head(c))
             conn_kill(c, false);
@@ -2944,6 +3041,7 @@ static void server_free(struct server *srv)
     step_clear(&srv->fallback);
     json_decref(srv->last_request);
     json_decref(srv->models);
+    json_decref(srv->tool_done);
     tg_buf_free(&srv->last_headers);
     tg_buf_free(&srv->scratch);
     tg_buf_free(&srv->event);
