@@ -160,6 +160,8 @@ static void daemon_stop(struct daemon *d)
     tg_monitor_stop(&d->api);
     tg_fairness_stop(&d->api);
     tg_api_background_stop(&d->api);
+    if (d->api.p)
+        d->api.p->workflows = NULL;
     tg_wf_engine_free(d->api.workflows);
     tg_workflows_free(d->wfs, d->api.p ? d->api.p->cfg->n_workflows : 0);
     tg_review_on_settle(NULL, NULL);
@@ -194,6 +196,7 @@ static int start_workflows(struct daemon *d, const struct tg_config *cfg)
     }
     json_decref(errs);
     struct tg_wf_env env = {.base = d->base,
+                            .sla = d->api.p->sla,
                             .st = d->api.p->store,
                             .audit = d->api.p->audit,
                             .kb = d->api.p->main.kb,
@@ -202,6 +205,7 @@ static int start_workflows(struct daemon *d, const struct tg_config *cfg)
         fprintf(stderr, "trustgate serve: workflows: out of memory\n");
         return 1;
     }
+    d->api.p->workflows = d->api.workflows; /* turns their triggers meet start runs */
     return 0;
 }
 

@@ -50,6 +50,8 @@ struct tg_answerer {
     char hash[65];                    /* its content hash (SHA-256 hex), or "" */
 };
 
+struct tg_wf_engine;
+
 struct tg_pipeline {
     const struct tg_config *cfg;
     struct event_base *base;
@@ -72,6 +74,8 @@ struct tg_pipeline {
     struct event *changes_ev;       /* a shared store: other nodes' changes to review tasks */
     struct tg_commit_wait *waits, *waits_tail; /* waiting for a commit, in ticket order */
     bool log_turns;                 /* one JSON line per turn on stderr */
+    struct tg_wf_engine *workflows; /* the config's workflows, for turns their triggers meet
+                                       (set by serve), or NULL */
 };
 
 /*

@@ -36,6 +36,9 @@
 
 #include <string.h>
 
+/* what the customer is told while a workflow waits for a person */
+#define WORKFLOW_HOLDING_TEXT "您的问题需要人工复核，请稍候。"
+
 /* what a customer is told when the answer was in a language they do not write */
 #define FOLLOW_UP_TEXT "您的问题需要进一步核实，我们会尽快回复您。"
 
@@ -216,7 +219,12 @@ enum tg_stage_rc tg_stage_gate(struct tg_turn *t)
         t->decision = TG_DECISION_HUMAN_DECISION;
     else if (t->handoff)
         t->decision = TG_DECISION_HANDOFF; /* the ladder ended with a person */
-    else if (r->review) {
+    else if (t->workflow.waiting) {
+        /* the turn's workflow waits for a person: its task is the turn's */
+        t->decision = TG_DECISION_REVIEW;
+        tg_strlcpy(t->review_id, t->workflow.review_id, sizeof(t->review_id));
+        t->gate.holding = tg_turn_text(t, WORKFLOW_HOLDING_TEXT);
+    } else if (r->review) {
         t->decision = TG_DECISION_REVIEW;
         if (r->review_text) /* the rule's own words while the customer waits */
             t->gate.holding = tg_turn_text(t, r->review_text);
@@ -254,8 +262,8 @@ enum tg_stage_rc tg_stage_gate(struct tg_turn *t)
     }
     if (t->decision == TG_DECISION_DELIVER && lang == TG_LANG_ZH_HANT && t->draft)
         to_traditional(t);
-    if (t->decision == TG_DECISION_REVIEW || t->decision == TG_DECISION_HUMAN_DECISION ||
-        t->decision == TG_DECISION_HANDOFF) {
+    if ((t->decision == TG_DECISION_REVIEW && !t->workflow.waiting) ||
+        t->decision == TG_DECISION_HUMAN_DECISION || t->decision == TG_DECISION_HANDOFF) {
         rc = create_task(t);
         if (rc) {
             tg_turn_fail(t, rc, 500, "storage_unavailable", NULL,

@@ -14,7 +14,9 @@
 #include "backend/backend.h"
 #include "ladder/ladder.h"
 #include "policy/policy.h"
+#include "workflow/workflow.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* Build the message list for the model; a new reference, NULL on failure. */
@@ -176,11 +178,9 @@ static int turn_priority(const struct tg_turn *t)
     return by_class[tg_turn_class(t)];
 }
 
-enum tg_stage_rc tg_stage_generate(struct tg_turn *t)
+/* The ladder: a backend's draft, or a person. */
+static enum tg_stage_rc ladder(struct tg_turn *t)
 {
-    /* A decision AI may not make, or a refusal: no model is asked. */
-    if (t->check.rules.skip_generate)
-        return TG_NEXT;
     t->generate.backend = t->a->route;
     json_t *messages = build_messages(t);
     if (!messages) {
@@ -229,4 +229,137 @@ enum tg_stage_rc tg_stage_generate(struct tg_turn *t)
     /* A rung that answered at once has already filled the turn. */
     done = t->generate.dispatch == NULL;
     return done ? TG_NEXT : TG_WAIT;
+}
+
+/* ------------------------------------------------------------ workflows */
+
+/* What a trigger reads of the turn: {turn: {text, intent, language},
+ * entities: {TYPE: the first one's text, money: the first amount}}. */
+static json_t *turn_facts(const struct tg_turn *t)
+{
+    json_t *ents = json_object();
+    size_t i;
+    json_t *e;
+    int rc = ents ? TG_OK : TG_E_NOMEM;
+    json_array_foreach(json_object_get(t->understand.entities, "pii"), i, e)
+    {
+        const char *type = tg_json_str(e, "type", "");
+        if (!rc && type[0] && !json_object_get(ents, type))
+            rc = tg_json_set(ents, type, json_string(tg_json_str(e, "text", "")));
+    }
+    e = json_array_get(json_object_get(t->understand.entities, "money"), 0);
+    if (!rc && e)
+        rc = tg_json_set(ents, "money", json_real(tg_json_num(e, "value_cny", 0)));
+    if (rc) {
+        json_decref(ents);
+        return NULL;
+    }
+    return json_pack("{s:{s:s, s:s?, s:s?}, s:o}", "turn", "text", t->admit.user_text, "intent",
+                     t->understand.intent, "language", t->understand.language, "entities", ents);
+}
+
+/*
+ * The run's tool outputs as evidence (the grounding check finds the
+ * numbers of its reply there) and as a citation, inserted after the
+ * passages so that citation i stays evidence i.
+ */
+static int workflow_evidence(struct tg_turn *t, const json_t *run)
+{
+    json_t *outs = json_object();
+    const char *k;
+    json_t *s;
+    int rc = outs ? TG_OK : TG_E_NOMEM;
+    json_object_foreach(json_object_get(run, "steps"), k, s)
+    {
+        const json_t *o = json_object_get(s, "output");
+        if (!rc && o)
+            rc = tg_json_set(outs, k, json_incref((json_t *)o));
+    }
+    char *text = rc ? NULL : tg_json_dumps(outs, JSON_COMPACT);
+    json_decref(outs);
+    struct tg_evidence *ev =
+        text ? tg_arena_alloc(&t->arena, (t->retrieve.n_evidence + 1) * sizeof(*ev)) : NULL;
+    const char *src = tg_arena_printf(&t->arena, "workflow:%s", t->workflow.run);
+    const char *title = tg_arena_printf(&t->arena, "工作流「%s」", t->workflow.name);
+    const char *copy = text ? tg_arena_strdup(&t->arena, text) : NULL;
+    free(text);
+    if (!ev || !src || !title || !copy)
+        return TG_E_NOMEM;
+    if (t->retrieve.n_evidence)
+        memcpy(ev, t->retrieve.evidence, t->retrieve.n_evidence * sizeof(*ev));
+    ev[t->retrieve.n_evidence] = (struct tg_evidence){.source = src, .title = title, .text = copy};
+    if (!t->retrieve.citations)
+        t->retrieve.citations = json_array();
+    if (!t->retrieve.citations ||
+        json_array_insert_new(t->retrieve.citations, t->retrieve.n_evidence,
+                              json_pack("{s:s, s:s, s:s, s:s, s:b}", "source", src, "title", title,
+                                        "workflow", t->workflow.name, "run", t->workflow.run,
+                                        "cited", 1)))
+        return TG_E_NOMEM;
+    t->retrieve.evidence = ev;
+    t->retrieve.n_evidence++;
+    return TG_OK;
+}
+
+/* The turn's run ended, waits for a person, or was given up (the ladder
+ * answers then). */
+static void workflow_cb(void *arg, const json_t *run)
+{
+    struct tg_turn *t = arg;
+    const char *state = tg_json_str(run, "state", ""), *reply = tg_json_str(run, "reply", NULL);
+    int rc = TG_OK;
+    if (!strcmp(state, "done") && reply && reply[0]) {
+        t->draft = tg_arena_strdup(&t->arena, reply);
+        t->draft_len = t->draft ? strlen(t->draft) : 0;
+        t->rung = "workflow";
+        t->generate.backend = NULL;
+        rc = t->draft ? workflow_evidence(t, run) : TG_E_NOMEM;
+    } else if (!strcmp(state, "waiting")) {
+        t->workflow.waiting = true;
+        t->workflow.review_id = tg_arena_strdup(&t->arena, tg_json_str(run, "review_id", ""));
+        t->rung = "workflow";
+        t->generate.backend = NULL;
+        rc = t->workflow.review_id ? TG_OK : TG_E_NOMEM;
+    } else {
+        /* failed, or given up here: the customer still gets an answer */
+        tg_warn("turn %s: workflow run %s %s; the ladder answers", t->admit.id, t->workflow.run,
+                state);
+        rc = tg_json_push(t->tags, json_string("workflow_failed"));
+        if (!rc && ladder(t) == TG_WAIT)
+            return; /* dispatched_cb resumes the turn */
+    }
+    if (rc && !t->err)
+        tg_turn_fail(t, rc, 500, "internal_error", NULL, "out of memory");
+    if (t->run.waiting)
+        tg_pipeline_resume(t);
+}
+
+/* A workflow whose trigger the turn meets: started, the turn waits for it. */
+static bool start_workflow(struct tg_turn *t)
+{
+    json_t *facts = t->p->workflows ? turn_facts(t) : NULL, *input = NULL;
+    const struct tg_workflow *wf = facts ? tg_wf_match(t->p->workflows, facts, &input) : NULL;
+    char id[TG_ID_MAX], err[256];
+    bool started = false;
+    json_decref(facts);
+    if (wf && tg_wf_start_waiting(t->p->workflows, wf->name, input, t->conv.id, "chat", workflow_cb,
+                                  t, id, err, sizeof(err)) == TG_OK) {
+        t->workflow.name = tg_arena_strdup(&t->arena, wf->name);
+        t->workflow.run = tg_arena_strdup(&t->arena, id);
+        started = t->workflow.name && t->workflow.run;
+    } else if (wf) {
+        tg_warn("turn %s: workflow %s could not start: %s", t->admit.id, wf->name, err);
+    }
+    json_decref(input);
+    return started && tg_json_push(t->tags, json_string("workflow")) == TG_OK;
+}
+
+enum tg_stage_rc tg_stage_generate(struct tg_turn *t)
+{
+    /* A decision AI may not make, or a refusal: no model is asked. */
+    if (t->check.rules.skip_generate)
+        return TG_NEXT;
+    if (start_workflow(t))
+        return TG_WAIT; /* workflow_cb resumes the turn */
+    return ladder(t);
 }

@@ -182,6 +182,13 @@ static int write_record(const struct tg_turn *t, struct tg_buf *out)
     tg_jw_kint(&w, "completion_tokens", t->generate.completion_tokens);
     tg_jw_kint(&w, "prompt_tokens", t->generate.prompt_tokens);
     tg_jw_end(&w);
+    if (t->workflow.run) {
+        tg_jw_key(&w, "workflow");
+        tg_jw_obj(&w);
+        tg_jw_kstr(&w, "name", t->workflow.name);
+        tg_jw_kstr(&w, "run", t->workflow.run);
+        tg_jw_end(&w);
+    }
     tg_jw_end(&w);
     return rc ? rc : tg_jw_finish(&w);
 }

@@ -164,6 +164,14 @@ void tg_turn_write_summary(const struct tg_turn *t, struct tg_jw *w)
         tg_jw_json(w, t->generate.ladder_events);
     }
     tg_jw_kstr(w, "review_id", t->review_id[0] ? t->review_id : NULL);
+    if (t->workflow.run) {
+        tg_jw_key(w, "workflow");
+        tg_jw_obj(w);
+        tg_jw_kstr(w, "name", t->workflow.name);
+        tg_jw_kstr(w, "run", t->workflow.run);
+        tg_jw_kstr(w, "state", t->workflow.waiting ? "waiting" : "done");
+        tg_jw_end(w);
+    }
     /* Why: the tokens that drove the intent (exact linear contributions). */
     tg_jw_key(w, "explanation");
     tg_jw_obj(w);

@@ -241,6 +241,12 @@ struct tg_turn {
     bool handoff;     /* the turn ends with a person: admit (an open hand-off) or generate */
     const char *rung; /* the ladder's rung that answered, or "human": admit or generate */
     char review_id[TG_ID_MAX]; /* the review task: admit (an open hand-off) or gate */
+    /* the workflow a trigger started for the turn (generate; workflow.h): its run, and
+     * whether the run waits for a person (its review task is then the turn's) */
+    struct {
+        const char *name, *run, *review_id; /* arena */
+        bool waiting;
+    } workflow;
     enum tg_decision decision; /* gate; admit (an open hand-off), record (storage failure) */
 
     /* Failure of the turn: set by any stage (tg_turn_fail), rendered by reply. */

@@ -83,14 +83,15 @@ static const char *const kind_names[] = {
 };
 
 static const char *const op_names[] = {
-    [TG_WF_EQ] = "eq",         [TG_WF_NE] = "ne", [TG_WF_CONTAINS] = "contains",
-    [TG_WF_EXISTS] = "exists", [TG_WF_GT] = "gt", [TG_WF_LT] = "lt",
+    [TG_WF_EQ] = "eq", [TG_WF_NE] = "ne", [TG_WF_CONTAINS] = "contains", [TG_WF_EXISTS] = "exists",
+    [TG_WF_GT] = "gt", [TG_WF_LT] = "lt", [TG_WF_MENTIONS] = "mentions",
 };
 
 /* {path, OP: value} */
 static void load_case(struct ld *l, const json_t *c, const char *where, struct tg_wf_case *out)
 {
-    static const char *const keys[] = {"path", "eq", "ne", "contains", "exists", "gt", "lt"};
+    static const char *const keys[] = {"path",   "eq", "ne", "contains",
+                                       "exists", "gt", "lt", "mentions"};
     int line = tg_config_lines_node(l->lines, c);
     if (!json_is_object(c)) {
         err(l, line, "%s must be a mapping {path, eq|ne|contains|exists|gt|lt}", where);
@@ -118,7 +119,7 @@ static void load_case(struct ld *l, const json_t *c, const char *where, struct t
         }
     }
     if (ops != 1)
-        err(l, line, "%s needs exactly one of eq, ne, contains, exists, gt, lt", where);
+        err(l, line, "%s needs exactly one of eq, ne, contains, mentions, exists, gt, lt", where);
 }
 
 static void load_decide(struct ld *l, const json_t *s, const char *where, struct tg_wf_step *st)
@@ -271,6 +272,70 @@ static void load_step(struct ld *l, const json_t *s, size_t i, const json_t *lis
     }
 }
 
+/* A list of non-empty strings at obj.key (absent: fine). */
+static void check_words(struct ld *l, const json_t *obj, const char *key, const char *where)
+{
+    const json_t *v = json_object_get(obj, key);
+    size_t i;
+    json_t *e;
+    if (v && !json_is_array(v))
+        err(l, tg_config_lines_key(l->lines, obj, key), "%s.%s must be a list of strings", where,
+            key);
+    json_array_foreach(v, i, e)
+    {
+        if (!json_is_string(e) || !json_string_length(e))
+            err(l, tg_config_lines_elem(l->lines, v, i), "%s.%s[%zu] must be a non-empty string",
+                where, key, i);
+    }
+}
+
+/* trigger: {intent?, entities?, keywords?, input}: every input the
+ * workflow needs made by a template of the turn's facts. */
+static void load_trigger(struct ld *l, const json_t *root, struct tg_workflow *wf)
+{
+    static const char *const keys[] = {"intent", "entities", "keywords", "input"};
+    const json_t *t = json_object_get(root, "trigger");
+    if (!t)
+        return;
+    int line = tg_config_lines_key(l->lines, root, "trigger");
+    if (!json_is_object(t)) {
+        err(l, line, "trigger must be a mapping {intent, entities, keywords, input}");
+        return;
+    }
+    l->bad += tg_config_check_keys(l->errs, l->path, l->lines, t, "trigger", keys, 4);
+    const json_t *intent = json_object_get(t, "intent");
+    if (json_is_array(intent))
+        check_words(l, t, "intent", "trigger");
+    else if (intent && (!json_is_string(intent) || !json_string_length(intent)))
+        err(l, tg_config_lines_key(l->lines, t, "intent"),
+            "trigger.intent must be an intent name or a list of them");
+    check_words(l, t, "entities", "trigger");
+    check_words(l, t, "keywords", "trigger");
+    const json_t *in = json_object_get(t, "input");
+    size_t i;
+    json_t *name;
+    if (!json_is_object(in)) {
+        err(l, line, "trigger needs input: a mapping of the run's input to templates");
+        return;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)in, k, v)
+    {
+        if (!json_is_string(v))
+            err(l, tg_config_lines_key(l->lines, in, k), "trigger.input.%s must be a string", k);
+    }
+    json_array_foreach(wf->input, i, name)
+    {
+        if (json_is_string(name) && !json_object_get(in, json_string_value(name)))
+            err(l, line, "trigger.input does not make input %s, which the workflow needs",
+                json_string_value(name));
+    }
+    wf->trigger = json_deep_copy(t);
+    if (!wf->trigger)
+        l->rc = TG_E_NOMEM;
+}
+
 /* The step ids a string's {{refs}} name (their first path component),
  * each checked to be input or a step before index i. */
 static void check_refs(struct ld *l, const struct tg_workflow *wf, size_t i, const char *s,
@@ -352,7 +417,7 @@ static void check_graph(struct ld *l, const struct tg_workflow *wf)
 
 int tg_workflow_load(const char *path, struct tg_workflow **out, json_t *errs)
 {
-    static const char *const top_keys[] = {"name", "description", "input", "steps"};
+    static const char *const top_keys[] = {"name", "description", "input", "trigger", "steps"};
     json_t *root = NULL;
     struct tg_config_lines *lines = NULL;
     struct tg_buf bytes;
@@ -392,6 +457,8 @@ int tg_workflow_load(const char *path, struct tg_workflow **out, json_t *errs)
     wf->input = json_is_array(in) ? json_deep_copy(in) : json_array();
     if (!wf->input)
         l.rc = TG_E_NOMEM;
+    else
+        load_trigger(&l, root, wf);
     const json_t *steps = json_object_get(root, "steps");
     if (!json_is_array(steps) || !json_array_size(steps) || json_array_size(steps) > MAX_STEPS) {
         err(&l, steps ? tg_config_lines_key(lines, root, "steps") : 1,
@@ -452,6 +519,7 @@ void tg_workflow_free(struct tg_workflow *wf)
     }
     tg_free(wf->steps);
     json_decref(wf->input);
+    json_decref(wf->trigger);
     tg_free(wf->name);
     tg_free(wf->description);
     tg_free(wf->path);

@@ -177,8 +177,9 @@ static bool contains(const json_t *have, const json_t *want)
     return false;
 }
 
-bool tg_wf_case_holds(const struct tg_wf_case *c, const json_t *ctx)
+bool tg_wf_case_holds(const struct tg_wf_case *c, const json_t *ctx, json_t **matched)
 {
+    const json_t *found = NULL;
     const json_t *have = tg_wf_lookup(ctx, c->path);
     if (c->op == TG_WF_EXISTS)
         return (have && !json_is_null(have)) == c->exists;
@@ -195,7 +196,22 @@ bool tg_wf_case_holds(const struct tg_wf_case *c, const json_t *ctx)
     }
     case TG_WF_CONTAINS:
         r = have && want && contains(have, want);
+        found = r ? want : NULL;
         break;
+    case TG_WF_MENTIONS: {
+        /* the text at path names one of the strings given */
+        size_t i;
+        json_t *e;
+        if (json_is_string(want) && have && contains(have, want))
+            found = want;
+        json_array_foreach(want, i, e)
+        {
+            if (!found && have && json_is_string(e) && contains(have, e))
+                found = e;
+        }
+        r = found != NULL;
+        break;
+    }
     case TG_WF_GT:
     case TG_WF_LT:
         if (json_is_number(have) && json_is_number(want))
@@ -205,6 +221,8 @@ bool tg_wf_case_holds(const struct tg_wf_case *c, const json_t *ctx)
     case TG_WF_EXISTS:
         break;
     }
+    if (matched)
+        *matched = found ? json_incref((json_t *)found) : NULL;
     json_decref(want);
     return r;
 }

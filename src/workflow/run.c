@@ -40,6 +40,8 @@ struct run {
     char *payload;
     struct tg_buf resp;
     struct event *timer; /* the next step, on the loop */
+    tg_wf_done_fn done;  /* the caller waiting for the run (a chat turn), told once */
+    void *done_arg;
     struct run *prev, *next;
 };
 
@@ -50,6 +52,7 @@ struct tg_wf_engine {
     struct tg_curlev *cv;
     struct run *runs;
     struct event *resume; /* one look at the store for runs to go on with */
+    bool closing;         /* tg_wf_engine_free: nobody is told any more */
 };
 
 /* ------------------------------------------------------------ records */
@@ -166,9 +169,19 @@ json_t *tg_wf_run_get(struct tg_store *st, const char *id)
 
 /* ------------------------------------------------------------ runs in memory */
 
+/* Tell the caller waiting for the run, once. */
+static void tell_waiter(struct run *r)
+{
+    tg_wf_done_fn done = r->done;
+    r->done = NULL;
+    if (done && !r->e->closing)
+        done(r->done_arg, r->rec);
+}
+
 static void run_free(struct run *r)
 {
     struct tg_wf_engine *e = r->e;
+    tell_waiter(r); /* a run given up here: the caller goes on without it */
     if (r->easy) {
         tg_curlev_remove(e->cv, r->easy);
         curl_easy_cleanup(r->easy);
@@ -244,9 +257,10 @@ static void finish(struct run *r, const char *error)
         rc = tg_json_set(r->rec, "current", json_null());
     if (!rc)
         save(r, NULL);
-    tg_info("workflow run %s (%s): %s%s%s", r->id, r->wf->name, error ? "failed: " : "done",
-            error ? error : "", "");
+    tg_info("workflow run %s (%s): %s%s", r->id, r->wf->name, error ? "failed: " : "done",
+            error ? error : "");
     notify(r);
+    tell_waiter(r);
     run_free(r);
 }
 
@@ -424,12 +438,16 @@ static void curl_done(CURL *easy, CURLcode result, void *arg)
 
 static void decide_step(struct run *r, const struct tg_wf_step *s, json_t *ctx)
 {
-    for (size_t i = 0; i < s->n_cases; i++)
-        if (tg_wf_case_holds(&s->cases[i], ctx)) {
-            step_done(r, s, json_pack("{s:s, s:i}", "next", s->cases[i].next, "case", (int)i), NULL,
-                      s->cases[i].next);
+    for (size_t i = 0; i < s->n_cases; i++) {
+        json_t *m = NULL;
+        if (tg_wf_case_holds(&s->cases[i], ctx, &m)) {
+            step_done(r, s,
+                      json_pack("{s:s, s:i, s:o?}", "next", s->cases[i].next, "case", (int)i,
+                                "matched", m),
+                      NULL, s->cases[i].next);
             return;
         }
+    }
     if (s->otherwise) {
         step_done(r, s, json_pack("{s:s, s:n}", "next", s->otherwise, "case"), NULL, s->otherwise);
         return;
@@ -530,7 +548,10 @@ static void review_step(struct run *r, const struct tg_wf_step *s, json_t *ctx)
     }
     if (save(r, s->id) == TG_OK) {
         tg_info("workflow run %s (%s): waiting for review %s", r->id, r->wf->name, rid);
+        if (env->sla && tg_review_sla_track(env->sla, rid, tg_clock_wall_ms() + s->sla_ms))
+            tg_error("workflow run %s: review %s: its deadline is not armed", r->id, rid);
         notify(r);
+        tell_waiter(r);
     }
     run_free(r); /* the decision brings it back (tg_wf_review_settled) */
 }
@@ -689,6 +710,7 @@ void tg_wf_engine_free(struct tg_wf_engine *e)
 {
     if (!e)
         return;
+    e->closing = true;
     while (e->runs)
         run_free(e->runs);
     tg_curlev_free(e->cv);
@@ -696,9 +718,9 @@ void tg_wf_engine_free(struct tg_wf_engine *e)
     tg_free(e);
 }
 
-int tg_wf_start(struct tg_wf_engine *e, const char *name, const json_t *input,
-                const char *conversation_id, const char *by, char id[TG_ID_MAX], char *err,
-                size_t errlen)
+static int start_run(struct tg_wf_engine *e, const char *name, const json_t *input,
+                     const char *conversation_id, const char *by, tg_wf_done_fn done, void *arg,
+                     char id[TG_ID_MAX], char *err, size_t errlen)
 {
     const struct tg_workflow *wf = tg_wf_find(e, name);
     size_t i;
@@ -736,6 +758,10 @@ int tg_wf_start(struct tg_wf_engine *e, const char *name, const json_t *input,
     if (!r)
         return TG_E_NOMEM;
     rc = save(r, NULL);
+    if (!rc) {
+        r->done = done;
+        r->done_arg = arg;
+    }
     if (rc) {
         snprintf(err, errlen, "the run could not be stored: %s", tg_err_str(rc));
         run_free(r);
@@ -744,6 +770,69 @@ int tg_wf_start(struct tg_wf_engine *e, const char *name, const json_t *input,
     tg_info("workflow run %s (%s) started", id, wf->name);
     schedule(r, 0);
     return TG_OK;
+}
+
+int tg_wf_start(struct tg_wf_engine *e, const char *name, const json_t *input,
+                const char *conversation_id, const char *by, char id[TG_ID_MAX], char *err,
+                size_t errlen)
+{
+    return start_run(e, name, input, conversation_id, by, NULL, NULL, id, err, errlen);
+}
+
+int tg_wf_start_waiting(struct tg_wf_engine *e, const char *name, const json_t *input,
+                        const char *conversation_id, const char *by, tg_wf_done_fn done, void *arg,
+                        char id[TG_ID_MAX], char *err, size_t errlen)
+{
+    return start_run(e, name, input, conversation_id, by, done, arg, id, err, errlen);
+}
+
+/* Does the turn meet wf's trigger? */
+static bool triggered(const struct tg_workflow *wf, const json_t *facts)
+{
+    const json_t *t = wf->trigger, *turn = json_object_get(facts, "turn");
+    const json_t *intent = json_object_get(t, "intent");
+    const char *text = tg_json_str(turn, "text", ""), *have = tg_json_str(turn, "intent", "");
+    size_t i;
+    json_t *e;
+    bool named = !intent || (json_is_string(intent) && !strcmp(json_string_value(intent), have));
+    json_array_foreach(intent, i, e) named = named || !strcmp(json_string_value(e), have);
+    if (!t || !named)
+        return false;
+    json_array_foreach(json_object_get(t, "entities"), i, e)
+    {
+        if (!json_object_get(json_object_get(facts, "entities"), json_string_value(e)))
+            return false;
+    }
+    const json_t *kw = json_object_get(t, "keywords");
+    bool said = json_array_size(kw) == 0;
+    json_array_foreach(kw, i, e) said = said || strstr(text, json_string_value(e)) != NULL;
+    return said;
+}
+
+const struct tg_workflow *tg_wf_match(const struct tg_wf_engine *e, const json_t *facts,
+                                      json_t **input)
+{
+    for (size_t i = 0; e && i < e->n; i++) {
+        const struct tg_workflow *wf = e->wfs[i];
+        if (!triggered(wf, facts))
+            continue;
+        json_t *in = json_object();
+        const char *k;
+        json_t *v;
+        bool ok = in != NULL;
+        json_object_foreach(json_object_get(wf->trigger, "input"), k, v)
+        {
+            char *s = ok ? tg_wf_render(json_string_value(v), facts) : NULL;
+            ok = s && s[0] && !tg_json_set(in, k, json_string(s));
+            tg_free(s);
+        }
+        if (ok) {
+            *input = in;
+            return wf;
+        }
+        json_decref(in); /* an input it needs is empty: not this one */
+    }
+    return NULL;
 }
 
 void tg_wf_review_settled(struct tg_wf_engine *e, const json_t *task)

@@ -44,7 +44,20 @@
  * failing step goes to its `on_fail` step, else the run fails.  Strings
  * may hold {{path}} references to the run's input (`input.x`) and to what
  * earlier steps gave (`STEP.field.sub`, `STEP.answer` of a review).
- * Conditions: {path, eq | ne | contains | exists | gt | lt}.
+ * Conditions: {path, eq | ne | contains | mentions | exists | gt | lt}; a
+ * decide step's output names the case taken and, for contains and
+ * mentions, the word found (`matched`).
+ *
+ * A workflow with a `trigger` also answers chat turns: a turn whose intent
+ * is the trigger's (when it names one, or a list of them), that holds every entity it names
+ * (policy_no, mobile, ... as the understand stage finds them; money) and
+ * one of its keywords (when it names some) starts a run with the input
+ * its templates make of {turn: {text, intent, language}, entities: {...}}:
+ *
+ *   trigger:
+ *     intent: policy_coverage
+ *     entities: [policy_no]
+ *     input: {policy_number: "{{entities.policy_no}}", question: "{{turn.text}}"}
  *
  * Durable execution: a run is a blob `workflow-run/<id>`; every step's
  * start and outcome is committed with an audit leaf (kind
@@ -68,7 +81,15 @@ struct tg_text;
 
 enum tg_wf_kind { TG_WF_TOOL, TG_WF_DECIDE, TG_WF_SEARCH, TG_WF_REVIEW, TG_WF_REPLY };
 
-enum tg_wf_op { TG_WF_EQ, TG_WF_NE, TG_WF_CONTAINS, TG_WF_EXISTS, TG_WF_GT, TG_WF_LT };
+enum tg_wf_op {
+    TG_WF_EQ,
+    TG_WF_NE,
+    TG_WF_CONTAINS, /* the list holds the value, or the text contains it */
+    TG_WF_EXISTS,
+    TG_WF_GT,
+    TG_WF_LT,
+    TG_WF_MENTIONS /* the text names one of the value's strings (a list or a string) */
+};
 
 struct tg_wf_case {
     char *path; /* what is tested: input.x or STEP.field... */
@@ -108,6 +129,10 @@ struct tg_workflow {
     char *name, *description, *path;
     char hash[2 * TG_SHA256_LEN + 1]; /* of the file's bytes */
     json_t *input;                    /* [string]: the names a run must be given */
+    /* trigger: {intent?: name or [name], entities?: [name], keywords?: [word],
+     * input: {name: template}}:
+     * a chat turn that matches starts a run (NULL: only the API does) */
+    json_t *trigger;
     struct tg_wf_step *steps;
     size_t n_steps;
 };
@@ -145,16 +170,20 @@ const json_t *tg_wf_lookup(const json_t *ctx, const char *path);
 char *tg_wf_render(const char *s, const json_t *ctx);
 /* A JSON template (args) rendered: every string in it, at any depth. */
 json_t *tg_wf_render_json(const json_t *tmpl, const json_t *ctx);
-/* Whether case c holds in ctx. */
-bool tg_wf_case_holds(const struct tg_wf_case *c, const json_t *ctx);
+/* Whether case c holds in ctx; *matched (may be NULL) gets what contains or
+ * mentions found (a new reference), else NULL. */
+bool tg_wf_case_holds(const struct tg_wf_case *c, const json_t *ctx, json_t **matched);
 
 /* ------------------------------------------------------------ runs */
 
 struct tg_wf_engine;
 
 /* What the engine needs of the gateway around it; all borrowed. */
+struct tg_review_sla;
+
 struct tg_wf_env {
     struct event_base *base;
+    struct tg_review_sla *sla; /* deadlines of the review tasks runs make; may be NULL */
     struct tg_store *st;
     struct tg_audit *audit;
     struct tg_kb *kb;     /* for search steps; may be NULL */
@@ -185,9 +214,27 @@ const struct tg_workflow *tg_wf_at(const struct tg_wf_engine *e, size_t i);
  * unknown workflow; TG_E_INVAL with err saying which input is missing;
  * or the store's error.
  */
+typedef void (*tg_wf_done_fn)(void *arg, const json_t *run);
 int tg_wf_start(struct tg_wf_engine *e, const char *name, const json_t *input,
                 const char *conversation_id, const char *by, char id[TG_ID_MAX], char *err,
                 size_t errlen);
+/*
+ * The same for a caller that waits (a chat turn): done(arg, run) is called
+ * once, from the loop, when the run ends (state done or failed), waits for
+ * a person (state waiting, review_id) or is given up on this node (state
+ * still running: the store failed); never after tg_wf_engine_free.
+ */
+int tg_wf_start_waiting(struct tg_wf_engine *e, const char *name, const json_t *input,
+                        const char *conversation_id, const char *by, tg_wf_done_fn done, void *arg,
+                        char id[TG_ID_MAX], char *err, size_t errlen);
+/*
+ * The first workflow whose trigger the turn's facts ({turn: {text, intent,
+ * language}, entities: {TYPE: first text, money: value}}) meet, and the
+ * input its templates make (a new reference, every input the workflow needs
+ * present); NULL when none.
+ */
+const struct tg_workflow *tg_wf_match(const struct tg_wf_engine *e, const json_t *facts,
+                                      json_t **input);
 /* The stored record of run id (a new reference), or NULL. */
 json_t *tg_wf_run_get(struct tg_store *st, const char *id);
 /*

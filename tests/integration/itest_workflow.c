@@ -23,6 +23,7 @@
 
 #include "harness.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +78,41 @@ static struct {
     "    kind: reply\n"                                                                                    \
     "    text: \"暂时查不到保单{{input.policy_number}}，已转人工核实。\"\n"
 
+/* The same check answering chat turns that name a policy number. */
+#define CHAT                                                                                       \
+    "name: coverage_chat\n"                                                                        \
+    "input: [policy_number, question]\n"                                                           \
+    "trigger:\n"                                                                                   \
+    "  entities: [policy_no]\n"                                                                    \
+    "  keywords: [保, 赔]\n"                                                                     \
+    "  input: {policy_number: \"{{entities.policy_no}}\", question: \"{{turn.text}}\"}\n"          \
+    "steps:\n"                                                                                     \
+    "  - id: lookup\n"                                                                             \
+    "    kind: tool\n"                                                                             \
+    "    url: http://127.0.0.1:%d/tools/policy_lookup\n"                                           \
+    "    args: {policy: \"{{input.policy_number}}\"}\n"                                            \
+    "  - id: check\n"                                                                              \
+    "    kind: decide\n"                                                                           \
+    "    cases:\n"                                                                                 \
+    "      - {when: {path: input.question, mentions: \"{{lookup.exclusions}}\"}, next: "           \
+    "excluded}\n"                                                                                  \
+    "      - {when: {path: input.question, mentions: \"{{lookup.coverage}}\"}, next: covered}\n"   \
+    "    otherwise: person\n"                                                                      \
+    "  - id: person\n"                                                                             \
+    "    kind: review\n"                                                                           \
+    "    question: \"{{input.question}}\"\n"                                                       \
+    "    draft: \"条款不保{{lookup.exclusions}}。\"\n"                                        \
+    "    next: answer\n"                                                                           \
+    "  - id: answer\n"                                                                             \
+    "    kind: reply\n"                                                                            \
+    "    text: \"{{person.answer}}\"\n"                                                            \
+    "  - id: excluded\n"                                                                           \
+    "    kind: reply\n"                                                                            \
+    "    text: \"不保{{check.matched}}：{{lookup.clause}}，第{{lookup.page}}页\"\n"          \
+    "  - id: covered\n"                                                                            \
+    "    kind: reply\n"                                                                            \
+    "    text: \"承保{{check.matched}}：{{lookup.clause}}，第{{lookup.page}}页\"\n"
+
 static int setup(void **state)
 {
     (void)state;
@@ -91,6 +127,8 @@ static int setup(void **state)
     tg_h_write_file(W.dir, "slow.yaml", text, path, sizeof(path));
     snprintf(text, sizeof(text), COVERAGE, "patient", W.up.port, "?delay_ms=1500", "10s");
     tg_h_write_file(W.dir, "patient.yaml", text, path, sizeof(path));
+    snprintf(text, sizeof(text), CHAT, W.up.port);
+    tg_h_write_file(W.dir, "chat.yaml", text, path, sizeof(path));
     snprintf(W.data, sizeof(W.data), "%s/data", W.dir);
     snprintf(text, sizeof(text),
              "server:\n  listen: \"127.0.0.1:0\"\n  data_dir: %s\n"
@@ -98,7 +136,8 @@ static int setup(void **state)
              "users:\n  - name: r1\n    role: reviewer\n    token: tg-r1\n"
              "backends:\n  - name: b\n    type: builtin\n"
              "route:\n  backend: b\n"
-             "workflows: [coverage.yaml, slow.yaml, patient.yaml]\n",
+             "understand:\n  policy_number: 'P20[0-9]{2}-[0-9]{3}'\n"
+             "workflows: [coverage.yaml, slow.yaml, patient.yaml, chat.yaml]\n",
              W.data);
     tg_h_write_file(W.dir, "tg.yaml", text, W.cfg, sizeof(W.cfg));
     return tg_h_start_gateway(&W.gw, W.cfg, W.data);
@@ -164,6 +203,20 @@ static json_t *settled(const char *id, int timeout_ms)
         json_decref(j);
         usleep(50000);
     }
+}
+
+/* The run once it is done (a person's decision resumes it a moment after). */
+static json_t *until_done(const char *id)
+{
+    for (int i = 0; i < 100; i++) {
+        json_t *r = settled(id, 0);
+        if (!strcmp(tg_json_str(r, "state", ""), "done"))
+            return r;
+        json_decref(r);
+        usleep(50000);
+    }
+    fail_msg("run %s is not done after 5 s", id);
+    return NULL;
 }
 
 static json_t *tool_stats(void)
@@ -254,15 +307,7 @@ static void test_coverage_check(void **state)
              &st);
     assert_int_equal(st, 200);
     json_decref(d);
-    for (int i = 0; i < 100; i++) {
-        r = settled(amb, 0);
-        if (!strcmp(tg_json_str(r, "state", ""), "done"))
-            break;
-        json_decref(r);
-        r = NULL;
-        usleep(50000);
-    }
-    assert_non_null(r);
+    r = until_done(amb);
     assert_string_equal(tg_json_str(r, "reply", ""), "滑雪属于高风险运动，不在保障范围内。");
     const json_t *out =
         json_object_get(json_object_get(json_object_get(r, "steps"), "ask_person"), "output");
@@ -283,7 +328,10 @@ static void test_coverage_check(void **state)
              "'%%workflow_step%%' AND CAST(data AS TEXT) LIKE '%%%s%%'\"",
              W.data, amb);
     assert_int_equal(tg_h_run(cmd, &leaves), 0);
-    assert_int_equal(atoi(leaves), 6);
+    leaves[strcspn(leaves, "\n")] = '\0';
+    int64_t n_leaves = 0;
+    assert_int_equal(tg_parse_i64(leaves, &n_leaves), TG_OK);
+    assert_int_equal(n_leaves, 6);
     tg_free(leaves);
     audit_verifies();
 }
@@ -375,8 +423,118 @@ static void test_bad_requests(void **state)
     json_decref(j);
     j = call("GET", "/v1/workflows", "tg-r1", NULL, &st);
     assert_int_equal(st, 200);
-    assert_int_equal(json_array_size(json_object_get(j, "workflows")), 3);
+    assert_int_equal(json_array_size(json_object_get(j, "workflows")), 4);
     json_decref(j);
+}
+
+/* One chat turn of customer with text; the response parsed. */
+static json_t *chat(const char *customer, const char *text, int wait_s, long *status)
+{
+    char body[1024], url[128], wait[64];
+    snprintf(body, sizeof(body),
+             "{\"user\":\"%s\",\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]}", customer,
+             text);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/chat/completions", W.gw.port);
+    snprintf(wait, sizeof(wait), "X-Trustgate-Wait: %d", wait_s);
+    const char *hdrs[] = {"Authorization: Bearer " KEY, "Content-Type: application/json",
+                          wait_s ? wait : NULL, NULL};
+    struct tg_h_resp r;
+    assert_int_equal(tg_h_http("POST", url, hdrs, body, strlen(body), 30000, &r), 0);
+    *status = r.status;
+    json_t *j = json_loads(r.body, 0, NULL);
+    tg_h_resp_free(&r);
+    assert_non_null(j);
+    return j;
+}
+
+static const char *content(const json_t *j)
+{
+    return tg_json_str(json_object_get(json_array_get(json_object_get(j, "choices"), 0), "message"),
+                       "content", "");
+}
+
+struct waiting {
+    json_t *resp;
+    long status;
+};
+
+static void *wait_turn(void *arg)
+{
+    struct waiting *w = arg;
+    w->resp = chat("zs-3", "保单P2024-003的意外险，滑雪摔伤能赔吗", 20, &w->status);
+    return NULL;
+}
+
+/* A chat turn naming a policy starts the workflow: the answer is the
+ * run's reply, grounded in the tool's answer and cited; an ambiguous
+ * clause holds the turn on the run's own review task, and the waiting
+ * request gets the reviewer's answer. */
+static void test_chat_turn_runs_the_workflow(void **state)
+{
+    (void)state;
+    long st;
+    json_t *j = chat("zs-1", "我的保单P2024-001，去滑雪受伤了能赔吗", 0, &st);
+    assert_int_equal(st, 200);
+    const json_t *tg = json_object_get(j, "trustgate");
+    assert_string_equal(tg_json_str(tg, "decision", ""), "deliver");
+    assert_string_equal(content(j), "不保滑雪：第七条 责任免除（四），第3页");
+    const json_t *wf = json_object_get(tg, "workflow");
+    assert_string_equal(tg_json_str(wf, "name", ""), "coverage_chat");
+    assert_string_equal(tg_json_str(wf, "state", ""), "done");
+    json_t *run = settled(tg_json_str(wf, "run", ""), 0);
+    assert_string_equal(tg_json_str(run, "conversation_id", "x"),
+                        tg_json_str(tg, "conversation_id", "y"));
+    json_decref(run);
+    bool cited = false;
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(tg, "citations"), i, c) cited =
+        cited || tg_str_has_prefix(tg_json_str(c, "source", ""), "workflow:");
+    assert_true(cited);
+    json_decref(j);
+
+    /* no policy number: the usual answer, no workflow */
+    j = chat("zs-2", "意外险能赔滑雪吗", 0, &st);
+    assert_int_equal(st, 200);
+    assert_null(json_object_get(json_object_get(j, "trustgate"), "workflow"));
+    json_decref(j);
+
+    /* ambiguous: the turn waits on the run's review task */
+    pthread_t th;
+    struct waiting w = {0};
+    assert_int_equal(pthread_create(&th, NULL, wait_turn, &w), 0);
+    char rid[64] = "";
+    for (int i2 = 0; i2 < 100 && !rid[0]; i2++) {
+        json_t *list = call("GET", "/v1/reviews?state=pending", "tg-r1", NULL, &st);
+        json_t *task;
+        json_array_foreach(json_object_get(list, "data"), i, task)
+        {
+            if (!strcmp(tg_json_str(task, "question", ""), "保单P2024-003的意外险，滑雪摔伤能赔吗"))
+                tg_strlcpy(rid, tg_json_str(task, "id", ""), sizeof(rid));
+        }
+        json_decref(list);
+        if (!rid[0])
+            usleep(50000);
+    }
+    assert_true(rid[0]);
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/reviews/%s/decision", rid);
+    j = call("POST", path, "tg-r1",
+             "{\"action\":\"edit\",\"text\":\"滑雪属于高风险运动，本保单不赔。\"}", &st);
+    assert_int_equal(st, 200);
+    json_decref(j);
+    pthread_join(th, NULL);
+    assert_int_equal(w.status, 200);
+    assert_string_equal(content(w.resp), "滑雪属于高风险运动，本保单不赔。");
+    tg = json_object_get(w.resp, "trustgate");
+    assert_string_equal(tg_json_str(tg, "review_id", ""), rid);
+    assert_string_equal(tg_json_str(json_object_get(tg, "workflow"), "state", ""), "waiting");
+    /* and the run went on with the decision */
+    json_t *r = until_done(tg_json_str(json_object_get(tg, "workflow"), "run", ""));
+    assert_string_equal(tg_json_str(r, "reply", ""), "滑雪属于高风险运动，本保单不赔。");
+    json_decref(r);
+    json_decref(w.resp);
+    audit_verifies();
 }
 
 int main(void)
@@ -386,6 +544,7 @@ int main(void)
         cmocka_unit_test(test_timeout_takes_fallback),
         cmocka_unit_test(test_kill_resumes_once),
         cmocka_unit_test(test_bad_requests),
+        cmocka_unit_test(test_chat_turn_runs_the_workflow),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

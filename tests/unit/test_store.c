@@ -1493,7 +1493,7 @@ static void test_postgres_tell(void **state)
     assert_int_equal(tg_store_tell(a.st, "rev_big", big), TG_OK);
     put_review(&a, "rev_big", "decided", 1, 1000);
     assert_int_equal(tg_store_flush(a.st), TG_OK);
-    for (int i = 0; i < 100 && !strstr(seen, "rev_big"); i++) {
+    for (int i = 0; i < 250 && !strstr(seen, "rev_big"); i++) {
         usleep(20000);
         assert_int_equal(tg_store_changes(b.st, note_change, seen), TG_OK);
     }

@@ -189,7 +189,7 @@ static bool holds(const char *path, enum tg_wf_op op, const char *value, const j
         c.exists = !strcmp(value, "true");
     else
         c.value = json_loads(value, JSON_DECODE_ANY, NULL);
-    bool r = tg_wf_case_holds(&c, ctx);
+    bool r = tg_wf_case_holds(&c, ctx, NULL);
     json_decref(c.value);
     return r;
 }
