@@ -197,6 +197,7 @@ static int start_workflows(struct daemon *d, const struct tg_config *cfg)
     json_decref(errs);
     struct tg_wf_env env = {.base = d->base,
                             .sla = d->api.p->sla,
+                            .policy = d->api.p->main.policy,
                             .st = d->api.p->store,
                             .audit = d->api.p->audit,
                             .kb = d->api.p->main.kb,

@@ -172,7 +172,7 @@ static bool allowed(const char *k, const char *const *keys, size_t n)
 static void load_step(struct ld *l, const json_t *s, size_t i, const json_t *list,
                       struct tg_wf_step *st)
 {
-    static const char *const tool_keys[] = {"url", "args", "timeout", "retries"};
+    static const char *const tool_keys[] = {"tool", "url", "args", "timeout", "retries"};
     static const char *const decide_keys[] = {"cases", "otherwise"};
     static const char *const search_keys[] = {"query", "top_k"};
     static const char *const review_keys[] = {"queue", "question", "draft", "attestations", "sla"};
@@ -214,6 +214,7 @@ static void load_step(struct ld *l, const json_t *s, size_t i, const json_t *lis
     switch (st->kind) {
     case TG_WF_TOOL: {
         st->url = str_of(l, s, "url", where, true);
+        st->tool = str_of(l, s, "tool", where, false);
         if (st->url && !tg_str_has_prefix(st->url, "http://") &&
             !tg_str_has_prefix(st->url, "https://"))
             err(l, tg_config_lines_key(l->lines, s, "url"),
@@ -510,8 +511,8 @@ void tg_workflow_free(struct tg_workflow *wf)
             json_decref(s->cases[c].value);
         }
         tg_free(s->cases);
-        char *strs[] = {s->id,    s->next,     s->on_fail, s->url,  s->otherwise,
-                        s->query, s->question, s->draft,   s->text, s->queue};
+        char *strs[] = {s->id,       s->next,  s->on_fail,  s->url,   s->otherwise,
+                        s->query,    s->question, s->draft, s->text, s->queue, s->tool};
         for (size_t k = 0; k < TG_ARRAY_LEN(strs); k++)
             tg_free(strs[k]);
         json_decref(s->args);

@@ -14,6 +14,7 @@
 #include "audit/audit.h"
 #include "kb/kb.h"
 #include "net/curlev.h"
+#include "policy/policy.h"
 #include "review/review.h"
 #include "store/store.h"
 
@@ -311,6 +312,79 @@ static void step_done(struct run *r, const struct tg_wf_step *s, json_t *output,
     schedule(r, 0);
 }
 
+/* ------------------------------------------------------------ a person */
+
+/* What a person is asked: a review task carrying the run and the step. */
+struct ask {
+    const char *kind, *queue, *question, *draft;
+    const json_t *attestations;
+    int64_t sla_ms;
+};
+
+/*
+ * Put the question to a person (a review task with the run's context, its
+ * deadline armed) and let the run wait for the answer: the step's record
+ * (waiting, with input) and the run's are committed, the waiting caller
+ * told.  The run leaves this node's memory: the decision brings it back
+ * (tg_wf_review_settled).
+ */
+static void ask_person(struct run *r, const struct tg_wf_step *s, const struct ask *a,
+                       json_t *input, const json_t *ctx)
+{
+    struct tg_wf_env *env = &r->e->env;
+    json_t *sr = step_rec(r, s->id);
+    json_t *context = json_pack("{s:{s:s, s:s, s:s, s:O}}", "workflow", "run", r->id, "name",
+                                r->wf->name, "step", s->id, "so_far", ctx);
+    json_t *tags = json_pack("[s]", "workflow");
+    char rid[TG_ID_MAX] = "";
+    int64_t now = tg_clock_wall_ms();
+    int rc = sr && input && context && tags ? TG_OK : TG_E_NOMEM;
+    if (!rc) {
+        struct tg_review_new n = {
+            .turn_id = r->id,
+            .conversation_id = tg_json_str(r->rec, "conversation_id", ""),
+            .kind = a->kind,
+            .queue = a->queue ? a->queue : "workflow",
+            .priority = 5,
+            .created_ms = now,
+            .sla_ms = a->sla_ms,
+            .attestations = a->attestations,
+            .tags = tags,
+            .question = a->question,
+            .draft = a->draft,
+            .holding_reply = "您的问题需要人工复核，请稍候。",
+            .context = context,
+        };
+        rc = tg_review_create(env->st, &n, rid);
+    }
+    if (!rc)
+        rc = tg_json_set(input, "review_id", json_string(rid));
+    if (!rc)
+        rc = tg_json_set(sr, s->kind == TG_WF_TOOL ? "approval" : "input", json_incref(input));
+    if (!rc)
+        rc = tg_json_set(sr, "status", json_string("waiting"));
+    if (!rc)
+        rc = tg_json_set(r->rec, "state", json_string("waiting"));
+    if (!rc)
+        rc = tg_json_set(r->rec, "review_id", json_string(rid));
+    json_decref(input);
+    json_decref(context);
+    json_decref(tags);
+    if (rc) {
+        step_done(r, s, NULL, tg_err_str(rc), NULL);
+        return;
+    }
+    if (save(r, s->id) == TG_OK) {
+        tg_info("workflow run %s (%s): step %s waits for review %s", r->id, r->wf->name, s->id,
+                rid);
+        if (env->sla && tg_review_sla_track(env->sla, rid, now + a->sla_ms))
+            tg_error("workflow run %s: review %s: its deadline is not armed", r->id, rid);
+        notify(r);
+        tell_waiter(r);
+    }
+    run_free(r);
+}
+
 /* ------------------------------------------------------------ tool steps */
 
 static size_t write_cb(char *p, size_t size, size_t n, void *arg)
@@ -354,6 +428,84 @@ static void tool_call(struct run *r, const struct tg_wf_step *s, const json_t *i
     }
 }
 
+/*
+ * The deployment's post rules on the step as a tool call (its name and
+ * arguments): a rule on tool calls that refuses fails the step; one that
+ * holds the call for a person (human_decision, review) puts it to one
+ * with the rule's queue and attestations.  True when the step does not
+ * call now.
+ */
+static bool red_line(struct run *r, const struct tg_wf_step *s, json_t *sr, const json_t *ctx)
+{
+    const struct tg_policy *pol = r->e->env.policy;
+    if (!pol)
+        return false;
+    const char *name = s->tool ? s->tool : s->id;
+    char *args = tg_json_dumps(json_object_get(json_object_get(sr, "input"), "args"), JSON_COMPACT);
+    struct tg_policy_tool_call call = {.name = name,
+                                       .name_len = strlen(name),
+                                       .arguments = args ? args : "{}",
+                                       .arguments_len = args ? strlen(args) : 2};
+    struct tg_policy_facts f = {.text = "",
+                                .norm = "",
+                                .draft = "",
+                                .confidence = -1,
+                                .tool_calls = &call,
+                                .n_tool_calls = 1};
+    struct tg_policy_hits hits;
+    tg_policy_hits_init(&hits);
+    const struct tg_policy_hit *hit = NULL;
+    const struct tg_policy_action *act = NULL;
+    bool refuse = false;
+    if (tg_policy_eval(pol, TG_POLICY_POST, &f, &hits) == TG_OK)
+        for (size_t i = 0; !act && !refuse && i < hits.n; i++) {
+            if (!hits.v[i].field || strcmp(hits.v[i].field, "tool_calls") != 0)
+                continue; /* only rules on the call itself */
+            for (size_t k = 0; k < hits.v[i].n_actions; k++) {
+                enum tg_policy_action_kind kind = hits.v[i].actions[k].kind;
+                if (kind == TG_ACT_REFUSE)
+                    refuse = true;
+                else if (!act && (kind == TG_ACT_HUMAN_DECISION || kind == TG_ACT_REVIEW))
+                    act = &hits.v[i].actions[k];
+            }
+            if (act || refuse)
+                hit = &hits.v[i];
+        }
+    bool held = hit != NULL;
+    if (refuse) {
+        char why[300];
+        snprintf(why, sizeof(why), "rule %s refuses the call to %s", hit->rule, name);
+        step_done(r, s, NULL, why, NULL);
+    } else if (act) {
+        char q[1200];
+        json_t *att = json_array();
+        for (size_t k = 0; att && k < act->n_attestations; k++)
+            if (tg_json_push(att, json_string(act->attestations[k]))) {
+                json_decref(att);
+                att = NULL;
+            }
+        snprintf(q, sizeof(q), "工作流「%s」要调用 %s（规则 %s：%s），参数：%s", r->wf->name, name,
+                 hit->rule, hit->description ? hit->description : "", args ? args : "{}");
+        struct ask a = {.kind = act->kind == TG_ACT_HUMAN_DECISION ? "human_decision" : "review",
+                        .queue = act->queue,
+                        .question = q,
+                        .draft = args ? args : "{}",
+                        .attestations = att,
+                        .sla_ms = act->sla_ms > 0 ? act->sla_ms : 90000};
+        if (!att)
+            step_done(r, s, NULL, "out of memory", NULL);
+        else
+            ask_person(
+                r, s, &a,
+                json_pack("{s:s, s:s, s:s}", "rule", hit->rule, "tool", name, "state", "waiting"),
+                ctx);
+        json_decref(att);
+    }
+    tg_policy_hits_free(&hits);
+    free(args);
+    return held;
+}
+
 /* Start (or, after a restart or a failed attempt, start again) a tool step. */
 static void tool_step(struct run *r, const struct tg_wf_step *s, json_t *ctx)
 {
@@ -375,6 +527,9 @@ static void tool_step(struct run *r, const struct tg_wf_step *s, json_t *ctx)
             return;
         }
     }
+    /* a call the deployment's rules keep for a person waits for one */
+    if (!json_object_get(sr, "approval") && red_line(r, s, sr, ctx))
+        return;
     if (tg_json_set(sr, "status", json_string("started")) ||
         tg_json_set(sr, "attempt", json_integer(attempt)) || save(r, s->id) != TG_OK) {
         run_free(r);
@@ -501,59 +656,20 @@ static void search_step(struct run *r, const struct tg_wf_step *s, json_t *ctx)
 /* A person's step: a review task carrying the run; the run waits. */
 static void review_step(struct run *r, const struct tg_wf_step *s, json_t *ctx)
 {
-    struct tg_wf_env *env = &r->e->env;
-    json_t *sr = step_rec(r, s->id);
     char *question = tg_wf_render(s->question, ctx);
     char *draft = s->draft ? tg_wf_render(s->draft, ctx) : NULL;
-    json_t *context = json_pack("{s:{s:s, s:s, s:s, s:O}}", "workflow", "run", r->id, "name",
-                                r->wf->name, "step", s->id, "so_far", ctx);
-    json_t *tags = json_pack("[s]", "workflow");
-    char rid[TG_ID_MAX] = "";
-    int rc = sr && question && context && tags && (!s->draft || draft) ? TG_OK : TG_E_NOMEM;
-    if (!rc) {
-        struct tg_review_new n = {
-            .turn_id = r->id,
-            .conversation_id = tg_json_str(r->rec, "conversation_id", ""),
-            .kind = "review",
-            .queue = s->queue ? s->queue : "workflow",
-            .priority = 5,
-            .created_ms = tg_clock_wall_ms(),
-            .sla_ms = s->sla_ms,
-            .attestations = s->attestations,
-            .tags = tags,
-            .question = question,
-            .draft = draft,
-            .holding_reply = "您的问题需要人工复核，请稍候。",
-            .context = context,
-        };
-        rc = tg_review_create(env->st, &n, rid);
-    }
-    if (!rc)
-        rc = tg_json_set(
-            sr, "input",
-            json_pack("{s:s, s:s?, s:s}", "question", question, "draft", draft, "review_id", rid));
-    if (!rc)
-        rc = tg_json_set(sr, "status", json_string("waiting"));
-    if (!rc)
-        rc = tg_json_set(r->rec, "state", json_string("waiting"));
-    if (!rc)
-        rc = tg_json_set(r->rec, "review_id", json_string(rid));
+    struct ask a = {.kind = "review",
+                    .queue = s->queue,
+                    .question = question,
+                    .draft = draft,
+                    .attestations = s->attestations,
+                    .sla_ms = s->sla_ms};
+    if (!question || (s->draft && !draft))
+        step_done(r, s, NULL, "out of memory", NULL);
+    else
+        ask_person(r, s, &a, json_pack("{s:s, s:s?}", "question", question, "draft", draft), ctx);
     tg_free(question);
     tg_free(draft);
-    json_decref(context);
-    json_decref(tags);
-    if (rc) {
-        step_done(r, s, NULL, tg_err_str(rc), NULL);
-        return;
-    }
-    if (save(r, s->id) == TG_OK) {
-        tg_info("workflow run %s (%s): waiting for review %s", r->id, r->wf->name, rid);
-        if (env->sla && tg_review_sla_track(env->sla, rid, tg_clock_wall_ms() + s->sla_ms))
-            tg_error("workflow run %s: review %s: its deadline is not armed", r->id, rid);
-        notify(r);
-        tell_waiter(r);
-    }
-    run_free(r); /* the decision brings it back (tg_wf_review_settled) */
 }
 
 static void reply_step(struct run *r, const struct tg_wf_step *s, json_t *ctx)
@@ -876,5 +992,28 @@ void tg_wf_review_settled(struct tg_wf_engine *e, const json_t *task)
     }
     tg_info("workflow run %s (%s): review %s %s; going on", r->id, wf->name,
             tg_json_str(task, "id", ""), tg_json_str(task, "state", ""));
-    step_done(r, s, out, NULL, NULL);
+    if (s->kind != TG_WF_TOOL) {
+        step_done(r, s, out, NULL, NULL);
+        return;
+    }
+    /* a call kept for a person: approved (as drafted, or edited) it goes,
+     * else the step fails */
+    const char *action = tg_json_str(out, "action", "");
+    bool yes = !strcmp(tg_json_str(task, "state", ""), "decided") &&
+               (!strcmp(action, "approve") || !strcmp(action, "edit"));
+    json_t *appr = json_object_get(step_rec(r, s->id), "approval");
+    int rc =
+        appr ? tg_json_set(appr, "state", json_string(yes ? "approved" : "refused")) : TG_E_NOMEM;
+    if (!rc)
+        rc = tg_json_set(appr, "by", json_string(tg_json_str(out, "actor", "")));
+    json_decref(out);
+    if (rc) {
+        run_free(r);
+    } else if (!yes) {
+        step_done(r, s, NULL, "a person did not approve the call", NULL);
+    } else if (save(r, s->id) == TG_OK) {
+        schedule(r, 0); /* the call goes now */
+    } else {
+        run_free(r);
+    }
 }

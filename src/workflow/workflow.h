@@ -59,6 +59,14 @@
  *     entities: [policy_no]
  *     input: {policy_number: "{{entities.policy_no}}", question: "{{turn.text}}"}
  *
+ * Red lines: before a tool step calls, the deployment's post rules see
+ * it as a tool call (its `tool` name, default the step id, and its
+ * arguments); a rule that holds it for a person (human_decision, review)
+ * makes the step wait for a person's approval (a human_decision task with
+ * the rule's attestations: approve or edit lets the call go, reject fails
+ * the step), so a tool that decides (approve a claim, a loan) never runs
+ * on AI's word alone; a refusing rule fails the step.
+ *
  * Durable execution: a run is a blob `workflow-run/<id>`; every step's
  * start and outcome is committed with an audit leaf (kind
  * workflow_step) before the run moves on.  A tool is called with the
@@ -106,6 +114,7 @@ struct tg_wf_step {
     char *next;    /* NULL: the following step; "end" */
     char *on_fail; /* NULL: a failure fails the run */
     /* tool */
+    char *tool; /* the name policy rules match (tool.name); default the step's id */
     char *url;
     json_t *args; /* a JSON template */
     int64_t timeout_ms;
@@ -180,6 +189,7 @@ struct tg_wf_engine;
 
 /* What the engine needs of the gateway around it; all borrowed. */
 struct tg_review_sla;
+struct tg_policy;
 
 struct tg_wf_env {
     struct event_base *base;
@@ -187,6 +197,11 @@ struct tg_wf_env {
     struct tg_store *st;
     struct tg_audit *audit;
     struct tg_kb *kb;     /* for search steps; may be NULL */
+    /* the deployment's rules: a post rule on tool calls (tool.name,
+     * tool.arguments.*) whose actions hold for a person (human_decision,
+     * review) makes a tool step wait for a person's approval before the
+     * call, with the rule's attestations; refuse fails the step.  May be NULL. */
+    const struct tg_policy *policy;
     struct tg_text *text; /* the same */
     /* a run ended (done or failed) or waits for a person: run is its record */
     void (*on_change)(void *arg, const json_t *run);

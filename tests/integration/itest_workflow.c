@@ -113,6 +113,25 @@ static struct {
     "    kind: reply\n"                                                                            \
     "    text: \"承保{{check.matched}}：{{lookup.clause}}，第{{lookup.page}}页\"\n"
 
+/* A claim paid by a tool that decides: the deployment's rule keeps the
+ * call for a person. */
+#define PAY                                                                                        \
+    "name: pay_claim\n"                                                                            \
+    "input: [policy_number]\n"                                                                     \
+    "steps:\n"                                                                                     \
+    "  - id: pay\n"                                                                                \
+    "    kind: tool\n"                                                                             \
+    "    tool: approve_claim\n"                                                                    \
+    "    url: http://127.0.0.1:%d/tools/policy_lookup\n"                                           \
+    "    args: {policy: \"{{input.policy_number}}\"}\n"                                            \
+    "    on_fail: refused\n"                                                                       \
+    "  - id: paid\n"                                                                               \
+    "    kind: reply\n"                                                                            \
+    "    text: \"已赔付：{{pay.product}}\"\n"                                                  \
+    "  - id: refused\n"                                                                            \
+    "    kind: reply\n"                                                                            \
+    "    text: 理赔未获批准。\n"
+
 static int setup(void **state)
 {
     (void)state;
@@ -129,6 +148,8 @@ static int setup(void **state)
     tg_h_write_file(W.dir, "patient.yaml", text, path, sizeof(path));
     snprintf(text, sizeof(text), CHAT, W.up.port);
     tg_h_write_file(W.dir, "chat.yaml", text, path, sizeof(path));
+    snprintf(text, sizeof(text), PAY, W.up.port);
+    tg_h_write_file(W.dir, "pay.yaml", text, path, sizeof(path));
     snprintf(W.data, sizeof(W.data), "%s/data", W.dir);
     snprintf(text, sizeof(text),
              "server:\n  listen: \"127.0.0.1:0\"\n  data_dir: %s\n"
@@ -137,7 +158,11 @@ static int setup(void **state)
              "backends:\n  - name: b\n    type: builtin\n"
              "route:\n  backend: b\n"
              "understand:\n  policy_number: 'P20[0-9]{2}-[0-9]{3}'\n"
-             "workflows: [coverage.yaml, slow.yaml, patient.yaml, chat.yaml]\n",
+             "policies:\n  - id: claim-decisions\n    description: 理赔结论由理赔员作出\n"
+             "    stage: post\n    when:\n      tool.name: [approve_claim]\n"
+             "    then:\n      - human_decision:\n          queue: claims\n"
+             "          attestations: [已核对理赔材料]\n"
+             "workflows: [coverage.yaml, slow.yaml, patient.yaml, chat.yaml, pay.yaml]\n",
              W.data);
     tg_h_write_file(W.dir, "tg.yaml", text, W.cfg, sizeof(W.cfg));
     return tg_h_start_gateway(&W.gw, W.cfg, W.data);
@@ -423,7 +448,7 @@ static void test_bad_requests(void **state)
     json_decref(j);
     j = call("GET", "/v1/workflows", "tg-r1", NULL, &st);
     assert_int_equal(st, 200);
-    assert_int_equal(json_array_size(json_object_get(j, "workflows")), 4);
+    assert_int_equal(json_array_size(json_object_get(j, "workflows")), 5);
     json_decref(j);
 }
 
@@ -537,6 +562,91 @@ static void test_chat_turn_runs_the_workflow(void **state)
     audit_verifies();
 }
 
+/* The review task a run waits on: its id, and the task in *task. */
+static void waiting_task(const char *run_id, char rid[64], json_t **task)
+{
+    char path[160];
+    long st;
+    json_t *r = settled(run_id, 5000);
+    assert_string_equal(tg_json_str(r, "state", ""), "waiting");
+    tg_strlcpy(rid, tg_json_str(r, "review_id", ""), 64);
+    json_decref(r);
+    snprintf(path, sizeof(path), "/v1/reviews/%s", rid);
+    *task = call("GET", path, "tg-r1", NULL, &st);
+    assert_int_equal(st, 200);
+}
+
+/* A tool the deployment's rules keep for a person is not called until one
+ * approves it with the rule's attestations; refused, the step fails. */
+static void test_deciding_tool_waits_for_a_person(void **state)
+{
+    (void)state;
+    char a[64], b[64], rid[64], path[160];
+    long st;
+    json_t *task, *j;
+    tg_h_upstream_control(W.up.port, "reset", "{}");
+    char body[128];
+    snprintf(body, sizeof(body), "{\"input\":{\"policy_number\":\"P2024-002\"}}");
+    j = call("POST", "/v1/workflows/pay_claim/runs", KEY, body, &st);
+    assert_int_equal(st, 201);
+    tg_strlcpy(a, tg_json_str(j, "id", ""), sizeof(a));
+    json_decref(j);
+    waiting_task(a, rid, &task);
+    assert_string_equal(tg_json_str(task, "kind", ""), "human_decision");
+    assert_string_equal(tg_json_str(task, "queue", ""), "claims");
+    assert_string_equal(
+        json_string_value(json_array_get(json_object_get(task, "required_attestations"), 0)),
+        "已核对理赔材料");
+    assert_non_null(strstr(tg_json_str(task, "question", ""), "approve_claim"));
+    json_decref(task);
+    json_t *ts = tool_stats();
+    assert_int_equal(tg_json_int(ts, "calls", -1), 0); /* not called on AI's word */
+    json_decref(ts);
+    /* approving without the attestation is refused; with it, the call goes */
+    snprintf(path, sizeof(path), "/v1/reviews/%s/decision", rid);
+    j = call("POST", path, "tg-r1", "{\"action\":\"approve\",\"attestations\":[]}", &st);
+    assert_int_equal(st, 422);
+    json_decref(j);
+    j = call("POST", path, "tg-r1",
+             "{\"action\":\"approve\",\"attestations\":[\"已核对理赔材料\"]}", &st);
+    assert_int_equal(st, 200);
+    json_decref(j);
+    json_t *r = until_done(a);
+    assert_string_equal(tg_json_str(r, "reply", ""), "已赔付：安心意外伤害保险（运动版）");
+    const json_t *appr =
+        json_object_get(json_object_get(json_object_get(r, "steps"), "pay"), "approval");
+    assert_string_equal(tg_json_str(appr, "state", ""), "approved");
+    assert_string_equal(tg_json_str(appr, "by", ""), "r1");
+    json_decref(r);
+    ts = tool_stats();
+    assert_int_equal(tg_json_int(ts, "calls", -1), 1);
+    json_decref(ts);
+
+    /* refused: the step fails, the fallback replies, the tool is not called */
+    j = call("POST", "/v1/workflows/pay_claim/runs", KEY, body, &st);
+    tg_strlcpy(b, tg_json_str(j, "id", ""), sizeof(b));
+    json_decref(j);
+    waiting_task(b, rid, &task);
+    json_decref(task);
+    snprintf(path, sizeof(path), "/v1/reviews/%s/decision", rid);
+    j = call(
+        "POST", path, "tg-r1",
+        "{\"action\":\"reject\",\"reason\":\"材料不全\",\"attestations\":[\"已核对理赔材料\"]}",
+        &st);
+    assert_int_equal(st, 200);
+    json_decref(j);
+    r = until_done(b);
+    assert_string_equal(tg_json_str(r, "reply", ""), "理赔未获批准。");
+    assert_string_equal(
+        tg_json_str(json_object_get(json_object_get(r, "steps"), "pay"), "error", ""),
+        "a person did not approve the call");
+    json_decref(r);
+    ts = tool_stats();
+    assert_int_equal(tg_json_int(ts, "calls", -1), 1);
+    json_decref(ts);
+    audit_verifies();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -545,6 +655,7 @@ int main(void)
         cmocka_unit_test(test_kill_resumes_once),
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_chat_turn_runs_the_workflow),
+        cmocka_unit_test(test_deciding_tool_waits_for_a_person),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
