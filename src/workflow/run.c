@@ -105,11 +105,15 @@ static void digest(const json_t *v, char hex[2 * TG_SHA256_LEN + 1])
 }
 
 /*
- * Commit the record and, for a step's change, its audit leaf (step id,
- * kind, status, digests of what it was given and gave) together, then
- * flush: nothing of the run goes on before it is durable.
+ * Queue the record and, for a step's change, its audit leaf (step id,
+ * kind, status, digests of what it was given and gave) to commit
+ * together; with durable, wait for the commit.  A step with an effect
+ * outside (a tool's call) or one that tells someone (the run ends, waits
+ * for a person, or starts) waits; the steps between need not, since a
+ * restart computes them again from the record as committed, and the next
+ * durable save commits them first.
  */
-static int save(struct run *r, const char *step_id)
+static int save(struct run *r, const char *step_id, bool durable)
 {
     struct tg_wf_env *env = &r->e->env;
     int64_t now = tg_clock_wall_ms();
@@ -143,7 +147,7 @@ static int save(struct run *r, const char *step_id)
     if (!rc)
         rc = tg_store_blob_put(env->st, key, text, strlen(text));
     rc = tg_store_release(env->st, rc);
-    if (!rc)
+    if (!rc && durable)
         rc = tg_store_flush(env->st);
     free(text);
     json_decref(leaf);
@@ -257,7 +261,7 @@ static void finish(struct run *r, const char *error)
     if (!rc)
         rc = tg_json_set(r->rec, "current", json_null());
     if (!rc)
-        save(r, NULL);
+        save(r, NULL, true);
     tg_info("workflow run %s (%s): %s%s", r->id, r->wf->name, error ? "failed: " : "done",
             error ? error : "");
     notify(r);
@@ -299,7 +303,7 @@ static void step_done(struct run *r, const struct tg_wf_step *s, json_t *output,
         rc = tg_json_push(json_object_get(r->rec, "trail"), json_string(s->id));
     if (!rc)
         rc = tg_json_set(r->rec, "current", to ? json_string(to) : json_null());
-    if (rc || save(r, s->id) != TG_OK) {
+    if (rc || save(r, s->id, false) != TG_OK) {
         run_free(r); /* as stored: the next start takes it up again */
         return;
     }
@@ -374,7 +378,7 @@ static void ask_person(struct run *r, const struct tg_wf_step *s, const struct a
         step_done(r, s, NULL, tg_err_str(rc), NULL);
         return;
     }
-    if (save(r, s->id) == TG_OK) {
+    if (save(r, s->id, true) == TG_OK) {
         tg_info("workflow run %s (%s): step %s waits for review %s", r->id, r->wf->name, s->id,
                 rid);
         if (env->sla && tg_review_sla_track(env->sla, rid, now + a->sla_ms))
@@ -531,7 +535,7 @@ static void tool_step(struct run *r, const struct tg_wf_step *s, json_t *ctx)
     if (!json_object_get(sr, "approval") && red_line(r, s, sr, ctx))
         return;
     if (tg_json_set(sr, "status", json_string("started")) ||
-        tg_json_set(sr, "attempt", json_integer(attempt)) || save(r, s->id) != TG_OK) {
+        tg_json_set(sr, "attempt", json_integer(attempt)) || save(r, s->id, true) != TG_OK) {
         run_free(r);
         return;
     }
@@ -873,7 +877,7 @@ static int start_run(struct tg_wf_engine *e, const char *name, const json_t *inp
     struct run *r = run_new(e, wf, rec);
     if (!r)
         return TG_E_NOMEM;
-    rc = save(r, NULL);
+    rc = save(r, NULL, true);
     if (!rc) {
         r->done = done;
         r->done_arg = arg;
@@ -1011,7 +1015,7 @@ void tg_wf_review_settled(struct tg_wf_engine *e, const json_t *task)
         run_free(r);
     } else if (!yes) {
         step_done(r, s, NULL, "a person did not approve the call", NULL);
-    } else if (save(r, s->id) == TG_OK) {
+    } else if (save(r, s->id, false) == TG_OK) {
         schedule(r, 0); /* the call goes now */
     } else {
         run_free(r);

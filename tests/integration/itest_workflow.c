@@ -157,7 +157,7 @@ static int setup(void **state)
              "users:\n  - name: r1\n    role: reviewer\n    token: tg-r1\n"
              "backends:\n  - name: b\n    type: builtin\n"
              "route:\n  backend: b\n"
-             "understand:\n  policy_number: 'P20[0-9]{2}-[0-9]{3}'\n"
+             "understand:\n  policy_number: 'P[0-9]{10}'\n"
              "policies:\n  - id: claim-decisions\n    description: 理赔结论由理赔员作出\n"
              "    stage: post\n    when:\n      tool.name: [approve_claim]\n"
              "    then:\n      - human_decision:\n          queue: claims\n"
@@ -278,10 +278,10 @@ static void test_coverage_check(void **state)
     (void)state;
     char ex[64], cov[64], amb[64], none[64], path[160];
     long st;
-    start("coverage_check", "P2024-001", "滑雪", ex);
-    start("coverage_check", "P2024-002", "滑雪", cov);
-    start("coverage_check", "P2024-003", "滑雪", amb);
-    start("coverage_check", "P0000-404", "滑雪", none);
+    start("coverage_check", "P2024000001", "滑雪", ex);
+    start("coverage_check", "P2024000002", "滑雪", cov);
+    start("coverage_check", "P2024000003", "滑雪", amb);
+    start("coverage_check", "P0000000404", "滑雪", none);
 
     json_t *r = settled(ex, 5000);
     assert_string_equal(tg_json_str(r, "state", ""), "done");
@@ -300,7 +300,7 @@ static void test_coverage_check(void **state)
     assert_string_equal(step_status(r, "lookup"), "failed");
     assert_int_equal(
         tg_json_int(json_object_get(json_object_get(r, "steps"), "lookup"), "attempt", 0), 1);
-    assert_string_equal(tg_json_str(r, "reply", ""), "暂时查不到保单P0000-404，已转人工核实。");
+    assert_string_equal(tg_json_str(r, "reply", ""), "暂时查不到保单P0000000404，已转人工核实。");
     json_decref(r);
 
     /* 高风险运动 does not name skiing: a person decides, with the clause in view */
@@ -313,7 +313,7 @@ static void test_coverage_check(void **state)
     json_t *task = call("GET", path, "tg-r1", NULL, &st);
     assert_int_equal(st, 200);
     assert_string_equal(tg_json_str(task, "question", ""),
-                        "滑雪 是否在保单 P2024-003 的保障范围内？");
+                        "滑雪 是否在保单 P2024000003 的保障范围内？");
     assert_string_equal(tg_json_str(task, "draft", ""), "条款不保高风险运动，未单独列出滑雪。");
     assert_string_equal(tg_json_str(json_object_get(task, "workflow"), "run", ""), amb);
     json_decref(task);
@@ -368,14 +368,14 @@ static void test_timeout_takes_fallback(void **state)
     (void)state;
     char id[64];
     tg_h_upstream_control(W.up.port, "reset", "{}");
-    start("slow_tool", "P2024-001", "滑雪", id);
+    start("slow_tool", "P2024000001", "滑雪", id);
     json_t *r = settled(id, 10000);
     assert_string_equal(tg_json_str(r, "state", ""), "done");
     const json_t *lk = json_object_get(json_object_get(r, "steps"), "lookup");
     assert_string_equal(tg_json_str(lk, "status", ""), "failed");
     assert_int_equal(tg_json_int(lk, "attempt", 0), 2);
     assert_non_null(strstr(tg_json_str(lk, "error", ""), "timeout"));
-    assert_string_equal(tg_json_str(r, "reply", ""), "暂时查不到保单P2024-001，已转人工核实。");
+    assert_string_equal(tg_json_str(r, "reply", ""), "暂时查不到保单P2024000001，已转人工核实。");
     json_decref(r);
     json_t *ts = tool_stats();
     assert_int_equal(tg_json_int(ts, "calls", 0), 2);
@@ -390,7 +390,7 @@ static void test_kill_resumes_once(void **state)
     (void)state;
     char id[64];
     tg_h_upstream_control(W.up.port, "reset", "{}");
-    start("patient", "P2024-002", "滑雪", id);
+    start("patient", "P2024000002", "滑雪", id);
     json_t *ts = NULL;
     for (int i = 0; i < 100; i++) {
         ts = tool_stats();
@@ -432,7 +432,7 @@ static void test_bad_requests(void **state)
     assert_string_equal(tg_json_str(json_object_get(j, "error"), "code", ""), "unknown_workflow");
     json_decref(j);
     j = call("POST", "/v1/workflows/coverage_check/runs", KEY,
-             "{\"input\":{\"policy_number\":\"P2024-001\"}}", &st);
+             "{\"input\":{\"policy_number\":\"P2024000001\"}}", &st);
     assert_int_equal(st, 400);
     assert_non_null(strstr(tg_json_str(json_object_get(j, "error"), "message", ""),
                            "input.activity is missing"));
@@ -486,7 +486,7 @@ struct waiting {
 static void *wait_turn(void *arg)
 {
     struct waiting *w = arg;
-    w->resp = chat("zs-3", "保单P2024-003的意外险，滑雪摔伤能赔吗", 20, &w->status);
+    w->resp = chat("zs-3", "保单P2024000003的意外险，滑雪摔伤能赔吗", 20, &w->status);
     return NULL;
 }
 
@@ -498,7 +498,7 @@ static void test_chat_turn_runs_the_workflow(void **state)
 {
     (void)state;
     long st;
-    json_t *j = chat("zs-1", "我的保单P2024-001，去滑雪受伤了能赔吗", 0, &st);
+    json_t *j = chat("zs-1", "我的保单P2024000001，去滑雪受伤了能赔吗", 0, &st);
     assert_int_equal(st, 200);
     const json_t *tg = json_object_get(j, "trustgate");
     assert_string_equal(tg_json_str(tg, "decision", ""), "deliver");
@@ -534,7 +534,7 @@ static void test_chat_turn_runs_the_workflow(void **state)
         json_t *task;
         json_array_foreach(json_object_get(list, "data"), i, task)
         {
-            if (!strcmp(tg_json_str(task, "question", ""), "保单P2024-003的意外险，滑雪摔伤能赔吗"))
+            if (!strcmp(tg_json_str(task, "question", ""), "保单P2024000003的意外险，滑雪摔伤能赔吗"))
                 tg_strlcpy(rid, tg_json_str(task, "id", ""), sizeof(rid));
         }
         json_decref(list);
@@ -586,7 +586,7 @@ static void test_deciding_tool_waits_for_a_person(void **state)
     json_t *task, *j;
     tg_h_upstream_control(W.up.port, "reset", "{}");
     char body[128];
-    snprintf(body, sizeof(body), "{\"input\":{\"policy_number\":\"P2024-002\"}}");
+    snprintf(body, sizeof(body), "{\"input\":{\"policy_number\":\"P2024000002\"}}");
     j = call("POST", "/v1/workflows/pay_claim/runs", KEY, body, &st);
     assert_int_equal(st, 201);
     tg_strlcpy(a, tg_json_str(j, "id", ""), sizeof(a));

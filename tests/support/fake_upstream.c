@@ -2504,16 +2504,16 @@ static void control(struct conn *c)
  * ?delay_ms=N holds the answer back (the run happens at once).
  */
 static const char *const policies[][2] = {
-    {"P2024-001", "{\"policy\":\"P2024-001\",\"holder\":\"张三\",\"product\":\"安心意外伤害保险\","
+    {"P2024000001", "{\"policy\":\"P2024000001\",\"holder\":\"张三\",\"product\":\"安心意外伤害保险\","
                   "\"year\":2024,\"coverage\":[\"意外身故\",\"意外伤残\",\"意外医疗\"],"
                   "\"exclusions\":[\"滑雪\",\"潜水\",\"攀岩\",\"跳伞\"],"
                   "\"clause\":\"第七条 责任免除（四）\",\"page\":3}"},
-    {"P2024-002",
-     "{\"policy\":\"P2024-002\",\"holder\":\"张三\",\"product\":\"安心意外伤害保险（运动版）\","
+    {"P2024000002",
+     "{\"policy\":\"P2024000002\",\"holder\":\"张三\",\"product\":\"安心意外伤害保险（运动版）\","
      "\"year\":2024,\"coverage\":[\"意外身故\",\"意外医疗\",\"滑雪\",\"骑行\"],"
      "\"exclusions\":[\"职业竞技\"],\"clause\":\"第五条 保险责任（二）\",\"page\":2}"},
-    {"P2024-003",
-     "{\"policy\":\"P2024-003\",\"holder\":\"张三\",\"product\":\"安康综合意外险\","
+    {"P2024000003",
+     "{\"policy\":\"P2024000003\",\"holder\":\"张三\",\"product\":\"安康综合意外险\","
      "\"year\":2024,\"coverage\":[\"意外身故\",\"意外医疗\"],"
      "\"exclusions\":[\"高风险运动\"],\"clause\":\"第八条 责任免除（二）\",\"page\":4}"},
 };
