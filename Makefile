@@ -42,7 +42,12 @@ trustgate:
 deps:
 	@scripts/install-deps.sh build
 
+# The demo's workflow asks a policy system: the test suite's support server
+# (tests/support/fake_upstream.md, its policy-lookup tool) stands in for one.
+DEMO_TOOLS_PORT := 8099
+
 demo: deps trustgate
+	@cmake --build $(BUILD) -j $(JOBS) --target fake-upstream
 	@echo "trustgate demo"
 	@echo "  chat page  $(DEMO_URL)/          play the customer (try 我想投资60万买理财保险，推荐哪个产品？)"
 	@echo "  console    $(DEMO_URL)/console/  log in as reviewer1, agent1 or super1, password 'demo'"
@@ -51,7 +56,11 @@ demo: deps trustgate
 	@echo "    -d '{\"messages\":[{\"role\":\"user\",\"content\":\"意外险理赔需要哪些材料？\"}]}')"
 	@echo "  review API tokens: reviewer1 'tg-demo-reviewer', agent1 'tg-demo-agent', super1 'tg-demo-super'"
 	@echo "    (GET /v1/reviews, POST /v1/reviews/ID/claim, POST /v1/reviews/ID/decision, GET /v1/handoffs)"
-	@$(BUILD)/trustgate serve -c $(CONFIG) $(if $(LISTEN),--listen $(LISTEN))
+	@echo "  workflow   a policy system on 127.0.0.1:$(DEMO_TOOLS_PORT) for the coverage check"
+	@echo "    (try 我的保单P2024000001，去滑雪受伤了能赔吗？ — or P2024000002, P2024000003)"
+	@$(BUILD)/fake-upstream --listen 127.0.0.1:$(DEMO_TOOLS_PORT) >/dev/null 2>&1 & tools=$$!; \
+	  trap 'kill $$tools 2>/dev/null' EXIT INT TERM; \
+	  $(BUILD)/trustgate serve -c $(CONFIG) $(if $(LISTEN),--listen $(LISTEN))
 
 # The demo on three nodes sharing one PostgreSQL store, behind nginx on
 # $(DEMO_URL); scripts/demo-cluster.sh installs, builds and starts it all.

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "workflow/workflow.h"
 
 static char fixture_buf[4096];
 
@@ -267,6 +268,19 @@ static void test_demo_config_loads(void **state)
     assert_non_null(strstr(cfg->kb_paths[0], "examples/insurance/kb"));
     assert_non_null(strstr(cfg->intents_train, "examples/insurance/intents.tsv"));
     assert_non_null(strstr(cfg->kb_glossary, "examples/insurance/glossary.yaml"));
+    /* its workflow reads as written: a coverage check its chat turns start */
+    assert_int_equal(cfg->n_workflows, 1);
+    assert_non_null(strstr(cfg->workflow_paths[0], "examples/insurance/workflows/coverage.yaml"));
+    struct tg_workflow **wfs = NULL;
+    json_t *werrs = json_array();
+    rc = tg_workflows_load(cfg->workflow_paths, cfg->n_workflows, &wfs, werrs);
+    dump_errors(werrs);
+    json_decref(werrs);
+    assert_int_equal(rc, TG_OK);
+    assert_string_equal(wfs[0]->name, "coverage_check");
+    assert_non_null(wfs[0]->trigger);
+    assert_non_null(tg_workflow_step(wfs[0], "ask_person"));
+    tg_workflows_free(wfs, cfg->n_workflows);
     tg_config_free(cfg);
 }
 
