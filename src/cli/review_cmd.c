@@ -106,16 +106,17 @@ static const struct tg_cli_cmd review_cmd = {
     .max_args = TG_CLI_MANY,
 };
 
-/* Open the store named by -c or --data; the data directory is returned in dir. */
-static struct tg_store *open_store(const char *cfg_path, const char *data, char *dir, size_t dirlen)
+/* Open the store named by -c or --data; the data directory is returned in
+ * dir, the config (NULL with --data) in *cfg: the store's privacy hooks
+ * read it (the policy-number pattern), so it is freed after the store. */
+static struct tg_store *open_store(const char *cfg_path, const char *data, char *dir, size_t dirlen,
+                                   struct tg_config **cfg)
 {
-    struct tg_config *cfg = data ? NULL : tg_cli_load_config(cfg_path);
-    if (!data && !cfg)
+    *cfg = data ? NULL : tg_cli_load_config(cfg_path);
+    if (!data && !*cfg)
         return NULL;
-    tg_cli_data_dir(cfg, data, dir, dirlen);
-    struct tg_store *st = tg_cli_open_store(cfg, data, "review");
-    tg_config_free(cfg);
-    return st;
+    tg_cli_data_dir(*cfg, data, dir, dirlen);
+    return tg_cli_open_store(*cfg, data, "review");
 }
 
 static void print_task(const json_t *t)
@@ -336,7 +337,8 @@ static int review(const char *sub, struct review_args *a, const char *id)
             d->reason = "经人工审核，暂时无法按您的要求办理，客服人员会与您联系说明原因。";
         return remote(a->url, a->token, sub, id, a->state, a->as_json, d);
     }
-    struct tg_store *st = open_store(a->cfg, a->data, dir, sizeof(dir));
+    struct tg_config *cfg = NULL;
+    struct tg_store *st = open_store(a->cfg, a->data, dir, sizeof(dir), &cfg);
     if (st && !strcmp(sub, "list"))
         status = do_list(st, a->state, a->as_json);
     else if (st && !strcmp(sub, "show"))
@@ -344,6 +346,7 @@ static int review(const char *sub, struct review_args *a, const char *id)
     else if (st)
         status = do_decide(st, dir, id, a->actor, a->att, d);
     tg_store_close(st);
+    tg_config_free(cfg);
     return status;
 }
 

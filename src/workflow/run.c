@@ -797,6 +797,18 @@ static void resume_cb(evutil_socket_t fd, short what, void *arg)
         if (!strcmp(tg_json_str(rec, "state", ""), "running")) {
             take_up(e, json_incref(rec));
             n++;
+        } else if (!strcmp(tg_json_str(rec, "state", ""), "waiting")) {
+            /* a person may have decided while no node ran (trustgate review decide) */
+            json_t *task = NULL;
+            const char *rid = tg_json_str(rec, "review_id", "");
+            if (rid[0] && tg_store_review_get(e->env.st, rid, NULL, &task) == TG_OK) {
+                const char *st = tg_json_str(task, "state", "");
+                if (strcmp(st, "pending") != 0 && strcmp(st, "claimed") != 0) {
+                    tg_wf_review_settled(e, task);
+                    n++;
+                }
+            }
+            json_decref(task);
         }
     }
     if (n)

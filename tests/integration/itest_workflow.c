@@ -534,7 +534,8 @@ static void test_chat_turn_runs_the_workflow(void **state)
         json_t *task;
         json_array_foreach(json_object_get(list, "data"), i, task)
         {
-            if (!strcmp(tg_json_str(task, "question", ""), "保单P2024000003的意外险，滑雪摔伤能赔吗"))
+            if (!strcmp(tg_json_str(task, "question", ""),
+                        "保单P2024000003的意外险，滑雪摔伤能赔吗"))
                 tg_strlcpy(rid, tg_json_str(task, "id", ""), sizeof(rid));
         }
         json_decref(list);
@@ -647,6 +648,37 @@ static void test_deciding_tool_waits_for_a_person(void **state)
     audit_verifies();
 }
 
+/* A person decides while no node runs (the command line on the stopped
+ * deployment's store): the next start takes the run on from the decision. */
+static void test_decided_while_down(void **state)
+{
+    (void)state;
+    char id[64], rid[64], cmd[1200], bin[256], *out = NULL;
+    json_t *task;
+    start("coverage_check", "P2024000003", "滑雪", id);
+    waiting_task(id, rid, &task);
+    json_decref(task);
+    assert_int_equal(tg_h_stop(&W.gw, 5000), 0);
+    W.gw.pid = 0;
+    snprintf(cmd, sizeof(cmd),
+             "%s review decide -c %s %s --actor r1 --edit '滑雪不在保障范围内。' --attest "
+             "已核对保单条款 2>&1",
+             tg_h_bin("trustgate", bin, sizeof(bin)), W.cfg, rid);
+    int rc = tg_h_run(cmd, &out);
+    if (rc != 0)
+        fail_msg("review decide: %d %s", rc, out ? out : "");
+    tg_free(out);
+    assert_int_equal(tg_h_start_gateway(&W.gw, W.cfg, W.data), 0);
+    json_t *r = until_done(id);
+    assert_string_equal(tg_json_str(r, "reply", ""), "滑雪不在保障范围内。");
+    assert_string_equal(
+        tg_json_str(
+            json_object_get(json_object_get(json_object_get(r, "steps"), "ask_person"), "output"),
+            "actor", ""),
+        "r1");
+    json_decref(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -656,6 +688,7 @@ int main(void)
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_chat_turn_runs_the_workflow),
         cmocka_unit_test(test_deciding_tool_waits_for_a_person),
+        cmocka_unit_test(test_decided_while_down),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
