@@ -30,7 +30,7 @@ static bool allowed(struct tg_api *api, struct tg_http_req *req, const char *rou
 
 static void list(struct tg_api *api, struct tg_http_req *req)
 {
-    static const char *const kinds[] = {"tool", "decide", "search", "review", "reply"};
+    static const char *const kinds[] = {"tool", "decide", "search", "review", "reply", "model"};
     json_t *out = json_array();
     for (size_t i = 0; out && i < tg_wf_count(api->workflows); i++) {
         const struct tg_workflow *wf = tg_wf_at(api->workflows, i);

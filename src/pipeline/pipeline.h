@@ -101,6 +101,20 @@ int tg_pipeline_open_in_force(const struct tg_config *cfg, struct event_base *ba
  */
 int tg_pipeline_load_policies(const struct tg_config *cfg, struct tg_policy **out, json_t *errs);
 
+/*
+ * A question to the release in force's ladder outside a chat turn
+ * (pipeline: a struct tg_pipeline; a workflow's model step): system (may
+ * be NULL) and prompt as the messages.  done runs once, from the loop
+ * after this returns: TG_OK with the answer and the model that gave it,
+ * or an error and why (a holding reply or a person counts as no answer).
+ * *call names the question for tg_pipeline_ask_cancel (then done never
+ * runs).  TG_OK or TG_E_NOMEM.
+ */
+int tg_pipeline_ask(void *pipeline, const char *system, const char *prompt,
+                    void (*done)(void *arg, int err, const char *text, const char *model),
+                    void *arg, void **call);
+void tg_pipeline_ask_cancel(void *call);
+
 /* The client of a turn left: the ladder stops (no further attempts) and
  * the turn ends as an error once its stage resumes. */
 void tg_turn_client_gone(struct tg_turn *t);

@@ -79,7 +79,7 @@ static int64_t duration_of(struct ld *l, const json_t *obj, const char *key, con
 
 static const char *const kind_names[] = {
     [TG_WF_TOOL] = "tool",     [TG_WF_DECIDE] = "decide", [TG_WF_SEARCH] = "search",
-    [TG_WF_REVIEW] = "review", [TG_WF_REPLY] = "reply",
+    [TG_WF_REVIEW] = "review", [TG_WF_REPLY] = "reply",   [TG_WF_MODEL] = "model",
 };
 
 static const char *const op_names[] = {
@@ -177,6 +177,7 @@ static void load_step(struct ld *l, const json_t *s, size_t i, const json_t *lis
     static const char *const search_keys[] = {"query", "top_k"};
     static const char *const review_keys[] = {"queue", "question", "draft", "attestations", "sla"};
     static const char *const reply_keys[] = {"text"};
+    static const char *const model_keys[] = {"prompt", "system"};
     char where[64];
     snprintf(where, sizeof(where), "steps[%zu]", i);
     st->line = tg_config_lines_elem(l->lines, list, i);
@@ -193,14 +194,16 @@ static void load_step(struct ld *l, const json_t *s, size_t i, const json_t *lis
         err(l,
             tg_config_lines_key(l->lines, s, "kind") ? tg_config_lines_key(l->lines, s, "kind")
                                                      : st->line,
-            "%s.kind must be one of tool, decide, search, review, reply, not '%s'", where, kind);
+            "%s.kind must be one of tool, decide, search, review, reply, model, not '%s'", where,
+            kind);
         return;
     }
     st->kind = (enum tg_wf_kind)k;
-    const char *const *keys[] = {tool_keys, decide_keys, search_keys, review_keys, reply_keys};
-    const size_t nkeys[] = {TG_ARRAY_LEN(tool_keys), TG_ARRAY_LEN(decide_keys),
+    const char *const *keys[] = {tool_keys,   decide_keys, search_keys,
+                                 review_keys, reply_keys,  model_keys};
+    const size_t nkeys[] = {TG_ARRAY_LEN(tool_keys),   TG_ARRAY_LEN(decide_keys),
                             TG_ARRAY_LEN(search_keys), TG_ARRAY_LEN(review_keys),
-                            TG_ARRAY_LEN(reply_keys)};
+                            TG_ARRAY_LEN(reply_keys),  TG_ARRAY_LEN(model_keys)};
     const char *key;
     json_t *v;
     json_object_foreach((json_t *)s, key, v)
@@ -269,6 +272,10 @@ static void load_step(struct ld *l, const json_t *s, size_t i, const json_t *lis
     }
     case TG_WF_REPLY:
         st->text = str_of(l, s, "text", where, true);
+        break;
+    case TG_WF_MODEL:
+        st->prompt = str_of(l, s, "prompt", where, true);
+        st->system = str_of(l, s, "system", where, false);
         break;
     }
 }
@@ -405,7 +412,8 @@ static void check_graph(struct ld *l, const struct tg_workflow *wf)
             check_refs(l, wf, i, buf, s->line, where);
         }
         check_refs_json(l, wf, i, s->args, s->line, where);
-        const char *texts[] = {s->url, s->query, s->question, s->draft, s->text};
+        const char *texts[] = {s->url,  s->query,  s->question, s->draft,
+                               s->text, s->prompt, s->system};
         for (size_t t = 0; t < TG_ARRAY_LEN(texts); t++)
             check_refs(l, wf, i, texts[t], s->line, where);
     }
@@ -511,8 +519,8 @@ void tg_workflow_free(struct tg_workflow *wf)
             json_decref(s->cases[c].value);
         }
         tg_free(s->cases);
-        char *strs[] = {s->id,       s->next,  s->on_fail,  s->url,   s->otherwise,
-                        s->query,    s->question, s->draft, s->text, s->queue, s->tool};
+        char *strs[] = {s->id,    s->next, s->on_fail, s->url,  s->otherwise, s->query, s->question,
+                        s->draft, s->text, s->queue,   s->tool, s->prompt,    s->system};
         for (size_t k = 0; k < TG_ARRAY_LEN(strs); k++)
             tg_free(strs[k]);
         json_decref(s->args);

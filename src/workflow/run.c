@@ -41,6 +41,7 @@ struct run {
     char *payload;
     struct tg_buf resp;
     struct event *timer; /* the next step, on the loop */
+    void *ask_call;      /* a model step's call in flight (env.ask) */
     tg_wf_done_fn done;  /* the caller waiting for the run (a chat turn), told once */
     void *done_arg;
     struct run *prev, *next;
@@ -122,7 +123,7 @@ static int save(struct run *r, const char *step_id, bool durable)
     if (!rc && step_id) {
         const json_t *s = json_object_get(steps_of(r), step_id);
         const struct tg_wf_step *def = tg_workflow_step(r->wf, step_id);
-        static const char *const kinds[] = {"tool", "decide", "search", "review", "reply"};
+        static const char *const kinds[] = {"tool", "decide", "search", "review", "reply", "model"};
         char in[2 * TG_SHA256_LEN + 1], out[2 * TG_SHA256_LEN + 1];
         digest(json_object_get(s, "input"), in);
         digest(json_object_get(s, "output"), out);
@@ -187,6 +188,8 @@ static void run_free(struct run *r)
 {
     struct tg_wf_engine *e = r->e;
     tell_waiter(r); /* a run given up here: the caller goes on without it */
+    if (r->ask_call && e->env.cancel)
+        e->env.cancel(r->ask_call);
     if (r->easy) {
         tg_curlev_remove(e->cv, r->easy);
         curl_easy_cleanup(r->easy);
@@ -676,6 +679,45 @@ static void review_step(struct run *r, const struct tg_wf_step *s, json_t *ctx)
     tg_free(draft);
 }
 
+/* The ladder's answer to a model step. */
+static void asked(void *arg, int err, const char *text, const char *model)
+{
+    struct run *r = arg;
+    r->ask_call = NULL;
+    const struct tg_wf_step *s = tg_workflow_step(r->wf, tg_json_str(r->rec, "current", ""));
+    if (!s)
+        return;
+    if (err) {
+        char why[400];
+        snprintf(why, sizeof(why), "no model answered: %s",
+                 text && text[0] ? text : tg_err_str(err));
+        step_done(r, s, NULL, why, NULL);
+        return;
+    }
+    step_done(r, s, json_pack("{s:s, s:s?}", "text", text ? text : "", "model", model), NULL, NULL);
+}
+
+/* A question to the deployment's ladder (its rungs, its breakers). */
+static void model_step(struct run *r, const struct tg_wf_step *s, json_t *ctx)
+{
+    struct tg_wf_env *env = &r->e->env;
+    char *prompt = tg_wf_render(s->prompt, ctx);
+    char *system = s->system ? tg_wf_render(s->system, ctx) : NULL;
+    json_t *sr = step_rec(r, s->id);
+    int rc = prompt && sr && (!s->system || system) ? TG_OK : TG_E_NOMEM;
+    if (!rc)
+        rc = tg_json_set(sr, "input", json_pack("{s:s, s:s?}", "prompt", prompt, "system", system));
+    if (!rc && !env->ask)
+        rc = TG_E_UNAVAILABLE;
+    if (!rc)
+        rc = env->ask(env->ask_arg, system, prompt, asked, r, &r->ask_call);
+    tg_free(prompt);
+    tg_free(system);
+    if (rc)
+        step_done(r, s, NULL, rc == TG_E_UNAVAILABLE ? "no model to ask here" : tg_err_str(rc),
+                  NULL);
+}
+
 static void reply_step(struct run *r, const struct tg_wf_step *s, json_t *ctx)
 {
     char *text = tg_wf_render(s->text, ctx);
@@ -729,6 +771,9 @@ static void step_cb(evutil_socket_t fd, short what, void *arg)
         break;
     case TG_WF_REPLY:
         reply_step(r, s, ctx);
+        break;
+    case TG_WF_MODEL:
+        model_step(r, s, ctx);
         break;
     }
     json_decref(ctx);

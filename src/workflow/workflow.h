@@ -35,6 +35,10 @@
  *       attestations: [已核对保单条款]
  *       sla: 2m
  *       next: answer
+ *     - id: summary
+ *       kind: model                            # the deployment's ladder answers
+ *       system: 只根据给出的条款回答。
+ *       prompt: "条款：{{search.top}}\n问题：{{input.activity}}能否理赔？"
  *     - id: covered
  *       kind: reply
  *       text: "您的保单 {{lookup.policy}} 承保{{input.activity}}（{{lookup.clause}}）。"
@@ -87,7 +91,7 @@ struct tg_audit;
 struct tg_kb;
 struct tg_text;
 
-enum tg_wf_kind { TG_WF_TOOL, TG_WF_DECIDE, TG_WF_SEARCH, TG_WF_REVIEW, TG_WF_REPLY };
+enum tg_wf_kind { TG_WF_TOOL, TG_WF_DECIDE, TG_WF_SEARCH, TG_WF_REVIEW, TG_WF_REPLY, TG_WF_MODEL };
 
 enum tg_wf_op {
     TG_WF_EQ,
@@ -132,6 +136,8 @@ struct tg_wf_step {
     int64_t sla_ms;
     /* reply */
     char *text;
+    /* model */
+    char *prompt, *system;
 };
 
 struct tg_workflow {
@@ -203,6 +209,15 @@ struct tg_wf_env {
      * call, with the rule's attestations; refuse fails the step.  May be NULL. */
     const struct tg_policy *policy;
     struct tg_text *text; /* the same */
+    /* model steps: ask the deployment's ladder (system may be NULL); done is
+     * called once from the loop with TG_OK and the answer and the model
+     * that gave it, or an error and why; *call names the call for cancel
+     * (the engine stops).  NULL: model steps fail. */
+    int (*ask)(void *arg, const char *system, const char *prompt,
+               void (*done)(void *cbarg, int err, const char *text, const char *model),
+               void *cbarg, void **call);
+    void (*cancel)(void *call);
+    void *ask_arg;
     /* a run ended (done or failed) or waits for a person: run is its record */
     void (*on_change)(void *arg, const json_t *run);
     void *arg;

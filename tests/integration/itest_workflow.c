@@ -132,6 +132,23 @@ static struct {
     "    kind: reply\n"                                                                            \
     "    text: 理赔未获批准。\n"
 
+/* A question to the deployment's ladder (the fake upstream here). */
+#define ASK                                                                                        \
+    "name: ask_model\n"                                                                            \
+    "input: [question]\n"                                                                          \
+    "steps:\n"                                                                                     \
+    "  - id: think\n"                                                                              \
+    "    kind: model\n"                                                                            \
+    "    system: 只根据条款回答。\n"                                                       \
+    "    prompt: \"问题：{{input.question}}\"\n"                                                \
+    "    on_fail: sorry\n"                                                                         \
+    "  - id: answer\n"                                                                             \
+    "    kind: reply\n"                                                                            \
+    "    text: \"{{think.text}}\"\n"                                                               \
+    "  - id: sorry\n"                                                                              \
+    "    kind: reply\n"                                                                            \
+    "    text: 暂时无法回答。\n"
+
 static int setup(void **state)
 {
     (void)state;
@@ -150,20 +167,22 @@ static int setup(void **state)
     tg_h_write_file(W.dir, "chat.yaml", text, path, sizeof(path));
     snprintf(text, sizeof(text), PAY, W.up.port);
     tg_h_write_file(W.dir, "pay.yaml", text, path, sizeof(path));
+    tg_h_write_file(W.dir, "ask.yaml", ASK, path, sizeof(path));
     snprintf(W.data, sizeof(W.data), "%s/data", W.dir);
     snprintf(text, sizeof(text),
              "server:\n  listen: \"127.0.0.1:0\"\n  data_dir: %s\n"
              "auth:\n  api_keys:\n    - name: t\n      key: " KEY "\n"
              "users:\n  - name: r1\n    role: reviewer\n    token: tg-r1\n"
              "backends:\n  - name: b\n    type: builtin\n"
-             "route:\n  backend: b\n"
+             "  - name: up\n    type: openai\n    base_url: http://127.0.0.1:%d/v1\n"
+             "route:\n  backend: up\n"
              "understand:\n  policy_number: 'P[0-9]{10}'\n"
              "policies:\n  - id: claim-decisions\n    description: 理赔结论由理赔员作出\n"
              "    stage: post\n    when:\n      tool.name: [approve_claim]\n"
              "    then:\n      - human_decision:\n          queue: claims\n"
              "          attestations: [已核对理赔材料]\n"
-             "workflows: [coverage.yaml, slow.yaml, patient.yaml, chat.yaml, pay.yaml]\n",
-             W.data);
+             "workflows: [coverage.yaml, slow.yaml, patient.yaml, chat.yaml, pay.yaml, ask.yaml]\n",
+             W.data, W.up.port);
     tg_h_write_file(W.dir, "tg.yaml", text, W.cfg, sizeof(W.cfg));
     return tg_h_start_gateway(&W.gw, W.cfg, W.data);
 }
@@ -448,7 +467,7 @@ static void test_bad_requests(void **state)
     json_decref(j);
     j = call("GET", "/v1/workflows", "tg-r1", NULL, &st);
     assert_int_equal(st, 200);
-    assert_int_equal(json_array_size(json_object_get(j, "workflows")), 5);
+    assert_int_equal(json_array_size(json_object_get(j, "workflows")), 6);
     json_decref(j);
 }
 
@@ -679,6 +698,42 @@ static void test_decided_while_down(void **state)
     json_decref(r);
 }
 
+/* A model step asks the deployment's ladder; a failing upstream takes the
+ * step's fallback. */
+static void test_model_step(void **state)
+{
+    (void)state;
+    char id[64];
+    long st;
+    tg_h_upstream_control(W.up.port, "reset", "{}");
+    json_t *j = call("POST", "/v1/workflows/ask_model/runs", KEY,
+                     "{\"input\":{\"question\":\"滑雪能赔吗\"}}", &st);
+    assert_int_equal(st, 201);
+    tg_strlcpy(id, tg_json_str(j, "id", ""), sizeof(id));
+    json_decref(j);
+    json_t *r = settled(id, 5000);
+    assert_string_equal(tg_json_str(r, "state", ""), "done");
+    assert_string_equal(tg_json_str(r, "reply", ""), "fake answer to: 问题：滑雪能赔吗");
+    json_decref(r);
+    /* the upstream's last request had the system prompt first */
+    json_t *stats = tg_h_upstream_stats(W.up.port);
+    const json_t *msgs = json_object_get(json_object_get(stats, "last_request"), "messages");
+    assert_string_equal(tg_json_str(json_array_get(msgs, 0), "content", ""), "只根据条款回答。");
+    json_decref(stats);
+
+    assert_int_equal(tg_h_upstream_control(W.up.port, "default", "{\"status\":500}"), 0);
+    j = call("POST", "/v1/workflows/ask_model/runs", KEY, "{\"input\":{\"question\":\"x\"}}", &st);
+    tg_strlcpy(id, tg_json_str(j, "id", ""), sizeof(id));
+    json_decref(j);
+    r = settled(id, 10000);
+    assert_string_equal(tg_json_str(r, "reply", ""), "暂时无法回答。");
+    assert_non_null(
+        strstr(tg_json_str(json_object_get(json_object_get(r, "steps"), "think"), "error", ""),
+               "no model answered"));
+    json_decref(r);
+    tg_h_upstream_control(W.up.port, "reset", "{}");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -689,6 +744,7 @@ int main(void)
         cmocka_unit_test(test_chat_turn_runs_the_workflow),
         cmocka_unit_test(test_deciding_tool_waits_for_a_person),
         cmocka_unit_test(test_decided_while_down),
+        cmocka_unit_test(test_model_step),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -123,7 +123,7 @@ static void test_load_errors(void **state)
         "bad.yaml:9: steps[1]: the id 'a' is used by steps[0] too",
         "bad.yaml:9: steps[1] refers to 'later', which is neither input nor an earlier step",
         "bad.yaml:12: unknown key 'query' in steps[1] (a reply step)",
-        "bad.yaml:14: steps[2].kind must be one of tool, decide, search, review, reply",
+        "bad.yaml:14: steps[2].kind must be one of tool, decide, search, review, reply, model",
         "steps[3].cases[0].when needs exactly one of eq",
         "bad.yaml:19: steps[4]: 'end' is reserved",
     };
