@@ -172,7 +172,7 @@ static bool allowed(const char *k, const char *const *keys, size_t n)
 static void load_step(struct ld *l, const json_t *s, size_t i, const json_t *list,
                       struct tg_wf_step *st)
 {
-    static const char *const tool_keys[] = {"tool", "url", "args", "timeout", "retries"};
+    static const char *const tool_keys[] = {"tool", "url", "args", "headers", "timeout", "retries"};
     static const char *const decide_keys[] = {"cases", "otherwise"};
     static const char *const search_keys[] = {"query", "top_k"};
     static const char *const review_keys[] = {"queue", "question", "draft", "attestations", "sla"};
@@ -228,6 +228,20 @@ static void load_step(struct ld *l, const json_t *s, size_t i, const json_t *lis
         st->args = a ? json_deep_copy(a) : json_object();
         if (!st->args)
             l->rc = TG_E_NOMEM;
+        const json_t *hd = json_object_get(s, "headers");
+        const char *hk;
+        json_t *hv;
+        if (hd && !json_is_object(hd))
+            err(l, tg_config_lines_key(l->lines, s, "headers"),
+                "%s.headers must be a mapping of header names to values", where);
+        json_object_foreach((json_t *)hd, hk, hv)
+        {
+            bool name_ok = hk[0] != '\0' && strcspn(hk, " \t\r\n:") == strlen(hk);
+            if (!name_ok || !json_is_string(hv) || strpbrk(json_string_value(hv), "\r\n"))
+                err(l, tg_config_lines_key(l->lines, hd, hk),
+                    "%s.headers.%s must be a header name with a one-line string value", where, hk);
+        }
+        st->headers = json_is_object(hd) ? json_deep_copy(hd) : NULL;
         st->timeout_ms = duration_of(l, s, "timeout", where, DEFAULT_TIMEOUT_MS);
         const json_t *r = json_object_get(s, "retries");
         st->retries = r ? (long)json_integer_value(r) : 0;
@@ -434,6 +448,13 @@ int tg_workflow_load(const char *path, struct tg_workflow **out, json_t *errs)
     int rc = tg_config_parse_yaml(path, &root, &lines, errs);
     if (rc)
         return rc;
+    /* ${NAME} from the environment, as in the config: tool addresses, tokens */
+    rc = tg_config_expand_env(root, lines, path, errs);
+    if (rc) {
+        json_decref(root);
+        tg_config_lines_free(lines);
+        return rc;
+    }
     struct ld l = {.path = path, .lines = lines, .errs = errs};
     tg_buf_init(&bytes, TG_BUF_UNLIMITED);
     wf = tg_calloc(1, sizeof(*wf));
@@ -524,6 +545,7 @@ void tg_workflow_free(struct tg_workflow *wf)
         for (size_t k = 0; k < TG_ARRAY_LEN(strs); k++)
             tg_free(strs[k]);
         json_decref(s->args);
+        json_decref(s->headers);
         json_decref(s->attestations);
     }
     tg_free(wf->steps);

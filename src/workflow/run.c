@@ -414,6 +414,31 @@ static void tool_call(struct run *r, const struct tg_wf_step *s, const json_t *i
     r->hdrs = r->hdrs ? curl_slist_append(r->hdrs, h) : NULL;
     snprintf(h, sizeof(h), "X-Trustgate-Workflow-Run: %s", r->id);
     r->hdrs = r->hdrs ? curl_slist_append(r->hdrs, h) : NULL;
+    /* the step's own headers (a token): rendered for the call, never stored */
+    json_t *ctx = s->headers ? context(r) : NULL;
+    json_t *hd = ctx ? tg_wf_render_json(s->headers, ctx) : NULL;
+    const char *name;
+    json_t *v;
+    bool all = !s->headers || hd;
+    json_object_foreach(hd, name, v)
+    {
+        struct tg_buf line;
+        struct curl_slist *more = NULL;
+        tg_buf_init(&line, 8192);
+        if (all && r->hdrs && tg_buf_printf(&line, "%s: %s", name, json_string_value(v)) == TG_OK)
+            more = curl_slist_append(r->hdrs, line.data);
+        if (more)
+            r->hdrs = more;
+        else
+            all = false;
+        tg_buf_free(&line);
+    }
+    json_decref(hd);
+    json_decref(ctx);
+    if (!all) { /* the call does not go without its headers */
+        curl_slist_free_all(r->hdrs);
+        r->hdrs = NULL;
+    }
     r->easy = r->payload && r->hdrs ? curl_easy_init() : NULL;
     if (!r->easy) {
         step_done(r, s, NULL, "out of memory", NULL);

@@ -15,6 +15,7 @@
  *       kind: tool                             # POST JSON to url
  *       url: http://127.0.0.1:9000/policies/lookup
  *       args: {policy: "{{input.policy_number}}"}
+ *       headers: {Authorization: "Bearer ${POLICY_TOKEN}"}   # ${ENV} as in the config
  *       timeout: 2s                            # per attempt
  *       retries: 1                             # attempts after the first
  *       on_fail: ask_person                    # the fallback step
@@ -120,7 +121,8 @@ struct tg_wf_step {
     /* tool */
     char *tool; /* the name policy rules match (tool.name); default the step's id */
     char *url;
-    json_t *args; /* a JSON template */
+    json_t *args;    /* a JSON template */
+    json_t *headers; /* {name: template} sent with the call (a token), or NULL */
     int64_t timeout_ms;
     long retries;
     /* decide */

@@ -91,6 +91,7 @@ static struct {
     "    kind: tool\n"                                                                             \
     "    url: http://127.0.0.1:%d/tools/policy_lookup\n"                                           \
     "    args: {policy: \"{{input.policy_number}}\"}\n"                                            \
+    "    headers: {Authorization: \"Bearer ${TG_TEST_TOOL_TOKEN}\"}\n"                             \
     "  - id: check\n"                                                                              \
     "    kind: decide\n"                                                                           \
     "    cases:\n"                                                                                 \
@@ -154,6 +155,7 @@ static int setup(void **state)
     (void)state;
     char text[4096], path[256];
     memset(&W, 0, sizeof(W));
+    setenv("TG_TEST_TOOL_TOKEN", "s3cret-tool", 1); /* the chat workflow's tool token */
     if (!tg_h_tmpdir(W.dir, sizeof(W.dir)) || tg_h_start_upstream(&W.up, W.dir))
         return -1;
     snprintf(text, sizeof(text), COVERAGE, "coverage_check", W.up.port, "", "2s");
@@ -522,12 +524,19 @@ static void test_chat_turn_runs_the_workflow(void **state)
     const json_t *tg = json_object_get(j, "trustgate");
     assert_string_equal(tg_json_str(tg, "decision", ""), "deliver");
     assert_string_equal(content(j), "不保滑雪：第七条 责任免除（四），第3页");
+    /* the tool got the step's header, its token from the environment; the run does not keep it */
+    json_t *ts = tool_stats();
+    assert_string_equal(tg_json_str(ts, "authorization", ""), "Bearer s3cret-tool");
+    json_decref(ts);
     const json_t *wf = json_object_get(tg, "workflow");
     assert_string_equal(tg_json_str(wf, "name", ""), "coverage_chat");
     assert_string_equal(tg_json_str(wf, "state", ""), "done");
     json_t *run = settled(tg_json_str(wf, "run", ""), 0);
     assert_string_equal(tg_json_str(run, "conversation_id", "x"),
                         tg_json_str(tg, "conversation_id", "y"));
+    char *dump = json_dumps(run, 0);
+    assert_null(strstr(dump, "s3cret"));
+    free(dump);
     json_decref(run);
     bool cited = false;
     size_t i;

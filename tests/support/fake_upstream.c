@@ -138,6 +138,7 @@ struct server {
     json_t *tool_done;          /* POST /tools/...: Idempotency-Key -> the answer given */
     uint64_t tool_calls;        /* requests to the tools */
     uint64_t tool_runs;         /* of them, executed (not answered from tool_done) */
+    char tool_auth[256];        /* the Authorization header of the last one, "" when none */
     struct tg_buf event;        /* the framed SSE event being built */
 };
 
@@ -2435,6 +2436,7 @@ static void control_reset(struct conn *c)
     srv->completions = 0;
     srv->tool_calls = 0;
     srv->tool_runs = 0;
+    srv->tool_auth[0] = '\0';
     json_decref(srv->tool_done);
     srv->tool_done = NULL;
     srv->embed_requests = 0;
@@ -2463,8 +2465,8 @@ static void control(struct conn *c)
     }
     if (strcmp(what, "tools") == 0) {
         send_json(c, 200,
-                  json_pack("{s:I, s:I}", "calls", (json_int_t)c->srv->tool_calls, "runs",
-                            (json_int_t)c->srv->tool_runs));
+                  json_pack("{s:I, s:I, s:s}", "calls", (json_int_t)c->srv->tool_calls, "runs",
+                            (json_int_t)c->srv->tool_runs, "authorization", c->srv->tool_auth));
         return;
     }
     if (strcmp(what, "script") && strcmp(what, "default") && strcmp(what, "reset") &&
@@ -2504,10 +2506,11 @@ static void control(struct conn *c)
  * ?delay_ms=N holds the answer back (the run happens at once).
  */
 static const char *const policies[][2] = {
-    {"P2024000001", "{\"policy\":\"P2024000001\",\"holder\":\"张三\",\"product\":\"安心意外伤害保险\","
-                  "\"year\":2024,\"coverage\":[\"意外身故\",\"意外伤残\",\"意外医疗\"],"
-                  "\"exclusions\":[\"滑雪\",\"潜水\",\"攀岩\",\"跳伞\"],"
-                  "\"clause\":\"第七条 责任免除（四）\",\"page\":3}"},
+    {"P2024000001",
+     "{\"policy\":\"P2024000001\",\"holder\":\"张三\",\"product\":\"安心意外伤害保险\","
+     "\"year\":2024,\"coverage\":[\"意外身故\",\"意外伤残\",\"意外医疗\"],"
+     "\"exclusions\":[\"滑雪\",\"潜水\",\"攀岩\",\"跳伞\"],"
+     "\"clause\":\"第七条 责任免除（四）\",\"page\":3}"},
     {"P2024000002",
      "{\"policy\":\"P2024000002\",\"holder\":\"张三\",\"product\":\"安心意外伤害保险（运动版）\","
      "\"year\":2024,\"coverage\":[\"意外身故\",\"意外医疗\",\"滑雪\",\"骑行\"],"
@@ -2527,6 +2530,8 @@ static void tool(struct conn *c)
     if (d)
         tg_parse_i64(d + strlen("delay_ms="), &delay);
     srv->tool_calls++;
+    const char *auth = find_header(c, "authorization");
+    tg_strlcpy(srv->tool_auth, auth ? auth : "", sizeof(srv->tool_auth));
     if (!srv->tool_done)
         srv->tool_done = json_object();
     const json_t *seen = key ? json_object_get(srv->tool_done, key) : NULL;

@@ -148,6 +148,51 @@ static void test_load_errors(void **state)
     json_decref(errs);
 }
 
+/* ${ENV} in a workflow file, as in the config: an unset one is an error at
+ * its line; a header must be one line. */
+static void test_env_and_headers(void **state)
+{
+    (void)state;
+    setenv("TG_WF_TEST_HOST", "127.0.0.1:9", 1);
+    const char *p =
+        write_wf("env.yaml", "name: env\n"
+                             "steps:\n"
+                             "  - id: call\n"
+                             "    kind: tool\n"
+                             "    url: http://${TG_WF_TEST_HOST}/t\n"
+                             "    headers: {Authorization: \"Bearer ${TG_WF_TEST_TOKEN}\"}\n");
+    struct tg_workflow *wf = NULL;
+    json_t *errs = json_array();
+    unsetenv("TG_WF_TEST_TOKEN");
+    assert_int_equal(tg_workflow_load(p, &wf, errs), TG_E_CONFIG);
+    char *all = json_dumps(errs, 0);
+    if (!strstr(all, "env.yaml:6:") || !strstr(all, "TG_WF_TEST_TOKEN"))
+        fail_msg("%s", all);
+    free(all);
+    json_decref(errs);
+    setenv("TG_WF_TEST_TOKEN", "tok", 1);
+    errs = json_array();
+    assert_int_equal(tg_workflow_load(p, &wf, errs), TG_OK);
+    assert_string_equal(wf->steps[0].url, "http://127.0.0.1:9/t");
+    assert_string_equal(tg_json_str(wf->steps[0].headers, "Authorization", ""), "Bearer tok");
+    tg_workflow_free(wf);
+    json_decref(errs);
+    p = write_wf("hdr.yaml", "name: hdr\n"
+                             "steps:\n"
+                             "  - id: call\n"
+                             "    kind: tool\n"
+                             "    url: http://x/t\n"
+                             "    headers: {\"Bad Name\": v, X-Ok: 3}\n");
+    errs = json_array();
+    assert_int_equal(tg_workflow_load(p, &wf, errs), TG_E_CONFIG);
+    all = json_dumps(errs, 0);
+    if (!strstr(all, "steps[0].headers.Bad Name must be") ||
+        !strstr(all, "steps[0].headers.X-Ok must be"))
+        fail_msg("%s", all);
+    free(all);
+    json_decref(errs);
+}
+
 static void test_templates(void **state)
 {
     (void)state;
@@ -220,9 +265,8 @@ static void test_conditions(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_load_defaults),
-        cmocka_unit_test(test_load_errors),
-        cmocka_unit_test(test_templates),
+        cmocka_unit_test(test_load_defaults),   cmocka_unit_test(test_load_errors),
+        cmocka_unit_test(test_env_and_headers), cmocka_unit_test(test_templates),
         cmocka_unit_test(test_conditions),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
