@@ -337,7 +337,9 @@ static void workflow_cb(void *arg, const json_t *run)
 /* A workflow whose trigger the turn meets: started, the turn waits for it. */
 static bool start_workflow(struct tg_turn *t)
 {
-    json_t *facts = t->p->workflows ? turn_facts(t) : NULL, *input = NULL;
+    if (!tg_wf_may_trigger(t->p->workflows, t->understand.intent))
+        return false; /* most turns: nothing to make */
+    json_t *facts = turn_facts(t), *input = NULL;
     const struct tg_workflow *wf = facts ? tg_wf_match(t->p->workflows, facts, &input) : NULL;
     char id[TG_ID_MAX], err[256];
     bool started = false;

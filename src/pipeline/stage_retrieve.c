@@ -40,19 +40,23 @@ static double share_found(struct tg_turn *t, const char *needle, size_t len, con
     return n ? (double)hit / (double)n : -1.0;
 }
 
-/* Share of the question's tokens that occur in s (folded here; the
- * question is already Simplified, and Traditional-to-Simplified
- * transliteration of a passage is the costly part), or of s's tokens that
- * occur in the question (inverse): how much of a key the customer said. */
-static double share(struct tg_turn *t, const char *s, bool inverse)
+/* Share of the tokens of q (normalized; NULL: the question) that occur in
+ * s (folded here; the question is already Simplified, and
+ * Traditional-to-Simplified transliteration of a passage is the costly
+ * part), or of s's tokens that occur in the question (inverse): how much of
+ * a key the customer said. */
+static double share(struct tg_turn *t, const char *s, const char *q, bool inverse)
 {
     struct tg_buf norm;
     double r = -1.0;
+    size_t qlen = q ? strlen(q) : t->understand.norm_len;
+    if (!q)
+        q = t->understand.norm_text;
     tg_buf_init(&norm, 1u << 22);
-    if (s && s[0] && t->understand.norm_text &&
-        tg_text_normalize(t->p->text, s, strlen(s), 0, &norm) == TG_OK && norm.data)
+    if (s && s[0] && q && tg_text_normalize(t->p->text, s, strlen(s), 0, &norm) == TG_OK &&
+        norm.data)
         r = inverse ? share_found(t, norm.data, norm.len, t->understand.norm_text)
-                    : share_found(t, t->understand.norm_text, t->understand.norm_len, norm.data);
+                    : share_found(t, q, qlen, norm.data);
     tg_buf_free(&norm);
     return r < 0 ? 0.0 : r;
 }
@@ -111,9 +115,9 @@ static int features(struct tg_turn *t, const struct tg_kb_chunk *c, double rel, 
     f[0] = rel;
     f[1] = match;
     f[2] = c->question != NULL;
-    f[3] = share(t, c->text, false);
-    f[4] = share(t, key_line(c), true);
-    f[5] = c->question ? 0.0 : share(t, c->title, true);
+    f[3] = share(t, c->text, NULL, false);
+    f[4] = share(t, key_line(c), NULL, true);
+    f[5] = c->question ? 0.0 : share(t, c->title, NULL, true);
     return topic_intent(t, c, &f[6]);
 }
 
@@ -282,17 +286,10 @@ static int search(struct tg_turn *t)
                s2 = t->retrieve.n_evidence > 1 ? t->retrieve.evidence[1].score : 0;
         t->retrieve.query_coverage = t->retrieve.evidence[0].features[3];
         /* a story around the question lowers the share: the focus's share counts too */
-        struct tg_buf norm;
-        tg_buf_init(&norm, 1u << 22);
         const char *f = tg_turn_focus(t);
-        const char *text = t->retrieve.evidence[0].text;
-        if (f && f[0] && text &&
-            tg_text_normalize(t->p->text, text, strlen(text), 0, &norm) == TG_OK && norm.data) {
-            double fs = share_found(t, f, strlen(f), norm.data);
-            if (fs > t->retrieve.query_coverage)
-                t->retrieve.query_coverage = fs;
-        }
-        tg_buf_free(&norm);
+        if (f && f[0])
+            t->retrieve.query_coverage = TG_MAX(t->retrieve.query_coverage,
+                                                share(t, t->retrieve.evidence[0].text, f, false));
         t->retrieve.retrieval_lead = s1 > 0 ? (s1 - s2) / s1 : 0;
     }
     return rc;

@@ -249,12 +249,6 @@ static void schedule(struct run *r, int64_t ms)
     evtimer_add(r->timer, &tv);
 }
 
-static void notify(struct run *r)
-{
-    if (r->e->env.on_change)
-        r->e->env.on_change(r->e->env.arg, r->rec);
-}
-
 /* The run ends: done or failed (error says why). */
 static void finish(struct run *r, const char *error)
 {
@@ -267,7 +261,6 @@ static void finish(struct run *r, const char *error)
         save(r, NULL, true);
     tg_info("workflow run %s (%s): %s%s", r->id, r->wf->name, error ? "failed: " : "done",
             error ? error : "");
-    notify(r);
     tell_waiter(r);
     run_free(r);
 }
@@ -386,7 +379,6 @@ static void ask_person(struct run *r, const struct tg_wf_step *s, const struct a
                 rid);
         if (env->sla && tg_review_sla_track(env->sla, rid, now + a->sla_ms))
             tg_error("workflow run %s: review %s: its deadline is not armed", r->id, rid);
-        notify(r);
         tell_waiter(r);
     }
     run_free(r);
@@ -824,14 +816,6 @@ const struct tg_workflow *tg_wf_at(const struct tg_wf_engine *e, size_t i)
     return e && i < e->n ? e->wfs[i] : NULL;
 }
 
-size_t tg_wf_active(const struct tg_wf_engine *e)
-{
-    size_t n = 0;
-    for (const struct run *r = e ? e->runs : NULL; r; r = r->next)
-        n++;
-    return n;
-}
-
 /* Take up a stored record that is running (here or after a restart). */
 static void take_up(struct tg_wf_engine *e, json_t *rec)
 {
@@ -989,16 +973,32 @@ int tg_wf_start_waiting(struct tg_wf_engine *e, const char *name, const json_t *
 }
 
 /* Does the turn meet wf's trigger? */
-static bool triggered(const struct tg_workflow *wf, const json_t *facts)
+/* Does wf's trigger take turns of this intent (one it names, or any)? */
+static bool takes_intent(const struct tg_workflow *wf, const char *have)
 {
-    const json_t *t = wf->trigger, *turn = json_object_get(facts, "turn");
-    const json_t *intent = json_object_get(t, "intent");
-    const char *text = tg_json_str(turn, "text", ""), *have = tg_json_str(turn, "intent", "");
+    const json_t *intent = json_object_get(wf->trigger, "intent");
     size_t i;
     json_t *e;
     bool named = !intent || (json_is_string(intent) && !strcmp(json_string_value(intent), have));
     json_array_foreach(intent, i, e) named = named || !strcmp(json_string_value(e), have);
-    if (!t || !named)
+    return wf->trigger && named;
+}
+
+bool tg_wf_may_trigger(const struct tg_wf_engine *e, const char *intent)
+{
+    for (size_t i = 0; e && i < e->n; i++)
+        if (takes_intent(e->wfs[i], intent ? intent : ""))
+            return true;
+    return false;
+}
+
+static bool triggered(const struct tg_workflow *wf, const json_t *facts)
+{
+    const json_t *t = wf->trigger, *turn = json_object_get(facts, "turn");
+    const char *text = tg_json_str(turn, "text", "");
+    size_t i;
+    json_t *e;
+    if (!takes_intent(wf, tg_json_str(turn, "intent", "")))
         return false;
     json_array_foreach(json_object_get(t, "entities"), i, e)
     {

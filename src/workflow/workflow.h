@@ -220,9 +220,6 @@ struct tg_wf_env {
                void *cbarg, void **call);
     void (*cancel)(void *call);
     void *ask_arg;
-    /* a run ended (done or failed) or waits for a person: run is its record */
-    void (*on_change)(void *arg, const json_t *run);
-    void *arg;
 };
 
 /*
@@ -267,6 +264,9 @@ int tg_wf_start_waiting(struct tg_wf_engine *e, const char *name, const json_t *
  */
 const struct tg_workflow *tg_wf_match(const struct tg_wf_engine *e, const json_t *facts,
                                       json_t **input);
+/* Whether some trigger takes turns of this intent: the turn's facts are
+ * worth making (a cheap test for every turn). */
+bool tg_wf_may_trigger(const struct tg_wf_engine *e, const char *intent);
 /* The stored record of run id (a new reference), or NULL. */
 json_t *tg_wf_run_get(struct tg_store *st, const char *id);
 /*
@@ -275,7 +275,5 @@ json_t *tg_wf_run_get(struct tg_store *st, const char *id);
  * output ({state, action, answer, actor}) and goes on.
  */
 void tg_wf_review_settled(struct tg_wf_engine *e, const json_t *task);
-/* Runs in flight on this node (started and not yet waiting or ended). */
-size_t tg_wf_active(const struct tg_wf_engine *e);
 
 #endif

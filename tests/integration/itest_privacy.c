@@ -55,17 +55,9 @@ static const char *sla_config =
 static json_t *call(int port, const char *method, const char *path, const char *token,
                     const char *body, long *status)
 {
-    char url[256], auth[128];
-    struct tg_h_resp r;
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-    const char *hdrs[] = {"Content-Type: application/json", auth, NULL};
-    assert_int_equal(tg_h_http(method, url, hdrs, body, body ? strlen(body) : 0, 0, &r), 0);
-    *status = r.status;
-    json_t *j = json_loads(r.body, 0, NULL);
+    json_t *j = tg_h_api(port, method, path, token, body, status);
     if (!j)
-        fail_msg("%s %s: not JSON: %s", method, path, r.body);
-    tg_h_resp_free(&r);
+        fail_msg("%s %s: %ld, not JSON", method, path, *status);
     return j;
 }
 

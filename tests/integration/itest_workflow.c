@@ -203,17 +203,9 @@ static int teardown(void **state)
 static json_t *call(const char *method, const char *path, const char *token, const char *body,
                     long *status)
 {
-    char url[512], auth[128];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", W.gw.port, path);
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-    const char *hdrs[] = {"Content-Type: application/json", token ? auth : NULL, NULL};
-    struct tg_h_resp r;
-    assert_int_equal(tg_h_http(method, url, hdrs, body, body ? strlen(body) : 0, 0, &r), 0);
-    *status = r.status;
-    json_t *j = json_loads(r.body, 0, NULL);
+    json_t *j = tg_h_api(W.gw.port, method, path, token, body, status);
     if (!j)
-        fail_msg("%s %s: %ld, not JSON: %s", method, path, r.status, r.body);
-    tg_h_resp_free(&r);
+        fail_msg("%s %s: %ld, not JSON", method, path, *status);
     return j;
 }
 

@@ -230,6 +230,25 @@ void tg_h_resp_free(struct tg_h_resp *r)
     r->body = r->headers = NULL;
 }
 
+json_t *tg_h_api(int port, const char *method, const char *path, const char *token,
+                 const char *body, long *status)
+{
+    char url[512], auth[256];
+    struct tg_h_resp r;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token ? token : "");
+    const char *hdrs[] = {"Content-Type: application/json", token ? auth : NULL, NULL};
+    *status = -1;
+    if (tg_h_http(method, url, hdrs, body, body ? strlen(body) : 0, 0, &r) != 0)
+        return NULL;
+    *status = r.status;
+    json_t *j = json_loads(r.body ? r.body : "", 0, NULL);
+    if (!j)
+        fprintf(stderr, "%s %s: %ld, not JSON: %s\n", method, path, r.status, r.body ? r.body : "");
+    tg_h_resp_free(&r);
+    return j;
+}
+
 int tg_h_chat(int port, const char *key, const char *body, struct tg_h_resp *out)
 {
     char url[128], auth[256];

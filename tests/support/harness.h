@@ -68,6 +68,13 @@ int tg_h_http(const char *method, const char *url, const char *const *headers, c
               size_t body_len, long timeout_ms, struct tg_h_resp *out);
 void tg_h_resp_free(struct tg_h_resp *r);
 
+/*
+ * One JSON call to the daemon on port with a bearer token (NULL: none): the
+ * status in *status (-1 when no answer came) and the body parsed, NULL when
+ * it is not JSON (the body is printed then).
+ */
+json_t *tg_h_api(int port, const char *method, const char *path, const char *token,
+                 const char *body, long *status);
 /* Convenience: POST JSON to the gateway's chat endpoint with the demo key. */
 int tg_h_chat(int port, const char *key, const char *body, struct tg_h_resp *out);
 /* Tell the fake upstream what to do next: POST json to /_control/<what>. */

@@ -1425,6 +1425,18 @@ static void test_postgres_reconnects(void **state)
 
 /* Two stores on one database, as two gateway nodes: their leaves make one
  * log, numbered in the order of their commits, every head right. */
+/* Two handles on one fresh PostgreSQL database, as two nodes have; skipped
+ * without a server. */
+static void two_nodes(struct env *a, struct env *b)
+{
+    if (!pg_available())
+        skip();
+    assert_int_equal(pg_init(a), 0);
+    *b = *a;
+    open_store(a);
+    open_store(b);
+}
+
 static void test_postgres_two_writers_one_log(void **state)
 {
     struct env a = {.op = &openers[1]}, b;
@@ -1432,12 +1444,7 @@ static void test_postgres_two_writers_one_log(void **state)
     uint64_t seq, idx;
     bool seen[100] = {false};
     (void)state;
-    if (!pg_available())
-        skip();
-    assert_int_equal(pg_init(&a), 0);
-    b = a;
-    open_store(&a);
-    open_store(&b);
+    two_nodes(&a, &b);
     for (int i = 0; i < 50; i++) {
         for (int k = 0; k < 2; k++) {
             struct env *e = k ? &b : &a;
@@ -1477,12 +1484,7 @@ static void test_postgres_tell(void **state)
     struct env a = {.op = &openers[1]}, b;
     char seen[128] = "", *text = NULL, *big = NULL;
     (void)state;
-    if (!pg_available())
-        skip();
-    assert_int_equal(pg_init(&a), 0);
-    b = a;
-    open_store(&a);
-    open_store(&b);
+    two_nodes(&a, &b);
     int fd = tg_store_changes_fd(b.st);
     assert_true(fd >= 0);
     assert_int_equal(tg_store_tell(a.st, "rev_t", "请致电13800138000"), TG_OK);
